@@ -408,8 +408,8 @@ export class StatementJudge {
         action,
         ...(review ? { review } : {}),
         rule: UNPARSEABLE_RULE,
-        message: `the statement could not be parsed as PostgreSQL SQL (${analysis.error})`,
-        reason: `the PostgreSQL parser rejected the SQL (${analysis.error}); the policy's "unparseable" setting is ${action}`,
+        message: `the statement could not be parsed as ${analysis.parser ?? 'PostgreSQL'} SQL (${analysis.error})`,
+        reason: `the ${analysis.parser ?? 'PostgreSQL'} parser rejected the SQL (${analysis.error}); the policy's "unparseable" setting is ${action}`,
         statements: [],
       };
     }

@@ -34,11 +34,12 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-${mysqlYaml('shop', db.port, tls).replace(', allow: { subjects: [alice] }', '')}access:
+${mysqlYaml('shop', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-ro', db.port, tls).replace(', allow: { subjects: [alice] }', '')}access:
   - { name: people, subjects: [alice], connections: [shop], mode: read-write }
+  - { name: readers, subjects: [alice], connections: [shop-ro], mode: read-only }
 statements:
   rules:
-    - { name: no-drops, match: { kinds: [drop] }, action: deny }
+    - { name: no-deletes, match: { kinds: [delete] }, action: deny, message: rows are not deleted here }
 `);
       return repo.gatewayBlock(['${env:MARIA_*}']);
     },
@@ -179,15 +180,53 @@ describe('hoop connect for a mysql connection', () => {
     }
   });
 
-  it('refuses every statement, relaying none, while a policy governs the session (MySQL statements are not judged yet)', async () => {
+  it('judges each statement by the policy as the server will read it: denied ones never reach it, whatever comment or escape hides them', async () => {
     const c = await connectMysql(governed, 'shop');
+    const run = (sql: string) => mariadb([`--defaults-extra-file=${c.info.optionFile}`, '--batch', '-e', sql]);
     try {
-      const r = await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '-e', "INSERT INTO items VALUES (12, 'unjudged')"]);
-      expect(r.code).not.toBe(0);
-      expect(r.stderr).toMatch(/ERROR 1227 .*hoop: the policy governs this session, and hoop does not yet judge or mask MySQL statements/);
-      expect((await db.sql('SELECT count(*) FROM app.items WHERE id = 12')).trim()).toBe('0');
+      expect(await run("INSERT INTO items VALUES (12, 'judged'); SELECT name FROM items WHERE id = 12")).toMatchObject({ code: 0, stdout: 'name\njudged\n' });
+      for (const hidden of [
+        'DELETE FROM items WHERE id = 12',
+        '/*!50000 DELETE FROM items WHERE id = 12 */',
+        'SELECT 1 --1; DELETE FROM items WHERE id = 12',
+        "SELECT 'a\\\\'; DELETE FROM items WHERE id = 12; -- '",
+      ]) {
+        const r = await run(hidden);
+        expect(r.code, hidden).not.toBe(0);
+        expect(r.stderr, hidden).toMatch(/ERROR 1227 .*hoop: denied by rule "no-deletes": rows are not deleted here/);
+      }
+      // A driver that sends several statements in one query: the whole query is refused, its first statement too.
+      const driver = await mysql.createConnection({
+        host: c.info.host,
+        port: c.info.port,
+        user: c.info.user,
+        password: c.info.password,
+        database: 'app',
+        ssl: { ca: readFileSync(c.info.sslCa) },
+        multipleStatements: true,
+      });
+      await expect(driver.query("UPDATE items SET name = 'first' WHERE id = 12; DELETE FROM items WHERE id = 12")).rejects.toMatchObject({ errno: 1227 });
+      await driver.end();
+      expect((await db.sql('SELECT name FROM app.items WHERE id = 12')).trim()).toBe('judged');
+      const unreadable = await run("LOAD DATA INFILE '/etc/hostname' INTO TABLE items");
+      expect(unreadable.stderr).toMatch(/ERROR 1227 .*could not be parsed as MySQL SQL/);
+      expect((await db.sql('SELECT count(*) FROM app.items WHERE id = 12')).trim()).toBe('1');
     } finally {
       await c.stop();
+    }
+    const ro = await connectMysql(governed, 'shop-ro');
+    const runRo = (sql: string) => mariadb([`--defaults-extra-file=${ro.info.optionFile}`, '--batch', '-e', sql]);
+    try {
+      expect(await runRo('SELECT count(*) AS n FROM items WHERE id = 12')).toMatchObject({ code: 0, stdout: 'n\n1\n' });
+      for (const write of ["UPDATE items SET name = 'changed' WHERE id = 12", 'SET SESSION TRANSACTION READ WRITE']) {
+        const r = await runRo(write);
+        expect(r.stderr, write).toMatch(/ERROR 1227 .*hoop: denied/);
+      }
+      // What the judge lets through, the server's session refuses too: read-only access opens it read-only.
+      expect((await runRo('SELECT @@SESSION.tx_read_only AS ro')).stdout).toBe('ro\n1\n');
+      expect((await db.sql('SELECT name FROM app.items WHERE id = 12')).trim()).toBe('judged');
+    } finally {
+      await ro.stop();
     }
   });
 });

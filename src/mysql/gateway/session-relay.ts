@@ -7,9 +7,11 @@
  * relayed both ways ({@link #relay}), the client's command by command, each recorded as it
  * crossed. The session ends once ({@link #end}).
  *
- * Statement rules, masking and read-only access are not enforced on MySQL yet: while the session
- * has any of them, every command that carries SQL is refused with the reason, never relayed
- * uninspected.
+ * A session the policy governs has each statement judged by the policy's own judge, on the MySQL
+ * reading of it (src/policy/mysql/analyze.ts: as the server lexes it under the session's
+ * `sql_mode` and character set, read at sign-in); read-only access also opens the server's session
+ * read-only. What hoop cannot apply to MySQL yet (a review, a row limit, masking of results, server
+ * timeouts) refuses the statement with the reason: nothing is relayed unjudged.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
@@ -19,12 +21,14 @@ import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
+import type { PrepassOptions } from '../../policy/mysql/prepass.js';
 import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
 import { NATIVE_PASSWORD } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, okPacket, type ErrPacket } from '../wire/results.js';
-import type { MySqlGreeted } from '../wire/client.js';
+import type { MySqlClient, MySqlGreeted } from '../wire/client.js';
 import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
 
 /** Options of the MySQL engine (./engine.ts). */
@@ -71,8 +75,21 @@ const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
   [0x1e, 'COM_BINLOG_DUMP_GTID'],
 ]);
 
-/** The commands that carry SQL or name what it reads. */
-const SQL_COMMANDS = new Set<number>([Command.QUERY, Command.STMT_PREPARE, Command.STMT_EXECUTE, Command.INIT_DB, Command.FIELD_LIST, Command.STMT_SEND_LONG_DATA]);
+/** The SQL a command asks the server to run, as the policy judges it; undefined for a command that carries none. */
+function sqlOf(code: number, payload: Buffer): string | undefined {
+  const rest = (): string => payload.toString('utf8', 1);
+  const quoted = (name: string): string => `\`${name.replace(/`/g, '``')}\``;
+  if (code === Command.QUERY || code === Command.STMT_PREPARE) return rest();
+  if (code === Command.INIT_DB) return `USE ${quoted(rest())}`;
+  if (code === Command.FIELD_LIST) {
+    const end = payload.indexOf(0, 1);
+    return `SHOW COLUMNS FROM ${quoted(payload.toString('utf8', 1, end < 0 ? payload.length : end))}`;
+  }
+  return undefined;
+}
+
+/** sql_mode flags under which MariaDB reads SQL another way than hoop's pre-pass does. */
+const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
 
 /** Every command hoop knows to be one; anything else is refused. */
 const KNOWN_COMMANDS = new Set<number>([...Object.values(Command), Command.STATISTICS]);
@@ -107,6 +124,8 @@ export class MysqlSessionRelay {
   #detail: string | undefined;
   #resolve: (outcome: SessionOutcome) => void = () => undefined;
   #finished = false;
+  /** How the session's SQL is read, when the policy governs it (else statements relay unjudged); `unreadable` when it cannot be. */
+  #governed: { options: PrepassOptions; unreadable?: string } | undefined;
   readonly #onAbort = (): void => this.#aborted();
 
   constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions) {
@@ -206,9 +225,34 @@ export class MysqlSessionRelay {
       charset: hello.charset,
       attributes: { ...passed, hoop_session: id },
     });
+    const { judge, masking, readOnly, limits } = this.#session;
+    if (judge || masking || readOnly || limits) await this.#govern(client, agreed);
     this.#session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
     this.#session.report?.signedIn({ role: connection.user, database: connection.database });
     return client.release();
+  }
+
+  /**
+   * Reads how the server will lex the session's SQL (its `sql_mode` and the client's character
+   * set), and opens read-only access's session read-only, before the client's first command.
+   */
+  async #govern(client: MySqlClient, agreed: number): Promise<void> {
+    await loadMysqlParser();
+    const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client');
+    const [mode = '', charset = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
+    const modes = mode.toUpperCase().split(',');
+    const odd = UNREADABLE_MODES.find((m) => modes.includes(m));
+    this.#governed = {
+      options: {
+        ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'),
+        noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'),
+        singleByte: !charset.startsWith('utf8'),
+        multiStatements: (agreed & Cap.MULTI_STATEMENTS) !== 0,
+      },
+      ...(odd ? { unreadable: `the server's sql_mode has ${odd}, under which it reads SQL another way` } : {}),
+      ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
+    };
+    if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
   }
 
   /** The command phase: the client's packets judged command by command, the server's relayed as they come; both recorded. */
@@ -262,7 +306,7 @@ export class MysqlSessionRelay {
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#end('client-terminated');
     recording?.stream.record(CLIENT_PACKET, Date.now(), p.payload, 0, p.payload.length);
-    const refusal = this.#refusalOf(code);
+    const refusal = this.#refusalOf(code, p.payload);
     if (refusal) {
       recording?.stream.event({ t: 'decision', at: Date.now(), action: 'deny', rule: refusal.rule, reason: refusal.reason });
       recording?.notes?.refused();
@@ -277,17 +321,33 @@ export class MysqlSessionRelay {
   }
 
   /** Why command `code` may not run on this session; undefined when it may. */
-  #refusalOf(code: number): { rule: string; reason: string } | undefined {
-    const { judge, masking, readOnly } = this.#session;
+  #refusalOf(code: number, payload: Buffer): { rule: string; reason: string } | undefined {
     const named = REFUSED_COMMANDS.get(code);
     if (named) return { rule: 'hoop:mysql-command', reason: `${named} is not relayed` };
     if (!KNOWN_COMMANDS.has(code)) return { rule: 'hoop:mysql-command', reason: `command 0x${code.toString(16)} is not one hoop relays` };
-    if (SQL_COMMANDS.has(code) && (judge || masking || readOnly)) {
-      return {
-        rule: 'hoop:mysql-policy',
-        reason:
-          'the policy governs this session, and hoop does not yet judge or mask MySQL statements: nothing is relayed uninspected (use a connection without statement rules, masking or read-only access)',
-      };
+    const governed = this.#governed;
+    if (!governed) return undefined;
+    if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
+    const sql = sqlOf(code, payload);
+    return sql === undefined ? undefined : this.#judged(sql, governed);
+  }
+
+  /** The policy's verdict on `sql`, as a refusal; undefined when it may run as hoop relays MySQL today. */
+  #judged(sql: string, governed: { options: PrepassOptions; unreadable?: string }): { rule: string; reason: string } | undefined {
+    const { judge, masking, limits } = this.#session;
+    if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
+    if (limits && Object.keys(limits).length > 0) return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop does not yet apply to MySQL sessions' };
+    const analysis = analyzeMysql(sql, governed.options);
+    const verdict = judge ? judge.judge(sql, analysis) : undefined;
+    if (verdict && verdict.action !== 'allow') {
+      const by = verdict.rule ? `by rule "${verdict.rule}"` : 'by the policy';
+      if (verdict.action === 'deny') return { rule: verdict.rule ?? 'policy', reason: `denied ${by}: ${verdict.message ?? verdict.reason}` };
+      return { rule: verdict.rule ?? 'policy', reason: `held for review ${by}, which hoop does not do on MySQL sessions yet: ${verdict.message ?? verdict.reason}` };
+    }
+    if (!analysis.ok) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
+    if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
+    if (masking && analysis.statements.some((s) => s.kinds.some((k) => k === 'select' || k === 'explain' || k === 'call'))) {
+      return { rule: 'hoop:mysql-masking', reason: 'the policy masks results for you, and hoop does not yet mask MySQL results' };
     }
     return undefined;
   }

@@ -350,4 +350,9 @@ export type Analysis =
        */
       literalSensitive?: boolean;
     }
-  | { ok: false; error: string };
+  | {
+      ok: false;
+      error: string;
+      /** Whose SQL it could not be read as (default PostgreSQL). */
+      parser?: 'PostgreSQL' | 'MySQL';
+    };
