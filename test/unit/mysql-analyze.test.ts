@@ -1,0 +1,101 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { StatementJudge } from '../../src/policy/decide.js';
+import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
+import type { Analysis, StatementFacts } from '../../src/policy/sql/analyze/facts.js';
+import { emptyPolicy } from '../harness/policy.js';
+
+beforeAll(async () => {
+  await loadMysqlParser();
+});
+
+const facts = (sql: string, multi = false): StatementFacts[] => {
+  const a: Analysis = analyzeMysql(sql, { multiStatements: multi });
+  if (!a.ok) throw new Error(a.error);
+  return a.statements;
+};
+const one = (sql: string): StatementFacts => facts(sql)[0]!;
+
+describe('MySQL statements as the policy judges them', () => {
+  it('gives each statement its kinds, including what REPLACE and ON DUPLICATE KEY UPDATE also do', () => {
+    const kinds: Array<[string, string[]]> = [
+      ['SELECT a FROM t', ['select']],
+      ['SHOW TABLES', ['select']],
+      ['DESCRIBE t', ['select']],
+      ["INSERT INTO t VALUES (1, 'a')", ['insert']],
+      ["REPLACE INTO t VALUES (1, 'a')", ['insert', 'delete']],
+      ["INSERT INTO t VALUES (1, 'a') ON DUPLICATE KEY UPDATE v = 'b'", ['insert', 'update']],
+      ['UPDATE t SET v = 1 WHERE id = 2', ['update']],
+      ['DELETE FROM t WHERE id = 2', ['delete']],
+      ['TRUNCATE t', ['truncate']],
+      ['DROP TABLE t', ['drop']],
+      ['CREATE TABLE u (id int)', ['create']],
+      ['ALTER TABLE t ADD COLUMN w int', ['alter']],
+      ['GRANT SELECT ON app.* TO x', ['grant']],
+      ['CALL p()', ['call']],
+      ['LOCK TABLES t WRITE', ['lock']],
+      ['START TRANSACTION', ['transaction']],
+      ['SET autocommit = 0', ['set']],
+      ['SET GLOBAL max_connections = 10', ['alter']],
+      ['SET @@global.max_connections = 10', ['alter']],
+    ];
+    for (const [sql, want] of kinds) expect(one(sql).kinds, sql).toEqual(want);
+  });
+
+  it('names the tables and functions, qualified as written and lower-case', () => {
+    expect(one('SELECT f(a), COUNT(*) FROM App.T JOIN u ON 1').tables).toEqual(['app.t', 'u']);
+    expect(one('SELECT f(a), COUNT(*) FROM App.T JOIN u ON 1').functions).toEqual(['f', 'count']);
+    expect(one('DELETE t FROM t JOIN `we``ird` w ON t.id = w.id').tables).toEqual(expect.arrayContaining(['t', 'we`ird']));
+    expect(one('UPDATE t SET v = (SELECT max(v) FROM s)').tables).toEqual(['t', 's']);
+  });
+
+  it('marks a write whose WHERE cannot restrict it', () => {
+    expect(one('DELETE FROM t').missingWhere).toBe(true);
+    expect(one('DELETE FROM t WHERE 1 = 1').missingWhere).toBe(true);
+    expect(one('UPDATE t SET v = 1').missingWhere).toBe(true);
+    expect(one('DELETE FROM t WHERE id = 1').missingWhere).toBe(false);
+  });
+
+  it('tells read-write transactions and what changes how later text is read', () => {
+    expect(one('SET SESSION TRANSACTION READ WRITE').readWrite).toBe(true);
+    expect(one('START TRANSACTION READ WRITE').readWrite).toBe(true);
+    expect(one('SET tx_read_only = 0').readWrite).toBe(true);
+    expect(one('START TRANSACTION READ ONLY').readWrite).toBe(false);
+    expect(one("SET sql_mode = 'ANSI_QUOTES'").changesLexing).toBe(true);
+    expect(one('SET NAMES gbk').changesLexing).toBe(true);
+    expect(one('SET NAMES utf8mb4').changesLexing).toBe(false);
+    expect(one('SET character_set_client = sjis').changesLexing).toBe(true);
+  });
+
+  it('reads what the server runs, or says why it cannot', () => {
+    expect(facts('/*!50000 DELETE FROM t */')[0]!.kinds).toEqual(['delete']);
+    expect(analyzeMysql('SELECT 1; DELETE FROM t')).toMatchObject({ ok: false, parser: 'MySQL', error: expect.stringContaining('several statements') });
+    expect(analyzeMysql("LOAD DATA INFILE 'x' INTO TABLE t")).toMatchObject({ ok: false, parser: 'MySQL' });
+    expect(analyzeMysql("SELECT 'a\\'; DELETE FROM t; -- '", { noBackslashEscapes: true, multiStatements: true })).toMatchObject({
+      ok: true,
+      statements: [{ kinds: ['select'] }, { kinds: ['delete'] }],
+    });
+  });
+
+  it('is judged by the same rules as PostgreSQL: deny, read-only, unparseable', () => {
+    const policy = emptyPolicy({
+      statements: {
+        unparseable: 'deny',
+        rules: [
+          { name: 'no-drops', match: { kinds: ['drop'] }, action: 'deny' },
+          { name: 'cards', match: { tables: ['app.cards'] }, action: 'deny' },
+        ],
+      },
+    });
+    const who = { subject: 'alice', groups: [] };
+    const rw = new StatementJudge(policy, who, 'shop', 'read-write');
+    const judged = (j: StatementJudge, sql: string) => j.judge(sql, analyzeMysql(sql, { multiStatements: true })).action;
+    expect(judged(rw, 'SELECT * FROM t')).toBe('allow');
+    expect(judged(rw, '/*!50000 DROP TABLE t */')).toBe('deny');
+    expect(judged(rw, 'SELECT * FROM App.Cards')).toBe('deny');
+    expect(judged(rw, 'HANDLER t OPEN')).toBe('deny');
+    const ro = new StatementJudge(policy, who, 'shop', 'read-only');
+    expect(judged(ro, 'SELECT * FROM t')).toBe('allow');
+    expect(judged(ro, "REPLACE INTO t VALUES (1, 'a')")).toBe('deny');
+    expect(judged(ro, 'SET SESSION TRANSACTION READ WRITE')).toBe('deny');
+  });
+});
