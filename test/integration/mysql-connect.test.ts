@@ -38,8 +38,11 @@ ${mysqlYaml('shop', db.port, tls).replace(', allow: { subjects: [alice] }', '')}
   - { name: people, subjects: [alice], connections: [shop], mode: read-write }
   - { name: readers, subjects: [alice], connections: [shop-ro], mode: read-only }
 statements:
+  reviewers:
+    - { groups: [ops], timeout: 30s }
   rules:
     - { name: no-deletes, match: { kinds: [delete] }, action: deny, message: rows are not deleted here }
+    - { name: truncates-reviewed, match: { kinds: [truncate] }, action: review, message: a second pair of eyes }
 `);
       return repo.gatewayBlock(['${env:MARIA_*}']);
     },
@@ -52,6 +55,19 @@ afterAll(async () => {
   repo?.remove();
   await db?.stop();
 });
+
+/** The id of the review of `sql` pending on `s`, as a reviewer of group ops lists it. */
+async function pendingReview(s: HoopStack, sql: string): Promise<string> {
+  return eventually(
+    async () => {
+      const r = await s.run(['review', 'ls', '--json', '--gateway', s.gateway.url, '--ca-file', s.pki.caFile], { HOOP_TOKEN: await s.token('bob', ['ops']) });
+      const found = (JSON.parse(r.stdout) as { reviews: Array<{ id: string; sql?: string }> }).reviews.find((x) => x.sql === sql);
+      expect(found, `a review of ${sql}`).toBeDefined();
+      return found!.id;
+    },
+    { timeout: 30_000, interval: 100 },
+  );
+}
 
 /** Runs the real mariadb client with `args`; resolves its exit code and output. */
 function mariadb(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -175,6 +191,32 @@ describe('hoop connect for a mysql connection', () => {
       const events = await recordingOf(lastSession('shop'));
       expect(events).toContainEqual(expect.objectContaining({ t: 'parse', sql: 'SELECT * FROM typed WHERE id = ? AND d > ?' }));
       expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['1', '12.50', '-1.25', '2026-11-27 03:04:05.123456', '0x00ff10', '18446744073709551615', null] }));
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('holds a statement for review: it reaches the server only once approved, and a denial is what the client hears', async () => {
+    await db.sql('CREATE TABLE IF NOT EXISTS app.scratch (id int); INSERT INTO app.scratch VALUES (1)');
+    const c = await connectMysql(governed, 'shop');
+    const run = (sql: string) => mariadb([`--defaults-extra-file=${c.info.optionFile}`, '--batch', '-e', sql]);
+    const decide = async (sql: string, verdict: 'approve' | 'deny') => {
+      const id = await pendingReview(governed, sql);
+      expect((await db.sql('SELECT count(*) FROM app.scratch')).trim(), 'nothing ran while held').toBe('1');
+      const r = await governed.run(['review', verdict, id, ...(verdict === 'deny' ? ['--reason', 'not today'] : []), '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], {
+        HOOP_TOKEN: await governed.token('bob', ['ops']),
+      });
+      expect(r.code, r.stderr).toBe(0);
+    };
+    try {
+      const denied = run('TRUNCATE TABLE scratch');
+      await decide('TRUNCATE TABLE scratch', 'deny');
+      expect((await denied).stderr).toMatch(/ERROR 1227 .*hoop: the review rv-\S+ ended: denied by bob \(not today\)/);
+      expect((await db.sql('SELECT count(*) FROM app.scratch')).trim()).toBe('1');
+      const approved = run('TRUNCATE scratch');
+      await decide('TRUNCATE scratch', 'approve');
+      expect(await approved).toMatchObject({ code: 0, stderr: '' });
+      expect((await db.sql('SELECT count(*) FROM app.scratch')).trim()).toBe('0');
     } finally {
       await c.stop();
     }

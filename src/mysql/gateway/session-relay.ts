@@ -10,17 +10,18 @@
  * A session the policy governs has each statement judged by the policy's own judge, on the MySQL
  * reading of it (src/policy/mysql/analyze.ts: as the server lexes it under the session's
  * `sql_mode` and character set, read at sign-in); read-only access also opens the server's session
- * read-only. What hoop cannot apply to MySQL yet (a review, a row limit, masking of results, server
+ * read-only; a statement held for review waits, the client's later commands behind it, until
+ * reviewers decide. What hoop cannot apply to MySQL yet (a row limit, masking of results, server
  * timeouts) refuses the statement with the reason: nothing is relayed unjudged.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
-import { sessionEndOf, type CloseReason, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
 import type { PrepassOptions } from '../../policy/mysql/prepass.js';
 import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
@@ -88,6 +89,9 @@ function sqlOf(code: number, payload: Buffer): string | undefined {
   return undefined;
 }
 
+/** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
+type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
+
 /** sql_mode flags under which MariaDB reads SQL another way than hoop's pre-pass does. */
 const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
 
@@ -124,6 +128,8 @@ export class MysqlSessionRelay {
   #detail: string | undefined;
   #resolve: (outcome: SessionOutcome) => void = () => undefined;
   #finished = false;
+  /** A command held for review, and the client's packets that came after it. */
+  #held: { pending: PendingReview; queued: MySqlPacket[] } | undefined;
   /** How the session's SQL is read, when the policy governs it (else statements relay unjudged); `unreadable` when it cannot be. */
   #governed: { options: PrepassOptions; unreadable?: string } | undefined;
   readonly #onAbort = (): void => this.#aborted();
@@ -266,7 +272,10 @@ export class MysqlSessionRelay {
     channel.on('data', (chunk: Buffer) => {
       this.#counts.fromClient += chunk.length;
       try {
-        for (const p of this.#clientPackets.push(chunk)) this.#command(p);
+        for (const p of this.#clientPackets.push(chunk)) {
+          if (this.#held) this.#held.queued.push(p);
+          else this.#command(p);
+        }
       } catch (err) {
         this.#end('protocol-violation', describeError(err));
       }
@@ -306,22 +315,67 @@ export class MysqlSessionRelay {
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#end('client-terminated');
     recording?.stream.record(CLIENT_PACKET, Date.now(), p.payload, 0, p.payload.length);
-    const refusal = this.#refusalOf(code, p.payload);
-    if (refusal) {
-      recording?.stream.event({ t: 'decision', at: Date.now(), action: 'deny', rule: refusal.rule, reason: refusal.reason });
-      recording?.notes?.refused();
-      this.#session.report?.refused({ action: 'deny', rule: refusal.rule, reason: refusal.reason, message: '' });
-      const err = errPacket({ ...REFUSED, message: `hoop: ${refusal.reason}` });
-      recording?.stream.record(SERVER_PACKET, Date.now(), err, 0, err.length);
-      this.#write(packet(p.next, err));
-      return;
-    }
+    const judged = this.#refusalOf(code, p.payload);
+    if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
+    if (judged) return this.#refuseCommand(p, judged, 'deny');
     if (code === Command.QUERY) recording?.notes?.sql(p.payload.toString('utf8', 1));
     this.#upstream!.write(packet(p.seq, p.payload));
   }
 
-  /** Why command `code` may not run on this session; undefined when it may. */
-  #refusalOf(code: number, payload: Buffer): { rule: string; reason: string } | undefined {
+  /** Answers command `p` with an ERR saying why hoop did not relay it (recorded and reported as the refusal it is). */
+  #refuseCommand(p: MySqlPacket, refusal: { rule: string; reason: string }, action: 'deny' | 'review'): void {
+    const { recording } = this.#session;
+    recording?.stream.event({ t: 'decision', at: Date.now(), action, rule: refusal.rule, reason: refusal.reason });
+    recording?.notes?.refused();
+    this.#session.report?.refused({ action, rule: refusal.rule, reason: refusal.reason, message: '' });
+    const err = errPacket({ ...REFUSED, message: `hoop: ${refusal.reason}` });
+    recording?.stream.record(SERVER_PACKET, Date.now(), err, 0, err.length);
+    this.#write(packet(p.next, err));
+  }
+
+  /**
+   * Holds command `p` for the review the policy asks for: nothing reaches the server, and the
+   * client's later packets wait behind it, until reviewers decide; approved, it runs as it was
+   * sent; otherwise the client hears why.
+   */
+  #hold(p: MySqlPacket, ask: ReviewAsk): void {
+    const { channel, recording } = this.#session;
+    recording?.stream.event({ t: 'decision', at: Date.now(), action: 'review', rule: ask.rule ?? 'policy', reason: ask.reason });
+    const pending = this.#session.reviews!.request(ask);
+    this.#held = { pending, queued: [] };
+    const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };
+    if (!pending.reused) channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
+    void pending.decided.then((o) => {
+      if (this.#finished) return;
+      channel.sendControl({
+        type: 'review',
+        state: o.state,
+        ...said,
+        ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}),
+      });
+      if (o.state === 'approved') this.#upstream!.write(packet(p.seq, p.payload));
+      else {
+        const why = o.state === 'denied' ? `denied by ${o.by}${o.reason ? ` (${o.reason})` : ''}` : o.state === 'expired' ? 'no reviewer decided in time' : 'withdrawn';
+        this.#refuseCommand(p, { rule: ask.rule ?? 'policy', reason: `the review ${pending.id} ended: ${why}` }, 'review');
+      }
+      const queued = this.#held?.queued ?? [];
+      this.#held = undefined;
+      try {
+        for (const [i, q] of queued.entries()) {
+          if (this.#held) {
+            (this.#held as { queued: MySqlPacket[] }).queued.push(...queued.slice(i));
+            break;
+          }
+          this.#command(q);
+        }
+      } catch (err) {
+        this.#end('protocol-violation', describeError(err));
+      }
+    });
+  }
+
+  /** Why command `code` may not run on this session, or the review it waits for; undefined when it may run. */
+  #refusalOf(code: number, payload: Buffer): Judged {
     const named = REFUSED_COMMANDS.get(code);
     if (named) return { rule: 'hoop:mysql-command', reason: `${named} is not relayed` };
     if (!KNOWN_COMMANDS.has(code)) return { rule: 'hoop:mysql-command', reason: `command 0x${code.toString(16)} is not one hoop relays` };
@@ -329,11 +383,11 @@ export class MysqlSessionRelay {
     if (!governed) return undefined;
     if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
     const sql = sqlOf(code, payload);
-    return sql === undefined ? undefined : this.#judged(sql, governed);
+    return sql === undefined ? undefined : this.#judged(sql, payload, governed);
   }
 
-  /** The policy's verdict on `sql`, as a refusal; undefined when it may run as hoop relays MySQL today. */
-  #judged(sql: string, governed: { options: PrepassOptions; unreadable?: string }): { rule: string; reason: string } | undefined {
+  /** The policy's verdict on `sql` (sent as `payload`): a refusal, a review to hold it for, or undefined when it may run. */
+  #judged(sql: string, payload: Buffer, governed: { options: PrepassOptions; unreadable?: string }): Judged {
     const { judge, masking, limits } = this.#session;
     if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
     if (limits && Object.keys(limits).length > 0) return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop does not yet apply to MySQL sessions' };
@@ -341,8 +395,20 @@ export class MysqlSessionRelay {
     const verdict = judge ? judge.judge(sql, analysis) : undefined;
     if (verdict && verdict.action !== 'allow') {
       const by = verdict.rule ? `by rule "${verdict.rule}"` : 'by the policy';
-      if (verdict.action === 'deny') return { rule: verdict.rule ?? 'policy', reason: `denied ${by}: ${verdict.message ?? verdict.reason}` };
-      return { rule: verdict.rule ?? 'policy', reason: `held for review ${by}, which hoop does not do on MySQL sessions yet: ${verdict.message ?? verdict.reason}` };
+      if (verdict.action === 'deny' || !verdict.review || !this.#session.reviews || !analysis.ok) {
+        return { rule: verdict.rule ?? 'policy', reason: `denied ${by}: ${verdict.message ?? verdict.reason}${verdict.action === 'review' ? ' (held for review, and no reviewer can be asked)' : ''}` };
+      }
+      const digest = createHash('sha256').update(payload).update('\0').update(sql).digest('hex');
+      return {
+        ask: {
+          sql,
+          digest,
+          ...(verdict.rule !== undefined && { rule: verdict.rule }),
+          ...(verdict.message !== undefined && { message: verdict.message }),
+          reason: verdict.reason,
+          settings: verdict.review,
+        },
+      };
     }
     if (!analysis.ok) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
     if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
@@ -383,6 +449,7 @@ export class MysqlSessionRelay {
   #end(why: CloseReason, what?: string): void {
     this.#reason ??= why;
     this.#detail ??= what;
+    this.#held?.pending.withdraw('session-ended');
     const up = this.#upstream;
     if (up && !up.destroyed) {
       up.end(packet(0, Buffer.from([Command.QUIT])));
