@@ -7,6 +7,10 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
+import { MySqlGreeted } from '../../src/mysql/wire/client.js';
+import { packet, PacketReader } from '../../src/mysql/wire/packets.js';
+import { parseErr } from '../../src/mysql/wire/results.js';
+import { openTunnel } from '../../src/tunnel/transport.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -213,6 +217,11 @@ describe('hoop connect for a mysql connection', () => {
       await decide('TRUNCATE TABLE scratch', 'deny');
       expect((await denied).stderr).toMatch(/ERROR 1227 .*hoop: the review rv-\S+ ended: denied by bob \(not today\)/);
       expect((await db.sql('SELECT count(*) FROM app.scratch')).trim()).toBe('1');
+      // Held statements run once: a prepared one would run as often as the client executes it.
+      const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+      await expect(driver.execute('TRUNCATE scratch')).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('send it as a query (COM_QUERY), not a prepared statement') });
+      await expect(driver.query(`SELECT '${'x'.repeat(1024 * 1024)}'`)).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('longer than the 1048576 the gateway judges') });
+      await driver.end();
       const approved = run('TRUNCATE scratch');
       await decide('TRUNCATE scratch', 'approve');
       expect(await approved).toMatchObject({ code: 0, stderr: '' });
@@ -220,6 +229,24 @@ describe('hoop connect for a mysql connection', () => {
     } finally {
       await c.stop();
     }
+  });
+
+  it('does not relay COM_RESET_CONNECTION on a governed session (the server would take a sql_mode the judge has not read)', async () => {
+    const { channel } = await openTunnel({
+      gateway: governed.gateway.url,
+      connection: 'shop',
+      token: await governed.token('alice'),
+      sessionId: 'raw-reset',
+      clientVersion: 'test',
+      ca: governed.pki.ca,
+    });
+    const client = await (await MySqlGreeted.read(channel)).signIn({ user: 'x', password: '', database: 'app' });
+    const stream = client.release();
+    const reader = new PacketReader();
+    const answer = new Promise<Buffer>((resolve) => stream.on('data', (b: Buffer) => reader.push(b).forEach((p) => resolve(p.payload))));
+    stream.write(packet(0, Buffer.from([0x1f])));
+    expect(parseErr(await answer)).toMatchObject({ code: 1227, message: expect.stringContaining('COM_RESET_CONNECTION is not relayed') });
+    stream.end();
   });
 
   it('judges each statement by the policy as the server will read it: denied ones never reach it, whatever comment or escape hides them', async () => {

@@ -89,6 +89,9 @@ function sqlOf(code: number, payload: Buffer): string | undefined {
   return undefined;
 }
 
+/** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
+const MAX_JUDGED_SQL = 1024 * 1024;
+
 /** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
 type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
 
@@ -382,7 +385,19 @@ export class MysqlSessionRelay {
     const governed = this.#governed;
     if (!governed) return undefined;
     if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
+    if (code === Command.RESET_CONNECTION) {
+      // The session would take the server's sql_mode as it is now, which the judge has not read.
+      return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
+    }
     const sql = sqlOf(code, payload);
+    if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
+    if (sql !== undefined && code === Command.STMT_PREPARE) {
+      // A prepared statement runs as often as the client executes it: one a rule holds for review is sent as a query, to run once.
+      const judged = this.#judged(sql, payload, governed);
+      return judged && 'ask' in judged
+        ? { rule: judged.ask.rule ?? 'policy', reason: `held for review: send it as a query (COM_QUERY), not a prepared statement, to wait for reviewers: ${judged.ask.message ?? judged.ask.reason}` }
+        : judged;
+    }
     return sql === undefined ? undefined : this.#judged(sql, payload, governed);
   }
 
