@@ -112,17 +112,21 @@ export async function startMariaDb(): Promise<MariaServer> {
     await pki?.cleanup();
   };
   try {
+    // A temp directory of its own: servers bootstrapping at once in the shared /tmp removed each other's temporary tables.
+    const tmp = join(root, 'tmp');
     mkdirSync(dataDir);
-    if (owner) for (const dir of [root, dataDir]) chownSync(dir, owner.uid, owner.gid);
+    mkdirSync(tmp);
+    if (owner) for (const dir of [root, dataDir, tmp]) chownSync(dir, owner.uid, owner.gid);
     pki = await createTestPki();
     const leaf = await pki.issue('mariadb', ['IP:127.0.0.1', 'DNS:localhost']);
     if (owner) chownSync(leaf.keyFile, owner.uid, owner.gid);
-    await run('/usr/bin/mariadb-install-db', ['--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=socket', '--skip-test-db', '--skip-name-resolve']);
+    await run('/usr/bin/mariadb-install-db', ['--no-defaults', `--datadir=${dataDir}`, `--tmpdir=${tmp}`, '--auth-root-authentication-method=socket', '--skip-test-db', '--skip-name-resolve']);
     const port = await freePort();
     const args = [
       '--no-defaults',
       `--datadir=${dataDir}`,
       `--socket=${socket}`,
+      `--tmpdir=${tmp}`,
       `--port=${port}`,
       '--bind-address=127.0.0.1',
       `--pid-file=${join(root, 'pid')}`,

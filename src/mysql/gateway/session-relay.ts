@@ -425,9 +425,10 @@ export class MysqlSessionRelay {
         },
       };
     }
-    if (!analysis.ok) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
+    // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
+    if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
     if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
-    if (masking && analysis.statements.some((s) => s.kinds.some((k) => k === 'select' || k === 'explain' || k === 'call'))) {
+    if (masking && (!analysis.ok || analysis.statements.some((s) => s.kinds.some((k) => k === 'select' || k === 'explain' || k === 'call')))) {
       return { rule: 'hoop:mysql-masking', reason: 'the policy masks results for you, and hoop does not yet mask MySQL results' };
     }
     return undefined;
