@@ -7,29 +7,24 @@
  * relayed both ways ({@link #relay}), the client's command by command, each recorded as it
  * crossed. The session ends once ({@link #end}).
  *
- * A session the policy governs has each statement judged by the policy's own judge, on the MySQL
- * reading of it (src/policy/mysql/analyze.ts: as the server lexes it under the session's
- * `sql_mode` and character set, read at sign-in); read-only access also opens the server's session
- * read-only; a statement held for review waits, the client's later commands behind it, until
- * reviewers decide. What hoop cannot apply to MySQL yet (a row limit, masking of results, server
- * timeouts) refuses the statement with the reason: nothing is relayed unjudged.
+ * Each command is judged (./command-judge.ts: the policy's judge on the MySQL reading of its
+ * SQL); a refused one is answered with an ERR, and one held for review waits, the client's later
+ * commands behind it, until reviewers decide.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
-import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
-import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
-import type { PrepassOptions } from '../../policy/mysql/prepass.js';
 import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
-import { NATIVE_PASSWORD } from '../wire/auth.js';
+import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, okPacket, type ErrPacket } from '../wire/results.js';
-import type { MySqlClient, MySqlGreeted } from '../wire/client.js';
+import type { MySqlGreeted } from '../wire/client.js';
+import { CommandJudge } from './command-judge.js';
 import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
 
 /** Options of the MySQL engine (./engine.ts). */
@@ -65,42 +60,6 @@ export const RELAYED_CAPABILITIES =
   Cap.SESSION_TRACK |
   Cap.DEPRECATE_EOF;
 
-/** Commands refused whatever the policy: another sign-in on the session, replication, the server's own administration. */
-const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
-  [Command.CHANGE_USER, 'COM_CHANGE_USER (the gateway signed in; another user is another connection)'],
-  [0x08, 'COM_SHUTDOWN'],
-  [0x0d, 'COM_DEBUG'],
-  [0x12, 'COM_BINLOG_DUMP'],
-  [0x13, 'COM_TABLE_DUMP'],
-  [0x15, 'COM_REGISTER_SLAVE'],
-  [0x1e, 'COM_BINLOG_DUMP_GTID'],
-]);
-
-/** The SQL a command asks the server to run, as the policy judges it; undefined for a command that carries none. */
-function sqlOf(code: number, payload: Buffer): string | undefined {
-  const rest = (): string => payload.toString('utf8', 1);
-  const quoted = (name: string): string => `\`${name.replace(/`/g, '``')}\``;
-  if (code === Command.QUERY || code === Command.STMT_PREPARE) return rest();
-  if (code === Command.INIT_DB) return `USE ${quoted(rest())}`;
-  if (code === Command.FIELD_LIST) {
-    const end = payload.indexOf(0, 1);
-    return `SHOW COLUMNS FROM ${quoted(payload.toString('utf8', 1, end < 0 ? payload.length : end))}`;
-  }
-  return undefined;
-}
-
-/** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
-const MAX_JUDGED_SQL = 1024 * 1024;
-
-/** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
-type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
-
-/** sql_mode flags under which MariaDB reads SQL another way than hoop's pre-pass does. */
-const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
-
-/** Every command hoop knows to be one; anything else is refused. */
-const KNOWN_COMMANDS = new Set<number>([...Object.values(Command), Command.STATISTICS]);
-
 /** ER_SPECIFIC_ACCESS_DENIED_ERROR: what a refusal is to a client. */
 const REFUSED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1227, sqlState: '42000' };
 /** ER_CONNECTION_KILLED: the gateway ends the session. */
@@ -110,13 +69,6 @@ const UNAVAILABLE: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1105, sqlState
 
 /** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
 const END_GRACE_MS = 5_000;
-
-/** A nonce of 20 printable bytes (clients treat the nonce as a C string). */
-function nonce(): Buffer {
-  const b = randomBytes(20);
-  for (let i = 0; i < b.length; i++) b[i] = 0x21 + (b[i]! % 94);
-  return b;
-}
 
 /** See the module documentation. */
 export class MysqlSessionRelay {
@@ -131,16 +83,16 @@ export class MysqlSessionRelay {
   #detail: string | undefined;
   #resolve: (outcome: SessionOutcome) => void = () => undefined;
   #finished = false;
+  readonly #judge: CommandJudge;
   /** A command held for review, and the client's packets that came after it. */
   #held: { pending: PendingReview; queued: MySqlPacket[] } | undefined;
-  /** How the session's SQL is read, when the policy governs it (else statements relay unjudged); `unreadable` when it cannot be. */
-  #governed: { options: PrepassOptions; unreadable?: string } | undefined;
   readonly #onAbort = (): void => this.#aborted();
 
   constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions) {
     this.#session = session;
     this.#o = o;
     this.#who = { session: session.id, connection: session.connection.name };
+    this.#judge = new CommandJudge(session);
   }
 
   /** Serves the session until it ends; never rejects. */
@@ -169,7 +121,7 @@ export class MysqlSessionRelay {
     }
     const g = greeted.greeting;
     const offered = (g.capabilities & RELAYED_CAPABILITIES) >>> 0;
-    this.#write(packet(0, greeting({ ...g, nonce: nonce(), capabilities: offered, mariadbCapabilities: 0, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
+    this.#write(packet(0, greeting({ ...g, nonce: newNonce(), capabilities: offered, mariadbCapabilities: 0, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
     const answer = await this.#accept();
     if (!answer) return;
     const [response, seq] = answer;
@@ -234,34 +186,10 @@ export class MysqlSessionRelay {
       charset: hello.charset,
       attributes: { ...passed, hoop_session: id },
     });
-    const { judge, masking, readOnly, limits } = this.#session;
-    if (judge || masking || readOnly || limits) await this.#govern(client, agreed);
+    if (this.#judge.governs) await this.#judge.govern(client, agreed);
     this.#session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
     this.#session.report?.signedIn({ role: connection.user, database: connection.database });
     return client.release();
-  }
-
-  /**
-   * Reads how the server will lex the session's SQL (its `sql_mode` and the client's character
-   * set), and opens read-only access's session read-only, before the client's first command.
-   */
-  async #govern(client: MySqlClient, agreed: number): Promise<void> {
-    await loadMysqlParser();
-    const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client');
-    const [mode = '', charset = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
-    const modes = mode.toUpperCase().split(',');
-    const odd = UNREADABLE_MODES.find((m) => modes.includes(m));
-    this.#governed = {
-      options: {
-        ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'),
-        noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'),
-        singleByte: !charset.startsWith('utf8'),
-        multiStatements: (agreed & Cap.MULTI_STATEMENTS) !== 0,
-      },
-      ...(odd ? { unreadable: `the server's sql_mode has ${odd}, under which it reads SQL another way` } : {}),
-      ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
-    };
-    if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
   }
 
   /** The command phase: the client's packets judged command by command, the server's relayed as they come; both recorded. */
@@ -318,7 +246,7 @@ export class MysqlSessionRelay {
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#end('client-terminated');
     recording?.stream.record(CLIENT_PACKET, Date.now(), p.payload, 0, p.payload.length);
-    const judged = this.#refusalOf(code, p.payload);
+    const judged = this.#judge.judge(code, p.payload);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged) return this.#refuseCommand(p, judged, 'deny');
     if (code === Command.QUERY) recording?.notes?.sql(p.payload.toString('utf8', 1));
@@ -375,63 +303,6 @@ export class MysqlSessionRelay {
         this.#end('protocol-violation', describeError(err));
       }
     });
-  }
-
-  /** Why command `code` may not run on this session, or the review it waits for; undefined when it may run. */
-  #refusalOf(code: number, payload: Buffer): Judged {
-    const named = REFUSED_COMMANDS.get(code);
-    if (named) return { rule: 'hoop:mysql-command', reason: `${named} is not relayed` };
-    if (!KNOWN_COMMANDS.has(code)) return { rule: 'hoop:mysql-command', reason: `command 0x${code.toString(16)} is not one hoop relays` };
-    const governed = this.#governed;
-    if (!governed) return undefined;
-    if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
-    if (code === Command.RESET_CONNECTION) {
-      // The session would take the server's sql_mode as it is now, which the judge has not read.
-      return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
-    }
-    const sql = sqlOf(code, payload);
-    if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
-    if (sql !== undefined && code === Command.STMT_PREPARE) {
-      // A prepared statement runs as often as the client executes it: one a rule holds for review is sent as a query, to run once.
-      const judged = this.#judged(sql, payload, governed);
-      return judged && 'ask' in judged
-        ? { rule: judged.ask.rule ?? 'policy', reason: `held for review: send it as a query (COM_QUERY), not a prepared statement, to wait for reviewers: ${judged.ask.message ?? judged.ask.reason}` }
-        : judged;
-    }
-    return sql === undefined ? undefined : this.#judged(sql, payload, governed);
-  }
-
-  /** The policy's verdict on `sql` (sent as `payload`): a refusal, a review to hold it for, or undefined when it may run. */
-  #judged(sql: string, payload: Buffer, governed: { options: PrepassOptions; unreadable?: string }): Judged {
-    const { judge, masking, limits } = this.#session;
-    if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
-    if (limits && Object.keys(limits).length > 0) return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop does not yet apply to MySQL sessions' };
-    const analysis = analyzeMysql(sql, governed.options);
-    const verdict = judge ? judge.judge(sql, analysis) : undefined;
-    if (verdict && verdict.action !== 'allow') {
-      const by = verdict.rule ? `by rule "${verdict.rule}"` : 'by the policy';
-      if (verdict.action === 'deny' || !verdict.review || !this.#session.reviews || !analysis.ok) {
-        return { rule: verdict.rule ?? 'policy', reason: `denied ${by}: ${verdict.message ?? verdict.reason}${verdict.action === 'review' ? ' (held for review, and no reviewer can be asked)' : ''}` };
-      }
-      const digest = createHash('sha256').update(payload).update('\0').update(sql).digest('hex');
-      return {
-        ask: {
-          sql,
-          digest,
-          ...(verdict.rule !== undefined && { rule: verdict.rule }),
-          ...(verdict.message !== undefined && { message: verdict.message }),
-          reason: verdict.reason,
-          settings: verdict.review,
-        },
-      };
-    }
-    // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
-    if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
-    if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
-    if (masking && (!analysis.ok || analysis.statements.some((s) => s.kinds.some((k) => k === 'select' || k === 'explain' || k === 'call')))) {
-      return { rule: 'hoop:mysql-masking', reason: 'the policy masks results for you, and hoop does not yet mask MySQL results' };
-    }
-    return undefined;
   }
 
   /** The server could not be reached or refused the gateway: the client hears why in an ERR packet, then the session ends. */

@@ -9,14 +9,13 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
-import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { describeError, type HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
-import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scrambleMatches } from '../wire/auth.js';
+import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, newNonce, scrambleMatches } from '../wire/auth.js';
 import { Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
 import { nulString, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { MySqlProtocolError } from '../wire/protocol-error.js';
@@ -46,13 +45,6 @@ export interface LocalMysqlListenerOptions {
 
 /** ER_ACCESS_DENIED_ERROR. */
 const ACCESS_DENIED = { code: 1045, sqlState: '28000' };
-
-/** A nonce of 20 printable bytes. */
-function nonce(): Buffer {
-  const b = randomBytes(20);
-  for (let i = 0; i < b.length; i++) b[i] = 0x21 + (b[i]! % 94);
-  return b;
-}
 
 /** See the module documentation. */
 export class LocalMysqlListener {
@@ -118,7 +110,7 @@ export class LocalMysqlListener {
       return;
     }
     const g = parseGreeting(first.payload);
-    const local: Greeting = { ...g, nonce: nonce(), capabilities: (g.capabilities | Cap.SSL) >>> 0 };
+    const local: Greeting = { ...g, nonce: newNonce(), capabilities: (g.capabilities | Cap.SSL) >>> 0 };
     raw.write(packet(0, greeting(local)));
     let fromClient = new Reader(raw);
     let p = await fromClient.next();

@@ -10,7 +10,7 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase_authentication_methods_native_password_authentication.html
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_caching_sha2_authentication_exchanges.html
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const NATIVE_PASSWORD = 'mysql_native_password';
 export const CACHING_SHA2_PASSWORD = 'caching_sha2_password';
@@ -49,4 +49,11 @@ export function scramble(plugin: string, password: string, nonce: Buffer): Buffe
 export function scrambleMatches(plugin: string, password: string, nonce: Buffer, response: Buffer): boolean {
   const expected = scramble(plugin, password, nonce);
   return expected.length === response.length && (expected.length === 0 || timingSafeEqual(expected, response));
+}
+
+/** A greeting's nonce: 20 random printable bytes (clients read it as a C string). */
+export function newNonce(): Buffer {
+  const b = randomBytes(20);
+  for (let i = 0; i < b.length; i++) b[i] = 0x21 + (b[i]! % 94);
+  return b;
 }

@@ -1,0 +1,158 @@
+/**
+ * What the gateway lets a MySQL session's client run, command by command: commands refused
+ * whatever the policy (another sign-in, replication, the server's administration, what hoop does
+ * not know), and on a session the policy governs, each command's SQL judged by the policy's own
+ * judge on the MySQL reading of it (src/policy/mysql/analyze.ts), as the server lexes it under the
+ * session's `sql_mode` and character set ({@link CommandJudge.govern} reads them at sign-in). What
+ * hoop cannot apply to MySQL yet (a row limit, masking, server timeouts) refuses the statement with
+ * the reason: nothing is relayed unjudged.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
+ */
+import { createHash } from 'node:crypto';
+import type { MysqlConnection } from '../../config/connection.js';
+import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
+import type { PrepassOptions } from '../../policy/mysql/prepass.js';
+import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
+import type { MySqlClient } from '../wire/client.js';
+import { Cap } from '../wire/handshake.js';
+import { Command } from '../wire/results.js';
+
+/** Commands refused whatever the policy: another sign-in on the session, replication, the server's own administration. */
+const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
+  [Command.CHANGE_USER, 'COM_CHANGE_USER (the gateway signed in; another user is another connection)'],
+  [0x08, 'COM_SHUTDOWN'],
+  [0x0d, 'COM_DEBUG'],
+  [0x12, 'COM_BINLOG_DUMP'],
+  [0x13, 'COM_TABLE_DUMP'],
+  [0x15, 'COM_REGISTER_SLAVE'],
+  [0x1e, 'COM_BINLOG_DUMP_GTID'],
+]);
+
+/** Every command hoop knows to be one; anything else is refused. */
+const KNOWN_COMMANDS = new Set<number>([...Object.values(Command), Command.STATISTICS]);
+
+/** The SQL a command asks the server to run, as the policy judges it; undefined for a command that carries none. */
+function sqlOf(code: number, payload: Buffer): string | undefined {
+  const rest = (): string => payload.toString('utf8', 1);
+  const quoted = (name: string): string => `\`${name.replace(/`/g, '``')}\``;
+  if (code === Command.QUERY || code === Command.STMT_PREPARE) return rest();
+  if (code === Command.INIT_DB) return `USE ${quoted(rest())}`;
+  if (code === Command.FIELD_LIST) {
+    const end = payload.indexOf(0, 1);
+    return `SHOW COLUMNS FROM ${quoted(payload.toString('utf8', 1, end < 0 ? payload.length : end))}`;
+  }
+  return undefined;
+}
+
+/** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
+const MAX_JUDGED_SQL = 1024 * 1024;
+
+/** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
+export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
+
+/** sql_mode flags under which MariaDB reads SQL another way than hoop's pre-pass does. */
+const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
+
+/** How the session's SQL is read; `unreadable` when it cannot be. */
+interface Reading {
+  options: PrepassOptions;
+  unreadable?: string;
+}
+
+/** See the module documentation. */
+export class CommandJudge {
+  readonly #session: TunnelSession<MysqlConnection>;
+  /** How the session's SQL is read, once the policy governs it (else statements relay unjudged). */
+  #reading: Reading | undefined;
+
+  constructor(session: TunnelSession<MysqlConnection>) {
+    this.#session = session;
+  }
+
+  /** Whether the policy governs the session (then {@link govern} must run before its first command). */
+  get governs(): boolean {
+    const { judge, masking, readOnly, limits } = this.#session;
+    return Boolean(judge || masking || readOnly || limits);
+  }
+
+  /**
+   * Reads how the server will lex the session's SQL (its `sql_mode` and the client's character
+   * set), and opens read-only access's session read-only, before the client's first command.
+   */
+  async govern(client: MySqlClient, agreed: number): Promise<void> {
+    await loadMysqlParser();
+    const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client');
+    const [mode = '', charset = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
+    const modes = mode.toUpperCase().split(',');
+    const odd = UNREADABLE_MODES.find((m) => modes.includes(m));
+    this.#reading = {
+      options: {
+        ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'),
+        noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'),
+        singleByte: !charset.startsWith('utf8'),
+        multiStatements: (agreed & Cap.MULTI_STATEMENTS) !== 0,
+      },
+      ...(odd ? { unreadable: `the server's sql_mode has ${odd}, under which it reads SQL another way` } : {}),
+      ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
+    };
+    if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
+  }
+
+  /** Why command `code` may not run on this session, or the review it waits for; undefined when it may run. */
+  judge(code: number, payload: Buffer): Judged {
+    const named = REFUSED_COMMANDS.get(code);
+    if (named) return { rule: 'hoop:mysql-command', reason: `${named} is not relayed` };
+    if (!KNOWN_COMMANDS.has(code)) return { rule: 'hoop:mysql-command', reason: `command 0x${code.toString(16)} is not one hoop relays` };
+    const governed = this.#reading;
+    if (!governed) return undefined;
+    if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
+    if (code === Command.RESET_CONNECTION) {
+      // The session would take the server's sql_mode as it is now, which the judge has not read.
+      return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
+    }
+    const sql = sqlOf(code, payload);
+    if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
+    if (sql !== undefined && code === Command.STMT_PREPARE) {
+      // A prepared statement runs as often as the client executes it: one a rule holds for review is sent as a query, to run once.
+      const judged = this.#verdict(sql, payload, governed);
+      return judged && 'ask' in judged
+        ? { rule: judged.ask.rule ?? 'policy', reason: `held for review: send it as a query (COM_QUERY), not a prepared statement, to wait for reviewers: ${judged.ask.message ?? judged.ask.reason}` }
+        : judged;
+    }
+    return sql === undefined ? undefined : this.#verdict(sql, payload, governed);
+  }
+
+  /** The policy's verdict on `sql` (sent as `payload`): a refusal, a review to hold it for, or undefined when it may run. */
+  #verdict(sql: string, payload: Buffer, governed: Reading): Judged {
+    const { judge, masking, limits } = this.#session;
+    if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
+    if (limits && Object.keys(limits).length > 0) return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop does not yet apply to MySQL sessions' };
+    const analysis = analyzeMysql(sql, governed.options);
+    const verdict = judge ? judge.judge(sql, analysis) : undefined;
+    if (verdict && verdict.action !== 'allow') {
+      const by = verdict.rule ? `by rule "${verdict.rule}"` : 'by the policy';
+      if (verdict.action === 'deny' || !verdict.review || !this.#session.reviews || !analysis.ok) {
+        return { rule: verdict.rule ?? 'policy', reason: `denied ${by}: ${verdict.message ?? verdict.reason}${verdict.action === 'review' ? ' (held for review, and no reviewer can be asked)' : ''}` };
+      }
+      const digest = createHash('sha256').update(payload).update('\0').update(sql).digest('hex');
+      return {
+        ask: {
+          sql,
+          digest,
+          ...(verdict.rule !== undefined && { rule: verdict.rule }),
+          ...(verdict.message !== undefined && { message: verdict.message }),
+          reason: verdict.reason,
+          settings: verdict.review,
+        },
+      };
+    }
+    // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
+    if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
+    if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
+    if (masking && (!analysis.ok || analysis.statements.some((s) => s.kinds.some((k) => k === 'select' || k === 'explain' || k === 'call')))) {
+      return { rule: 'hoop:mysql-masking', reason: 'the policy masks results for you, and hoop does not yet mask MySQL results' };
+    }
+    return undefined;
+  }
+}
