@@ -78,13 +78,21 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
 }
 
 const live = new Set<ChildProcess>();
+/** Kills the server's whole process group: as root `runuser` stands in front of mariadbd, and a signal to it alone leaves the server running. */
+const killGroup = (c: ChildProcess): void => {
+  try {
+    if (c.pid) process.kill(-c.pid, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+};
 process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
+  for (const c of live) killGroup(c);
 });
 
 /** A shell that kills `pid` and removes `dir` once this process is gone. */
 function watchdog(pid: number, dir: string): void {
-  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null; rm -rf "$3"';
+  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 -- "-$2" 2>/dev/null; rm -rf "$3"';
   const child = spawn('sh', ['-c', script, 'hoop-maria-watchdog', String(process.pid), String(pid), dir], { detached: true, stdio: 'ignore', cwd: tmpdir() });
   child.on('error', () => {});
   child.unref();
@@ -104,7 +112,7 @@ export async function startMariaDb(): Promise<MariaServer> {
   const stop = async (): Promise<void> => {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGKILL');
+      killGroup(child);
       await exited;
     }
     if (child) live.delete(child);
@@ -142,7 +150,7 @@ export async function startMariaDb(): Promise<MariaServer> {
       '--max-allowed-packet=64M',
     ];
     const [file, argv] = isRoot ? ['runuser', ['-u', 'mysql', '--', MARIADBD, ...args]] : [MARIADBD, args];
-    const started = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const started = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     child = started;
     live.add(started);
     if (started.pid) watchdog(started.pid, root);
