@@ -90,11 +90,14 @@ const lastSession = (connection: string): string =>
     .at(-1)!.session as string;
 
 /** Session `session`'s recording once it ended, as `hoop sessions export --format jsonl` gives it. */
-async function recordingOf(session: string): Promise<Array<Record<string, unknown>>> {
-  const token = await stack.token('alice');
+const recordingOf = (session: string): Promise<Array<Record<string, unknown>>> => recordingOfOn(stack, session);
+
+/** Session `session`'s recording on stack `on`, once it ended. */
+async function recordingOfOn(on: HoopStack, session: string): Promise<Array<Record<string, unknown>>> {
+  const token = await on.token('alice');
   return eventually(
     async () => {
-      const r = await stack.run(['sessions', 'export', session, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+      const r = await on.run(['sessions', 'export', session, '--format', 'jsonl', '--gateway', on.gateway.url, '--ca-file', on.pki.caFile], { HOOP_TOKEN: token });
       expect(r.code, r.stderr).toBe(0);
       const lines = r.stdout
         .trim()
@@ -220,7 +223,7 @@ describe('hoop connect for a mysql connection', () => {
       // Held statements run once: a prepared one would run as often as the client executes it.
       const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
       await expect(driver.execute('TRUNCATE scratch')).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('send it as a query (COM_QUERY), not a prepared statement') });
-      await expect(driver.query(`SELECT '${'x'.repeat(1024 * 1024)}'`)).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('longer than the 1048576 the gateway judges') });
+      await expect(driver.query(`SELECT '${'x'.repeat(256 * 1024)}'`)).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('longer than the 262144 the gateway judges') });
       await driver.end();
       const approved = run('TRUNCATE scratch');
       await decide('TRUNCATE scratch', 'approve');
@@ -247,6 +250,51 @@ describe('hoop connect for a mysql connection', () => {
     stream.write(packet(0, Buffer.from([0x1f])));
     expect(parseErr(await answer)).toMatchObject({ code: 1227, message: expect.stringContaining('COM_RESET_CONNECTION is not relayed') });
     stream.end();
+  });
+
+  it('answers pipelined commands in turn, a refusal after the rows before it, and records them in order', async () => {
+    const { channel } = await openTunnel({
+      gateway: governed.gateway.url,
+      connection: 'shop',
+      token: await governed.token('alice'),
+      sessionId: 'raw-pipelined',
+      clientVersion: 'test',
+      ca: governed.pki.ca,
+    });
+    const client = await (await MySqlGreeted.read(channel)).signIn({ user: 'x', password: '', database: 'app' });
+    const stream = client.release();
+    const reader = new PacketReader();
+    const got: Buffer[] = [];
+    stream.on('data', (b: Buffer) => got.push(...reader.push(b).map((p) => p.payload)));
+    // A slow query, a denied one, a ping and a USE of another database, in one write.
+    stream.write(
+      Buffer.concat([
+        packet(0, Buffer.from('\x03SELECT SLEEP(0.3), 42', 'latin1')),
+        packet(0, Buffer.from('\x03DELETE FROM items WHERE id = 1', 'latin1')),
+        packet(0, Buffer.from([0x0e])),
+        packet(0, Buffer.from('\x02mysql', 'latin1')),
+      ]),
+    );
+    await eventually(() => expect(got.filter((p) => p[0] === 0xff || p[0] === 0x00).length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 20 });
+    const errs = got.filter((p) => p[0] === 0xff).map((p) => parseErr(p).message);
+    const rowAt = got.findIndex((p) => p.toString('latin1').includes('42'));
+    const deniedAt = got.findIndex((p) => p[0] === 0xff);
+    expect(rowAt).toBeGreaterThanOrEqual(0);
+    expect(deniedAt).toBeGreaterThan(rowAt);
+    expect(errs[0]).toMatch(/denied by rule "no-deletes"/);
+    expect(errs[1]).toMatch(/serves the database app/);
+    stream.end();
+    const events = await recordingOfOn(governed, 'raw-pipelined');
+    expect(events.filter((e) => e.t === 'query' || e.t === 'complete' || e.t === 'error' || e.t === 'row').map((e) => e.t)).toEqual([
+      'query',
+      'row',
+      'complete',
+      'query',
+      'error',
+      'complete',
+      'query',
+      'error',
+    ]);
   });
 
   it('judges each statement by the policy as the server will read it: denied ones never reach it, whatever comment or escape hides them', async () => {

@@ -98,4 +98,35 @@ describe('MySQL statements as the policy judges them', () => {
     expect(judged(ro, "REPLACE INTO t VALUES (1, 'a')")).toBe('deny');
     expect(judged(ro, 'SET SESSION TRANSACTION READ WRITE')).toBe('deny');
   });
+
+  it('refuses what it does not read rather than calling it something: EXECUTE IMMEDIATE, blocks, KILL, what the parser misreads', () => {
+    for (const sql of ["EXECUTE IMMEDIATE 'DELETE FROM t'", 'IF 1 THEN DELETE FROM t; END IF', 'CASE WHEN 1 THEN DELETE FROM t; END CASE', 'KILL 5', 'SHOW INDEX FROM secret', 'FLUSH TABLES']) {
+      expect(analyzeMysql(sql, { multiStatements: true }), sql).toMatchObject({ ok: false, parser: 'MySQL' });
+    }
+    expect(analyzeMysql('SELECT 1;'.repeat(101), { multiStatements: true })).toMatchObject({ ok: false, error: expect.stringContaining('more than the 100') });
+  });
+
+  it('reads what hides writes or tables: WITH … DELETE, EXPLAIN ANALYZE, RENAME, SHOW CREATE, CREATE … LIKE, SET PASSWORD', () => {
+    expect(one('WITH d AS (SELECT 1) DELETE FROM t').kinds).toEqual(['select', 'delete']);
+    expect(one('EXPLAIN ANALYZE DELETE FROM t').kinds).toEqual(['explain', 'delete']);
+    expect(one('RENAME TABLE secret TO loot').tables).toEqual(['secret', 'loot']);
+    expect(one('SHOW CREATE TABLE secret').tables).toEqual(['secret']);
+    expect(one('SHOW COLUMNS FROM secret').tables).toEqual(['secret']);
+    expect(one('CREATE TABLE x LIKE secret').tables).toEqual(expect.arrayContaining(['secret', 'x']));
+    expect(one("SET PASSWORD = PASSWORD('x')").kinds).toEqual(['grant']);
+  });
+
+  it('puts an unqualified table in the session database, so rules on db.* see it', () => {
+    expect(analyzeMysql('UPDATE items SET v = 1 WHERE id = 1', { database: 'app' })).toMatchObject({ ok: true, statements: [{ tables: ['app.items'] }] });
+    expect(analyzeMysql('SELECT * FROM other.t', { database: 'app' })).toMatchObject({ ok: true, statements: [{ tables: ['other.t'] }] });
+    expect(analyzeMysql('USE other', { database: 'app' })).toMatchObject({ ok: true, statements: [{ settings: [{ name: 'database', value: 'other' }] }] });
+  });
+
+  it('takes only a UTF-8 character set as safe to switch to, and reads MySQL 8 comments by MySQL rules', () => {
+    expect(one('SET NAMES latin1').changesLexing).toBe(true);
+    expect(one('SET NAMES utf8mb4').changesLexing).toBe(false);
+    expect(analyzeMysql('/*!80000 DELETE FROM t */', { flavor: 'mysql' })).toMatchObject({ ok: false, error: expect.stringContaining("depends on the server's version") });
+    expect(analyzeMysql('/*!50700 SET SESSION TRANSACTION READ WRITE */', { flavor: 'mysql' })).toMatchObject({ ok: false });
+    expect(analyzeMysql('/*!40101 SET NAMES utf8mb4 */', { flavor: 'mysql' })).toMatchObject({ ok: true });
+  });
 });

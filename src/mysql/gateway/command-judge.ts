@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { MysqlConnection } from '../../config/connection.js';
 import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
-import type { PrepassOptions } from '../../policy/mysql/prepass.js';
+import type { MysqlReading } from '../../policy/mysql/analyze.js';
 import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap } from '../wire/handshake.js';
@@ -46,7 +46,7 @@ function sqlOf(code: number, payload: Buffer): string | undefined {
 }
 
 /** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
-const MAX_JUDGED_SQL = 1024 * 1024;
+const MAX_JUDGED_SQL = 256 * 1024;
 
 /** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
 export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
@@ -56,7 +56,7 @@ const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
 
 /** How the session's SQL is read; `unreadable` when it cannot be. */
 interface Reading {
-  options: PrepassOptions;
+  options: MysqlReading;
   unreadable?: string;
 }
 
@@ -92,6 +92,9 @@ export class CommandJudge {
         noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'),
         singleByte: !charset.startsWith('utf8'),
         multiStatements: (agreed & Cap.MULTI_STATEMENTS) !== 0,
+        database: this.#session.connection.database,
+        // MySQL runs /*!NNNNN … */ by its own version, which the gateway cannot know: those comments are refused.
+        flavor: client.greeting.serverVersion.includes('MariaDB') ? 'mariadb' : 'mysql',
       },
       ...(odd ? { unreadable: `the server's sql_mode has ${odd}, under which it reads SQL another way` } : {}),
       ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
@@ -129,6 +132,10 @@ export class CommandJudge {
     if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
     if (limits && Object.keys(limits).length > 0) return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop does not yet apply to MySQL sessions' };
     const analysis = analyzeMysql(sql, governed.options);
+    const database = this.#session.connection.database;
+    const elsewhere = analysis.ok && analysis.statements.some((s) => s.settings.some((x) => x.name === 'database' && x.value !== database));
+    // Unqualified names are judged as the connection's database's: the session stays in it.
+    if (elsewhere) return { rule: 'hoop:mysql-database', reason: `${this.#session.connection.name} serves the database ${database}; name another database's tables in full instead` };
     const verdict = judge ? judge.judge(sql, analysis) : undefined;
     if (verdict && verdict.action !== 'allow') {
       const by = verdict.rule ? `by rule "${verdict.rule}"` : 'by the policy';

@@ -18,6 +18,7 @@ import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { Conversation } from '../pipeline/conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
@@ -84,8 +85,12 @@ export class MysqlSessionRelay {
   #resolve: (outcome: SessionOutcome) => void = () => undefined;
   #finished = false;
   readonly #judge: CommandJudge;
-  /** A command held for review, and the client's packets that came after it. */
-  #held: { pending: PendingReview; queued: MySqlPacket[] } | undefined;
+  /** A command held for review. */
+  #held: { pending: PendingReview } | undefined;
+  /** The client's packets waiting for the command in flight to end. */
+  readonly #queued: MySqlPacket[] = [];
+  /** What the command in flight's answer looks like (set once signed in). */
+  #conversation: Conversation | undefined;
   readonly #onAbort = (): void => this.#aborted();
 
   constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions) {
@@ -200,43 +205,69 @@ export class MysqlSessionRelay {
     const caps = Buffer.alloc(4);
     caps.writeUInt32LE(capabilities >>> 0);
     stream?.record(CAPABILITIES, Date.now(), caps, 0, 4);
+    this.#conversation = new Conversation(capabilities);
     channel.on('data', (chunk: Buffer) => {
       this.#counts.fromClient += chunk.length;
-      try {
-        for (const p of this.#clientPackets.push(chunk)) {
-          if (this.#held) this.#held.queued.push(p);
-          else this.#command(p);
-        }
-      } catch (err) {
-        this.#end('protocol-violation', describeError(err));
-      }
+      this.#safely(() => {
+        this.#queued.push(...this.#clientPackets.push(chunk));
+        this.#next();
+      });
     });
     up.on('data', (chunk: Buffer) => {
       this.#write(chunk);
-      if (!stream) return;
-      try {
-        for (const p of this.#serverPackets.push(chunk)) stream.record(SERVER_PACKET, Date.now(), p.payload, 0, p.payload.length);
-      } catch (err) {
-        this.#end('protocol-violation', describeError(err));
-      }
+      this.#safely(() => {
+        for (const p of this.#serverPackets.push(chunk)) {
+          this.#conversation!.server(p.payload);
+          stream?.record(SERVER_PACKET, Date.now(), p.payload, 0, p.payload.length);
+        }
+        this.#next();
+      });
     });
     up.on('error', (err: Error) => this.#end('upstream-closed', describeError(err)));
     up.on('close', () => this.#end('upstream-closed'));
-    this.#flow(channel, up);
-    this.#flow(up, channel);
+    this.#flow(channel, up, () => up.resume());
+    this.#flow(up, channel, () => this.#resumeClient());
   }
 
-  /** Pauses `from` while `to` is full, or the recording behind. */
-  #flow(to: NodeJS.WritableStream & { writableNeedDrain?: boolean }, from: NodeJS.ReadableStream): void {
-    to.on('drain', () => from.resume());
+  /** Pauses `from` while `to` is full, or the recording behind; `resume` resumes it when it may. */
+  #flow(to: Duplex, from: Duplex, resume: () => void): void {
+    to.on('drain', resume);
     from.on('data', () => {
       if (to.writableNeedDrain) from.pause();
       const behind = this.#session.recording?.stream.behind;
       if (behind) {
         from.pause();
-        void behind.then(() => from.resume());
+        void behind.then(resume);
       }
     });
+  }
+
+  /** Resumes reading the client unless a command waits, or the server or the recording is behind. */
+  #resumeClient(): void {
+    if (this.#queued.length > 0 || this.#held || this.#upstream?.writableNeedDrain || this.#session.recording?.stream.behind) return;
+    this.#session.channel.resume();
+  }
+
+  /** Runs `step`; what a peer sends that breaks the protocol ends this one session. */
+  #safely(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.#end('protocol-violation', describeError(err));
+    }
+  }
+
+  /**
+   * Takes the client's next command when none is in flight (its answer not yet ended, or held for
+   * review): one at a time, so a refusal answers in turn and the recording pairs each command with
+   * its answer. While commands wait, the client's stream is paused (what it pipelines waits in its
+   * socket, not in the gateway's memory).
+   */
+  #next(): void {
+    const { channel } = this.#session;
+    while (this.#queued.length > 0 && !this.#held && !this.#conversation!.answering && !this.#finished) this.#command(this.#queued.shift()!);
+    if (this.#queued.length > 0 || this.#held) channel.pause();
+    else this.#resumeClient();
   }
 
   /** One packet of the client's: a command relayed or refused (recorded either way). */
@@ -250,6 +281,12 @@ export class MysqlSessionRelay {
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged) return this.#refuseCommand(p, judged, 'deny');
     if (code === Command.QUERY) recording?.notes?.sql(p.payload.toString('utf8', 1));
+    this.#forward(p);
+  }
+
+  /** Sends command `p` to the server, which answers it next. */
+  #forward(p: MySqlPacket): void {
+    this.#conversation!.command(p.payload);
     this.#upstream!.write(packet(p.seq, p.payload));
   }
 
@@ -273,7 +310,7 @@ export class MysqlSessionRelay {
     const { channel, recording } = this.#session;
     recording?.stream.event({ t: 'decision', at: Date.now(), action: 'review', rule: ask.rule ?? 'policy', reason: ask.reason });
     const pending = this.#session.reviews!.request(ask);
-    this.#held = { pending, queued: [] };
+    this.#held = { pending };
     const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };
     if (!pending.reused) channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
     void pending.decided.then((o) => {
@@ -284,24 +321,13 @@ export class MysqlSessionRelay {
         ...said,
         ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}),
       });
-      if (o.state === 'approved') this.#upstream!.write(packet(p.seq, p.payload));
+      if (o.state === 'approved') this.#forward(p);
       else {
         const why = o.state === 'denied' ? `denied by ${o.by}${o.reason ? ` (${o.reason})` : ''}` : o.state === 'expired' ? 'no reviewer decided in time' : 'withdrawn';
         this.#refuseCommand(p, { rule: ask.rule ?? 'policy', reason: `the review ${pending.id} ended: ${why}` }, 'review');
       }
-      const queued = this.#held?.queued ?? [];
       this.#held = undefined;
-      try {
-        for (const [i, q] of queued.entries()) {
-          if (this.#held) {
-            (this.#held as { queued: MySqlPacket[] }).queued.push(...queued.slice(i));
-            break;
-          }
-          this.#command(q);
-        }
-      } catch (err) {
-        this.#end('protocol-violation', describeError(err));
-      }
+      this.#safely(() => this.#next());
     });
   }
 

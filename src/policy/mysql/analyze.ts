@@ -29,8 +29,17 @@ export function loadMysqlParser(): Promise<void> {
   return loaded;
 }
 
+/** The most statements one query may hold: each is parsed on the gateway's event loop. */
+const MAX_STATEMENTS = 100;
+
 /** Character sets whose multi-byte characters can end in a backslash (0x5C), hiding a quote from a lexer that reads bytes. */
 export const UNSAFE_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis']);
+/**
+ * Character sets a session may switch to: the UTF-8 ones, which the gateway reads a query in.
+ * Any other (latin1 reads 0xA0 as a space; big5 and the like hide a quote) would make the server
+ * read later text another way than the gateway does.
+ */
+const SAFE_CHARSETS = new Set(['utf8', 'utf8mb3', 'utf8mb4']);
 /** Settings that change how the server reads later text. */
 const LEXING_SETTINGS = new Set(['sql_mode', 'character_set_client', 'names', 'character set', 'charset']);
 /** Settings whose change turns a read-only transaction read-write. */
@@ -38,11 +47,22 @@ const READ_ONLY_SETTINGS = new Set(['tx_read_only', 'transaction_read_only']);
 
 type Node = Record<string, unknown>;
 
+/** How the session reads SQL, and the database an unqualified name is in. */
+export interface MysqlReading extends PrepassOptions {
+  /** The session's database: an unqualified table is reported as `database.table`. */
+  database?: string;
+}
+
+/** A statement hoop does not read (it is `unparseable`). */
+class Unread extends Error {}
+
 /** See the module documentation; `o` says how the session lexes. */
-export function analyzeMysql(text: string, o: PrepassOptions = {}): Analysis {
+export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
   if (!ready) return { ok: false, parser: 'MySQL', error: 'the MySQL parser is not loaded' };
   const read = prepass(text, o);
   if ('refused' in read) return { ok: false, parser: 'MySQL', error: read.refused };
+  if (read.statements.length > MAX_STATEMENTS)
+    return { ok: false, parser: 'MySQL', error: `${read.statements.length} statements in one query, more than the ${MAX_STATEMENTS} the gateway judges at once` };
   const statements: StatementFacts[] = [];
   for (const s of read.statements) {
     let tree: unknown[];
@@ -52,20 +72,29 @@ export function analyzeMysql(text: string, o: PrepassOptions = {}): Analysis {
       return { ok: false, parser: 'MySQL', error: `${(err as Error).message.split('\n')[0]} in ${JSON.stringify(s.text.slice(0, 200))}` };
     }
     if (tree.length !== 1) return { ok: false, parser: 'MySQL', error: `the parser read ${tree.length} statements in one: ${JSON.stringify(s.text.slice(0, 200))}` };
-    statements.push(factsOf(tree[0], s.text));
+    try {
+      const facts = factsOf(tree[0], s.text, o.database);
+      if (s.compound && !facts.opaqueBody) throw new Unread('a compound statement (IF, CASE, a loop, BEGIN … END), whose statements hoop does not judge one by one');
+      statements.push(facts);
+    } catch (err) {
+      if (!(err instanceof Unread)) throw err;
+      return { ok: false, parser: 'MySQL', error: `${err.message}: ${JSON.stringify(s.text.slice(0, 200))}` };
+    }
   }
   return { ok: true, statements, numericLiterals: [] };
 }
 
-/** The facts of one parsed statement. */
-function factsOf(tree: unknown, text: string): StatementFacts {
+/** The facts of one parsed statement; throws {@link Unread} for a statement hoop does not read. */
+function factsOf(tree: unknown, text: string, database: string | undefined): StatementFacts {
   const [kind, body] = typeof tree === 'string' ? [tree, {}] : (Object.entries(tree as Node)[0] as [string, Node]);
   const tables = new Set<string>();
   const functions = new Set<string>();
   collect(tree, tables, functions);
+  // An unqualified name is in the session's database, which rules on `db.*` must see.
+  const qualified = [...tables].map((t) => (database && !t.includes('.') ? `${database.toLowerCase()}.${t}` : t));
   const facts: StatementFacts = {
     kinds: kindsOf(kind, body),
-    tables: [...tables],
+    tables: qualified,
     functions: [...functions],
     missingWhere: false,
     cteDml: false,
@@ -82,9 +111,12 @@ function factsOf(tree: unknown, text: string): StatementFacts {
   if (kind === 'Update' || kind === 'Delete') facts.missingWhere = !restricts(body.selection);
   if (kind === 'Set') {
     setFacts(body, facts);
-    // SET @@global.x: the server's configuration, as SET GLOBAL.
+    // SET @@global.x: the server's configuration, as SET GLOBAL; SET PASSWORD: an account's credential, as GRANT.
     if (facts.settings.some((x) => /^(global|persist|persist_only)\./.test(x.name ?? ''))) facts.kinds = ['alter'];
+    if (facts.settings.some((x) => x.name === 'password')) facts.kinds = ['grant'];
   }
+  // The database as written: MySQL's names of databases are case-sensitive where the file system is.
+  if (kind === 'Use') facts.settings.push({ name: 'database', value: String(((body.Object as Node[] | undefined)?.[0]?.Identifier as Node | undefined)?.value ?? '') });
   if (kind === 'StartTransaction') facts.readWrite = accessModes(body.modes).includes('ReadWrite');
   if (kind === 'CreateFunction' || kind === 'CreateProcedure' || kind === 'CreateTrigger') facts.opaqueBody = true;
   if (kind === 'Commit' || kind === 'Rollback' || kind === 'StartTransaction' || kind === 'Savepoint' || kind === 'ReleaseSavepoint') {
@@ -93,59 +125,86 @@ function factsOf(tree: unknown, text: string): StatementFacts {
   return facts;
 }
 
+/** The statements hoop reads, by the parser's name, and the kinds each is; any other is {@link Unread}. */
+const KINDS: Readonly<Record<string, StatementKind>> = {
+  Update: 'update',
+  Delete: 'delete',
+  Truncate: 'truncate',
+  Drop: 'drop',
+  DropFunction: 'drop',
+  DropProcedure: 'drop',
+  DropTrigger: 'drop',
+  CreateTable: 'create',
+  CreateView: 'create',
+  CreateIndex: 'create',
+  CreateDatabase: 'create',
+  CreateSchema: 'create',
+  CreateFunction: 'create-function',
+  CreateProcedure: 'create-function',
+  CreateTrigger: 'create-function',
+  AlterTable: 'alter',
+  AlterView: 'alter',
+  AlterIndex: 'alter',
+  RenameTable: 'alter',
+  Grant: 'grant',
+  Revoke: 'revoke',
+  Call: 'call',
+  ExplainTable: 'select',
+  LockTables: 'lock',
+  UnlockTables: 'lock',
+  StartTransaction: 'transaction',
+  Commit: 'transaction',
+  Rollback: 'transaction',
+  Savepoint: 'transaction',
+  ReleaseSavepoint: 'transaction',
+  Use: 'set',
+  ShowTables: 'select',
+  ShowColumns: 'select',
+  ShowCreate: 'select',
+  ShowDatabases: 'select',
+  ShowSchemas: 'select',
+  ShowVariables: 'select',
+  ShowStatus: 'select',
+  ShowCollation: 'select',
+  ShowFunctions: 'select',
+  ShowViews: 'select',
+};
+
 /** The kinds of a statement whose tree is `kind: body`. */
 function kindsOf(kind: string, body: Node): StatementKind[] {
   switch (kind) {
     case 'Query':
-    case 'ExplainTable':
-      return ['select'];
+      // WITH … DELETE / UPDATE / INSERT (MySQL 8 runs them): the query's writes are its kinds too.
+      return ['select', ...writesIn(body)];
     case 'Insert': {
       const replace = JSON.stringify(body.insert_token ?? '').includes('"REPLACE"');
       const upsert = body.on !== null && body.on !== undefined;
-      return ['insert', ...(replace ? (['delete'] as const) : []), ...(upsert ? (['update'] as const) : [])];
+      return ['insert', ...(replace ? (['delete'] as const) : []), ...(upsert ? (['update'] as const) : []), ...writesIn(body.source).filter((k) => k !== 'insert')];
     }
-    case 'Update':
-      return ['update'];
-    case 'Delete':
-      return ['delete'];
-    case 'Truncate':
-      return ['truncate'];
-    case 'Drop':
-    case 'DropFunction':
-    case 'DropProcedure':
-    case 'DropTrigger':
-      return ['drop'];
-    case 'CreateFunction':
-    case 'CreateProcedure':
-    case 'CreateTrigger':
-      return ['create-function'];
-    case 'Grant':
-      return ['grant'];
-    case 'Revoke':
-      return ['revoke'];
-    case 'Call':
-      return ['call'];
-    case 'Explain':
-      return ['explain'];
-    case 'LockTables':
-    case 'UnlockTables':
-      return ['lock'];
-    case 'StartTransaction':
-    case 'Commit':
-    case 'Rollback':
-    case 'Savepoint':
-    case 'ReleaseSavepoint':
-      return ['transaction'];
-    case 'Use':
-      return ['set'];
+    case 'Explain': {
+      // EXPLAIN ANALYZE runs what it explains.
+      const [inner, innerBody] = Object.entries((body.statement ?? {}) as Node)[0] ?? ['', {}];
+      return body.analyze ? ['explain', ...kindsOf(inner, innerBody as Node)] : ['explain'];
+    }
     case 'Set':
       return isGlobal(body) ? ['alter'] : ['set'];
-    default:
-      if (kind.startsWith('Create')) return ['create'];
-      if (kind.startsWith('Alter') || kind === 'RenameTable') return ['alter'];
-      if (kind.startsWith('Show')) return ['select'];
-      return ['other'];
+    default: {
+      const k = KINDS[kind];
+      if (!k) throw new Unread(`a statement hoop does not read (${kind})`);
+      return [k];
+    }
   }
+}
+
+/** The writes anywhere in a tree (a WITH's DML, an INSERT's source). */
+function writesIn(tree: unknown): StatementKind[] {
+  const out = new Set<StatementKind>();
+  walk(tree, (_n, key) => {
+    if (key === 'Insert') out.add('insert');
+    if (key === 'Update') out.add('update');
+    if (key === 'Delete') out.add('delete');
+  });
+  return [...out];
 }
 
 /** SET GLOBAL / PERSIST: the server's configuration, for every session. */
@@ -160,7 +219,7 @@ function setFacts(body: Node, facts: StatementFacts): void {
   if (form === 'SetNames' || form === 'SetNamesDefault') {
     const charset = String((detail?.charset_name as Node | undefined)?.value ?? 'default').toLowerCase();
     facts.settings.push({ name: 'names', value: charset });
-    facts.changesLexing = UNSAFE_CHARSETS.has(charset);
+    facts.changesLexing = !SAFE_CHARSETS.has(charset);
     return;
   }
   if (form === 'SetTransaction') {
@@ -179,7 +238,7 @@ function setFacts(body: Node, facts: StatementFacts): void {
     facts.settings.push({ ...(name !== undefined && { name }), ...(value !== undefined && { value }) });
     // sql_mode, whatever it is set to; a character set the gateway cannot know or that can hide a quote.
     if (name === undefined || name === 'sql_mode') facts.changesLexing = true;
-    else if (LEXING_SETTINGS.has(name) && (value === undefined || UNSAFE_CHARSETS.has(value))) facts.changesLexing = true;
+    else if (LEXING_SETTINGS.has(name) && (value === undefined || !SAFE_CHARSETS.has(value))) facts.changesLexing = true;
     if (name !== undefined && READ_ONLY_SETTINGS.has(name) && !['1', 'on', 'true'].includes(value ?? '')) facts.readWrite = true;
   }
 }
@@ -240,6 +299,10 @@ function collect(tree: unknown, tables: Set<string>, functions: Set<string>): vo
     if (key === 'Truncate') for (const t of (n.table_names as Node[] | undefined) ?? []) add(tables, name(t.name));
     if (key === 'Drop') for (const t of (n.names as unknown[] | undefined) ?? []) add(tables, name(t));
     if (key === 'ExplainTable') add(tables, name(n.table_name));
+    // RENAME TABLE's both names, SHOW CREATE's object, SHOW COLUMNS' table.
+    for (const field of ['old_name', 'new_name', 'obj_name', 'parent_name'] as const) add(tables, name(n[field]));
+    // CREATE TABLE … LIKE: the table it copies.
+    if (key === 'CreateTable' && n.like) walk(n.like, (m) => add(tables, name(m.name)));
     if (key === 'LockTables') for (const t of (n.tables as Node[] | undefined) ?? []) add(tables, String((t.table as Node | undefined)?.value ?? '').toLowerCase() || undefined);
     if (key.startsWith('Create') || key.startsWith('Alter')) add(tables, name(n.name));
     if (key === 'Grant' || key === 'Revoke') {
