@@ -134,9 +134,14 @@ describe('hoop connect for a mysql connection', () => {
   it('refuses a wrong password before a statement runs, and says when the server cannot be reached', async () => {
     const c = await connectMysql(stack, 'shop');
     try {
+      expect((await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '-e', 'SELECT 1'])).code).toBe(0);
+      const opened = (): number => stack.logs().filter((l) => l.event === 'tunnel.open' && l.connection === 'shop').length;
+      const before = opened();
       const wrong = await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '--password=wrong', '-e', "INSERT INTO items VALUES (11, 'never')"]);
       expect(wrong.code).not.toBe(0);
       expect(wrong.stderr).toMatch(/ERROR 1045 .*Access denied/);
+      // The client was refused on this machine: no session was opened for it at the gateway.
+      expect(opened()).toBe(before);
       expect((await db.sql('SELECT count(*) FROM app.items WHERE id = 11')).trim()).toBe('0');
     } finally {
       await c.stop();

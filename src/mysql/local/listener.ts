@@ -1,11 +1,10 @@
 /**
- * `hoop connect`'s local MySQL port. Each client gets its own tunnel to the gateway, whose
- * greeting (the server's version and capabilities, relayed by the gateway) the port passes on with
- * a nonce of its own and TLS offered; the client proves the per-run password
- * (`mysql_native_password`, or `caching_sha2_password`'s scramble when the client answers with
- * it) before a byte of its reaches the gateway; then the port answers the gateway's greeting for
- * it (the client's capabilities, database and attributes, no password: the tunnel is
- * authenticated) and relays the command phase byte for byte.
+ * `hoop connect`'s local MySQL port. Clients are greeted with the server's greeting as the gateway
+ * relays it (its version and capabilities, learned once), a nonce of the port's own and TLS
+ * offered; a client proves the per-run password (`mysql_native_password`, or
+ * `caching_sha2_password`'s scramble when the client answers with it) before a tunnel is opened for
+ * it; then the port answers the gateway's greeting for it (the client's capabilities, database and
+ * attributes, no password: the tunnel is authenticated) and relays the command phase byte for byte.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
@@ -19,7 +18,7 @@ import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, newNonce, scramble
 import { Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
 import { nulString, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { MySqlProtocolError } from '../wire/protocol-error.js';
-import { ERR_HEADER, errPacket, OK_HEADER } from '../wire/results.js';
+import { ERR_HEADER, errPacket, OK_HEADER, parseErr } from '../wire/results.js';
 
 /** What the listener tells its owner. */
 export type MysqlListenerEvent =
@@ -51,6 +50,7 @@ export class LocalMysqlListener {
   readonly #o: LocalMysqlListenerOptions;
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
+  #greeting: Promise<Greeting> | undefined;
 
   constructor(o: LocalMysqlListenerOptions) {
     this.#o = o;
@@ -88,28 +88,37 @@ export class LocalMysqlListener {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /**
+   * The server's greeting as the gateway relays it (version, capabilities), which local clients are
+   * greeted with: learned once, from a tunnel opened for it alone, so that every client proves the
+   * password before a tunnel is opened for it.
+   */
+  #serverGreeting(): Promise<Greeting> {
+    this.#greeting ??= (async () => {
+      const { channel } = await this.#o.openTunnel(newSessionId());
+      try {
+        const first = await new Reader(channel).next();
+        if (first.payload[0] === ERR_HEADER) throw new MySqlProtocolError(`the gateway could not open the connection: ${parseErr(first.payload).message}`);
+        return parseGreeting(first.payload);
+      } finally {
+        channel.destroy();
+      }
+    })();
+    this.#greeting.catch(() => (this.#greeting = undefined));
+    return this.#greeting;
+  }
+
   async #serve(raw: Socket, session: string): Promise<void> {
     const deadline = setTimeout(() => raw.destroy(), this.#o.handshakeTimeoutMs ?? 30_000);
     deadline.unref();
-    let tunnel: OpenedTunnel;
-    try {
-      tunnel = await this.#o.openTunnel(session);
-    } catch (err) {
+    const refuse = (seq: number, err: Error): void => {
       const e = err as HoopError;
       this.#o.onEvent?.({ kind: 'tunnel-failed', session, error: e });
-      raw.end(packet(0, errPacket({ code: 1105, sqlState: 'HY000', message: `hoop: ${e.message}${e.hint ? ` (${e.hint})` : ''}` })));
-      return;
-    }
-    const { channel } = tunnel;
-    raw.once('close', () => channel.destroy());
-    channel.once('close', () => raw.destroy());
-    const fromGateway = new Reader(channel);
-    const first = await fromGateway.next();
-    if (first.payload[0] === ERR_HEADER) {
-      raw.end(packet(0, first.payload));
-      return;
-    }
-    const g = parseGreeting(first.payload);
+      raw.end(packet(seq, errPacket({ code: 1105, sqlState: 'HY000', message: `hoop: ${e.message}${e.hint ? ` (${e.hint})` : ''}` })));
+    };
+    const g = await this.#serverGreeting().catch((err: Error) => err);
+    if (g instanceof Error) return refuse(0, g);
+    // The client signs in here first: no tunnel is opened for a client without the password.
     const local: Greeting = { ...g, nonce: newNonce(), capabilities: (g.capabilities | Cap.SSL) >>> 0 };
     raw.write(packet(0, greeting(local)));
     let fromClient = new Reader(raw);
@@ -128,20 +137,32 @@ export class LocalMysqlListener {
     if (seq === undefined) {
       this.#o.onEvent?.({ kind: 'auth-failed', session });
       client.end(packet(p.next, errPacket({ ...ACCESS_DENIED, message: `Access denied for user '${hello.user}' (hoop connect: the per-run password)` })));
-      channel.destroy();
       return;
     }
-    channel.write(
-      packet(
-        first.next,
-        handshakeResponse({
-          ...hello,
-          capabilities: (hello.capabilities & ~Cap.SSL & g.capabilities) >>> 0,
-          authResponse: Buffer.alloc(0),
-          authPlugin: NATIVE_PASSWORD,
-        }),
-      ),
-    );
+    let tunnel: OpenedTunnel;
+    try {
+      tunnel = await this.#o.openTunnel(session);
+    } catch (err) {
+      return refuse(seq, err as Error);
+    }
+    const { channel } = tunnel;
+    client.once('close', () => channel.destroy());
+    channel.once('close', () => client.destroy());
+    const fromGateway = new Reader(channel);
+    const first = await fromGateway.next();
+    if (first.payload[0] === ERR_HEADER) {
+      client.end(packet(seq, first.payload));
+      return;
+    }
+    const now = parseGreeting(first.payload);
+    const agreed = (hello.capabilities & ~Cap.SSL & g.capabilities) >>> 0;
+    if ((agreed & ~now.capabilities) !== 0) {
+      // The server changed since the port learned its greeting: the client agreed to what it no longer offers.
+      this.#greeting = undefined;
+      channel.destroy();
+      return refuse(seq, new MySqlProtocolError('the server changed its capabilities since this port started; connect again'));
+    }
+    channel.write(packet(first.next, handshakeResponse({ ...hello, capabilities: agreed, authResponse: Buffer.alloc(0), authPlugin: NATIVE_PASSWORD })));
     const answer = await fromGateway.next();
     client.write(packet(seq, answer.payload));
     clearTimeout(deadline);
