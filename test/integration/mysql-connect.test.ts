@@ -228,7 +228,7 @@ describe('hoop connect for a mysql connection', () => {
       // Held statements run once: a prepared one would run as often as the client executes it.
       const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
       await expect(driver.execute('TRUNCATE scratch')).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('send it as a query (COM_QUERY), not a prepared statement') });
-      await expect(driver.query(`SELECT '${'x'.repeat(256 * 1024)}'`)).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('longer than the 262144 the gateway judges') });
+      await expect(driver.query(`SELECT '${'x'.repeat(64 * 1024)}'`)).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('longer than the 65536 the gateway judges') });
       await driver.end();
       const approved = run('TRUNCATE scratch');
       await decide('TRUNCATE scratch', 'approve');

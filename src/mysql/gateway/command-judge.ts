@@ -46,7 +46,7 @@ function sqlOf(code: number, payload: Buffer): string | undefined {
 }
 
 /** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
-const MAX_JUDGED_SQL = 256 * 1024;
+const MAX_JUDGED_SQL = 64 * 1024;
 
 /** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
 export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;

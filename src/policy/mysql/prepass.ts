@@ -161,7 +161,7 @@ class Lexer {
     }
     if (c === '\\' && s[i + 1] === 'N') {
       this.#last = 'NULL';
-      return this.#emit('NULL', 2);
+      return this.#emit(' NULL ', 2);
     }
     if (c > '\x7f' && this.#o.singleByte) throw new Refusal('a byte above 0x7f outside quotes under a single-byte character set (latin1 reads 0xA0 as a space)');
     if (IDENT.test(c)) {
