@@ -3,9 +3,9 @@
  * whatever the policy (another sign-in, replication, the server's administration, what hoop does
  * not know), and on a session the policy governs, each command's SQL judged by the policy's own
  * judge on the MySQL reading of it (src/policy/mysql/analyze.ts), as the server lexes it under the
- * session's `sql_mode` and character set ({@link CommandJudge.govern} reads them at sign-in). What
- * hoop cannot apply to MySQL yet (a row limit, masking, server timeouts) refuses the statement with
- * the reason: nothing is relayed unjudged.
+ * session's `sql_mode` and character set ({@link CommandJudge.govern} reads them at sign-in, with
+ * the server's views when the policy masks). What hoop cannot apply to MySQL yet (a row limit,
+ * server timeouts) refuses the statement with the reason: nothing is relayed unjudged.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
  */
@@ -13,10 +13,13 @@ import { createHash } from 'node:crypto';
 import type { MysqlConnection } from '../../config/connection.js';
 import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
 import type { MysqlReading } from '../../policy/mysql/analyze.js';
+import { MaskingRules } from '../../policy/masking/rules.js';
+import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
+import { MysqlResultMasker } from './result-masker.js';
 
 /** Commands refused whatever the policy: another sign-in on the session, replication, the server's own administration. */
 const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
@@ -45,6 +48,9 @@ function sqlOf(code: number, payload: Buffer): string | undefined {
   return undefined;
 }
 
+/** The most views whose columns masking looks up (a server with more has its sessions refused). */
+const MAX_VIEWS = 10_000;
+
 /** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
 const MAX_JUDGED_SQL = 64 * 1024;
 
@@ -65,6 +71,10 @@ export class CommandJudge {
   readonly #session: TunnelSession<MysqlConnection>;
   /** How the session's SQL is read, once the policy governs it (else statements relay unjudged). */
   #reading: Reading | undefined;
+  /** The masking of the session's results, when the policy masks anything for it. */
+  masker: MysqlResultMasker | undefined;
+  /** What the last command allowed runs, as the analysis read it (undefined: it carried no SQL, or none was read). */
+  lastFacts: readonly StatementFacts[] | undefined;
 
   constructor(session: TunnelSession<MysqlConnection>) {
     this.#session = session;
@@ -100,6 +110,14 @@ export class CommandJudge {
       ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
     };
     if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
+    const { masking, recording } = this.#session;
+    if (masking) {
+      // Columns of a view carry the view as their origin: what they are made of is not traced.
+      const [views] = await client.query(`SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.VIEWS LIMIT ${MAX_VIEWS + 1}`);
+      const names = views && 'rows' in views ? views.rows.map((r) => r[0] ?? '') : [];
+      if (names.length > MAX_VIEWS) this.#reading.unreadable = `the server has more than ${MAX_VIEWS} views, more than hoop traces for masking`;
+      this.masker = new MysqlResultMasker(MaskingRules.of(masking.policy, masking.key), new Set(names), (column, strategy) => recording?.notes?.masked(column, strategy));
+    }
   }
 
   /** Why command `code` may not run on this session, or the review it waits for; undefined when it may run. */
@@ -114,6 +132,7 @@ export class CommandJudge {
       // The session would take the server's sql_mode as it is now, which the judge has not read.
       return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
     }
+    this.lastFacts = undefined;
     const sql = sqlOf(code, payload);
     if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
     if (sql !== undefined && code === Command.STMT_PREPARE) {
@@ -128,7 +147,7 @@ export class CommandJudge {
 
   /** The policy's verdict on `sql` (sent as `payload`): a refusal, a review to hold it for, or undefined when it may run. */
   #verdict(sql: string, payload: Buffer, governed: Reading): Judged {
-    const { judge, masking, limits } = this.#session;
+    const { judge, limits } = this.#session;
     if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
     if (limits && Object.keys(limits).length > 0) return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop does not yet apply to MySQL sessions' };
     const analysis = analyzeMysql(sql, governed.options);
@@ -157,9 +176,7 @@ export class CommandJudge {
     // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
     if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
     if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
-    if (masking && (!analysis.ok || analysis.statements.some((s) => s.kinds.some((k) => k === 'select' || k === 'explain' || k === 'call')))) {
-      return { rule: 'hoop:mysql-masking', reason: 'the policy masks results for you, and hoop does not yet mask MySQL results' };
-    }
+    this.lastFacts = analysis.ok ? analysis.statements : undefined;
     return undefined;
   }
 }

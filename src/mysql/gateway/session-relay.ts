@@ -18,14 +18,16 @@ import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
-import { Conversation } from '../pipeline/conversation.js';
+import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
+import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
-import { packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
+import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, okPacket, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
 import { CommandJudge } from './command-judge.js';
+import type { MysqlResultMasker } from './result-masker.js';
 import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
 
 /** Options of the MySQL engine (./engine.ts). */
@@ -91,6 +93,11 @@ export class MysqlSessionRelay {
   readonly #queued: MySqlPacket[] = [];
   /** What the command in flight's answer looks like (set once signed in). */
   #conversation: Conversation | undefined;
+  /** Masked sessions: packets written minus packets received in the answer in flight. */
+  #seqShift = 0;
+  /** Masked sessions: what each prepared statement runs, by its id, and the one being prepared. */
+  readonly #prepared = new Map<number, readonly StatementFacts[] | undefined>();
+  #preparing: readonly StatementFacts[] | undefined;
   readonly #onAbort = (): void => this.#aborted();
 
   constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions) {
@@ -213,12 +220,15 @@ export class MysqlSessionRelay {
         this.#next();
       });
     });
+    const masker = this.#judge.masker;
     up.on('data', (chunk: Buffer) => {
-      this.#write(chunk);
+      // Unmasked, the server's bytes go on as they came; masked, each packet as the masker makes it.
+      if (!masker) this.#write(chunk);
       this.#safely(() => {
         for (const p of this.#serverPackets.push(chunk)) {
-          this.#conversation!.server(p.payload);
-          stream?.record(SERVER_PACKET, Date.now(), p.payload, 0, p.payload.length);
+          const kind = this.#conversation!.server(p.payload);
+          const payload = masker ? this.#masked(masker, p, kind) : p.payload;
+          stream?.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
         }
         this.#next();
       });
@@ -246,6 +256,22 @@ export class MysqlSessionRelay {
   #resumeClient(): void {
     if (this.#queued.length > 0 || this.#held || this.#upstream?.writableNeedDrain || this.#session.recording?.stream.behind) return;
     this.#session.channel.resume();
+  }
+
+  /**
+   * Writes server packet `p` (read as `kind`) as the masker makes it, and returns it. Its
+   * sequence id follows the packets written before it in the same answer: a payload that masking
+   * made shorter or longer than 16 MiB is one packet fewer or more.
+   */
+  #masked(masker: MysqlResultMasker, p: MySqlPacket, kind: ServerPacket): Buffer {
+    if (kind.kind === 'prepared' && this.#preparing) this.#prepared.set(kind.statement, this.#preparing);
+    const payload = masker.server(kind, p.payload);
+    const out = packet((p.seq + this.#seqShift) & 0xff, payload);
+    const received = (p.next - p.seq) & 0xff;
+    const sent = Math.floor(payload.length / MAX_PACKET_PAYLOAD) + 1;
+    this.#seqShift += sent - received;
+    this.#write(out);
+    return payload;
   }
 
   /** Runs `step`; what a peer sends that breaks the protocol ends this one session. */
@@ -287,6 +313,15 @@ export class MysqlSessionRelay {
   /** Sends command `p` to the server, which answers it next. */
   #forward(p: MySqlPacket): void {
     this.#conversation!.command(p.payload);
+    this.#seqShift = 0;
+    const masker = this.#judge.masker;
+    if (masker) {
+      // What the command runs decides how its results' computed columns are masked: a prepared statement's, its own.
+      const code = p.payload[0];
+      const facts = code === Command.STMT_EXECUTE && p.payload.length >= 5 ? this.#prepared.get(p.payload.readUInt32LE(1)) : this.#judge.lastFacts;
+      this.#preparing = code === Command.STMT_PREPARE ? this.#judge.lastFacts : undefined;
+      masker.statement(facts);
+    }
     this.#upstream!.write(packet(p.seq, p.payload));
   }
 

@@ -283,3 +283,54 @@ function binaryValue(c: Cursor, type: number, unsigned: boolean): string | Buffe
       return c.lenencBytesOrNull() ?? Buffer.alloc(0);
   }
 }
+
+/** Bytes of a binary value of `type` that has a fixed width (0: a length-encoded string; -1: a length byte first). */
+function binaryWidth(type: number): number {
+  switch (type) {
+    case ColumnType.TINY:
+      return 1;
+    case ColumnType.SHORT:
+    case ColumnType.YEAR:
+      return 2;
+    case ColumnType.LONG:
+    case ColumnType.INT24:
+    case ColumnType.FLOAT:
+      return 4;
+    case ColumnType.LONGLONG:
+    case ColumnType.DOUBLE:
+      return 8;
+    case ColumnType.DATE:
+    case ColumnType.DATETIME:
+    case ColumnType.TIMESTAMP:
+    case ColumnType.NEWDATE:
+    case ColumnType.TIME:
+      return -1;
+    default:
+      return 0;
+  }
+}
+
+/** A binary-protocol row's values as their raw encodings (NULL as null), to re-encode some and keep the others. */
+export function binaryRowSlices(payload: Buffer, columns: ReadonlyArray<Pick<ColumnDefinition, 'type'>>): Array<Buffer | null> {
+  const c = new Cursor(payload, 1);
+  const bitmap = c.bytes(Math.floor((columns.length + 7 + 2) / 8));
+  return columns.map((col, i) => {
+    const bit = i + 2;
+    if (bitmap[bit >> 3]! & (1 << (bit & 7))) return null;
+    const width = binaryWidth(col.type);
+    const start = c.at;
+    if (width > 0) c.bytes(width);
+    else if (width < 0) c.bytes(c.u8());
+    else c.lenencBytesOrNull();
+    return payload.subarray(start, c.at);
+  });
+}
+
+/** A binary-protocol row from raw encodings (see {@link binaryRowSlices}), NULL as null. */
+export function binaryRow(slices: ReadonlyArray<Buffer | null>): Buffer {
+  const bitmap = Buffer.alloc(Math.floor((slices.length + 7 + 2) / 8));
+  slices.forEach((s, i) => {
+    if (s === null) bitmap[(i + 2) >> 3]! |= 1 << ((i + 2) & 7);
+  });
+  return Buffer.concat([Buffer.from([0]), bitmap, ...slices.filter((s): s is Buffer => s !== null)]);
+}

@@ -1,0 +1,182 @@
+/**
+ * Masking of what a MySQL server answers, packet by packet, as the policy's `masking` section says:
+ *
+ * - a column of a table (its column definition names the table and column it comes from) by the
+ *   rules on that origin, else by the rules on its name; a masked column's definition is rewritten
+ *   as a string column, the type of what the client now gets;
+ * - a column with no table of origin (computed), or from a view, is redacted whole when the
+ *   statement reads a table whose columns the policy masks, a view, or a function that is not one
+ *   of the server's own (a stored function may read such a table): hoop does not trace what a
+ *   computed column is made of;
+ * - every other text value goes through the content detectors, in text and binary (prepared)
+ *   rows alike; error messages too, with their quoted values redacted when the statement reads
+ *   what is masked.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query_response_text_resultset.html
+ */
+import { isUtf8 } from 'node:buffer';
+import type { MaskingRules } from '../../policy/masking/rules.js';
+import type { MaskStrategy } from '../../policy/masking/strategies.js';
+import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
+import type { ServerPacket } from '../pipeline/conversation.js';
+import { lenencBytes } from '../wire/packets.js';
+import { binaryRow, binaryRowSlices, type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseBinaryRow, parseColumnDefinition, parseErr, parseTextRow, textRow } from '../wire/results.js';
+
+/** The server's own functions that read nothing beyond their arguments. */
+const BUILTIN_FUNCTIONS = new Set(
+  (
+    'count sum avg min max group_concat std stddev variance bit_and bit_or bit_xor concat concat_ws lower upper lcase ucase length char_length ' +
+    'character_length octet_length substring substr mid left right trim ltrim rtrim replace reverse repeat space lpad rpad locate instr position ' +
+    'field find_in_set strcmp coalesce ifnull nullif if isnull greatest least abs ceil ceiling floor round truncate mod sign sqrt pow power exp ln ' +
+    'log log2 log10 pi rand now sysdate curdate curtime current_date current_time current_timestamp localtime localtimestamp utc_date utc_time ' +
+    'utc_timestamp date time timestamp year month day dayofmonth dayofweek dayofyear week weekday hour minute second microsecond date_format ' +
+    'time_format str_to_date date_add date_sub adddate subdate addtime subtime datediff timediff timestampdiff timestampadd unix_timestamp ' +
+    'from_unixtime last_day makedate maketime extract cast convert format hex unhex md5 sha1 sha2 crc32 uuid version database schema user ' +
+    'current_user session_user system_user connection_id last_insert_id row_count found_rows sleep benchmark json_extract json_unquote ' +
+    'json_object json_array json_length json_keys json_contains json_valid row_number rank dense_rank percent_rank cume_dist ntile lag lead ' +
+    'first_value last_value nth_value bin oct ascii ord char conv quote soundex elt make_set export_set inet_aton inet_ntoa'
+  ).split(' '),
+);
+
+/** A column definition's flags that say what a string column is not. */
+const NUMBER_FLAGS = 32 | 64 | 128 | 32768;
+/** utf8mb4_general_ci. */
+const UTF8MB4 = 45;
+/** The `binary` character set. */
+const BINARY_CHARSET = 63;
+
+/** One result column: its definition as the server sent it, and its strategy when masked whole. */
+interface ColumnPlan {
+  def: ColumnDefinition;
+  strategy?: MaskStrategy;
+}
+
+/** See the module documentation. */
+export class MysqlResultMasker {
+  readonly #rules: MaskingRules;
+  readonly #views: ReadonlySet<string>;
+  readonly #masked: ((column: string, strategy: string) => void) | undefined;
+  #plans: ColumnPlan[] = [];
+  /** The statement reads what is masked by a way hoop does not trace (computed columns are redacted). */
+  #untraced = true;
+
+  /** `views`: every view of the server, `db.view` lower-case; `masked`: told of each column masked whole. */
+  constructor(rules: MaskingRules, views: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
+    this.#rules = rules;
+    this.#views = views;
+    this.#masked = masked;
+  }
+
+  /** The statement about to run (undefined: one hoop did not read, whose computed columns are redacted). */
+  statement(facts: readonly StatementFacts[] | undefined): void {
+    this.#untraced =
+      facts === undefined ||
+      facts.some((s) => s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || this.#views.has(t.toLowerCase())) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)));
+  }
+
+  /** What the client gets for the server's packet `payload`, read as `p`. */
+  server(p: ServerPacket, payload: Buffer): Buffer {
+    switch (p.kind) {
+      case 'column-count':
+      case 'prepared':
+        this.#plans = [];
+        return payload;
+      case 'column': {
+        const def = parseColumnDefinition(payload);
+        const plan = this.#plan(def);
+        this.#plans.push(plan);
+        if (!plan.strategy) return payload;
+        return columnDefinition({ ...def, type: ColumnType.VAR_STRING, charset: UTF8MB4, flags: def.flags & ~NUMBER_FLAGS, decimals: 0, length: Math.max(def.length, 1024) });
+      }
+      case 'row':
+        return p.binary ? this.#binaryRow(payload) : this.#textRow(payload);
+      case 'err':
+        return this.#error(payload);
+      default:
+        return payload;
+    }
+  }
+
+  /** How column `def` is masked. */
+  #plan(def: ColumnDefinition): ColumnPlan {
+    const view = def.orgTable !== '' && this.#views.has(`${def.schema}.${def.orgTable}`.toLowerCase());
+    let strategy: MaskStrategy | undefined;
+    if (def.orgTable !== '' && !view) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.name);
+    else strategy = this.#untraced && this.#rules.hasColumnRules ? 'redact' : this.#rules.forName(def.name);
+    if (strategy) this.#masked?.(def.orgTable ? `${def.schema}.${def.orgTable}.${def.orgName}` : def.name, strategy);
+    return { def, ...(strategy && { strategy }) };
+  }
+
+  /** One value as the client gets it: masked whole by `strategy`, else through the detectors (text only). */
+  #value(v: Buffer, plan: ColumnPlan | undefined): Buffer | null | undefined {
+    if (plan?.strategy) {
+      const masked = this.#rules.apply(v.toString('utf8'), plan.strategy, true);
+      return masked === null ? null : Buffer.from(masked, 'utf8');
+    }
+    if (this.#rules.detectors.length === 0 || plan?.def.charset === BINARY_CHARSET || !isUtf8(v)) return undefined;
+    const m = this.#rules.maskText(v.toString('utf8'));
+    if (!m.changed) return undefined;
+    return m.nullify ? null : Buffer.from(m.text, 'utf8');
+  }
+
+  #textRow(payload: Buffer): Buffer {
+    const values = parseTextRow(payload, this.#plans.length);
+    let changed = false;
+    const out = values.map((v, i) => {
+      if (v === null) return null;
+      const m = this.#value(v, this.#plans[i]);
+      if (m === undefined) return v;
+      changed = true;
+      return m;
+    });
+    return changed ? textRow(out) : payload;
+  }
+
+  #binaryRow(payload: Buffer): Buffer {
+    const defs = this.#plans.map((p) => p.def);
+    const slices = binaryRowSlices(payload, defs);
+    const values = parseBinaryRow(payload, defs);
+    let changed = false;
+    const out = slices.map((slice, i) => {
+      const v = values[i];
+      if (slice === null || v === null || v === undefined) return slice;
+      const plan = this.#plans[i];
+      // A number or date is masked only whole (its definition is then a string's); detectors read strings.
+      if (!plan?.strategy && !isStringType(plan?.def.type)) return slice;
+      const m = this.#value(v, plan);
+      if (m === undefined) return slice;
+      changed = true;
+      return m === null ? null : lenencBytes(m);
+    });
+    return changed ? binaryRow(out) : payload;
+  }
+
+  #error(payload: Buffer): Buffer {
+    const e = parseErr(payload);
+    let message = this.#untraced && this.#rules.hasColumnRules ? e.message.replace(/'(?:[^'\\]|\\.)*'/g, "'[redacted]'") : e.message;
+    if (this.#rules.detectors.length > 0) message = this.#rules.maskText(message).text;
+    return message === e.message ? payload : errPacket({ ...e, message });
+  }
+}
+
+/** Whether a binary value of `type` is a length-encoded string (what detectors read). */
+function isStringType(type: number | undefined): boolean {
+  return (
+    type === undefined ||
+    ![
+      ColumnType.TINY,
+      ColumnType.SHORT,
+      ColumnType.YEAR,
+      ColumnType.LONG,
+      ColumnType.INT24,
+      ColumnType.FLOAT,
+      ColumnType.LONGLONG,
+      ColumnType.DOUBLE,
+      ColumnType.DATE,
+      ColumnType.DATETIME,
+      ColumnType.TIMESTAMP,
+      ColumnType.NEWDATE,
+      ColumnType.TIME,
+    ].includes(type as never)
+  );
+}
