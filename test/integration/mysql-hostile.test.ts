@@ -162,6 +162,13 @@ describe('a client speaking MySQL to the gateway directly', () => {
     ]);
     expect(await rows('SELECT CONCAT(name, name) AS n FROM items WHERE id = 1')).toEqual([['[redacted]']]);
     expect(await rows('SELECT name FROM names WHERE id = 1')).toEqual([['[redacted]']]);
+    // Origins the server names wrongly: a derived table's or a CTE's columns name it (or an alias), a UNION's none.
+    expect(await rows('SELECT x FROM (SELECT name AS x FROM items) d WHERE d.x IS NOT NULL LIMIT 1')).toEqual([['[redacted]']]);
+    expect(await rows('WITH c AS (SELECT name AS q FROM items LIMIT 10) SELECT q FROM c LIMIT 1')).toEqual([['[redacted]']]);
+    expect(await rows("SELECT name FROM items WHERE id = 1 UNION SELECT 'x'")).toEqual([['[redacted]'], ['[redacted]']]);
+    // A value carried in a user variable from one statement to the next.
+    await client.query('SET @v = (SELECT name FROM items WHERE id = 1)');
+    expect(await rows('SELECT @v AS v')).toEqual([['[redacted]']]);
     expect(await rows('SELECT 1 + 1 AS two, COUNT(*) AS n FROM notes')).toEqual([['2', '1']]);
     const [body] = (await rows('SELECT body FROM notes'))[0]!;
     expect(body).not.toContain('4111 1111 1111 1111');

@@ -1,13 +1,15 @@
 /**
  * Masking of what a MySQL server answers, packet by packet, as the policy's `masking` section says:
  *
- * - a column of a table (its column definition names the table and column it comes from) by the
- *   rules on that origin, else by the rules on its name; a masked column's definition is rewritten
- *   as a string column, the type of what the client now gets;
- * - a column with no table of origin (computed), or from a view, is redacted whole when the
- *   statement reads a table whose columns the policy masks, a view, or a function that is not one
- *   of the server's own (a stored function may read such a table): hoop does not trace what a
- *   computed column is made of;
+ * - a column of a table the statement names and reads directly (its column definition names the
+ *   table and column it comes from) by the rules on that origin, else by the rules on its name; a
+ *   masked column's definition is rewritten as a string column, the type of what the client now
+ *   gets;
+ * - any other column (computed, or from a view, a derived table or a CTE, whose definitions name
+ *   them or an alias, not the table) is redacted whole when the statement reads a table whose
+ *   columns the policy masks, a view, a user variable, or a function that is not one of the
+ *   server's own (a stored function may read such a table): hoop does not trace what such a column
+ *   is made of;
  * - every other text value goes through the content detectors, in text and binary (prepared)
  *   rows alike; error messages too, with their quoted values redacted when the statement reads
  *   what is masked.
@@ -38,6 +40,9 @@ const BUILTIN_FUNCTIONS = new Set(
   ).split(' '),
 );
 
+/** A user variable (`@v`; `@@` system variables too), anywhere in a statement's text. */
+const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
+
 /** A column definition's flags that say what a string column is not. */
 const NUMBER_FLAGS = 32 | 64 | 128 | 32768;
 /** utf8mb4_general_ci. */
@@ -59,6 +64,10 @@ export class MysqlResultMasker {
   #plans: ColumnPlan[] = [];
   /** The statement reads what is masked by a way hoop does not trace (computed columns are redacted). */
   #untraced = true;
+  /** The tables the statement names (`db.table`), whose columns' origins the server's column definitions can be trusted for. */
+  #tables: ReadonlySet<string> = new Set();
+  /** The statement reads a derived table or a CTE: no column's origin is trusted. */
+  #derived = true;
 
   /** `views`: every view of the server, `db.view` lower-case; `masked`: told of each column masked whole. */
   constructor(rules: MaskingRules, views: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
@@ -69,9 +78,17 @@ export class MysqlResultMasker {
 
   /** The statement about to run (undefined: one hoop did not read, whose computed columns are redacted). */
   statement(facts: readonly StatementFacts[] | undefined): void {
+    this.#tables = new Set(facts?.flatMap((s) => s.tables.map((t) => t.toLowerCase())));
+    this.#derived = facts === undefined || facts.some((s) => s.derived);
     this.#untraced =
       facts === undefined ||
-      facts.some((s) => s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || this.#views.has(t.toLowerCase())) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)));
+      facts.some(
+        (s) =>
+          s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || this.#views.has(t.toLowerCase())) ||
+          s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) ||
+          // A user variable may hold a value an earlier statement read (SET @v = (SELECT …)).
+          USER_VARIABLE.test(s.text),
+      );
   }
 
   /** What the client gets for the server's packet `payload`, read as `p`. */
@@ -99,9 +116,12 @@ export class MysqlResultMasker {
 
   /** How column `def` is masked. */
   #plan(def: ColumnDefinition): ColumnPlan {
-    const view = def.orgTable !== '' && this.#views.has(`${def.schema}.${def.orgTable}`.toLowerCase());
+    // An origin is trusted only when it is a table the statement names, read directly: a derived
+    // table's or a CTE's columns name it (or an alias) instead, a view's the view.
+    const origin = `${def.schema}.${def.orgTable}`.toLowerCase();
+    const trusted = def.schema !== '' && def.orgTable !== '' && !this.#derived && this.#tables.has(origin) && !this.#views.has(origin);
     let strategy: MaskStrategy | undefined;
-    if (def.orgTable !== '' && !view) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.name);
+    if (trusted) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.name);
     else strategy = this.#untraced && this.#rules.hasColumnRules ? 'redact' : this.#rules.forName(def.name);
     if (strategy) this.#masked?.(def.orgTable ? `${def.schema}.${def.orgTable}.${def.orgName}` : def.name, strategy);
     return { def, ...(strategy && { strategy }) };

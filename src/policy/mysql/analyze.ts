@@ -109,6 +109,9 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
     text,
   };
   if (kind === 'Update' || kind === 'Delete') facts.missingWhere = !restricts(body.selection);
+  walk(tree, (n, key) => {
+    if (key === 'Derived' || (n.with !== undefined && n.with !== null)) facts.derived = true;
+  });
   if (kind === 'Set') {
     setFacts(body, facts);
     // SET @@global.x: the server's configuration, as SET GLOBAL; SET PASSWORD: an account's credential, as GRANT.

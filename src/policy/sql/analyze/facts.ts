@@ -204,6 +204,11 @@ export interface StatementFacts {
   signals?: Array<number | 'own' | 'other'>;
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
+  /**
+   * MySQL: the statement reads a derived table or a CTE, whose result columns name it (or an
+   * alias) as their origin rather than the table they come from.
+   */
+  derived?: true;
 }
 
 /**
