@@ -175,6 +175,16 @@ describe('a client speaking MySQL to the gateway directly', () => {
     expect(body).toMatch(/^card .* on file$/);
     await expect(client.query("INSERT INTO items VALUES (1, 'dup')")).rejects.toMatchObject({ code: 1062, message: expect.stringContaining("'[redacted]'") });
     expect(await client.query('UPDATE items SET name = name WHERE id = 1')).toMatchObject([{ ok: { affectedRows: 0 } }]);
+    // Writes that could copy masked values where they are not masked.
+    for (const copy of [
+      'INSERT INTO notes SELECT id + 100, name FROM items',
+      'CREATE TABLE copied AS SELECT name FROM items',
+      'UPDATE notes SET body = (SELECT name FROM items WHERE id = 1)',
+      'INSERT INTO notes VALUES (200, @v)',
+    ]) {
+      await expect(client.query(copy), copy).rejects.toMatchObject({ code: 1227, message: expect.stringContaining('could copy masked values') });
+    }
+    expect((await db.sql('SELECT count(*) FROM app.notes')).trim()).toBe('1');
     client.close();
     // A driver's prepared statement (the binary protocol): the masked column is a string now, the others as they were.
     const c = await masked.connect('shop', await masked.token('alice'));

@@ -176,6 +176,13 @@ export class CommandJudge {
     // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
     if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
     if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
+    const copies = analysis.ok && this.masker ? analysis.statements.find((s) => this.masker!.copiesMasked(s)) : undefined;
+    if (copies) {
+      return {
+        rule: 'hoop:mysql-masked-copy',
+        reason: `the statement writes with a table whose columns the policy masks and another table (${copies.tables.join(', ')}): it could copy masked values where they are not masked`,
+      };
+    }
     this.lastFacts = analysis.ok ? analysis.statements : undefined;
     return undefined;
   }

@@ -43,6 +43,9 @@ const BUILTIN_FUNCTIONS = new Set(
 /** A user variable (`@v`; `@@` system variables too), anywhere in a statement's text. */
 const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
 
+/** The kinds that store what they compute. */
+const WRITES = new Set<string>(['insert', 'update', 'delete', 'merge', 'create', 'alter', 'call']);
+
 /** A column definition's flags that say what a string column is not. */
 const NUMBER_FLAGS = 32 | 64 | 128 | 32768;
 /** utf8mb4_general_ci. */
@@ -89,6 +92,19 @@ export class MysqlResultMasker {
           // A user variable may hold a value an earlier statement read (SET @v = (SELECT …)).
           USER_VARIABLE.test(s.text),
       );
+  }
+
+  /**
+   * Whether statement `s` could store masked values where they are not masked: a write or DDL that
+   * names a table whose columns the policy masks (or a view) and another table (`INSERT … SELECT`,
+   * `CREATE TABLE … AS SELECT`, `UPDATE t SET v = (SELECT …)`), that reads a user variable, or a CALL.
+   */
+  copiesMasked(s: StatementFacts): boolean {
+    if (!this.#rules.hasColumnRules || !s.kinds.some((k) => WRITES.has(k))) return false;
+    // A procedure's body is not read; a user variable may carry a masked value (SET @v = (SELECT …)).
+    if (s.kinds.includes('call') || USER_VARIABLE.test(s.text)) return true;
+    const masked = s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || this.#views.has(t.toLowerCase()));
+    return masked && new Set(s.tables).size > 1;
   }
 
   /** What the client gets for the server's packet `payload`, read as `p`. */
