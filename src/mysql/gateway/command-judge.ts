@@ -4,7 +4,7 @@
  * not know), and on a session the policy governs, each command's SQL judged by the policy's own
  * judge on the MySQL reading of it (src/policy/mysql/analyze.ts), as the server lexes it under the
  * session's `sql_mode` and character set ({@link CommandJudge.govern} reads them at sign-in, with
- * the server's views when the policy masks). What hoop cannot apply to MySQL yet (a row limit,
+ * the server's base tables when the policy masks). What hoop cannot apply to MySQL yet (a row limit,
  * server timeouts) refuses the statement with the reason: nothing is relayed unjudged.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
@@ -30,6 +30,7 @@ const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
   [0x13, 'COM_TABLE_DUMP'],
   [0x15, 'COM_REGISTER_SLAVE'],
   [0x1e, 'COM_BINLOG_DUMP_GTID'],
+  [Command.STMT_FETCH, 'COM_STMT_FETCH (cursors are not relayed: execute without a cursor)'],
 ]);
 
 /** Every command hoop knows to be one; anything else is refused. */
@@ -48,8 +49,8 @@ function sqlOf(code: number, payload: Buffer): string | undefined {
   return undefined;
 }
 
-/** The most views whose columns masking looks up (a server with more has its sessions refused). */
-const MAX_VIEWS = 10_000;
+/** The most tables masking looks up (a server with more has its masked sessions refused). */
+const MAX_TABLES = 100_000;
 
 /** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
 const MAX_JUDGED_SQL = 64 * 1024;
@@ -112,10 +113,10 @@ export class CommandJudge {
     if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
     const { masking, recording } = this.#session;
     if (masking) {
-      // Columns of a view carry the view as their origin: what they are made of is not traced.
-      const [views] = await client.query(`SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.VIEWS LIMIT ${MAX_VIEWS + 1}`);
-      const names = views && 'rows' in views ? views.rows.map((r) => r[0] ?? '') : [];
-      if (names.length > MAX_VIEWS) this.#reading.unreadable = `the server has more than ${MAX_VIEWS} views, more than hoop traces for masking`;
+      // Only a base table's columns carry their own origin (a view's carry the view): those known at sign-in.
+      const [tables] = await client.query(`SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' LIMIT ${MAX_TABLES + 1}`);
+      const names = tables && 'rows' in tables ? tables.rows.map((r) => r[0] ?? '') : [];
+      if (names.length > MAX_TABLES) this.#reading.unreadable = `the server has more than ${MAX_TABLES} tables, more than hoop looks up for masking`;
       this.masker = new MysqlResultMasker(MaskingRules.of(masking.policy, masking.key), new Set(names), (column, strategy) => recording?.notes?.masked(column, strategy));
     }
   }
@@ -125,6 +126,9 @@ export class CommandJudge {
     const named = REFUSED_COMMANDS.get(code);
     if (named) return { rule: 'hoop:mysql-command', reason: `${named} is not relayed` };
     if (!KNOWN_COMMANDS.has(code)) return { rule: 'hoop:mysql-command', reason: `command 0x${code.toString(16)} is not one hoop relays` };
+    // A cursor's rows come later, by COM_STMT_FETCH, in an answer hoop does not follow.
+    if (code === Command.STMT_EXECUTE && payload.length >= 6 && payload[5] !== 0)
+      return { rule: 'hoop:mysql-command', reason: 'a prepared statement executed with a cursor is not relayed (execute it without one)' };
     const governed = this.#reading;
     if (!governed) return undefined;
     if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
@@ -176,12 +180,9 @@ export class CommandJudge {
     // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
     if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
     if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
-    const copies = analysis.ok && this.masker ? analysis.statements.find((s) => this.masker!.copiesMasked(s)) : undefined;
-    if (copies) {
-      return {
-        rule: 'hoop:mysql-masked-copy',
-        reason: `the statement writes with a table whose columns the policy masks and another table (${copies.tables.join(', ')}): it could copy masked values where they are not masked`,
-      };
+    for (const statement of analysis.ok && this.masker ? analysis.statements : []) {
+      const carries = this.masker!.carriesMasked(statement);
+      if (carries) return { rule: 'hoop:mysql-masked-copy', reason: `the policy masks columns for you, and ${carries} could carry masked values where they are not masked` };
     }
     this.lastFacts = analysis.ok ? analysis.statements : undefined;
     return undefined;

@@ -5,14 +5,15 @@
  *   table and column it comes from) by the rules on that origin, else by the rules on its name; a
  *   masked column's definition is rewritten as a string column, the type of what the client now
  *   gets;
- * - any other column (computed, or from a view, a derived table or a CTE, whose definitions name
- *   them or an alias, not the table) is redacted whole when the statement reads a table whose
- *   columns the policy masks, a view, a user variable, or a function that is not one of the
- *   server's own (a stored function may read such a table): hoop does not trace what such a column
- *   is made of;
+ * - any other column (computed, or from a view, a derived table, a CTE, a system table, or a
+ *   table made since sign-in, whose definitions name them or an alias, not a base table hoop knows)
+ *   is redacted whole when the statement reads a table whose columns the policy masks, a table
+ *   hoop does not know, a user variable, or a function that is not one of the server's own (a
+ *   stored function may read such a table): hoop does not trace what such a column is made of;
  * - every other text value goes through the content detectors, in text and binary (prepared)
- *   rows alike; error messages too, with their quoted values redacted when the statement reads
- *   what is masked.
+ *   rows alike, binary strings too when they read as UTF-8; error messages too, withheld whole
+ *   when the statement reads what is masked;
+ * - what could carry masked values where they are not masked is refused ({@link MysqlResultMasker.carriesMasked}).
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query_response_text_resultset.html
  */
@@ -34,7 +35,7 @@ const BUILTIN_FUNCTIONS = new Set(
     'utc_timestamp date time timestamp year month day dayofmonth dayofweek dayofyear week weekday hour minute second microsecond date_format ' +
     'time_format str_to_date date_add date_sub adddate subdate addtime subtime datediff timediff timestampdiff timestampadd unix_timestamp ' +
     'from_unixtime last_day makedate maketime extract cast convert format hex unhex md5 sha1 sha2 crc32 uuid version database schema user ' +
-    'current_user session_user system_user connection_id last_insert_id row_count found_rows sleep benchmark json_extract json_unquote ' +
+    'current_user session_user system_user connection_id row_count found_rows sleep benchmark json_extract json_unquote ' +
     'json_object json_array json_length json_keys json_contains json_valid row_number rank dense_rank percent_rank cume_dist ntile lag lead ' +
     'first_value last_value nth_value bin oct ascii ord char conv quote soundex elt make_set export_set inet_aton inet_ntoa'
   ).split(' '),
@@ -44,14 +45,14 @@ const BUILTIN_FUNCTIONS = new Set(
 const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
 
 /** The kinds that store what they compute. */
-const WRITES = new Set<string>(['insert', 'update', 'delete', 'merge', 'create', 'alter', 'call']);
+const WRITES = new Set<string>(['insert', 'update', 'delete', 'merge', 'create', 'alter', 'drop', 'truncate', 'call', 'create-function']);
+/** LAST_INSERT_ID with an argument: it keeps that value for the session's next LAST_INSERT_ID(). */
+const LAST_INSERT_ID_SET = /last_insert_id\s*\(\s*[^)\s]/i;
 
 /** A column definition's flags that say what a string column is not. */
 const NUMBER_FLAGS = 32 | 64 | 128 | 32768;
 /** utf8mb4_general_ci. */
 const UTF8MB4 = 45;
-/** The `binary` character set. */
-const BINARY_CHARSET = 63;
 
 /** One result column: its definition as the server sent it, and its strategy when masked whole. */
 interface ColumnPlan {
@@ -62,7 +63,8 @@ interface ColumnPlan {
 /** See the module documentation. */
 export class MysqlResultMasker {
   readonly #rules: MaskingRules;
-  readonly #views: ReadonlySet<string>;
+  /** The server's base tables at sign-in (`db.table`, lower-case): only their columns' origins are trusted. */
+  readonly #baseTables: ReadonlySet<string>;
   readonly #masked: ((column: string, strategy: string) => void) | undefined;
   #plans: ColumnPlan[] = [];
   /** The statement reads what is masked by a way hoop does not trace (computed columns are redacted). */
@@ -72,10 +74,10 @@ export class MysqlResultMasker {
   /** The statement reads a derived table or a CTE: no column's origin is trusted. */
   #derived = true;
 
-  /** `views`: every view of the server, `db.view` lower-case; `masked`: told of each column masked whole. */
-  constructor(rules: MaskingRules, views: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
+  /** `baseTables`: the server's base tables, `db.table` lower-case; `masked`: told of each column masked whole. */
+  constructor(rules: MaskingRules, baseTables: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
     this.#rules = rules;
-    this.#views = views;
+    this.#baseTables = baseTables;
     this.#masked = masked;
   }
 
@@ -87,7 +89,7 @@ export class MysqlResultMasker {
       facts === undefined ||
       facts.some(
         (s) =>
-          s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || this.#views.has(t.toLowerCase())) ||
+          s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || !this.#baseTables.has(t.toLowerCase())) ||
           s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) ||
           // A user variable may hold a value an earlier statement read (SET @v = (SELECT …)).
           USER_VARIABLE.test(s.text),
@@ -95,16 +97,23 @@ export class MysqlResultMasker {
   }
 
   /**
-   * Whether statement `s` could store masked values where they are not masked: a write or DDL that
-   * names a table whose columns the policy masks (or a view) and another table (`INSERT … SELECT`,
-   * `CREATE TABLE … AS SELECT`, `UPDATE t SET v = (SELECT …)`), that reads a user variable, or a CALL.
+   * Why statement `s` could carry masked values where they are not masked (undefined when it
+   * cannot): a write or DDL that names a table whose columns the policy masks, or one hoop does not
+   * know (a view, a table made since sign-in), or names more than one table; stored code (a
+   * procedure called, a trigger, function or event created: bodies are not read); a setting or
+   * variable set from an expression, or one read while writing; LAST_INSERT_ID(expr).
    */
-  copiesMasked(s: StatementFacts): boolean {
-    if (!this.#rules.hasColumnRules || !s.kinds.some((k) => WRITES.has(k))) return false;
-    // A procedure's body is not read; a user variable may carry a masked value (SET @v = (SELECT …)).
-    if (s.kinds.includes('call') || USER_VARIABLE.test(s.text)) return true;
-    const masked = s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || this.#views.has(t.toLowerCase()));
-    return masked && new Set(s.tables).size > 1;
+  carriesMasked(s: StatementFacts): string | undefined {
+    if (!this.#rules.hasColumnRules) return undefined;
+    if (s.kinds.includes('call') || s.kinds.includes('create-function')) return 'stored code, whose body hoop does not read';
+    if (s.settings.some((x) => x.value === undefined)) return 'a setting or variable set from an expression';
+    if (LAST_INSERT_ID_SET.test(s.text)) return 'LAST_INSERT_ID(expr), which keeps a value for the session';
+    if (!s.kinds.some((k) => WRITES.has(k))) return undefined;
+    if (USER_VARIABLE.test(s.text)) return 'a write that reads a variable';
+    const unmasked = s.tables.every((t) => this.#rules.columnsOfSqlTable(t).size === 0 && this.#baseTables.has(t.toLowerCase()));
+    if (!unmasked) return 'a write that names a table whose columns the policy masks, or one hoop does not know';
+    if (new Set(s.tables).size > 1) return 'a write that names more than one table';
+    return undefined;
   }
 
   /** What the client gets for the server's packet `payload`, read as `p`. */
@@ -135,7 +144,7 @@ export class MysqlResultMasker {
     // An origin is trusted only when it is a table the statement names, read directly: a derived
     // table's or a CTE's columns name it (or an alias) instead, a view's the view.
     const origin = `${def.schema}.${def.orgTable}`.toLowerCase();
-    const trusted = def.schema !== '' && def.orgTable !== '' && !this.#derived && this.#tables.has(origin) && !this.#views.has(origin);
+    const trusted = def.schema !== '' && def.orgTable !== '' && !this.#derived && this.#tables.has(origin) && this.#baseTables.has(origin);
     let strategy: MaskStrategy | undefined;
     if (trusted) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.name);
     else strategy = this.#untraced && this.#rules.hasColumnRules ? 'redact' : this.#rules.forName(def.name);
@@ -149,7 +158,7 @@ export class MysqlResultMasker {
       const masked = this.#rules.apply(v.toString('utf8'), plan.strategy, true);
       return masked === null ? null : Buffer.from(masked, 'utf8');
     }
-    if (this.#rules.detectors.length === 0 || plan?.def.charset === BINARY_CHARSET || !isUtf8(v)) return undefined;
+    if (this.#rules.detectors.length === 0 || !isUtf8(v)) return undefined;
     const m = this.#rules.maskText(v.toString('utf8'));
     if (!m.changed) return undefined;
     return m.nullify ? null : Buffer.from(m.text, 'utf8');
@@ -189,8 +198,9 @@ export class MysqlResultMasker {
 
   #error(payload: Buffer): Buffer {
     const e = parseErr(payload);
-    let message = this.#untraced && this.#rules.hasColumnRules ? e.message.replace(/'(?:[^'\\]|\\.)*'/g, "'[redacted]'") : e.message;
-    if (this.#rules.detectors.length > 0) message = this.#rules.maskText(message).text;
+    // A server's message may quote a value, in a form no pattern reads back reliably: withheld whole.
+    if (this.#untraced && this.#rules.hasColumnRules) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
+    const message = this.#rules.detectors.length > 0 ? this.#rules.maskText(e.message).text : e.message;
     return message === e.message ? payload : errPacket({ ...e, message });
   }
 }

@@ -453,7 +453,8 @@ const finders: Record<DetectorName, (text: string) => DetectorMatch[]> = {
 export function detect(text: string, detectors: readonly DetectorName[]): DetectorMatch[] {
   if (text.length < 6) return [];
   const all: DetectorMatch[] = [];
-  for (const d of detectors) all.push(...finders[d](text));
+  // One at a time: a long value can hold more matches than a call's arguments may.
+  for (const d of detectors) for (const m of finders[d](text)) all.push(m);
   if (all.length < 2) return all;
   const rank = (d: DetectorName): number => detectors.indexOf(d);
   all.sort((a, b) => a.start - b.start || b.end - a.end || rank(a.detector) - rank(b.detector));
