@@ -183,3 +183,10 @@ describe('values of tens of megabytes without a blank', () => {
     expect(findSecretTokens(`eyJ${'a'.repeat(20e6)}.${'b'.repeat(10)}.c`)).toHaveLength(1);
   }, 60_000);
 });
+
+describe('many matches', () => {
+  it('finds every match of a value that holds more than a call can take as arguments', () => {
+    const text = '4111 1111 1111 1111 '.repeat(200_000);
+    expect(detect(text, ['payment-card'])).toHaveLength(200_000);
+  });
+});
