@@ -9,7 +9,10 @@ import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CommandRecords, SessionRecord } from './client-records.js';
 import type { Logger } from '../log.js';
+import { MySqlGreeted, type MySqlClient } from '../mysql/wire/client.js';
+import { ColumnType, type ColumnDefinition, type ErrPacket } from '../mysql/wire/results.js';
 import { PgClient, QueryError, type ResultHandler } from '../postgres/wire/client.js';
+import type { RowDescriptionField } from '../postgres/wire/rows.js';
 import { recorderTap } from '../postgres/pipeline/recording/stage.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
@@ -25,7 +28,6 @@ export type HeldForReview = { held: ControlMessage & { id: string } };
 
 /** A signed-in session and the tunnel under it. */
 export interface GatewaySql {
-  session: PgClient;
   /** The session's id, as the gateway names it (its recording's). */
   sessionId: string;
   /**
@@ -56,7 +58,7 @@ export async function openGatewaySql(o: {
   const { gateway, ca } = o.provider;
   const { token } = await o.provider.current();
   const info = await getConnection({ gateway, ca }, token, o.name);
-  if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres connections`);
+  if (info.type !== 'postgres' && info.type !== 'mysql') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres and mysql connections`);
   const tunnel = await openTunnel({
     gateway,
     connection: o.name,
@@ -78,6 +80,7 @@ export async function openGatewaySql(o: {
   const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
   renewal.track(channel, token);
   const database = info.database ?? '';
+  if (info.type === 'mysql') return mysqlSession(tunnel, database, renewal, o.detachReviews ? (resolve) => (held = resolve) : undefined);
   const record = await openSessionRecord(o, tunnel, database);
   try {
     const session = await PgClient.start(
@@ -90,7 +93,6 @@ export async function openGatewaySql(o: {
       record && recorderTap(record.stage),
     );
     return {
-      session,
       sessionId: tunnel.sessionId,
       run: (sql, handler) => {
         const ran = session.run(sql, handler);
@@ -115,6 +117,76 @@ export async function openGatewaySql(o: {
     if (err instanceof QueryError) throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${err.message}`);
     throw err;
   }
+}
+
+/**
+ * A MySQL session on `tunnel`, signed in (the tunnel is authenticated: no password), its results
+ * handed to a PostgreSQL-shaped handler (the printer and the MCP tools read those), its errors as
+ * PostgreSQL's fields: a refusal of the policy keeps hoop's words and takes SQLSTATE 42501, as on
+ * PostgreSQL. The gateway records the session; the CLI keeps no record of its own of MySQL sessions.
+ */
+async function mysqlSession(tunnel: OpenedTunnel, database: string, renewal: TunnelTokenRenewal, onHeld?: (resolve: (m: HeldForReview) => void) => void): Promise<GatewaySql> {
+  const { channel } = tunnel;
+  let client: MySqlClient;
+  try {
+    client = await (await MySqlGreeted.read(channel)).signIn({ user: 'hoop', password: '', database, attributes: { program_name: 'hoop' } });
+  } catch (err) {
+    renewal.close();
+    channel.destroy();
+    throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${describeError(err)}`);
+  }
+  return {
+    sessionId: tunnel.sessionId,
+    run: (sql, handler) => {
+      let rows = 0;
+      const ran = client
+        .run(sql, {
+          columns: (columns) => {
+            rows = 0;
+            return handler.columns(columns.map(asField));
+          },
+          row: (values) => {
+            rows++;
+            return handler.row(values);
+          },
+          end: (ok) => handler.complete(ok ? `OK ${ok.affectedRows}` : `SELECT ${rows}`),
+        })
+        .then((e) => (e ? errorFields(e) : undefined));
+      if (!onHeld) return ran;
+      ran.catch(() => undefined);
+      return Promise.race([ran, new Promise<HeldForReview>((resolve) => onHeld(resolve))]);
+    },
+    context: (fields) => channel.sendControl({ type: 'context', fields }),
+    close: () => {
+      renewal.close();
+      client.close();
+    },
+  };
+}
+
+/** MySQL's numeric column types, which a table aligns right. */
+const MYSQL_NUMBERS = new Set<number>([
+  ColumnType.DECIMAL,
+  ColumnType.NEWDECIMAL,
+  ColumnType.TINY,
+  ColumnType.SHORT,
+  ColumnType.LONG,
+  ColumnType.FLOAT,
+  ColumnType.DOUBLE,
+  ColumnType.LONGLONG,
+  ColumnType.INT24,
+  ColumnType.YEAR,
+]);
+
+/** A MySQL column as the PostgreSQL-shaped printer reads it: its name, and a numeric type when it is one. */
+function asField(c: ColumnDefinition): RowDescriptionField {
+  return { name: c.name, tableOid: 0, attnum: 0, typeOid: MYSQL_NUMBERS.has(c.type) ? 1700 : 25, typlen: -1, typmod: -1, format: 0 };
+}
+
+/** A MySQL error as PostgreSQL's fields: hoop's refusals (1227, `hoop: …`) as SQLSTATE 42501, the rest with their SQLSTATE and code. */
+function errorFields(e: ErrPacket): PgErrorFields {
+  const refusal = e.code === 1227 && e.message.startsWith('hoop: ');
+  return { severity: 'ERROR', code: refusal ? '42501' : e.sqlState, message: refusal ? e.message : `${e.message} (MySQL error ${e.code})` };
 }
 
 /** The CLI's own record of a session with no local port, when the gateway takes one; a failure to open it never stops the session. */

@@ -291,6 +291,24 @@ describe('hoop connect for a mysql connection', () => {
     ]);
   });
 
+  it('runs hoop exec on a MySQL connection: results as a table, a refusal with its exit code, nothing of it run', async () => {
+    const token = await stack.token('alice');
+    const ran = await stack.run(['exec', 'shop', '-c', 'SELECT id, name FROM items WHERE id <= 2 ORDER BY id', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toMatch(/ id \| name\s*\n-+\+-+\n +1 \| one\s*\n +2 \| two\s*\n\(2 rows\)/);
+    const count = (): Promise<string> => db.sql('SELECT count(*) FROM app.items').then((n) => n.trim());
+    const before = await count();
+    const denied = await governed.run(['exec', 'shop', '-c', 'DELETE FROM items WHERE id >= 1', '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], {
+      HOOP_TOKEN: await governed.token('alice'),
+    });
+    expect(denied.code).toBe(3);
+    expect(denied.stderr).toMatch(/hoop: denied by rule "no-deletes": rows are not deleted here/);
+    expect(await count()).toBe(before);
+    const failed = await stack.run(['exec', 'shop', '-c', 'SELECT * FROM nowhere', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/doesn't exist \(MySQL error 1146\)/);
+  });
+
   it('judges each statement by the policy as the server will read it: denied ones never reach it, whatever comment or escape hides them', async () => {
     const c = await connectMysql(governed, 'shop');
     const run = (sql: string) => mariadb([`--defaults-extra-file=${c.info.optionFile}`, '--batch', '-e', sql]);

@@ -59,6 +59,14 @@ export interface MySqlSignIn {
   charset?: number;
 }
 
+/** What hears a query's results as they arrive: a result set's columns, then its rows, then its end (or a statement's OK). */
+export interface ResultHandler {
+  columns(columns: ColumnDefinition[]): void | Promise<void>;
+  row(values: Array<string | null>): void | Promise<void>;
+  /** A result ended: a result set (`ok` undefined), or a statement without one. */
+  end(ok: OkPacket | undefined): void | Promise<void>;
+}
+
 /** One statement's result: a result set, or what a statement without one did. */
 export type MySqlResult = { columns: ColumnDefinition[]; rows: Array<Array<string | null>> } | { ok: OkPacket };
 
@@ -171,12 +179,31 @@ export class MySqlClient {
 
   /** Runs `sql` (one statement, or several when the server allows) and collects every result; the first error rejects. */
   async query(sql: string): Promise<MySqlResult[]> {
-    this.#socket.write(packet(0, Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')])));
     const results: MySqlResult[] = [];
+    let current: { columns: ColumnDefinition[]; rows: Array<Array<string | null>> } | undefined;
+    const failed = await this.run(sql, {
+      columns: (columns) => void (current = { columns, rows: [] }),
+      row: (values) => void current?.rows.push(values),
+      end: (ok) => {
+        results.push(ok ? { ok } : current!);
+        current = undefined;
+      },
+    });
+    if (failed) throw new MySqlServerError(failed);
+    return results;
+  }
+
+  /**
+   * Runs `sql`, handing each result to `handler` as it arrives (reading waits for the handler: a
+   * slow consumer holds the rows back in the stream's flow control); resolves the ERR that stopped
+   * the statements, or undefined.
+   */
+  async run(sql: string, handler: ResultHandler): Promise<ErrPacket | undefined> {
+    this.#socket.write(packet(0, Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')])));
     for (;;) {
       const p = await this.#packets.next();
       const head = p.payload[0];
-      if (head === ERR_HEADER) throw new MySqlServerError(parseErr(p.payload));
+      if (head === ERR_HEADER) return parseErr(p.payload);
       if (head === LOCAL_INFILE_HEADER) {
         this.#socket.write(packet(p.next, Buffer.alloc(0)));
         continue;
@@ -184,26 +211,26 @@ export class MySqlClient {
       let status: number;
       if (head === OK_HEADER) {
         const ok = parseOk(p.payload, this.capabilities);
-        results.push({ ok });
+        await handler.end(ok);
         status = ok.status;
       } else {
         const n = columnCount(p.payload);
         const columns: ColumnDefinition[] = [];
         for (let i = 0; i < n; i++) columns.push(parseColumnDefinition((await this.#packets.next()).payload));
         if (!(this.capabilities & Cap.DEPRECATE_EOF)) expectEof((await this.#packets.next()).payload);
-        const rows: Array<Array<string | null>> = [];
+        await handler.columns(columns);
         for (;;) {
           const r = await this.#packets.next();
-          if (r.payload[0] === ERR_HEADER) throw new MySqlServerError(parseErr(r.payload));
+          if (r.payload[0] === ERR_HEADER) return parseErr(r.payload);
           if (isEof(r.payload)) {
             status = this.capabilities & Cap.DEPRECATE_EOF ? parseOk(r.payload, this.capabilities).status : eofStatus(r.payload);
             break;
           }
-          rows.push(parseTextRow(r.payload, n).map((v) => (v === null ? null : v.toString('utf8'))));
+          await handler.row(parseTextRow(r.payload, n).map((v) => (v === null ? null : v.toString('utf8'))));
         }
-        results.push({ columns, rows });
+        await handler.end(undefined);
       }
-      if (!(status & Status.MORE_RESULTS_EXISTS)) return results;
+      if (!(status & Status.MORE_RESULTS_EXISTS)) return undefined;
     }
   }
 
