@@ -296,6 +296,8 @@ describe('hoop connect for a mysql connection', () => {
     const ran = await stack.run(['exec', 'shop', '-c', 'SELECT id, name FROM items WHERE id <= 2 ORDER BY id', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout).toMatch(/ id \| name\s*\n-+\+-+\n +1 \| one\s*\n +2 \| two\s*\n\(2 rows\)/);
+    const csv = await stack.run(['exec', 'shop', '--csv', '-c', 'SELECT id, name FROM items WHERE id = 1', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+    expect(csv.stdout).toBe('id,name\n1,one\n');
     const count = (): Promise<string> => db.sql('SELECT count(*) FROM app.items').then((n) => n.trim());
     const before = await count();
     const denied = await governed.run(['exec', 'shop', '-c', 'DELETE FROM items WHERE id >= 1', '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], {
