@@ -16,7 +16,8 @@ import type { Logger } from '../../log.js';
 import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, newNonce, scrambleMatches } from '../wire/auth.js';
 import { Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
-import { nulString, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
+import { PacketSource } from '../wire/packet-source.js';
+import { nulString, packet } from '../wire/packets.js';
 import { MySqlProtocolError } from '../wire/protocol-error.js';
 import { ERR_HEADER, errPacket, OK_HEADER, parseErr } from '../wire/results.js';
 
@@ -41,6 +42,9 @@ export interface LocalMysqlListenerOptions {
   /** Opens the session's tunnel to the gateway. */
   openTunnel: (sessionId: string) => Promise<OpenedTunnel>;
 }
+
+/** The largest handshake packet a local client may send. */
+const HANDSHAKE_MAX = 1 << 20;
 
 /** ER_ACCESS_DENIED_ERROR. */
 const ACCESS_DENIED = { code: 1045, sqlState: '28000' };
@@ -97,7 +101,7 @@ export class LocalMysqlListener {
     this.#greeting ??= (async () => {
       const { channel } = await this.#o.openTunnel(newSessionId());
       try {
-        const first = await new Reader(channel).next();
+        const first = await new PacketSource(channel).next();
         if (first.payload[0] === ERR_HEADER) throw new MySqlProtocolError(`the gateway could not open the connection: ${parseErr(first.payload).message}`);
         return parseGreeting(first.payload);
       } finally {
@@ -121,7 +125,7 @@ export class LocalMysqlListener {
     // The client signs in here first: no tunnel is opened for a client without the password.
     const local: Greeting = { ...g, nonce: newNonce(), capabilities: (g.capabilities | Cap.SSL) >>> 0 };
     raw.write(packet(0, greeting(local)));
-    let fromClient = new Reader(raw);
+    let fromClient = new PacketSource(raw, HANDSHAKE_MAX);
     let p = await fromClient.next();
     let client: Socket | TLSSocket = raw;
     if (isSslRequest(p.payload)) {
@@ -129,7 +133,7 @@ export class LocalMysqlListener {
       const secure = new TLSSocket(raw, { isServer: true, secureContext: this.#o.tls });
       secure.on('error', () => raw.destroy());
       client = secure;
-      fromClient = new Reader(secure);
+      fromClient = new PacketSource(secure, HANDSHAKE_MAX);
       p = await fromClient.next();
     }
     const hello = parseHandshakeResponse(p.payload);
@@ -148,7 +152,7 @@ export class LocalMysqlListener {
     const { channel } = tunnel;
     client.once('close', () => channel.destroy());
     channel.once('close', () => client.destroy());
-    const fromGateway = new Reader(channel);
+    const fromGateway = new PacketSource(channel);
     const first = await fromGateway.next();
     if (first.payload[0] === ERR_HEADER) {
       client.end(packet(seq, first.payload));
@@ -182,7 +186,7 @@ export class LocalMysqlListener {
    * when it answered with another plugin; resolves the sequence id of the answer due, or
    * undefined when the proof is wrong.
    */
-  async #authenticate(client: Duplex, reader: Reader, plugin: string | undefined, response: Buffer, n: Buffer, seq: number): Promise<number | undefined> {
+  async #authenticate(client: Duplex, reader: PacketSource, plugin: string | undefined, response: Buffer, n: Buffer, seq: number): Promise<number | undefined> {
     const { password } = this.#o;
     if (plugin === CACHING_SHA2_PASSWORD) {
       if (!scrambleMatches(CACHING_SHA2_PASSWORD, password, n, response)) return undefined;
@@ -193,61 +197,5 @@ export class LocalMysqlListener {
     client.write(packet(seq, Buffer.concat([Buffer.from([0xfe]), nulString(NATIVE_PASSWORD), n, Buffer.from([0])])));
     const switched = await reader.next();
     return scrambleMatches(NATIVE_PASSWORD, password, n, switched.payload) ? switched.next : undefined;
-  }
-}
-
-/** The packets arriving on a stream during the handshake, one at a time; detached before the relay pipes it. */
-class Reader {
-  readonly #packets = new PacketReader(1 << 20);
-  readonly #ready: MySqlPacket[] = [];
-  #waiting: ((p: MySqlPacket | Error) => void) | undefined;
-  #error: Error | undefined;
-  readonly #stream: Duplex;
-  readonly #onData = (chunk: Buffer): void => {
-    try {
-      this.#ready.push(...this.#packets.push(chunk));
-    } catch (err) {
-      this.#error = err as Error;
-    }
-    this.#wake();
-  };
-  readonly #onClose = (): void => {
-    this.#error ??= new MySqlProtocolError('the connection closed in the handshake');
-    this.#wake();
-  };
-
-  constructor(stream: Duplex) {
-    this.#stream = stream;
-    stream.on('data', this.#onData);
-    stream.on('close', this.#onClose);
-  }
-
-  next(): Promise<MySqlPacket> {
-    return new Promise((resolve, reject) => {
-      this.#waiting = (p) => (p instanceof Error ? reject(p) : resolve(p));
-      this.#wake();
-    });
-  }
-
-  /**
-   * Stops reading and puts back what was read past the packets taken (a client's TLS hello sent
-   * right behind its SSLRequest, a first command behind its sign-in): the stream, paused, holds
-   * it for what reads it next (TLS, the relay).
-   */
-  detach(): void {
-    this.#stream.off('data', this.#onData);
-    this.#stream.off('close', this.#onClose);
-    this.#stream.pause();
-    const unread = Buffer.concat([...this.#ready.splice(0).map((p) => packet(p.seq, p.payload)), this.#packets.rest()]);
-    if (unread.length > 0) this.#stream.unshift(unread);
-  }
-
-  #wake(): void {
-    const w = this.#waiting;
-    if (!w) return;
-    const p = this.#ready.shift() ?? this.#error;
-    if (!p) return;
-    this.#waiting = undefined;
-    w(p);
   }
 }

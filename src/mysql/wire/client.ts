@@ -11,7 +11,8 @@ import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scramble } from './auth.js';
 import { Cap, handshakeResponse, parseGreeting, sslRequest, type Greeting } from './handshake.js';
-import { packet, PacketReader, type MySqlPacket } from './packets.js';
+import { PacketSource } from './packet-source.js';
+import { packet } from './packets.js';
 import { MySqlProtocolError } from './protocol-error.js';
 import {
   Command,
@@ -271,67 +272,5 @@ async function authenticate(stream: Duplex, packets: PacketSource, password: str
       }
     }
     throw new MySqlProtocolError(`an unexpected packet in the sign-in (0x${(head ?? 0).toString(16)})`);
-  }
-}
-
-/** The packets arriving on a stream, handed out one at a time in order. */
-class PacketSource {
-  #reader = new PacketReader();
-  #ready: MySqlPacket[] = [];
-  #waiting: { resolve: (p: MySqlPacket) => void; reject: (e: Error) => void } | undefined;
-  #error: Error | undefined;
-  readonly #stream: Duplex;
-  readonly #onData = (chunk: Buffer): void => {
-    try {
-      this.#ready.push(...this.#reader.push(chunk));
-    } catch (err) {
-      this.#fail(err as Error);
-      return;
-    }
-    this.#wake();
-  };
-  readonly #onEnd = (): void => this.#fail(new MySqlProtocolError('the server closed the connection'));
-  readonly #onError = (err: Error): void => this.#fail(err);
-
-  constructor(stream: Duplex) {
-    this.#stream = stream;
-    stream.on('data', this.#onData);
-    stream.on('end', this.#onEnd);
-    stream.on('close', this.#onEnd);
-    stream.on('error', this.#onError);
-  }
-
-  /** The next packet; rejects when the stream fails or ends first. */
-  next(): Promise<MySqlPacket> {
-    const p = this.#ready.shift();
-    if (p) return Promise.resolve(p);
-    if (this.#error) return Promise.reject(this.#error);
-    return new Promise((resolve, reject) => {
-      this.#waiting = { resolve, reject };
-    });
-  }
-
-  /** Stops reading the stream (before TLS takes it over, or at close). */
-  detach(): void {
-    this.#stream.off('data', this.#onData);
-    this.#stream.off('end', this.#onEnd);
-    this.#stream.off('close', this.#onEnd);
-    this.#stream.off('error', this.#onError);
-  }
-
-  #wake(): void {
-    const w = this.#waiting;
-    const p = w && this.#ready.shift();
-    if (w && p) {
-      this.#waiting = undefined;
-      w.resolve(p);
-    }
-  }
-
-  #fail(err: Error): void {
-    this.#error ??= err;
-    const w = this.#waiting;
-    this.#waiting = undefined;
-    w?.reject(this.#error);
   }
 }
