@@ -23,7 +23,19 @@ import type { MaskStrategy } from '../../policy/masking/strategies.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import type { ServerPacket } from '../pipeline/conversation.js';
 import { lenencBytes } from '../wire/packets.js';
-import { binaryRow, binaryRowSlices, type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseBinaryRow, parseColumnDefinition, parseErr, parseTextRow, textRow } from '../wire/results.js';
+import {
+  binaryRow,
+  binaryRowSlices,
+  binaryValueText,
+  type ColumnDefinition,
+  columnDefinition,
+  ColumnType,
+  errPacket,
+  parseColumnDefinition,
+  parseErr,
+  parseTextRow,
+  textRow,
+} from '../wire/results.js';
 
 /** The server's own functions that read nothing beyond their arguments. */
 const BUILTIN_FUNCTIONS = new Set(
@@ -178,17 +190,16 @@ export class MysqlResultMasker {
   }
 
   #binaryRow(payload: Buffer): Buffer {
-    const defs = this.#plans.map((p) => p.def);
-    const slices = binaryRowSlices(payload, defs);
-    const values = parseBinaryRow(payload, defs);
+    const slices = binaryRowSlices(
+      payload,
+      this.#plans.map((p) => p.def),
+    );
     let changed = false;
     const out = slices.map((slice, i) => {
-      const v = values[i];
-      if (slice === null || v === null || v === undefined) return slice;
       const plan = this.#plans[i];
       // A number or date is masked only whole (its definition is then a string's); detectors read strings.
-      if (!plan?.strategy && !isStringType(plan?.def.type)) return slice;
-      const m = this.#value(v, plan);
+      if (slice === null || !plan || (!plan.strategy && !isStringType(plan.def.type))) return slice;
+      const m = this.#value(binaryValueText(slice, plan.def), plan);
       if (m === undefined) return slice;
       changed = true;
       return m === null ? null : lenencBytes(m);

@@ -226,14 +226,13 @@ const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_binary_resultset.html
  */
 export function parseBinaryRow(payload: Buffer, columns: ReadonlyArray<Pick<ColumnDefinition, 'type' | 'flags'>>): Array<Buffer | null> {
-  const c = new Cursor(payload, 1);
-  const bitmap = c.bytes(Math.floor((columns.length + 7 + 2) / 8));
-  return columns.map((col, i) => {
-    const bit = i + 2;
-    if (bitmap[bit >> 3]! & (1 << (bit & 7))) return null;
-    const v = binaryValue(c, col.type, (col.flags & UNSIGNED_FLAG) !== 0);
-    return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
-  });
+  return binaryRowSlices(payload, columns).map((slice, i) => (slice === null ? null : binaryValueText(slice, columns[i]!)));
+}
+
+/** One binary value's encoding (a slice of {@link binaryRowSlices}) as the text protocol would send it. */
+export function binaryValueText(slice: Buffer, column: Pick<ColumnDefinition, 'type' | 'flags'>): Buffer {
+  const v = binaryValue(new Cursor(slice), column.type, (column.flags & UNSIGNED_FLAG) !== 0);
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
 }
 
 /** One binary value, as text. */
