@@ -25,6 +25,10 @@ export type ServerPacket =
   | { kind: 'param'; last: boolean }
   | { kind: 'text' };
 
+/** A row, read once per row of every result: one object each way, not one per row. */
+const TEXT_ROW: ServerPacket = Object.freeze({ kind: 'row', binary: false });
+const BINARY_ROW: ServerPacket = Object.freeze({ kind: 'row', binary: true });
+
 /** Where the answer to the command in flight stands. */
 type Expect =
   | { at: 'nothing' }
@@ -108,7 +112,7 @@ export class Conversation {
         return { kind: 'columns-end' };
       case 'rows': {
         if (head === ERR_HEADER) return this.#end({ kind: 'err' });
-        if (!isEof(payload)) return { kind: 'row', binary: e.binary };
+        if (!isEof(payload)) return e.binary ? BINARY_ROW : TEXT_ROW;
         const status = this.#deprecateEof ? parseOk(payload, this.#capabilities).status : eofStatus(payload);
         const more = (status & Status.MORE_RESULTS_EXISTS) !== 0;
         this.#expect = more ? { at: 'result', binary: e.binary } : { at: 'nothing' };

@@ -17,6 +17,7 @@
 import { init, parse } from '@guanmingchiu/sqlparser-ts';
 import type { StatementKind } from '../schema.js';
 import type { Analysis, StatementFacts } from '../sql/analyze/facts.js';
+import { LruCache } from '../sql/lru.js';
 import { prepass, type PrepassOptions } from './prepass.js';
 
 /** Loads the parser (once per process); analyses wait for it. */
@@ -56,9 +57,24 @@ export interface MysqlReading extends PrepassOptions {
 /** A statement hoop does not read (it is `unparseable`). */
 class Unread extends Error {}
 
+/** Analyses kept, by reading and text: a session sends the same statements again and again. */
+const cache = new LruCache<string, Analysis>(1000);
+/** Texts longer than this are analysed every time, not kept. */
+const MAX_CACHED_TEXT = 8192;
+
 /** See the module documentation; `o` says how the session lexes. */
 export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
   if (!ready) return { ok: false, parser: 'MySQL', error: 'the MySQL parser is not loaded' };
+  if (text.length > MAX_CACHED_TEXT) return analyzeUncached(text, o);
+  const key = `${o.ansiQuotes ? 'A' : '-'}${o.noBackslashEscapes ? 'N' : '-'}${o.singleByte ? 'S' : '-'}${o.multiStatements ? 'M' : '-'}${o.flavor ?? ''}:${o.floorVersion ?? ''}:${o.trustedVersion ?? ''}:${o.database ?? ''}\0${text}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const analysis = analyzeUncached(text, o);
+  cache.set(key, analysis);
+  return analysis;
+}
+
+function analyzeUncached(text: string, o: MysqlReading): Analysis {
   const read = prepass(text, o);
   if ('refused' in read) return { ok: false, parser: 'MySQL', error: read.refused };
   if (read.statements.length > MAX_STATEMENTS)
