@@ -21,6 +21,7 @@ import type { Logger } from '../log.js';
 import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/gateway/engine.js';
+import type { MysqlEngineOptions } from '../mysql/gateway/engine.js';
 import { type SessionPolicy, SessionAdmission } from './sessions/admission.js';
 import { AuthRefusals } from './identity/auth-refusals.js';
 import { callers as callersOf } from './sessions/callers.js';
@@ -54,6 +55,8 @@ export interface GatewayOptions {
   postgres?: Partial<PostgresEngineOptions>;
   /** Overrides for tests: timeouts of the SSH engine. */
   ssh?: Pick<SshEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'>;
+  /** Overrides for tests: timeouts of the MySQL engine. */
+  mysql?: Pick<MysqlEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'>;
   verifier?: TokenVerifier;
   /** The state store; default: as `config.store` says, a {@link FileGatewayStore} in `config.dataDir` or a {@link PostgresGatewayStore} (closed with the gateway). */
   store?: GatewayStore;
@@ -115,7 +118,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const refusals = new AuthRefusals(parts.events, log);
     disposer.defer(() => refusals.close());
     const callers = callersOf(parts, refusals);
-    const { engines, sshHostKey } = await startEngines(parts, { postgres: options.postgres, ssh: options.ssh });
+    const { engines, sshHostKey } = await startEngines(parts, { postgres: options.postgres, ssh: options.ssh, mysql: options.mysql });
     const admission = new SessionAdmission(parts, callers, engines, sessionEvents(parts, callers.running), options);
     // Taken for dead by another replica while it lived: the store says its sessions ended, so they end.
     parts.replica?.onFenced(() =>

@@ -26,6 +26,7 @@ let repo: PolicyGitRepo;
 beforeAll(async () => {
   db = await startMariaDb();
   stack = await startStack({
+    gateway: { mysql: { handshakeTimeoutMs: 1500 } },
     env: { MARIA_PASSWORD: db.users.native.password },
     connections: `  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require }, allow: { subjects: [alice] } }\n`,
   });
@@ -141,6 +142,19 @@ describe('a client speaking MySQL to the gateway directly', () => {
     stream.write(packet(3, Buffer.from('\x03SELECT 1', 'latin1'))); // a command whose sequence is not 0
     await p.closed;
     expect(await (await signedIn()).query('SELECT 42')).toMatchObject([{ rows: [['42']] }]);
+  });
+
+  it('is cut off at the handshake deadline when it never answers the greeting, not before', async () => {
+    const silent = await tunnel();
+    const p = packets(silent);
+    await p.next();
+    const started = Date.now();
+    await p.closed;
+    const waited = Date.now() - started;
+    // At the deadline (handshakeTimeoutMs: 1.5 s here), not before.
+    expect(waited).toBeGreaterThanOrEqual(1400);
+    expect(waited).toBeLessThan(15_000);
+    expect(await (await signedIn()).query('SELECT 7')).toMatchObject([{ rows: [['7']] }]);
   });
 
   it('cannot make the server read a file of the client with LOAD DATA LOCAL INFILE', async () => {

@@ -5,7 +5,7 @@
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import { resolveSecret } from '../../config/secrets.js';
-import { MysqlEngine } from '../../mysql/gateway/engine.js';
+import { MysqlEngine, type MysqlEngineOptions } from '../../mysql/gateway/engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../../postgres/gateway/engine.js';
 import type { Engine } from '../../session/engine.js';
 import { SshEngine, type SshEngineOptions } from '../../ssh/gateway/engine.js';
@@ -24,7 +24,11 @@ export function engineFor<C extends ConnectionConfig>(engines: EngineRegistry, c
 /** Starts the engines; the SSH one with the gateway's host key, published to the other replicas (which `hoop connect` pins). */
 export async function startEngines(
   parts: GatewayParts,
-  overrides: { postgres?: Partial<PostgresEngineOptions> | undefined; ssh?: Pick<SshEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'> | undefined },
+  overrides: {
+    postgres?: Partial<PostgresEngineOptions> | undefined;
+    ssh?: Pick<SshEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'> | undefined;
+    mysql?: Pick<MysqlEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'> | undefined;
+  },
 ): Promise<{ engines: EngineRegistry; sshHostKey: string }> {
   const { config, env, replica, cancels } = parts;
   const secret = (ref: Parameters<typeof resolveSecret>[0]): Promise<string> => resolveSecret(ref, env);
@@ -34,7 +38,7 @@ export async function startEngines(
     engines: {
       postgres: new PostgresEngine({ cancels, resolveSecret: secret, ...config.postgres, ...overrides.postgres }),
       ssh: new SshEngine({ hostKey: hostKey.private, resolveSecret: secret, ...overrides.ssh }),
-      mysql: new MysqlEngine({ resolveSecret: secret }),
+      mysql: new MysqlEngine({ resolveSecret: secret, ...overrides.mysql }),
     },
     sshHostKey: hostKey.public,
   };
