@@ -125,6 +125,18 @@ from information_schema.columns c where ${where}
 order by c.table_schema, c.table_name, c.ordinal_position`;
 }
 
+/**
+ * The same of a MySQL or MariaDB connection: the columns of its database (`schema` is a
+ * database), with no inheritance to follow.
+ * @see https://mariadb.com/kb/en/information-schema-columns-table/
+ */
+export function mysqlColumnsQuery(schema: string | undefined, table: string | undefined): string {
+  const where = [schema ? `table_schema = '${schema}'` : 'table_schema = database()', ...(table ? [`table_name = '${table}'`] : [])].join(' and ');
+  return `select table_schema, table_name, column_name, column_type, is_nullable = 'YES' as nullable, null as inherits_from
+from information_schema.columns where ${where}
+order by table_schema, table_name, ordinal_position`;
+}
+
 /** One column as `describe_schema` describes it: `masked` is the strategy the gateway masks its values with, for the caller. */
 interface DescribedColumn {
   name: string;
@@ -144,12 +156,14 @@ export async function describeSchema(c: SqlToolContext, connection: string, sche
   ] as const)
     if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
   const info = await getConnection({ gateway: c.provider.gateway, ca: c.provider.ca }, (await c.provider.current()).token, connection);
-  const ran = await runStatements(c, connection, columnsQuery(schema, table), MAX_COLUMNS, { source: 'mcp', tool: 'describe_schema' });
+  const query = info.type === 'mysql' ? mysqlColumnsQuery(schema, table) : columnsQuery(schema, table);
+  const ran = await runStatements(c, connection, query, MAX_COLUMNS, { source: 'mcp', tool: 'describe_schema' });
   if (!Array.isArray(ran)) return ran;
   const rows = ran[0]?.rows ?? [];
   const rules = info.masking ? new MaskingRules(info.masking as MaskingRulesInput) : undefined;
   const tables: Array<{ schema: string; table: string; columns: DescribedColumn[] }> = [];
-  for (const [s, t, name, type, nullable, inherits] of rows as Array<[string, string, string, string, boolean, Array<[string, string]> | null]>) {
+  for (const [s, t, name, type, isNullable, inherits] of rows as Array<[string, string, string, string, boolean | number, Array<[string, string]> | null]>) {
+    const nullable = isNullable === true || isNullable === 1;
     let last = tables.at(-1);
     if (!last || last.schema !== s || last.table !== t) tables.push((last = { schema: s, table: t, columns: [] }));
     const strategy = rules?.forOrigin({ schema: s, table: t, column: name, inheritsFrom: (inherits ?? []).map(([ps, pt]) => ({ schema: ps, table: pt })) }) ?? rules?.forName(name);

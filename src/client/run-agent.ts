@@ -56,6 +56,7 @@ import { cutText, cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';
 import { localUri, openLocalPort, type LocalPort, type PgEndpoint } from './local-port.js';
+import { mysqlUri, openMysqlPort, writeMysqlHome, type MysqlEndpoint, type MysqlPort } from './connect-mysql.js';
 import { directRootCert, gatewayAddress } from './connect-direct.js';
 import { mintDirect } from '../api-client/direct.js';
 
@@ -143,7 +144,8 @@ export function databaseUrlName(connection: string): string {
 /**
  * The run's own variables in the command's environment: the run (`HOOP_RUN_ID`, its credential
  * `HOOP_RUN_TOKEN`, `HOOP_GATEWAY`, `HOOP_CA_FILE`, so that hoop inside acts as the run); its
- * ports (the first PostgreSQL one named is libpq's default, `DATABASE_URL[_<NAME>]`); with SSH
+ * ports (the first PostgreSQL one named is libpq's default, the first MySQL one MariaDB's client's
+ * through `MYSQL_HOME`, `DATABASE_URL` for one SQL connection, `DATABASE_URL_<NAME>` for several); with SSH
  * connections their ssh_config as `HOOP_SSH_CONFIG`, for ssh, git (`GIT_SSH_COMMAND`) and rsync
  * (`RSYNC_RSH`). What the command inherits is {@link agentEnvironment}'s to say.
  */
@@ -152,11 +154,19 @@ export function runVariables(
   ports: readonly PgEndpoint[],
   pgpassFile: string | undefined,
   sshConfig?: string,
+  mysql: { ports: readonly MysqlEndpoint[]; home?: string } = { ports: [] },
 ): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { HOOP_RUN_ID: run.id, HOOP_RUN_TOKEN: run.token, HOOP_GATEWAY: run.gateway, ...(run.caFile ? { HOOP_CA_FILE: run.caFile } : {}) };
   if (sshConfig) {
     const ssh = `ssh -F ${shellQuote(sshConfig)}`;
     Object.assign(env, { HOOP_SSH_CONFIG: sshConfig, GIT_SSH_COMMAND: ssh, RSYNC_RSH: ssh });
+  }
+  const urls = [...ports.map((p) => ({ connection: p.connection, url: localUri(p, p.password) })), ...mysql.ports.map((p) => ({ connection: p.connection, url: mysqlUri(p, p.password) }))];
+  if (urls.length === 1) env.DATABASE_URL = urls[0]!.url;
+  else for (const u of urls) env[databaseUrlName(u.connection)] = u.url;
+  const mine = mysql.ports[0];
+  if (mine) {
+    Object.assign(env, { MYSQL_HOST: mine.host, MYSQL_TCP_PORT: String(mine.port), HOOP_MYSQL_OPTION_FILE: mine.optionFile, ...(mysql.home ? { MYSQL_HOME: mysql.home } : {}) });
   }
   const first = ports[0];
   if (!first || !pgpassFile) return env;
@@ -168,9 +178,6 @@ export function runVariables(
     PGPASSFILE: pgpassFile,
     ...(first.sslrootcert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: first.sslrootcert } : {}),
   });
-  // The per-run password in the URL too: drivers that read no PGPASSFILE (most outside libpq) need it.
-  if (ports.length === 1) env.DATABASE_URL = localUri(first, first.password);
-  else for (const p of ports) env[databaseUrlName(p.connection)] = localUri(p, p.password);
   return env;
 }
 
@@ -300,6 +307,7 @@ interface Served {
   /** With --direct: the gateway's own address and a credential of the run's, per PostgreSQL connection. */
   directs: PgEndpoint[];
   sshPorts: SshPort[];
+  mysqlPorts: MysqlPort[];
 }
 
 /** Runs `argv` (a command and its arguments) as a run of its own, as `opts` say; ends by throwing CommandExit with its exit code. */
@@ -307,7 +315,7 @@ export async function runAgent(io: CliIo, argv: string[], opts: RunOptions): Pro
   const b = await beginRun(io, argv, opts);
   // Swept when the command has ended, or by the next hoop command if this one is killed first.
   const pending = b.controls ? notePendingSweep(io.env, b.run.id, b.controls) : undefined;
-  const served: Served = { ports: [], directs: [], sshPorts: [] };
+  const served: Served = { ports: [], directs: [], sshPorts: [], mysqlPorts: [] };
   const state: RunningState = { exitCode: 1, started: Date.now() };
   try {
     state.records = new CommandRecords(io, b.person, b.log);
@@ -426,7 +434,8 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
     if (info.type === 'ssh') {
       const record = info.clientRecords ? sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say: b.say }) : undefined;
       served.sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
-    } else if (opts.direct) served.directs.push(await directEndpoint(run, name, b.runDir));
+    } else if (info.type === 'mysql') served.mysqlPorts.push(await openMysqlPort({ ...common, info, env: io.env }));
+    else if (opts.direct) served.directs.push(await directEndpoint(run, name, b.runDir));
     else served.ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
   }
 }
@@ -434,10 +443,12 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
 /** Starts the command in its environment (contained: on a network of its own), hands it the signals, and resolves its exit code. */
 async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: RunningState, served: Served): Promise<number> {
   const { run, person, runDir, containment, log } = b;
-  const { ports, directs, sshPorts } = served;
+  const { ports, directs, sshPorts, mysqlPorts } = served;
   const contained = containment.kind === 'bwrap';
   // Contained, the command has a network of its own: its TCP ports, the gateway and the egress proxy come in through the run's directory.
-  const net = contained ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts], person.gateway, run, egressListener(run, state.runRecord, b.say)) : undefined;
+  const net = contained
+    ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...mysqlPorts], person.gateway, run, egressListener(run, state.runRecord, b.say))
+    : undefined;
   state.bridge = net?.bridge;
   const clients: PgEndpoint[] = [...ports, ...directs.map((d) => (net?.gateway ? { ...d, port: net.gateway.port } : d))];
   const pgpassFile = clients.length > 0 ? await writePgpass({ dir: runDir, name: 'run', entries: clients }) : undefined;
@@ -445,7 +456,11 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
   const sshConfig = sshPorts.length > 1 ? await writeRunFile(runDir, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join('')) : sshPorts[0]?.configFile;
   const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
   log.info('run.start', { run: run.id, connections: b.names, command: b.file, isolation: containment.kind });
-  const own = runVariables({ id: run.id, token: run.token, gateway: net?.gateway?.url ?? person.gateway, caFile }, clients, pgpassFile, sshConfig);
+  const mysqlHome = mysqlPorts[0] ? await writeMysqlHome(runDir, mysqlPorts[0].optionFile) : undefined;
+  const own = runVariables({ id: run.id, token: run.token, gateway: net?.gateway?.url ?? person.gateway, caFile }, clients, pgpassFile, sshConfig, {
+    ports: mysqlPorts,
+    ...(mysqlHome ? { home: mysqlHome } : {}),
+  });
   const env = agentEnvironment(io.env, { ...own, ...net?.env }, { contained, sshAgent: opts.sshAgent === true });
   const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
   // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
@@ -494,7 +509,7 @@ async function endRun(b: Begun, state: RunningState, served: Served, pending: { 
       );
   state.giveSignals?.();
   await step('closing the bridge into the sandbox', () => state.bridge?.close());
-  for (const port of [...served.ports, ...served.sshPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
+  for (const port of [...served.ports, ...served.sshPorts, ...served.mysqlPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
   await step('ending the run', () => b.run.end());
   // Nothing of the command runs any more (its namespace ended with it) when what it made is moved aside.
   const agentProcess = state.agentProcess;

@@ -6,12 +6,14 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { MySqlGreeted } from '../../src/mysql/wire/client.js';
 import { packet, PacketReader } from '../../src/mysql/wire/packets.js';
 import { parseErr } from '../../src/mysql/wire/results.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
+import { shellQuote } from '../../src/text-format.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -309,6 +311,36 @@ describe('hoop connect for a mysql connection', () => {
     const failed = await stack.run(['exec', 'shop', '-c', 'SELECT * FROM nowhere', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/doesn't exist \(MySQL error 1146\)/);
+  });
+
+  it("hoop run serves the command the connection in MariaDB's own variables and DATABASE_URL: the mariadb client with no option and mysql2 reach the server, as the run", async () => {
+    const token = await stack.token('alice');
+    const mysql2 = createRequire(import.meta.url).resolve('mysql2/promise');
+    const driver = `const m = require(${JSON.stringify(mysql2)}); (async () => { const c = await m.createConnection(process.env.DATABASE_URL); const [r] = await c.query("SELECT name FROM items WHERE id = 2"); console.log("driver=" + r[0].name); await c.end(); })()`;
+    const script = [
+      'echo "run=$HOOP_RUN_ID url=${DATABASE_URL%%:*} host=$MYSQL_HOST port=$MYSQL_TCP_PORT"',
+      'mariadb --batch -N -e "SELECT name FROM items WHERE id = 1"',
+      'mariadb --defaults-extra-file="$HOOP_MYSQL_OPTION_FILE" --batch -N -e "SELECT 40 + 2"',
+      `${JSON.stringify(process.execPath)} -e ${shellQuote(driver)}`,
+    ].join(' && ');
+    const r = await stack.run(['run', '--connect', 'shop', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', 'sh', '-c', script], {
+      HOOP_TOKEN: token,
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const runId = /^run=(run-\S+) url=mysql host=127\.0\.0\.1 port=\d+$/m.exec(r.stdout)?.[1];
+    expect(runId, r.stdout).toBeDefined();
+    expect(r.stdout).toContain('\none\n42\ndriver=two\n');
+    // The gateway's sessions of the run: the mariadb client's two and the driver's, each with its statement and the row it read.
+    await eventually(
+      async () => {
+        const ls = await stack.run(['sessions', 'ls', '--json', '--run', runId!, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+        const sessions = (JSON.parse(ls.stdout) as { sessions: Array<{ runId?: string; statements: number; rowsRead: number; endedAt?: string }> }).sessions.filter((s) => s.statements > 0);
+        expect(sessions.map((s) => [s.runId, s.statements, s.rowsRead, s.endedAt !== undefined])).toEqual([0, 1, 2].map(() => [runId, 1, 1, true]));
+      },
+      { timeout: 30_000, interval: 200 },
+    );
   });
 
   it('judges each statement by the policy as the server will read it: denied ones never reach it, whatever comment or escape hides them', async () => {

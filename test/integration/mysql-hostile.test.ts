@@ -7,6 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { HOOP_BIN } from '../harness/hoop-process.js';
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import { type MySqlClient, MySqlGreeted } from '../../src/mysql/wire/client.js';
@@ -232,6 +236,59 @@ describe('a client speaking MySQL to the gateway directly', () => {
     } finally {
       await driver.end();
       await c.stop();
+    }
+  });
+});
+
+describe('hoop mcp on a MySQL connection', () => {
+  it("describes the connection's database with each masked column marked, runs SQL masked as that says, and answers a server error as a tool error (its words withheld where they could quote what is masked)", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [HOOP_BIN, 'mcp', '--gateway', masked.gateway.url, '--ca-file', masked.pki.caFile],
+      env: { PATH: process.env.PATH!, HOOP_TOKEN: await masked.token('alice'), HOOP_CONFIG_DIR: join(masked.dir, 'cli') },
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'test-agent', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      type Answer = { content: Array<{ type: string; text: string }>; isError?: boolean };
+      const call = async (name: string, args: Record<string, unknown>): Promise<Answer> => (await client.callTool({ name, arguments: args })) as Answer;
+      const json = (a: Answer): unknown => JSON.parse(a.content[0]!.text);
+      expect(json(await call('describe_schema', { connection: 'shop', table: 'items' }))).toEqual({
+        tables: [
+          {
+            schema: 'app',
+            table: 'items',
+            columns: [
+              { name: 'id', type: 'int(11)', nullable: false },
+              { name: 'name', type: 'text', nullable: true, masked: 'redact' },
+            ],
+          },
+        ],
+        masking: {
+          detectors: [{ detector: 'payment-card', strategy: 'last4' }],
+          detectors_apply: 'values in any column that match a detector are masked with its strategy',
+          derived: 'values computed from masked columns are masked',
+        },
+      });
+      expect(json(await call('run_sql', { connection: 'shop', sql: 'SELECT id, name FROM items WHERE id <= 2 ORDER BY id' }))).toEqual({
+        columns: ['id', 'name'],
+        rows: [
+          [1, '[redacted]'],
+          [2, '[redacted]'],
+        ],
+        rowCount: 2,
+        truncated: false,
+        tag: 'SELECT 2',
+      });
+      // The catalog's views of names and types are read as they are; one that holds statements' text is not traced.
+      expect(json(await call('run_sql', { connection: 'shop', sql: 'SELECT info FROM information_schema.processlist WHERE id = connection_id()' }))).toMatchObject({ rows: [['[redacted]']] });
+      const failed = await call('run_sql', { connection: 'shop', sql: 'SELECT * FROM nowhere' });
+      expect(failed.isError).toBe(true);
+      // A table hoop does not know may be what is masked: the server's words are withheld, its code kept.
+      expect(failed.content[0]!.text).toContain("hoop: the server's message is withheld, as the statement reads what the policy masks (error 1146)");
+    } finally {
+      await client.close();
     }
   });
 });

@@ -40,11 +40,11 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
       if (!policySource) return { connections: await Promise.all(config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c))) };
       return { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant))) };
     },
-    /** `GET /v1/connections/{name}`: with a PostgreSQL connection, the masking the caller's sessions get. */
+    /** `GET /v1/connections/{name}`: with a SQL connection, the masking the caller's sessions get. */
     async one(identity: Identity, name: string): Promise<ConnectionInfo> {
       if (!policySource) return describe(callers.lookup(identity, name));
       const { connection, grant } = policySource.lookup(identity, name, reviews.grantsOf(identity));
-      const masking = connection.type === 'postgres' ? maskingInfo(policySource.current().policy.masking, identity) : undefined;
+      const masking = connection.type !== 'ssh' ? maskingInfo(policySource.current().policy.masking, identity) : undefined;
       return { ...(await describe(connection, grant)), ...(masking ? { masking } : {}) };
     },
     /**

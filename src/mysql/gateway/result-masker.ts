@@ -5,6 +5,7 @@
  *   table and column it comes from) by the rules on that origin, else by the rules on its name; a
  *   masked column's definition is rewritten as a string column, the type of what the client now
  *   gets;
+ * - a column of the catalog's views of names and types ({@link CATALOG_TABLES}) likewise;
  * - any other column (computed, or from a view, a derived table, a CTE, a system table, or a
  *   table made since sign-in, whose definitions name them or an alias, not a base table hoop knows)
  *   is redacted whole when the statement reads a table whose columns the policy masks, a table
@@ -56,6 +57,13 @@ const BUILTIN_FUNCTIONS = new Set(
 /** A user variable (`@v`; `@@` system variables too), anywhere in a statement's text. */
 const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
 
+/**
+ * The catalog's views of names and types, which hold no table's values: read directly, their
+ * columns' origins are trusted as a base table's (so `hoop mcp`'s describe_schema reads them).
+ * The others (PROCESSLIST's statements, full-text index words, routine bodies) stay untraced.
+ */
+const CATALOG_TABLES = ['schemata', 'tables', 'columns', 'statistics', 'key_column_usage', 'table_constraints', 'referential_constraints'].map((t) => `information_schema.${t}`);
+
 /** The kinds that store what they compute. */
 const WRITES = new Set<string>(['insert', 'update', 'delete', 'merge', 'create', 'alter', 'drop', 'truncate', 'call', 'create-function']);
 /** LAST_INSERT_ID with an argument: it keeps that value for the session's next LAST_INSERT_ID(). */
@@ -89,7 +97,7 @@ export class MysqlResultMasker {
   /** `baseTables`: the server's base tables, `db.table` lower-case; `masked`: told of each column masked whole. */
   constructor(rules: MaskingRules, baseTables: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
     this.#rules = rules;
-    this.#baseTables = baseTables;
+    this.#baseTables = new Set([...baseTables, ...CATALOG_TABLES]);
     this.#masked = masked;
   }
 

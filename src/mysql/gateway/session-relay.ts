@@ -17,14 +17,14 @@ import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
-import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
-import { Command, errPacket, okPacket, type ErrPacket } from '../wire/results.js';
+import { Command, errPacket, okPacket, parseOk, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
 import { CommandJudge } from './command-judge.js';
 import type { MysqlResultMasker } from './result-masker.js';
@@ -98,6 +98,10 @@ export class MysqlSessionRelay {
   /** Masked sessions: what each prepared statement runs, by its id, and the one being prepared. */
   readonly #prepared = new Map<number, readonly StatementFacts[] | undefined>();
   #preparing: readonly StatementFacts[] | undefined;
+  /** The capabilities both hops agreed (set once signed in). */
+  #capabilities = 0;
+  /** The statement in flight (a query or an execute): what the index and the audit stream are told when its answer ends. */
+  #running: StatementRows | undefined;
   readonly #onAbort = (): void => this.#aborted();
 
   constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions) {
@@ -213,6 +217,7 @@ export class MysqlSessionRelay {
     caps.writeUInt32LE(capabilities >>> 0);
     stream?.record(CAPABILITIES, Date.now(), caps, 0, 4);
     this.#conversation = new Conversation(capabilities);
+    this.#capabilities = capabilities;
     channel.on('data', (chunk: Buffer) => {
       this.#counts.fromClient += chunk.length;
       this.#safely(() => {
@@ -227,6 +232,7 @@ export class MysqlSessionRelay {
       this.#safely(() => {
         for (const p of this.#serverPackets.push(chunk)) {
           const kind = this.#conversation!.server(p.payload);
+          if (this.#running) this.#tally(this.#running, kind, p.payload);
           const payload = masker ? this.#masked(masker, p, kind) : p.payload;
           stream?.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
         }
@@ -314,15 +320,30 @@ export class MysqlSessionRelay {
   #forward(p: MySqlPacket): void {
     this.#conversation!.command(p.payload);
     this.#seqShift = 0;
+    const code = p.payload[0];
+    const facts = code === Command.STMT_EXECUTE && p.payload.length >= 5 ? this.#prepared.get(p.payload.readUInt32LE(1)) : this.#judge.lastFacts;
     const masker = this.#judge.masker;
     if (masker) {
       // What the command runs decides how its results' computed columns are masked: a prepared statement's, its own.
-      const code = p.payload[0];
-      const facts = code === Command.STMT_EXECUTE && p.payload.length >= 5 ? this.#prepared.get(p.payload.readUInt32LE(1)) : this.#judge.lastFacts;
       this.#preparing = code === Command.STMT_PREPARE ? this.#judge.lastFacts : undefined;
       masker.statement(facts);
     }
+    if (code === Command.QUERY || code === Command.STMT_EXECUTE) {
+      this.#session.recording?.notes?.statement();
+      const verb = code === Command.QUERY ? (/^\s*([A-Za-z]+)/.exec(p.payload.toString('latin1', 1, 41))?.[1] ?? '').toUpperCase() : 'EXECUTE';
+      this.#running = { verb, rows: 0, changed: 0, tables: [...new Set(facts?.flatMap((f) => f.tables) ?? [])], failed: false };
+    }
     this.#upstream!.write(packet(p.seq, p.payload));
+  }
+
+  /** Counts server packet `payload` (read as `kind`) into statement `st`: rows sent, rows changed, failure; told once its answer ends. */
+  #tally(st: StatementRows, kind: ServerPacket, payload: Buffer): void {
+    if (kind.kind === 'row') st.rows++;
+    else if (kind.kind === 'ok') st.changed += parseOk(payload, this.#capabilities).affectedRows;
+    else if (kind.kind === 'err') st.failed = true;
+    if (this.#conversation!.answering) return;
+    this.#running = undefined;
+    this.#session.report?.statement(st);
   }
 
   /** Answers command `p` with an ERR saying why hoop did not relay it (recorded and reported as the refusal it is). */
