@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';
 import { startDemo, type RunningDemo } from '../demo/demo.js';
 import { playDemoScript } from '../demo/play-script.js';
-import { DEMO_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
+import { DEMO_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo, type RunCli } from '../io.js';
 
@@ -63,6 +63,17 @@ And SSH, to the demo's own sshd (the gateway alone holds its key; \`rm -rf\` is 
 `
     : `
 No SSH target: OpenSSH's server is not installed (Debian, Ubuntu: sudo apt-get install openssh-server).
+`
+}${
+  demo.connections.includes(DEMO_MYSQL_CONNECTION)
+    ? `
+And MySQL: the same shop on the demo's MariaDB, under the same policy:
+  hoop exec ${DEMO_MYSQL_CONNECTION} -c "select name, email, card_number from customers limit 3"   # masked
+  hoop exec ${DEMO_MYSQL_CONNECTION} -c "drop table orders"                                         # denied
+  hoop connect ${DEMO_MYSQL_CONNECTION}                # a local port for mysql or mariadb (prints its line)
+`
+    : `
+No MySQL target: MariaDB's server is not installed (Debian, Ubuntu: sudo apt-get install mariadb-server; then hoop demo --fresh).
 `
 }
 The policy is a git repository: ${demo.env.HOOP_POLICY_REPO}

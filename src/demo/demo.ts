@@ -36,8 +36,9 @@ import { processExists } from '../pid.js';
 import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { findSshd, startSshd, type Sshd } from './sshd.js';
+import { findMariaDb, startDemoMariaDb, type DemoMariaDb } from './mariadb.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
-import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_SSH_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_REVIEWER, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
+import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_SSH_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_REVIEWER, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
 import type { RecordingCheckResult } from './script.js';
 import { openSqlSession, type SqlSession } from './session.js';
 
@@ -138,6 +139,8 @@ function paths(dir: string) {
     pgpass: join(dir, 'pgpass'),
     localCa: join(dir, 'tls', 'local.crt'),
     sshd: join(dir, 'sshd'),
+    mariadb: join(dir, 'mariadb'),
+    mysqlPassword: join(dir, 'secrets', `${DEMO_ROLE}.mysql.password`),
   };
 }
 
@@ -148,6 +151,8 @@ interface DemoState {
   issuerPort?: number;
   /** The demo's sshd's port: kept, as the policy repo names it. */
   sshdPort?: number;
+  /** The demo's MariaDB's port: kept, as the policy repo names it. */
+  mariadbPort?: number;
 }
 
 /** Claims the directory for this process, or says which demo holds it. */
@@ -217,7 +222,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     await mintGatewayCertificate(p);
     const pg = await startPostgres(start, state);
     const sshd = await startSshTarget(start, state);
-    await ensurePolicyRepo(p, pg, sshd);
+    const maria = await startMysqlTarget(start, state);
+    await ensurePolicyRepo(p, pg, sshd, maria);
 
     // The OpenID provider and the gateway.
     const gatewayUrl = `https://127.0.0.1:${gatewayPort}`;
@@ -238,7 +244,9 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     const psql = await writeTerminalEnv(p, connection, env);
     const work = await agentWorkDir(start);
     const cli = demoCli(options, env, work);
-    const hasSsh = sshd !== undefined && (await readFile(join(p.repo, 'hoop.yaml'), 'utf8')).includes(`name: ${DEMO_SSH_CONNECTION}`);
+    const policyText = await readFile(join(p.repo, 'hoop.yaml'), 'utf8');
+    const hasSsh = sshd !== undefined && policyText.includes(`name: ${DEMO_SSH_CONNECTION}`);
+    const hasMysql = maria !== undefined && policyText.includes(`name: ${DEMO_MYSQL_CONNECTION}`);
     const sessionTarget = await sessionTargetOf(connection);
     return {
       dir,
@@ -247,7 +255,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       env,
       psql,
       connection,
-      connections: hasSsh ? [DEMO_CONNECTION, DEMO_SSH_CONNECTION] : [DEMO_CONNECTION],
+      connections: [DEMO_CONNECTION, ...(hasSsh ? [DEMO_SSH_CONNECTION] : []), ...(hasMysql ? [DEMO_MYSQL_CONNECTION] : [])],
       postgres: { source: pg.source, version: pg.version, port: pg.port },
       openSession: () => openSqlSession(sessionTarget),
       recordedSessions: () => recordedSessionCount(cli),
@@ -352,12 +360,35 @@ async function startSshTarget(start: DemoStart, state: DemoState): Promise<Sshd 
   return sshd;
 }
 
+/** MariaDB's server, when installed: the MySQL target, over the same shop data (its data under the demo directory; its stop registered). */
+async function startMysqlTarget(start: DemoStart, state: DemoState): Promise<DemoMariaDb | undefined> {
+  const { options, p } = start;
+  if (!findMariaDb()) {
+    options.say("no MySQL target: MariaDB's server is not installed (Debian, Ubuntu: sudo apt-get install mariadb-server; then hoop demo --fresh)");
+    return undefined;
+  }
+  options.say('starting MariaDB (the MySQL target)');
+  state.mariadbPort ??= await freePort();
+  await saveState(p, state);
+  const maria = await startDemoMariaDb({ dir: p.mariadb, port: state.mariadbPort, passwordFile: p.mysqlPassword, log: (line) => options.say(`  ${line}`) }).catch((err: unknown) => {
+    options.say(`  no MySQL target: MariaDB did not start (${describeError(err)})`);
+    return undefined;
+  });
+  if (maria) start.stops.push(() => maria.stop());
+  return maria;
+}
+
 /** The config repo with the sample policy, made once (kept: the user may commit to it). */
-async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | undefined): Promise<void> {
+async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | undefined, maria: DemoMariaDb | undefined): Promise<void> {
   if (existsSync(p.repo)) return;
   await createPolicyRepo(
     p.repo,
-    samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword, ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}) }),
+    samplePolicyFiles({
+      port: pg.port,
+      passwordFile: p.rolePassword,
+      ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}),
+      ...(maria ? { mysql: { port: maria.port, passwordFile: p.mysqlPassword } } : {}),
+    }),
     { name: 'hoop demo', email: 'demo@hoop.invalid' },
     'The demo policy',
   );

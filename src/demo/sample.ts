@@ -93,8 +93,9 @@ function sql(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-/** The `shop` schema and its rows, as one SQL script run by the database's owner. */
-export function sampleSchemaSql(): string {
+/** The `shop` schema and its rows, as one SQL script run by the database's owner, in PostgreSQL's words or MySQL's. */
+export function sampleSchemaSql(dialect: 'postgres' | 'mysql' = 'postgres'): string {
+  const my = dialect === 'mysql';
   const customers: string[] = [];
   for (let i = 1; i <= FIRST.length; i++) {
     const first = FIRST[i - 1]!;
@@ -108,22 +109,24 @@ export function sampleSchemaSql(): string {
   for (let i = 1; i <= 60; i++) {
     const customer = ((i * 7) % FIRST.length) + 1;
     const total = ((i * 1937) % 50000) / 100 + 5;
-    orders.push(`(${i}, ${customer}, ${total.toFixed(2)}, ${sql(STATUSES[i % STATUSES.length]!)}, timestamptz '2026-01-01 09:00+00' + interval '${i * 17} hours')`);
+    const placed = my ? `timestamp '2026-01-01 09:00:00' + interval ${i * 17} hour` : `timestamptz '2026-01-01 09:00+00' + interval '${i * 17} hours'`;
+    orders.push(`(${i}, ${customer}, ${total.toFixed(2)}, ${sql(STATUSES[i % STATUSES.length]!)}, ${placed})`);
   }
+  const text = my ? 'varchar(255)' : 'text';
   return `create table customers (
   id int primary key,
-  name text not null,
-  email text not null unique,
-  card_number text,
-  ssn text,
-  country text
+  name ${text} not null,
+  email ${text} not null unique,
+  card_number ${text},
+  ssn ${text},
+  country ${text}
 );
 create table orders (
   id int primary key,
-  customer_id int not null references customers,
+  customer_id int not null references customers${my ? ' (id)' : ''},
   total numeric(10, 2) not null,
-  status text not null,
-  placed_at timestamptz not null
+  status ${text} not null,
+  placed_at ${my ? 'datetime' : 'timestamptz'} not null
 );
 insert into customers values
   ${customers.join(',\n  ')};
@@ -139,7 +142,12 @@ export interface SampleTarget {
   passwordFile: string;
   /** The demo's sshd, when OpenSSH's server is installed: the `demo-ssh` connection. */
   ssh?: { port: number; user: string; keyFile: string; hostKey: string };
+  /** The demo's MariaDB server, when installed: the `demo-mysql` connection. */
+  mysql?: { port: number; passwordFile: string };
 }
+
+/** The demo's MySQL connection (when MariaDB's server is installed): the same shop, the same policy. */
+export const DEMO_MYSQL_CONNECTION = 'demo-mysql';
 
 /** The demo's SSH connection (when OpenSSH's server is installed). */
 export const DEMO_SSH_CONNECTION = 'demo-ssh';
@@ -151,7 +159,7 @@ export const DEMO_SSH_CONNECTION = 'demo-ssh';
  */
 export function samplePolicyFiles(target: SampleTarget): Record<string, string> {
   return {
-    'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, MASKING_YAML, sshRulesYaml(target)].join(''),
+    'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, maskingYaml(target), sshRulesYaml(target)].join(''),
     'policy/tests/demo.yaml': POLICY_TESTS_YAML,
     'policy/fixtures/shop.sql': `-- The data the masking case of policy/tests/demo.yaml runs on (the demo's own).\n${sampleSchemaSql()}`,
   };
@@ -183,6 +191,18 @@ ${
     hostKeys: ["${target.ssh.hostKey}"]         # pinned: another server is refused
 `
     : ''
+}${
+  target.mysql
+    ? `  - name: ${DEMO_MYSQL_CONNECTION}                           # the same shop on the demo's MariaDB
+    type: mysql
+    host: 127.0.0.1
+    port: ${target.mysql.port}
+    database: ${DEMO_DATABASE}
+    user: ${DEMO_ROLE}
+    password: \${file:${target.mysql.passwordFile}}
+    tls: { mode: disable }
+`
+    : ''
 }
 `;
 }
@@ -190,8 +210,8 @@ ${
 /** `hoop.yaml`'s access rules: engineers read and write (the SSH connection too), analysts only read. */
 function accessYaml(target: SampleTarget): string {
   return `access:                                         # nobody gets in unless a rule admits them
-  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
-  - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}], mode: read-only, statementTimeout: 30s }
+  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
+  - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}], mode: read-only, statementTimeout: 30s }
 
 `;
 }
@@ -237,18 +257,25 @@ alerts:                                         # what the security team hears a
 
 `;
 
-/** `hoop.yaml`'s masking: emails redacted, card numbers and SSNs to their last four, by column, by name and by what the values look like. */
-const MASKING_YAML = `masking:
+/** `hoop.yaml`'s masking: emails redacted, card numbers and SSNs to their last four, by column (PostgreSQL's and MySQL's), by name and by what the values look like. */
+function maskingYaml(target: SampleTarget): string {
+  const mysql = target.mysql
+    ? `    - { table: ${DEMO_DATABASE}.customers, column: email, strategy: redact }        # ${DEMO_MYSQL_CONNECTION}: a MySQL table's schema is its database
+    - { table: ${DEMO_DATABASE}.customers, column: card_number, strategy: last4 }
+`
+    : '';
+  return `masking:
   columns:
     - { table: public.customers, column: email, strategy: redact }
     - { table: public.customers, column: card_number, strategy: last4 }
-  names:
+${mysql}  names:
     - { pattern: "^(ssn|social_security_number)$", strategy: last4 }
   detectors:
     - { detector: payment-card, strategy: last4 }
     - { detector: email, strategy: redact }
   derived: mask
 `;
+}
 
 /** `hoop.yaml`'s SSH rules, with the SSH connection: no recursive deletes. */
 function sshRulesYaml(target: SampleTarget): string {

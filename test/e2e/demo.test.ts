@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runProcess, type Finished } from '../harness/clients.js';
 import { pgBinDir, freePort } from '../harness/postgres.js';
+import { findMariaDb } from '../../src/demo/mariadb.js';
 import { findSshd } from '../../src/demo/sshd.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
@@ -148,11 +149,11 @@ describe('hoop demo', () => {
     const gatewayPort = await freePort();
     const ports = ['--gateway-port', String(gatewayPort), '--port', String(await freePort())];
     const first = await demoRunning(['--dir', dir, ...ports]);
-    expect(first.info).toMatchObject({
+    expect(first.info, first.stderr()).toMatchObject({
       dir,
       gateway: `https://127.0.0.1:${gatewayPort}`,
       envFile: join(dir, 'env'),
-      connections: findSshd() ? ['demo-db', 'demo-ssh'] : ['demo-db'],
+      connections: ['demo-db', ...(findSshd() ? ['demo-ssh'] : []), ...(findMariaDb() ? ['demo-mysql'] : [])],
       postgres: { source: 'npm' },
     });
     expect(first.info.postgres.version).toMatch(/^17\./);
@@ -178,6 +179,17 @@ describe('hoop demo', () => {
     expect((await terminal(first.info.envFile, 'psql -XAt -c "select count(*) from pg_proc where proname = \'leak\'"')).stdout.trim()).toBe('0');
     const write = await terminal(first.info.envFile, "psql -XAt -c 'create table notes (t text)' -c \"insert into notes values ('kept')\" -c 'select count(*) from orders'");
     expect(write.stdout.trim().split('\n').at(-1)).toBe('60');
+
+    // The same shop on MariaDB, under the same policy: masked by the gateway, a DROP denied.
+    if (findMariaDb()) {
+      const masked = await terminal(first.info.envFile, `hoop exec demo-mysql --csv -c 'select email, card_number, ssn from customers where id = 1'`);
+      expect(masked.stderr).toBe('');
+      expect(masked.stdout).toMatch(/^email,card_number,ssn\n\[redacted\],\*{4} \*{4} \*{4} \d{4},\*{3}-\*{2}-\d{4}\n$/);
+      const dropped = await terminal(first.info.envFile, `hoop exec demo-mysql -c 'drop table orders'`);
+      expect(dropped.code).toBe(3);
+      expect(dropped.stderr).toContain('denied by rule "no-drop-or-truncate"');
+      expect((await terminal(first.info.envFile, `hoop exec demo-mysql --csv -c 'select count(*) from orders'`)).stdout).toBe('count(*)\n60\n');
+    }
 
     // The CLI as the demo user.
     const whoami = await terminal(first.info.envFile, 'hoop whoami');
