@@ -41,9 +41,10 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-${mysqlYaml('shop', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-ro', db.port, tls).replace(', allow: { subjects: [alice] }', '')}access:
+${mysqlYaml('shop', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-ro', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-timed', db.port, tls).replace(', allow: { subjects: [alice] }', '')}access:
   - { name: people, subjects: [alice], connections: [shop], mode: read-write }
   - { name: readers, subjects: [alice], connections: [shop-ro], mode: read-only }
+  - { name: timed, subjects: [alice], connections: [shop-timed], mode: read-write, statementTimeout: 1s, lockTimeout: 2s, idleInTransactionTimeout: 3s }
 statements:
   reviewers:
     - { groups: [ops], timeout: 30s }
@@ -341,6 +342,29 @@ describe('hoop connect for a mysql connection', () => {
       },
       { timeout: 30_000, interval: 200 },
     );
+  });
+
+  it("sets an access's server timeouts on MariaDB at sign-in: a statement past its time is cut by the server, and no statement may change them", async () => {
+    const c = await connectMysql(governed, 'shop-timed');
+    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    try {
+      const [set] = await driver.query('SELECT @@max_statement_time AS st, @@innodb_lock_wait_timeout AS il, @@lock_wait_timeout AS ml, @@idle_transaction_timeout AS it');
+      expect(set).toEqual([{ st: 1, il: 2, ml: 2, it: 3 }]);
+      await expect(driver.query('SELECT SLEEP(5)')).rejects.toMatchObject({ errno: 1969 });
+      for (const change of [
+        'SET SESSION max_statement_time = 0',
+        'SET @@idle_transaction_timeout = 100, autocommit = 1',
+        'SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(2)',
+        "PREPARE s FROM 'SET lock_wait_timeout = 100'",
+      ]) {
+        await expect(driver.query(change), change).rejects.toMatchObject({ errno: 1227, message: expect.stringMatching(/^hoop: the access sets server timeouts/) });
+      }
+      const [still] = await driver.query('SELECT @@max_statement_time AS st, @@idle_transaction_timeout AS it');
+      expect(still).toEqual([{ st: 1, it: 3 }]);
+    } finally {
+      await driver.end();
+      await c.stop();
+    }
   });
 
   it('judges each statement by the policy as the server will read it: denied ones never reach it, whatever comment or escape hides them', async () => {

@@ -4,8 +4,10 @@
  * not know), and on a session the policy governs, each command's SQL judged by the policy's own
  * judge on the MySQL reading of it (src/policy/mysql/analyze.ts), as the server lexes it under the
  * session's `sql_mode` and character set ({@link CommandJudge.govern} reads them at sign-in, with
- * the server's base tables when the policy masks). What hoop cannot apply to MySQL yet (a row limit,
- * server timeouts) refuses the statement with the reason: nothing is relayed unjudged.
+ * the server's base tables when the policy masks). An access's server timeouts are set at sign-in
+ * on MariaDB ({@link MARIADB_LIMITS}), and no statement may change them. What hoop cannot apply to
+ * MySQL yet (a row limit; timeouts on MySQL 8, whose `max_execution_time` bounds SELECTs only)
+ * refuses the statement with the reason: nothing is relayed unjudged.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
  */
@@ -15,11 +17,39 @@ import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mys
 import type { MysqlReading } from '../../policy/mysql/analyze.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
+import type { SessionLimits } from '../../policy/limits.js';
 import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
 import { MysqlResultMasker } from './result-masker.js';
+
+/**
+ * MariaDB's session variables for each of an access's server timeouts, and the value (from
+ * milliseconds) each takes: `max_statement_time` in seconds with a fraction, the others whole
+ * seconds (at least 1).
+ * @see https://mariadb.com/kb/en/server-system-variables/#max_statement_time
+ * @see https://mariadb.com/kb/en/server-system-variables/#idle_transaction_timeout
+ */
+const MARIADB_LIMITS: Readonly<Record<keyof SessionLimits, ReadonlyArray<readonly [string, (ms: number) => string]>>> = {
+  statement_timeout: [['max_statement_time', (ms) => (ms / 1000).toFixed(3)]],
+  lock_timeout: [
+    ['innodb_lock_wait_timeout', (ms) => String(Math.max(1, Math.ceil(ms / 1000)))],
+    ['lock_wait_timeout', (ms) => String(Math.max(1, Math.ceil(ms / 1000)))],
+  ],
+  idle_in_transaction_session_timeout: [['idle_transaction_timeout', (ms) => String(Math.max(1, Math.ceil(ms / 1000)))]],
+};
+
+/** The server's timeout variables: a session under an access's timeouts may set none of them. */
+const TIMEOUT_VARIABLES = new Set([
+  'max_statement_time',
+  'max_execution_time',
+  'innodb_lock_wait_timeout',
+  'lock_wait_timeout',
+  'idle_transaction_timeout',
+  'idle_readonly_transaction_timeout',
+  'idle_write_transaction_timeout',
+]);
 
 /** Commands refused whatever the policy: another sign-in on the session, replication, the server's own administration. */
 const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
@@ -111,6 +141,10 @@ export class CommandJudge {
       ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
     };
     if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
+    const limits = Object.entries(this.#session.limits ?? {}) as Array<[keyof SessionLimits, number]>;
+    if (limits.length > 0 && this.#reading.options.flavor === 'mariadb') {
+      await client.query(`SET SESSION ${limits.flatMap(([k, ms]) => MARIADB_LIMITS[k].map(([name, value]) => `${name} = ${value(ms)}`)).join(', ')}`);
+    }
     const { masking, recording } = this.#session;
     if (masking) {
       // Only a base table's columns carry their own origin (a view's carry the view): those known at sign-in.
@@ -153,8 +187,13 @@ export class CommandJudge {
   #verdict(sql: string, payload: Buffer, governed: Reading): Judged {
     const { judge, limits } = this.#session;
     if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
-    if (limits && Object.keys(limits).length > 0) return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop does not yet apply to MySQL sessions' };
+    const limited = limits !== undefined && Object.keys(limits).length > 0;
+    if (limited && governed.options.flavor !== 'mariadb') return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop applies to MariaDB sessions only' };
     const analysis = analyzeMysql(sql, governed.options);
+    if (limited && !analysis.ok) return { rule: 'hoop:mysql-limits', reason: `the access sets server timeouts, and hoop must read each statement to keep them (${analysis.error})` };
+    if (limited && analysis.ok && analysis.statements.some((s) => s.settings.some((x) => x.name !== undefined && TIMEOUT_VARIABLES.has(x.name)))) {
+      return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which a session may not change' };
+    }
     const database = this.#session.connection.database;
     const elsewhere = analysis.ok && analysis.statements.some((s) => s.settings.some((x) => x.name === 'database' && x.value !== database));
     // Unqualified names are judged as the connection's database's: the session stays in it.
