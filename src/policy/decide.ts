@@ -353,6 +353,11 @@ export class StatementJudge {
   /** Some row limit may apply (the access's, or a rule's). */
   readonly #limitsRows: boolean;
 
+  /** Some row limit may apply to this session's writes (the access's, or a rule's). */
+  get limitsRows(): boolean {
+    return this.#limitsRows;
+  }
+
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
     this.#connection = connection;
     this.#policy = policy;

@@ -104,6 +104,8 @@ export interface SessionJudge {
   judge(sql: string, analysis?: Analysis): StatementVerdict;
   /** The session's own backend process id, once known (signalling it reaches no one else). */
   ownBackend?(pid: number): void;
+  /** Some row limit may apply to the session's writes. */
+  readonly limitsRows?: boolean;
 }
 
 /** What an engine asks reviewers about: a statement it holds, as the client sent it. */

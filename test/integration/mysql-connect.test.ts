@@ -41,16 +41,18 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-${mysqlYaml('shop', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-ro', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-timed', db.port, tls).replace(', allow: { subjects: [alice] }', '')}access:
+${mysqlYaml('shop', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-ro', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-timed', db.port, tls).replace(', allow: { subjects: [alice] }', '')}${mysqlYaml('shop-guarded', db.port, tls).replace(', allow: { subjects: [alice] }', '')}access:
   - { name: people, subjects: [alice], connections: [shop], mode: read-write }
   - { name: readers, subjects: [alice], connections: [shop-ro], mode: read-only }
   - { name: timed, subjects: [alice], connections: [shop-timed], mode: read-write, statementTimeout: 1s, lockTimeout: 2s, idleInTransactionTimeout: 3s }
+  - { name: guarded, subjects: [alice], connections: [shop-guarded], mode: read-write, maxAffectedRows: 2 }
 statements:
   reviewers:
     - { groups: [ops], timeout: 30s }
   rules:
     - { name: no-deletes, match: { kinds: [delete] }, action: deny, message: rows are not deleted here }
     - { name: truncates-reviewed, match: { kinds: [truncate] }, action: review, message: a second pair of eyes }
+    - { name: bulk-reviewed, match: { tables: [app.reviewed] }, action: allow, maxAffectedRows: 1, overLimit: review }
 `);
       return repo.gatewayBlock(['${env:MARIA_*}']);
     },
@@ -363,6 +365,73 @@ describe('hoop connect for a mysql connection', () => {
       expect(still).toEqual([{ st: 1, it: 3 }]);
     } finally {
       await driver.end();
+      await c.stop();
+    }
+  });
+
+  it('counts the rows of a write under a row limit before they commit: within it the write is kept, over it rolled back and refused, in autocommit, in a transaction and prepared', async () => {
+    await db.sql(
+      'CREATE TABLE app.guarded (id int primary key, v int) ENGINE=InnoDB; INSERT INTO app.guarded VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0); CREATE TABLE app.loose (id int primary key, v int) ENGINE=MyISAM; INSERT INTO app.loose VALUES (1, 0)',
+    );
+    const c = await connectMysql(governed, 'shop-guarded');
+    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    const values = async (): Promise<string> => (await db.sql('SELECT GROUP_CONCAT(v ORDER BY id) FROM app.guarded')).trim();
+    const inTransaction = async (): Promise<number> => ((await driver.query('SELECT @@in_transaction AS t')) as unknown as [Array<{ t: number }>])[0][0]!.t;
+    const over = (n: number) => ({ errno: 1227, message: `hoop: the UPDATE changed ${n} rows, over the limit of 2 (rule "guarded"); it was rolled back` });
+    try {
+      // Autocommit: kept within the limit, committed as the client asked; over it, nothing changed.
+      const [kept] = await driver.query('UPDATE guarded SET v = 1 WHERE id <= 2');
+      expect(kept).toMatchObject({ affectedRows: 2 });
+      expect(await values()).toBe('1,1,0,0,0');
+      expect(await inTransaction()).toBe(0);
+      await expect(driver.query('UPDATE guarded SET v = 7 WHERE id = id')).rejects.toMatchObject(over(5));
+      expect(await values()).toBe('1,1,0,0,0');
+      expect(await inTransaction()).toBe(0);
+      // In the client's transaction: the write over the limit alone is undone; the transaction goes on.
+      await driver.query('BEGIN');
+      await driver.query('UPDATE guarded SET v = 2 WHERE id = 3');
+      await expect(driver.query('UPDATE guarded SET v = 9 WHERE v < 5')).rejects.toMatchObject(over(5));
+      expect(await inTransaction()).toBe(1);
+      await driver.query('COMMIT');
+      expect(await values()).toBe('1,1,2,0,0');
+      // Prepared (the binary protocol): the same count.
+      await expect(driver.execute('UPDATE guarded SET v = ? WHERE id >= ?', [8, 1])).rejects.toMatchObject(over(5));
+      const [one] = await driver.execute('UPDATE guarded SET v = ? WHERE id >= ?', [8, 5]);
+      expect(one).toMatchObject({ affectedRows: 1 });
+      expect(await values()).toBe('1,1,2,0,8');
+      // A table whose writes cannot be rolled back is not written under a limit; one statement at a time.
+      await expect(driver.query('UPDATE loose SET v = 1 WHERE id = 1')).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('hoop knows app.loose as no InnoDB table') });
+      const multi = await mysql.createConnection({
+        host: c.info.host,
+        port: c.info.port,
+        user: c.info.user,
+        password: c.info.password,
+        database: 'app',
+        multipleStatements: true,
+        ssl: { ca: readFileSync(c.info.sslCa) },
+      });
+      await expect(multi.query('UPDATE guarded SET v = 3 WHERE id = 4; SELECT 1')).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('send it alone') });
+      await multi.end();
+      expect((await db.sql('SELECT v FROM app.loose')).trim()).toBe('0');
+    } finally {
+      await driver.end();
+      await c.stop();
+    }
+  });
+
+  it('holds a write over a row limit of overLimit: review for a reviewer, rolled back meanwhile; approved, it runs as sent', async () => {
+    await db.sql('CREATE TABLE app.reviewed (id int primary key, v int) ENGINE=InnoDB; INSERT INTO app.reviewed VALUES (1, 0), (2, 0), (3, 0)');
+    const c = await connectMysql(governed, 'shop');
+    const sql = 'UPDATE reviewed SET v = 5 WHERE id >= 2';
+    try {
+      const held = mariadb([`--defaults-extra-file=${c.info.optionFile}`, '--batch', '-e', sql]);
+      const id = await pendingReview(governed, sql);
+      expect((await db.sql('SELECT GROUP_CONCAT(v ORDER BY id) FROM app.reviewed')).trim(), 'rolled back while held').toBe('0,0,0');
+      const r = await governed.run(['review', 'approve', id, '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], { HOOP_TOKEN: await governed.token('bob', ['ops']) });
+      expect(r.code, r.stderr).toBe(0);
+      expect(await held).toMatchObject({ code: 0, stderr: '' });
+      expect((await db.sql('SELECT GROUP_CONCAT(v ORDER BY id) FROM app.reviewed')).trim()).toBe('0,5,5');
+    } finally {
       await c.stop();
     }
   });

@@ -395,6 +395,7 @@ export class SessionAdmission {
                 return verdict;
               },
               ...(judge.ownBackend ? { ownBackend: (pid: number) => judge.ownBackend!(pid) } : {}),
+              ...(judge.limitsRows ? { limitsRows: true } : {}),
             },
           }
         : {}),

@@ -18,6 +18,8 @@ import type { MysqlReading } from '../../policy/mysql/analyze.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import type { SessionLimits } from '../../policy/limits.js';
+import { WRITE_GUARD_RULE, type WriteGuard } from '../../policy/write-limit.js';
+import type { Analysis } from '../../policy/sql/analyze/facts.js';
 import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap } from '../wire/handshake.js';
@@ -88,6 +90,9 @@ const MAX_JUDGED_SQL = 64 * 1024;
 /** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
 export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
 
+/** A write the relay runs under a row limit (./write-guard.ts): the limit, and the SQL it runs (what a review of it shows). */
+export type GuardedWrite = WriteGuard & { sql: string };
+
 /** sql_mode flags under which MariaDB reads SQL another way than hoop's pre-pass does. */
 const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
 
@@ -106,6 +111,10 @@ export class CommandJudge {
   masker: MysqlResultMasker | undefined;
   /** What the last command allowed runs, as the analysis read it (undefined: it carried no SQL, or none was read). */
   lastFacts: readonly StatementFacts[] | undefined;
+  /** The row limit the last command judged runs under, if it writes under one. */
+  lastGuard: GuardedWrite | undefined;
+  /** The server's InnoDB tables at sign-in (`db.table`, lower-case), when a row limit may apply: only a write to those can be rolled back. */
+  #transactional: ReadonlySet<string> | undefined;
 
   constructor(session: TunnelSession<MysqlConnection>) {
     this.#session = session;
@@ -141,6 +150,12 @@ export class CommandJudge {
       ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
     };
     if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
+    if (this.#session.judge?.limitsRows) {
+      const [innodb] = await client.query(
+        `SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND ENGINE = 'InnoDB' LIMIT ${MAX_TABLES}`,
+      );
+      this.#transactional = new Set(innodb && 'rows' in innodb ? innodb.rows.map((r) => r[0] ?? '') : []);
+    }
     const limits = Object.entries(this.#session.limits ?? {}) as Array<[keyof SessionLimits, number]>;
     if (limits.length > 0 && this.#reading.options.flavor === 'mariadb') {
       await client.query(`SET SESSION ${limits.flatMap(([k, ms]) => MARIADB_LIMITS[k].map(([name, value]) => `${name} = ${value(ms)}`)).join(', ')}`);
@@ -171,6 +186,7 @@ export class CommandJudge {
       return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
     }
     this.lastFacts = undefined;
+    this.lastGuard = undefined;
     const sql = sqlOf(code, payload);
     if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
     if (sql !== undefined && code === Command.STMT_PREPARE) {
@@ -181,6 +197,16 @@ export class CommandJudge {
         : judged;
     }
     return sql === undefined ? undefined : this.#verdict(sql, payload, governed);
+  }
+
+  /** Why a write under row limit `guard` cannot be counted before it commits, or undefined when it can. */
+  #unguardable(guard: WriteGuard, analysis: Analysis): string | undefined {
+    if (!analysis.ok) return 'hoop must read it to count its rows';
+    if (analysis.statements.length > 1) return 'hoop counts the rows of one statement at a time: send it alone';
+    if (guard.count !== 'tag' || guard.prepared) return "hoop counts a MySQL write's rows by the server's own count of the statement (send the UPDATE or DELETE itself)";
+    const unknown = analysis.statements[0]!.tables.find((t) => !this.#transactional?.has(t.toLowerCase()));
+    if (unknown !== undefined) return `hoop knows ${unknown} as no InnoDB table, so its rows could not be rolled back`;
+    return undefined;
   }
 
   /** The policy's verdict on `sql` (sent as `payload`): a refusal, a review to hold it for, or undefined when it may run. */
@@ -218,10 +244,14 @@ export class CommandJudge {
     }
     // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
     if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
-    if (verdict?.guard) return { rule: 'hoop:mysql-row-limit', reason: 'the access limits the rows a write may change, which hoop does not yet count on MySQL' };
     for (const statement of analysis.ok && this.masker ? analysis.statements : []) {
       const carries = this.masker!.carriesMasked(statement);
       if (carries) return { rule: 'hoop:mysql-masked-copy', reason: `the policy masks columns for you, and ${carries} could carry masked values where they are not masked` };
+    }
+    if (verdict?.guard) {
+      const why = this.#unguardable(verdict.guard, analysis);
+      if (why) return { rule: WRITE_GUARD_RULE, reason: `the write is under a row limit (rule "${verdict.guard.rule}": at most ${verdict.guard.maxRows} rows), and ${why}` };
+      this.lastGuard = { ...verdict.guard, sql };
     }
     this.lastFacts = analysis.ok ? analysis.statements : undefined;
     return undefined;

@@ -13,6 +13,7 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
@@ -24,9 +25,9 @@ import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
-import { Command, errPacket, okPacket, parseOk, type ErrPacket } from '../wire/results.js';
+import { Command, errPacket, okPacket, parseErr, parseOk, Status, withStatus, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
-import { CommandJudge } from './command-judge.js';
+import { CommandJudge, type GuardedWrite } from './command-judge.js';
 import type { MysqlResultMasker } from './result-masker.js';
 import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
 
@@ -70,6 +71,30 @@ const KILLED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1927, sqlState: '70
 /** ER_UNKNOWN_ERROR: the server could not be reached. */
 const UNAVAILABLE: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1105, sqlState: 'HY000' };
 
+/** The savepoint behind a write under a row limit in the client's transaction. */
+const GUARD_SAVEPOINT = 'hoop_row_limit';
+/** Most bytes of a guarded write's answer held until its rows are counted. */
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
+
+/** A write under a row limit in flight (see MysqlSessionRelay's #guard). */
+interface GuardedRun {
+  p: MySqlPacket;
+  limit: GuardedWrite;
+  /** `open`: the gateway's SAVEPOINT or START TRANSACTION; `write`: the client's command; `close`: the gateway's keeping or rolling back. */
+  step: 'open' | 'write' | 'close';
+  /** In the client's transaction: behind a savepoint (else in the gateway's own transaction). */
+  savepoint: boolean;
+  /** The answer's payloads, held. */
+  held: Buffer[];
+  bytes: number;
+  /** Rows of a result (MariaDB's RETURNING). */
+  rows: number;
+  /** The answer was more than {@link MAX_HELD_BYTES}: it cannot be held, and the write is rolled back. */
+  tooBig?: boolean;
+  /** Rows over the limit (set when it is rolled back). */
+  over?: number;
+}
+
 /** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
 const END_GRACE_MS = 5_000;
 
@@ -100,6 +125,11 @@ export class MysqlSessionRelay {
   #preparing: readonly StatementFacts[] | undefined;
   /** The capabilities both hops agreed (set once signed in). */
   #capabilities = 0;
+  /** The row limit of each prepared statement that writes under one, by its id, and of the one being prepared. */
+  readonly #guards = new Map<number, GuardedWrite>();
+  #preparingGuard: GuardedWrite | undefined;
+  /** The write under a row limit in flight: the gateway's own commands around it, its answer held until its rows are counted. */
+  #guarded: GuardedRun | undefined;
   /** The statement in flight (a query or an execute): what the index and the audit stream are told when its answer ends. */
   #running: StatementRows | undefined;
   readonly #onAbort = (): void => this.#aborted();
@@ -227,14 +257,24 @@ export class MysqlSessionRelay {
     });
     const masker = this.#judge.masker;
     up.on('data', (chunk: Buffer) => {
-      // Unmasked, the server's bytes go on as they came; masked, each packet as the masker makes it.
-      if (!masker) this.#write(chunk);
+      // Unmasked and unguarded, the server's bytes go on as they came; else each packet as the masker makes it, or held.
+      const asCame = !masker && !this.#guarded;
+      if (asCame) this.#write(chunk);
       this.#safely(() => {
         for (const p of this.#serverPackets.push(chunk)) {
           const kind = this.#conversation!.server(p.payload);
+          if (kind.kind === 'prepared' && this.#preparingGuard) this.#guards.set(kind.statement, this.#preparingGuard);
           if (this.#running) this.#tally(this.#running, kind, p.payload);
+          if (this.#guarded && this.#guarded.step !== 'write') {
+            this.#guardStep(this.#guarded, kind, p.payload);
+            continue;
+          }
           const payload = masker ? this.#masked(masker, p, kind) : p.payload;
-          stream?.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
+          if (!asCame && !masker) this.#out(packet(p.seq, payload));
+          const g = this.#guarded;
+          if (!g) stream?.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
+          else if (kind.kind === 'row') g.rows++;
+          if (g && !this.#conversation!.answering) this.#wrote(g, kind, payload);
         }
         this.#next();
       });
@@ -260,7 +300,7 @@ export class MysqlSessionRelay {
 
   /** Resumes reading the client unless a command waits, or the server or the recording is behind. */
   #resumeClient(): void {
-    if (this.#queued.length > 0 || this.#held || this.#upstream?.writableNeedDrain || this.#session.recording?.stream.behind) return;
+    if (this.#queued.length > 0 || this.#held || this.#guarded || this.#upstream?.writableNeedDrain || this.#session.recording?.stream.behind) return;
     this.#session.channel.resume();
   }
 
@@ -276,7 +316,7 @@ export class MysqlSessionRelay {
     const received = (p.next - p.seq) & 0xff;
     const sent = Math.floor(payload.length / MAX_PACKET_PAYLOAD) + 1;
     this.#seqShift += sent - received;
-    this.#write(out);
+    this.#out(out);
     return payload;
   }
 
@@ -297,7 +337,7 @@ export class MysqlSessionRelay {
    */
   #next(): void {
     const { channel } = this.#session;
-    while (this.#queued.length > 0 && !this.#held && !this.#conversation!.answering && !this.#finished) this.#command(this.#queued.shift()!);
+    while (this.#queued.length > 0 && !this.#held && !this.#guarded && !this.#conversation!.answering && !this.#finished) this.#command(this.#queued.shift()!);
     if (this.#queued.length > 0 || this.#held) channel.pause();
     else this.#resumeClient();
   }
@@ -313,7 +353,102 @@ export class MysqlSessionRelay {
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged) return this.#refuseCommand(p, judged, 'deny');
     if (code === Command.QUERY) recording?.notes?.sql(p.payload.toString('utf8', 1));
+    if (code === Command.STMT_PREPARE) this.#preparingGuard = this.#judge.lastGuard;
+    if (code === Command.STMT_CLOSE && p.payload.length >= 5) this.#guards.delete(p.payload.readUInt32LE(1));
+    const guard = code === Command.QUERY ? this.#judge.lastGuard : code === Command.STMT_EXECUTE && p.payload.length >= 5 ? this.#guards.get(p.payload.readUInt32LE(1)) : undefined;
+    if (guard) return this.#guard(p, guard);
     this.#forward(p);
+  }
+
+  /**
+   * Runs command `p`, a write under row limit `limit`, so that the server counts its rows before
+   * they commit: in a transaction (or with autocommit off) behind a SAVEPOINT, else in a
+   * transaction of the gateway's own; its answer is held until the count is in, then the write is
+   * kept (RELEASE, COMMIT) and the client gets its answer as from autocommit, or, over the limit,
+   * rolled back and refused or held for review. The gateway's own commands' answers never reach
+   * the client.
+   */
+  #guard(p: MySqlPacket, limit: GuardedWrite): void {
+    const status = this.#conversation!.status;
+    const inTransaction = (status & Status.IN_TRANS) !== 0 || (status & Status.AUTOCOMMIT) === 0;
+    this.#guarded = { p, limit, step: 'open', savepoint: inTransaction, held: [], bytes: 0, rows: 0 };
+    this.#own(inTransaction ? `SAVEPOINT ${GUARD_SAVEPOINT}` : 'START TRANSACTION');
+  }
+
+  /** Sends the gateway's own statement `sql`; its answer goes to {@link #guardStep}, not the client. */
+  #own(sql: string): void {
+    const payload = Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')]);
+    this.#conversation!.command(payload);
+    this.#upstream!.write(packet(0, payload));
+  }
+
+  /** The answer to one of the gateway's own commands around guarded write `g`. */
+  #guardStep(g: GuardedRun, kind: ServerPacket, payload: Buffer): void {
+    if (this.#conversation!.answering) return;
+    const failed = kind.kind === 'err' ? parseErr(payload) : undefined;
+    if (g.step === 'open') {
+      if (failed) return this.#guardEnded(g, errPacket({ ...failed, message: `hoop: the write under a row limit could not be guarded: ${failed.message}` }));
+      g.step = 'write';
+      this.#forward(g.p);
+      return;
+    }
+    // `close`: the write kept (RELEASE, COMMIT) or rolled back (ROLLBACK).
+    const over = g.over;
+    if (over !== undefined) {
+      const lost = !failed && kind.kind === 'ok' && parseOk(payload, this.#capabilities).warnings > 0 ? '; the server warned that some of it could not be rolled back' : '';
+      const verb = g.limit.sql.trim().split(/\s+/, 1)[0]!.toUpperCase();
+      const what = g.tooBig
+        ? `the ${verb}'s result was more than the ${MAX_HELD_BYTES >> 20} MiB hoop holds while it counts rows`
+        : `the ${verb} changed ${over} rows, over the limit of ${g.limit.maxRows}`;
+      const reason = `${what} (rule "${g.limit.rule}"); it was rolled back${lost}`;
+      if (g.limit.overLimit === 'review' && g.limit.review && this.#session.reviews && !failed && !g.tooBig) {
+        this.#guarded = undefined;
+        const digest = createHash('sha256').update(g.p.payload).update('\0').update(g.limit.sql).digest('hex');
+        return this.#hold(g.p, { sql: g.limit.sql, digest, rule: g.limit.rule, reason, settings: g.limit.review });
+      }
+      this.#guarded = undefined;
+      return this.#refuseCommand(g.p, { rule: g.limit.rule, reason: failed ? `${reason}, but the rollback failed: ${failed.message}` : reason }, 'deny');
+    }
+    // A COMMIT that fails is the write's failure; else the client gets its answer, its status as the server's now.
+    if (failed) return this.#guardEnded(g, payload);
+    const last = g.held.length - 1;
+    if (last >= 0 && !g.savepoint) g.held[last] = withStatus(g.held[last]!, this.#conversation!.status, this.#capabilities);
+    this.#guarded = undefined;
+    for (const [i, held] of g.held.entries()) {
+      this.#session.recording?.stream.record(SERVER_PACKET, Date.now(), held, 0, held.length);
+      this.#write(packet((g.p.next + i) & 0xff, held));
+    }
+    this.#safely(() => this.#next());
+  }
+
+  /** The guarded write's answer is in (`kind`, `payload` its last packet): its rows counted, the gateway keeps it or rolls it back. */
+  #wrote(g: GuardedRun, kind: ServerPacket, payload: Buffer): void {
+    const changed = kind.kind === 'ok' ? parseOk(payload, this.#capabilities).affectedRows : 0;
+    const rows = Math.max(changed, g.rows);
+    g.step = 'close';
+    if (kind.kind !== 'err' && (rows > g.limit.maxRows || g.tooBig)) g.over = rows;
+    if (g.savepoint) this.#own(g.over !== undefined ? `ROLLBACK TO SAVEPOINT ${GUARD_SAVEPOINT}` : `RELEASE SAVEPOINT ${GUARD_SAVEPOINT}`);
+    else this.#own(g.over !== undefined || kind.kind === 'err' ? 'ROLLBACK' : 'COMMIT');
+  }
+
+  /** Ends guarded write `g` with the server's or hoop's error `err` as the client's answer. */
+  #guardEnded(g: GuardedRun, err: Buffer): void {
+    this.#guarded = undefined;
+    this.#session.recording?.stream.record(SERVER_PACKET, Date.now(), err, 0, err.length);
+    this.#write(packet(g.p.next, err));
+    this.#safely(() => this.#next());
+  }
+
+  /** Writes a server packet to the client, or holds it while a guarded write's rows are counted. */
+  #out(bytes: Buffer): void {
+    const g = this.#guarded;
+    if (!g) return this.#write(bytes);
+    // Held as payloads, at most MAX_HELD_BYTES: written with the sequence ids of the client's command once its rows are counted.
+    g.bytes += bytes.length;
+    if (g.bytes > MAX_HELD_BYTES || bytes.length - 4 >= MAX_PACKET_PAYLOAD) {
+      g.tooBig = true;
+      g.held = [];
+    } else if (!g.tooBig) g.held.push(bytes.subarray(4));
   }
 
   /** Sends command `p` to the server, which answers it next. */

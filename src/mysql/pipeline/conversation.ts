@@ -50,6 +50,7 @@ const UNANSWERED = new Set<number>([Command.STMT_CLOSE, Command.STMT_SEND_LONG_D
 /** One session's command phase, as both sides agreed on `capabilities`. */
 export class Conversation {
   readonly #deprecateEof: boolean;
+  #status: number = Status.AUTOCOMMIT;
   readonly #capabilities: number;
   #expect: Expect = { at: 'nothing' };
 
@@ -61,6 +62,11 @@ export class Conversation {
   /** Whether an answer is still due: the client may not send a command before it ends (but for LOCAL INFILE's data). */
   get answering(): boolean {
     return this.#expect.at !== 'nothing';
+  }
+
+  /** The server status flags of its latest OK or EOF (whether a transaction is open, autocommit). */
+  get status(): number {
+    return this.#status;
   }
 
   /** The client sent command `payload` (its first byte the command). */
@@ -88,6 +94,7 @@ export class Conversation {
         return this.#end({ kind: 'text' });
       case 'ok':
         if (head !== OK_HEADER && head !== EOF_HEADER) throw new MySqlProtocolError(`an answer of 0x${(head ?? 0).toString(16)} where OK or ERR was due`);
+        this.#status = head === EOF_HEADER && !this.#deprecateEof ? eofStatus(payload) : parseOk(payload, this.#capabilities).status;
         return this.#end({ kind: 'ok', more: false });
       case 'result': {
         if (head === OK_HEADER) return this.#okAnswer(payload);
@@ -114,6 +121,7 @@ export class Conversation {
         if (head === ERR_HEADER) return this.#end({ kind: 'err' });
         if (!isEof(payload)) return e.binary ? BINARY_ROW : TEXT_ROW;
         const status = this.#deprecateEof ? parseOk(payload, this.#capabilities).status : eofStatus(payload);
+        this.#status = status;
         const more = (status & Status.MORE_RESULTS_EXISTS) !== 0;
         this.#expect = more ? { at: 'result', binary: e.binary } : { at: 'nothing' };
         return { kind: 'rows-end', more };
@@ -139,7 +147,8 @@ export class Conversation {
   }
 
   #okAnswer(payload: Buffer): ServerPacket {
-    const more = (parseOk(payload, this.#capabilities).status & Status.MORE_RESULTS_EXISTS) !== 0;
+    this.#status = parseOk(payload, this.#capabilities).status;
+    const more = (this.#status & Status.MORE_RESULTS_EXISTS) !== 0;
     this.#expect = more ? { at: 'result', binary: false } : { at: 'nothing' };
     return { kind: 'ok', more };
   }

@@ -78,6 +78,20 @@ export function eofStatus(payload: Buffer): number {
   return payload.length >= 5 ? payload.readUInt16LE(3) : 0;
 }
 
+/** A copy of the OK packet `payload` (or, before `DEPRECATE_EOF` was agreed, the EOF packet) with its server status flags set to `status`. */
+export function withStatus(payload: Buffer, status: number, capabilities: number): Buffer {
+  const out = Buffer.from(payload);
+  if (out[0] === EOF_HEADER && (capabilities & Cap.DEPRECATE_EOF) === 0) {
+    if (out.length >= 5) out.writeUInt16LE(status, 3);
+    return out;
+  }
+  const c = new Cursor(out, 1);
+  c.lenenc();
+  c.lenenc();
+  if (c.left >= 2) out.writeUInt16LE(status, c.at);
+  return out;
+}
+
 /** Reads an ERR packet; one sent before protocol 4.1 was agreed has no SQLSTATE (then `HY000`). */
 export function parseErr(payload: Buffer): ErrPacket {
   const c = new Cursor(payload, 1);
