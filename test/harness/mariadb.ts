@@ -100,8 +100,8 @@ function watchdog(pid: number, dir: string): void {
 
 const password = (): string => randomBytes(12).toString('base64url');
 
-/** Starts a MariaDB server with the test users and the `app` database. */
-export async function startMariaDb(): Promise<MariaServer> {
+/** Starts a MariaDB server with the test users and the `app` database; `maxConnections` (default 500) for more sessions at once. */
+export async function startMariaDb(options: { maxConnections?: number } = {}): Promise<MariaServer> {
   if (!MARIADBD) throw new Error('MariaDB is not installed (apt-get install mariadb-server mariadb-client)');
   const root = mkdtempSync(join(process.env.HOOP_MARIA_ROOT ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir()), 'hoop-maria-'));
   const dataDir = join(root, 'data');
@@ -146,7 +146,7 @@ export async function startMariaDb(): Promise<MariaServer> {
       `--ssl-cert=${leaf.certFile}`,
       `--ssl-key=${leaf.keyFile}`,
       `--ssl-ca=${pki.caFile}`,
-      '--max-connections=500',
+      `--max-connections=${options.maxConnections ?? 500}`,
       '--max-allowed-packet=64M',
     ];
     const [file, argv] = isRoot ? ['runuser', ['-u', 'mysql', '--', MARIADBD, ...args]] : [MARIADBD, args];
