@@ -1,11 +1,14 @@
 /**
  * The hoop paths' set-ups: a `hoop gateway` of the bench's own (TLS on, its own CA and OpenID
  * provider), with or without a policy repo, recording, the blast-radius guard, a PostgreSQL store
- * and workers, reached through `hoop connect` or directly with a direct credential.
+ * and workers, reached through `hoop connect` or directly with a direct credential; in front of
+ * PostgreSQL or, for the MySQL lane, MariaDB (through `hoop connect` only: a MySQL server speaks
+ * first, so the gateway's port cannot greet MySQL clients directly).
  *
- * The policy repo (`benchPolicy`): read-write access for every identity, statement rules (one deny
- * among them) that judge every statement but match none of pgbench's or COPY's, and a masking rule
- * on a table the benchmark does not read, so every result goes through the masking code.
+ * The policy repo (`benchPolicy`), the same for both lanes: read-write access for every identity,
+ * statement rules (one deny among them) that judge every statement but match none of the
+ * benchmark's, and a masking rule on a table the benchmark does not read, so every result goes
+ * through the masking code.
  *
  * Layer: uses ./settings.ts, ./processes.ts and ./measure.ts's types; ./paths.ts, ./idle.ts and
  * ./scp.ts build on it.
@@ -14,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_DIRECT_SECONDS } from '../src/gateway/credentials/direct-credentials.js';
+import type { MariaServer } from '../test/harness/mariadb.js';
 import { type PgCluster, startPgCluster } from '../test/harness/postgres.js';
 import type { PathSetup } from './measure.js';
 import { lastLines, onCleanup, repoRoot, sleep, startProcess, tempDir, waitFor } from './processes.js';
@@ -45,20 +49,66 @@ export interface BenchGateway {
   stop: () => Promise<void>;
 }
 
+/** The database a hoop path's gateway reaches: its connection's fields, and what its policy names. */
+interface BenchTarget {
+  type: 'postgres' | 'mysql';
+  port: number;
+  database: string;
+  user: string;
+  /** The environment variable the gateway reads the password from, and its value. */
+  passwordEnv: string;
+  password: string;
+  /** Where the tables the policy names are: PostgreSQL's `public`, MySQL's database. */
+  schema: string;
+  /** The server's functions that read its files, which a rule denies. */
+  fileFunctions: string[];
+  /** More of the connection's fields in the policy (PostgreSQL's pool of signed-in upstream connections). */
+  policyFields: string[];
+}
+
+/** The bench's PostgreSQL cluster as a hoop connection. */
+function pgTarget(pg: PgCluster): BenchTarget {
+  return {
+    type: 'postgres',
+    port: pg.port,
+    database: pg.database,
+    user: pg.users.scram.user,
+    passwordEnv: 'BENCH_PG_PASSWORD',
+    password: pg.users.scram.password,
+    schema: 'public',
+    fileFunctions: ['pg_read_file', 'pg_read_binary_file', 'lo_import'],
+    policyFields: ['pool: { idle: 8, idleSeconds: 60 }'],
+  };
+}
+
+/** The bench's MariaDB server as a hoop connection (its `app` user, which owns the database). */
+function mysqlTarget(maria: MariaServer): BenchTarget {
+  return {
+    type: 'mysql',
+    port: maria.port,
+    database: maria.database,
+    user: maria.users.native.user,
+    passwordEnv: 'BENCH_MYSQL_PASSWORD',
+    password: maria.users.native.password,
+    schema: maria.database,
+    fileFunctions: ['load_file'],
+    policyFields: [],
+  };
+}
+
 /** The policy repo's hoop.yaml: see the module documentation. */
-function benchPolicy(pg: PgCluster, guard: boolean): string {
+function benchPolicy(t: BenchTarget, guard: boolean): string {
   return `version: 1
 connections:
   - name: bench
-    type: postgres
+    type: ${t.type}
     host: 127.0.0.1
-    port: ${pg.port}
-    database: ${pg.database}
-    user: ${pg.users.scram.user}
-    password: \${env:BENCH_PG_PASSWORD}
+    port: ${t.port}
+    database: ${t.database}
+    user: ${t.user}
+    password: \${env:${t.passwordEnv}}
     tls: { mode: disable }
-    pool: { idle: 8, idleSeconds: 60 }
-access:
+${t.policyFields.map((f) => `    ${f}\n`).join('')}access:
   - { name: bench, subjects: ["*"], connections: [bench], mode: read-write, maxSessions: 5000${guard ? ', maxAffectedRows: 1000' : ''} }
 statements:
   unparseable: deny
@@ -66,11 +116,11 @@ statements:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
     - { name: truncate-review, match: { kinds: [truncate] }, action: review, message: TRUNCATE needs a reviewer }
     - { name: no-unbounded-writes, match: { kinds: [update, delete], missingWhere: true }, action: deny }
-    - { name: no-file-reads, match: { functions: [pg_read_file, pg_read_binary_file, lo_import] }, action: deny }
-    - { name: no-secrets, match: { tables: [public.bench_secrets] }, action: deny }
+    - { name: no-file-reads, match: { functions: [${t.fileFunctions.join(', ')}] }, action: deny }
+    - { name: no-secrets, match: { tables: [${t.schema}.bench_secrets] }, action: deny }
 masking:
   columns:
-    - { table: public.bench_secrets, column: ssn, strategy: redact }
+    - { table: ${t.schema}.bench_secrets, column: ssn, strategy: redact }
 `;
 }
 
@@ -95,14 +145,15 @@ function benchPolicyRepo(dir: string, text: string): string {
   return repo;
 }
 
-/** The gateway.yaml lines (after listen, tls, issuers, dataDir) of a hoop path with `o` on. */
-function gatewayConfig(pg: PgCluster, dir: string, o: HoopOptions): string[] {
+/** The gateway.yaml lines (after listen, tls, issuers, dataDir) of a hoop path to `t` with `o` on. */
+function gatewayConfig(t: BenchTarget, dir: string, o: HoopOptions): string[] {
   const recording = `recording: { enabled: ${o.recording}${o.recording && CHECKPOINT_SECONDS !== undefined ? `, checkpointSeconds: ${CHECKPOINT_SECONDS}` : ''} }`;
+  const password = `"\${env:${t.passwordEnv}}"`;
   const connection = o.policy
-    ? ['policy:', `  repo: ${JSON.stringify(benchPolicyRepo(dir, benchPolicy(pg, o.guard ?? false)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
+    ? ['policy:', `  repo: ${JSON.stringify(benchPolicyRepo(dir, benchPolicy(t, o.guard ?? false)))}`, '  ref: main', `  allowedSecrets: [${password}]`, '  pullIntervalSeconds: 3600']
     : [
         'connections:',
-        `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"], maxSessions: 5000 } }`,
+        `  - { name: bench, type: ${t.type}, host: 127.0.0.1, port: ${t.port}, database: ${t.database}, user: ${t.user}, password: ${password}, tls: { mode: disable }, allow: { subjects: ["*"], maxSessions: 5000 } }`,
       ];
   return [
     ...(o.store ? ['store: { kind: postgres, url: "${env:BENCH_STORE_URL}" }'] : []),
@@ -122,11 +173,11 @@ async function startStore(): Promise<{ url: string; stop: () => Promise<void> }>
   return { url: store.url(store.superuser, { database: 'hoop_store' }), stop };
 }
 
-/** A hoop gateway for the PostgreSQL paths, with `o` on; its store (if any) is stopped with it. */
-async function startPathGateway(pg: PgCluster, o: HoopOptions): Promise<BenchGateway> {
+/** A hoop gateway for the paths to `t`, with `o` on; its store (if any) is stopped with it. */
+async function startPathGateway(t: BenchTarget, o: HoopOptions): Promise<BenchGateway> {
   const { dir } = tempDir('hoop-bench-policy-');
   const store = o.store ? await startStore() : undefined;
-  const gw = await startBenchGateway(gatewayConfig(pg, dir, o), { BENCH_PG_PASSWORD: pg.users.scram.password, ...(store ? { BENCH_STORE_URL: store.url } : {}) });
+  const gw = await startBenchGateway(gatewayConfig(t, dir, o), { [t.passwordEnv]: t.password, ...(store ? { BENCH_STORE_URL: store.url } : {}) });
   return {
     ...gw,
     stop: async () => {
@@ -214,10 +265,12 @@ async function spoolEmptied(configDir: string): Promise<void> {
   while (pending() > 0 && Date.now() < until) await sleep(200);
 }
 
-/** A hoop path through `hoop connect`: clients reach the CLI's local port, the CLI the gateway. */
-export async function setupHoopConnect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
-  const gw = await startPathGateway(pg, o);
-  const client = await startBenchConnect<{ host: string; port: number; user: string; database: string; password: string }>(gw, 'bench');
+/** A hoop path through `hoop connect` to `gw`'s connection `bench`: clients reach the CLI's local port (without TLS, as on every path), the CLI the gateway. */
+async function connectPath(gw: BenchGateway): Promise<PathSetup> {
+  const client = await startBenchConnect<{ host: string; port: number; user: string; database: string; password: string }>(gw, 'bench').catch(async (err: unknown) => {
+    await gw.stop();
+    throw err;
+  });
   const { info } = client;
   return {
     endpoint: { host: info.host, port: info.port, user: info.user, password: info.password, database: info.database },
@@ -231,9 +284,19 @@ export async function setupHoopConnect(pg: PgCluster, o: HoopOptions): Promise<P
   };
 }
 
+/** A PostgreSQL path through `hoop connect`. */
+export async function setupHoopConnect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
+  return connectPath(await startPathGateway(pgTarget(pg), o));
+}
+
+/** A MySQL path through `hoop connect` to the bench's MariaDB (no guard: hoop does not apply row limits to MySQL yet). */
+export async function setupMysqlHoopConnect(maria: MariaServer, o: HoopOptions): Promise<PathSetup> {
+  return connectPath(await startPathGateway(mysqlTarget(maria), { ...o, guard: false }));
+}
+
 /** A hoop path reached directly: a direct credential minted for the bench's token, TLS to the gateway's port, no `hoop connect`. */
 export async function setupHoopDirect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
-  const gw = await startPathGateway(pg, o);
+  const gw = await startPathGateway(pgTarget(pg), o);
   const { mintDirect } = await import('../src/api-client/direct.js');
   const minted = await mintDirect({ gateway: gw.url, ca: readFileSync(gw.caFile) }, gw.token, 'bench', { seconds: MAX_DIRECT_SECONDS });
   const url = new URL(gw.url);

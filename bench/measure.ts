@@ -5,16 +5,19 @@
  * (`pgbench -C`), COPY-out throughput, and the CPU the path's relay processes spend per transaction.
  * Also the database every path reaches: pgbench's tables and the COPY table.
  *
- * Layer: uses ./settings.ts and ./processes.ts; the path set-ups build on the types defined here.
+ * Layer: uses ./settings.ts, ./processes.ts and ./relay-cpu.ts; the path set-ups of every lane build on the
+ * types defined here.
  *
  * @see https://www.postgresql.org/docs/15/pgbench.html
  * @see https://www.postgresql.org/docs/15/sql-copy.html
  */
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countStdoutBytes, lastLines, runToEnd, tempDir } from './processes.js';
+import { cpuFigures, formatCpu, formatSyscalls, type RelayPids, startRelayMeter } from './relay-cpu.js';
 import { COPY_ROWS, COPY_RUNS, RUNS, type RunName, SCALE, SECONDS, WARMUP_SECONDS } from './settings.js';
+
+export type { RelayPids };
 
 /** Where a client connects to reach the database. */
 export interface Endpoint {
@@ -25,14 +28,6 @@ export interface Endpoint {
   database: string;
   /** TLS to the endpoint, verified with this CA (a direct connection to the gateway). */
   sslRootCert?: string;
-}
-
-/** The processes (each with its children) that relay a path's traffic, whose CPU per transaction is reported. */
-export interface RelayPids {
-  /** The server side: the gateway, sshd, the node relay's server. */
-  server: number;
-  /** The client side: `hoop connect`, ssh, the node relay's client; none when clients reach the server side themselves. */
-  client?: number;
 }
 
 /** A path made ready to measure: where clients connect, and what to stop when done with it. */
@@ -100,11 +95,11 @@ export interface BenchDatabase {
   copyBytes: number;
 }
 
-/** pgbench's tables at BENCH_SCALE and the COPY table (BENCH_COPY_ROWS rows of ~100 bytes; one row when COPY is not run). */
-export async function prepareDatabase(bin: string, psql: string, direct: Endpoint, log: (s: string) => void): Promise<BenchDatabase> {
+/** pgbench's tables at BENCH_SCALE and the COPY table (BENCH_COPY_ROWS rows of ~100 bytes; one row when COPY is not run, or `withCopy` is false: no PostgreSQL path runs). */
+export async function prepareDatabase(bin: string, psql: string, direct: Endpoint, log: (s: string) => void, withCopy = true): Promise<BenchDatabase> {
   log(`pgbench -i -s ${SCALE} ...`);
   await runToEnd(join(bin, 'pgbench'), ['-i', '-q', '-s', String(SCALE), direct.database], { env: clientEnv(direct), timeoutMs: 600_000 });
-  const rows = RUNS.has('copy') ? COPY_ROWS : 1;
+  const rows = withCopy && RUNS.has('copy') ? COPY_ROWS : 1;
   log(`creating copybench (${rows} rows) ...`);
   const create = `create table copybench as select g, repeat('x', 92) as pad from generate_series(1, ${rows}) g`;
   await runToEnd(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', create, '-c', 'vacuum analyze copybench'], { env: clientEnv(direct), timeoutMs: 600_000 });
@@ -112,55 +107,6 @@ export async function prepareDatabase(bin: string, psql: string, direct: Endpoin
   const relSize = (await runToEnd(psql, ['-X', '-A', '-t', '-c', "select pg_size_pretty(pg_total_relation_size('copybench'))"], { env: clientEnv(direct) })).stdout.trim();
   log(`copybench: ${(copyBytes / 1e6).toFixed(1)} MB as COPY text, ${relSize} on disk`);
   return { bin, psql, copyBytes };
-}
-
-/* ------------------------------------------------------------------ CPU and system calls */
-
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** Fields of /proc/<pid>/stat from field 3 on (after the command name). @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined; // it ended
-  }
-}
-
-/**
- * CPU seconds (user + system, all threads) used by process `pid` and the descendants it has now
- * (sshd serves each connection in a child of the listener): fields 14 and 15 (utime, stime), in
- * clock ticks. Compare two readings taken while the same processes live.
- */
-function cpuSeconds(pid: number): number {
-  const parent = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const f = statFields(Number(entry));
-    if (f) parent.set(Number(entry), Number(f[1]));
-  }
-  const inTree = (p: number): boolean => {
-    for (let at: number | undefined = p; at !== undefined && at > 1; at = parent.get(at)) if (at === pid) return true;
-    return false;
-  };
-  let ticks = 0;
-  for (const p of parent.keys()) {
-    if (!inTree(p)) continue;
-    const f = statFields(p);
-    if (f) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / CLOCK_TICKS;
-}
-
-/** Read and write system calls of process `pid` (all threads): syscr and syscw of /proc/<pid>/io. */
-function syscalls(pid: number): { r: number; w: number } {
-  try {
-    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
-    return { r: Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0), w: Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0) };
-  } catch {
-    return { r: 0, w: 0 };
-  }
 }
 
 /* ------------------------------------------------------------------ pgbench and psql */
@@ -211,6 +157,15 @@ export function median(xs: number[]): number {
 
 /* ------------------------------------------------------------------ one path */
 
+/** Whether a run named in BENCH_RUNS is to be made; before it, `setup.settle` lets what the run before left in the background finish. */
+export function runGate(setup: PathSetup): (run: RunName) => Promise<boolean> {
+  return async (run) => {
+    if (!RUNS.has(run)) return false;
+    await setup.settle?.();
+    return true;
+  };
+}
+
 /** pgbench's arguments for the c=8 runs, after the script's. */
 function eightClients(seconds: number): string[] {
   return ['-n', '-c', '8', '-j', '2', '-T', String(seconds)];
@@ -229,19 +184,14 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
     // A gateway runs for days: what its first seconds cost (V8 compiling the hot code) is not measured.
     for (const args of [['-S'], ['-S', '-M', 'prepared'], [], ['-f', updateScript()]]) await pgbench(bin, ep, [...args, ...eightClients(WARMUP_SECONDS)]);
   }
-  const ready = async (run: RunName): Promise<boolean> => {
-    if (!RUNS.has(run)) return false;
-    await setup.settle?.();
-    return true;
-  };
+  const ready = runGate(setup);
   if (await ready('latency')) {
-    const sides = relaySides(setup.relay);
-    const before = sides.map(([, pid]) => cpuSeconds(pid));
+    const meter = startRelayMeter(setup.relay);
     const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
     figures.latencyMs = one.latencyMs;
     figures.tps1 = one.tps;
-    const cpu = one.transactions > 0 ? sides.map(([side, pid], i) => `${side} side ${(((cpuSeconds(pid) - before[i]!) * 1e6) / one.transactions).toFixed(1)} µs`) : [];
-    log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client${cpu.length > 0 ? `; CPU per transaction: ${cpu.join(', ')}` : ''})`);
+    const cpu = formatCpu(meter.perUnit(one.transactions));
+    log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client${cpu ? `; CPU per transaction: ${cpu}` : ''})`);
   }
   if (await ready('tps')) await measureTps8(bin, ep, figures, log, setup.relay);
   if (await ready('prepared')) {
@@ -257,12 +207,11 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
     log(`autocommit UPDATE tps ${figures.update8.toFixed(0)} at 8 clients`);
   }
   if (await ready('sessions')) {
-    const sides = relaySides(setup.relay);
-    const before = sides.map(([, pid]) => cpuSeconds(pid));
+    const meter = startRelayMeter(setup.relay);
     const run = await pgbench(bin, ep, ['-S', '-n', '-C', '-c', '1', '-T', String(Math.max(2, Math.ceil(SECONDS / 2)))]);
     figures.sessionsPerSecond = run.tps;
-    const notes = run.transactions > 0 ? sides.map(([side, pid], i) => `${side} side ${(((cpuSeconds(pid) - before[i]!) * 1e3) / run.transactions).toFixed(2)} ms`) : [];
-    log(`${figures.sessionsPerSecond.toFixed(0)} new sessions/s at 1 client (-C)${notes.length > 0 ? ` (CPU per session: ${notes.join(', ')})` : ''}`);
+    const cpu = formatCpu(meter.perUnit(run.transactions), { unit: 'ms', digits: 2 });
+    log(`${figures.sessionsPerSecond.toFixed(0)} new sessions/s at 1 client (-C)${cpu ? ` (CPU per session: ${cpu})` : ''}`);
   }
   if (await ready('copy')) {
     const times: number[] = [];
@@ -275,36 +224,13 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
   }
 }
 
-/** The relay's processes by side: the server side, then the client side where it has one. */
-function relaySides(relay: RelayPids | undefined): Array<['server' | 'client', number]> {
-  if (!relay) return [];
-  return relay.client === undefined
-    ? [['server', relay.server]]
-    : [
-        ['server', relay.server],
-        ['client', relay.client],
-      ];
-}
-
 /** Select-only TPS at 8 clients, with the relay's CPU and system calls per transaction. */
 async function measureTps8(bin: string, ep: Endpoint, figures: PathFigures, log: (s: string) => void, relay?: RelayPids): Promise<void> {
-  const sides = relaySides(relay);
-  const before = sides.map(([, pid]) => ({ cpu: cpuSeconds(pid), io: syscalls(pid) }));
+  const meter = startRelayMeter(relay);
   const eight = await pgbench(bin, ep, ['-S', ...eightClients(SECONDS)]);
   figures.tps8 = eight.tps;
-  const notes: string[] = [];
-  if (eight.transactions > 0) {
-    const per = (n: number): string => (n / eight.transactions).toFixed(2);
-    const calls: string[] = [];
-    sides.forEach(([side, pid], i) => {
-      const cpuUs = ((cpuSeconds(pid) - before[i]!.cpu) * 1e6) / eight.transactions;
-      if (side === 'server') figures.serverCpuUsPerTxn = cpuUs;
-      else figures.clientCpuUsPerTxn = cpuUs;
-      notes.push(`${side} side ${cpuUs.toFixed(1)} µs`);
-      const io = syscalls(pid);
-      calls.push(`${side} side ${per(io.r - before[i]!.io.r)} reads ${per(io.w - before[i]!.io.w)} writes`);
-    });
-    if (calls.length > 0) log(`syscalls per transaction: ${calls.join('; ')}`);
-  }
-  log(`tps ${eight.tps.toFixed(0)} at 8 clients${notes.length > 0 ? ` (CPU per transaction: ${notes.join(', ')})` : ''}`);
+  const usage = meter.perUnit(eight.transactions);
+  Object.assign(figures, cpuFigures(usage));
+  if (usage.length > 0) log(`syscalls per transaction: ${formatSyscalls(usage)}`);
+  log(`tps ${eight.tps.toFixed(0)} at 8 clients${usage.length > 0 ? ` (CPU per transaction: ${formatCpu(usage)})` : ''}`);
 }

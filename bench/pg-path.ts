@@ -1,14 +1,18 @@
 /**
- * PostgreSQL data-path benchmark: what does each way of reaching a database cost?
+ * Data-path benchmark: what does each way of reaching a database cost? PostgreSQL's lane first,
+ * then MySQL's (./mysql-lane.ts).
  *
  * Starts a throwaway PostgreSQL cluster and measures, with the real `pgbench` and `psql`, each path
  * to it (./measure.ts): select-only latency at 1 client, select-only TPS at 8 clients (simple and
  * prepared), writes at 8 clients (pgbench's TPC-B-like script in BEGIN ... END, and one UPDATE per
  * transaction in autocommit), new sessions per second, and COPY-out throughput of a ~100 MB table;
  * then prints one table with each path's ratio to `ssh -L` (./report.ts), and what recording costs.
- * Then what one heavy session does to the others (./pg-limits.ts), the memory of 1,000 idle
- * sessions through one `hoop connect` (./idle.ts), and `scp` of 100 MB up and down, straight, through
- * an OpenSSH bastion and through hoop (./scp.ts).
+ * The MySQL lane measures, with the real `mariadb-slap` against a MariaDB server of its own, point
+ * selects at 1 and 8 clients and new sessions per second (./mysql-measure.ts), on three paths
+ * (direct, `ssh -L`, `hoop connect` with everything on), in a table of its own with ratios to its
+ * `ssh -L`. Then what one heavy session does to the others (./pg-limits.ts), the memory of 1,000
+ * idle sessions through one `hoop connect`, PostgreSQL's and MySQL's side by side (./idle.ts), and
+ * `scp` of 100 MB up and down, straight, through an OpenSSH bastion and through hoop (./scp.ts).
  *
  * The paths (./paths.ts), by id (BENCH_PATHS) and the label of their row, in the order they run:
  * - `direct` (`direct`): TCP straight to PostgreSQL;
@@ -27,7 +31,9 @@
  * - `connect-guard` (`hoop connect, recording off + guard`): policy and the blast-radius guard on every
  *   write (the access's `maxAffectedRows: 1000`), recording off as it always was;
  * - `connect-store` (`hoop connect, all on + store`): all on, the state in a PostgreSQL store;
- * - `pgbouncer` (`pgbouncer`): pgbouncer in session mode.
+ * - `pgbouncer` (`pgbouncer`): pgbouncer in session mode;
+ * - MySQL: `mysql-direct` (`direct`), `mysql-ssh` (`ssh -L`) and `mysql-connect` (`hoop connect, all
+ *   on`: the same policy, masking and recording as PostgreSQL's `connect`).
  *
  * Before each run of a `hoop connect` path, its spool is waited on until the records of the
  * sessions the run before ended are uploaded: a run pays for its own sessions' records, not for the
@@ -50,7 +56,9 @@
  * default: the gateway's), BENCH_LIMITS=0 (skip the measurements under a heavy session, made on
  * `connect-norec` when it runs), BENCH_IDLE (idle sessions for the memory figure, default 1000; 0
  * skips it), BENCH_IDLE_MODE (`all`, the default; `policy`: no recording; `plain`: neither),
- * BENCH_IDLE_WARMUP (seconds of pgbench before the idle sessions, default 3; 0: none), BENCH_SCP=0
+ * BENCH_IDLE_WARMUP (seconds of pgbench or mariadb-slap before the idle sessions, default 3; 0:
+ * none; MySQL's idle sessions are measured when a MySQL path runs), BENCH_MYSQL_ROWS (rows of the
+ * MySQL lane's sbtest1, default 10000), BENCH_SCP=0
  * (skip scp), BENCH_SCP_MB (the file scp copies, default 100), BENCH_SCP_RUNS (scp runs per row,
  * median reported, default 3). ./settings.ts reads them.
  *
@@ -63,38 +71,30 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type PgCluster, startPgCluster } from '../test/harness/postgres.js';
-import { formatIdle, measureIdleSessions } from './idle.js';
-import { type BenchDatabase, type Endpoint, measurePath, type PathFigures, type PathSetup, prepareDatabase } from './measure.js';
-import { type BenchPath, LIMITS_PATH_ID, selectPaths } from './paths.js';
+import { startPgCluster } from '../test/harness/postgres.js';
+import { formatIdle, formatIdleComparison, measureIdleSessions } from './idle.js';
+import { type BenchDatabase, type Endpoint, measurePath, type PathSetup, prepareDatabase } from './measure.js';
+import { runMysqlLane } from './mysql-lane.js';
+import { LIMITS_PATH_ID, type PgContext, runPath, selectPaths } from './paths.js';
 import { formatLimits, measureLimits } from './pg-limits.js';
 import { cleanupAll, isInterrupted, onCleanup, trapExitSignals } from './processes.js';
-import { type BenchReport, formatScp, formatTable, machineInfo, reportJson } from './report.js';
+import { type BenchReport, formatMysqlTable, formatScp, formatTable, machineInfo, reportJson } from './report.js';
 import { measureScp } from './scp.js';
 import { BenchUsageError, IDLE_SESSIONS, LIMITS, parseArgs, SCP } from './settings.js';
 
 const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
 
-/** Sets up `path`, measures it into `figures` and closes it; runs the heavy-session measurements on the path they belong to. */
-async function runPath(path: BenchPath, ctx: { pg: PgCluster; direct: Endpoint; db: BenchDatabase }, report: BenchReport): Promise<void> {
-  const figures: PathFigures = {};
-  report.outcomes.push({ path, figures });
-  const plog = (s: string): void => log(`[${path.id}] ${s}`);
-  let setup: PathSetup | undefined;
-  try {
-    plog(`setting up ${path.label}`);
-    setup = await path.setup(ctx);
-    await measurePath(ctx.db, setup, figures, plog);
-    if (path.id === LIMITS_PATH_ID && setup.pids && LIMITS) {
-      report.limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql: ctx.db.psql }, plog);
-    }
-  } catch (err) {
-    if (isInterrupted()) return;
-    figures.error = (err as Error).message;
-    plog(`failed: ${figures.error}`);
-  } finally {
-    await setup?.close().catch(() => undefined);
-  }
+/** The heavy-session measurements, on the path they belong to (after its own runs). */
+function limitsAfter(report: BenchReport, ctx: { db: BenchDatabase }): (setup: PathSetup, log: (s: string) => void) => Promise<void> {
+  return async (setup, log) => {
+    if (!setup.pids || !LIMITS) return;
+    report.limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql: ctx.db.psql }, log);
+  };
+}
+
+/** Whether the direct row of a lane failed (a row skipped for want of tools is not a failure). */
+function directFailed(report: BenchReport): boolean {
+  return report.outcomes.some((o) => (o.path.id === 'direct' || o.path.id === 'mysql-direct') && o.figures.error !== undefined && !o.figures.error.startsWith('skipped:'));
 }
 
 async function main(): Promise<number> {
@@ -108,23 +108,30 @@ async function main(): Promise<number> {
   const psql = existsSync(join(pg.bin, 'psql')) ? join(pg.bin, 'psql') : 'psql';
   const direct: Endpoint = { host: '127.0.0.1', port: pg.port, user: pg.users.scram.user, password: pg.users.scram.password, database: pg.database };
   log(`postgres up on 127.0.0.1:${pg.port} in ${Date.now() - t0} ms`);
-  const db = await prepareDatabase(pg.bin, psql, direct, log);
+  const db = await prepareDatabase(pg.bin, psql, direct, log, paths.postgres.length > 0);
+  const ctx: PgContext & { db: BenchDatabase } = { pg, direct, db };
 
   const report: BenchReport = { machine: machineInfo(pg.bin), db, outcomes: [] };
-  for (const path of paths) {
+  for (const path of paths.postgres) {
     if (isInterrupted()) return 130;
-    await runPath(path, { pg, direct, db }, report);
+    await runPath(path, ctx, report.outcomes, (setup, figures, plog) => measurePath(db, setup, figures, plog), log, path.id === LIMITS_PATH_ID ? limitsAfter(report, ctx) : undefined);
   }
+  if (isInterrupted()) return 130;
+  await runMysqlLane(paths.mysql, report, log);
   if (isInterrupted()) return 130;
   print(formatTable(report));
   if (report.limits) print([...formatLimits(report.limits), '']);
+  const mysqlTable = formatMysqlTable(report);
+  if (mysqlTable.length > 0) print(mysqlTable);
   if (IDLE_SESSIONS > 0) {
     try {
       report.idle = await measureIdleSessions(pg, IDLE_SESSIONS, log);
-      print([formatIdle(report.idle), '']);
     } catch (err) {
       log(`[idle] skipped: ${(err as Error).message}`);
     }
+    const comparison = formatIdleComparison(report.idle, report.mysqlIdle);
+    const lines = [report.idle, report.mysqlIdle].flatMap((r) => (r ? [formatIdle(r)] : []));
+    if (lines.length > 0) print([...lines, ...(comparison ? [comparison] : []), '']);
   }
   if (SCP) {
     try {
@@ -143,7 +150,7 @@ async function main(): Promise<number> {
       log(`figures written to ${args.json}`);
     }
   }
-  return report.outcomes.find((o) => o.path.id === 'direct')?.figures.error ? 1 : 0;
+  return directFailed(report) ? 1 : 0;
 }
 
 trapExitSignals();

@@ -40,8 +40,8 @@ export function opensshOptions(keyFile: string): string[] {
   ];
 }
 
-/** `ssh -L` to an sshd of its own (src/demo/sshd.ts), forwarding a local port to PostgreSQL. */
-export async function setupSshForward(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
+/** `ssh -L` to an sshd of its own (src/demo/sshd.ts), forwarding a local port to the database at `ep` (PostgreSQL or MariaDB). */
+export async function setupSshForward(ep: Endpoint): Promise<PathSetup> {
   const ssh = which('ssh');
   if (!ssh) throw new Error('skipped: ssh not installed (apt-get install openssh-client)');
   const { findSshd, startSshd } = await import('../src/demo/sshd.js');
@@ -50,7 +50,7 @@ export async function setupSshForward(pg: PgCluster, ep: Endpoint): Promise<Path
   const stopSshd = onCleanup('sshd', () => sshd.stop());
 
   const localPort = await freePort();
-  const forward = ['-o', 'ExitOnForwardFailure=yes', '-p', String(sshd.port), '-L', `127.0.0.1:${localPort}:127.0.0.1:${pg.port}`];
+  const forward = ['-o', 'ExitOnForwardFailure=yes', '-p', String(sshd.port), '-L', `127.0.0.1:${localPort}:${ep.host}:${ep.port}`];
   const tunnel = startProcess(ssh, ['-N', ...opensshOptions(sshd.clientKeyFile), ...forward, `${userInfo().username}@127.0.0.1`], { name: 'ssh -L' });
   await waitForPort(localPort, 15_000, () => tunnel.child.exitCode === null).catch((e: Error) => {
     throw new Error(`ssh -L did not come up: ${e.message}: ${lastLines(tunnel.stderr(), 3)}`);

@@ -30,6 +30,8 @@ export const WARMUP_SECONDS = countOrNone(process.env.BENCH_WARMUP, 2);
 export const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 /** COPY runs per path, the median reported (BENCH_COPY_RUNS). */
 export const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
+/** Rows of the MySQL lane's sysbench-like table, `sbtest1` (BENCH_MYSQL_ROWS). */
+export const MYSQL_ROWS = positiveInt(process.env.BENCH_MYSQL_ROWS, 10_000);
 /** Idle sessions held open through one `hoop connect` for the memory figure (BENCH_IDLE; 0 skips it). */
 export const IDLE_SESSIONS = countOrNone(process.env.BENCH_IDLE, 1000);
 /** What the idle sessions' gateway has on (BENCH_IDLE_MODE): `all`, `policy` (no recording) or `plain`. */

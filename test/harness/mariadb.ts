@@ -100,8 +100,8 @@ function watchdog(pid: number, dir: string): void {
 
 const password = (): string => randomBytes(12).toString('base64url');
 
-/** Starts a MariaDB server with the test users and the `app` database. */
-export async function startMariaDb(): Promise<MariaServer> {
+/** Starts a MariaDB server with the test users and the `app` database; `maxConnections` (default 500) for more sessions at once (and files open for them). */
+export async function startMariaDb(options: { maxConnections?: number } = {}): Promise<MariaServer> {
   if (!MARIADBD) throw new Error('MariaDB is not installed (apt-get install mariadb-server mariadb-client)');
   const root = mkdtempSync(join(process.env.HOOP_MARIA_ROOT ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir()), 'hoop-maria-'));
   const dataDir = join(root, 'data');
@@ -146,10 +146,12 @@ export async function startMariaDb(): Promise<MariaServer> {
       `--ssl-cert=${leaf.certFile}`,
       `--ssl-key=${leaf.keyFile}`,
       `--ssl-ca=${pki.caFile}`,
-      '--max-connections=500',
+      `--max-connections=${options.maxConnections ?? 500}`,
       '--max-allowed-packet=64M',
     ];
-    const [file, argv] = isRoot ? ['runuser', ['-u', 'mysql', '--', MARIADBD, ...args]] : [MARIADBD, args];
+    // Each connection holds a file (its socket); as `mysql`, the server starts with PAM's soft limit (often 1024).
+    const files = options.maxConnections ? ['prlimit', `--nofile=${2 * options.maxConnections + 1000}:`] : [];
+    const [file, argv] = isRoot ? ['runuser', ['-u', 'mysql', '--', ...files, MARIADBD, ...args]] : [MARIADBD, args];
     const started = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     child = started;
     live.add(started);
