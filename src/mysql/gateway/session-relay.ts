@@ -130,6 +130,8 @@ export class MysqlSessionRelay {
   #preparingGuard: GuardedWrite | undefined;
   /** The write under a row limit in flight: the gateway's own commands around it, its answer held until its rows are counted. */
   #guarded: GuardedRun | undefined;
+  /** While the server's chunk is read: what it becomes for the client, written once at its end. */
+  #batch: Buffer[] | undefined;
   /** The statement in flight (a query or an execute): what the index and the audit stream are told when its answer ends. */
   #running: StatementRows | undefined;
   readonly #onAbort = (): void => this.#aborted();
@@ -260,6 +262,9 @@ export class MysqlSessionRelay {
       // Unmasked and unguarded, the server's bytes go on as they came; else each packet as the masker makes it, or held.
       const asCame = !masker && !this.#guarded;
       if (asCame) this.#write(chunk);
+      // What the chunk's packets become goes to the client in one write (one tunnel frame), not one per packet.
+      const batch: Buffer[] = [];
+      this.#batch = batch;
       this.#safely(() => {
         for (const p of this.#serverPackets.push(chunk)) {
           const kind = this.#conversation!.server(p.payload);
@@ -278,6 +283,8 @@ export class MysqlSessionRelay {
         }
         this.#next();
       });
+      this.#batch = undefined;
+      if (batch.length > 0) this.#write(batch.length === 1 ? batch[0]! : Buffer.concat(batch));
     });
     up.on('error', (err: Error) => this.#end('upstream-closed', describeError(err)));
     up.on('close', () => this.#end('upstream-closed'));
@@ -543,6 +550,10 @@ export class MysqlSessionRelay {
   }
 
   #write(bytes: Buffer): void {
+    if (this.#batch) {
+      this.#batch.push(bytes);
+      return;
+    }
     const { channel } = this.#session;
     if (channel.destroyed || channel.writableEnded) return;
     this.#counts.toClient += bytes.length;
