@@ -10,7 +10,7 @@ import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CommandRecords, SessionRecord } from './client-records.js';
 import type { Logger } from '../log.js';
 import { MySqlGreeted, type MySqlClient } from '../mysql/wire/client.js';
-import { ColumnType, type ColumnDefinition, type ErrPacket } from '../mysql/wire/results.js';
+import { NUMERIC_COLUMN_TYPES, type ColumnDefinition, type ErrPacket } from '../mysql/wire/results.js';
 import { PgClient, QueryError, type ResultHandler } from '../postgres/wire/client.js';
 import type { RowDescriptionField } from '../postgres/wire/rows.js';
 import { recorderTap } from '../postgres/pipeline/recording/stage.js';
@@ -164,23 +164,9 @@ async function mysqlSession(tunnel: OpenedTunnel, database: string, renewal: Tun
   };
 }
 
-/** MySQL's numeric column types, which a table aligns right. */
-const MYSQL_NUMBERS = new Set<number>([
-  ColumnType.DECIMAL,
-  ColumnType.NEWDECIMAL,
-  ColumnType.TINY,
-  ColumnType.SHORT,
-  ColumnType.LONG,
-  ColumnType.FLOAT,
-  ColumnType.DOUBLE,
-  ColumnType.LONGLONG,
-  ColumnType.INT24,
-  ColumnType.YEAR,
-]);
-
 /** A MySQL column as the PostgreSQL-shaped printer reads it: its name, and a numeric type when it is one. */
 function asField(c: ColumnDefinition): RowDescriptionField {
-  return { name: c.name, tableOid: 0, attnum: 0, typeOid: MYSQL_NUMBERS.has(c.type) ? 1700 : 25, typlen: -1, typmod: -1, format: 0 };
+  return { name: c.name, tableOid: 0, attnum: 0, typeOid: NUMERIC_COLUMN_TYPES.has(c.type) ? 1700 : 25, typlen: -1, typmod: -1, format: 0 };
 }
 
 /** A MySQL error as PostgreSQL's fields: hoop's refusals (1227, `hoop: …`) as SQLSTATE 42501, the rest with their SQLSTATE and code. */

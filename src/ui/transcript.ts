@@ -3,6 +3,7 @@
  */
 import type { RecordingEvent } from '../recording/event-line.js';
 import { alignedTable, NUMERIC_TYPES, rowCount, serverMessageLines } from './psql-format.js';
+import { mysqlRowCount, mysqlTable } from './mysql-format.js';
 import { terminalSafe } from './terminal-safe.js';
 import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 
@@ -29,6 +30,8 @@ export class TranscriptRenderer {
   #rows: unknown[][] = [];
   #rowsAt = 0;
   #database = 'db';
+  /** A MySQL session: shown as the mysql client prints it. */
+  #mysql = false;
   /** The parameters of the last Bind, said after the statement its Execute runs. */
   #params: string | undefined;
   /** Prepared statements' SQL, from their `parse` events. */
@@ -49,6 +52,7 @@ export class TranscriptRenderer {
       case 'start': {
         const id = e.identity as { subject?: string; groups?: string[] } | undefined;
         this.#database = String(e.connection ?? 'db');
+        this.#mysql = e.type === 'mysql';
         // An agent's session: whose agent, how it came, in which run (the gateway's word, from the run's credential).
         const agent = typeof e.agent === 'string' ? `'s agent ${e.agent} via ${String(e.via)} (run ${String(e.runId)}${e.isolated === false ? ', not contained' : ''})` : '';
         return [
@@ -59,7 +63,7 @@ export class TranscriptRenderer {
         ];
       }
       case 'query':
-        return [{ at, text: `${this.#database}=> ${String(e.sql)}` }];
+        return [{ at, text: this.#prompt(String(e.sql)) }];
       case 'parse':
         this.#statements.set(String(e.statement ?? ''), String(e.sql ?? ''));
         return [];
@@ -68,7 +72,7 @@ export class TranscriptRenderer {
         const params = this.#params;
         this.#params = undefined;
         if (sql === undefined) return [];
-        return [{ at, text: `${this.#database}=> ${sql}${e.portal ? `   -- portal ${String(e.portal)}` : ''}` }, ...(params ? [{ at, text: params }] : [])];
+        return [{ at, text: `${this.#prompt(sql)}${e.portal ? `   -- portal ${String(e.portal)}` : ''}` }, ...(params ? [{ at, text: params }] : [])];
       }
       case 'bind': {
         const params = e.params;
@@ -107,7 +111,7 @@ export class TranscriptRenderer {
       }
       case 'columns':
         this.#names = (e.names as string[]) ?? [];
-        this.#right = Array.isArray(e.types) ? e.types.map((oid) => NUMERIC_TYPES.has(Number(oid))) : [];
+        this.#right = Array.isArray(e.numeric) ? e.numeric.map(Boolean) : Array.isArray(e.types) ? e.types.map((oid) => NUMERIC_TYPES.has(Number(oid))) : [];
         this.#rows = [];
         this.#rowsAt = at;
         return [];
@@ -116,11 +120,15 @@ export class TranscriptRenderer {
         return [];
       case 'complete': {
         const out: TranscriptLine[] = [];
-        if (this.#names) {
+        if (this.#names && this.#mysql) {
+          const n = Number(e.rows ?? this.#rows.length);
+          if (n > 0) out.push(...mysqlTable(this.#names, this.#rows, this.#right).map((text) => ({ at: this.#rowsAt || at, text })));
+          out.push({ at, text: `${mysqlRowCount(n)}${e.unrecorded ? `   -- ${String(e.unrecorded)} not recorded (row cap)` : ''}` }, { at, text: '' });
+        } else if (this.#names) {
           out.push(...alignedTable(this.#names, this.#rows, this.#right).map((text) => ({ at: this.#rowsAt || at, text })));
           const n = Number(e.rows ?? this.#rows.length);
           out.push({ at, text: `${rowCount(n)}${e.unrecorded ? `   -- ${String(e.unrecorded)} not recorded (row cap)` : ''}` }, { at, text: '' });
-        } else out.push({ at, text: String(e.tag) });
+        } else out.push({ at, text: String(e.tag) }, ...(this.#mysql ? [{ at, text: '' }] : []));
         this.#names = undefined;
         this.#rows = [];
         return out;
@@ -139,6 +147,7 @@ export class TranscriptRenderer {
           this.#standIn = false;
           return [];
         }
+        if (this.#mysql) return [{ at, text: String(e.message) }];
         return serverMessageLines({
           severity: 'ERROR',
           message: String(e.message),
@@ -154,6 +163,11 @@ export class TranscriptRenderer {
       default:
         return e.t.startsWith('ssh-') ? sshLines(e, this.#database) : [];
     }
+  }
+
+  /** A statement after the prompt: psql's (`conn=> sql`), or the mysql client's (`conn> sql;`). */
+  #prompt(sql: string): string {
+    return this.#mysql ? `${this.#database}> ${sql}${/;\s*$/.test(sql) ? '' : ';'}` : `${this.#database}=> ${sql}`;
   }
 }
 

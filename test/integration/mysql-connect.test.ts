@@ -188,6 +188,11 @@ describe('hoop connect for a mysql connection', () => {
     expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['marker-7'] }));
     const verify = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    // Replayed as the mysql client prints it.
+    const replay = await stack.run(['sessions', 'replay', session, '--no-tty', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+    expect(replay.stdout).toContain(
+      ['shop> SELECT name FROM items WHERE id = 2;', '+------+', '| name |', '+------+', '| two  |', '+------+', '1 row in set', '', "shop> SELECT 'marker-7' AS m;"].join('\n'),
+    );
   });
 
   it('gives the mysql2 driver what the server gives it directly: text and prepared (binary) results, many statements, types', async () => {

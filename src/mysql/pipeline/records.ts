@@ -10,7 +10,7 @@ import { isUtf8 } from 'node:buffer';
 import type { EventSink, RecordingEvent } from '../../recording/event-line.js';
 import type { RecordEncoder } from '../../recording/thread.js';
 import { Cursor } from '../wire/packets.js';
-import { ColumnType, Command, parseBinaryRow, parseColumnDefinition, parseErr, parseOk, parseTextRow, type ColumnDefinition } from '../wire/results.js';
+import { ColumnType, Command, NUMERIC_COLUMN_TYPES, parseBinaryRow, parseColumnDefinition, parseErr, parseOk, parseTextRow, type ColumnDefinition } from '../wire/results.js';
 import { Conversation } from './conversation.js';
 
 /** A packet the client sent (its payload). */
@@ -89,7 +89,7 @@ class MySqlRecordDecoder implements RecordEncoder {
         return;
       case 'column':
         if (this.#columns > 0) this.#defs.push(parseColumnDefinition(payload));
-        if (p.last && this.#columns > 0) this.#emit({ t: 'columns', at, names: this.#defs.map((d) => d.name) });
+        if (p.last && this.#columns > 0) this.#emit({ t: 'columns', at, names: this.#defs.map((d) => d.name), numeric: this.#defs.map((d) => NUMERIC_COLUMN_TYPES.has(d.type)) });
         return;
       case 'row':
         this.#rows++;

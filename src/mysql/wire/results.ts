@@ -228,6 +228,20 @@ export const ColumnType = {
   GEOMETRY: 255,
 } as const;
 
+/** The numeric column types, which the mysql client (and a table of hoop's) aligns right. */
+export const NUMERIC_COLUMN_TYPES = new Set<number>([
+  ColumnType.DECIMAL,
+  ColumnType.NEWDECIMAL,
+  ColumnType.TINY,
+  ColumnType.SHORT,
+  ColumnType.LONG,
+  ColumnType.FLOAT,
+  ColumnType.DOUBLE,
+  ColumnType.LONGLONG,
+  ColumnType.INT24,
+  ColumnType.YEAR,
+]);
+
 /** A column definition's UNSIGNED flag. */
 const UNSIGNED_FLAG = 32;
 
