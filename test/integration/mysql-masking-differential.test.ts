@@ -3,7 +3,9 @@
  * is PostgreSQL's: a random schema in a real MariaDB (tables some of whose columns are masked by
  * origin or by name, views over them, rows) and random SELECTs over it (joins, derived tables, CTEs,
  * UNION and UNION ALL, expressions, aggregates, scalar subqueries), each run straight to MariaDB and
- * through hoop, by the text protocol (a query) and the binary one (a prepared statement) alike. The
+ * through hoop, by the text protocol (a query) and the binary one (a prepared statement) alike, the
+ * cases alternating between a session whose policy masks by column rules and the name rule and one
+ * whose policy masks by the name rule alone. The
  * generator knows what each output column is computed from: one computed from a masked column must
  * not come back as MariaDB sent it; one computed from no masked column must come back exactly as
  * MariaDB sent it, or redacted whole where hoop cannot trace it (conservative: counted and capped);
@@ -29,11 +31,16 @@ const CASES = Number(process.env.HOOP_MASKING_CASES ?? 500);
  */
 const CONSERVATIVE_CEILING = 0.9;
 
-/** A column a query can read: its SQL, its type, whether its values are (or are computed from) masked ones, and whether it is a bare column of a base table. */
+/** The rules that mask a value, as bits: a column rule on its origin, a name rule (`^pii_`). */
+const BY_ORIGIN = 1;
+const BY_NAME = 2;
+
+/** A column a query can read: its SQL, its type, the rules that mask its values or what they are computed from, and whether it is a bare column of a base table. */
 interface Col {
   sql: string;
   type: 'int' | 'text' | 'num' | 'date' | 'bool';
-  masked: boolean;
+  /** {@link BY_ORIGIN} and {@link BY_NAME} bits; 0 when computed from no masked column. */
+  masked: number;
   /** A base table's column as it is, read directly: hoop reads its origin off the server's column definition. */
   bare: boolean;
 }
@@ -103,14 +110,14 @@ function randomSchema(r: Random): { setup: string[]; relations: Relations; polic
   const tables = 3 + r.int(2);
   for (let t = 0; t < tables; t++) {
     const name = `t${t}`;
-    const cols: RelationColumn[] = [{ name: 'id', type: 'int', masked: false }];
+    const cols: RelationColumn[] = [{ name: 'id', type: 'int', masked: 0 }];
     const width = 2 + r.int(4);
     // Some tables have no masked column: what is computed from them alone is exact.
     const clean = t > 0 && r.int(3) === 0;
     for (let k = 0; k < width; k++) {
       const type = r.pick<Col['type']>(['int', 'text', 'text', 'num', 'date', 'bool']);
       const how = clean ? 4 : r.int(5);
-      const col = { name: `${how === 0 ? 'pii_' : ''}${type}_${k}`, type, masked: how <= 1 };
+      const col = { name: `${how === 0 ? 'pii_' : ''}${type}_${k}`, type, masked: how === 0 ? BY_NAME : how === 1 ? BY_ORIGIN : 0 };
       if (how === 1) policy.columns.push({ table: `app.${name}`, column: col.name, strategy: 'redact' });
       cols.push(col);
     }
@@ -124,7 +131,7 @@ function randomSchema(r: Random): { setup: string[]; relations: Relations; polic
   for (let v = 0; v < 2; v++) {
     const base = r.pick(names);
     const other = v === 1 ? r.pick(names) : undefined;
-    const cols: RelationColumn[] = [{ name: 'id', type: 'int', masked: false }];
+    const cols: RelationColumn[] = [{ name: 'id', type: 'int', masked: 0 }];
     const list = ['b.id'];
     const sources = [...relations[base]!.cols.slice(1).map((c) => ({ c, from: 'b' })), ...(other ? relations[other]!.cols.slice(1).map((c) => ({ c, from: 'o' })) : [])];
     sources.forEach(({ c, from }, k) => {
@@ -135,7 +142,7 @@ function randomSchema(r: Random): { setup: string[]; relations: Relations; polic
       else if (shape === 1) {
         const t = r.pick(sources);
         list.push(`CONCAT(${asChar(`${from}.${c.name}`)}, COALESCE(${asChar(`${t.from}.${t.c.name}`)}, '-')) AS ${out}`);
-        cols.push({ name: out, type: 'text', masked: c.masked || t.c.masked });
+        cols.push({ name: out, type: 'text', masked: c.masked | t.c.masked });
         return;
       } else list.push(`${from}.${c.name} AS ${out}`);
       cols.push({ name: out, type: c.type, masked: c.masked });
@@ -147,11 +154,11 @@ function randomSchema(r: Random): { setup: string[]; relations: Relations; polic
   return { setup: sql, relations, policy };
 }
 
-/** A generated query, its parameters, and for each output column whether it must come back masked, and whether hoop traces it. */
+/** A generated query, its parameters, and for each output column the rules that mask it (bits), and whether hoop traces it. */
 interface Case {
   sql: string;
   params: number[];
-  masked: boolean[];
+  masked: number[];
   traced: boolean[];
 }
 
@@ -222,7 +229,7 @@ class Generator {
       const fit = cols.filter((c) => c.type === type);
       return fit.length > 0 ? this.#pick(fit) : undefined;
     };
-    const computed = (sql: string, type: Col['type'], ...from: Col[]): Col => ({ sql, type, masked: from.some((c) => c.masked), bare: false });
+    const computed = (sql: string, type: Col['type'], ...from: Col[]): Col => ({ sql, type, masked: from.reduce((m, c) => m | c.masked, 0), bare: false });
     const text = of('text');
     const int = of('int');
     const choice = this.#int(agg ? 7 : 14);
@@ -354,7 +361,7 @@ class Generator {
       return {
         sql: `${branch(first)} ${op} ${branch(second)} ${order(width)}`,
         params: this.#params,
-        masked: first.cols.map((c, i) => c.masked || second.cols[i]!.masked),
+        masked: first.cols.map((c, i) => c.masked | second.cols[i]!.masked),
         traced: first.cols.map(() => false),
       };
     }
@@ -379,9 +386,15 @@ type Result = { rows: unknown[][]; fields: FieldPacket[] };
 
 const random = new Random(SEED);
 const schema = randomSchema(random);
+/** The policy without its column rules: a session that masks by name alone. */
+const namesOnly: MaskingPolicy = { ...schema.policy, columns: [] };
 let db: MariaServer;
 let stack: HoopStack;
-let connect: RunningConnect;
+/** Each policy's session: alice's masks by column rules and the name rule, bob's by the name rule alone. */
+const sessions: Array<{ subject: string; masks: number; connect?: RunningConnect }> = [
+  { subject: 'alice', masks: BY_ORIGIN | BY_NAME },
+  { subject: 'bob', masks: BY_NAME },
+];
 
 beforeAll(async () => {
   db = await startMariaDb();
@@ -389,21 +402,20 @@ beforeAll(async () => {
   await db.sql(`ALTER DATABASE app CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;\n${schema.setup.join(';\n')};`, { database: 'app' });
   stack = await startStack({
     env: { MARIA_PASSWORD: db.users.native.password },
-    connections: `  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require }, allow: { subjects: [alice] } }\n`,
-    gateway: { sessionPolicy: () => ({ masking: { policy: schema.policy } }) },
+    connections: `  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require }, allow: { subjects: [alice, bob] } }\n`,
+    gateway: { sessionPolicy: (identity) => ({ masking: { policy: identity.subject === 'bob' ? namesOnly : schema.policy } }) },
   });
-  connect = await stack.connect('shop', await stack.token('alice'));
+  for (const s of sessions) s.connect = await stack.connect('shop', await stack.token(s.subject));
 }, 120_000);
 
 afterAll(async () => {
-  await connect?.stop();
+  for (const s of sessions) await s.connect?.stop();
   await stack?.close();
   await db?.stop();
 });
 
 describe(`generated MariaDB SELECTs, direct and through hoop, as queries and prepared (seed ${SEED}, ${CASES} cases)`, () => {
   it('a column computed from a masked column is never revealed; one computed from none is exact or, untraced, redacted whole', async () => {
-    const info = connect.info as unknown as { host: string; port: number; user: string; password: string; sslCa: string };
     // Both drivers read values alike: numbers, decimals and dates as the text the server sent; each connection keeps few prepared statements.
     const options = {
       database: 'app',
@@ -416,7 +428,12 @@ describe(`generated MariaDB SELECTs, direct and through hoop, as queries and pre
       maxPreparedStatements: 8,
     };
     const direct = await mysql.createConnection({ ...options, host: db.host, port: db.port, user: db.users.native.user, password: db.users.native.password });
-    const hoop = await mysql.createConnection({ ...options, host: info.host, port: info.port, user: info.user, password: info.password, ssl: { ca: readFileSync(info.sslCa) } });
+    const hoops = await Promise.all(
+      sessions.map((s) => {
+        const info = s.connect!.info as unknown as { host: string; port: number; user: string; password: string; sslCa: string };
+        return mysql.createConnection({ ...options, host: info.host, port: info.port, user: info.user, password: info.password, ssl: { ca: readFileSync(info.sslCa) } });
+      }),
+    );
     const gen = new Generator(random, schema.relations);
     const counts = { exact: 0, hidden: 0, conservative: 0, plain: 0, refused: 0, statements: 0 };
     const refusals = new Map<string, number>();
@@ -424,7 +441,11 @@ describe(`generated MariaDB SELECTs, direct and through hoop, as queries and pre
     try {
       for (let i = 0; i < CASES; i++) {
         const c = gen.next();
-        const where = `case ${i} of seed ${SEED} (HOOP_MASKING_SEED=${SEED}):\n  ${c.sql}\n  parameters: ${JSON.stringify(c.params)}\n  masked columns: ${JSON.stringify(c.masked)}\n  traced columns: ${JSON.stringify(c.traced)}\n  schema: ${schema.setup.join(';\n')}`;
+        // The cases alternate between the policies.
+        const session = sessions[i % sessions.length]!;
+        const hoop = hoops[i % sessions.length]!;
+        const masked = c.masked.map((m) => (m & session.masks) !== 0);
+        const where = `case ${i} of seed ${SEED} (HOOP_MASKING_SEED=${SEED}), ${session.subject}'s policy${session.masks === BY_NAME ? ' (name rules only)' : ''}:\n  ${c.sql}\n  parameters: ${JSON.stringify(c.params)}\n  masked columns: ${JSON.stringify(masked)}\n  traced columns: ${JSON.stringify(c.traced)}\n  schema: ${schema.setup.join(';\n')}`;
         const run = (conn: mysql.Connection, prepared: boolean): Promise<Result | Error> =>
           (prepared ? conn.execute(c.sql, c.params) : conn.query(c.sql, c.params)).then(
             ([rows, fields]) => ({ rows: rows as unknown[][], fields: fields as FieldPacket[] }),
@@ -447,7 +468,7 @@ describe(`generated MariaDB SELECTs, direct and through hoop, as queries and pre
             const values = d.rows.map((row) => row[col]);
             const got = h.rows.map((row) => row[col]);
             const nonNull = values.filter((v) => v !== null).length;
-            if (c.masked[col]) {
+            if (masked[col]) {
               // Not one value revealed: each masked or NULL.
               got.forEach((v, r) => {
                 if (values[r] !== null) expect([REDACTED, null], `${at}\n  row ${r} column ${col + 1}: masked, was ${String(values[r])}`).toContain(v);
@@ -472,7 +493,7 @@ describe(`generated MariaDB SELECTs, direct and through hoop, as queries and pre
       }
     } finally {
       await direct.end();
-      await hoop.end();
+      for (const hoop of hoops) await hoop.end();
     }
     const rate = counts.plain === 0 ? 0 : (counts.conservative / counts.plain).toFixed(3);
     console.log(
