@@ -2,8 +2,9 @@
  * The MySQL result masker under a policy that masks columns by name only (`^pii_`): a base table's
  * column a name rule masks is masked whatever alias the result gives it, and what is computed from
  * a table that has such a column (or from a view, which hoop does not trace) is redacted whole, as
- * a column rule's table's is; copies of such tables are refused. Found by the generated MariaDB
- * differential test (test/integration/mysql-masking-differential.test.ts).
+ * a column rule's table's is; copies of such tables are refused. No origin is trusted in a
+ * statement that reads a view. Found by the generated MariaDB differential test
+ * (test/integration/mysql-masking-differential.test.ts).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MysqlResultMasker } from '../../src/mysql/gateway/result-masker.js';
@@ -54,6 +55,17 @@ function row(sql: string, defs: ColumnDefinition[], values: string[]): Array<str
   const out = m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow(values));
   return parseTextRow(out, defs.length).map((v) => (v === null ? null : v.toString('utf8')));
 }
+
+describe("MySQL masking of a view's columns", () => {
+  it('trusts no origin in a statement that reads a view: MariaDB names its columns by an alias, or a base table under it and an alias', () => {
+    // `SELECT notes.email_copy AS c0 FROM v AS notes JOIN notes n ON …` (a copy of `pii_email`): the view's column names its alias, a base table the statement names too.
+    expect(row('SELECT notes.email_copy AS c0 FROM v AS notes JOIN notes n ON n.id = notes.id', [column('c0', 'notes', 'email_copy')], ['a@b.c'])).toEqual([REDACTED]);
+    // Through a temporary table (ORDER BY): the base table under the view, and the column's alias.
+    expect(row('SELECT p.x AS c0 FROM v p JOIN people q ON q.id = p.id ORDER BY 1', [column('c0', 'people', 'c0')], ['secret'])).toEqual([REDACTED]);
+    // A statement of base tables alone keeps its origins: a plain column is as the server sent it.
+    expect(row('SELECT n.body AS c0 FROM notes n JOIN people q ON q.id = n.id ORDER BY 1', [column('c0', 'notes', 'body')], ['plain'])).toEqual(['plain']);
+  });
+});
 
 describe('MySQL masking by a name rule', () => {
   it("masks a base table's column the rule names under any alias the result gives it", () => {

@@ -1,12 +1,14 @@
 /**
  * Masking of what a MySQL server answers, packet by packet, as the policy's `masking` section says:
  *
- * - a column of a table the statement names and reads directly (its column definition names the
- *   table and column it comes from) by the rules on that origin, else by the rules on its name (as
- *   the table names it, or the result's alias); a masked column's definition is rewritten as a
- *   string column, the type of what the client now gets;
+ * - a column of a table the statement names and reads directly, in a statement that reads only base
+ *   tables hoop knows (its column definition names the table and column it comes from; a view's
+ *   names an alias, or a table under it and an alias) by the rules on that origin, else by the
+ *   rules on its name (as the table names it, or the result's alias); a masked column's definition
+ *   is rewritten as a string column, the type of what the client now gets;
  * - any other column (computed, or from a view, a derived table, a CTE, a system table, or a
- *   table made since sign-in, whose definitions name them or an alias, not a base table hoop knows)
+ *   table made since sign-in, whose definitions name them or an alias, not a base table hoop knows;
+ *   or any column of a statement that reads one of those)
  *   is redacted whole when the statement reads a table with a column the policy masks (by origin,
  *   or by a name rule: the base tables with such a column are read at sign-in), a table hoop does
  *   not know, a user variable, or a function that is not one of the server's own (a stored function
@@ -86,8 +88,8 @@ export class MysqlResultMasker {
   #untraced = true;
   /** The tables the statement names (`db.table`), whose columns' origins the server's column definitions can be trusted for. */
   #tables: ReadonlySet<string> = new Set();
-  /** The statement reads a derived table or a CTE: no column's origin is trusted. */
-  #derived = true;
+  /** The statement reads a derived table, a CTE, a view or a table hoop does not know: no column's origin is trusted. */
+  #originsUnreliable = true;
 
   /**
    * `baseTables`: the server's base tables, `db.table` lower-case; `maskedByName`: those with a
@@ -113,7 +115,9 @@ export class MysqlResultMasker {
   /** The statement about to run (undefined: one hoop did not read, whose computed columns are redacted). */
   statement(facts: readonly StatementFacts[] | undefined): void {
     this.#tables = new Set(facts?.flatMap((s) => s.tables.map((t) => t.toLowerCase())));
-    this.#derived = facts === undefined || facts.some((s) => s.derived);
+    // MariaDB names a view's column by the view's alias, or through a temporary table (ORDER BY, GROUP BY, a window) by a base
+    // table under the view and the column's alias: either may be a table the statement names as well, whose rules then miss it.
+    this.#originsUnreliable = facts === undefined || facts.some((s) => s.derived || s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())));
     this.#untraced =
       facts === undefined ||
       facts.some(
@@ -170,10 +174,11 @@ export class MysqlResultMasker {
 
   /** How column `def` is masked. */
   #plan(def: ColumnDefinition): ColumnPlan {
-    // An origin is trusted only when it is a table the statement names, read directly: a derived
-    // table's or a CTE's columns name it (or an alias) instead, a view's the view.
+    // An origin is trusted only when it is a table the statement names, read directly, in a statement
+    // that reads base tables hoop knows alone: a derived table's, a CTE's or a view's columns name
+    // an alias, or a table under it and an alias, instead.
     const origin = `${def.schema}.${def.orgTable}`.toLowerCase();
-    const trusted = def.schema !== '' && def.orgTable !== '' && !this.#derived && this.#tables.has(origin) && this.#baseTables.has(origin);
+    const trusted = def.schema !== '' && def.orgTable !== '' && !this.#originsUnreliable && this.#tables.has(origin) && this.#baseTables.has(origin);
     let strategy: MaskStrategy | undefined;
     // A name rule reads the column as the table names it, and as the result does (an alias).
     if (trusted) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.orgName) ?? this.#rules.forName(def.name);
