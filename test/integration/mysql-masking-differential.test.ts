@@ -51,7 +51,7 @@ interface Col {
 type RelationColumn = Omit<Col, 'sql' | 'bare'> & { name: string };
 
 /** The relations a schema holds, by name, and whether each is a base table. */
-type Relations = Record<string, { base: boolean; cols: RelationColumn[] }>;
+type Relations = Record<string, { base: boolean; cols: RelationColumn[]; reads?: string[] }>;
 
 /** mulberry32: a small PRNG with a fixed sequence per seed. */
 function prng(seed: number): () => number {
@@ -151,7 +151,7 @@ function randomSchema(r: Random): { setup: string[]; relations: Relations; polic
     });
     const join = other ? ` LEFT JOIN ${other} o ON o.id = b.${relations[base]!.cols.find((c) => c.type === 'int' && c.name !== 'id')?.name ?? 'id'}` : '';
     sql.push(`CREATE VIEW view${v} AS SELECT ${list.join(', ')} FROM ${base} b${join}`);
-    relations[`view${v}`] = { base: false, cols };
+    relations[`view${v}`] = { base: false, cols, reads: [base, ...(other ? [other] : [])] };
   }
   return { setup: sql, relations, policy };
 }
@@ -172,6 +172,8 @@ class Generator {
   /** The case reads a derived table, a CTE or a view somewhere: hoop trusts no origin in it (MariaDB names a view's columns by an alias). */
   #opaque = false;
   #params: number[] = [];
+  /** The relations' names the case has used as aliases. */
+  #named = new Set<string>();
 
   constructor(r: Random, relations: Relations) {
     this.#r = r;
@@ -184,6 +186,16 @@ class Generator {
 
   #pick<T>(items: readonly T[]): T {
     return this.#r.pick(items);
+  }
+
+  /** An alias for a relation read: mostly a fresh one, sometimes the name of a relation of the schema (once a case), which a column's origin must not be mistaken for. */
+  #aliasFor(): string {
+    const named = this.#pick(Object.keys(this.#relations));
+    if (this.#int(5) === 0 && !this.#named.has(named)) {
+      this.#named.add(named);
+      return named;
+    }
+    return `r${this.#alias++}`;
   }
 
   /** A relation to read, of any kind: a view makes the case opaque. */
@@ -209,8 +221,20 @@ class Generator {
     if (kind <= 1) {
       const rel = this.#relation();
       const { base, cols } = this.#relations[rel]!;
-      const a = `r${this.#alias++}`;
+      const a = this.#aliasFor();
       return { from: `${this.#spell(rel)} ${a}`, cols: cols.map((c) => ({ sql: `${a}.${this.#column(c.name)}`, type: c.type, masked: c.masked, bare: base })) };
+    }
+    if (kind === 2 && this.#int(3) === 0) {
+      // A view joined with a table it reads, the view sometimes aliased by that table's name.
+      const view = this.#pick(Object.keys(this.#relations).filter((r) => !this.#relations[r]!.base));
+      const { cols, reads } = this.#relations[view]!;
+      const table = this.#pick(reads!);
+      this.#opaque = true;
+      const v = this.#named.has(table) || this.#int(2) === 0 ? `r${this.#alias++}` : (this.#named.add(table), table);
+      const t = `r${this.#alias++}`;
+      const viewCols = cols.map((c) => ({ sql: `${v}.${this.#column(c.name)}`, type: c.type, masked: c.masked, bare: false }));
+      const tableCols = this.#relations[table]!.cols.map((c) => ({ sql: `${t}.${this.#column(c.name)}`, type: c.type, masked: c.masked, bare: true }));
+      return { from: `${this.#spell(view)} ${v} ${this.#pick(['JOIN', 'LEFT JOIN'])} ${this.#spell(table)} ${t} ON ${t}.id = ${v}.id`, cols: [...viewCols, ...tableCols] };
     }
     if (kind === 2) {
       const left = this.#source(depth + 1);
@@ -377,6 +401,7 @@ class Generator {
     this.#alias = 0;
     this.#opaque = false;
     this.#params = [];
+    this.#named = new Set();
     const width = 1 + this.#int(4);
     const order = (n: number): string => `ORDER BY ${Array.from({ length: n }, (_, i) => i + 1).join(', ')}`;
     if (this.#int(20) === 0) {
