@@ -6,10 +6,9 @@
  *   names an alias, or a table under it and an alias) by the rules on that origin, else by the
  *   rules on its name (as the table names it, or the result's alias); a masked column's definition
  *   is rewritten as a string column, the type of what the client now gets;
- * - any other column (computed, or from a view, a derived table, a CTE, a system table, or a
- *   table made since sign-in, whose definitions name them or an alias, not a base table hoop knows;
- *   or any column of a statement that reads one of those)
- *   is redacted whole when the statement reads a table with a column the policy masks (by origin,
+ * - any other column (computed, or from a view, a derived table, a CTE, JSON_TABLE, a system
+ *   table, or a table made since sign-in, whose definitions name them or an alias, not a base table
+ *   hoop knows; or any column of a statement that reads one of those) is redacted whole when the statement reads a table with a column the policy masks (by origin,
  *   or by a name rule: the base tables with such a column are read at sign-in), a table hoop does
  *   not know, a user variable, or a function that is not one of the server's own (a stored function
  *   may read such a table): hoop does not trace what such a column is made of;
