@@ -236,6 +236,21 @@ class Generator {
       const tableCols = this.#relations[table]!.cols.map((c) => ({ sql: `${t}.${this.#column(c.name)}`, type: c.type, masked: c.masked, bare: true }));
       return { from: `${this.#spell(view)} ${v} ${this.#pick(['JOIN', 'LEFT JOIN'])} ${this.#spell(table)} ${t} ON ${t}.id = ${v}.id`, cols: [...viewCols, ...tableCols] };
     }
+    if (kind === 2 && this.#int(4) === 0) {
+      // JSON_TABLE over a text column of the source before it: a row source that is not a table.
+      const left = this.#source(depth + 1);
+      const text = left.cols.find((c) => c.type === 'text');
+      if (text) {
+        this.#opaque = true;
+        const a = `j${this.#alias++}`;
+        return {
+          from: `${left.from} CROSS JOIN JSON_TABLE(JSON_ARRAY(${text.sql}), '$[*]' COLUMNS (v TEXT PATH '$')) AS ${a}`,
+          cols: [...left.cols, { sql: `${a}.v`, type: 'text', masked: text.masked, bare: false }],
+          ...(left.with ? { with: left.with } : {}),
+        };
+      }
+      return left;
+    }
     if (kind === 2) {
       const left = this.#source(depth + 1);
       const right = this.#source(depth + 1);
