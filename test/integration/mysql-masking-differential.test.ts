@@ -1,18 +1,21 @@
 /**
  * A generated differential test of MySQL masking (issue 59), as test/integration/masking-differential.test.ts
  * is PostgreSQL's: a random schema in a real MariaDB (tables some of whose columns are masked by
- * origin or by name, views over them, rows) and random SELECTs over it (joins, derived tables, CTEs,
- * UNION and UNION ALL, expressions, aggregates, scalar subqueries), each run straight to MariaDB and
- * through hoop, by the text protocol (a query) and the binary one (a prepared statement) alike, the
- * cases alternating between a session whose policy masks by column rules and the name rule and one
- * whose policy masks by the name rule alone. The
- * generator knows what each output column is computed from: one computed from a masked column must
- * not come back as MariaDB sent it; one computed from no masked column must come back exactly as
- * MariaDB sent it, or redacted whole where hoop cannot trace it (conservative: counted and capped);
- * a statement hoop refuses with its reason is conservative too. A bare column of a base table the
- * statement reads directly, in a statement that reads no view, derived table or CTE, is traced
- * (docs/mysql.md): it is never redacted unless masked. The seed
- * is fixed (HOOP_MASKING_SEED overrides it); a failure prints the case and the schema.
+ * origin or by name, views over them, rows) and random SELECTs over it (joins, views joined with
+ * the tables they read, derived tables, CTEs, JSON_TABLE, UNION and UNION ALL, expressions, window
+ * functions, aggregates, scalar subqueries), each run straight to MariaDB and through hoop, by the
+ * text protocol (a query) and the binary one (a prepared statement) alike; the cases alternate
+ * between a session whose policy masks by column rules and the name rule and one whose policy
+ * masks by the name rule alone.
+ *
+ * The generator knows what each output column is computed from: one computed from a masked column
+ * must not come back as MariaDB sent it; one computed from no masked column must come back exactly
+ * as MariaDB sent it (its definition too), or redacted whole where hoop cannot trace it
+ * (conservative: counted, reported and capped); a statement hoop refuses with its reason is
+ * conservative too. A bare column of a base table, in a statement that reads no view, derived table,
+ * CTE or JSON_TABLE, is traced (docs/mysql.md): it is never redacted unless masked. The seed is
+ * fixed (HOOP_MASKING_SEED overrides it, HOOP_MASKING_CASES the count); a failure prints the case
+ * and the schema.
  */
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
