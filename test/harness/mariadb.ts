@@ -73,6 +73,8 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
       if (err) reject(new Error(`${cmd} failed: ${stderr.trim() || err.message}`));
       else resolve(stdout);
     });
+    // A client that exits before reading its input (no server yet) breaks the pipe: its exit reports that, not an unhandled EPIPE.
+    child.stdin?.on('error', () => {});
     if (input !== undefined) child.stdin?.end(input);
   });
 }

@@ -116,6 +116,25 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one("SET PASSWORD = PASSWORD('x')").kinds).toEqual(['grant']);
   });
 
+  it('marks a statement that reads a row source other than a named table, whose columns the server names by an alias', () => {
+    for (const sql of [
+      'SELECT d.a FROM (SELECT a FROM t) d',
+      'WITH c AS (SELECT a FROM t) SELECT a FROM c',
+      "SELECT j.x FROM t r, JSON_TABLE(r.doc, '$[*]' COLUMNS (x TEXT PATH '$')) AS j",
+      'SELECT 1 FROM t WHERE EXISTS (SELECT 1 FROM (SELECT 2) d)',
+    ]) {
+      expect(one(sql).derived, sql).toBe(true);
+    }
+    for (const sql of [
+      'SELECT a FROM t',
+      'SELECT t.a FROM t JOIN (u JOIN v ON v.id = u.id) ON u.id = t.id',
+      'SELECT a FROM t WHERE id IN (SELECT id FROM u)',
+      'UPDATE t JOIN u ON u.id = t.id SET t.a = 1',
+    ]) {
+      expect(one(sql).derived, sql).toBeUndefined();
+    }
+  });
+
   it('puts an unqualified table in the session database, so rules on db.* see it', () => {
     expect(analyzeMysql('UPDATE items SET v = 1 WHERE id = 1', { database: 'app' })).toMatchObject({ ok: true, statements: [{ tables: ['app.items'] }] });
     expect(analyzeMysql('SELECT * FROM other.t', { database: 'app' })).toMatchObject({ ok: true, statements: [{ tables: ['other.t'] }] });

@@ -4,10 +4,11 @@
  * not know), and on a session the policy governs, each command's SQL judged by the policy's own
  * judge on the MySQL reading of it (src/policy/mysql/analyze.ts), as the server lexes it under the
  * session's `sql_mode` and character set ({@link CommandJudge.govern} reads them at sign-in, with
- * the server's base tables when the policy masks). An access's server timeouts are set at sign-in
- * on MariaDB ({@link MARIADB_LIMITS}), and no statement may change them. What hoop cannot apply to
- * MySQL yet (a row limit; timeouts on MySQL 8, whose `max_execution_time` bounds SELECTs only)
- * refuses the statement with the reason: nothing is relayed unjudged.
+ * the server's base tables when the policy masks, and which of them have a column a name rule
+ * masks). An access's server timeouts are set at sign-in on MariaDB ({@link MARIADB_LIMITS}), and
+ * no statement may change them; a write under a row limit is counted before it commits
+ * (./session-relay.ts). What hoop cannot apply (timeouts on MySQL 8, whose `max_execution_time`
+ * bounds SELECTs only) refuses the statement with the reason: nothing is relayed unjudged.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
  */
@@ -83,6 +84,8 @@ function sqlOf(code: number, payload: Buffer): string | undefined {
 
 /** The most tables masking looks up (a server with more has its masked sessions refused). */
 const MAX_TABLES = 100_000;
+/** The most columns of those tables masking looks up when the policy masks columns by name. */
+const MAX_COLUMNS = 1_000_000;
 
 /** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
 const MAX_JUDGED_SQL = 64 * 1024;
@@ -166,7 +169,19 @@ export class CommandJudge {
       const [tables] = await client.query(`SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' LIMIT ${MAX_TABLES + 1}`);
       const names = tables && 'rows' in tables ? tables.rows.map((r) => r[0] ?? '') : [];
       if (names.length > MAX_TABLES) this.#reading.unreadable = `the server has more than ${MAX_TABLES} tables, more than hoop looks up for masking`;
-      this.masker = new MysqlResultMasker(MaskingRules.of(masking.policy, masking.key), new Set(names), (column, strategy) => recording?.notes?.masked(column, strategy));
+      const rules = MaskingRules.of(masking.policy, masking.key);
+      // A name rule masks a column of any table: the base tables that have such a column read what is masked.
+      const maskedByName = new Set<string>();
+      if (rules.hasNameRules && names.length <= MAX_TABLES) {
+        const [columns] = await client.query(
+          "SELECT LOWER(CONCAT(c.TABLE_SCHEMA, '.', c.TABLE_NAME)), c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t " +
+            `ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME WHERE t.TABLE_TYPE = 'BASE TABLE' LIMIT ${MAX_COLUMNS + 1}`,
+        );
+        const rows = columns && 'rows' in columns ? columns.rows : [];
+        if (rows.length > MAX_COLUMNS) this.#reading.unreadable = `the server's tables have more than ${MAX_COLUMNS} columns, more than hoop looks up for masking`;
+        for (const [table, column] of rows) if (table && column && rules.forName(column)) maskedByName.add(table);
+      }
+      this.masker = new MysqlResultMasker(rules, new Set(names), maskedByName, (column, strategy) => recording?.notes?.masked(column, strategy));
     }
   }
 

@@ -1,16 +1,18 @@
 /**
  * Masking of what a MySQL server answers, packet by packet, as the policy's `masking` section says:
  *
- * - a column of a table the statement names and reads directly (its column definition names the
- *   table and column it comes from) by the rules on that origin, else by the rules on its name; a
- *   masked column's definition is rewritten as a string column, the type of what the client now
- *   gets;
+ * - a column of a table the statement names and reads directly, in a statement that reads only base
+ *   tables hoop knows (its column definition names the table and column it comes from; a view's
+ *   names an alias, or a table under it and an alias) by the rules on that origin, else by the
+ *   rules on its name (as the table names it, or the result's alias); a masked column's definition
+ *   is rewritten as a string column, the type of what the client now gets;
  * - a column of the catalog's views of names and types ({@link CATALOG_TABLES}) likewise;
- * - any other column (computed, or from a view, a derived table, a CTE, a system table, or a
- *   table made since sign-in, whose definitions name them or an alias, not a base table hoop knows)
- *   is redacted whole when the statement reads a table whose columns the policy masks, a table
- *   hoop does not know, a user variable, or a function that is not one of the server's own (a
- *   stored function may read such a table): hoop does not trace what such a column is made of;
+ * - any other column (computed, or from a view, a derived table, a CTE, JSON_TABLE, a system
+ *   table, or a table made since sign-in, whose definitions name them or an alias, not a base table
+ *   hoop knows; or any column of a statement that reads one of those) is redacted whole when the statement reads a table with a column the policy masks (by origin,
+ *   or by a name rule: the base tables with such a column are read at sign-in), a table hoop does
+ *   not know, a user variable, or a function that is not one of the server's own (a stored function
+ *   may read such a table): hoop does not trace what such a column is made of;
  * - every other text value goes through the content detectors, in text and binary (prepared)
  *   rows alike, binary strings too when they read as UTF-8; error messages too, withheld whole
  *   when the statement reads what is masked;
@@ -85,31 +87,49 @@ export class MysqlResultMasker {
   readonly #rules: MaskingRules;
   /** The server's base tables at sign-in (`db.table`, lower-case): only their columns' origins are trusted. */
   readonly #baseTables: ReadonlySet<string>;
+  /** Those of them with a column a name rule masks (`db.table`, lower-case). */
+  readonly #maskedByName: ReadonlySet<string>;
   readonly #masked: ((column: string, strategy: string) => void) | undefined;
   #plans: ColumnPlan[] = [];
   /** The statement reads what is masked by a way hoop does not trace (computed columns are redacted). */
   #untraced = true;
   /** The tables the statement names (`db.table`), whose columns' origins the server's column definitions can be trusted for. */
   #tables: ReadonlySet<string> = new Set();
-  /** The statement reads a derived table or a CTE: no column's origin is trusted. */
-  #derived = true;
+  /** The statement reads a derived table, a CTE, a view or a table hoop does not know: no column's origin is trusted. */
+  #originsUnreliable = true;
 
-  /** `baseTables`: the server's base tables, `db.table` lower-case; `masked`: told of each column masked whole. */
-  constructor(rules: MaskingRules, baseTables: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
+  /**
+   * `baseTables`: the server's base tables, `db.table` lower-case; `maskedByName`: those with a
+   * column a name rule masks; `masked`: told of each column masked whole.
+   */
+  constructor(rules: MaskingRules, baseTables: ReadonlySet<string>, maskedByName: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
     this.#rules = rules;
     this.#baseTables = new Set([...baseTables, ...CATALOG_TABLES]);
+    this.#maskedByName = maskedByName;
     this.#masked = masked;
+  }
+
+  /** Whether the policy masks columns, by origin or by name (not only by content). */
+  get #masksColumns(): boolean {
+    return this.#rules.hasColumnRules || this.#rules.hasNameRules;
+  }
+
+  /** Whether table `t` (as statement facts name it) has a column the policy masks, by origin or by name. */
+  #masks(t: string): boolean {
+    return this.#rules.columnsOfSqlTable(t).size > 0 || this.#maskedByName.has(t.toLowerCase());
   }
 
   /** The statement about to run (undefined: one hoop did not read, whose computed columns are redacted). */
   statement(facts: readonly StatementFacts[] | undefined): void {
     this.#tables = new Set(facts?.flatMap((s) => s.tables.map((t) => t.toLowerCase())));
-    this.#derived = facts === undefined || facts.some((s) => s.derived);
+    // MariaDB names a view's column by the view's alias, or through a temporary table (ORDER BY, GROUP BY, a window) by a base
+    // table under the view and the column's alias: either may be a table the statement names as well, whose rules then miss it.
+    this.#originsUnreliable = facts === undefined || facts.some((s) => s.derived || s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())));
     this.#untraced =
       facts === undefined ||
       facts.some(
         (s) =>
-          s.tables.some((t) => this.#rules.columnsOfSqlTable(t).size > 0 || !this.#baseTables.has(t.toLowerCase())) ||
+          s.tables.some((t) => this.#masks(t) || !this.#baseTables.has(t.toLowerCase())) ||
           s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) ||
           // A user variable may hold a value an earlier statement read (SET @v = (SELECT …)).
           USER_VARIABLE.test(s.text),
@@ -124,13 +144,13 @@ export class MysqlResultMasker {
    * variable set from an expression, or one read while writing; LAST_INSERT_ID(expr).
    */
   carriesMasked(s: StatementFacts): string | undefined {
-    if (!this.#rules.hasColumnRules) return undefined;
+    if (!this.#masksColumns) return undefined;
     if (s.kinds.includes('call') || s.kinds.includes('create-function')) return 'stored code, whose body hoop does not read';
     if (s.settings.some((x) => x.value === undefined)) return 'a setting or variable set from an expression';
     if (LAST_INSERT_ID_SET.test(s.text)) return 'LAST_INSERT_ID(expr), which keeps a value for the session';
     if (!s.kinds.some((k) => WRITES.has(k))) return undefined;
     if (USER_VARIABLE.test(s.text)) return 'a write that reads a variable';
-    const unmasked = s.tables.every((t) => this.#rules.columnsOfSqlTable(t).size === 0 && this.#baseTables.has(t.toLowerCase()));
+    const unmasked = s.tables.every((t) => !this.#masks(t) && this.#baseTables.has(t.toLowerCase()));
     if (!unmasked) return 'a write that names a table whose columns the policy masks, or one hoop does not know';
     if (new Set(s.tables).size > 1) return 'a write that names more than one table';
     return undefined;
@@ -161,13 +181,15 @@ export class MysqlResultMasker {
 
   /** How column `def` is masked. */
   #plan(def: ColumnDefinition): ColumnPlan {
-    // An origin is trusted only when it is a table the statement names, read directly: a derived
-    // table's or a CTE's columns name it (or an alias) instead, a view's the view.
+    // An origin is trusted only when it is a table the statement names, read directly, in a statement
+    // that reads base tables hoop knows alone: a derived table's, a CTE's or a view's columns name
+    // an alias, or a table under it and an alias, instead.
     const origin = `${def.schema}.${def.orgTable}`.toLowerCase();
-    const trusted = def.schema !== '' && def.orgTable !== '' && !this.#derived && this.#tables.has(origin) && this.#baseTables.has(origin);
+    const trusted = def.schema !== '' && def.orgTable !== '' && !this.#originsUnreliable && this.#tables.has(origin) && this.#baseTables.has(origin);
     let strategy: MaskStrategy | undefined;
-    if (trusted) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.name);
-    else strategy = this.#untraced && this.#rules.hasColumnRules ? 'redact' : this.#rules.forName(def.name);
+    // A name rule reads the column as the table names it, and as the result does (an alias).
+    if (trusted) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.orgName) ?? this.#rules.forName(def.name);
+    else strategy = this.#untraced && this.#masksColumns ? 'redact' : this.#rules.forName(def.name);
     if (strategy) this.#masked?.(def.orgTable ? `${def.schema}.${def.orgTable}.${def.orgName}` : def.name, strategy);
     return { def, ...(strategy && { strategy }) };
   }
@@ -218,7 +240,7 @@ export class MysqlResultMasker {
   #error(payload: Buffer): Buffer {
     const e = parseErr(payload);
     // A server's message may quote a value, in a form no pattern reads back reliably: withheld whole.
-    if (this.#untraced && this.#rules.hasColumnRules) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
+    if (this.#untraced && this.#masksColumns) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
     const message = this.#rules.detectors.length > 0 ? this.#rules.maskText(e.message).text : e.message;
     return message === e.message ? payload : errPacket({ ...e, message });
   }

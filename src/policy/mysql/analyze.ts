@@ -127,6 +127,8 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
   if (kind === 'Update' || kind === 'Delete') facts.missingWhere = !restricts(body.selection);
   walk(tree, (n, key) => {
     if (key === 'Derived' || (n.with !== undefined && n.with !== null)) facts.derived = true;
+    // A row source that is not a named table (JSON_TABLE, a table function): its columns name no table's as theirs either.
+    if (key === 'relation' && !('NestedJoin' in n) && !('Table' in n && ((n.Table as Node).args ?? null) === null)) facts.derived = true;
   });
   if (kind === 'Set') {
     setFacts(body, facts);

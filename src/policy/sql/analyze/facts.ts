@@ -205,8 +205,9 @@ export interface StatementFacts {
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
   /**
-   * MySQL: the statement reads a derived table or a CTE, whose result columns name it (or an
-   * alias) as their origin rather than the table they come from.
+   * MySQL: the statement reads a derived table, a CTE or another row source that is not a named
+   * table (JSON_TABLE), whose result columns name it (or an alias) as their origin rather than the
+   * table they come from.
    */
   derived?: true;
 }

@@ -1,0 +1,90 @@
+/**
+ * The MySQL result masker under a policy that masks columns by name only (`^pii_`): a base table's
+ * column a name rule masks is masked whatever alias the result gives it, and what is computed from
+ * a table that has such a column (or from a view, which hoop does not trace) is redacted whole, as
+ * a column rule's table's is; copies of such tables are refused. No origin is trusted in a
+ * statement that reads a view. Found by the generated MariaDB differential test
+ * (test/integration/mysql-masking-differential.test.ts).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MysqlResultMasker } from '../../src/mysql/gateway/result-masker.js';
+import type { ServerPacket } from '../../src/mysql/pipeline/conversation.js';
+import { type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseErr, parseTextRow, textRow } from '../../src/mysql/wire/results.js';
+import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
+import { MaskingRules } from '../../src/policy/masking/rules.js';
+import { REDACTED } from '../../src/policy/masking/strategies.js';
+import type { StatementFacts } from '../../src/policy/sql/analyze/facts.js';
+
+beforeAll(async () => {
+  await loadMysqlParser();
+});
+
+/** The facts of `sql` as the gateway reads it in the database `app`. */
+function facts(sql: string): StatementFacts[] {
+  const a = analyzeMysql(sql, { database: 'app' });
+  if (!a.ok) throw new Error(a.error);
+  return a.statements;
+}
+
+/** A masker for name rules only: `app.people` has a `pii_` column, `app.notes` none; `app.v` is a view. */
+function masker(): MysqlResultMasker {
+  const rules = new MaskingRules({ names: [{ pattern: '^pii_', strategy: 'redact' }] });
+  return new MysqlResultMasker(rules, new Set(['app.people', 'app.notes']), new Set(['app.people']));
+}
+
+/** A text column's definition: from `orgTable.orgName` of `app` (a computed column's are empty), named `name` in the result. */
+const column = (name: string, orgTable = '', orgName = ''): ColumnDefinition => ({
+  schema: orgTable ? 'app' : '',
+  table: orgTable,
+  orgTable,
+  name,
+  orgName,
+  charset: 45,
+  length: 400,
+  type: ColumnType.VAR_STRING,
+  flags: 0,
+  decimals: 0,
+});
+
+/** The values the client gets for one text row `values` of a result with columns `defs`, after the masker read `sql`. */
+function row(sql: string, defs: ColumnDefinition[], values: string[]): Array<string | null> {
+  const m = masker();
+  m.statement(facts(sql));
+  m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
+  for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+  const out = m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow(values));
+  return parseTextRow(out, defs.length).map((v) => (v === null ? null : v.toString('utf8')));
+}
+
+describe("MySQL masking of a view's columns", () => {
+  it('trusts no origin in a statement that reads a view: MariaDB names its columns by an alias, or a base table under it and an alias', () => {
+    // `SELECT notes.email_copy AS c0 FROM v AS notes JOIN notes n ON …` (a copy of `pii_email`): the view's column names its alias, a base table the statement names too.
+    expect(row('SELECT notes.email_copy AS c0 FROM v AS notes JOIN notes n ON n.id = notes.id', [column('c0', 'notes', 'email_copy')], ['a@b.c'])).toEqual([REDACTED]);
+    // Through a temporary table (ORDER BY): the base table under the view, and the column's alias.
+    expect(row('SELECT p.x AS c0 FROM v p JOIN people q ON q.id = p.id ORDER BY 1', [column('c0', 'people', 'c0')], ['secret'])).toEqual([REDACTED]);
+    // A statement of base tables alone keeps its origins: a plain column is as the server sent it.
+    expect(row('SELECT n.body AS c0 FROM notes n JOIN people q ON q.id = n.id ORDER BY 1', [column('c0', 'notes', 'body')], ['plain'])).toEqual(['plain']);
+  });
+});
+
+describe('MySQL masking by a name rule', () => {
+  it("masks a base table's column the rule names under any alias the result gives it", () => {
+    expect(row('SELECT pii_email AS e, note FROM people', [column('e', 'people', 'pii_email'), column('note', 'people', 'note')], ['a@b.c', 'hi'])).toEqual([REDACTED, 'hi']);
+  });
+
+  it('redacts what is computed from a table with such a column, or read from a view; leaves what is computed from neither', () => {
+    expect(row('SELECT UPPER(pii_email) AS e FROM people', [column('e')], ['A@B.C'])).toEqual([REDACTED]);
+    expect(row('SELECT COUNT(*) AS n FROM people', [column('n')], ['3'])).toEqual([REDACTED]);
+    expect(row('SELECT x FROM v', [column('x', 'v', 'x')], ['from a view'])).toEqual([REDACTED]);
+    expect(row('SELECT UPPER(body) AS b FROM notes', [column('b')], ['HI'])).toEqual(['HI']);
+  });
+
+  it("refuses a copy of such a table's values, and withholds the server's messages about reading it", () => {
+    const m = masker();
+    expect(m.carriesMasked(facts('INSERT INTO notes SELECT id, pii_email FROM people')[0]!)).toMatch(/masks/);
+    expect(m.carriesMasked(facts("INSERT INTO notes VALUES (1, 'x')")[0]!)).toBeUndefined();
+    m.statement(facts('SELECT 1 FROM people WHERE pii_email > 0'));
+    const err = m.server({ kind: 'err' }, errPacket({ code: 1292, sqlState: '22007', message: "Truncated incorrect DOUBLE value: 'a@b.c'" }));
+    expect(parseErr(err).message).toMatch(/withheld/);
+  });
+});
