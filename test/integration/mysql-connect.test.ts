@@ -5,7 +5,9 @@
  * yet apply to MySQL, and the session's signed recording read back.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
@@ -19,6 +21,9 @@ import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+
+/** MariaDB Connector/J, from Debian's libmariadb-java. */
+const CONNECTOR_J = '/usr/share/java/mariadb-java-client.jar';
 
 let db: MariaServer;
 let stack: HoopStack;
@@ -77,6 +82,45 @@ async function pendingReview(s: HoopStack, sql: string): Promise<string> {
     },
     { timeout: 30_000, interval: 100 },
   );
+}
+
+/** A MariaDB Connector/J program: DatabaseMetaData's answers about `items`, and a statement prepared at the server, run with parameters. */
+const META_JAVA = `import java.sql.*;
+public class Meta {
+  public static void main(String[] a) throws Exception {
+    try (Connection c = DriverManager.getConnection(a[0], a[1], a[2])) {
+      DatabaseMetaData m = c.getMetaData();
+      print("tables", m.getTables("app", null, "items", new String[] { "TABLE" }));
+      print("columns", m.getColumns("app", null, "items", "%"));
+      print("primary keys", m.getPrimaryKeys("app", null, "items"));
+      try (PreparedStatement p = c.prepareStatement("SELECT id, UPPER(name), id * 2.5 FROM items WHERE id = ?")) {
+        for (int i = 1; i <= 3; i++) {
+          p.setInt(1, i);
+          print("prepared " + i, p.executeQuery());
+        }
+      }
+      try (Statement st = c.createStatement()) {
+        print("text", st.executeQuery("SELECT CAST(1.50 AS DECIMAL(5,2)), NULL, DATE '2026-01-02', 'é'"));
+      }
+    }
+  }
+  static void print(String what, ResultSet rs) throws SQLException {
+    int n = rs.getMetaData().getColumnCount();
+    while (rs.next()) {
+      StringBuilder b = new StringBuilder(what).append(": [");
+      for (int i = 1; i <= n; i++) b.append(i > 1 ? ", " : "").append(rs.getString(i));
+      System.out.println(b.append("]"));
+    }
+    rs.close();
+  }
+}
+`;
+
+/** Runs `java` with `args`; resolves its exit code and output. */
+function java(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('java', args, { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
 }
 
 /** Runs the real mariadb client with `args`; resolves its exit code and output. */
@@ -226,6 +270,26 @@ describe('hoop connect for a mysql connection', () => {
       expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['1', '12.50', '-1.25', '2026-11-27 03:04:05.123456', '0x00ff10', '18446744073709551615', null] }));
     } finally {
       await c.stop();
+    }
+  });
+
+  it('MariaDB Connector/J (JDBC) gets what it gets directly: DatabaseMetaData, statements prepared at the server, types', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-jdbc-'));
+    const c = await connectMysql(stack, 'shop');
+    try {
+      writeFileSync(join(dir, 'Meta.java'), META_JAVA);
+      const run = (port: number, ca: string, user: string, password: string) =>
+        java(['-cp', CONNECTOR_J, join(dir, 'Meta.java'), `jdbc:mariadb://127.0.0.1:${port}/app?useSsl=true&serverSslCert=${ca}&useServerPrepStmts=true`, user, password]);
+      const direct = await run(db.port, db.caFile, db.users.native.user, db.users.native.password);
+      const viaHoop = await run(c.info.port, c.info.sslCa, c.info.user, c.info.password);
+      expect(direct.stderr).toBe('');
+      expect(viaHoop.stderr).toBe('');
+      expect(direct.stdout).toContain('prepared 2: [2, TWO, 5.0]');
+      expect(direct.stdout).toContain('text: [1.50, null, 2026-01-02, é]');
+      expect(viaHoop.stdout).toBe(direct.stdout);
+    } finally {
+      await c.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
