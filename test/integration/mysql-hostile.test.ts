@@ -21,6 +21,7 @@ import { openTunnel } from '../../src/tunnel/transport.js';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let db: MariaServer;
 let stack: HoopStack;
@@ -48,6 +49,7 @@ masking:
     - { table: app.items, column: name, strategy: redact }
   detectors:
     - { detector: payment-card, strategy: last4 }
+recording: { rowCap: 2 }
 `);
       return repo.gatewayBlock(['${env:MARIA_*}']);
     },
@@ -237,6 +239,33 @@ describe('a client speaking MySQL to the gateway directly', () => {
       await driver.end();
       await c.stop();
     }
+  });
+});
+
+describe("the masked stack's recordings", () => {
+  it("keep a result's rows up to the policy's rowCap and count the rest, as they replay", async () => {
+    await db.sql('INSERT IGNORE INTO app.items VALUES (101, NULL), (102, NULL), (103, NULL)');
+    const id = `rowcap-${randomBytes(4).toString('hex')}`;
+    const { channel } = await openTunnel({ gateway: masked.gateway.url, connection: 'shop', token: await masked.token('alice'), sessionId: id, clientVersion: 'test', ca: masked.pki.ca });
+    const client = await (await MySqlGreeted.read(channel)).signIn({ user: 'x', password: '', database: 'app' });
+    await client.query('SELECT id FROM items WHERE id IN (1, 2, 101, 102, 103) ORDER BY id');
+    client.close();
+    const token = await masked.token('alice');
+    const lines = await eventually(
+      async () => {
+        const r = await masked.run(['sessions', 'export', id, '--format', 'jsonl', '--gateway', masked.gateway.url, '--ca-file', masked.pki.caFile], { HOOP_TOKEN: token });
+        expect(r.code, r.stderr).toBe(0);
+        const events = r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect(events.some((e) => e.t === 'end')).toBe(true);
+        return events;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    expect(lines.filter((e) => e.t === 'row').map((e) => e.values)).toEqual([['1'], ['2']]);
+    expect(lines).toContainEqual(expect.objectContaining({ t: 'complete', rows: 5, unrecorded: 3 }));
   });
 });
 

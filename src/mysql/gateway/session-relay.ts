@@ -21,7 +21,7 @@ import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
-import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
+import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from '../pipeline/records.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
@@ -84,8 +84,9 @@ interface GuardedRun {
   step: 'open' | 'write' | 'close';
   /** In the client's transaction: behind a savepoint (else in the gateway's own transaction). */
   savepoint: boolean;
-  /** The answer's payloads, held. */
+  /** The answer's payloads, held, and what each is. */
   held: Buffer[];
+  kinds: ServerPacket[];
   bytes: number;
   /** Rows of a result (MariaDB's RETURNING). */
   rows: number;
@@ -130,6 +131,9 @@ export class MysqlSessionRelay {
   #preparingGuard: GuardedWrite | undefined;
   /** The write under a row limit in flight: the gateway's own commands around it, its answer held until its rows are counted. */
   #guarded: GuardedRun | undefined;
+  /** Rows of the current result recorded, and not recorded (over the policy's `rowCap`). */
+  #rowsKept = 0;
+  #rowsNotRecorded = 0;
   /** While the server's chunk is read: what it becomes for the client, written once at its end. */
   #batch: Buffer[] | undefined;
   /** The statement in flight (a query or an execute): what the index and the audit stream are told when its answer ends. */
@@ -277,8 +281,11 @@ export class MysqlSessionRelay {
           const payload = masker ? this.#masked(masker, p, kind) : p.payload;
           if (!asCame && !masker) this.#out(packet(p.seq, payload));
           const g = this.#guarded;
-          if (!g) stream?.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
-          else if (kind.kind === 'row') g.rows++;
+          if (!g) this.#record(kind, payload);
+          else {
+            if (kind.kind === 'row') g.rows++;
+            if (!g.tooBig) g.kinds.push(kind);
+          }
           if (g && !this.#conversation!.answering) this.#wrote(g, kind, payload);
         }
         this.#next();
@@ -378,7 +385,7 @@ export class MysqlSessionRelay {
   #guard(p: MySqlPacket, limit: GuardedWrite): void {
     const status = this.#conversation!.status;
     const inTransaction = (status & Status.IN_TRANS) !== 0 || (status & Status.AUTOCOMMIT) === 0;
-    this.#guarded = { p, limit, step: 'open', savepoint: inTransaction, held: [], bytes: 0, rows: 0 };
+    this.#guarded = { p, limit, step: 'open', savepoint: inTransaction, held: [], kinds: [], bytes: 0, rows: 0 };
     this.#own(inTransaction ? `SAVEPOINT ${GUARD_SAVEPOINT}` : 'START TRANSACTION');
   }
 
@@ -422,7 +429,7 @@ export class MysqlSessionRelay {
     if (last >= 0 && !g.savepoint) g.held[last] = withStatus(g.held[last]!, this.#conversation!.status, this.#capabilities);
     this.#guarded = undefined;
     for (const [i, held] of g.held.entries()) {
-      this.#session.recording?.stream.record(SERVER_PACKET, Date.now(), held, 0, held.length);
+      this.#record(g.kinds[i]!, held);
       this.#write(packet((g.p.next + i) & 0xff, held));
     }
     this.#safely(() => this.#next());
@@ -446,6 +453,32 @@ export class MysqlSessionRelay {
     this.#safely(() => this.#next());
   }
 
+  /**
+   * Records server packet `payload` (read as `kind`) as the client got it: a result's rows up to
+   * the policy's `rowCap` (none with `results: none`), the rest counted in one record before the
+   * packet that ends the result.
+   */
+  #record(kind: ServerPacket, payload: Buffer): void {
+    const recording = this.#session.recording;
+    if (!recording) return;
+    if (kind.kind === 'row') {
+      if (this.#rowsKept >= (recording.results === 'none' ? 0 : recording.rowCap)) {
+        this.#rowsNotRecorded++;
+        return;
+      }
+      this.#rowsKept++;
+    } else {
+      this.#rowsKept = 0;
+      if (this.#rowsNotRecorded > 0) {
+        const count = Buffer.alloc(4);
+        count.writeUInt32LE(this.#rowsNotRecorded);
+        recording.stream.record(ROWS_NOT_RECORDED, Date.now(), count, 0, 4);
+        this.#rowsNotRecorded = 0;
+      }
+    }
+    recording.stream.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
+  }
+
   /** Writes a server packet to the client, or holds it while a guarded write's rows are counted. */
   #out(bytes: Buffer): void {
     const g = this.#guarded;
@@ -455,6 +488,7 @@ export class MysqlSessionRelay {
     if (g.bytes > MAX_HELD_BYTES || bytes.length - 4 >= MAX_PACKET_PAYLOAD) {
       g.tooBig = true;
       g.held = [];
+      g.kinds = [];
     } else if (!g.tooBig) g.held.push(bytes.subarray(4));
   }
 

@@ -19,6 +19,8 @@ export const CLIENT_PACKET = 16;
 export const SERVER_PACKET = 20;
 /** The capabilities the session agreed on (u32 LE), before its first packet: they shape what follows. */
 export const CAPABILITIES = 24;
+/** Rows the server sent that the recording does not keep (u32 LE; the policy's `rowCap`, or `results: none`), before the packet that ends their result. */
+export const ROWS_NOT_RECORDED = 28;
 
 /** Values recorded per row are cut at this many bytes. */
 const VALUE_MAX = 4096;
@@ -35,6 +37,8 @@ class MySqlRecordDecoder implements RecordEncoder {
   #capabilities = 0;
   #defs: ColumnDefinition[] = [];
   #rows = 0;
+  /** Rows of the current result not recorded. */
+  #unrecorded = 0;
   #columns = 0;
   /** The SQL of a STMT_PREPARE whose answer (its statement id) is due. */
   #preparing: string | undefined;
@@ -50,6 +54,10 @@ class MySqlRecordDecoder implements RecordEncoder {
       this.#conversation = new Conversation(this.#capabilities);
     } else if (kind === CLIENT_PACKET) this.#client(at, payload);
     else if (kind === SERVER_PACKET) this.#server(at, payload);
+    else if (kind === ROWS_NOT_RECORDED && payload.length >= 4) {
+      this.#rows += payload.readUInt32LE(0);
+      this.#unrecorded += payload.readUInt32LE(0);
+    }
   }
 
   flush(): void {}
@@ -96,7 +104,8 @@ class MySqlRecordDecoder implements RecordEncoder {
         this.#emit({ t: 'row', at, values: rowValues(payload, this.#defs, p.binary) });
         return;
       case 'rows-end':
-        this.#emit({ t: 'complete', at, tag: 'SELECT', rows: this.#rows });
+        this.#emit({ t: 'complete', at, tag: 'SELECT', rows: this.#rows, ...(this.#unrecorded > 0 ? { unrecorded: this.#unrecorded } : {}) });
+        this.#unrecorded = 0;
         this.#columns = 0;
         return;
       case 'prepared':
