@@ -22,6 +22,8 @@ import { PostgresRawTap, PostgresRecordingStage } from '../postgres/pipeline/rec
 import { VERSION } from '../version.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { SshClientRecord } from '../ssh/local/terminator.js';
+import { MysqlRecordTap } from '../mysql/pipeline/record-tap.js';
+import type { MysqlClientRecord, MysqlRecordHook } from '../mysql/local/listener.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
 export const UPLOAD_DEADLINE_MS = 15_000;
@@ -69,6 +71,20 @@ export function sshRecordHook(
       return await records.sshSession(id, start, (err) => stopped(id, err));
     } catch (err) {
       stopped(id, err);
+      return undefined;
+    }
+  };
+}
+
+/** The hook a local MySQL port calls for each session the gateway takes the CLI's record of (undefined when the command keeps none). */
+export function mysqlRecordHook(records: CommandRecords | undefined, o: { connection: string; gateway: string; runId?: string; say: (line: string) => void }): MysqlRecordHook | undefined {
+  if (!records?.keeps) return undefined;
+  return async (id, rows, capabilities) => {
+    try {
+      const start = { connection: o.connection, gateway: gatewayOrigin(o.gateway), ...(records.subject ? { subject: records.subject } : {}), ...(o.runId ? { runId: o.runId } : {}) };
+      return await records.mysqlSession(id, rows, capabilities, start, (err) => recordStopped(o.say, id, err));
+    } catch (err) {
+      recordStopped(o.say, id, err);
       return undefined;
     }
   };
@@ -159,6 +175,13 @@ export class CommandRecords {
   async sshSession(id: string, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SshClientRecord> {
     const opened = await this.#session(id, 'ssh', start, onFailure);
     return { stream: opened.stream, close: (end) => opened.close(end) };
+  }
+
+  /** Opens the record of MySQL session `id` (the gateway's id), as {@link session} does for PostgreSQL: its tap reads the bytes both ways. */
+  async mysqlSession(id: string, rows: number, capabilities: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<MysqlClientRecord> {
+    const opened = await this.#session(id, 'mysql', start, onFailure);
+    const tap = new MysqlRecordTap(opened.stream, Math.min(rows, CLIENT_RECORD_ROW_CAP), capabilities, onFailure);
+    return { tap, close: (end) => opened.close(end) };
   }
 
   /** A session's record opened in the spool with its start event; `close` (once) ends it, signs it and uploads it. */

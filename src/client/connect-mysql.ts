@@ -15,6 +15,7 @@ import { createSecureContext } from 'node:tls';
 import type { ConnectionInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
+import { CommandRecords, mysqlRecordHook } from './client-records.js';
 import type { ConnectMysqlJson } from '../connect-json.js';
 import { whenAborted, type CliIo } from '../io.js';
 import type { Logger } from '../log.js';
@@ -69,6 +70,10 @@ export interface MysqlPortOptions {
   say: (line: string) => void;
   /** Told each session the port relays (the gateway's session id). */
   onSession?: (id: string) => void;
+  /** The command's own records: each session is recorded by the CLI too, when the gateway takes it. */
+  records?: CommandRecords;
+  /** The run the port serves: named in this CLI's record of each session. */
+  runId?: string;
 }
 
 /** A local port serving one MySQL connection, and the files a client signs in with. */
@@ -125,8 +130,10 @@ export async function openMysqlPort(o: MysqlPortOptions): Promise<MysqlPort> {
       o.onSession?.(e.session);
     }
   };
+  const record = mysqlRecordHook(o.records, { connection: name, gateway: provider.origin, say, ...(o.runId ? { runId: o.runId } : {}) });
   const listener = new LocalMysqlListener({
     password,
+    ...(record ? { record } : {}),
     tls: createSecureContext({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2' }),
     ...(o.port !== undefined ? { port: o.port } : {}),
     log,
@@ -172,7 +179,12 @@ export async function serveMysql(
   log: Logger,
   say: (line: string) => void,
 ): Promise<void> {
-  const local = await openMysqlPort({ provider, name, info, env: io.env, log, say, ...(opts.port !== undefined ? { port: opts.port } : {}) });
+  const records = new CommandRecords(io, provider, log);
+  records.resume();
+  const local = await openMysqlPort({ provider, name, info, env: io.env, log, say, records, ...(opts.port !== undefined ? { port: opts.port } : {}) }).catch(async (err: unknown) => {
+    await records.finish(say);
+    throw err;
+  });
   try {
     const { host, port, user, database, password, optionFile, sslCa, uri } = local;
     if (opts.json) {
@@ -196,5 +208,6 @@ export async function serveMysql(
     await whenAborted(io.signal);
   } finally {
     await local.close();
+    await records.finish(say);
   }
 }

@@ -123,7 +123,7 @@ export async function openGatewaySql(o: {
  * A MySQL session on `tunnel`, signed in (the tunnel is authenticated: no password), its results
  * handed to a PostgreSQL-shaped handler (the printer and the MCP tools read those), its errors as
  * PostgreSQL's fields: a refusal of the policy keeps hoop's words and takes SQLSTATE 42501, as on
- * PostgreSQL. The gateway records the session; the CLI keeps no record of its own of MySQL sessions.
+ * PostgreSQL. The gateway records the session; `hoop exec` keeps no record of its own of MySQL sessions yet.
  */
 async function mysqlSession(tunnel: OpenedTunnel, database: string, renewal: TunnelTokenRenewal, onHeld?: (resolve: (m: HeldForReview) => void) => void): Promise<GatewaySql> {
   const { channel } = tunnel;

@@ -216,7 +216,7 @@ describe('hoop connect for a mysql connection', () => {
     }
   });
 
-  it('records the session: its statements and the rows the client received, signed, read back by hoop sessions export', async () => {
+  it('records the session at the gateway and in the CLI, the two records agreeing: its statements and the rows the client received, signed, read back by hoop sessions export and replay', async () => {
     const c = await connectMysql(stack, 'shop');
     let session: string;
     try {
@@ -230,8 +230,17 @@ describe('hoop connect for a mysql connection', () => {
     expect(events).toContainEqual(expect.objectContaining({ t: 'query', sql: 'SELECT name FROM items WHERE id = 2' }));
     expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['two'] }));
     expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['marker-7'] }));
-    const verify = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
-    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    // The CLI kept its own signed record of the session, and it agrees with the gateway's.
+    const verify = await eventually(
+      async () => {
+        const v = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+        expect(v.code, v.stdout + v.stderr).toBe(0);
+        expect(v.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 2 statement(s)");
+        return v;
+      },
+      { timeout: 30_000, interval: 250 },
+    );
+    expect(verify.stdout).not.toContain('DIFFER');
     // Replayed as the mysql client prints it.
     const replay = await stack.run(['sessions', 'replay', session, '--no-tty', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
     expect(replay.stdout).toContain(

@@ -21,7 +21,7 @@ import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
-import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from '../pipeline/records.js';
+import { MysqlPacketRecorder } from '../pipeline/record-tap.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
@@ -70,6 +70,9 @@ const REFUSED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1227, sqlState: '4
 const KILLED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1927, sqlState: '70100' };
 /** ER_UNKNOWN_ERROR: the server could not be reached. */
 const UNAVAILABLE: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1105, sqlState: 'HY000' };
+
+/** An ERR packet, as the recorder reads what the gateway answers for the server. */
+const ERR: ServerPacket = { kind: 'err' };
 
 /** The savepoint behind a write under a row limit in the client's transaction. */
 const GUARD_SAVEPOINT = 'hoop_row_limit';
@@ -131,9 +134,8 @@ export class MysqlSessionRelay {
   #preparingGuard: GuardedWrite | undefined;
   /** The write under a row limit in flight: the gateway's own commands around it, its answer held until its rows are counted. */
   #guarded: GuardedRun | undefined;
-  /** Rows of the current result recorded, and not recorded (over the policy's `rowCap`). */
-  #rowsKept = 0;
-  #rowsNotRecorded = 0;
+  /** Writes the session's records (set once signed in, when it is recorded). */
+  #recorder: MysqlPacketRecorder | undefined;
   /** While the server's chunk is read: what it becomes for the client, written once at its end. */
   #batch: Buffer[] | undefined;
   /** The statement in flight (a query or an execute): what the index and the audit stream are told when its answer ends. */
@@ -248,10 +250,8 @@ export class MysqlSessionRelay {
   #relay(capabilities: number): void {
     const { channel } = this.#session;
     const up = this.#upstream!;
-    const stream = this.#session.recording?.stream;
-    const caps = Buffer.alloc(4);
-    caps.writeUInt32LE(capabilities >>> 0);
-    stream?.record(CAPABILITIES, Date.now(), caps, 0, 4);
+    const recording = this.#session.recording;
+    if (recording) this.#recorder = new MysqlPacketRecorder(recording.stream, recording.results === 'none' ? 0 : recording.rowCap, capabilities);
     this.#conversation = new Conversation(capabilities);
     this.#capabilities = capabilities;
     channel.on('data', (chunk: Buffer) => {
@@ -362,7 +362,7 @@ export class MysqlSessionRelay {
     const code = p.payload[0] ?? -1;
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#end('client-terminated');
-    recording?.stream.record(CLIENT_PACKET, Date.now(), p.payload, 0, p.payload.length);
+    this.#recorder?.client(p.payload);
     const judged = this.#judge.judge(code, p.payload);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged) return this.#refuseCommand(p, judged, 'deny');
@@ -448,35 +448,14 @@ export class MysqlSessionRelay {
   /** Ends guarded write `g` with the server's or hoop's error `err` as the client's answer. */
   #guardEnded(g: GuardedRun, err: Buffer): void {
     this.#guarded = undefined;
-    this.#session.recording?.stream.record(SERVER_PACKET, Date.now(), err, 0, err.length);
+    this.#recorder?.server(ERR, err);
     this.#write(packet(g.p.next, err));
     this.#safely(() => this.#next());
   }
 
-  /**
-   * Records server packet `payload` (read as `kind`) as the client got it: a result's rows up to
-   * the policy's `rowCap` (none with `results: none`), the rest counted in one record before the
-   * packet that ends the result.
-   */
+  /** Records server packet `payload` (read as `kind`) as the client got it (./../pipeline/record-tap.ts keeps rows up to the policy's cap). */
   #record(kind: ServerPacket, payload: Buffer): void {
-    const recording = this.#session.recording;
-    if (!recording) return;
-    if (kind.kind === 'row') {
-      if (this.#rowsKept >= (recording.results === 'none' ? 0 : recording.rowCap)) {
-        this.#rowsNotRecorded++;
-        return;
-      }
-      this.#rowsKept++;
-    } else {
-      this.#rowsKept = 0;
-      if (this.#rowsNotRecorded > 0) {
-        const count = Buffer.alloc(4);
-        count.writeUInt32LE(this.#rowsNotRecorded);
-        recording.stream.record(ROWS_NOT_RECORDED, Date.now(), count, 0, 4);
-        this.#rowsNotRecorded = 0;
-      }
-    }
-    recording.stream.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
+    this.#recorder?.server(kind, payload);
   }
 
   /** Writes a server packet to the client, or holds it while a guarded write's rows are counted. */
@@ -529,7 +508,7 @@ export class MysqlSessionRelay {
     recording?.notes?.refused();
     this.#session.report?.refused({ action, rule: refusal.rule, reason: refusal.reason, message: '' });
     const err = errPacket({ ...REFUSED, message: `hoop: ${refusal.reason}` });
-    recording?.stream.record(SERVER_PACKET, Date.now(), err, 0, err.length);
+    this.#recorder?.server(ERR, err);
     this.#write(packet(p.next, err));
   }
 

@@ -28,6 +28,15 @@ export type MysqlListenerEvent =
   | { kind: 'auth-failed'; session: string }
   | { kind: 'protocol-error'; session: string; message: string };
 
+/** The CLI's record of one session: its tap reads the bytes both ways; `close` ends it once. */
+export interface MysqlClientRecord {
+  tap: { clientBytes(chunk: Buffer): void; serverBytes(chunk: Buffer): void };
+  close(end: { reason: string }): void;
+}
+
+/** Opens the CLI's record of session `id`, keeping `rows` rows per result, for the `capabilities` both hops agreed. */
+export type MysqlRecordHook = (id: string, rows: number, capabilities: number) => Promise<MysqlClientRecord | undefined>;
+
 export interface LocalMysqlListenerOptions {
   /** The per-run password local clients prove. */
   password: string;
@@ -41,6 +50,8 @@ export interface LocalMysqlListenerOptions {
   onEvent?: (e: MysqlListenerEvent) => void;
   /** Opens the session's tunnel to the gateway. */
   openTunnel: (sessionId: string) => Promise<OpenedTunnel>;
+  /** Records each session the gateway takes the CLI's record of. */
+  record?: MysqlRecordHook;
 }
 
 /** The largest handshake packet a local client may send. */
@@ -175,6 +186,13 @@ export class LocalMysqlListener {
       return;
     }
     this.#o.onEvent?.({ kind: 'client-connected', session: tunnel.sessionId, user: hello.user, database: hello.database ?? '' });
+    const record = tunnel.clientRecord && this.#o.record ? await this.#o.record(tunnel.sessionId, tunnel.clientRecord.rows, agreed) : undefined;
+    if (record) {
+      client.on('data', (chunk: Buffer) => record.tap.clientBytes(chunk));
+      channel.on('data', (chunk: Buffer) => record.tap.serverBytes(chunk));
+      client.once('close', () => record.close({ reason: 'client-terminated' }));
+      channel.once('close', () => record.close({ reason: 'tunnel-closed' }));
+    }
     fromClient.detach();
     fromGateway.detach();
     client.pipe(channel);

@@ -1,0 +1,110 @@
+/**
+ * Writing a MySQL session's records (./records.ts): {@link MysqlPacketRecorder} writes each
+ * packet as it crossed, a result's rows up to a cap and the count of the rest, for the gateway's
+ * relay (which reads every packet already) and for {@link MysqlRecordTap}, the CLI's record of a
+ * session its local port relays as bytes: it reads both directions into packets and writes each
+ * client command only once the answer before it has ended, so the record reads in turn however the
+ * client pipelines.
+ */
+import type { RecordingStream } from '../../recording/thread.js';
+import { PacketReader } from '../wire/packets.js';
+import { Conversation, type ServerPacket } from './conversation.js';
+import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
+
+/** See the module documentation. */
+export class MysqlPacketRecorder {
+  readonly #stream: Pick<RecordingStream, 'record'>;
+  readonly #rowCap: number;
+  /** Rows of the current result recorded, and not recorded (over the cap). */
+  #rowsKept = 0;
+  #rowsNotRecorded = 0;
+
+  /** Records the session's agreed `capabilities` first; `rowCap`: rows kept per result (0: none). */
+  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: number) {
+    this.#stream = stream;
+    this.#rowCap = rowCap;
+    const caps = Buffer.alloc(4);
+    caps.writeUInt32LE(capabilities >>> 0);
+    stream.record(CAPABILITIES, Date.now(), caps, 0, 4);
+  }
+
+  /** A packet the client sent. */
+  client(payload: Buffer): void {
+    this.#stream.record(CLIENT_PACKET, Date.now(), payload, 0, payload.length);
+  }
+
+  /** A packet of the server's (read as `kind`), as the client got it: a row past the cap is counted, the count recorded before the packet that ends its result. */
+  server(kind: ServerPacket, payload: Buffer): void {
+    if (kind.kind === 'row') {
+      if (this.#rowsKept >= this.#rowCap) {
+        this.#rowsNotRecorded++;
+        return;
+      }
+      this.#rowsKept++;
+    } else {
+      this.#rowsKept = 0;
+      if (this.#rowsNotRecorded > 0) {
+        const count = Buffer.alloc(4);
+        count.writeUInt32LE(this.#rowsNotRecorded);
+        this.#stream.record(ROWS_NOT_RECORDED, Date.now(), count, 0, 4);
+        this.#rowsNotRecorded = 0;
+      }
+    }
+    this.#stream.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
+  }
+}
+
+/** See the module documentation. */
+export class MysqlRecordTap {
+  readonly #recorder: MysqlPacketRecorder;
+  readonly #conversation: Conversation;
+  readonly #fromClient = new PacketReader();
+  readonly #fromServer = new PacketReader();
+  /** Client commands not yet recorded: the answer before them has not ended. */
+  readonly #queued: Buffer[] = [];
+  readonly #onBroken: (err: Error) => void;
+  #broken = false;
+
+  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: number, onBroken: (err: Error) => void) {
+    this.#recorder = new MysqlPacketRecorder(stream, rowCap, capabilities);
+    this.#conversation = new Conversation(capabilities);
+    this.#onBroken = onBroken;
+  }
+
+  /** Bytes the client sent. */
+  clientBytes(chunk: Buffer): void {
+    this.#safely(() => {
+      for (const p of this.#fromClient.push(chunk)) this.#queued.push(p.payload);
+      this.#drain();
+    });
+  }
+
+  /** Bytes the gateway sent the client. */
+  serverBytes(chunk: Buffer): void {
+    this.#safely(() => {
+      for (const p of this.#fromServer.push(chunk)) {
+        this.#recorder.server(this.#conversation.server(p.payload), p.payload);
+        this.#drain();
+      }
+    });
+  }
+
+  #drain(): void {
+    while (!this.#conversation.answering && this.#queued.length > 0) {
+      const payload = this.#queued.shift()!;
+      this.#recorder.client(payload);
+      this.#conversation.command(payload);
+    }
+  }
+
+  /** What cannot be read stops the record (the session goes on; the gateway records it). */
+  #safely(step: () => void): void {
+    if (this.#broken) return;
+    try {
+      step();
+    } catch (err) {
+      this.#broken = true;
+      this.#onBroken(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+}
