@@ -97,6 +97,12 @@ describe('MySQL statements as the policy judges them', () => {
     expect(judged(ro, 'SELECT * FROM t')).toBe('allow');
     expect(judged(ro, "REPLACE INTO t VALUES (1, 'a')")).toBe('deny');
     expect(judged(ro, 'SET SESSION TRANSACTION READ WRITE')).toBe('deny');
+    // A change of how text is read is refused in MySQL's words, not PostgreSQL's (the mysql2 suite's SET sql_mode, SET NAMES koi8r).
+    for (const sql of ["SET sql_mode = 'ALLOW_INVALID_DATES'", 'SET NAMES koi8r']) {
+      const denied = rw.judge(sql, analyzeMysql(sql, { multiStatements: true }));
+      expect(denied, sql).toMatchObject({ action: 'deny', rule: 'parser-consistency', message: expect.stringMatching(/^sql_mode must stay as the session began/) });
+      expect(denied.message, sql).not.toMatch(/standard_conforming_strings|client_encoding|COPY/);
+    }
   });
 
   it('refuses what it does not read rather than calling it something: EXECUTE IMMEDIATE, blocks, KILL, what the parser misreads', () => {
