@@ -64,6 +64,18 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one('SET NAMES gbk').changesLexing).toBe(true);
     expect(one('SET NAMES utf8mb4').changesLexing).toBe(false);
     expect(one('SET character_set_client = sjis').changesLexing).toBe(true);
+    // What mysqldump (and the mysql2 suite) send first: saving the settings reads them, and more statements may follow.
+    const saved = analyzeMysql('SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT; SET @OLD_SQL_MODE=@@SQL_MODE; SELECT 1', { multiStatements: true });
+    expect(saved.ok && saved.statements.map((s) => s.changesLexing)).toEqual([false, false, false]);
+    for (const sql of [
+      "SET @@session.sql_mode := 'ANSI'; SELECT 1",
+      "SET `sql_mode`=''; SELECT 1",
+      'SET SESSION character_set_client /* c */ = latin1; SELECT 1',
+      'SET @a = 1, NAMES latin1; SELECT 1',
+      'SET CHARACTER SET koi8r; SELECT 1',
+    ]) {
+      expect(analyzeMysql(sql, { multiStatements: true }), sql).toMatchObject({ ok: false, error: expect.stringContaining('is followed by more statements') });
+    }
   });
 
   it('reads what the server runs, or says why it cannot', () => {
