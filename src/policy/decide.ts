@@ -656,7 +656,7 @@ function lexingDenial({ facts, where, what }: StatementAt): Denial | undefined {
   if (!facts.changesLexing) return undefined;
   return {
     rule: LEXING_RULE,
-    message: `standard_conforming_strings must stay on, and client_encoding and COPY's ENCODING must stay ASCII-safe (e.g. UTF8), through the gateway${
+    message: `${facts.lexingNote ?? "standard_conforming_strings must stay on, and client_encoding and COPY's ENCODING must stay ASCII-safe (e.g. UTF8)"}, through the gateway${
       facts.settings.some((s) => s.name === undefined) ? '; a setting the gateway cannot name (set_config of an expression, a write to pg_settings or a view of it) could be either' : ''
     }`,
     reason: `${where} (${what}) would, or could, make the server read later SQL text differently from the gateway's parser`,

@@ -225,7 +225,7 @@ describe('a client speaking MySQL to the gateway directly', () => {
     ]) {
       await expect(client.query(copy), copy).rejects.toMatchObject({ code: 1227, message: expect.stringContaining('could carry masked values') });
     }
-    expect(await client.query("UPDATE notes SET body = 'plain' WHERE id = 999")).toMatchObject([{ ok: { affectedRows: 0 } }]);
+    expect(await client.query("UPDATE notes SET body = 'plain' WHERE id = 999")).toMatchObject([{ ok: { affectedRows: 0n } }]);
     expect((await db.sql('SELECT count(*) FROM app.notes')).trim()).toBe('1');
     client.close();
     // A driver's prepared statement (the binary protocol): the masked column is a string now, the others as they were.

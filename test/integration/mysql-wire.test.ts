@@ -39,7 +39,7 @@ describe('MySQL client against MariaDB', () => {
       ['', '', 'nothing'],
     ]);
     const [ok] = await c.query("INSERT INTO items VALUES (3, 'three')");
-    expect(ok).toMatchObject({ ok: { affectedRows: 1 } });
+    expect(ok).toMatchObject({ ok: { affectedRows: 1n } });
     expect((await db.sql('SELECT name FROM app.items WHERE id = 3')).trim()).toBe('three');
     c.close();
   });

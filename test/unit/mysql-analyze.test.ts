@@ -64,6 +64,18 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one('SET NAMES gbk').changesLexing).toBe(true);
     expect(one('SET NAMES utf8mb4').changesLexing).toBe(false);
     expect(one('SET character_set_client = sjis').changesLexing).toBe(true);
+    // What mysqldump (and the mysql2 suite) send first: saving the settings reads them, and more statements may follow.
+    const saved = analyzeMysql('SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT; SET @OLD_SQL_MODE=@@SQL_MODE; SELECT 1', { multiStatements: true });
+    expect(saved.ok && saved.statements.map((s) => s.changesLexing)).toEqual([false, false, false]);
+    for (const sql of [
+      "SET @@session.sql_mode := 'ANSI'; SELECT 1",
+      "SET `sql_mode`=''; SELECT 1",
+      'SET SESSION character_set_client /* c */ = latin1; SELECT 1',
+      'SET @a = 1, NAMES latin1; SELECT 1',
+      'SET CHARACTER SET koi8r; SELECT 1',
+    ]) {
+      expect(analyzeMysql(sql, { multiStatements: true }), sql).toMatchObject({ ok: false, error: expect.stringContaining('is followed by more statements') });
+    }
   });
 
   it('reads what the server runs, or says why it cannot', () => {
@@ -97,6 +109,12 @@ describe('MySQL statements as the policy judges them', () => {
     expect(judged(ro, 'SELECT * FROM t')).toBe('allow');
     expect(judged(ro, "REPLACE INTO t VALUES (1, 'a')")).toBe('deny');
     expect(judged(ro, 'SET SESSION TRANSACTION READ WRITE')).toBe('deny');
+    // A change of how text is read is refused in MySQL's words, not PostgreSQL's (the mysql2 suite's SET sql_mode, SET NAMES koi8r).
+    for (const sql of ["SET sql_mode = 'ALLOW_INVALID_DATES'", 'SET NAMES koi8r']) {
+      const denied = rw.judge(sql, analyzeMysql(sql, { multiStatements: true }));
+      expect(denied, sql).toMatchObject({ action: 'deny', rule: 'parser-consistency', message: expect.stringMatching(/^sql_mode must stay as the session began/) });
+      expect(denied.message, sql).not.toMatch(/standard_conforming_strings|client_encoding|COPY/);
+    }
   });
 
   it('refuses what it does not read rather than calling it something: EXECUTE IMMEDIATE, blocks, KILL, what the parser misreads', () => {

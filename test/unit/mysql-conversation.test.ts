@@ -36,7 +36,7 @@ describe('the MySQL conversation', () => {
     c.server(col);
     c.server(textRow(['1']));
     expect(c.server(okPacket({ header: 0xfe, status: more }))).toEqual({ kind: 'rows-end', more: true });
-    expect(c.server(okPacket({ affectedRows: 2, status: more }))).toEqual({ kind: 'ok', more: true });
+    expect(c.server(okPacket({ affectedRows: 2n, status: more }))).toEqual({ kind: 'ok', more: true });
     expect(c.server(errPacket({ code: 1146, sqlState: '42S02', message: 'no table' }))).toEqual({ kind: 'err' });
     expect(c.answering).toBe(false);
     expect(() => c.server(okPacket())).toThrow(MySqlProtocolError);

@@ -106,13 +106,23 @@ describe('MySQL handshake', () => {
 
 describe('MySQL results', () => {
   it('reads back OK, ERR, EOF, column definitions and rows', () => {
-    const ok = parseOk(okPacket({ affectedRows: 3, lastInsertId: 9, status: 0x22, warnings: 1, info: 'Rows matched: 3' }), 0);
-    expect(ok).toEqual({ affectedRows: 3, lastInsertId: 9, status: 0x22, warnings: 1, info: 'Rows matched: 3' });
+    const ok = parseOk(okPacket({ affectedRows: 3n, lastInsertId: 9n, status: 0x22, warnings: 1, info: 'Rows matched: 3' }), 0);
+    expect(ok).toEqual({ affectedRows: 3n, lastInsertId: 9n, status: 0x22, warnings: 1, info: 'Rows matched: 3' });
     expect(parseErr(errPacket({ code: 1045, sqlState: '28000', message: 'Access denied' }))).toEqual({ code: 1045, sqlState: '28000', message: 'Access denied' });
     const d = { schema: 'app', table: 'i', orgTable: 'items', name: 'n', orgName: 'name', charset: 45, length: 1020, type: 0xfc, flags: 16, decimals: 0 };
     expect(parseColumnDefinition(columnDefinition(d))).toEqual(d);
     expect(parseTextRow(textRow(['1', null, Buffer.from('x')]), 3)).toEqual([Buffer.from('1'), null, Buffer.from('x')]);
     expect(isEof(okPacket({ header: 0xfe }))).toBe(true);
     expect(isEof(textRow(['a']))).toBe(false);
+  });
+
+  it("reads an OK whose insert id is past 2^53: a signed AUTO_INCREMENT column's -999, as MariaDB sends it (the mysql2 suite's test-insert-negative-ai)", () => {
+    const minus999 = Buffer.alloc(8);
+    minus999.writeBigInt64LE(-999n);
+    const sent = Buffer.concat([Buffer.from([0x00, 0x01, 0xfe]), minus999, Buffer.from([0x02, 0x00, 0x00, 0x00])]);
+    const ok = parseOk(sent, 0);
+    expect(ok).toEqual({ affectedRows: 1n, lastInsertId: 2n ** 64n - 999n, status: 2, warnings: 0, info: '' });
+    expect(BigInt.asIntN(64, ok.lastInsertId)).toBe(-999n);
+    expect(okPacket(ok)).toEqual(sent);
   });
 });

@@ -87,7 +87,7 @@ class MySqlRecordDecoder implements RecordEncoder {
       }
       case 'ok': {
         const ok = parseOk(payload, this.#capabilities);
-        this.#emit({ t: 'complete', at, tag: `Query OK, ${ok.affectedRows} row${ok.affectedRows === 1 ? '' : 's'} affected${ok.info ? ` (${ok.info})` : ''}` });
+        this.#emit({ t: 'complete', at, tag: `Query OK, ${ok.affectedRows} row${ok.affectedRows === 1n ? '' : 's'} affected${ok.info ? ` (${ok.info})` : ''}` });
         return;
       }
       case 'column-count':

@@ -191,6 +191,19 @@ export class Cursor {
     throw new MySqlProtocolError('a length-encoded integer starting with 0xff');
   }
 
+  /** A length-encoded integer of up to 64 bits, as an OK packet's row count and insert id are (a negative id is one past 2^63). */
+  lenencBigInt(): bigint {
+    const first = this.u8();
+    if (first === 0xfe) {
+      this.#need(8);
+      const v = this.buf.readBigUInt64LE(this.at);
+      this.at += 8;
+      return v;
+    }
+    this.at--;
+    return BigInt(this.lenenc());
+  }
+
   /** A length-encoded integer that may not be NULL. */
   lenenc(): number {
     const v = this.lenencOrNull();
@@ -233,7 +246,14 @@ export class Cursor {
 }
 
 /** `n` as a length-encoded integer. */
-export function lenenc(n: number): Buffer {
+export function lenenc(value: number | bigint): Buffer {
+  if (typeof value === 'bigint' && value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    const b = Buffer.allocUnsafe(9);
+    b[0] = 0xfe;
+    b.writeBigUInt64LE(value, 1);
+    return b;
+  }
+  const n = Number(value);
   if (n < 0xfb) return Buffer.from([n]);
   if (n <= 0xffff) {
     const b = Buffer.allocUnsafe(3);

@@ -39,8 +39,10 @@ export const LOCAL_INFILE_HEADER = 0xfb;
 
 /** An OK packet's fields. */
 export interface OkPacket {
-  affectedRows: number;
-  lastInsertId: number;
+  /** 64 bits on the wire, as the insert id. */
+  affectedRows: bigint;
+  /** 64 bits on the wire: a negative id of a signed column arrives as its two's complement. */
+  lastInsertId: bigint;
   status: number;
   warnings: number;
   info: string;
@@ -65,8 +67,8 @@ export function isEof(payload: Buffer): boolean {
 /** Reads an OK packet (header 0x00 or 0xfe). */
 export function parseOk(payload: Buffer, capabilities: number): OkPacket {
   const c = new Cursor(payload, 1);
-  const affectedRows = c.lenenc();
-  const lastInsertId = c.lenenc();
+  const affectedRows = c.lenencBigInt();
+  const lastInsertId = c.lenencBigInt();
   const status = c.left >= 2 ? c.u16() : 0;
   const warnings = c.left >= 2 ? c.u16() : 0;
   const info = c.left === 0 ? '' : capabilities & Cap.SESSION_TRACK ? c.lenencString() : c.rest().toString('utf8');
@@ -117,7 +119,7 @@ export function okPacket(o: Partial<OkPacket> & { header?: number } = {}): Buffe
   const tail = Buffer.alloc(4);
   tail.writeUInt16LE(o.status ?? Status.AUTOCOMMIT, 0);
   tail.writeUInt16LE(o.warnings ?? 0, 2);
-  return Buffer.concat([Buffer.from([o.header ?? OK_HEADER]), lenenc(o.affectedRows ?? 0), lenenc(o.lastInsertId ?? 0), tail, Buffer.from(o.info ?? '', 'utf8')]);
+  return Buffer.concat([Buffer.from([o.header ?? OK_HEADER]), lenenc(o.affectedRows ?? 0n), lenenc(o.lastInsertId ?? 0n), tail, Buffer.from(o.info ?? '', 'utf8')]);
 }
 
 /** An EOF packet. */

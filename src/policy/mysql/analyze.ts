@@ -43,6 +43,8 @@ export const UNSAFE_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis
 const SAFE_CHARSETS = new Set(['utf8', 'utf8mb3', 'utf8mb4']);
 /** Settings that change how the server reads later text. */
 const LEXING_SETTINGS = new Set(['sql_mode', 'character_set_client', 'names', 'character set', 'charset']);
+/** What a session keeps for the gateway to read its SQL as the server does (the message of a refusal). */
+const LEXING_NOTE = 'sql_mode must stay as the session began, and the character set UTF-8 (utf8mb4)';
 /** Settings whose change turns a read-only transaction read-write. */
 const READ_ONLY_SETTINGS = new Set(['tx_read_only', 'transaction_read_only']);
 
@@ -117,6 +119,7 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
     program: false,
     opaqueBody: false,
     changesLexing: false,
+    lexingNote: LEXING_NOTE,
     executes: [],
     settings: [],
     readWrite: false,

@@ -49,8 +49,8 @@ const OPENERS = new Set(['IF', 'CASE', 'LOOP', 'WHILE', 'REPEAT']);
 const ROUTINES = new Set(['PROCEDURE', 'FUNCTION', 'TRIGGER', 'EVENT', 'PACKAGE']);
 /** What a statement inside a compound one starts after. */
 const STATEMENT_STARTS = new Set(['', ';', 'BEGIN', 'THEN', 'ELSE', 'DO', 'LOOP', 'REPEAT', ':', 'ATOMIC']);
-/** A statement that changes how the server lexes what follows it. */
-const CHANGES_LEXING = /^SET\b[\s\S]*\b(sql_mode|names|character\s+set|charset|character_set_client|session_track\w*)\b/i;
+/** A statement that changes how the server lexes what follows it: one that assigns such a setting, or sets the character set (a read of one, `SET @saved = @@sql_mode`, changes nothing). */
+const CHANGES_LEXING = /^SET\b(?:[\s\S]*\b(?:names|character\s+set|charset)\b|[\s\S]*\b(?:sql_mode|character_set_client|session_track\w*)`?\s*:?=)/i;
 
 class Refusal extends Error {}
 

@@ -105,6 +105,8 @@ export interface StatementFacts {
    * `ENCODING` is such an encoding (its data would split differently at hoop).
    */
   changesLexing: boolean;
+  /** What must stay as it is for the gateway to read later SQL, in the words of the statement's dialect, when it is not PostgreSQL's (MySQL: `sql_mode` and the character set). */
+  lexingNote?: string;
   /** PREPARE / DEALLOCATE: the prepared statement's name (`*` for DEALLOCATE ALL and DISCARD ALL). */
   preparedName?: string;
   /** EXECUTE that runs (also inside EXPLAIN ANALYZE or CREATE TABLE AS): the name executed. */
