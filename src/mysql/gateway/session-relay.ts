@@ -437,10 +437,10 @@ export class MysqlSessionRelay {
 
   /** The guarded write's answer is in (`kind`, `payload` its last packet): its rows counted, the gateway keeps it or rolls it back. */
   #wrote(g: GuardedRun, kind: ServerPacket, payload: Buffer): void {
-    const changed = kind.kind === 'ok' ? parseOk(payload, this.#capabilities).affectedRows : 0;
-    const rows = Math.max(changed, g.rows);
+    const changed = kind.kind === 'ok' ? parseOk(payload, this.#capabilities).affectedRows : 0n;
+    const rows = changed > BigInt(g.rows) ? changed : BigInt(g.rows);
     g.step = 'close';
-    if (kind.kind !== 'err' && (rows > g.limit.maxRows || g.tooBig)) g.over = rows;
+    if (kind.kind !== 'err' && (rows > BigInt(g.limit.maxRows) || g.tooBig)) g.over = Number(rows);
     if (g.savepoint) this.#own(g.over !== undefined ? `ROLLBACK TO SAVEPOINT ${GUARD_SAVEPOINT}` : `RELEASE SAVEPOINT ${GUARD_SAVEPOINT}`);
     else this.#own(g.over !== undefined || kind.kind === 'err' ? 'ROLLBACK' : 'COMMIT');
   }
@@ -494,7 +494,7 @@ export class MysqlSessionRelay {
   /** Counts server packet `payload` (read as `kind`) into statement `st`: rows sent, rows changed, failure; told once its answer ends. */
   #tally(st: StatementRows, kind: ServerPacket, payload: Buffer): void {
     if (kind.kind === 'row') st.rows++;
-    else if (kind.kind === 'ok') st.changed += parseOk(payload, this.#capabilities).affectedRows;
+    else if (kind.kind === 'ok') st.changed += Number(parseOk(payload, this.#capabilities).affectedRows);
     else if (kind.kind === 'err') st.failed = true;
     if (this.#conversation!.answering) return;
     this.#running = undefined;

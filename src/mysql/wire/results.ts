@@ -88,8 +88,8 @@ export function withStatus(payload: Buffer, status: number, capabilities: number
     return out;
   }
   const c = new Cursor(out, 1);
-  c.lenenc();
-  c.lenenc();
+  c.lenencBigInt();
+  c.lenencBigInt();
   if (c.left >= 2) out.writeUInt16LE(status, c.at);
   return out;
 }
