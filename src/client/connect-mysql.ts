@@ -76,20 +76,8 @@ export interface MysqlPortOptions {
   runId?: string;
 }
 
-/** A local port serving one MySQL connection, and the files a client signs in with. */
-export interface MysqlPort {
-  connection: string;
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-  password: string;
-  /** The port's certificate (its own root), for clients that verify it. */
-  sslCa: string;
-  /** The option file: `mysql --defaults-extra-file=FILE`. */
-  optionFile: string;
-  /** `mysql://hoop@127.0.0.1:PORT/DB`, without the password. */
-  uri: string;
+/** A local port serving one MySQL connection, and the files a client signs in with (what `hoop connect --json` prints). */
+export interface MysqlPort extends ConnectMysqlJson {
   /** Serves a client that reached the port another way than its listener (a contained run's bridge). */
   accept(socket: Socket): void;
   /** Stops listening, ends the tunnels, removes the files it wrote. */
@@ -186,10 +174,10 @@ export async function serveMysql(
     throw err;
   });
   try {
-    const { host, port, user, database, password, optionFile, sslCa, uri } = local;
+    const { host, port, optionFile, sslCa, uri } = local;
     if (opts.json) {
-      const details: ConnectMysqlJson = { connection: name, host, port, user, database, password, optionFile, sslCa, uri };
-      io.stdout.write(`${JSON.stringify(details)}\n`);
+      const { accept: _accept, close: _close, ...details } = local;
+      io.stdout.write(`${JSON.stringify(details satisfies ConnectMysqlJson)}\n`);
     } else {
       io.stdout.write(
         [

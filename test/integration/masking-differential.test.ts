@@ -14,6 +14,7 @@ import { REDACTED } from '../../src/policy/masking/strategies.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { pgClient } from '../harness/clients.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { Random } from '../harness/random.js';
 
 const SEED = Number(process.env.HOOP_MASKING_SEED ?? 54);
 const CASES = 2000;
@@ -30,35 +31,6 @@ type RelationColumn = Omit<Col, 'sql'> & { name: string };
 
 /** The relations a schema holds, by name. */
 type Relations = Record<string, RelationColumn[]>;
-
-/** mulberry32: a small PRNG with a fixed sequence per seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Random choices from one seeded sequence. */
-class Random {
-  readonly #r: () => number;
-
-  constructor(seed: number) {
-    this.#r = prng(seed);
-  }
-
-  int(n: number): number {
-    return Math.floor(this.#r() * n);
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
 
 const SQL_TYPES: Record<Col['type'], string> = { int: 'int', text: 'text', num: 'numeric(10,2)', date: 'date', bool: 'boolean' };
 

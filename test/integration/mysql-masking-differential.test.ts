@@ -25,6 +25,7 @@ import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { Random } from '../harness/random.js';
 
 const SEED = Number(process.env.HOOP_MASKING_SEED ?? 59);
 const CASES = Number(process.env.HOOP_MASKING_CASES ?? 500);
@@ -55,35 +56,6 @@ type RelationColumn = Omit<Col, 'sql' | 'bare'> & { name: string };
 
 /** The relations a schema holds, by name, and whether each is a base table. */
 type Relations = Record<string, { base: boolean; cols: RelationColumn[]; reads?: string[] }>;
-
-/** mulberry32: a small PRNG with a fixed sequence per seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Random choices from one seeded sequence. */
-class Random {
-  readonly #r: () => number;
-
-  constructor(seed: number) {
-    this.#r = prng(seed);
-  }
-
-  int(n: number): number {
-    return Math.floor(this.#r() * n);
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
 
 const SQL_TYPES: Record<Col['type'], string> = { int: 'int', text: 'text', num: 'decimal(10,2)', date: 'date', bool: 'boolean' };
 

@@ -1,0 +1,33 @@
+/**
+ * Seeded random choices for generated tests: the same sequence for the same seed, so that a
+ * failure reproduces from the seed it prints.
+ */
+
+/** mulberry32: a small PRNG with a fixed sequence per seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random choices from one seeded sequence. */
+export class Random {
+  readonly #r: () => number;
+
+  constructor(seed: number) {
+    this.#r = prng(seed);
+  }
+
+  int(n: number): number {
+    return Math.floor(this.#r() * n);
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+}
