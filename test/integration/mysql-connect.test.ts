@@ -497,6 +497,38 @@ describe('hoop connect for a mysql connection', () => {
     }
   });
 
+  // Known gap (fails today): hoop learns which tables are InnoDB when the session opens; a MyISAM table renamed into one's name since is written, and not rolled back.
+  it.fails("does not let a write under a row limit commit more rows through a MyISAM table renamed into an InnoDB table's name", async () => {
+    await db.sql(
+      'CREATE TABLE app.swapped (id int primary key, v int) ENGINE=InnoDB; CREATE TABLE app.swapped_myisam (id int primary key, v int) ENGINE=MyISAM; INSERT INTO app.swapped_myisam SELECT seq, 0 FROM seq_1_to_5',
+      { database: 'app' },
+    );
+    const c = await connectMysql(governed, 'shop-guarded');
+    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    try {
+      await driver.query('RENAME TABLE swapped TO swapped_innodb, swapped_myisam TO swapped');
+      await expect(driver.query('UPDATE swapped SET v = 1 WHERE id = id')).rejects.toMatchObject({ errno: 1227 });
+      expect((await db.sql('SELECT GROUP_CONCAT(v ORDER BY id) FROM app.swapped')).trim()).toBe('0,0,0,0,0');
+    } finally {
+      await driver.end();
+      await c.stop();
+    }
+  });
+
+  // Known gap (fails today): a SET inside stored code (a procedure, a function, a trigger) is not judged, and changes the session's own timeouts.
+  it.fails("does not let stored code the session calls change the access's server timeouts", async () => {
+    await db.sql('CREATE PROCEDURE app.untimed() SET max_statement_time = 0');
+    const c = await connectMysql(governed, 'shop-timed');
+    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    try {
+      await driver.query('CALL untimed()');
+      await expect(driver.query('SELECT SLEEP(2)')).rejects.toMatchObject({ errno: 1969 });
+    } finally {
+      await driver.end();
+      await c.stop();
+    }
+  });
+
   it('holds a write over a row limit of overLimit: review for a reviewer, rolled back meanwhile; approved, it runs as sent', async () => {
     await db.sql('CREATE TABLE app.reviewed (id int primary key, v int) ENGINE=InnoDB; INSERT INTO app.reviewed VALUES (1, 0), (2, 0), (3, 0)');
     const c = await connectMysql(governed, 'shop');

@@ -16,7 +16,8 @@ import mysql from 'mysql2/promise';
 import { type MySqlClient, MySqlGreeted } from '../../src/mysql/wire/client.js';
 import { Cap, sslRequest } from '../../src/mysql/wire/handshake.js';
 import { packet, PacketReader, type MySqlPacket } from '../../src/mysql/wire/packets.js';
-import { parseErr } from '../../src/mysql/wire/results.js';
+import { Conversation } from '../../src/mysql/pipeline/conversation.js';
+import { parseErr, parseOk } from '../../src/mysql/wire/results.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -26,7 +27,9 @@ import { eventually } from '../harness/wait.js';
 let db: MariaServer;
 let stack: HoopStack;
 let masked: HoopStack;
+let limited: HoopStack;
 let repo: PolicyGitRepo;
+let limitedRepo: PolicyGitRepo;
 
 beforeAll(async () => {
   db = await startMariaDb();
@@ -54,12 +57,30 @@ recording: { rowCap: 2 }
       return repo.gatewayBlock(['${env:MARIA_*}']);
     },
   });
+  limitedRepo = new PolicyGitRepo('hoop-mysql-limited-');
+  limited = await startStack({
+    env: { MARIA_PASSWORD: db.users.native.password },
+    policy: async () => {
+      await db.sql('CREATE TABLE app.counted (id int primary key, v int) ENGINE=InnoDB; INSERT INTO app.counted SELECT seq, 0 FROM seq_1_to_5', { database: 'app' });
+      limitedRepo.commit(`version: 1
+connections:
+  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
+access:
+  - { name: limited, subjects: [alice], connections: [shop], mode: read-write, maxAffectedRows: 2 }
+statements:
+  unparseable: allow
+`);
+      return limitedRepo.gatewayBlock(['${env:MARIA_*}']);
+    },
+  });
 }, 120_000);
 
 afterAll(async () => {
   await stack?.close();
   await masked?.close();
+  await limited?.close();
   repo?.remove();
+  limitedRepo?.remove();
   await db?.stop();
 });
 
@@ -266,6 +287,61 @@ describe("the masked stack's recordings", () => {
     );
     expect(lines.filter((e) => e.t === 'row').map((e) => e.values)).toEqual([['1'], ['2']]);
     expect(lines).toContainEqual(expect.objectContaining({ t: 'complete', rows: 5, unrecorded: 3 }));
+  });
+});
+
+/** A signed-in client of stack `on` that sends commands as it likes and reads each answer whole (its payloads). */
+async function commander(on: HoopStack): Promise<{ send(payload: Buffer): Promise<Buffer[]>; query(sql: string): Promise<Buffer[]>; capabilities: number }> {
+  const client = await (await MySqlGreeted.read(await tunnel(on))).signIn({ user: 'x', password: '', database: 'app' });
+  const stream = client.release();
+  const p = packets(stream);
+  const conversation = new Conversation(client.capabilities);
+  const send = async (payload: Buffer): Promise<Buffer[]> => {
+    conversation.command(payload);
+    stream.write(packet(0, payload));
+    const answer: Buffer[] = [];
+    while (conversation.answering) {
+      const got = (await p.next()).payload;
+      conversation.server(got);
+      answer.push(got);
+    }
+    return answer;
+  };
+  return { send, query: (sql) => send(Buffer.from(`\x03${sql}`, 'utf8')), capabilities: client.capabilities };
+}
+
+describe('a client under a row limit, speaking MySQL to the gateway directly', () => {
+  const values = async (): Promise<string> => (await db.sql('SELECT GROUP_CONCAT(v ORDER BY id) FROM app.counted')).trim();
+  const over = { code: 1227, message: 'hoop: the UPDATE changed 5 rows, over the limit of 2 (rule "limited"); it was rolled back' };
+
+  it("cannot commit more rows than the limit: not once its transaction ended unseen (an ERR carries no status), nor by MariaDB's statement id -1, nor by SQL hoop cannot read", async () => {
+    const c = await commander(limited);
+    // A DDL that fails commits the transaction before it fails: the client is in autocommit again, and only the server knows.
+    expect(parseOk((await c.query('BEGIN'))[0]!, c.capabilities).status & 1).toBe(1);
+    expect(parseErr((await c.query('CREATE TABLE counted (x int)'))[0]!)).toMatchObject({ code: 1050 });
+    expect(parseErr((await c.query('UPDATE counted SET v = 1 WHERE id = id'))[0]!)).toEqual({ ...over, sqlState: '42000' });
+    expect(await values()).toBe('0,0,0,0,0');
+    // COM_STMT_EXECUTE of statement -1: MariaDB runs the statement prepared last.
+    const prepared = await c.send(Buffer.from('\x16UPDATE counted SET v = 2 WHERE id = id'));
+    expect(prepared[0]![0]).toBe(0);
+    const last = Buffer.from([0x17, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0]);
+    expect(parseErr((await c.send(last))[0]!)).toEqual({ ...over, sqlState: '42000' });
+    expect(await values()).toBe('0,0,0,0,0');
+    // SQL hoop cannot read may write (unparseable: allow lets it run): under a row limit it is refused.
+    for (const sql of ["PREPARE s FROM 'UPDATE counted SET v = 3 WHERE id = id'", "EXECUTE IMMEDIATE 'UPDATE counted SET v = 3 WHERE id = id'"]) {
+      expect(parseErr((await c.query(sql))[0]!), sql).toMatchObject({ code: 1227, message: expect.stringContaining('hoop: writes are under a row limit, and hoop must read a statement') });
+    }
+    expect(await values()).toBe('0,0,0,0,0');
+  });
+
+  it("gets a guarded write's own error as the server sent it, in autocommit and in its transaction", async () => {
+    const c = await commander(limited);
+    const duplicate = { code: 1062, sqlState: '23000', message: "Duplicate entry '2' for key 'PRIMARY'" };
+    expect(parseErr((await c.query('UPDATE counted SET id = 2 WHERE id = 3'))[0]!)).toEqual(duplicate);
+    await c.query('BEGIN');
+    expect(parseErr((await c.query('UPDATE counted SET id = 2 WHERE id = 3'))[0]!)).toEqual(duplicate);
+    await c.query('ROLLBACK');
+    expect(await values()).toBe('0,0,0,0,0');
   });
 });
 

@@ -259,6 +259,10 @@ export class CommandJudge {
     }
     // Unparseable SQL the policy allows (its `unparseable: allow`) runs, as on PostgreSQL, unless something must read it.
     if (!analysis.ok && !verdict) return { rule: 'unparseable', reason: `the statement could not be read as MySQL (${analysis.error})` };
+    // Under a row limit, what hoop cannot read could write (PREPARE … FROM, EXECUTE IMMEDIATE): it could not be counted.
+    if (!analysis.ok && judge?.limitsRows) {
+      return { rule: WRITE_GUARD_RULE, reason: `writes are under a row limit, and hoop must read a statement to count the rows it writes (${analysis.error})` };
+    }
     for (const statement of analysis.ok && this.masker ? analysis.statements : []) {
       const carries = this.masker!.carriesMasked(statement);
       if (carries) return { rule: 'hoop:mysql-masked-copy', reason: `the policy masks columns for you, and ${carries} could carry masked values where they are not masked` };

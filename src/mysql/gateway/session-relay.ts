@@ -76,6 +76,8 @@ const ERR: ServerPacket = { kind: 'err' };
 
 /** The savepoint behind a write under a row limit in the client's transaction. */
 const GUARD_SAVEPOINT = 'hoop_row_limit';
+/** MariaDB's statement id for the statement prepared last on the session. */
+const LAST_STATEMENT = 0xffffffff;
 /** Most bytes of a guarded write's answer held until its rows are counted. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
@@ -97,6 +99,8 @@ interface GuardedRun {
   tooBig?: boolean;
   /** Rows over the limit (set when it is rolled back). */
   over?: number;
+  /** The write's own error (its answer, whatever the gateway's RELEASE or ROLLBACK after it says). */
+  error?: Buffer;
 }
 
 /** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
@@ -132,6 +136,8 @@ export class MysqlSessionRelay {
   /** The row limit of each prepared statement that writes under one, by its id, and of the one being prepared. */
   readonly #guards = new Map<number, GuardedWrite>();
   #preparingGuard: GuardedWrite | undefined;
+  /** The id of the statement prepared last, which MariaDB's statement id {@link LAST_STATEMENT} names; undefined when there is none. */
+  #lastPrepared: number | undefined;
   /** The write under a row limit in flight: the gateway's own commands around it, its answer held until its rows are counted. */
   #guarded: GuardedRun | undefined;
   /** Writes the session's records (set once signed in, when it is recorded). */
@@ -272,7 +278,10 @@ export class MysqlSessionRelay {
       this.#safely(() => {
         for (const p of this.#serverPackets.push(chunk)) {
           const kind = this.#conversation!.server(p.payload);
-          if (kind.kind === 'prepared' && this.#preparingGuard) this.#guards.set(kind.statement, this.#preparingGuard);
+          if (kind.kind === 'prepared') {
+            this.#lastPrepared = kind.statement;
+            if (this.#preparingGuard) this.#guards.set(kind.statement, this.#preparingGuard);
+          }
           if (this.#running) this.#tally(this.#running, kind, p.payload);
           if (this.#guarded && this.#guarded.step !== 'write') {
             this.#guardStep(this.#guarded, kind, p.payload);
@@ -367,11 +376,33 @@ export class MysqlSessionRelay {
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged) return this.#refuseCommand(p, judged, 'deny');
     if (code === Command.QUERY) recording?.notes?.sql(p.payload.toString('utf8', 1));
-    if (code === Command.STMT_PREPARE) this.#preparingGuard = this.#judge.lastGuard;
-    if (code === Command.STMT_CLOSE && p.payload.length >= 5) this.#guards.delete(p.payload.readUInt32LE(1));
-    const guard = code === Command.QUERY ? this.#judge.lastGuard : code === Command.STMT_EXECUTE && p.payload.length >= 5 ? this.#guards.get(p.payload.readUInt32LE(1)) : undefined;
+    const statement = this.#statementOf(p.payload);
+    if (code === Command.STMT_EXECUTE && statement === undefined && p.payload.length >= 5 && this.#judge.governs) {
+      return this.#refuseCommand(p, { rule: 'hoop:mysql-command', reason: 'COM_STMT_EXECUTE of the statement prepared last (id -1), and none is' }, 'deny');
+    }
+    if (code === Command.STMT_PREPARE) {
+      this.#preparingGuard = this.#judge.lastGuard;
+      // MariaDB forgets its last statement when a prepare fails: hoop learns the new one from the server's answer.
+      this.#lastPrepared = undefined;
+    }
+    if (code === Command.STMT_CLOSE && statement !== undefined) {
+      this.#guards.delete(statement);
+      if (statement === this.#lastPrepared) this.#lastPrepared = undefined;
+    }
+    const guard = code === Command.QUERY ? this.#judge.lastGuard : code === Command.STMT_EXECUTE && statement !== undefined ? this.#guards.get(statement) : undefined;
     if (guard) return this.#guard(p, guard);
     this.#forward(p);
+  }
+
+  /**
+   * The prepared statement a COM_STMT_* command `payload` names: its id, or, for MariaDB's
+   * {@link LAST_STATEMENT}, the statement prepared last (undefined when there is none).
+   * @see https://mariadb.com/kb/en/com_stmt_execute/
+   */
+  #statementOf(payload: Buffer): number | undefined {
+    if (payload.length < 5) return undefined;
+    const id = payload.readUInt32LE(1);
+    return id === LAST_STATEMENT ? this.#lastPrepared : id;
   }
 
   /**
@@ -402,6 +433,14 @@ export class MysqlSessionRelay {
     const failed = kind.kind === 'err' ? parseErr(payload) : undefined;
     if (g.step === 'open') {
       if (failed) return this.#guardEnded(g, errPacket({ ...failed, message: `hoop: the write under a row limit could not be guarded: ${failed.message}` }));
+      // The client's transaction can end unseen (an ERR carries no status: a DDL that failed after its implicit commit, a
+      // deadlock): outside a transaction, in autocommit, a SAVEPOINT makes none, and the write would commit as it runs.
+      const status = this.#conversation!.status;
+      if (g.savepoint && (status & Status.AUTOCOMMIT) !== 0 && (status & Status.IN_TRANS) === 0) {
+        g.savepoint = false;
+        this.#own('START TRANSACTION');
+        return;
+      }
       g.step = 'write';
       this.#forward(g.p);
       return;
@@ -423,10 +462,13 @@ export class MysqlSessionRelay {
       this.#guarded = undefined;
       return this.#refuseCommand(g.p, { rule: g.limit.rule, reason: failed ? `${reason}, but the rollback failed: ${failed.message}` : reason }, 'deny');
     }
-    // A COMMIT that fails is the write's failure; else the client gets its answer, its status as the server's now.
-    if (failed) return this.#guardEnded(g, payload);
+    // A write that failed answers with its own error (a deadlock rolled back the client's transaction, and the savepoint
+    // with it: the RELEASE fails too); a COMMIT that fails is the write's failure; else the client gets its answer, its
+    // status as the server's now.
+    if (g.error && g.tooBig) return this.#guardEnded(g, g.error);
+    if (failed && !g.error) return this.#guardEnded(g, payload);
     const last = g.held.length - 1;
-    if (last >= 0 && !g.savepoint) g.held[last] = withStatus(g.held[last]!, this.#conversation!.status, this.#capabilities);
+    if (last >= 0 && !g.savepoint && !g.error) g.held[last] = withStatus(g.held[last]!, this.#conversation!.status, this.#capabilities);
     this.#guarded = undefined;
     for (const [i, held] of g.held.entries()) {
       this.#record(g.kinds[i]!, held);
@@ -440,7 +482,8 @@ export class MysqlSessionRelay {
     const changed = kind.kind === 'ok' ? parseOk(payload, this.#capabilities).affectedRows : 0n;
     const rows = changed > BigInt(g.rows) ? changed : BigInt(g.rows);
     g.step = 'close';
-    if (kind.kind !== 'err' && (rows > BigInt(g.limit.maxRows) || g.tooBig)) g.over = Number(rows);
+    if (kind.kind === 'err') g.error = payload;
+    else if (rows > BigInt(g.limit.maxRows) || g.tooBig) g.over = Number(rows);
     if (g.savepoint) this.#own(g.over !== undefined ? `ROLLBACK TO SAVEPOINT ${GUARD_SAVEPOINT}` : `RELEASE SAVEPOINT ${GUARD_SAVEPOINT}`);
     else this.#own(g.over !== undefined || kind.kind === 'err' ? 'ROLLBACK' : 'COMMIT');
   }
@@ -476,7 +519,8 @@ export class MysqlSessionRelay {
     this.#conversation!.command(p.payload);
     this.#seqShift = 0;
     const code = p.payload[0];
-    const facts = code === Command.STMT_EXECUTE && p.payload.length >= 5 ? this.#prepared.get(p.payload.readUInt32LE(1)) : this.#judge.lastFacts;
+    const statement = code === Command.STMT_EXECUTE ? this.#statementOf(p.payload) : undefined;
+    const facts = code === Command.STMT_EXECUTE ? (statement === undefined ? undefined : this.#prepared.get(statement)) : this.#judge.lastFacts;
     const masker = this.#judge.masker;
     if (masker) {
       // What the command runs decides how its results' computed columns are masked: a prepared statement's, its own.
