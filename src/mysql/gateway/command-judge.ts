@@ -25,7 +25,7 @@ import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
-import { MysqlResultMasker } from './result-masker.js';
+import { BUILTIN_FUNCTIONS, MysqlResultMasker } from './result-masker.js';
 
 /**
  * MariaDB's session variables for each of an access's server timeouts, and the value (from
@@ -53,6 +53,14 @@ const TIMEOUT_VARIABLES = new Set([
   'idle_readonly_transaction_timeout',
   'idle_write_transaction_timeout',
 ]);
+
+/** Whether statement `s` may run stored code (a procedure, a function not the server's own, the triggers of a write). */
+function runsStoredCode(s: StatementFacts): boolean {
+  return s.kinds.some((k) => STORED_CODE_KINDS.has(k)) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f));
+}
+
+/** The kinds of statement that run stored code: a CALL, and the writes a trigger may follow. */
+const STORED_CODE_KINDS = new Set<string>(['call', 'insert', 'update', 'delete', 'merge', 'replace', 'load']);
 
 /** Commands refused whatever the policy: another sign-in on the session, replication, the server's own administration. */
 const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
@@ -94,7 +102,7 @@ const MAX_JUDGED_SQL = 64 * 1024;
 export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
 
 /** A write the relay runs under a row limit (./write-guard.ts): the limit, and the SQL it runs (what a review of it shows). */
-export type GuardedWrite = WriteGuard & { sql: string };
+export type GuardedWrite = WriteGuard & { sql: string; tables: readonly string[] };
 
 /** sql_mode flags under which MariaDB reads SQL another way than hoop's pre-pass does. */
 const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
@@ -114,6 +122,10 @@ export class CommandJudge {
   masker: MysqlResultMasker | undefined;
   /** What the last command allowed runs, as the analysis read it (undefined: it carried no SQL, or none was read). */
   lastFacts: readonly StatementFacts[] | undefined;
+  /** The statement that sets the access's timeouts (MariaDB), when it sets any. */
+  timeoutsSql: string | undefined;
+  /** {@link timeoutsSql} when the last command judged may run stored code (a CALL, a function not the server's own, a write a trigger may follow): set again once it has run. */
+  lastReset: string | undefined;
   /** The row limit the last command judged runs under, if it writes under one. */
   lastGuard: GuardedWrite | undefined;
   /** The server's InnoDB tables at sign-in (`db.table`, lower-case), when a row limit may apply: only a write to those can be rolled back. */
@@ -161,7 +173,8 @@ export class CommandJudge {
     }
     const limits = Object.entries(this.#session.limits ?? {}) as Array<[keyof SessionLimits, number]>;
     if (limits.length > 0 && this.#reading.options.flavor === 'mariadb') {
-      await client.query(`SET SESSION ${limits.flatMap(([k, ms]) => MARIADB_LIMITS[k].map(([name, value]) => `${name} = ${value(ms)}`)).join(', ')}`);
+      this.timeoutsSql = `SET SESSION ${limits.flatMap(([k, ms]) => MARIADB_LIMITS[k].map(([name, value]) => `${name} = ${value(ms)}`)).join(', ')}`;
+      await client.query(this.timeoutsSql);
     }
     const { masking, recording } = this.#session;
     if (masking) {
@@ -202,6 +215,7 @@ export class CommandJudge {
     }
     this.lastFacts = undefined;
     this.lastGuard = undefined;
+    this.lastReset = undefined;
     const sql = sqlOf(code, payload);
     if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
     if (sql !== undefined && code === Command.STMT_PREPARE) {
@@ -270,9 +284,10 @@ export class CommandJudge {
     if (verdict?.guard) {
       const why = this.#unguardable(verdict.guard, analysis);
       if (why) return { rule: WRITE_GUARD_RULE, reason: `the write is under a row limit (rule "${verdict.guard.rule}": at most ${verdict.guard.maxRows} rows), and ${why}` };
-      this.lastGuard = { ...verdict.guard, sql };
+      this.lastGuard = { ...verdict.guard, sql, tables: analysis.ok ? analysis.statements.flatMap((st) => st.tables.map((t) => t.toLowerCase())) : [] };
     }
     this.lastFacts = analysis.ok ? analysis.statements : undefined;
+    if (this.timeoutsSql && analysis.ok && analysis.statements.some(runsStoredCode)) this.lastReset = this.timeoutsSql;
     return undefined;
   }
 }

@@ -41,7 +41,7 @@ import {
 } from '../wire/results.js';
 
 /** The server's own functions that read nothing beyond their arguments. */
-const BUILTIN_FUNCTIONS = new Set(
+export const BUILTIN_FUNCTIONS = new Set(
   (
     'count sum avg min max group_concat std stddev variance bit_and bit_or bit_xor concat concat_ws lower upper lcase ucase length char_length ' +
     'character_length octet_length substring substr mid left right trim ltrim rtrim replace reverse repeat space lpad rpad locate instr position ' +

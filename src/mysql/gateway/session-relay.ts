@@ -25,7 +25,8 @@ import { MysqlPacketRecorder } from '../pipeline/record-tap.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
-import { Command, errPacket, okPacket, parseErr, parseOk, Status, withStatus, type ErrPacket } from '../wire/results.js';
+import { Command, errPacket, okPacket, parseErr, parseOk, parseTextRow, Status, withStatus, type ErrPacket } from '../wire/results.js';
+import { WRITE_GUARD_RULE } from '../../policy/write-limit.js';
 import type { MySqlGreeted } from '../wire/client.js';
 import { CommandJudge, type GuardedWrite } from './command-judge.js';
 import type { MysqlResultMasker } from './result-masker.js';
@@ -81,12 +82,25 @@ const LAST_STATEMENT = 0xffffffff;
 /** Most bytes of a guarded write's answer held until its rows are counted. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
+/**
+ * The gateway's own statement, in its transaction before a guarded write: how many of the
+ * `tables` it names (`db.table`, lower-case) are not InnoDB now. The names go in as hex, whatever
+ * the session's quoting rules.
+ */
+function engineCheck(tables: readonly string[]): string {
+  const names = tables.map((t) => `CONVERT(X'${Buffer.from(t, 'utf8').toString('hex')}' USING utf8mb4)`).join(', ');
+  return `SELECT COUNT(*) FROM information_schema.TABLES WHERE LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) IN (${names}) AND (ENGINE IS NULL OR ENGINE <> 'InnoDB')`;
+}
+
 /** A write under a row limit in flight (see MysqlSessionRelay's #guard). */
 interface GuardedRun {
   p: MySqlPacket;
   limit: GuardedWrite;
   /** `open`: the gateway's SAVEPOINT or START TRANSACTION; `write`: the client's command; `close`: the gateway's keeping or rolling back. */
-  step: 'open' | 'write' | 'close';
+  step: 'open' | 'check' | 'write' | 'close';
+  /** Tables the write names that are not InnoDB now (the `check`'s count), and the refusal it makes. */
+  foreign?: number;
+  refused?: string;
   /** In the client's transaction: behind a savepoint (else in the gateway's own transaction). */
   savepoint: boolean;
   /** The answer's payloads, held, and what each is. */
@@ -140,6 +154,9 @@ export class MysqlSessionRelay {
   #lastPrepared: number | undefined;
   /** The write under a row limit in flight: the gateway's own commands around it, its answer held until its rows are counted. */
   #guarded: GuardedRun | undefined;
+  /** The access's timeouts, to set again once the command in flight has ended (it may have run stored code), and whether they are being set. */
+  #reset: string | undefined;
+  #resetting = false;
   /** Writes the session's records (set once signed in, when it is recorded). */
   #recorder: MysqlPacketRecorder | undefined;
   /** While the server's chunk is read: what it becomes for the client, written once at its end. */
@@ -270,7 +287,7 @@ export class MysqlSessionRelay {
     const masker = this.#judge.masker;
     up.on('data', (chunk: Buffer) => {
       // Unmasked and unguarded, the server's bytes go on as they came; else each packet as the masker makes it, or held.
-      const asCame = !masker && !this.#guarded;
+      const asCame = !masker && !this.#guarded && !this.#resetting;
       if (asCame) this.#write(chunk);
       // What the chunk's packets become goes to the client in one write (one tunnel frame), not one per packet.
       const batch: Buffer[] = [];
@@ -278,6 +295,12 @@ export class MysqlSessionRelay {
       this.#safely(() => {
         for (const p of this.#serverPackets.push(chunk)) {
           const kind = this.#conversation!.server(p.payload);
+          if (this.#resetting) {
+            if (this.#conversation!.answering) continue;
+            this.#resetting = false;
+            if (kind.kind !== 'ok') return this.#end('protocol-violation', "the access's server timeouts could not be set again");
+            continue;
+          }
           if (kind.kind === 'prepared') {
             this.#lastPrepared = kind.statement;
             if (this.#preparingGuard) this.#guards.set(kind.statement, this.#preparingGuard);
@@ -323,7 +346,7 @@ export class MysqlSessionRelay {
 
   /** Resumes reading the client unless a command waits, or the server or the recording is behind. */
   #resumeClient(): void {
-    if (this.#queued.length > 0 || this.#held || this.#guarded || this.#upstream?.writableNeedDrain || this.#session.recording?.stream.behind) return;
+    if (this.#queued.length > 0 || this.#held || this.#guarded || this.#resetting || this.#upstream?.writableNeedDrain || this.#session.recording?.stream.behind) return;
     this.#session.channel.resume();
   }
 
@@ -360,7 +383,13 @@ export class MysqlSessionRelay {
    */
   #next(): void {
     const { channel } = this.#session;
-    while (this.#queued.length > 0 && !this.#held && !this.#guarded && !this.#conversation!.answering && !this.#finished) this.#command(this.#queued.shift()!);
+    if (this.#reset && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#finished) {
+      // What ran may have run stored code that changed the access's timeouts: they are set again before the next command.
+      this.#resetting = true;
+      this.#own(this.#reset);
+      this.#reset = undefined;
+    }
+    while (this.#queued.length > 0 && !this.#held && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#finished) this.#command(this.#queued.shift()!);
     if (this.#queued.length > 0 || this.#held) channel.pause();
     else this.#resumeClient();
   }
@@ -429,8 +458,23 @@ export class MysqlSessionRelay {
 
   /** The answer to one of the gateway's own commands around guarded write `g`. */
   #guardStep(g: GuardedRun, kind: ServerPacket, payload: Buffer): void {
+    if (g.step === 'check' && kind.kind === 'row') g.foreign = Number(parseTextRow(payload, 1)[0]?.toString('latin1') ?? 0);
     if (this.#conversation!.answering) return;
     const failed = kind.kind === 'err' ? parseErr(payload) : undefined;
+    const rollback = (): void => this.#own(g.savepoint ? `ROLLBACK TO SAVEPOINT ${GUARD_SAVEPOINT}` : 'ROLLBACK');
+    if (g.step === 'check') {
+      // A table renamed or altered since the session opened may be one no rollback undoes.
+      if (failed || g.foreign !== 0) {
+        g.refused = failed
+          ? `the write is under a row limit (rule "${g.limit.rule}"), and hoop could not check that its tables can be rolled back: ${failed.message}`
+          : `the write is under a row limit (rule "${g.limit.rule}"), and a table it names is no InnoDB table now, so its rows could not be rolled back`;
+        g.step = 'close';
+        return rollback();
+      }
+      g.step = 'write';
+      this.#forward(g.p);
+      return;
+    }
     if (g.step === 'open') {
       if (failed) return this.#guardEnded(g, errPacket({ ...failed, message: `hoop: the write under a row limit could not be guarded: ${failed.message}` }));
       // The client's transaction can end unseen (an ERR carries no status: a DDL that failed after its implicit commit, a
@@ -441,11 +485,15 @@ export class MysqlSessionRelay {
         this.#own('START TRANSACTION');
         return;
       }
-      g.step = 'write';
-      this.#forward(g.p);
+      g.step = 'check';
+      this.#own(engineCheck(g.limit.tables));
       return;
     }
     // `close`: the write kept (RELEASE, COMMIT) or rolled back (ROLLBACK).
+    if (g.refused) {
+      this.#guarded = undefined;
+      return this.#refuseCommand(g.p, { rule: WRITE_GUARD_RULE, reason: g.refused }, 'deny');
+    }
     const over = g.over;
     if (over !== undefined) {
       const lost = !failed && kind.kind === 'ok' && parseOk(payload, this.#capabilities).warnings > 0 ? '; the server warned that some of it could not be rolled back' : '';
@@ -527,6 +575,7 @@ export class MysqlSessionRelay {
       this.#preparing = code === Command.STMT_PREPARE ? this.#judge.lastFacts : undefined;
       masker.statement(facts);
     }
+    this.#reset = code === Command.QUERY ? this.#judge.lastReset : code === Command.STMT_EXECUTE ? this.#judge.timeoutsSql : undefined;
     if (code === Command.QUERY || code === Command.STMT_EXECUTE) {
       this.#session.recording?.notes?.statement();
       const verb = code === Command.QUERY ? (/^\s*([A-Za-z]+)/.exec(p.payload.toString('latin1', 1, 41))?.[1] ?? '').toUpperCase() : 'EXECUTE';
