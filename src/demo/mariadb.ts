@@ -12,6 +12,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { processExists } from '../pid.js';
@@ -65,7 +66,17 @@ export async function startDemoMariaDb(o: { dir: string; port: number; passwordF
   if (fresh) {
     o.log('creating the MariaDB data directory');
     await rm(data, { recursive: true, force: true });
-    await run(programs.install, ['--no-defaults', ...asRoot, `--datadir=${data}`, `--tmpdir=${tmp}`, '--auth-root-authentication-method=socket', '--skip-test-db', '--skip-name-resolve', ...SMALL]);
+    await run(programs.install, [
+      '--no-defaults',
+      ...asRoot,
+      `--datadir=${data}`,
+      `--tmpdir=${tmp}`,
+      '--auth-root-authentication-method=socket',
+      `--auth-root-socket-user=${userInfo().username}`,
+      '--skip-test-db',
+      '--skip-name-resolve',
+      ...SMALL,
+    ]);
   }
   const child = spawn(
     programs.server,
@@ -87,7 +98,8 @@ export async function startDemoMariaDb(o: { dir: string; port: number; passwordF
   let said = '';
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (said = (said + s).slice(-2000)));
   const sql = (statements: string, database?: string): Promise<string> =>
-    run(programs.client, ['--no-defaults', `--socket=${socket}`, '--batch', '--skip-column-names', ...(database ? [database] : [])], statements);
+    // As this OS user (the account mariadb-install-db made for it, by unix socket), whatever $USER says.
+    run(programs.client, ['--no-defaults', `--socket=${socket}`, `--user=${userInfo().username}`, '--batch', '--skip-column-names', ...(database ? [database] : [])], statements);
   const stop = (): Promise<void> => stopServer(child);
   try {
     await answering(
@@ -108,14 +120,12 @@ async function answering(child: ChildProcess, probe: () => Promise<unknown>, sai
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`mariadbd exited (${child.exitCode}): ${said().trim().split('\n').slice(-3).join(' ')}`);
-    if (
-      await probe().then(
-        () => true,
-        () => false,
-      )
-    )
-      return;
-    if (Date.now() > deadline) throw new Error('mariadbd did not answer in 30 s');
+    const failed = await probe().then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    if (!failed) return;
+    if (Date.now() > deadline) throw new Error(`mariadbd did not answer in 30 s (${failed.message})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
