@@ -155,6 +155,14 @@ interface DemoState {
   mariadbPort?: number;
 }
 
+/** Waits for every one of `steps` (each registers its own stop as it starts), then rejects with the first failure, if any. */
+async function settledAll<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(steps);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 /** Claims the directory for this process, or says which demo holds it. */
 async function claim(dir: string, lock: string): Promise<void> {
   const held = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
@@ -220,9 +228,11 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     await checkFixedPorts(gatewayPort, localPort);
     const state = await loadState(dir, p);
     await mintGatewayCertificate(p);
-    const pg = await startPostgres(start, state);
-    const sshd = await startSshTarget(start, state);
-    const maria = await startMysqlTarget(start, state);
+    // The targets start side by side (each says what it does), on ports kept from the first start.
+    state.sshdPort ??= await freePort();
+    while (state.mariadbPort === undefined || state.mariadbPort === state.sshdPort) state.mariadbPort = await freePort();
+    await saveState(p, state);
+    const [pg, sshd, maria] = await settledAll([startPostgres(start, state), startSshTarget(start, state), startMysqlTarget(start, state)] as const);
     await ensurePolicyRepo(p, pg, sshd, maria);
 
     // The OpenID provider and the gateway.
@@ -350,9 +360,7 @@ async function startSshTarget(start: DemoStart, state: DemoState): Promise<Sshd 
     return undefined;
   }
   options.say('starting sshd (the SSH target)');
-  state.sshdPort ??= await freePort();
-  await saveState(p, state);
-  const sshd = await startSshd({ dir: p.sshd, port: state.sshdPort }).catch((err: unknown) => {
+  const sshd = await startSshd({ dir: p.sshd, port: state.sshdPort! }).catch((err: unknown) => {
     options.say(`  no SSH target: sshd did not start (${describeError(err)})`);
     return undefined;
   });
@@ -368,9 +376,7 @@ async function startMysqlTarget(start: DemoStart, state: DemoState): Promise<Dem
     return undefined;
   }
   options.say('starting MariaDB (the MySQL target)');
-  state.mariadbPort ??= await freePort();
-  await saveState(p, state);
-  const maria = await startDemoMariaDb({ dir: p.mariadb, port: state.mariadbPort, passwordFile: p.mysqlPassword, log: (line) => options.say(`  ${line}`) }).catch((err: unknown) => {
+  const maria = await startDemoMariaDb({ dir: p.mariadb, port: state.mariadbPort!, passwordFile: p.mysqlPassword, log: (line) => options.say(`  ${line}`) }).catch((err: unknown) => {
     options.say(`  no MySQL target: MariaDB did not start (${describeError(err)})`);
     return undefined;
   });
