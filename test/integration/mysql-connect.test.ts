@@ -65,6 +65,7 @@ statements:
 }, 120_000);
 
 afterAll(async () => {
+  for (const c of shared.values()) await (await c).stop();
   await stack?.close();
   await governed?.close();
   repo?.remove();
@@ -176,9 +177,21 @@ async function rawSession(id: string): Promise<{ stream: Duplex; got: Buffer[] }
   return { stream, got };
 }
 
-async function connectMysql(s: HoopStack, name: string) {
+/** `hoop connect` of `name` on stack `s`, started. */
+async function openConnect(s: HoopStack, name: string) {
   const c = await s.connect(name, await s.token('alice'));
   return { ...c, info: c.info as unknown as { optionFile: string; host: string; port: number; password: string; user: string; database: string; sslCa: string } };
+}
+
+/** The `hoop connect`s the tests share, by stack and connection; stopped after them all. */
+const shared = new Map<string, ReturnType<typeof openConnect>>();
+
+/** `hoop connect` of `name` on stack `s`: one per stack and connection, shared by the tests (each client has a session of its own); `own` starts one for the caller alone. */
+async function connectMysql(s: HoopStack, name: string, o: { own?: boolean } = {}) {
+  if (o.own) return openConnect(s, name);
+  const key = `${s.gateway.url} ${name}`;
+  if (!shared.has(key)) shared.set(key, openConnect(s, name));
+  return { ...(await shared.get(key)!), stop: async () => undefined };
 }
 
 describe('hoop connect for a mysql connection', () => {
@@ -223,7 +236,7 @@ describe('hoop connect for a mysql connection', () => {
   });
 
   it('records the session at the gateway and in the CLI, the two records agreeing: its statements and the rows the client received, signed, read back by hoop sessions export and replay', async () => {
-    const c = await connectMysql(stack, 'shop');
+    const c = await connectMysql(stack, 'shop', { own: true });
     let session: string;
     try {
       const r = await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '-e', "SELECT name FROM items WHERE id = 2; SELECT 'marker-7' AS m"]);

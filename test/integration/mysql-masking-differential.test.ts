@@ -28,7 +28,7 @@ import { startStack, type HoopStack, type RunningConnect } from '../harness/stac
 import { Random } from '../harness/random.js';
 
 const SEED = Number(process.env.HOOP_MASKING_SEED ?? 59);
-const CASES = Number(process.env.HOOP_MASKING_CASES ?? 500);
+const CASES = Number(process.env.HOOP_MASKING_CASES ?? 300);
 /**
  * The most of the plain columns that may come back redacted whole: hoop traces only bare columns of
  * base tables read directly (docs/mysql.md), so a statement that reads a masked table has its
