@@ -31,3 +31,23 @@ export class Random {
     return items[this.int(items.length)]!;
   }
 }
+
+/** The value types generated schemas use. */
+export type GeneratedType = 'int' | 'text' | 'num' | 'date' | 'bool';
+
+/** A random value of `type` as an SQL literal (PostgreSQL's and MariaDB's alike), sometimes NULL; integers fall among the ids of `rows` rows (joins meet). */
+export function sqlLiteral(r: Random, type: GeneratedType, rows: number): string {
+  if (r.int(8) === 0) return 'NULL';
+  switch (type) {
+    case 'int':
+      return String(1 + r.int(rows));
+    case 'text':
+      return `'${r.pick(['ab', 'Zed', 'x y', 'ñu', '42', ''])}${r.int(9)}'`;
+    case 'num':
+      return (r.int(100_000) / 4).toFixed(2);
+    case 'date':
+      return `'20${10 + r.int(20)}-0${1 + r.int(9)}-1${r.int(9)}'`;
+    case 'bool':
+      return r.pick(['TRUE', 'FALSE']);
+  }
+}

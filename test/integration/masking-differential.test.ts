@@ -14,7 +14,7 @@ import { REDACTED } from '../../src/policy/masking/strategies.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { pgClient } from '../harness/clients.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
-import { Random } from '../harness/random.js';
+import { type GeneratedType, Random, sqlLiteral } from '../harness/random.js';
 
 const SEED = Number(process.env.HOOP_MASKING_SEED ?? 54);
 const CASES = 2000;
@@ -22,7 +22,7 @@ const CASES = 2000;
 /** A column a query can read: its SQL, its type, and whether its values are (or are computed from) masked ones. */
 interface Col {
   sql: string;
-  type: 'int' | 'text' | 'num' | 'date' | 'bool';
+  type: GeneratedType;
   masked: boolean;
 }
 
@@ -33,23 +33,6 @@ type RelationColumn = Omit<Col, 'sql'> & { name: string };
 type Relations = Record<string, RelationColumn[]>;
 
 const SQL_TYPES: Record<Col['type'], string> = { int: 'int', text: 'text', num: 'numeric(10,2)', date: 'date', bool: 'boolean' };
-
-/** A random value of `type` as an SQL literal, sometimes NULL; integers fall among the ids of `rows` rows (joins meet). */
-function literal(r: Random, type: Col['type'], rows: number): string {
-  if (r.int(8) === 0) return 'null';
-  switch (type) {
-    case 'int':
-      return String(1 + r.int(rows));
-    case 'text':
-      return `'${r.pick(['ab', 'Zed', 'x y', 'ñu', '42', ''])}${r.int(9)}'`;
-    case 'num':
-      return (r.int(100_000) / 4).toFixed(2);
-    case 'date':
-      return `'20${10 + r.int(20)}-0${1 + r.int(9)}-1${r.int(9)}'`;
-    case 'bool':
-      return r.pick(['true', 'false']);
-  }
-}
 
 /** A random schema: tables whose columns are masked by origin, by name (`pii_…`) or not at all, views over them (some columns computed, one a join), their rows, and the policy. */
 function randomSchema(r: Random): { setup: string; relations: Relations; policy: MaskingPolicy } {
@@ -69,7 +52,7 @@ function randomSchema(r: Random): { setup: string; relations: Relations; policy:
       cols.push(col);
     }
     const rows = 6 + r.int(10);
-    const values = Array.from({ length: rows }, (_, i) => `(${[String(i + 1), ...cols.slice(1).map((c) => literal(r, c.type, rows))].join(', ')})`);
+    const values = Array.from({ length: rows }, (_, i) => `(${[String(i + 1), ...cols.slice(1).map((c) => sqlLiteral(r, c.type, rows))].join(', ')})`);
     sql.push(`create table ${name} (${cols.map((c) => `${c.name} ${SQL_TYPES[c.type]}${c.name === 'id' ? ' primary key' : ''}`).join(', ')})`, `insert into ${name} values ${values.join(', ')}`);
     relations[name] = cols;
   }

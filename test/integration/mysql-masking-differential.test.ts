@@ -25,7 +25,7 @@ import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
-import { Random } from '../harness/random.js';
+import { type GeneratedType, Random, sqlLiteral } from '../harness/random.js';
 
 const SEED = Number(process.env.HOOP_MASKING_SEED ?? 59);
 const CASES = Number(process.env.HOOP_MASKING_CASES ?? 300);
@@ -44,7 +44,7 @@ const BY_NAME = 2;
 /** A column a query can read: its SQL, its type, the rules that mask its values or what they are computed from, and whether it is a bare column of a base table. */
 interface Col {
   sql: string;
-  type: 'int' | 'text' | 'num' | 'date' | 'bool';
+  type: GeneratedType;
   /** {@link BY_ORIGIN} and {@link BY_NAME} bits; 0 when computed from no masked column. */
   masked: number;
   /** A base table's column as it is, read directly: hoop reads its origin off the server's column definition. */
@@ -58,23 +58,6 @@ type RelationColumn = Omit<Col, 'sql' | 'bare'> & { name: string };
 type Relations = Record<string, { base: boolean; cols: RelationColumn[]; reads?: string[] }>;
 
 const SQL_TYPES: Record<Col['type'], string> = { int: 'int', text: 'text', num: 'decimal(10,2)', date: 'date', bool: 'boolean' };
-
-/** A random value of `type` as an SQL literal, sometimes NULL; integers fall among the ids of `rows` rows (joins meet). */
-function literal(r: Random, type: Col['type'], rows: number): string {
-  if (r.int(8) === 0) return 'NULL';
-  switch (type) {
-    case 'int':
-      return String(1 + r.int(rows));
-    case 'text':
-      return `'${r.pick(['ab', 'Zed', 'x y', 'ñu', '42', ''])}${r.int(9)}'`;
-    case 'num':
-      return (r.int(100_000) / 4).toFixed(2);
-    case 'date':
-      return `'20${10 + r.int(20)}-0${1 + r.int(9)}-1${r.int(9)}'`;
-    case 'bool':
-      return r.pick(['TRUE', 'FALSE']);
-  }
-}
 
 /** MariaDB's text of `sql` as a string (CONCAT of a number or date is its text). */
 const asChar = (sql: string): string => `CAST(${sql} AS CHAR)`;
@@ -99,7 +82,7 @@ function randomSchema(r: Random): { setup: string[]; relations: Relations; polic
       cols.push(col);
     }
     const rows = 6 + r.int(10);
-    const values = Array.from({ length: rows }, (_, i) => `(${[String(i + 1), ...cols.slice(1).map((c) => literal(r, c.type, rows))].join(', ')})`);
+    const values = Array.from({ length: rows }, (_, i) => `(${[String(i + 1), ...cols.slice(1).map((c) => sqlLiteral(r, c.type, rows))].join(', ')})`);
     sql.push(`CREATE TABLE ${name} (${cols.map((c) => `${c.name} ${SQL_TYPES[c.type]}${c.name === 'id' ? ' PRIMARY KEY' : ''}`).join(', ')})`, `INSERT INTO ${name} VALUES ${values.join(', ')}`);
     relations[name] = { base: true, cols };
   }
