@@ -9,11 +9,12 @@
  *
  * Each command is judged (./command-judge.ts: the policy's judge on the MySQL reading of its
  * SQL); a refused one is answered with an ERR, and one held for review waits, the client's later
- * commands behind it, until reviewers decide.
+ * commands behind it, until reviewers decide. A write under a row limit runs between the
+ * gateway's own statements, its answer held until its rows are counted (./write-guard.ts); after a
+ * statement that may run stored code, an access's timeouts are set again.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
-import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
@@ -25,10 +26,10 @@ import { MysqlPacketRecorder } from '../pipeline/record-tap.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
 import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
-import { Command, errPacket, okPacket, parseErr, parseOk, parseTextRow, Status, withStatus, type ErrPacket } from '../wire/results.js';
-import { WRITE_GUARD_RULE } from '../../policy/write-limit.js';
+import { Command, errPacket, okPacket, parseOk, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
 import { CommandJudge, type GuardedWrite } from './command-judge.js';
+import { GuardedWriteRun, type GuardStep } from './write-guard.js';
 import type { MysqlResultMasker } from './result-masker.js';
 import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
 
@@ -75,48 +76,8 @@ const UNAVAILABLE: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1105, sqlState
 /** An ERR packet, as the recorder reads what the gateway answers for the server. */
 const ERR: ServerPacket = { kind: 'err' };
 
-/** The savepoint behind a write under a row limit in the client's transaction. */
-const GUARD_SAVEPOINT = 'hoop_row_limit';
 /** MariaDB's statement id for the statement prepared last on the session. */
 const LAST_STATEMENT = 0xffffffff;
-/** Most bytes of a guarded write's answer held until its rows are counted. */
-const MAX_HELD_BYTES = 16 * 1024 * 1024;
-
-/**
- * The gateway's own statement, in its transaction before a guarded write: how many of the
- * `tables` it names (`db.table`, lower-case) are not InnoDB now. The names go in as hex, whatever
- * the session's quoting rules.
- */
-function engineCheck(tables: readonly string[]): string {
-  const names = tables.map((t) => `CONVERT(X'${Buffer.from(t, 'utf8').toString('hex')}' USING utf8mb4)`).join(', ');
-  return `SELECT COUNT(*) FROM information_schema.TABLES WHERE LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) IN (${names}) AND (ENGINE IS NULL OR ENGINE <> 'InnoDB')`;
-}
-
-/** A write under a row limit in flight (see MysqlSessionRelay's #guard). */
-interface GuardedRun {
-  p: MySqlPacket;
-  limit: GuardedWrite;
-  /** `open`: the gateway's SAVEPOINT or START TRANSACTION; `write`: the client's command; `close`: the gateway's keeping or rolling back. */
-  step: 'open' | 'check' | 'write' | 'close';
-  /** Tables the write names that are not InnoDB now (the `check`'s count), and the refusal it makes. */
-  foreign?: number;
-  refused?: string;
-  /** In the client's transaction: behind a savepoint (else in the gateway's own transaction). */
-  savepoint: boolean;
-  /** The answer's payloads, held, and what each is. */
-  held: Buffer[];
-  kinds: ServerPacket[];
-  bytes: number;
-  /** Rows of a result (MariaDB's RETURNING). */
-  rows: number;
-  /** The answer was more than {@link MAX_HELD_BYTES}: it cannot be held, and the write is rolled back. */
-  tooBig?: boolean;
-  /** Rows over the limit (set when it is rolled back). */
-  over?: number;
-  /** The write's own error (its answer, whatever the gateway's RELEASE or ROLLBACK after it says). */
-  error?: Buffer;
-}
-
 /** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
 const END_GRACE_MS = 5_000;
 
@@ -153,7 +114,7 @@ export class MysqlSessionRelay {
   /** The id of the statement prepared last, which MariaDB's statement id {@link LAST_STATEMENT} names; undefined when there is none. */
   #lastPrepared: number | undefined;
   /** The write under a row limit in flight: the gateway's own commands around it, its answer held until its rows are counted. */
-  #guarded: GuardedRun | undefined;
+  #guarded: GuardedWriteRun | undefined;
   /** The access's timeouts, to set again once the command in flight has ended (it may have run stored code), and whether they are being set. */
   #reset: string | undefined;
   #resetting = false;
@@ -306,19 +267,18 @@ export class MysqlSessionRelay {
             if (this.#preparingGuard) this.#guards.set(kind.statement, this.#preparingGuard);
           }
           if (this.#running) this.#tally(this.#running, kind, p.payload);
-          if (this.#guarded && this.#guarded.step !== 'write') {
-            this.#guardStep(this.#guarded, kind, p.payload);
+          const g = this.#guarded;
+          if (g && !g.writing) {
+            this.#guardStep(g.answered(kind, p.payload, this.#conversation!.answering, this.#conversation!.status));
             continue;
           }
           const payload = masker ? this.#masked(masker, p, kind) : p.payload;
-          if (!asCame && !masker) this.#out(packet(p.seq, payload));
-          const g = this.#guarded;
-          if (!g) this.#record(kind, payload);
-          else {
-            if (kind.kind === 'row') g.rows++;
-            if (!g.tooBig) g.kinds.push(kind);
+          if (!g) {
+            this.#recorder?.server(kind, payload);
+            continue;
           }
-          if (g && !this.#conversation!.answering) this.#wrote(g, kind, payload);
+          g.hold(kind, payload);
+          if (!this.#conversation!.answering) this.#guardStep(g.wrote(kind, payload));
         }
         this.#next();
       });
@@ -362,7 +322,7 @@ export class MysqlSessionRelay {
     const received = (p.next - p.seq) & 0xff;
     const sent = Math.floor(payload.length / MAX_PACKET_PAYLOAD) + 1;
     this.#seqShift += sent - received;
-    this.#out(out);
+    if (!this.#guarded) this.#write(out);
     return payload;
   }
 
@@ -434,132 +394,38 @@ export class MysqlSessionRelay {
     return id === LAST_STATEMENT ? this.#lastPrepared : id;
   }
 
-  /**
-   * Runs command `p`, a write under row limit `limit`, so that the server counts its rows before
-   * they commit: in a transaction (or with autocommit off) behind a SAVEPOINT, else in a
-   * transaction of the gateway's own; its answer is held until the count is in, then the write is
-   * kept (RELEASE, COMMIT) and the client gets its answer as from autocommit, or, over the limit,
-   * rolled back and refused or held for review. The gateway's own commands' answers never reach
-   * the client.
-   */
+  /** Runs command `p`, a write under row limit `limit`, so that the server counts its rows before they commit (./write-guard.ts). */
   #guard(p: MySqlPacket, limit: GuardedWrite): void {
-    const status = this.#conversation!.status;
-    const inTransaction = (status & Status.IN_TRANS) !== 0 || (status & Status.AUTOCOMMIT) === 0;
-    this.#guarded = { p, limit, step: 'open', savepoint: inTransaction, held: [], kinds: [], bytes: 0, rows: 0 };
-    this.#own(inTransaction ? `SAVEPOINT ${GUARD_SAVEPOINT}` : 'START TRANSACTION');
+    this.#guarded = new GuardedWriteRun(p, limit, { status: this.#conversation!.status, capabilities: this.#capabilities, mayReview: this.#session.reviews !== undefined });
+    this.#guardStep(this.#guarded.start());
   }
 
-  /** Sends the gateway's own statement `sql`; its answer goes to {@link #guardStep}, not the client. */
+  /** Does what the guarded write in flight needs next: the gateway's own statement, the client's command, or its end. */
+  #guardStep(step: GuardStep | undefined): void {
+    const g = this.#guarded;
+    if (!step || !g) return;
+    if (step.do === 'own') return this.#own(step.sql);
+    if (step.do === 'write') return this.#forward(g.p);
+    this.#guarded = undefined;
+    if (step.do === 'review') return this.#hold(g.p, step.ask);
+    if (step.do === 'refuse') this.#refuseCommand(g.p, { rule: step.rule, reason: step.reason }, 'deny');
+    else if (step.do === 'error') {
+      this.#recorder?.server(ERR, step.err);
+      this.#write(packet(g.p.next, step.err));
+    } else {
+      for (const [i, held] of step.held.entries()) {
+        this.#recorder?.server(step.kinds[i]!, held);
+        this.#write(packet((g.p.next + i) & 0xff, held));
+      }
+    }
+    this.#safely(() => this.#next());
+  }
+
+  /** Sends the gateway's own statement `sql` (its answer is read by what sent it, never the client's). */
   #own(sql: string): void {
     const payload = Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')]);
     this.#conversation!.command(payload);
     this.#upstream!.write(packet(0, payload));
-  }
-
-  /** The answer to one of the gateway's own commands around guarded write `g`. */
-  #guardStep(g: GuardedRun, kind: ServerPacket, payload: Buffer): void {
-    if (g.step === 'check' && kind.kind === 'row') g.foreign = Number(parseTextRow(payload, 1)[0]?.toString('latin1') ?? 0);
-    if (this.#conversation!.answering) return;
-    const failed = kind.kind === 'err' ? parseErr(payload) : undefined;
-    const rollback = (): void => this.#own(g.savepoint ? `ROLLBACK TO SAVEPOINT ${GUARD_SAVEPOINT}` : 'ROLLBACK');
-    if (g.step === 'check') {
-      // A table renamed or altered since the session opened may be one no rollback undoes.
-      if (failed || g.foreign !== 0) {
-        g.refused = failed
-          ? `the write is under a row limit (rule "${g.limit.rule}"), and hoop could not check that its tables can be rolled back: ${failed.message}`
-          : `the write is under a row limit (rule "${g.limit.rule}"), and a table it names is no InnoDB table now, so its rows could not be rolled back`;
-        g.step = 'close';
-        return rollback();
-      }
-      g.step = 'write';
-      this.#forward(g.p);
-      return;
-    }
-    if (g.step === 'open') {
-      if (failed) return this.#guardEnded(g, errPacket({ ...failed, message: `hoop: the write under a row limit could not be guarded: ${failed.message}` }));
-      // The client's transaction can end unseen (an ERR carries no status: a DDL that failed after its implicit commit, a
-      // deadlock): outside a transaction, in autocommit, a SAVEPOINT makes none, and the write would commit as it runs.
-      const status = this.#conversation!.status;
-      if (g.savepoint && (status & Status.AUTOCOMMIT) !== 0 && (status & Status.IN_TRANS) === 0) {
-        g.savepoint = false;
-        this.#own('START TRANSACTION');
-        return;
-      }
-      g.step = 'check';
-      this.#own(engineCheck(g.limit.tables));
-      return;
-    }
-    // `close`: the write kept (RELEASE, COMMIT) or rolled back (ROLLBACK).
-    if (g.refused) {
-      this.#guarded = undefined;
-      return this.#refuseCommand(g.p, { rule: WRITE_GUARD_RULE, reason: g.refused }, 'deny');
-    }
-    const over = g.over;
-    if (over !== undefined) {
-      const lost = !failed && kind.kind === 'ok' && parseOk(payload, this.#capabilities).warnings > 0 ? '; the server warned that some of it could not be rolled back' : '';
-      const verb = g.limit.sql.trim().split(/\s+/, 1)[0]!.toUpperCase();
-      const what = g.tooBig
-        ? `the ${verb}'s result was more than the ${MAX_HELD_BYTES >> 20} MiB hoop holds while it counts rows`
-        : `the ${verb} changed ${over} rows, over the limit of ${g.limit.maxRows}`;
-      const reason = `${what} (rule "${g.limit.rule}"); it was rolled back${lost}`;
-      if (g.limit.overLimit === 'review' && g.limit.review && this.#session.reviews && !failed && !g.tooBig) {
-        this.#guarded = undefined;
-        const digest = createHash('sha256').update(g.p.payload).update('\0').update(g.limit.sql).digest('hex');
-        return this.#hold(g.p, { sql: g.limit.sql, digest, rule: g.limit.rule, reason, settings: g.limit.review });
-      }
-      this.#guarded = undefined;
-      return this.#refuseCommand(g.p, { rule: g.limit.rule, reason: failed ? `${reason}, but the rollback failed: ${failed.message}` : reason }, 'deny');
-    }
-    // A write that failed answers with its own error (a deadlock rolled back the client's transaction, and the savepoint
-    // with it: the RELEASE fails too); a COMMIT that fails is the write's failure; else the client gets its answer, its
-    // status as the server's now.
-    if (g.error && g.tooBig) return this.#guardEnded(g, g.error);
-    if (failed && !g.error) return this.#guardEnded(g, payload);
-    const last = g.held.length - 1;
-    if (last >= 0 && !g.savepoint && !g.error) g.held[last] = withStatus(g.held[last]!, this.#conversation!.status, this.#capabilities);
-    this.#guarded = undefined;
-    for (const [i, held] of g.held.entries()) {
-      this.#record(g.kinds[i]!, held);
-      this.#write(packet((g.p.next + i) & 0xff, held));
-    }
-    this.#safely(() => this.#next());
-  }
-
-  /** The guarded write's answer is in (`kind`, `payload` its last packet): its rows counted, the gateway keeps it or rolls it back. */
-  #wrote(g: GuardedRun, kind: ServerPacket, payload: Buffer): void {
-    const changed = kind.kind === 'ok' ? parseOk(payload, this.#capabilities).affectedRows : 0n;
-    const rows = changed > BigInt(g.rows) ? changed : BigInt(g.rows);
-    g.step = 'close';
-    if (kind.kind === 'err') g.error = payload;
-    else if (rows > BigInt(g.limit.maxRows) || g.tooBig) g.over = Number(rows);
-    if (g.savepoint) this.#own(g.over !== undefined ? `ROLLBACK TO SAVEPOINT ${GUARD_SAVEPOINT}` : `RELEASE SAVEPOINT ${GUARD_SAVEPOINT}`);
-    else this.#own(g.over !== undefined || kind.kind === 'err' ? 'ROLLBACK' : 'COMMIT');
-  }
-
-  /** Ends guarded write `g` with the server's or hoop's error `err` as the client's answer. */
-  #guardEnded(g: GuardedRun, err: Buffer): void {
-    this.#guarded = undefined;
-    this.#recorder?.server(ERR, err);
-    this.#write(packet(g.p.next, err));
-    this.#safely(() => this.#next());
-  }
-
-  /** Records server packet `payload` (read as `kind`) as the client got it (./../pipeline/record-tap.ts keeps rows up to the policy's cap). */
-  #record(kind: ServerPacket, payload: Buffer): void {
-    this.#recorder?.server(kind, payload);
-  }
-
-  /** Writes a server packet to the client, or holds it while a guarded write's rows are counted. */
-  #out(bytes: Buffer): void {
-    const g = this.#guarded;
-    if (!g) return this.#write(bytes);
-    // Held as payloads, at most MAX_HELD_BYTES: written with the sequence ids of the client's command once its rows are counted.
-    g.bytes += bytes.length;
-    if (g.bytes > MAX_HELD_BYTES || bytes.length - 4 >= MAX_PACKET_PAYLOAD) {
-      g.tooBig = true;
-      g.held = [];
-      g.kinds = [];
-    } else if (!g.tooBig) g.held.push(bytes.subarray(4));
   }
 
   /** Sends command `p` to the server, which answers it next. */
