@@ -18,6 +18,7 @@ import { init, parse } from '@guanmingchiu/sqlparser-ts';
 import type { StatementKind } from '../schema.js';
 import type { Analysis, StatementFacts } from '../sql/analyze/facts.js';
 import { LruCache } from '../sql/lru.js';
+import { sqlShape } from '../sql/shape.js';
 import { prepass, type PrepassOptions } from './prepass.js';
 
 /** Loads the parser (once per process); analyses wait for it. */
@@ -61,6 +62,10 @@ class Unread extends Error {}
 
 /** Analyses kept, by reading and text: a session sends the same statements again and again. */
 const cache = new LruCache<string, Analysis>(1000);
+/** Analyses kept by reading and shape (../sql/shape.ts), for texts that differ only in numeric literals (`WHERE id = 4711`), once one proved the shape. */
+const shapes = new LruCache<string, Analysis>(1000);
+/** Statement kinds whose facts do not depend on the values of their numeric literals. */
+const SHAPE_KINDS = new Set<StatementKind>(['select', 'insert', 'update', 'delete']);
 /** Texts longer than this are analysed every time, not kept. */
 const MAX_CACHED_TEXT = 8192;
 
@@ -68,12 +73,32 @@ const MAX_CACHED_TEXT = 8192;
 export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
   if (!ready) return { ok: false, parser: 'MySQL', error: 'the MySQL parser is not loaded' };
   if (text.length > MAX_CACHED_TEXT) return analyzeUncached(text, o);
-  const key = `${o.ansiQuotes ? 'A' : '-'}${o.noBackslashEscapes ? 'N' : '-'}${o.singleByte ? 'S' : '-'}${o.multiStatements ? 'M' : '-'}${o.flavor ?? ''}:${o.floorVersion ?? ''}:${o.trustedVersion ?? ''}:${o.database ?? ''}\0${text}`;
+  const reading = `${o.ansiQuotes ? 'A' : '-'}${o.noBackslashEscapes ? 'N' : '-'}${o.singleByte ? 'S' : '-'}${o.multiStatements ? 'M' : '-'}${o.flavor ?? ''}:${o.floorVersion ?? ''}:${o.trustedVersion ?? ''}:${o.database ?? ''}`;
+  const key = `${reading}\0${text}`;
   const hit = cache.get(key);
   if (hit) return hit;
+  const shape = sqlShape(text);
+  const shapeKey = shape ? `${reading}\0${shape.key}` : undefined;
+  const sameShape = shapeKey ? shapes.get(shapeKey) : undefined;
+  // The facts of a text of the same shape, but the statement's own text (what the masker and reviews read).
+  if (sameShape?.ok) return { ...sameShape, statements: sameShape.statements.map((st) => ({ ...st, text })) };
   const analysis = analyzeUncached(text, o);
   cache.set(key, analysis);
+  if (shape && shapeKey && provesShape(analysis, text, shape.runs)) shapes.set(shapeKey, analysis);
   return analysis;
+}
+
+/**
+ * Whether `analysis` of `text` proves its shape: one statement, read as written (the pre-pass
+ * changed nothing), a plain query or DML that sets nothing, whose numeric literals are exactly the
+ * shape's digit runs (none in a string, a comment or a name).
+ */
+function provesShape(analysis: Analysis, text: string, runs: readonly number[]): boolean {
+  if (!analysis.ok || analysis.statements.length !== 1) return false;
+  const [st] = analysis.statements as [StatementFacts];
+  if (st.text !== text || st.changesLexing || st.settings.length > 0 || !st.kinds.every((k) => SHAPE_KINDS.has(k))) return false;
+  const lits = analysis.numericLiterals;
+  return lits.length === runs.length && lits.every((v, i) => v === runs[i]);
 }
 
 function analyzeUncached(text: string, o: MysqlReading): Analysis {
@@ -82,6 +107,7 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
   if (read.statements.length > MAX_STATEMENTS)
     return { ok: false, parser: 'MySQL', error: `${read.statements.length} statements in one query, more than the ${MAX_STATEMENTS} the gateway judges at once` };
   const statements: StatementFacts[] = [];
+  const trees: unknown[] = [];
   for (const s of read.statements) {
     let tree: unknown[];
     try {
@@ -90,6 +116,7 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
       return { ok: false, parser: 'MySQL', error: `${(err as Error).message.split('\n')[0]} in ${JSON.stringify(s.text.slice(0, 200))}` };
     }
     if (tree.length !== 1) return { ok: false, parser: 'MySQL', error: `the parser read ${tree.length} statements in one: ${JSON.stringify(s.text.slice(0, 200))}` };
+    trees.push(tree[0]);
     try {
       const facts = factsOf(tree[0], s.text, o.database);
       if (s.compound && !facts.opaqueBody) throw new Unread('a compound statement (IF, CASE, a loop, BEGIN … END), whose statements hoop does not judge one by one');
@@ -99,7 +126,9 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
       return { ok: false, parser: 'MySQL', error: `${err.message}: ${JSON.stringify(s.text.slice(0, 200))}` };
     }
   }
-  return { ok: true, statements, numericLiterals: [] };
+  // Where the numeric literals are, when the text is one statement read as written (what a shape is proved with).
+  const only = read.statements.length === 1 && read.statements[0]!.text === text ? trees[0] : undefined;
+  return { ok: true, statements, numericLiterals: only === undefined ? [] : numericLiterals(only, text) };
 }
 
 /** The facts of one parsed statement; throws {@link Unread} for a statement hoop does not read. */
@@ -337,6 +366,20 @@ function collect(tree: unknown, tables: Set<string>, functions: Set<string>): vo
 }
 
 /** Calls `visit` on every object node of `tree`, with the key it sits under. */
+/** The offsets in `text` of the numeric literals of `tree`, in text order (the parser's spans are 1-based lines and columns). */
+function numericLiterals(tree: unknown, text: string): number[] {
+  const lineStarts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+  const offsets: number[] = [];
+  walk(tree, (n, key) => {
+    const start = ((n.span as Node | undefined)?.start as { line?: number; column?: number } | undefined) ?? {};
+    if (key === 'Value' && typeof n.value === 'object' && n.value !== null && 'Number' in n.value && start.line && start.column) {
+      offsets.push((lineStarts[start.line - 1] ?? Number.NaN) + start.column - 1);
+    }
+  });
+  return offsets.sort((a, b) => a - b);
+}
+
 function walk(tree: unknown, visit: (n: Node, key: string) => void, key = ''): void {
   if (Array.isArray(tree)) {
     for (const item of tree) walk(item, visit, key);
