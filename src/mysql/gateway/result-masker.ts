@@ -91,6 +91,8 @@ export class MysqlResultMasker {
   readonly #maskedByName: ReadonlySet<string>;
   readonly #masked: ((column: string, strategy: string) => void) | undefined;
   #plans: ColumnPlan[] = [];
+  /** Some column of the current result is masked whole. */
+  #masksWhole = false;
   /** The statement reads what is masked by a way hoop does not trace (computed columns are redacted). */
   #untraced = true;
   /** The tables the statement names (`db.table`), whose columns' origins the server's column definitions can be trusted for. */
@@ -162,15 +164,19 @@ export class MysqlResultMasker {
       case 'column-count':
       case 'prepared':
         this.#plans = [];
+        this.#masksWhole = false;
         return payload;
       case 'column': {
         const def = parseColumnDefinition(payload);
         const plan = this.#plan(def);
         this.#plans.push(plan);
         if (!plan.strategy) return payload;
+        this.#masksWhole = true;
         return columnDefinition({ ...def, type: ColumnType.VAR_STRING, charset: UTF8MB4, flags: def.flags & ~NUMBER_FLAGS, decimals: 0, length: Math.max(def.length, 1024) });
       }
       case 'row':
+        // A result with no column masked whole and no detector to read its values goes on as it came.
+        if (!this.#masksWhole && this.#rules.detectors.length === 0) return payload;
         return p.binary ? this.#binaryRow(payload) : this.#textRow(payload);
       case 'err':
         return this.#error(payload);
