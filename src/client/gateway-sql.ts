@@ -7,10 +7,11 @@
 import { getConnection } from '../api-client/connections.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
-import type { CommandRecords, SessionRecord } from './client-records.js';
+import { mysqlRecordHook, type CommandRecords, type SessionRecord } from './client-records.js';
 import type { Logger } from '../log.js';
 import { MySqlGreeted, type MySqlClient } from '../mysql/wire/client.js';
-import { NUMERIC_COLUMN_TYPES, type ColumnDefinition, type ErrPacket } from '../mysql/wire/results.js';
+import { Command, NUMERIC_COLUMN_TYPES, type ColumnDefinition, type ErrPacket } from '../mysql/wire/results.js';
+import { packet } from '../mysql/wire/packets.js';
 import { PgClient, QueryError, type ResultHandler } from '../postgres/wire/client.js';
 import type { RowDescriptionField } from '../postgres/wire/rows.js';
 import { recorderTap } from '../postgres/pipeline/recording/stage.js';
@@ -80,7 +81,7 @@ export async function openGatewaySql(o: {
   const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
   renewal.track(channel, token);
   const database = info.database ?? '';
-  if (info.type === 'mysql') return mysqlSession(tunnel, database, renewal, o.detachReviews ? (resolve) => (held = resolve) : undefined);
+  if (info.type === 'mysql') return mysqlSession(o, tunnel, database, renewal, o.detachReviews ? (resolve) => (held = resolve) : undefined);
   const record = await openSessionRecord(o, tunnel, database);
   try {
     const session = await PgClient.start(
@@ -123,9 +124,15 @@ export async function openGatewaySql(o: {
  * A MySQL session on `tunnel`, signed in (the tunnel is authenticated: no password), its results
  * handed to a PostgreSQL-shaped handler (the printer and the MCP tools read those), its errors as
  * PostgreSQL's fields: a refusal of the policy keeps hoop's words and takes SQLSTATE 42501, as on
- * PostgreSQL. The gateway records the session; `hoop exec` keeps no record of its own of MySQL sessions yet.
+ * PostgreSQL. The gateway records the session, and the CLI keeps its own record of it when the gateway takes one.
  */
-async function mysqlSession(tunnel: OpenedTunnel, database: string, renewal: TunnelTokenRenewal, onHeld?: (resolve: (m: HeldForReview) => void) => void): Promise<GatewaySql> {
+async function mysqlSession(
+  o: { provider: ResolvedTokenProvider; records?: CommandRecords; name: string; say: (line: string) => void },
+  tunnel: OpenedTunnel,
+  database: string,
+  renewal: TunnelTokenRenewal,
+  onHeld?: (resolve: (m: HeldForReview) => void) => void,
+): Promise<GatewaySql> {
   const { channel } = tunnel;
   let client: MySqlClient;
   try {
@@ -135,9 +142,19 @@ async function mysqlSession(tunnel: OpenedTunnel, database: string, renewal: Tun
     channel.destroy();
     throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${describeError(err)}`);
   }
+  // The CLI's own record, when the gateway takes it: what this client sends, and the bytes it reads.
+  const record =
+    o.records?.keeps && tunnel.clientRecord
+      ? await mysqlRecordHook(o.records, { connection: o.name, gateway: o.provider.gateway, say: o.say })?.(tunnel.sessionId, tunnel.clientRecord.rows, client.capabilities)
+      : undefined;
+  if (record) {
+    channel.on('data', (chunk: Buffer) => record.tap.serverBytes(chunk));
+    channel.once('close', () => record.close({ reason: 'client-terminated' }));
+  }
   return {
     sessionId: tunnel.sessionId,
     run: (sql, handler) => {
+      record?.tap.clientBytes(packet(0, Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')])));
       let rows = 0;
       const ran = client
         .run(sql, {
@@ -160,6 +177,7 @@ async function mysqlSession(tunnel: OpenedTunnel, database: string, renewal: Tun
     close: () => {
       renewal.close();
       client.close();
+      record?.close({ reason: 'client-terminated' });
     },
   };
 }

@@ -409,6 +409,15 @@ describe('hoop connect for a mysql connection', () => {
     expect(ran.stdout).toMatch(/ id \| name\s*\n-+\+-+\n +1 \| one\s*\n +2 \| two\s*\n\(2 rows\)/);
     const csv = await stack.run(['exec', 'shop', '--csv', '-c', 'SELECT id, name FROM items WHERE id = 1', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
     expect(csv.stdout).toBe('id,name\n1,one\n');
+    // The CLI kept its own record of the session, which agrees with the gateway's.
+    const execSession = lastSession('shop');
+    await eventually(
+      async () => {
+        const v = await stack.run(['sessions', 'verify', execSession, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+        expect(v.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 1 statement(s)");
+      },
+      { timeout: 30_000, interval: 250 },
+    );
     const count = (): Promise<string> => db.sql('SELECT count(*) FROM app.items').then((n) => n.trim());
     const before = await count();
     const denied = await governed.run(['exec', 'shop', '-c', 'DELETE FROM items WHERE id >= 1', '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], {
