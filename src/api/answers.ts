@@ -245,6 +245,8 @@ export interface DirectCredentialView {
   connection: string;
   database: string;
   expiresAt: string;
+  /** A MySQL connection's: the gateway's MySQL port, where its clients connect (PostgreSQL's connect at the gateway's own port). */
+  mysqlPort?: number;
 }
 
 /** A run as the API answers it (never its secrets); the gateway keeps it so with its owner and secrets' digests (src/gateway/runs/runs.ts). */

@@ -1,10 +1,10 @@
 /**
  * `hoop connect --direct <name>`: no local port. The gateway mints a direct credential for the
- * caller on the connection (a PostgreSQL user and password good for that connection alone, for
- * `--ttl`), and the client talks TLS to the gateway's own port with it: one hop, the gateway's
- * engine as through a tunnel (policy, masking, reviews, recording), but no record of the CLI's,
- * since no hoop is in the client's path. Prints the connection string and a PGPASSFILE holding the
- * password; while it runs it renews the credential with the person's current sign-in (which also
+ * caller on the connection (a user and password good for that connection alone, for `--ttl`), and
+ * the client talks TLS to the gateway with it (PostgreSQL's at the gateway's own port, MySQL's at
+ * its MySQL port): one hop, the gateway's engine as through a tunnel (policy, masking, reviews,
+ * recording), but no record of the CLI's, since no hoop is in the client's path. Prints how to
+ * connect and a file holding the password (a PGPASSFILE, a MySQL option file); while it runs it renews the credential with the person's current sign-in (which also
  * brings their groups as they are now), and when it stops it revokes it, which ends its sessions.
  * With `--once` it prints and exits: the credential lives its `--ttl` and ends then.
  *
@@ -18,7 +18,8 @@ import type { DirectCredentialView } from '../api/answers.js';
 import { describeError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { writePgpass, writeRootCert } from '../postgres/local/pgpass.js';
-import { removeRunFile, runtimeDir } from '../runtime-files.js';
+import { removeRunFile, runtimeDir, writeRunFile } from '../runtime-files.js';
+import { mysqlOptionFile } from './connect-mysql.js';
 import { shellQuote } from '../text-format.js';
 import { localUri } from './local-port.js';
 
@@ -65,49 +66,46 @@ export function gatewayAddress(gateway: string): { host: string; port: number } 
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443) };
 }
 
-/** `hoop connect --direct` of a PostgreSQL connection: see the module documentation. */
+/** What `hoop connect --direct --json` prints of a MySQL connection: one line. */
+export interface MysqlDirectJson {
+  connection: string;
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  sslCa: string;
+  optionFile: string;
+  id: string;
+  expiresAt: string;
+}
+
+/** How a client connects with a minted credential: what `--json` prints, the file holding the password, and the lines shown. */
+interface DirectShown {
+  json: DirectJson | MysqlDirectJson;
+  passwordFile: string;
+  lines: string[];
+}
+
+/** `hoop connect --direct` of a PostgreSQL or MySQL connection: see the module documentation. */
 export async function serveDirect(io: CliIo, o: DirectOptions, provider: ResolvedTokenProvider, name: string, say: (line: string) => void): Promise<void> {
   const endpoint = { gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) };
   const ask = o.ttl !== undefined ? { seconds: o.ttl } : {};
   const minted = await mintDirect(endpoint, (await provider.current()).token, name, ask);
-  const { host, port } = gatewayAddress(provider.gateway);
-  const dir = await runtimeDir(io.env);
   const files: string[] = [];
   try {
-    const pgpassFile = await writePgpass({ dir, name: `${name}-direct`, entries: [{ host, port, password: minted.password }] });
-    files.push(pgpassFile);
-    const root = await directRootCert(provider.ca, dir, name, port);
-    if (root.written) files.push(root.file);
-    const sslrootcert = root.file;
-    const conninfo = `host=${host} port=${port} user=${minted.user} dbname=${minted.database} sslmode=verify-full sslrootcert=${sslrootcert} channel_binding=require`;
-    const uri = `${localUri({ connection: name, host, port, user: minted.user, database: minted.database, password: minted.password, sslrootcert })}&channel_binding=require`;
+    const shown = await (minted.mysqlPort !== undefined ? mysqlShown : postgresShown)(await runtimeDir(io.env), provider, minted, files);
+    const { host, port } = shown.json;
     if (o.json) {
-      const details: DirectJson = {
-        connection: name,
-        host,
-        port,
-        user: minted.user,
-        password: minted.password,
-        database: minted.database,
-        sslmode: 'verify-full',
-        sslrootcert,
-        channelBinding: 'require',
-        pgpassFile,
-        uri,
-        id: minted.id,
-        expiresAt: minted.expiresAt,
-      };
-      io.stdout.write(`${JSON.stringify(details)}\n`);
+      io.stdout.write(`${JSON.stringify(shown.json)}\n`);
     } else {
       io.stdout.write(
         [
           `Direct to "${name}" at ${host}:${port}: your client talks TLS to the gateway itself, with no hoop on this machine in its path`,
-          `(the gateway records the session; there is no record of the CLI's). Credential ${minted.id}, good for "${name}" only, until ${minted.expiresAt}${o.once ? '' : ' (renewed while this runs, revoked when it stops)'}; the password is in ${pgpassFile}.`,
+          `(the gateway records the session; there is no record of the CLI's). Credential ${minted.id}, good for "${name}" only, until ${minted.expiresAt}${o.once ? '' : ' (renewed while this runs, revoked when it stops)'}; the password is in ${shown.passwordFile}.`,
           '',
           'Connect with:',
-          `  PGPASSFILE=${shellQuote(pgpassFile)} psql ${shellQuote(conninfo)}`,
-          '',
-          `or export PGPASSFILE=${shellQuote(pgpassFile)} and use ${uri}`,
+          ...shown.lines,
           o.once ? '' : 'Press Ctrl-C to stop.',
           '',
         ].join('\n'),
@@ -129,6 +127,60 @@ export async function serveDirect(io: CliIo, o: DirectOptions, provider: Resolve
   } finally {
     for (const f of files) await removeRunFile(f);
   }
+}
+
+/** A PostgreSQL client's way in: a PGPASSFILE, libpq's connection string and URI, verifying the gateway and binding the channel. */
+async function postgresShown(dir: string, provider: ResolvedTokenProvider, minted: DirectCredentialView, files: string[]): Promise<DirectShown> {
+  const name = minted.connection;
+  const { host, port } = gatewayAddress(provider.gateway);
+  const pgpassFile = await writePgpass({ dir, name: `${name}-direct`, entries: [{ host, port, password: minted.password }] });
+  files.push(pgpassFile);
+  const root = await directRootCert(provider.ca, dir, name, port);
+  if (root.written) files.push(root.file);
+  const sslrootcert = root.file;
+  const conninfo = `host=${host} port=${port} user=${minted.user} dbname=${minted.database} sslmode=verify-full sslrootcert=${sslrootcert} channel_binding=require`;
+  const uri = `${localUri({ connection: name, host, port, user: minted.user, database: minted.database, password: minted.password, sslrootcert })}&channel_binding=require`;
+  const json: DirectJson = {
+    connection: name,
+    host,
+    port,
+    user: minted.user,
+    password: minted.password,
+    database: minted.database,
+    sslmode: 'verify-full',
+    sslrootcert,
+    channelBinding: 'require',
+    pgpassFile,
+    uri,
+    id: minted.id,
+    expiresAt: minted.expiresAt,
+  };
+  return { json, passwordFile: pgpassFile, lines: [`  PGPASSFILE=${shellQuote(pgpassFile)} psql ${shellQuote(conninfo)}`, '', `or export PGPASSFILE=${shellQuote(pgpassFile)} and use ${uri}`] };
+}
+
+/** A MySQL client's way in: an option file naming the gateway's MySQL port, the credential and the CA the client verifies the gateway with. */
+async function mysqlShown(dir: string, provider: ResolvedTokenProvider, minted: DirectCredentialView, files: string[]): Promise<DirectShown> {
+  const name = minted.connection;
+  const host = gatewayAddress(provider.gateway).host;
+  const port = minted.mysqlPort!;
+  const root = await directRootCert(provider.ca, dir, name, port);
+  if (root.written) files.push(root.file);
+  const text = mysqlOptionFile({ host, port, password: minted.password, database: minted.database, sslCa: root.file, user: minted.user, about: `direct credential ${minted.id}` });
+  const optionFile = await writeRunFile(dir, `${name}-direct-${port}`, '.my.cnf', text);
+  files.push(optionFile);
+  const json: MysqlDirectJson = {
+    connection: name,
+    host,
+    port,
+    user: minted.user,
+    password: minted.password,
+    database: minted.database,
+    sslCa: root.file,
+    optionFile,
+    id: minted.id,
+    expiresAt: minted.expiresAt,
+  };
+  return { json, passwordFile: optionFile, lines: [`  mysql --defaults-extra-file=${shellQuote(optionFile)}`, ''] };
 }
 
 /**

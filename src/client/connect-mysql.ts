@@ -35,12 +35,12 @@ const LOCAL_USER = 'hoop';
  * only MariaDB's read (MySQL's client refuses options it does not know; given `ssl-ca` alone it
  * verifies the certificate against it).
  */
-export function mysqlOptionFile(o: { host: string; port: number; password: string; database: string; sslCa: string }): string {
+export function mysqlOptionFile(o: { host: string; port: number; password: string; database: string; sslCa: string; user?: string; about?: string }): string {
   const quote = (v: string): string => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   return [
-    "# hoop connect: this run's local port; removed when it stops",
+    `# hoop connect: ${o.about ?? "this run's local port"}; removed when it stops`,
     '[client]',
-    `user=${LOCAL_USER}`,
+    `user=${o.user ?? LOCAL_USER}`,
     `password=${quote(o.password)}`,
     `host=${o.host}`,
     `port=${o.port}`,

@@ -53,7 +53,7 @@ export async function connect(io: CliIo, name: string, opts: ConnectOptions): Pr
   try {
     const info = await getConnection({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, name);
     if (opts.direct) {
-      if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection: --direct is for PostgreSQL connections`, { hint: `hoop connect ${name}` });
+      if (info.type === 'ssh') throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: --direct is for PostgreSQL and MySQL connections`, { hint: `hoop connect ${name}` });
       return await serveDirect(io, opts, provider, name, say);
     }
     if (opts.ttl !== undefined || opts.once) throw new HoopError(ErrorCode.USAGE, '--ttl and --once go with --direct');

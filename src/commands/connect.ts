@@ -28,7 +28,7 @@ export function connectCommand(io: CliIo): Command {
     .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--json', 'print the connection details as one JSON line (including the local password) and nothing else on stdout')
-    .option('--direct', "no local port: the client connects to the gateway's own port with a credential the gateway mints for this connection (PostgreSQL)")
+    .option('--direct', "no local port: the client connects to the gateway's own port with a credential the gateway mints for this connection (PostgreSQL; MySQL at the gateway's MySQL port)")
     .option('--ttl <time>', 'with --direct: how long the credential lives, renewed while this runs (default 15min, at most 12h)', duration)
     .option('--once', 'with --direct: print the connection details and exit; the credential is not renewed and ends after --ttl')
     .option('--policy-dir <dir>', 'judge statements here first with the policy bundle in this checked-out config repo (the gateway still decides)')

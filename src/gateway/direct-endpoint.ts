@@ -1,11 +1,18 @@
 /**
- * Direct PostgreSQL clients at the gateway's port (./front/front-door.ts hands them over, TLS done):
- * their sign-in with a direct credential (../postgres/gateway/direct-front.ts), their admission
+ * Direct clients: PostgreSQL's at the gateway's port (./front/front-door.ts hands them over, TLS
+ * done), MySQL's at its MySQL port (./front/mysql-door.ts); their sign-in with a direct credential
+ * (../postgres/gateway/direct-front.ts, ../mysql/gateway/direct-front.ts), their admission
  * as any session's (./sessions/admission.ts: the policy, the identity's bound, the recording, the index,
  * the audit stream), and their CancelRequests, which carry no credential and are honoured by key
  * for direct sessions only.
  */
-import type { PostgresConnection } from '../config/connection.js';
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { MysqlConnection, PostgresConnection } from '../config/connection.js';
+import { serveDirectMysqlClient } from '../mysql/gateway/direct-front.js';
+import type { MysqlEngine } from '../mysql/gateway/engine.js';
+import { packet as mysqlPacket } from '../mysql/wire/packets.js';
+import { errPacket } from '../mysql/wire/results.js';
 import type { PostgresEngine } from '../postgres/gateway/engine.js';
 import { serveDirectClient } from '../postgres/gateway/direct-front.js';
 import { errorResponse } from '../postgres/wire/messages.js';
@@ -16,7 +23,7 @@ import type { SessionAdmission } from './sessions/admission.js';
 import type { ConnectionGuard } from './front/connection-guard.js';
 import { directRefusal, directSecret, type DirectRecord } from './credentials/direct-credentials.js';
 import type { GatewayParts } from './parts/parts.js';
-import { peerOf, peerText } from './front/peer-address.js';
+import { peerOf, peerText, tellPeer } from './front/peer-address.js';
 
 /** CancelRequests honoured per source address and second. */
 const CANCELS_PER_SECOND = 20;
@@ -35,8 +42,25 @@ function refuseDirect(channel: TlsSessionChannel, status: number, body: TunnelEr
   if (!channel.destroyed && !channel.writableEnded) channel.end(errorResponse({ severity: 'FATAL', code: sqlstateOf(status), message: `hoop: ${message}`, ...(hint ? { hint } : {}) }));
 }
 
-/** What the front door calls for direct PostgreSQL clients. */
-export function directEndpoint(parts: GatewayParts, admission: SessionAdmission, engine: PostgresEngine, guard: ConnectionGuard, handshakeTimeoutMs: number) {
+/** The MySQL error a refused direct session gets for the status a tunnel would. @see https://mariadb.com/kb/en/mariadb-error-code-reference/ */
+function mysqlCodeOf(status: number): { code: number; sqlState: string } {
+  if (status === 401 || status === 403) return { code: 1045, sqlState: '28000' }; // ER_ACCESS_DENIED_ERROR
+  if (status === 429) return { code: 1040, sqlState: '08004' }; // ER_CON_COUNT_ERROR
+  return { code: 1105, sqlState: 'HY000' }; // ER_UNKNOWN_ERROR
+}
+
+/** What the gateway's MySQL port greets with before any MySQL server has greeted the gateway. */
+const UNKNOWN_MYSQL_VERSION = '8.0.0-hoop';
+
+/** What the gateway's ports call for direct clients: PostgreSQL's at the main port, MySQL's at the MySQL port. */
+export function directEndpoint(
+  parts: GatewayParts,
+  admission: SessionAdmission,
+  engines: { postgres: PostgresEngine; mysql: MysqlEngine | undefined },
+  o: { guard: ConnectionGuard; handshakeTimeoutMs: number; secureContext: SecureContext },
+) {
+  const { guard, handshakeTimeoutMs, secureContext } = o;
+  const { postgres: engine, mysql } = engines;
   const { directs, cancels, log } = parts;
   // A CancelRequest carries no credential, only a 32-bit secret: one source address sends a few a second, not a guessing run.
   const recent = new Map<string, { since: number; count: number }>();
@@ -68,12 +92,45 @@ export function directEndpoint(parts: GatewayParts, admission: SessionAdmission,
           return { secret: directSecret(record), value: record, ...(refused ? { refused: { message: refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` } } : {}) };
         },
         admit: (record, start, ch) => {
-          admission.admitDirect(record, peerText(ch), { refuse: (status, body) => refuseDirect(ch, status, body), accept: () => ch }, (session) =>
+          admission.admitDirect(record, 'postgres', peerText(ch), { refuse: (status, body) => refuseDirect(ch, status, body), accept: () => ch }, (session) =>
             engine.serveStarted(session as TunnelSession<PostgresConnection>, start),
           );
         },
         cancel: (key) => cancelByKey(key, peerOf(channel).address ?? ''),
         spoke: (ch) => guard.spoke(ch),
+        signedIn: (ch) => guard.trust(ch),
+      });
+    },
+    /** A client at the gateway's MySQL port (./front/mysql-door.ts), its address known. */
+    mysql(raw: Socket): void {
+      void serveDirectMysqlClient<DirectRecord>(raw, {
+        secureContext,
+        handshakeTimeoutMs,
+        remote: peerOf(raw).address,
+        log,
+        serverVersion: () => mysql?.serverVersion ?? UNKNOWN_MYSQL_VERSION,
+        credential: async (user) => {
+          const record = await directs.find(user);
+          if (!record) return undefined;
+          const refused = directRefusal(record);
+          const verifier = record.mysqlNative ? Buffer.from(record.mysqlNative, 'base64') : undefined;
+          return { verifier, value: record, ...(refused ? { refused: { message: refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` } } : {}) };
+        },
+        admit: (record, answered, ch) => {
+          const refuse = (status: number, body: TunnelErrorBody): void => {
+            const { message, hint } = body.error;
+            if (!ch.destroyed && !ch.writableEnded) ch.end(mysqlPacket(answered.seq, errPacket({ ...mysqlCodeOf(status), message: `hoop: ${message}${hint ? ` (${hint})` : ''}` })));
+          };
+          admission.admitDirect(record, 'mysql', peerText(ch), { refuse, accept: () => ch }, (session) => {
+            if (!mysql) throw new Error('the gateway has no MySQL engine');
+            return mysql.serveSignedIn(session as TunnelSession<MysqlConnection>, answered);
+          });
+        },
+        spoke: (ch) => {
+          guard.alias(ch, raw);
+          tellPeer(ch, peerOf(raw));
+          guard.spoke(ch);
+        },
         signedIn: (ch) => guard.trust(ch),
       });
     },

@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/gateway/engine.js';
-import type { MysqlEngineOptions } from '../mysql/gateway/engine.js';
+import type { MysqlEngine, MysqlEngineOptions } from '../mysql/gateway/engine.js';
 import { type SessionPolicy, SessionAdmission } from './sessions/admission.js';
 import { AuthRefusals } from './identity/auth-refusals.js';
 import { callers as callersOf } from './sessions/callers.js';
@@ -29,6 +29,7 @@ import type { GatewayConfig } from './config/config.js';
 import { Balancers } from './front/balancers.js';
 import { ConnectionGuard } from './front/connection-guard.js';
 import { openFrontDoor } from './front/front-door.js';
+import { openMysqlDoor } from './front/mysql-door.js';
 import { directEndpoint } from './direct-endpoint.js';
 import type { PostgresEngine } from '../postgres/gateway/engine.js';
 import { startEngines, type EngineRegistry } from './parts/engines.js';
@@ -136,8 +137,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     guard.watch(api);
     const tunnels = tunnelEndpoint(parts, callers, admission, guard);
     api.on('upgrade', tunnels.onUpgrade);
-    const listener = useTls ? frontDoor(parts, options, admission, engines, guard, api) : plainHttp(api, guard);
-    await listen(listener, config);
+    const doors = useTls ? frontDoor(parts, options, admission, engines, guard, api) : { main: plainHttp(api, guard), mysql: undefined };
+    const listener = doors.main;
+    await listen(listener, config.listen);
+    if (doors.mysql && config.mysqlListen) {
+      const mysqlDoor = doors.mysql;
+      disposer.defer(() => new Promise<void>((resolve) => mysqlDoor.close(() => resolve())));
+      await listen(mysqlDoor, config.mysqlListen);
+      // Port 0 picked a free port: direct credentials name the one it is.
+      config.mysqlListen.port = (mysqlDoor.address() as AddressInfo).port;
+      log.info('gateway.mysql-listening', { port: config.mysqlListen.port });
+    }
     disposer.defer(async () => {
       admission.closing = true;
       admission.endAll(new SessionEnd('gateway-shutdown', 'hoop: the gateway is shutting down', 'connect again in a moment'));
@@ -162,6 +172,9 @@ function checkTransport(config: GatewayConfig, insecureDevHttp: boolean): boolea
     throw new HoopError(ErrorCode.CONFIG_INVALID, `${config.file}: no tls certificate and key are configured`, {
       hint: 'add `tls: { cert: ..., key: ... }`, or for local development on a loopback address start with --insecure-dev-http',
     });
+  }
+  if (insecureDevHttp && config.mysqlListen) {
+    throw new HoopError(ErrorCode.USAGE, '--insecure-dev-http refused: mysqlListen takes MySQL clients over TLS only', { hint: 'configure tls, or leave mysqlListen out for local development' });
   }
   if (insecureDevHttp && config.proxyProtocol) {
     throw new HoopError(ErrorCode.USAGE, '--insecure-dev-http refused: proxyProtocol is read at the TLS port only', { hint: 'configure tls, or leave proxyProtocol out for local development' });
@@ -201,15 +214,24 @@ function createHttpServer(options: GatewayOptions, onRequest: http.RequestListen
 
 /**
  * The gateway's port with TLS: HTTPS (the API and the tunnels) and direct PostgreSQL clients, told
- * apart by their first bytes (./front/front-door.ts).
+ * apart by their first bytes (./front/front-door.ts); and its MySQL port, when configured.
  */
-function frontDoor(parts: GatewayParts, options: GatewayOptions, admission: SessionAdmission, engines: EngineRegistry, guard: ConnectionGuard, api: http.Server): Server {
+function frontDoor(
+  parts: GatewayParts,
+  options: GatewayOptions,
+  admission: SessionAdmission,
+  engines: EngineRegistry,
+  guard: ConnectionGuard,
+  api: http.Server,
+): { main: Server; mysql: Server | undefined } {
   const { config, log } = parts;
   const secureContext = tls.createSecureContext({ cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true });
   const handshakeTimeoutMs = options.postgres?.handshakeTimeoutMs ?? 15_000;
-  const direct = directEndpoint(parts, admission, engines.postgres as PostgresEngine, guard, handshakeTimeoutMs);
+  const direct = directEndpoint(parts, admission, { postgres: engines.postgres as PostgresEngine, mysql: engines.mysql as MysqlEngine | undefined }, { guard, handshakeTimeoutMs, secureContext });
   const balancers = config.proxyProtocol ? new Balancers(config.proxyProtocol.from) : undefined;
-  return openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, ...(balancers ? { balancers } : {}), log });
+  const main = openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, ...(balancers ? { balancers } : {}), log });
+  const mysql = config.mysqlListen ? openMysqlDoor({ guard, serve: direct.mysql, ...(balancers ? { balancers } : {}), log }) : undefined;
+  return { main, mysql };
 }
 
 /** Plain HTTP on a loopback address (development): the HTTP server listens itself, guarded alike. */
@@ -218,10 +240,10 @@ function plainHttp(api: http.Server, guard: ConnectionGuard): http.Server {
   return api;
 }
 
-function listen(server: Server, config: GatewayConfig): Promise<void> {
+function listen(server: Server, at: { host: string; port: number }): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeError(err)}`, { cause: err })));
-    server.listen(config.listen.port, config.listen.host, () => resolve());
+    server.once('error', (err) => reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${at.host}:${at.port}: ${describeError(err)}`, { cause: err })));
+    server.listen(at.port, at.host, () => resolve());
   });
 }
 

@@ -61,6 +61,7 @@ statements:
 `);
       return repo.gatewayBlock(['${env:MARIA_*}']);
     },
+    extraConfig: 'mysqlListen: 127.0.0.1:0\n',
   });
 }, 120_000);
 
@@ -632,5 +633,69 @@ describe('hoop connect for a mysql connection', () => {
     } finally {
       await ro.stop();
     }
+  });
+});
+
+describe("hoop connect --direct for a mysql connection: the gateway's MySQL port", () => {
+  /** `hoop connect --direct --once --json` of `name` on the governed stack: the credential, its option file. */
+  async function direct(name: string) {
+    const r = await governed.run(['connect', name, '--direct', '--once', '--json', '--ttl', '120s', '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], {
+      HOOP_TOKEN: await governed.token('alice'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as { host: string; port: number; user: string; password: string; database: string; sslCa: string; optionFile: string; id: string };
+  }
+
+  it('serves the real mariadb client and mysql2 over verified TLS with a direct credential, under the same policy, each session recorded', async () => {
+    const d = await direct('shop');
+    expect(d.user).toMatch(/^dc_/);
+    const run = (sql: string) => mariadb([`--defaults-extra-file=${d.optionFile}`, '--batch', '-e', sql]);
+    const write = await run("INSERT INTO items VALUES (40, 'direct'); SELECT name FROM items WHERE id = 40; \\s");
+    expect(write.stderr).toBe('');
+    expect(write.stdout).toContain('name\ndirect\n');
+    expect(write.stdout).toMatch(/SSL:\s+Cipher in use is/);
+    expect((await db.sql('SELECT name FROM app.items WHERE id = 40')).trim()).toBe('direct');
+    const denied = await run('/*!50000 DELETE FROM items WHERE id = 40 */');
+    expect(denied.stderr).toMatch(/ERROR 1227 .*hoop: denied by rule "no-deletes"/);
+    expect((await db.sql('SELECT count(*) FROM app.items WHERE id = 40')).trim()).toBe('1');
+    const driver = await mysql.createConnection({ host: d.host, port: d.port, user: d.user, password: d.password, database: 'app', ssl: { ca: readFileSync(d.sslCa) } });
+    const [rows] = await driver.execute('SELECT name FROM items WHERE id = ?', [40]);
+    expect(rows).toEqual([{ name: 'direct' }]);
+    await driver.end();
+    // Each session the gateway's: listed as alice's via direct, its statements in its signed recording.
+    const listed = await eventually(
+      async () => {
+        const r = await governed.run(['sessions', 'ls', '--json', '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], { HOOP_TOKEN: await governed.token('alice') });
+        const all = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; via?: string; connection: string; subject: string; endedAt?: string }> }).sessions;
+        const direct = all.filter((x) => x.via === 'direct' && x.connection === 'shop' && x.endedAt !== undefined);
+        expect(direct.length).toBeGreaterThanOrEqual(3);
+        return direct;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    expect(listed[0]).toMatchObject({ subject: 'alice' });
+    const recorded = (await Promise.all(listed.map((x) => recordingOfOn(governed, x.id)))).flat();
+    expect(recorded.some((e) => e.t === 'query' && String(e.sql).includes("INSERT INTO items VALUES (40, 'direct')"))).toBe(true);
+  });
+
+  it('refuses a client without TLS, a wrong password, a PostgreSQL credential, and a MySQL credential at the PostgreSQL port; nothing runs', async () => {
+    const d = await direct('shop');
+    const plain = await mariadb(['--host', d.host, '--port', String(d.port), '--user', d.user, `--password=${d.password}`, '--skip-ssl', '-e', "INSERT INTO items VALUES (41, 'plain')"]);
+    expect(plain.stderr).toMatch(/ERROR 3159 .*hoop: the gateway takes MySQL clients over TLS only/);
+    const wrong = await mariadb([`--defaults-extra-file=${d.optionFile}`, '--password=wrong', '-e', "INSERT INTO items VALUES (41, 'wrong')"]);
+    expect(wrong.stderr).toMatch(/ERROR 1045 .*Access denied for user 'dc_/);
+    const nobody = await mariadb([`--defaults-extra-file=${d.optionFile}`, '--user=dc_AAAAAAAAAAAAAAAAAAAAAA', '-e', 'SELECT 1']);
+    expect(nobody.stderr).toMatch(/ERROR 1045 .*Access denied for user 'dc_AAAA/);
+    // The same credential at the gateway's main port, as a PostgreSQL client would use it: signed in, then refused for its connection's protocol.
+    const pg = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(
+        'psql',
+        [`host=${d.host} port=${new URL(governed.gateway.url).port} user=${d.user} dbname=app sslmode=verify-full sslrootcert=${governed.pki.caFile}`, '-c', 'SELECT 1'],
+        { env: { ...process.env, PGPASSWORD: d.password } },
+        (err, _out, stderr) => resolve({ code: err ? 1 : 0, stderr }),
+      ),
+    );
+    expect(pg.stderr).toMatch(/"shop" is a mysql connection: its direct clients connect at the gateway's MySQL port/);
+    expect((await db.sql('SELECT count(*) FROM app.items WHERE id = 41')).trim()).toBe('0');
   });
 });

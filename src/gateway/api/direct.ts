@@ -29,10 +29,14 @@ export function directApi(parts: GatewayParts, callers: Callers) {
         ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity))
         : { connection: callers.lookup(identity, name), grant: undefined };
       const { connection } = found;
-      if (connection.type !== 'postgres') throw new HttpError(400, `"${name}" is a ${connection.type} connection: direct connections are PostgreSQL's`, { hint: `hoop connect ${name}` });
-      const minted = await directs.mint(identity, name, directSeconds(seconds));
+      if (connection.type === 'ssh') throw new HttpError(400, `"${name}" is an ssh connection: direct connections are PostgreSQL's and MySQL's`, { hint: `hoop connect ${name}` });
+      const mysqlPort = config.mysqlListen?.port;
+      if (connection.type === 'mysql' && !mysqlPort) {
+        throw new HttpError(400, `"${name}" is a MySQL connection and this gateway has no MySQL port`, { hint: `hoop connect ${name}; or the gateway's operator sets mysqlListen` });
+      }
+      const minted = await directs.mint(identity, name, directSeconds(seconds), connection.type);
       // The database its sessions get when the client names none: the first the access allows.
-      return { ...minted, database: found.grant?.databaseAccess?.databases[0] ?? connection.database };
+      return { ...minted, database: found.grant?.databaseAccess?.databases[0] ?? connection.database, ...(connection.type === 'mysql' ? { mysqlPort } : {}) };
     },
     /** `POST /v1/direct/{id}/renew`: a person's own, with their current credential. */
     async renew(identity: Identity, id: string, body: unknown): Promise<{ id: string; expiresAt: string }> {

@@ -275,6 +275,7 @@ const proxyProtocolSchema = z.strictObject({
 export const fileSchema = z.strictObject(
   {
     listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
+    mysqlListen: listenSchema.optional(),
     tls: z.strictObject({ cert: nonEmpty('a path to a PEM certificate'), key: nonEmpty('a path to a PEM private key') }).optional(),
     issuers: z.array(issuerSchema, { error: 'must be a list of issuers' }).min(1, { error: 'must list at least one issuer' }),
     connections: z.array(connectionSchema, { error: 'must be a list of connections' }).default([]),

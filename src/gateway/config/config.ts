@@ -9,6 +9,7 @@
  * ```yaml
  * listen: 127.0.0.1:8443              # host:port, IPv6 as "[::1]:8443"; port 0 picks a free port
  * tls: { cert: ./gateway.crt, key: ./gateway.key }   # required unless listen is loopback
+ * mysqlListen: 0.0.0.0:3307          # optional: a port where MySQL clients sign in with direct credentials (TLS required; needs tls)
  * log: { level: info }                # debug | info | warn | error
  * issuers:                            # OpenID providers whose tokens are accepted
  *   - issuer: https://idp.example.com # exactly as in the tokens' `iss`; https unless loopback
@@ -129,6 +130,8 @@ export interface GatewayConfig {
   /** Absolute path of the file it was loaded from. */
   file: string;
   listen: { host: string; port: number };
+  /** The gateway's MySQL port, for direct MySQL clients (src/gateway/front/mysql-door.ts). */
+  mysqlListen?: { host: string; port: number };
   /** Absent only when `listen` is a loopback address. */
   tls?: { cert: Buffer; key: Buffer; certFile: string; keyFile: string };
   issuers: IssuerConfig[];
@@ -516,6 +519,7 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
   return {
     file: abs,
     listen: data.listen,
+    ...(data.mysqlListen ? { mysqlListen: data.mysqlListen } : {}),
     ...(cert && key ? { tls: { cert: cert.data, key: key.data, certFile: cert.file, keyFile: key.file } } : {}),
     issuers: data.issuers.map((i) => ({
       ...i,

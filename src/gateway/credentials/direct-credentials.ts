@@ -3,7 +3,8 @@
  * gateway's port, with no hoop on its machine in the path (`hoop connect --direct`, `hoop run
  * --direct`). A person (or a run, with its run credential) asks for one connection
  * (`POST /v1/connections/{name}/direct`); the gateway mints a user name (`dc_…`, also the
- * credential's id) and a random password, keeps only the password's SCRAM-SHA-256 verifier, and
+ * credential's id) and a random password, keeps only the password's verifiers (SCRAM-SHA-256's;
+ * on a MySQL connection also `mysql_native_password`'s, for the gateway's MySQL port), and
  * binds the credential to that connection and to who asked, as the gateway verified them then.
  *
  * A credential is short-lived (15 minutes unless asked otherwise, at most {@link MAX_DIRECT_SECONDS};
@@ -22,6 +23,7 @@ import { runGrantSchema, type Identity } from '../../identity.js';
 import type { Logger } from '../../log.js';
 import { SessionEnd, type TunnelSession } from '../../session/engine.js';
 import { makeScramSecret, type ScramSecret } from '../../postgres/wire/scram.js';
+import { nativeVerifier } from '../../mysql/wire/auth.js';
 import { HttpError } from '../http/http-error.js';
 import { ownerOf, runOwnerSchema, type RunOwner } from '../runs/runs.js';
 import { recordObject, storedTime } from '../../stored-record.js';
@@ -55,6 +57,8 @@ export const directRecordSchema = recordObject({
   endReason: z.enum(['revoked', 'run-ended']).optional(),
   /** The SCRAM-SHA-256 verifier, base64. */
   scram: recordObject({ salt: z.base64(), iterations: z.number().int().positive(), storedKey: z.base64(), serverKey: z.base64() }),
+  /** MySQL's verifier of the same password (`mysql_native_password`'s SHA1(SHA1(password))), base64: minted for MySQL connections. */
+  mysqlNative: z.base64().optional(),
 });
 export type DirectRecord = z.infer<typeof directRecordSchema>;
 
@@ -151,7 +155,7 @@ export class DirectCredentials {
    *
    * @throws HttpError 403 (a run's credential for a connection not its run's), 429 (too many open)
    */
-  async mint(caller: Identity, connection: string, seconds: number): Promise<MintedDirect> {
+  async mint(caller: Identity, connection: string, seconds: number, kind: 'postgres' | 'mysql' = 'postgres'): Promise<MintedDirect> {
     const run = caller.run;
     if (run && !run.connections.includes(connection)) {
       throw new HttpError(403, `run ${run.id} may use only ${run.connections.map((c) => `"${c}"`).join(', ')}, not "${connection}"`);
@@ -169,6 +173,7 @@ export class DirectCredentials {
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(end).toISOString(),
       scram: { salt: secret.salt.toString('base64'), iterations: secret.iterations, storedKey: secret.storedKey.toString('base64'), serverKey: secret.serverKey.toString('base64') },
+      ...(kind === 'mysql' ? { mysqlNative: nativeVerifier(password).toString('base64') } : {}),
     };
     await this.#store.create(record, run ? MAX_OPEN_DIRECT_PER_RUN : MAX_OPEN_DIRECT);
     this.#log.info('direct.minted', { credential: record.id, subject: caller.subject, issuer: caller.issuer, connection, ...(run ? { run: run.id } : {}), expiresAt: record.expiresAt });

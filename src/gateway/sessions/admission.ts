@@ -79,7 +79,7 @@ interface Asked {
   detached: boolean;
   via: string | undefined;
   /** A direct client's credential (its principal is the credential's, its life the credential's), and how its engine serves it (its startup was read). */
-  direct?: { record: DirectRecord; serve: (session: TunnelSession) => Promise<SessionOutcome> };
+  direct?: { record: DirectRecord; protocol: 'postgres' | 'mysql'; serve: (session: TunnelSession) => Promise<SessionOutcome> };
 }
 
 /** What the policy lets a caller do on a connection, for one session. */
@@ -184,8 +184,8 @@ export class SessionAdmission {
    * in the background; `serve` runs its session on the engine, its startup read. A refusal is
    * said in the client's protocol by `refuse`.
    */
-  admitDirect(record: DirectRecord, remoteAddress: string, answer: SessionAnswer, serve: (session: TunnelSession) => Promise<SessionOutcome>): void {
-    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: undefined, detached: false, via: undefined, direct: { record, serve } };
+  admitDirect(record: DirectRecord, protocol: 'postgres' | 'mysql', remoteAddress: string, answer: SessionAnswer, serve: (session: TunnelSession) => Promise<SessionOutcome>): void {
+    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: undefined, detached: false, via: undefined, direct: { record, protocol, serve } };
     const task = this.#admit(record.connection, remoteAddress, Promise.resolve(directIdentity(record)), asked, answer);
     this.#live.add(task);
     void task.finally(() => this.#live.delete(task));
@@ -213,6 +213,12 @@ export class SessionAdmission {
     }
     if (this.closing) return answer.refuse(503, SHUTTING_DOWN);
     const { identity, connection, policy } = authorized;
+    // A credential serves its connection at that protocol's port only (a MySQL connection's at the MySQL port).
+    if (asked.direct && connection.type !== asked.direct.protocol) {
+      return refuse(
+        new HoopError(ErrorCode.USAGE, `"${name}" is a ${connection.type} connection: its direct clients connect at the gateway's ${connection.type === 'mysql' ? 'MySQL port' : 'main port'}`),
+      );
+    }
     // An alert that suspends this identity (its run, its agent) refuses it until someone clears it.
     const suspended = this.parts.alerts.refusal(identity, authorized.principal.agent);
     if (suspended) return refuse(suspended);

@@ -10,7 +10,7 @@
  */
 import type { MysqlConnection } from '../../config/connection.js';
 import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine.js';
-import { type MysqlEngineOptions, MysqlSessionRelay } from './session-relay.js';
+import { type MysqlEngineOptions, MysqlSessionRelay, type SignedInAtPort } from './session-relay.js';
 
 export type { MysqlEngineOptions } from './session-relay.js';
 
@@ -19,11 +19,25 @@ export class MysqlEngine implements Engine<MysqlConnection> {
   readonly recordProtocol = 'mysql';
   readonly #o: MysqlEngineOptions;
 
+  /** The version the server reached last greeted the gateway with: the gateway's MySQL port greets its clients with it. */
+  serverVersion: string | undefined;
+
   constructor(o: MysqlEngineOptions) {
-    this.#o = o;
+    this.#o = {
+      ...o,
+      greeted: (g) => {
+        this.serverVersion = g.serverVersion;
+        o.greeted?.(g);
+      },
+    };
   }
 
   serve(session: TunnelSession<MysqlConnection>): Promise<SessionOutcome> {
     return new MysqlSessionRelay(session, this.#o).start();
+  }
+
+  /** Serves a client that signed in at the gateway's MySQL port (./direct-front.ts): it answered that port's greeting already. */
+  serveSignedIn(session: TunnelSession<MysqlConnection>, answered: SignedInAtPort): Promise<SessionOutcome> {
+    return new MysqlSessionRelay(session, this.#o, answered).start();
   }
 }

@@ -24,7 +24,7 @@ import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
 import { MysqlPacketRecorder } from '../pipeline/record-tap.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
-import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
+import { Cap, greeting, isSslRequest, parseHandshakeResponse, type Greeting, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, okPacket, parseOk, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
@@ -40,6 +40,15 @@ export interface MysqlEngineOptions {
   handshakeTimeoutMs?: number;
   /** Deadline for reaching the server and signing in (default 15 s). */
   upstreamTimeoutMs?: number;
+  /** Told each server's greeting as it arrives (the gateway's MySQL port greets in the name of the last). */
+  greeted?: (g: Greeting) => void;
+}
+
+/** A client's answer to a greeting already made: its sign-in, the sequence id of the answer due, and the capabilities it was offered. */
+export interface SignedInAtPort {
+  hello: HandshakeResponse;
+  seq: number;
+  offered: number;
 }
 
 /**
@@ -65,6 +74,9 @@ export const RELAYED_CAPABILITIES =
   Cap.PLUGIN_AUTH_LENENC_CLIENT_DATA |
   Cap.SESSION_TRACK |
   Cap.DEPRECATE_EOF;
+
+/** The capabilities only signing in reads (MariaDB leaves LONG_PASSWORD out of its greeting, to say it is MariaDB): the command phase is the same without them. */
+const SIGN_IN_CAPABILITIES = Cap.LONG_PASSWORD | Cap.CONNECT_WITH_DB | Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH | Cap.PLUGIN_AUTH_LENENC_CLIENT_DATA | Cap.CONNECT_ATTRS;
 
 /** ER_SPECIFIC_ACCESS_DENIED_ERROR: what a refusal is to a client. */
 const REFUSED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1227, sqlState: '42000' };
@@ -126,8 +138,12 @@ export class MysqlSessionRelay {
   #running: StatementRows | undefined;
   readonly #onAbort = (): void => this.#aborted();
 
-  constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions) {
+  /** A client that signed in at the gateway's MySQL port: its answer to that greeting. */
+  readonly #signedInAtPort: SignedInAtPort | undefined;
+
+  constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions, signedInAtPort?: SignedInAtPort) {
     this.#session = session;
+    this.#signedInAtPort = signedInAtPort;
     this.#o = o;
     this.#who = { session: session.id, connection: session.connection.name };
     this.#judge = new CommandJudge(session);
@@ -148,32 +164,52 @@ export class MysqlSessionRelay {
     return done;
   }
 
-  /** Reaches the server, greets the client, signs in, then relays. */
+  /** Reaches the server, greets the client (unless it signed in at the gateway's MySQL port), signs in, then relays. */
   async #open(): Promise<void> {
     const { connection } = this.#session;
     let greeted: MySqlGreeted;
     try {
       greeted = await greetedUpstream(connection, this.#o.upstreamTimeoutMs ?? 15_000);
     } catch (err) {
-      return this.#refuseStart(0, err as Error);
+      return this.#refuseStart(this.#signedInAtPort?.seq ?? 0, err as Error);
     }
     const g = greeted.greeting;
-    const offered = (g.capabilities & RELAYED_CAPABILITIES) >>> 0;
-    this.#write(packet(0, greeting({ ...g, nonce: newNonce(), capabilities: offered, mariadbCapabilities: 0, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
-    const answer = await this.#accept();
-    if (!answer) return;
-    const [response, seq] = answer;
-    if (isSslRequest(response.raw)) return this.#refuse(seq, 'hoop: the tunnel to the gateway is TLS already; the local port asks for TLS, not the gateway', 'protocol-violation');
-    const hello = parseHandshakeResponse(response.raw);
+    this.#o.greeted?.(g);
+    const answered = this.#signedInAtPort ?? (await this.#greet(g));
+    if (!answered) return;
+    const { hello, seq, offered } = answered;
     if (hello.database && hello.database !== connection.database) {
       return this.#refuse(seq, `hoop: ${connection.name} serves the database ${connection.database}, not ${hello.database}`, 'startup-refused', { code: 1044, sqlState: '42000' });
     }
-    const agreed = (hello.capabilities & offered) >>> 0;
+    // A client greeted at the gateway's MySQL port agreed before the server was known: what only signing in reads may go, the rest must be the server's too.
+    const agreed = (hello.capabilities & offered & g.capabilities) >>> 0;
+    if ((hello.capabilities & offered & ~g.capabilities & ~SIGN_IN_CAPABILITIES) >>> 0 !== 0) {
+      return this.#refuse(
+        seq,
+        `hoop: ${connection.name}'s server does not offer every capability the gateway's MySQL port greeted the client with; connect through hoop connect ${connection.name}`,
+        'startup-refused',
+        UNAVAILABLE,
+      );
+    }
     const signedIn = await this.#signIn(greeted, hello, agreed).catch((err: Error) => err);
     if (signedIn instanceof Error) return this.#refuseStart(seq, signedIn);
     this.#upstream = signedIn;
     this.#write(packet(seq, okPacket({ status: g.status })));
     this.#relay(agreed);
+  }
+
+  /** Greets the client in the server's name and reads its answer; undefined when the session ended or was refused. */
+  async #greet(g: Greeting): Promise<SignedInAtPort | undefined> {
+    const offered = (g.capabilities & RELAYED_CAPABILITIES) >>> 0;
+    this.#write(packet(0, greeting({ ...g, nonce: newNonce(), capabilities: offered, mariadbCapabilities: 0, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
+    const answer = await this.#accept();
+    if (!answer) return undefined;
+    const [response, seq] = answer;
+    if (isSslRequest(response.raw)) {
+      this.#refuse(seq, 'hoop: the tunnel to the gateway is TLS already; the local port asks for TLS, not the gateway', 'protocol-violation');
+      return undefined;
+    }
+    return { hello: parseHandshakeResponse(response.raw), seq, offered };
   }
 
   /** The client's answer to the greeting, under the handshake deadline; undefined when the session ended first. */
@@ -289,6 +325,8 @@ export class MysqlSessionRelay {
     up.on('close', () => this.#end('upstream-closed'));
     this.#flow(channel, up, () => up.resume());
     this.#flow(up, channel, () => this.#resumeClient());
+    // A client that signed in at the gateway's MySQL port waits paused until now.
+    channel.resume();
   }
 
   /** Pauses `from` while `to` is full, or the recording behind; `resume` resumes it when it may. */

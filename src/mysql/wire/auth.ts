@@ -51,6 +51,18 @@ export function scrambleMatches(plugin: string, password: string, nonce: Buffer,
   return expected.length === response.length && (expected.length === 0 || timingSafeEqual(expected, response));
 }
 
+/** What a server keeps of a `mysql_native_password` password: SHA1(SHA1(password)), which proves nothing by itself. */
+export function nativeVerifier(password: string): Buffer {
+  return hash('sha1', hash('sha1', Buffer.from(password, 'utf8')));
+}
+
+/** Whether `response` proves the password whose {@link nativeVerifier} is `verifier` for `nonce` (in constant time), as a MySQL server checks it. */
+export function nativeProofMatches(verifier: Buffer, nonce: Buffer, response: Buffer): boolean {
+  if (response.length !== 20 || verifier.length !== 20) return false;
+  const candidate = hash('sha1', xor(response, hash('sha1', nonce, verifier)));
+  return timingSafeEqual(candidate, verifier);
+}
+
 /** A greeting's nonce: 20 random printable bytes (clients read it as a C string). */
 export function newNonce(): Buffer {
   const b = randomBytes(20);
