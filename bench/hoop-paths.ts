@@ -158,6 +158,8 @@ function gatewayConfig(t: BenchTarget, dir: string, o: HoopOptions): string[] {
   return [
     ...(o.store ? ['store: { kind: postgres, url: "${env:BENCH_STORE_URL}" }'] : []),
     ...(o.workers ? [`workers: ${o.workers}`] : []),
+    // MySQL's direct clients have a port of their own.
+    ...(t.type === 'mysql' ? ['mysqlListen: 127.0.0.1:0'] : []),
     // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
     'postgres: { maxStatementBytes: 128MiB }',
     recording,
@@ -294,15 +296,25 @@ export async function setupMysqlHoopConnect(maria: MariaServer, o: HoopOptions):
   return connectPath(await startPathGateway(mysqlTarget(maria), { ...o, guard: false }));
 }
 
-/** A hoop path reached directly: a direct credential minted for the bench's token, TLS to the gateway's port, no `hoop connect`. */
-export async function setupHoopDirect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
-  const gw = await startPathGateway(pgTarget(pg), o);
+/** A hoop path reached directly: a direct credential minted for the bench's token, TLS to the gateway's port (MySQL's: its MySQL port), no `hoop connect`. */
+async function setupDirect(t: BenchTarget, o: HoopOptions): Promise<PathSetup> {
+  const gw = await startPathGateway(t, o);
   const { mintDirect } = await import('../src/api-client/direct.js');
   const minted = await mintDirect({ gateway: gw.url, ca: readFileSync(gw.caFile) }, gw.token, 'bench', { seconds: MAX_DIRECT_SECONDS });
   const url = new URL(gw.url);
   return {
-    endpoint: { host: url.hostname, port: Number(url.port), user: minted.user, password: minted.password, database: minted.database, sslRootCert: gw.caFile },
+    endpoint: { host: url.hostname, port: minted.mysqlPort ?? Number(url.port), user: minted.user, password: minted.password, database: minted.database, sslRootCert: gw.caFile },
     close: () => gw.stop(),
     relay: { server: gw.pid },
   };
+}
+
+/** `hoop direct` to PostgreSQL: see {@link setupDirect}. */
+export function setupHoopDirect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
+  return setupDirect(pgTarget(pg), o);
+}
+
+/** `hoop direct` to MySQL, at the gateway's MySQL port: see {@link setupDirect}. */
+export function setupMysqlHoopDirect(maria: MariaServer, o: HoopOptions): Promise<PathSetup> {
+  return setupDirect(mysqlTarget(maria), o);
 }

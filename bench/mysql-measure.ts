@@ -94,7 +94,7 @@ function parseSlap(out: string): SlapRun {
   return { seconds: Number(seconds[1]), queries: Number(clients[1]) * Number(perClient[1]) };
 }
 
-/** Runs `queries` point selects (rounded to a multiple of the clients) through `ep` with `mariadb-slap`, without TLS. */
+/** Runs `queries` point selects (rounded to a multiple of the clients) through `ep` with `mariadb-slap`, without TLS unless `ep` is the gateway's port. */
 export async function slap(db: MysqlDatabase, ep: Endpoint, w: SlapWorkload, queries: number): Promise<SlapRun> {
   if (!MARIADB_SLAP) throw new Error('skipped: mariadb-slap not installed (apt-get install mariadb-client)');
   const total = Math.max(w.clients, Math.round(queries / w.clients) * w.clients);
@@ -104,8 +104,8 @@ export async function slap(db: MysqlDatabase, ep: Endpoint, w: SlapWorkload, que
     `--port=${ep.port}`,
     `--user=${ep.user}`,
     `--password=${ep.password}`,
-    // Plain TCP to the path's first hop, as pgbench's PGSSLMODE=disable: TLS is the path's business.
-    '--skip-ssl',
+    // Plain TCP to the path's first hop, as pgbench's PGSSLMODE=disable: TLS is the path's business (the gateway's own port takes TLS only, verified).
+    ...(ep.sslRootCert ? ['--ssl', `--ssl-ca=${ep.sslRootCert}`, '--ssl-verify-server-cert'] : ['--skip-ssl']),
     `--create-schema=${ep.database}`,
     `--query=${db.queryFile}`,
     '--delimiter=;',

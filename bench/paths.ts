@@ -9,7 +9,7 @@
  */
 import type { MariaServer } from '../test/harness/mariadb.js';
 import type { PgCluster } from '../test/harness/postgres.js';
-import { type HoopOptions, setupHoopConnect, setupHoopDirect, setupMysqlHoopConnect } from './hoop-paths.js';
+import { type HoopOptions, setupHoopConnect, setupHoopDirect, setupMysqlHoopConnect, setupMysqlHoopDirect } from './hoop-paths.js';
 import type { Endpoint, PathFigures, PathSetup } from './measure.js';
 import { isInterrupted } from './processes.js';
 import { setupNodeRelay, setupPgbouncer, setupSshForward } from './relays.js';
@@ -76,6 +76,8 @@ export const PG_PATHS: readonly BenchPath<PgContext>[] = [
 export const MYSQL_PATHS: readonly BenchPath<MysqlContext>[] = [
   { id: 'mysql-direct', lane: 'mysql', label: 'direct', setup: async (ctx) => ({ endpoint: ctx.direct, close: async () => {} }) },
   { id: 'mysql-ssh', lane: 'mysql', label: 'ssh -L', setup: (ctx) => setupSshForward(ctx.direct) },
+  { id: 'mysql-hoop-direct', lane: 'mysql', label: 'hoop direct, all on', setup: (ctx) => setupMysqlHoopDirect(ctx.maria, ALL_ON) },
+  { id: 'mysql-direct-plain', lane: 'mysql', label: 'hoop direct, plain', setup: (ctx) => setupMysqlHoopDirect(ctx.maria, PLAIN) },
   { id: 'mysql-connect', lane: 'mysql', label: 'hoop connect, all on', setup: (ctx) => setupMysqlHoopConnect(ctx.maria, ALL_ON) },
 ];
 

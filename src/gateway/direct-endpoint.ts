@@ -57,7 +57,7 @@ export function directEndpoint(
   parts: GatewayParts,
   admission: SessionAdmission,
   engines: { postgres: PostgresEngine; mysql: MysqlEngine | undefined },
-  o: { guard: ConnectionGuard; handshakeTimeoutMs: number; secureContext: SecureContext },
+  o: { guard: ConnectionGuard; handshakeTimeoutMs: { postgres: number; mysql: number }; secureContext: SecureContext },
 ) {
   const { guard, handshakeTimeoutMs, secureContext } = o;
   const { postgres: engine, mysql } = engines;
@@ -82,7 +82,7 @@ export function directEndpoint(
   return {
     postgres(channel: TlsSessionChannel): void {
       void serveDirectClient<DirectRecord>(channel, {
-        handshakeTimeoutMs,
+        handshakeTimeoutMs: handshakeTimeoutMs.postgres,
         remote: peerOf(channel).address,
         log,
         credential: async (user) => {
@@ -105,7 +105,7 @@ export function directEndpoint(
     mysql(raw: Socket): void {
       void serveDirectMysqlClient<DirectRecord>(raw, {
         secureContext,
-        handshakeTimeoutMs,
+        handshakeTimeoutMs: handshakeTimeoutMs.mysql,
         remote: peerOf(raw).address,
         log,
         serverVersion: () => mysql?.serverVersion ?? UNKNOWN_MYSQL_VERSION,

@@ -226,7 +226,7 @@ function frontDoor(
 ): { main: Server; mysql: Server | undefined } {
   const { config, log } = parts;
   const secureContext = tls.createSecureContext({ cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true });
-  const handshakeTimeoutMs = options.postgres?.handshakeTimeoutMs ?? 15_000;
+  const handshakeTimeoutMs = { postgres: options.postgres?.handshakeTimeoutMs ?? 15_000, mysql: options.mysql?.handshakeTimeoutMs ?? 15_000 };
   const direct = directEndpoint(parts, admission, { postgres: engines.postgres as PostgresEngine, mysql: engines.mysql as MysqlEngine | undefined }, { guard, handshakeTimeoutMs, secureContext });
   const balancers = config.proxyProtocol ? new Balancers(config.proxyProtocol.from) : undefined;
   const main = openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, ...(balancers ? { balancers } : {}), log });

@@ -340,6 +340,8 @@ export class StatementJudge {
   readonly #mode: 'read-only' | 'read-write';
   readonly #connection: string;
   readonly #cache: ShapeCache<Decision>;
+  /** Decisions of analyses callers made (see {@link judge}), while the analysis lives. */
+  #byAnalysis = new WeakMap<Analysis, Decision>();
   readonly #derived: DerivedValueCheck | undefined;
   /** The session's own backend process (see {@link ownBackend}). */
   #ownPid: number | undefined;
@@ -381,6 +383,7 @@ export class StatementJudge {
   ownBackend(pid: number): void {
     this.#ownPid = pid;
     this.#cache.clear();
+    this.#byAnalysis = new WeakMap();
   }
 
   /** How many decisions are cached (by exact text, and by shape). */
@@ -394,8 +397,15 @@ export class StatementJudge {
    * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT
    */
   judge(sql: string, analyzed?: Analysis): Decision {
-    // A text the caller analysed itself is long: not cached (and `sql` may be left empty).
-    if (analyzed) return Object.freeze({ ...this.#decideAnalysis(analyzed), ...factsOf(analyzed) });
+    if (analyzed) {
+      // A text the caller analysed itself (a long one; MySQL's, whose analyses it caches by text and shape): decided once per analysis.
+      const source = analyzed.ok ? (analyzed.sameShapeAs ?? analyzed) : analyzed;
+      const known = this.#byAnalysis.get(source);
+      if (known) return known;
+      const decision = Object.freeze({ ...this.#decideAnalysis(source), ...factsOf(source) });
+      this.#byAnalysis.set(source, decision);
+      return decision;
+    }
     const hit = this.#cache.get(sql);
     if (hit) return hit;
     const analysis = analyzeSql(sql);

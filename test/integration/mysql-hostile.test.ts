@@ -5,6 +5,7 @@
  * gateway keeps serving others.
  */
 import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -35,6 +36,7 @@ beforeAll(async () => {
   db = await startMariaDb();
   stack = await startStack({
     gateway: { mysql: { handshakeTimeoutMs: 1500 } },
+    extraConfig: 'mysqlListen: 127.0.0.1:0\n',
     env: { MARIA_PASSWORD: db.users.native.password },
     connections: `  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require }, allow: { subjects: [alice] } }\n`,
   });
@@ -182,6 +184,34 @@ describe('a client speaking MySQL to the gateway directly', () => {
     expect(waited).toBeGreaterThanOrEqual(1400);
     expect(waited).toBeLessThan(15_000);
     expect(await (await signedIn()).query('SELECT 7')).toMatchObject([{ rows: [['7']] }]);
+  });
+
+  it("at the gateway's MySQL port: a client that never answers is cut at the deadline, one without TLS or with a broken packet is closed, and the next is served", async () => {
+    const port = Number(stack.logs().find((l) => l.event === 'gateway.mysql-listening')?.port);
+    const raw = async (): Promise<{ socket: Socket; p: ReturnType<typeof packets>; greeting: MySqlPacket }> => {
+      const socket = connect({ host: '127.0.0.1', port });
+      const p = packets(socket);
+      return { socket, p, greeting: await p.next() };
+    };
+    const silent = await raw();
+    const caps = silent.greeting.payload.readUInt16LE(silent.greeting.payload.indexOf(0, 1) + 1 + 4 + 9);
+    expect(caps & Cap.SSL).toBe(Cap.SSL);
+    const started = Date.now();
+    await silent.p.closed;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    // A packet of 16 MiB announced before TLS, and an SSLRequest followed by no TLS: each closes its own connection.
+    const huge = await raw();
+    huge.socket.write(Buffer.from([0xff, 0xff, 0xff, 1, 0, 0]));
+    await huge.p.closed;
+    const notTls = await raw();
+    notTls.socket.write(Buffer.concat([packet(1, sslRequest(Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION, 1 << 24, 45)), Buffer.alloc(64, 0x41)]));
+    await notTls.p.closed;
+    const minted = await stack.run(['connect', 'shop', '--direct', '--once', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+    expect(minted.code, minted.stderr).toBe(0);
+    const d = JSON.parse(minted.stdout) as { host: string; port: number; user: string; password: string };
+    const driver = await mysql.createConnection({ host: d.host, port: d.port, user: d.user, password: d.password, database: 'app', ssl: { ca: readFileSync(stack.pki.caFile) } });
+    expect((await driver.query('SELECT 6 * 7 AS n'))[0]).toEqual([{ n: 42 }]);
+    await driver.end();
   });
 
   it('cannot make the server read a file of the client with LOAD DATA LOCAL INFILE', async () => {

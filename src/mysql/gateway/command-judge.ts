@@ -286,7 +286,8 @@ export class CommandJudge {
       if (why) return { rule: WRITE_GUARD_RULE, reason: `the write is under a row limit (rule "${verdict.guard.rule}": at most ${verdict.guard.maxRows} rows), and ${why}` };
       this.lastGuard = { ...verdict.guard, sql, tables: analysis.ok ? analysis.statements.flatMap((st) => st.tables.map((t) => t.toLowerCase())) : [] };
     }
-    this.lastFacts = analysis.ok ? analysis.statements : undefined;
+    // Texts of one proven shape share their facts, and so what the masker makes of them.
+    this.lastFacts = analysis.ok ? (analysis.sameShapeAs?.ok ? analysis.sameShapeAs.statements : analysis.statements) : undefined;
     if (this.timeoutsSql && analysis.ok && analysis.statements.some(runsStoredCode)) this.lastReset = this.timeoutsSql;
     return undefined;
   }

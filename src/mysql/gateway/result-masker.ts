@@ -59,6 +59,13 @@ export const BUILTIN_FUNCTIONS = new Set(
 /** A user variable (`@v`; `@@` system variables too), anywhere in a statement's text. */
 const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
 
+/** What a statement's facts mean for masking its results: the tables it names, whether origins are trusted, whether computed columns are traced. */
+interface StatementReading {
+  tables: ReadonlySet<string>;
+  originsUnreliable: boolean;
+  untraced: boolean;
+}
+
 /**
  * The catalog's views of names and types, which hold no table's values: read directly, their
  * columns' origins are trusted as a base table's (so `hoop mcp`'s describe_schema reads them).
@@ -99,6 +106,8 @@ export class MysqlResultMasker {
   #tables: ReadonlySet<string> = new Set();
   /** The statement reads a derived table, a CTE, a view or a table hoop does not know: no column's origin is trusted. */
   #originsUnreliable = true;
+  /** What each statement's facts mean for masking, while they live (texts of one shape share theirs). */
+  readonly #read = new WeakMap<readonly StatementFacts[], StatementReading>();
 
   /**
    * `baseTables`: the server's base tables, `db.table` lower-case; `maskedByName`: those with a
@@ -123,19 +132,31 @@ export class MysqlResultMasker {
 
   /** The statement about to run (undefined: one hoop did not read, whose computed columns are redacted). */
   statement(facts: readonly StatementFacts[] | undefined): void {
-    this.#tables = new Set(facts?.flatMap((s) => s.tables.map((t) => t.toLowerCase())));
-    // MariaDB names a view's column by the view's alias, or through a temporary table (ORDER BY, GROUP BY, a window) by a base
-    // table under the view and the column's alias: either may be a table the statement names as well, whose rules then miss it.
-    this.#originsUnreliable = facts === undefined || facts.some((s) => s.derived || s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())));
-    this.#untraced =
-      facts === undefined ||
-      facts.some(
-        (s) =>
-          s.tables.some((t) => this.#masks(t) || !this.#baseTables.has(t.toLowerCase())) ||
-          s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) ||
-          // A user variable may hold a value an earlier statement read (SET @v = (SELECT …)).
-          USER_VARIABLE.test(s.text),
-      );
+    let read = facts && this.#read.get(facts);
+    if (!read) {
+      read = this.#reading(facts);
+      if (facts) this.#read.set(facts, read);
+    }
+    ({ tables: this.#tables, originsUnreliable: this.#originsUnreliable, untraced: this.#untraced } = read);
+  }
+
+  /** What statement `facts` means for masking its results (see {@link statement}). */
+  #reading(facts: readonly StatementFacts[] | undefined): StatementReading {
+    return {
+      tables: new Set(facts?.flatMap((s) => s.tables.map((t) => t.toLowerCase()))),
+      // MariaDB names a view's column by the view's alias, or through a temporary table (ORDER BY, GROUP BY, a window) by a base
+      // table under the view and the column's alias: either may be a table the statement names as well, whose rules then miss it.
+      originsUnreliable: facts === undefined || facts.some((s) => s.derived || s.tables.some((t) => !this.#baseTables.has(t.toLowerCase()))),
+      untraced:
+        facts === undefined ||
+        facts.some(
+          (s) =>
+            s.tables.some((t) => this.#masks(t) || !this.#baseTables.has(t.toLowerCase())) ||
+            s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) ||
+            // A user variable may hold a value an earlier statement read (SET @v = (SELECT …)).
+            USER_VARIABLE.test(s.text),
+        ),
+    };
   }
 
   /**

@@ -93,6 +93,17 @@ const LAST_STATEMENT = 0xffffffff;
 /** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
 const END_GRACE_MS = 5_000;
 
+/** The tables each statement's facts name, kept while the facts live (texts of one shape share theirs). */
+const TABLES = new WeakMap<readonly StatementFacts[], readonly string[]>();
+
+/** The tables `facts` name, each once. */
+function tablesOf(facts: readonly StatementFacts[] | undefined): readonly string[] {
+  if (!facts) return [];
+  let tables = TABLES.get(facts);
+  if (!tables) TABLES.set(facts, (tables = [...new Set(facts.flatMap((f) => f.tables))]));
+  return tables;
+}
+
 /** See the module documentation. */
 export class MysqlSessionRelay {
   readonly #session: TunnelSession<MysqlConnection>;
@@ -483,7 +494,7 @@ export class MysqlSessionRelay {
     if (code === Command.QUERY || code === Command.STMT_EXECUTE) {
       this.#session.recording?.notes?.statement();
       const verb = code === Command.QUERY ? (/^\s*([A-Za-z]+)/.exec(p.payload.toString('latin1', 1, 41))?.[1] ?? '').toUpperCase() : 'EXECUTE';
-      this.#running = { verb, rows: 0, changed: 0, tables: [...new Set(facts?.flatMap((f) => f.tables) ?? [])], failed: false };
+      this.#running = { verb, rows: 0, changed: 0, tables: tablesOf(facts), failed: false };
     }
     this.#upstream!.write(packet(p.seq, p.payload));
   }

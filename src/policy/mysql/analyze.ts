@@ -81,7 +81,7 @@ export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
   const shapeKey = shape ? `${reading}\0${shape.key}` : undefined;
   const sameShape = shapeKey ? shapes.get(shapeKey) : undefined;
   // The facts of a text of the same shape, but the statement's own text (what the masker and reviews read).
-  if (sameShape?.ok) return { ...sameShape, statements: sameShape.statements.map((st) => ({ ...st, text })) };
+  if (sameShape?.ok) return { ...sameShape, statements: sameShape.statements.map((st) => ({ ...st, text })), sameShapeAs: sameShape };
   const analysis = analyzeUncached(text, o);
   cache.set(key, analysis);
   if (shape && shapeKey && provesShape(analysis, text, shape.runs)) shapes.set(shapeKey, analysis);

@@ -357,6 +357,8 @@ export type Analysis =
        * no shape.
        */
       literalSensitive?: boolean;
+      /** The analysis of a text of the same proven shape whose facts these are (MySQL's shape cache): its decision is this text's. */
+      sameShapeAs?: Analysis;
     }
   | {
       ok: false;
