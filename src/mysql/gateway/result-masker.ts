@@ -59,11 +59,12 @@ export const BUILTIN_FUNCTIONS = new Set(
 /** A user variable (`@v`; `@@` system variables too), anywhere in a statement's text. */
 const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
 
-/** What a statement's facts mean for masking its results: the tables it names, whether origins are trusted, whether computed columns are traced. */
+/** What a statement's facts mean for masking its results: the tables it names, whether origins are trusted, whether computed columns may carry masked values, whether errors may quote them. */
 interface StatementReading {
   tables: ReadonlySet<string>;
   originsUnreliable: boolean;
   untraced: boolean;
+  errorsMayQuote: boolean;
 }
 
 /**
@@ -100,8 +101,10 @@ export class MysqlResultMasker {
   #plans: ColumnPlan[] = [];
   /** Some column of the current result is masked whole. */
   #masksWhole = false;
-  /** The statement reads what is masked by a way hoop does not trace (computed columns are redacted). */
+  /** A computed column of the statement may carry what is masked (it is redacted whole). */
   #untraced = true;
+  /** The statement reads what is masked, or what hoop cannot trace, anywhere: a server's error may quote it (withheld). */
+  #errorsMayQuote = true;
   /** The tables the statement names (`db.table`), whose columns' origins the server's column definitions can be trusted for. */
   #tables: ReadonlySet<string> = new Set();
   /** The statement reads a derived table, a CTE, a view or a table hoop does not know: no column's origin is trusted. */
@@ -137,7 +140,7 @@ export class MysqlResultMasker {
       read = this.#reading(facts);
       if (facts) this.#read.set(facts, read);
     }
-    ({ tables: this.#tables, originsUnreliable: this.#originsUnreliable, untraced: this.#untraced } = read);
+    ({ tables: this.#tables, originsUnreliable: this.#originsUnreliable, untraced: this.#untraced, errorsMayQuote: this.#errorsMayQuote } = read);
   }
 
   /** What statement `facts` means for masking its results (see {@link statement}). */
@@ -147,16 +150,35 @@ export class MysqlResultMasker {
       // MariaDB names a view's column by the view's alias, or through a temporary table (ORDER BY, GROUP BY, a window) by a base
       // table under the view and the column's alias: either may be a table the statement names as well, whose rules then miss it.
       originsUnreliable: facts === undefined || facts.some((s) => s.derived || s.tables.some((t) => !this.#baseTables.has(t.toLowerCase()))),
-      untraced:
-        facts === undefined ||
-        facts.some(
-          (s) =>
-            s.tables.some((t) => this.#masks(t) || !this.#baseTables.has(t.toLowerCase())) ||
-            s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) ||
-            // A user variable may hold a value an earlier statement read (SET @v = (SELECT …)).
-            USER_VARIABLE.test(s.text),
-        ),
+      untraced: facts === undefined || facts.some((s) => this.#opaque(s) || (this.#namesMasked(s) && !this.#readsNothingMasked(s))),
+      // An error may quote a value the statement read anywhere (a WHERE's cast), not only in its select list.
+      errorsMayQuote: facts === undefined || facts.some((s) => this.#opaque(s) || this.#namesMasked(s)),
     };
+  }
+
+  /** Whether `s` reads what hoop cannot trace: a table it does not know as a base table, a function not built in, a user variable (which may hold a value an earlier statement read). */
+  #opaque(s: StatementFacts): boolean {
+    return s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) || USER_VARIABLE.test(s.text);
+  }
+
+  /** Whether `s` names a table with a column the policy masks. */
+  #namesMasked(s: StatementFacts): boolean {
+    return s.tables.some((t) => this.#masks(t));
+  }
+
+  /** Whether the select list of `s` names no column the policy masks, by origin or by name (false when the parse could not tell). */
+  #readsNothingMasked(s: StatementFacts): boolean {
+    return (
+      s.outputReads !== undefined &&
+      s.outputReads.every(
+        (r) =>
+          !this.#rules.forName(r.column) &&
+          r.tables.every((t) => {
+            const masked = this.#rules.columnsOfSqlTable(t);
+            return !masked.has('*') && !masked.has(r.column);
+          }),
+      )
+    );
   }
 
   /**
@@ -267,7 +289,7 @@ export class MysqlResultMasker {
   #error(payload: Buffer): Buffer {
     const e = parseErr(payload);
     // A server's message may quote a value, in a form no pattern reads back reliably: withheld whole.
-    if (this.#untraced && this.#masksColumns) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
+    if (this.#errorsMayQuote && this.#masksColumns) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
     const message = this.#rules.detectors.length > 0 ? this.#rules.maskText(e.message).text : e.message;
     return message === e.message ? payload : errPacket({ ...e, message });
   }

@@ -183,6 +183,8 @@ export interface StatementFacts {
    * for a statement whose result or definition is a query; absent for any other.
    */
   lineage?: StatementLineage;
+  /** MySQL's: the columns its select list reads (../../mysql/output-reads.ts); absent when the parse cannot tell. */
+  outputReads?: OutputRead[];
   /** What the statement does to a relation's shape (CREATE TABLE / VIEW / TABLE AS, SELECT INTO, ALTER TABLE, RENAME). */
   ddl?: RelationDdl;
   /**
@@ -332,6 +334,12 @@ export interface RelationDdl {
   renamed?: Record<string, string>;
   /** RENAME TO / SET SCHEMA: the name it had. */
   was?: RelationName;
+}
+
+/** A column a MySQL select list reads: its name (lower-case), and the base tables (`db.table`) it may be a column of. */
+export interface OutputRead {
+  column: string;
+  tables: string[];
 }
 
 /**

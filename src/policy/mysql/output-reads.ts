@@ -1,0 +1,81 @@
+/**
+ * What the select list of a MySQL query reads: each column its expressions name, with the base
+ * tables it may be a column of. MySQL gives a plain column of a table its origin in the column
+ * definition, and a computed one (`UPPER(c.name)`, `COUNT(*)`, a CASE) none: masking reads this to
+ * tell whether a computed column may carry a masked value. Only what the parse tree settles is
+ * said: a query of one SELECT over named tables, whose list holds no subquery and names no window
+ * of the query's WINDOW clause. Anything else (a set operation, a CTE, a derived table, JSON_TABLE,
+ * a subquery) reads what the parse alone cannot tell, and gets no answer. An unqualified name
+ * may be a column of any table in FROM; every identifier counts, so a name the parse cannot place
+ * reads more, never less.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query_response_text_resultset_column_definition.html
+ * @see https://mariadb.com/kb/en/identifier-qualifiers/
+ */
+import type { OutputRead } from '../sql/analyze/facts.js';
+
+type Node = Record<string, unknown>;
+
+/** Keys whose value is a query of its own: a select list holding one reads what it reads. */
+const QUERIES = new Set(['Subquery', 'Exists', 'InSubquery', 'subquery', 'Query', 'Select', 'SetOperation']);
+
+/** A name part's value, lower-case. */
+const value = (part: unknown): string => String((part as { value?: unknown } | undefined)?.value ?? '').toLowerCase();
+
+/** The columns the select list of `query` (a `Query` node's body) reads; undefined when the parse cannot tell. */
+export function outputReads(query: Node, database: string | undefined): OutputRead[] | undefined {
+  if (query.with !== undefined && query.with !== null) return undefined;
+  const select = (query.body as Node | undefined)?.Select as Node | undefined;
+  if (!select || (Array.isArray(select.named_window) && select.named_window.length > 0)) return undefined;
+  const scope = tablesInScope(select.from, database);
+  if (!scope) return undefined;
+  const reads: OutputRead[] = [];
+  for (const item of (select.projection as unknown[] | undefined) ?? []) {
+    if (typeof item !== 'object' || item === null) continue; // a Wildcard: plain columns, each with its origin
+    const [kind, body] = Object.entries(item as Node)[0] as [string, Node];
+    if (kind === 'QualifiedWildcard') continue;
+    const expr = kind === 'ExprWithAlias' ? body.expr : body;
+    if (!columnsOf(expr, scope, reads)) return undefined;
+  }
+  return reads;
+}
+
+/** The tables of a FROM clause by the names the query calls them (alias, else table name); undefined when a row source is not a named table. */
+function tablesInScope(from: unknown, database: string | undefined): Map<string, string> | undefined {
+  const scope = new Map<string, string>();
+  const add = (relation: unknown): boolean => {
+    const table = (relation as Node | undefined)?.Table as Node | undefined;
+    if (!table || (table.args !== undefined && table.args !== null)) return false;
+    const name = (table.name as Array<{ Identifier?: unknown }>).map((p) => value(p.Identifier));
+    if (name.length === 0 || name.length > 2) return false;
+    const qualified = name.length === 2 ? `${name[0]}.${name[1]}` : database ? `${database.toLowerCase()}.${name[0]}` : name[0]!;
+    const alias = (table.alias as { name?: unknown } | null | undefined)?.name;
+    scope.set(alias ? value(alias) : name.at(-1)!, qualified);
+    return true;
+  };
+  for (const source of (from as Node[] | undefined) ?? []) {
+    if (!add(source.relation)) return undefined;
+    for (const join of (source.joins as Node[] | undefined) ?? []) if (!add(join.relation)) return undefined;
+  }
+  return scope;
+}
+
+/** Adds the columns `expr` names to `reads`; false when it holds a query of its own or a name no table in scope has. */
+function columnsOf(expr: unknown, scope: ReadonlyMap<string, string>, reads: OutputRead[]): boolean {
+  if (Array.isArray(expr)) return expr.every((e) => columnsOf(e, scope, reads));
+  if (typeof expr !== 'object' || expr === null) return true;
+  for (const [key, v] of Object.entries(expr as Node)) {
+    if (QUERIES.has(key)) return false;
+    // A function's own name is no column.
+    if (key === 'name' && 'args' in (expr as Node)) continue;
+    if (key === 'Identifier') reads.push({ column: value(v), tables: [...new Set(scope.values())] });
+    else if (key === 'CompoundIdentifier') {
+      const parts = (v as unknown[]).map(value);
+      const column = parts.at(-1)!;
+      const table = parts.length === 2 ? scope.get(parts[0]!) : parts.length === 3 ? `${parts[0]}.${parts[1]}` : undefined;
+      if (table === undefined || ![...scope.values()].includes(table)) return false;
+      reads.push({ column, tables: [table] });
+    } else if (!columnsOf(v, scope, reads)) return false;
+  }
+  return true;
+}
