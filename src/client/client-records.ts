@@ -23,6 +23,7 @@ import { VERSION } from '../version.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { SshClientRecord } from '../ssh/local/terminator.js';
 import { MysqlRecordTap } from '../mysql/pipeline/record-tap.js';
+import type { AgreedCapabilities } from '../mysql/wire/handshake.js';
 import type { MysqlClientRecord, MysqlRecordHook } from '../mysql/local/listener.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
@@ -178,7 +179,7 @@ export class CommandRecords {
   }
 
   /** Opens the record of MySQL session `id` (the gateway's id), as {@link session} does for PostgreSQL: its tap reads the bytes both ways. */
-  async mysqlSession(id: string, rows: number, capabilities: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<MysqlClientRecord> {
+  async mysqlSession(id: string, rows: number, capabilities: AgreedCapabilities, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<MysqlClientRecord> {
     const opened = await this.#session(id, 'mysql', start, onFailure);
     const tap = new MysqlRecordTap(opened.stream, Math.min(rows, CLIENT_RECORD_ROW_CAP), capabilities, onFailure);
     return { tap, close: (end) => opened.close(end) };

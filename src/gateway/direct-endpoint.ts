@@ -49,9 +49,6 @@ function mysqlCodeOf(status: number): { code: number; sqlState: string } {
   return { code: 1105, sqlState: 'HY000' }; // ER_UNKNOWN_ERROR
 }
 
-/** What the gateway's MySQL port greets with before any MySQL server has greeted the gateway. */
-const UNKNOWN_MYSQL_VERSION = '8.0.0-hoop';
-
 /** What the gateway's ports call for direct clients: PostgreSQL's at the main port, MySQL's at the MySQL port. */
 export function directEndpoint(
   parts: GatewayParts,
@@ -108,7 +105,7 @@ export function directEndpoint(
         handshakeTimeoutMs: handshakeTimeoutMs.mysql,
         remote: peerOf(raw).address,
         log,
-        serverVersion: () => mysql?.serverVersion ?? UNKNOWN_MYSQL_VERSION,
+        lastGreeting: () => mysql?.lastGreeting,
         credential: async (user) => {
           const record = await directs.find(user);
           if (!record) return undefined;

@@ -268,13 +268,14 @@ describe('hoop connect for a mysql connection', () => {
     );
   });
 
-  it('gives the mysql2 driver what the server gives it directly: text and prepared (binary) results, many statements, types', async () => {
+  it("gives the mysql2 driver what the server gives it directly: text and prepared (binary) results, many statements, types, MariaDB's JSON as JSON", async () => {
     const c = await connectMysql(stack, 'shop');
     const viaHoop = { host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: c.info.database, ssl: { ca: readFileSync(c.info.sslCa) } };
     const direct = { host: db.host, port: db.port, ...db.users.native, database: 'app' };
     const setup = await mysql.createConnection({ ...direct, multipleStatements: true });
     await setup.query(
-      "CREATE TABLE IF NOT EXISTS typed (id int primary key, d decimal(10,2), f double, t datetime(6), b blob, u bigint unsigned, n varchar(10)); REPLACE INTO typed VALUES (1, 12.50, -1.25, '2026-11-27 03:04:05.123456', x'00ff10', 18446744073709551615, NULL)",
+      "CREATE TABLE IF NOT EXISTS typed (id int primary key, d decimal(10,2), f double, t datetime(6), b blob, u bigint unsigned, n varchar(10)); REPLACE INTO typed VALUES (1, 12.50, -1.25, '2026-11-27 03:04:05.123456', x'00ff10', 18446744073709551615, NULL); " +
+        'CREATE TABLE IF NOT EXISTS docs (id int primary key, j json); REPLACE INTO docs VALUES (1, \'{"a": [1, "x"]}\')',
     );
     await setup.end();
     const session = async (options: object) => {
@@ -284,7 +285,10 @@ describe('hoop connect for a mysql connection', () => {
         const [prepared] = await conn.execute('SELECT * FROM typed WHERE id = ? AND d > ?', [1, 10]);
         const [changed] = await conn.execute('UPDATE items SET name = ? WHERE id = ?', ['one', 1]);
         const refused = await conn.query('SELECT * FROM nowhere').catch((e: { code: string; errno: number }) => [e.code, e.errno]);
-        return { text, prepared, changed: (changed as { affectedRows: number }).affectedRows, refused };
+        // MariaDB's extended metadata says the column is JSON, which mysql2 then parses.
+        const [json] = await conn.query('SELECT j FROM docs');
+        const [jsonPrepared] = await conn.execute('SELECT j FROM docs WHERE id = ?', [1]);
+        return { text, prepared, changed: (changed as { affectedRows: number }).affectedRows, refused, json, jsonPrepared };
       } finally {
         await conn.end();
       }
@@ -293,6 +297,8 @@ describe('hoop connect for a mysql connection', () => {
       const [got, want] = [await session(viaHoop), await session(direct)];
       expect(got).toEqual(want);
       expect((want.prepared as Array<Record<string, unknown>>)[0]).toMatchObject({ d: '12.50', u: '18446744073709551615', t: '2026-11-27 03:04:05.123456' });
+      expect(got.json).toEqual([{ j: { a: [1, 'x'] } }]);
+      expect(got.jsonPrepared).toEqual([{ j: { a: [1, 'x'] } }]);
       // The recording reads the binary rows of the prepared statement as the text protocol would say them.
       const events = await recordingOf(lastSession('shop'));
       expect(events).toContainEqual(expect.objectContaining({ t: 'parse', sql: 'SELECT * FROM typed WHERE id = ? AND d > ?' }));

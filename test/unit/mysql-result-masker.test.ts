@@ -10,7 +10,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MysqlResultMasker } from '../../src/mysql/gateway/result-masker.js';
 import type { ServerPacket } from '../../src/mysql/pipeline/conversation.js';
-import { type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseErr, parseTextRow, textRow } from '../../src/mysql/wire/results.js';
+import { type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseColumnDefinition, parseErr, parseTextRow, textRow } from '../../src/mysql/wire/results.js';
 import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
@@ -65,6 +65,23 @@ describe("MySQL masking of a view's columns", () => {
     expect(row('SELECT p.x AS c0 FROM v p JOIN people q ON q.id = p.id ORDER BY 1', [column('c0', 'people', 'c0')], ['secret'])).toEqual([REDACTED]);
     // A statement of base tables alone keeps its origins: a plain column is as the server sent it.
     expect(row('SELECT n.body AS c0 FROM notes n JOIN people q ON q.id = n.id ORDER BY 1', [column('c0', 'notes', 'body')], ['plain'])).toEqual(['plain']);
+  });
+});
+
+describe("MySQL masking with MariaDB's extended metadata", () => {
+  it('reads the type names column definitions carry, and sends a masked column as a string of no extended type', () => {
+    const rules = new MaskingRules({ names: [{ pattern: '^pii_', strategy: 'redact' }] });
+    const m = new MysqlResultMasker(rules, new Set(['app.people']), new Set(['app.people']), undefined, true);
+    m.statement(facts('SELECT pii_doc, doc FROM people'));
+    const json = Buffer.from([0x00, 0x04, ...Buffer.from('json')]);
+    const def = (name: string): ColumnDefinition => ({ ...column(name, 'people', name), type: ColumnType.BLOB, extended: json });
+    m.server({ kind: 'column-count', columns: 2 }, Buffer.from([2]));
+    const masked = parseColumnDefinition(m.server({ kind: 'column', last: false }, columnDefinition(def('pii_doc'))), true);
+    const plain = parseColumnDefinition(m.server({ kind: 'column', last: true }, columnDefinition(def('doc'))), true);
+    expect(masked).toMatchObject({ name: 'pii_doc', type: ColumnType.VAR_STRING, extended: Buffer.alloc(0) });
+    expect(plain).toMatchObject({ name: 'doc', type: ColumnType.BLOB, extended: json });
+    const out = m.server({ kind: 'row', binary: false }, textRow(['{"ssn": 1}', '{"a": 2}']));
+    expect(parseTextRow(out, 2).map((v) => v?.toString('utf8'))).toEqual([REDACTED, '{"a": 2}']);
   });
 });
 

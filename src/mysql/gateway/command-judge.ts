@@ -23,7 +23,7 @@ import { WRITE_GUARD_RULE, type WriteGuard } from '../../policy/write-limit.js';
 import type { Analysis } from '../../policy/sql/analyze/facts.js';
 import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
-import { Cap } from '../wire/handshake.js';
+import { Cap, MariaCap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
 import { BUILTIN_FUNCTIONS, MysqlResultMasker } from './result-masker.js';
 
@@ -194,7 +194,8 @@ export class CommandJudge {
         if (rows.length > MAX_COLUMNS) this.#reading.unreadable = `the server's tables have more than ${MAX_COLUMNS} columns, more than hoop looks up for masking`;
         for (const [table, column] of rows) if (table && column && rules.forName(column)) maskedByName.add(table);
       }
-      this.masker = new MysqlResultMasker(rules, new Set(names), maskedByName, (column, strategy) => recording?.notes?.masked(column, strategy));
+      const extended = (client.mariadbCapabilities & MariaCap.EXTENDED_METADATA) !== 0;
+      this.masker = new MysqlResultMasker(rules, new Set(names), maskedByName, (column, strategy) => recording?.notes?.masked(column, strategy), extended);
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * A MySQL client at the gateway's MySQL port (`mysqlListen`, ../../gateway/front/mysql-door.ts):
- * the gateway greets it first (in the name of the MySQL server it reached last, with a nonce of
- * its own and TLS offered); the client must ask for TLS before it signs in; it names a direct
+ * the gateway greets it first (in the name of the MySQL server it reached last: its version, and
+ * as MariaDB after a MariaDB server; with a nonce of its own and TLS offered); the client must ask for TLS before it signs in; it names a direct
  * credential as its user and proves the credential's password with `mysql_native_password` (a
  * client that answers with another plugin is switched to it); a credential no longer accepted is
  * refused then, saying why. A signed-in client goes to the gateway's admission, and its session
@@ -21,12 +21,11 @@ import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { TlsSessionChannel } from '../../session/tls-channel.js';
 import { NATIVE_PASSWORD, nativeProofMatches, newNonce } from '../wire/auth.js';
-import { Cap, greeting, isSslRequest, parseHandshakeResponse } from '../wire/handshake.js';
+import { Cap, greeting, isSslRequest, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
 import { PacketSource } from '../wire/packet-source.js';
 import { nulString, packet } from '../wire/packets.js';
 import { errPacket } from '../wire/results.js';
-import type { SignedInAtPort } from './session-relay.js';
-import { RELAYED_CAPABILITIES } from './session-relay.js';
+import { RELAYED_CAPABILITIES, RELAYED_MARIADB_CAPABILITIES, type SignedInAtPort } from './session-relay.js';
 
 /** A credential as the MySQL port needs it: its `mysql_native_password` verifier (none: not a MySQL connection's), why it is no longer accepted (if so), and what the admission takes. */
 export interface MysqlDirectCredential<T> {
@@ -42,8 +41,8 @@ export interface MysqlDirectFrontOptions<T> {
   handshakeTimeoutMs: number;
   /** The client's address, as the gateway knows it, for the log. */
   remote: string | undefined;
-  /** The version the port greets with. */
-  serverVersion(): string;
+  /** The greeting of the server the gateway reached last, whose name the port greets in (none yet: a MySQL server's of its own). */
+  lastGreeting(): Greeting | undefined;
   /** The credential named by a sign-in's user, if any. */
   credential(user: string): Promise<MysqlDirectCredential<T> | undefined>;
   /** The client signed in with `value`: admit and serve its session. */
@@ -64,6 +63,8 @@ const TLS_REQUIRED = { code: 3159, sqlState: 'HY000' };
 const UTF8MB4 = 45;
 /** SERVER_STATUS_AUTOCOMMIT. */
 const AUTOCOMMIT = 2;
+/** What the port greets with before the gateway reached any MySQL server. */
+const UNKNOWN_VERSION = '8.0.0-hoop';
 /** A verifier nobody holds the password of, for user names that are no credential. */
 const NOBODY = randomBytes(20);
 
@@ -82,17 +83,20 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
   try {
     const nonce = newNonce();
     connectionIds = (connectionIds + 1) >>> 0;
-    const offered = RELAYED_CAPABILITIES;
+    // In the name of the server reached last: as MariaDB (CLIENT_MYSQL left out, its extended capabilities offered) after a MariaDB server.
+    const last = o.lastGreeting();
+    const offeredMariadb = (last?.mariadbCapabilities ?? 0) & RELAYED_MARIADB_CAPABILITIES;
+    const offered = offeredMariadb ? RELAYED_CAPABILITIES & ~Cap.LONG_PASSWORD : RELAYED_CAPABILITIES;
     raw.write(
       packet(
         0,
         greeting({
           protocolVersion: 10,
-          serverVersion: o.serverVersion(),
+          serverVersion: last?.serverVersion ?? UNKNOWN_VERSION,
           connectionId: connectionIds,
           nonce,
           capabilities: (offered | Cap.SSL) >>> 0,
-          mariadbCapabilities: 0,
+          mariadbCapabilities: offeredMariadb,
           charset: UTF8MB4,
           status: AUTOCOMMIT,
           authPlugin: NATIVE_PASSWORD,
@@ -128,7 +132,7 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
     channel.pause();
     clearTimeout(deadline);
     o.signedIn(channel);
-    o.admit(credential.value, { hello, seq: proved.seq, offered }, channel);
+    o.admit(credential.value, { hello, seq: proved.seq, offered, offeredMariadb }, channel);
   } catch (err) {
     o.log.debug('direct.refused', { user, remote: o.remote, protocol: 'mysql', error: describeError(err) });
     (channel ?? raw).destroy();

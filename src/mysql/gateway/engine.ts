@@ -10,6 +10,7 @@
  */
 import type { MysqlConnection } from '../../config/connection.js';
 import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine.js';
+import type { Greeting } from '../wire/handshake.js';
 import { type MysqlEngineOptions, MysqlSessionRelay, type SignedInAtPort } from './session-relay.js';
 
 export type { MysqlEngineOptions } from './session-relay.js';
@@ -19,14 +20,14 @@ export class MysqlEngine implements Engine<MysqlConnection> {
   readonly recordProtocol = 'mysql';
   readonly #o: MysqlEngineOptions;
 
-  /** The version the server reached last greeted the gateway with: the gateway's MySQL port greets its clients with it. */
-  serverVersion: string | undefined;
+  /** The greeting of the server reached last: the gateway's MySQL port greets its clients in its name. */
+  lastGreeting: Greeting | undefined;
 
   constructor(o: MysqlEngineOptions) {
     this.#o = {
       ...o,
       greeted: (g) => {
-        this.serverVersion = g.serverVersion;
+        this.lastGreeting = g;
         o.greeted?.(g);
       },
     };

@@ -109,15 +109,19 @@ export class MysqlResultMasker {
   #tables: ReadonlySet<string> = new Set();
   /** The statement reads a derived table, a CTE, a view or a table hoop does not know: no column's origin is trusted. */
   #originsUnreliable = true;
+  /** The session agreed MariaDB's extended metadata: column definitions carry it. */
+  readonly #extended: boolean;
   /** What each statement's facts mean for masking, while they live (texts of one shape share theirs). */
   readonly #read = new WeakMap<readonly StatementFacts[], StatementReading>();
 
   /**
    * `baseTables`: the server's base tables, `db.table` lower-case; `maskedByName`: those with a
-   * column a name rule masks; `masked`: told of each column masked whole.
+   * column a name rule masks; `masked`: told of each column masked whole; `extended`: the session
+   * agreed MariaDB's extended metadata.
    */
-  constructor(rules: MaskingRules, baseTables: ReadonlySet<string>, maskedByName: ReadonlySet<string>, masked?: (column: string, strategy: string) => void) {
+  constructor(rules: MaskingRules, baseTables: ReadonlySet<string>, maskedByName: ReadonlySet<string>, masked?: (column: string, strategy: string) => void, extended = false) {
     this.#rules = rules;
+    this.#extended = extended;
     this.#baseTables = new Set([...baseTables, ...CATALOG_TABLES]);
     this.#maskedByName = maskedByName;
     this.#masked = masked;
@@ -210,12 +214,21 @@ export class MysqlResultMasker {
         this.#masksWhole = false;
         return payload;
       case 'column': {
-        const def = parseColumnDefinition(payload);
+        const def = parseColumnDefinition(payload, this.#extended);
         const plan = this.#plan(def);
         this.#plans.push(plan);
         if (!plan.strategy) return payload;
         this.#masksWhole = true;
-        return columnDefinition({ ...def, type: ColumnType.VAR_STRING, charset: UTF8MB4, flags: def.flags & ~NUMBER_FLAGS, decimals: 0, length: Math.max(def.length, 1024) });
+        // A string of what is masked, no longer of the column's extended type (a JSON column's redacted value is no JSON).
+        return columnDefinition({
+          ...def,
+          type: ColumnType.VAR_STRING,
+          charset: UTF8MB4,
+          flags: def.flags & ~NUMBER_FLAGS,
+          decimals: 0,
+          length: Math.max(def.length, 1024),
+          ...(def.extended && { extended: Buffer.alloc(0) }),
+        });
       }
       case 'row':
         // A result with no column masked whole and no detector to read its values goes on as it came.

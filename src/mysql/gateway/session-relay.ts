@@ -24,7 +24,7 @@ import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
 import { MysqlPacketRecorder } from '../pipeline/record-tap.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
-import { Cap, greeting, isSslRequest, parseHandshakeResponse, type Greeting, type HandshakeResponse } from '../wire/handshake.js';
+import { Cap, greeting, isSslRequest, MariaCap, parseHandshakeResponse, type Greeting, type HandshakeResponse } from '../wire/handshake.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, okPacket, parseOk, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
@@ -44,11 +44,12 @@ export interface MysqlEngineOptions {
   greeted?: (g: Greeting) => void;
 }
 
-/** A client's answer to a greeting already made: its sign-in, the sequence id of the answer due, and the capabilities it was offered. */
+/** A client's answer to a greeting already made: its sign-in, the sequence id of the answer due, and the capabilities it was offered (MariaDB's too). */
 export interface SignedInAtPort {
   hello: HandshakeResponse;
   seq: number;
   offered: number;
+  offeredMariadb: number;
 }
 
 /**
@@ -77,6 +78,9 @@ export const RELAYED_CAPABILITIES =
 
 /** The capabilities only signing in reads (MariaDB leaves LONG_PASSWORD out of its greeting, to say it is MariaDB): the command phase is the same without them. */
 const SIGN_IN_CAPABILITIES = Cap.LONG_PASSWORD | Cap.CONNECT_WITH_DB | Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH | Cap.PLUGIN_AUTH_LENENC_CLIENT_DATA | Cap.CONNECT_ATTRS;
+
+/** MariaDB's capabilities hoop relays: its extended metadata (a JSON column says it is JSON), which its column definitions carry and hoop reads. */
+export const RELAYED_MARIADB_CAPABILITIES = MariaCap.EXTENDED_METADATA;
 
 /** ER_SPECIFIC_ACCESS_DENIED_ERROR: what a refusal is to a client. */
 const REFUSED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1227, sqlState: '42000' };
@@ -188,13 +192,15 @@ export class MysqlSessionRelay {
     this.#o.greeted?.(g);
     const answered = this.#signedInAtPort ?? (await this.#greet(g));
     if (!answered) return;
-    const { hello, seq, offered } = answered;
+    const { hello, seq, offered, offeredMariadb } = answered;
     if (hello.database && hello.database !== connection.database) {
       return this.#refuse(seq, `hoop: ${connection.name} serves the database ${connection.database}, not ${hello.database}`, 'startup-refused', { code: 1044, sqlState: '42000' });
     }
     // A client greeted at the gateway's MySQL port agreed before the server was known: what only signing in reads may go, the rest must be the server's too.
     const agreed = (hello.capabilities & offered & g.capabilities) >>> 0;
-    if ((hello.capabilities & offered & ~g.capabilities & ~SIGN_IN_CAPABILITIES) >>> 0 !== 0) {
+    // A client asks for MariaDB's capabilities by leaving out CLIENT_MYSQL (LONG_PASSWORD).
+    const askedMariadb = hello.capabilities & Cap.LONG_PASSWORD ? 0 : hello.mariadbCapabilities & offeredMariadb;
+    if ((hello.capabilities & offered & ~g.capabilities & ~SIGN_IN_CAPABILITIES) >>> 0 !== 0 || (askedMariadb & ~g.mariadbCapabilities) !== 0) {
       return this.#refuse(
         seq,
         `hoop: ${connection.name}'s server does not offer every capability the gateway's MySQL port greeted the client with; connect through hoop connect ${connection.name}`,
@@ -202,17 +208,18 @@ export class MysqlSessionRelay {
         UNAVAILABLE,
       );
     }
-    const signedIn = await this.#signIn(greeted, hello, agreed).catch((err: Error) => err);
+    const signedIn = await this.#signIn(greeted, hello, agreed, askedMariadb).catch((err: Error) => err);
     if (signedIn instanceof Error) return this.#refuseStart(seq, signedIn);
     this.#upstream = signedIn;
     this.#write(packet(seq, okPacket({ status: g.status })));
-    this.#relay(agreed);
+    this.#relay(agreed, askedMariadb);
   }
 
   /** Greets the client in the server's name and reads its answer; undefined when the session ended or was refused. */
   async #greet(g: Greeting): Promise<SignedInAtPort | undefined> {
     const offered = (g.capabilities & RELAYED_CAPABILITIES) >>> 0;
-    this.#write(packet(0, greeting({ ...g, nonce: newNonce(), capabilities: offered, mariadbCapabilities: 0, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
+    const offeredMariadb = g.mariadbCapabilities & RELAYED_MARIADB_CAPABILITIES;
+    this.#write(packet(0, greeting({ ...g, nonce: newNonce(), capabilities: offered, mariadbCapabilities: offeredMariadb, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
     const answer = await this.#accept();
     if (!answer) return undefined;
     const [response, seq] = answer;
@@ -220,7 +227,7 @@ export class MysqlSessionRelay {
       this.#refuse(seq, 'hoop: the tunnel to the gateway is TLS already; the local port asks for TLS, not the gateway', 'protocol-violation');
       return undefined;
     }
-    return { hello: parseHandshakeResponse(response.raw), seq, offered };
+    return { hello: parseHandshakeResponse(response.raw), seq, offered, offeredMariadb };
   }
 
   /** The client's answer to the greeting, under the handshake deadline; undefined when the session ended first. */
@@ -261,13 +268,14 @@ export class MysqlSessionRelay {
   }
 
   /** Signs in upstream asking for exactly what the client agreed to (and what signing in needs). */
-  async #signIn(greeted: MySqlGreeted, hello: HandshakeResponse, agreed: number): Promise<Duplex> {
+  async #signIn(greeted: MySqlGreeted, hello: HandshakeResponse, agreed: number, mariadbCapabilities: number): Promise<Duplex> {
     const { connection, id } = this.#session;
     const password = await this.#o.resolveSecret(connection.password);
     const passed = Object.fromEntries(hello.attributes.filter(([k]) => k === 'program_name' || k === '_client_name' || k === '_client_version'));
     const client = await signInUpstream(greeted, connection, {
       password,
       capabilities: agreed,
+      mariadbCapabilities,
       charset: hello.charset,
       attributes: { ...passed, hoop_session: id },
     });
@@ -278,11 +286,11 @@ export class MysqlSessionRelay {
   }
 
   /** The command phase: the client's packets judged command by command, the server's relayed as they come; both recorded. */
-  #relay(capabilities: number): void {
+  #relay(capabilities: number, mariadbCapabilities: number): void {
     const { channel } = this.#session;
     const up = this.#upstream!;
     const recording = this.#session.recording;
-    if (recording) this.#recorder = new MysqlPacketRecorder(recording.stream, recording.results === 'none' ? 0 : recording.rowCap, capabilities);
+    if (recording) this.#recorder = new MysqlPacketRecorder(recording.stream, recording.results === 'none' ? 0 : recording.rowCap, capabilities, mariadbCapabilities);
     this.#conversation = new Conversation(capabilities);
     this.#capabilities = capabilities;
     channel.on('data', (chunk: Buffer) => {

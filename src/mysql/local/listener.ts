@@ -15,7 +15,7 @@ import { describeError, type HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, newNonce, scrambleMatches } from '../wire/auth.js';
-import { Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
+import { type AgreedCapabilities, Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
 import { PacketSource } from '../wire/packet-source.js';
 import { nulString, packet } from '../wire/packets.js';
 import { MySqlProtocolError } from '../wire/protocol-error.js';
@@ -35,7 +35,7 @@ export interface MysqlClientRecord {
 }
 
 /** Opens the CLI's record of session `id`, keeping `rows` rows per result, for the `capabilities` both hops agreed. */
-export type MysqlRecordHook = (id: string, rows: number, capabilities: number) => Promise<MysqlClientRecord | undefined>;
+export type MysqlRecordHook = (id: string, rows: number, capabilities: AgreedCapabilities) => Promise<MysqlClientRecord | undefined>;
 
 export interface LocalMysqlListenerOptions {
   /** The per-run password local clients prove. */
@@ -186,7 +186,9 @@ export class LocalMysqlListener {
       return;
     }
     this.#o.onEvent?.({ kind: 'client-connected', session: tunnel.sessionId, user: hello.user, database: hello.database ?? '' });
-    const record = tunnel.clientRecord && this.#o.record ? await this.#o.record(tunnel.sessionId, tunnel.clientRecord.rows, agreed) : undefined;
+    // MariaDB's capabilities as the gateway agrees them: asked for by a client that leaves out CLIENT_MYSQL, of those it offered.
+    const mariadb = hello.capabilities & Cap.LONG_PASSWORD ? 0 : hello.mariadbCapabilities & now.mariadbCapabilities;
+    const record = tunnel.clientRecord && this.#o.record ? await this.#o.record(tunnel.sessionId, tunnel.clientRecord.rows, { lower: agreed, mariadb }) : undefined;
     if (record) {
       client.on('data', (chunk: Buffer) => record.tap.clientBytes(chunk));
       channel.on('data', (chunk: Buffer) => record.tap.serverBytes(chunk));

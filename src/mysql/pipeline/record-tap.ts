@@ -7,6 +7,7 @@
  * client pipelines.
  */
 import type { RecordingStream } from '../../recording/thread.js';
+import type { AgreedCapabilities } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
@@ -19,13 +20,14 @@ export class MysqlPacketRecorder {
   #rowsKept = 0;
   #rowsNotRecorded = 0;
 
-  /** Records the session's agreed `capabilities` first; `rowCap`: rows kept per result (0: none). */
-  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: number) {
+  /** Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept per result (0: none). */
+  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: number, mariadbCapabilities = 0) {
     this.#stream = stream;
     this.#rowCap = rowCap;
-    const caps = Buffer.alloc(4);
+    const caps = Buffer.alloc(mariadbCapabilities ? 8 : 4);
     caps.writeUInt32LE(capabilities >>> 0);
-    stream.record(CAPABILITIES, Date.now(), caps, 0, 4);
+    if (mariadbCapabilities) caps.writeUInt32LE(mariadbCapabilities >>> 0, 4);
+    stream.record(CAPABILITIES, Date.now(), caps, 0, caps.length);
   }
 
   /** A packet the client sent. */
@@ -65,9 +67,9 @@ export class MysqlRecordTap {
   readonly #onBroken: (err: Error) => void;
   #broken = false;
 
-  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: number, onBroken: (err: Error) => void) {
-    this.#recorder = new MysqlPacketRecorder(stream, rowCap, capabilities);
-    this.#conversation = new Conversation(capabilities);
+  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: AgreedCapabilities, onBroken: (err: Error) => void) {
+    this.#recorder = new MysqlPacketRecorder(stream, rowCap, capabilities.lower, capabilities.mariadb);
+    this.#conversation = new Conversation(capabilities.lower);
     this.#onBroken = onBroken;
   }
 

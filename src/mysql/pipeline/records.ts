@@ -9,6 +9,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { EventSink, RecordingEvent } from '../../recording/event-line.js';
 import type { RecordEncoder } from '../../recording/thread.js';
+import { MariaCap } from '../wire/handshake.js';
 import { Cursor } from '../wire/packets.js';
 import { ColumnType, Command, NUMERIC_COLUMN_TYPES, parseBinaryRow, parseColumnDefinition, parseErr, parseOk, parseTextRow, type ColumnDefinition } from '../wire/results.js';
 import { Conversation } from './conversation.js';
@@ -17,7 +18,7 @@ import { Conversation } from './conversation.js';
 export const CLIENT_PACKET = 16;
 /** A packet the server sent (its payload). */
 export const SERVER_PACKET = 20;
-/** The capabilities the session agreed on (u32 LE), before its first packet: they shape what follows. */
+/** The capabilities the session agreed on (u32 LE; then MariaDB's, u32 LE, when it agreed any), before its first packet: they shape what follows. */
 export const CAPABILITIES = 24;
 /** Rows the server sent that the recording does not keep (u32 LE; the policy's `rowCap`, or `results: none`), before the packet that ends their result. */
 export const ROWS_NOT_RECORDED = 28;
@@ -35,6 +36,8 @@ class MySqlRecordDecoder implements RecordEncoder {
   readonly #sink: EventSink;
   #conversation = new Conversation(0);
   #capabilities = 0;
+  /** The session agreed MariaDB's extended metadata: column definitions carry it. */
+  #extended = false;
   #defs: ColumnDefinition[] = [];
   #rows = 0;
   /** Rows of the current result not recorded. */
@@ -51,6 +54,7 @@ class MySqlRecordDecoder implements RecordEncoder {
     const payload = bytes.subarray(start, end);
     if (kind === CAPABILITIES) {
       this.#capabilities = payload.readUInt32LE(0);
+      this.#extended = payload.length >= 8 && (payload.readUInt32LE(4) & MariaCap.EXTENDED_METADATA) !== 0;
       this.#conversation = new Conversation(this.#capabilities);
     } else if (kind === CLIENT_PACKET) this.#client(at, payload);
     else if (kind === SERVER_PACKET) this.#server(at, payload);
@@ -96,7 +100,7 @@ class MySqlRecordDecoder implements RecordEncoder {
         this.#columns = p.columns;
         return;
       case 'column':
-        if (this.#columns > 0) this.#defs.push(parseColumnDefinition(payload));
+        if (this.#columns > 0) this.#defs.push(parseColumnDefinition(payload, this.#extended));
         if (p.last && this.#columns > 0) this.#emit({ t: 'columns', at, names: this.#defs.map((d) => d.name), numeric: this.#defs.map((d) => NUMERIC_COLUMN_TYPES.has(d.type)) });
         return;
       case 'row':

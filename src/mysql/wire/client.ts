@@ -10,7 +10,7 @@
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scramble } from './auth.js';
-import { Cap, handshakeResponse, parseGreeting, sslRequest, type Greeting } from './handshake.js';
+import { Cap, handshakeResponse, MariaCap, parseGreeting, sslRequest, type Greeting } from './handshake.js';
 import { PacketSource } from './packet-source.js';
 import { packet } from './packets.js';
 import { MySqlProtocolError } from './protocol-error.js';
@@ -58,6 +58,8 @@ export interface MySqlSignIn {
   capabilities?: number;
   /** The character set (collation id) of the connection; without, utf8mb4. */
   charset?: number;
+  /** MariaDB's extended capabilities to ask for (of those the server offers; a MySQL server has none). */
+  mariadbCapabilities?: number;
 }
 
 /** What hears a query's results as they arrive: a result set's columns, then its rows, then its end (or a statement's OK). */
@@ -114,10 +116,13 @@ export class MySqlGreeted {
     try {
       let caps = ((o.capabilities ?? WANTED) | Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH | (o.database ? Cap.CONNECT_WITH_DB : 0)) & g.capabilities;
       let seq = this.#seq;
+      // A client asks for MariaDB's capabilities by leaving out CLIENT_MYSQL (LONG_PASSWORD), as a MariaDB server does: in its SSLRequest too.
+      const mariadb = (o.mariadbCapabilities ?? 0) & g.mariadbCapabilities;
+      if (mariadb) caps &= ~Cap.LONG_PASSWORD;
       if (o.tls) {
         if (!(g.capabilities & Cap.SSL)) throw new MySqlProtocolError('the server does not offer TLS');
         caps |= Cap.SSL;
-        socket.write(packet(seq++, sslRequest(caps, 1 << 24, UTF8MB4_GENERAL_CI)));
+        socket.write(packet(seq++, sslRequest(caps, 1 << 24, UTF8MB4_GENERAL_CI, mariadb)));
         packets.detach();
         const secure = tlsConnect({ ...o.tls, socket });
         await new Promise<void>((resolve, reject) => {
@@ -133,7 +138,7 @@ export class MySqlGreeted {
         capabilities: caps,
         maxPacketSize: 1 << 24,
         charset: o.charset ?? UTF8MB4_GENERAL_CI,
-        mariadbCapabilities: 0,
+        mariadbCapabilities: mariadb,
         user: o.user,
         authResponse: scramble(plugin, o.password, g.nonce),
         ...(o.database && { database: o.database }),
@@ -142,7 +147,7 @@ export class MySqlGreeted {
       });
       stream.write(packet(seq, response));
       await authenticate(stream, packets, o.password, plugin, g.nonce, Boolean(o.tls));
-      return new MySqlClient(stream, packets, g, caps & ~Cap.SSL);
+      return new MySqlClient(stream, packets, g, caps & ~Cap.SSL, mariadb);
     } catch (err) {
       packets.detach();
       stream.destroy();
@@ -154,17 +159,19 @@ export class MySqlGreeted {
 /** A signed-in connection to a MySQL or MariaDB server. */
 export class MySqlClient {
   readonly greeting: Greeting;
-  /** The capabilities both sides agreed on (TLS aside: they shape the command phase). */
+  /** The capabilities both sides agreed on (TLS aside: they shape the command phase), and MariaDB's. */
   readonly capabilities: number;
+  readonly mariadbCapabilities: number;
   #socket: Duplex;
   #packets: PacketSource;
 
   /** Made by {@link MySqlGreeted.signIn}. */
-  constructor(socket: Duplex, packets: PacketSource, greeting: Greeting, capabilities: number) {
+  constructor(socket: Duplex, packets: PacketSource, greeting: Greeting, capabilities: number, mariadbCapabilities = 0) {
     this.#socket = socket;
     this.#packets = packets;
     this.greeting = greeting;
     this.capabilities = capabilities;
+    this.mariadbCapabilities = mariadbCapabilities;
   }
 
   /** Signs in on `socket` (connected, nothing read yet); rejects with a {@link MySqlServerError} when refused. */
@@ -217,7 +224,8 @@ export class MySqlClient {
       } else {
         const n = columnCount(p.payload);
         const columns: ColumnDefinition[] = [];
-        for (let i = 0; i < n; i++) columns.push(parseColumnDefinition((await this.#packets.next()).payload));
+        const extended = (this.mariadbCapabilities & MariaCap.EXTENDED_METADATA) !== 0;
+        for (let i = 0; i < n; i++) columns.push(parseColumnDefinition((await this.#packets.next()).payload, extended));
         if (!(this.capabilities & Cap.DEPRECATE_EOF)) expectEof((await this.#packets.next()).payload);
         await handler.columns(columns);
         for (;;) {

@@ -36,6 +36,18 @@ export const Cap = {
   QUERY_ATTRIBUTES: 1 << 27,
 } as const;
 
+/** MariaDB's extended capabilities (the upper 32 bits), those hoop reads. @see https://mariadb.com/kb/en/connection/#capabilities */
+export const MariaCap = {
+  /** Column definitions carry the column's type name (`json`, `uuid`, `inet6`) and format. */
+  EXTENDED_METADATA: 1 << 3,
+} as const;
+
+/** What a session's two sides agreed: the capability flags, and MariaDB's extended ones. */
+export interface AgreedCapabilities {
+  lower: number;
+  mariadb: number;
+}
+
 /** The server's greeting. */
 export interface Greeting {
   protocolVersion: number;

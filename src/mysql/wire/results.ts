@@ -145,10 +145,12 @@ export interface ColumnDefinition {
   type: number;
   flags: number;
   decimals: number;
+  /** MariaDB's extended metadata (its type and format names: `json`, `uuid`, `inet6`, …), when the session agreed {@link MariaCap.EXTENDED_METADATA}. */
+  extended?: Buffer;
 }
 
-/** Reads a ColumnDefinition41 (MariaDB's extended metadata, when present, follows and is skipped). */
-export function parseColumnDefinition(payload: Buffer): ColumnDefinition {
+/** Reads a ColumnDefinition41; `extended`: the session agreed MariaDB's extended metadata, which follows the names. @see https://mariadb.com/kb/en/result-set-packets/#column-definition-packet */
+export function parseColumnDefinition(payload: Buffer, extended = false): ColumnDefinition {
   const c = new Cursor(payload);
   c.lenencString();
   const schema = c.lenencString();
@@ -156,13 +158,14 @@ export function parseColumnDefinition(payload: Buffer): ColumnDefinition {
   const orgTable = c.lenencString();
   const name = c.lenencString();
   const orgName = c.lenencString();
+  const info = extended ? c.bytes(c.lenenc()) : undefined;
   c.lenenc();
   const charset = c.u16();
   const length = c.u32();
   const type = c.u8();
   const flags = c.u16();
   const decimals = c.u8();
-  return { schema, table, orgTable, name, orgName, charset, length, type, flags, decimals };
+  return { schema, table, orgTable, name, orgName, charset, length, type, flags, decimals, ...(info && { extended: info }) };
 }
 
 /** A ColumnDefinition41. */
@@ -174,7 +177,8 @@ export function columnDefinition(d: ColumnDefinition): Buffer {
   tail[7] = d.type;
   tail.writeUInt16LE(d.flags, 8);
   tail[10] = d.decimals;
-  return Buffer.concat([lenencBytes('def'), lenencBytes(d.schema), lenencBytes(d.table), lenencBytes(d.orgTable), lenencBytes(d.name), lenencBytes(d.orgName), tail]);
+  const names = [lenencBytes('def'), lenencBytes(d.schema), lenencBytes(d.table), lenencBytes(d.orgTable), lenencBytes(d.name), lenencBytes(d.orgName)];
+  return Buffer.concat([...names, ...(d.extended ? [lenencBytes(d.extended)] : []), tail]);
 }
 
 /** A text-protocol row's values (NULL as null), for `columns` columns. */
