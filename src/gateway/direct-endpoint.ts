@@ -49,6 +49,9 @@ function mysqlCodeOf(status: number): { code: number; sqlState: string } {
   return { code: 1105, sqlState: 'HY000' }; // ER_UNKNOWN_ERROR
 }
 
+/** How long a MySQL client refused at admission has to read why and close, before the gateway cuts it. */
+const REFUSED_GRACE_MS = 5_000;
+
 /** What the gateway's ports call for direct clients: PostgreSQL's at the main port, MySQL's at the MySQL port. */
 export function directEndpoint(
   parts: GatewayParts,
@@ -117,6 +120,9 @@ export function directEndpoint(
           const refuse = (status: number, body: TunnelErrorBody): void => {
             const { message, hint } = body.error;
             if (!ch.destroyed && !ch.writableEnded) ch.end(mysqlPacket(answered.seq, errPacket({ ...mysqlCodeOf(status), message: `hoop: ${message}${hint ? ` (${hint})` : ''}` })));
+            // The channel was paused for the session: read (and drop) what the client sends, so that its close is seen, and cut it after a grace.
+            ch.resume();
+            setTimeout(() => ch.destroy(), REFUSED_GRACE_MS).unref();
           };
           admission.admitDirect(record, 'mysql', peerText(ch), { refuse, accept: () => ch }, (session) => {
             if (!mysql) throw new Error('the gateway has no MySQL engine');

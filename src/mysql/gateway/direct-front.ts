@@ -72,12 +72,18 @@ let connectionIds = 0;
 
 /** Greets `raw`, reads its TLS and sign-in, then hands it to the admission; a failure is said to the client and closes it. */
 export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFrontOptions<T>): Promise<void> {
+  // The deadline holds until the client is admitted: a refused client that keeps its side open is cut at it.
   const deadline = setTimeout(() => raw.destroy(), o.handshakeTimeoutMs);
   deadline.unref();
+  raw.once('close', () => clearTimeout(deadline));
   let user = '';
   let channel: TlsSessionChannel | undefined;
+  let reading: PacketSource | undefined;
   const refuse = (seq: number, code: { code: number; sqlState: string }, message: string): void => {
     const to = channel ?? raw;
+    // What a refused client sends after is read and dropped, never kept.
+    reading?.detach();
+    to.on('data', () => undefined).resume();
     if (!to.destroyed && !to.writableEnded) to.end(packet(seq, errPacket({ ...code, message })));
   };
   try {
@@ -103,7 +109,7 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
         }),
       ),
     );
-    const plain = new PacketSource(raw, HANDSHAKE_MAX);
+    const plain = (reading = new PacketSource(raw, HANDSHAKE_MAX));
     const first = await plain.next();
     if (!isSslRequest(first.payload)) {
       return refuse(first.next, TLS_REQUIRED, 'hoop: the gateway takes MySQL clients over TLS only (connect with --ssl-verify-server-cert; hoop connect --direct prints the whole command)');
@@ -114,7 +120,7 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
       o.log.debug('mysql-direct.tls-error', { error: describeError(err) });
       raw.destroy();
     });
-    const secure = new PacketSource(channel, HANDSHAKE_MAX);
+    const secure = (reading = new PacketSource(channel, HANDSHAKE_MAX));
     const p = await secure.next();
     o.spoke(channel);
     const hello = parseHandshakeResponse(p.payload);
@@ -136,8 +142,6 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
   } catch (err) {
     o.log.debug('direct.refused', { user, remote: o.remote, protocol: 'mysql', error: describeError(err) });
     (channel ?? raw).destroy();
-  } finally {
-    clearTimeout(deadline);
   }
 }
 
