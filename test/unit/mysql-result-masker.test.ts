@@ -109,6 +109,19 @@ describe('MySQL masking by a name rule', () => {
     const m = masker();
     expect(m.carriesMasked(facts('INSERT INTO notes SELECT id, pii_email FROM people')[0]!)).toMatch(/masks/);
     expect(m.carriesMasked(facts("INSERT INTO notes VALUES (1, 'x')")[0]!)).toBeUndefined();
+    // Literals and placeholders copy no value, whatever table they go to: a table made since sign-in, a masked one.
+    for (const sql of [
+      "INSERT INTO made_since (a, b) VALUES (1, 'x'), (?, NOW()) ON DUPLICATE KEY UPDATE b = VALUES(b)",
+      "UPDATE people SET note = 'x' WHERE pii_email LIKE 'a%'",
+      'DELETE FROM made_since WHERE id = 1',
+      "REPLACE INTO made_since SET a = 1, b = CONCAT('x', ?)",
+    ]) {
+      expect(m.carriesMasked(facts(sql)[0]!), sql).toBeUndefined();
+    }
+    // A value read from a column (the table's own, another's, a subquery's) is copied.
+    for (const sql of ['UPDATE made_since SET a = b', 'INSERT INTO made_since (a) VALUES ((SELECT pii_email FROM people LIMIT 1))', 'INSERT INTO made_since (a) SELECT note FROM notes']) {
+      expect(m.carriesMasked(facts(sql)[0]!), sql).toMatch(/masks|more than one table/);
+    }
     m.statement(facts('SELECT 1 FROM people WHERE pii_email > 0'));
     const err = m.server({ kind: 'err' }, errPacket({ code: 1292, sqlState: '22007', message: "Truncated incorrect DOUBLE value: 'a@b.c'" }));
     expect(parseErr(err).message).toMatch(/withheld/);

@@ -199,6 +199,8 @@ export class MysqlResultMasker {
     if (LAST_INSERT_ID_SET.test(s.text)) return 'LAST_INSERT_ID(expr), which keeps a value for the session';
     if (!s.kinds.some((k) => WRITES.has(k))) return undefined;
     if (USER_VARIABLE.test(s.text)) return 'a write that reads a variable';
+    // Literals and placeholders carry no value the server holds, whatever table they go to.
+    if (s.writesLiteralsOnly) return undefined;
     const unmasked = s.tables.every((t) => !this.#masks(t) && this.#baseTables.has(t.toLowerCase()));
     if (!unmasked) return 'a write that names a table whose columns the policy masks, or one hoop does not know';
     if (new Set(s.tables).size > 1) return 'a write that names more than one table';

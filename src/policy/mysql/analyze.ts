@@ -19,7 +19,7 @@ import type { StatementKind } from '../schema.js';
 import type { Analysis, StatementFacts } from '../sql/analyze/facts.js';
 import { LruCache } from '../sql/lru.js';
 import { sqlShape } from '../sql/shape.js';
-import { outputReads } from './output-reads.js';
+import { outputReads, writesLiteralsOnly } from './output-reads.js';
 import { prepass, type PrepassOptions } from './prepass.js';
 
 /** Loads the parser (once per process); analyses wait for it. */
@@ -162,6 +162,7 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
     const reads = outputReads(body, database);
     if (reads) facts.outputReads = reads;
   }
+  if (writesLiteralsOnly(kind, body)) facts.writesLiteralsOnly = true;
   walk(tree, (n, key) => {
     if (key === 'Derived' || (n.with !== undefined && n.with !== null)) facts.derived = true;
     // A row source that is not a named table (JSON_TABLE, a table function): its columns name no table's as theirs either.

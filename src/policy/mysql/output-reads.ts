@@ -1,13 +1,14 @@
 /**
- * What the select list of a MySQL query reads: each column its expressions name, with the base
- * tables it may be a column of. MySQL gives a plain column of a table its origin in the column
- * definition, and a computed one (`UPPER(c.name)`, `COUNT(*)`, a CASE) none: masking reads this to
- * tell whether a computed column may carry a masked value. Only what the parse tree settles is
- * said: a query of one SELECT over named tables, whose list holds no subquery and names no window
- * of the query's WINDOW clause. Anything else (a set operation, a CTE, a derived table, JSON_TABLE,
- * a subquery) reads what the parse alone cannot tell, and gets no answer. An unqualified name
- * may be a column of any table in FROM; every identifier counts, so a name the parse cannot place
- * reads more, never less.
+ * What a MySQL statement copies, as masking reads it. The select list of a query: each column its
+ * expressions name, with the base tables it may be a column of. MySQL gives a plain column of a
+ * table its origin in the column definition, and a computed one (`UPPER(c.name)`, `COUNT(*)`, a
+ * CASE) none: masking reads this to tell whether a computed column may carry a masked value. Only
+ * what the parse tree settles is said: a query of one SELECT over named tables, whose list holds
+ * no subquery and names no window of the query's WINDOW clause. Anything else (a set operation, a
+ * CTE, a derived table, JSON_TABLE, a subquery) reads what the parse alone cannot tell, and gets
+ * no answer. An unqualified name may be a column of any table in FROM; every identifier counts,
+ * so a name the parse cannot place reads more, never less. And a write: whether it copies no
+ * column's value at all ({@link writesLiteralsOnly}).
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query_response_text_resultset_column_definition.html
  * @see https://mariadb.com/kb/en/identifier-qualifiers/
@@ -78,4 +79,36 @@ function columnsOf(expr: unknown, scope: ReadonlyMap<string, string>, reads: Out
     } else if (!columnsOf(v, scope, reads)) return false;
   }
   return true;
+}
+
+/** Whether a value expression is made of literals, placeholders and functions of them alone (`VALUES(col)`, the row's own inserted value, too). */
+function literal(expr: unknown): boolean {
+  if (Array.isArray(expr)) return expr.every(literal);
+  if (typeof expr !== 'object' || expr === null) return true;
+  const node = expr as Node;
+  const fn = node.Function as Node | undefined;
+  if (fn && value((fn.name as Array<{ Identifier?: unknown }> | undefined)?.[0]?.Identifier) === 'values') return true;
+  for (const [key, v] of Object.entries(node)) {
+    if (QUERIES.has(key) || key === 'Identifier' || key === 'CompoundIdentifier') return false;
+    if (key === 'name' && 'args' in node) continue;
+    if (!literal(v)) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether a write (the parser's `kind` and `body`) copies no column's value: a DELETE, an INSERT
+ * or REPLACE of VALUES rows (or SET) and an UPDATE whose new values are literals and placeholders
+ * alone. Its WHERE may read any column: it chooses rows, it writes none of their values.
+ */
+export function writesLiteralsOnly(kind: string, body: Node): boolean {
+  const assigned = (assignments: unknown): boolean => ((assignments as Node[] | undefined) ?? []).every((a) => literal(a.value));
+  if (kind === 'Delete') return true;
+  if (kind === 'Update') return assigned(body.assignments) && ((body.from ?? null) === null);
+  if (kind !== 'Insert') return false;
+  const source = body.source as Node | null | undefined;
+  const rows = ((source?.body as Node | undefined)?.Values as Node | undefined)?.rows as Node[] | undefined;
+  if (source && (!rows || (source.with ?? null) !== null || !rows.every((r) => literal(r.content ?? r)))) return false;
+  const duplicate = (body.on as Node | null | undefined)?.DuplicateKeyUpdate;
+  return assigned(body.assignments) && assigned(duplicate);
 }

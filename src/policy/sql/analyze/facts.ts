@@ -185,6 +185,8 @@ export interface StatementFacts {
   lineage?: StatementLineage;
   /** MySQL's: the columns its select list reads (../../mysql/output-reads.ts); absent when the parse cannot tell. */
   outputReads?: OutputRead[];
+  /** MySQL's: a write that copies no column's value (a DELETE; INSERT, REPLACE or UPDATE of literals and placeholders alone). */
+  writesLiteralsOnly?: true;
   /** What the statement does to a relation's shape (CREATE TABLE / VIEW / TABLE AS, SELECT INTO, ALTER TABLE, RENAME). */
   ddl?: RelationDdl;
   /**
