@@ -48,7 +48,8 @@ export interface HoopStack {
   /** Every JSON line the gateway logged so far. */
   logs(): Array<Record<string, unknown>>;
   /** A signed access token for `subject` (default alice) in `groups`; `authTime`: when they last signed in (seconds since the epoch). */
-  token(subject?: string, groups?: string[], authTime?: number): Promise<string>;
+  /** A token of the stack's provider (`expiresInSeconds`: its lifetime, else the provider's default). */
+  token(subject?: string, groups?: string[], authTime?: number, expiresInSeconds?: number): Promise<string>;
   /**
    * Runs `hoop connect <name> --json` with `token` (and `env`, added to its environment); resolves
    * once it listens. A `--gateway` in `extraArgs` overrides the stack's gateway.
@@ -201,7 +202,8 @@ ${Object.entries(options.issuer ?? {})
     runtime,
     configFile,
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
-    token: (subject = 'alice', groups = [], authTime?: number) => oidc.token({ subject, groups, ...(authTime !== undefined ? { authTime } : {}) }),
+    token: (subject = 'alice', groups = [], authTime?: number, expiresInSeconds?: number) =>
+      oidc.token({ subject, groups, ...(authTime !== undefined ? { authTime } : {}), ...(expiresInSeconds !== undefined ? { expiresInSeconds } : {}) }),
     connect,
     run,
     async tunnel(connection, token, o = {}) {

@@ -38,7 +38,8 @@ beforeAll(async () => {
   const tls = `{ mode: verify-full, ca: ${db.caFile}, serverName: localhost }`;
   stack = await startStack({
     env: { MARIA_PASSWORD: db.users.native.password },
-    connections: mysqlYaml('shop', db.port, tls) + mysqlYaml('shop-down', 1, '{ mode: disable }'),
+    connections:
+      mysqlYaml('shop', db.port, tls) + mysqlYaml('shop-down', 1, '{ mode: disable }') + mysqlYaml('shop-one', db.port, tls).replace('subjects: [alice] }', 'subjects: [alice], maxSessions: 1 }'),
   });
   repo = new PolicyGitRepo('hoop-mysql-');
   governed = await startStack({
@@ -233,6 +234,22 @@ describe('hoop connect for a mysql connection', () => {
       expect(r.stderr).toMatch(/hoop: the gateway could not open shop-down/);
     } finally {
       await down.stop();
+    }
+  });
+
+  it('tells a client that asked for TLS over TLS when the gateway refuses its session (over its maxSessions)', async () => {
+    const c = await connectMysql(stack, 'shop-one');
+    // The port's own session (it learns the server's greeting) holds the one slot until the gateway sees it close.
+    const held = await eventually(() => mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, ssl: { ca: readFileSync(c.info.sslCa) } }), {
+      timeout: 10_000,
+      interval: 100,
+    });
+    try {
+      const refused = await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '-e', 'SELECT 1']);
+      expect(refused.stderr).toMatch(/ERROR 1105 .*hoop: .*sessions/);
+    } finally {
+      await held.end();
+      await c.stop();
     }
   });
 

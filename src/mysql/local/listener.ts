@@ -126,10 +126,12 @@ export class LocalMysqlListener {
   async #serve(raw: Socket, session: string): Promise<void> {
     const deadline = setTimeout(() => raw.destroy(), this.#o.handshakeTimeoutMs ?? 30_000);
     deadline.unref();
+    // Once the client asked for TLS, what it is told goes over TLS.
+    let client: Socket | TLSSocket = raw;
     const refuse = (seq: number, err: Error): void => {
       const e = err as HoopError;
       this.#o.onEvent?.({ kind: 'tunnel-failed', session, error: e });
-      raw.end(packet(seq, errPacket({ code: 1105, sqlState: 'HY000', message: `hoop: ${e.message}${e.hint ? ` (${e.hint})` : ''}` })));
+      client.end(packet(seq, errPacket({ code: 1105, sqlState: 'HY000', message: `hoop: ${e.message}${e.hint ? ` (${e.hint})` : ''}` })));
     };
     const g = await this.#serverGreeting().catch((err: Error) => err);
     if (g instanceof Error) return refuse(0, g);
@@ -138,7 +140,6 @@ export class LocalMysqlListener {
     raw.write(packet(0, greeting(local)));
     let fromClient = new PacketSource(raw, HANDSHAKE_MAX);
     let p = await fromClient.next();
-    let client: Socket | TLSSocket = raw;
     if (isSslRequest(p.payload)) {
       fromClient.detach();
       const secure = new TLSSocket(raw, { isServer: true, secureContext: this.#o.tls });
