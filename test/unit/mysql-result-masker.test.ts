@@ -115,15 +115,29 @@ describe('MySQL masking by a name rule', () => {
       "UPDATE people SET note = 'x' WHERE pii_email LIKE 'a%'",
       'DELETE FROM made_since WHERE id = 1',
       "REPLACE INTO made_since SET a = 1, b = CONCAT('x', ?)",
+      'CREATE TEMPORARY TABLE made_since (v1 VARCHAR(16) NOT NULL DEFAULT "x", n1 INT)',
+      'INSERT INTO made_since (v1, n1) VALUES ("col v1", NULL)',
+      'DROP TABLE made_since',
+      'TRUNCATE TABLE made_since',
     ]) {
       expect(m.carriesMasked(facts(sql)[0]!), sql).toBeUndefined();
     }
     // A value read from a column (the table's own, another's, a subquery's) is copied.
-    for (const sql of ['UPDATE made_since SET a = b', 'INSERT INTO made_since (a) VALUES ((SELECT pii_email FROM people LIMIT 1))', 'INSERT INTO made_since (a) SELECT note FROM notes']) {
+    for (const sql of [
+      'UPDATE made_since SET a = b',
+      'INSERT INTO made_since (a) VALUES ((SELECT pii_email FROM people LIMIT 1))',
+      'INSERT INTO made_since (a) SELECT note FROM notes',
+      'CREATE TABLE made_since AS SELECT pii_email FROM people',
+      'CREATE TABLE made_since (a TEXT, b TEXT AS (UPPER(a)))',
+      'ALTER TABLE people RENAME TO elsewhere',
+    ]) {
       expect(m.carriesMasked(facts(sql)[0]!), sql).toMatch(/masks|more than one table/);
     }
     m.statement(facts('SELECT 1 FROM people WHERE pii_email > 0'));
     const err = m.server({ kind: 'err' }, errPacket({ code: 1292, sqlState: '22007', message: "Truncated incorrect DOUBLE value: 'a@b.c'" }));
     expect(parseErr(err).message).toMatch(/withheld/);
+    // An error that quotes names alone (no such table) is as the server sent it.
+    m.statement(facts('SELECT pii_email FROM nowhere'));
+    expect(parseErr(m.server({ kind: 'err' }, errPacket({ code: 1146, sqlState: '42S02', message: "Table 'app.nowhere' doesn't exist" }))).message).toBe("Table 'app.nowhere' doesn't exist");
   });
 });

@@ -59,6 +59,13 @@ export const BUILTIN_FUNCTIONS = new Set(
 /** A user variable (`@v`; `@@` system variables too), anywhere in a statement's text. */
 const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
 
+/**
+ * Errors whose message quotes names and the client's own SQL, never a value the server holds: no
+ * such table, column or database, a syntax error, access denied.
+ * @see https://mariadb.com/kb/en/mariadb-error-code-reference/
+ */
+const NAMES_ONLY_ERRORS: ReadonlySet<number> = new Set([1044, 1045, 1049, 1051, 1054, 1064, 1109, 1142, 1143, 1146]);
+
 /** What a statement's facts mean for masking its results: the tables it names, whether origins are trusted, whether computed columns may carry masked values, whether errors may quote them. */
 interface StatementReading {
   tables: ReadonlySet<string>;
@@ -304,7 +311,7 @@ export class MysqlResultMasker {
   #error(payload: Buffer): Buffer {
     const e = parseErr(payload);
     // A server's message may quote a value, in a form no pattern reads back reliably: withheld whole.
-    if (this.#errorsMayQuote && this.#masksColumns) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
+    if (this.#errorsMayQuote && this.#masksColumns && !NAMES_ONLY_ERRORS.has(e.code)) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
     const message = this.#rules.detectors.length > 0 ? this.#rules.maskText(e.message).text : e.message;
     return message === e.message ? payload : errPacket({ ...e, message });
   }

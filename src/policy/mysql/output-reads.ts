@@ -96,14 +96,19 @@ function literal(expr: unknown): boolean {
   return true;
 }
 
+/** Statements that write no value anywhere: they remove rows or tables, or add an index. */
+const REMOVALS = new Set(['Delete', 'Drop', 'Truncate', 'CreateIndex']);
+
 /**
- * Whether a write (the parser's `kind` and `body`) copies no column's value: a DELETE, an INSERT
- * or REPLACE of VALUES rows (or SET) and an UPDATE whose new values are literals and placeholders
- * alone. Its WHERE may read any column: it chooses rows, it writes none of their values.
+ * Whether a write (the parser's `kind` and `body`) copies no column's value: a DELETE, DROP,
+ * TRUNCATE or CREATE INDEX; a CREATE TABLE of columns alone (no `AS SELECT`, no generated column);
+ * an INSERT or REPLACE of VALUES rows (or SET) and an UPDATE whose new values are literals and
+ * placeholders alone. Its WHERE may read any column: it chooses rows, it writes none of their values.
  */
 export function writesLiteralsOnly(kind: string, body: Node): boolean {
   const assigned = (assignments: unknown): boolean => ((assignments as Node[] | undefined) ?? []).every((a) => literal(a.value));
-  if (kind === 'Delete') return true;
+  if (REMOVALS.has(kind)) return true;
+  if (kind === 'CreateTable') return (body.query ?? null) === null && (body.clone ?? null) === null && !JSON.stringify(body.columns ?? []).includes('"Generated"');
   if (kind === 'Update') return assigned(body.assignments) && ((body.from ?? null) === null);
   if (kind !== 'Insert') return false;
   const source = body.source as Node | null | undefined;
