@@ -145,7 +145,10 @@ async function mysqlSession(
   // The CLI's own record, when the gateway takes it: what this client sends, and the bytes it reads.
   const record =
     o.records?.keeps && tunnel.clientRecord
-      ? await mysqlRecordHook(o.records, { connection: o.name, gateway: o.provider.gateway, say: o.say })?.(tunnel.sessionId, tunnel.clientRecord.rows, { lower: client.capabilities, mariadb: client.mariadbCapabilities })
+      ? await mysqlRecordHook(o.records, { connection: o.name, gateway: o.provider.gateway, say: o.say })?.(tunnel.sessionId, tunnel.clientRecord.rows, {
+          lower: client.capabilities,
+          mariadb: client.mariadbCapabilities,
+        })
       : undefined;
   if (record) {
     channel.on('data', (chunk: Buffer) => record.tap.serverBytes(chunk));

@@ -272,11 +272,13 @@ describe('a client speaking MySQL to the gateway directly', () => {
       'CREATE TABLE copied AS SELECT name FROM items',
       'UPDATE notes SET body = (SELECT name FROM items WHERE id = 1)',
       'INSERT INTO notes VALUES (200, @v)',
-      'INSERT INTO late VALUES (300, 1)',
+      'INSERT INTO late SELECT id, 1 FROM items',
     ]) {
       await expect(client.query(copy), copy).rejects.toMatchObject({ code: 1227, message: expect.stringContaining('could carry masked values') });
     }
+    // Literals copy nothing the server holds, into a table hoop knows or one made since the session opened.
     expect(await client.query("UPDATE notes SET body = 'plain' WHERE id = 999")).toMatchObject([{ ok: { affectedRows: 0n } }]);
+    expect(await client.query('INSERT INTO late VALUES (300, 1)')).toMatchObject([{ ok: { affectedRows: 1n } }]);
     expect((await db.sql('SELECT count(*) FROM app.notes')).trim()).toBe('1');
     client.close();
     // A driver's prepared statement (the binary protocol): the masked column is a string now, the others as they were.
@@ -418,10 +420,13 @@ describe('hoop mcp on a MySQL connection', () => {
       });
       // The catalog's views of names and types are read as they are; one that holds statements' text is not traced.
       expect(json(await call('run_sql', { connection: 'shop', sql: 'SELECT info FROM information_schema.processlist WHERE id = connection_id()' }))).toMatchObject({ rows: [['[redacted]']] });
-      const failed = await call('run_sql', { connection: 'shop', sql: 'SELECT * FROM nowhere' });
+      // A server error that quotes names alone comes back as the server said it; one that could quote a value is withheld, its code kept.
+      const missing = await call('run_sql', { connection: 'shop', sql: 'SELECT * FROM nowhere' });
+      expect(missing.isError).toBe(true);
+      expect(missing.content[0]!.text).toContain("Table 'app.nowhere' doesn't exist");
+      const failed = await call('run_sql', { connection: 'shop', sql: 'SELECT 1 FROM items WHERE id = 1 AND (SELECT name FROM items) > 0' });
       expect(failed.isError).toBe(true);
-      // A table hoop does not know may be what is masked: the server's words are withheld, its code kept.
-      expect(failed.content[0]!.text).toContain("hoop: the server's message is withheld, as the statement reads what the policy masks (error 1146)");
+      expect(failed.content[0]!.text).toContain("hoop: the server's message is withheld, as the statement reads what the policy masks (error 1242)");
     } finally {
       await client.close();
     }

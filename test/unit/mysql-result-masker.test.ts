@@ -85,6 +85,28 @@ describe("MySQL masking with MariaDB's extended metadata", () => {
   });
 });
 
+describe('MySQL masking of tables the session makes', () => {
+  it('knows a table the session made of columns alone as a base table, masking its columns by name; forgets one it alters', () => {
+    const m = masker();
+    const read = (sql: string, defs: ColumnDefinition[], values: string[]) => {
+      m.statement(facts(sql));
+      m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
+      for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+      return parseTextRow(m.server({ kind: 'row', binary: false }, textRow(values)), defs.length).map((v) => v?.toString('utf8'));
+    };
+    const defs = [column('v1', 'scratch', 'v1'), column('pii_x', 'scratch', 'pii_x'), column('n')];
+    // Unknown: every column redacted, plain or computed.
+    expect(read('SELECT v1, pii_x, LENGTH(v1) AS n FROM scratch', defs, ['a', 'b', '1'])).toEqual([REDACTED, REDACTED, REDACTED]);
+    const made = facts('CREATE TEMPORARY TABLE scratch (v1 VARCHAR(9), pii_x TEXT)')[0]!;
+    m.tableCreated(made.createsTable!.table, made.createsTable!.columns);
+    expect(read('SELECT v1, pii_x, LENGTH(v1) AS n FROM scratch', defs, ['a', 'b', '1'])).toEqual(['a', REDACTED, REDACTED]);
+    expect(read('SELECT v1, LENGTH(v1) AS n FROM scratch', [defs[0]!, defs[2]!], ['a', '1'])).toEqual(['a', '1']);
+    m.tablesChanged(facts('ALTER TABLE scratch ADD COLUMN pii_y TEXT')[0]!.tables);
+    expect(read('SELECT v1, pii_x, LENGTH(v1) AS n FROM scratch', defs, ['a', 'b', '1'])).toEqual([REDACTED, REDACTED, REDACTED]);
+    expect(facts('CREATE TABLE copy AS SELECT * FROM people')[0]!.createsTable).toBeUndefined();
+  });
+});
+
 describe('MySQL masking by a name rule', () => {
   it("masks a base table's column the rule names under any alias the result gives it", () => {
     expect(row('SELECT pii_email AS e, note FROM people', [column('e', 'people', 'pii_email'), column('note', 'people', 'note')], ['a@b.c', 'hi'])).toEqual([REDACTED, 'hi']);
@@ -103,6 +125,9 @@ describe('MySQL masking by a name rule', () => {
     expect(row('SELECT UPPER(d.note) AS n FROM (SELECT note FROM people) d', [column('n')], ['x'])).toEqual([REDACTED]);
     expect(row('SELECT x FROM v', [column('x', 'v', 'x')], ['from a view'])).toEqual([REDACTED]);
     expect(row('SELECT UPPER(body) AS b FROM notes', [column('b')], ['HI'])).toEqual(['HI']);
+    // A user variable may hold what an earlier statement read; a system variable may not (a driver reads them at sign-in).
+    expect(row('SELECT @v AS v', [column('v')], ['x'])).toEqual([REDACTED]);
+    expect(row('SELECT @@max_allowed_packet AS m, @@session.sql_mode AS s', [column('m'), column('s')], ['16777216', 'STRICT'])).toEqual(['16777216', 'STRICT']);
   });
 
   it("refuses a copy of such a table's values, and withholds the server's messages about reading it", () => {

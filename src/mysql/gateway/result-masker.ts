@@ -56,8 +56,12 @@ export const BUILTIN_FUNCTIONS = new Set(
   ).split(' '),
 );
 
-/** A user variable (`@v`; `@@` system variables too), anywhere in a statement's text. */
-const USER_VARIABLE = /@[A-Za-z0-9_$@`'"]/;
+/**
+ * A user variable (`@v`, `@'v'`), anywhere in a statement's text: it may hold what an earlier
+ * statement read. A system variable (`@@max_allowed_packet`) cannot: setting one from an
+ * expression is refused while the policy masks.
+ */
+const USER_VARIABLE = /(?<!@)@[A-Za-z0-9_$`'"]/;
 
 /**
  * Errors whose message quotes names and the client's own SQL, never a value the server holds: no
@@ -101,9 +105,9 @@ interface ColumnPlan {
 export class MysqlResultMasker {
   readonly #rules: MaskingRules;
   /** The server's base tables at sign-in (`db.table`, lower-case): only their columns' origins are trusted. */
-  readonly #baseTables: ReadonlySet<string>;
+  readonly #baseTables: Set<string>;
   /** Those of them with a column a name rule masks (`db.table`, lower-case). */
-  readonly #maskedByName: ReadonlySet<string>;
+  readonly #maskedByName: Set<string>;
   readonly #masked: ((column: string, strategy: string) => void) | undefined;
   #plans: ColumnPlan[] = [];
   /** Some column of the current result is masked whole. */
@@ -119,7 +123,7 @@ export class MysqlResultMasker {
   /** The session agreed MariaDB's extended metadata: column definitions carry it. */
   readonly #extended: boolean;
   /** What each statement's facts mean for masking, while they live (texts of one shape share theirs). */
-  readonly #read = new WeakMap<readonly StatementFacts[], StatementReading>();
+  #read = new WeakMap<readonly StatementFacts[], StatementReading>();
 
   /**
    * `baseTables`: the server's base tables, `db.table` lower-case; `maskedByName`: those with a
@@ -130,7 +134,7 @@ export class MysqlResultMasker {
     this.#rules = rules;
     this.#extended = extended;
     this.#baseTables = new Set([...baseTables, ...CATALOG_TABLES]);
-    this.#maskedByName = maskedByName;
+    this.#maskedByName = new Set(maskedByName);
     this.#masked = masked;
   }
 
@@ -142,6 +146,23 @@ export class MysqlResultMasker {
   /** Whether table `t` (as statement facts name it) has a column the policy masks, by origin or by name. */
   #masks(t: string): boolean {
     return this.#rules.columnsOfSqlTable(t).size > 0 || this.#maskedByName.has(t.toLowerCase());
+  }
+
+  /**
+   * The session made table `table` (`db.table`) with `columns` (a CREATE TABLE of columns alone,
+   * answered OK): it is a base table hoop knows from now on, as those read at sign-in are.
+   */
+  tableCreated(table: string, columns: readonly string[]): void {
+    const t = table.toLowerCase();
+    this.#baseTables.add(t);
+    if (columns.some((c) => this.#rules.forName(c))) this.#maskedByName.add(t);
+    this.#read = new WeakMap();
+  }
+
+  /** The session is about to alter, rename or drop `tables`: hoop no longer knows what they hold (they are read as unknown tables are). */
+  tablesChanged(tables: readonly string[]): void {
+    for (const t of tables) this.#baseTables.delete(t.toLowerCase());
+    this.#read = new WeakMap();
   }
 
   /** The statement about to run (undefined: one hoop did not read, whose computed columns are redacted). */
@@ -311,7 +332,8 @@ export class MysqlResultMasker {
   #error(payload: Buffer): Buffer {
     const e = parseErr(payload);
     // A server's message may quote a value, in a form no pattern reads back reliably: withheld whole.
-    if (this.#errorsMayQuote && this.#masksColumns && !NAMES_ONLY_ERRORS.has(e.code)) return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
+    if (this.#errorsMayQuote && this.#masksColumns && !NAMES_ONLY_ERRORS.has(e.code))
+      return errPacket({ ...e, message: `hoop: the server's message is withheld, as the statement reads what the policy masks (error ${e.code})` });
     const message = this.#rules.detectors.length > 0 ? this.#rules.maskText(e.message).text : e.message;
     return message === e.message ? payload : errPacket({ ...e, message });
   }

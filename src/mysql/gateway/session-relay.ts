@@ -149,6 +149,8 @@ export class MysqlSessionRelay {
   #recorder: MysqlPacketRecorder | undefined;
   /** While the server's chunk is read: what it becomes for the client, written once at its end. */
   #batch: Buffer[] | undefined;
+  /** The table the query in flight makes (a CREATE TABLE of columns alone), known to the masker once the server answers OK. */
+  #creating: { table: string; columns: string[] } | undefined;
   /** The statement in flight (a query or an execute): what the index and the audit stream are told when its answer ends. */
   #running: StatementRows | undefined;
   readonly #onAbort = (): void => this.#aborted();
@@ -316,6 +318,10 @@ export class MysqlSessionRelay {
             this.#resetting = false;
             if (kind.kind !== 'ok') return this.#end('protocol-violation', "the access's server timeouts could not be set again");
             continue;
+          }
+          if (this.#creating && !this.#conversation!.answering) {
+            if (kind.kind === 'ok') masker?.tableCreated(this.#creating.table, this.#creating.columns);
+            this.#creating = undefined;
           }
           if (kind.kind === 'prepared') {
             this.#lastPrepared = kind.statement;
@@ -497,6 +503,10 @@ export class MysqlSessionRelay {
       // What the command runs decides how its results' computed columns are masked: a prepared statement's, its own.
       this.#preparing = code === Command.STMT_PREPARE ? this.#judge.lastFacts : undefined;
       masker.statement(facts);
+      // A table the session alters or drops is unknown from now on; one it makes of columns alone is known once the server made it.
+      const changed = (facts ?? []).filter((f) => f.kinds.some((k) => k === 'alter' || k === 'drop')).flatMap((f) => f.tables);
+      if (changed.length > 0) masker.tablesChanged(changed);
+      this.#creating = code === Command.QUERY && facts?.length === 1 ? facts[0]!.createsTable : undefined;
     }
     this.#reset = code === Command.QUERY ? this.#judge.lastReset : code === Command.STMT_EXECUTE ? this.#judge.timeoutsSql : undefined;
     if (code === Command.QUERY || code === Command.STMT_EXECUTE) {

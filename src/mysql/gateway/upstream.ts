@@ -62,7 +62,16 @@ export async function signInUpstream(
 ): Promise<MySqlClient> {
   const tls = upstreamTls(c, (greeted.greeting.capabilities & Cap.SSL) !== 0);
   try {
-    return await greeted.signIn({ user: c.user, password: o.password, database: c.database, capabilities: o.capabilities, mariadbCapabilities: o.mariadbCapabilities, charset: o.charset, attributes: o.attributes, ...(tls && { tls }) });
+    return await greeted.signIn({
+      user: c.user,
+      password: o.password,
+      database: c.database,
+      capabilities: o.capabilities,
+      mariadbCapabilities: o.mariadbCapabilities,
+      charset: o.charset,
+      attributes: o.attributes,
+      ...(tls && { tls }),
+    });
   } catch (err) {
     const e = err as Error & { code?: number };
     throw new UpstreamMysqlError(e.name === 'MySqlServerError' && (e.code === 1045 || e.code === 1044) ? 'upstream-auth-failed' : 'upstream-unavailable', e.message);

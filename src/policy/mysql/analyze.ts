@@ -163,6 +163,9 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
     if (reads) facts.outputReads = reads;
   }
   if (writesLiteralsOnly(kind, body)) facts.writesLiteralsOnly = true;
+  if (kind === 'CreateTable' && facts.writesLiteralsOnly && qualified.length === 1) {
+    facts.createsTable = { table: qualified[0]!, columns: ((body.columns as Node[] | undefined) ?? []).map((c) => String((c.name as Node | undefined)?.value ?? '').toLowerCase()) };
+  }
   walk(tree, (n, key) => {
     if (key === 'Derived' || (n.with !== undefined && n.with !== null)) facts.derived = true;
     // A row source that is not a named table (JSON_TABLE, a table function): its columns name no table's as theirs either.

@@ -109,7 +109,7 @@ export function writesLiteralsOnly(kind: string, body: Node): boolean {
   const assigned = (assignments: unknown): boolean => ((assignments as Node[] | undefined) ?? []).every((a) => literal(a.value));
   if (REMOVALS.has(kind)) return true;
   if (kind === 'CreateTable') return (body.query ?? null) === null && (body.clone ?? null) === null && !JSON.stringify(body.columns ?? []).includes('"Generated"');
-  if (kind === 'Update') return assigned(body.assignments) && ((body.from ?? null) === null);
+  if (kind === 'Update') return assigned(body.assignments) && (body.from ?? null) === null;
   if (kind !== 'Insert') return false;
   const source = body.source as Node | null | undefined;
   const rows = ((source?.body as Node | undefined)?.Values as Node | undefined)?.rows as Node[] | undefined;

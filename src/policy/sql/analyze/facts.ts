@@ -187,6 +187,8 @@ export interface StatementFacts {
   outputReads?: OutputRead[];
   /** MySQL's: a write that copies no column's value (a DELETE; INSERT, REPLACE or UPDATE of literals and placeholders alone). */
   writesLiteralsOnly?: true;
+  /** MySQL's: the table a CREATE TABLE of columns alone makes (`db.table`), and its columns (lower-case). */
+  createsTable?: { table: string; columns: string[] };
   /** What the statement does to a relation's shape (CREATE TABLE / VIEW / TABLE AS, SELECT INTO, ALTER TABLE, RENAME). */
   ddl?: RelationDdl;
   /**
