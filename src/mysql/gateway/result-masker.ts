@@ -52,7 +52,12 @@ export const BUILTIN_FUNCTIONS = new Set(
     'from_unixtime last_day makedate maketime extract cast convert format hex unhex md5 sha1 sha2 crc32 uuid version database schema user ' +
     'current_user session_user system_user connection_id row_count found_rows sleep benchmark json_extract json_unquote ' +
     'json_object json_array json_length json_keys json_contains json_valid row_number rank dense_rank percent_rank cume_dist ntile lag lead ' +
-    'first_value last_value nth_value bin oct ascii ord char conv quote soundex elt make_set export_set inet_aton inet_ntoa'
+    'first_value last_value nth_value bin oct ascii ord char conv quote soundex elt make_set export_set inet_aton inet_ntoa ' +
+    // Spatial constructors and accessors (MariaDB's names and the ST_ ones): they read their arguments alone.
+    'point linestring polygon multipoint multilinestring multipolygon geometrycollection geomfromtext geometryfromtext pointfromtext ' +
+    'linefromtext polyfromtext geomfromwkb pointfromwkb astext aswkb asbinary astext x y srid st_geomfromtext st_geometryfromtext ' +
+    'st_pointfromtext st_linefromtext st_polyfromtext st_geomfromwkb st_astext st_aswkb st_asbinary st_asgeojson st_geomfromgeojson ' +
+    'st_x st_y st_srid st_distance st_contains st_within st_intersects'
   ).split(' '),
 );
 

@@ -506,7 +506,7 @@ export class MysqlSessionRelay {
       // A table the session alters or drops is unknown from now on; one it makes of columns alone is known once the server made it.
       const changed = (facts ?? []).filter((f) => f.kinds.some((k) => k === 'alter' || k === 'drop')).flatMap((f) => f.tables);
       if (changed.length > 0) masker.tablesChanged(changed);
-      this.#creating = code === Command.QUERY && facts?.length === 1 ? facts[0]!.createsTable : undefined;
+      this.#creating = (code === Command.QUERY || code === Command.STMT_EXECUTE) && facts?.length === 1 ? facts[0]!.createsTable : undefined;
     }
     this.#reset = code === Command.QUERY ? this.#judge.lastReset : code === Command.STMT_EXECUTE ? this.#judge.timeoutsSql : undefined;
     if (code === Command.QUERY || code === Command.STMT_EXECUTE) {
