@@ -23,23 +23,26 @@ import { mysqlOptionFile } from './connect-mysql.js';
 import { shellQuote } from '../text-format.js';
 import { localUri } from './local-port.js';
 
-/** What `hoop connect --direct --json` prints: one line. */
-export interface DirectJson {
+/** What `hoop connect --direct --json` prints of any connection (one line): where, as whom, the credential's id (also its user) and end. */
+interface DirectJsonBase {
   connection: string;
   host: string;
   port: number;
   user: string;
   password: string;
   database: string;
+  id: string;
+  expiresAt: string;
+}
+
+/** What `hoop connect --direct --json` prints of a PostgreSQL connection. */
+export interface DirectJson extends DirectJsonBase {
   sslmode: 'verify-full';
   sslrootcert: string;
   /** Libpq's channel binding: the client proves the TLS connection it signed in on ends at the gateway. */
   channelBinding: 'require';
   pgpassFile: string;
   uri: string;
-  /** The credential's id (also its user). */
-  id: string;
-  expiresAt: string;
 }
 
 /** Options of {@link serveDirect}. */
@@ -66,18 +69,10 @@ export function gatewayAddress(gateway: string): { host: string; port: number } 
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443) };
 }
 
-/** What `hoop connect --direct --json` prints of a MySQL connection: one line. */
-export interface MysqlDirectJson {
-  connection: string;
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  database: string;
+/** What `hoop connect --direct --json` prints of a MySQL connection. */
+export interface MysqlDirectJson extends DirectJsonBase {
   sslCa: string;
   optionFile: string;
-  id: string;
-  expiresAt: string;
 }
 
 /** How a client connects with a minted credential: what `--json` prints, the file holding the password, and the lines shown. */

@@ -16,11 +16,12 @@ import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import { type MySqlClient, MySqlGreeted } from '../../src/mysql/wire/client.js';
 import { Cap, sslRequest } from '../../src/mysql/wire/handshake.js';
-import { packet, PacketReader, type MySqlPacket } from '../../src/mysql/wire/packets.js';
+import { packet, type MySqlPacket } from '../../src/mysql/wire/packets.js';
 import { Conversation } from '../../src/mysql/pipeline/conversation.js';
 import { parseErr, parseOk } from '../../src/mysql/wire/results.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
+import { packets } from '../harness/mysql-packets.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
@@ -97,28 +98,6 @@ async function tunnel(on: HoopStack = stack): Promise<Duplex> {
     ca: on.pki.ca,
   });
   return channel;
-}
-
-/** Reads packets off `stream` as they come. */
-function packets(stream: Duplex): { next(): Promise<MySqlPacket>; closed: Promise<void> } {
-  const reader = new PacketReader();
-  const ready: MySqlPacket[] = [];
-  let wake: (() => void) | undefined;
-  stream.on('data', (c: Buffer) => {
-    ready.push(...reader.push(c));
-    wake?.();
-  });
-  const closed = new Promise<void>((resolve) => {
-    stream.once('end', () => resolve());
-    stream.once('close', () => resolve());
-  });
-  return {
-    closed,
-    async next() {
-      while (ready.length === 0) await Promise.race([new Promise<void>((r) => (wake = r)), closed.then(() => Promise.reject(new Error('closed')))]);
-      return ready.shift()!;
-    },
-  };
 }
 
 /** A client signed in on a raw tunnel (no password: the tunnel is authenticated) as user `whoever`. */

@@ -13,6 +13,7 @@ import { Cap, handshakeResponse, parseGreeting, sslRequest, type Greeting } from
 import { packet, PacketReader, type MySqlPacket } from '../../src/mysql/wire/packets.js';
 import { parseErr } from '../../src/mysql/wire/results.js';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
+import { packets } from '../harness/mysql-packets.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 
@@ -62,29 +63,6 @@ async function mint(connection = 'shop', subject = 'alice'): Promise<{ user: str
   });
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as { user: string; password: string };
-}
-
-/** Reads packets off `stream` as they come. */
-function packets(stream: Duplex): { next(): Promise<MySqlPacket>; closed: Promise<void> } {
-  const reader = new PacketReader();
-  const ready: MySqlPacket[] = [];
-  let wake: (() => void) | undefined;
-  stream.on('data', (c: Buffer) => {
-    ready.push(...reader.push(c));
-    wake?.();
-  });
-  stream.on('error', () => undefined);
-  const closed = new Promise<void>((resolve) => {
-    stream.once('end', () => resolve());
-    stream.once('close', () => resolve());
-  });
-  return {
-    closed,
-    async next() {
-      while (ready.length === 0) await Promise.race([new Promise<void>((r) => (wake = r)), closed.then(() => Promise.reject(new Error('closed')))]);
-      return ready.shift()!;
-    },
-  };
 }
 
 /** TCP to the MySQL port, its greeting read, an SSLRequest sent and TLS made over it. */
