@@ -343,6 +343,12 @@ function restricts(selection: unknown): boolean {
   return column;
 }
 
+/** Whether a table's name is `DUAL` as written unquoted: MySQL's name for no table (`SELECT 1 FROM DUAL`). */
+function isDual(parts: unknown): boolean {
+  const only = Array.isArray(parts) && parts.length === 1 ? ((parts[0] as Node)?.Identifier as Node | undefined) : undefined;
+  return typeof only?.value === 'string' && only.value.toLowerCase() === 'dual' && (only.quote_style ?? null) === null;
+}
+
 /** The tables and functions a tree names, lower-case, `db.table` when qualified. */
 function collect(tree: unknown, tables: Set<string>, functions: Set<string>): void {
   const name = (parts: unknown): string | undefined => {
@@ -354,7 +360,7 @@ function collect(tree: unknown, tables: Set<string>, functions: Set<string>): vo
     if (n) set.add(n);
   };
   walk(tree, (n, key) => {
-    if (n.Table && typeof n.Table === 'object') add(tables, name((n.Table as Node).name));
+    if (n.Table && typeof n.Table === 'object' && !isDual((n.Table as Node).name)) add(tables, name((n.Table as Node).name));
     if ('TableName' in n) add(tables, name(n.TableName));
     if (n.Function && typeof n.Function === 'object') add(functions, name((n.Function as Node).name));
     if (key === 'Call' || key === 'CreateProcedure' || key === 'CreateFunction') add(key === 'Call' ? functions : tables, name(n.name));
