@@ -22,7 +22,7 @@ beforeAll(async () => {
 
 /** The facts of `sql` as the gateway reads it in the database `app`. */
 function facts(sql: string): StatementFacts[] {
-  const a = analyzeMysql(sql, { database: 'app' });
+  const a = analyzeMysql(sql, { database: 'app', multiStatements: true });
   if (!a.ok) throw new Error(a.error);
   return a.statements;
 }
@@ -128,6 +128,9 @@ describe('MySQL masking by a name rule', () => {
     // A user variable may hold what an earlier statement read; a system variable may not (a driver reads them at sign-in).
     expect(row('SELECT @v AS v', [column('v')], ['x'])).toEqual([REDACTED]);
     expect(row('SELECT 1 AS a FROM dual WHERE 1 = 1', [column('a')], ['1'])).toEqual(['1']);
+    // A variable set to a literal beside the query reads nothing; one read is what it holds.
+    expect(row('SET @a = 1; SELECT 1 AS a', [column('a')], ['1'])).toEqual(['1']);
+    expect(row('SET @a = 1; SELECT @a AS a', [column('a')], ['1'])).toEqual([REDACTED]);
     expect(row('SELECT @@max_allowed_packet AS m, @@session.sql_mode AS s', [column('m'), column('s')], ['16777216', 'STRICT'])).toEqual(['16777216', 'STRICT']);
   });
 

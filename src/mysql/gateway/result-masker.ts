@@ -75,6 +75,11 @@ const USER_VARIABLE = /(?<!@)@[A-Za-z0-9_$`'"]/;
  */
 const NAMES_ONLY_ERRORS: ReadonlySet<number> = new Set([1044, 1045, 1049, 1051, 1054, 1064, 1109, 1142, 1143, 1146]);
 
+/** Whether `s` sets variables to literals alone (`SET @a = 1`): it reads none. */
+function setsLiterals(s: StatementFacts): boolean {
+  return s.settings.length > 0 && s.settings.every((x) => x.value !== undefined) && s.tables.length === 0 && s.functions.length === 0;
+}
+
 /** What a statement's facts mean for masking its results: the tables it names, whether origins are trusted, whether computed columns may carry masked values, whether errors may quote them. */
 interface StatementReading {
   tables: ReadonlySet<string>;
@@ -195,7 +200,7 @@ export class MysqlResultMasker {
 
   /** Whether `s` reads what hoop cannot trace: a table it does not know as a base table, a function not built in, a user variable (which may hold a value an earlier statement read). */
   #opaque(s: StatementFacts): boolean {
-    return s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) || USER_VARIABLE.test(s.text);
+    return s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) || (USER_VARIABLE.test(s.text) && !setsLiterals(s));
   }
 
   /** Whether `s` names a table with a column the policy masks. */
