@@ -124,6 +124,12 @@ export async function serveDirect(io: CliIo, o: DirectOptions, provider: Resolve
   }
 }
 
+/** What every `--json` answer says of the credential: where, as whom, its id and end. */
+function credentialFields(minted: DirectCredentialView, host: string, port: number): DirectJsonBase {
+  const { connection, user, password, database, id, expiresAt } = minted;
+  return { connection, host, port, user, password, database, id, expiresAt };
+}
+
 /** A PostgreSQL client's way in: a PGPASSFILE, libpq's connection string and URI, verifying the gateway and binding the channel. */
 async function postgresShown(dir: string, provider: ResolvedTokenProvider, minted: DirectCredentialView, files: string[]): Promise<DirectShown> {
   const name = minted.connection;
@@ -136,19 +142,12 @@ async function postgresShown(dir: string, provider: ResolvedTokenProvider, minte
   const conninfo = `host=${host} port=${port} user=${minted.user} dbname=${minted.database} sslmode=verify-full sslrootcert=${sslrootcert} channel_binding=require`;
   const uri = `${localUri({ connection: name, host, port, user: minted.user, database: minted.database, password: minted.password, sslrootcert })}&channel_binding=require`;
   const json: DirectJson = {
-    connection: name,
-    host,
-    port,
-    user: minted.user,
-    password: minted.password,
-    database: minted.database,
+    ...credentialFields(minted, host, port),
     sslmode: 'verify-full',
     sslrootcert,
     channelBinding: 'require',
     pgpassFile,
     uri,
-    id: minted.id,
-    expiresAt: minted.expiresAt,
   };
   return { json, passwordFile: pgpassFile, lines: [`  PGPASSFILE=${shellQuote(pgpassFile)} psql ${shellQuote(conninfo)}`, '', `or export PGPASSFILE=${shellQuote(pgpassFile)} and use ${uri}`] };
 }
@@ -163,18 +162,7 @@ async function mysqlShown(dir: string, provider: ResolvedTokenProvider, minted: 
   const text = mysqlOptionFile({ host, port, password: minted.password, database: minted.database, sslCa: root.file, user: minted.user, about: `direct credential ${minted.id}` });
   const optionFile = await writeRunFile(dir, `${name}-direct-${port}`, '.my.cnf', text);
   files.push(optionFile);
-  const json: MysqlDirectJson = {
-    connection: name,
-    host,
-    port,
-    user: minted.user,
-    password: minted.password,
-    database: minted.database,
-    sslCa: root.file,
-    optionFile,
-    id: minted.id,
-    expiresAt: minted.expiresAt,
-  };
+  const json: MysqlDirectJson = { ...credentialFields(minted, host, port), sslCa: root.file, optionFile };
   return { json, passwordFile: optionFile, lines: [`  mysql --defaults-extra-file=${shellQuote(optionFile)}`, ''] };
 }
 
