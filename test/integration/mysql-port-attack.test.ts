@@ -5,8 +5,6 @@
 import { connect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NATIVE_PASSWORD, scramble } from '../../src/mysql/wire/auth.js';
 import { Cap, handshakeResponse, parseGreeting, sslRequest, type Greeting } from '../../src/mysql/wire/handshake.js';
@@ -111,15 +109,6 @@ function hello(user: string, password: string, nonce: Buffer, caps = CLIENT): Bu
 
 const query = (sql: string): Buffer => packet(0, Buffer.concat([Buffer.from([0x03]), Buffer.from(sql, 'utf8')]));
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** The memory of this process's buffers (the gateway's among them), after a full collection. */
-function buffered(): number {
-  gc();
-  return process.memoryUsage().arrayBuffers;
-}
-
 /** Writes `n` packets of 1 MiB on `to` as fast as the gateway reads them (unless it closes); resolves once they left this process, or it closed. */
 async function flood(to: Duplex, raw: Socket, n: number): Promise<void> {
   const chunk = packet(0, Buffer.alloc((1 << 20) - 16, 0x41));
@@ -159,12 +148,12 @@ describe("an attacker at the gateway's MySQL port", () => {
     const g = parseGreeting((await p.next()).payload);
     raw.write(packet(1, hello('dc_AAAAAAAAAAAAAAAAAAAAAA', 'x', g.nonce, CLIENT & ~Cap.SSL)));
     expect(parseErr((await p.next()).payload).code).toBe(3159);
-    const before = buffered();
+    // It writes on, its side open: the gateway drops what it reads and cuts it at the handshake deadline (1.5 s here), not the guard's 10 s.
+    const started = Date.now();
     await flood(raw, raw, 96);
-    // What this process holds of the flood, but for what the attacker's own socket has yet to send: the gateway's.
-    const heldMiB = Math.round((buffered() - before - raw.writableLength) / (1 << 20));
+    await p.closed;
+    expect(Date.now() - started).toBeLessThan(8_000);
     raw.destroy();
-    expect(heldMiB).toBeLessThan(32);
   });
 
   it('pipelines a denied statement right behind its sign-in: it is judged (refused), and the session goes on', async () => {
