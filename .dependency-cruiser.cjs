@@ -14,6 +14,7 @@ const LAYERS = [
   { rank: 1, name: 'api', path: '^src/api/' },
   { rank: 1, name: 'pg-wire', path: '^src/postgres/wire/' },
   { rank: 1, name: 'mysql-wire', path: '^src/mysql/wire/' },
+  { rank: 1, name: 'mcp-wire', path: '^src/mcp/wire/' },
   // 2 — libraries: the policy (rules, SQL analysis, masking rules), recordings, the tunnel's transport.
   { rank: 2, name: 'policy', path: '^src/policy/' },
   { rank: 2, name: 'recording', path: '^src/recording/' },
@@ -37,6 +38,7 @@ const LAYERS = [
   { rank: 6, name: 'ssh-gateway', path: '^src/ssh/gateway/' },
   { rank: 6, name: 'mysql-local', path: '^src/mysql/local/' },
   { rank: 6, name: 'mysql-gateway', path: '^src/mysql/gateway/' },
+  { rank: 6, name: 'mcp-gateway', path: '^src/mcp/gateway/' },
   // 7 — what people see (ink components, transcripts, tables).
   { rank: 7, name: 'ui', path: '^src/ui/' },
   // 8 to 19 — the gateway by domain, and the agent's containment (which never imports the gateway, nor it the agent):

@@ -52,6 +52,10 @@ export async function connect(io: CliIo, name: string, opts: ConnectOptions): Pr
   const provider = await commandTokenProvider(io, opts);
   try {
     const info = await getConnection({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, name);
+    if (info.type === 'mcp')
+      throw new HoopError(ErrorCode.USAGE, `"${name}" is an MCP connection: its server is served to an agent on stdio`, {
+        hint: `make \`hoop mcp --connection ${name}\` the MCP server command of the agent (hoop mcp config writes it)`,
+      });
     if (opts.direct) {
       if (info.type === 'ssh') throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: --direct is for PostgreSQL and MySQL connections`, { hint: `hoop connect ${name}` });
       return await serveDirect(io, opts, provider, name, say);

@@ -434,7 +434,8 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
     if (info.type === 'ssh') {
       const record = info.clientRecords ? sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say: b.say }) : undefined;
       served.sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
-    } else if (info.type === 'mysql') served.mysqlPorts.push(await openMysqlPort({ ...common, info, env: io.env, records, runId: run.id }));
+    } else if (info.type === 'mcp') b.say(`"${name}" is an MCP connection: the agent reaches it with \`hoop mcp --connection ${name}\` as an MCP server command, under this run`);
+    else if (info.type === 'mysql') served.mysqlPorts.push(await openMysqlPort({ ...common, info, env: io.env, records, runId: run.id }));
     else if (opts.direct) served.directs.push(await directEndpoint(run, name, b.runDir));
     else served.ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
   }

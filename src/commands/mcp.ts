@@ -3,6 +3,7 @@
  * serves is src/client/mcp-server.ts. `hoop mcp config` writes an MCP client's configuration.
  */
 import { Command, Option } from 'commander';
+import { relayMcp } from '../client/mcp-relay.js';
 import { type McpOptions, serveMcp } from '../client/mcp-server.js';
 import type { CliIo } from '../io.js';
 import { mcpConfigCommand } from './mcp-config.js';
@@ -17,5 +18,6 @@ export function mcpCommand(io: CliIo): Command {
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--agent <name>', "the agent's name for the run hoop mcp begins (default: the MCP client's name)")
     .addOption(new Option('-c, --connect <name>', 'a connection of that run (repeat for several; default: every one you may use)').argParser((v: string, all: string[] = []) => [...all, v]))
-    .action((opts: McpOptions) => serveMcp(io, opts));
+    .option('--connection <name>', "serve this MCP connection of the gateway (its server's tools, under the policy) in place of hoop's own tools")
+    .action((opts: McpOptions & { connection?: string }) => (opts.connection !== undefined ? relayMcp(io, { ...opts, connection: opts.connection }) : serveMcp(io, opts)));
 }

@@ -34,6 +34,7 @@ interface LsFlags extends SessionsFlags {
   until?: string;
   denied?: boolean;
   table?: string;
+  tool?: string;
   column?: string;
   minRows?: string;
 }
@@ -63,6 +64,7 @@ function lsCommand(io: CliIo): Command {
     .option('--until <time>', 'started at or before this date or time')
     .option('--denied', 'only sessions in which the policy refused a statement')
     .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
+    .option('--tool <name>', 'only MCP sessions whose agent called this tool, allowed or not (a glob: "write_*")')
     .option('--column <table.column>', 'only sessions whose statements read or named this column, masked or not (e.g. customers.card_number)')
     .option('--min-rows <n>', 'only sessions whose statements read or changed at least n rows in all')
     .option('--json', 'print one JSON document { sessions: [...] }')
@@ -72,7 +74,7 @@ function lsCommand(io: CliIo): Command {
 /** `hoop sessions ls`: uploads this machine's leftover records, then lists the sessions that match, as JSON or a table. */
 async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   const filter: Record<string, string> = {};
-  for (const k of ['user', 'connection', 'run', 'agent', 'via', 'role', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+  for (const k of ['user', 'connection', 'run', 'agent', 'via', 'role', 'since', 'until', 'table', 'column', 'tool'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
   if (flags.denied) filter.denied = '1';
   if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
   const { sessions, local } = await listSessionsFromHere(io, flags, filter);

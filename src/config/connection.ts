@@ -9,6 +9,7 @@
  * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
  */
 import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseSecretRef, secretSchema, type SecretRef } from './secrets.js';
 import { asRecord, nonEmpty, stringList, type Path, type Problem } from './yaml.js';
@@ -108,11 +109,43 @@ export interface MysqlConnection {
   unavailable?: string[];
 }
 
+/** A value an MCP server is given (an environment variable, an HTTP header): as written, or a secret the gateway resolves. */
+export type McpValue = { text: string } | { secret: SecretRef };
+
+/**
+ * One upstream MCP server: a program the gateway runs for each session and speaks to on its
+ * stdio (`command`, with `env`: the server's only environment besides PATH, HOME and the locale,
+ * its secrets resolved by the gateway), or a Streamable HTTP endpoint (`url`, with `headers` the
+ * gateway adds to every request, its credential among them). Exactly one of the two.
+ *
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/transports
+ */
+export interface McpConnection {
+  name: string;
+  type: 'mcp';
+  command?: string[];
+  env?: Record<string, McpValue>;
+  /** The working directory of `command` (default: the gateway's data directory). */
+  cwd?: string;
+  url?: string;
+  headers?: Record<string, McpValue>;
+  /** As for {@link PostgresConnection.maxSessions}. */
+  maxSessions?: number;
+  allow: ConnectionAllow;
+  /** As for {@link PostgresConnection.unavailable}. */
+  unavailable?: string[];
+}
+
 /** A connection of any type. */
-export type ConnectionConfig = PostgresConnection | SshConnection | MysqlConnection;
+export type ConnectionConfig = PostgresConnection | SshConnection | MysqlConnection | McpConnection;
 
 /** A connection that speaks SQL. */
 export type SqlConnection = PostgresConnection | MysqlConnection;
+
+/** Whether a value is written as a secret reference (`${env:…}` or `${file:…}`), whole. */
+function isSecretRef(text: string): boolean {
+  return /^\$\{(env|file):[^}]*\}$/.test(text.trim());
+}
 
 export const CONNECTION_NAME = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 
@@ -242,6 +275,34 @@ const sshCheck = (ctx: { value: { privateKey?: string | undefined; password?: st
     ctx.issues.push({ code: 'custom', input: ctx.value, path: ['passphrase'], message: 'is the passphrase of a privateKey: add one, or remove it' });
   }
 };
+/** An environment variable's or header's value: text, or a whole secret reference (`${env:NAME}`, `${file:path}`). */
+const mcpValues = (what: string, key: RegExp, keyError: string) =>
+  z.record(z.string().regex(key, { error: keyError }), z.string({ error: `must be ${what}: text or a secret reference` }), { error: `must be a mapping of ${what}s` });
+
+/** The fields of an MCP connection entry; exactly one of `command` and `url`. */
+const mcpFields = {
+  name: connectionName,
+  type: z.literal('mcp'),
+  command: z.array(nonEmpty('a word of the command'), { error: 'must be the program and its arguments, as a list' }).min(1, { error: 'must name the program' }).optional(),
+  env: mcpValues('an environment value', /^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  cwd: nonEmpty('a directory').optional(),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL of a Streamable HTTP MCP endpoint' }).optional(),
+  headers: mcpValues('a header value', /^[A-Za-z0-9-]+$/, 'must be an HTTP header name').optional(),
+  maxSessions: wholeNumber('sessions', 1, 100_000).optional(),
+};
+const mcpCheck = (ctx: { value: { command?: string[] | undefined; url?: string | undefined; env?: unknown; cwd?: unknown; headers?: unknown }; issues: Array<Record<string, unknown>> }): void => {
+  const { command, url } = ctx.value;
+  if ((command === undefined) === (url === undefined))
+    ctx.issues.push({ code: 'custom', input: ctx.value, path: ['command'], message: 'must name the server: a command the gateway runs (stdio) or a url (Streamable HTTP), one of them' });
+  if (command === undefined && (ctx.value.env !== undefined || ctx.value.cwd !== undefined))
+    ctx.issues.push({ code: 'custom', input: ctx.value, path: [ctx.value.env !== undefined ? 'env' : 'cwd'], message: 'is for a server the gateway runs (command)' });
+  if (url === undefined && ctx.value.headers !== undefined) ctx.issues.push({ code: 'custom', input: ctx.value, path: ['headers'], message: 'is for a Streamable HTTP server (url)' });
+};
+/** An MCP connection entry of the gateway configuration. */
+export const mcpConnectionSchema = z.strictObject({ ...mcpFields, allow: allowSchema }).check(mcpCheck);
+/** A policy bundle's MCP connection; its `command` must be one the gateway's `policy.allowedCommands` admits (src/policy/load.ts). */
+const policyMcpConnectionSchema = z.strictObject(mcpFields).check(mcpCheck);
+
 /** An SSH connection entry of the gateway configuration. */
 export const sshConnectionSchema = z.strictObject({ ...sshFields, allow: allowSchema }).check(sshCheck);
 const policySshConnectionSchema = z.strictObject(sshFields).check(sshCheck);
@@ -251,14 +312,16 @@ const policySshConnectionSchema = z.strictObject(sshFields).check(sshCheck);
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
-export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema, sshConnectionSchema, mysqlConnectionSchema], {
-  error: 'must have a type: postgres, mysql or ssh',
+export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema, sshConnectionSchema, mysqlConnectionSchema, mcpConnectionSchema], {
+  error: 'must have a type: postgres, mysql, ssh or mcp',
 });
 
 /** The schema of a policy bundle's connection entry: as {@link connectionSchema}, without `allow`. */
-export const policyConnectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema.omit({ allow: true }), policySshConnectionSchema, mysqlConnectionSchema.omit({ allow: true })], {
-  error: 'must have a type: postgres, mysql or ssh',
-});
+export const policyConnectionSchema = z.discriminatedUnion(
+  'type',
+  [postgresConnectionSchema.omit({ allow: true }), policySshConnectionSchema, mysqlConnectionSchema.omit({ allow: true }), policyMcpConnectionSchema],
+  { error: 'must have a type: postgres, mysql, ssh or mcp' },
+);
 
 /**
  * The SHA-256 fingerprint (`SHA256:` and unpadded base64, as `ssh-keygen -l` prints it) of a
@@ -299,7 +362,8 @@ export function sshFingerprint(blob: Buffer): string {
 export type ConnectionEntry =
   | (Omit<z.output<typeof postgresConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
   | (Omit<z.output<typeof sshConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
-  | (Omit<z.output<typeof mysqlConnectionSchema>, 'allow'> & { allow?: ConnectionAllow });
+  | (Omit<z.output<typeof mysqlConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
+  | (Omit<z.output<typeof mcpConnectionSchema>, 'allow'> & { allow?: ConnectionAllow });
 
 /**
  * The {@link ConnectionConfig} of a validated entry, for the gateway configuration and a policy
@@ -326,6 +390,23 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
       ...(passphrase ? { passphrase } : {}),
       ...(password ? { password } : {}),
       hostKeys: [...new Set(entry.hostKeys.map((k) => hostKeyFingerprint(k)!))],
+      allow,
+    };
+  }
+  if (entry.type === 'mcp') {
+    const values = (m: Record<string, string> | undefined): Record<string, McpValue> | undefined =>
+      m && Object.fromEntries(Object.entries(m).map(([k, v]) => [k, isSecretRef(v) ? { secret: parseSecretRef(v, baseDir)! } : { text: v }]));
+    const env = values(entry.env);
+    const headers = values(entry.headers);
+    return {
+      name: entry.name,
+      type: 'mcp',
+      ...(entry.command ? { command: entry.command } : {}),
+      ...(env ? { env } : {}),
+      ...(entry.cwd !== undefined ? { cwd: resolve(baseDir, entry.cwd) } : {}),
+      ...(entry.url !== undefined ? { url: entry.url } : {}),
+      ...(headers ? { headers } : {}),
+      ...(entry.maxSessions !== undefined ? { maxSessions: entry.maxSessions } : {}),
       allow,
     };
   }
@@ -370,10 +451,14 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
 
 /** The secret references of a connection entry as written, by path (`password`, `privateKey`, `passphrase`, each role's `password`). */
 export function connectionSecrets(entry: Record<string, unknown>): Array<[path: Array<string | number>, text: string]> {
+  const mcp = (['env', 'headers'] as const).flatMap((k) =>
+    Object.entries(asRecord(entry[k]) ?? {}).flatMap(([name, v]) => (typeof v === 'string' && isSecretRef(v) ? [[[k, name], v] as [Array<string | number>, string]] : [])),
+  );
   const own = (['password', 'privateKey', 'passphrase'] as const).flatMap((k) => (typeof entry[k] === 'string' ? [[[k], entry[k]] as [Array<string | number>, string]] : []));
   const roles = Array.isArray(entry.roles) ? entry.roles : [];
   return [
     ...own,
+    ...mcp,
     ...roles.flatMap((r: unknown, i: number) =>
       typeof (r as { password?: unknown })?.password === 'string' ? [[['roles', i, 'password'], (r as { password: string }).password] as [Array<string | number>, string]] : [],
     ),

@@ -11,6 +11,7 @@
  * @see ./schema.ts for the format
  * @see https://yaml.org/spec/1.2.2/
  */
+import { argumentsGlob } from '../glob.js';
 import { lstat, readFile, readdir, realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { z } from 'zod';
@@ -36,6 +37,9 @@ import {
   type StatementRule,
   RUN_DEFAULTS,
   SSH_DEFAULTS,
+  MCP_DEFAULTS,
+  type McpPolicy,
+  type McpRule,
 } from './schema.js';
 import { usualHoursOf } from './alert-rules.js';
 import type { EgressRule } from './egress.js';
@@ -187,6 +191,12 @@ export interface LoadPolicyOptions {
    * that reference is never resolved. Absent: not checked (the CLI, which resolves none).
    */
   allowedSecrets?: readonly SecretPattern[];
+  /**
+   * The programs an MCP connection of the bundle may make the gateway run (the gateway's
+   * `policy.allowedCommands`, each a pattern over the command's words as `argumentsGlob` reads
+   * it): a `command` no entry admits is refused. Absent: not checked (the CLI, which runs none).
+   */
+  allowedCommands?: readonly string[];
 }
 
 /** Why `ref` (written `text`) is refused by the allow-list, and what to add to it. */
@@ -236,6 +246,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const unavailable = new Map<number, Problems>();
   const cas = checkConnectionFiles(merged.connections, root, env, problems, checkSecret, pending, unavailable);
   if (merged.masking.key) checkSecret(merged.masking.key.text, merged.masking.key.at, 'masking key');
+  if (options.allowedCommands) checkCommands(merged.connections, options.allowedCommands, problems);
 
   const connectionTypes = new Map(merged.connections.map((c) => [c.value.name, c.value.type]));
   const tests = await policyTests(root, parsedTests, connectionTypes, new Set(merged.alerts.map((a) => a.value.name)), problems);
@@ -296,6 +307,8 @@ class MergedBundle {
   readonly access: { value: AccessRule; at: Origin }[] = [];
   readonly rules: { value: StatementRule; at: Origin }[] = [];
   readonly sshRules: { value: SshRule; at: Origin }[] = [];
+  readonly mcpRules: { value: McpRule; at: Origin }[] = [];
+  readonly mcpServerRequests = new Set<McpPolicy['serverRequests'][number]>();
   readonly ssh: { forwarding: string[]; env?: string[] } = { forwarding: [] };
   readonly reviewers: Reviewers[] = [];
   readonly alerts: { value: AlertRule; at: Origin }[] = [];
@@ -320,6 +333,7 @@ class MergedBundle {
     if (data.statements) this.#addStatements(file, data.statements);
     if (data.masking) this.#addMasking(file, data.masking);
     if (data.ssh) this.#addSsh(file, data.ssh);
+    if (data.mcp) this.#addMcp(file, data.mcp);
     if (data.recording) {
       for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays', 'sshInput'] as const) this.#setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
       if (data.recording.auditors) this.auditors.push(...data.recording.auditors);
@@ -488,6 +502,29 @@ class MergedBundle {
       });
     });
   }
+
+  #addMcp(file: SourceFile, mcp: NonNullable<PolicyFileData['mcp']>): void {
+    this.#setScalar('mcp.default', mcp.default, { file, path: ['mcp', 'default'] });
+    for (const r of mcp.serverRequests ?? []) this.mcpServerRequests.add(r);
+    mcp.rules.forEach((value, i) => {
+      this.#addReviewSecrets(file, value.review, ['mcp', 'rules', i, 'review']);
+      if (value.review !== undefined && value.action !== 'review')
+        this.#problems.add(file, ['mcp', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
+      const { arguments: args, tools, prompts } = value.match;
+      if (args && !tools && !prompts)
+        this.#problems.add(file, ['mcp', 'rules', i, 'match', 'arguments'], 'are the arguments of a tool call or prompt: name the tools or prompts they are for', { atKey: true });
+      this.mcpRules.push({
+        value: {
+          name: value.name,
+          match: value.match as McpRule['match'],
+          action: value.action,
+          ...(value.message !== undefined ? { message: value.message } : {}),
+          ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+        },
+        at: { file, path: ['mcp', 'rules', i] },
+      });
+    });
+  }
 }
 
 /**
@@ -508,6 +545,7 @@ function checkNamesAndReferences(merged: MergedBundle, problems: Problems): void
   unique(merged.access, 'access rule');
   unique(merged.rules, 'statement rule');
   unique(merged.sshRules, 'ssh rule');
+  unique(merged.mcpRules, 'mcp rule');
   unique(merged.alerts, 'alert');
 
   const connectionNames = new Set(merged.connections.map((c) => c.value.name));
@@ -584,6 +622,19 @@ function secretChecker(root: string, env: NodeJS.ProcessEnv | undefined, options
   };
 }
 
+/** Refuses each MCP connection whose `command` the gateway's `policy.allowedCommands` does not admit: whoever writes the repo must not choose what the gateway runs. */
+function checkCommands(connections: MergedBundle['connections'], allowed: readonly string[], problems: Problems): void {
+  const patterns = allowed.map((p) => argumentsGlob(p));
+  for (const { value, at } of connections) {
+    if (value.type !== 'mcp' || value.command === undefined || patterns.some((admits) => admits(value.command!))) continue;
+    problems.add(
+      at.file,
+      [...at.path, 'command'],
+      `${JSON.stringify(value.command.join(' '))} is not allowed by the gateway's policy.allowedCommands; the gateway's operator adds it (or a glob: "npx -y @modelcontextprotocol/server-filesystem /srv/**")`,
+    );
+  }
+}
+
 /** A connection's CA file: its contents once read (the gateway's), and its path. */
 type CaFile = { data?: Buffer; file: string };
 
@@ -606,7 +657,7 @@ function checkConnectionFiles(
     const lacks = new Problems();
     unavailable.set(i, lacks);
     for (const [path, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, ...path] }, 'secret reference', lacks);
-    if (value.type === 'ssh') return;
+    if (value.type === 'ssh' || value.type === 'mcp') return;
     problems.addAll(at.file, disabledTlsProblems(value.tls, [...at.path, 'tls']));
     const ca = value.tls.ca;
     if (ca === undefined || value.tls.mode === 'disable') return;
@@ -762,6 +813,7 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
       env: merged.ssh.env ?? SSH_DEFAULTS.env,
       rules: merged.sshRules.map((r) => r.value),
     },
+    mcp: { default: scalar('mcp.default', MCP_DEFAULTS.default), serverRequests: [...merged.mcpServerRequests], rules: merged.mcpRules.map((r) => r.value) },
     runs: {
       maxSeconds: scalar('runs.maxSeconds', RUN_DEFAULTS.maxSeconds),
       heartbeatTimeoutMs: scalar('runs.heartbeatTimeout', RUN_DEFAULTS.heartbeatTimeoutMs),

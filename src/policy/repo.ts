@@ -63,6 +63,8 @@ export interface PolicyRepoOptions {
    * none, so a bundle that references any secret is refused.
    */
   allowedSecrets?: readonly string[];
+  /** With `checkSecrets`, the MCP server commands the bundle may make the gateway run, as in the gateway's `policy.allowedCommands`; absent or empty: none. */
+  allowedCommands?: readonly string[];
   /**
    * With `checkSecrets`, whether the references must also resolve in `env` (default: yes, the
    * gateway's own; no for the CLI checking a bundle against the gateway's `allowedSecrets`).
@@ -552,7 +554,7 @@ export class PolicyRepo extends EventEmitter {
       policy =
         this.allowedSecrets === undefined
           ? await loadPolicyDir(tree)
-          : await loadPolicyDir(tree, this.options.resolveSecrets === false ? undefined : this.gitEnv, { allowedSecrets: this.allowedSecrets });
+          : await loadPolicyDir(tree, this.options.resolveSecrets === false ? undefined : this.gitEnv, { allowedSecrets: this.allowedSecrets, allowedCommands: this.options.allowedCommands ?? [] });
     } catch (err) {
       if (err instanceof PolicyInvalidError) return refuse(`commit ${sha.slice(0, 12)} has an invalid policy:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, err.problems);
       return refuse(`commit ${sha.slice(0, 12)} cannot be loaded: ${describeError(err)}`);

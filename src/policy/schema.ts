@@ -388,6 +388,8 @@ export interface Policy {
   recording: RecordingPolicy;
   /** What sessions on SSH connections may do (absent: {@link SSH_DEFAULTS}). */
   ssh?: SshPolicy;
+  /** What sessions on MCP connections may call, read and see (absent: {@link MCP_DEFAULTS}). */
+  mcp?: McpPolicy;
   /** Agents' runs (absent: {@link RUN_DEFAULTS}). */
   runs?: RunPolicy;
   /** Decisions by people (absent: no extra requirement). */
@@ -647,6 +649,85 @@ export const sshSectionSchema = z.strictObject({
     .default([]),
 });
 
+/** How a rule matches one argument of a tool call or prompt: globs over its text, or a JSON value it equals. */
+export type McpArgumentMatch = { globs: string[] } | { equals: unknown };
+
+/** What an `mcp` rule matches; every field given must match. */
+export interface McpRuleMatch extends PrincipalMatch {
+  /** Globs over tool names (`tools/call`). */
+  tools?: string[];
+  /** Globs over resource URIs (`resources/read`, `resources/subscribe`). */
+  resources?: string[];
+  /** Globs over prompt names (`prompts/get`). */
+  prompts?: string[];
+  /** Matchers of a call's (or prompt's) arguments, by name (`a.b` reaches into an object). */
+  arguments?: Record<string, McpArgumentMatch>;
+  connections?: string[];
+  subjects?: string[];
+  groups?: string[];
+}
+
+/** One `mcp` rule. */
+export interface McpRule {
+  name: string;
+  match: McpRuleMatch;
+  action: Action;
+  message?: string;
+  review?: Partial<ReviewSettings>;
+}
+
+/** The `mcp` section as loaded. */
+export interface McpPolicy {
+  default: Action;
+  /** What an MCP server may ask the agent (`sampling/createMessage`, `elicitation/create`, `roots/list`); nothing by default. */
+  serverRequests: Array<'sampling' | 'elicitation' | 'roots'>;
+  rules: McpRule[];
+}
+
+/** The section's defaults: calls, reads and prompts allowed, no server requests. */
+export const MCP_DEFAULTS: McpPolicy = { default: 'allow', serverRequests: [], rules: [] };
+
+const mcpArgument = z.union(
+  [
+    nonEmpty('a glob').transform((g) => ({ globs: [g] })),
+    z
+      .array(nonEmpty('a glob'), { error: 'must be a list of globs' })
+      .min(1, { error: 'must list at least one glob' })
+      .transform((globs) => ({ globs })),
+    z.strictObject({ equals: z.json({ error: 'must be a JSON value' }) }).transform((m) => ({ equals: m.equals })),
+  ],
+  { error: 'must be a glob, a list of globs, or { equals: <JSON value> }' },
+);
+
+/** The schema of the `mcp` section of one policy file (merged across files by the loader). */
+export const mcpSectionSchema = z.strictObject({
+  default: action.optional(),
+  serverRequests: z.array(z.enum(['sampling', 'elicitation', 'roots'], { error: 'must be sampling, elicitation or roots' }), { error: 'must be a list' }).optional(),
+  rules: z
+    .array(
+      z.strictObject({
+        name: nameSchema,
+        match: z
+          .strictObject({
+            tools: sshList('tool name glob').optional(),
+            resources: sshList('resource URI glob').optional(),
+            prompts: sshList('prompt name glob').optional(),
+            arguments: z.record(z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, { error: 'must be an argument name (a.b reaches into an object)' }), mcpArgument).optional(),
+            connections: sshList('connection name').optional(),
+            subjects: sshList('subject').optional(),
+            groups: sshList('group name').optional(),
+            ...principalMatchFields,
+          })
+          .default({}),
+        action,
+        message: nonEmpty('a message').optional(),
+        review: reviewSchema.optional(),
+      }),
+      { error: 'must be a list of rules' },
+    )
+    .default([]),
+});
+
 /** One policy file (`hoop.yaml` or `policy/*.yaml`); scalar settings are optional so files can be merged. */
 export const policyFileSchema = z.strictObject(
   {
@@ -663,6 +744,7 @@ export const policyFileSchema = z.strictObject(
     masking: maskingSchema.optional(),
     recording: recordingSchema.optional(),
     ssh: sshSectionSchema.optional(),
+    mcp: mcpSectionSchema.optional(),
     runs: z.lazy(() => runsSchema).optional(),
     reviews: z.lazy(() => reviewsSchema).optional(),
     alerts: z

@@ -5,6 +5,7 @@
  * (`${env:NAME}`), never resolved.
  */
 import type { SecretRef } from '../config/secrets.js';
+import type { McpValue } from '../config/connection.js';
 import type { PrincipalMatch } from './principal.js';
 import type { AlertRule } from './alert-rules.js';
 import { DEFAULT_MAX_GRANT_SECONDS, RUN_DEFAULTS, SSH_DEFAULTS, type AccessRule, type Policy, type ReviewSettings, type RuleMatch, type SshRuleMatch } from './schema.js';
@@ -138,6 +139,13 @@ function alertRow(a: AlertRule): string[] {
   ];
 }
 
+/** An MCP connection's environment or headers: each name, its secret's reference (never a value). */
+function mcpValuesText(values: Record<string, McpValue> | undefined): string {
+  return Object.entries(values ?? {})
+    .map(([k, v]) => ('secret' in v ? `${k}=${ref(v.secret)}` : k))
+    .join(' ');
+}
+
 /** The summary text, one section per part of the bundle, every field that changes what someone may do; `source` says where it came from. */
 export function describePolicy(policy: Policy, source: string): string {
   const out: string[] = [];
@@ -146,14 +154,16 @@ export function describePolicy(policy: Policy, source: string): string {
   out.push(
     ...table(
       policy.connections.map((c) => [
-        ...(c.type === 'ssh'
-          ? [c.name, `ssh ${c.user}@${c.host}:${c.port}`, c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`, `host keys ${c.hostKeys.join(' ')}`]
-          : [
-              c.name,
-              `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
-              `password ${ref(c.password)}`,
-              `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}${c.type === 'postgres' && c.allowCleartextWithoutTls ? '; cleartext password without TLS allowed' : ''}`,
-            ]),
+        ...(c.type === 'mcp'
+          ? [c.name, c.command ? `mcp stdio ${c.command.join(' ')}` : `mcp ${c.url}`, mcpValuesText(c.env ?? c.headers), '']
+          : c.type === 'ssh'
+            ? [c.name, `ssh ${c.user}@${c.host}:${c.port}`, c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`, `host keys ${c.hostKeys.join(' ')}`]
+            : [
+                c.name,
+                `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
+                `password ${ref(c.password)}`,
+                `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}${c.type === 'postgres' && c.allowCleartextWithoutTls ? '; cleartext password without TLS allowed' : ''}`,
+              ]),
         c.unavailable ? `UNAVAILABLE here: ${c.unavailable.join('; ')}` : '',
       ]),
     ),
@@ -203,7 +213,7 @@ export function policyAsJson(policy: Policy): unknown {
   return {
     ...policy,
     connections: policy.connections.map(({ allow: _allow, ...c }) => {
-      if (c.type === 'ssh') return c;
+      if (c.type === 'ssh' || c.type === 'mcp') return c;
       const { ca: _ca, ...tls } = c.tls;
       return { ...c, tls };
     }),

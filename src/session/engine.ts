@@ -11,6 +11,7 @@ import type { Analysis } from '../policy/sql/analyze.js';
 import type { WriteGuard } from '../policy/write-limit.js';
 import type { TablesTouchedBy } from '../policy/touched.js';
 import type { SshJudge } from '../policy/ssh.js';
+import type { McpJudge } from '../policy/mcp.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { DatabaseAccess } from '../policy/database-access.js';
 import type { Duplex } from 'node:stream';
@@ -223,6 +224,11 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
    * `user` and `database` (src/policy/database-access.ts); without it, the connection's own.
    */
   databaseAccess?: DatabaseAccess;
+  /**
+   * MCP: what the session may call, read and see (src/policy/mcp.ts); without it everything is
+   * allowed and the server may ask the agent nothing.
+   */
+  mcp?: SessionMcp;
   /** SSH: the public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
   sshClientKey?: string;
   /** Told what the engine learns as it serves the session (the gateway's live session, src/gateway/sessions/live-session.ts). */
@@ -293,6 +299,9 @@ export interface SessionRecording {
   stopping?: () => string | undefined;
 }
 
+/** The mcp policy of a session, as the MCP engine asks it (src/policy/mcp.ts's `McpJudge`). */
+export type SessionMcp = Pick<McpJudge, 'decide' | 'shows' | 'serverMay'>;
+
 /** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */
 export type SessionSsh = Pick<SshJudge, 'decide' | 'env' | 'forward' | 'sftp'>;
 
@@ -304,6 +313,8 @@ export interface RecordingNotes {
   sql(text: string): void;
   /** The policy refused a message. */
   refused(): void;
+  /** MCP: the agent called this tool (allowed or not). */
+  tool?(name: string): void;
   /** The client received a column masked as a whole: its origin (`schema.table.column`) or name. */
   masked(column: string, strategy: string): void;
 }

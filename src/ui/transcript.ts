@@ -161,8 +161,50 @@ export class TranscriptRenderer {
       case 'end':
         return [{ at, text: `-- session ended: ${String(e.reason)}` }];
       default:
-        return e.t.startsWith('ssh-') ? sshLines(e, this.#database) : [];
+        if (e.t === 'mcp') return this.#mcpLines(e);
+        return e.t.startsWith('ssh-') ? sshLines(e, this.#database) : e.t.startsWith('mcp-') ? mcpEventLines(e) : [];
     }
+  }
+
+  /** What each request of an MCP session asked (`method` and tool), by id, for the answer that follows. */
+  readonly #mcpAsked = new Map<string, string>();
+
+  /** An MCP message: a request at the prompt (`conn> tools/call name {arguments}`), an answer as its text, an error as hoop's or the server's. */
+  #mcpLines(e: RecordingEvent): TranscriptLine[] {
+    const at = e.at;
+    if (e.text !== undefined) return [{ at, text: `-- ${e.d === 'c' ? 'the agent' : 'hoop'} sent a line that is not JSON: ${cut(String(e.text))}` }];
+    const m = (e.m ?? {}) as { id?: unknown; method?: unknown; params?: Record<string, unknown>; result?: Record<string, unknown>; error?: { code?: unknown; message?: unknown } };
+    const key = JSON.stringify(m.id ?? null);
+    if (typeof m.method === 'string') {
+      if (m.method.startsWith('notifications/')) return m.method === 'notifications/message' ? [{ at, text: `-- ${cut(String(m.params?.data ?? ''))}` }] : [];
+      if (e.d === 's') return [{ at, text: `-- the server asks the agent: ${m.method}` }];
+      const p = m.params ?? {};
+      const named = m.method === 'tools/call' || m.method === 'prompts/get' ? ` ${String(p.name)} ${cut(JSON.stringify(p.arguments ?? {}))}` : typeof p.uri === 'string' ? ` ${p.uri}` : '';
+      this.#mcpAsked.set(key, m.method);
+      return [{ at, text: `${this.#database}> ${m.method}${named}` }];
+    }
+    const asked = this.#mcpAsked.get(key);
+    this.#mcpAsked.delete(key);
+    if (m.error) {
+      const refused = m.error.code === -32001;
+      return [{ at, text: `${refused ? '-- refused' : `-- error ${String(m.error.code)}`}: ${cut(String(m.error.message))}`, ...(refused ? { denied: true } : {}) }];
+    }
+    const r = m.result ?? {};
+    if (asked === 'tools/call' || asked === 'prompts/get' || asked === 'resources/read') {
+      const parts = [...((r.content as unknown[]) ?? []), ...((r.messages as Array<{ content?: unknown }>) ?? []).map((x) => x.content), ...((r.contents as unknown[]) ?? [])];
+      const texts = parts.map((c) => {
+        const item = (c ?? {}) as { type?: unknown; text?: unknown; mimeType?: unknown };
+        return typeof item.text === 'string' ? item.text : `(${String(item.type ?? item.mimeType ?? 'content')})`;
+      });
+      return [{ at, text: `${r.isError ? '-- the tool failed: ' : ''}${cut(texts.join('\n'))}` }];
+    }
+    const list = ['tools', 'resources', 'prompts'].find((k) => Array.isArray(r[k]));
+    if (list) return [{ at, text: `-- ${(r[list] as Array<{ name?: unknown; uri?: unknown }>).map((x) => String(x.name ?? x.uri)).join(', ') || `no ${list}`}` }];
+    if (asked === 'initialize') {
+      const info = (r.serverInfo ?? {}) as { name?: unknown; version?: unknown };
+      return [{ at, text: `-- the server is ${String(info.name)} ${String(info.version)} (MCP ${String(r.protocolVersion)})` }];
+    }
+    return [];
   }
 
   /** A statement after the prompt: psql's (`conn=> sql`), or the mysql client's (`conn> sql;`). */
@@ -218,6 +260,28 @@ function sshLines(e: RecordingEvent, connection: string): TranscriptLine[] {
       return [{ at, text: `-- the target could not be reached: ${String(e.message)}` }];
     case 'ssh-end':
       return [{ at, text: `-- the gateway ended the session: ${String(e.message ?? e.reason)}` }];
+    default:
+      return [];
+  }
+}
+
+/** The longest piece of an MCP message a transcript prints. */
+const MCP_SHOWN = 4000;
+
+/** `text`, cut to {@link MCP_SHOWN} characters with how much more there was. */
+function cut(text: string): string {
+  return text.length > MCP_SHOWN ? `${text.slice(0, MCP_SHOWN)}… (${text.length - MCP_SHOWN} more characters)` : text;
+}
+
+/** What the gateway did in an MCP session beside its messages. */
+function mcpEventLines(e: RecordingEvent): TranscriptLine[] {
+  switch (e.t) {
+    case 'mcp-server-request-refused':
+      return [{ at: e.at, text: `-- the server asked the agent for ${String(e.method)}: refused (mcp.serverRequests)`, denied: true }];
+    case 'mcp-upstream-failed':
+      return [{ at: e.at, text: `-- the MCP server could not be reached: ${String(e.message)}` }];
+    case 'mcp-end':
+      return [{ at: e.at, text: `-- the gateway ended the session: ${String(e.message ?? e.reason)}` }];
     default:
       return [];
   }

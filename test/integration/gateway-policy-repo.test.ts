@@ -247,7 +247,7 @@ describe('signed commits through the gateway (policy.allowedSigners)', () => {
 describe('policy.allowedSecrets through the gateway', () => {
   it('admits an exact entry and a glob; refuses a commit reaching for another variable or climbing out of the allowed directory, and keeps the policy in force', async () => {
     const inForce = await policyCommit();
-    const passwords = Object.fromEntries(stack.gateway.policy!.current().policy.connections.map((c) => [c.name, c.password]));
+    const passwords = Object.fromEntries(stack.gateway.policy!.current().policy.connections.map((c) => [c.name, 'password' in c ? c.password : undefined]));
     expect(passwords).toEqual({ app: { kind: 'env', name: 'APP_PASSWORD' }, vault: { kind: 'file', path: secretFile } });
 
     // Both references would resolve on the gateway (the file exists, PATH is set): only the allow-list stops them.

@@ -177,7 +177,7 @@ describe('gateway configuration with policy', () => {
 
   it('reads the policy block with defaults, and locates its errors', async () => {
     const ok = await parseGatewayConfig(`${header}policy: { repo: ./policy }\n`, join(base, 'ok.yaml'), {});
-    expect(ok.policy).toEqual({ repo: join(base, 'policy'), ref: 'main', allowedSecrets: [], pullIntervalSeconds: 60, workDir: join(base, 'hoop-data', 'policy') });
+    expect(ok.policy).toEqual({ repo: join(base, 'policy'), ref: 'main', allowedSecrets: [], allowedCommands: [], pullIntervalSeconds: 60, workDir: join(base, 'hoop-data', 'policy') });
     expect(ok.connections).toEqual([]);
     const url = await parseGatewayConfig(`${header}policy: { repo: "https://git.example.com/p.git", ref: v1, pullIntervalSeconds: 5 }\n`, join(base, 'url.yaml'), {});
     expect(url.policy).toMatchObject({ repo: 'https://git.example.com/p.git', ref: 'v1', pullIntervalSeconds: 5 });
@@ -275,7 +275,7 @@ describe('gateway configuration with policy', () => {
         `the gateway cannot start without a policy: no acceptable policy at main of ${secretsRepo.dir}: commit ${escape.slice(0, 12)} has an invalid policy:\n  ${notAllowed('${file:/run/secrets/hoop/../../../etc/passwd}', '${file:/etc/passwd}')}`,
       );
       const etc = await start('etc', '"${file:/etc/*}"');
-      expect(etc.policy!.current().policy.connections[0]!.password).toEqual({ kind: 'file', path: '/etc/passwd' });
+      expect((etc.policy!.current().policy.connections[0] as { password?: unknown }).password).toEqual({ kind: 'file', path: '/etc/passwd' });
       await etc.close();
     } finally {
       secretsRepo.remove();

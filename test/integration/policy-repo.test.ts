@@ -129,7 +129,7 @@ describe('PolicyRepo', () => {
     ]);
     await gateway.stop();
     const cli = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: gitEnv, checkSecrets: false });
-    expect(cli.current().connections[0]!.password).toEqual({ kind: 'env', name: 'DB_PASSWORD' });
+    expect((cli.current().connections[0] as { password?: unknown }).password).toEqual({ kind: 'env', name: 'DB_PASSWORD' });
   });
 
   it('refuses, for the gateway, a secret reference outside allowedSecrets (none by default), and checks the entries', async () => {

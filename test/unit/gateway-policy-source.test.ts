@@ -40,6 +40,7 @@ function source(allowedSignersFile?: string): PolicySourceConfig {
     ref: 'main',
     ...(allowedSignersFile ? { allowedSignersFile } : {}),
     allowedSecrets: ['${env:DB_PASSWORD}'],
+    allowedCommands: [],
     pullIntervalSeconds: 3600,
     workDir: join(repo.base, `work${n++}`),
   };

@@ -116,7 +116,7 @@ describe('loadPolicyDir', () => {
     const p = await loadPolicyDir(dir);
     expect(p.connections.map((c) => c.name)).toEqual(['prod-db', 'replica']);
     expect(p.connections[0]).toMatchObject({ port: 5432, password: { kind: 'env', name: 'PROD_DB_PASSWORD' }, tls: { mode: 'prefer' }, allow: { subjects: [], emails: [], groups: [] } });
-    expect(p.connections[1]!.password).toEqual({ kind: 'file', path: '/run/secrets/replica' });
+    expect((p.connections[1] as { password?: unknown }).password).toEqual({ kind: 'file', path: '/run/secrets/replica' });
     expect(pg(p.connections[1]).tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
     expect(p.access[0]).toEqual({ name: 'dbas', subjects: ['alice'], emails: [], groups: ['dba'], connections: ['prod-db'], mode: 'read-write', maxSessionSeconds: 28800, limits: {} });
     expect(p.access[1]!.mode).toBe('read-only');

@@ -27,7 +27,7 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
   const describe = async (c: ConnectionConfig, grant?: Pick<AccessGrant, 'mode' | 'until' | 'databaseAccess'>): Promise<ConnectionInfo> => ({
     name: c.name,
     type: c.type,
-    ...(c.type === 'postgres' ? { database: grant?.databaseAccess?.databases[0] ?? c.database } : c.type === 'mysql' ? { database: c.database } : { user: c.user }),
+    ...(c.type === 'postgres' ? { database: grant?.databaseAccess?.databases[0] ?? c.database } : c.type === 'mysql' ? { database: c.database } : c.type === 'ssh' ? { user: c.user } : {}),
     ...(grant ? { mode: grant.mode } : {}),
     ...(grant?.until !== undefined ? { until: new Date(grant.until).toISOString() } : {}),
     ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey] } : {}),

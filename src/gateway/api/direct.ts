@@ -29,7 +29,10 @@ export function directApi(parts: GatewayParts, callers: Callers) {
         ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity))
         : { connection: callers.lookup(identity, name), grant: undefined };
       const { connection } = found;
-      if (connection.type === 'ssh') throw new HttpError(400, `"${name}" is an ssh connection: direct connections are PostgreSQL's and MySQL's`, { hint: `hoop connect ${name}` });
+      if (connection.type === 'ssh' || connection.type === 'mcp')
+        throw new HttpError(400, `"${name}" is an ${connection.type} connection: direct connections are PostgreSQL's and MySQL's`, {
+          hint: connection.type === 'mcp' ? `hoop mcp --connection ${name}` : `hoop connect ${name}`,
+        });
       const mysqlPort = config.mysqlListen?.port;
       if (connection.type === 'mysql' && !mysqlPort) {
         throw new HttpError(400, `"${name}" is a MySQL connection and this gateway has no MySQL port`, { hint: `hoop connect ${name}; or the gateway's operator sets mysqlListen` });

@@ -1,7 +1,7 @@
 /**
  * Recordings and the CLIs' records:
  *
- * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&role=&since=&until=&denied=1&table=&column=&min-rows=]`,
+ * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&role=&since=&until=&denied=1&table=&column=&tool=&min-rows=]`,
  *   `GET /v1/sessions/{id}`, and a recording's files (`…/files`, `…/files/{name}`). A caller sees
  *   their own sessions; members of the policy's `recording.auditors` groups see everyone's. A
  *   session the caller may not see is answered as unknown.
@@ -50,6 +50,7 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
   const denied = query.get('denied') !== null;
   const table = query.get('table')?.toLowerCase() ?? null;
   const column = query.get('column')?.toLowerCase() ?? null;
+  const tool = query.get('tool');
   const minRowsText = query.get('min-rows');
   const minRows = minRowsText === null ? undefined : Number(minRowsText);
   if (minRows !== undefined && !(Number.isSafeInteger(minRows) && minRows >= 0)) throw new HttpError(400, 'min-rows must be a whole number of rows, such as 1000');
@@ -66,6 +67,7 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
     // A session whose statements hoop could not all read (tablesComplete false), or one that read tables named in a string (`*`), may have read any table or column.
     (table === null || s.tablesComplete === false || (s.tables ?? []).some((t) => t === '*' || t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
     (column === null || s.tablesComplete === false || (s.tables ?? []).includes('*') || columnSeen(s, column)) &&
+    (tool === null || (s.tools ?? []).some((t) => globMatches(tool, t))) &&
     (minRows === undefined || (s.rowsRead ?? 0) + (s.rowsChanged ?? 0) >= minRows);
 }
 

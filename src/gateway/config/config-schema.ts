@@ -169,6 +169,9 @@ const policySourceSchema = z.strictObject({
       { error: 'must be a list of secret references or globs of them, like ["${env:PROD_DB_*}", "${file:/run/secrets/hoop/*}"]' },
     )
     .default([]),
+  allowedCommands: z
+    .array(nonEmpty('a command pattern'), { error: 'must be a list of the MCP server commands the bundle may make the gateway run, like ["npx -y @modelcontextprotocol/server-filesystem /srv/**"]' })
+    .default([]),
   pullIntervalSeconds: z
     .number({ error: 'must be a number of seconds' })
     .int({ error: 'must be a whole number of seconds' })

@@ -85,6 +85,8 @@
  *   allowedSecrets:                   # the secret references the bundle may use; none by default
  *     - "${env:PROD_DB_*}"            # * in a name: any run of letters, digits and _
  *     - "${file:/run/secrets/hoop/*}" # * in a path: any run of characters within one segment (never /)
+ *   allowedCommands:                  # the MCP server programs the bundle may make the gateway run; none by default
+ *     - "npx -y @modelcontextprotocol/server-filesystem /srv/**"   # words; * within one, ** any number
  *   pullIntervalSeconds: 60           # 1..86400, default 60
  *   workDir: ./hoop-data/policy       # default <dataDir>/policy
  * ```
@@ -216,6 +218,8 @@ export interface PolicySourceConfig {
   allowedSignersFile?: string;
   /** The secret references the bundle may use, as written (validated by {@link parseSecretPattern}); empty: none. */
   allowedSecrets: string[];
+  /** The MCP server commands the bundle may make the gateway run (patterns over their words); empty: none. */
+  allowedCommands: string[];
   pullIntervalSeconds: number;
   /** Absolute path of the mirror and checkouts. */
   workDir: string;
@@ -557,6 +561,7 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
             ref: data.policy.ref,
             ...(data.policy.allowedSigners !== undefined ? { allowedSignersFile: resolve(baseDir, data.policy.allowedSigners) } : {}),
             allowedSecrets: data.policy.allowedSecrets.map((t) => t.trim()),
+            allowedCommands: data.policy.allowedCommands,
             pullIntervalSeconds: data.policy.pullIntervalSeconds,
             workDir: data.policy.workDir !== undefined ? resolve(baseDir, data.policy.workDir) : join(dataDir, 'policy'),
           },

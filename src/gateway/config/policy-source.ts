@@ -18,6 +18,7 @@ import type { Logger } from '../../log.js';
 import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../../policy/access.js';
 import { judgeOptionsOf, StatementJudge } from '../../policy/decide.js';
 import { sshJudgeFor, type SshJudge } from '../../policy/ssh.js';
+import { mcpJudgeFor, type McpJudge } from '../../policy/mcp.js';
 import { PolicyRepo, looksLikeGitUrl, type RefreshResult, type RefusedCommit } from '../../policy/repo.js';
 import type { DatabaseAccess } from '../../policy/database-access.js';
 import type { SessionLimits } from '../../policy/limits.js';
@@ -53,6 +54,8 @@ export interface PolicySession {
   limits: SessionLimits;
   /** For an SSH connection: what the session may do. */
   ssh?: SshJudge;
+  /** For an MCP connection: what the session may call, read and see. */
+  mcp?: McpJudge;
   /** For a PostgreSQL connection: the database roles and databases the session may pick. */
   databaseAccess?: DatabaseAccess;
 }
@@ -116,6 +119,7 @@ export class GatewayPolicySource {
         env: options.env,
         checkSecrets: true,
         allowedSecrets: config.allowedSecrets,
+        allowedCommands: config.allowedCommands,
       });
     } catch (err) {
       if (err instanceof HoopError && err.code === ErrorCode.CONFIG_INVALID) {
@@ -236,6 +240,7 @@ export function enforcedFor(policy: Policy, who: Who, connection: ConnectionConf
     maxSessions: grant.maxSessions,
     readOnly: grant.mode === 'read-only',
     ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, who, connection.name, grant.mode) } : {}),
+    ...(connection.type === 'mcp' ? { mcp: mcpJudgeFor(policy, who, connection.name, grant.mode) } : {}),
     ...(masking ? { masking } : {}),
     ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
     ...(grant.databaseAccess ? { databaseAccess: grant.databaseAccess } : {}),

@@ -5,6 +5,7 @@
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import { resolveSecret } from '../../config/secrets.js';
+import { McpEngine } from '../../mcp/gateway/engine.js';
 import { MysqlEngine, type MysqlEngineOptions } from '../../mysql/gateway/engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../../postgres/gateway/engine.js';
 import type { Engine } from '../../session/engine.js';
@@ -39,6 +40,7 @@ export async function startEngines(
       postgres: new PostgresEngine({ cancels, resolveSecret: secret, ...config.postgres, ...overrides.postgres }),
       ssh: new SshEngine({ hostKey: hostKey.private, resolveSecret: secret, ...overrides.ssh }),
       mysql: new MysqlEngine({ resolveSecret: secret, ...overrides.mysql }),
+      mcp: new McpEngine({ resolveSecret: secret, workDir: config.dataDir }),
     },
     sshHostKey: hostKey.public,
   };

@@ -96,6 +96,8 @@ export const sessionSummarySchema = recordObject({
    * in src/policy/touched.ts); absent in sessions indexed before hoop kept them.
    */
   columns: z.array(z.string()).optional(),
+  /** MCP: the tools the agent called, allowed or not (at most 1,000). */
+  tools: z.array(z.string()).optional(),
   /** False when the session ran more distinct statements (or named more columns) than were analysed for `tables` and `columns`. */
   tablesComplete: z.boolean(),
   /** Rows the client received (result rows and COPY TO data), in all its statements; absent before hoop counted them. */

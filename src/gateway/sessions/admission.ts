@@ -37,7 +37,7 @@ import { openRecording, startRecording } from './session-recording.js';
 import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
-import type { SessionJudge, SessionMasking, SessionSsh } from '../../session/engine.js';
+import type { SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
 import type { SessionLimits } from '../../policy/limits.js';
 
 /** Recording without a policy repo. */
@@ -110,6 +110,8 @@ export interface SessionPolicy {
   recording?: RecordingPolicy;
   /** SSH: what the session may do. */
   ssh?: SessionSsh;
+  /** MCP: what the session may call, read and see. */
+  mcp?: SessionMcp;
   /** PostgreSQL: the database roles and databases the session may pick (default: the connection's own). */
   databaseAccess?: DatabaseAccess;
 }
@@ -261,6 +263,7 @@ export class SessionAdmission {
         readOnly: ps.readOnly,
         recording: pinned.recording,
         ...(ps.ssh ? { ssh: ps.ssh } : {}),
+        ...(ps.mcp ? { mcp: ps.mcp } : {}),
         ...(ps.masking ? { masking: ps.masking } : {}),
         ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
         maxSessions: ps.maxSessions,
@@ -407,6 +410,7 @@ export class SessionAdmission {
         : {}),
       ...(policy?.readOnly ? { readOnly: true } : {}),
       ...(policy?.ssh ? { ssh: policy.ssh } : {}),
+      ...(policy?.mcp ? { mcp: policy.mcp } : {}),
       ...(asked.sshKey !== undefined ? { sshClientKey: asked.sshKey } : {}),
       ...(policy?.masking ? { masking: policy.masking } : {}),
       ...(policy?.limits ? { limits: policy.limits } : {}),

@@ -112,6 +112,8 @@ export class LiveSession implements SessionReport {
   /** Columns masked in what the client received, and how (at most 1,000). */
   readonly maskedColumns = new Map<string, string>();
   readonly touched = new TablesTouched();
+  /** MCP: the tools the agent called (at most 1,000). */
+  readonly tools = new Set<string>();
   /** What the client last said the session is for (its `context` message's `intent`), for reviewers. */
   intent: string | undefined;
   /** PostgreSQL: the role and database it signed in as. */
@@ -143,6 +145,9 @@ export class LiveSession implements SessionReport {
       if (!this.#judged) this.touched.addText(text);
     },
     refused: () => void this.counts.refused++,
+    tool: (name) => {
+      if (this.tools.size < 1000) this.tools.add(name);
+    },
     masked: (column, strategy) => {
       if (this.maskedColumns.size < 1000) this.maskedColumns.set(column, strategy);
     },
@@ -208,6 +213,7 @@ export class LiveSession implements SessionReport {
       rowsChanged: this.counts.rowsChanged,
       // While it runs, the tables are not known yet: they are read from its statements at the end.
       ...(touched ?? { tables: [], written: [], columns: [], tablesComplete: false }),
+      ...(this.tools.size > 0 ? { tools: [...this.tools].sort() } : {}),
       maskedColumns: [...this.maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
       recording: this.recording === undefined ? 'none' : this.recordingFailed ? 'failed' : end ? 'complete' : 'running',
       bytesFromClient: end?.bytesFromClient ?? 0,

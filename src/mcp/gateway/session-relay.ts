@@ -1,0 +1,461 @@
+/**
+ * One MCP session at the gateway: the agent's messages, one per line over the tunnel, judged and
+ * relayed to the connection's server; the server's answered back filtered and masked; every line
+ * either way recorded. The relay is the session's one owner of what is in flight: the agent's
+ * requests forwarded or held, and the server's requests the agent may answer.
+ *
+ * The agent's side:
+ * - `tools/call`, `resources/read` and `resources/subscribe`, `prompts/get` are judged by the
+ *   session's mcp policy: allowed ones are forwarded, denied ones answered with error -32001 (the
+ *   rule and its message; the server never hears of them), `review` ones held (nothing reaches
+ *   the server) until a reviewer decides, then forwarded or refused; a `notifications/cancelled`
+ *   withdraws a held one;
+ * - `initialize`, `ping`, the listings, `completion/complete`, `logging/setLevel`,
+ *   `resources/unsubscribe` are forwarded; any other method is answered -32601 (the gateway relays
+ *   only what it can judge);
+ * - a line that is not one JSON-RPC message (not JSON, a batch, past 4 MiB) is answered and ends
+ *   the session; at most {@link MAX_IN_FLIGHT} requests may wait at once, and progress
+ *   notifications are relayed at most {@link PROGRESS_PER_SECOND} a second either way.
+ *
+ * The server's side: answers to requests the agent made, with `tools/list`, `resources/list` and
+ * `prompts/list` showing only what the policy could allow, and every string of a tool's result, a
+ * resource and a prompt masked by the masking detectors; its requests to the agent (sampling,
+ * elicitation, roots) refused unless `mcp.serverRequests` allows them (a `ping` the gateway answers
+ * itself); answers nobody asked for, unknown requests and notifications dropped.
+ *
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/lifecycle
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/utilities/cancellation
+ */
+import { createHash } from 'node:crypto';
+import type { McpConnection } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { describeError } from '../../errors.js';
+import { MaskingRules } from '../../policy/masking/rules.js';
+import type { McpAsk, McpVerdict } from '../../policy/mcp.js';
+import { type CloseReason, type PendingReview, type SessionOutcome, sessionEndOf, type TunnelSession } from '../../session/engine.js';
+import { errorLine, idKey, type JsonRpcId, LineReader, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
+import { MCP_FROM_AGENT, MCP_TO_AGENT, recordLine } from './records.js';
+import { type McpUpstream, openUpstream } from './upstream.js';
+
+/** Options of the MCP engine. */
+export interface McpEngineOptions {
+  resolveSecret: (ref: SecretRef) => Promise<string>;
+  /** Where a program runs when its connection names no `cwd`. */
+  workDir: string;
+}
+
+/** Requests of the agent in flight (forwarded or held) at once; more are refused. */
+export const MAX_IN_FLIGHT = 64;
+/** Requests of the server to the agent in flight at once. */
+const MAX_SERVER_ASKS = 16;
+/** Progress notifications relayed per second each way (a burst of twice as many); the rest are dropped. */
+export const PROGRESS_PER_SECOND = 20;
+/** The longest text of a held call a reviewer is shown; a longer one is refused, not held. */
+const MAX_REVIEW_TEXT = 64 * 1024;
+/** How long a session's client has to read its last lines before the tunnel is cut. */
+const END_GRACE_MS = 5000;
+
+/** Methods the agent may send that the policy judges, by what they ask for. */
+const JUDGED: Record<string, (p: Record<string, unknown>) => McpAsk | string> = {
+  'tools/call': (p) => (typeof p.name === 'string' ? { kind: 'tool', name: p.name, arguments: p.arguments ?? {} } : 'params.name must be the name of a tool'),
+  'resources/read': (p) => (typeof p.uri === 'string' ? { kind: 'resource', uri: p.uri } : 'params.uri must be a URI'),
+  'resources/subscribe': (p) => (typeof p.uri === 'string' ? { kind: 'resource', uri: p.uri } : 'params.uri must be a URI'),
+  'prompts/get': (p) => (typeof p.name === 'string' ? { kind: 'prompt', name: p.name, arguments: p.arguments ?? {} } : 'params.name must be the name of a prompt'),
+};
+/** Methods of the agent relayed as they are. */
+const RELAYED = new Set(['initialize', 'ping', 'tools/list', 'resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete', 'logging/setLevel', 'resources/unsubscribe']);
+/** The agent's notifications relayed (cancellations and progress are handled on their own). */
+const AGENT_NOTIFICATIONS = new Set(['notifications/initialized', 'notifications/roots/list_changed']);
+/** The server's notifications relayed. */
+const SERVER_NOTIFICATIONS = new Set([
+  'notifications/message',
+  'notifications/resources/updated',
+  'notifications/resources/list_changed',
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+]);
+/** Listings filtered by what the policy shows: the answer's list, and the kind and name of each item. */
+const LISTINGS: Record<string, { list: string; kind: McpAsk['kind']; key: string }> = {
+  'tools/list': { list: 'tools', kind: 'tool', key: 'name' },
+  'resources/list': { list: 'resources', kind: 'resource', key: 'uri' },
+  'prompts/list': { list: 'prompts', kind: 'prompt', key: 'name' },
+};
+
+/** A request of the agent the gateway has taken: forwarded to the server, or held for a review. */
+interface InFlight {
+  method: string;
+  /** The tool of a `tools/call`. */
+  tool?: string;
+  held?: PendingReview;
+}
+
+/** Progress notifications allowed now: a bucket of {@link PROGRESS_PER_SECOND} a second. */
+class Rate {
+  #tokens = 2 * PROGRESS_PER_SECOND;
+  #at = Date.now();
+  dropped = 0;
+
+  take(): boolean {
+    const now = Date.now();
+    this.#tokens = Math.min(2 * PROGRESS_PER_SECOND, this.#tokens + ((now - this.#at) / 1000) * PROGRESS_PER_SECOND);
+    this.#at = now;
+    if (this.#tokens < 1) {
+      this.dropped++;
+      return false;
+    }
+    this.#tokens--;
+    return true;
+  }
+}
+
+/** One MCP session; see the module documentation. */
+export class McpSessionRelay {
+  readonly #session: TunnelSession<McpConnection>;
+  readonly #o: McpEngineOptions;
+  readonly #inFlight = new Map<string, InFlight>();
+  readonly #serverAsks = new Set<string>();
+  readonly #progress = { agent: new Rate(), server: new Rate() };
+  readonly #masking: MaskingRules | undefined;
+  #upstream: McpUpstream | undefined;
+  /** Lines from the agent that came before the server was open. */
+  #early: string[] | undefined = [];
+  #reason: CloseReason | undefined;
+  #detail: string | undefined;
+  #fromAgent = 0;
+  #ended = false;
+  #resolve!: (o: SessionOutcome) => void;
+
+  constructor(session: TunnelSession<McpConnection>, o: McpEngineOptions) {
+    this.#session = session;
+    this.#o = o;
+    const m = session.masking;
+    const rules = m ? MaskingRules.of(m.policy, m.key) : undefined;
+    this.#masking = rules && rules.detectors.length > 0 ? rules : undefined;
+  }
+
+  /** Serves the session until it ends; never rejects. */
+  start(): Promise<SessionOutcome> {
+    const done = new Promise<SessionOutcome>((resolve) => (this.#resolve = resolve));
+    const { channel, signal } = this.#session;
+    signal.addEventListener('abort', this.#onAbort, { once: true });
+    const reader = new LineReader(
+      (text) => this.#fromAgentLine(text),
+      (bytes) => {
+        this.#send(errorLine(null, RpcError.invalidRequest, `hoop: a message over ${MAX_LINE_BYTES} bytes (${bytes} so far); the session ends`));
+        this.#end('protocol-violation', `the agent sent a message over ${MAX_LINE_BYTES} bytes`);
+      },
+    );
+    channel.on('data', (b: Buffer) => {
+      this.#fromAgent += b.length;
+      reader.push(b);
+    });
+    channel.on('end', () => this.#end('client-disconnected'));
+    channel.on('error', (err: Error) => this.#end('client-disconnected', describeError(err)));
+    channel.on('close', () => {
+      this.#end('client-disconnected');
+      this.#finish();
+    });
+    this.#open();
+    return done;
+  }
+
+  /** Opens the server; what the agent sent meanwhile goes to it in order, or is answered with why it could not open. */
+  #open(): void {
+    const { connection, log } = this.#session;
+    openUpstream(connection, this.#o.resolveSecret, this.#o.workDir, {
+      message: (m) => this.#fromServer(m),
+      closed: (why) => {
+        log.info('mcp.upstream-closed', { session: this.#session.id, connection: connection.name, why });
+        this.#failInFlight(`hoop: ${why}`);
+        this.#end('upstream-closed', why);
+      },
+    }).then(
+      (u) => {
+        if (this.#ended) return void u.close();
+        this.#upstream = u;
+        const early = this.#early ?? [];
+        this.#early = undefined;
+        for (const line of early) this.#toServer(line);
+      },
+      (err: unknown) => {
+        const why = describeError(err);
+        log.warn('mcp.upstream-failed', { session: this.#session.id, connection: connection.name, error: why });
+        this.#session.recording?.stream.event({ t: 'mcp-upstream-failed', at: Date.now(), message: why });
+        this.#early = undefined;
+        this.#failInFlight(`hoop: the MCP server of "${connection.name}" could not be reached: ${why}`);
+        this.#end('upstream-unavailable', why);
+      },
+    );
+  }
+
+  /** One line from the agent: recorded, then judged and relayed, refused, or held. */
+  #fromAgentLine(text: string): void {
+    if (this.#ended) return;
+    const recording = this.#session.recording;
+    if (recording) recordLine(recording.stream, MCP_FROM_AGENT, text);
+    const m = parseMessage(text);
+    if ('invalid' in m) {
+      this.#send(errorLine(m.id, m.code, `hoop: ${m.invalid}; the session ends`));
+      return this.#end('protocol-violation', `the agent sent ${m.invalid}`);
+    }
+    if (m.kind === 'request') return this.#request(m, text);
+    if (m.kind === 'notification') return this.#agentNotification(m, text);
+    // An answer to the server's request: only to one it made and the agent was given.
+    if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(text);
+  }
+
+  #request(m: Extract<McpMessage, { kind: 'request' }>, text: string): void {
+    const key = idKey(m.id);
+    if (this.#inFlight.has(key)) return this.#answerError(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`);
+    if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#answerError(m.id, RpcError.refused, `hoop: ${MAX_IN_FLIGHT} requests are in flight on this session; wait for their answers`);
+    const judged = JUDGED[m.method];
+    if (!judged) {
+      if (!RELAYED.has(m.method)) return this.#answerError(m.id, RpcError.methodNotFound, `hoop: method ${m.method} is not one the gateway relays`);
+      this.#inFlight.set(key, { method: m.method });
+      return this.#toServer(text);
+    }
+    const ask = judged(m.params ?? {});
+    if (typeof ask === 'string') return this.#answerError(m.id, RpcError.invalidParams, `hoop: ${ask}`);
+    const verdict: McpVerdict = this.#session.mcp ? this.#session.mcp.decide(ask) : { action: 'allow', reason: 'no mcp policy' };
+    const flight: InFlight = { method: m.method, ...(ask.kind === 'tool' ? { tool: ask.name } : {}) };
+    if (ask.kind === 'tool') this.#session.recording?.notes?.tool?.(ask.name);
+    if (verdict.action === 'allow') {
+      this.#inFlight.set(key, flight);
+      return this.#toServer(text);
+    }
+    if (verdict.action === 'review') return this.#hold(m, text, ask, verdict, flight);
+    this.#refuse(m.id, verdict);
+  }
+
+  /** Holds a call a `review` rule matched until a reviewer decides; nothing reaches the server meanwhile. */
+  #hold(m: Extract<McpMessage, { kind: 'request' }>, text: string, ask: McpAsk, verdict: McpVerdict, flight: InFlight): void {
+    const { reviews } = this.#session;
+    const shown = `${m.method} ${JSON.stringify(m.params ?? {}, null, 2)}`;
+    if (!reviews || !verdict.review) return this.#refuse(m.id, { ...verdict, action: 'deny', reason: `${verdict.reason}; it asks for a review, and nobody may review it here` });
+    if (shown.length > MAX_REVIEW_TEXT)
+      return this.#refuse(m.id, { ...verdict, action: 'deny', reason: `${verdict.reason}; it asks for a review, and its arguments are over ${MAX_REVIEW_TEXT} characters to show` });
+    // What would run: the method and its parameters as sent (the id is the client's to choose again).
+    const digest = createHash('sha256')
+      .update(`${m.method}\n${JSON.stringify(m.params ?? {})}`)
+      .digest('hex');
+    const held = reviews.request({
+      sql: shown,
+      digest,
+      ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}),
+      ...(verdict.message !== undefined ? { message: verdict.message } : {}),
+      reason: verdict.reason,
+      settings: verdict.review,
+    });
+    const key = idKey(m.id);
+    this.#inFlight.set(key, { ...flight, held });
+    const what = ask.kind === 'resource' ? ask.uri : ask.name;
+    this.#notice(`hoop: ${m.method} of ${what} is held for review ${held.id}${verdict.rule ? ` (rule ${verdict.rule})` : ''}; it runs once a reviewer approves: hoop review approve ${held.id}`);
+    void held.decided.then((outcome) => {
+      const flightNow = this.#inFlight.get(key);
+      if (flightNow?.held !== held || this.#ended) return;
+      if (outcome.state === 'approved') {
+        this.#inFlight.set(key, flight);
+        return this.#toServer(text);
+      }
+      this.#inFlight.delete(key);
+      if (outcome.state === 'withdrawn') return;
+      const why = outcome.state === 'denied' ? `denied by ${outcome.by}${outcome.reason ? `: ${outcome.reason}` : ''}` : `expired${outcome.because ? ` (${outcome.because})` : ''}`;
+      this.#answerError(m.id, RpcError.refused, `hoop: review ${held.id} ${why}; the call did not run`, { review: held.id, state: outcome.state });
+    });
+  }
+
+  /** Answers a refused request with the rule and its message, and tells the session's report. */
+  #refuse(id: JsonRpcId, verdict: McpVerdict): void {
+    const { recording, report, log } = this.#session;
+    const rule = verdict.rule ?? 'mcp.default';
+    log.info('mcp.refused', { session: this.#session.id, rule, reason: verdict.reason });
+    recording?.notes?.refused();
+    report?.refused({ action: verdict.action === 'review' ? 'review' : 'deny', rule, reason: verdict.reason, message: verdict.message ?? '' });
+    this.#answerError(id, RpcError.refused, `hoop: ${verdict.message ?? 'the policy does not allow this'} (${verdict.reason})`, { rule, reason: verdict.reason });
+  }
+
+  #agentNotification(m: Extract<McpMessage, { kind: 'notification' }>, text: string): void {
+    if (m.method === 'notifications/cancelled') {
+      const requestId = m.params?.requestId;
+      if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+      const flight = this.#inFlight.get(idKey(requestId));
+      if (!flight) return;
+      if (flight.held) {
+        this.#inFlight.delete(idKey(requestId));
+        return flight.held.withdraw('cancel');
+      }
+      return this.#toServer(text);
+    }
+    if (m.method === 'notifications/progress') return void (this.#progress.agent.take() && this.#toServer(text));
+    if (AGENT_NOTIFICATIONS.has(m.method)) this.#toServer(text);
+  }
+
+  /** One message from the server: an answer to the agent, filtered and masked; its own requests and notifications as the policy says. */
+  #fromServer(m: McpMessage | NotAMessage): void {
+    if (this.#ended) return;
+    if ('invalid' in m) {
+      this.#failInFlight(`hoop: the MCP server sent ${m.invalid}; the session ends`);
+      return this.#end('protocol-violation', `the MCP server sent ${m.invalid}`);
+    }
+    if (m.kind === 'response') {
+      const key = idKey(m.id);
+      const flight = this.#inFlight.get(key);
+      if (!flight || flight.held) return;
+      this.#inFlight.delete(key);
+      return this.#send(messageLine(this.#answer(flight, m.raw)));
+    }
+    if (m.kind === 'request') {
+      if (m.method === 'ping') return void this.#upstream?.send(messageLine({ jsonrpc: '2.0', id: m.id, result: {} }));
+      const mcp = this.#session.mcp;
+      if (!mcp?.serverMay(m.method) || this.#serverAsks.size >= MAX_SERVER_ASKS) {
+        // Recorded, not counted as the agent's refusal (nor told to alerts): the server asked, not the agent.
+        this.#session.recording?.stream.event({ t: 'mcp-server-request-refused', at: Date.now(), method: m.method });
+        const code = m.method in SERVER_METHODS ? RpcError.refused : RpcError.methodNotFound;
+        return void this.#upstream?.send(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
+      }
+      this.#serverAsks.add(idKey(m.id));
+      return this.#send(messageLine(m.raw));
+    }
+    if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#send(messageLine(m.raw)));
+    if (m.method === 'notifications/cancelled') {
+      const id = m.params?.requestId;
+      if ((typeof id === 'string' || typeof id === 'number') && this.#serverAsks.delete(idKey(id))) this.#send(messageLine(m.raw));
+      return;
+    }
+    if (SERVER_NOTIFICATIONS.has(m.method)) this.#send(messageLine(m.raw));
+  }
+
+  /** The server's answer to `flight` as the agent receives it: listings filtered, results masked. */
+  #answer(flight: InFlight, raw: Record<string, unknown>): Record<string, unknown> {
+    const result = raw.result;
+    if (typeof result !== 'object' || result === null) return raw;
+    if (flight.method === 'initialize') {
+      const version = (result as { protocolVersion?: unknown }).protocolVersion;
+      if (typeof version === 'string') this.#upstream?.agreed(version);
+      return raw;
+    }
+    const listing = LISTINGS[flight.method];
+    const mcp = this.#session.mcp;
+    if (listing && mcp) {
+      const items = (result as Record<string, unknown>)[listing.list];
+      if (!Array.isArray(items)) return raw;
+      const shown = items.filter((item: unknown) => {
+        const name = (item as Record<string, unknown> | null)?.[listing.key];
+        return typeof name === 'string' && mcp.shows(listing.kind, name);
+      });
+      return shown.length === items.length ? raw : { ...raw, result: { ...result, [listing.list]: shown } };
+    }
+    if (!this.#masking || !(flight.method in MASKED)) return raw;
+    let changed = false;
+    const masked = mapStrings(result, (s) => {
+      const out = this.#masking!.maskText(s);
+      if (out.changed) changed = true;
+      return out.text;
+    });
+    if (!changed) return raw;
+    this.#session.recording?.notes?.masked(flight.tool !== undefined ? `tool:${flight.tool}` : flight.method, 'detector');
+    return { ...raw, result: masked };
+  }
+
+  /** Sends a line to the server (or keeps it until the server is open); the agent's side waits while the server is behind. */
+  #toServer(line: string): void {
+    if (this.#early) return void this.#early.push(line);
+    const u = this.#upstream;
+    if (!u || this.#ended) return;
+    if (!u.send(line.endsWith('\n') ? line : `${line}\n`)) {
+      const { channel } = this.#session;
+      channel.pause();
+      void u.drained().then(() => channel.resume());
+    }
+  }
+
+  /** Sends a line to the agent, recorded; the server's side waits while the agent (or the recording) is behind. */
+  #send(line: string): void {
+    const { channel, recording } = this.#session;
+    if (channel.destroyed || channel.writableEnded) return;
+    if (recording) recordLine(recording.stream, MCP_TO_AGENT, line);
+    const behind = !channel.write(line);
+    const waits = behind ? new Promise<void>((r) => channel.once('drain', () => r())) : recording?.stream.behind;
+    if (waits && this.#upstream) {
+      const u = this.#upstream;
+      u.pause();
+      void waits.then(() => u.resume());
+    }
+  }
+
+  #answerError(id: JsonRpcId | null, code: number, message: string, data?: unknown): void {
+    this.#send(errorLine(id, code, message, data));
+  }
+
+  /** A log notification to the agent (MCP clients show them): what the gateway is doing with its request. */
+  #notice(text: string): void {
+    this.#send(messageLine({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'notice', logger: 'hoop', data: text } }));
+  }
+
+  /** Answers every request in flight with `message` (the server is gone, or the session ends); held ones are withdrawn. */
+  #failInFlight(message: string): void {
+    for (const [key, flight] of this.#inFlight) {
+      flight.held?.withdraw('session-ended');
+      const id: JsonRpcId = key.startsWith('n') ? Number(key.slice(1)) : key.slice(1);
+      this.#answerError(id, RpcError.internal, message);
+    }
+    this.#inFlight.clear();
+  }
+
+  readonly #onAbort = (): void => {
+    const e = sessionEndOf(this.#session.signal);
+    this.#session.recording?.stream.event({ t: 'mcp-end', at: Date.now(), reason: e.reason, message: e.message });
+    this.#failInFlight(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+    this.#notice(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+    this.#session.channel.sendControl({ type: 'close', reason: e.reason, message: e.message, ...(e.hint ? { hint: e.hint } : {}) });
+    this.#end(e.reason, e.message);
+  };
+
+  /** Ends the server and the tunnel, keeping the first reason given. */
+  #end(why: CloseReason, what?: string): void {
+    this.#reason ??= why;
+    this.#detail ??= what;
+    if (this.#ended) return;
+    this.#ended = true;
+    for (const flight of this.#inFlight.values()) flight.held?.withdraw('session-ended');
+    void this.#upstream?.close();
+    const { channel } = this.#session;
+    if (channel.destroyed) return this.#finish();
+    channel.end();
+    // A client that never closes its side must not keep the session (and the gateway's shutdown) waiting.
+    setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
+  }
+
+  #finished = false;
+  /** Tells the engine how the session ended (once). */
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#session.signal.removeEventListener('abort', this.#onAbort);
+    const dropped = this.#progress.agent.dropped + this.#progress.server.dropped;
+    if (dropped > 0) this.#session.log.info('mcp.progress-dropped', { session: this.#session.id, dropped });
+    this.#resolve({
+      reason: this.#reason ?? 'client-disconnected',
+      bytesFromClient: this.#fromAgent,
+      bytesToClient: this.#session.channel.bytesSent,
+      ...(this.#detail !== undefined ? { detail: this.#detail } : {}),
+    });
+  }
+}
+
+/** The server's requests to the agent the policy may allow (`mcp.serverRequests`). */
+const SERVER_METHODS: Record<string, true> = { 'sampling/createMessage': true, 'elicitation/create': true, 'roots/list': true };
+/** The answers whose strings the masking detectors read. */
+const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true };
+
+/**
+ * `value` with every string (not keys) replaced by `f` of it, but for binary content as base64
+ * (an image's or audio's `data`, a resource's `blob`), which no detector reads as text.
+ */
+function mapStrings(value: unknown, f: (s: string) => string): unknown {
+  if (typeof value === 'string') return f(value);
+  if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
+  if (typeof value !== 'object' || value === null) return value;
+  const binary = (value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio';
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'blob' || (binary && k === 'data') ? v : mapStrings(v, f)]));
+}

@@ -1,0 +1,196 @@
+/**
+ * The MCP server behind a connection, as the gateway speaks to it: a program it runs for the
+ * session and talks to on its stdio (one message per line, each line capped), or a Streamable
+ * HTTP endpoint reached with the MCP SDK's client transport (the connection's headers added,
+ * every answer's body capped). Either way the session sees one thing: messages in, messages out,
+ * and one close with a reason.
+ *
+ * A program gets only PATH, HOME and the locale of the gateway's environment, then the
+ * connection's own `env` (its secrets resolved now): the gateway's secrets never reach it. Its
+ * stderr goes to the gateway's log (the last line is kept for the reason it ended), never to the
+ * agent.
+ *
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/transports
+ */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { McpConnection, McpValue } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { describeError } from '../../errors.js';
+import { classify, LineReader, MAX_LINE_BYTES, type McpMessage, type NotAMessage } from '../wire/json-rpc.js';
+
+/** What the session hears from the server. */
+export interface UpstreamEvents {
+  message(m: McpMessage | NotAMessage, bytes: number): void;
+  /** The server is gone (once): why, as the log and the agent's errors say it. */
+  closed(why: string): void;
+}
+
+/** An open MCP server. */
+export interface McpUpstream {
+  /** Sends one message; false when the server is behind (wait for {@link McpUpstream.drained}). */
+  send(line: string): boolean;
+  /** Resolves when the server has taken what was sent. */
+  drained(): Promise<void>;
+  /** Stops (and restarts) reading the server's messages, while the agent is behind. */
+  pause(): void;
+  resume(): void;
+  /** Tells an HTTP server's transport the protocol version the session agreed on (its requests then carry it). */
+  agreed(protocolVersion: string): void;
+  /** Ends the server (a program: its stdin closed, then signalled). */
+  close(): Promise<void>;
+}
+
+/** The environment variables of the gateway's own a program is given. */
+const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ'];
+/** Bytes of a program's stderr kept for the reason it ended. */
+const STDERR_TAIL = 2048;
+/** How long a program has to exit after its stdin closes, then after SIGTERM. */
+const EXIT_GRACE_MS = 2000;
+
+/** Opens the server of `connection`. @throws Error when a secret does not resolve or the program cannot start */
+export async function openUpstream(connection: McpConnection, resolveSecret: (ref: SecretRef) => Promise<string>, workDir: string, on: UpstreamEvents): Promise<McpUpstream> {
+  const values = async (m: Record<string, McpValue> | undefined): Promise<Record<string, string>> =>
+    Object.fromEntries(await Promise.all(Object.entries(m ?? {}).map(async ([k, v]) => [k, 'secret' in v ? await resolveSecret(v.secret) : v.text] as const)));
+  if (connection.command) return startProgram(connection.command, await values(connection.env), connection.cwd ?? workDir, on);
+  return openHttp(new URL(connection.url!), await values(connection.headers), on);
+}
+
+/** Runs `command` and speaks MCP on its stdio. */
+function startProgram(command: readonly string[], own: Record<string, string>, cwd: string, on: UpstreamEvents): Promise<McpUpstream> {
+  const env: Record<string, string> = {};
+  for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  Object.assign(env, own);
+  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(command[0]!, command.slice(1), { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+  let tail = '';
+  let closed = false;
+  const close = (why: string): void => {
+    if (closed) return;
+    closed = true;
+    on.closed(why);
+  };
+  const reader = new LineReader(
+    (text) => on.message(classifyLine(text), Buffer.byteLength(text)),
+    (bytes) => {
+      close(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes (${bytes} so far)`);
+      child.kill('SIGKILL');
+    },
+  );
+  child.stdout.on('data', (b: Buffer) => reader.push(b));
+  child.stderr.on('data', (b: Buffer) => (tail = (tail + b.toString('utf8')).slice(-STDERR_TAIL)));
+  child.stdin.on('error', () => undefined);
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  child.once('close', (code, signal) => {
+    const last = tail.trim().split('\n').pop();
+    close(`the MCP server exited (${signal ? `signal ${signal}` : `code ${code}`})${last ? `: ${last.slice(0, 300)}` : ''}`);
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => {
+      closed = true;
+      reject(new Error(`the MCP server's program ${command[0]} could not start: ${describeError(err)}`));
+    });
+    child.once('spawn', () =>
+      resolve({
+        send: (line) => child.stdin.writable && child.stdin.write(line),
+        drained: () => (child.stdin.writableNeedDrain ? new Promise((r) => child.stdin.once('drain', () => r())) : Promise.resolve()),
+        pause: () => void child.stdout.pause(),
+        resume: () => void child.stdout.resume(),
+        agreed: () => undefined,
+        async close() {
+          closed = true;
+          child.stdin.end();
+          const term = setTimeout(() => child.kill('SIGTERM'), EXIT_GRACE_MS);
+          const kill = setTimeout(() => child.kill('SIGKILL'), 2 * EXIT_GRACE_MS);
+          await exited;
+          clearTimeout(term);
+          clearTimeout(kill);
+        },
+      }),
+    );
+  });
+}
+
+/** A line from a server, classified. */
+function classifyLine(text: string): McpMessage | NotAMessage {
+  try {
+    return classify(JSON.parse(text));
+  } catch {
+    return { invalid: 'not JSON', code: -32700, id: null };
+  }
+}
+
+/** Speaks MCP to a Streamable HTTP endpoint with the SDK's transport, `headers` on every request. */
+async function openHttp(url: URL, headers: Record<string, string>, on: UpstreamEvents): Promise<McpUpstream> {
+  let closed = false;
+  const close = (why: string): void => {
+    if (closed) return;
+    closed = true;
+    on.closed(why);
+  };
+  const fetchCapped = cappedFetch(() => close(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes`));
+  const transport = new StreamableHTTPClientTransport(url, {
+    requestInit: { headers },
+    fetch: fetchCapped,
+    reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
+  });
+  transport.onmessage = (m: JSONRPCMessage) => on.message(classify(m), 0);
+  // A request the server refused or could not answer fails that request (send's catch); a body past the cap ends the session (cappedFetch).
+  transport.onerror = () => undefined;
+  transport.onclose = () => close('the MCP server closed the session');
+  await transport.start();
+  const pending = new Set<Promise<void>>();
+  return {
+    send(line) {
+      const sent = transport.send(JSON.parse(line) as JSONRPCMessage).catch((err: unknown) => {
+        const answered = classifyLine(line);
+        // A request whose POST failed is answered, so that the agent is not left waiting.
+        if (!closed && 'kind' in answered && answered.kind === 'request')
+          on.message(
+            { kind: 'response', id: answered.id, raw: { jsonrpc: '2.0', id: answered.id, error: { code: -32603, message: `hoop: the MCP server did not take the request: ${describeError(err)}` } } },
+            0,
+          );
+      });
+      pending.add(sent);
+      void sent.finally(() => pending.delete(sent));
+      return pending.size < 16;
+    },
+    drained: async () => {
+      while (pending.size >= 16) await Promise.race(pending);
+    },
+    pause: () => undefined,
+    resume: () => undefined,
+    agreed: (v) => transport.setProtocolVersion(v),
+    async close() {
+      closed = true;
+      await transport.terminateSession().catch(() => undefined);
+      await transport.close().catch(() => undefined);
+    },
+  };
+}
+
+/** `fetch`, with each answer's body cut off (`tooLong` told) once one message of it passes {@link MAX_LINE_BYTES}: an SSE event, or a whole JSON body. */
+const cappedFetch =
+  (tooLong: () => void): typeof fetch =>
+  async (input, init) => {
+    const response = await fetch(input, init);
+    if (!response.body) return response;
+    const sse = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+    let run = 0;
+    const capped = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (sse) {
+            const text = Buffer.from(chunk).toString('latin1');
+            const end = Math.max(text.lastIndexOf('\n\n'), text.lastIndexOf('\r\n\r\n'));
+            run = end < 0 ? run + chunk.length : chunk.length - end;
+          } else run += chunk.length;
+          if (run <= MAX_LINE_BYTES) return controller.enqueue(chunk);
+          controller.error(new Error(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes`));
+          tooLong();
+        },
+      }),
+    );
+    return new Response(capped, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };

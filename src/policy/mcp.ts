@@ -1,0 +1,270 @@
+/**
+ * The `mcp` section of a policy bundle, and its judge: what a session on an MCP connection may
+ * call, read and see.
+ *
+ * ```yaml
+ * mcp:
+ *   default: allow                  # calls, reads and prompts no rule matches: allow | deny | review
+ *   serverRequests: []              # what the server may ask the agent: sampling, elicitation, roots
+ *   rules:                          # the most restrictive matching rule wins
+ *     - { name: writes-reviewed, match: { tools: ["write_*", "edit_*", "move_*"] }, action: review }
+ *     - { name: no-secrets, match: { tools: ["read_*"], arguments: { path: ["**\/.env", "/etc/**"] } }, action: deny }
+ *     - { name: agents-read-only, match: { tools: ["*"], via: [run, mcp] , arguments: { dryRun: { equals: false } } }, action: deny }
+ *     - { name: no-config, match: { resources: ["file:///etc/**"] }, action: deny }
+ * ```
+ *
+ * A rule's `tools`, `resources` and `prompts` are globs over a tool's name, a resource's URI and
+ * a prompt's name (`*` any run of characters); a rule that names none of them matches all three.
+ * `arguments` match a call's (or a prompt's) arguments by name (`a.b` reaches into an object):
+ * a list of globs over the value's text (a number or boolean as JSON writes it, an object as its
+ * JSON), or `{ equals: <JSON value> }`. A value that is a list matches a deny or review rule when
+ * one of its items does, an allow rule when every item does. For an allow rule a glob reads a
+ * value as a path: `*` stays within one segment (never `/`), `**` crosses them, and a value with
+ * a `.`, `..` or empty segment the glob does not spell matches nothing; a deny or review rule's
+ * `*` matches anything, and it is matched against the value as written and with its `.` and `..`
+ * segments resolved, so `/srv/data/../secret` meets a rule on `/srv/secret/**`. (The server may
+ * still follow a symbolic link the gateway cannot see.) An argument the call does not send matches
+ * no rule that names it.
+ *
+ * `tools/list` shows only the tools a call could run: a tool that an argument-free deny rule
+ * names, or that no allow or review rule names when nothing else would allow it (a deny default,
+ * or read-only access), is left out; `resources/list` and `prompts/list` likewise.
+ *
+ * Under read-only access a tool call runs only when an mcp rule allows it (the gateway cannot tell
+ * whether a tool writes; a server's `readOnlyHint` is its own claim); reading resources and
+ * prompts is allowed as the rules say.
+ *
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/server/tools
+ * @see docs/mcp.md
+ */
+import { posix } from 'node:path';
+import { globMatches, listNames } from '../glob.js';
+import { principalMatches } from './principal.js';
+import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
+import { ACTIONS, MCP_DEFAULTS, type Action, type McpArgumentMatch, type McpPolicy, type McpRule, type McpRuleMatch, type Policy, type ReviewSettings, type Who } from './schema.js';
+
+/** What the judge answers for a tool call, a resource read or a prompt. */
+export interface McpVerdict {
+  action: Action;
+  rule?: string;
+  message?: string;
+  /** A human sentence: which rule, and why. */
+  reason: string;
+  review?: ReviewSettings;
+}
+
+/** What a client asks the server for: a tool by name, a resource by URI, a prompt by name. */
+export type McpAsk = { kind: 'tool'; name: string; arguments: unknown } | { kind: 'resource'; uri: string } | { kind: 'prompt'; name: string; arguments: unknown };
+
+/** What a server may ask the agent, by the `serverRequests` name of its method. */
+export const SERVER_REQUESTS: Readonly<Record<string, McpPolicy['serverRequests'][number]>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+/** A rule as a session's judge holds it: its globs compiled once. */
+interface CompiledRule {
+  rule: McpRule;
+  kinds: ReadonlySet<McpAsk['kind']>;
+  names?: { tool?: string[]; resource?: string[]; prompt?: string[] };
+  arguments?: Array<{ path: string[]; match: (value: unknown) => boolean }>;
+}
+
+/** The `mcp` policy of one session (identity, connection, access mode), as the MCP engine asks it. */
+export class McpJudge {
+  readonly #rules: CompiledRule[];
+  readonly #default: Action;
+  readonly #readOnly: boolean;
+  readonly #serverRequests: ReadonlySet<string>;
+  readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
+
+  constructor(mcp: McpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
+    const applies = (m: McpRuleMatch): boolean =>
+      (!m.connections || listNames(m.connections, connection)) &&
+      (!m.subjects || listNames(m.subjects, who.subject)) &&
+      (!m.groups || m.groups.some((g) => who.groups.includes(g))) &&
+      principalMatches(m, who.principal);
+    this.#rules = mcp.rules.filter((r) => applies(r.match)).map(compile);
+    this.#default = mcp.default;
+    this.#readOnly = mode === 'read-only';
+    this.#serverRequests = new Set(mcp.serverRequests);
+    this.#reviewers = reviewers;
+  }
+
+  /** The decision on a tool call, a resource read or a prompt: the most restrictive matching rule, else the default. */
+  decide(ask: McpAsk): McpVerdict {
+    const what = ask.kind === 'resource' ? `resource ${ask.uri}` : `${ask.kind} "${ask.name}"`;
+    const verdicts = this.#rules.filter((c) => matches(c, ask)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
+    const verdict = mostRestrictive(verdicts) ?? this.#byDefault(`no mcp rule matches ${what}`);
+    if (this.#readOnly && ask.kind === 'tool' && verdict.rule === undefined && verdict.action === 'allow') {
+      return {
+        action: 'deny',
+        rule: 'hoop:read-only-access',
+        message: 'read-only access runs only the tools an mcp rule allows',
+        reason: `no mcp rule allows tool "${ask.name}", and the gateway cannot tell whether it writes`,
+      };
+    }
+    return verdict;
+  }
+
+  /**
+   * Whether a listing shows a tool, resource or prompt: false when every call of it would be
+   * denied whatever its arguments (an argument-free deny rule names it, or nothing could allow it).
+   */
+  shows(kind: McpAsk['kind'], name: string): boolean {
+    const naming = this.#rules.filter((c) => namesIt(c, kind, name));
+    if (naming.some((c) => c.rule.action === 'deny' && !c.arguments)) return false;
+    const refusedByDefault = this.#default === 'deny' || (this.#readOnly && kind === 'tool');
+    return !refusedByDefault || naming.some((c) => c.rule.action !== 'deny');
+  }
+
+  /** Whether the server may send the agent a request of `method` (sampling, elicitation, roots), as `serverRequests` says. */
+  serverMay(method: string): boolean {
+    const name = SERVER_REQUESTS[method];
+    return name !== undefined && this.#serverRequests.has(name);
+  }
+
+  #verdict(rule: McpRule, reason: string): McpVerdict {
+    const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
+    return { action: rule.action, rule: rule.name, ...(rule.message !== undefined ? { message: rule.message } : {}), reason, ...(review ? { review } : {}) };
+  }
+
+  #byDefault(why: string): McpVerdict {
+    const review = this.#default === 'review' ? this.#reviewers() : undefined;
+    return { action: this.#default, reason: `${why}; the default is ${this.#default}`, ...(review ? { review } : {}) };
+  }
+}
+
+/** The judge of a session on MCP connection `connection`, reviews settled as the bundle's reviewers say. */
+export function mcpJudgeFor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write'): McpJudge {
+  return new McpJudge(policy.mcp ?? MCP_DEFAULTS, who, connection, mode, (rule) => reviewSettingsFor(policy, connection, rule));
+}
+
+/** What the judge of a session without a policy repo does: everything allowed, no server requests. */
+export const OPEN_MCP_JUDGE = new McpJudge(MCP_DEFAULTS, { subject: '', groups: [] }, '', 'read-write');
+
+function compile(rule: McpRule): CompiledRule {
+  const m = rule.match;
+  const named = m.tools !== undefined || m.resources !== undefined || m.prompts !== undefined;
+  const kinds = new Set<McpAsk['kind']>(
+    named ? [...(m.tools ? ['tool' as const] : []), ...(m.resources ? ['resource' as const] : []), ...(m.prompts ? ['prompt' as const] : [])] : ['tool', 'resource', 'prompt'],
+  );
+  const asPath = rule.action === 'allow';
+  return {
+    rule,
+    kinds,
+    ...(named ? { names: { ...(m.tools ? { tool: m.tools } : {}), ...(m.resources ? { resource: m.resources } : {}), ...(m.prompts ? { prompt: m.prompts } : {}) } } : {}),
+    ...(m.arguments ? { arguments: Object.entries(m.arguments).map(([name, match]) => ({ path: name.split('.'), match: valueMatcher(match, asPath, rule.action === 'allow') })) } : {}),
+  };
+}
+
+/** Whether rule `c` names `name` of `kind` (whatever the arguments). */
+function namesIt(c: CompiledRule, kind: McpAsk['kind'], name: string): boolean {
+  if (!c.kinds.has(kind)) return false;
+  const globs = c.names?.[kind];
+  return globs === undefined || globs.some((g) => globMatches(g, name));
+}
+
+/** Whether rule `c` matches `ask`: its kind, its name, every argument it names. */
+function matches(c: CompiledRule, ask: McpAsk): boolean {
+  if (!namesIt(c, ask.kind, ask.kind === 'resource' ? ask.uri : ask.name)) return false;
+  if (!c.arguments) return true;
+  if (ask.kind === 'resource') return false;
+  return c.arguments.every(({ path, match }) => {
+    const value = valueAt(ask.arguments, path);
+    return value !== undefined && match(value);
+  });
+}
+
+/** The longest value an allow rule's path glob reads (a longer one matches none). */
+const MAX_GLOB_TEXT = 64 * 1024;
+
+/** The value at `path` in a call's arguments (own properties only). */
+function valueAt(args: unknown, path: readonly string[]): unknown {
+  let at: unknown = args;
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null || Array.isArray(at) || !Object.hasOwn(at, key)) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
+}
+
+/**
+ * A matcher over one argument's value: `equals` by JSON value, else globs over its text; a list
+ * matches when every item does (`all`: an allow rule's) or when one does.
+ */
+function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (value: unknown) => boolean {
+  if ('equals' in m) {
+    const want = canonical(m.equals);
+    return (value) => canonical(value) === want;
+  }
+  const globs = m.globs.map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text))));
+  const one = (value: unknown): boolean => {
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    return globs.some((g) => g(text));
+  };
+  return (value) => (Array.isArray(value) ? value.length > 0 && (all ? value.every(one) : value.some(one)) : one(value));
+}
+
+/** A value's JSON with its objects' keys sorted, so that equal values compare equal. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** A path with its `.` and `..` segments resolved (as a server that joins it would read it). */
+function resolved(text: string): string {
+  return text.includes('/') ? posix.normalize(text) : text;
+}
+
+/**
+ * An allow rule's glob over a path: `*` within one segment, `**` across segments, and a value
+ * with a `.`, `..` or empty segment that the pattern does not spell matches nothing.
+ */
+function pathGlob(pattern: string): (text: string) => boolean {
+  // Tokens: a character, `*` (0: within a segment) or `**` (1: across segments).
+  const tokens: Array<string | 0 | 1> = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] !== '*') tokens.push(pattern[i]!);
+    else if (pattern[i + 1] === '*') {
+      tokens.push(1);
+      while (pattern[i + 1] === '*') i++;
+    } else tokens.push(0);
+  }
+  const odd = /(^|\/)\.{1,2}(\/|$)|\/\//;
+  const spells = odd.test(pattern);
+  return (text) => {
+    if (text.length > MAX_GLOB_TEXT || (!spells && odd.test(text))) return false;
+    // row[j]: the text read so far matches the first j tokens (pattern length times text length steps, no backtracking).
+    let row = new Array<boolean>(tokens.length + 1).fill(false);
+    row[0] = true;
+    for (let j = 1; j <= tokens.length; j++) row[j] = row[j - 1]! && typeof tokens[j - 1] === 'number';
+    for (const c of text) {
+      const next = new Array<boolean>(tokens.length + 1).fill(false);
+      for (let j = 1; j <= tokens.length; j++) {
+        const t = tokens[j - 1]!;
+        next[j] = typeof t === 'number' ? next[j - 1]! || (row[j]! && (t === 1 || c !== '/')) : row[j - 1]! && t === c;
+      }
+      row = next;
+      if (!row.includes(true)) return false;
+    }
+    return row[tokens.length]!;
+  };
+}
+
+/** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */
+function mostRestrictive(verdicts: McpVerdict[]): McpVerdict | undefined {
+  let best: McpVerdict | undefined;
+  for (const v of verdicts) {
+    if (best === undefined || ACTIONS.indexOf(v.action) > ACTIONS.indexOf(best.action)) best = v;
+    else if (v.action === best.action && v.action === 'review') best = combineReviewDecisions(best, v);
+  }
+  return best;
+}

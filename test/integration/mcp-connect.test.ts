@@ -1,0 +1,297 @@
+/**
+ * MCP connections against real MCP servers from npm, driven by the MCP SDK's client as an agent
+ * drives them: `@modelcontextprotocol/server-filesystem` over stdio (a program the gateway runs,
+ * admitted by `policy.allowedCommands`) and `@modelcontextprotocol/server-everything` over stdio
+ * and Streamable HTTP, each behind the gateway, reached through `hoop mcp --connection`. Hidden
+ * tools are absent from tools/list, a denied call never reaches the server (the file is not
+ * written), a held call runs only once approved, results are masked by the detectors, the server
+ * cannot ask the agent for sampling or elicitation, and every call is in the signed recording and
+ * the index.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
+
+const require = createRequire(import.meta.url);
+const FILESYSTEM = join(dirname(require.resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist', 'index.js');
+const EVERYTHING = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
+const HOOP = resolve(import.meta.dirname, '../../bin/hoop.js');
+const CARD = '4111 1111 1111 1111';
+
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+let data: string;
+let everythingHttp: ChildProcess;
+let httpPort: number;
+
+const bundle = (): string => `version: 1
+connections:
+  - name: files
+    type: mcp
+    command: [${process.execPath}, ${FILESYSTEM}, ${data}]
+  - name: everything
+    type: mcp
+    command: [${process.execPath}, ${EVERYTHING}, stdio]
+    env: { APP_MCP_TOKEN: "\${env:APP_MCP_TOKEN}" }
+  - name: everything-http
+    type: mcp
+    url: http://127.0.0.1:${httpPort}/mcp
+    headers: { X-Api-Key: "\${env:APP_MCP_TOKEN}" }
+access:
+  - { name: people, subjects: [alice, bob], connections: [files, everything, everything-http], mode: read-write }
+statements:
+  reviewers:
+    - { groups: [dba], timeout: 30s }
+masking:
+  detectors:
+    - { detector: payment-card, strategy: last4 }
+mcp:
+  rules:
+    - { name: no-moves, match: { tools: [move_file] }, action: deny, message: files stay where they are }
+    - { name: no-secret-dir, match: { tools: ["*"], arguments: { path: "${data}/secret/**" } }, action: deny, message: the secret directory is off limits }
+    - { name: writes-reviewed, match: { tools: [write_file, edit_file, create_directory] }, action: review }
+    - { name: no-env, match: { tools: [get-env], connections: [everything-http] }, action: deny }
+`;
+
+/** An agent's MCP client on connection `name`, through `hoop mcp --connection` (a real hoop process). */
+async function agent(name: string, subject = 'alice'): Promise<{ client: Client; stderr: () => string; close: () => Promise<void> }> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [HOOP, 'mcp', '--connection', name, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile],
+    env: { PATH: process.env.PATH ?? '', HOOP_TOKEN: await stack.token(subject), HOOP_CONFIG_DIR: join(stack.dir, `cli-${subject}`), XDG_RUNTIME_DIR: stack.runtime },
+    stderr: 'pipe',
+  });
+  let err = '';
+  transport.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const client = new Client({ name: 'test-agent', version: '1.0.0' }, { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } });
+  // The client answers what the server asks (if the gateway let it through): a test fails if it ever does.
+  const asked: string[] = [];
+  client.setRequestHandler((await import('@modelcontextprotocol/sdk/types.js')).CreateMessageRequestSchema, () => {
+    asked.push('sampling');
+    return { role: 'assistant', content: { type: 'text', text: 'the agent answered' }, model: 'test' };
+  });
+  await client.connect(transport);
+  return {
+    client,
+    stderr: () => err,
+    close: async () => {
+      expect(asked).toEqual([]);
+      await client.close();
+    },
+  };
+}
+
+const hoop = async (argv: string[], subject = 'alice', groups: string[] = []) =>
+  stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+
+/** The id of the one pending review whose text contains `text`, once it exists. */
+async function pendingReview(text: string): Promise<string> {
+  return eventually(
+    async () => {
+      const ls = await hoop(['review', 'ls', '--json'], 'bob', ['dba']);
+      const found = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string }> }).reviews.find((r) => r.sql.includes(text));
+      expect(found, `a pending review of ${text}`).toBeDefined();
+      return found!.id;
+    },
+    { timeout: 30_000, interval: 100 },
+  );
+}
+
+/** The recording of session `id`, as JSON lines, once it is complete. */
+async function recordingOf(id: string): Promise<Array<Record<string, unknown>>> {
+  return eventually(
+    async () => {
+      const r = await hoop(['sessions', 'export', id, '--format', 'jsonl']);
+      expect(r.code, r.stderr).toBe(0);
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.some((e) => e.t === 'end')).toBe(true);
+      return lines;
+    },
+    { timeout: 30_000, interval: 200 },
+  );
+}
+
+const text = (r: unknown): string => ((r as { content?: Array<{ type: string; text?: string }> }).content ?? []).map((c) => c.text ?? '').join('\n');
+
+beforeAll(async () => {
+  data = await mkdtemp(join(tmpdir(), 'hoop-mcp-data-'));
+  await mkdir(join(data, 'secret'));
+  await writeFile(join(data, 'readme.txt'), 'hello from the data directory\n');
+  await writeFile(join(data, 'secret', 'key.txt'), 'the secret\n');
+  await writeFile(join(data, 'cards.txt'), `customer card ${CARD}\n`);
+  // server-everything over Streamable HTTP on a port of its own.
+  httpPort = 20000 + Math.floor(Math.random() * 20000);
+  everythingHttp = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { env: { ...process.env, PORT: String(httpPort) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolveUp, reject) => {
+    let err = '';
+    everythingHttp.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('listening on port')) resolveUp();
+    });
+    everythingHttp.once('exit', (code) => reject(new Error(`server-everything exited ${code}: ${err}`)));
+  });
+  repo = new PolicyGitRepo('mcp');
+  stack = await startStack({
+    env: { APP_MCP_TOKEN: 'mcp-secret-token-1' },
+    policy: () => {
+      repo.commit(bundle());
+      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${FILESYSTEM} ${data}"\n    - "${process.execPath} ${EVERYTHING} stdio"\n`;
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  repo?.remove();
+  everythingHttp?.kill();
+  await rm(data, { recursive: true, force: true });
+});
+
+describe('an MCP server behind the gateway (server-filesystem over stdio)', () => {
+  it('lists only the tools a call could run, and serves allowed calls', async () => {
+    const a = await agent('files');
+    try {
+      const tools = (await a.client.listTools()).tools.map((t) => t.name);
+      expect(tools).toContain('read_text_file');
+      expect(tools).toContain('write_file');
+      expect(tools).not.toContain('move_file');
+      const read = await a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'readme.txt') } });
+      expect(text(read)).toBe('hello from the data directory\n');
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('refuses a denied call before the server sees it, with the rule', async () => {
+    const a = await agent('files');
+    try {
+      await expect(a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'secret', 'key.txt') } })).rejects.toThrow(/the secret directory is off limits.*no-secret-dir/);
+      // `..` does not get around it.
+      await expect(a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'public', '..', 'secret', 'key.txt') } })).rejects.toThrow(/no-secret-dir/);
+      // A tool hidden from the list is refused when called by name.
+      await expect(a.client.callTool({ name: 'move_file', arguments: { source: join(data, 'readme.txt'), destination: join(data, 'moved.txt') } })).rejects.toThrow(/files stay where they are/);
+      expect(existsSync(join(data, 'readme.txt'))).toBe(true);
+      expect(existsSync(join(data, 'moved.txt'))).toBe(false);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('masks card numbers in results by the detectors', async () => {
+    const a = await agent('files');
+    try {
+      const read = await a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'cards.txt') } });
+      expect(text(read)).not.toContain(CARD);
+      expect(text(read)).toMatch(/customer card \*{4} \*{4} \*{4} 1111/);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('holds a write until a reviewer approves it; a denied one never writes', async () => {
+    const a = await agent('files');
+    try {
+      const approved = join(data, 'approved.txt');
+      const call = a.client.callTool({ name: 'write_file', arguments: { path: approved, content: 'written after approval' } }, undefined, { timeout: 60_000 });
+      const id = await pendingReview('approved.txt');
+      expect(existsSync(approved)).toBe(false);
+      const ok = await hoop(['review', 'approve', id], 'bob', ['dba']);
+      expect(ok.code, ok.stderr).toBe(0);
+      await call;
+      expect(await readFile(approved, 'utf8')).toBe('written after approval');
+
+      const refused = join(data, 'refused.txt');
+      const denied = a.client.callTool({ name: 'write_file', arguments: { path: refused, content: 'never' } }, undefined, { timeout: 60_000 });
+      const id2 = await pendingReview('refused.txt');
+      const no = await hoop(['review', 'deny', id2, '--reason', 'not today'], 'bob', ['dba']);
+      expect(no.code, no.stderr).toBe(0);
+      await expect(denied).rejects.toThrow(/denied by .*not today/);
+      expect(existsSync(refused)).toBe(false);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('records every call and answer, signed, and indexes the tools called', async () => {
+    const a = await agent('files');
+    await a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'readme.txt') } });
+    await expect(a.client.callTool({ name: 'move_file', arguments: { source: 'a', destination: 'b' } })).rejects.toThrow();
+    await a.close();
+    const ls = await eventually(
+      async () => {
+        const r = await hoop(['sessions', 'ls', '--tool', 'move_file', '--json']);
+        const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; reason: string; tools?: string[]; refused: number }> }).sessions.filter((s) => s.reason !== 'running');
+        expect(sessions.length).toBeGreaterThan(0);
+        return sessions;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    const session = ls[0]!;
+    expect(session.tools).toEqual(['move_file', 'read_text_file']);
+    expect(session.refused).toBe(1);
+    const events = await recordingOf(session.id);
+    const mcp = events.filter((e) => e.t === 'mcp') as Array<{ d: string; m: Record<string, unknown> }>;
+    expect(mcp.some((e) => e.d === 'c' && e.m.method === 'initialize')).toBe(true);
+    expect(mcp.some((e) => e.d === 'c' && e.m.method === 'tools/call' && (e.m.params as { name: string }).name === 'read_text_file')).toBe(true);
+    expect(mcp.some((e) => e.d === 's' && JSON.stringify(e.m).includes('hello from the data directory'))).toBe(true);
+    expect(mcp.some((e) => e.d === 's' && (e.m.error as { code?: number } | undefined)?.code === -32001)).toBe(true);
+    const verify = await hoop(['sessions', 'verify', session.id]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    const replay = await hoop(['sessions', 'replay', session.id, '--no-tty']);
+    expect(replay.stdout).toContain('files> tools/call read_text_file');
+    expect(replay.stdout).toContain('hello from the data directory');
+    expect(replay.stdout).toMatch(/files> tools\/call move_file[\s\S]*refused/);
+  });
+});
+
+describe('server-everything over stdio and Streamable HTTP', () => {
+  it('gives a program only the environment the connection names: never the gateway secrets', async () => {
+    const a = await agent('everything');
+    try {
+      const env = JSON.parse(text(await a.client.callTool({ name: 'get-env', arguments: {} }))) as Record<string, string>;
+      expect(env.APP_MCP_TOKEN).toBe('mcp-secret-token-1');
+      expect(env.APP_PASSWORD).toBeUndefined();
+      expect(Object.keys(env).filter((k) => !['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'APP_MCP_TOKEN'].includes(k))).toEqual([]);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('refuses the server asking the agent for sampling, unless the policy allows it', async () => {
+    const a = await agent('everything');
+    try {
+      const r = await a.client
+        .callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 10 } })
+        .catch((err: Error) => ({ isError: true, content: [{ type: 'text', text: err.message }] }));
+      expect(JSON.stringify(r)).toMatch(/mcp\.serverRequests|does not let this MCP server/);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('serves a Streamable HTTP server with the policy in force', async () => {
+    const a = await agent('everything-http');
+    try {
+      const tools = (await a.client.listTools()).tools.map((t) => t.name);
+      expect(tools).toContain('echo');
+      expect(tools).not.toContain('get-env');
+      expect(text(await a.client.callTool({ name: 'echo', arguments: { message: `card ${CARD}` } }))).not.toContain(CARD);
+      expect(text(await a.client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } }))).toContain('5');
+      await expect(a.client.callTool({ name: 'get-env', arguments: {} })).rejects.toThrow(/no-env/);
+    } finally {
+      await a.close();
+    }
+  });
+});
