@@ -42,6 +42,7 @@ import { createLogger, levelFromEnv, type Logger } from '../log.js';
 import { writePgpass } from '../postgres/local/pgpass.js';
 import { runtimeDir, writeRunFile } from '../runtime-files.js';
 import { AgentRun } from '../agent/agent-run.js';
+import { serverEntry } from './mcp-client-config.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
 import { bridgePorts, gatewayAcceptor, gatewayHostsLine, portInside, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
 import { egressProxy, type EgressDecision } from '../agent/egress-proxy.js';
@@ -308,6 +309,8 @@ interface Served {
   directs: PgEndpoint[];
   sshPorts: SshPort[];
   mysqlPorts: MysqlPort[];
+  /** The run's MCP connections: served to the command by `hoop mcp --connection`, named in its MCP configuration (`HOOP_MCP_CONFIG`). */
+  mcp: string[];
 }
 
 /** Runs `argv` (a command and its arguments) as a run of its own, as `opts` say; ends by throwing CommandExit with its exit code. */
@@ -315,7 +318,7 @@ export async function runAgent(io: CliIo, argv: string[], opts: RunOptions): Pro
   const b = await beginRun(io, argv, opts);
   // Swept when the command has ended, or by the next hoop command if this one is killed first.
   const pending = b.controls ? notePendingSweep(io.env, b.run.id, b.controls) : undefined;
-  const served: Served = { ports: [], directs: [], sshPorts: [], mysqlPorts: [] };
+  const served: Served = { ports: [], directs: [], sshPorts: [], mysqlPorts: [], mcp: [] };
   const state: RunningState = { exitCode: 1, started: Date.now() };
   try {
     state.records = new CommandRecords(io, b.person, b.log);
@@ -434,7 +437,7 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
     if (info.type === 'ssh') {
       const record = info.clientRecords ? sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say: b.say }) : undefined;
       served.sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
-    } else if (info.type === 'mcp') b.say(`"${name}" is an MCP connection: the agent reaches it with \`hoop mcp --connection ${name}\` as an MCP server command, under this run`);
+    } else if (info.type === 'mcp') served.mcp.push(name);
     else if (info.type === 'mysql') served.mysqlPorts.push(await openMysqlPort({ ...common, info, env: io.env, records, runId: run.id }));
     else if (opts.direct) served.directs.push(await directEndpoint(run, name, b.runDir));
     else served.ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
@@ -458,11 +461,16 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
   const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
   log.info('run.start', { run: run.id, connections: b.names, command: b.file, isolation: containment.kind });
   const mysqlHome = mysqlPorts[0] ? await writeMysqlHome(runDir, mysqlPorts[0].optionFile) : undefined;
+  // The run's MCP connections as the command's MCP servers (`claude --mcp-config "$HOOP_MCP_CONFIG" --strict-mcp-config`): each `hoop mcp --connection`, as the run.
+  const mcpConfig = served.mcp.length
+    ? await writeRunFile(runDir, 'mcp', '.json', `${JSON.stringify({ mcpServers: Object.fromEntries(served.mcp.map((n) => [n, serverEntry('claude-code', ['--connection', n], {})])) }, null, 2)}\n`)
+    : undefined;
+  if (mcpConfig) b.say(`the run's MCP servers are in ${mcpConfig} ($HOOP_MCP_CONFIG): ${served.mcp.join(', ')}`);
   const own = runVariables({ id: run.id, token: run.token, gateway: net?.gateway?.url ?? person.gateway, caFile }, clients, pgpassFile, sshConfig, {
     ports: mysqlPorts,
     ...(mysqlHome ? { home: mysqlHome } : {}),
   });
-  const env = agentEnvironment(io.env, { ...own, ...net?.env }, { contained, sshAgent: opts.sshAgent === true });
+  const env = agentEnvironment(io.env, { ...own, ...(mcpConfig ? { HOOP_MCP_CONFIG: mcpConfig } : {}), ...net?.env }, { contained, sshAgent: opts.sshAgent === true });
   const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
   // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
   const terminal = [io.stdin, io.stdout, io.stderr].some((s) => (s as { isTTY?: boolean } | undefined)?.isTTY === true);

@@ -15,7 +15,9 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { clientFile, LAUNCHER, MCP_CLIENTS, type McpClient, serverEntry, writeServerEntry } from '../client/mcp-client-config.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { listConnections } from '../api-client/connections.js';
+import { commandTokenProvider } from '../client/client-config.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 
 /** Builds `hoop mcp config`. */
@@ -30,15 +32,35 @@ export function mcpConfigCommand(io: CliIo): Command {
     .addOption(new Option('-c, --connect <name>', 'a connection of that run (repeat for several; default: every one you may use)').argParser((v: string, all: string[] = []) => [...all, v]))
     .action(async (opts: { client: McpClient; write?: boolean; global?: boolean; name: string; agent?: string; connect?: string[] }) => {
       if (opts.global && !opts.write) throw new HoopError(ErrorCode.USAGE, '--global goes with --write');
-      const args = [...(opts.agent ? ['--agent', opts.agent] : []), ...(opts.connect ?? []).flatMap((c) => ['--connect', c])];
-      const entry = serverEntry(opts.client, args, io.env);
+      const agent = opts.agent ? ['--agent', opts.agent] : [];
+      const args = [...agent, ...(opts.connect ?? []).flatMap((c) => ['--connect', c])];
+      // hoop's own tools, then each MCP connection of the gateway the caller may use, as a server of its own.
+      const servers: Array<[name: string, args: string[]]> = [[opts.name, args], ...(await mcpConnectionNames(io)).map((c): [string, string[]] => [c, [...agent, '--connection', c]])];
       const { file, key } = clientFile(opts.client, resolve(io.cwd), opts.global === true);
       if (!opts.write) {
-        io.stdout.write(`${JSON.stringify({ [key]: { [opts.name]: entry } }, null, 2)}\n`);
+        io.stdout.write(`${JSON.stringify({ [key]: Object.fromEntries(servers.map(([name, a]) => [name, serverEntry(opts.client, a, io.env)])) }, null, 2)}\n`);
         io.stderr.write(`hoop: this goes in ${file} (--write puts it there)\n`);
         return;
       }
-      const done = await writeServerEntry(io, file, key, opts.name, entry);
-      io.stdout.write(`${file}: ${done} the MCP server "${opts.name}" (${process.execPath} ${LAUNCHER} mcp${args.length ? ` ${args.join(' ')}` : ''})\n`);
+      for (const [name, a] of servers) {
+        const done = await writeServerEntry(io, file, key, name, serverEntry(opts.client, a, io.env));
+        io.stdout.write(`${file}: ${done} the MCP server "${name}" (${process.execPath} ${LAUNCHER} mcp${a.length ? ` ${a.join(' ')}` : ''})\n`);
+      }
     });
+}
+
+/** The gateway's MCP connections the caller may use (none, said on stderr, when the gateway cannot be asked). */
+async function mcpConnectionNames(io: CliIo): Promise<string[]> {
+  try {
+    const provider = await commandTokenProvider(io, {});
+    try {
+      const all = await listConnections({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token);
+      return all.filter((c) => c.type === 'mcp').map((c) => c.name);
+    } finally {
+      provider.close();
+    }
+  } catch (err) {
+    io.stderr.write(`hoop: the gateway's MCP connections are left out: ${describeError(err)}\n`);
+    return [];
+  }
 }

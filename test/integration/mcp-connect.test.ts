@@ -256,6 +256,36 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
   });
 });
 
+describe('an agent inside hoop run', () => {
+  it("finds the run's MCP connections in $HOOP_MCP_CONFIG and calls them as the run, contained", async () => {
+    const script = join(stack.dir, 'mcp-agent.mjs');
+    const sdk = (p: string) => JSON.stringify(require.resolve(`@modelcontextprotocol/sdk/${p}`));
+    await writeFile(
+      script,
+      `import { readFileSync } from 'node:fs';
+import { Client } from ${sdk('client/index.js')};
+import { StdioClientTransport } from ${sdk('client/stdio.js')};
+const { mcpServers } = JSON.parse(readFileSync(process.env.HOOP_MCP_CONFIG, 'utf8'));
+const s = mcpServers.files;
+const client = new Client({ name: 'run-agent', version: '1' });
+await client.connect(new StdioClientTransport({ command: s.command, args: s.args, env: process.env }));
+const r = await client.callTool({ name: 'read_text_file', arguments: { path: ${JSON.stringify(join(data, 'readme.txt'))} } });
+console.log('AGENT SAW:', r.content[0].text.trim());
+await client.close();
+`,
+    );
+    const r = await stack.run(['run', '--isolation', 'bwrap', '--connect', 'files', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', process.execPath, script], {
+      HOOP_TOKEN: await stack.token('alice'),
+    });
+    expect(r.stdout + r.stderr).toContain('AGENT SAW: hello from the data directory');
+    expect(r.code, r.stderr).toBe(0);
+    const runId =
+      /run (run-[A-Za-z0-9]+)/.exec(r.stderr)?.[1] ??
+      (JSON.parse((await hoop(['sessions', 'ls', '--connection', 'files', '--json'])).stdout) as { sessions: Array<{ runId?: string; via?: string }> }).sessions.find((s) => s.via === 'run')?.runId;
+    expect(runId).toBeDefined();
+  });
+});
+
 describe('server-everything over stdio and Streamable HTTP', () => {
   it('gives a program only the environment the connection names: never the gateway secrets', async () => {
     const a = await agent('everything');
