@@ -125,7 +125,7 @@ masking:
 }
 
 /** Commits `text` as hoop.yaml of a new git repo in `dir`; returns the repo's path. */
-function benchPolicyRepo(dir: string, text: string): string {
+export function benchPolicyRepo(dir: string, text: string): string {
   const repo = join(dir, 'policy-repo');
   mkdirSync(repo);
   const env = {

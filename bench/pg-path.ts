@@ -74,13 +74,14 @@ import { join } from 'node:path';
 import { startPgCluster } from '../test/harness/postgres.js';
 import { formatIdle, formatIdleComparison, measureIdleSessions } from './idle.js';
 import { type BenchDatabase, type Endpoint, measurePath, type PathSetup, prepareDatabase } from './measure.js';
+import { formatMcp, measureMcp } from './mcp.js';
 import { runMysqlLane } from './mysql-lane.js';
 import { LIMITS_PATH_ID, type PgContext, runPath, selectPaths } from './paths.js';
 import { formatLimits, measureLimits } from './pg-limits.js';
 import { cleanupAll, isInterrupted, onCleanup, trapExitSignals } from './processes.js';
 import { type BenchReport, formatMysqlTable, formatScp, formatTable, machineInfo, reportJson } from './report.js';
 import { measureScp } from './scp.js';
-import { BenchUsageError, IDLE_SESSIONS, LIMITS, parseArgs, SCP } from './settings.js';
+import { BenchUsageError, IDLE_SESSIONS, LIMITS, MCP, parseArgs, SCP } from './settings.js';
 
 const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
 
@@ -139,6 +140,14 @@ async function main(): Promise<number> {
       print(formatScp(report.scp));
     } catch (err) {
       log(`[scp] skipped: ${(err as Error).message}`);
+    }
+  }
+  if (MCP) {
+    try {
+      report.mcp = await measureMcp(log);
+      print(formatMcp(report.mcp));
+    } catch (err) {
+      log(`[mcp] skipped: ${(err as Error).message}`);
     }
   }
   if (isInterrupted()) return 130;

@@ -15,6 +15,7 @@ import { MARIADB_SLAP, type MysqlDatabase } from './mysql-measure.js';
 import { BASELINE_IDS, type Lane, type PathOutcome, RECORDING_PAIRS } from './paths.js';
 import type { LimitsResult } from './pg-limits.js';
 import { versionOf, which } from './processes.js';
+import type { McpRow } from './mcp.js';
 import { SCP_BASTION_LABEL, type ScpRow } from './scp.js';
 import * as settings from './settings.js';
 
@@ -44,6 +45,8 @@ export interface BenchReport {
   /** The idle MySQL sessions, beside PostgreSQL's `idle`. */
   mysqlIdle?: IdleResult;
   scp?: ScpRow[];
+  /** The MCP tool call's latencies (./mcp.ts). */
+  mcp?: McpRow[];
 }
 
 /** The figures a ratio to the baseline is given for, in the table's order. */
@@ -283,6 +286,7 @@ export function reportJson(report: BenchReport): unknown {
     })),
     recordingCost: { connect: orNull(cost.connect), direct: orNull(cost.direct) },
     scp: report.scp?.map((r, i) => ({ ...r, vsBastion: orNull(scpRatio[i]) })) ?? null,
+    mcp: report.mcp ?? null,
     idle: orNull(report.idle),
     mysqlIdle: orNull(report.mysqlIdle),
     limits: orNull(report.limits),
