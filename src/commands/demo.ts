@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';
 import { startDemo, type RunningDemo } from '../demo/demo.js';
 import { playDemoScript } from '../demo/play-script.js';
-import { DEMO_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
+import { DEMO_CONNECTION, DEMO_FILES_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo, type RunCli } from '../io.js';
 
@@ -75,6 +75,15 @@ And MySQL: the same shop on the demo's MariaDB, under the same policy:
     : `
 No MySQL target: MariaDB's server is not installed (Debian, Ubuntu: sudo apt-get install mariadb-server; then hoop demo --fresh).
 `
+}${
+  demo.connections.includes(DEMO_FILES_CONNECTION)
+    ? `
+And an MCP server: the reference filesystem server over ${demo.dir}/files, its tools for agents through hoop
+(reads allowed, changes held for a reviewer):
+  hoop mcp config --client claude-code --write   # .mcp.json: hoop's own tools, and ${DEMO_FILES_CONNECTION}
+  hoop sessions ls --tool write_file             # who changed the files, or tried to
+`
+    : ''
 }
 The policy is a git repository: ${demo.env.HOOP_POLICY_REPO}
   edit hoop.yaml there and commit; the gateway picks the commit up within 5 seconds.

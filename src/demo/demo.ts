@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -38,7 +39,19 @@ import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { findSshd, startSshd, type Sshd } from './sshd.js';
 import { findMariaDb, startDemoMariaDb, type DemoMariaDb } from './mariadb.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
-import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_SSH_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_REVIEWER, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
+import {
+  DEMO_ACCOUNTS,
+  DEMO_CONNECTION,
+  DEMO_SSH_CONNECTION,
+  DEMO_MYSQL_CONNECTION,
+  DEMO_FILES_CONNECTION,
+  DEMO_DATABASE,
+  DEMO_ROLE,
+  DEMO_REVIEWER,
+  DEMO_USER,
+  samplePolicyFiles,
+  sampleSchemaSql,
+} from './sample.js';
 import type { RecordingCheckResult } from './script.js';
 import { openSqlSession, type SqlSession } from './session.js';
 
@@ -141,6 +154,7 @@ function paths(dir: string) {
     sshd: join(dir, 'sshd'),
     mariadb: join(dir, 'mariadb'),
     mysqlPassword: join(dir, 'secrets', `${DEMO_ROLE}.mysql.password`),
+    files: join(dir, 'files'),
   };
 }
 
@@ -233,6 +247,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     while (state.mariadbPort === undefined || state.mariadbPort === state.sshdPort) state.mariadbPort = await freePort();
     await saveState(p, state);
     const [pg, sshd, maria] = await settledAll([startPostgres(start, state), startSshTarget(start, state), startMysqlTarget(start, state)] as const);
+    await ensureDemoFiles(p);
     await ensurePolicyRepo(p, pg, sshd, maria);
 
     // The OpenID provider and the gateway.
@@ -257,6 +272,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     const policyText = await readFile(join(p.repo, 'hoop.yaml'), 'utf8');
     const hasSsh = sshd !== undefined && policyText.includes(`name: ${DEMO_SSH_CONNECTION}`);
     const hasMysql = maria !== undefined && policyText.includes(`name: ${DEMO_MYSQL_CONNECTION}`);
+    const hasFiles = policyText.includes(`name: ${DEMO_FILES_CONNECTION}`);
     const sessionTarget = await sessionTargetOf(connection);
     return {
       dir,
@@ -265,7 +281,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       env,
       psql,
       connection,
-      connections: [DEMO_CONNECTION, ...(hasSsh ? [DEMO_SSH_CONNECTION] : []), ...(hasMysql ? [DEMO_MYSQL_CONNECTION] : [])],
+      connections: [DEMO_CONNECTION, ...(hasSsh ? [DEMO_SSH_CONNECTION] : []), ...(hasMysql ? [DEMO_MYSQL_CONNECTION] : []), ...(hasFiles ? [DEMO_FILES_CONNECTION] : [])],
       postgres: { source: pg.source, version: pg.version, port: pg.port },
       openSession: () => openSqlSession(sessionTarget),
       recordedSessions: () => recordedSessionCount(cli),
@@ -384,6 +400,27 @@ async function startMysqlTarget(start: DemoStart, state: DemoState): Promise<Dem
   return maria;
 }
 
+/** How the gateway runs the reference MCP filesystem server over the demo's files, when it is installed. */
+function filesCommand(p: DemoPaths): string[] | undefined {
+  try {
+    const server = join(dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist', 'index.js');
+    return [process.execPath, server, p.files];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The directory the demo's MCP connection serves, with a few files (once; kept: the user may change them). */
+async function ensureDemoFiles(p: DemoPaths): Promise<void> {
+  if (existsSync(p.files)) return;
+  await mkdir(p.files, { mode: 0o700 });
+  await writeFile(
+    join(p.files, 'README.md'),
+    `# The demo's files\n\nThe ${DEMO_FILES_CONNECTION} connection serves this directory's files to agents, through hoop:\nthey read freely; a change waits for a reviewer.\n`,
+  );
+  await writeFile(join(p.files, 'refunds.csv'), 'customer,card,amount\nAda Lovelace,4111 1111 1111 1111,120.00\n');
+}
+
 /** The config repo with the sample policy, made once (kept: the user may commit to it). */
 async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | undefined, maria: DemoMariaDb | undefined): Promise<void> {
   if (existsSync(p.repo)) return;
@@ -394,6 +431,7 @@ async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | und
       passwordFile: p.rolePassword,
       ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}),
       ...(maria ? { mysql: { port: maria.port, passwordFile: p.mysqlPassword } } : {}),
+      ...(filesCommand(p) ? { files: { command: filesCommand(p)! } } : {}),
     }),
     { name: 'hoop demo', email: 'demo@hoop.invalid' },
     'The demo policy',
@@ -428,6 +466,7 @@ policy:
   ref: main
   pullIntervalSeconds: 5
   allowedSecrets: [${q(`\${file:${p.secrets}/*}`)}, ${q(`\${file:${p.sshd}/client_key}`)}]
+  allowedCommands: [${filesCommand(p) ? q(filesCommand(p)!.join(' ')) : ''}]
 `,
   );
 }

@@ -144,7 +144,12 @@ export interface SampleTarget {
   ssh?: { port: number; user: string; keyFile: string; hostKey: string };
   /** The demo's MariaDB server, when installed: the `demo-mysql` connection. */
   mysql?: { port: number; passwordFile: string };
+  /** The reference MCP filesystem server over the demo's `files` directory, when installed: the `demo-files` connection. */
+  files?: { command: string[] };
 }
+
+/** The demo's MCP connection (when the reference filesystem server is installed): the tools of a directory of files. */
+export const DEMO_FILES_CONNECTION = 'demo-files';
 
 /** The demo's MySQL connection (when MariaDB's server is installed): the same shop, the same policy. */
 export const DEMO_MYSQL_CONNECTION = 'demo-mysql';
@@ -159,7 +164,7 @@ export const DEMO_SSH_CONNECTION = 'demo-ssh';
  */
 export function samplePolicyFiles(target: SampleTarget): Record<string, string> {
   return {
-    'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, maskingYaml(target), sshRulesYaml(target)].join(''),
+    'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, maskingYaml(target), sshRulesYaml(target), mcpRulesYaml(target)].join(''),
     'policy/tests/demo.yaml': POLICY_TESTS_YAML,
     'policy/fixtures/shop.sql': `-- The data the masking case of policy/tests/demo.yaml runs on (the demo's own).\n${sampleSchemaSql()}`,
   };
@@ -203,6 +208,13 @@ ${
     tls: { mode: disable }
 `
     : ''
+}${
+  target.files
+    ? `  - name: ${DEMO_FILES_CONNECTION}                           # an MCP server: the gateway runs it, agents reach its tools through hoop
+    type: mcp
+    command: ${JSON.stringify(target.files.command)}
+`
+    : ''
 }
 `;
 }
@@ -210,8 +222,8 @@ ${
 /** `hoop.yaml`'s access rules: engineers read and write (the SSH connection too), analysts only read. */
 function accessYaml(target: SampleTarget): string {
   return `access:                                         # nobody gets in unless a rule admits them
-  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
-  - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}], mode: read-only, statementTimeout: 30s }
+  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}${target.files ? `, ${DEMO_FILES_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
+  - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}${target.files ? `, ${DEMO_FILES_CONNECTION}` : ''}], mode: read-only, statementTimeout: 30s }
 
 `;
 }
@@ -275,6 +287,23 @@ ${mysql}  names:
     - { detector: email, strategy: redact }
   derived: mask
 `;
+}
+
+/** `hoop.yaml`'s MCP rules, with the MCP connection: reading allowed (under read-only access too), changes held for a reviewer. */
+function mcpRulesYaml(target: SampleTarget): string {
+  return target.files
+    ? `
+mcp:                                            # what agents may do with the tools of ${DEMO_FILES_CONNECTION}
+  rules:
+    - name: reads
+      match: { tools: [read_*, list_*, directory_tree, search_files, get_file_info] }
+      action: allow
+    - name: file-changes-review
+      match: { tools: [write_file, edit_file, create_directory, move_file] }
+      action: review
+      message: a change to the files needs a reviewer
+`
+    : '';
 }
 
 /** `hoop.yaml`'s SSH rules, with the SSH connection: no recursive deletes. */

@@ -14,6 +14,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { TestBrowser } from '../harness/browser.js';
@@ -383,6 +385,34 @@ describe('the README, run as written', () => {
     expect(agentRun.code).toBe(0);
     expect(agentRun.output).toMatch(/Ada Lovelace \| \*{4} \*{4} \*{4} \d{4}|Ada Lovelace \| \[redacted\]/);
     expect(agentRun.output).toContain('(2 rows)');
+
+    // An agent's MCP client on demo-files, as the README's mcp config line writes it.
+    const [mcpConfig, toolSessions] = shCommands(readme).filter((l) => l.startsWith('npx hoop mcp config') || l.startsWith('npx hoop sessions ls --tool'));
+    const project = mkdtempSync(join(base, 'mcp-demo-'));
+    expect((await run([source!, mcpConfig!], { cwd: project })).code).toBe(0);
+    const servers = (JSON.parse(readFileSync(join(project, '.mcp.json'), 'utf8')) as { mcpServers: Record<string, { command: string; args: string[]; env?: Record<string, string> }> }).mcpServers;
+    expect(servers['demo-files']).toMatchObject({ command: process.execPath, args: [bin, 'mcp', '--connection', 'demo-files'] });
+    const client = new Client({ name: 'readme-agent', version: '1' });
+    await client.connect(
+      new StdioClientTransport({ command: servers['demo-files']!.command, args: servers['demo-files']!.args, env: { PATH: process.env.PATH ?? '', HOME: home, ...servers['demo-files']!.env } }),
+    );
+    try {
+      const refunds = await client.callTool({ name: 'read_text_file', arguments: { path: join(home, '.local/state/hoop/demo/files/refunds.csv') } });
+      expect(JSON.stringify(refunds)).toContain('**** **** **** 1111');
+      expect(JSON.stringify(refunds)).not.toContain('4111 1111 1111 1111');
+      const held = client.callTool({ name: 'write_file', arguments: { path: join(home, '.local/state/hoop/demo/files/new.txt'), content: 'x' } }, undefined, { timeout: 60_000 });
+      held.catch(() => undefined);
+      await eventually(async () => expect((await sourced('HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER npx hoop review ls')).output).toContain('write_file'));
+    } finally {
+      await client.close();
+    }
+    expect(existsSync(join(home, '.local/state/hoop/demo/files/new.txt'))).toBe(false);
+    const called = await eventually(async () => {
+      const r = await sourced(toolSessions!);
+      expect(r.output).toMatch(/demo-files/);
+      return r;
+    });
+    expect(called.code).toBe(0);
 
     expect(await interrupt(demo)).toBe(0);
     const scripted = await run(['npx hoop demo --script']);
