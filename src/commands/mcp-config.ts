@@ -15,7 +15,9 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { clientFile, LAUNCHER, MCP_CLIENTS, type McpClient, serverEntry, writeServerEntry } from '../client/mcp-client-config.js';
+import { treePlaces } from '../agent/sandbox.js';
 import { listConnections } from '../api-client/connections.js';
+import { checkTreeTarget } from '../tree-file.js';
 import { commandTokenProvider } from '../client/client-config.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -34,9 +36,11 @@ export function mcpConfigCommand(io: CliIo): Command {
       if (opts.global && !opts.write) throw new HoopError(ErrorCode.USAGE, '--global goes with --write');
       const agent = opts.agent ? ['--agent', opts.agent] : [];
       const args = [...agent, ...(opts.connect ?? []).flatMap((c) => ['--connect', c])];
+      const { file, key } = clientFile(opts.client, resolve(io.cwd), opts.global === true);
+      // A file hoop will not write is refused before the gateway is asked.
+      if (opts.write) await checkTreeTarget(file, treePlaces(io.env, io.cwd));
       // hoop's own tools, then each MCP connection of the gateway the caller may use, as a server of its own.
       const servers: Array<[name: string, args: string[]]> = [[opts.name, args], ...(await mcpConnectionNames(io)).map((c): [string, string[]] => [c, [...agent, '--connection', c]])];
-      const { file, key } = clientFile(opts.client, resolve(io.cwd), opts.global === true);
       if (!opts.write) {
         io.stdout.write(`${JSON.stringify({ [key]: Object.fromEntries(servers.map(([name, a]) => [name, serverEntry(opts.client, a, io.env)])) }, null, 2)}\n`);
         io.stderr.write(`hoop: this goes in ${file} (--write puts it there)\n`);

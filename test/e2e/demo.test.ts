@@ -153,7 +153,7 @@ describe('hoop demo', () => {
       dir,
       gateway: `https://127.0.0.1:${gatewayPort}`,
       envFile: join(dir, 'env'),
-      connections: ['demo-db', ...(findSshd() ? ['demo-ssh'] : []), ...(findMariaDb() ? ['demo-mysql'] : [])],
+      connections: ['demo-db', ...(findSshd() ? ['demo-ssh'] : []), ...(findMariaDb() ? ['demo-mysql'] : []), 'demo-files'],
       postgres: { source: 'npm' },
     });
     expect(first.info.postgres.version).toMatch(/^17\./);
