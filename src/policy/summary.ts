@@ -8,7 +8,18 @@ import type { SecretRef } from '../config/secrets.js';
 import type { McpValue } from '../config/connection.js';
 import type { PrincipalMatch } from './principal.js';
 import type { AlertRule } from './alert-rules.js';
-import { DEFAULT_MAX_GRANT_SECONDS, RUN_DEFAULTS, SSH_DEFAULTS, type AccessRule, type Policy, type ReviewSettings, type RuleMatch, type SshRuleMatch } from './schema.js';
+import {
+  DEFAULT_MAX_GRANT_SECONDS,
+  MCP_DEFAULTS,
+  RUN_DEFAULTS,
+  SSH_DEFAULTS,
+  type AccessRule,
+  type McpRuleMatch,
+  type Policy,
+  type ReviewSettings,
+  type RuleMatch,
+  type SshRuleMatch,
+} from './schema.js';
 
 function ref(r: SecretRef): string {
   return r.kind === 'env' ? `\${env:${r.name}}` : `\${file:${r.path}}`;
@@ -109,6 +120,22 @@ function accessRow(a: AccessRule): string[] {
   ];
 }
 
+/** An MCP rule's match, as `show` says it. */
+function mcpMatchText(m: McpRuleMatch): string {
+  const args = Object.entries(m.arguments ?? {}).map(([k, v]) => `${k} ${'equals' in v ? `= ${JSON.stringify(v.equals)}` : v.globs.join(',')}`);
+  const parts = [
+    m.tools ? `tools ${m.tools.join(',')}` : '',
+    m.resources ? `resources ${m.resources.join(',')}` : '',
+    m.prompts ? `prompts ${m.prompts.join(',')}` : '',
+    args.length ? `arguments ${args.join('; ')}` : '',
+    m.connections ? `connections ${m.connections.join(',')}` : '',
+    m.subjects ? `subjects ${m.subjects.join(',')}` : '',
+    m.groups ? `groups ${m.groups.join(',')}` : '',
+    ...principalText(m),
+  ].filter(Boolean);
+  return parts.join('; ') || 'every call, read and prompt';
+}
+
 /** An SSH rule's match, as `show` says it. */
 function sshMatchText(m: SshRuleMatch): string {
   const parts = [
@@ -192,6 +219,9 @@ export function describePolicy(policy: Policy, source: string): string {
     `ssh (shells and commands: ${ssh.default} unless a rule says otherwise; sftp ${ssh.sftp}; forwarding ${ssh.forwarding.length ? `to ${ssh.forwarding.join(',')}` : 'refused'}; client variables ${ssh.env.join(',') || 'none'})`,
   );
   out.push(...table(ssh.rules.map((r) => [r.name, r.action, sshMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
+  const mcp = policy.mcp ?? MCP_DEFAULTS;
+  out.push('', `mcp (tool calls, resources and prompts: ${mcp.default} unless a rule says otherwise; the server may ask the agent for ${mcp.serverRequests.join(',') || 'nothing'})`);
+  out.push(...table(mcp.rules.map((r) => [r.name, r.action, mcpMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
   const r = policy.recording;
   out.push(
     '',

@@ -23,8 +23,8 @@ let dir: string;
 let callsLog: string;
 
 /** A client of MCP connection `name` straight on a tunnel: lines out, parsed messages in. */
-async function rawMcp(name = 'hostile') {
-  const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: name, token: await stack.token('alice'), sessionId: newSessionId(), clientVersion: 'test', ca: stack.pki.ca });
+async function rawMcp(name = 'hostile', subject = 'alice') {
+  const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: name, token: await stack.token(subject), sessionId: newSessionId(), clientVersion: 'test', ca: stack.pki.ca });
   const received: Array<Record<string, unknown>> = [];
   let buffer = '';
   let ended = false;
@@ -57,7 +57,7 @@ async function rawMcp(name = 'hostile') {
   return { channel, received, send, answer, request, ended: () => ended, close: () => channel.destroy() };
 }
 
-const errorOf = (m: Record<string, unknown>) => m.error as { code: number; message: string };
+const errorOf = (m: Record<string, unknown>) => m.error as { code: number; message: string; data?: unknown };
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-mcp-hostile-'));
@@ -73,13 +73,17 @@ connections:
     command: [${process.execPath}, ${SERVER}]
     env: { CALLS_LOG: ${callsLog} }
 access:
-  - { name: people, subjects: [alice], connections: [hostile], mode: read-write }
+  - { name: people, subjects: [alice, dave], connections: [hostile], mode: read-write }
 statements:
   reviewers:
     - { groups: [dba], timeout: 30s }
 mcp:
   rules:
     - { name: writes-reviewed, match: { tools: [write] }, action: review }
+    - { name: no-secrets, match: { tools: [echo], arguments: { secret: "*" } }, action: deny }
+alerts:
+  - name: refusal-burst
+    when: { event: refused, count: 3, within: 10min }
 `);
       return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${SERVER}"\n`;
     },
@@ -156,6 +160,18 @@ describe('a hostile client, straight to the gateway', () => {
     expect(relayedUp).toBeLessThanOrEqual(60);
     expect(c.received.filter((m) => m.method === 'notifications/progress').length).toBeLessThanOrEqual(60);
     c.close();
+  });
+});
+
+describe('alerts', () => {
+  it('count MCP refusals as they count statements', async () => {
+    const c = await rawMcp('hostile', 'dave');
+    for (let id = 1; id <= 3; id++) expect(errorOf(await c.request(id, 'tools/call', { name: 'echo', arguments: { secret: 'x' } })).data).toMatchObject({ rule: 'no-secrets' });
+    c.close();
+    await eventually(async () => {
+      const r = await stack.run(['alerts', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('dave') });
+      expect((JSON.parse(r.stdout) as { alerts: Array<{ rule: string; subject: string }> }).alerts).toContainEqual(expect.objectContaining({ rule: 'refusal-burst', subject: 'dave' }));
+    });
   });
 });
 

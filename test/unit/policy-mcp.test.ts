@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LineReader, parseMessage } from '../../src/mcp/wire/json-rpc.js';
 import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
 import { McpJudge } from '../../src/policy/mcp.js';
+import { describePolicy } from '../../src/policy/summary.js';
 import { PERSON } from '../../src/policy/principal.js';
 import { MCP_DEFAULTS, type McpPolicy } from '../../src/policy/schema.js';
 
@@ -63,6 +64,9 @@ describe('MCP connection entries', () => {
       repo(
         `${head}  - { name: files, type: mcp, url: "https://x/mcp" }\nmcp:\n  default: deny\n  serverRequests: [roots]\n  rules:\n    - { name: r, match: { tools: [read_*], arguments: { path: "/srv/**", mode: { equals: 1 } } }, action: allow }\n`,
       ),
+    );
+    expect(describePolicy(ok, 'test')).toMatch(
+      /^mcp \(tool calls, resources and prompts: deny unless a rule says otherwise; the server may ask the agent for roots\)\n {2}r +allow +tools read_\*; arguments path \/srv\/\*\*; mode = 1/m,
     );
     expect(ok.mcp).toEqual({
       default: 'deny',
