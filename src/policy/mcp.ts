@@ -38,10 +38,10 @@
  * @see docs/mcp.md
  */
 import { posix } from 'node:path';
-import { globMatches, listNames } from '../glob.js';
-import { principalMatches } from './principal.js';
+import { globMatches } from '../glob.js';
+import { ruleApplies } from './rule-scope.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
-import { ACTIONS, MCP_DEFAULTS, type Action, type McpArgumentMatch, type McpPolicy, type McpRule, type McpRuleMatch, type Policy, type ReviewSettings, type Who } from './schema.js';
+import { ACTIONS, MCP_DEFAULTS, type Action, type McpArgumentMatch, type McpPolicy, type McpRule, type Policy, type ReviewSettings, type Who } from './schema.js';
 
 /** What the judge answers for a tool call, a resource read or a prompt. */
 export interface McpVerdict {
@@ -80,12 +80,7 @@ export class McpJudge {
   readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
 
   constructor(mcp: McpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
-    const applies = (m: McpRuleMatch): boolean =>
-      (!m.connections || listNames(m.connections, connection)) &&
-      (!m.subjects || listNames(m.subjects, who.subject)) &&
-      (!m.groups || m.groups.some((g) => who.groups.includes(g))) &&
-      principalMatches(m, who.principal);
-    this.#rules = mcp.rules.filter((r) => applies(r.match)).map(compile);
+    this.#rules = mcp.rules.filter((r) => ruleApplies(r.match, who, connection)).map(compile);
     this.#default = mcp.default;
     this.#readOnly = mode === 'read-only';
     this.#serverRequests = new Set(mcp.serverRequests);

@@ -611,6 +611,33 @@ const sshRegex = z.string({ error: 'must be a regular expression' }).check((ctx)
 });
 const sshTarget = z.string({ error: 'must be host:port' }).regex(/^[^\s:]+:(\*|[0-9]{1,5})$/, { error: 'must be host:port, e.g. db.internal:5432 (globs: *.internal:443, db:*)' });
 
+/**
+ * The `rules` of an `ssh` or `mcp` section: each a name, what it matches (`what`, narrowed by the
+ * connections, subjects, groups and principal it names), an action, a message and review settings.
+ */
+function ruleList<W extends z.ZodRawShape>(what: W) {
+  return z
+    .array(
+      z.strictObject({
+        name: nameSchema,
+        match: z
+          .strictObject({
+            ...what,
+            connections: sshList('connection name').optional(),
+            subjects: sshList('subject').optional(),
+            groups: sshList('group name').optional(),
+            ...principalMatchFields,
+          })
+          .default({} as never),
+        action,
+        message: nonEmpty('a message').optional(),
+        review: reviewSchema.optional(),
+      }),
+      { error: 'must be a list of rules' },
+    )
+    .default([]);
+}
+
 /** The schema of the `ssh` section of one policy file (merged across files by the loader). */
 export const sshSectionSchema = z.strictObject({
   default: action.optional(),
@@ -624,29 +651,12 @@ export const sshSectionSchema = z.strictObject({
       error: 'must be a list of variable names',
     })
     .optional(),
-  rules: z
-    .array(
-      z.strictObject({
-        name: nameSchema,
-        match: z
-          .strictObject({
-            shell: z.literal(true, { error: 'write shell: true, or leave it out' }).optional(),
-            commands: sshList('command glob').optional(),
-            patterns: z.array(sshRegex, { error: 'must be a list of regular expressions' }).min(1, { error: 'must list at least one pattern' }).optional(),
-            shellSyntax: z.literal('allow', { error: "must be allow (the rule's globs then match the whole line, shell syntax and all), or left out" }).optional(),
-            connections: sshList('connection name').optional(),
-            subjects: sshList('subject').optional(),
-            groups: sshList('group name').optional(),
-            ...principalMatchFields,
-          })
-          .default({}),
-        action,
-        message: nonEmpty('a message').optional(),
-        review: reviewSchema.optional(),
-      }),
-      { error: 'must be a list of rules' },
-    )
-    .default([]),
+  rules: ruleList({
+    shell: z.literal(true, { error: 'write shell: true, or leave it out' }).optional(),
+    commands: sshList('command glob').optional(),
+    patterns: z.array(sshRegex, { error: 'must be a list of regular expressions' }).min(1, { error: 'must list at least one pattern' }).optional(),
+    shellSyntax: z.literal('allow', { error: "must be allow (the rule's globs then match the whole line, shell syntax and all), or left out" }).optional(),
+  }),
 });
 
 /** How a rule matches one argument of a tool call or prompt: globs over its text, or a JSON value it equals. */
@@ -703,29 +713,12 @@ const mcpArgument = z.union(
 export const mcpSectionSchema = z.strictObject({
   default: action.optional(),
   serverRequests: z.array(z.enum(['sampling', 'elicitation', 'roots'], { error: 'must be sampling, elicitation or roots' }), { error: 'must be a list' }).optional(),
-  rules: z
-    .array(
-      z.strictObject({
-        name: nameSchema,
-        match: z
-          .strictObject({
-            tools: sshList('tool name glob').optional(),
-            resources: sshList('resource URI glob').optional(),
-            prompts: sshList('prompt name glob').optional(),
-            arguments: z.record(z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, { error: 'must be an argument name (a.b reaches into an object)' }), mcpArgument).optional(),
-            connections: sshList('connection name').optional(),
-            subjects: sshList('subject').optional(),
-            groups: sshList('group name').optional(),
-            ...principalMatchFields,
-          })
-          .default({}),
-        action,
-        message: nonEmpty('a message').optional(),
-        review: reviewSchema.optional(),
-      }),
-      { error: 'must be a list of rules' },
-    )
-    .default([]),
+  rules: ruleList({
+    tools: sshList('tool name glob').optional(),
+    resources: sshList('resource URI glob').optional(),
+    prompts: sshList('prompt name glob').optional(),
+    arguments: z.record(z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, { error: 'must be an argument name (a.b reaches into an object)' }), mcpArgument).optional(),
+  }),
 });
 
 /** One policy file (`hoop.yaml` or `policy/*.yaml`); scalar settings are optional so files can be merged. */

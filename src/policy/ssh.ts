@@ -36,10 +36,10 @@
  * @see docs/architecture.md (§4: ssh rules)
  */
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
-import { principalMatches } from './principal.js';
+import { ruleApplies } from './rule-scope.js';
 import { parseShellLine, type ShellCommand } from './shell-line.js';
-import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type SshRuleMatch, type Who } from './schema.js';
-import { argumentsGlob, glob, listNames } from '../glob.js';
+import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type Who } from './schema.js';
+import { argumentsGlob, glob } from '../glob.js';
 
 /** What the judge answers for a shell, a command or an sftp session. */
 export interface SshVerdict {
@@ -108,13 +108,8 @@ export class SshJudge {
   readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
 
   constructor(ssh: SshPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
-    const applies = (m: SshRuleMatch): boolean =>
-      (!m.connections || listNames(m.connections, connection)) &&
-      (!m.subjects || listNames(m.subjects, who.subject)) &&
-      (!m.groups || m.groups.some((g) => who.groups.includes(g))) &&
-      principalMatches(m, who.principal);
     this.#rules = ssh.rules
-      .filter((r) => applies(r.match))
+      .filter((r) => ruleApplies(r.match, who, connection))
       .map((rule) => ({
         rule,
         ...(rule.match.commands ? { commands: rule.match.commands.map((g) => glob(g)) } : {}),
