@@ -176,6 +176,21 @@ describe('alerts', () => {
 });
 
 describe('a hostile server behind the gateway', () => {
+  it("is not told of the agent's capabilities the policy keeps it from using", async () => {
+    const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: 'hostile', token: await stack.token('alice'), sessionId: newSessionId(), clientVersion: 'test', ca: stack.pki.ca });
+    const marker = `caps-${Date.now()}`;
+    channel.write(
+      `${JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true }, experimental: { [marker]: {} } }, clientInfo: { name: 'raw', version: '1' } } })}\n`,
+    );
+    const seen = await eventually(async () => {
+      const line = (await calls()).find((l) => l.includes(marker));
+      expect(line).toBeDefined();
+      return JSON.parse(line!) as { params: { capabilities: Record<string, unknown> } };
+    });
+    expect(Object.keys(seen.params.capabilities)).toEqual(['experimental']);
+    channel.destroy();
+  });
+
   it("refuses the server's requests to the agent (sampling, elicitation, roots) and unknown ones; none reach the client", async () => {
     const c = await rawMcp();
     const r = await c.request(1, 'tools/call', { name: 'ask', arguments: {} });

@@ -212,7 +212,7 @@ export class McpSessionRelay {
     if (!judged) {
       if (!RELAYED.has(m.method)) return this.#answerError(m.id, RpcError.methodNotFound, `hoop: method ${m.method} is not one the gateway relays`);
       this.#inFlight.set(key, { method: m.method });
-      return this.#toServer(text);
+      return this.#toServer(m.method === 'initialize' ? this.#initialize(m) : text);
     }
     const ask = judged(m.params ?? {});
     if (typeof ask === 'string') return this.#answerError(m.id, RpcError.invalidParams, `hoop: ${ask}`);
@@ -225,6 +225,18 @@ export class McpSessionRelay {
     }
     if (verdict.action === 'review') return this.#hold(m, text, ask, verdict, flight);
     this.#refuse(m.id, verdict);
+  }
+
+  /**
+   * The agent's `initialize` as the server gets it: without the capabilities (sampling,
+   * elicitation, roots) the policy does not let the server use, so that the server does not ask.
+   */
+  #initialize(m: Extract<McpMessage, { kind: 'request' }>): string {
+    const capabilities = m.params?.capabilities;
+    if (typeof capabilities !== 'object' || capabilities === null) return messageLine(m.raw);
+    const asks: Record<string, string> = { sampling: 'sampling/createMessage', elicitation: 'elicitation/create', roots: 'roots/list' };
+    const kept = Object.fromEntries(Object.entries(capabilities).filter(([k]) => !(k in asks) || this.#session.mcp?.serverMay(asks[k]!) === true));
+    return messageLine({ ...m.raw, params: { ...m.params, capabilities: kept } });
   }
 
   /** Holds a call a `review` rule matched until a reviewer decides; nothing reaches the server meanwhile. */
