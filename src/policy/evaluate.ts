@@ -9,6 +9,7 @@ import { accessFor, type AccessGrant } from './access.js';
 import { alertSubjectKey, alertWeightFor } from './alert-match.js';
 import { judgeOptionsOf, StatementJudge, type Decision } from './decide.js';
 import { loadSqlParser } from './sql/analyze.js';
+import { mcpJudgeFor } from './mcp.js';
 import { sshJudgeFor } from './ssh.js';
 import type { Action, Policy, PolicyTest, Who } from './schema.js';
 
@@ -89,6 +90,14 @@ function sshDecisions(policy: Policy, test: PolicyTest): Decision[] {
   });
 }
 
+/** The decision on each thing an MCP case asks, as the gateway's MCP engine judges it. */
+function mcpDecisions(policy: Policy, test: PolicyTest): Decision[] {
+  const access = accessFor(policy, test.as, test.connection);
+  if (!access) return test.mcp!.map(() => ({ action: 'deny' as const, reason: `no access rule admits ${test.as.subject} to connection "${test.connection}"` }));
+  const judge = mcpJudgeFor(policy, test.as, test.connection, access.mode);
+  return test.mcp!.map((ask) => judge.decide(ask));
+}
+
 /** Why a masking case's columns are not as expected, or undefined when they are. */
 function maskProblem(test: PolicyTest, got: ColumnMask[]): string | undefined {
   const names = new Set(got.map((c) => c.column));
@@ -122,6 +131,7 @@ export async function runPolicyTests(policy: Policy, options: PolicyTestOptions 
   for (const test of policy.tests) {
     const decisions: Decision[] = [];
     if (test.ssh) decisions.push(...sshDecisions(policy, test));
+    else if (test.mcp) decisions.push(...mcpDecisions(policy, test));
     else for (const sql of test.sql!) decisions.push((await evaluateStatement(policy, test.as, test.connection, sql)).decision);
     const expect = test.expect ?? (test.masked ? 'allow' : undefined);
     const wrong = decisions.find((d) => expect !== undefined && (d.action !== expect || (test.rule !== undefined && test.rule !== d.rule)));

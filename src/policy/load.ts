@@ -32,6 +32,7 @@ import {
   type PolicyConnection,
   type PolicyTest,
   type SshTestRequest,
+  type McpTestRequest,
   type RecordingPolicy,
   type SshRule,
   type StatementRule,
@@ -709,6 +710,13 @@ function sshAskOf(a: string | { shell: true } | { sftp: true } | { exec: string 
   return { kind: 'forward', host: a.forward.slice(0, colon), port: Number(a.forward.slice(colon + 1)) };
 }
 
+/** One `mcp:` entry of a test case as the judge asks it. */
+function mcpAskOf(a: { tool: string; arguments?: unknown } | { resource: string } | { prompt: string; arguments?: unknown }): McpTestRequest {
+  if ('tool' in a) return { kind: 'tool', name: a.tool, arguments: a.arguments ?? {} };
+  if ('prompt' in a) return { kind: 'prompt', name: a.prompt, arguments: a.arguments ?? {} };
+  return { kind: 'resource', uri: a.resource };
+}
+
 /** A case's `fixture:`: an SQL file of the repo (a regular file inside it), read. */
 async function fixtureOf(root: string, file: SourceFile, at: Path, name: string, problems: Problems): Promise<{ file: string; sql: string } | undefined> {
   const abs = resolve(root, name);
@@ -749,6 +757,7 @@ async function policyTests(
       const type = connectionTypes.get(t.connection);
       if (type === undefined) problems.add(file, [...at.path, 'connection'], `unknown connection "${t.connection}" (known: ${known})`);
       else if (t.ssh !== undefined && type !== 'ssh') problems.add(file, [...at.path, 'ssh'], `"${t.connection}" is a ${type} connection: ssh: cases ask SSH connections (use sql:)`);
+      else if (t.mcp !== undefined && type !== 'mcp') problems.add(file, [...at.path, 'mcp'], `"${t.connection}" is a ${type} connection: mcp: cases ask MCP connections`);
       else if (t.sql !== undefined && type !== 'postgres') problems.add(file, [...at.path, 'sql'], `"${t.connection}" is a ${type} connection: sql: cases ask PostgreSQL connections (use ssh:)`);
       const principal = describedPrincipal(t.as);
       if (typeof principal === 'string') problems.add(file, [...at.path, 'as'], principal);
@@ -764,6 +773,7 @@ async function policyTests(
         connection: t.connection,
         ...(t.sql !== undefined ? { sql: typeof t.sql === 'string' ? [t.sql] : t.sql } : {}),
         ...(t.ssh !== undefined ? { ssh: (Array.isArray(t.ssh) ? t.ssh : [t.ssh]).map(sshAskOf) } : {}),
+        ...(t.mcp !== undefined ? { mcp: (Array.isArray(t.mcp) ? t.mcp : [t.mcp]).map(mcpAskOf) } : {}),
         ...(t.expect !== undefined ? { expect: t.expect } : {}),
         ...(t.rule !== undefined ? { rule: t.rule } : {}),
         ...(t.rows !== undefined ? { rows: t.rows } : {}),

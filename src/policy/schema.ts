@@ -327,6 +327,9 @@ export interface ReviewPolicy {
 }
 
 /** What an SSH test case asks of a connection: a shell, a command, sftp, or a forwarded port. */
+/** What an MCP case asks: a tool by name with its arguments, a resource by URI, a prompt by name. */
+export type McpTestRequest = { kind: 'tool'; name: string; arguments: unknown } | { kind: 'resource'; uri: string } | { kind: 'prompt'; name: string; arguments: unknown };
+
 export type SshTestRequest = { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'sftp' } | { kind: 'forward'; host: string; port: number };
 
 /** One masked result column a masking test case expects, with its strategy when it names one. */
@@ -349,6 +352,8 @@ export interface PolicyTest {
   sql?: string[];
   /** SSH: what the session asks, in order. */
   ssh?: SshTestRequest[];
+  /** MCP: the tool calls, resource reads and prompts the session asks for, in order. */
+  mcp?: McpTestRequest[];
   /** The decision everything asked must get (absent: only `alerts` and `masked` are checked). */
   expect?: Action;
   /** Rows each allowed statement reads, for `rows-read` alerts (default 0). */

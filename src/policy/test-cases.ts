@@ -5,6 +5,8 @@
  * - `sql`: one statement text, or a list run in order (PostgreSQL connections);
  * - `ssh`: a command line, a list of them, or `{ shell: true }`, `{ sftp: true }`,
  *   `{ exec: "…" }`, `{ forward: host:port }` (SSH connections);
+ * - `mcp`: `{ tool: name, arguments: {…} }`, `{ resource: uri }`, `{ prompt: name, arguments }`,
+ *   or a list of them (MCP connections);
  * - `expect`: the decision each gets (`allow`, `deny`, `review`), and `rule`, the rule that decides;
  * - `alerts`: the alerts the statements raise together (with `rows` and `at`);
  * - `masked`: the result columns that come back masked (`[email, card]`, or `{ email: redact }`
@@ -44,6 +46,18 @@ const sshAsk = z.union(
   { error: sshError },
 );
 
+const mcpError = 'must be { tool: name, arguments: {…} }, { resource: uri }, { prompt: name }, or a list of them';
+
+/** One thing an MCP case asks. */
+const mcpAsk = z.union(
+  [
+    z.strictObject({ tool: nonEmpty('a tool name'), arguments: z.record(z.string(), z.json()).optional() }),
+    z.strictObject({ resource: nonEmpty('a resource URI') }),
+    z.strictObject({ prompt: nonEmpty('a prompt name'), arguments: z.record(z.string(), z.json()).optional() }),
+  ],
+  { error: mcpError },
+);
+
 const maskedError = 'must list the result columns that come back masked ([email, card]), or name each strategy ({ email: redact })';
 
 /** One test case. */
@@ -58,6 +72,7 @@ export const policyTestSchema = z
       })
       .optional(),
     ssh: z.union([sshAsk, z.array(sshAsk).min(1, { error: 'must list at least one' }).max(1000, { error: 'must list at most 1000' })], { error: sshError }).optional(),
+    mcp: z.union([mcpAsk, z.array(mcpAsk).min(1, { error: 'must list at least one' }).max(1000, { error: 'must list at most 1000' })], { error: mcpError }).optional(),
     expect: action.optional(),
     rule: nonEmpty('a rule name').optional(),
     rows: wholeNumber('a number of rows', 0, 1_000_000_000).optional(),
@@ -77,7 +92,10 @@ export const policyTestSchema = z
       .optional(),
     fixture: nonEmpty('an SQL file of the repo, such as policy/fixtures/shop.sql').optional(),
   })
-  .refine((t) => (t.sql === undefined) !== (t.ssh === undefined), { error: 'needs sql: (a PostgreSQL case) or ssh: (an SSH case), one of them', path: ['sql'] })
+  .refine((t) => [t.sql, t.ssh, t.mcp].filter((x) => x !== undefined).length === 1, {
+    error: 'needs sql: (a PostgreSQL case), ssh: (an SSH case) or mcp: (an MCP case), one of them',
+    path: ['sql'],
+  })
   .refine((t) => t.expect !== undefined || t.alerts !== undefined || t.masked !== undefined, {
     error: 'needs expect: (allow, deny or review), alerts: (the alerts it raises), masked: (the columns that come back masked), or several',
     path: ['expect'],

@@ -13,6 +13,7 @@ import { LineReader, parseMessage } from '../../src/mcp/wire/json-rpc.js';
 import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
 import { McpJudge } from '../../src/policy/mcp.js';
 import { describePolicy } from '../../src/policy/summary.js';
+import { runPolicyTests } from '../../src/policy/evaluate.js';
 import { PERSON } from '../../src/policy/principal.js';
 import { MCP_DEFAULTS, type McpPolicy } from '../../src/policy/schema.js';
 
@@ -78,6 +79,27 @@ describe('MCP connection entries', () => {
         await problemsOf(loadPolicyDir(repo(`${head}  - { name: files, type: mcp, url: "https://x/mcp" }\nmcp:\n  rules:\n    - { name: r, match: { arguments: { path: "/x" } }, action: deny }\n`)))
       ).join('\n'),
     ).toMatch(/name the tools or prompts they are for/);
+  });
+});
+
+describe('mcp: test cases', () => {
+  it('judges tool calls, reads and prompts as the gateway does, and says which rule', async () => {
+    const dir = repo(
+      `version: 1\nconnections:\n  - { name: files, type: mcp, url: "https://x/mcp" }\n  - { name: db, type: postgres, host: h, database: d, user: u, password: "\${env:P}" }\naccess:\n  - { name: a, subjects: [alice], connections: [files], mode: read-write }\nmcp:\n  rules:\n    - { name: no-etc, match: { tools: ["*"], arguments: { path: "/etc/**" } }, action: deny }\n`,
+    );
+    mkdirSync(join(dir, 'policy', 'tests'), { recursive: true });
+    writeFileSync(
+      join(dir, 'policy', 'tests', 'mcp.yaml'),
+      `tests:\n  - { name: reads, as: { subject: alice }, connection: files, mcp: [{ tool: read, arguments: { path: /srv/a } }, { resource: "file:///srv/a" }], expect: allow }\n  - { name: etc, as: { subject: alice }, connection: files, mcp: { tool: read, arguments: { path: /etc/passwd } }, expect: deny, rule: no-etc }\n  - { name: wrong, as: { subject: alice }, connection: files, mcp: { tool: read, arguments: { path: /etc/passwd } }, expect: allow }\n`,
+    );
+    const results = await runPolicyTests(await loadPolicyDir(dir));
+    expect(results.map((r) => [r.test.name, r.passed])).toEqual([
+      ['reads', true],
+      ['etc', true],
+      ['wrong', false],
+    ]);
+    writeFileSync(join(dir, 'policy', 'tests', 'mcp.yaml'), 'tests:\n  - { name: t, as: { subject: alice }, connection: db, mcp: { tool: x }, expect: allow }\n');
+    expect((await problemsOf(loadPolicyDir(dir))).join('\n')).toMatch(/"db" is a postgres connection: mcp: cases ask MCP connections/);
   });
 });
 
