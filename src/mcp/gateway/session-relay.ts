@@ -198,10 +198,17 @@ export class McpSessionRelay {
       this.#send(errorLine(m.id, m.code, `hoop: ${m.invalid}; the session ends`));
       return this.#end('protocol-violation', `the agent sent ${m.invalid}`);
     }
-    if (m.kind === 'request') return this.#request(m, text);
-    if (m.kind === 'notification') return this.#agentNotification(m, text);
-    // An answer to the server's request: only to one it made and the agent was given.
-    if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(text);
+    try {
+      if (m.kind === 'request') return this.#request(m, text);
+      if (m.kind === 'notification') return this.#agentNotification(m, text);
+      // An answer to the server's request: only to one it made and the agent was given.
+      if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(text);
+    } catch (err) {
+      // Nothing the agent sends may throw out of the relay (into the tunnel, which would end every stream of the connection).
+      this.#session.log.warn('mcp.agent-message-failed', { session: this.#session.id, error: describeError(err) });
+      this.#send(errorLine(m.kind === 'request' ? m.id : null, RpcError.invalidRequest, 'hoop: a message the gateway could not handle; the session ends'));
+      this.#end('protocol-violation', `the agent sent a message the gateway could not handle: ${describeError(err)}`);
+    }
   }
 
   #request(m: Extract<McpMessage, { kind: 'request' }>, text: string): void {
@@ -293,6 +300,17 @@ export class McpSessionRelay {
   /** One message from the server: an answer to the agent, filtered and masked; its own requests and notifications as the policy says. */
   #fromServer(m: McpMessage | NotAMessage): void {
     if (this.#ended) return;
+    try {
+      this.#fromServerMessage(m);
+    } catch (err) {
+      // Nothing the server sends may throw out of the relay (out of its stdout's handler: the gateway's process would end).
+      this.#session.log.warn('mcp.server-message-failed', { session: this.#session.id, error: describeError(err) });
+      this.#failInFlight('hoop: the MCP server sent a message the gateway could not handle; the session ends');
+      this.#end('protocol-violation', `the MCP server sent a message the gateway could not handle: ${describeError(err)}`);
+    }
+  }
+
+  #fromServerMessage(m: McpMessage | NotAMessage): void {
     if ('invalid' in m) {
       this.#failInFlight(`hoop: the MCP server sent ${m.invalid}; the session ends`);
       return this.#end('protocol-violation', `the MCP server sent ${m.invalid}`);

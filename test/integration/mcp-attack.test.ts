@@ -1,0 +1,139 @@
+/**
+ * Attacks on MCP connections at the gateway, by a client that speaks to it straight over a tunnel
+ * (no hoop CLI in its path) and by a hostile server the gateway runs
+ * (test/fixtures/attack-mcp-server.mjs, which logs every line it receives). Each test is an attack
+ * that once worked: a message nested deep enough to overflow the gateway's stack, a server's stderr
+ * (with its token) shown to the agent, card numbers in what the masking did not read, resource URIs
+ * spelled past a deny rule, a reviewed call whose bytes were not what the reviewer saw, methods
+ * named after Object.prototype's, completions of a denied prompt, and an agent that never reads.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newSessionId, openTunnel } from '../../src/tunnel/transport.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
+
+const SERVER = resolve(import.meta.dirname, '../fixtures/attack-mcp-server.mjs');
+const CARD = '4111 1111 1111 1111';
+const SERVER_TOKEN = 'tok-very-secret-123';
+
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+let dir: string;
+let callsLog: string;
+
+/** A client of MCP connection `name` straight on a tunnel (session `sessionId`): lines out, parsed messages in. */
+async function rawMcp(name = 'attack', sessionId = newSessionId()) {
+  const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: name, token: await stack.token('alice'), sessionId, clientVersion: 'test', ca: stack.pki.ca });
+  const received: Array<Record<string, unknown>> = [];
+  let buffer = '';
+  let ended = false;
+  channel.on('data', (b: Buffer) => {
+    buffer += b.toString('utf8');
+    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+      received.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
+      buffer = buffer.slice(nl + 1);
+    }
+  });
+  channel.on('end', () => (ended = true));
+  channel.on('close', () => (ended = true));
+  channel.on('error', () => (ended = true));
+  const send = (m: unknown): boolean => channel.write(typeof m === 'string' ? m : `${JSON.stringify(m)}\n`);
+  const answer = (id: unknown) =>
+    eventually(
+      () => {
+        const found = received.find((m) => m.id === id && (m.result !== undefined || m.error !== undefined));
+        expect(found, `an answer to ${String(id)}`).toBeDefined();
+        return found!;
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+  const request = async (id: number | string, method: string, params: Record<string, unknown> = {}) => {
+    send({ jsonrpc: '2.0', id, method, params });
+    return answer(id);
+  };
+  await request(0, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
+  send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  return { channel, received, send, answer, request, ended: () => ended, close: () => channel.destroy() };
+}
+
+const errorOf = (m: Record<string, unknown>) => m.error as { code: number; message: string; data?: unknown };
+const calls = async (): Promise<string[]> => (await readFile(callsLog, 'utf8')).split('\n').filter(Boolean);
+const hoop = async (argv: string[], subject = 'alice', groups: string[] = []) =>
+  stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hoop-mcp-attack-'));
+  callsLog = join(dir, 'calls.log');
+  await writeFile(callsLog, '');
+  repo = new PolicyGitRepo('mcp-attack');
+  stack = await startStack({
+    env: { APP_SERVER_TOKEN: SERVER_TOKEN },
+    policy: () => {
+      repo.commit(`version: 1
+connections:
+  - name: attack
+    type: mcp
+    command: [${process.execPath}, ${SERVER}]
+    env: { CALLS_LOG: ${callsLog}, SERVER_TOKEN: "\${env:APP_SERVER_TOKEN}" }
+access:
+  - { name: people, subjects: [alice], connections: [attack], mode: read-write }
+statements:
+  reviewers:
+    - { groups: [dba], timeout: 30s }
+masking:
+  detectors:
+    - { detector: payment-card, strategy: last4 }
+mcp:
+  rules:
+    - { name: writes-reviewed, match: { tools: [write] }, action: review }
+    - { name: no-config, match: { resources: ["file:///etc/**"] }, action: deny }
+    - { name: no-admin, match: { prompts: ["admin-*"] }, action: deny }
+`);
+      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${SERVER}"\n`;
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  repo?.remove();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('messages nested past what a reader can walk', () => {
+  it("a server's answer nested 200,000 deep ends that session, not the gateway", async () => {
+    const bystander = await rawMcp();
+    const c = await rawMcp();
+    // Before: the masking walked the answer recursively, and the RangeError escaped the server's stdout handler (the gateway's process ended).
+    const r = await c.request(1, 'tools/call', { name: 'deep', arguments: {} });
+    expect(errorOf(r).message).toMatch(/nested deeper than 256 levels/);
+    await eventually(() => expect(c.ended()).toBe(true));
+    expect((await bystander.request(2, 'tools/call', { name: 'echo', arguments: { still: 'here' } })).result).toBeDefined();
+    bystander.close();
+  });
+
+  it("an agent's message nested 200,000 deep is refused, and its session's recording still reads", async () => {
+    const sessionId = newSessionId();
+    const c = await rawMcp('attack', sessionId);
+    // Before: it reached the server, and `hoop sessions export` of the session failed (Maximum call stack size exceeded), hiding what came after.
+    c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"v":${'['.repeat(200_000)}1${']'.repeat(200_000)}}}}\n`);
+    expect(errorOf(await c.answer(null)).message).toMatch(/nested deeper than 256 levels/);
+    await eventually(() => expect(c.ended()).toBe(true));
+    expect((await calls()).some((l) => l.startsWith('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"v":[[['))).toBe(false);
+    const events = await eventually(
+      async () => {
+        const r = await hoop(['sessions', 'export', sessionId, '--format', 'jsonl']);
+        expect(r.code, r.stderr).toBe(0);
+        const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect(lines.some((e) => e.t === 'end')).toBe(true);
+        return lines;
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+    expect(events.some((e) => e.t === 'mcp' && typeof e.text === 'string' && e.text.startsWith('{"jsonrpc"'))).toBe(true);
+  });
+});
