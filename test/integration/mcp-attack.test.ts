@@ -137,3 +137,18 @@ describe('messages nested past what a reader can walk', () => {
     expect(events.some((e) => e.t === 'mcp' && typeof e.text === 'string' && e.text.startsWith('{"jsonrpc"'))).toBe(true);
   });
 });
+
+describe("the server's secrets", () => {
+  it("never shows the agent the server's stderr (where a server may print its token)", async () => {
+    const c = await rawMcp();
+    // Before: "hoop: the MCP server exited (code 4): fatal: could not authenticate with token tok-very-secret-123".
+    const r = await c.request(1, 'tools/call', { name: 'stderr-exit', arguments: {} });
+    expect(errorOf(r).message).toMatch(/the MCP server exited \(code 4\)/);
+    await eventually(() => expect(c.ended()).toBe(true));
+    expect(JSON.stringify(c.received)).not.toContain(SERVER_TOKEN);
+    // The gateway's log has it.
+    await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.upstream-closed' && String(l.stderr).includes('could not authenticate'))).toBe(true));
+    const mine = await hoop(['sessions', 'ls', '--json']);
+    expect(mine.stdout).not.toContain(SERVER_TOKEN);
+  });
+});

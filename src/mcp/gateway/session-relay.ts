@@ -164,8 +164,8 @@ export class McpSessionRelay {
     const { connection, log } = this.#session;
     openUpstream(connection, this.#o.resolveSecret, this.#o.workDir, {
       message: (m) => this.#fromServer(m),
-      closed: (why) => {
-        log.info('mcp.upstream-closed', { session: this.#session.id, connection: connection.name, why });
+      closed: (why, stderr) => {
+        log.info('mcp.upstream-closed', { session: this.#session.id, connection: connection.name, why, ...(stderr !== undefined ? { stderr } : {}) });
         this.#failInFlight(`hoop: ${why}`);
         this.#end('upstream-closed', why);
       },
