@@ -152,3 +152,41 @@ describe("the server's secrets", () => {
     expect(mine.stdout).not.toContain(SERVER_TOKEN);
   });
 });
+
+describe('what the masking reads', () => {
+  const unmasked = (m: unknown) => JSON.stringify(m).includes(CARD);
+
+  it("masks a server's error answer to a call", async () => {
+    const c = await rawMcp();
+    // Before: {"code":-32603,"message":"duplicate key: card 4111 1111 1111 1111","data":{"row":{"card":"4111 1111 1111 1111"}}}
+    const r = await c.request(1, 'tools/call', { name: 'error-card', arguments: {} });
+    expect(errorOf(r).message).toMatch(/duplicate key: card/);
+    expect(unmasked(r)).toBe(false);
+    c.close();
+  });
+
+  it('masks the keys of a structured result', async () => {
+    const c = await rawMcp();
+    const r = await c.request(1, 'tools/call', { name: 'keys-card', arguments: {} });
+    expect(JSON.stringify(r.result)).toContain('balance 10');
+    expect(unmasked(r)).toBe(false);
+    c.close();
+  });
+
+  it("masks the server's log notifications", async () => {
+    const c = await rawMcp();
+    await c.request(1, 'tools/call', { name: 'log-card', arguments: {} });
+    const logged = c.received.filter((m) => m.method === 'notifications/message' && JSON.stringify(m).includes('read customer'));
+    expect(logged).toHaveLength(1);
+    expect(unmasked(logged)).toBe(false);
+    c.close();
+  });
+
+  it('masks completions', async () => {
+    const c = await rawMcp();
+    const r = await c.request(1, 'completion/complete', { ref: { type: 'ref/prompt', name: 'customers' }, argument: { name: 'who', value: '' } });
+    expect(JSON.stringify(r.result)).toContain('customer');
+    expect(unmasked(r)).toBe(false);
+    c.close();
+  });
+});

@@ -340,12 +340,17 @@ export class McpSessionRelay {
       if ((typeof id === 'string' || typeof id === 'number') && this.#serverAsks.delete(idKey(id))) this.#send(messageLine(m.raw));
       return;
     }
+    // The server's log is read by the detectors as its results are (a server may log the row it read).
+    if (m.method === 'notifications/message') return this.#send(messageLine(this.#masked(undefined, m.raw, 'params')));
     if (SERVER_NOTIFICATIONS.has(m.method)) this.#send(messageLine(m.raw));
   }
 
   /** The server's answer to `flight` as the agent receives it: listings filtered, results masked. */
   #answer(flight: InFlight, raw: Record<string, unknown>): Record<string, unknown> {
     const result = raw.result;
+    // An error answer to what the detectors read (a server's error may quote the row it failed on) is read as its result is.
+    if ('error' in raw) return Object.hasOwn(MASKED, flight.method) ? this.#masked(flight, raw, 'error') : raw;
+    if (Object.hasOwn(MASKED, flight.method)) return this.#masked(flight, raw, 'result');
     if (typeof result !== 'object' || result === null) return raw;
     if (flight.method === 'initialize') {
       const version = (result as { protocolVersion?: unknown }).protocolVersion;
@@ -363,16 +368,22 @@ export class McpSessionRelay {
       });
       return shown.length === items.length ? raw : { ...raw, result: { ...result, [listing.list]: shown } };
     }
-    if (!this.#masking || !(flight.method in MASKED)) return raw;
+    return raw;
+  }
+
+  /** `raw` with every string (and key) of its `field` masked by the detectors; `raw` itself when none matched. */
+  #masked(flight: InFlight | undefined, raw: Record<string, unknown>, field: string): Record<string, unknown> {
+    const masking = this.#masking;
+    if (!masking) return raw;
     let changed = false;
-    const masked = mapStrings(result, (s) => {
-      const out = this.#masking!.maskText(s);
+    const masked = mapStrings(raw[field], (s) => {
+      const out = masking.maskText(s);
       if (out.changed) changed = true;
       return out.text;
     });
     if (!changed) return raw;
-    this.#session.recording?.notes?.masked(flight.tool !== undefined ? `tool:${flight.tool}` : flight.method, 'detector');
-    return { ...raw, result: masked };
+    this.#session.recording?.notes?.masked(flight?.tool !== undefined ? `tool:${flight.tool}` : (flight?.method ?? String(raw.method)), 'detector');
+    return { ...raw, [field]: masked };
   }
 
   /** Sends a line to the server (or keeps it until the server is open); the agent's side waits while the server is behind. */
@@ -463,17 +474,18 @@ export class McpSessionRelay {
 
 /** The server's requests to the agent the policy may allow (`mcp.serverRequests`). */
 const SERVER_METHODS: Record<string, true> = { 'sampling/createMessage': true, 'elicitation/create': true, 'roots/list': true };
-/** The answers whose strings the masking detectors read. */
-const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true };
+/** The answers (results and errors) whose strings the masking detectors read: what a call, a read, a prompt or a completion returns. */
+const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true, 'completion/complete': true };
 
 /**
- * `value` with every string (not keys) replaced by `f` of it, but for binary content as base64
- * (an image's or audio's `data`, a resource's `blob`), which no detector reads as text.
+ * `value` with every string and every key replaced by `f` of it (a structured result may key its
+ * data by it), but for binary content as base64 (an image's or audio's `data`, a resource's
+ * `blob`), which no detector reads as text.
  */
 function mapStrings(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
   if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
   if (typeof value !== 'object' || value === null) return value;
   const binary = (value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio';
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'blob' || (binary && k === 'data') ? v : mapStrings(v, f)]));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), k === 'blob' || (binary && k === 'data') ? v : mapStrings(v, f)]));
 }
