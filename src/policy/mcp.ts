@@ -15,6 +15,8 @@
  *
  * A rule's `tools`, `resources` and `prompts` are globs over a tool's name, a resource's URI and
  * a prompt's name (`*` any run of characters); a rule that names none of them matches all three.
+ * A URI is read in each spelling a server may read it as ({@link uriSpellings}): a deny or review
+ * rule matches when one does, an allow rule when every one does.
  * `arguments` match a call's (or a prompt's) arguments by name (`a.b` reaches into an object):
  * a list of globs over the value's text (a number or boolean as JSON writes it, an object as its
  * JSON), or `{ equals: <JSON value> }`. A value that is a list matches a deny or review rule when
@@ -166,15 +168,47 @@ function namesIt(c: CompiledRule, kind: McpAsk['kind'], name: string): boolean {
   return globs === undefined || globs.some((g) => globMatches(g, name));
 }
 
-/** Whether rule `c` matches `ask`: its kind, its name, every argument it names. */
+/** Whether rule `c` matches `ask`: its kind, its name (a resource's URI in each of its spellings), every argument it names. */
 function matches(c: CompiledRule, ask: McpAsk): boolean {
-  if (!namesIt(c, ask.kind, ask.kind === 'resource' ? ask.uri : ask.name)) return false;
+  if (ask.kind === 'resource') {
+    // A deny or review rule matches a URI any way the server may read it; an allow rule only when it matches every way.
+    const spellings = uriSpellings(ask.uri);
+    const named = (uri: string): boolean => namesIt(c, 'resource', uri);
+    return (c.rule.action === 'allow' ? spellings.every(named) : spellings.some(named)) && !c.arguments;
+  }
+  if (!namesIt(c, ask.kind, ask.name)) return false;
   if (!c.arguments) return true;
-  if (ask.kind === 'resource') return false;
   return c.arguments.every(({ path, match }) => {
     const value = valueAt(ask.arguments, path);
     return value !== undefined && match(value);
   });
+}
+
+/**
+ * The ways a server may read resource URI `uri`: as written; as a URL parser reads it (the scheme
+ * and host in lower case, `file://localhost/` as `file:///`, `.`, `..` and `%2e` segments
+ * resolved); and with its path percent-decoded and its `..` and empty segments resolved (as
+ * `fileURLToPath` and a path join read `file:///srv/%2e%2e//etc/passwd`).
+ */
+function uriSpellings(uri: string): string[] {
+  const spellings = new Set([uri]);
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return [...spellings];
+  }
+  spellings.add(url.href);
+  const rest = url.pathname.length + url.search.length + url.hash.length;
+  const head = url.href.slice(0, url.href.length - rest);
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    return [...spellings];
+  }
+  spellings.add(`${head}${path.startsWith('/') ? posix.normalize(path) : path}${url.search}${url.hash}`);
+  return [...spellings];
 }
 
 /** The longest value an allow rule's path glob reads (a longer one matches none). */

@@ -190,3 +190,16 @@ describe('what the masking reads', () => {
     c.close();
   });
 });
+
+describe('resource URIs past a deny rule', () => {
+  it('refuses /etc however the URI spells it; none reaches the server', async () => {
+    const c = await rawMcp();
+    const spellings = ['file:///srv/../etc/passwd', 'file://localhost/etc/passwd', 'FILE:///etc/passwd', 'file:/etc/passwd', 'file:///%65tc/passwd', 'file:////etc/passwd', 'file:///srv/%2e%2e/etc/shadow'];
+    for (const uri of spellings) expect(errorOf(await c.request(uri, 'resources/read', { uri })).code, uri).toBe(-32001);
+    expect(errorOf(await c.request('sub', 'resources/subscribe', { uri: 'file://LOCALHOST/etc/passwd' })).code).toBe(-32001);
+    expect((await c.request('ok', 'resources/read', { uri: 'file:///srv/shared/notes.txt' })).result).toBeDefined();
+    const reached = (await calls()).filter((l) => l.includes('"method":"resources/'));
+    expect(reached.filter((l) => /etc/i.test(l))).toEqual([]);
+    c.close();
+  });
+});
