@@ -211,8 +211,10 @@ function uriSpellings(uri: string): string[] {
   return [...spellings];
 }
 
-/** The longest value an allow rule's path glob reads (a longer one matches none). */
-const MAX_GLOB_TEXT = 64 * 1024;
+/** The longest value an allow rule's path glob reads (a longer one matches none): twice PATH_MAX. */
+const MAX_GLOB_TEXT = 8 * 1024;
+/** The most of a list's values an allow rule's path globs read (a longer list matches none). */
+const MAX_GLOB_LIST = 64 * 1024;
 
 /** The value at `path` in a call's arguments (own properties only). */
 function valueAt(args: unknown, path: readonly string[]): unknown {
@@ -234,11 +236,16 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     return (value) => canonical(value) === want;
   }
   const globs = m.globs.map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text))));
-  const one = (value: unknown): boolean => {
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    return globs.some((g) => g(text));
+  const textOf = (value: unknown): string => (typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
+  const one = (text: string): boolean => globs.some((g) => g(text));
+  return (value) => {
+    if (!Array.isArray(value)) return one(textOf(value));
+    if (value.length === 0) return false;
+    const texts = value.map(textOf);
+    // An allow rule's globs read at most MAX_GLOB_LIST of a list (a longer one matches none): a 4 MiB list of long paths kept them busy for seconds.
+    if (asPath && texts.reduce((n, t) => n + t.length, 0) > MAX_GLOB_LIST) return false;
+    return all ? texts.every(one) : texts.some(one);
   };
-  return (value) => (Array.isArray(value) ? value.length > 0 && (all ? value.every(one) : value.some(one)) : one(value));
 }
 
 /** A value's JSON with its objects' keys sorted, so that equal values compare equal. */
@@ -260,37 +267,66 @@ function resolved(text: string): string {
 
 /**
  * An allow rule's glob over a path: `*` within one segment, `**` across segments, and a value
- * with a `.`, `..` or empty segment that the pattern does not spell matches nothing.
+ * with a `.`, `..` or empty segment that the pattern does not spell matches nothing: the value
+ * may have no more segments of each of these kinds than the pattern spells (each one the pattern
+ * spells meets one of the value's, so every one of the value's is one the pattern spells).
  */
 function pathGlob(pattern: string): (text: string) => boolean {
-  // Tokens: a character, `*` (0: within a segment) or `**` (1: across segments).
-  const tokens: Array<string | 0 | 1> = [];
+  // Tokens: a character's code, STAR (`*`: within a segment) or GLOBSTAR (`**`: across segments).
+  const codes: number[] = [];
   for (let i = 0; i < pattern.length; i++) {
-    if (pattern[i] !== '*') tokens.push(pattern[i]!);
+    if (pattern[i] !== '*') codes.push(pattern.charCodeAt(i));
     else if (pattern[i + 1] === '*') {
-      tokens.push(1);
+      codes.push(GLOBSTAR);
       while (pattern[i + 1] === '*') i++;
-    } else tokens.push(0);
+    } else codes.push(STAR);
   }
-  const odd = /(^|\/)\.{1,2}(\/|$)|\/\//;
-  const spells = odd.test(pattern);
+  const tokens = Int32Array.from(codes);
+  const spelled = oddSegments(pattern);
+  const n = tokens.length;
+  let row = new Uint8Array(n + 1);
+  let next = new Uint8Array(n + 1);
   return (text) => {
-    if (text.length > MAX_GLOB_TEXT || (!spells && odd.test(text))) return false;
+    if (text.length > MAX_GLOB_TEXT) return false;
+    const odd = oddSegments(text);
+    if (odd.dot > spelled.dot || odd.dotdot > spelled.dotdot || odd.empty > spelled.empty) return false;
     // row[j]: the text read so far matches the first j tokens (pattern length times text length steps, no backtracking).
-    let row = new Array<boolean>(tokens.length + 1).fill(false);
-    row[0] = true;
-    for (let j = 1; j <= tokens.length; j++) row[j] = row[j - 1]! && typeof tokens[j - 1] === 'number';
-    for (const c of text) {
-      const next = new Array<boolean>(tokens.length + 1).fill(false);
-      for (let j = 1; j <= tokens.length; j++) {
+    row.fill(0);
+    row[0] = 1;
+    for (let j = 1; j <= n; j++) row[j] = tokens[j - 1]! < 0 ? row[j - 1]! : 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      let alive = 0;
+      next[0] = 0;
+      for (let j = 1; j <= n; j++) {
         const t = tokens[j - 1]!;
-        next[j] = typeof t === 'number' ? next[j - 1]! || (row[j]! && (t === 1 || c !== '/')) : row[j - 1]! && t === c;
+        const v = t === GLOBSTAR || (t === STAR && c !== SLASH) ? next[j - 1]! | row[j]! : t === STAR ? next[j - 1]! : t === c ? row[j - 1]! : 0;
+        next[j] = v;
+        alive |= v;
       }
+      const was = row;
       row = next;
-      if (!row.includes(true)) return false;
+      next = was;
+      if (alive === 0) return false;
     }
-    return row[tokens.length]!;
+    return row[n] === 1;
   };
+}
+
+const STAR = -1;
+const GLOBSTAR = -2;
+const SLASH = 0x2f;
+
+/** How many `.`, `..` and empty segments (but a leading or trailing `/`'s) `path` has. */
+function oddSegments(path: string): { dot: number; dotdot: number; empty: number } {
+  const segments = path.split('/');
+  const odd = { dot: 0, dotdot: 0, empty: 0 };
+  segments.forEach((s, i) => {
+    if (s === '.') odd.dot++;
+    else if (s === '..') odd.dotdot++;
+    else if (s === '' && i > 0 && i < segments.length - 1) odd.empty++;
+  });
+  return odd;
 }
 
 /** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */

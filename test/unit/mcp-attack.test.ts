@@ -47,3 +47,30 @@ describe('resource URIs', () => {
     expect(j.decide(resource('db://customers/x/../1')).action).toBe('review');
   });
 });
+
+const tool = (name: string, args: unknown = {}) => ({ kind: 'tool' as const, name, arguments: args });
+
+describe("an allow rule's path globs", () => {
+  it('admit only the odd segments the pattern spells: `./**` is no way to `..`', () => {
+    const j = judge({ default: 'deny', rules: [{ name: 'here', match: { tools: ['read_file'], arguments: { path: { globs: ['./data/**', '../shared/**', '//server/share/**'] } } }, action: 'allow' }] });
+    expect(j.decide(tool('read_file', { path: './data/a/b.txt' })).action).toBe('allow');
+    expect(j.decide(tool('read_file', { path: '../shared/notes.txt' })).action).toBe('allow');
+    expect(j.decide(tool('read_file', { path: '//server/share/x' })).action).toBe('allow');
+    // Each was allowed: a pattern that spells one odd segment let the value have any.
+    for (const path of ['./data/../../etc/passwd', './data/./../secret', '../shared/../../etc/passwd', '//server/share//../x', './data//etc'])
+      expect(j.decide(tool('read_file', { path })).action, path).toBe('deny');
+  });
+
+  it('keep the event loop free: a 4 MiB list of long paths is judged at once', () => {
+    const j = judge({
+      default: 'deny',
+      rules: [{ name: 'docs', match: { tools: ['read_*'], arguments: { paths: { globs: ['/srv/shared/**/*.md', '/srv/shared/**/*.txt', '/srv/shared/**/*.json'] } } }, action: 'allow' }],
+    });
+    const paths = Array.from({ length: 63 }, () => `/srv/shared/${'ab/'.repeat(21_000)}x.json`);
+    const started = performance.now();
+    // Before: about 4 s of the gateway's one event loop (every session's), per message.
+    expect(j.decide(tool('read_multiple_files', { paths })).action).toBe('deny');
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(j.decide(tool('read_multiple_files', { paths: ['/srv/shared/a/b.md', '/srv/shared/docs/c.json'] })).action).toBe('allow');
+  });
+});
