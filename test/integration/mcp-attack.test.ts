@@ -203,3 +203,37 @@ describe('resource URIs past a deny rule', () => {
     c.close();
   });
 });
+
+describe('a held call', () => {
+  it('reaches the server, once approved, as the reviewer saw it: no duplicate key, no number past double precision', async () => {
+    const c = await rawMcp();
+    // A reviewer saw "account": 9007199254740992 and one "note"; the server (one that reads integers exactly, or keeps the first of two keys) got 9007199254740993 and both.
+    c.send('{"jsonrpc":"2.0","id":"w1","method":"tools/call","params":{"name":"write","arguments":{"account":9007199254740993,"note":"pay the invoice","note":"refund"}}}\n');
+    const review = await eventually(
+      async () => {
+        const ls = await hoop(['review', 'ls', '--json'], 'bob', ['dba']);
+        const found = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string }> }).reviews.find((r) => r.sql.includes('9007199254740'));
+        expect(found).toBeDefined();
+        return found!;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    const approve = await hoop(['review', 'approve', review.id], 'bob', ['dba']);
+    expect(approve.code, approve.stderr).toBe(0);
+    expect((await c.answer('w1')).result).toBeDefined();
+    const seen = review.sql.replace(/^tools\/call /, '');
+    const sent = (await calls()).find((l) => l.includes('"id":"w1"'));
+    expect(sent).toBe(JSON.stringify({ jsonrpc: '2.0', id: 'w1', method: 'tools/call', params: JSON.parse(seen) as unknown }));
+    expect(sent).not.toContain('9007199254740993');
+    c.close();
+  });
+
+  it("relays a method as the gateway read it: a duplicate \"method\" is no way to an unjudged tools/call", async () => {
+    const c = await rawMcp();
+    // The gateway read "ping" (JSON.parse keeps the last key) and relayed the bytes: a server that keeps the first read tools/call.
+    c.send('{"jsonrpc":"2.0","id":"p1","method":"tools/call","params":{"name":"write","arguments":{"unjudged":true}},"method":"ping"}\n');
+    expect((await c.answer('p1')).result).toBeDefined();
+    expect((await calls()).find((l) => l.includes('"id":"p1"'))).toBe('{"jsonrpc":"2.0","id":"p1","method":"ping","params":{"name":"write","arguments":{"unjudged":true}}}');
+    c.close();
+  });
+});

@@ -199,10 +199,12 @@ export class McpSessionRelay {
       return this.#end('protocol-violation', `the agent sent ${m.invalid}`);
     }
     try {
-      if (m.kind === 'request') return this.#request(m, text);
-      if (m.kind === 'notification') return this.#agentNotification(m, text);
+      // What the server is sent is the message as the gateway read it, written anew: never bytes it did not judge or a reviewer did not see (a duplicate key, a number past double precision).
+      const line = messageLine(asRead(m));
+      if (m.kind === 'request') return this.#request(m, line);
+      if (m.kind === 'notification') return this.#agentNotification(m, line);
       // An answer to the server's request: only to one it made and the agent was given.
-      if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(text);
+      if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(line);
     } catch (err) {
       // Nothing the agent sends may throw out of the relay (into the tunnel, which would end every stream of the connection).
       this.#session.log.warn('mcp.agent-message-failed', { session: this.#session.id, error: describeError(err) });
@@ -470,6 +472,14 @@ export class McpSessionRelay {
       ...(this.#detail !== undefined ? { detail: this.#detail } : {}),
     });
   }
+}
+
+/** A message of the agent's as the gateway read it: its JSON-RPC fields alone, each as parsed. */
+function asRead(m: McpMessage): Record<string, unknown> {
+  const params = m.kind !== 'response' && m.params !== undefined ? { params: m.params } : {};
+  if (m.kind === 'request') return { jsonrpc: '2.0', id: m.id, method: m.method, ...params };
+  if (m.kind === 'notification') return { jsonrpc: '2.0', method: m.method, ...params };
+  return { jsonrpc: '2.0', id: m.id, ...('result' in m.raw ? { result: m.raw.result } : { error: m.raw.error }) };
 }
 
 /** The server's requests to the agent the policy may allow (`mcp.serverRequests`). */
