@@ -123,7 +123,7 @@ export class McpJudge {
 
   /** Whether the server may send the agent a request of `method` (sampling, elicitation, roots), as `serverRequests` says. */
   serverMay(method: string): boolean {
-    const name = SERVER_REQUESTS[method];
+    const name = Object.hasOwn(SERVER_REQUESTS, method) ? SERVER_REQUESTS[method] : undefined;
     return name !== undefined && this.#serverRequests.has(name);
   }
 

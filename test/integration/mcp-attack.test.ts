@@ -237,3 +237,18 @@ describe('a held call', () => {
     c.close();
   });
 });
+
+describe("methods named after Object.prototype's", () => {
+  it('answers them -32601; none reaches the server, and the session goes on', async () => {
+    const c = await rawMcp();
+    // Before: "constructor" was judged as `Object(params)` (an ask the agent wrote) and relayed to the server;
+    // "hasOwnProperty" threw out of the relay and ended the client's whole tunnel connection, unanswered.
+    for (const [i, method] of ['constructor', 'hasOwnProperty', '__proto__', 'toString', 'valueOf'].entries()) {
+      const r = await c.request(`m${i}`, method, { kind: 'tool', name: 'echo', arguments: {} });
+      expect(errorOf(r).code, method).toBe(-32601);
+    }
+    expect((await c.request('after', 'tools/call', { name: 'echo', arguments: { still: 'here' } })).result).toBeDefined();
+    expect((await calls()).filter((l) => /"id":"m\d"/.test(l))).toEqual([]);
+    c.close();
+  });
+});

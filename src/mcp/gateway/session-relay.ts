@@ -217,7 +217,8 @@ export class McpSessionRelay {
     const key = idKey(m.id);
     if (this.#inFlight.has(key)) return this.#answerError(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`);
     if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#answerError(m.id, RpcError.refused, `hoop: ${MAX_IN_FLIGHT} requests are in flight on this session; wait for their answers`);
-    const judged = JUDGED[m.method];
+    // Own keys only: a method named after Object.prototype's (`constructor`, `hasOwnProperty`) is no method of the table's.
+    const judged = Object.hasOwn(JUDGED, m.method) ? JUDGED[m.method] : undefined;
     if (!judged) {
       if (!RELAYED.has(m.method)) return this.#answerError(m.id, RpcError.methodNotFound, `hoop: method ${m.method} is not one the gateway relays`);
       this.#inFlight.set(key, { method: m.method });
@@ -330,7 +331,7 @@ export class McpSessionRelay {
       if (!mcp?.serverMay(m.method) || this.#serverAsks.size >= MAX_SERVER_ASKS) {
         // Recorded, not counted as the agent's refusal (nor told to alerts): the server asked, not the agent.
         this.#session.recording?.stream.event({ t: 'mcp-server-request-refused', at: Date.now(), method: m.method });
-        const code = m.method in SERVER_METHODS ? RpcError.refused : RpcError.methodNotFound;
+        const code = Object.hasOwn(SERVER_METHODS, m.method) ? RpcError.refused : RpcError.methodNotFound;
         return void this.#upstream?.send(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
       }
       this.#serverAsks.add(idKey(m.id));
@@ -359,7 +360,7 @@ export class McpSessionRelay {
       if (typeof version === 'string') this.#upstream?.agreed(version);
       return raw;
     }
-    const listing = LISTINGS[flight.method];
+    const listing = Object.hasOwn(LISTINGS, flight.method) ? LISTINGS[flight.method] : undefined;
     const mcp = this.#session.mcp;
     if (listing && mcp) {
       const items = (result as Record<string, unknown>)[listing.list];
