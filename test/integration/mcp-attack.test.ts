@@ -252,3 +252,17 @@ describe("methods named after Object.prototype's", () => {
     c.close();
   });
 });
+
+describe('completions', () => {
+  it('of a prompt or resource the policy refuses never reach the server', async () => {
+    const c = await rawMcp();
+    // Before: relayed as they came, and the server completed the arguments of a denied prompt (what values exist, of what it reads).
+    const r = await c.request('c1', 'completion/complete', { ref: { type: 'ref/prompt', name: 'admin-export' }, argument: { name: 'customer', value: '4' } });
+    expect(errorOf(r).code).toBe(-32001);
+    const t = await c.request('c2', 'completion/complete', { ref: { type: 'ref/resource', uri: 'file:///etc/{name}' }, argument: { name: 'name', value: 'pa' } });
+    expect(errorOf(t).code).toBe(-32001);
+    expect((await calls()).filter((l) => l.includes('"id":"c1"') || l.includes('"id":"c2"'))).toEqual([]);
+    expect((await c.request('c3', 'completion/complete', { ref: { type: 'ref/prompt', name: 'summary' }, argument: { name: 'topic', value: '' } })).result).toBeDefined();
+    c.close();
+  });
+});

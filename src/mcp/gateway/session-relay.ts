@@ -221,6 +221,10 @@ export class McpSessionRelay {
     const judged = Object.hasOwn(JUDGED, m.method) ? JUDGED[m.method] : undefined;
     if (!judged) {
       if (!RELAYED.has(m.method)) return this.#answerError(m.id, RpcError.methodNotFound, `hoop: method ${m.method} is not one the gateway relays`);
+      // A completion of a prompt's or a resource template's arguments asks the server about it: not of one the listings hide.
+      const ref = m.method === 'completion/complete' ? completionRef(m.params) : undefined;
+      if (ref && this.#session.mcp && !this.#session.mcp.shows(ref.kind, ref.name))
+        return this.#refuse(m.id, { action: 'deny', rule: 'hoop:completion', reason: `the policy refuses every use of ${ref.kind} ${ref.name}, so its arguments are not completed` });
       this.#inFlight.set(key, { method: m.method });
       return this.#toServer(text);
     }
@@ -473,6 +477,14 @@ export class McpSessionRelay {
       ...(this.#detail !== undefined ? { detail: this.#detail } : {}),
     });
   }
+}
+
+/** What a `completion/complete` completes the arguments of: a prompt by name, or a resource (template) by URI. */
+function completionRef(params: Record<string, unknown> | undefined): { kind: 'prompt' | 'resource'; name: string } | undefined {
+  const ref = params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
+  if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') return { kind: 'prompt', name: ref.name };
+  if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') return { kind: 'resource', name: ref.uri };
+  return undefined;
 }
 
 /** A message of the agent's as the gateway read it: its JSON-RPC fields alone, each as parsed. */
