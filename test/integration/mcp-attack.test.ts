@@ -266,3 +266,33 @@ describe('completions', () => {
     c.close();
   });
 });
+
+describe('an agent that does not read', () => {
+  it('is read no more until it does: its answers do not pile up in the gateway', async () => {
+    const c = await rawMcp();
+    c.channel.pause();
+    // Each request is answered with its (1 MiB) method name; before, the gateway read all 128 MiB and held every answer.
+    const method = 'm'.repeat(1024 * 1024);
+    const total = 128;
+    let taken = 0;
+    while (taken < total) {
+      const line = `{"jsonrpc":"2.0","id":${taken + 1},"method":"${method}"}\n`;
+      const took = await new Promise<boolean>((r) => {
+        const t = setTimeout(() => r(false), 1500);
+        c.channel.write(line, () => {
+          clearTimeout(t);
+          r(true);
+        });
+      });
+      if (!took) break;
+      taken++;
+    }
+    expect(taken, `the gateway took ${taken} MiB of an agent that read nothing`).toBeLessThan(40);
+    expect(c.ended()).toBe(false);
+    // Once it reads, every request is answered and the session goes on.
+    c.channel.resume();
+    await eventually(() => expect(c.received.filter((m) => (m.error as { code?: number } | undefined)?.code === -32601)).toHaveLength(taken + 1), { timeout: 15_000, interval: 100 });
+    expect((await c.request('after', 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
+    c.close();
+  });
+});

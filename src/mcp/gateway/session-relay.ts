@@ -52,6 +52,11 @@ const MAX_SERVER_ASKS = 16;
 export const PROGRESS_PER_SECOND = 20;
 /** The longest text of a held call a reviewer is shown; a longer one is refused, not held. */
 const MAX_REVIEW_TEXT = 64 * 1024;
+/**
+ * The most bytes waiting for the agent to read; past it the session ends. The agent's own input
+ * waits while it is behind, and a stdio server's output too; a Streamable HTTP server's cannot.
+ */
+const MAX_TO_AGENT_BEHIND = 32 * 1024 * 1024;
 /** How long a session's client has to read its last lines before the tunnel is cut. */
 const END_GRACE_MS = 5000;
 
@@ -122,6 +127,8 @@ export class McpSessionRelay {
   #reason: CloseReason | undefined;
   #detail: string | undefined;
   #fromAgent = 0;
+  /** Why the agent's input waits: the server is behind taking it, or the agent behind reading its answers. */
+  readonly #agentWaits = new Set<'server' | 'agent'>();
   #ended = false;
   #resolve!: (o: SessionOutcome) => void;
 
@@ -399,10 +406,19 @@ export class McpSessionRelay {
     const u = this.#upstream;
     if (!u || this.#ended) return;
     if (!u.send(line.endsWith('\n') ? line : `${line}\n`)) {
-      const { channel } = this.#session;
-      channel.pause();
-      void u.drained().then(() => channel.resume());
+      this.#agentWait('server', true);
+      void u.drained().then(() => this.#agentWait('server', false));
     }
+  }
+
+  /** Stops (or, once no reason is left, restarts) reading the agent's input. */
+  #agentWait(why: 'server' | 'agent', waits: boolean): void {
+    const { channel } = this.#session;
+    const before = this.#agentWaits.size;
+    if (waits) this.#agentWaits.add(why);
+    else this.#agentWaits.delete(why);
+    if (before === 0 && this.#agentWaits.size > 0) channel.pause();
+    else if (before > 0 && this.#agentWaits.size === 0) channel.resume();
   }
 
   /** Sends a line to the agent, recorded; the server's side waits while the agent (or the recording) is behind. */
@@ -411,7 +427,16 @@ export class McpSessionRelay {
     if (channel.destroyed || channel.writableEnded) return;
     if (recording) recordLine(recording.stream, MCP_TO_AGENT, line);
     const behind = !channel.write(line);
+    if (behind && channel.writableLength > MAX_TO_AGENT_BEHIND && !this.#ended) {
+      this.#session.log.warn('mcp.agent-behind', { session: this.#session.id, bytes: channel.writableLength });
+      return this.#end('protocol-violation', `the agent did not read ${channel.writableLength} bytes sent to it`);
+    }
     const waits = behind ? new Promise<void>((r) => channel.once('drain', () => r())) : recording?.stream.behind;
+    // An agent that does not read what it is answered is read no more until it does: its answers would pile up in the gateway.
+    if (behind) {
+      this.#agentWait('agent', true);
+      void waits!.then(() => this.#agentWait('agent', false));
+    }
     if (waits && this.#upstream) {
       const u = this.#upstream;
       u.pause();
