@@ -1,9 +1,15 @@
 /**
  * Attacks on the MCP judge (src/policy/mcp.ts) that once got a call or a read past the policy, or
  * held the gateway's event loop: resource URIs spelled past a rule, an allow rule's path glob that
- * spells one odd segment, values that keep a path glob busy for seconds.
+ * spells one odd segment, values that keep a path glob busy for seconds; and a bundle's MCP
+ * connection that made an admitted command run code of the bundle's (src/policy/load.ts).
  */
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
 import { McpJudge } from '../../src/policy/mcp.js';
 import { PERSON } from '../../src/policy/principal.js';
 import { MCP_DEFAULTS, type McpPolicy } from '../../src/policy/schema.js';
@@ -72,5 +78,40 @@ describe("an allow rule's path globs", () => {
     expect(j.decide(tool('read_multiple_files', { paths })).action).toBe('deny');
     expect(performance.now() - started).toBeLessThan(200);
     expect(j.decide(tool('read_multiple_files', { paths: ['/srv/shared/a/b.md', '/srv/shared/docs/c.json'] })).action).toBe('allow');
+  });
+});
+
+describe("a bundle's MCP connection", () => {
+  const base = mkdtempSync(join(tmpdir(), 'hoop-mcp-attack-'));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  const allowedCommands = [`${process.execPath} /srv/mcp/server.mjs`];
+  const bundle = (env: Record<string, string>): string => {
+    const dir = mkdtempSync(join(base, 'r'));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'hoop.yaml'),
+      `version: 1\naccess:\n  - { name: a, subjects: [alice], connections: [files], mode: read-write }\nconnections:\n  - name: files\n    type: mcp\n    command: [${process.execPath}, /srv/mcp/server.mjs]\n    env: ${JSON.stringify(env)}\n`,
+    );
+    return dir;
+  };
+  const problems = (env: Record<string, string>) =>
+    loadPolicyDir(bundle(env), undefined, { allowedSecrets: [], allowedCommands }).then(
+      () => [] as string[],
+      (err: PolicyInvalidError) => err.problems,
+    );
+
+  it('may not set what makes the admitted command run other code', async () => {
+    const marker = join(base, 'ran');
+    const options = `--import=data:text/javascript,import{writeFileSync}from'node:fs';writeFileSync('${marker}','x')`;
+    // What that bundle would have made the gateway run: the admitted program, and the bundle's code first.
+    execFileSync(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH, NODE_OPTIONS: options } });
+    expect(existsSync(marker)).toBe(true);
+    // Before: accepted, as its command is admitted.
+    for (const env of [{ NODE_OPTIONS: options }, { PATH: '/tmp/bin' }, { npm_config_registry: 'https://registry.evil.example' }, { LD_PRELOAD: '/tmp/x.so' }, { PYTHONPATH: '/tmp' }, { UV_INDEX_URL: 'https://evil.example' }])
+      expect((await problems(env)).join('\n'), JSON.stringify(env)).toMatch(/changes what the program runs or loads/);
+  });
+
+  it("may set the server's own variables", async () => {
+    expect(await problems({ GITHUB_TOKEN: 'x', NODE_ENV: 'production', GOOGLE_CLOUD_PROJECT: 'p', GITLAB_URL: 'https://gitlab.example' })).toEqual([]);
   });
 });
