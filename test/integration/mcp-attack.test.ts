@@ -128,7 +128,10 @@ describe('messages nested past what a reader can walk', () => {
       async () => {
         const r = await hoop(['sessions', 'export', sessionId, '--format', 'jsonl']);
         expect(r.code, r.stderr).toBe(0);
-        const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+        const lines = r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
         expect(lines.some((e) => e.t === 'end')).toBe(true);
         return lines;
       },
@@ -194,7 +197,15 @@ describe('what the masking reads', () => {
 describe('resource URIs past a deny rule', () => {
   it('refuses /etc however the URI spells it; none reaches the server', async () => {
     const c = await rawMcp();
-    const spellings = ['file:///srv/../etc/passwd', 'file://localhost/etc/passwd', 'FILE:///etc/passwd', 'file:/etc/passwd', 'file:///%65tc/passwd', 'file:////etc/passwd', 'file:///srv/%2e%2e/etc/shadow'];
+    const spellings = [
+      'file:///srv/../etc/passwd',
+      'file://localhost/etc/passwd',
+      'FILE:///etc/passwd',
+      'file:/etc/passwd',
+      'file:///%65tc/passwd',
+      'file:////etc/passwd',
+      'file:///srv/%2e%2e/etc/shadow',
+    ];
     for (const uri of spellings) expect(errorOf(await c.request(uri, 'resources/read', { uri })).code, uri).toBe(-32001);
     expect(errorOf(await c.request('sub', 'resources/subscribe', { uri: 'file://LOCALHOST/etc/passwd' })).code).toBe(-32001);
     expect((await c.request('ok', 'resources/read', { uri: 'file:///srv/shared/notes.txt' })).result).toBeDefined();
@@ -228,7 +239,7 @@ describe('a held call', () => {
     c.close();
   });
 
-  it("relays a method as the gateway read it: a duplicate \"method\" is no way to an unjudged tools/call", async () => {
+  it('relays a method as the gateway read it: a duplicate "method" is no way to an unjudged tools/call', async () => {
     const c = await rawMcp();
     // The gateway read "ping" (JSON.parse keeps the last key) and relayed the bytes: a server that keeps the first read tools/call.
     c.send('{"jsonrpc":"2.0","id":"p1","method":"tools/call","params":{"name":"write","arguments":{"unjudged":true}},"method":"ping"}\n');
@@ -293,6 +304,38 @@ describe('an agent that does not read', () => {
     c.channel.resume();
     await eventually(() => expect(c.received.filter((m) => (m.error as { code?: number } | undefined)?.code === -32601)).toHaveLength(taken + 1), { timeout: 15_000, interval: 100 });
     expect((await c.request('after', 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
+    c.close();
+  });
+});
+
+describe('what a call is and how long it waits', () => {
+  it('a cancelled call waits no more: 64 cancelled calls the server never answers do not stop the session', async () => {
+    const c = await rawMcp();
+    // Before: each stayed in flight (the server need not answer a cancelled request), and the 65th call was refused.
+    for (let i = 1; i <= 70; i++) {
+      c.send({ jsonrpc: '2.0', id: `h${i}`, method: 'tools/call', params: { name: 'hang', arguments: {} } });
+      c.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: `h${i}`, reason: 'timed out' } });
+    }
+    expect((await c.request('after', 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
+    c.close();
+  });
+
+  it('refuses a call whose arguments are not an object: the judge reads arguments by name', async () => {
+    const c = await rawMcp();
+    for (const [i, args] of [['/etc/passwd'], '/etc/passwd', 42, null].entries()) {
+      const r = await c.request(`a${i}`, 'tools/call', { name: 'echo', arguments: args });
+      expect(errorOf(r).code, JSON.stringify(args)).toBe(-32602);
+    }
+    expect((await calls()).filter((l) => /"id":"a\d"/.test(l))).toEqual([]);
+    c.close();
+  });
+
+  it("masks the message of a server's progress notification", async () => {
+    const c = await rawMcp();
+    await c.request(1, 'tools/call', { name: 'progress-card', arguments: {}, _meta: { progressToken: 'p' } });
+    const progress = c.received.filter((m) => m.method === 'notifications/progress');
+    expect(progress).toHaveLength(1);
+    expect(JSON.stringify(progress)).not.toContain(CARD);
     c.close();
   });
 });

@@ -15,8 +15,7 @@ import { PERSON } from '../../src/policy/principal.js';
 import { MCP_DEFAULTS, type McpPolicy } from '../../src/policy/schema.js';
 
 const who = { subject: 'alice', groups: ['eng'], principal: PERSON };
-const judge = (mcp: Partial<McpPolicy>) =>
-  new McpJudge({ ...MCP_DEFAULTS, ...mcp }, who, 'files', 'read-write', () => ({ groups: ['dba'], approvals: 1, timeoutSeconds: 60, notify: [] }) as never);
+const judge = (mcp: Partial<McpPolicy>) => new McpJudge({ ...MCP_DEFAULTS, ...mcp }, who, 'files', 'read-write', () => ({ groups: ['dba'], approvals: 1, timeoutSeconds: 60, notify: [] }) as never);
 const resource = (uri: string) => ({ kind: 'resource' as const, uri });
 
 describe('resource URIs', () => {
@@ -58,7 +57,10 @@ const tool = (name: string, args: unknown = {}) => ({ kind: 'tool' as const, nam
 
 describe("an allow rule's path globs", () => {
   it('admit only the odd segments the pattern spells: `./**` is no way to `..`', () => {
-    const j = judge({ default: 'deny', rules: [{ name: 'here', match: { tools: ['read_file'], arguments: { path: { globs: ['./data/**', '../shared/**', '//server/share/**'] } } }, action: 'allow' }] });
+    const j = judge({
+      default: 'deny',
+      rules: [{ name: 'here', match: { tools: ['read_file'], arguments: { path: { globs: ['./data/**', '../shared/**', '//server/share/**'] } } }, action: 'allow' }],
+    });
     expect(j.decide(tool('read_file', { path: './data/a/b.txt' })).action).toBe('allow');
     expect(j.decide(tool('read_file', { path: '../shared/notes.txt' })).action).toBe('allow');
     expect(j.decide(tool('read_file', { path: '//server/share/x' })).action).toBe('allow');
@@ -107,7 +109,14 @@ describe("a bundle's MCP connection", () => {
     execFileSync(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH, NODE_OPTIONS: options } });
     expect(existsSync(marker)).toBe(true);
     // Before: accepted, as its command is admitted.
-    for (const env of [{ NODE_OPTIONS: options }, { PATH: '/tmp/bin' }, { npm_config_registry: 'https://registry.evil.example' }, { LD_PRELOAD: '/tmp/x.so' }, { PYTHONPATH: '/tmp' }, { UV_INDEX_URL: 'https://evil.example' }])
+    for (const env of [
+      { NODE_OPTIONS: options } as Record<string, string>,
+      { PATH: '/tmp/bin' },
+      { npm_config_registry: 'https://registry.evil.example' },
+      { LD_PRELOAD: '/tmp/x.so' },
+      { PYTHONPATH: '/tmp' },
+      { UV_INDEX_URL: 'https://evil.example' },
+    ])
       expect((await problems(env)).join('\n'), JSON.stringify(env)).toMatch(/changes what the program runs or loads/);
   });
 

@@ -62,11 +62,21 @@ const END_GRACE_MS = 5000;
 
 /** Methods the agent may send that the policy judges, by what they ask for. */
 const JUDGED: Record<string, (p: Record<string, unknown>) => McpAsk | string> = {
-  'tools/call': (p) => (typeof p.name === 'string' ? { kind: 'tool', name: p.name, arguments: p.arguments ?? {} } : 'params.name must be the name of a tool'),
+  'tools/call': (p) =>
+    typeof p.name !== 'string' ? 'params.name must be the name of a tool' : readable(p.arguments) ? { kind: 'tool', name: p.name, arguments: p.arguments ?? {} } : 'params.arguments must be an object',
   'resources/read': (p) => (typeof p.uri === 'string' ? { kind: 'resource', uri: p.uri } : 'params.uri must be a URI'),
   'resources/subscribe': (p) => (typeof p.uri === 'string' ? { kind: 'resource', uri: p.uri } : 'params.uri must be a URI'),
-  'prompts/get': (p) => (typeof p.name === 'string' ? { kind: 'prompt', name: p.name, arguments: p.arguments ?? {} } : 'params.name must be the name of a prompt'),
+  'prompts/get': (p) =>
+    typeof p.name !== 'string'
+      ? 'params.name must be the name of a prompt'
+      : readable(p.arguments)
+        ? { kind: 'prompt', name: p.name, arguments: p.arguments ?? {} }
+        : 'params.arguments must be an object',
 };
+/** Whether a call's `arguments` are what the judge reads by name: an object, or none. */
+function readable(args: unknown): boolean {
+  return args === undefined || (typeof args === 'object' && args !== null && !Array.isArray(args));
+}
 /** Methods of the agent relayed as they are. */
 const RELAYED = new Set(['initialize', 'ping', 'tools/list', 'resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete', 'logging/setLevel', 'resources/unsubscribe']);
 /** The agent's notifications relayed (cancellations and progress are handled on their own). */
@@ -305,6 +315,8 @@ export class McpSessionRelay {
         this.#inFlight.delete(idKey(requestId));
         return flight.held.withdraw('cancel');
       }
+      // The server need not answer a cancelled request, and the agent expects no answer (a late one is dropped): it waits no more.
+      this.#inFlight.delete(idKey(requestId));
       return this.#toServer(text);
     }
     if (m.method === 'notifications/progress') return void (this.#progress.agent.take() && this.#toServer(text));
@@ -348,7 +360,7 @@ export class McpSessionRelay {
       this.#serverAsks.add(idKey(m.id));
       return this.#send(messageLine(m.raw));
     }
-    if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#send(messageLine(m.raw)));
+    if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#send(messageLine(this.#masked(undefined, m.raw, 'params'))));
     if (m.method === 'notifications/cancelled') {
       const id = m.params?.requestId;
       if ((typeof id === 'string' || typeof id === 'number') && this.#serverAsks.delete(idKey(id))) this.#send(messageLine(m.raw));
