@@ -8,6 +8,8 @@
  * named after Object.prototype's, completions of a denied prompt, and an agent that never reads.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +26,40 @@ let stack: HoopStack;
 let repo: PolicyGitRepo;
 let dir: string;
 let callsLog: string;
+let http: Server;
+
+/**
+ * A Streamable HTTP MCP server that answers a call with an SSE stream of 200,000 log
+ * notifications of 1 KiB before its result: the gateway cannot pace it (HTTP has no back-pressure
+ * it could pass on).
+ */
+function floodingHttpServer(): Server {
+  return createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      if (req.method !== 'POST') return void res.writeHead(405).end();
+      const m = JSON.parse(body) as { id?: unknown; method: string; params?: { protocolVersion?: string } };
+      if (m.id === undefined) return void res.writeHead(202).end();
+      if (m.method !== 'tools/call') {
+        const result = m.method === 'initialize' ? { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'flood', version: '1' } } : {};
+        return void res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'flood' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const event = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x'.repeat(1024) } })}\n\n`;
+      let left = 200_000;
+      const more = (): void => {
+        while (left > 0 && !res.destroyed) {
+          left--;
+          if (!res.write(event)) return void res.once('drain', more);
+        }
+        if (!res.destroyed) res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [] } })}\n\n`);
+      };
+      res.on('close', () => (left = 0));
+      more();
+    });
+  });
+}
 
 /** A client of MCP connection `name` straight on a tunnel (session `sessionId`): lines out, parsed messages in. */
 async function rawMcp(name = 'attack', sessionId = newSessionId()) {
@@ -69,6 +105,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-mcp-attack-'));
   callsLog = join(dir, 'calls.log');
   await writeFile(callsLog, '');
+  http = floodingHttpServer();
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   repo = new PolicyGitRepo('mcp-attack');
   stack = await startStack({
     env: { APP_SERVER_TOKEN: SERVER_TOKEN },
@@ -79,8 +117,11 @@ connections:
     type: mcp
     command: [${process.execPath}, ${SERVER}]
     env: { CALLS_LOG: ${callsLog}, SERVER_TOKEN: "\${env:APP_SERVER_TOKEN}" }
+  - name: flood
+    type: mcp
+    url: http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp
 access:
-  - { name: people, subjects: [alice], connections: [attack], mode: read-write }
+  - { name: people, subjects: [alice], connections: [attack, flood], mode: read-write }
 statements:
   reviewers:
     - { groups: [dba], timeout: 30s }
@@ -100,6 +141,8 @@ mcp:
 
 afterAll(async () => {
   await stack?.close();
+  http?.closeAllConnections();
+  http?.close();
   repo?.remove();
   await rm(dir, { recursive: true, force: true });
 });
@@ -336,6 +379,17 @@ describe('what a call is and how long it waits', () => {
     const progress = c.received.filter((m) => m.method === 'notifications/progress');
     expect(progress).toHaveLength(1);
     expect(JSON.stringify(progress)).not.toContain(CARD);
+    c.close();
+  });
+});
+
+describe('a Streamable HTTP server the agent does not read', () => {
+  it("ends the session once 32 MiB wait for the agent, rather than hold the server's flood", async () => {
+    const c = await rawMcp('flood');
+    c.channel.pause();
+    // 200 MiB of log notifications: before, the gateway held all that the agent did not read.
+    c.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'anything', arguments: {} } });
+    await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.agent-behind')).toBe(true), { timeout: 15_000, interval: 100 });
     c.close();
   });
 });
