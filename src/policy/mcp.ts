@@ -24,7 +24,8 @@
  * value as a path: `*` stays within one segment (never `/`), `**` crosses them, and a value with
  * a `.`, `..` or empty segment the glob does not spell matches nothing; a deny or review rule's
  * `*` matches anything, and it is matched against the value as written and with its `.` and `..`
- * segments resolved, so `/srv/data/../secret` meets a rule on `/srv/secret/**`. (The server may
+ * segments resolved, so `/srv/data/../secret` meets a rule on `/srv/secret/**`, and (a glob that
+ * spells a `/`) a relative path as under any directory ({@link underSomeDirectory}). (The server may
  * still follow a symbolic link the gateway cannot see.) An argument the call does not send matches
  * no rule that names it.
  *
@@ -235,7 +236,7 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const want = canonical(m.equals);
     return (value) => canonical(value) === want;
   }
-  const globs = m.globs.map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text))));
+  const globs = m.globs.map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text))));
   const textOf = (value: unknown): string => (typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
   const one = (text: string): boolean => globs.some((g) => g(text));
   return (value) => {
@@ -263,6 +264,28 @@ function canonical(v: unknown): string {
 /** A path with its `.` and `..` segments resolved (as a server that joins it would read it). */
 function resolved(text: string): string {
   return text.includes('/') ? posix.normalize(text) : text;
+}
+
+/**
+ * Whether relative path `text` (or one under `~/`) matches deny or review glob `glob` (a path's:
+ * it spells a `/`) under some directory: a server reads it under one of its own (server-filesystem:
+ * under the directory it serves, so `secret/key` is `/srv/shared/secret/key`), which the gateway
+ * does not know. So `notes.txt` meets `/srv/shared/secret/**` (it may be under that directory):
+ * name such an argument's paths in full. Its leading `..` segments are dropped, the directory
+ * being any.
+ */
+function underSomeDirectory(glob: string, text: string): boolean {
+  if (text.startsWith('/') || text.length > MAX_GLOB_TEXT) return false;
+  const relative = posix
+    .normalize(text.startsWith('~/') ? text.slice(2) : text)
+    .replace(/^(\.\.\/)+/, '')
+    .replace(/^\.\.$/, '');
+  if (relative === '' || relative === '.') return false;
+  for (let k = 0; k < glob.length; k++) {
+    if (glob[k] === '/' && globMatches(glob.slice(k + 1), relative)) return true;
+    if (glob[k] === '*' && globMatches(glob.slice(k), `/${relative}`)) return true;
+  }
+  return false;
 }
 
 /**

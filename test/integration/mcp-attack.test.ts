@@ -7,11 +7,12 @@
  * spelled past a deny rule, a reviewed call whose bytes were not what the reviewer saw, methods
  * named after Object.prototype's, completions of a denied prompt, and an agent that never reads.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionId, openTunnel } from '../../src/tunnel/transport.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -19,6 +20,7 @@ import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 
 const SERVER = resolve(import.meta.dirname, '../fixtures/attack-mcp-server.mjs');
+const FILESYSTEM = join(dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist', 'index.js');
 const CARD = '4111 1111 1111 1111';
 const SERVER_TOKEN = 'tok-very-secret-123';
 
@@ -26,6 +28,7 @@ let stack: HoopStack;
 let repo: PolicyGitRepo;
 let dir: string;
 let callsLog: string;
+let data: string;
 let http: Server;
 
 /**
@@ -105,6 +108,10 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-mcp-attack-'));
   callsLog = join(dir, 'calls.log');
   await writeFile(callsLog, '');
+  data = join(dir, 'data');
+  await mkdir(join(data, 'secret'), { recursive: true });
+  await writeFile(join(data, 'secret', 'key.txt'), 'the secret key');
+  await writeFile(join(data, 'notes.txt'), 'plain notes');
   http = floodingHttpServer();
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   repo = new PolicyGitRepo('mcp-attack');
@@ -117,11 +124,14 @@ connections:
     type: mcp
     command: [${process.execPath}, ${SERVER}]
     env: { CALLS_LOG: ${callsLog}, SERVER_TOKEN: "\${env:APP_SERVER_TOKEN}" }
+  - name: files
+    type: mcp
+    command: [${process.execPath}, ${FILESYSTEM}, ${data}]
   - name: flood
     type: mcp
     url: http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp
 access:
-  - { name: people, subjects: [alice], connections: [attack, flood], mode: read-write }
+  - { name: people, subjects: [alice], connections: [attack, files, flood], mode: read-write }
 statements:
   reviewers:
     - { groups: [dba], timeout: 30s }
@@ -133,8 +143,9 @@ mcp:
     - { name: writes-reviewed, match: { tools: [write] }, action: review }
     - { name: no-config, match: { resources: ["file:///etc/**"] }, action: deny }
     - { name: no-admin, match: { prompts: ["admin-*"] }, action: deny }
+    - { name: no-secret-dir, match: { tools: ["*"], connections: [files], arguments: { path: "${data}/secret/**" } }, action: deny }
 `);
-      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${SERVER}"\n`;
+      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${SERVER}"\n    - "${process.execPath} ${FILESYSTEM} ${data}"\n`;
     },
   });
 }, 120_000);
@@ -390,6 +401,21 @@ describe('a Streamable HTTP server the agent does not read', () => {
     // 200 MiB of log notifications: before, the gateway held all that the agent did not read.
     c.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'anything', arguments: {} } });
     await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.agent-behind')).toBe(true), { timeout: 15_000, interval: 100 });
+    c.close();
+  });
+});
+
+describe('a relative path past a deny rule', () => {
+  it("is read by the filesystem server under its directory: it meets the rule on that directory's secret/**", async () => {
+    const c = await rawMcp('files');
+    // Before: allowed (the rule names ${data}/secret/**, the value was secret/key.txt) and the server read ${data}/secret/key.txt.
+    for (const [i, path] of ['secret/key.txt', './secret/key.txt', `../${'data'}/secret/key.txt`].entries()) {
+      const r = await c.request(`r${i}`, 'tools/call', { name: 'read_text_file', arguments: { path } });
+      expect(errorOf(r)?.code, path).toBe(-32001);
+    }
+    expect(JSON.stringify(c.received)).not.toContain('the secret key');
+    const notes = await c.request('notes', 'tools/call', { name: 'read_text_file', arguments: { path: join(data, 'notes.txt') } });
+    expect(JSON.stringify(notes.result)).toContain('plain notes');
     c.close();
   });
 });

@@ -83,6 +83,25 @@ describe("an allow rule's path globs", () => {
   });
 });
 
+describe("a deny rule's path globs", () => {
+  const j = judge({
+    rules: [
+      { name: 'no-secrets', match: { tools: ['*'], arguments: { path: { globs: ['/srv/shared/secret/**', '**/.env'] } } }, action: 'deny' },
+      { name: 'no-prod', match: { tools: ['*'], arguments: { environment: { globs: ['prod*'] } } }, action: 'deny' },
+    ],
+  });
+  it('meet a relative path under whatever directory the server reads it', () => {
+    // Each was allowed, and server-filesystem (serving /srv/shared) read /srv/shared/secret/key.
+    for (const path of ['secret/key', './secret/key', '../shared/secret/key', 'shared/secret/key', '~/secret/key', '.env', 'config/.env'])
+      expect(j.decide(tool('read_file', { path })).action, path).toBe('deny');
+    expect(j.decide(tool('read_file', { path: '/srv/shared/notes.txt' })).action).toBe('allow');
+  });
+  it('that spell no `/` read values as they are', () => {
+    expect(j.decide(tool('deploy', { environment: 'staging' })).action).toBe('allow');
+    expect(j.decide(tool('deploy', { environment: 'production' })).action).toBe('deny');
+  });
+});
+
 describe("a bundle's MCP connection", () => {
   const base = mkdtempSync(join(tmpdir(), 'hoop-mcp-attack-'));
   afterAll(() => rmSync(base, { recursive: true, force: true }));
