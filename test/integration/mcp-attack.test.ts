@@ -419,3 +419,16 @@ describe('a relative path past a deny rule', () => {
     c.close();
   });
 });
+
+describe('a server that asks and does not read', () => {
+  it('is answered no more than it reads: the gateway does not hold 256 MiB of ping answers', async () => {
+    const c = await rawMcp();
+    const before = process.memoryUsage().rss;
+    const r = await c.request(1, 'tools/call', { name: 'ping-flood', arguments: {} });
+    expect(JSON.stringify(r.result)).toContain('pinged');
+    const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+    // Before: about 230 MiB more (every answer held for a server that read none of them).
+    expect(grown).toBeLessThan(128);
+    c.close();
+  });
+});

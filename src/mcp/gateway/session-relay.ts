@@ -139,6 +139,8 @@ export class McpSessionRelay {
   #fromAgent = 0;
   /** Why the agent's input waits: the server is behind taking it, or the agent behind reading its answers. */
   readonly #agentWaits = new Set<'server' | 'agent'>();
+  /** The server has not taken what the gateway last answered it. */
+  #serverBehind = false;
   #ended = false;
   #resolve!: (o: SessionOutcome) => void;
 
@@ -349,13 +351,13 @@ export class McpSessionRelay {
       return this.#send(messageLine(this.#answer(flight, m.raw)));
     }
     if (m.kind === 'request') {
-      if (m.method === 'ping') return void this.#upstream?.send(messageLine({ jsonrpc: '2.0', id: m.id, result: {} }));
+      if (m.method === 'ping') return this.#answerServer(messageLine({ jsonrpc: '2.0', id: m.id, result: {} }));
       const mcp = this.#session.mcp;
       if (!mcp?.serverMay(m.method) || this.#serverAsks.size >= MAX_SERVER_ASKS) {
         // Recorded, not counted as the agent's refusal (nor told to alerts): the server asked, not the agent.
         this.#session.recording?.stream.event({ t: 'mcp-server-request-refused', at: Date.now(), method: m.method });
         const code = Object.hasOwn(SERVER_METHODS, m.method) ? RpcError.refused : RpcError.methodNotFound;
-        return void this.#upstream?.send(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
+        return this.#answerServer(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
       }
       this.#serverAsks.add(idKey(m.id));
       return this.#send(messageLine(m.raw));
@@ -420,6 +422,20 @@ export class McpSessionRelay {
     if (!u.send(line.endsWith('\n') ? line : `${line}\n`)) {
       this.#agentWait('server', true);
       void u.drained().then(() => this.#agentWait('server', false));
+    }
+  }
+
+  /**
+   * Sends the server the gateway's own answer to its request (a ping, a refusal), unless the
+   * server is not reading what it is sent: then the answer is dropped (a server that asks without
+   * reading would have the gateway hold every answer).
+   */
+  #answerServer(line: string): void {
+    const u = this.#upstream;
+    if (!u || this.#serverBehind) return;
+    if (!u.send(line)) {
+      this.#serverBehind = true;
+      void u.drained().then(() => (this.#serverBehind = false));
     }
   }
 
