@@ -623,11 +623,35 @@ function secretChecker(root: string, env: NodeJS.ProcessEnv | undefined, options
   };
 }
 
-/** Refuses each MCP connection whose `command` the gateway's `policy.allowedCommands` does not admit: whoever writes the repo must not choose what the gateway runs. */
+/**
+ * Environment variables that change what a program runs or loads, not what it is given: a
+ * program's search path, an interpreter's options and module paths (`NODE_OPTIONS=--import=data:…`
+ * runs any code in `node` and `npx`), a package manager's registry, a shell's start-up file, the
+ * dynamic linker's. A bundle may not set them for a program of its own: the command the gateway's
+ * operator admitted would run something else. (A list of the known ones: new tools bring others.)
+ */
+const LOADER_ENV =
+  /^(PATH|HOME|ENV|BASH_ENV|BASHOPTS|SHELLOPTS|PS4|IFS|CDPATH|CLASSPATH|GCONV_PATH|LOCPATH|HOSTALIASES|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|PERLLIB|PERL5[A-Z0-9_]*|RUBYOPT|RUBYLIB|PYTHON[A-Z0-9_]*|GO(FLAGS|PROXY|PATH|ROOT|TOOLCHAIN|ENV|BIN|INSECURE|NOSUMDB|PRIVATE|EXPERIMENT)|HTTPS?_PROXY|ALL_PROXY|NO_PROXY|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|(LD|DYLD|NODE|NPM_CONFIG|NPX|YARN|PNPM|COREPACK|BUN|DENO|PIP|UV|POETRY|CONDA|GEM|BUNDLE|JAVA|MAVEN|GRADLE|CARGO|RUSTUP|GIT|XDG|DOTNET|MALLOC|LUA|DOCKER|SSL_CERT)_[A-Z0-9_]*)$/i;
+/** Loader variables as harmless as they are common. */
+const PLAIN_ENV = new Set(['NODE_ENV']);
+
+/**
+ * Refuses each MCP connection whose `command` the gateway's `policy.allowedCommands` does not
+ * admit, or whose `env` changes what that command runs ({@link LOADER_ENV}): whoever writes the
+ * repo must not choose what the gateway runs.
+ */
 function checkCommands(connections: MergedBundle['connections'], allowed: readonly string[], problems: Problems): void {
   const patterns = allowed.map((p) => argumentsGlob(p));
   for (const { value, at } of connections) {
-    if (value.type !== 'mcp' || value.command === undefined || patterns.some((admits) => admits(value.command!))) continue;
+    if (value.type !== 'mcp' || value.command === undefined) continue;
+    for (const name of Object.keys(value.env ?? {}))
+      if (LOADER_ENV.test(name) && !PLAIN_ENV.has(name.toUpperCase()))
+        problems.add(
+          at.file,
+          [...at.path, 'env', name],
+          `${name} changes what the program runs or loads, and a bundle may not set it (the command admitted by the gateway's policy.allowedCommands would run something else); the gateway's operator configures such a server in the gateway's own connections`,
+        );
+    if (patterns.some((admits) => admits(value.command!))) continue;
     problems.add(
       at.file,
       [...at.path, 'command'],

@@ -15,6 +15,8 @@
  *
  * A rule's `tools`, `resources` and `prompts` are globs over a tool's name, a resource's URI and
  * a prompt's name (`*` any run of characters); a rule that names none of them matches all three.
+ * A URI is read in each spelling a server may read it as ({@link uriSpellings}): a deny or review
+ * rule matches when one does, an allow rule when every one does.
  * `arguments` match a call's (or a prompt's) arguments by name (`a.b` reaches into an object):
  * a list of globs over the value's text (a number or boolean as JSON writes it, an object as its
  * JSON), or `{ equals: <JSON value> }`. A value that is a list matches a deny or review rule when
@@ -22,7 +24,8 @@
  * value as a path: `*` stays within one segment (never `/`), `**` crosses them, and a value with
  * a `.`, `..` or empty segment the glob does not spell matches nothing; a deny or review rule's
  * `*` matches anything, and it is matched against the value as written and with its `.` and `..`
- * segments resolved, so `/srv/data/../secret` meets a rule on `/srv/secret/**`. (The server may
+ * segments resolved, so `/srv/data/../secret` meets a rule on `/srv/secret/**`, and (a glob that
+ * spells a `/`) a relative path as under any directory ({@link underSomeDirectory}). (The server may
  * still follow a symbolic link the gateway cannot see.) An argument the call does not send matches
  * no rule that names it.
  *
@@ -116,7 +119,7 @@ export class McpJudge {
 
   /** Whether the server may send the agent a request of `method` (sampling, elicitation, roots), as `serverRequests` says. */
   serverMay(method: string): boolean {
-    const name = SERVER_REQUESTS[method];
+    const name = Object.hasOwn(SERVER_REQUESTS, method) ? SERVER_REQUESTS[method] : undefined;
     return name !== undefined && this.#serverRequests.has(name);
   }
 
@@ -161,19 +164,53 @@ function namesIt(c: CompiledRule, kind: McpAsk['kind'], name: string): boolean {
   return globs === undefined || globs.some((g) => globMatches(g, name));
 }
 
-/** Whether rule `c` matches `ask`: its kind, its name, every argument it names. */
+/** Whether rule `c` matches `ask`: its kind, its name (a resource's URI in each of its spellings), every argument it names. */
 function matches(c: CompiledRule, ask: McpAsk): boolean {
-  if (!namesIt(c, ask.kind, ask.kind === 'resource' ? ask.uri : ask.name)) return false;
+  if (ask.kind === 'resource') {
+    // A deny or review rule matches a URI any way the server may read it; an allow rule only when it matches every way.
+    const spellings = uriSpellings(ask.uri);
+    const named = (uri: string): boolean => namesIt(c, 'resource', uri);
+    return (c.rule.action === 'allow' ? spellings.every(named) : spellings.some(named)) && !c.arguments;
+  }
+  if (!namesIt(c, ask.kind, ask.name)) return false;
   if (!c.arguments) return true;
-  if (ask.kind === 'resource') return false;
   return c.arguments.every(({ path, match }) => {
     const value = valueAt(ask.arguments, path);
     return value !== undefined && match(value);
   });
 }
 
-/** The longest value an allow rule's path glob reads (a longer one matches none). */
-const MAX_GLOB_TEXT = 64 * 1024;
+/**
+ * The ways a server may read resource URI `uri`: as written; as a URL parser reads it (the scheme
+ * and host in lower case, `file://localhost/` as `file:///`, `.`, `..` and `%2e` segments
+ * resolved); and with its path percent-decoded and its `..` and empty segments resolved (as
+ * `fileURLToPath` and a path join read `file:///srv/%2e%2e//etc/passwd`).
+ */
+function uriSpellings(uri: string): string[] {
+  const spellings = new Set([uri]);
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return [...spellings];
+  }
+  spellings.add(url.href);
+  const rest = url.pathname.length + url.search.length + url.hash.length;
+  const head = url.href.slice(0, url.href.length - rest);
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    return [...spellings];
+  }
+  spellings.add(`${head}${path.startsWith('/') ? posix.normalize(path) : path}${url.search}${url.hash}`);
+  return [...spellings];
+}
+
+/** The longest value an allow rule's path glob reads (a longer one matches none): twice PATH_MAX. */
+const MAX_GLOB_TEXT = 8 * 1024;
+/** The most of a list's values an allow rule's path globs read (a longer list matches none). */
+const MAX_GLOB_LIST = 64 * 1024;
 
 /** The value at `path` in a call's arguments (own properties only). */
 function valueAt(args: unknown, path: readonly string[]): unknown {
@@ -194,12 +231,17 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const want = canonical(m.equals);
     return (value) => canonical(value) === want;
   }
-  const globs = m.globs.map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text))));
-  const one = (value: unknown): boolean => {
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    return globs.some((g) => g(text));
+  const globs = m.globs.map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text))));
+  const textOf = (value: unknown): string => (typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
+  const one = (text: string): boolean => globs.some((g) => g(text));
+  return (value) => {
+    if (!Array.isArray(value)) return one(textOf(value));
+    if (value.length === 0) return false;
+    const texts = value.map(textOf);
+    // An allow rule's globs read at most MAX_GLOB_LIST of a list (a longer one matches none): a 4 MiB list of long paths kept them busy for seconds.
+    if (asPath && texts.reduce((n, t) => n + t.length, 0) > MAX_GLOB_LIST) return false;
+    return all ? texts.every(one) : texts.some(one);
   };
-  return (value) => (Array.isArray(value) ? value.length > 0 && (all ? value.every(one) : value.some(one)) : one(value));
 }
 
 /** A value's JSON with its objects' keys sorted, so that equal values compare equal. */
@@ -220,38 +262,89 @@ function resolved(text: string): string {
 }
 
 /**
+ * Whether relative path `text` (or one under `~/`) matches deny or review glob `glob` (a path's:
+ * it spells a `/`) under some directory: a server reads it under one of its own (server-filesystem:
+ * under the directory it serves, so `secret/key` is `/srv/shared/secret/key`), which the gateway
+ * does not know. So `notes.txt` meets `/srv/shared/secret/**` (it may be under that directory):
+ * name such an argument's paths in full. Its leading `..` segments are dropped, the directory
+ * being any.
+ */
+function underSomeDirectory(glob: string, text: string): boolean {
+  if (text.startsWith('/') || text.length > MAX_GLOB_TEXT) return false;
+  const relative = posix
+    .normalize(text.startsWith('~/') ? text.slice(2) : text)
+    .replace(/^(\.\.\/)+/, '')
+    .replace(/^\.\.$/, '');
+  if (relative === '' || relative === '.') return false;
+  for (let k = 0; k < glob.length; k++) {
+    if (glob[k] === '/' && globMatches(glob.slice(k + 1), relative)) return true;
+    if (glob[k] === '*' && globMatches(glob.slice(k), `/${relative}`)) return true;
+  }
+  return false;
+}
+
+/**
  * An allow rule's glob over a path: `*` within one segment, `**` across segments, and a value
- * with a `.`, `..` or empty segment that the pattern does not spell matches nothing.
+ * with a `.`, `..` or empty segment that the pattern does not spell matches nothing: the value
+ * may have no more segments of each of these kinds than the pattern spells (each one the pattern
+ * spells meets one of the value's, so every one of the value's is one the pattern spells).
  */
 function pathGlob(pattern: string): (text: string) => boolean {
-  // Tokens: a character, `*` (0: within a segment) or `**` (1: across segments).
-  const tokens: Array<string | 0 | 1> = [];
+  // Tokens: a character's code, STAR (`*`: within a segment) or GLOBSTAR (`**`: across segments).
+  const codes: number[] = [];
   for (let i = 0; i < pattern.length; i++) {
-    if (pattern[i] !== '*') tokens.push(pattern[i]!);
+    if (pattern[i] !== '*') codes.push(pattern.charCodeAt(i));
     else if (pattern[i + 1] === '*') {
-      tokens.push(1);
+      codes.push(GLOBSTAR);
       while (pattern[i + 1] === '*') i++;
-    } else tokens.push(0);
+    } else codes.push(STAR);
   }
-  const odd = /(^|\/)\.{1,2}(\/|$)|\/\//;
-  const spells = odd.test(pattern);
+  const tokens = Int32Array.from(codes);
+  const spelled = oddSegments(pattern);
+  const n = tokens.length;
+  let row = new Uint8Array(n + 1);
+  let next = new Uint8Array(n + 1);
   return (text) => {
-    if (text.length > MAX_GLOB_TEXT || (!spells && odd.test(text))) return false;
+    if (text.length > MAX_GLOB_TEXT) return false;
+    const odd = oddSegments(text);
+    if (odd.dot > spelled.dot || odd.dotdot > spelled.dotdot || odd.empty > spelled.empty) return false;
     // row[j]: the text read so far matches the first j tokens (pattern length times text length steps, no backtracking).
-    let row = new Array<boolean>(tokens.length + 1).fill(false);
-    row[0] = true;
-    for (let j = 1; j <= tokens.length; j++) row[j] = row[j - 1]! && typeof tokens[j - 1] === 'number';
-    for (const c of text) {
-      const next = new Array<boolean>(tokens.length + 1).fill(false);
-      for (let j = 1; j <= tokens.length; j++) {
+    row.fill(0);
+    row[0] = 1;
+    for (let j = 1; j <= n; j++) row[j] = tokens[j - 1]! < 0 ? row[j - 1]! : 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      let alive = 0;
+      next[0] = 0;
+      for (let j = 1; j <= n; j++) {
         const t = tokens[j - 1]!;
-        next[j] = typeof t === 'number' ? next[j - 1]! || (row[j]! && (t === 1 || c !== '/')) : row[j - 1]! && t === c;
+        const v = t === GLOBSTAR || (t === STAR && c !== SLASH) ? next[j - 1]! | row[j]! : t === STAR ? next[j - 1]! : t === c ? row[j - 1]! : 0;
+        next[j] = v;
+        alive |= v;
       }
+      const was = row;
       row = next;
-      if (!row.includes(true)) return false;
+      next = was;
+      if (alive === 0) return false;
     }
-    return row[tokens.length]!;
+    return row[n] === 1;
   };
+}
+
+const STAR = -1;
+const GLOBSTAR = -2;
+const SLASH = 0x2f;
+
+/** How many `.`, `..` and empty segments (but a leading or trailing `/`'s) `path` has. */
+function oddSegments(path: string): { dot: number; dotdot: number; empty: number } {
+  const segments = path.split('/');
+  const odd = { dot: 0, dotdot: 0, empty: 0 };
+  segments.forEach((s, i) => {
+    if (s === '.') odd.dot++;
+    else if (s === '..') odd.dotdot++;
+    else if (s === '' && i > 0 && i < segments.length - 1) odd.empty++;
+  });
+  return odd;
 }
 
 /** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */

@@ -229,7 +229,10 @@ describe('a hostile server behind the gateway', () => {
   it('answers what was asked when the server exits, and ends the session', async () => {
     const c = await rawMcp();
     const r = await c.request(1, 'tools/call', { name: 'exit', arguments: {} });
-    expect(errorOf(r).message).toMatch(/the MCP server exited \(code 3\): going away/);
+    expect(errorOf(r).message).toMatch(/the MCP server exited \(code 3\)/);
+    // Its stderr is the gateway's log's, never the agent's.
+    expect(errorOf(r).message).not.toMatch(/going away/);
     await eventually(() => expect(c.ended()).toBe(true));
+    await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.upstream-closed' && l.stderr === 'going away')).toBe(true));
   });
 });

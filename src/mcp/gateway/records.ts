@@ -8,6 +8,7 @@
  */
 import type { EventSink } from '../../recording/event-line.js';
 import type { RecordEncoder, RecordingStream } from '../../recording/thread.js';
+import { MAX_DEPTH, nestedPast } from '../wire/json-rpc.js';
 
 /** Record kind: a line the agent sent. */
 export const MCP_FROM_AGENT = 2;
@@ -34,6 +35,10 @@ class McpRecordReader implements RecordEncoder {
     try {
       message = JSON.parse(bytes.toString('utf8', start, end));
     } catch {
+      message = undefined;
+    }
+    // A line the gateway refused for its nesting is kept as text: writing it as JSON would overflow the reader's stack.
+    if (message === undefined || nestedPast(message, MAX_DEPTH)) {
       line.key('text').text(bytes, start, end).end();
       return;
     }

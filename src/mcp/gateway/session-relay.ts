@@ -52,16 +52,31 @@ const MAX_SERVER_ASKS = 16;
 export const PROGRESS_PER_SECOND = 20;
 /** The longest text of a held call a reviewer is shown; a longer one is refused, not held. */
 const MAX_REVIEW_TEXT = 64 * 1024;
+/**
+ * The most bytes waiting for the agent to read; past it the session ends. The agent's own input
+ * waits while it is behind, and a stdio server's output too; a Streamable HTTP server's cannot.
+ */
+const MAX_TO_AGENT_BEHIND = 32 * 1024 * 1024;
 /** How long a session's client has to read its last lines before the tunnel is cut. */
 const END_GRACE_MS = 5000;
 
 /** Methods the agent may send that the policy judges, by what they ask for. */
 const JUDGED: Record<string, (p: Record<string, unknown>) => McpAsk | string> = {
-  'tools/call': (p) => (typeof p.name === 'string' ? { kind: 'tool', name: p.name, arguments: p.arguments ?? {} } : 'params.name must be the name of a tool'),
+  'tools/call': (p) =>
+    typeof p.name !== 'string' ? 'params.name must be the name of a tool' : readable(p.arguments) ? { kind: 'tool', name: p.name, arguments: p.arguments ?? {} } : 'params.arguments must be an object',
   'resources/read': (p) => (typeof p.uri === 'string' ? { kind: 'resource', uri: p.uri } : 'params.uri must be a URI'),
   'resources/subscribe': (p) => (typeof p.uri === 'string' ? { kind: 'resource', uri: p.uri } : 'params.uri must be a URI'),
-  'prompts/get': (p) => (typeof p.name === 'string' ? { kind: 'prompt', name: p.name, arguments: p.arguments ?? {} } : 'params.name must be the name of a prompt'),
+  'prompts/get': (p) =>
+    typeof p.name !== 'string'
+      ? 'params.name must be the name of a prompt'
+      : readable(p.arguments)
+        ? { kind: 'prompt', name: p.name, arguments: p.arguments ?? {} }
+        : 'params.arguments must be an object',
 };
+/** Whether a call's `arguments` are what the judge reads by name: an object, or none. */
+function readable(args: unknown): boolean {
+  return args === undefined || (typeof args === 'object' && args !== null && !Array.isArray(args));
+}
 /** Methods of the agent relayed as they are. */
 const RELAYED = new Set(['initialize', 'ping', 'tools/list', 'resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete', 'logging/setLevel', 'resources/unsubscribe']);
 /** The agent's notifications relayed (cancellations and progress are handled on their own). */
@@ -122,6 +137,10 @@ export class McpSessionRelay {
   #reason: CloseReason | undefined;
   #detail: string | undefined;
   #fromAgent = 0;
+  /** Why the agent's input waits: the server is behind taking it, or the agent behind reading its answers. */
+  readonly #agentWaits = new Set<'server' | 'agent'>();
+  /** The server has not taken what the gateway last answered it. */
+  #serverBehind = false;
   #ended = false;
   #resolve!: (o: SessionOutcome) => void;
 
@@ -164,8 +183,8 @@ export class McpSessionRelay {
     const { connection, log } = this.#session;
     openUpstream(connection, this.#o.resolveSecret, this.#o.workDir, {
       message: (m) => this.#fromServer(m),
-      closed: (why) => {
-        log.info('mcp.upstream-closed', { session: this.#session.id, connection: connection.name, why });
+      closed: (why, stderr) => {
+        log.info('mcp.upstream-closed', { session: this.#session.id, connection: connection.name, why, ...(stderr !== undefined ? { stderr } : {}) });
         this.#failInFlight(`hoop: ${why}`);
         this.#end('upstream-closed', why);
       },
@@ -198,19 +217,33 @@ export class McpSessionRelay {
       this.#send(errorLine(m.id, m.code, `hoop: ${m.invalid}; the session ends`));
       return this.#end('protocol-violation', `the agent sent ${m.invalid}`);
     }
-    if (m.kind === 'request') return this.#request(m, text);
-    if (m.kind === 'notification') return this.#agentNotification(m, text);
-    // An answer to the server's request: only to one it made and the agent was given.
-    if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(text);
+    try {
+      // What the server is sent is the message as the gateway read it, written anew: never bytes it did not judge or a reviewer did not see (a duplicate key, a number past double precision).
+      const line = messageLine(asRead(m));
+      if (m.kind === 'request') return this.#request(m, line);
+      if (m.kind === 'notification') return this.#agentNotification(m, line);
+      // An answer to the server's request: only to one it made and the agent was given.
+      if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(line);
+    } catch (err) {
+      // Nothing the agent sends may throw out of the relay (into the tunnel, which would end every stream of the connection).
+      this.#session.log.warn('mcp.agent-message-failed', { session: this.#session.id, error: describeError(err) });
+      this.#send(errorLine(m.kind === 'request' ? m.id : null, RpcError.invalidRequest, 'hoop: a message the gateway could not handle; the session ends'));
+      this.#end('protocol-violation', `the agent sent a message the gateway could not handle: ${describeError(err)}`);
+    }
   }
 
   #request(m: Extract<McpMessage, { kind: 'request' }>, text: string): void {
     const key = idKey(m.id);
     if (this.#inFlight.has(key)) return this.#answerError(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`);
     if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#answerError(m.id, RpcError.refused, `hoop: ${MAX_IN_FLIGHT} requests are in flight on this session; wait for their answers`);
-    const judged = JUDGED[m.method];
+    // Own keys only: a method named after Object.prototype's (`constructor`, `hasOwnProperty`) is no method of the table's.
+    const judged = Object.hasOwn(JUDGED, m.method) ? JUDGED[m.method] : undefined;
     if (!judged) {
       if (!RELAYED.has(m.method)) return this.#answerError(m.id, RpcError.methodNotFound, `hoop: method ${m.method} is not one the gateway relays`);
+      // A completion of a prompt's or a resource template's arguments asks the server about it: not of one the listings hide.
+      const ref = m.method === 'completion/complete' ? completionRef(m.params) : undefined;
+      if (ref && this.#session.mcp && !this.#session.mcp.shows(ref.kind, ref.name))
+        return this.#refuse(m.id, { action: 'deny', rule: 'hoop:completion', reason: `the policy refuses every use of ${ref.kind} ${ref.name}, so its arguments are not completed` });
       this.#inFlight.set(key, { method: m.method });
       return this.#toServer(m.method === 'initialize' ? this.#initialize(m) : text);
     }
@@ -233,10 +266,10 @@ export class McpSessionRelay {
    */
   #initialize(m: Extract<McpMessage, { kind: 'request' }>): string {
     const capabilities = m.params?.capabilities;
-    if (typeof capabilities !== 'object' || capabilities === null) return messageLine(m.raw);
+    if (typeof capabilities !== 'object' || capabilities === null) return messageLine(asRead(m));
     const asks: Record<string, string> = { sampling: 'sampling/createMessage', elicitation: 'elicitation/create', roots: 'roots/list' };
-    const kept = Object.fromEntries(Object.entries(capabilities).filter(([k]) => !(k in asks) || this.#session.mcp?.serverMay(asks[k]!) === true));
-    return messageLine({ ...m.raw, params: { ...m.params, capabilities: kept } });
+    const kept = Object.fromEntries(Object.entries(capabilities).filter(([k]) => !Object.hasOwn(asks, k) || this.#session.mcp?.serverMay(asks[k]!) === true));
+    return messageLine({ ...asRead(m), params: { ...m.params, capabilities: kept } });
   }
 
   /** Holds a call a `review` rule matched until a reviewer decides; nothing reaches the server meanwhile. */
@@ -296,6 +329,8 @@ export class McpSessionRelay {
         this.#inFlight.delete(idKey(requestId));
         return flight.held.withdraw('cancel');
       }
+      // The server need not answer a cancelled request, and the agent expects no answer (a late one is dropped): it waits no more.
+      this.#inFlight.delete(idKey(requestId));
       return this.#toServer(text);
     }
     if (m.method === 'notifications/progress') return void (this.#progress.agent.take() && this.#toServer(text));
@@ -305,6 +340,17 @@ export class McpSessionRelay {
   /** One message from the server: an answer to the agent, filtered and masked; its own requests and notifications as the policy says. */
   #fromServer(m: McpMessage | NotAMessage): void {
     if (this.#ended) return;
+    try {
+      this.#fromServerMessage(m);
+    } catch (err) {
+      // Nothing the server sends may throw out of the relay (out of its stdout's handler: the gateway's process would end).
+      this.#session.log.warn('mcp.server-message-failed', { session: this.#session.id, error: describeError(err) });
+      this.#failInFlight('hoop: the MCP server sent a message the gateway could not handle; the session ends');
+      this.#end('protocol-violation', `the MCP server sent a message the gateway could not handle: ${describeError(err)}`);
+    }
+  }
+
+  #fromServerMessage(m: McpMessage | NotAMessage): void {
     if ('invalid' in m) {
       this.#failInFlight(`hoop: the MCP server sent ${m.invalid}; the session ends`);
       return this.#end('protocol-violation', `the MCP server sent ${m.invalid}`);
@@ -317,36 +363,41 @@ export class McpSessionRelay {
       return this.#send(messageLine(this.#answer(flight, m.raw)));
     }
     if (m.kind === 'request') {
-      if (m.method === 'ping') return void this.#upstream?.send(messageLine({ jsonrpc: '2.0', id: m.id, result: {} }));
+      if (m.method === 'ping') return this.#answerServer(messageLine({ jsonrpc: '2.0', id: m.id, result: {} }));
       const mcp = this.#session.mcp;
       if (!mcp?.serverMay(m.method) || this.#serverAsks.size >= MAX_SERVER_ASKS) {
         // Recorded, not counted as the agent's refusal (nor told to alerts): the server asked, not the agent.
         this.#session.recording?.stream.event({ t: 'mcp-server-request-refused', at: Date.now(), method: m.method });
-        const code = m.method in SERVER_METHODS ? RpcError.refused : RpcError.methodNotFound;
-        return void this.#upstream?.send(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
+        const code = Object.hasOwn(SERVER_METHODS, m.method) ? RpcError.refused : RpcError.methodNotFound;
+        return this.#answerServer(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
       }
       this.#serverAsks.add(idKey(m.id));
       return this.#send(messageLine(m.raw));
     }
-    if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#send(messageLine(m.raw)));
+    if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#send(messageLine(this.#masked(undefined, m.raw, 'params'))));
     if (m.method === 'notifications/cancelled') {
       const id = m.params?.requestId;
       if ((typeof id === 'string' || typeof id === 'number') && this.#serverAsks.delete(idKey(id))) this.#send(messageLine(m.raw));
       return;
     }
+    // The server's log is read by the detectors as its results are (a server may log the row it read).
+    if (m.method === 'notifications/message') return this.#send(messageLine(this.#masked(undefined, m.raw, 'params')));
     if (SERVER_NOTIFICATIONS.has(m.method)) this.#send(messageLine(m.raw));
   }
 
   /** The server's answer to `flight` as the agent receives it: listings filtered, results masked. */
   #answer(flight: InFlight, raw: Record<string, unknown>): Record<string, unknown> {
     const result = raw.result;
+    // An error answer to what the detectors read (a server's error may quote the row it failed on) is read as its result is.
+    if ('error' in raw) return Object.hasOwn(MASKED, flight.method) ? this.#masked(flight, raw, 'error') : raw;
+    if (Object.hasOwn(MASKED, flight.method)) return this.#masked(flight, raw, 'result');
     if (typeof result !== 'object' || result === null) return raw;
     if (flight.method === 'initialize') {
       const version = (result as { protocolVersion?: unknown }).protocolVersion;
       if (typeof version === 'string') this.#upstream?.agreed(version);
       return raw;
     }
-    const listing = LISTINGS[flight.method];
+    const listing = Object.hasOwn(LISTINGS, flight.method) ? LISTINGS[flight.method] : undefined;
     const mcp = this.#session.mcp;
     if (listing && mcp) {
       const items = (result as Record<string, unknown>)[listing.list];
@@ -357,16 +408,22 @@ export class McpSessionRelay {
       });
       return shown.length === items.length ? raw : { ...raw, result: { ...result, [listing.list]: shown } };
     }
-    if (!this.#masking || !(flight.method in MASKED)) return raw;
+    return raw;
+  }
+
+  /** `raw` with every string (and key) of its `field` masked by the detectors; `raw` itself when none matched. */
+  #masked(flight: InFlight | undefined, raw: Record<string, unknown>, field: string): Record<string, unknown> {
+    const masking = this.#masking;
+    if (!masking) return raw;
     let changed = false;
-    const masked = mapStrings(result, (s) => {
-      const out = this.#masking!.maskText(s);
+    const masked = mapStrings(raw[field], (s) => {
+      const out = masking.maskText(s);
       if (out.changed) changed = true;
       return out.text;
     });
     if (!changed) return raw;
-    this.#session.recording?.notes?.masked(flight.tool !== undefined ? `tool:${flight.tool}` : flight.method, 'detector');
-    return { ...raw, result: masked };
+    this.#session.recording?.notes?.masked(flight?.tool !== undefined ? `tool:${flight.tool}` : (flight?.method ?? String(raw.method)), 'detector');
+    return { ...raw, [field]: masked };
   }
 
   /** Sends a line to the server (or keeps it until the server is open); the agent's side waits while the server is behind. */
@@ -375,10 +432,33 @@ export class McpSessionRelay {
     const u = this.#upstream;
     if (!u || this.#ended) return;
     if (!u.send(line.endsWith('\n') ? line : `${line}\n`)) {
-      const { channel } = this.#session;
-      channel.pause();
-      void u.drained().then(() => channel.resume());
+      this.#agentWait('server', true);
+      void u.drained().then(() => this.#agentWait('server', false));
     }
+  }
+
+  /**
+   * Sends the server the gateway's own answer to its request (a ping, a refusal), unless the
+   * server is not reading what it is sent: then the answer is dropped (a server that asks without
+   * reading would have the gateway hold every answer).
+   */
+  #answerServer(line: string): void {
+    const u = this.#upstream;
+    if (!u || this.#serverBehind) return;
+    if (!u.send(line)) {
+      this.#serverBehind = true;
+      void u.drained().then(() => (this.#serverBehind = false));
+    }
+  }
+
+  /** Stops (or, once no reason is left, restarts) reading the agent's input. */
+  #agentWait(why: 'server' | 'agent', waits: boolean): void {
+    const { channel } = this.#session;
+    const before = this.#agentWaits.size;
+    if (waits) this.#agentWaits.add(why);
+    else this.#agentWaits.delete(why);
+    if (before === 0 && this.#agentWaits.size > 0) channel.pause();
+    else if (before > 0 && this.#agentWaits.size === 0) channel.resume();
   }
 
   /** Sends a line to the agent, recorded; the server's side waits while the agent (or the recording) is behind. */
@@ -387,7 +467,16 @@ export class McpSessionRelay {
     if (channel.destroyed || channel.writableEnded) return;
     if (recording) recordLine(recording.stream, MCP_TO_AGENT, line);
     const behind = !channel.write(line);
+    if (behind && channel.writableLength > MAX_TO_AGENT_BEHIND && !this.#ended) {
+      this.#session.log.warn('mcp.agent-behind', { session: this.#session.id, bytes: channel.writableLength });
+      return this.#end('protocol-violation', `the agent did not read ${channel.writableLength} bytes sent to it`);
+    }
     const waits = behind ? new Promise<void>((r) => channel.once('drain', () => r())) : recording?.stream.behind;
+    // An agent that does not read what it is answered is read no more until it does: its answers would pile up in the gateway.
+    if (behind) {
+      this.#agentWait('agent', true);
+      void waits!.then(() => this.#agentWait('agent', false));
+    }
     if (waits && this.#upstream) {
       const u = this.#upstream;
       u.pause();
@@ -455,19 +544,36 @@ export class McpSessionRelay {
   }
 }
 
+/** What a `completion/complete` completes the arguments of: a prompt by name, or a resource (template) by URI. */
+function completionRef(params: Record<string, unknown> | undefined): { kind: 'prompt' | 'resource'; name: string } | undefined {
+  const ref = params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
+  if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') return { kind: 'prompt', name: ref.name };
+  if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') return { kind: 'resource', name: ref.uri };
+  return undefined;
+}
+
+/** A message of the agent's as the gateway read it: its JSON-RPC fields alone, each as parsed. */
+function asRead(m: McpMessage): Record<string, unknown> {
+  const params = m.kind !== 'response' && m.params !== undefined ? { params: m.params } : {};
+  if (m.kind === 'request') return { jsonrpc: '2.0', id: m.id, method: m.method, ...params };
+  if (m.kind === 'notification') return { jsonrpc: '2.0', method: m.method, ...params };
+  return { jsonrpc: '2.0', id: m.id, ...('result' in m.raw ? { result: m.raw.result } : { error: m.raw.error }) };
+}
+
 /** The server's requests to the agent the policy may allow (`mcp.serverRequests`). */
 const SERVER_METHODS: Record<string, true> = { 'sampling/createMessage': true, 'elicitation/create': true, 'roots/list': true };
-/** The answers whose strings the masking detectors read. */
-const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true };
+/** The answers (results and errors) whose strings the masking detectors read: what a call, a read, a prompt or a completion returns. */
+const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true, 'completion/complete': true };
 
 /**
- * `value` with every string (not keys) replaced by `f` of it, but for binary content as base64
- * (an image's or audio's `data`, a resource's `blob`), which no detector reads as text.
+ * `value` with every string and every key replaced by `f` of it (a structured result may key its
+ * data by it), but for binary content as base64 (an image's or audio's `data`, a resource's
+ * `blob`), which no detector reads as text.
  */
 function mapStrings(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
   if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
   if (typeof value !== 'object' || value === null) return value;
   const binary = (value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio';
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'blob' || (binary && k === 'data') ? v : mapStrings(v, f)]));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), k === 'blob' || (binary && k === 'data') ? v : mapStrings(v, f)]));
 }

@@ -24,8 +24,8 @@ import { classify, LineReader, MAX_LINE_BYTES, type McpMessage, type NotAMessage
 /** What the session hears from the server. */
 export interface UpstreamEvents {
   message(m: McpMessage | NotAMessage, bytes: number): void;
-  /** The server is gone (once): why, as the log and the agent's errors say it. */
-  closed(why: string): void;
+  /** The server is gone (once): why, as the agent's errors say it; `stderr`: the last line the program wrote there, for the gateway's log alone. */
+  closed(why: string, stderr?: string): void;
 }
 
 /** An open MCP server. */
@@ -66,10 +66,10 @@ function startProgram(command: readonly string[], own: Record<string, string>, c
   const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(command[0]!, command.slice(1), { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
   let tail = '';
   let closed = false;
-  const close = (why: string): void => {
+  const close = (why: string, stderr?: string): void => {
     if (closed) return;
     closed = true;
-    on.closed(why);
+    on.closed(why, stderr);
   };
   const reader = new LineReader(
     (text) => on.message(classifyLine(text), Buffer.byteLength(text)),
@@ -83,8 +83,9 @@ function startProgram(command: readonly string[], own: Record<string, string>, c
   child.stdin.on('error', () => undefined);
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   child.once('close', (code, signal) => {
+    // Its stderr is the gateway's to read (a server may print its own token there): the agent is told how it ended, not what it said.
     const last = tail.trim().split('\n').pop();
-    close(`the MCP server exited (${signal ? `signal ${signal}` : `code ${code}`})${last ? `: ${last.slice(0, 300)}` : ''}`);
+    close(`the MCP server exited (${signal ? `signal ${signal}` : `code ${code}`})`, last ? last.slice(0, 300) : undefined);
   });
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {

@@ -13,6 +13,13 @@ import { StringDecoder } from 'node:string_decoder';
 /** The longest line (one message) either side may send: 4 MiB, as hoop's other protocols bound a message. */
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The deepest a message's arrays and objects may nest. Deeper ones are refused as they come: every
+ * reader after the parser (the judge, the masking, the recording's reader) walks a message
+ * recursively, and a few megabytes of `[` would overflow its stack.
+ */
+export const MAX_DEPTH = 256;
+
 /** A JSON-RPC id: a string or a number (null only in an error answering what had none). */
 export type JsonRpcId = string | number;
 
@@ -59,6 +66,7 @@ export function parseMessage(text: string): McpMessage | NotAMessage {
 
 /** Classifies one parsed message; never throws. */
 export function classify(value: unknown): McpMessage | NotAMessage {
+  if (nestedPast(value, MAX_DEPTH)) return { invalid: `a message nested deeper than ${MAX_DEPTH} levels`, code: RpcError.invalidRequest, id: null };
   if (Array.isArray(value)) return { invalid: 'a batch (MCP 2025-06-18 has none): send one message per line', code: RpcError.invalidRequest, id: null };
   if (!isObject(value)) return { invalid: 'not a JSON-RPC message (an object)', code: RpcError.invalidRequest, id: null };
   const id = isId(value.id) ? value.id : null;
@@ -75,6 +83,16 @@ export function classify(value: unknown): McpMessage | NotAMessage {
   const answers = ('result' in value ? 1 : 0) + (isObject(value.error) ? 1 : 0);
   if (answers !== 1) return { invalid: 'an answer carries exactly one of result and error', code: RpcError.invalidRequest, id };
   return { kind: 'response', id, raw: value };
+}
+
+/** Whether `value`'s arrays and objects nest deeper than `max` levels (walked without recursion). */
+export function nestedPast(value: unknown, max: number): boolean {
+  const stack: Array<{ v: object; depth: number }> = typeof value === 'object' && value !== null ? [{ v: value, depth: 1 }] : [];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    if (top.depth > max) return true;
+    for (const x of Array.isArray(top.v) ? top.v : Object.values(top.v)) if (typeof x === 'object' && x !== null) stack.push({ v: x as object, depth: top.depth + 1 });
+  }
+  return false;
 }
 
 /** An error answer to request `id`, as one line. */

@@ -1,0 +1,434 @@
+/**
+ * Attacks on MCP connections at the gateway, by a client that speaks to it straight over a tunnel
+ * (no hoop CLI in its path) and by a hostile server the gateway runs
+ * (test/fixtures/attack-mcp-server.mjs, which logs every line it receives). Each test is an attack
+ * that once worked: a message nested deep enough to overflow the gateway's stack, a server's stderr
+ * (with its token) shown to the agent, card numbers in what the masking did not read, resource URIs
+ * spelled past a deny rule, a reviewed call whose bytes were not what the reviewer saw, methods
+ * named after Object.prototype's, completions of a denied prompt, and an agent that never reads.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newSessionId, openTunnel } from '../../src/tunnel/transport.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
+
+const SERVER = resolve(import.meta.dirname, '../fixtures/attack-mcp-server.mjs');
+const FILESYSTEM = join(dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist', 'index.js');
+const CARD = '4111 1111 1111 1111';
+const SERVER_TOKEN = 'tok-very-secret-123';
+
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+let dir: string;
+let callsLog: string;
+let data: string;
+let http: Server;
+
+/**
+ * A Streamable HTTP MCP server that answers a call with an SSE stream of 200,000 log
+ * notifications of 1 KiB before its result: the gateway cannot pace it (HTTP has no back-pressure
+ * it could pass on).
+ */
+function floodingHttpServer(): Server {
+  return createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      if (req.method !== 'POST') return void res.writeHead(405).end();
+      const m = JSON.parse(body) as { id?: unknown; method: string; params?: { protocolVersion?: string } };
+      if (m.id === undefined) return void res.writeHead(202).end();
+      if (m.method !== 'tools/call') {
+        const result = m.method === 'initialize' ? { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'flood', version: '1' } } : {};
+        return void res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'flood' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const event = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x'.repeat(1024) } })}\n\n`;
+      let left = 200_000;
+      const more = (): void => {
+        while (left > 0 && !res.destroyed) {
+          left--;
+          if (!res.write(event)) return void res.once('drain', more);
+        }
+        if (!res.destroyed) res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [] } })}\n\n`);
+      };
+      res.on('close', () => (left = 0));
+      more();
+    });
+  });
+}
+
+/** A client of MCP connection `name` straight on a tunnel (session `sessionId`): lines out, parsed messages in. */
+async function rawMcp(name = 'attack', sessionId = newSessionId()) {
+  const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: name, token: await stack.token('alice'), sessionId, clientVersion: 'test', ca: stack.pki.ca });
+  const received: Array<Record<string, unknown>> = [];
+  let buffer = '';
+  let ended = false;
+  channel.on('data', (b: Buffer) => {
+    buffer += b.toString('utf8');
+    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+      received.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
+      buffer = buffer.slice(nl + 1);
+    }
+  });
+  channel.on('end', () => (ended = true));
+  channel.on('close', () => (ended = true));
+  channel.on('error', () => (ended = true));
+  const send = (m: unknown): boolean => channel.write(typeof m === 'string' ? m : `${JSON.stringify(m)}\n`);
+  const answer = (id: unknown) =>
+    eventually(
+      () => {
+        const found = received.find((m) => m.id === id && (m.result !== undefined || m.error !== undefined));
+        expect(found, `an answer to ${String(id)}`).toBeDefined();
+        return found!;
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+  const request = async (id: number | string, method: string, params: Record<string, unknown> = {}) => {
+    send({ jsonrpc: '2.0', id, method, params });
+    return answer(id);
+  };
+  await request(0, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
+  send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  return { channel, received, send, answer, request, ended: () => ended, close: () => channel.destroy() };
+}
+
+const errorOf = (m: Record<string, unknown>) => m.error as { code: number; message: string; data?: unknown };
+const calls = async (): Promise<string[]> => (await readFile(callsLog, 'utf8')).split('\n').filter(Boolean);
+const hoop = async (argv: string[], subject = 'alice', groups: string[] = []) =>
+  stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hoop-mcp-attack-'));
+  callsLog = join(dir, 'calls.log');
+  await writeFile(callsLog, '');
+  data = join(dir, 'data');
+  await mkdir(join(data, 'secret'), { recursive: true });
+  await writeFile(join(data, 'secret', 'key.txt'), 'the secret key');
+  await writeFile(join(data, 'notes.txt'), 'plain notes');
+  http = floodingHttpServer();
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  repo = new PolicyGitRepo('mcp-attack');
+  stack = await startStack({
+    env: { APP_SERVER_TOKEN: SERVER_TOKEN },
+    policy: () => {
+      repo.commit(`version: 1
+connections:
+  - name: attack
+    type: mcp
+    command: [${process.execPath}, ${SERVER}]
+    env: { CALLS_LOG: ${callsLog}, SERVER_TOKEN: "\${env:APP_SERVER_TOKEN}" }
+  - name: files
+    type: mcp
+    command: [${process.execPath}, ${FILESYSTEM}, ${data}]
+  - name: flood
+    type: mcp
+    url: http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp
+access:
+  - { name: people, subjects: [alice], connections: [attack, files, flood], mode: read-write }
+statements:
+  reviewers:
+    - { groups: [dba], timeout: 30s }
+masking:
+  detectors:
+    - { detector: payment-card, strategy: last4 }
+mcp:
+  rules:
+    - { name: writes-reviewed, match: { tools: [write] }, action: review }
+    - { name: no-config, match: { resources: ["file:///etc/**"] }, action: deny }
+    - { name: no-admin, match: { prompts: ["admin-*"] }, action: deny }
+    - { name: no-secret-dir, match: { tools: ["*"], connections: [files], arguments: { path: "${data}/secret/**" } }, action: deny }
+`);
+      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${SERVER}"\n    - "${process.execPath} ${FILESYSTEM} ${data}"\n`;
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  http?.closeAllConnections();
+  http?.close();
+  repo?.remove();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('messages nested past what a reader can walk', () => {
+  it("a server's answer nested 200,000 deep ends that session, not the gateway", async () => {
+    const bystander = await rawMcp();
+    const c = await rawMcp();
+    // Before: the masking walked the answer recursively, and the RangeError escaped the server's stdout handler (the gateway's process ended).
+    const r = await c.request(1, 'tools/call', { name: 'deep', arguments: {} });
+    expect(errorOf(r).message).toMatch(/nested deeper than 256 levels/);
+    await eventually(() => expect(c.ended()).toBe(true));
+    expect((await bystander.request(2, 'tools/call', { name: 'echo', arguments: { still: 'here' } })).result).toBeDefined();
+    bystander.close();
+  });
+
+  it("an agent's message nested 200,000 deep is refused, and its session's recording still reads", async () => {
+    const sessionId = newSessionId();
+    const c = await rawMcp('attack', sessionId);
+    // Before: it reached the server, and `hoop sessions export` of the session failed (Maximum call stack size exceeded), hiding what came after.
+    c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"v":${'['.repeat(200_000)}1${']'.repeat(200_000)}}}}\n`);
+    expect(errorOf(await c.answer(null)).message).toMatch(/nested deeper than 256 levels/);
+    await eventually(() => expect(c.ended()).toBe(true));
+    expect((await calls()).some((l) => l.startsWith('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"v":[[['))).toBe(false);
+    const events = await eventually(
+      async () => {
+        const r = await hoop(['sessions', 'export', sessionId, '--format', 'jsonl']);
+        expect(r.code, r.stderr).toBe(0);
+        const lines = r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect(lines.some((e) => e.t === 'end')).toBe(true);
+        return lines;
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+    expect(events.some((e) => e.t === 'mcp' && typeof e.text === 'string' && e.text.startsWith('{"jsonrpc"'))).toBe(true);
+  });
+});
+
+describe("the server's secrets", () => {
+  it("never shows the agent the server's stderr (where a server may print its token)", async () => {
+    const c = await rawMcp();
+    // Before: "hoop: the MCP server exited (code 4): fatal: could not authenticate with token tok-very-secret-123".
+    const r = await c.request(1, 'tools/call', { name: 'stderr-exit', arguments: {} });
+    expect(errorOf(r).message).toMatch(/the MCP server exited \(code 4\)/);
+    await eventually(() => expect(c.ended()).toBe(true));
+    expect(JSON.stringify(c.received)).not.toContain(SERVER_TOKEN);
+    // The gateway's log has it.
+    await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.upstream-closed' && String(l.stderr).includes('could not authenticate'))).toBe(true));
+    const mine = await hoop(['sessions', 'ls', '--json']);
+    expect(mine.stdout).not.toContain(SERVER_TOKEN);
+  });
+});
+
+describe('what the masking reads', () => {
+  const unmasked = (m: unknown) => JSON.stringify(m).includes(CARD);
+
+  it("masks a server's error answer to a call", async () => {
+    const c = await rawMcp();
+    // Before: {"code":-32603,"message":"duplicate key: card 4111 1111 1111 1111","data":{"row":{"card":"4111 1111 1111 1111"}}}
+    const r = await c.request(1, 'tools/call', { name: 'error-card', arguments: {} });
+    expect(errorOf(r).message).toMatch(/duplicate key: card/);
+    expect(unmasked(r)).toBe(false);
+    c.close();
+  });
+
+  it('masks the keys of a structured result', async () => {
+    const c = await rawMcp();
+    const r = await c.request(1, 'tools/call', { name: 'keys-card', arguments: {} });
+    expect(JSON.stringify(r.result)).toContain('balance 10');
+    expect(unmasked(r)).toBe(false);
+    c.close();
+  });
+
+  it("masks the server's log notifications", async () => {
+    const c = await rawMcp();
+    await c.request(1, 'tools/call', { name: 'log-card', arguments: {} });
+    const logged = c.received.filter((m) => m.method === 'notifications/message' && JSON.stringify(m).includes('read customer'));
+    expect(logged).toHaveLength(1);
+    expect(unmasked(logged)).toBe(false);
+    c.close();
+  });
+
+  it('masks completions', async () => {
+    const c = await rawMcp();
+    const r = await c.request(1, 'completion/complete', { ref: { type: 'ref/prompt', name: 'customers' }, argument: { name: 'who', value: '' } });
+    expect(JSON.stringify(r.result)).toContain('customer');
+    expect(unmasked(r)).toBe(false);
+    c.close();
+  });
+});
+
+describe('resource URIs past a deny rule', () => {
+  it('refuses /etc however the URI spells it; none reaches the server', async () => {
+    const c = await rawMcp();
+    const spellings = [
+      'file:///srv/../etc/passwd',
+      'file://localhost/etc/passwd',
+      'FILE:///etc/passwd',
+      'file:/etc/passwd',
+      'file:///%65tc/passwd',
+      'file:////etc/passwd',
+      'file:///srv/%2e%2e/etc/shadow',
+    ];
+    for (const uri of spellings) expect(errorOf(await c.request(uri, 'resources/read', { uri })).code, uri).toBe(-32001);
+    expect(errorOf(await c.request('sub', 'resources/subscribe', { uri: 'file://LOCALHOST/etc/passwd' })).code).toBe(-32001);
+    expect((await c.request('ok', 'resources/read', { uri: 'file:///srv/shared/notes.txt' })).result).toBeDefined();
+    const reached = (await calls()).filter((l) => l.includes('"method":"resources/'));
+    expect(reached.filter((l) => /etc/i.test(l))).toEqual([]);
+    c.close();
+  });
+});
+
+describe('a held call', () => {
+  it('reaches the server, once approved, as the reviewer saw it: no duplicate key, no number past double precision', async () => {
+    const c = await rawMcp();
+    // A reviewer saw "account": 9007199254740992 and one "note"; the server (one that reads integers exactly, or keeps the first of two keys) got 9007199254740993 and both.
+    c.send('{"jsonrpc":"2.0","id":"w1","method":"tools/call","params":{"name":"write","arguments":{"account":9007199254740993,"note":"pay the invoice","note":"refund"}}}\n');
+    const review = await eventually(
+      async () => {
+        const ls = await hoop(['review', 'ls', '--json'], 'bob', ['dba']);
+        const found = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string }> }).reviews.find((r) => r.sql.includes('9007199254740'));
+        expect(found).toBeDefined();
+        return found!;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    const approve = await hoop(['review', 'approve', review.id], 'bob', ['dba']);
+    expect(approve.code, approve.stderr).toBe(0);
+    expect((await c.answer('w1')).result).toBeDefined();
+    const seen = review.sql.replace(/^tools\/call /, '');
+    const sent = (await calls()).find((l) => l.includes('"id":"w1"'));
+    expect(sent).toBe(JSON.stringify({ jsonrpc: '2.0', id: 'w1', method: 'tools/call', params: JSON.parse(seen) as unknown }));
+    expect(sent).not.toContain('9007199254740993');
+    c.close();
+  });
+
+  it('relays a method as the gateway read it: a duplicate "method" is no way to an unjudged tools/call', async () => {
+    const c = await rawMcp();
+    // The gateway read "ping" (JSON.parse keeps the last key) and relayed the bytes: a server that keeps the first read tools/call.
+    c.send('{"jsonrpc":"2.0","id":"p1","method":"tools/call","params":{"name":"write","arguments":{"unjudged":true}},"method":"ping"}\n');
+    expect((await c.answer('p1')).result).toBeDefined();
+    expect((await calls()).find((l) => l.includes('"id":"p1"'))).toBe('{"jsonrpc":"2.0","id":"p1","method":"ping","params":{"name":"write","arguments":{"unjudged":true}}}');
+    c.close();
+  });
+});
+
+describe("methods named after Object.prototype's", () => {
+  it('answers them -32601; none reaches the server, and the session goes on', async () => {
+    const c = await rawMcp();
+    // Before: "constructor" was judged as `Object(params)` (an ask the agent wrote) and relayed to the server;
+    // "hasOwnProperty" threw out of the relay and ended the client's whole tunnel connection, unanswered.
+    for (const [i, method] of ['constructor', 'hasOwnProperty', '__proto__', 'toString', 'valueOf'].entries()) {
+      const r = await c.request(`m${i}`, method, { kind: 'tool', name: 'echo', arguments: {} });
+      expect(errorOf(r).code, method).toBe(-32601);
+    }
+    expect((await c.request('after', 'tools/call', { name: 'echo', arguments: { still: 'here' } })).result).toBeDefined();
+    expect((await calls()).filter((l) => /"id":"m\d"/.test(l))).toEqual([]);
+    c.close();
+  });
+});
+
+describe('completions', () => {
+  it('of a prompt or resource the policy refuses never reach the server', async () => {
+    const c = await rawMcp();
+    // Before: relayed as they came, and the server completed the arguments of a denied prompt (what values exist, of what it reads).
+    const r = await c.request('c1', 'completion/complete', { ref: { type: 'ref/prompt', name: 'admin-export' }, argument: { name: 'customer', value: '4' } });
+    expect(errorOf(r).code).toBe(-32001);
+    const t = await c.request('c2', 'completion/complete', { ref: { type: 'ref/resource', uri: 'file:///etc/{name}' }, argument: { name: 'name', value: 'pa' } });
+    expect(errorOf(t).code).toBe(-32001);
+    expect((await calls()).filter((l) => l.includes('"id":"c1"') || l.includes('"id":"c2"'))).toEqual([]);
+    expect((await c.request('c3', 'completion/complete', { ref: { type: 'ref/prompt', name: 'summary' }, argument: { name: 'topic', value: '' } })).result).toBeDefined();
+    c.close();
+  });
+});
+
+describe('an agent that does not read', () => {
+  it('is read no more until it does: its answers do not pile up in the gateway', async () => {
+    const c = await rawMcp();
+    c.channel.pause();
+    // Each request is answered with its (1 MiB) method name; before, the gateway read all 128 MiB and held every answer.
+    const method = 'm'.repeat(1024 * 1024);
+    const total = 128;
+    let taken = 0;
+    while (taken < total) {
+      const line = `{"jsonrpc":"2.0","id":${taken + 1},"method":"${method}"}\n`;
+      const took = await new Promise<boolean>((r) => {
+        const t = setTimeout(() => r(false), 1500);
+        c.channel.write(line, () => {
+          clearTimeout(t);
+          r(true);
+        });
+      });
+      if (!took) break;
+      taken++;
+    }
+    expect(taken, `the gateway took ${taken} MiB of an agent that read nothing`).toBeLessThan(40);
+    expect(c.ended()).toBe(false);
+    // Once it reads, every request is answered and the session goes on.
+    c.channel.resume();
+    await eventually(() => expect(c.received.filter((m) => (m.error as { code?: number } | undefined)?.code === -32601)).toHaveLength(taken + 1), { timeout: 15_000, interval: 100 });
+    expect((await c.request('after', 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
+    c.close();
+  });
+});
+
+describe('what a call is and how long it waits', () => {
+  it('a cancelled call waits no more: 64 cancelled calls the server never answers do not stop the session', async () => {
+    const c = await rawMcp();
+    // Before: each stayed in flight (the server need not answer a cancelled request), and the 65th call was refused.
+    for (let i = 1; i <= 70; i++) {
+      c.send({ jsonrpc: '2.0', id: `h${i}`, method: 'tools/call', params: { name: 'hang', arguments: {} } });
+      c.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: `h${i}`, reason: 'timed out' } });
+    }
+    expect((await c.request('after', 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
+    c.close();
+  });
+
+  it('refuses a call whose arguments are not an object: the judge reads arguments by name', async () => {
+    const c = await rawMcp();
+    for (const [i, args] of [['/etc/passwd'], '/etc/passwd', 42, null].entries()) {
+      const r = await c.request(`a${i}`, 'tools/call', { name: 'echo', arguments: args });
+      expect(errorOf(r).code, JSON.stringify(args)).toBe(-32602);
+    }
+    expect((await calls()).filter((l) => /"id":"a\d"/.test(l))).toEqual([]);
+    c.close();
+  });
+
+  it("masks the message of a server's progress notification", async () => {
+    const c = await rawMcp();
+    await c.request(1, 'tools/call', { name: 'progress-card', arguments: {}, _meta: { progressToken: 'p' } });
+    const progress = c.received.filter((m) => m.method === 'notifications/progress');
+    expect(progress).toHaveLength(1);
+    expect(JSON.stringify(progress)).not.toContain(CARD);
+    c.close();
+  });
+});
+
+describe('a Streamable HTTP server the agent does not read', () => {
+  it("ends the session once 32 MiB wait for the agent, rather than hold the server's flood", async () => {
+    const c = await rawMcp('flood');
+    c.channel.pause();
+    // 200 MiB of log notifications: before, the gateway held all that the agent did not read.
+    c.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'anything', arguments: {} } });
+    await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.agent-behind')).toBe(true), { timeout: 15_000, interval: 100 });
+    c.close();
+  });
+});
+
+describe('a relative path past a deny rule', () => {
+  it("is read by the filesystem server under its directory: it meets the rule on that directory's secret/**", async () => {
+    const c = await rawMcp('files');
+    // Before: allowed (the rule names ${data}/secret/**, the value was secret/key.txt) and the server read ${data}/secret/key.txt.
+    for (const [i, path] of ['secret/key.txt', './secret/key.txt', `../${'data'}/secret/key.txt`].entries()) {
+      const r = await c.request(`r${i}`, 'tools/call', { name: 'read_text_file', arguments: { path } });
+      expect(errorOf(r)?.code, path).toBe(-32001);
+    }
+    expect(JSON.stringify(c.received)).not.toContain('the secret key');
+    const notes = await c.request('notes', 'tools/call', { name: 'read_text_file', arguments: { path: join(data, 'notes.txt') } });
+    expect(JSON.stringify(notes.result)).toContain('plain notes');
+    c.close();
+  });
+});
+
+describe('a server that asks and does not read', () => {
+  it('is answered no more than it reads: the gateway does not hold 256 MiB of ping answers', async () => {
+    const c = await rawMcp();
+    const before = process.memoryUsage().rss;
+    const r = await c.request(1, 'tools/call', { name: 'ping-flood', arguments: {} });
+    expect(JSON.stringify(r.result)).toContain('pinged');
+    const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+    // Before: about 230 MiB more (every answer held for a server that read none of them).
+    expect(grown).toBeLessThan(128);
+    c.close();
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Attacks on the MCP judge (src/policy/mcp.ts) that once got a call or a read past the policy, or
+ * held the gateway's event loop: resource URIs spelled past a rule, an allow rule's path glob that
+ * spells one odd segment, values that keep a path glob busy for seconds; and a bundle's MCP
+ * connection that made an admitted command run code of the bundle's (src/policy/load.ts).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
+import { McpJudge } from '../../src/policy/mcp.js';
+import { PERSON } from '../../src/policy/principal.js';
+import { MCP_DEFAULTS, type McpPolicy } from '../../src/policy/schema.js';
+
+const who = { subject: 'alice', groups: ['eng'], principal: PERSON };
+const judge = (mcp: Partial<McpPolicy>) => new McpJudge({ ...MCP_DEFAULTS, ...mcp }, who, 'files', 'read-write', () => ({ groups: ['dba'], approvals: 1, timeoutSeconds: 60, notify: [] }) as never);
+const resource = (uri: string) => ({ kind: 'resource' as const, uri });
+
+describe('resource URIs', () => {
+  it('a deny rule meets a URI however it is spelled', () => {
+    const j = judge({ rules: [{ name: 'no-config', match: { resources: ['file:///etc/**'] }, action: 'deny' }] });
+    // Each of these was allowed, and a server that reads a file:// URI (fileURLToPath, a path join) reads /etc/passwd.
+    for (const uri of [
+      'file:///etc/passwd',
+      'file:///srv/../etc/passwd',
+      'file:///./etc/passwd',
+      'file://localhost/etc/passwd',
+      'FILE:///etc/passwd',
+      'file:/etc/passwd',
+      'file:///%65tc/passwd',
+      'file:////etc/passwd',
+      'file:///srv/%2e%2e/etc/passwd',
+      'file:///srv/..%2F..%2Fetc/passwd',
+    ])
+      expect(j.decide(resource(uri)).action, uri).toBe('deny');
+    expect(j.decide(resource('file:///srv/shared/notes.txt')).action).toBe('allow');
+  });
+
+  it('an allow rule admits a URI only when every spelling of it matches', () => {
+    const j = judge({ default: 'deny', rules: [{ name: 'shared', match: { resources: ['file:///srv/shared/*'] }, action: 'allow' }] });
+    expect(j.decide(resource('file:///srv/shared/notes.txt')).action).toBe('allow');
+    expect(j.decide(resource('file:///srv/shared/a%20b.txt')).action).toBe('allow');
+    for (const uri of ['file:///srv/shared/../../etc/passwd', 'file:///srv/shared/%2e%2e/%2e%2e/etc/passwd', 'file:///srv/shared/..%2f..%2fetc%2fpasswd'])
+      expect(j.decide(resource(uri)).action, uri).toBe('deny');
+  });
+
+  it('a review rule holds a URI however it is spelled', () => {
+    const j = judge({ rules: [{ name: 'db-reviewed', match: { resources: ['db://customers/*'] }, action: 'review' }] });
+    expect(j.decide(resource('DB://customers/1')).action).toBe('review');
+    expect(j.decide(resource('db://customers/x/../1')).action).toBe('review');
+  });
+});
+
+const tool = (name: string, args: unknown = {}) => ({ kind: 'tool' as const, name, arguments: args });
+
+describe("an allow rule's path globs", () => {
+  it('admit only the odd segments the pattern spells: `./**` is no way to `..`', () => {
+    const j = judge({
+      default: 'deny',
+      rules: [{ name: 'here', match: { tools: ['read_file'], arguments: { path: { globs: ['./data/**', '../shared/**', '//server/share/**'] } } }, action: 'allow' }],
+    });
+    expect(j.decide(tool('read_file', { path: './data/a/b.txt' })).action).toBe('allow');
+    expect(j.decide(tool('read_file', { path: '../shared/notes.txt' })).action).toBe('allow');
+    expect(j.decide(tool('read_file', { path: '//server/share/x' })).action).toBe('allow');
+    // Each was allowed: a pattern that spells one odd segment let the value have any.
+    for (const path of ['./data/../../etc/passwd', './data/./../secret', '../shared/../../etc/passwd', '//server/share//../x', './data//etc'])
+      expect(j.decide(tool('read_file', { path })).action, path).toBe('deny');
+  });
+
+  it('keep the event loop free: a 4 MiB list of long paths is judged at once', () => {
+    const j = judge({
+      default: 'deny',
+      rules: [{ name: 'docs', match: { tools: ['read_*'], arguments: { paths: { globs: ['/srv/shared/**/*.md', '/srv/shared/**/*.txt', '/srv/shared/**/*.json'] } } }, action: 'allow' }],
+    });
+    const paths = Array.from({ length: 63 }, () => `/srv/shared/${'ab/'.repeat(21_000)}x.json`);
+    const started = performance.now();
+    // Before: about 4 s of the gateway's one event loop (every session's), per message.
+    expect(j.decide(tool('read_multiple_files', { paths })).action).toBe('deny');
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(j.decide(tool('read_multiple_files', { paths: ['/srv/shared/a/b.md', '/srv/shared/docs/c.json'] })).action).toBe('allow');
+  });
+});
+
+describe("a deny rule's path globs", () => {
+  const j = judge({
+    rules: [
+      { name: 'no-secrets', match: { tools: ['*'], arguments: { path: { globs: ['/srv/shared/secret/**', '**/.env'] } } }, action: 'deny' },
+      { name: 'no-prod', match: { tools: ['*'], arguments: { environment: { globs: ['prod*'] } } }, action: 'deny' },
+    ],
+  });
+  it('meet a relative path under whatever directory the server reads it', () => {
+    // Each was allowed, and server-filesystem (serving /srv/shared) read /srv/shared/secret/key.
+    for (const path of ['secret/key', './secret/key', '../shared/secret/key', 'shared/secret/key', '~/secret/key', '.env', 'config/.env'])
+      expect(j.decide(tool('read_file', { path })).action, path).toBe('deny');
+    expect(j.decide(tool('read_file', { path: '/srv/shared/notes.txt' })).action).toBe('allow');
+  });
+  it('that spell no `/` read values as they are', () => {
+    expect(j.decide(tool('deploy', { environment: 'staging' })).action).toBe('allow');
+    expect(j.decide(tool('deploy', { environment: 'production' })).action).toBe('deny');
+  });
+});
+
+describe("a bundle's MCP connection", () => {
+  const base = mkdtempSync(join(tmpdir(), 'hoop-mcp-attack-'));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  const allowedCommands = [`${process.execPath} /srv/mcp/server.mjs`];
+  const bundle = (env: Record<string, string>): string => {
+    const dir = mkdtempSync(join(base, 'r'));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'hoop.yaml'),
+      `version: 1\naccess:\n  - { name: a, subjects: [alice], connections: [files], mode: read-write }\nconnections:\n  - name: files\n    type: mcp\n    command: [${process.execPath}, /srv/mcp/server.mjs]\n    env: ${JSON.stringify(env)}\n`,
+    );
+    return dir;
+  };
+  const problems = (env: Record<string, string>) =>
+    loadPolicyDir(bundle(env), undefined, { allowedSecrets: [], allowedCommands }).then(
+      () => [] as string[],
+      (err: PolicyInvalidError) => err.problems,
+    );
+
+  it('may not set what makes the admitted command run other code', async () => {
+    const marker = join(base, 'ran');
+    const options = `--import=data:text/javascript,import{writeFileSync}from'node:fs';writeFileSync('${marker}','x')`;
+    // What that bundle would have made the gateway run: the admitted program, and the bundle's code first.
+    execFileSync(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH, NODE_OPTIONS: options } });
+    expect(existsSync(marker)).toBe(true);
+    // Before: accepted, as its command is admitted.
+    for (const env of [
+      { NODE_OPTIONS: options } as Record<string, string>,
+      { PATH: '/tmp/bin' },
+      { npm_config_registry: 'https://registry.evil.example' },
+      { LD_PRELOAD: '/tmp/x.so' },
+      { PYTHONPATH: '/tmp' },
+      { UV_INDEX_URL: 'https://evil.example' },
+    ])
+      expect((await problems(env)).join('\n'), JSON.stringify(env)).toMatch(/changes what the program runs or loads/);
+  });
+
+  it("may set the server's own variables", async () => {
+    expect(await problems({ GITHUB_TOKEN: 'x', NODE_ENV: 'production', GOOGLE_CLOUD_PROJECT: 'p', GITLAB_URL: 'https://gitlab.example' })).toEqual([]);
+  });
+});
