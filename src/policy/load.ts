@@ -644,13 +644,23 @@ function checkCommands(connections: MergedBundle['connections'], allowed: readon
   const patterns = allowed.map((p) => argumentsGlob(p));
   for (const { value, at } of connections) {
     if (value.type !== 'mcp' || value.command === undefined) continue;
-    for (const name of Object.keys(value.env ?? {}))
+    // What the program runs with is the operator's too: its directory, and each variable's value a secret the operator keeps (never text the bundle chose).
+    if (value.cwd !== undefined)
+      problems.add(at.file, [...at.path, 'cwd'], "is the gateway operator's to choose: a bundle's MCP server runs in the gateway's data directory (remove cwd; give paths as the command's arguments)");
+    for (const [name, text] of Object.entries(value.env ?? {})) {
       if (LOADER_ENV.test(name) && !PLAIN_ENV.has(name.toUpperCase()))
         problems.add(
           at.file,
           [...at.path, 'env', name],
-          `${name} changes what the program runs or loads, and a bundle may not set it (the command admitted by the gateway's policy.allowedCommands would run something else); the gateway's operator configures such a server in the gateway's own connections`,
+          `${name} changes what the program runs or loads, and a bundle may not set it (the command admitted by the gateway's policy.allowedCommands would run something else)`,
         );
+      else if (!/^\s*\$\{(env|file):[^}]*\}\s*$/.test(text))
+        problems.add(
+          at.file,
+          [...at.path, 'env', name],
+          "must be a secret reference the gateway's policy.allowedSecrets admits (a bundle's text could change what the admitted command does); give other settings as the command's arguments",
+        );
+    }
     if (patterns.some((admits) => admits(value.command!))) continue;
     problems.add(
       at.file,

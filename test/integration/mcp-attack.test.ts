@@ -116,14 +116,14 @@ beforeAll(async () => {
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   repo = new PolicyGitRepo('mcp-attack');
   stack = await startStack({
-    env: { APP_SERVER_TOKEN: SERVER_TOKEN },
+    env: { APP_SERVER_TOKEN: SERVER_TOKEN, APP_CALLS_LOG: callsLog },
     policy: () => {
       repo.commit(`version: 1
 connections:
   - name: attack
     type: mcp
     command: [${process.execPath}, ${SERVER}]
-    env: { CALLS_LOG: ${callsLog}, SERVER_TOKEN: "\${env:APP_SERVER_TOKEN}" }
+    env: { CALLS_LOG: "\${env:APP_CALLS_LOG}", SERVER_TOKEN: "\${env:APP_SERVER_TOKEN}" }
   - name: files
     type: mcp
     command: [${process.execPath}, ${FILESYSTEM}, ${data}]

@@ -65,13 +65,14 @@ beforeAll(async () => {
   await writeFile(callsLog, '');
   repo = new PolicyGitRepo('mcp-hostile');
   stack = await startStack({
+    env: { APP_CALLS_LOG: callsLog },
     policy: () => {
       repo.commit(`version: 1
 connections:
   - name: hostile
     type: mcp
     command: [${process.execPath}, ${SERVER}]
-    env: { CALLS_LOG: ${callsLog} }
+    env: { CALLS_LOG: "\${env:APP_CALLS_LOG}" }
 access:
   - { name: people, subjects: [alice, dave], connections: [hostile], mode: read-write }
 statements:

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseSecretPatterns } from '../../src/config/secrets.js';
 import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
 import { McpJudge } from '../../src/policy/mcp.js';
 import { PERSON } from '../../src/policy/principal.js';
@@ -139,7 +140,14 @@ describe("a bundle's MCP connection", () => {
       expect((await problems(env)).join('\n'), JSON.stringify(env)).toMatch(/changes what the program runs or loads/);
   });
 
-  it("may set the server's own variables", async () => {
-    expect(await problems({ GITHUB_TOKEN: 'x', NODE_ENV: 'production', GOOGLE_CLOUD_PROJECT: 'p', GITLAB_URL: 'https://gitlab.example' })).toEqual([]);
+  it("may set the server's own variables, each to a secret the operator keeps, never to the bundle's text", async () => {
+    const own = { GITHUB_TOKEN: '${env:APP_GH}', NODE_ENV: '${env:APP_NODE_ENV}', GOOGLE_CLOUD_PROJECT: '${file:/run/secrets/hoop/project}' };
+    const admitted = (env: Record<string, string>) =>
+      loadPolicyDir(bundle(env), undefined, { allowedSecrets: parseSecretPatterns(['${env:APP_*}', '${file:/run/secrets/hoop/*}']), allowedCommands }).then(
+        () => [] as string[],
+        (err: PolicyInvalidError) => err.problems,
+      );
+    expect(await admitted(own)).toEqual([]);
+    expect((await admitted({ GITLAB_URL: 'https://gitlab.evil.example' })).join('\n')).toMatch(/GITLAB_URL: must be a secret reference/);
   });
 });

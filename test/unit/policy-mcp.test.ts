@@ -49,6 +49,11 @@ describe('MCP connection entries', () => {
     const dir = repo(`${head}  - { name: files, type: mcp, command: [npx, -y, "@modelcontextprotocol/server-filesystem", /srv/data] }\n`);
     expect(await problemsOf(loadPolicyDir(dir, undefined, { allowedSecrets: [], allowedCommands: [] }))).toEqual([expect.stringMatching(/not allowed by the gateway's policy.allowedCommands/)]);
     expect(await problemsOf(loadPolicyDir(dir, undefined, { allowedSecrets: [], allowedCommands: ['npx -y @modelcontextprotocol/server-filesystem /srv/**'] }))).toEqual([]);
+    // Where it runs is the operator's to choose (the policy repo's own checkout could hold an .npmrc).
+    const moved = repo(`${head}  - { name: files, type: mcp, command: [npx, -y, "@modelcontextprotocol/server-filesystem", /srv/data], cwd: /tmp }\n`);
+    expect((await problemsOf(loadPolicyDir(moved, undefined, { allowedSecrets: [], allowedCommands: ['npx -y @modelcontextprotocol/server-filesystem /srv/**'] }))).join('\n')).toMatch(
+      /cwd: is the gateway operator's to choose/,
+    );
     // A star stays within one word: another program's arguments do not sneak in.
     expect(
       await problemsOf(
