@@ -227,11 +227,13 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
   it('records every call and answer, signed, and indexes the tools called', async () => {
     const a = await agent('files');
     await a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'readme.txt') } });
+    await a.client.callTool({ name: 'get_file_info', arguments: { path: join(data, 'readme.txt') } });
     await expect(a.client.callTool({ name: 'move_file', arguments: { source: 'a', destination: 'b' } })).rejects.toThrow();
     await a.close();
+    // The one session that called get_file_info: this one, once it has ended.
     const ls = await eventually(
       async () => {
-        const r = await hoop(['sessions', 'ls', '--tool', 'move_file', '--json']);
+        const r = await hoop(['sessions', 'ls', '--tool', 'get_file_*', '--json']);
         const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; reason: string; tools?: string[]; refused: number }> }).sessions.filter((s) => s.reason !== 'running');
         expect(sessions.length).toBeGreaterThan(0);
         return sessions;
@@ -239,7 +241,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
       { timeout: 30_000, interval: 200 },
     );
     const session = ls[0]!;
-    expect(session.tools).toEqual(['move_file', 'read_text_file']);
+    expect(session.tools).toEqual(['get_file_info', 'move_file', 'read_text_file']);
     expect(session.refused).toBe(1);
     const events = await recordingOf(session.id);
     const mcp = events.filter((e) => e.t === 'mcp') as Array<{ d: string; m: Record<string, unknown> }>;

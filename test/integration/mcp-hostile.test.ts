@@ -82,6 +82,7 @@ mcp:
   rules:
     - { name: writes-reviewed, match: { tools: [write] }, action: review }
     - { name: no-secrets, match: { tools: [echo], arguments: { secret: "*" } }, action: deny }
+    - { name: no-etc, match: { resources: ["file:///etc/**"] }, action: deny }
 alerts:
   - name: refusal-burst
     when: { event: refused, count: 3, within: 10min }
@@ -199,6 +200,14 @@ describe('a hostile server behind the gateway', () => {
     expect(replies.map((x) => x.error?.code)).toEqual([-32001, -32001, -32001, -32601]);
     expect(replies[0]!.error!.message).toMatch(/mcp\.serverRequests/);
     expect(c.received.some((m) => typeof m.method === 'string' && !String(m.method).startsWith('notifications/'))).toBe(false);
+    c.close();
+  });
+
+  it('tells the agent of updates to resources it may read only', async () => {
+    const c = await rawMcp();
+    await c.request(1, 'tools/call', { name: 'updated', arguments: {} });
+    const updated = c.received.filter((m) => m.method === 'notifications/resources/updated').map((m) => (m.params as { uri: string }).uri);
+    expect(updated).toEqual(['file:///srv/ok']);
     c.close();
   });
 

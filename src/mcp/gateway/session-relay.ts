@@ -382,6 +382,9 @@ export class McpSessionRelay {
     }
     // The server's log is read by the detectors as its results are (a server may log the row it read).
     if (m.method === 'notifications/message') return this.#send(messageLine(this.#masked(undefined, m.raw, 'params')));
+    // A resource's update names its URI: not one the listings hide.
+    const uri = m.method === 'notifications/resources/updated' ? m.params?.uri : undefined;
+    if (typeof uri === 'string' && this.#session.mcp && !this.#session.mcp.shows('resource', uri)) return;
     if (SERVER_NOTIFICATIONS.has(m.method)) this.#send(messageLine(m.raw));
   }
 
@@ -395,7 +398,8 @@ export class McpSessionRelay {
     if (flight.method === 'initialize') {
       const version = (result as { protocolVersion?: unknown }).protocolVersion;
       if (typeof version === 'string') this.#upstream?.agreed(version);
-      return raw;
+      // The server's instructions go to the agent's model: read by the detectors as a result is.
+      return this.#masked(flight, raw, 'result');
     }
     const listing = Object.hasOwn(LISTINGS, flight.method) ? LISTINGS[flight.method] : undefined;
     const mcp = this.#session.mcp;
@@ -428,7 +432,8 @@ export class McpSessionRelay {
 
   /** Sends a line to the server (or keeps it until the server is open); the agent's side waits while the server is behind. */
   #toServer(line: string): void {
-    if (this.#early) return void this.#early.push(line);
+    // Before the server is open, at most what a session may have in flight waits (a flood of notifications is dropped).
+    if (this.#early) return void (this.#early.length < 4 * MAX_IN_FLIGHT && this.#early.push(line));
     const u = this.#upstream;
     if (!u || this.#ended) return;
     if (!u.send(line.endsWith('\n') ? line : `${line}\n`)) {

@@ -132,7 +132,8 @@ async function openHttp(url: URL, headers: Record<string, string>, on: UpstreamE
   };
   const fetchCapped = cappedFetch(() => close(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes`));
   const transport = new StreamableHTTPClientTransport(url, {
-    requestInit: { headers },
+    // A redirect would carry the connection's headers (its credential) elsewhere: refused.
+    requestInit: { headers, redirect: 'error' },
     fetch: fetchCapped,
     reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
   });
