@@ -139,8 +139,6 @@ export function mcpJudgeFor(policy: Policy, who: Who, connection: string, mode: 
   return new McpJudge(policy.mcp ?? MCP_DEFAULTS, who, connection, mode, (rule) => reviewSettingsFor(policy, connection, rule));
 }
 
-/** What the judge of a session without a policy repo does: everything allowed, no server requests. */
-export const OPEN_MCP_JUDGE = new McpJudge(MCP_DEFAULTS, { subject: '', groups: [] }, '', 'read-write');
 
 function compile(rule: McpRule): CompiledRule {
   const m = rule.match;

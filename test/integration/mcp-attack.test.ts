@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newSessionId, openTunnel } from '../../src/tunnel/transport.js';
+import { newSessionId } from '../../src/tunnel/transport.js';
+import { rawMcp as rawMcpOf, recordingEvents } from '../harness/mcp.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
@@ -64,40 +65,8 @@ function floodingHttpServer(): Server {
   });
 }
 
-/** A client of MCP connection `name` straight on a tunnel (session `sessionId`): lines out, parsed messages in. */
-async function rawMcp(name = 'attack', sessionId = newSessionId()) {
-  const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: name, token: await stack.token('alice'), sessionId, clientVersion: 'test', ca: stack.pki.ca });
-  const received: Array<Record<string, unknown>> = [];
-  let buffer = '';
-  let ended = false;
-  channel.on('data', (b: Buffer) => {
-    buffer += b.toString('utf8');
-    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-      received.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
-      buffer = buffer.slice(nl + 1);
-    }
-  });
-  channel.on('end', () => (ended = true));
-  channel.on('close', () => (ended = true));
-  channel.on('error', () => (ended = true));
-  const send = (m: unknown): boolean => channel.write(typeof m === 'string' ? m : `${JSON.stringify(m)}\n`);
-  const answer = (id: unknown) =>
-    eventually(
-      () => {
-        const found = received.find((m) => m.id === id && (m.result !== undefined || m.error !== undefined));
-        expect(found, `an answer to ${String(id)}`).toBeDefined();
-        return found!;
-      },
-      { timeout: 10_000, interval: 20 },
-    );
-  const request = async (id: number | string, method: string, params: Record<string, unknown> = {}) => {
-    send({ jsonrpc: '2.0', id, method, params });
-    return answer(id);
-  };
-  await request(0, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
-  send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-  return { channel, received, send, answer, request, ended: () => ended, close: () => channel.destroy() };
-}
+/** A raw client of `name` as alice (session `sessionId`). */
+const rawMcp = (name = 'attack', sessionId?: string) => rawMcpOf(stack, name, sessionId ? { sessionId } : {});
 
 const errorOf = (m: Record<string, unknown>) => m.error as { code: number; message: string; data?: unknown };
 const calls = async (): Promise<string[]> => (await readFile(callsLog, 'utf8')).split('\n').filter(Boolean);
@@ -178,19 +147,7 @@ describe('messages nested past what a reader can walk', () => {
     expect(errorOf(await c.answer(null)).message).toMatch(/nested deeper than 256 levels/);
     await eventually(() => expect(c.ended()).toBe(true));
     expect((await calls()).some((l) => l.startsWith('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"v":[[['))).toBe(false);
-    const events = await eventually(
-      async () => {
-        const r = await hoop(['sessions', 'export', sessionId, '--format', 'jsonl']);
-        expect(r.code, r.stderr).toBe(0);
-        const lines = r.stdout
-          .trim()
-          .split('\n')
-          .map((l) => JSON.parse(l) as Record<string, unknown>);
-        expect(lines.some((e) => e.t === 'end')).toBe(true);
-        return lines;
-      },
-      { timeout: 15_000, interval: 200 },
-    );
+    const events = await recordingEvents(stack, sessionId);
     expect(events.some((e) => e.t === 'mcp' && typeof e.text === 'string' && e.text.startsWith('{"jsonrpc"'))).toBe(true);
   });
 });

@@ -19,6 +19,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { recordingEvents } from '../harness/mcp.js';
 import { eventually } from '../harness/wait.js';
 
 const require = createRequire(import.meta.url);
@@ -103,23 +104,6 @@ async function pendingReview(text: string): Promise<string> {
       return found!.id;
     },
     { timeout: 30_000, interval: 100 },
-  );
-}
-
-/** The recording of session `id`, as JSON lines, once it is complete. */
-async function recordingOf(id: string): Promise<Array<Record<string, unknown>>> {
-  return eventually(
-    async () => {
-      const r = await hoop(['sessions', 'export', id, '--format', 'jsonl']);
-      expect(r.code, r.stderr).toBe(0);
-      const lines = r.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(lines.some((e) => e.t === 'end')).toBe(true);
-      return lines;
-    },
-    { timeout: 30_000, interval: 200 },
   );
 }
 
@@ -243,7 +227,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
     const session = ls[0]!;
     expect(session.tools).toEqual(['get_file_info', 'move_file', 'read_text_file']);
     expect(session.refused).toBe(1);
-    const events = await recordingOf(session.id);
+    const events = await recordingEvents(stack, session.id);
     const mcp = events.filter((e) => e.t === 'mcp') as Array<{ d: string; m: Record<string, unknown> }>;
     expect(mcp.some((e) => e.d === 'c' && e.m.method === 'initialize')).toBe(true);
     expect(mcp.some((e) => e.d === 'c' && e.m.method === 'tools/call' && (e.m.params as { name: string }).name === 'read_text_file')).toBe(true);

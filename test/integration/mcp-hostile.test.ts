@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionId, openTunnel } from '../../src/tunnel/transport.js';
+import { rawMcp as rawMcpOf } from '../harness/mcp.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
@@ -22,40 +23,8 @@ let repo: PolicyGitRepo;
 let dir: string;
 let callsLog: string;
 
-/** A client of MCP connection `name` straight on a tunnel: lines out, parsed messages in. */
-async function rawMcp(name = 'hostile', subject = 'alice') {
-  const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: name, token: await stack.token(subject), sessionId: newSessionId(), clientVersion: 'test', ca: stack.pki.ca });
-  const received: Array<Record<string, unknown>> = [];
-  let buffer = '';
-  let ended = false;
-  channel.on('data', (b: Buffer) => {
-    buffer += b.toString('utf8');
-    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-      received.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
-      buffer = buffer.slice(nl + 1);
-    }
-  });
-  channel.on('end', () => (ended = true));
-  channel.on('close', () => (ended = true));
-  channel.on('error', () => (ended = true));
-  const send = (m: unknown): boolean => channel.write(typeof m === 'string' ? m : `${JSON.stringify(m)}\n`);
-  const answer = (id: unknown) =>
-    eventually(
-      () => {
-        const found = received.find((m) => m.id === id && (m.result !== undefined || m.error !== undefined));
-        expect(found, `an answer to ${String(id)}`).toBeDefined();
-        return found!;
-      },
-      { timeout: 20_000, interval: 20 },
-    );
-  const request = async (id: number, method: string, params: Record<string, unknown> = {}) => {
-    send({ jsonrpc: '2.0', id, method, params });
-    return answer(id);
-  };
-  await request(0, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
-  send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-  return { channel, received, send, answer, request, ended: () => ended, close: () => channel.destroy() };
-}
+/** A raw client of `name` as `subject`. */
+const rawMcp = (name = 'hostile', subject = 'alice') => rawMcpOf(stack, name, { subject });
 
 const errorOf = (m: Record<string, unknown>) => m.error as { code: number; message: string; data?: unknown };
 
