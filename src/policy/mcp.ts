@@ -139,7 +139,6 @@ export function mcpJudgeFor(policy: Policy, who: Who, connection: string, mode: 
   return new McpJudge(policy.mcp ?? MCP_DEFAULTS, who, connection, mode, (rule) => reviewSettingsFor(policy, connection, rule));
 }
 
-
 function compile(rule: McpRule): CompiledRule {
   const m = rule.match;
   const named = m.tools !== undefined || m.resources !== undefined || m.prompts !== undefined;
