@@ -14,6 +14,7 @@ import { type ReplayFlags, replaySession } from '../client/session-replay.js';
 import { showSession } from '../client/session-show.js';
 import { type VerifyFlags, verifyRecordings } from '../client/session-verify.js';
 import type { CliIo } from '../io.js';
+import { parseTimeBound, TIME_BOUND_HELP } from '../time-bound.js';
 import { clientRecordLabel, rowsLabel, table, viaLabel, when } from '../ui/session-lines.js';
 
 function positive(value: string): number {
@@ -60,8 +61,8 @@ function lsCommand(io: CliIo): Command {
     .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
     .option('--via <way>', "only the sessions that came this way: connect, exec, direct (a person's own), run, mcp (an agent's)")
     .option('--role <role>', 'only the PostgreSQL sessions that signed in as this database role')
-    .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
-    .option('--until <time>', 'started at or before this date or time')
+    .option('--since <time>', 'ended at or after this time: a duration back from now (30m, 1h, 2d) or a date or time (2026-11-22, 2026-11-22T10:00:00Z)', timeBound)
+    .option('--until <time>', 'started at or before this time (as --since)', timeBound)
     .option('--denied', 'only sessions in which the policy refused a statement')
     .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
     .option('--tool <name>', 'only MCP sessions whose agent called this tool, allowed or not (a glob: "write_*")')
@@ -69,6 +70,13 @@ function lsCommand(io: CliIo): Command {
     .option('--min-rows <n>', 'only sessions whose statements read or changed at least n rows in all')
     .option('--json', 'print one JSON document { sessions: [...] }')
     .action((flags: LsFlags) => listAction(io, flags));
+}
+
+/** A `--since`/`--until` as the gateway takes it: the instant, in ISO 8601 (a duration is counted back from now, here). */
+function timeBound(value: string): string {
+  const t = parseTimeBound(value);
+  if (t === undefined) throw new InvalidArgumentError(`must be ${TIME_BOUND_HELP}`);
+  return new Date(t).toISOString();
 }
 
 /** `hoop sessions ls`: uploads this machine's leftover records, then lists the sessions that match, as JSON or a table. */

@@ -217,7 +217,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
     // The one session that called get_file_info: this one, once it has ended.
     const ls = await eventually(
       async () => {
-        const r = await hoop(['sessions', 'ls', '--tool', 'get_file_*', '--json']);
+        const r = await hoop(['sessions', 'ls', '--tool', 'get_file_*', '--since', '10m', '--json']);
         const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; reason: string; tools?: string[]; refused: number }> }).sessions.filter((s) => s.reason !== 'running');
         expect(sessions.length).toBeGreaterThan(0);
         return sessions;

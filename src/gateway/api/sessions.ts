@@ -27,6 +27,7 @@ import type { GatewayParts } from '../parts/parts.js';
 import type { SessionSummary } from '../records/recordings.js';
 import { type Answer, asHoopError, errorBody, errorStatus, readBody } from '../http/respond.js';
 import { readTar, type TarEntry } from '../../recording/tar.js';
+import { parseTimeBound, TIME_BOUND_HELP } from '../../time-bound.js';
 
 const notRecording = (): HttpError => new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
 
@@ -35,8 +36,8 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
   const time = (name: string): number | undefined => {
     const v = query.get(name);
     if (v === null) return undefined;
-    const t = Date.parse(v);
-    if (Number.isNaN(t)) throw new HttpError(400, `${name} must be a date or time, such as 2026-11-22 or 2026-11-22T10:00:00Z`);
+    const t = parseTimeBound(v);
+    if (t === undefined) throw new HttpError(400, `${name} must be ${TIME_BOUND_HELP}`);
     return t;
   };
   const since = time('since');
