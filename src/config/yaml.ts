@@ -9,6 +9,7 @@
  */
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
+import { nearestName } from '../suggest.js';
 
 export const nonEmpty = (what: string) =>
   z
@@ -30,27 +31,10 @@ export interface Problem {
   atKey?: boolean;
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** "unknown key", with the nearest of `knownKeys` (the keys valid where `key` was written) when one is close; never `key` itself. */
 function unknownKeyMessage(key: string, knownKeys: readonly string[]): string {
-  const best = knownKeys
-    .filter((k) => k !== key)
-    .map((k) => ({ k, d: editDistance(key, k) }))
-    .sort((x, y) => x.d - y.d)[0];
-  return best && best.d <= Math.max(1, Math.floor(key.length / 3)) ? `unknown key (did you mean "${best.k}"?)` : 'unknown key';
+  const near = nearestName(key, knownKeys);
+  return near ? `unknown key (did you mean "${near}"?)` : 'unknown key';
 }
 
 /** A schema's definition, as far as {@link bareSchema} and {@link schemaAt} read it. */

@@ -242,6 +242,17 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
   });
 });
 
+describe('a connection name typed wrong', () => {
+  it("gets the nearest of the caller's own connections, and only of those", async () => {
+    const typo = await hoop(['connect', 'file', '--json']);
+    expect(typo.code).not.toBe(0);
+    expect(typo.stderr).toContain('did you mean "files"?');
+    // carol may use none of them: she is told of none.
+    const outsider = await hoop(['connect', 'file', '--json'], 'carol');
+    expect(outsider.stderr).not.toContain('did you mean');
+  });
+});
+
 describe('an agent inside hoop run', () => {
   it("finds the run's MCP connections in $HOOP_MCP_CONFIG and calls them as the run, contained", async () => {
     const script = join(stack.dir, 'mcp-agent.mjs');

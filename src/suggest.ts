@@ -1,0 +1,25 @@
+/** "Did you mean …?": the nearest of the names a person could have meant, by edit distance. */
+
+/** Edits (insertions, deletions, substitutions; case ignored) that turn `a` into `b`. */
+export function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The one of `known` nearest `typed` (never `typed` itself), when it is near enough to be a typo: at most a third of its length away (one edit for short names). */
+export function nearestName(typed: string, known: readonly string[]): string | undefined {
+  const best = known
+    .filter((k) => k !== typed)
+    .map((k) => ({ k, d: editDistance(typed, k) }))
+    .sort((x, y) => x.d - y.d)[0];
+  return best && best.d <= Math.max(1, Math.floor(typed.length / 3)) ? best.k : undefined;
+}

@@ -1,0 +1,16 @@
+/** "Did you mean": the nearest known name when it is near enough to be a typo, never the name itself. */
+import { describe, expect, it } from 'vitest';
+import { nearestName } from '../../src/suggest.js';
+
+describe('the nearest name', () => {
+  it('is a typo away, case aside', () => {
+    expect(nearestName('demo-dbb', ['demo-db', 'demo-ssh', 'demo-mysql'])).toBe('demo-db');
+    expect(nearestName('Demo-Ssh', ['demo-db', 'demo-ssh'])).toBe('demo-ssh');
+  });
+
+  it('is none when nothing is near, or only the name itself', () => {
+    expect(nearestName('prod', ['demo-db', 'demo-ssh'])).toBeUndefined();
+    expect(nearestName('demo-db', ['demo-db'])).toBeUndefined();
+    expect(nearestName('x', [])).toBeUndefined();
+  });
+});
