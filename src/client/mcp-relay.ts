@@ -92,11 +92,13 @@ function firstLine(stdin: NodeJS.ReadableStream): Promise<{ text: string; bytes:
     };
     const onData = (chunk: Buffer | string): void => {
       const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      const nl = b.indexOf(0x0a);
       chunks.push(b);
       length += b.length;
+      if (nl < 0 && length <= 4 * 1024 * 1024) return;
       const all = Buffer.concat(chunks);
-      const nl = all.indexOf(0x0a);
-      if (nl >= 0 || length > 4 * 1024 * 1024) done({ text: all.subarray(0, nl >= 0 ? nl : all.length).toString('utf8'), bytes: all });
+      const end = nl < 0 ? all.length : length - b.length + nl;
+      done({ text: all.subarray(0, end).toString('utf8'), bytes: all });
     };
     const onEnd = (): void => done(length > 0 ? { text: Buffer.concat(chunks).toString('utf8'), bytes: Buffer.concat(chunks) } : undefined);
     stdin.on('data', onData);

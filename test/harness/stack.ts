@@ -236,13 +236,24 @@ ${Object.entries(options.issuer ?? {})
   };
 }
 
-/** A stack whose gateway reads its policy from a git repo of its own (see {@link PolicyGitRepo}); `close` removes the repo too. */
-export async function startRepoStack(prefix: string, bundle: (pg: PgCluster) => string | Promise<string>, allowedSecrets = ['${env:APP_*}']): Promise<HoopStack> {
+/**
+ * A stack whose gateway reads its policy from a git repo of its own (see {@link PolicyGitRepo}),
+ * with `allowedCommands` (the MCP servers its bundle may run) and more of the gateway's `env`;
+ * `close` removes the repo too.
+ */
+export async function startRepoStack(
+  prefix: string,
+  bundle: (pg: PgCluster) => string | Promise<string>,
+  allowedSecrets = ['${env:APP_*}'],
+  o: { allowedCommands?: string[]; env?: Record<string, string> } = {},
+): Promise<HoopStack> {
   const repo = new PolicyGitRepo(prefix);
+  const commands = o.allowedCommands?.length ? `  allowedCommands:\n${o.allowedCommands.map((c) => `    - ${JSON.stringify(c)}\n`).join('')}` : '';
   const stack = await startStack({
+    ...(o.env ? { env: o.env } : {}),
     policy: async ({ pg }) => {
       repo.commit(await bundle(pg));
-      return repo.gatewayBlock(allowedSecrets);
+      return `${repo.gatewayBlock(allowedSecrets)}${commands}`;
     },
   }).catch((err: unknown) => {
     repo.remove();

@@ -16,8 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionId } from '../../src/tunnel/transport.js';
 import { rawMcp as rawMcpOf, recordingEvents } from '../harness/mcp.js';
-import { PolicyGitRepo } from '../harness/policy-git.js';
-import { startStack, type HoopStack } from '../harness/stack.js';
+import { startRepoStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 
 const SERVER = resolve(import.meta.dirname, '../fixtures/attack-mcp-server.mjs');
@@ -26,7 +25,6 @@ const CARD = '4111 1111 1111 1111';
 const SERVER_TOKEN = 'tok-very-secret-123';
 
 let stack: HoopStack;
-let repo: PolicyGitRepo;
 let dir: string;
 let callsLog: string;
 let data: string;
@@ -83,11 +81,9 @@ beforeAll(async () => {
   await writeFile(join(data, 'notes.txt'), 'plain notes');
   http = floodingHttpServer();
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-  repo = new PolicyGitRepo('mcp-attack');
-  stack = await startStack({
-    env: { APP_SERVER_TOKEN: SERVER_TOKEN, APP_CALLS_LOG: callsLog },
-    policy: () => {
-      repo.commit(`version: 1
+  stack = await startRepoStack(
+    'mcp-attack',
+    () => `version: 1
 connections:
   - name: attack
     type: mcp
@@ -113,17 +109,16 @@ mcp:
     - { name: no-config, match: { resources: ["file:///etc/**"] }, action: deny }
     - { name: no-admin, match: { prompts: ["admin-*"] }, action: deny }
     - { name: no-secret-dir, match: { tools: ["*"], connections: [files], arguments: { path: "${data}/secret/**" } }, action: deny }
-`);
-      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${SERVER}"\n    - "${process.execPath} ${FILESYSTEM} ${data}"\n`;
-    },
-  });
+`,
+    ['${env:APP_*}'],
+    { allowedCommands: [`${process.execPath} ${SERVER}`, `${process.execPath} ${FILESYSTEM} ${data}`], env: { APP_SERVER_TOKEN: SERVER_TOKEN, APP_CALLS_LOG: callsLog } },
+  );
 }, 120_000);
 
 afterAll(async () => {
   await stack?.close();
   http?.closeAllConnections();
   http?.close();
-  repo?.remove();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -380,12 +375,13 @@ describe('a relative path past a deny rule', () => {
 describe('a server that asks and does not read', () => {
   it('is answered no more than it reads: the gateway does not hold 256 MiB of ping answers', async () => {
     const c = await rawMcp();
-    const before = process.memoryUsage().rss;
     const r = await c.request(1, 'tools/call', { name: 'ping-flood', arguments: {} });
     expect(JSON.stringify(r.result)).toContain('pinged');
-    const grown = (process.memoryUsage().rss - before) / 2 ** 20;
-    // Before: about 230 MiB more (every answer held for a server that read none of them).
-    expect(grown).toBeLessThan(128);
+    // The server reads again; once it answers a call sent after the flood, it has read every answer the gateway kept for it.
+    expect((await c.request(2, 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
+    const pongs = (await calls()).filter((l) => l.includes('"id":"pppp')).length;
+    // Before: all 256 (1 MiB each), held in the gateway until the server read them.
+    expect(pongs).toBeLessThanOrEqual(4);
     c.close();
   });
 });

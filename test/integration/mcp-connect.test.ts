@@ -17,8 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolicyGitRepo } from '../harness/policy-git.js';
-import { startStack, type HoopStack } from '../harness/stack.js';
+import { startRepoStack, type HoopStack } from '../harness/stack.js';
 import { recordingEvents } from '../harness/mcp.js';
 import { eventually } from '../harness/wait.js';
 
@@ -29,7 +28,6 @@ const HOOP = resolve(import.meta.dirname, '../../bin/hoop.js');
 const CARD = '4111 1111 1111 1111';
 
 let stack: HoopStack;
-let repo: PolicyGitRepo;
 let data: string;
 let everythingHttp: ChildProcess;
 let httpPort: number;
@@ -126,19 +124,14 @@ beforeAll(async () => {
     });
     everythingHttp.once('exit', (code) => reject(new Error(`server-everything exited ${code}: ${err}`)));
   });
-  repo = new PolicyGitRepo('mcp');
-  stack = await startStack({
+  stack = await startRepoStack('mcp', () => bundle(), ['${env:APP_*}'], {
+    allowedCommands: [`${process.execPath} ${FILESYSTEM} ${data}`, `${process.execPath} ${EVERYTHING} stdio`],
     env: { APP_MCP_TOKEN: 'mcp-secret-token-1' },
-    policy: () => {
-      repo.commit(bundle());
-      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${FILESYSTEM} ${data}"\n    - "${process.execPath} ${EVERYTHING} stdio"\n`;
-    },
   });
 }, 120_000);
 
 afterAll(async () => {
   await stack?.close();
-  repo?.remove();
   everythingHttp?.kill();
   await rm(data, { recursive: true, force: true });
 });

@@ -12,14 +12,12 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionId, openTunnel } from '../../src/tunnel/transport.js';
 import { rawMcp as rawMcpOf } from '../harness/mcp.js';
-import { PolicyGitRepo } from '../harness/policy-git.js';
-import { startStack, type HoopStack } from '../harness/stack.js';
+import { startRepoStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 
 const SERVER = resolve(import.meta.dirname, '../fixtures/hostile-mcp-server.mjs');
 
 let stack: HoopStack;
-let repo: PolicyGitRepo;
 let dir: string;
 let callsLog: string;
 
@@ -32,11 +30,9 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-mcp-hostile-'));
   callsLog = join(dir, 'calls.log');
   await writeFile(callsLog, '');
-  repo = new PolicyGitRepo('mcp-hostile');
-  stack = await startStack({
-    env: { APP_CALLS_LOG: callsLog },
-    policy: () => {
-      repo.commit(`version: 1
+  stack = await startRepoStack(
+    'mcp-hostile',
+    () => `version: 1
 connections:
   - name: hostile
     type: mcp
@@ -55,15 +51,14 @@ mcp:
 alerts:
   - name: refusal-burst
     when: { event: refused, count: 3, within: 10min }
-`);
-      return `${repo.gatewayBlock(['${env:APP_*}'])}  allowedCommands:\n    - "${process.execPath} ${SERVER}"\n`;
-    },
-  });
+`,
+    ['${env:APP_*}'],
+    { allowedCommands: [`${process.execPath} ${SERVER}`], env: { APP_CALLS_LOG: callsLog } },
+  );
 }, 120_000);
 
 afterAll(async () => {
   await stack?.close();
-  repo?.remove();
   await rm(dir, { recursive: true, force: true });
 });
 
