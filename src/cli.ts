@@ -4,40 +4,35 @@
  *
  * @see https://github.com/tj/commander.js#readme
  */
-import { Command, CommanderError } from 'commander';
-import { commandsFor } from './commands/index.js';
-import { CommandExit, ExitCode, HoopError, describeError } from './errors.js';
+import { type Command, CommanderError } from 'commander';
+import { commandsFor, programOf } from './commands/index.js';
+import { CommandExit, ExitCode, HoopError, describeError, hoopSays } from './errors.js';
 import type { CliIo } from './io.js';
-import { VERSION } from './version.js';
 import { sweepAbandonedRuns } from './agent/pending-sweeps.js';
 
 /** Builds the commander program for one invocation: with the command `argv` runs (or all of them, for help). */
 export async function buildProgram(io: CliIo, argv: readonly string[]): Promise<Command> {
-  const program = new Command('hoop')
-    .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
-    .version(VERSION, '-V, --version')
+  const program = (await programOf(io, main, commandsFor(argv)))
     .showHelpAfterError('(run with --help for usage)')
-    // `hoop run [options] -- <command>`: options after the command are the command's.
-    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     });
   // addCommand() does not pass on exitOverride and output settings (command() would): copy them, to subcommands too.
-  const inherit = (c: Command, parent: Command): Command => {
-    c.copyInheritedSettings(parent);
-    for (const sub of c.commands) inherit(sub, c);
-    return c;
+  const inherit = (c: Command): void => {
+    for (const sub of c.commands) {
+      sub.copyInheritedSettings(c);
+      inherit(sub);
+    }
   };
-  const factories = await Promise.all(commandsFor(argv).map((c) => c.load()));
-  for (const make of factories) program.addCommand(inherit(make(io, main), program));
+  inherit(program);
   return program;
 }
 
 /** Formats an error for the terminal: what went wrong, then what to do. */
 export function formatError(err: unknown): string {
-  if (err instanceof HoopError) return `hoop: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`;
+  if (err instanceof HoopError) return `${hoopSays(err.message)}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`;
   return `hoop: unexpected error: ${describeError(err)}\n  hint: run again with HOOP_DEBUG=1 and report it\n`;
 }
 
@@ -45,7 +40,7 @@ export function formatError(err: unknown): string {
 export async function main(argv: string[], io: CliIo): Promise<number> {
   // A contained run whose hoop was killed before it swept its working directory: swept now.
   try {
-    sweepAbandonedRuns(io.env, (line) => void io.stderr.write(`hoop: ${line}\n`));
+    sweepAbandonedRuns(io.env, (line) => void io.stderr.write(`${hoopSays(line)}\n`));
   } catch (err) {
     io.stderr.write(`hoop: could not sweep after a run whose hoop was stopped: ${describeError(err)}\n`);
   }

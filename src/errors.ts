@@ -152,3 +152,8 @@ export class CommandExit extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/** `message` as hoop says it, after "hoop: " (once: a message that carries it already is not prefixed again). */
+export function hoopSays(message: string): string {
+  return message.startsWith('hoop: ') ? message : `hoop: ${message}`;
+}

@@ -18,7 +18,7 @@ import { getConnection } from '../api-client/connections.js';
 import type { ConnectionInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { ConnectJson } from '../connect-json.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError, hoopSays } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv, type Logger } from '../log.js';
 import { writePgpass } from '../postgres/local/pgpass.js';
@@ -48,7 +48,7 @@ export interface ConnectOptions extends LocalPolicyOptions {
 /** `hoop connect <name>`: see the module documentation. */
 export async function connect(io: CliIo, name: string, opts: ConnectOptions): Promise<void> {
   const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'connect' } });
-  const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+  const say = (line: string): void => void io.stderr.write(`${hoopSays(line)}\n`);
   const provider = await commandTokenProvider(io, opts);
   try {
     const info = await getConnection({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, name);

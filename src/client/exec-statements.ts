@@ -7,7 +7,7 @@
  * up as it ends.
  */
 import type { CliIo } from '../io.js';
-import { CommandExit } from '../errors.js';
+import { CommandExit, hoopSays } from '../errors.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
 import { serverMessageLines } from '../ui/psql-format.js';
@@ -37,7 +37,7 @@ function exitFor(f: PgErrorFields): number {
 export async function execStatements(io: CliIo, name: string, statements: string[], format: ResultFormat, opts: GatewayFlags & { wait: boolean }): Promise<void> {
   const provider = await commandTokenProvider(io, opts);
   const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'exec' } });
-  const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+  const say = (line: string): void => void io.stderr.write(`${hoopSays(line)}\n`);
   // Its own record of the session, and what an earlier hoop (one killed, say) left in this machine's spool, go up as it ends.
   const records = new CommandRecords(io, provider, log);
   records.resume();

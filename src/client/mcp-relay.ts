@@ -14,7 +14,7 @@ import { AgentRun } from '../agent/agent-run.js';
 import { getConnection } from '../api-client/connections.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError, hoopSays } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { agentName } from '../policy/principal.js';
@@ -35,7 +35,7 @@ export interface McpRelayOptions {
 /** Serves MCP connection `opts.connection` on `io`'s stdio until the client goes (or the signal aborts). */
 export async function relayMcp(io: CliIo, opts: McpRelayOptions): Promise<void> {
   const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
-  const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+  const say = (line: string): void => void io.stderr.write(`${hoopSays(line)}\n`);
   const person = await commandTokenProvider(io, opts);
   const name = opts.connection;
   const stdin = io.stdin;

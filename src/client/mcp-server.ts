@@ -31,7 +31,7 @@ import { AgentRun } from '../agent/agent-run.js';
 import { followReview } from '../api-client/reviews.js';
 import { listConnections } from '../api-client/connections.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { describeError } from '../errors.js';
+import { describeError, hoopSays } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv, type Logger } from '../log.js';
 import { agentName } from '../policy/principal.js';
@@ -63,7 +63,7 @@ export async function serveMcp(io: CliIo, opts: McpOptions): Promise<void> {
   // stdout carries the protocol: anything hoop has to say goes to stderr.
   const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
   const person = await commandTokenProvider(io, opts);
-  const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+  const say = (line: string): void => void io.stderr.write(`${hoopSays(line)}\n`);
   if (person.source !== 'run') say('isolation: none: the agent that started hoop mcp runs as you and can read your hoop login; start the agent with hoop run to keep it out of its reach');
   /** The agent's run: the one hoop mcp is inside, or one of its own begun at the first call. */
   let ownRun: Promise<AgentRun> | undefined;
@@ -105,7 +105,7 @@ export async function serveMcp(io: CliIo, opts: McpOptions): Promise<void> {
     await Promise.race([closed, whenAborted(io.signal)]);
   } finally {
     await server.close();
-    await records.finish((line) => void io.stderr.write(`hoop: ${line}\n`));
+    await records.finish((line) => void io.stderr.write(`${hoopSays(line)}\n`));
     await ownRun?.then(
       (run) => run.end(),
       () => undefined,

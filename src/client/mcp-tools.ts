@@ -16,6 +16,7 @@ import { jsonValue } from '../postgres/wire/json-values.js';
 import { serverMessageLines } from '../ui/psql-format.js';
 import type { CommandRecords } from './client-records.js';
 import { openGatewaySql, refusalOf, type ClientContext } from './gateway-sql.js';
+import { hoopSays } from '../errors.js';
 
 /** One statement's result as `run_sql` returns it. */
 export interface SqlResult {
@@ -49,7 +50,7 @@ export interface SqlToolContext {
  */
 export async function runStatements(c: SqlToolContext, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<SqlResult[] | ToolAnswer> {
   const { io, log, provider, records } = c;
-  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', log, say: (line) => void io.stderr.write(`hoop: ${line}\n`), records, detachReviews: true });
+  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', log, say: (line) => void io.stderr.write(`${hoopSays(line)}\n`), records, detachReviews: true });
   try {
     gw.context(context);
     const results: SqlResult[] = [];

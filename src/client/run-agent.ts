@@ -29,7 +29,7 @@ import { z } from 'zod';
 import { configDir } from '../auth/paths.js';
 import { locatedProblems, readErrorMessage, readYamlWith, syntaxProblems } from '../config/yaml.js';
 import { commandTokenProvider } from './client-config.js';
-import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
+import { CommandExit, describeError, ErrorCode, HoopError, hoopSays } from '../errors.js';
 import { readNamedFile, readTreeFile, type TreePlaces } from '../tree-file.js';
 import { getConnection } from '../api-client/connections.js';
 import { getRecordingKeys } from '../api-client/sessions.js';
@@ -362,7 +362,7 @@ interface RunningState {
 async function beginRun(io: CliIo, argv: string[], opts: RunOptions): Promise<Begun> {
   const [file, ...args] = argv as [string, ...string[]];
   const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'run' } });
-  const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+  const say = (line: string): void => void io.stderr.write(`${hoopSays(line)}\n`);
   const names = await runConnections(io, opts.connect);
   const prompt = opts.promptFile !== undefined ? await readNamedFile(opts.promptFile, treePlaces(io.env, io.cwd)) : opts.prompt;
   const person = await commandTokenProvider(io, opts);

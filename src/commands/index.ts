@@ -3,14 +3,18 @@
  * A command's module (and what it imports: the gateway, ink, the MCP SDK, ...) is loaded only
  * when that command runs, so `hoop --version` or `hoop whoami` start without the rest.
  */
-import type { Command } from 'commander';
+import { Command } from 'commander';
 import type { CliIo, RunCli } from '../io.js';
+import { VERSION } from '../version.js';
+import { withExamples } from './examples.js';
 
 /** A top-level command: its name (and aliases), and how to load its factory. */
 export interface CommandEntry {
   names: readonly string[];
   /** The factory gets the CLI's own entry too, for a command that runs others in-process. */
   load: () => Promise<(io: CliIo, cli: RunCli) => Command>;
+  /** A command that reads the whole tree (completion): with these words, every command is loaded beside it. */
+  readsTree?: (argv: readonly string[]) => boolean;
 }
 
 /** The top-level commands, in help order. */
@@ -30,17 +34,31 @@ export const commands: readonly CommandEntry[] = [
   { names: ['alerts'], load: async () => (await import('./alerts.js')).alertsCommand },
   { names: ['policy'], load: async () => (await import('./policy.js')).policyCommand },
   { names: ['gateway'], load: async () => (await import('./gateway.js')).gatewayCommand },
+  // Its script needs every command; asking the gateway for names (--list, on each tab) needs none.
+  { names: ['completion'], load: async () => (await import('./completion.js')).completionCommand, readsTree: (argv) => !argv.includes('--list') },
 ];
 
 /**
- * The commands `argv` may run: the one its first word names, or every command when it names
- * none (`hoop`, `hoop --help`, `hoop help connect`, a mistyped name: help and suggestions need
- * them all). The program's own options (`--version`, `--help`) take no value, so the first word
- * that is not an option is the command.
+ * The commands `argv` may run: the one its first word names (with every other when it reads the
+ * whole tree), or every command when it names none (`hoop`, `hoop --help`, `hoop help connect`, a
+ * mistyped name: help and suggestions need them all). The program's own options (`--version`,
+ * `--help`) take no value, so the first word that is not an option is the command.
  */
 export function commandsFor(argv: readonly string[]): readonly CommandEntry[] {
   const first = argv.find((a) => !a.startsWith('-'));
   if (first === undefined && (argv.includes('--version') || argv.includes('-V'))) return [];
   const named = first === undefined ? undefined : commands.find((c) => c.names.includes(first));
-  return named ? [named] : commands;
+  return named && !named.readsTree?.(argv) ? [named] : commands;
+}
+
+/** The `hoop` program with the commands of `entries` (each with its examples), before any output or exit settings. */
+export async function programOf(io: CliIo, cli: RunCli, entries: readonly CommandEntry[] = commands): Promise<Command> {
+  const program = new Command('hoop')
+    .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
+    .version(VERSION, '-V, --version')
+    // `hoop run [options] -- <command>`: options after the command are the command's.
+    .enablePositionalOptions();
+  const factories = await Promise.all(entries.map((c) => c.load()));
+  for (const make of factories) program.addCommand(make(io, cli));
+  return withExamples(program);
 }

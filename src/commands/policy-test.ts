@@ -15,7 +15,7 @@ import type { PolicyStatus } from '../api/answers.js';
 import { withGateway, type GatewayFlags } from '../client/client-config.js';
 import { type PolicyCasesFlags, runPolicyCases } from '../client/policy-cases.js';
 import { againstGateway, gatewayPolicy, loadSource, type GatewayPolicy, type LoadedSource, type SourceOptions } from '../client/policy-source.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError, hoopSays } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { PolicyTestResult } from '../policy/evaluate.js';
 import { PolicyInvalidError } from '../policy/load.js';
@@ -52,7 +52,7 @@ function wantedText(r: PolicyTestResult): string {
 
 /** `hoop policy test`: see the module documentation. */
 export async function policyTest(io: CliIo, opts: PolicyTestFlags): Promise<void> {
-  const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+  const say = (line: string): void => void io.stderr.write(`${hoopSays(line)}\n`);
   const gw: GatewayPolicy = opts.offline ? { unknown: '--offline' } : await gatewayPolicy(io, opts);
   let loaded: LoadedSource;
   try {

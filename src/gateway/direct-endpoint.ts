@@ -24,6 +24,7 @@ import type { ConnectionGuard } from './front/connection-guard.js';
 import { directRefusal, directSecret, type DirectRecord } from './credentials/direct-credentials.js';
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf, peerText, tellPeer } from './front/peer-address.js';
+import { hoopSays } from '../errors.js';
 
 /** CancelRequests honoured per source address and second. */
 const CANCELS_PER_SECOND = 20;
@@ -39,7 +40,7 @@ function sqlstateOf(status: number): string {
 /** Says a refusal to a direct client as PostgreSQL says a refused connection: a FATAL ErrorResponse. */
 function refuseDirect(channel: TlsSessionChannel, status: number, body: TunnelErrorBody): void {
   const { message, hint } = body.error;
-  if (!channel.destroyed && !channel.writableEnded) channel.end(errorResponse({ severity: 'FATAL', code: sqlstateOf(status), message: `hoop: ${message}`, ...(hint ? { hint } : {}) }));
+  if (!channel.destroyed && !channel.writableEnded) channel.end(errorResponse({ severity: 'FATAL', code: sqlstateOf(status), message: hoopSays(message), ...(hint ? { hint } : {}) }));
 }
 
 /** The MySQL error a refused direct session gets for the status a tunnel would. @see https://mariadb.com/kb/en/mariadb-error-code-reference/ */

@@ -68,6 +68,13 @@ describe('npm install -g of the packed tarball', () => {
     const listing = await runProcess('tar', ['tzf', join(base, tarball)]);
     expect(listing.stdout).toContain('package/bin/hoop.js');
     expect(listing.stdout).not.toMatch(/package\/(src|test)\//);
+    // The manual: npm links it beside the prefix's bin, where man finds it by PATH.
+    const man = await runProcess('man', ['hoop'], { env: { PATH, HOME: home, MANWIDTH: '100', PAGER: 'cat', MANPATH: '' } });
+    expect(man.code, man.stderr).toBe(0);
+    expect(man.stdout.replace(/.\x08/g, '')).toContain('hoop completion [options] [shell]');
+    // Completion from the installed hoop, sourced in bash.
+    const complete = await runProcess('bash', ['-c', 'source <(hoop completion bash); COMP_WORDS=(hoop rev); COMP_CWORD=1; _hoop_complete; echo "${COMPREPLY[*]}"'], { env: { PATH, HOME: home } });
+    expect(complete.stdout.trim()).toBe('review');
   });
 
   it('runs the demo, and hoop mcp config writes an MCP configuration an MCP client starts: tools answer, rows masked', async () => {

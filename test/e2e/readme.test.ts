@@ -19,6 +19,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { TestBrowser } from '../harness/browser.js';
+import { runProcess } from '../harness/clients.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -824,11 +825,34 @@ ${yamlBlock('alerts:')}`,
         BENCH_SCP_RUNS: '1',
         BENCH_IDLE: '0',
         BENCH_WARMUP: '0',
+        BENCH_MCP_CALLS: '50',
+        BENCH_MYSQL_ROWS: '1000',
       },
     });
     expect(r.code).toBe(0);
     expect(r.output).toMatch(/^hoop direct, all on +\d+\.\d+ +x\d/m);
   }, 120_000);
+
+  it('shell completion, set up as the reference says, completes hoop in bash, zsh and fish', async () => {
+    const lines = shCommands(docs).filter((l) => l.includes('hoop completion '));
+    expect(lines).toHaveLength(3);
+    const shellHome = join(base, 'completion-home');
+    mkdirSync(shellHome);
+    const r = await run([...lines, 'complete -p hoop', 'COMP_WORDS=(hoop sessions l); COMP_CWORD=2; _hoop_complete; echo "offered: ${COMPREPLY[*]}"'], { env: { HOME: shellHome } });
+    for (const l of lines) for (const part of l.split(' && ')) ran.add(part);
+    expect(r.code, r.output).toBe(0);
+    expect(r.stdout).toContain('complete -F _hoop_complete hoop');
+    expect(r.stdout).toContain('offered: ls');
+    const zsh = await runProcess('zsh', ['-fc', 'fpath+=~/.zfunc; autoload -U compinit; compinit -u -D; print -r -- "uses: $_comps[hoop]"'], { env: { HOME: shellHome } });
+    expect(zsh.stdout).toContain('uses: _hoop');
+    // fish completes a command it finds: hoop installed (here, this checkout's) on PATH.
+    mkdirSync(join(shellHome, 'bin'));
+    writeFileSync(join(shellHome, 'bin', 'hoop'), `#!/bin/sh\nexec ${process.execPath} ${bin} "$@"\n`, { mode: 0o755 });
+    const fish = await runProcess('fish', ['-c', 'complete -C "hoop sessions l"'], {
+      env: { HOME: shellHome, XDG_CONFIG_HOME: join(shellHome, '.config'), PATH: `${join(shellHome, 'bin')}:${process.env.PATH}` },
+    });
+    expect(fish.stdout.split('\n')[0]).toBe('ls');
+  });
 
   it('ran every command of the README and its guides', () => {
     const workflowRuns = Object.values((parseYaml(yamlBlock('# .github/workflows/')) as { jobs: Record<string, { steps: Array<{ run?: string }> }> }).jobs)[0]!.steps.flatMap((s) =>

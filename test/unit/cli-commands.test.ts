@@ -4,7 +4,8 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
+import { formatError, main } from '../../src/cli.js';
+import { ErrorCode, HoopError } from '../../src/errors.js';
 import { commands, commandsFor } from '../../src/commands/index.js';
 import { runCli } from '../harness/run-cli.js';
 
@@ -29,6 +30,9 @@ describe('command registry', () => {
     expect(named(['--help'])).toEqual(all);
     expect(named(['help', 'connect'])).toEqual(all);
     expect(named(['conect'])).toEqual(all);
+    // Completion's script reads the whole tree; the names it asks for on each tab need no command but it.
+    expect(named(['completion', 'bash'])).toEqual(all);
+    expect(named(['completion', '--list', 'connections'])).toEqual(['completion']);
   });
 
   it('prints the version, help and suggestions as before', async () => {
@@ -40,5 +44,13 @@ describe('command registry', () => {
     expect(typo.stderr).toContain('(Did you mean connect?)');
     const sub = await runCli(['help', 'whoami'], {}, process.cwd());
     expect(sub.stdout).toContain('--token-file');
+  });
+});
+
+describe('an error as the terminal shows it', () => {
+  it('says "hoop: " once, though the gateway\'s message carries it already', () => {
+    const suspended = new HoopError(ErrorCode.USAGE, 'hoop: alice is suspended by alert alert-1 (bulk-reads)', { hint: 'ask an auditor to clear it' });
+    expect(formatError(suspended)).toBe('hoop: alice is suspended by alert alert-1 (bulk-reads)\n  hint: ask an auditor to clear it\n');
+    expect(formatError(new HoopError(ErrorCode.USAGE, 'which shell?'))).toBe('hoop: which shell?\n');
   });
 });

@@ -29,7 +29,7 @@
 import { createHash } from 'node:crypto';
 import type { McpConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
-import { describeError } from '../../errors.js';
+import { describeError, hoopSays } from '../../errors.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { McpAsk, McpVerdict } from '../../policy/mcp.js';
 import { type CloseReason, type PendingReview, type SessionOutcome, sessionEndOf, type TunnelSession } from '../../session/engine.js';
@@ -185,7 +185,7 @@ export class McpSessionRelay {
       message: (m) => this.#fromServer(m),
       closed: (why, stderr) => {
         log.info('mcp.upstream-closed', { session: this.#session.id, connection: connection.name, why, ...(stderr !== undefined ? { stderr } : {}) });
-        this.#failInFlight(`hoop: ${why}`);
+        this.#failInFlight(hoopSays(why));
         this.#end('upstream-closed', why);
       },
     }).then(
@@ -248,7 +248,7 @@ export class McpSessionRelay {
       return this.#toServer(m.method === 'initialize' ? this.#initialize(m) : text);
     }
     const ask = judged(m.params ?? {});
-    if (typeof ask === 'string') return this.#answerError(m.id, RpcError.invalidParams, `hoop: ${ask}`);
+    if (typeof ask === 'string') return this.#answerError(m.id, RpcError.invalidParams, hoopSays(ask));
     const verdict: McpVerdict = this.#session.mcp ? this.#session.mcp.decide(ask) : { action: 'allow', reason: 'no mcp policy' };
     const flight: InFlight = { method: m.method, ...(ask.kind === 'tool' ? { tool: ask.name } : {}) };
     if (ask.kind === 'tool') this.#session.recording?.notes?.tool?.(ask.name);

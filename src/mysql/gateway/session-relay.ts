@@ -18,7 +18,7 @@
 import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
-import { describeError } from '../../errors.js';
+import { describeError, hoopSays } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
@@ -533,7 +533,7 @@ export class MysqlSessionRelay {
     recording?.stream.event({ t: 'decision', at: Date.now(), action, rule: refusal.rule, reason: refusal.reason });
     recording?.notes?.refused();
     this.#session.report?.refused({ action, rule: refusal.rule, reason: refusal.reason, message: '' });
-    const err = errPacket({ ...REFUSED, message: `hoop: ${refusal.reason}` });
+    const err = errPacket({ ...REFUSED, message: hoopSays(refusal.reason) });
     this.#recorder?.server(ERR, err);
     this.#write(packet(p.next, err));
   }

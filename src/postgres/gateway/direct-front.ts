@@ -14,7 +14,7 @@
  * @see https://www.postgresql.org/docs/current/sasl-authentication.html
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { describeError, isHoopError } from '../../errors.js';
+import { describeError, isHoopError, hoopSays } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { TlsSessionChannel } from '../../session/tls-channel.js';
 import { HandshakeStream, scramExchange } from '../pipeline/handshake.js';
@@ -78,7 +78,7 @@ export async function serveDirectClient<T>(channel: TlsSessionChannel, o: Direct
     if (!credential) throw new ScramAuthError('password authentication failed');
     if (credential.refused) {
       handshake.release();
-      channel.end(errorResponse({ severity: 'FATAL', code: SqlState.INVALID_AUTHORIZATION, message: `hoop: ${credential.refused.message}`, hint: credential.refused.hint }));
+      channel.end(errorResponse({ severity: 'FATAL', code: SqlState.INVALID_AUTHORIZATION, message: hoopSays(credential.refused.message), hint: credential.refused.hint }));
       return;
     }
     channel.write(authenticationSASLFinal(verified));
@@ -103,9 +103,9 @@ function refuse(channel: TlsSessionChannel, err: unknown, user: string, { log, r
   if (err instanceof PgProtocolError) {
     // What PostgreSQL only logs (a startup packet of no valid length: a Terminate sent first, a stray probe) closes without a word.
     if (err.unanswered) channel.end();
-    else channel.end(errorResponse({ severity: 'FATAL', code: err.sqlstate, message: `hoop: ${err.message}` }));
+    else channel.end(errorResponse({ severity: 'FATAL', code: err.sqlstate, message: hoopSays(err.message) }));
     return;
   }
-  if (isHoopError(err)) channel.end(errorResponse({ severity: 'FATAL', code: '08006', message: `hoop: ${err.message}` }));
+  if (isHoopError(err)) channel.end(errorResponse({ severity: 'FATAL', code: '08006', message: hoopSays(err.message) }));
   else channel.destroy();
 }

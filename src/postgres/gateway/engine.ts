@@ -19,7 +19,7 @@ import { type BackendPath, FrontendPath } from '../pipeline/relay.js';
 import { ServerState } from '../pipeline/server-state.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../pipeline/startup.js';
 import { databasesOf, signInAs } from './database-access.js';
-import { ErrorCode, describeError, isHoopError } from '../../errors.js';
+import { ErrorCode, describeError, isHoopError, hoopSays } from '../../errors.js';
 import { cancelOwnerOf, type CancelKey, type CancelRegistry } from './cancel-registry.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
@@ -423,14 +423,14 @@ function startupFailed(channel: SessionChannel, err: unknown, outcome: OutcomeOf
   }
   if (err instanceof PgProtocolError && err.unanswered) {
     // As PostgreSQL: no ErrorResponse; the CLI still hears why in a control message.
-    channel.sendControl({ type: 'close', reason: 'protocol-violation', message: `hoop: ${describeError(err)}` });
+    channel.sendControl({ type: 'close', reason: 'protocol-violation', message: hoopSays(describeError(err)) });
     channel.end();
     return outcome('protocol-violation', describeError(err));
   }
   const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
   // A refused database or setting is the client's choice, said as the server would; anything else broke the protocol.
   const reason: CloseReason = sqlstate === SqlState.PROTOCOL_VIOLATION ? 'protocol-violation' : 'startup-refused';
-  closeWithError(channel, reason, sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+  closeWithError(channel, reason, sqlstate, hoopSays(describeError(err)), isHoopError(err) ? err.hint : undefined);
   return outcome(reason, describeError(err));
 }
 

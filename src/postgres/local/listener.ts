@@ -15,7 +15,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { SecureContext } from 'node:tls';
-import { ErrorCode, HoopError, describeError, isHoopError } from '../../errors.js';
+import { ErrorCode, HoopError, describeError, isHoopError, hoopSays } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Refusal, StatementGate } from '../pipeline/statement-gate.js';
 import type { PostgresRawTap, PostgresRecordingStage } from '../pipeline/recording/stage.js';
@@ -236,7 +236,7 @@ export class LocalPostgresListener {
       } else {
         const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
         onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
-        refuse(client(), sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+        refuse(client(), sqlstate, hoopSays(describeError(err)), isHoopError(err) ? err.hint : undefined);
       }
       return;
     }
@@ -248,7 +248,7 @@ export class LocalPostgresListener {
       handshake.release();
       const e = isHoopError(err) ? err : new HoopError(ErrorCode.INTERNAL, describeError(err), { cause: err });
       onEvent?.({ kind: 'tunnel-failed', session, error: e });
-      refuse(client(), sqlstateFor(e), `hoop: ${e.message}`, e.hint);
+      refuse(client(), sqlstateFor(e), hoopSays(e.message), e.hint);
       return;
     }
     onEvent?.({ kind: 'client-connected', session, user, database });
@@ -276,7 +276,7 @@ export class LocalPostgresListener {
       });
     } catch (err) {
       onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
-      refuse(socket, SqlState.INTERNAL_ERROR, `hoop: ${describeError(err)}`);
+      refuse(socket, SqlState.INTERNAL_ERROR, hoopSays(describeError(err)));
       channel.destroy();
       record?.close({ reason: 'protocol-error' });
       return;
@@ -294,7 +294,7 @@ export class LocalPostgresListener {
       frontend.stop();
       onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
       const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-      refuse(socket, sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+      refuse(socket, sqlstate, hoopSays(describeError(err)), isHoopError(err) ? err.hint : undefined);
       channel.destroy();
     };
     // A client that stops in the middle of a message is cut off, as the gateway would.

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { Client as SshClient, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { SshConnection } from '../../config/connection.js';
-import { describeError } from '../../errors.js';
+import { describeError, hoopSays } from '../../errors.js';
 import { fileTransferOf, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelSession } from '../../session/engine.js';
@@ -119,7 +119,7 @@ class SessionChannel {
     const verdict = this.#decide(request);
     const refuse = (message: string): void => {
       this.#rec?.event({ t: 'ssh-exit', at: Date.now(), ch: this.#n, status: REFUSED_EXIT_STATUS, refused: true });
-      endChannel(down, REFUSED_EXIT_STATUS, `hoop: ${message}\r\n`, fail);
+      endChannel(down, REFUSED_EXIT_STATUS, `${hoopSays(message)}\r\n`, fail);
     };
     void this.#start(request, verdict, down, refuse).catch((err: unknown) => refuse(`the gateway failed: ${describeError(err)}`));
   }

@@ -20,7 +20,7 @@
 import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, ClientChannel, Client as SshClient, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
-import { describeError } from '../../errors.js';
+import { describeError, hoopSays } from '../../errors.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { VERSION } from '../../version.js';
@@ -331,7 +331,7 @@ function sessionChannel(s: Session, n: number, withUp: (fn: (u: Upstream) => voi
 /** Tells the client, as ssh would, that what it asked for could not start. */
 function startFailed(down: ServerChannel, n: number, rec: RecordingStream | undefined, message: string, fail: (err: unknown) => void): void {
   rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: START_FAILED, message });
-  endChannel(down, START_FAILED, `hoop: ${message}\r\n`, fail);
+  endChannel(down, START_FAILED, `${hoopSays(message)}\r\n`, fail);
 }
 
 /** Relays a running channel and records it as the gateway does: output, a command's input, sftp operations, the exit. */
