@@ -181,6 +181,7 @@ export class EarlyChecks {
       },
     };
     return new StatementGate(judge, {
+      connection: this.#connection,
       onRefusal: (r) => {
         this.#log.info('statement.refused', { session, rule: r.rule, action: r.action, message: r.message });
         onRefusal?.(r);

@@ -76,6 +76,10 @@ export interface RunOptions extends LocalPolicyOptions {
   gateway?: string;
   tokenFile?: string;
   caFile?: string;
+  /** Print nothing of hoop's own when all goes well (the run's id included). */
+  quiet?: boolean;
+  /** Say the run's id (and its connections) as one JSON line on stderr. */
+  json?: boolean;
 }
 
 /** Hears the egress proxy's decisions: each in the run's record; a refusal told to the gateway and said, once per destination (the command may retry). */
@@ -460,6 +464,8 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
   const sshConfig = sshPorts.length > 1 ? await writeRunFile(runDir, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join('')) : sshPorts[0]?.configFile;
   const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
   log.info('run.start', { run: run.id, connections: b.names, command: b.file, isolation: containment.kind });
+  if (opts.json) io.stderr.write(`${JSON.stringify({ run: run.id, connections: b.names, isolation: containment.kind })}\n`);
+  else if (!opts.quiet) b.say(`run ${run.id}: \`hoop sessions ls --run ${run.id}\` lists its sessions`);
   const mysqlHome = mysqlPorts[0] ? await writeMysqlHome(runDir, mysqlPorts[0].optionFile) : undefined;
   // The run's MCP connections as the command's MCP servers (`claude --mcp-config "$HOOP_MCP_CONFIG" --strict-mcp-config`): each `hoop mcp --connection`, as the run.
   const mcpConfig = served.mcp.length

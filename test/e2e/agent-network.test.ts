@@ -113,7 +113,7 @@ describe.each(PEOPLE)('a contained run, as $label', (person: TestPerson) => {
 
   /** `hoop run` as the person, in a mount namespace whose /etc/hosts names the test hosts. */
   function hoopRun(args: string[]): Promise<HoopProcessResult> {
-    return spawnHoop(['run', '--gateway', stack.gateway.url, '--ca-file', join(base, 'ca.pem'), '--isolation', 'bwrap', ...args], {
+    return spawnHoop(['run', '--quiet', '--gateway', stack.gateway.url, '--ca-file', join(base, 'ca.pem'), '--isolation', 'bwrap', ...args], {
       env,
       cwd: join(base, 'work'),
       as: person,

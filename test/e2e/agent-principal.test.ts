@@ -107,7 +107,7 @@ async function placesFor(person: TestPerson): Promise<Places> {
 /** `hoop run <args>` as alice would start it, as the person of `o.places` (default root's): her token in HOOP_TOKEN, her login on disk, her runtime directory. */
 function hoopRun(args: string[], o: { places?: Places; env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
   const p = o.places ?? places;
-  return spawnHoop(['run', '--gateway', stack.gateway.url, '--ca-file', p.ca, ...args], {
+  return spawnHoop(['run', '--quiet', '--gateway', stack.gateway.url, '--ca-file', p.ca, ...args], {
     env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: p.login, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: p.xdg, XDG_STATE_HOME: p.cli, HOOP_ID_TOKEN_FILE: p.idToken, ...o.env },
     cwd: o.cwd ?? p.work,
     as: p.person,

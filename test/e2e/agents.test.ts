@@ -19,7 +19,7 @@ import { RawFrontend } from '../harness/raw-pg.js';
 import { rawTunnel } from '../harness/raw-tunnel.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { HOOP_BIN, spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
+import { HOOP_BIN, runSaid, spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
@@ -38,7 +38,7 @@ function gatewayArgs(): string[] {
 
 /** `hoop run <args>` with only `env` (and PATH). */
 function hoopRun(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
-  return spawnHoop(['run', ...gatewayArgs(), ...args], {
+  return spawnHoop(['run', '--quiet', ...gatewayArgs(), ...args], {
     env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.runtime, HOOP_CONFIG_DIR: join(stack.dir, 'cli'), ...options.env },
     cwd: options.cwd ?? stack.dir,
     ...(options.onStdout ? { onStdout: options.onStdout } : {}),
@@ -122,6 +122,17 @@ describe('hoop run', () => {
     expect(sessions).toEqual([expect.objectContaining({ runId, statements: 2 }), expect.objectContaining({ runId, statements: 1 })]);
     const other = await stack.run(['sessions', 'ls', '--json', '--run', 'run-of-someone-else', ...gatewayArgs()], { HOOP_TOKEN: token });
     expect((JSON.parse(other.stdout) as { sessions: unknown[] }).sessions).toEqual([]);
+  });
+
+  it('says its id on stderr as it begins (the command sees the same in HOOP_RUN_ID), as one JSON line with --json, and nothing with --quiet', async () => {
+    const env = { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.runtime, HOOP_CONFIG_DIR: join(stack.dir, 'cli') };
+    const said = await spawnHoop(['run', ...gatewayArgs(), '--connect', 'app', '--', 'sh', '-c', 'echo "$HOOP_RUN_ID"'], { env, cwd: stack.dir });
+    expect(said.code, said.stderr).toBe(0);
+    expect(said.stderr).toBe(runSaid(said.stdout.trim()));
+    const json = await spawnHoop(['run', '--json', ...gatewayArgs(), '--connect', 'app', '--', 'sh', '-c', 'echo "$HOOP_RUN_ID"'], { env, cwd: stack.dir });
+    expect(JSON.parse(json.stderr)).toEqual({ run: json.stdout.trim(), connections: ['app'], isolation: expect.any(String) });
+    const quiet = await spawnHoop(['run', '-q', ...gatewayArgs(), '--connect', 'app', '--', 'true'], { env, cwd: stack.dir });
+    expect(quiet).toEqual({ code: 0, stdout: '', stderr: '' });
   });
 
   it('--prompt: each session of the run starts with what the run was for; sessions replay --run plays them in order, the prompt first', async () => {

@@ -169,6 +169,12 @@ describe('hoop demo', () => {
     const drop = await terminal(first.info.envFile, "psql -X -c 'drop table orders'");
     expect(drop.code).not.toBe(0);
     expect(drop.stderr).toContain('denied by rule "no-drop-or-truncate"');
+    // Its hint names a command that works as written, in the same terminal.
+    const explain = /`(hoop policy check [^`]+)`/.exec(drop.stderr)?.[1];
+    expect(explain).toBe("hoop policy check --connection demo-db 'drop table orders'");
+    const why = await terminal(first.info.envFile, explain!);
+    expect(why.code, why.stderr).toBe(1);
+    expect(why.stdout).toContain('no-drop-or-truncate');
     // The banner's DO block: refused as a whole, so the DROP inside it never runs.
     const hidden = await terminal(first.info.envFile, `psql -X -c "do \\$\\$ begin execute 'drop table orders'; end \\$\\$"`);
     expect(hidden.code).not.toBe(0);

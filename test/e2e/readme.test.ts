@@ -386,6 +386,10 @@ describe('the README, run as written', () => {
     expect(agentRun.code).toBe(0);
     expect(agentRun.output).toMatch(/Ada Lovelace \| \*{4} \*{4} \*{4} \d{4}|Ada Lovelace \| \[redacted\]/);
     expect(agentRun.output).toContain('(2 rows)');
+    // It said its id, and the command that lists its sessions, which works as said.
+    const listRun = /`(hoop sessions ls --run run-\S+)` lists its sessions/.exec(agentRun.output)?.[1];
+    expect(listRun, agentRun.output).toBeDefined();
+    expect((await run([source!, listRun!])).output).toMatch(/demo-db/);
 
     // An agent's MCP client on demo-files, as the README's mcp config line writes it.
     const [mcpConfig, toolSessions] = shCommands(readme).filter((l) => l.startsWith('npx hoop mcp config') || l.startsWith('npx hoop sessions ls --tool'));

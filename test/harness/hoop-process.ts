@@ -8,6 +8,9 @@ import type { TestPerson } from './people.js';
 
 export const HOOP_BIN = resolve(import.meta.dirname, '../../bin/hoop.js');
 
+/** What `hoop run` says on stderr as run `id` begins (unless --quiet). */
+export const runSaid = (id: string): string => `hoop: run ${id}: \`hoop sessions ls --run ${id}\` lists its sessions\n`;
+
 /** How a spawned hoop ended, and what it printed. */
 export interface HoopProcessResult {
   code: number | null;

@@ -21,6 +21,7 @@ import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import { runSaid } from '../harness/hoop-process.js';
 
 /** MariaDB Connector/J, from Debian's libmariadb-java. */
 const CONNECTOR_J = '/usr/share/java/mariadb-java-client.jar';
@@ -469,10 +470,10 @@ describe('hoop connect for a mysql connection', () => {
       HOOP_TOKEN: token,
       PATH: process.env.PATH ?? '/usr/bin:/bin',
     });
-    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const runId = /^run=(run-\S+) url=mysql host=127\.0\.0\.1 port=\d+$/m.exec(r.stdout)?.[1];
     expect(runId, r.stdout).toBeDefined();
+    expect(r.stderr).toBe(runSaid(runId!));
     expect(r.stdout).toContain('\none\n42\ndriver=two\n');
     // The gateway's sessions of the run: the mariadb client's two and the driver's, each with its statement and the row it read.
     await eventually(

@@ -19,6 +19,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, freePort } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import { runSaid } from '../harness/hoop-process.js';
 
 let sshd: Sshd;
 let policyRepo: PolicyGitRepo;
@@ -620,13 +621,13 @@ describe('hoop run --connect bastion', () => {
       HOOP_TOKEN: await stack.token('alice'),
       XDG_RUNTIME_DIR: stack.runtime,
     });
-    expect(r.stderr).toBe('');
+    expect(r.stderr).toBe(runSaid(/^hoop: run (run-\S+):/.exec(r.stderr)?.[1] ?? 'no run said'));
     expect(r.code).toBe(0);
     const [out, git, rsync] = r.stdout.trim().split('\n');
     expect(out).toBe('from-run');
     expect(git).toMatch(/^git=ssh -F \S+ssh_config$/);
     expect(rsync).toBe(git!.replace('git=', 'rsync='));
     const open = stack.logs().filter((l) => l.event === 'tunnel.open' && l.connection === 'bastion');
-    expect(open[open.length - 1]!.run).toMatch(/^run-/);
+    expect(r.stderr).toBe(runSaid(open[open.length - 1]!.run as string));
   }, 60_000);
 });

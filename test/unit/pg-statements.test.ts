@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SessionJudge, StatementVerdict } from '../../src/session/engine.js';
-import { loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/postgres/pipeline/statement-gate.js';
+import { explainCommand, loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/postgres/pipeline/statement-gate.js';
 import { errorResponse, query } from '../../src/postgres/wire/messages.js';
 import { MessageReader, parseErrorFields } from '../../src/postgres/wire/reader.js';
 import { BackendPath, FrontendPath } from '../../src/postgres/pipeline/relay.js';
@@ -277,6 +277,9 @@ describe('the backend side', () => {
     expect(e.message).toBe('hoop: denied by rule "no-drop": DROP is not allowed');
     expect(e.detail).toBe('rule no-drop matched');
     expect(e.hint).toContain('hoop policy check');
+    // With the connection and a short statement, a command that works as written; a long or multi-line one is left for the person to paste.
+    expect(errorOf(refusalError(deny, explainCommand('prod-db', "drop table it's"))).hint).toContain("`hoop policy check --connection prod-db 'drop table it'\\''s'`");
+    expect(explainCommand('prod db', 'drop table t\n')).toBe(`\`hoop policy check --connection 'prod db' "<statement>"\``);
   });
 
   it('says review as approval required', () => {

@@ -198,6 +198,7 @@ export class SessionRelay {
           ...(catalog ? { functionName: functionNames(catalog) } : {}),
           ...(masking ? { sideChannel: (analysis: Analysis) => masking.sideChannel(analysis) } : {}),
           readOnly: session.readOnly === true,
+          connection: connection.name,
           ...(session.recording?.stopping ? { stopping: session.recording.stopping } : {}),
           // The relay's ServerState tells the gate what the server did with each name change.
           confirmed: true,

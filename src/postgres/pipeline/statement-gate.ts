@@ -52,6 +52,7 @@ import {
   BuiltinRule,
   type BuiltinRuleName,
   builtinMessage,
+  explainCommand,
   refusalError,
   reviewOutcomeError,
   tooLongError,
@@ -72,7 +73,7 @@ export type { Refusal };
 // The gate's public surface, where its callers and tests have always found it.
 export { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 export { type PreparedOp, preparedOps } from './gate/prepared-ops.js';
-export { BuiltinRule, refusalError, reviewNotice, reviewOutcomeError } from './gate/responses.js';
+export { BuiltinRule, explainCommand, refusalError, reviewNotice, reviewOutcomeError } from './gate/responses.js';
 export { unsafeParameter, unsafeSettingValue } from './gate/settings.js';
 
 const { QUERY, BIND } = Frontend;
@@ -144,6 +145,7 @@ export class StatementGate implements Stage {
   readonly #functionName: ((oid: number) => Promise<string | undefined>) | undefined;
   readonly #sideChannel: ((analysis: Analysis) => Promise<string | undefined> | undefined) | undefined;
   readonly #stopping: (() => string | undefined) | undefined;
+  readonly #connection: string | undefined;
   /** What must hear the server's answer to the message just passed. */
   #hook: AnswerHook | undefined;
   /** Names the message being judged DEALLOCATEs (forgotten once the server confirms). */
@@ -198,6 +200,8 @@ export class StatementGate implements Stage {
       sideChannel?: (analysis: Analysis) => Promise<string | undefined> | undefined;
       /** Why no statement may run now, as it could not be recorded (SessionRecording.stopping); undefined while they may. */
       stopping?: () => string | undefined;
+      /** The connection's name, for the command a refusal names (`hoop policy check --connection …`). */
+      connection?: string;
     } = {},
   ) {
     this.#names = new PreparedNames(options.confirmed === true);
@@ -205,6 +209,7 @@ export class StatementGate implements Stage {
     this.#functionName = options.functionName;
     this.#sideChannel = options.sideChannel;
     this.#stopping = options.stopping;
+    this.#connection = options.connection;
     this.#onRefusal = options.onRefusal;
     this.#settings = new SettingsWatch(options.readOnly === true, options.onUnsafeSetting);
     this.#reviews = new ReviewHolds(options.review);
@@ -686,7 +691,7 @@ export class StatementGate implements Stage {
       return reviewed ? REVIEW : undefined;
     }
     if (verdict.action === 'review' && onReview === 'hold' && verdict.review && this.#reviews.available) return this.#ask(verdict);
-    return this.#count(verdict.action as 'deny' | 'review', refusalError(verdict), verdict.rule ?? '(none)', verdict.reason, sql);
+    return this.#count(verdict.action as 'deny' | 'review', refusalError(verdict, explainCommand(this.#connection, sql)), verdict.rule ?? '(none)', verdict.reason, sql);
   }
 
   /** Whether `sql` FETCHes or MOVEs a portal bound with the extended protocol (which would run what was judged at its Execute). */
@@ -761,7 +766,7 @@ export class StatementGate implements Stage {
    */
   #ask(verdict: StatementVerdict): Buffer | typeof REVIEW {
     const asking = this.#asking ? combineReviewDecisions(this.#asking, verdict) : verdict;
-    if (asking.action === 'deny') return this.#count('deny', refusalError(asking), asking.rule ?? '(none)', asking.reason);
+    if (asking.action === 'deny') return this.#count('deny', refusalError(asking, explainCommand(this.#connection)), asking.rule ?? '(none)', asking.reason);
     this.#asking = asking;
     return REVIEW;
   }

@@ -60,12 +60,29 @@ export function tooLongError(length: number, limit: number): Buffer {
   return errorResponse({ severity: 'ERROR', code: SqlState.PROGRAM_LIMIT_EXCEEDED, message: `hoop: ${tooLongMessage(length, limit)}`, hint: `${TOO_LONG_HINT}; the session is still usable` });
 }
 
+/** How a refusal says where to ask why, when the statement and connection are not known here. */
+const EXPLAIN_ANY = '`hoop policy check --connection <connection> "<statement>"`';
+
+/** A short one-line text quoted for a POSIX shell (single quotes). */
+const shellQuoted = (text: string): string => `'${text.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The command that explains a refusal of `sql` on `connection`, as a person pastes it: the
+ * statement itself when it is one short line, else a placeholder for it.
+ */
+export function explainCommand(connection: string | undefined, sql?: string): string {
+  if (connection === undefined) return EXPLAIN_ANY;
+  const statement = sql !== undefined && sql.length <= 200 && !/[\r\n]/.test(sql) ? shellQuoted(sql.trim()) : '"<statement>"';
+  const name = /^[\w.-]+$/.test(connection) ? connection : shellQuoted(connection);
+  return `\`hoop policy check --connection ${name} ${statement}\``;
+}
+
 /**
  * The ErrorResponse that tells the client a statement was refused: SQLSTATE 42501 with
  * `hoop: denied by rule "<rule>": <message>` or `hoop: approval required (rule "<rule>"):
- * <message>`, the judge's reason as the detail, and a hint.
+ * <message>`, the judge's reason as the detail, and a hint (`explain`: the command that says why).
  */
-export function refusalError(v: StatementVerdict): Buffer {
+export function refusalError(v: StatementVerdict, explain = EXPLAIN_ANY): Buffer {
   const said = v.message ?? v.reason;
   const detail = v.message !== undefined && v.reason && v.reason !== v.message ? v.reason : undefined;
   if (v.action === 'review') {
@@ -84,7 +101,7 @@ export function refusalError(v: StatementVerdict): Buffer {
     code: SqlState.INSUFFICIENT_PRIVILEGE,
     message: v.rule !== undefined ? `hoop: denied by rule "${v.rule}": ${said}` : `hoop: denied: ${said}`,
     ...(detail ? { detail } : {}),
-    hint: 'the gateway policy refuses this statement; `hoop policy check "SQL"` explains why; the session is still usable',
+    hint: `the gateway policy refuses this statement; ${explain} explains why; the session is still usable`,
   });
 }
 
