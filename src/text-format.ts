@@ -21,6 +21,12 @@ export function formatDuration(ms: number): string {
   return `${(ms / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
 }
 
+/** Who must approve a held statement and how soon: `one approval from the group "dba" (not yours) within 10 min`. */
+export function reviewTerms(s: { approvals: number; groups: readonly string[]; selfApprove: boolean; timeoutMs: number }): string {
+  const groups = s.groups.map((g) => `"${g}"`).join(', ');
+  return `${s.approvals === 1 ? 'one approval' : `${s.approvals} approvals`} from the group${s.groups.length > 1 ? 's' : ''} ${groups}${s.selfApprove ? '' : ' (not yours)'} within ${formatDuration(s.timeoutMs)}`;
+}
+
 /** Single-quotes `s` for a POSIX shell when it holds anything but safe characters. */
 export function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;

@@ -23,6 +23,7 @@ import { describePolicy, policyAsJson } from '../policy/summary.js';
 import { policyTestFileSchema } from '../policy/test-cases.js';
 import { gatewayOptions } from '../client/client-config.js';
 import { loadSource, pullSource, type SourceOptions } from '../client/policy-source.js';
+import { reviewTerms } from '../text-format.js';
 import { policyStatus, policyTest } from './policy-test.js';
 
 function withSource(cmd: Command, dirHelp = 'a checked-out config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)'): Command {
@@ -84,7 +85,7 @@ export function policyCommand(io: CliIo): Command {
       .option('--as <subject>', 'the identity (subject); without it access is not checked')
       .option('--email <email>', "the identity's email")
       .option('--group <group>', "one of the identity's groups (repeat for more)", collect, [] as string[])
-      .option('--connection <name>', 'the connection (default: the only one defined)')
+      .option('--connection <name>', 'the connection (default: the only SQL connection defined)')
       .option('--via <way>', `how the session comes: ${VIAS.join(', ')} (default: connect; run with --agent)`)
       .option('--agent <name>', 'judge it as this agent in a run acting for the identity')
       .option('--not-isolated', "the agent's run was not contained")
@@ -92,10 +93,12 @@ export function policyCommand(io: CliIo): Command {
         const { policy: p, what } = await loadSource(io, opts);
         let connection = opts.connection;
         if (connection === undefined) {
-          if (p.connections.length !== 1) {
-            throw new HoopError(ErrorCode.USAGE, 'which connection?', { hint: `pass --connection (one of: ${p.connections.map((c) => c.name).join(', ') || 'none defined'})` });
+          // Statements go to SQL connections: the only one of those, whatever else the policy defines.
+          const sql = p.connections.filter((c) => c.type === 'postgres' || c.type === 'mysql');
+          if (sql.length !== 1) {
+            throw new HoopError(ErrorCode.USAGE, 'which connection?', { hint: `pass --connection (one of: ${sql.map((c) => c.name).join(', ') || 'no SQL connection is defined'})` });
           }
-          connection = p.connections[0]!.name;
+          connection = sql[0]!.name;
         }
         if (opts.as === undefined && (opts.email !== undefined || opts.group.length > 0)) {
           throw new HoopError(ErrorCode.USAGE, '--email and --group describe the identity given with --as', { hint: 'add --as SUBJECT' });
@@ -112,6 +115,7 @@ export function policyCommand(io: CliIo): Command {
           `rule      ${decision.rule ?? '(none)'}`,
           ...(decision.message ? [`message   ${decision.message}`] : []),
           `reason    ${decision.reason}`,
+          ...(decision.action === 'review' ? [`review    ${decision.review ? reviewTerms(decision.review) : 'no reviewers are named, so it would be refused'}`] : []),
           `access    ${who ? (access ? `${access.mode} by rule "${access.rule}"${access.maxSessionSeconds !== undefined ? `, sessions up to ${access.maxSessionSeconds}s` : ''}` : 'none') : 'not checked (no --as); statement rules applied as for read-write'}`,
           `policy    ${p.commit ?? what}`,
         ];

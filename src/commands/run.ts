@@ -33,7 +33,7 @@ export function runCommand(io: CliIo): Command {
     .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')
     .option('--direct', "PostgreSQL connections: no local port; the command connects to the gateway's own port with a credential minted for the run (it ends with the run)")
     .addOption(new Option('-q, --quiet', "do not say the run's id as it begins (on stderr)").conflicts('json'))
-    .option('--json', 'say the run\'s id as it begins as one JSON line on stderr: { run, connections, isolation } (stdout is the command\'s)')
+    .option('--json', "say the run's id as it begins as one JSON line on stderr: { run, connections, isolation } (stdout is the command's)")
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")

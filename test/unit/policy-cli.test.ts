@@ -192,6 +192,31 @@ describe('hoop policy', () => {
     expect(tests.out).toContain('✓ no unlimited queries: deny by rule "session-limit"');
   });
 
+  it('check says who must approve and how soon; a rule can give agents a shorter wait; the only SQL connection is the default beside an SSH one', async () => {
+    const dir = tree({
+      'hoop.yaml': `version: 1
+connections:
+  - { name: prod, type: postgres, host: db.internal, database: app, user: app_rw, password: "\${env:PROD_PASSWORD}" }
+  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, privateKey: "\${env:KEY}", hostKeys: ["SHA256:2jmj7l5rSw0yVb/vlWAYkK/YBwk3Iq9Dkm6hWmjvHbU"] }
+access:
+  - { name: engineers, groups: [engineers], connections: ["*"], mode: read-write }
+statements:
+  reviewers:
+    - { groups: [dba], timeout: 10min }
+  rules:
+    - { name: people-write-with-review, match: { via: [connect, exec], kinds: [delete] }, action: review }
+    - { name: agents-write-with-review, match: { via: [run, mcp], kinds: [delete] }, action: review, review: { timeout: 2min } }
+`,
+    });
+    const person = await run(['policy', 'check', '--dir', dir, '--as', 'ada', '--group', 'engineers', 'delete from t where id = 1']);
+    expect(person.code).toBe(2);
+    expect(person.out).toMatch(/^review {4}one approval from the group "dba" \(not yours\) within 10 min$/m);
+    const agent = await run(['policy', 'check', '--dir', dir, '--as', 'ada', '--group', 'engineers', '--via', 'run', '--agent', 'claude', 'delete from t where id = 1']);
+    expect(agent.code).toBe(2);
+    expect(agent.out).toMatch(/^rule {6}agents-write-with-review$/m);
+    expect(agent.out).toMatch(/^review {4}one approval from the group "dba" \(not yours\) within 2 min$/m);
+  });
+
   it('check asks for a connection when there are several, and for --as with --group', async () => {
     const dir = tree({ 'hoop.yaml': POLICY });
     const which = await run(['policy', 'check', '--dir', dir, 'select 1']);

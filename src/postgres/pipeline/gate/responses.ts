@@ -9,7 +9,7 @@
  * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
 import type { ReviewAsk, ReviewOutcome, StatementVerdict } from '../../../session/engine.js';
-import { formatDuration } from '../../../text-format.js';
+import { formatDuration, reviewTerms, shellQuote } from '../../../text-format.js';
 import { errorResponse, noticeResponse, SqlState } from '../../wire/messages.js';
 import { MAX_NAME_BYTES, MAX_NAMES, RESERVED_STATEMENT_PREFIX } from './names.js';
 
@@ -63,18 +63,14 @@ export function tooLongError(length: number, limit: number): Buffer {
 /** How a refusal says where to ask why, when the statement and connection are not known here. */
 const EXPLAIN_ANY = '`hoop policy check --connection <connection> "<statement>"`';
 
-/** A short one-line text quoted for a POSIX shell (single quotes). */
-const shellQuoted = (text: string): string => `'${text.replaceAll("'", `'\\''`)}'`;
-
 /**
  * The command that explains a refusal of `sql` on `connection`, as a person pastes it: the
  * statement itself when it is one short line, else a placeholder for it.
  */
 export function explainCommand(connection: string | undefined, sql?: string): string {
   if (connection === undefined) return EXPLAIN_ANY;
-  const statement = sql !== undefined && sql.length <= 200 && !/[\r\n]/.test(sql) ? shellQuoted(sql.trim()) : '"<statement>"';
-  const name = /^[\w.-]+$/.test(connection) ? connection : shellQuoted(connection);
-  return `\`hoop policy check --connection ${name} ${statement}\``;
+  const statement = sql !== undefined && sql.length <= 200 && !/[\r\n]/.test(sql) ? shellQuote(sql.trim()) : '"<statement>"';
+  return `\`hoop policy check --connection ${shellQuote(connection)} ${statement}\``;
 }
 
 /**
@@ -113,13 +109,11 @@ export function refusalError(v: StatementVerdict, explain = EXPLAIN_ANY): Buffer
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-ASYNC
  */
 export function reviewNotice(id: string, ask: ReviewAsk): Buffer {
-  const s = ask.settings;
-  const groups = s.groups.map((g) => `"${g}"`).join(', ');
   return noticeResponse({
     severity: 'NOTICE',
     code: '01000',
     message: `hoop: statement held for review ${id}${ask.rule !== undefined ? ` (rule "${ask.rule}")` : ''}: ${ask.message ?? ask.reason}`,
-    detail: `${s.approvals === 1 ? 'one approval' : `${s.approvals} approvals`} from the group${s.groups.length > 1 ? 's' : ''} ${groups}${s.selfApprove ? '' : ' (not yours)'} within ${formatDuration(s.timeoutMs)}; the statement waits here and runs as sent once approved`,
+    detail: `${reviewTerms(ask.settings)}; the statement waits here and runs as sent once approved`,
     hint: `a reviewer runs: hoop review approve ${id}   (or: hoop review deny ${id} --reason "…"); cancelling the query withdraws it`,
   });
 }
