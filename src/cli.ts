@@ -45,6 +45,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`hoop: could not sweep after a run whose hoop was stopped: ${describeError(err)}\n`);
   }
   try {
+    // --no-color is every command's (before a run's `--`): taken here, so no command declares it.
+    const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+    if (argv.slice(0, end).includes('--no-color')) {
+      argv = argv.filter((a, i) => i >= end || a !== '--no-color');
+      io = { ...io, noColor: true };
+    }
     const program = await buildProgram(io, argv);
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;

@@ -14,6 +14,8 @@ export interface CliIo {
   stderr: Writable;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** `--no-color` was given: nothing printed is coloured (as with NO_COLOR). */
+  noColor?: boolean;
   /** Aborted on SIGINT/SIGTERM: long-running commands stop cleanly and return. */
   signal: AbortSignal;
   /**

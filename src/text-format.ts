@@ -2,13 +2,13 @@
  * Plain text for people and shells, shared by the gateway's messages and the CLI's commands.
  */
 
-/** Rows padded into columns two spaces apart (the last column not padded). */
-export function columns(rows: string[][]): string[] {
+/** Rows padded into columns two spaces apart (the last column not padded); `paint` dresses each cell after its width is counted. */
+export function columns(rows: string[][], paint: (cell: string, row: number, column: number) => string = (c) => c): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) =>
+  return rows.map((row, r) =>
     row
-      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .map((cell, i) => `${paint(cell, r, i)}${i === row.length - 1 ? '' : ' '.repeat(widths[i]! - cell.length)}`)
       .join('  ')
       .trimEnd(),
   );

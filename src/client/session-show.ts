@@ -7,10 +7,11 @@ import type { SessionSummary } from '../api/answers.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { RecordingEvent } from '../recording/event-line.js';
-import { sessionDetails, table, when } from '../ui/session-lines.js';
+import { sessionDetails, when } from '../ui/session-lines.js';
 import { commandTokenProvider } from './client-config.js';
 import { readEvents, refuseInvalid, type SessionsFlags, transcript, withVerifiedRecording } from './recordings-fetch.js';
 import { RUN_ID, runRecordLines } from './run-record.js';
+import { paintedTable, printJson } from '../ui/output.js';
 
 /** `hoop sessions show`: the verified session as JSON, or its details and then its transcript; a run's id shows the run. */
 export async function showSession(io: CliIo, id: string, flags: SessionsFlags): Promise<void> {
@@ -20,10 +21,10 @@ export async function showSession(io: CliIo, id: string, flags: SessionsFlags): 
     if (flags.json) {
       const events: RecordingEvent[] = [];
       for await (const e of readEvents(dir, check.manifest!)) events.push(e);
-      io.stdout.write(`${JSON.stringify({ session: summary, verification: check, events })}\n`);
+      printJson(io, { session: summary, verification: check, events });
       return;
     }
-    io.stdout.write(table(sessionDetails(check, summary)));
+    io.stdout.write(paintedTable(io, sessionDetails(check, summary)));
     io.stdout.write('\n');
     for await (const line of transcript(dir, check, summary)) io.stdout.write(`${line.text}\n`);
   });
@@ -48,12 +49,12 @@ async function showRun(io: CliIo, runId: string, flags: SessionsFlags): Promise<
     });
   sessions.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
   if (flags.json) {
-    io.stdout.write(`${JSON.stringify({ run: runId, record: [...run.head, ...run.tail].map((l) => l.text), sessions })}\n`);
+    printJson(io, { run: runId, record: [...run.head, ...run.tail].map((l) => l.text), sessions });
     return;
   }
   for (const line of run.head) io.stdout.write(`${line.text}\n`);
   const rows = [['SESSION', 'STARTED', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED']];
   for (const s of sessions) rows.push([s.id, when(s.startedAt), s.connection, String(s.statements), String(s.refused), s.reason]);
-  io.stdout.write(`\n${table(rows)}\n`);
+  io.stdout.write(`\n${paintedTable(io, rows)}\n`);
   for (const line of run.tail) io.stdout.write(`${line.text}\n`);
 }

@@ -20,6 +20,7 @@ import { spoolOf } from './client-records.js';
 import { commandTokenProvider } from './client-config.js';
 import { type ClientRecordCheck, type GatewayApi, readEvents, type SessionsFlags, verifiedClientRecord, withVerifiedRecording } from './recordings-fetch.js';
 import { RUN_ID, sessionsOfRun } from './run-record.js';
+import { printJson } from '../ui/output.js';
 
 /** The flags of `hoop sessions verify`. */
 export interface VerifyFlags extends SessionsFlags {
@@ -35,7 +36,7 @@ export async function verifyRecordings(io: CliIo, id: string | undefined, flags:
   if (id === undefined && flags.file === undefined)
     throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording [<id>] --key "ssh-ed25519 AAAA..."' });
   const report: ReportCheck = (check, what, running = false) => {
-    if (flags.json) io.stdout.write(`${JSON.stringify(check)}\n`);
+    if (flags.json) printJson(io, check);
     else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
     if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
   };
@@ -144,7 +145,7 @@ async function verifyClientRecord(io: CliIo, flags: VerifyFlags, dir: string, ch
       });
     }
     if (flags.json) {
-      io.stdout.write(`${JSON.stringify({ ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) })}\n`);
+      printJson(io, { ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) });
       if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${summary.id} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
     } else await writeClientRecordLine(io, client, summary.id);
     if (client.check && !client.check.ok)

@@ -10,9 +10,10 @@ import { countedText, type RaisedAlert } from '../api/answers.js';
 import { clearAlert, listAlerts } from '../api-client/alerts.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { columns, describeLength } from '../text-format.js';
+import { describeLength } from '../text-format.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 import { type GatewayFlags, gatewayOptions, withGateway, withGatewayAsPerson } from '../client/client-config.js';
+import { paintedTable, printJson } from '../ui/output.js';
 
 interface AlertFlags extends GatewayFlags {
   json?: boolean;
@@ -54,9 +55,9 @@ export function alertsCommand(io: CliIo): Command {
       .option('--json', 'print JSON')
       .action(async (opts: AlertFlags & { state: 'open' | 'cleared' | 'all' }) => {
         const list = await withGateway(io, opts, async (endpoint, token) => listAlerts(endpoint, await token(), opts.state === 'all' ? undefined : opts.state));
-        if (opts.json) io.stdout.write(`${JSON.stringify({ alerts: list })}\n`);
+        if (opts.json) printJson(io, { alerts: list });
         else if (list.length === 0) io.stdout.write(opts.state === 'all' ? 'no alerts\n' : `no ${opts.state} alerts\n`);
-        else io.stdout.write(`${columns([['ID', 'RAISED', 'RULE', 'ABOUT', 'EVENTS', 'STATE'], ...list.map((a) => row(a).map(terminalSafe))]).join('\n')}\n`);
+        else io.stdout.write(paintedTable(io, [['ID', 'RAISED', 'RULE', 'ABOUT', 'EVENTS', 'STATE'], ...list.map((a) => row(a).map(terminalSafe))]));
       }),
   );
   alerts.addCommand(
@@ -67,7 +68,8 @@ export function alertsCommand(io: CliIo): Command {
       .action(async (id: string, opts: AlertFlags) => {
         const found = (await withGateway(io, opts, async (endpoint, token) => listAlerts(endpoint, await token()))).find((a) => a.id === id);
         if (!found) throw new HoopError(ErrorCode.USAGE, `no alert ${id} that you may see`, { hint: '`hoop alerts ls --state all` lists them' });
-        io.stdout.write(opts.json ? `${JSON.stringify(found)}\n` : text(found));
+        if (opts.json) printJson(io, found);
+        else io.stdout.write(text(found));
       }),
   );
   alerts.addCommand(
@@ -78,7 +80,8 @@ export function alertsCommand(io: CliIo): Command {
       .option('--json', 'print JSON')
       .action(async (id: string, opts: AlertFlags & { reason: string }) => {
         const a = await withGatewayAsPerson(io, opts, async (endpoint, token) => clearAlert(endpoint, await token(), id, opts.reason));
-        io.stdout.write(opts.json ? `${JSON.stringify(a)}\n` : `alert ${a.id}: cleared${a.suspend ? `; ${about(a)} may connect again` : ''}\n`);
+        if (opts.json) printJson(io, a);
+        else io.stdout.write(`alert ${a.id}: cleared${a.suspend ? `; ${about(a)} may connect again` : ''}\n`);
       }),
   );
   return alerts;

@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { listConnections } from '../api-client/connections.js';
 import { commandTokenProvider } from '../client/client-config.js';
 import type { CliIo } from '../io.js';
-import { columns } from '../text-format.js';
+import { paintedTable, printJson } from '../ui/output.js';
 
 interface ConnectionsOptions {
   gateway?: string;
@@ -32,7 +32,7 @@ export function connectionsCommand(io: CliIo): Command {
         const grant = await provider.current();
         const connections = await listConnections({ gateway: provider.gateway, ca: provider.ca }, grant.token);
         if (opts.json) {
-          io.stdout.write(`${JSON.stringify({ gateway: provider.origin, connections })}\n`);
+          printJson(io, { gateway: provider.origin, connections });
           return;
         }
         if (connections.length === 0) {
@@ -49,7 +49,7 @@ export function connectionsCommand(io: CliIo): Command {
             ...(withMode ? [`${c.mode ?? '-'}${c.until ? ` (requested, until ${c.until.replace('T', ' ').replace(/\.\d+Z$/, 'Z')})` : ''}`] : []),
           ]),
         ];
-        io.stdout.write(`${columns(rows).join('\n')}\n`);
+        io.stdout.write(paintedTable(io, rows));
         for (const c of connections) if (c.unavailable) io.stdout.write(`${c.name} is unavailable on the gateway now: ${c.unavailable}\n`);
       } finally {
         provider.close();

@@ -17,6 +17,7 @@ import { MIGRATIONS } from '../gateway/migrations.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 import type { CliIo } from '../io.js';
 import { gatewayInitCommand } from './gateway-init.js';
+import { printJson } from '../ui/output.js';
 
 /** The configuration file named, or a usage error saying how to name it (here, not as a required option, so that `migrate` takes it too). */
 function configFile(file: string | undefined): string {
@@ -59,12 +60,13 @@ export function gatewayCommand(io: CliIo): Command {
         const config = await loadGatewayConfig(configFile(opts.config), io.env);
         if (config.store.kind !== 'postgres') {
           const text = `store      files in ${config.dataDir}: one gateway process (replicas need store: { kind: postgres })\n`;
-          io.stdout.write(opts.json ? `${JSON.stringify({ store: { kind: 'file', dataDir: config.dataDir } })}\n` : text);
+          if (opts.json) printJson(io, { store: { kind: 'file', dataDir: config.dataDir } });
+          else io.stdout.write(text);
           return;
         }
         const { where, status } = await readStoreStatus(config.store, io.env);
         if (opts.json) {
-          io.stdout.write(`${JSON.stringify({ store: { kind: 'postgres', at: where, reachable: true, schema: status.schema }, ...status })}\n`);
+          printJson(io, { store: { kind: 'postgres', at: where, reachable: true, schema: status.schema }, ...status });
           return;
         }
         const known = MIGRATIONS.at(-1)!.version;

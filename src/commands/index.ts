@@ -56,6 +56,8 @@ export async function programOf(io: CliIo, cli: RunCli, entries: readonly Comman
   const program = new Command('hoop')
     .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
     .version(VERSION, '-V, --version')
+    // Taken by the CLI's entry wherever it is given (src/cli.ts): said here for --help.
+    .option('--no-color', 'print no colour, with any command (as NO_COLOR=1 does; a pipe gets none either)')
     // `hoop run [options] -- <command>`: options after the command are the command's.
     .enablePositionalOptions();
   const factories = await Promise.all(entries.map((c) => c.load()));

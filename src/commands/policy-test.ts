@@ -19,9 +19,10 @@ import { ErrorCode, HoopError, hoopSays } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { PolicyTestResult } from '../policy/evaluate.js';
 import { PolicyInvalidError } from '../policy/load.js';
+import { palette, printJson } from '../ui/output.js';
 
 /** The flags of `hoop policy test`. */
-export type PolicyTestFlags = SourceOptions & PolicyCasesFlags & { offline?: boolean };
+export type PolicyTestFlags = SourceOptions & PolicyCasesFlags & { offline?: boolean; json?: boolean };
 
 /** How a case's outcome reads: its decision, alerts and masked columns. */
 function outcomeText(r: PolicyTestResult): string {
@@ -72,12 +73,18 @@ export async function policyTest(io: CliIo, opts: PolicyTestFlags): Promise<void
   const p = loaded.policy;
   if (p.tests.length === 0) throw new HoopError(ErrorCode.USAGE, 'the bundle has no test cases', { hint: 'add policy/tests/*.yaml with a tests: list' });
   const results = await runPolicyCases(io, p, opts, say);
-  for (const r of results) {
-    if (r.passed) io.stdout.write(`✓ ${r.test.name}: ${outcomeText(r)}\n`);
-    else io.stdout.write(`✗ ${r.test.name} (${r.test.source}): expected ${wantedText(r)}, got ${outcomeText(r)}\n    ${r.reason}\n`);
-  }
   const failed = results.filter((r) => !r.passed).length;
-  io.stdout.write(`\n${results.length - failed} passed, ${failed} failed\n`);
+  if (opts.json) {
+    const cases = results.map((r) => ({ name: r.test.name, source: r.test.source, passed: r.passed, expected: wantedText(r), got: outcomeText(r), ...(r.passed ? {} : { reason: r.reason }) }));
+    printJson(io, { policy: loaded.what, passed: results.length - failed, failed, cases });
+  } else {
+    const paint = palette(io);
+    for (const r of results) {
+      if (r.passed) io.stdout.write(`${paint.good('✓')} ${r.test.name}: ${outcomeText(r)}\n`);
+      else io.stdout.write(`${paint.bad('✗')} ${r.test.name} (${r.test.source}): expected ${wantedText(r)}, got ${outcomeText(r)}\n    ${r.reason}\n`);
+    }
+    io.stdout.write(`\n${results.length - failed} passed, ${failed === 0 ? '0 failed' : paint.bad(`${failed} failed`)}\n`);
+  }
   if (failed > 0) {
     throw new HoopError(ErrorCode.CONFIG_INVALID, `${failed} of ${results.length} policy test${results.length === 1 ? '' : 's'} failed`, {
       hint: 'fix the policy or the expectations in policy/tests/',
@@ -90,7 +97,7 @@ export async function policyTest(io: CliIo, opts: PolicyTestFlags): Promise<void
 export async function policyStatus(io: CliIo, opts: GatewayFlags & { json?: boolean }): Promise<void> {
   const { status, gateway } = await withGateway(io, opts, async (endpoint, token) => ({ status: await getPolicyStatus(endpoint, await token()), gateway: endpoint.gateway }));
   if (opts.json) {
-    io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+    printJson(io, status);
     return;
   }
   io.stdout.write(`${statusLines(status, gateway).join('\n')}\n`);

@@ -25,6 +25,7 @@ import { gatewayOptions } from '../client/client-config.js';
 import { loadSource, pullSource, type SourceOptions } from '../client/policy-source.js';
 import { reviewTerms } from '../text-format.js';
 import { policyStatus, policyTest } from './policy-test.js';
+import { palette, printJson } from '../ui/output.js';
 
 function withSource(cmd: Command, dirHelp = 'a checked-out config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)'): Command {
   return cmd
@@ -50,7 +51,8 @@ export function policyCommand(io: CliIo): Command {
       .action(async (opts: SourceOptions & { json?: boolean }) => {
         const { policy: p, source, what } = await loadSource(io, opts);
         if (!opts.json) io.stderr.write(`hoop: reading ${what}\n`);
-        io.stdout.write(opts.json ? `${JSON.stringify(policyAsJson(p), null, 2)}\n` : describePolicy(p, source));
+        if (opts.json) printJson(io, policyAsJson(p));
+        else io.stdout.write(describePolicy(p, source));
       }),
   );
 
@@ -76,7 +78,8 @@ export function policyCommand(io: CliIo): Command {
     )
       .option('--offline', 'do not ask the gateway how it validates (secret references are then checked for form only)')
       .option('--on-connections', 'run masking cases that have no fixture on their connection itself, through the gateway, as you (only SELECTs, read-only): never for a change you have not read')
-      .action((opts: SourceOptions & { offline?: boolean; onConnections?: boolean; gateway?: string; tokenFile?: string; caFile?: string }) => policyTest(io, opts)),
+      .option('--json', 'print the results as one JSON object: { policy, passed, failed, cases: [{ name, source, passed, expected, got, reason? }] }')
+      .action((opts: SourceOptions & { offline?: boolean; onConnections?: boolean; gateway?: string; tokenFile?: string; caFile?: string; json?: boolean }) => policyTest(io, opts)),
   );
 
   policy.addCommand(
@@ -89,7 +92,8 @@ export function policyCommand(io: CliIo): Command {
       .option('--via <way>', `how the session comes: ${VIAS.join(', ')} (default: connect; run with --agent)`)
       .option('--agent <name>', 'judge it as this agent in a run acting for the identity')
       .option('--not-isolated', "the agent's run was not contained")
-      .action(async (sql: string, opts: SourceOptions & { as?: string; email?: string; group: string[]; connection?: string; via?: string; agent?: string; notIsolated?: boolean }) => {
+      .option('--json', 'print the decision as one JSON object: { decision, rule, message?, reason, review?, access, policy } (the exit code as without)')
+      .action(async (sql: string, opts: SourceOptions & { as?: string; email?: string; group: string[]; connection?: string; via?: string; agent?: string; notIsolated?: boolean; json?: boolean }) => {
         const { policy: p, what } = await loadSource(io, opts);
         let connection = opts.connection;
         if (connection === undefined) {
@@ -110,16 +114,30 @@ export function policyCommand(io: CliIo): Command {
         const who =
           opts.as !== undefined ? { subject: opts.as, groups: opts.group, ...(opts.email !== undefined ? { email: opts.email.toLowerCase() } : {}), ...(principal ? { principal } : {}) } : undefined;
         const { access, decision } = await evaluateStatement(p, who, connection, sql);
-        const lines = [
-          `decision  ${decision.action}`,
-          `rule      ${decision.rule ?? '(none)'}`,
-          ...(decision.message ? [`message   ${decision.message}`] : []),
-          `reason    ${decision.reason}`,
-          ...(decision.action === 'review' ? [`review    ${decision.review ? reviewTerms(decision.review) : 'no reviewers are named, so it would be refused'}`] : []),
-          `access    ${who ? (access ? `${access.mode} by rule "${access.rule}"${access.maxSessionSeconds !== undefined ? `, sessions up to ${access.maxSessionSeconds}s` : ''}` : 'none') : 'not checked (no --as); statement rules applied as for read-write'}`,
-          `policy    ${p.commit ?? what}`,
-        ];
-        io.stdout.write(`${lines.join('\n')}\n`);
+        const accessText = who ? (access ? `${access.mode} by rule "${access.rule}"${access.maxSessionSeconds !== undefined ? `, sessions up to ${access.maxSessionSeconds}s` : ''}` : 'none') : 'not checked (no --as); statement rules applied as for read-write';
+        const review = decision.action === 'review' ? (decision.review ? reviewTerms(decision.review) : 'no reviewers are named, so it would be refused') : undefined;
+        if (opts.json) {
+          printJson(io, {
+            decision: decision.action,
+            rule: decision.rule ?? null,
+            ...(decision.message ? { message: decision.message } : {}),
+            reason: decision.reason,
+            ...(review ? { review } : {}),
+            access: who ? (access ?? null) : 'not checked',
+            policy: p.commit ?? what,
+          });
+        } else {
+          const lines = [
+            `decision  ${palette(io).word(decision.action)}`,
+            `rule      ${decision.rule ?? '(none)'}`,
+            ...(decision.message ? [`message   ${decision.message}`] : []),
+            `reason    ${decision.reason}`,
+            ...(review ? [`review    ${review}`] : []),
+            `access    ${accessText}`,
+            `policy    ${p.commit ?? what}`,
+          ];
+          io.stdout.write(`${lines.join('\n')}\n`);
+        }
         if (decision.action !== 'allow') {
           throw new HoopError(ErrorCode.ACCESS_DENIED, decision.action === 'deny' ? 'the statement would be denied' : 'the statement would need approval', {
             exitCode: decision.action === 'deny' ? 1 : 2,

@@ -15,6 +15,7 @@ import { duration, gatewayOptions, withGatewayAsPerson, type GatewayFlags } from
 import { CommandExit } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { standing } from '../ui/review-lines.js';
+import { printJson } from '../ui/output.js';
 
 interface RequestFlags extends GatewayFlags {
   for: number;
@@ -41,7 +42,8 @@ export function requestCommand(io: CliIo): Command {
       if (!opts.json) io.stderr.write(`hoop: request ${asked.id} for ${opts.mode} access to ${connection}: ${standing(asked)}; a reviewer runs \`hoop review approve ${asked.id}\`\n`);
       return wait === undefined || asked.state !== 'pending' ? asked : followReview(endpoint, token, asked.id, wait);
     });
-    io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `request ${r.id}: ${standing(r)}\n`);
+    if (opts.json) printJson(io, r);
+    else io.stdout.write(`request ${r.id}: ${standing(r)}\n`);
     if (wait !== undefined && r.state !== 'approved') throw new CommandExit(r.state === 'denied' ? 3 : 4);
   });
 }

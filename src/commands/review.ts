@@ -12,8 +12,8 @@ import { gatewayOptions, withGateway, withGatewayAsPerson, type GatewayFlags } f
 import { watchPendingReviews } from '../client/review-watch.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { columns } from '../text-format.js';
 import { reviewRows, reviewText, standing } from '../ui/review-lines.js';
+import { paintedTable, printJson } from '../ui/output.js';
 
 interface ReviewFlags extends GatewayFlags {
   json?: boolean;
@@ -38,9 +38,9 @@ export function reviewCommand(io: CliIo): Command {
         .addOption(new Option('--state <state>', 'only reviews in this state').choices(['pending', 'approved', 'denied', 'expired', 'withdrawn', 'all']).default('pending')),
     ).action(async (opts: ReviewFlags & { state: string }) => {
       const reviews = await withGateway(io, opts, async (endpoint, token) => listReviews(endpoint, await token(), opts.state === 'all' ? undefined : opts.state));
-      if (opts.json) io.stdout.write(`${JSON.stringify({ reviews }, null, 2)}\n`);
+      if (opts.json) printJson(io, { reviews });
       else if (reviews.length === 0) io.stdout.write(opts.state === 'pending' ? 'no reviews wait for a decision\n' : `no ${opts.state === 'all' ? '' : `${opts.state} `}reviews\n`);
-      else io.stdout.write(`${columns(reviewRows(reviews)).join('\n')}\n`);
+      else io.stdout.write(paintedTable(io, reviewRows(reviews)));
     }),
   );
 
@@ -54,7 +54,8 @@ export function reviewCommand(io: CliIo): Command {
       const wait = opts.wait === undefined ? undefined : opts.wait === true ? Number.POSITIVE_INFINITY : Number(opts.wait);
       if (wait !== undefined && !(wait >= 0)) throw new HoopError(ErrorCode.USAGE, '--wait takes a number of seconds');
       const r = await withGateway(io, opts, async (endpoint, token) => (wait === undefined ? getReview(endpoint, await token(), id) : followReview(endpoint, token, id, wait)));
-      io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : reviewText(r));
+      if (opts.json) printJson(io, r);
+      else io.stdout.write(reviewText(r));
       if (wait !== undefined && waitExit(r) !== 0) throw new CommandExit(waitExit(r));
     }),
   );
@@ -69,7 +70,8 @@ export function reviewCommand(io: CliIo): Command {
       ).action(async (id: string, opts: ReviewFlags & { reason?: string }) => {
         if (decision === 'deny' && !opts.reason?.trim()) throw new HoopError(ErrorCode.USAGE, 'a denial needs a reason', { hint: `hoop review deny ${id} --reason "why"` });
         const r = await withGatewayAsPerson(io, opts, async (endpoint, token) => decideReview(endpoint, await token(), id, decision, opts.reason));
-        io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `review ${r.id}: ${standing(r)}\n`);
+        if (opts.json) printJson(io, r);
+        else io.stdout.write(`review ${r.id}: ${standing(r)}\n`);
       }),
     );
   }

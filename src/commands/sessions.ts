@@ -15,7 +15,8 @@ import { showSession } from '../client/session-show.js';
 import { type VerifyFlags, verifyRecordings } from '../client/session-verify.js';
 import type { CliIo } from '../io.js';
 import { parseTimeBound, TIME_BOUND_HELP } from '../time-bound.js';
-import { clientRecordLabel, rowsLabel, table, viaLabel, when } from '../ui/session-lines.js';
+import { clientRecordLabel, rowsLabel, viaLabel, when } from '../ui/session-lines.js';
+import { paintedTable, printJson } from '../ui/output.js';
 
 function positive(value: string): number {
   const n = Number(value);
@@ -87,7 +88,7 @@ async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
   const { sessions, local } = await listSessionsFromHere(io, flags, filter);
   if (flags.json) {
-    io.stdout.write(`${JSON.stringify({ sessions })}\n`);
+    printJson(io, { sessions });
     return;
   }
   if (sessions.length === 0) {
@@ -97,7 +98,7 @@ async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ROWS', 'ENDED', 'RECORDING', 'CLI RECORD']];
   for (const s of sessions)
     rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), rowsLabel(s), s.reason, s.recording, clientRecordLabel(s, local)]);
-  io.stdout.write(table(rows));
+  io.stdout.write(paintedTable(io, rows));
 }
 
 /** Builds `hoop sessions show`. */

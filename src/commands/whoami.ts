@@ -8,6 +8,7 @@ import { FileSecretStore } from '../auth/secret-store.js';
 import { getWhoAmI } from '../api-client/identity.js';
 import { commandTokenProvider } from '../client/client-config.js';
 import type { CliIo } from '../io.js';
+import { printJson } from '../ui/output.js';
 
 interface WhoamiOptions {
   gateway?: string;
@@ -41,21 +42,19 @@ export function whoamiCommand(io: CliIo): Command {
         const deviceStore = profile ? (profile.store === 'file' ? new FileSecretStore(configDir(io.env, io.cwd)).describe(provider.origin) : provider.storeDescription) : undefined;
         const device = profile?.fingerprint ? { fingerprint: profile.fingerprint, ...(profile.deviceId ? { deviceId: profile.deviceId } : {}), registered: profile.deviceId !== undefined } : undefined;
         if (opts.json) {
-          io.stdout.write(
-            `${JSON.stringify({
-              subject: who.subject,
-              ...(who.email ? { email: who.email } : {}),
-              kind: who.kind,
-              groups: who.groups,
-              issuer: who.issuer,
-              expiresAt: who.expiresAt,
-              gateway: provider.origin,
-              tokenSource: provider.source,
-              tokenStore: provider.storeDescription,
-              device: device ?? null,
-              ...(who.run ? { run: who.run } : {}),
-            })}\n`,
-          );
+          printJson(io, {
+            subject: who.subject,
+            ...(who.email ? { email: who.email } : {}),
+            kind: who.kind,
+            groups: who.groups,
+            issuer: who.issuer,
+            expiresAt: who.expiresAt,
+            gateway: provider.origin,
+            tokenSource: provider.source,
+            tokenStore: provider.storeDescription,
+            device: device ?? null,
+            ...(who.run ? { run: who.run } : {}),
+          });
           return;
         }
         const expires = new Date(who.expiresAt);

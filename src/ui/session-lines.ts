@@ -5,10 +5,7 @@
 import type { SessionSummary } from '../api/answers.js';
 import type { CrossCheckResult } from '../recording/cross-check.js';
 import type { RecordingCheck } from '../recording/verify.js';
-import { columns } from '../text-format.js';
 
-/** Rows as `hoop connections` lays them out, as one text. */
-export const table = (rows: string[][]): string => `${columns(rows).join('\n')}\n`;
 
 /** An ISO time as the tables show it, to the second (`2026-11-22 10:00:00Z`). */
 export function when(iso: string): string {

@@ -184,3 +184,55 @@ describe('help and the manual', () => {
     expect(r.stderr).not.toMatch(/warning/i);
   });
 });
+
+/** `hoop args` on a pseudo-terminal (util-linux script), as a person at a terminal runs it. */
+function onTerminal(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string }> {
+  const line = [process.execPath, HOOP, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
+  return runProcess('script', ['-qec', line, '/dev/null'], { env: { ...env, TERM: 'xterm-256color', ...extraEnv } }).then((r) => ({ code: r.code, stdout: r.stdout }));
+}
+
+const ESC = '\u001b[';
+
+describe('one output contract', () => {
+  const check = ['policy', 'check', '--dir', join(ROOT, 'examples/policy-repo'), '--connection', 'prod-db', 'truncate orders'];
+
+  it('colours decisions on a terminal; not with NO_COLOR, --no-color, or into a pipe', async () => {
+    const coloured = await onTerminal(check);
+    expect(coloured.code).toBe(1);
+    expect(coloured.stdout).toContain(`decision  ${ESC}31mdeny${ESC}39m`);
+    expect((await onTerminal(check, { NO_COLOR: '1' })).stdout).not.toContain(ESC);
+    expect((await onTerminal([...check.slice(0, 2), '--no-color', ...check.slice(2)])).stdout).not.toContain(ESC);
+    const piped = await runProcess(process.execPath, [HOOP, ...check], { env });
+    expect(piped.stdout).toMatch(/^decision {2}deny$/m);
+    expect(piped.stdout).not.toContain(ESC);
+    const tests = await onTerminal(['policy', 'test', '--dir', join(ROOT, 'examples/policy-repo'), '--offline']);
+    expect(tests.stdout).toContain(`${ESC}32m✓${ESC}39m`);
+  });
+
+  it('every command that prints data prints JSON with --json: one line into a pipe, indented on a terminal', async () => {
+    const repo = join(ROOT, 'examples/policy-repo');
+    const exec = await runProcess(process.execPath, [HOOP, 'exec', 'app', '-c', 'select 1 as one', '--json'], { env });
+    expect(exec.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ one: 1 }]);
+    const commands = [
+      ['whoami'],
+      ['connections'],
+      ['sessions', 'ls'],
+      ['sessions', 'show', 'last'],
+      ['sessions', 'verify', 'last'],
+      ['review', 'ls', '--state', 'all'],
+      ['alerts', 'ls'],
+      ['policy', 'show', '--dir', repo],
+      ['policy', 'check', '--dir', repo, '--connection', 'prod-db', 'select 1'],
+      ['policy', 'test', '--dir', repo, '--offline'],
+    ];
+    for (const args of commands) {
+      const r = await runProcess(process.execPath, [HOOP, ...args, '--json'], { env });
+      expect(r.code, `hoop ${args.join(' ')} --json: ${r.stderr}`).toBe(0);
+      expect(r.stdout.endsWith('\n') && r.stdout.indexOf('\n') === r.stdout.length - 1, `hoop ${args.join(' ')} --json prints one line`).toBe(true);
+      expect(() => JSON.parse(r.stdout), `hoop ${args.join(' ')} --json`).not.toThrow();
+    }
+    const pretty = await onTerminal(['sessions', 'ls', '--json']);
+    expect(JSON.parse(pretty.stdout.replaceAll('\r\n', '\n'))).toHaveProperty('sessions');
+    expect(pretty.stdout).toContain('\n  "sessions": [');
+  });
+});
