@@ -59,7 +59,8 @@ function firstConnection(text: string): FirstConnection {
   } catch {
     url = new URL('x:');
   }
-  const sslmode = url.searchParams.get('sslmode') ?? 'prefer';
+  // The database's certificate checked unless said otherwise (a database on this host has no network to cross).
+  const sslmode = url.searchParams.get('sslmode') ?? (isLoopbackHost(url.hostname.replace(/^\[|\]$/g, '')) ? 'prefer' : 'verify-full');
   if (eq < 1 || !/^[a-z0-9][a-z0-9-_.]{0,62}$/.test(name) || !/^postgres(ql)?:$/.test(url.protocol) || !url.hostname || !url.username || url.pathname.length < 2 || url.password) {
     throw new HoopError(ErrorCode.USAGE, `--connection must be NAME=postgres://user@host[:port]/database, without a password, not ${JSON.stringify(text)}`, {
       hint: 'e.g. --connection prod-db=postgres://hoop_gateway@db.internal:5432/app?sslmode=verify-full (the password goes in an environment variable of the gateway host)',
@@ -91,7 +92,10 @@ export function gatewayInitCommand(io: CliIo): Command {
     .option('--tls-cert <file>', 'use this certificate (PEM, with its chain) instead of making one')
     .option('--tls-key <file>', "that certificate's key (PEM)")
     .option('--policy-repo <repo>', 'use this config repo (URL or path) instead of making a starter one')
-    .option('--connection <name=url>', 'a first connection for the starter policy: NAME=postgres://user@host[:port]/database[?sslmode=verify-full]')
+    .option(
+      '--connection <name=url>',
+      "a first connection for the starter policy: NAME=postgres://user@host[:port]/database[?sslmode=…] (default verify-full: the database's certificate checked against the system's CAs)",
+    )
     .option('--group <group>', 'the group whose people may read every connection in the starter policy', 'hoop-users')
     .option('--force', 'write over files that exist')
     .action(async (flags: InitFlags) => {
@@ -108,6 +112,12 @@ export function gatewayInitCommand(io: CliIo): Command {
       const issuer = flags.issuer.replace(/\/$/, '');
       const issuerUrl = new URL(issuer);
       if (issuerUrl.protocol !== 'https:' && !(issuerUrl.protocol === 'http:' && isLoopbackHost(issuerUrl.hostname))) throw new HoopError(ErrorCode.USAGE, '--issuer must be an https URL');
+      const warn = (line: string): void => void io.stderr.write(`hoop: warning: ${line}\n`);
+      if (issuerUrl.protocol === 'http:') warn(`the issuer ${issuer} is plain http: fine to try hoop on one machine; tokens that cross a network need https`);
+      const connection = flags.connection ? firstConnection(flags.connection) : undefined;
+      if (connection && connection.tlsMode !== 'verify-full' && !isLoopbackHost(connection.host)) {
+        warn(`${connection.name}'s TLS is ${connection.tlsMode}: the gateway would not notice a server in the middle; sslmode=verify-full checks the database's certificate`);
+      }
       const dir = resolve(io.cwd, flags.dir);
       const { config, choices, tls, host } = await writeFirstGateway({
         dir,
@@ -119,7 +129,7 @@ export function gatewayInitCommand(io: CliIo): Command {
           ...(profile.clientSecret && flags.clientSecret ? { clientSecret: flags.clientSecret } : {}),
           audience: flags.audience,
           group: flags.group,
-          ...(flags.connection ? { connection: firstConnection(flags.connection) } : {}),
+          ...(connection ? { connection } : {}),
         },
         ...(flags.policyRepo ? { policyRepo: flags.policyRepo } : {}),
         ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),

@@ -114,7 +114,11 @@ export function policyCommand(io: CliIo): Command {
         const who =
           opts.as !== undefined ? { subject: opts.as, groups: opts.group, ...(opts.email !== undefined ? { email: opts.email.toLowerCase() } : {}), ...(principal ? { principal } : {}) } : undefined;
         const { access, decision } = await evaluateStatement(p, who, connection, sql);
-        const accessText = who ? (access ? `${access.mode} by rule "${access.rule}"${access.maxSessionSeconds !== undefined ? `, sessions up to ${access.maxSessionSeconds}s` : ''}` : 'none') : 'not checked (no --as); statement rules applied as for read-write';
+        const accessText = who
+          ? access
+            ? `${access.mode} by rule "${access.rule}"${access.maxSessionSeconds !== undefined ? `, sessions up to ${access.maxSessionSeconds}s` : ''}`
+            : 'none'
+          : 'not checked (no --as); statement rules applied as for read-write';
         const review = decision.action === 'review' ? (decision.review ? reviewTerms(decision.review) : 'no reviewers are named, so it would be refused') : undefined;
         if (opts.json) {
           printJson(io, {

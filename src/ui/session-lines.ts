@@ -6,7 +6,6 @@ import type { SessionSummary } from '../api/answers.js';
 import type { CrossCheckResult } from '../recording/cross-check.js';
 import type { RecordingCheck } from '../recording/verify.js';
 
-
 /** An ISO time as the tables show it, to the second (`2026-11-22 10:00:00Z`). */
 export function when(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');

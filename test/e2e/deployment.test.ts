@@ -195,6 +195,24 @@ describe('hoop gateway init, given awkward input', () => {
     expect(policy.access[0]!.groups).toEqual(['true']);
   });
 
+  it("checks the database's certificate unless told otherwise, and warns of a plain-http issuer and a connection whose TLS would not notice a server in the middle", async () => {
+    const init = (name: string, connection: string, issuer = op.issuer) =>
+      runCli(['gateway', 'init', '--dir', join(base, name), '--url', 'https://127.0.0.1:8443', '--issuer', issuer, '--connection', connection], { PATH: process.env.PATH }, base);
+    const modeOf = async (name: string) => ((await loadPolicyDir(join(base, name, 'policy-repo'))).connections[0] as { tls?: unknown }).tls;
+    const remote = await init('tls-default', 'prod-db=postgres://hoop@db.internal/app');
+    expect(remote.code, remote.stderr).toBe(0);
+    expect(await modeOf('tls-default')).toMatchObject({ mode: 'verify-full' });
+    expect(remote.stderr).not.toContain("prod-db's TLS");
+    const weak = await init('tls-require', 'prod-db=postgres://hoop@db.internal/app?sslmode=require');
+    expect(weak.stderr).toContain("hoop: warning: prod-db's TLS is require: the gateway would not notice a server in the middle");
+    const local = await init('tls-local', 'local=postgres://hoop@127.0.0.1/app');
+    expect(await modeOf('tls-local')).toMatchObject({ mode: 'prefer' });
+    expect(local.stderr).not.toContain('TLS is');
+    // The test's provider is http on loopback: said once, as what it is.
+    expect(op.issuer.startsWith('http://')).toBe(true);
+    expect(local.stderr.match(/plain http/g)).toHaveLength(1);
+  });
+
   it('with --force, replaces a file planted as a link to another instead of writing through it', async () => {
     const dir = join(base, 'forced');
     const victim = join(base, 'victim.txt');

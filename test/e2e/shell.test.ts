@@ -212,7 +212,12 @@ describe('one output contract', () => {
   it('every command that prints data prints JSON with --json: one line into a pipe, indented on a terminal', async () => {
     const repo = join(ROOT, 'examples/policy-repo');
     const exec = await runProcess(process.execPath, [HOOP, 'exec', 'app', '-c', 'select 1 as one', '--json'], { env });
-    expect(exec.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ one: 1 }]);
+    expect(
+      exec.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([{ one: 1 }]);
     const commands = [
       ['whoami'],
       ['connections'],

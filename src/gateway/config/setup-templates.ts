@@ -115,11 +115,8 @@ export const IDP_PROFILES: Record<Idp, IdpProfile> = {
     audience: (_c, audience) => audience,
     groupsClaim: 'groups',
     scopes: () => OIDC_SCOPES,
-    register: ({ audience }) => [
-      'a public client (no secret), PKCE S256, grants authorization_code, refresh_token and urn:ietf:params:oauth:grant-type:device_code',
-      'redirect URI http://127.0.0.1/callback on any port (RFC 8252 section 7.3)',
-      `JWT access tokens (typ at+jwt, RFC 9068) for the audience ${audience}, with the person's groups in a groups claim`,
-    ],
+    // What hoop needs (nextSteps) is all there is to say of a provider hoop knows nothing more of.
+    register: () => [],
     recipe: 'any-other-openid-provider',
   },
 };
@@ -295,6 +292,7 @@ export function starterPolicy(c: InitChoices): Record<string, string> {
 export function nextSteps(c: InitChoices, files: { config: string; ca?: string }): string[] {
   const p = IDP_PROFILES[c.idp];
   const audience = p.audience(c.clientId, c.audience);
+  const steps = p.register({ clientId: c.clientId, audience });
   return [
     '',
     `Register hoop at ${p.title} (docs/deployment.md#${p.recipe}):`,
@@ -305,7 +303,7 @@ export function nextSteps(c: InitChoices, files: { config: string; ca?: string }
     '  grants       authorization code, refresh token, device code (hoop login --device)',
     `  scopes       ${p.scopes(c.clientId).join(' ')}`,
     `  tokens       ${p.tokenType === 'access' ? `access tokens for the audience ${audience}` : `ID tokens (audience ${audience})`}, groups in the ${p.groupsClaim} claim`,
-    ...p.register({ clientId: c.clientId, audience }).map((l) => `  - ${l}`),
+    ...(steps.length > 0 ? [`  in ${p.title}'s console:`, ...steps.map((l) => `  - ${l}`)] : []),
     '',
     'Then:',
     ...(c.connection
