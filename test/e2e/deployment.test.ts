@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { runProcess } from '../harness/clients.js';
 import { runCli } from '../harness/run-cli.js';
 import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
@@ -305,5 +306,23 @@ describe('CI jobs: the workload rules of docs/deployment.md', () => {
     await expect(verifier.verify(await shaped({ ...claims, ref_protected: 'false' }))).rejects.toMatchObject({ reason: 'no-matching-rule' });
     // The job's token reaches hoop login in HOOP_ID_TOKEN, as the page's .gitlab-ci.yml names it.
     expect(parseYaml(docBlock('# .gitlab-ci.yml'))).toMatchObject({ migrate: { id_tokens: { HOOP_ID_TOKEN: { aud: 'hoop' } } } });
+  });
+});
+
+describe('the gateway as a service', () => {
+  it("the systemd unit (deploy/, shown whole in docs/deployment.md) passes systemd-analyze verify, and its exposure is rated OK", async () => {
+    const unit = readFileSync(join(root, 'deploy/systemd/hoop-gateway.service'), 'utf8');
+    expect(readFileSync(join(root, 'docs/deployment.md'), 'utf8')).toContain(`\`\`\`ini\n${unit}\`\`\``);
+    // Where npm install -g puts hoop on this machine: this checkout's, so verify finds the program it starts.
+    const dir = mkdtempSync(join(base, 'systemd-'));
+    const file = join(dir, 'hoop-gateway.service');
+    writeFileSync(file, unit.replace('/usr/local/bin/hoop ', `${join(root, 'bin/hoop.js')} `));
+    const verify = await runProcess('systemd-analyze', ['verify', '--man=no', file]);
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+    const security = await runProcess('systemd-analyze', ['security', '--offline=yes', '--no-pager', file]);
+    expect(security.stdout + security.stderr).toMatch(/Overall exposure level for hoop-gateway\.service: [0-3]\.\d OK/);
+    const dockerfile = readFileSync(join(root, 'deploy/container/Dockerfile'), 'utf8');
+    expect(readFileSync(join(root, 'docs/deployment.md'), 'utf8')).toContain(`\`\`\`dockerfile\n${dockerfile}\`\`\``);
   });
 });
