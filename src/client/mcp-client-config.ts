@@ -15,12 +15,14 @@
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { treePlaces } from '../agent/sandbox.js';
 import { writeFileAtomic } from '../durable-file.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { checkTreeTarget, readTreeFile } from '../tree-file.js';
+import { resolveCommand } from '../agent/spawn-agent.js';
 
 /** The clients hoop writes a configuration for. */
 export const MCP_CLIENTS = ['claude-code', 'cursor', 'vscode'] as const;
@@ -46,13 +48,28 @@ export function clientFile(client: McpClient, cwd: string, global: boolean): { f
   }
 }
 
+/**
+ * How a client starts this hoop: the `hoop` on `env`'s PATH when it is this one (the link npm
+ * keeps, which outlives an upgrade of Node), else this Node with this script.
+ */
+function launcher(env: NodeJS.ProcessEnv): { command: string; args: string[] } {
+  try {
+    const found = resolveCommand('hoop', env.PATH, '/');
+    if (realpathSync(found) === realpathSync(LAUNCHER)) return { command: found, args: [] };
+  } catch {
+    // no hoop on the PATH: this one, as it runs now
+  }
+  return { command: process.execPath, args: [LAUNCHER] };
+}
+
 /** The server's entry: how the client starts `hoop mcp` with `args`. */
 export function serverEntry(client: McpClient, args: readonly string[], env: NodeJS.ProcessEnv): Record<string, unknown> {
   const passed = Object.fromEntries(LOGIN_VARIABLES.flatMap((k) => (env[k]?.trim() ? [[k, env[k]!.trim()]] : [])));
+  const start = launcher(env);
   return {
     ...(client === 'cursor' ? {} : { type: 'stdio' }),
-    command: process.execPath,
-    args: [LAUNCHER, 'mcp', ...args],
+    command: start.command,
+    args: [...start.args, 'mcp', ...args],
     ...(Object.keys(passed).length > 0 ? { env: passed } : {}),
   };
 }

@@ -310,7 +310,7 @@ describe('CI jobs: the workload rules of docs/deployment.md', () => {
 });
 
 describe('the gateway as a service', () => {
-  it("the systemd unit (deploy/, shown whole in docs/deployment.md) passes systemd-analyze verify, and its exposure is rated OK", async () => {
+  it('the systemd unit (deploy/, shown whole in docs/deployment.md) passes systemd-analyze verify, and its exposure is rated OK', async () => {
     const unit = readFileSync(join(root, 'deploy/systemd/hoop-gateway.service'), 'utf8');
     expect(readFileSync(join(root, 'docs/deployment.md'), 'utf8')).toContain(`\`\`\`ini\n${unit}\`\`\``);
     // Where npm install -g puts hoop on this machine: this checkout's, so verify finds the program it starts.

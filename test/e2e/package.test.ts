@@ -97,8 +97,9 @@ describe('npm install -g of the packed tarball', () => {
     expect(written.code).toBe(0);
     const config = JSON.parse(readFileSync(join(project, '.mcp.json'), 'utf8')) as { mcpServers: { hoop: { command: string; args: string[]; env: Record<string, string> } } };
     const server = config.mcpServers.hoop;
-    expect(server.args[0]).toBe(join(prefix, 'lib', 'node_modules', 'hoop', 'bin', 'hoop.js')); // the installed one, not the checkout's
-    expect(server.args.slice(1)).toEqual(['mcp']);
+    // The installed hoop on the PATH, not the checkout's, and not a Node binary's path (an upgrade of Node would leave it behind).
+    expect(server.command).toBe(join(prefix, 'bin', 'hoop'));
+    expect(server.args).toEqual(['mcp']);
     expect(server.env.HOOP_CONFIG_DIR).toBe(info.env.HOOP_CONFIG_DIR);
     expect(JSON.stringify(config)).not.toMatch(/HOOP_TOKEN"|eyJ/); // no token in a project file
 
