@@ -5,7 +5,7 @@
  * outcome was as expected).
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';
 import { startDemo, type RunningDemo } from '../demo/demo.js';
 import { playDemoScript } from '../demo/play-script.js';
@@ -88,7 +88,11 @@ And an MCP server: the reference filesystem server over ${demo.dir}/files, its t
 The policy is a git repository: ${demo.env.HOOP_POLICY_REPO}
   edit hoop.yaml there and commit; the gateway picks the commit up within 5 seconds.
 
-Everything lives in ${demo.dir}. Ctrl-C stops it; \`hoop demo\` again starts it as it was (--fresh starts over).
+Everything lives in ${demo.dir}${
+    demo.postgres.dataDir.startsWith(`${demo.dir}/`)
+      ? ''
+      : `, but PostgreSQL's files: the postgres OS user cannot reach that directory, so they are in ${dirname(demo.postgres.dataDir)} (removed with --fresh, or once ${demo.dir} is gone)`
+  }. Ctrl-C stops it; \`hoop demo\` again starts it as it was (--fresh starts over).
 `;
 }
 

@@ -83,7 +83,8 @@ export interface RunningDemo {
   psql: string;
   connection: ConnectJson;
   connections: string[];
-  postgres: { source: 'npm' | 'local'; version: string; port: number };
+  /** `dataDir`: where the server's files are (outside `dir` when the postgres OS user cannot reach it). */
+  postgres: { source: 'npm' | 'local'; version: string; port: number; dataDir: string };
   /** A session through the local port, as the demo user (for the scripted agent). */
   openSession(): Promise<SqlSession>;
   /**
@@ -282,7 +283,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       psql,
       connection,
       connections: [DEMO_CONNECTION, ...(hasSsh ? [DEMO_SSH_CONNECTION] : []), ...(hasMysql ? [DEMO_MYSQL_CONNECTION] : []), ...(hasFiles ? [DEMO_FILES_CONNECTION] : [])],
-      postgres: { source: pg.source, version: pg.version, port: pg.port },
+      postgres: { source: pg.source, version: pg.version, port: pg.port, dataDir: pg.dataDir },
       openSession: () => openSqlSession(sessionTarget),
       recordedSessions: () => recordedSessionCount(cli),
       ...(hasSsh ? { runSsh: (script: string) => runSshScript(cli, options.env, script) } : {}),

@@ -19,8 +19,9 @@
  *   that was killed outright is stopped by the next start on the same directory.
  * - As root (PostgreSQL refuses to run as root) initdb and postgres run as the `postgres` OS
  *   user, created when missing. When that user cannot reach the demo directory (e.g. under
- *   /root) the data lives in `/var/lib/hoop-demo/<sha256(dir)[0..16]>/data`, and when it cannot
- *   reach the npm binaries they are copied once under `/var/lib/hoop-demo/`.
+ *   /root) the data lives in `/var/lib/hoop-demo/<sha256(dir)[0..16]>/data`, removed with the
+ *   demo directory (`--fresh`, or by the next demo once that directory is gone), and when it
+ *   cannot reach the npm binaries they are copied once under `/var/lib/hoop-demo/`.
  *
  * @see https://www.postgresql.org/docs/current/app-initdb.html
  * @see https://www.postgresql.org/docs/current/app-postgres.html
@@ -97,6 +98,8 @@ const CREDENTIALS_FILE = 'postgres-superuser.json';
 const LOG_FILE = 'postgres.log';
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
 const INIT_PREFIX = '.hoop-pg-init-';
+/** In a relocated data's parent: the demo directory it belongs to. */
+const OWNER_FILE = 'demo-dir';
 const DEFAULT_START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
 
@@ -127,6 +130,8 @@ function layout(dir: string, as: RunAs | undefined, log: (line: string) => void)
     });
   }
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
+  // Whose data it is: once that directory is gone, the next demo sweeps it (sweepOrphans).
+  fs.writeFileSync(join(parent, OWNER_FILE), fs.realpathSync(dir));
   fs.chownSync(parent, as.uid, as.gid);
   fs.chmodSync(parent, 0o700);
   log(`the postgres OS user cannot reach ${dir} (at ${blocked}): the server's data lives in ${parent}`);
@@ -334,6 +339,7 @@ export async function startDemoPostgres(o: DemoPostgresOptions): Promise<DemoPos
   const dir = resolve(o.dir);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const as = isRoot ? await postgresOsUser(log) : undefined;
+  if (as) await sweepOrphans(log);
   const where = layout(dir, as, log);
   const credentialsFile = join(dir, CREDENTIALS_FILE);
   await discardOrphanedData(where, credentialsFile, log);
@@ -396,6 +402,29 @@ function checkCanStart(o: DemoPostgresOptions): { want: DemoPostgresBinaries; is
     throw new HoopError(ErrorCode.USAGE, `invalid PostgreSQL superuser name "${requestedUser}"`, { hint: 'Use letters, digits and underscores, not starting with pg_.' });
   }
   return { want, isRoot, requestedUser };
+}
+
+/** Data kept under {@link RUNTIME_ROOT} for a demo directory that no longer exists: its server stopped, its files removed. */
+async function sweepOrphans(log: (line: string) => void): Promise<void> {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(RUNTIME_ROOT);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const parent = join(RUNTIME_ROOT, entry);
+    let owner: string;
+    try {
+      owner = fs.readFileSync(join(parent, OWNER_FILE), 'utf8');
+    } catch {
+      continue; // not a demo's data (the binaries' copy), or from before owners were written
+    }
+    if (fs.existsSync(owner)) continue;
+    log(`removing ${parent}: the PostgreSQL data of ${owner}, which is gone`);
+    await stopLeftover(join(parent, 'data'), log);
+    fs.rmSync(parent, { recursive: true, force: true });
+  }
 }
 
 /** Data kept outside the demo directory whose password file is gone (the directory was wiped, e.g. `hoop demo --fresh`) goes with it. */

@@ -4,7 +4,7 @@
  * and, as root, the `postgres` OS user with data and binaries it can reach.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -204,6 +204,21 @@ describe('startDemoPostgres', () => {
       const fresh = await start({ dir, port });
       expect(fresh).toMatchObject({ created: true, dataDir: pg.dataDir });
       await fresh.stop();
+    });
+
+    it("removes the data it kept elsewhere for a demo directory that is gone, once another demo starts (a server left running is stopped first)", async () => {
+      const gone = join(newDir('gone', { private: true }), 'demo');
+      const first = await start({ dir: gone, port: await freePort() });
+      const kept = dirname(first.dataDir);
+      const owner = realpathSync(gone);
+      expect(readFileSync(join(kept, 'demo-dir'), 'utf8')).toBe(owner);
+      rmSync(dirname(gone), { recursive: true, force: true }); // the demo directory deleted, its server still running
+      const lines: string[] = [];
+      const other = await start({ dir: join(newDir('other', { private: true }), 'demo'), port: await freePort(), log: (l) => lines.push(l) });
+      expect(existsSync(kept)).toBe(false);
+      expect(alive(first.pid)).toBe(false);
+      expect(lines.join('\n')).toContain(`removing ${kept}: the PostgreSQL data of ${owner}, which is gone`);
+      expect(existsSync(other.dataDir)).toBe(true);
     });
 
     it('copies the npm binaries where the postgres user can run them', async () => {
