@@ -8,10 +8,16 @@ const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 8
 /** What a bound may be, said in errors. */
 export const TIME_BOUND_HELP = 'a duration back from now (30m, 1h, 2d, 1w) or a date or time (2026-11-22, 2026-11-22T10:00:00Z)';
 
+/** A duration as tsh, gh and kubectl take one (`90s`, `30m`, `1h`, `2d`, `1w`), in ms; undefined when `text` is none. */
+export function parseShortDuration(text: string): number | undefined {
+  const m = /^\s*(\d{1,6})\s*([smhdw])\s*$/.exec(text);
+  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;
+}
+
 /** The instant (ms since the epoch) `text` names, `now` being the present; undefined when it names none. */
 export function parseTimeBound(text: string, now: number = Date.now()): number | undefined {
-  const relative = /^\s*(\d{1,6})\s*([smhdw])\s*$/.exec(text);
-  if (relative) return now - Number(relative[1]) * UNIT_MS[relative[2]!]!;
+  const back = parseShortDuration(text);
+  if (back !== undefined) return now - back;
   // A bare number is neither: Date.parse would read "2" as a year.
   if (/^\s*\d+\s*$/.test(text)) return undefined;
   const t = Date.parse(text);

@@ -12,6 +12,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { parseTimeSetting } from '../policy/limits.js';
 import type { CliIo } from '../io.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
+import { parseShortDuration } from '../time-bound.js';
 
 export type { TokenProvider } from '../auth/token-provider.js';
 
@@ -34,10 +35,10 @@ export function commandTokenProvider(io: CliIo, flags: GatewayFlags): Promise<Re
   });
 }
 
-/** An option's time: `1h`, `30min`, `90s` (PostgreSQL's time units) or a number of seconds; whole seconds. */
+/** An option's time: `1h`, `30m`, `2d` (as `--since` takes them), `30min`, `90s` (PostgreSQL's, as the policy writes them) or a number of seconds; whole seconds. */
 export function duration(value: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : parseTimeSetting(value);
-  if (ms === undefined || !Number.isFinite(ms) || ms < 1000) throw new InvalidArgumentError('must be a time such as 1h, 30min or 90s');
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : (parseShortDuration(value) ?? parseTimeSetting(value));
+  if (ms === undefined || !Number.isFinite(ms) || ms < 1000) throw new InvalidArgumentError('must be a time such as 1h, 30m or 90s');
   return Math.round(ms / 1000);
 }
 

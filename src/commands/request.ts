@@ -30,7 +30,7 @@ export function requestCommand(io: CliIo): Command {
   const command = new Command('request')
     .description('ask for temporary access to a connection (a requestable access rule); reviewers approve it with `hoop review`')
     .argument('<connection>', 'the connection, as the policy names it')
-    .requiredOption('--for <time>', 'how long the access should last once approved: 1h, 30min, 90s', duration)
+    .requiredOption('--for <time>', 'how long the access should last once approved: 1h, 30m, 2d', duration)
     .requiredOption('--reason <text>', 'why you need it (the reviewers read it)')
     .addOption(new Option('--mode <mode>', 'the access asked for').choices(['read-only', 'read-write']).default('read-only'))
     .option('--wait [seconds]', 'wait for the decision (exit 0 approved, 3 denied, 4 not decided)')

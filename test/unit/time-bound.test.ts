@@ -4,6 +4,7 @@
  * is asked.
  */
 import { describe, expect, it } from 'vitest';
+import { duration } from '../../src/client/client-config.js';
 import { parseTimeBound } from '../../src/time-bound.js';
 import { runCli } from '../harness/run-cli.js';
 
@@ -31,5 +32,16 @@ describe('a time bound', () => {
     const r = await runCli(['sessions', 'ls', '--since', 'yesterday', '--gateway', 'https://127.0.0.1:1'], {}, process.cwd());
     expect(r.code).toBe(64);
     expect(r.stderr).toMatch(/--since <time>.*must be a duration back from now \(30m, 1h, 2d, 1w\) or a date or time/);
+  });
+});
+
+describe("an option's duration (--for, --ttl)", () => {
+  it('takes what --since takes (30m, 2d) and PostgreSQL\'s units as the policy writes them (30min, 90s), in whole seconds', () => {
+    expect(duration('30m')).toBe(1800);
+    expect(duration('2d')).toBe(172_800);
+    expect(duration('30min')).toBe(1800);
+    expect(duration('90s')).toBe(90);
+    expect(duration('600')).toBe(600);
+    for (const bad of ['1y', 'soon', '500ms']) expect(() => duration(bad), bad).toThrow(/must be a time such as 1h, 30m or 90s/);
   });
 });
