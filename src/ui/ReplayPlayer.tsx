@@ -7,8 +7,7 @@
  *
  * @see https://github.com/vadimdemedes/ink
  */
-import { Box, Text, useApp, useInput } from 'ink';
-import { useEffect, useMemo, useState } from 'react';
+import { Box, Text, useApp, useInput, useEffect, useMemo, useState } from './ink-vendor.js';
 import type { TranscriptLine } from './transcript.js';
 import { runInk } from './run-ink.js';
 

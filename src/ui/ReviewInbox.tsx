@@ -9,8 +9,7 @@
  *
  * @see https://github.com/vadimdemedes/ink
  */
-import { Box, Text, useApp, useInput } from 'ink';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { Box, Text, useApp, useInput, useCallback, useEffect, useRef, useState } from './ink-vendor.js';
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { relative, reviewRows, standing } from './review-lines.js';
 import { terminalSafe } from './terminal-safe.js';

@@ -3,8 +3,7 @@
  *
  * @see https://github.com/vadimdemedes/ink#renderapp-options
  */
-import { render } from 'ink';
-import type { ReactElement } from 'react';
+import { render, type ReactElement } from './ink-vendor.js';
 
 /** Renders `element` on `stdout` (keys from `stdin`; both TTYs) and resolves when it exits or `signal` aborts. */
 export async function runInk(element: ReactElement, o: { stdout: NodeJS.WriteStream; stdin: NodeJS.ReadStream; signal: AbortSignal }): Promise<void> {

@@ -3,7 +3,7 @@
  *
  * @see https://react.dev/reference/react/useEffect
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useState } from './ink-vendor.js';
 
 /**
  * The current time in milliseconds, re-rendering every `intervalMs` while `active`.

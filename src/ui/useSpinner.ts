@@ -3,7 +3,7 @@
  *
  * @see https://react.dev/reference/react/useEffect
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useState } from './ink-vendor.js';
 
 /** The braille dots spinner frames. @see https://github.com/sindresorhus/cli-spinners */
 export const SPINNER_FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'] as const;

@@ -274,7 +274,7 @@ await client.close();
     expect(r.stdout + r.stderr).toContain('AGENT SAW: hello from the data directory');
     expect(r.code, r.stderr).toBe(0);
     // The run said its id as it began; the gateway's index knows the run's MCP session by it.
-    const runId = /^hoop: run (run-[A-Za-z0-9]+):/.exec(r.stderr)?.[1];
+    const runId = /^hoop: run (run-[\w-]+):/.exec(r.stderr)?.[1];
     expect(runId, r.stderr).toBeDefined();
     await eventually(async () => {
       const listed = JSON.parse((await hoop(['sessions', 'ls', '--connection', 'files', '--run', runId!, '--json'])).stdout) as { sessions: Array<{ via?: string }> };

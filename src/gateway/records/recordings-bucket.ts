@@ -46,6 +46,23 @@ const DELETE_BATCH = 1000;
 
 type Sdk = typeof import('@aws-sdk/client-s3');
 
+/**
+ * The AWS SDK for S3, which hoop does not install with itself (21 MB for a gateway that keeps its
+ * recordings on its own disk): a peer the operator adds beside hoop.
+ *
+ * @throws HoopError CONFIG_INVALID when it is not installed
+ */
+async function loadSdk(): Promise<Sdk> {
+  try {
+    return await import('@aws-sdk/client-s3');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new HoopError(ErrorCode.CONFIG_INVALID, 'recordings.bucket needs the AWS SDK for S3 (@aws-sdk/client-s3), which hoop does not install by itself', {
+      hint: 'install it beside hoop: npm install -g @aws-sdk/client-s3 (for a global hoop), or npm install @aws-sdk/client-s3 in the directory hoop is installed in',
+    });
+  }
+}
+
 /** See the module documentation. */
 export class S3RecordingBucket implements RecordingBucket {
   readonly #sdk: Sdk;
@@ -74,7 +91,7 @@ export class S3RecordingBucket implements RecordingBucket {
         })
       : undefined;
     if (credentials) await credentials();
-    const sdk = await import('@aws-sdk/client-s3');
+    const sdk = await loadSdk();
     const client = new sdk.S3Client({
       region: config.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1'),
       ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),

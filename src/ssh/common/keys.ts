@@ -5,7 +5,7 @@
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL.key
  */
 import { timingSafeEqual } from 'node:crypto';
-import ssh2 from 'ssh2';
+import ssh2 from './ssh2-vendor.js';
 import type { ParsedKey, PublicKeyAuthContext } from 'ssh2';
 
 /**

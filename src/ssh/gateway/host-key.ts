@@ -7,7 +7,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
+import ssh2 from '../common/ssh2-vendor.js';
 import { newEd25519Key } from '../common/keys.js';
 
 /** The key's file in the gateway's data directory. */

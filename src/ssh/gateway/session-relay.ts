@@ -7,7 +7,7 @@
  * ({@link #finish}).
  */
 import type { AuthContext, Client as SshClient, ClientChannel, Connection, TcpipRequestInfo } from 'ssh2';
-import ssh2 from 'ssh2';
+import ssh2 from '../common/ssh2-vendor.js';
 import type { SshConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';

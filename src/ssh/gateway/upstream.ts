@@ -6,7 +6,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc4253#section-7 (key exchange, host key)
  * @see https://www.rfc-editor.org/rfc/rfc4252 (user authentication)
  */
-import ssh2 from 'ssh2';
+import ssh2 from '../common/ssh2-vendor.js';
 import type { Client as SshClient } from 'ssh2';
 import { sshFingerprint, type SshConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';

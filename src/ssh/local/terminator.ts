@@ -18,7 +18,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc4254 (connection protocol)
  */
 import type { Socket } from 'node:net';
-import ssh2 from 'ssh2';
+import ssh2 from '../common/ssh2-vendor.js';
 import type { AuthContext, ClientChannel, Client as SshClient, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import { describeError, hoopSays } from '../../errors.js';
 import type { RecordingStream } from '../../recording/thread.js';
