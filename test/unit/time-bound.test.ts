@@ -36,7 +36,7 @@ describe('a time bound', () => {
 });
 
 describe("an option's duration (--for, --ttl)", () => {
-  it('takes what --since takes (30m, 2d) and PostgreSQL\'s units as the policy writes them (30min, 90s), in whole seconds', () => {
+  it("takes what --since takes (30m, 2d) and PostgreSQL's units as the policy writes them (30min, 90s), in whole seconds", () => {
     expect(duration('30m')).toBe(1800);
     expect(duration('2d')).toBe(172_800);
     expect(duration('30min')).toBe(1800);

@@ -52,13 +52,13 @@ type Sdk = typeof import('@aws-sdk/client-s3');
  *
  * @throws HoopError CONFIG_INVALID when it is not installed
  */
-async function loadSdk(): Promise<Sdk> {
+export async function loadSdk(importSdk: () => Promise<Sdk> = () => import('@aws-sdk/client-s3')): Promise<Sdk> {
   try {
-    return await import('@aws-sdk/client-s3');
+    return await importSdk();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    throw new HoopError(ErrorCode.CONFIG_INVALID, 'recordings.bucket needs the AWS SDK for S3 (@aws-sdk/client-s3), which hoop does not install by itself', {
-      hint: 'install it beside hoop: npm install -g @aws-sdk/client-s3 (for a global hoop), or npm install @aws-sdk/client-s3 in the directory hoop is installed in',
+    throw new HoopError(ErrorCode.CONFIG_INVALID, 'store.recordings needs the AWS SDK for S3 (@aws-sdk/client-s3), which hoop does not install by itself', {
+      hint: 'install it beside hoop: npm install -g @aws-sdk/client-s3 (for a global hoop), or npm install @aws-sdk/client-s3 where hoop is installed',
     });
   }
 }
