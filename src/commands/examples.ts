@@ -139,7 +139,9 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
       'a gateway for Okta, with a first connection',
       'hoop gateway init --url https://hoop.acme.example:8443 --issuer https://acme.okta.com --client-id 0oa1b2c3 --connection prod-db=postgres://hoop@db.internal/app',
     ],
+    ['a gateway to try on this machine, with a development identity provider', 'hoop gateway init --url https://127.0.0.1:8443 --idp dev --dir hoop-trial'],
   ],
+  'gateway dev-idp': [["the development identity provider, for the users init --idp dev wrote", 'hoop gateway dev-idp --users dev-users.yaml']],
   'gateway migrate': [['bring the shared store to this version before replicas start', 'hoop gateway migrate --config /etc/hoop/gateway.yaml']],
   'gateway status': [['is the gateway configured here healthy', 'hoop gateway status --config /etc/hoop/gateway.yaml']],
   completion: [

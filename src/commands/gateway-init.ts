@@ -10,18 +10,20 @@
  * @see ../gateway/config/setup-templates.ts
  * @see ../../docs/deployment.md
  */
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ErrorCode, HoopError } from '../errors.js';
 import { writeFirstGateway } from '../gateway/setup.js';
-import { IDP_PROFILES, IDPS, nextSteps, type FirstConnection, type Idp } from '../gateway/config/setup-templates.js';
+import { DEV_IDP_ISSUER, IDP_PROFILES, IDPS, nextSteps, type FirstConnection, type Idp } from '../gateway/config/setup-templates.js';
+import { devUsersYaml } from '../demo/dev-users.js';
 import type { CliIo } from '../io.js';
 import { isLoopbackHost } from '../loopback.js';
 
 /** The flags of `hoop gateway init`. */
 interface InitFlags {
   url: string;
-  issuer: string;
+  issuer?: string;
   idp: Idp;
   clientId?: string;
   clientSecret?: string;
@@ -83,7 +85,7 @@ export function gatewayInitCommand(io: CliIo): Command {
   return new Command('init')
     .description('write what a first real gateway needs: gateway.yaml for your identity provider, a TLS certificate, a starter policy repo; print what to register at the provider')
     .requiredOption('--url <url>', 'the address people reach the gateway at, e.g. https://hoop.acme.example:8443')
-    .requiredOption('--issuer <url>', "your identity provider's issuer URL (its OpenID discovery is at <issuer>/.well-known/openid-configuration)")
+    .option('--issuer <url>', `your identity provider's issuer URL (its OpenID discovery is at <issuer>/.well-known/openid-configuration); with --idp dev: ${DEV_IDP_ISSUER}`)
     .addOption(new Option('--idp <provider>', 'your identity provider: its settings and what to register there').choices([...IDPS]).default('generic'))
     .option('--client-id <id>', 'the client registered for hoop at the provider (default hoop-cli; Entra ID and Google give their own)')
     .option('--client-secret <secret>', "the client secret Google gives a desktop app's client (not a secret: it ships with every copy of the app)")
@@ -109,7 +111,11 @@ export function gatewayInitCommand(io: CliIo): Command {
       if (profile.clientSecret && !flags.clientSecret) {
         throw new HoopError(ErrorCode.USAGE, `${profile.title} requires the client secret of a desktop app's client: pass --client-secret`, { hint: `docs/deployment.md#${profile.recipe}` });
       }
-      const issuer = flags.issuer.replace(/\/$/, '');
+      if (flags.issuer === undefined && flags.idp !== 'dev')
+        throw new HoopError(ErrorCode.USAGE, 'which identity provider? pass --issuer', {
+          hint: `its issuer URL, e.g. ${profile.issuerShape}; or --idp dev to try hoop with a development provider on this machine`,
+        });
+      const issuer = (flags.issuer ?? DEV_IDP_ISSUER).replace(/\/$/, '');
       const issuerUrl = new URL(issuer);
       if (issuerUrl.protocol !== 'https:' && !(issuerUrl.protocol === 'http:' && isLoopbackHost(issuerUrl.hostname))) throw new HoopError(ErrorCode.USAGE, '--issuer must be an https URL');
       const warn = (line: string): void => void io.stderr.write(`hoop: warning: ${line}\n`);
@@ -119,6 +125,8 @@ export function gatewayInitCommand(io: CliIo): Command {
         warn(`${connection.name}'s TLS is ${connection.tlsMode}: the gateway would not notice a server in the middle; sslmode=verify-full checks the database's certificate`);
       }
       const dir = resolve(io.cwd, flags.dir);
+      // The development provider's people: a first user, whose password is said once, below.
+      const devUsers = flags.idp === 'dev' ? { file: join(dir, 'dev-users.yaml'), user: 'admin', password: randomBytes(12).toString('base64url') } : undefined;
       const { config, choices, tls, host } = await writeFirstGateway({
         dir,
         choices: {
@@ -135,12 +143,13 @@ export function gatewayInitCommand(io: CliIo): Command {
         ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
         ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
         ...(flags.force ? { force: true } : {}),
+        ...(devUsers ? { more: { 'dev-users.yaml': devUsersYaml(devUsers.user, devUsers.password, [flags.group]) } } : {}),
         env: io.env,
       });
       io.stdout.write(
         [
           `wrote ${config} (${profile.title}), ${tls.ca ? `${join(dir, 'tls')}/ (a CA of its own, ca.crt for people, and a certificate for ${host})` : `using ${tls.cert}`}, ${choices.dataDir}/${flags.policyRepo ? '' : `, and the starter policy repo ${choices.policyRepo}`}`,
-          ...nextSteps(choices, { config, ...(tls.ca ? { ca: tls.ca } : {}) }),
+          ...nextSteps(choices, { config, ...(tls.ca ? { ca: tls.ca } : {}), ...(devUsers ? { devUsers } : {}) }),
           '',
         ].join('\n'),
       );

@@ -8,8 +8,10 @@
  * reviews and running sessions (exit 69 when the store cannot be reached). Both through
  * ../gateway/store-admin.ts.
  */
+import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { ErrorCode, HoopError } from '../errors.js';
+import { serveDevIdp } from '../demo/dev-idp.js';
+import { ErrorCode, HoopError, hoopSays } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config/config.js';
 import { serveGateway } from '../gateway/serve.js';
 import { migrateStore, readStoreStatus } from '../gateway/store-admin.js';
@@ -36,6 +38,18 @@ export function gatewayCommand(io: CliIo): Command {
       await serveGateway(config, { env: io.env, stderr: io.stderr, signal: io.signal, insecureDevHttp: opts.insecureDevHttp === true });
     });
   gateway.addCommand(gatewayInitCommand(io));
+  gateway.addCommand(
+    new Command('dev-idp')
+      .description('run a development identity provider on 127.0.0.1 for the users of a file (hoop gateway init --idp dev writes one): a real gateway tried on one machine; not for production')
+      .requiredOption('--users <file>', 'the users file (dev-users.yaml, as init wrote it)')
+      .option('--port <port>', 'its port on 127.0.0.1 (the issuer init wrote names it)', '9000')
+      .option('--audience <aud>', "the audience of its access tokens (the gateway's issuers: entry)", 'hoop')
+      .action(async (opts: { users: string; port: string; audience: string }) => {
+        const port = Number(opts.port);
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new HoopError(ErrorCode.USAGE, `--port must be a port number, not ${JSON.stringify(opts.port)}`);
+        await serveDevIdp({ usersFile: resolve(io.cwd, opts.users), port, audience: opts.audience, say: (line) => void io.stderr.write(`${hoopSays(line)}\n`), signal: io.signal });
+      }),
+  );
   gateway.addCommand(
     new Command('migrate')
       .description("bring the shared store (store: postgres) up to this version's schema; safe while other replicas run or start")

@@ -22,12 +22,15 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { newKeyPair } from '../key-pair.js';
+import { passwordMatches } from './dev-users.js';
 
 /** Someone who can sign in to the demo. */
 export interface DemoAccount {
   groups: string[];
   email: string;
   name: string;
+  /** With it, signing in asks for the password this hashes (dev-users.ts), not a pick from a list. */
+  password?: string;
 }
 
 /** Options of {@link startDemoIssuer}. */
@@ -39,6 +42,8 @@ export interface DemoIssuerOptions {
   resource: string;
   /** Port on 127.0.0.1; default any free one. */
   port?: number;
+  /** What the sign-in page says it is. */
+  title?: string;
 }
 
 /** A running demo provider. */
@@ -202,7 +207,7 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const m = /^\/interaction\/([^/]+)(\/login)?$/.exec(path);
-    const run = m ? interaction(provider, options.accounts, req, res, decodeURIComponent(m[1]!), m[2] !== undefined && req.method === 'POST') : Promise.resolve(handle(req, res));
+    const run = m ? interaction(provider, options, req, res, decodeURIComponent(m[1]!), m[2] !== undefined && req.method === 'POST') : Promise.resolve(handle(req, res));
     run.catch((err: unknown) => {
       if (res.headersSent) res.destroy();
       else send(res, 400, page('Error', `<p>${esc(err instanceof Error ? err.message : String(err))}</p>`));
@@ -294,23 +299,31 @@ async function consent(provider: Provider, req: IncomingMessage, res: ServerResp
   await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
 }
 
-/** The sign-in page (one button per account) and its answers; consent is given at once: every account is the demo's. */
-async function interaction(provider: Provider, accounts: DemoIssuerOptions['accounts'], req: IncomingMessage, res: ServerResponse, uid: string, login: boolean): Promise<void> {
+/**
+ * The sign-in page and its answers: one button per account (the demo's), or a name and password
+ * (accounts with a password: the development provider's); consent is given at once.
+ */
+async function interaction(provider: Provider, options: DemoIssuerOptions, req: IncomingMessage, res: ServerResponse, uid: string, login: boolean): Promise<void> {
+  const { accounts } = options;
+  const title = options.title ?? 'Sign in to the hoop demo';
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) throw new Error('this sign-in page belongs to another request; start again');
   if (details.prompt.name === 'consent') return consent(provider, req, res, details);
+  const withPasswords = Object.values(accounts).some((a) => a.password !== undefined);
   if (!login) {
-    const buttons = Object.entries(accounts)
-      .map(([name, a]) => `<p><button type="submit" name="username" value="${esc(name)}">${esc(name)}</button> ${esc(a.name)} — groups ${esc(a.groups.join(', '))}</p>`)
-      .join('\n');
-    return send(
-      res,
-      200,
-      page('Sign in to the hoop demo', `<p>Pick who you are (the demo asks for no password).</p>\n<form method="post" action="/interaction/${esc(uid)}/login">\n${buttons}\n</form>`),
-    );
+    const form = withPasswords
+      ? `<form id="login" method="post" action="/interaction/${esc(uid)}/login">\n<p><label>Name <input name="username" autocomplete="username"></label></p>\n<p><label>Password <input name="password" type="password" autocomplete="current-password"></label></p>\n<p><button type="submit">Sign in</button></p>\n</form>`
+      : `<p>Pick who you are (the demo asks for no password).</p>\n<form method="post" action="/interaction/${esc(uid)}/login">\n${Object.entries(accounts)
+          .map(([name, a]) => `<p><button type="submit" name="username" value="${esc(name)}">${esc(name)}</button> ${esc(a.name)} — groups ${esc(a.groups.join(', '))}</p>`)
+          .join('\n')}\n</form>`;
+    return send(res, 200, page(title, form));
   }
-  const username = (await readForm(req)).get('username') ?? '';
-  if (!Object.hasOwn(accounts, username)) return send(res, 400, page('Sign in to the hoop demo', `<p>There is no demo account "${esc(username)}".</p>`));
+  const form = await readForm(req);
+  const username = form.get('username') ?? '';
+  const account = Object.hasOwn(accounts, username) ? accounts[username] : undefined;
+  if (withPasswords ? !account?.password || !passwordMatches(account.password, form.get('password') ?? '') : !account) {
+    return send(res, withPasswords ? 401 : 400, page(title, withPasswords ? '<p>Wrong name or password.</p>' : `<p>There is no demo account "${esc(username)}".</p>`));
+  }
   await provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
 }
 

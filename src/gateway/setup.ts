@@ -33,6 +33,8 @@ export interface SetupOptions {
   tlsKey?: string;
   /** Write over files that exist. */
   force?: boolean;
+  /** More files of the directory, by name: private (0600), as gateway.yaml is written. */
+  more?: Record<string, string>;
   env: NodeJS.ProcessEnv;
 }
 
@@ -66,6 +68,10 @@ export async function writeFirstGateway(o: SetupOptions): Promise<WrittenGateway
   await parseGatewayConfig(text, config, o.env);
   // 0600, and over what is there (--force) by a rename: never through a link planted at its name.
   await writeFileAtomic(config, text, dir);
+  for (const [name, more] of Object.entries(o.more ?? {})) {
+    await fresh(join(dir, name), o.force);
+    await writeFileAtomic(join(dir, name), more, dir);
+  }
   return { config, choices, tls, host };
 }
 

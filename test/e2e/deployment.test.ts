@@ -8,6 +8,7 @@
  * GitLab-shaped tokens.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
@@ -16,6 +17,9 @@ import { parse as parseYaml } from 'yaml';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { runProcess } from '../harness/clients.js';
+import { TestBrowser } from '../harness/browser.js';
+import { HOOP_BIN } from '../harness/hoop-process.js';
+import { eventually } from '../harness/wait.js';
 import { runCli } from '../harness/run-cli.js';
 import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
@@ -47,7 +51,11 @@ beforeAll(async () => {
   await pg.psql("create table orders (id int primary key, status text, note text); insert into orders values (1, 'paid', 'mail ada@acme.example')", { user: pg.users.scram });
 }, 60_000);
 
+/** Processes a test started (the development provider, a login on a terminal), killed at the end. */
+const children: ChildProcess[] = [];
+
 afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await Promise.all([op?.close(), pg?.stop()]);
   rmSync(base, { recursive: true, force: true });
 });
@@ -178,6 +186,60 @@ describe('hoop gateway init, provider by provider, as docs/deployment.md says', 
       }
     }, 60_000);
   }
+});
+
+describe('hoop gateway init --idp dev: a real gateway tried on one machine', () => {
+  it('writes a users file and says its password once; the development provider signs that person in with it (and not without), and the gateway serves them', async () => {
+    const dir = join(base, 'dev');
+    const url = `https://127.0.0.1:${await freePort()}`;
+    const idpPort = await freePort();
+    const connection = `prod-db=postgres://${pg.users.scram.user}@127.0.0.1:${pg.port}/app?sslmode=disable`;
+    const init = await runCli(['gateway', 'init', '--dir', dir, '--url', url, '--idp', 'dev', '--issuer', `http://127.0.0.1:${idpPort}`, '--connection', connection, '--group', 'dba'], { PATH: process.env.PATH }, base);
+    expect(init.code, init.stderr).toBe(0);
+    const password = /\(password: (\S+), said only here\)/.exec(init.stdout)?.[1];
+    expect(password, init.stdout).toBeDefined();
+    expect(readFileSync(join(dir, 'dev-users.yaml'), 'utf8')).not.toContain(password!);
+    expect(lstatSync(join(dir, 'dev-users.yaml')).mode & 0o777).toBe(0o600);
+    const start = /^ {2}(hoop gateway dev-idp --users \S+ --port \d+)$/m.exec(init.stdout)?.[1];
+    expect(start).toBe(`hoop gateway dev-idp --users ${join(dir, 'dev-users.yaml')} --port ${idpPort}`);
+
+    // The provider, as init said to start it.
+    const idp = spawn(process.execPath, [HOOP_BIN, ...start!.split(' ').slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(idp);
+    let said = '';
+    idp.stderr!.on('data', (b: Buffer) => (said += b.toString()));
+    await eventually(() => expect(said).toContain(`development identity provider at http://127.0.0.1:${idpPort} (1 user: admin)`), { timeout: 30_000, interval: 50 });
+    const env = { HOOP_DB_PROD_DB_PASSWORD: pg.users.scram.password };
+    const gateway = await startGateway({ config: await loadGatewayConfig(join(dir, 'gateway.yaml'), env), log: createLogger({ level: 'error', sink: { write: () => {} } }), env });
+    try {
+      // hoop login on a terminal, the URL opened by hand in a browser that types the name and password.
+      const cli = { PATH: process.env.PATH, HOME: dir, HOOP_CONFIG_DIR: join(dir, 'cli'), HOOP_TOKEN_STORE: 'file' };
+      const ca = join(dir, 'tls', 'ca.crt');
+      const login = spawn('script', ['-qefc', `${process.execPath} ${HOOP_BIN} login --gateway ${url} --ca-file ${ca} --no-browser`, '/dev/null'], { env: cli, stdio: ['pipe', 'pipe', 'pipe'] });
+      children.push(login);
+      let out = '';
+      login.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      const authUrl = await eventually(
+        () => {
+          const found = /(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)/.exec(out)?.[1];
+          expect(found, out).toBeDefined();
+          return found!;
+        },
+        { timeout: 30_000, interval: 50 },
+      );
+      await expect(new TestBrowser().authorize(authUrl, 'admin', { password: 'not-it' })).rejects.toThrow(/Wrong name or password/);
+      expect((await new TestBrowser().authorize(authUrl, 'admin', { password: password! })).status).toBe(200);
+      expect(await new Promise((r) => (login.exitCode !== null ? r(login.exitCode) : login.on('exit', r)))).toBe(0);
+      const who = await runCli(['whoami', '--json'], cli, dir);
+      expect(who.code, who.stderr).toBe(0);
+      expect(JSON.parse(who.stdout)).toMatchObject({ subject: 'admin', groups: ['dba'] });
+      const read = await runCli(['exec', 'prod-db', '--csv', '-c', 'select id, status from orders'], cli, dir);
+      expect(read.stdout, read.stderr).toBe('id,status\n1,paid\n');
+    } finally {
+      await gateway.close();
+      idp.kill('SIGINT');
+    }
+  }, 90_000);
 });
 
 describe('hoop gateway init, given awkward input', () => {

@@ -33,6 +33,8 @@ export interface AuthorizeOptions {
   consent?: boolean;
   /** The user presses "Deny" on the consent page: the redirect URI gets `error=access_denied`. */
   deny?: boolean;
+  /** What the user types in a password field of the login form (a provider that asks for one). */
+  password?: string;
 }
 
 interface Cookie {
@@ -130,7 +132,7 @@ export class TestBrowser {
       const login = forms.find((f) => f.id === 'login');
       const consent = forms.find((f) => f.id === 'consent');
       if (login) {
-        page = await this.#submit(login, { username });
+        page = await this.#submit(login, { username, ...(options.password !== undefined ? { password: options.password } : {}) });
       } else if (consent) {
         if (options.consent === false) return page;
         const deny = forms.find((f) => f.id === 'deny');

@@ -8,8 +8,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc8252#section-7.3 (loopback redirect, any port)
  */
 
-/** The identity providers `init` knows, and `generic` for any other OpenID provider. */
-export const IDPS = ['keycloak', 'entra', 'okta', 'google', 'generic'] as const;
+/** The identity providers `init` knows, `generic` for any other OpenID provider, and `dev`: `hoop gateway dev-idp` on this machine. */
+export const IDPS = ['keycloak', 'entra', 'okta', 'google', 'generic', 'dev'] as const;
 export type Idp = (typeof IDPS)[number];
 
 /** How the gateway accepts one provider's tokens, and what the provider must be told. */
@@ -119,7 +119,21 @@ export const IDP_PROFILES: Record<Idp, IdpProfile> = {
     register: () => [],
     recipe: 'any-other-openid-provider',
   },
+  dev: {
+    title: "hoop's development identity provider",
+    issuerShape: 'http://127.0.0.1:9000',
+    tokenType: 'access',
+    audience: (_c, audience) => audience,
+    groupsClaim: 'groups',
+    scopes: () => OIDC_SCOPES,
+    // Nothing to register: it knows the CLI's client (hoop-cli) itself.
+    register: () => [],
+    recipe: 'a-development-identity-provider',
+  },
 };
+
+/** Where `hoop gateway dev-idp` listens unless told otherwise. */
+export const DEV_IDP_ISSUER = 'http://127.0.0.1:9000';
 
 /** A first connection, from `NAME=postgres://user@host:port/database?sslmode=...`. */
 export interface FirstConnection {
@@ -289,10 +303,29 @@ export function starterPolicy(c: InitChoices): Record<string, string> {
 }
 
 /** What to register at the provider, and what comes next, as `init` prints it. */
-export function nextSteps(c: InitChoices, files: { config: string; ca?: string }): string[] {
+export function nextSteps(c: InitChoices, files: { config: string; ca?: string; devUsers?: { file: string; user: string; password: string } }): string[] {
   const p = IDP_PROFILES[c.idp];
   const audience = p.audience(c.clientId, c.audience);
   const steps = p.register({ clientId: c.clientId, audience });
+  const dev = files.devUsers;
+  const provider = dev
+    ? [
+        '',
+        `Start the development identity provider (docs/deployment.md#${p.recipe}); it listens on 127.0.0.1 only, for trying hoop, not for production:`,
+        `  hoop gateway dev-idp --users ${dev.file} --port ${new URL(c.issuer).port || '80'}`,
+        `  it signs in ${dev.user} (password: ${dev.password}, said only here), in the group ${c.group}`,
+      ]
+    : [];
+  if (dev) {
+    return [
+      ...provider,
+      '',
+      'Then:',
+      ...(c.connection ? [`  export ${c.connection.passwordVariable}=…          # the database password, on this host only`] : []),
+      `  hoop gateway --config ${files.config}`,
+      `  hoop login --gateway ${c.url.origin}${files.ca ? ` --ca-file ${files.ca}` : ''}   # as ${dev.user}, then hoop connect ${c.connection?.name ?? '<connection>'}`,
+    ];
+  }
   return [
     '',
     `Register hoop at ${p.title} (docs/deployment.md#${p.recipe}):`,
