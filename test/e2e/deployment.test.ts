@@ -189,6 +189,19 @@ describe('hoop gateway init, provider by provider, as docs/deployment.md says', 
 });
 
 describe('hoop gateway init --idp dev: a real gateway tried on one machine', () => {
+  it('the page shows init --idp dev and the provider; without --issuer the gateway trusts the provider at its default place', async () => {
+    const page = readFileSync(join(root, 'docs/deployment.md'), 'utf8');
+    const shown = /```sh\n(hoop gateway init --url \S+ --idp dev --dir (\S+) [^\n]*)\nhoop gateway dev-idp --users (\S+)\/dev-users\.yaml\n```/.exec(page);
+    expect(shown, 'the block of "A development identity provider"').not.toBeNull();
+    expect(shown![3]).toBe(shown![2]);
+    const dir = join(base, 'dev-default');
+    const init = await runCli(['gateway', 'init', '--dir', dir, '--url', 'https://127.0.0.1:8443', '--idp', 'dev'], { PATH: process.env.PATH }, base);
+    expect(init.code, init.stderr).toBe(0);
+    const written = parseYaml(readFileSync(join(dir, 'gateway.yaml'), 'utf8')) as { login: { issuer: string }; issuers: Array<{ issuer: string }> };
+    expect([written.login.issuer, written.issuers[0]!.issuer]).toEqual(['http://127.0.0.1:9000', 'http://127.0.0.1:9000']);
+    expect(init.stdout).toContain(`hoop gateway dev-idp --users ${join(dir, 'dev-users.yaml')} --port 9000`);
+  });
+
   it('writes a users file and says its password once; the development provider signs that person in with it (and not without), and the gateway serves them', async () => {
     const dir = join(base, 'dev');
     const url = `https://127.0.0.1:${await freePort()}`;
