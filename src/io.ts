@@ -16,6 +16,8 @@ export interface CliIo {
   cwd: string;
   /** `--no-color` was given: nothing printed is coloured (as with NO_COLOR). */
   noColor?: boolean;
+  /** `--jq PATH` was given: a command's JSON is printed as that path selects (ui/output.ts). */
+  jq?: string;
   /** Aborted on SIGINT/SIGTERM: long-running commands stop cleanly and return. */
   signal: AbortSignal;
   /**

@@ -1,4 +1,5 @@
 /** "Did you mean …?": the nearest of the names a person could have meant, by edit distance. */
+import { type ErrorCode, HoopError } from './errors.js';
 
 /** Edits (insertions, deletions, substitutions; case ignored) that turn `a` into `b`. */
 export function editDistance(a: string, b: string): number {
@@ -22,4 +23,18 @@ export function nearestName(typed: string, known: readonly string[]): string | u
     .map((k) => ({ k, d: editDistance(typed, k) }))
     .sort((x, y) => x.d - y.d)[0];
   return best && best.d <= Math.max(1, Math.floor(typed.length / 3)) ? best.k : undefined;
+}
+
+/**
+ * What `call` resolves; when it fails saying `typed` is unknown (`code`), the same error with "did
+ * you mean" the nearest of `known()` (the caller's own names: never one they may not see).
+ */
+export async function suggestingNearest<T>(call: Promise<T>, code: ErrorCode, typed: string, known: () => Promise<readonly string[]>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    if (!(err instanceof HoopError) || err.code !== code) throw err;
+    const near = nearestName(typed, await known().catch(() => []));
+    throw near ? new HoopError(err.code, `${err.message}: did you mean "${near}"?`, { ...(err.hint ? { hint: err.hint } : {}), exitCode: err.exitCode }) : err;
+  }
 }

@@ -9,8 +9,8 @@ import type { CancelBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
 import { gatewayBaseUrl } from '../tunnel/transport.js';
 import { type GatewayEndpoint, protocolError, requestJson } from './request.js';
-import { ErrorCode, HoopError } from '../errors.js';
-import { nearestName } from '../suggest.js';
+import { ErrorCode } from '../errors.js';
+import { suggestingNearest } from '../suggest.js';
 
 /** A connection of a gateway answer, or undefined when it lacks a field this client needs. */
 function connectionInfo(value: unknown): ConnectionInfo | undefined {
@@ -69,16 +69,10 @@ export async function listConnections(endpoint: GatewayEndpoint, token: string):
  */
 export async function getConnection(endpoint: GatewayEndpoint, token: string, name: string): Promise<ConnectionInfo> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
-  const { body } = await requestJson(endpoint, 'GET', apiPath.connection(name), { token, connection: name }).catch(async (err: unknown) => {
-    // A name typed wrong: the nearest of the caller's own connections (only those: the gateway says nothing of the rest).
-    if (!(err instanceof HoopError) || err.code !== ErrorCode.CONNECTION_UNKNOWN) throw err;
-    const mine = await listConnections(endpoint, token).catch(() => []);
-    const near = nearestName(
-      name,
-      mine.map((c) => c.name),
-    );
-    throw near ? new HoopError(err.code, `${err.message}: did you mean "${near}"?`, { hint: err.hint ?? 'hoop connections lists the ones you may use', exitCode: err.exitCode }) : err;
-  });
+  // A name typed wrong: the nearest of the caller's own connections (only those: the gateway says nothing of the rest).
+  const { body } = await suggestingNearest(requestJson(endpoint, 'GET', apiPath.connection(name), { token, connection: name }), ErrorCode.CONNECTION_UNKNOWN, name, async () =>
+    (await listConnections(endpoint, token)).map((c) => c.name),
+  );
   const info = connectionInfo(body);
   if (!info) throw protocolError(origin, 'the connection');
   return info;

@@ -9,6 +9,8 @@ import { apiPath } from '../api/paths.js';
 import { type Review, reviewSchema } from '../policy/review-record.js';
 import { z } from 'zod';
 import { answerAs, type GatewayEndpoint, requestJson } from './request.js';
+import { ErrorCode } from '../errors.js';
+import { suggestingNearest } from '../suggest.js';
 
 /** A review as `GET /v1/reviews` answers it (the gateway's own record of it). */
 export type ReviewInfo = Review;
@@ -22,7 +24,8 @@ export async function listReviews(endpoint: GatewayEndpoint, token: string, stat
 /** `GET /v1/reviews/{id}[?wait=S]`: one review, after waiting up to `waitSeconds` (60 at most) for its decision. */
 export async function getReview(endpoint: GatewayEndpoint, token: string, id: string, waitSeconds = 0): Promise<ReviewInfo> {
   const wait = Math.min(60, Math.max(0, Math.floor(waitSeconds)));
-  const { body } = await requestJson({ ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) }, 'GET', apiPath.review(id, wait), { token });
+  const asked = requestJson({ ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) }, 'GET', apiPath.review(id, wait), { token });
+  const { body } = await suggestingNearest(asked, ErrorCode.REVIEW_UNKNOWN, id, async () => (await listReviews(endpoint, token)).map((r) => r.id));
   return answerAs(endpoint, `review ${id}`, reviewSchema, body);
 }
 
@@ -46,6 +49,7 @@ export async function followReview(endpoint: GatewayEndpoint, token: () => Promi
 
 /** `POST /v1/reviews/{id}/approve|deny`: records the caller's decision; resolves the review as it then stands. */
 export async function decideReview(endpoint: GatewayEndpoint, token: string, id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> {
-  const { body } = await requestJson(endpoint, 'POST', apiPath.reviewDecision(id, decision), { token, body: (reason !== undefined ? { reason } : {}) satisfies ReviewDecisionBody });
+  const asked = requestJson(endpoint, 'POST', apiPath.reviewDecision(id, decision), { token, body: (reason !== undefined ? { reason } : {}) satisfies ReviewDecisionBody });
+  const { body } = await suggestingNearest(asked, ErrorCode.REVIEW_UNKNOWN, id, async () => (await listReviews(endpoint, token, 'pending')).map((r) => r.id));
   return answerAs(endpoint, `review ${id}`, reviewSchema, body);
 }

@@ -8,6 +8,8 @@ import type { RecordingKey, SessionSummary } from '../api/answers.js';
 import { apiPath } from '../api/paths.js';
 import { gatewayBaseUrl } from '../tunnel/transport.js';
 import { downloadFiles, type GatewayEndpoint, protocolError, requestJson } from './request.js';
+import { ErrorCode } from '../errors.js';
+import { suggestingNearest } from '../suggest.js';
 
 /**
  * `GET /v1/sessions`: the sessions the caller may see (their own; everyone's for an auditor),
@@ -23,7 +25,9 @@ export async function listSessions(endpoint: GatewayEndpoint, token: string, fil
 
 /** `GET /v1/sessions/{id}`. */
 export async function getSession(endpoint: GatewayEndpoint, token: string, id: string): Promise<SessionSummary> {
-  const { body } = await requestJson(endpoint, 'GET', apiPath.session(id), { token });
+  const { body } = await suggestingNearest(requestJson(endpoint, 'GET', apiPath.session(id), { token }), ErrorCode.SESSION_UNKNOWN, id, async () =>
+    (await listSessions(endpoint, token)).sessions.map((s) => s.id),
+  );
   return body as SessionSummary;
 }
 

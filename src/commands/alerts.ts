@@ -14,6 +14,7 @@ import { describeLength } from '../text-format.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 import { type GatewayFlags, gatewayOptions, withGateway, withGatewayAsPerson } from '../client/client-config.js';
 import { paintedTable, printJson } from '../ui/output.js';
+import { nearestName } from '../suggest.js';
 
 interface AlertFlags extends GatewayFlags {
   json?: boolean;
@@ -66,8 +67,15 @@ export function alertsCommand(io: CliIo): Command {
       .argument('<id>', 'the alert id (alert-…)')
       .option('--json', 'print JSON')
       .action(async (id: string, opts: AlertFlags) => {
-        const found = (await withGateway(io, opts, async (endpoint, token) => listAlerts(endpoint, await token()))).find((a) => a.id === id);
-        if (!found) throw new HoopError(ErrorCode.USAGE, `no alert ${id} that you may see`, { hint: '`hoop alerts ls --state all` lists them' });
+        const all = await withGateway(io, opts, async (endpoint, token) => listAlerts(endpoint, await token()));
+        const found = all.find((a) => a.id === id);
+        if (!found) {
+          const near = nearestName(
+            id,
+            all.map((a) => a.id),
+          );
+          throw new HoopError(ErrorCode.USAGE, `no alert ${id} that you may see${near ? `: did you mean "${near}"?` : ''}`, { hint: '`hoop alerts ls --state all` lists them' });
+        }
         if (opts.json) printJson(io, found);
         else io.stdout.write(text(found));
       }),

@@ -31,7 +31,7 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
   ],
   connections: [
     ['what you may reach', 'hoop connections'],
-    ['their names alone', 'hoop connections --json | jq -r ".connections[].name"'],
+    ['their names alone, one per line', "hoop connections --jq '.connections[].name'"],
   ],
   connect: [
     ['a local port for psql, pgcli or your IDE', 'hoop connect prod-db'],
@@ -141,7 +141,7 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
     ],
     ['a gateway to try on this machine, with a development identity provider', 'hoop gateway init --url https://127.0.0.1:8443 --idp dev --dir hoop-trial'],
   ],
-  'gateway dev-idp': [["the development identity provider, for the users init --idp dev wrote", 'hoop gateway dev-idp --users dev-users.yaml']],
+  'gateway dev-idp': [['the development identity provider, for the users init --idp dev wrote', 'hoop gateway dev-idp --users dev-users.yaml']],
   'gateway migrate': [['bring the shared store to this version before replicas start', 'hoop gateway migrate --config /etc/hoop/gateway.yaml']],
   'gateway status': [['is the gateway configured here healthy', 'hoop gateway status --config /etc/hoop/gateway.yaml']],
   completion: [

@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import type { CliIo, RunCli } from '../io.js';
 import { VERSION } from '../version.js';
-import { withExamples } from './examples.js';
+import { commandPath, withExamples } from './examples.js';
 
 /** A top-level command: its name (and aliases), and how to load its factory. */
 export interface CommandEntry {
@@ -62,5 +62,26 @@ export async function programOf(io: CliIo, cli: RunCli, entries: readonly Comman
     .enablePositionalOptions();
   const factories = await Promise.all(entries.map((c) => c.load()));
   for (const make of factories) program.addCommand(make(io, cli));
+  withJq(program, io);
   return withExamples(program);
+}
+
+/** Commands whose --json is a stream of lines or one event, not a document a path selects from. */
+const JSON_LINES = new Set(['exec', 'connect', 'demo', 'review watch', 'run']);
+
+/** `--jq PATH` beside every document `--json` prints: it implies --json, and printJson prints what the path selects. */
+function withJq(program: Command, io: CliIo): void {
+  const add = (cmd: Command): void => {
+    if (cmd.options.some((o) => o.long === '--json') && !JSON_LINES.has(commandPath(cmd))) {
+      cmd.option('--jq <path>', 'print what this path selects from the JSON, one per line, strings bare: .sessions[].id, .connections[0].name (implies --json)');
+    }
+    for (const sub of cmd.commands) add(sub);
+  };
+  add(program);
+  program.hook('preAction', (_program, action) => {
+    const jq = action.opts().jq as string | undefined;
+    if (jq === undefined) return;
+    action.setOptionValue('json', true);
+    io.jq = jq;
+  });
 }

@@ -5,14 +5,27 @@
  *
  * @see https://no-color.org/
  */
+import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { parseJsonPath, selectJsonPath } from '../json-path.js';
 import { columns } from '../text-format.js';
 
 const isTerminal = (stream: unknown): boolean => (stream as { isTTY?: boolean } | undefined)?.isTTY === true;
 
-/** Prints `value` as the command's JSON: indented for a person at a terminal, one line for a program. */
+/**
+ * Prints `value` as the command's JSON: indented for a person at a terminal, one line for a program;
+ * with `--jq PATH` (io.jq) only what the path selects, one per line, strings bare (as `gh --jq`).
+ */
 export function printJson(io: CliIo, value: unknown): void {
-  io.stdout.write(`${JSON.stringify(value, null, isTerminal(io.stdout) ? 2 : undefined)}\n`);
+  const indent = isTerminal(io.stdout) ? 2 : undefined;
+  if (io.jq === undefined) {
+    io.stdout.write(`${JSON.stringify(value, null, indent)}\n`);
+    return;
+  }
+  const steps = parseJsonPath(io.jq);
+  if (!steps)
+    throw new HoopError(ErrorCode.USAGE, `--jq ${JSON.stringify(io.jq)} is not a path hoop reads`, { hint: 'a path such as .sessions[].id or .connections[0].name; for more, pipe --json to jq' });
+  for (const v of selectJsonPath(value, steps)) io.stdout.write(`${typeof v === 'string' ? v : JSON.stringify(v, null, indent)}\n`);
 }
 
 /** Whether what a command prints on stdout may be coloured. */

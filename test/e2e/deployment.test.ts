@@ -207,7 +207,11 @@ describe('hoop gateway init --idp dev: a real gateway tried on one machine', () 
     const url = `https://127.0.0.1:${await freePort()}`;
     const idpPort = await freePort();
     const connection = `prod-db=postgres://${pg.users.scram.user}@127.0.0.1:${pg.port}/app?sslmode=disable`;
-    const init = await runCli(['gateway', 'init', '--dir', dir, '--url', url, '--idp', 'dev', '--issuer', `http://127.0.0.1:${idpPort}`, '--connection', connection, '--group', 'dba'], { PATH: process.env.PATH }, base);
+    const init = await runCli(
+      ['gateway', 'init', '--dir', dir, '--url', url, '--idp', 'dev', '--issuer', `http://127.0.0.1:${idpPort}`, '--connection', connection, '--group', 'dba'],
+      { PATH: process.env.PATH },
+      base,
+    );
     expect(init.code, init.stderr).toBe(0);
     const password = /\(password: (\S+), said only here\)/.exec(init.stdout)?.[1];
     expect(password, init.stdout).toBeDefined();

@@ -236,6 +236,14 @@ describe('one output contract', () => {
       expect(r.stdout.endsWith('\n') && r.stdout.indexOf('\n') === r.stdout.length - 1, `hoop ${args.join(' ')} --json prints one line`).toBe(true);
       expect(() => JSON.parse(r.stdout), `hoop ${args.join(' ')} --json`).not.toThrow();
     }
+    // --jq: what a path selects, strings bare (as gh --jq), for the documents --json prints.
+    const ids = await runProcess(process.execPath, [HOOP, 'sessions', 'ls', '--jq', '.sessions[].id'], { env });
+    const listed = (JSON.parse((await runProcess(process.execPath, [HOOP, 'sessions', 'ls', '--json'], { env })).stdout) as { sessions: Array<{ id: string }> }).sessions.map((x) => x.id);
+    expect(ids.stdout.trim().split('\n')).toEqual(listed);
+    expect((await runProcess(process.execPath, [HOOP, 'whoami', '--jq', '.subject'], { env })).stdout).toBe('alice\n');
+    const bad = await runProcess(process.execPath, [HOOP, 'whoami', '--jq', '.subject | length'], { env });
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toContain('is not a path hoop reads');
     const pretty = await onTerminal(['sessions', 'ls', '--json']);
     expect(JSON.parse(pretty.stdout.replaceAll('\r\n', '\n'))).toHaveProperty('sessions');
     expect(pretty.stdout).toContain('\n  "sessions": [');

@@ -239,7 +239,23 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
   });
 });
 
-describe('a connection name typed wrong', () => {
+describe('a name or id typed wrong', () => {
+  /** `id` with its last character changed. */
+  const typo = (id: string): string => `${id.slice(0, -1)}${id.endsWith('a') ? 'b' : 'a'}`;
+
+  it("a session, review or alert id gets the nearest of the caller's own", async () => {
+    const session = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<{ id: string }> }).sessions[0]!.id;
+    const shown = await hoop(['sessions', 'show', typo(session)]);
+    expect(shown.code).not.toBe(0);
+    expect(shown.stderr).toContain(`did you mean "${session}"?`);
+    // bob decided the reviews of the tests above: his own to see.
+    const review = (JSON.parse((await hoop(['review', 'ls', '--state', 'all', '--json'], 'bob', ['dba'])).stdout) as { reviews: Array<{ id: string }> }).reviews[0]!.id;
+    const read = await hoop(['review', 'show', typo(review)], 'bob', ['dba']);
+    expect(read.stderr).toContain(`did you mean "${review}"?`);
+    // carol may see none of them: told of none.
+    expect((await hoop(['review', 'show', typo(review)], 'carol')).stderr).not.toContain('did you mean');
+  });
+
   it("gets the nearest of the caller's own connections, and only of those", async () => {
     const typo = await hoop(['connect', 'file', '--json']);
     expect(typo.code).not.toBe(0);
