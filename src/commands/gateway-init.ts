@@ -19,6 +19,7 @@ import { DEV_IDP_ISSUER, IDP_PROFILES, IDPS, nextSteps, type FirstConnection, ty
 import { devUsersYaml } from '../demo/dev-users.js';
 import type { CliIo } from '../io.js';
 import { isLoopbackHost } from '../loopback.js';
+import { printJson } from '../ui/output.js';
 
 /** The flags of `hoop gateway init`. */
 interface InitFlags {
@@ -35,6 +36,7 @@ interface InitFlags {
   connection?: string;
   group: string;
   force?: boolean;
+  json?: boolean;
 }
 
 /** The gateway's URL, checked: https with a host. */
@@ -100,6 +102,7 @@ export function gatewayInitCommand(io: CliIo): Command {
     )
     .option('--group <group>', 'the group whose people may read every connection in the starter policy', 'hoop-users')
     .option('--force', 'write over files that exist')
+    .option('--json', 'print what it wrote and what to do next as one JSON object: { config, idp, tls, dataDir, policyRepo, devUsers?, next }')
     .action(async (flags: InitFlags) => {
       const url = gatewayUrl(flags.url);
       const profile = IDP_PROFILES[flags.idp];
@@ -146,6 +149,18 @@ export function gatewayInitCommand(io: CliIo): Command {
         ...(devUsers ? { more: { 'dev-users.yaml': devUsersYaml(devUsers.user, devUsers.password, [flags.group]) } } : {}),
         env: io.env,
       });
+      if (flags.json) {
+        printJson(io, {
+          config,
+          idp: flags.idp,
+          tls: { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) },
+          dataDir: choices.dataDir,
+          policyRepo: choices.policyRepo,
+          ...(devUsers ? { devUsers: { file: devUsers.file, user: devUsers.user, password: devUsers.password } } : {}),
+          next: nextSteps(choices, { config, ...(tls.ca ? { ca: tls.ca } : {}), ...(devUsers ? { devUsers } : {}) }).filter((l) => l.trim() !== ''),
+        });
+        return;
+      }
       io.stdout.write(
         [
           `wrote ${config} (${profile.title}), ${tls.ca ? `${join(dir, 'tls')}/ (a CA of its own, ca.crt for people, and a certificate for ${host})` : `using ${tls.cert}`}, ${choices.dataDir}/${flags.policyRepo ? '' : `, and the starter policy repo ${choices.policyRepo}`}`,

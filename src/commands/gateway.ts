@@ -54,7 +54,8 @@ export function gatewayCommand(io: CliIo): Command {
     new Command('migrate')
       .description("bring the shared store (store: postgres) up to this version's schema; safe while other replicas run or start")
       .option('-c, --config <file>', 'gateway configuration file (YAML; default $HOOP_GATEWAY_CONFIG)', io.env.HOOP_GATEWAY_CONFIG)
-      .action(async (opts: { config?: string }) => {
+      .option('--json', 'print it as one JSON object: { store, applied, version }')
+      .action(async (opts: { config?: string; json?: boolean }) => {
         const config = await loadGatewayConfig(configFile(opts.config), io.env);
         if (config.store.kind !== 'postgres') {
           throw new HoopError(ErrorCode.USAGE, `${config.file} keeps the gateway's state in files (dataDir), which need no migration`, {
@@ -62,7 +63,8 @@ export function gatewayCommand(io: CliIo): Command {
           });
         }
         const { where, version, applied } = await migrateStore(config.store, io.env);
-        io.stdout.write(`store ${where}: ${applied.length > 0 ? `applied ${applied.join(', ')}; ` : 'nothing to apply; '}schema at version ${version}\n`);
+        if (opts.json) printJson(io, { store: where, applied, version });
+        else io.stdout.write(`store ${where}: ${applied.length > 0 ? `applied ${applied.join(', ')}; ` : 'nothing to apply; '}schema at version ${version}\n`);
       }),
   );
   gateway.addCommand(

@@ -200,6 +200,12 @@ describe('hoop gateway init --idp dev: a real gateway tried on one machine', () 
     const written = parseYaml(readFileSync(join(dir, 'gateway.yaml'), 'utf8')) as { login: { issuer: string }; issuers: Array<{ issuer: string }> };
     expect([written.login.issuer, written.issuers[0]!.issuer]).toEqual(['http://127.0.0.1:9000', 'http://127.0.0.1:9000']);
     expect(init.stdout).toContain(`hoop gateway dev-idp --users ${join(dir, 'dev-users.yaml')} --port 9000`);
+    // --json: what it wrote, and the same next steps.
+    const json = await runCli(['gateway', 'init', '--dir', join(base, 'dev-json'), '--url', 'https://127.0.0.1:8443', '--idp', 'dev', '--json'], { PATH: process.env.PATH }, base);
+    const said = JSON.parse(json.stdout) as { config: string; devUsers: { file: string; user: string; password: string }; next: string[] };
+    expect(said.config).toBe(join(base, 'dev-json', 'gateway.yaml'));
+    expect(said.devUsers).toMatchObject({ file: join(base, 'dev-json', 'dev-users.yaml'), user: 'admin' });
+    expect(said.next).toContain(`  hoop gateway dev-idp --users ${said.devUsers.file} --port 9000`);
   });
 
   it('writes a users file and says its password once; the development provider signs that person in with it (and not without), and the gateway serves them', async () => {

@@ -82,7 +82,7 @@ describe('hoop completion', () => {
     expect(await bash('sessions', 'ls', '--si')).toEqual(['--since']);
     // An option's value is not taken for a command: `--gateway x` is skipped.
     expect(await bash('--version', 'review', '--gateway', 'x', 'ls', '--state', 'p')).toEqual(['pending']);
-    expect(await bash('ls', '--j')).toEqual(['--json']);
+    expect(await bash('ls', '--j')).toEqual(['--json', '--jq']);
     expect(await bash('completion', '')).toEqual(['bash', 'zsh', 'fish']);
     expect(await bash('run', '--', 'ps')).toEqual([]);
   });
@@ -113,7 +113,7 @@ describe('hoop completion', () => {
     expect(await zsh('login', '--ca-file', '')).toEqual(['<files>']);
     expect(await fish('hoop se')).toEqual(['sessions']);
     expect(await fish('hoop review ls --state ')).toEqual(['all', 'approved', 'denied', 'expired', 'pending', 'withdrawn']);
-    expect(await fish('hoop sessions ls --j')).toEqual(['--json']);
+    expect(await fish('hoop sessions ls --js')).toEqual(['--json']);
   });
 
   it('without a shell is a usage error', async () => {

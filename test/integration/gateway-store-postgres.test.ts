@@ -282,6 +282,7 @@ describe('the PostgreSQL store', () => {
     );
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 13\n`);
+    expect(JSON.parse((await runCli(['gateway', 'migrate', '--config', config, '--json'], env, dir)).stdout)).toEqual({ store: `127.0.0.1:${store.port}/fresh`, applied: [], version: 13 });
     // `hoop gateway status`: a store no replica used yet, and one that cannot be reached (exit 69, no password).
     const status = await runCli(['gateway', 'status', '--config', config], env, dir);
     expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 13\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
