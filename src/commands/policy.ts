@@ -16,16 +16,15 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { evaluateStatement } from '../policy/evaluate.js';
-import { describedPrincipal, VIAS, type Via } from '../policy/principal.js';
+import { VIAS } from '../policy/principal.js';
 import { policyFileSchema } from '../policy/schema.js';
 import { describePolicy, policyAsJson } from '../policy/summary.js';
 import { policyTestFileSchema } from '../policy/test-cases.js';
 import { gatewayOptions } from '../client/client-config.js';
 import { loadSource, pullSource, type SourceOptions } from '../client/policy-source.js';
-import { reviewTerms } from '../text-format.js';
+import { policyCheck, type PolicyCheckFlags } from './policy-check.js';
 import { policyStatus, policyTest } from './policy-test.js';
-import { palette, printJson } from '../ui/output.js';
+import { printJson } from '../ui/output.js';
 
 function withSource(cmd: Command, dirHelp = 'a checked-out config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)'): Command {
   return cmd
@@ -93,61 +92,7 @@ export function policyCommand(io: CliIo): Command {
       .option('--agent <name>', 'judge it as this agent in a run acting for the identity')
       .option('--not-isolated', "the agent's run was not contained")
       .option('--json', 'print the decision as one JSON object: { decision, rule, message?, reason, review?, access, policy } (the exit code as without)')
-      .action(async (sql: string, opts: SourceOptions & { as?: string; email?: string; group: string[]; connection?: string; via?: string; agent?: string; notIsolated?: boolean; json?: boolean }) => {
-        const { policy: p, what } = await loadSource(io, opts);
-        let connection = opts.connection;
-        if (connection === undefined) {
-          // Statements go to SQL connections: the only one of those, whatever else the policy defines.
-          const sql = p.connections.filter((c) => c.type === 'postgres' || c.type === 'mysql');
-          if (sql.length !== 1) {
-            throw new HoopError(ErrorCode.USAGE, 'which connection?', { hint: `pass --connection (one of: ${sql.map((c) => c.name).join(', ') || 'no SQL connection is defined'})` });
-          }
-          connection = sql[0]!.name;
-        }
-        if (opts.as === undefined && (opts.email !== undefined || opts.group.length > 0)) {
-          throw new HoopError(ErrorCode.USAGE, '--email and --group describe the identity given with --as', { hint: 'add --as SUBJECT' });
-        }
-        if (opts.via !== undefined && !(VIAS as readonly string[]).includes(opts.via)) throw new HoopError(ErrorCode.USAGE, `--via must be one of ${VIAS.join(', ')}`);
-        const principal = describedPrincipal({ via: opts.via as Via | undefined, agent: opts.agent, ...(opts.notIsolated ? { isolated: false } : {}) });
-        if (typeof principal === 'string') throw new HoopError(ErrorCode.USAGE, principal.replace('agent and isolated', '--agent and --not-isolated').replace('via:', '--via'));
-        if (opts.as === undefined && principal !== undefined) throw new HoopError(ErrorCode.USAGE, '--via and --agent describe how the identity given with --as comes', { hint: 'add --as SUBJECT' });
-        const who =
-          opts.as !== undefined ? { subject: opts.as, groups: opts.group, ...(opts.email !== undefined ? { email: opts.email.toLowerCase() } : {}), ...(principal ? { principal } : {}) } : undefined;
-        const { access, decision } = await evaluateStatement(p, who, connection, sql);
-        const accessText = who
-          ? access
-            ? `${access.mode} by rule "${access.rule}"${access.maxSessionSeconds !== undefined ? `, sessions up to ${access.maxSessionSeconds}s` : ''}`
-            : 'none'
-          : 'not checked (no --as); statement rules applied as for read-write';
-        const review = decision.action === 'review' ? (decision.review ? reviewTerms(decision.review) : 'no reviewers are named, so it would be refused') : undefined;
-        if (opts.json) {
-          printJson(io, {
-            decision: decision.action,
-            rule: decision.rule ?? null,
-            ...(decision.message ? { message: decision.message } : {}),
-            reason: decision.reason,
-            ...(review ? { review } : {}),
-            access: who ? (access ?? null) : 'not checked',
-            policy: p.commit ?? what,
-          });
-        } else {
-          const lines = [
-            `decision  ${palette(io).word(decision.action)}`,
-            `rule      ${decision.rule ?? '(none)'}`,
-            ...(decision.message ? [`message   ${decision.message}`] : []),
-            `reason    ${decision.reason}`,
-            ...(review ? [`review    ${review}`] : []),
-            `access    ${accessText}`,
-            `policy    ${p.commit ?? what}`,
-          ];
-          io.stdout.write(`${lines.join('\n')}\n`);
-        }
-        if (decision.action !== 'allow') {
-          throw new HoopError(ErrorCode.ACCESS_DENIED, decision.action === 'deny' ? 'the statement would be denied' : 'the statement would need approval', {
-            exitCode: decision.action === 'deny' ? 1 : 2,
-          });
-        }
-      }),
+      .action((sql: string, opts: PolicyCheckFlags) => policyCheck(io, sql, opts)),
   );
 
   policy.addCommand(
