@@ -25,7 +25,7 @@ import { checkTreeTarget, readTreeFile } from '../tree-file.js';
 import { resolveCommand } from '../agent/spawn-agent.js';
 
 /** The clients hoop writes a configuration for. */
-export const MCP_CLIENTS = ['claude-code', 'cursor', 'vscode'] as const;
+export const MCP_CLIENTS = ['claude-code', 'cursor', 'vscode', 'gemini', 'windsurf'] as const;
 export type McpClient = (typeof MCP_CLIENTS)[number];
 
 /** This hoop's launcher (`bin/hoop.js` of the installed package). */
@@ -45,6 +45,11 @@ export function clientFile(client: McpClient, cwd: string, global: boolean): { f
       if (global)
         throw new HoopError(ErrorCode.USAGE, 'VS Code keeps user-level MCP servers in its settings, not in a file hoop edits', { hint: 'leave out --global: the workspace file is .vscode/mcp.json' });
       return { file: join(cwd, '.vscode', 'mcp.json'), key: 'servers' };
+    case 'gemini':
+      return { file: join(global ? homedir() : cwd, '.gemini', 'settings.json'), key: 'mcpServers' };
+    case 'windsurf':
+      // Windsurf has no project file: its one file is the user's.
+      return { file: join(homedir(), '.codeium', 'windsurf', 'mcp_config.json'), key: 'mcpServers' };
   }
 }
 
@@ -67,7 +72,8 @@ export function serverEntry(client: McpClient, args: readonly string[], env: Nod
   const passed = Object.fromEntries(LOGIN_VARIABLES.flatMap((k) => (env[k]?.trim() ? [[k, env[k]!.trim()]] : [])));
   const start = launcher(env);
   return {
-    ...(client === 'cursor' ? {} : { type: 'stdio' }),
+    // Claude Code and VS Code name the transport; the others take a command for stdio.
+    ...(client === 'claude-code' || client === 'vscode' ? { type: 'stdio' } : {}),
     command: start.command,
     args: [...start.args, 'mcp', ...args],
     ...(Object.keys(passed).length > 0 ? { env: passed } : {}),
