@@ -24,8 +24,8 @@ export function passwordMatches(stored: string, password: string): boolean {
   const [kind, salt, hash] = stored.split(':');
   if (kind !== 'scrypt' || !salt || !hash) return false;
   const want = Buffer.from(hash, 'base64url');
-  const got = scryptSync(password, Buffer.from(salt, 'base64url'), want.length, SCRYPT);
-  return want.length === 32 && timingSafeEqual(want, got);
+  if (want.length !== 32) return false;
+  return timingSafeEqual(want, scryptSync(password, Buffer.from(salt, 'base64url'), 32, SCRYPT));
 }
 
 const usersSchema = z.strictObject({

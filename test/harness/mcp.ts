@@ -52,20 +52,3 @@ export async function rawMcp(stack: HoopStack, name: string, o: { subject?: stri
   send({ jsonrpc: '2.0', method: 'notifications/initialized' });
   return { channel, received, send, answer, request, ended: () => ended, close: () => channel.destroy() };
 }
-
-/** The events of session `id`'s recording (`hoop sessions export --format jsonl`), once it is complete. */
-export function recordingEvents(stack: HoopStack, id: string): Promise<Array<Record<string, unknown>>> {
-  return eventually(
-    async () => {
-      const r = await stack.run(['sessions', 'export', id, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
-      expect(r.code, r.stderr).toBe(0);
-      const lines = r.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(lines.some((e) => e.t === 'end')).toBe(true);
-      return lines;
-    },
-    { timeout: 30_000, interval: 200 },
-  );
-}

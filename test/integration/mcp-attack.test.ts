@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newSessionId } from '../../src/tunnel/transport.js';
-import { rawMcp as rawMcpOf, recordingEvents } from '../harness/mcp.js';
+import { recordingEvents } from '../harness/exported-events.js';
+import { rawMcp as rawMcpOf } from '../harness/mcp.js';
 import { startRepoStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 

@@ -18,7 +18,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRepoStack, type HoopStack } from '../harness/stack.js';
-import { recordingEvents } from '../harness/mcp.js';
+import { recordingEvents } from '../harness/exported-events.js';
 import { eventually } from '../harness/wait.js';
 
 const require = createRequire(import.meta.url);

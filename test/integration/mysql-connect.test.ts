@@ -22,6 +22,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import { runSaid } from '../harness/hoop-process.js';
+import { recordingEvents } from '../harness/exported-events.js';
 
 /** MariaDB Connector/J, from Debian's libmariadb-java. */
 const CONNECTOR_J = '/usr/share/java/mariadb-java-client.jar';
@@ -150,25 +151,7 @@ const lastSession = (connection: string): string =>
     .at(-1)!.session as string;
 
 /** Session `session`'s recording once it ended, as `hoop sessions export --format jsonl` gives it. */
-const recordingOf = (session: string): Promise<Array<Record<string, unknown>>> => recordingOfOn(stack, session);
-
-/** Session `session`'s recording on stack `on`, once it ended. */
-async function recordingOfOn(on: HoopStack, session: string): Promise<Array<Record<string, unknown>>> {
-  const token = await on.token('alice');
-  return eventually(
-    async () => {
-      const r = await on.run(['sessions', 'export', session, '--format', 'jsonl', '--gateway', on.gateway.url, '--ca-file', on.pki.caFile], { HOOP_TOKEN: token });
-      expect(r.code, r.stderr).toBe(0);
-      const lines = r.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(lines.some((e) => e.t === 'end')).toBe(true);
-      return lines;
-    },
-    { timeout: 30_000, interval: 200 },
-  );
-}
+const recordingOf = (session: string): Promise<Array<Record<string, unknown>>> => recordingEvents(stack, session);
 
 /** A client of the governed stack's `shop` on a raw tunnel (session `id`), signed in: its stream, and the payloads it has received. */
 async function rawSession(id: string): Promise<{ stream: Duplex; got: Buffer[] }> {
@@ -414,7 +397,7 @@ describe('hoop connect for a mysql connection', () => {
     expect(errs[0]).toMatch(/denied by rule "no-deletes"/);
     expect(errs[1]).toMatch(/serves the database app/);
     stream.end();
-    const events = await recordingOfOn(governed, 'raw-pipelined');
+    const events = await recordingEvents(governed, 'raw-pipelined');
     expect(events.filter((e) => e.t === 'query' || e.t === 'complete' || e.t === 'error' || e.t === 'row').map((e) => e.t)).toEqual([
       'query',
       'row',
@@ -698,7 +681,7 @@ describe("hoop connect --direct for a mysql connection: the gateway's MySQL port
       { timeout: 30_000, interval: 200 },
     );
     expect(listed[0]).toMatchObject({ subject: 'alice' });
-    const recorded = (await Promise.all(listed.map((x) => recordingOfOn(governed, x.id)))).flat();
+    const recorded = (await Promise.all(listed.map((x) => recordingEvents(governed, x.id)))).flat();
     expect(recorded.some((e) => e.t === 'query' && String(e.sql).includes("INSERT INTO items VALUES (40, 'direct')"))).toBe(true);
   });
 

@@ -24,7 +24,7 @@ import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { packets } from '../harness/mysql-packets.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
-import { eventually } from '../harness/wait.js';
+import { recordingEvents } from '../harness/exported-events.js';
 
 let db: MariaServer;
 let stack: HoopStack;
@@ -282,20 +282,7 @@ describe("the masked stack's recordings", () => {
     const client = await (await MySqlGreeted.read(channel)).signIn({ user: 'x', password: '', database: 'app' });
     await client.query('SELECT id FROM items WHERE id IN (1, 2, 101, 102, 103) ORDER BY id');
     client.close();
-    const token = await masked.token('alice');
-    const lines = await eventually(
-      async () => {
-        const r = await masked.run(['sessions', 'export', id, '--format', 'jsonl', '--gateway', masked.gateway.url, '--ca-file', masked.pki.caFile], { HOOP_TOKEN: token });
-        expect(r.code, r.stderr).toBe(0);
-        const events = r.stdout
-          .trim()
-          .split('\n')
-          .map((l) => JSON.parse(l) as Record<string, unknown>);
-        expect(events.some((e) => e.t === 'end')).toBe(true);
-        return events;
-      },
-      { timeout: 30_000, interval: 200 },
-    );
+    const lines = await recordingEvents(masked, id);
     expect(lines.filter((e) => e.t === 'row').map((e) => e.values)).toEqual([['1'], ['2']]);
     expect(lines).toContainEqual(expect.objectContaining({ t: 'complete', rows: 5, unrecorded: 3 }));
   });
