@@ -136,16 +136,20 @@ describe('the control credential', () => {
 });
 
 describe("a run lives no longer than its person's sign-in", () => {
-  it("takes the groups and the time of the person's current token each heartbeat brings; another person's is refused, one refused for good ends it", async () => {
-    const run = (await begin(await stack.token('alice', ['engineers']))).body;
+  it("takes the time of the person's current token each heartbeat brings, and its groups only to narrow them; another person's is refused, one refused for good ends it", async () => {
+    const run = (await begin(await stack.token('alice', ['engineers', 'dba']))).body;
     const [id, control] = [run.id as string, run.controlToken as string];
-    expect((await api('GET', '/v1/whoami', run.token as string)).body).toMatchObject({ groups: ['engineers'] });
-    // Alice's fresh token: she is in dba now, and no longer in engineers.
-    const fresh = await stack.oidc.token({ subject: 'alice', groups: ['dba'], audience: 'hoop-test', expiresInSeconds: 900 });
+    expect((await api('GET', '/v1/whoami', run.token as string)).body).toMatchObject({ groups: ['engineers', 'dba'] });
+    // Alice's fresh token: she is no longer in engineers, and is in ops now: the run drops engineers and never takes ops.
+    const fresh = await stack.oidc.token({ subject: 'alice', groups: ['dba', 'ops'], audience: 'hoop-test', expiresInSeconds: 900 });
     const beat = await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: fresh });
     expect(beat.status).toBe(200);
     expect(Date.parse(beat.body.ownerExpiresAt as string) - Date.now()).toBeGreaterThan(800_000);
     expect((await api('GET', '/v1/whoami', run.token as string)).body).toMatchObject({ subject: 'alice', groups: ['dba'] });
+    // An older token of hers, still valid, with the group the run lost: the run does not get it back.
+    const older = await stack.oidc.token({ subject: 'alice', groups: ['engineers', 'dba'], audience: 'hoop-test', expiresInSeconds: 900 });
+    expect((await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: older })).status).toBe(200);
+    expect((await api('GET', '/v1/whoami', run.token as string)).body).toMatchObject({ groups: ['dba'] });
     // Carol's token cannot speak for alice's run; the run's own credential is no person's.
     expect((await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: await stack.token('carol') })).status).toBe(403);
     expect((await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: run.token })).body.ownerExpiresAt).toBe(beat.body.ownerExpiresAt);

@@ -394,15 +394,17 @@ describe('two replicas behind a load balancer', () => {
   });
 
   it("knows an agent's run on every replica: begun through B, its credential works on A, and ended through B, its session on A ends", async () => {
-    const alice = await stack.token('alice');
+    const alice = await stack.token('alice', ['dba', 'engineers']);
     const begun = await callApi(bUrl, stack.pki.ca, 'POST', '/v1/runs', alice, { connections: ['app'], agent: 'claude', isolation: 'bwrap' });
     expect(begun.status).toBe(201);
     const { id, token, controlToken } = begun.body as { id: string; token: string; controlToken: string };
     const onA = await stack.tunnel('app', token);
     expect((await onA.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
-    // A heartbeat through A brings alice's current token (now in dba): B sees the run with her groups.
+    // A heartbeat through A brings alice's current token (no longer in engineers): B sees the run with the groups left; one with them all again widens nothing.
     expect((await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/heartbeat`, controlToken, { personToken: await stack.token('alice', ['dba']) })).status).toBe(200);
     expect((await callApi(bUrl, stack.pki.ca, 'GET', '/v1/whoami', token)).body).toMatchObject({ subject: 'alice', groups: ['dba'], run: { id } });
+    expect((await callApi(bUrl, stack.pki.ca, 'POST', `/v1/runs/${id}/heartbeat`, controlToken, { personToken: await stack.token('alice', ['dba', 'engineers']) })).status).toBe(200);
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', token)).body).toMatchObject({ groups: ['dba'] });
     expect((await callApi(bUrl, stack.pki.ca, 'POST', `/v1/runs/${id}/end`, controlToken)).status).toBe(200);
     const ended = await onA.error(30_000);
     expect(ended).toMatchObject({ severity: 'FATAL', message: `hoop: run ${id} ended (its hoop ended it); its sessions end with it` });

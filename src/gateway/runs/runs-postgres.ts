@@ -133,7 +133,11 @@ export class PostgresRunStore implements RunStore {
   async heartbeat(id: string, fresh?: FreshOwner): Promise<RunRecord | undefined> {
     if (!fresh) return this.#one(`update hoop.runs set heartbeat_at = now() where id = $1 and ${OPEN} returning ${COLUMNS}`, [id], 'keep the run alive');
     return this.#one(
-      `update hoop.runs set heartbeat_at = now(), owner_expires_at = $3, run = jsonb_set(run, '{owner}', $2) where id = $1 and ${OPEN} returning ${COLUMNS}`,
+      // The groups as narrowedOwner() says, in the same update: the run's groups that the fresh credential still names.
+      `update hoop.runs set heartbeat_at = now(), owner_expires_at = $3,
+         run = jsonb_set(run, '{owner}', $2::jsonb || jsonb_build_object('groups',
+           (select coalesce(jsonb_agg(g), '[]'::jsonb) from jsonb_array_elements(run->'owner'->'groups') g where $2::jsonb->'groups' @> jsonb_build_array(g))))
+       where id = $1 and ${OPEN} returning ${COLUMNS}`,
       [id, fresh.owner, fresh.expiresAt],
       'keep the run alive',
     );

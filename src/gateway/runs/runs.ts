@@ -61,6 +61,15 @@ export interface FreshOwner {
   expiresAt: string;
 }
 
+/**
+ * The run's person after a heartbeat: as the fresh credential says, in the groups the run had
+ * that it still names. A run's groups are fixed at its start; a heartbeat may narrow them (a
+ * person removed from a group), never widen them (an older token of theirs with more groups).
+ */
+export function narrowedOwner(current: RunOwner, fresh: RunOwner): RunOwner {
+  return { ...fresh, groups: current.groups.filter((g) => fresh.groups.includes(g)) };
+}
+
 const RUN_ID = /^run-[A-Za-z0-9_-]{16,64}$/;
 /** A secret as the gateway keeps it: its SHA-256, in hex. */
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -82,7 +91,7 @@ export interface RunStore {
   /** The run whose run credential (`kind: 'run'`) or control credential has this SHA-256. */
   find(kind: 'run' | 'control', hash: string): Promise<RunRecord | undefined>;
   get(id: string): Promise<RunRecord | undefined>;
-  /** Marks a heartbeat of an open run (with its person as a fresh credential says, when one came); undefined when it has ended. */
+  /** Marks a heartbeat of an open run (with its person as a fresh credential says, when one came: {@link narrowedOwner}); undefined when it has ended. */
   heartbeat(id: string, owner?: FreshOwner): Promise<RunRecord | undefined>;
   /** Ends an open run; undefined when it had ended already. */
   end(id: string, reason: RunEnd): Promise<RunRecord | undefined>;
@@ -479,7 +488,7 @@ export class FileRunStore implements RunStore {
     return this.#change(() => {
       const run = this.#runs.get(id);
       if (!run || !runOpen(run)) return undefined;
-      return { ...run, heartbeatAt: new Date().toISOString(), ...(fresh ? { owner: fresh.owner, ownerExpiresAt: fresh.expiresAt } : {}) };
+      return { ...run, heartbeatAt: new Date().toISOString(), ...(fresh ? { owner: narrowedOwner(run.owner, fresh.owner), ownerExpiresAt: fresh.expiresAt } : {}) };
     });
   }
 
