@@ -9,10 +9,11 @@ import { commandsFor, programOf } from './commands/index.js';
 import { CommandExit, ExitCode, HoopError, describeError, hoopSays } from './errors.js';
 import type { CliIo } from './io.js';
 import { sweepAbandonedRuns } from './agent/pending-sweeps.js';
+import { tellLayersLeft } from './agent/layers.js';
 
 /** Builds the commander program for one invocation: with the command `argv` runs (or all of them, for help). */
 export async function buildProgram(io: CliIo, argv: readonly string[]): Promise<Command> {
-  const program = (await programOf(io, main, commandsFor(argv)))
+  const program = (await programOf(io, main, commandsFor(argv), argv))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
@@ -44,6 +45,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   } catch (err) {
     io.stderr.write(`hoop: could not sweep after a run whose hoop was stopped: ${describeError(err)}\n`);
   }
+  // A run whose hoop was stopped before its command ended: its changes are kept, and that is said once.
+  await tellLayersLeft(io.env, (line) => void io.stderr.write(`${hoopSays(line)}\n`)).catch((err: unknown) =>
+    io.stderr.write(`hoop: could not look at the changes runs kept: ${describeError(err)}\n`),
+  );
   try {
     // --no-color is every command's (before a run's `--`): taken here, so no command declares it.
     const end = argv.includes('--') ? argv.indexOf('--') : argv.length;

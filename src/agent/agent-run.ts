@@ -28,6 +28,9 @@ export class AgentRun {
   readonly agent: string;
   readonly isolation: string;
   readonly expiresAt: Date;
+  /** Whether the policy wants the run's changes reviewed before they apply, and the controls it lets through the gate, as it said when the run began. */
+  readonly review: boolean;
+  readonly applyControls: string[];
   /** The run's credential, for its sessions (and the command's environment). */
   readonly token: string;
   /** Tokens of the run's credential, for its tunnels. */
@@ -51,6 +54,8 @@ export class AgentRun {
     this.agent = started.agent;
     this.isolation = started.isolation;
     this.expiresAt = new Date(started.expiresAt);
+    this.review = started.review === true;
+    this.applyControls = started.applyControls ?? [];
     this.token = started.token;
     this.#controlToken = started.controlToken;
     this.#person = person;
@@ -73,6 +78,8 @@ export class AgentRun {
     isolation: string;
     command?: string;
     prompt?: string;
+    /** How the command's changes reach its tree (none: a run with no command of its own). */
+    apply?: 'gate' | 'live';
     say: (line: string) => void;
     log: Logger;
   }): Promise<AgentRun> {
@@ -84,6 +91,7 @@ export class AgentRun {
       isolation: o.isolation,
       ...(o.command !== undefined ? { command: o.command } : {}),
       ...(o.prompt !== undefined ? { prompt: o.prompt } : {}),
+      ...(o.apply !== undefined ? { apply: o.apply } : {}),
     });
     o.log.info('run.begun', { run: started.id, agent: started.agent, isolation: started.isolation, expiresAt: started.expiresAt });
     return new AgentRun(started, o.person, o.say, o.log);

@@ -24,13 +24,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
+import { layerLaunch } from './layers.js';
 import { BWRAP_NAMESPACES } from './sandbox.js';
 
 /** How `hoop run` contains its command: `auto` (bubblewrap where it works, else none, said on stderr), `bwrap` (or fail), `none`. */
 export type IsolationMode = 'auto' | 'bwrap' | 'none';
 
-/** The containment a run gets. */
-export type Containment = { kind: 'bwrap'; bwrap: string } | { kind: 'none'; why: string };
+/** The containment a run gets: bubblewrap, started through `unshare` (./layers.ts), or none and why. */
+export type Containment = { kind: 'bwrap'; bwrap: string; unshare: string } | { kind: 'none'; why: string };
 
 /**
  * A program as the variable `named` says (taken as it is), else the first on `PATH` or in the
@@ -108,9 +109,13 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
   if (process.platform !== 'linux') return fail(`containment needs Linux namespaces (bubblewrap); this is ${process.platform}`);
   const bwrap = findProgram('bwrap', env, env.HOOP_BWRAP);
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');
+  const unshare = findProgram('unshare', env);
+  if (!unshare) return fail('unshare (util-linux) is not installed', 'install util-linux, or run with --isolation none');
   // By its path: bubblewrap looks a bare name up in this process's PATH, which may hold no cat (a machine with only node on it).
   const cat = findProgram('cat', env) ?? '/bin/cat';
-  const probe = spawnSync(bwrap, [...BWRAP_NAMESPACES, '--', cat, '/proc/self/status'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
+  // As a run starts it (./layers.ts): bubblewrap in a user and mount namespace of the run's own, the command as the person.
+  const ids = ['--uid', String(process.getuid?.() ?? 0), '--gid', String(process.getgid?.() ?? 0)];
+  const probe = spawnSync(unshare, layerLaunch(undefined, [bwrap, ...BWRAP_NAMESPACES, ...ids, '--', cat, '/proc/self/status']), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
   if (probe.status !== 0) {
     const said = probe.stderr?.toString('utf8').trim().split('\n')[0];
     return fail(
@@ -121,7 +126,7 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
   // Root's bubblewrap keeps capabilities unless told: a command with any could undo its mounts.
   const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(probe.stdout?.toString('utf8') ?? '')?.[1];
   if (effective === undefined || BigInt(`0x${effective}`) !== 0n) return fail(`bwrap leaves the command capabilities here (CapEff ${effective ?? 'unknown'}), with which it could undo its sandbox`);
-  return { kind: 'bwrap', bwrap };
+  return { kind: 'bwrap', bwrap, unshare };
 }
 
 /**

@@ -4,19 +4,68 @@
  * connection is handed to the unix socket `hoop run` listens on for that port in the run's
  * directory, ./port-bridge.ts), then starts the command with this process's stdio and
  * environment, hands it every signal it receives, and ends as the command ended (its exit code,
- * or the same signal).
+ * or the same signal). Its PID namespace ends with it, and every process of the run with it
+ * (one that left the command's session or process group too).
+ *
+ * It hears from `hoop run` on a life line (a descriptor `hoop run` writes to every 250 ms): while
+ * it hears nothing for {@link FREEZE_AFTER_MS} (`hoop run` stopped: Ctrl-Z, SIGSTOP), every other
+ * process of the run is stopped, and continued once it hears again; when the line closes
+ * (`hoop run` is gone), every one is killed.
  *
  * Started by `hoop run` only, as `bin/hoop-sandbox.js <spec JSON> <command> [args...]`, the spec
- * being `{ ports: [{ host, port, socket }] }`.
+ * being `{ ports: [{ host, port, socket }], lifeline?: fd }`.
  *
  * @see https://nodejs.org/api/net.html
+ * @see https://man7.org/linux/man-pages/man7/pid_namespaces.7.html
  */
 import { spawn } from 'node:child_process';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, Socket } from 'node:net';
 import { constants } from 'node:os';
 
 interface Spec {
   ports: Array<{ host: string; port: number; socket: string }>;
+  lifeline?: number;
+}
+
+/** How long the run goes on without word from its `hoop run` before it is stopped. */
+export const FREEZE_AFTER_MS = 1_000;
+
+/** Every process of this PID namespace but its first and this one (kill(2) with -1). */
+const EVERY_OTHER = -1;
+
+/**
+ * Keeps the run in step with its `hoop run` over the life line `fd` (see the module
+ * documentation); `started` is said on it once the command runs.
+ */
+function followLifeline(fd: number): { started(): void } {
+  const line = new Socket({ fd, readable: true, writable: true });
+  let heard = Date.now();
+  let frozen = false;
+  const signal = (s: NodeJS.Signals): void => {
+    try {
+      process.kill(EVERY_OTHER, s);
+    } catch {
+      /* no other process left */
+    }
+  };
+  line.on('data', () => {
+    heard = Date.now();
+    if (frozen) {
+      frozen = false;
+      signal('SIGCONT');
+    }
+  });
+  // The command is among those killed: this process then ends as it did.
+  const gone = (): void => signal('SIGKILL');
+  line.on('end', gone);
+  line.on('error', gone);
+  setInterval(() => {
+    if (!frozen && Date.now() - heard > FREEZE_AFTER_MS) {
+      frozen = true;
+      signal('SIGSTOP');
+    }
+  }, 100).unref();
+  return { started: () => void line.write('r') };
 }
 
 /** The signals handed on to the command. */
@@ -47,8 +96,10 @@ export async function runInSandbox(argv: string[]): Promise<number> {
     return 2;
   }
   let servers: Server[];
+  let life: { started(): void } | undefined;
   try {
     const spec = JSON.parse(specText) as Spec;
+    if (spec.lifeline !== undefined) life = followLifeline(spec.lifeline);
     servers = await Promise.all(spec.ports.map((p) => forward(p.host, p.port, p.socket)));
   } catch (err) {
     process.stderr.write(`hoop: the run's sandbox could not start: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -65,6 +116,7 @@ export async function runInSandbox(argv: string[]): Promise<number> {
       else early.push(signal);
     });
   child = spawn(file, args, { stdio: 'inherit' });
+  life?.started();
   for (const signal of early.splice(0)) child.kill(signal);
   return new Promise((resolve) => {
     child.on('error', (err) => {

@@ -6,9 +6,14 @@
  * - **Read-only**: everything, to begin with. Whatever runs as the person later (startup files,
  *   the programs on `PATH` and what they load, hoop itself, other tools' configuration) is out of
  *   the command's reach to change.
- * - **Writable**: the working directory, the run's own directory (its ports' sockets and
- *   certificates) and what the person shares (`--share`; `--ssh-agent` shares the agent's
- *   socket). A place that would give the command the person's home or more is refused.
+ * - **Layered** (a run through the gate, ./gate.ts): the working directory and what the person
+ *   shares (`--share`) are each the lower layer of an overlay whose upper layer is the run's own
+ *   (./layers.ts): the command reads and writes them as usual, and nothing it writes reaches the
+ *   person's tree but through the gate when it ends. A place inside another is the outer one's.
+ * - **Writable**: the run's own directory (its ports' sockets and certificates), the directory of
+ *   `--socket`, the SSH agent's socket with `--ssh-agent`, and (with `--apply live`) the working
+ *   directory and what the person shares. A place that would give the command the person's home
+ *   or more is refused.
  * - **Private** (empty, its own, gone at the end): `/tmp`, `/var/tmp`, `/dev/shm`, the session's
  *   runtime directory and the terminal multiplexers' socket directories, where the person's
  *   other processes meet (a tmux or screen server, the session bus and the keychain behind it,
@@ -24,8 +29,9 @@
  *   there, and `.hoop.yaml` (the next run's connections), as ./tree-controls.ts finds them; and
  *   `--read-only` paths.
  *
- * Every path is taken as its real path (symbolic links resolved), and the mounts apply outer
- * first, so a path inside another is placed after it.
+ * Every path is taken as its real path (symbolic links resolved), with its identity (device and
+ * inode), and the mounts apply outer first, so a path inside another is placed after it. What is
+ * bound is bound by descriptor, checked against that identity (./descriptors.ts).
  *
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
  * @see https://specifications.freedesktop.org/basedir-spec/latest/
@@ -38,10 +44,12 @@ import { configDir, stateDir } from '../auth/paths.js';
 import { KUBERNETES_TOKEN_FILES } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { type TreePlaces, within } from '../tree-file.js';
+import { type FileId, fileIdOf } from './descriptors.js';
+import { layersRoot } from './layers.js';
 import type { TreeControls } from './tree-controls.js';
 
 /** How a path appears to the contained command. */
-export type MountKind = 'writable' | 'private' | 'hidden' | 'read-only' | 'replaced' | 'link';
+export type MountKind = 'writable' | 'layer' | 'private' | 'hidden' | 'read-only' | 'replaced' | 'link';
 
 /** One path of the sandbox. */
 export interface Mount {
@@ -51,6 +59,10 @@ export interface Mount {
   dir: boolean;
   /** For `replaced`: the file put there; for `link`: where the symbolic link points. */
   source?: string;
+  /** What stood at `path` when the layout was worked out: what a bind of it must still find. */
+  id?: FileId;
+  /** For `layer`: which of the run's layers it is (./layers.ts), in the order of the places. */
+  layer?: number;
 }
 
 /** What {@link sandboxMounts} is worked out from. */
@@ -68,6 +80,10 @@ export interface SandboxInputs {
   hide?: readonly string[];
   readOnly?: readonly string[];
   share?: readonly string[];
+  /** Give the command layers of its own over its places (the working directory, `share`) rather than the places themselves (`--apply live`). */
+  layered?: boolean;
+  /** A directory the run's ports are served in as unix sockets (`--socket`): writable, never layered. */
+  sockets?: string;
   /** Share the person's SSH agent (`--ssh-agent`): its socket is bound back. */
   sshAgent?: boolean;
   /** A `hosts` file put over the machine's: its own, and the gateway's name on the sandbox's loopback (./port-bridge.ts). */
@@ -307,6 +323,13 @@ function placeProblem(place: string, homeDirs: readonly string[], privates: read
   return undefined;
 }
 
+/** Why a place cannot be layered: it holds where its layer is kept (an overlay's layers may not overlap). */
+function layerProblem(place: string, env: NodeJS.ProcessEnv): string | undefined {
+  const store = layersRoot(env);
+  const inside = within(real(store) ?? store, place) || within(real(dirname(store)) ?? dirname(store), place);
+  return inside ? `it holds hoop's own ${dirname(store)}, where the run keeps what the command writes (share a directory inside it instead, or run with --apply live)` : undefined;
+}
+
 /**
  * The sandbox's mounts for a run (see the module documentation): real paths of existing files
  * only, each once (the strongest kind wins), outer first. Makes hoop's own configuration and
@@ -316,7 +339,7 @@ function placeProblem(place: string, homeDirs: readonly string[], privates: read
 export function sandboxMounts(i: SandboxInputs): Mount[] {
   const homeDirs = homes(i.env).map((h) => real(h) ?? h);
   const wanted = new Map<string, MountKind>();
-  const rank: Record<MountKind, number> = { writable: 0, private: 1, 'read-only': 2, replaced: 3, link: 3, hidden: 4 };
+  const rank: Record<MountKind, number> = { writable: 0, layer: 0, private: 1, 'read-only': 2, replaced: 3, link: 3, hidden: 4 };
   const want = (path: string | undefined, kind: MountKind): void => {
     const p = real(path);
     if (p === undefined) return;
@@ -363,18 +386,21 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
     .map(real)
     .filter((p): p is string => p !== undefined);
 
-  // Writable: the command's own places, and what the person shares.
-  const places = [i.cwd, ...(i.share ?? []).map((p) => resolve(i.cwd, p))];
-  for (const place of places) {
+  // Layered (or with --apply live, writable): the command's own places, and what the person shares; the directory of --socket, writable.
+  const checked = (place: string): string => {
     const p = real(place);
     if (p === undefined) throw new HoopError(ErrorCode.USAGE, `hoop run cannot share ${place}: it does not exist`);
-    const problem = placeProblem(p, homeDirs, privates, hidden, runsLater);
+    const problem = placeProblem(p, homeDirs, privates, hidden, runsLater) ?? (i.layered ? layerProblem(p, i.env) : undefined);
     if (problem) {
       throw new HoopError(ErrorCode.USAGE, `hoop run cannot let the command write ${place}: ${problem}`, { hint: 'run it in a project directory, and share only what the command must change' });
     }
-    want(p, 'writable');
     for (const later of runsLater) if (within(later, p)) want(later, 'read-only');
-  }
+    return p;
+  };
+  const places = [i.cwd, ...(i.share ?? []).map((p) => resolve(i.cwd, p))].map(checked);
+  // Layered, a place inside another is that one's (one overlay, one gate).
+  for (const p of places) if (!i.layered || !places.some((other) => other !== p && within(p, other))) want(p, i.layered ? 'layer' : 'writable');
+  if (i.sockets) want(checked(resolve(i.cwd, i.sockets)), 'writable');
   // What git or hoop would act on in them (./tree-controls.ts): read-only; each git directory a mount point of its own.
   for (const d of i.controls?.gitDirs ?? []) want(d, 'writable');
   for (const c of i.controls?.readOnly ?? []) want(c, 'read-only');
@@ -387,7 +413,11 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
   for (const p of i.readOnly ?? []) want(resolve(i.cwd, p), 'read-only');
 
   const mounts: Mount[] = [];
-  for (const [path, kind] of wanted) mounts.push({ path, kind, dir: statSync(path).isDirectory() });
+  let layers = 0;
+  for (const [path, kind] of wanted) {
+    const bound = kind === 'writable' || kind === 'layer' || kind === 'read-only';
+    mounts.push({ path, kind, dir: statSync(path).isDirectory(), ...(bound ? { id: fileIdOf(path) } : {}), ...(kind === 'layer' ? { layer: layers++ } : {}) });
+  }
   // A private /run keeps the symbolic links at its top (NixOS's /run/current-system holds its programs).
   if (wanted.get('/run') === 'private') for (const link of linksIn('/run')) mounts.push(link);
   const hosts = real('/etc/hosts');
@@ -424,19 +454,18 @@ export const BWRAP_NAMESPACES: readonly string[] = [
 
 /**
  * The bubblewrap arguments that run a command read-only over the person's files, in mount, PID,
- * IPC and network namespaces of its own, with `mounts` applied (`empty`: an empty file bound
- * over each hidden file; `seccomp`: the descriptor of the seccomp program). The command follows
- * them, after `--`.
+ * IPC and network namespaces of its own, as the person's `uid` and `gid`, with `mounts` applied:
+ * each mount with a source (a place, a file put over another, the empty file over a hidden one)
+ * bound by the descriptor `fd` gives it in the child (./descriptors.ts); `seccomp` is the
+ * descriptor of the seccomp program. The command follows them, after `--`.
  */
-export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd: string; seccomp?: number }): string[] {
-  const args = [...BWRAP_NAMESPACES];
+export function bwrapArguments(mounts: readonly Mount[], o: { cwd: string; uid: number; gid: number; fd: (m: Mount) => number; seccomp?: number }): string[] {
+  const args = [...BWRAP_NAMESPACES, '--uid', String(o.uid), '--gid', String(o.gid)];
   for (const m of mounts) {
     if (m.kind === 'link') args.push('--symlink', m.source!, m.path);
     else if (m.kind === 'private' || (m.kind === 'hidden' && m.dir)) args.push('--tmpfs', m.path);
-    else if (m.kind === 'hidden') args.push('--ro-bind', o.empty, m.path);
-    else if (m.kind === 'replaced') args.push('--ro-bind', m.source!, m.path);
-    else if (m.kind === 'read-only') args.push('--ro-bind', m.path, m.path);
-    else args.push('--bind', m.path, m.path);
+    else if (m.kind === 'writable' || m.kind === 'layer') args.push('--bind-fd', String(o.fd(m)), m.path);
+    else args.push('--ro-bind-fd', String(o.fd(m)), m.path);
   }
   if (o.seccomp !== undefined) args.push('--seccomp', String(o.seccomp));
   args.push('--chdir', o.cwd);

@@ -9,8 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, closeSync, lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError } from '../errors.js';
 import { containedPid, type Containment } from './containment.js';
+import { openChecked } from './descriptors.js';
+import { type Layer, layerLaunch } from './layers.js';
 import { bwrapArguments, installRoot, type Mount } from './sandbox.js';
 import { agentSeccompFilter } from './seccomp.js';
 
@@ -90,10 +93,23 @@ function present(path: string): boolean {
 const SANDBOX_INIT = join(installRoot(), 'bin', 'hoop-sandbox.js');
 
 /**
+ * The descriptors a contained command's launch passes, by number in the child: 3 to 9 for the
+ * mount points of its layers (./layers.ts's script opens them there), then the seccomp program,
+ * the life line to the sandbox's first process, and each source bubblewrap binds.
+ */
+const SECCOMP_FD = 10;
+const LIFELINE_FD = 11;
+const FIRST_SOURCE_FD = 12;
+
+/** How often `hoop run` tells its sandbox it still runs (./sandbox-init.ts freezes it when it stops hearing so). */
+const LIFE_MS = 250;
+
+/**
  * Starts `file` (already resolved) with `args`; contained, under bubblewrap with `mounts`
- * (./sandbox.ts) in a network namespace of its own, the run's `ports` served inside by the
- * sandbox's first process, the seccomp program and an empty file to hide files with written into
- * `runDir`. Resolves once the command has started.
+ * (./sandbox.ts) in a user and mount namespace where `layer`'s overlays are mounted first
+ * (./layers.ts), each bound source opened and checked by descriptor (./descriptors.ts), in a
+ * network namespace of its own, the run's `ports` served inside by the sandbox's first process,
+ * which hears from this process through a life line while it runs. Resolves once the command has started.
  */
 export async function spawnAgent(o: {
   file: string;
@@ -104,6 +120,7 @@ export async function spawnAgent(o: {
   containment: Containment;
   runDir: string;
   mounts: readonly Mount[];
+  layer?: Layer | undefined;
   ports: ReadonlyArray<{ host: string; port: number; socket: string }>;
 }): Promise<AgentProcess> {
   const stdio = [o.stdio.stdin, o.stdio.stdout, o.stdio.stderr] as const;
@@ -114,33 +131,57 @@ export async function spawnAgent(o: {
   const empty = join(o.runDir, '.hidden');
   writeFileSync(empty, '', { mode: 0o400, flag: 'wx' });
   const filter = agentSeccompFilter();
-  let fd: number | undefined;
-  if (filter) {
-    const file = join(o.runDir, '.seccomp');
-    writeFileSync(file, filter, { mode: 0o400, flag: 'wx' });
-    fd = openSync(file, 'r');
-  }
+  if (filter) writeFileSync(join(o.runDir, '.seccomp'), filter, { mode: 0o400, flag: 'wx' });
+  let seccomp: number | undefined;
+  const sources: number[] = [];
   let child: ChildProcess;
   try {
+    if (filter) seccomp = openSync(join(o.runDir, '.seccomp'), 'r');
     // A hidden file or socket gone since the mounts were worked out has nothing left to hide (bubblewrap could not mount over it).
     const mounts = o.mounts.filter((m) => m.kind !== 'hidden' || m.dir || present(m.path));
-    // Descriptor 3: the seccomp program (a copy made as the child starts).
-    const args = [
-      ...bwrapArguments(mounts, { empty, cwd: o.cwd, ...(fd !== undefined ? { seccomp: 3 } : {}) }),
+    const fds = new Map<Mount, number>();
+    const dirLayers = o.layer?.meta.places.flatMap((p, n) => (p.dir ? [n] : [])) ?? [];
+    for (const m of mounts) {
+      if (m.kind === 'layer' && m.dir) fds.set(m, 3 + dirLayers.indexOf(m.layer!));
+      else if (m.kind === 'link' || m.kind === 'private' || (m.kind === 'hidden' && m.dir)) continue;
+      else {
+        const source = m.kind === 'hidden' ? empty : m.kind === 'replaced' ? m.source! : m.kind === 'layer' ? o.layer!.upper(m.layer!) : m.path;
+        sources.push(openChecked(source, m.kind === 'writable' || m.kind === 'read-only' ? m.id : undefined));
+        fds.set(m, FIRST_SOURCE_FD + sources.length - 1);
+      }
+    }
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    const bwrap = [
+      o.containment.bwrap,
+      ...bwrapArguments(mounts, { cwd: o.cwd, uid, gid, fd: (m) => fds.get(m)!, ...(seccomp !== undefined ? { seccomp: SECCOMP_FD } : {}) }),
       '--',
       process.execPath,
       SANDBOX_INIT,
-      JSON.stringify({ ports: o.ports }),
+      JSON.stringify({ ports: o.ports, lifeline: LIFELINE_FD }),
       o.file,
       ...o.args,
     ];
-    child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, fd ?? 'ignore'] });
+    child = spawn(o.containment.unshare, layerLaunch(o.layer, bwrap), {
+      env: o.env,
+      cwd: o.cwd,
+      stdio: [...stdio, ...Array<'ignore'>(7).fill('ignore'), seccomp ?? 'ignore', 'pipe', ...sources],
+    });
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    for (const fd of [...sources, ...(seccomp !== undefined ? [seccomp] : [])]) closeSync(fd);
   }
+  const life = (child.stdio as unknown as Array<Duplex | null>)[LIFELINE_FD];
+  life?.on('error', () => undefined);
+  const beat = setInterval(() => life?.write('.'), LIFE_MS);
+  beat.unref();
+  const exited = exitOf(child).then((exit) => {
+    clearInterval(beat);
+    life?.destroy();
+    return exit;
+  });
   return {
     child,
-    exited: exitOf(child),
+    exited,
     kill: (signal) => {
       const pid = child.pid === undefined ? undefined : containedPid(child.pid);
       if (pid === undefined) child.kill(signal);

@@ -276,6 +276,11 @@ export const runViewSchema = recordObject({
   issuer: z.string(),
   /** Where its command may connect besides the gateway (`host:port`, from `runs.egress`), as the policy says now. */
   egress: z.array(z.string()).optional(),
+  /** How its command's changes reach the tree it works in, as its hoop said (`gate`, `live`); absent: it runs no command of its own. */
+  apply: z.enum(['gate', 'live']).optional(),
+  /** Whether the policy wants its changes reviewed before they apply (`runs.review`), and the controls it lets through (`runs.applyControls`), as it says now. */
+  review: z.boolean().optional(),
+  applyControls: z.array(z.string()).optional(),
 });
 export type RunView = z.infer<typeof runViewSchema>;
 

@@ -29,6 +29,7 @@ export const RUN_ASK_MESSAGES = {
   isolation: 'isolation must say how the command is contained (bwrap, …) or none',
   command: `command must be a text of at most ${MAX_RUN_COMMAND_CHARS} characters`,
   prompt: `prompt must be a text of at most ${MAX_RUN_PROMPT_CHARS} characters`,
+  apply: 'apply must be gate (the command writes a layer of its own, applied through the gate) or live (it writes the tree itself)',
 };
 
 /** `POST /v1/runs`: what a person asks for when a run begins. */
@@ -42,6 +43,8 @@ export const runAskBody = object('{ connections, agent, via, isolation }', {
   isolation: z.string(RUN_ASK_MESSAGES.isolation).regex(/^[a-z][a-z0-9-]{0,31}$/, RUN_ASK_MESSAGES.isolation),
   command: z.string(RUN_ASK_MESSAGES.command).max(MAX_RUN_COMMAND_CHARS, RUN_ASK_MESSAGES.command).optional(),
   prompt: z.string(RUN_ASK_MESSAGES.prompt).max(MAX_RUN_PROMPT_CHARS, RUN_ASK_MESSAGES.prompt).optional(),
+  /** How its command's changes reach the tree it works in (its hoop's word, as `isolation` is); absent: a run with no command (`hoop mcp`). */
+  apply: z.enum(['gate', 'live'], RUN_ASK_MESSAGES.apply).optional(),
 });
 export type RunAskBody = z.infer<typeof runAskBody>;
 

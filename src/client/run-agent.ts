@@ -49,6 +49,9 @@ import { egressProxy, type EgressDecision } from '../agent/egress-proxy.js';
 import { sandboxMounts, treePlaces, type Mount } from '../agent/sandbox.js';
 import { scanTree, sweepTree, type TreeControls } from '../agent/tree-controls.js';
 import { notePendingSweep, tellSwept } from '../agent/pending-sweeps.js';
+import { type Layer, makeLayer, processStart } from '../agent/layers.js';
+import { within } from '../tree-file.js';
+import { type Settle, settleLayer } from './run-gate.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local/port.js';
@@ -65,6 +68,10 @@ export interface RunOptions extends LocalPolicyOptions {
   connect?: string[];
   agent?: string;
   isolation: IsolationMode;
+  /** How the contained command's changes reach its tree: through the gate when it ends (the default), kept for `hoop run apply`, or written directly. */
+  apply?: 'gate' | 'never' | 'live';
+  /** Show the changes as a diff and apply those the person accepts. */
+  review?: boolean;
   hide?: string[];
   readOnly?: string[];
   share?: string[];
@@ -301,8 +308,10 @@ interface Begun {
   /** This run's own files (ports' passwords and certificates, ssh configs, the gateway's CA): the one directory of hoop's the command sees. */
   runDir: string;
   mounts: Mount[];
-  /** What git or hoop would act on in the places the command may write: read-only, and swept when it ends. */
+  /** With --apply live: what git or hoop would act on in the places the command may write: read-only, and swept when it ends. */
   controls: TreeControls | undefined;
+  /** Otherwise, contained: the layer its writes go to, applied through the gate when it ends (../agent/gate.ts). */
+  layer: Layer | undefined;
   run: AgentRun;
 }
 
@@ -345,7 +354,7 @@ export async function runAgent(io: CliIo, argv: string[], opts: RunOptions): Pro
     state.exitCode = await runCommandOf(io, opts, b, state, served);
     throw new CommandExit(state.exitCode);
   } finally {
-    await endRun(b, state, served, pending);
+    await endRun(io, opts, b, state, served, pending);
   }
 }
 
@@ -360,6 +369,8 @@ interface RunningState {
   /** The command, once started (the sweep waits for it). */
   agentProcess?: Awaited<ReturnType<typeof spawnAgent>>;
   giveSignals?: (() => void) | undefined;
+  /** How the command ended, once it has. */
+  ended?: { exitCode?: number | undefined; signal?: NodeJS.Signals | undefined };
 }
 
 /** Begins the run at the gateway, the command's containment laid out first: the run's directory, mounts and the tree's controls. */
@@ -376,8 +387,13 @@ async function beginRun(io: CliIo, argv: string[], opts: RunOptions): Promise<Be
   }
   const containment = detectContainment(opts.isolation, io.env);
   if (containment.kind === 'none') {
+    if (opts.review || (opts.apply !== undefined && opts.apply !== 'live'))
+      throw new HoopError(ErrorCode.USAGE, `hoop run ${opts.review ? '--review' : `--apply ${opts.apply}`} needs the command contained, and it is not here (${containment.why})`, {
+        hint: 'run it where hoop run can contain it (Linux with bubblewrap), or without that option',
+      });
     say(`isolation: none (${containment.why}). The command runs as you do: it can read your hoop login and act as you, outside this run. Where the policy refuses such runs, this one is refused.`);
   }
+  const layered = containment.kind === 'bwrap' && opts.apply !== 'live';
   const runtime = await runtimeDir(io.env);
   const command = resolveCommand(file, io.env.PATH, io.cwd);
   const commandLine = [file, ...args].map(shellQuote).join(' ');
@@ -389,9 +405,9 @@ async function beginRun(io: CliIo, argv: string[], opts: RunOptions): Promise<Be
       // The command's own hosts file: the machine's, with the gateway's name on the sandbox's loopback, where it is bridged in.
       const line = gatewayHostsLine(person.gateway);
       const hosts = line ? await writeRunFile(runDir, 'hosts', '', `${await readFile('/etc/hosts', 'utf8').catch(() => '')}\n${line}\n`) : undefined;
-      const share = [...(opts.share ?? []), ...(opts.socket ? [opts.socket] : [])];
+      const share = opts.share ?? [];
       const credentialFiles = opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [];
-      controls = scanTree([io.cwd, ...share.map((p) => resolve(io.cwd, p))], io.env);
+      if (!layered) controls = scanTree([io.cwd, ...[...share, ...(opts.socket ? [opts.socket] : [])].map((p) => resolve(io.cwd, p))], io.env);
       mounts = sandboxMounts({
         env: io.env,
         cwd: io.cwd,
@@ -401,9 +417,11 @@ async function beginRun(io: CliIo, argv: string[], opts: RunOptions): Promise<Be
         hide: opts.hide ?? [],
         readOnly: opts.readOnly ?? [],
         share,
+        layered,
+        ...(opts.socket ? { sockets: opts.socket } : {}),
         sshAgent: opts.sshAgent === true,
         ...(hosts ? { hosts } : {}),
-        controls,
+        ...(controls ? { controls } : {}),
       });
     }
     const run = await AgentRun.begin({
@@ -414,15 +432,40 @@ async function beginRun(io: CliIo, argv: string[], opts: RunOptions): Promise<Be
       isolation: containment.kind,
       command: cutValue(commandLine),
       ...(prompt?.trim() ? { prompt: cutText(prompt.trim(), MAX_RUN_PROMPT_CHARS - 1) } : {}),
+      apply: layered ? 'gate' : 'live',
       say,
       log,
     });
-    return { file, args, say, log, names, prompt, person, containment, command, commandLine, runDir, mounts, controls, run };
+    const layer = layered ? await layerOf(io, run, mounts, commandLine, opts.apply === 'never').catch(async (err: unknown) => (await run.end(), Promise.reject(err))) : undefined;
+    return { file, args, say, log, names, prompt, person, containment, command, commandLine, runDir, mounts, controls, layer, run };
   } catch (err) {
     await rm(runDir, { recursive: true, force: true });
     person.close();
     throw err;
   }
+}
+
+/**
+ * The layer of run `run` over its places (the `layer` mounts, ../agent/sandbox.ts), held by this
+ * process; what the command may not change inside them (read-only, hidden) the gate refuses too.
+ */
+function layerOf(io: CliIo, run: AgentRun, mounts: readonly Mount[], command: string, kept: boolean): Promise<Layer> {
+  const places = mounts.filter((m) => m.kind === 'layer').sort((a, b) => a.layer! - b.layer!);
+  const protectedPaths = mounts.filter((m) => m.kind !== 'layer' && m.kind !== 'private' && places.some((p) => within(m.path, p.path))).map((m) => m.path);
+  return makeLayer(io.env, {
+    run: run.id,
+    startedAt: Date.now(),
+    places: places.map((m) => ({ path: m.path, dir: m.dir, dev: m.id!.dev, ino: m.id!.ino })),
+    agent: run.agent,
+    command,
+    cwd: io.cwd,
+    pid: process.pid,
+    pidStart: processStart(process.pid) ?? '',
+    kept,
+    protectedPaths,
+    allowControls: run.applyControls,
+    review: run.review,
+  });
 }
 
 /** Serves each connection of the run: a local port (or a direct endpoint with --direct) for PostgreSQL, a port for SSH. */
@@ -488,7 +531,7 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
     if (spawned) spawned.kill(signal);
     else early.push(signal);
   });
-  const agent = await spawnAgent({ file: b.command, args: b.args, env, cwd: io.cwd, stdio, containment, runDir, mounts: b.mounts, ports: state.bridge?.ports ?? [] });
+  const agent = await spawnAgent({ file: b.command, args: b.args, env, cwd: io.cwd, stdio, containment, runDir, mounts: b.mounts, layer: b.layer, ports: state.bridge?.ports ?? [] });
   state.agentProcess = agent;
   spawned = agent;
   for (const signal of early.splice(0)) agent.kill(signal);
@@ -503,6 +546,7 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
     throw new HoopError(ErrorCode.USAGE, `cannot run ${b.file}: ${result.error.message}`, { hint: 'check that it is an executable the current user may run', exitCode: 126 });
   }
   log.info('run.end', { run: run.id, exitCode: result.exitCode, signal: result.signal });
+  state.ended = result;
   const exitCode = exitCodeOf(result);
   state.runRecord?.append({ t: 'end', at: Date.now(), exitCode, ...(result.signal ? { signal: result.signal } : {}), durationMs: Date.now() - state.started });
   return exitCode;
@@ -513,7 +557,7 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
  * close, the run ends, the command is gone, what it made is swept, the run's directory goes, the
  * records are closed and uploaded. What could not be moved aside fails the run.
  */
-async function endRun(b: Begun, state: RunningState, served: Served, pending: { done(): void } | undefined): Promise<void> {
+async function endRun(io: CliIo, opts: RunOptions, b: Begun, state: RunningState, served: Served, pending: { done(): void } | undefined): Promise<void> {
   const { say } = b;
   const step = (what: string, fn: () => Promise<unknown> | void): Promise<void> =>
     Promise.resolve()
@@ -536,11 +580,28 @@ async function endRun(b: Begun, state: RunningState, served: Served, pending: { 
   tellSwept(swept, say, 'this run');
   for (const s of swept) state.runRecord?.append({ t: 'swept', at: Date.now(), path: s.path, ...(s.to ? { to: s.to } : {}), ...(s.error ? { error: s.error } : {}) });
   if (!swept.some((s) => s.error)) pending?.done();
+  let gateFailed = false;
+  if (b.layer) {
+    try {
+      await settleLayer(io, b.layer, settleOf(opts, b, state), { say, record: state.runRecord, quiet: opts.quiet === true });
+    } catch (err) {
+      gateFailed = true;
+      say(`run ${b.run.id}: the command's changes were not applied: ${describeError(err)}; they are kept (\`hoop run diff ${b.run.id}\`, \`hoop run discard ${b.run.id}\`)`);
+    }
+  }
   await step("removing the run's directory", () => rm(b.runDir, { recursive: true, force: true }));
   const recorded = state.runRecord;
   if (recorded) await step("this machine's record of the run could not be closed", async () => (await recorded.close(), state.records?.closed('runs', b.run.id)));
   await step('uploading records', () => state.records?.finish(say));
   b.person.close();
-  // What could not be moved aside fails the run, whatever the command did (the next hoop command tries again).
-  if (swept.some((s) => s.error)) throw new CommandExit(state.exitCode === 0 ? 1 : state.exitCode);
+  // What could not be moved aside (the next hoop command tries again), or a gate that could not read the layer, fails the run, whatever the command did.
+  if (swept.some((s) => s.error) || gateFailed) throw new CommandExit(state.exitCode === 0 ? 1 : state.exitCode);
+}
+
+/** What becomes of a layered run's changes as it ends: kept when its command did not end by itself or the person said so, reviewed where asked, else applied. */
+function settleOf(opts: RunOptions, b: Begun, state: RunningState): Settle {
+  if (state.ended?.signal) return { how: 'keep', why: `the command was ended by ${state.ended.signal}` };
+  if (!state.ended) return { how: 'keep', why: 'the command did not run to its end' };
+  if (opts.apply === 'never') return { how: 'keep', why: '--apply never' };
+  return opts.review || b.run.review ? { how: 'review' } : { how: 'apply' };
 }

@@ -56,6 +56,19 @@ export async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: stri
         const to = `${String(e.host)}:${String(e.port)}`;
         const seen = e.allowed === true ? egress.allowed : egress.refused;
         seen.set(to, (seen.get(to) ?? 0) + 1);
+      } else if (e.t === 'change') {
+        if (typeof e.refused === 'string' && e.within === undefined) tail.push({ at: e.at, text: `-- the gate refused the command's change to ${quoted(e.path)}: ${e.refused}` });
+      } else if (e.t === 'gate') {
+        const applied = ['added', 'changed', 'removed'].filter((k) => Number(e[k]) > 0).map((k) => `${String(e[k])} ${k}`);
+        const refused = Number(e.refused) > 0 ? `; ${String(e.refused)} refused` : '';
+        const conflicts = Number(e.conflicts) > 0 ? `; ${String(e.conflicts)} not applied (its person changed the same paths), kept` : '';
+        tail.push({
+          at: e.at,
+          text:
+            e.outcome === 'kept'
+              ? `-- the run's ${String(e.changes)} change(s) were kept, not applied${refused}`
+              : `-- the run's changes went through the gate: ${applied.join(', ') || 'none applied'}${refused}${conflicts}`,
+        });
       } else if (e.t === 'swept') {
         const what = `${quoted(e.path)}, which the command made and git or hoop would act on`;
         tail.push({ at: e.at, text: e.to ? `-- hoop moved ${what}, to ${quoted(e.to)}` : `-- hoop could not move ${what} (${String(e.error)})` });

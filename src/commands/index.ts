@@ -11,8 +11,8 @@ import { commandPath, withExamples } from './examples.js';
 /** A top-level command: its name (and aliases), and how to load its factory. */
 export interface CommandEntry {
   names: readonly string[];
-  /** The factory gets the CLI's own entry too, for a command that runs others in-process. */
-  load: () => Promise<(io: CliIo, cli: RunCli) => Command>;
+  /** The factory gets the CLI's own entry too, for a command that runs others in-process, and the words it runs with. */
+  load: () => Promise<(io: CliIo, cli: RunCli, argv: readonly string[]) => Command>;
   /** A command that reads the whole tree (completion): with these words, every command is loaded beside it. */
   readsTree?: (argv: readonly string[]) => boolean;
 }
@@ -52,7 +52,7 @@ export function commandsFor(argv: readonly string[]): readonly CommandEntry[] {
 }
 
 /** The `hoop` program with the commands of `entries` (each with its examples), before any output or exit settings. */
-export async function programOf(io: CliIo, cli: RunCli, entries: readonly CommandEntry[] = commands): Promise<Command> {
+export async function programOf(io: CliIo, cli: RunCli, entries: readonly CommandEntry[] = commands, argv: readonly string[] = []): Promise<Command> {
   const program = new Command('hoop')
     .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
     .version(VERSION, '-V, --version')
@@ -61,7 +61,7 @@ export async function programOf(io: CliIo, cli: RunCli, entries: readonly Comman
     // `hoop run [options] -- <command>`: options after the command are the command's.
     .enablePositionalOptions();
   const factories = await Promise.all(entries.map((c) => c.load()));
-  for (const make of factories) program.addCommand(make(io, cli));
+  for (const make of factories) program.addCommand(make(io, cli, argv));
   withJq(program, io);
   return withExamples(program);
 }

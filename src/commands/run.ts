@@ -5,10 +5,46 @@
  */
 import { Command, Option } from 'commander';
 import { runAgent, type RunOptions } from '../client/run-agent.js';
-import type { CliIo } from '../io.js';
+import { applyRunLayer, diffRunLayer, discardRunLayer, listRunLayers } from '../client/run-layers.js';
+import type { CliIo, RunCli } from '../io.js';
 
-/** Builds the `run` command. */
-export function runCommand(io: CliIo): Command {
+/** Builds the `run` command: with `--`, a command to run; without, `ls`, `diff`, `apply` and `discard` of runs' kept changes too. */
+export function runCommand(io: CliIo, _cli?: RunCli, argv: readonly string[] = []): Command {
+  const run = runOnly(io);
+  // `hoop run -- ls` runs ls: hoop run's own commands are words before any `--`.
+  if (!argv.includes('--')) layerCommands(run, io);
+  return run;
+}
+
+/** The commands of runs' kept changes (src/client/run-layers.ts). */
+function layerCommands(run: Command, io: CliIo): void {
+  run
+    .command('ls')
+    .description('list the runs whose changes are kept on this machine (not applied yet, or kept on purpose)')
+    .option('--json', 'print them as JSON')
+    .action((o: { json?: boolean }) => listRunLayers(io, o));
+  run
+    .command('diff')
+    .description("show a kept run's changes as the gate would apply them (git diff style), the refused ones headed by why")
+    .argument('<run-id>', 'the run (`hoop run ls` lists them)')
+    .action((id: string) => diffRunLayer(io, id));
+  run
+    .command('apply')
+    .description("apply a kept run's changes to your tree through the gate")
+    .argument('<run-id>', 'the run (`hoop run ls` lists them)')
+    .option('--review', 'show them first and apply only what you accept')
+    .option('--force', 'apply them over what you changed in the same places since the run began')
+    .option('-q, --quiet', 'say nothing when every change applies')
+    .action((id: string, o: { review?: boolean; force?: boolean; quiet?: boolean }) => applyRunLayer(io, id, o));
+  run
+    .command('discard')
+    .description("drop a kept run's changes")
+    .argument('<run-id>', 'the run (`hoop run ls` lists them)')
+    .action((id: string) => discardRunLayer(io, id));
+}
+
+/** The `run` command itself: a command to run. */
+function runOnly(io: CliIo): Command {
   return new Command('run')
     .description(
       'run a command (an agent, a CI job) whose connections go through the gateway as a run of its own: local ports for them, their details in its environment, your hoop credentials out of its reach',
@@ -28,6 +64,13 @@ export function runCommand(io: CliIo): Command {
       ),
     )
     .option('--ssh-agent', 'contained: let the command use your SSH agent ($SSH_AUTH_SOCK), with every key it holds')
+    .addOption(
+      new Option(
+        '--apply <how>',
+        "contained: how the command's changes reach your tree: gate (it writes a layer of its own, applied through the gate when it ends), never (kept for `hoop run apply`), live (it writes your tree itself)",
+      ).choices(['gate', 'never', 'live']),
+    )
+    .option('--review', 'contained: when it ends, show its changes as a diff and apply only what you accept')
     .addOption(new Option('--prompt <text>', 'what the command was asked to do: recorded at the start of each of its sessions').conflicts('promptFile'))
     .option('--prompt-file <file>', 'the same, read from a file')
     .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')

@@ -321,6 +321,7 @@ class MergedBundle {
   readonly hashAt: Origin[] = [];
   readonly auditors: string[] = [];
   readonly egress: EgressRule[] = [];
+  readonly applyControls: string[] = [];
   readonly #problems: Problems;
 
   constructor(problems: Problems) {
@@ -340,8 +341,9 @@ class MergedBundle {
       if (data.recording.auditors) this.auditors.push(...data.recording.auditors);
     }
     if (data.runs) {
-      for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation'] as const) this.#setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
+      for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation', 'apply', 'review'] as const) this.#setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
       for (const e of data.runs.egress ?? []) this.egress.push(typeof e === 'string' ? { to: [e] } : e);
+      this.applyControls.push(...(data.runs.applyControls ?? []));
     }
     if (data.reviews) this.#setScalar('reviews.requireSignInWithin', data.reviews.requireSignInWithin, { file, path: ['reviews', 'requireSignInWithin'] });
     data.alerts.forEach((a, i) => {
@@ -863,6 +865,9 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
       heartbeatTimeoutMs: scalar('runs.heartbeatTimeout', RUN_DEFAULTS.heartbeatTimeoutMs),
       requireIsolation: scalar('runs.requireIsolation', RUN_DEFAULTS.requireIsolation),
       egress: merged.egress,
+      apply: scalar('runs.apply', RUN_DEFAULTS.apply),
+      review: scalar('runs.review', RUN_DEFAULTS.review),
+      applyControls: merged.applyControls,
     },
     ...(scalars.has('reviews.requireSignInWithin') ? { reviews: { requireSignInWithinMs: scalar('reviews.requireSignInWithin', 0) } } : {}),
     alerts: merged.alerts.map((a) => a.value),

@@ -315,10 +315,16 @@ export interface RunPolicy {
   requireIsolation: boolean;
   /** Where a contained run's command may connect besides the gateway (./egress.ts). */
   egress: EgressRule[];
+  /** `gate`: a run's changes reach its person only through the gate (a run that writes the tree directly, `--apply live` or not contained, is refused); `any`: the person chooses. */
+  apply: 'gate' | 'any';
+  /** Whose runs' changes are shown for review before they apply: every run's (true), none (false), or those of the agents named (globs). */
+  review: boolean | string[];
+  /** Paths (globs, in a place of the run) the gate lets through though they are controls (`.vscode/settings.json`). */
+  applyControls: string[];
 }
 
-/** Defaults of {@link RunPolicy}: 12 hours, a minute without a heartbeat, contained or not, nowhere but the gateway. */
-export const RUN_DEFAULTS: RunPolicy = { maxSeconds: 12 * 3600, heartbeatTimeoutMs: 60_000, requireIsolation: false, egress: [] };
+/** Defaults of {@link RunPolicy}: 12 hours, a minute without a heartbeat, contained or not, nowhere but the gateway; the gate or live as the person says, no review asked, no control let through. */
+export const RUN_DEFAULTS: RunPolicy = { maxSeconds: 12 * 3600, heartbeatTimeoutMs: 60_000, requireIsolation: false, egress: [], apply: 'any', review: false, applyControls: [] };
 
 /** What a person's decisions (a review's, an access request's) need besides a person's credential. */
 export interface ReviewPolicy {
@@ -773,6 +779,9 @@ export const runsSchema = z.strictObject({
   maxSeconds: minuteToWeekSchema.optional(),
   heartbeatTimeout: timeBetween(5_000, 3_600_000, '1min').optional(),
   requireIsolation: z.boolean({ error: 'must be true (runs whose command is not contained are refused) or false' }).optional(),
+  apply: z.enum(['gate', 'any'], { error: "must be gate (a run's changes reach its person only through the gate) or any (the person chooses)" }).optional(),
+  review: z.union([z.boolean(), principalMatchFields.agents.unwrap()], { error: "must be true (every run's changes are reviewed before they apply), false, or a list of agents' names" }).optional(),
+  applyControls: z.array(z.string().min(1), { error: "must be a list of paths (globs) in a run's tree, such as .vscode/settings.json" }).optional(),
   egress: z
     .array(
       z.union(

@@ -217,7 +217,8 @@ describe('hoop run', () => {
       'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items" -c "select nope from agent_items"; psql -X -At -c "select count(*) from agent_people"; git init -q "planted-$HOOP_RUN_ID"',
     ]);
     const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
-    expect(r.stderr).toContain(`planted-${runId}/.git, which git or hoop would act on as you: moved to`);
+    expect(r.stderr).toContain(`refused: planted-${runId}/.git (and the `);
+    expect(r.stderr).toContain(`entries in it): it is a repository the command made (git init, git clone)`);
     // Replayed by its id alone: the prompt first, then the sessions in order.
     const replay = await eventually(
       async () => {
@@ -227,8 +228,9 @@ describe('hoop run', () => {
       },
       { timeout: 30_000, interval: 200 },
     );
-    // What hoop moved aside after the command is in the run's record too.
-    expect(replay).toMatch(new RegExp(`-- hoop moved "\\S+/planted-${runId}/\\.git", which the command made and git or hoop would act on, to "\\S+\\.hoop-quarantine-[0-9a-f]{16}"`));
+    // What the gate refused of the command's changes is in the run's record too.
+    expect(replay).toMatch(new RegExp(`-- the gate refused the command's change to "\\S+/planted-${runId}/\\.git": it is a repository the command made`));
+    expect(replay).toContain("-- the run's changes went through the gate: 1 added; 1 refused");
     const items = replay.indexOf('app=> select count(*) from agent_items');
     expect(replay.indexOf('-- the run\'s prompt: "Count the items; then the people."')).toBeLessThan(items);
     expect(items).toBeGreaterThan(0);

@@ -126,9 +126,10 @@ describe("the sandbox's mounts", () => {
   });
 
   it('mounts over a read-only root, outer first, in namespaces of its own', () => {
-    const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, seccomp: 3 });
-    // A /dev of its own (no other terminal of the person's), a user namespace and no capability, root's included.
-    expect(args.slice(0, 15)).toEqual([
+    const fds = new Map(mounts.map((m, i) => [m, 100 + i]));
+    const args = bwrapArguments(mounts, { cwd: work, uid: 1000, gid: 1000, fd: (m) => fds.get(m)!, seccomp: 3 });
+    // A /dev of its own (no other terminal of the person's), a user namespace and no capability, root's included; the command as the person.
+    expect(args.slice(0, 19)).toEqual([
       '--ro-bind',
       '/',
       '/',
@@ -143,13 +144,19 @@ describe("the sandbox's mounts", () => {
       '--unshare-ipc',
       '--unshare-net',
       '--die-with-parent',
+      '--uid',
+      '1000',
+      '--gid',
+      '1000',
       '--tmpfs',
     ]);
     expect(args.slice(-4)).toEqual(['--seccomp', '3', '--chdir', work]);
     // The runtime directory is emptied before the run's own directory is bound back into it.
     expect(args.indexOf(runtime)).toBeLessThan(args.indexOf(runDir));
-    // Hidden files get the empty file.
-    expect(args.slice(args.indexOf(join(home, '.pgpass')) - 2, args.indexOf(join(home, '.pgpass')) + 1)).toEqual(['--ro-bind', join(runDir, '.hidden'), join(home, '.pgpass')]);
+    // Hidden files get the empty file (by a descriptor of their own); what is bound is bound by descriptor.
+    const pgpass = mounts.find((m) => m.path === join(home, '.pgpass'))!;
+    expect(args.slice(args.indexOf(join(home, '.pgpass')) - 2, args.indexOf(join(home, '.pgpass')) + 1)).toEqual(['--ro-bind-fd', String(fds.get(pgpass)), join(home, '.pgpass')]);
+    expect(args.filter((a) => a === '--bind' || a === '--ro-bind')).toEqual(['--ro-bind']); // the root alone, by path
   });
 
   it('refuses to let the command write the home directory or above it, a private area itself, or a hidden path', () => {

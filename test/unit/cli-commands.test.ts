@@ -15,7 +15,7 @@ const named = (argv: string[]): string[] => commandsFor(argv).map((c) => c.names
 describe('command registry', () => {
   it('names each command as its module builds it', async () => {
     for (const entry of commands) {
-      const command = (await entry.load())(io, main);
+      const command = (await entry.load())(io, main, []);
       expect([command.name(), ...command.aliases()]).toEqual(entry.names);
     }
   });

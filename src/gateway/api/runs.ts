@@ -1,5 +1,5 @@
 /**
- * Agents' runs (../runs/runs.ts): `POST /v1/runs` `{ connections, agent, via, isolation, command? }`
+ * Agents' runs (../runs/runs.ts): `POST /v1/runs` `{ connections, agent, via, isolation, command?, prompt?, apply? }`
  * begins a run for the caller (a person's credential) once every connection it names admits the
  * agent, and answers the run with its credential and its control credential;
  * `POST /v1/runs/{id}/heartbeat|end` with the control credential keeps it alive or ends it, and
@@ -9,7 +9,8 @@
 import type * as http from 'node:http';
 import { describeError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
-import { RUN_DEFAULTS } from '../../policy/schema.js';
+import { RUN_DEFAULTS, type RunPolicy } from '../../policy/schema.js';
+import { globMatches } from '../../glob.js';
 import type { Callers } from '../sessions/callers.js';
 import type { GatewayParts } from '../parts/parts.js';
 import { peerOf } from '../front/peer-address.js';
@@ -23,8 +24,13 @@ import { egressFor } from '../../policy/egress.js';
 
 export function runsApi(parts: GatewayParts, callers: Callers) {
   const { policySource, reviews, runs, events, verifier, log } = parts;
-  /** Where the runs of `agent` may connect, as the policy in force says. */
-  const egress = (agent: string): string[] => egressFor((policySource?.current().policy.runs ?? RUN_DEFAULTS).egress, agent);
+  const runPolicy = (): RunPolicy => policySource?.current().policy.runs ?? RUN_DEFAULTS;
+  const egress = (agent: string): string[] => egressFor(runPolicy().egress, agent);
+  /** What the policy says now of a run of `agent`: where it may connect, whether its changes are reviewed, the controls the gate lets through. */
+  const now = (agent: string): Pick<RunView, 'egress' | 'review' | 'applyControls'> => {
+    const { review, applyControls } = runPolicy();
+    return { egress: egress(agent), review: typeof review === 'boolean' ? review : review.some((g) => globMatches(g, agent)), applyControls };
+  };
 
   /**
    * The person a run's heartbeat brings (`{ personToken }`), verified as any person's token: their
@@ -60,7 +66,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
         if (policySource) policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, principal);
         else callers.lookup(identity, name);
       }
-      const { run, token, controlToken } = await runs.create(identity, ask, policySource?.current().policy.runs ?? RUN_DEFAULTS);
+      const { run, token, controlToken } = await runs.create(identity, ask, runPolicy());
       events.emit('run.start', {
         run: run.id,
         subject: identity.subject,
@@ -71,7 +77,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
         connections: run.connections,
         expiresAt: run.expiresAt,
       });
-      return { ...describeRun(run), egress: egress(run.agent), token, controlToken };
+      return { ...describeRun(run), ...now(run.agent), token, controlToken };
     },
 
     /**
@@ -94,7 +100,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
       }
       const person = action === 'heartbeat' ? await heartbeatPerson(req) : undefined;
       const run = await runs.control(token, id, action, person).catch(refused);
-      return { ...describeRun(run), egress: egress(run.agent) };
+      return { ...describeRun(run), ...now(run.agent) };
     },
   };
 }

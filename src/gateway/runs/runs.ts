@@ -149,6 +149,7 @@ export interface RunAsk {
   isolation: string;
   command?: string;
   prompt?: string;
+  apply?: 'gate' | 'live';
 }
 
 /**
@@ -164,6 +165,8 @@ export function parseRunAsk(body: unknown): RunAsk {
     isolation: ask.isolation,
     ...(ask.command !== undefined ? { command: ask.command } : {}),
     ...(ask.prompt?.trim() ? { prompt: ask.prompt.trim() } : {}),
+    // A run of a command says how its changes reach the tree; one that says nothing writes it itself.
+    ...(ask.apply !== undefined || (ask.via ?? 'run') === 'run' ? { apply: ask.apply ?? 'live' } : {}),
   };
 }
 
@@ -222,6 +225,15 @@ export class RunRegistry {
         hint: 'run the agent where hoop run can contain it (Linux with bubblewrap: apt install bubblewrap), or ask the policy owners',
       });
     }
+    if (policy.apply === 'gate' && ask.apply === 'live') {
+      throw new HttpError(
+        403,
+        `the policy wants a run's changes to reach its person only through the gate (runs.apply: gate), and this one's command writes ${ask.isolation === 'none' ? 'uncontained' : 'the tree itself (--apply live)'}`,
+        {
+          hint: 'run it contained, without --apply live: its changes are applied when it ends, or reviewed with --review',
+        },
+      );
+    }
     const now = Date.now();
     const token = secret(RUN_TOKEN);
     const controlToken = secret(CONTROL_TOKEN);
@@ -234,6 +246,7 @@ export class RunRegistry {
       connections: ask.connections,
       ...(ask.command !== undefined ? { command: ask.command } : {}),
       ...(ask.prompt !== undefined ? { prompt: ask.prompt } : {}),
+      ...(ask.apply !== undefined ? { apply: ask.apply } : {}),
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + policy.maxSeconds * 1000).toISOString(),
       heartbeatAt: new Date(now).toISOString(),

@@ -1,0 +1,529 @@
+/**
+ * The one gate between a run's layer (./layers.ts) and its person's tree: what the command
+ * changed, read from the layer as the kernel's overlay shows it, judged by ./gate-rules.ts, and
+ * applied as data.
+ *
+ * - **Read** ({@link layerChanges}): each entry of a directory's upper layer is an addition, a
+ *   change or (a whiteout) a removal of the place's entry; a directory the command removed and
+ *   made anew hides what was under it, which the overlay's merged view says (one probe per such
+ *   directory, ./layers.ts's `existInMerged`). A file the layer holds unchanged (opened for
+ *   writing, copied up, left as it was) is no change. A shared file's copy is compared with it.
+ * - **Judged**: by type, link, control, the run's read-only and hidden paths, and size
+ *   ({@link GATE_LIMITS}); each refusal says why. A file's bytes are hashed as judged: what is
+ *   applied (and what a review showed) is exactly that.
+ * - **Applied** ({@link applyChanges}): as the person, files written beside their place and
+ *   renamed over it (never written through: a hard link or a link in the tree changes nothing
+ *   else), with the layer's permission bits but no set-user-ID, set-group-ID or sticky bit, and
+ *   its modification time; links made anew; removals last to first. What the person changed
+ *   since the run began (its inode's change time is later) is theirs: refused as a conflict.
+ *
+ * @see https://docs.kernel.org/filesystems/overlayfs.html (whiteouts and opaque directories)
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  type Dirent,
+  futimesSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import { ErrorCode, HoopError } from '../errors.js';
+import { within } from '../tree-file.js';
+import { fileIdOf } from './descriptors.js';
+import { allowedControl, controlOf, linkLeavesTree } from './gate-rules.js';
+import { existInMerged, isWhiteout, type Layer, lstatOr } from './layers.js';
+
+/** What an entry is. */
+export type EntryType = 'file' | 'dir' | 'link' | 'other';
+
+/** One change the command made to its person's tree. */
+export interface Change {
+  /** Which place of the layer, and the path in it (`/`-separated); the path in the person's tree. */
+  place: number;
+  rel: string;
+  path: string;
+  kind: 'added' | 'changed' | 'removed';
+  /** What it is now (added, changed) or was (removed). */
+  type: EntryType;
+  /** What stood there before and is replaced (a file made where a directory was). */
+  replaces?: EntryType;
+  /** A file's bytes and their SHA-256 as judged, a link's target, a directory's or file's permission bits (s-bits dropped). */
+  size?: number;
+  sha256?: string;
+  target?: string;
+  mode?: number;
+  /** The layer's file (or link) it is applied from; its modification time. */
+  from?: string;
+  mtimeMs?: number;
+  /** The set-user-ID, set-group-ID or sticky bits the command set, which are not applied. */
+  dropped?: boolean;
+  /** For a removed directory: the files and directories under it. */
+  entries?: number;
+  /** Why the gate refuses it (undefined: it passes). */
+  refused?: string;
+  /** Refused as part of this refused directory (the change that says why). */
+  within?: Change;
+  /** For a refused directory: how many changes under it are refused with it. */
+  refusedUnder?: number;
+}
+
+/** What one run's changes may weigh: per file, in all, and entries in all. */
+export const GATE_LIMITS = { fileBytes: 256 * 1024 * 1024, totalBytes: 2 * 1024 * 1024 * 1024, entries: 200_000 };
+
+/** What the gate is told besides the layer. */
+export interface GateOptions {
+  /** Paths the command could not change in its sandbox (read-only, hidden): refused as protected (real paths). */
+  protectedPaths: readonly string[];
+  /** Controls the policy lets through by path (`runs.applyControls`). */
+  allowControls: readonly string[];
+  limits?: typeof GATE_LIMITS;
+}
+
+const typeOf = (s: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType => (s.isFile() ? 'file' : s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'link' : 'other');
+
+/** Permission bits only: what is applied. */
+const PERMISSIONS = 0o777;
+const SPECIAL = 0o7000;
+
+/** The SHA-256 of file `path`, and whether its bytes equal those of `other` (read side by side); `other` undefined: just the hash. */
+function hashAndCompare(path: string, other?: string): { sha256: string; same: boolean } {
+  const hash = createHash('sha256');
+  const a = openSync(path, 'r');
+  const b = other === undefined ? undefined : openSync(other, 'r');
+  const bufA = Buffer.allocUnsafe(1 << 16);
+  const bufB = Buffer.allocUnsafe(1 << 16);
+  let same = b !== undefined;
+  try {
+    for (;;) {
+      const n = readSync(a, bufA, 0, bufA.length, null);
+      if (b !== undefined && same) {
+        let m = 0;
+        while (m < n) {
+          const k = readSync(b, bufB, m, n - m, null);
+          if (k === 0) break;
+          m += k;
+        }
+        if (m !== n || !bufA.subarray(0, n).equals(bufB.subarray(0, n))) same = false;
+      }
+      if (n === 0) break;
+      hash.update(bufA.subarray(0, n));
+    }
+    if (b !== undefined && same && readSync(b, bufB, 0, 1, null) !== 0) same = false;
+  } finally {
+    closeSync(a);
+    if (b !== undefined) closeSync(b);
+  }
+  return { sha256: hash.digest('hex'), same };
+}
+
+/** A directory whose lower entries are hidden if the command removed and made it anew: a name of them to probe, and them all. */
+interface Probe {
+  dir: string;
+  hidden: string[];
+}
+
+/** Reads the changes of directory place `n` (see the module documentation), unjudged. */
+async function dirChanges(layer: Layer, n: number, limits: typeof GATE_LIMITS): Promise<Change[]> {
+  const place = layer.meta.places[n]!;
+  const upper = layer.upper(n);
+  const changes: Change[] = [];
+  const probes: Probe[] = [];
+  let seen = 0;
+  const tooMany = (): HoopError =>
+    new HoopError(ErrorCode.USAGE, `the run changed more than ${limits.entries} entries in ${place.path}: the gate applies none of them`, {
+      hint: `\`hoop run discard ${layer.meta.run}\` removes them; a run that must make that many writes them where it is not layered (--apply live)`,
+    });
+  const change = (c: Omit<Change, 'place' | 'path'>): void => void changes.push({ place: n, path: join(place.path, c.rel), ...c });
+  const walk = (rel: string): void => {
+    const entries = readdirSync(join(upper, rel), { withFileTypes: true });
+    if ((seen += entries.length) > limits.entries) throw tooMany();
+    for (const e of entries) entry(rel === '' ? e.name : `${rel}/${e.name}`);
+    const lowerDir = join(place.path, rel);
+    if (rel !== '' && lstatOr(lowerDir)?.isDirectory() !== true) return;
+    const named = new Set(entries.map((e) => e.name));
+    let lower: Dirent[] = [];
+    try {
+      lower = readdirSync(lowerDir, { withFileTypes: true });
+    } catch {
+      /* gone since: nothing of it to hide */
+    }
+    const hidden = lower.map((e) => e.name).filter((name) => !named.has(name));
+    if (hidden.length > 0) probes.push({ dir: rel, hidden });
+  };
+  const entry = (rel: string): void => {
+    const u = lstatSync(join(upper, rel));
+    const l = lstatOr(join(place.path, rel));
+    const was = l ? typeOf(l) : undefined;
+    if (isWhiteout(u)) {
+      if (was) change({ rel, kind: 'removed', type: was, ...(was === 'dir' ? { entries: countUnder(join(place.path, rel)) } : {}) });
+      return;
+    }
+    const type = typeOf(u);
+    const mode = u.mode & PERMISSIONS;
+    const dropped = (u.mode & SPECIAL) !== 0;
+    const kind = was ? 'changed' : 'added';
+    const replaces = was && was !== type ? { replaces: was } : {};
+    if (type === 'dir') {
+      if (was !== 'dir' || (l!.mode & PERMISSIONS) !== mode) change({ rel, kind, type, mode, ...replaces, ...(dropped ? { dropped } : {}) });
+      walk(rel);
+    } else if (type === 'file') {
+      const from = join(upper, rel);
+      const { sha256, same } = hashAndCompare(from, was === 'file' && l!.size === u.size ? join(place.path, rel) : undefined);
+      if (same && (l!.mode & PERMISSIONS) === mode) return;
+      change({ rel, kind, type, size: u.size, sha256, mode, from, mtimeMs: u.mtimeMs, ...replaces, ...(dropped ? { dropped } : {}) });
+    } else if (type === 'link') {
+      const target = readlinkSync(join(upper, rel));
+      if (was === 'link' && readlinkSync(join(place.path, rel)) === target) return;
+      change({ rel, kind, type, target, ...replaces });
+    } else change({ rel, kind, type, ...replaces });
+  };
+  walk('');
+  // A directory the command removed and made anew (opaque in the overlay) hides what was in it: the merged view says which.
+  const shown = await existInMerged(
+    layer,
+    n,
+    probes.map((p) => (p.dir === '' ? p.hidden[0]! : `${p.dir}/${p.hidden[0]!}`)),
+  );
+  probes.forEach((p, i) => {
+    if (shown[i]) return;
+    for (const name of p.hidden) {
+      const rel = p.dir === '' ? name : `${p.dir}/${name}`;
+      const was = typeOf(lstatSync(join(place.path, rel)));
+      change({ rel, kind: 'removed', type: was, ...(was === 'dir' ? { entries: countUnder(join(place.path, rel)) } : {}) });
+    }
+  });
+  return changes;
+}
+
+/** The entries under directory `dir` (not through links). */
+function countUnder(dir: string): number {
+  let n = 0;
+  const walk = (d: string): void => {
+    let entries: Dirent[] = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      n++;
+      if (e.isDirectory()) walk(join(d, e.name));
+    }
+  };
+  walk(dir);
+  return n;
+}
+
+/** The change of shared file place `n`: its copy in the layer against the file (none when they are the same). */
+function fileChange(layer: Layer, n: number): Change[] {
+  const place = layer.meta.places[n]!;
+  const from = layer.upper(n);
+  const u = lstatSync(from);
+  const l = lstatOr(place.path);
+  const { sha256, same } = hashAndCompare(from, l?.isFile() ? place.path : undefined);
+  if (same && (l!.mode & PERMISSIONS) === (u.mode & PERMISSIONS)) return [];
+  const rel = posix.basename(place.path);
+  return [
+    {
+      place: n,
+      rel,
+      path: place.path,
+      kind: l ? 'changed' : 'added',
+      type: 'file',
+      size: u.size,
+      sha256,
+      mode: u.mode & PERMISSIONS,
+      from,
+      mtimeMs: u.mtimeMs,
+      ...((u.mode & SPECIAL) !== 0 ? { dropped: true } : {}),
+    },
+  ];
+}
+
+/**
+ * The changes of `layer`'s run, judged (see the module documentation): each with `refused` set
+ * where the gate refuses it, in the order they apply (each place's, outer first).
+ * @throws HoopError when a place is no longer where the run left it, or the layer cannot be read
+ */
+export async function layerChanges(layer: Layer, o: GateOptions): Promise<Change[]> {
+  const limits = o.limits ?? GATE_LIMITS;
+  const all: Change[] = [];
+  for (const [n, place] of layer.meta.places.entries()) {
+    const now = fileIdOf(place.path);
+    if (place.dir && (now?.dev !== place.dev || now?.ino !== place.ino)) {
+      throw new HoopError(ErrorCode.USAGE, `${place.path} is not the directory run ${layer.meta.run} worked on any more (it was moved or replaced): nothing was applied`, {
+        hint: `put it back where it was, or \`hoop run discard ${layer.meta.run}\``,
+      });
+    }
+    all.push(...(place.dir ? await dirChanges(layer, n, limits) : fileChange(layer, n)));
+  }
+  judge(layer, all, o, limits);
+  return all.sort((a, b) => a.place - b.place || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+}
+
+/** Sets `refused` on each change the gate refuses (see the module documentation). */
+function judge(layer: Layer, changes: Change[], o: GateOptions, limits: typeof GATE_LIMITS): void {
+  const byPlace = new Map<number, Change[]>();
+  for (const c of changes) byPlace.set(c.place, [...(byPlace.get(c.place) ?? []), c]);
+  let total = 0;
+  for (const [n, list] of byPlace) {
+    const place = layer.meta.places[n]!;
+    if (!place.dir) {
+      for (const c of list)
+        c.refused =
+          refusal(
+            c,
+            place.path,
+            o,
+            limits,
+            () => false,
+            () => false,
+          ) ?? sizeRefusal(c, (total += c.size ?? 0), limits);
+      continue;
+    }
+    const after = namesAfter(place.path, list);
+    const gitDir = (dir: string): boolean => {
+      const names = after(dir);
+      return names.has('head') && ((names.has('objects') && names.has('refs')) || names.has('commondir'));
+    };
+    const links = new Set(list.filter((c) => c.type === 'link' && c.kind !== 'removed').map((c) => c.rel));
+    const throughLink = (rel: string): boolean => linkOnTheWay(place.path, rel, links);
+    const refusedDirs: Change[] = [];
+    for (const c of list.sort((a, b) => (a.rel < b.rel ? -1 : 1))) {
+      const inside = refusedDirs.find((d) => c.rel.startsWith(`${d.rel}/`));
+      if (inside) {
+        c.within = inside;
+        inside.refusedUnder = (inside.refusedUnder ?? 0) + 1;
+        c.refused = `it is inside ${inside.rel}, which is refused (${inside.refused})`;
+        continue;
+      }
+      c.refused = refusal(c, place.path, o, limits, gitDir, throughLink) ?? sizeRefusal(c, (total += c.size ?? 0), limits);
+      if (c.refused && c.type === 'dir' && c.kind !== 'removed') refusedDirs.push(c);
+    }
+  }
+}
+
+/** Why one change is refused by its kind (not its size); undefined when it passes. */
+function refusal(c: Change, top: string, o: GateOptions, limits: typeof GATE_LIMITS, gitDir: (dir: string) => boolean, throughLink: (rel: string) => boolean): string | undefined {
+  if (c.type === 'other') return 'it is not a file, a directory or a link (a FIFO, a socket or a device is never applied)';
+  const prot = o.protectedPaths.find((p) => within(c.path, p) || (c.kind === 'removed' && within(p, c.path)));
+  if (prot) return `it was ${prot === c.path ? '' : `inside ${prot}, `}read-only or hidden in the run (what runs as you later, or what you kept from it)`;
+  if (c.type === 'link' && c.kind !== 'removed') {
+    const out = linkLeavesTree(top, c.rel, c.target!);
+    if (out) return `a symbolic link: ${out}`;
+    if (throughLink(posix.join(posix.dirname(c.rel), c.target!))) return 'a symbolic link that leads through another link';
+  }
+  const control =
+    (c.kind === 'added' && c.type === 'dir' && posix.basename(c.rel).toLowerCase() === '.git'
+      ? 'it is a repository the command made (git init, git clone): the gate applies no git directory it made, whose controls would run as you'
+      : undefined) ??
+    controlOf(c.rel, c.type, gitDir) ??
+    (c.kind === 'removed' && c.type === 'dir' && holdsGitDir(c.path) ? 'it holds a repository, whose history the gate does not remove' : undefined);
+  if (control && !allowedControl(c.rel, o.allowControls)) return control;
+  if (c.type === 'file' && (c.size ?? 0) > limits.fileBytes) return `it is larger than ${limits.fileBytes / 1024 / 1024} MiB`;
+  return undefined;
+}
+
+/** Why a file that would pass is refused for the run's total size. */
+function sizeRefusal(c: Change, total: number, limits: typeof GATE_LIMITS): string | undefined {
+  return c.type === 'file' && total > limits.totalBytes ? `the run's changes pass ${limits.totalBytes / 1024 / 1024 / 1024} GiB with it` : undefined;
+}
+
+/** Whether directory `dir` holds a `.git` at any depth (not through links). */
+function holdsGitDir(dir: string): boolean {
+  const walk = (d: string): boolean => {
+    let entries: Dirent[] = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    return entries.some((e) => e.name.toLowerCase() === '.git' || (e.isDirectory() && walk(join(d, e.name))));
+  };
+  return walk(dir);
+}
+
+/** The names (lower case) each directory of place `top` holds once `changes` apply, as a function of the directory (relative). */
+function namesAfter(top: string, changes: readonly Change[]): (dir: string) => Set<string> {
+  const memo = new Map<string, Set<string>>();
+  return (dir) => {
+    let names = memo.get(dir);
+    if (names) return names;
+    names = new Set<string>();
+    try {
+      for (const e of readdirSync(join(top, dir))) names.add(e.toLowerCase());
+    } catch {
+      /* a directory the run makes */
+    }
+    for (const c of changes) {
+      if (posix.dirname(c.rel) !== (dir === '' ? '.' : dir)) continue;
+      const name = posix.basename(c.rel).toLowerCase();
+      if (c.kind === 'removed') names.delete(name);
+      else names.add(name);
+    }
+    memo.set(dir, names);
+    return names;
+  };
+}
+
+/** Whether a link on the way to `rel` (relative to `top`: its directories, not itself) is a link in the tree or one the run makes. */
+function linkOnTheWay(top: string, rel: string, links: ReadonlySet<string>): boolean {
+  const parts = posix.normalize(rel).split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const prefix = parts.slice(0, i).join('/');
+    if (links.has(prefix) || lstatOr(join(top, prefix))?.isSymbolicLink()) return true;
+  }
+  return false;
+}
+
+/** What {@link applyChanges} did. */
+export interface Applied {
+  added: number;
+  changed: number;
+  removed: number;
+  /** Changes refused when they were applied: the person changed the same path since the run began, or it changed in the layer since it was judged. */
+  conflicts: Change[];
+}
+
+/**
+ * Applies `changes` that pass (`refused` unset) to the person's tree (see the module
+ * documentation); a change refused now gets `refused` set and is in `conflicts`. `force` applies
+ * over what the person changed since the run began.
+ */
+export function applyChanges(layer: Layer, changes: readonly Change[], o: { force?: boolean } = {}): Applied {
+  const done: Applied = { added: 0, changed: 0, removed: 0, conflicts: [] };
+  // With `force`, what the person changed since is the command's to replace.
+  const since = o.force ? Number.POSITIVE_INFINITY : layer.meta.startedAt;
+  const conflict = (c: Change, why: string): void => {
+    c.refused = why;
+    done.conflicts.push(c);
+  };
+  const theirs = (path: string): boolean => (lstatOr(path)?.ctimeMs ?? 0) > since;
+  const passing = changes.filter((c) => !c.refused);
+  // Removals and what a change replaces, the deepest first; then what is added or changed, outer first; then directories' modes, the deepest first.
+  for (const c of [...passing].filter((c) => c.kind === 'removed' || c.replaces).sort((a, b) => b.rel.length - a.rel.length)) {
+    if (theirs(c.path) || (c.type === 'dir' && changedUnder(c.path, since))) {
+      conflict(c, "you changed it since the run began: it is yours, not the command's to replace");
+      continue;
+    }
+    const parent = checkedParent(c);
+    if (!parent) {
+      conflict(c, 'its directory is not where the run saw it');
+      continue;
+    }
+    rmSync(c.path, { recursive: true, force: true });
+    if (c.kind === 'removed') done.removed++;
+  }
+  const settled = new Set(done.conflicts);
+  for (const c of passing.filter((c) => c.kind !== 'removed' && !settled.has(c))) {
+    if (!c.replaces && c.kind === 'changed' && c.type !== 'dir' && theirs(c.path)) {
+      conflict(c, "you changed it since the run began: it is yours, not the command's to replace");
+      continue;
+    }
+    if (c.kind === 'added' && c.type !== 'dir' && lstatOr(c.path) && !o.force) {
+      conflict(c, 'you made the same path since the run began');
+      continue;
+    }
+    if (!checkedParent(c)) {
+      conflict(c, 'its directory is not where the run saw it (a link, or gone)');
+      continue;
+    }
+    if (c.type === 'dir') {
+      if (!lstatOr(c.path)) mkdirSync(c.path, { mode: 0o700 });
+    } else if (c.type === 'link') replaceWith(c.path, (tmp) => symlinkSync(c.target!, tmp));
+    else if (!copyIn(c)) {
+      conflict(c, 'it changed in the layer after it was judged');
+      continue;
+    }
+    if (c.kind === 'added') done.added++;
+    else done.changed++;
+  }
+  for (const c of passing.filter((c) => c.type === 'dir' && c.kind !== 'removed' && !c.refused).sort((a, b) => b.rel.length - a.rel.length)) chmodSync(c.path, c.mode!);
+  return done;
+}
+
+/** Whether anything under directory `dir` changed after `since` (ms): its own entries' change times. */
+function changedUnder(dir: string, since: number): boolean {
+  const walk = (d: string): boolean => {
+    let entries: Dirent[] = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    return entries.some((e) => (lstatOr(join(d, e.name))?.ctimeMs ?? 0) > since || (e.isDirectory() && walk(join(d, e.name))));
+  };
+  return walk(dir);
+}
+
+/** `c`'s directory in the person's tree, if it is a directory (not a link) whose real path is where the run saw it. */
+function checkedParent(c: Change): string | undefined {
+  const parent = dirname(c.path);
+  try {
+    if (!lstatSync(parent).isDirectory() || realpathSync(parent) !== parent) return undefined;
+  } catch {
+    return undefined;
+  }
+  return parent;
+}
+
+/** Makes `path` anew: `make` writes a new name beside it, which is renamed over it. */
+function replaceWith(path: string, make: (tmp: string) => void): void {
+  const tmp = join(dirname(path), `.hoop-apply-${randomBytes(6).toString('hex')}`);
+  make(tmp);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Copies file change `c` in from the layer, checking its bytes are those judged; false (nothing written) when they are not. */
+function copyIn(c: Change): boolean {
+  const tmp = join(dirname(c.path), `.hoop-apply-${randomBytes(6).toString('hex')}`);
+  const src = openSync(c.from!, 'r');
+  let out: number | undefined;
+  try {
+    out = openSync(tmp, 'wx', 0o600);
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1 << 16);
+    for (;;) {
+      const n = readSync(src, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+      let w = 0;
+      while (w < n) w += writeSync(out, buf, w, n - w);
+    }
+    if (hash.digest('hex') !== c.sha256) {
+      closeSync(out);
+      out = undefined;
+      unlinkSync(tmp);
+      return false;
+    }
+    chmodSync(tmp, c.mode!);
+    futimesSync(out, new Date(c.mtimeMs!), new Date(c.mtimeMs!));
+  } catch (err) {
+    if (out !== undefined) closeSync(out);
+    out = undefined;
+    rmSync(tmp, { force: true });
+    throw err;
+  } finally {
+    closeSync(src);
+    if (out !== undefined) closeSync(out);
+  }
+  renameSync(tmp, c.path);
+  return true;
+}
