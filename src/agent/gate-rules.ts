@@ -30,6 +30,14 @@ const GIT_DATA = new Set(['objects', 'refs', 'logs', 'head', 'orig_head', 'fetch
 /** Data entries of `objects/` that name another place git reads objects from. */
 const GIT_ALTERNATES = new Set(['objects/info/alternates', 'objects/info/http-alternates']);
 
+/** Why the best known of a git directory's controls are. */
+const GIT_CONTROLS: Record<string, string> = {
+  config: "git's configuration names programs git runs as you (fsmonitor, hooks' place, editors, filters)",
+  'config.worktree': "git's configuration names programs git runs as you (fsmonitor, hooks' place, editors, filters)",
+  hooks: 'git runs its hooks as you',
+  objects: 'an alternate object store makes git read objects from elsewhere',
+};
+
 /** Files other tools act on as the person (their path's last parts, lower case), and why each is refused. */
 export const CONTROL_FILES: ReadonlyArray<{ path: string; why: string }> = [
   { path: '.hoop.yaml', why: 'it names the connections your next hoop run serves' },
@@ -60,8 +68,8 @@ export function controlOf(rel: string, type: 'file' | 'dir' | 'link' | 'other', 
       const inside = (isDotGit ? folded.slice(i + 1) : folded.slice(i)).join('/');
       if (inside === '') continue; // the git directory itself
       const first = inside.split('/')[0]!;
-      if (!GIT_DATA.has(first) || GIT_ALTERNATES.has(inside)) return `${first} in a git directory is one of its controls (configuration, hooks, what runs next), which run as you`;
-      return undefined;
+      if (GIT_DATA.has(first) && !GIT_ALTERNATES.has(inside)) return undefined;
+      return GIT_CONTROLS[first] ?? `${first} in a git directory is one of the controls git acts on as you (what it reads, runs or does next)`;
     }
   }
   const whole = folded.join('/');

@@ -147,7 +147,7 @@ async function dirChanges(layer: Layer, n: number, limits: typeof GATE_LIMITS): 
     });
   const change = (c: Omit<Change, 'place' | 'path'>): void => void changes.push({ place: n, path: join(place.path, c.rel), ...c });
   const walk = (rel: string): void => {
-    const entries = readdirSync(join(upper, rel), { withFileTypes: true });
+    const entries = opened(join(upper, rel), () => readdirSync(join(upper, rel), { withFileTypes: true }));
     if ((seen += entries.length) > limits.entries) throw tooMany();
     for (const e of entries) entry(rel === '' ? e.name : `${rel}/${e.name}`);
     const lowerDir = join(place.path, rel);
@@ -180,7 +180,9 @@ async function dirChanges(layer: Layer, n: number, limits: typeof GATE_LIMITS): 
       walk(rel);
     } else if (type === 'file') {
       const from = join(upper, rel);
-      const { sha256, same } = hashAndCompare(from, was === 'file' && l!.size === u.size ? join(place.path, rel) : undefined);
+      // Over the bound, it is refused by its size alone: not read.
+      if (u.size > limits.fileBytes) return change({ rel, kind, type, size: u.size, mode, from, ...replaces });
+      const { sha256, same } = opened(from, () => hashAndCompare(from, was === 'file' && l!.size === u.size ? join(place.path, rel) : undefined));
       if (same && (l!.mode & PERMISSIONS) === mode) return;
       change({ rel, kind, type, size: u.size, sha256, mode, from, mtimeMs: u.mtimeMs, ...replaces, ...(dropped ? { dropped } : {}) });
     } else if (type === 'link') {
@@ -205,6 +207,21 @@ async function dirChanges(layer: Layer, n: number, limits: typeof GATE_LIMITS): 
     }
   });
   return changes;
+}
+
+/**
+ * `read()` of the layer's `path`; when the command took away its owner's right to read it (mode
+ * 0311, 0000), the right is given back first (the layer is hoop's: its mode in the person's tree
+ * is the one the gate read before).
+ */
+function opened<T>(path: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    chmodSync(path, (lstatSync(path).mode & 0o7777) | 0o500);
+    return read();
+  }
 }
 
 /** The entries under directory `dir` (not through links). */
@@ -330,7 +347,9 @@ function refusal(c: Change, top: string, o: GateOptions, limits: typeof GATE_LIM
       ? 'it is a repository the command made (git init, git clone): the gate applies no git directory it made, whose controls would run as you'
       : undefined) ??
     controlOf(c.rel, c.type, gitDir) ??
-    (c.kind === 'removed' && c.type === 'dir' && holdsGitDir(c.path) ? 'it holds a repository, whose history the gate does not remove' : undefined);
+    (c.kind === 'removed' && c.type === 'dir' && (posix.basename(c.rel).toLowerCase() === '.git' || holdsGitDir(c.path))
+      ? 'it is or holds a repository, whose history the gate does not remove'
+      : undefined);
   if (control && !allowedControl(c.rel, o.allowControls)) return control;
   if (c.type === 'file' && (c.size ?? 0) > limits.fileBytes) return `it is larger than ${limits.fileBytes / 1024 / 1024} MiB`;
   return undefined;

@@ -21,7 +21,18 @@ export interface HoopProcessResult {
 /** Runs `node [nodeArgs] bin/hoop.js args`; `onStdout` sees the output so far as it grows; `input` goes to its stdin. */
 export function spawnHoop(
   args: string[],
-  o: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; nodeArgs?: string[]; onStdout?: (text: string, child: ChildProcess) => void; as?: TestPerson; wrap?: string[] },
+  o: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    input?: string;
+    nodeArgs?: string[];
+    onStdout?: (text: string, child: ChildProcess) => void;
+    onStderr?: (text: string, child: ChildProcess) => void;
+    as?: TestPerson;
+    wrap?: string[];
+    /** A process group of its own (its id is its pid), as a shell's job is. */
+    detached?: boolean;
+  },
 ): Promise<HoopProcessResult> {
   // As another person: their ids and home (./people.ts). Wrapped: `wrap` runs node (a namespace of the test's own).
   const as = o.as?.other ? { uid: o.as.uid, gid: o.as.gid } : {};
@@ -30,6 +41,7 @@ export function spawnHoop(
     env: { PATH: process.env.PATH, ...(o.as?.other ? { HOME: o.as.home, USER: o.as.label.split(' ')[0] } : {}), ...o.env },
     ...(o.cwd ? { cwd: o.cwd } : {}),
     ...as,
+    ...(o.detached ? { detached: true } : {}),
     stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   child.stdin?.on('error', () => undefined); // hoop may exit before reading it all
@@ -40,6 +52,9 @@ export function spawnHoop(
     stdout += d.toString();
     o.onStdout?.(stdout, child);
   });
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    o.onStderr?.(stderr, child);
+  });
   return new Promise((r) => child.on('close', (code) => r({ code, stdout, stderr })));
 }
