@@ -54,6 +54,8 @@ export const ErrorCode = {
   SIGN_IN_REQUIRED: 'HOOP_SIGN_IN_REQUIRED',
   /** The identity has as many sessions open on the gateway as the policy allows (SQLSTATE 53300 to a PostgreSQL client). */
   TOO_MANY_SESSIONS: 'HOOP_TOO_MANY_SESSIONS',
+  /** `hoop run` could not start its command's sandbox (a place changed as it began, a layer the kernel would not mount). */
+  SANDBOX_FAILED: 'HOOP_SANDBOX_FAILED',
   /** A bug: something that should not happen did. */
   INTERNAL: 'HOOP_INTERNAL',
 } as const;
@@ -95,6 +97,7 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_RUN_FORBIDDEN: ExitCode.NOPERM,
   HOOP_SIGN_IN_REQUIRED: ExitCode.NOPERM,
   HOOP_TOO_MANY_SESSIONS: ExitCode.UNAVAILABLE,
+  HOOP_SANDBOX_FAILED: ExitCode.UNAVAILABLE,
   HOOP_INTERNAL: ExitCode.SOFTWARE,
 };
 

@@ -150,8 +150,9 @@ async function dirChanges(layer: Layer, n: number, limits: typeof GATE_LIMITS): 
     const entries = opened(join(upper, rel), () => readdirSync(join(upper, rel), { withFileTypes: true }));
     if ((seen += entries.length) > limits.entries) throw tooMany();
     for (const e of entries) entry(rel === '' ? e.name : `${rel}/${e.name}`);
+    // The place itself is the overlay's root, never removed and made anew: nothing of it is hidden.
     const lowerDir = join(place.path, rel);
-    if (rel !== '' && lstatOr(lowerDir)?.isDirectory() !== true) return;
+    if (rel === '' || lstatOr(lowerDir)?.isDirectory() !== true) return;
     const named = new Set(entries.map((e) => e.name));
     let lower: Dirent[] = [];
     try {

@@ -36,6 +36,8 @@ export interface AgentProcess {
   child: ChildProcess;
   /** Resolves once the command (and under bubblewrap, its sandbox) has ended. */
   exited: Promise<AgentExit>;
+  /** Whether the command started (contained: its sandbox's first process said so on the life line before it ended). */
+  started(): boolean;
   /** Sends `signal` to the command (inside its sandbox when contained). */
   kill(signal: NodeJS.Signals): void;
 }
@@ -126,7 +128,7 @@ export async function spawnAgent(o: {
   const stdio = [o.stdio.stdin, o.stdio.stdout, o.stdio.stderr] as const;
   if (o.containment.kind === 'none') {
     const child = spawn(o.file, o.args, { env: o.env, cwd: o.cwd, stdio: [...stdio] });
-    return { child, exited: exitOf(child), kill: (signal) => void child.kill(signal) };
+    return { child, exited: exitOf(child), started: () => child.pid !== undefined, kill: (signal) => void child.kill(signal) };
   }
   const empty = join(o.runDir, '.hidden');
   writeFileSync(empty, '', { mode: 0o400, flag: 'wx' });
@@ -171,7 +173,9 @@ export async function spawnAgent(o: {
     for (const fd of [...sources, ...(seccomp !== undefined ? [seccomp] : [])]) closeSync(fd);
   }
   const life = (child.stdio as unknown as Array<Duplex | null>)[LIFELINE_FD];
+  let started = false;
   life?.on('error', () => undefined);
+  life?.once('data', () => void (started = true));
   const beat = setInterval(() => life?.write('.'), LIFE_MS);
   beat.unref();
   const exited = exitOf(child).then((exit) => {
@@ -182,6 +186,7 @@ export async function spawnAgent(o: {
   return {
     child,
     exited,
+    started: () => started,
     kill: (signal) => {
       const pid = child.pid === undefined ? undefined : containedPid(child.pid);
       if (pid === undefined) child.kill(signal);

@@ -541,6 +541,13 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
   if (child.stderr) child.stderr.pipe(io.stderr, { end: false });
   if (child.stdin && io.stdin) io.stdin.pipe(child.stdin);
   const result = await agent.exited;
+  // Its sandbox never started it (what failed was said by the sandbox's launch, ../agent/layers.ts).
+  if (!result.error && !agent.started()) {
+    state.runRecord?.append({ t: 'end', at: Date.now(), exitCode: 126, reason: "the command's sandbox could not start", durationMs: Date.now() - state.started });
+    throw new HoopError(ErrorCode.SANDBOX_FAILED, `hoop run could not start the command's sandbox (exit ${result.exitCode ?? result.signal}): nothing of the command ran`, {
+      hint: 'what failed is said above; a place that changed as the run began can simply be tried again',
+    });
+  }
   if (result.error) {
     state.runRecord?.append({ t: 'end', at: Date.now(), exitCode: 126, reason: 'cannot run the command', durationMs: Date.now() - state.started });
     throw new HoopError(ErrorCode.USAGE, `cannot run ${b.file}: ${result.error.message}`, { hint: 'check that it is an executable the current user may run', exitCode: 126 });
@@ -581,7 +588,9 @@ async function endRun(io: CliIo, opts: RunOptions, b: Begun, state: RunningState
   for (const s of swept) state.runRecord?.append({ t: 'swept', at: Date.now(), path: s.path, ...(s.to ? { to: s.to } : {}), ...(s.error ? { error: s.error } : {}) });
   if (!swept.some((s) => s.error)) pending?.done();
   let gateFailed = false;
-  if (b.layer) {
+  // A command whose sandbox never started wrote nothing: its layer goes.
+  if (b.layer && !state.agentProcess?.started()) b.layer.remove();
+  else if (b.layer) {
     try {
       await settleLayer(io, b.layer, settleOf(opts, b, state), { say, record: state.runRecord, quiet: opts.quiet === true });
     } catch (err) {

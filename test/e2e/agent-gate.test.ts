@@ -15,7 +15,7 @@
  *   runs begin never gives a run the home: a run begins on the directory it checked, or not at all.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProfileStore } from '../../src/auth/profiles.js';
@@ -310,6 +310,54 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect((await hoop(p, ['run', 'ls', '--json'])).stdout).toContain('"runs":[]');
   });
 
+  it('mounts a --share path by descriptor: swapped for a link to the home while runs begin (RENAME_EXCHANGE in a loop), no run gets the home, layered or live', async () => {
+    const race = join(p.work, 'race');
+    const cwd = join(p.work, 'race-cwd');
+    for (const d of [join(race, 'shared'), cwd]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(race, 'shared', 'mine'), 'shared\n');
+    symlinkSync(p.home, join(race, 'homelink'));
+    givePerson(who, p.work);
+    const racer = spawn('python3', ['-c', RACER, join(race, 'shared'), join(race, 'homelink')], { stdio: 'ignore', ...(who.other ? { uid: who.uid, gid: who.gid } : {}) });
+    const outcomes: string[] = [];
+    try {
+      for (const how of [[], ['--apply', 'live']]) {
+        for (let i = 0; i < 6; i++) {
+          const r = await hoop(
+            p,
+            [
+              'run',
+              ...how,
+              '--quiet',
+              '--share',
+              join(race, 'shared'),
+              '--connect',
+              'app',
+              '--',
+              'sh',
+              '-c',
+              `ls -a ${race}/shared; cat ${race}/shared/.config/hoop/tokens/* 2>/dev/null; echo x > ${race}/shared/probe`,
+            ],
+            { cwd },
+          );
+          // Refused as it began (the place was the home's link, or changed under it), or run on the shared directory (which the racer keeps renaming under it).
+          const refused = /it holds your home directory|changed while the run began|could not start the command's sandbox/.test(r.stderr);
+          outcomes.push(refused ? 'refused' : 'ran');
+          if (refused) expect(r.code).not.toBe(0);
+          // Never the home to write, nor hoop's tokens in it to read (the home itself it reads, as every run does).
+          expect(r.stdout).not.toContain('alice-refresh-token');
+        }
+      }
+    } finally {
+      racer.kill();
+    }
+    // The home has nothing of any run's; what ran wrote the shared directory (live), or its layer (kept when the place had moved by its end).
+    expect(readFileSync(join(p.home, '.bashrc'), 'utf8')).toBe('# hers\n');
+    expect(existsSync(join(p.home, 'probe'))).toBe(false);
+    expect(outcomes).toHaveLength(12);
+    expect(outcomes).toContain('refused'); // the race was on
+    for (const l of JSON.parse((await hoop(p, ['run', 'ls', '--json'])).stdout).runs as Array<{ run: string }>) await hoop(p, ['run', 'discard', l.run]);
+  }, 120_000);
+
   it('ends whole: what left the command (setsid, a double fork, nohup) dies with it; stopped, its sandbox is frozen; killed then, nothing goes on and its changes are kept', async () => {
     const tree = join(p.work, 'whole');
     mkdirSync(tree);
@@ -408,6 +456,14 @@ describe('the policy', () => {
     }
   });
 });
+
+/** Swaps two paths (argv 1 and 2) with renameat2(RENAME_EXCHANGE) as fast as it can, until killed. */
+const RACER = `import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    libc.renameat2(-100, a, -100, b, 2)
+`;
 
 /** The pids of the writer loops (`sh -c 'while :; do date … >> NAME.log …'`) working in `dir`, of `log` alone when named. */
 function runningWith(dir: string, log = ''): number[] {
