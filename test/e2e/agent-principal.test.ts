@@ -328,40 +328,34 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       expect(Object.keys(seen.sockets)).toHaveLength(6 + own.length);
       expect(Object.values(seen.sockets).filter((v) => v === 'ok')).toEqual([]);
       expect(served).toEqual([]);
-      // Nothing that runs as her later could be changed: her shell's startup (where it really is), her PATH, hoop itself, her repository's config.
-      expect(Object.values(seen.writes)).toEqual(['EROFS', 'EROFS', 'EROFS', 'EROFS', 'EROFS']);
+      // Nothing that runs as her later could be changed: her shell's startup (where it really is), her PATH, hoop itself;
+      // her repository's config only in the command's own layer, which the gate does not apply.
+      expect(Object.values(seen.writes)).toEqual(['EROFS', 'EROFS', 'EROFS', 'EROFS', 'ok']);
       expect(readFileSync(join(home, '.bashrc'), 'utf8')).toBe('# hers\n');
       expect(readFileSync(join(work, 'dotprofile'), 'utf8')).toBe('# hers too\n');
+      expect(readFileSync(join(work, '.git/config'), 'utf8')).toBe('[core]\n\trepositoryformatversion = 0\n');
       expect(existsSync(join(home, '.local/bin/hoop'))).toBe(false);
       expect(existsSync(planted)).toBe(false);
-      // Her repository cannot be renamed away and made anew; what it made that git or hoop would act on was moved aside.
-      expect(seen.renames).toEqual({ [join(work, '.git')]: 'EBUSY' });
+      // Her repository is not renamed away (its layer cannot rename a directory it only reads); what it made that git or hoop would act on is refused.
+      expect(seen.renames).toEqual({ [join(work, '.git')]: 'EXDEV' });
       expect(seen.creates).toEqual({ [join(work, '.git/commondir')]: 'ok', [join(work, '.hoop.yaml')]: 'ok' });
       expect(existsSync(join(work, '.git/commondir'))).toBe(false);
       expect(existsSync(join(work, '.hoop.yaml'))).toBe(false);
-      expect(readdirSync(work).filter((f) => /^\.hoop\.yaml\.hoop-quarantine-[0-9a-f]{16}$/.test(f))).toHaveLength(1);
-      expect(r.stderr).toMatch(/the command made .*\.hoop\.yaml, which git or hoop would act on as you: moved to/);
-      // The repository it made deeper in the tree, in a directory it made unwritable, is moved aside too (to a name it could not know):
-      // her own git status there finds no repository (her project's .git here is a stand-in), and runs nothing of it.
+      expect(r.stderr).toMatch(/refused: \.hoop\.yaml: it names the connections your next hoop run serves/);
+      expect(r.stderr).toMatch(/refused: \.git\/commondir: commondir in a git directory is one of the controls git acts on as you/);
+      // The repositories it made deeper in the tree (one in a directory it made unwritable, one under no .git, one in a directory it made
+      // unlistable) and the rebase it left in progress in hers never reach her tree: her own git status there finds no repository of its, and runs nothing.
       const deep = join(work, 'src', 'deep');
       const [bare, locked] = [join(work, 'vendor', 'bare'), join(work, 'locked')];
       expect(seen.plants).toEqual({ [deep]: 'ok', [bare]: 'ok', [locked]: 'ok', [work]: 'ok' });
-      const quarantined = (dir: string, name: string): string[] => readdirSync(dir).filter((f) => new RegExp(`^${name.replace('.', '\\.')}\\.hoop-quarantine-[0-9a-f]{16}$`).test(f));
       const gitStatus = (dir: string) =>
         spawnSync('git', ['-C', dir, 'status'], { encoding: 'utf8', ...(who.other ? { uid: who.uid, gid: who.gid } : {}), env: { PATH: process.env.PATH, HOME: home } });
       expect(existsSync(join(deep, '.git'))).toBe(false);
-      expect(quarantined(deep, '.git')).toHaveLength(1);
-      expect(gitStatus(deep).stderr).toContain('not a git repository');
-      // A repository under no .git (HEAD beside objects and refs): its HEAD is moved aside, so git finds none there.
-      expect(existsSync(join(bare, 'HEAD'))).toBe(false);
-      expect(quarantined(bare, 'HEAD')).toHaveLength(1);
-      expect(gitStatus(bare).stderr).toContain('not a git repository');
-      // One in a directory it made unlistable: the sweep lists it all the same (it is the person's).
+      expect(gitStatus(deep).stderr).toContain('not a git repository'); // her project's .git here is a stand-in
+      gitStatus(bare); // a repository of data now (its HEAD, objects and refs, no configuration): git runs nothing of it
+      expect(existsSync(join(bare, 'config'))).toBe(false);
       expect(existsSync(join(locked, 'inner', '.git'))).toBe(false);
-      expect(gitStatus(join(locked, 'inner')).stderr).toContain('not a git repository');
-      // An interactive rebase left in progress in her repository: moved aside, so no `git rebase --continue` runs its exec line.
       expect(existsSync(join(work, '.git', 'rebase-merge'))).toBe(false);
-      expect(quarantined(join(work, '.git'), 'rebase-merge')).toHaveLength(1);
       for (const ran of ['fsmonitor-ran', 'bare-ran', 'locked-ran', 'rebase-ran']) expect(existsSync(join(home, ran)), ran).toBe(false);
       // No capability, not even as root; her login stays hidden through every attempt to unmount what hides it.
       expect(seen.capabilities).toBe('0000000000000000');
@@ -382,7 +376,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     }
   });
 
-  it('killed before it swept, its run is swept by the next hoop command its person runs: the repository the command made runs nothing as them', async () => {
+  it('killed, its run applies nothing; its changes are kept, said at its person next hoop command, and the repository the command made never applies', async () => {
     const tree = join(p.work, 'killed');
     mkdirSync(tree);
     givePerson(who, tree);
@@ -399,20 +393,22 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       }).then(done);
     });
     expect((await ended).code).toBe(null);
-    // Left as the command made it: nothing swept it.
-    expect(existsSync(join(tree, 'sub', '.git'))).toBe(true);
-    // Her next hoop command, whatever it is, sweeps first.
+    // Nothing of the command's reached her tree.
+    expect(existsSync(join(tree, 'sub'))).toBe(false);
+    // Her next hoop command, whatever it is, says so.
     const next = await spawnHoop(['--version'], { env: { XDG_STATE_HOME: p.cli }, as: who, cwd: tree });
     expect(next.code).toBe(0);
-    expect(next.stderr).toMatch(
-      /whose hoop run was stopped before it ended: the command made \S+\/sub\/\.git, which git or hoop would act on as you: moved to \S+\/sub\/\.git\.hoop-quarantine-[0-9a-f]{16}/,
-    );
+    const id = /run (run-\S+)'s hoop run stopped before its command ended: what the command changed is kept, not applied/.exec(next.stderr)?.[1];
+    expect(id, next.stderr).toBeDefined();
+    // Once: the command after says nothing.
+    expect((await spawnHoop(['--version'], { env: { XDG_STATE_HOME: p.cli }, as: who })).stderr).toBe('');
+    // Applied later, through the gate: the directory, not the repository the command made in it.
+    const applied = await spawnHoop(['run', 'apply', id!], { env: { XDG_STATE_HOME: p.cli }, as: who, cwd: tree });
+    expect(applied.stderr).toContain('refused: sub/.git (and the ');
     expect(existsSync(join(tree, 'sub', '.git'))).toBe(false);
     const status = spawnSync('git', ['-C', join(tree, 'sub'), 'status'], { encoding: 'utf8', ...(who.other ? { uid: who.uid, gid: who.gid } : {}), env: { PATH: process.env.PATH, HOME: who.home } });
     expect(status.stderr).toContain('not a git repository');
     expect(existsSync(marker)).toBe(false);
-    // Once: the command after finds nothing to sweep.
-    expect((await spawnHoop(['--version'], { env: { XDG_STATE_HOME: p.cli }, as: who })).stderr).toBe('');
   });
 
   it("leaves links to its person's login where hoop reads and writes files of the tree: hoop refuses each, and no token leaves the login", async () => {
@@ -422,9 +418,13 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     const tokens = join(p.login, 'tokens');
     const tokenFile = join(tokens, readdirSync(tokens)[0]!);
     const before = readFileSync(tokenFile, 'utf8');
-    // Inside its sandbox the login is hidden: the links dangle, nothing looks wrong.
+    // Inside its sandbox the login is hidden: the links dangle, nothing looks wrong. Through the gate, none reaches the tree (each leads out of it);
+    // written to the tree itself (--apply live), each is there for hoop to meet.
     const plant = `ln -s ${tokenFile} prompt.md && ln -s ${tokenFile} q.sql && ln -s ${tokenFile} .mcp.json && ln -s ${p.login} policy && ln -s ${tokens} t`;
-    expect((await hoopRun(['--connect', 'app', '--', 'sh', '-c', plant], { places: p, cwd: tree })).code).toBe(0);
+    const gated = await hoopRun(['--connect', 'app', '--', 'sh', '-c', plant], { places: p, cwd: tree });
+    expect(gated.stderr.match(/refused: \S+: a symbolic link: it leads out of the tree/g)).toHaveLength(5);
+    expect(readdirSync(tree)).toEqual([]);
+    expect((await hoopRun(['--apply', 'live', '--connect', 'app', '--', 'sh', '-c', plant], { places: p, cwd: tree })).code).toBe(0);
     const env = { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: p.login, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: p.xdg, XDG_STATE_HOME: p.cli };
     const tries = [
       await hoopRun(['--prompt-file', 'prompt.md', '--connect', 'app', '--', 'true'], { places: p, cwd: tree }),
@@ -461,19 +461,20 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
 
 describe('the run credential lives as long as the run', () => {
   it('dies soon after its hoop is killed (no heartbeat), and its sessions with it', async () => {
-    const file = join(places.work, 'killed-run-token');
+    const file = 'killed-run-token';
     let hoop: ChildProcess | undefined;
+    let token = '';
     const ready = new Promise<void>((resolveReady) => {
-      void hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_TOKEN" > ${file}; echo ready; sleep 60`], {
+      void hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf '%s\\n' "$HOOP_RUN_TOKEN" > ${file}; cat ${file}; echo ready; sleep 60`], {
         onStdout: (text, child) => {
           hoop = child;
+          token = text.split('\n')[0]!;
           if (text.includes('ready')) resolveReady();
         },
       });
     });
     await ready;
     // A session opened elsewhere with the credential the command saw (copied out, say).
-    const token = readFileSync(file, 'utf8');
     const copied = await stack.tunnel('app', token);
     expect((await whoami(token)).status).toBe(200);
     // Its sandbox's processes, as hoop started them: bubblewrap and the command.
@@ -504,13 +505,16 @@ describe('the run credential lives as long as the run', () => {
         .filter((p) => sandbox.includes(p.pid))
         .map((p) => p.cmd);
     await eventually(() => expect(left()).toEqual([]), { timeout: 30_000, interval: 100 });
+    // What the command wrote is kept in its layer, not applied: dropped here.
+    const kept = JSON.parse((await spawnHoop(['run', 'ls', '--json'], { env: { XDG_STATE_HOME: places.cli } })).stdout) as { runs: Array<{ run: string }> };
+    expect(kept.runs).toHaveLength(1);
+    expect((await spawnHoop(['run', 'discard', kept.runs[0]!.run], { env: { XDG_STATE_HOME: places.cli } })).code).toBe(0);
   });
 
   it('belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began', async () => {
-    const file = join(places.work, 'owned-run-id');
-    const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_ID" > ${file}`]);
+    const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'printf %s "$HOOP_RUN_ID"']);
     expect(r.code).toBe(0);
-    const runId = readFileSync(file, 'utf8');
+    const runId = r.stdout;
     const bob = await stack.token('bob');
     const put = async (id: string, token: string): Promise<number> =>
       (await callApi(stack.gateway.url, stack.pki.ca, 'PUT', `/v1/runs/${id}/files/events-000001.jsonl.gz`, token, Buffer.from('x'))).status;
