@@ -41,7 +41,7 @@ ssh:
   default: allow
   rules:
     - { name: agents-no-shell, match: { shell: true, via: [run, mcp] }, action: deny }
-runs: { maxSeconds: 3600, heartbeatTimeout: 30s, requireIsolation: true, egress: [pypi.org:443, { to: ["api.anthropic.com:443"], agents: [Claude*] }] }
+runs: { maxSeconds: 3600, heartbeatTimeout: 30s, requireIsolation: true, egress: [pypi.org:443, { to: ["api.anthropic.com:443"], agents: [Claude*] }], apply: gate, review: [ci-*], applyControls: [.vscode/settings.json] }
 reviews: { requireSignInWithin: 15min }
 `;
 
@@ -85,7 +85,15 @@ describe('principal keys', () => {
     expect(policy.access[1]).toMatchObject({ name: 'bots-read', agents: ['ci-*'] });
     expect(policy.statements.rules[0]!.match).toMatchObject({ via: ['run', 'mcp'], kinds: ['write'] });
     expect(policy.masking.columns[0]).toEqual({ table: 'public.customers', column: 'email', strategy: 'redact', agents: ['*'] });
-    expect(policy.runs).toEqual({ maxSeconds: 3600, heartbeatTimeoutMs: 30_000, requireIsolation: true, egress: [{ to: ['pypi.org:443'] }, { to: ['api.anthropic.com:443'], agents: ['claude*'] }] });
+    expect(policy.runs).toEqual({
+      maxSeconds: 3600,
+      heartbeatTimeoutMs: 30_000,
+      requireIsolation: true,
+      egress: [{ to: ['pypi.org:443'] }, { to: ['api.anthropic.com:443'], agents: ['claude*'] }],
+      apply: 'gate',
+      review: ['ci-*'],
+      applyControls: ['.vscode/settings.json'],
+    });
     expect(policy.reviews).toEqual({ requireSignInWithinMs: 900_000 });
   });
 
