@@ -12,7 +12,8 @@
  * (direct, `ssh -L`, `hoop connect` with everything on), in a table of its own with ratios to its
  * `ssh -L`. Then what one heavy session does to the others (./pg-limits.ts), the memory of 1,000
  * idle sessions through one `hoop connect`, PostgreSQL's and MySQL's side by side (./idle.ts), and
- * `scp` of 100 MB up and down, straight, through an OpenSSH bastion and through hoop (./scp.ts).
+ * `scp` of 100 MB up and down, straight, through an OpenSSH bastion and through hoop (./scp.ts); the
+ * MCP tool call (./mcp.ts); and what a contained agent's run and its gate cost (./agent-runs.ts).
  *
  * The paths (./paths.ts), by id (BENCH_PATHS) and the label of their row, in the order they run:
  * - `direct` (`direct`): TCP straight to PostgreSQL;
@@ -81,7 +82,8 @@ import { formatLimits, measureLimits } from './pg-limits.js';
 import { cleanupAll, isInterrupted, onCleanup, trapExitSignals } from './processes.js';
 import { type BenchReport, formatMysqlTable, formatScp, formatTable, machineInfo, reportJson } from './report.js';
 import { measureScp } from './scp.js';
-import { BenchUsageError, IDLE_SESSIONS, LIMITS, MCP, parseArgs, SCP } from './settings.js';
+import { AGENT, BenchUsageError, IDLE_SESSIONS, LIMITS, MCP, parseArgs, SCP } from './settings.js';
+import { formatAgentRuns, measureAgentRuns } from './agent-runs.js';
 
 const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
 
@@ -148,6 +150,14 @@ async function main(): Promise<number> {
       print(formatMcp(report.mcp));
     } catch (err) {
       log(`[mcp] skipped: ${(err as Error).message}`);
+    }
+  }
+  if (AGENT) {
+    try {
+      report.agent = await measureAgentRuns(log);
+      print(formatAgentRuns(report.agent));
+    } catch (err) {
+      log(`[agent] skipped: ${(err as Error).message}`);
     }
   }
   if (isInterrupted()) return 130;

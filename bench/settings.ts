@@ -40,6 +40,8 @@ export const IDLE_MODE = parseIdleMode(process.env.BENCH_IDLE_MODE);
 export const IDLE_WARMUP_SECONDS = countOrNone(process.env.BENCH_IDLE_WARMUP, 3);
 /** Whether the measurements under a heavy session run (BENCH_LIMITS=0 skips them). */
 export const LIMITS = process.env.BENCH_LIMITS !== '0';
+/** Whether the agent runs' part runs (BENCH_AGENT=0 skips it). */
+export const AGENT = process.env.BENCH_AGENT !== '0';
 /** Whether the MCP tool-call part runs (BENCH_MCP=0 skips it). */
 export const MCP = process.env.BENCH_MCP !== '0';
 /** Whether the `scp` part runs (BENCH_SCP=0 skips it). */

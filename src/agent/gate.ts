@@ -24,6 +24,7 @@ import {
   chmodSync,
   closeSync,
   type Dirent,
+  fchmodSync,
   futimesSync,
   lstatSync,
   mkdirSync,
@@ -432,14 +433,21 @@ export function applyChanges(layer: Layer, changes: readonly Change[], o: { forc
   };
   const theirs = (path: string): boolean => (lstatOr(path)?.ctimeMs ?? 0) > since;
   const passing = changes.filter((c) => !c.refused);
+  // Each directory checked once, as it is before anything of the change is written in it.
+  const parents = new Map<string, boolean>();
+  const checkedParent = (c: Change): boolean => {
+    const parent = dirname(c.path);
+    let ok = parents.get(parent);
+    if (ok === undefined) parents.set(parent, (ok = realDirectory(parent)));
+    return ok;
+  };
   // Removals and what a change replaces, the deepest first; then what is added or changed, outer first; then directories' modes, the deepest first.
   for (const c of [...passing].filter((c) => c.kind === 'removed' || c.replaces).sort((a, b) => b.rel.length - a.rel.length)) {
     if (theirs(c.path) || (c.type === 'dir' && changedUnder(c.path, since))) {
       conflict(c, "you changed it since the run began: it is yours, not the command's to replace");
       continue;
     }
-    const parent = checkedParent(c);
-    if (!parent) {
+    if (!checkedParent(c)) {
       conflict(c, 'its directory is not where the run saw it');
       continue;
     }
@@ -488,15 +496,13 @@ function changedUnder(dir: string, since: number): boolean {
   return walk(dir);
 }
 
-/** `c`'s directory in the person's tree, if it is a directory (not a link) whose real path is where the run saw it. */
-function checkedParent(c: Change): string | undefined {
-  const parent = dirname(c.path);
+/** Whether `dir` is a directory (not a link) whose real path is itself: where the run saw it. */
+function realDirectory(dir: string): boolean {
   try {
-    if (!lstatSync(parent).isDirectory() || realpathSync(parent) !== parent) return undefined;
+    return lstatSync(dir).isDirectory() && realpathSync(dir) === dir;
   } catch {
-    return undefined;
+    return false;
   }
-  return parent;
 }
 
 /** Makes `path` anew: `make` writes a new name beside it, which is renamed over it. */
@@ -533,7 +539,7 @@ function copyIn(c: Change): boolean {
       unlinkSync(tmp);
       return false;
     }
-    chmodSync(tmp, c.mode!);
+    fchmodSync(out, c.mode!);
     futimesSync(out, new Date(c.mtimeMs!), new Date(c.mtimeMs!));
   } catch (err) {
     if (out !== undefined) closeSync(out);

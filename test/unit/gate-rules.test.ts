@@ -12,7 +12,28 @@ import { Random } from '../harness/random.js';
 const r = new Random(71);
 const pick = <T>(list: readonly T[]): T => r.pick(list);
 const random = (): number => r.int(1_000_000) / 1_000_000;
-const SEGMENTS = ['src', 'a', '.git', '.GIT', '.Git', 'hooks', 'config', 'objects', 'refs', 'info', 'HEAD', 'index', 'logs', 'x.txt', '.hoop.yaml', '.envrc', '.vscode', 'tasks.json', 'modules', 'alternates'];
+const SEGMENTS = [
+  'src',
+  'a',
+  '.git',
+  '.GIT',
+  '.Git',
+  'hooks',
+  'config',
+  'objects',
+  'refs',
+  'info',
+  'HEAD',
+  'index',
+  'logs',
+  'x.txt',
+  '.hoop.yaml',
+  '.envrc',
+  '.vscode',
+  'tasks.json',
+  'modules',
+  'alternates',
+];
 const DATA = new Set(['objects', 'refs', 'logs', 'head', 'orig_head', 'fetch_head', 'index', 'packed-refs', 'commit_editmsg', 'description', 'shallow']);
 
 /** The reference: inside the last `.git` on the way (or none), whether the path is a control. */
