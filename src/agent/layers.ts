@@ -46,7 +46,7 @@ const LAYER_META = z.strictObject({
   agent: z.string(),
   command: z.string(),
   cwd: z.string(),
-  /** The `hoop run` that holds it, and when that process began (/proc's field 22: a pid is reused). */
+  /** The `hoop run` that holds it, and when that process began (/proc's field 22: a pid is reused); 0 once it let go (its run ended, the layer kept). */
   pid: z.number().int(),
   pidStart: z.string(),
   /** Kept on purpose (`--apply never`, a review put off): nobody is told it was left. */
@@ -99,9 +99,9 @@ export class Layer {
     return join(this.dir, String(n), 'merged');
   }
 
-  /** Whether the `hoop run` that made it still runs. */
+  /** Whether the `hoop run` that made it still holds it: it runs, and has not let go. */
   held(): boolean {
-    return processStart(this.meta.pid) === this.meta.pidStart;
+    return this.meta.pid !== 0 && processStart(this.meta.pid) === this.meta.pidStart;
   }
 
   /** Writes `layer.json` again with `change` made. */

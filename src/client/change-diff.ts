@@ -94,7 +94,9 @@ export function changeDiff(c: Change, o: { cwd: string; paint?: Palette }): stri
   if (patch.hunks.length === 0) return `${out.join('\n')}\n`;
   out.push(`--- ${from}`, `+++ ${to}`);
   for (const h of patch.hunks) {
-    out.push((p?.dim ?? String)(`@@ -${h.oldStart},${h.oldLines} +${h.newStart},${h.newLines} @@`));
+    // An empty side's range starts at the line before it, as diff and git say it (`@@ -0,0 +1,2 @@`).
+    const range = (start: number, lines: number): string => `${lines === 0 ? start - 1 : start},${lines}`;
+    out.push((p?.dim ?? String)(`@@ -${range(h.oldStart, h.oldLines)} +${range(h.newStart, h.newLines)} @@`));
     for (const line of h.lines) out.push(line.startsWith('+') ? (p?.good ?? String)(line) : line.startsWith('-') ? (p?.bad ?? String)(line) : line);
   }
   return `${out.join('\n')}\n`;

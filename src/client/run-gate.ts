@@ -69,7 +69,7 @@ export async function settleLayer(
     }
   }
   if (how.how === 'keep' && passing.length > 0) {
-    await layer.update({ kept: true });
+    await layer.update({ kept: true, pid: 0, pidStart: '' });
     say(
       `the command's ${count(passing.length, 'change')} ${passing.length === 1 ? 'is' : 'are'} kept, not applied (${how.why}): \`hoop run diff ${run}\` shows them, \`hoop run apply ${run}\` applies them, \`hoop run discard ${run}\` drops them`,
     );
@@ -95,7 +95,7 @@ export async function settleLayer(
   sayList(say, 'not applied', applied.conflicts, (c) => `${shown(c)}: ${c.refused}`);
   record(o.record, changes, 'applied', applied);
   if (applied.conflicts.length > 0) {
-    await layer.update({ kept: true });
+    await layer.update({ kept: true, pid: 0, pidStart: '' });
     say(`what was not applied is kept: \`hoop run diff ${run}\` shows it, \`hoop run apply ${run} --force\` applies it over yours, \`hoop run discard ${run}\` drops it`);
     return { changes, applied, kept: true };
   }

@@ -37,6 +37,7 @@ import { processExists } from '../pid.js';
 import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { findSshd, startSshd, type Sshd } from './sshd.js';
+import { detectContainment } from '../agent/containment.js';
 import { findMariaDb, startDemoMariaDb, type DemoMariaDb } from './mariadb.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
 import {
@@ -52,7 +53,7 @@ import {
   samplePolicyFiles,
   sampleSchemaSql,
 } from './sample.js';
-import type { RecordingCheckResult } from './script.js';
+import type { RecordingCheckResult, ReviewedRun } from './script.js';
 import { openSqlSession, type SqlSession } from './session.js';
 
 /** Options of {@link startDemo}. */
@@ -110,6 +111,12 @@ export interface RunningDemo {
    * it, the review it raised.
    */
   runAgentWrite(sql: string): Promise<{ code: number; stdout: string; review?: Record<string, unknown> }>;
+  /**
+   * Where runs are contained: an agent under `hoop run --review` running `script` in a project
+   * of its own, with no terminal to review on (its changes kept), then `hoop run diff` and `hoop
+   * run apply` of its run, as its person would; resolves each, and the project's files after.
+   */
+  reviewedAgent?: (script: string) => Promise<ReviewedRun>;
   /**
    * As the demo's reviewer (Rae, group dba): waits for the one pending review, then runs `hoop
    * review approve|deny <id>`; resolves its exit code and a line that says what was done.
@@ -225,7 +232,7 @@ interface DemoStart {
 }
 
 /** The CLI as the demo user, in this process; resolves its exit code and output. */
-type DemoCli = (argv: string[], as?: Record<string, string>) => Promise<{ code: number; out: string; err: string }>;
+type DemoCli = (argv: string[], as?: Record<string, string>, cwd?: string) => Promise<{ code: number; out: string; err: string }>;
 
 /** Starts everything; see the module documentation. */
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
@@ -287,6 +294,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       openSession: () => openSqlSession(sessionTarget),
       recordedSessions: () => recordedSessionCount(cli),
       ...(hasSsh ? { runSsh: (script: string) => runSshScript(cli, options.env, script) } : {}),
+      ...(detectContainment('auto', { ...options.env, ...env }).kind === 'bwrap' ? { reviewedAgent: (script: string) => runReviewedAgent(cli, work, script) } : {}),
       runAgent: (prompt, sql) => runWrappedAgent(cli, prompt, sql),
       runAgentWrite: (sql) => runAgentWrite(cli, p.reviewer, sql),
       review: (decision, reason, given) => decideReview(cli, p.reviewer, decision, reason, given),
@@ -594,12 +602,12 @@ async function agentWorkDir(start: DemoStart): Promise<string> {
 
 /** The CLI as the demo user, in this process, in `work`, with `env` as it is at each call. */
 function demoCli(options: DemoOptions, env: Record<string, string>, work: string): DemoCli {
-  return async (argv, as = {}) => {
+  return async (argv, as = {}, cwd = work) => {
     let out = '';
     let err = '';
     const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
     const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
-    const code = await options.cli(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: work, signal: new AbortController().signal });
+    const code = await options.cli(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd, signal: new AbortController().signal });
     return { code, out, err };
   };
 }
@@ -668,6 +676,21 @@ async function runAgentWrite(cli: DemoCli, reviewerDir: string, sql: string): Pr
   const ls = await cli(['review', 'ls', '--json'], { HOOP_CONFIG_DIR: reviewerDir });
   const review = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<Record<string, unknown>> }).reviews.find((r) => r.id === id) : undefined;
   return { code: run.code, stdout: run.out, ...(review ? { review } : {}) };
+}
+
+/** {@link RunningDemo.reviewedAgent}: see there. */
+async function runReviewedAgent(cli: DemoCli, work: string, script: string): Promise<ReviewedRun> {
+  const project = await mkdtemp(join(work, 'project-'));
+  const run = await cli(
+    ['run', '--review', '--agent', 'demo-agent', '--connect', DEMO_CONNECTION, '--', 'sh', '-c', script],
+    { PATH: ['/usr/bin', '/bin', process.env.PATH].filter(Boolean).join(':') },
+    project,
+  );
+  const id = /`hoop run diff (run-[A-Za-z0-9_-]+)`/.exec(run.err)?.[1];
+  const none = { code: 1, out: '', err: 'no run was kept' };
+  const diff = id ? await cli(['run', 'diff', id], {}, project) : none;
+  const apply = id ? await cli(['run', 'apply', id], {}, project) : none;
+  return { run, diff, apply, files: (await readdir(project)).sort() };
 }
 
 /** {@link RunningDemo.review}: as the reviewer, waits for the pending review (unless `given`) and decides it with the CLI. */

@@ -28,6 +28,7 @@ export async function playDemoScript(demo: RunningDemo): Promise<{ transcript: s
       personRun,
       alerts: () => demo.alerts(),
       ...(demo.runSsh ? { runSsh: demo.runSsh } : {}),
+      ...(demo.reviewedAgent ? { reviewedAgent: demo.reviewedAgent } : {}),
     });
   } finally {
     session.close();

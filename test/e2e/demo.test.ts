@@ -15,9 +15,10 @@ import { runProcess, type Finished } from '../harness/clients.js';
 import { pgBinDir, freePort } from '../harness/postgres.js';
 import { findMariaDb } from '../../src/demo/mariadb.js';
 import { findSshd } from '../../src/demo/sshd.js';
+import { detectContainment } from '../../src/agent/containment.js';
 
-/** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
-const DEMO_STEPS = findSshd() ? 11 : 10;
+/** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed), one more where runs are contained (the gate). */
+const DEMO_STEPS = 10 + (findSshd() ? 1 : 0) + (detectContainment('auto', process.env).kind === 'bwrap' ? 1 : 0);
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-demo-'));

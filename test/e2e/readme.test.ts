@@ -27,12 +27,13 @@ import { freePort, pgBinDir, startPgCluster, type PgCluster } from '../harness/p
 import { eventually } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
 import { findSshd } from '../../src/demo/sshd.js';
+import { detectContainment } from '../../src/agent/containment.js';
 import { runPolicyTests } from '../../src/policy/evaluate.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import { sshJudgeFor } from '../../src/policy/ssh.js';
 
-/** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
-const DEMO_STEPS = findSshd() ? 11 : 10;
+/** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed), one more where runs are contained (the gate). */
+const DEMO_STEPS = 10 + (findSshd() ? 1 : 0) + (detectContainment('auto', process.env).kind === 'bwrap' ? 1 : 0);
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/hoop.js');
