@@ -197,6 +197,9 @@ export function isDir(path: string): boolean {
   return lstatOr(path)?.isDirectory() === true;
 }
 
+/** Where the system's own programs are (`stat`, `mount`, `xargs`), whatever the command's PATH holds (a machine with only node on it). */
+const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+
 /**
  * The mounts before bubblewrap starts, run by `/bin/sh -c` in the run's user and mount namespace
  * (`unshare -U -r -m`): `$1` layers, then each layer's lower directory, its `dev:ino`, upper,
@@ -207,10 +210,11 @@ export function isDir(path: string): boolean {
  */
 export const LAYER_SCRIPT = `n=$1; shift; i=0
 fail() { echo "hoop: $1" >&2; exit 125; }
+sys() { PATH=${SYSTEM_PATH}:$PATH "$@"; }
 while [ "$i" -lt "$n" ]; do
   exec 9<"$1" 8<"$3" 7<"$4" || fail "cannot open $1"
-  [ "$(stat -L -c %d:%i /proc/self/fd/9)" = "$2" ] || fail "$1 changed while the run began (another directory stands at its name now): nothing was mounted"
-  err=$(mount -t overlay overlay -o lowerdir=/proc/self/fd/9,upperdir=/proc/self/fd/8,workdir=/proc/self/fd/7,userxattr "$5" 2>&1) || fail "cannot give the command a layer of its own over $1 here: \${err:-mount failed}"
+  [ "$(sys stat -L -c %d:%i /proc/self/fd/9)" = "$2" ] || fail "$1 changed while the run began (another directory stands at its name now): nothing was mounted"
+  err=$(sys mount -t overlay overlay -o lowerdir=/proc/self/fd/9,upperdir=/proc/self/fd/8,workdir=/proc/self/fd/7,userxattr "$5" 2>&1) || fail "cannot give the command a layer of its own over $1 here: \${err:-mount failed}"
   exec 9<&- 8<&- 7<&-
   eval "exec $((3 + i))<\\"\\$5\\""
   shift 5; i=$((i + 1))
@@ -240,7 +244,7 @@ export function layerLaunch(layer: Layer | undefined, command: readonly string[]
  * with the layer over it, read-only), as the kernel's overlayfs says: for each, true or false.
  * Resolves at once when there are none.
  */
-export async function existInMerged(layer: Layer, n: number, paths: readonly string[], unshare = 'unshare'): Promise<boolean[]> {
+export async function existInMerged(layer: Layer, n: number, paths: readonly string[]): Promise<boolean[]> {
   if (paths.length === 0) return [];
   const place = layer.meta.places[n]!;
   const view = join(layer.dir, String(n), 'view');
@@ -249,7 +253,10 @@ export async function existInMerged(layer: Layer, n: number, paths: readonly str
 [ "$(stat -L -c %d:%i /proc/self/fd/9)" = "$2" ] || { echo "$1 is another directory now" >&2; exit 125; }
 err=$(mount -t overlay overlay -o ro,lowerdir=/proc/self/fd/8:/proc/self/fd/9,userxattr "$4" 2>&1) || { echo "$err" >&2; exit 125; }
 cd "$4" && xargs -0 -r sh -c 'for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf 1; else printf 0; fi; done' sh`;
-  const child = spawn(unshare, ['-U', '-r', '-m', '--', '/bin/sh', '-c', script, 'hoop-view', place.path, `${place.dev}:${place.ino}`, layer.upper(n), view], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('unshare', ['-U', '-r', '-m', '--', '/bin/sh', '-c', script, 'hoop-view', place.path, `${place.dev}:${place.ino}`, layer.upper(n), view], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: SYSTEM_PATH },
+  });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (b: Buffer) => out.push(b));
