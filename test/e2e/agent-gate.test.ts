@@ -290,6 +290,25 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect((await hoop(p, ['run', 'apply', dropped])).code).toBe(64);
   }, 60_000);
 
+  it('gives a shared directory and a shared file layers of their own, applied through the same gate', async () => {
+    const tree = join(p.work, 'shares');
+    const state = join(p.home, '.agent-state');
+    const file = join(p.home, '.agent.json');
+    for (const d of [tree, join(state, 'sessions')]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(state, 'sessions', 'old.jsonl'), '{}\n');
+    writeFileSync(file, '{"n":1}\n');
+    givePerson(who, p.home);
+    givePerson(who, tree);
+    const agent = `echo '{"n":2}' > ${file}; echo '{}' > ${state}/sessions/new.jsonl; mkdir -p ${state}/.claude && echo '{"hooks":{}}' > ${state}/.claude/settings.json; echo work > done.txt`;
+    const r = await hoop(p, ['run', '--quiet', '--share', state, '--share', file, '--connect', 'app', '--', 'sh', '-c', agent], { cwd: tree });
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('{"n":2}\n');
+    expect(readdirSync(join(state, 'sessions')).sort()).toEqual(['new.jsonl', 'old.jsonl']);
+    expect(readFileSync(join(tree, 'done.txt'), 'utf8')).toBe('work\n');
+    expect(existsSync(join(state, '.claude', 'settings.json'))).toBe(false);
+    expect(r.stderr).toContain(`refused: ${join(state, '.claude', 'settings.json').slice(1)}: Claude Code runs its hooks and MCP servers as you`);
+  });
+
   it('--apply never keeps the changes; what its person changed since is theirs (not applied, kept) until --force', async () => {
     const tree = join(p.work, 'never');
     mkdirSync(tree);
@@ -434,7 +453,7 @@ describe('the policy', () => {
   it("runs.apply: gate refuses runs that write the tree themselves (--apply live, not contained); runs.review keeps its agents' changes for review", async () => {
     const p = await placesFor(PEOPLE[0]!);
     try {
-      await runsPolicy('heartbeatTimeout: 5s, apply: gate, review: [careful-*]');
+      await runsPolicy('heartbeatTimeout: 5s, apply: gate, review: [careful-*], applyControls: [.vscode/settings.json]');
       for (const how of [
         ['--apply', 'live'],
         ['--isolation', 'none'],
@@ -450,6 +469,10 @@ describe('the policy', () => {
       const other = await hoop(p, ['run', '--agent', 'bold-bot', '--quiet', '--connect', 'app', '--', 'sh', '-c', 'echo x > bold.txt']);
       expect(other).toMatchObject({ code: 0, stderr: '' });
       expect(existsSync(join(p.work, 'bold.txt'))).toBe(true);
+      // A control the policy names goes through; the others do not.
+      const vscode = await hoop(p, ['run', '--agent', 'bold-bot', '--quiet', '--connect', 'app', '--', 'sh', '-c', 'mkdir .vscode; echo {} > .vscode/settings.json; echo {} > .vscode/tasks.json']);
+      expect(vscode.stderr).toContain('refused: .vscode/tasks.json: VS Code runs its tasks as you');
+      expect(readdirSync(join(p.work, '.vscode'))).toEqual(['settings.json']);
     } finally {
       await runsPolicy('heartbeatTimeout: 5s');
       rmSync(p.base, { recursive: true, force: true });
