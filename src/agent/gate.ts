@@ -40,7 +40,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
-import { ErrorCode, HoopError } from '../errors.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { within } from '../tree-file.js';
 import { fileIdOf } from './descriptors.js';
 import { allowedControl, controlOf, linkLeavesTree } from './gate-rules.js';
@@ -78,6 +78,8 @@ export interface Change {
   within?: Change;
   /** For a refused directory: how many changes under it are refused with it. */
   refusedUnder?: number;
+  /** Its name is not UTF-8 text: hoop cannot spell it to apply it. */
+  unnamed?: true;
 }
 
 /** What one run's changes may weigh: per file, in all, and entries in all. */
@@ -161,11 +163,15 @@ async function dirChanges(layer: Layer, n: number, limits: typeof GATE_LIMITS): 
     } catch {
       /* gone since: nothing of it to hide */
     }
+    // The probe must be a name the view can be asked about: one that is UTF-8 (none: nothing is taken for removed).
     const hidden = lower.map((e) => e.name).filter((name) => !named.has(name));
-    if (hidden.length > 0) probes.push({ dir: rel, hidden });
+    const probe = hidden.find((name) => !name.includes('\uFFFD'));
+    if (probe !== undefined) probes.push({ dir: rel, hidden: [probe, ...hidden.filter((h) => h !== probe)] });
   };
   const entry = (rel: string): void => {
-    const u = lstatSync(join(upper, rel));
+    const u = lstatOr(join(upper, rel));
+    // A name that is not UTF-8 reads back changed (U+FFFD): it cannot be named to apply it.
+    if (!u) return change({ rel, kind: 'added', type: 'other', unnamed: true });
     const l = lstatOr(join(place.path, rel));
     const was = l ? typeOf(l) : undefined;
     if (isWhiteout(u)) {
@@ -204,7 +210,9 @@ async function dirChanges(layer: Layer, n: number, limits: typeof GATE_LIMITS): 
     if (shown[i]) return;
     for (const name of p.hidden) {
       const rel = p.dir === '' ? name : `${p.dir}/${name}`;
-      const was = typeOf(lstatSync(join(place.path, rel)));
+      const l = lstatOr(join(place.path, rel));
+      if (!l) continue; // not UTF-8, or gone since: left as it is
+      const was = typeOf(l);
       change({ rel, kind: 'removed', type: was, ...(was === 'dir' ? { entries: countUnder(join(place.path, rel)) } : {}) });
     }
   });
@@ -336,6 +344,7 @@ function judge(layer: Layer, changes: Change[], o: GateOptions, limits: typeof G
 
 /** Why one change is refused by its kind (not its size); undefined when it passes. */
 function refusal(c: Change, top: string, o: GateOptions, limits: typeof GATE_LIMITS, gitDir: (dir: string) => boolean, throughLink: (rel: string) => boolean): string | undefined {
+  if (c.unnamed) return 'its name is not UTF-8 text, which hoop cannot name to apply it';
   if (c.type === 'other') return 'it is not a file, a directory or a link (a FIFO, a socket or a device is never applied)';
   const prot = o.protectedPaths.find((p) => within(c.path, p) || (c.kind === 'removed' && within(p, c.path)));
   if (prot) return `it was ${prot === c.path ? '' : `inside ${prot}, `}read-only or hidden in the run (what runs as you later, or what you kept from it)`;
@@ -451,7 +460,12 @@ export function applyChanges(layer: Layer, changes: readonly Change[], o: { forc
       conflict(c, 'its directory is not where the run saw it');
       continue;
     }
-    rmSync(c.path, { recursive: true, force: true });
+    try {
+      rmSync(c.path, { recursive: true, force: true });
+    } catch (err) {
+      conflict(c, `it could not be removed: ${describeError(err)}`);
+      continue;
+    }
     if (c.kind === 'removed') done.removed++;
   }
   const settled = new Set(done.conflicts);
@@ -468,11 +482,16 @@ export function applyChanges(layer: Layer, changes: readonly Change[], o: { forc
       conflict(c, 'its directory is not where the run saw it (a link, or gone)');
       continue;
     }
-    if (c.type === 'dir') {
-      if (!lstatOr(c.path)) mkdirSync(c.path, { mode: 0o700 });
-    } else if (c.type === 'link') replaceWith(c.path, (tmp) => symlinkSync(c.target!, tmp));
-    else if (!copyIn(c)) {
-      conflict(c, 'it changed in the layer after it was judged');
+    try {
+      if (c.type === 'dir') {
+        if (!lstatOr(c.path)) mkdirSync(c.path, { mode: 0o700 });
+      } else if (c.type === 'link') replaceWith(c.path, (tmp) => symlinkSync(c.target!, tmp));
+      else if (!copyIn(c)) {
+        conflict(c, 'it changed in the layer after it was judged');
+        continue;
+      }
+    } catch (err) {
+      conflict(c, `it could not be written: ${describeError(err)}`);
       continue;
     }
     if (c.kind === 'added') done.added++;

@@ -67,10 +67,11 @@ export function layersRoot(env: NodeJS.ProcessEnv): string {
   return join(stateDir(env), 'layers');
 }
 
-/** When process `pid` started (field 22 of /proc/<pid>/stat), or undefined when there is none. */
+/** When process `pid` started (field 22 of /proc/<pid>/stat), or undefined when there is none (or only its exit status is left: a zombie). */
 export function processStart(pid: number): string | undefined {
   try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19];
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ');
+    return fields?.[0] === 'Z' || fields?.[0] === 'X' ? undefined : fields?.[19];
   } catch {
     return undefined;
   }

@@ -103,6 +103,26 @@ const SECCOMP_FD = 10;
 const LIFELINE_FD = 11;
 const FIRST_SOURCE_FD = 12;
 
+/**
+ * The descriptor each of `mounts` is bound from, in the child: a layered directory's mount point
+ * (opened by ./layers.ts's script), or a source opened here and checked (./descriptors.ts), added
+ * to `sources` in their order from {@link FIRST_SOURCE_FD}.
+ */
+function openSources(mounts: readonly Mount[], layer: Layer | undefined, empty: string, sources: number[]): Map<Mount, number> {
+  const fds = new Map<Mount, number>();
+  const dirLayers = layer?.meta.places.flatMap((p, n) => (p.dir ? [n] : [])) ?? [];
+  for (const m of mounts) {
+    if (m.kind === 'layer' && m.dir) fds.set(m, 3 + dirLayers.indexOf(m.layer!));
+    else if (m.kind === 'link' || m.kind === 'private' || (m.kind === 'hidden' && m.dir)) continue;
+    else {
+      const source = m.kind === 'hidden' ? empty : m.kind === 'replaced' ? m.source! : m.kind === 'layer' ? layer!.upper(m.layer!) : m.path;
+      sources.push(openChecked(source, m.kind === 'writable' || m.kind === 'read-only' ? m.id : undefined));
+      fds.set(m, FIRST_SOURCE_FD + sources.length - 1);
+    }
+  }
+  return fds;
+}
+
 /** How often `hoop run` tells its sandbox it still runs (./sandbox-init.ts freezes it when it stops hearing so). */
 const LIFE_MS = 250;
 
@@ -141,17 +161,7 @@ export async function spawnAgent(o: {
     if (filter) seccomp = openSync(join(o.runDir, '.seccomp'), 'r');
     // A hidden file or socket gone since the mounts were worked out has nothing left to hide (bubblewrap could not mount over it).
     const mounts = o.mounts.filter((m) => m.kind !== 'hidden' || m.dir || present(m.path));
-    const fds = new Map<Mount, number>();
-    const dirLayers = o.layer?.meta.places.flatMap((p, n) => (p.dir ? [n] : [])) ?? [];
-    for (const m of mounts) {
-      if (m.kind === 'layer' && m.dir) fds.set(m, 3 + dirLayers.indexOf(m.layer!));
-      else if (m.kind === 'link' || m.kind === 'private' || (m.kind === 'hidden' && m.dir)) continue;
-      else {
-        const source = m.kind === 'hidden' ? empty : m.kind === 'replaced' ? m.source! : m.kind === 'layer' ? o.layer!.upper(m.layer!) : m.path;
-        sources.push(openChecked(source, m.kind === 'writable' || m.kind === 'read-only' ? m.id : undefined));
-        fds.set(m, FIRST_SOURCE_FD + sources.length - 1);
-      }
-    }
+    const fds = openSources(mounts, o.layer, empty, sources);
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
     const bwrap = [

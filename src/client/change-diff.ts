@@ -4,7 +4,8 @@
  * context, and `Binary files … differ` for a file with a NUL byte in its first 8,000 (as git
  * decides). The sides are the person's file as it is now and the bytes the gate judged (their
  * SHA-256 is on the `index` line, so what was shown is what is applied). A directory made or
- * removed is one line; a change the gate refuses is shown too, headed by why.
+ * removed is one line; a change the gate refuses is shown too, headed by why. Names and lines are
+ * shown terminal-safe (../ui/terminal-safe.ts): nothing the command wrote can hide a line of it.
  *
  * @see https://git-scm.com/docs/diff-format (the "git diff" patch format)
  * @see https://github.com/kpdecker/jsdiff#readme (structuredPatch)
@@ -15,16 +16,20 @@ import { structuredPatch } from 'diff';
 import type { Change } from '../agent/gate.js';
 import { lstatOr } from '../agent/layers.js';
 import type { Palette } from '../ui/output.js';
+import { terminalSafe } from '../ui/terminal-safe.js';
 
 /** Sides larger than this are named, not shown line by line. */
 const SHOWN_BYTES = 1024 * 1024;
 /** How far a diff's edit may go before the file is named instead (a diff's cost grows with it). */
 const MAX_EDIT = 20_000;
 
-/** How `path` is named in a diff: relative to `cwd` when it is in it, else as it is (without its first `/`). */
+/** Text the command chose (a name, a link's target), on one line and unable to steer the terminal. */
+export const oneLine = (text: string): string => terminalSafe(text).replace(/\n/g, '\\n');
+
+/** How `path` is named in a diff and in what the gate says: relative to `cwd` when it is in it, else as it is (without its first `/`); on one line, terminal-safe. */
 export function shownPath(path: string, cwd: string): string {
   const rel = relative(cwd, path);
-  return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) ? rel.split(sep).join('/') : path.replace(/^\/+/, '');
+  return oneLine(rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) ? rel.split(sep).join('/') : path.replace(/^\/+/, ''));
 }
 
 /** The first 8,000 bytes of `path`, or the whole when smaller; empty when it cannot be read. */
@@ -59,7 +64,7 @@ export function changeDiff(c: Change, o: { cwd: string; paint?: Palette }): stri
   const old = lstatOr(c.path);
   const name = shownPath(c.path, o.cwd);
   const out: string[] = [];
-  if (c.refused) out.push((p?.bad ?? String)(`# hoop refuses this change: ${c.refused}`));
+  if (c.refused) out.push((p?.bad ?? String)(`# hoop refuses this change: ${oneLine(c.refused)}`));
   if (c.type === 'dir') {
     out.push(
       c.kind === 'removed'
@@ -97,7 +102,11 @@ export function changeDiff(c: Change, o: { cwd: string; paint?: Palette }): stri
     // An empty side's range starts at the line before it, as diff and git say it (`@@ -0,0 +1,2 @@`).
     const range = (start: number, lines: number): string => `${lines === 0 ? start - 1 : start},${lines}`;
     out.push((p?.dim ?? String)(`@@ -${range(h.oldStart, h.oldLines)} +${range(h.newStart, h.newLines)} @@`));
-    for (const line of h.lines) out.push(line.startsWith('+') ? (p?.good ?? String)(line) : line.startsWith('-') ? (p?.bad ?? String)(line) : line);
+    // What the command wrote is shown as it is, but never steers the reviewer's terminal (an escape that erases a line, a bidirectional override).
+    for (const raw of h.lines) {
+      const line = terminalSafe(raw);
+      out.push(line.startsWith('+') ? (p?.good ?? String)(line) : line.startsWith('-') ? (p?.bad ?? String)(line) : line);
+    }
   }
   return `${out.join('\n')}\n`;
 }

@@ -561,8 +561,9 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
 
 /**
  * Ends the run whatever happened, each step whatever the one before did: the bridge and ports
- * close, the run ends, the command is gone, what it made is swept, the run's directory goes, the
- * records are closed and uploaded. What could not be moved aside fails the run.
+ * close, the run ends, the command is gone, its layer is settled through the gate (or, with
+ * --apply live, what it made is swept), the run's directory goes, the records are closed and
+ * uploaded. What could not be moved aside, or a layer the gate could not read, fails the run.
  */
 async function endRun(io: CliIo, opts: RunOptions, b: Begun, state: RunningState, served: Served, pending: { done(): void } | undefined): Promise<void> {
   const { say } = b;
@@ -595,6 +596,7 @@ async function endRun(io: CliIo, opts: RunOptions, b: Begun, state: RunningState
       await settleLayer(io, b.layer, settleOf(opts, b, state), { say, record: state.runRecord, quiet: opts.quiet === true });
     } catch (err) {
       gateFailed = true;
+      await b.layer.update({ kept: true, pid: 0, pidStart: '' }).catch(() => undefined);
       say(`run ${b.run.id}: the command's changes were not applied: ${describeError(err)}; they are kept (\`hoop run diff ${b.run.id}\`, \`hoop run discard ${b.run.id}\`)`);
     }
   }

@@ -12,7 +12,7 @@ import type { Layer } from '../agent/layers.js';
 import type { CliIo } from '../io.js';
 import type { RecordingWriter } from '../recording/writer.js';
 import { palette } from '../ui/output.js';
-import { changeDiff, shownPath } from './change-diff.js';
+import { changeDiff, oneLine, shownPath } from './change-diff.js';
 
 /** What to do with a layer's changes. */
 export type Settle = { how: 'apply' } | { how: 'review' } | { how: 'keep'; why: string };
@@ -57,7 +57,7 @@ export async function settleLayer(
     say,
     'refused',
     changes.filter((c) => c.refused && !c.within),
-    (c) => `${shown(c)}${c.refusedUnder ? ` (and the ${count(c.refusedUnder, 'entry', 'entries')} in it)` : ''}: ${c.refused}`,
+    (c) => `${shown(c)}${c.refusedUnder ? ` (and the ${count(c.refusedUnder, 'entry', 'entries')} in it)` : ''}: ${oneLine(c.refused!)}`,
   );
   let chosen: readonly Change[] | undefined = passing;
   let how = settle;
@@ -92,7 +92,7 @@ export async function settleLayer(
     changes.filter((c) => c.dropped && !c.refused),
     (c) => shown(c),
   );
-  sayList(say, 'not applied', applied.conflicts, (c) => `${shown(c)}: ${c.refused}`);
+  sayList(say, 'not applied', applied.conflicts, (c) => `${shown(c)}: ${oneLine(c.refused!)}`);
   record(o.record, changes, 'applied', applied);
   if (applied.conflicts.length > 0) {
     await layer.update({ kept: true, pid: 0, pidStart: '' });

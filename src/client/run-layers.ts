@@ -9,7 +9,7 @@ import { type Layer, listLayers, readLayer } from '../agent/layers.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { paintedTable, palette, printJson } from '../ui/output.js';
-import { changeDiff } from './change-diff.js';
+import { changeDiff, oneLine } from './change-diff.js';
 import { settleLayer } from './run-gate.js';
 
 /** A kept layer's state: its `hoop run` still runs, it was kept on purpose, or its `hoop run` stopped first. */
@@ -42,7 +42,10 @@ export function listRunLayers(io: CliIo, o: { json?: boolean }): void {
   if (o.json) return printJson(io, { runs: rows });
   if (rows.length === 0) return void io.stdout.write('no run has changes kept on this machine\n');
   io.stdout.write(
-    paintedTable(io, [['RUN', 'BEGAN', 'AGENT', 'STATE', 'IN', 'COMMAND'], ...rows.map((r) => [r.run, r.startedAt.slice(0, 16).replace('T', ' '), r.agent, r.state, r.places.join(', '), r.command])]),
+    paintedTable(io, [
+      ['RUN', 'BEGAN', 'AGENT', 'STATE', 'IN', 'COMMAND'],
+      ...rows.map((r) => [r.run, r.startedAt.slice(0, 16).replace('T', ' '), r.agent, r.state, oneLine(r.places.join(', ')), oneLine(r.command)]),
+    ]),
   );
 }
 

@@ -38,9 +38,17 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
     ['a fixed port, for a tool that remembers it', 'hoop connect prod-db --port 5433'],
     ['a short-lived credential straight to the gateway, no local port', 'hoop connect prod-db --direct --ttl 15m'],
   ],
+  'run ls': [['the runs whose changes are kept here', 'hoop run ls']],
+  'run diff': [["a kept run's changes, as the gate would apply them", 'hoop run diff run-1a2b3c']],
+  'run apply': [
+    ["apply a kept run's changes through the gate", 'hoop run apply run-1a2b3c'],
+    ['choose which, file by file', 'hoop run apply run-1a2b3c --review'],
+  ],
+  'run discard': [["drop a kept run's changes", 'hoop run discard run-1a2b3c']],
   run: [
     ['an agent whose only way to the database is the gateway', 'hoop run --connect prod-db --agent claude -- claude'],
     ['a CI job, with what it was asked to do recorded', 'hoop run -c prod-db --agent ci --prompt "nightly report" -- ./report.sh'],
+    ["see the agent's changes as a diff when it ends, and apply what you accept", 'hoop run --review -c prod-db -- claude'],
   ],
   exec: [
     ['run one statement and print its rows', 'hoop exec prod-db -c "select count(*) from orders"'],

@@ -181,6 +181,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       controls: 'ok',
       many: 'ok',
       huge: 'ok',
+      names: 'ok',
       locked: 'ok',
     });
     // The person's tree: its ordinary work, as regular files, directories and a link in the tree, none with an s-bit.
@@ -237,9 +238,14 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       'refused: .envrc: direnv runs it as you',
       'refused: huge.bin: it is larger than 256 MiB',
       'applied without its set-user-ID, set-group-ID or sticky bit: tool.sh',
+      'refused: bad\uFFFD.txt: its name is not UTF-8 text',
     ]) {
       expect(r.stderr).toContain(said);
     }
+    // A name that would steer the terminal is applied (it is data) and said as escapes, never as what it does.
+    expect(readFileSync(join(tree, 'evil\x1b[2K\rname.txt'), 'utf8')).toBe('hidden\x1b[2K\r line\n');
+    expect(r.stderr).not.toContain('\x1b');
+    expect(readdirSync(tree, { encoding: 'buffer' }).some((n) => n.includes(0xff))).toBe(false);
     // No layer is left behind.
     expect(readdirSync(join(p.state, 'hoop', 'layers'))).toEqual([]);
   }, 120_000);
@@ -250,7 +256,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     writeFileSync(join(tree, 'a.txt'), 'one\n');
     writeFileSync(join(tree, 'b.txt'), 'two\n');
     givePerson(who, tree);
-    const agent = `printf 'one\\nmore\\n' > a.txt; echo new > c.txt; rm b.txt; mkfifo f`;
+    const agent = `printf 'one\\nmore\\n' > a.txt; printf 'new\\033[1A\\033[2K\\n' > c.txt; rm b.txt; mkfifo f`;
     // On a terminal: select, accept the first change (a.txt), refuse the rest.
     const selected = await onTerminal(p, ['run', '--review', '--connect', 'app', '--', 'sh', '-c', agent], tree, [
       { after: /\[s\]elect one by one: $/, send: 's\n' },
@@ -266,6 +272,9 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(selected.output).toContain('deleted file mode 100644');
     expect(selected.output).toContain('# hoop refuses this change: it is not a file, a directory or a link');
     expect(selected.output).toContain('you accepted 1 change of 3');
+    // What would move the cursor up and erase the line above it is shown as escapes: the reviewer sees the whole diff.
+    expect(selected.output).toContain('+new\\x1b[1A\\x1b[2K');
+    expect(selected.output).not.toContain('\x1b[1A');
     expect(readFileSync(join(tree, 'a.txt'), 'utf8')).toBe('one\nmore\n');
     expect(readFileSync(join(tree, 'b.txt'), 'utf8')).toBe('two\n');
     expect(existsSync(join(tree, 'c.txt'))).toBe(false);
