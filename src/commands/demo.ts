@@ -18,8 +18,19 @@ interface DemoFlags {
   fresh?: boolean;
   json?: boolean;
   script?: boolean;
-  gatewayPort: number;
-  port: number;
+  gatewayPort?: number;
+  port?: number;
+}
+
+/** The port variable `name` of `env` names, else `fallback`. @throws HoopError USAGE naming a value that is no port */
+function envPort(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  try {
+    return port(value);
+  } catch {
+    throw new HoopError(ErrorCode.USAGE, `${name}=${JSON.stringify(value)} is not a port number (1-65535)`, { hint: `unset it, or give --${name === 'HOOP_DEMO_PORT' ? 'port' : 'gateway-port'}` });
+  }
 }
 
 function port(value: string): number {
@@ -104,12 +115,14 @@ export function demoCommand(io: CliIo, cli: RunCli): Command {
     .option('--fresh', 'wipe the directory and start over')
     .option('--json', 'print one JSON line once ready (dir, gateway, env, psql, connections), then run until stopped')
     .option('--script', 'play a scripted agent session through the demo, print the transcript, stop, and exit 0 only if every outcome was as expected')
-    .option('--gateway-port <port>', "the gateway's port on 127.0.0.1", port, 8443)
-    .option('--port <port>', 'the local port of the demo connection', port, 6432)
+    .option('--gateway-port <port>', "the gateway's port on 127.0.0.1 (default: $HOOP_DEMO_GATEWAY_PORT, else 8443)", port)
+    .option('--port <port>', 'the local port of the demo connection (default: $HOOP_DEMO_PORT, else 6432)', port)
     .action(async (flags: DemoFlags) => {
       const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
       const dir = resolve(io.cwd, flags.dir ?? `${stateDir(io.env)}/demo`);
-      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say, cli });
+      const gatewayPort = flags.gatewayPort ?? envPort(io.env, 'HOOP_DEMO_GATEWAY_PORT', 8443);
+      const localPort = flags.port ?? envPort(io.env, 'HOOP_DEMO_PORT', 6432);
+      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort, port: localPort, env: io.env, say, cli });
       try {
         if (flags.script) {
           const { transcript, ok } = await playDemoScript(demo);

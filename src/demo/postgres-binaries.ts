@@ -319,7 +319,22 @@ export async function installedNativeDir(log: (line: string) => void = noop): Pr
     const aside = fs.mkdtempSync(`${cache}.fetch-`);
     fs.chmodSync(aside, 0o755);
     try {
-      const args = ['install', '--prefix', aside, '--no-save', '--no-package-lock', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', `${NATIVE_PACKAGE}@${NATIVE_VERSION}`];
+      // `--prefix` moves npm's global configuration with it (`<prefix>/etc/npmrc`): the machine's own (a CA, a registry mirror, a proxy) is named again.
+      const global = await run('npm', ['config', 'get', 'globalconfig'], { timeoutMs: 60_000 });
+      const globalConfig = global.code === 0 && global.stdout.trim() ? ['--globalconfig', global.stdout.trim()] : [];
+      const args = [
+        'install',
+        '--prefix',
+        aside,
+        ...globalConfig,
+        '--no-save',
+        '--no-package-lock',
+        '--ignore-scripts',
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+        `${NATIVE_PACKAGE}@${NATIVE_VERSION}`,
+      ];
       const r = await run('npm', args, { timeoutMs: 300_000 });
       if (r.code !== 0) throw new Error(`npm could not fetch ${NATIVE_PACKAGE}@${NATIVE_VERSION} (${r.code === null ? 'npm not found' : lastLines(r.stderr, 3)})`);
       try {

