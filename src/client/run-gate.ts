@@ -7,7 +7,8 @@
  * each path once, and written to the run's record; so is what was applied.
  */
 import { createInterface } from 'node:readline/promises';
-import { type Applied, applyChanges, type Change, layerChanges } from '../agent/gate.js';
+import { type Change, layerChanges } from '../agent/gate.js';
+import { type Applied, applyChanges } from '../agent/gate-apply.js';
 import type { Layer } from '../agent/layers.js';
 import type { CliIo } from '../io.js';
 import type { RecordingWriter } from '../recording/writer.js';
