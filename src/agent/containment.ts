@@ -30,8 +30,19 @@ import { BWRAP_NAMESPACES } from './sandbox.js';
 /** How `hoop run` contains its command: `auto` (bubblewrap where it works, else none, said on stderr), `bwrap` (or fail), `none`. */
 export type IsolationMode = 'auto' | 'bwrap' | 'none';
 
-/** The containment a run gets: bubblewrap, started through `unshare` (./layers.ts), or none and why. */
-export type Containment = { kind: 'bwrap'; bwrap: string; unshare: string } | { kind: 'none'; why: string };
+/** The containment a run gets: bubblewrap, started through `unshare` (./layers.ts), its command through `setpriv` ({@link SETPRIV_DROP}), or none and why. */
+export type Containment = { kind: 'bwrap'; bwrap: string; unshare: string; setpriv: string } | { kind: 'none'; why: string };
+
+/**
+ * `setpriv`'s arguments that start the command with no capability it could ever hold again (the
+ * bounding, inheritable and ambient sets emptied, root's included): the sandbox's first process
+ * keeps the one it was given (./sandbox.ts), which the kernel then requires of any process that
+ * would trace it, read or write its memory or take its descriptors.
+ *
+ * @see https://man7.org/linux/man-pages/man1/setpriv.1.html
+ * @see https://man7.org/linux/man-pages/man2/ptrace.2.html ("Ptrace access mode checking")
+ */
+export const SETPRIV_DROP: readonly string[] = ['--bounding-set', '-all', '--inh-caps', '-all', '--ambient-caps', '-all', '--'];
 
 /**
  * A program as the variable `named` says (taken as it is), else the first on `PATH` or in the
@@ -110,12 +121,16 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
   const bwrap = findProgram('bwrap', env, env.HOOP_BWRAP);
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');
   const unshare = findProgram('unshare', env);
-  if (!unshare) return fail('unshare (util-linux) is not installed', 'install util-linux, or run with --isolation none');
+  const setpriv = findProgram('setpriv', env);
+  if (!unshare || !setpriv) return fail(`${unshare ? 'setpriv' : 'unshare'} (util-linux) is not installed`, 'install util-linux, or run with --isolation none');
   // By its path: bubblewrap looks a bare name up in this process's PATH, which may hold no cat (a machine with only node on it).
   const cat = findProgram('cat', env) ?? '/bin/cat';
   // As a run starts it (./layers.ts): bubblewrap in a user and mount namespace of the run's own, the command as the person.
   const ids = ['--uid', String(process.getuid?.() ?? 0), '--gid', String(process.getgid?.() ?? 0)];
-  const probe = spawnSync(unshare, layerLaunch(undefined, [bwrap, ...BWRAP_NAMESPACES, ...ids, '--', cat, '/proc/self/status']), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
+  const probe = spawnSync(unshare, layerLaunch(undefined, [bwrap, ...BWRAP_NAMESPACES, ...ids, '--', setpriv, ...SETPRIV_DROP, cat, '/proc/self/status']), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 5_000,
+  });
   if (probe.status !== 0) {
     const said = probe.stderr?.toString('utf8').trim().split('\n')[0];
     return fail(
@@ -123,28 +138,26 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
       'let users make user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu, an AppArmor profile that allows bwrap to), or run with --isolation none',
     );
   }
-  // Root's bubblewrap keeps capabilities unless told: a command with any could undo its mounts.
-  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(probe.stdout?.toString('utf8') ?? '')?.[1];
-  if (effective === undefined || BigInt(`0x${effective}`) !== 0n) return fail(`bwrap leaves the command capabilities here (CapEff ${effective ?? 'unknown'}), with which it could undo its sandbox`);
-  return { kind: 'bwrap', bwrap, unshare };
+  // Root's bubblewrap keeps capabilities unless told: a command with any (or one it could get back) could undo its mounts.
+  for (const set of ['CapEff', 'CapBnd']) {
+    const caps = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, 'm').exec(probe.stdout?.toString('utf8') ?? '')?.[1];
+    if (caps === undefined || BigInt(`0x${caps}`) !== 0n) return fail(`bwrap leaves the command capabilities here (${set} ${caps ?? 'unknown'}), with which it could undo its sandbox`);
+  }
+  return { kind: 'bwrap', bwrap, unshare, setpriv };
 }
 
 /**
- * The process a signal for the contained command goes to: bubblewrap's child (the namespace's
- * first process) and its child, the command, found as `/proc` lists them; undefined while they
- * are not there yet (or after they ended).
+ * The process a signal for the contained command goes to: bubblewrap's child, the namespace's
+ * first process (./sandbox-init.ts, which hands it on), found as `/proc` lists it; undefined
+ * while it is not there yet (or after it ended).
  *
  * @see https://man7.org/linux/man-pages/man5/proc_pid_task.5.html (children)
  */
 export function containedPid(bwrapPid: number): number | undefined {
-  const childOf = (pid: number): number | undefined => {
-    try {
-      const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0];
-      return first ? Number(first) : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const init = childOf(bwrapPid);
-  return init === undefined ? undefined : childOf(init);
+  try {
+    const first = readFileSync(`/proc/${bwrapPid}/task/${bwrapPid}/children`, 'utf8').trim().split(/\s+/)[0];
+    return first ? Number(first) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -62,3 +62,32 @@ function changed(path: string, why: string): HoopError {
     hint: 'something renamed or replaced it meanwhile; nothing was mounted; look at what changes it, then start the run again',
   });
 }
+
+/** What a path named when it was opened: the path the kernel gives the object, its identity, whether it is a directory. */
+export interface Pinned {
+  path: string;
+  id: FileId;
+  dir: boolean;
+}
+
+/**
+ * Opens real path `path` once (`O_PATH|O_NOFOLLOW`) and says what it found, named as the kernel
+ * names the object it opened: what is judged of a place (is it the home?) and what is later bound
+ * are then the same object, whatever is renamed meanwhile. Undefined when nothing is there.
+ * @throws HoopError CONFIG_INVALID when a link stands at its end now
+ */
+export function pinPath(path: string): Pinned | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const s = fstatSync(fd);
+    if (s.isSymbolicLink()) throw changed(path, 'it is a symbolic link now');
+    return { path: readlinkSync(`/proc/self/fd/${fd}`), id: { dev: s.dev, ino: s.ino }, dir: s.isDirectory() };
+  } finally {
+    closeSync(fd);
+  }
+}

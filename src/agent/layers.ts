@@ -20,7 +20,7 @@
  * @see https://man7.org/linux/man-pages/man1/unshare.1.html
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, constants, copyFileSync, type Dirent, lstatSync, type Stats, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { constants, copyFileSync, type Dirent, lstatSync, type Stats, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { stateDir } from '../auth/paths.js';
@@ -28,6 +28,7 @@ import { writeFileAtomic } from '../durable-file.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { ensurePrivateDir } from '../private-file.js';
 import type { FileId } from './descriptors.js';
+import { removeTree } from './tree-at.js';
 
 /** A place the command wrote through its layer: the place as it was when the run began. */
 export interface LayerPlace extends FileId {
@@ -112,18 +113,9 @@ export class Layer {
     return new Layer(this.dir, meta);
   }
 
-  /** Removes the layer and everything in it (what the command made unreadable or unwritable included). */
+  /** Removes the layer and everything in it (what the command made unlistable, or thousands of levels deep, included). */
   remove(): void {
-    const open = (d: string): void => {
-      chmodSync(d, 0o700);
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) open(join(d, e.name));
-    };
-    try {
-      open(this.dir);
-    } catch {
-      /* removed meanwhile, or what could not be opened is said by rm below */
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+    removeTree(this.dir);
   }
 }
 

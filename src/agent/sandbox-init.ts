@@ -4,16 +4,21 @@
  * connection is handed to the unix socket `hoop run` listens on for that port in the run's
  * directory, ./port-bridge.ts), then starts the command with this process's stdio and
  * environment, hands it every signal it receives, and ends as the command ended (its exit code,
- * or the same signal). Its PID namespace ends with it, and every process of the run with it
- * (one that left the command's session or process group too).
+ * or, ended by a signal, 128 and its number, as bubblewrap says it). It is its PID namespace's
+ * first process (bubblewrap's `--as-pid-1`): no process of the run can stop or kill it (the
+ * kernel delivers a process 1 only the signals it handles, and never SIGSTOP or SIGKILL from its
+ * own namespace), and the namespace ends with it, every process of the run with it (one that
+ * left the command's session or process group too). A process orphaned inside stays a zombie
+ * until then (Node reaps only its own children).
  *
- * It hears from `hoop run` on a life line (a descriptor `hoop run` writes to every 250 ms): while
+ * It hears from `hoop run` on a life line (a descriptor `hoop run` writes to every 250 ms, on which
+ * it says that the command started, and which signal ended it, if one did): while
  * it hears nothing for {@link FREEZE_AFTER_MS} (`hoop run` stopped: Ctrl-Z, SIGSTOP), every other
  * process of the run is stopped, and continued once it hears again; when the line closes
  * (`hoop run` is gone), every one is killed.
  *
  * Started by `hoop run` only, as `bin/hoop-sandbox.js <spec JSON> <command> [args...]`, the spec
- * being `{ ports: [{ host, port, socket }], lifeline?: fd }`.
+ * being `{ ports: [{ host, port, socket }], lifeline?: fd, launch?: [program, ...args] }`.
  *
  * @see https://nodejs.org/api/net.html
  * @see https://man7.org/linux/man-pages/man7/pid_namespaces.7.html
@@ -25,19 +30,32 @@ import { constants } from 'node:os';
 interface Spec {
   ports: Array<{ host: string; port: number; socket: string }>;
   lifeline?: number;
+  /** What the command is started through (`setpriv` dropping every capability for good), before its own name. */
+  launch?: string[];
 }
 
 /** How long the run goes on without word from its `hoop run` before it is stopped. */
 export const FREEZE_AFTER_MS = 1_000;
 
+/** How long the end waits to be said on the life line. */
+const SAY_WITHIN_MS = 2_000;
+
 /** Every process of this PID namespace but its first and this one (kill(2) with -1). */
 const EVERY_OTHER = -1;
 
+/** What the sandbox's first process says to `hoop run` on the life line. */
+interface Life {
+  /** The command runs (`r`): resolves once it is written. */
+  started(): Promise<void>;
+  /** The command was ended by `signal` (`k<signal>\n`), which its exit code alone cannot say: resolves once it is written. */
+  killed(signal: NodeJS.Signals): Promise<void>;
+}
+
 /**
  * Keeps the run in step with its `hoop run` over the life line `fd` (see the module
- * documentation); `started` is said on it once the command runs.
+ * documentation), and says on it how the command started and ended.
  */
-function followLifeline(fd: number): { started(): void } {
+function followLifeline(fd: number): Life {
   const line = new Socket({ fd, readable: true, writable: true });
   let heard = Date.now();
   let frozen = false;
@@ -65,7 +83,10 @@ function followLifeline(fd: number): { started(): void } {
       signal('SIGSTOP');
     }
   }, 100).unref();
-  return { started: () => void line.write('r') };
+  return {
+    started: () => new Promise((resolve) => line.write('r', () => resolve())),
+    killed: (s) => new Promise((resolve) => line.write(`k${s}\n`, () => resolve())),
+  };
 }
 
 /** The signals handed on to the command. */
@@ -96,9 +117,11 @@ export async function runInSandbox(argv: string[]): Promise<number> {
     return 2;
   }
   let servers: Server[];
-  let life: { started(): void } | undefined;
+  let life: Life | undefined;
+  let launch: string[] = [];
   try {
     const spec = JSON.parse(specText) as Spec;
+    launch = spec.launch ?? [];
     if (spec.lifeline !== undefined) life = followLifeline(spec.lifeline);
     servers = await Promise.all(spec.ports.map((p) => forward(p.host, p.port, p.socket)));
   } catch (err) {
@@ -115,20 +138,21 @@ export async function runInSandbox(argv: string[]): Promise<number> {
       if (child) child.kill(signal);
       else early.push(signal);
     });
-  child = spawn(file, args, { stdio: 'inherit' });
-  life?.started();
+  child = launch.length > 0 ? spawn(launch[0]!, [...launch.slice(1), file, ...args], { stdio: 'inherit' }) : spawn(file, args, { stdio: 'inherit' });
+  // Said before this process ends, however soon the command does (an exit would drop what is not written yet).
+  const started = life?.started() ?? Promise.resolve();
   for (const signal of early.splice(0)) child.kill(signal);
   return new Promise((resolve) => {
     child.on('error', (err) => {
       process.stderr.write(`hoop: cannot run ${file}: ${err.message}\n`);
       resolve((err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126);
     });
+    // Ended by a signal: as a shell and bubblewrap say it (process 1 cannot end by a signal of its own), and said on the life line.
     child.on('exit', (code, signal) => {
-      if (!signal) return resolve(code ?? 1);
-      // Ended by a signal: ends the same way, so that hoop run sees what the command did.
-      for (const s of HANDED_ON) process.removeAllListeners(s);
-      process.kill(process.pid, signal);
-      resolve(128 + (constants.signals[signal] ?? 0)); // a signal whose default does not end a process: as a shell says it
+      const said = signal ? started.then(() => life?.killed(signal)) : started;
+      // A life line that takes no more (hoop run is gone) does not keep the run from ending.
+      const bound = new Promise((r) => setTimeout(r, SAY_WITHIN_MS));
+      void Promise.race([said, bound]).finally(() => resolve(signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1)));
     });
   });
 }

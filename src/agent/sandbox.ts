@@ -44,7 +44,7 @@ import { configDir, stateDir } from '../auth/paths.js';
 import { KUBERNETES_TOKEN_FILES } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { type TreePlaces, within } from '../tree-file.js';
-import { type FileId, fileIdOf } from './descriptors.js';
+import { type FileId, fileIdOf, type Pinned, pinPath } from './descriptors.js';
 import { layersRoot } from './layers.js';
 import type { TreeControls } from './tree-controls.js';
 
@@ -340,8 +340,15 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
   const homeDirs = homes(i.env).map((h) => real(h) ?? h);
   const wanted = new Map<string, MountKind>();
   const rank: Record<MountKind, number> = { writable: 0, layer: 0, private: 1, 'read-only': 2, replaced: 3, link: 3, hidden: 4 };
+  // What the command may write is opened once, and known by that from then on: what is judged is what is bound.
+  const pins = new Map<string, Pinned>();
+  const pin = (path: string | undefined): string | undefined => {
+    const found = pinPath(real(path) ?? '');
+    if (found) pins.set(found.path, found);
+    return found?.path;
+  };
   const want = (path: string | undefined, kind: MountKind): void => {
-    const p = real(path);
+    const p = path !== undefined && pins.has(path) ? path : kind === 'writable' || kind === 'layer' ? pin(path) : real(path);
     if (p === undefined) return;
     const had = wanted.get(p);
     if (had === undefined || rank[kind] > rank[had]) wanted.set(p, kind);
@@ -388,7 +395,7 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
 
   // Layered (or with --apply live, writable): the command's own places, and what the person shares; the directory of --socket, writable.
   const checked = (place: string): string => {
-    const p = real(place);
+    const p = pin(place);
     if (p === undefined) throw new HoopError(ErrorCode.USAGE, `hoop run cannot share ${place}: it does not exist`);
     const problem = placeProblem(p, homeDirs, privates, hidden, runsLater) ?? (i.layered ? layerProblem(p, i.env) : undefined);
     if (problem) {
@@ -402,7 +409,12 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
   for (const p of places) if (!i.layered || !places.some((other) => other !== p && within(p, other))) want(p, i.layered ? 'layer' : 'writable');
   if (i.sockets) want(checked(resolve(i.cwd, i.sockets)), 'writable');
   // What git or hoop would act on in them (./tree-controls.ts): read-only; each git directory a mount point of its own.
-  for (const d of i.controls?.gitDirs ?? []) want(d, 'writable');
+  for (const d of i.controls?.gitDirs ?? []) {
+    const p = pin(d);
+    if (p !== undefined && !places.some((place) => within(p, place)))
+      throw new HoopError(ErrorCode.CONFIG_INVALID, `hoop run did not start the command: ${d} changed while the run began (it is not in ${places.join(', ')} now)`);
+    want(p, 'writable');
+  }
   for (const c of i.controls?.readOnly ?? []) want(c, 'read-only');
   // What the sandbox runs (hoop's own first process, Node, the command, the programs on PATH) stays
   // visible, read-only, where a private area would hide it (a checkout or a tool under /tmp).
@@ -416,7 +428,9 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
   let layers = 0;
   for (const [path, kind] of wanted) {
     const bound = kind === 'writable' || kind === 'layer' || kind === 'read-only';
-    mounts.push({ path, kind, dir: statSync(path).isDirectory(), ...(bound ? { id: fileIdOf(path) } : {}), ...(kind === 'layer' ? { layer: layers++ } : {}) });
+    const pinned = pins.get(path);
+    const id = bound ? { id: pinned?.id ?? fileIdOf(path) } : {};
+    mounts.push({ path, kind, dir: pinned?.dir ?? statSync(path).isDirectory(), ...id, ...(kind === 'layer' ? { layer: layers++ } : {}) });
   }
   // A private /run keeps the symbolic links at its top (NixOS's /run/current-system holds its programs).
   if (wanted.get('/run') === 'private') for (const link of linksIn('/run')) mounts.push(link);
@@ -430,7 +444,11 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
  * What every contained command runs in: the person's files read-only, a `/dev` of its own (no
  * other terminal of the person's), its own `/proc`, and user, PID, IPC and network namespaces,
  * with no capability left (root included: bubblewrap keeps root's unless told), ended with
- * `hoop run`. A user namespace the command makes inside has capabilities of its own, but over
+ * `hoop run`. The command's launcher is the PID namespace's first process (`--as-pid-1`), which no
+ * process of the run can stop or kill, and the only one with a capability (`CAP_SETPCAP`, in the
+ * run's own user namespace, which it uses for nothing): the command starts without it for good
+ * (./containment.ts's `SETPRIV_DROP`), so the kernel lets no process of the run trace the
+ * launcher, reach its memory or take its descriptors. A user namespace the command makes inside has capabilities of its own, but over
  * mounts it inherited locked: none can be undone (user_namespaces(7), "Restrictions on mount
  * namespaces").
  * @see https://man7.org/linux/man-pages/man7/user_namespaces.7.html
@@ -446,7 +464,10 @@ export const BWRAP_NAMESPACES: readonly string[] = [
   '--unshare-user',
   '--cap-drop',
   'ALL',
+  '--cap-add',
+  'CAP_SETPCAP',
   '--unshare-pid',
+  '--as-pid-1',
   '--unshare-ipc',
   '--unshare-net',
   '--die-with-parent',

@@ -9,9 +9,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, closeSync, lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { constants as os } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError } from '../errors.js';
-import { containedPid, type Containment } from './containment.js';
+import { containedPid, type Containment, SETPRIV_DROP } from './containment.js';
 import { openChecked } from './descriptors.js';
 import { type Layer, layerLaunch } from './layers.js';
 import { bwrapArguments, installRoot, type Mount } from './sandbox.js';
@@ -170,7 +171,7 @@ export async function spawnAgent(o: {
       '--',
       process.execPath,
       SANDBOX_INIT,
-      JSON.stringify({ ports: o.ports, lifeline: LIFELINE_FD }),
+      JSON.stringify({ ports: o.ports, lifeline: LIFELINE_FD, launch: [o.containment.setpriv, ...SETPRIV_DROP] }),
       o.file,
       ...o.args,
     ];
@@ -184,14 +185,20 @@ export async function spawnAgent(o: {
   }
   const life = (child.stdio as unknown as Array<Duplex | null>)[LIFELINE_FD];
   let started = false;
+  let said = '';
   life?.on('error', () => undefined);
-  life?.once('data', () => void (started = true));
+  life?.on('data', (d: Buffer) => {
+    started = true;
+    said = `${said}${d.toString('latin1')}`.slice(-64);
+  });
   const beat = setInterval(() => life?.write('.'), LIFE_MS);
   beat.unref();
   const exited = exitOf(child).then((exit) => {
     clearInterval(beat);
     life?.destroy();
-    return exit;
+    // Ended by a signal, as the sandbox's first process said (its own exit code is 128 and the signal's number).
+    const signal = /k(SIG[A-Z0-9]+)\n/.exec(said)?.[1] as NodeJS.Signals | undefined;
+    return signal && exit.exitCode === 128 + (os.signals[signal] ?? -128) ? { signal } : exit;
   });
   return {
     child,

@@ -28,7 +28,7 @@
  * @see https://git-scm.com/docs/git-config#_configuration_file
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, type Dirent, lstatSync, readdirSync, readFileSync, realpathSync, renameSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, type Dirent, lstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { within } from '../tree-file.js';
@@ -212,6 +212,8 @@ interface ConfigValue {
   value: string;
   from: string;
   kind: 'include' | 'path' | 'command';
+  /** `core.hookspath` for the place of the hooks. */
+  hooks?: true;
 }
 
 /**
@@ -248,7 +250,7 @@ function configValues(file: string, depth = 0): ConfigValue[] {
     const kind = key === 'path' ? 'include' : key === 'hookspath' || (key === 'fsmonitor' && !/^(true|false|yes|no|on|off|1|0)$/i.test(value)) ? 'path' : 'command';
     // An alias that is not a shell command (`!…`) runs git itself.
     if (section === 'alias' && !value.startsWith('!')) continue;
-    out.push({ value, from: file, kind });
+    out.push({ value, from: file, kind, ...(section === 'core' && key === 'hookspath' ? { hooks: true as const } : {}) });
     if (kind === 'include' && depth < 10) out.push(...configValues(expandHome(value, dirname(file)), depth + 1));
   }
   return out;
@@ -276,10 +278,56 @@ function namedPaths(v: ConfigValue, top: string): string[] {
     .map((w) => (w.startsWith('~/') ? join(homedir(), w.slice(2)) : isAbsolute(w) ? w : resolve(top, w)));
 }
 
+/** Most bytes of a hook read for the paths it names. */
+const HOOK_BYTES = 64 * 1024;
+
+/** The paths the hooks in `dir` name (each word with a `/`, as a command's), from the work tree's top `top`, where git runs them. */
+function hookNames(dir: string, top: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => !n.endsWith('.sample'));
+  } catch {
+    return [];
+  }
+  return names.flatMap((n) => {
+    try {
+      const fd = openSync(join(dir, n), 'r');
+      try {
+        const buf = Buffer.alloc(HOOK_BYTES);
+        const text = buf.subarray(0, readSync(fd, buf, 0, HOOK_BYTES, 0)).toString('utf8');
+        return namedPaths({ value: text, from: join(dir, n), kind: 'command' }, top);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** The person's global and system git configuration files, as git finds them. */
 function globalConfigs(env: NodeJS.ProcessEnv): string[] {
   const home = env.HOME ?? homedir();
   return [env.GIT_CONFIG_SYSTEM ?? '/etc/gitconfig', env.GIT_CONFIG_GLOBAL ?? join(home, '.gitconfig'), join(env.XDG_CONFIG_HOME ?? join(home, '.config'), 'git', 'config')];
+}
+
+/**
+ * What git's configuration for the repository whose `.git` entry is `dotGit` names as files it
+ * reads or programs it runs (included files, `core.hooksPath`, `core.fsmonitor`'s program, the
+ * paths in commands), the person's global and system configuration's included: where a change
+ * would run as the person (the gate refuses it, ./gate.ts). A repository not on disk yet (one the
+ * command made) has the global and system configuration's alone.
+ */
+export function gitConfigNames(dotGit: string, env: NodeJS.ProcessEnv): string[] {
+  const gitDir = gitDirFrom(dotGit);
+  const top = dirname(dotGit);
+  const own = gitDir ? [join(gitDir, 'config'), join(gitDir, 'config.worktree')] : [];
+  const values = [...globalConfigs(env), ...own].flatMap((f) => configValues(f));
+  const named = values.flatMap((v) => namedPaths(v, top));
+  // What the person's own hooks run from the tree (a script their pre-commit calls) runs as unasked as they do.
+  const hooksPath = values.findLast((v) => v.hooks);
+  const hooks = hooksPath ? expandHome(hooksPath.value, top) : gitDir ? join(gitDir, 'hooks') : undefined;
+  return [...named, ...(hooks ? hookNames(hooks, top) : [])];
 }
 
 /** Scans the writable `places` before a run (see the module documentation). */

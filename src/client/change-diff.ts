@@ -4,8 +4,11 @@
  * context, and `Binary files … differ` for a file with a NUL byte in its first 8,000 (as git
  * decides). The sides are the person's file as it is now and the bytes the gate judged (their
  * SHA-256 is on the `index` line, so what was shown is what is applied). A directory made or
- * removed is one line; a change the gate refuses is shown too, headed by why. Names and lines are
- * shown terminal-safe (../ui/terminal-safe.ts): nothing the command wrote can hide a line of it.
+ * removed is one line, as is what a change replaces (a directory and how many entries it held); a
+ * change the gate refuses is shown too, headed by why. Names and lines are shown terminal-safe
+ * (../ui/terminal-safe.ts): nothing the command wrote can hide a line of it. A change shown only
+ * by name (binary, too large, too many edits, a line too long to read) is said to be so: a review
+ * does not take it as read.
  *
  * @see https://git-scm.com/docs/diff-format (the "git diff" patch format)
  * @see https://github.com/kpdecker/jsdiff#readme (structuredPatch)
@@ -19,9 +22,12 @@ import type { Palette } from '../ui/output.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 
 /** Sides larger than this are named, not shown line by line. */
-const SHOWN_BYTES = 1024 * 1024;
-/** How far a diff's edit may go before the file is named instead (a diff's cost grows with it). */
-const MAX_EDIT = 20_000;
+const SHOWN_BYTES = 256 * 1024;
+/** How far a diff's edit may go, and how long it may take (ms), before the file is named instead (a diff's cost grows with its edit's square). */
+const MAX_EDIT = 2_000;
+const MAX_DIFF_MS = 200;
+/** A line longer than this cannot be read in a review (a minified file's): the file is named instead. */
+const MAX_LINE = 1_000;
 
 /** Text the command chose (a name, a link's target), on one line and unable to steer the terminal. */
 export const oneLine = (text: string): string => terminalSafe(text).replace(/\n/g, '\\n');
@@ -49,6 +55,20 @@ function head(path: string): Buffer {
 
 const binary = (b: Buffer): boolean => b.includes(0);
 
+/** Permission bits as `ls -l` shows them (`rwxr-x---`, `s` and `t` for the special ones). */
+export function permissions(mode: number): string {
+  const bit = (b: number, c: string): string => (mode & b ? c : '-');
+  const x = (b: number, special: number, on: string): string => (mode & special ? (mode & b ? on : on.toUpperCase()) : bit(b, 'x'));
+  return `${bit(0o400, 'r')}${bit(0o200, 'w')}${x(0o100, 0o4000, 's')}${bit(0o40, 'r')}${bit(0o20, 'w')}${x(0o10, 0o2000, 's')}${bit(0o4, 'r')}${bit(0o2, 'w')}${x(0o1, 0o1000, 't')}`;
+}
+
+/** The line that says what a change does to permissions, when git's mode lines do not say it all; undefined when it does nothing to them. */
+function permissionsLine(old: number | undefined, now: number | undefined): string | undefined {
+  if (now === undefined) return undefined;
+  if (old === undefined) return now === 0o644 || now === 0o755 ? undefined : `permissions ${permissions(now)}`;
+  return (old & 0o7777) === now ? undefined : `permissions ${permissions(old & 0o7777)} -> ${permissions(now)}`;
+}
+
 /** Git's mode word of a change's side. */
 const gitMode = (type: 'file' | 'link', mode = 0o644): string => (type === 'link' ? '120000' : mode & 0o111 ? '100755' : '100644');
 
@@ -58,45 +78,52 @@ function side(kind: 'file' | 'link' | undefined, path: string | undefined): stri
   return kind === 'link' ? readlinkSync(path) : readFileSync(path, 'utf8');
 }
 
+/** One change as the diff shows it: its text, and whether that shows it whole (not only by name). */
+export interface Shown {
+  text: string;
+  whole: boolean;
+}
+
+const entries = (n = 0): string => `${n} entr${n === 1 ? 'y' : 'ies'} in it`;
+
 /** One change's part of the diff (see the module documentation). */
-export function changeDiff(c: Change, o: { cwd: string; paint?: Palette }): string {
+export function changeDiff(c: Change, o: { cwd: string; paint?: Palette }): Shown {
   const p = o.paint;
   const old = lstatOr(c.path);
   const name = shownPath(c.path, o.cwd);
   const out: string[] = [];
+  const done = (whole: boolean, ...last: string[]): Shown => ({ text: `${[...out, ...last].join('\n')}\n`, whole });
   if (c.refused) out.push((p?.bad ?? String)(`# hoop refuses this change: ${oneLine(c.refused)}`));
+  if (c.replaces === 'dir') out.push((p?.bad ?? String)(`deleted directory ${name}/ (${entries(c.entries)}), replaced by the ${c.type} below`));
+  else if (c.replaces && c.type === 'dir') out.push((p?.bad ?? String)(`deleted ${c.replaces === 'link' ? 'link' : c.replaces} ${name} (${old?.size ?? 0} bytes), replaced by a directory`));
   if (c.type === 'dir') {
-    out.push(
-      c.kind === 'removed'
-        ? `deleted directory ${name}/ (${c.entries ?? 0} entr${c.entries === 1 ? 'y' : 'ies'} in it)`
-        : c.kind === 'added'
-          ? `new directory ${name}/`
-          : `directory ${name}/: mode ${c.mode!.toString(8)}`,
-    );
-    return `${out.join('\n')}\n`;
+    if (c.kind === 'removed') return done(true, `deleted directory ${name}/ (${entries(c.entries)})`);
+    const fresh = c.kind === 'added' || c.replaces !== undefined;
+    return done(true, `${fresh ? 'new directory' : 'directory'} ${name}/: ${permissionsLine(fresh ? undefined : old?.mode, c.mode) ?? `permissions ${permissions(c.mode!)}`}`);
   }
-  if (c.type === 'other') {
-    out.push(`${name}: not a file, a directory or a link`);
-    return `${out.join('\n')}\n`;
-  }
+  if (c.type === 'other') return done(true, `${name}: not a file, a directory or a link`);
   const was = c.kind === 'added' ? undefined : c.replaces ? (c.replaces === 'file' || c.replaces === 'link' ? c.replaces : undefined) : (c.type as 'file' | 'link');
   const now = c.kind === 'removed' ? undefined : (c.type as 'file' | 'link');
   out.push((p?.header ?? String)(`diff --git a/${name} b/${name}`));
   if (!was && now) out.push(`new file mode ${gitMode(now, c.mode)}`);
   else if (was && !now) out.push(`deleted file mode ${gitMode(was, old?.mode)}`);
   else if (was && now && gitMode(was, old?.mode) !== gitMode(now, c.mode)) out.push(`old mode ${gitMode(was, old?.mode)}`, `new mode ${gitMode(now, c.mode)}`);
+  const perms = now === 'file' ? permissionsLine(was === 'file' ? old?.mode : undefined, c.mode) : undefined;
+  if (perms) out.push(perms);
   if (c.sha256) out.push(`index ${c.sha256.slice(0, 12)} (sha256 of what is applied: ${c.sha256})`);
   const from = was ? `a/${name}` : '/dev/null';
   const to = now ? `b/${name}` : '/dev/null';
   const tooBig = (c.size ?? 0) > SHOWN_BYTES || (was === 'file' && (old?.size ?? 0) > SHOWN_BYTES);
-  if (now === 'file' && binary(head(c.from!))) return `${[...out, `Binary files ${from} and ${to} differ`].join('\n')}\n`;
-  if (was === 'file' && binary(head(c.path))) return `${[...out, `Binary files ${from} and ${to} differ`].join('\n')}\n`;
-  if (tooBig) return `${[...out, `${from} and ${to} differ: too large to show here (${c.size ?? 0} bytes)`].join('\n')}\n`;
+  if ((now === 'file' && binary(head(c.from!))) || (was === 'file' && binary(head(c.path)))) return done(false, `Binary files ${from} and ${to} differ`);
+  if (tooBig) return done(false, `${from} and ${to} differ: too large to show here (${c.size ?? 0} bytes)`);
   const before = side(was, was ? c.path : undefined);
   const after = now === 'link' ? c.target! : side(now, c.from);
-  const patch = structuredPatch(from, to, before, after, undefined, undefined, { context: 3, maxEditLength: MAX_EDIT });
-  if (!patch) return `${[...out, `${from} and ${to} differ: too many changes to show here`].join('\n')}\n`;
-  if (patch.hunks.length === 0) return `${out.join('\n')}\n`;
+  const patch = structuredPatch(from, to, before, after, undefined, undefined, { context: 3, maxEditLength: MAX_EDIT, timeout: MAX_DIFF_MS });
+  if (!patch) return done(false, `${from} and ${to} differ: too many changes to show here`);
+  if (patch.hunks.length === 0) return done(true);
+  let longest = 0;
+  for (const h of patch.hunks) for (const l of h.lines) longest = Math.max(longest, l.length);
+  if (longest > MAX_LINE) return done(false, `${from} and ${to} differ: a line of ${longest - 1} characters, too long to read here`);
   out.push(`--- ${from}`, `+++ ${to}`);
   for (const h of patch.hunks) {
     // An empty side's range starts at the line before it, as diff and git say it (`@@ -0,0 +1,2 @@`).
@@ -108,5 +135,5 @@ export function changeDiff(c: Change, o: { cwd: string; paint?: Palette }): stri
       out.push(line.startsWith('+') ? (p?.good ?? String)(line) : line.startsWith('-') ? (p?.bad ?? String)(line) : line);
     }
   }
-  return `${out.join('\n')}\n`;
+  return done(true);
 }

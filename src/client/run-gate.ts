@@ -3,17 +3,21 @@
  * run apply`: its changes are read and judged by the gate (../agent/gate.ts), then applied, shown
  * for review first (`--review`, or the policy's `runs.review`; on a terminal: the diff, then the
  * person says which to apply), or kept for later. What the gate refused, what it applied without
- * its s-bits and what it could not apply (the person's own changes since the run began) is said,
+ * its special bits and what it could not apply (the person's own changes since the run began) is said,
  * each path once, and written to the run's record; so is what was applied.
  */
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import type { Readable } from 'node:stream';
+import type { ReadStream } from 'node:tty';
 import { type Change, layerChanges } from '../agent/gate.js';
 import { type Applied, applyChanges } from '../agent/gate-apply.js';
 import type { Layer } from '../agent/layers.js';
 import type { CliIo } from '../io.js';
 import type { RecordingWriter } from '../recording/writer.js';
 import { palette } from '../ui/output.js';
-import { changeDiff, oneLine, shownPath } from './change-diff.js';
+import { TERMINAL_RESET } from '../ui/terminal-safe.js';
+import { changeDiff, oneLine, type Shown, shownPath } from './change-diff.js';
 
 /** What to do with a layer's changes. */
 export type Settle = { how: 'apply' } | { how: 'review' } | { how: 'keep'; why: string };
@@ -47,7 +51,7 @@ export async function settleLayer(
 ): Promise<Settled> {
   const run = layer.meta.run;
   const say = (line: string): void => o.say(`run ${run}: ${line}`);
-  const changes = await layerChanges(layer, { protectedPaths: layer.meta.protectedPaths, allowControls: layer.meta.allowControls });
+  const changes = await layerChanges(layer, io.env);
   const shown = (c: Change): string => shownPath(c.path, io.cwd);
   const passing = changes.filter((c) => !c.refused);
   if (changes.length === 0) {
@@ -89,7 +93,7 @@ export async function settleLayer(
   if (went && (!o.quiet || changes.some((c) => c.refused))) say(`applied what the command changed: ${went}`);
   sayList(
     say,
-    'applied without its set-user-ID, set-group-ID or sticky bit',
+    'applied with fewer permissions than the command gave it (no special bit; group and others get no more than before)',
     changes.filter((c) => c.dropped && !c.refused),
     (c) => shown(c),
   );
@@ -111,13 +115,29 @@ function sayList(say: (line: string) => void, what: string, list: readonly Chang
 }
 
 /**
- * Shows `changes` as a diff on stdout and asks on the terminal which to apply: all, none (kept:
- * undefined), or one by one. Resolves those accepted.
+ * Shows `changes` as a diff on stdout, on a terminal put back as a reader expects it first
+ * (whatever the command left it in), and asks there which to apply: all, none (kept: undefined),
+ * or one by one. A change the diff shows only by name (binary, too large) is asked about on its
+ * own: "all" takes only what was shown whole. Resolves those accepted.
  */
 async function review(io: CliIo, changes: readonly Change[], say: (line: string) => void): Promise<readonly Change[] | undefined> {
   const paint = palette(io);
-  for (const c of changes) io.stdout.write(changeDiff(c, { cwd: io.cwd, paint }));
+  const diff = (c: Change): Shown => changeDiff(c, { cwd: io.cwd, paint });
+  io.stderr.write(TERMINAL_RESET);
+  if (isTerminal(io.stdout)) io.stdout.write(TERMINAL_RESET);
+  const whole = new Set<Change>();
+  for (const c of changes) {
+    const shown = diff(c);
+    io.stdout.write(shown.text);
+    if (shown.whole) whole.add(c);
+  }
   const passing = changes.filter((c) => !c.refused);
+  const named = passing.filter((c) => !whole.has(c));
+  // What was typed before the question (into a prompt the command printed and never read) must not answer it.
+  if (!clearTypeahead(io.stdin!)) {
+    say('the terminal kept what was typed before (it could not be cleared), which would answer for you: the changes are kept');
+    return undefined;
+  }
   const ask = createInterface({ input: io.stdin!, output: io.stderr, terminal: true });
   const abort = new AbortController();
   const stop = (): void => abort.abort();
@@ -129,26 +149,55 @@ async function review(io: CliIo, changes: readonly Change[], say: (line: string)
       return undefined; // Ctrl-C, or the terminal closed
     }
   };
+  /** Asks of each of `list`, shown again: resolves those accepted, or undefined when the person stopped answering. */
+  const oneByOne = async (list: readonly Change[]): Promise<Change[] | undefined> => {
+    const accepted: Change[] = [];
+    for (const c of list) {
+      io.stdout.write(diff(c).text);
+      const one = await question('hoop: apply this change? [y]es, [n]o (it is dropped), [q]uit (the rest are dropped): ');
+      if (one === undefined) return undefined;
+      if (one === 'q' || one === 'quit') break;
+      if (one === 'y' || one === 'yes') accepted.push(c);
+    }
+    return accepted;
+  };
   try {
+    const byName = named.length === 0 ? '' : `, then asks about each of the ${count(named.length, 'change')} shown only by name`;
     for (;;) {
-      const all = await question(`hoop: apply ${count(passing.length, 'change')} (the diff above)? [y]es, [n]o (keep them for later), [s]elect one by one: `);
+      const all = await question(`hoop: apply ${count(passing.length - named.length, 'change')} (the diff above${byName})? [y]es, [n]o (keep them for later), [s]elect one by one: `);
       if (all === undefined || all === 'n' || all === 'no') return undefined;
-      if (all === 'y' || all === 'yes') return passing;
-      if (all !== 's' && all !== 'select') continue;
-      const accepted: Change[] = [];
-      for (const c of passing) {
-        io.stdout.write(changeDiff(c, { cwd: io.cwd, paint }));
-        const one = await question('hoop: apply this change? [y]es, [n]o (it is dropped), [q]uit (the rest are dropped): ');
-        if (one === undefined) return undefined;
-        if (one === 'q' || one === 'quit') break;
-        if (one === 'y' || one === 'yes') accepted.push(c);
-      }
-      say(`you accepted ${count(accepted.length, 'change')} of ${passing.length}`);
-      return accepted;
+      if (all !== 'y' && all !== 'yes' && all !== 's' && all !== 'select') continue;
+      const asked = await oneByOne(all.startsWith('y') ? named : passing);
+      if (asked === undefined) return undefined;
+      const chosen = all.startsWith('y') ? [...passing.filter((c) => whole.has(c)), ...asked] : asked;
+      if (chosen.length !== passing.length) say(`you accepted ${count(chosen.length, 'change')} of ${passing.length}`);
+      return chosen;
     }
   } finally {
     io.signal.removeEventListener('abort', stop);
     ask.close();
+  }
+}
+
+/**
+ * Throws away what waits to be read on terminal `input` (typed before now): the terminal is put
+ * in raw mode, so a line not yet ended can be read too, and read without waiting through a
+ * descriptor of its own. False when it could not be.
+ */
+function clearTypeahead(input: Readable): boolean {
+  const tty = input as ReadStream;
+  if (typeof tty.setRawMode !== 'function') return false;
+  let fd: number | undefined;
+  try {
+    fd = openSync('/dev/tty', constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    tty.setRawMode(true);
+    const sink = Buffer.alloc(4096);
+    for (;;) if (readSync(fd, sink, 0, sink.length, null) === 0) return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EAGAIN';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    tty.setRawMode(false);
   }
 }
 

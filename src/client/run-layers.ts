@@ -52,9 +52,9 @@ export function listRunLayers(io: CliIo, o: { json?: boolean }): void {
 /** `hoop run diff <id>`: run `id`'s changes as the gate would apply them, the refused ones headed by why. */
 export async function diffRunLayer(io: CliIo, id: string): Promise<void> {
   const layer = settledLater(io, id);
-  const changes = await layerChanges(layer, { protectedPaths: layer.meta.protectedPaths, allowControls: layer.meta.allowControls });
+  const changes = await layerChanges(layer, io.env);
   const paint = palette(io);
-  for (const c of changes) io.stdout.write(changeDiff(c, { cwd: io.cwd, paint }));
+  for (const c of changes) io.stdout.write(changeDiff(c, { cwd: io.cwd, paint }).text);
   if (changes.length === 0) io.stderr.write(`hoop: run ${id} changed nothing that is still to apply\n`);
 }
 

@@ -1,21 +1,33 @@
 /**
  * Text that others wrote (a statement, a command line, a reason, a value from a row), made safe
- * to print on a terminal: control characters other than newline and tab (carriage return and
- * escape included), DEL, the C1 controls, Unicode's bidirectional marks, embeddings, overrides
- * and isolates, its invisible characters (zero-width spaces and joiners, word joiner, soft hyphen,
- * byte-order mark) and its line and paragraph separators are shown as escapes (`\x1b`, `\u202e`). No text can then move the cursor, clear a
- * line or reorder what a reviewer or an auditor reads.
+ * to print on a terminal: every control and format character but newline and tab (carriage
+ * return, escape, DEL and the C1 controls; Unicode's bidirectional marks, embeddings, overrides
+ * and isolates), private-use, unassigned and lone surrogate code points, line and paragraph
+ * separators, and every code point Unicode says a renderer may draw as nothing
+ * (Default_Ignorable_Code_Point: zero-width spaces and joiners, fillers such as U+3164, variation
+ * selectors, tag characters), and the braille blank, are shown as escapes (`\x1b`, `\u202e`,
+ * `\u{e0072}`). No text can then move the cursor, clear a line, reorder what a reviewer or an
+ * auditor reads, or hide a character in it.
  *
  * @see https://invisible-island.net/xterm/ctlseqs/ctlseqs.html (C0 and C1 controls)
  * @see https://www.unicode.org/reports/tr9/#Explicit_Directional_Formatting_Characters
+ * @see https://www.unicode.org/reports/tr44/#Default_Ignorable_Code_Point
  * @see https://nvd.nist.gov/vuln/detail/CVE-2021-42574 ("Trojan Source")
  */
-const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const UNSAFE = /(?![\n\t])[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
-/** `text` with every character that could steer a terminal shown as an escape. */
+/** `text` with every character that could steer a terminal, or hide, shown as an escape. */
 export function terminalSafe(text: string): string {
   return text.replace(UNSAFE, (c) => {
-    const n = c.charCodeAt(0);
-    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+    const n = c.codePointAt(0)!;
+    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : n < 0x10000 ? `\\u${n.toString(16).padStart(4, '0')}` : `\\u{${n.toString(16)}}`;
   });
 }
+
+/**
+ * What puts a terminal back as a reader expects it, whatever a program that ran on it left: a soft
+ * reset (DECSTR: attributes, cursor keys, insert and origin modes, scrolling margins), plain
+ * attributes, the colour palette and the default foreground, background and cursor colours
+ * reset, reverse video off, the cursor shown, the ASCII character set.
+ */
+export const TERMINAL_RESET = '\x1b[!p\x1b[0m\x1b]104\x07\x1b]110\x07\x1b]111\x07\x1b]112\x07\x1b[?5l\x1b[?25h\x1b[r\x1b(B';

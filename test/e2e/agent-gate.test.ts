@@ -194,7 +194,8 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(readdirSync(join(tree, 'gone'))).toEqual(['fresh.txt']);
     expect(readFileSync(join(tree, 'hard'), 'utf8')).toBe('one\ntwo\nthree\nfour\n');
     expect(statSync(join(tree, 'tool.sh')).mode & 0o7777).toBe(0o755);
-    expect(statSync(join(tree, 'sticky')).mode & 0o7777).toBe(0o777);
+    // A file the command made writable by all is not, past the person's umask (hoop's tests run with 022 or tighter).
+    expect(statSync(join(tree, 'sticky')).mode & 0o7702).toBe(0o700);
     expect(readdirSync(join(tree, 'many'))).toHaveLength(10_000);
     expect(readFileSync(join(tree, 'locked/inside.txt'), 'utf8')).toBe('inside\n');
     for (const gone of [
@@ -207,7 +208,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       'huge.bin',
       'sub/repo/.git',
       'sub/.git',
-      'vendor/bare/config',
+      'vendor/bare',
       '.envrc',
       '.mcp.json',
       '.vscode/tasks.json',
@@ -221,7 +222,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(readFileSync(join(p.home, '.bashrc'), 'utf8')).toBe('# hers\n');
     // Its commit is data: the person's repository has it, and the person's git runs nothing the agent chose, anywhere in the tree.
     expect(asPerson(p, 'git', ['log', '--format=%s'], tree).stdout).toBe("the agent's\nthe person's\n");
-    for (const dir of [tree, join(tree, 'sub'), join(tree, 'sub/repo'), join(tree, 'vendor/bare')]) asPerson(p, 'git', ['status'], dir);
+    for (const dir of [tree, join(tree, 'sub')]) asPerson(p, 'git', ['status'], dir);
     asPerson(p, 'sh', ['-c', 'git commit --allow-empty -qm after'], tree);
     expect(existsSync(marker)).toBe(false);
     // Each refusal said, with why.
@@ -231,13 +232,14 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       'refused: sub/repo/.git (and the ',
       'refused: .git/hooks/pre-commit: git runs its hooks as you',
       "refused: .git/config: git's configuration names programs git runs as you",
-      "refused: vendor/bare/config: git's configuration names",
+      'refused: vendor/bare (and the 4 entries in it): it is a repository the command made',
       'refused: .git/rebase-merge (and the 1 entry in it): rebase-merge in a git directory is one of the controls git acts on as you',
       'refused: sub/.git: a .git that is not a directory',
       'refused: .hoop.yaml: it names the connections your next hoop run serves',
       'refused: .envrc: direnv runs it as you',
       'refused: huge.bin: it is larger than 256 MiB',
-      'applied without its set-user-ID, set-group-ID or sticky bit: tool.sh',
+      'applied with fewer permissions than the command gave it (no special bit; group and others get no more than before): tool.sh',
+      'applied with fewer permissions than the command gave it (no special bit; group and others get no more than before): sticky',
       'refused: bad\uFFFD.txt: its name is not UTF-8 text',
     ]) {
       expect(r.stderr).toContain(said);
@@ -278,8 +280,12 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(readFileSync(join(tree, 'a.txt'), 'utf8')).toBe('one\nmore\n');
     expect(readFileSync(join(tree, 'b.txt'), 'utf8')).toBe('two\n');
     expect(existsSync(join(tree, 'c.txt'))).toBe(false);
-    // No: kept, then applied later with hoop run apply.
-    const kept = await onTerminal(p, ['run', '--review', '--connect', 'app', '--', 'sh', '-c', 'echo later > d.txt'], tree, [{ after: /\[s\]elect one by one: $/, send: 'n\n' }]);
+    // No: kept, then applied later with hoop run apply. What was typed into the command's own question, which it never read, answers nothing of hoop's.
+    const asks = `echo later > d.txt; printf 'Run the tests now? [y/N] '; sleep 1.5`;
+    const kept = await onTerminal(p, ['run', '--review', '--connect', 'app', '--', 'sh', '-c', asks], tree, [
+      { after: /Run the tests now\? \[y\/N\] $/, send: 'y\n' },
+      { after: /\[s\]elect one by one: $/, send: 'n\n' },
+    ]);
     expect(kept.output).toMatch(/the command's 1 change is kept, not applied \(you kept them for later\): `hoop run diff (run-\S+)`/);
     const id = /hoop run diff (run-[A-Za-z0-9_-]+)/.exec(kept.output)![1]!;
     expect(existsSync(join(tree, 'd.txt'))).toBe(false);
@@ -315,7 +321,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(readdirSync(join(state, 'sessions')).sort()).toEqual(['new.jsonl', 'old.jsonl']);
     expect(readFileSync(join(tree, 'done.txt'), 'utf8')).toBe('work\n');
     expect(existsSync(join(state, '.claude', 'settings.json'))).toBe(false);
-    expect(r.stderr).toContain(`refused: ${join(state, '.claude', 'settings.json').slice(1)}: Claude Code runs its hooks and MCP servers as you`);
+    expect(r.stderr).toContain(`refused: ${join(state, '.claude', 'settings.json').slice(1)}: Claude Code runs its hooks, MCP servers and helpers as you`);
   });
 
   it('--apply never keeps the changes; what its person changed since is theirs (not applied, kept) until --force', async () => {
@@ -393,8 +399,11 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     // Writers that leave the command's session and process group, and outlive it.
     const writer = (name: string): string => `while :; do date +%s%N >> ${name}.log; sleep 0.05; done`;
     const detach = `setsid sh -c '${writer('setsid')}' & ( ( sh -c '${writer('fork')}' & ) & ) ; nohup sh -c '${writer('nohup')}' >/dev/null 2>&1 &`;
-    const quick = await hoop(p, ['run', '--quiet', '--connect', 'app', '--', 'sh', '-c', `${detach} sleep 0.3; mkdir -p .git/hooks; echo made > made.txt`], { cwd: tree });
-    expect(quick.code).toBe(0);
+    // It tries to stop its sandbox's first process (SIGSTOP, ptrace), and to reach its memory: the kernel lets it do none.
+    const pid1 = `kill -STOP 1; python3 -c '${PID1_PROBE}' > pid1.txt`;
+    const quick = await hoop(p, ['run', '--quiet', '--connect', 'app', '--', 'sh', '-c', `${detach} ${pid1}; sleep 0.3; mkdir -p .git/hooks; echo made > made.txt`], { cwd: tree });
+    expect(quick.code, quick.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(tree, 'pid1.txt'), 'utf8'))).toEqual({ seize: 'EPERM', mem: 'EACCES', getfd: 'EPERM' });
     // Nothing of it runs after its hoop run ended: no writer, and nothing they wrote after the gate read the layer.
     expect(runningWith(tree)).toEqual([]);
     expect(readFileSync(join(tree, 'made.txt'), 'utf8')).toBe('made\n');
@@ -445,6 +454,12 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     await shell.done;
     expect(existsSync(join(tree, 'ctrlz.log'))).toBe(false);
     await keptAndSaidOnce(p);
+    // A command ended by a signal applies nothing of what it half did: kept, and said why.
+    const ended = await hoop(p, ['run', '--connect', 'app', '--', 'sh', '-c', 'echo half > half.txt; kill -TERM $$'], { cwd: tree });
+    expect(ended.code).toBe(143);
+    expect(ended.stderr).toContain('kept, not applied (the command was ended by SIGTERM)');
+    expect(existsSync(join(tree, 'half.txt'))).toBe(false);
+    await hoop(p, ['run', 'discard', /hoop run discard (run-[A-Za-z0-9_-]+)/.exec(ended.stderr)![1]!]);
   }, 60_000);
 });
 
@@ -480,7 +495,7 @@ describe('the policy', () => {
       expect(existsSync(join(p.work, 'bold.txt'))).toBe(true);
       // A control the policy names goes through; the others do not.
       const vscode = await hoop(p, ['run', '--agent', 'bold-bot', '--quiet', '--connect', 'app', '--', 'sh', '-c', 'mkdir .vscode; echo {} > .vscode/settings.json; echo {} > .vscode/tasks.json']);
-      expect(vscode.stderr).toContain('refused: .vscode/tasks.json: VS Code runs its tasks as you');
+      expect(vscode.stderr).toContain('refused: .vscode/tasks.json: VS Code runs the programs its settings, tasks and launch configurations name, as you');
       expect(readdirSync(join(p.work, '.vscode'))).toEqual(['settings.json']);
     } finally {
       await runsPolicy('heartbeatTimeout: 5s');
@@ -496,6 +511,19 @@ a, b = sys.argv[1].encode(), sys.argv[2].encode()
 while True:
     libc.renameat2(-100, a, -100, b, 2)
 `;
+
+/** Tries to stop process 1 with ptrace, read its memory and take a descriptor of it; prints each outcome's errno name. */
+const PID1_PROBE = `import ctypes, errno, json
+l = ctypes.CDLL(None, use_errno=True)
+out = {}
+out["seize"] = "ok" if l.ptrace(0x4206, 1, 0, 0) == 0 else errno.errorcode[ctypes.get_errno()]
+try:
+    open("/proc/1/mem", "rb").close(); out["mem"] = "ok"
+except OSError as e:
+    out["mem"] = errno.errorcode[e.errno]
+fd = l.syscall(434, 1, 0)
+out["getfd"] = "ok" if fd >= 0 and l.syscall(438, fd, 0, 0) >= 0 else errno.errorcode[ctypes.get_errno()]
+print(json.dumps(out))`;
 
 /** The pids of the writer loops (`sh -c 'while :; do date … >> NAME.log …'`) working in `dir`, of `log` alone when named. */
 function runningWith(dir: string, log = ''): number[] {

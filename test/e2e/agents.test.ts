@@ -218,7 +218,7 @@ describe('hoop run', () => {
     ]);
     const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
     expect(r.stderr).toContain(`refused: planted-${runId}/.git (and the `);
-    expect(r.stderr).toContain(`entries in it): it is a repository the command made (git init, git clone)`);
+    expect(r.stderr).toContain(`entries in it): it is a repository the command made, whose configuration and hooks git would take as yours`);
     // Replayed by its id alone: the prompt first, then the sessions in order.
     const replay = await eventually(
       async () => {

@@ -6,12 +6,13 @@
  * bubblewrap arguments, when containment cannot be claimed, and the seccomp program's shape.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentEnvironment, detectContainment, withheldVariable } from '../../src/agent/containment.js';
-import { bwrapArguments, installRoot, sandboxMounts, within } from '../../src/agent/sandbox.js';
+import { bwrapArguments, installRoot, type Mount, sandboxMounts, within } from '../../src/agent/sandbox.js';
 import { scanTree } from '../../src/agent/tree-controls.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
 import { thrown } from '../harness/thrown.js';
@@ -129,7 +130,7 @@ describe("the sandbox's mounts", () => {
     const fds = new Map(mounts.map((m, i) => [m, 100 + i]));
     const args = bwrapArguments(mounts, { cwd: work, uid: 1000, gid: 1000, fd: (m) => fds.get(m)!, seccomp: 3 });
     // A /dev of its own (no other terminal of the person's), a user namespace and no capability, root's included; the command as the person.
-    expect(args.slice(0, 19)).toEqual([
+    expect(args.slice(0, 22)).toEqual([
       '--ro-bind',
       '/',
       '/',
@@ -140,7 +141,10 @@ describe("the sandbox's mounts", () => {
       '--unshare-user',
       '--cap-drop',
       'ALL',
+      '--cap-add',
+      'CAP_SETPCAP',
       '--unshare-pid',
+      '--as-pid-1',
       '--unshare-ipc',
       '--unshare-net',
       '--die-with-parent',
@@ -157,6 +161,36 @@ describe("the sandbox's mounts", () => {
     const pgpass = mounts.find((m) => m.path === join(home, '.pgpass'))!;
     expect(args.slice(args.indexOf(join(home, '.pgpass')) - 2, args.indexOf(join(home, '.pgpass')) + 1)).toEqual(['--ro-bind-fd', String(fds.get(pgpass)), join(home, '.pgpass')]);
     expect(args.filter((a) => a === '--bind' || a === '--ro-bind')).toEqual(['--ro-bind']); // the root alone, by path
+  });
+
+  it('judges and binds the same object: a share swapped for a link to the home while the layout is worked out (RENAME_EXCHANGE in a loop) never yields a writable home', async () => {
+    const race = join(base, 'race');
+    mkdirSync(join(race, 'shared'), { recursive: true });
+    symlinkSync(home, join(race, 'homelink'));
+    const shared = statSync(join(race, 'shared'));
+    const racer = spawn('python3', ['-c', RACER, join(race, 'shared'), join(race, 'homelink')], { stdio: 'ignore' });
+    const outcomes = new Set<string>();
+    try {
+      for (let i = 0; i < 100; i++) {
+        for (const layered of [false, true]) {
+          let mounts: Mount[];
+          try {
+            mounts = sandboxMounts({ env, cwd: work, runDir, share: [join(race, 'shared')], layered });
+          } catch (err) {
+            outcomes.add(/holds your home directory|changed while the run began|does not exist/.test(String(err)) ? 'refused' : String(err));
+            continue;
+          }
+          // Whatever name it had, what the command may write there is the shared directory itself.
+          for (const m of mounts.filter((m) => m.kind === 'writable' || m.kind === 'layer')) expect(within(home, m.path)).toBe(false);
+          const place = mounts.find((m) => (m.kind === 'writable' || m.kind === 'layer') && m.path.startsWith(race))!;
+          expect(place.id).toEqual({ dev: shared.dev, ino: shared.ino });
+          outcomes.add('laid out');
+        }
+      }
+    } finally {
+      racer.kill();
+    }
+    expect([...outcomes].sort()).toEqual(['laid out', 'refused']);
   });
 
   it('refuses to let the command write the home directory or above it, a private area itself, or a hidden path', () => {
@@ -255,3 +289,11 @@ describe('containment detection', () => {
     }
   });
 });
+
+/** Swaps its two paths (renameat2 RENAME_EXCHANGE) in a loop, until killed. */
+const RACER = `import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    libc.renameat2(-100, a, -100, b, 2)
+`;

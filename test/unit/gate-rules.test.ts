@@ -1,17 +1,18 @@
 /**
  * The gate's rules (src/agent/gate-rules.ts) against references, over generated paths: a change
- * inside any git directory passes only as git's data, a control file passes nowhere unless the
- * policy names it, and a link passes only when its target resolves inside the tree (as
- * `path.posix.resolve` says, whatever `..`, `.`, `//` and absolute spellings it takes).
+ * inside any git directory passes only as git's data (no link there at all), a control passes
+ * nowhere unless the policy names it, and a link passes only when the walk of its target stays in
+ * the tree at every step and meets no other link (as `path.posix.resolve` of each prefix says).
  */
 import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { allowedControl, CONTROL_FILES, controlOf, linkLeavesTree } from '../../src/agent/gate-rules.js';
+import { allowedControl, CONTROLS, controlOf, MADE_REPOSITORY, resolveLink } from '../../src/agent/gate-rules.js';
 import { Random } from '../harness/random.js';
 
 const r = new Random(71);
 const pick = <T>(list: readonly T[]): T => r.pick(list);
 const random = (): number => r.int(1_000_000) / 1_000_000;
+const TOP = '/home/alice/proj';
 const SEGMENTS = [
   'src',
   'a',
@@ -33,59 +34,99 @@ const SEGMENTS = [
   'tasks.json',
   'modules',
   'alternates',
+  'x.pth',
+  '.husky',
 ];
 const DATA = new Set(['objects', 'refs', 'logs', 'head', 'orig_head', 'fetch_head', 'index', 'packed-refs', 'commit_editmsg', 'description', 'shallow']);
+const noGitDir = (): boolean => false;
 
-/** The reference: inside the last `.git` on the way (or none), whether the path is a control. */
-function gitReference(parts: string[], type: string): boolean {
+/** The reference for git: inside the first `.git` on the way, whether the path is refused (undefined: git's rules do not decide). */
+function gitReference(parts: string[], type: string, removed: boolean): boolean | undefined {
   const at = parts.findIndex((p) => p.toLowerCase() === '.git');
-  if (at < 0) return false;
-  if (at === parts.length - 1) return type !== 'dir';
+  if (at < 0) return undefined;
+  if (at === parts.length - 1) return type !== 'dir' ? true : undefined; // the git directory itself: judged as any other path
   const inside = parts.slice(at + 1).map((p) => p.toLowerCase());
+  if (type === 'link') return true;
+  if (removed && inside.length === 1 && DATA.has(inside[0]!)) return true;
   return !DATA.has(inside[0]!) || inside.join('/') === 'objects/info/alternates' || inside.join('/') === 'objects/info/http-alternates';
 }
 
+/** The reference for controls: a glob as a regular expression (`*` any characters), over the folded path's last four parts. */
+const controlReference = (abs: string): boolean =>
+  CONTROLS.some((k) =>
+    new RegExp(
+      `^${k.glob
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    ).test(`/${abs.split('/').slice(-4).join('/')}`.toLowerCase()),
+  );
+
 describe("the gate's rules", () => {
-  it('inside a git directory, any spelling of .git: only its data passes (10,000 generated paths)', () => {
+  it('inside a git directory, any spelling of .git: only its data passes, no link, its history never removed (10,000 generated paths)', () => {
     for (let i = 0; i < 10_000; i++) {
       const parts = Array.from({ length: 1 + Math.floor(random() * 5) }, () => pick(SEGMENTS));
       const type = pick(['file', 'dir', 'link'] as const);
-      const rel = parts.join('/');
-      const git = gitReference(parts, type);
-      const got = controlOf(rel, type, () => false);
-      if (git) expect({ rel, type, refused: got !== undefined }).toEqual({ rel, type, refused: true });
-      else if (!CONTROL_FILES.some((c) => rel.toLowerCase() === c.path || rel.toLowerCase().endsWith(`/${c.path}`))) expect({ rel, type, got }).toEqual({ rel, type, got: undefined });
+      const removed = random() < 0.3;
+      const abs = `${TOP}/${parts.join('/')}`;
+      const git = gitReference(parts, type, removed);
+      const got = controlOf(abs, { type, removed }, noGitDir);
+      const want = git ?? controlReference(abs);
+      expect({ abs, type, removed, refused: got !== undefined }).toEqual({ abs, type, removed, refused: want });
     }
   });
 
   it('a directory git takes for a repository under another name is judged as one', () => {
-    const bare = (dir: string): boolean => dir === 'vendor/bare';
-    expect(controlOf('vendor/bare/config', 'file', bare)).toMatch(/configuration names programs/);
-    expect(controlOf('vendor/bare/objects/ab/cdef', 'file', bare)).toBeUndefined();
-    expect(controlOf('vendor/bare', 'dir', bare)).toBeUndefined();
-    expect(controlOf('vendor/config', 'file', bare)).toBeUndefined();
+    const bare = (dir: string): boolean => dir === `${TOP}/vendor/bare`;
+    expect(controlOf(`${TOP}/vendor/bare/config`, { type: 'file' }, bare)).toMatch(/configuration names programs/);
+    expect(controlOf(`${TOP}/vendor/bare/objects/ab/cdef`, { type: 'file' }, bare)).toBeUndefined();
+    expect(controlOf(`${TOP}/vendor/bare/objects/ab/cdef`, { type: 'link' }, bare)).toMatch(/link in a git directory/);
+    expect(controlOf(`${TOP}/vendor/bare/HEAD`, { type: 'file', removed: true }, bare)).toMatch(/history or index/);
+    expect(controlOf(`${TOP}/vendor/bare`, { type: 'dir' }, bare)).toBeUndefined();
+    // One the command made is refused whole, under any name git takes.
+    expect(controlOf(`${TOP}/lib/.GIT`, { type: 'dir', added: true }, bare)).toBe(MADE_REPOSITORY);
+    expect(controlOf(`${TOP}/lib/.git`, { type: 'dir' }, bare)).toBeUndefined();
+    expect(controlOf(`${TOP}/vendor/config`, { type: 'file' }, bare)).toBeUndefined();
   });
 
-  it('control files anywhere, case-folded, unless the policy names them', () => {
-    for (const c of CONTROL_FILES) {
-      for (const rel of [c.path, `deep/er/${c.path}`, c.path.toUpperCase()]) expect({ rel, why: controlOf(rel, 'file', () => false) }).toEqual({ rel, why: c.why });
+  it('controls anywhere, case-folded, unless the policy names them', () => {
+    for (const k of CONTROLS) {
+      // The first star: where the tree is; any other: a name.
+      const sample = (top: string): string => k.glob.replace('*', top).replaceAll('*', 'x');
+      for (const abs of [sample('/home/a'), sample('/x/deep/er').toUpperCase()]) {
+        expect({ abs, why: controlOf(abs, { type: 'file' }, noGitDir) }).toEqual({ abs, why: k.why });
+      }
     }
-    expect(controlOf('not.envrc', 'file', () => false)).toBeUndefined();
-    expect(allowedControl('.vscode/settings.json', ['.vscode/settings.json'])).toBe(true);
-    expect(allowedControl('sub/.envrc', ['*.envrc'])).toBe(true);
-    expect(allowedControl('.envrc', ['.vscode/*'])).toBe(false);
+    expect(controlOf(`${TOP}/not.envrc`, { type: 'file' }, noGitDir)).toBeUndefined();
+    expect(controlOf(`${TOP}/.claude/notes.md`, { type: 'file' }, noGitDir)).toBeUndefined();
+    expect(allowedControl('.vscode/settings.json', `${TOP}/.vscode/settings.json`, ['.vscode/settings.json'])).toBe(true);
+    expect(allowedControl('sub/.envrc', `${TOP}/sub/.envrc`, ['*.envrc'])).toBe(true);
+    expect(allowedControl('.envrc', `${TOP}/.envrc`, ['.vscode/*'])).toBe(false);
+    expect(allowedControl('.claude.json', '/home/alice/.claude.json', ['/home/alice/.claude.json'])).toBe(true);
   });
 
-  it('a link passes only when its target resolves inside the tree (10,000 generated targets)', () => {
-    const top = '/home/alice/proj';
-    const steps = ['..', '.', '', 'a', 'b', 'proj', 'home', 'alice', 'etc'];
+  it('a link passes only when each step of its target stays in the tree and is no link (10,000 generated targets)', () => {
+    const steps = ['..', '.', '', 'a', 'b', 'l', 'proj', 'home', 'alice', 'etc'];
+    const links = new Set(['l', 'a/l', 'b/l', 'a/b/l']);
+    const inside = (p: string): boolean => p === TOP || p.startsWith(`${TOP}/`);
     for (let i = 0; i < 10_000; i++) {
       const rel = Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(['a', 'b', 'c'])).join('/');
       const absolute = random() < 0.3;
-      const target = `${absolute ? '/' : ''}${Array.from({ length: 1 + Math.floor(random() * 6) }, () => pick(steps)).join('/')}`;
-      const resolved = posix.resolve(top, posix.dirname(rel), target);
-      const inside = resolved === top || resolved.startsWith(`${top}/`);
-      expect({ rel, target, leaves: linkLeavesTree(top, rel, target) !== undefined }).toEqual({ rel, target, leaves: !inside || target === '' });
+      const parts = Array.from({ length: 1 + Math.floor(random() * 6) }, () => pick(steps));
+      if (parts[0] === '' && parts.length > 1) parts[0] = '.'; // a relative target, not a leading `/`
+      const target = absolute ? `${random() < 0.7 ? TOP : '/home/alice'}/${parts.join('/')}` : parts.join('/');
+      // The reference: every prefix of the walk, resolved by path.posix, inside the tree and not a link.
+      const from = absolute ? (target.startsWith(`${TOP}/`) ? TOP : undefined) : posix.resolve(TOP, posix.dirname(rel));
+      const rest = absolute && from ? target.slice(TOP.length + 1).split('/') : parts;
+      let ok = from !== undefined && target !== '';
+      for (let k = 1; ok && k <= rest.length; k++) {
+        const p = posix.resolve(from!, ...rest.slice(0, k));
+        const last = rest[k - 1];
+        ok = inside(p) && (last === '..' || last === '.' || last === '' || !links.has(posix.relative(TOP, p)));
+      }
+      const got = resolveLink(TOP, rel, target, (x) => links.has(x));
+      expect({ rel, target, passes: 'path' in got }).toEqual({ rel, target, passes: ok });
+      if ('path' in got) expect(got.path).toBe(posix.resolve(from!, ...rest));
     }
   });
 });

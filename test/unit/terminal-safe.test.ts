@@ -15,6 +15,18 @@ describe('terminalSafe', () => {
     expect(terminalSafe('select 1;\n\tnaïve — 日本 🚀')).toBe('select 1;\n\tnaïve — 日本 🚀');
   });
 
+  it('shows what a renderer may draw as nothing: fillers (the "invisible backdoor" U+3164), tags, variation selectors, the braille blank, private and unassigned code points', () => {
+    expect(terminalSafe('const { timeout,\u3164 } = q;')).toBe('const { timeout,\\u3164 } = q;');
+    expect(terminalSafe('\u115f\uffa0\u034f\u2800\ufe0f\u{e0072}\ue000\u{10ffff}\ud800')).toBe('\\u115f\\uffa0\\u034f\\u2800\\ufe0f\\u{e0072}\\ue000\\u{10ffff}\\ud800');
+    // Every code point is either shown as an escape or is one a terminal draws.
+    const drawn = /[\p{L}\p{M}\p{N}\p{P}\p{S}\p{Zs}\n\t]/u;
+    for (let cp = 0; cp <= 0x10ffff; cp += cp < 0x30000 ? 1 : 0x101) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const c = String.fromCodePoint(cp);
+      if (terminalSafe(c) === c && !drawn.test(c)) expect.fail(`U+${cp.toString(16)} is printed as it is`);
+    }
+  });
+
   it('is applied to every transcript line: statements, rows, errors', () => {
     const r = new TranscriptRenderer();
     const lines = [
