@@ -1,6 +1,7 @@
 // Bundles the vendor modules (dist/ui/ink-vendor.js: ink and React; dist/ssh/common/ssh2-vendor.js: ssh2)
-// with esbuild, so the package installs none of them (npm run build runs it after tsc), then checks
-// that nothing else in dist imports them directly.
+// with esbuild, so the package installs none of them (npm run build runs it after tsc), and the libraries
+// every command loads (dist/vendor/), then points dist's imports at them and checks that nothing else
+// in dist imports the vendor modules directly.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,12 +37,25 @@ await build({
   external: ['*.node', 'cpu-features'],
 });
 
+// Libraries every command loads, as one module each (zod's ES build is ~100 files, jose's ~50, commander is CommonJS): a
+// process that starts (each hoop command) reads and compiles them once, not file by file.
+const LOADED_WHOLE = ['zod', 'jose', 'openid-client', 'commander'];
+await build({
+  ...common,
+  entryPoints: Object.fromEntries(LOADED_WHOLE.map((name) => [name, name])),
+  outdir: join(dist, 'vendor'),
+  splitting: true,
+  chunkNames: 'shared-[hash]',
+});
+
 // tsc writes `from "react/jsx-runtime"` for the views' JSX: the ink bundle exports the same.
 const files = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.js') ? [join(dir, e.name)] : []));
 for (const file of files(dist)) {
-  if (file.endsWith('-vendor.js')) continue;
+  if (file.endsWith('-vendor.js') || file.startsWith(join(dist, 'vendor/'))) continue;
   const text = readFileSync(file, 'utf8');
-  const pointed = text.replaceAll('from "react/jsx-runtime"', `from "${relative(dirname(file), join(dist, 'ui/ink-vendor.js')).replace(/^(?!\.)/, './')}"`);
+  const to = (target) => `from "${relative(dirname(file), join(dist, target)).replace(/^(?!\.)/, './')}"`;
+  let pointed = text.replaceAll('from "react/jsx-runtime"', to('ui/ink-vendor.js'));
+  for (const name of LOADED_WHOLE) pointed = pointed.replaceAll(`from '${name}'`, to(`vendor/${name}.js`)).replaceAll(`from "${name}"`, to(`vendor/${name}.js`));
   const direct = VENDORED.exec(pointed);
   if (direct) throw new Error(`${relative(root, file)} imports ${direct[1]} directly: import it from its vendor module`);
   if (pointed !== text) writeFileSync(file, pointed);

@@ -8,7 +8,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CliIo } from '../io.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 import { playTerminal, type TerminalFrame, terminalFrames } from '../ssh/common/terminal-replay.js';
-import { playReplay } from '../ui/ReplayPlayer.js';
 import type { TranscriptLine } from '../ui/transcript.js';
 import { readEvents, refuseInvalid, type SessionsFlags, transcript, withVerifiedRecording } from './recordings-fetch.js';
 import { RUN_ID, runRecordLines, sessionsOfRun } from './run-record.js';
@@ -42,6 +41,8 @@ export async function replaySession(io: CliIo, id: string, flags: ReplayFlags): 
     const all: TranscriptLine[] = [];
     await play(async (line) => void all.push(line));
     if (seen.terminalOf) return playTerminalFrames(io, flags, seen.terminalOf, terminal, interactive);
+    // The player (ink and React) is loaded only to play: every other sessions command starts without it.
+    const { playReplay } = await import('../ui/ReplayPlayer.js');
     await playReplay(all, {
       stdout: io.stdout as NodeJS.WriteStream,
       stdin: io.stdin as NodeJS.ReadStream,

@@ -429,7 +429,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       return pid!;
     });
     process.kill(child!.pid!, 'SIGSTOP');
-    await eventually(() => expect(processState(escaped)).toBe('T'), { timeout: 10_000 });
+    await eventually(() => expect(isStopped(escaped)).toBe(true), { timeout: 10_000 });
     process.kill(child!.pid!, 'SIGKILL');
     await eventually(() => expect(runningWith(tree)).toEqual([]), { timeout: 10_000 });
     expect(existsSync(join(tree, 'escaped.log'))).toBe(false);
@@ -443,7 +443,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       return pid!;
     });
     shell.type('\x1a');
-    await eventually(() => expect(processState(stopped)).toBe('T'), { timeout: 10_000 });
+    await eventually(() => expect(isStopped(stopped)).toBe(true), { timeout: 10_000 });
     const [hoopPid] = readdirSync('/proc').filter(
       (d) => /^\d+$/.test(d) && readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')[1]?.endsWith('bin/hoop.js') && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('ctrlz.log'),
     );
@@ -538,6 +538,23 @@ function runningWith(dir: string, log = ''): number[] {
         return [];
       }
     });
+}
+
+/**
+ * Whether process `pid` is stopped: its state T, or D while every child it waits for is (a
+ * shell that vforked, dash's way, waits uninterruptibly for a child stopped before it ran).
+ */
+function isStopped(pid: number): boolean {
+  const state = processState(pid);
+  if (state === 'T') return true;
+  if (state !== 'D') return false;
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return false;
+  }
+  return children.length > 0 && children.every(isStopped);
 }
 
 /** The state letter of process `pid` (R, S, T, ...). */

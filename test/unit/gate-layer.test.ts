@@ -21,6 +21,13 @@ const base = mkdtempSync(join(tmpdir(), 'hoop-gate-layer-'));
 afterAll(() => removeTree(base)); // Node's own rmSync recurses: too deep for it
 let made = 0;
 
+/** The latest change time (ms) of `dir` and what it holds: a run that begins then finds none of it the person's since. */
+function newestChange(dir: string): number {
+  let newest = lstatSync(dir).ctimeMs;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) newest = Math.max(newest, lstatSync(join(e.parentPath, e.name)).ctimeMs);
+  return newest;
+}
+
 /** A place with `lower` in it and a layer over it whose upper layer `upper` writes. */
 function layered(lower: (place: string) => void, upper: (upper: string) => void): { place: string; layer: Layer } {
   const dir = join(base, `t${made++}`);
@@ -30,7 +37,7 @@ function layered(lower: (place: string) => void, upper: (upper: string) => void)
   const s = statSync(place);
   const layer = new Layer(join(dir, 'layer'), {
     run: `run-t${made}`,
-    startedAt: Date.now() - 1,
+    startedAt: Math.ceil(newestChange(place)),
     places: [{ path: place, dir: true, dev: s.dev, ino: s.ino }],
     agent: 'test',
     command: 'test',
