@@ -16,12 +16,13 @@
 export type StarClass = ((c: string) => boolean) | undefined;
 
 /** True when `value` matches `pattern` (see the module documentation). */
-export function globMatches(pattern: string, value: string, starTakes?: StarClass): boolean {
+export function globMatches(pattern: string, value: string, starTakes?: StarClass, steps?: { steps: number }): boolean {
   let p = 0;
   let v = 0;
   let star = -1;
   let mark = 0;
   while (v < value.length) {
+    if (steps) steps.steps++;
     if (p < pattern.length && pattern[p] === '*') {
       star = p++;
       mark = v;
@@ -50,42 +51,90 @@ export function listNames(list: readonly string[], value: string): boolean {
   return list.includes('*') || list.includes(value);
 }
 
+const STAR = -1;
+const GLOBSTAR = -2;
+const SLASH = 0x2f;
+
+/**
+ * `pattern` over a path or a word: `*` any run within one segment (never a `/`), `**` any run.
+ * Matched as the set of the pattern's positions the text read so far can reach, moved on a
+ * character at a time: at most pattern length steps per character, whatever the text.
+ */
+export function segmentGlob(pattern: string): (text: string, steps?: { steps: number }) => boolean {
+  // Tokens: a character's code, STAR or GLOBSTAR (any run of stars but one).
+  const codes: number[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] !== '*') codes.push(pattern.charCodeAt(i));
+    else if (pattern[i + 1] === '*') {
+      codes.push(GLOBSTAR);
+      while (pattern[i + 1] === '*') i++;
+    } else codes.push(STAR);
+  }
+  const tokens = Int32Array.from(codes);
+  const n = tokens.length;
+  let row = new Uint8Array(n + 1);
+  let next = new Uint8Array(n + 1);
+  return (text, steps) => {
+    // row[j]: the text read so far matches the first j tokens.
+    row.fill(0);
+    row[0] = 1;
+    for (let j = 1; j <= n; j++) row[j] = tokens[j - 1]! < 0 ? row[j - 1]! : 0;
+    for (let i = 0; i < text.length; i++) {
+      if (steps) steps.steps += n;
+      const c = text.charCodeAt(i);
+      let alive = 0;
+      next[0] = 0;
+      for (let j = 1; j <= n; j++) {
+        const t = tokens[j - 1]!;
+        const v = t === GLOBSTAR || (t === STAR && c !== SLASH) ? next[j - 1]! | row[j]! : t === STAR ? next[j - 1]! : t === c ? row[j - 1]! : 0;
+        next[j] = v;
+        alive |= v;
+      }
+      const was = row;
+      row = next;
+      next = was;
+      if (alive === 0) return false;
+    }
+    return row[n] === 1;
+  };
+}
+
 /**
  * `pattern` as a predicate over a command's arguments, as a person reading an allow rule means it:
  * each word of the pattern is one argument, in which `*` stays within one path segment (never a
  * `/`) and `**` may cross them; an argument with a `..` segment the pattern does not spell, or
  * with a character the target's shell would expand as a glob, is matched by no star; and a word
- * that is `**` alone stands for any number of arguments (none too).
+ * that is `**` alone stands for any number of arguments (none too). Matched as sets of positions
+ * (pattern word by argument, pattern character by argument character), never by backtracking.
  */
-export function argumentsGlob(pattern: string): (words: readonly string[]) => boolean {
+export function argumentsGlob(pattern: string): (words: readonly string[], steps?: { steps: number }) => boolean {
   const parts = pattern.trim().split(/\s+/).filter(Boolean);
-  const word = (p: string): ((w: string) => boolean) => {
+  const word = (p: string): ((w: string, steps?: { steps: number }) => boolean) => {
     if (!p.includes('*')) return (w) => w === p;
-    const re = new RegExp(
-      `^${p
-        .split('**')
-        .map((piece) =>
-          piece
-            .split('*')
-            .map((t) => t.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-            .join('[^/]*'),
-        )
-        .join('.*')}$`,
-      's',
-    );
+    const matches = segmentGlob(p);
     const spellsParent = p.split('/').includes('..');
     // A word with a glob character of the shell's (`.?`, `[.]`, `*`) may be made into another path on the target (`..`): no star matches it.
-    return (w) => !/[*?[]/.test(w) && (spellsParent || !w.split('/').includes('..')) && re.test(w);
+    return (w, steps) => !/[*?[]/.test(w) && (spellsParent || !w.split('/').includes('..')) && matches(w, steps);
   };
   const matchers = parts.map((p) => (p === '**' ? undefined : word(p)));
-  const from = (i: number, words: readonly string[], j: number): boolean => {
-    if (i === parts.length) return j === words.length;
-    const m = matchers[i];
-    if (!m) {
-      for (let k = j; k <= words.length; k++) if (from(i + 1, words, k)) return true;
-      return false;
+  return (words, steps) => {
+    // The argument positions each prefix of the pattern's words can reach.
+    let at = new Set([0]);
+    for (const m of matchers) {
+      const reached = new Set<number>();
+      if (!m) {
+        let first = words.length;
+        for (const j of at) first = Math.min(first, j);
+        for (let j = first; j <= words.length; j++) reached.add(j);
+        if (steps) steps.steps += words.length + 1 - first;
+      } else
+        for (const j of at) {
+          if (steps) steps.steps++;
+          if (j < words.length && m(words[j]!, steps)) reached.add(j + 1);
+        }
+      if (reached.size === 0) return false;
+      at = reached;
     }
-    return j < words.length && m(words[j]!) && from(i + 1, words, j + 1);
+    return at.has(words.length);
   };
-  return (words) => from(0, words, 0);
 }

@@ -42,6 +42,7 @@ import {
   type McpPolicy,
   type McpRule,
 } from './schema.js';
+import { LinearRegex } from '../linear-regex.js';
 import { usualHoursOf } from './alert-rules.js';
 import type { EgressRule } from './egress.js';
 import { policyTestFileSchema } from './test-cases.js';
@@ -473,7 +474,7 @@ class MergedBundle {
       if (c.strategy === 'hash') this.hashAt.push({ file, path: ['masking', 'columns', i, 'strategy'] });
     });
     m.names.forEach((n, i) => {
-      this.masking.names.push({ pattern: n.pattern, regex: new RegExp(n.pattern, 'i'), strategy: n.strategy, ...principalMatchOf(n) });
+      this.masking.names.push({ pattern: n.pattern, regex: new LinearRegex(n.pattern, { ignoreCase: true }), strategy: n.strategy, ...principalMatchOf(n) });
       if (n.strategy === 'hash') this.hashAt.push({ file, path: ['masking', 'names', i, 'strategy'] });
     });
     m.detectors.forEach((d, i) => {

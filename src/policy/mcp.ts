@@ -41,7 +41,7 @@
  * @see docs/mcp.md
  */
 import { posix } from 'node:path';
-import { globMatches } from '../glob.js';
+import { globMatches, segmentGlob } from '../glob.js';
 import { ruleApplies } from './rule-scope.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ACTIONS, MCP_DEFAULTS, type Action, type McpArgumentMatch, type McpPolicy, type McpRule, type Policy, type ReviewSettings, type Who } from './schema.js';
@@ -287,50 +287,15 @@ function underSomeDirectory(glob: string, text: string): boolean {
  * spells meets one of the value's, so every one of the value's is one the pattern spells).
  */
 function pathGlob(pattern: string): (text: string) => boolean {
-  // Tokens: a character's code, STAR (`*`: within a segment) or GLOBSTAR (`**`: across segments).
-  const codes: number[] = [];
-  for (let i = 0; i < pattern.length; i++) {
-    if (pattern[i] !== '*') codes.push(pattern.charCodeAt(i));
-    else if (pattern[i + 1] === '*') {
-      codes.push(GLOBSTAR);
-      while (pattern[i + 1] === '*') i++;
-    } else codes.push(STAR);
-  }
-  const tokens = Int32Array.from(codes);
+  const matches = segmentGlob(pattern);
   const spelled = oddSegments(pattern);
-  const n = tokens.length;
-  let row = new Uint8Array(n + 1);
-  let next = new Uint8Array(n + 1);
   return (text) => {
     if (text.length > MAX_GLOB_TEXT) return false;
     const odd = oddSegments(text);
     if (odd.dot > spelled.dot || odd.dotdot > spelled.dotdot || odd.empty > spelled.empty) return false;
-    // row[j]: the text read so far matches the first j tokens (pattern length times text length steps, no backtracking).
-    row.fill(0);
-    row[0] = 1;
-    for (let j = 1; j <= n; j++) row[j] = tokens[j - 1]! < 0 ? row[j - 1]! : 0;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      let alive = 0;
-      next[0] = 0;
-      for (let j = 1; j <= n; j++) {
-        const t = tokens[j - 1]!;
-        const v = t === GLOBSTAR || (t === STAR && c !== SLASH) ? next[j - 1]! | row[j]! : t === STAR ? next[j - 1]! : t === c ? row[j - 1]! : 0;
-        next[j] = v;
-        alive |= v;
-      }
-      const was = row;
-      row = next;
-      next = was;
-      if (alive === 0) return false;
-    }
-    return row[n] === 1;
+    return matches(text);
   };
 }
-
-const STAR = -1;
-const GLOBSTAR = -2;
-const SLASH = 0x2f;
 
 /** How many `.`, `..` and empty segments (but a leading or trailing `/`'s) `path` has. */
 function oddSegments(path: string): { dot: number; dotdot: number; empty: number } {

@@ -35,6 +35,7 @@
  * @see docs/architecture.md (§4)
  * @see https://yaml.org/spec/1.2.2/
  */
+import { LinearRegex } from '../linear-regex.js';
 import { z } from 'zod';
 import { policyConnectionSchema, type ConnectionConfig } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
@@ -279,7 +280,7 @@ export interface MaskingPolicy {
   /** By origin; `table` is schema-qualified and lowercase, `column` lowercase. */
   columns: ({ table: string; column: string; strategy: MaskStrategy } & PrincipalMatch)[];
   /** By column name: `pattern` as written, `regex` compiled case-insensitively. */
-  names: ({ pattern: string; regex: RegExp; strategy: MaskStrategy } & PrincipalMatch)[];
+  names: ({ pattern: string; regex: Pick<LinearRegex, 'test'>; strategy: MaskStrategy } & PrincipalMatch)[];
   detectors: ({ detector: Detector; strategy: MaskStrategy } & PrincipalMatch)[];
   /** Values computed from masked columns (expressions, aggregates, whole rows): mask them or deny the statement. */
   derived: 'mask' | 'deny';
@@ -537,9 +538,9 @@ const tableName = lowerName('a table name such as public.customers')
 
 const patternSchema = z.string({ error: 'must be a regular expression' }).check((ctx) => {
   try {
-    new RegExp(ctx.value, 'i');
+    new LinearRegex(ctx.value, { ignoreCase: true });
   } catch (err) {
-    ctx.issues.push({ code: 'custom', input: ctx.value, message: `is not a valid regular expression (${(err as Error).message})` });
+    ctx.issues.push({ code: 'custom', input: ctx.value, message: `is not a regular expression hoop runs: ${(err as Error).message}` });
   }
 });
 
@@ -615,9 +616,9 @@ export const SSH_DEFAULTS: SshPolicy = { default: 'allow', sftp: 'allow', forwar
 const sshList = (what: string) => z.array(nonEmpty(what), { error: `must be a list of ${what}s` }).min(1, { error: `must list at least one ${what}` });
 const sshRegex = z.string({ error: 'must be a regular expression' }).check((ctx) => {
   try {
-    new RegExp(ctx.value);
+    new LinearRegex(ctx.value);
   } catch (err) {
-    ctx.issues.push({ code: 'custom', input: ctx.value, message: `is not a valid regular expression: ${(err as Error).message}` });
+    ctx.issues.push({ code: 'custom', input: ctx.value, message: `is not a regular expression hoop runs: ${(err as Error).message}` });
   }
 });
 const sshTarget = z.string({ error: 'must be host:port' }).regex(/^[^\s:]+:(\*|[0-9]{1,5})$/, { error: 'must be host:port, e.g. db.internal:5432 (globs: *.internal:443, db:*)' });

@@ -40,6 +40,7 @@ import { ruleApplies } from './rule-scope.js';
 import { parseShellLine, type ShellCommand } from './shell-line.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type Who } from './schema.js';
 import { argumentsGlob, glob } from '../glob.js';
+import { LinearRegex } from '../linear-regex.js';
 
 /** What the judge answers for a shell, a command or an sftp session. */
 export interface SshVerdict {
@@ -115,7 +116,7 @@ export class SshJudge {
         ...(rule.match.commands ? { commands: rule.match.commands.map((g) => glob(g)) } : {}),
         // An allow rule's globs read each word as one argument, each `*` as within one path segment.
         ...(rule.match.commands && rule.action === 'allow' ? { arguments: rule.match.commands.map((g) => argumentsGlob(g)) } : {}),
-        ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new RegExp(p)) } : {}),
+        ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new LinearRegex(p)) } : {}),
         wholeLine: rule.match.shellSyntax === 'allow',
       }));
     this.#default = ssh.default;
@@ -250,7 +251,7 @@ interface CompiledRule {
   commands?: Array<(text: string) => boolean>;
   /** An allow rule's `commands` over a command's arguments ({@link argumentsGlob}). */
   arguments?: Array<(words: readonly string[]) => boolean>;
-  patterns?: RegExp[];
+  patterns?: LinearRegex[];
   /** `shellSyntax: allow`: the rule reads the whole line as sent. */
   wholeLine: boolean;
 }

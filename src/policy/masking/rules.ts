@@ -4,6 +4,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
  */
+import { LinearRegex } from '../../linear-regex.js';
 import { detect, type DetectorName } from './detectors.js';
 import { applyStrategy, type MaskStrategy } from './strategies.js';
 import { glob } from '../../glob.js';
@@ -95,7 +96,7 @@ export class MaskingRules {
   readonly detectors: readonly DetectorName[];
   private readonly detectorStrategy = new Map<DetectorName, MaskStrategy>();
   private readonly columns: Array<{ schema: (name: string) => boolean; table: (name: string) => boolean; column: string; strategy: MaskStrategy }>;
-  private readonly names: Array<{ pattern: RegExp; strategy: MaskStrategy }>;
+  private readonly names: Array<{ pattern: LinearRegex; strategy: MaskStrategy }>;
 
   /**
    * `key` is the resolved HMAC key for `hash` (else `policy.key` when it is a string); without
@@ -114,7 +115,7 @@ export class MaskingRules {
         strategy: c.strategy,
       };
     });
-    this.names = (policy.names ?? []).map((n) => ({ pattern: new RegExp(n.pattern, 'i'), strategy: n.strategy }));
+    this.names = (policy.names ?? []).map((n) => ({ pattern: new LinearRegex(n.pattern, { ignoreCase: true }), strategy: n.strategy }));
     for (const d of policy.detectors ?? []) if (!this.detectorStrategy.has(d.detector)) this.detectorStrategy.set(d.detector, d.strategy);
     this.detectors = [...this.detectorStrategy.keys()];
   }

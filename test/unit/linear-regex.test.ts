@@ -1,0 +1,130 @@
+/**
+ * The policy's regular expressions run in linear time: each pattern of a generated grammar
+ * matches what JavaScript's own RegExp matches (the reference), what needs backtracking is
+ * refused, and adversarial input costs steps in proportion to its length.
+ */
+import { describe, expect, it } from 'vitest';
+import { LinearRegex, RegexSyntaxError, type Steps } from '../../src/linear-regex.js';
+
+/** A small deterministic generator (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ATOMS = [
+  'a',
+  'b',
+  'A',
+  '-',
+  ' ',
+  '/',
+  '.',
+  '\\d',
+  '\\w',
+  '\\s',
+  '\\S',
+  '\\W',
+  '[ab]',
+  '[^a]',
+  '[a-c]',
+  '[\\d-]',
+  '\\.',
+  '\\-',
+  '\\/',
+  '\\x41',
+  '\\u0062',
+  '[]',
+  '[^]',
+  '\\n',
+  '1',
+  '{',
+  '}',
+  ']',
+];
+const QUANTS = ['', '', '', '*', '+', '?', '{2}', '{1,3}', '{0,}', '*?', '+?', '{2,}?'];
+
+/** A pattern of the grammar hoop reads, `depth` groups deep at most. */
+function pattern(next: () => number, depth: number): string {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
+  const parts: string[] = [];
+  const n = 1 + Math.floor(next() * 4);
+  for (let k = 0; k < n; k++) {
+    const r = next();
+    let atom: string;
+    if (r < 0.12 && depth > 0) atom = `(${next() < 0.5 ? '?:' : ''}${pattern(next, depth - 1)}${next() < 0.4 ? `|${pattern(next, depth - 1)}` : ''})`;
+    else if (r < 0.17) atom = pick(['^', '$', '\\b', '\\B']);
+    else atom = pick(ATOMS);
+    parts.push(/^(\^|\$|\\b|\\B)$/.test(atom) ? atom : atom + pick(QUANTS));
+  }
+  return parts.join(next() < 0.15 ? '|' : '');
+}
+
+function input(next: () => number): string {
+  const alphabet = 'abAB-/ .1\n_{}]é';
+  let s = '';
+  const n = Math.floor(next() * 12);
+  for (let k = 0; k < n; k++) s += alphabet[Math.floor(next() * alphabet.length)];
+  return s;
+}
+
+describe('a linear regular expression', () => {
+  it('matches what RegExp matches, and refuses what RegExp refuses, over 20,000 generated patterns and inputs', () => {
+    const next = random(71);
+    let compared = 0;
+    for (let k = 0; k < 20_000; k++) {
+      const source = pattern(next, 2);
+      const ignoreCase = next() < 0.3;
+      let reference: RegExp | undefined;
+      try {
+        reference = new RegExp(source, ignoreCase ? 'i' : '');
+      } catch {
+        reference = undefined;
+      }
+      if (!reference) {
+        expect(() => new LinearRegex(source, { ignoreCase }), source).toThrow(RegexSyntaxError);
+        continue;
+      }
+      const ours = new LinearRegex(source, { ignoreCase });
+      for (let j = 0; j < 5; j++) {
+        const s = input(next);
+        expect(ours.test(s), `/${source}/${ignoreCase ? 'i' : ''} on ${JSON.stringify(s)}`).toBe(reference.test(s));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(50_000);
+  });
+
+  it('refuses lookaround and backreferences, saying it cannot run them in linear time', () => {
+    for (const source of ['a(?=b)', 'a(?!b)', '(?<=a)b', '(?<!a)b', '(a)\\1', '(?<x>a)\\k<x>']) expect(() => new LinearRegex(source), source).toThrow(/linear time/);
+    expect(() => new LinearRegex('a{1,100000}')).toThrow(/repetition over/);
+    expect(() => new LinearRegex('(a{1,1000}){1,1000}')).toThrow(/too large/);
+  });
+
+  it('does work in proportion to its input: 64 KiB made to make a backtracking engine explode', () => {
+    // docs/ssh.md's own example, and the textbook blow-ups.
+    const cases: Array<[string, string]> = [
+      ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)', `rm ${'-x '.repeat(21_845)}`],
+      ['(a+)+$', `${'a'.repeat(65_535)}!`],
+      ['(a|a)*b', 'a'.repeat(65_536)],
+      ['(.*a){20}', 'a'.repeat(65_536)],
+      ['(\\w+\\s?)*$', `${'word '.repeat(13_107)}!`],
+    ];
+    for (const [source, text] of cases) {
+      const re = new LinearRegex(source);
+      const steps: Steps = { steps: 0 };
+      re.test(text, steps);
+      const bound = (text.length + 1) * 2 * re.size;
+      expect(steps.steps, source).toBeLessThanOrEqual(bound);
+      // And the count is real: twice the input, about twice the steps.
+      const twice: Steps = { steps: 0 };
+      re.test(text + text, twice);
+      expect(twice.steps, source).toBeLessThanOrEqual(2.2 * steps.steps + re.size);
+    }
+  });
+});
