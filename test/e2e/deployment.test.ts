@@ -348,6 +348,30 @@ describe('hoop gateway init, given awkward input', () => {
       expect(readdirSync(join(theirs, 'policy-repo'))).toEqual([]);
     }
   });
+
+  it('starts only on files no other user could replace, as sshd’s StrictModes: a data directory others may write, its recordings or keys a link, a TLS key others may write', async () => {
+    const dir = join(base, 'strict');
+    const init = await runCli(['gateway', 'init', '--dir', dir, '--url', `https://127.0.0.1:${await freePort()}`, '--issuer', op.issuer], { PATH: process.env.PATH }, base);
+    expect(init.code, init.stderr).toBe(0);
+    const data = join(dir, 'data');
+    const start = (): ReturnType<typeof runCli> => runCli(['gateway', '--config', join(dir, 'gateway.yaml')], { PATH: process.env.PATH }, base);
+    const refused = async (path: string, why: string, fix: string): Promise<void> => {
+      const r = await start();
+      expect(r.code, r.stderr).toBe(78);
+      expect(r.stderr).toContain(`the gateway will not trust ${path}: ${why}`);
+      expect(r.stderr).toContain(fix);
+    };
+    chmodSync(data, 0o777);
+    await refused(data, 'other users may write to it (mode 777)', `chmod go-w ${data}`);
+    chmodSync(data, 0o700);
+    const elsewhere = join(base, 'strict-elsewhere');
+    mkdirSync(elsewhere, { mode: 0o700 });
+    symlinkSync(elsewhere, join(data, 'keys'));
+    await refused(join(data, 'keys'), 'it is a symbolic link', `make ${join(data, 'keys')} a directory of the gateway's own`);
+    rmSync(join(data, 'keys'));
+    chmodSync(join(dir, 'tls', 'gateway.key'), 0o666);
+    await refused(join(dir, 'tls', 'gateway.key'), 'other users may write to it', `chmod go-w ${join(dir, 'tls', 'gateway.key')}`);
+  });
 });
 
 describe('CI jobs: the workload rules of docs/deployment.md', () => {

@@ -4,6 +4,7 @@
  * recordings and the CLIs' records, the audit stream, reviews (and their notifications), runs,
  * direct credentials, and the CancelRequest registry. A part that fails to start stops those built before it.
  */
+import { checkTrustedPaths, trustedPathsOf } from '../config/trusted-paths.js';
 import { z } from 'zod';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -108,6 +109,7 @@ const CANCEL_CHANNEL = 'hoop_cancel';
 
 /** Builds the parts; `disposer` stops them (and stops those built so far when one fails: the caller disposes). */
 export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, o: PartOverrides, disposer: Disposer): Promise<GatewayParts> {
+  checkTrustedPaths(trustedPathsOf(config));
   const verifier = o.verifier ?? new TokenVerifier(config.issuers);
   const store = o.store ?? (config.store.kind === 'postgres' ? await PostgresGatewayStore.open(await resolveSecret(config.store.url, env), o.migrations) : await FileGatewayStore.open(config.dataDir));
   if (!o.store) disposer.defer(() => store.close());

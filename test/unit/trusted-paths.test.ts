@@ -1,0 +1,81 @@
+/**
+ * The gateway's StrictModes: a data directory, what it keeps there, its policy checkout and its TLS
+ * files that another user could replace stop the start, named with the fix; its own pass.
+ */
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { HoopError } from '../../src/errors.js';
+import { checkTrustedPaths, trustedPathsOf } from '../../src/gateway/config/trusted-paths.js';
+import { thrown } from '../harness/thrown.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-trusted-'));
+let made = 0;
+
+/** A gateway's files as `hoop gateway init` leaves them: a 0700 data directory with recordings and keys, a policy checkout, TLS files. */
+function gatewayFiles(): { dataDir: string; policy: { workDir: string }; tls: { certFile: string; keyFile: string } } {
+  const root = join(base, `g${made++}`);
+  const dataDir = join(root, 'data');
+  for (const d of [dataDir, join(dataDir, 'recordings'), join(dataDir, 'keys'), join(root, 'policy')]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  writeFileSync(join(root, 'cert.pem'), 'cert', { mode: 0o644 });
+  writeFileSync(join(root, 'key.pem'), 'key', { mode: 0o600 });
+  return { dataDir, policy: { workDir: join(root, 'policy') }, tls: { certFile: join(root, 'cert.pem'), keyFile: join(root, 'key.pem') } };
+}
+
+const refusal = (c: ReturnType<typeof gatewayFiles>): string => {
+  const err = thrown(() => checkTrustedPaths(trustedPathsOf(c))) as HoopError | undefined;
+  return err ? `${err.message} (${err.hint})` : 'started';
+};
+
+describe("the gateway's files, checked as sshd's StrictModes checks", () => {
+  it('pass as init leaves them, and a data directory not made yet', () => {
+    expect(refusal(gatewayFiles())).toBe('started');
+    expect(refusal({ ...gatewayFiles(), dataDir: join(base, 'not-yet', 'data') })).toBe('started');
+  });
+
+  it('refuse a data directory, its recordings or keys, or the policy checkout that is a link, naming it and the fix', () => {
+    for (const kept of ['', 'recordings', 'keys']) {
+      const c = gatewayFiles();
+      const at = kept ? join(c.dataDir, kept) : c.dataDir;
+      const elsewhere = join(base, `elsewhere${made++}`);
+      mkdirSync(elsewhere, { mode: 0o700 });
+      if (kept) {
+        rmSync(at, { recursive: true });
+        symlinkSync(elsewhere, at);
+        expect(refusal(c)).toBe(
+          `the gateway will not trust ${at}: it is a symbolic link (another user who can change it points the gateway at their files) (make ${at} a directory of the gateway's own (or point the configuration at the link's target))`,
+        );
+      } else {
+        const link = join(base, `link${made++}`);
+        symlinkSync(elsewhere, link);
+        expect(refusal({ ...c, dataDir: link })).toContain(`will not trust ${link}: it is a symbolic link`);
+      }
+    }
+  });
+
+  it('refuse what others may write (mode 0777, a group-writable key), and a directory above it others may write', () => {
+    const open = gatewayFiles();
+    chmodSync(open.dataDir, 0o777);
+    expect(refusal(open)).toBe(`the gateway will not trust ${open.dataDir}: other users may write to it (mode 777) (chmod go-w ${open.dataDir})`);
+    const keys = gatewayFiles();
+    chmodSync(join(keys.dataDir, 'keys'), 0o770);
+    expect(refusal(keys)).toContain(`will not trust ${join(keys.dataDir, 'keys')}: other users may write to it (mode 770)`);
+    const key = gatewayFiles();
+    chmodSync(key.tls.keyFile, 0o660);
+    expect(refusal(key)).toContain(`will not trust ${key.tls.keyFile}: other users may write to it`);
+    const parent = gatewayFiles();
+    const above = join(parent.dataDir, '..');
+    chmodSync(above, 0o777);
+    expect(refusal(parent)).toMatch(/other users may write to a directory above .*data \(mode 777\)/);
+  });
+
+  it.runIf(process.getuid?.() === 0)("refuse a data directory or recordings another user owns (as root: the review's swapped key)", () => {
+    const theirs = gatewayFiles();
+    chownSync(join(theirs.dataDir, 'recordings'), 1001, 1001);
+    expect(refusal(theirs)).toContain(`will not trust ${join(theirs.dataDir, 'recordings')}: it belongs to another user (uid 1001)`);
+    const cert = gatewayFiles();
+    chownSync(cert.tls.certFile, 1001, 1001);
+    expect(refusal(cert)).toContain(`will not trust ${cert.tls.certFile}: it belongs to another user (uid 1001)`);
+  });
+});
