@@ -3,13 +3,13 @@
  * first, refreshed every few seconds. The selected review's statement, parameters and rule are
  * shown below the list. Keys: ↑/↓ (or k/j) select, `a` approves, `d` denies (type the reason,
  * Enter sends it, Esc cancels), `v` shows a long statement whole, `r` refreshes now, `q` quits.
- * A statement longer than the lines shown is marked cut, and `a` approves it only once it was
- * shown whole: a reviewer approves what they saw. What the gateway answered (or why it refused)
+ * A statement longer than the lines shown (its long lines wrapped to the terminal's width) is
+ * marked cut, and `a` approves it only once it was shown whole: a reviewer approves what they saw. What the gateway answered (or why it refused)
  * is on the status line.
  *
  * @see https://github.com/vadimdemedes/ink
  */
-import { Box, Text, useApp, useInput, useCallback, useEffect, useRef, useState } from './ink-vendor.js';
+import { Box, Text, useApp, useInput, useStdout, useCallback, useEffect, useRef, useState } from './ink-vendor.js';
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { relative, reviewRows, standing } from './review-lines.js';
 import { terminalSafe } from './terminal-safe.js';
@@ -27,11 +27,26 @@ export interface ReviewInboxProps {
   refreshMs?: number;
   /** Lines of SQL shown for the selected review. */
   sqlLines?: number;
+  /** The terminal's width (default: its own, else 80): a statement's lines are wrapped to it. */
+  width?: number;
+}
+
+/** `text`'s lines, each cut into pieces of at most `width` code points (a long line wraps, so no part of it leaves the screen unseen). */
+export function wrapLines(text: string, width: number): string[] {
+  const w = Math.max(8, width);
+  return text.split('\n').flatMap((line) => {
+    const points = Array.from(line);
+    if (points.length <= w) return [line];
+    const pieces: string[] = [];
+    for (let i = 0; i < points.length; i += w) pieces.push(points.slice(i, i + w).join(''));
+    return pieces;
+  });
 }
 
 /** See the module documentation. */
-export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: ReviewInboxProps) {
+export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, width }: ReviewInboxProps) {
   const { exit } = useApp();
+  const { stdout } = useStdout();
   const [reviews, setReviews] = useState<ReviewInfo[] | undefined>(undefined);
   const [selected, setSelected] = useState(0);
   const [status, setStatus] = useState('');
@@ -68,7 +83,8 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
   const list = reviews ?? [];
   const index = Math.min(selected, Math.max(0, list.length - 1));
   const current = list[index];
-  const sqlShown = current ? terminalSafe(current.sql).split('\n') : [];
+  // Indented by 4: wrapped to what is left of the width.
+  const sqlShown = current ? wrapLines(terminalSafe(current.sql), (width ?? stdout.columns ?? 80) - 4) : [];
   const cut = current !== undefined && !whole.has(current.id) && sqlShown.length > sqlLines;
 
   const act = (decision: 'approve' | 'deny', why?: string): void => {
@@ -129,9 +145,9 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
           </Text>
           <Text dimColor>{terminalSafe(current.message ?? current.reason)}</Text>
           {(cut ? sqlShown.slice(0, sqlLines) : sqlShown).map((l, i) => (
-            <Text key={i} color="cyan">{`    ${l}`}</Text>
+            <Text key={i} color="cyan" wrap="truncate">{`    ${l}`}</Text>
           ))}
-          {cut ? <Text bold>{`    … cut: ${sqlShown.length - sqlLines} more lines (v shows them all; approve only what you saw)`}</Text> : null}
+          {cut ? <Text bold>{`    … cut: ${sqlShown.length - sqlLines} more lines of ${sqlShown.length} (v shows them all; approve only what you saw)`}</Text> : null}
           {current.params?.length ? <Text color="cyan">{terminalSafe(`    -- parameters: ${current.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`)}</Text> : null}
         </Box>
       ) : null}

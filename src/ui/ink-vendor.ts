@@ -5,6 +5,6 @@
  *
  * @see https://github.com/vadimdemedes/ink#readme
  */
-export { Box, render, Text, useApp, useInput, type Instance } from 'ink';
+export { Box, render, Text, useApp, useInput, useStdout, type Instance } from 'ink';
 export { useCallback, useEffect, useMemo, useRef, useState, type ReactElement } from 'react';
 export { Fragment, jsx, jsxs } from 'react/jsx-runtime';

@@ -96,7 +96,7 @@ describe('review inbox', () => {
         sqlLines: 4,
       }),
     );
-    await until(ui.lastFrame, '… cut: 9 more lines (v shows them all');
+    await until(ui.lastFrame, '… cut: 9 more lines of 13 (v shows them all');
     expect(ui.lastFrame()).not.toContain('drop table accounts');
     await settle();
     ui.stdin.write('a');
@@ -109,6 +109,42 @@ describe('review inbox', () => {
     expect(ui.lastFrame()).toContain('where true; drop table accounts');
     expect(ui.lastFrame()).not.toContain('… cut:');
     expect(decided).toEqual(['rv-0000000000000003']);
+    ui.unmount();
+  });
+
+  it('wraps a long one-line statement to the terminal, marks the cut, and approves it only once shown whole (the review’s 20 orders set to 0)', async () => {
+    const sql = `update orders set total = 0 where id in (${Array.from({ length: 400 }, (_, i) => i + 1).join(', ')}) or status = 'paid'`;
+    const decided: string[] = [];
+    const ui = render(
+      createElement(ReviewInbox, {
+        load: async () => [review('rv-0000000000000004', sql)],
+        decide: async (id) => {
+          decided.push(id);
+          return { ...review(id, sql), state: 'approved' };
+        },
+        refreshMs: 60_000,
+        width: 60,
+      }),
+    );
+    const lines = Math.ceil(sql.length / 56);
+    await until(ui.lastFrame, `… cut: ${lines - 8} more lines of ${lines}`);
+    // The head is shown, the tail (what changes the meaning) is not, and no shown line is wider than the terminal.
+    expect(ui.lastFrame()).toContain('    update orders set total = 0 where id in (1, 2, 3');
+    expect(ui.lastFrame()).not.toContain("status = 'paid'");
+    for (const line of ui
+      .lastFrame()!
+      .split('\n')
+      .filter((l) => l.startsWith('    ') && !l.includes('… cut')))
+      expect(line.length).toBeLessThanOrEqual(60);
+    await settle();
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'not all of rv-0000000000000004 is shown: press v to see it whole');
+    expect(decided).toEqual([]);
+    ui.stdin.write('v');
+    await until(ui.lastFrame, "status = 'paid'");
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'review rv-0000000000000004: approved');
+    expect(decided).toEqual(['rv-0000000000000004']);
     ui.unmount();
   });
 });
