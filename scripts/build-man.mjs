@@ -1,4 +1,4 @@
-// Writes man/hoop.1 from the built CLI's help text and examples (npm run build runs it after tsc).
+// Writes man/hoop.1 from the built CLI's help text and examples (npm run build runs it last: scripts/build.mjs).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,5 +1,5 @@
 // Bundles the vendor modules (dist/ui/ink-vendor.js: ink and React; dist/ssh/common/ssh2-vendor.js: ssh2)
-// with esbuild, so the package installs none of them (npm run build runs it after tsc), and the libraries
+// with esbuild, so the package installs none of them (scripts/build.mjs runs it once dist/ is compiled), and the libraries
 // every command loads (dist/vendor/), then points dist's imports at them and checks that nothing else
 // in dist imports the vendor modules directly.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
