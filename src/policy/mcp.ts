@@ -25,9 +25,11 @@
  * a `.`, `..` or empty segment the glob does not spell matches nothing; a deny or review rule's
  * `*` matches anything, and it is matched against the value as written and with its `.` and `..`
  * segments resolved, so `/srv/data/../secret` meets a rule on `/srv/secret/**`, and (a glob that
- * spells a `/`) a relative path as under any directory ({@link underSomeDirectory}). (The server may
- * still follow a symbolic link the gateway cannot see.) An argument the call does not send matches
- * no rule that names it.
+ * spells a `/`) a relative path as under any directory ({@link underSomeDirectory}); such a path
+ * glob meets every path the call holds, whatever the argument's name or depth ({@link pathsHeld}),
+ * and `dir/**` meets `dir` too. (The server may still follow a symbolic link the gateway cannot
+ * see.) Otherwise an argument the call does not send matches no rule that names it. A refusing
+ * rule compares URIs case-folded too.
  *
  * `tools/list` shows only the tools a call could run: a tool that an argument-free deny rule
  * names, or that no allow or review rule names when nothing else would allow it (a deny default,
@@ -71,7 +73,8 @@ interface CompiledRule {
   rule: McpRule;
   kinds: ReadonlySet<McpAsk['kind']>;
   names?: { tool?: string[]; resource?: string[]; prompt?: string[] };
-  arguments?: Array<{ path: string[]; match: (value: unknown) => boolean }>;
+  /** Each argument matcher; `anywhere`: a refusing rule's path glob, matched against every path the call holds too ({@link pathsHeld}). */
+  arguments?: Array<{ path: string[]; match: (value: unknown) => boolean; anywhere: boolean }>;
 }
 
 /** The `mcp` policy of one session (identity, connection, access mode), as the MCP engine asks it. */
@@ -150,7 +153,15 @@ function compile(rule: McpRule): CompiledRule {
     rule,
     kinds,
     ...(named ? { names: { ...(m.tools ? { tool: m.tools } : {}), ...(m.resources ? { resource: m.resources } : {}), ...(m.prompts ? { prompt: m.prompts } : {}) } } : {}),
-    ...(m.arguments ? { arguments: Object.entries(m.arguments).map(([name, match]) => ({ path: name.split('.'), match: valueMatcher(match, asPath, rule.action === 'allow') })) } : {}),
+    ...(m.arguments
+      ? {
+          arguments: Object.entries(m.arguments).map(([name, match]) => ({
+            path: name.split('.'),
+            match: valueMatcher(match, asPath, rule.action === 'allow'),
+            anywhere: !asPath && 'globs' in match && match.globs.some((g) => g.includes('/')),
+          })),
+        }
+      : {}),
   };
 }
 
@@ -167,14 +178,46 @@ function matches(c: CompiledRule, ask: McpAsk): boolean {
     // A deny or review rule matches a URI any way the server may read it; an allow rule only when it matches every way.
     const spellings = uriSpellings(ask.uri);
     const named = (uri: string): boolean => namesIt(c, 'resource', uri);
-    return (c.rule.action === 'allow' ? spellings.every(named) : spellings.some(named)) && !c.arguments;
+    // A server's file system may ignore case (`file:///ETC/passwd`): a refusing rule compares case-folded too.
+    const folded = (uri: string): boolean => c.kinds.has('resource') && (c.names?.resource ?? ['*']).some((g) => globMatches(g.toLowerCase(), uri.toLowerCase()));
+    return (c.rule.action === 'allow' ? spellings.every(named) : spellings.some((uri) => named(uri) || folded(uri))) && !c.arguments;
   }
   if (!namesIt(c, ask.kind, ask.name)) return false;
   if (!c.arguments) return true;
-  return c.arguments.every(({ path, match }) => {
+  return c.arguments.every(({ path, match, anywhere }) => {
     const value = valueAt(ask.arguments, path);
-    return value !== undefined && match(value);
+    if (value !== undefined && match(value)) return true;
+    if (!anywhere) return false;
+    // A refusing rule's path glob meets every path the call holds, whatever the argument's name or depth (`paths`, `source`, `destination`).
+    const held = pathsHeld(ask.arguments);
+    return held === undefined || held.some((p) => match(p));
   });
+}
+
+/** The most strings {@link pathsHeld} reads, and how deep: a call holding more is matched by every refusing path rule. */
+const HELD_MAX = { strings: 10_000, depth: 64 };
+/** Argument names that say their value is a path (the reference servers' among them). */
+const PATH_NAMES = /^(paths?|files?|file_?names?|file_?paths?|dirs?|director(y|ies)|folders?|sources?|src|destinations?|dest|targets?|from|to|roots?|cwd|uri|url|location)$/i;
+
+/**
+ * The strings of a call's arguments, at any depth, that are or may be paths: each under a name that
+ * says so ({@link PATH_NAMES}), and each elsewhere that reads as one (`/…`, `~/…`, `file:…`, one
+ * line); undefined when the arguments hold more than {@link HELD_MAX} allows.
+ */
+function pathsHeld(args: unknown): string[] | undefined {
+  const found: string[] = [];
+  let strings = 0;
+  const stack: Array<{ v: unknown; named: boolean; depth: number }> = [{ v: args, named: false, depth: 0 }];
+  for (let at = stack.pop(); at !== undefined; at = stack.pop()) {
+    const { v, named, depth } = at;
+    if (depth > HELD_MAX.depth) return undefined;
+    if (typeof v === 'string') {
+      if (++strings > HELD_MAX.strings) return undefined;
+      if ((named || /^(\/|~\/|file:)/i.test(v)) && !v.includes('\n')) found.push(v);
+    } else if (Array.isArray(v)) for (const item of v) stack.push({ v: item, named, depth: depth + 1 });
+    else if (typeof v === 'object' && v !== null) for (const [k, item] of Object.entries(v)) stack.push({ v: item, named: PATH_NAMES.test(k), depth: depth + 1 });
+  }
+  return found;
 }
 
 /**
@@ -228,7 +271,9 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const want = canonical(m.equals);
     return (value) => canonical(value) === want;
   }
-  const globs = m.globs.map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text))));
+  const globs = m.globs.map((g) =>
+    asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text)) || namesTheDirectory(g, text),
+  );
   const textOf = (value: unknown): string => (typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
   const one = (text: string): boolean => globs.some((g) => g(text));
   return (value) => {
@@ -239,6 +284,13 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     if (asPath && texts.reduce((n, t) => n + t.length, 0) > MAX_GLOB_LIST) return false;
     return all ? texts.every(one) : texts.some(one);
   };
+}
+
+/** Whether refusing glob `dir/**` is given `dir` itself (or `dir/`): what it covers is that directory's contents, which a listing of it shows. */
+function namesTheDirectory(glob: string, text: string): boolean {
+  if (!glob.endsWith('/**')) return false;
+  const dir = glob.slice(0, -3);
+  return resolved(text).replace(/\/+$/, '') === dir;
 }
 
 /** A value's JSON with its objects' keys sorted, so that equal values compare equal. */

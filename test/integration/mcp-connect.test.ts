@@ -157,6 +157,14 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
       await expect(a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'secret', 'key.txt') } })).rejects.toThrow(/the secret directory is off limits.*no-secret-dir/);
       // `..` does not get around it.
       await expect(a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'public', '..', 'secret', 'key.txt') } })).rejects.toThrow(/no-secret-dir/);
+      // Nor the reference server's tools that name their paths otherwise, or list the directory itself.
+      for (const [name, args] of [
+        ['read_multiple_files', { paths: [join(data, 'readme.txt'), join(data, 'secret', 'key.txt')] }],
+        ['list_directory', { path: join(data, 'secret') }],
+        ['directory_tree', { path: join(data, 'secret') }],
+        ['get_file_info', { path: join(data, 'secret', 'key.txt') }],
+      ] as const)
+        await expect(a.client.callTool({ name, arguments: args }), name).rejects.toThrow(/no-secret-dir/);
       // A tool hidden from the list is refused when called by name.
       await expect(a.client.callTool({ name: 'move_file', arguments: { source: join(data, 'readme.txt'), destination: join(data, 'moved.txt') } })).rejects.toThrow(/files stay where they are/);
       expect(existsSync(join(data, 'readme.txt'))).toBe(true);

@@ -101,6 +101,35 @@ describe("a deny rule's path globs", () => {
     expect(j.decide(tool('deploy', { environment: 'staging' })).action).toBe('allow');
     expect(j.decide(tool('deploy', { environment: 'production' })).action).toBe('deny');
   });
+  it("meet every path a call holds, whatever the argument's name or depth (docs/mcp.md's rule, by the reference server's tools)", () => {
+    // Each was allowed: the rule names `path`, these tools name their paths otherwise, or list the directory itself.
+    const calls: Array<[string, unknown]> = [
+      ['read_multiple_files', { paths: ['/srv/shared/notes.txt', '/srv/shared/secret/key'] }],
+      ['move_file', { source: '/srv/shared/secret/key', destination: '/srv/shared/out' }],
+      ['move_file', { source: 'secret/key', destination: 'out' }],
+      ['list_directory', { path: '/srv/shared/secret' }],
+      ['directory_tree', { path: '/srv/shared/secret/' }],
+      ['search_files', { path: '/srv/shared/secret', pattern: '*' }],
+      ['batch', { jobs: [{ spec: { input: '/srv/shared/secret/key' } }] }],
+      ['copy', { from: { file: 'app/.env' } }],
+    ];
+    for (const [name, args] of calls) expect(j.decide(tool(name, args)).action, `${name} ${JSON.stringify(args)}`).toBe('deny');
+    // What holds no path is not read as one: a file's content, a search pattern, a path that only shares a prefix.
+    expect(j.decide(tool('write_file', { path: '/srv/shared/notes.txt', content: 'see secret/key\n' })).action).toBe('allow');
+    expect(j.decide(tool('search_files', { path: '/srv/shared', pattern: 'secret' })).action).toBe('allow');
+    expect(j.decide(tool('list_directory', { path: '/srv/shared/secrets-policy' })).action).toBe('allow');
+    // A call holding more strings than the judge reads is refused by every refusing path rule.
+    expect(j.decide(tool('read_multiple_files', { paths: Array.from({ length: 10_001 }, (_, i) => `/srv/shared/f${i}`) })).action).toBe('deny');
+  });
+});
+
+describe('resource URIs on a file system that may ignore case', () => {
+  it('a refusing rule compares case-folded; an allow rule as written', () => {
+    const j = judge({ rules: [{ name: 'no-config', match: { resources: ['file:///etc/**'] }, action: 'deny' }] });
+    for (const uri of ['file:///ETC/passwd', 'file:///Etc/shadow', 'FILE:///eTc/passwd']) expect(j.decide(resource(uri)).action, uri).toBe('deny');
+    const allow = judge({ default: 'deny', rules: [{ name: 'shared', match: { resources: ['file:///srv/shared/*'] }, action: 'allow' }] });
+    expect(allow.decide(resource('file:///SRV/shared/notes.txt')).action).toBe('deny');
+  });
 });
 
 describe("a bundle's MCP connection", () => {
