@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
+import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
+import { mapStrings } from '../../src/mcp/gateway/session-relay.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { applyStrategy, keyedHash, last4 } from '../../src/policy/masking/strategies.js';
 
@@ -23,6 +24,58 @@ describe('payment cards', () => {
       expect(hits(findPaymentCards, `card: ${n}.`), n).toEqual([n]);
     }
     expect(luhnValid('79927398713')).toBe(true);
+  });
+
+  it('finds a number beside another digit group (the review: an expiry after it, a digit before it)', () => {
+    expect(hits(findPaymentCards, 'card 4111 1111 1111 1111 12/28')).toEqual(['4111 1111 1111 1111']);
+    expect(hits(findPaymentCards, '7 4111 1111 1111 1111')).toEqual(['4111 1111 1111 1111']);
+    expect(hits(findPaymentCards, '4111-1111-1111-1111-2028')).toEqual(['4111-1111-1111-1111']);
+  });
+
+  it('covers every digit a slow reference finds (every window of whole groups, every separator, the Luhn check) over 100,000 generated strings, and nothing else', () => {
+    let seed = 73;
+    const next = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const cards = ['4111111111111111', '5555555555554444', '378282246310005', '6011111111111117', '4222222222222', '3530111333300000'];
+    const piece = (): string => {
+      const r = next();
+      if (r < 0.25) return cards[Math.floor(next() * cards.length)]!.replace(/(\d{4})(?=\d)/g, next() < 0.5 ? '$1 ' : next() < 0.5 ? '$1-' : '$1');
+      if (r < 0.55) return String(Math.floor(next() * 10 ** (1 + Math.floor(next() * 5))));
+      return ' -/ab.:\n'[Math.floor(next() * 8)]!;
+    };
+    const isAlnum = (c: string | undefined): boolean => c !== undefined && /[0-9A-Za-z]/.test(c);
+    /** Every window of the text that a card number may be: digits joined by single separators, its ends touching no letter or digit. */
+    const reference = (s: string): Set<number> => {
+      const covered = new Set<number>();
+      for (let a = 0; a < s.length; a++) {
+        if (!/\d/.test(s[a]!) || isAlnum(s[a - 1])) continue;
+        // Windows s[a, b) of digits joined by single separators, grown a character at a time (a window that is not one ends the growing).
+        let digits = '';
+        for (let b = a + 1; b <= s.length && digits.length <= 19; b++) {
+          const c = s[b - 1]!;
+          if (/\d/.test(c)) digits += c;
+          else if (!/[ -]/.test(c) || !/\d/.test(s[b - 2] ?? '')) break;
+          else continue; // a window does not end on a separator
+          if (!isAlnum(s[b]) && digits.length >= 13 && digits.length <= 19 && knownCardPrefix(digits) && luhnValid(digits)) for (let k = a; k < b; k++) covered.add(k);
+        }
+      }
+      return covered;
+    };
+    let found = 0;
+    for (let t = 0; t < 100_000; t++) {
+      const s = Array.from({ length: 1 + Math.floor(next() * 6) }, piece).join('');
+      const want = reference(s);
+      const got = new Set<number>();
+      for (const m of findPaymentCards(s)) for (let k = m.start; k < m.end; k++) got.add(k);
+      // The detector's spans cover what the reference finds, and hold nothing but separators between what it finds.
+      const missed = [...want].filter((k) => !got.has(k));
+      const extra = [...got].filter((k) => !want.has(k) && s[k] !== ' ' && s[k] !== '-');
+      if (missed.length > 0 || extra.length > 0) expect({ text: s, missed, extra }).toEqual({ text: s, missed: [], extra: [] });
+      found += want.size > 0 ? 1 : 0;
+    }
+    expect(found).toBeGreaterThan(10_000);
   });
 
   it('ignores Luhn failures, unknown prefixes, timestamps, and digits glued to letters', () => {
@@ -168,6 +221,14 @@ describe('MaskingRules', () => {
     expect(r.text).toBe(`pay ****-****-****-1111 from ${keyedHash('bob@example.com', 'secret-key')}`);
     expect(r.changed).toBe(true);
     expect(rules.maskText('nothing here').changed).toBe(false);
+  });
+
+  it("reads an MCP result's numbers as well as its strings: a card sent as a JSON number comes back masked", () => {
+    const result = JSON.parse('{"structuredContent":{"card":4111111111111111,"cards":[5555555555554444],"total":42.5},"content":[{"type":"text","text":"4111111111111111"}]}');
+    expect(mapStrings(result, (s) => rules.maskText(s).text)).toEqual({
+      structuredContent: { card: '************1111', cards: ['************4444'], total: 42.5 },
+      content: [{ type: 'text', text: '************1111' }],
+    });
   });
 });
 

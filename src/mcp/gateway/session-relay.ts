@@ -572,11 +572,17 @@ const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': tru
 
 /**
  * `value` with every string and every key replaced by `f` of it (a structured result may key its
- * data by it), but for binary content as base64 (an image's or audio's `data`, a resource's
- * `blob`), which no detector reads as text.
+ * data by it), and every number by `f` of its JSON when that changes it (a card sent as a number
+ * comes back as its masked text), but for binary content as base64 (an image's or audio's `data`,
+ * a resource's `blob`), which no detector reads as text.
  */
-function mapStrings(value: unknown, f: (s: string) => string): unknown {
+export function mapStrings(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
+  if (typeof value === 'number') {
+    const text = JSON.stringify(value);
+    const out = f(text);
+    return out === text ? value : out;
+  }
   if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
   if (typeof value !== 'object' || value === null) return value;
   const binary = (value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio';

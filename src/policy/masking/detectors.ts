@@ -75,19 +75,61 @@ export function knownCardPrefix(digits: string): boolean {
   return false;
 }
 
-const cardCandidate = /(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])/g;
+const isDigitAt = (text: string, i: number): boolean => {
+  const c = text.charCodeAt(i);
+  return c >= 0x30 && c <= 0x39;
+};
+const isAlnumAt = (text: string, i: number): boolean => {
+  const c = text.charCodeAt(i) | 0x20;
+  return isDigitAt(text, i) || (c >= 0x61 && c <= 0x7a);
+};
+const isSeparatorAt = (text: string, i: number): boolean => text[i] === ' ' || text[i] === '-';
 
 /**
- * Payment card numbers: 13 to 19 digits, optionally grouped by single spaces or dashes, not
- * adjacent to a letter or digit, with a known issuer prefix and a valid Luhn check digit.
+ * Payment card numbers: 13 to 19 digits, optionally grouped by single spaces or dashes, with a
+ * known issuer prefix and a valid Luhn check digit. A number is any run of whole digit groups
+ * (beside another group or not: `4111 1111 1111 1111 12/28`, `7 4111 1111 1111 1111`) whose
+ * ends touch no letter or digit; from each group of a run the longest number is taken, and numbers
+ * that overlap are one span, so every digit of every number is in one (each digit read at most 19
+ * times: linear in the text).
  *
  * @see https://www.iso.org/standard/70484.html
  */
 export function findPaymentCards(text: string): DetectorMatch[] {
   const out: DetectorMatch[] = [];
-  for (const m of text.matchAll(cardCandidate)) {
-    const digits = m[0].replace(/[ -]/g, '');
-    if (knownCardPrefix(digits) && luhnValid(digits)) out.push({ detector: 'payment-card', start: m.index, end: m.index + m[0].length });
+  const n = text.length;
+  for (let i = 0; i < n; ) {
+    if (!isDigitAt(text, i) || (i > 0 && isAlnumAt(text, i - 1))) {
+      i++;
+      continue;
+    }
+    // The groups of the run starting at i: [start, end) of each, joined by one separator.
+    const groups: Array<[number, number]> = [];
+    let at = i;
+    for (;;) {
+      let end = at;
+      while (end < n && isDigitAt(text, end)) end++;
+      groups.push([at, end]);
+      if (end + 1 < n && isSeparatorAt(text, end) && isDigitAt(text, end + 1)) at = end + 1;
+      else break;
+    }
+    const runEnd = groups.at(-1)![1];
+    // Where a number may end: after a group the next character of which is no letter (a digit cannot follow a group).
+    const mayEnd = (g: number): boolean => groups[g]![1] >= n || !isAlnumAt(text, groups[g]![1]);
+    // From each group, the longest number there; numbers that overlap are said as one span.
+    for (let g = 0; g < groups.length; g++) {
+      let digits = '';
+      let longest = -1;
+      for (let k = g; k < groups.length && digits.length <= 19; k++) {
+        digits += text.slice(groups[k]![0], groups[k]![1]);
+        if (digits.length >= 13 && digits.length <= 19 && mayEnd(k) && knownCardPrefix(digits) && luhnValid(digits)) longest = k;
+      }
+      if (longest < 0) continue;
+      const last = out.at(-1);
+      if (last && last.end >= groups[g]![0] && last.start >= i) last.end = Math.max(last.end, groups[longest]![1]);
+      else out.push({ detector: 'payment-card', start: groups[g]![0], end: groups[longest]![1] });
+    }
+    i = Math.max(runEnd, i + 1);
   }
   return out;
 }
