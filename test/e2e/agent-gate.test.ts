@@ -592,7 +592,7 @@ function onTerminal(
   const pending = [...answers];
   const take = (d: Buffer): void => {
     output += d.toString();
-    if (pending[0] && pending[0].after.test(output)) {
+    if (pending[0]?.after.test(output)) {
       child.stdin.write(pending.shift()!.send);
       output += '\n';
     }
