@@ -417,9 +417,10 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
   }
   for (const c of i.controls?.readOnly ?? []) want(c, 'read-only');
   // What the sandbox runs (hoop's own first process, Node, the command, the programs on PATH) stays
-  // visible, read-only, where a private area would hide it (a checkout or a tool under /tmp).
+  // visible, read-only, where a private area would hide it (a checkout or a tool under /tmp), but
+  // inside a place of the command's, which shows it already (hoop run in a checkout of hoop under /tmp).
   const programs = [installRoot(), dirname(dirname(real(process.execPath) ?? process.execPath)), ...(i.programs ?? []), ...(i.env.PATH ?? '').split(delimiter).filter((d) => isAbsolute(d))];
-  for (const program of programs.map(real)) if (program && privates.some((p) => within(program, p))) want(program, 'read-only');
+  for (const program of programs.map(real)) if (program && privates.some((p) => within(program, p)) && !places.some((place) => within(program, place))) want(program, 'read-only');
   want(i.runDir, 'writable');
   if (i.sshAgent) want(i.env.SSH_AUTH_SOCK, 'writable');
   for (const p of i.readOnly ?? []) want(resolve(i.cwd, p), 'read-only');

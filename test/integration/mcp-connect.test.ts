@@ -162,7 +162,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
         ['read_multiple_files', { paths: [join(data, 'readme.txt'), join(data, 'secret', 'key.txt')] }],
         ['list_directory', { path: join(data, 'secret') }],
         ['directory_tree', { path: join(data, 'secret') }],
-        ['get_file_info', { path: join(data, 'secret', 'key.txt') }],
+        ['search_files', { path: join(data, 'secret'), pattern: 'key' }],
       ] as const)
         await expect(a.client.callTool({ name, arguments: args }), name).rejects.toThrow(/no-secret-dir/);
       // A tool hidden from the list is refused when called by name.

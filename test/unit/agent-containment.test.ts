@@ -237,6 +237,15 @@ describe("the sandbox's mounts", () => {
     const kinds = new Map(m.map((x) => [x.path, x.kind]));
     expect(kinds.get(tool)).toBe('read-only');
     expect(kinds.get(bin)).toBe(within(bin, '/tmp') ? 'read-only' : undefined);
+    // A project under /tmp that holds what the command runs (hoop's own checkout, run with npx) stays the command's place, layered.
+    const project = mkdtempSync('/tmp/hoop-containment-project-');
+    mkdirSync(join(project, 'bin'));
+    writeFileSync(join(project, 'bin', 'tool'), '#!/bin/sh\n');
+    for (const layered of [true, false]) {
+      const own = new Map(sandboxMounts({ env, cwd: project, runDir, programs: [project, join(project, 'bin', 'tool')], layered }).map((x) => [x.path, x.kind]));
+      expect([own.get(project), own.get(join(project, 'bin', 'tool'))]).toEqual([layered ? 'layer' : 'writable', undefined]);
+    }
+    rmSync(project, { recursive: true, force: true });
     rmSync(tools, { recursive: true, force: true });
     // hoop's installation: bound back only where it lies in a private area.
     expect(kinds.get(installRoot())).toBe(within(installRoot(), '/tmp') ? 'read-only' : undefined);
