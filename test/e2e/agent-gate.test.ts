@@ -444,9 +444,15 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     });
     shell.type('\x1a');
     await eventually(() => expect(isStopped(stopped)).toBe(true), { timeout: 10_000 });
-    const [hoopPid] = readdirSync('/proc').filter(
-      (d) => /^\d+$/.test(d) && readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')[1]?.endsWith('bin/hoop.js') && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('ctrlz.log'),
-    );
+    // (a process may end between the listing and the reading of its command line)
+    const cmdline = (pid: string): string => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const [hoopPid] = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && cmdline(d).split('\0')[1]?.endsWith('bin/hoop.js') && cmdline(d).includes('ctrlz.log'));
     expect(processState(Number(hoopPid))).toBe('T');
     process.kill(Number(hoopPid), 'SIGKILL');
     await eventually(() => expect(runningWith(tree)).toEqual([]), { timeout: 10_000 });
