@@ -101,16 +101,22 @@ afterAll(async () => {
 
 /** A session of alice's through the gateway, ended, with no CLI record yet; resolves its id. */
 async function endedSession(sql: string): Promise<string> {
+  const listed = async (): Promise<Array<Listed & { statements: number }>> =>
+    (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<Listed & { statements: number }> }).sessions;
+  // The session this call makes: one not listed before it (on a busy machine an earlier one may still be the newest ended).
+  const before = new Set((await listed()).map((s) => s.id));
   const raw = await stack.tunnel('app', token);
   await raw.simple(sql);
   raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
   await raw.closed();
-  for (let i = 0; i < 50; i++) {
-    const all = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<Listed & { statements: number }> }).sessions;
-    const found = all.find((s) => s.endedAt && !s.clientRecord);
-    if (found) return found.id;
-  }
-  throw new Error('no session');
+  return eventually(
+    async () => {
+      const found = (await listed()).find((s) => s.endedAt && !s.clientRecord && !before.has(s.id));
+      expect(found, 'the session just ended').toBeDefined();
+      return found!.id;
+    },
+    { timeout: 30_000, interval: 100 },
+  );
 }
 
 describe("the CLI's own records", () => {
