@@ -10,11 +10,11 @@
  * theirs: refused as a conflict, as is a change that cannot be written.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, type Dirent, fchmodSync, futimesSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, futimesSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, posix } from 'node:path';
 import { describeError } from '../errors.js';
 import type { Change } from './gate.js';
-import { type Layer, lstatOr } from './layers.js';
+import { entriesUnder, type Layer, lstatOr } from './layers.js';
 import { removeTree, TreeAt } from './tree-at.js';
 
 /** What {@link applyChanges} did. */
@@ -120,22 +120,9 @@ function applyPlace(tree: TreeAt, passing: readonly Change[], since: number, don
   }
 }
 
-/** Whether anything under directory `dir` changed after `since` (ms): its entries' change times, not through links, without recursion. */
+/** Whether anything under directory `dir` changed after `since` (ms): its entries' change times, not through links. */
 function changedUnder(dir: string, since: number): boolean {
-  const dirs = [dir];
-  for (let d = dirs.pop(); d !== undefined; d = dirs.pop()) {
-    let entries: Dirent[] = [];
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      const p = `${d}/${e.name}`;
-      if ((lstatOr(p)?.ctimeMs ?? 0) > since) return true;
-      if (e.isDirectory()) dirs.push(p);
-    }
-  }
+  for (const { path } of entriesUnder(dir)) if ((lstatOr(path)?.ctimeMs ?? 0) > since) return true;
   return false;
 }
 

@@ -20,13 +20,13 @@
  * @see https://docs.kernel.org/filesystems/overlayfs.html (whiteouts and opaque directories)
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, type Dirent, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { within } from '../tree-file.js';
 import { fileIdOf } from './descriptors.js';
 import { allowedControl, controlIn, type GitPlace, gitPlaceOf, type Judged, MADE_REPOSITORY, resolveLink } from './gate-rules.js';
-import { existInMerged, isWhiteout, type Layer, lstatOr } from './layers.js';
+import { entriesUnder, existInMerged, isWhiteout, type Layer, lstatOr } from './layers.js';
 import { gitConfigNames } from './tree-controls.js';
 
 /** What an entry is. */
@@ -154,38 +154,16 @@ function utf8(bytes: Buffer): string | undefined {
   }
 }
 
-/** The entries under directory `dir` (not through links), without recursion. */
+/** How many entries are under directory `dir` (not through links). */
 function countUnder(dir: string): number {
   let n = 0;
-  const dirs = [dir];
-  for (let d = dirs.pop(); d !== undefined; d = dirs.pop()) {
-    let entries: Dirent[] = [];
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    n += entries.length;
-    for (const e of entries) if (e.isDirectory()) dirs.push(join(d, e.name));
-  }
+  for (const _ of entriesUnder(dir)) n++;
   return n;
 }
 
-/** Whether `dir` is or holds a `.git` at any depth (not through links), without recursion. */
+/** Whether `dir` is or holds a `.git` at any depth (not through links). */
 function holdsGitDir(dir: string): boolean {
-  const dirs = [dir];
-  for (let d = dirs.pop(); d !== undefined; d = dirs.pop()) {
-    let entries: Dirent[] = [];
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      if (e.name.toLowerCase() === '.git') return true;
-      if (e.isDirectory()) dirs.push(join(d, e.name));
-    }
-  }
+  for (const { entry } of entriesUnder(dir)) if (entry.name.toLowerCase() === '.git') return true;
   return false;
 }
 

@@ -176,6 +176,24 @@ export function isWhiteout(s: { isCharacterDevice(): boolean; rdev: number }): b
   return s.isCharacterDevice() && s.rdev === 0;
 }
 
+/** Each entry under directory `dir` with its path, not through links and without recursion (a directory it cannot list is passed over). */
+export function* entriesUnder(dir: string): Generator<{ path: string; entry: Dirent }> {
+  const dirs = [dir];
+  for (let d = dirs.pop(); d !== undefined; d = dirs.pop()) {
+    let entries: Dirent[] = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const path = join(d, entry.name);
+      yield { path, entry };
+      if (entry.isDirectory()) dirs.push(path);
+    }
+  }
+}
+
 /** `path`'s lstat, or undefined when there is nothing there. */
 export function lstatOr(path: string): Stats | undefined {
   try {

@@ -5,16 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { LinearRegex, RegexSyntaxError, type Steps } from '../../src/linear-regex.js';
+import { Random } from '../harness/random.js';
 
-/** A small deterministic generator (mulberry32). */
+/** A seeded sequence in [0, 1) (the harness's generator), so a failure repeats. */
 function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Random(seed);
+  return () => r.int(2 ** 32) / 2 ** 32;
 }
 
 const ATOMS = [

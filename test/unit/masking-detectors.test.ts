@@ -4,6 +4,7 @@ import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, find
 import { mapStrings } from '../../src/mcp/gateway/session-relay.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { applyStrategy, keyedHash, last4 } from '../../src/policy/masking/strategies.js';
+import { Random } from '../harness/random.js';
 
 const hits = (f: (s: string) => Array<{ start: number; end: number }>, s: string): string[] => f(s).map((m) => s.slice(m.start, m.end));
 
@@ -33,11 +34,8 @@ describe('payment cards', () => {
   });
 
   it('covers every digit a slow reference finds (every window of whole groups, every separator, the Luhn check) over 100,000 generated strings, and nothing else', () => {
-    let seed = 73;
-    const next = (): number => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-      return seed / 2 ** 31;
-    };
+    const r = new Random(73);
+    const next = (): number => r.int(2 ** 32) / 2 ** 32;
     const cards = ['4111111111111111', '5555555555554444', '378282246310005', '6011111111111117', '4222222222222', '3530111333300000'];
     const piece = (): string => {
       const r = next();
