@@ -40,6 +40,48 @@ export function globMatches(pattern: string, value: string, starTakes?: StarClas
   return p === pattern.length;
 }
 
+/**
+ * Whether `pattern` may match some value made of `pieces`, each `null` standing for any run of
+ * characters: what a deny rule asks of a command whose words are built when it runs. Matched as
+ * the set of pattern positions the pieces read so far can reach: at most pattern length steps per
+ * character.
+ */
+export function globMayMatch(pattern: string, pieces: ReadonlyArray<string | null>, steps?: { steps: number }): boolean {
+  const n = pattern.length;
+  // row[j]: what was read so far may match the pattern's first j characters.
+  let row = new Uint8Array(n + 1);
+  let next = new Uint8Array(n + 1);
+  row[0] = 1;
+  const stars = (r: Uint8Array): void => {
+    for (let j = 1; j <= n; j++) if (pattern[j - 1] === '*' && r[j - 1]) r[j] = 1;
+  };
+  stars(row);
+  for (const piece of pieces) {
+    if (piece === null) {
+      // Any run reaches every position from the first one reached.
+      const first = row.indexOf(1);
+      if (first < 0) return false;
+      row.fill(1, first);
+      if (steps) steps.steps += n;
+      continue;
+    }
+    for (let i = 0; i < piece.length; i++) {
+      if (steps) steps.steps += n;
+      next.fill(0);
+      let alive = 0;
+      for (let j = 1; j <= n; j++) {
+        const p = pattern[j - 1];
+        const v = p === '*' ? next[j - 1]! | row[j]! : p === piece[i] ? row[j - 1]! : 0;
+        next[j] = v;
+        alive |= v;
+      }
+      if (alive === 0) return false;
+      [row, next] = [next, row];
+    }
+  }
+  return row[n] === 1;
+}
+
 /** `pattern` as a predicate, compared lower-case when `lowerCase` (the pattern and each value). */
 export function glob(pattern: string, o: { lowerCase?: boolean; starTakes?: StarClass } = {}): (value: string) => boolean {
   const p = o.lowerCase ? pattern.toLowerCase() : pattern;

@@ -31,6 +31,8 @@ type Node =
   | { t: 'repeat'; item: Node; min: number; max: number }
   | { t: 'assert'; kind: '^' | '$' | 'b' | 'B' };
 
+/** An unknown run of characters in {@link LinearRegex.mayMatch}'s input. */
+const HOLE = -1;
 /** Instructions a pattern may compile to: a bound on `{n,m}` expansion. */
 const MAX_PROGRAM = 20_000;
 /** What a bounded repetition may name, `{n,m}` beyond it refused. */
@@ -324,13 +326,49 @@ export class LinearRegex {
 
   /** Whether the pattern matches anywhere in `input` (as RegExp's `test`), in at most (input length + 1) × program length steps. */
   test(input: string, steps?: Steps): boolean {
+    return this.#run(input.length, (i) => input.charCodeAt(i), steps);
+  }
+
+  /**
+   * Whether the pattern may match some text made of `pieces`, each `null` standing for any run of
+   * characters (none included): what a deny rule asks of a command whose words are built when it
+   * runs. Anchors and word boundaries next to an unknown run count as met.
+   */
+  mayMatch(pieces: ReadonlyArray<string | null>, steps?: Steps): boolean {
+    const units: number[] = [];
+    for (const piece of pieces) {
+      if (piece === null) {
+        if (units.at(-1) !== HOLE) units.push(HOLE);
+      } else for (let i = 0; i < piece.length; i++) units.push(piece.charCodeAt(i));
+    }
+    return this.#run(units.length, (i) => units[i]!, steps);
+  }
+
+  /** The Pike VM over `n` code units read by `at` ({@link HOLE} for any run of them). */
+  #run(n: number, at: (i: number) => number, steps?: Steps): boolean {
     const prog = this.#prog;
-    const n = input.length;
     const seen = new Int32Array(prog.length).fill(-1);
     let current: number[] = [];
     let next: number[] = [];
     const stack: number[] = [];
-    const wordAt = (i: number): boolean => i >= 0 && i < n && isWord(input.charCodeAt(i));
+    /** Whether the unit at `i` is a word character: `undefined` for an unknown run, `false` outside the text. */
+    const wordAt = (i: number): boolean | undefined => {
+      if (i < 0 || i >= n) return false;
+      const c = at(i);
+      return c === HOLE ? undefined : isWord(c);
+    };
+    /** Whether only unknown runs lie before (`dir` -1) or from (`dir` 1) position `i`. */
+    const onlyHoles = (i: number, dir: -1 | 1): boolean => {
+      for (let k = dir < 0 ? i - 1 : i; k >= 0 && k < n; k += dir) if (at(k) !== HOLE) return false;
+      return true;
+    };
+    const assertion = (kind: '^' | '$' | 'b' | 'B', i: number): boolean => {
+      if (kind === '^') return i === 0 || onlyHoles(i, -1);
+      if (kind === '$') return i === n || onlyHoles(i, 1);
+      const before = wordAt(i - 1);
+      const after = wordAt(i);
+      return before === undefined || after === undefined || (before !== after) === (kind === 'b');
+    };
     /** Adds the thread at `pc` (and those its branches reach) for position `i`; true when one matches. */
     const add = (list: number[], pc0: number, i: number): boolean => {
       stack.push(pc0);
@@ -350,11 +388,9 @@ export class LinearRegex {
           case 'split':
             stack.push(op.y, op.x);
             break;
-          case 'assert': {
-            const ok = op.kind === '^' ? i === 0 : op.kind === '$' ? i === n : (wordAt(i - 1) !== wordAt(i)) === (op.kind === 'b');
-            if (ok) stack.push(pc + 1);
+          case 'assert':
+            if (assertion(op.kind, i)) stack.push(pc + 1);
             break;
-          }
           case 'char':
             list.push(pc);
             break;
@@ -366,7 +402,16 @@ export class LinearRegex {
       // Unanchored: a thread begins at every position.
       if (add(current, 0, i)) return true;
       if (i === n) return false;
-      const c = input.charCodeAt(i);
+      const c = at(i);
+      if (c === HOLE) {
+        // An unknown run: every thread stays (an empty run) or takes any characters, as often as it likes.
+        for (let k = 0; k < current.length; k++) {
+          if (steps) steps.steps++;
+          if (add(current, current[k]! + 1, i)) return true;
+        }
+        for (const pc of current) seen[pc] = i + 1;
+        continue;
+      }
       for (const pc of current) {
         if (steps) steps.steps++;
         const op = prog[pc] as { op: 'char'; test: CharTest };

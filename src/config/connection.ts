@@ -80,6 +80,8 @@ export interface SshConnection {
   password?: SecretRef;
   /** `SHA256:…` fingerprints of the keys the server may show. */
   hostKeys: string[];
+  /** The user's login shell, which reads each command line; learned from the target at sign-in when not given. */
+  shell?: string;
   allow: ConnectionAllow;
   /** As for {@link PostgresConnection.unavailable}. */
   unavailable?: string[];
@@ -264,6 +266,10 @@ const sshFields = {
       { error: 'must be a list of host keys' },
     )
     .min(1, { error: 'must pin at least one host key of the server (ssh-keyscan -p PORT HOST prints them)' }),
+  shell: z
+    .string({ error: 'must be the login shell of the user, as a name or a path (bash, /bin/dash)' })
+    .regex(/^[A-Za-z0-9_./+-]{1,255}$/, { error: 'must be the login shell of the user, as a name or a path (bash, /bin/dash)' })
+    .optional(),
 };
 /** Exactly one credential; a passphrase only with a key. */
 const sshCheck = (ctx: { value: { privateKey?: string | undefined; password?: string | undefined; passphrase?: string | undefined }; issues: Array<Record<string, unknown>> }): void => {
@@ -390,6 +396,7 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
       ...(passphrase ? { passphrase } : {}),
       ...(password ? { password } : {}),
       hostKeys: [...new Set(entry.hostKeys.map((k) => hostKeyFingerprint(k)!))],
+      ...(entry.shell !== undefined ? { shell: entry.shell } : {}),
       allow,
     };
   }

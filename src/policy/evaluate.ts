@@ -82,8 +82,11 @@ function sshDecisions(policy: Policy, test: PolicyTest): Decision[] {
   const access = accessFor(policy, test.as, test.connection);
   if (!access) return test.ssh!.map(() => ({ action: 'deny' as const, reason: `no access rule admits ${test.as.subject} to connection "${test.connection}"` }));
   const judge = sshJudgeFor(policy, test.as, test.connection, access.mode);
+  // The login shell the connection names, else bash (the gateway learns the real one at sign-in).
+  const connection = policy.connections.find((c) => c.name === test.connection);
+  const shell = (connection?.type === 'ssh' ? connection.shell : undefined) ?? 'bash';
   return test.ssh!.map((ask): Decision => {
-    if (ask.kind !== 'forward') return judge.decide(ask);
+    if (ask.kind !== 'forward') return judge.decide(ask, shell);
     return judge.forward(ask.host, ask.port)
       ? { action: 'allow', reason: `ssh.forwarding admits ${ask.host}:${ask.port}` }
       : { action: 'deny', rule: 'hoop:ssh-forwarding', reason: `ssh.forwarding does not admit ${ask.host}:${ask.port}` };

@@ -34,6 +34,12 @@ export interface ShellCommand {
   simple: boolean;
   /** Why no rule can be sure it does not match (a word built when it runs, code read from input), if so. */
   opaque?: string;
+  /**
+   * Of an opaque command: the indexes of the words built when it runs, when only they are unknown
+   * (its program is known and runs no code of its words). Absent, what it runs is unknown: every
+   * deny and review rule may match it.
+   */
+  unknownWords?: number[];
   /** How the line reaches it when it is not a command of the line itself: `sh -c`, `eval`, `sudo`… */
   via?: string;
 }
@@ -47,8 +53,24 @@ export const SHELL_LINE_MAX_BYTES = 32 * 1024;
 const MAX_DEPTH = 8;
 const MAX_COMMANDS = 4096;
 
-/** Shells whose `-c` argument is a script. */
-const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'rbash']);
+/** Shells whose grammar hoop models (bash's, POSIX sh's, the Korn shell's where they agree): their `-c` script is parsed. */
+const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'posh', 'rbash']);
+/**
+ * Shells hoop does not model (zsh's `=cmd`, fish's and csh's own grammars): what they run is
+ * unknown, whether as the target's login shell or started by a line.
+ */
+const UNMODELLED_SHELLS = new Set(['zsh', 'fish', 'csh', 'tcsh', 'yash', 'elvish', 'nu', 'xonsh', 'pwsh', 'rc', 'es', 'oksh', 'loksh', 'scsh', 'ion', 'murex', 'oil', 'osh', 'ysh']);
+
+/** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
+const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
+
+/** The grammar a login shell reads lines in, or why hoop cannot judge its lines. */
+export function loginShellGrammar(shell: string | undefined): { grammar: 'bash' | 'korn' } | { why: string } {
+  const name = shell?.split('/').pop() ?? '';
+  if (name === '') return { why: "the gateway does not know the target user's login shell" };
+  if (SHELLS.has(name)) return { grammar: name.includes('ksh') ? 'korn' : 'bash' };
+  return { why: `the target user's login shell is ${name}, whose grammar hoop does not model (it judges bash, dash, ash and ksh lines)` };
+}
 /**
  * Programs that run the rest of their words as a command: the options of theirs that take a value
  * (skipped with it), how many operands come before the command, and whether `NAME=value` words may.
@@ -126,6 +148,7 @@ interface Mvdan {
     Variant(lang: unknown): unknown;
     LangBash: unknown;
     LangPOSIX: unknown;
+    LangMirBSDKorn: unknown;
     KeepComments(keep: boolean): unknown;
     Walk(node: Node, visit: (node: Node | null) => boolean): void;
     NodeType(node: Node): string;
@@ -134,38 +157,42 @@ interface Mvdan {
 /** A node of mvdan/sh's syntax tree (GopherJS objects: fields are read by name). */
 type Node = any;
 
-let parsers: Record<'bash' | 'posix', { Parse(src: string, name: string): Node }> | undefined;
+let parsers: Record<Grammar, { Parse(src: string, name: string): Node }> | undefined;
 let nodeType: (node: Node) => string;
 let walk: (node: Node, visit: (node: Node | null) => boolean) => void;
-/** The grammar lines are read in now: bash's, then POSIX sh's (dash, ash) to compare. */
-let grammar: 'bash' | 'posix' = 'bash';
+/** A grammar of mvdan/sh's: bash's, POSIX sh's (dash, ash), the MirBSD Korn shell's. */
+type Grammar = 'bash' | 'posix' | 'korn';
+/** The grammar lines are read in now: bash's, then the others the login shell asks for, to compare. */
+let grammar: Grammar = 'bash';
 
 /** The parser of {@link grammar}, loaded on first use (the module is 1.5 MB and takes ~100 ms to load). */
 function shellParser(): { Parse(src: string, name: string): Node } {
   if (!parsers) {
     const { syntax } = createRequire(import.meta.url)('mvdan-sh') as Mvdan;
     // Comments are kept to be checked: the parser starts one where a shell reads a letter (see {@link collect}).
-    parsers = {
-      bash: syntax.NewParser(syntax.KeepComments(true), syntax.Variant(syntax.LangBash)),
-      posix: syntax.NewParser(syntax.KeepComments(true), syntax.Variant(syntax.LangPOSIX)),
-    };
+    const parser = (lang: unknown) => syntax.NewParser(syntax.KeepComments(true), syntax.Variant(lang));
+    parsers = { bash: parser(syntax.LangBash), posix: parser(syntax.LangPOSIX), korn: parser(syntax.LangMirBSDKorn) };
     nodeType = (n) => syntax.NodeType(n);
     walk = (n, v) => syntax.Walk(n, v);
   }
   return parsers[grammar];
 }
 
-/** The commands `line` runs, or why hoop cannot be sure. */
-export function parseShellLine(line: string): ShellLine {
-  if (line === last?.line) return last.parsed;
-  const parsed = parseUncached(line);
-  last = { line, parsed };
+/**
+ * The commands `line` runs, or why hoop cannot be sure: read as bash and as a POSIX sh (dash, ash)
+ * would read it, and as the Korn shell too when the login shell is one (`korn`); a line they read
+ * differently is not certain.
+ */
+export function parseShellLine(line: string, login: 'bash' | 'korn' = 'bash'): ShellLine {
+  if (line === last?.line && login === last.login) return last.parsed;
+  const parsed = parseUncached(line, login);
+  last = { line, login, parsed };
   return parsed;
 }
 /** The line parsed last: a session's judge and its engine ask about the same line in turn. */
-let last: { line: string; parsed: ShellLine } | undefined;
+let last: { line: string; login: 'bash' | 'korn'; parsed: ShellLine } | undefined;
 
-function parseUncached(line: string): ShellLine {
+function parseUncached(line: string, login: 'bash' | 'korn'): ShellLine {
   if (line.includes('\0')) return { certain: false, why: 'it holds a NUL byte, where the target would cut it short' };
   // The parser reads a carriage return as a blank; bash and dash read it as a letter of the word.
   if (line.includes('\r')) return { certain: false, why: "it holds a carriage return, which the target's shell reads as part of a word" };
@@ -176,14 +203,16 @@ function parseUncached(line: string): ShellLine {
   const why = collect(line, 0, undefined, commands);
   if (why !== undefined) return { certain: false, why };
   // The target's login shell may be sh (dash on Debian, ash on Alpine): a line it would run otherwise than bash is not certain.
-  const posix: ShellCommand[] = [];
-  grammar = 'posix';
-  try {
-    const posixWhy = collect(line, 0, undefined, posix);
-    if (posixWhy !== undefined || !sameCommands(commands, posix))
-      return { certain: false, why: `bash and a POSIX sh (dash, ash) would run it differently${posixWhy !== undefined ? ` (to sh ${posixWhy.replace(/^it /, 'it ')})` : ''}` };
-  } finally {
-    grammar = 'bash';
+  for (const other of login === 'korn' ? (['posix', 'korn'] as const) : (['posix'] as const)) {
+    const theirs: ShellCommand[] = [];
+    grammar = other;
+    try {
+      const otherWhy = collect(line, 0, undefined, theirs);
+      const name = other === 'posix' ? 'a POSIX sh (dash, ash)' : 'the Korn shell';
+      if (otherWhy !== undefined || !sameCommands(commands, theirs)) return { certain: false, why: `bash and ${name} would run it differently${otherWhy !== undefined ? ` (to it ${otherWhy.replace(/^it /, '')})` : ''}` };
+    } finally {
+      grammar = 'bash';
+    }
   }
   return { certain: true, commands };
 }
@@ -249,8 +278,13 @@ function construct(source: string, via: string | undefined): ShellCommand {
 }
 
 /** Why a command's words (or the code it runs) are not known before it runs, if they are not. */
-function opacity(words: Array<{ text: string; known: boolean }>, program: string | undefined): { opaque?: string } {
-  if (words.some((w) => !w.known)) return { opaque: 'its words are built when it runs' };
+function opacity(words: Array<{ text: string; known: boolean }>, program: string | undefined): Pick<ShellCommand, 'opaque' | 'unknownWords'> {
+  if (program !== undefined && UNMODELLED_SHELLS.has(program)) return { opaque: `it runs ${program}, whose grammar hoop does not model` };
+  if (words.some((w) => !w.known)) {
+    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || Object.hasOwn(WRAPPERS, program) || program === 'flock';
+    const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
+    return { opaque: 'its words are built when it runs', ...(runsWords ? {} : { unknownWords }) };
+  }
   if (program === '.' || program === 'source') return { opaque: 'it runs commands it reads from a file' };
   const args = words.slice(1).map((w) => w.text);
   if (program !== undefined && SHELLS.has(program) && scriptOf(program, args) === undefined) {
@@ -267,14 +301,9 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[]): st
   const derived = (rest: string[], via: string, readsArgs = false): string | undefined => {
     if (rest.length === 0) return undefined;
     const program = rest[0]?.split('/').pop() ?? '';
-    const opaque = readsArgs
-      ? `${via} adds words it reads from its input`
-      : opacity(
-          rest.map((text) => ({ text, known: true })),
-          program,
-        ).opaque;
-    out.push({ words: rest, text: rest.join(' '), source: rest.join(' '), program, simple: false, ...(opaque ? { opaque } : {}), via });
-    return readsArgs ? undefined : followWrappers(rest, depth + 1, out);
+    const opaque = readsArgs ? { opaque: `${via} adds words it reads from its input` } : opacity(rest.map((text) => ({ text, known: true })), program);
+    out.push({ words: rest, text: rest.join(' '), source: rest.join(' '), program, simple: false, ...opaque, via });
+    return opaque.opaque !== undefined ? undefined : followWrappers(rest, depth + 1, out);
   };
   if (program === 'eval') return args.length ? collect(args.join(' '), depth + 1, 'eval', out) : undefined;
   if (program === 'watch') {

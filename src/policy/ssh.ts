@@ -26,9 +26,14 @@
  * allows by `commands` or `patterns` matches only *simple* commands — words known before the line
  * runs, with no assignments, redirections, `&` or substitutions — so `ls *` does not admit
  * `ls; rm x`, `ls $(rm x)` or `ls > f`; `shellSyntax: allow` opts a rule into matching the whole
- * line as sent instead. A deny or review rule with `commands` or `patterns` also matches what hoop
- * cannot read before it runs (`$x`, `$(…)` as a word, `r{m,}`): the gateway cannot tell it does not
- * match. A line the gateway cannot parse (or over 32 KiB) is matched by no allow rule. A rule that
+ * line as sent instead. A deny or review rule with `commands` or `patterns` also matches a command
+ * whose words hoop cannot read before it runs (`$x`, `$(…)` as a word, `r{m,}`) wherever some text
+ * in their place would make it match (`rm -rf $X` for `rm -rf *`, not `ls -d $HOME`), and every
+ * command whose program or code is unknown (`$x -rf /`, `eval "$x"`, `fish -c …`). Lines are read
+ * in the grammar of the target user's login shell, learned at sign-in (or the connection's
+ * `shell:`): bash, dash, ash or ksh; any other shell (zsh, fish, tcsh…), or one not known, makes
+ * every line uncertain. An uncertain line — one the gateway cannot parse, over 32 KiB, or for a
+ * shell it does not model — is matched by no allow rule and by every deny and review rule. A rule that
  * names neither matches shells and commands alike; `shell: true` matches the SSH shell request only
  * (a command can start a shell too: `default: deny` is what keeps shells and unnamed commands out).
  *
@@ -37,9 +42,9 @@
  */
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
-import { parseShellLine, type ShellCommand } from './shell-line.js';
+import { loginShellGrammar, parseShellLine, type ShellCommand, type ShellLine } from './shell-line.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type Who } from './schema.js';
-import { argumentsGlob, glob } from '../glob.js';
+import { argumentsGlob, glob, globMayMatch } from '../glob.js';
 import { LinearRegex } from '../linear-regex.js';
 
 /** What the judge answers for a shell, a command or an sftp session. */
@@ -69,8 +74,8 @@ const TRANSFER_PROGRAMS = new Set(['sftp-server', 'scp', 'rsync']);
  * transfers. `ssh.sftp` governs all of these as it governs the sftp subsystem; a command that
  * moves files some other way (`cat > f`, `tar x`) is for the ssh rules to decide.
  */
-export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' | 'unknown' | undefined {
-  const parsed = parseShellLine(command);
+export function fileTransferOf(command: string, loginShell: string | undefined = 'bash'): 'sftp' | 'upload' | 'download' | 'unknown' | undefined {
+  const parsed = shellLineOf(command, loginShell);
   if (!parsed.certain) return 'unknown';
   const named = TRANSFER_PROGRAM.test(command) || parsed.commands.some((c) => (c.words.length > 0 && c.program === undefined) || TRANSFER_PROGRAMS.has(c.program ?? ''));
   if (!named) return undefined;
@@ -87,6 +92,12 @@ export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' 
     .filter((w) => /^-[a-zA-Z]+$/.test(w))
     .join('');
   return flags.includes('t') ? 'upload' : flags.includes('f') ? 'download' : 'unknown';
+}
+
+/** The commands `command` runs as the login shell `loginShell` reads it (`undefined`: unknown), or why hoop cannot tell. */
+export function shellLineOf(command: string, loginShell: string | undefined): ShellLine {
+  const login = loginShellGrammar(loginShell);
+  return 'why' in login ? { certain: false, why: login.why } : parseShellLine(command, login.grammar);
 }
 
 /** A command's text as a reason quotes it. */
@@ -113,7 +124,7 @@ export class SshJudge {
       .filter((r) => ruleApplies(r.match, who, connection))
       .map((rule) => ({
         rule,
-        ...(rule.match.commands ? { commands: rule.match.commands.map((g) => glob(g)) } : {}),
+        ...(rule.match.commands ? { commands: rule.match.commands.map((g) => glob(g)), globs: rule.match.commands } : {}),
         // An allow rule's globs read each word as one argument, each `*` as within one path segment.
         ...(rule.match.commands && rule.action === 'allow' ? { arguments: rule.match.commands.map((g) => argumentsGlob(g)) } : {}),
         ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new LinearRegex(p)) } : {}),
@@ -138,10 +149,10 @@ export class SshJudge {
    * cannot tell whether it writes), or when it is a download (sftp with its writes refused, `scp -f`,
    * `rsync --sender`).
    */
-  decide(request: SshRequest): SshVerdict {
+  decide(request: SshRequest, loginShell: string | undefined): SshVerdict {
     if (request.kind === 'sftp') return this.#transfer('sftp') ?? { action: 'allow', reason: `ssh.sftp is ${this.sftp}` };
-    const transfer = request.kind === 'exec' ? fileTransferOf(request.command) : undefined;
-    let verdict = this.#byRules(request);
+    const transfer = request.kind === 'exec' ? fileTransferOf(request.command, loginShell) : undefined;
+    let verdict = this.#byRules(request, loginShell);
     if (verdict.rule === undefined && transfer !== undefined && transfer !== 'unknown') verdict = { action: 'allow', reason: `ssh.sftp is ${this.sftp}` };
     if (this.#readOnlyAccess && verdict.rule === undefined && verdict.action === 'allow' && transfer !== 'sftp' && transfer !== 'download') {
       const what = request.kind === 'shell' ? 'shell' : 'command';
@@ -173,7 +184,7 @@ export class SshJudge {
   }
 
   /** The most restrictive ssh rule matching a shell or a command, else the default. */
-  #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string }): SshVerdict {
+  #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string }, loginShell: string | undefined): SshVerdict {
     if (request.kind === 'shell') {
       const matching = this.#rules.filter(({ commands, patterns }) => !commands && !patterns);
       return mostRestrictive(matching.map((c) => this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this shell`))) ?? this.#byDefault('no ssh rule matches');
@@ -181,7 +192,7 @@ export class SshJudge {
     const rules = this.#rules.filter((c) => !c.rule.match.shell);
     // Any run of whitespace (tabs, newlines) matches a space: `./deploy.sh<TAB>v2` is `./deploy.sh v2`.
     const line = request.command.replace(/\s+/g, ' ').trim();
-    const parsed = parseShellLine(request.command);
+    const parsed = shellLineOf(request.command, loginShell);
     const verdicts: SshVerdict[] = [];
     // Rules read the line as sent too: a `shellSyntax: allow` rule only so, a deny or review pattern also so.
     const wholeLine = rules.filter((c) => (c.wholeLine || (c.rule.action !== 'allow' && c.patterns)) && matchesText(c, line));
@@ -249,6 +260,8 @@ export class SshJudge {
 interface CompiledRule {
   rule: SshRule;
   commands?: Array<(text: string) => boolean>;
+  /** The `commands` globs as written (a refusing rule's are matched against unknown words too). */
+  globs?: string[];
   /** An allow rule's `commands` over a command's arguments ({@link argumentsGlob}). */
   arguments?: Array<(words: readonly string[]) => boolean>;
   patterns?: LinearRegex[];
@@ -263,8 +276,10 @@ function matchesText(c: CompiledRule, text: string): boolean {
 
 /**
  * Whether rule `c` matches one command of a line: a rule with neither globs nor patterns matches
- * every command; an allowing one only simple commands; a refusing one (deny, review) also commands
- * whose words are built when they run (`opaque`: it may match them).
+ * every command; an allowing one only simple commands; a refusing one (deny, review) also a
+ * command whose words are built when it runs (`opaque`) where they may make it match: wherever
+ * what it runs is unknown, else where its globs and patterns match with each unknown word read as
+ * any text (`ls -d $HOME` is no `rm -rf *`; `rm -rf $X` may be).
  */
 function matches(c: CompiledRule, command: ShellCommand): 'yes' | 'opaque' | undefined {
   if (!c.commands && !c.patterns) return 'yes';
@@ -273,7 +288,12 @@ function matches(c: CompiledRule, command: ShellCommand): 'yes' | 'opaque' | und
     return command.simple && byArguments && (!c.patterns || c.patterns.some((r) => r.test(command.text))) ? 'yes' : undefined;
   }
   if (matchesText(c, command.text) || matchesText(c, command.source.replace(/\s+/g, ' ').trim())) return 'yes';
-  return command.opaque ? 'opaque' : undefined;
+  if (!command.opaque) return undefined;
+  const unknown = command.unknownWords;
+  if (!unknown) return 'opaque';
+  const pieces = command.words.flatMap((w, i) => [...(i > 0 ? [' '] : []), unknown.includes(i) ? null : w]);
+  const may = (!c.globs || c.globs.some((g) => globMayMatch(g, pieces))) && (!c.patterns || c.patterns.some((r) => r.mayMatch(pieces)));
+  return may ? 'opaque' : undefined;
 }
 
 /** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */

@@ -494,17 +494,17 @@ ${yamlBlock('alerts:')}`,
       const policy = await loadPolicyDir(dir);
       const judge = (groups: string[], mode: 'read-only' | 'read-write' = 'read-write') => sshJudgeFor(policy, { subject: 'x', groups }, 'bastion', mode);
       const agent = judge(['agents']);
-      expect(agent.decide({ kind: 'shell' }).action).toBe('deny');
-      expect(agent.decide({ kind: 'exec', command: 'bash -i' }).action).toBe('deny');
-      expect(agent.decide({ kind: 'exec', command: './deploy.sh v2' })).toMatchObject({ action: 'review', message: 'deploys need a second pair of eyes' });
+      expect(agent.decide({ kind: 'shell' }, 'bash').action).toBe('deny');
+      expect(agent.decide({ kind: 'exec', command: 'bash -i' }, 'bash').action).toBe('deny');
+      expect(agent.decide({ kind: 'exec', command: './deploy.sh v2' }, 'bash')).toMatchObject({ action: 'review', message: 'deploys need a second pair of eyes' });
       const engineer = judge(['engineers']);
-      expect(engineer.decide({ kind: 'shell' }).action).toBe('allow');
+      expect(engineer.decide({ kind: 'shell' }, 'bash').action).toBe('allow');
       for (const command of ['rm -rf /srv/app', 'rm -R /srv/app', 'rm -f -r /srv/app', 'rm --recursive /srv/app'])
-        expect(engineer.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
-      expect(engineer.decide({ kind: 'exec', command: 'rm /srv/app/old.log' }).action).toBe('allow');
+        expect(engineer.decide({ kind: 'exec', command }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
+      expect(engineer.decide({ kind: 'exec', command: 'rm /srv/app/old.log' }, 'bash').action).toBe('allow');
       expect(engineer.forward('db.internal', 5432)).toBe(true);
-      expect(judge([], 'read-only').decide({ kind: 'exec', command: 'touch /srv/x' }).action).toBe('deny');
-      expect(judge([], 'read-only').decide({ kind: 'exec', command: 'scp -f /srv/x' }).action).toBe('allow');
+      expect(judge([], 'read-only').decide({ kind: 'exec', command: 'touch /srv/x' }, 'bash').action).toBe('deny');
+      expect(judge([], 'read-only').decide({ kind: 'exec', command: 'scp -f /srv/x' }, 'bash').action).toBe('allow');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

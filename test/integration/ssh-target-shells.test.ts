@@ -21,6 +21,7 @@ import { startStack, type HoopStack, type RunningConnect } from '../harness/stac
 const root = process.getuid?.() === 0;
 const USER = 'hoop-dash';
 const BASH_USER = 'hoop-bash';
+const FISH_USER = 'hoop-fish';
 let sshd: Sshd;
 let repo: PolicyGitRepo;
 let stack: HoopStack;
@@ -28,6 +29,8 @@ let connect: RunningConnect;
 let info: ConnectSshJson;
 let bashConnect: RunningConnect;
 let bashInfo: ConnectSshJson;
+let fishConnect: RunningConnect;
+let fishInfo: ConnectSshJson;
 const files = mkdtempSync(join(tmpdir(), 'hoop-dash-'));
 const controls = mkdtempSync(join(tmpdir(), 'hoop-dash-mux-'));
 
@@ -40,10 +43,10 @@ function run(file: string, args: string[]): Promise<Ran> {
 }
 
 /** `line` through hoop connect's ssh config, to the dash target or the bash one. */
-const viaHoop = (line: string, host: 'dash' | 'bash' = 'dash'): Promise<Ran> =>
+const viaHoop = (line: string, host: 'dash' | 'bash' | 'fish' = 'dash'): Promise<Ran> =>
   run('ssh', [
     '-F',
-    (host === 'dash' ? info : bashInfo).sshConfig,
+    ({ dash: info, bash: bashInfo, fish: fishInfo }[host]).sshConfig,
     '-o',
     'BatchMode=yes',
     '-o',
@@ -71,11 +74,12 @@ describe.skipIf(!root)('an ssh target whose login shell is dash', () => {
   beforeAll(async () => {
     shellUser(USER, '/bin/dash');
     shellUser(BASH_USER, '/bin/bash');
+    shellUser(FISH_USER, '/usr/bin/fish');
     // The dash user reads its authorised key from a file it may read (sshd's own directory is root's alone).
     const keys = join(files, 'keys');
     mkdirSync(keys, { mode: 0o755 });
     chmodSync(files, 0o755);
-    sshd = await startSshd({ config: [`Match User ${USER},${BASH_USER}`, `  AuthorizedKeysFile ${join(keys, 'authorized_keys')}`] });
+    sshd = await startSshd({ config: [`Match User ${USER},${BASH_USER},${FISH_USER}`, `  AuthorizedKeysFile ${join(keys, 'authorized_keys')}`] });
     copyFileSync(`${sshd.clientKeyFile}.pub`, join(keys, 'authorized_keys'));
     chmodSync(join(keys, 'authorized_keys'), 0o644);
     mkdirSync(join(files, 'ok'), { mode: 0o755 });
@@ -88,8 +92,9 @@ describe.skipIf(!root)('an ssh target whose login shell is dash', () => {
 connections:
   - { name: dash, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
   - { name: bash, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${BASH_USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+  - { name: fish, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${FISH_USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
 access:
-  - { name: people, subjects: [alice], connections: [dash, bash], mode: read-write }
+  - { name: people, subjects: [alice], connections: [dash, bash, fish], mode: read-write }
 ssh:
   default: deny
   rules:
@@ -102,6 +107,8 @@ ssh:
     info = connect.info as unknown as ConnectSshJson;
     bashConnect = await stack.connect('bash', await stack.token('alice'));
     bashInfo = bashConnect.info as unknown as ConnectSshJson;
+    fishConnect = await stack.connect('fish', await stack.token('alice'));
+    fishInfo = fishConnect.info as unknown as ConnectSshJson;
   }, 120_000);
 
   afterAll(async () => {
@@ -109,6 +116,8 @@ ssh:
     if (bashInfo) await run('ssh', ['-F', bashInfo.sshConfig, '-o', `ControlPath=${join(controls, 'bash')}`, '-O', 'exit', 'bash']);
     await connect?.stop().catch(() => undefined);
     await bashConnect?.stop().catch(() => undefined);
+    if (fishInfo) await run('ssh', ['-F', fishInfo.sshConfig, '-o', `ControlPath=${join(controls, 'fish')}`, '-O', 'exit', 'fish']);
+    await fishConnect?.stop().catch(() => undefined);
     await stack?.close();
     await sshd?.stop();
     repo?.remove();
@@ -139,6 +148,17 @@ ssh:
     }
     // What both read alike runs, in dash.
     expect(await viaHoop("echo 'one; two' && echo three")).toMatchObject({ code: 0, stdout: 'one; two\nthree\n' });
+  }, 60_000);
+
+  it("learns each target user's login shell at sign-in: a fish user's lines are uncertain (fish's ls is a function of its own), no allow rule admits one", async () => {
+    // Straight to the target, fish runs `(id)` as a command substitution where bash would read a syntax error.
+    expect((await straight('echo (id)', FISH_USER)).stdout).toMatch(/uid=\d+\(hoop-fish\)/);
+    const r = await viaHoop('echo hi', 'fish');
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain("the target user's login shell is fish, whose grammar hoop does not model");
+    // The same policy runs the same line for the bash and dash users (their shells were learned too).
+    expect(await viaHoop('echo hi', 'bash')).toMatchObject({ code: 0, stdout: 'hi\n' });
+    expect(await viaHoop('echo hi')).toMatchObject({ code: 0, stdout: 'hi\n' });
   }, 60_000);
 
   it('matches an allow glob one path segment at a time: the files in ok/, never .. out of it', async () => {

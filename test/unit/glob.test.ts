@@ -3,7 +3,7 @@
  * pattern and value over a small alphabet (a seeded sample), with and without a restricted star.
  */
 import { describe, expect, it } from 'vitest';
-import { argumentsGlob, glob, globMatches, listNames } from '../../src/glob.js';
+import { argumentsGlob, glob, globMatches, globMayMatch, listNames } from '../../src/glob.js';
 import { namesPerson } from '../../src/policy/access.js';
 
 /** A small seeded generator (mulberry32), so a failure repeats. */
@@ -57,6 +57,46 @@ describe('glob', () => {
         expect(steps.steps, pattern).toBeLessThanOrEqual(pattern.length * (value.length + 1));
       }
     }
+  });
+});
+
+describe('a glob over text with unknown runs', () => {
+  it('may match wherever some text in their place matches, and exactly where none are unknown, over 50,000 generated patterns and pieces', () => {
+    const next = random(73);
+    const word = (n: number, chars: string): string => Array.from({ length: Math.floor(next() * n) }, () => chars[Math.floor(next() * chars.length)]).join('');
+    for (let i = 0; i < 50_000; i++) {
+      const pattern = word(7, 'ab *');
+      const pieces = Array.from({ length: 1 + Math.floor(next() * 3) }, () => (next() < 0.4 ? null : word(4, 'ab ')));
+      // The reference: an unknown run is `.*` in a regular expression over the pattern's language.
+      const known = pieces.filter((p): p is string => p !== null);
+      expect(globMayMatch(pattern, known), `${pattern} ~ ${JSON.stringify(known)}`).toBe(globMatches(pattern, known.join('')));
+      const holes = new RegExp(`^${pieces.map((p) => (p === null ? '.*' : escape(p))).join('')}$`, 's');
+      // Whether the pattern's language meets the pieces' language: some value of the pattern (each star as a letter, or nothing) fits the pieces.
+      const fits = (value: string): boolean => holes.test(value);
+      let reference = false;
+      const stars = pattern.split('*');
+      const fill = (k: number, acc: string): void => {
+        if (reference) return;
+        if (k === stars.length - 1) {
+          reference = fits(acc + stars[k]);
+          return;
+        }
+        for (const star of ['', 'a', 'b', ' ', 'ab', 'a b', 'b a ', 'aa', 'bb', ' a', 'ba b']) fill(k + 1, acc + stars[k] + star);
+      };
+      fill(0, '');
+      if (reference) expect(globMayMatch(pattern, pieces), `${pattern} ~ ${JSON.stringify(pieces)}`).toBe(true);
+    }
+    expect(globMayMatch('rm -rf *', ['ls', ' ', '-d', ' ', null])).toBe(false);
+    expect(globMayMatch('rm -rf *', ['rm', ' ', '-rf', ' ', null])).toBe(true);
+    expect(globMayMatch('rm -rf *', [null, ' ', '-rf', ' ', '/'])).toBe(true);
+  });
+
+  it('does at most pattern length steps per character of 64 KiB with unknown runs', () => {
+    const pieces = Array.from({ length: 21_845 }, (_, i) => (i % 2 === 0 ? 'a--' : null));
+    const pattern = `${'*a'.repeat(30)}b`;
+    const steps = { steps: 0 };
+    globMayMatch(pattern, pieces, steps);
+    expect(steps.steps).toBeLessThanOrEqual(pattern.length * (3 * 21_845 + 21_845 + 1));
   });
 });
 

@@ -123,4 +123,46 @@ describe('a linear regular expression', () => {
       expect(twice.steps, source).toBeLessThanOrEqual(2.2 * steps.steps + re.size);
     }
   });
+
+  it('may match text with unknown runs wherever some text in their place matches (soundness over 20,000 generated patterns), and exactly where none are unknown', () => {
+    const next = random(72);
+    for (let k = 0; k < 20_000; k++) {
+      const source = pattern(next, 2);
+      let re: LinearRegex;
+      try {
+        re = new LinearRegex(source);
+      } catch {
+        continue;
+      }
+      const known = input(next);
+      expect(re.mayMatch([known]), `/${source}/ on ${JSON.stringify(known)}`).toBe(re.test(known));
+      // Pieces with holes, and one text that fills them: whenever it matches, the holes may.
+      const pieces: Array<string | null> = [];
+      let filled = '';
+      for (let j = 0, n = 1 + Math.floor(next() * 3); j < n; j++) {
+        if (next() < 0.5) {
+          const fill = input(next);
+          pieces.push(null);
+          filled += fill;
+        } else {
+          const text = input(next);
+          pieces.push(text);
+          filled += text;
+        }
+      }
+      if (re.test(filled)) expect(re.mayMatch(pieces), `/${source}/ on ${JSON.stringify(pieces)} (filled: ${JSON.stringify(filled)})`).toBe(true);
+    }
+    const rm = new LinearRegex('^rm\\s+-rf\\b');
+    expect(rm.mayMatch(['ls -d ', null])).toBe(false);
+    expect(rm.mayMatch(['rm -rf ', null])).toBe(true);
+    expect(rm.mayMatch([null, ' -rf /'])).toBe(true);
+  });
+
+  it('does work in proportion to its input with unknown runs in it: 64 KiB of them', () => {
+    const re = new LinearRegex('\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)');
+    const pieces = Array.from({ length: 21_845 }, (_, i) => (i % 2 === 0 ? 'x -' : null));
+    const steps: Steps = { steps: 0 };
+    re.mayMatch(pieces, steps);
+    expect(steps.steps).toBeLessThanOrEqual((3 * 21_845 + 1) * 2 * re.size);
+  });
 });

@@ -125,8 +125,8 @@ describe('principal keys', () => {
   });
 
   it('ssh: an agent gets no shell where the person does', () => {
-    expect(sshJudgeFor(policy, ada, 'box', 'read-write').decide({ kind: 'shell' }).action).toBe('allow');
-    expect(sshJudgeFor(policy, as(claude), 'box', 'read-write').decide({ kind: 'shell' })).toMatchObject({ action: 'deny', rule: 'agents-no-shell' });
+    expect(sshJudgeFor(policy, ada, 'box', 'read-write').decide({ kind: 'shell' }, 'bash').action).toBe('allow');
+    expect(sshJudgeFor(policy, as(claude), 'box', 'read-write').decide({ kind: 'shell' }, 'bash')).toMatchObject({ action: 'deny', rule: 'agents-no-shell' });
   });
 
   it('policy test cases judge as the principal they describe', async () => {

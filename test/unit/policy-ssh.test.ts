@@ -96,11 +96,11 @@ describe('the ssh judge', () => {
     - { name: no-shell, match: { shell: true, groups: [agents] }, action: deny }
 `);
     const judge = sshJudgeFor(p, { subject: 'a', groups: ['agents'] }, 'bastion', 'read-write');
-    expect(judge.decide({ kind: 'exec', command: 'ls -la /' })).toMatchObject({ action: 'allow', rule: 'reads' });
-    expect(judge.decide({ kind: 'exec', command: 'cat /etc/hosts; rm -rf /' })).toMatchObject({ action: 'deny', rule: 'no-rm', message: 'no' });
-    expect(judge.decide({ kind: 'exec', command: 'uptime' })).toMatchObject({ action: 'review', reason: 'no ssh rule matches; the default is review' });
-    expect(judge.decide({ kind: 'shell' })).toMatchObject({ action: 'deny', rule: 'no-shell' });
-    expect(sshJudgeFor(p, { subject: 'b', groups: [] }, 'bastion', 'read-write').decide({ kind: 'shell' })).toMatchObject({ action: 'review' });
+    expect(judge.decide({ kind: 'exec', command: 'ls -la /' }, 'bash')).toMatchObject({ action: 'allow', rule: 'reads' });
+    expect(judge.decide({ kind: 'exec', command: 'cat /etc/hosts; rm -rf /' }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-rm', message: 'no' });
+    expect(judge.decide({ kind: 'exec', command: 'uptime' }, 'bash')).toMatchObject({ action: 'review', reason: 'no ssh rule matches; the default is review' });
+    expect(judge.decide({ kind: 'shell' }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-shell' });
+    expect(sshJudgeFor(p, { subject: 'b', groups: [] }, 'bastion', 'read-write').decide({ kind: 'shell' }, 'bash')).toMatchObject({ action: 'review' });
   });
 
   it("reads a rule's lists of connections and subjects as every other rule does: `*` names every one", async () => {
@@ -110,9 +110,9 @@ describe('the ssh judge', () => {
     - { name: only-a, match: { subjects: [a], commands: ["halt"] }, action: deny }
 `);
     const judge = (subject: string) => sshJudgeFor(p, { subject, groups: [] }, 'bastion', 'read-write');
-    expect(judge('z').decide({ kind: 'exec', command: 'reboot' })).toMatchObject({ action: 'deny', rule: 'anyone' });
-    expect(judge('a').decide({ kind: 'exec', command: 'halt' })).toMatchObject({ action: 'deny', rule: 'only-a' });
-    expect(judge('z').decide({ kind: 'exec', command: 'halt' })).toMatchObject({ action: 'allow' });
+    expect(judge('z').decide({ kind: 'exec', command: 'reboot' }, 'bash')).toMatchObject({ action: 'deny', rule: 'anyone' });
+    expect(judge('a').decide({ kind: 'exec', command: 'halt' }, 'bash')).toMatchObject({ action: 'deny', rule: 'only-a' });
+    expect(judge('z').decide({ kind: 'exec', command: 'halt' }, 'bash')).toMatchObject({ action: 'allow' });
   });
 
   it('admits environment variables and forwarding targets by the lists, nothing by default', async () => {
@@ -142,7 +142,7 @@ describe('the ssh judge', () => {
       'ls -t',
       'cat rsync.conf',
     ];
-    expect(plain.map(fileTransferOf)).toEqual(['sftp', 'sftp', 'upload', 'upload', 'download', 'upload', 'download', undefined, undefined]);
+    expect(plain.map((c) => fileTransferOf(c))).toEqual(['sftp', 'sftp', 'upload', 'upload', 'download', 'upload', 'download', undefined, undefined]);
     // Named some other way: hoop cannot tell what they transfer.
     const other = [
       'sh -c /usr/lib/openssh/sftp-server',
@@ -154,21 +154,21 @@ describe('the ssh judge', () => {
       'scp /a /b',
       'grep sftp-server /etc/ssh/sshd_config',
     ];
-    expect(other.map(fileTransferOf)).toEqual(other.map(() => 'unknown'));
+    expect(other.map((c) => fileTransferOf(c))).toEqual(other.map(() => 'unknown'));
     const who = { subject: 'a', groups: [] };
     const readOnly = sshJudgeFor(await policy('  sftp: read-only\n'), who, 'bastion', 'read-write');
-    expect(readOnly.decide({ kind: 'exec', command: 'scp -t /tmp/x' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp', reason: 'ssh.sftp is read-only' });
-    expect(readOnly.decide({ kind: 'exec', command: 'scp -f /tmp/x' })).toMatchObject({ action: 'allow' });
-    expect(readOnly.decide({ kind: 'sftp' })).toMatchObject({ action: 'allow' });
-    expect(readOnly.decide({ kind: 'exec', command: 'sh -c "sftp-server"' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
+    expect(readOnly.decide({ kind: 'exec', command: 'scp -t /tmp/x' }, 'bash')).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp', reason: 'ssh.sftp is read-only' });
+    expect(readOnly.decide({ kind: 'exec', command: 'scp -f /tmp/x' }, 'bash')).toMatchObject({ action: 'allow' });
+    expect(readOnly.decide({ kind: 'sftp' }, 'bash')).toMatchObject({ action: 'allow' });
+    expect(readOnly.decide({ kind: 'exec', command: 'sh -c "sftp-server"' }, 'bash')).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
     const none = sshJudgeFor(await policy('  sftp: deny\n'), who, 'bastion', 'read-write');
     for (const command of ['/usr/lib/openssh/sftp-server', 'scp -f /etc/hosts', 'rsync --server --sender . /x', 'exec sh -c "sftp-server"'])
-      expect(none.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', reason: 'ssh.sftp is deny' });
-    expect(none.decide({ kind: 'sftp' })).toMatchObject({ action: 'deny' });
-    expect(none.decide({ kind: 'exec', command: 'uptime' })).toMatchObject({ action: 'allow' });
+      expect(none.decide({ kind: 'exec', command }, 'bash')).toMatchObject({ action: 'deny', reason: 'ssh.sftp is deny' });
+    expect(none.decide({ kind: 'sftp' }, 'bash')).toMatchObject({ action: 'deny' });
+    expect(none.decide({ kind: 'exec', command: 'uptime' }, 'bash')).toMatchObject({ action: 'allow' });
     // ssh.sftp, not the default, decides the transfers it knows; a rule can still refuse one.
     const closed = sshJudgeFor(await policy("  default: deny\n  rules:\n    - { name: no-etc, match: { patterns: [' /etc/'] }, action: deny }\n"), who, 'bastion', 'read-write');
-    expect(['scp -t /tmp/x', 'scp -f /tmp/x', 'rsync --server . /x', 'scp -f /etc/shadow', 'sh -c "scp -f /x"'].map((command) => closed.decide({ kind: 'exec', command }).action)).toEqual([
+    expect(['scp -t /tmp/x', 'scp -f /tmp/x', 'rsync --server . /x', 'scp -f /etc/shadow', 'sh -c "scp -f /x"'].map((command) => closed.decide({ kind: 'exec', command }, 'bash').action)).toEqual([
       'allow',
       'allow',
       'allow',
@@ -184,7 +184,7 @@ describe('the ssh judge', () => {
     - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review }
 `);
     const judge = sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write');
-    const action = (command: string): string => judge.decide({ kind: 'exec', command }).action;
+    const action = (command: string): string => judge.decide({ kind: 'exec', command }, 'bash').action;
     for (const ok of ['cat /srv/ok/a', 'cat /srv/ok/.env', 'tail -n 20 /var/log/app.log', 'git log', 'git log --oneline -5 main']) expect(action(ok), ok).toBe('allow');
     // Out of the directory, by .., by a deeper path, by a second argument, or by a word the pattern does not have.
     // A glob the target's shell expands can make a `..` (dash expands `.?` to `..`): no star matches it.
@@ -210,13 +210,13 @@ describe('the ssh judge', () => {
     - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review }
 `);
     const judge = sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-only');
-    expect(judge.decide({ kind: 'exec', command: 'touch /tmp/x' })).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
-    expect(judge.decide({ kind: 'shell' })).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
-    expect(judge.decide({ kind: 'exec', command: 'cat /etc/hosts' })).toMatchObject({ action: 'allow', rule: 'reads' });
-    expect(judge.decide({ kind: 'exec', command: './deploy.sh\tv2' })).toMatchObject({ action: 'review', rule: 'deploys' });
-    for (const command of ['scp -f /x', 'rsync --server --sender . /x', '/usr/lib/openssh/sftp-server']) expect(judge.decide({ kind: 'exec', command })).toMatchObject({ action: 'allow' });
-    expect(judge.decide({ kind: 'exec', command: 'scp -t /x' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
-    expect(sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write').decide({ kind: 'exec', command: 'touch /tmp/x' })).toMatchObject({ action: 'allow' });
+    expect(judge.decide({ kind: 'exec', command: 'touch /tmp/x' }, 'bash')).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    expect(judge.decide({ kind: 'shell' }, 'bash')).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    expect(judge.decide({ kind: 'exec', command: 'cat /etc/hosts' }, 'bash')).toMatchObject({ action: 'allow', rule: 'reads' });
+    expect(judge.decide({ kind: 'exec', command: './deploy.sh\tv2' }, 'bash')).toMatchObject({ action: 'review', rule: 'deploys' });
+    for (const command of ['scp -f /x', 'rsync --server --sender . /x', '/usr/lib/openssh/sftp-server']) expect(judge.decide({ kind: 'exec', command }, 'bash')).toMatchObject({ action: 'allow' });
+    expect(judge.decide({ kind: 'exec', command: 'scp -t /x' }, 'bash')).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
+    expect(sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write').decide({ kind: 'exec', command: 'touch /tmp/x' }, 'bash')).toMatchObject({ action: 'allow' });
   });
 
   it('makes sftp read-only under read-only access', async () => {

@@ -92,20 +92,20 @@ describe('an allow list, a deny pattern and read-only access', () => {
         ['allow list', allowList],
         ['deny pattern', denyList],
         ['read-only', readOnly],
-      ].flatMap(([name, judge]) => ((judge as typeof allowList).decide(exec(line)).action === 'allow' ? [`${name}: ${JSON.stringify(line.slice(0, 60))}`] : [])),
+      ].flatMap(([name, judge]) => ((judge as typeof allowList).decide(exec(line), 'bash').action === 'allow' ? [`${name}: ${JSON.stringify(line.slice(0, 60))}`] : [])),
     );
     expect(admitted).toEqual([]);
     // Look-alikes run another program (or nothing): whatever the judge says, it answers.
-    for (const line of RM_LOOKALIKES) expect(['allow', 'deny']).toContain(allowList.decide(exec(line)).action);
+    for (const line of RM_LOOKALIKES) expect(['allow', 'deny']).toContain(allowList.decide(exec(line), 'bash').action);
   });
 
   it('let an allow glob admit simple commands, quoted as the user likes, and lines of them', async () => {
     const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}`);
     for (const line of ['ls -la /tmp', "cat '/tmp/a b'", 'echo \'a;b\' "c|d" e\\&f', 'ls /tmp | cat -n', 'ls && echo done', 'ls /var/log/*.log'])
-      expect(allowList.decide(exec(line))).toMatchObject({ action: 'allow', rule: 'reads' });
-    expect(allowList.decide(exec('ls > /tmp/x'))).toMatchObject({ action: 'deny', reason: 'no ssh rule matches; the default is deny' });
-    expect(allowList.decide(exec('ls; touch /tmp/x'))).toMatchObject({ action: 'deny', reason: 'no ssh rule matches `touch /tmp/x`, which this command line runs; the default is deny' });
-    expect(allowList.decide(exec('ls ('))).toMatchObject({
+      expect(allowList.decide(exec(line), 'bash')).toMatchObject({ action: 'allow', rule: 'reads' });
+    expect(allowList.decide(exec('ls > /tmp/x'), 'bash')).toMatchObject({ action: 'deny', reason: 'no ssh rule matches; the default is deny' });
+    expect(allowList.decide(exec('ls; touch /tmp/x'), 'bash')).toMatchObject({ action: 'deny', reason: 'no ssh rule matches `touch /tmp/x`, which this command line runs; the default is deny' });
+    expect(allowList.decide(exec('ls ('), 'bash')).toMatchObject({
       action: 'deny',
       reason: expect.stringMatching(/^no allow rule matches a command line the gateway cannot parse as a shell would \(it is not a complete shell command line/),
     });
@@ -113,21 +113,21 @@ describe('an allow list, a deny pattern and read-only access', () => {
 
   it('name the command a deny rule matches, and say why it may match what is built when it runs', async () => {
     const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RECURSIVE_RM}`);
-    expect(denyList.decide(exec('ls /tmp; r"m" -r /x'))).toMatchObject({
+    expect(denyList.decide(exec('ls /tmp; r"m" -r /x'), 'bash')).toMatchObject({
       action: 'deny',
       rule: 'no-recursive-rm',
       reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs',
     });
-    expect(denyList.decide(exec(`sudo sh -c "r''m -r /x"`))).toMatchObject({ action: 'deny', reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs (through sh -c)' });
-    expect(denyList.decide(exec('echo $HOME'))).toMatchObject({
+    expect(denyList.decide(exec(`sudo sh -c "r''m -r /x"`), 'bash')).toMatchObject({ action: 'deny', reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs (through sh -c)' });
+    expect(denyList.decide(exec('echo $HOME'), 'bash')).toMatchObject({
       action: 'deny',
       reason: 'ssh rule "no-recursive-rm" may match `echo $HOME`: its words are built when it runs, so the gateway cannot tell',
     });
-    expect(denyList.decide(exec('ls -la /tmp | grep x'))).toMatchObject({ action: 'allow' });
+    expect(denyList.decide(exec('ls -la /tmp | grep x'), 'bash')).toMatchObject({ action: 'allow' });
     // `shellSyntax: allow` on a deny rule reads the line as sent, as before: what is built when it runs passes.
     const asSent = await judgeOf(`  default: allow\n  rules:\n    - { name: no-rm, match: { patterns: ['\\brm\\s'], shellSyntax: allow }, action: deny }\n`);
-    expect(asSent.decide(exec('echo $HOME')).action).toBe('allow');
-    expect(asSent.decide(exec('ls; rm x')).action).toBe('deny');
+    expect(asSent.decide(exec('echo $HOME'), 'bash').action).toBe('allow');
+    expect(asSent.decide(exec('ls; rm x'), 'bash').action).toBe('deny');
   });
 
   it('let a rule opt into matching the whole line, shell syntax and all, and still refuse what a deny rule matches', async () => {
@@ -135,18 +135,18 @@ describe('an allow list, a deny pattern and read-only access', () => {
   rules:
     - { name: deploys, match: { commands: ["./deploy.sh *"], shellSyntax: allow }, action: allow }
 ${NO_RECURSIVE_RM}`);
-    expect(judge.decide(exec('./deploy.sh v2 && ./deploy.sh --verify v2 2>&1'))).toMatchObject({ action: 'allow', rule: 'deploys' });
-    expect(judge.decide(exec('./deploy.sh v2; rm -rf /srv'))).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
-    expect(judge.decide(exec('ls; ./deploy.sh v2')).action).toBe('deny');
-    expect(judge.decide(exec('./deploy.sh (')).action).toBe('deny');
+    expect(judge.decide(exec('./deploy.sh v2 && ./deploy.sh --verify v2 2>&1'), 'bash')).toMatchObject({ action: 'allow', rule: 'deploys' });
+    expect(judge.decide(exec('./deploy.sh v2; rm -rf /srv'), 'bash')).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
+    expect(judge.decide(exec('ls; ./deploy.sh v2'), 'bash').action).toBe('deny');
+    expect(judge.decide(exec('./deploy.sh ('), 'bash').action).toBe('deny');
   });
 
   it("admits by an allow rule no line bash and a POSIX sh (dash, ash) would run differently: $'…', [[ ]], &>, <(…)", async () => {
     const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}`);
     // bash reads one echo; dash reads `echo $` and a quoted `a\`, then runs id.
     for (const line of ["echo $'a\\';id;#'", 'echo x &> /tmp/y', '[[ -f /etc/hosts ]] && cat /etc/hosts', 'cat <(id)'])
-      expect(allowList.decide(exec(line)), line).toMatchObject({ action: 'deny', reason: expect.stringMatching(/bash and a POSIX sh \(dash, ash\) would run it differently/) });
-    expect(allowList.decide(exec('ls -la /tmp && cat /etc/hosts | echo done'))).toMatchObject({ action: 'allow' });
+      expect(allowList.decide(exec(line), 'bash'), line).toMatchObject({ action: 'deny', reason: expect.stringMatching(/bash and a POSIX sh \(dash, ash\) would run it differently/) });
+    expect(allowList.decide(exec('ls -la /tmp && cat /etc/hosts | echo done'), 'bash')).toMatchObject({ action: 'allow' });
   });
 
   it("reads a line as bash and dash read it where hoop's parser would not: a # right after a quote or a substitution, a carriage return, a brace of quoted parts", async () => {
@@ -170,43 +170,88 @@ ${NO_RECURSIVE_RM}`);
       "{'cat',/etc/shadow}",
       ...joined,
     ])
-      expect(allowList.decide({ kind: 'exec', command: line }), JSON.stringify(line)).toMatchObject({ action: 'deny' });
+      expect(allowList.decide({ kind: 'exec', command: line }, 'bash'), JSON.stringify(line)).toMatchObject({ action: 'deny' });
     // A # that starts a word is a comment to every reader alike; one inside a plain word is a letter to every reader.
-    expect(allowList.decide({ kind: 'exec', command: 'echo x # note' }).action).toBe('allow');
-    expect(allowList.decide({ kind: 'exec', command: 'echo a#b' }).action).toBe('allow');
-    expect(allowList.decide({ kind: 'exec', command: "echo '{a,b}' \\{c,d}" }).action).toBe('allow');
+    expect(allowList.decide({ kind: 'exec', command: 'echo x # note' }, 'bash').action).toBe('allow');
+    expect(allowList.decide({ kind: 'exec', command: 'echo a#b' }, 'bash').action).toBe('allow');
+    expect(allowList.decide({ kind: 'exec', command: "echo '{a,b}' \\{c,d}" }, 'bash').action).toBe('allow');
   });
 
   it("makes a deny or review rule, and ssh.sftp, see through a brace of quoted parts: bash runs {'rm',-rf,/tmp/x} as rm -rf /tmp/x", async () => {
     const judge = await judgeOf(
       `  default: allow\n  rules:\n    - { name: no-rm, match: { commands: ["rm *"] }, action: deny }\n    - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review, review: { groups: [dba] } }\n`,
     );
-    expect(judge.decide({ kind: 'exec', command: "{'rm',-rf,/tmp/x}" }).action).toBe('deny');
+    expect(judge.decide({ kind: 'exec', command: "{'rm',-rf,/tmp/x}" }, 'bash').action).toBe('deny');
     // A backslash-newline and a tilde are read as the shells read them too.
-    expect(judge.decide({ kind: 'exec', command: 'ls #\\\nrm /srv/db.sqlite' }).action).toBe('deny');
+    expect(judge.decide({ kind: 'exec', command: 'ls #\\\nrm /srv/db.sqlite' }, 'bash').action).toBe('deny');
     const noRoot = await judgeOf('  default: allow\n  rules:\n    - { name: not-root, match: { commands: ["cat /root/**"] }, action: deny }\n');
-    expect(noRoot.decide({ kind: 'exec', command: 'cat ~root/.ssh/id_rsa' }).action).toBe('deny');
-    expect(judge.decide({ kind: 'exec', command: "{'./deploy.sh',v2}" }).action).not.toBe('allow');
+    expect(noRoot.decide({ kind: 'exec', command: 'cat ~root/.ssh/id_rsa' }, 'bash').action).toBe('deny');
+    expect(judge.decide({ kind: 'exec', command: "{'./deploy.sh',v2}" }, 'bash').action).not.toBe('allow');
     expect(fileTransferOf('{"sc"p,-t,/tmp/x}')).toBe('unknown');
     const noTransfers = await judgeOf('  default: allow\n  sftp: deny\n');
-    expect(noTransfers.decide({ kind: 'exec', command: '{"sc"p,-t,/tmp/x}' }).action).toBe('deny');
+    expect(noTransfers.decide({ kind: 'exec', command: '{"sc"p,-t,/tmp/x}' }, 'bash').action).toBe('deny');
   });
 
   it('under read-only access, run a line only when a rule allows each command in it', async () => {
     const judge = await judgeOf(`  default: allow\n  rules:\n${ALLOW_READS}`, 'read-only');
-    expect(judge.decide(exec('ls /tmp | cat -n')).action).toBe('allow');
-    expect(judge.decide(exec('ls /tmp | tee /tmp/x'))).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    expect(judge.decide(exec('ls /tmp | cat -n'), 'bash').action).toBe('allow');
+    expect(judge.decide(exec('ls /tmp | tee /tmp/x'), 'bash')).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
     // Process substitution is bash's alone: a line sh would read otherwise is not certain, and read-only refuses it.
-    expect(judge.decide(exec('cat <(ls)')).action).toBe('deny');
+    expect(judge.decide(exec('cat <(ls)'), 'bash').action).toBe('deny');
     // A line it cannot parse may run a file transfer too: read-only sftp says so.
-    expect(judge.decide(exec('ls "'))).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
+    expect(judge.decide(exec('ls "'), 'bash')).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
+  });
+});
+
+describe("the target user's login shell", () => {
+  const NO_RM_RF = `    - { name: no-rm-rf, match: { commands: ["rm -rf *"] }, action: deny }\n`;
+
+  it('is the grammar lines are read in: bash, dash, ash and ksh are modelled; zsh, fish, tcsh, csh and an unknown one make every line uncertain', async () => {
+    const judge = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}${NO_RM_RF}`);
+    for (const shell of ['bash', '/bin/bash', '/bin/sh', '/usr/bin/dash', '/bin/ash', '/bin/ksh', '/usr/bin/mksh']) expect(judge.decide(exec('cat /etc/hosts'), shell), shell).toMatchObject({ action: 'allow', rule: 'reads' });
+    for (const shell of ['/usr/bin/zsh', '/usr/bin/fish', '/bin/tcsh', '/bin/csh', '/usr/local/bin/nu', undefined]) {
+      // fish runs `cat (id)` as cat of id's output; zsh `=id` is a path; tcsh reads `!` as history: no allow rule trusts a line to another grammar.
+      for (const line of ['cat /etc/hosts', 'cat (id)', 'ls =id', 'echo !!'])
+        expect(judge.decide(exec(line), shell), `${line} under ${shell}`).toMatchObject({ action: 'deny', reason: expect.stringMatching(shell ? /login shell is \w+, whose grammar hoop does not model/ : /does not know the target user's login shell/) });
+    }
+    const open = await judgeOf(`  default: allow\n  rules:\n${NO_RM_RF}`);
+    expect(open.decide(exec('ls'), '/usr/bin/fish')).toMatchObject({ action: 'deny', rule: 'no-rm-rf', reason: expect.stringMatching(/cannot parse .* so ssh rule "no-rm-rf" may match it/) });
+    // A ksh login shell also asks the Korn grammar: `print -r` runs alike, a line mksh reads otherwise is not certain.
+    expect(judge.decide(exec('echo ok'), '/bin/ksh').action).toBe('allow');
+  });
+
+  it('makes the -c script of a shell hoop does not model, and what such a shell reads, unknown code that every deny rule matches', async () => {
+    const judge = await judgeOf(`  default: allow\n  rules:\n${NO_RM_RF}`);
+    for (const line of [
+      "fish -c 'rm -rf /srv'",
+      "zsh -c '=rm -rf /srv'",
+      "tcsh -c 'rm -rf /srv'",
+      "csh -c 'rm -rf /srv'",
+      "env fish --command='rm -rf /srv'",
+      "sudo -u app zsh -c 'rm -rf /srv'",
+      'echo rm -rf /srv | fish',
+      'exec zsh',
+      "busybox sh -c 'rm -rf /srv'",
+    ])
+      expect(judge.decide(exec(line), 'bash'), line).toMatchObject({ action: 'deny', rule: 'no-rm-rf' });
+    expect(judge.decide(exec("sh -c 'ls /srv'"), 'bash').action).toBe('allow');
+  });
+
+  it('refuses a line with an unknown word only where that word stands where a deny or review rule needs one', async () => {
+    const judge = await judgeOf(`  default: allow\n  rules:\n${NO_RM_RF}    - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review, review: { groups: [dba] } }\n`);
+    for (const line of ['ls -d $HOME', 'echo $0', 'cat "$HOME/.profile"', 'ls $(pwd)', 'echo ~', 'cp a{1,2}', 'rm -r $X'])
+      expect(judge.decide(exec(line), 'bash'), line).toMatchObject({ action: 'allow' });
+    for (const line of ['rm -rf $X', 'rm -rf "$HOME"/x', '$X -rf /', 'r{m,} -rf /', 'eval "$X"', 'sudo $X', 'xargs rm -rf < list', '. ./script', '$(echo rm) -rf /', 'find . -name $X'])
+      expect(judge.decide(exec(line), 'bash'), line).toMatchObject({ action: 'deny', rule: 'no-rm-rf' });
+    expect(judge.decide(exec('$X -rf /'), 'bash').reason).toMatch(/may match `\$X -rf \/`: its words are built when it runs/);
+    expect(judge.decide(exec('./deploy.sh $VERSION'), 'bash')).toMatchObject({ action: 'review', rule: 'deploys' });
   });
 });
 
 describe('file transfers', () => {
   it('are known as the shell runs them, or else are ones hoop cannot judge', () => {
-    expect(["s'c'p -t /x", 'sc\\p -f /x', 'rs"ync" --server . /x'].map(fileTransferOf)).toEqual(['upload', 'download', 'upload']);
-    expect(['$x -t /x', 'bash -c "$(echo scp -t /x)"', 'ls (', 'nice s""cp -t /x'].map(fileTransferOf)).toEqual(['unknown', 'unknown', 'unknown', 'unknown']);
-    expect(['ls -t', 'echo $HOME', 'cat rsync.conf'].map(fileTransferOf)).toEqual([undefined, undefined, undefined]);
+    expect(["s'c'p -t /x", 'sc\\p -f /x', 'rs"ync" --server . /x'].map((c) => fileTransferOf(c))).toEqual(['upload', 'download', 'upload']);
+    expect(['$x -t /x', 'bash -c "$(echo scp -t /x)"', 'ls (', 'nice s""cp -t /x'].map((c) => fileTransferOf(c))).toEqual(['unknown', 'unknown', 'unknown', 'unknown']);
+    expect(['ls -t', 'echo $HOME', 'cat rsync.conf'].map((c) => fileTransferOf(c))).toEqual([undefined, undefined, undefined]);
   });
 });

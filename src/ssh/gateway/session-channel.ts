@@ -28,6 +28,8 @@ export interface ChannelContext {
   session: TunnelSession<SshConnection>;
   /** The target's connection, once signed in (rejects when it could not be). */
   upstream: () => Promise<SshClient>;
+  /** The target user's login shell, which reads command lines (`undefined`: not known). */
+  loginShell: () => Promise<string | undefined>;
   /** Ends the session for what a client sent that tripped the engine. */
   fail: (err: unknown) => void;
   open: OpenChannels;
@@ -116,19 +118,25 @@ class SessionChannel {
       open.delete(down);
       if (open.size === 0) open.emptied?.();
     });
-    const verdict = this.#decide(request);
     const refuse = (message: string): void => {
       this.#rec?.event({ t: 'ssh-exit', at: Date.now(), ch: this.#n, status: REFUSED_EXIT_STATUS, refused: true });
       endChannel(down, REFUSED_EXIT_STATUS, `${hoopSays(message)}\r\n`, fail);
     };
-    void this.#start(request, verdict, down, refuse).catch((err: unknown) => refuse(`the gateway failed: ${describeError(err)}`));
+    // A command line is judged in the grammar of the shell that will read it, once the target is signed in to (else its failure is told).
+    const shell = request.kind === 'exec' ? this.#c.upstream().then(() => this.#c.loginShell()) : Promise.resolve(undefined);
+    void shell
+      .then(
+        (loginShell) => this.#start(request, this.#decide(request, loginShell), down, refuse, loginShell),
+        (err: unknown) => refuse(describeError(err)),
+      )
+      .catch((err: unknown) => refuse(`the gateway failed: ${describeError(err)}`));
   }
 
   /** The policy's verdict on `request`, recorded, told to the CLI, and counted as one of the session's statements. */
-  #decide(request: SshRequest): SshVerdict {
+  #decide(request: SshRequest, loginShell: string | undefined): SshVerdict {
     const { session } = this.#c;
     const stopped = session.recording?.stopping?.();
-    const verdict: SshVerdict = stopped ? { action: 'deny', rule: 'hoop:recording', reason: stopped } : (session.ssh?.decide(request) ?? { action: 'allow', reason: 'no ssh policy' });
+    const verdict: SshVerdict = stopped ? { action: 'deny', rule: 'hoop:recording', reason: stopped } : (session.ssh?.decide(request, loginShell) ?? { action: 'allow', reason: 'no ssh policy' });
     this.#rec?.event({
       t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
       at: Date.now(),
@@ -157,7 +165,7 @@ class SessionChannel {
   }
 
   /** Refuses what the verdict denies or a review does not approve; else starts it on the target and relays it. */
-  async #start(request: SshRequest, verdict: SshVerdict, down: ServerChannel, refuse: (message: string) => void): Promise<void> {
+  async #start(request: SshRequest, verdict: SshVerdict, down: ServerChannel, refuse: (message: string) => void, loginShell: string | undefined): Promise<void> {
     const { session, fail } = this.#c;
     if (verdict.action === 'deny') {
       session.recording?.notes?.refused();
@@ -178,7 +186,7 @@ class SessionChannel {
       return refuse(describeError(err));
     }
     // An sftp server started as a command meets the same read-only checks as the subsystem.
-    const stage = request.kind === 'sftp' || (request.kind === 'exec' && fileTransferOf(request.command) === 'sftp') ? 'sftp' : request.kind;
+    const stage = request.kind === 'sftp' || (request.kind === 'exec' && fileTransferOf(request.command, loginShell) === 'sftp') ? 'sftp' : request.kind;
     const opened = safely(fail, (err: Error | undefined, up: ClientChannel): void => {
       if (err) return refuse(`the target refused to start the ${request.kind === 'exec' ? 'command' : request.kind}: ${err.message}`);
       this.#running = guarded(up, fail);

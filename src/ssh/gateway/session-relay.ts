@@ -16,7 +16,7 @@ import { VERSION } from '../../version.js';
 import { bridgeForward, guarded, safely } from '../common/channels.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { type OpenChannels, serveSessionChannel } from './session-channel.js';
-import { openUpstreamSsh, UpstreamSshError } from './upstream.js';
+import { loginShellOf, openUpstreamSsh, UpstreamSshError } from './upstream.js';
 
 /** Options of the SSH engine (./engine.ts). */
 export interface SshEngineOptions {
@@ -122,7 +122,8 @@ export class SshSessionRelay {
     clearTimeout(this.#signIn);
     this.#session.recording?.stream.event({ t: 'ssh-signed-in', at: Date.now(), user: connection.user, target: `${connection.host}:${connection.port}` });
     this.#upstream = this.#openUpstream();
-    const context = { session: this.#session, upstream: () => this.#upstream!, fail: this.#fail, open: this.#open };
+    const loginShell = this.#loginShell(this.#upstream);
+    const context = { session: this.#session, upstream: () => this.#upstream!, loginShell: () => loginShell, fail: this.#fail, open: this.#open };
     c.on('session', (accept) => serveSessionChannel(context, guarded(accept(), this.#fail), ++this.#channels));
     c.on('tcpip', (accept, reject, info) => this.#forward(accept, reject, info));
     // Remote forwarding (`ssh -R`) and streamlocal forwarding: refused.
@@ -143,6 +144,14 @@ export class SshSessionRelay {
     });
     upstream.catch((err: unknown) => this.#upstreamFailed(err));
     return upstream;
+  }
+
+  /** The target user's login shell: the connection's `shell:`, else asked of the target once signed in (recorded either way). */
+  async #loginShell(upstream: Promise<SshClient>): Promise<string | undefined> {
+    const { connection } = this.#session;
+    const shell = connection.shell ?? (await upstream.then((u) => loginShellOf(u, this.#o.upstreamTimeoutMs ?? 15_000)).catch(() => undefined));
+    this.#session.recording?.stream.event({ t: 'ssh-login-shell', at: Date.now(), shell: shell ?? null, from: connection.shell !== undefined ? 'connection' : 'target' });
+    return shell;
   }
 
   #upstreamFailed(err: unknown): void {

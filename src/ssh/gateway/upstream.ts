@@ -90,3 +90,39 @@ export async function openUpstreamSsh(c: SshConnection, resolveSecret: (ref: Sec
     }
   });
 }
+
+/** What the target prints for `echo $SHELL`: its user's login shell, as sshd sets it (a path, one word). */
+const LOGIN_SHELL = /^\/[A-Za-z0-9_./+-]{1,255}$/;
+
+/**
+ * The login shell of the user the gateway signed in as, which reads every command line sent: asked
+ * of the target once per session (`echo $SHELL`, which every shell reads alike); `undefined` when
+ * the answer is not one path within `timeoutMs` (the judge then trusts no line to its grammar).
+ *
+ * @see https://man.openbsd.org/sshd#LOGIN_PROCESS (sshd sets SHELL to the user's login shell)
+ */
+export function loginShellOf(client: SshClient, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let out = '';
+    const timer = setTimeout(() => resolve(undefined), timeoutMs);
+    const done = (shell: string | undefined): void => {
+      clearTimeout(timer);
+      resolve(shell);
+    };
+    try {
+      client.exec('echo $SHELL', (err, channel) => {
+        if (err) return done(undefined);
+        channel.on('data', (chunk: Buffer) => {
+          if (out.length < 1024) out += chunk.toString('latin1');
+        });
+        channel.stderr.resume();
+        channel.on('close', () => {
+          const shell = out.trim();
+          done(LOGIN_SHELL.test(shell) ? shell : undefined);
+        });
+      });
+    } catch {
+      done(undefined);
+    }
+  });
+}
