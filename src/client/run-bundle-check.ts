@@ -2,7 +2,7 @@
  * The `verify.sh` of a run's evidence bundle (./run-bundle.ts): a POSIX shell script that checks the
  * bundle with `sha256sum`, `ssh-keygen`, `jq` and `zcat` alone, as `hoop sessions verify <run-id>`
  * does with hoop: each record's chunks, signature and chain; that the run's record and the gateway
- * agree on the run's sessions; and, per session, the cross-check of the CLI's record against the
+ * agree on the run's sessions, and that the bundle holds exactly those; and, per session, the cross-check of the CLI's record against the
  * gateway's (../recording/cross-check.ts): the statements sent (each Query and Parse with its SQL,
  * each Execute and FunctionCall) and the outcomes the client received (each command tag, error
  * SQLSTATE and ReadyForQuery status), in order, up to where a record cut short or the CLI's own
@@ -180,6 +180,11 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     `here=$(printf '%s\\n' ${sessions.map(q).join(' ')} | sed '/^$/d' | sort -u)`,
     '[ "$named" = "$here" ] && echo "ok   run: its record names the $(echo "$here" | sed \'/^$/d\' | wc -l) session(s) the gateway recorded" \\',
     '  || fail "run: its record names sessions [$(echo $named)], the gateway recorded [$(echo $here)]"',
+    '# The exact set: the run\'s record, the sessions it names and nothing else (another run\'s session added is no part of this run).',
+    'disk=$(ls sessions 2>/dev/null | sort -u)',
+    '[ "$disk" = "$named" ] || fail "the bundle holds sessions [$(echo $disk)], the run\'s record names [$(echo $named)]"',
+    'for f in *; do case "$f" in README.txt|verify.sh|allowed_signers|run|sessions) ;; *) fail "$f: no part of a run\'s bundle" ;; esac; done',
+    'for s in sessions/*; do [ -d "$s" ] || continue; for f in "$s"/*; do case "${f##*/}" in gateway|client|session.json|\'*\') ;; *) fail "$f: no part of a run\'s bundle" ;; esac; done; done',
     ...records
       .filter((r) => r.session && !r.client)
       .map(

@@ -26,6 +26,18 @@ import { printJson } from '../ui/output.js';
 export interface VerifyFlags extends SessionsFlags {
   file?: string;
   key?: string[];
+  /** Accept a recording that verifies up to a checkpoint only (its gateway stopped before the session ended). */
+  acceptTruncated?: boolean;
+}
+
+/** Fails (exit 1) unless `check` verified, and verified whole: a truncated one only with --accept-truncated, a running one as far as it goes. */
+function mustVerify(check: RecordingCheck, what: string, flags: VerifyFlags, running: boolean): void {
+  if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+  if (!check.complete && !running && !flags.acceptTruncated)
+    throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} verifies only up to its last checkpoint: it is truncated, and what came after is not evidence`, {
+      hint: 'the gateway (or the CLI) stopped before the session ended; hoop sessions verify --accept-truncated accepts what it holds',
+      exitCode: 1,
+    });
 }
 
 /** Prints a verification (as JSON with --json, else in one line) and fails (exit 1) when it failed. */
@@ -38,7 +50,7 @@ export async function verifyRecordings(io: CliIo, id: string | undefined, flags:
   const report: ReportCheck = (check, what, running = false) => {
     if (flags.json) printJson(io, check);
     else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
-    if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+    mustVerify(check, what, flags, running);
   };
   if (flags.file !== undefined) {
     await verifyFile(io, id, flags, flags.file, report);
@@ -146,7 +158,7 @@ async function verifyClientRecord(io: CliIo, flags: VerifyFlags, dir: string, ch
     }
     if (flags.json) {
       printJson(io, { ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) });
-      if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${summary.id} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+      mustVerify(check, `session ${summary.id}`, flags, summary.recording === 'running');
     } else await writeClientRecordLine(io, client, summary.id);
     if (client.check && !client.check.ok)
       throw new HoopError(ErrorCode.RECORDING_INVALID, `the CLI's record of session ${summary.id} does not verify`, { hint: client.check.problems[0] ?? 'see above', exitCode: 1 });

@@ -64,17 +64,17 @@ function* readEntries(file: string): Generator<{ type: number; session: number; 
 /**
  * The sessions that journals in `dir` hold and never cut, each up to its last head a commit signed
  * by one of `keys` binds (a session no valid commit names has nothing that can be trusted, and
- * is left out). Only where each block lies is kept: a session's blocks are read again as it is
+ * is left out, its id in `unbound`, for the caller to say so). Only where each block lies is kept: a session's blocks are read again as it is
  * cut. The journals (`found` of them) are removed by `done()`, once the caller has cut them.
  */
-export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; done: () => void; found: number } {
+export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; unbound: string[]; done: () => void; found: number } {
   let names: string[];
   try {
     names = readdirSync(dir)
       .filter((f) => JOURNAL_FILE.test(f))
       .sort();
   } catch {
-    return { sessions: [], done: () => undefined, found: 0 };
+    return { sessions: [], unbound: [], done: () => undefined, found: 0 };
   }
   const publics = keys.map((k) => (k.type === 'private' ? createPublicKey(k) : k));
   const groups = new Map<string, string[]>();
@@ -83,9 +83,15 @@ export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sess
     groups.set(thread, [...(groups.get(thread) ?? []), join(dir, n)]);
   }
   const sessions: RecoveredSession[] = [];
-  for (const [thread, files] of groups) sessions.push(...recoverThread(thread, files, publics));
+  const unbound: string[] = [];
+  for (const [thread, files] of groups) {
+    const recovered = recoverThread(thread, files, publics);
+    sessions.push(...recovered.sessions);
+    unbound.push(...recovered.unbound);
+  }
   return {
     sessions,
+    unbound,
     found: names.length,
     done: () => {
       for (const n of names) unlinkSync(join(dir, n));
@@ -93,8 +99,8 @@ export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sess
   };
 }
 
-/** The sessions of one thread's journals (see {@link recoverJournals}). */
-function recoverThread(thread: string, files: string[], keys: readonly KeyObject[]): RecoveredSession[] {
+/** The sessions of one thread's journals, and the ids of those no commit binds (see {@link recoverJournals}). */
+function recoverThread(thread: string, files: string[], keys: readonly KeyObject[]): { sessions: RecoveredSession[]; unbound: string[] } {
   const found = new Map<number, Found>();
   for (const file of files) {
     for (const e of readEntries(file)) {
@@ -104,7 +110,7 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
         if (!meta || (s && (s.meta.id !== meta.id || s.meta.protocol !== meta.protocol))) continue; // not an OPEN the thread wrote
         // The same session opened again: compaction wrote it again; what a commit bound of it before stands until a commit binds the new copy.
         const before = s && (s.committed >= 0 ? { blocks: s.blocks, committed: s.committed, committedHead: s.committedHead } : s.before);
-        found.set(e.session, { meta, heads: [chainStart(meta.id)], blocks: [], committed: -1, committedHead: chainStart(meta.id), closed: false, ...(before ? { before } : {}) });
+        found.set(e.session, { meta, heads: [chainStart(meta)], blocks: [], committed: -1, committedHead: chainStart(meta), closed: false, ...(before ? { before } : {}) });
       } else if (e.type === DATA && s && !s.closed) {
         try {
           countRecords(e.payload);
@@ -117,9 +123,10 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
       else if (e.type === COMMIT) applyCommit(thread, e.payload, found, keys);
     }
   }
-  return [...found.values()]
-    .map((s) => (s.committed < 0 && s.before ? { ...s, ...s.before } : s))
-    .filter((s) => !s.closed && s.committed >= 0)
+  const open = [...found.values()].map((s) => (s.committed < 0 && s.before ? { ...s, ...s.before } : s)).filter((s) => !s.closed);
+  const unbound = open.filter((s) => s.committed < 0).map((s) => s.meta.id);
+  const sessions = open
+    .filter((s) => s.committed >= 0)
     .map((s) => {
       const blocks = s.blocks.slice(0, s.committed);
       return {
@@ -127,13 +134,14 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
         count: blocks.length,
         blocks: () =>
           chainedBlocks(
-            s.meta.id,
+            s.meta,
             blocks.map((at) => ({ name: at.file, read: () => readFileAt(at) })),
             s.committedHead,
             'recovered',
           ),
       };
     });
+  return { sessions, unbound };
 }
 
 /** The bytes of one recovered block (undefined when its file ends first). */

@@ -12,7 +12,8 @@
  * - `CLOSE`: the session was cut into its signed per-session form, durably (./record-chunks.ts).
  *
  * Each session's blocks form a hash chain (`head = SHA-256(head ‖ block)`, starting from
- * SHA-256 of `hoop-journal`, NUL, the recording id), so a commit binds all a session wrote up to it.
+ * SHA-256 of `hoop-journal`, NUL, and its `OPEN` entry's fields), so a commit binds what the
+ * session is (its id, directory and protocol) and all it wrote up to it.
  * After a crash, `recoverJournals` (./journal-recovery.ts) cuts each session the journal holds no `CLOSE` for up to
  * its last committed head, as a truncated recording: a crash loses at most the last interval.
  *
@@ -118,25 +119,25 @@ export function readAt(fd: number, length: number, position: number): Buffer | u
 }
 
 /**
- * A session's blocks read back in order, as they were chained from recording `id`'s start: a block
+ * A session's blocks read back in order, as they were chained from the start of session `meta`: a block
  * changed on disk since (`since` it was written, or recovered) breaks the chain, which must reach
  * `head` at the last, and nothing after it is signed as evidence.
  * @throws JournalChanged
  */
-export function* chainedBlocks(id: string, blocks: ReadonlyArray<{ name: string; read: () => Buffer | undefined }>, head: Buffer, since: string): Generator<Buffer> {
-  let chained = chainStart(id);
+export function* chainedBlocks(meta: JournalSession, blocks: ReadonlyArray<{ name: string; read: () => Buffer | undefined }>, head: Buffer, since: string): Generator<Buffer> {
+  let chained = chainStart(meta);
   for (const [i, block] of blocks.entries()) {
     const b = block.read();
     if (!b) throw new JournalChanged(`${block.name} ends before a block it holds`);
     chained = createHash('sha256').update(chained).update(b).digest();
-    if (i === blocks.length - 1 && !chained.equals(head)) throw new JournalChanged(`the blocks of recording ${id} in ${block.name} changed on disk since they were ${since}`);
+    if (i === blocks.length - 1 && !chained.equals(head)) throw new JournalChanged(`the blocks of recording ${meta.id} in ${block.name} changed on disk since they were ${since}`);
     yield b;
   }
 }
 
-/** The chain's start for recording `id`. */
-export function chainStart(id: string): Buffer {
-  return createHash('sha256').update(`hoop-journal\0${id}`).digest();
+/** The chain's start for session `meta`: every field of its `OPEN` entry is inside the chain, so a commit binds them. */
+export function chainStart(meta: JournalSession): Buffer {
+  return createHash('sha256').update(`hoop-journal\0${JSON.stringify([meta.id, meta.dir, meta.protocol])}`).digest();
 }
 
 /** What a commit signs: the journal group's name, then the entry's payload before its signature. */
@@ -231,7 +232,7 @@ export class Journal {
 
   /** Session `session` (a number the thread gives it) begins. */
   open(session: number, meta: JournalSession): void {
-    const held: Held = { meta, head: chainStart(meta.id), blocks: 0, extents: [], files: new Set(), dirty: true, reading: 0 };
+    const held: Held = { meta, head: chainStart(meta), blocks: 0, extents: [], files: new Set(), dirty: true, reading: 0 };
     this.#entry(OPEN, session, Buffer.from(JSON.stringify(meta)), held);
     this.#held.set(session, held);
   }
@@ -325,7 +326,7 @@ export class Journal {
     held.reading += 1;
     try {
       yield* chainedBlocks(
-        held.meta.id,
+        held.meta,
         held.extents.map((e) => ({ name: e.file.name, read: () => readAt(e.file.fd, e.length, e.offset) })),
         held.head,
         'written',

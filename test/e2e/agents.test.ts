@@ -297,7 +297,8 @@ describe('hoop run', () => {
     ]);
     expect(checked.stderr).toContain('denied by rule "no-drop"');
     const checkedId = /^run=(\S+)$/m.exec(checked.stdout)![1]!;
-    const again = await (await unpacked(checkedId)).check();
+    const second = await unpacked(checkedId);
+    const again = await second.check();
     expect(again.code, again.stdout).toBe(0);
     const [plain, refused] = (
       JSON.parse((await stack.run(['sessions', 'ls', '--json', '--run', checkedId, ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; startedAt: string }> }
@@ -313,6 +314,9 @@ describe('hoop run', () => {
         `ok   session ${refused!.id}: .*; compared up to the CLI's own refusal of its statement 2 \\(it never reached the gateway\\): 1 later statement\\(s\\) of the gateway's record and 1 of the CLI's not compared`,
       ),
     );
+    // Another run's session added to the first run's bundle: its verify.sh says the bundle is not that run's.
+    cpSync(join(second.root, 'sessions', plain!.id), join(root, 'sessions', plain!.id), { recursive: true });
+    expect((await check()).stdout).toContain(`FAIL the bundle holds sessions [${[...sessions.map((s) => s.id), plain!.id].sort().join(' ')}]`);
   });
 
   it("a person's session belongs to no run, whatever its request says: the run id and the agent's way in are a run credential's alone", async () => {

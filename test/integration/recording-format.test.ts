@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../harness/wait.js';
+import { runCli } from '../harness/run-cli.js';
 import { generateSigningKey, sshPublicKeyLine, sshSign } from '../../src/recording/sshsig.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 import { MANIFEST, RecordingWriter, chunkName } from '../../src/recording/writer.js';
@@ -201,6 +202,12 @@ describe('recordings', () => {
     const d = copy(dir);
     writeFileSync(join(d, 'checkpoint-999999.SHA256SUMS.sig'), 'half-written');
     expect((await verifyRecording(d, [key])).manifest).toBe(r.manifest);
+    // hoop sessions verify says so and fails: what came after the checkpoint is no evidence, unless --accept-truncated accepts it.
+    const args = ['sessions', 'verify', '--file', dir, '--key', sshPublicKeyLine(key)];
+    const cut = await runCli(args, { HOME: base }, base);
+    expect(cut).toMatchObject({ code: 1, stdout: expect.stringContaining('truncated at its last checkpoint') });
+    expect(cut.stderr).toContain('--accept-truncated');
+    expect(await runCli([...args, '--accept-truncated'], { HOME: base }, base)).toMatchObject({ code: 0 });
   });
 
   it('is complete only as its signed content says: a checkpoint saved under the final name, its tail dropped, verifies as cut short', async () => {

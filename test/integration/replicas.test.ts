@@ -710,8 +710,12 @@ describe('two replicas behind a load balancer', () => {
       },
       { timeout: 30_000, interval: 100 },
     );
+    // A truncated recording is no whole evidence: verify fails unless told to accept it.
     const verify = await hoop(stack.gateway.url, ['sessions', 'verify', truncated[0]!.id]);
     expect(verify.stdout).toContain('truncated at its last checkpoint');
+    expect(verify.code).toBe(1);
+    expect(verify.stderr).toContain('verifies only up to its last checkpoint');
+    expect(await hoop(stack.gateway.url, ['sessions', 'verify', truncated[0]!.id, '--accept-truncated'])).toMatchObject({ code: 0 });
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
     await until(async () => ((await sleepers()).length === 0 ? true : undefined), 10_000, "B's running statement to be cancelled");

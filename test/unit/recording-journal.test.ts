@@ -292,6 +292,27 @@ describe('recovering a journal', () => {
     expect(sessions.map((s) => [s.meta.protocol, s.count])).toEqual([['postgres', 1]]);
   });
 
+  it("binds each session's OPEN inside its chain: the protocol edited in place (same length) leaves nothing a commit binds, and recovery names the session it cannot cut", async () => {
+    const dir = join(root, 'journal');
+    const j = new Journal(dir, key, false);
+    j.open(1, meta('one'));
+    j.append(1, block('select 1'));
+    j.open(2, meta('two'));
+    j.append(2, block('select 2'));
+    await j.commit();
+    // A one-word edit after a crash: the OPEN of session one says mysql (its length field set to match).
+    const bytes = readFileSync(file());
+    const payload = bytes.indexOf(Buffer.from(JSON.stringify(meta('one'))));
+    expect(payload).toBeGreaterThan(9);
+    const edited = Buffer.from(JSON.stringify({ ...meta('one'), protocol: 'mysql' }));
+    const header = Buffer.from(bytes.subarray(payload - 9, payload));
+    header.writeUInt32LE(edited.length, 5);
+    writeFileSync(file(), Buffer.concat([bytes.subarray(0, payload - 9), header, edited, bytes.subarray(payload + JSON.stringify(meta('one')).length)]));
+    const { sessions, unbound } = recoverJournals(dir, [key]);
+    expect(sessions.map((s) => [s.meta.id, s.meta.protocol])).toEqual([['two', 'postgres']]);
+    expect(unbound).toEqual(['one']);
+  });
+
   it('is not broken when a file is removed, or the journal closed, while a sync of it waits for a thread', async () => {
     // Every thread of libuv's pool busy for a moment: the syncs below wait behind them.
     const busy = (): Promise<unknown> => Promise.all(Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, () => new Promise((r) => pbkdf2('x', 'y', 200_000, 32, 'sha256', r))));

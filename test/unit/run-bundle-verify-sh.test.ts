@@ -5,7 +5,7 @@
  * with empty input.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -88,5 +88,23 @@ describe("the run bundle's verify.sh and the seal", () => {
     }
     expect(out).toContain('holds a record cut short, or an event that is no JSON object');
     expect(out).toContain('NOT verified');
+  });
+
+  it('holds exactly the run and the sessions its record names: another session, or another file, added to the bundle fails verify.sh', async () => {
+    const root = mkdtempSync(join(base, 'exact-'));
+    await runRecord(root, { close: true });
+    expect(bundle(root, 'SHA256SUMS')).toContain('verified: every record of the run');
+    const failing = (): string => {
+      try {
+        return bundle(root, 'SHA256SUMS');
+      } catch (err) {
+        return String((err as { stdout?: string }).stdout);
+      }
+    };
+    mkdirSync(join(root, 'sessions', 'other-run-session', 'gateway'), { recursive: true });
+    expect(failing()).toMatch(/FAIL the bundle holds sessions \[other-run-session\], the run's record names \[\]/);
+    rmSync(join(root, 'sessions'), { recursive: true });
+    writeFileSync(join(root, 'extra.json'), '{}');
+    expect(failing()).toContain("FAIL extra.json: no part of a run's bundle");
   });
 });

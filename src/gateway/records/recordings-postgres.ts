@@ -141,17 +141,24 @@ export async function takeOverSessions(client: pg.PoolClient, dead: string, log:
  * key signed, as truncated recordings signed with `key` (this replica's), and keeps their files in
  * the store (a file it holds already, the stopped replica's own cut, is kept); then its journals
  * go. `dropOnly`: they go, and nothing is cut (this replica's own last run, cut from its disk). One
- * replica at a time cuts a replica's journals; resolves how many sessions were cut.
+ * replica at a time cuts a replica's journals; resolves how many sessions were cut, and the ids
+ * of those no commit binds (nothing of them can be cut).
  */
-export async function cutStoppedJournals(pool: pg.Pool, dead: string, key: KeyObject, dropOnly = false): Promise<number> {
+export async function cutStoppedJournals(pool: pg.Pool, dead: string, key: KeyObject, dropOnly = false): Promise<JournalsCut> {
   return withTransaction(pool, `cut the recordings of replica ${dead}`, async (client) => {
-    if (!(await client.query<{ mine: boolean }>(`select pg_try_advisory_xact_lock(hashtext('hoop.recording_journals'), hashtext($1)) as mine`, [dead])).rows[0]?.mine) return 0;
+    if (!(await client.query<{ mine: boolean }>(`select pg_try_advisory_xact_lock(hashtext('hoop.recording_journals'), hashtext($1)) as mine`, [dead])).rows[0]?.mine) return { cut: 0, unbound: [] };
     // Where each copy lies, not its bytes: they are read one at a time as the journals are rebuilt.
     const rows = dropOnly ? [] : (await client.query<{ name: string; offset: string }>('select name, "offset" from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
-    const cut = rows.length === 0 ? 0 : await cutJournalCopies(client, dead, rows, key);
+    const cut = rows.length === 0 ? { cut: 0, unbound: [] } : await cutJournalCopies(client, dead, rows, key);
     await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
     return cut;
   });
+}
+
+/** What cutting a stopped replica's journals did: sessions cut, and the ids of those no commit binds. */
+export interface JournalsCut {
+  cut: number;
+  unbound: string[];
 }
 
 /** The replicas that stopped with journals in the store (a cut that did not finish: its replica stopped too). */
@@ -161,7 +168,7 @@ export async function stoppedWithJournals(pool: pg.Pool): Promise<string[]> {
 }
 
 /** Rebuilds `dead`'s journals from the store's copies and cuts the sessions they hold into the store (see {@link cutStoppedJournals}). */
-async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array<{ name: string; offset: string }>, key: KeyObject): Promise<number> {
+async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array<{ name: string; offset: string }>, key: KeyObject): Promise<JournalsCut> {
   const work = await mkdtemp(join(tmpdir(), 'hoop-take-over-'));
   try {
     // Each journal as it was on the dead replica's disk, up to the first gap in what it sent.
@@ -176,7 +183,7 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
       sizes.set(r.name, Number(r.offset) + data.length);
     }
     const keys = (await client.query<{ public_key: string }>('select public_key from hoop.signing_keys where replica = $1', [dead])).rows.map((r) => parseSshPublicKey(r.public_key));
-    const { sessions } = recoverJournals(journals, keys);
+    const { sessions, unbound } = recoverJournals(journals, keys);
     for (const s of sessions) {
       if (!SESSION_ID.test(s.meta.id)) continue;
       // On this replica's event loop: the sessions it relays go on between two cuts.
@@ -186,7 +193,7 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
       for (const name of await readdir(dir))
         await client.query('insert into hoop.recording_files (session, name, data) values ($1, $2, $3) on conflict (session, name) do nothing', [s.meta.id, name, await readFile(join(dir, name))]);
     }
-    return sessions.length;
+    return { cut: sessions.length, unbound };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -336,8 +336,13 @@ export class GatewayRecordings {
   async recoverUnindexed(): Promise<number> {
     await rm(join(this.dir, SNAPSHOT_DIR), { recursive: true, force: true });
     const journal = join(this.dir, JOURNAL_DIR);
-    const { sessions, done, found } = recoverJournals(journal, [this.key, ...this.#retired]);
+    const { sessions, unbound, done, found } = recoverJournals(journal, [this.key, ...this.#retired]);
     this.journalsFound = found > 0;
+    if (unbound.length > 0)
+      this.#log.warn('recording.journal-unbound', {
+        sessions: unbound,
+        message: 'the journal of the last run holds these sessions, and no commit signed by this gateway binds what it holds of them (written in the moment before a crash, or changed on disk): nothing of them can be cut as evidence',
+      });
     let kept = true;
     for (const s of sessions) {
       // Cut where this gateway keeps recordings (whatever directory the journal names), unless one that verifies in full is there.
