@@ -297,8 +297,8 @@ describe('hoop run', () => {
     ]);
     expect(checked.stderr).toContain('denied by rule "no-drop"');
     const checkedId = /^run=(\S+)$/m.exec(checked.stdout)![1]!;
-    const second = await unpacked(checkedId);
-    const again = await second.check();
+    const checkedBundle = await unpacked(checkedId);
+    const again = await checkedBundle.check();
     expect(again.code, again.stdout).toBe(0);
     const [plain, refused] = (
       JSON.parse((await stack.run(['sessions', 'ls', '--json', '--run', checkedId, ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; startedAt: string }> }
@@ -315,7 +315,7 @@ describe('hoop run', () => {
       ),
     );
     // Another run's session added to the first run's bundle: its verify.sh says the bundle is not that run's.
-    cpSync(join(second.root, 'sessions', plain!.id), join(root, 'sessions', plain!.id), { recursive: true });
+    cpSync(join(checkedBundle.root, 'sessions', plain!.id), join(root, 'sessions', plain!.id), { recursive: true });
     expect((await check()).stdout).toContain(`FAIL the bundle holds sessions [${[...sessions.map((s) => s.id), plain!.id].sort().join(' ')}]`);
   });
 

@@ -2,7 +2,9 @@
  * Automated reviewers (src/gateway/reviews/review-service.ts): a local HTTP service, checking the gateway's
  * HMAC signature on every request, decides held statements. Its approval runs the statement as
  * held, its denial refuses it with its reason, its abstention and its silence (past its timeout)
- * leave the review to the human reviewers, and its decisions are the review's record.
+ * leave the review to the human reviewers, and its decisions are the review's record. Its answers
+ * echo the review and the statement's hash and are signed: a cache replaying an earlier approval,
+ * or an unsigned answer, decides nothing.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -20,6 +22,8 @@ const KEY = 'the-judge-key-0123456789abcdef';
 const asked: Array<{ signed: boolean; sql: string; requester: string; rule: string }> = [];
 /** Each request's whole review, as the service got it. */
 const bodies: Array<Record<string, unknown>> = [];
+/** The last approval sent, as a cache in front of a judge would keep it and send it again. */
+let lastApproval: { body: string; signature: string } | undefined;
 const judge = createServer((req: IncomingMessage, res) => {
   let body = '';
   req.on('data', (b: Buffer) => (body += b.toString()));
@@ -27,13 +31,20 @@ const judge = createServer((req: IncomingMessage, res) => {
     const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(req.headers['hoop-signature']));
     const expected = m ? createHmac('sha256', KEY).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
     const signed = m !== null && timingSafeEqual(Buffer.from(m[2]!, 'hex'), expected) && Math.abs(Date.now() / 1000 - Number(m[1])) < 60;
-    const { review } = JSON.parse(body) as { review: { sql: string; requester: { subject: string }; rule: string } };
+    const { review } = JSON.parse(body) as { review: { id: string; sha256: string; sql: string; requester: { subject: string }; rule: string } };
     bodies.push(review);
     asked.push({ signed, sql: review.sql, requester: review.requester.subject, rule: review.rule });
     const answer = (decision: string, reason?: string): void => {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ decision, ...(reason ? { reason } : {}) }));
+      const text = JSON.stringify({ review: review.id, sha256: review.sha256, decision, ...(reason ? { reason } : {}) });
+      const t = Math.floor(Date.now() / 1000);
+      const signature = `t=${t},v1=${createHmac('sha256', KEY).update(`${t}.${text}`).digest('hex')}`;
+      if (decision === 'approve') lastApproval = { body: text, signature };
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Hoop-Signature': signature }).end(text);
     };
     if (!signed) return void res.writeHead(401).end();
+    // A cache that answers a statement it has seen before with the approval it kept; an answer with no signature.
+    if (review.sql.includes('cached') && lastApproval) return void res.writeHead(200, { 'Content-Type': 'application/json', 'Hoop-Signature': lastApproval.signature }).end(lastApproval.body);
+    if (review.sql.includes('unsigned')) return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ review: review.id, sha256: review.sha256, decision: 'approve' }));
     if (review.sql.includes('slow')) return; // never answers: its timeout (1 s) leaves it to people
     if (review.sql.includes('maybe')) return answer('abstain');
     if (/\bwhere\b/i.test(review.sql)) return answer('approve', 'one row, by its key');
@@ -142,8 +153,8 @@ describe('review services', () => {
     await cl.end();
   });
 
-  it('abstain, and silence past its timeout, leave it to the human reviewers', async () => {
-    for (const text of ['maybe', 'slow']) {
+  it('abstain, silence past its timeout, an approval replayed from another review and an unsigned one leave it to the human reviewers', async () => {
+    for (const text of ['maybe', 'slow', 'cached', 'unsigned']) {
       const cl = await client();
       const held = cl.query(`update jobs set state = '${text}' where id = 2 or id = 3`);
       // Past the service's second: still pending, for a person to decide.
@@ -156,14 +167,15 @@ describe('review services', () => {
         },
         { timeout: 30_000, interval: 100 },
       );
-      if (text === 'slow') await eventually(() => expect(stack.logs().some((l) => l.event === 'review.service-failed' && l.id === pending.id)).toBe(true), { timeout: 30_000, interval: 100 });
+      const failed = { slow: /aborted|timeout/i, cached: /its answer is for review rv-\w+ \(statement [0-9a-f]{12}…\), not this one/, unsigned: /its answer has no Hoop-Signature header/ }[text as 'slow'];
+      if (failed) await eventually(() => expect(stack.logs().some((l) => l.event === 'review.service-failed' && l.id === pending.id && failed.test(String(l.error)))).toBe(true), { timeout: 30_000, interval: 100 });
       expect((await reviewOf(`'${text}'`)).decisions).toEqual([]);
       const approve = await stack.run(['review', 'approve', pending.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['dba']) });
       expect(approve.code, approve.stderr).toBe(0);
       expect((await held).rowCount).toBe(2);
       await cl.end();
     }
-    expect(await rows()).toBe('1done,2slow,3slow,4new,5new');
+    expect(await rows()).toBe('1done,2unsigned,3unsigned,4new,5new');
     expect(asked.every((a) => a.signed)).toBe(true);
   });
 });

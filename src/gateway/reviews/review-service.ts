@@ -9,11 +9,14 @@
  *
  * Requests are `POST`ed as JSON with `Hoop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
  * "<t>.<body>" with the service's key>`: a service checks it (and that `t` is recent) before it
- * trusts the body. The answer is JSON `{ "decision": "approve" | "deny" | "abstain", "reason": "…" }`.
+ * trusts the body. The answer is JSON `{ "review": "<id>", "sha256": "<the statement's>",
+ * "decision": "approve" | "deny" | "abstain", "reason": "…" }`, signed the same way in its own
+ * `Hoop-Signature` header: an answer that names another review or statement (a cache replaying an
+ * earlier approval), is unsigned, or was signed more than five minutes away from now decides nothing.
  *
  * @see https://www.rfc-editor.org/rfc/rfc2104 (HMAC)
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { describeError } from '../../errors.js';
 import { isLoopbackHost } from '../../loopback.js';
@@ -27,9 +30,27 @@ import { tablesTouched } from '../../policy/touched.js';
 const MAX_ANSWER_BYTES = 16 * 1024;
 
 const answerSchema = z.strictObject({
+  review: z.string(),
+  sha256: z.string(),
   decision: z.enum(['approve', 'deny', 'abstain']),
   reason: z.string().max(1_000).optional(),
 });
+/** How far from now an answer's signature time may be. */
+const ANSWER_SKEW_S = 300;
+
+/** The SHA-256 (hex) of a held statement or command, as the service must echo it. */
+export function statementHash(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}
+
+/** Why `header` is not a signature of `body` by `key` made near `nowS`, if it is not. */
+function answerSignatureProblem(key: string, header: string | null, body: string, nowS: number): string | undefined {
+  const m = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header ?? '');
+  if (!m) return 'its answer has no Hoop-Signature header (t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">)';
+  if (Math.abs(nowS - Number(m[1])) > ANSWER_SKEW_S) return `its answer was signed at ${m[1]}, more than ${ANSWER_SKEW_S} s from now`;
+  const expected = createHmac('sha256', key).update(`${m[1]}.${body}`).digest();
+  return timingSafeEqual(expected, Buffer.from(m[2]!, 'hex')) ? undefined : "its answer's signature does not verify with the service's key";
+}
 
 /** The tables a held statement names (none for SQL that does not parse, or an SSH command). */
 function tablesOf(sql: string): readonly string[] {
@@ -61,6 +82,7 @@ function requestBody(r: Review): string {
       ...(r.prompt !== undefined ? { prompt: r.prompt } : {}),
       session: r.session,
       sql: r.sql,
+      sha256: statementHash(r.sql),
       ...(r.kind === 'statement' ? { tables: tablesOf(r.sql) } : {}),
       ...(r.params ? { params: r.params } : {}),
       ...(r.rule !== undefined ? { rule: r.rule } : {}),
@@ -69,7 +91,7 @@ function requestBody(r: Review): string {
       createdAt: r.createdAt,
       expiresAt: r.expiresAt,
     },
-    answer: '{ "decision": "approve" | "deny" | "abstain", "reason": "…" }',
+    answer: '{ "review": "<review.id>", "sha256": "<review.sha256>", "decision": "approve" | "deny" | "abstain", "reason": "…" }, signed in a Hoop-Signature header as this request is',
   });
 }
 
@@ -118,12 +140,16 @@ export class ReviewServices {
     });
     const text = await readAtMost(res, MAX_ANSWER_BYTES);
     if (!res.ok) throw new Error(`it answered HTTP ${res.status}`);
+    const unsigned = answerSignatureProblem(key, res.headers.get('hoop-signature'), text, Math.floor(Date.now() / 1000));
+    if (unsigned) throw new Error(unsigned);
     let answer: z.infer<typeof answerSchema>;
     try {
       answer = answerSchema.parse(JSON.parse(text));
     } catch {
-      throw new Error('its answer is not { "decision": "approve" | "deny" | "abstain", "reason"? }');
+      throw new Error('its answer is not { "review", "sha256", "decision": "approve" | "deny" | "abstain", "reason"? }');
     }
+    // An answer binds the review and the statement it decides: one replayed from another review decides nothing.
+    if (answer.review !== review.id || answer.sha256 !== statementHash(review.sql)) throw new Error(`its answer is for review ${answer.review} (statement ${answer.sha256.slice(0, 12)}…), not this one`);
     this.o.log.info('review.service-answered', { id: review.id, service: service.name, decision: answer.decision });
     if (answer.decision === 'abstain') return;
     await this.o.decide(review.id, service.name, answer.decision, answer.reason?.trim() || `the review service ${service.name} ${answer.decision === 'approve' ? 'approved' : 'denied'} it`);
