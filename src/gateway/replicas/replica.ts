@@ -9,6 +9,10 @@
  * - Wake-ups: one dedicated connection LISTENs on the channels the replica's parts asked for
  *   (reviews decided elsewhere, CancelRequests for a session held here). It reconnects by itself;
  *   as notifications sent while it was away are lost, each part is told to catch up then.
+ * - Life line: that connection holds an advisory lock named after the replica ({@link replicaLives}),
+ *   which PostgreSQL releases the moment the process dies (its socket closes): what must not
+ *   happen once a replica is gone (approving a statement it holds) asks for the lock, not a
+ *   heartbeat seconds old.
  * - Take-over: a replica not seen for `deadAfterMs` and not stopped is dead. The first replica to
  *   notice marks it stopped in a transaction and runs the take-over steps (its running sessions
  *   become truncated, the reviews it held are expired or handed over) in that same transaction,
@@ -81,6 +85,15 @@ const REPLICA_ID_FILE = 'replica-id';
 const REPLICA_ID = /^[a-z0-9-]{4,64}$/;
 
 /** See the module documentation. */
+/** The two keys of replica `id`'s life-line advisory lock (SQL over an expression naming the replica). */
+const LIFE_LINE_KEYS = (id: string): string => `hashtext('hoop.replica'), hashtext(${id})`;
+
+/** SQL: whether the replica named by the expression `id` lives: its listening connection holds its life line. */
+export function replicaLives(id: string): string {
+  return `exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 2 and l.database = (select oid from pg_database where datname = current_database())
+    and l.classid = hashtext('hoop.replica')::oid and l.objid = hashtext(${id})::oid)`;
+}
+
 export class StoreReplica {
   readonly id: string;
   readonly pool: pg.Pool;
@@ -232,6 +245,8 @@ export class StoreReplica {
     this.#listener = client;
     try {
       await client.connect();
+      if (!(await client.query<{ held: boolean }>(`select pg_try_advisory_lock(${LIFE_LINE_KEYS('$1')}) as held`, [this.id])).rows[0]?.held)
+        throw new Error(`the life line of replica ${this.id} is still held by a connection of its last run; trying again`);
       for (const channel of this.#handlers.keys()) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
     } catch (err) {
       lost(err as Error);

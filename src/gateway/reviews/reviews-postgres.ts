@@ -18,7 +18,8 @@ import type pg from 'pg';
 import { reviewSettingsSchema, type ReviewSettings } from '../../policy/schema.js';
 import { reviewSchema } from '../../policy/review-record.js';
 import { storedRow } from '../../stored-record.js';
-import type { StoreReplica } from '../replicas/replica.js';
+import { replicaLives, type StoreReplica } from '../replicas/replica.js';
+import { HttpError } from '../http/http-error.js';
 import type { Review, ReviewStore, StoredReview } from './reviews.js';
 import { NOW_ISO, storeError } from '../store/store-postgres.js';
 
@@ -26,8 +27,8 @@ const CHANNEL = 'hoop_reviews';
 /** Reviews read at start and on catching up: the newest this many. */
 const MAX_LOADED = 10_000;
 const UPDATE = 'with x as (update hoop.reviews set state = $2, version = $3, review = $4, expires_at = $5, updated_at = now() where id = $1 and version = $3 - 1';
-/** An approval of a held statement is saved only while the replica holding it lives: it has beaten lately (or it is this one). */
-const WHILE_HOLDER_LIVES = ` and (holder is null or holder = $6 or exists (select 1 from hoop.replicas p where p.id = holder and p.stopped_at is null and p.seen_at > now() - make_interval(secs => $7)))`;
+/** An approval of a held statement is saved only while the replica holding it lives: it holds its life line and has beaten lately (or it is this one). */
+const WHILE_HOLDER_LIVES = ` and (holder is null or holder = $6 or (${replicaLives('holder')} and exists (select 1 from hoop.replicas p where p.id = holder and p.stopped_at is null and p.seen_at > now() - make_interval(secs => $7))))`;
 const NOTIFY = ` returning id, version) select pg_notify('${CHANNEL}', id || ' ' || version) from x`;
 
 /** Whether saving `r` lets a statement a replica holds run: an approval of a held statement whose client waits. */
@@ -157,13 +158,21 @@ export class PostgresReviewStore implements ReviewStore {
     }
   }
 
-  /** Whether review `id` (still one before `version`) waits on a holder that is silent but not taken over; then waits half a live time. */
+  /**
+   * Whether review `id` (still one before `version`) waits on a holder that is silent but not taken
+   * over; then waits half a live time. @throws HttpError 409 when its holder is gone (its life line
+   * dropped): its statement died with it and will never run.
+   */
   async #holderSilent(id: string, version: number): Promise<boolean> {
-    const [row] = await this.#query<{ waiting: boolean }>(
-      `select r.version = $2 - 1 and r.state = 'pending' and p.stopped_at is null as waiting
+    const [row] = await this.#query<{ waiting: boolean; gone: boolean }>(
+      `select r.version = $2 - 1 and r.state = 'pending' and p.stopped_at is null as waiting, not ${replicaLives('r.holder')} as gone
        from hoop.reviews r join hoop.replicas p on p.id = r.holder where r.id = $1`,
       [id, version],
     );
+    if (row?.waiting && row.gone)
+      throw new HttpError(409, `review ${id}: the gateway process holding its statement is gone, and its session with it; the statement will not run`, {
+        hint: 'the client reconnects and sends it again, to be reviewed again',
+      });
     if (!row?.waiting) return false;
     await new Promise((resolve) => setTimeout(resolve, this.#replica.liveWithinMs / 2));
     return true;
