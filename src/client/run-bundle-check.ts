@@ -180,7 +180,7 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     `here=$(printf '%s\\n' ${sessions.map(q).join(' ')} | sed '/^$/d' | sort -u)`,
     '[ "$named" = "$here" ] && echo "ok   run: its record names the $(echo "$here" | sed \'/^$/d\' | wc -l) session(s) the gateway recorded" \\',
     '  || fail "run: its record names sessions [$(echo $named)], the gateway recorded [$(echo $here)]"',
-    '# The exact set: the run\'s record, the sessions it names and nothing else (another run\'s session added is no part of this run).',
+    "# The exact set: the run's record, the sessions it names and nothing else (another run's session added is no part of this run).",
     'disk=$(ls sessions 2>/dev/null | sort -u)',
     '[ "$disk" = "$named" ] || fail "the bundle holds sessions [$(echo $disk)], the run\'s record names [$(echo $named)]"',
     'for f in *; do case "$f" in README.txt|verify.sh|allowed_signers|run|sessions) ;; *) fail "$f: no part of a run\'s bundle" ;; esac; done',

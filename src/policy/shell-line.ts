@@ -209,7 +209,8 @@ function parseUncached(line: string, login: 'bash' | 'korn'): ShellLine {
     try {
       const otherWhy = collect(line, 0, undefined, theirs);
       const name = other === 'posix' ? 'a POSIX sh (dash, ash)' : 'the Korn shell';
-      if (otherWhy !== undefined || !sameCommands(commands, theirs)) return { certain: false, why: `bash and ${name} would run it differently${otherWhy !== undefined ? ` (to it ${otherWhy.replace(/^it /, '')})` : ''}` };
+      if (otherWhy !== undefined || !sameCommands(commands, theirs))
+        return { certain: false, why: `bash and ${name} would run it differently${otherWhy !== undefined ? ` (to it ${otherWhy.replace(/^it /, '')})` : ''}` };
     } finally {
       grammar = 'bash';
     }
@@ -301,7 +302,12 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[]): st
   const derived = (rest: string[], via: string, readsArgs = false): string | undefined => {
     if (rest.length === 0) return undefined;
     const program = rest[0]?.split('/').pop() ?? '';
-    const opaque = readsArgs ? { opaque: `${via} adds words it reads from its input` } : opacity(rest.map((text) => ({ text, known: true })), program);
+    const opaque = readsArgs
+      ? { opaque: `${via} adds words it reads from its input` }
+      : opacity(
+          rest.map((text) => ({ text, known: true })),
+          program,
+        );
     out.push({ words: rest, text: rest.join(' '), source: rest.join(' '), program, simple: false, ...opaque, via });
     return opaque.opaque !== undefined ? undefined : followWrappers(rest, depth + 1, out);
   };

@@ -137,7 +137,9 @@ export function* chainedBlocks(meta: JournalSession, blocks: ReadonlyArray<{ nam
 
 /** The chain's start for session `meta`: every field of its `OPEN` entry is inside the chain, so a commit binds them. */
 export function chainStart(meta: JournalSession): Buffer {
-  return createHash('sha256').update(`hoop-journal\0${JSON.stringify([meta.id, meta.dir, meta.protocol])}`).digest();
+  return createHash('sha256')
+    .update(`hoop-journal\0${JSON.stringify([meta.id, meta.dir, meta.protocol])}`)
+    .digest();
 }
 
 /** What a commit signs: the journal group's name, then the entry's payload before its signature. */

@@ -671,7 +671,12 @@ describe('two replicas behind a load balancer', () => {
     const bobToken = await stack.token('bob', ['dba']);
     b.kill('SIGKILL');
     // B died a moment ago (its heartbeat still fresh, not taken over): its life line dropped with it, so an approval through A is refused at once, never saved (nothing would run it).
-    await until(async () => ((await storeRows(`select count(*) from pg_locks where locktype = 'advisory' and classid = hashtext('hoop.replica')::oid and objid = hashtext('${bId}')::oid`))[0] === '0' ? true : undefined), 5_000, "B's life line to drop");
+    await until(
+      async () =>
+        (await storeRows(`select count(*) from pg_locks where locktype = 'advisory' and classid = hashtext('hoop.replica')::oid and objid = hashtext('${bId}')::oid`))[0] === '0' ? true : undefined,
+      5_000,
+      "B's life line to drop",
+    );
     const approving = callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/reviews/${reviewId}/approve`, bobToken, {});
     const lost = await idle.query('select 1').then(
       () => 'answered',
@@ -719,7 +724,7 @@ describe('two replicas behind a load balancer', () => {
     expect(await storeRows(`select count(*) from hoop.sessions where upstream is not null and ended_at is not null`)).toEqual(['0']);
     const approved = await approving;
     expect(approved.status).toBe(409);
-    expect(JSON.stringify(approved.body)).toContain("the gateway process holding its statement is gone");
+    expect(JSON.stringify(approved.body)).toContain('the gateway process holding its statement is gone');
     // The SIEM hears of it from A: B's sessions ended, and the review it held expired.
     await until(async () => (siemEvents.some((e) => e.review === reviewId && e.event === 'review.decided') ? true : undefined), 30_000, 'the expired review at the SIEM');
     expect(siemEvents.filter((e) => e.review === reviewId && e.event === 'review.decided')).toEqual([expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: aId })]);

@@ -167,8 +167,14 @@ describe('review services', () => {
         },
         { timeout: 30_000, interval: 100 },
       );
-      const failed = { slow: /aborted|timeout/i, cached: /its answer is for review rv-\w+ \(statement [0-9a-f]{12}…\), not this one/, unsigned: /its answer has no Hoop-Signature header/ }[text as 'slow'];
-      if (failed) await eventually(() => expect(stack.logs().some((l) => l.event === 'review.service-failed' && l.id === pending.id && failed.test(String(l.error)))).toBe(true), { timeout: 30_000, interval: 100 });
+      const failed = { slow: /aborted|timeout/i, cached: /its answer is for review rv-\w+ \(statement [0-9a-f]{12}…\), not this one/, unsigned: /its answer has no Hoop-Signature header/ }[
+        text as 'slow'
+      ];
+      if (failed)
+        await eventually(() => expect(stack.logs().some((l) => l.event === 'review.service-failed' && l.id === pending.id && failed.test(String(l.error)))).toBe(true), {
+          timeout: 30_000,
+          interval: 100,
+        });
       expect((await reviewOf(`'${text}'`)).decisions).toEqual([]);
       const approve = await stack.run(['review', 'approve', pending.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['dba']) });
       expect(approve.code, approve.stderr).toBe(0);

@@ -46,7 +46,7 @@ function run(file: string, args: string[]): Promise<Ran> {
 const viaHoop = (line: string, host: 'dash' | 'bash' | 'fish' = 'dash'): Promise<Ran> =>
   run('ssh', [
     '-F',
-    ({ dash: info, bash: bashInfo, fish: fishInfo }[host]).sshConfig,
+    { dash: info, bash: bashInfo, fish: fishInfo }[host].sshConfig,
     '-o',
     'BatchMode=yes',
     '-o',

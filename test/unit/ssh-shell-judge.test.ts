@@ -118,7 +118,10 @@ describe('an allow list, a deny pattern and read-only access', () => {
       rule: 'no-recursive-rm',
       reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs',
     });
-    expect(denyList.decide(exec(`sudo sh -c "r''m -r /x"`), 'bash')).toMatchObject({ action: 'deny', reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs (through sh -c)' });
+    expect(denyList.decide(exec(`sudo sh -c "r''m -r /x"`), 'bash')).toMatchObject({
+      action: 'deny',
+      reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs (through sh -c)',
+    });
     expect(denyList.decide(exec('echo $HOME'), 'bash')).toMatchObject({
       action: 'deny',
       reason: 'ssh rule "no-recursive-rm" may match `echo $HOME`: its words are built when it runs, so the gateway cannot tell',
@@ -208,11 +211,15 @@ describe("the target user's login shell", () => {
 
   it('is the grammar lines are read in: bash, dash, ash and ksh are modelled; zsh, fish, tcsh, csh and an unknown one make every line uncertain', async () => {
     const judge = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}${NO_RM_RF}`);
-    for (const shell of ['bash', '/bin/bash', '/bin/sh', '/usr/bin/dash', '/bin/ash', '/bin/ksh', '/usr/bin/mksh']) expect(judge.decide(exec('cat /etc/hosts'), shell), shell).toMatchObject({ action: 'allow', rule: 'reads' });
+    for (const shell of ['bash', '/bin/bash', '/bin/sh', '/usr/bin/dash', '/bin/ash', '/bin/ksh', '/usr/bin/mksh'])
+      expect(judge.decide(exec('cat /etc/hosts'), shell), shell).toMatchObject({ action: 'allow', rule: 'reads' });
     for (const shell of ['/usr/bin/zsh', '/usr/bin/fish', '/bin/tcsh', '/bin/csh', '/usr/local/bin/nu', undefined]) {
       // fish runs `cat (id)` as cat of id's output; zsh `=id` is a path; tcsh reads `!` as history: no allow rule trusts a line to another grammar.
       for (const line of ['cat /etc/hosts', 'cat (id)', 'ls =id', 'echo !!'])
-        expect(judge.decide(exec(line), shell), `${line} under ${shell}`).toMatchObject({ action: 'deny', reason: expect.stringMatching(shell ? /login shell is \w+, whose grammar hoop does not model/ : /does not know the target user's login shell/) });
+        expect(judge.decide(exec(line), shell), `${line} under ${shell}`).toMatchObject({
+          action: 'deny',
+          reason: expect.stringMatching(shell ? /login shell is \w+, whose grammar hoop does not model/ : /does not know the target user's login shell/),
+        });
     }
     const open = await judgeOf(`  default: allow\n  rules:\n${NO_RM_RF}`);
     expect(open.decide(exec('ls'), '/usr/bin/fish')).toMatchObject({ action: 'deny', rule: 'no-rm-rf', reason: expect.stringMatching(/cannot parse .* so ssh rule "no-rm-rf" may match it/) });

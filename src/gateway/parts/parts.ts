@@ -201,9 +201,14 @@ function cutJournalsOfStopped(replica: StoreReplica, recordings: GatewayRecordin
   const cut = (dead: string): void =>
     void cutStoppedJournals(replica.pool, dead, recordings.key, dead === replica.id && recordings.journalsFound).then(
       ({ cut: sessions, unbound }) => {
-        if (sessions > 0) log.warn('recording.taken-over', { replica: dead, sessions, message: `${sessions} session(s) replica ${dead} was recording were cut from its journals, to their last commit` });
+        if (sessions > 0)
+          log.warn('recording.taken-over', { replica: dead, sessions, message: `${sessions} session(s) replica ${dead} was recording were cut from its journals, to their last commit` });
         if (unbound.length > 0)
-          log.warn('recording.journal-unbound', { replica: dead, sessions: unbound, message: 'no commit of the replica that stopped binds what its journal holds of these sessions: nothing of them can be cut as evidence' });
+          log.warn('recording.journal-unbound', {
+            replica: dead,
+            sessions: unbound,
+            message: 'no commit of the replica that stopped binds what its journal holds of these sessions: nothing of them can be cut as evidence',
+          });
       },
       (err: unknown) => log.error('recording.take-over-failed', { replica: dead, error: describeError(err), message: 'its journals stay in the store; the next start of a replica cuts them' }),
     );

@@ -341,7 +341,8 @@ export class GatewayRecordings {
     if (unbound.length > 0)
       this.#log.warn('recording.journal-unbound', {
         sessions: unbound,
-        message: 'the journal of the last run holds these sessions, and no commit signed by this gateway binds what it holds of them (written in the moment before a crash, or changed on disk): nothing of them can be cut as evidence',
+        message:
+          'the journal of the last run holds these sessions, and no commit signed by this gateway binds what it holds of them (written in the moment before a crash, or changed on disk): nothing of them can be cut as evidence',
       });
     let kept = true;
     for (const s of sessions) {

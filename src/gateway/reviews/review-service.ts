@@ -149,7 +149,8 @@ export class ReviewServices {
       throw new Error('its answer is not { "review", "sha256", "decision": "approve" | "deny" | "abstain", "reason"? }');
     }
     // An answer binds the review and the statement it decides: one replayed from another review decides nothing.
-    if (answer.review !== review.id || answer.sha256 !== statementHash(review.sql)) throw new Error(`its answer is for review ${answer.review} (statement ${answer.sha256.slice(0, 12)}…), not this one`);
+    if (answer.review !== review.id || answer.sha256 !== statementHash(review.sql))
+      throw new Error(`its answer is for review ${answer.review} (statement ${answer.sha256.slice(0, 12)}…), not this one`);
     this.o.log.info('review.service-answered', { id: review.id, service: service.name, decision: answer.decision });
     if (answer.decision === 'abstain') return;
     await this.o.decide(review.id, service.name, answer.decision, answer.reason?.trim() || `the review service ${service.name} ${answer.decision === 'approve' ? 'approved' : 'denied'} it`);
