@@ -7,7 +7,9 @@
  * materialized views are therefore traced: the view's definition (`pg_get_viewdef`) is described
  * (Parse + Describe, never executed), which names the origin of each of its columns, followed
  * through further views; a column the view computes gets every column the view reads, through
- * views, from the rewrite rule's dependencies in `pg_depend`.
+ * views, from the rewrite rule's dependencies in `pg_depend`. A table's stored generated column
+ * is traced the same way: it is computed from the columns its expression reads
+ * ({@link generatedFromSql}), and masked as such a view column is.
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
  * @see https://www.postgresql.org/docs/current/catalog-pg-attribute.html
@@ -102,6 +104,22 @@ export function ancestorsJsonSql(oid: string): string {
   );
 }
 
+/**
+ * A scalar subquery: the columns of its own table that the generated column `attnum` of the
+ * relation whose OID is `oid` is computed from, as a JSON array of names (NULL for a column that
+ * is not generated): the normal dependencies of its expression in `pg_depend`.
+ * @see https://www.postgresql.org/docs/current/ddl-generated-columns.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-attrdef.html
+ */
+export function generatedFromSql(oid: string, attnum: string, generated: string): string {
+  return (
+    `(case when ${generated} <> '' then (select pg_catalog.json_agg(ra.attname order by ra.attnum) from pg_catalog.pg_attrdef ad ` +
+    "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass and d.objid = ad.oid " +
+    "and d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid = ad.adrelid and d.refobjsubid > 0 and d.refobjsubid <> ad.adnum " +
+    `join pg_catalog.pg_attribute ra on ra.attrelid = ad.adrelid and ra.attnum = d.refobjsubid where ad.adrelid = ${oid} and ad.adnum = ${attnum}) end)`
+  );
+}
+
 /** What {@link ancestorsJsonSql} returned, as ColumnOrigin.inheritsFrom. */
 export function parseAncestors(json: unknown): Array<{ schema: string; table: string }> | undefined {
   if (typeof json !== 'string') return undefined;
@@ -116,7 +134,7 @@ export function parseAncestors(json: unknown): Array<{ schema: string; table: st
 const COLUMNS_SQL =
   'select n.nspname as schema, c.relname as table, c.relkind as kind, a.attnum as attnum, a.attname as column, ' +
   "(select r.xmin::text from pg_catalog.pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN') as rule, " +
-  `${ancestorsJsonSql('c.oid')} as ancestors ` +
+  `${ancestorsJsonSql('c.oid')} as ancestors, ${generatedFromSql('c.oid', 'a.attnum', 'a.attgenerated')}::text as generated_from ` +
   'from pg_catalog.pg_attribute a ' +
   'join pg_catalog.pg_class c on c.oid = a.attrelid ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
@@ -281,7 +299,12 @@ export class PgCatalogResolver implements CatalogResolver {
     entry.columns = this.query(COLUMNS_SQL, [oid]).then(async (rows) => {
       const map = new Map<number, ResolvedColumn>();
       const inheritsFrom = parseAncestors(rows[0]?.ancestors);
-      for (const r of rows) map.set(Number(r.attnum), { schema: String(r.schema), table: String(r.table), column: String(r.column), ...(inheritsFrom ? { inheritsFrom } : {}) });
+      for (const r of rows) {
+        const at = { schema: String(r.schema), table: String(r.table), ...(inheritsFrom ? { inheritsFrom } : {}) };
+        // A stored generated column carries what it is computed from, as a view's computed column does.
+        const from = typeof r.generated_from === 'string' ? (JSON.parse(r.generated_from) as string[]) : undefined;
+        map.set(Number(r.attnum), { ...at, column: String(r.column), ...(from ? { computedFrom: from.map((column) => ({ ...at, column })) } : {}) });
+      }
       const kind = rows[0]?.kind;
       if (kind === 'v' || kind === 'm') {
         // A view the session is replacing is not traced: its definition is not the committed one, and reading it would wait for the session's own lock.

@@ -22,6 +22,8 @@ export interface RelationCandidate {
   kind: string;
   /** Its live columns in order: attribute number and name. */
   columns: Array<[number, string]>;
+  /** Its stored generated columns, by name: the columns of its own each is computed from. */
+  generated?: Record<string, string[]>;
   inheritsFrom?: Array<{ schema: string; table: string }>;
 }
 
@@ -186,7 +188,12 @@ export class SourceJudge {
       for (const [attnum, column] of columns) {
         if (isView(c)) {
           if (await this.#viewColumnMasked(c, attnum, column, depth, overlay?.kind === 'view')) return true;
-        } else if (rules.readsMasked(origin(c, column)) || (overlay?.altered?.renamed[column] !== undefined && rules.readsMasked(origin(c, overlay.altered.renamed[column]!)))) return true;
+        } else if (
+          rules.readsMasked(origin(c, column)) ||
+          (c.generated?.[column] ?? []).some((from) => rules.readsMasked(origin(c, from))) ||
+          (overlay?.altered?.renamed[column] !== undefined && rules.readsMasked(origin(c, overlay.altered.renamed[column]!)))
+        )
+          return true;
       }
     }
     return false;

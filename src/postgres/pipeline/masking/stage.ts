@@ -23,7 +23,7 @@
  */
 import { lexingSafeEncoding } from '../../../policy/sql/lexing.js';
 import type { Logger } from '../../../log.js';
-import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
+import { ancestorsJsonSql, generatedFromSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
 import { ResultMasker } from './result-masker.js';
 import type { CopyOptions } from './copy-out.js';
 import { MaskingRefusal, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './judging.js';
@@ -79,12 +79,19 @@ function integerParam(p: unknown): string {
  */
 const RELATIONS_BY_NAME_SQL =
   'select w.schema as wanted_schema, w.rel as wanted, c.oid::int8 as oid, n.nspname as schema, c.relname as table, c.relkind as kind, ' +
-  '(select pg_catalog.json_agg(pg_catalog.json_build_array(a.attnum, a.attname) order by a.attnum)::text from pg_catalog.pg_attribute a ' +
+  `(select pg_catalog.json_agg(pg_catalog.json_build_array(a.attnum, a.attname, ${generatedFromSql('c.oid', 'a.attnum', 'a.attgenerated')}) order by a.attnum)::text from pg_catalog.pg_attribute a ` +
   'where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns, ' +
   `${ancestorsJsonSql('c.oid')} as ancestors ` +
   'from unnest($1::text[], $2::text[]) as w(schema, rel) join pg_catalog.pg_class c on lower(c.relname) = lower(w.rel) ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   "where (w.schema = '' or lower(n.nspname) = lower(w.schema)) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
+
+/** A relation's columns as {@link RELATIONS_BY_NAME_SQL} lists them (`[attnum, name, generated from]`), and its generated ones. */
+function columnsOf(json: string | null | undefined): Pick<RelationCandidate, 'columns' | 'generated'> {
+  const list = json ? (JSON.parse(json) as Array<[number, string, string[] | null]>) : [];
+  const generated = Object.fromEntries(list.flatMap(([, name, from]) => (from ? [[name, from]] : [])));
+  return { columns: list.map(([n, name]) => [n, name]), ...(Object.keys(generated).length > 0 ? { generated } : {}) };
+}
 
 /**
  * Kinds of statement that never evaluate a stored value, so that their errors and notices quote
@@ -238,7 +245,7 @@ export class PgSessionMasking implements Stage {
           schema: r.schema ?? '',
           table: r.table ?? '',
           kind: r.kind ?? '',
-          columns: r.columns ? (JSON.parse(r.columns) as Array<[number, string]>) : [],
+          ...columnsOf(r.columns),
           ...(inheritsFrom ? { inheritsFrom } : {}),
         };
         const key = relationKey({ ...(r.wanted_schema ? { schema: r.wanted_schema } : {}), relation: r.wanted ?? '' });
