@@ -108,6 +108,30 @@ export function dataRow(fields: Array<Buffer | null>): Buffer {
 }
 
 /**
+ * The value of a FunctionCallResponse ('V') body: an Int32 length (-1: NULL), then that many bytes.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-FUNCTIONCALLRESPONSE
+ */
+export function parseFunctionResult(body: Buffer): Buffer | null {
+  need(body, 0, 4);
+  const len = readValueLength(body, 0, 'FunctionCallResponse');
+  if (len === -1) {
+    if (body.length !== 4) throw new PgProtocolError('FunctionCallResponse has trailing bytes');
+    return null;
+  }
+  need(body, 4, len);
+  if (4 + len !== body.length) throw new PgProtocolError('FunctionCallResponse has trailing bytes');
+  return body.subarray(4);
+}
+
+/** A FunctionCallResponse ('V') body holding `value`. */
+export function functionResultBody(value: Buffer | null): Buffer {
+  const out = Buffer.allocUnsafe(4 + (value?.length ?? 0));
+  out.writeInt32BE(value ? value.length : -1, 0);
+  value?.copy(out, 4);
+  return out;
+}
+
+/**
  * A CommandComplete ('C') body's verb and the rows it reports (`DELETE 60`, `INSERT 0 5`,
  * `SELECT 3`, `MERGE 3`, `COPY 10`); 0 rows when its tag has no number (`CREATE TABLE`).
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE

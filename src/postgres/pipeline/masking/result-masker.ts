@@ -38,7 +38,7 @@ import type { PgMessage } from '../../wire/reader.js';
 import { parseErrorFields } from '../../wire/reader.js';
 import { PgProtocolError } from '../../wire/protocol-error.js';
 import { AnswerQueue } from '../answers.js';
-import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../../wire/rows.js';
+import { cstr, dataRow, functionResultBody, need, parseDataRow, parseFunctionResult, parseRowDescription, type RowDescriptionField } from '../../wire/rows.js';
 import { readCount16 } from '../../wire/fields.js';
 import type { CatalogResolver, ResolvedColumn } from '../../../policy/masking/catalog.js';
 import { CopyOutMasker, type CopyOptions } from './copy-out.js';
@@ -594,10 +594,10 @@ export class ResultMasker {
   private functionResult(msg: PgMessage): Buffer {
     const rules = this.rules;
     if (rules.detectors.length === 0) return msg.raw;
-    const [value] = parseDataRow(msg.body);
+    const value = parseFunctionResult(msg.body);
     if (!value) return msg.raw;
     const d = detectInField(value, { typeOid: 0, format: 0 }, rules);
-    return d === undefined ? msg.raw : frameMessage(msg.type, dataRow([d]).subarray(5));
+    return d === undefined ? msg.raw : frameMessage(msg.type, functionResultBody(d));
   }
 
   /** A CopyOutResponse: its columns are judged as a result's without origins are (a COPY has no RowDescription). */
