@@ -206,6 +206,9 @@ drop table t54;`),
   it("notices of statements that compute nothing over masked values are the server's own", async () => {
     const r = await psql(masked.info, ['-c', 'drop table if exists nope']);
     expect(r.stderr).toContain('NOTICE:  table "nope" does not exist, skipping');
+    // ALTER TABLE IF EXISTS on a table that is not there evaluates nothing: its notice names only the relation it was given.
+    for (const sql of ['alter table if exists nope add column x int', 'alter table if exists nope rename column a to b'])
+      expect((await psql(masked.info, ['-c', sql])).stderr, sql).toContain('NOTICE:  relation "nope" does not exist, skipping');
   });
 
   it('cursors (DECLARE / FETCH, WITH HOLD) and SQL PREPARE / EXECUTE: masked by what they run', async () => {

@@ -42,6 +42,8 @@ export interface OverlayRelation {
   kind: 'table' | 'view';
   /** A table's columns in order, when its DDL lists them all. */
   columns?: string[];
+  /** A table made `LIKE` other relations: theirs, and the columns it lists besides. */
+  like?: { relations: RelationName[]; listed: string[] };
   /** A view's columns, from its query. */
   view?: LineageSegment[];
   /** Relations it inherits from or is a partition of, whose rules apply to it. */
@@ -141,7 +143,12 @@ export class SourceJudge {
     await this.#load([r]);
     const o = this.#overlay.get(r.relation);
     const candidates = this.#known.get(relationKey(r)) ?? [];
-    if (o) return o.kind === 'table' && o.columns && candidates.length === 0 ? o.columns.length : undefined;
+    if (o) {
+      if (candidates.length > 0) return undefined;
+      if (o.kind === 'table') return (o.columns ?? (o.like ? await this.#likeColumns(o.like) : undefined))?.length;
+      const view = await this.#expanded(o.view ?? []);
+      return view.every((seg) => 'lineage' in seg) ? view.length : undefined;
+    }
     const widths = new Set(candidates.map((c) => c.columns.length));
     return widths.size === 1 ? [...widths][0] : undefined;
   }
@@ -250,7 +257,7 @@ export class SourceJudge {
       rules.forName(column) !== undefined ||
       (o.inherits ?? []).some((p) => rules.columnsOfSqlTable(sqlName(p)).has(column.toLowerCase()) || rules.columnsOfSqlTable(sqlName(p)).has('*'));
     if (o.kind === 'view') {
-      const picked = pickColumns(o.view ?? [], s);
+      const picked = pickColumns(await this.#expanded(o.view ?? []), s);
       if (picked === undefined) {
         if (s.maybe) return false;
         throw new CannotTell(`the view ${name} made in this transaction has no column ${s.column}`);
@@ -264,13 +271,46 @@ export class SourceJudge {
       return false;
     }
     if (s.column !== '*') return byRules(s.column) || (o.altered?.renamed[s.column] !== undefined && byRules(o.altered.renamed[s.column]!));
-    if (s.position !== undefined && o.columns && !o.altered && !this.#overlay.altered) return byRules(o.columns[s.position] ?? '*');
+    const columns = o.columns ?? (o.like ? await this.#likeColumns(o.like) : undefined);
+    if (s.position !== undefined && columns && !o.altered && !this.#overlay.altered) return byRules(columns[s.position] ?? '*');
     // A whole row: any of its columns.
     if (rules.columnsOfSqlTable(name).size > 0 || (o.inherits ?? []).some((p) => rules.columnsOfSqlTable(sqlName(p)).size > 0)) return true;
-    const known = [...(o.columns ?? []), ...(o.altered?.added ?? [])];
+    const known = [...(columns ?? []), ...(o.altered?.added ?? [])];
     if (known.some((c) => rules.forName(c) !== undefined)) return true;
-    if (rules.hasNameRules && !o.columns && (this.#known.get(relationKey(s)) ?? []).length === 0) throw new CannotTell(`the columns of ${name}, made in this transaction, are not known to hoop`);
+    if (rules.hasNameRules && !columns && (this.#known.get(relationKey(s)) ?? []).length === 0) throw new CannotTell(`the columns of ${name}, made in this transaction, are not known to hoop`);
     return false;
+  }
+
+  /**
+   * A view's columns made in this transaction, each whole relation it passes (`select *`) spelt
+   * out as the catalog has that relation's columns, so that a column of it is judged by what it is;
+   * a relation the catalog does not have at one place stays whole.
+   */
+  async #expanded(view: LineageSegment[]): Promise<LineageSegment[]> {
+    const whole = view.filter((seg) => 'relation' in seg) as Array<LineageSegment & RelationName>;
+    if (whole.length === 0) return view;
+    await this.#load(whole.map((r) => ({ ...(r.schema !== undefined ? { schema: r.schema } : {}), relation: r.relation, column: '*' })));
+    return view.flatMap((seg): LineageSegment[] => {
+      if (!('relation' in seg) || this.#overlay.get(seg.relation) || this.#overlay.altered) return [seg];
+      const candidates = this.#known.get(relationKey(seg)) ?? [];
+      if (candidates.length !== 1) return [seg];
+      const at = { ...(seg.schema !== undefined ? { schema: seg.schema } : {}), relation: seg.relation };
+      return candidates[0]!.columns.slice(seg.from ?? 0).map(([, column]) => ({ name: column, lineage: { sources: [{ ...at, column }] } }) as LineageSegment);
+    });
+  }
+
+  /** The columns of a table made `LIKE` others: theirs (as the catalog or this transaction has them), then those it lists; undefined when one is not known. */
+  async #likeColumns(like: NonNullable<OverlayRelation['like']>): Promise<string[] | undefined> {
+    await this.#load(like.relations.map((r) => ({ ...r, column: '*' })));
+    const out: string[] = [];
+    for (const r of like.relations) {
+      const made = this.#overlay.get(r.relation);
+      const candidates = this.#known.get(relationKey(r)) ?? [];
+      const columns = made?.columns ?? (made === undefined && candidates.length === 1 ? candidates[0]!.columns.map(([, name]) => name) : undefined);
+      if (!columns) return undefined;
+      out.push(...columns);
+    }
+    return [...out, ...like.listed];
   }
 
   /** Whether scanning a relation evaluates a masked value: a view (or materialized view) that reads one anywhere. */
@@ -404,7 +444,12 @@ export class TransactionOverlay implements Overlay {
     const had = this.#byName.get(name);
     switch (ddl.kind) {
       case 'table':
-        this.#byName.set(name, { kind: 'table', ...(ddl.columns ? { columns: ddl.columns } : {}), ...(ddl.inherits ? { inherits: ddl.inherits } : {}) });
+        this.#byName.set(name, {
+          kind: 'table',
+          ...(ddl.columns ? { columns: ddl.columns } : {}),
+          ...(ddl.like ? { like: { relations: ddl.like, listed: ddl.listed ?? [] } } : {}),
+          ...(ddl.inherits ? { inherits: ddl.inherits } : {}),
+        });
         return;
       case 'view':
         this.#byName.set(name, { kind: 'view', view: ddl.view ?? [] });

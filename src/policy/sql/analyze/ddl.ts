@@ -28,9 +28,17 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
         .filter((r) => r !== undefined);
       const elements = list(node[1].tableElts);
       const columns = elements.map((e) => nodeAs(e, 'ColumnDef')?.colname).filter((c) => c !== undefined);
-      // LIKE and a parent add columns the DDL does not list.
-      const complete = inherits.length === 0 && !elements.some((e) => nodeAs(e, 'TableLikeClause')) && !node[1].ofTypename;
-      return { relation, kind: 'table', ...(complete ? { columns } : {}), ...(inherits.length > 0 ? { inherits } : {}) };
+      // LIKE and a parent add columns the DDL does not list: LIKE's are the named relation's (`like`), looked up as it is read.
+      const like = elements.map((e) => relationName(nodeAs(e, 'TableLikeClause')?.relation)).filter((r) => r !== undefined);
+      const complete = inherits.length === 0 && like.length === 0 && !node[1].ofTypename;
+      const likeOnly = inherits.length === 0 && like.length === elements.filter((e) => nodeAs(e, 'TableLikeClause')).length && !node[1].ofTypename;
+      return {
+        relation,
+        kind: 'table',
+        ...(complete ? { columns } : {}),
+        ...(like.length > 0 && likeOnly ? { like, listed: columns } : {}),
+        ...(inherits.length > 0 ? { inherits } : {}),
+      };
     }
     case 'CreateTableAsStmt':
     case 'SelectStmt': {
@@ -38,9 +46,8 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
       const relation = relationName(into?.rel);
       if (!relation || !lineage) return undefined;
       const source = asRowSource(lineage.branches);
-      if (node[0] === 'CreateTableAsStmt' && node[1].objtype === 'OBJECT_MATVIEW') return { relation, kind: 'view', view: source };
-      const columns = source.every((s) => 'lineage' in s && s.name !== undefined) ? source.map((s) => ('lineage' in s ? s.name! : '')) : undefined;
-      return { relation, kind: 'table', ...(columns ? { columns } : {}) };
+      // A table made by a query holds what the query computed: masking reads it as it reads a view of that query.
+      return { relation, kind: 'view', view: source };
     }
     case 'ViewStmt': {
       const relation = relationName(node[1].view);

@@ -325,10 +325,13 @@ export interface StatementLineage {
 export interface RelationDdl {
   /** Its name as the SQL gives it (after a RENAME or SET SCHEMA: the new one). */
   relation: RelationName;
-  /** `table` or `view` made (a materialized view is a view here), `altered` columns, `renamed` relation, `schema` renamed (every name in it moved). */
+  /** `table` or `view` made (a materialized view, and a table made by a query, are views here), `altered` columns, `renamed` relation, `schema` renamed (every name in it moved). */
   kind: 'table' | 'view' | 'altered' | 'renamed' | 'schema';
   /** A table's columns in order, when its DDL lists them all. */
   columns?: string[];
+  /** `CREATE TABLE t (LIKE s, …)`: the relations whose columns it copies, and the columns it lists besides. */
+  like?: RelationName[];
+  listed?: string[];
   /** Tables it inherits from or is a partition of. */
   inherits?: RelationName[];
   /** A view's columns, as its query computes them. */

@@ -143,7 +143,10 @@ export function statementMasking(s: StatementFacts): StatementMasking {
  * @see https://www.postgresql.org/docs/current/errcodes-appendix.html (42P01 undefined_table)
  */
 function namesMissingRelation(statement: ResolvedMasking, fields: ReadonlyMap<string, string>): boolean {
-  const missing = fields.get('C') === '42P01' ? /^relation "([^"]+)" does not exist$/.exec(fields.get('M') ?? '')?.[1]?.toLowerCase() : undefined;
+  // The error, or the notice of an IF EXISTS that skipped (`ALTER TABLE IF EXISTS nope …`).
+  const code = fields.get('C');
+  const said = code === '42P01' ? /^relation "([^"]+)" does not exist$/ : code === '00000' ? /^relation "([^"]+)" does not exist, skipping$/ : undefined;
+  const missing = said?.exec(fields.get('M') ?? '')?.[1]?.toLowerCase();
   if (missing === undefined) return false;
   const named = 'lineage' in statement ? statement.lineage.relations.map(sqlName) : 'utility' in statement ? statement.utility.tables : [];
   return named.some((n) => n.toLowerCase() === missing);
