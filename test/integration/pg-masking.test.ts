@@ -138,6 +138,32 @@ describe('masking through the gateway', () => {
     expect(csv).toMatch(/^1,/m);
   });
 
+  it('masks COPY with the strategies SELECT applies (last4 by a name rule, redact by an origin rule), and the index lists what the client got masked', async () => {
+    const selected = (await run(masked.info, 'select id, ssn, email from customers order by id')).trim().replaceAll('|', '\t');
+    expect(selected).toContain('6789');
+    expect(selected).not.toContain('123-45');
+    // The table's rows in their stored order are the same two; each form of COPY gives what SELECT gave.
+    expect((await run(masked.info, 'copy (select id, ssn, email from customers order by id) to stdout')).trim()).toBe(selected);
+    expect((await run(masked.info, 'copy customers (id, ssn, email) to stdout')).trim().split('\n').sort()).toEqual(selected.split('\n').sort());
+    const listed = async () =>
+      (
+        JSON.parse(
+          (await stack.run(['sessions', 'ls', '--json', '--column', 'customers.ssn', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') }))
+            .stdout,
+        ) as {
+          sessions: Array<{ maskedColumns?: Array<{ column: string; strategy: string }> }>;
+        }
+      ).sessions[0]?.maskedColumns;
+    await eventually(
+      async () =>
+        expect(await listed()).toEqual([
+          { column: 'customers.email', strategy: 'redact' },
+          { column: 'customers.ssn', strategy: 'last4' },
+        ]),
+      { timeout: 30_000, interval: 100 },
+    );
+  });
+
   it('masks a NOTICE, a NOTIFY payload and an error detail', async () => {
     const notice = await run(masked.info, "do $$ begin raise notice 'card %', '4111 1111 1111 1111'; end $$");
     expect(notice).toContain('NOTICE');

@@ -12,6 +12,7 @@
 import type { ColumnLineage, ColumnSource, LineageSegment, RelationDdl, RelationName, StatementLineage } from '../sql/analyze.js';
 import type { ResolvedColumn } from './catalog.js';
 import type { ColumnOrigin, MaskingRules } from './rules.js';
+import type { MaskStrategy } from './strategies.js';
 
 /** A relation a name may mean, as the catalog has it. */
 export interface RelationCandidate {
@@ -117,6 +118,23 @@ export class SourceJudge {
     await this.#load(lineage.sources);
     for (const s of lineage.sources) if (await this.#source(s, 0)) return true;
     return lineage.opaque === true && this.readsMasked();
+  }
+
+  /**
+   * The strategy of the one table column `s` names, as a result column of that column has by its
+   * origin (its rule, or a name rule): what a plain column reference of a COPY or a subquery gets,
+   * as SELECT gives it; undefined when `s` may name more than one column, a view's, or one the open
+   * transaction changed (then the value is redacted whole).
+   */
+  async strategyOf(s: ColumnSource): Promise<MaskStrategy | undefined> {
+    if (this.#overlay.get(s.relation) || this.#overlay.altered || this.#overlay.opaque || this.#overlay.namesMoved) return undefined;
+    await this.#load([s]);
+    const candidates = this.#known.get(relationKey(s)) ?? [];
+    const c = candidates[0];
+    if (candidates.length !== 1 || !c || isView(c)) return undefined;
+    const column = s.column === '*' ? (s.position !== undefined ? c.columns[s.position]?.[1] : undefined) : c.columns.find(([, name]) => name === s.column)?.[1];
+    if (column === undefined || c.generated?.[column]) return undefined;
+    return this.#rules.forOrigin(origin(c, column)) ?? this.#rules.forName(column);
   }
 
   /** Whether the statement reads anything masked (its errors and notices may then quote it). @throws CannotTell */
@@ -359,13 +377,17 @@ function origin(c: RelationCandidate, column: string): ColumnOrigin {
  * ends, and a column between two of them carries all of what lies between. A branch that cannot
  * have `n` columns carries all of itself in each.
  */
-export async function alignedLineage(branches: readonly LineageSegment[][], n: number, width: (r: RelationName) => Promise<number | undefined>): Promise<ColumnLineage[]> {
+export async function alignedLineage(branches: readonly LineageSegment[][], n: number, width: (r: RelationName) => Promise<number | undefined>): Promise<Array<ColumnLineage & { plain?: true }>> {
   const out: ColumnSource[][] = Array.from({ length: n }, () => []);
   const opaque: boolean[] = new Array(n).fill(false);
-  const add = (i: number, l: ColumnLineage): void => {
+  // A column is plain when one branch gives it as a column reference (or a column of a relation), at its own place.
+  const plain: boolean[] = new Array(n).fill(false);
+  const add = (i: number, l: ColumnLineage, isPlain = false): void => {
     out[i]!.push(...l.sources);
     if (l.opaque) opaque[i] = true;
+    plain[i] = isPlain && branches.length === 1 && l.sources.length === 1 && !l.opaque;
   };
+  const plainAt = (seg: LineageSegment): boolean => 'relation' in seg || ('lineage' in seg && seg.plain === true);
   for (const branch of branches) {
     const widths = await Promise.all(branch.map(async (seg) => ('lineage' in seg ? 1 : 'relation' in seg ? ((await width(seg)) ?? -1) - (seg.from ?? 0) : -1)));
     const lineages = branch.map(segLineageAt);
@@ -374,7 +396,7 @@ export async function alignedLineage(branches: readonly LineageSegment[][], n: n
     if (known && total === n) {
       let at = 0;
       branch.forEach((_, k) => {
-        for (let j = 0; j < widths[k]!; j++) add(at + j, lineages[k]!(j));
+        for (let j = 0; j < widths[k]!; j++) add(at + j, lineages[k]!(j), plainAt(branch[k]!));
         at += widths[k]!;
       });
       continue;
@@ -389,13 +411,13 @@ export async function alignedLineage(branches: readonly LineageSegment[][], n: n
     const firstUnknown = unknown[0]!;
     const lastUnknown = unknown.at(-1)!;
     let at = 0;
-    for (let k = 0; k < firstUnknown; k++) for (let j = 0; j < widths[k]!; j++) add(at++, lineages[k]!(j));
+    for (let k = 0; k < firstUnknown; k++) for (let j = 0; j < widths[k]!; j++) add(at++, lineages[k]!(j), plainAt(branch[k]!));
     let back = n;
-    for (let k = branch.length - 1; k > lastUnknown; k--) for (let j = widths[k]! - 1; j >= 0; j--) add(--back, lineages[k]!(j));
+    for (let k = branch.length - 1; k > lastUnknown; k--) for (let j = widths[k]! - 1; j >= 0; j--) add(--back, lineages[k]!(j), plainAt(branch[k]!));
     const middle = unionOf(lineages.slice(firstUnknown, lastUnknown + 1).map((l) => l(-1)));
     for (let i = at; i < back; i++) add(i, middle);
   }
-  return out.map((sources, i) => (opaque[i] ? { sources, opaque: true } : { sources }));
+  return out.map((sources, i) => ({ sources, ...(opaque[i] ? { opaque: true as const } : {}), ...(plain[i] ? { plain: true as const } : {}) }));
 }
 
 /** The lineage of a segment's `j`-th column (-1: any of them). */

@@ -172,7 +172,7 @@ function copyLineage(s: StatementFacts): StatementLineage | undefined {
   const rel = s.copy?.direction === 'to' ? s.copy.relation : undefined;
   if (!rel) return undefined;
   const relation: RelationName = { ...(rel.schema ? { schema: rel.schema } : {}), relation: rel.table };
-  const columns: LineageSegment[] = s.copy!.columns ? s.copy!.columns.map((c) => ({ name: c, lineage: { sources: [{ ...relation, column: c }] } })) : [{ ...relation }];
+  const columns: LineageSegment[] = s.copy!.columns ? s.copy!.columns.map((c) => ({ name: c, lineage: { sources: [{ ...relation, column: c }] }, plain: true as const })) : [{ ...relation }];
   return { branches: [columns], reads: [], relations: [relation] };
 }
 
@@ -226,6 +226,7 @@ export class PgSessionMasking implements Stage {
       catalog: this.#resolver,
       judge: this.#judge,
       onUnknownRow: () => options.log?.warn('masking.unknown-row', { session: options.sessionId }),
+      ...(options.masking.serverRows ? { serverRows: options.masking.serverRows } : {}),
     });
     this.#maxMessage = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE;
     this.#log = options.log;
@@ -309,7 +310,9 @@ export class PgSessionMasking implements Stage {
         const l = aligned[i]!;
         // A column of a relation the catalog does not know: only a lineage that names it can place it.
         if (fields[i]!.tableOid !== 0 && l.sources.length === 0) throw new CannotTell(`its relation (OID ${fields[i]!.tableOid}) is not in the catalog, and the statement does not show which it is`);
-        out.push(l.sources.length === 0 && !l.opaque ? undefined : (await judge.masked(l)) ? REDACT : undefined);
+        // A masked plain column (COPY's, a subquery's) gets its own column's strategy, as SELECT gives it by origin.
+        const masked = (l.sources.length > 0 || l.opaque) && (await judge.masked(l));
+        out.push(!masked ? undefined : l.plain ? ((await judge.strategyOf(l.sources[0]!)) ?? REDACT) : REDACT);
       }
       return out;
     };

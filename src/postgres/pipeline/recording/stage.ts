@@ -172,6 +172,10 @@ export class PostgresRecordingStage implements Stage {
         const json = Buffer.from(JSON.stringify(masked));
         this.#record(MASKED, 0, json, 0, json.length);
       }
+    } else if (type === COPY_OUT) {
+      // A COPY's columns have no RowDescription: the index hears of its masked ones by their origin, else their place.
+      const masked = this.#maskedColumns?.();
+      if (masked && this.#notes) masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? `column ${i + 1}`, m.strategy));
     } else if (type === READY) {
       // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
       const status = bytes[start + 5] ?? TransactionStatus.IDLE;
