@@ -15,11 +15,11 @@ import type { Policy, PolicyTest } from '../policy/schema.js';
 import { analyzeSql } from '../policy/sql/analyze.js';
 import { commandTokenProvider, type GatewayFlags } from './client-config.js';
 import { openGatewaySql } from './gateway-sql.js';
-import { PolicyLab } from './policy-lab.js';
+import { FIXTURE_BUDGET, PolicyLab } from './policy-lab.js';
 import { readEvents, withVerifiedRecording } from './recordings-fetch.js';
 
 /** Whether masking cases without a fixture may run on their connections (`--on-connections`). */
-export type PolicyCasesFlags = GatewayFlags & { onConnections?: boolean };
+export type PolicyCasesFlags = GatewayFlags & { onConnections?: boolean; fixtureSeconds?: number; fixtureMib?: number };
 
 /**
  * Runs the cases. A masking case with a fixture runs on a scratch database (started only when one
@@ -32,7 +32,10 @@ export async function runPolicyCases(io: CliIo, policy: Policy, flags: PolicyCas
       : { error: `without a fixture, the statements would run on ${test.connection} itself: pass --on-connections to let them (never for a change you have not read: a case's SQL is its author's)` };
   if (!policy.tests.some((t) => t.fixture)) return runPolicyTests(policy, { masks: onConnection });
   const started = Date.now();
-  const lab = await PolicyLab.open(io, say);
+  const lab = await PolicyLab.open(io, say, {
+    ms: (flags.fixtureSeconds ?? FIXTURE_BUDGET.ms / 1000) * 1000,
+    bytes: (flags.fixtureMib ?? FIXTURE_BUDGET.bytes / 1024 / 1024) * 1024 * 1024,
+  });
   say(`masking cases with a fixture run on a scratch PostgreSQL through the gateway's engine (ready in ${Date.now() - started} ms)`);
   try {
     return await runPolicyTests(policy, { masks: (test) => (test.fixture ? lab.masks(policy, test) : onConnection(test)) });

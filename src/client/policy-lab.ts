@@ -8,11 +8,16 @@
  *   gets a database of its own. A config repo is not trusted code (a pull request's branch, in CI):
  *   its fixtures and statements run as a role that is not a superuser (no `COPY … TO PROGRAM`, no
  *   server files), owning that database, with a statement timeout.
- * - A case's statements run twice: straight on the scratch database (what it holds) and through
- *   the engine (what the identity gets). A column whose values differ came back masked; its
- *   strategy is the one whose output the gateway's value is (`detector` when only parts of it
- *   changed). The masking key of `hash` is a fixed one of the lab's: hashed values differ from the
- *   gateway's, never their shape. Statements should read: they run twice.
+ * - A case's statements run once, through the engine (what the identity gets), which also hands
+ *   the lab each row as the server sent it (`SessionMasking.serverRows`): what the client got is
+ *   compared with what the same execution read, so a fixture that answers differently from one
+ *   read to the next (a volatile function, a sequence, the session's name) cannot pass a masking
+ *   case. A column whose values differ came back masked; its strategy is the one whose output the
+ *   gateway's value is (`detector` when only parts of it changed). The masking key of `hash` is a
+ *   fixed one of the lab's: hashed values differ from the gateway's, never their shape.
+ * - A fixture has a budget of time and of disk ({@link FIXTURE_BUDGET} unless the command says) (its database's size,
+ *   watched as it loads; temporary files capped for the role), past which its backend is ended
+ *   and the case fails saying which.
  *
  * @see ../policy/test-cases.ts (`masked:`, `fixture:`)
  */
@@ -33,11 +38,10 @@ import { applyStrategy, MASK_STRATEGIES } from '../policy/masking/strategies.js'
 import type { Policy, PolicyTest } from '../policy/schema.js';
 import { CancelRegistry } from '../postgres/gateway/cancel-registry.js';
 import { PostgresEngine } from '../postgres/gateway/engine.js';
-import { connectUpstreamPostgres } from '../postgres/gateway/upstream.js';
-import { PgClient, roundTrip } from '../postgres/wire/client.js';
-import { query as queryMessage, terminate } from '../postgres/wire/messages.js';
+import { PgClient } from '../postgres/wire/client.js';
 import { TunnelChannel } from '../tunnel/channel.js';
 import { ANY_ROLE } from '../postgres/gateway/database-access.js';
+import type { SessionMasking } from '../session/engine.js';
 
 /** The `hash` key of the lab (the policy's own is a secret of the gateway). */
 const LAB_KEY = 'hoop-policy-test';
@@ -45,7 +49,16 @@ const LAB_KEY = 'hoop-policy-test';
 /** The role the repo's SQL runs as: neither superuser nor anything else, its statements cut at a minute. */
 const LAB_ROLE = 'hoop_policy_test';
 
-/** A result as both runs see it: the last RowDescription's names, and every row as text. */
+/** What loading one fixture may take by default: wall time, and its database's size on disk (`--fixture-seconds`, `--fixture-mib`). */
+export const FIXTURE_BUDGET: FixtureBudget = { ms: 60_000, bytes: 256 * 1024 * 1024 };
+
+/** What loading one fixture may take. */
+export interface FixtureBudget {
+  ms: number;
+  bytes: number;
+}
+
+/** A result as the server sent it or the client got it: the last RowDescription's names, and every row as text. */
 interface Rows {
   names: string[];
   rows: Array<Array<string | null>>;
@@ -82,7 +95,7 @@ function strategyOf(pairs: ReadonlyArray<[string | null, string | null]>): strin
   return 'detector';
 }
 
-/** How each column of `through` differs from `direct`. @throws Error when the two are not the same result */
+/** How each column of `through` (what the client got) differs from `direct` (what the same execution read). @throws Error when the two are not the same result */
 function compare(direct: Rows, through: Rows): ColumnMask[] {
   if (direct.names.join('\0') !== through.names.join('\0')) throw new Error(`the result's columns differ: ${direct.names.join(', ')} direct, ${through.names.join(', ')} through hoop`);
   if (direct.rows.length !== through.rows.length) throw new Error(`${direct.rows.length} rows direct, ${through.rows.length} through hoop`);
@@ -102,22 +115,28 @@ export class PolicyLab {
   /** Fixture file → its database (made on first use). */
   readonly #databases = new Map<string, Promise<string>>();
   readonly #engine: PostgresEngine;
+  readonly #budget: FixtureBudget;
 
-  private constructor(pg: DemoPostgres, dir: string) {
+  private constructor(pg: DemoPostgres, dir: string, budget: FixtureBudget) {
     this.#pg = pg;
     this.#dir = dir;
+    this.#budget = budget;
     this.#engine = new PostgresEngine({ cancels: new CancelRegistry(), resolveSecret: async () => this.#password });
   }
 
   /** Starts the scratch server (`say` hears what it does, once). */
-  static async open(io: CliIo, say: (line: string) => void): Promise<PolicyLab> {
+  static async open(io: CliIo, say: (line: string) => void, budget: FixtureBudget = FIXTURE_BUDGET): Promise<PolicyLab> {
     const parent = join(configDir(io.env, io.cwd), 'policy-lab');
     await mkdir(parent, { recursive: true, mode: 0o700 });
     const dir = await mkdtemp(join(parent, 'run-'));
     try {
       const pg = await startDemoPostgres({ dir, port: await freePort(), log: (line) => (/^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
-      const lab = new PolicyLab(pg, dir);
-      await runSql(pg, 'postgres', `create role ${LAB_ROLE} login nosuperuser nocreatedb nocreaterole password '${lab.#password}'; alter role ${LAB_ROLE} set statement_timeout = '60s'`);
+      const lab = new PolicyLab(pg, dir, budget);
+      await runSql(
+        pg,
+        'postgres',
+        `create role ${LAB_ROLE} login nosuperuser nocreatedb nocreaterole password '${lab.#password}'; alter role ${LAB_ROLE} set statement_timeout = '60s'; alter role ${LAB_ROLE} set temp_file_limit = '${Math.ceil(budget.bytes / 1024)}kB'`,
+      );
       return lab;
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
@@ -130,9 +149,8 @@ export class PolicyLab {
     if (!test.fixture) return { error: 'masked: without fixture: runs against the connection, which this lab does not do' };
     try {
       const database = await this.#database(test.fixture);
-      const direct = await this.#direct(database, test.sql!);
-      const through = await this.#through(policy, test, database);
-      return { columns: compare(direct, through), where: `on ${test.fixture.file}, through the gateway's engine` };
+      const { read, got } = await this.#through(policy, test, database);
+      return { columns: compare(read, got), where: `on ${test.fixture.file}, through the gateway's engine` };
     } catch (err) {
       return { error: `${test.fixture.file}: ${describeError(err)}` };
     }
@@ -153,7 +171,7 @@ export class PolicyLab {
       made = (async () => {
         await runSql(this.#pg, 'postgres', `create database ${name} owner ${LAB_ROLE}`);
         await runSql(this.#pg, name, `alter schema public owner to ${LAB_ROLE}`);
-        await runSql(this.#lab, name, fixture.sql);
+        await this.#withinBudget(name, fixture.file, runSql(this.#lab, name, fixture.sql, { timeoutMs: this.#budget.ms + 5_000 }));
         return name;
       })();
       this.#databases.set(fixture.file, made);
@@ -166,32 +184,51 @@ export class PolicyLab {
     return { host: this.#pg.host, port: this.#pg.port, superuser: { user: LAB_ROLE, password: this.#password } };
   }
 
-  /** The statements run straight on `database`, as {@link LAB_ROLE}. */
-  async #direct(database: string, sql: readonly string[]): Promise<Rows> {
-    const upstream = await connectUpstreamPostgres({
-      host: this.#pg.host,
-      port: this.#pg.port,
-      user: LAB_ROLE,
-      password: this.#password,
-      database,
-      tls: { mode: 'disable' },
-      params: [],
-    });
-    try {
-      let last: Rows = { names: [], rows: [] };
-      for (const text of sql) {
-        const answer = await roundTrip(upstream, queryMessage(text), 60_000);
-        if (answer.error) throw new Error(`the statement fails on the fixture: ${answer.error.message}`);
-        if (answer.fields.length > 0) last = { names: answer.fields.map((f) => f.name), rows: answer.rows };
+  /**
+   * `loading` (a fixture's SQL on `database`), ended with the fixture's backend once it runs past
+   * {@link FIXTURE_BUDGET}'s time or its database grows past its size; rejects saying which.
+   */
+  async #withinBudget(database: string, file: string, loading: Promise<unknown>): Promise<void> {
+    let over: string | undefined;
+    const started = Date.now();
+    const watching = (async () => {
+      for (let settled = false; !settled; ) {
+        settled = await Promise.race([
+          loading.then(
+            () => true,
+            () => true,
+          ),
+          new Promise<false>((resolve) => setTimeout(() => resolve(false), 250)),
+        ]);
+        if (settled) return;
+        over = await this.#outgrown(database, file);
+        if (!over && Date.now() - started > this.#budget.ms) over = `${file} ran past ${this.#budget.ms / 1000} s, the time a fixture may take to load (--fixture-seconds)`;
+        if (over) {
+          await runSql(this.#pg, 'postgres', `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${database}' and usename = '${LAB_ROLE}'`);
+          return;
+        }
       }
-      return last;
-    } finally {
-      upstream.socket.end(terminate());
+    })();
+    try {
+      await loading;
+    } catch (err) {
+      await watching.catch(() => undefined);
+      throw over ? new Error(over) : err;
     }
+    await watching;
+    // And as it was left: a load quicker than a look leaves its size to be judged now.
+    over ??= await this.#outgrown(database, file);
+    if (over) throw new Error(over);
   }
 
-  /** The statements through the gateway's engine, as `test.as` on a connection to `database`. */
-  async #through(policy: Policy, test: PolicyTest, database: string): Promise<Rows> {
+  /** Why `database` is past the disk budget, if it is. */
+  async #outgrown(database: string, file: string): Promise<string | undefined> {
+    const [size] = await runSql(this.#pg, 'postgres', `select pg_database_size('${database}') as bytes`);
+    return Number(size?.bytes) > this.#budget.bytes ? `${file} grew its database past ${this.#budget.bytes / 1024 / 1024} MiB, the disk a fixture may use (--fixture-mib)` : undefined;
+  }
+
+  /** The statements through the gateway's engine, as `test.as` on a connection to `database`: the last result as the server sent it (`read`) and as the client got it. */
+  async #through(policy: Policy, test: PolicyTest, database: string): Promise<{ read: Rows; got: Rows }> {
     const grant = accessFor(policy, test.as, test.connection);
     if (!grant) throw new Error(`no access rule admits ${test.as.subject} to "${test.connection}"`);
     const declared = policy.connections.find((c) => c.name === test.connection) as PostgresConnection;
@@ -199,6 +236,8 @@ export class PolicyLab {
     const connection: PostgresConnection = { ...rest, host: this.#pg.host, port: this.#pg.port, database, user: LAB_ROLE, tls: { mode: 'disable' }, allowCleartextWithoutTls: true };
     const { gateway, client } = await tunnelPair();
     const controller = new AbortController();
+    const serverRows: Rows['rows'] = [];
+    const masked = enforcedFor(policy, test.as, connection, grant, LAB_KEY).masking !== undefined;
     const identity = {
       subject: test.as.subject,
       issuer: 'policy-test',
@@ -216,18 +255,19 @@ export class PolicyLab {
       remoteAddress: 'hoop policy test',
       log: silentLogger,
       signal: controller.signal,
-      // Its own role on its scratch database, whatever roles the access allows on the real one.
-      ...withoutDatabaseAccess(enforcedFor(policy, test.as, connection, grant, LAB_KEY)),
+      // Its own role on its scratch database, whatever roles the access allows on the real one; each row as the server sent it told to the lab.
+      ...withServerRows(withoutDatabaseAccess(enforcedFor(policy, test.as, connection, grant, LAB_KEY)), (values) => serverRows.push(values.map((v) => v?.toString('utf8') ?? null))),
     });
     try {
       const session = await PgClient.start(client, [
         ['user', ANY_ROLE],
         ['database', database],
       ]);
-      let last: Rows = { names: [], rows: [] };
+      let last: { read: Rows; got: Rows } = { read: { names: [], rows: [] }, got: { names: [], rows: [] } };
       for (const text of test.sql!) {
         let names: string[] | undefined;
         const rows: Rows['rows'] = [];
+        serverRows.length = 0;
         const failed = await session.run(text, {
           columns: (fields) => void (names = fields.map((f) => f.name)),
           row: (values) => void rows.push(values),
@@ -235,7 +275,8 @@ export class PolicyLab {
           notice: () => {},
         });
         if (failed) throw new Error(`through hoop: ${failed.message}`);
-        if (names) last = { names, rows };
+        // Without masking the engine masks nothing and reads rows it is not told of: they are what the client got.
+        if (names) last = { read: { names, rows: masked ? [...serverRows] : rows }, got: { names, rows } };
       }
       session.close();
       return last;
@@ -245,6 +286,11 @@ export class PolicyLab {
       await served.catch(() => undefined);
     }
   }
+}
+
+/** What a session enforces, its masking telling `rows` each row as the server sent it. */
+function withServerRows<T extends { masking?: SessionMasking }>(enforced: T, rows: NonNullable<SessionMasking['serverRows']>): T {
+  return enforced.masking ? { ...enforced, masking: { ...enforced.masking, serverRows: rows } } : enforced;
 }
 
 /** What a session enforces, but the database roles and databases it may pick (the lab's session has its own). */

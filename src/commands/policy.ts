@@ -12,7 +12,7 @@
  * Exit codes: `check` 0 allow, 1 deny, 2 review; `test` 0 when every case passes, 1 otherwise;
  * 78 for an invalid policy (one the gateway would refuse), 64 for bad usage.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -77,8 +77,13 @@ export function policyCommand(io: CliIo): Command {
     )
       .option('--offline', 'do not ask the gateway how it validates (secret references are then checked for form only)')
       .option('--on-connections', 'run masking cases that have no fixture on their connection itself, through the gateway, as you (only SELECTs, read-only): never for a change you have not read')
+      .option('--fixture-seconds <n>', 'the time one fixture may take to load (default 60)', budgetNumber(3600))
+      .option('--fixture-mib <n>', 'the disk one fixture may fill, in MiB (default 256)', budgetNumber(65536))
       .option('--json', 'print the results as one JSON object: { policy, passed, failed, cases: [{ name, source, passed, expected, got, reason? }] }')
-      .action((opts: SourceOptions & { offline?: boolean; onConnections?: boolean; gateway?: string; tokenFile?: string; caFile?: string; json?: boolean }) => policyTest(io, opts)),
+      .action(
+        (opts: SourceOptions & { offline?: boolean; onConnections?: boolean; fixtureSeconds?: number; fixtureMib?: number; gateway?: string; tokenFile?: string; caFile?: string; json?: boolean }) =>
+          policyTest(io, opts),
+      ),
   );
 
   policy.addCommand(
@@ -116,4 +121,13 @@ export function policyCommand(io: CliIo): Command {
       }),
   );
   return policy;
+}
+
+/** A whole number from 1 to `max`, as a budget flag takes it. */
+function budgetNumber(max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`must be a whole number from 1 to ${max}`);
+    return n;
+  };
 }

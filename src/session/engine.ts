@@ -324,6 +324,11 @@ export interface SessionMasking {
   policy: MaskingPolicy;
   /** The resolved `masking.key` (for the `hash` strategy); never logged. */
   key?: string;
+  /**
+   * Told each row's values as the server sent them, before masking: `hoop policy test` compares
+   * what a client got with what the same execution read (never set by the gateway).
+   */
+  serverRows?: (values: ReadonlyArray<Buffer | null>) => void;
 }
 
 /** How a session ended. */

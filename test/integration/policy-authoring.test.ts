@@ -180,6 +180,38 @@ describe('hoop policy test', () => {
     }
   }, 60_000);
 
+  it('compares what the client got with what the same execution read (a fixture that answers differently on its second read passes nothing), and holds a fixture to its budget of disk and time', async () => {
+    const file = join(repo.dir, 'policy', 'tests', 'cases.yaml');
+    const fixtures = join(repo.dir, 'policy', 'fixtures');
+    writeFileSync(
+      join(fixtures, 'flip.sql'),
+      "create sequence s;\ncreate table people (id int, name text);\ninsert into people values (1, 'Ada');\ncreate view flip as select id, case when nextval('s') % 2 = 1 then name else 'someone else' end as name from people;\n",
+    );
+    writeFileSync(join(fixtures, 'big.sql'), "create table big as select repeat('x', 1000) as t from generate_series(1, 40000);\n");
+    writeFileSync(join(fixtures, 'slow.sql'), 'select pg_sleep(30);\n');
+    const cases = (fixture: string, name: string): string =>
+      `version: 1\ntests:\n  - name: ${name}\n    as: { subject: bob, groups: [analysts] }\n    connection: app\n    sql: select name from flip\n    fixture: policy/fixtures/${fixture}\n    masked: [name]\n`;
+    try {
+      writeFileSync(file, cases('flip.sql', 'a name that flips is masked'));
+      const flip = await hoop(['policy', 'test']);
+      expect(flip.code).toBe(1);
+      expect(flip.stdout).toMatch(/✗ a name that flips is masked .*expected masked name, got masked nothing/);
+      writeFileSync(file, cases('big.sql', 'a big fixture'));
+      const big = await hoop(['policy', 'test', '--fixture-mib', '24']);
+      expect(big.code).toBe(1);
+      expect(big.stdout).toContain('policy/fixtures/big.sql grew its database past 24 MiB, the disk a fixture may use (--fixture-mib)');
+      writeFileSync(file, cases('slow.sql', 'a slow fixture'));
+      const started = Date.now();
+      const slow = await hoop(['policy', 'test', '--fixture-seconds', '1']);
+      expect(slow.stdout).toContain('policy/fixtures/slow.sql ran past 1 s, the time a fixture may take to load (--fixture-seconds)');
+      expect(Date.now() - started).toBeLessThan(25_000);
+      expect((await hoop(['policy', 'test', '--fixture-seconds', '0'])).code).toBe(64);
+    } finally {
+      writeFileSync(file, TESTS);
+      for (const f of ['flip.sql', 'big.sql', 'slow.sql']) rmSync(join(fixtures, f), { force: true });
+    }
+  }, 90_000);
+
   it('fails, with file:line, an edit the gateway would refuse, before and after it is committed; status shows the refused commit', async () => {
     const edited = bundle.replace('${env:APP_PASSWORD}', '${env:OTHER_PASSWORD}');
     writeFileSync(join(repo.dir, 'hoop.yaml'), edited);

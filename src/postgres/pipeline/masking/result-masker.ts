@@ -47,6 +47,7 @@ import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../.
 import { REDACTED, type MaskStrategy } from '../../../policy/masking/strategies.js';
 import { detectInField, maskField, type FieldType } from '../../../policy/masking/values.js';
 import { Backend } from '../../wire/codes.js';
+import type { ColumnSource } from '../../../policy/sql/analyze.js';
 
 /** Options of a {@link ResultMasker}. */
 export interface ResultMaskerOptions {
@@ -60,6 +61,8 @@ export interface ResultMaskerOptions {
   judge: ColumnJudge;
   /** Told when a DataRow came with no known row shape (it was handed on as NULLs). */
   onUnknownRow?: () => void;
+  /** Told each DataRow's values as the server sent them, before masking (see SessionMasking.serverRows). */
+  serverRows?: (values: ReadonlyArray<Buffer | null>) => void;
 }
 
 function originName(o: ColumnOrigin): string {
@@ -85,6 +88,19 @@ interface ColumnPlan {
   strategy: MaskStrategy | undefined;
   /** `schema.table.column` the values come from, when the catalog says. */
   origin?: string;
+}
+
+/** The names of a COPY's `n` columns (`schema.table.column` for a table's, the output name for a query's) when its SQL names each. */
+function copyColumnNames(statement: ResolvedMasking, n: number): string[] | undefined {
+  if (!('lineage' in statement) || statement.lineage.branches.length !== 1) return undefined;
+  const segs = statement.lineage.branches[0]!;
+  if (segs.length !== n || !segs.every((seg) => 'lineage' in seg && seg.name !== undefined)) return undefined;
+  return segs.map((seg) => {
+    const { name, lineage } = seg as { name: string; lineage: { sources: ColumnSource[] } };
+    // A plain reference of a column that keeps its name is named by its relation too, as SQL names it.
+    const [only] = lineage.sources;
+    return 'plain' in seg && lineage.sources.length === 1 && only!.column === name ? `${only!.schema ? `${only!.schema}.` : ''}${only!.relation}.${name}` : name;
+  });
 }
 
 /** A plan, and whether it holds only for the statement it was made for (the judge decided some column). */
@@ -164,6 +180,7 @@ export class ResultMasker {
   private readonly catalog: CatalogResolver | undefined;
   private readonly judge: ColumnJudge;
   private readonly onUnknownRow: (() => void) | undefined;
+  readonly #serverRows: ResultMaskerOptions['serverRows'];
   private readonly answers = new AnswerQueue<Op>();
   /** Prepared statements (the protocol's and SQL's) -> what they run. */
   private readonly statements = new Map<string, StatementMasking | undefined>();
@@ -198,6 +215,7 @@ export class ResultMasker {
     this.catalog = options.catalog;
     this.judge = options.judge;
     this.onUnknownRow = options.onUnknownRow;
+    this.#serverRows = options.serverRows;
   }
 
   /**
@@ -273,7 +291,7 @@ export class ResultMasker {
    */
   passes(type: number): boolean {
     if (type === T.copyData) return this.copy === 'pass';
-    if (type !== T.dataRow || this.rules.detectors.length > 0) return false;
+    if (type !== T.dataRow || this.rules.detectors.length > 0 || this.#serverRows) return false;
     const plan = this.#resultPlan();
     return plan !== undefined && !plan.some((c) => c.strategy);
   }
@@ -565,6 +583,7 @@ export class ResultMasker {
   private dataRow(msg: PgMessage): Buffer {
     const plan = this.#resultPlan();
     const rules = this.rules;
+    if (this.#serverRows) this.#serverRows(parseDataRow(msg.body));
     if (plan && rules.detectors.length === 0 && !plan.some((c) => c.strategy)) return msg.raw;
     const fields = parseDataRow(msg.body);
     if (!plan) {
@@ -612,6 +631,9 @@ export class ResultMasker {
     const options: CopyOptions = overall === 1 ? { ...copyHints, format: 'binary' } : copyHints && copyHints.format !== 'binary' ? copyHints : { format: 'text' };
     const start = (strategies: ReadonlyArray<MaskStrategy | undefined>): Buffer => {
       this.copy = this.copyMasker(options, strategies);
+      // What the client gets masked, for the recording and the index: each column by the name its COPY gives it, where it gives one.
+      const names = copyColumnNames(statement, n);
+      this.lastPlan = Array.from({ length: n }, (_, i) => ({ typeOid: 0, format: overall, strategy: strategies[i], ...(names?.[i] ? { origin: names[i] } : {}) }));
       return msg.raw;
     };
     if (copyHints?.maskAll) return start(new Array<MaskStrategy>(n).fill(REDACT));
