@@ -115,6 +115,89 @@ describe('IBAN', () => {
   });
 });
 
+/** Over 100,000 strings of `piece`s: the characters `find`'s spans cover are exactly those some window `valid` accepts covers. */
+function againstReference(
+  seed: number,
+  piece: (next: () => number) => string,
+  find: (s: string) => Array<{ start: number; end: number }>,
+  valid: (s: string, a: number, b: number) => boolean,
+  longest: number,
+): number {
+  const r = new Random(seed);
+  const next = (): number => r.int(2 ** 32) / 2 ** 32;
+  let found = 0;
+  for (let t = 0; t < 100_000; t++) {
+    const s = Array.from({ length: 1 + Math.floor(next() * 6) }, () => piece(next)).join('');
+    const want = new Set<number>();
+    for (let a = 0; a < s.length; a++) for (let b = a + 1; b <= Math.min(s.length, a + longest); b++) if (valid(s, a, b)) for (let k = a; k < b; k++) want.add(k);
+    const got = new Set<number>();
+    for (const m of find(s)) for (let k = m.start; k < m.end; k++) got.add(k);
+    const missed = [...want].filter((k) => !got.has(k));
+    const extra = [...got].filter((k) => !want.has(k));
+    if (missed.length > 0 || extra.length > 0) expect({ text: s, missed, extra }).toEqual({ text: s, missed: [], extra: [] });
+    found += want.size > 0 ? 1 : 0;
+  }
+  return found;
+}
+
+const alnum = (c: string | undefined): boolean => c !== undefined && /^[0-9A-Za-z]$/.test(c);
+
+describe('each detector against a slow reference (every window its grammar accepts, its ends as it says)', () => {
+  it('email: every window that is local@domain, the local part the whole run before the @', () => {
+    const local = /^[A-Za-z0-9_%+-][A-Za-z0-9._%+-]{0,63}$/;
+    const label = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
+    const valid = (s: string, a: number, b: number): boolean => {
+      const w = s.slice(a, b);
+      const at = w.indexOf('@');
+      if (at < 0 || w.indexOf('@', at + 1) >= 0 || !local.test(w.slice(0, at)) || /[A-Za-z0-9._%+-]/.test(s[a - 1] ?? ' ')) return false;
+      const labels = w.slice(at + 1).split('.');
+      if (labels.length < 2 || !labels.every((l) => label.test(l)) || !/^[A-Za-z]{2,63}$/.test(labels.at(-1)!) || w.length > 254) return false;
+      return !alnum(s[b]) && !(s[b] === '.' && alnum(s[b + 1]));
+    };
+    const piece = (next: () => number): string => {
+      const r = next();
+      if (r < 0.2) return ['alice@example.com', 'b.o-b+x@mail.ex-ample.co.uk', 'c@d.io', 'x_y%z@a1.b2.org'][Math.floor(next() * 4)]!;
+      if (r < 0.5) return ['ab', 'x1', 'com', 'org-', 'a-b', 'Q'][Math.floor(next() * 6)]!;
+      return '@.-_+% ,;:'[Math.floor(next() * 10)]!;
+    };
+    expect(againstReference(74, piece, findEmails, valid, 80)).toBeGreaterThan(10_000);
+  });
+
+  it('US SSN: every window NNN-NN-NNNN of an issued number, touching no letter, digit or dash', () => {
+    const valid = (s: string, a: number, b: number): boolean => {
+      const m = /^(\d{3})-(\d{2})-(\d{4})$/.exec(s.slice(a, b));
+      if (!m || /[0-9A-Za-z-]/.test(s[a - 1] ?? ' ') || /[0-9A-Za-z-]/.test(s[b] ?? ' ')) return false;
+      const [, area, group, serial] = m as unknown as [string, string, string, string];
+      return area !== '000' && area !== '666' && area[0] !== '9' && group !== '00' && serial !== '0000' && m[0] !== '078-05-1120' && m[0] !== '219-09-9999';
+    };
+    const piece = (next: () => number): string => {
+      const r = next();
+      if (r < 0.25) return ['123-45-6789', '536-90-4399', '666-12-3456', '078-05-1120'][Math.floor(next() * 4)]!;
+      if (r < 0.6) return String(Math.floor(next() * 10 ** (1 + Math.floor(next() * 4))));
+      return ' -/a.:'[Math.floor(next() * 6)]!;
+    };
+    expect(againstReference(75, piece, findUsSsns, valid, 12)).toBeGreaterThan(5_000);
+  });
+
+  it('IBAN: every window of a known length and MOD 97-10, its groups split by single spaces, touching no letter or digit', () => {
+    const valid = (s: string, a: number, b: number): boolean => {
+      const w = s.slice(a, b);
+      if (!/^[A-Z]{2}\d{2}(?: ?[A-Z0-9])+$/.test(w) || alnum(s[a - 1]) || alnum(s[b])) return false;
+      return ibanValid(w.replaceAll(' ', ''));
+    };
+    const piece = (next: () => number): string => {
+      const r = next();
+      if (r < 0.25) {
+        const iban = ['DE89370400440532013000', 'GB82WEST12345698765432', 'NL91ABNA0417164300', 'FR1420041010050500013M02606'][Math.floor(next() * 4)]!;
+        return next() < 0.5 ? iban : iban.replace(/(.{4})(?=.)/g, '$1 ');
+      }
+      if (r < 0.55) return ['DE', '12', 'GB82', 'AB', '7', 'x'][Math.floor(next() * 6)]!;
+      return ' -/.:'[Math.floor(next() * 5)]!;
+    };
+    expect(againstReference(76, piece, findIbans, valid, 45)).toBeGreaterThan(10_000);
+  });
+});
+
 describe('secrets and tokens', () => {
   const jwt = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
   const pem = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----';

@@ -134,24 +134,49 @@ export function findPaymentCards(text: string): DetectorMatch[] {
   return out;
 }
 
-/** At most 127 labels after the first (a domain is at most 253 characters): bounded, so a run of millions of labels never overflows the engine's stack. */
-const emailCandidate = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})){1,127}/g;
+/** A character of an address's local part: letters, digits and `._%+-`. */
+const isLocal = (c: number): boolean => isAlnum(c) || c === 0x2e || c === 0x5f || c === 0x25 || c === 0x2b || c === 0x2d;
+const isLetter = (c: number): boolean => isUpper(c) || isLower(c);
+/** Where an address may end: before no letter or digit, and no dot that goes on with one. */
+const endsAddress = (text: string, b: number): boolean => !isAlnumAt(text, b) && !(text.charCodeAt(b) === 0x2e && isAlnumAt(text, b + 1));
 
 /**
- * Email addresses (the common dot-atom form): a local part of letters, digits and `._%+-`, an
- * `@`, and a domain of at least two labels whose last label (the TLD) is at least two letters.
+ * Email addresses (the common dot-atom form): a local part of 1 to 64 letters, digits and `._%+-`
+ * (the whole run of them before the `@`, not starting with a dot), an `@`, and a domain of at least
+ * two dot-separated labels (each 1 to 63 letters, digits and hyphens, starting with a letter or
+ * digit) whose last is 2 to 63 letters, 254 characters in all, ending before no letter or digit
+ * (and no dot that goes on with one). Each `@` gives its longest such address, found in one pass
+ * over the labels after it (no regular expression: linear in the text).
  *
  * @see https://datatracker.ietf.org/doc/html/rfc5322#section-3.4.1
+ * @see https://datatracker.ietf.org/doc/html/rfc1035#section-2.3.1
  */
 export function findEmails(text: string): DetectorMatch[] {
-  if (!text.includes('@')) return [];
   const out: DetectorMatch[] = [];
-  for (const m of text.matchAll(emailCandidate)) {
-    let value = m[0];
-    while (value.endsWith('-')) value = value.slice(0, -1);
-    const tld = value.slice(value.lastIndexOf('.') + 1);
-    if (!/^[A-Za-z]{2,63}$/.test(tld) || value.length > 254) continue;
-    out.push({ detector: 'email', start: m.index, end: m.index + value.length });
+  for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
+    let a = at;
+    while (a > 0 && at - a <= 64 && isLocal(text.charCodeAt(a - 1))) a--;
+    if (a === at || at - a > 64 || (a > 0 && isLocal(text.charCodeAt(a - 1))) || text.charCodeAt(a) === 0x2e) continue;
+    let end = -1;
+    let labels = 0;
+    // Each label in turn: a run of letters, digits and hyphens starting with a letter or digit, then a dot or the end.
+    for (let i = at + 1; i < text.length && i - a <= 254 && isAlnum(text.charCodeAt(i)); ) {
+      let j = i;
+      while (j < text.length && j - i < 64 && (isAlnum(text.charCodeAt(j)) || text.charCodeAt(j) === 0x2d)) j++;
+      if (j - i > 63) break;
+      labels++;
+      // The last label may be the letters this one starts with, up to a hyphen or its end.
+      let k = i;
+      while (k < j && isLetter(text.charCodeAt(k))) k++;
+      if (labels >= 2 && k - i >= 2 && (k === j || text.charCodeAt(k) === 0x2d) && k - a <= 254 && endsAddress(text, k)) end = k;
+      if (text.charCodeAt(j) !== 0x2e) break;
+      i = j + 1;
+    }
+    if (end < 0) continue;
+    // An address whose local part is the domain of the one before (`a@b.cd@e.fg`) joins it: one span.
+    const last = out.at(-1);
+    if (last && a < last.end) last.end = Math.max(last.end, end);
+    else out.push({ detector: 'email', start: a, end });
   }
   return out;
 }
