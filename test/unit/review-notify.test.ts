@@ -53,8 +53,16 @@ describe('Slack review messages', () => {
   it('mark a statement cut for the message, with the command that shows it whole', () => {
     const long = review({ sql: `update t set a = 1 ${'and b = 2 '.repeat(400)}` });
     const all = texts(slackBody('requested', long)).join('\n');
-    expect(all).toMatch(/cut: \d+ more characters; `hoop review show rv-1` shows it whole/);
+    expect(all).toMatch(/cut: \d+ more characters of 4019 in the statement; `hoop review show rv-1` shows it whole/);
     expect(texts(slackBody('requested', review())).join('\n')).not.toContain('cut:');
+    // Cut as it reads once escaped: a statement of characters Slack escapes (& is 5, a control 4) stays within a section, cut between escapes, and counted right.
+    const escaped = review({ sql: '&\x1b'.repeat(2_000), params: ['<'.repeat(3_000)] });
+    const section = (slackBody('requested', escaped).blocks as Array<{ text?: { text: string } }>)[1]!.text!.text;
+    expect(section.length).toBeLessThanOrEqual(3_000);
+    const shown = /^```(.*)…```/s.exec(section)![1]!;
+    expect(shown).toMatch(/^(&amp;\\x1b)+$/);
+    expect(section).toContain(`cut: ${4_000 - (shown.length / 9) * 2} more characters of 4000 in the statement`);
+    expect(section).toMatch(/cut: 3002 more characters of 3002 in the parameters/);
   });
 
   it('escapes the three characters Slack reserves, and what changes how text reads (bidi overrides, zero-width characters, controls)', () => {

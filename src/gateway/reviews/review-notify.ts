@@ -32,8 +32,8 @@ import { terminalSafe } from '../../ui/terminal-safe.js';
 const ATTEMPTS = 5;
 /** Deadline of one delivery. */
 const TIMEOUT_MS = 10_000;
-/** Longest SQL text a Slack message shows. */
-const SLACK_SQL_MAX = 2_800;
+/** What a review's statement and parameters may take of a Slack section (3,000 characters), escaped: the rest is its fences and cut notes. */
+const SLACK_SQL_MAX = 2_700;
 
 /** The generic JSON body of a review event. */
 export function reviewEventBody(event: 'requested' | 'decided', r: Review): Record<string, unknown> {
@@ -51,12 +51,33 @@ export function slackEscape(text: string): string {
   return terminalSafe(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/**
+ * `text` escaped for Slack ({@link slackEscape}; a run of three backquotes made quotes, so no code
+ * block ends early), as much of it as fits in `max` characters once escaped, cut between characters
+ * (never inside an escape), and how many characters of `text` were left out.
+ */
+function escapedWithin(text: string, max: number): { text: string; left: number } {
+  const chars = [...text.replace(/```/g, "'''")];
+  let out = '';
+  for (let i = 0; i < chars.length; i++) {
+    const piece = slackEscape(chars[i]!);
+    if (out.length + piece.length > max) return { text: out, left: chars.length - i };
+    out += piece;
+  }
+  return { text: out, left: 0 };
+}
+
 /** A Slack incoming webhook's body for a review event: every text not hoop's own escaped ({@link slackEscape}). */
 export function slackBody(event: 'requested' | 'decided', r: Review): Record<string, unknown> {
   const e = slackEscape;
   const who = e(r.requester.email ?? r.requester.subject);
-  const sql = r.sql.length > SLACK_SQL_MAX ? `${r.sql.slice(0, SLACK_SQL_MAX)}…` : r.sql;
-  const cut = r.sql.length > SLACK_SQL_MAX ? `\n_cut: ${r.sql.length - SLACK_SQL_MAX} more characters; \`hoop review show ${r.id}\` shows it whole_` : '';
+  const params = r.params?.length ? r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ') : undefined;
+  // The statement and its parameters share one section: cut as they read once escaped, never inside an escape, each cut said.
+  const sql = escapedWithin(r.sql, SLACK_SQL_MAX);
+  const shownParams = params === undefined ? undefined : escapedWithin(params, Math.max(0, SLACK_SQL_MAX - sql.text.length));
+  const cutOf = (what: string, c: { text: string; left: number }, whole: string): string =>
+    c.left > 0 ? `\n_cut: ${c.left} more characters of ${[...whole].length} in the ${what}; \`hoop review show ${r.id}\` shows it whole_` : '';
+  const cut = cutOf('statement', sql, r.sql) + (shownParams && params !== undefined ? cutOf('parameters', shownParams, params) : '');
   const by = r.decisions.map((d) => `${e(d.email ?? d.subject)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${e(d.reason)}` : ''}`).join('; ');
   const text =
     event === 'requested'
@@ -64,8 +85,8 @@ export function slackBody(event: 'requested' | 'decided', r: Review): Record<str
       : `${r.state === 'approved' ? ':white_check_mark:' : ':no_entry:'} review ${r.id} of ${who} on ${e(r.connection)} is ${r.state}${by ? ` (${by})` : r.closedBecause ? ` (${e(r.closedBecause)})` : ''}`;
   const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text } }];
   if (event === 'requested') {
-    const params = r.params?.length ? `\nparameters: ${e(r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', '))}` : '';
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `\`\`\`${e(sql).replace(/```/g, "'''")}\`\`\`${cut}${params}` } });
+    const shownLine = shownParams ? `\nparameters: ${shownParams.text}${shownParams.left > 0 ? '…' : ''}` : '';
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `\`\`\`${sql.text}${sql.left > 0 ? '…' : ''}\`\`\`${cut}${shownLine}` } });
     blocks.push({
       type: 'context',
       elements: [
