@@ -297,6 +297,8 @@ export interface SessionRecording {
   sshInput?: 'none' | 'exec' | 'all';
   /** Why a statement may not run now, as it could not be recorded (src/gateway/records/recording-disk.ts); undefined while it may. */
   stopping?: () => string | undefined;
+  /** The key of the hashes secrets in requests are written down as (src/policy/sql/redact.ts): the gateway's, the same for every session. */
+  redactionKey?: Buffer;
 }
 
 /** The mcp policy of a session, as the MCP engine asks it (src/policy/mcp.ts's `McpJudge`). */

@@ -213,6 +213,38 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
     }
   });
 
+  it('writes down a card an agent sends (a write_file content) as a keyed hash, in the review and the recording; approved, the file holds it as sent', async () => {
+    const a = await agent('files');
+    let session: string | undefined;
+    try {
+      const target = join(data, 'card-note.txt');
+      const call = a.client.callTool({ name: 'write_file', arguments: { path: target, content: `card ${CARD} on file` } }, undefined, { timeout: 60_000 });
+      const id = await pendingReview('card-note.txt');
+      const shown = await hoop(['review', 'show', id], 'bob', ['dba']);
+      expect(shown.stdout).not.toContain(CARD);
+      expect(shown.stdout).toMatch(/\[redacted:[0-9a-f]{8}\]/);
+      expect((await hoop(['review', 'approve', id], 'bob', ['dba'])).code).toBe(0);
+      await call;
+      expect(await readFile(target, 'utf8')).toBe(`card ${CARD} on file`);
+    } finally {
+      await a.close();
+    }
+    session = await eventually(
+      async () => {
+        const r = await hoop(['sessions', 'ls', '--tool', 'write_file', '--since', '10m', '--json']);
+        const ended = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; reason: string }> }).sessions.filter((s) => s.reason !== 'running');
+        expect(ended.length).toBeGreaterThan(0);
+        return ended[0]!.id;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    const events = JSON.stringify(await recordingEvents(stack, session));
+    expect(events).toContain('card-note.txt');
+    expect(events).toMatch(/\[redacted:[0-9a-f]{8}\]/);
+    // Sent by the agent: redacted; read back in a result: masked by the detectors as every result is.
+    expect(events).not.toContain(CARD);
+  });
+
   it('records every call and answer, signed, and indexes the tools called', async () => {
     const a = await agent('files');
     await a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'readme.txt') } });

@@ -269,6 +269,28 @@ describe('hoop connect for a mysql connection', () => {
     );
   });
 
+  it('records a password typed into SQL as a keyed hash (IDENTIFIED BY), and the CLI record, which holds it as typed, still agrees', async () => {
+    const c = await connectMysql(stack, 'shop', { own: true });
+    let session: string;
+    try {
+      await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '--force', '-e', "ALTER USER 'nobody-here'@'%' IDENTIFIED BY 'hunter2-secret'; SELECT 'after' AS m"]);
+      session = lastSession('shop');
+    } finally {
+      await c.stop();
+    }
+    const events = await recordingOf(session);
+    expect(JSON.stringify(events)).not.toContain('hunter2-secret');
+    expect(events).toContainEqual(expect.objectContaining({ t: 'query', sql: expect.stringMatching(/^ALTER USER 'nobody-here'@'%' IDENTIFIED BY '\[redacted:[0-9a-f]{8}\]'$/) }));
+    await eventually(
+      async () => {
+        const v = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+        expect(v.code, v.stdout + v.stderr).toBe(0);
+        expect(v.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on [1-9]\d* statement\(s\)/);
+      },
+      { timeout: 30_000, interval: 250 },
+    );
+  });
+
   it("gives the mysql2 driver what the server gives it directly: text and prepared (binary) results, many statements, types, MariaDB's JSON as JSON", async () => {
     const c = await connectMysql(stack, 'shop');
     const viaHoop = { host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: c.info.database, ssl: { ca: readFileSync(c.info.sslCa) } };

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { VIAS, type Via } from '../../policy/principal.js';
 import type { Logger } from '../../log.js';
 import { recordObject, storedTime } from '../../stored-record.js';
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -182,6 +182,14 @@ export interface SessionArchive {
 export class GatewayRecordings {
   readonly dir: string;
   readonly key: KeyObject;
+  /** The key of the hashes secrets in requests are recorded as: derived from the signing key, so it never leaves the gateway and changes with it. */
+  get redactionKey(): Buffer {
+    return (this.#redactionKey ??= createHash('sha256')
+      .update('hoop-redaction\0')
+      .update(this.key.export({ format: 'der', type: 'pkcs8' }))
+      .digest());
+  }
+  #redactionKey: Buffer | undefined;
   readonly archive: SessionArchive;
   readonly #retired: KeyObject[];
   /** Where recordings are written, off the event loop that relays sessions. */

@@ -37,7 +37,9 @@ import { openRecording, startRecording } from './session-recording.js';
 import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
-import type { SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
+import type { ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
+import { redactDetected, redactSql } from '../../policy/sql/redact.js';
+import type { DetectorName } from '../../policy/masking/detectors.js';
 import type { SessionLimits } from '../../policy/limits.js';
 
 /** Recording without a policy repo. */
@@ -418,18 +420,22 @@ export class SessionAdmission {
       report: live,
       reviews: {
         // Each review's request and end are in the session's recording as `review` events.
+        // What a reviewer sees of a request is what its recording keeps: its secrets redacted.
         request: (ask) =>
-          parts.reviews.request(ask, {
-            session: who.session,
-            ...(who.run ? { run: who.run } : {}),
-            principal,
-            connection: connection.name,
-            requester: session.identity,
-            ...(asked.detached ? { detached: true } : {}),
-            ...(live.intent !== undefined ? { intent: live.intent } : {}),
-            ...(session.identity.run?.prompt !== undefined ? { prompt: session.identity.run.prompt } : {}),
-            observe: (r) => live.reviewed(r),
-          }),
+          parts.reviews.request(
+            redactedAsk(ask, connection.type, { ...(parts.recordings ? { key: parts.recordings.redactionKey } : {}), detectors: policy?.masking?.policy.detectors.map((d) => d.detector) ?? [] }),
+            {
+              session: who.session,
+              ...(who.run ? { run: who.run } : {}),
+              principal,
+              connection: connection.name,
+              requester: session.identity,
+              ...(asked.detached ? { detached: true } : {}),
+              ...(live.intent !== undefined ? { intent: live.intent } : {}),
+              ...(session.identity.run?.prompt !== undefined ? { prompt: session.identity.run.prompt } : {}),
+              observe: (r) => live.reviewed(r),
+            },
+          ),
       },
     };
     return session;
@@ -516,4 +522,10 @@ function originOf({ identity, connection, principal, policyCommit }: Authorized,
     ...(identity.run ? { isolated: identity.run.isolated } : {}),
     ...(asked.direct ? { direct: true as const } : {}),
   };
+}
+
+/** `ask` as a reviewer is shown it: the secrets in its SQL (or, for another lane, what the detectors find) and in its parameters redacted. */
+function redactedAsk(ask: ReviewAsk, lane: string, o: { key?: Buffer; detectors: DetectorName[] }): ReviewAsk {
+  const sql = lane === 'postgres' || lane === 'mysql' ? redactSql(ask.sql, lane, o).text : redactDetected(ask.sql, o).text;
+  return { ...ask, sql, ...(ask.params ? { params: ask.params.map((p) => (p === null ? null : redactDetected(p, o).text)) } : {}) };
 }

@@ -31,6 +31,7 @@ import type { McpConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError, hoopSays } from '../../errors.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
+import { redactDetected } from '../../policy/sql/redact.js';
 import type { McpAsk, McpVerdict } from '../../policy/mcp.js';
 import { type CloseReason, type PendingReview, type SessionOutcome, sessionEndOf, type TunnelSession } from '../../session/engine.js';
 import { errorLine, idKey, type JsonRpcId, LineReader, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
@@ -207,11 +208,28 @@ export class McpSessionRelay {
     );
   }
 
+  /**
+   * An agent's line as it is written down: what the masking detectors find in its strings and
+   * numbers (a card in a `write_file`'s content) as keyed hashes (src/policy/sql/redact.ts), the
+   * line as sent when they find nothing.
+   */
+  #redacted(text: string, key: Buffer | undefined): string {
+    const detectors = this.#masking?.detectors;
+    if (!detectors?.length) return text;
+    const o = { ...(key ? { key } : {}), detectors };
+    if (!redactDetected(text, o).redacted) return text;
+    try {
+      return JSON.stringify(mapStrings(JSON.parse(text), (s) => redactDetected(s, o).text));
+    } catch {
+      return redactDetected(text, o).text;
+    }
+  }
+
   /** One line from the agent: recorded, then judged and relayed, refused, or held. */
   #fromAgentLine(text: string): void {
     if (this.#ended) return;
     const recording = this.#session.recording;
-    if (recording) recordLine(recording.stream, MCP_FROM_AGENT, text);
+    if (recording) recordLine(recording.stream, MCP_FROM_AGENT, this.#redacted(text, recording.redactionKey));
     const m = parseMessage(text);
     if ('invalid' in m) {
       this.#send(errorLine(m.id, m.code, `hoop: ${m.invalid}; the session ends`));

@@ -180,6 +180,7 @@ export class SessionRelay {
           rowCap: recording.rowCap,
           ...(recording.notes ? { notes: recording.notes } : {}),
           ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
+          redact: { ...(recording.redactionKey ? { key: recording.redactionKey } : {}), detectors: this.#session.masking?.policy.detectors.map((d) => d.detector) ?? [] },
         })
       : undefined;
   }

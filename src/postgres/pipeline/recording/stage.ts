@@ -25,6 +25,8 @@ import { parseRowDescription } from '../../wire/rows.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { Refusal, Stage } from '../stages.js';
+import { redactSql } from '../../../policy/sql/redact.js';
+import type { DetectorName } from '../../../policy/masking/detectors.js';
 
 const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, ERROR, NOTICE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH, COPY_DATA } = Backend;
 const { QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL } = Frontend;
@@ -53,7 +55,20 @@ export interface PostgresRecordingStageOptions {
   maskedColumns?: () => Array<{ strategy: string; origin?: string } | null> | undefined;
   /** Told what the session's index keeps. */
   notes?: RecordingNotes;
+  /** How secrets in the client's SQL are written down (src/policy/sql/redact.ts): the key of their hashes, the session's detectors. */
+  redact?: { key?: Buffer; detectors?: readonly DetectorName[] };
   now?: () => number;
+}
+
+/** A Query (`name` undefined) or Parse message `raw` holding `sql`, with `text` in its place (its length field set to match). */
+function withSql(raw: Buffer, name: string | undefined, sql: string, text: string): Buffer {
+  const before = name === undefined ? 0 : Buffer.byteLength(name) + 1;
+  const after = raw.subarray(5 + before + Buffer.byteLength(sql));
+  const body = Buffer.concat([raw.subarray(5, 5 + before), Buffer.from(text), after]);
+  const head = Buffer.alloc(5);
+  head[0] = raw[0]!;
+  head.writeUInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
 }
 
 /** The stage on the data path: see the module documentation. */
@@ -62,6 +77,7 @@ export class PostgresRecordingStage implements Stage {
   readonly #now: () => number;
   readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
   readonly #notes: RecordingNotes | undefined;
+  readonly #redact: PostgresRecordingStageOptions['redact'];
   readonly #kept: KeptServerMessages;
   /** Rows passed unread since the last record. */
   readonly #passed: PassedRows;
@@ -74,6 +90,7 @@ export class PostgresRecordingStage implements Stage {
     this.#now = o.now ?? Date.now;
     this.#maskedColumns = o.maskedColumns;
     this.#notes = o.notes;
+    this.#redact = o.redact;
     this.#passed = new PassedRows(o.stream);
   }
 
@@ -98,8 +115,11 @@ export class PostgresRecordingStage implements Stage {
           long.write(name, 5);
           this.#record(CLIENT_LONG, at, long, 0, long.length);
         } else {
-          this.#notes?.sql(m.sql);
-          this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+          // Secrets in it (a password, what the detectors find) are written down as their keyed hashes, never as typed.
+          const { text, redacted } = redactSql(m.sql, 'postgres', this.#redact ?? {});
+          this.#notes?.sql(text);
+          const raw = redacted ? withSql(m.msg.raw, m.kind === 'parse' ? m.name : undefined, m.sql, text) : m.msg.raw;
+          this.#record(CLIENT, at, raw, 0, raw.length);
         }
         return;
       case 'bind': {

@@ -1,0 +1,112 @@
+/**
+ * Secrets typed into requests stay out of recordings and reviews (issue 72, class 8): through
+ * `hoop connect` and psql, a role's password and a card number in an INSERT reach the database as
+ * typed, while the session's recording, its index and a reviewer see each as `[redacted:<hash>]`,
+ * the same value hashed alike in two sessions; the CLI's own record still agrees with the
+ * gateway's (`hoop sessions verify`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { psql, spawnPsql } from '../harness/clients.js';
+import { connectionYaml } from '../harness/postgres.js';
+import type { CliResult } from '../harness/run-cli.js';
+import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
+
+const CARD = '4111 1111 1111 1111';
+let stack: HoopStack;
+let connected: RunningConnect;
+
+beforeAll(async () => {
+  stack = await startRepoStack(
+    'hoop-redaction-',
+    (pg) => `version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice, bob], connections: [app], mode: read-write }
+statements:
+  rules:
+    - { name: role-changes-reviewed, match: { kinds: [alter] }, action: review, review: { groups: [dba], timeout: 60s } }
+masking:
+  detectors: [{ detector: payment-card, strategy: redact }]
+`,
+  );
+  await stack.pg.psql(`create table cards (number text); grant all on cards to public; alter role ${stack.pg.users.scram.user} createrole`, { database: 'app' });
+  connected = await stack.connect('app', await stack.token('alice'));
+}, 120_000);
+
+afterAll(async () => {
+  await connected?.stop();
+  await stack?.close();
+});
+
+async function hoop(argv: string[], subject = 'alice', groups: string[] = []): Promise<CliResult> {
+  return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+}
+
+/** The newest ended session of alice's whose recording holds `text` once redacted: its id and its recording as JSON lines. */
+async function sessionWith(marker: RegExp): Promise<{ id: string; events: string }> {
+  return eventually(
+    async () => {
+      const ls = JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<{ id: string; endedAt?: string }> };
+      for (const s of ls.sessions.filter((x) => x.endedAt !== undefined)) {
+        const events = (await hoop(['sessions', 'export', s.id])).stdout;
+        if (marker.test(events)) return { id: s.id, events };
+      }
+      throw new Error('no such session yet');
+    },
+    { timeout: 30_000, interval: 200 },
+  );
+}
+
+describe('secrets in requests', () => {
+  it("are recorded as keyed hashes: a role's password and a card number reach the database, never the recording, and the CLI's record still agrees", async () => {
+    const r = await psql(connected.info, [
+      '-c',
+      "create role r1 login password 'hunter2-secret'",
+      '-c',
+      `insert into cards values ('${CARD}')`,
+      '-c',
+      "create role r2 login password 'hunter2-secret'",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    // The database holds what was typed.
+    expect((await stack.pg.psql('select number from cards', { database: 'app' })).trim()).toBe(CARD);
+    expect((await stack.pg.psql("select count(*) from pg_authid where rolname in ('r1', 'r2') and rolpassword is not null", { database: 'app' })).trim()).toBe('2');
+    const { id, events } = await sessionWith(/create role r1/);
+    expect(events).not.toContain('hunter2-secret');
+    expect(events).not.toContain(CARD);
+    const hashes = [...events.matchAll(/create role r\d login password '(\[redacted:[0-9a-f]{8}\])'/g)].map((m) => m[1]);
+    expect(hashes).toHaveLength(2);
+    expect(hashes[0]).toBe(hashes[1]); // the same password, seen to be the same
+    expect(events).toMatch(/insert into cards values \('\[redacted:[0-9a-f]{8}\]'\)/);
+    // The index's SQL too.
+    expect((await hoop(['sessions', 'show', id])).stdout).not.toContain('hunter2-secret');
+    // The CLI's own record, which holds what its client typed, agrees with the gateway's where it redacted.
+    const verify = await hoop(['sessions', 'verify', id]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on \d+ statement/);
+  }, 60_000);
+
+  it('are shown to a reviewer as they are recorded: redacted, whole otherwise; approved, the statement runs as typed', async () => {
+    const held = spawnPsql(connected.info, ['-c', "alter role r1 password 'rotated-secret'"]);
+    let out = '';
+    held.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const review = await eventually(
+      async () => {
+        const ls = JSON.parse((await hoop(['review', 'ls', '--json'], 'bob', ['dba'])).stdout) as { reviews: Array<{ id: string; state: string; sql: string }> };
+        const r = ls.reviews.find((x) => x.state === 'pending' && x.sql.startsWith('alter role r1'));
+        expect(r).toBeDefined();
+        return r!;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    expect(review.sql).toMatch(/^alter role r1 password '\[redacted:[0-9a-f]{8}\]'$/);
+    const shown = await hoop(['review', 'show', review.id], 'bob', ['dba']);
+    expect(shown.stdout).not.toContain('rotated-secret');
+    expect((await hoop(['review', 'approve', review.id], 'bob', ['dba'])).code).toBe(0);
+    const code = await new Promise<number | null>((resolve) => held.on('close', resolve));
+    expect(code, out).toBe(0);
+    // It ran as typed: the password is the new one.
+    expect((await stack.pg.psql("select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname = 'r1'", { database: 'app' })).trim()).toBe('t');
+  }, 60_000);
+});

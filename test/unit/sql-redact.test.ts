@@ -1,0 +1,70 @@
+/**
+ * Secrets typed into SQL are kept out of what hoop writes down (issue 72, class 8): role and user
+ * passwords, FDW and dblink options, secret settings, MySQL's IDENTIFIED BY and SET PASSWORD, and
+ * what the detectors find, each as a keyed hash; nothing else changes, comments and quotes read as
+ * the servers read them.
+ */
+import { describe, expect, it } from 'vitest';
+import { redactSql, withoutRedactionHashes } from '../../src/policy/sql/redact.js';
+
+const KEY = 'k';
+const pg = (sql: string): string => redactSql(sql, 'postgres', { key: KEY }).text;
+const my = (sql: string): string => redactSql(sql, 'mysql', { key: KEY }).text;
+const marker = /\[redacted:[0-9a-f]{8}\]/;
+
+describe('redacting secrets from SQL', () => {
+  it("takes out PostgreSQL's passwords: roles, users, user mappings and servers, dblink and URIs, secret settings", () => {
+    for (const sql of [
+      "alter role app password 'hunter2'",
+      "create role app login encrypted password 'hunter2' valid until 'infinity'",
+      "ALTER USER app WITH PASSWORD 'hunter2'",
+      "create user mapping for app server s options (user 'app', password 'hunter2')",
+      "select dblink_connect('host=db user=app password=hunter2 dbname=x')",
+      "select * from dblink('postgresql://app:hunter2@db/x', 'select 1') as t(a int)",
+      "set app.api_token = 'hunter2'",
+      "set session my.secret to 'hunter2'",
+      "alter role app password E'hun\\'ter2'",
+      'alter role app password $pw$hunter2$pw$',
+      "alter role app /* a comment's quote */ password 'hunter2'",
+    ]) {
+      const out = pg(sql);
+      expect(out, sql).not.toContain('hunter2');
+      expect(out, sql).not.toContain("ter2'");
+      expect(out, sql).toMatch(marker);
+    }
+    // What is not a secret stays, to the byte.
+    for (const sql of ["select 'password' as word", "select * from users where name = 'bob'", "create role app valid until 'infinity'", "comment on role app is 'the app'"])
+      expect(pg(sql), sql).toBe(sql);
+    expect(pg("create role app login encrypted password 'hunter2' valid until 'infinity'")).toMatch(/valid until 'infinity'$/);
+  });
+
+  it("takes out MySQL's: IDENTIFIED BY (with a plugin too), SET PASSWORD, its own quoting and comments", () => {
+    for (const sql of [
+      "CREATE USER 'app'@'%' IDENTIFIED BY 'hunter2'",
+      "ALTER USER app IDENTIFIED WITH caching_sha2_password BY 'hunter2'",
+      "SET PASSWORD FOR 'app'@'%' = 'hunter2'",
+      'SET PASSWORD = "hunter2"',
+      "alter user app identified by 'hun\\'ter2' # a comment",
+    ]) {
+      const out = my(sql);
+      expect(out, sql).not.toContain('hunter2');
+      expect(out, sql).not.toContain('ter2');
+      expect(out, sql).toMatch(marker);
+    }
+    expect(my("CREATE USER 'app'@'%' IDENTIFIED BY 'hunter2'")).toMatch(/^CREATE USER 'app'@'%' IDENTIFIED BY '\[redacted:[0-9a-f]{8}\]'$/);
+  });
+
+  it('takes out what the detectors find, hashes a value alike in every session and otherwise not, and says when it redacted', () => {
+    const out = redactSql("insert into cards values ('4111 1111 1111 1111', 'ok')", 'postgres', { key: KEY, detectors: ['payment-card'] });
+    expect(out).toEqual({ text: expect.stringMatching(/^insert into cards values \('\[redacted:[0-9a-f]{8}\]', 'ok'\)$/), redacted: true });
+    expect(pg("alter role a password 'same'").match(marker)![0]).toBe(pg("alter role b password 'same'").match(marker)![0]);
+    expect(pg("alter role a password 'same'").match(marker)![0]).not.toBe(pg("alter role a password 'other'").match(marker)![0]);
+    expect(redactSql("alter role a password 'x'", 'postgres').text).toBe("alter role a password '[redacted]'");
+    expect(redactSql('select 1', 'postgres')).toEqual({ text: 'select 1', redacted: false });
+    expect(withoutRedactionHashes(pg("alter role a password 'x'"))).toBe("alter role a password '[redacted]'");
+  });
+
+  it('redacts to the end a literal it cannot read to its end', () => {
+    expect(pg("alter role a password 'unterminated")).not.toContain('unterminated');
+  });
+});
