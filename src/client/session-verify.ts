@@ -30,9 +30,13 @@ export interface VerifyFlags extends SessionsFlags {
   acceptTruncated?: boolean;
 }
 
-/** Fails (exit 1) unless `check` verified, and verified whole: a truncated one only with --accept-truncated, a running one as far as it goes. */
-function mustVerify(check: RecordingCheck, what: string, flags: VerifyFlags, running: boolean): void {
+/** Fails (exit 1) unless `check` verified. */
+function mustVerify(check: RecordingCheck, what: string): void {
   if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+}
+
+/** Fails (exit 1) unless `check` verified whole: a truncated one only with --accept-truncated, a running one as far as it goes. Said last, after all else is checked. */
+function mustBeWhole(check: RecordingCheck, what: string, flags: VerifyFlags, running: boolean): void {
   if (!check.complete && !running && !flags.acceptTruncated)
     throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} verifies only up to its last checkpoint: it is truncated, and what came after is not evidence`, {
       hint: 'the gateway (or the CLI) stopped before the session ended; hoop sessions verify --accept-truncated accepts what it holds',
@@ -50,7 +54,7 @@ export async function verifyRecordings(io: CliIo, id: string | undefined, flags:
   const report: ReportCheck = (check, what, running = false) => {
     if (flags.json) printJson(io, check);
     else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
-    mustVerify(check, what, flags, running);
+    mustVerify(check, what);
   };
   if (flags.file !== undefined) {
     await verifyFile(io, id, flags, flags.file, report);
@@ -65,6 +69,7 @@ async function verifySession(io: CliIo, id: string, flags: VerifyFlags, report: 
   await withVerifiedRecording(io, flags, id, async (dir, check, summary, api) => {
     if (!flags.json) report(check, `session ${summary.id}`, summary.recording === 'running');
     await verifyClientRecord(io, flags, dir, check, summary, api);
+    mustBeWhole(check, `session ${summary.id}`, flags, summary.recording === 'running');
   });
 }
 
@@ -112,6 +117,7 @@ async function runRecordSessions(io: CliIo, flags: VerifyFlags, runId: string, r
       return undefined;
     }
     report(check, `run ${runId} (the record its CLI signed, ${check.signer ?? 'no signer'})`);
+    mustBeWhole(check, `run ${runId}'s record`, flags, false);
     const sessions: string[] = [];
     for await (const e of readEvents(dir, check.manifest!)) if (e.t === 'session') sessions.push(String(e.id));
     return sessions;
@@ -136,6 +142,7 @@ async function verifyFile(io: CliIo, id: string | undefined, flags: VerifyFlags,
   // The recording's id is said: a directory proves nothing of whose it is unless the id it must be is given.
   const check = await verifyRecording(resolve(io.cwd, file), keys, undefined, id);
   report(check, `${file} (recording ${check.id ?? 'of no id'})`);
+  mustBeWhole(check, `${file} (recording ${check.id ?? 'of no id'})`, flags, false);
 }
 
 /** The CLI's own record of the session, when one was uploaded: verified, then checked against the gateway's recording (in `dir`). */
@@ -158,7 +165,7 @@ async function verifyClientRecord(io: CliIo, flags: VerifyFlags, dir: string, ch
     }
     if (flags.json) {
       printJson(io, { ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) });
-      mustVerify(check, `session ${summary.id}`, flags, summary.recording === 'running');
+      mustVerify(check, `session ${summary.id}`);
     } else await writeClientRecordLine(io, client, summary.id);
     if (client.check && !client.check.ok)
       throw new HoopError(ErrorCode.RECORDING_INVALID, `the CLI's record of session ${summary.id} does not verify`, { hint: client.check.problems[0] ?? 'see above', exitCode: 1 });

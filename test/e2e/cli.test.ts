@@ -201,7 +201,12 @@ describe('hoop gateway + hoop connect as processes', () => {
     expect(ls.sessions).toHaveLength(1);
     expect(ls.sessions[0]).toMatchObject({ subject: 'dana', recording: 'truncated', reason: 'gateway-stopped', statements: 2, clientRecord: 'complete' });
     expect((await readdir(join(cliConfig, 'spool'))).filter((f) => f.startsWith('sessions-'))).toEqual([]);
-    const verify = await cli(['sessions', 'verify', ls.sessions[0]!.id]);
+    // Every check is made and said; a truncated recording fails the command unless accepted.
+    const strict = await cli(['sessions', 'verify', ls.sessions[0]!.id]);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
+    expect(strict.stderr).toContain('verifies only up to its last checkpoint');
+    const verify = await cli(['sessions', 'verify', ls.sessions[0]!.id, '--accept-truncated']);
     expect(verify.stderr).toBe('');
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/verified: \d+ chunk\(s\), \d+ events, truncated at its last checkpoint/);
