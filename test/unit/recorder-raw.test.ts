@@ -135,6 +135,24 @@ describe('the raw tap', () => {
     for (const cut of [1, 3, 7, 64, 1000, 1 << 30]) expect(tapped(4, cut), `cut every ${cut} bytes`).toEqual(expected);
   });
 
+  it('keeps no secret typed into SQL in the bytes it copies: a password redacted as the stage redacts it, however the bytes are cut; a Query over 64 KiB by its length alone', () => {
+    const long = `select '${'x'.repeat(70 * 1024)}'`;
+    const client = Buffer.concat([msg('Q', "alter role a password 'hunter2'"), parse('s', "create role b password 'hunter2'"), sync(), msg('Q', long), msg('Q', 'select 1')]);
+    for (const cut of [1, 5, 64, 1 << 30]) {
+      const { tap, copied, sink } = copyingTap(4);
+      for (let at = 0; at < client.length; at += cut) tap.client(client.subarray(at, at + cut));
+      tap.end();
+      expect(Buffer.concat(copied).includes('hunter2'), `cut every ${cut} bytes`).toBe(false);
+      expect(Buffer.concat(copied).includes('x'.repeat(1024))).toBe(false);
+      expect(sink.events().map((e) => [e.t, e.sql])).toEqual([
+        ['query', "alter role a password '[redacted]'"],
+        ['parse', "create role b password '[redacted]'"],
+        ['query', `(${Buffer.byteLength(long) + 1} bytes, not recorded)`],
+        ['query', 'select 1'],
+      ]);
+    }
+  });
+
   it('kept as wire events (a CLI record of format 2), reads back as the same record', async () => {
     const expected = await readEveryMessage(4, 'masked');
     for (const cut of [7, 1 << 30]) {

@@ -19,7 +19,7 @@
 import type { RecordingStream } from '../../../recording/thread.js';
 import type { RecordingNotes } from '../../../session/engine.js';
 import type { ClientTap } from '../../wire/client.js';
-import type { FrontendMessage } from '../../wire/frontend-messages.js';
+import { type FrontendMessage, LONG_SQL } from '../../wire/frontend-messages.js';
 import { checkHeader, MessageReader } from '../../wire/reader.js';
 import { parseRowDescription } from '../../wire/rows.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
@@ -245,20 +245,20 @@ export function recorderTap(stage: PostgresRecordingStage): ClientTap {
 export class PostgresRawTap {
   readonly #stream: RecordingStream;
   readonly #now: () => number;
-  readonly #client: KeptBytes;
+  readonly #client: ClientBytes;
   readonly #server: KeptBytes;
   readonly #kept: KeptServerMessages;
   readonly #passed: PassedRows;
   /** The time of the chunk being walked. */
   #at = 0;
 
-  /** `rowCap`: rows (and COPY data messages) recorded per result; 0 for none. */
-  constructor(o: { stream: RecordingStream; rowCap: number; now?: () => number }) {
+  /** `rowCap`: rows (and COPY data messages) recorded per result; 0 for none. `redact`: as the stage's. */
+  constructor(o: { stream: RecordingStream; rowCap: number; now?: () => number; redact?: PostgresRecordingStageOptions['redact'] }) {
     this.#stream = o.stream;
     this.#now = o.now ?? Date.now;
     this.#kept = new KeptServerMessages(o.rowCap);
     this.#passed = new PassedRows(o.stream);
-    this.#client = new KeptBytes(o.stream, RAW_CLIENT, (type) => CLIENT_KEPT[type] === 1);
+    this.#client = new ClientBytes(o.stream, o.redact ?? {});
     this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length));
   }
 
@@ -395,6 +395,110 @@ class KeptBytes {
     this.#left = Math.max(0, length - 4);
   }
 }
+
+/**
+ * The client's bytes as a {@link KeptBytes} keeps them, but for its SQL: a Query or Parse is
+ * gathered whole and recorded with its secrets redacted (as the stage records it), or, past
+ * {@link LONG_SQL} bytes of body, as a `CLIENT_LONG` record of its length and name alone; the other
+ * kept messages (Bind, Execute, FunctionCall) go as they pass.
+ */
+class ClientBytes {
+  readonly #stream: Pick<RecordingStream, 'record'>;
+  readonly #redact: NonNullable<PostgresRecordingStageOptions['redact']>;
+  /** A header cut between two chunks: its bytes so far. */
+  readonly #head = Buffer.alloc(5);
+  #headBytes = 0;
+  /** The current message: its type, its body's length, the bytes of it still to come, and what is done with them. */
+  #type = 0;
+  #length = 0;
+  #left = 0;
+  #mode: 'skip' | 'stream' | 'gather' | 'long' = 'skip';
+  /** What a gathered message holds so far (its header first); a long one's body's first bytes, for its name. */
+  #gathered: Buffer[] = [];
+  #gatheredBytes = 0;
+
+  constructor(stream: Pick<RecordingStream, 'record'>, redact: NonNullable<PostgresRecordingStageOptions['redact']>) {
+    this.#stream = stream;
+    this.#redact = redact;
+  }
+
+  walk(chunk: Buffer, at: number): void {
+    /** Where the streamed bytes gathered in this chunk start (-1: none). */
+    let from = -1;
+    let i = 0;
+    const flush = (end: number): void => {
+      if (from >= 0 && end > from) this.#stream.record(RAW_CLIENT, at, chunk, from, end);
+      from = -1;
+    };
+    while (i < chunk.length) {
+      if (this.#left > 0) {
+        const n = Math.min(this.#left, chunk.length - i);
+        if (this.#mode === 'stream' && from < 0) from = i;
+        else if (this.#mode === 'gather' || (this.#mode === 'long' && this.#gatheredBytes < NAME_PREFIX)) this.#gather(chunk.subarray(i, i + n));
+        i += n;
+        this.#left -= n;
+        if (this.#left === 0) this.#end(at);
+        continue;
+      }
+      flush(i);
+      const n = Math.min(5 - this.#headBytes, chunk.length - i);
+      chunk.copy(this.#head, this.#headBytes, i, i + n);
+      this.#headBytes += n;
+      i += n;
+      if (this.#headBytes < 5) break;
+      this.#headBytes = 0;
+      this.#begin();
+      if (this.#mode === 'stream') this.#stream.record(RAW_CLIENT, at, this.#head, 0, 5);
+      if (this.#left === 0) this.#end(at);
+    }
+    flush(i);
+  }
+
+  #gather(bytes: Buffer): void {
+    this.#gathered.push(Buffer.from(bytes));
+    this.#gatheredBytes += bytes.length;
+  }
+
+  #begin(): void {
+    this.#type = this.#head[0]!;
+    this.#length = Math.max(0, this.#head.readInt32BE(1) - 4);
+    this.#left = this.#length;
+    this.#gathered = [];
+    this.#gatheredBytes = 0;
+    if (this.#type === QUERY || this.#type === PARSE) {
+      this.#mode = this.#length > LONG_SQL ? 'long' : 'gather';
+      if (this.#mode === 'gather') this.#gather(this.#head);
+    } else this.#mode = CLIENT_KEPT[this.#type] === 1 ? 'stream' : 'skip';
+  }
+
+  /** The current message ended: a gathered one recorded, redacted; a long one said by its length and name. */
+  #end(at: number): void {
+    if (this.#mode === 'gather') {
+      const raw = Buffer.concat(this.#gathered);
+      const body = raw.subarray(5);
+      const nameEnd = this.#type === PARSE ? body.indexOf(0) : -1;
+      const sqlStart = nameEnd + 1;
+      const sqlEnd = body.indexOf(0, sqlStart);
+      const sql = sqlEnd < 0 ? undefined : body.toString('utf8', sqlStart, sqlEnd);
+      const redacted = sql === undefined ? undefined : redactSql(sql, 'postgres', this.#redact);
+      const out = redacted?.redacted ? withSql(raw, this.#type === PARSE ? body.toString('utf8', 0, nameEnd) : undefined, sql!, redacted.text) : raw;
+      this.#stream.record(RAW_CLIENT, at, out, 0, out.length);
+    } else if (this.#mode === 'long') {
+      const prefix = Buffer.concat(this.#gathered);
+      const name = this.#type === PARSE ? prefix.subarray(0, Math.max(0, prefix.indexOf(0))) : Buffer.alloc(0);
+      const long = Buffer.alloc(5 + name.length + 1);
+      long[0] = this.#type;
+      long.writeUInt32LE(this.#length, 1);
+      name.copy(long, 5);
+      this.#stream.record(CLIENT_LONG, at, long, 0, long.length);
+    }
+    this.#mode = 'skip';
+    this.#gathered = [];
+  }
+}
+
+/** How much of a long Parse's body is kept for its statement's name (PostgreSQL's names are at most 63 bytes). */
+const NAME_PREFIX = 256;
 
 /** DataRows passed unread since the last record, and when the first came: one `PASSED` record before the next. */
 class PassedRows {
