@@ -32,8 +32,6 @@ import { CommandJudge, type GuardedWrite } from './command-judge.js';
 import { GuardedWriteRun, type GuardStep } from './write-guard.js';
 import type { MysqlResultMasker } from './result-masker.js';
 import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
-import { redactSql } from '../../policy/sql/redact.js';
-import type { DetectorName } from '../../policy/masking/detectors.js';
 
 /** Options of the MySQL engine (./engine.ts). */
 export interface MysqlEngineOptions {
@@ -149,12 +147,6 @@ export class MysqlSessionRelay {
   #resetting = false;
   /** Writes the session's records (set once signed in, when it is recorded). */
   #recorder: MysqlPacketRecorder | undefined;
-  /** The key of redactions' hashes, and the session's detectors (src/policy/sql/redact.ts), found once. */
-  get #redaction(): { key?: Buffer; detectors: DetectorName[] } {
-    const { recording, masking } = this.#session;
-    return (this.#redactionOptions ??= { ...(recording?.redactionKey ? { key: recording.redactionKey } : {}), detectors: masking?.policy.detectors.map((d) => d.detector) ?? [] });
-  }
-  #redactionOptions: { key?: Buffer; detectors: DetectorName[] } | undefined;
   /** While the server's chunk is read: what it becomes for the client, written once at its end. */
   #batch: Buffer[] | undefined;
   /** The table the query in flight makes (a CREATE TABLE of columns alone), known to the masker once the server answers OK. */
@@ -300,7 +292,11 @@ export class MysqlSessionRelay {
     const { channel } = this.#session;
     const up = this.#upstream!;
     const recording = this.#session.recording;
-    if (recording) this.#recorder = new MysqlPacketRecorder(recording.stream, recording.results === 'none' ? 0 : recording.rowCap, capabilities, mariadbCapabilities);
+    if (recording) {
+      // SQL is written down with its secrets as keyed hashes (src/policy/sql/redact.ts), never as typed.
+      const redact = { ...(recording.redactionKey ? { key: recording.redactionKey } : {}), detectors: this.#session.masking?.policy.detectors.map((d) => d.detector) ?? [] };
+      this.#recorder = new MysqlPacketRecorder(recording.stream, recording.results === 'none' ? 0 : recording.rowCap, capabilities, mariadbCapabilities, redact);
+    }
     this.#conversation = new Conversation(capabilities);
     this.#capabilities = capabilities;
     channel.on('data', (chunk: Buffer) => {
@@ -431,13 +427,11 @@ export class MysqlSessionRelay {
     const code = p.payload[0] ?? -1;
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#end('client-terminated');
-    // SQL is written down with its secrets as keyed hashes (src/policy/sql/redact.ts), never as typed.
-    const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(p.payload.toString('utf8', 1), 'mysql', this.#redaction) : undefined;
-    this.#recorder?.client(sql?.redacted ? Buffer.concat([p.payload.subarray(0, 1), Buffer.from(sql.text)]) : p.payload);
+    const recorded = this.#recorder?.client(p.payload);
     const judged = this.#judge.judge(code, p.payload);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged) return this.#refuseCommand(p, judged, 'deny');
-    if (code === Command.QUERY && sql) recording?.notes?.sql(sql.text);
+    if (code === Command.QUERY && recorded !== undefined) recording?.notes?.sql(recorded);
     const statement = this.#statementOf(p.payload);
     if (code === Command.STMT_EXECUTE && statement === undefined && p.payload.length >= 5 && this.#judge.governs) {
       return this.#refuseCommand(p, { rule: 'hoop:mysql-command', reason: 'COM_STMT_EXECUTE of the statement prepared last (id -1), and none is' }, 'deny');

@@ -11,6 +11,12 @@ import type { AgreedCapabilities } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
+import { redactSql } from '../../policy/sql/redact.js';
+import { Command } from '../wire/results.js';
+import type { DetectorName } from '../../policy/masking/detectors.js';
+
+/** How secrets in SQL are written down: the key of their hashes, the detectors. */
+type RedactOptions = { key?: Buffer; detectors?: readonly DetectorName[] };
 
 /** See the module documentation. */
 export class MysqlPacketRecorder {
@@ -19,20 +25,29 @@ export class MysqlPacketRecorder {
   /** Rows of the current result recorded, and not recorded (over the cap). */
   #rowsKept = 0;
   #rowsNotRecorded = 0;
+  readonly #redact: RedactOptions;
 
-  /** Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept per result (0: none). */
-  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: number, mariadbCapabilities = 0) {
+  /**
+   * Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept
+   * per result (0: none); `redact`: the key of redactions' hashes and the detectors (the gateway's).
+   */
+  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: number, mariadbCapabilities = 0, redact: RedactOptions = {}) {
     this.#stream = stream;
     this.#rowCap = rowCap;
+    this.#redact = redact;
     const caps = Buffer.alloc(mariadbCapabilities ? 8 : 4);
     caps.writeUInt32LE(capabilities >>> 0);
     if (mariadbCapabilities) caps.writeUInt32LE(mariadbCapabilities >>> 0, 4);
     stream.record(CAPABILITIES, Date.now(), caps, 0, caps.length);
   }
 
-  /** A packet the client sent. */
-  client(payload: Buffer): void {
-    this.#stream.record(CLIENT_PACKET, Date.now(), payload, 0, payload.length);
+  /** A packet the client sent, a query's or a prepare's SQL with its secrets redacted (src/policy/sql/redact.ts); the SQL as recorded. */
+  client(payload: Buffer): string | undefined {
+    const code = payload[0];
+    const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', this.#redact) : undefined;
+    const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : payload;
+    this.#stream.record(CLIENT_PACKET, Date.now(), recorded, 0, recorded.length);
+    return sql?.text;
   }
 
   /** A packet of the server's (read as `kind`), as the client got it: a row past the cap is counted, the count recorded before the packet that ends its result. */
