@@ -19,11 +19,13 @@ import { DEV_IDP_ISSUER, IDP_PROFILES, IDPS, nextSteps, type FirstConnection, ty
 import { devUsersYaml } from '../demo/dev-users.js';
 import type { CliIo } from '../io.js';
 import { isLoopbackHost } from '../loopback.js';
+import { parseListen } from '../gateway/config/config-schema.js';
 import { printJson } from '../ui/output.js';
 
 /** The flags of `hoop gateway init`. */
 interface InitFlags {
   url: string;
+  listen?: string;
   issuer?: string;
   idp: Idp;
   clientId?: string;
@@ -51,6 +53,15 @@ function gatewayUrl(text: string): URL {
     throw new HoopError(ErrorCode.USAGE, `--url must be https://host[:port], not ${JSON.stringify(text)}`, { hint: 'people reach the gateway over TLS; init makes its certificate for this host' });
   }
   return url;
+}
+
+/** `--listen host:port`, checked. */
+function listenFlag(text: string): string {
+  if (parseListen(text) === undefined)
+    throw new HoopError(ErrorCode.USAGE, `--listen must be host:port, not ${JSON.stringify(text)}`, {
+      hint: 'e.g. --listen 0.0.0.0:8443 (every interface) or --listen 127.0.0.1:8443 (this machine only)',
+    });
+  return text;
 }
 
 /** `NAME=postgres://user@host[:port]/database[?sslmode=…]`, as a first connection. */
@@ -87,6 +98,7 @@ export function gatewayInitCommand(io: CliIo): Command {
   return new Command('init')
     .description('write what a first real gateway needs: gateway.yaml for your identity provider, a TLS certificate, a starter policy repo; print what to register at the provider')
     .requiredOption('--url <url>', 'the address people reach the gateway at, e.g. https://hoop.acme.example:8443')
+    .option('--listen <host:port>', "where the gateway listens (default: the --url's address, 127.0.0.1 for a loopback one; every interface for a host name)")
     .option('--issuer <url>', `your identity provider's issuer URL (its OpenID discovery is at <issuer>/.well-known/openid-configuration); with --idp dev: ${DEV_IDP_ISSUER}`)
     .addOption(new Option('--idp <provider>', 'your identity provider: its settings and what to register there').choices([...IDPS]).default('generic'))
     .option('--client-id <id>', 'the client registered for hoop at the provider (default hoop-cli; Entra ID and Google give their own)')
@@ -134,6 +146,7 @@ export function gatewayInitCommand(io: CliIo): Command {
         dir,
         choices: {
           url,
+          ...(flags.listen !== undefined ? { listen: listenFlag(flags.listen) } : {}),
           idp: flags.idp,
           issuer,
           clientId: flags.clientId ?? 'hoop-cli',

@@ -199,6 +199,21 @@ describe('hoop gateway init --idp dev: a real gateway tried on one machine', () 
     expect(init.code, init.stderr).toBe(0);
     const written = parseYaml(readFileSync(join(dir, 'gateway.yaml'), 'utf8')) as { login: { issuer: string }; issuers: Array<{ issuer: string }> };
     expect([written.login.issuer, written.issuers[0]!.issuer]).toEqual(['http://127.0.0.1:9000', 'http://127.0.0.1:9000']);
+    // A trial on a loopback URL listens there, not on every interface; a host name's, on every one; --listen says otherwise.
+    expect((written as unknown as { listen: string }).listen).toBe('127.0.0.1:8443');
+    const listens = async (url: string, more: string[] = []): Promise<string> => {
+      const at = join(base, `listen-${Math.random().toString(36).slice(2)}`);
+      const r = await runCli(['gateway', 'init', '--dir', at, '--url', url, '--idp', 'dev', ...more], { PATH: process.env.PATH }, base);
+      expect(r.code, r.stderr).toBe(0);
+      return (parseYaml(readFileSync(join(at, 'gateway.yaml'), 'utf8')) as { listen: string }).listen;
+    };
+    expect(await listens('https://localhost:9443')).toBe('127.0.0.1:9443');
+    expect(await listens('https://[::1]:9443')).toBe('[::1]:9443');
+    expect(await listens('https://hoop.acme.example')).toBe('0.0.0.0:443');
+    expect(await listens('https://127.0.0.1:9443', ['--listen', '0.0.0.0:9443'])).toBe('0.0.0.0:9443');
+    expect((await runCli(['gateway', 'init', '--dir', join(base, 'listen-bad'), '--url', 'https://127.0.0.1:1', '--idp', 'dev', '--listen', 'nowhere'], { PATH: process.env.PATH }, base)).code).toBe(
+      64,
+    );
     expect(init.stdout).toContain(`hoop gateway dev-idp --users ${join(dir, 'dev-users.yaml')} --port 9000`);
     // --json: what it wrote, and the same next steps.
     const json = await runCli(['gateway', 'init', '--dir', join(base, 'dev-json'), '--url', 'https://127.0.0.1:8443', '--idp', 'dev', '--json'], { PATH: process.env.PATH }, base);
@@ -425,7 +440,9 @@ describe('the gateway as a service', () => {
     // Where npm install -g puts hoop on this machine: this checkout's, so verify finds the program it starts.
     const dir = mkdtempSync(join(base, 'systemd-'));
     const file = join(dir, 'hoop-gateway.service');
-    writeFileSync(file, unit.replace('/usr/local/bin/hoop ', `${join(root, 'bin/hoop.js')} `));
+    // The unit names no directory (npm puts hoop in /usr/bin with Debian's Node, /usr/local/bin with nodejs.org's): systemd's search path finds it.
+    expect(unit).toMatch(/^ExecStart=hoop gateway /m);
+    writeFileSync(file, unit.replace('ExecStart=hoop ', `ExecStart=${join(root, 'bin/hoop.js')} `));
     const verify = await runProcess('systemd-analyze', ['verify', '--man=no', file]);
     expect(verify.stderr).toBe('');
     expect(verify.code).toBe(0);

@@ -7,6 +7,7 @@
  * @see ../../docs/deployment.md
  * @see https://www.rfc-editor.org/rfc/rfc8252#section-7.3 (loopback redirect, any port)
  */
+import { isIP } from 'node:net';
 
 /** The identity providers `init` knows, `generic` for any other OpenID provider, and `dev`: `hoop gateway dev-idp` on this machine. */
 export const IDPS = ['keycloak', 'entra', 'okta', 'google', 'generic', 'dev'] as const;
@@ -150,6 +151,8 @@ export interface FirstConnection {
 /** What `init` was told. */
 export interface InitChoices {
   url: URL;
+  /** Where it listens, when told (else {@link listenOf} the URL). */
+  listen?: string;
   idp: Idp;
   issuer: string;
   clientId: string;
@@ -165,9 +168,17 @@ export interface InitChoices {
   connection?: FirstConnection;
 }
 
-/** The listen address for a gateway people reach at `url`: every interface, its port. */
+/**
+ * The listen address for a gateway people reach at `url`: the address it names (`127.0.0.1`,
+ * `[::1]`; `localhost` is 127.0.0.1), so a trial on a loopback URL is reached from this machine
+ * alone; for a host name, every interface (the name is this machine's); its port.
+ */
 export function listenOf(url: URL): string {
-  return `0.0.0.0:${url.port || '443'}`;
+  const port = url.port || '443';
+  const host = url.hostname;
+  if (host === 'localhost') return `127.0.0.1:${port}`;
+  if (isIP(host.replace(/^\[|\]$/g, '')) !== 0) return `${host}:${port}`;
+  return `0.0.0.0:${port}`;
 }
 
 /**
@@ -193,7 +204,7 @@ export function gatewayYaml(c: InitChoices, now: Date): string {
     `# The hoop gateway's configuration, written by hoop gateway init on ${now.toISOString().slice(0, 10)} for ${c.url.origin}.`,
     '# Start it: hoop gateway --config <this file>. Every setting: docs/deployment.md ("The gateway").',
     '',
-    commented(`listen: ${listenOf(c.url)}`, `where people, agents and CI jobs reach it (${c.url.origin})`),
+    commented(`listen: ${JSON.stringify(c.listen ?? listenOf(c.url))}`, `where people, agents and CI jobs reach it (${c.url.origin})`),
     commented('tls:', 'a certificate for the name people use'),
     `  cert: ${q(c.tls.cert)}`,
     `  key: ${q(c.tls.key)}`,
