@@ -6,7 +6,7 @@
  */
 import { type Command, CommanderError } from 'commander';
 import { commandsFor, programOf } from './commands/index.js';
-import { CommandExit, ExitCode, HoopError, describeError, hoopSays } from './errors.js';
+import { CommandExit, ExitCode, HoopError, describeError, hoopSays, systemErrorOf } from './errors.js';
 import type { CliIo } from './io.js';
 import { sweepAbandonedRuns } from './agent/pending-sweeps.js';
 import { tellLayersLeft } from './agent/layers.js';
@@ -65,8 +65,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
       return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }
-    io.stderr.write(formatError(err));
-    if (!(err instanceof HoopError) && io.env.HOOP_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}\n`);
-    return err instanceof HoopError ? err.exitCode : ExitCode.SOFTWARE;
+    // What the system says of the user's machine (a full disk, a taken port) is no bug of hoop's: said plainly, with its exit code.
+    const e = err instanceof HoopError ? err : (systemErrorOf(err) ?? err);
+    io.stderr.write(formatError(e));
+    if (!(e instanceof HoopError) && io.env.HOOP_DEBUG && e instanceof Error) io.stderr.write(`${e.stack}\n`);
+    return e instanceof HoopError ? e.exitCode : ExitCode.SOFTWARE;
   }
 }

@@ -70,6 +70,8 @@ export const ExitCode = {
   DATA: 65,
   UNAVAILABLE: 69,
   SOFTWARE: 70,
+  CANTCREAT: 73,
+  IOERR: 74,
   NOPERM: 77,
   CONFIG: 78,
 } as const;
@@ -159,4 +161,28 @@ export class CommandExit extends Error {
 /** `message` as hoop says it, after "hoop: " (once: a message that carries it already is not prefixed again). */
 export function hoopSays(message: string): string {
   return message.startsWith('hoop: ') ? message : `hoop: ${message}`;
+}
+
+/**
+ * What the system says of a user's own machine (a disk full, a port taken, a file not theirs),
+ * as a plain error with its exit code (sysexits) and what to do; undefined for anything else,
+ * which is a bug of hoop's.
+ */
+export function systemErrorOf(err: unknown): HoopError | undefined {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (!(err instanceof Error) || typeof e.code !== 'string') return undefined;
+  const where = e.path ? ` (${e.path})` : e.address ? ` (${e.address}${e.port !== undefined ? `:${e.port}` : ''})` : '';
+  const said: Record<string, [number, string, string]> = {
+    ENOSPC: [ExitCode.IOERR, `the disk is full${where}`, 'free some space on that disk (or point hoop at another), then run the command again'],
+    EDQUOT: [ExitCode.IOERR, `your disk quota is used up${where}`, 'free some space, then run the command again'],
+    EROFS: [ExitCode.CANTCREAT, `the file system is read-only${where}`, 'run hoop where it may write (HOOP_CONFIG_DIR, --dir)'],
+    EACCES: [ExitCode.NOPERM, `permission denied${where}`, 'check who owns that path and its mode, or run as the user who owns it'],
+    EPERM: [ExitCode.NOPERM, `operation not permitted${where}`, 'check who owns that path, or run as the user who owns it'],
+    EADDRINUSE: [ExitCode.UNAVAILABLE, `the address is in use${where}: another program listens there`, 'pick another --port (or omit it to use any free port), or stop the other program'],
+    EADDRNOTAVAIL: [ExitCode.UNAVAILABLE, `this machine has no such address${where}`, 'listen on 127.0.0.1 or an address of this machine'],
+    EMFILE: [ExitCode.UNAVAILABLE, 'too many open files', 'raise the limit (ulimit -n) and run the command again'],
+  };
+  const known = said[e.code];
+  if (!known) return undefined;
+  return new HoopError(ErrorCode.USAGE, `${known[1]}: ${e.message}`, { hint: known[2], exitCode: known[0], cause: err });
 }

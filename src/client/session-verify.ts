@@ -130,7 +130,16 @@ async function runRecordSessions(io: CliIo, flags: VerifyFlags, runId: string, r
 /** `hoop sessions verify --file DIR [id]`: against the --key keys, or else the gateway's published ones. */
 async function verifyFile(io: CliIo, id: string | undefined, flags: VerifyFlags, file: string, report: ReportCheck): Promise<void> {
   let keys;
-  if (flags.key?.length) keys = flags.key.map((k) => parseSshPublicKey(k));
+  if (flags.key?.length)
+    keys = flags.key.map((k) => {
+      try {
+        return parseSshPublicKey(k);
+      } catch (err) {
+        throw new HoopError(ErrorCode.USAGE, `--key ${JSON.stringify(k.length > 60 ? `${k.slice(0, 57)}...` : k)} is not an ssh-ed25519 public key: ${describeError(err)}`, {
+          hint: 'pass the key as an allowed-signers file or `GET /v1/keys` shows it: "ssh-ed25519 AAAA..." (hoop sessions verify --file DIR --key "ssh-ed25519 AAAA...")',
+        });
+      }
+    });
   else {
     const provider = await commandTokenProvider(io, flags);
     try {
