@@ -188,6 +188,45 @@ describe('hoop gateway init, provider by provider, as docs/deployment.md says', 
   }
 });
 
+describe("hoop gateway init's starter policy", () => {
+  it('passes its own tests, each refusal by the rule it is meant to prove, and masks the common names of secrets and their variants', async () => {
+    const dir = join(base, 'starter');
+    const init = await runCli(
+      ['gateway', 'init', '--dir', dir, '--url', 'https://127.0.0.1:8443', '--idp', 'dev', '--connection', 'prod-db=postgres://hoop_gateway@127.0.0.1:5432/app'],
+      { PATH: process.env.PATH },
+      base,
+    );
+    expect(init.code, init.stderr).toBe(0);
+    const repoDir = join(dir, 'policy-repo');
+    const tested = await runCli(['policy', 'test', '--offline', '--dir', repoDir], { PATH: process.env.PATH, HOME: base }, repoDir);
+    expect(tested.code, tested.stdout + tested.stderr).toBe(0);
+    expect(tested.stdout).toMatch(/✓ nobody drops tables \(admins neither\)/);
+    const policy = await loadPolicyDir(repoDir);
+    expect(policy.tests.filter((t) => t.expect === 'deny' && t.as.subject !== 'stranger').every((t) => t.rule !== undefined)).toBe(true);
+    const names = policy.masking.names;
+    const masked = (column: string): boolean => names.some((n) => n.regex.test(column));
+    for (const column of [
+      'password',
+      'password_hash',
+      'user_password',
+      'passwd',
+      'pwd',
+      'api_key',
+      'apiKey',
+      'auth_token',
+      'refresh_token',
+      'secret_key',
+      'client_secret',
+      'private_key',
+      'access_key',
+      'credentials',
+      'salt',
+    ])
+      expect(masked(column), column).toBe(true);
+    for (const column of ['id', 'name', 'email_verified', 'status', 'created_at']) expect(masked(column), column).toBe(false);
+  });
+});
+
 describe('hoop gateway init --idp dev: a real gateway tried on one machine', () => {
   it('the page shows init --idp dev and the provider; without --issuer the gateway trusts the provider at its default place', async () => {
     const page = readFileSync(join(root, 'docs/deployment.md'), 'utf8');
