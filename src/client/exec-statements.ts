@@ -6,7 +6,8 @@
  * stands, or with `--no-wait` print the review's id and stop. Its own record of the session goes
  * up as it ends.
  */
-import type { CliIo } from '../io.js';
+import { type CliIo, whenAborted } from '../io.js';
+
 import { CommandExit, hoopSays } from '../errors.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
@@ -47,7 +48,13 @@ export async function execStatements(io: CliIo, name: string, statements: string
     try {
       const printer = new ResultPrinter(io.stdout, io.stderr, format);
       for (const statement of statements) {
-        const failure = await sql.run(statement, printer);
+        // ^C (or SIGTERM) while a statement runs or waits for its review: the session ends, which withdraws the review, and exec with it.
+        const failure = await Promise.race([sql.run(statement, printer), whenAborted(io.signal).then(() => 'interrupted' as const)]);
+        if (failure === 'interrupted') {
+          sql.close();
+          say('interrupted: the session is closed, and a statement it held for review is withdrawn (it did not run)');
+          throw new CommandExit(130);
+        }
         if (failure && 'held' in failure) {
           const id = failure.held.id;
           io.stdout.write(`${id}\n`);

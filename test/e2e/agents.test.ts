@@ -553,6 +553,34 @@ describe('hoop exec', () => {
     expect((await hoopExec(['app-md5', '--csv', '-c', 'select count(*) from agent_jobs'])).stdout).toBe('count\n3\n');
   }, 60_000);
 
+  it('^C while a statement waits for its review: exec exits 130 at once, and the review is withdrawn (nothing ran)', async () => {
+    const sql = 'begin; delete from agent_jobs; rollback';
+    let interrupted = false;
+    const waiting = spawnHoop(['exec', 'app-md5', '-c', sql, ...gatewayArgs()], {
+      env: { HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(stack.dir, 'cli') },
+      cwd: stack.dir,
+      onStderr: (text, child) => {
+        if (!interrupted && /held for review/.test(text)) {
+          interrupted = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    const started = Date.now();
+    const r = await waiting;
+    expect(r.code).toBe(130);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(r.stderr).toContain('interrupted: the session is closed, and a statement it held for review is withdrawn');
+    await eventually(
+      async () => {
+        const ls = JSON.parse((await stack.run(['review', 'ls', '--state', 'all', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { reviews: Array<{ state: string; sql: string }> };
+        expect(ls.reviews.find((x) => x.sql === sql)?.state).toBe('withdrawn');
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    expect((await hoopExec(['app-md5', '--csv', '-c', 'select count(*) from agent_jobs'])).stdout).toBe('count\n3\n');
+  }, 60_000);
+
   it('stops quietly when the reader of its output goes away (| head), as Unix tools do (141)', async () => {
     const script = `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)} exec app --csv -c 'select g from generate_series(1, 2000000) g' --gateway ${stack.gateway.url} --ca-file ${stack.pki.caFile} | head -2; echo "status=\${PIPESTATUS[0]}"`;
     const r = await runProcess('bash', ['-c', script], { env: { HOOP_TOKEN: token } }); // not spawnSync: the gateway runs in this process
