@@ -162,9 +162,10 @@ interface SignedIn {
 async function signIn(endpoint: GatewayEndpoint, origin: string, options: LoginOptions, ctx: LoginContext, now: () => Date): Promise<SignedIn> {
   const detected = detectWorkload({ env: ctx.env, cwd: ctx.cwd, idTokenFile: options.idTokenFile, ...(ctx.exists ? { exists: ctx.exists } : {}) });
   if (detected) return signInAsWorkload(detected, endpoint, origin, options, ctx);
-  if (!ctx.interactive) {
+  // Away from a terminal it waits for a person only when told to (--no-browser, --device): a CI job would wait for nobody.
+  if (!ctx.interactive && !options.noBrowser && !options.device) {
     throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'not at a terminal: hoop login will not wait for a browser or a device approval', {
-      hint: 'in CI, log in with a workload token: --id-token-file PATH or HOOP_ID_TOKEN (GitHub Actions and Kubernetes tokens are found by themselves)',
+      hint: 'in CI, log in with a workload token: --id-token-file PATH or HOOP_ID_TOKEN (GitHub Actions and Kubernetes tokens are found by themselves); to sign in as a person anyway, pass --no-browser or --device',
     });
   }
   return signInAsPerson(endpoint, origin, options, ctx, now);

@@ -111,6 +111,11 @@ export async function loadSource(io: CliIo, opts: SourceOptions, allowedSecrets?
     });
   }
   const dir = checkout ?? resolve(io.cwd, opts.dir ?? '.');
+  // A directory that holds no policy at all is not a policy repo with a mistake in it: say which it is, and what to pass.
+  if (!existsSync(join(dir, 'hoop.yaml')) && !existsSync(join(dir, 'policy')))
+    throw new HoopError(ErrorCode.USAGE, `${dir} is not a policy repo: it has no hoop.yaml and no policy/ directory`, {
+      hint: "run it in your policy repo's checkout, or pass --dir PATH (a checkout) or --repo URL (set HOOP_POLICY_REPO to make it the default)",
+    });
   const state = await treeState(dir);
   const policy = await loadPolicyDir(dir, undefined, allowedSecrets ? { allowedSecrets: parseSecretPatterns(allowedSecrets) } : {});
   return { policy, source: dir, what: treeWhat(dir, state), tree: { dir, ...state } };

@@ -446,11 +446,15 @@ describe('hoop login --device', () => {
 });
 
 describe('without a terminal', () => {
-  it('never waits for a browser or a device approval: exit 77 with the CI hint', async () => {
+  it('waits for a browser or a device approval only when asked to (--no-browser, --device): else exit 77 with the CI hint', async () => {
+    // Asked for: it prints where to sign in and waits, terminal or not.
+    const env = user();
+    const login = start(['login', '--gateway', gateway.url, '--no-browser'], env, { tty: false });
+    const [, url] = await login.waitFor(/^\s+(http:\/\/127\.0\.0\.1:\d+\/auth\S+)$/m);
+    expect((await new TestBrowser().authorize(url!, 'alice')).status).toBe(200);
+    expect(await login.done).toBe(0);
     for (const [args, env, tty] of [
       [['login', '--gateway', gateway.url], user(), false],
-      [['login', '--gateway', gateway.url, '--no-browser'], user(), false],
-      [['login', '--gateway', gateway.url, '--device'], user(), false],
       [['login', '--gateway', gateway.url], { ...user(), CI: 'true' }, true],
     ] as const) {
       const r = await run([...args], env, { tty });

@@ -296,8 +296,14 @@ describe('hoop policy show | test | check with $HOOP_POLICY_REPO', () => {
 
   it('without $HOOP_POLICY_REPO reads the current directory, and refuses --ref there', async () => {
     const none = await run(['policy', 'show'], empty, repo.env);
-    expect(none.code).toBe(78);
-    expect(none.err).toContain('no hoop.yaml and no policy/*.yaml');
+    expect(none.code).toBe(64);
+    expect(none.err).toContain('is not a policy repo: it has no hoop.yaml and no policy/ directory');
+    expect(none.err).toContain('pass --dir PATH');
+    // Not signed in, outside a repo: the same, not "invalid policy".
+    const check = await run(['policy', 'check', 'drop table x'], empty, repo.env);
+    expect(check.code).toBe(64);
+    expect(check.err).toContain('is not a policy repo');
+    expect(check.err).not.toContain('invalid policy');
     const ref = await run(['policy', 'test', '--ref', 'strict'], empty, repo.env);
     expect(ref.code).toBe(64);
     expect(ref.err).toContain('--ref applies to a pulled config repo');
