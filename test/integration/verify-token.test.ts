@@ -519,6 +519,25 @@ describe('keys: rotation, algorithm pinning, failures', () => {
     }
   });
 
+  it('a CI provider that rotates its signing key is not refused for long: by default an unknown kid refetches the key set after a second', async () => {
+    const idp = await startKeyIssuer();
+    try {
+      const first = await rsaKey('k1', 'RS256');
+      const second = await rsaKey('k2', 'RS256');
+      idp.keys = [first.jwk];
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })]);
+      expect((await verifier.verify(await sign(idp.issuer, first))).subject).toBe('mallory');
+      idp.keys = [second.jwk];
+      vi.setSystemTime(Date.now() + 1_100);
+      expect((await verifier.verify(await sign(idp.issuer, second))).subject).toBe('mallory');
+      expect(idp.hits.filter((h) => h === '/jwks')).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+      await idp.close();
+    }
+  });
+
   it('a key published with "alg" verifies only that algorithm; one without it any allowed algorithm of its type', async () => {
     const idp = await startKeyIssuer();
     try {

@@ -103,7 +103,7 @@ export interface TokenVerifierOptions {
    * instead of asking the issuer again (default 5000): an issuer that is down is not hammered.
    */
   failureCooldownMs?: number;
-  /** Minimum milliseconds between two key-set refetches for an unknown `kid` (default 30 000). */
+  /** Minimum milliseconds between two key-set refetches for an unknown `kid` (default 1 000: a provider's rotated key is taken within a second, and a flood of made-up kids costs it one fetch a second). */
   jwksCooldownMs?: number;
 }
 
@@ -204,7 +204,7 @@ export class TokenVerifier {
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#discoveryMaxAgeMs = options.discoveryMaxAgeMs ?? 3_600_000;
     this.#failureCooldownMs = options.failureCooldownMs ?? 5000;
-    this.#jwksCooldownMs = options.jwksCooldownMs ?? 30_000;
+    this.#jwksCooldownMs = options.jwksCooldownMs ?? 1_000;
   }
 
   /** The configuration of a trusted issuer (as written in `iss`), if it is one. */
