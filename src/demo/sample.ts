@@ -313,7 +313,7 @@ function sshRulesYaml(target: SampleTarget): string {
 ssh:                                            # what sessions on ${DEMO_SSH_CONNECTION} may do
   rules:
     - name: no-recursive-rm
-      match: { patterns: ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }
+      match: { patterns: ['^(\\S*/)?rm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }   # rm as the command (each command a line runs, sudo's too)
       action: deny
       message: recursive deletes are not allowed through hoop
 `

@@ -499,8 +499,10 @@ ${yamlBlock('alerts:')}`,
       expect(agent.decide({ kind: 'exec', command: './deploy.sh v2' }, 'bash')).toMatchObject({ action: 'review', message: 'deploys need a second pair of eyes' });
       const engineer = judge(['engineers']);
       expect(engineer.decide({ kind: 'shell' }, 'bash').action).toBe('allow');
-      for (const command of ['rm -rf /srv/app', 'rm -R /srv/app', 'rm -f -r /srv/app', 'rm --recursive /srv/app'])
+      for (const command of ['rm -rf /srv/app', 'rm -R /srv/app', 'rm -f -r /srv/app', 'rm --recursive /srv/app', '/bin/rm -rf /srv/app', 'sudo rm -rf /srv/app', 'ls; rm -rf $DIR', '$X -rf /srv/app'])
         expect(engineer.decide({ kind: 'exec', command }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
+      // A pattern anchored at the command: an unknown word elsewhere (`$(hostname)`), or rm as an argument, is not a delete.
+      for (const command of ['echo deployed on $(hostname)', 'ls -d $HOME', 'echo rm -rf is not allowed']) expect(engineer.decide({ kind: 'exec', command }, 'bash').action, command).toBe('allow');
       expect(engineer.decide({ kind: 'exec', command: 'rm /srv/app/old.log' }, 'bash').action).toBe('allow');
       expect(engineer.forward('db.internal', 5432)).toBe(true);
       expect(judge([], 'read-only').decide({ kind: 'exec', command: 'touch /srv/x' }, 'bash').action).toBe('deny');
