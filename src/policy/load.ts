@@ -99,6 +99,15 @@ class Problems {
     for (const p of list) this.add(file, p.path, p.message, { ...(p.at ? { at: p.at } : {}), ...(p.atKey ? { atKey: true } : {}) });
   }
 
+  /** These problems, but for a name not defined (`unknown connection "x"`, `unknown alert "y"`): a view that drops what follows from a file that did not read. */
+  withoutUnknownNames(): Problems {
+    const view = Object.create(this) as Problems;
+    view.add = (file, path, message, extra) => {
+      if (!/^unknown (connection|alert) "/.test(message)) this.add(file, path, message, extra);
+    };
+    return view;
+  }
+
   format(): string[] {
     const located = this.list.map((p) => ({ p, pos: p.pos ?? p.file.locator?.position(p.at ?? p.path, p.atKey) ?? { line: 1, col: 1 } }));
     located.sort((a, b) => (a.p.file.name < b.p.file.name ? -1 : a.p.file.name > b.p.file.name ? 1 : 0) || a.pos.line - b.pos.line || a.pos.col - b.pos.col);
@@ -239,7 +248,9 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
 
   const merged = new MergedBundle(problems);
   for (const { file, data } of parsedFiles) merged.add(file, data);
-  checkNamesAndReferences(merged, problems);
+  // A policy file that did not read leaves names undefined: what refers to them is no new mistake, so only the first cause is said.
+  const complete = parsedFiles.length === names.length;
+  checkNamesAndReferences(merged, problems, complete);
 
   // Secret references and CA files (some checked as promises, awaited below).
   const pending: Promise<void>[] = [];
@@ -251,7 +262,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   if (options.allowedCommands) checkCommands(merged.connections, options.allowedCommands, problems);
 
   const connectionTypes = new Map(merged.connections.map((c) => [c.value.name, c.value.type]));
-  const tests = await policyTests(root, parsedTests, connectionTypes, new Set(merged.alerts.map((a) => a.value.name)), problems);
+  const tests = await policyTests(root, parsedTests, connectionTypes, new Set(merged.alerts.map((a) => a.value.name)), complete ? problems : problems.withoutUnknownNames());
 
   await Promise.all(pending);
   if (problems.list.length > 0) throw new PolicyInvalidError(problems.format(), root);
@@ -536,7 +547,8 @@ class MergedBundle {
  * connection an access or statement rule names defined, an access rule that admits somebody, and
  * `masking.key` set when a masking rule hashes.
  */
-function checkNamesAndReferences(merged: MergedBundle, problems: Problems): void {
+function checkNamesAndReferences(merged: MergedBundle, all: Problems, complete: boolean): void {
+  const problems = complete ? all : all.withoutUnknownNames();
   const unique = <T extends { name: string }>(items: { value: T; at: Origin }[], what: string): void => {
     const seen = new Map<string, Origin>();
     for (const { value, at } of items) {

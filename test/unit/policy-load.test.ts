@@ -357,6 +357,21 @@ statements:
     ]);
   });
 
+  it('says the first cause of a typo, not what follows from it in files that are fine (a test of the connection the typo broke)', async () => {
+    const dir = tree({
+      'policy/connections.yaml': 'version: 1\nconnections:\n  - { name: app, type: postgress, host: h, database: d, user: u, password: "${env:P}" }\n',
+      'policy/access.yaml': 'version: 1\naccess:\n  - { name: people, groups: [dev], connections: [app] }\n',
+      'policy/tests/t.yaml': 'version: 1\ntests:\n  - { name: reads, as: { subject: a, groups: [dev] }, connection: app, sql: "select 1", expect: allow }\n',
+    });
+    expect(await problems(dir, {})).toEqual([expect.stringMatching(/^policy\/connections\.yaml:3:\d+: connections\.0\.type: /)]);
+    // With every file read, a name not defined is the mistake itself, and is said.
+    const fine = tree({
+      'policy/connections.yaml': 'version: 1\nconnections:\n  - { name: app, type: postgres, host: h, database: d, user: u, password: "${env:P}" }\n',
+      'policy/access.yaml': 'version: 1\naccess:\n  - { name: people, groups: [dev], connections: [apq] }\n',
+    });
+    expect(await problems(fine, { P: 'x' })).toEqual([expect.stringContaining('unknown connection "apq" (known: app)')]);
+  });
+
   it('refuses a scalar set in two files, naming both places', async () => {
     const dir = tree({
       'policy/a.yaml': 'version: 1\nstatements: { unparseable: allow }\n',
