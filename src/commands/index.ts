@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 import type { CliIo, RunCli } from '../io.js';
-import { VERSION } from '../version.js';
+import { VERSION_LINE } from '../version.js';
 import { commandPath, withExamples } from './examples.js';
 
 /** A top-level command: its name (and aliases), and how to load its factory. */
@@ -55,7 +55,7 @@ export function commandsFor(argv: readonly string[]): readonly CommandEntry[] {
 export async function programOf(io: CliIo, cli: RunCli, entries: readonly CommandEntry[] = commands, argv: readonly string[] = []): Promise<Command> {
   const program = new Command('hoop')
     .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
-    .version(VERSION, '-V, --version')
+    .version(VERSION_LINE, '-V, --version')
     // Taken by the CLI's entry wherever it is given (src/cli.ts): said here for --help.
     .option('--no-color', 'print no colour, with any command (as NO_COLOR=1 does; a pipe gets none either)')
     // `hoop run [options] -- <command>`: options after the command are the command's.

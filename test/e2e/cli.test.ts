@@ -267,4 +267,10 @@ describe('what a user sees when something is wrong', () => {
     expect(usage.code).toBe(64);
     expect(usage.stderr).toContain("missing required argument 'name'");
   });
+
+  it('--version says the version and the commit it was built from', async () => {
+    const version = await runProcess(process.execPath, [bin, '--version']);
+    const head = (await runProcess('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: resolve(bin, '../..') })).stdout.trim();
+    expect(version.stdout.trim()).toBe(`0.1.0 (commit ${head})`);
+  });
 });
