@@ -151,17 +151,22 @@ export function redactSql(sql: string, dialect: SqlDialect, o: { key?: Buffer | 
   // Most statements name no secret: they are not lexed at all.
   const spans = MAY_NAME_SECRET.test(sql) ? secretSpans(sql, dialect) : [];
   if (o.detectors?.length) for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
-  if (spans.length === 0) return { text: sql, redacted: false };
+  return withMarkers(sql, spans, o.key);
+}
+
+/** `text` with each of `spans` replaced by its marker (spans sorted and merged first). */
+function withMarkers(text: string, spans: Array<[number, number]>, key: Buffer | string | undefined): Redacted {
+  if (spans.length === 0) return { text, redacted: false };
   spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
   let out = '';
   let at = 0;
   for (const [start, end] of spans) {
     if (end <= at) continue;
     const from = Math.max(start, at);
-    out += sql.slice(at, from) + redactionMarker(sql.slice(from, end), o.key);
+    out += text.slice(at, from) + redactionMarker(text.slice(from, end), key);
     at = end;
   }
-  return { text: out + sql.slice(at), redacted: true };
+  return { text: out + text.slice(at), redacted: true };
 }
 
 /** The marker a redacted value is written as: a keyed hash of it, so equal values read alike. */
@@ -176,13 +181,9 @@ export function withoutRedactionHashes(text: string): string {
 
 /** `text` (not SQL: a command line, a tool call's JSON, a parameter) with what `detectors` find replaced as {@link redactSql} replaces it. */
 export function redactDetected(text: string, o: { key?: Buffer | string; detectors?: readonly DetectorName[] }): Redacted {
-  const found = o.detectors?.length ? detect(text, o.detectors) : [];
-  if (found.length === 0) return { text, redacted: false };
-  let out = '';
-  let at = 0;
-  for (const m of found) {
-    out += text.slice(at, m.start) + redactionMarker(text.slice(m.start, m.end), o.key);
-    at = m.end;
-  }
-  return { text: out + text.slice(at), redacted: true };
+  return withMarkers(
+    text,
+    (o.detectors?.length ? detect(text, o.detectors) : []).map((m) => [m.start, m.end]),
+    o.key,
+  );
 }
