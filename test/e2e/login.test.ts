@@ -213,8 +213,8 @@ describe('hoop login as a process', () => {
     expect(plain()).toContain(`Logged in to ${gatewayUrl} as dana`);
   });
 
-  it('refuses to wait for a browser without a terminal', async () => {
-    const r = await hoop(['login', '--gateway', gatewayUrl, '--no-browser'], { HOOP_CONFIG_DIR: join(dir, 'conf-c'), HOOP_CA_FILE: pki.caFile });
+  it('refuses to wait for a browser without a terminal, unless asked to (--no-browser)', async () => {
+    const r = await hoop(['login', '--gateway', gatewayUrl], { HOOP_CONFIG_DIR: join(dir, 'conf-c'), HOOP_CA_FILE: pki.caFile });
     expect(r.code).toBe(77);
     expect(r.stderr).toContain('not at a terminal');
     expect(r.stderr).toContain('--id-token-file');

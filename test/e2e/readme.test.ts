@@ -589,7 +589,7 @@ ${yamlBlock('alerts:')}`,
       expect(written.output).toContain('Register hoop at Keycloak (docs/deployment.md#keycloak)');
       expect(written.output).toContain('redirect     http://127.0.0.1/callback, on any port');
       expect(written.output).toContain('tokens       access tokens for the audience hoop, groups in the groups claim');
-      expect((await run(['npx hoop policy test --dir policy-repo --offline'], { cwd: dir })).output).toMatch(/^4 passed, 0 failed$/m);
+      expect((await run(['npx hoop policy test --dir policy-repo --offline'], { cwd: dir })).output).toMatch(/^5 passed, 0 failed$/m);
 
       gateway = bash([substitute(start!)], { cwd: dir });
       await gateway.waitFor(/"event":"gateway.listening"/);

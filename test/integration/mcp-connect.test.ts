@@ -215,7 +215,6 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
 
   it('writes down a card an agent sends (a write_file content) as a keyed hash, in the review and the recording; approved, the file holds it as sent', async () => {
     const a = await agent('files');
-    let session: string | undefined;
     try {
       const target = join(data, 'card-note.txt');
       const call = a.client.callTool({ name: 'write_file', arguments: { path: target, content: `card ${CARD} on file` } }, undefined, { timeout: 60_000 });
@@ -229,7 +228,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
     } finally {
       await a.close();
     }
-    session = await eventually(
+    const session = await eventually(
       async () => {
         const r = await hoop(['sessions', 'ls', '--tool', 'write_file', '--since', '10m', '--json']);
         const ended = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; reason: string }> }).sessions.filter((s) => s.reason !== 'running');
