@@ -82,9 +82,15 @@ describe('secrets in requests', () => {
     // The index's SQL too.
     expect((await hoop(['sessions', 'show', id])).stdout).not.toContain('hunter2-secret');
     // The CLI's own record, which holds what its client typed, agrees with the gateway's where it redacted.
-    const verify = await hoop(['sessions', 'verify', id]);
-    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
-    expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on \d+ statement/);
+    // (once hoop connect has uploaded it: it does as its session ends)
+    await eventually(
+      async () => {
+        const verify = await hoop(['sessions', 'verify', id]);
+        expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+        expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on \d+ statement/);
+      },
+      { timeout: 30_000, interval: 250 },
+    );
   }, 60_000);
 
   it('are shown to a reviewer as they are recorded: redacted, whole otherwise; approved, the statement runs as typed', async () => {
