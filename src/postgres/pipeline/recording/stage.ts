@@ -440,15 +440,25 @@ class ClientBytes {
         if (this.#left === 0) this.#end(at);
         continue;
       }
-      flush(i);
-      const n = Math.min(5 - this.#headBytes, chunk.length - i);
-      chunk.copy(this.#head, this.#headBytes, i, i + n);
-      this.#headBytes += n;
-      i += n;
-      if (this.#headBytes < 5) break;
-      this.#headBytes = 0;
-      this.#begin();
-      if (this.#mode === 'stream') this.#stream.record(RAW_CLIENT, at, this.#head, 0, 5);
+      if (this.#headBytes === 0 && i + 5 <= chunk.length) {
+        // A whole header: a streamed message's joins the run of kept bytes (one record for a run of them, as KeptBytes makes).
+        chunk.copy(this.#head, 0, i, i + 5);
+        this.#begin();
+        if (this.#mode !== 'stream') flush(i);
+        else if (from < 0) from = i;
+        i += 5;
+      } else {
+        // A header cut between two chunks: gathered, and a streamed message's copied on its own.
+        flush(i);
+        const n = Math.min(5 - this.#headBytes, chunk.length - i);
+        chunk.copy(this.#head, this.#headBytes, i, i + n);
+        this.#headBytes += n;
+        i += n;
+        if (this.#headBytes < 5) break;
+        this.#headBytes = 0;
+        this.#begin();
+        if (this.#mode === 'stream') this.#stream.record(RAW_CLIENT, at, this.#head, 0, 5);
+      }
       if (this.#left === 0) this.#end(at);
     }
     flush(i);
