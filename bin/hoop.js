@@ -21,7 +21,9 @@ const controller = new AbortController();
 let interrupts = 0;
 /** Set while a command (`hoop run`) hands the signals on to its child. */
 let taker;
-for (const signal of ['SIGINT', 'SIGTERM']) {
+/** The signals that stop a command cleanly (a closed terminal's SIGHUP among them); the rest keep their default. */
+const STOPPING = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+for (const signal of STOPPING) {
   process.on(signal, () => {
     if (taker) return taker(signal);
     interrupts += 1;
@@ -37,9 +39,21 @@ const code = await main(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
   signal: controller.signal,
+  whenOrphaned() {
+    // The process that started hoop is gone when hoop's parent changes (npx, killed, does not hand its SIGTERM on).
+    const parent = process.ppid;
+    return new Promise((resolve) => {
+      const timer = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(timer);
+        resolve();
+      }, 500);
+      timer.unref();
+    });
+  },
   takeSignals(listener) {
     taker = listener;
-    const others = FORWARDED_SIGNALS.filter((s) => s !== 'SIGINT' && s !== 'SIGTERM').map((s) => {
+    const others = FORWARDED_SIGNALS.filter((s) => !STOPPING.includes(s)).map((s) => {
       const handler = () => listener(s);
       process.on(s, handler);
       return () => process.off(s, handler);

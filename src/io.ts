@@ -18,8 +18,10 @@ export interface CliIo {
   noColor?: boolean;
   /** `--jq PATH` was given: a command's JSON is printed as that path selects (ui/output.ts). */
   jq?: string;
-  /** Aborted on SIGINT/SIGTERM: long-running commands stop cleanly and return. */
+  /** Aborted on SIGINT, SIGTERM or SIGHUP: long-running commands stop cleanly and return. */
   signal: AbortSignal;
+  /** Resolves once the process that started hoop is gone (for `hoop demo`, whose children must not outlive it); absent in-process. */
+  whenOrphaned?: () => Promise<void>;
   /**
    * Takes the process's signals ({@link FORWARDED_SIGNALS}) over, for a command that hands them
    * on to a child of its own (`hoop run`): until the returned function is called they go to

@@ -10,6 +10,7 @@ import { stateDir } from '../auth/paths.js';
 import { startDemo, type RunningDemo } from '../demo/demo.js';
 import { playDemoScript } from '../demo/play-script.js';
 import { DEMO_CONNECTION, DEMO_FILES_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
+import { DEMO_PORTS, type ChosenPorts, type DemoPortName } from '../demo/ports.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo, type RunCli } from '../io.js';
 
@@ -20,17 +21,31 @@ interface DemoFlags {
   script?: boolean;
   gatewayPort?: number;
   port?: number;
+  postgresPort?: number;
+  idpPort?: number;
+  sshPort?: number;
+  mysqlPort?: number;
 }
 
-/** The port variable `name` of `env` names, else `fallback`. @throws HoopError USAGE naming a value that is no port */
-function envPort(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const value = env[name];
-  if (value === undefined || value === '') return fallback;
-  try {
-    return port(value);
-  } catch {
-    throw new HoopError(ErrorCode.USAGE, `${name}=${JSON.stringify(value)} is not a port number (1-65535)`, { hint: `unset it, or give --${name === 'HOOP_DEMO_PORT' ? 'port' : 'gateway-port'}` });
+/** The flag of each port, as commander names it in {@link DemoFlags}. */
+const FLAG_OF: Record<DemoPortName, keyof DemoFlags> = { gateway: 'gatewayPort', local: 'port', postgres: 'postgresPort', issuer: 'idpPort', sshd: 'sshPort', mariadb: 'mysqlPort' };
+
+/** The ports chosen by flag, else by their environment variable. @throws HoopError USAGE naming a variable that is no port */
+function chosenPorts(flags: DemoFlags, env: NodeJS.ProcessEnv): ChosenPorts {
+  const chosen: ChosenPorts = {};
+  for (const [name, { env: variable, flag }] of Object.entries(DEMO_PORTS) as Array<[DemoPortName, (typeof DEMO_PORTS)[DemoPortName]]>) {
+    const given = flags[FLAG_OF[name]] as number | undefined;
+    const value = env[variable];
+    if (given !== undefined) chosen[name] = given;
+    else if (value !== undefined && value !== '') {
+      try {
+        chosen[name] = port(value);
+      } catch {
+        throw new HoopError(ErrorCode.USAGE, `${variable}=${JSON.stringify(value)} is not a port number (1-65535)`, { hint: `unset it, or give ${flag}` });
+      }
+    }
   }
+  return chosen;
 }
 
 function port(value: string): number {
@@ -117,12 +132,14 @@ export function demoCommand(io: CliIo, cli: RunCli): Command {
     .option('--script', 'play a scripted agent session through the demo, print the transcript, stop, and exit 0 only if every outcome was as expected')
     .option('--gateway-port <port>', "the gateway's port on 127.0.0.1 (default: $HOOP_DEMO_GATEWAY_PORT, else 8443)", port)
     .option('--port <port>', 'the local port of the demo connection (default: $HOOP_DEMO_PORT, else 6432)', port)
+    .option('--postgres-port <port>', "PostgreSQL's port (default: $HOOP_DEMO_POSTGRES_PORT, else a free one, kept)", port)
+    .option('--idp-port <port>', "the identity provider's port (default: $HOOP_DEMO_IDP_PORT, else a free one, kept)", port)
+    .option('--ssh-port <port>', "the SSH target's port (default: $HOOP_DEMO_SSH_PORT, else a free one, kept)", port)
+    .option('--mysql-port <port>', "MariaDB's port (default: $HOOP_DEMO_MYSQL_PORT, else a free one, kept)", port)
     .action(async (flags: DemoFlags) => {
       const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
       const dir = resolve(io.cwd, flags.dir ?? `${stateDir(io.env)}/demo`);
-      const gatewayPort = flags.gatewayPort ?? envPort(io.env, 'HOOP_DEMO_GATEWAY_PORT', 8443);
-      const localPort = flags.port ?? envPort(io.env, 'HOOP_DEMO_PORT', 6432);
-      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort, port: localPort, env: io.env, say, cli });
+      const demo = await startDemo({ dir, fresh: flags.fresh === true, ports: chosenPorts(flags, io.env), env: io.env, say, cli });
       try {
         if (flags.script) {
           const { transcript, ok } = await playDemoScript(demo);
@@ -148,7 +165,8 @@ export function demoCommand(io: CliIo, cli: RunCli): Command {
             })}\n`,
           );
         } else io.stdout.write(banner(demo));
-        await whenAborted(io.signal);
+        const orphaned = io.whenOrphaned?.().then(() => say('the process that started the demo is gone'));
+        await Promise.race([whenAborted(io.signal), ...(orphaned ? [orphaned] : [])]);
         say('stopping');
       } finally {
         await demo.stop();

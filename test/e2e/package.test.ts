@@ -3,7 +3,9 @@
  * (`npm ci && npm pack && npm install -g` of the tarball) as written in a fresh copy of the
  * checkout, into a prefix of its own, then the installed `hoop` from a directory that is
  * not the checkout: its version, a demo, and an MCP client's configuration written by `hoop mcp
- * config` that the MCP SDK's client starts and talks to (rows masked by the gateway).
+ * config` that the MCP SDK's client starts and talks to (rows masked by the gateway); and
+ * `npx <tarball> demo` from a directory holding nothing but the tarball, stopped by a SIGTERM
+ * to npx (which does not hand it on): nothing the demo started outlives it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -11,6 +13,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import pg from 'pg';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runProcess } from '../harness/clients.js';
@@ -65,6 +68,20 @@ let tarball = '';
 
 /** What npm said while the install line ran (warnings included). */
 let installWarnings = '';
+
+/** The processes whose command line names `text`. */
+function processesNaming(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
 
 /** Bytes under `dir` (files as stored, links not followed). */
 function sizeOf(dir: string): number {
@@ -172,4 +189,37 @@ describe('npm install -g of the packed tarball', () => {
       await exited;
     }
   }, 120_000);
+
+  it('npx <tarball> demo runs the demo from the tarball alone; a SIGTERM to npx stops everything the demo started', async () => {
+    const downloads = join(base, 'downloads');
+    const dir = join(base, 'npx-demo');
+    mkdirSync(downloads);
+    cpSync(tarball, join(downloads, 'hoop-0.1.0.tgz'));
+    const npmCache = { npm_config_cache: process.env.npm_config_cache ?? join(homedir(), '.npm'), npm_config_prefer_offline: 'true' };
+    const npx = spawn('npx', ['--yes', './hoop-0.1.0.tgz', 'demo', '--json', '--dir', dir, '--gateway-port', String(await freePort()), '--port', String(await freePort())], {
+      cwd: downloads,
+      env: { PATH: process.env.PATH, HOME: home, HOOP_DEMO_PG: 'npm', ...registryEnv(), ...npmCache },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(npx);
+    let err = '';
+    npx.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const info = await new Promise<{ env: Record<string, string>; postgres: { port: number } }>((ready, reject) => {
+      let out = '';
+      npx.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('\n')) ready(JSON.parse(out.split('\n')[0]!) as { env: Record<string, string>; postgres: { port: number } });
+      });
+      npx.once('exit', (code) => reject(new Error(`npx hoop demo exited ${code}: ${err}`)));
+    });
+    const rows = await runProcess(installed, ['exec', 'demo-db', '-c', 'select email from customers order by id limit 1'], { env: { PATH, HOME: home, ...info.env } });
+    expect(rows.stdout, rows.stderr).toContain('[redacted]');
+    expect(rows.stdout).not.toContain('@');
+    expect(processesNaming(dir).length).toBeGreaterThan(1); // hoop, and what it started under the demo directory
+    npx.kill('SIGTERM');
+    await expect.poll(() => processesNaming(dir), { timeout: 30_000, interval: 200 }).toEqual([]);
+    const refused = new pg.Client({ host: '127.0.0.1', port: info.postgres.port, user: 'postgres', connectionTimeoutMillis: 2000 });
+    await expect(refused.connect()).rejects.toThrow(/ECONNREFUSED/);
+    expect(err).toContain('the process that started the demo is gone');
+  }, 180_000);
 });
