@@ -20,7 +20,6 @@ import { createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
@@ -37,6 +36,8 @@ import { processExists } from '../pid.js';
 import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { findSshd, startSshd, type Sshd } from './sshd.js';
+import { DEMO_RECORDING_FLOOR, diskVerdict, freeBytes } from './disk.js';
+import { checkChosenPorts, portHint, targetPorts, type ChosenPorts, type KeptPorts } from './ports.js';
 import { detectContainment } from '../agent/containment.js';
 import { findMariaDb, startDemoMariaDb, type DemoMariaDb } from './mariadb.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
@@ -61,10 +62,8 @@ export interface DemoOptions {
   dir: string;
   /** Wipe the directory first. */
   fresh?: boolean;
-  /** The gateway's port on 127.0.0.1 (default 8443). */
-  gatewayPort?: number;
-  /** `hoop connect`'s local port (default 6432). */
-  port?: number;
+  /** The ports the user chose: the gateway's (default 8443), `hoop connect`'s (`local`, default 6432), the targets' and the provider's (see ports.ts). */
+  ports: ChosenPorts;
   /** The environment the demo's own CLI runs see under its additions (PATH, HOME). */
   env: NodeJS.ProcessEnv;
   /** Progress lines for the user (stderr). */
@@ -166,16 +165,8 @@ function paths(dir: string) {
   };
 }
 
-/** What the demo remembers between runs. */
-interface DemoState {
-  postgresPort: number;
-  /** The provider's port: kept, so the issuer the gateway trusts and the CLI's profile names stays the same. */
-  issuerPort?: number;
-  /** The demo's sshd's port: kept, as the policy repo names it. */
-  sshdPort?: number;
-  /** The demo's MariaDB's port: kept, as the policy repo names it. */
-  mariadbPort?: number;
-}
+/** What the demo remembers between runs: its targets' and provider's ports. */
+type DemoState = KeptPorts;
 
 /** Waits for every one of `steps` (each registers its own stop as it starts), then rejects with the first failure, if any. */
 async function settledAll<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
@@ -194,29 +185,6 @@ async function claim(dir: string, lock: string): Promise<void> {
     });
   }
   await writeFile(lock, `${process.pid}\n`);
-}
-
-/** Listens on 127.0.0.1:`port` (0: any) for a moment: the port it got, or undefined when that port is in use. */
-function tryPort(port: number): Promise<number | undefined> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
-    s.listen(port, '127.0.0.1', () => {
-      const got = (s.address() as AddressInfo).port;
-      s.close(() => resolve(got));
-    });
-  });
-}
-
-/** A free TCP port on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  return (await tryPort(0))!;
-}
-
-function portHint(what: string, port: number, flag: string): HoopError {
-  return new HoopError(ErrorCode.LISTEN_FAILED, `port ${port} on 127.0.0.1 is in use, so the demo's ${what} cannot listen there`, {
-    hint: `stop what uses it, or pick another port with ${flag}`,
-  });
 }
 
 /** The files under the demo directory, as {@link paths} names them. */
@@ -238,8 +206,8 @@ type DemoCli = (argv: string[], as?: Record<string, string>, cwd?: string) => Pr
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const dir = options.dir;
   const p = paths(dir);
-  const gatewayPort = options.gatewayPort ?? 8443;
-  const localPort = options.port ?? 6432;
+  const gatewayPort = options.ports.gateway ?? 8443;
+  const localPort = options.ports.local ?? 6432;
   await claimDirectory(options, p);
   const start: DemoStart = { options, dir, p, stops: [] };
   const stopAll = async (): Promise<void> => {
@@ -247,13 +215,12 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     await rm(p.lock, { force: true });
   };
   try {
-    await checkFixedPorts(gatewayPort, localPort);
-    const state = await loadState(dir, p);
+    const low = diskVerdict(dir, await freeBytes(dir));
+    if (low) options.say(`warning: ${low}`);
+    await checkChosenPorts({ ...options.ports, gateway: gatewayPort, local: localPort });
+    const state = await loadState(dir, p, options.ports);
     await mintGatewayCertificate(p);
     // The targets start side by side (each says what it does), on ports kept from the first start.
-    state.sshdPort ??= await freePort();
-    while (state.mariadbPort === undefined || state.mariadbPort === state.sshdPort) state.mariadbPort = await freePort();
-    await saveState(p, state);
     const [pg, sshd, maria] = await settledAll([startPostgres(start, state), startSshTarget(start, state), startMysqlTarget(start, state)] as const);
     await ensureDemoFiles(p);
     await ensurePolicyRepo(p, pg, sshd, maria);
@@ -319,20 +286,15 @@ async function claimDirectory(options: DemoOptions, p: DemoPaths): Promise<void>
   }
 }
 
-/** The fixed ports first, so that nothing starts when one is taken. */
-async function checkFixedPorts(gatewayPort: number, localPort: number): Promise<void> {
-  if ((await tryPort(gatewayPort)) === undefined) throw portHint('gateway', gatewayPort, '--gateway-port');
-  if ((await tryPort(localPort)) === undefined) throw portHint('local port', localPort, '--port');
-}
-
 /** Writes what the demo remembers to state.json. */
 async function saveState(p: DemoPaths, state: DemoState): Promise<void> {
   await writeFile(p.state, `${JSON.stringify(state)}\n`);
 }
 
-/** What the demo remembers (a free port for PostgreSQL on a first start), saved, and the directories for TLS and secrets. */
-async function loadState(dir: string, p: DemoPaths): Promise<DemoState> {
-  const state: DemoState = existsSync(p.state) ? (JSON.parse(await readFile(p.state, 'utf8')) as DemoState) : { postgresPort: await freePort() };
+/** What the demo remembers (its ports: chosen or free on a first start), saved, and the directories for TLS and secrets. */
+async function loadState(dir: string, p: DemoPaths, chosen: ChosenPorts): Promise<DemoState> {
+  const kept = existsSync(p.state) ? (JSON.parse(await readFile(p.state, 'utf8')) as DemoState) : undefined;
+  const state = await targetPorts(kept, chosen, dir);
   await saveState(p, state);
   await mkdir(join(dir, 'tls'), { recursive: true, mode: 0o700 });
   await mkdir(p.secrets, { recursive: true, mode: 0o700 });
@@ -450,7 +412,12 @@ async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | und
 /** The OpenID provider, on its remembered port when that is free (its stop registered, its port remembered). */
 async function startIssuer(start: DemoStart, state: DemoState, gatewayUrl: string): Promise<DemoIssuer> {
   const issuerOptions = { accounts: DEMO_ACCOUNTS, audience: 'hoop-demo', resource: gatewayUrl };
-  const issuer: DemoIssuer = await startDemoIssuer({ ...issuerOptions, port: state.issuerPort ?? 0 }).catch(() => startDemoIssuer(issuerOptions));
+  const chosen = start.options.ports.issuer;
+  // A chosen port or nothing; a kept one when it is still free, else any.
+  const issuer: DemoIssuer = await startDemoIssuer({ ...issuerOptions, port: state.issuerPort ?? 0 }).catch(() => {
+    if (chosen !== undefined) throw portHint('issuer', chosen);
+    return startDemoIssuer(issuerOptions);
+  });
   start.stops.push(() => issuer.close());
   state.issuerPort = Number(new URL(issuer.issuer).port);
   await saveState(start.p, state);
@@ -466,6 +433,7 @@ async function writeGatewayConfig(p: DemoPaths, gatewayPort: number, gatewayUrl:
 listen: 127.0.0.1:${gatewayPort}
 tls: { cert: ${q(p.gatewayCert)}, key: ${q(p.gatewayKey)} }
 dataDir: ${q(p.gatewayData)}
+recording: { minFreeBytes: ${DEMO_RECORDING_FLOOR} }
 log: { level: info }
 login: { issuer: ${q(issuer.issuer)}, clientId: ${q(issuer.clientId)}, resource: ${q(gatewayUrl)} }
 issuers:
@@ -491,7 +459,7 @@ async function startDemoGateway(start: DemoStart, gatewayPort: number, gatewayUr
   try {
     gateway = await startGateway({ config: await loadGatewayConfig(p.gatewayConfig, options.env), log, env: options.env });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(describeError(err))) throw portHint('gateway', gatewayPort, '--gateway-port');
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(describeError(err))) throw portHint('gateway', gatewayPort);
     throw err;
   }
   start.stops.push(() => gateway.close());
@@ -555,9 +523,7 @@ async function openLocalPort(start: DemoStart, cliEnv: NodeJS.ProcessEnv, localP
     void options
       .cli(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: connectEnv, cwd: dir, signal: connectStop.signal })
       .then((code) =>
-        reject(
-          /in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`),
-        ),
+        reject(/in use|EADDRINUSE/.test(said) ? portHint('local', localPort) : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`)),
       );
   });
   const connection = await ready;

@@ -145,11 +145,13 @@ describe('hoop demo', () => {
     expect(broken.stderr).toContain('did not go as the demo policy says');
   }, 180_000);
 
-  it('--json runs until SIGTERM; a second terminal sources <dir>/env and uses psql and hoop; restart and --fresh', async () => {
+  it('--json runs until SIGTERM; a second terminal sources <dir>/env and uses psql and hoop; restart and --fresh; all six ports chosen', async () => {
     const dir = join(base, 'running');
     const gatewayPort = await freePort();
     const ports = ['--gateway-port', String(gatewayPort), '--port', String(await freePort())];
-    const first = await demoRunning(['--dir', dir, ...ports]);
+    const [postgresPort, idpPort, sshPort, mysqlPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const targets = ['--postgres-port', String(postgresPort), '--idp-port', String(idpPort), '--ssh-port', String(sshPort), '--mysql-port', String(mysqlPort)];
+    const first = await demoRunning(['--dir', dir, ...ports, ...targets]);
     expect(first.info, first.stderr()).toMatchObject({
       dir,
       gateway: `https://127.0.0.1:${gatewayPort}`,
@@ -158,6 +160,14 @@ describe('hoop demo', () => {
       postgres: { source: 'npm' },
     });
     expect(first.info.postgres.version).toMatch(/^17\./);
+    // Each chosen port is where its part listens.
+    expect(first.info.postgres.port).toBe(postgresPort);
+    for (const [port, there] of [
+      [idpPort, true],
+      [sshPort, findSshd() !== undefined],
+      [mysqlPort, findMariaDb() !== undefined],
+    ] as const)
+      expect(await listening(port), String(port)).toBe(there);
     expect(sourced(first.info.envFile)).toEqual(first.info.env);
 
     // psql as printed, and psql with only the sourced environment.
@@ -233,8 +243,15 @@ describe('hoop demo', () => {
     const down = await terminal(first.info.envFile, "psql -X -c 'select 1'");
     expect(down.code).not.toBe(0);
 
-    // Restarted: the same data, and the terminal that sourced the env before keeps working.
+    // A target's kept port is named by the policy repo: another one takes a fresh start.
+    const moved = await demoOnce(['--dir', dir, ...ports, '--postgres-port', String(await freePort())]);
+    expect(moved.code).toBe(64);
+    expect(moved.stderr).toContain(`keeps its PostgreSQL on port ${postgresPort} (its policy repo names it)`);
+    expect(moved.stderr).toContain('--fresh');
+
+    // Restarted: the same data (its ports kept), and the terminal that sourced the env before keeps working.
     const again = await demoRunning(['--dir', dir, ...ports]);
+    expect(again.info.postgres.port).toBe(postgresPort);
     expect((await terminal(first.info.envFile, 'psql -XAtc "select t from notes"')).stdout.trim()).toBe('kept');
     expect((await terminal(first.info.envFile, 'hoop whoami')).code).toBe(0);
     again.child.kill('SIGINT');
@@ -260,5 +277,21 @@ describe('hoop demo', () => {
     } finally {
       taken.close();
     }
+  });
+
+  it('a disk under the recording floor is said before anything starts (exit 74), not after "running"', async () => {
+    // A 64 MiB tmpfs in a mount namespace of the test's own (a user namespace makes it work for a non-root user too).
+    const small = join(base, 'small-disk');
+    mkdirSync(small);
+    const script = 'mount -t tmpfs -o size=64m tmpfs "$1" && shift && exec "$@"';
+    const ports = ['--gateway-port', String(await freePort()), '--port', String(await freePort())];
+    const r = await runProcess('unshare', ['-rm', 'sh', '-c', script, 'sh', small, process.execPath, bin, 'demo', '--dir', join(small, 'demo'), ...ports], {
+      env: { PATH: `${nodeOnly}:/usr/bin:/bin`, HOME: base },
+      timeoutMs: 60_000,
+    });
+    expect(r.stderr).toMatch(/the disk of \S+ has 6\d MiB free: the demo's gateway refuses every session under 256 MiB/);
+    expect(r.stderr).toContain('--dir');
+    expect(r.stderr).not.toContain('starting PostgreSQL');
+    expect(r.code).toBe(74);
   });
 });
