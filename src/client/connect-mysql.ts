@@ -19,6 +19,7 @@ import { CommandRecords, mysqlRecordHook } from './client-records.js';
 import type { ConnectMysqlJson } from '../connect-json.js';
 import { whenAborted, type CliIo } from '../io.js';
 import type { Logger } from '../log.js';
+import { reviewStatusLine } from '../ui/review-lines.js';
 import { LocalMysqlListener, type MysqlListenerEvent } from '../mysql/local/listener.js';
 import { writeRootCert } from '../postgres/local/pgpass.js';
 import { removeRunFile, runtimeDir, writeRunFile } from '../runtime-files.js';
@@ -113,6 +114,8 @@ export async function openMysqlPort(o: MysqlPortOptions): Promise<MysqlPort> {
     if (e.kind === 'tunnel-failed') say(`${e.error.message}${e.error.hint ? ` (${e.error.hint})` : ''}`);
     else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
     else if (e.kind === 'protocol-error') say(`a local client broke the protocol and was disconnected: ${e.message}`);
+    else if (e.kind === 'review') say(`session ${e.session}: ${reviewStatusLine(e.review)}`);
+    else if (e.kind === 'client-closed') say(`session ${e.session} closed: ${e.message}`);
     else {
       log.info('client.connected', { session: e.session, user: e.user, database: e.database });
       o.onSession?.(e.session);

@@ -21,7 +21,7 @@ import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
-import { runSaid } from '../harness/hoop-process.js';
+import { runSaid, spawnHoop } from '../harness/hoop-process.js';
 import { recordingEvents } from '../harness/exported-events.js';
 
 /** MariaDB Connector/J, from Debian's libmariadb-java. */
@@ -385,10 +385,40 @@ describe('hoop connect for a mysql connection', () => {
       const approved = run('TRUNCATE scratch');
       await decide('TRUNCATE scratch', 'approve');
       expect(await approved).toMatchObject({ code: 0, stderr: '' });
+      // The MySQL protocol has no message a client shows while it waits: hoop connect's terminal says the review and its id.
+      expect(c.stderr()).toMatch(/session \S+: statement held for review (rv-[0-9a-f]{16}) \(rule "truncates-reviewed"\).*hoop review approve \1/);
       expect((await db.sql('SELECT count(*) FROM app.scratch')).trim()).toBe('0');
     } finally {
       await c.stop();
     }
+  });
+
+  it('^C while hoop exec waits on a review: exit 130, the review withdrawn (the gateway hears the client leave while it holds the command), nothing ran', async () => {
+    await db.sql('CREATE TABLE IF NOT EXISTS app.scratch (id int); DELETE FROM app.scratch; INSERT INTO app.scratch VALUES (1)');
+    const sql = 'TRUNCATE TABLE scratch';
+    let interrupted = false;
+    const r = await spawnHoop(['exec', 'shop', '-c', sql, '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], {
+      env: { HOOP_TOKEN: await governed.token('alice'), HOOP_CONFIG_DIR: join(governed.dir, 'cli') },
+      onStderr: (text, child) => {
+        if (!interrupted && /held for review/.test(text)) {
+          interrupted = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain('interrupted: the session is closed, and a statement it held for review is withdrawn');
+    expect(r.stderr).not.toMatch(/write after end|node:events/);
+    await eventually(
+      async () => {
+        const ls = await governed.run(['review', 'ls', '--state', 'all', '--json', '--gateway', governed.gateway.url, '--ca-file', governed.pki.caFile], {
+          HOOP_TOKEN: await governed.token('bob', ['ops']),
+        });
+        expect((JSON.parse(ls.stdout) as { reviews: Array<{ state: string; sql?: string }> }).reviews.find((x) => x.sql === sql)?.state).toBe('withdrawn');
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    expect((await db.sql('SELECT count(*) FROM app.scratch')).trim()).toBe('1');
   });
 
   it('does not relay COM_RESET_CONNECTION on a governed session (the server would take a sql_mode the judge has not read)', async () => {

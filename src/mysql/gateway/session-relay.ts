@@ -174,6 +174,10 @@ export class MysqlSessionRelay {
     channel.on('error', (err: Error) => this.#end('client-disconnected', describeError(err)));
     channel.on('close', () => this.#end('client-disconnected'));
     channel.on('end', () => this.#end('client-disconnected'));
+    // While a command is held for review the client's side is not read: its leaving is the tunnel's word, and withdraws the review.
+    channel.once('peer-gone', () => {
+      if (this.#held) this.#end('client-disconnected');
+    });
     this.#open().catch((err: unknown) => {
       this.#session.log.warn('mysql.session-failed', { ...this.#who, error: describeError(err) });
       this.#end('protocol-violation', describeError(err));

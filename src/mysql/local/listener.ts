@@ -12,6 +12,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { describeError, type HoopError } from '../../errors.js';
+import type { ControlMessage } from '../../tunnel/frames.js';
 import type { Logger } from '../../log.js';
 import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, newNonce, scrambleMatches } from '../wire/auth.js';
@@ -26,7 +27,11 @@ export type MysqlListenerEvent =
   | { kind: 'client-connected'; session: string; user: string; database: string }
   | { kind: 'tunnel-failed'; session: string; error: HoopError }
   | { kind: 'auth-failed'; session: string }
-  | { kind: 'protocol-error'; session: string; message: string };
+  | { kind: 'protocol-error'; session: string; message: string }
+  /** What the gateway says of a statement held for review (the MySQL protocol has no message a client shows meanwhile). */
+  | { kind: 'review'; session: string; review: ControlMessage }
+  /** The gateway ended the session, saying why. */
+  | { kind: 'client-closed'; session: string; message: string };
 
 /** The CLI's record of one session: its tap reads the bytes both ways; `close` ends it once. */
 export interface MysqlClientRecord {
@@ -162,6 +167,10 @@ export class LocalMysqlListener {
       return refuse(seq, err as Error);
     }
     const { channel } = tunnel;
+    channel.on('control', (msg: ControlMessage) => {
+      if (msg.type === 'review') this.#o.onEvent?.({ kind: 'review', session: tunnel.sessionId, review: msg });
+      else if (msg.type === 'close' && typeof msg.message === 'string') this.#o.onEvent?.({ kind: 'client-closed', session: tunnel.sessionId, message: msg.message });
+    });
     client.once('close', () => channel.destroy());
     channel.once('close', () => client.destroy());
     const fromGateway = new PacketSource(channel);

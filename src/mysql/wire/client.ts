@@ -245,7 +245,7 @@ export class MySqlClient {
 
   /** Sends COM_QUIT and closes. */
   close(): void {
-    if (!this.#socket.destroyed) this.#socket.end(packet(0, Buffer.from([Command.QUIT])));
+    if (!this.#socket.destroyed && !this.#socket.writableEnded) this.#socket.end(packet(0, Buffer.from([Command.QUIT])));
     this.#packets.detach();
   }
 }
