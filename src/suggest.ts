@@ -1,19 +1,23 @@
 /** "Did you mean …?": the nearest of the names a person could have meant, by edit distance. */
 import { type ErrorCode, HoopError } from './errors.js';
 
-/** Edits (insertions, deletions, substitutions; case ignored) that turn `a` into `b`. */
+/** Edits (insertions, deletions, substitutions, swaps of two neighbours; case ignored) that turn `a` into `b`. */
 export function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      prev = tmp;
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let before = new Array<number>(y.length + 1).fill(0);
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= y.length; j++) {
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
     }
+    before = prev;
+    prev = row;
   }
-  return row[b.length]!;
+  return prev[y.length]!;
 }
 
 /** The one of `known` nearest `typed` (never `typed` itself), when it is near enough to be a typo: at most a third of its length away (one edit for short names). */

@@ -14,7 +14,8 @@
  */
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { clientFile, LAUNCHER, MCP_CLIENTS, type McpClient, serverEntry, writeServerEntry } from '../client/mcp-client-config.js';
+import { shellQuote } from '../text-format.js';
+import { clientFile, MCP_CLIENTS, type McpClient, serverEntry, writeServerEntry } from '../client/mcp-client-config.js';
 import { treePlaces } from '../agent/sandbox.js';
 import { listConnections } from '../api-client/connections.js';
 import { checkTreeTarget } from '../tree-file.js';
@@ -47,8 +48,10 @@ export function mcpConfigCommand(io: CliIo): Command {
         return;
       }
       for (const [name, a] of servers) {
-        const done = await writeServerEntry(io, file, key, name, serverEntry(opts.client, a, io.env));
-        io.stdout.write(`${file}: ${done} the MCP server "${name}" (${process.execPath} ${LAUNCHER} mcp${a.length ? ` ${a.join(' ')}` : ''})\n`);
+        const entry = serverEntry(opts.client, a, io.env);
+        const done = await writeServerEntry(io, file, key, name, entry);
+        // The command as the file has it, word for word.
+        io.stdout.write(`${file}: ${done} the MCP server "${name}" (${[entry.command, ...(entry.args as string[])].map((w) => shellQuote(String(w))).join(' ')})\n`);
       }
     });
 }

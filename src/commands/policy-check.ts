@@ -8,6 +8,7 @@ import type { CliIo } from '../io.js';
 import { evaluateStatement } from '../policy/evaluate.js';
 import { describedPrincipal, VIAS, type Via } from '../policy/principal.js';
 import { loadSource, type SourceOptions } from '../client/policy-source.js';
+import { nearestName } from '../suggest.js';
 import { reviewTerms } from '../text-format.js';
 import { palette, printJson } from '../ui/output.js';
 
@@ -25,6 +26,12 @@ export async function policyCheck(io: CliIo, sql: string, opts: PolicyCheckFlags
       throw new HoopError(ErrorCode.USAGE, 'which connection?', { hint: `pass --connection (one of: ${sqlConnections.map((c) => c.name).join(', ') || 'no SQL connection is defined'})` });
     }
     connection = sqlConnections[0]!.name;
+  } else if (!p.connections.some((c) => c.name === connection)) {
+    const names = p.connections.map((c) => c.name);
+    const near = nearestName(connection, names);
+    throw new HoopError(ErrorCode.USAGE, `the policy defines no connection "${connection}"${near ? `: did you mean "${near}"?` : ''}`, {
+      hint: `pass --connection one of: ${names.join(', ') || 'no connection is defined'}`,
+    });
   }
   if (opts.as === undefined && (opts.email !== undefined || opts.group.length > 0)) {
     throw new HoopError(ErrorCode.USAGE, '--email and --group describe the identity given with --as', { hint: 'add --as SUBJECT' });

@@ -166,6 +166,8 @@ describe('npm install -g of the packed tarball', () => {
     // The installed hoop on the PATH, not the checkout's, and not a Node binary's path (an upgrade of Node would leave it behind).
     expect(server.command).toBe(join(prefix, 'bin', 'hoop'));
     expect(server.args).toEqual(['mcp']);
+    // What it says it wrote is what the file holds.
+    expect(written.stdout).toContain(`added the MCP server "hoop" (${join(prefix, 'bin', 'hoop')} mcp)`);
     expect(server.env.HOOP_CONFIG_DIR).toBe(info.env.HOOP_CONFIG_DIR);
     expect(JSON.stringify(config)).not.toMatch(/HOOP_TOKEN"|eyJ/); // no token in a project file
 

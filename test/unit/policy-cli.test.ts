@@ -224,6 +224,11 @@ statements:
     expect(which.err).toContain('pass --connection (one of: prod, staging)');
     const group = await run(['policy', 'check', '--dir', dir, '--connection', 'prod', '--group', 'dba', 'select 1']);
     expect(group.code).toBe(64);
+    // A connection the policy does not define is a mistake of the caller's, with the nearest name.
+    const typo = await run(['policy', 'check', '--dir', dir, '--connection', 'prdo', 'select 1']);
+    expect(typo.code).toBe(64);
+    expect(typo.err).toContain('the policy defines no connection "prdo": did you mean "prod"?');
+    expect(typo.err).toContain('one of: prod, staging');
   });
 });
 

@@ -1,6 +1,6 @@
 /** "Did you mean": the nearest known name when it is near enough to be a typo, never the name itself. */
 import { describe, expect, it } from 'vitest';
-import { nearestName } from '../../src/suggest.js';
+import { editDistance, nearestName } from '../../src/suggest.js';
 
 describe('the nearest name', () => {
   it('is a typo away, case aside', () => {
@@ -12,5 +12,12 @@ describe('the nearest name', () => {
     expect(nearestName('prod', ['demo-db', 'demo-ssh'])).toBeUndefined();
     expect(nearestName('demo-db', ['demo-db'])).toBeUndefined();
     expect(nearestName('x', [])).toBeUndefined();
+  });
+
+  it('counts a swap of two neighbours as one edit, so a transposed short name is still near', () => {
+    expect(editDistance('prdo', 'prod')).toBe(1);
+    expect(editDistance('ab', 'ba')).toBe(1);
+    expect(editDistance('kitten', 'sitting')).toBe(3);
+    expect(nearestName('prdo', ['prod', 'staging'])).toBe('prod');
   });
 });
