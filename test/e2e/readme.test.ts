@@ -370,11 +370,16 @@ describe('the README, run as written', () => {
     expect(test.output).toContain('8 passed, 0 failed');
 
     // The policy is code: $EDITOR makes the change the README's comment names.
-    const [edit, commit, again] = shCommands(readme).filter((l) => l.startsWith('$EDITOR') || l.startsWith('git -C') || l.startsWith('sleep 6'));
-    writeFileSync(join(base, 'editor'), `#!/bin/sh\nsed -i 's/column: card_number, strategy: last4/column: card_number, strategy: redact/' "$1"\n`, { mode: 0o755 });
+    const lines = shCommands(readme);
+    const at = lines.findIndex((l) => l.startsWith('$EDITOR'));
+    const [edit, retest, commit, again] = lines.slice(at, at + 4);
+    expect([retest, commit?.startsWith('git -C'), again?.startsWith('sleep 6')]).toEqual(['npx hoop policy test', true, true]);
+    // The editor changes the rule and its case, as the comment says.
+    writeFileSync(join(base, 'editor'), `#!/bin/sh\nsed -i -e 's/column: card_number, strategy: last4/column: card_number, strategy: redact/' -e 's/card_number: last4/card_number: redact/' "$@"\n`, { mode: 0o755 });
     const gitEnv = { EDITOR: join(base, 'editor'), GIT_AUTHOR_NAME: 'You', GIT_AUTHOR_EMAIL: 'you@example.invalid', GIT_COMMITTER_NAME: 'You', GIT_COMMITTER_EMAIL: 'you@example.invalid' };
-    const changed = await run([source!, edit!, commit!, again!], { env: gitEnv });
+    const changed = await run([source!, edit!, retest!, commit!, again!], { env: gitEnv });
     expect(changed.code).toBe(0);
+    expect(changed.output).toContain('8 passed, 0 failed'); // the repo's own cases hold after the README's edit
     expect(changed.output).toMatch(/Ada Lovelace \| \[redacted\]/);
 
     // The recordings of those sessions.
