@@ -356,7 +356,7 @@ describe('the README, run as written', () => {
     expect(await heldAgain.exited).not.toBe(0);
 
     const cli = shCommands(readme).filter((l) => /^npx hoop (whoami|connections|policy (check|test))/.test(l) && !l.includes('--dir'));
-    expect(cli).toHaveLength(4); // the tour's four (whoami and connections are run again by docs/connect.md's tests)
+    expect(cli).toHaveLength(5); // the tour's four, and policy test after the policy edit (whoami and connections are run again by docs/connect.md's tests)
     const whoami = await sourced('npx hoop whoami');
     expect(whoami.code).toBe(0);
     expect(whoami.output).toMatch(/^demo <demo@hoop\.example>/);
