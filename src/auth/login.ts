@@ -1,7 +1,8 @@
 /**
  * `hoop login`: learn from the gateway how to log in (`GET /v1/auth/config`), get a token (the
  * browser, the device flow, or a workload token), check it with the gateway (`GET /v1/whoami`),
- * register the device key (`POST /v1/devices`), and keep it all in a profile for that gateway.
+ * register the device key (`POST /v1/devices`), and keep it all in the profile of that identity at
+ * that gateway (another identity's profile there is left as it is).
  *
  * Without a terminal (no TTY on stdin, or `CI` set) no interactive flow starts: it would wait
  * for a person who is not there. Workload sources work everywhere.
@@ -23,7 +24,7 @@ import type { AuthConfig, RegisteredDevice, WhoAmI } from '../api/answers.js';
 import type { GatewayEndpoint } from '../api-client/request.js';
 import { discoverIssuer, presentedToken, secretsFromTokenResponse } from './oidc.js';
 import { configDir } from './paths.js';
-import { ProfileStore, type Profile, type WorkloadSource } from './profiles.js';
+import { originOf, ProfileStore, profileKey, secretsKeyOf, type Profile, type WorkloadSource } from './profiles.js';
 import { storeOf, writeSecrets, type KeyringFactory, type Secrets, type SecretStoreOptions, type WrittenSecrets } from './secret-store.js';
 import { describeWorkload, detectWorkload, fetchWorkloadToken, type DetectedWorkload } from './workload.js';
 
@@ -68,7 +69,11 @@ export interface LoginContext {
 /** What `login` did. @see docs/architecture.md (§3) */
 export interface LoginResult {
   origin: string;
+  /** The profile's key (its gateway's origin and its subject). */
+  key: string;
   profile: Profile;
+  /** The subjects of the other identities kept for this gateway. */
+  others: string[];
   whoami: WhoAmI;
   /** Where the tokens (and the device private key) are kept. */
   storeDescription: string;
@@ -104,35 +109,53 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
   const signedIn = await signIn(endpoint, origin, options, ctx, now);
   const whoami = await getWhoAmI(endpoint, signedIn.token);
   const stores: SecretStoreOptions = { env: ctx.env, configDir: dir, keyring: ctx.keyring };
-  const key = await registerDeviceKey(endpoint, signedIn.token, origin, existing, stores);
-  const written = await writeSecrets(origin, { ...signedIn.secrets, deviceKey: key.deviceKey }, stores);
-  if (existing && existing.store !== written.store.kind) {
-    await storeOf(existing.store, stores)
-      .then((s) => s.delete(origin))
-      .catch(() => undefined);
-  }
-  const profile = profileOf({ gateway, whoami, signedIn, store: written.store.kind, caFile, key, now });
-  const storeDescription = written.store.describe(origin);
-  const fileStoreNotice = await saveProfile(profiles, origin, profile, written, storeDescription, now);
-  if (fileStoreNotice) ctx.say(`hoop: ${fileStoreNotice}`);
+  const kept = await keepLogin({ profiles, stores, endpoint, gateway, origin, whoami, signedIn, caFile, now });
+  if (kept.fileStoreNotice) ctx.say(`hoop: ${kept.fileStoreNotice}`);
+  return { origin, whoami, ...kept };
+}
+
+/** What {@link keepLogin} is given: the signed-in identity and where to keep it. */
+interface Keeping {
+  profiles: ProfileStore;
+  stores: SecretStoreOptions;
+  endpoint: GatewayEndpoint;
+  gateway: string;
+  origin: string;
+  whoami: WhoAmI;
+  signedIn: SignedIn;
+  caFile: string | undefined;
+  now: () => Date;
+}
+
+/** Registers the device key, keeps the secrets and saves the identity's profile as the current one, replacing only this identity's. */
+async function keepLogin(k: Keeping): Promise<Omit<LoginResult, 'origin' | 'whoami'>> {
+  const key = profileKey(k.origin, k.whoami.subject);
+  const same = await k.profiles.get(key);
+  const device = await registerDeviceKey(k.endpoint, k.signedIn.token, same, k.stores);
+  const written = await writeSecrets(key, { ...k.signedIn.secrets, deviceKey: device.deviceKey }, k.stores);
+  if (same && (same.store !== written.store.kind || secretsKeyOf(same) !== key)) await forgetSecrets(same, k.stores);
+  const profile = profileOf({ gateway: k.gateway, whoami: k.whoami, signedIn: k.signedIn, store: written.store.kind, caFile: k.caFile, key: device, now: k.now });
+  const storeDescription = written.store.describe(key);
+  const fileStoreNotice = await saveProfile(k.profiles, key, profile, written, storeDescription, k.now);
+  const others = Object.entries((await k.profiles.read()).profiles).filter(([other, p]) => other !== key && originOf(p) === k.origin);
   return {
-    origin,
+    key,
     profile,
-    whoami,
+    others: others.map(([, p]) => p.subject),
     storeDescription,
     fingerprint: profile.fingerprint!,
-    ...(key.device ? { device: key.device } : {}),
-    ...(key.deviceError ? { deviceError: key.deviceError } : {}),
+    ...(device.device ? { device: device.device } : {}),
+    ...(device.deviceError ? { deviceError: device.deviceError } : {}),
     ...(fileStoreNotice ? { fileStoreNotice } : {}),
   };
 }
 
-/** The gateway to log in to (`--gateway`, else `HOOP_GATEWAY`, else the current profile's), its origin, and the profile kept for it. */
+/** The gateway to log in to (`--gateway`, else `HOOP_GATEWAY`, else the current profile's), its origin, and the profile used there. */
 async function gatewayToLogInTo(options: LoginOptions, env: NodeJS.ProcessEnv, profiles: ProfileStore): Promise<{ gateway: string; origin: string; existing: Profile | undefined }> {
   const named = options.gateway?.trim() || env.HOOP_GATEWAY?.trim() || (await profiles.current())?.profile.gateway;
   if (!named) throw new HoopError(ErrorCode.USAGE, 'no gateway given', { hint: 'pass --gateway https://gateway.example.com or set HOOP_GATEWAY' });
   const base = gatewayBaseUrl(named);
-  return { gateway: base.href.replace(/\/$/, ''), origin: base.origin, existing: await profiles.get(base.origin) };
+  return { gateway: base.href.replace(/\/$/, ''), origin: base.origin, existing: (await profiles.atGateway(base.origin))?.profile };
 }
 
 /** The CA file to trust for the gateway (`--ca-file`, else `HOOP_CA_FILE`, else the profile's), as an absolute path. */
@@ -233,11 +256,11 @@ interface DeviceKeyRegistration {
   deviceError?: HoopError;
 }
 
-/** Registers the device key kept for `origin` (a new one when none valid is kept) with the gateway. */
-async function registerDeviceKey(endpoint: GatewayEndpoint, token: string, origin: string, existing: Profile | undefined, stores: SecretStoreOptions): Promise<DeviceKeyRegistration> {
-  const previous = existing
-    ? await storeOf(existing.store, stores)
-        .then((s) => s.read(origin))
+/** Registers the device key kept for this identity (a new one when none valid is kept) with the gateway. */
+async function registerDeviceKey(endpoint: GatewayEndpoint, token: string, same: Profile | undefined, stores: SecretStoreOptions): Promise<DeviceKeyRegistration> {
+  const previous = same
+    ? await storeOf(same.store, stores)
+        .then((s) => s.read(secretsKeyOf(same)))
         .catch(() => undefined)
     : undefined;
   const deviceKey = isValidDeviceKey(previous?.deviceKey) ? previous.deviceKey : createDeviceKey();
@@ -248,6 +271,13 @@ async function registerDeviceKey(endpoint: GatewayEndpoint, token: string, origi
   } catch (err) {
     return { deviceKey, fingerprint, deviceError: isHoopError(err) ? err : new HoopError(ErrorCode.INTERNAL, describeError(err), { cause: err }) };
   }
+}
+
+/** Forgets the secrets `profile` kept where this login no longer keeps them (another store, or an older hoop's key). */
+async function forgetSecrets(profile: Profile, stores: SecretStoreOptions): Promise<void> {
+  await storeOf(profile.store, stores)
+    .then((s) => s.delete(secretsKeyOf(profile)))
+    .catch(() => undefined);
 }
 
 /** The profile for the gateway: who signed in and how, where the tokens are, and the device. */
@@ -272,12 +302,12 @@ function profileOf(p: { gateway: string; whoami: WhoAmI; signedIn: SignedIn; sto
   };
 }
 
-/** Saves `profile` as the current one; resolves the notice that tokens are kept in a file, the first time they are. */
-async function saveProfile(profiles: ProfileStore, origin: string, profile: Profile, written: WrittenSecrets, storeDescription: string, now: () => Date): Promise<string | undefined> {
+/** Saves `profile` under `key` as the current one; resolves the notice that tokens are kept in a file, the first time they are. */
+async function saveProfile(profiles: ProfileStore, key: string, profile: Profile, written: WrittenSecrets, storeDescription: string, now: () => Date): Promise<string | undefined> {
   let fileStoreNotice: string | undefined;
   await profiles.update((file) => {
-    file.profiles[origin] = profile;
-    file.current = origin;
+    file.profiles[key] = { ...profile, selectedAt: now().toISOString() };
+    file.current = key;
     if (written.fallbackReason !== undefined && file.fileStoreNoticeAt === undefined) {
       fileStoreNotice = `tokens are kept in ${storeDescription}, because ${written.fallbackReason === 'HOOP_TOKEN_STORE=file' ? 'HOOP_TOKEN_STORE=file' : `no OS keychain answered (${written.fallbackReason})`}; hoop says this once`;
       file.fileStoreNoticeAt = now().toISOString();

@@ -1,7 +1,12 @@
 /**
- * Profiles: what the CLI remembers about each gateway it logged in to, one per gateway origin,
- * in `<config dir>/profiles.json` (mode 0600). A profile holds no secret: tokens and the device
- * private key live in a {@link SecretStore}; the profile says which one.
+ * Profiles: what the CLI remembers about each identity it logged in as at each gateway, one per
+ * gateway origin and subject ({@link profileKey}), in `<config dir>/profiles.json` (mode 0600);
+ * one of them is current. A profile holds no secret: tokens and the device private key live in a
+ * {@link SecretStore}; the profile says which one and under which key ({@link secretsKeyOf}).
+ *
+ * An older hoop kept one profile per gateway, keyed by its origin, its secrets under that origin:
+ * such a file is read as it is and rekeyed in memory (the secrets stay where they are, the profile
+ * says so), and written back in the new shape by the next change.
  *
  * @see docs/architecture.md (§3)
  */
@@ -9,6 +14,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { checkPrivateDir, readOptionalFile, writePrivateFile } from '../private-file.js';
+import { nearestName } from '../suggest.js';
 
 /**
  * Where a workload's token comes from; it is fetched again each time, never stored.
@@ -51,11 +57,15 @@ export interface Profile {
   deviceId?: string;
   fingerprint?: string;
   loggedInAt: string;
+  /** When it was last made current (a login, `hoop profiles use`): the gateway's latest is used there. */
+  selectedAt?: string;
+  /** The key its secrets are kept under, when it is not its profile key (a profile an older hoop saved under the gateway origin). */
+  secretsKey?: string;
 }
 
 /** The whole `profiles.json`. @see docs/architecture.md (§3) */
 export interface ProfilesFile {
-  /** Origin of the current gateway. */
+  /** The key of the current profile. */
   current?: string;
   profiles: Record<string, Profile>;
   /** When the CLI said that tokens are kept in a file because no keychain answered. */
@@ -86,6 +96,8 @@ const profileSchema = z.looseObject({
   deviceId: z.string().optional(),
   fingerprint: z.string().optional(),
   loggedInAt: z.string().default(() => new Date(0).toISOString()),
+  selectedAt: z.string().optional(),
+  secretsKey: z.string().optional(),
 });
 
 const fileSchema = z.looseObject({
@@ -93,6 +105,106 @@ const fileSchema = z.looseObject({
   profiles: z.record(z.string(), profileSchema).default({}),
   fileStoreNoticeAt: z.string().optional(),
 });
+
+/** A profile with its key and its gateway's origin. */
+export interface KeyedProfile {
+  key: string;
+  origin: string;
+  profile: Profile;
+}
+
+/** The key of `subject`'s profile at the gateway of origin `origin`: `<origin>#<subject>` (an origin has no `#`). */
+export function profileKey(origin: string, subject: string): string {
+  return `${origin}#${subject}`;
+}
+
+/** The origin of the profile's gateway (its gateway as saved, when that is no URL). */
+export function originOf(profile: Profile): string {
+  return URL.canParse(profile.gateway) ? new URL(profile.gateway).origin : profile.gateway;
+}
+
+/** The key of the profile: its gateway's origin and its subject. */
+export function keyOf(profile: Profile): string {
+  return profileKey(originOf(profile), profile.subject);
+}
+
+/** The key the profile's secrets are kept under in its store. */
+export function secretsKeyOf(profile: Profile): string {
+  return profile.secretsKey ?? keyOf(profile);
+}
+
+/** The file with every profile under its own key (an older hoop's, keyed by origin, rekeyed; its secrets left where they are). */
+function rekeyed(file: ProfilesFile): ProfilesFile {
+  const profiles: Record<string, Profile> = {};
+  let current: string | undefined;
+  for (const [key, profile] of Object.entries(file.profiles)) {
+    const own = keyOf(profile);
+    if (profiles[own] === undefined || key === file.current) profiles[own] = own === key ? profile : { ...profile, secretsKey: profile.secretsKey ?? key };
+    if (key === file.current) current = own;
+  }
+  const out: ProfilesFile = { ...file, profiles };
+  delete out.current;
+  if (current !== undefined) out.current = current;
+  return out;
+}
+
+/** The profile of key `key` in `file`, with its key and origin. */
+function keyed(file: ProfilesFile, key: string | undefined): KeyedProfile | undefined {
+  const profile = key === undefined ? undefined : file.profiles[key];
+  return key !== undefined && profile ? { key, origin: originOf(profile), profile } : undefined;
+}
+
+/** Makes the profile of key `key` current in `file`, noting when. */
+function select(file: ProfilesFile, key: string): void {
+  file.current = key;
+  file.profiles[key] = { ...file.profiles[key]!, selectedAt: new Date().toISOString() };
+}
+
+/** When the profile was last made current (else logged in). */
+const lastSelected = (p: Profile): string => p.selectedAt ?? p.loggedInAt;
+
+/** The key of the profile of `file` last made current, among those `keep` keeps. */
+export function latestKey(file: ProfilesFile, keep: (p: Profile) => boolean = () => true): string | undefined {
+  const keys = Object.keys(file.profiles).filter((k) => keep(file.profiles[k]!));
+  return keys.sort((a, b) => lastSelected(file.profiles[b]!).localeCompare(lastSelected(file.profiles[a]!)))[0];
+}
+
+/** The profile of `file` used at the gateway of origin `origin`: the current one when it is there, else the one there last made current. */
+export function profileAt(file: ProfilesFile, origin: string): KeyedProfile | undefined {
+  const current = keyed(file, file.current);
+  return current?.origin === origin
+    ? current
+    : keyed(
+        file,
+        latestKey(file, (p) => originOf(p) === origin),
+      );
+}
+
+/** Whether `name` names `profile` (of key `key`): its key, its subject, or its email (case ignored). */
+function names(name: string, key: string, profile: Profile): boolean {
+  return name === key || name === profile.subject || (profile.email !== undefined && name.toLowerCase() === profile.email.toLowerCase());
+}
+
+/**
+ * The profile of `file` that `name` (a subject, an email or a profile key) names, at the gateway of
+ * origin `origin` when one is given. @throws HoopError (usage) when none or several do
+ */
+export function findProfile(file: ProfilesFile, name: string, origin?: string): KeyedProfile {
+  const inScope = Object.keys(file.profiles).filter((k) => origin === undefined || originOf(file.profiles[k]!) === origin);
+  const found = inScope.filter((k) => names(name, k, file.profiles[k]!)).map((k) => keyed(file, k)!);
+  if (found.length === 1) return found[0]!;
+  const where = origin === undefined ? '' : ` at ${origin}`;
+  if (found.length > 1) {
+    throw new HoopError(ErrorCode.USAGE, `"${name}" names ${found.length} profiles${where}: ${found.map((f) => `${f.profile.subject} at ${f.origin}`).join(', ')}`, {
+      hint: `pass --gateway, or name one by its key: ${found.map((f) => f.key).join(', ')}`,
+    });
+  }
+  const known = inScope.flatMap((k) => [file.profiles[k]!.subject, ...(file.profiles[k]!.email ? [file.profiles[k]!.email!] : [])]);
+  const near = nearestName(name, known);
+  throw new HoopError(ErrorCode.USAGE, `no profile "${name}"${where}${near ? `: did you mean "${near}"?` : ''}`, {
+    hint: '`hoop profiles ls` lists the identities logged in; `hoop login --gateway URL` adds one',
+  });
+}
 
 /**
  * Reads and writes `profiles.json` in a configuration directory. Every change is a
@@ -121,20 +233,23 @@ export class ProfileStore {
     }
     const parsed = fileSchema.safeParse(raw);
     if (!parsed.success) throw this.#damaged(parsed.error.issues[0]?.message ?? 'unexpected content');
-    return parsed.data as ProfilesFile;
+    return rekeyed(parsed.data as ProfilesFile);
   }
 
-  /** The profile of gateway `origin`. */
-  async get(origin: string): Promise<Profile | undefined> {
-    return (await this.read()).profiles[origin];
+  /** The profile of key `key`. */
+  async get(key: string): Promise<Profile | undefined> {
+    return (await this.read()).profiles[key];
   }
 
-  /** The current profile and its origin. */
-  async current(): Promise<{ origin: string; profile: Profile } | undefined> {
+  /** The current profile. */
+  async current(): Promise<KeyedProfile | undefined> {
     const file = await this.read();
-    const origin = file.current;
-    const profile = origin === undefined ? undefined : file.profiles[origin];
-    return origin !== undefined && profile ? { origin, profile } : undefined;
+    return keyed(file, file.current);
+  }
+
+  /** The profile used at the gateway of origin `origin` ({@link profileAt}). */
+  async atGateway(origin: string): Promise<KeyedProfile | undefined> {
+    return profileAt(await this.read(), origin);
   }
 
   /** Applies `change` to the file and writes it back. */
@@ -145,31 +260,39 @@ export class ProfileStore {
     return file;
   }
 
-  /** Saves the profile of `origin` and makes it current. */
-  async put(origin: string, profile: Profile): Promise<void> {
+  /** Saves `profile` under its key and makes it current; resolves its key. */
+  async put(profile: Profile): Promise<string> {
+    const key = keyOf(profile);
     await this.update((file) => {
-      file.profiles[origin] = profile;
-      file.current = origin;
+      file.profiles[key] = profile;
+      select(file, key);
+    });
+    return key;
+  }
+
+  /** Makes the profile of key `key` current (no-op when it is gone). */
+  async use(key: string): Promise<void> {
+    await this.update((file) => {
+      if (file.profiles[key]) select(file, key);
     });
   }
 
   /** Changes some fields of an existing profile (no-op when it is gone). */
-  async patch(origin: string, fields: Partial<Profile>): Promise<void> {
+  async patch(key: string, fields: Partial<Profile>): Promise<void> {
     await this.update((file) => {
-      const profile = file.profiles[origin];
-      if (profile) file.profiles[origin] = { ...profile, ...fields };
+      const profile = file.profiles[key];
+      if (profile) file.profiles[key] = { ...profile, ...fields };
     });
   }
 
-  /** Forgets the profile of `origin`; another profile becomes current if it was. */
-  async remove(origin: string): Promise<void> {
+  /** Forgets the profile of key `key`; if it was current, the one last made current before it becomes current. */
+  async remove(key: string): Promise<void> {
     await this.update((file) => {
-      delete file.profiles[origin];
-      if (file.current === origin) {
-        const next = Object.keys(file.profiles)[0];
-        if (next === undefined) delete file.current;
-        else file.current = next;
-      }
+      delete file.profiles[key];
+      if (file.current !== key) return;
+      const next = latestKey(file);
+      if (next === undefined) delete file.current;
+      else file.current = next;
     });
   }
 

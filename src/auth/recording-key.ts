@@ -11,6 +11,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { registerDevice } from '../api-client/identity.js';
 import { createDeviceKey, defaultDeviceName, isValidDeviceKey } from './device-key.js';
 import { configDir } from './paths.js';
+import { secretsKeyOf } from './profiles.js';
 import { storeOf } from './secret-store.js';
 import type { ResolvedTokenProvider } from './token-provider.js';
 
@@ -19,7 +20,7 @@ export async function recordingKey(provider: ResolvedTokenProvider, env: NodeJS.
   const profile = provider.profile;
   if ((provider.source === 'profile' || (provider.source === 'workload' && profile?.workload)) && profile?.deviceId) {
     const store = await storeOf(profile.store, { env, configDir: configDir(env, cwd) });
-    const pair = (await store.read(provider.origin))?.deviceKey;
+    const pair = (await store.read(secretsKeyOf(profile)))?.deviceKey;
     if (isValidDeviceKey(pair)) return createPrivateKey(pair.privateKey);
   }
   const pair = createDeviceKey();

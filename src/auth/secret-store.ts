@@ -1,6 +1,7 @@
 /**
- * Where tokens and the device private key are kept: the OS keychain (service `hoop`, account =
- * gateway origin) through `@napi-rs/keyring`, or, where no keychain answers (headless Linux,
+ * Where tokens and the device private key are kept, under the profile's key (`<gateway
+ * origin>#<subject>`; an older hoop's profile: the origin alone): the OS keychain (service `hoop`,
+ * account = that key) through `@napi-rs/keyring`, or, where no keychain answers (headless Linux,
  * containers, CI) or `HOOP_TOKEN_STORE=file` says so, a JSON file of mode 0600 in
  * `<config dir>/tokens/` (mode 0700). Nothing here ever prints or logs a secret.
  *
@@ -15,7 +16,7 @@ import { checkPrivateDir, readOptionalFile, writePrivateFile } from '../private-
 import type { StoreKind } from './profiles.js';
 
 /**
- * The secrets of one gateway profile.
+ * The secrets of one profile (an identity at a gateway).
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.1 (token response)
  */
 export interface Secrets {
@@ -31,17 +32,17 @@ export interface Secrets {
 }
 
 /**
- * A place for {@link Secrets}, keyed by gateway origin.
+ * A place for {@link Secrets}, keyed by profile key.
  * @see https://www.npmjs.com/package/@napi-rs/keyring
  */
 export interface SecretStore {
   readonly kind: StoreKind;
-  /** Where the secrets of `origin` are, for people (never the secrets themselves). */
-  describe(origin: string): string;
-  read(origin: string): Promise<Secrets | undefined>;
-  write(origin: string, secrets: Secrets): Promise<void>;
+  /** Where the secrets of `key` are, for people (never the secrets themselves). */
+  describe(key: string): string;
+  read(key: string): Promise<Secrets | undefined>;
+  write(key: string, secrets: Secrets): Promise<void>;
   /** True when something was deleted. */
-  delete(origin: string): Promise<boolean>;
+  delete(key: string): Promise<boolean>;
 }
 
 /** The keychain entry operations the store uses (a subset of `@napi-rs/keyring`'s `Entry`). @see https://www.npmjs.com/package/@napi-rs/keyring */
@@ -91,7 +92,7 @@ function parseSecrets(text: string | null | undefined): Secrets | undefined {
 }
 
 /**
- * Secrets in the OS keychain: one entry per gateway, service `hoop`, account = origin, the
+ * Secrets in the OS keychain: one entry per profile, service `hoop`, account = its key, the
  * password a JSON document.
  * @see https://www.npmjs.com/package/@napi-rs/keyring
  */
@@ -100,29 +101,29 @@ export class KeychainSecretStore implements SecretStore {
 
   constructor(readonly factory: KeyringFactory) {}
 
-  describe(origin: string): string {
-    return `the OS keychain (service "${KEYCHAIN_SERVICE}", account "${origin}")`;
+  describe(key: string): string {
+    return `the OS keychain (service "${KEYCHAIN_SERVICE}", account "${key}")`;
   }
 
-  async read(origin: string): Promise<Secrets | undefined> {
+  async read(key: string): Promise<Secrets | undefined> {
     try {
-      return parseSecrets(this.factory(KEYCHAIN_SERVICE, origin).getPassword());
+      return parseSecrets(this.factory(KEYCHAIN_SERVICE, key).getPassword());
     } catch (err) {
       throw keychainError('read', err);
     }
   }
 
-  async write(origin: string, secrets: Secrets): Promise<void> {
+  async write(key: string, secrets: Secrets): Promise<void> {
     try {
-      this.factory(KEYCHAIN_SERVICE, origin).setPassword(JSON.stringify(secrets));
+      this.factory(KEYCHAIN_SERVICE, key).setPassword(JSON.stringify(secrets));
     } catch (err) {
       throw keychainError('write to', err);
     }
   }
 
-  async delete(origin: string): Promise<boolean> {
+  async delete(key: string): Promise<boolean> {
     try {
-      return this.factory(KEYCHAIN_SERVICE, origin).deletePassword();
+      return this.factory(KEYCHAIN_SERVICE, key).deletePassword();
     } catch {
       return false;
     }
@@ -137,7 +138,7 @@ function keychainError(what: string, err: unknown): HoopError {
 }
 
 /**
- * Secrets in `<dir>/tokens/<first 16 hex digits of sha256(origin)>.json`, mode 0600, directory 0700.
+ * Secrets in `<dir>/tokens/<first 16 hex digits of sha256(key)>.json`, mode 0600, directory 0700.
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/functions/chmod.html
  */
 export class FileSecretStore implements SecretStore {
@@ -149,26 +150,26 @@ export class FileSecretStore implements SecretStore {
     this.dir = join(configDir, 'tokens');
   }
 
-  /** The file holding the secrets of `origin`. */
-  fileOf(origin: string): string {
-    return join(this.dir, `${createHash('sha256').update(origin).digest('hex').slice(0, 16)}.json`);
+  /** The file holding the secrets of `key`. */
+  fileOf(key: string): string {
+    return join(this.dir, `${createHash('sha256').update(key).digest('hex').slice(0, 16)}.json`);
   }
 
-  describe(origin: string): string {
-    return `${this.fileOf(origin)} (mode 0600)`;
+  describe(key: string): string {
+    return `${this.fileOf(key)} (mode 0600)`;
   }
 
-  async read(origin: string): Promise<Secrets | undefined> {
+  async read(key: string): Promise<Secrets | undefined> {
     await checkPrivateDir(this.dir);
-    return parseSecrets(await readOptionalFile(this.fileOf(origin)));
+    return parseSecrets(await readOptionalFile(this.fileOf(key)));
   }
 
-  async write(origin: string, secrets: Secrets): Promise<void> {
-    await writePrivateFile(this.fileOf(origin), `${JSON.stringify({ origin, secrets }, null, 2)}\n`);
+  async write(key: string, secrets: Secrets): Promise<void> {
+    await writePrivateFile(this.fileOf(key), `${JSON.stringify({ key, secrets }, null, 2)}\n`);
   }
 
-  async delete(origin: string): Promise<boolean> {
-    const file = this.fileOf(origin);
+  async delete(key: string): Promise<boolean> {
+    const file = this.fileOf(key);
     const existed = (await readOptionalFile(file)) !== undefined;
     await rm(file, { force: true });
     return existed;
@@ -206,18 +207,18 @@ export interface WrittenSecrets {
 }
 
 /**
- * Writes `secrets` of `origin` to the keychain, or to the file when `HOOP_TOKEN_STORE=file` or
+ * Writes `secrets` of `key` to the keychain, or to the file when `HOOP_TOKEN_STORE=file` or
  * the keychain refuses (`HOOP_TOKEN_STORE=keychain` makes that refusal an error).
  * @see https://www.npmjs.com/package/@napi-rs/keyring
  */
-export async function writeSecrets(origin: string, secrets: Secrets, options: SecretStoreOptions): Promise<WrittenSecrets> {
+export async function writeSecrets(key: string, secrets: Secrets, options: SecretStoreOptions): Promise<WrittenSecrets> {
   const wanted = options.env.HOOP_TOKEN_STORE?.trim().toLowerCase();
   if (wanted && wanted !== 'file' && wanted !== 'keychain' && wanted !== 'auto') {
     throw new HoopError(ErrorCode.USAGE, `HOOP_TOKEN_STORE must be "keychain", "file" or "auto", not "${options.env.HOOP_TOKEN_STORE}"`);
   }
   if (wanted === 'file') {
     const store = new FileSecretStore(options.configDir);
-    await store.write(origin, secrets);
+    await store.write(key, secrets);
     return { store, fallbackReason: 'HOOP_TOKEN_STORE=file' };
   }
   let reason: string;
@@ -225,7 +226,7 @@ export async function writeSecrets(origin: string, secrets: Secrets, options: Se
   if (factory) {
     const keychain = new KeychainSecretStore(factory);
     try {
-      await keychain.write(origin, secrets);
+      await keychain.write(key, secrets);
       return { store: keychain };
     } catch (err) {
       if (wanted === 'keychain') throw err;
@@ -236,6 +237,6 @@ export async function writeSecrets(origin: string, secrets: Secrets, options: Se
     reason = 'the keychain module cannot load on this platform';
   }
   const store = new FileSecretStore(options.configDir);
-  await store.write(origin, secrets);
+  await store.write(key, secrets);
   return { store, fallbackReason: reason };
 }

@@ -7,8 +7,9 @@
  *
  * Otherwise: `--token-file` / `HOOP_TOKEN` (static, never renewed) → workload sources named by the
  * environment (`HOOP_ID_TOKEN`, `HOOP_ID_TOKEN_FILE`, GitHub Actions, `HOOP_K8S_TOKEN_FILE`;
- * fetched again on renewal) → the stored profile of the gateway (refreshed with its refresh
- * token, rotated refresh tokens saved back) → a Kubernetes service account token found at a
+ * fetched again on renewal) → the current profile, or with a gateway named the profile used there
+ * (the current one if it is there, else the one last made current there; refreshed with its
+ * refresh token, rotated refresh tokens saved back) → a Kubernetes service account token found at a
  * default path. A stored profile goes before the default Kubernetes paths because nearly every
  * pod has a service account token mounted, and a person who logged in means to be themselves.
  *
@@ -20,6 +21,7 @@
  * @see docs/architecture.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-6 (refreshing an access token)
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as client from 'openid-client';
@@ -28,7 +30,7 @@ import { getAuthConfig } from '../api-client/identity.js';
 import { withFileLock } from './lock.js';
 import { discoverIssuer, jwtExpiry, jwtIssuedAt, presentedToken, providerError, resourceParameters, secretsFromTokenResponse, type TokenGrant } from './oidc.js';
 import { configDir, gatewayOrigin } from './paths.js';
-import { ProfileStore, type Profile, type WorkloadSource } from './profiles.js';
+import { ProfileStore, secretsKeyOf, type Profile, type WorkloadSource } from './profiles.js';
 import { storeOf, type KeyringFactory, type SecretStore } from './secret-store.js';
 import { describeWorkload, detectWorkload, fetchWorkloadToken, KUBERNETES_TOKEN_FILES, type DetectedWorkload } from './workload.js';
 
@@ -59,7 +61,7 @@ export interface TokenProvider {
  * @see docs/architecture.md (§3)
  */
 export interface ResolvedTokenProvider extends TokenProvider {
-  /** The gateway origin (the profile key). */
+  /** The gateway origin. */
   readonly origin: string;
   /** The stored profile, when the token comes from one (or a workload login recorded one). */
   readonly profile?: Profile;
@@ -288,14 +290,22 @@ class ProfileTokenProvider extends BaseTokenProvider {
   readonly #store: SecretStore;
   readonly #lockFile: string;
   readonly #profile: Profile;
+  /** Where its secrets are in the store. */
+  readonly #key: string;
   #config: Promise<client.Configuration> | undefined;
 
   constructor(profile: Profile, store: SecretStore, dir: string, options: ConstructorParameters<typeof BaseTokenProvider>[0]) {
     super({ ...options, profile });
     this.#profile = profile;
     this.#store = store;
-    this.storeDescription = store.describe(options.origin);
-    this.#lockFile = join(dir, 'locks', `${Buffer.from(options.origin).toString('base64url').slice(0, 80)}.lock`);
+    this.#key = secretsKeyOf(profile);
+    this.storeDescription = store.describe(this.#key);
+    this.#lockFile = join(dir, 'locks', `${createHash('sha256').update(this.#key).digest('base64url').slice(0, 32)}.lock`);
+  }
+
+  /** The gateway and the identity, for messages. */
+  get #who(): string {
+    return `${this.origin} as ${this.#profile.subject}`;
   }
 
   #notLoggedIn(message: string): HoopError {
@@ -304,14 +314,14 @@ class ProfileTokenProvider extends BaseTokenProvider {
 
   protected async obtain(previous: TokenGrant | undefined): Promise<TokenGrant> {
     return withFileLock(this.#lockFile, async () => {
-      const secrets = await this.#store.read(this.origin);
-      if (!secrets) throw this.#notLoggedIn(`no tokens for ${this.origin} in ${this.storeDescription}`);
+      const secrets = await this.#store.read(this.#key);
+      if (!secrets) throw this.#notLoggedIn(`no tokens for ${this.#who} in ${this.storeDescription}`);
       const stored = presentedToken(secrets, this.#profile.tokenType);
       // Another hoop process may have renewed it already.
       if (stored && stored.token !== previous?.token && !this.due(stored)) return stored;
-      if (!secrets.refreshToken) throw this.#notLoggedIn(`your login to ${this.origin} has expired and cannot be renewed (the identity provider gave no refresh token)`);
+      if (!secrets.refreshToken) throw this.#notLoggedIn(`your login to ${this.#who} has expired and cannot be renewed (the identity provider gave no refresh token)`);
       const { issuer, clientId } = this.#profile;
-      if (!issuer || !clientId) throw this.#notLoggedIn(`the profile of ${this.origin} does not say which identity provider to renew the login with`);
+      if (!issuer || !clientId) throw this.#notLoggedIn(`the profile of ${this.#who} does not say which identity provider to renew the login with`);
       this.#config ??= discoverIssuer(issuer, clientId, this.#profile.clientSecret !== undefined ? { clientSecret: this.#profile.clientSecret } : {}).catch((err: unknown) => {
         this.#config = undefined;
         throw err;
@@ -322,11 +332,11 @@ class ProfileTokenProvider extends BaseTokenProvider {
         response = await client.refreshTokenGrant(config, secrets.refreshToken, resourceParameters(this.#profile.resource));
       } catch (err) {
         const e = providerError(err, new URL(issuer).origin, 'renew your login');
-        if (e.code === ErrorCode.NOT_LOGGED_IN) throw this.#notLoggedIn(`your login to ${this.origin} has expired and cannot be renewed: ${e.message}`);
+        if (e.code === ErrorCode.NOT_LOGGED_IN) throw this.#notLoggedIn(`your login to ${this.#who} has expired and cannot be renewed: ${e.message}`);
         throw e;
       }
       const next = secretsFromTokenResponse(response, this.now(), secrets);
-      await this.#store.write(this.origin, next);
+      await this.#store.write(this.#key, next);
       const grant = presentedToken(next, this.#profile.tokenType);
       if (!grant) {
         throw new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the identity provider renewed the login without the ${this.#profile.tokenType === 'id' ? 'ID' : 'access'} token the gateway wants`, {
@@ -406,11 +416,7 @@ export async function resolveTokenProvider(options: ResolveTokenProviderOptions)
   // A token from the environment with a gateway named: no stored profile is read at all.
   let stored: { origin: string; profile: Profile } | undefined;
   if (!explicitGateway) stored = await profiles.current();
-  else if (!staticToken && !detected) {
-    const origin = gatewayOrigin(explicitGateway);
-    const profile = await profiles.get(origin);
-    if (profile) stored = { origin, profile };
-  }
+  else if (!staticToken && !detected) stored = await profiles.atGateway(gatewayOrigin(explicitGateway));
   const gateway = explicitGateway ?? stored?.profile.gateway;
   if (!gateway && !staticToken && !detected) {
     throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'not logged in to any gateway', {

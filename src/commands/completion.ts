@@ -2,13 +2,16 @@
  * `hoop completion bash|zsh|fish`: prints the shell's completion script for every command, option
  * and choice. Where a command takes a connection, session, review or alert, the script asks
  * `hoop completion --list KIND` when tab is pressed: the names the gateway has for the caller, or
- * nothing within 2 s (never an error on the terminal).
+ * nothing within 2 s (never an error on the terminal); where it takes a profile, the subjects
+ * logged in on this machine.
  */
 import { Argument, Command, Option } from 'commander';
 import { listAlerts } from '../api-client/alerts.js';
 import { listConnections } from '../api-client/connections.js';
 import { listReviews } from '../api-client/reviews.js';
 import { listSessions } from '../api-client/sessions.js';
+import { configDir } from '../auth/paths.js';
+import { ProfileStore } from '../auth/profiles.js';
 import { withGateway } from '../client/client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -19,8 +22,9 @@ const SCRIPTS = { bash: bashScript, zsh: zshScript, fish: fishScript };
 /** How long a tab waits for the gateway's names. */
 const LIST_DEADLINE_MS = 2_000;
 
-/** The names of `kind` the gateway has for the caller, newest first. */
+/** The names of `kind` the gateway has for the caller, newest first (the identities logged in here, for `profiles`). */
 async function names(io: CliIo, kind: (typeof LISTED_KINDS)[number]): Promise<string[]> {
+  if (kind === 'profiles') return [...new Set(Object.values((await new ProfileStore(configDir(io.env, io.cwd)).read()).profiles).map((p) => p.subject))];
   return withGateway(io, {}, async (endpoint, token) => {
     if (kind === 'connections') return (await listConnections(endpoint, await token())).map((c) => c.name);
     if (kind === 'sessions') return ['last', ...(await listSessions(endpoint, await token())).sessions.slice(0, 50).map((s) => s.id)];

@@ -26,8 +26,21 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
     ['the same as JSON, for a script', 'hoop whoami --json'],
   ],
   logout: [
-    ['forget the token of the current gateway', 'hoop logout'],
-    ['forget every gateway', 'hoop logout --all'],
+    ['forget the tokens of the current identity', 'hoop logout'],
+    ['forget those of another identity logged in here', 'hoop logout bob@acme.example'],
+    ['forget every identity at every gateway', 'hoop logout --all'],
+  ],
+  profiles: [
+    ['the identities logged in, the current one marked *', 'hoop profiles'],
+    ['be another of them', 'hoop profiles use bob@acme.example'],
+  ],
+  'profiles ls': [
+    ['the identities logged in, the current one marked *', 'hoop profiles ls'],
+    ['their subjects alone, one per line', "hoop profiles ls --jq '.profiles[].subject'"],
+  ],
+  'profiles use': [
+    ['be another identity logged in here', 'hoop profiles use bob@acme.example'],
+    ['the one at a given gateway, where it is logged in at several', 'hoop profiles use bob --gateway https://hoop.acme.example:8443'],
   ],
   connections: [
     ['what you may reach', 'hoop connections'],

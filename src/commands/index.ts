@@ -23,6 +23,7 @@ export const commands: readonly CommandEntry[] = [
   { names: ['login'], load: async () => (await import('./login.js')).loginCommand },
   { names: ['whoami'], load: async () => (await import('./whoami.js')).whoamiCommand },
   { names: ['logout'], load: async () => (await import('./logout.js')).logoutCommand },
+  { names: ['profiles'], load: async () => (await import('./profiles.js')).profilesCommand },
   { names: ['connections', 'ls'], load: async () => (await import('./connections.js')).connectionsCommand },
   { names: ['connect'], load: async () => (await import('./connect.js')).connectCommand },
   { names: ['run'], load: async () => (await import('./run.js')).runCommand },

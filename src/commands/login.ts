@@ -54,7 +54,11 @@ workload token instead (--id-token-file, HOOP_ID_TOKEN, HOOP_ID_TOKEN_FILE; GitH
 "permissions: id-token: write" and Kubernetes service account tokens are found by themselves).
 
 Tokens and the device key go to the OS keychain, or where none answers (or HOOP_TOKEN_STORE=file)
-to a 0600 file under $HOOP_CONFIG_DIR, $XDG_CONFIG_HOME/hoop or ~/.config/hoop.`,
+to a 0600 file under $HOOP_CONFIG_DIR, $XDG_CONFIG_HOME/hoop or ~/.config/hoop.
+
+Each identity at each gateway has a profile of its own: logging in as another one adds it and
+makes it current, and the others keep their tokens (hoop profiles lists them, hoop profiles use
+switches). Logging in again as the same identity replaces its profile only.`,
     )
     .action(async (opts: LoginCommandOptions) => {
       refuseInsideRun(io.env, 'log in');
@@ -97,6 +101,7 @@ to a 0600 file under $HOOP_CONFIG_DIR, $XDG_CONFIG_HOME/hoop or ~/.config/hoop.`
             ? `  tokens:  ${describeWorkload(result.profile.workload)}, read again each time (not stored); device key in ${result.storeDescription}`
             : `  tokens:  ${result.storeDescription}`,
           `  device:  ${result.fingerprint}${result.device ? '' : ' (not registered)'}`,
+          ...(result.others.length ? [`  kept:    ${result.others.join(', ')} at this gateway too (hoop profiles use switches)`] : []),
           '',
         ].join('\n'),
       );

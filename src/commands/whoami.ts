@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { configDir } from '../auth/paths.js';
+import { secretsKeyOf } from '../auth/profiles.js';
 import { FileSecretStore } from '../auth/secret-store.js';
 import { getWhoAmI } from '../api-client/identity.js';
 import { commandTokenProvider } from '../client/client-config.js';
@@ -18,7 +19,7 @@ interface WhoamiOptions {
 }
 
 /** "in 9m 58s" / "5m 2s ago". */
-function relative(to: Date, now: Date): string {
+export function relative(to: Date, now: Date): string {
   const s = Math.round((to.getTime() - now.getTime()) / 1000);
   const abs = Math.abs(s);
   const text = abs >= 3600 ? `${Math.floor(abs / 3600)}h ${Math.floor((abs % 3600) / 60)}m` : abs >= 60 ? `${Math.floor(abs / 60)}m ${abs % 60}s` : `${abs}s`;
@@ -39,7 +40,7 @@ export function whoamiCommand(io: CliIo): Command {
         const grant = await provider.current();
         const who = await getWhoAmI({ gateway: provider.gateway, ca: provider.ca }, grant.token);
         const profile = provider.profile;
-        const deviceStore = profile ? (profile.store === 'file' ? new FileSecretStore(configDir(io.env, io.cwd)).describe(provider.origin) : provider.storeDescription) : undefined;
+        const deviceStore = profile ? (profile.store === 'file' ? new FileSecretStore(configDir(io.env, io.cwd)).describe(secretsKeyOf(profile)) : provider.storeDescription) : undefined;
         const device = profile?.fingerprint ? { fingerprint: profile.fingerprint, ...(profile.deviceId ? { deviceId: profile.deviceId } : {}), registered: profile.deviceId !== undefined } : undefined;
         if (opts.json) {
           printJson(io, {

@@ -2,15 +2,16 @@
  * Shell completion for hoop: the command tree as commander knows it, and the bash, zsh and fish
  * scripts `hoop completion SHELL` prints. Commands, options and choices are in the script itself (a
  * tab never starts node for them); connection names and session, review and alert ids are asked of
- * the gateway (`hoop completion --list KIND`) only where a command takes one.
+ * the gateway (`hoop completion --list KIND`) only where a command takes one; the identities logged
+ * in (`profiles`) are read from this machine's profiles.
  */
 import type { Command } from 'commander';
 
 /** What a value is completed from: the gateway's names (asked when tab is pressed) or the file system. */
-export type ValueKind = 'connections' | 'sessions' | 'reviews' | 'alerts' | 'files';
+export type ValueKind = 'connections' | 'sessions' | 'reviews' | 'alerts' | 'profiles' | 'files';
 
-/** The kinds `hoop completion --list` answers. */
-export const LISTED_KINDS = ['connections', 'sessions', 'reviews', 'alerts'] as const;
+/** The kinds `hoop completion --list` answers (profiles from this machine's logins, the others from the gateway). */
+export const LISTED_KINDS = ['connections', 'sessions', 'reviews', 'alerts', 'profiles'] as const;
 
 /** One option of a command: its spellings, and what its value is when it takes one. */
 interface OptionSpec {
@@ -43,6 +44,7 @@ function argKind(cmd: Command, top: string): ValueKind | readonly string[] | und
   if (arg?.argChoices) return arg.argChoices;
   const first = arg?.name();
   if (first === 'connection' || first === 'name') return 'connections';
+  if (first === 'profile') return 'profiles';
   if (first === 'id') return ID_KINDS[top];
   return undefined;
 }

@@ -69,9 +69,8 @@ async function placesFor(person: TestPerson): Promise<Places> {
   for (const d of [p.login, p.state, p.work]) mkdirSync(d, { recursive: true });
   mkdirSync(p.xdg, { mode: 0o700 });
   writeFileSync(join(p.home, '.bashrc'), '# hers\n');
-  const origin = new URL(stack.gateway.url).origin;
-  await new ProfileStore(p.login).put(origin, { gateway: stack.gateway.url, tokenType: 'access', subject: 'alice', kind: 'user', store: 'file', loggedInAt: new Date().toISOString() });
-  await new FileSecretStore(p.login).write(origin, { accessToken: alice, refreshToken: 'alice-refresh-token' });
+  const key = await new ProfileStore(p.login).put({ gateway: stack.gateway.url, tokenType: 'access', subject: 'alice', kind: 'user', store: 'file', loggedInAt: new Date().toISOString() });
+  await new FileSecretStore(p.login).write(key, { accessToken: alice, refreshToken: 'alice-refresh-token' });
   writeFileSync(p.ca, readFileSync(stack.pki.caFile));
   givePerson(person, base);
   return p;

@@ -95,9 +95,8 @@ async function placesFor(person: TestPerson): Promise<Places> {
   const p: Places = { person, login: join(base, 'alice-hoop'), xdg: join(base, 'xdg'), work: join(base, 'work'), idToken: join(base, 'id-token'), cli: join(base, 'cli'), ca: join(base, 'ca.pem') };
   mkdirSync(p.xdg, { mode: 0o700 });
   for (const d of [p.work, p.cli]) mkdirSync(d);
-  const origin = new URL(stack.gateway.url).origin;
-  await new ProfileStore(p.login).put(origin, { gateway: stack.gateway.url, tokenType: 'access', subject: 'alice', kind: 'user', store: 'file', loggedInAt: new Date().toISOString() });
-  await new FileSecretStore(p.login).write(origin, { accessToken: await stack.token('alice', ['dba']), refreshToken: 'alice-refresh-token' });
+  const key = await new ProfileStore(p.login).put({ gateway: stack.gateway.url, tokenType: 'access', subject: 'alice', kind: 'user', store: 'file', loggedInAt: new Date().toISOString() });
+  await new FileSecretStore(p.login).write(key, { accessToken: await stack.token('alice', ['dba']), refreshToken: 'alice-refresh-token' });
   writeFileSync(p.idToken, await stack.token('alice', ['dba']), { mode: 0o600 });
   writeFileSync(p.ca, readFileSync(stack.pki.caFile));
   givePerson(person, base);

@@ -1,8 +1,8 @@
 /**
  * `hoop login` as a user runs it: the built CLI (`node bin/hoop.js`) as a child process on a
  * pseudo-terminal (util-linux `script`), the test reading the URL it prints (or the one it hands
- * to $BROWSER) and signing in with the headless browser; then `whoami`, `connect` + psql and
- * `logout` as separate processes, against `hoop gateway` running as a process too.
+ * to $BROWSER) and signing in with the headless browser; then `whoami`, `connect` + psql, `profiles`
+ * and `logout` as separate processes, against `hoop gateway` running as a process too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -220,8 +220,75 @@ describe('hoop login as a process', () => {
     expect(r.stderr).toContain('--id-token-file');
   });
 
+  it('two identities at one gateway: both kept and listed, each works when switched to, logging out of one leaves the other', async () => {
+    const env = { HOOP_CONFIG_DIR: join(dir, 'conf-two'), HOOP_TOKEN_STORE: 'file', HOOP_CA_FILE: pki.caFile };
+    /** `hoop login --no-browser` on a terminal, signed in as `username`; what it printed. */
+    const logIn = async (username: string): Promise<string> => {
+      const login = onTerminal(['login', '--gateway', gatewayUrl, '--no-browser'], env);
+      const [, url] = await login.waitFor(/^\s+(http:\/\/127\.0\.0\.1:\d+\/auth\S+?)\r?$/m);
+      expect((await new TestBrowser().authorize(url!, username)).status).toBe(200);
+      expect(await login.exited, login.output()).toBe(0);
+      return login.output();
+    };
+    const whoami = async (): Promise<{ subject: string; expiresAt: string }> => {
+      const r = await hoop(['whoami', '--json'], env);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { subject: string; expiresAt: string };
+    };
+    // Short access tokens: switched back to, the first identity must renew with its own refresh token.
+    const lifetime = op.lifetimes.accessToken;
+    op.lifetimes.accessToken = 8;
+    try {
+      const dana = await logIn('dana');
+      const danaExpiry = /expires: (\S+)/.exec(dana)![1];
+      expect(await logIn('erin')).toContain('kept:    dana at this gateway too');
+      expect((await whoami()).subject).toBe('erin');
+
+      const listed = await hoop(['profiles', '--json'], env);
+      const { current, profiles } = JSON.parse(listed.stdout) as { current: string; profiles: Array<{ name: string; subject: string; gateway: string; current: boolean; renewable: boolean }> };
+      expect(profiles.map((p) => [p.subject, p.gateway, p.current, p.renewable])).toEqual([
+        ['dana', gatewayUrl, false, true],
+        ['erin', gatewayUrl, true, true],
+      ]);
+      expect(current).toBe(profiles[1]!.name);
+      const table = (await hoop(['profiles'], env)).stdout;
+      expect(table).toMatch(new RegExp(`^\\* +${gatewayUrl.replace(/[.]/g, '\\.')} +erin +- +user +(in \\d+s|\\d+s ago, renewed on use)$`, 'm'));
+      expect(table).toMatch(/^ +https:\S+ +dana +dana@example\.com +user /m);
+
+      const use = await hoop(['profiles', 'use', 'dana@example.com'], env);
+      expect(use.code, use.stderr).toBe(0);
+      expect(use.stdout).toBe(`Now current: dana <dana@example.com> at ${gatewayUrl}.\n`);
+      // dana's token is renewed with dana's refresh token, and the gateway takes it as dana's.
+      await eventually(async () => expect(await whoami()).toMatchObject({ subject: 'dana', expiresAt: expect.not.stringContaining(danaExpiry!) }));
+      expect((await hoop(['profiles', 'use', 'erin'], env)).code).toBe(0);
+      expect((await whoami()).subject).toBe('erin');
+
+      // Logging in again as erin replaces erin's profile only.
+      const listedNow = async (): Promise<Array<{ subject: string; current: boolean; expiresAt: string }>> => JSON.parse((await hoop(['profiles', '--json'], env)).stdout).profiles;
+      const danaKept = (await listedNow())[0]!;
+      expect(await logIn('erin')).toContain('kept:    dana at this gateway too');
+      expect(await listedNow()).toEqual([danaKept, expect.objectContaining({ subject: 'erin', current: true })]);
+
+      const typo = await hoop(['profiles', 'use', 'danna'], env);
+      expect(typo.code).toBe(64);
+      expect(typo.stderr).toContain('no profile "danna": did you mean "dana"?');
+
+      const revoked = op.revocations.length;
+      const out = await hoop(['logout'], env);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout).toContain(`Logged out of ${gatewayUrl} as erin:`);
+      expect(out.stdout).toContain(`Now current: dana at ${gatewayUrl}`);
+      expect(op.revocations.slice(revoked)).toEqual([expect.objectContaining({ kind: 'RefreshToken', accountId: 'erin' })]);
+      expect((await whoami()).subject).toBe('dana');
+      const left = JSON.parse((await hoop(['profiles', '--json'], env)).stdout) as { profiles: Array<{ subject: string }> };
+      expect(left.profiles.map((p) => p.subject)).toEqual(['dana']);
+    } finally {
+      op.lifetimes.accessToken = lifetime;
+    }
+  });
+
   it('printed no token', async () => {
-    const files = [join(dir, 'conf-b'), join(dir, 'conf-d')];
+    const files = [join(dir, 'conf-b'), join(dir, 'conf-d'), join(dir, 'conf-two')];
     const text = outputs.join('\n');
     for (const f of files) {
       const tokenDir = join(f, 'tokens');

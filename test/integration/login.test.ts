@@ -18,7 +18,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedirectListener } from '../../src/auth/loopback-redirect.js';
 import { login } from '../../src/auth/login.js';
-import { ProfileStore } from '../../src/auth/profiles.js';
+import { ProfileStore, profileKey, secretsKeyOf } from '../../src/auth/profiles.js';
 import { FileSecretStore, type KeyringFactory, type Secrets } from '../../src/auth/secret-store.js';
 import { main } from '../../src/cli.js';
 import { loadGatewayConfig } from '../../src/gateway/config/config.js';
@@ -188,8 +188,12 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, options: { tty?: bool
   return { code, stdout: r.stdout(), stderr: r.stderr() };
 }
 
-async function secretsOf(env: NodeJS.ProcessEnv, gw: Gateway = gateway): Promise<Secrets | undefined> {
-  const s = await new FileSecretStore(env.HOOP_CONFIG_DIR!).read(new URL(gw.url).origin);
+/** The secrets kept for `subject` (default: the identity used) at gateway `gw`. */
+async function secretsOf(env: NodeJS.ProcessEnv, gw: Gateway = gateway, subject?: string): Promise<Secrets | undefined> {
+  const origin = new URL(gw.url).origin;
+  const at = await new ProfileStore(env.HOOP_CONFIG_DIR!).atGateway(origin);
+  const key = subject !== undefined ? profileKey(origin, subject) : at ? secretsKeyOf(at.profile) : origin;
+  const s = await new FileSecretStore(env.HOOP_CONFIG_DIR!).read(key);
   for (const t of [s?.accessToken, s?.idToken, s?.refreshToken]) if (t) tokens.add(t);
   return s;
 }
@@ -293,8 +297,8 @@ describe('hoop login in the browser', () => {
     expect(out.stdout).toContain(`Logged out of ${gateway.url}`);
     expect(out.stdout).toContain('revoked at the identity provider');
     expect(op.revocations).toContainEqual(expect.objectContaining({ kind: 'RefreshToken', accountId: 'alice', clientId: op.clientId }));
-    expect(await secretsOf(env)).toBeUndefined();
-    expect(await new ProfileStore(env.HOOP_CONFIG_DIR!).get(gateway.url)).toBeUndefined();
+    expect(await secretsOf(env, gateway, 'alice')).toBeUndefined();
+    expect(await new ProfileStore(env.HOOP_CONFIG_DIR!).atGateway(gateway.url)).toBeUndefined();
 
     const after = await run(['whoami', '--gateway', gateway.url], env);
     expect(after.code).toBe(77);
@@ -511,7 +515,7 @@ describe('tokens over time', () => {
       },
       { timeout: 30_000, interval: 250 },
     );
-    expect(who.stderr).toContain(`your login to ${gateway.url} has expired and cannot be renewed`);
+    expect(who.stderr).toContain(`your login to ${gateway.url} as bob has expired and cannot be renewed`);
     expect(who.stderr).toContain(`hoop login --gateway ${gateway.url}`);
   });
 
@@ -591,9 +595,9 @@ describe('workload login', () => {
     expect(r.stdout).toContain(`Logged in to ${gateway.url} as ci:acme/api (workload).`);
     expect(r.stdout).toMatch(/groups: +deployers/);
     expect(r.stdout).toContain(`the token file ${file}, read again each time (not stored)`);
-    const profile = await new ProfileStore(env.HOOP_CONFIG_DIR!).get(gateway.url);
+    const profile = await new ProfileStore(env.HOOP_CONFIG_DIR!).get(profileKey(gateway.url, 'ci:acme/api'));
     expect(profile).toMatchObject({ kind: 'workload', subject: 'ci:acme/api', workload: { kind: 'file', path: file } });
-    const stored = await readFile(new FileSecretStore(env.HOOP_CONFIG_DIR!).fileOf(gateway.url), 'utf8');
+    const stored = await readFile(new FileSecretStore(env.HOOP_CONFIG_DIR!).fileOf(profileKey(gateway.url, 'ci:acme/api')), 'utf8');
     expect(stored).not.toContain(token);
     expect(JSON.parse(stored).secrets.deviceKey.privateKey).toContain('PRIVATE KEY');
 
@@ -635,7 +639,7 @@ describe('workload login', () => {
     expect(r.stderr).toContain('with GitHub Actions');
     expect(r.stdout).toContain('as ci:acme/api (workload)');
     expect(wl.hits.get('/github/token')).toBe(hitsBefore + 1);
-    const profile = await new ProfileStore(env.HOOP_CONFIG_DIR!).get(gateway.url);
+    const profile = await new ProfileStore(env.HOOP_CONFIG_DIR!).get(profileKey(gateway.url, 'ci:acme/api'));
     expect(profile?.workload).toEqual({ kind: 'github', audience: 'hoop-ci' });
     // Each command asks again.
     expect((await run(['whoami', '--json'], env)).code).toBe(0);
@@ -653,10 +657,8 @@ describe('profiles and the token store', () => {
     await browserLogin(env, 'alice', gateway);
     await browserLogin(env, 'bob', gateway2);
     const file = await new ProfileStore(env.HOOP_CONFIG_DIR!).read();
-    expect(Object.keys(file.profiles).sort()).toEqual([gateway.url, gateway2.url].sort());
-    expect(file.profiles[gateway.url]?.subject).toBe('alice');
-    expect(file.profiles[gateway2.url]?.subject).toBe('bob');
-    expect(file.current).toBe(gateway2.url);
+    expect(Object.keys(file.profiles).sort()).toEqual([profileKey(gateway.url, 'alice'), profileKey(gateway2.url, 'bob')].sort());
+    expect(file.current).toBe(profileKey(gateway2.url, 'bob'));
     const one = JSON.parse((await run(['whoami', '--json', '--gateway', gateway.url], env)).stdout) as { subject: string };
     const two = JSON.parse((await run(['whoami', '--json'], env)).stdout) as { subject: string };
     expect([one.subject, two.subject]).toEqual(['alice', 'bob']);
@@ -665,8 +667,8 @@ describe('profiles and the token store', () => {
     const out = await run(['logout', '--gateway', gateway2.url], env);
     expect(out.code).toBe(0);
     const left = await new ProfileStore(env.HOOP_CONFIG_DIR!).read();
-    expect(Object.keys(left.profiles)).toEqual([gateway.url]);
-    expect(left.current).toBe(gateway.url);
+    expect(Object.keys(left.profiles)).toEqual([profileKey(gateway.url, 'alice')]);
+    expect(left.current).toBe(profileKey(gateway.url, 'alice'));
     const all = await run(['logout', '--all'], env);
     expect(all.stdout).toContain(`Logged out of ${gateway.url}`);
     expect((await run(['logout', '--all'], env)).stdout).toBe('Not logged in.\n');
@@ -675,7 +677,7 @@ describe('profiles and the token store', () => {
   it('keeps tokens in a 0600 file in a 0700 directory and says where, once', async () => {
     const env = user();
     const first = await browserLogin(env, 'alice');
-    const tokenFile = new FileSecretStore(env.HOOP_CONFIG_DIR!).fileOf(gateway.url);
+    const tokenFile = new FileSecretStore(env.HOOP_CONFIG_DIR!).fileOf(profileKey(gateway.url, 'alice'));
     expect(first.stderr).toContain(`hoop: tokens are kept in ${tokenFile} (mode 0600), because HOOP_TOKEN_STORE=file; hoop says this once`);
     expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
     expect((await stat(join(env.HOOP_CONFIG_DIR!, 'tokens'))).mode & 0o777).toBe(0o700);
