@@ -375,7 +375,9 @@ describe('the README, run as written', () => {
     const [edit, retest, commit, again] = lines.slice(at, at + 4);
     expect([retest, commit?.startsWith('git -C'), again?.startsWith('sleep 6')]).toEqual(['npx hoop policy test', true, true]);
     // The editor changes the rule and its case, as the comment says.
-    writeFileSync(join(base, 'editor'), `#!/bin/sh\nsed -i -e 's/column: card_number, strategy: last4/column: card_number, strategy: redact/' -e 's/card_number: last4/card_number: redact/' "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(base, 'editor'), `#!/bin/sh\nsed -i -e 's/column: card_number, strategy: last4/column: card_number, strategy: redact/' -e 's/card_number: last4/card_number: redact/' "$@"\n`, {
+      mode: 0o755,
+    });
     const gitEnv = { EDITOR: join(base, 'editor'), GIT_AUTHOR_NAME: 'You', GIT_AUTHOR_EMAIL: 'you@example.invalid', GIT_COMMITTER_NAME: 'You', GIT_COMMITTER_EMAIL: 'you@example.invalid' };
     const changed = await run([source!, edit!, retest!, commit!, again!], { env: gitEnv });
     expect(changed.code).toBe(0);
