@@ -82,7 +82,7 @@ And with the CLI (after \`source ${env}\`):
 ${
   demo.connections.includes(DEMO_SSH_CONNECTION)
     ? `
-And SSH, to the demo's own sshd (the gateway alone holds its key; \`rm -rf\` is refused):
+And SSH, to the demo's own sshd (the gateway alone holds its key; a command line running \`rm -rf\` is refused; an interactive shell is one decision, its lines are not judged):
   hoop connect ${DEMO_SSH_CONNECTION}                  # prints its ssh -F line; or:
   hoop run --connect ${DEMO_SSH_CONNECTION} -- sh -c 'ssh -F "$HOOP_SSH_CONFIG" ${DEMO_SSH_CONNECTION}'
   hoop sessions replay last               # plays the SSH session as the terminal showed it

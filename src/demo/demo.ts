@@ -35,7 +35,7 @@ import { createPolicyRepo } from '../policy/git-js.js';
 import { processExists } from '../pid.js';
 import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
-import { findSshd, startSshd, type Sshd } from './sshd.js';
+import { findSshd, sshdGivesTerminals, startSshd, type Sshd } from './sshd.js';
 import { DEMO_RECORDING_FLOOR, diskVerdict, freeBytes } from './disk.js';
 import { checkChosenPorts, portHint, targetPorts, type ChosenPorts, type KeptPorts } from './ports.js';
 import { detectContainment } from '../agent/containment.js';
@@ -352,6 +352,7 @@ async function startSshTarget(start: DemoStart, state: DemoState): Promise<Sshd 
     return undefined;
   });
   if (sshd) start.stops.push(() => sshd.stop());
+  if (sshd && !sshdGivesTerminals()) options.say('  sshd gives no terminals here (as a user other than root, where /dev/pts is not mounted with gid=tty): shells run without one');
   return sshd;
 }
 

@@ -1,7 +1,8 @@
 /**
  * An OpenSSH sshd of its own, on a free port of 127.0.0.1, for the demo and the tests: a fresh
  * host key, one client key authorised for the current OS user (root may sign in by key only),
- * sftp (`internal-sftp`), local forwarding, ptys; nothing of the machine's own sshd configuration.
+ * sftp (`internal-sftp`), local forwarding, ptys (where it can give them, {@link sshdGivesTerminals});
+ * nothing of the machine's own sshd configuration.
  *
  * @see https://man.openbsd.org/sshd_config
  */
@@ -69,6 +70,34 @@ async function waitForPort(port: number, child: ChildProcess, stderr: () => stri
 }
 
 /**
+ * Whether an sshd this process starts can give a session a terminal: as root it can; as another
+ * user on Linux only where a new pty is already in the `tty` group (devpts mounted with `gid=`
+ * that group), since sshd gives the pty to that group and, when it may not, ends the connection.
+ *
+ * @see https://github.com/openssh/openssh-portable/blob/master/sshpty.c (pty_setowner)
+ */
+export function sshdGivesTerminals(): boolean {
+  if (process.getuid?.() === 0) return true;
+  const tty = /^tty:[^:]*:(\d+):/m.exec(readText('/etc/group'))?.[1];
+  if (tty === undefined) return true; // no tty group: sshd leaves the pty in the user's own group
+  const devpts = readText('/proc/self/mountinfo')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === '/dev/pts' && / - devpts /.test(l));
+  if (!devpts) return true; // not Linux's devpts: its ptys are the system's to give
+  const gid = /[ ,]gid=(\d+)/.exec(devpts.slice(devpts.indexOf(' - ')))?.[1];
+  return Number(gid ?? process.getegid?.()) === Number(tty);
+}
+
+/** A file's text, or '' when it cannot be read. */
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
  * Starts an sshd; see the module documentation. `config` lines are added to its sshd_config. In
  * `dir` (made if missing) its keys are kept across starts; without, a temporary directory is
  * removed when it stops. `port`: the one to listen on (default: a free one).
@@ -103,7 +132,8 @@ export async function startSshd(options: { config?: string[]; dir?: string; port
       'UsePAM no',
       'AllowTcpForwarding local',
       'X11Forwarding no',
-      'PermitTTY yes',
+      // Else sshd drops the connection where it cannot give a pty (`PermitTTY no` refuses the pty instead, and hoop runs without one).
+      `PermitTTY ${sshdGivesTerminals() ? 'yes' : 'no'}`,
       'PrintMotd no',
       'PrintLastLog no',
       'AcceptEnv LANG LC_* HOOP_*',

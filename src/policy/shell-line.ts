@@ -284,7 +284,7 @@ function opacity(words: Array<{ text: string; known: boolean }>, program: string
   if (words.some((w) => !w.known)) {
     const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || Object.hasOwn(WRAPPERS, program) || program === 'flock';
     const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
-    return { opaque: 'its words are built when it runs', ...(runsWords ? {} : { unknownWords }) };
+    return { opaque: `${builtWords(unknownWords.map((i) => words[i]!.text))} built when it runs`, ...(runsWords ? {} : { unknownWords }) };
   }
   if (program === '.' || program === 'source') return { opaque: 'it runs commands it reads from a file' };
   const args = words.slice(1).map((w) => w.text);
@@ -293,6 +293,14 @@ function opacity(words: Array<{ text: string; known: boolean }>, program: string
     if (operands.length === 0 || args.includes('-s')) return { opaque: 'it runs commands it reads from its input' };
   }
   return {};
+}
+
+/** The words a reason names as built when the line runs: "`$x` is", "`$a` and `$b` are" (the first three, then how many more). */
+function builtWords(texts: string[]): string {
+  const shown = texts.slice(0, 3).map((t) => `\`${t.length > 40 ? `${t.slice(0, 37)}...` : t}\``);
+  const more = texts.length > 3 ? [`${texts.length - 3} more`] : [];
+  const all = [...shown, ...more];
+  return `${all.length > 1 ? `${all.slice(0, -1).join(', ')} and ${all[all.length - 1]}` : all[0]} ${texts.length > 1 ? 'are' : 'is'}`;
 }
 
 /** The commands a wrapper among `words` runs, added to `out` (marked with how they are reached). */

@@ -250,7 +250,9 @@ function sshLines(e: RecordingEvent, connection: string): TranscriptLine[] {
       const how = e.status !== undefined ? `exit ${String(e.status)}` : `signal ${String(e.signal)}`;
       const b = e.bytes as { out?: number; err?: number; in?: number } | undefined;
       const moved = b ? `; ${bytes(b.out ?? 0)} out, ${bytes(b.err ?? 0)} err, ${bytes(b.in ?? 0)} in` : '';
-      return [{ at, text: `-- ${e.refused ? 'refused: ' : ''}${how}${moved}`, ...(e.refused ? { denied: true } : {}) }];
+      // What hoop told the client of a channel it answered itself: a refusal, or what did not start and why.
+      const told = typeof e.message === 'string' ? `: ${e.message.replace(/^hoop: /, '')}` : '';
+      return [{ at, text: `-- ${e.refused ? 'refused: ' : told ? 'not started: ' : ''}${how}${moved}${told}`, ...(e.refused ? { denied: true } : {}) }];
     }
     case 'ssh-forward':
       return [{ at, text: `-- forward to ${String(e.target)}: ${e.allowed ? 'allowed' : 'refused by the policy (ssh.forwarding)'}`, ...(e.allowed ? {} : { denied: true }) }];

@@ -143,7 +143,7 @@ describe('an ssh command line as the target runs it', () => {
     expect(await ssh(bob, `rm "${dir}/a;b" && echo removed`)).toMatchObject({ code: 0, stdout: 'removed\n' });
     expect(existsSync(join(dir, 'a;b'))).toBe(false);
     const why = await ssh(bob, 'x=-rf; rm $x /nonexistent');
-    expect(why.stderr).toContain('may match `rm $x /nonexistent`: its words are built when it runs');
+    expect(why.stderr).toContain('may match `rm $x /nonexistent`: `$x` is built when it runs');
     expect(readFileSync(join(victims, 'bob-0', 'keep'), 'utf8')).toBe('still here\n');
     // Past what the gateway's SSH server reads in one packet (35,000 bytes), the connection ends and nothing runs.
     const huge = await ssh({ ...bob, name: 'bob-unshared' }, `ls ${'x'.repeat(40_000)}; touch '${dir}/huge'`);

@@ -63,13 +63,14 @@ describe('the commands a line runs', () => {
       const p = parseShellLine(line);
       return p.certain ? p.commands.map((c) => c.opaque ?? '') : [p.why];
     };
-    expect(opaque('$a -rf x')).toEqual(['its words are built when it runs']);
-    expect(opaque('r{m,} x')).toEqual(['its words are built when it runs']);
-    expect(opaque('/bin/r[m] x')).toEqual(['its words are built when it runs']);
+    expect(opaque('$a -rf x')).toEqual(['`$a` is built when it runs']);
+    expect(opaque('r{m,} x')).toEqual(['`r{m,}` is built when it runs']);
+    expect(opaque('/bin/r[m] x')).toEqual(['`/bin/r[m]` is built when it runs']);
     expect(opaque('[ -d x ]')).toEqual(['']);
     expect(opaque('ls *.log /x')).toEqual(['']);
     // A tilde is the home directory the shell finds when it runs (`~root`, `~/x`).
-    expect(opaque('ls ~/x')).toEqual(['its words are built when it runs']);
+    expect(opaque('ls ~/x')).toEqual(['`~/x` is built when it runs']);
+    expect(opaque('cp $a $b $c $d x')).toEqual(['`$a`, `$b`, `$c` and 1 more are built when it runs']);
     expect(opaque('echo x | sh')).toEqual(['', 'it runs commands it reads from its input']);
     expect(opaque('bash -s < f')).toEqual(['it runs commands it reads from its input']);
     expect(opaque('. ./env.sh')).toEqual(['it runs commands it reads from a file']);
@@ -124,7 +125,7 @@ describe('an allow list, a deny pattern and read-only access', () => {
     });
     expect(denyList.decide(exec('echo $HOME'), 'bash')).toMatchObject({
       action: 'deny',
-      reason: 'ssh rule "no-recursive-rm" may match `echo $HOME`: its words are built when it runs, so the gateway cannot tell',
+      reason: 'ssh rule "no-recursive-rm" may match `echo $HOME`: `$HOME` is built when it runs, so the gateway cannot tell',
     });
     expect(denyList.decide(exec('ls -la /tmp | grep x'), 'bash')).toMatchObject({ action: 'allow' });
     // `shellSyntax: allow` on a deny rule reads the line as sent, as before: what is built when it runs passes.
@@ -250,7 +251,7 @@ describe("the target user's login shell", () => {
       expect(judge.decide(exec(line), 'bash'), line).toMatchObject({ action: 'allow' });
     for (const line of ['rm -rf $X', 'rm -rf "$HOME"/x', '$X -rf /', 'r{m,} -rf /', 'eval "$X"', 'sudo $X', 'xargs rm -rf < list', '. ./script', '$(echo rm) -rf /', 'find . -name $X'])
       expect(judge.decide(exec(line), 'bash'), line).toMatchObject({ action: 'deny', rule: 'no-rm-rf' });
-    expect(judge.decide(exec('$X -rf /'), 'bash').reason).toMatch(/may match `\$X -rf \/`: its words are built when it runs/);
+    expect(judge.decide(exec('$X -rf /'), 'bash').reason).toMatch(/may match `\$X -rf \/`: `\$X` is built when it runs/);
     expect(judge.decide(exec('./deploy.sh $VERSION'), 'bash')).toMatchObject({ action: 'review', rule: 'deploys' });
   });
 });

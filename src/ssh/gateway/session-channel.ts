@@ -15,13 +15,20 @@ import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelSession } from '../../session/engine.js';
 import { bridgeChannel, decisionCommand, endChannel, guarded, safely, SSH_DECISION } from '../common/channels.js';
 import { SshDataRecorder, SshStream } from '../common/recorder.js';
+import { subsystemRefusal } from '../common/reasons.js';
 import { SftpStage } from '../common/sftp-stage.js';
 
 /** Exit status of a command or shell the policy (or the gateway) refused, as shells use it for "cannot execute". */
 export const REFUSED_EXIT_STATUS = 126;
 
-/** The client's running channels; `emptied` is told when the last one closes. */
-export type OpenChannels = Set<ServerChannel> & { emptied?: () => void };
+/** A channel the client opened for a shell, a command or sftp, until it closes. */
+export interface OpenChannel {
+  /** Tells the client why the session ends: on the running channel's error output, or as why what it asked for did not start. */
+  tell(message: string): void;
+}
+
+/** The client's open channels; `emptied` is told when the last one closes. */
+export type OpenChannels = Set<OpenChannel> & { emptied?: () => void };
 
 /** What a session channel shares with its session. */
 export interface ChannelContext {
@@ -41,14 +48,19 @@ export function serveSessionChannel(c: ChannelContext, s: Session, n: number): v
 }
 
 /** What a session channel asked for before it runs something: a pty, the environment. */
-class SessionChannel {
+class SessionChannel implements OpenChannel {
   readonly #c: ChannelContext;
   readonly #n: number;
   readonly #rec: RecordingStream | undefined;
   #pty: PseudoTtyInfo | undefined;
   readonly #env: Record<string, string> = {};
+  /** The client's channel, once it asked for a shell, a command or sftp; what it asked for, in words. */
+  #down: ServerChannel | undefined;
+  #what = 'command';
   /** The target's channel, once it runs. */
   #running: ClientChannel | undefined;
+  /** This end answered the channel itself (a refusal, a start that failed): it is told nothing more. */
+  #answered = false;
 
   constructor(c: ChannelContext, s: Session, n: number) {
     this.#c = c;
@@ -57,10 +69,10 @@ class SessionChannel {
     this.#requests(s);
     s.on('shell', (accept) => this.#run({ kind: 'shell' }, accept()));
     s.on('exec', (accept, _reject, { command }) => this.#run({ kind: 'exec', command }, accept()));
-    s.on('subsystem', (accept, reject, { name }) => {
+    s.on('subsystem', (accept, _reject, { name }) => {
       if (name === 'sftp') return this.#run({ kind: 'sftp' }, accept());
       this.#rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: `subsystem ${name}` });
-      reject?.();
+      this.#answer(accept(), `subsystem "${name}"`, subsystemRefusal(name));
     });
   }
 
@@ -110,26 +122,51 @@ class SessionChannel {
   /** A shell, command or sftp session: judged, told, then refused, held for review or started. */
   #run(request: SshRequest, accepted: ServerChannel | undefined): void {
     // ssh2 accepts one shell, exec or subsystem per channel: a second one gets nothing.
-    if (!accepted) return;
-    const { fail, open } = this.#c;
-    const down = guarded(accepted, fail);
-    open.add(down);
-    down.on('close', () => {
-      open.delete(down);
-      if (open.size === 0) open.emptied?.();
-    });
-    const refuse = (message: string): void => {
-      this.#rec?.event({ t: 'ssh-exit', at: Date.now(), ch: this.#n, status: REFUSED_EXIT_STATUS, refused: true });
-      endChannel(down, REFUSED_EXIT_STATUS, `${hoopSays(message)}\r\n`, fail);
-    };
+    if (!this.#open(accepted, whatOf(request))) return;
     // A command line is judged in the grammar of the shell that will read it, once the target is signed in to (else its failure is told).
     const shell = request.kind === 'exec' ? this.#c.upstream().then(() => this.#c.loginShell()) : Promise.resolve(undefined);
     void shell
       .then(
-        (loginShell) => this.#start(request, this.#decide(request, loginShell), down, refuse, loginShell),
-        (err: unknown) => refuse(describeError(err)),
+        (loginShell) => this.#start(request, this.#decide(request, loginShell), loginShell),
+        (err: unknown) => this.#refuse(describeError(err), false),
       )
-      .catch((err: unknown) => refuse(`the gateway failed: ${describeError(err)}`));
+      .catch((err: unknown) => this.#refuse(`the gateway failed: ${describeError(err)}`, false));
+  }
+
+  /** Keeps the client's channel for `what` among the session's open ones, until it closes; false when there is none. */
+  #open(accepted: ServerChannel | undefined, what: string): boolean {
+    if (!accepted) return false;
+    const { fail, open } = this.#c;
+    this.#down = guarded(accepted, fail);
+    this.#what = what;
+    open.add(this);
+    this.#down.on('close', () => {
+      open.delete(this);
+      if (open.size === 0) open.emptied?.();
+    });
+    return true;
+  }
+
+  /** Answers a channel here whatever the policy: `message` on its error output, exit status 126 (a subsystem other than sftp). */
+  #answer(accepted: ServerChannel | undefined, what: string, message: string): void {
+    if (this.#open(accepted, what)) this.#refuse(message, true);
+  }
+
+  /** See {@link OpenChannel.tell}. */
+  tell(message: string): void {
+    const said = message.replace(/^hoop: /, '');
+    if (!this.#running) return this.#refuse(`the ${this.#what}${this.#pty ? ' (with a terminal)' : ''} did not start: ${said}`, false);
+    const down = this.#down;
+    if (down && !down.destroyed && down.stderr.writable) down.stderr.write(`\r\n${hoopSays(said)}\r\n`);
+  }
+
+  /** Ends the channel here, once: `message` on its error output, exit status 126, recorded (as a refusal when `refused`, the policy's or the gateway's own). */
+  #refuse(message: string, refused: boolean): void {
+    if (this.#answered || this.#running || !this.#down) return;
+    this.#answered = true;
+    const said = hoopSays(message);
+    this.#rec?.event({ t: 'ssh-exit', at: Date.now(), ch: this.#n, status: REFUSED_EXIT_STATUS, ...(refused ? { refused: true } : {}), message: said });
+    endChannel(this.#down, REFUSED_EXIT_STATUS, `${said}\r\n`, this.#c.fail);
   }
 
   /** The policy's verdict on `request`, recorded, told to the CLI, and counted as one of the session's statements. */
@@ -165,39 +202,73 @@ class SessionChannel {
   }
 
   /** Refuses what the verdict denies or a review does not approve; else starts it on the target and relays it. */
-  async #start(request: SshRequest, verdict: SshVerdict, down: ServerChannel, refuse: (message: string) => void, loginShell: string | undefined): Promise<void> {
-    const { session, fail } = this.#c;
+  async #start(request: SshRequest, verdict: SshVerdict, loginShell: string | undefined): Promise<void> {
+    const { session } = this.#c;
     if (verdict.action === 'deny') {
       session.recording?.notes?.refused();
       session.report?.refused({ action: 'deny', rule: verdict.rule ?? 'hoop:ssh', reason: verdict.reason, message: verdict.message ?? '' });
-      return refuse(`${verdict.message ?? `the policy does not allow this ${request.kind === 'exec' ? 'command' : request.kind}`} (${verdict.reason})`);
+      return this.#refuse(`${verdict.message ?? `the policy does not allow this ${this.#what}`} (${verdict.reason})`, true);
     }
     if (verdict.action === 'review') {
-      const approved = await holdForReview(session, request, verdict, down);
+      const approved = await holdForReview(session, request, verdict, this.#down!);
       if (approved !== true) {
         session.recording?.notes?.refused();
-        return refuse(approved);
+        return this.#refuse(approved, true);
       }
     }
     let u: SshClient;
     try {
       u = await this.#c.upstream();
     } catch (err) {
-      return refuse(describeError(err));
+      return this.#refuse(describeError(err), false);
     }
     // An sftp server started as a command meets the same read-only checks as the subsystem.
     const stage = request.kind === 'sftp' || (request.kind === 'exec' && fileTransferOf(request.command, loginShell) === 'sftp') ? 'sftp' : request.kind;
+    this.#launch(u, request, stage, this.#pty);
+  }
+
+  /**
+   * Opens what `request` asks for on the target, with `pty` if any, and relays it. A failure is
+   * told a moment later, once the target's connection has said whether it closed (then its close is
+   * the reason); a terminal the target refused is done without, as OpenSSH's client does.
+   */
+  #launch(u: SshClient, request: SshRequest, stage: 'shell' | 'exec' | 'sftp', pty: PseudoTtyInfo | undefined): void {
+    const { session, fail } = this.#c;
+    const down = this.#down!;
     const opened = safely(fail, (err: Error | undefined, up: ClientChannel): void => {
-      if (err) return refuse(`the target refused to start the ${request.kind === 'exec' ? 'command' : request.kind}: ${err.message}`);
+      if (err) return void setImmediate(() => this.#startFailed(u, request, stage, pty, err));
+      if (this.#answered || down.destroyed) return void up.close();
       this.#running = guarded(up, fail);
       relayRunning(session, this.#n, stage, this.#running, down, fail);
     });
-    const pty = this.#pty;
     const options = { ...(Object.keys(this.#env).length > 0 ? { env: this.#env } : {}) };
     if (request.kind === 'exec') u.exec(request.command, { ...options, ...(pty ? { pty } : {}) }, opened);
     else if (request.kind === 'shell') u.shell(pty ?? false, options, opened);
     else u.subsys('sftp', opened);
   }
+
+  /** What the target did not start: without the terminal it refused, else refused with the target's reason. */
+  #startFailed(u: SshClient, request: SshRequest, stage: 'shell' | 'exec' | 'sftp', pty: PseudoTtyInfo | undefined, err: Error): void {
+    if (this.#answered || !this.#down) return;
+    if (pty && /pseudo-terminal/.test(err.message) && !this.#down.destroyed) return this.#withoutTerminal(u, request, stage);
+    this.#refuse(`the SSH server of "${this.#c.session.connection.name}" did not start the ${this.#what}: ${err.message}`, false);
+  }
+
+  /** Starts what the target gave no terminal without one, as OpenSSH's client does, saying so on the error output. */
+  #withoutTerminal(u: SshClient, request: SshRequest, stage: 'shell' | 'exec' | 'sftp'): void {
+    const name = this.#c.session.connection.name;
+    this.#down!.stderr.write(`${hoopSays(`the SSH server of "${name}" gave the ${this.#what} no terminal (it refused the pty); it runs without one`)}\r\n`);
+    try {
+      this.#launch(u, request, stage, undefined);
+    } catch (err) {
+      this.#refuse(`the SSH server of "${name}" did not start the ${this.#what}: ${describeError(err)}`, false); // ssh2 throws once the target's connection is gone
+    }
+  }
+}
+
+/** What a channel asks for, in words. */
+function whatOf(request: SshRequest): string {
+  return request.kind === 'exec' ? 'command' : request.kind === 'shell' ? 'shell' : 'sftp session';
 }
 
 /** Holds a command for review: true once approved, else what to tell the client. */
@@ -212,7 +283,8 @@ async function holdForReview(session: TunnelSession<SshConnection>, request: Ssh
     reason: verdict.reason,
     settings: verdict.review,
   });
-  down.stderr.write(`hoop: ${verdict.message ?? 'this command needs a review'}; it waits for review ${pending.id} (a reviewer runs: hoop review approve ${pending.id})\r\n`);
+  const kind = request.kind === 'exec' ? 'command' : request.kind === 'shell' ? 'shell' : 'sftp session';
+  down.stderr.write(`hoop: ${verdict.message ?? `this ${kind} needs a review`} (${verdict.reason}); it waits for review ${pending.id} (a reviewer runs: hoop review approve ${pending.id})\r\n`);
   const onClose = (): void => pending.withdraw('cancel');
   const onEnd = (): void => pending.withdraw('session-ended');
   down.once('close', onClose);
@@ -224,9 +296,10 @@ async function holdForReview(session: TunnelSession<SshConnection>, request: Ssh
     down.stderr.write(`hoop: review ${pending.id} approved by ${outcome.by.join(', ')}\r\n`);
     return true;
   }
-  if (outcome.state === 'denied') return `review ${pending.id} was denied by ${outcome.by}${outcome.reason ? `: ${outcome.reason}` : ''}`;
-  if (outcome.state === 'expired') return `review ${pending.id} expired without a decision`;
-  return `review ${pending.id} was withdrawn`;
+  const held = `held because ${verdict.reason}`;
+  if (outcome.state === 'denied') return `review ${pending.id} was denied by ${outcome.by}${outcome.reason ? `: ${outcome.reason}` : ''} (${held})`;
+  if (outcome.state === 'expired') return `review ${pending.id} expired without a decision (${held})`;
+  return `review ${pending.id} was withdrawn (${held})`;
 }
 
 /** Relays a running channel both ways, recorded, then its exit and close in order. */

@@ -14,6 +14,7 @@ import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { VERSION } from '../../version.js';
 import { bridgeForward, guarded, safely } from '../common/channels.js';
+import { disconnectSaying, openFailureOf, rejectSaying } from '../common/reasons.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { type OpenChannels, serveSessionChannel } from './session-channel.js';
 import { loginShellOf, openUpstreamSsh, UpstreamSshError } from './upstream.js';
@@ -42,6 +43,8 @@ export class SshSessionRelay {
   readonly #open: OpenChannels = new Set();
   #reason: CloseReason | undefined;
   #detail: string | undefined;
+  /** The gateway is ending the session, or the client has gone: the target's close is no news to tell. */
+  #ending = false;
   #client: Connection | undefined;
   #upstream: Promise<SshClient> | undefined;
   #upstreamClient: SshClient | undefined;
@@ -52,7 +55,7 @@ export class SshSessionRelay {
   /** Whatever a client sends that trips the engine (or ssh2) ends that one session, never the gateway. */
   readonly #fail = (err: unknown): void => {
     this.#session.log.warn('ssh.session-failed', { ...this.#who, error: describeError(err) });
-    this.#end('protocol-violation', describeError(err));
+    this.#end('protocol-violation', `the gateway ended this SSH session: ${describeError(err)}`);
   };
 
   constructor(session: TunnelSession<SshConnection>, o: SshEngineOptions) {
@@ -107,6 +110,7 @@ export class SshSessionRelay {
     });
     c.on('ready', () => this.#signedIn(c));
     c.on('close', () => {
+      this.#ending = true;
       clearTimeout(this.#signIn);
       this.#upstream?.then(
         (u) => u.end(),
@@ -139,7 +143,9 @@ export class SshSessionRelay {
     const upstream = openUpstreamSsh(this.#session.connection, this.#o.resolveSecret, this.#o.upstreamTimeoutMs ?? 15_000).then((u) => {
       this.#upstreamClient = guarded(u, this.#fail);
       u.on('error', (err: Error) => log.debug('ssh.upstream-error', { ...this.#who, error: describeError(err) }));
-      u.on('close', () => this.#end('upstream-closed'));
+      // ssh2 fails what waits on the target before it emits these: each waiting channel defers its failure a moment to hear why.
+      u.on('end', () => this.#upstreamClosed());
+      u.on('close', () => this.#upstreamClosed());
       return u;
     });
     upstream.catch((err: unknown) => this.#upstreamFailed(err));
@@ -170,6 +176,25 @@ export class SshSessionRelay {
     }
   }
 
+  /** The target closed the gateway's connection: the client's channels are told, then the session ends saying so. */
+  #upstreamClosed(): void {
+    if (this.#ending) return;
+    const { connection } = this.#session;
+    const message = `the SSH server of "${connection.name}" (${connection.host}:${connection.port}) closed the connection (its log says why)`;
+    this.#session.log.info('ssh.upstream-closed', this.#who);
+    this.#tellAndEnd('upstream-closed', message);
+  }
+
+  /** Tells each open channel `message`, records it, then, a moment later for those lines to leave, ends the session saying it. */
+  #tellAndEnd(why: CloseReason, message: string): void {
+    this.#ending = true;
+    this.#reason ??= why;
+    this.#detail ??= message;
+    for (const ch of this.#open) ch.tell(message);
+    this.#session.recording?.stream.event({ t: 'ssh-end', at: Date.now(), reason: why, message });
+    setTimeout(() => this.#end(why, message), this.#open.size > 0 ? 100 : 0).unref();
+  }
+
   /** A direct-tcpip channel (`ssh -L`): to a target the policy lists, else refused. */
   #forward(accept: () => ssh2.ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
     const session = this.#session;
@@ -181,7 +206,7 @@ export class SshSessionRelay {
       session.log.info('ssh.refused', { ...this.#who, what: 'forward', target });
       session.recording?.notes?.refused();
       session.report?.refused({ action: 'deny', rule: 'hoop:ssh-forwarding', reason: `${target} is not in the policy's ssh.forwarding`, message: '' });
-      return reject();
+      return rejectSaying(this.#client, reject, `forwarding to ${target} is not allowed: it is not in the policy's ssh.forwarding`);
     }
     this.#upstream!.then(
       (u) =>
@@ -193,29 +218,27 @@ export class SshSessionRelay {
           safely(this.#fail, (err: Error | undefined, up: ClientChannel) => {
             if (err) {
               session.recording?.stream.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
-              return reject();
+              return rejectSaying(this.#client, reject, `the SSH server of "${session.connection.name}" did not open ${target}: ${openFailureOf(err)}`);
             }
             bridgeForward(guarded(up, this.#fail), guarded(accept(), this.#fail));
           }),
         ),
-      () => reject(),
+      (err: unknown) => rejectSaying(this.#client, reject, describeError(err)),
     );
   }
 
   /** The gateway ends the session (its token, its run, a shutdown): the client's channels are told why, then it ends. */
   #aborted(): void {
     const e = sessionEndOf(this.#session.signal);
-    this.#session.recording?.stream.event({ t: 'ssh-end', at: Date.now(), reason: e.reason, message: e.message });
-    for (const down of this.#open) down.stderr.write(`\r\n${e.message}${e.hint ? ` (${e.hint})` : ''}\r\n`);
-    // A moment for those lines to leave before the connection ends.
-    setTimeout(() => this.#end(e.reason, e.message), this.#open.size > 0 ? 100 : 0).unref();
+    this.#tellAndEnd(e.reason, `${e.message}${e.hint ? ` (${e.hint})` : ''}`);
   }
 
-  /** Ends both SSH connections and the tunnel, keeping the first reason given. */
-  #end(why: CloseReason, what?: string): void {
+  /** Ends both SSH connections (the client's with a disconnect message saying why) and the tunnel, keeping the first reason given. */
+  #end(why: CloseReason, what: string): void {
+    this.#ending = true;
     this.#reason ??= why;
     this.#detail ??= what;
-    this.#client?.end();
+    if (this.#client) disconnectSaying(this.#client, this.#detail);
     this.#upstreamClient?.end();
     const { channel } = this.#session;
     if (channel.destroyed) return;

@@ -27,6 +27,7 @@ import { VERSION } from '../../version.js';
 import { fileTransferOf } from '../../policy/ssh.js';
 import { bridgeChannel, bridgeForward, decisionCommand, endChannel, guarded, safely, SSH_DECISION } from '../common/channels.js';
 import { parsedKey, provesKey } from '../common/keys.js';
+import { disconnectHeard, disconnectSaying, openFailureOf, rejectSaying, subsystemRefusal } from '../common/reasons.js';
 import { SshDataRecorder, SshStream } from '../common/recorder.js';
 import { SftpStage } from '../common/sftp-stage.js';
 
@@ -39,6 +40,8 @@ export interface SshClientRecord {
 
 /** Exit status the local client gets when the gateway could not start what it asked for (ssh's own status for a failed connection). */
 const START_FAILED = 255;
+/** Exit status of what hoop refuses, as the gateway's (shells' "cannot execute"). */
+const REFUSED = 126;
 /** Keepalives to the gateway: a dead gateway or tunnel ends the session, as OpenSSH's ServerAlive* would through the gateway. */
 const KEEPALIVE_MS = 15_000;
 const KEEPALIVE_MISSES = 3;
@@ -125,10 +128,12 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
     let record: Promise<SshClientRecord | undefined> | undefined;
     const end = (why: string, message?: string): void => {
       if (reason === undefined && message) o.say(message);
+      // The local client is told why in the disconnect message (ssh prints it), whoever ended the session.
+      if (local && reason === undefined) disconnectSaying(local, message ?? 'the gateway closed the connection');
       reason ??= why;
-      local?.end();
       gateway?.end();
-      o.socket.destroy();
+      o.socket.end();
+      setTimeout(() => o.socket.destroy(), 1000).unref();
     };
     let finished = false;
     const finish = (): void => {
@@ -159,9 +164,9 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
         clearTimeout(signIn);
         // Signed in (a signature verified, not a key only offered): now this end signs in to the gateway as the same user, and the record opens.
         record = o.openRecord?.().catch(() => undefined) ?? Promise.resolve(undefined);
-        const up: Promise<Upstream> = Promise.all([signInToGateway(o, user, fail), record]).then(([g, r]) => {
+        const up: Promise<Upstream> = Promise.all([signInToGateway(o, user, fail), record]).then(([{ client: g, heard }, r]) => {
           gateway = guarded(g, fail);
-          g.on('close', () => end('gateway-closed'));
+          g.on('close', () => end('gateway-closed', heard()));
           const decisions = new Decisions(r?.stream);
           o.tunnel.on('control', (m: Record<string, unknown>) => {
             if (m.type === SSH_DECISION) decisions.told(m);
@@ -188,11 +193,11 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
                 safely(fail, (err: Error | undefined, upstream: ClientChannel) => {
                   // As the client saw it: the gateway opened the forwarding, or refused it.
                   rec?.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed: !err, ...(err ? { message: err.message } : {}) });
-                  if (err) return reject();
+                  if (err) return rejectSaying(c, reject, openFailureOf(err));
                   bridgeForward(guarded(upstream, fail), guarded(accept(), fail));
                 }),
               ),
-            () => reject(),
+            (err: unknown) => rejectSaying(c, reject, describeError(err)),
           );
         });
         // `ssh -R`: the gateway answers; other global requests (OpenSSH's keepalives among them) are answered here.
@@ -217,15 +222,16 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
   });
 }
 
-/** Signs in to the gateway through the tunnel with the port's key, checking the gateway's host key. */
-function signInToGateway(o: TerminateOptions, username: string, fail: (err: unknown) => void): Promise<SshClient> {
+/** Signs in to the gateway through the tunnel with the port's key, checking the gateway's host key; `heard` is what its disconnect message says. */
+function signInToGateway(o: TerminateOptions, username: string, fail: (err: unknown) => void): Promise<{ client: SshClient; heard: () => string | undefined }> {
   const pinned = o.gatewayHostKeys.map((k) => Buffer.from(k.trim().split(/\s+/)[1] ?? '', 'base64'));
-  return new Promise<SshClient>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     let settled = false;
+    let heard: () => string | undefined = () => undefined;
     client.on('ready', () => {
       settled = true;
-      resolve(client);
+      resolve({ client, heard });
     });
     client.on('error', (err: Error & { level?: string }) => {
       if (settled) return fail(err);
@@ -252,6 +258,7 @@ function signInToGateway(o: TerminateOptions, username: string, fail: (err: unkn
       // Only the gateway's published keys: ssh2 calls this with the raw key blob before signing in (RFC 4253 section 8).
       hostVerifier: (key: Buffer) => pinned.some((p) => p.equals(key)),
     });
+    heard = disconnectHeard(client);
   });
 }
 
@@ -324,8 +331,12 @@ function sessionChannel(s: Session, n: number, withUp: (fn: (u: Upstream) => voi
   };
   s.on('shell', (accept) => start({ kind: 'shell' }, accept()));
   s.on('exec', (accept, _reject, { command }) => start({ kind: 'exec', command }, accept()));
-  // Only sftp, as the gateway allows.
-  s.on('subsystem', (accept, reject, { name }) => (name === 'sftp' ? start({ kind: 'sftp' }, accept()) : reject?.()));
+  // Only sftp, as the gateway allows; another is refused here, said as the gateway says it.
+  s.on('subsystem', (accept, _reject, { name }) => {
+    if (name === 'sftp') return start({ kind: 'sftp' }, accept());
+    const down = accept();
+    if (down) endChannel(guarded(down, fail), REFUSED, `${hoopSays(subsystemRefusal(name))}\r\n`, fail);
+  });
 }
 
 /** Tells the client, as ssh would, that what it asked for could not start. */
