@@ -18,6 +18,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { freePort } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import { recordingEvents } from '../harness/exported-events.js';
 
 /** The demo's `ssh:` section, as `hoop demo` writes it into its policy repo. */
 const DEMO_SSH_POLICY = /\nssh:[\s\S]*?(?=\n[^\s#]|$)/.exec(samplePolicyFiles({ port: 1, passwordFile: '/x', ssh: { port: 1, user: 'u', keyFile: '/x', hostKey: 'k' } })['hoop.yaml'])![0];
@@ -70,28 +71,7 @@ async function connect(name: string, env: NodeJS.ProcessEnv = {}): Promise<strin
 /** The events of the newest ended session of `connection`, from the gateway's recording. */
 async function lastRecording(connection: string): Promise<Array<Record<string, unknown>>> {
   const opened = stack.logs().filter((l) => l.event === 'tunnel.open' && l.connection === connection);
-  const id = opened[opened.length - 1]!.session as string;
-  const auth = { HOOP_TOKEN: await stack.token('alice', ['engineers']) };
-  const where = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
-  await eventually(
-    async () => {
-      const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', ...where], auth)).stdout) as { sessions: Array<{ id: string; endedAt?: string }> };
-      expect(ls.sessions.find((s) => s.id === id)?.endedAt, `session ${id} ended`).toBeDefined();
-    },
-    { timeout: 30_000, interval: 100 },
-  );
-  const r = await eventually(
-    async () => {
-      const r = await stack.run(['sessions', 'export', id, '--format', 'jsonl', ...where], auth);
-      expect(r.code, r.stderr).toBe(0);
-      return r;
-    },
-    { timeout: 30_000, interval: 100 },
-  );
-  return r.stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return recordingEvents(stack, opened[opened.length - 1]!.session as string);
 }
 
 beforeAll(async () => {
