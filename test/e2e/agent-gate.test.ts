@@ -25,6 +25,7 @@ import { givePerson, personDir, testPeople, type TestPerson } from '../harness/p
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { swapper } from '../harness/racer.js';
 import { eventually } from '../harness/wait.js';
 
 const HOSTILE = resolve(import.meta.dirname, '../fixtures/agent-hostile-tree.mjs');
@@ -350,7 +351,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     writeFileSync(join(race, 'shared', 'mine'), 'shared\n');
     symlinkSync(p.home, join(race, 'homelink'));
     givePerson(who, p.work);
-    const racer = spawn('python3', ['-c', RACER, join(race, 'shared'), join(race, 'homelink')], { stdio: 'ignore', ...(who.other ? { uid: who.uid, gid: who.gid } : {}) });
+    const racer = swapper(join(race, 'shared'), join(race, 'homelink'), { pauseMs: 0.2, ...(who.other ? { uid: who.uid, gid: who.gid } : {}) });
     const outcomes: string[] = [];
     try {
       for (const how of [[], ['--apply', 'live']]) {
@@ -508,14 +509,6 @@ describe('the policy', () => {
     }
   });
 });
-
-/** Swaps two paths (argv 1 and 2) with renameat2(RENAME_EXCHANGE) as fast as it can, until killed. */
-const RACER = `import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-a, b = sys.argv[1].encode(), sys.argv[2].encode()
-while True:
-    libc.renameat2(-100, a, -100, b, 2)
-`;
 
 /** Tries to stop process 1 with ptrace, read its memory and take a descriptor of it; prints each outcome's errno name. */
 const PID1_PROBE = `import ctypes, errno, json

@@ -350,6 +350,8 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
   const Provider = await loadProvider();
 
   const server = createServer();
+  // Idle connections stay until the client closes them: a server that closes one races a busy test's reuse of it ("fetch failed").
+  server.keepAliveTimeout = 0;
   const port = await listenOnLoopback(server);
   const issuer = `http://127.0.0.1:${port}`;
 

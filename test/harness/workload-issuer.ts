@@ -99,6 +99,8 @@ export async function startWorkloadIssuer(): Promise<WorkloadIssuer> {
   const hits = new Map<string, number>();
 
   const server = createServer();
+  // Idle connections stay until the client closes them: a server that closes one races a busy test's reuse of it ("fetch failed").
+  server.keepAliveTimeout = 0;
   const port = await listenOnLoopback(server);
   const issuer = `http://127.0.0.1:${port}`;
 

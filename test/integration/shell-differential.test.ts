@@ -157,6 +157,7 @@ describe('hoop reads a line as the shells it models run it', () => {
         if (!parsed.certain) continue;
         const runs = runIn(shell, l, 1000 + n);
         if (runs.some((words) => !parsed.commands.some((c) => accounts(c, words)))) differ.push(l);
+        if (differ.length >= 5) break; // enough to show, and to know
       }
       if (process.env.HOOP_SHOW_DIFFERENCES) console.log(shell.name, differ.slice(0, 5));
       expect(differ.length, `${shell.name} ran what bash's reading does not name in none of the lines`).toBeGreaterThan(0);

@@ -6,7 +6,6 @@
  * bubblewrap arguments, when containment cannot be claimed, and the seccomp program's shape.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { agentEnvironment, detectContainment, withheldVariable } from '../../src
 import { bwrapArguments, installRoot, type Mount, sandboxMounts, within } from '../../src/agent/sandbox.js';
 import { scanTree } from '../../src/agent/tree-controls.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
+import { swapper } from '../harness/racer.js';
 import { thrown } from '../harness/thrown.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-containment-'));
@@ -168,7 +168,7 @@ describe("the sandbox's mounts", () => {
     mkdirSync(join(race, 'shared'), { recursive: true });
     symlinkSync(home, join(race, 'homelink'));
     const shared = statSync(join(race, 'shared'));
-    const racer = spawn('python3', ['-c', RACER, join(race, 'shared'), join(race, 'homelink')], { stdio: 'ignore' });
+    const racer = swapper(join(race, 'shared'), join(race, 'homelink'));
     const outcomes = new Set<string>();
     try {
       for (let i = 0; i < 100; i++) {
@@ -298,11 +298,3 @@ describe('containment detection', () => {
     }
   });
 });
-
-/** Swaps its two paths (renameat2 RENAME_EXCHANGE) in a loop, until killed. */
-const RACER = `import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-a, b = sys.argv[1].encode(), sys.argv[2].encode()
-while True:
-    libc.renameat2(-100, a, -100, b, 2)
-`;

@@ -5,7 +5,7 @@
  * link to the home while it writes changes nothing of where it writes), masks modes, and a
  * diff says what it shows only by name.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { applyChanges } from '../../src/agent/gate-apply.js';
 import { Layer } from '../../src/agent/layers.js';
 import { removeTree } from '../../src/agent/tree-at.js';
 import { changeDiff, permissions } from '../../src/client/change-diff.js';
+import { swapper } from '../harness/racer.js';
 import { eventually } from '../harness/wait.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-gate-layer-'));
@@ -176,7 +177,7 @@ describe('the gate over a layer', () => {
         },
       );
       const changes = await layerChanges(layer, process.env);
-      const racer = spawn('python3', ['-c', RACER, join(place, 'sub'), join(place, 'homelink')], { stdio: 'ignore' });
+      const racer = swapper(join(place, 'sub'), join(place, 'homelink'));
       try {
         await eventually(() => expect(lstatSync(join(place, 'sub')).isSymbolicLink()).toBe(true), { timeout: 10_000, interval: 5 });
         conflicts += applyChanges(layer, changes).conflicts.length;
@@ -214,11 +215,3 @@ describe('the gate over a layer', () => {
     expect(lstatSync(layer.upper(0)).isDirectory()).toBe(true);
   });
 });
-
-/** Swaps its two paths (renameat2 RENAME_EXCHANGE) in a loop, until killed. */
-const RACER = `import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-a, b = sys.argv[1].encode(), sys.argv[2].encode()
-while True:
-    libc.renameat2(-100, a, -100, b, 2)
-`;
