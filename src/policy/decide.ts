@@ -10,7 +10,7 @@
  * privileges, or reach beyond the database's tables (rule `read-only-access`), and an access
  * with server timeouts denies statements that would raise them or could do so unseen (rule
  * `session-limit`); functions that read tables named in a string are denied when some rule names
- * tables (rule `unseen-read`), and with masking rules, as are values passed to a side channel
+ * tables (rule `unseen-read`), and with masking rules, as are values passed to a side channel or kept where masking cannot follow them, renames of masked columns and code hoop cannot follow
  * (rule `masking-side-channel`); with `masking.derived: deny`,
  * statements that return a value computed from a masked column are denied (rule
  * `masking-derived`); SQL the parser
@@ -227,10 +227,12 @@ export const LEXING_RULE = 'parser-consistency';
 export const DERIVED_RULE = 'masking-derived';
 
 /**
- * Rule name of the denial of statements that pass a value computed from a masked column to a
- * channel masking cannot reach: a NOTIFY payload (`pg_notify`) or a reported setting
- * (`set_config('application_name', ...)` comes back in ParameterStatus). Applies whatever
- * `masking.derived` says.
+ * Rule name of the denial of statements that send a value computed from a masked column where
+ * masking cannot follow it: a NOTIFY payload (`pg_notify`), a reported setting
+ * (`set_config('application_name', ...)` comes back in ParameterStatus), a large object, the
+ * rows a write stores, a table a query makes (see `SIDE_CHANNELS` and `keptValues` in the
+ * analysis); and of what would move a masked column from under its rule or run code hoop does not
+ * read. Applies whatever `masking.derived` says.
  * @see https://www.postgresql.org/docs/17/sql-notify.html
  */
 export const SIDE_CHANNEL_RULE = 'masking-side-channel';
@@ -490,7 +492,7 @@ export class StatementJudge {
   /**
    * The first built-in rule that denies the statement, whatever the policy's rules say, in this order: it would change how the
    * server lexes later SQL, read-only access, the database roles the access allows, the access's server timeouts, a masked value
-   * passed to a side channel, a read of tables named in a string (with rules on tables), a read masking cannot trace (with
+   * passed to a side channel or kept where masking cannot follow it, a masked column renamed or code hoop cannot follow (with masking), a read of tables named in a string (with rules on tables), a read masking cannot trace (with
    * masking), a value derived from a masked column (`masking.derived: deny`), a signal to another backend.
    */
   #builtInDenial(at: StatementAt): Denial | undefined {
@@ -500,6 +502,7 @@ export class StatementJudge {
       this.#roleDenial(at) ??
       this.#sessionLimitDenial(at) ??
       this.#sideChannelDenial(at) ??
+      this.#maskedMoveDenial(at) ??
       this.#unseenReadDenial(at) ??
       this.#unmaskableDenial(at) ??
       this.#derivedDenial(at) ??
@@ -545,15 +548,25 @@ export class StatementJudge {
     return { rule: LIMIT_RULE, message, reason: `${where} (${what}): ${message}` };
   }
 
-  /** A value computed from a masked column passed to a channel masking cannot reach (a NOTIFY payload, a reported setting). */
+  /** A value computed from a masked column sent or kept where masking cannot follow it (a NOTIFY payload, a reported setting, stored rows, a large object). */
   #sideChannelDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const side = this.#masked?.sideChannel(facts);
     if (side === undefined || !facts.sideChannel) return undefined;
-    const through = facts.sideChannel.name === 'pg_notify' ? 'a NOTIFY payload' : 'a setting the server reports back';
     return {
       rule: SIDE_CHANNEL_RULE,
-      message: `a value computed from ${side} cannot be passed to ${facts.sideChannel.name}(): it would reach the client in ${through}, which masking cannot change`,
-      reason: `${where} (${what}) passes a value computed from ${side} to ${facts.sideChannel.name}()`,
+      message: `a value computed from ${side} cannot go to ${facts.sideChannel.name}: ${facts.sideChannel.where}`,
+      reason: `${where} (${what}) sends a value computed from ${side} to ${facts.sideChannel.name}`,
+    };
+  }
+
+  /** With masking, what would take a masked value from under its rule: a rename, or code whose reads and writes hoop does not follow. */
+  #maskedMoveDenial({ facts, where, what }: StatementAt): Denial | undefined {
+    const moves = this.#masked?.moves(facts);
+    if (moves === undefined) return undefined;
+    return {
+      rule: SIDE_CHANNEL_RULE,
+      message: `with masking rules on this connection, ${moves} is refused: masking could not follow the values it masks through it`,
+      reason: `${where} (${what}) is ${moves}, which masking could not follow`,
     };
   }
 

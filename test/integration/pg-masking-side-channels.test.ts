@@ -245,7 +245,7 @@ describe.each(WAYS_IN)('what masking follows, through %s', (via) => {
     }
   });
 
-  it('withholds error text of a cursor FETCH and notices of a DO block, and refuses reads masking cannot trace', async () => {
+  it('withholds error text of a cursor FETCH, refuses a DO block (its body could keep a masked value anywhere) and reads masking cannot trace', async () => {
     const f = await open('mask', via);
     try {
       const fetch = await f.simple('begin; declare c cursor for select email::int from customers; fetch c');
@@ -254,8 +254,7 @@ describe.each(WAYS_IN)('what masking follows, through %s', (via) => {
       for (const s of SECRETS) expect(bytes(fetch)).not.toContain(s);
       await f.simple('rollback');
       const notice = await f.simple("do $$ begin raise notice '%', (select email from customers limit 1); end $$");
-      expect(notice.some((m) => m.type === 0x4e)).toBe(true);
-      expect(errorOf(notice)).toBeUndefined();
+      expect(errorOf(notice)?.message).toContain('masking-side-channel');
       for (const s of SECRETS) expect(bytes(notice)).not.toContain(s);
       await stack.pg.psql('analyze customers', { database: 'app' });
       for (const sql of ["select query_to_xml('select email from customers', true, false, '')", "select table_to_xml('customers', true, false, '')"]) {

@@ -433,17 +433,24 @@ describe('COPY, DO, functions, prepared statements, cursors, settings', () => {
     expect(one('select 1').executes).toEqual([]);
   });
 
-  it('column references anywhere, and values passed to pg_notify or set_config', () => {
+  it('column references anywhere, and values passed to pg_notify or set_config, stored by a write or kept by a table a query makes', () => {
     const s = one('select id from customers c where c.email::int = 1 and exists (select 1 from orders o where o.x = lower(c.note)) order by upper(name)');
     expect(new Set(s.refs)).toEqual(new Set(['id', 'c.email', 'o.x', 'c.note', 'name']));
     const side = (sql: string): [string | undefined, string[]] => {
       const f = one(sql);
       return [f.sideChannel?.name, (f.lineage?.sideChannel?.sources ?? []).map((x) => `${x.relation}.${x.column}`)];
     };
-    expect(side("select pg_notify('ch', email) from customers")).toEqual(['pg_notify', ['customers.email']]);
-    expect(side("select 1 from t where pg_catalog.pg_notify('ch', (select e from u)) is null")).toEqual(['pg_notify', ['u.e', 't.e']]);
-    expect(side("select set_config('application_name', c::text, false) from customers c")).toEqual(['set_config', ['customers.c', 'customers.*']]);
+    expect(side("select pg_notify('ch', email) from customers")).toEqual(['pg_notify()', ['customers.email']]);
+    expect(side("select 1 from t where pg_catalog.pg_notify('ch', (select e from u)) is null")).toEqual(['pg_notify()', ['u.e', 't.e']]);
+    expect(side("select set_config('application_name', c::text, false) from customers c")).toEqual(['set_config()', ['customers.c', 'customers.*']]);
+    expect(side("select lo_from_bytea(0, convert_to(email, 'UTF8')) from customers")).toEqual(['lo_from_bytea()', ['customers.email']]);
+    expect(side('update customers set note = upper(email)')).toEqual(['the rows it writes', ['customers.email']]);
+    expect(side('insert into notes (id, body) select id, email from customers')).toEqual(['the rows it writes', ['customers.id', 'customers.email']]);
+    expect(side('create table copied as select email from customers')).toEqual(['the table copied it makes', ['customers.email']]);
+    expect(side("select pg_notify('x', email) into kept from customers")).toEqual(['pg_notify()', ['customers.email']]);
     expect(one("create view v as select pg_notify('x', email) from customers").sideChannel).toBeUndefined();
+    expect(one('create view v as select email from customers').sideChannel).toBeUndefined();
+    expect(one("update customers set note = 'x' where email = 'a'").sideChannel).toBeUndefined();
     expect(one('select 1').sideChannel).toBeUndefined();
   });
 

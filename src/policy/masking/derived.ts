@@ -62,6 +62,25 @@ export class DerivedValueCheck {
     return side ? this.#in(side, facts.lineage?.reads ?? []) : undefined;
   }
 
+  /**
+   * What in a statement would take a masked value from under its rule, as a phrase: a rename of a
+   * masked column, of a table or view with one, or of a schema (with rules on tables); code whose
+   * reads and writes hoop does not follow (`facts.code`). Undefined when nothing does.
+   */
+  moves(facts: StatementFacts): string | undefined {
+    if (!this.active) return undefined;
+    const ddl = facts.ddl;
+    if (ddl?.kind === 'renamed' && ddl.was && this.#rules.columnsOfSqlTable(sqlName(ddl.was)).size > 0) return `a rename of ${sqlName(ddl.was)}, whose columns the policy masks by its name`;
+    if (ddl?.kind === 'altered') {
+      const columns = this.#rules.columnsOfSqlTable(sqlName(ddl.relation));
+      for (const from of Object.values(ddl.renamed ?? {})) {
+        if (columns.has('*') || columns.has(from.toLowerCase()) || this.#rules.forName(from)) return `a rename of the masked column ${sqlName(ddl.relation)}.${from}`;
+      }
+    }
+    if (ddl?.kind === 'schema' && this.#rules.hasColumnRules) return 'a rename of a schema, which would take its tables from under the rules that name them';
+    return facts.code;
+  }
+
   /** The masked source of a lineage (an opaque one carries what the statement reads), as a phrase. */
   #in(l: ColumnLineage, reads: readonly ColumnSource[]): string | undefined {
     for (const s of l.sources) {

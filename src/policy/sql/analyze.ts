@@ -23,7 +23,7 @@ import { Acc, EMPTY_SCOPE } from './analyze/acc.js';
 import { tagged } from './analyze/ast.js';
 import type { Analysis, StatementFacts } from './analyze/facts.js';
 import { statement } from './analyze/statements.js';
-import { statementLineage } from './analyze/lineage.js';
+import { keptValues, statementLineage } from './analyze/lineage.js';
 import { relationDdl } from './analyze/ddl.js';
 import { LruCache } from './lru.js';
 
@@ -109,6 +109,7 @@ function analyzeUncached(sql: string): Analysis {
       if (lineage) facts.lineage = lineage;
       const ddl = relationDdl(node, lineage);
       if (ddl) facts.ddl = ddl;
+      keptValues(facts);
       statements.push(facts);
       numericLiterals.push(...acc.numericLiterals);
       if (acc.literalSensitive) literalSensitive = true;

@@ -194,8 +194,8 @@ export class StatementGate implements Stage {
       /** The qualified name of the function with this OID (quoted as SQL writes it), undefined when there is none: for FunctionCall. */
       functionName?: (oid: number) => Promise<string | undefined>;
       /**
-       * What masked value a statement's side channel (`pg_notify`, `set_config`) would carry, told
-       * with the catalog (through views), as a phrase; undefined when it has none to look up.
+       * Why a statement's side channel (`pg_notify`, `set_config`, stored values: `StatementFacts.sideChannel`)
+       * would carry a masked value, told with the catalog (through views); undefined when it has none to look up.
        */
       sideChannel?: (analysis: Analysis) => Promise<string | undefined> | undefined;
       /** Why no statement may run now, as it could not be recorded (SessionRecording.stopping); undefined while they may. */
@@ -388,10 +388,9 @@ export class StatementGate implements Stage {
     const check = this.#sideChannel?.(analysis ?? analyzeSql(m.sql));
     if (!check) return m;
     const type = this.#current;
-    return check.then((carried) => {
-      if (carried === undefined) return m;
+    return check.then((reason) => {
+      if (reason === undefined) return m;
       this.#current = type;
-      const reason = `a value computed from ${carried} would be passed to a function whose value leaves through another channel (a NOTIFY payload, a setting the server reports back), which masking cannot change`;
       const refusal = this.#count('deny', refusalError({ action: 'deny', rule: SIDE_CHANNEL_RULE, message: reason, reason }), SIDE_CHANNEL_RULE, reason, m.sql);
       return this.#refusing(refusal, query);
     });

@@ -34,6 +34,7 @@ export class Acc {
   cteDml = false;
   program = false;
   opaqueBody = false;
+  code: string | undefined;
   changesLexing = false;
   readWrite = false;
   settings: Array<{ name?: string; value?: string; raw?: string }> = [];
@@ -53,7 +54,7 @@ export class Acc {
   setting: string | undefined;
   refs = new Set<string>();
   signals: Array<number | 'own' | 'other'> = [];
-  sideChannel: { name: string } | undefined;
+  sideChannel: { name: string; where: string } | undefined;
   aliases = new Map<string, string>();
 
   constructor(source: string) {
@@ -82,7 +83,8 @@ export class Acc {
       refs: [...this.refs],
       text,
     };
-    if (this.sideChannel !== undefined) f.sideChannel = { name: this.sideChannel.name };
+    if (this.sideChannel !== undefined) f.sideChannel = { ...this.sideChannel };
+    if (this.code !== undefined) f.code = this.code;
     if (this.signals.length > 0) f.signals = this.signals;
     if (this.copy !== undefined) f.copy = this.copy;
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;

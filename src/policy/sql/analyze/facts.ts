@@ -95,6 +95,8 @@ export interface StatementFacts {
   program: boolean;
   /** A body hoop cannot see into: DO, CREATE FUNCTION/PROCEDURE with a string body. */
   opaqueBody: boolean;
+  /** Code it runs whose reads and writes are not in its text, or keeps to run later: `a DO block`, `a procedure call`, `a function made`, `a trigger`, `a rule`, `an event trigger`. */
+  code?: string;
   /**
    * The statement may change how the server splits *later* SQL text into tokens, so that it
    * would no longer read it as this parser does: `standard_conforming_strings` set to anything
@@ -198,12 +200,12 @@ export interface StatementFacts {
    */
   refs: string[];
   /**
-   * A call that runs now and sends a value out of band, to this or another session: `pg_notify`
-   * (a NotificationResponse payload) or `set_config` (a reported setting such as application_name
-   * comes back in ParameterStatus); `name` is the first such function called (what its arguments
-   * are computed from is `lineage.sideChannel`).
+   * Where the statement sends or keeps a value beyond its result, masking cannot follow it: a call
+   * of a {@link SIDE_CHANNELS} function (`name` is its name, and `where` says where the value goes),
+   * or, once `analyzeSql` has read the whole statement, the rows a write stores or the table a query
+   * makes ({@link keptValues}); what those values are computed from is `lineage.sideChannel`.
    */
-  sideChannel?: { name: string };
+  sideChannel?: { name: string; where: string };
   /**
    * The process each call of a signal function (`pg_cancel_backend`, `pg_terminate_backend`,
    * `pg_signal_backend`) names: `own` for `pg_backend_pid()` (the session's own backend), a pid
@@ -317,6 +319,16 @@ export interface StatementLineage {
    */
   assigned?: ColumnLineage;
 }
+
+/** Functions whose arguments leave through another channel than the result, or are kept where masking does not follow them, and where they go. */
+export const SIDE_CHANNELS: ReadonlyMap<string, string> = new Map([
+  ['pg_notify', 'it would reach the client in a NOTIFY payload, which masking cannot change'],
+  ['set_config', 'it would reach the client in a setting the server reports back, which masking cannot change'],
+  ['lo_from_bytea', 'a large object would keep it, and masking does not follow a value into one'],
+  ['lo_put', 'a large object would keep it, and masking does not follow a value into one'],
+  ['lowrite', 'a large object would keep it, and masking does not follow a value into one'],
+  ['pg_logical_emit_message', 'the write-ahead log would keep it for logical decoding, which masking does not reach'],
+]);
 
 /**
  * A relation a statement creates or changes the shape of (see `analyze/ddl.ts`).

@@ -24,7 +24,7 @@
  * @see https://github.com/postgres/postgres/blob/REL_17_STABLE/src/backend/parser/parse_target.c (FigureColname)
  */
 import type { ColumnRef, CommonTableExpr, DeleteStmt, InsertStmt, MergeStmt, Node, RangeVar, ResTarget, SelectStmt, UpdateStmt, WithClause } from 'libpg-query';
-import type { ColumnLineage, ColumnSource, LineageSegment, RelationName, StatementLineage } from './facts.js';
+import { type ColumnLineage, type ColumnSource, type LineageSegment, type RelationName, SIDE_CHANNELS, type StatementFacts, type StatementLineage } from './facts.js';
 import { isSetOperation, list, names, nodeAs, type Tagged, tagged, unwrap } from './ast.js';
 
 /** A row source in scope: its name and its columns. */
@@ -48,8 +48,6 @@ interface Level {
 type Ctes = ReadonlyMap<string, LineageSegment[]>;
 
 const NO_CTES: Ctes = new Map();
-/** Functions whose arguments leave through another channel than the result: a NOTIFY payload, a setting the server reports back. */
-const SIDE_CHANNELS: ReadonlySet<string> = new Set(['pg_notify', 'set_config']);
 /** How many rounds a recursive CTE's lineage is followed before it counts as reading everything it names. */
 const MAX_RECURSION_ROUNDS = 8;
 
@@ -86,6 +84,27 @@ export function unionLineage(parts: readonly ColumnLineage[]): ColumnLineage {
 export function segmentLineage(seg: LineageSegment): ColumnLineage {
   if ('relation' in seg) return { sources: [relationSource(seg, '*')] };
   return 'any' in seg ? seg.any : seg.lineage;
+}
+
+/**
+ * A statement's values kept beyond its result, folded into its side channel: what a write stores
+ * (SET, VALUES, an INSERT's query, ON CONFLICT, MERGE) and what a table made by a query holds
+ * (CREATE TABLE AS, SELECT INTO, a materialized view). A masked value kept there would be read
+ * back under a column no rule masks.
+ */
+export function keptValues(facts: StatementFacts): void {
+  const lineage = facts.lineage;
+  if (!lineage) return;
+  const made = facts.ddl?.kind === 'view' && facts.kinds.includes('select') ? facts.ddl : undefined;
+  const kept = [...(lineage.assigned ? [lineage.assigned] : []), ...(made?.view ?? []).map(segmentLineage)];
+  if (!kept.some((l) => l.sources.length > 0 || l.opaque)) return;
+  facts.lineage = { ...lineage, sideChannel: unionLineage([...kept, ...(lineage.sideChannel ? [lineage.sideChannel] : [])]) };
+  facts.sideChannel ??= lineage.assigned
+    ? { name: 'the rows it writes', where: 'masking does not follow a value into the column it is stored in' }
+    : {
+        name: `the table ${made!.relation.schema !== undefined ? `${made!.relation.schema}.` : ''}${made!.relation.relation} it makes`,
+        where: 'masking does not follow a value into a table made from it',
+      };
 }
 
 /** An identifier as the parser gives it (folded to lower case unless quoted): names are compared exactly, as PostgreSQL compares them. */

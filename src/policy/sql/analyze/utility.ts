@@ -69,16 +69,19 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
       return;
     case 'RuleStmt':
       acc.kind('create', ctx);
+      acc.code ??= 'a rule';
       walkFields(node[0], node[1], acc, ctx);
       // An ON SELECT rule makes its table a view: one over pg_settings passes updates on to it.
       if (node[1].event === 'CMD_SELECT' && readsPgSettings(node[1].actions)) settingChanged(undefined, undefined, acc, ctx);
       return;
     case 'DoStmt':
       acc.kind('do', ctx);
+      acc.code ??= 'a DO block';
       acc.opaqueBody = true;
       return;
     case 'CreateFunctionStmt':
       acc.kind('create-function', ctx);
+      acc.code ??= node[1].is_procedure ? 'a procedure made' : 'a function made';
       if (!node[1].sql_body) acc.opaqueBody = true;
       functionSettings(node[1].options, acc, ctx);
       return walkFields(node[0], node[1], acc, { ...ctx, runs: false }, ['funcname']);
@@ -95,6 +98,7 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
       return;
     case 'CallStmt':
       acc.kind('call', ctx);
+      acc.code ??= 'a procedure call';
       return walkFields(node[0], node[1], acc, ctx);
     case 'DiscardStmt':
       acc.kind('other', ctx);
@@ -123,6 +127,11 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
       if (table !== undefined) acc.tables.add(table);
       return;
     }
+    case 'CreateTrigStmt':
+    case 'CreateEventTrigStmt':
+      acc.kind('create', ctx);
+      acc.code ??= node[0] === 'CreateTrigStmt' ? 'a trigger' : 'an event trigger';
+      return walkFields(node[0], node[1], acc, ctx);
     default:
       acc.kind(kindOfUtility(node[0]), ctx);
       walkFields(node[0], node[1], acc, ctx);

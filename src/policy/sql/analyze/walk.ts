@@ -11,7 +11,7 @@
 import type { FuncCall } from 'libpg-query';
 import type { Acc, Ctx, Scope } from './acc.js';
 import { bareRangeVar, columnRefText, list, names, nodeAs, type QueryTag, type Tagged, type TaggedOf, tagged, type WriteTag } from './ast.js';
-import type { StatementKind } from './facts.js';
+import { SIDE_CHANNELS, type StatementKind } from './facts.js';
 import { writeMayReachAllRows } from './missing-where.js';
 import { BARE_FIELDS } from './node-fields.js';
 import { isPgSettings, rawSetting, settingChanged, settingText } from './settings.js';
@@ -37,9 +37,6 @@ function signalTarget(arg: unknown): number | 'own' | 'other' {
   const n = constant?.ival !== undefined ? (constant.ival.ival ?? 0) : undefined;
   return n !== undefined ? n : 'other';
 }
-
-/** Functions whose arguments leave through another channel than the result (see `StatementFacts.sideChannel`). */
-const SIDE_CHANNELS = new Set(['pg_notify', 'set_config']);
 
 /**
  * Walks every field of a node's body (or of a bare struct: `type` is then its struct type, or
@@ -116,7 +113,7 @@ function funcCall(body: FuncCall, acc: Acc, ctx: Ctx): void {
   const parts = names(body.funcname);
   if (parts.length > 0) acc.functions.add(parts.slice(-2).join('.').toLowerCase());
   const fn = parts.at(-1)?.toLowerCase();
-  if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) acc.sideChannel ??= { name: fn };
+  if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) acc.sideChannel ??= { name: `${fn}()`, where: SIDE_CHANNELS.get(fn)! };
   if (fn !== undefined && SIGNAL_FUNCTIONS.has(fn)) {
     const target = signalTarget(list(body.args)[0]);
     // Which pid is named decides (the session's own, or another's): no other text of this shape shares the verdict.

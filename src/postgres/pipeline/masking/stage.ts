@@ -341,20 +341,22 @@ export class PgSessionMasking implements Stage {
   }
 
   /**
-   * What masked value a statement's side channel (the arguments of `pg_notify` or `set_config`)
-   * would carry, told with the catalog: a view's column too, which the judge's names cannot show.
-   * Undefined when the statement has no side channel to look up; a lookup that cannot tell counts
-   * as carrying one.
+   * Why a statement's side channel (the arguments of `pg_notify`, `set_config`, a large object's
+   * functions; what a write stores or a query's table keeps) would carry a masked value, told with
+   * the catalog: a view's column too, which the judge's names cannot show. Undefined when the
+   * statement has no side channel to look up; a lookup that cannot tell counts as carrying one.
    */
   sideChannel(analysis: Analysis): Promise<string | undefined> | undefined {
     if (!analysis.ok || (!this.masker.rules.hasColumnRules && !this.masker.rules.hasNameRules)) return undefined;
-    const sent = analysis.statements.filter((s) => s.sideChannel && (s.lineage?.sideChannel?.sources.length ?? 0) > 0);
+    const sent = analysis.statements.filter((s) => s.sideChannel && s.lineage?.sideChannel && (s.lineage.sideChannel.sources.length > 0 || s.lineage.sideChannel.opaque));
     if (sent.length === 0) return undefined;
     return (async () => {
       for (const s of sent) {
         const judge = new SourceJudge(this.masker.rules, this.#sources, this.#overlay, s.lineage);
-        const carried = await judge.masked(s.lineage!.sideChannel!).catch(() => true);
-        if (carried) return `a masked column (${s.lineage!.sideChannel!.sources.map(sqlSource).join(', ')})`;
+        const side = s.lineage!.sideChannel!;
+        if (!(await judge.masked(side).catch(() => true))) continue;
+        const from = side.sources.length > 0 ? `a masked column (${side.sources.map(sqlSource).join(', ')})` : 'what a function in FROM returns, which may be masked';
+        return `a value computed from ${from} cannot go to ${s.sideChannel!.name}: ${s.sideChannel!.where}`;
       }
       return undefined;
     })();

@@ -1,0 +1,151 @@
+/**
+ * A masked value is never stored where masking does not follow it (issue 72): with masking rules,
+ * a write that stores a value computed from a masked column, a table made from a query over one,
+ * a rename of a masked column or of its table, and code whose body hoop does not read are refused
+ * before they run; what is stored stays as it was, and a later read shows nothing of it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StatementJudge } from '../../src/policy/decide.js';
+import type { MaskingPolicy } from '../../src/policy/schema.js';
+import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import { pgClient, psql } from '../harness/clients.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+const policy: MaskingPolicy = {
+  columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
+  names: [{ pattern: '^ssn$', regex: /^ssn$/i, strategy: 'last4' }],
+  detectors: [],
+  derived: 'mask',
+};
+
+let stack: HoopStack;
+let masked: RunningConnect;
+
+beforeAll(async () => {
+  await loadSqlParser();
+  stack = await startStack({
+    gateway: {
+      sessionPolicy: (identity, connection) => ({
+        judge: new StatementJudge(
+          {
+            connections: [],
+            access: [],
+            statements: { unparseable: 'deny', rules: [] },
+            masking: policy,
+            recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
+            tests: [],
+          },
+          { subject: identity.subject, groups: identity.groups },
+          connection.name,
+          'read-write',
+        ),
+        masking: { policy },
+      }),
+    },
+  });
+  await stack.pg.psql(
+    `create table customers (id int primary key, email text, ssn text, note text);
+     insert into customers values (1, 'alice@example.com', '123-45-6789', 'n1');
+     create table notes (id int primary key, body text);
+     create view customer_view as select id, email as contact from customers;
+     create schema other;
+     alter table customers owner to ${stack.pg.users.scram.user}; alter table notes owner to ${stack.pg.users.scram.user}; alter view customer_view owner to ${stack.pg.users.scram.user};
+     grant all on schema public, other to public`,
+    { database: 'app' },
+  );
+  masked = await stack.connect('app', await stack.token('alice'));
+}, 120_000);
+
+afterAll(async () => {
+  await masked?.stop();
+  await stack?.close();
+});
+
+/** What psql prints for `sql` through the masked session (errors too). */
+async function run(sql: string): Promise<string> {
+  const r = await psql(masked.info, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=0', '-c', sql]);
+  return `${r.stdout}\n${r.stderr}`;
+}
+
+/** Every stored value, as the database holds it (not through hoop). */
+async function held(): Promise<string> {
+  return stack.pg.psql(
+    `select string_agg(t::text, ' ') from (select c::text as t from customers c union all select n::text from notes n union all select relname::text from pg_class where relnamespace in ('public'::regnamespace, 'other'::regnamespace)) x`,
+    { database: 'app' },
+  );
+}
+
+describe('a masked value stored where masking does not follow it', () => {
+  const attempts: Array<[string, string]> = [
+    ['update into another column', 'update customers set note = email'],
+    ['update through an expression', "update customers set note = 'x' || upper(email) where id = 1"],
+    ['insert from a query', 'insert into notes select id, email from customers'],
+    ['insert from a star', 'insert into notes select id, c::text from customers c'],
+    ['insert from a CTE', 'with e as (select email from customers) insert into notes select 1, email from e'],
+    ['a table made by a query', 'create table copied as select id, email as body from customers'],
+    ['select into', 'select email into copied2 from customers'],
+    ['a name masked by a rule', 'update customers set note = ssn'],
+    ['a large object', "select lo_from_bytea(0, convert_to(email, 'UTF8')) from customers"],
+    ['a column renamed', 'alter table customers rename column email to contact'],
+    ['a table renamed', 'alter table customers rename to people'],
+    ['a table moved', 'alter table customers set schema other'],
+    ['a DO block', 'do $$ begin insert into notes select id, email from customers; end $$'],
+    ['a function body', 'create function leak() returns text language sql as $$ select email from customers limit 1 $$'],
+    ['a function body the parser reads', 'create function leak2() returns text language sql begin atomic; select email from customers limit 1; end'],
+    ['a trigger', 'create trigger t after update on customers for each row execute function suppress_redundant_updates_trigger()'],
+    ['a rule', 'create rule r as on update to customers do also insert into notes values (old.id, old.email)'],
+    ['a procedure call', 'call nothing()'],
+    ['a scalar subquery', 'update notes set body = (select email from customers limit 1)'],
+    ['a view over a masked column', 'insert into notes select id, contact from customer_view'],
+    ['an upsert', "insert into notes values (1, 'x') on conflict (id) do update set body = (select email from customers where id = 1)"],
+    ['a MERGE', 'merge into notes n using customers c on n.id = c.id when not matched then insert values (c.id, c.email)'],
+    ['a write in a WITH', 'with w as (insert into notes select id, email from customers returning 1) select count(*) from w'],
+    ['a whole row', 'insert into notes select id, row_to_json(c)::text from customers c'],
+    ['a prepared statement', 'prepare p as insert into notes select id, email from customers; execute p'],
+    ['a schema renamed', 'alter schema other rename to other2'],
+  ];
+  for (const [what, sql] of attempts) {
+    it(`is refused: ${what}`, async () => {
+      const before = await held();
+      const said = await run(sql);
+      expect(said).toMatch(/ERROR: .*masking-side-channel/);
+      expect(await held()).toBe(before);
+    });
+  }
+});
+
+describe('a masked value stored through the extended protocol', () => {
+  it('is refused at Parse, through a view the catalog shows, and the session goes on', async () => {
+    const before = await held();
+    const c = await pgClient(masked.info);
+    try {
+      await expect(c.query('insert into notes select $1::int + id, contact from customer_view', [100])).rejects.toThrow(/masking-side-channel/);
+      expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+    expect(await held()).toBe(before);
+  });
+});
+
+describe('what keeps no masked value', () => {
+  it('runs: writes of literals and of unmasked columns, a table of unmasked columns, a view (masked as it is read), renames of what no rule masks', async () => {
+    const said = await run(
+      [
+        "insert into notes values (10, 'mine')",
+        "update notes set body = body || '!' where id = 10",
+        "update customers set note = 'seen' where id = 1",
+        'create table ids as select id, note from customers',
+        'create view contacts as select id, email from customers',
+        'alter table notes rename column body to text',
+        'alter table ids rename to ids2',
+        'select text from notes where id = 10',
+        'select email from contacts',
+      ].join('; '),
+    );
+    expect(said).not.toContain('ERROR');
+    expect(said).toContain('mine!');
+    expect(said).not.toContain('alice@example.com');
+    expect(await stack.pg.psql('select note from customers where id = 1', { database: 'app' })).toBe('seen\n');
+  });
+});
