@@ -380,23 +380,43 @@ export class RecordingWriter implements EventSink {
     this.#onFile(`${name}.sig`, true);
   }
 
+  /**
+   * Runs `step` once everything queued before it is written, and nothing else meanwhile: the
+   * recording's files have one writer (a checkpoint asked for while a tick signs the same one wrote
+   * its signature twice). Rejects with the recording's failure, or the step's.
+   */
+  #serially(step: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(() => {
+      if (this.#failure) throw this.#failure;
+      return step();
+    });
+    this.#queue = run.catch((err: unknown) => {
+      if (this.#failure) return;
+      this.#failure = err instanceof Error ? err : new Error(String(err));
+      this.#onFailure?.(this.#failure);
+    });
+    return run;
+  }
+
   /** Signs a checkpoint of what is on disk now. */
-  async checkpoint(): Promise<void> {
-    await this.flush();
-    await this.#signCheckpoint();
+  checkpoint(): Promise<void> {
+    this.#cut();
+    return this.#serially(() => this.#signCheckpoint());
   }
 
   /** Writes everything, then the signed final manifest; removes the checkpoint. Idempotent. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     if (this.#closed) return this.#queue;
     clearInterval(this.#timer);
     // It says its own end inside what the final manifest signs: a checkpoint saved under the final name lacks it.
     const seal = { t: SEALED, at: Date.now(), chunks: this.#seq + 1 };
     if (!this.#failure) this.#protocol === undefined ? this.#lines.add(JSON.stringify(seal)) : this.appendRecords(eventRecord(seal));
-    await this.flush();
+    this.#cut();
     this.#closed = true;
-    await this.#sign(MANIFEST);
-    for (const old of this.#checkpoints.splice(0)) await this.#removePair(old);
+    return this.#serially(async () => {
+      await this.#sign(MANIFEST);
+      for (const old of this.#checkpoints.splice(0)) await this.#removePair(old);
+    });
   }
 
   /** Stops without a final manifest (what a crash leaves: chunks and the last checkpoint). */
