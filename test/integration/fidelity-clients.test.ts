@@ -7,7 +7,7 @@
  *
  * The programs: a psql script with meta-commands, `\copy` both ways, variables, `\if`, cursors,
  * savepoints, LISTEN/NOTIFY, prepared statements, large objects, a table made and read in one
- * transaction, a DO block's notice and unicode names; node-postgres and postgres.js programs (types,
+ * transaction and unicode names; node-postgres and postgres.js programs (types,
  * arrays, timestamps, temporary tables, errors, transactions, named statements, cursors); an
  * ORM-style bulk upsert of 50,000 parameters; psycopg2 in its default mode (a transaction always
  * open) with a named cursor, and psycopg 3; pgjdbc's DatabaseMetaData, what DBeaver asks; pgbench
@@ -25,10 +25,10 @@
  * - the random key pg_dump guards its script with.
  *
  * The policy masks columns of tables these programs never read, by origin and by name (every value
- * they read comes back exact, computed ones too). One documented difference still shows, and is
- * asserted as docs/masking.md and docs/reference.md say it: the text of a notice a DO block raises
- * is withheld while masking is on (hoop cannot see into the block). No other refusal the docs name
- * (replication, role settings) applies here.
+ * they read comes back exact, computed ones too). With masking rules on, a DO block is refused (its
+ * body could keep a masked value where masking does not follow it: docs/masking.md, tested in
+ * pg-masked-copy.test.ts), so the scripts run none. No other refusal the docs name (replication,
+ * role settings) applies here.
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html
  * @see https://www.postgresql.org/docs/current/pgbench.html
@@ -229,7 +229,7 @@ describe.each(ROUNDS)('the same PostgreSQL client programs, direct and through h
     busy?.kill('SIGKILL');
   });
 
-  it('psql: a script of meta-commands, \\copy both ways, variables, \\if, savepoints, cursors, LISTEN/NOTIFY, prepared statements, large objects, a table made and read in one transaction, a DO notice, unicode names', async () => {
+  it('psql: a script of meta-commands, \\copy both ways, variables, \\if, savepoints, cursors, LISTEN/NOTIFY, prepared statements, large objects, a table made and read in one transaction, unicode names', async () => {
     const script = join(work, 'script.sql');
     writeFileSync(join(work, 'direct', 'lo.bin'), Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 256)));
     writeFileSync(join(work, 'hoop', 'lo.bin'), Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 256)));
@@ -286,7 +286,6 @@ deallocate by_id;
 \lo_import lo.bin
 \lo_export :LASTOID lo-out.bin
 \lo_unlink :LASTOID
-do $$ begin raise notice 'from a DO block: %', 41 + 1; end $$;
 listen "chän";
 notify "chän", 'payload ü';
 select 'done' as "Stätus", E'tab\there' as esc, 1/3::numeric as third;
@@ -298,14 +297,7 @@ select 1/0;
     const same = (s: string): string => s.replace(/server process with PID \d+/g, 'server process with PID N').replace(/^lo_(import|unlink) \d+$/gm, 'lo_$1 N');
     expect(runs.hoop.code).toBe(runs.direct.code);
     expect(same(runs.hoop.stdout)).toBe(same(runs.direct.stdout));
-    // Documented (docs/masking.md, "Side channels a statement controls"; docs/reference.md, "At PostgreSQL's own limits"): with masking on, the text of a notice a DO block raises is withheld.
-    const withheld = (s: string): string =>
-      s.replace(
-        /NOTICE: {2}from a DO block: 42\n/,
-        "NOTICE:  hoop: the server's notice text is withheld (SQLSTATE 00000): the statement computes over masked values, or runs code hoop cannot read (a DO block, a procedure, a cursor or prepared statement of unknown SQL), and the text could quote them\nHINT:  run the statement without the masked columns, or outside a DO block or procedure, to see the server's own text\n",
-      );
-    expect(same(runs.hoop.stderr)).toBe(withheld(same(runs.direct.stderr)));
-    expect(runs.direct.stderr).toContain('NOTICE:  from a DO block: 42');
+    expect(same(runs.hoop.stderr)).toBe(same(runs.direct.stderr));
     expect(runs.direct.stderr).toContain('NOTICE:  table "nope" does not exist, skipping');
     expect(runs.direct.stdout).toContain('Asynchronous notification "chän" with payload "payload ü" received');
     expect(runs.direct.stdout).toMatch(/^lo_import \d+$/m);

@@ -49,6 +49,11 @@ beforeAll(async () => {
      create table notes (id int primary key, body text);
      create view customer_view as select id, email as contact from customers;
      create schema other;
+     create function leak() returns text language sql as $$ select email from customers limit 1 $$;
+     create function leak_rows() returns setof text language plpgsql as $$ begin return query select email from customers; end $$;
+     create view leak_view as select id, leak() as got from customers;
+     grant select on leak_view to public;
+     create extension if not exists pgcrypto;
      alter table customers owner to ${stack.pg.users.scram.user}; alter table notes owner to ${stack.pg.users.scram.user}; alter view customer_view owner to ${stack.pg.users.scram.user};
      grant all on schema public, other to public`,
     { database: 'app' },
@@ -114,6 +119,24 @@ describe('a masked value stored where masking does not follow it', () => {
   }
 });
 
+describe('a refusal', () => {
+  it('ends nothing: the statements after it in a psql script run', async () => {
+    const r = await psql(masked.info, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=0', '-f', '-'], { input: "do $$ begin raise notice 'x'; end $$;\nselect 40 + 2;\n" });
+    expect(r.stderr).toContain('masking-side-channel');
+    expect(r.stdout).toContain('42');
+  });
+
+  it.each([
+    ['after a large object', "\\lo_import /etc/hostname\n\\lo_unlink :LASTOID\ndo $$ begin raise notice 'x'; end $$;\nselect 40 + 2;\n"],
+    ['after a prepared statement', "prepare p1(int) as select $1 + 1;\nexecute p1(1);\ndeallocate p1;\ndo $$ begin raise notice 'x'; end $$;\nselect 40 + 2;\n"],
+    ['before a LISTEN', "do $$ begin raise notice 'x'; end $$;\nlisten ch;\nselect 40 + 2;\n"],
+  ])('ends nothing %s', async (_what, input) => {
+    const r = await psql(masked.info, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=0', '-f', '-'], { input });
+    expect(r.stderr).toContain('masking-side-channel');
+    expect(r.stdout).toContain('42');
+  });
+});
+
 describe('a masked value stored through the extended protocol', () => {
   it('is refused at Parse, through a view the catalog shows, and the session goes on', async () => {
     const before = await held();
@@ -125,6 +148,20 @@ describe('a masked value stored through the extended protocol', () => {
       await c.end();
     }
     expect(await held()).toBe(before);
+  });
+});
+
+describe("a function of the database's own", () => {
+  it('returns masked: its body may read any column, and what it returns names none', async () => {
+    for (const sql of ['select leak()', 'select * from leak_rows()', 'select (select leak()) as x', 'select id, leak() from customers', 'select got from leak_view']) {
+      const said = await run(sql);
+      expect(said, sql).toContain('[redacted]');
+      expect(said, sql).not.toContain('alice@example.com');
+    }
+  });
+
+  it("leaves PostgreSQL's own functions and an extension's exact", async () => {
+    expect(await run("select lower('ABC'), count(*), encode(digest('x', 'sha256'), 'hex') from customers")).toContain('abc|1|2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881');
   });
 });
 

@@ -202,7 +202,8 @@ describe('masking through the gateway', () => {
     const lookups = async (since: string): Promise<number> =>
       Number(await stack.pg.psql(`select count(*) from pg_stat_activity where application_name = 'hoop-catalog' and query_start >= '${since}'`, { database: 'app' }));
     try {
-      const since = (await c.query('select clock_timestamp()::text as t')).rows[0].t as string;
+      await c.query('select 1');
+      const since = (await stack.pg.psql('select clock_timestamp()')).trim();
       for (let i = 0; i < 3; i++) await c.query(`insert into orders values (${100 + i}, 'x${i}@example.com', ${i})`);
       await c.query("with src as (select 103 as id union select 104) insert into orders select id, 'y@example.com', 0 from src");
       expect(await lookups(since)).toBe(0);

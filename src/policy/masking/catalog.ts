@@ -41,6 +41,12 @@ export interface ResolvedColumn extends ColumnOrigin {
    */
   lineage?: ColumnLineage;
   /**
+   * A view column the view computes, where the view (or one it reads through) calls a function of
+   * the database's own (outside pg_catalog and information_schema, of no extension): that function's name. Its body may
+   * read any column: masked.
+   */
+  userCode?: string;
+  /**
    * A view column whose definition the gateway cannot see as the session sees it (the session
    * replaced or altered a view it reads through, in its open transaction): masked.
    */
@@ -163,6 +169,23 @@ const VIEW_READS_SQL =
   `${ancestorsJsonSql('reads.relid')} as ancestors ` +
   'from reads join pg_catalog.pg_class c on c.oid = reads.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0';
+
+/**
+ * A function of the database's own (outside pg_catalog and information_schema, of no extension) that the view `$1`, or a
+ * view it reads through, calls, itself or as an operator's: the first one's name, if any.
+ * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ */
+const VIEW_USER_FUNCTION_SQL =
+  'with recursive views(relid, depth) as (select $1::oid, 1 union ' +
+  'select d.refobjid, views.depth + 1 from views join pg_catalog.pg_rewrite r on r.ev_class = views.relid ' +
+  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+  "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and views.depth < 32) " +
+  'select p.proname as name from views join pg_catalog.pg_rewrite r on r.ev_class = views.relid ' +
+  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+  "left join pg_catalog.pg_operator o on d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass and o.oid = d.refobjid " +
+  "join pg_catalog.pg_proc p on p.oid = case when d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass then d.refobjid else o.oprcode end " +
+  "where p.pronamespace not in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace) and not exists (select 1 from pg_catalog.pg_depend e " +
+  "where e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and e.objid = p.oid and e.deptype = 'e') limit 1";
 
 /**
  * The current version of the rewrite rules of some views, and whether the session's backend
@@ -331,6 +354,7 @@ export class PgCatalogResolver implements CatalogResolver {
   /** Fills in `base` or `computedFrom` for each column of the view `oid`; adds the views traced through to `views`. */
   private async traceView(oid: number, columns: Map<number, ResolvedColumn>, depth: number, views: Map<number, string>): Promise<void> {
     const reads = await this.viewReads(oid);
+    const userCode = (await this.query(VIEW_USER_FUNCTION_SQL, [oid]))[0]?.name;
     let origins: Array<{ tableOid: number; attnum: number }> = [];
     let lineage: ColumnLineage[] | undefined;
     if (this.describe && depth < MAX_VIEW_DEPTH) {
@@ -354,6 +378,7 @@ export class PgCatalogResolver implements CatalogResolver {
         col.computedFrom = behind?.computedFrom ?? reads;
         const computed = behind ? behind.lineage : lineage?.[attnum - 1];
         if (computed) col.lineage = computed;
+        if (typeof userCode === 'string') col.userCode = userCode;
       }
     }
   }

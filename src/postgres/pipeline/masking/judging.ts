@@ -29,7 +29,7 @@ import type { CopyOptions } from './copy-out.js';
  * `effects` are what it makes or drops, applied when it completes.
  */
 export type StatementMasking =
-  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true } }
+  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true }; calls?: readonly string[] }
   | { opaque: string; effects?: StatementEffects }
   | { unparsed: string }
   | { cursor: string }

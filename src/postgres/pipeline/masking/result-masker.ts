@@ -541,6 +541,8 @@ export class ResultMasker {
       if (!origin || origin.unresolved) return undefined;
       const own = rules.forOrigin(origin);
       if (own) return column(f, own, origin);
+      // A view column computed where the view calls a function of the database's own: it may carry any value.
+      if (origin.userCode !== undefined) return column(f, REDACT, origin);
       // A view column its definition computes: traced by the judge through what it is computed from.
       if (origin.computedFrom && origin.lineage) return undefined;
       if (origin.computedFrom) return column(f, origin.computedFrom.some((c) => rules.readsMasked(c)) ? REDACT : byName(f, origin), origin);

@@ -86,6 +86,33 @@ const RELATIONS_BY_NAME_SQL =
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   "where (w.schema = '' or lower(n.nspname) = lower(w.schema)) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
 
+/**
+ * Which of the function names in `$1` (text[], unqualified) a function of the database's own has:
+ * one outside pg_catalog and information_schema that no extension installed. Its body may read any table, and what it
+ * returns carries no column's origin.
+ * @see https://www.postgresql.org/docs/current/catalog-pg-proc.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html (deptype e: a member of an extension)
+ */
+const USER_FUNCTIONS_SQL =
+  'select distinct p.proname as name from pg_catalog.pg_proc p where p.proname = any($1::text[]) ' +
+  "and p.pronamespace not in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace) and not exists (select 1 from pg_catalog.pg_depend d " +
+  "where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and d.objid = p.oid and d.deptype = 'e')";
+
+/**
+ * Names every function of which is PostgreSQL's own (pg_catalog, information_schema) or an
+ * extension's: a call of one runs no body the database's users wrote.
+ */
+const SYSTEM_FUNCTIONS_SQL =
+  'select p.proname as name from pg_catalog.pg_proc p group by p.proname having bool_and(' +
+  "p.pronamespace in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace) or exists (select 1 from pg_catalog.pg_depend e " +
+  "where e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and e.objid = p.oid and e.deptype = 'e'))";
+
+/** How long the names of {@link SYSTEM_FUNCTIONS_SQL} are kept per catalog connection (a function made later under one of them is seen after). */
+const SYSTEM_FUNCTIONS_MS = 60_000;
+
+/** The system's function names, by catalog connection (shared by a connection's sessions). */
+const systemFunctions = new WeakMap<CatalogConnection, { at: number; names: Promise<ReadonlySet<string>> }>();
+
 /** A relation's columns as {@link RELATIONS_BY_NAME_SQL} lists them (`[attnum, name, generated from]`), and its generated ones. */
 function columnsOf(json: string | null | undefined): Pick<RelationCandidate, 'columns' | 'generated'> {
   const list = json ? (JSON.parse(json) as Array<[number, string, string[] | null]>) : [];
@@ -133,7 +160,7 @@ export function statementMasking(s: StatementFacts): StatementMasking {
   if (s.ddl) effects.ddl = s.ddl;
   const withEffects = Object.keys(effects).length > 0 ? { effects } : {};
   // DECLARE and PREPARE make a result later (FETCH, EXECUTE), none now; their own errors are planning errors.
-  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s) };
+  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s), ...(s.functions.length > 0 ? { calls: s.functions } : {}) };
   return { utility: { tables: s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()')), evaluates: !NEVER_EVALUATES.has(s.kinds[0]!) && !effects.declare && !effects.prepare }, ...withEffects };
 }
 
@@ -299,6 +326,14 @@ export class PgSessionMasking implements Stage {
     const lineage = statement.lineage;
     // Rows of a statement whose SQL returns none (a rule on its table returns them): what they carry is not in the SQL.
     if (lineage.branches.every((b) => b.length === 0)) return positions.map(() => REDACT);
+    // A function of the database's own may return any value it reads: what the statement computes is masked whole.
+    if (statement.calls)
+      return this.#userFunction(statement.calls).then(
+        (called) => (called ? positions.map(() => REDACT) : this.#columns(fields, positions, { ...statement, calls: undefined } as ResolvedMasking)),
+        (err: unknown) => {
+          throw this.#refusal(fields, positions[0]!, err);
+        },
+      );
     const judge = new SourceJudge(this.masker.rules, this.#sources, this.#overlay, lineage);
     const needsWidth = lineage.branches.some((b) => b.some((seg) => 'relation' in seg));
     const decide = async (): Promise<Array<MaskStrategy | undefined>> => {
@@ -326,9 +361,27 @@ export class PgSessionMasking implements Stage {
     });
   }
 
+  /** The first function of the database's own (see {@link USER_FUNCTIONS_SQL}) among `names`, as SQL calls them; undefined when none. */
+  async #userFunction(names: readonly string[]): Promise<string | undefined> {
+    let known = systemFunctions.get(this.#catalog);
+    if (!known || Date.now() - known.at > SYSTEM_FUNCTIONS_MS) {
+      const names = this.#catalog.query(SYSTEM_FUNCTIONS_SQL).then((rows) => new Set(rows.map((r) => r.name ?? '')));
+      known = { at: Date.now(), names };
+      systemFunctions.set(this.#catalog, known);
+      names.catch(() => systemFunctions.delete(this.#catalog));
+    }
+    const system = await known.names;
+    const other = [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].filter((n) => !system.has(n));
+    if (other.length === 0) return undefined;
+    const rows = await this.#catalog.prepared(USER_FUNCTIONS_SQL, [textArrayParam(other)]);
+    return rows[0]?.name ?? undefined;
+  }
+
   /** Whether an error or notice of `statement` may quote a masked value. */
   #quotes(statement: ResolvedMasking, fields: ReadonlyMap<string, string>): boolean | Promise<boolean> {
     if ('opaque' in statement || 'unparsed' in statement) return true;
+    // Raised in a function's body (the server says where: `PL/pgSQL function leak() line 3 at RAISE`): that body may quote what it read.
+    if ('lineage' in statement && statement.calls && /\bfunction\b/.test(fields.get('W') ?? '')) return true;
     if (namesMissingRelation(statement, fields)) return false;
     const rules = this.masker.rules;
     if (!rules.hasColumnRules && !rules.hasNameRules) return false;
