@@ -481,18 +481,21 @@ export class StatementJudge {
     return { ...allowed, guard };
   }
 
-  /** The decision for one statement: a built-in rule's denial, else what the policy's statement rules say. */
+  /** The decision for one statement: a built-in rule's denial, else what the policy's statement rules say (denying, where they do not, what masking could not follow). */
   #judgeStatement(facts: StatementFacts, index: number, all: readonly StatementFacts[]): Decision {
     const at: StatementAt = { facts, index, all, where: all.length > 1 ? `statement ${index + 1} of ${all.length}` : 'the statement', what: describe(facts) };
     const denial = this.#builtInDenial(at);
     if (denial) return { action: 'deny', ...denial, statement: index, statements: all };
-    return this.#ruleDecision(at);
+    const decided = this.#ruleDecision(at);
+    // What masking could not follow is refused whatever allows it; a rule of the policy's own that denies it names itself.
+    const moved = decided.action === 'deny' ? undefined : this.#maskedMoveDenial(at);
+    return moved ? { action: 'deny', ...moved, statement: index, statements: all } : decided;
   }
 
   /**
    * The first built-in rule that denies the statement, whatever the policy's rules say, in this order: it would change how the
    * server lexes later SQL, read-only access, the database roles the access allows, the access's server timeouts, a masked value
-   * passed to a side channel or kept where masking cannot follow it, a masked column renamed or code hoop cannot follow (with masking), a read of tables named in a string (with rules on tables), a read masking cannot trace (with
+   * passed to a side channel or kept where masking cannot follow it, a read of tables named in a string (with rules on tables), a read masking cannot trace (with
    * masking), a value derived from a masked column (`masking.derived: deny`), a signal to another backend.
    */
   #builtInDenial(at: StatementAt): Denial | undefined {
@@ -502,7 +505,6 @@ export class StatementJudge {
       this.#roleDenial(at) ??
       this.#sessionLimitDenial(at) ??
       this.#sideChannelDenial(at) ??
-      this.#maskedMoveDenial(at) ??
       this.#unseenReadDenial(at) ??
       this.#unmaskableDenial(at) ??
       this.#derivedDenial(at) ??

@@ -54,6 +54,7 @@ beforeAll(async () => {
      create view leak_view as select id, leak() as got from customers;
      grant select on leak_view to public;
      create extension if not exists pgcrypto;
+     create sequence s1; alter sequence s1 owner to ${stack.pg.users.scram.user};
      alter table customers owner to ${stack.pg.users.scram.user}; alter table notes owner to ${stack.pg.users.scram.user}; alter view customer_view owner to ${stack.pg.users.scram.user};
      grant all on schema public, other to public`,
     { database: 'app' },
@@ -108,6 +109,25 @@ describe('a masked value stored where masking does not follow it', () => {
     ['a whole row', 'insert into notes select id, row_to_json(c)::text from customers c'],
     ['a prepared statement', 'prepare p as insert into notes select id, email from customers; execute p'],
     ['a schema renamed', 'alter schema other rename to other2'],
+    // What a second attack found (issue 72): a function of the database's own, on the write side too.
+    ["a function of the database's own into a table", 'insert into notes select 1, leak()'],
+    ['a view over such a function into a table', 'insert into notes select id, got from leak_view'],
+    ['a table made from such a function', 'create table t_l as select leak() as x'],
+    ['such a function to set_config', "select set_config('my.l', leak(), false)"],
+    ['such a function to pg_notify', "select pg_notify('ch', leak())"],
+    ['a table made from a prepared statement', 'prepare p2 as select id, email from customers; create table t_ex2 as execute p2'],
+    ["a column retyped from a masked one's values", 'alter table customers alter column note type text using email'],
+    ['a column retyped from a column masked by name', 'alter table customers alter column note type text using ssn'],
+    ['a side channel in a CHECK', "alter table customers add constraint c check (set_config('my.x', email, false) is not null)"],
+    ['a side channel in a row security policy', "create policy pol on customers using (set_config('my.p', email, false) is not null)"],
+    ['a side channel in a view', "create view vw as select id from customers where set_config('my.w', email, false) is not null"],
+    ['a masked table made a child', 'alter table customers inherit notes'],
+    ['a masked table attached as a partition', 'alter table notes attach partition customers for values from (0) to (10)'],
+    ["a generated column's expression dropped", 'alter table customers alter column e2 drop expression'],
+    ['a sequence set from a masked value', "select setval('s1', length(email)) from customers"],
+    ['an advisory lock keyed by a masked value', 'select pg_advisory_lock(ascii(email)) from customers'],
+    ['an operator made', 'create operator !!! (function = pg_notify, leftarg = text, rightarg = text)'],
+    ['an aggregate made', "create aggregate leakagg(text, bool) (sfunc = set_config, stype = text, initcond = 'my.a')"],
   ];
   for (const [what, sql] of attempts) {
     it(`is refused: ${what}`, async () => {
@@ -178,10 +198,13 @@ describe('what keeps no masked value', () => {
         'alter table ids rename to ids2',
         'select text from notes where id = 10',
         'select email from contacts',
+        'select last_value + 0 from s1',
+        'alter table notes alter column id type bigint using id::bigint',
       ].join('; '),
     );
     expect(said).not.toContain('ERROR');
     expect(said).toContain('mine!');
+    expect(said).toMatch(/^1$/m); // the sequence's last value, read in an expression
     expect(said).not.toContain('alice@example.com');
     expect(await stack.pg.psql('select note from customers where id = 1', { database: 'app' })).toBe('seen\n');
   });

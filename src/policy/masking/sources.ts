@@ -244,7 +244,7 @@ export class SourceJudge {
 
   /**
    * Whether a view's column may carry a masked value: one its definition computes by what it
-   * computes it from, one it passes by its table column. `overlaid`: the open transaction made a
+   * computes it from (any, where it calls a function of the database's own), one it passes by its table column. `overlaid`: the open transaction made a
    * view of this name, whose DDL judges it where this one is being replaced by the same session.
    */
   async #viewColumnMasked(c: RelationCandidate, attnum: number, column: string, depth: number, overlaid: boolean): Promise<boolean> {
@@ -256,6 +256,8 @@ export class SourceJudge {
       throw new CannotTell(`the view ${c.schema}.${c.table} is being replaced in the open transaction by code hoop cannot read`);
     }
     if (rules.forOrigin(r) !== undefined || rules.forName(column) !== undefined) return true;
+    // Computed where the view calls a function of the database's own: it may carry any value.
+    if (r.userCode !== undefined) return true;
     if (r.computedFrom && r.lineage && !r.lineage.opaque) {
       for (const s of r.lineage.sources) if (await this.#source(s, depth + 1)) return true;
       return false;

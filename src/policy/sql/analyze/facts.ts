@@ -95,7 +95,13 @@ export interface StatementFacts {
   program: boolean;
   /** A body hoop cannot see into: DO, CREATE FUNCTION/PROCEDURE with a string body. */
   opaqueBody: boolean;
-  /** Code it runs whose reads and writes are not in its text, or keeps to run later: `a DO block`, `a procedure call`, `a function made`, `a trigger`, `a rule`, `an event trigger`. */
+  /**
+   * What it runs or keeps that masking cannot follow, as a phrase: code whose reads and writes are
+   * not in its text, or kept to run later (`a DO block`, `a procedure call`, `a function made`, `a
+   * trigger`, `a rule`, `an operator made`, `a call of pg_notify() kept to run later`); a change
+   * of stored values no lineage shows (`a column retyped from another column's values`, `a table
+   * made a child of another`, `a table made from a prepared statement`).
+   */
   code?: string;
   /**
    * The statement may change how the server splits *later* SQL text into tokens, so that it
@@ -328,6 +334,13 @@ export const SIDE_CHANNELS: ReadonlyMap<string, string> = new Map([
   ['lo_put', 'a large object would keep it, and masking does not follow a value into one'],
   ['lowrite', 'a large object would keep it, and masking does not follow a value into one'],
   ['pg_logical_emit_message', 'the write-ahead log would keep it for logical decoding, which masking does not reach'],
+  ['setval', 'a sequence would keep it as its value, which masking does not follow'],
+  ...['', '_shared'].flatMap((shared) =>
+    ['pg_advisory_lock', 'pg_try_advisory_lock', 'pg_advisory_xact_lock', 'pg_try_advisory_xact_lock'].map((f): [string, string] => [
+      `${f}${shared}`,
+      'an advisory lock would show it as its key in pg_locks, which masking does not follow',
+    ]),
+  ),
 ]);
 
 /**

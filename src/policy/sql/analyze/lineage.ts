@@ -94,12 +94,16 @@ export function segmentLineage(seg: LineageSegment): ColumnLineage {
  */
 export function keptValues(facts: StatementFacts): void {
   const lineage = facts.lineage;
+  // A side channel in a statement with no query to trace (a CHECK, a policy): what it is given is not known here.
+  if (facts.sideChannel && !lineage?.sideChannel) facts.code ??= `a call of ${facts.sideChannel.name} whose arguments hoop cannot trace`;
   if (!lineage) return;
   const made = facts.ddl?.kind === 'view' && facts.kinds.includes('select') ? facts.ddl : undefined;
   const kept = [...(lineage.assigned ? [lineage.assigned] : []), ...(made?.view ?? []).map(segmentLineage)];
-  if (!kept.some((l) => l.sources.length > 0 || l.opaque)) return;
+  // A write calls a function: one of the database's own returns what it reads (the masking stage asks the catalog).
+  const writes = made !== undefined || lineage.assigned !== undefined || facts.kinds.some((k) => k === 'insert' || k === 'update' || k === 'merge');
+  if (!kept.some((l) => l.sources.length > 0 || l.opaque) && !(writes && facts.functions.length > 0)) return;
   facts.lineage = { ...lineage, sideChannel: unionLineage([...kept, ...(lineage.sideChannel ? [lineage.sideChannel] : [])]) };
-  facts.sideChannel ??= lineage.assigned
+  facts.sideChannel ??= !made
     ? { name: 'the rows it writes', where: 'masking does not follow a value into the column it is stored in' }
     : {
         name: `the table ${made!.relation.schema !== undefined ? `${made!.relation.schema}.` : ''}${made!.relation.relation} it makes`,

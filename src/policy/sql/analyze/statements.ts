@@ -135,6 +135,8 @@ function copy(body: CopyStmt, acc: Acc, ctx: Ctx): void {
  */
 function createTableAs(body: CreateTableAsStmt, acc: Acc, ctx: Ctx): void {
   acc.kind('create', ctx);
+  // What a prepared statement computes is traced where it is EXECUTEd, not into the table this makes.
+  if (nodeAs(body.query, 'ExecuteStmt')) acc.code ??= 'a table made from a prepared statement';
   if (body.into?.rel) addTable(acc, tableName(body.into.rel));
   inner(body.query, acc, ctx);
   walkFields('CreateTableAsStmt', body, acc, ctx, ['into', 'query']);

@@ -6,9 +6,9 @@
  * @see https://www.postgresql.org/docs/17/sql-commands.html
  * @see https://www.postgresql.org/docs/17/ddl.html
  */
-import type { DropStmt, GrantStmt, LockStmt } from 'libpg-query';
+import type { AlterTableStmt, DropStmt, GrantStmt, LockStmt } from 'libpg-query';
 import type { Acc, Ctx } from './acc.js';
-import { list, type NodeTag, names, type Tagged } from './ast.js';
+import { list, type NodeTag, names, nodeAs, type Tagged } from './ast.js';
 import { LOCK_MODES, type StatementKind } from './facts.js';
 import { functionSettings, readsPgSettings, settingChanged } from './settings.js';
 import { objectTableName, TABLE_OBJECTS } from './tables.js';
@@ -57,6 +57,31 @@ function kindOfUtility(type: NodeTag): StatementKind {
   if (type.startsWith('Alter')) return 'alter';
   if (type.startsWith('Drop')) return 'drop';
   return 'other';
+}
+
+/**
+ * What an ALTER TABLE does to stored values that masking cannot follow: a column retyped from
+ * another column's values (`USING`), a table made a child of another (`INHERIT`, `ATTACH
+ * PARTITION`: read through the parent, under the parent's name), a generated column's expression
+ * dropped (its values stay, no longer computed from their source).
+ */
+function untracedAlter(stmt: AlterTableStmt): string | undefined {
+  for (const item of list(stmt.cmds)) {
+    const cmd = nodeAs(item, 'AlterTableCmd');
+    if (cmd?.subtype === 'AT_AddInherit' || cmd?.subtype === 'AT_AttachPartition') return 'a table made a child of another';
+    if (cmd?.subtype === 'AT_DropExpression') return "a generated column's expression dropped";
+    const using = cmd?.subtype === 'AT_AlterColumnType' ? nodeAs(cmd.def, 'ColumnDef')?.raw_default : undefined;
+    if (using && columnRefs(using).some((c) => c !== cmd!.name)) return "a column retyped from another column's values";
+  }
+  return undefined;
+}
+
+/** The last name of every column reference in `node`. */
+function columnRefs(node: unknown): string[] {
+  if (node === null || typeof node !== 'object') return [];
+  const ref = (node as { ColumnRef?: { fields?: unknown[] } }).ColumnRef;
+  if (ref) return [names(ref.fields as never).at(-1) ?? '*'];
+  return Object.values(node).flatMap(columnRefs);
 }
 
 /** Reads a utility statement into `acc`. */
@@ -127,6 +152,16 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
       if (table !== undefined) acc.tables.add(table);
       return;
     }
+    case 'AlterTableStmt':
+      acc.kind(kindOfUtility(node[0]), ctx);
+      acc.code ??= untracedAlter(node[1]);
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'DefineStmt':
+    case 'CreateCastStmt':
+      acc.kind('create', ctx);
+      if (node[0] === 'CreateCastStmt') acc.code ??= 'a cast made';
+      else if (node[1].kind === 'OBJECT_OPERATOR' || node[1].kind === 'OBJECT_AGGREGATE') acc.code ??= node[1].kind === 'OBJECT_OPERATOR' ? 'an operator made' : 'an aggregate made';
+      return walkFields(node[0], node[1], acc, ctx);
     case 'CreateTrigStmt':
     case 'CreateEventTrigStmt':
       acc.kind('create', ctx);

@@ -113,7 +113,11 @@ function funcCall(body: FuncCall, acc: Acc, ctx: Ctx): void {
   const parts = names(body.funcname);
   if (parts.length > 0) acc.functions.add(parts.slice(-2).join('.').toLowerCase());
   const fn = parts.at(-1)?.toLowerCase();
-  if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) acc.sideChannel ??= { name: `${fn}()`, where: SIDE_CHANNELS.get(fn)! };
+  if (fn !== undefined && SIDE_CHANNELS.has(fn)) {
+    // Kept to run later (a view, a CHECK, a policy, a default): it sends what it is given each time it runs.
+    if (ctx.runs) acc.sideChannel ??= { name: `${fn}()`, where: SIDE_CHANNELS.get(fn)! };
+    else acc.code ??= `a call of ${fn}() kept to run later`;
+  }
   if (fn !== undefined && SIGNAL_FUNCTIONS.has(fn)) {
     const target = signalTarget(list(body.args)[0]);
     // Which pid is named decides (the session's own, or another's): no other text of this shape shares the verdict.

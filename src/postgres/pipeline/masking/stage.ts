@@ -84,7 +84,7 @@ const RELATIONS_BY_NAME_SQL =
   `${ancestorsJsonSql('c.oid')} as ancestors ` +
   'from unnest($1::text[], $2::text[]) as w(schema, rel) join pg_catalog.pg_class c on lower(c.relname) = lower(w.rel) ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
-  "where (w.schema = '' or lower(n.nspname) = lower(w.schema)) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
+  "where (w.schema = '' or lower(n.nspname) = lower(w.schema)) and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')";
 
 /**
  * Which of the function names in `$1` (text[], unqualified) a function of the database's own has:
@@ -401,14 +401,22 @@ export class PgSessionMasking implements Stage {
    */
   sideChannel(analysis: Analysis): Promise<string | undefined> | undefined {
     if (!analysis.ok || (!this.masker.rules.hasColumnRules && !this.masker.rules.hasNameRules)) return undefined;
-    const sent = analysis.statements.filter((s) => s.sideChannel && s.lineage?.sideChannel && (s.lineage.sideChannel.sources.length > 0 || s.lineage.sideChannel.opaque));
+    const sent = analysis.statements.filter((s) => s.sideChannel && s.lineage?.sideChannel && (s.lineage.sideChannel.sources.length > 0 || s.lineage.sideChannel.opaque || s.functions.length > 0));
     if (sent.length === 0) return undefined;
     return (async () => {
       for (const s of sent) {
         const judge = new SourceJudge(this.masker.rules, this.#sources, this.#overlay, s.lineage);
         const side = s.lineage!.sideChannel!;
-        if (!(await judge.masked(side).catch(() => true))) continue;
-        const from = side.sources.length > 0 ? `a masked column (${side.sources.map(sqlSource).join(', ')})` : 'what a function in FROM returns, which may be masked';
+        const traced = side.sources.length > 0 || side.opaque ? await judge.masked(side).catch(() => true) : false;
+        // A function of the database's own called anywhere in it may hand over any value it reads.
+        const code = traced ? undefined : s.functions.length > 0 ? await this.#userFunction(s.functions).catch(() => 'a function hoop could not look up') : undefined;
+        if (!traced && code === undefined) continue;
+        const from =
+          code !== undefined
+            ? `${code}(), a function of the database's own that may return any value it reads`
+            : side.sources.length > 0
+              ? `a masked column (${side.sources.map(sqlSource).join(', ')})`
+              : 'what a function in FROM returns, which may be masked';
         return `a value computed from ${from} cannot go to ${s.sideChannel!.name}: ${s.sideChannel!.where}`;
       }
       return undefined;
