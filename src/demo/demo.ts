@@ -320,7 +320,7 @@ async function startPostgres(start: DemoStart, state: DemoState): Promise<DemoPo
   options.say('starting PostgreSQL');
   let pg: DemoPostgres;
   try {
-    pg = await startDemoPostgres({ dir: p.postgres, port: state.postgresPort, log: (line) => options.say(`  ${line}`) });
+    pg = await startDemoPostgres({ dir: p.postgres, owner: options.dir, port: state.postgresPort, log: (line) => options.say(`  ${line}`) });
   } catch (err) {
     throw err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start: ${describeError(err)}`);
   }

@@ -59,6 +59,12 @@ export type { DemoPostgresBinaries };
 export interface DemoPostgresOptions {
   /** The demo's directory: data (unless relocated, see the module doc), password file, log. */
   dir: string;
+  /**
+   * The directory whose existence keeps data relocated under `/var/lib/hoop-demo` (default `dir`):
+   * the demo's own directory, which `--fresh` empties but keeps, so that another demo starting
+   * meanwhile never sweeps this one's data away as an orphan.
+   */
+  owner?: string;
   /** TCP port on 127.0.0.1. */
   port: number;
   /** Superuser name given to initdb when the cluster is created; default `hoop`. */
@@ -111,7 +117,7 @@ interface Layout {
   relocated: boolean;
 }
 
-function layout(dir: string, as: RunAs | undefined, log: (line: string) => void): Layout {
+function layout(dir: string, owner: string, as: RunAs | undefined, log: (line: string) => void): Layout {
   const local = { parent: dir, dataDir: join(dir, 'pgdata'), relocated: false };
   if (!as) return local;
   const blocked = blockedAt(dir, as, 1);
@@ -131,7 +137,7 @@ function layout(dir: string, as: RunAs | undefined, log: (line: string) => void)
   }
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   // Whose data it is: once that directory is gone, the next demo sweeps it (sweepOrphans).
-  fs.writeFileSync(join(parent, OWNER_FILE), fs.realpathSync(dir));
+  fs.writeFileSync(join(parent, OWNER_FILE), fs.realpathSync(owner));
   fs.chownSync(parent, as.uid, as.gid);
   fs.chmodSync(parent, 0o700);
   log(`the postgres OS user cannot reach ${dir} (at ${blocked}): the server's data lives in ${parent}`);
@@ -340,7 +346,7 @@ export async function startDemoPostgres(o: DemoPostgresOptions): Promise<DemoPos
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const as = isRoot ? await postgresOsUser(log) : undefined;
   if (as) await sweepOrphans(log);
-  const where = layout(dir, as, log);
+  const where = layout(dir, o.owner ?? dir, as, log);
   const credentialsFile = join(dir, CREDENTIALS_FILE);
   await discardOrphanedData(where, credentialsFile, log);
   const existingMajor = readMajor(where.dataDir);

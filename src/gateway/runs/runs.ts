@@ -304,7 +304,12 @@ export class RunRegistry {
     }
     const done = late ? undefined : action === 'end' ? await this.#store.end(id, 'ended') : await this.#store.heartbeat(id, fresh);
     if (!done) {
-      const now = await this.#store.get(id);
+      let now = await this.#store.get(id);
+      // The store's clock found it past a deadline this process's had not reached: ended here now, for its reason.
+      if (now && now.endedAt === undefined) {
+        for (const ended of await this.#store.sweep()) this.#endedHere(ended);
+        now = await this.#store.get(id);
+      }
       const why = now?.endReason ?? late;
       throw new HttpError(410, `run ${id} has ended${why ? ` (${describeEnd(why)})` : ''}`, { hint: 'start the command again with hoop run' });
     }
