@@ -45,7 +45,7 @@ beforeAll(async () => {
         if (identity.groups.includes('unjudged')) return { masking: { policy: masking } };
         return { judge, limits };
       },
-      postgres: { maxStatementBytes: 110 * 1024 * 1024, maxMaskedMessageBytes: 1024 * 1024 },
+      postgres: { maxStatementBytes: 24 * 1024 * 1024, maxMaskedMessageBytes: 1024 * 1024 },
     },
   });
   await stack.pg.psql(`create table customers (id int, email text); insert into customers values (1, 'alice@example.com'); grant all on customers to public`, { database: 'app' });
@@ -344,11 +344,11 @@ describe('huge statements and rows (a judged, masked session through hoop connec
     return f;
   }
 
-  it('judges a 100 MB statement off the event loop: another session keeps answering meanwhile', async () => {
+  it('judges a 20 MB statement off the event loop: another session keeps answering meanwhile', async () => {
     const f = await bigSession();
     const other = await bigSession();
     try {
-      const n = 100 * 1024 * 1024;
+      const n = 20 * 1024 * 1024;
       const from = f.raw.length;
       f.write(msg('Q', `select length('${'x'.repeat(n)}') as n`));
       let answers = 0;
@@ -372,10 +372,10 @@ describe('huge statements and rows (a judged, masked session through hoop connec
   it('refuses a statement over postgres.maxStatementBytes unread with 54000, naming the limit and the setting; the session goes on', async () => {
     const f = await bigSession();
     try {
-      const got = await f.simple(`select length('${'y'.repeat(111 * 1024 * 1024)}')`);
+      const got = await f.simple(`select length('${'y'.repeat(25 * 1024 * 1024)}')`);
       const e = errorOf(got);
       expect(e?.code).toBe('54000');
-      expect(e?.message).toMatch(/^hoop: the statement is 111 MiB long; the gateway reads statements of at most 110 MiB \(postgres\.maxStatementBytes/);
+      expect(e?.message).toMatch(/^hoop: the statement is 25 MiB long; the gateway reads statements of at most 24 MiB \(postgres\.maxStatementBytes/);
       expect(e?.hint).toContain('raise postgres.maxStatementBytes');
       expect(value(await f.simple('select 42'))).toBe('42');
     } finally {
@@ -387,14 +387,14 @@ describe('huge statements and rows (a judged, masked session through hoop connec
     const unjudged = await stack.connect('app', await stack.token('alice', ['unjudged']));
     try {
       const script = join(stack.dir, 'too-long.sql');
-      writeFileSync(script, `select length('${'y'.repeat(111 * 1024 * 1024)}');\n`);
+      writeFileSync(script, `select length('${'y'.repeat(25 * 1024 * 1024)}');\n`);
       const r = await psql(unjudged.info, ['-At', '-f', script]);
       expect(r.code).not.toBe(0);
-      expect(r.stderr).toContain('FATAL:  hoop: the statement is 111 MiB long; the gateway reads statements of at most 110 MiB (postgres.maxStatementBytes');
+      expect(r.stderr).toContain('FATAL:  hoop: the statement is 25 MiB long; the gateway reads statements of at most 24 MiB (postgres.maxStatementBytes');
       expect(r.stderr).toContain('HINT:  raise postgres.maxStatementBytes');
       // The gateway's log names the session it ended, and why.
       await eventually(() =>
-        expect(stack.logs().some((l) => l.event === 'tunnel.close' && l.reason === 'protocol-violation' && String(l.detail ?? '').includes('111 MiB') && typeof l.session === 'string')).toBe(true),
+        expect(stack.logs().some((l) => l.event === 'tunnel.close' && l.reason === 'protocol-violation' && String(l.detail ?? '').includes('25 MiB') && typeof l.session === 'string')).toBe(true),
       );
       // Still serving.
       expect((await psql(unjudged.info, ['-At', '-c', 'select 7'])).stdout.trim()).toBe('7');
@@ -403,8 +403,8 @@ describe('huge statements and rows (a judged, masked session through hoop connec
     }
   }, 120_000);
 
-  it('streams a 200 MB row nothing masks; a row masking must hold over postgres.maxMaskedMessageBytes ends the session saying so', async () => {
-    const ok = await psql(big.info, ['-At', '-o', '/dev/null', '-c', "select repeat('z', 200 * 1024 * 1024) as big"]);
+  it('streams a 40 MB row nothing masks (forty times what masking may hold); a row masking must hold over postgres.maxMaskedMessageBytes ends the session saying so', async () => {
+    const ok = await psql(big.info, ['-At', '-o', '/dev/null', '-c', "select repeat('z', 40 * 1024 * 1024) as big"]);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     const over = await psql(big.info, ['-At', '-o', '/dev/null', '-c', "select email || repeat('z', 2 * 1024 * 1024) from customers"]);
