@@ -106,7 +106,7 @@ export function keptValues(facts: StatementFacts): void {
   facts.sideChannel ??= !made
     ? { name: 'the rows it writes', where: 'masking does not follow a value into the column it is stored in' }
     : {
-        name: `the table ${made!.relation.schema !== undefined ? `${made!.relation.schema}.` : ''}${made!.relation.relation} it makes`,
+        name: `the table ${made.relation.schema !== undefined ? `${made.relation.schema}.` : ''}${made.relation.relation} it makes`,
         where: 'masking does not follow a value into a table made from it',
       };
 }

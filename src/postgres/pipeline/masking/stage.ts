@@ -365,10 +365,10 @@ export class PgSessionMasking implements Stage {
   async #userFunction(names: readonly string[]): Promise<string | undefined> {
     let known = systemFunctions.get(this.#catalog);
     if (!known || Date.now() - known.at > SYSTEM_FUNCTIONS_MS) {
-      const names = this.#catalog.query(SYSTEM_FUNCTIONS_SQL).then((rows) => new Set(rows.map((r) => r.name ?? '')));
-      known = { at: Date.now(), names };
+      const loading = this.#catalog.query(SYSTEM_FUNCTIONS_SQL).then((rows) => new Set(rows.map((r) => r.name ?? '')));
+      known = { at: Date.now(), names: loading };
       systemFunctions.set(this.#catalog, known);
-      names.catch(() => systemFunctions.delete(this.#catalog));
+      loading.catch(() => systemFunctions.delete(this.#catalog));
     }
     const system = await known.names;
     const other = [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].filter((n) => !system.has(n));
@@ -409,14 +409,15 @@ export class PgSessionMasking implements Stage {
         const side = s.lineage!.sideChannel!;
         const traced = side.sources.length > 0 || side.opaque ? await judge.masked(side).catch(() => true) : false;
         // A function of the database's own called anywhere in it may hand over any value it reads.
-        const code = traced ? undefined : s.functions.length > 0 ? await this.#userFunction(s.functions).catch(() => 'a function hoop could not look up') : undefined;
+        const code =
+          traced || s.functions.length === 0
+            ? undefined
+            : await this.#userFunction(s.functions).then(
+                (name) => name && `${name}(), a function of the database's own that may return any value it reads`,
+                () => 'a function the catalog could not say is the system’s',
+              );
         if (!traced && code === undefined) continue;
-        const from =
-          code !== undefined
-            ? `${code}(), a function of the database's own that may return any value it reads`
-            : side.sources.length > 0
-              ? `a masked column (${side.sources.map(sqlSource).join(', ')})`
-              : 'what a function in FROM returns, which may be masked';
+        const from = code !== undefined ? code : side.sources.length > 0 ? `a masked column (${side.sources.map(sqlSource).join(', ')})` : 'what a function in FROM returns, which may be masked';
         return `a value computed from ${from} cannot go to ${s.sideChannel!.name}: ${s.sideChannel!.where}`;
       }
       return undefined;
