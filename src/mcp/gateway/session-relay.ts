@@ -142,6 +142,8 @@ export class McpSessionRelay {
   readonly #agentWaits = new Set<'server' | 'agent'>();
   /** The server has not taken what the gateway last answered it. */
   #serverBehind = false;
+  /** While the agent is behind reading: resolves when it has read what waits (one listener, however many lines are sent meanwhile). */
+  #agentDrained: Promise<void> | undefined;
   #ended = false;
   #resolve!: (o: SessionOutcome) => void;
 
@@ -494,7 +496,14 @@ export class McpSessionRelay {
       this.#session.log.warn('mcp.agent-behind', { session: this.#session.id, bytes: channel.writableLength });
       return this.#end('protocol-violation', `the agent did not read ${channel.writableLength} bytes sent to it`);
     }
-    const waits = behind ? new Promise<void>((r) => channel.once('drain', () => r())) : recording?.stream.behind;
+    if (behind)
+      this.#agentDrained ??= new Promise<void>((r) =>
+        channel.once('drain', () => {
+          this.#agentDrained = undefined;
+          r();
+        }),
+      );
+    const waits = behind ? this.#agentDrained : recording?.stream.behind;
     // An agent that does not read what it is answered is read no more until it does: its answers would pile up in the gateway.
     if (behind) {
       this.#agentWait('agent', true);
