@@ -9,6 +9,7 @@ import { StatementJudge } from '../../src/policy/decide.js';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { pgClient, psql } from '../harness/clients.js';
+import { emptyPolicy } from '../harness/policy.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 const policy: MaskingPolicy = {
@@ -26,19 +27,7 @@ beforeAll(async () => {
   stack = await startStack({
     gateway: {
       sessionPolicy: (identity, connection) => ({
-        judge: new StatementJudge(
-          {
-            connections: [],
-            access: [],
-            statements: { unparseable: 'deny', rules: [] },
-            masking: policy,
-            recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-            tests: [],
-          },
-          { subject: identity.subject, groups: identity.groups },
-          connection.name,
-          'read-write',
-        ),
+        judge: new StatementJudge(emptyPolicy({ masking: policy }), { subject: identity.subject, groups: identity.groups }, connection.name, 'read-write'),
         masking: { policy },
       }),
     },

@@ -331,6 +331,42 @@ class KeptServerMessages {
   }
 }
 
+/** A message's header (its type byte and length field), which may come cut between two chunks. */
+class Header {
+  readonly bytes = Buffer.alloc(5);
+  #have = 0;
+
+  /** Whether a whole header starts at `i` of `chunk` (none is being gathered); then `bytes` holds it. */
+  wholeAt(chunk: Buffer, i: number): boolean {
+    if (this.#have !== 0 || i + 5 > chunk.length) return false;
+    chunk.copy(this.bytes, 0, i, i + 5);
+    return true;
+  }
+
+  /** Gathers what of a cut header `chunk` holds from `i`; how many bytes it took. */
+  gather(chunk: Buffer, i: number): number {
+    const n = Math.min(5 - this.#have, chunk.length - i);
+    chunk.copy(this.bytes, this.#have, i, i + n);
+    this.#have += n;
+    return n;
+  }
+
+  /** Whether the header gathered is whole (the next one then starts afresh). */
+  gathered(): boolean {
+    if (this.#have < 5) return false;
+    this.#have = 0;
+    return true;
+  }
+
+  get type(): number {
+    return this.bytes[0]!;
+  }
+
+  get length(): number {
+    return this.bytes.readInt32BE(1);
+  }
+}
+
 /**
  * Walks the message headers of one direction's bytes as they pass and copies the bytes of the
  * messages `keeps` picks (told each message's type and length field) as records of `kind`: a run
@@ -343,9 +379,7 @@ class KeptBytes {
   /** Bytes of the current message still to come after its header, and whether they are copied. */
   #left = 0;
   #copying = false;
-  /** A header cut between two chunks: its bytes so far. */
-  readonly #head = Buffer.alloc(5);
-  #headBytes = 0;
+  readonly #head = new Header();
 
   constructor(stream: Pick<RecordingStream, 'record'>, kind: number, keeps: (type: number, length: number) => boolean) {
     this.#stream = stream;
@@ -363,22 +397,18 @@ class KeptBytes {
         if (this.#copying && from < 0) from = i;
         i += n;
         this.#left -= n;
-      } else if (this.#headBytes === 0 && i + 5 <= chunk.length) {
-        this.#begin(chunk[i]!, chunk.readInt32BE(i + 1));
+      } else if (this.#head.wholeAt(chunk, i)) {
+        this.#begin(this.#head.type, this.#head.length);
         if (!this.#copying) from = this.#keep(chunk, at, from, i);
         else if (from < 0) from = i;
         i += 5;
       } else {
         // A header cut between two chunks: gathered, and copied on its own.
         from = this.#keep(chunk, at, from, i);
-        const n = Math.min(5 - this.#headBytes, chunk.length - i);
-        chunk.copy(this.#head, this.#headBytes, i, i + n);
-        this.#headBytes += n;
-        i += n;
-        if (this.#headBytes < 5) break;
-        this.#headBytes = 0;
-        this.#begin(this.#head[0]!, this.#head.readInt32BE(1));
-        if (this.#copying) this.#stream.record(this.#kind, at, this.#head, 0, 5);
+        i += this.#head.gather(chunk, i);
+        if (!this.#head.gathered()) break;
+        this.#begin(this.#head.type, this.#head.length);
+        if (this.#copying) this.#stream.record(this.#kind, at, this.#head.bytes, 0, 5);
       }
     }
     this.#keep(chunk, at, from, i);
@@ -405,9 +435,7 @@ class KeptBytes {
 class ClientBytes {
   readonly #stream: Pick<RecordingStream, 'record'>;
   readonly #redact: NonNullable<PostgresRecordingStageOptions['redact']>;
-  /** A header cut between two chunks: its bytes so far. */
-  readonly #head = Buffer.alloc(5);
-  #headBytes = 0;
+  readonly #head = new Header();
   /** The current message: its type, its body's length, the bytes of it still to come, and what is done with them. */
   #type = 0;
   #length = 0;
@@ -440,9 +468,8 @@ class ClientBytes {
         if (this.#left === 0) this.#end(at);
         continue;
       }
-      if (this.#headBytes === 0 && i + 5 <= chunk.length) {
+      if (this.#head.wholeAt(chunk, i)) {
         // A whole header: a streamed message's joins the run of kept bytes (one record for a run of them, as KeptBytes makes).
-        chunk.copy(this.#head, 0, i, i + 5);
         this.#begin();
         if (this.#mode !== 'stream') flush(i);
         else if (from < 0) from = i;
@@ -450,14 +477,10 @@ class ClientBytes {
       } else {
         // A header cut between two chunks: gathered, and a streamed message's copied on its own.
         flush(i);
-        const n = Math.min(5 - this.#headBytes, chunk.length - i);
-        chunk.copy(this.#head, this.#headBytes, i, i + n);
-        this.#headBytes += n;
-        i += n;
-        if (this.#headBytes < 5) break;
-        this.#headBytes = 0;
+        i += this.#head.gather(chunk, i);
+        if (!this.#head.gathered()) break;
         this.#begin();
-        if (this.#mode === 'stream') this.#stream.record(RAW_CLIENT, at, this.#head, 0, 5);
+        if (this.#mode === 'stream') this.#stream.record(RAW_CLIENT, at, this.#head.bytes, 0, 5);
       }
       if (this.#left === 0) this.#end(at);
     }
@@ -470,14 +493,14 @@ class ClientBytes {
   }
 
   #begin(): void {
-    this.#type = this.#head[0]!;
-    this.#length = Math.max(0, this.#head.readInt32BE(1) - 4);
+    this.#type = this.#head.type;
+    this.#length = Math.max(0, this.#head.length - 4);
     this.#left = this.#length;
     this.#gathered = [];
     this.#gatheredBytes = 0;
     if (this.#type === QUERY || this.#type === PARSE) {
       this.#mode = this.#length > LONG_SQL ? 'long' : 'gather';
-      if (this.#mode === 'gather') this.#gather(this.#head);
+      if (this.#mode === 'gather') this.#gather(this.#head.bytes);
     } else this.#mode = CLIENT_KEPT[this.#type] === 1 ? 'stream' : 'skip';
   }
 
