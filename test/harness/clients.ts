@@ -2,9 +2,10 @@
  * Real PostgreSQL clients for tests: psql and pgbench run as child processes, with the password
  * from the PGPASSFILE that `hoop connect` wrote.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import pg from 'pg';
+import { launch } from './launcher.js';
 import { pgBinDir } from './postgres.js';
 import type { ConnectInfo } from './stack.js';
 
@@ -16,22 +17,17 @@ export interface Finished {
 }
 
 /** Runs `file args` and resolves when it exits (never rejects on a non-zero exit). */
-export function runProcess(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<Finished> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      file,
-      args,
-      { env: { ...process.env, ...options.env }, maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 60_000, ...(options.cwd ? { cwd: options.cwd } : {}) },
-      (err, stdout, stderr) => {
-        const code = err && typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : err ? null : 0;
-        if (err && code === null && !(err as { killed?: boolean }).killed && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(err);
-        else resolve({ code, stdout, stderr });
-      },
-    );
-    // A program that exits before reading all of it closes its stdin: that is its business, not an error here.
-    child.stdin?.on('error', () => undefined);
-    if (options.input !== undefined) child.stdin!.end(options.input);
+export async function runProcess(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<Finished> {
+  const done = await launch({
+    file,
+    args,
+    env: { ...process.env, ...options.env },
+    timeoutMs: options.timeoutMs ?? 60_000,
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(options.input !== undefined ? { input: options.input } : {}),
   });
+  if (done.error?.code === 'ENOENT') throw Object.assign(new Error(`${file}: ${done.error.message}`), { code: 'ENOENT' });
+  return { code: done.code, stdout: done.stdout, stderr: done.stderr };
 }
 
 /** Environment for libpq clients to reach a `hoop connect` listener. */

@@ -37,6 +37,7 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { launch } from './launcher.js';
 
 /** A login role and its password. */
 export interface PgUser {
@@ -167,20 +168,11 @@ interface RunResult {
 }
 
 /** Runs `file args`, as the postgres OS user when `asPostgres` and we are root. */
-function run(file: string, args: string[], opts: { asPostgres?: boolean; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+async function run(file: string, args: string[], opts: { asPostgres?: boolean; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
   const [cmd, argv] = opts.asPostgres && isRoot ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd as string, argv as string[], { env: opts.env ?? process.env, cwd: opts.cwd ?? tmpdir(), stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
-    child.stdin.on('error', () => {});
-    child.stdin.on('error', () => undefined); // psql may exit before reading it all
-    child.stdin.end(opts.input ?? '');
-  });
+  const done = await launch({ file: cmd as string, args: argv as string[], env: opts.env ?? process.env, cwd: opts.cwd ?? tmpdir(), input: opts.input ?? '' });
+  if (done.error && !done.error.killed) throw new Error(`${file}: ${done.error.message}`);
+  return done;
 }
 
 function sqlLiteral(s: string): string {

@@ -214,6 +214,10 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
   });
 
   it('writes down a card an agent sends (a write_file content) as a keyed hash, in the review and the recording; approved, the file holds it as sent', async () => {
+    const listWrites = async () =>
+      (JSON.parse((await hoop(['sessions', 'ls', '--tool', 'write_file', '--since', '10m', '--json'])).stdout) as { sessions: Array<{ id: string; reason: string }> }).sessions;
+    // The test before this one wrote a file too: its session is not this one.
+    const before = new Set((await listWrites()).map((s) => s.id));
     const a = await agent('files');
     try {
       const target = join(data, 'card-note.txt');
@@ -230,8 +234,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
     }
     const session = await eventually(
       async () => {
-        const r = await hoop(['sessions', 'ls', '--tool', 'write_file', '--since', '10m', '--json']);
-        const ended = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; reason: string }> }).sessions.filter((s) => s.reason !== 'running');
+        const ended = (await listWrites()).filter((s) => s.reason !== 'running' && !before.has(s.id));
         expect(ended.length).toBeGreaterThan(0);
         return ended[0]!.id;
       },

@@ -6,8 +6,9 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
@@ -519,9 +520,13 @@ describe('forwarding, ptys and reviews', () => {
   }, 120_000);
 
   it("gives a command a pty of the client terminal's size, follows a resize, and records both", async () => {
-    // `script` gives ssh a pseudo-terminal; stty sets its size, then changes it while the command runs (SIGWINCH).
-    const inner = `stty cols 100 rows 30; (sleep 2; stty cols 120 rows 40 </dev/tty) & ssh -tt -F ${info.sshConfig} -o BatchMode=yes bastion 'stty size; sleep 4; stty size; tty >/dev/null && echo is-a-tty'`;
+    // `script` gives ssh a pseudo-terminal; stty sets its size, then changes it 2 s after the command said the first (SIGWINCH);
+    // the command waits for the change (a busy machine may take seconds to connect, or to pass the change on).
+    const sized = join(tmpdir(), `hoop-ssh-sized-${process.pid}-${Date.now()}`);
+    const remote = `stty size; touch ${sized}; until stty size | grep -qx '40 120'; do sleep 0.1; done; stty size; tty >/dev/null && echo is-a-tty`;
+    const inner = `stty cols 100 rows 30; (while [ ! -e ${sized} ]; do sleep 0.1; done; sleep 2; stty cols 120 rows 40 </dev/tty) & ssh -tt -F ${info.sshConfig} -o BatchMode=yes bastion "${remote}"`;
     const r = await run('script', ['-qefc', inner, '/dev/null'], { timeoutMs: 30_000 });
+    rmSync(sized, { force: true });
     expect(r.stdout, r.stdout + r.stderr).toMatch(/30 100\r?\n(.|\n)*40 120\r?\n(.|\n)*is-a-tty/);
     const events = await recordingOf(lastSession('bastion'));
     expect(events.find((e) => e.t === 'ssh-pty')).toMatchObject({ cols: 100, rows: 30 });
