@@ -425,7 +425,7 @@ export class ReviewRegistry {
 
   async #decide(id: string, reviewer: Identity, auditor: boolean, decision: 'approve' | 'deny', reason?: string): Promise<Review> {
     const r = this.get(id, reviewer, auditor);
-    if (r.state !== 'pending') throw new HttpError(409, `review ${id} is ${r.state} already${r.decidedAt ? ` (since ${r.decidedAt})` : ''}`);
+    if (r.state !== 'pending') throw new HttpError(409, `review ${id} is ${r.state} already${r.decidedAt ? ` (since ${r.decidedAt})` : ''}${r.closedBecause ? `: ${r.closedBecause}` : ''}`);
     const own = r.requester.issuer === reviewer.issuer && r.requester.subject === reviewer.subject;
     if (!reviewer.groups.some((g) => r.groups.includes(g))) {
       throw new HttpError(403, `${reviewer.subject} may not decide review ${id}: its reviewers are the group${r.groups.length > 1 ? 's' : ''} ${r.groups.join(', ')}`, {
