@@ -1,7 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
-import { LongestFirst } from './test/harness/sequencer.js';
 
 /** Unit test files that replace a module (vi.mock): they need a module graph of their own. */
 const mocking = readdirSync('test/unit')
@@ -15,7 +14,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    sequence: { sequencer: LongestFirst },
     // Most files wait on real servers (PostgreSQL, sshd, an OpenID provider) more than they compute: three per core,
     // at least four (on two cores four kept the cores 80% busy, six 89%: the suite took 534 s rather than 590 s).
     maxWorkers: Math.max(4, 3 * availableParallelism()),

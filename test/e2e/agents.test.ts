@@ -147,7 +147,7 @@ describe('hoop run', () => {
       '-c',
       'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items"; psql -X -At -c "select count(*) from agent_people"',
     ]);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
     // Both sessions recorded and closed, and the run's own record uploaded: then the replay tells it all.
     const replay = await eventually(
