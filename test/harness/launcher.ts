@@ -23,15 +23,14 @@ export interface Launch {
   cwd?: string;
   input?: string;
   timeoutMs?: number;
-  maxBuffer?: number;
 }
 
 /** The launcher's own code: execFile for each request, its answer sent back by id. */
 const LAUNCHER = `
 const { execFile } = require('node:child_process');
 process.on('disconnect', () => process.exit(0));
-process.on('message', ({ id, file, args, env, cwd, input, timeoutMs, maxBuffer }) => {
-  const child = execFile(file, args, { env, cwd, timeout: timeoutMs ?? 0, maxBuffer: maxBuffer ?? 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+process.on('message', ({ id, file, args, env, cwd, input, timeoutMs }) => {
+  const child = execFile(file, args, { env, cwd, timeout: timeoutMs ?? 0, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
     const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
     const error = err && typeof err.code !== 'number' ? { code: err.code, message: err.message, killed: err.killed } : undefined;
     process.send({ id, code, signal: err?.signal ?? null, stdout, stderr, error });
@@ -73,6 +72,6 @@ export function launch(l: Launch): Promise<Launched> {
   return new Promise((resolve) => {
     waiting.set(id, resolve);
     child.channel?.ref();
-    child.send({ id, file: l.file, args: l.args, env: l.env ?? process.env, cwd: l.cwd, input: l.input, timeoutMs: l.timeoutMs, maxBuffer: l.maxBuffer });
+    child.send({ id, file: l.file, args: l.args, env: l.env ?? process.env, cwd: l.cwd, input: l.input, timeoutMs: l.timeoutMs });
   });
 }
