@@ -1,6 +1,6 @@
 /**
- * The one door to ink and React for hoop's terminal views. The build bundles this module, with
- * ink, React and what they need (scripts/bundle-ink.mjs), so the package does not install them:
+ * The one door to ink and React for hoop's terminal views. The build bundles ink, React and
+ * what they need with the views (scripts/build.mjs), so the package does not install them:
  * 23 MB of dependencies for three views. Views import from here, never from 'ink' or 'react'.
  *
  * @see https://github.com/vadimdemedes/ink#readme
