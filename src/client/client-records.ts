@@ -25,6 +25,8 @@ import type { SshClientRecord } from '../ssh/local/terminator.js';
 import { MysqlRecordTap } from '../mysql/pipeline/record-tap.js';
 import type { AgreedCapabilities } from '../mysql/wire/handshake.js';
 import type { MysqlClientRecord, MysqlRecordHook } from '../mysql/local/listener.js';
+import type { ClientRecordTerms } from '../tunnel/transport.js';
+import { DETECTOR_NAMES, type DetectorName } from '../policy/masking/detectors.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
 export const UPLOAD_DEADLINE_MS = 15_000;
@@ -80,15 +82,20 @@ export function sshRecordHook(
 /** The hook a local MySQL port calls for each session the gateway takes the CLI's record of (undefined when the command keeps none). */
 export function mysqlRecordHook(records: CommandRecords | undefined, o: { connection: string; gateway: string; runId?: string; say: (line: string) => void }): MysqlRecordHook | undefined {
   if (!records?.keeps) return undefined;
-  return async (id, rows, capabilities) => {
+  return async (id, terms, capabilities) => {
     try {
       const start = { connection: o.connection, gateway: gatewayOrigin(o.gateway), ...(records.subject ? { subject: records.subject } : {}), ...(o.runId ? { runId: o.runId } : {}) };
-      return await records.mysqlSession(id, rows, capabilities, start, (err) => recordStopped(o.say, id, err));
+      return await records.mysqlSession(id, terms, capabilities, start, (err) => recordStopped(o.say, id, err));
     } catch (err) {
       recordStopped(o.say, id, err);
       return undefined;
     }
   };
+}
+
+/** How a record on `terms` writes down what the client sends: what the detectors the gateway named find, redacted (with no key of the gateway's: unhashed). */
+function redactionOf(terms: ClientRecordTerms): { detectors: readonly DetectorName[] } {
+  return { detectors: DETECTOR_NAMES.filter((d) => terms.detectors.includes(d)) };
 }
 
 /** Where `provider`'s records go: its gateway, with its (renewed) token. */
@@ -147,21 +154,22 @@ export class CommandRecords {
 
   /**
    * Opens the record of session `id` (the gateway's id) with its start event (`start` adds to what
-   * every record says), keeping as many rows per result as the gateway allows (`rows`, at most
+   * every record says), keeping as many rows per result as the gateway allows (`terms.rows`, at most
    * {@link CLIENT_RECORD_ROW_CAP}). `onFailure` hears when it cannot be written to the end (the
    * session goes on; what it holds is uploaded by a later command, as truncated).
    */
-  async session(id: string, rows: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SessionRecord> {
+  async session(id: string, terms: ClientRecordTerms, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SessionRecord> {
     // Kept as the messages came, read by the PostgreSQL decoder when the record is read.
     const opened = await this.#session(id, 'postgres', start, onFailure);
     const { stream } = opened;
-    const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);
-    const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap });
+    const cap = Math.min(terms.rows, CLIENT_RECORD_ROW_CAP);
+    const redact = redactionOf(terms);
+    const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap, redact });
     let raw: PostgresRawTap | undefined;
     return {
       stage,
       get raw() {
-        return (raw ??= new PostgresRawTap({ stream, rowCap: cap }));
+        return (raw ??= new PostgresRawTap({ stream, rowCap: cap, redact }));
       },
       context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
       close: (end) =>
@@ -179,9 +187,9 @@ export class CommandRecords {
   }
 
   /** Opens the record of MySQL session `id` (the gateway's id), as {@link session} does for PostgreSQL: its tap reads the bytes both ways. */
-  async mysqlSession(id: string, rows: number, capabilities: AgreedCapabilities, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<MysqlClientRecord> {
+  async mysqlSession(id: string, terms: ClientRecordTerms, capabilities: AgreedCapabilities, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<MysqlClientRecord> {
     const opened = await this.#session(id, 'mysql', start, onFailure);
-    const tap = new MysqlRecordTap(opened.stream, Math.min(rows, CLIENT_RECORD_ROW_CAP), capabilities, onFailure);
+    const tap = new MysqlRecordTap(opened.stream, Math.min(terms.rows, CLIENT_RECORD_ROW_CAP), capabilities, onFailure, redactionOf(terms));
     return { tap, close: (end) => opened.close(end) };
   }
 

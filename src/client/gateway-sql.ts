@@ -145,7 +145,7 @@ async function mysqlSession(
   // The CLI's own record, when the gateway takes it: what this client sends, and the bytes it reads.
   const record =
     o.records?.keeps && tunnel.clientRecord
-      ? await mysqlRecordHook(o.records, { connection: o.name, gateway: o.provider.gateway, say: o.say })?.(tunnel.sessionId, tunnel.clientRecord.rows, {
+      ? await mysqlRecordHook(o.records, { connection: o.name, gateway: o.provider.gateway, say: o.say })?.(tunnel.sessionId, tunnel.clientRecord, {
           lower: client.capabilities,
           mariadb: client.mariadbCapabilities,
         })
@@ -200,7 +200,7 @@ function errorFields(e: ErrPacket): PgErrorFields {
 async function openSessionRecord(o: { records?: CommandRecords; name: string; say: (line: string) => void }, tunnel: OpenedTunnel, database: string): Promise<SessionRecord | undefined> {
   if (!o.records?.keeps || !tunnel.clientRecord) return undefined;
   const stopped = (err: unknown): void => o.say(`this machine's record of session ${tunnel.sessionId} stopped: ${describeError(err)} (the gateway records it)`);
-  return o.records.session(tunnel.sessionId, tunnel.clientRecord.rows, { connection: o.name, database }, stopped).catch((err: unknown) => {
+  return o.records.session(tunnel.sessionId, tunnel.clientRecord, { connection: o.name, database }, stopped).catch((err: unknown) => {
     stopped(err);
     return undefined;
   });

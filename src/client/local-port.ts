@@ -21,7 +21,7 @@ import { writeRootCert } from '../postgres/local/pgpass.js';
 import { removeRunFile, runtimeDir } from '../runtime-files.js';
 import { makeScramSecret } from '../postgres/wire/scram.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
-import { TunnelMux, type OpenedTunnel } from '../tunnel/transport.js';
+import { type ClientRecordTerms, TunnelMux, type OpenedTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
@@ -128,11 +128,11 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel, onRefusal: (r: Refusal) => void) => early.gate(session, tunnel, onRefusal) } : {}),
     ...(records
       ? {
-          record: async (session: { id: string; user: string; database: string; rows: number }) => {
+          record: async (session: { id: string; user: string; database: string; terms: ClientRecordTerms }) => {
             try {
               const record = await records.session(
                 session.id,
-                session.rows,
+                session.terms,
                 {
                   connection: name,
                   gateway: provider.origin,

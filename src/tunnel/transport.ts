@@ -85,11 +85,18 @@ export interface OpenedTunnel<C extends TunnelStream = TunnelStream> {
   gatewayVersion?: string;
   /** The gateway's policy commit, so the CLI can tell whether its own bundle is current. */
   policyCommit?: string;
-  /**
-   * The gateway records the session and takes the CLI's own record of it (`Hoop-Client-Record:
-   * rows=N`): with at most N rows per result (0: the policy keeps no rows).
-   */
-  clientRecord?: { rows: number };
+  /** The gateway records the session and takes the CLI's own record of it, on these terms. */
+  clientRecord?: ClientRecordTerms;
+}
+
+/**
+ * What the CLI's record of a session keeps (`Hoop-Client-Record: rows=N[;detectors=a,b]`): at most
+ * N rows per result (0: the policy keeps no rows), and what the session's detectors find in what the
+ * client sends written down redacted, as the gateway writes it.
+ */
+export interface ClientRecordTerms {
+  rows: number;
+  detectors: readonly string[];
 }
 
 /**
@@ -207,8 +214,8 @@ function openedTunnel<C extends TunnelStream>(channel: C, headers: Record<string
   const policyCommit = value(TunnelHeader.POLICY_COMMIT);
   if (gatewayVersion !== undefined) opened.gatewayVersion = gatewayVersion;
   if (policyCommit !== undefined) opened.policyCommit = policyCommit;
-  const clientRecord = /^rows=(\d{1,6})$/.exec(value(TunnelHeader.CLIENT_RECORD) ?? '');
-  if (clientRecord) opened.clientRecord = { rows: Number(clientRecord[1]) };
+  const clientRecord = /^rows=(\d{1,6})(?:;detectors=([a-z-]{1,32}(?:,[a-z-]{1,32}){0,15}))?$/.exec(value(TunnelHeader.CLIENT_RECORD) ?? '');
+  if (clientRecord) opened.clientRecord = { rows: Number(clientRecord[1]), detectors: clientRecord[2]?.split(',') ?? [] };
   return opened;
 }
 

@@ -23,6 +23,7 @@ import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import { runSaid, spawnHoop } from '../harness/hoop-process.js';
 import { recordingEvents } from '../harness/exported-events.js';
+import { filesAsText } from '../harness/records.js';
 
 /** MariaDB Connector/J, from Debian's libmariadb-java. */
 const CONNECTOR_J = '/usr/share/java/mariadb-java-client.jar';
@@ -329,6 +330,33 @@ describe('hoop connect for a mysql connection', () => {
     } finally {
       await c.stop();
     }
+  });
+
+  it('records a secret a driver binds to a prepared statement as a keyed hash, at the gateway and in the CLI record; no file the gateway keeps holds it', async () => {
+    const c = await connectMysql(stack, 'shop', { own: true });
+    let session: string;
+    try {
+      const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+      // Prepared at the server (COM_STMT_PREPARE), the key bound in COM_STMT_EXECUTE; run twice (the second binds no types).
+      for (let i = 0; i < 2; i++) {
+        const [rows] = await driver.execute('SELECT LENGTH(AES_ENCRYPT(?, ?)) AS n', ['data', 'hunter3-bound']);
+        expect(rows).toEqual([{ n: 16 }]);
+      }
+      await driver.end();
+      session = lastSession('shop');
+    } finally {
+      await c.stop();
+    }
+    await eventually(
+      async () => {
+        const v = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+        expect(v.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
+      },
+      { timeout: 30_000, interval: 250 },
+    );
+    const files = filesAsText(join(stack.dir, 'hoop-data'));
+    expect(files.filter((f) => f.includes('AES_ENCRYPT(?, ?)')).length).toBeGreaterThanOrEqual(2);
+    expect(files.filter((f) => f.includes('hunter3-bound')).length).toBe(0);
   });
 
   it('MariaDB Connector/J (JDBC) gets what it gets directly: DatabaseMetaData, statements prepared at the server, types', async () => {

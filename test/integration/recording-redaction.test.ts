@@ -3,10 +3,14 @@
  * `hoop connect` and psql, a role's password and a card number in an INSERT reach the database as
  * typed, while the session's recording, its index and a reviewer see each as `[redacted:<hash>]`,
  * the same value hashed alike in two sessions; the CLI's own record still agrees with the
- * gateway's (`hoop sessions verify`).
+ * gateway's (`hoop sessions verify`). So do secrets a driver binds as parameters (node-postgres):
+ * nothing the gateway keeps on disk holds them, its recording nor the CLI's record.
  */
+import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, spawnPsql } from '../harness/clients.js';
+import { filesAsText } from '../harness/records.js';
 import { connectionYaml } from '../harness/postgres.js';
 import type { CliResult } from '../harness/run-cli.js';
 import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -114,5 +118,34 @@ describe('secrets in requests', () => {
     expect(code, out).toBe(0);
     // It ran as typed: the password is the new one.
     expect((await stack.pg.psql("select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname = 'r1'", { database: 'app' })).trim()).toBe('t');
+  }, 60_000);
+
+  it('bound as parameters by a driver, are recorded as keyed hashes too: a secret setting, a card number; the gateway keeps them nowhere', async () => {
+    const { info } = connected;
+    const client = new pg.Client({ host: info.host, port: info.port, user: info.user, password: info.password, database: info.database, ssl: false });
+    await client.connect();
+    try {
+      // (the result says only that it was set: set_config's own answer is the value, which the server sends back as rows are)
+      await client.query("select set_config('app.api_token', $1, false) is not null", ['tok-secret-9137']);
+      await client.query('insert into cards values ($1)', ['5555 5555 5555 4444']);
+      // A named statement, bound twice (the second Bind without its Parse).
+      for (let i = 0; i < 2; i++) await client.query({ name: 'keyed', text: "select set_config('app.api_key', $1, false) is not null as k", values: ['key-secret-5521'] });
+    } finally {
+      await client.end();
+    }
+    expect((await stack.pg.psql("select count(*) from cards where number = '5555 5555 5555 4444'", { database: 'app' })).trim()).toBe('1');
+    const { id, events } = await sessionWith(/app\.api_token/);
+    expect(events).toMatch(/\[redacted:[0-9a-f]{8}\]/);
+    // Once the CLI's record is up too (it agrees with the gateway's), nothing on the gateway's disk holds what was bound.
+    await eventually(
+      async () => {
+        const verify = await hoop(['sessions', 'verify', id]);
+        expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
+      },
+      { timeout: 30_000, interval: 250 },
+    );
+    const files = filesAsText(join(stack.dir, 'hoop-data'));
+    expect(files.filter((f) => f.includes('app.api_key')).length).toBeGreaterThanOrEqual(2);
+    for (const secret of ['tok-secret-9137', 'key-secret-5521', '5555 5555 5555 4444']) expect(files.filter((f) => f.includes(secret)).length, secret).toBe(0);
   }, 60_000);
 });

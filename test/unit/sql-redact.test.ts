@@ -5,7 +5,7 @@
  * the servers read them.
  */
 import { describe, expect, it } from 'vitest';
-import { redactSql, withoutRedactionHashes } from '../../src/policy/sql/redact.js';
+import { redactSql, secretParameters, withoutRedactionHashes } from '../../src/policy/sql/redact.js';
 
 const KEY = 'k';
 const pg = (sql: string): string => redactSql(sql, 'postgres', { key: KEY }).text;
@@ -62,6 +62,41 @@ describe('redacting secrets from SQL', () => {
     expect(redactSql("alter role a password 'x'", 'postgres').text).toBe("alter role a password '[redacted]'");
     expect(redactSql('select 1', 'postgres')).toEqual({ text: 'select 1', redacted: false });
     expect(withoutRedactionHashes(pg("alter role a password 'x'"))).toBe("alter role a password '[redacted]'");
+  });
+
+  it("takes out a function's key or password argument, and the value of a secret setting set by set_config, in either dialect", () => {
+    for (const sql of [
+      "select set_config('app.api_token', 'hunter2', false)",
+      "select pg_catalog.set_config('my.secret', 'hunter2', true)",
+      "select pgp_sym_encrypt('data', 'hunter2')",
+      "select pgp_sym_decrypt(col, 'hunter2') from t",
+      "select hmac('data', 'hunter2', 'sha256')",
+      "select encrypt('data', 'hunter2', 'aes')",
+      "select crypt('hunter2', gen_salt('bf'))",
+      "select pgp_pub_decrypt(col, dearmor('-----key'), 'hunter2') from t",
+    ]) {
+      const out = pg(sql);
+      expect(out, sql).not.toContain('hunter2');
+      expect(out, sql).toMatch(marker);
+    }
+    for (const sql of ["SELECT AES_ENCRYPT('data', 'hunter2')", "select aes_decrypt(col, 'hunter2') from t", "select password('hunter2')", "SELECT DES_ENCRYPT('data', 'hunter2')"]) {
+      expect(my(sql), sql).not.toContain('hunter2');
+    }
+    // Their other arguments, and what only looks alike, stay to the byte.
+    expect(pg("select pgp_sym_encrypt('data', 'k')")).toMatch(/^select pgp_sym_encrypt\('data', '\[redacted:[0-9a-f]{8}\]'\)$/);
+    expect(pg("select hmac('data', 'k', 'sha256')")).toMatch(/'sha256'\)$/);
+    for (const sql of ["select set_config('search_path', 'public', false)", "select encode('x'::bytea, 'hex')", "select upper('hunter2')", "select coalesce(a, 'b') from t"])
+      expect(pg(sql), sql).toBe(sql);
+  });
+
+  it('names the parameters a statement takes as secrets: at a secret place, after a secret word or a secret setting', () => {
+    expect(secretParameters('select pgp_sym_encrypt($1, $2)', 'postgres')).toEqual([2]);
+    expect(secretParameters('update users set api_token = $1, name = $2 where id = $3', 'postgres')).toEqual([1]);
+    expect(secretParameters("select set_config('app.token', $1, false)", 'postgres')).toEqual([1]);
+    expect(secretParameters('select aes_encrypt(?, ?), ?', 'mysql')).toEqual([2]);
+    expect(secretParameters("insert into t values ($1, '$2')", 'postgres')).toEqual([]);
+    expect(secretParameters('insert into t values (?, ?)', 'mysql')).toEqual([]);
+    expect(secretParameters('select $1::text', 'postgres')).toEqual([]);
   });
 
   it('redacts to the end a literal it cannot read to its end', () => {

@@ -38,7 +38,7 @@ import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
 import type { ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
-import { redactDetected, redactSql } from '../../policy/sql/redact.js';
+import { redactDetected, redactionMarker, redactSql, secretParameters } from '../../policy/sql/redact.js';
 import type { DetectorName } from '../../policy/masking/detectors.js';
 import type { SessionLimits } from '../../policy/limits.js';
 
@@ -318,11 +318,16 @@ export class SessionAdmission {
     } catch (err) {
       return answer.refuse(503, errorBody(asHoopError(err)));
     }
+    const detectors = policy?.masking?.policy.detectors.map((d) => d.detector) ?? [];
     const channel = answer.accept({
       'Hoop-Session-Id': sessionId,
       'Hoop-Gateway-Version': VERSION,
-      // The gateway records this session, and takes the CLI's record of it (PUT …/client/{file}), with as many rows as the policy keeps (at most 100).
-      ...(recording !== undefined ? { 'Hoop-Client-Record': `rows=${recordingPolicy.results === 'none' ? 0 : Math.min(recordingPolicy.rowCap, CLIENT_RECORD_ROW_CAP)}` } : {}),
+      // The gateway records this session, and takes the CLI's record of it (PUT …/client/{file}), with as many rows as the policy keeps (at most 100), what its detectors find redacted.
+      ...(recording !== undefined
+        ? {
+            'Hoop-Client-Record': `rows=${recordingPolicy.results === 'none' ? 0 : Math.min(recordingPolicy.rowCap, CLIENT_RECORD_ROW_CAP)}${detectors.length > 0 ? `;detectors=${detectors.join(',')}` : ''}`,
+          }
+        : {}),
       ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
     });
     const who: SessionWho = {
@@ -526,6 +531,9 @@ function originOf({ identity, connection, principal, policyCommit }: Authorized,
 
 /** `ask` as a reviewer is shown it: the secrets in its SQL (or, for another lane, what the detectors find) and in its parameters redacted. */
 function redactedAsk(ask: ReviewAsk, lane: string, o: { key?: Buffer; detectors: DetectorName[] }): ReviewAsk {
-  const sql = lane === 'postgres' || lane === 'mysql' ? redactSql(ask.sql, lane, o).text : redactDetected(ask.sql, o).text;
-  return { ...ask, sql, ...(ask.params ? { params: ask.params.map((p) => (p === null ? null : redactDetected(p, o).text)) } : {}) };
+  const sqlLane = lane === 'postgres' || lane === 'mysql' ? lane : undefined;
+  const sql = sqlLane ? redactSql(ask.sql, sqlLane, o).text : redactDetected(ask.sql, o).text;
+  const secret = sqlLane && ask.params ? secretParameters(ask.sql, sqlLane) : [];
+  const param = (p: string | null, i: number): string | null => (p === null ? null : secret.includes(i + 1) ? redactionMarker(p, o.key) : redactDetected(p, o).text);
+  return { ...ask, sql, ...(ask.params ? { params: ask.params.map(param) } : {}) };
 }

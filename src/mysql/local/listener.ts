@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { describeError, type HoopError } from '../../errors.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import type { Logger } from '../../log.js';
-import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
+import { type ClientRecordTerms, newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, newNonce, scrambleMatches } from '../wire/auth.js';
 import { type AgreedCapabilities, Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
 import { PacketSource } from '../wire/packet-source.js';
@@ -40,7 +40,7 @@ export interface MysqlClientRecord {
 }
 
 /** Opens the CLI's record of session `id`, keeping `rows` rows per result, for the `capabilities` both hops agreed. */
-export type MysqlRecordHook = (id: string, rows: number, capabilities: AgreedCapabilities) => Promise<MysqlClientRecord | undefined>;
+export type MysqlRecordHook = (id: string, terms: ClientRecordTerms, capabilities: AgreedCapabilities) => Promise<MysqlClientRecord | undefined>;
 
 export interface LocalMysqlListenerOptions {
   /** The per-run password local clients prove. */
@@ -198,7 +198,7 @@ export class LocalMysqlListener {
     this.#o.onEvent?.({ kind: 'client-connected', session: tunnel.sessionId, user: hello.user, database: hello.database ?? '' });
     // MariaDB's capabilities as the gateway agrees them: asked for by a client that leaves out CLIENT_MYSQL, of those it offered.
     const mariadb = hello.capabilities & Cap.LONG_PASSWORD ? 0 : hello.mariadbCapabilities & now.mariadbCapabilities;
-    const record = tunnel.clientRecord && this.#o.record ? await this.#o.record(tunnel.sessionId, tunnel.clientRecord.rows, { lower: agreed, mariadb }) : undefined;
+    const record = tunnel.clientRecord && this.#o.record ? await this.#o.record(tunnel.sessionId, tunnel.clientRecord, { lower: agreed, mariadb }) : undefined;
     if (record) {
       client.on('data', (chunk: Buffer) => record.tap.clientBytes(chunk));
       channel.on('data', (chunk: Buffer) => record.tap.serverBytes(chunk));

@@ -11,12 +11,9 @@ import type { AgreedCapabilities } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
-import { redactSql } from '../../policy/sql/redact.js';
+import { type RedactOptions, redactSql } from '../../policy/sql/redact.js';
 import { Command } from '../wire/results.js';
-import type { DetectorName } from '../../policy/masking/detectors.js';
-
-/** How secrets in SQL are written down: the key of their hashes, the detectors. */
-type RedactOptions = { key?: Buffer; detectors?: readonly DetectorName[] };
+import { ExecuteSecrets } from './execute-secrets.js';
 
 /** See the module documentation. */
 export class MysqlPacketRecorder {
@@ -26,6 +23,7 @@ export class MysqlPacketRecorder {
   #rowsKept = 0;
   #rowsNotRecorded = 0;
   readonly #redact: RedactOptions;
+  readonly #executes: ExecuteSecrets;
 
   /**
    * Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept
@@ -35,23 +33,29 @@ export class MysqlPacketRecorder {
     this.#stream = stream;
     this.#rowCap = rowCap;
     this.#redact = redact;
+    this.#executes = new ExecuteSecrets(redact);
     const caps = Buffer.alloc(mariadbCapabilities ? 8 : 4);
     caps.writeUInt32LE(capabilities >>> 0);
     if (mariadbCapabilities) caps.writeUInt32LE(mariadbCapabilities >>> 0, 4);
     stream.record(CAPABILITIES, Date.now(), caps, 0, caps.length);
   }
 
-  /** A packet the client sent, a query's or a prepare's SQL with its secrets redacted (src/policy/sql/redact.ts); the SQL as recorded. */
+  /**
+   * A packet the client sent, a query's or a prepare's SQL with its secrets redacted
+   * (src/policy/sql/redact.ts), an execute's with the secrets it binds (./execute-secrets.ts); the SQL as recorded.
+   */
   client(payload: Buffer): string | undefined {
     const code = payload[0];
+    if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1));
     const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', this.#redact) : undefined;
-    const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : payload;
+    const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, Date.now(), recorded, 0, recorded.length);
     return sql?.text;
   }
 
   /** A packet of the server's (read as `kind`), as the client got it: a row past the cap is counted, the count recorded before the packet that ends its result. */
   server(kind: ServerPacket, payload: Buffer): void {
+    if (kind.kind === 'prepared') this.#executes.prepared(kind.statement, kind.params);
     if (kind.kind === 'row') {
       if (this.#rowsKept >= this.#rowCap) {
         this.#rowsNotRecorded++;
@@ -82,8 +86,9 @@ export class MysqlRecordTap {
   readonly #onBroken: (err: Error) => void;
   #broken = false;
 
-  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: AgreedCapabilities, onBroken: (err: Error) => void) {
-    this.#recorder = new MysqlPacketRecorder(stream, rowCap, capabilities.lower, capabilities.mariadb);
+  /** `redact`: what the session's detectors find in the client's SQL is written down redacted, as the gateway writes it. */
+  constructor(stream: Pick<RecordingStream, 'record'>, rowCap: number, capabilities: AgreedCapabilities, onBroken: (err: Error) => void, redact: RedactOptions = {}) {
+    this.#recorder = new MysqlPacketRecorder(stream, rowCap, capabilities.lower, capabilities.mariadb, redact);
     this.#conversation = new Conversation(capabilities.lower);
     this.#onBroken = onBroken;
   }

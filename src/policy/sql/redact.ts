@@ -3,7 +3,8 @@
  * index, reviews): the string literal after a word that names a secret (`PASSWORD 'x'`,
  * `ENCRYPTED PASSWORD`, `IDENTIFIED BY`, `OPTIONS (password 'x')`, `SET app.api_token = 'x'`), every
  * literal of MySQL's `SET PASSWORD`, a connection string that holds a password (`dblink('… password=x')`,
- * `postgres://u:x@h`), and whatever the session's detectors find (a card number in an INSERT).
+ * `postgres://u:x@h`), a function's key or password argument (`pgp_sym_encrypt(d, 'k')`, `AES_ENCRYPT`,
+ * `set_config('app.api_token', 'x', false)`), and whatever the session's detectors find (a card number in an INSERT).
  * Each is replaced by `[redacted:<8 hex>]`, a keyed hash of the value, so two sessions can be
  * seen to use the same one without it being written down (`[redacted]` where no key is at hand).
  *
@@ -17,21 +18,52 @@
 import { createHmac } from 'node:crypto';
 import { detect, type DetectorName } from '../masking/detectors.js';
 
+/** How secrets are written down: the key of their hashes (none: the bare marker), and the session's detectors. */
+export interface RedactOptions {
+  key?: Buffer | string;
+  detectors?: readonly DetectorName[];
+}
+
 /** The SQL dialect a text is lexed in. */
 export type SqlDialect = 'postgres' | 'mysql';
 
-/** One token: a word (lower-case `word`), a string literal (its content between `contentStart` and `contentEnd`), or anything else. */
+/** One token: a word (lower-case `word`), a string literal (its content between `contentStart` and `contentEnd`), a parameter (`$2`; MySQL's `?`, numbered in order), or anything else. */
 type Token =
   | { kind: 'word'; start: number; end: number; word: string }
   | { kind: 'string'; start: number; end: number; contentStart: number; contentEnd: number }
+  | { kind: 'param'; start: number; end: number; number: number }
   | { kind: 'other'; start: number; end: number; text: string };
 
 /** A word that names a secret: the literal after it (past `=`, `TO`, `BY`) is one. */
 const SECRET_WORD = /password|passwd|^pwd$|secret|token|api_?key|access_?key|private_?key|credential|passphrase|^identified$/;
 /** What may stand between a secret's word and its literal. */
 const BETWEEN = new Set(['=', ':=', 'to', 'by', 'as']);
-/** What a statement holding a secret by {@link SECRET_WORD} or a connection string holds somewhere. */
-const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identified|:\/\//i;
+/**
+ * The arguments of functions that take a secret, by position (0 first): pgcrypto's keys and
+ * passwords, MySQL's and MariaDB's key strings and password hashing.
+ *
+ * @see https://www.postgresql.org/docs/current/pgcrypto.html
+ * @see https://dev.mysql.com/doc/refman/8.0/en/encryption-functions.html
+ */
+const SECRET_ARGUMENTS: Record<SqlDialect, Readonly<Record<string, readonly number[]>>> = {
+  postgres: {
+    crypt: [0],
+    hmac: [1],
+    encrypt: [1],
+    decrypt: [1],
+    encrypt_iv: [1],
+    decrypt_iv: [1],
+    pgp_sym_encrypt: [1],
+    pgp_sym_encrypt_bytea: [1],
+    pgp_sym_decrypt: [1],
+    pgp_sym_decrypt_bytea: [1],
+    pgp_pub_decrypt: [1, 2],
+    pgp_pub_decrypt_bytea: [1, 2],
+  },
+  mysql: { aes_encrypt: [1], aes_decrypt: [1], des_encrypt: [1], des_decrypt: [1], encode: [1], decode: [1], encrypt: [0], password: [0], old_password: [0] },
+};
+/** What a statement holding a secret by {@link SECRET_WORD}, {@link SECRET_ARGUMENTS} or a connection string holds somewhere. */
+const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identified|crypt|hmac|pgp_|aes_|des_|code\s*\(|:\/\//i;
 
 /** A connection string or URI with a password in it. */
 const CONNINFO_PASSWORD = /(^|\s)password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
@@ -44,6 +76,7 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
   const out: Token[] = [];
   const n = sql.length;
   let i = 0;
+  let questionMarks = 0;
   /** A quoted run from `i` (its opening quote at `i`), doubled quotes (and, where `backslash`, escapes) inside; its end, or `n` when it does not end. */
   const quoted = (q: string, backslash: boolean): number => {
     let j = i + 1;
@@ -88,6 +121,14 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
       const end = close < 0 ? n : close + tag.length;
       out.push({ kind: 'string', start: i, end, contentStart: i + tag.length, contentEnd: close < 0 ? n : close });
       i = end;
+    } else if (dialect === 'postgres' && c === '$' && /[0-9]/.test(sql[i + 1] ?? '')) {
+      let j = i + 1;
+      while (j < n && /[0-9]/.test(sql[j]!)) j++;
+      out.push({ kind: 'param', start: i, end: j, number: Number(sql.slice(i + 1, j)) });
+      i = j;
+    } else if (dialect === 'mysql' && c === '?') {
+      out.push({ kind: 'param', start: i, end: i + 1, number: ++questionMarks });
+      i++;
     } else if (c === '"' || (dialect === 'mysql' && c === '`')) {
       const end = quoted(c, false);
       out.push({ kind: 'word', start: i, end, word: sql.slice(i + 1, end - 1).toLowerCase() });
@@ -107,15 +148,47 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
   return out;
 }
 
-/** The spans of `sql` (content of string literals) that hold a secret by the rules above. */
-function secretSpans(sql: string, dialect: SqlDialect): Array<[number, number]> {
+/** A call whose arguments are being read: the function's name, which argument is at hand, and whether the one before named a secret. */
+interface Call {
+  name: string | undefined;
+  argument: number;
+  namedSecret: boolean;
+}
+
+/** What of a statement holds a secret: spans of its text (string literals' content), and the parameters (1 first) whose values are one. */
+interface Secrets {
+  spans: Array<[number, number]>;
+  params: number[];
+}
+
+/**
+ * What of `sql` holds a secret: a literal or parameter after a word that names one, at a secret's
+ * place in a function's arguments, or right after an argument that names one
+ * (`set_config('app.api_token', 'x', false)`, as `SET` of it is); a literal holding a connection
+ * string with a password.
+ */
+function secretsOf(sql: string, dialect: SqlDialect): Secrets {
   const tokens = lex(sql, dialect);
-  const spans: Array<[number, number]> = [];
+  const found: Secrets = { spans: [], params: [] };
+  const calls: Call[] = [];
   let statementStart = 0;
   for (let k = 0; k < tokens.length; k++) {
     const t = tokens[k]!;
-    if (t.kind === 'other' && t.text === ';') statementStart = k + 1;
-    if (t.kind !== 'string') continue;
+    const call = calls.at(-1);
+    if (t.kind === 'other') {
+      if (t.text === ';') (statementStart = k + 1), (calls.length = 0);
+      else if (t.text === '(') {
+        const prev = tokens[k - 1];
+        calls.push({ name: prev?.kind === 'word' ? prev.word : undefined, argument: 0, namedSecret: false });
+      } else if (t.text === ')') calls.pop();
+      else if (t.text === ',' && call) call.argument++;
+      if (t.text !== ',' && call) call.namedSecret = false;
+      continue;
+    }
+    if (t.kind === 'word') {
+      if (call) call.namedSecret = false;
+      continue;
+    }
     // The word before it, past `=`, `TO`, `BY`, `AS`.
     let p = k - 1;
     while (p >= statementStart) {
@@ -125,16 +198,23 @@ function secretSpans(sql: string, dialect: SqlDialect): Array<[number, number]> 
     }
     const before = p >= statementStart ? tokens[p] : undefined;
     const first = tokens.slice(statementStart, statementStart + 2).map((x) => (x.kind === 'word' ? x.word : ''));
-    const content = sql.slice(t.contentStart, t.contentEnd);
-    if (
+    const content = t.kind === 'string' ? sql.slice(t.contentStart, t.contentEnd) : '';
+    const secret =
       (before?.kind === 'word' && SECRET_WORD.test(before.word)) ||
       (dialect === 'mysql' && first[0] === 'set' && first[1] === 'password') ||
-      CONNINFO_PASSWORD.test(content) ||
-      t.contentEnd === sql.length
-    )
-      spans.push([t.contentStart, t.contentEnd]);
+      (call?.name !== undefined && SECRET_ARGUMENTS[dialect][call.name]?.includes(call.argument) === true) ||
+      (call?.namedSecret === true && tokens[k - 1]?.kind === 'other') ||
+      (t.kind === 'string' && (CONNINFO_PASSWORD.test(content) || t.contentEnd === sql.length));
+    if (secret && t.kind === 'string') found.spans.push([t.contentStart, t.contentEnd]);
+    if (secret && t.kind === 'param') found.params.push(t.number);
+    if (call) call.namedSecret = t.kind === 'string' && SECRET_WORD.test(content.toLowerCase().split('.').at(-1) ?? '');
   }
-  return spans;
+  return found;
+}
+
+/** The parameters (1 first; MySQL's `?` in order) whose values `sql` takes as secrets, by the rules of {@link redactSql}. */
+export function secretParameters(sql: string, dialect: SqlDialect): readonly number[] {
+  return MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).params : [];
 }
 
 /** What {@link redactSql} made of a text: the text to write down, and whether anything was replaced. */
@@ -147,9 +227,9 @@ export interface Redacted {
  * `sql` with each secret it holds replaced by `[redacted:<hash>]`: `key` keys the hash (none: the
  * bare marker), `detectors` are the session's content detectors.
  */
-export function redactSql(sql: string, dialect: SqlDialect, o: { key?: Buffer | string; detectors?: readonly DetectorName[] } = {}): Redacted {
+export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
   // Most statements name no secret: they are not lexed at all.
-  const spans = MAY_NAME_SECRET.test(sql) ? secretSpans(sql, dialect) : [];
+  const spans = MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).spans : [];
   if (o.detectors?.length) for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
   return withMarkers(sql, spans, o.key);
 }
@@ -180,7 +260,7 @@ export function withoutRedactionHashes(text: string): string {
 }
 
 /** `text` (not SQL: a command line, a tool call's JSON, a parameter) with what `detectors` find replaced as {@link redactSql} replaces it. */
-export function redactDetected(text: string, o: { key?: Buffer | string; detectors?: readonly DetectorName[] }): Redacted {
+export function redactDetected(text: string, o: RedactOptions): Redacted {
   return withMarkers(
     text,
     (o.detectors?.length ? detect(text, o.detectors) : []).map((m) => [m.start, m.end]),

@@ -21,7 +21,7 @@ import type { Refusal, StatementGate } from '../pipeline/statement-gate.js';
 import type { PostgresRawTap, PostgresRecordingStage } from '../pipeline/recording/stage.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import { pump, type PumpOutput } from '../../tunnel/pump.js';
-import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
+import { type ClientRecordTerms, newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
 import { HandshakeStream, scramExchange } from '../pipeline/handshake.js';
 import { authenticationSASLFinal, cancelRequest, errorResponse, SqlState, startupMessage } from '../wire/messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
@@ -96,7 +96,7 @@ export interface LocalPostgresListenerOptions {
    * opens it (with its start event), or resolves undefined when this CLI keeps none. The listener
    * feeds it what the local client sent and received, and closes it with the session's end.
    */
-  record?: (session: { id: string; user: string; database: string; rows: number }) => Promise<ClientSessionRecord | undefined>;
+  record?: (session: { id: string; user: string; database: string; terms: ClientRecordTerms }) => Promise<ClientSessionRecord | undefined>;
 }
 
 /** Where the listener is reachable. */
@@ -262,7 +262,7 @@ export class LocalPostgresListener {
     channel.write(startupMessage([['user', user], ['database', database], ...[...params].filter(([k]) => k !== 'user' && k !== 'database')]));
 
     // The CLI's own record, when the gateway takes one (the hook says why when it cannot keep one; the session goes on).
-    const record = tunnel.clientRecord ? await this.#o.record?.({ id: tunnel.sessionId, user, database, rows: tunnel.clientRecord.rows }) : undefined;
+    const record = tunnel.clientRecord ? await this.#o.record?.({ id: tunnel.sessionId, user, database, terms: tunnel.clientRecord }) : undefined;
 
     const reader = handshake.release();
     this.#clients.set(raw, { stream: client(), relaying: true });

@@ -19,14 +19,14 @@
 import type { RecordingStream } from '../../../recording/thread.js';
 import type { RecordingNotes } from '../../../session/engine.js';
 import type { ClientTap } from '../../wire/client.js';
-import { type FrontendMessage, LONG_SQL } from '../../wire/frontend-messages.js';
+import { BIND_HELD_MAX, type FrontendMessage, LONG_SQL } from '../../wire/frontend-messages.js';
 import { checkHeader, MessageReader } from '../../wire/reader.js';
 import { parseRowDescription } from '../../wire/rows.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { Refusal, Stage } from '../stages.js';
-import { redactSql } from '../../../policy/sql/redact.js';
-import type { DetectorName } from '../../../policy/masking/detectors.js';
+import { type RedactOptions, redactSql } from '../../../policy/sql/redact.js';
+import { BindSecrets } from './bind-secrets.js';
 
 const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, ERROR, NOTICE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH, COPY_DATA } = Backend;
 const { QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL } = Frontend;
@@ -56,7 +56,7 @@ export interface PostgresRecordingStageOptions {
   /** Told what the session's index keeps. */
   notes?: RecordingNotes;
   /** How secrets in the client's SQL are written down (src/policy/sql/redact.ts): the key of their hashes, the session's detectors. */
-  redact?: { key?: Buffer; detectors?: readonly DetectorName[] };
+  redact?: RedactOptions;
   now?: () => number;
 }
 
@@ -78,6 +78,7 @@ export class PostgresRecordingStage implements Stage {
   readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
   readonly #notes: RecordingNotes | undefined;
   readonly #redact: PostgresRecordingStageOptions['redact'];
+  readonly #binds: BindSecrets;
   readonly #kept: KeptServerMessages;
   /** Rows passed unread since the last record. */
   readonly #passed: PassedRows;
@@ -91,6 +92,7 @@ export class PostgresRecordingStage implements Stage {
     this.#maskedColumns = o.maskedColumns;
     this.#notes = o.notes;
     this.#redact = o.redact;
+    this.#binds = new BindSecrets(o.redact ?? {});
     this.#passed = new PassedRows(o.stream);
   }
 
@@ -107,6 +109,7 @@ export class PostgresRecordingStage implements Stage {
       case 'query':
       case 'parse':
         if (m.kind === 'query') this.#notes?.statement();
+        else this.#binds.parsed(m.name, m.long ? undefined : m.sql);
         if (m.long) {
           const name = m.kind === 'parse' ? m.name : '';
           const long = Buffer.alloc(5 + Buffer.byteLength(name) + 1);
@@ -124,7 +127,8 @@ export class PostgresRecordingStage implements Stage {
         return;
       case 'bind': {
         if (m.msg) {
-          this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+          const raw = this.#binds.bind(m.msg.raw, m.statement);
+          this.#record(CLIENT, at, raw, 0, raw.length);
           return;
         }
         const names = Buffer.from(`${m.portal}\0${m.statement}\0`);
@@ -427,14 +431,17 @@ class KeptBytes {
 }
 
 /**
- * The client's bytes as a {@link KeptBytes} keeps them, but for its SQL: a Query or Parse is
+ * The client's bytes as a {@link KeptBytes} keeps them, but for its secrets: a Query or Parse is
  * gathered whole and recorded with its secrets redacted (as the stage records it), or, past
- * {@link LONG_SQL} bytes of body, as a `CLIENT_LONG` record of its length and name alone; the other
- * kept messages (Bind, Execute, FunctionCall) go as they pass.
+ * {@link LONG_SQL} bytes of body, as a `CLIENT_LONG` record of its length and name alone; a Bind is
+ * gathered whole and recorded with its secret parameters redacted (./bind-secrets.ts), or, past
+ * {@link BIND_HELD_MAX}, by its names alone (as the stage records one it streamed); the other kept
+ * messages (Execute, FunctionCall) go as they pass.
  */
 class ClientBytes {
   readonly #stream: Pick<RecordingStream, 'record'>;
   readonly #redact: NonNullable<PostgresRecordingStageOptions['redact']>;
+  readonly #binds: BindSecrets;
   readonly #head = new Header();
   /** The current message: its type, its body's length, the bytes of it still to come, and what is done with them. */
   #type = 0;
@@ -448,6 +455,7 @@ class ClientBytes {
   constructor(stream: Pick<RecordingStream, 'record'>, redact: NonNullable<PostgresRecordingStageOptions['redact']>) {
     this.#stream = stream;
     this.#redact = redact;
+    this.#binds = new BindSecrets(redact);
   }
 
   walk(chunk: Buffer, at: number): void {
@@ -498,27 +506,40 @@ class ClientBytes {
     this.#left = this.#length;
     this.#gathered = [];
     this.#gatheredBytes = 0;
-    if (this.#type === QUERY || this.#type === PARSE) {
-      this.#mode = this.#length > LONG_SQL ? 'long' : 'gather';
+    if (this.#type === QUERY || this.#type === PARSE || this.#type === BIND) {
+      this.#mode = this.#length > (this.#type === BIND ? BIND_HELD_MAX : LONG_SQL) ? 'long' : 'gather';
       if (this.#mode === 'gather') this.#gather(this.#head.bytes);
     } else this.#mode = CLIENT_KEPT[this.#type] === 1 ? 'stream' : 'skip';
   }
 
   /** The current message ended: a gathered one recorded, redacted; a long one said by its length and name. */
   #end(at: number): void {
-    if (this.#mode === 'gather') {
+    if (this.#mode === 'gather' && this.#type === BIND) {
+      const raw = Buffer.concat(this.#gathered);
+      const body = raw.subarray(5);
+      const out = this.#binds.bind(raw, body.toString('utf8', body.indexOf(0) + 1, Math.max(0, body.indexOf(0, body.indexOf(0) + 1))));
+      this.#stream.record(RAW_CLIENT, at, out, 0, out.length);
+    } else if (this.#mode === 'gather') {
       const raw = Buffer.concat(this.#gathered);
       const body = raw.subarray(5);
       const nameEnd = this.#type === PARSE ? body.indexOf(0) : -1;
       const sqlStart = nameEnd + 1;
       const sqlEnd = body.indexOf(0, sqlStart);
       const sql = sqlEnd < 0 ? undefined : body.toString('utf8', sqlStart, sqlEnd);
+      if (this.#type === PARSE) this.#binds.parsed(body.toString('utf8', 0, Math.max(0, nameEnd)), sql);
       const redacted = sql === undefined ? undefined : redactSql(sql, 'postgres', this.#redact);
       const out = redacted?.redacted ? withSql(raw, this.#type === PARSE ? body.toString('utf8', 0, nameEnd) : undefined, sql!, redacted.text) : raw;
       this.#stream.record(RAW_CLIENT, at, out, 0, out.length);
+    } else if (this.#mode === 'long' && this.#type === BIND) {
+      const prefix = Buffer.concat(this.#gathered);
+      const portalEnd = prefix.indexOf(0);
+      const statementEnd = prefix.indexOf(0, portalEnd + 1);
+      const names = portalEnd < 0 || statementEnd < 0 ? Buffer.from('\0\0') : prefix.subarray(0, statementEnd + 1);
+      this.#stream.record(BIND_STREAMED, at, names, 0, names.length);
     } else if (this.#mode === 'long') {
       const prefix = Buffer.concat(this.#gathered);
       const name = this.#type === PARSE ? prefix.subarray(0, Math.max(0, prefix.indexOf(0))) : Buffer.alloc(0);
+      if (this.#type === PARSE) this.#binds.parsed(name.toString('utf8'), undefined);
       const long = Buffer.alloc(5 + name.length + 1);
       long[0] = this.#type;
       long.writeUInt32LE(this.#length, 1);

@@ -1,0 +1,134 @@
+/**
+ * Secrets a client binds to a prepared statement, kept out of recordings as those it types into
+ * SQL are (src/policy/sql/redact.ts): in a COM_STMT_EXECUTE or COM_STMT_SEND_LONG_DATA, the value of
+ * a parameter the statement takes as a secret (`AES_ENCRYPT(?, ?)`, `SET api_token = ?`), and what
+ * the session's detectors find in any string parameter, each written down as its keyed hash. What
+ * it cannot read (a statement it did not see prepared, a packet cut short) is recorded with every
+ * parameter value redacted: the recording never holds a value it could not judge.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_execute.html
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_send_long_data.html
+ */
+import { type RedactOptions, redactDetected, redactionMarker, secretParameters } from '../../policy/sql/redact.js';
+import { Cursor, lenencBytes } from '../wire/packets.js';
+import { Command } from '../wire/results.js';
+
+/** MariaDB's statement id for the statement prepared last. */
+const LAST_STATEMENT = 0xffffffff;
+/** Bytes a value of each fixed-size binary type takes; a type absent here is length-encoded (strings, decimals, JSON, blobs). */
+const FIXED: Readonly<Record<number, number>> = { 1: 1, 2: 2, 13: 2, 3: 4, 9: 4, 4: 4, 8: 8, 5: 8, 6: 0 };
+/** Types whose value is a byte count then that many bytes (dates, times). */
+const COUNTED = new Set([7, 10, 11, 12]);
+/** MYSQL_TYPE_VAR_STRING: what a redacted value is sent as. */
+const VAR_STRING = 253;
+
+/** A prepared statement: which parameters (1 first) are secrets, how many it has, and the types its last execute bound. */
+interface Prepared {
+  secret: readonly number[];
+  params: number;
+  types?: Buffer;
+}
+
+/** Follows a session's prepared statements and redacts what their executes bind: one per recording. */
+export class ExecuteSecrets {
+  readonly #redact: RedactOptions;
+  readonly #statements = new Map<number, Prepared>();
+  /** The secret parameters of the statement being prepared, until the server says its id. */
+  #preparing: readonly number[] | undefined;
+  #last: number | undefined;
+
+  constructor(redact: RedactOptions) {
+    this.#redact = redact;
+  }
+
+  /** A client's COM_STMT_PREPARE of `sql`. */
+  preparing(sql: string): void {
+    this.#preparing = secretParameters(sql, 'mysql');
+    this.#last = undefined;
+  }
+
+  /** The server's answer to it: statement `id`, with `params` parameters. */
+  prepared(id: number, params: number): void {
+    this.#statements.set(id, { secret: this.#preparing ?? [], params });
+    this.#preparing = undefined;
+    this.#last = id;
+  }
+
+  /** A client packet as it is recorded: the same bytes, or with the values it binds redacted. */
+  client(payload: Buffer): Buffer {
+    const code = payload[0];
+    if (code === Command.STMT_CLOSE && payload.length >= 5) this.#statements.delete(payload.readUInt32LE(1));
+    if (code === Command.STMT_EXECUTE) return this.#execute(payload);
+    if (code === Command.STMT_SEND_LONG_DATA) return this.#longData(payload);
+    return payload;
+  }
+
+  #statement(payload: Buffer): Prepared | undefined {
+    if (payload.length < 5) return undefined;
+    const id = payload.readUInt32LE(1);
+    return this.#statements.get(id === LAST_STATEMENT && this.#last !== undefined ? this.#last : id);
+  }
+
+  /** A value of parameter `n` (1 first) of `st` as recorded: its marker when it is a secret, else the detectors' redaction; undefined when it stays. */
+  #value(st: Prepared | undefined, n: number, value: Buffer): Buffer | undefined {
+    if (!st || st.secret.includes(n)) return Buffer.from(redactionMarker(value.toString('latin1'), this.#redact.key));
+    if (!this.#redact.detectors?.length) return undefined;
+    const r = redactDetected(value.toString('utf8'), this.#redact);
+    return r.redacted ? Buffer.from(r.text) : undefined;
+  }
+
+  #execute(payload: Buffer): Buffer {
+    const st = this.#statement(payload);
+    if (st && st.params === 0) return payload;
+    if (!st || (st.secret.length === 0 && !this.#redact.detectors?.length)) return st ? payload : everyValueRedacted(payload, this.#redact);
+    try {
+      const c = new Cursor(payload, 10);
+      const nulls = c.bytes((st.params + 7) >> 3);
+      const bound = c.u8() === 1;
+      if (bound) st.types = Buffer.from(c.bytes(2 * st.params));
+      const types = st.types;
+      if (!types) return everyValueRedacted(payload, this.#redact);
+      const head = payload.subarray(0, c.at);
+      const values: Buffer[] = [];
+      let changed = false;
+      const newTypes = Buffer.from(types);
+      for (let i = 0; i < st.params; i++) {
+        if (nulls[i >> 3]! & (1 << (i & 7))) continue;
+        const type = types[2 * i]!;
+        const start = c.at;
+        if (FIXED[type] !== undefined) c.bytes(FIXED[type]);
+        else if (COUNTED.has(type)) c.bytes(c.u8());
+        else c.bytes(c.lenenc());
+        const raw = payload.subarray(start, c.at);
+        const isString = FIXED[type] === undefined && !COUNTED.has(type);
+        const replaced = isString ? this.#value(st, i + 1, new Cursor(raw).lenencBytesOrNull() ?? Buffer.alloc(0)) : st.secret.includes(i + 1) ? this.#value(st, i + 1, raw) : undefined;
+        if (replaced) {
+          changed = true;
+          newTypes[2 * i] = VAR_STRING;
+          newTypes[2 * i + 1] = 0;
+          values.push(lenencBytes(replaced));
+        } else values.push(raw);
+      }
+      if (!changed) return payload;
+      // The types change with a value redacted in place of a number: the packet says so (new_params_bound), as a client may.
+      const typed = bound ? Buffer.concat([head.subarray(0, head.length - newTypes.length), newTypes]) : Buffer.concat([head.subarray(0, head.length - 1), Buffer.from([1]), newTypes]);
+      return Buffer.concat([typed, ...values, c.rest()]);
+    } catch {
+      return everyValueRedacted(payload, this.#redact);
+    }
+  }
+
+  #longData(payload: Buffer): Buffer {
+    if (payload.length < 7) return payload;
+    const st = this.#statement(payload);
+    const data = payload.subarray(7);
+    const replaced = this.#value(st, payload.readUInt16LE(5) + 1, data);
+    return replaced ? Buffer.concat([payload.subarray(0, 7), replaced]) : payload;
+  }
+}
+
+/** An execute whose values cannot be read: its header kept (the statement, flags), its values as one marker. */
+function everyValueRedacted(payload: Buffer, redact: RedactOptions): Buffer {
+  if (payload.length <= 10) return payload;
+  return Buffer.concat([payload.subarray(0, 10), Buffer.from(redactionMarker(payload.subarray(10).toString('latin1'), redact.key))]);
+}

@@ -1,0 +1,97 @@
+/**
+ * Secrets bound to a MySQL prepared statement are recorded as those typed into SQL are (issue 72,
+ * class 8): a COM_STMT_EXECUTE's (or COM_STMT_SEND_LONG_DATA's) value of a parameter its statement
+ * takes as a secret, or in which a detector finds something, is recorded as its keyed hash, the rest
+ * of the packet as sent; an execute it cannot read has every value redacted.
+ */
+import { describe, expect, it } from 'vitest';
+import { ExecuteSecrets } from '../../src/mysql/pipeline/execute-secrets.js';
+import { Cursor, lenencBytes } from '../../src/mysql/wire/packets.js';
+
+const VAR_STRING = 253;
+const LONGLONG = 8;
+
+/** A COM_STMT_EXECUTE of statement `id`: values as [type, bytes] (null: NULL), types bound or not. */
+function execute(id: number, values: Array<[number, Buffer] | null>, bound = true): Buffer {
+  const head = Buffer.alloc(10);
+  head[0] = 0x17;
+  head.writeUInt32LE(id, 1);
+  head.writeUInt32LE(1, 6);
+  const nulls = Buffer.alloc((values.length + 7) >> 3);
+  values.forEach((v, i) => {
+    if (v === null) nulls[i >> 3]! |= 1 << (i & 7);
+  });
+  const types = Buffer.alloc(2 * values.length);
+  values.forEach((v, i) => (types[2 * i] = v?.[0] ?? 6));
+  return Buffer.concat([head, nulls, Buffer.from([bound ? 1 : 0]), ...(bound ? [types] : []), ...values.flatMap((v) => (v ? [v[1]] : []))]);
+}
+
+const text = (s: string): [number, Buffer] => [VAR_STRING, lenencBytes(s)];
+const bigint = (n: bigint): [number, Buffer] => {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64LE(n);
+  return [LONGLONG, b];
+};
+
+/** The values of execute `p` with `n` parameters: strings as text, others as hex, NULL as null. */
+function values(p: Buffer, n: number): Array<string | null> {
+  const c = new Cursor(p, 10);
+  const nulls = c.bytes((n + 7) >> 3);
+  expect(c.u8()).toBe(1);
+  const types = c.bytes(2 * n);
+  const out: Array<string | null> = [];
+  for (let i = 0; i < n; i++) {
+    if (nulls[i >> 3]! & (1 << (i & 7))) out.push(null);
+    else if (types[2 * i] === LONGLONG) out.push(c.bytes(8).toString('hex'));
+    else out.push(c.lenencBytesOrNull()!.toString('utf8'));
+  }
+  expect(c.left).toBe(0);
+  return out;
+}
+
+const marker = /^\[redacted:[0-9a-f]{8}\]$/;
+
+describe('a MySQL execute as it is recorded', () => {
+  it("replaces a secret parameter's value, text or number, by its keyed hash; the types bound once are remembered", () => {
+    const s = new ExecuteSecrets({ key: 'k' });
+    s.preparing('select aes_encrypt(?, ?), ?');
+    s.prepared(7, 3);
+    const out = s.client(execute(7, [text('data'), text('hunter2'), null]));
+    expect(out.toString('latin1')).not.toContain('hunter2');
+    expect(values(out, 3)).toEqual(['data', expect.stringMatching(marker), null]);
+    // Bound before: this execute sends no types.
+    const again = s.client(execute(7, [text('data'), text('hunter2'), text('x')], false));
+    expect(values(again, 3)).toEqual(['data', values(out, 3)[1], 'x']);
+    s.preparing('update users set api_token = ? where id = ?');
+    s.prepared(8, 2);
+    const numeric = s.client(execute(8, [bigint(123456789n), bigint(5n)]));
+    expect(values(numeric, 2)).toEqual([expect.stringMatching(marker), '0500000000000000']);
+    // MariaDB's id -1: the statement prepared last.
+    expect(values(s.client(execute(0xffffffff, [bigint(1n), bigint(2n)])), 2)[0]).toMatch(marker);
+  });
+
+  it('replaces what the detectors find in a string parameter of any statement, and keeps a packet with nothing to redact as it came', () => {
+    const s = new ExecuteSecrets({ key: 'k', detectors: ['payment-card'] });
+    s.preparing('insert into cards values (?, ?)');
+    s.prepared(1, 2);
+    expect(values(s.client(execute(1, [text('4111 1111 1111 1111'), text('ok')])), 2)).toEqual([expect.stringMatching(marker), 'ok']);
+    const plain = execute(1, [text('nothing'), text('ok')]);
+    expect(s.client(plain)).toBe(plain);
+    const long = Buffer.concat([Buffer.from([0x18, 1, 0, 0, 0, 0, 0]), Buffer.from('card 4111 1111 1111 1111')]);
+    expect(s.client(long).toString('latin1')).toMatch(/^\x18\x01\0\0\0\0\0card \[redacted:[0-9a-f]{8}\]$/);
+  });
+
+  it('redacts every value of an execute it cannot read: a statement it did not see prepared, a packet cut short', () => {
+    const s = new ExecuteSecrets({ key: 'k' });
+    expect(s.client(execute(9, [text('hunter2')])).toString('latin1')).not.toContain('hunter2');
+    s.preparing('select aes_encrypt(?, ?)');
+    s.prepared(2, 2);
+    expect(s.client(execute(2, [text('data'), text('hunter2')], false)).toString('latin1')).not.toContain('hunter2'); // no types bound yet
+    s.preparing('select aes_encrypt(?, ?)');
+    s.prepared(3, 2);
+    expect(s.client(execute(3, [text('data'), text('hunter2')]).subarray(0, 25)).toString('latin1')).not.toContain('hunter');
+    // A statement closed is forgotten.
+    s.client(Buffer.from([0x19, 3, 0, 0, 0]));
+    expect(s.client(execute(3, [text('data')])).toString('latin1')).not.toContain('data');
+  });
+});
