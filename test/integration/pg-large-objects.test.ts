@@ -1,6 +1,6 @@
 /**
  * Large objects under a masking policy with detectors (issue 72, class 9): libpq's lo_* calls
- * (psql's `\lo_import` and `\lo_export`, psycopg2's `lobject`) are FunctionCalls whose answers
+ * (psql's `\lo_import` and `\lo_export`, psycopg2's `lobject`, pgjdbc's `LargeObjectManager`) are FunctionCalls whose answers
  * (FunctionCallResponse: one value, no column count) pass the detectors as any function's result
  * does. They ended the session ("DataRow has trailing bytes") when read as a DataRow; now they
  * work, the database holds what the client wrote, and what is read back is masked.
@@ -64,4 +64,43 @@ cur = c.cursor(); cur.execute('select 7'); print(cur.fetchone()[0])
     expect(seven).toBe('7');
     expect(await stored(line!.split(' ')[0]!)).toBe('plain bytes, no card');
   });
+
+  it("pgjdbc's LargeObjectManager (its fastpath calls) writes and reads a large object; a card in it comes back masked", async () => {
+    const program = `import java.sql.*;
+import org.postgresql.PGConnection;
+import org.postgresql.largeobject.*;
+public class Lo {
+  public static void main(String[] a) throws Exception {
+    try (Connection c = DriverManager.getConnection(a[0], a[1], a[2])) {
+      c.setAutoCommit(false);
+      LargeObjectManager m = c.unwrap(PGConnection.class).getLargeObjectAPI();
+      long oid = m.createLO(LargeObjectManager.READWRITE);
+      try (LargeObject lo = m.open(oid, LargeObjectManager.WRITE)) { lo.write(("card " + a[3] + " inside").getBytes("UTF-8")); }
+      c.commit();
+      try (LargeObject lo = m.open(oid, LargeObjectManager.READ)) { System.out.println(oid + " " + new String(lo.read(lo.size()), "UTF-8")); }
+      c.commit();
+      try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("select 8")) { r.next(); System.out.println(r.getInt(1)); }
+    }
+  }
+}
+`;
+    writeFileSync(join(files, 'Lo.java'), program);
+    const { info } = connected;
+    const r = await runProcess(
+      'java',
+      ['-cp', '/usr/share/java/postgresql.jar', join(files, 'Lo.java'), `jdbc:postgresql://${info.host}:${info.port}/${info.database}?sslmode=disable`, info.user, info.password, CARD],
+      {
+        env: { PATH: process.env.PATH },
+        timeoutMs: 60_000,
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const [line, eight] = r.stdout.trim().split('\n');
+    const [oid, ...text] = line!.split(' ');
+    // The database holds what the client wrote; what it read back passed the detector.
+    expect(await stored(oid!)).toBe(`card ${CARD} inside`);
+    expect(text.join(' ')).not.toContain(CARD);
+    expect(text.join(' ')).toMatch(/^card .+ inside$/);
+    expect(eight).toBe('8');
+  }, 90_000);
 });
