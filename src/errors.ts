@@ -148,13 +148,9 @@ export function describeError(err: unknown): string {
 }
 
 /** Ends a command with an exit code of its own and nothing more to say (`hoop run`: its command's code). */
-export class CommandExit extends Error {
-  override readonly name = 'CommandExit';
-  readonly exitCode: number;
-
+export class CommandExit extends HoopError {
   constructor(exitCode: number) {
-    super(`exit ${exitCode}`);
-    this.exitCode = exitCode;
+    super(ErrorCode.USAGE, `exit ${exitCode}`, { exitCode });
   }
 }
 

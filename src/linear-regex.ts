@@ -8,9 +8,14 @@
  * @see https://swtch.com/~rsc/regexp/regexp2.html (the Pike VM)
  * @see https://tc39.es/ecma262/#sec-regexp-regular-expression-objects (the syntax read)
  */
+import { ErrorCode, HoopError } from './errors.js';
 
 /** A pattern hoop cannot run in linear time, or not a regular expression at all. */
-export class RegexSyntaxError extends Error {}
+export class RegexSyntaxError extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.CONFIG_INVALID, message);
+  }
+}
 
 /** Work done by matching, for tests: each thread added and each code unit tried is a step. */
 export interface Steps {

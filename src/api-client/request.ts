@@ -82,7 +82,11 @@ async function request(endpoint: GatewayEndpoint, method: Method, path: string, 
 }
 
 /** A kept-alive connection that was closed under a request before any answer came. */
-class StaleConnection extends Error {}
+class StaleConnection extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.GATEWAY_UNREACHABLE, message);
+  }
+}
 
 async function requestOnce(endpoint: GatewayEndpoint, method: Method, path: string, options: RequestOptions, maxBody: number, fresh = false): Promise<{ status: number; bytes: Buffer }> {
   const base = gatewayBaseUrl(endpoint.gateway);

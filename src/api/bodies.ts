@@ -8,6 +8,7 @@
  * @see https://zod.dev/api (schemas)
  * @see https://www.rfc-editor.org/rfc/rfc8259 (JSON)
  */
+import { ErrorCode, HoopError } from '../errors.js';
 import { z } from 'zod';
 
 /** Most connections one run may name. */
@@ -120,12 +121,12 @@ export const deviceRegistrationBody = object('{ publicKey, name, proof }', {
 export type DeviceRegistrationBody = { publicKey: string; name: string; proof: string; ephemeral?: boolean };
 
 /** A body that does not fit its schema: the first problem, in the schema's words, and the field it is about (none: the body itself). */
-export class BodyProblem extends Error {
+export class BodyProblem extends HoopError {
   constructor(
     message: string,
     readonly field: string | undefined,
   ) {
-    super(message);
+    super(ErrorCode.USAGE, message);
   }
 }
 

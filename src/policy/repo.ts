@@ -28,7 +28,7 @@ import { EventEmitter } from 'node:events';
 import { access, mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { parseSecretPatterns, type SecretPattern } from '../config/secrets.js';
 import { JsPolicyGit, type PolicyGit } from './git-js.js';
@@ -115,12 +115,13 @@ const GIT_ENV_DROP = [
   'GIT_CONFIG_COUNT',
 ];
 
-class GitError extends Error {
+/** A git command on the policy repository failed: what it said, and its whole stderr. */
+class GitError extends HoopError {
   constructor(
     message: string,
     readonly stderr: string,
   ) {
-    super(message);
+    super(ErrorCode.CONFIG_INVALID, message);
   }
 }
 

@@ -20,6 +20,7 @@
  * A journal grows to {@link ROTATE_BYTES}, then the next one starts; one is removed once every
  * session with an entry in it is cut. @see https://man7.org/linux/man-pages/man2/fdatasync.2.html
  */
+import { ErrorCode, HoopError } from '../errors.js';
 import { createHash, type KeyObject, sign } from 'node:crypto';
 import { closeSync, fdatasync, mkdirSync, openSync, readSync, unlinkSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,7 +55,11 @@ export interface JournalSession {
 }
 
 /** A journal whose bytes are not what was written (changed or cut on disk): what it holds of a session can no longer be signed as it stands. */
-export class JournalChanged extends Error {}
+export class JournalChanged extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.RECORDING_INVALID, message);
+  }
+}
 
 /** Bytes a journal file gained, from `offset`. */
 export interface JournalBytes {

@@ -5,6 +5,7 @@
  *
  * @see https://github.com/gravitational/teleport/tree/master/lib/srv/db/common (Engine pattern)
  */
+import { ErrorCode, HoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MaskingPolicy, ReviewSettings } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
@@ -55,15 +56,16 @@ export type SessionEndReason = 'gateway-shutdown' | 'token-expired' | 'identity-
  *
  * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
-export class SessionEnd extends Error {
-  override readonly name = 'SessionEnd';
+export class SessionEnd extends HoopError {
   readonly reason: SessionEndReason;
-  readonly hint: string | undefined;
 
   constructor(reason: SessionEndReason, message: string, hint?: string) {
-    super(message);
+    super(
+      reason === 'gateway-shutdown' ? ErrorCode.GATEWAY_UNREACHABLE : reason === 'recording-failed' ? ErrorCode.RECORDING_UNAVAILABLE : ErrorCode.ACCESS_DENIED,
+      message,
+      hint === undefined ? {} : { hint },
+    );
     this.reason = reason;
-    this.hint = hint;
   }
 }
 

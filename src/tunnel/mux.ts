@@ -66,12 +66,12 @@ export interface MuxOpenRequest {
 }
 
 /** A gateway's refusal of a stream (as a hoop-tunnel/1 HTTP refusal: status and JSON body). */
-export class MuxRefusal extends Error {
+export class MuxRefusal extends HoopError {
   readonly status: number;
   readonly body: unknown;
 
   constructor(status: number, body: unknown) {
-    super(`the gateway refused the session (HTTP ${status})`);
+    super(ErrorCode.GATEWAY_PROTOCOL, `the gateway refused the session (HTTP ${status})`);
     this.status = status;
     this.body = body;
   }

@@ -136,7 +136,7 @@ describe('a client speaking MySQL to the gateway directly', () => {
     expect(parseErr((await fp.next()).payload).message).toMatch(/the tunnel to the gateway is TLS already/);
     await fp.closed;
     const other = await MySqlGreeted.read(await tunnel());
-    await expect(other.signIn({ user: 'x', password: '', database: 'mysql' })).rejects.toMatchObject({ code: 1044, message: expect.stringContaining('serves the database app, not mysql') });
+    await expect(other.signIn({ user: 'x', password: '', database: 'mysql' })).rejects.toMatchObject({ errno: 1044, message: expect.stringContaining('serves the database app, not mysql') });
   });
 
   it('is cut off when it breaks the protocol, and the gateway serves the next client', async () => {
@@ -197,7 +197,7 @@ describe('a client speaking MySQL to the gateway directly', () => {
     const greeted = await MySqlGreeted.read(await tunnel());
     expect(greeted.greeting.capabilities & Cap.LOCAL_FILES).toBe(0);
     const client = await greeted.signIn({ user: 'x', password: '', database: 'app', capabilities: Cap.PROTOCOL_41 | Cap.LOCAL_FILES | Cap.SECURE_CONNECTION });
-    await expect(client.query("LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE items")).rejects.toMatchObject({ code: expect.any(Number) });
+    await expect(client.query("LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE items")).rejects.toMatchObject({ errno: expect.any(Number) });
     expect((await db.sql('SELECT count(*) FROM app.items')).trim()).toBe('2');
   });
 
@@ -227,7 +227,7 @@ describe('a client speaking MySQL to the gateway directly', () => {
       'SET SESSION default_master_connection = (SELECT name FROM items WHERE id = 1)',
       'SELECT LAST_INSERT_ID(CONV(HEX(SUBSTR(name, 1, 8)), 16, 10)) FROM items',
     ]) {
-      await expect(client.query(carry), carry).rejects.toMatchObject({ code: 1227, message: expect.stringContaining('could carry masked values') });
+      await expect(client.query(carry), carry).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('could carry masked values') });
     }
     await client.query("SET @v = 'kept'");
     expect(await rows('SELECT @v AS v, LAST_INSERT_ID() AS l')).toEqual([['[redacted]', '[redacted]']]);
@@ -242,7 +242,7 @@ describe('a client speaking MySQL to the gateway directly', () => {
       expect(body, read).toMatch(/^card .* on file$/);
     }
     // A server's message may quote a masked value: withheld whole when the statement reads what is masked.
-    await expect(client.query('SELECT 1 FROM items WHERE id = 1 AND (SELECT name FROM items) > 0')).rejects.toMatchObject({ code: 1242, message: expect.stringContaining('withheld') });
+    await expect(client.query('SELECT 1 FROM items WHERE id = 1 AND (SELECT name FROM items) > 0')).rejects.toMatchObject({ errno: 1242, message: expect.stringContaining('withheld') });
     // Writes that could carry masked values where they are not masked, or change the masked table, or store code.
     for (const copy of [
       'UPDATE items SET name = name WHERE id = 1',
@@ -253,7 +253,7 @@ describe('a client speaking MySQL to the gateway directly', () => {
       'INSERT INTO notes VALUES (200, @v)',
       'INSERT INTO late SELECT id, 1 FROM items',
     ]) {
-      await expect(client.query(copy), copy).rejects.toMatchObject({ code: 1227, message: expect.stringContaining('could carry masked values') });
+      await expect(client.query(copy), copy).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('could carry masked values') });
     }
     // Literals copy nothing the server holds, into a table hoop knows or one made since the session opened.
     expect(await client.query("UPDATE notes SET body = 'plain' WHERE id = 999")).toMatchObject([{ ok: { affectedRows: 0n } }]);

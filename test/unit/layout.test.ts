@@ -1,8 +1,8 @@
 /**
  * The source tree's rules that a reviewer would otherwise have to remember: production code
  * (src/) never imports from test/ (what the demo needs lives in src/demo), the layers of
- * .dependency-cruiser.cjs hold, only bin/ calls process.exit, and the gateway reads a connection's
- * address in one place (src/gateway/front/peer-address.ts, which knows a balancer's PROXY header).
+ * .dependency-cruiser.cjs hold, only bin/ calls process.exit, every error class is a HoopError, and the gateway reads a
+ * connection's address in one place (src/gateway/front/peer-address.ts, which knows a balancer's PROXY header).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -64,5 +64,10 @@ describe('source layout', () => {
           .map((line) => `${relative(root, f)}: ${line.trim()}`),
       );
     expect(offenders).toEqual([]);
+  });
+
+  it("every error class is a HoopError (a lane's carries its protocol's code beside it): none extends Error but HoopError itself", () => {
+    const offenders = files.flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/class (\w+) extends (?:globalThis\.)?(?:Error|TypeError|RangeError)\b/g)].map((m) => `${relative(root, f)}: ${m[1]}`));
+    expect(offenders).toEqual(['src/errors.ts: HoopError']);
   });
 });

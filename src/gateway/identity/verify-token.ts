@@ -115,7 +115,12 @@ interface IssuerState {
   failure?: { at: number; error: Error };
 }
 
-class DiscoveryError extends Error {}
+/** The issuer's discovery document or keys could not be fetched or are not usable: no token of it can be verified. */
+class DiscoveryError extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.TOKEN_REJECTED, message);
+  }
+}
 
 /** Header parameters by which a token would bring or point to its own verification key. */
 const SELF_KEY_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'] as const;

@@ -34,6 +34,7 @@ import { MaskingRules } from '../../policy/masking/rules.js';
 import { redactDetected } from '../../policy/sql/redact.js';
 import type { McpAsk, McpVerdict } from '../../policy/mcp.js';
 import { type CloseReason, type PendingReview, type SessionOutcome, sessionEndOf, type TunnelSession } from '../../session/engine.js';
+import { RelayEnd } from '../../session/relay-end.js';
 import { errorLine, idKey, type JsonRpcId, LineReader, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
 import { MCP_FROM_AGENT, MCP_TO_AGENT, recordLine } from './records.js';
 import { type McpUpstream, openUpstream } from './upstream.js';
@@ -58,9 +59,6 @@ const MAX_REVIEW_TEXT = 64 * 1024;
  * waits while it is behind, and a stdio server's output too; a Streamable HTTP server's cannot.
  */
 const MAX_TO_AGENT_BEHIND = 32 * 1024 * 1024;
-/** How long a session's client has to read its last lines before the tunnel is cut. */
-const END_GRACE_MS = 5000;
-
 /** Methods the agent may send that the policy judges, by what they ask for. */
 const JUDGED: Record<string, (p: Record<string, unknown>) => McpAsk | string> = {
   'tools/call': (p) =>
@@ -135,17 +133,14 @@ export class McpSessionRelay {
   #upstream: McpUpstream | undefined;
   /** Lines from the agent that came before the server was open. */
   #early: string[] | undefined = [];
-  #reason: CloseReason | undefined;
-  #detail: string | undefined;
-  #fromAgent = 0;
   /** Why the agent's input waits: the server is behind taking it, or the agent behind reading its answers. */
   readonly #agentWaits = new Set<'server' | 'agent'>();
   /** The server has not taken what the gateway last answered it. */
   #serverBehind = false;
   /** While the agent is behind reading: resolves when it has read what waits (one listener, however many lines are sent meanwhile). */
   #agentDrained: Promise<void> | undefined;
-  #ended = false;
-  #resolve!: (o: SessionOutcome) => void;
+  /** How the session ends (src/session/relay-end.ts). */
+  readonly #relayEnd: RelayEnd;
 
   constructor(session: TunnelSession<McpConnection>, o: McpEngineOptions) {
     this.#session = session;
@@ -153,13 +148,12 @@ export class McpSessionRelay {
     const m = session.masking;
     const rules = m ? MaskingRules.of(m.policy, m.key) : undefined;
     this.#masking = rules && rules.detectors.length > 0 ? rules : undefined;
+    this.#relayEnd = new RelayEnd(session, () => this.#aborted());
   }
 
   /** Serves the session until it ends; never rejects. */
   start(): Promise<SessionOutcome> {
-    const done = new Promise<SessionOutcome>((resolve) => (this.#resolve = resolve));
-    const { channel, signal } = this.#session;
-    signal.addEventListener('abort', this.#onAbort, { once: true });
+    const { channel } = this.#session;
     const reader = new LineReader(
       (text) => this.#fromAgentLine(text),
       (bytes) => {
@@ -168,7 +162,7 @@ export class McpSessionRelay {
       },
     );
     channel.on('data', (b: Buffer) => {
-      this.#fromAgent += b.length;
+      this.#relayEnd.bytes.fromClient += b.length;
       reader.push(b);
     });
     channel.on('end', () => this.#end('client-disconnected'));
@@ -178,7 +172,7 @@ export class McpSessionRelay {
       this.#finish();
     });
     this.#open();
-    return done;
+    return this.#relayEnd.outcome;
   }
 
   /** Opens the server; what the agent sent meanwhile goes to it in order, or is answered with why it could not open. */
@@ -193,7 +187,7 @@ export class McpSessionRelay {
       },
     }).then(
       (u) => {
-        if (this.#ended) return void u.close();
+        if (this.#relayEnd.ending) return void u.close();
         this.#upstream = u;
         const early = this.#early ?? [];
         this.#early = undefined;
@@ -229,7 +223,7 @@ export class McpSessionRelay {
 
   /** One line from the agent: recorded, then judged and relayed, refused, or held. */
   #fromAgentLine(text: string): void {
-    if (this.#ended) return;
+    if (this.#relayEnd.ending) return;
     const recording = this.#session.recording;
     if (recording) recordLine(recording.stream, MCP_FROM_AGENT, this.#redacted(text, recording.redactionKey));
     const m = parseMessage(text);
@@ -317,7 +311,7 @@ export class McpSessionRelay {
     this.#notice(`hoop: ${m.method} of ${what} is held for review ${held.id}${verdict.rule ? ` (rule ${verdict.rule})` : ''}; it runs once a reviewer approves: hoop review approve ${held.id}`);
     void held.decided.then((outcome) => {
       const flightNow = this.#inFlight.get(key);
-      if (flightNow?.held !== held || this.#ended) return;
+      if (flightNow?.held !== held || this.#relayEnd.ending) return;
       if (outcome.state === 'approved') {
         this.#inFlight.set(key, flight);
         return this.#toServer(text);
@@ -359,7 +353,7 @@ export class McpSessionRelay {
 
   /** One message from the server: an answer to the agent, filtered and masked; its own requests and notifications as the policy says. */
   #fromServer(m: McpMessage | NotAMessage): void {
-    if (this.#ended) return;
+    if (this.#relayEnd.ending) return;
     try {
       this.#fromServerMessage(m);
     } catch (err) {
@@ -455,7 +449,7 @@ export class McpSessionRelay {
     // Before the server is open, at most what a session may have in flight waits (a flood of notifications is dropped).
     if (this.#early) return void (this.#early.length < 4 * MAX_IN_FLIGHT && this.#early.push(line));
     const u = this.#upstream;
-    if (!u || this.#ended) return;
+    if (!u || this.#relayEnd.ending) return;
     if (!u.send(line.endsWith('\n') ? line : `${line}\n`)) {
       this.#agentWait('server', true);
       void u.drained().then(() => this.#agentWait('server', false));
@@ -492,7 +486,7 @@ export class McpSessionRelay {
     if (channel.destroyed || channel.writableEnded) return;
     if (recording) recordLine(recording.stream, MCP_TO_AGENT, line);
     const behind = !channel.write(line);
-    if (behind && channel.writableLength > MAX_TO_AGENT_BEHIND && !this.#ended) {
+    if (behind && channel.writableLength > MAX_TO_AGENT_BEHIND && !this.#relayEnd.ending) {
       this.#session.log.warn('mcp.agent-behind', { session: this.#session.id, bytes: channel.writableLength });
       return this.#end('protocol-violation', `the agent did not read ${channel.writableLength} bytes sent to it`);
     }
@@ -535,44 +529,32 @@ export class McpSessionRelay {
     this.#inFlight.clear();
   }
 
-  readonly #onAbort = (): void => {
+  /** The gateway ends the session (its token, its run, a shutdown): what is in flight fails, the agent is told why, then it ends. */
+  #aborted(): void {
     const e = sessionEndOf(this.#session.signal);
     this.#session.recording?.stream.event({ t: 'mcp-end', at: Date.now(), reason: e.reason, message: e.message });
     this.#failInFlight(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     this.#notice(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     this.#session.channel.sendControl({ type: 'close', reason: e.reason, message: e.message, ...(e.hint ? { hint: e.hint } : {}) });
     this.#end(e.reason, e.message);
-  };
+  }
 
   /** Ends the server and the tunnel, keeping the first reason given. */
   #end(why: CloseReason, what?: string): void {
-    this.#reason ??= why;
-    this.#detail ??= what;
-    if (this.#ended) return;
-    this.#ended = true;
+    if (!this.#relayEnd.begin(why, what)) return;
     for (const flight of this.#inFlight.values()) flight.held?.withdraw('session-ended');
     void this.#upstream?.close();
     const { channel } = this.#session;
     if (channel.destroyed) return this.#finish();
-    channel.end();
-    // A client that never closes its side must not keep the session (and the gateway's shutdown) waiting.
-    setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
+    this.#relayEnd.linger(channel);
   }
 
-  #finished = false;
   /** Tells the engine how the session ended (once). */
   #finish(): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#session.signal.removeEventListener('abort', this.#onAbort);
+    if (this.#relayEnd.finished) return;
     const dropped = this.#progress.agent.dropped + this.#progress.server.dropped;
     if (dropped > 0) this.#session.log.info('mcp.progress-dropped', { session: this.#session.id, dropped });
-    this.#resolve({
-      reason: this.#reason ?? 'client-disconnected',
-      bytesFromClient: this.#fromAgent,
-      bytesToClient: this.#session.channel.bytesSent,
-      ...(this.#detail !== undefined ? { detail: this.#detail } : {}),
-    });
+    this.#relayEnd.finish({ fromClient: this.#relayEnd.bytes.fromClient, toClient: this.#session.channel.bytesSent });
   }
 }
 

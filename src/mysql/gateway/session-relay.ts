@@ -20,6 +20,7 @@ import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError, hoopSays } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
+import { RelayEnd } from '../../session/relay-end.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import { Conversation, type ServerPacket } from '../pipeline/conversation.js';
 import { MysqlPacketRecorder } from '../pipeline/record-tap.js';
@@ -94,8 +95,6 @@ const ERR: ServerPacket = { kind: 'err' };
 
 /** MariaDB's statement id for the statement prepared last on the session. */
 const LAST_STATEMENT = 0xffffffff;
-/** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
-const END_GRACE_MS = 5_000;
 
 /** The tables each statement's facts name, kept while the facts live (texts of one shape share theirs). */
 const TABLES = new WeakMap<readonly StatementFacts[], readonly string[]>();
@@ -113,14 +112,11 @@ export class MysqlSessionRelay {
   readonly #session: TunnelSession<MysqlConnection>;
   readonly #o: MysqlEngineOptions;
   readonly #who: { session: string; connection: string };
-  readonly #counts = { fromClient: 0, toClient: 0 };
   readonly #clientPackets = new PacketReader();
   readonly #serverPackets = new PacketReader();
   #upstream: Duplex | undefined;
-  #reason: CloseReason | undefined;
-  #detail: string | undefined;
-  #resolve: (outcome: SessionOutcome) => void = () => undefined;
-  #finished = false;
+  /** How the session ends (src/session/relay-end.ts). */
+  readonly #relayEnd: RelayEnd;
   readonly #judge: CommandJudge;
   /** A command held for review. */
   #held: { pending: PendingReview } | undefined;
@@ -153,7 +149,6 @@ export class MysqlSessionRelay {
   #creating: { table: string; columns: string[] } | undefined;
   /** The statement in flight (a query or an execute): what the index and the audit stream are told when its answer ends. */
   #running: StatementRows | undefined;
-  readonly #onAbort = (): void => this.#aborted();
 
   /** A client that signed in at the gateway's MySQL port: its answer to that greeting. */
   readonly #signedInAtPort: SignedInAtPort | undefined;
@@ -164,13 +159,12 @@ export class MysqlSessionRelay {
     this.#o = o;
     this.#who = { session: session.id, connection: session.connection.name };
     this.#judge = new CommandJudge(session);
+    this.#relayEnd = new RelayEnd(session, () => this.#aborted());
   }
 
   /** Serves the session until it ends; never rejects. */
   start(): Promise<SessionOutcome> {
-    const done = new Promise<SessionOutcome>((resolve) => (this.#resolve = resolve));
-    const { channel, signal } = this.#session;
-    signal.addEventListener('abort', this.#onAbort, { once: true });
+    const { channel } = this.#session;
     channel.on('error', (err: Error) => this.#end('client-disconnected', describeError(err)));
     channel.on('close', () => this.#end('client-disconnected'));
     channel.on('end', () => this.#end('client-disconnected'));
@@ -182,7 +176,7 @@ export class MysqlSessionRelay {
       this.#session.log.warn('mysql.session-failed', { ...this.#who, error: describeError(err) });
       this.#end('protocol-violation', describeError(err));
     });
-    return done;
+    return this.#relayEnd.outcome;
   }
 
   /** Reaches the server, greets the client (unless it signed in at the gateway's MySQL port), signs in, then relays. */
@@ -246,7 +240,7 @@ export class MysqlSessionRelay {
       }, this.#o.handshakeTimeoutMs ?? 30_000);
       timer.unref();
       const onData = (chunk: Buffer): void => {
-        this.#counts.fromClient += chunk.length;
+        this.#relayEnd.bytes.fromClient += chunk.length;
         let got: MySqlPacket | undefined;
         try {
           got = this.#clientPackets.push(chunk)[0];
@@ -304,7 +298,7 @@ export class MysqlSessionRelay {
     this.#conversation = new Conversation(capabilities);
     this.#capabilities = capabilities;
     channel.on('data', (chunk: Buffer) => {
-      this.#counts.fromClient += chunk.length;
+      this.#relayEnd.bytes.fromClient += chunk.length;
       this.#safely(() => {
         this.#queued.push(...this.#clientPackets.push(chunk));
         this.#next();
@@ -414,13 +408,13 @@ export class MysqlSessionRelay {
    */
   #next(): void {
     const { channel } = this.#session;
-    if (this.#reset && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#finished) {
+    if (this.#reset && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#relayEnd.finished) {
       // What ran may have run stored code that changed the access's timeouts: they are set again before the next command.
       this.#resetting = true;
       this.#own(this.#reset);
       this.#reset = undefined;
     }
-    while (this.#queued.length > 0 && !this.#held && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#finished) this.#command(this.#queued.shift()!);
+    while (this.#queued.length > 0 && !this.#held && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#relayEnd.finished) this.#command(this.#queued.shift()!);
     if (this.#queued.length > 0 || this.#held) channel.pause();
     else this.#resumeClient();
   }
@@ -559,7 +553,7 @@ export class MysqlSessionRelay {
     const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };
     if (!pending.reused) channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
     void pending.decided.then((o) => {
-      if (this.#finished) return;
+      if (this.#relayEnd.finished) return;
       channel.sendControl({
         type: 'review',
         state: o.state,
@@ -603,29 +597,16 @@ export class MysqlSessionRelay {
     }
     const { channel } = this.#session;
     if (channel.destroyed || channel.writableEnded) return;
-    this.#counts.toClient += bytes.length;
+    this.#relayEnd.bytes.toClient += bytes.length;
     channel.write(bytes);
   }
 
   /** Ends both connections, keeping the first reason given, and tells the engine once. */
   #end(why: CloseReason, what?: string): void {
-    this.#reason ??= why;
-    this.#detail ??= what;
+    this.#relayEnd.begin(why, what);
     this.#held?.pending.withdraw('session-ended');
-    const up = this.#upstream;
-    if (up && !up.destroyed) {
-      up.end(packet(0, Buffer.from([Command.QUIT])));
-      setTimeout(() => up.destroy(), END_GRACE_MS).unref();
-    }
-    const { channel } = this.#session;
-    if (!channel.destroyed) {
-      channel.end();
-      setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
-    }
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#session.signal.removeEventListener('abort', this.#onAbort);
-    const { fromClient, toClient } = this.#counts;
-    this.#resolve({ reason: this.#reason, bytesFromClient: fromClient, bytesToClient: toClient, ...(this.#detail !== undefined ? { detail: this.#detail } : {}) });
+    if (this.#upstream) this.#relayEnd.linger(this.#upstream, packet(0, Buffer.from([Command.QUIT])));
+    this.#relayEnd.linger(this.#session.channel);
+    this.#relayEnd.finish();
   }
 }

@@ -6,6 +6,7 @@
  *
  * @see https://dev.mysql.com/doc/refman/8.0/en/connection-options.html#option_general_ssl-mode
  */
+import { describeError, ErrorCode, HoopError, isHoopError } from '../../errors.js';
 import { connect, type Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { MysqlConnection } from '../../config/connection.js';
@@ -13,12 +14,11 @@ import { Cap } from '../wire/handshake.js';
 import { MySqlGreeted, type MySqlClient } from '../wire/client.js';
 
 /** A server that could not be reached or refused the gateway's sign-in. */
-export class UpstreamMysqlError extends Error {
-  override readonly name = 'UpstreamMysqlError';
+export class UpstreamMysqlError extends HoopError {
   readonly reason: 'upstream-unavailable' | 'upstream-auth-failed';
 
   constructor(reason: 'upstream-unavailable' | 'upstream-auth-failed', message: string) {
-    super(message);
+    super(reason === 'upstream-auth-failed' ? ErrorCode.UPSTREAM_AUTH_FAILED : ErrorCode.UPSTREAM_UNAVAILABLE, message);
     this.reason = reason;
   }
 }
@@ -73,7 +73,6 @@ export async function signInUpstream(
       ...(tls && { tls }),
     });
   } catch (err) {
-    const e = err as Error & { code?: number };
-    throw new UpstreamMysqlError(e.name === 'MySqlServerError' && (e.code === 1045 || e.code === 1044) ? 'upstream-auth-failed' : 'upstream-unavailable', e.message);
+    throw new UpstreamMysqlError(isHoopError(err, ErrorCode.UPSTREAM_AUTH_FAILED) ? 'upstream-auth-failed' : 'upstream-unavailable', describeError(err));
   }
 }

@@ -7,6 +7,7 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query.html
  */
+import { ErrorCode, HoopError } from '../../errors.js';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scramble } from './auth.js';
@@ -32,15 +33,15 @@ import {
   type OkPacket,
 } from './results.js';
 
-/** The server refused: an ERR packet's code, SQLSTATE and message. */
-export class MySqlServerError extends Error {
-  override readonly name = 'MySqlServerError';
-  readonly code: number;
+/** The server refused: an ERR packet's error number, SQLSTATE and message. */
+export class MySqlServerError extends HoopError {
+  readonly errno: number;
   readonly sqlState: string;
 
   constructor(e: ErrPacket) {
-    super(e.message);
-    this.code = e.code;
+    // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR: the credentials; anything else the server refused.
+    super(e.code === 1045 || e.code === 1044 ? ErrorCode.UPSTREAM_AUTH_FAILED : ErrorCode.UPSTREAM_UNAVAILABLE, e.message);
+    this.errno = e.code;
     this.sqlState = e.sqlState;
   }
 }

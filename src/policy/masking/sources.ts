@@ -9,6 +9,7 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-class.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-attribute.html
  */
+import { ErrorCode, HoopError } from '../../errors.js';
 import type { ColumnLineage, ColumnSource, LineageSegment, RelationDdl, RelationName, StatementLineage } from '../sql/analyze.js';
 import type { ResolvedColumn } from './catalog.js';
 import type { ColumnOrigin, MaskingRules } from './rules.js';
@@ -73,7 +74,11 @@ export interface Overlay {
 export const NO_OVERLAY: Overlay = { get: () => undefined, altered: false, opaque: false };
 
 /** What hoop could not establish about a result column, said to the client when it refuses. */
-export class CannotTell extends Error {}
+export class CannotTell extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.ACCESS_DENIED, message);
+  }
+}
 
 /** A name as `StatementFacts.tables` writes it (`schema.table` or `table`), split at its last dot. */
 export function splitName(name: string): RelationName {

@@ -14,6 +14,7 @@
  * @see https://github.com/apache/datafusion-sqlparser-rs
  * @see https://dev.mysql.com/doc/refman/8.0/en/sql-statements.html
  */
+import { ErrorCode, HoopError } from '../../errors.js';
 import { init, parse } from '@guanmingchiu/sqlparser-ts';
 import type { StatementKind } from '../schema.js';
 import type { Analysis, StatementFacts } from '../sql/analyze/facts.js';
@@ -59,7 +60,11 @@ export interface MysqlReading extends PrepassOptions {
 }
 
 /** A statement hoop does not read (it is `unparseable`). */
-class Unread extends Error {}
+class Unread extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.INTERNAL, message);
+  }
+}
 
 /** Analyses kept, by reading and text: a session sends the same statements again and again. */
 const cache = new LruCache<string, Analysis>(1000);

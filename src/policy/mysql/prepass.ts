@@ -12,6 +12,7 @@
  * @see https://dev.mysql.com/doc/refman/8.0/en/comments.html
  * @see https://mariadb.com/kb/en/string-literals/
  */
+import { ErrorCode, HoopError } from '../../errors.js';
 
 /** How the session lexes, and what the gateway knows of its server. */
 export interface PrepassOptions {
@@ -52,7 +53,12 @@ const STATEMENT_STARTS = new Set(['', ';', 'BEGIN', 'THEN', 'ELSE', 'DO', 'LOOP'
 /** A statement that changes how the server lexes what follows it: one that assigns such a setting, or sets the character set (a read of one, `SET @saved = @@sql_mode`, changes nothing). */
 const CHANGES_LEXING = /^SET\b(?:[\s\S]*\b(?:names|character\s+set|charset)\b|[\s\S]*\b(?:sql_mode|character_set_client|session_track\w*)`?\s*:?=)/i;
 
-class Refusal extends Error {}
+/** Thrown within the prepass to refuse a text; caught there (one that escapes is a bug). */
+class Refusal extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.INTERNAL, message);
+  }
+}
 
 /** Whether the server runs an executable comment's content: `code`, `comment`, or `unknown` (its version decides). */
 export function executableCommentRuns(version: number | undefined, mariaOnly: boolean, o: PrepassOptions): 'code' | 'comment' | 'unknown' {

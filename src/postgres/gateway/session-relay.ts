@@ -20,6 +20,7 @@ import { pump, type PumpStats } from '../../tunnel/pump.js';
 import { describeError, isHoopError } from '../../errors.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
+import { RelayEnd } from '../../session/relay-end.js';
 import type { PgSessionMasking } from '../pipeline/masking/stage.js';
 import { MaskingRefusal } from '../pipeline/masking/judging.js';
 import type { Analysis } from '../../policy/sql/analyze.js';
@@ -127,8 +128,8 @@ export class SessionRelay {
   readonly #o: RelayOptions;
   readonly #socket: UpstreamPostgres['socket'];
   readonly #state = new ServerState();
-  #resolve: (outcome: SessionOutcome) => void = () => undefined;
-  #done = false;
+  /** How the session ends (src/session/relay-end.ts): made as the relay runs. */
+  #relayEnd!: RelayEnd;
   #partialTimer: NodeJS.Timeout | undefined;
   #cutTimer: NodeJS.Timeout | undefined;
   /** Why the session is ending, once the gateway ends it. */
@@ -144,6 +145,10 @@ export class SessionRelay {
   #fromClient: PumpStats | undefined;
   #toClient: PumpStats | undefined;
   readonly #onAbort = (): void => this.#endSession(sessionEndOf(this.#session.signal));
+  /** Whether the session's outcome is settled (it may wait for what its statements read). */
+  get #done(): boolean {
+    return this.#relayEnd.ending;
+  }
 
   constructor(session: TunnelSession<PostgresConnection>, opened: Omit<OpenedSession, 'release'>, options: RelayOptions) {
     this.#session = session;
@@ -154,19 +159,17 @@ export class SessionRelay {
 
   /** Relays until the session ends; resolves how it ended and the bytes each way. */
   run(): Promise<SessionOutcome> {
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#recorder = this.#recordingStage();
-      this.#gate = this.#statementGate();
-      this.#opened.relayed.gate = this.#gate;
-      this.#opened.relayed.idle = () => this.#state.idle;
-      this.#buildPaths();
-      this.#startPumps();
-      this.#session.signal.addEventListener('abort', this.#onAbort, { once: true });
-      if (this.#session.signal.aborted) this.#onAbort();
-      this.#watchClient();
-      this.#watchUpstream();
-    });
+    this.#relayEnd = new RelayEnd(this.#session, this.#onAbort);
+    this.#recorder = this.#recordingStage();
+    this.#gate = this.#statementGate();
+    this.#opened.relayed.gate = this.#gate;
+    this.#opened.relayed.idle = () => this.#state.idle;
+    this.#buildPaths();
+    this.#startPumps();
+    if (this.#session.signal.aborted) this.#onAbort();
+    this.#watchClient();
+    this.#watchUpstream();
+    return this.#relayEnd.outcome;
   }
 
   /** The recording stage, when the session is recorded. */
@@ -369,20 +372,18 @@ export class SessionRelay {
 
   /** Resolves the session's outcome, once: a statement held for review is withdrawn, the recording ended, the timers cleared. */
   #finish(reason: CloseReason, detail?: string): void {
-    if (this.#done) return;
-    this.#done = true;
+    if (!this.#relayEnd.begin(reason, detail || undefined)) return;
     // A statement held for review never runs once its session is gone.
     this.#gate?.withdraw('session-ended');
     this.#recorder?.end();
     this.#tally?.end();
     clearTimeout(this.#partialTimer);
     clearTimeout(this.#cutTimer);
-    this.#session.signal.removeEventListener('abort', this.#onAbort);
-    const outcome: SessionOutcome = { reason, bytesFromClient: this.#fromClient?.bytes ?? 0, bytesToClient: this.#toClient?.bytes ?? 0, ...(detail ? { detail } : {}) };
+    const bytes = { fromClient: this.#fromClient?.bytes ?? 0, toClient: this.#toClient?.bytes ?? 0 };
     // Statements still waiting for what their relations read are told before the session's end.
     const told = this.#reads?.settled();
-    if (told) void told.then(() => this.#resolve(outcome));
-    else this.#resolve(outcome);
+    if (told) void told.then(() => this.#relayEnd.finish(bytes));
+    else this.#relayEnd.finish(bytes);
   }
 
   /**

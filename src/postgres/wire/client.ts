@@ -15,6 +15,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
+import { ErrorCode, HoopError } from '../../errors.js';
 import type { Socket } from 'node:net';
 import { finished, type Duplex } from 'node:stream';
 import { Backend } from './codes.js';
@@ -241,11 +242,12 @@ export class PgClient {
  * The server refused the session (its ErrorResponse).
  * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
  */
-export class QueryError extends Error {
+export class QueryError extends HoopError {
+  /** The server's fields: its SQLSTATE (`code`), message, detail. */
   readonly fields: PgErrorFields;
 
   constructor(fields: PgErrorFields) {
-    super(fields.message);
+    super(ErrorCode.UPSTREAM_UNAVAILABLE, fields.message);
     this.fields = fields;
   }
 }

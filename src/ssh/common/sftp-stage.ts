@@ -11,6 +11,7 @@
  * @see https://datatracker.ietf.org/doc/html/draft-ietf-secsh-filexfer-02 (SFTP version 3, as OpenSSH speaks it)
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL (OpenSSH's extensions)
  */
+import { ErrorCode, HoopError } from '../../errors.js';
 import type { Readable, Writable } from 'node:stream';
 import { ChunkQueue } from '../../tunnel/chunk-queue.js';
 
@@ -72,8 +73,10 @@ const MAX_PENDING = 4096;
 export type SftpEvent = { op: string; name?: string; path?: string; to?: string; mode?: 'read' | 'write'; read?: number; written?: number; refused?: true; failed?: number };
 
 /** A client broke the SFTP protocol in a way the stage cannot judge past: the session ends. */
-export class SftpProtocolError extends Error {
-  override readonly name = 'SftpProtocolError';
+export class SftpProtocolError extends HoopError {
+  constructor(message: string) {
+    super(ErrorCode.PROTOCOL_VIOLATION, message);
+  }
 }
 
 /** A request waiting for its answer. */

@@ -12,6 +12,7 @@ import type { SshConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { END_GRACE_MS, RelayEnd } from '../../session/relay-end.js';
 import { VERSION } from '../../version.js';
 import { bridgeForward, guarded, safely } from '../common/channels.js';
 import { disconnectSaying, openFailureOf, rejectSaying } from '../common/reasons.js';
@@ -30,28 +31,20 @@ export interface SshEngineOptions {
   upstreamTimeoutMs?: number;
 }
 
-/** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
-const END_GRACE_MS = 5_000;
-
 /** See the module documentation. */
 export class SshSessionRelay {
   readonly #session: TunnelSession<SshConnection>;
   readonly #o: SshEngineOptions;
   readonly #who: { session: string; connection: string };
-  readonly #counts = { fromClient: 0, toClient: 0 };
+  /** How the session ends (src/session/relay-end.ts); its `ending`: the gateway is ending the session, or the client has gone (the target's close is no news to tell). */
+  readonly #relayEnd: RelayEnd;
   /** The client's running channels: told on their stderr why the gateway ends the session. */
   readonly #open: OpenChannels = new Set();
-  #reason: CloseReason | undefined;
-  #detail: string | undefined;
-  /** The gateway is ending the session, or the client has gone: the target's close is no news to tell. */
-  #ending = false;
   #client: Connection | undefined;
   #upstream: Promise<SshClient> | undefined;
   #upstreamClient: SshClient | undefined;
   #channels = 0;
   #signIn: NodeJS.Timeout | undefined;
-  #resolve: (outcome: SessionOutcome) => void = () => undefined;
-  readonly #onAbort = (): void => this.#aborted();
   /** Whatever a client sends that trips the engine (or ssh2) ends that one session, never the gateway. */
   readonly #fail = (err: unknown): void => {
     this.#session.log.warn('ssh.session-failed', { ...this.#who, error: describeError(err) });
@@ -62,13 +55,12 @@ export class SshSessionRelay {
     this.#session = session;
     this.#o = o;
     this.#who = { session: session.id, connection: session.connection.name };
+    this.#relayEnd = new RelayEnd(session, () => this.#aborted());
   }
 
   /** Serves the session until it ends; never rejects. */
   start(): Promise<SessionOutcome> {
-    const done = new Promise<SessionOutcome>((resolve) => (this.#resolve = resolve));
     const { channel } = this.#session;
-    this.#session.signal.addEventListener('abort', this.#onAbort, { once: true });
     this.#countBytes();
     const server = new ssh2.Server({ hostKeys: [this.#o.hostKey], ident: `hoop_${VERSION}` });
     this.#signIn = setTimeout(() => this.#end('handshake-timeout', 'the client did not sign in in time'), this.#o.handshakeTimeoutMs ?? 30_000);
@@ -76,24 +68,22 @@ export class SshSessionRelay {
     server.on('connection', (c: Connection) => this.#accept(c));
     // SSH has no half-closed connections: the client's end is the session's (ssh2 waits for the socket to close).
     channel.on('end', () => channel.end());
-    channel.on('error', (err: Error) => {
-      this.#reason ??= 'client-disconnected';
-      this.#detail ??= describeError(err);
-    });
+    channel.on('error', (err: Error) => this.#relayEnd.note('client-disconnected', describeError(err)));
     channel.on('close', () => {
       if (!this.#client) this.#finish();
     });
     server.injectSocket(channel as never);
-    return done;
+    return this.#relayEnd.outcome;
   }
 
   /** Counts the tunnel's bytes each way, for the session's outcome. */
   #countBytes(): void {
     const { channel } = this.#session;
-    channel.on('data', (b: Buffer) => (this.#counts.fromClient += b.length));
+    const { bytes } = this.#relayEnd;
+    channel.on('data', (b: Buffer) => (bytes.fromClient += b.length));
     const write = channel.write.bind(channel);
     channel.write = ((chunk: Buffer, ...rest: never[]) => {
-      this.#counts.toClient += chunk.length;
+      bytes.toClient += chunk.length;
       return write(chunk, ...rest);
     }) as typeof channel.write;
   }
@@ -110,7 +100,7 @@ export class SshSessionRelay {
     });
     c.on('ready', () => this.#signedIn(c));
     c.on('close', () => {
-      this.#ending = true;
+      this.#relayEnd.begin('client-disconnected');
       clearTimeout(this.#signIn);
       this.#upstream?.then(
         (u) => u.end(),
@@ -164,11 +154,10 @@ export class SshSessionRelay {
     const e = err instanceof UpstreamSshError ? err : new UpstreamSshError('upstream-unavailable', describeError(err));
     this.#session.log.warn('ssh.upstream-failed', { ...this.#who, reason: e.reason, message: e.message });
     this.#session.recording?.stream.event({ t: 'ssh-upstream-failed', at: Date.now(), reason: e.reason, message: e.message });
-    this.#reason ??= e.reason === 'host-key-mismatch' ? 'upstream-unavailable' : e.reason;
-    this.#detail ??= e.message;
+    this.#relayEnd.note(e.reason === 'host-key-mismatch' ? 'upstream-unavailable' : e.reason, e.message);
     // The client's channels say why (those open, or the next it opens: a client that ends SSH
     // locally asks for its command a moment after signing in); then the connection ends.
-    const said = (): void => void setTimeout(() => this.#end(this.#reason!, e.message), 100).unref();
+    const said = (): void => void setTimeout(() => this.#end(this.#relayEnd.reason!, e.message), 100).unref();
     if (this.#open.size > 0) setTimeout(said, 100).unref();
     else {
       this.#open.emptied = said;
@@ -178,7 +167,7 @@ export class SshSessionRelay {
 
   /** The target closed the gateway's connection: the client's channels are told, then the session ends saying so. */
   #upstreamClosed(): void {
-    if (this.#ending) return;
+    if (this.#relayEnd.ending) return;
     const { connection } = this.#session;
     const message = `the SSH server of "${connection.name}" (${connection.host}:${connection.port}) closed the connection (its log says why)`;
     this.#session.log.info('ssh.upstream-closed', this.#who);
@@ -187,9 +176,7 @@ export class SshSessionRelay {
 
   /** Tells each open channel `message`, records it, then, a moment later for those lines to leave, ends the session saying it. */
   #tellAndEnd(why: CloseReason, message: string): void {
-    this.#ending = true;
-    this.#reason ??= why;
-    this.#detail ??= message;
+    this.#relayEnd.begin(why, message);
     for (const ch of this.#open) ch.tell(message);
     this.#session.recording?.stream.event({ t: 'ssh-end', at: Date.now(), reason: why, message });
     setTimeout(() => this.#end(why, message), this.#open.size > 0 ? 100 : 0).unref();
@@ -235,22 +222,14 @@ export class SshSessionRelay {
 
   /** Ends both SSH connections (the client's with a disconnect message saying why) and the tunnel, keeping the first reason given. */
   #end(why: CloseReason, what: string): void {
-    this.#ending = true;
-    this.#reason ??= why;
-    this.#detail ??= what;
-    if (this.#client) disconnectSaying(this.#client, this.#detail);
+    this.#relayEnd.begin(why, what);
+    if (this.#client) disconnectSaying(this.#client, this.#relayEnd.detail ?? what);
     this.#upstreamClient?.end();
-    const { channel } = this.#session;
-    if (channel.destroyed) return;
-    channel.end();
-    // A client that never closes its side must not keep the session (and the gateway's shutdown) waiting.
-    setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
+    this.#relayEnd.linger(this.#session.channel);
   }
 
   /** Tells the engine how the session ended (once). */
   #finish(): void {
-    this.#session.signal.removeEventListener('abort', this.#onAbort);
-    const { fromClient, toClient } = this.#counts;
-    this.#resolve({ reason: this.#reason ?? 'client-disconnected', bytesFromClient: fromClient, bytesToClient: toClient, ...(this.#detail !== undefined ? { detail: this.#detail } : {}) });
+    this.#relayEnd.finish();
   }
 }

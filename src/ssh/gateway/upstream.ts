@@ -10,14 +10,13 @@ import ssh2 from '../common/ssh2-vendor.js';
 import type { Client as SshClient } from 'ssh2';
 import { sshFingerprint, type SshConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
-import { describeError } from '../../errors.js';
+import { describeError, ErrorCode, HoopError } from '../../errors.js';
 
 /** Why the upstream could not be opened, with a message for the user (their ssh client prints it). */
-export class UpstreamSshError extends Error {
-  override readonly name = 'UpstreamSshError';
+export class UpstreamSshError extends HoopError {
   readonly reason: 'upstream-unavailable' | 'upstream-auth-failed' | 'host-key-mismatch';
   constructor(reason: UpstreamSshError['reason'], message: string) {
-    super(message);
+    super(reason === 'upstream-auth-failed' ? ErrorCode.UPSTREAM_AUTH_FAILED : ErrorCode.UPSTREAM_UNAVAILABLE, message);
     this.reason = reason;
   }
 }

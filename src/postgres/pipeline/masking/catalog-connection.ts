@@ -13,7 +13,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-IDLE-SESSION-TIMEOUT
  */
-import { describeError } from '../../../errors.js';
+import { describeError, ErrorCode, HoopError } from '../../../errors.js';
 import { roundTrip, type RoundTrip, type RoundTripConnection } from '../../wire/client.js';
 import { bindText, describePortalUnnamed, describeUnnamed, execute, parseNamed, parseUnnamed, query as queryMessage, sync, terminate } from '../../wire/messages.js';
 
@@ -54,7 +54,11 @@ export interface CatalogConnectionOptions {
 }
 
 /** The failure of a catalog lookup: what it was and why it failed. */
-export class CatalogLookupError extends Error {}
+export class CatalogLookupError extends HoopError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(ErrorCode.UPSTREAM_UNAVAILABLE, message, options);
+  }
+}
 
 /**
  * A connection of the gateway's own for catalog lookups, shared by the sessions of one
