@@ -359,6 +359,34 @@ describe('hoop connect for a mysql connection', () => {
     expect(files.filter((f) => f.includes('hunter3-bound')).length).toBe(0);
   });
 
+  it("leaves a client's ROW_COUNT(), FOUND_ROWS() and LAST_INSERT_ID() its own, as direct: after sign-in, and after a write the gateway sets the access's timeouts again for", async () => {
+    await db.sql('CREATE TABLE IF NOT EXISTS app.diag_direct (id int auto_increment primary key, v int); CREATE TABLE IF NOT EXISTS app.diag_hoop LIKE app.diag_direct');
+    const c = await connectMysql(governed, 'shop-timed');
+    /** What a client reads of its own statements' effects, on table `t`. */
+    const diagnostics = async (conn: mysql.Connection, t: string): Promise<unknown[]> => {
+      const out: unknown[] = [];
+      const read = async (sql: string): Promise<void> => void out.push((await conn.query(sql))[0]);
+      await read('SELECT ROW_COUNT() AS rc, FOUND_ROWS() AS fr, @@warning_count AS w');
+      await conn.query(`INSERT INTO app.${t} (v) VALUES (1), (2), (3)`);
+      await read('SELECT ROW_COUNT() AS rc, LAST_INSERT_ID() AS id');
+      await conn.query(`UPDATE app.${t} SET v = v + 1 WHERE v > 1`);
+      await read('SELECT ROW_COUNT() AS rc');
+      await read(`SELECT v FROM app.${t} ORDER BY id`);
+      await read('SELECT FOUND_ROWS() AS fr');
+      return out;
+    };
+    const direct = await mysql.createConnection({ host: db.host, port: db.port, ...db.users.native, database: 'app' });
+    const viaHoop = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    try {
+      const want = await diagnostics(direct, 'diag_direct');
+      expect(want[1]).toEqual([{ rc: 3, id: 1 }]);
+      expect(await diagnostics(viaHoop, 'diag_hoop')).toEqual(want);
+    } finally {
+      await direct.end();
+      await viaHoop.end();
+    }
+  });
+
   it('MariaDB Connector/J (JDBC) gets what it gets directly: DatabaseMetaData, statements prepared at the server, types', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hoop-jdbc-'));
     const c = await connectMysql(stack, 'shop');

@@ -229,6 +229,8 @@ describe('a client speaking MySQL to the gateway directly', () => {
     ]) {
       await expect(client.query(carry), carry).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('could carry masked values') });
     }
+    // So LAST_INSERT_ID() holds only ids the server gave: it reads as it is, as do a session's other diagnostics.
+    expect(await rows('SELECT LAST_INSERT_ID() AS id, ROW_COUNT() AS rc, CONNECTION_ID() > 0 AS c')).toEqual([['0', '-1', '1']]);
     await client.query("SET @v = 'kept'");
     expect(await rows('SELECT @v AS v, LAST_INSERT_ID() AS l')).toEqual([['[redacted]', '[redacted]']]);
     // Tables hoop did not know at sign-in (a view made since, the server's own): their columns are redacted whole.

@@ -77,6 +77,11 @@ const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
 /** Every command hoop knows to be one; anything else is refused. */
 const KNOWN_COMMANDS = new Set<number>([...Object.values(Command), Command.STATISTICS]);
 
+/** The functions that read what the session's last statement left: its rows changed or found, the id it inserted. */
+const DIAGNOSTICS = new Set(['row_count', 'found_rows', 'last_insert_id']);
+/** Longest query {@link CommandJudge.readsDiagnostics} reads. */
+const MAX_DIAGNOSTICS_SQL = 1024;
+
 /** The SQL a command asks the server to run, as the policy judges it; undefined for a command that carries none. */
 function sqlOf(code: number, payload: Buffer): string | undefined {
   const rest = (): string => payload.toString('utf8', 1);
@@ -145,6 +150,21 @@ export class CommandJudge {
    * Reads how the server will lex the session's SQL (its `sql_mode` and the client's character
    * set), and opens read-only access's session read-only, before the client's first command.
    */
+  /**
+   * Whether command `payload` is a query of what the statement before it left (`SELECT ROW_COUNT()`,
+   * `FOUND_ROWS()`, `LAST_INSERT_ID()`, `@@warning_count`; no table, nothing else): the gateway's own
+   * statements wait until it has run, so that it reads the client's statement, not the gateway's.
+   */
+  readsDiagnostics(payload: Buffer): boolean {
+    if (payload[0] !== Command.QUERY || payload.length > 1 + MAX_DIAGNOSTICS_SQL || !this.#reading) return false;
+    const analysis = analyzeMysql(payload.toString('utf8', 1), this.#reading.options);
+    return (
+      analysis.ok &&
+      analysis.statements.length === 1 &&
+      analysis.statements.every((s) => s.kinds.length === 1 && s.kinds[0] === 'select' && s.tables.length === 0 && s.functions.every((f) => DIAGNOSTICS.has(f)))
+    );
+  }
+
   async govern(client: MySqlClient, agreed: number): Promise<void> {
     await loadMysqlParser();
     const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client');
@@ -197,6 +217,10 @@ export class CommandJudge {
       const extended = (client.mariadbCapabilities & MariaCap.EXTENDED_METADATA) !== 0;
       this.masker = new MysqlResultMasker(rules, new Set(names), maskedByName, (column, strategy) => recording?.notes?.masked(column, strategy), extended);
     }
+    // What the client reads of "the statement before" its first (ROW_COUNT() 0, FOUND_ROWS() 1) is what a fresh
+    // connection reads, not what the gateway's own statements left: a SELECT of one row, then a statement of no result.
+    await client.query('SELECT 1');
+    await client.query('DO 0');
   }
 
   /** Why command `code` may not run on this session, or the review it waits for; undefined when it may run. */

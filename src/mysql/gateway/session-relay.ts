@@ -408,8 +408,10 @@ export class MysqlSessionRelay {
    */
   #next(): void {
     const { channel } = this.#session;
-    if (this.#reset && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#relayEnd.finished) {
-      // What ran may have run stored code that changed the access's timeouts: they are set again before the next command.
+    const waiting = this.#queued[0];
+    if (this.#reset && waiting && !this.#judge.readsDiagnostics(waiting.payload) && !this.#guarded && !this.#resetting && !this.#conversation!.answering && !this.#relayEnd.finished) {
+      // What ran may have run stored code that changed the access's timeouts: they are set again before the next command
+      // (after a read of what the client's statement left, ROW_COUNT() and the like, which the gateway's own SET would change).
       this.#resetting = true;
       this.#own(this.#reset);
       this.#reset = undefined;
