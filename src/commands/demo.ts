@@ -25,10 +25,19 @@ interface DemoFlags {
   idpPort?: number;
   sshPort?: number;
   mysqlPort?: number;
+  gatewayMysqlPort?: number;
 }
 
 /** The flag of each port, as commander names it in {@link DemoFlags}. */
-const FLAG_OF: Record<DemoPortName, keyof DemoFlags> = { gateway: 'gatewayPort', local: 'port', postgres: 'postgresPort', issuer: 'idpPort', sshd: 'sshPort', mariadb: 'mysqlPort' };
+const FLAG_OF: Record<DemoPortName, keyof DemoFlags> = {
+  gateway: 'gatewayPort',
+  local: 'port',
+  postgres: 'postgresPort',
+  issuer: 'idpPort',
+  sshd: 'sshPort',
+  mariadb: 'mysqlPort',
+  gatewayMysql: 'gatewayMysqlPort',
+};
 
 /** The ports chosen by flag, else by their environment variable. @throws HoopError USAGE naming a variable that is no port */
 function chosenPorts(flags: DemoFlags, env: NodeJS.ProcessEnv): ChosenPorts {
@@ -136,6 +145,7 @@ export function demoCommand(io: CliIo, cli: RunCli): Command {
     .option('--idp-port <port>', "the identity provider's port (default: $HOOP_DEMO_IDP_PORT, else a free one, kept)", port)
     .option('--ssh-port <port>', "the SSH target's port (default: $HOOP_DEMO_SSH_PORT, else a free one, kept)", port)
     .option('--mysql-port <port>', "MariaDB's port (default: $HOOP_DEMO_MYSQL_PORT, else a free one, kept)", port)
+    .option('--gateway-mysql-port <port>', "the gateway's MySQL port, for hoop connect demo-mysql --direct (default: $HOOP_DEMO_GATEWAY_MYSQL_PORT, else a free one)", port)
     .action(async (flags: DemoFlags) => {
       const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
       const dir = resolve(io.cwd, flags.dir ?? `${stateDir(io.env)}/demo`);

@@ -37,7 +37,7 @@ import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { findSshd, sshdGivesTerminals, startSshd, type Sshd } from './sshd.js';
 import { DEMO_RECORDING_FLOOR, diskVerdict, freeBytes } from './disk.js';
-import { checkChosenPorts, portHint, targetPorts, type ChosenPorts, type KeptPorts } from './ports.js';
+import { checkChosenPorts, freePort, portHint, targetPorts, type ChosenPorts, type KeptPorts } from './ports.js';
 import { detectContainment } from '../agent/containment.js';
 import { findMariaDb, startDemoMariaDb, type DemoMariaDb } from './mariadb.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
@@ -228,7 +228,9 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     // The OpenID provider and the gateway.
     const gatewayUrl = `https://127.0.0.1:${gatewayPort}`;
     const issuer = await startIssuer(start, state, gatewayUrl);
-    await writeGatewayConfig(p, gatewayPort, gatewayUrl, issuer);
+    // With MariaDB, the gateway's MySQL port too: MySQL clients sign in there with a direct credential (hoop connect demo-mysql --direct).
+    const mysqlPort = maria ? (options.ports.gatewayMysql ?? (await freePort([gatewayPort, localPort, ...Object.values(state)]))) : undefined;
+    await writeGatewayConfig(p, gatewayPort, gatewayUrl, issuer, mysqlPort);
     await startDemoGateway(start, gatewayPort, gatewayUrl);
 
     // The CLI as the demo user: its own login, with the provider's sign-in played here.
@@ -426,13 +428,13 @@ async function startIssuer(start: DemoStart, state: DemoState, gatewayUrl: strin
 }
 
 /** Writes the gateway's configuration (gateway.yaml), anew on each start. */
-async function writeGatewayConfig(p: DemoPaths, gatewayPort: number, gatewayUrl: string, issuer: DemoIssuer): Promise<void> {
+async function writeGatewayConfig(p: DemoPaths, gatewayPort: number, gatewayUrl: string, issuer: DemoIssuer, mysqlPort: number | undefined): Promise<void> {
   const q = (value: string): string => JSON.stringify(value); // a YAML string, quoted as JSON
   await writeFile(
     p.gatewayConfig,
     `# written by hoop demo on each start
 listen: 127.0.0.1:${gatewayPort}
-tls: { cert: ${q(p.gatewayCert)}, key: ${q(p.gatewayKey)} }
+${mysqlPort !== undefined ? `mysqlListen: 127.0.0.1:${mysqlPort}\n` : ''}tls: { cert: ${q(p.gatewayCert)}, key: ${q(p.gatewayKey)} }
 dataDir: ${q(p.gatewayData)}
 recording: { minFreeBytes: ${DEMO_RECORDING_FLOOR} }
 log: { level: info }

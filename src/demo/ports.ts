@@ -1,7 +1,8 @@
 /**
- * The demo's six ports: the gateway's and `hoop connect`'s (fixed: 8443 and 6432 unless chosen),
- * and its targets' and identity provider's (any free port on a first start, then kept, unless
- * chosen). A chosen port is checked before anything starts; a target's kept port is named by the
+ * The demo's seven ports: the gateway's and `hoop connect`'s (fixed: 8443 and 6432 unless chosen),
+ * the gateway's MySQL port (any free one on each start, unless chosen; `hoop connect --direct`
+ * prints it), and its targets' and identity provider's (any free port on a first start, then kept,
+ * unless chosen). A chosen port is checked before anything starts; a target's kept port is named by the
  * policy repo, so choosing another one for it takes a fresh start.
  */
 import { createServer, type AddressInfo } from 'node:net';
@@ -15,6 +16,7 @@ export const DEMO_PORTS = {
   issuer: { flag: '--idp-port', env: 'HOOP_DEMO_IDP_PORT', what: 'identity provider' },
   sshd: { flag: '--ssh-port', env: 'HOOP_DEMO_SSH_PORT', what: 'sshd' },
   mariadb: { flag: '--mysql-port', env: 'HOOP_DEMO_MYSQL_PORT', what: 'MariaDB' },
+  gatewayMysql: { flag: '--gateway-mysql-port', env: 'HOOP_DEMO_GATEWAY_MYSQL_PORT', what: "gateway's MySQL port" },
 } as const;
 
 /** A name of {@link DEMO_PORTS}. */

@@ -145,12 +145,23 @@ describe('hoop demo', () => {
     expect(broken.stderr).toContain('did not go as the demo policy says');
   }, 180_000);
 
-  it('--json runs until SIGTERM; a second terminal sources <dir>/env and uses psql and hoop; restart and --fresh; all six ports chosen', async () => {
+  it('--json runs until SIGTERM; a second terminal sources <dir>/env and uses psql and hoop; restart and --fresh; all seven ports chosen', async () => {
     const dir = join(base, 'running');
     const gatewayPort = await freePort();
     const ports = ['--gateway-port', String(gatewayPort), '--port', String(await freePort())];
-    const [postgresPort, idpPort, sshPort, mysqlPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const targets = ['--postgres-port', String(postgresPort), '--idp-port', String(idpPort), '--ssh-port', String(sshPort), '--mysql-port', String(mysqlPort)];
+    const [postgresPort, idpPort, sshPort, mysqlPort, gatewayMysqlPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const targets = [
+      '--postgres-port',
+      String(postgresPort),
+      '--idp-port',
+      String(idpPort),
+      '--ssh-port',
+      String(sshPort),
+      '--mysql-port',
+      String(mysqlPort),
+      '--gateway-mysql-port',
+      String(gatewayMysqlPort),
+    ];
     const first = await demoRunning(['--dir', dir, ...ports, ...targets]);
     expect(first.info, first.stderr()).toMatchObject({
       dir,
@@ -166,6 +177,7 @@ describe('hoop demo', () => {
       [idpPort, true],
       [sshPort, findSshd() !== undefined],
       [mysqlPort, findMariaDb() !== undefined],
+      [gatewayMysqlPort, findMariaDb() !== undefined],
     ] as const)
       expect(await listening(port), String(port)).toBe(there);
     expect(sourced(first.info.envFile)).toEqual(first.info.env);
@@ -206,6 +218,13 @@ describe('hoop demo', () => {
       expect(dropped.code).toBe(3);
       expect(dropped.stderr).toContain('denied by rule "no-drop-or-truncate"');
       expect((await terminal(first.info.envFile, `hoop exec demo-mysql --csv -c 'select count(*) from orders'`)).stdout).toBe('count(*)\n60\n');
+      // The mariadb client straight to the gateway's MySQL port, with the credential hoop connect --direct mints: masked there too.
+      const direct = await terminal(first.info.envFile, 'hoop connect demo-mysql --direct --once --json');
+      expect(direct.code, direct.stderr).toBe(0);
+      const { optionFile } = JSON.parse(direct.stdout) as { optionFile: string };
+      const client = await terminal(first.info.envFile, `mariadb --defaults-extra-file=${optionFile} -N -e 'select email, card_number from customers where id = 1'`);
+      expect(client.stderr).toBe('');
+      expect(client.stdout).toMatch(/^\[redacted\]\t\*{4} \*{4} \*{4} \d{4}\n$/);
     }
 
     // The CLI as the demo user.
