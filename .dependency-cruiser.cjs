@@ -31,6 +31,7 @@ const LAYERS = [
   { rank: 5, name: 'pg-pipeline', path: '^src/postgres/pipeline/' },
   { rank: 5, name: 'ssh-common', path: '^src/ssh/common/' },
   { rank: 5, name: 'mysql-pipeline', path: '^src/mysql/pipeline/' },
+  { rank: 5, name: 'mcp-pipeline', path: '^src/mcp/pipeline/' },
   // 6 — each protocol's two ends, which never import each other: the CLI's local side, the gateway's engine.
   { rank: 6, name: 'pg-local', path: '^src/postgres/local/' },
   { rank: 6, name: 'pg-gateway', path: '^src/postgres/gateway/' },
@@ -39,6 +40,8 @@ const LAYERS = [
   { rank: 6, name: 'mysql-local', path: '^src/mysql/local/' },
   { rank: 6, name: 'mysql-gateway', path: '^src/mysql/gateway/' },
   { rank: 6, name: 'mcp-gateway', path: '^src/mcp/gateway/' },
+  // 6 — what every lane registers once: the decoders of its recordings' records (the gateway's and the CLI's readers).
+  { rank: 6, name: 'lanes', path: '^src/lanes/' },
   // 7 — what people see (ink components, transcripts, tables).
   { rank: 7, name: 'ui', path: '^src/ui/' },
   // 8 to 19 — the gateway by domain, and the agent's containment (which never imports the gateway, nor it the agent):

@@ -16,7 +16,7 @@ import type { ClientRecordInfo, SessionSummary } from '../api/answers.js';
 import type { GatewayEndpoint } from '../api-client/request.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { RECORD_DECODERS } from '../gateway/records/record-decoders.js';
+import { RECORD_DECODERS } from '../lanes/record-decoders.js';
 import { readEvents as readRecording } from '../recording/read.js';
 import type { RecordKind } from '../recording/spool.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
@@ -37,14 +37,13 @@ export interface SessionsFlags extends GatewayFlags {
 
 /**
  * The sessions `hoop sessions ls` lists: this machine's leftover records uploaded first, then the
- * sessions that match `filter`, each whose CLI record this machine still holds marked `local`.
+ * sessions that match `filter`, and (`local`) those whose CLI record this machine still holds.
  */
 export async function listSessionsFromHere(io: CliIo, flags: GatewayFlags, filter: Record<string, string>): Promise<{ sessions: SessionSummary[]; local: Set<string> }> {
   const provider = await commandTokenProvider(io, flags);
   try {
     const local = await uploadLeftovers(io, provider);
     const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
-    for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
     return { sessions, local };
   } finally {
     provider.close();

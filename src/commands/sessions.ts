@@ -88,7 +88,8 @@ async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
   const { sessions, local } = await listSessionsFromHere(io, flags, filter);
   if (flags.json) {
-    printJson(io, { sessions });
+    // A CLI record this machine still holds (not uploaded yet) is said as `local`, as the table says it.
+    printJson(io, { sessions: sessions.map((s) => (local.has(`sessions/${s.id}`) ? { ...s, clientRecord: 'local' } : s)) });
     return;
   }
   if (sessions.length === 0) {

@@ -21,12 +21,9 @@
 import { z } from 'zod';
 import { globMatches } from '../glob.js';
 import type { Identity } from '../identity.js';
+import { VIAS, type Via } from '../api/answers.js';
 
-/** The ways a session comes to the gateway. */
-export const VIAS = ['connect', 'exec', 'direct', 'run', 'mcp'] as const;
-
-/** One way a session comes to the gateway. */
-export type Via = (typeof VIAS)[number];
+export { VIAS, type Via };
 
 /** The ways in of a person with their own credential: the client names one. */
 export const PERSON_VIAS: readonly Via[] = ['connect', 'exec'];

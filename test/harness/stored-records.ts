@@ -6,7 +6,7 @@
 import type { RaisedAlert } from '../../src/api/answers.js';
 import type { DirectRecord } from '../../src/gateway/credentials/direct-credentials.js';
 import type { ClientRecordState } from '../../src/gateway/records/client-records.js';
-import type { SessionSummary } from '../../src/gateway/records/recordings.js';
+import type { SessionSummary } from '../../src/api/answers.js';
 import type { RunRecord } from '../../src/gateway/runs/runs.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { Review } from '../../src/policy/review-record.js';

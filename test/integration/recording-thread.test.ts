@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
-import { RECORD_DECODERS } from '../../src/gateway/records/record-decoders.js';
+import { RECORD_DECODERS } from '../../src/lanes/record-decoders.js';
 import { PostgresRecordingStage } from '../../src/postgres/pipeline/recording/stage.js';
 import { readEvents } from '../../src/recording/read.js';
 import { generateSigningKey } from '../../src/recording/sshsig.js';

@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RECORD_DECODERS } from '../../src/gateway/records/record-decoders.js';
+import { RECORD_DECODERS } from '../../src/lanes/record-decoders.js';
 import { CLIENT } from '../../src/postgres/pipeline/recording/records.js';
 import { Journal } from '../../src/recording/journal.js';
 import { recoverJournals } from '../../src/recording/journal-recovery.js';

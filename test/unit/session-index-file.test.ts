@@ -7,7 +7,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sessionSummarySchema, type SessionSummary } from '../../src/gateway/records/recordings.js';
+import { sessionSummarySchema, type SessionSummary } from '../../src/api/answers.js';
 import { SessionIndexFile } from '../../src/gateway/records/session-index-file.js';
 import { silentLogger } from '../../src/log.js';
 import { storedSummary } from '../harness/stored-records.js';

@@ -24,7 +24,7 @@ import { type ClientRecordState, MAX_RECORD_FILE_BYTES } from '../records/client
 import { RECORD_BATCH_ENTRY } from '../../api/paths.js';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayParts } from '../parts/parts.js';
-import type { SessionSummary } from '../records/recordings.js';
+import type { SessionSummary } from '../../api/answers.js';
 import { type Answer, asHoopError, errorBody, errorStatus, readBody } from '../http/respond.js';
 import { readTar, type TarEntry } from '../../recording/tar.js';
 import { parseTimeBound, TIME_BOUND_HELP } from '../../time-bound.js';

@@ -7,11 +7,11 @@
  *
  * @see docs/recording-format.md
  */
-import type { RecordingKey } from '../../api/answers.js';
+import { SESSION_ID, sessionSummarySchema, type RecordingKey, type SessionSummary } from '../../api/answers.js';
 import { z } from 'zod';
 import { VIAS, type Via } from '../../policy/principal.js';
 import type { Logger } from '../../log.js';
-import { recordObject, storedTime } from '../../stored-record.js';
+import { recordObject } from '../../stored-record.js';
 import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
@@ -25,7 +25,7 @@ import { readEvents } from '../../recording/read.js';
 import { cutRecording } from '../../recording/record-chunks.js';
 import { type JournalListener, RecordingThread, type RecordingStream } from '../../recording/thread.js';
 import { MANIFEST, RECORDING_FILE } from '../../recording/writer.js';
-import { RECORD_DECODERS } from './record-decoders.js';
+import { RECORD_DECODERS } from '../../lanes/record-decoders.js';
 import { verifyRecording } from '../../recording/verify.js';
 import { SessionIndexFile } from './session-index-file.js';
 
@@ -45,83 +45,9 @@ interface LiveRecording {
   taken?: Promise<void>;
 }
 const INDEX_FILE = 'sessions.jsonl';
-export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** A published recording key (`GET /v1/keys`). */
 export type PublishedKey = RecordingKey;
-
-/**
- * One session: in the index once it ended; while it runs, as the gateway sees it so far. Kept in
- * `sessions.jsonl` or `hoop.sessions.summary`, and read back with this schema.
- */
-export const sessionSummarySchema = recordObject({
-  id: z.string().regex(SESSION_ID),
-  subject: z.string(),
-  issuer: z.string(),
-  email: z.string().optional(),
-  groups: z.array(z.string()),
-  kind: z.enum(['user', 'workload']),
-  connection: z.string(),
-  type: z.string(),
-  remote: z.string(),
-  client: z.string().optional(),
-  policyCommit: z.string().optional(),
-  runId: z.string().optional(),
-  /** How the session came (absent in sessions recorded before hoop knew: read as connect). */
-  via: z.enum(VIAS).optional(),
-  /** The agent, for a run's session. */
-  agent: z.string().optional(),
-  /** PostgreSQL: the database role and database the session signed in as (absent until it has, and in sessions recorded before hoop let a client pick them). */
-  role: z.string().optional(),
-  database: z.string().optional(),
-  /** For a run's session: whether its command was contained. */
-  isolated: z.boolean().optional(),
-  /** A direct client's session (a direct credential at the gateway's port): no hoop in its path, so no record of the CLI's. */
-  direct: z.literal(true).optional(),
-  startedAt: storedTime,
-  /** Absent while the session runs. */
-  endedAt: storedTime.optional(),
-  /** Why it ended (`running` while it runs). */
-  reason: z.string(),
-  /** Statements the client sent (Query and Execute). */
-  statements: z.number(),
-  /** Statements the policy refused. */
-  refused: z.number(),
-  /** Tables (and views) the session's statements named, refused ones included; lower-case as written (`schema.table` or `table`). */
-  tables: z.array(z.string()),
-  /** Of those, the ones a statement wrote to or tried to (DML, COPY FROM, DDL). */
-  written: z.array(z.string()),
-  /**
-   * The columns its statements named, as `table.column` (`table.*` for a `*`; see `columnsNamed`
-   * in src/policy/touched.ts); absent in sessions indexed before hoop kept them.
-   */
-  columns: z.array(z.string()).optional(),
-  /** MCP: the tools the agent called, allowed or not (at most 1,000). */
-  tools: z.array(z.string()).optional(),
-  /** False when the session ran more distinct statements (or named more columns) than were analysed for `tables` and `columns`. */
-  tablesComplete: z.boolean(),
-  /** Rows the client received (result rows and COPY TO data), in all its statements; absent before hoop counted them. */
-  rowsRead: z.number().optional(),
-  /** Rows its statements changed, as the server reported them (INSERT, UPDATE, DELETE, MERGE, COPY FROM), committed or not. */
-  rowsChanged: z.number().optional(),
-  /**
-   * Columns masking masked as a whole in results the client received (`schema.table.column`, or
-   * the result column's name when it has no origin), each with the strategy: their values left masked.
-   */
-  maskedColumns: z.array(recordObject({ column: z.string(), strategy: z.string() })),
-  /**
-   * `complete`: closed and signed; `running`: being written (it verifies up to its last
-   * checkpoint); `truncated`: the gateway stopped before the session ended (it verifies up to its
-   * last checkpoint); `failed`: it could not be written (onFailure continue or refuse); `none`: not
-   * recorded; `deleted`: removed after the policy's `retentionDays`.
-   */
-  recording: z.enum(['complete', 'running', 'truncated', 'failed', 'none', 'deleted']),
-  /** How much of the CLI's own record of the session the gateway holds (absent: none of it). */
-  clientRecord: z.enum(['uploading', 'complete', 'truncated', 'refused']).optional(),
-  bytesFromClient: z.number(),
-  bytesToClient: z.number(),
-});
-export type SessionSummary = z.infer<typeof sessionSummarySchema>;
 
 const KEY_PART = z.number().int().min(0).max(0xffffffff);
 /** The cancel key of a session's upstream PostgreSQL backend (kept in `hoop.sessions.upstream` while it runs). */

@@ -7,6 +7,7 @@
  * serving it. What the log, the audit stream, the recording and the index say of it, they hear
  * from the session's owner ({@link LiveSession}).
  */
+import { SESSION_ID } from '../../api/answers.js';
 import { randomUUID } from 'node:crypto';
 import type { ConnectionConfig } from '../../config/connection.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
@@ -44,8 +45,6 @@ import type { SessionLimits } from '../../policy/limits.js';
 
 /** Recording without a policy repo. */
 const DEFAULT_RECORDING: RecordingPolicy = { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] };
-/** A session id as a tunnel may propose it (`Hoop-Session-Id`). */
-const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 /** How long a finished session's tunnel may stay open for the client to read its last bytes. */
 const SESSION_LINGER_MS = 5_000;
 /** The longest delay `setTimeout` takes; a session limit is at most 7 days, so clamp. */

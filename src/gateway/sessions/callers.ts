@@ -14,7 +14,7 @@ import type { AuthRefusals, RefusedAt } from '../identity/auth-refusals.js';
 import type { GatewayParts } from '../parts/parts.js';
 import { checkRunConnection } from '../config/policy-source.js';
 import { isRunToken } from '../runs/runs.js';
-import type { SessionSummary } from '../records/recordings.js';
+import type { SessionSummary } from '../../api/answers.js';
 import { TokenRejectedError, TokenVerifier } from '../identity/verify-token.js';
 
 /** What the API areas and the session admission share. */

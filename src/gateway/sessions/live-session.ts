@@ -11,7 +11,8 @@ import type { Principal } from '../../policy/principal.js';
 import type { Review } from '../../policy/review-record.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import type { RecordingNotes, RelationsRead, SessionOutcome, SessionReport, StatementRefusal, StatementRows } from '../../session/engine.js';
-import { TablesTouched, type SessionSummary, type TouchedSummary } from '../records/recordings.js';
+import type { SessionSummary } from '../../api/answers.js';
+import { TablesTouched, type TouchedSummary } from '../records/recordings.js';
 
 /** Who a session is, as every log line and audit event about it names it. */
 export type SessionWho = {

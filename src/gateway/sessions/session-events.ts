@@ -10,7 +10,8 @@ import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { GatewayEvents } from '../audit/events.js';
 import type { SessionObserver } from './live-session.js';
-import type { GatewayRecordings, SessionSummary } from '../records/recordings.js';
+import type { SessionSummary } from '../../api/answers.js';
+import type { GatewayRecordings } from '../records/recordings.js';
 import { reviewRecordingEvent } from '../reviews/reviews.js';
 
 /** `tunnel.open` and `tunnel.close` in the gateway's log. */

@@ -36,7 +36,7 @@ import type { McpAsk, McpVerdict } from '../../policy/mcp.js';
 import { type CloseReason, type PendingReview, type SessionOutcome, sessionEndOf, type TunnelSession } from '../../session/engine.js';
 import { RelayEnd } from '../../session/relay-end.js';
 import { errorLine, idKey, type JsonRpcId, LineReader, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
-import { MCP_FROM_AGENT, MCP_TO_AGENT, recordLine } from './records.js';
+import { MCP_FROM_AGENT, MCP_TO_AGENT, recordLine } from '../pipeline/records.js';
 import { type McpUpstream, openUpstream } from './upstream.js';
 
 /** Options of the MCP engine. */
