@@ -216,25 +216,29 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   reviews?: SessionReviews;
   /** Where the engine records the session (src/recording/); without it nothing is recorded. */
   recording?: SessionRecording;
-  /**
-   * SSH: what the session may do (src/policy/ssh.ts); without it shells, commands and sftp are
-   * allowed, forwarding is refused and only LANG and LC_* may be set.
-   */
-  ssh?: SessionSsh;
-  /**
-   * PostgreSQL: the database roles and databases the client may pick with its StartupMessage's
-   * `user` and `database` (src/policy/database-access.ts); without it, the connection's own.
-   */
-  databaseAccess?: DatabaseAccess;
-  /**
-   * MCP: what the session may call, read and see (src/policy/mcp.ts); without it everything is
-   * allowed and the server may ask the agent nothing.
-   */
-  mcp?: SessionMcp;
-  /** SSH: the public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
-  sshClientKey?: string;
+  /** What only its lane reads: the policy and client's terms of its connection's type ({@link LaneTerms}). */
+  lane?: LaneTerms[C['type']];
   /** Told what the engine learns as it serves the session (the gateway's live session, src/gateway/sessions/live-session.ts). */
   report?: SessionReport;
+}
+
+/** What a session's policy and client say that only one lane reads, by connection type. */
+export interface LaneTerms {
+  postgres: {
+    /** The database roles and databases the client may pick with its StartupMessage's `user` and `database` (src/policy/database-access.ts); without it, the connection's own. */
+    databaseAccess?: DatabaseAccess;
+  };
+  ssh: {
+    /** What the session may do (src/policy/ssh.ts); without it shells, commands and sftp are allowed, forwarding is refused and only LANG and LC_* may be set. */
+    ssh?: SessionSsh;
+    /** The public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
+    clientKey?: string;
+  };
+  mcp: {
+    /** What the session may call, read and see (src/policy/mcp.ts); without it everything is allowed and the server may ask the agent nothing. */
+    mcp?: SessionMcp;
+  };
+  mysql: Record<never, never>;
 }
 
 /** What an engine tells its session's owner as it learns it; none of these may block. */

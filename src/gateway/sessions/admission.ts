@@ -38,7 +38,7 @@ import { openRecording, startRecording } from './session-recording.js';
 import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
-import type { ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
+import type { LaneTerms, ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
 import { redactDetected, redactionMarker, redactSql, secretParameters } from '../../policy/sql/redact.js';
 import type { DetectorName } from '../../policy/masking/detectors.js';
 import type { SessionLimits } from '../../policy/limits.js';
@@ -415,12 +415,9 @@ export class SessionAdmission {
           }
         : {}),
       ...(policy?.readOnly ? { readOnly: true } : {}),
-      ...(policy?.ssh ? { ssh: policy.ssh } : {}),
-      ...(policy?.mcp ? { mcp: policy.mcp } : {}),
-      ...(asked.sshKey !== undefined ? { sshClientKey: asked.sshKey } : {}),
+      lane: laneTerms(connection.type, policy, asked),
       ...(policy?.masking ? { masking: policy.masking } : {}),
       ...(policy?.limits ? { limits: policy.limits } : {}),
-      ...(policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {}),
       report: live,
       reviews: {
         // Each review's request and end are in the session's recording as `review` events.
@@ -526,6 +523,14 @@ function originOf({ identity, connection, principal, policyCommit }: Authorized,
     ...(identity.run ? { isolated: identity.run.isolated } : {}),
     ...(asked.direct ? { direct: true as const } : {}),
   };
+}
+
+/** What only the session's lane reads: the policy's terms for its connection type, and an SSH client's key. */
+function laneTerms(type: ConnectionConfig['type'], policy: SessionPolicy | undefined, asked: Asked): LaneTerms[ConnectionConfig['type']] {
+  if (type === 'postgres') return policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {};
+  if (type === 'ssh') return { ...(policy?.ssh ? { ssh: policy.ssh } : {}), ...(asked.sshKey !== undefined ? { clientKey: asked.sshKey } : {}) };
+  if (type === 'mcp') return policy?.mcp ? { mcp: policy.mcp } : {};
+  return {};
 }
 
 /** `ask` as a reviewer is shown it: the secrets in its SQL (or, for another lane, what the detectors find) and in its parameters redacted. */

@@ -256,14 +256,15 @@ export class McpSessionRelay {
       if (!RELAYED.has(m.method)) return this.#answerError(m.id, RpcError.methodNotFound, `hoop: method ${m.method} is not one the gateway relays`);
       // A completion of a prompt's or a resource template's arguments asks the server about it: not of one the listings hide.
       const ref = m.method === 'completion/complete' ? completionRef(m.params) : undefined;
-      if (ref && this.#session.mcp && !this.#session.mcp.shows(ref.kind, ref.name))
+      if (ref && this.#session.lane?.mcp && !this.#session.lane.mcp.shows(ref.kind, ref.name))
         return this.#refuse(m.id, { action: 'deny', rule: 'hoop:completion', reason: `the policy refuses every use of ${ref.kind} ${ref.name}, so its arguments are not completed` });
       this.#inFlight.set(key, { method: m.method });
       return this.#toServer(m.method === 'initialize' ? this.#initialize(m) : text);
     }
     const ask = judged(m.params ?? {});
     if (typeof ask === 'string') return this.#answerError(m.id, RpcError.invalidParams, hoopSays(ask));
-    const verdict: McpVerdict = this.#session.mcp ? this.#session.mcp.decide(ask) : { action: 'allow', reason: 'no mcp policy' };
+    const mcp = this.#session.lane?.mcp;
+    const verdict: McpVerdict = mcp ? mcp.decide(ask) : { action: 'allow', reason: 'no mcp policy' };
     const flight: InFlight = { method: m.method, ...(ask.kind === 'tool' ? { tool: ask.name } : {}) };
     if (ask.kind === 'tool') this.#session.recording?.notes?.tool?.(ask.name);
     if (verdict.action === 'allow') {
@@ -282,7 +283,7 @@ export class McpSessionRelay {
     const capabilities = m.params?.capabilities;
     if (typeof capabilities !== 'object' || capabilities === null) return messageLine(asRead(m));
     const asks: Record<string, string> = { sampling: 'sampling/createMessage', elicitation: 'elicitation/create', roots: 'roots/list' };
-    const kept = Object.fromEntries(Object.entries(capabilities).filter(([k]) => !Object.hasOwn(asks, k) || this.#session.mcp?.serverMay(asks[k]!) === true));
+    const kept = Object.fromEntries(Object.entries(capabilities).filter(([k]) => !Object.hasOwn(asks, k) || this.#session.lane?.mcp?.serverMay(asks[k]!) === true));
     return messageLine({ ...asRead(m), params: { ...m.params, capabilities: kept } });
   }
 
@@ -378,7 +379,7 @@ export class McpSessionRelay {
     }
     if (m.kind === 'request') {
       if (m.method === 'ping') return this.#answerServer(messageLine({ jsonrpc: '2.0', id: m.id, result: {} }));
-      const mcp = this.#session.mcp;
+      const mcp = this.#session.lane?.mcp;
       if (!mcp?.serverMay(m.method) || this.#serverAsks.size >= MAX_SERVER_ASKS) {
         // Recorded, not counted as the agent's refusal (nor told to alerts): the server asked, not the agent.
         this.#session.recording?.stream.event({ t: 'mcp-server-request-refused', at: Date.now(), method: m.method });
@@ -398,7 +399,7 @@ export class McpSessionRelay {
     if (m.method === 'notifications/message') return this.#send(messageLine(this.#masked(undefined, m.raw, 'params')));
     // A resource's update names its URI: not one the listings hide.
     const uri = m.method === 'notifications/resources/updated' ? m.params?.uri : undefined;
-    if (typeof uri === 'string' && this.#session.mcp && !this.#session.mcp.shows('resource', uri)) return;
+    if (typeof uri === 'string' && this.#session.lane?.mcp && !this.#session.lane.mcp.shows('resource', uri)) return;
     if (SERVER_NOTIFICATIONS.has(m.method)) this.#send(messageLine(m.raw));
   }
 
@@ -416,7 +417,7 @@ export class McpSessionRelay {
       return this.#masked(flight, raw, 'result');
     }
     const listing = Object.hasOwn(LISTINGS, flight.method) ? LISTINGS[flight.method] : undefined;
-    const mcp = this.#session.mcp;
+    const mcp = this.#session.lane?.mcp;
     if (listing && mcp) {
       const items = (result as Record<string, unknown>)[listing.list];
       if (!Array.isArray(items)) return raw;

@@ -249,7 +249,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     outcome: OutcomeOf,
   ): { startup: StartupMessage; params: StartupParams; connection: PostgresConnection } | { done: SessionOutcome } {
     try {
-      const access = session.databaseAccess;
+      const access = session.lane?.databaseAccess;
       const params = filterStartupParams(startup.params, { settings: this.#startupSettings, limits: session.limits ?? {}, databases: databasesOf(session.connection, access) });
       const connection = signInAs(session.connection, access, { user: params.user, database: startup.params.get('database') || undefined, direct: session.direct === true });
       return { startup, params, connection };

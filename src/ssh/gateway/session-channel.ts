@@ -92,7 +92,7 @@ class SessionChannel implements OpenChannel {
       accept?.();
     });
     s.on('env', (accept, reject, { key, val }) => {
-      const { ssh } = this.#c.session;
+      const ssh = this.#c.session.lane?.ssh;
       const allowed = ssh ? ssh.env(key) : /^(LANG|LC_\w+)$/.test(key);
       rec?.event({ t: 'ssh-env', at: Date.now(), ch, name: key, allowed });
       if (!allowed) return reject?.();
@@ -173,7 +173,9 @@ class SessionChannel implements OpenChannel {
   #decide(request: SshRequest, loginShell: string | undefined): SshVerdict {
     const { session } = this.#c;
     const stopped = session.recording?.stopping?.();
-    const verdict: SshVerdict = stopped ? { action: 'deny', rule: 'hoop:recording', reason: stopped } : (session.ssh?.decide(request, loginShell) ?? { action: 'allow', reason: 'no ssh policy' });
+    const verdict: SshVerdict = stopped
+      ? { action: 'deny', rule: 'hoop:recording', reason: stopped }
+      : (session.lane?.ssh?.decide(request, loginShell) ?? { action: 'allow', reason: 'no ssh policy' });
     this.#rec?.event({
       t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
       at: Date.now(),
@@ -312,7 +314,7 @@ function relayRunning(session: TunnelSession<SshConnection>, n: number, kind: 's
   // Each sftp operation is a statement too; a refused one is counted as a refusal.
   const sftp =
     kind === 'sftp'
-      ? new SftpStage(session.ssh?.sftp === 'read-only', (e) => {
+      ? new SftpStage(session.lane?.ssh?.sftp === 'read-only', (e) => {
           rec?.stream.event({ at: Date.now(), ch: n, ...e, t: 'ssh-sftp' });
           if (e.failed === undefined && e.op !== 'close') rec?.notes?.statement();
           if (e.refused) rec?.notes?.refused();

@@ -91,7 +91,8 @@ export class SshSessionRelay {
   /** The client's SSH connection: it signs in with the per-session key the CLI named, or not at all. */
   #accept(c: Connection): void {
     const { log } = this.#session;
-    const expected = this.#session.sshClientKey ? parsedKey(this.#session.sshClientKey) : undefined;
+    const clientKey = this.#session.lane?.clientKey;
+    const expected = clientKey ? parsedKey(clientKey) : undefined;
     this.#client = guarded(c, this.#fail);
     c.on('error', (err: Error) => log.debug('ssh.client-error', { ...this.#who, error: describeError(err) }));
     c.on('authentication', (ctx: AuthContext) => {
@@ -187,7 +188,8 @@ export class SshSessionRelay {
     const session = this.#session;
     const n = ++this.#channels;
     const target = `${info.destIP}:${info.destPort}`;
-    const allowed = session.ssh ? session.ssh.forward(info.destIP, info.destPort) : false;
+    const ssh = session.lane?.ssh;
+    const allowed = ssh ? ssh.forward(info.destIP, info.destPort) : false;
     session.recording?.stream.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed });
     if (!allowed) {
       session.log.info('ssh.refused', { ...this.#who, what: 'forward', target });
