@@ -50,11 +50,14 @@ describe('a Bind as it is recorded', () => {
     expect(out.subarray(-4)).toEqual(raw.subarray(-4)); // one result format, binary
     const binary = b.bind(bind('s1', ['data', Buffer.from('hunter2'), 'x']), 's1');
     expect(params(binary)[1]).toMatch(/^\[redacted:[0-9a-f]{8}\]$/);
-    // The same value, hashed alike; a statement parsed again with no secret, its Binds as sent.
+    // The same value, hashed alike. The unnamed statement parsed again with no secret: its Binds as sent.
     expect(params(b.bind(bind('s1', ['d', 'hunter2', null]), 's1'))[1]).toBe(params(out)[1]);
+    b.parsed('', 'select $1, $2');
+    const plain = bind('', ['data', 'hunter2']);
+    expect(b.bind(plain, '')).toBe(plain);
+    // A named one parsed again keeps its secrets (the server refuses a name in use, and keeps the first).
     b.parsed('s1', 'select $1, $2, $3');
-    const plain = bind('s1', ['data', 'hunter2', null]);
-    expect(b.bind(plain, 's1')).toBe(plain);
+    expect(params(b.bind(bind('s1', ['d', 'hunter2', null]), 's1'))[1]).toMatch(/^\[redacted:/);
   });
 
   it('replaces what the detectors find in a text parameter of any statement, and only that', () => {
@@ -65,9 +68,28 @@ describe('a Bind as it is recorded', () => {
     expect(b.bind(none, '')).toBe(none);
   });
 
-  it('keeps a Bind it cannot read as it came (the server refuses it; the reader says it is unreadable)', () => {
+  it('takes every value as a secret where it cannot tell: a Bind it cannot read (its names alone), a statement it did not see prepared or could not read (too long), one SQL PREPAREd', () => {
+    const b = new BindSecrets({ key: 'k' });
+    b.parsed('', 'select pgp_sym_encrypt($1, $2)');
+    const whole = bind('', ['d', 'hunter2']);
+    const cut = Buffer.concat([whole.subarray(0, 5), whole.subarray(5, 20)]);
+    cut.writeUInt32BE(cut.length - 1, 1);
+    const kept = b.bind(cut, '');
+    expect(kept.toString('latin1')).not.toContain('hunter');
+    expect(kept.subarray(5, 13).toString('latin1')).toBe('portal\0\0');
+    expect(params(b.bind(bind('elsewhere', ['a', 'b']), 'elsewhere'))).toEqual([expect.stringMatching(/^\[redacted:/), expect.stringMatching(/^\[redacted:/)]);
+    b.parsed('long', undefined);
+    expect(params(b.bind(bind('long', ['a']), 'long'))).toEqual([expect.stringMatching(/^\[redacted:/)]);
+    b.query('PREPARE "P1" (text, text) AS select pgp_sym_encrypt($1, $2)');
+    expect(params(b.bind(bind('P1', ['data', 'hunter2']), 'P1'))).toEqual(['data', expect.stringMatching(/^\[redacted:/)]);
+  });
+
+  it('reads a binary text parameter and a binary int8 for the detectors, as a driver that binds everything binary sends them', () => {
     const b = new BindSecrets({ key: 'k', detectors: ['payment-card'] });
-    const cut = bind('', ['4111 1111 1111 1111']).subarray(0, 20);
-    expect(b.bind(cut, '')).toBe(cut);
+    const int8 = Buffer.alloc(8);
+    int8.writeBigInt64BE(4111111111111111n);
+    const out = params(b.bind(bind('', [Buffer.from('4111 1111 1111 1111'), int8, Buffer.from('plain')]), ''));
+    expect(out.slice(0, 2)).toEqual([expect.stringMatching(/^\[redacted:/), expect.stringMatching(/^\[redacted:/)]);
+    expect(out[2]).toBe(Buffer.from('plain').toString('base64'));
   });
 });

@@ -77,8 +77,14 @@ describe('a MySQL execute as it is recorded', () => {
     expect(values(s.client(execute(1, [text('4111 1111 1111 1111'), text('ok')])), 2)).toEqual([expect.stringMatching(marker), 'ok']);
     const plain = execute(1, [text('nothing'), text('ok')]);
     expect(s.client(plain)).toBe(plain);
-    const long = Buffer.concat([Buffer.from([0x18, 1, 0, 0, 0, 0, 0]), Buffer.from('card 4111 1111 1111 1111')]);
-    expect(s.client(long).toString('latin1')).toMatch(/^\x18\x01\0\0\0\0\0card \[redacted:[0-9a-f]{8}\]$/);
+    // Long data comes in pieces a card may span: with detectors, each piece is kept as its hash.
+    const long = Buffer.concat([Buffer.from([0x18, 1, 0, 0, 0, 0, 0]), Buffer.from('card 4111 1111')]);
+    expect(s.client(long).toString('latin1')).toMatch(/^\x18\x01\0\0\0\0\0\[redacted:[0-9a-f]{8}\]$/);
+    // …and the execute after it carries no value for that parameter: the rest are read in their places.
+    const after = execute(1, [[VAR_STRING, Buffer.alloc(0)], text('ok')]);
+    expect(s.client(after)).toBe(after);
+    // Without the long data before it, the same bytes read one value short: every value is redacted.
+    expect(s.client(after).equals(after)).toBe(false);
   });
 
   it('redacts every value of an execute it cannot read: a statement it did not see prepared, a packet cut short', () => {

@@ -99,6 +99,27 @@ describe('redacting secrets from SQL', () => {
     expect(secretParameters('select $1::text', 'postgres')).toEqual([]);
   });
 
+  it('finds a secret by its place however it is spelled: wrapped, cast, named, in a column list, compared either way, executed (an attack of issue 72, class 8)', () => {
+    for (const [sql, want] of [
+      ["select pgp_sym_encrypt(x, coalesce($2, ''))", [2]],
+      ['select pgp_sym_encrypt(x, CAST($2 AS text))', [2]],
+      ['select pgp_sym_encrypt(x, (select $2))', [2]],
+      ["select set_config('app.api_token'::text, ($1), false)", [1]],
+      ["select set_config(setting_name => 'app.api_token', new_value => $1, is_local => false)", [1]],
+      ['insert into users (name, password) values ($1, $2), ($3, $4)', [2, 4]],
+      ['select * from users where password in ($1, $2) and id = $3', [1, 2]],
+      ['select * from users where $1 = password or password::text <> lower($2)', [1, 2]],
+      ['update users set password = $1 || $2, name = $3 where id = $4', [1, 2]],
+    ] as const)
+      expect(secretParameters(sql, 'postgres'), sql).toEqual(want);
+    expect(pg("insert into users (name, password) values ('bob', 'hunter2')")).toMatch(/values \('bob', '\[redacted:[0-9a-f]{8}\]'\)$/);
+    // EXECUTE of a statement prepared in the same text: its secret places; of one prepared elsewhere: every argument.
+    expect(pg("prepare p as select pgp_sym_encrypt($1, $2); execute p('data', 'hunter2')")).toMatch(/execute p\('data', '\[redacted:[0-9a-f]{8}\]'\)$/);
+    expect(pg("execute q('data', 'hunter2')")).not.toContain('data');
+    // MySQL text whose lexing depends on the session's sql_mode or version: every parameter.
+    for (const sql of ['SELECT /*!50000 ? ,*/ AES_ENCRYPT(?, ?)', "SELECT '\\', AES_ENCRYPT(?, ?)", 'SELECT "a", AES_ENCRYPT(?, ?)']) expect(secretParameters(sql, 'mysql'), sql).toBe('all');
+  });
+
   it('redacts to the end a literal it cannot read to its end', () => {
     expect(pg("alter role a password 'unterminated")).not.toContain('unterminated');
   });

@@ -39,7 +39,7 @@ import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
 import type { LaneTerms, ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
-import { redactDetected, redactionMarker, redactSql, secretParameters } from '../../policy/sql/redact.js';
+import { isSecretParam, redactDetected, redactionMarker, redactSql, secretParameters } from '../../policy/sql/redact.js';
 import type { DetectorName } from '../../policy/masking/detectors.js';
 import type { SessionLimits } from '../../policy/limits.js';
 
@@ -538,6 +538,6 @@ function redactedAsk(ask: ReviewAsk, lane: string, o: { key?: Buffer; detectors:
   const sqlLane = lane === 'postgres' || lane === 'mysql' ? lane : undefined;
   const sql = sqlLane ? redactSql(ask.sql, sqlLane, o).text : redactDetected(ask.sql, o).text;
   const secret = sqlLane && ask.params ? secretParameters(ask.sql, sqlLane) : [];
-  const param = (p: string | null, i: number): string | null => (p === null ? null : secret.includes(i + 1) ? redactionMarker(p, o.key) : redactDetected(p, o).text);
+  const param = (p: string | null, i: number): string | null => (p === null ? null : isSecretParam(secret, i + 1) ? redactionMarker(p, o.key) : redactDetected(p, o).text);
   return { ...ask, sql, ...(ask.params ? { params: ask.params.map(param) } : {}) };
 }

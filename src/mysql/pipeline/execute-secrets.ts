@@ -9,7 +9,7 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_execute.html
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_send_long_data.html
  */
-import { type RedactOptions, redactDetected, redactionMarker, secretParameters } from '../../policy/sql/redact.js';
+import { isSecretParam, type RedactOptions, redactDetected, redactionMarker, type SecretParams, secretParameters } from '../../policy/sql/redact.js';
 import { Cursor, lenencBytes } from '../wire/packets.js';
 import { Command } from '../wire/results.js';
 
@@ -24,9 +24,11 @@ const VAR_STRING = 253;
 
 /** A prepared statement: which parameters (1 first) are secrets, how many it has, and the types its last execute bound. */
 interface Prepared {
-  secret: readonly number[];
+  secret: SecretParams;
   params: number;
   types?: Buffer;
+  /** Parameters whose value came as long data since the last execute: the execute carries none for them. */
+  long: Set<number>;
 }
 
 /** Follows a session's prepared statements and redacts what their executes bind: one per recording. */
@@ -34,7 +36,7 @@ export class ExecuteSecrets {
   readonly #redact: RedactOptions;
   readonly #statements = new Map<number, Prepared>();
   /** The secret parameters of the statement being prepared, until the server says its id. */
-  #preparing: readonly number[] | undefined;
+  #preparing: SecretParams | undefined;
   #last: number | undefined;
 
   constructor(redact: RedactOptions) {
@@ -49,7 +51,7 @@ export class ExecuteSecrets {
 
   /** The server's answer to it: statement `id`, with `params` parameters. */
   prepared(id: number, params: number): void {
-    this.#statements.set(id, { secret: this.#preparing ?? [], params });
+    this.#statements.set(id, { secret: this.#preparing ?? 'all', params, long: new Set() });
     this.#preparing = undefined;
     this.#last = id;
   }
@@ -69,9 +71,9 @@ export class ExecuteSecrets {
     return this.#statements.get(id === LAST_STATEMENT && this.#last !== undefined ? this.#last : id);
   }
 
-  /** A value of parameter `n` (1 first) of `st` as recorded: its marker when it is a secret, else the detectors' redaction; undefined when it stays. */
-  #value(st: Prepared | undefined, n: number, value: Buffer): Buffer | undefined {
-    if (!st || st.secret.includes(n)) return Buffer.from(redactionMarker(value.toString('latin1'), this.#redact.key));
+  /** A value of parameter `n` (1 first) of `st` as recorded: its marker when it is a secret (or `whole`), else the detectors' redaction; undefined when it stays. */
+  #value(st: Prepared | undefined, n: number, value: Buffer, whole = false): Buffer | undefined {
+    if (!st || whole || isSecretParam(st.secret, n)) return Buffer.from(redactionMarker(value.toString('latin1'), this.#redact.key));
     if (!this.#redact.detectors?.length) return undefined;
     const r = redactDetected(value.toString('utf8'), this.#redact);
     return r.redacted ? Buffer.from(r.text) : undefined;
@@ -80,7 +82,9 @@ export class ExecuteSecrets {
   #execute(payload: Buffer): Buffer {
     const st = this.#statement(payload);
     if (st && st.params === 0) return payload;
-    if (!st || (st.secret.length === 0 && !this.#redact.detectors?.length)) return st ? payload : everyValueRedacted(payload, this.#redact);
+    const longData = st?.long ?? new Set<number>();
+    if (st) st.long = new Set();
+    if (!st || (st.secret !== 'all' && st.secret.length === 0 && !this.#redact.detectors?.length)) return st ? payload : everyValueRedacted(payload, this.#redact);
     try {
       const c = new Cursor(payload, 10);
       const nulls = c.bytes((st.params + 7) >> 3);
@@ -93,7 +97,8 @@ export class ExecuteSecrets {
       let changed = false;
       const newTypes = Buffer.from(types);
       for (let i = 0; i < st.params; i++) {
-        if (nulls[i >> 3]! & (1 << (i & 7))) continue;
+        // A value sent as long data is not in the execute.
+        if (nulls[i >> 3]! & (1 << (i & 7)) || longData.has(i)) continue;
         const type = types[2 * i]!;
         const start = c.at;
         if (FIXED[type] !== undefined) c.bytes(FIXED[type]);
@@ -101,7 +106,11 @@ export class ExecuteSecrets {
         else c.bytes(c.lenenc());
         const raw = payload.subarray(start, c.at);
         const isString = FIXED[type] === undefined && !COUNTED.has(type);
-        const replaced = isString ? this.#value(st, i + 1, new Cursor(raw).lenencBytesOrNull() ?? Buffer.alloc(0)) : st.secret.includes(i + 1) ? this.#value(st, i + 1, raw) : undefined;
+        const replaced = isString
+          ? this.#value(st, i + 1, new Cursor(raw).lenencBytesOrNull() ?? Buffer.alloc(0))
+          : isSecretParam(st.secret, i + 1) || this.#numberDetected(raw)
+            ? this.#value(st, i + 1, raw, true)
+            : undefined;
         if (replaced) {
           changed = true;
           newTypes[2 * i] = VAR_STRING;
@@ -121,9 +130,18 @@ export class ExecuteSecrets {
   #longData(payload: Buffer): Buffer {
     if (payload.length < 7) return payload;
     const st = this.#statement(payload);
+    const param = payload.readUInt16LE(5);
+    st?.long.add(param);
     const data = payload.subarray(7);
-    const replaced = this.#value(st, payload.readUInt16LE(5) + 1, data);
+    // A chunk is a piece of a value: what a detector finds may span two, so with detectors each chunk is kept as its hash.
+    const replaced = this.#redact.detectors?.length ? Buffer.from(redactionMarker(data.toString('latin1'), this.#redact.key)) : this.#value(st, param + 1, data);
     return replaced ? Buffer.concat([payload.subarray(0, 7), replaced]) : payload;
+  }
+
+  /** Whether a detector finds something in an integer parameter's digits (a card number bound as a BIGINT). */
+  #numberDetected(raw: Buffer): boolean {
+    if (!this.#redact.detectors?.length || raw.length !== 8) return false;
+    return redactDetected(String(raw.readBigInt64LE(0)), this.#redact).redacted;
   }
 }
 

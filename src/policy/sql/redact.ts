@@ -60,10 +60,10 @@ const SECRET_ARGUMENTS: Record<SqlDialect, Readonly<Record<string, readonly numb
     pgp_pub_decrypt: [1, 2],
     pgp_pub_decrypt_bytea: [1, 2],
   },
-  mysql: { aes_encrypt: [1], aes_decrypt: [1], des_encrypt: [1], des_decrypt: [1], encode: [1], decode: [1], encrypt: [0], password: [0], old_password: [0] },
+  mysql: { aes_encrypt: [1], aes_decrypt: [1], des_encrypt: [1], des_decrypt: [1], encode: [1], decode: [1], encrypt: [0], password: [0], old_password: [0], validate_password_strength: [0] },
 };
 /** What a statement holding a secret by {@link SECRET_WORD}, {@link SECRET_ARGUMENTS} or a connection string holds somewhere. */
-const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identified|crypt|hmac|pgp_|aes_|des_|code\s*\(|:\/\//i;
+const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identified|crypt|hmac|pgp_|aes_|des_|code\s*\(|validate_password|execute|:\/\//i;
 
 /** A connection string or URI with a password in it. */
 const CONNINFO_PASSWORD = /(^|\s)password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
@@ -148,47 +148,173 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
   return out;
 }
 
-/** A call whose arguments are being read: the function's name, which argument is at hand, and whether the one before named a secret. */
-interface Call {
-  name: string | undefined;
-  argument: number;
-  namedSecret: boolean;
-}
-
 /** What of a statement holds a secret: spans of its text (string literals' content), and the parameters (1 first) whose values are one. */
 interface Secrets {
   spans: Array<[number, number]>;
-  params: number[];
+  params: number[] | 'all';
+}
+
+/** The parameters (1 first) whose values are secrets, or `all` of them (a text hoop cannot lex for sure, or did not read). */
+export type SecretParams = readonly number[] | 'all';
+
+/** Whether parameter `n` (1 first) of `params` is a secret. */
+export function isSecretParam(params: SecretParams, n: number): boolean {
+  return params === 'all' || params.includes(n);
 }
 
 /**
- * What of `sql` holds a secret: a literal or parameter after a word that names one, at a secret's
- * place in a function's arguments, or right after an argument that names one
- * (`set_config('app.api_token', 'x', false)`, as `SET` of it is); a literal holding a connection
- * string with a password.
+ * A run of a statement between its separators, at one depth: an argument of a call, an item of a
+ * column or value list, a condition between ANDs, a clause. It is a secret's place when a rule marks
+ * it, or when it names a secret and compares or assigns (`password = $1`, `$1 <> api_token`,
+ * `password IN ($1)`); what lies in it at any depth (`pgp_sym_encrypt(d, coalesce($2, ''))`) is then
+ * a secret too.
+ */
+interface Segment {
+  parent: Segment | undefined;
+  marked: boolean;
+  namesSecret: boolean;
+  compares: boolean;
+  /** A string in it names a secret (a setting's name): the next argument of its call holds the value. */
+  nameString: boolean;
+}
+
+/** A parenthesised group: the function it calls (none for a subquery or a list), and its arguments' segments. */
+interface Group {
+  name: string | undefined;
+  args: Segment[];
+  /** A VALUES tuple of an INSERT: its arguments take the secrecy of the column list's. */
+  values?: boolean;
+  /** `EXECUTE name (…)`: its arguments take the secrecy of the statement's parameters (all, when hoop did not see it prepared). */
+  executes?: SecretParams;
+}
+
+/** Words that start a new segment where they stand outside a call: clauses, and the conditions AND and OR join. */
+const SEPARATORS = new Set([
+  'where',
+  'and',
+  'or',
+  'set',
+  'select',
+  'from',
+  'values',
+  'value',
+  'on',
+  'having',
+  'returning',
+  'when',
+  'then',
+  'else',
+  'limit',
+  'offset',
+  'join',
+  'union',
+  'except',
+  'intersect',
+]);
+/** Words that compare or assign, beside `=`, `<`, `>`, `!`, `:=`, `~`. */
+const COMPARING = new Set(['in', 'like', 'ilike', 'similar', 'between', 'is']);
+
+/** Whether `seg`, or a segment it lies in, is a secret's place. */
+function inSecret(seg: Segment | undefined): boolean {
+  for (let s = seg; s; s = s.parent) if (s.marked || (s.namesSecret && s.compares)) return true;
+  return false;
+}
+
+/**
+ * What of `sql` holds a secret: a literal or parameter after a word that names one, in a segment
+ * that compares or assigns a secret's column, at a secret's place in a function's arguments, in the
+ * argument after one that names a secret (`set_config('app.api_token', $1, false)`, named or cast),
+ * in an INSERT's value for a column that names one; a literal holding a connection string with a
+ * password. A MySQL text whose lexing hoop cannot be sure of (an executable comment, a backslash or
+ * double quote, which the session's sql_mode reads its own way) has every parameter taken as one.
  */
 function secretsOf(sql: string, dialect: SqlDialect): Secrets {
   const tokens = lex(sql, dialect);
   const found: Secrets = { spans: [], params: [] };
-  const calls: Call[] = [];
+  const places: Array<{ t: Token; seg: Segment; before: Token | undefined; first: string[] }> = [];
+  /** Whether a literal or parameter is at a secret's place (its segment's secrecy may be known only later in the text). */
+  const secretPlace = ({ t, seg, before, first }: (typeof places)[number]): boolean => {
+    const content = t.kind === 'string' ? sql.slice(t.contentStart, t.contentEnd) : '';
+    return (
+      (before?.kind === 'word' && SECRET_WORD.test(before.word)) ||
+      (dialect === 'mysql' && first[0] === 'set' && first[1] === 'password') ||
+      inSecret(seg) ||
+      (t.kind === 'string' && (CONNINFO_PASSWORD.test(content) || t.contentEnd === sql.length))
+    );
+  };
+  const root = (): Group => ({ name: undefined, args: [{ parent: undefined, marked: false, namesSecret: false, compares: false, nameString: false }] });
+  let groups: Group[] = [root()];
   let statementStart = 0;
+  /** The INSERT's column list (each column's segment), once read, and whether VALUES came. */
+  let columns: Segment[] | undefined;
+  let inValues = false;
+  /** Statements SQL `PREPARE`d in this text: their secret parameters. */
+  const prepared = new Map<string, number[]>();
+  const endStatement = (end: number): void => {
+    const [verb, name] = tokens.slice(statementStart, statementStart + 2);
+    if (verb?.kind === 'word' && verb.word === 'prepare' && name?.kind === 'word')
+      prepared.set(
+        name.word,
+        places.filter((p) => p.t.kind === 'param' && p.t.start >= (tokens[statementStart]?.start ?? 0) && p.t.start < end).flatMap((p) => (p.t.kind === 'param' && secretPlace(p) ? [p.t.number] : [])),
+      );
+  };
+  const open = (g: Group): Segment => g.args.at(-1)!;
+  const fresh = (g: Group, parent: Segment | undefined): Segment => {
+    const seg = { parent, marked: false, namesSecret: false, compares: false, nameString: false };
+    g.args.push(seg);
+    return seg;
+  };
   for (let k = 0; k < tokens.length; k++) {
     const t = tokens[k]!;
-    const call = calls.at(-1);
+    const g = groups.at(-1)!;
+    const seg = open(g);
     if (t.kind === 'other') {
-      if (t.text === ';') (statementStart = k + 1), (calls.length = 0);
-      else if (t.text === '(') {
+      if (t.text === ';') {
+        endStatement(t.start);
+        statementStart = k + 1;
+        groups = [root()];
+        columns = undefined;
+        inValues = false;
+      } else if (t.text === '(') {
         const prev = tokens[k - 1];
-        calls.push({ name: prev?.kind === 'word' ? prev.word : undefined, argument: 0, namedSecret: false });
-      } else if (t.text === ')') calls.pop();
-      else if (t.text === ',' && call) call.argument++;
-      if (t.text !== ',' && call) call.namedSecret = false;
+        const name = prev?.kind === 'word' && !SEPARATORS.has(prev.word) && !COMPARING.has(prev.word) ? prev.word : undefined;
+        const first = tokens.slice(statementStart, statementStart + 2).map((x) => (x.kind === 'word' ? x.word : ''));
+        const group: Group = { name, args: [] };
+        if (groups.length === 1 && inValues && columns) group.values = true;
+        const verb = tokens[k - 2];
+        if (groups.length === 1 && name !== undefined && verb?.kind === 'word' && verb.word === 'execute') group.executes = prepared.get(name) ?? 'all';
+        const firstArg = fresh(group, seg);
+        // `INSERT INTO t (a, b)`: the list right after the table's name.
+        if (groups.length === 1 && !columns && !inValues && (first[0] === 'insert' || first[0] === 'replace') && name !== undefined) group.name = '(columns)';
+        else if ((name !== undefined && SECRET_ARGUMENTS[dialect][name]?.includes(0)) || (group.values && columns?.[0]?.namesSecret) || (group.executes && isSecretParam(group.executes, 1)))
+          firstArg.marked = true;
+        groups.push(group);
+      } else if (t.text === ')') {
+        if (groups.length > 1) {
+          const closed = groups.pop()!;
+          if (closed.name === '(columns)') columns = closed.args;
+        }
+      } else if (t.text === ',') {
+        const parent = seg.parent;
+        const next = fresh(g, parent);
+        const index = g.args.length - 1;
+        if (g.name !== undefined && SECRET_ARGUMENTS[dialect][g.name]?.includes(index)) next.marked = true;
+        // The argument after one that names a secret (a setting's name) holds its value.
+        if (g.name !== undefined && g.name !== '(columns)' && seg.nameString) next.marked = true;
+        if (g.values && columns?.[index]?.namesSecret) next.marked = true;
+        if (g.executes && isSecretParam(g.executes, index + 1)) next.marked = true;
+      } else if (/^(=|<|>|!|:=|~)$/.test(t.text)) seg.compares = true;
       continue;
     }
     if (t.kind === 'word') {
-      if (call) call.namedSecret = false;
+      if (SEPARATORS.has(t.word) && g.name === undefined) {
+        if (t.word === 'values' || t.word === 'value') inValues = true;
+        fresh(g, seg.parent);
+      } else if (COMPARING.has(t.word)) seg.compares = true;
+      else if (SECRET_WORD.test(t.word) && !(tokens[k + 1]?.kind === 'other' && (tokens[k + 1] as { text: string }).text === '(')) seg.namesSecret = true;
       continue;
     }
+    if (t.kind === 'string' && SECRET_WORD.test(sql.slice(t.contentStart, t.contentEnd).toLowerCase().split('.').at(-1) ?? '')) seg.nameString = true;
     // The word before it, past `=`, `TO`, `BY`, `AS`.
     let p = k - 1;
     while (p >= statementStart) {
@@ -196,24 +322,21 @@ function secretsOf(sql: string, dialect: SqlDialect): Secrets {
       if ((q.kind === 'other' && BETWEEN.has(q.text)) || (q.kind === 'word' && BETWEEN.has(q.word))) p--;
       else break;
     }
-    const before = p >= statementStart ? tokens[p] : undefined;
-    const first = tokens.slice(statementStart, statementStart + 2).map((x) => (x.kind === 'word' ? x.word : ''));
-    const content = t.kind === 'string' ? sql.slice(t.contentStart, t.contentEnd) : '';
-    const secret =
-      (before?.kind === 'word' && SECRET_WORD.test(before.word)) ||
-      (dialect === 'mysql' && first[0] === 'set' && first[1] === 'password') ||
-      (call?.name !== undefined && SECRET_ARGUMENTS[dialect][call.name]?.includes(call.argument) === true) ||
-      (call?.namedSecret === true && tokens[k - 1]?.kind === 'other') ||
-      (t.kind === 'string' && (CONNINFO_PASSWORD.test(content) || t.contentEnd === sql.length));
-    if (secret && t.kind === 'string') found.spans.push([t.contentStart, t.contentEnd]);
-    if (secret && t.kind === 'param') found.params.push(t.number);
-    if (call) call.namedSecret = t.kind === 'string' && SECRET_WORD.test(content.toLowerCase().split('.').at(-1) ?? '');
+    places.push({ t, seg, before: p >= statementStart ? tokens[p] : undefined, first: tokens.slice(statementStart, statementStart + 2).map((x) => (x.kind === 'word' ? x.word : '')) });
   }
+  const unsure = dialect === 'mysql' && (/\/\*M?!/.test(sql) || sql.includes('\\') || sql.includes('"'));
+  for (const place of places) {
+    const { t } = place;
+    const secret = secretPlace(place);
+    if (secret && t.kind === 'string') found.spans.push([t.contentStart, t.contentEnd]);
+    if (secret && t.kind === 'param' && found.params !== 'all') found.params.push(t.number);
+  }
+  if (unsure) found.params = 'all';
   return found;
 }
 
 /** The parameters (1 first; MySQL's `?` in order) whose values `sql` takes as secrets, by the rules of {@link redactSql}. */
-export function secretParameters(sql: string, dialect: SqlDialect): readonly number[] {
+export function secretParameters(sql: string, dialect: SqlDialect): SecretParams {
   return MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).params : [];
 }
 

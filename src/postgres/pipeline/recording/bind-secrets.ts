@@ -6,8 +6,11 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND
  */
-import { type RedactOptions, redactDetected, redactionMarker, secretParameters } from '../../../policy/sql/redact.js';
+import { isSecretParam, type RedactOptions, redactDetected, redactionMarker, type SecretParams, secretParameters } from '../../../policy/sql/redact.js';
 import { bindParameterSpans } from '../../wire/frontend-messages.js';
+
+/** SQL `PREPARE name [(types)] AS`: the statement's name (quoted or not). @see https://www.postgresql.org/docs/current/sql-prepare.html */
+const SQL_PREPARE = /^\s*prepare\s+("(?:[^"]|"")+"|[A-Za-z_][\w$]*)\s*(?:\([^)]*\))?\s*as\s/i;
 
 /** Most sessions prepare no statement with a secret parameter: the map stays empty. */
 const NONE: readonly number[] = [];
@@ -15,41 +18,62 @@ const NONE: readonly number[] = [];
 /** Follows which parameters of each prepared statement are secrets, and redacts Binds by it: one per recording. */
 export class BindSecrets {
   readonly #redact: RedactOptions;
-  /** Statement name -> its secret parameters (1 first); only statements that have some (a name is parsed again only once closed, so a Parse replaces its entry). */
-  readonly #secret = new Map<string, readonly number[]>();
+  /** Statement name -> its secret parameters (1 first); only statements that have some. */
+  readonly #secret = new Map<string, SecretParams>();
+  /** Every statement name it saw prepared: a Bind of another (one prepared where hoop could not read it) has every value taken as a secret. */
+  readonly #known = new Set<string>();
 
   constructor(redact: RedactOptions) {
     this.#redact = redact;
   }
 
-  /** A Parse of `sql` as statement `name` (its SQL unread when too long: no parameter is known secret by its place). */
+  /**
+   * A Parse of `sql` as statement `name` (or SQL `PREPARE name AS sql`): its SQL unread (too long)
+   * makes every parameter a secret. A named statement parsed again keeps what was secret before too:
+   * the server refuses a name in use, and keeps the first.
+   */
   parsed(name: string, sql: string | undefined): void {
-    const params = sql === undefined ? NONE : secretParameters(sql, 'postgres');
-    if (params.length > 0) this.#secret.set(name, params);
+    const params = sql === undefined ? 'all' : secretParameters(sql, 'postgres');
+    const before = name === '' ? NONE : (this.#secret.get(name) ?? NONE);
+    const both: SecretParams = params === 'all' || before === 'all' ? 'all' : [...new Set([...before, ...params])];
+    this.#known.add(name);
+    if (both === 'all' || both.length > 0) this.#secret.set(name, both);
     else this.#secret.delete(name);
+  }
+
+  /** A Query's `sql`: `PREPARE name AS …` prepares a statement a Bind may name. */
+  query(sql: string): void {
+    const prepared = SQL_PREPARE.exec(sql);
+    if (!prepared) return;
+    const quoted = prepared[1]!.startsWith('"');
+    const name = quoted ? prepared[1]!.slice(1, -1).replaceAll('""', '"') : prepared[1]!.toLowerCase();
+    this.parsed(name, sql.slice(prepared[0].length));
   }
 
   /** Bind message `raw` (header included) of `statement` as it is recorded: the same bytes, or with its secret values replaced. */
   bind(raw: Buffer, statement: string): Buffer {
-    const secret = this.#secret.get(statement) ?? NONE;
+    const secret = this.#secret.get(statement) ?? (statement === '' || this.#known.has(statement) ? NONE : 'all');
     const detecting = (this.#redact.detectors?.length ?? 0) > 0;
-    if (secret.length === 0 && !detecting) return raw;
+    if (secret !== 'all' && secret.length === 0 && !detecting) return raw;
     const body = raw.subarray(5);
     const spans = bindParameterSpans(body);
-    if (!spans) return raw;
+    // One it cannot read (the server refuses it): its names alone, no value of it written down.
+    if (!spans) return body.indexOf(0, body.indexOf(0) + 1) < 0 ? raw.subarray(0, 5) : rebuilt(body, [], true);
     let changed = false;
     const values = spans.map((p, i): { format: number; bytes: Buffer } | null => {
       if (!p) return null;
       const bytes = body.subarray(p.start, p.end);
-      if (secret.includes(i + 1)) {
+      if (isSecretParam(secret, i + 1)) {
         changed = true;
         return { format: 0, bytes: Buffer.from(redactionMarker(bytes.toString(p.format === 1 ? 'base64' : 'utf8'), this.#redact.key)) };
       }
-      if (p.format === 0 && detecting) {
-        const r = redactDetected(bytes.toString('utf8'), this.#redact);
+      if (detecting) {
+        // Binary text is UTF-8 as text is (Npgsql binds everything binary); a binary int8 is read as its digits.
+        const text = p.format === 0 ? bytes.toString('utf8') : bytes.length === 8 ? `${bytes.readBigInt64BE(0)} ${bytes.toString('utf8')}` : bytes.toString('utf8');
+        const r = redactDetected(text, this.#redact);
         if (r.redacted) {
           changed = true;
-          return { format: 0, bytes: Buffer.from(r.text) };
+          return { format: 0, bytes: Buffer.from(p.format === 0 ? r.text : redactionMarker(bytes.toString('base64'), this.#redact.key)) };
         }
       }
       return { format: p.format, bytes };
@@ -59,14 +83,17 @@ export class BindSecrets {
 }
 
 /** A Bind with `body`'s names and result formats, and `values` with a format code each. */
-function rebuilt(body: Buffer, values: ReadonlyArray<{ format: number; bytes: Buffer } | null>): Buffer {
+function rebuilt(body: Buffer, values: ReadonlyArray<{ format: number; bytes: Buffer } | null>, unread = false): Buffer {
   const namesEnd = body.indexOf(0, body.indexOf(0) + 1) + 1;
-  // Past the parameters as the client sent them: the result formats stay as they were.
+  // Past the parameters as the client sent them: the result formats stay as they were (none of a Bind it could not read).
   let at = namesEnd;
-  at += 2 + 2 * body.readUInt16BE(at);
-  const n = body.readUInt16BE(at);
-  at += 2;
-  for (let i = 0; i < n; i++) at += 4 + Math.max(0, body.readInt32BE(at));
+  if (unread) at = body.length;
+  else {
+    at += 2 + 2 * body.readUInt16BE(at);
+    const n = body.readUInt16BE(at);
+    at += 2;
+    for (let i = 0; i < n; i++) at += 4 + Math.max(0, body.readInt32BE(at));
+  }
   const head = Buffer.alloc(2 + 2 * values.length + 2);
   head.writeUInt16BE(values.length, 0);
   values.forEach((v, i) => head.writeUInt16BE(v?.format ?? 0, 2 + 2 * i));
@@ -78,7 +105,7 @@ function rebuilt(body: Buffer, values: ReadonlyArray<{ format: number; bytes: Bu
     parts.push(len);
     if (v) parts.push(v.bytes);
   }
-  parts.push(body.subarray(at));
+  parts.push(unread ? Buffer.alloc(2) : body.subarray(at));
   const out = Buffer.concat([Buffer.alloc(5), ...parts]);
   out[0] = 0x42;
   out.writeUInt32BE(out.length - 1, 1);

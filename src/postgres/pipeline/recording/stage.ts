@@ -110,6 +110,7 @@ export class PostgresRecordingStage implements Stage {
       case 'parse':
         if (m.kind === 'query') this.#notes?.statement();
         else this.#binds.parsed(m.name, m.long ? undefined : m.sql);
+        if (m.kind === 'query' && !m.long) this.#binds.query(m.sql);
         if (m.long) {
           const name = m.kind === 'parse' ? m.name : '';
           const long = Buffer.alloc(5 + Buffer.byteLength(name) + 1);
@@ -435,8 +436,8 @@ class KeptBytes {
  * gathered whole and recorded with its secrets redacted (as the stage records it), or, past
  * {@link LONG_SQL} bytes of body, as a `CLIENT_LONG` record of its length and name alone; a Bind is
  * gathered whole and recorded with its secret parameters redacted (./bind-secrets.ts), or, past
- * {@link BIND_HELD_MAX}, by its names alone (as the stage records one it streamed); the other kept
- * messages (Execute, FunctionCall) go as they pass.
+ * {@link BIND_HELD_MAX}, by its names alone (as the stage records one it streamed); a FunctionCall by
+ * its function alone (its arguments, as the stage keeps none); an Execute as it passes.
  */
 class ClientBytes {
   readonly #stream: Pick<RecordingStream, 'record'>;
@@ -447,7 +448,7 @@ class ClientBytes {
   #type = 0;
   #length = 0;
   #left = 0;
-  #mode: 'skip' | 'stream' | 'gather' | 'long' = 'skip';
+  #mode: 'skip' | 'stream' | 'gather' | 'long' | 'function' = 'skip';
   /** What a gathered message holds so far (its header first); a long one's body's first bytes, for its name. */
   #gathered: Buffer[] = [];
   #gatheredBytes = 0;
@@ -470,7 +471,7 @@ class ClientBytes {
       if (this.#left > 0) {
         const n = Math.min(this.#left, chunk.length - i);
         if (this.#mode === 'stream' && from < 0) from = i;
-        else if (this.#mode === 'gather' || (this.#mode === 'long' && this.#gatheredBytes < NAME_PREFIX)) this.#gather(chunk.subarray(i, i + n));
+        else if (this.#mode === 'gather' || ((this.#mode === 'long' || this.#mode === 'function') && this.#gatheredBytes < NAME_PREFIX)) this.#gather(chunk.subarray(i, i + n));
         i += n;
         this.#left -= n;
         if (this.#left === 0) this.#end(at);
@@ -509,7 +510,8 @@ class ClientBytes {
     if (this.#type === QUERY || this.#type === PARSE || this.#type === BIND) {
       this.#mode = this.#length > (this.#type === BIND ? BIND_HELD_MAX : LONG_SQL) ? 'long' : 'gather';
       if (this.#mode === 'gather') this.#gather(this.#head.bytes);
-    } else this.#mode = CLIENT_KEPT[this.#type] === 1 ? 'stream' : 'skip';
+    } else if (this.#type === FUNCTION_CALL) this.#mode = 'function';
+    else this.#mode = CLIENT_KEPT[this.#type] === 1 ? 'stream' : 'skip';
   }
 
   /** The current message ended: a gathered one recorded, redacted; a long one said by its length and name. */
@@ -527,9 +529,18 @@ class ClientBytes {
       const sqlEnd = body.indexOf(0, sqlStart);
       const sql = sqlEnd < 0 ? undefined : body.toString('utf8', sqlStart, sqlEnd);
       if (this.#type === PARSE) this.#binds.parsed(body.toString('utf8', 0, Math.max(0, nameEnd)), sql);
+      else if (sql !== undefined) this.#binds.query(sql);
       const redacted = sql === undefined ? undefined : redactSql(sql, 'postgres', this.#redact);
       const out = redacted?.redacted ? withSql(raw, this.#type === PARSE ? body.toString('utf8', 0, nameEnd) : undefined, sql!, redacted.text) : raw;
       this.#stream.record(RAW_CLIENT, at, out, 0, out.length);
+    } else if (this.#mode === 'function') {
+      // Its function alone, as a call of no arguments: what it was called with stays out, as the stage keeps it.
+      const oid = Buffer.concat(this.#gathered).subarray(0, 4);
+      const call = Buffer.alloc(5 + 4 + 2 + 2 + 2);
+      call[0] = FUNCTION_CALL;
+      call.writeUInt32BE(call.length - 1, 1);
+      oid.copy(call, 5);
+      this.#stream.record(RAW_CLIENT, at, call, 0, call.length);
     } else if (this.#mode === 'long' && this.#type === BIND) {
       const prefix = Buffer.concat(this.#gathered);
       const portalEnd = prefix.indexOf(0);
