@@ -249,8 +249,16 @@ export interface SessionReport {
   upstream(key: { processId: number; secretKey: number }): void;
   /** A statement ran to its end: what it read and changed. */
   statement(statement: StatementRows): void;
-  /** The policy refused a statement. */
+  /** The policy refused a statement (counted, and told as the audit stream says it). */
   refused(refusal: StatementRefusal): void;
+  /** A statement ran: a query, a portal executed, an SSH command, an sftp operation. */
+  ran(): void;
+  /** SQL the client sent (a query, or a statement it prepared), as it is recorded: what the index reads for its tables when no judge did. */
+  sql(text: string): void;
+  /** MCP: the agent called this tool (allowed or not). */
+  tool(name: string): void;
+  /** The client received a column masked as a whole: its origin (`schema.table.column`) or name, and the strategy. */
+  masked(column: string, strategy: string): void;
   /** What the relations a statement named read beyond themselves. */
   reads(reads: RelationsRead): void;
 }
@@ -298,7 +306,6 @@ export interface SessionRecording {
   /** Rows recorded per result. */
   rowCap: number;
   /** Told what the session's index keeps as the engine records it. */
-  notes?: RecordingNotes;
   /** SSH: whose input is recorded: none, commands' only (the default), or shells' too. */
   sshInput?: 'none' | 'exec' | 'all';
   /** Why a statement may not run now, as it could not be recorded (src/gateway/records/recording-disk.ts); undefined while it may. */
@@ -312,20 +319,6 @@ export type SessionMcp = Pick<McpJudge, 'decide' | 'shows' | 'serverMay'>;
 
 /** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */
 export type SessionSsh = Pick<SshJudge, 'decide' | 'env' | 'forward' | 'sftp'>;
-
-/** What a session's index keeps (src/gateway/records/recordings.ts), told by the engine's recorder as it writes. */
-export interface RecordingNotes {
-  /** A statement ran (a query, or a portal executed). */
-  statement(): void;
-  /** SQL the client sent (a query, or a statement it prepared). */
-  sql(text: string): void;
-  /** The policy refused a message. */
-  refused(): void;
-  /** MCP: the agent called this tool (allowed or not). */
-  tool?(name: string): void;
-  /** The client received a column masked as a whole: its origin (`schema.table.column`) or name. */
-  masked(column: string, strategy: string): void;
-}
 
 /** The masking a session applies: the policy's `masking` section and its resolved HMAC key. */
 export interface SessionMasking {

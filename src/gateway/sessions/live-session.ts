@@ -10,7 +10,7 @@ import type { Identity } from '../../identity.js';
 import type { Principal } from '../../policy/principal.js';
 import type { Review } from '../../policy/review-record.js';
 import type { RecordingStream } from '../../recording/thread.js';
-import type { RecordingNotes, RelationsRead, SessionOutcome, SessionReport, StatementRefusal, StatementRows } from '../../session/engine.js';
+import type { RelationsRead, SessionOutcome, SessionReport, StatementRefusal, StatementRows } from '../../session/engine.js';
 import type { SessionSummary } from '../../api/answers.js';
 import { TablesTouched, type TouchedSummary } from '../records/recordings.js';
 
@@ -139,21 +139,6 @@ export class LiveSession implements SessionReport {
     this.#observers = events.observers;
   }
 
-  /** What its recorder tells as it records (the index's counts, the SQL of statements no judge read, the columns masked). */
-  readonly notes: RecordingNotes = {
-    statement: () => void this.counts.statements++,
-    sql: (text) => {
-      if (!this.#judged) this.touched.addText(text);
-    },
-    refused: () => void this.counts.refused++,
-    tool: (name) => {
-      if (this.tools.size < 1000) this.tools.add(name);
-    },
-    masked: (column, strategy) => {
-      if (this.maskedColumns.size < 1000) this.maskedColumns.set(column, strategy);
-    },
-  };
-
   opened(): void {
     for (const o of this.#observers) o.opened?.(this);
   }
@@ -174,7 +159,25 @@ export class LiveSession implements SessionReport {
   }
 
   refused(refusal: StatementRefusal): void {
+    this.counts.refused++;
     for (const o of this.#observers) o.refused?.(this, refusal);
+  }
+
+  ran(): void {
+    this.counts.statements++;
+  }
+
+  /** SQL of a statement no judge read: the index reads its tables from it. */
+  sql(text: string): void {
+    if (!this.#judged) this.touched.addText(text);
+  }
+
+  tool(name: string): void {
+    if (this.tools.size < 1000) this.tools.add(name);
+  }
+
+  masked(column: string, strategy: string): void {
+    if (this.maskedColumns.size < 1000) this.maskedColumns.set(column, strategy);
   }
 
   /** The CLI's early check refused a statement the gateway never saw: counted as this session's refusal, on the CLI's word. */

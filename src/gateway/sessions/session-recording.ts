@@ -102,7 +102,6 @@ export function startRecording(s: LiveSession, recording: RecordingStream, sessi
     ...(policy.sshInput ? { sshInput: policy.sshInput } : {}),
     ...(strict ? { stopping: () => parts.disk.stopping() } : {}),
     ...(parts.recordings ? { redactionKey: parts.recordings.redactionKey } : {}),
-    notes: s.notes,
   };
   // Under the disk's stop line, a judged session's statements are refused one by one (the engine asks `stopping`); any other ends.
   const unwatch = strict

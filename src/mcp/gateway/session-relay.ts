@@ -266,7 +266,7 @@ export class McpSessionRelay {
     const mcp = this.#session.lane?.mcp;
     const verdict: McpVerdict = mcp ? mcp.decide(ask) : { action: 'allow', reason: 'no mcp policy' };
     const flight: InFlight = { method: m.method, ...(ask.kind === 'tool' ? { tool: ask.name } : {}) };
-    if (ask.kind === 'tool') this.#session.recording?.notes?.tool?.(ask.name);
+    if (ask.kind === 'tool') this.#session.report?.tool(ask.name);
     if (verdict.action === 'allow') {
       this.#inFlight.set(key, flight);
       return this.#toServer(text);
@@ -326,10 +326,9 @@ export class McpSessionRelay {
 
   /** Answers a refused request with the rule and its message, and tells the session's report. */
   #refuse(id: JsonRpcId, verdict: McpVerdict): void {
-    const { recording, report, log } = this.#session;
+    const { report, log } = this.#session;
     const rule = verdict.rule ?? 'mcp.default';
     log.info('mcp.refused', { session: this.#session.id, rule, reason: verdict.reason });
-    recording?.notes?.refused();
     report?.refused({ action: verdict.action === 'review' ? 'review' : 'deny', rule, reason: verdict.reason, message: verdict.message ?? '' });
     this.#answerError(id, RpcError.refused, `hoop: ${verdict.message ?? 'the policy does not allow this'} (${verdict.reason})`, { rule, reason: verdict.reason });
   }
@@ -441,7 +440,7 @@ export class McpSessionRelay {
       return out.text;
     });
     if (!changed) return raw;
-    this.#session.recording?.notes?.masked(flight?.tool !== undefined ? `tool:${flight.tool}` : (flight?.method ?? String(raw.method)), 'detector');
+    this.#session.report?.masked(flight?.tool !== undefined ? `tool:${flight.tool}` : (flight?.method ?? String(raw.method)), 'detector');
     return { ...raw, [field]: masked };
   }
 

@@ -196,7 +196,7 @@ export class CommandJudge {
       this.timeoutsSql = `SET SESSION ${limits.flatMap(([k, ms]) => MARIADB_LIMITS[k].map(([name, value]) => `${name} = ${value(ms)}`)).join(', ')}`;
       await client.query(this.timeoutsSql);
     }
-    const { masking, recording } = this.#session;
+    const { masking } = this.#session;
     if (masking) {
       // Only a base table's columns carry their own origin (a view's carry the view): those known at sign-in.
       const [tables] = await client.query(`SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' LIMIT ${MAX_TABLES + 1}`);
@@ -215,7 +215,7 @@ export class CommandJudge {
         for (const [table, column] of rows) if (table && column && rules.forName(column)) maskedByName.add(table);
       }
       const extended = (client.mariadbCapabilities & MariaCap.EXTENDED_METADATA) !== 0;
-      this.masker = new MysqlResultMasker(rules, new Set(names), maskedByName, (column, strategy) => recording?.notes?.masked(column, strategy), extended);
+      this.masker = new MysqlResultMasker(rules, new Set(names), maskedByName, (column, strategy) => this.#session.report?.masked(column, strategy), extended);
     }
     // What the client reads of "the statement before" its first (ROW_COUNT() 0, FOUND_ROWS() 1) is what a fresh
     // connection reads, not what the gateway's own statements left: a SELECT of one row, then a statement of no result.

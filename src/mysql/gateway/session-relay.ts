@@ -423,7 +423,6 @@ export class MysqlSessionRelay {
 
   /** One packet of the client's: a command relayed or refused (recorded either way). */
   #command(p: MySqlPacket): void {
-    const { recording } = this.#session;
     const code = p.payload[0] ?? -1;
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#end('client-terminated');
@@ -431,7 +430,7 @@ export class MysqlSessionRelay {
     const judged = this.#judge.judge(code, p.payload);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged) return this.#refuseCommand(p, judged, 'deny');
-    if (code === Command.QUERY && recorded !== undefined) recording?.notes?.sql(recorded);
+    if (code === Command.QUERY && recorded !== undefined) this.#session.report?.sql(recorded);
     const statement = this.#statementOf(p.payload);
     if (code === Command.STMT_EXECUTE && statement === undefined && p.payload.length >= 5 && this.#judge.governs) {
       return this.#refuseCommand(p, { rule: 'hoop:mysql-command', reason: 'COM_STMT_EXECUTE of the statement prepared last (id -1), and none is' }, 'deny');
@@ -514,7 +513,7 @@ export class MysqlSessionRelay {
     }
     this.#reset = code === Command.QUERY ? this.#judge.lastReset : code === Command.STMT_EXECUTE ? this.#judge.timeoutsSql : undefined;
     if (code === Command.QUERY || code === Command.STMT_EXECUTE) {
-      this.#session.recording?.notes?.statement();
+      this.#session.report?.ran();
       const verb = code === Command.QUERY ? (/^\s*([A-Za-z]+)/.exec(p.payload.toString('latin1', 1, 41))?.[1] ?? '').toUpperCase() : 'EXECUTE';
       this.#running = { verb, rows: 0, changed: 0, tables: tablesOf(facts), failed: false };
     }
@@ -535,7 +534,6 @@ export class MysqlSessionRelay {
   #refuseCommand(p: MySqlPacket, refusal: { rule: string; reason: string }, action: 'deny' | 'review'): void {
     const { recording } = this.#session;
     recording?.stream.event({ t: 'decision', at: Date.now(), action, rule: refusal.rule, reason: refusal.reason });
-    recording?.notes?.refused();
     this.#session.report?.refused({ action, rule: refusal.rule, reason: refusal.reason, message: '' });
     const err = errPacket({ ...REFUSED, message: hoopSays(refusal.reason) });
     this.#recorder?.server(ERR, err);

@@ -181,7 +181,7 @@ export class SessionRelay {
           stream: recording.stream,
           results: recording.results,
           rowCap: recording.rowCap,
-          ...(recording.notes ? { notes: recording.notes } : {}),
+          ...(this.#session.report ? { report: this.#session.report } : {}),
           ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
           redact: { ...(recording.redactionKey ? { key: recording.redactionKey } : {}), detectors: this.#session.masking?.policy.detectors.map((d) => d.detector) ?? [] },
         })

@@ -199,7 +199,7 @@ class SessionChannel implements OpenChannel {
       session.log.debug('ssh.decision-not-sent', { session: session.id, error: describeError(err) });
     }
     // Each command, shell and sftp session is a statement of the session, as each SQL statement is; a refusal is counted as one.
-    session.recording?.notes?.statement();
+    session.report?.ran();
     return verdict;
   }
 
@@ -207,14 +207,13 @@ class SessionChannel implements OpenChannel {
   async #start(request: SshRequest, verdict: SshVerdict, loginShell: string | undefined): Promise<void> {
     const { session } = this.#c;
     if (verdict.action === 'deny') {
-      session.recording?.notes?.refused();
       session.report?.refused({ action: 'deny', rule: verdict.rule ?? 'hoop:ssh', reason: verdict.reason, message: verdict.message ?? '' });
       return this.#refuse(`${verdict.message ?? `the policy does not allow this ${this.#what}`} (${verdict.reason})`, true);
     }
     if (verdict.action === 'review') {
       const approved = await holdForReview(session, request, verdict, this.#down!);
       if (approved !== true) {
-        session.recording?.notes?.refused();
+        session.report?.refused({ action: 'review', rule: verdict.rule ?? 'hoop:ssh', reason: approved, message: '' });
         return this.#refuse(approved, true);
       }
     }
@@ -316,8 +315,8 @@ function relayRunning(session: TunnelSession<SshConnection>, n: number, kind: 's
     kind === 'sftp'
       ? new SftpStage(session.lane?.ssh?.sftp === 'read-only', (e) => {
           rec?.stream.event({ at: Date.now(), ch: n, ...e, t: 'ssh-sftp' });
-          if (e.failed === undefined && e.op !== 'close') rec?.notes?.statement();
-          if (e.refused) rec?.notes?.refused();
+          if (e.failed === undefined && e.op !== 'close') session.report?.ran();
+          if (e.refused) session.report?.refused({ action: 'deny', rule: 'hoop:sftp-read-only', reason: `sftp ${e.op} of a read-only session`, message: '' });
         })
       : undefined;
   bridgeChannel(

@@ -193,7 +193,6 @@ export class SshSessionRelay {
     session.recording?.stream.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed });
     if (!allowed) {
       session.log.info('ssh.refused', { ...this.#who, what: 'forward', target });
-      session.recording?.notes?.refused();
       session.report?.refused({ action: 'deny', rule: 'hoop:ssh-forwarding', reason: `${target} is not in the policy's ssh.forwarding`, message: '' });
       return rejectSaying(this.#client, reject, `forwarding to ${target} is not allowed: it is not in the policy's ssh.forwarding`);
     }

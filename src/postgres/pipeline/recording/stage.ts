@@ -6,7 +6,7 @@
  *   {@link RecordingStream} (src/recording/thread.ts): what the client sent that the statement gate
  *   judges, the gate's refusals, and what the client received (after masking) up to `rowCap`
  *   rows per result (rows beyond it pass unread and are only counted). It also tells the
- *   session's index what it needs ({@link RecordingNotes}).
+ *   session's index what it needs (its `report`: statements run, SQL, columns masked).
  * - {@link PostgresRawTap}, for a relay that reads no message (a `hoop connect` without checks of
  *   its own): the bytes of the messages a record keeps, either direction, copied as they pass. The
  *   reader of the record frames and decodes them and runs the same stage then
@@ -17,7 +17,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import type { RecordingStream } from '../../../recording/thread.js';
-import type { RecordingNotes } from '../../../session/engine.js';
+import type { SessionReport } from '../../../session/engine.js';
 import type { ClientTap } from '../../wire/client.js';
 import { BIND_HELD_MAX, type FrontendMessage, LONG_SQL } from '../../wire/frontend-messages.js';
 import { checkHeader, MessageReader } from '../../wire/reader.js';
@@ -53,8 +53,8 @@ export interface PostgresRecordingStageOptions {
   rowCap: number;
   /** Per column of the RowDescription just handed on: how masking treats it (see ResultMasker.lastMaskedColumns). */
   maskedColumns?: () => Array<{ strategy: string; origin?: string } | null> | undefined;
-  /** Told what the session's index keeps. */
-  notes?: RecordingNotes;
+  /** Told what the session's index keeps: statements run, SQL as recorded, columns masked. */
+  report?: Pick<SessionReport, 'ran' | 'sql' | 'masked'>;
   /** How secrets in the client's SQL are written down (src/policy/sql/redact.ts): the key of their hashes, the session's detectors. */
   redact?: RedactOptions;
   now?: () => number;
@@ -76,7 +76,7 @@ export class PostgresRecordingStage implements Stage {
   readonly #stream: RecordSink;
   readonly #now: () => number;
   readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
-  readonly #notes: RecordingNotes | undefined;
+  readonly #report: Pick<SessionReport, 'ran' | 'sql' | 'masked'> | undefined;
   readonly #redact: PostgresRecordingStageOptions['redact'];
   readonly #binds: BindSecrets;
   readonly #kept: KeptServerMessages;
@@ -90,7 +90,7 @@ export class PostgresRecordingStage implements Stage {
     this.#kept = new KeptServerMessages(o.results === 'none' ? 0 : o.rowCap);
     this.#now = o.now ?? Date.now;
     this.#maskedColumns = o.maskedColumns;
-    this.#notes = o.notes;
+    this.#report = o.report;
     this.#redact = o.redact;
     this.#binds = new BindSecrets(o.redact ?? {});
     this.#passed = new PassedRows(o.stream);
@@ -108,7 +108,7 @@ export class PostgresRecordingStage implements Stage {
     switch (m.kind) {
       case 'query':
       case 'parse':
-        if (m.kind === 'query') this.#notes?.statement();
+        if (m.kind === 'query') this.#report?.ran();
         else this.#binds.parsed(m.name, m.long ? undefined : m.sql);
         if (m.kind === 'query' && !m.long) this.#binds.query(m.sql);
         if (m.long) {
@@ -121,7 +121,7 @@ export class PostgresRecordingStage implements Stage {
         } else {
           // Secrets in it (a password, what the detectors find) are written down as their keyed hashes, never as typed.
           const { text, redacted } = redactSql(m.sql, 'postgres', this.#redact ?? {});
-          this.#notes?.sql(text);
+          this.#report?.sql(text);
           const raw = redacted ? withSql(m.msg.raw, m.kind === 'parse' ? m.name : undefined, m.sql, text) : m.msg.raw;
           this.#record(CLIENT, at, raw, 0, raw.length);
         }
@@ -137,7 +137,7 @@ export class PostgresRecordingStage implements Stage {
         return;
       }
       case 'execute':
-        this.#notes?.statement();
+        this.#report?.ran();
         this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
         return;
       case 'function-call':
@@ -151,7 +151,6 @@ export class PostgresRecordingStage implements Stage {
 
   /** The gate refused the client's last message (or one it could not read). */
   refused(r: Refusal): void {
-    this.#notes?.refused();
     // A whole event, after what the thread holds (as the session's own events are).
     this.#passed.flush();
     this.#stream.event({ t: 'decision', at: this.#now(), action: r.action, rule: r.rule, reason: r.reason, message: r.message });
@@ -193,14 +192,14 @@ export class PostgresRecordingStage implements Stage {
       const masked = this.#maskedColumns?.();
       if (masked) {
         const fields = parseRowDescription(bytes.subarray(start + 5, end));
-        if (this.#notes) masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
+        if (this.#report) masked.forEach((m, i) => m && this.#report!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
         const json = Buffer.from(JSON.stringify(masked));
         this.#record(MASKED, 0, json, 0, json.length);
       }
     } else if (type === COPY_OUT) {
       // A COPY's columns have no RowDescription: the index hears of its masked ones by their origin, else their place.
       const masked = this.#maskedColumns?.();
-      if (masked && this.#notes) masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? `column ${i + 1}`, m.strategy));
+      if (masked && this.#report) masked.forEach((m, i) => m && this.#report!.masked(m.origin ?? `column ${i + 1}`, m.strategy));
     } else if (type === READY) {
       // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
       const status = bytes[start + 5] ?? TransactionStatus.IDLE;
