@@ -379,8 +379,10 @@ describe('hoop run', () => {
   });
 
   it("exits with the command's exit code, 128 + n when a signal ended it, 127 when there is no such command", async () => {
-    expect((await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'exit 7'])).code).toBe(7);
-    expect((await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'kill -TERM $$'])).code).toBe(143);
+    const seven = await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'exit 7']);
+    expect(seven.code, seven.stderr).toBe(7);
+    const killed = await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'kill -TERM $$']);
+    expect(killed.code, killed.stderr).toBe(143);
     const missing = await hoopRun(['--connect', 'app', '--', 'no-such-command-hoop-test']);
     expect(missing.code).toBe(127);
     expect(missing.stderr).toContain('hoop: cannot run no-such-command-hoop-test: command not found');
