@@ -12,9 +12,19 @@ const pg = (sql: string): string => redactSql(sql, 'postgres', { key: KEY }).tex
 const my = (sql: string): string => redactSql(sql, 'mysql', { key: KEY }).text;
 const marker = /\[redacted:[0-9a-f]{8}\]/;
 
+/** Each of `sqls`, as `redact` writes it down, holds no `hunter2` (nor a piece of it) and a marker in its place. */
+function expectRedacted(redact: (sql: string) => string, sqls: readonly string[]): void {
+  for (const sql of sqls) {
+    const out = redact(sql);
+    expect(out, sql).not.toContain('hunter2');
+    expect(out, sql).not.toContain('ter2');
+    expect(out, sql).toMatch(marker);
+  }
+}
+
 describe('redacting secrets from SQL', () => {
   it("takes out PostgreSQL's passwords: roles, users, user mappings and servers, dblink and URIs, secret settings", () => {
-    for (const sql of [
+    expectRedacted(pg, [
       "alter role app password 'hunter2'",
       "create role app login encrypted password 'hunter2' valid until 'infinity'",
       "ALTER USER app WITH PASSWORD 'hunter2'",
@@ -26,12 +36,7 @@ describe('redacting secrets from SQL', () => {
       "alter role app password E'hun\\'ter2'",
       'alter role app password $pw$hunter2$pw$',
       "alter role app /* a comment's quote */ password 'hunter2'",
-    ]) {
-      const out = pg(sql);
-      expect(out, sql).not.toContain('hunter2');
-      expect(out, sql).not.toContain("ter2'");
-      expect(out, sql).toMatch(marker);
-    }
+    ]);
     // What is not a secret stays, to the byte.
     for (const sql of ["select 'password' as word", "select * from users where name = 'bob'", "create role app valid until 'infinity'", "comment on role app is 'the app'"])
       expect(pg(sql), sql).toBe(sql);
@@ -39,18 +44,13 @@ describe('redacting secrets from SQL', () => {
   });
 
   it("takes out MySQL's: IDENTIFIED BY (with a plugin too), SET PASSWORD, its own quoting and comments", () => {
-    for (const sql of [
+    expectRedacted(my, [
       "CREATE USER 'app'@'%' IDENTIFIED BY 'hunter2'",
       "ALTER USER app IDENTIFIED WITH caching_sha2_password BY 'hunter2'",
       "SET PASSWORD FOR 'app'@'%' = 'hunter2'",
       'SET PASSWORD = "hunter2"',
       "alter user app identified by 'hun\\'ter2' # a comment",
-    ]) {
-      const out = my(sql);
-      expect(out, sql).not.toContain('hunter2');
-      expect(out, sql).not.toContain('ter2');
-      expect(out, sql).toMatch(marker);
-    }
+    ]);
     expect(my("CREATE USER 'app'@'%' IDENTIFIED BY 'hunter2'")).toMatch(/^CREATE USER 'app'@'%' IDENTIFIED BY '\[redacted:[0-9a-f]{8}\]'$/);
   });
 
@@ -65,7 +65,7 @@ describe('redacting secrets from SQL', () => {
   });
 
   it("takes out a function's key or password argument, and the value of a secret setting set by set_config, in either dialect", () => {
-    for (const sql of [
+    expectRedacted(pg, [
       "select set_config('app.api_token', 'hunter2', false)",
       "select pg_catalog.set_config('my.secret', 'hunter2', true)",
       "select pgp_sym_encrypt('data', 'hunter2')",
@@ -74,11 +74,7 @@ describe('redacting secrets from SQL', () => {
       "select encrypt('data', 'hunter2', 'aes')",
       "select crypt('hunter2', gen_salt('bf'))",
       "select pgp_pub_decrypt(col, dearmor('-----key'), 'hunter2') from t",
-    ]) {
-      const out = pg(sql);
-      expect(out, sql).not.toContain('hunter2');
-      expect(out, sql).toMatch(marker);
-    }
+    ]);
     for (const sql of ["SELECT AES_ENCRYPT('data', 'hunter2')", "select aes_decrypt(col, 'hunter2') from t", "select password('hunter2')", "SELECT DES_ENCRYPT('data', 'hunter2')"]) {
       expect(my(sql), sql).not.toContain('hunter2');
     }

@@ -182,6 +182,8 @@ interface Segment {
 interface Group {
   name: string | undefined;
   args: Segment[];
+  /** An INSERT's column list: what each of its VALUES tuples' arguments is for. */
+  columns?: boolean;
   /** A VALUES tuple of an INSERT: its arguments take the secrecy of the column list's. */
   values?: boolean;
   /** `EXECUTE name (…)`: its arguments take the secrecy of the statement's parameters (all, when hoop did not see it prepared). */
@@ -285,14 +287,14 @@ function secretsOf(sql: string, dialect: SqlDialect): Secrets {
         if (groups.length === 1 && name !== undefined && verb?.kind === 'word' && verb.word === 'execute') group.executes = prepared.get(name) ?? 'all';
         const firstArg = fresh(group, seg);
         // `INSERT INTO t (a, b)`: the list right after the table's name.
-        if (groups.length === 1 && !columns && !inValues && (first[0] === 'insert' || first[0] === 'replace') && name !== undefined) group.name = '(columns)';
+        if (groups.length === 1 && !columns && !inValues && (first[0] === 'insert' || first[0] === 'replace') && name !== undefined) group.columns = true;
         else if ((name !== undefined && SECRET_ARGUMENTS[dialect][name]?.includes(0)) || (group.values && columns?.[0]?.namesSecret) || (group.executes && isSecretParam(group.executes, 1)))
           firstArg.marked = true;
         groups.push(group);
       } else if (t.text === ')') {
         if (groups.length > 1) {
           const closed = groups.pop()!;
-          if (closed.name === '(columns)') columns = closed.args;
+          if (closed.columns) columns = closed.args;
         }
       } else if (t.text === ',') {
         const parent = seg.parent;
@@ -300,7 +302,7 @@ function secretsOf(sql: string, dialect: SqlDialect): Secrets {
         const index = g.args.length - 1;
         if (g.name !== undefined && SECRET_ARGUMENTS[dialect][g.name]?.includes(index)) next.marked = true;
         // The argument after one that names a secret (a setting's name) holds its value.
-        if (g.name !== undefined && g.name !== '(columns)' && seg.nameString) next.marked = true;
+        if (g.name !== undefined && !g.columns && seg.nameString) next.marked = true;
         if (g.values && columns?.[index]?.namesSecret) next.marked = true;
         if (g.executes && isSecretParam(g.executes, index + 1)) next.marked = true;
       } else if (/^(=|<|>|!|:=|~)$/.test(t.text)) seg.compares = true;

@@ -87,8 +87,7 @@ function rebuilt(body: Buffer, values: ReadonlyArray<{ format: number; bytes: Bu
   const namesEnd = body.indexOf(0, body.indexOf(0) + 1) + 1;
   // Past the parameters as the client sent them: the result formats stay as they were (none of a Bind it could not read).
   let at = namesEnd;
-  if (unread) at = body.length;
-  else {
+  if (!unread) {
     at += 2 + 2 * body.readUInt16BE(at);
     const n = body.readUInt16BE(at);
     at += 2;
