@@ -24,6 +24,7 @@
  * @see https://man7.org/linux/man-pages/man7/pid_namespaces.7.html
  */
 import { spawn } from 'node:child_process';
+import { writeSync } from 'node:fs';
 import { connect, createServer, type Server, Socket } from 'node:net';
 import { constants } from 'node:os';
 
@@ -32,6 +33,8 @@ interface Spec {
   lifeline?: number;
   /** What the command is started through (`setpriv` dropping every capability for good), before its own name. */
   launch?: string[];
+  /** The descriptor the command's stderr is (this process's own stderr is its launch's, which `hoop run` holds until the command starts). */
+  stderr?: number;
 }
 
 /** How long the run goes on without word from its `hoop run` before it is stopped. */
@@ -119,9 +122,11 @@ export async function runInSandbox(argv: string[]): Promise<number> {
   let servers: Server[];
   let life: Life | undefined;
   let launch: string[] = [];
+  let stderr: number | 'inherit' = 'inherit';
   try {
     const spec = JSON.parse(specText) as Spec;
     launch = spec.launch ?? [];
+    stderr = spec.stderr ?? 'inherit';
     if (spec.lifeline !== undefined) life = followLifeline(spec.lifeline);
     servers = await Promise.all(spec.ports.map((p) => forward(p.host, p.port, p.socket)));
   } catch (err) {
@@ -138,13 +143,14 @@ export async function runInSandbox(argv: string[]): Promise<number> {
       if (child) child.kill(signal);
       else early.push(signal);
     });
-  child = launch.length > 0 ? spawn(launch[0]!, [...launch.slice(1), file, ...args], { stdio: 'inherit' }) : spawn(file, args, { stdio: 'inherit' });
+  const stdio = ['inherit', 'inherit', stderr] as const;
+  child = launch.length > 0 ? spawn(launch[0]!, [...launch.slice(1), file, ...args], { stdio: [...stdio] }) : spawn(file, args, { stdio: [...stdio] });
   // Said before this process ends, however soon the command does (an exit would drop what is not written yet).
   const started = life?.started() ?? Promise.resolve();
   for (const signal of early.splice(0)) child.kill(signal);
   return new Promise((resolve) => {
     child.on('error', (err) => {
-      process.stderr.write(`hoop: cannot run ${file}: ${err.message}\n`);
+      writeSync(stderr === 'inherit' ? 2 : stderr, `hoop: cannot run ${file}: ${err.message}\n`);
       resolve((err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126);
     });
     // Ended by a signal: as a shell and bubblewrap say it (process 1 cannot end by a signal of its own), and said on the life line.

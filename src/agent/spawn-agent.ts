@@ -7,10 +7,10 @@
  * @see https://nodejs.org/api/child_process.html#child_processspawncommand-args-options
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, closeSync, lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, closeSync, lstatSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { constants as os } from 'node:os';
-import type { Duplex } from 'node:stream';
+import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import { ErrorCode, HoopError } from '../errors.js';
 import { containedPid, type Containment, SETPRIV_DROP } from './containment.js';
 import { openChecked } from './descriptors.js';
@@ -35,6 +35,9 @@ export interface AgentExit {
 /** The running command. */
 export interface AgentProcess {
   child: ChildProcess;
+  /** The command's output where it is piped (not this process's own). */
+  stdout: Readable | null;
+  stderr: Readable | null;
   /** Resolves once the command (and under bubblewrap, its sandbox) has ended. */
   exited: Promise<AgentExit>;
   /** Whether the command started (contained: its sandbox's first process said so on the life line before it ended). */
@@ -98,11 +101,12 @@ const SANDBOX_INIT = join(installRoot(), 'bin', 'hoop-sandbox.js');
 /**
  * The descriptors a contained command's launch passes, by number in the child: 3 to 9 for the
  * mount points of its layers (./layers.ts's script opens them there), then the seccomp program,
- * the life line to the sandbox's first process, and each source bubblewrap binds.
+ * the life line to the sandbox's first process, the command's stderr, and each source bubblewrap binds.
  */
 const SECCOMP_FD = 10;
 const LIFELINE_FD = 11;
-const FIRST_SOURCE_FD = 12;
+const STDERR_FD = 12;
+const FIRST_SOURCE_FD = 13;
 
 /**
  * The descriptor each of `mounts` is bound from, in the child: a layered directory's mount point
@@ -127,14 +131,11 @@ function openSources(mounts: readonly Mount[], layer: Layer | undefined, empty: 
 /** How often `hoop run` tells its sandbox it still runs (./sandbox-init.ts freezes it when it stops hearing so). */
 const LIFE_MS = 250;
 
-/**
- * Starts `file` (already resolved) with `args`; contained, under bubblewrap with `mounts`
- * (./sandbox.ts) in a user and mount namespace where `layer`'s overlays are mounted first
- * (./layers.ts), each bound source opened and checked by descriptor (./descriptors.ts), in a
- * network namespace of its own, the run's `ports` served inside by the sandbox's first process,
- * which hears from this process through a life line while it runs. Resolves once the command has started.
- */
-export async function spawnAgent(o: {
+/** How many times a sandbox that failed to start, because a place it was to hide went away meanwhile, is tried again. */
+const RETRIES = 3;
+
+/** The options of {@link spawnAgent}. */
+interface SpawnOptions {
   file: string;
   args: readonly string[];
   env: NodeJS.ProcessEnv;
@@ -145,63 +146,126 @@ export async function spawnAgent(o: {
   mounts: readonly Mount[];
   layer?: Layer | undefined;
   ports: ReadonlyArray<{ host: string; port: number; socket: string }>;
-}): Promise<AgentProcess> {
-  const stdio = [o.stdio.stdin, o.stdio.stdout, o.stdio.stderr] as const;
+}
+
+/**
+ * Starts `file` (already resolved) with `args`; contained, under bubblewrap with `mounts`
+ * (./sandbox.ts) in a user and mount namespace where `layer`'s overlays are mounted first
+ * (./layers.ts), each bound source opened and checked by descriptor (./descriptors.ts), in a
+ * network namespace of its own, the run's `ports` served inside by the sandbox's first process,
+ * which hears from this process through a life line while it runs. Resolves once the command has
+ * started or its sandbox has failed; a sandbox that failed because a socket or file it was to hide
+ * went away meanwhile (nothing of the command ran) is started again without it, its failure unsaid.
+ */
+export async function spawnAgent(o: SpawnOptions): Promise<AgentProcess> {
   if (o.containment.kind === 'none') {
-    const child = spawn(o.file, o.args, { env: o.env, cwd: o.cwd, stdio: [...stdio] });
-    return { child, exited: exitOf(child), started: () => child.pid !== undefined, kill: (signal) => void child.kill(signal) };
+    const child = spawn(o.file, o.args, { env: o.env, cwd: o.cwd, stdio: [o.stdio.stdin, o.stdio.stdout, o.stdio.stderr] });
+    return { child, stdout: child.stdout, stderr: child.stderr, exited: exitOf(child), started: () => child.pid !== undefined, kill: (signal) => void child.kill(signal) };
   }
   const empty = join(o.runDir, '.hidden');
   writeFileSync(empty, '', { mode: 0o400, flag: 'wx' });
   const filter = agentSeccompFilter();
   if (filter) writeFileSync(join(o.runDir, '.seccomp'), filter, { mode: 0o400, flag: 'wx' });
+  // A hidden file or socket gone since the mounts were worked out has nothing left to hide (bubblewrap could not mount over it).
+  const presentMounts = (): Mount[] => o.mounts.filter((m) => m.kind !== 'hidden' || m.dir || present(m.path));
+  for (let attempt = 1; ; attempt++) {
+    const mounts = presentMounts();
+    const again = (): boolean => attempt <= RETRIES && presentMounts().length < mounts.length;
+    const sandbox = launchSandbox(o, o.containment, mounts, empty, filter !== undefined, again);
+    if ((await sandbox.ready) !== 'again') return sandbox.agent;
+  }
+}
+
+/**
+ * One launch of the sandbox over `mounts`: `ready` resolves once the command started, or the
+ * sandbox ended before it did and is to be launched `again` (what it said unsaid) or not (said on
+ * the command's stderr, where what the launch says goes once the command started).
+ */
+function launchSandbox(
+  o: SpawnOptions,
+  tools: Extract<Containment, { kind: 'bwrap' }>,
+  mounts: readonly Mount[],
+  empty: string,
+  seccompFile: boolean,
+  again: () => boolean,
+): { agent: AgentProcess; ready: Promise<'started' | 'failed' | 'again'> } {
   let seccomp: number | undefined;
   const sources: number[] = [];
   let child: ChildProcess;
   try {
-    if (filter) seccomp = openSync(join(o.runDir, '.seccomp'), 'r');
-    // A hidden file or socket gone since the mounts were worked out has nothing left to hide (bubblewrap could not mount over it).
-    const mounts = o.mounts.filter((m) => m.kind !== 'hidden' || m.dir || present(m.path));
+    if (seccompFile) seccomp = openSync(join(o.runDir, '.seccomp'), 'r');
     const fds = openSources(mounts, o.layer, empty, sources);
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
     const bwrap = [
-      o.containment.bwrap,
+      tools.bwrap,
       ...bwrapArguments(mounts, { cwd: o.cwd, uid, gid, fd: (m) => fds.get(m)!, ...(seccomp !== undefined ? { seccomp: SECCOMP_FD } : {}) }),
       '--',
       process.execPath,
       SANDBOX_INIT,
-      JSON.stringify({ ports: o.ports, lifeline: LIFELINE_FD, launch: [o.containment.setpriv, ...SETPRIV_DROP] }),
+      JSON.stringify({ ports: o.ports, lifeline: LIFELINE_FD, stderr: STDERR_FD, launch: [tools.setpriv, ...SETPRIV_DROP] }),
       o.file,
       ...o.args,
     ];
-    child = spawn(o.containment.unshare, layerLaunch(o.layer, bwrap), {
+    // The launch's own stderr is held here; the command's is the one asked for, at STDERR_FD.
+    const stderr = o.stdio.stderr === 'inherit' ? 2 : 'pipe';
+    child = spawn(tools.unshare, layerLaunch(o.layer, bwrap), {
       env: o.env,
       cwd: o.cwd,
-      stdio: [...stdio, ...Array<'ignore'>(7).fill('ignore'), seccomp ?? 'ignore', 'pipe', ...sources],
+      stdio: [o.stdio.stdin, o.stdio.stdout, 'pipe', ...Array<'ignore'>(7).fill('ignore'), seccomp ?? 'ignore', 'pipe', stderr, ...sources],
     });
   } finally {
     for (const fd of [...sources, ...(seccomp !== undefined ? [seccomp] : [])]) closeSync(fd);
   }
-  const life = (child.stdio as unknown as Array<Duplex | null>)[LIFELINE_FD];
+  const pipes = child.stdio as unknown as Array<Duplex | null>;
+  const life = pipes[LIFELINE_FD];
+  const launchSaid = pipes[2]!;
+  const commandErr = pipes[STDERR_FD] ?? null;
+  const held: Buffer[] = [];
+  let passing = false;
   let started = false;
   let said = '';
+  let ready!: (how: 'started' | 'failed' | 'again') => void;
+  const readyP = new Promise<'started' | 'failed' | 'again'>((r) => (ready = r));
+  const stderrOut = commandErr ? new PassThrough() : null;
+  commandErr?.pipe(stderrOut!, { end: false });
+  const sayOn = (b: Buffer): void => void (stderrOut ? stderrOut.write(b) : writeSync(2, b));
+  const pass = (): void => {
+    passing = true;
+    for (const b of held.splice(0)) sayOn(b);
+  };
+  launchSaid.on('data', (b: Buffer) => (passing ? sayOn(b) : held.push(b)));
   life?.on('error', () => undefined);
   life?.on('data', (d: Buffer) => {
-    started = true;
+    if (!started) {
+      started = true;
+      pass();
+      ready('started');
+    }
     said = `${said}${d.toString('latin1')}`.slice(-64);
   });
   const beat = setInterval(() => life?.write('.'), LIFE_MS);
   beat.unref();
-  const exited = exitOf(child).then((exit) => {
+  // Whether to say what the launch said is decided once all of it and the life line are read and its process is gone.
+  const closed = (s: Duplex | null | undefined): Promise<unknown> => new Promise((r) => (s && !s.closed ? s.once('close', r) : r(undefined)));
+  const decided = Promise.all([new Promise((r) => child.once('exit', r).once('error', r)), closed(launchSaid), closed(life)]).then(() => {
+    if (started) return;
+    const retry = again();
+    if (!retry) pass();
+    ready(retry ? 'again' : 'failed');
+  });
+  const exited = Promise.all([exitOf(child), decided]).then(([exit]) => {
     clearInterval(beat);
     life?.destroy();
+    stderrOut?.end();
     // Ended by a signal, as the sandbox's first process said (its own exit code is 128 and the signal's number).
     const signal = /k(SIG[A-Z0-9]+)\n/.exec(said)?.[1] as NodeJS.Signals | undefined;
     return signal && exit.exitCode === 128 + (os.signals[signal] ?? -128) ? { signal } : exit;
   });
-  return {
+  const agent: AgentProcess = {
     child,
+    stdout: child.stdout,
+    stderr: stderrOut,
     exited,
     started: () => started,
     kill: (signal) => {
@@ -216,4 +280,5 @@ export async function spawnAgent(o: {
       }
     },
   };
+  return { agent, ready: readyP };
 }

@@ -535,11 +535,10 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
   state.agentProcess = agent;
   spawned = agent;
   for (const signal of early.splice(0)) agent.kill(signal);
-  const child = agent.child;
   // Streams that are not this process's own descriptors (hoop run called from another program) are piped.
-  if (child.stdout) child.stdout.pipe(io.stdout, { end: false });
-  if (child.stderr) child.stderr.pipe(io.stderr, { end: false });
-  if (child.stdin && io.stdin) io.stdin.pipe(child.stdin);
+  agent.stdout?.pipe(io.stdout, { end: false });
+  agent.stderr?.pipe(io.stderr, { end: false });
+  if (agent.child.stdin && io.stdin) io.stdin.pipe(agent.child.stdin);
   const result = await agent.exited;
   // Its sandbox never started it (what failed was said by the sandbox's launch, ../agent/layers.ts).
   if (!result.error && !agent.started()) {

@@ -441,7 +441,7 @@ describe('the README, run as written', () => {
 
     expect(await interrupt(demo)).toBe(0);
     const scripted = await run(['npx hoop demo --script']);
-    expect(scripted.code).toBe(0);
+    expect(scripted.code, scripted.output).toBe(0);
     expect(scripted.output).toContain(`${DEMO_STEPS} of ${DEMO_STEPS} expected outcomes happened.`);
   }, 120_000);
 
