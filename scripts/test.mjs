@@ -1,4 +1,4 @@
-// `npm test` once built: the type check and the lint run beside the suite (the suite alone leaves
+// `npm test` once built: the type check and the style lint run beside the suite (the suite alone leaves
 // part of each core idle), their output said after the suite's; npm test fails when any of the
 // three does. Arguments go to vitest (`npm test -- test/unit/glob.test.ts`).
 import { spawn } from 'node:child_process';
@@ -14,7 +14,8 @@ function quietly(script) {
   });
 }
 
-const checks = [quietly('typecheck'), quietly('lint')];
+// The layers (`npm run lint:layers`) are the suite's own to check (test/unit/layout.test.ts): not cruised twice.
+const checks = [quietly('typecheck'), quietly('lint:style')];
 const suite = await new Promise((resolve) => {
   const child = spawn('npx', ['vitest', 'run', ...process.argv.slice(2)], { stdio: 'inherit' });
   child.on('close', (code, signal) => resolve(code ?? (signal ? 1 : 0)));

@@ -8,7 +8,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decideReview, listReviews, type ReviewInfo } from '../api-client/reviews.js';
 import type { CliIo } from '../io.js';
 import { reviewText } from '../ui/review-lines.js';
-import { watchReviews } from '../ui/ReviewInbox.js';
 import { type GatewayFlags, withGateway } from './client-config.js';
 
 /** Watches the pending reviews (see the module documentation) until `io.signal`. */
@@ -18,6 +17,8 @@ export function watchPendingReviews(io: CliIo, opts: GatewayFlags & { json?: boo
     const decide = async (id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> => decideReview(endpoint, await token(), id, decision, reason);
     const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
     if (tty && !opts.json) {
+      // The inbox (React and Ink) is loaded only where it is drawn: every other review command starts without it.
+      const { watchReviews } = await import('../ui/ReviewInbox.js');
       await watchReviews({ load, decide }, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal });
       return;
     }
