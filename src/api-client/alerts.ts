@@ -1,7 +1,7 @@
 /**
  * The alerts the gateway raised under the policy's `alerts:` rules: listed, and one cleared.
  *
- * @see docs/architecture.md (§4.7)
+ * @see docs/internals.md (§4.7)
  */
 import { type RaisedAlert, raisedAlertSchema } from '../api/answers.js';
 import type { AlertClearBody } from '../api/bodies.js';

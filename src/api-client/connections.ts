@@ -2,7 +2,7 @@
  * The connections a token's identity may use (`GET /v1/connections[/{name}]`), and a PostgreSQL
  * CancelRequest handed to the gateway (`POST /v1/connections/{name}/cancel`).
  *
- * @see docs/architecture.md (§1)
+ * @see docs/internals.md (§1)
  */
 import type { ConnectionInfo, MaskingInfo } from '../api/answers.js';
 import type { CancelBody } from '../api/bodies.js';
@@ -46,7 +46,7 @@ function maskingInfo(value: unknown): { masking: MaskingInfo } | undefined {
 
 /**
  * `GET /v1/connections`: the connections the token's identity may use (TOKEN_REJECTED on 401).
- * @see docs/architecture.md (§1)
+ * @see docs/internals.md (§1)
  */
 export async function listConnections(endpoint: GatewayEndpoint, token: string): Promise<ConnectionInfo[]> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
@@ -65,7 +65,7 @@ export async function listConnections(endpoint: GatewayEndpoint, token: string):
 /**
  * `GET /v1/connections/{name}`: fails fast when the token, the name or the access is wrong
  * (TOKEN_REJECTED, CONNECTION_UNKNOWN, ACCESS_DENIED).
- * @see docs/architecture.md (§1)
+ * @see docs/internals.md (§1)
  */
 export async function getConnection(endpoint: GatewayEndpoint, token: string, name: string): Promise<ConnectionInfo> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;

@@ -2,7 +2,7 @@
  * Direct credentials (`hoop connect --direct`, `hoop run --direct`): minted for a connection,
  * renewed, revoked.
  *
- * @see docs/architecture.md (§1.3a)
+ * @see docs/internals.md (§1.3a)
  */
 import type { DirectCredentialView } from '../api/answers.js';
 import { apiPath } from '../api/paths.js';

@@ -3,7 +3,7 @@
  * client and scopes to log in with), `GET /v1/whoami` (what the gateway makes of a token) and
  * `POST /v1/devices` (register the device key).
  *
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 import type { AuthConfig, RegisteredDevice, WhoAmI } from '../api/answers.js';
 import { apiPath } from '../api/paths.js';
@@ -15,7 +15,7 @@ const isStringRecord = (v: unknown): v is Record<string, string> => typeof v ===
 
 /**
  * `GET /v1/auth/config`. Throws HoopError(USAGE) when the gateway has no login configured.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConfig> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
@@ -38,7 +38,7 @@ export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConf
 
 /**
  * `GET /v1/whoami` with `token`. Throws HoopError(TOKEN_REJECTED) with a helpful message on 401.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export async function getWhoAmI(endpoint: GatewayEndpoint, token: string): Promise<WhoAmI> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;

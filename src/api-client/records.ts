@@ -2,7 +2,7 @@
  * The CLI's own records of its sessions and runs at the gateway: how much of one it holds, a file
  * uploaded, several records uploaded in one archive, one downloaded.
  *
- * @see docs/architecture.md (§1.5)
+ * @see docs/internals.md (§1.5)
  */
 import type { ClientRecordInfo } from '../api/answers.js';
 import { apiPath } from '../api/paths.js';

@@ -4,7 +4,7 @@
  * https only (http to loopback), a private CA when given, HoopErrors with hints (./api-error.ts),
  * never a token in a message.
  *
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (bearer token)
  */
 import { createHash } from 'node:crypto';
@@ -18,7 +18,7 @@ import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import { apiError } from './api-error.js';
 
-/** How to reach the gateway. @see docs/architecture.md (§3) */
+/** How to reach the gateway. @see docs/internals.md (§3) */
 export interface GatewayEndpoint {
   gateway: string | URL;
   ca?: Buffer | undefined;

@@ -2,7 +2,7 @@
  * Reviews (just-in-time approvals) and requests for temporary access: list, read, follow until
  * decided, decide; ask.
  *
- * @see docs/architecture.md (§3.6, §4.4)
+ * @see docs/internals.md (§3.6, §4.4)
  */
 import type { AccessRequestBody, ReviewDecisionBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';

@@ -2,7 +2,7 @@
  * An agent's run at the gateway: begun with a person's credential, then kept alive, ended and
  * told of refused egress with the run's control credential.
  *
- * @see docs/architecture.md (§3.6)
+ * @see docs/internals.md (§3.6)
  */
 import { type RunStarted, type RunView, runViewSchema } from '../api/answers.js';
 import type { RunAskBody, RunEgressBody, RunHeartbeatBody } from '../api/bodies.js';

@@ -7,7 +7,7 @@
  * Without a terminal (no TTY on stdin, or `CI` set) no interactive flow starts: it would wait
  * for a person who is not there. Workload sources work everywhere.
  *
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc8252 (native apps)
  * @see https://www.rfc-editor.org/rfc/rfc8628 (device authorization grant)
  */
@@ -31,7 +31,7 @@ import { describeWorkload, detectWorkload, fetchWorkloadToken, type DetectedWork
 /** Default wait for the browser or the device approval. @see https://www.rfc-editor.org/rfc/rfc8252 */
 export const DEFAULT_LOGIN_TIMEOUT_SECONDS = 300;
 
-/** What the user asked for. @see docs/architecture.md (§3) */
+/** What the user asked for. @see docs/internals.md (§3) */
 export interface LoginOptions {
   gateway?: string | undefined;
   caFile?: string | undefined;
@@ -47,7 +47,7 @@ export interface LoginOptions {
   reauth?: boolean | undefined;
 }
 
-/** The world `login` runs in. @see docs/architecture.md (§7) */
+/** The world `login` runs in. @see docs/architecture.md (conventions) */
 export interface LoginContext {
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -66,7 +66,7 @@ export interface LoginContext {
   exists?: ((path: string) => boolean) | undefined;
 }
 
-/** What `login` did. @see docs/architecture.md (§3) */
+/** What `login` did. @see docs/internals.md (§3) */
 export interface LoginResult {
   origin: string;
   /** The profile's key (its gateway's origin and its subject). */
@@ -97,7 +97,7 @@ export function isInteractive(stdin: { isTTY?: boolean } | undefined, env: NodeJ
 
 /**
  * Logs in to a gateway and saves its profile. See the module comment.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export async function login(options: LoginOptions, ctx: LoginContext): Promise<LoginResult> {
   const now = ctx.now ?? (() => new Date());

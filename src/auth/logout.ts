@@ -38,7 +38,7 @@ export interface LogoutOptions {
   all?: boolean | undefined;
 }
 
-/** The world `logout` runs in. @see docs/architecture.md (§7) */
+/** The world `logout` runs in. @see docs/architecture.md (conventions) */
 export interface LogoutContext {
   env: NodeJS.ProcessEnv;
   cwd: string;

@@ -28,7 +28,7 @@ export interface ProfileStatus {
   loggedInAt: string;
 }
 
-/** The world these run in. @see docs/architecture.md (§7) */
+/** The world these run in. @see docs/architecture.md (conventions) */
 export interface ProfileContext {
   env: NodeJS.ProcessEnv;
   cwd: string;

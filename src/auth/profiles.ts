@@ -8,7 +8,7 @@
  * such a file is read as it is and rekeyed in memory (the secrets stay where they are, the profile
  * says so), and written back in the new shape by the next change.
  *
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -32,7 +32,7 @@ export type StoreKind = 'keychain' | 'file';
 
 /**
  * What the CLI remembers about one gateway.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export interface Profile {
   /** The gateway's base URL. */
@@ -63,7 +63,7 @@ export interface Profile {
   secretsKey?: string;
 }
 
-/** The whole `profiles.json`. @see docs/architecture.md (§3) */
+/** The whole `profiles.json`. @see docs/internals.md (§3) */
 export interface ProfilesFile {
   /** The key of the current profile. */
   current?: string;
@@ -209,7 +209,7 @@ export function findProfile(file: ProfilesFile, name: string, origin?: string): 
 /**
  * Reads and writes `profiles.json` in a configuration directory. Every change is a
  * read-modify-write of the whole file, replaced atomically.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export class ProfileStore {
   /** The `profiles.json` path. */

@@ -5,7 +5,7 @@
  * (`POST /v1/devices` with `ephemeral: true`: accepted for 7 days, long enough to upload what it
  * signed). The private half of an ephemeral key never leaves the process.
  *
- * @see docs/architecture.md (§3, §1.5, §5)
+ * @see docs/internals.md (§3, §1.5, §5)
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { registerDevice } from '../api-client/identity.js';

@@ -18,7 +18,7 @@
  * is reported once (until one succeeds again) and retried until the token expires, unless the
  * provider said the login is over (then the user must log in again).
  *
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-6 (refreshing an access token)
  */
 import { createHash } from 'node:crypto';
@@ -38,7 +38,7 @@ export type { TokenGrant } from './oidc.js';
 
 /**
  * A source of bearer tokens for one gateway.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export interface TokenProvider {
   /** The gateway base URL to use. */
@@ -58,7 +58,7 @@ export interface TokenProvider {
 /**
  * What {@link resolveTokenProvider} returns: a {@link TokenProvider} that also says where its
  * tokens are kept.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export interface ResolvedTokenProvider extends TokenProvider {
   /** The gateway origin. */
@@ -350,7 +350,7 @@ class ProfileTokenProvider extends BaseTokenProvider {
 
 /**
  * Options of {@link resolveTokenProvider}.
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export interface ResolveTokenProviderOptions {
   env: NodeJS.ProcessEnv;
@@ -382,7 +382,7 @@ async function readNamed(file: string, what: string, flag: string): Promise<Buff
 
 /**
  * The token provider for this invocation (see the module comment for the order).
- * @see docs/architecture.md (§3)
+ * @see docs/internals.md (§3)
  */
 export async function resolveTokenProvider(options: ResolveTokenProviderOptions): Promise<ResolvedTokenProvider> {
   const { env, cwd } = options;

@@ -3,7 +3,7 @@
  * tunnel gets it in a `{type:'token'}` CONTROL message, so sessions outlive the token they began
  * with; the gateway answers `token-accepted` or `token-rejected`. Failures are said once.
  *
- * @see docs/architecture.md (§3: refresh without dropping the session)
+ * @see docs/internals.md (§3: refresh without dropping the session)
  */
 import type { TokenProvider } from './token-provider.js';
 import type { Logger } from '../log.js';

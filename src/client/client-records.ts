@@ -5,7 +5,7 @@
  * spool, and any later hoop command that talks to the same gateway uploads it, as it uploads
  * what a killed hoop left behind.
  *
- * @see docs/architecture.md (§1.5, §5)
+ * @see docs/internals.md (§1.5, §5)
  */
 import { configDir, gatewayOrigin } from '../auth/paths.js';
 import { recordingKey } from '../auth/recording-key.js';

@@ -16,7 +16,7 @@
  *
  * When `/v1/whoami` fails (an older gateway, a network hiccup) early checks are off, said once.
  *
- * @see docs/architecture.md (§2)
+ * @see docs/internals.md (§2)
  */
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';

@@ -12,7 +12,7 @@
  * policy commit is compared with the CLI's, and a session whose commit the CLI cannot match is
  * judged by the gateway only (./connect-policy.ts).
  *
- * @see docs/architecture.md (§2)
+ * @see docs/internals.md (§2)
  */
 import { getConnection } from '../api-client/connections.js';
 import type { ConnectionInfo } from '../api/answers.js';

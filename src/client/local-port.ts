@@ -5,7 +5,7 @@
  * connection to the gateway. Local clients prove the per-run password (SCRAM), and on TCP the
  * port speaks TLS with a certificate minted for this run (the `sslrootcert` of `sslmode=verify-full`).
  *
- * @see docs/architecture.md (§1)
+ * @see docs/internals.md (§1)
  */
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';

@@ -3,7 +3,7 @@
  * which rule, how many events, whether it suspends them) and clearing one, a person's decision
  * with a reason. The gateway decides who may see and clear each.
  *
- * @see docs/architecture.md (§4.7)
+ * @see docs/internals.md (§4.7)
  */
 import { Command, Option } from 'commander';
 import { countedText, type RaisedAlert } from '../api/answers.js';

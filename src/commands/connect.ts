@@ -3,7 +3,7 @@
  * gateway, or with `--direct` a credential for the gateway's own port; what it does is
  * src/client/connect.ts.
  *
- * @see docs/architecture.md (§2)
+ * @see docs/internals.md (§2)
  */
 import { Command, Option } from 'commander';
 import { duration } from '../client/client-config.js';

@@ -7,7 +7,7 @@
  * Exit codes: 0 asked (or, with `--wait`, approved); 3 denied; 4 not decided (expired, or still
  * pending when `--wait` gave up).
  *
- * @see docs/architecture.md (§3.6, §4.4)
+ * @see docs/internals.md (§3.6, §4.4)
  */
 import { Command, Option } from 'commander';
 import { followReview, requestAccess } from '../api-client/reviews.js';

@@ -4,7 +4,7 @@
  * statement (SQL and parameters, who asks, under which rule), and approve or deny it. Requesters
  * use `show --wait` to follow their own. The gateway decides who may see and decide each review.
  *
- * @see docs/architecture.md (§3.6, §4.4)
+ * @see docs/internals.md (§3.6, §4.4)
  */
 import { Command, Option } from 'commander';
 import { decideReview, followReview, getReview, listReviews, type ReviewInfo } from '../api-client/reviews.js';

@@ -2,7 +2,7 @@
  * Who may use which connection, decided by the bundle's `access` rules. Deny by default: an
  * identity no rule admits gets nothing, and `*` must be written out to admit everyone signed in.
  *
- * @see docs/architecture.md (§4: access)
+ * @see docs/internals.md (§4: access)
  */
 import { listNames } from '../glob.js';
 import { loosestLimits, type SessionLimits } from './limits.js';

@@ -24,7 +24,7 @@
  * caller judges PREPARE / Parse and applies that decision at EXECUTE / Bind), and which schema
  * an unqualified name resolves to (see `./sql/match.ts`).
  *
- * @see docs/architecture.md (§2, §4)
+ * @see docs/internals.md (§2, §4)
  * @see https://www.postgresql.org/docs/17/sql-commands.html
  */
 import { globMatches, listNames } from '../glob.js';
@@ -333,7 +333,7 @@ function prepareRule(rule: StatementRule): PreparedRule {
  * numeric literals (`... WHERE aid = 4711` / `= 99`) gets its decision without being parsed,
  * once the parse tree has shown that every replaced digit run was a numeric constant.
  * Requires `await loadSqlParser()` once before the first {@link StatementJudge.judge}.
- * @see docs/architecture.md (§4)
+ * @see docs/internals.md (§4)
  */
 export class StatementJudge {
   readonly #rules: PreparedRule[];

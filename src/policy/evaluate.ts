@@ -3,7 +3,7 @@
  * connection ({@link accessFor}) together with the statement decision ({@link StatementJudge}),
  * exactly as the gateway combines them; and the run of a bundle's own test cases.
  *
- * @see docs/architecture.md (§2, §4)
+ * @see docs/internals.md (§2, §4)
  */
 import { accessFor, type AccessGrant } from './access.js';
 import { alertSubjectKey, alertWeightFor } from './alert-match.js';

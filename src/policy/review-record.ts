@@ -3,7 +3,7 @@
  * request for temporary access (src/gateway/reviews/reviews.ts), read by the CLI's `hoop review` and
  * `hoop request`.
  *
- * @see docs/architecture.md (§3.6, §4.4)
+ * @see docs/internals.md (§3.6, §4.4)
  */
 import { z } from 'zod';
 import { recordObject, storedTime } from '../stored-record.js';

@@ -32,7 +32,7 @@
  * recording: { results: masked, rowCap: 1000, onFailure: close }
  * ```
  *
- * @see docs/architecture.md (§4)
+ * @see docs/internals.md (§4)
  * @see https://yaml.org/spec/1.2.2/
  */
 import { LinearRegex } from '../linear-regex.js';

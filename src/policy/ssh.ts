@@ -38,7 +38,7 @@
  * (a command can start a shell too: `default: deny` is what keeps shells and unnamed commands out).
  *
  * @see https://man.openbsd.org/sshd_config (AcceptEnv, AllowTcpForwarding, PermitOpen, ForceCommand)
- * @see docs/architecture.md (§4: ssh rules)
+ * @see docs/internals.md (§4: ssh rules)
  */
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';

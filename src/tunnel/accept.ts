@@ -3,7 +3,7 @@
  * event: recognise the request, answer `101 Switching Protocols` and wrap the socket in a
  * {@link TunnelChannel}, or refuse it with an HTTP error and a JSON body.
  *
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade
  * @see https://nodejs.org/api/http.html#event-upgrade
  */
@@ -16,12 +16,12 @@ import { MUX_PROTOCOL, MuxConnection, type MuxStream, type MuxOpenRequest } from
 import type { TunnelStream } from './stream.js';
 import { TUNNEL_PROTOCOL, TunnelHeader } from './transport.js';
 
-/** The JSON body of a refused tunnel. @see docs/architecture.md (§1.2) */
+/** The JSON body of a refused tunnel. @see docs/internals.md (§1.2) */
 export interface TunnelErrorBody {
   error: { code: string; message: string; hint?: string; reason?: string };
 }
 
-/** What a tunnel request says about itself (headers of the Upgrade request). @see docs/architecture.md (§1.2) */
+/** What a tunnel request says about itself (headers of the Upgrade request). @see docs/internals.md (§1.2) */
 export interface TunnelRequest {
   /** The connection name from the path, percent-decoded. */
   connection: string;

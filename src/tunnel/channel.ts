@@ -8,7 +8,7 @@
  * readable side is full. This is on the per-message path of database protocols, so there are
  * no timers and no per-byte work, and each frame (or batch of frames) is one socket write.
  *
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://nodejs.org/api/stream.html#implementing-a-duplex-stream
  */
 import type { Duplex } from 'node:stream';
@@ -50,7 +50,7 @@ type TunnelSocket = Duplex & { setNoDelay?: (noDelay?: boolean) => unknown };
  * Ending the writable side ends the socket (half-close); the socket's end ends the readable
  * side; a socket error, an abrupt close or an invalid frame destroys the channel with an error
  * (HoopError(PROTOCOL_VIOLATION) for frames; HoopError(GATEWAY_UNREACHABLE) for a lost gateway).
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export class TunnelChannel extends TunnelStream {
   /** The upgraded socket (a `net.Socket` or `tls.TLSSocket` in practice). Do not read or write it directly. */
@@ -86,7 +86,7 @@ export class TunnelChannel extends TunnelStream {
     setImmediate(this.#start);
   }
 
-  /** @see docs/architecture.md (§1.2) */
+  /** @see docs/internals.md (§1.2) */
   sendControl(message: ControlMessage): boolean {
     const frame = encodeControl(message);
     if (this.destroyed || this.writableEnded) return false;

@@ -6,7 +6,7 @@
  * frames carry one UTF-8 JSON object with a string `type`. An unknown type, a length above the
  * type's limit or a CONTROL payload that is not such an object is a protocol violation.
  *
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://github.com/brianc/node-postgres/blob/master/packages/pg-protocol/src/parser.ts (cursor over a growing buffer)
  */
 import { isUtf8 } from 'node:buffer';
@@ -15,7 +15,7 @@ import { FrameDecoder } from './chunk-queue.js';
 
 /**
  * Frame types of hoop-tunnel/1.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export const FrameType = {
   /** Raw protocol bytes, part of a byte stream. */
@@ -27,36 +27,36 @@ export const FrameType = {
 /** A frame type value. */
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
-/** Bytes in a frame header: type (1) + big-endian payload length (4). @see docs/architecture.md (§1.2) */
+/** Bytes in a frame header: type (1) + big-endian payload length (4). @see docs/internals.md (§1.2) */
 export const FRAME_HEADER_LENGTH = 5;
 
-/** Largest DATA payload (1 MiB); larger writes are split into several frames. @see docs/architecture.md (§1.2) */
+/** Largest DATA payload (1 MiB); larger writes are split into several frames. @see docs/internals.md (§1.2) */
 export const MAX_DATA_PAYLOAD = 1024 * 1024;
 
-/** Largest CONTROL payload (64 KiB). @see docs/architecture.md (§1.2) */
+/** Largest CONTROL payload (64 KiB). @see docs/internals.md (§1.2) */
 export const MAX_CONTROL_PAYLOAD = 64 * 1024;
 
 /**
  * A CONTROL message: a JSON object whose `type` says what it is, e.g.
  * `{"type":"close","reason":"upstream-auth-failed","message":"..."}` or `{"type":"error",...}`.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export type ControlMessage = { type: string; [key: string]: unknown };
 
-/** A decoded DATA frame; `payload` may be a view into a received chunk. @see docs/architecture.md (§1.2) */
+/** A decoded DATA frame; `payload` may be a view into a received chunk. @see docs/internals.md (§1.2) */
 export interface DataFrame {
   type: typeof FrameType.DATA;
   payload: Buffer;
 }
 
-/** A decoded CONTROL frame with its already-validated message. @see docs/architecture.md (§1.2) */
+/** A decoded CONTROL frame with its already-validated message. @see docs/internals.md (§1.2) */
 export interface ControlFrame {
   type: typeof FrameType.CONTROL;
   payload: Buffer;
   control: ControlMessage;
 }
 
-/** A decoded frame. @see docs/architecture.md (§1.2) */
+/** A decoded frame. @see docs/internals.md (§1.2) */
 export type Frame = DataFrame | ControlFrame;
 
 function violation(message: string): HoopError {
@@ -82,7 +82,7 @@ function checkOutgoing(type: number, length: number): void {
 /**
  * The 5-byte header of a frame, for payloads written separately (cork/writev) to avoid a copy.
  * Throws HoopError(INTERNAL) for an unknown type or a length above the type's limit.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export function encodeFrameHeader(type: FrameType, length: number): Buffer {
   checkOutgoing(type, length);
@@ -96,7 +96,7 @@ export function encodeFrameHeader(type: FrameType, length: number): Buffer {
  * One buffer holding header and a copy of `payload`: one socket write per frame. Prefer
  * {@link encodeFrameHeader} plus the payload itself for large payloads.
  * Throws HoopError(INTERNAL) for an unknown type or a length above the type's limit.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export function encodeFrame(type: FrameType, payload: Uint8Array): Buffer {
   checkOutgoing(type, payload.length);
@@ -110,7 +110,7 @@ export function encodeFrame(type: FrameType, payload: Uint8Array): Buffer {
 /**
  * A whole CONTROL frame for `message`. Throws HoopError(INTERNAL) when `message` has no string
  * `type` or its JSON exceeds {@link MAX_CONTROL_PAYLOAD}.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export function encodeControl(message: ControlMessage): Buffer {
   if (typeof message?.type !== 'string') throw new HoopError(ErrorCode.INTERNAL, 'a control message needs a string "type"');

@@ -8,7 +8,7 @@
  * WINDOW carries a four-byte big-endian credit. An unknown type, a length above the type's
  * limit or a payload of the wrong shape is a protocol violation, and ends the whole connection.
  *
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-5 (SSH channels: open, data, window adjust, EOF, close)
  * @see https://www.rfc-editor.org/rfc/rfc9113#section-6.9 (HTTP/2 flow control)
  */
@@ -16,7 +16,7 @@ import { isUtf8 } from 'node:buffer';
 import { ErrorCode, HoopError } from '../errors.js';
 import { FrameDecoder } from './chunk-queue.js';
 
-/** Frame types of hoop-mux/1. @see docs/architecture.md (§1.2) */
+/** Frame types of hoop-mux/1. @see docs/internals.md (§1.2) */
 export const MuxFrameType = {
   /** Client → gateway: open a session on a new stream; JSON `{connection, headers, window?}` (the v1 Upgrade's headers, lower case; the client's window). */
   OPEN: 0x01,

@@ -10,7 +10,7 @@
  * A frame that breaks the protocol ends the whole connection (all its streams), as a bad frame
  * ends a hoop-tunnel/1 tunnel; the gateway keeps serving every other connection.
  *
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-5 (SSH connection protocol: channels and windows)
  */
 import { EventEmitter } from 'node:events';
@@ -20,7 +20,7 @@ import { encodeControl, FRAME_HEADER_LENGTH, type ControlMessage } from './frame
 import { MAX_MUX_DATA, MuxFrameType, MuxReader, muxHeader, muxJsonFrame, muxViolation, muxWindowFrame, type MuxFrame } from './mux-frames.js';
 import { TunnelStream, type TunnelPeer } from './stream.js';
 
-/** The protocol token of the `Upgrade` header of a multiplexed tunnel. @see docs/architecture.md (§1.2) */
+/** The protocol token of the `Upgrade` header of a multiplexed tunnel. @see docs/internals.md (§1.2) */
 export const MUX_PROTOCOL = 'hoop-mux/1';
 
 /**
@@ -133,7 +133,7 @@ export class MuxStream extends TunnelStream {
     this.destroy();
   }
 
-  /** @see docs/architecture.md (§1.2) */
+  /** @see docs/internals.md (§1.2) */
   sendControl(message: ControlMessage): boolean {
     // One JSON encoder for both tunnels: a hoop-tunnel/1 CONTROL frame's payload is the same JSON.
     const payload = encodeControl(message).subarray(FRAME_HEADER_LENGTH);

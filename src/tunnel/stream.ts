@@ -3,14 +3,14 @@
  * CONTROL messages. A {@link TunnelChannel} is a whole connection (hoop-tunnel/1); a `MuxStream`
  * is one session among several on a shared connection (hoop-mux/1).
  *
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://nodejs.org/api/stream.html#implementing-a-duplex-stream
  */
 import { Duplex, type DuplexOptions } from 'node:stream';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { ControlMessage } from './frames.js';
 
-/** Who is at the other end of a tunnel; only changes error messages and codes. @see docs/architecture.md (§1.2) */
+/** Who is at the other end of a tunnel; only changes error messages and codes. @see docs/internals.md (§1.2) */
 export type TunnelPeer = 'gateway' | 'client';
 
 const MAX_PENDING_CONTROLS = 256;
@@ -22,7 +22,7 @@ const MAX_PENDING_CONTROLS = 256;
  * buffer; messages that arrive before any `'control'` listener exists are kept (up to 256) and
  * emitted when one is added. `'peer-gone'` is emitted once when the transport learns that the
  * peer ended its side or left, even while the readable side still holds bytes nobody read.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export abstract class TunnelStream extends Duplex {
   protected readonly peer: TunnelPeer;

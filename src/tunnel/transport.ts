@@ -5,7 +5,7 @@
  * TLS is required, except to a gateway on this machine (`http://localhost`, `127.0.0.0/8`,
  * `[::1]`) in dev mode. Every failure becomes a HoopError with a hint; none carries the token.
  *
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade (HTTP Upgrade)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (Bearer token in the Authorization header)
  */
@@ -21,10 +21,10 @@ import { TunnelChannel } from './channel.js';
 import { MUX_PROTOCOL, MuxConnection, MuxRefusal } from './mux.js';
 import type { TunnelStream } from './stream.js';
 
-/** The protocol token of the `Upgrade` header. @see docs/architecture.md (§1.2) */
+/** The protocol token of the `Upgrade` header. @see docs/internals.md (§1.2) */
 export const TUNNEL_PROTOCOL = 'hoop-tunnel/1';
 
-/** Header names of the tunnel handshake (lower case, as node:http reports them). @see docs/architecture.md (§1.2) */
+/** Header names of the tunnel handshake (lower case, as node:http reports them). @see docs/internals.md (§1.2) */
 export const TunnelHeader = {
   SESSION_ID: 'hoop-session-id',
   VIA: 'hoop-via',
@@ -34,7 +34,7 @@ export const TunnelHeader = {
   CLIENT_RECORD: 'hoop-client-record',
 } as const;
 
-/** Options of {@link openTunnel}. @see docs/architecture.md (§1.2) */
+/** Options of {@link openTunnel}. @see docs/internals.md (§1.2) */
 export interface OpenTunnelOptions {
   /** The gateway's base URL, e.g. `https://gateway.example.com` (a path prefix is kept). */
   gateway: string | URL;
@@ -65,7 +65,7 @@ export interface OpenTunnelOptions {
   signal?: AbortSignal;
 }
 
-/** An opened tunnel and what the gateway said in its `101`. @see docs/architecture.md (§1.2) */
+/** An opened tunnel and what the gateway said in its `101`. @see docs/internals.md (§1.2) */
 /**
  * A new session id for `Hoop-Session-Id`: 16 URL-safe characters (96 random bits) that never
  * begin with `-` or `_`, so the id can be given to a command as an argument (`hoop sessions show
@@ -125,7 +125,7 @@ const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
  * The gateway's base URL, normalised (no credentials, query or fragment; a trailing `/` so
  * relative API paths keep any path prefix). Throws HoopError(USAGE) for a URL that is not
  * `https:` (or `http:` to a loopback host).
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export function gatewayBaseUrl(gateway: string | URL): URL {
   let base: URL;
@@ -154,7 +154,7 @@ export function gatewayBaseUrl(gateway: string | URL): URL {
 /**
  * The tunnel endpoint `<gateway>/v1/connections/{name}/tunnel` for a gateway base URL. Throws
  * HoopError(USAGE) for a URL {@link gatewayBaseUrl} refuses or a bad connection name.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export function tunnelUrl(gateway: string | URL, connection: string): URL {
   const base = gatewayBaseUrl(gateway);
@@ -170,7 +170,7 @@ export function tunnelUrl(gateway: string | URL, connection: string): URL {
  * Rejects with a HoopError: GATEWAY_UNREACHABLE (network, TLS, timeout), TOKEN_REJECTED (401),
  * ACCESS_DENIED (403), CONNECTION_UNKNOWN (404), UPSTREAM_UNAVAILABLE (502/503), GATEWAY_PROTOCOL
  * (anything else); HTTP refusals are {@link TunnelRefusedError}s carrying the body's `reason`.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade
  */
 export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunnel<TunnelChannel>> {
@@ -315,7 +315,7 @@ export interface TunnelMuxOptions {
  * on it, and a lost connection is opened again by the next session. Each session is still
  * authenticated on its own: its OPEN carries its token and headers, and the gateway admits it
  * as it would a hoop-tunnel/1 tunnel. A gateway without hoop-mux/1 (404) gets hoop-tunnel/1 tunnels.
- * @see docs/architecture.md (§1.2)
+ * @see docs/internals.md (§1.2)
  */
 export class TunnelMux {
   readonly #options: TunnelMuxOptions;

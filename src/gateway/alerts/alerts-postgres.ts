@@ -6,7 +6,7 @@
  * (`NOTIFY hoop_alerts '<id>'`): each keeps it, and ends the sessions it suspends there.
  *
  * @see https://www.postgresql.org/docs/current/sql-notify.html
- * @see docs/architecture.md (§4.7)
+ * @see docs/internals.md (§4.7)
  */
 import type pg from 'pg';
 import { z } from 'zod';

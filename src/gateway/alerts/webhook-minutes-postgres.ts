@@ -10,7 +10,7 @@
  * hour are deleted.
  *
  * @see https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
- * @see docs/architecture.md (§4.7)
+ * @see docs/internals.md (§4.7)
  */
 import type pg from 'pg';
 import type { StoreReplica } from '../replicas/replica.js';

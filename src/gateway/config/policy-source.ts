@@ -9,7 +9,7 @@
  * rules (deny by default) and builds what the engine enforces: a {@link StatementJudge}, read-only
  * upstream sessions, masking with its resolved key, and the maximum session length.
  *
- * @see docs/architecture.md (§4)
+ * @see docs/internals.md (§4)
  * @see https://git-scm.com/docs/git-fetch
  */
 import { listNames } from '../../glob.js';

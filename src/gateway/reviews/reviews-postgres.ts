@@ -12,7 +12,7 @@
  * to no one: any replica expires them once overdue.
  *
  * @see https://www.postgresql.org/docs/current/sql-notify.html
- * @see docs/architecture.md (§3.6, §4.4)
+ * @see docs/internals.md (§3.6, §4.4)
  */
 import type pg from 'pg';
 import { reviewSettingsSchema, type ReviewSettings } from '../../policy/schema.js';

@@ -22,7 +22,7 @@
  * judged for it, so the same statement bodies and parameters) on the same connection once, in a
  * later session, until as long again as its timeout after the approval. Either way it runs once.
  *
- * @see docs/architecture.md (§3.6, §4.4)
+ * @see docs/internals.md (§3.6, §4.4)
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';

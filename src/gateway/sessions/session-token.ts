@@ -8,7 +8,7 @@
  * one for another identity, or one that no longer grants access to the connection, ends the
  * session at once. Tokens are never logged.
  *
- * @see docs/architecture.md (§3: a token that expires inside a long tunnel is refreshed)
+ * @see docs/internals.md (§3: a token that expires inside a long tunnel is refreshed)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 (invalid_token)
  */
 import type { LogFields, Logger } from '../../log.js';

@@ -15,7 +15,7 @@
  *
  * @see https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING (the URL)
- * @see docs/architecture.md (§5)
+ * @see docs/internals.md (§5)
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';

@@ -8,7 +8,7 @@
  * with files 0600 in a 0700 directory, serializes its writes so concurrent requests never lose
  * one another's device, and takes a lock file so a second gateway process cannot share it.
  *
- * @see docs/architecture.md (§5, §3)
+ * @see docs/internals.md (§5, §3)
  * @see https://www.rfc-editor.org/rfc/rfc8410 (Ed25519 public keys in SubjectPublicKeyInfo)
  */
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
@@ -50,7 +50,7 @@ export interface NewDevice {
   expiresAt?: string;
 }
 
-/** The gateway's state. @see docs/architecture.md (§5) */
+/** The gateway's state. @see docs/internals.md (§5) */
 export interface GatewayStore {
   /**
    * Registers a device key for `owner`. Idempotent: the same key for the same owner returns the
@@ -181,7 +181,7 @@ function live(d: Device, now: number): boolean {
 /**
  * The embedded store: JSON files in the gateway's data directory, for a single gateway process.
  *
- * @see docs/architecture.md (§5)
+ * @see docs/internals.md (§5)
  */
 export class FileGatewayStore implements GatewayStore {
   readonly dir: string;
