@@ -8,7 +8,7 @@
  * (test/integration/mysql-masking-differential.test.ts).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MysqlResultMasker } from '../../src/mysql/gateway/result-masker.js';
+import { MysqlResultMasker } from '../../src/mysql/pipeline/result-masker.js';
 import type { ServerPacket } from '../../src/mysql/pipeline/conversation.js';
 import { type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseColumnDefinition, parseErr, parseTextRow, textRow } from '../../src/mysql/wire/results.js';
 import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';

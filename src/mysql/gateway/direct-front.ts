@@ -25,7 +25,7 @@ import { Cap, greeting, isSslRequest, parseHandshakeResponse, type Greeting } fr
 import { PacketSource } from '../wire/packet-source.js';
 import { nulString, packet } from '../wire/packets.js';
 import { errPacket } from '../wire/results.js';
-import { RELAYED_CAPABILITIES, RELAYED_MARIADB_CAPABILITIES, type SignedInAtPort } from './session-relay.js';
+import { RELAYED_CAPABILITIES, RELAYED_MARIADB_CAPABILITIES, type SignedInAtPort } from './capabilities.js';
 
 /** A credential as the MySQL port needs it: its `mysql_native_password` verifier (none: not a MySQL connection's), why it is no longer accepted (if so), and what the admission takes. */
 export interface MysqlDirectCredential<T> {

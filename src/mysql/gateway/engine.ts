@@ -11,7 +11,8 @@
 import type { MysqlConnection } from '../../config/connection.js';
 import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine.js';
 import type { Greeting } from '../wire/handshake.js';
-import { type MysqlEngineOptions, MysqlSessionRelay, type SignedInAtPort } from './session-relay.js';
+import type { SignedInAtPort } from './capabilities.js';
+import { type MysqlEngineOptions, MysqlSessionRelay } from './session-relay.js';
 
 export type { MysqlEngineOptions } from './session-relay.js';
 

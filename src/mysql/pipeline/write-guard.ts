@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { ReviewAsk } from '../../session/engine.js';
 import { WRITE_GUARD_RULE } from '../../policy/write-limit.js';
-import type { ServerPacket } from '../pipeline/conversation.js';
+import type { ServerPacket } from './conversation.js';
 import { MAX_PACKET_PAYLOAD, type MySqlPacket } from '../wire/packets.js';
 import { errPacket, parseErr, parseOk, parseTextRow, Status, withStatus } from '../wire/results.js';
 import type { GuardedWrite } from './command-judge.js';

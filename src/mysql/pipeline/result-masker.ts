@@ -24,7 +24,7 @@ import { isUtf8 } from 'node:buffer';
 import type { MaskingRules } from '../../policy/masking/rules.js';
 import type { MaskStrategy } from '../../policy/masking/strategies.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
-import type { ServerPacket } from '../pipeline/conversation.js';
+import type { ServerPacket } from './conversation.js';
 import { lenencBytes } from '../wire/packets.js';
 import {
   binaryRow,
