@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
-import { mapStrings } from '../../src/mcp/gateway/session-relay.js';
+import { mapStrings } from '../../src/mcp/pipeline/masking.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { applyStrategy, keyedHash, last4 } from '../../src/policy/masking/strategies.js';
 import { Random } from '../harness/random.js';

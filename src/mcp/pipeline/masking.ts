@@ -1,0 +1,83 @@
+/**
+ * Masking, as a stage (./stages.ts): every string (and key) of what a call, a read, a prompt or a
+ * completion returns, of the server's instructions, progress and log, read by the masking
+ * detectors; and an agent's line as the recording keeps it, what the detectors find in it as keyed hashes.
+ */
+import type { MaskingRules } from '../../policy/masking/rules.js';
+import { redactDetected } from '../../policy/sql/redact.js';
+import type { SessionReport } from '../../session/engine.js';
+import type { InFlight, McpStage } from './stages.js';
+
+/** The answers (results and errors) whose strings the masking detectors read: what a call, a read, a prompt or a completion returns. */
+const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true, 'completion/complete': true };
+/** The server's notifications whose parameters the detectors read (a server may log the row it read). */
+const MASKED_NOTIFICATIONS: Record<string, true> = { 'notifications/progress': true, 'notifications/message': true };
+
+/**
+ * `value` with every string and every key replaced by `f` of it (a structured result may key its
+ * data by it), and every number by `f` of its JSON when that changes it (a card sent as a number
+ * comes back as its masked text), but for binary content as base64 (an image's or audio's `data`,
+ * a resource's `blob`), which no detector reads as text.
+ */
+export function mapStrings(value: unknown, f: (s: string) => string): unknown {
+  if (typeof value === 'string') return f(value);
+  if (typeof value === 'number') {
+    const text = JSON.stringify(value);
+    const out = f(text);
+    return out === text ? value : out;
+  }
+  if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
+  if (typeof value !== 'object' || value === null) return value;
+  const binary = (value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio';
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), k === 'blob' || (binary && k === 'data') ? v : mapStrings(v, f)]));
+}
+
+/**
+ * An agent's line as it is written down: what `rules`' detectors find in its strings and numbers
+ * (a card in a `write_file`'s content) as keyed hashes (src/policy/sql/redact.ts), the line as
+ * sent when they find nothing.
+ */
+export function redactedLine(text: string, rules: MaskingRules | undefined, key: Buffer | undefined): string {
+  const detectors = rules?.detectors;
+  if (!detectors?.length) return text;
+  const o = { ...(key ? { key } : {}), detectors };
+  if (!redactDetected(text, o).redacted) return text;
+  try {
+    return JSON.stringify(mapStrings(JSON.parse(text), (s) => redactDetected(s, o).text));
+  } catch {
+    return redactDetected(text, o).text;
+  }
+}
+
+/** See the module documentation. */
+export class McpMasking implements McpStage {
+  readonly #rules: MaskingRules;
+  readonly #report: SessionReport | undefined;
+
+  constructor(rules: MaskingRules, report: SessionReport | undefined) {
+    this.#rules = rules;
+    this.#report = report;
+  }
+
+  toAgent(raw: Record<string, unknown>, flight: InFlight | undefined): Record<string, unknown> {
+    if (!flight) return typeof raw.method === 'string' && Object.hasOwn(MASKED_NOTIFICATIONS, raw.method) ? this.#masked(flight, raw, 'params') : raw;
+    const masked = Object.hasOwn(MASKED, flight.method);
+    // An error answer to what the detectors read (a server's error may quote the row it failed on) is read as its result is.
+    if ('error' in raw) return masked ? this.#masked(flight, raw, 'error') : raw;
+    // The server's instructions go to the agent's model: read by the detectors as a result is.
+    return masked || flight.method === 'initialize' ? this.#masked(flight, raw, 'result') : raw;
+  }
+
+  /** `raw` with every string (and key) of its `field` masked by the detectors; `raw` itself when none matched. */
+  #masked(flight: InFlight | undefined, raw: Record<string, unknown>, field: string): Record<string, unknown> {
+    let changed = false;
+    const masked = mapStrings(raw[field], (s) => {
+      const out = this.#rules.maskText(s);
+      if (out.changed) changed = true;
+      return out.text;
+    });
+    if (!changed) return raw;
+    this.#report?.masked(flight?.tool !== undefined ? `tool:${flight.tool}` : (flight?.method ?? String(raw.method)), 'detector');
+    return { ...raw, [field]: masked };
+  }
+}
