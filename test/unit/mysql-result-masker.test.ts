@@ -99,7 +99,9 @@ describe('MySQL masking of tables the session makes', () => {
     expect(read('SELECT v1, pii_x, LENGTH(v1) AS n FROM scratch', defs, ['a', 'b', '1'])).toEqual([REDACTED, REDACTED, REDACTED]);
     const made = facts('CREATE TEMPORARY TABLE scratch (v1 VARCHAR(9), pii_x TEXT)')[0]!;
     m.tableCreated(made.createsTable!.table, made.createsTable!.columns);
-    expect(read('SELECT v1, pii_x, LENGTH(v1) AS n FROM scratch', defs, ['a', 'b', '1'])).toEqual(['a', REDACTED, REDACTED]);
+    // A computed column is masked by what it is computed from: LENGTH(v1) beside a masked column is exact.
+    expect(read('SELECT v1, pii_x, LENGTH(v1) AS n FROM scratch', defs, ['a', 'b', '1'])).toEqual(['a', REDACTED, '1']);
+    expect(read('SELECT v1, LENGTH(pii_x) AS n FROM scratch', [defs[0]!, defs[2]!], ['a', '1'])).toEqual(['a', REDACTED]);
     expect(read('SELECT v1, LENGTH(v1) AS n FROM scratch', [defs[0]!, defs[2]!], ['a', '1'])).toEqual(['a', '1']);
     m.tablesChanged(facts('ALTER TABLE scratch ADD COLUMN pii_y TEXT')[0]!.tables);
     expect(read('SELECT v1, pii_x, LENGTH(v1) AS n FROM scratch', defs, ['a', 'b', '1'])).toEqual([REDACTED, REDACTED, REDACTED]);
@@ -116,8 +118,16 @@ describe('MySQL masking by a name rule', () => {
     expect(row('SELECT UPPER(pii_email) AS e FROM people', [column('e')], ['A@B.C'])).toEqual([REDACTED]);
     expect(row('SELECT CONCAT(p.note, q.body) AS e FROM people p JOIN notes q ON q.id = p.id', [column('e')], ['a b'])).toEqual(['a b']);
     expect(row('SELECT CONCAT(p.note, p.pii_email) AS e FROM people p', [column('e')], ['a b'])).toEqual([REDACTED]);
-    // An unqualified name may be any table's in FROM; a window's PARTITION BY is read as much as its argument.
-    expect(row('SELECT LENGTH(note) AS n, ROW_NUMBER() OVER (PARTITION BY pii_email) AS r FROM people', [column('n'), column('r')], ['2', '1'])).toEqual([REDACTED, REDACTED]);
+    // Each computed column by what it alone is computed from: an unqualified name may be any table's in FROM; a window's PARTITION BY is read as much as its argument.
+    expect(row('SELECT LENGTH(note) AS n, ROW_NUMBER() OVER (PARTITION BY pii_email) AS r FROM people', [column('n'), column('r')], ['2', '1'])).toEqual(['2', REDACTED]);
+    expect(row("SELECT CONCAT(note, '!') AS a, UPPER(pii_email) AS b, CASE WHEN id > 1 THEN 'x' END AS c FROM people", [column('a'), column('b'), column('c')], ['n!', 'A@B', 'x'])).toEqual([
+      'n!',
+      REDACTED,
+      'x',
+    ]);
+    expect(row("SELECT CASE WHEN pii_email LIKE 'a%' THEN 1 END AS c, JSON_OBJECT('n', note) AS j FROM people", [column('c'), column('j')], ['1', '{"n": "x"}'])).toEqual([REDACTED, '{"n": "x"}']);
+    // A wildcard beside them: which item a result column is, the parse cannot tell; computed columns are redacted whole as before.
+    expect(row('SELECT *, LENGTH(note) AS n, UPPER(pii_email) AS e FROM people', [column('n'), column('e')], ['2', 'A@B'])).toEqual([REDACTED, REDACTED]);
     expect(row('SELECT COUNT(*) AS n, MAX(id) AS m FROM people WHERE pii_email LIKE "a%"', [column('n'), column('m')], ['3', '9'])).toEqual(['3', '9']);
     // What the parse cannot tell: a subquery, a set operation, a derived table.
     expect(row('SELECT (SELECT note FROM notes LIMIT 1) AS n FROM people', [column('n')], ['x'])).toEqual([REDACTED]);

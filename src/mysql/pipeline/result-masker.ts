@@ -23,7 +23,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { MaskingRules } from '../../policy/masking/rules.js';
 import type { MaskStrategy } from '../../policy/masking/strategies.js';
-import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
+import type { OutputRead, StatementFacts } from '../../policy/sql/analyze/facts.js';
 import type { ServerPacket } from './conversation.js';
 import { lenencBytes } from '../wire/packets.js';
 import {
@@ -89,6 +89,8 @@ interface StatementReading {
   originsUnreliable: boolean;
   untraced: boolean;
   errorsMayQuote: boolean;
+  /** What each result column reads, for a statement of one SELECT hoop can trace whose list has no wildcard. */
+  items: readonly OutputRead[][] | undefined;
 }
 
 /**
@@ -133,6 +135,9 @@ export class MysqlResultMasker {
   #tables: ReadonlySet<string> = new Set();
   /** The statement reads a derived table, a CTE, a view or a table hoop does not know: no column's origin is trusted. */
   #originsUnreliable = true;
+  /** What each result column of the statement reads, when the parse tells it (see {@link StatementReading}), and of the result at hand. */
+  #items: readonly OutputRead[][] | undefined;
+  #resultItems: readonly OutputRead[][] | undefined;
   /** The session agreed MariaDB's extended metadata: column definitions carry it. */
   readonly #extended: boolean;
   /** What each statement's facts mean for masking, while they live (texts of one shape share theirs). */
@@ -185,7 +190,7 @@ export class MysqlResultMasker {
       read = this.#reading(facts);
       if (facts) this.#read.set(facts, read);
     }
-    ({ tables: this.#tables, originsUnreliable: this.#originsUnreliable, untraced: this.#untraced, errorsMayQuote: this.#errorsMayQuote } = read);
+    ({ tables: this.#tables, originsUnreliable: this.#originsUnreliable, untraced: this.#untraced, errorsMayQuote: this.#errorsMayQuote, items: this.#items } = read);
   }
 
   /** What statement `facts` means for masking its results (see {@link statement}). */
@@ -195,9 +200,11 @@ export class MysqlResultMasker {
       // MariaDB names a view's column by the view's alias, or through a temporary table (ORDER BY, GROUP BY, a window) by a base
       // table under the view and the column's alias: either may be a table the statement names as well, whose rules then miss it.
       originsUnreliable: facts === undefined || facts.some((s) => s.derived || s.tables.some((t) => !this.#baseTables.has(t.toLowerCase()))),
-      untraced: facts === undefined || facts.some((s) => this.#opaque(s) || (this.#namesMasked(s) && !this.#readsNothingMasked(s))),
+      untraced: facts === undefined || facts.some((s) => this.#opaque(s) || (this.#namesMasked(s) && (s.outputReads === undefined || this.#readsMasked(s.outputReads)))),
       // An error may quote a value the statement read anywhere (a WHERE's cast), not only in its select list.
       errorsMayQuote: facts === undefined || facts.some((s) => this.#opaque(s) || this.#namesMasked(s)),
+      // One statement's result, column by column (several statements' results come one after another, which hoop does not tell apart).
+      items: facts?.length === 1 && !this.#opaque(facts[0]!) ? facts[0]!.outputItems : undefined,
     };
   }
 
@@ -211,18 +218,15 @@ export class MysqlResultMasker {
     return s.tables.some((t) => this.#masks(t));
   }
 
-  /** Whether the select list of `s` names no column the policy masks, by origin or by name (false when the parse could not tell). */
-  #readsNothingMasked(s: StatementFacts): boolean {
-    return (
-      s.outputReads !== undefined &&
-      s.outputReads.every(
-        (r) =>
-          !this.#rules.forName(r.column) &&
-          r.tables.every((t) => {
-            const masked = this.#rules.columnsOfSqlTable(t);
-            return !masked.has('*') && !masked.has(r.column);
-          }),
-      )
+  /** Whether `reads` (what a select list, or one item of it, names) name a column the policy masks, by origin or by name. */
+  #readsMasked(reads: readonly OutputRead[]): boolean {
+    return reads.some(
+      (r) =>
+        this.#rules.forName(r.column) !== undefined ||
+        r.tables.some((t) => {
+          const masked = this.#rules.columnsOfSqlTable(t);
+          return masked.has('*') || masked.has(r.column);
+        }),
     );
   }
 
@@ -255,10 +259,12 @@ export class MysqlResultMasker {
       case 'prepared':
         this.#plans = [];
         this.#masksWhole = false;
+        // Result column i is list item i only when there are as many of each.
+        this.#resultItems = this.#items?.length === p.columns ? this.#items : undefined;
         return payload;
       case 'column': {
         const def = parseColumnDefinition(payload, this.#extended);
-        const plan = this.#plan(def);
+        const plan = this.#plan(def, this.#plans.length);
         this.#plans.push(plan);
         if (!plan.strategy) return payload;
         this.#masksWhole = true;
@@ -284,8 +290,8 @@ export class MysqlResultMasker {
     }
   }
 
-  /** How column `def` is masked. */
-  #plan(def: ColumnDefinition): ColumnPlan {
+  /** How column `def`, the result's `index`th, is masked. */
+  #plan(def: ColumnDefinition, index: number): ColumnPlan {
     // An origin is trusted only when it is a table the statement names, read directly, in a statement
     // that reads base tables hoop knows alone: a derived table's, a CTE's or a view's columns name
     // an alias, or a table under it and an alias, instead.
@@ -294,7 +300,12 @@ export class MysqlResultMasker {
     let strategy: MaskStrategy | undefined;
     // A name rule reads the column as the table names it, and as the result does (an alias).
     if (trusted) strategy = this.#rules.forOrigin({ schema: def.schema, table: def.orgTable, column: def.orgName }) ?? this.#rules.forName(def.orgName) ?? this.#rules.forName(def.name);
-    else strategy = this.#untraced && this.#masksColumns ? 'redact' : this.#rules.forName(def.name);
+    else if (!this.#untraced || !this.#masksColumns) strategy = this.#rules.forName(def.name);
+    else {
+      // A computed column is redacted when what it is computed from is masked, or unknown; else it is exact (but for a name rule on its alias).
+      const reads = this.#resultItems?.[index];
+      strategy = reads === undefined || this.#readsMasked(reads) ? 'redact' : this.#rules.forName(def.name);
+    }
     if (strategy) this.#masked?.(def.orgTable ? `${def.schema}.${def.orgTable}.${def.orgName}` : def.name, strategy);
     return { def, ...(strategy && { strategy }) };
   }

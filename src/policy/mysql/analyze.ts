@@ -165,7 +165,8 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
   if (kind === 'Update' || kind === 'Delete') facts.missingWhere = !restricts(body.selection);
   if (kind === 'Query') {
     const reads = outputReads(body, database);
-    if (reads) facts.outputReads = reads;
+    if (reads) facts.outputReads = reads.all;
+    if (reads?.items) facts.outputItems = reads.items;
   }
   if (writesLiteralsOnly(kind, body)) facts.writesLiteralsOnly = true;
   if (kind === 'CreateTable' && facts.writesLiteralsOnly && qualified.length === 1) {

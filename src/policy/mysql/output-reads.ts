@@ -23,28 +23,44 @@ const QUERIES = new Set(['Subquery', 'Exists', 'InSubquery', 'subquery', 'Query'
 /** A name part's value, lower-case. */
 const value = (part: unknown): string => String((part as { value?: unknown } | undefined)?.value ?? '').toLowerCase();
 
-/** The columns the select list of `query` (a `Query` node's body) reads; undefined when the parse cannot tell. */
-export function outputReads(query: Node, database: string | undefined): OutputRead[] | undefined {
+/**
+ * The columns the select list of `query` (a `Query` node's body) reads: all of them, and, when the
+ * list has no wildcard (so that result column i is list item i), each item's own; undefined when
+ * the parse cannot tell.
+ */
+export function outputReads(query: Node, database: string | undefined): { all: OutputRead[]; items: OutputRead[][] | undefined } | undefined {
   if (query.with !== undefined && query.with !== null) return undefined;
   const select = (query.body as Node | undefined)?.Select as Node | undefined;
   if (!select || (Array.isArray(select.named_window) && select.named_window.length > 0)) return undefined;
   const scope = tablesInScope(select.from, database);
   if (!scope) return undefined;
-  const reads: OutputRead[] = [];
+  const items: OutputRead[][] = [];
+  let wildcard = false;
   for (const item of (select.projection as unknown[] | undefined) ?? []) {
-    if (typeof item !== 'object' || item === null) continue; // a Wildcard: plain columns, each with its origin
+    // A wildcard: plain columns, each with its origin, as many as its table has.
+    if (typeof item !== 'object' || item === null) {
+      wildcard = true;
+      continue;
+    }
     const [kind, body] = Object.entries(item as Node)[0] as [string, Node];
-    if (kind === 'QualifiedWildcard') continue;
-    const expr = kind === 'ExprWithAlias' ? body.expr : body;
-    if (!columnsOf(expr, scope, reads)) return undefined;
+    if (kind === 'Wildcard' || kind === 'QualifiedWildcard') {
+      wildcard = true;
+      continue;
+    }
+    const reads: OutputRead[] = [];
+    if (!columnsOf(kind === 'ExprWithAlias' ? body.expr : body, scope, reads)) return undefined;
+    items.push(reads);
   }
-  return reads;
+  return { all: items.flat(), items: wildcard ? undefined : items };
 }
 
 /** The tables of a FROM clause by the names the query calls them (alias, else table name); undefined when a row source is not a named table. */
 function tablesInScope(from: unknown, database: string | undefined): Map<string, string> | undefined {
   const scope = new Map<string, string>();
   const add = (relation: unknown): boolean => {
+    // A parenthesized join, unaliased: its tables are in scope as they are.
+    const nested = (relation as Node | undefined)?.NestedJoin as Node | undefined;
+    if (nested) return (nested.alias ?? null) === null && joined(nested.table_with_joins as Node | undefined);
     const table = (relation as Node | undefined)?.Table as Node | undefined;
     if (!table || (table.args !== undefined && table.args !== null)) return false;
     const name = (table.name as Array<{ Identifier?: unknown }>).map((p) => value(p.Identifier));
@@ -54,10 +70,8 @@ function tablesInScope(from: unknown, database: string | undefined): Map<string,
     scope.set(alias ? value(alias) : name.at(-1)!, qualified);
     return true;
   };
-  for (const source of (from as Node[] | undefined) ?? []) {
-    if (!add(source.relation)) return undefined;
-    for (const join of (source.joins as Node[] | undefined) ?? []) if (!add(join.relation)) return undefined;
-  }
+  const joined = (source: Node | undefined): boolean => source !== undefined && add(source.relation) && ((source.joins as Node[] | undefined) ?? []).every((j) => add(j.relation));
+  for (const source of (from as Node[] | undefined) ?? []) if (!joined(source)) return undefined;
   return scope;
 }
 

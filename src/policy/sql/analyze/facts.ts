@@ -193,6 +193,8 @@ export interface StatementFacts {
   lineage?: StatementLineage;
   /** MySQL's: the columns its select list reads (../../mysql/output-reads.ts); absent when the parse cannot tell. */
   outputReads?: OutputRead[];
+  /** MySQL's: what each item of the select list reads (result column i is item i), when the list has no wildcard. */
+  outputItems?: OutputRead[][];
   /** MySQL's: a write that copies no column's value (a DELETE; INSERT, REPLACE or UPDATE of literals and placeholders alone). */
   writesLiteralsOnly?: true;
   /** MySQL's: the table a CREATE TABLE of columns alone makes (`db.table`), and its columns (lower-case). */
