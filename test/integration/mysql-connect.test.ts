@@ -754,6 +754,41 @@ describe('hoop connect for a mysql connection', () => {
   });
 });
 
+describe("a governed session's sql_mode and character set", () => {
+  it('are followed when a query sets them to modes hoop knows by name (then each statement is judged as the server reads it under them), refused otherwise', async () => {
+    const c = await connectMysql(governed, 'shop');
+    const driver = await mysql.createConnection({
+      host: c.info.host,
+      port: c.info.port,
+      user: c.info.user,
+      password: c.info.password,
+      database: 'app',
+      ssl: { ca: readFileSync(c.info.sslCa) },
+      multipleStatements: true,
+    });
+    try {
+      await driver.query("INSERT INTO items VALUES (13, 'followed')");
+      await driver.query("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'");
+      // Under NO_BACKSLASH_ESCAPES the backslash ends nothing: the server reads a SELECT, then a DELETE; so does the judge, which follows the mode.
+      await expect(driver.query("SELECT 'a\\'; DELETE FROM items WHERE id = 13; -- '")).rejects.toMatchObject({ errno: 1227, message: expect.stringMatching(/denied by rule "no-deletes"/) });
+      expect((await db.sql('SELECT name FROM app.items WHERE id = 13')).trim()).toBe('followed');
+      await driver.query('SET NAMES utf8mb4');
+      await driver.query("SELECT 1; SET sql_mode = 'ANSI_QUOTES,STRICT_TRANS_TABLES'");
+      const [rows] = await driver.query('SELECT "name" FROM items WHERE id = 13');
+      expect(rows).toEqual([{ name: 'followed' }]);
+      // What hoop cannot follow stays refused: a mode it cannot read under, a mode by number or expression, a change with statements after it.
+      for (const unfollowed of ["SET sql_mode = 'ORACLE'", 'SET sql_mode = 4', "SET sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')", "SET sql_mode = ''; SELECT 1", 'SET NAMES koi8r']) {
+        await expect(driver.query(unfollowed), unfollowed).rejects.toMatchObject({ errno: 1227 });
+      }
+      const [[mode]] = (await driver.query('SELECT @@SESSION.sql_mode AS m')) as unknown as [[{ m: string }]];
+      expect(mode!.m).toBe('ANSI_QUOTES,STRICT_TRANS_TABLES');
+    } finally {
+      await driver.end();
+      await c.stop();
+    }
+  });
+});
+
 describe("hoop connect --direct for a mysql connection: the gateway's MySQL port", () => {
   /** `hoop connect --direct --once --json` of `name` on the governed stack: the credential, its option file. */
   async function direct(name: string) {

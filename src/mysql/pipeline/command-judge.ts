@@ -5,16 +5,16 @@
  * judge on the MySQL reading of it (src/policy/mysql/analyze.ts), as the server lexes it under the
  * session's `sql_mode` and character set ({@link CommandJudge.govern} reads them at sign-in, with
  * the server's base tables when the policy masks, and which of them have a column a name rule
- * masks). An access's server timeouts are set at sign-in on MariaDB ({@link MARIADB_LIMITS}), and
+ * masks; a query that sets them to what hoop can read is followed, {@link CommandJudge.answered}). An access's server timeouts are set at sign-in on MariaDB ({@link MARIADB_LIMITS}), and
  * no statement may change them; a write under a row limit is counted before it commits
- * (./session-relay.ts). What hoop cannot apply (timeouts on MySQL 8, whose `max_execution_time`
+ * (./write-guard.ts). What hoop cannot apply (timeouts on MySQL 8, whose `max_execution_time`
  * bounds SELECTs only) refuses the statement with the reason: nothing is relayed unjudged.
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
  */
 import { createHash } from 'node:crypto';
 import type { MysqlConnection } from '../../config/connection.js';
-import { analyzeMysql, loadMysqlParser, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
+import { analyzeMysql, loadMysqlParser, SAFE_CHARSETS, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
 import type { MysqlReading } from '../../policy/mysql/analyze.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
@@ -112,6 +112,55 @@ export type GuardedWrite = WriteGuard & { sql: string; tables: readonly string[]
 /** sql_mode flags under which MariaDB reads SQL another way than hoop's pre-pass does. */
 const UNREADABLE_MODES = ['MSSQL', 'ORACLE', 'DB2', 'MAXDB', 'POSTGRESQL'];
 
+/**
+ * The sql_mode names a SET may give that hoop follows (MariaDB's, lower-case): a numeric mode, or a
+ * name hoop does not know, is not followed.
+ * @see https://mariadb.com/kb/en/sql-mode/
+ */
+const KNOWN_MODES = new Set(
+  (
+    'allow_invalid_dates ansi ansi_quotes empty_string_is_null error_for_division_by_zero high_not_precedence ignore_bad_table_options ' +
+    'ignore_space mysql323 mysql40 no_auto_create_user no_auto_value_on_zero no_backslash_escapes no_dir_in_create no_engine_substitution ' +
+    'no_field_options no_key_options no_table_options no_unsigned_subtraction no_zero_date no_zero_in_date only_full_group_by ' +
+    'pad_char_to_full_length pipes_as_concat real_as_float simultaneous_assignment strict_all_tables strict_trans_tables ' +
+    'time_round_fractional traditional'
+  ).split(' '),
+);
+
+/** How the server lexes SQL under sql_mode `mode` (comma-separated names), or which of its modes hoop cannot read under. */
+function modeReading(mode: string): { ansiQuotes: boolean; noBackslashEscapes: boolean; odd?: string } {
+  const modes = mode.toUpperCase().split(',');
+  const odd = UNREADABLE_MODES.find((m) => modes.includes(m));
+  return { ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'), noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'), ...(odd ? { odd } : {}) };
+}
+
+/** The character set settings a SET may change. */
+const CHARSET_SETTINGS = new Set(['names', 'character_set_client', 'character set', 'charset']);
+
+/**
+ * The reading a query's SQL leaves the session with, when its last statement alone changes how
+ * text is read, by a SET of sql_mode to modes hoop knows by name or of the character set to UTF-8
+ * (what runs after it in the same text would be read under the new mode: not followed).
+ */
+function followed(analysis: Analysis, options: MysqlReading): MysqlReading | undefined {
+  if (!analysis.ok) return undefined;
+  const last = analysis.statements.at(-1);
+  if (!last?.changesLexing || analysis.statements.slice(0, -1).some((s) => s.changesLexing) || !last.kinds.every((k) => k === 'set')) return undefined;
+  let next: MysqlReading = { ...options };
+  for (const setting of last.settings) {
+    if (setting.name === 'sql_mode') {
+      const names = setting.value?.split(',') ?? [];
+      if (setting.value === undefined || (setting.value !== '' && !names.every((n) => KNOWN_MODES.has(n)))) return undefined;
+      const reading = modeReading(setting.value);
+      next = { ...next, ansiQuotes: reading.ansiQuotes, noBackslashEscapes: reading.noBackslashEscapes };
+    } else if (setting.name !== undefined && CHARSET_SETTINGS.has(setting.name)) {
+      if (setting.value === undefined || !SAFE_CHARSETS.has(setting.value)) return undefined;
+      next = { ...next, singleByte: false };
+    } else if (setting.name === undefined) return undefined;
+  }
+  return next;
+}
+
 /** How the session's SQL is read; `unreadable` when it cannot be. */
 interface Reading {
   options: MysqlReading;
@@ -133,6 +182,8 @@ export class CommandJudge {
   lastReset: string | undefined;
   /** The row limit the last command judged runs under, if it writes under one. */
   lastGuard: GuardedWrite | undefined;
+  /** How the session's SQL is read once the query allowed last has run, when it changes that (see {@link answered}). */
+  #following: MysqlReading | undefined;
   /** The server's InnoDB tables at sign-in (`db.table`, lower-case), when a row limit may apply: only a write to those can be rolled back. */
   #transactional: ReadonlySet<string> | undefined;
 
@@ -169,12 +220,10 @@ export class CommandJudge {
     await loadMysqlParser();
     const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client');
     const [mode = '', charset = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
-    const modes = mode.toUpperCase().split(',');
-    const odd = UNREADABLE_MODES.find((m) => modes.includes(m));
+    const { odd, ...lexing } = modeReading(mode);
     this.#reading = {
       options: {
-        ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'),
-        noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'),
+        ...lexing,
         singleByte: !charset.startsWith('utf8'),
         multiStatements: (agreed & Cap.MULTI_STATEMENTS) !== 0,
         database: this.#session.connection.database,
@@ -241,6 +290,7 @@ export class CommandJudge {
     this.lastFacts = undefined;
     this.lastGuard = undefined;
     this.lastReset = undefined;
+    this.#following = undefined;
     const sql = sqlOf(code, payload);
     if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
     if (sql !== undefined && code === Command.STMT_PREPARE) {
@@ -250,7 +300,13 @@ export class CommandJudge {
         ? { rule: judged.ask.rule ?? 'policy', reason: `held for review: send it as a query (COM_QUERY), not a prepared statement, to wait for reviewers: ${judged.ask.message ?? judged.ask.reason}` }
         : judged;
     }
-    return sql === undefined ? undefined : this.#verdict(sql, payload, governed);
+    return sql === undefined ? undefined : this.#verdict(sql, payload, governed, code === Command.QUERY);
+  }
+
+  /** The server answered the command allowed last, its answer ending with `ok` or not: a change of sql_mode or character set it made is followed. */
+  answered(ok: boolean): void {
+    if (ok && this.#following && this.#reading) this.#reading.options = this.#following;
+    this.#following = undefined;
   }
 
   /** Why a write under row limit `guard` cannot be counted before it commits, or undefined when it can. */
@@ -263,13 +319,18 @@ export class CommandJudge {
     return undefined;
   }
 
-  /** The policy's verdict on `sql` (sent as `payload`): a refusal, a review to hold it for, or undefined when it may run. */
-  #verdict(sql: string, payload: Buffer, governed: Reading): Judged {
+  /** The policy's verdict on `sql` (sent as `payload`; a query when `query`): a refusal, a review to hold it for, or undefined when it may run. */
+  #verdict(sql: string, payload: Buffer, governed: Reading, query = false): Judged {
     const { judge, limits } = this.#session;
     if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
     const limited = limits !== undefined && Object.keys(limits).length > 0;
     if (limited && governed.options.flavor !== 'mariadb') return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop applies to MariaDB sessions only' };
-    const analysis = analyzeMysql(sql, governed.options);
+    const read = analyzeMysql(sql, governed.options);
+    // A query that ends by changing sql_mode or the character set is judged as any SET, and the session's reading follows it once it ran.
+    const following = query ? followed(read, governed.options) : undefined;
+    const analysis: Analysis = following && read.ok ? { ...read, statements: read.statements.map((st, i) => (i === read.statements.length - 1 ? { ...st, changesLexing: false } : st)) } : read;
+    // Followed once it ran, whenever that is (a review may hold it); what is refused never runs.
+    this.#following = following;
     if (limited && !analysis.ok) return { rule: 'hoop:mysql-limits', reason: `the access sets server timeouts, and hoop must read each statement to keep them (${analysis.error})` };
     if (limited && analysis.ok && analysis.statements.some((s) => s.settings.some((x) => x.name !== undefined && TIMEOUT_VARIABLES.has(x.name)))) {
       return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which a session may not change' };

@@ -148,6 +148,8 @@ export class MysqlRelay {
         if (own) continue;
         let payload = p.payload;
         for (const stage of this.#serverStages) payload = stage.server!(kind, payload, this.#conversation.answering);
+        // The judge follows what the client's command changed of how the server reads SQL (a SET sql_mode), once it ran.
+        if (!this.#conversation.answering) this.#judge.answered(kind.kind === 'ok');
         const g = this.#guarded;
         if (this.#stages.masking) {
           const out = this.#framed(p, payload);

@@ -43,7 +43,7 @@ export const UNSAFE_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis
  * Any other (latin1 reads 0xA0 as a space; big5 and the like hide a quote) would make the server
  * read later text another way than the gateway does.
  */
-const SAFE_CHARSETS = new Set(['utf8', 'utf8mb3', 'utf8mb4']);
+export const SAFE_CHARSETS = new Set(['utf8', 'utf8mb3', 'utf8mb4']);
 /** Settings that change how the server reads later text. */
 const LEXING_SETTINGS = new Set(['sql_mode', 'character_set_client', 'names', 'character set', 'charset']);
 /** What a session keeps for the gateway to read its SQL as the server does (the message of a refusal). */
