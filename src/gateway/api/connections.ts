@@ -16,7 +16,7 @@ import { mayUse } from '../identity/access.js';
 import type { Callers } from '../sessions/callers.js';
 import { HttpError } from '../http/http-error.js';
 import { cancelBody } from '../../api/bodies.js';
-import { cancelOwnerOf } from '../../postgres/gateway/cancel-registry.js';
+import { sessionOwnerOf } from '../../session/owner.js';
 import { checkBody } from '../http/respond.js';
 import type { GatewayParts } from '../parts/parts.js';
 
@@ -57,7 +57,7 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
       const key = checkBody(cancelBody, body);
       if (policySource) policySource.lookup(identity, name, reviews.grantsOf(identity));
       else callers.lookup(identity, name);
-      const outcome = await cancels.cancel(key, cancelOwnerOf(identity, name));
+      const outcome = await cancels.cancel(key, sessionOwnerOf(identity, name));
       log.info('cancel.request', { subject: identity.subject, connection: name, processId: key.processId, outcome });
       return { outcome };
     },

@@ -16,7 +16,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
 import { randomBytes } from 'node:crypto';
-import type { Identity } from '../../identity.js';
+import { sameOwner, type SessionOwner } from '../../session/owner.js';
 
 /** A client-visible cancel key (both fields unsigned 32-bit, as the codec reads them). */
 export interface CancelKey {
@@ -24,37 +24,15 @@ export interface CancelKey {
   secretKey: number;
 }
 
-/**
- * Who may cancel a session's query: the same person or workload, through the same run credential
- * (or none), on the same connection.
- */
-export interface CancelOwner {
-  subject: string;
-  issuer: string;
-  /** The run credential's id (`run-…`) the session was opened with; absent for a person's own. */
-  run?: string;
-  connection: string;
-}
-
 /** What the gateway needs to cancel the upstream query of one session. */
-export interface CancelTarget extends CancelOwner {
+export interface CancelTarget extends SessionOwner {
   /** A direct client's session: its key alone cancels it. */
   direct?: boolean;
   cancel(): Promise<void>;
 }
 
 /** Who asks to cancel: an owner, or a CancelRequest that came with no credential (`direct`: only a direct session's key is honoured). */
-export type CancelAsker = CancelOwner | { direct: true };
-
-/** The owner of a session `identity` opens on `connection`. */
-export function cancelOwnerOf(identity: Identity, connection: string): CancelOwner {
-  return { subject: identity.subject, issuer: identity.issuer, ...(identity.run ? { run: identity.run.id } : {}), connection };
-}
-
-/** Whether `a` and `b` are the same owner. */
-function sameOwner(a: CancelOwner, b: CancelOwner): boolean {
-  return a.subject === b.subject && a.issuer === b.issuer && (a.run ?? '') === (b.run ?? '') && a.connection === b.connection;
-}
+export type CancelAsker = SessionOwner | { direct: true };
 
 /** Live sessions' minted cancel keys. */
 export class CancelRegistry {

@@ -20,7 +20,8 @@ import { ServerState } from '../pipeline/server-state.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../pipeline/startup.js';
 import { databasesOf, signInAs } from './database-access.js';
 import { ErrorCode, describeError, isHoopError, hoopSays } from '../../errors.js';
-import { cancelOwnerOf, type CancelKey, type CancelRegistry } from './cancel-registry.js';
+import type { CancelKey, CancelRegistry } from './cancel-registry.js';
+import { sessionOwnerOf } from '../../session/owner.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
@@ -227,7 +228,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       const first = await handshake.startup();
       if (first.kind === 'cancel') {
         handshake.release();
-        const done = await this.#o.cancels.cancel(first, cancelOwnerOf(session.identity, session.connection.name)).catch((err: unknown) => {
+        const done = await this.#o.cancels.cancel(first, sessionOwnerOf(session.identity, session.connection.name)).catch((err: unknown) => {
           session.log.warn('cancel.failed', { session: session.id, error: describeError(err) });
           return 'failed';
         });
@@ -303,7 +304,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { connection } = session;
     return this.#o.cancels.register(
       {
-        ...cancelOwnerOf(session.identity, session.connection.name),
+        ...sessionOwnerOf(session.identity, session.connection.name),
         ...(session.direct ? { direct: true } : {}),
         cancel: async () => {
           // Part of this session's story: the client asked (its Ctrl-C), whatever it then stopped.
