@@ -180,3 +180,39 @@ describe('MySQL masking by a name rule', () => {
     expect(parseErr(m.server({ kind: 'err' }, errPacket({ code: 1146, sqlState: '42S02', message: "Table 'app.nowhere' doesn't exist" }))).message).toBe("Table 'app.nowhere' doesn't exist");
   });
 });
+
+describe('MySQL masking by origin, where a name or a spelling could mislead it', () => {
+  /** `app.secrets.ssn` masked by origin; `app.other` has an `ssn` of its own, unmasked; the server's statistics table is a base table too. */
+  const byOrigin = (): MysqlResultMasker =>
+    new MysqlResultMasker(new MaskingRules({ columns: [{ table: 'app.secrets', column: 'ssn', strategy: 'redact' }] }), new Set(['app.secrets', 'app.other', 'mysql.column_stats']), new Set());
+  const read = (sql: string, defs: ColumnDefinition[], values: string[]): Array<string | null> => {
+    const m = byOrigin();
+    m.statement(facts(sql));
+    m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
+    for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+    return parseTextRow(m.server({ kind: 'row', binary: false }, textRow(values)), defs.length).map((v) => (v === null ? null : v.toString('utf8')));
+  };
+
+  it('does not take two aliases that differ in case for one (MariaDB tells S from s): what either names is not traced', () => {
+    for (const sql of [
+      'SELECT upper(S.ssn) AS u FROM secrets S, other s',
+      'SELECT upper(S.ssn) AS u FROM secrets AS S JOIN other AS s ON S.id = s.id',
+      'SELECT upper(secrets.ssn) AS u FROM secrets JOIN other AS SECRETS ON secrets.id = SECRETS.id',
+      'SELECT upper(S.ssn) AS u FROM (secrets S JOIN other s ON S.id = s.id)',
+    ]) {
+      expect(read(sql, [column('u')], ['SSN-111']), sql).toEqual([REDACTED]);
+    }
+    // One alias per name, whatever its case: traced, the other table's column exact.
+    expect(read('SELECT upper(o.ssn) AS u, upper(S.ssn) AS v FROM secrets S JOIN other o ON S.id = o.id', [column('u'), column('v')], ['x', 'SSN-111'])).toEqual(['x', REDACTED]);
+  });
+
+  it('reads a user variable of any name MariaDB reads as one as a value an earlier statement may have read', () => {
+    for (const v of ['@é', '@.x', '@ü', '@x', '@`x`']) expect(read(`SELECT ${v} AS v`, [column('v')], ['SSN-111']), v).toEqual([REDACTED]);
+    expect(read('SELECT @@max_allowed_packet AS v', [column('v')], ['16777216'])).toEqual(['16777216']);
+  });
+
+  it("reads the server's own schemas (column statistics, logs) as tables hoop does not know: their values are redacted whole", () => {
+    const stats = { ...column('max_value', 'column_stats', 'max_value'), schema: 'mysql' };
+    expect(read("SELECT max_value FROM mysql.column_stats WHERE table_name = 'secrets'", [stats], ['SSN-222'])).toEqual([REDACTED]);
+  });
+});

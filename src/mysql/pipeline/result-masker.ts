@@ -65,11 +65,11 @@ export const BUILTIN_FUNCTIONS = new Set(
 );
 
 /**
- * A user variable (`@v`, `@'v'`), anywhere in a statement's text: it may hold what an earlier
- * statement read. A system variable (`@@max_allowed_packet`) cannot: setting one from an
+ * A user variable (`@v`, `@'v'`, `@é`, `@.v`: a name MariaDB reads as one), anywhere in a
+ * statement's text: it may hold what an earlier statement read. A system variable (`@@max_allowed_packet`) cannot: setting one from an
  * expression is refused while the policy masks.
  */
-const USER_VARIABLE = /(?<!@)@[A-Za-z0-9_$`'"]/;
+const USER_VARIABLE = /(?<!@)@[\p{L}\p{N}_$.\u0080-\uffff`'"]/u;
 
 /**
  * Errors whose message quotes names and the client's own SQL, never a value the server holds: no
@@ -99,6 +99,9 @@ interface StatementReading {
  * The others (PROCESSLIST's statements, full-text index words, routine bodies) stay untraced.
  */
 const CATALOG_TABLES = ['schemata', 'tables', 'columns', 'statistics', 'key_column_usage', 'table_constraints', 'referential_constraints'].map((t) => `information_schema.${t}`);
+
+/** The server's own schemas, whose tables are never base tables hoop knows (`mysql.column_stats` keeps columns' minima, maxima and histograms; `mysql.general_log` statements as sent). */
+const SYSTEM_SCHEMAS = new Set(['mysql', 'performance_schema', 'sys']);
 
 /** The kinds that store what they compute. */
 const WRITES = new Set<string>(['insert', 'update', 'delete', 'merge', 'create', 'alter', 'drop', 'truncate', 'call', 'create-function']);
@@ -151,7 +154,8 @@ export class MysqlResultMasker {
   constructor(rules: MaskingRules, baseTables: ReadonlySet<string>, maskedByName: ReadonlySet<string>, masked?: (column: string, strategy: string) => void, extended = false) {
     this.#rules = rules;
     this.#extended = extended;
-    this.#baseTables = new Set([...baseTables, ...CATALOG_TABLES]);
+    // The server's own schemas hold copies of other tables' values (column_stats' minima and maxima, the logs' statements): read as tables hoop does not know.
+    this.#baseTables = new Set([...[...baseTables].filter((t) => !SYSTEM_SCHEMAS.has(t.slice(0, t.indexOf('.')))), ...CATALOG_TABLES]);
     this.#maskedByName = new Set(maskedByName);
     this.#masked = masked;
   }
@@ -172,6 +176,7 @@ export class MysqlResultMasker {
    */
   tableCreated(table: string, columns: readonly string[]): void {
     const t = table.toLowerCase();
+    if (SYSTEM_SCHEMAS.has(t.slice(0, t.indexOf('.')))) return;
     this.#baseTables.add(t);
     if (columns.some((c) => this.#rules.forName(c))) this.#maskedByName.add(t);
     this.#read = new WeakMap();

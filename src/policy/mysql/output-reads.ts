@@ -67,7 +67,10 @@ function tablesInScope(from: unknown, database: string | undefined): Map<string,
     if (name.length === 0 || name.length > 2) return false;
     const qualified = name.length === 2 ? `${name[0]}.${name[1]}` : database ? `${database.toLowerCase()}.${name[0]}` : name[0]!;
     const alias = (table.alias as { name?: unknown } | null | undefined)?.name;
-    scope.set(alias ? value(alias) : name.at(-1)!, qualified);
+    const key = alias ? value(alias) : name.at(-1)!;
+    // MariaDB tells `S` from `s` (lower_case_table_names=0): two names that fold alike are not told apart here.
+    if (scope.has(key)) return false;
+    scope.set(key, qualified);
     return true;
   };
   const joined = (source: Node | undefined): boolean => source !== undefined && add(source.relation) && ((source.joins as Node[] | undefined) ?? []).every((j) => add(j.relation));
