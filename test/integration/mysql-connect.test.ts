@@ -754,6 +754,39 @@ describe('hoop connect for a mysql connection', () => {
   });
 });
 
+describe("a driver's cancel", () => {
+  it("KILL QUERY of the id a client was greeted with, from a connection of its own, cuts that session's query alone; an id that is no session of the same person's is refused", async () => {
+    for (const s of [stack, governed]) {
+      const c = await connectMysql(s, 'shop');
+      const options = { host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } };
+      const [a, b] = [await mysql.createConnection(options), await mysql.createConnection(options)];
+      try {
+        // Each client of the local port is greeted with an id of its own.
+        expect(a.threadId).not.toBe(b.threadId);
+        const sleeping = a.query('SELECT SLEEP(30) AS s').then(
+          () => 'ran to its end',
+          (e: { errno: number }) => e.errno,
+        );
+        await eventually(async () => expect((await db.sql("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30) AS s'")).trim()).toBe('1'));
+        await b.query(`KILL QUERY ${a.threadId}`);
+        // ER_QUERY_INTERRUPTED, at once; the session goes on.
+        expect(await sleeping).toBe(1317);
+        expect((await a.query('SELECT 2 AS two'))[0]).toEqual([{ two: 2 }]);
+        for (const stray of ['KILL QUERY 4000000000', `KILL ${(b.threadId! + 7919) >>> 0}`, 'KILL CONNECTION 1']) {
+          await expect(b.query(stray), stray).rejects.toMatchObject({ errno: 1227, message: expect.stringMatching(/^hoop: KILL \d+: no session of yours on shop/) });
+        }
+        // A prepared KILL would take its id later, unseen: refused.
+        await expect(b.execute('KILL QUERY ?', [a.threadId])).rejects.toMatchObject({ errno: 1227 });
+        expect((await a.query('SELECT 3 AS three'))[0]).toEqual([{ three: 3 }]);
+      } finally {
+        await a.end();
+        await b.end();
+        await c.stop();
+      }
+    }
+  });
+});
+
 describe("a governed session's sql_mode and character set", () => {
   it('are followed when a query sets them to modes hoop knows by name (then each statement is judged as the server reads it under them), refused otherwise', async () => {
     const c = await connectMysql(governed, 'shop');

@@ -5,11 +5,13 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/group__group__cs__capabilities__flags.html
  */
-import { Cap, MariaCap, type HandshakeResponse } from '../wire/handshake.js';
+import { Cap, type Greeting, MariaCap, type HandshakeResponse } from '../wire/handshake.js';
 
 /** A client's answer to a greeting already made: its sign-in, the sequence id of the answer due, and the capabilities it was offered (MariaDB's too). */
 export interface SignedInAtPort {
   hello: HandshakeResponse;
+  /** The connection id the client was greeted with. */
+  connectionId: number;
   seq: number;
   offered: number;
   offeredMariadb: number;
@@ -44,3 +46,16 @@ export const SIGN_IN_CAPABILITIES = Cap.LONG_PASSWORD | Cap.CONNECT_WITH_DB | Ca
 
 /** MariaDB's capabilities hoop relays: its extended metadata (a JSON column says it is JSON), which its column definitions carry and hoop reads. */
 export const RELAYED_MARIADB_CAPABILITIES = MariaCap.EXTENDED_METADATA;
+
+/**
+ * The capabilities both hops agree for `hello`, offered `offered` (MariaDB's `offeredMariadb`) by
+ * a greeting in the name of server `g`: the command phase's, and MariaDB's the client asked for;
+ * undefined when the client agreed to one the server does not offer (a client greeted at the
+ * gateway's MySQL port agreed before the server was known: what only signing in reads may go).
+ */
+export function agreed(hello: HandshakeResponse, offered: number, offeredMariadb: number, g: Pick<Greeting, 'capabilities' | 'mariadbCapabilities'>): [number, number] | undefined {
+  // A client asks for MariaDB's capabilities by leaving out CLIENT_MYSQL (LONG_PASSWORD).
+  const askedMariadb = hello.capabilities & Cap.LONG_PASSWORD ? 0 : hello.mariadbCapabilities & offeredMariadb;
+  if ((hello.capabilities & offered & ~g.capabilities & ~SIGN_IN_CAPABILITIES) >>> 0 !== 0 || (askedMariadb & ~g.mariadbCapabilities) !== 0) return undefined;
+  return [(hello.capabilities & offered & g.capabilities) >>> 0, askedMariadb];
+}

@@ -88,7 +88,7 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
   };
   try {
     const nonce = newNonce();
-    connectionIds = (connectionIds + 1) >>> 0;
+    const connectionId = (connectionIds = (connectionIds + 1) >>> 0);
     // In the name of the server reached last: as MariaDB (CLIENT_MYSQL left out, its extended capabilities offered) after a MariaDB server.
     const last = o.lastGreeting();
     const offeredMariadb = (last?.mariadbCapabilities ?? 0) & RELAYED_MARIADB_CAPABILITIES;
@@ -99,7 +99,7 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
         greeting({
           protocolVersion: 10,
           serverVersion: last?.serverVersion ?? UNKNOWN_VERSION,
-          connectionId: connectionIds,
+          connectionId,
           nonce,
           capabilities: (offered | Cap.SSL) >>> 0,
           mariadbCapabilities: offeredMariadb,
@@ -138,7 +138,7 @@ export async function serveDirectMysqlClient<T>(raw: Socket, o: MysqlDirectFront
     channel.pause();
     clearTimeout(deadline);
     o.signedIn(channel);
-    o.admit(credential.value, { hello, seq: proved.seq, offered, offeredMariadb }, channel);
+    o.admit(credential.value, { hello, connectionId, seq: proved.seq, offered, offeredMariadb }, channel);
   } catch (err) {
     o.log.debug('direct.refused', { user, remote: o.remote, protocol: 'mysql', error: describeError(err) });
     (channel ?? raw).destroy();

@@ -12,6 +12,7 @@ import type { MysqlConnection } from '../../config/connection.js';
 import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine.js';
 import type { Greeting } from '../wire/handshake.js';
 import type { SignedInAtPort } from './capabilities.js';
+import { MysqlClientIds } from './client-ids.js';
 import { type MysqlEngineOptions, MysqlSessionRelay } from './session-relay.js';
 
 export type { MysqlEngineOptions } from './session-relay.js';
@@ -26,6 +27,7 @@ export class MysqlEngine implements Engine<MysqlConnection> {
 
   constructor(o: MysqlEngineOptions) {
     this.#o = {
+      clientIds: new MysqlClientIds(),
       ...o,
       greeted: (g) => {
         this.lastGreeting = g;

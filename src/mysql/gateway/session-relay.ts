@@ -18,10 +18,12 @@ import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
 import { sessionEndOf, type CloseReason, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { RelayEnd } from '../../session/relay-end.js';
+import { sessionOwnerOf, type SessionOwner } from '../../session/owner.js';
 import { MysqlPacketRecorder } from '../pipeline/record-tap.js';
 import { NATIVE_PASSWORD, newNonce } from '../wire/auth.js';
-import { Cap, greeting, isSslRequest, parseHandshakeResponse, type Greeting, type HandshakeResponse } from '../wire/handshake.js';
-import { RELAYED_CAPABILITIES, RELAYED_MARIADB_CAPABILITIES, SIGN_IN_CAPABILITIES, type SignedInAtPort } from './capabilities.js';
+import { GREETED_ATTRIBUTE, greeting, isSslRequest, parseHandshakeResponse, type Greeting, type HandshakeResponse } from '../wire/handshake.js';
+import { agreed, RELAYED_CAPABILITIES, RELAYED_MARIADB_CAPABILITIES, type SignedInAtPort } from './capabilities.js';
+import type { MysqlClientIds } from './client-ids.js';
 import { packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, okPacket, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
@@ -38,6 +40,8 @@ export interface MysqlEngineOptions {
   upstreamTimeoutMs?: number;
   /** Told each server's greeting as it arrives (the gateway's MySQL port greets in the name of the last). */
   greeted?: (g: Greeting) => void;
+  /** The ids clients were greeted with, by session: what a KILL names (./client-ids.ts). */
+  clientIds?: MysqlClientIds;
 }
 
 /** ER_CONNECTION_KILLED: the gateway ends the session. */
@@ -57,6 +61,9 @@ export class MysqlSessionRelay {
   readonly #judge: CommandJudge;
   /** The command phase's paths (set once signed in). */
   #paths: MysqlRelay | undefined;
+  /** Who may KILL this session's query from another (../../session/owner.ts), and its end of being found so. */
+  readonly #owner: SessionOwner;
+  #unregister: (() => void) | undefined;
 
   /** A client that signed in at the gateway's MySQL port: its answer to that greeting. */
   readonly #signedInAtPort: SignedInAtPort | undefined;
@@ -66,6 +73,7 @@ export class MysqlSessionRelay {
     this.#signedInAtPort = signedInAtPort;
     this.#o = o;
     this.#who = { session: session.id, connection: session.connection.name };
+    this.#owner = sessionOwnerOf(session.identity, session.connection.name);
     this.#judge = new CommandJudge(session);
     this.#relayEnd = new RelayEnd(session, () => this.#aborted());
   }
@@ -104,23 +112,18 @@ export class MysqlSessionRelay {
     if (hello.database && hello.database !== connection.database) {
       return this.#refuse(seq, `hoop: ${connection.name} serves the database ${connection.database}, not ${hello.database}`, 'startup-refused', { code: 1044, sqlState: '42000' });
     }
-    // A client greeted at the gateway's MySQL port agreed before the server was known: what only signing in reads may go, the rest must be the server's too.
-    const agreed = (hello.capabilities & offered & g.capabilities) >>> 0;
-    // A client asks for MariaDB's capabilities by leaving out CLIENT_MYSQL (LONG_PASSWORD).
-    const askedMariadb = hello.capabilities & Cap.LONG_PASSWORD ? 0 : hello.mariadbCapabilities & offeredMariadb;
-    if ((hello.capabilities & offered & ~g.capabilities & ~SIGN_IN_CAPABILITIES) >>> 0 !== 0 || (askedMariadb & ~g.mariadbCapabilities) !== 0) {
-      return this.#refuse(
-        seq,
-        `hoop: ${connection.name}'s server does not offer every capability the gateway's MySQL port greeted the client with; connect through hoop connect ${connection.name}`,
-        'startup-refused',
-        UNAVAILABLE,
-      );
+    const agreement = agreed(hello, offered, offeredMariadb, g);
+    if (!agreement) {
+      const why = `hoop: ${connection.name}'s server does not offer every capability the gateway's MySQL port greeted the client with; connect through hoop connect ${connection.name}`;
+      return this.#refuse(seq, why, 'startup-refused', UNAVAILABLE);
     }
-    const signedIn = await this.#signIn(greeted, hello, agreed, askedMariadb).catch((err: Error) => err);
+    const [capabilities, askedMariadb] = agreement;
+    const signedIn = await this.#signIn(greeted, hello, capabilities, askedMariadb).catch((err: Error) => err);
     if (signedIn instanceof Error) return this.#refuseStart(seq, signedIn);
     this.#upstream = signedIn;
+    this.#unregister = this.#o.clientIds?.register(answered.connectionId, this.#owner, g.connectionId);
     this.#write(packet(seq, okPacket({ status: g.status })));
-    this.#relay(agreed, askedMariadb);
+    this.#relay(capabilities, askedMariadb);
   }
 
   /** Greets the client in the server's name and reads its answer; undefined when the session ended or was refused. */
@@ -130,48 +133,40 @@ export class MysqlSessionRelay {
     this.#write(packet(0, greeting({ ...g, nonce: newNonce(), capabilities: offered, mariadbCapabilities: offeredMariadb, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
     const answer = await this.#accept();
     if (!answer) return undefined;
-    const [response, seq] = answer;
-    if (isSslRequest(response.raw)) {
+    const seq = answer.next;
+    if (isSslRequest(answer.payload)) {
       this.#refuse(seq, 'hoop: the tunnel to the gateway is TLS already; the local port asks for TLS, not the gateway', 'protocol-violation');
       return undefined;
     }
-    return { hello: parseHandshakeResponse(response.raw), seq, offered, offeredMariadb };
+    const hello = parseHandshakeResponse(answer.payload);
+    // `hoop connect`'s local port greeted its client before this session was opened, with an id of its own: the one a KILL from that client names.
+    const local = Number(hello.attributes.find(([k]) => k === GREETED_ATTRIBUTE)?.[1] ?? Number.NaN);
+    return { hello, connectionId: Number.isInteger(local) && local >= 0 && local <= 0xffffffff ? local : g.connectionId, seq, offered, offeredMariadb };
   }
 
   /** The client's answer to the greeting, under the handshake deadline; undefined when the session ended first. */
-  async #accept(): Promise<[{ raw: Buffer }, number] | undefined> {
+  #accept(): Promise<MySqlPacket | undefined> {
     const { channel } = this.#session;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#end('handshake-timeout', 'the client did not answer the greeting in time');
-        resolve(undefined);
-      }, this.#o.handshakeTimeoutMs ?? 30_000);
+      const done = (p: MySqlPacket | undefined, why?: [CloseReason, string]): void => {
+        clearTimeout(timer);
+        channel.off('data', onData).off('close', onClose);
+        if (why) this.#end(...why);
+        resolve(p);
+      };
+      const timer = setTimeout(() => done(undefined, ['handshake-timeout', 'the client did not answer the greeting in time']), this.#o.handshakeTimeoutMs ?? 30_000);
       timer.unref();
       const onData = (chunk: Buffer): void => {
         this.#relayEnd.bytes.fromClient += chunk.length;
-        let got: MySqlPacket | undefined;
         try {
-          got = this.#clientPackets.push(chunk)[0];
+          const got = this.#clientPackets.push(chunk)[0];
+          if (got) done(got);
         } catch (err) {
-          stop();
-          this.#end('protocol-violation', describeError(err));
-          return resolve(undefined);
+          done(undefined, ['protocol-violation', describeError(err)]);
         }
-        if (!got) return;
-        stop();
-        resolve([{ raw: got.payload }, got.next]);
       };
-      const onEnd = (): void => {
-        stop();
-        resolve(undefined);
-      };
-      const stop = (): void => {
-        clearTimeout(timer);
-        channel.off('data', onData);
-        channel.off('close', onEnd);
-      };
-      channel.on('data', onData);
-      channel.once('close', onEnd);
+      const onClose = (): void => done(undefined);
+      channel.on('data', onData).once('close', onClose);
     });
   }
 
@@ -204,6 +199,7 @@ export class MysqlSessionRelay {
       fromClient: (n: number) => void (this.#relayEnd.bytes.fromClient += n),
       end: (why: CloseReason, what?: string) => this.#end(why, what),
       finished: () => this.#relayEnd.finished,
+      killTarget: (id: number) => this.#o.clientIds?.resolve(id, this.#owner) ?? { refused: `KILL ${id}: this gateway keeps no sessions' ids` },
     };
     this.#paths = new MysqlRelay(this.#session, this.#upstream!, { judge: this.#judge, recorder, owner, capabilities, clientPackets: this.#clientPackets });
     this.#paths.start();
@@ -240,6 +236,7 @@ export class MysqlSessionRelay {
   /** Ends both connections, keeping the first reason given, and tells the engine once. */
   #end(why: CloseReason, what?: string): void {
     this.#relayEnd.begin(why, what);
+    this.#unregister?.();
     this.#paths?.withdraw();
     if (this.#upstream) this.#relayEnd.linger(this.#upstream, packet(0, Buffer.from([Command.QUIT])));
     this.#relayEnd.linger(this.#session.channel);

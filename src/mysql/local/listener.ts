@@ -8,6 +8,7 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -16,7 +17,7 @@ import type { ControlMessage } from '../../tunnel/frames.js';
 import type { Logger } from '../../log.js';
 import { type ClientRecordTerms, newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, newNonce, scrambleMatches } from '../wire/auth.js';
-import { type AgreedCapabilities, Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
+import { type AgreedCapabilities, Cap, GREETED_ATTRIBUTE, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
 import { PacketSource } from '../wire/packet-source.js';
 import { nulString, packet } from '../wire/packets.js';
 import { MySqlProtocolError } from '../wire/protocol-error.js';
@@ -71,6 +72,8 @@ export class LocalMysqlListener {
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
   #greeting: Promise<Greeting> | undefined;
+  /** The connection id the next client is greeted with: one of its own each (what its driver's cancel names), from a random start (another port of the same person's greets its own). */
+  #nextId = randomBytes(4).readUInt32LE() >>> 1;
 
   constructor(o: LocalMysqlListenerOptions) {
     this.#o = o;
@@ -141,7 +144,8 @@ export class LocalMysqlListener {
     const g = await this.#serverGreeting().catch((err: Error) => err);
     if (g instanceof Error) return refuse(0, g);
     // The client signs in here first: no tunnel is opened for a client without the password.
-    const local: Greeting = { ...g, nonce: newNonce(), capabilities: (g.capabilities | Cap.SSL) >>> 0 };
+    this.#nextId = (this.#nextId + 1) >>> 0;
+    const local: Greeting = { ...g, connectionId: this.#nextId, nonce: newNonce(), capabilities: (g.capabilities | Cap.SSL) >>> 0 };
     raw.write(packet(0, greeting(local)));
     let fromClient = new PacketSource(raw, HANDSHAKE_MAX);
     let p = await fromClient.next();
@@ -187,7 +191,9 @@ export class LocalMysqlListener {
       channel.destroy();
       return refuse(seq, new MySqlProtocolError('the server changed its capabilities since this port started; connect again'));
     }
-    channel.write(packet(first.next, handshakeResponse({ ...hello, capabilities: agreed, authResponse: Buffer.alloc(0), authPlugin: NATIVE_PASSWORD })));
+    // The gateway is told which id the client was greeted with here (a sign-in attribute: only signing in reads CONNECT_ATTRS).
+    const attributes: Array<[string, string]> = [...hello.attributes.filter(([k]) => k !== GREETED_ATTRIBUTE), [GREETED_ATTRIBUTE, String(local.connectionId)]];
+    channel.write(packet(first.next, handshakeResponse({ ...hello, attributes, capabilities: (agreed | Cap.CONNECT_ATTRS) >>> 0, authResponse: Buffer.alloc(0), authPlugin: NATIVE_PASSWORD })));
     const answer = await fromGateway.next();
     client.write(packet(seq, answer.payload));
     clearTimeout(deadline);

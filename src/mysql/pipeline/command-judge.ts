@@ -104,7 +104,26 @@ const MAX_COLUMNS = 1_000_000;
 const MAX_JUDGED_SQL = 64 * 1024;
 
 /** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
-export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | undefined;
+export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | { kill: Kill } | undefined;
+
+/** A `KILL [QUERY | CONNECTION] <id>` a client sent: of the query, or of the whole session, a client greeted with `id` runs. */
+export interface Kill {
+  query: boolean;
+  id: number;
+}
+
+/** The KILL a driver's cancel sends (MariaDB's HARD and SOFT too), alone in its query. */
+const KILL = /^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(QUERY|CONNECTION)\s+)?(\d{1,10})\s*;?\s*$/i;
+
+/** The KILL command `payload` sends as a query; 'prepared' for a prepare of one (its id bound later, which hoop would not see). */
+function killOf(code: number, payload: Buffer): Kill | 'prepared' | undefined {
+  if (code !== Command.QUERY && code !== Command.STMT_PREPARE) return undefined;
+  const sql = payload.toString('utf8', 1);
+  if (code === Command.STMT_PREPARE) return /^\s*KILL\b/i.test(sql) ? 'prepared' : undefined;
+  const m = KILL.exec(sql);
+  const id = m ? Number(m[2]) : Number.NaN;
+  return m && id <= 0xffffffff ? { query: m[1]?.toUpperCase() === 'QUERY', id } : undefined;
+}
 
 /** A write the relay runs under a row limit (./write-guard.ts): the limit, and the SQL it runs (what a review of it shows). */
 export type GuardedWrite = WriteGuard & { sql: string; tables: readonly string[] };
@@ -280,6 +299,14 @@ export class CommandJudge {
     // A cursor's rows come later, by COM_STMT_FETCH, in an answer hoop does not follow.
     if (code === Command.STMT_EXECUTE && payload.length >= 6 && payload[5] !== 0)
       return { rule: 'hoop:mysql-command', reason: 'a prepared statement executed with a cursor is not relayed (execute it without one)' };
+    this.lastFacts = undefined;
+    this.lastGuard = undefined;
+    this.lastReset = undefined;
+    this.#following = undefined;
+    // A KILL names a connection id as its client was greeted, which the relay turns into the server's own, governed or not.
+    const kill = killOf(code, payload);
+    if (kill === 'prepared') return { rule: 'hoop:mysql-kill', reason: 'KILL is relayed as a query (KILL QUERY <id>), not prepared' };
+    if (kill) return { kill };
     const governed = this.#reading;
     if (!governed) return undefined;
     if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
@@ -287,10 +314,6 @@ export class CommandJudge {
       // The session would take the server's sql_mode as it is now, which the judge has not read.
       return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
     }
-    this.lastFacts = undefined;
-    this.lastGuard = undefined;
-    this.lastReset = undefined;
-    this.#following = undefined;
     const sql = sqlOf(code, payload);
     if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
     if (sql !== undefined && code === Command.STMT_PREPARE) {

@@ -21,7 +21,7 @@ import { describeError, hoopSays } from '../../errors.js';
 import type { CloseReason, PendingReview, ReviewAsk, TunnelSession } from '../../session/engine.js';
 import { MAX_PACKET_PAYLOAD, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, type ErrPacket } from '../wire/results.js';
-import type { CommandJudge, GuardedWrite } from './command-judge.js';
+import type { CommandJudge, GuardedWrite, Kill } from './command-judge.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { MaskingStage } from './masking.js';
 import { PreparedStatements } from './prepared.js';
@@ -58,6 +58,8 @@ export interface RelayOwner {
   end(why: CloseReason, what?: string): void;
   /** Whether the session has ended. */
   finished(): boolean;
+  /** The server's own id of the session of the same owner a client greeted with `id` names, or why there is none. */
+  killTarget(id: number): number | { refused: string };
 }
 
 /** See the module documentation. */
@@ -252,6 +254,7 @@ export class MysqlRelay {
     const recorded = this.#recorder?.client(p.payload);
     const judged = this.#judge.judge(code, p.payload);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
+    if (judged && 'kill' in judged) return this.#kill(p, judged.kill);
     if (judged) return this.#refuse(p, judged, 'deny');
     if (code === Command.QUERY && recorded !== undefined) this.#session.report?.sql(recorded);
     const statement = this.#stages.prepared.named(p.payload);
@@ -261,6 +264,16 @@ export class MysqlRelay {
     const guard = code === Command.QUERY ? this.#judge.lastGuard : code === Command.STMT_EXECUTE ? this.#stages.prepared.guard(statement) : undefined;
     if (guard) return this.#guard(p, guard);
     this.#send(p);
+  }
+
+  /**
+   * Command `p`, a KILL of connection `kill.id` as a client was greeted with it: sent as a KILL of
+   * the server's own id of that session, when it is one of this owner's, else refused.
+   */
+  #kill(p: MySqlPacket, kill: Kill): void {
+    const target = this.#owner.killTarget(kill.id);
+    if (typeof target !== 'number') return this.#refuse(p, { rule: 'hoop:mysql-kill', reason: target.refused }, 'deny');
+    this.#send({ ...p, payload: Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(`KILL ${kill.query ? 'QUERY' : 'CONNECTION'} ${target}`, 'latin1')]) });
   }
 
   /** Runs command `p`, a write under row limit `limit`, so that the server counts its rows before they commit (./write-guard.ts). */

@@ -191,3 +191,6 @@ export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
   }
   return { capabilities, maxPacketSize, charset, mariadbCapabilities, user, authResponse, ...(database !== undefined && { database }), ...(authPlugin !== undefined && { authPlugin }), attributes };
 }
+
+/** hoop's own sign-in attribute, in which `hoop connect`'s local port tells the gateway which connection id it greeted its client with. */
+export const GREETED_ATTRIBUTE = '_hoop_greeted_id';
