@@ -772,7 +772,16 @@ describe("a driver's cancel", () => {
         // ER_QUERY_INTERRUPTED, at once; the session goes on.
         expect(await sleeping).toBe(1317);
         expect((await a.query('SELECT 2 AS two'))[0]).toEqual([{ two: 2 }]);
-        for (const stray of ['KILL QUERY 4000000000', `KILL ${(b.threadId! + 7919) >>> 0}`, 'KILL CONNECTION 1']) {
+        // The server's own id (`SELECT CONNECTION_ID()`) names the same session.
+        const [[{ id }]] = (await a.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+        const again = a.query('SELECT SLEEP(30) AS s').then(
+          () => 'ran to its end',
+          (e: { errno: number }) => e.errno,
+        );
+        await eventually(async () => expect((await db.sql("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30) AS s'")).trim()).toBe('1'));
+        await b.query(`KILL QUERY ${id}`);
+        expect(await again).toBe(1317);
+        for (const stray of ['KILL QUERY 4000000000', `KILL ${(b.threadId! + 7919) >>> 0}`, 'KILL CONNECTION 4294967295']) {
           await expect(b.query(stray), stray).rejects.toMatchObject({ errno: 1227, message: expect.stringMatching(/^hoop: KILL \d+: no session of yours on shop/) });
         }
         // A prepared KILL would take its id later, unseen: refused.

@@ -121,7 +121,10 @@ export class MysqlSessionRelay {
     const signedIn = await this.#signIn(greeted, hello, capabilities, askedMariadb).catch((err: Error) => err);
     if (signedIn instanceof Error) return this.#refuseStart(seq, signedIn);
     this.#upstream = signedIn;
-    this.#unregister = this.#o.clientIds?.register(answered.connectionId, this.#owner, g.connectionId);
+    // A KILL may name the id the client was greeted with, or the server's own (`SELECT CONNECTION_ID()`).
+    const ids = this.#o.clientIds;
+    const gone = ids ? [...new Set([answered.connectionId, g.connectionId])].map((id) => ids.register(id, this.#owner, g.connectionId)) : [];
+    this.#unregister = () => gone.forEach((f) => f());
     this.#write(packet(seq, okPacket({ status: g.status })));
     this.#relay(capabilities, askedMariadb);
   }

@@ -118,6 +118,10 @@ const KILL = /^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(QUERY|CONNECTION)\s+)?(\d{1,10
 /** The KILL command `payload` sends as a query; 'prepared' for a prepare of one (its id bound later, which hoop would not see). */
 function killOf(code: number, payload: Buffer): Kill | 'prepared' | undefined {
   if (code !== Command.QUERY && code !== Command.STMT_PREPARE) return undefined;
+  // Read as text only when it starts with a K (after spaces): every other query is no KILL.
+  let at = 1;
+  while (at < payload.length && (payload[at] === 0x20 || (payload[at]! >= 0x09 && payload[at]! <= 0x0d))) at++;
+  if ((payload[at]! | 0x20) !== 0x6b) return undefined;
   const sql = payload.toString('utf8', 1);
   if (code === Command.STMT_PREPARE) return /^\s*KILL\b/i.test(sql) ? 'prepared' : undefined;
   const m = KILL.exec(sql);
