@@ -181,6 +181,11 @@ async function connectMysql(s: HoopStack, name: string, o: { own?: boolean } = {
   return { ...(await shared.get(key)!), stop: async () => undefined };
 }
 
+/** A mysql2 connection to `c`'s local port (TLS verified, the per-run password, database app), with `extra` options. */
+function driverOf(c: { info: { host: string; port: number; user: string; password: string; sslCa: string } }, extra: mysql.ConnectionOptions = {}) {
+  return mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) }, ...extra });
+}
+
 describe('hoop connect for a mysql connection', () => {
   it('serves the real mariadb client over TLS with the per-run password: reads and writes reach the server', async () => {
     const c = await connectMysql(stack, 'shop');
@@ -336,7 +341,7 @@ describe('hoop connect for a mysql connection', () => {
     const c = await connectMysql(stack, 'shop', { own: true });
     let session: string;
     try {
-      const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+      const driver = await driverOf(c);
       // Prepared at the server (COM_STMT_PREPARE), the key bound in COM_STMT_EXECUTE; run twice (the second binds no types).
       for (let i = 0; i < 2; i++) {
         const [rows] = await driver.execute('SELECT LENGTH(AES_ENCRYPT(?, ?)) AS n', ['data', 'hunter3-bound']);
@@ -379,7 +384,7 @@ describe('hoop connect for a mysql connection', () => {
       return out;
     };
     const direct = await mysql.createConnection({ host: db.host, port: db.port, ...db.users.native, database: 'app' });
-    const viaHoop = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    const viaHoop = await driverOf(c);
     try {
       const want = await diagnostics(direct, 'diag_direct');
       expect(want[1]).toEqual([{ rc: 3, id: 1 }]);
@@ -437,7 +442,7 @@ describe('hoop connect for a mysql connection', () => {
       expect((await denied).stderr).toMatch(/ERROR 1227 .*hoop: the review rv-\S+ ended: denied by bob \(not today\)/);
       expect((await db.sql('SELECT count(*) FROM app.scratch')).trim()).toBe('1');
       // Held statements run once: a prepared one would run as often as the client executes it.
-      const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+      const driver = await driverOf(c);
       await expect(driver.execute('TRUNCATE scratch')).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('send it as a query (COM_QUERY), not a prepared statement') });
       await expect(driver.query(`SELECT '${'x'.repeat(64 * 1024)}'`)).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('longer than the 65536 the gateway judges') });
       await driver.end();
@@ -582,7 +587,7 @@ describe('hoop connect for a mysql connection', () => {
 
   it("sets an access's server timeouts on MariaDB at sign-in: a statement past its time is cut by the server, and no statement may change them", async () => {
     const c = await connectMysql(governed, 'shop-timed');
-    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    const driver = await driverOf(c);
     try {
       const [set] = await driver.query('SELECT @@max_statement_time AS st, @@innodb_lock_wait_timeout AS il, @@lock_wait_timeout AS ml, @@idle_transaction_timeout AS it');
       expect(set).toEqual([{ st: 1, il: 2, ml: 2, it: 3 }]);
@@ -608,7 +613,7 @@ describe('hoop connect for a mysql connection', () => {
       'CREATE TABLE app.guarded (id int primary key, v int) ENGINE=InnoDB; INSERT INTO app.guarded VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0); CREATE TABLE app.loose (id int primary key, v int) ENGINE=MyISAM; INSERT INTO app.loose VALUES (1, 0)',
     );
     const c = await connectMysql(governed, 'shop-guarded');
-    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    const driver = await driverOf(c);
     const values = async (): Promise<string> => (await db.sql('SELECT GROUP_CONCAT(v ORDER BY id) FROM app.guarded')).trim();
     const inTransaction = async (): Promise<number> => ((await driver.query('SELECT @@in_transaction AS t')) as unknown as [Array<{ t: number }>])[0][0]!.t;
     const over = (n: number) => ({ errno: 1227, message: `hoop: the UPDATE changed ${n} rows, over the limit of 2 (rule "guarded"); it was rolled back` });
@@ -660,7 +665,7 @@ describe('hoop connect for a mysql connection', () => {
       { database: 'app' },
     );
     const c = await connectMysql(governed, 'shop-guarded');
-    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    const driver = await driverOf(c);
     try {
       await driver.query('RENAME TABLE swapped TO swapped_innodb, swapped_myisam TO swapped');
       await expect(driver.query('UPDATE swapped SET v = 1 WHERE id = id')).rejects.toMatchObject({ errno: 1227, message: expect.stringContaining('is no InnoDB table now') });
@@ -676,7 +681,7 @@ describe('hoop connect for a mysql connection', () => {
   it("does not let stored code the session calls change the access's server timeouts", async () => {
     await db.sql('CREATE PROCEDURE app.untimed() SET max_statement_time = 0');
     const c = await connectMysql(governed, 'shop-timed');
-    const driver = await mysql.createConnection({ host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } });
+    const driver = await driverOf(c);
     try {
       await driver.query('CALL untimed()');
       await expect(driver.query('SELECT SLEEP(2)')).rejects.toMatchObject({ errno: 1969 });
@@ -719,15 +724,7 @@ describe('hoop connect for a mysql connection', () => {
         expect(r.stderr, hidden).toMatch(/ERROR 1227 .*hoop: denied by rule "no-deletes": rows are not deleted here/);
       }
       // A driver that sends several statements in one query: the whole query is refused, its first statement too.
-      const driver = await mysql.createConnection({
-        host: c.info.host,
-        port: c.info.port,
-        user: c.info.user,
-        password: c.info.password,
-        database: 'app',
-        ssl: { ca: readFileSync(c.info.sslCa) },
-        multipleStatements: true,
-      });
+      const driver = await driverOf(c, { multipleStatements: true });
       await expect(driver.query("UPDATE items SET name = 'first' WHERE id = 12; DELETE FROM items WHERE id = 12")).rejects.toMatchObject({ errno: 1227 });
       await driver.end();
       expect((await db.sql('SELECT name FROM app.items WHERE id = 12')).trim()).toBe('judged');
@@ -758,8 +755,7 @@ describe("a driver's cancel", () => {
   it("KILL QUERY of the id a client was greeted with, from a connection of its own, cuts that session's query alone; an id that is no session of the same person's is refused", async () => {
     for (const s of [stack, governed]) {
       const c = await connectMysql(s, 'shop');
-      const options = { host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: 'app', ssl: { ca: readFileSync(c.info.sslCa) } };
-      const [a, b] = [await mysql.createConnection(options), await mysql.createConnection(options)];
+      const [a, b] = [await driverOf(c), await driverOf(c)];
       try {
         // Each client of the local port is greeted with an id of its own.
         expect(a.threadId).not.toBe(b.threadId);
@@ -799,15 +795,7 @@ describe("a driver's cancel", () => {
 describe("a governed session's sql_mode and character set", () => {
   it('are followed when a query sets them to modes hoop knows by name (then each statement is judged as the server reads it under them), refused otherwise', async () => {
     const c = await connectMysql(governed, 'shop');
-    const driver = await mysql.createConnection({
-      host: c.info.host,
-      port: c.info.port,
-      user: c.info.user,
-      password: c.info.password,
-      database: 'app',
-      ssl: { ca: readFileSync(c.info.sslCa) },
-      multipleStatements: true,
-    });
+    const driver = await driverOf(c, { multipleStatements: true });
     try {
       await driver.query("INSERT INTO items VALUES (13, 'followed')");
       await driver.query("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'");
