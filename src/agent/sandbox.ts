@@ -238,6 +238,15 @@ export function sessionBusPath(env: NodeJS.ProcessEnv): string | undefined {
   return /(?:^|;)unix:path=([^,;]+)/.exec(env.DBUS_SESSION_BUS_ADDRESS ?? '')?.[1];
 }
 
+/** Whether `path` is a directory; undefined when it is gone (the home changes while a run's mounts are worked out). */
+function isDirectory(path: string): boolean | undefined {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Entries not looked into for sockets: large trees no socket lives in. */
 const NOT_LOOKED_INTO = new Set(['node_modules', '.git', '.cargo', '.rustup', '.m2', '.gradle', 'Trash']);
 
@@ -368,7 +377,7 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
     ...homeDirs.flatMap((h) => HOME_CACHES.map((c) => join(h, c))),
   ]
     .map(real)
-    .filter((p): p is string => p !== undefined && statSync(p).isDirectory());
+    .filter((p): p is string => p !== undefined && isDirectory(p) === true);
   for (const p of privates) want(p, 'private');
 
   // Hidden: credentials.
@@ -431,7 +440,10 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
     const bound = kind === 'writable' || kind === 'layer' || kind === 'read-only';
     const pinned = pins.get(path);
     const id = bound ? { id: pinned?.id ?? fileIdOf(path) } : {};
-    mounts.push({ path, kind, dir: pinned?.dir ?? statSync(path).isDirectory(), ...id, ...(kind === 'layer' ? { layer: layers++ } : {}) });
+    const dir = pinned?.dir ?? isDirectory(path);
+    // A file or socket to hide that went away since it was found (another program ended) has nothing left to hide.
+    if (dir === undefined && kind === 'hidden') continue;
+    mounts.push({ path, kind, dir: dir ?? statSync(path).isDirectory(), ...id, ...(kind === 'layer' ? { layer: layers++ } : {}) });
   }
   // A private /run keeps the symbolic links at its top (NixOS's /run/current-system holds its programs).
   if (wanted.get('/run') === 'private') for (const link of linksIn('/run')) mounts.push(link);
