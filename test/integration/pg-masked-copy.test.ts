@@ -41,6 +41,11 @@ beforeAll(async () => {
      create function leak() returns text language sql as $$ select email from customers limit 1 $$;
      create function leak_rows() returns setof text language plpgsql as $$ begin return query select email from customers; end $$;
      create view leak_view as select id, leak() as got from customers;
+     create function leak_op(int, int) returns text language sql as $$ select email from customers limit 1 $$;
+     create operator ## (leftarg = int, rightarg = int, function = leak_op);
+     create type holder as (t text);
+     create function to_holder(int) returns holder language sql as $$ select row(email)::holder from customers limit 1 $$;
+     create cast (int as holder) with function to_holder(int);
      grant select on leak_view to public;
      create extension if not exists pgcrypto;
      create sequence s1; alter sequence s1 owner to ${stack.pg.users.scram.user};
@@ -160,17 +165,20 @@ describe('a masked value stored through the extended protocol', () => {
   });
 });
 
-describe("a function of the database's own", () => {
+describe("code of the database's own (a function, an operator's, a cast's)", () => {
   it('returns masked: its body may read any column, and what it returns names none', async () => {
-    for (const sql of ['select leak()', 'select * from leak_rows()', 'select (select leak()) as x', 'select id, leak() from customers', 'select got from leak_view']) {
+    for (const sql of ['select leak()', 'select * from leak_rows()', 'select (select leak()) as x', 'select id, leak() from customers', 'select got from leak_view', 'select 1 ## 2', 'select 1 operator(public.##) 2']) {
       const said = await run(sql);
       expect(said, sql).toContain('[redacted]');
       expect(said, sql).not.toContain('alice@example.com');
     }
+    // A composite is redacted as NULL.
+    for (const sql of ['select 1::holder', 'select cast(id as public.holder) from customers']) expect((await run(sql)).trim(), sql).toBe('');
   });
 
   it("leaves PostgreSQL's own functions and an extension's exact", async () => {
     expect(await run("select lower('ABC'), count(*), encode(digest('x', 'sha256'), 'hex') from customers")).toContain('abc|1|2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881');
+    expect(await run("select 1 + 1, 'a' like 'a', 2 between 1 and 3, point(0,0) <-> point(1,1) > 0, '1'::int, id in (1, 2) from customers")).toContain('2|t|t|t|1|t');
   });
 });
 

@@ -30,6 +30,8 @@ export class Acc {
   kinds: StatementKind[] = [];
   tables = new Set<string>();
   functions = new Set<string>();
+  operators = new Set<string>();
+  casts = new Set<string>();
   missingWhere = false;
   cteDml = false;
   program = false;
@@ -83,6 +85,8 @@ export class Acc {
       refs: [...this.refs],
       text,
     };
+    if (this.operators.size > 0) f.operators = [...this.operators];
+    if (this.casts.size > 0) f.casts = [...this.casts];
     if (this.sideChannel !== undefined) f.sideChannel = { ...this.sideChannel };
     if (this.code !== undefined) f.code = this.code;
     if (this.signals.length > 0) f.signals = this.signals;

@@ -39,6 +39,10 @@ export interface StatementFacts {
   tables: string[];
   /** Functions called anywhere (incl. FROM, CALL), lower-case, qualified as written. */
   functions: string[];
+  /** Operators applied anywhere (`a ## b`, `x BETWEEN` as `>=` and `<=`, `ANY (...)`, `ORDER BY … USING`), by symbol. */
+  operators?: string[];
+  /** Types an explicit cast converts to (`x::t`, `CAST(x AS s.t)`), lower-case, unqualified. */
+  casts?: string[];
   /**
    * A write (that runs) that may reach every row of its target, as far as the parse tree shows:
    * - an UPDATE or DELETE without a WHERE, or whose WHERE cannot restrict the target's rows;

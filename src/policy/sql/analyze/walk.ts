@@ -8,7 +8,7 @@
  * @see https://www.postgresql.org/docs/17/queries-with.html
  * @see https://www.postgresql.org/docs/17/sql-expressions.html
  */
-import type { FuncCall } from 'libpg-query';
+import type { FuncCall, Node } from 'libpg-query';
 import type { Acc, Ctx, Scope } from './acc.js';
 import { bareRangeVar, columnRefText, list, names, nodeAs, type QueryTag, type Tagged, type TaggedOf, tagged, type WriteTag } from './ast.js';
 import { SIDE_CHANNELS, type StatementKind } from './facts.js';
@@ -79,6 +79,16 @@ function walkNode(node: Tagged, acc: Acc, ctx: Ctx): void {
       return addRangeVar(node[1], acc, ctx);
     case 'FuncCall':
       return funcCall(node[1], acc, ctx);
+    case 'A_Expr':
+    case 'SortBy':
+    case 'SubLink':
+      operatorsOf(node, acc);
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'TypeCast': {
+      const type = names(node[1].typeName?.names).at(-1);
+      if (type !== undefined) acc.casts.add(type.toLowerCase());
+      return walkFields(node[0], node[1], acc, ctx);
+    }
     case 'SelectStmt':
     case 'InsertStmt':
     case 'UpdateStmt':
@@ -106,6 +116,14 @@ function walkNode(node: Tagged, acc: Acc, ctx: Ctx): void {
     default:
       walkFields(node[0], node[1], acc, ctx);
   }
+}
+
+/** The operators an expression applies, by symbol (a BETWEEN's are `>=` and `<=`). */
+function operatorsOf(node: Tagged, acc: Acc): void {
+  const body = node[1] as { name?: Node[]; useOp?: Node[]; operName?: Node[] };
+  const op = names(body.name ?? body.useOp ?? body.operName).at(-1);
+  if (op === undefined) return;
+  for (const symbol of /^[A-Za-z ]+$/.test(op) ? (op.includes('BETWEEN') ? ['>=', '<='] : []) : [op]) acc.operators.add(symbol);
 }
 
 /** A function call: the function, a side channel, a set_config(). */

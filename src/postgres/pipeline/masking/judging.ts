@@ -29,7 +29,7 @@ import type { CopyOptions } from './copy-out.js';
  * `effects` are what it makes or drops, applied when it completes.
  */
 export type StatementMasking =
-  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true }; calls?: readonly string[] }
+  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true }; calls?: CodeCalls }
   | { opaque: string; effects?: StatementEffects }
   | { unparsed: string }
   | { cursor: string }
@@ -79,3 +79,10 @@ export interface ColumnJudge {
 
 /** A result masking refuses to hand on: hoop cannot tell what a column carries (the session ends with it, and nothing is guessed). */
 export class MaskingRefusal extends PgProtocolError {}
+
+/** What a statement runs that may be code the database's users wrote: functions it calls, operators it applies, types it casts to. */
+export interface CodeCalls {
+  functions: readonly string[];
+  operators: readonly string[];
+  casts: readonly string[];
+}

@@ -26,7 +26,7 @@ import type { Logger } from '../../../log.js';
 import { ancestorsJsonSql, generatedFromSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
 import { ResultMasker } from './result-masker.js';
 import type { CopyOptions } from './copy-out.js';
-import { MaskingRefusal, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './judging.js';
+import { MaskingRefusal, type CodeCalls, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './judging.js';
 import type { MaskStrategy } from '../../../policy/masking/strategies.js';
 import { alignedLineage, CannotTell, relationKey, SourceJudge, splitName, sqlName, TransactionOverlay, type RelationCandidate, type SourceCatalog } from '../../../policy/masking/sources.js';
 import {
@@ -86,32 +86,38 @@ const RELATIONS_BY_NAME_SQL =
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   "where (w.schema = '' or lower(n.nspname) = lower(w.schema)) and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')";
 
+/** Whether function `p` is the database's own: outside pg_catalog and information_schema, of no extension (deptype e). */
+const userProc = (p: string): string =>
+  `${p}.pronamespace not in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace) and not exists (select 1 from pg_catalog.pg_depend d ` +
+  `where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and d.objid = ${p}.oid and d.deptype = 'e')`;
+
 /**
- * Which of the function names in `$1` (text[], unqualified) a function of the database's own has:
- * one outside pg_catalog and information_schema that no extension installed. Its body may read any table, and what it
- * returns carries no column's origin.
+ * What of the function names in `$1`, operator symbols in `$2` and cast target types in `$3` (text[], unqualified) runs
+ * a function of the database's own ({@link userProc}): its body may read any table, and what it returns carries no
+ * column's origin. One row, `what` as a reader names it (`leak()`, `operator ##`, `cast to t`), if any.
  * @see https://www.postgresql.org/docs/current/catalog-pg-proc.html
- * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html (deptype e: a member of an extension)
+ * @see https://www.postgresql.org/docs/current/catalog-pg-operator.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-cast.html
  */
-const USER_FUNCTIONS_SQL =
-  'select distinct p.proname as name from pg_catalog.pg_proc p where p.proname = any($1::text[]) ' +
-  "and p.pronamespace not in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace) and not exists (select 1 from pg_catalog.pg_depend d " +
-  "where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and d.objid = p.oid and d.deptype = 'e')";
+const USER_CODE_SQL =
+  `select p.proname || '()' as what from pg_catalog.pg_proc p where p.proname = any($1::text[]) and ${userProc('p')} union all ` +
+  `select 'operator ' || o.oprname from pg_catalog.pg_operator o join pg_catalog.pg_proc p on p.oid = o.oprcode where o.oprname = any($2::text[]) and ${userProc('p')} union all ` +
+  `select 'cast to ' || t.typname from pg_catalog.pg_cast c join pg_catalog.pg_type t on t.oid = c.casttarget join pg_catalog.pg_proc p on p.oid = c.castfunc where t.typname = any($3::text[]) and ${userProc('p')} limit 1`;
 
 /**
- * Names every function of which is PostgreSQL's own (pg_catalog, information_schema) or an
- * extension's: a call of one runs no body the database's users wrote.
+ * Function names, operator symbols and cast target types (`f:`, `o:`, `c:` before each) that run only PostgreSQL's own
+ * functions (pg_catalog, information_schema) or an extension's: none runs a body the database's users wrote.
  */
-const SYSTEM_FUNCTIONS_SQL =
-  'select p.proname as name from pg_catalog.pg_proc p group by p.proname having bool_and(' +
-  "p.pronamespace in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace) or exists (select 1 from pg_catalog.pg_depend e " +
-  "where e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and e.objid = p.oid and e.deptype = 'e'))";
+const SYSTEM_CODE_SQL =
+  `select 'f:' || p.proname as name from pg_catalog.pg_proc p group by p.proname having bool_and(not (${userProc('p')})) union all ` +
+  `select 'o:' || o.oprname from pg_catalog.pg_operator o join pg_catalog.pg_proc p on p.oid = o.oprcode group by o.oprname having bool_and(not (${userProc('p')})) union all ` +
+  `select distinct 'c:' || t.typname from pg_catalog.pg_type t where not exists (select 1 from pg_catalog.pg_cast c join pg_catalog.pg_proc p on p.oid = c.castfunc where c.casttarget = t.oid and ${userProc('p')})`;
 
-/** How long the names of {@link SYSTEM_FUNCTIONS_SQL} are kept per catalog connection (a function made later under one of them is seen after). */
-const SYSTEM_FUNCTIONS_MS = 60_000;
+/** How long the names of {@link SYSTEM_CODE_SQL} are kept per catalog connection (code made later under one of them is seen after). */
+const SYSTEM_CODE_MS = 60_000;
 
-/** The system's function names, by catalog connection (shared by a connection's sessions). */
-const systemFunctions = new WeakMap<CatalogConnection, { at: number; names: Promise<ReadonlySet<string>> }>();
+/** The names of {@link SYSTEM_CODE_SQL}, by catalog connection (shared by a connection's sessions). */
+const systemCode = new WeakMap<CatalogConnection, { at: number; names: Promise<ReadonlySet<string>> }>();
 
 /** A relation's columns as {@link RELATIONS_BY_NAME_SQL} lists them (`[attnum, name, generated from]`), and its generated ones. */
 function columnsOf(json: string | null | undefined): Pick<RelationCandidate, 'columns' | 'generated'> {
@@ -160,8 +166,14 @@ export function statementMasking(s: StatementFacts): StatementMasking {
   if (s.ddl) effects.ddl = s.ddl;
   const withEffects = Object.keys(effects).length > 0 ? { effects } : {};
   // DECLARE and PREPARE make a result later (FETCH, EXECUTE), none now; their own errors are planning errors.
-  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s), ...(s.functions.length > 0 ? { calls: s.functions } : {}) };
+  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s), ...callsOf(s) };
   return { utility: { tables: s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()')), evaluates: !NEVER_EVALUATES.has(s.kinds[0]!) && !effects.declare && !effects.prepare }, ...withEffects };
+}
+
+/** What of `s` may run code the database's users wrote, as the masking verdict carries it. */
+function callsOf(s: StatementFacts): { calls?: CodeCalls } {
+  const calls = { functions: s.functions, operators: s.operators ?? [], casts: s.casts ?? [] };
+  return calls.functions.length + calls.operators.length + calls.casts.length > 0 ? { calls } : {};
 }
 
 /**
@@ -328,7 +340,7 @@ export class PgSessionMasking implements Stage {
     if (lineage.branches.every((b) => b.length === 0)) return positions.map(() => REDACT);
     // A function of the database's own may return any value it reads: what the statement computes is masked whole.
     if (statement.calls)
-      return this.#userFunction(statement.calls).then(
+      return this.#userCode(statement.calls).then(
         (called) => (called ? positions.map(() => REDACT) : this.#columns(fields, positions, { ...statement, calls: undefined } as ResolvedMasking)),
         (err: unknown) => {
           throw this.#refusal(fields, positions[0]!, err);
@@ -361,20 +373,21 @@ export class PgSessionMasking implements Stage {
     });
   }
 
-  /** The first function of the database's own (see {@link USER_FUNCTIONS_SQL}) among `names`, as SQL calls them; undefined when none. */
-  async #userFunction(names: readonly string[]): Promise<string | undefined> {
-    let known = systemFunctions.get(this.#catalog);
-    if (!known || Date.now() - known.at > SYSTEM_FUNCTIONS_MS) {
-      const loading = this.#catalog.query(SYSTEM_FUNCTIONS_SQL).then((rows) => new Set(rows.map((r) => r.name ?? '')));
+  /** The first code of the database's own that `calls` runs (see {@link USER_CODE_SQL}), as a reader names it; undefined when none. */
+  async #userCode(calls: CodeCalls): Promise<string | undefined> {
+    let known = systemCode.get(this.#catalog);
+    if (!known || Date.now() - known.at > SYSTEM_CODE_MS) {
+      const loading = this.#catalog.query(SYSTEM_CODE_SQL).then((rows) => new Set(rows.map((r) => r.name ?? '')));
       known = { at: Date.now(), names: loading };
-      systemFunctions.set(this.#catalog, known);
-      loading.catch(() => systemFunctions.delete(this.#catalog));
+      systemCode.set(this.#catalog, known);
+      loading.catch(() => systemCode.delete(this.#catalog));
     }
     const system = await known.names;
-    const other = [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].filter((n) => !system.has(n));
-    if (other.length === 0) return undefined;
-    const rows = await this.#catalog.prepared(USER_FUNCTIONS_SQL, [textArrayParam(other)]);
-    return rows[0]?.name ?? undefined;
+    const other = (prefix: string, names: readonly string[]) => [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].filter((n) => !system.has(prefix + n));
+    const [functions, operators, casts] = [other('f:', calls.functions), other('o:', calls.operators), other('c:', calls.casts)];
+    if (functions.length + operators.length + casts.length === 0) return undefined;
+    const rows = await this.#catalog.prepared(USER_CODE_SQL, [textArrayParam(functions), textArrayParam(operators), textArrayParam(casts)]);
+    return rows[0]?.what ?? undefined;
   }
 
   /** Whether an error or notice of `statement` may quote a masked value. */
@@ -401,20 +414,23 @@ export class PgSessionMasking implements Stage {
    */
   sideChannel(analysis: Analysis): Promise<string | undefined> | undefined {
     if (!analysis.ok || (!this.masker.rules.hasColumnRules && !this.masker.rules.hasNameRules)) return undefined;
-    const sent = analysis.statements.filter((s) => s.sideChannel && s.lineage?.sideChannel && (s.lineage.sideChannel.sources.length > 0 || s.lineage.sideChannel.opaque || s.functions.length > 0));
+    const sent = analysis.statements.filter(
+      (s) => s.sideChannel && s.lineage?.sideChannel && (s.lineage.sideChannel.sources.length > 0 || s.lineage.sideChannel.opaque || callsOf(s).calls !== undefined),
+    );
     if (sent.length === 0) return undefined;
     return (async () => {
       for (const s of sent) {
         const judge = new SourceJudge(this.masker.rules, this.#sources, this.#overlay, s.lineage);
         const side = s.lineage!.sideChannel!;
         const traced = side.sources.length > 0 || side.opaque ? await judge.masked(side).catch(() => true) : false;
-        // A function of the database's own called anywhere in it may hand over any value it reads.
+        // Code of the database's own run anywhere in it may hand over any value it reads.
+        const calls = callsOf(s).calls;
         const code =
-          traced || s.functions.length === 0
+          traced || calls === undefined
             ? undefined
-            : await this.#userFunction(s.functions).then(
-                (name) => name && `${name}(), a function of the database's own that may return any value it reads`,
-                () => 'a function the catalog could not say is the system’s',
+            : await this.#userCode(calls).then(
+                (name) => name && `${name}, code of the database's own that may return any value it reads`,
+                () => 'code the catalog could not say is the system’s',
               );
         if (!traced && code === undefined) continue;
         const from = code !== undefined ? code : side.sources.length > 0 ? `a masked column (${side.sources.map(sqlSource).join(', ')})` : 'what a function in FROM returns, which may be masked';
