@@ -421,7 +421,7 @@ describe('hoop gateway init, given awkward input', () => {
     const elsewhere = join(base, 'strict-elsewhere');
     mkdirSync(elsewhere, { mode: 0o700 });
     symlinkSync(elsewhere, join(data, 'keys'));
-    await refused(join(data, 'keys'), 'it is a symbolic link', `make ${join(data, 'keys')} a directory of the gateway's own`);
+    await refused(join(data, 'keys'), 'it is a symbolic link', `make ${join(data, 'keys')} the gateway's own`);
     rmSync(join(data, 'keys'));
     chmodSync(join(dir, 'tls', 'gateway.key'), 0o666);
     await refused(join(dir, 'tls', 'gateway.key'), 'other users may write to it', `chmod go-w ${join(dir, 'tls', 'gateway.key')}`);

@@ -44,7 +44,7 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
         rmSync(at, { recursive: true });
         symlinkSync(elsewhere, at);
         expect(refusal(c)).toBe(
-          `the gateway will not trust ${at}: it is a symbolic link (another user who can change it points the gateway at their files) (make ${at} a directory of the gateway's own (or point the configuration at the link's target))`,
+          `the gateway will not trust ${at}: it is a symbolic link (another user who can change it points the gateway at their files) (make ${at} the gateway's own (or point the configuration at the link's target))`,
         );
       } else {
         const link = join(base, `link${made++}`);
@@ -70,10 +70,46 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     expect(refusal(parent)).toMatch(/other users may write to a directory above .*data \(mode 777\)/);
   });
 
+  it('refuse a data directory to be made where others may write, a link above a path in such a directory, a TLS file linked from one', () => {
+    const open = join(base, `open${made++}`);
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(refusal({ ...gatewayFiles(), dataDir: join(open, 'data') })).toContain(`other users may write to the directory ${join(open, 'data')} will be made in (${open}) (mode 777)`);
+    const c = gatewayFiles();
+    symlinkSync(join(c.dataDir, '..'), join(open, 'link'));
+    expect(refusal({ ...c, dataDir: join(open, 'link', 'data') })).toMatch(/other users may write to a directory above .*link\/data \(mode 777\)/);
+    const tls = gatewayFiles();
+    symlinkSync(tls.tls.keyFile, join(open, 'key.pem'));
+    expect(refusal({ ...tls, tls: { ...tls.tls, keyFile: join(open, 'key.pem') } })).toMatch(/other users may write to a directory above .*open\d+\/key.pem \(mode 777\)/);
+  });
+
+  it('refuse what the data directory or its keys hold that is a link or that others may write (the journal, the reviews file, a key)', () => {
+    for (const [at, make] of [
+      ['journal', (p: string) => symlinkSync(base, p)],
+      ['reviews.jsonl', (p: string) => symlinkSync(join(base, 'nothing'), p)],
+      [
+        'sessions.jsonl',
+        (p: string) => {
+          writeFileSync(p, '');
+          chmodSync(p, 0o666);
+        },
+      ],
+      [join('keys', 'retired-1.pem'), (p: string) => symlinkSync(join(base, 'nothing'), p)],
+    ] as const) {
+      const c = gatewayFiles();
+      make(join(c.dataDir, at));
+      expect(refusal(c), at).toMatch(new RegExp(`will not trust ${join(c.dataDir, at).replaceAll('.', '\\.')}: (it is a symbolic link|other users may write to it)`));
+    }
+  });
+
   it.runIf(process.getuid?.() === 0)("refuse a data directory or recordings another user owns (as root: the review's swapped key)", () => {
     const theirs = gatewayFiles();
     chownSync(join(theirs.dataDir, 'recordings'), 1001, 1001);
     expect(refusal(theirs)).toContain(`will not trust ${join(theirs.dataDir, 'recordings')}: it belongs to another user (uid 1001)`);
+    const key = gatewayFiles();
+    writeFileSync(join(key.dataDir, 'keys', 'signing.pem'), 'theirs', { mode: 0o600 });
+    chownSync(join(key.dataDir, 'keys', 'signing.pem'), 1001, 1001);
+    expect(refusal(key)).toContain(`will not trust ${join(key.dataDir, 'keys', 'signing.pem')}: it belongs to another user (uid 1001)`);
     const cert = gatewayFiles();
     chownSync(cert.tls.certFile, 1001, 1001);
     expect(refusal(cert)).toContain(`will not trust ${cert.tls.certFile}: it belongs to another user (uid 1001)`);

@@ -8,17 +8,19 @@
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
-import { lstatSync, realpathSync, type Stats, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, HoopError } from '../../errors.js';
 
 /** What the data directory holds that the gateway reads back as its own (recordings it signs, the keys it signs with). */
-const KEPT = ['recordings', 'keys', 'client-records', 'workers', 'policy'];
+const KEPT = ['recordings', 'keys', 'client-records', 'workers'];
 
 /** Paths the gateway keeps state in (no link, its own) and files it only reads (its user's or root's, no other writer). */
 export interface TrustedPaths {
-  /** Directories the gateway writes and reads back. */
+  /** Directories the gateway writes and reads back, and what is directly in them. */
   state: readonly string[];
+  /** Directories it writes and reads back whose contents are another tool's (the policy checkout, git's). */
+  checkouts: readonly string[];
   /** Files it reads (TLS certificate and key). */
   read: readonly string[];
 }
@@ -26,14 +28,18 @@ export interface TrustedPaths {
 /** The paths of a configuration the gateway trusts: the data directory and what it keeps there, the policy checkout, the TLS files. */
 export function trustedPathsOf(c: { dataDir: string; policy?: { workDir: string } | undefined; tls?: { certFile?: string; keyFile?: string } | undefined }): TrustedPaths {
   return {
-    state: [c.dataDir, ...KEPT.map((k) => join(c.dataDir, k)), ...(c.policy ? [c.policy.workDir] : [])],
+    state: [c.dataDir, ...KEPT.map((k) => join(c.dataDir, k))],
+    checkouts: c.policy ? [c.policy.workDir] : [],
     read: [c.tls?.certFile, c.tls?.keyFile].filter((f): f is string => f !== undefined),
   };
 }
 
 /**
  * Refuses to go on when a path of `paths` is not the gateway's to trust (see the module
- * documentation); a state directory not made yet passes (the gateway makes it 0700).
+ * documentation). Each state directory and everything directly in it (the journal, the reviews
+ * file, a key) is its own, no link, no other writer; one not made yet is judged by the directory it
+ * will be made in. Every directory above a path, as written and as its links resolve, lets no other
+ * user replace it.
  *
  * @throws HoopError CONFIG_INVALID naming the path, what is wrong, and the fix
  */
@@ -42,42 +48,71 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
   const refuse = (path: string, why: string, fix: string): never => {
     throw new HoopError(ErrorCode.CONFIG_INVALID, `the gateway will not trust ${path}: ${why}`, { hint: fix });
   };
-  const owned = (path: string, st: Stats, what: string): void => {
+  const ownedBy = (path: string, st: Stats, what: string): void => {
     if (st.uid !== uid && st.uid !== 0)
       refuse(path, `${what} belongs to another user (uid ${st.uid}), who could replace what the gateway reads there`, `chown ${uid} ${path} (or give the gateway a path of its own)`);
+  };
+  const owned = (path: string, st: Stats, what: string): void => {
+    ownedBy(path, st, what);
     if ((st.mode & 0o022) !== 0 && !(st.isDirectory() && (st.mode & 0o1000) !== 0 && st.uid === 0 && what !== 'it'))
       refuse(path, `other users may write ${what === 'it' ? 'to it' : `to ${what}`} (mode ${(st.mode & 0o7777).toString(8)})`, `chmod go-w ${path}`);
   };
-  /** Each directory above `path` up to the root: its user's or root's, and no other writer but under root's sticky bit (/tmp). */
+  const noLink = (path: string, st: Stats): void => {
+    if (st.isSymbolicLink())
+      refuse(path, 'it is a symbolic link (another user who can change it points the gateway at their files)', `make ${path} the gateway's own (or point the configuration at the link's target)`);
+  };
+  /** Each directory above `path` up to the root, as written (a link among them its user's or root's) and as its links resolve: its user's or root's, no other writer but under root's sticky bit (/tmp). */
   const above = (path: string): void => {
-    for (let d = dirname(path); ; d = dirname(d)) {
-      const st = statSync(d);
-      owned(d, st, `a directory above ${path}`);
-      if (d === dirname(d)) return;
+    const written = dirname(resolve(path));
+    for (let chain of new Set([written, realpathSync(written)])) {
+      for (; ; chain = dirname(chain)) {
+        const st = lstatSync(chain);
+        if (st.isSymbolicLink()) ownedBy(chain, st, `a link above ${path}`);
+        else owned(chain, st, `a directory above ${path}`);
+        if (chain === dirname(chain)) break;
+      }
     }
   };
-  for (const dir of paths.state) {
-    let st: Stats;
-    try {
-      st = lstatSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
+  const gid = process.getgid?.();
+  for (const dir of [...paths.state, ...paths.checkouts]) {
+    const st = lstatOrMissing(dir);
+    if (st === undefined) {
+      // Not made yet: the directory it will be made in decides who could have made it first.
+      let parent = dirname(resolve(dir));
+      while (lstatOrMissing(parent) === undefined) parent = dirname(parent);
+      owned(parent, statSync(parent), `the directory ${dir} will be made in (${parent})`);
+      above(join(parent, '.'));
+      continue;
     }
-    if (st.isSymbolicLink())
-      refuse(
-        dir,
-        'it is a symbolic link (another user who can change it points the gateway at their files)',
-        `make ${dir} a directory of the gateway's own (or point the configuration at the link's target)`,
-      );
+    noLink(dir, st);
     if (!st.isDirectory()) refuse(dir, 'it is not a directory', `remove ${dir}, or point the configuration elsewhere`);
     owned(dir, st, 'it');
     if (st.uid !== uid) refuse(dir, `it belongs to another user (uid ${st.uid})`, `chown ${uid} ${dir}`);
-    above(realpathSync(dir));
+    above(dir);
+    if (!paths.state.includes(dir)) continue;
+    // What the gateway keeps directly here (the journal, the reviews file, a key): its own, written by its own group at most.
+    for (const entry of readdirSync(dir)) {
+      const at = join(dir, entry);
+      const est = lstatSync(at);
+      noLink(at, est);
+      ownedBy(at, est, 'it');
+      if ((est.mode & 0o002) !== 0 || ((est.mode & 0o020) !== 0 && est.gid !== gid)) refuse(at, `other users may write to it (mode ${(est.mode & 0o7777).toString(8)})`, `chmod go-w ${at}`);
+    }
   }
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');
+    above(file);
     above(realpathSync(file));
+  }
+}
+
+/** The path's own status (a link's, not its target's), or undefined when nothing is there. */
+function lstatOrMissing(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }
