@@ -152,7 +152,7 @@ function compile(rule: McpRule): CompiledRule {
   return {
     rule,
     kinds,
-    ...(named ? { names: { ...(m.tools ? { tool: m.tools } : {}), ...(m.resources ? { resource: m.resources } : {}), ...(m.prompts ? { prompt: m.prompts } : {}) } } : {}),
+    ...(named ? { names: { ...(m.tools ? { tool: m.tools } : {}), ...(m.resources ? { resource: m.resources.map(nfc) } : {}), ...(m.prompts ? { prompt: m.prompts } : {}) } } : {}),
     ...(m.arguments
       ? {
           arguments: Object.entries(m.arguments).map(([name, match]) => ({
@@ -176,7 +176,7 @@ function namesIt(c: CompiledRule, kind: McpAsk['kind'], name: string): boolean {
 function matches(c: CompiledRule, ask: McpAsk): boolean {
   if (ask.kind === 'resource') {
     // A deny or review rule matches a URI any way the server may read it; an allow rule only when it matches every way.
-    const spellings = uriSpellings(ask.uri);
+    const spellings = uriSpellings(nfc(ask.uri));
     const named = (uri: string): boolean => namesIt(c, 'resource', uri);
     // A server's file system may ignore case (`file:///ETC/passwd`): a refusing rule compares case-folded too.
     const folded = (uri: string): boolean => c.kinds.has('resource') && (c.names?.resource ?? ['*']).some((g) => globMatches(g.toLowerCase(), uri.toLowerCase()));
@@ -201,8 +201,8 @@ const PATH_NAMES = /^(paths?|files?|file_?names?|file_?paths?|dirs?|director(y|i
 
 /**
  * The strings of a call's arguments, at any depth, that are or may be paths: each under a name that
- * says so ({@link PATH_NAMES}), and each elsewhere that reads as one (`/…`, `~/…`, `file:…`, one
- * line); undefined when the arguments hold more than {@link HELD_MAX} allows.
+ * says so ({@link PATH_NAMES}), and each elsewhere that reads as one (`/…`, `~/…`, `file:…`; a
+ * line break in it is a character of the path, as a server's `path.resolve` reads it); undefined when the arguments hold more than {@link HELD_MAX} allows.
  */
 function pathsHeld(args: unknown): string[] | undefined {
   const found: string[] = [];
@@ -213,7 +213,7 @@ function pathsHeld(args: unknown): string[] | undefined {
     if (depth > HELD_MAX.depth) return undefined;
     if (typeof v === 'string') {
       if (++strings > HELD_MAX.strings) return undefined;
-      if ((named || /^(\/|~\/|file:)/i.test(v)) && !v.includes('\n')) found.push(v);
+      if (named || /^(\/|~\/|file:)/i.test(v)) found.push(v);
     } else if (Array.isArray(v)) for (const item of v) stack.push({ v: item, named, depth: depth + 1 });
     else if (typeof v === 'object' && v !== null) for (const [k, item] of Object.entries(v)) stack.push({ v: item, named: PATH_NAMES.test(k), depth: depth + 1 });
   }
@@ -243,7 +243,7 @@ function uriSpellings(uri: string): string[] {
   } catch {
     return [...spellings];
   }
-  spellings.add(`${head}${path.startsWith('/') ? posix.normalize(path) : path}${url.search}${url.hash}`);
+  spellings.add(nfc(`${head}${path.startsWith('/') ? posix.normalize(path) : path}${url.search}${url.hash}`));
   return [...spellings];
 }
 
@@ -271,10 +271,10 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const want = canonical(m.equals);
     return (value) => canonical(value) === want;
   }
-  const globs = m.globs.map((g) =>
+  const globs = m.globs.map(nfc).map((g) =>
     asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text)) || namesTheDirectory(g, text),
   );
-  const textOf = (value: unknown): string => (typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
+  const textOf = (value: unknown): string => nfc(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
   const one = (text: string): boolean => globs.some((g) => g(text));
   return (value) => {
     if (!Array.isArray(value)) return one(textOf(value));
@@ -291,6 +291,16 @@ function namesTheDirectory(glob: string, text: string): boolean {
   if (!glob.endsWith('/**')) return false;
   const dir = glob.slice(0, -3);
   return resolved(text).replace(/\/+$/, '') === dir;
+}
+
+/**
+ * Text in Unicode's composed form (NFC): a server may open a path by the file whose name is its
+ * canonical equivalent (server-filesystem does: `\u212Aeys` opens `Keys`, a decomposed `é` the
+ * composed one), so rules and what they meet are compared composed.
+ * @see https://unicode.org/reports/tr15/
+ */
+function nfc(text: string): string {
+  return text.normalize('NFC');
 }
 
 /** A value's JSON with its objects' keys sorted, so that equal values compare equal. */

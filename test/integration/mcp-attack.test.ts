@@ -79,6 +79,10 @@ beforeAll(async () => {
   data = join(dir, 'data');
   await mkdir(join(data, 'secret'), { recursive: true });
   await writeFile(join(data, 'secret', 'key.txt'), 'the secret key');
+  await mkdir(join(data, 'Keys'), { recursive: true });
+  await writeFile(join(data, 'Keys', 'k.txt'), 'the kelvin key');
+  await mkdir(join(data, 'donn\u00e9es'), { recursive: true });
+  await writeFile(join(data, 'donn\u00e9es', 'd.txt'), 'the composed key');
   await writeFile(join(data, 'notes.txt'), 'plain notes');
   http = floodingHttpServer();
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
@@ -110,6 +114,7 @@ mcp:
     - { name: no-config, match: { resources: ["file:///etc/**"] }, action: deny }
     - { name: no-admin, match: { prompts: ["admin-*"] }, action: deny }
     - { name: no-secret-dir, match: { tools: ["*"], connections: [files], arguments: { path: "${data}/secret/**" } }, action: deny }
+    - { name: no-keys-dir, match: { tools: ["*"], connections: [files], arguments: { path: ["${data}/Keys/**", "${data}/donn\u00e9es/**"] } }, action: deny }
 `,
     ['${env:APP_*}'],
     { allowedCommands: [`${process.execPath} ${SERVER}`, `${process.execPath} ${FILESYSTEM} ${data}`], env: { APP_SERVER_TOKEN: SERVER_TOKEN, APP_CALLS_LOG: callsLog } },
@@ -369,6 +374,25 @@ describe('a relative path past a deny rule', () => {
     expect(JSON.stringify(c.received)).not.toContain('the secret key');
     const notes = await c.request('notes', 'tools/call', { name: 'read_text_file', arguments: { path: join(data, 'notes.txt') } });
     expect(JSON.stringify(notes.result)).toContain('plain notes');
+    c.close();
+  });
+});
+
+describe('a path past a deny rule in another spelling', () => {
+  it('meets the rule with a line break in it (a path to the server), and in any canonically equivalent Unicode spelling', async () => {
+    const c = await rawMcp('files');
+    const calls: Array<[string, Record<string, unknown>]> = [
+      // Before: read (and moved) the secret: a string holding a line break was no path to the judge; path.resolve reads `x\n/..` as a directory.
+      ['read_multiple_files', { paths: [`${data}/x\n/../secret/key.txt`] }],
+      ['read_multiple_files', { paths: ['x\n/../secret/key.txt'] }],
+      ['move_file', { source: `${data}/x\n/../secret/key.txt`, destination: join(data, 'stolen.txt') }],
+      // Before: read: the server opens the file whose name is the path's composed form (KELVIN SIGN is K; e and a combining accent is é).
+      ['read_text_file', { path: `${data}/\u212Aeys/k.txt` }],
+      ['read_text_file', { path: `${data}/donne\u0301es/d.txt` }],
+      ['read_multiple_files', { paths: [`${data}/\u212Aeys/k.txt`, join(data, 'notes.txt')] }],
+    ];
+    for (const [i, [name, args]] of calls.entries()) expect(errorOf(await c.request(`s${i}`, 'tools/call', { name, arguments: args }))?.code, JSON.stringify(args)).toBe(-32001);
+    expect(JSON.stringify(c.received)).not.toMatch(/the secret key|the kelvin key|the composed key/);
     c.close();
   });
 });
