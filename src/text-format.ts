@@ -1,14 +1,26 @@
 /**
  * Plain text for people and shells, shared by the gateway's messages and the CLI's commands.
  */
+import stringWidth from 'string-width';
 
-/** Rows padded into columns two spaces apart (the last column not padded); `paint` dresses each cell after its width is counted. */
+/** How many terminal columns `text` takes: a wide character (CJK, fullwidth) two, a combining mark none. */
+export function displayWidth(text: string): number {
+  return stringWidth(text);
+}
+
+/** `text` padded with spaces at its end (`start`: before it) to `width` terminal columns. */
+export function padToWidth(text: string, width: number, start = false): string {
+  const pad = ' '.repeat(Math.max(0, width - displayWidth(text)));
+  return start ? pad + text : text + pad;
+}
+
+/** Rows padded into columns two spaces apart, by terminal columns (the last column not padded); `paint` dresses each cell after its width is counted. */
 export function columns(rows: string[][], paint: (cell: string, row: number, column: number) => string = (c) => c): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, displayWidth(cell))));
   return rows.map((row, r) =>
     row
-      .map((cell, i) => `${paint(cell, r, i)}${i === row.length - 1 ? '' : ' '.repeat(widths[i]! - cell.length)}`)
+      .map((cell, i) => `${paint(cell, r, i)}${i === row.length - 1 ? '' : ' '.repeat(widths[i]! - displayWidth(cell))}`)
       .join('  ')
       .trimEnd(),
   );

@@ -6,17 +6,18 @@
  * @see https://www.postgresql.org/docs/current/app-psql.html (\pset format)
  */
 import type { PgErrorFields } from '../postgres/wire/messages.js';
+import { displayWidth, padToWidth } from '../text-format.js';
 
 /** A value's lines as psql prints them in a table cell (NULL empty). */
 function cellLines(v: unknown): string[] {
   return v === null || v === undefined ? [''] : String(v).split('\n');
 }
 
-/** Column widths for `names` and `rows`, as psql's aligned format computes them (the longest line of a cell). */
+/** Column widths for `names` and `rows`, as psql's aligned format computes them (the widest line of a cell, in terminal columns). */
 export function columnWidths(names: readonly string[], rows: readonly (readonly unknown[])[]): number[] {
   return names.map((n, i) => {
-    let w = n.length;
-    for (const r of rows) for (const line of cellLines(r[i])) w = Math.max(w, line.length);
+    let w = displayWidth(n);
+    for (const r of rows) for (const line of cellLines(r[i])) w = Math.max(w, displayWidth(line));
     return w;
   });
 }
@@ -24,7 +25,7 @@ export function columnWidths(names: readonly string[], rows: readonly (readonly 
 /** The header and rule of an aligned table: names centred, every cell padded. */
 export function tableHeader(names: readonly string[], widths: readonly number[]): string[] {
   if (names.length === 0) return ['--']; // a result of no columns (`select;`): psql draws only this
-  const cells = names.map((n, i) => n.padStart(Math.floor((widths[i]! + n.length) / 2)).padEnd(widths[i]!));
+  const cells = names.map((n, i) => padToWidth(padToWidth(n, Math.floor((widths[i]! + displayWidth(n)) / 2), true), widths[i]!));
   return [cells.map((c) => ` ${c} `).join('|'), widths.map((w) => '-'.repeat(w + 2)).join('+')];
 }
 
@@ -44,7 +45,7 @@ export function tableRow(values: readonly unknown[], widths: readonly number[], 
       const part = cells[i]![l] ?? '';
       const more = l < cells[i]!.length - 1;
       const last = i === widths.length - 1;
-      const padded = right[i] ? part.padStart(widths[i]!) : last && !more ? part : part.padEnd(widths[i]!);
+      const padded = right[i] ? padToWidth(part, widths[i]!, true) : last && !more ? part : padToWidth(part, widths[i]!);
       line += `${i > 0 ? '|' : ''} ${padded}${more ? '+' : last ? '' : ' '}`;
     }
     out.push(line);

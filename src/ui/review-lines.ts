@@ -5,7 +5,7 @@
  * wrote (statements, commands, reasons) is printed through {@link terminalSafe}.
  */
 import type { ReviewInfo } from '../api-client/reviews.js';
-import { formatDuration } from '../text-format.js';
+import { displayWidth, formatDuration } from '../text-format.js';
 import { terminalSafe } from './terminal-safe.js';
 
 /** Who, as a review names people: their email, else their subject. */
@@ -19,10 +19,16 @@ export function relative(iso: string, now = Date.now()): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-/** One line of SQL for a table cell. */
+/** One line of SQL for a table cell, at most `max` terminal columns (cut with `…`). */
 export const oneLine = (sql: string, max = 60): string => {
   const flat = sql.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  if (displayWidth(flat) <= max) return flat;
+  let cut = '';
+  for (const point of flat) {
+    if (displayWidth(cut + point) > max - 1) break;
+    cut += point;
+  }
+  return `${cut}…`;
 };
 
 /** Where a review stands, in words: `pending (1 of 2 approvals, expires in 9 min)`, `denied by bob: too broad`. */

@@ -7,6 +7,8 @@ import { render } from 'ink-testing-library';
 import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
 import type { ReviewInfo } from '../../src/api-client/reviews.js';
+import { columns, displayWidth } from '../../src/text-format.js';
+import { oneLine } from '../../src/ui/review-lines.js';
 import { ReviewInbox } from '../../src/ui/ReviewInbox.js';
 import { eventually, pace } from '../harness/wait.js';
 
@@ -146,5 +148,42 @@ describe('review inbox', () => {
     await until(ui.lastFrame, 'review rv-0000000000000004: approved');
     expect(decided).toEqual(['rv-0000000000000004']);
     ui.unmount();
+  });
+
+  it('wraps by terminal columns: a line of wide characters is no tail off screen, and all of it shows (before: 79 code points fit a width of 100, drop table was cut unmarked)', async () => {
+    const sql = `select '${'全'.repeat(45)}'; drop table accounts; --`;
+    const decided: string[] = [];
+    const ui = render(
+      createElement(ReviewInbox, {
+        load: async () => [review('rv-0000000000000005', sql)],
+        decide: async (id) => {
+          decided.push(id);
+          return { ...review(id, sql), state: 'approved' };
+        },
+        refreshMs: 60_000,
+        width: 100,
+      }),
+    );
+    await until(ui.lastFrame, 'drop table accounts');
+    for (const line of ui
+      .lastFrame()!
+      .split('\n')
+      .filter((l) => l.startsWith('    ')))
+      expect(displayWidth(line)).toBeLessThanOrEqual(100);
+    await settle();
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'review rv-0000000000000005: approved');
+    expect(decided).toEqual(['rv-0000000000000005']);
+    ui.unmount();
+  });
+
+  it('cuts a row of wide characters by columns, and pads columns by them', () => {
+    expect(displayWidth(oneLine('全'.repeat(40), 20))).toBeLessThanOrEqual(20);
+    expect(
+      columns([
+        ['全全', 'x'],
+        ['ab', 'y'],
+      ]).map(displayWidth),
+    ).toEqual([7, 7]);
   });
 });
