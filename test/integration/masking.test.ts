@@ -192,6 +192,19 @@ describe('masking through a proxy, real PostgreSQL', () => {
     expect(rows[0]!.expr).toBe(h('xalice@example.com'));
   });
 
+  it('binary arrays, records, floats and types hoop does not know go through the detectors (before: passed unread)', async () => {
+    hints = EXACT;
+    const c = await client({ binary: true } as Partial<pg.ClientConfig>);
+    const sql = `select array['4111 1111 1111 1111'::text] as arr, array[array[4111111111111111::int8]] as nested, 4111111111111111::float8 as fl,
+      row('4111-1111-1111-1111'::text, 1) as rec, ('{"4111 1111 1111 1111"}'::text[])::varchar[] as vc, array['plain'::text] as plain, 2.5::float8 as small where $1::int = 1`;
+    const r = await c.query(sql, [1]);
+    await c.end();
+    expect(r.fields.map((f) => f.format)).toEqual(Array(7).fill('binary'));
+    const row = r.rows[0] as Record<string, unknown>;
+    expect([row.arr, row.nested, row.fl, row.rec, row.vc]).toEqual([null, null, null, null, null]);
+    expect([row.plain, row.small]).toEqual([['plain'], 2.5]);
+  });
+
   it('COPY out with psql: \\copy (query), COPY table TO STDOUT, csv', async () => {
     hints = EXACT;
     const viaCopyQuery = await psql(`\\copy (select id, email, notes from customers order by id) to stdout`);

@@ -8,12 +8,13 @@
  * becomes NULL, since `[redacted]` or `****1111` is not a valid integer, date or uuid. Content
  * detectors inspect text-format values of every type (a hit in a scalar non-text type such as
  * int8 or numeric makes the field NULL; arrays and composites are rewritten in place, as the
- * replacements contain no array or record syntax), binary text-like values, and binary int8 and
- * numeric (decoded to decimal). Other binary values are not inspected.
+ * replacements contain no array or record syntax) and binary values read as text (see
+ * {@link binaryText}: a hit in one makes the field NULL).
  *
  * @see https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-FORMAT-CODES
  * @see https://www.postgresql.org/docs/current/datatype-json.html
  */
+import { binaryText } from './binary-text.js';
 import type { MaskingRules } from './rules.js';
 import type { MaskStrategy } from './strategies.js';
 
@@ -82,24 +83,6 @@ export function maskField(value: Buffer, t: FieldType, strategy: MaskStrategy, r
   return encodeText(isJson(t.typeOid) ? JSON.stringify(masked) : masked, t);
 }
 
-/** Decimal text of a binary numeric value, or undefined for NaN/infinities/malformed input. */
-export function numericBinaryToString(value: Buffer): string | undefined {
-  if (value.length < 8) return undefined;
-  const ndigits = value.readInt16BE(0);
-  const weight = value.readInt16BE(2);
-  const sign = value.readUInt16BE(4);
-  const dscale = value.readInt16BE(6);
-  if (ndigits < 0 || value.length !== 8 + 2 * ndigits || (sign !== 0 && sign !== 0x4000) || dscale < 0) return undefined;
-  const digit = (i: number): number => (i < ndigits ? value.readInt16BE(8 + 2 * i) : 0);
-  let int = '';
-  for (let i = 0; i <= weight; i++) int += i === 0 ? String(digit(i)) : String(digit(i)).padStart(4, '0');
-  if (int === '') int = '0';
-  let frac = '';
-  for (let i = weight + 1; frac.length < dscale; i++) frac += i < 0 ? '0000' : String(digit(i)).padStart(4, '0');
-  frac = frac.slice(0, dscale);
-  return (sign === 0x4000 ? '-' : '') + int + (frac ? `.${frac}` : '');
-}
-
 /**
  * A field with the content detectors applied: undefined when nothing was found (keep the bytes),
  * the rewritten bytes, or null for SQL NULL (a match whose strategy is `null`, or a match in a
@@ -107,14 +90,7 @@ export function numericBinaryToString(value: Buffer): string | undefined {
  */
 export function detectInField(value: Buffer, t: FieldType, rules: MaskingRules): Buffer | null | undefined {
   if (rules.detectors.length === 0 || value.length < 6) return undefined;
-  let text: string;
-  if (t.format === 0 || textLike.has(t.typeOid)) text = decodeText(value, t);
-  else if (t.typeOid === TypeOid.INT8 && value.length === 8) text = value.readBigInt64BE(0).toString();
-  else if (t.typeOid === TypeOid.NUMERIC) {
-    const s = numericBinaryToString(value);
-    if (s === undefined) return undefined;
-    text = s;
-  } else return undefined;
+  const text = t.format === 0 || textLike.has(t.typeOid) ? decodeText(value, t) : binaryText(value, t.typeOid);
   const r = rules.maskText(text);
   if (!r.changed) return undefined;
   if (r.nullify) return null;
