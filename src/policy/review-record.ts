@@ -78,6 +78,8 @@ export const reviewSchema = recordObject({
   /** An approved detached review, once a later session ran its statement: that session, and when. */
   usedBy: z.string().optional(),
   usedAt: storedTime.optional(),
+  /** An approved held statement, once the gateway holding it claimed the approval to run it (a shared store's take-over expires one never claimed). */
+  ranAt: storedTime.optional(),
   /**
    * An access request: the mode and how long (from its approval), the requester's reason, and once
    * approved until when the grant holds. `rule` is the requestable access rule it opens.

@@ -644,6 +644,13 @@ describe('two replicas behind a load balancer', () => {
       return ls.reviews.find((r) => r.state === 'pending' && r.sql === 'delete from notes')?.id;
     });
     const [aId, bId] = [await replicaIdOf(stack.gateway.url), await replicaIdOf(bUrl)];
+    // A second statement held on B, approved in the store as B stops (it never learns of it, never claims it to run): the take-over must not leave it approved.
+    const held2 = await client(c);
+    const deleting2 = held2.query('DELETE FROM notes').then(
+      () => 'ran',
+      (e: Error) => e.message,
+    );
+    const reviewId2 = await until(async () => (await storeRows(`select id from hoop.reviews where state = 'pending' and review->>'sql' = 'DELETE FROM notes'`))[0]);
     // A statement running on B's upstream, its cancel key in the store: A's take-over cancels it.
     const sleeper = await client(c);
     const sleeping = sleeper.query('select pg_sleep(40)').then(
@@ -669,6 +676,8 @@ describe('two replicas behind a load balancer', () => {
     const openOnB = (await storeRows(`select id from hoop.sessions where replica = '${bId}' and ended_at is null`)).sort();
     expect(openOnB.length).toBeGreaterThanOrEqual(PER_REPLICA + 2);
     const bobToken = await stack.token('bob', ['dba']);
+    b.kill('SIGSTOP');
+    await storeRows(`update hoop.reviews set state = 'approved', version = version + 1, review = review || '{"state": "approved"}' where id = '${reviewId2}'`);
     b.kill('SIGKILL');
     // B died a moment ago (its heartbeat still fresh, not taken over): its life line dropped with it, so an approval through A is refused at once, never saved (nothing would run it).
     await until(
@@ -719,6 +728,12 @@ describe('two replicas behind a load balancer', () => {
     expect(await hoop(stack.gateway.url, ['sessions', 'verify', truncated[0]!.id, '--accept-truncated'])).toMatchObject({ code: 0 });
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
+    // Before: approved, though nothing ran it.
+    expect(JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId2, '--json'], 'bob', ['dba'])).stdout)).toMatchObject({
+      state: 'expired',
+      closedBecause: 'the gateway replica holding its statement stopped as it was approved, before it ran it; the statement did not run',
+    });
+    expect(await deleting2).not.toBe('ran');
     await until(async () => ((await sleepers()).length === 0 ? true : undefined), 10_000, "B's running statement to be cancelled");
     expect(await sleeping).not.toBe('ran');
     expect(await storeRows(`select count(*) from hoop.sessions where upstream is not null and ended_at is not null`)).toEqual(['0']);

@@ -6,9 +6,10 @@
  * the replica holding the statement (it settles it: the statement runs, or is refused) and brings
  * every replica's list up to date.
  *
- * A review is held by the replica that raised it (`holder`): its timer expires it. When a replica
- * dies, the take-over (../replicas/replica.ts) expires the statements it held (their sessions died with it:
- * never approved) and hands its detached reviews and access requests, which outlive sessions,
+ * A review is held by the replica that raised it (`holder`): its timer expires it, and it claims an
+ * approval (`ranAt`, saved at the next version) before its statement runs. When a replica dies, the
+ * take-over (../replicas/replica.ts) expires the statements it held (their sessions died with it:
+ * pending, or approved but never claimed) and hands its detached reviews and access requests, which outlive sessions,
  * to no one: any replica expires them once overdue.
  *
  * @see https://www.postgresql.org/docs/current/sql-notify.html
@@ -57,12 +58,12 @@ function stored(r: Row): StoredReview {
  * Closes pending reviews matched by `where` (over `hoop.reviews`, with `$1` free for the caller)
  * as expired `because`, telling every replica; resolves each as `<id> <version>`.
  */
-async function expire(client: pg.PoolClient | pg.Pool, where: string, values: unknown[], because: string): Promise<string[]> {
+async function expire(client: pg.PoolClient | pg.Pool, where: string, values: unknown[], because: string, state = `state = 'pending'`): Promise<string[]> {
   const r = await client.query<{ change: string }>(
     `with x as (
        update hoop.reviews set state = 'expired', version = version + 1, updated_at = now(),
          review = review || jsonb_build_object('state', 'expired', 'decidedAt', ${NOW_ISO}, 'closedBecause', $${values.length + 1}::text)
-       where state = 'pending' and ${where}
+       where ${state} and ${where}
        returning id, version)
      select id || ' ' || version as change, pg_notify('${CHANNEL}', id || ' ' || version) from x`,
     [...values, because],
@@ -106,6 +107,16 @@ export class PostgresReviewStore implements ReviewStore {
         `holder = $1 and review->>'kind' = 'statement' and not coalesce((review->>'detached')::boolean, false)`,
         [dead],
         'the gateway replica holding its statement stopped; the statement did not run',
+      ),
+    );
+    // Approved, but never claimed to run by the dead holder (it died as the approval came): nothing ran it.
+    this.#sweep(
+      await expire(
+        client,
+        `holder = $1 and review->>'kind' = 'statement' and not coalesce((review->>'detached')::boolean, false) and review->>'ranAt' is null`,
+        [dead],
+        'the gateway replica holding its statement stopped as it was approved, before it ran it; the statement did not run',
+        `state = 'approved'`,
       ),
     );
     await client.query(`update hoop.reviews set holder = null where holder = $1 and state = 'pending'`, [dead]);

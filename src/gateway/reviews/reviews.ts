@@ -640,7 +640,8 @@ export class ReviewRegistry {
       this.#live.delete(r.id);
       clearTimeout(live.timer);
       live.observe?.(r);
-      live.settle(outcomeOf(r));
+      if (r.state === 'approved' && this.#store.shared) this.#track(this.#claimed(r, version).then(live.settle));
+      else live.settle(outcomeOf(r));
     }
     if (before) {
       this.#log.info('review.decided', { id: r.id, state: r.state, ...(r.closedBecause ? { because: r.closedBecause } : {}) });
@@ -648,6 +649,18 @@ export class ReviewRegistry {
       if (mine) this.#tell('decided', r, known);
     }
     for (const wake of [...(this.#waiters.get(r.id) ?? [])]) wake();
+  }
+
+  /**
+   * How approved statement `r` (at `version`) ends here, in a shared store: it runs once this
+   * holder's claim on the approval is saved; a take-over that declared this holder dead first
+   * expired it (the claim then fails, and the statement does not run), so an approval never stays
+   * `approved` with nothing run.
+   */
+  async #claimed(r: Review, version: number): Promise<ReviewOutcome> {
+    if (await this.#store.save({ ...r, ranAt: new Date().toISOString() }, version + 1).catch(() => false)) return outcomeOf(r);
+    const now = await this.#store.get(r.id).catch(() => undefined);
+    return now && now.review.state !== 'approved' ? outcomeOf(now.review) : { state: 'expired', afterMs: 0, because: 'the gateway could not claim the approval to run it (its store did not answer)' };
   }
 
   #tell(event: 'requested' | 'decided', review: Review, settings?: ReviewSettings): void {
