@@ -13,7 +13,7 @@ import { Box, Text, useApp, useInput, useStdout, useCallback, useEffect, useRef,
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { relative, reviewRows, standing } from './review-lines.js';
 import { terminalSafe } from './terminal-safe.js';
-import { columns } from '../text-format.js';
+import { columns, displayWidth } from '../text-format.js';
 import { describeError } from '../errors.js';
 import { runInk } from './run-ink.js';
 
@@ -31,14 +31,24 @@ export interface ReviewInboxProps {
   width?: number;
 }
 
-/** `text`'s lines, each cut into pieces of at most `width` code points (a long line wraps, so no part of it leaves the screen unseen). */
+/** `text`'s lines, each cut into pieces of at most `width` terminal columns (a long or wide line wraps, so no part of it leaves the screen unseen). */
 export function wrapLines(text: string, width: number): string[] {
   const w = Math.max(8, width);
   return text.split('\n').flatMap((line) => {
-    const points = Array.from(line);
-    if (points.length <= w) return [line];
+    if (displayWidth(line) <= w) return [line];
     const pieces: string[] = [];
-    for (let i = 0; i < points.length; i += w) pieces.push(points.slice(i, i + w).join(''));
+    let piece = '';
+    let used = 0;
+    for (const point of line) {
+      const cw = displayWidth(point);
+      if (used + cw > w && piece !== '') {
+        pieces.push(piece);
+        [piece, used] = ['', 0];
+      }
+      piece += point;
+      used += cw;
+    }
+    if (piece !== '') pieces.push(piece);
     return pieces;
   });
 }
