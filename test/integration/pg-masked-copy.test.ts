@@ -118,6 +118,9 @@ describe('a masked value stored where masking does not follow it', () => {
     ['a masked table made a child', 'alter table customers inherit notes'],
     ['a masked table attached as a partition', 'alter table notes attach partition customers for values from (0) to (10)'],
     ["a generated column's expression dropped", 'alter table customers alter column e2 drop expression'],
+    // What a third attack found (issue 72): a generated column added over a masked one holds its values under a name no rule masks.
+    ['a generated column added over a masked one', 'alter table customers add column e3 text generated always as (email) stored'],
+    ['a generated column added over a column masked by name', "alter table customers add column e4 text generated always as (lower(ssn) || '') stored"],
     ['a sequence set from a masked value', "select setval('s1', length(email)) from customers"],
     ['an advisory lock keyed by a masked value', 'select pg_advisory_lock(ascii(email)) from customers'],
     ['an operator made', 'create operator !!! (function = pg_notify, leftarg = text, rightarg = text)'],
@@ -167,7 +170,15 @@ describe('a masked value stored through the extended protocol', () => {
 
 describe("code of the database's own (a function, an operator's, a cast's)", () => {
   it('returns masked: its body may read any column, and what it returns names none', async () => {
-    for (const sql of ['select leak()', 'select * from leak_rows()', 'select (select leak()) as x', 'select id, leak() from customers', 'select got from leak_view', 'select 1 ## 2', 'select 1 operator(public.##) 2']) {
+    for (const sql of [
+      'select leak()',
+      'select * from leak_rows()',
+      'select (select leak()) as x',
+      'select id, leak() from customers',
+      'select got from leak_view',
+      'select 1 ## 2',
+      'select 1 operator(public.##) 2',
+    ]) {
       const said = await run(sql);
       expect(said, sql).toContain('[redacted]');
       expect(said, sql).not.toContain('alice@example.com');

@@ -50,8 +50,11 @@ export interface OverlayRelation {
   view?: LineageSegment[];
   /** Relations it inherits from or is a partition of, whose rules apply to it. */
   inherits?: RelationName[];
-  /** ALTER TABLE: columns added, renamed (new name to old), or changed otherwise. */
-  altered?: { added: string[]; renamed: Record<string, string> };
+  /**
+   * ALTER TABLE: columns added, renamed (new name to old), and computed over the table's rows
+   * (GENERATED, DEFAULT, SET EXPRESSION, USING: the columns each one's expression read).
+   */
+  altered?: { added: string[]; renamed: Record<string, string>; computed?: Record<string, string[]> };
   /** ALTER ... RENAME TO: the name it had. */
   was?: RelationName;
 }
@@ -221,12 +224,26 @@ export class SourceJudge {
         } else if (
           rules.readsMasked(origin(c, column)) ||
           (c.generated?.[column] ?? []).some((from) => rules.readsMasked(origin(c, from))) ||
+          this.#computedMasked(overlay, column, (from) => rules.readsMasked(origin(c, from)) || (c.generated?.[from] ?? []).some((g) => rules.readsMasked(origin(c, g)))) ||
           (overlay?.altered?.renamed[column] !== undefined && rules.readsMasked(origin(c, overlay.altered.renamed[column]!)))
         )
           return true;
       }
     }
     return false;
+  }
+
+  /**
+   * Whether a column the open transaction computed over the table's rows (ADD COLUMN … GENERATED or
+   * DEFAULT, SET EXPRESSION, TYPE … USING) was computed from a masked one: it carries that column's
+   * values under its own name. `masked` judges a column by the name it had (a rename followed back).
+   */
+  #computedMasked(o: OverlayRelation | undefined, column: string, masked: (from: string) => boolean): boolean {
+    const computed = o?.altered?.computed;
+    if (!computed) return false;
+    const renamedFrom = o.altered!.renamed[column];
+    const from = [...(computed[column] ?? []), ...(renamedFrom !== undefined ? (computed[renamedFrom] ?? []) : [])];
+    return from.some((f) => f === '*' || masked(o.altered!.renamed[f] ?? f));
   }
 
   /** The columns of candidate `c` that source `s` names (none when it is `maybe` and `c` has no such column). */
@@ -295,7 +312,7 @@ export class SourceJudge {
       }
       return false;
     }
-    if (s.column !== '*') return byRules(s.column) || (o.altered?.renamed[s.column] !== undefined && byRules(o.altered.renamed[s.column]!));
+    if (s.column !== '*') return byRules(s.column) || (o.altered?.renamed[s.column] !== undefined && byRules(o.altered.renamed[s.column]!)) || this.#computedMasked(o, s.column, byRules);
     const columns = o.columns ?? (o.like ? await this.#likeColumns(o.like) : undefined);
     if (s.position !== undefined && columns && !o.altered && !this.#overlay.altered) return byRules(columns[s.position] ?? '*');
     // A whole row: any of its columns.
@@ -495,7 +512,10 @@ export class TransactionOverlay implements Overlay {
           return;
         }
         const base = had ?? { kind: 'table' as const };
-        const altered = { added: [...(base.altered?.added ?? []), ...(ddl.added ?? [])], renamed: { ...base.altered?.renamed, ...ddl.renamed } };
+        // What a column is computed from, by the names the columns had before this statement renamed any.
+        const computed = { ...base.altered?.computed };
+        for (const [column, from] of Object.entries(ddl.computed ?? {})) computed[column] = [...(computed[column] ?? []), ...from];
+        const altered = { added: [...(base.altered?.added ?? []), ...(ddl.added ?? [])], renamed: { ...base.altered?.renamed, ...ddl.renamed }, computed };
         this.#byName.set(name, { ...base, altered });
         return;
       }

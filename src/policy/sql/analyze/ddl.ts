@@ -1,7 +1,7 @@
 /**
  * What a statement does to the shape of a relation (`StatementFacts.ddl`): the table or view it
  * creates (its columns, what it inherits, a view's lineage), the columns an ALTER TABLE adds or
- * renames, the name a RENAME or SET SCHEMA gives. Masking reads it for relations the session's open
+ * renames (and what a column it adds or recomputes is computed from), the name a RENAME or SET SCHEMA gives. Masking reads it for relations the session's open
  * transaction made or changed, which the gateway's own catalog connection cannot see yet.
  *
  * @see https://www.postgresql.org/docs/17/sql-createtable.html
@@ -9,7 +9,7 @@
  */
 import type { RangeVar } from 'libpg-query';
 import type { RelationDdl, RelationName, StatementLineage } from './facts.js';
-import { list, nodeAs, type Tagged } from './ast.js';
+import { list, names, nodeAs, type Tagged } from './ast.js';
 import { asRowSource } from './lineage.js';
 
 function relationName(rv: RangeVar | undefined): RelationName | undefined {
@@ -56,12 +56,20 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
     case 'AlterTableStmt': {
       const relation = relationName(node[1].relation);
       if (!relation) return undefined;
-      const added = list(node[1].cmds)
-        .map((c) => nodeAs(c, 'AlterTableCmd'))
-        .filter((c) => c?.subtype === 'AT_AddColumn')
-        .map((c) => nodeAs(c!.def, 'ColumnDef')?.colname)
-        .filter((c) => c !== undefined);
-      return { relation, kind: 'altered', added, renamed: {} };
+      const added: string[] = [];
+      const computed: Record<string, string[]> = {};
+      for (const item of list(node[1].cmds)) {
+        const cmd = nodeAs(item, 'AlterTableCmd');
+        const def = nodeAs(cmd?.def, 'ColumnDef');
+        if (cmd?.subtype === 'AT_AddColumn' && def?.colname) {
+          added.push(def.colname);
+          // GENERATED … AS and a DEFAULT are evaluated over every row the table holds, and stored.
+          const exprs = [def.raw_default, ...list(def.constraints).map((c) => nodeAs(c, 'Constraint')?.raw_expr)].filter((e) => e !== undefined);
+          if (exprs.length > 0) computed[def.colname] = exprs.flatMap(columnRefs);
+        } else if (cmd?.subtype === 'AT_SetExpression' && cmd.name) computed[cmd.name] = columnRefs(cmd.def);
+        else if (cmd?.subtype === 'AT_AlterColumnType' && cmd.name && def?.raw_default) computed[cmd.name] = columnRefs(def.raw_default);
+      }
+      return { relation, kind: 'altered', added, renamed: {}, ...(Object.keys(computed).length > 0 ? { computed } : {}) };
     }
     case 'RenameStmt': {
       if (node[1].renameType === 'OBJECT_SCHEMA' && node[1].newname) return { relation: { relation: node[1].newname }, kind: 'schema' };
@@ -80,4 +88,12 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
     default:
       return undefined;
   }
+}
+
+/** The last name of every column reference in `node` (`*` for a whole row). */
+export function columnRefs(node: unknown): string[] {
+  if (node === null || typeof node !== 'object') return [];
+  const ref = (node as { ColumnRef?: { fields?: unknown[] } }).ColumnRef;
+  if (ref) return [names(ref.fields as never).at(-1) ?? '*'];
+  return Object.values(node).flatMap(columnRefs);
 }

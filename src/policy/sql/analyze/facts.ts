@@ -370,6 +370,11 @@ export interface RelationDdl {
   /** ALTER TABLE: the columns it adds, and renames (new name to old). */
   added?: string[];
   renamed?: Record<string, string>;
+  /**
+   * ALTER TABLE: the columns whose values it computes over the table's rows and stores (ADD COLUMN
+   * … GENERATED AS or DEFAULT, SET EXPRESSION, TYPE … USING), each with the columns its expression reads.
+   */
+  computed?: Record<string, string[]>;
   /** RENAME TO / SET SCHEMA: the name it had. */
   was?: RelationName;
 }

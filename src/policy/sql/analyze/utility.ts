@@ -10,6 +10,7 @@ import type { AlterTableStmt, DropStmt, GrantStmt, LockStmt } from 'libpg-query'
 import type { Acc, Ctx } from './acc.js';
 import { list, type NodeTag, names, nodeAs, type Tagged } from './ast.js';
 import { LOCK_MODES, type StatementKind } from './facts.js';
+import { columnRefs } from './ddl.js';
 import { functionSettings, readsPgSettings, settingChanged } from './settings.js';
 import { objectTableName, TABLE_OBJECTS } from './tables.js';
 import { walkFields } from './walk.js';
@@ -63,7 +64,8 @@ function kindOfUtility(type: NodeTag): StatementKind {
  * What an ALTER TABLE does to stored values that masking cannot follow: a column retyped from
  * another column's values (`USING`), a table made a child of another (`INHERIT`, `ATTACH
  * PARTITION`: read through the parent, under the parent's name), a generated column's expression
- * dropped (its values stay, no longer computed from their source).
+ * dropped (its values stay, no longer computed from their source), a generated column added, or its
+ * expression set, over other columns (its values are theirs, stored under a name no rule masks).
  */
 function untracedAlter(stmt: AlterTableStmt): string | undefined {
   for (const item of list(stmt.cmds)) {
@@ -72,16 +74,12 @@ function untracedAlter(stmt: AlterTableStmt): string | undefined {
     if (cmd?.subtype === 'AT_DropExpression') return "a generated column's expression dropped";
     const using = cmd?.subtype === 'AT_AlterColumnType' ? nodeAs(cmd.def, 'ColumnDef')?.raw_default : undefined;
     if (using && columnRefs(using).some((c) => c !== cmd!.name)) return "a column retyped from another column's values";
+    // A generated column's values are computed from other columns of every row and stored under its own name.
+    if (cmd?.subtype === 'AT_SetExpression' && columnRefs(cmd.def).length > 0) return "a generated column's expression set from other columns";
+    const generated = list(nodeAs(cmd?.def, 'ColumnDef')?.constraints).map((c) => nodeAs(c, 'Constraint'));
+    if (cmd?.subtype === 'AT_AddColumn' && generated.some((c) => c?.contype === 'CONSTR_GENERATED' && columnRefs(c.raw_expr).length > 0)) return 'a generated column added over other columns';
   }
   return undefined;
-}
-
-/** The last name of every column reference in `node`. */
-function columnRefs(node: unknown): string[] {
-  if (node === null || typeof node !== 'object') return [];
-  const ref = (node as { ColumnRef?: { fields?: unknown[] } }).ColumnRef;
-  if (ref) return [names(ref.fields as never).at(-1) ?? '*'];
-  return Object.values(node).flatMap(columnRefs);
 }
 
 /** Reads a utility statement into `acc`. */
