@@ -154,6 +154,11 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
       acc.kind(kindOfUtility(node[0]), ctx);
       acc.code ??= untracedAlter(node[1]);
       return walkFields(node[0], node[1], acc, ctx);
+    case 'AlterDomainStmt':
+      acc.kind('alter', ctx);
+      // C: ADD CONSTRAINT, V: VALIDATE CONSTRAINT (both check the domain's every column; NOT VALID checks none now, but is counted too).
+      if (node[1].subtype === 'C' || node[1].subtype === 'V') acc.evaluatesDomain = true;
+      return walkFields(node[0], node[1], acc, ctx);
     case 'DefineStmt':
     case 'CreateCastStmt':
       acc.kind('create', ctx);
