@@ -120,6 +120,13 @@ describe('a masked value stored where masking does not follow it', () => {
     ["a generated column's expression dropped", 'alter table customers alter column e2 drop expression'],
     // What a third attack found (issue 72): a generated column added over a masked one holds its values under a name no rule masks.
     ['a generated column added over a masked one', 'alter table customers add column e3 text generated always as (email) stored'],
+    // Foreign data: a foreign table (postgres_fdw over a loopback server) reads a masked table under its own name.
+    ['a foreign table made', "create foreign table ft (id int, email text) server loopback options (table_name 'customers')"],
+    ['a foreign schema imported', 'import foreign schema public limit to (customers) from server loopback into other'],
+    ['a foreign server made', "create server loop2 foreign data wrapper postgres_fdw options (dbname 'app')"],
+    ['a user mapping made', 'create user mapping for current_user server loopback'],
+    ["a foreign table's options changed", "alter foreign table ft options (set table_name 'customers')"],
+    ['a dblink query', "select * from dblink('dbname=app', 'select email from customers') as t(e text)"],
     ['a generated column added over a column masked by name', "alter table customers add column e4 text generated always as (lower(ssn) || '') stored"],
     ['a sequence set from a masked value', "select setval('s1', length(email)) from customers"],
     ['an advisory lock keyed by a masked value', 'select pg_advisory_lock(ascii(email)) from customers'],
