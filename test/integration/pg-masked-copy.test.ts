@@ -118,6 +118,16 @@ describe('a masked value stored where masking does not follow it', () => {
     ['a masked table made a child', 'alter table customers inherit notes'],
     ['a masked table attached as a partition', 'alter table notes attach partition customers for values from (0) to (10)'],
     ["a generated column's expression dropped", 'alter table customers alter column e2 drop expression'],
+    // What a third attack found (issue 72): a generated column added over a masked one holds its values under a name no rule masks.
+    ['a generated column added over a masked one', 'alter table customers add column e3 text generated always as (email) stored'],
+    // Foreign data: a foreign table (postgres_fdw over a loopback server) reads a masked table under its own name.
+    ['a foreign table made', "create foreign table ft (id int, email text) server loopback options (table_name 'customers')"],
+    ['a foreign schema imported', 'import foreign schema public limit to (customers) from server loopback into other'],
+    ['a foreign server made', "create server loop2 foreign data wrapper postgres_fdw options (dbname 'app')"],
+    ['a user mapping made', 'create user mapping for current_user server loopback'],
+    ["a foreign table's options changed", "alter foreign table ft options (set table_name 'customers')"],
+    ['a dblink query', "select * from dblink('dbname=app', 'select email from customers') as t(e text)"],
+    ['a generated column added over a column masked by name', "alter table customers add column e4 text generated always as (lower(ssn) || '') stored"],
     ['a sequence set from a masked value', "select setval('s1', length(email)) from customers"],
     ['an advisory lock keyed by a masked value', 'select pg_advisory_lock(ascii(email)) from customers'],
     ['an operator made', 'create operator !!! (function = pg_notify, leftarg = text, rightarg = text)'],
@@ -167,7 +177,15 @@ describe('a masked value stored through the extended protocol', () => {
 
 describe("code of the database's own (a function, an operator's, a cast's)", () => {
   it('returns masked: its body may read any column, and what it returns names none', async () => {
-    for (const sql of ['select leak()', 'select * from leak_rows()', 'select (select leak()) as x', 'select id, leak() from customers', 'select got from leak_view', 'select 1 ## 2', 'select 1 operator(public.##) 2']) {
+    for (const sql of [
+      'select leak()',
+      'select * from leak_rows()',
+      'select (select leak()) as x',
+      'select id, leak() from customers',
+      'select got from leak_view',
+      'select 1 ## 2',
+      'select 1 operator(public.##) 2',
+    ]) {
       const said = await run(sql);
       expect(said, sql).toContain('[redacted]');
       expect(said, sql).not.toContain('alice@example.com');

@@ -25,7 +25,7 @@ beforeAll(async () => {
   await loadSqlParser();
   stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy } }) } });
   await stack.pg.psql(
-    "create table customers (id int, email text, pii_note text, note text); insert into customers values (1, 'alice@example.com', 'secret note', 'plain'); grant all on customers to public",
+    `create table customers (id int, email text, pii_note text, note text); insert into customers values (1, 'alice@example.com', 'secret note', 'plain'); grant all on customers to public; alter table customers owner to ${stack.pg.users.scram.user}`,
     { database: 'app' },
   );
 }, 120_000);
@@ -68,6 +68,37 @@ describe('a table made in the open transaction from another', () => {
       expect(received(got)).not.toContain('another secret');
       expect(rowsOf(got)).toEqual([['2', 'bob@example.com', REDACTED, 'open', '7']]);
       expect(rowsOf(await f.simple('select 1'))).toEqual([['1']]);
+      await f.simple('rollback');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('a column the open transaction computes over a masked one (GENERATED AS) carries its lineage: masked when read', async () => {
+    const f = await stack.tunnel('app', await stack.token('alice'));
+    try {
+      for (const [alter, read] of [
+        [
+          'alter table customers add column e3 text generated always as (email) stored',
+          ['select id, e3 from customers', "select e3 || '' from customers", 'select * from customers', 'copy (select e3 from customers) to stdout'],
+        ],
+        ["alter table customers add column e4 text generated always as (lower(pii_note) || '') stored", ['select e4 from customers']],
+        ['alter table customers add column e6 text generated always as (email) stored; alter table customers rename column e6 to e7', ['select e7 from customers']],
+      ] as const) {
+        await f.simple('begin');
+        await f.simple(alter);
+        for (const sql of read) {
+          const got = await f.simple(sql);
+          expect(received(got), `${alter}; ${sql}`).not.toContain('alice@example.com');
+          expect(received(got), `${alter}; ${sql}`).not.toContain('secret note');
+          expect(received(got), `${alter}; ${sql}`).toContain(REDACTED);
+        }
+        await f.simple('rollback');
+      }
+      // One computed from an unmasked column comes back as it is.
+      await f.simple('begin');
+      await f.simple("alter table customers add column e8 text generated always as (note || '!') stored");
+      expect(rowsOf(await f.simple('select e8 from customers'))).toEqual([['plain!']]);
       await f.simple('rollback');
     } finally {
       f.destroy();

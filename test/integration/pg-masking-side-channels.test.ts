@@ -52,7 +52,9 @@ beforeAll(async () => {
      create view customer_view as select id, email, note from customers;
      create view email_numbers as select id, email::int as n from customers;
      create view notes as select id, note from customers;
-     grant all on customers, customer_view, email_numbers, notes to public`,
+     grant all on customers, customer_view, email_numbers, notes to public;
+     create table plain_notes (id int, note text); insert into plain_notes values (1, 'n1');
+     alter table customers owner to ${stack.pg.users.scram.user}; alter table plain_notes owner to ${stack.pg.users.scram.user}; grant create on schema public to public`,
     { database: 'app' },
   );
   for (const mode of ['mask', 'deny']) {
@@ -162,6 +164,64 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
         f.destroy();
       }
     });
+  });
+});
+
+describe('errors of statements that evaluate masked columns they do not read (issue 72, a third attack)', () => {
+  /** Each step in an open transaction (rolled back after), the last one's error judged. */
+  async function lastError(f: RawFrontend, steps: readonly string[]): Promise<PgMessage[]> {
+    await f.simple('begin');
+    let got: PgMessage[] = [];
+    for (const sql of steps) got = await f.simple(sql);
+    await f.simple('rollback');
+    return got;
+  }
+
+  it.each([
+    ['a NOT VALID CHECK checked by an UPDATE of another column', ['alter table customers add constraint ck check (email::int > 0) not valid', "update customers set note = 'x' where id = 1"]],
+    ['an expression index evaluated by an UPDATE of another column', ['create index ci on customers ((email::int)) where id > 100', 'update customers set id = 101 where id = 1']],
+    [
+      'a NOT VALID CHECK checked by an INSERT … ON CONFLICT DO UPDATE',
+      ['alter table customers add constraint ck check (email::int > 0) not valid', "insert into customers values (1, 'x', 'y') on conflict (id) do update set note = 'z'"],
+    ],
+    [
+      'a NOT VALID CHECK checked by a MERGE',
+      ['alter table customers add constraint ck check (email::int > 0) not valid', "merge into customers c using (select 1 as id) s on c.id = s.id when matched then update set note = 'm'"],
+    ],
+    [
+      'a domain constraint added over a masked column',
+      ['drop view customer_view, email_numbers', 'create domain dtext as text', 'alter table customers alter column email type dtext', 'alter domain dtext add constraint dchk check (value::int > 0)'],
+    ],
+    [
+      'a domain constraint validated over a masked column',
+      [
+        'drop view customer_view, email_numbers',
+        'create domain dtext as text',
+        'alter table customers alter column email type dtext',
+        'alter domain dtext add constraint dchk check (value::int > 0) not valid',
+        'alter domain dtext validate constraint dchk',
+      ],
+    ],
+  ] as const)('withholds the text (the SQLSTATE stays): %s', async (_what, steps) => {
+    const f = await open('mask', 'the tunnel');
+    try {
+      const got = await lastError(f, steps);
+      expect(errorOf(got)?.code).toBe('22P02');
+      expect(errorOf(got)?.message).toContain('withheld');
+      for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('keeps the text of a write to a table with no masked column', async () => {
+    const f = await open('mask', 'the tunnel');
+    try {
+      const got = await lastError(f, ['alter table plain_notes add constraint nk check (note::int > 0) not valid', 'update plain_notes set id = id']);
+      expect(errorOf(got)?.message).toContain('invalid input syntax for type integer');
+    } finally {
+      f.destroy();
+    }
   });
 });
 

@@ -64,8 +64,9 @@ export class DerivedValueCheck {
 
   /**
    * What in a statement would take a masked value from under its rule, as a phrase: a rename of a
-   * masked column, of a table or view with one, or of a schema (with rules on tables); code whose
-   * reads and writes hoop does not follow (`facts.code`). Undefined when nothing does.
+   * masked column, of a table or view with one, or of a schema (with rules on tables); a call of
+   * dblink (rows another connection reads come back under no table's name); code whose reads and
+   * writes hoop does not follow, a foreign table or server made (`facts.code`). Undefined when nothing does.
    */
   moves(facts: StatementFacts): string | undefined {
     if (!this.active) return undefined;
@@ -78,6 +79,9 @@ export class DerivedValueCheck {
       }
     }
     if (ddl?.kind === 'schema' && this.#rules.hasColumnRules) return 'a rename of a schema, which would take its tables from under the rules that name them';
+    // dblink returns the rows another connection reads (this database's too), under no table's name.
+    const remote = facts.functions.find((f) => f.slice(f.lastIndexOf('.') + 1).startsWith('dblink'));
+    if (remote !== undefined) return `a call of ${remote.slice(remote.lastIndexOf('.') + 1)}(), which returns rows another connection reads`;
     return facts.code;
   }
 

@@ -8,9 +8,15 @@
  * Each is replaced by `[redacted:<8 hex>]`, a keyed hash of the value, so two sessions can be
  * seen to use the same one without it being written down (`[redacted]` where no key is at hand).
  *
- * A small lexer reads the text as PostgreSQL or MySQL split it into words, strings and the rest
- * (quotes, dollar quotes, comments); what it cannot read to its end (an unterminated string) is
- * redacted to the end.
+ * A small lexer reads the text as PostgreSQL or MySQL split it into words, strings and the rest,
+ * by their lexical grammars (PostgreSQL's scan.l, MySQL's lexer): every string form (`'…'`,
+ * `E'…'`, `B'…'`, `X'…'`, `N'…'`, `U&'…'` with or without UESCAPE, dollar quotes whose tag may hold
+ * any letter, MySQL's `"…"`, `_charset` introducers), literals joined into one (PostgreSQL's across a
+ * newline, MySQL's across any blank), comments, and MySQL's executable comments (`/*! … *\/`, `/*M!
+ * … *\/`), whose body MariaDB runs and which is lexed as SQL. What it cannot read to its end (an
+ * unterminated string) is redacted to the end. Where a secret's place holds an expression (`'a' ||
+ * 'b'`), every literal in it is redacted; a literal that itself holds SQL with a secret (`PREPARE s
+ * FROM '…'`, `dblink_exec('…')`) is redacted whole.
  *
  * @see https://www.postgresql.org/docs/current/sql-syntax-lexical.html
  * @see https://dev.mysql.com/doc/refman/8.0/en/string-literals.html
@@ -59,16 +65,42 @@ const SECRET_ARGUMENTS: Record<SqlDialect, Readonly<Record<string, readonly numb
     pgp_sym_decrypt_bytea: [1],
     pgp_pub_decrypt: [1, 2],
     pgp_pub_decrypt_bytea: [1, 2],
+    dblink_connect: [0, 1],
+    dblink_connect_u: [0, 1],
+    dblink: [0],
+    dblink_exec: [0],
   },
   mysql: { aes_encrypt: [1], aes_decrypt: [1], des_encrypt: [1], des_decrypt: [1], encode: [1], decode: [1], encrypt: [0], password: [0], old_password: [0], validate_password_strength: [0] },
 };
 /** What a statement holding a secret by {@link SECRET_WORD}, {@link SECRET_ARGUMENTS} or a connection string holds somewhere. */
-const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identified|crypt|hmac|pgp_|aes_|des_|code\s*\(|validate_password|execute|:\/\//i;
+const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identified|crypt|hmac|pgp_|aes_|des_|code\s*\(|validate_password|execute|dblink|:\/\//i;
 
 /** A connection string or URI with a password in it. */
-const CONNINFO_PASSWORD = /(^|\s)password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
+const CONNINFO_PASSWORD = /(^|\s|\\[nrtf]|[?&;])password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
 
 const isWordStart = (c: string): boolean => /[A-Za-z_\u0080-\uffff]/.test(c);
+/** A dollar quote's opening tag (scan.l: `dolq_start` is a letter, `_` or any byte from 0x80, `dolq_cont` a digit too). */
+const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
+/**
+ * Where a literal goes on after it (scan.l's `quotecontinue`): blanks holding a newline (a `--`
+ * comment may end a line among them), then the next quote; MySQL joins literals across any blank.
+ * The index of that quote, or -1.
+ */
+function continuation(sql: string, from: number, dialect: SqlDialect): number {
+  let j = from;
+  let newline = false;
+  while (j < sql.length) {
+    const c = sql[j]!;
+    if (c === '\n' || c === '\r') {
+      newline = true;
+      j++;
+    } else if (/\s/.test(c)) j++;
+    else if (dialect === 'postgres' && c === '-' && sql[j + 1] === '-') {
+      while (j < sql.length && sql[j] !== '\n') j++;
+    } else break;
+  }
+  return sql[j] === "'" && j > from && (newline || dialect === 'mysql') ? j : -1;
+}
 const isWordPart = (c: string): boolean => /[A-Za-z0-9_$\u0080-\uffff]/.test(c);
 
 /** The tokens of `sql` (comments and blanks dropped). */
@@ -77,6 +109,8 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
   const n = sql.length;
   let i = 0;
   let questionMarks = 0;
+  /** MySQL: the executable comments (`/*! … *\/`) open here. */
+  let executable = 0;
   /** A quoted run from `i` (its opening quote at `i`), doubled quotes (and, where `backslash`, escapes) inside; its end, or `n` when it does not end. */
   const quoted = (q: string, backslash: boolean): number => {
     let j = i + 1;
@@ -97,6 +131,14 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
       while (i < n && sql[i] !== '\n') i++;
     } else if (c === '#' && dialect === 'mysql') {
       while (i < n && sql[i] !== '\n') i++;
+    } else if (dialect === 'mysql' && c === '/' && sql[i + 1] === '*' && (sql[i + 2] === '!' || (sql[i + 2] === 'M' && sql[i + 3] === '!'))) {
+      // An executable comment: MySQL and MariaDB run its body (past a version number), so it is lexed as SQL.
+      i += sql[i + 2] === '!' ? 3 : 4;
+      while (i < n && /[0-9]/.test(sql[i]!)) i++;
+      executable++;
+    } else if (dialect === 'mysql' && executable > 0 && c === '*' && sql[i + 1] === '/') {
+      executable--;
+      i += 2;
     } else if (c === '/' && sql[i + 1] === '*') {
       // PostgreSQL's comments nest; MySQL's do not.
       let depth = 1;
@@ -107,16 +149,26 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
         else i++;
       }
     } else if (c === "'" || (dialect === 'mysql' && c === '"')) {
-      // A prefix written against it (PostgreSQL's E, B, X, N; MySQL's _charset, N, X, B) is part of the string; E'…' takes backslash escapes, as MySQL's strings all do.
+      // A prefix written against it (PostgreSQL's E, B, X, N, U&; MySQL's N, X, B) is part of the string; E'…' takes backslash escapes, as MySQL's strings all do.
+      // MySQL's _charset introducer may stand apart from it.
       const prev = out.at(-1);
-      const prefix = prev?.kind === 'word' && prev.end === i && /^([ebxn]|_\w+)$/.test(prev.word) ? prev : undefined;
-      if (prefix) out.pop();
+      const before = out.at(-2);
+      const unicode = dialect === 'postgres' && prev?.kind === 'other' && prev.text === '&' && prev.end === i && before?.kind === 'word' && before.end === prev.start && before.word === 'u';
+      const prefix = prev?.kind === 'word' && ((prev.end === i && /^([ebxn]|_\w+)$/.test(prev.word)) || (dialect === 'mysql' && /^_\w+$/.test(prev.word))) ? prev : unicode ? before : undefined;
+      if (unicode) out.splice(-2, 2);
+      else if (prefix) out.pop();
       const escapes = dialect === 'mysql' || prefix?.word === 'e';
-      const end = quoted(c, escapes);
-      out.push({ kind: 'string', start: prefix?.start ?? i, end, contentStart: i + 1, contentEnd: end === n && sql[n - 1] !== c ? n : end - 1 });
+      const contentStart = i + 1;
+      let end = quoted(c, escapes);
+      // Literals joined into one (PostgreSQL: across a newline; MySQL: across any blank) are one literal.
+      for (let next = c === "'" && end < n ? continuation(sql, end, dialect) : -1; next >= 0; next = end < n ? continuation(sql, end, dialect) : -1) {
+        i = next;
+        end = quoted("'", escapes);
+      }
+      out.push({ kind: 'string', start: prefix?.start ?? contentStart - 1, end, contentStart, contentEnd: end === n && sql[n - 1] !== c ? n : end - 1 });
       i = end;
-    } else if (dialect === 'postgres' && c === '$' && /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.test(sql.slice(i, i + 66))) {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66))![0];
+    } else if (dialect === 'postgres' && c === '$' && DOLLAR_TAG.test(sql.slice(i, i + 256))) {
+      const tag = DOLLAR_TAG.exec(sql.slice(i, i + 256))![0];
       const close = sql.indexOf(tag, i + tag.length);
       const end = close < 0 ? n : close + tag.length;
       out.push({ kind: 'string', start: i, end, contentStart: i + tag.length, contentEnd: close < 0 ? n : close });
@@ -176,6 +228,8 @@ interface Segment {
   compares: boolean;
   /** A string in it names a secret (a setting's name): the next argument of its call holds the value. */
   nameString: boolean;
+  /** It joins values with `||`: a secret literal in it makes every literal in it one. */
+  concat?: boolean;
 }
 
 /** A parenthesised group: the function it calls (none for a subquery or a list), and its arguments' segments. */
@@ -230,7 +284,7 @@ function inSecret(seg: Segment | undefined): boolean {
  * password. A MySQL text whose lexing hoop cannot be sure of (an executable comment, a backslash or
  * double quote, which the session's sql_mode reads its own way) has every parameter taken as one.
  */
-function secretsOf(sql: string, dialect: SqlDialect): Secrets {
+function secretsOf(sql: string, dialect: SqlDialect, depth = 0): Secrets {
   const tokens = lex(sql, dialect);
   const found: Secrets = { spans: [], params: [] };
   const places: Array<{ t: Token; seg: Segment; before: Token | undefined; first: string[] }> = [];
@@ -306,6 +360,7 @@ function secretsOf(sql: string, dialect: SqlDialect): Secrets {
         if (g.values && columns?.[index]?.namesSecret) next.marked = true;
         if (g.executes && isSecretParam(g.executes, index + 1)) next.marked = true;
       } else if (/^(=|<|>|!|:=|~)$/.test(t.text)) seg.compares = true;
+      else if (t.text === '|' && tokens[k + 1]?.kind === 'other' && (tokens[k + 1] as { text: string }).text === '|') seg.concat = true;
       continue;
     }
     if (t.kind === 'word') {
@@ -327,9 +382,21 @@ function secretsOf(sql: string, dialect: SqlDialect): Secrets {
     places.push({ t, seg, before: p >= statementStart ? tokens[p] : undefined, first: tokens.slice(statementStart, statementStart + 2).map((x) => (x.kind === 'word' ? x.word : '')) });
   }
   const unsure = dialect === 'mysql' && (/\/\*M?!/.test(sql) || sql.includes('\\') || sql.includes('"'));
+  // A literal that holds SQL with a secret in it (`PREPARE s FROM '… IDENTIFIED BY ''x'''`, `dblink_exec(c, '…')`) is one whole.
+  const holdsSecretSql = (t: Token): boolean => {
+    if (t.kind !== 'string' || depth >= 3) return false;
+    const inner = sql.slice(t.contentStart, t.contentEnd).replace(/''|""|\\(.)/gs, (m, escaped: string | undefined) => escaped ?? m[0]!);
+    return MAY_NAME_SECRET.test(inner) && secretsOf(inner, dialect, depth + 1).spans.length > 0;
+  };
+  // An expression at a secret's place (`'password=' || 'x'`): every literal joined in it.
+  const joined = new Set<Segment>(places.filter((p) => p.seg.concat && secretPlace(p)).map((p) => p.seg));
+  const inJoined = (seg: Segment): boolean => {
+    for (let x: Segment | undefined = seg; x; x = x.parent) if (joined.has(x)) return true;
+    return false;
+  };
   for (const place of places) {
     const { t } = place;
-    const secret = secretPlace(place);
+    const secret = secretPlace(place) || inJoined(place.seg) || holdsSecretSql(t);
     if (secret && t.kind === 'string') found.spans.push([t.contentStart, t.contentEnd]);
     if (secret && t.kind === 'param' && found.params !== 'all') found.params.push(t.number);
   }

@@ -37,6 +37,7 @@ export class Acc {
   program = false;
   opaqueBody = false;
   code: string | undefined;
+  evaluatesDomain = false;
   changesLexing = false;
   readWrite = false;
   settings: Array<{ name?: string; value?: string; raw?: string }> = [];
@@ -89,6 +90,7 @@ export class Acc {
     if (this.casts.size > 0) f.casts = [...this.casts];
     if (this.sideChannel !== undefined) f.sideChannel = { ...this.sideChannel };
     if (this.code !== undefined) f.code = this.code;
+    if (this.evaluatesDomain) f.evaluatesDomain = true;
     if (this.signals.length > 0) f.signals = this.signals;
     if (this.copy !== undefined) f.copy = this.copy;
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;

@@ -203,6 +203,12 @@ export interface StatementFacts {
   writesLiteralsOnly?: true;
   /** MySQL's: the table a CREATE TABLE of columns alone makes (`db.table`), and its columns (lower-case). */
   createsTable?: { table: string; columns: string[] };
+  /**
+   * ALTER DOMAIN … ADD CONSTRAINT (without NOT VALID) or VALIDATE CONSTRAINT: it checks every
+   * column of the domain, in whatever table, and its error may quote one's value.
+   * @see https://www.postgresql.org/docs/17/sql-alterdomain.html
+   */
+  evaluatesDomain?: true;
   /** What the statement does to a relation's shape (CREATE TABLE / VIEW / TABLE AS, SELECT INTO, ALTER TABLE, RENAME). */
   ddl?: RelationDdl;
   /**

@@ -50,6 +50,24 @@ const FIXED_KINDS: Readonly<Partial<Record<NodeTag, StatementKind>>> = {
   DropdbStmt: 'drop',
 };
 
+/**
+ * Foreign data (SQL/MED): a foreign table reads rows a server fetches from elsewhere, this very
+ * database too (postgres_fdw over a loopback server), under its own name, where no rule on the
+ * table it reads follows them. Making one, or a server or user mapping it would read through, is
+ * refused with masking rules (`code`).
+ * @see https://www.postgresql.org/docs/17/ddl-foreign-data.html
+ */
+const FOREIGN_DATA: Readonly<Partial<Record<NodeTag, string>>> = {
+  CreateForeignTableStmt: 'a foreign table made',
+  ImportForeignSchemaStmt: 'a foreign schema imported',
+  CreateForeignServerStmt: 'a foreign server made',
+  AlterForeignServerStmt: "a foreign server's options changed",
+  CreateUserMappingStmt: 'a user mapping made',
+  AlterUserMappingStmt: "a user mapping's options changed",
+  CreateFdwStmt: 'a foreign-data wrapper made',
+  AlterFdwStmt: 'a foreign-data wrapper changed',
+};
+
 /** The kind of a utility statement by its node type. */
 function kindOfUtility(type: NodeTag): StatementKind {
   const fixed = FIXED_KINDS[type];
@@ -70,6 +88,7 @@ function kindOfUtility(type: NodeTag): StatementKind {
 function untracedAlter(stmt: AlterTableStmt): string | undefined {
   for (const item of list(stmt.cmds)) {
     const cmd = nodeAs(item, 'AlterTableCmd');
+    if (cmd?.subtype === 'AT_GenericOptions') return "a foreign table's options changed (what it reads, where)";
     if (cmd?.subtype === 'AT_AddInherit' || cmd?.subtype === 'AT_AttachPartition') return 'a table made a child of another';
     if (cmd?.subtype === 'AT_DropExpression') return "a generated column's expression dropped";
     const using = cmd?.subtype === 'AT_AlterColumnType' ? nodeAs(cmd.def, 'ColumnDef')?.raw_default : undefined;
@@ -153,6 +172,22 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
     case 'AlterTableStmt':
       acc.kind(kindOfUtility(node[0]), ctx);
       acc.code ??= untracedAlter(node[1]);
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'AlterDomainStmt':
+      acc.kind('alter', ctx);
+      // C: ADD CONSTRAINT, V: VALIDATE CONSTRAINT (both check the domain's every column; NOT VALID checks none now, but is counted too).
+      if (node[1].subtype === 'C' || node[1].subtype === 'V') acc.evaluatesDomain = true;
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'CreateForeignTableStmt':
+    case 'ImportForeignSchemaStmt':
+    case 'CreateForeignServerStmt':
+    case 'AlterForeignServerStmt':
+    case 'CreateUserMappingStmt':
+    case 'AlterUserMappingStmt':
+    case 'CreateFdwStmt':
+    case 'AlterFdwStmt':
+      acc.kind(kindOfUtility(node[0]), ctx);
+      acc.code ??= FOREIGN_DATA[node[0]];
       return walkFields(node[0], node[1], acc, ctx);
     case 'DefineStmt':
     case 'CreateCastStmt':

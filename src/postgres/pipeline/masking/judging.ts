@@ -25,16 +25,21 @@ import type { CopyOptions } from './copy-out.js';
  * - `cursor`, `execute`: FETCH and EXECUTE run what the named cursor or prepared statement was
  *   declared with (looked up when its result comes);
  * - `utility`: a statement with no result of its own, which reads the rows of `tables` when
- *   `evaluates` (ALTER TABLE ... TYPE, CREATE INDEX: an error may quote a value).
+ *   `evaluates` (ALTER TABLE ... TYPE, CREATE INDEX: an error may quote a value); `everywhere`
+ *   when it evaluates values of columns it does not name (ALTER DOMAIN … ADD / VALIDATE CONSTRAINT
+ *   checks every column of the domain, in any table).
+ * `writes`: the tables a write (INSERT, UPDATE, DELETE, MERGE) names. A write evaluates its
+ * target's CHECK constraints, index expressions and triggers over every column of the rows it
+ * touches, whatever it reads: its error may quote any of them.
  * `effects` are what it makes or drops, applied when it completes.
  */
 export type StatementMasking =
-  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true }; calls?: CodeCalls }
+  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true }; calls?: CodeCalls; writes?: readonly string[] }
   | { opaque: string; effects?: StatementEffects }
   | { unparsed: string }
   | { cursor: string }
   | { execute: string }
-  | { utility: { tables: readonly string[]; evaluates: boolean }; effects?: StatementEffects };
+  | { utility: { tables: readonly string[]; evaluates: boolean; everywhere?: true }; effects?: StatementEffects };
 
 /** What a statement makes or drops that later statements run (see {@link StatementMasking}). */
 export interface StatementEffects {

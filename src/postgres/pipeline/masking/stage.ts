@@ -146,6 +146,9 @@ const NEVER_EVALUATES: ReadonlySet<StatementKind> = new Set<StatementKind>([
   'notify',
 ]);
 
+/** Kinds of statement that write rows (COPY FROM is a utility statement that evaluates its table's rows). */
+const WRITES: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete', 'merge']);
+
 /**
  * How one statement's results are judged (see {@link StatementMasking}), read off its facts: code
  * hoop cannot read is opaque, FETCH and EXECUTE run what they name, a statement with a query has its
@@ -166,8 +169,12 @@ export function statementMasking(s: StatementFacts): StatementMasking {
   if (s.ddl) effects.ddl = s.ddl;
   const withEffects = Object.keys(effects).length > 0 ? { effects } : {};
   // DECLARE and PREPARE make a result later (FETCH, EXECUTE), none now; their own errors are planning errors.
-  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s), ...callsOf(s) };
-  return { utility: { tables: s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()')), evaluates: !NEVER_EVALUATES.has(s.kinds[0]!) && !effects.declare && !effects.prepare }, ...withEffects };
+  const tables = s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()'));
+  // A write evaluates its target's constraints and index expressions over every column of the rows it touches.
+  const writes = s.kinds.some((k) => WRITES.has(k)) ? { writes: tables } : {};
+  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s), ...callsOf(s), ...writes };
+  const evaluates = !NEVER_EVALUATES.has(s.kinds[0]!) && !effects.declare && !effects.prepare;
+  return { utility: { tables, evaluates, ...(evaluates && s.evaluatesDomain ? { everywhere: true as const } : {}) }, ...withEffects };
 }
 
 /** What of `s` may run code the database's users wrote, as the masking verdict carries it. */
@@ -399,11 +406,22 @@ export class PgSessionMasking implements Stage {
     const rules = this.masker.rules;
     if (!rules.hasColumnRules && !rules.hasNameRules) return false;
     if ('utility' in statement) {
+      // A domain's constraint is checked over every column of that domain, in tables the statement does not name.
+      if (statement.utility.everywhere) return true;
       if (!statement.utility.evaluates || statement.utility.tables.length === 0) return false;
       const judge = new SourceJudge(rules, this.#sources, this.#overlay, undefined);
       return judge.masked({ sources: statement.utility.tables.map((t) => ({ ...splitName(t), column: '*' })) }).catch(() => true);
     }
-    return new SourceJudge(rules, this.#sources, this.#overlay, statement.lineage).readsMasked().catch(() => true);
+    const judge = new SourceJudge(rules, this.#sources, this.#overlay, statement.lineage);
+    // A write's error may quote any column of the rows it touches (a CHECK, an index expression over them), not only what it reads.
+    if (statement.writes && statement.writes.length > 0) {
+      const whole = statement.writes.map((t) => ({ ...splitName(t), column: '*' }));
+      return judge
+        .masked({ sources: whole })
+        .then((hit) => hit || judge.readsMasked())
+        .catch(() => true);
+    }
+    return judge.readsMasked().catch(() => true);
   }
 
   /**
