@@ -12,7 +12,13 @@
  *
  * A command's words are read as the shell reads them (quotes and escapes removed, `$'…'` decoded).
  * A word the shell builds when it runs (`$x`, `$(…)`, `$((…))`, `{a,b}`, a glob in the program's
- * name, arguments `xargs` reads) makes the command *opaque*: hoop cannot know what runs.
+ * name, arguments `xargs` reads) makes the command *opaque*: hoop cannot know what runs. So does
+ * code the words do not show: a builtin reading a word as a variable's name or arithmetic, whose
+ * array subscript's `$(…)` runs (`test -v 'a[$(…)]'`), arithmetic naming a variable (`$((x))`), a
+ * command changing what later ones run (`alias`, `hash -p`, `set -k`), setting a variable that is
+ * code or where code is found (`PATH`, `PS4`, `LD_PRELOAD`), a shell reading a file or its input,
+ * a wrapper nested too deep. Reading a line is linear in it: no level of nesting is followed
+ * past a fixed depth, and no level copies more than the line.
  *
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/V3_chap02.html (Shell Command Language)
  * @see https://www.gnu.org/software/bash/manual/bash.html#Shell-Syntax
@@ -49,9 +55,19 @@ export type ShellLine = { certain: true; commands: ShellCommand[] } | { certain:
 
 /** Lines longer than this are not parsed (parsing takes ~3 ms per KiB): no allow rule matches them. The gateway's SSH server reads packets of up to 35,000 bytes, so longer lines never reach it. */
 export const SHELL_LINE_MAX_BYTES = 32 * 1024;
-/** How deep `sh -c "sh -c '…'"` is followed, and how many commands one line may run, before hoop stops being sure. */
+/**
+ * How deep `sh -c "sh -c '…'"` and wrappers (`env nice sudo …`) are followed, and how many commands
+ * one line may run, before hoop stops being sure: a shell string nested deeper makes the line
+ * uncertain, a wrapper deeper its command opaque. Each level copies at most the line's words, so
+ * following is linear in the line, and no recursion of hoop's goes deeper than this.
+ */
 const MAX_DEPTH = 8;
 const MAX_COMMANDS = 4096;
+/**
+ * How deep the syntax tree is walked before the line is uncertain: mvdan/sh's parser and walker
+ * recurse once per level (`$($($(…)))`, `a && b && …`), and a 32 KiB line could overflow the stack.
+ */
+const MAX_NESTING = 256;
 
 /** Shells whose grammar hoop models (bash's, POSIX sh's, the Korn shell's where they agree): their `-c` script is parsed. */
 const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'posh', 'rbash']);
@@ -59,10 +75,88 @@ const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'po
  * Shells hoop does not model (zsh's `=cmd`, fish's and csh's own grammars): what they run is
  * unknown, whether as the target's login shell or started by a line.
  */
-const UNMODELLED_SHELLS = new Set(['zsh', 'fish', 'csh', 'tcsh', 'yash', 'elvish', 'nu', 'xonsh', 'pwsh', 'rc', 'es', 'oksh', 'loksh', 'scsh', 'ion', 'murex', 'oil', 'osh', 'ysh']);
+const UNMODELLED_SHELLS = new Set(['hush', 'zsh', 'fish', 'csh', 'tcsh', 'yash', 'elvish', 'nu', 'xonsh', 'pwsh', 'rc', 'es', 'oksh', 'loksh', 'scsh', 'ion', 'murex', 'oil', 'osh', 'ysh']);
 
 /** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
 const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
+
+/**
+ * Builtins that read a word as a variable name, which may carry an array subscript, or as an
+ * arithmetic expression, whose variables may hold one: bash and mksh work a subscript out as
+ * arithmetic and run its `$(…)` (`test -v 'a[$(rm -rf x)]'`, `printf -v 'a[$(…)]' x`,
+ * `read 'a[$(…)]'`; mksh's `[ x -eq 1 ]`, `shift x`, `ulimit -t x` with `x='a[$(…)]'`). Such a
+ * command is opaque when a word it may read so could hold a subscript or an expansion when re-read
+ * (`[`, `$`, a backquote, or a word built when it runs), or names a variable where it takes a number.
+ */
+const NAME_BUILTINS = new Set([
+  'test',
+  '[',
+  'read',
+  'unset',
+  'wait',
+  'mapfile',
+  'readarray',
+  'getopts',
+  'printf',
+  'let',
+  'shift',
+  'ulimit',
+  ...['declare', 'typeset', 'local', 'export', 'readonly', 'global'],
+]);
+/** Of {@link NAME_BUILTINS}, those that set the variables they name. */
+const SETS_NAMES = new Set(['unset', 'read', 'mapfile', 'readarray', 'getopts', 'wait', 'printf', 'declare', 'typeset', 'local', 'export', 'readonly', 'global']);
+/**
+ * Builtins that run code given as a word (`bind -x`, `complete -C`, `fc`, `enable -f` loads a
+ * library), or change what a later command of the line runs or how the shell reads it (`alias`,
+ * `hash -p`, `shopt`, `set -k`, `integer`, `nameref`): with any argument, opaque. The model is the
+ * simplest sound one: such a command is itself unknown code, so every deny and review rule matches
+ * the line it is in and no allow rule admits it, whatever the later commands look like.
+ */
+const CODE_BUILTINS = new Set(['alias', 'unalias', 'enable', 'bind', 'complete', 'compgen', 'compopt', 'fc', 'hist', 'autoload', 'enum', 'integer', 'float', 'nameref']);
+/** `set` options that change neither what a later command runs nor how the shell reads it (errexit, nounset, xtrace, verbose, noglob, noclobber, noexec). */
+const SAFE_SET_LETTERS = new Set([...'euxvfCn']);
+const SAFE_SET_NAMES = new Set(['errexit', 'nounset', 'xtrace', 'verbose', 'noglob', 'noclobber', 'noexec', 'pipefail']);
+
+/**
+ * Variables a shell or the dynamic loader reads as code or as where code is found: the startup
+ * files (`BASH_ENV`, `ENV`), prompts and hooks (`PS0`–`PS4`, `PROMPT_COMMAND`: command
+ * substitutions in them run), options (`SHELLOPTS`, `BASHOPTS`), the program search and what it
+ * skips (`PATH`, `EXECIGNORE`, `FPATH`), word splitting and globbing (`IFS`, `GLOBIGNORE`),
+ * `HOME` (where `~/.bashrc`, `~/.gitconfig` are), the loader's `LD_*`, and interpreters' and
+ * tools' own (`NODE_OPTIONS`, `PERL5OPT`, `PYTHONPATH`, `GIT_SSH_COMMAND`, `PAGER`, `EDITOR`…).
+ * Setting one (`X=… cmd`, `X=…;`, `env X=…`, `export X`, `read X`, `for X in`) makes the command opaque.
+ */
+const CODE_VARIABLES = new Set([
+  ...['BASH_ENV', 'ENV', 'PS0', 'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'SHELLOPTS', 'BASHOPTS', 'BASH_XTRACEFD', 'BASH_LOADABLES_PATH', 'BASH_COMPAT'],
+  ...['PATH', 'EXECIGNORE', 'FPATH', 'IFS', 'GLOBIGNORE', 'HOME', 'XDG_CONFIG_HOME', 'SHELL', 'FCEDIT'],
+  ...['NODE_OPTIONS', 'NODE_PATH', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONUSERBASE', 'RUBYOPT', 'RUBYLIB'],
+  ...['JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'LUA_INIT', 'LUA_PATH', 'LUA_CPATH', 'GCONV_PATH', 'OPENSSL_CONF', 'PHPRC', 'PHP_INI_SCAN_DIR', 'TCLLIBPATH'],
+  ...['GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_ASKPASS', 'GIT_EDITOR', 'GIT_PAGER', 'GIT_EXTERNAL_DIFF', 'GIT_PROXY_COMMAND', 'GIT_DIR', 'GIT_TEMPLATE_DIR'],
+  ...['SSH_ASKPASS', 'SUDO_ASKPASS', 'PAGER', 'MANPAGER', 'EDITOR', 'VISUAL', 'LESSOPEN', 'LESSCLOSE', 'BROWSER'],
+]);
+const CODE_VARIABLE_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'GIT_CONFIG'];
+/** Variables bash or mksh keep as integers: a value given to one is worked out as arithmetic (`RANDOM='a[$(…)]'` runs it). */
+const INTEGER_VARIABLES = new Set([
+  ...['RANDOM', 'SRANDOM', 'SECONDS', 'OPTIND', 'HISTCMD', 'LINENO', 'COLUMNS', 'LINES', 'TMOUT', 'PPID', 'BASHPID', 'PIPESTATUS'],
+  ...['USER_ID', 'KSHUID', 'KSHGID', 'KSHEGID', 'PGRP', 'EPOCHREALTIME', 'EPOCHSECONDS'],
+]);
+
+/** Why setting variable `name` (to `value`, when known) may run code, if it may. */
+function variableRisk(name: string, value?: { text: string; known: boolean }): string | undefined {
+  if (CODE_VARIABLES.has(name) || CODE_VARIABLE_PREFIXES.some((p) => name.startsWith(p))) return `it changes ${name}, which a shell or a program reads as code or as where to find the code it runs`;
+  if (INTEGER_VARIABLES.has(name) && !(value?.known && /^\s*[-+]?\d*\s*$/.test(value.text)))
+    return `it changes ${name}, whose value the shell works out as arithmetic (an array subscript's \`$(…)\` in it runs)`;
+  return undefined;
+}
+
+/** `$#`, `$?`, `$$`, `$!` (bare or in double quotes): built when the line runs, but always a number. */
+const NUMERIC_PARAMETER = /^"?\$(\{[#?$!]\}|[#?$!])"?$/;
+
+/** Whether arithmetic `expr` may read a variable (names one, or expands one into its text): anything but numbers and operators. */
+function namesVariable(expr: string): boolean {
+  const bare = expr.replace(/\$(\{[#?$!]\}|[#?$!])/g, '0').replace(/\b0[xX][0-9a-fA-F]+\b/g, '0');
+  return !/^[\s\d+\-*/%<>=!&|^~?:(),]*$/.test(bare);
+}
 
 /** The grammar a login shell reads lines in, or why hoop cannot judge its lines. */
 export function loginShellGrammar(shell: string | undefined): { grammar: 'bash' | 'korn' } | { why: string } {
@@ -199,6 +293,21 @@ function parseUncached(line: string, login: 'bash' | 'korn'): ShellLine {
   // Shells join a backslash-newline before they read anything else (in `$\⏎(`, `"$\⏎NAME"`, `$\⏎'…'`), and not in a comment; the parser does neither alike.
   if (line.includes('\\\n')) return { certain: false, why: "it continues a line with a backslash-newline, which shells join in places hoop's parser does not" };
   if (Buffer.byteLength(line) > SHELL_LINE_MAX_BYTES) return { certain: false, why: `it is longer than ${SHELL_LINE_MAX_BYTES / 1024} KiB` };
+  try {
+    return readLine(line, login);
+  } catch (err) {
+    // mvdan/sh's parser and walker recurse once per level: a stack overflow the nesting cap did not foresee is a line hoop cannot read.
+    if (err instanceof RangeError) return { certain: false, why: TOO_DEEP };
+    throw err;
+  } finally {
+    grammar = 'bash';
+  }
+}
+
+const TOO_DEEP = `it nests constructs more than ${MAX_NESTING} levels deep`;
+
+/** The commands `line` runs in each grammar `login` asks for, if they agree. */
+function readLine(line: string, login: 'bash' | 'korn'): ShellLine {
   const commands: ShellCommand[] = [];
   const why = collect(line, 0, undefined, commands);
   if (why !== undefined) return { certain: false, why };
@@ -230,44 +339,156 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
   try {
     file = shellParser().Parse(script, '');
   } catch (err) {
+    if (err instanceof RangeError) return TOO_DEEP;
     const e = err as { Error?: () => string; message?: string };
     return `it is not a complete shell command line (${typeof e.Error === 'function' ? e.Error().replace(/^1:/, '').replace(/^\?: /, '') : String(e.message ?? err)})`;
   }
   const bytes = Buffer.from(script);
   const sourceOf = (n: Node): string => bytes.subarray(n.Pos().Offset(), n.End().Offset()).toString();
   let failed: string | undefined;
+  /** A statement being walked, and the command hoop made of it (if any yet). */
+  type Frame = { stmt: Node; command?: ShellCommand };
+  /** Per node whose children are being walked, outermost first: its frame if it is a statement. */
+  const path: Array<Frame | undefined> = [];
+  /** The statements being walked, innermost last. */
+  const stmts: Frame[] = [];
   walk(file, (node) => {
+    // The walker calls back with null after a node's children.
+    if (!node) {
+      if (path.pop() !== undefined) stmts.pop();
+      return true;
+    }
+    if (failed !== undefined) return false;
+    if (path.length >= MAX_NESTING) {
+      failed = TOO_DEEP;
+      return false;
+    }
+    const type = nodeType(node);
     // A `#` starts a comment only at the start of a word (after a blank or an operator); the parser also starts one right after a quote or a substitution.
-    if (node && failed === undefined && nodeType(node) === 'Comment' && !COMMENT_MAY_FOLLOW.has(bytes[node.Pos().Offset() - 1] ?? 0x0a))
+    if (type === 'Comment' && !COMMENT_MAY_FOLLOW.has(bytes[node.Pos().Offset() - 1] ?? 0x0a)) {
       failed = "a # inside a word (right after a quote or a substitution) would start a comment only to hoop's parser; the target's shell reads it as a letter";
-    if (!node || failed !== undefined || nodeType(node) !== 'Stmt') return failed === undefined;
+      return false;
+    }
+    if (type !== 'Stmt') {
+      // Arithmetic on a variable, a subscript, an assignment the shell reads as code: the statement it is in runs what hoop cannot see.
+      const why = evaluates(node, type, sourceOf, stmts[stmts.length - 1]?.command?.program);
+      const frame = stmts[stmts.length - 1];
+      if (why !== undefined && frame) {
+        if (!frame.command) out.push((frame.command = construct(sourceOf(frame.stmt), via)));
+        makeOpaque(frame.command, why);
+      }
+      path.push(undefined);
+      return true;
+    }
     const stmt = node;
     const kind = stmt.Cmd ? nodeType(stmt.Cmd) : 'Redirect';
     const plain = stmt.Redirs.length === 0 && !stmt.Negated && !stmt.Background && !stmt.Coprocess;
+    let command: ShellCommand | undefined;
     if (kind === 'CallExpr') {
       const words = (stmt.Cmd.Args as Node[]).map((w, i) => wordOf(w, i === 0, sourceOf));
       const program = words[0]?.known ? words[0].text.split('/').pop() : undefined;
-      const command: ShellCommand = {
+      const opaque = opacity(words, program);
+      command = {
         words: words.map((w) => w.text),
         ...(program !== undefined ? { program } : {}),
         text: words.map((w) => w.text).join(' '),
         source: sourceOf(stmt),
-        simple: plain && stmt.Cmd.Assigns.length === 0 && words.length > 0 && words.every((w) => w.known),
-        ...opacity(words, program),
+        simple: plain && stmt.Cmd.Assigns.length === 0 && words.length > 0 && words.every((w) => w.known) && opaque.opaque === undefined,
+        ...opaque,
         ...(via ? { via } : {}),
       };
       out.push(command);
       failed = command.opaque ? undefined : followWrappers(command.words, depth, out);
     } else if (kind === 'BinaryCmd' || kind === 'Subshell' || kind === 'Block') {
       // Their commands are Stmts of their own; only a redirection, `&` or `!` on the whole is a command here.
-      if (!plain) out.push(construct(sourceOf(stmt), via));
+      if (!plain) out.push((command = construct(sourceOf(stmt), via)));
     } else {
-      out.push(construct(sourceOf(stmt), via));
+      out.push((command = construct(sourceOf(stmt), via)));
     }
     if (out.length > MAX_COMMANDS) failed = `it runs more than ${MAX_COMMANDS} commands`;
-    return failed === undefined;
+    if (failed !== undefined) return false;
+    const frame: Frame = { stmt, ...(command ? { command } : {}) };
+    path.push(frame);
+    stmts.push(frame);
+    return true;
   });
   return failed;
+}
+
+/** Marks `command` as running what hoop cannot see, for `why` (its unknown words no longer the only unknown). */
+function makeOpaque(command: ShellCommand, why: string): void {
+  if (command.opaque === undefined || command.unknownWords !== undefined) command.opaque = why;
+  delete command.unknownWords;
+  command.simple = false;
+}
+
+/** A piece of source as a reason quotes it. */
+function shown(text: string): string {
+  const one = text.replace(/\s+/g, ' ');
+  return `\`${one.length > 40 ? `${one.slice(0, 37)}...` : one}\``;
+}
+
+/**
+ * Why a node of a statement makes the shell run code hoop cannot see, if it does: arithmetic that
+ * names a variable (`$((x))`, `((x))`, `let x`, `${a[i]}`, `${s:i}`, whose value may hold a
+ * subscript with a `$(…)`), an indirect `${!x}` or `${x@P}`, and setting a variable a shell or a
+ * program reads as code ({@link variableRisk}: `PS4=…`, `for PATH in …`, `${PATH:=…}`).
+ */
+function evaluates(node: Node, type: string, sourceOf: (n: Node) => string, program: string | undefined): string | undefined {
+  const arithmetic = (expr: string) => `it works out ${shown(expr)} as arithmetic, and a variable it names may hold an array subscript whose \`$(…)\` runs`;
+  const subscript = (index: Node | null | undefined) => (index ? !/^\s*(-?\d+|@|\*)\s*$/.test(sourceOf(index).replace(/\$(\{[#?$!]\}|[#?$!])/g, '0')) : false);
+  switch (type) {
+    case 'ArithmExp':
+    case 'ArithmCmd':
+      return namesVariable(node.X ? sourceOf(node.X) : '') ? arithmetic(sourceOf(node)) : undefined;
+    case 'LetClause':
+    case 'CStyleLoop':
+      return namesVariable(
+        sourceOf(node)
+          .replace(/^let\s/, '')
+          .replace(/;/g, ','),
+      )
+        ? arithmetic(sourceOf(node))
+        : undefined;
+    case 'TestClause':
+      return /\s-(eq|ne|lt|le|gt|ge|v|R)\s/.test(sourceOf(node))
+        ? `it works out ${shown(sourceOf(node))} as arithmetic or a variable's name, which may hold an array subscript whose \`$(…)\` runs`
+        : undefined;
+    case 'ParamExp': {
+      const name: string = node.Param?.Value ?? '';
+      if (node.Excl && !node.Names) return `it reads the variable that ${name}'s value names, which may hold an array subscript whose \`$(…)\` runs`;
+      if (subscript(node.Index)) return arithmetic(sourceOf(node.Index));
+      if (node.Slice && [node.Slice.Offset, node.Slice.Length].some((n: Node | null) => n && namesVariable(sourceOf(n)))) return arithmetic(sourceOf(node));
+      if (!node.Exp) return undefined;
+      const src = sourceOf(node);
+      if (src.startsWith(`\${${name}@`)) return `it expands ${shown(src)}, whose operator may read ${name}'s value as a prompt and run its \`$(…)\``;
+      if (src.startsWith(`\${${name}=`) || src.startsWith(`\${${name}:=`)) return variableRisk(name);
+      return undefined;
+    }
+    case 'Assign': {
+      const name: string | undefined = node.Name?.Value;
+      // The value matters only to an integer variable (`RANDOM=42` is a seed); a name alone (`export PATH`) or an array may hold anything.
+      const value = () => (node.Value ? wordOf(node.Value, false, sourceOf) : node.Naked || node.Array ? undefined : { text: '', known: true });
+      // `IFS=… read` splits only what read reads (`while IFS= read -r line`).
+      const splitsInput = name === 'IFS' && (program === 'read' || program === 'mapfile' || program === 'readarray');
+      const risk = name !== undefined && !splitsInput ? variableRisk(name, INTEGER_VARIABLES.has(name) ? value() : undefined) : undefined;
+      if (risk !== undefined) return risk;
+      if (subscript(node.Index)) return arithmetic(sourceOf(node.Index));
+      // A declaration's own words: an integer or name-reference attribute (later values are worked out as arithmetic, or as names), or a name with a subscript.
+      if (node.Naked && name === undefined && node.Value) {
+        const text = sourceOf(node.Value);
+        if (/^[-+][a-zA-Z]*[in]/.test(text)) return `it gives a variable the ${shown(text)} attribute, so a value it is given later is worked out as arithmetic or a name`;
+        if (/[[$`]/.test(text)) return `it reads ${shown(text)} as a variable's name, whose subscript's \`$(…)\` runs`;
+      }
+      return undefined;
+    }
+    case 'ArrayElem':
+      return subscript(node.Index) ? arithmetic(sourceOf(node.Index)) : undefined;
+    case 'WordIter':
+      return node.Name?.Value !== undefined ? variableRisk(node.Name.Value) : undefined;
+    default:
+      return undefined;
+  }
 }
 
 /** The bytes after which a shell starts a comment at `#`: blanks, a newline, and the operators' characters. */
@@ -281,18 +502,141 @@ function construct(source: string, via: string | undefined): ShellCommand {
 /** Why a command's words (or the code it runs) are not known before it runs, if they are not. */
 function opacity(words: Array<{ text: string; known: boolean }>, program: string | undefined): Pick<ShellCommand, 'opaque' | 'unknownWords'> {
   if (program !== undefined && UNMODELLED_SHELLS.has(program)) return { opaque: `it runs ${program}, whose grammar hoop does not model` };
+  const code = program !== undefined ? runsCode(words, program) : undefined;
+  if (code !== undefined) return { opaque: code };
   if (words.some((w) => !w.known)) {
     const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || Object.hasOwn(WRAPPERS, program) || program === 'flock';
     const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
     return { opaque: `${builtWords(unknownWords.map((i) => words[i]!.text))} built when it runs`, ...(runsWords ? {} : { unknownWords }) };
   }
   if (program === '.' || program === 'source') return { opaque: 'it runs commands it reads from a file' };
-  const args = words.slice(1).map((w) => w.text);
-  if (program !== undefined && SHELLS.has(program) && scriptOf(program, args) === undefined) {
-    const operands = skipOptions(args, ['-o', '+o', '-O', '+O']);
-    if (operands.length === 0 || args.includes('-s')) return { opaque: 'it runs commands it reads from its input' };
-  }
   return {};
+}
+
+/**
+ * Why a command whose program is known runs code hoop cannot see although its words may be
+ * known, if it does: a shell reading its script from a file or its input, a builtin that reads a
+ * word as code, a variable's name or arithmetic ({@link NAME_BUILTINS}, {@link CODE_BUILTINS}),
+ * `set` and `shopt` options that change how later commands run, and `env`/`sudo` setting a
+ * variable that is code ({@link variableRisk}, `BASH_FUNC_x%%=() {…}`).
+ */
+function runsCode(words: Array<{ text: string; known: boolean }>, program: string): string | undefined {
+  const args = words.slice(1);
+  const texts = args.map((w) => w.text);
+  if (SHELLS.has(program)) {
+    if (texts.some((a) => a === '--rcfile' || a === '--init-file')) return `it runs commands it reads from a file (${texts.includes('--rcfile') ? '--rcfile' : '--init-file'})`;
+    if (args.some((w) => !w.known) || scriptOf(program, texts) !== undefined) return undefined;
+    const operands = skipOptions(texts, ['-o', '+o', '-O', '+O']);
+    if (operands.length === 0 || texts.includes('-s')) return 'it runs commands it reads from its input';
+    return `it runs commands it reads from the file ${shown(operands[0]!)}`;
+  }
+  // su without -c, `sudo -s`, `sudo -i` and the like without a command start a shell that reads the rest of the input.
+  const likeSu = program === 'su' || (program === 'runuser' && !texts.some((t) => t === '-u' || t === '--user' || t.startsWith('--user=')));
+  if (likeSu && scriptOf(program, texts) === undefined) return 'it starts a shell that runs commands it reads from its input';
+  const wrapper = WRAPPERS[program];
+  if (['sudo', 'doas', 'run0'].includes(program) && skipOptions(texts, wrapper!.valued ?? []).every((t) => t.includes('=')) && texts.some((t) => /^(-[a-zA-Z]*[si][a-zA-Z]*|--shell|--login)$/.test(t)))
+    return 'it starts a shell that runs commands it reads from its input';
+  if (wrapper?.assignments) {
+    const rest = skipOptions(texts, wrapper.valued ?? []);
+    for (let i = 0; i < rest.length && rest[i]!.includes('='); i++) {
+      const [name, value] = [rest[i]!.slice(0, rest[i]!.indexOf('=')), rest[i]!.slice(rest[i]!.indexOf('=') + 1)];
+      // bash imports `BASH_FUNC_name%%` (and, before Shellshock's fix, any `() {` value) as a function.
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || value.startsWith('()')) return `it passes ${shown(name)} in the environment, which bash may read as a function`;
+      const risk = variableRisk(name, { text: value, known: true });
+      if (risk !== undefined) return risk;
+    }
+    return undefined;
+  }
+  /** The option words before the first operand (`--` ends them), as `set`, `shopt`, `hash` read them. */
+  const options = (): string[] => {
+    const end = texts.findIndex((t) => !/^[-+][a-zA-Z]/.test(t));
+    return texts.slice(0, end < 0 ? undefined : end);
+  };
+  const unknown = args.some((w) => !w.known && !NUMERIC_PARAMETER.test(w.text));
+  // `fc` alone runs the last command again (through an editor); the rest only list with no arguments.
+  if (CODE_BUILTINS.has(program)) return args.length > 0 || program === 'fc' ? `it runs code given in its words, or changes what later commands run (\`${program}\`)` : undefined;
+  if (program === 'hash' || program === 'shopt' || program === 'jobs' || program === 'builtin' || program === 'set') {
+    if (unknown && program !== 'set' && program !== 'builtin') return `\`${program}\` with words built when it runs may change what later commands run`;
+    const letters = options().join('');
+    if (program === 'hash' && letters.includes('p')) return 'it changes which program a later command name runs (`hash -p`)';
+    if (program === 'shopt' && /[su]/.test(letters)) return 'it changes how the shell reads or runs later commands (`shopt`)';
+    if (program === 'jobs' && letters.includes('x')) return 'it runs the command in its words (`jobs -x`)';
+    if (program === 'builtin' && /^-./.test(texts[0] ?? '') && texts[0] !== '--') return 'it may load code into the shell (`builtin -f`)';
+    if (program === 'set') return setRisk(args);
+    return undefined;
+  }
+  if (!NAME_BUILTINS.has(program)) return undefined;
+  // printf reads only its -v word as a name: the format and the rest are text.
+  const read = program === 'printf' ? printfNames(args) : args;
+  const hidden = read.find((w) => !w.known && !NUMERIC_PARAMETER.test(w.text));
+  if (hidden) return `it reads ${shown(hidden.text)}, built when it runs, as a variable's name or arithmetic, which may hold an array subscript whose \`$(…)\` runs`;
+  const marked = read.find((w) => w.known && /[[$`]/.test(w.text));
+  if (marked) return `it reads ${shown(marked.text)} as a variable's name or arithmetic, whose array subscript's \`$(…)\` runs`;
+  if (SETS_NAMES.has(program))
+    for (const w of read) {
+      const risk = variableRisk(w.text.replace(/\+?=.*$/s, ''));
+      if (risk !== undefined) return risk;
+    }
+  const numeric = (t: string | undefined) => t !== undefined && (/^\s*[-+]?\d+\s*$/.test(t) || NUMERIC_PARAMETER.test(t));
+  const onVariable = `it works out a variable it names as arithmetic (\`${program}\`), and the value may hold an array subscript whose \`$(…)\` runs`;
+  switch (program) {
+    case 'let':
+      return texts.some((t) => namesVariable(t)) ? onVariable : undefined;
+    case 'shift':
+      return texts.some((t) => !numeric(t)) ? onVariable : undefined;
+    case 'ulimit':
+      return texts.some((t) => !t.startsWith('-') && !numeric(t) && !['unlimited', 'hard', 'soft'].includes(t)) ? onVariable : undefined;
+    case 'test':
+    case '[':
+      // mksh works out both sides of -eq, -lt… as arithmetic (bash only in `[[ ]]`).
+      return texts.some((t, i) => /^-(eq|ne|lt|le|gt|ge)$/.test(t) && !(numeric(texts[i - 1]) && numeric(texts[i + 1]))) ? onVariable : undefined;
+    case 'mapfile':
+    case 'readarray':
+      // Its options take values (`-c 1 -C cb`): any word that may be `-C` counts.
+      return texts.some((t) => /^-[a-zA-Z]*C/.test(t)) ? `it runs the callback in its words (\`${program} -C\`)` : undefined;
+    case 'declare':
+    case 'typeset':
+    case 'local':
+    case 'export':
+    case 'readonly':
+    case 'global':
+      return /[in]/.test(options().join('')) ? 'it gives a variable an integer or name-reference attribute, so a value it is given later is worked out as arithmetic or a name' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The words of a `printf` read as a variable's name: `-v NAME` (`-vNAME`), and an unknown word where an option may stand. */
+function printfNames(args: Array<{ text: string; known: boolean }>): Array<{ text: string; known: boolean }> {
+  const names: Array<{ text: string; known: boolean }> = [];
+  for (let i = 0; i < args.length; i++) {
+    const w = args[i]!;
+    if (!w.known) return [...names, w];
+    if (w.text === '--' || !w.text.startsWith('-') || w.text === '-') break;
+    if (w.text === '-v') {
+      if (args[i + 1]) names.push(args[i + 1]!);
+      i++;
+    } else if (w.text.startsWith('-v')) names.push({ text: w.text.slice(2), known: true });
+  }
+  return names;
+}
+
+/** Why `set` with `args` may change how the shell reads or runs later commands, if it may: any option but errexit, nounset, xtrace, verbose, noglob, noclobber, noexec, pipefail. */
+function setRisk(args: Array<{ text: string; known: boolean }>): string | undefined {
+  const why = (o: string) => `it changes how the shell reads or runs later commands (\`set ${o}\`)`;
+  for (let i = 0; i < args.length; i++) {
+    const w = args[i]!;
+    if (!w.known) return why(w.text);
+    if (w.text === '--' || w.text === '-' || !/^[-+]./.test(w.text)) return undefined;
+    const letters = w.text.slice(1);
+    if ([...letters].some((c) => c !== 'o' && !SAFE_SET_LETTERS.has(c))) return why(w.text);
+    if (letters.includes('o')) {
+      const name = args[i + 1];
+      if (name !== undefined && !(name.known && SAFE_SET_NAMES.has(name.text))) return why(`${w.text} ${name.text}`);
+      i++;
+    }
+  }
+  return undefined;
 }
 
 /** The words a reason names as built when the line runs: "`$x` is", "`$a` and `$b` are" (the first three, then how many more). */
@@ -303,19 +647,26 @@ function builtWords(texts: string[]): string {
   return `${all.length > 1 ? `${all.slice(0, -1).join(', ')} and ${all[all.length - 1]}` : all[0]} ${texts.length > 1 ? 'are' : 'is'}`;
 }
 
-/** The commands a wrapper among `words` runs, added to `out` (marked with how they are reached). */
+/**
+ * The commands a wrapper among `words` (a command `depth` levels in) runs, added to `out` (marked
+ * with how they are reached). Each level copies at most the words it has and follows at most
+ * {@link MAX_DEPTH} levels: a command wrapped deeper is opaque, so following is linear in the line.
+ */
 function followWrappers(words: string[], depth: number, out: ShellCommand[]): string | undefined {
   const program = words[0]?.split('/').pop() ?? '';
   const args = words.slice(1);
   const derived = (rest: string[], via: string, readsArgs = false): string | undefined => {
     if (rest.length === 0) return undefined;
     const program = rest[0]?.split('/').pop() ?? '';
-    const opaque = readsArgs
-      ? { opaque: `${via} adds words it reads from its input` }
-      : opacity(
-          rest.map((text) => ({ text, known: true })),
-          program,
-        );
+    const opaque =
+      depth + 1 > MAX_DEPTH
+        ? { opaque: `it is wrapped in more than ${MAX_DEPTH} commands (${via}…)` }
+        : readsArgs
+          ? { opaque: `${via} adds words it reads from its input` }
+          : opacity(
+              rest.map((text) => ({ text, known: true })),
+              program,
+            );
     out.push({ words: rest, text: rest.join(' '), source: rest.join(' '), program, simple: false, ...opaque, via });
     return opaque.opaque !== undefined ? undefined : followWrappers(rest, depth + 1, out);
   };
@@ -324,24 +675,33 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[]): st
     const rest = skipOptions(args, ['-n', '--interval', '-d', '--differences', '-q', '--equexit']);
     return rest.length ? collect(rest.join(' '), depth + 1, 'watch', out) : undefined;
   }
+  if (program === 'trap') {
+    // `trap ACTION SIGNAL…` runs ACTION when a signal comes (or the shell exits); one word, `-` or a number resets.
+    const rest = args[0] === '--' ? args.slice(1) : args;
+    const action = rest[0];
+    return action !== undefined && rest.length > 1 && !action.startsWith('-') && !/^\d+$/.test(action) ? collect(action, depth + 1, 'trap', out) : undefined;
+  }
   const script = scriptOf(program, args);
   if (script !== undefined) return collect(script, depth + 1, `${program} -c`, out);
   if (program === 'find') {
     for (let i = 0; i < args.length; i++) {
       if (!['-exec', '-execdir', '-ok', '-okdir'].includes(args[i] as string)) continue;
-      const end = args.findIndex((a, j) => j > i && (a === ';' || a === '+'));
-      const why = derived(args.slice(i + 1, end < 0 ? undefined : end), `find ${args[i]}`);
+      let end = i + 1;
+      while (end < args.length && args[end] !== ';' && args[end] !== '+') end++;
+      const why = derived(args.slice(i + 1, end), `find ${args[i]}`);
       if (why) return why;
+      // The command ends at its `;` or `+`: each word is in one command.
+      i = end;
     }
     return undefined;
   }
   const wrapper = WRAPPERS[program];
   if (!wrapper) return undefined;
-  let rest = skipOptions(args, wrapper.valued ?? []);
-  if (wrapper.assignments) while (rest[0] !== undefined && /^[A-Za-z_][A-Za-z0-9_]*=/.test(rest[0])) rest = rest.slice(1);
-  rest = rest.slice(wrapper.operands ?? 0);
-  if (program === 'busybox' && rest[0] !== undefined && SHELLS.has(rest[0])) return followWrappers(rest, depth + 1, out);
-  return derived(rest, program, wrapper.stdinArgs === true);
+  const rest = skipOptions(args, wrapper.valued ?? []);
+  let first = 0;
+  // env and sudo read each word with a `=` before the command as an assignment, whatever its name.
+  if (wrapper.assignments) while (rest[first]?.includes('=')) first++;
+  return derived(rest.slice(first + (wrapper.operands ?? 0)), program, wrapper.stdinArgs === true);
 }
 
 /** The script of `sh -c SCRIPT`, `su -c SCRIPT`, `flock … -c SCRIPT`, `env -S STRING`, if `program` is one of these. */

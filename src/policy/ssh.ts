@@ -29,7 +29,8 @@
  * line as sent instead. A deny or review rule with `commands` or `patterns` also matches a command
  * whose words hoop cannot read before it runs (`$x`, `$(…)` as a word, `r{m,}`) wherever some text
  * in their place would make it match (`rm -rf $X` for `rm -rf *`, not `ls -d $HOME`), and every
- * command whose program or code is unknown (`$x -rf /`, `eval "$x"`, `fish -c …`). Lines are read
+ * command whose program or code is unknown (`$x -rf /`, `eval "$x"`, `fish -c …`, and code the
+ * words do not show: `test -v 'a[$(…)]'`, `echo $((x))`, `alias`, `PATH=… ls`). Lines are read
  * in the grammar of the target user's login shell, learned at sign-in (or the connection's
  * `shell:`): bash, dash, ash or ksh; any other shell (zsh, fish, tcsh…), or one not known, makes
  * every line uncertain. An uncertain line — one the gateway cannot parse, over 32 KiB, or for a
@@ -102,7 +103,9 @@ export function shellLineOf(command: string, loginShell: string | undefined): Sh
 
 /** A command's text as a reason quotes it. */
 function quoted(c: ShellCommand): string {
-  const text = c.text.length > 80 ? `${c.text.slice(0, 77)}...` : c.text;
+  // An assignment alone (`PS4=…`) runs no words: its source says what it is.
+  const whole = c.text !== '' ? c.text : c.source.replace(/\s+/g, ' ').replace(/;$/, '').trim();
+  const text = whole.length > 80 ? `${whole.slice(0, 77)}...` : whole;
   return `\`${text}\``;
 }
 
@@ -289,9 +292,9 @@ function matches(c: CompiledRule, command: ShellCommand): 'yes' | 'opaque' | und
   }
   if (matchesText(c, command.text) || matchesText(c, command.source.replace(/\s+/g, ' ').trim())) return 'yes';
   if (!command.opaque) return undefined;
-  const unknown = command.unknownWords;
-  if (!unknown) return 'opaque';
-  const pieces = command.words.flatMap((w, i) => [...(i > 0 ? [' '] : []), unknown.includes(i) ? null : w]);
+  if (!command.unknownWords) return 'opaque';
+  const unknown = new Set(command.unknownWords);
+  const pieces = command.words.flatMap((w, i) => [...(i > 0 ? [' '] : []), unknown.has(i) ? null : w]);
   const may = (!c.globs || c.globs.some((g) => globMayMatch(g, pieces))) && (!c.patterns || c.patterns.some((r) => r.mayMatch(pieces)));
   return may ? 'opaque' : undefined;
 }

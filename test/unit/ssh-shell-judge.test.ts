@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPolicyDir } from '../../src/policy/load.js';
-import { ansiC, parseShellLine } from '../../src/policy/shell-line.js';
+import { ansiC, parseShellLine, SHELL_LINE_MAX_BYTES } from '../../src/policy/shell-line.js';
 import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
 import { RM_LOOKALIKES, RM_SPELLINGS, spelled } from '../fixtures/shell-spellings.js';
 
@@ -262,4 +262,177 @@ describe('file transfers', () => {
     expect(['$x -t /x', 'bash -c "$(echo scp -t /x)"', 'ls (', 'nice s""cp -t /x'].map((c) => fileTransferOf(c))).toEqual(['unknown', 'unknown', 'unknown', 'unknown']);
     expect(['ls -t', 'echo $HOME', 'cat rsync.conf'].map((c) => fileTransferOf(c))).toEqual([undefined, undefined, undefined]);
   });
+});
+
+describe('builtins, arithmetic, aliases and variables that run code hoop cannot see (issue 72, class 2)', () => {
+  const NO_RM = `    - { name: no-rm-rf, match: { commands: ["rm -rf *"] }, action: deny }\n${NO_RECURSIVE_RM}`;
+  // Allow rules a reader might write for harmless builtins: none of them may admit the lines below.
+  const ALLOW_BUILTINS = `    - { name: builtins, match: { commands: ${JSON.stringify(['test **', '[ **', 'printf **', 'echo *', 'read **', 'unset **', 'getopts **', 'wait **', 'mapfile **', 'shift **', 'alias **', 'hash **', 'x **', 'ls **', 'set **', 'shopt **', 'jobs **', ': **', 'sh **', 'su **', 'enable **'])} }, action: allow }\n`;
+  /** Each runs `rm -rf /srv/victim` in bash, dash, ash, ksh or mksh (the differential test runs several). */
+  const RUNS_RM: Record<string, string[]> = {
+    // F1: a word read as a variable's name or arithmetic, whose subscript's `$(…)` runs.
+    names: [
+      "test -v 'a[$(rm -rf /srv/victim)]'",
+      "[ -v 'a[$(rm -rf /srv/victim)]' ]",
+      "test -v $'a[$(\\x72m -rf /srv/victim)]'",
+      "printf -v 'a[$(rm -rf /srv/victim)]' x",
+      "printf -v$'a[$(\\x72m -rf /srv/victim)]' x",
+      "read 'a[$(rm -rf /srv/victim)]'",
+      "unset 'a[$(rm -rf /srv/victim)]'",
+      "getopts a 'a[$(rm -rf /srv/victim)]'",
+      "wait -p 'a[$(rm -rf /srv/victim)]'",
+      "shift 'a[$(rm -rf /srv/victim)]'",
+      "x='a[$(rm -rf /srv/victim)]'; [ x -eq 1 ]",
+      "x='a[$(rm -rf /srv/victim)]'; test 1 -lt x",
+      "RANDOM=$'a[$(\\x72m -rf /srv/victim)]'",
+      "OPTIND='a[$(rm -rf /srv/victim)]'",
+      "command test -v 'a[$(rm -rf /srv/victim)]'",
+      'test -v "$X"',
+      "mapfile -C 'rm -rf /srv/victim' -c 1 x",
+      "trap 'rm -rf /srv/victim' EXIT",
+    ],
+    // F2: arithmetic on a variable works out its value, subscripts and all.
+    arithmetic: [
+      "x=$'a[$(\\x72m -rf /srv/victim)]'; echo $((x))",
+      "x='a[$(rm -rf /srv/victim)]'; echo $(( x + 1 ))",
+      'echo $(( $X ))',
+      'echo "$[x]"',
+      'cat <<EOF\n$((x))\nEOF',
+      'ls > /tmp/$((x))',
+      'y=$((x))',
+      'case $((x)) in 1) ;; esac',
+    ],
+    // F3: an earlier command changes what a later name runs.
+    aliases: [
+      'alias x=rm\nx -rf /srv/victim',
+      "alias x=$'\\x72m'\nx -rf /srv/victim",
+      'hash -p /bin/rm x; x -rf /srv/victim',
+      'shopt -s expand_aliases\nalias x=rm\nx -rf /srv/victim',
+      'set -k; ls',
+      'enable -f ./evil.so ls; ls',
+      'jobs -x rm -rf /srv/victim',
+      "eval 'alias x=rm'\nx -rf /srv/victim",
+    ],
+    // F4: a variable a shell, the loader or an interpreter reads as code or as where code is.
+    variables: [
+      "env 'BASH_FUNC_ls%%=() { rm -rf /srv/victim; }' bash -c ls",
+      "PS4='$(rm -rf /srv/victim)'; set -x; :",
+      "SHELLOPTS=xtrace PS4='$(rm -rf /srv/victim)' bash -c :",
+      'BASH_ENV=./f bash -c ls',
+      'ENV=./f sh -i',
+      "PROMPT_COMMAND='rm -rf /srv/victim' bash -i",
+      'LD_PRELOAD=./x.so ls',
+      'sudo LD_PRELOAD=./x.so ls',
+      'env PATH=/tmp/x ls',
+      'PATH=/tmp/x ls',
+      'PATH=.; ls',
+      'unset PATH; ls',
+      'read PATH; ls',
+      'for PATH in /tmp/x; do ls; done',
+      'IFS=/ ls',
+      'NODE_OPTIONS=--require=./x.js node -e 1',
+      'GIT_SSH_COMMAND=./x git fetch',
+      'sh ./file',
+      'bash file',
+      'busybox sh file',
+      'echo rm -rf /srv/victim | su',
+      'sudo -i',
+    ],
+  };
+
+  it('refuses each by a deny glob and the docs rm pattern, and admits none by allow rules for the builtins', async () => {
+    const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RM}`);
+    const globOnly = await judgeOf(`  default: allow\n  rules:\n    - { name: no-rm-rf, match: { commands: ["rm -rf *"] }, action: deny }\n`);
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_BUILTINS}`);
+    const admitted: string[] = [];
+    for (const [finding, lines] of Object.entries(RUNS_RM))
+      for (const line of lines)
+        for (const shell of ['bash', '/bin/sh', '/bin/mksh'])
+          for (const [name, judge] of [
+            ['deny glob and pattern', denyList],
+            ['deny glob', globOnly],
+            ['allow list', allowList],
+          ] as const)
+            if (judge.decide({ kind: 'exec', command: line }, shell).action === 'allow') admitted.push(`${finding} (${name}, ${shell}): ${JSON.stringify(line)}`);
+    expect(admitted).toEqual([]);
+    expect(globOnly.decide({ kind: 'exec', command: "test -v 'a[$(rm -rf /srv/victim)]'" }, 'bash')).toMatchObject({
+      action: 'deny',
+      reason: expect.stringMatching(/may match `test -v a\[\$\(rm -rf \/srv\/victim\)\]`: it reads `a\[\$\(rm -rf \/srv\/victim\)\]` as a variable's name/),
+    });
+    expect(globOnly.decide({ kind: 'exec', command: "PS4='$(rm -rf /srv/victim)'; set -x; :" }, 'bash').reason).toMatch(/may match `PS4='\$\(rm -rf \/srv\/victim\)'`: it changes PS4/);
+  });
+
+  it('keeps the harmless spellings certain and allowed where they were', async () => {
+    // The docs' pattern may match any word built when it runs (`echo $HOME`): the glob is the rule that tells these apart.
+    const globOnly = await judgeOf(`  default: allow\n  rules:\n    - { name: no-rm-rf, match: { commands: ["rm -rf *"] }, action: deny }\n`);
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_BUILTINS}`);
+    for (const line of [
+      'test -f /etc/hosts',
+      '[ -d /tmp ]',
+      '[ 1 -lt 2 ]',
+      "printf '%s\\n' x",
+      'printf -v out %s x',
+      'read line',
+      'read -r a b',
+      'echo ok',
+      'set -e',
+      'set -euo pipefail',
+      'shift 2',
+      'unset x',
+      'wait',
+      'ls -la /tmp && test -d /srv',
+    ])
+      expect(allowList.decide(exec(line), 'bash'), line).toMatchObject({ action: 'allow', rule: 'builtins' });
+    for (const line of [
+      'echo $((1+2))',
+      'echo $(( $# - 1 ))',
+      'printf \'%s\\n\' "$HOME"',
+      'sleep 1 & wait $!',
+      '[ $? -eq 0 ]',
+      'x=1; echo $x',
+      'for f in a b; do echo $f; done',
+      "trap '' INT; ls",
+      "sh -c 'ls /srv'",
+      'X=1 ls',
+      'env LANG=C ls',
+      'RANDOM=42; echo $RANDOM',
+      'while IFS= read -r line; do echo "$line"; done < /etc/hosts',
+      'sudo -u app ls',
+      "su -c 'ls' app",
+    ])
+      expect(globOnly.decide(exec(line), 'bash'), line).toMatchObject({ action: 'allow' });
+  });
+
+  it('follows wrappers in time and space linear in the line, and no stack overflow escapes', async () => {
+    const judge = await judgeOf(`  default: review\n  rules:\n${NO_RM}    - { name: reads, match: { commands: ["ls **"] }, action: allow }\n`);
+    const near = SHELL_LINE_MAX_BYTES - 64;
+    const fill = (unit: string, head = '', tail = '', bytes = near) => head + unit.repeat(Math.floor((bytes - head.length - tail.length) / unit.length)) + tail;
+    // Lines at the cap for the wrappers found quadratic (and over it: refused unread), 8 KiB for the rest (parsing takes a while).
+    const lines = [
+      ...[near, 2 * SHELL_LINE_MAX_BYTES].flatMap((bytes) => [fill('env ', '', 'ls', bytes), fill('nice ', '', 'ls', bytes), fill('ls;', '', '', bytes)]),
+      fill('timeout 1 ', '', 'ls', 8192),
+      fill('A=1 ', 'env ', 'ls', 8192),
+      fill('-exec ', 'find . ', ';', 8192),
+      fill('"\'a\'"\'"b"\'', 'echo ', '', 8192),
+      `echo ${'"$(echo '.repeat(2000)}x${')"'.repeat(2000)}`,
+      `${'ls && '.repeat(3000)}ls`,
+      `${'('.repeat(8000)}ls${')'.repeat(8000)}`,
+      `${'$(('.repeat(4000)}1${'))'.repeat(4000)}`,
+    ];
+    for (const line of lines) {
+      let parsed: ReturnType<typeof parseShellLine> | undefined;
+      expect(() => (parsed = parseShellLine(line)), line.slice(0, 40)).not.toThrow();
+      expect(() => judge.decide({ kind: 'exec', command: line }, 'bash'), line.slice(0, 40)).not.toThrow();
+      if (!parsed?.certain) continue;
+      // What following builds: each level of wrappers copies at most the line's words, and at most MAX_DEPTH (8) levels are followed.
+      const built = parsed.commands.reduce((n, c) => n + c.words.length + c.text.length + c.source.length, 0);
+      expect(built, line.slice(0, 40)).toBeLessThanOrEqual(3 * 10 * Buffer.byteLength(line));
+      expect(parsed.commands.filter((c) => c.via !== undefined).length, line.slice(0, 40)).toBeLessThanOrEqual(Math.max(10, line.length / 4));
+    }
+    // A wrapper chain deeper than 8 is opaque past its eighth level: a deny rule matches it, no allow rule admits it.
+    const chain = parseShellLine(`${'env '.repeat(20)}ls`);
+    expect(chain.certain && chain.commands.length).toBe(10);
+    expect(chain.certain && chain.commands.at(-1)).toMatchObject({ opaque: expect.stringMatching(/wrapped in more than 8 commands/) });
+    expect(judge.decide({ kind: 'exec', command: `${'env '.repeat(20)}ls` }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-rm-rf' });
+  }, 120_000);
 });
