@@ -16,7 +16,7 @@
  * code the words do not show: a builtin reading a word as a variable's name or arithmetic, whose
  * array subscript's `$(…)` runs (`test -v 'a[$(…)]'`), arithmetic naming a variable (`$((x))`), a
  * command changing what later ones run (`alias`, `hash -p`, `set -k`), setting a variable that is
- * code or where code is found (`PATH`, `PS4`, `LD_PRELOAD`), a shell reading a file or its input,
+ * code or where code is found (`PATH`, `PS4`, `LD_PRELOAD`), a shell reading its input,
  * a wrapper nested too deep. Reading a line is linear in it: no level of nesting is followed
  * past a fixed depth, and no level copies more than the line.
  *
@@ -53,7 +53,7 @@ export interface ShellCommand {
 /** A parsed line: the commands it runs, or why hoop cannot be sure what it runs. */
 export type ShellLine = { certain: true; commands: ShellCommand[] } | { certain: false; why: string };
 
-/** Lines longer than this are not parsed (parsing takes ~3 ms per KiB): no allow rule matches them. The gateway's SSH server reads packets of up to 35,000 bytes, so longer lines never reach it. */
+/** Lines longer than this are not parsed (reading one takes tens of microseconds a byte, in a worker thread from 512 bytes: ./shell-lines.ts): no allow rule matches them. The gateway's SSH server reads packets of up to 35,000 bytes, so longer lines never reach it. */
 export const SHELL_LINE_MAX_BYTES = 32 * 1024;
 /**
  * How deep `sh -c "sh -c '…'"` and wrappers (`env nice sudo …`) are followed, and how many commands
@@ -515,7 +515,7 @@ function opacity(words: Array<{ text: string; known: boolean }>, program: string
 
 /**
  * Why a command whose program is known runs code hoop cannot see although its words may be
- * known, if it does: a shell reading its script from a file or its input, a builtin that reads a
+ * known, if it does: a shell reading its script from its input, a builtin that reads a
  * word as code, a variable's name or arithmetic ({@link NAME_BUILTINS}, {@link CODE_BUILTINS}),
  * `set` and `shopt` options that change how later commands run, and `env`/`sudo` setting a
  * variable that is code ({@link variableRisk}, `BASH_FUNC_x%%=() {…}`).
@@ -527,8 +527,8 @@ function runsCode(words: Array<{ text: string; known: boolean }>, program: strin
     if (texts.some((a) => a === '--rcfile' || a === '--init-file')) return `it runs commands it reads from a file (${texts.includes('--rcfile') ? '--rcfile' : '--init-file'})`;
     if (args.some((w) => !w.known) || scriptOf(program, texts) !== undefined) return undefined;
     const operands = skipOptions(texts, ['-o', '+o', '-O', '+O']);
-    if (operands.length === 0 || texts.includes('-s')) return 'it runs commands it reads from its input';
-    return `it runs commands it reads from the file ${shown(operands[0]!)}`;
+    // A script file is a program of its own, as `./deploy.sh` is: what it runs is its code, not the line's.
+    return operands.length === 0 || texts.includes('-s') ? 'it runs commands it reads from its input' : undefined;
   }
   // su without -c, `sudo -s`, `sudo -i` and the like without a command start a shell that reads the rest of the input.
   const likeSu = program === 'su' || (program === 'runuser' && !texts.some((t) => t === '-u' || t === '--user' || t.startsWith('--user=')));

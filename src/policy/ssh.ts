@@ -43,7 +43,8 @@
  */
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
-import { loginShellGrammar, parseShellLine, type ShellCommand, type ShellLine } from './shell-line.js';
+import type { ShellCommand } from './shell-line.js';
+import { shellLineOf } from './shell-lines.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type Who } from './schema.js';
 import { argumentsGlob, glob, globMayMatch } from '../glob.js';
 import { LinearRegex } from '../linear-regex.js';
@@ -93,12 +94,6 @@ export function fileTransferOf(command: string, loginShell: string | undefined =
     .filter((w) => /^-[a-zA-Z]+$/.test(w))
     .join('');
   return flags.includes('t') ? 'upload' : flags.includes('f') ? 'download' : 'unknown';
-}
-
-/** The commands `command` runs as the login shell `loginShell` reads it (`undefined`: unknown), or why hoop cannot tell. */
-export function shellLineOf(command: string, loginShell: string | undefined): ShellLine {
-  const login = loginShellGrammar(loginShell);
-  return 'why' in login ? { certain: false, why: login.why } : parseShellLine(command, login.grammar);
 }
 
 /** A command's text as a reason quotes it. */

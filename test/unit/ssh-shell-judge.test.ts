@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import { ansiC, parseShellLine, SHELL_LINE_MAX_BYTES } from '../../src/policy/shell-line.js';
+import { readShellLine, shellLineOf } from '../../src/policy/shell-lines.js';
 import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
 import { RM_LOOKALIKES, RM_SPELLINGS, spelled } from '../fixtures/shell-spellings.js';
 
@@ -332,10 +333,8 @@ describe('builtins, arithmetic, aliases and variables that run code hoop cannot 
       'IFS=/ ls',
       'NODE_OPTIONS=--require=./x.js node -e 1',
       'GIT_SSH_COMMAND=./x git fetch',
-      'sh ./file',
-      'bash file',
-      'busybox sh file',
       'echo rm -rf /srv/victim | su',
+      'echo rm -rf /srv/victim | sh',
       'sudo -i',
     ],
   };
@@ -399,6 +398,10 @@ describe('builtins, arithmetic, aliases and variables that run code hoop cannot 
       'while IFS= read -r line; do echo "$line"; done < /etc/hosts',
       'sudo -u app ls',
       "su -c 'ls' app",
+      // A script file is a program of its own (its code is not the line's), as ./deploy.sh is.
+      'sh ./deploy.sh',
+      'bash deploy.sh --dry-run',
+      './deploy.sh',
     ])
       expect(globOnly.decide(exec(line), 'bash'), line).toMatchObject({ action: 'allow' });
   });
@@ -435,4 +438,27 @@ describe('builtins, arithmetic, aliases and variables that run code hoop cannot 
     expect(chain.certain && chain.commands.at(-1)).toMatchObject({ opaque: expect.stringMatching(/wrapped in more than 8 commands/) });
     expect(judge.decide({ kind: 'exec', command: `${'env '.repeat(20)}ls` }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-rm-rf' });
   }, 120_000);
+});
+
+describe('a long line', () => {
+  it('is read off the event loop: the gateway goes on while a 4 KiB line is parsed, and what was read answers the judge', async () => {
+    const long = `echo ${'$x '.repeat(1_500)}`;
+    let done = false;
+    let ticks = 0;
+    const reading = readShellLine(long, '/bin/bash').then((line) => {
+      done = true;
+      return line;
+    });
+    const tick = (): void => {
+      if (done) return;
+      ticks++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const line = await reading;
+    // Read on the event loop, it would settle before any other callback ran.
+    expect(ticks).toBeGreaterThan(0);
+    expect(line.certain).toBe(true);
+    expect(shellLineOf(long, '/bin/bash')).toBe(line);
+  }, 60_000);
 });

@@ -11,6 +11,7 @@ import type { Client as SshClient, ClientChannel, PseudoTtyInfo, ServerChannel, 
 import type { SshConnection } from '../../config/connection.js';
 import { describeError, hoopSays } from '../../errors.js';
 import { fileTransferOf, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
+import { readShellLine } from '../../policy/shell-lines.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelSession } from '../../session/engine.js';
 import { bridgeChannel, decisionCommand, endChannel, guarded, safely, SSH_DECISION } from '../common/channels.js';
@@ -124,7 +125,17 @@ class SessionChannel implements OpenChannel {
     // ssh2 accepts one shell, exec or subsystem per channel: a second one gets nothing.
     if (!this.#open(accepted, whatOf(request))) return;
     // A command line is judged in the grammar of the shell that will read it, once the target is signed in to (else its failure is told).
-    const shell = request.kind === 'exec' ? this.#c.upstream().then(() => this.#c.loginShell()) : Promise.resolve(undefined);
+    // Read (a long line off the event loop) before it is judged: the judge and the transfer check then answer from what was read.
+    const shell =
+      request.kind === 'exec'
+        ? this.#c
+            .upstream()
+            .then(() => this.#c.loginShell())
+            .then(async (login) => {
+              await readShellLine(request.command, login);
+              return login;
+            })
+        : Promise.resolve(undefined);
     void shell
       .then(
         (loginShell) => this.#start(request, this.#decide(request, loginShell), loginShell),

@@ -1,0 +1,93 @@
+/**
+ * Shell lines as the login shell reads them, read once per line and never on the event loop when
+ * long: the parser (mvdan-sh, compiled from Go) walks a line at tens of microseconds a byte, so a
+ * 32 KiB command would stall every session of the process for seconds. {@link readShellLine}
+ * reads a line of {@link OFF_LOOP_BYTES} or more in one worker thread (lines queued, one at a
+ * time), a shorter one at once; {@link shellLineOf} then answers from what was read (the judge,
+ * the file-transfer check and the channel all ask of the same command).
+ *
+ * @see https://nodejs.org/api/worker_threads.html
+ */
+import { LazyWorker, startWorker } from '../worker-thread.js';
+import { loginShellGrammar, parseShellLine, type ShellLine } from './shell-line.js';
+
+/** Lines this long or longer are read in the worker (a few milliseconds of parsing on the event loop at most). */
+export const OFF_LOOP_BYTES = 512;
+/** How many lines read are kept for the questions that follow (the latest ones). */
+const KEPT = 32;
+
+const read = new Map<string, ShellLine>();
+
+/** The key of a line read in the grammar of `loginShell`. */
+const keyOf = (command: string, loginShell: string | undefined): string => `${loginShell ?? ''}\n${command}`;
+
+/** Keeps what `command` was read as, the oldest going past {@link KEPT}. */
+function keep(key: string, line: ShellLine): ShellLine {
+  read.delete(key);
+  read.set(key, line);
+  if (read.size > KEPT) read.delete(read.keys().next().value!);
+  return line;
+}
+
+/** The commands `command` runs as the login shell `loginShell` reads it (`undefined`: unknown), or why hoop cannot tell; read now unless {@link readShellLine} read it. */
+export function shellLineOf(command: string, loginShell: string | undefined): ShellLine {
+  const key = keyOf(command, loginShell);
+  return read.get(key) ?? keep(key, shellLineNow(command, loginShell));
+}
+
+/** {@link shellLineOf}, on this thread. */
+export function shellLineNow(command: string, loginShell: string | undefined): ShellLine {
+  const login = loginShellGrammar(loginShell);
+  return 'why' in login ? { certain: false, why: login.why } : parseShellLine(command, login.grammar);
+}
+
+interface Job {
+  message: { id: number; command: string; loginShell: string | undefined };
+  resolve: (line: ShellLine) => void;
+}
+
+let current: Job | undefined;
+const queue: Job[] = [];
+let seq = 0;
+
+const reader = new LazyWorker<{ id: number; line: ShellLine }>(() => startWorker(import.meta.url, 'shell-lines-thread'), {
+  message(m) {
+    const job = current;
+    current = undefined;
+    job?.resolve(m.line);
+    next();
+  },
+  died(why) {
+    const job = current;
+    current = undefined;
+    job?.resolve({ certain: false, why: `the gateway's shell reader failed (${why})` });
+    next();
+  },
+});
+
+/** Hands the next line to the worker (started when needed); the worker holds the process only while it works. */
+function next(): void {
+  if (current) return;
+  const job = queue.shift();
+  if (!job) {
+    reader.busy(false);
+    return;
+  }
+  const w = reader.worker;
+  reader.busy(true);
+  current = job;
+  w.postMessage(job.message);
+}
+
+/** Reads `command` (a long one in the worker) so that {@link shellLineOf} answers at once. */
+export async function readShellLine(command: string, loginShell: string | undefined): Promise<ShellLine> {
+  const key = keyOf(command, loginShell);
+  const known = read.get(key);
+  if (known) return known;
+  if (Buffer.byteLength(command) < OFF_LOOP_BYTES) return keep(key, shellLineNow(command, loginShell));
+  const line = await new Promise<ShellLine>((resolve) => {
+    queue.push({ message: { id: ++seq, command, loginShell }, resolve });
+    next();
+  });
+  return keep(key, line);
+}
