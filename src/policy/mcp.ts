@@ -271,9 +271,9 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const want = canonical(m.equals);
     return (value) => canonical(value) === want;
   }
-  const globs = m.globs.map(nfc).map((g) =>
-    asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text)) || namesTheDirectory(g, text),
-  );
+  const globs = m.globs
+    .map(nfc)
+    .map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text)) || namesTheDirectory(g, text)));
   const textOf = (value: unknown): string => nfc(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
   const one = (text: string): boolean => globs.some((g) => g(text));
   return (value) => {
