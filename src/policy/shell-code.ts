@@ -1,0 +1,356 @@
+/**
+ * Which commands run code their words do not show, read from the words alone: the shells hoop
+ * models, the wrappers that run another command (`env`, `sudo`, `nice`, `find -exec`), builtins
+ * that read a word as a variable's name or arithmetic, commands that change what later ones run,
+ * and variables a shell, the loader or an interpreter reads as code. ./shell-line.ts reads a line
+ * into commands and asks these of each.
+ *
+ * @see https://www.gnu.org/software/bash/manual/bash.html#Shell-Builtin-Commands
+ */
+/** Shells whose grammar hoop models (bash's, POSIX sh's, the Korn shell's where they agree): their `-c` script is parsed. */
+export const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'posh', 'rbash']);
+/**
+ * Shells hoop does not model (zsh's `=cmd`, fish's and csh's own grammars): what they run is
+ * unknown, whether as the target's login shell or started by a line.
+ */
+export const UNMODELLED_SHELLS = new Set(['hush', 'zsh', 'fish', 'csh', 'tcsh', 'yash', 'elvish', 'nu', 'xonsh', 'pwsh', 'rc', 'es', 'oksh', 'loksh', 'scsh', 'ion', 'murex', 'oil', 'osh', 'ysh']);
+
+/** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
+export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
+
+/**
+ * Builtins that read a word as a variable name, which may carry an array subscript, or as an
+ * arithmetic expression, whose variables may hold one: bash and mksh work a subscript out as
+ * arithmetic and run its `$(…)` (`test -v 'a[$(rm -rf x)]'`, `printf -v 'a[$(…)]' x`,
+ * `read 'a[$(…)]'`; mksh's `[ x -eq 1 ]`, `shift x`, `ulimit -t x` with `x='a[$(…)]'`). Such a
+ * command is opaque when a word it may read so could hold a subscript or an expansion when re-read
+ * (`[`, `$`, a backquote, or a word built when it runs), or names a variable where it takes a number.
+ */
+export const NAME_BUILTINS = new Set([
+  'test',
+  '[',
+  'read',
+  'unset',
+  'wait',
+  'mapfile',
+  'readarray',
+  'getopts',
+  'printf',
+  'let',
+  'shift',
+  'ulimit',
+  ...['declare', 'typeset', 'local', 'export', 'readonly', 'global'],
+]);
+/** Of {@link NAME_BUILTINS}, those that set the variables they name. */
+export const SETS_NAMES = new Set(['unset', 'read', 'mapfile', 'readarray', 'getopts', 'wait', 'printf', 'declare', 'typeset', 'local', 'export', 'readonly', 'global']);
+/**
+ * Builtins that run code given as a word (`bind -x`, `complete -C`, `fc`, `enable -f` loads a
+ * library), or change what a later command of the line runs or how the shell reads it (`alias`,
+ * `hash -p`, `shopt`, `set -k`, `integer`, `nameref`): with any argument, opaque. The model is the
+ * simplest sound one: such a command is itself unknown code, so every deny and review rule matches
+ * the line it is in and no allow rule admits it, whatever the later commands look like.
+ */
+export const CODE_BUILTINS = new Set(['alias', 'unalias', 'enable', 'bind', 'complete', 'compgen', 'compopt', 'fc', 'hist', 'autoload', 'enum', 'integer', 'float', 'nameref']);
+/** `set` options that change neither what a later command runs nor how the shell reads it (errexit, nounset, xtrace, verbose, noglob, noclobber, noexec). */
+export const SAFE_SET_LETTERS = new Set([...'euxvfCn']);
+export const SAFE_SET_NAMES = new Set(['errexit', 'nounset', 'xtrace', 'verbose', 'noglob', 'noclobber', 'noexec', 'pipefail']);
+
+/**
+ * Variables a shell or the dynamic loader reads as code or as where code is found: the startup
+ * files (`BASH_ENV`, `ENV`), prompts and hooks (`PS0`–`PS4`, `PROMPT_COMMAND`: command
+ * substitutions in them run), options (`SHELLOPTS`, `BASHOPTS`), the program search and what it
+ * skips (`PATH`, `EXECIGNORE`, `FPATH`), word splitting and globbing (`IFS`, `GLOBIGNORE`),
+ * `HOME` (where `~/.bashrc`, `~/.gitconfig` are), the loader's `LD_*`, and interpreters' and
+ * tools' own (`NODE_OPTIONS`, `PERL5OPT`, `PYTHONPATH`, `GIT_SSH_COMMAND`, `PAGER`, `EDITOR`…).
+ * Setting one (`X=… cmd`, `X=…;`, `env X=…`, `export X`, `read X`, `for X in`) makes the command opaque.
+ */
+export const CODE_VARIABLES = new Set([
+  ...['BASH_ENV', 'ENV', 'PS0', 'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'SHELLOPTS', 'BASHOPTS', 'BASH_XTRACEFD', 'BASH_LOADABLES_PATH', 'BASH_COMPAT'],
+  ...['PATH', 'EXECIGNORE', 'FPATH', 'IFS', 'GLOBIGNORE', 'HOME', 'XDG_CONFIG_HOME', 'SHELL', 'FCEDIT'],
+  ...['NODE_OPTIONS', 'NODE_PATH', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONUSERBASE', 'RUBYOPT', 'RUBYLIB'],
+  ...['JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'LUA_INIT', 'LUA_PATH', 'LUA_CPATH', 'GCONV_PATH', 'OPENSSL_CONF', 'PHPRC', 'PHP_INI_SCAN_DIR', 'TCLLIBPATH'],
+  ...['GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_ASKPASS', 'GIT_EDITOR', 'GIT_PAGER', 'GIT_EXTERNAL_DIFF', 'GIT_PROXY_COMMAND', 'GIT_DIR', 'GIT_TEMPLATE_DIR'],
+  ...['SSH_ASKPASS', 'SUDO_ASKPASS', 'PAGER', 'MANPAGER', 'EDITOR', 'VISUAL', 'LESSOPEN', 'LESSCLOSE', 'BROWSER'],
+]);
+export const CODE_VARIABLE_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'GIT_CONFIG'];
+/** Variables bash or mksh keep as integers: a value given to one is worked out as arithmetic (`RANDOM='a[$(…)]'` runs it). */
+export const INTEGER_VARIABLES = new Set([
+  ...['RANDOM', 'SRANDOM', 'SECONDS', 'OPTIND', 'HISTCMD', 'LINENO', 'COLUMNS', 'LINES', 'TMOUT', 'PPID', 'BASHPID', 'PIPESTATUS'],
+  ...['USER_ID', 'KSHUID', 'KSHGID', 'KSHEGID', 'PGRP', 'EPOCHREALTIME', 'EPOCHSECONDS'],
+]);
+
+/** Why setting variable `name` (to `value`, when known) may run code, if it may. */
+export function variableRisk(name: string, value?: { text: string; known: boolean }): string | undefined {
+  if (CODE_VARIABLES.has(name) || CODE_VARIABLE_PREFIXES.some((p) => name.startsWith(p))) return `it changes ${name}, which a shell or a program reads as code or as where to find the code it runs`;
+  if (INTEGER_VARIABLES.has(name) && !(value?.known && /^\s*[-+]?\d*\s*$/.test(value.text)))
+    return `it changes ${name}, whose value the shell works out as arithmetic (an array subscript's \`$(…)\` in it runs)`;
+  return undefined;
+}
+
+/** `$#`, `$?`, `$$`, `$!` (bare or in double quotes): built when the line runs, but always a number. */
+export const NUMERIC_PARAMETER = /^"?\$(\{[#?$!]\}|[#?$!])"?$/;
+
+/** Whether arithmetic `expr` may read a variable (names one, or expands one into its text): anything but numbers and operators. */
+export function namesVariable(expr: string): boolean {
+  const bare = expr.replace(/\$(\{[#?$!]\}|[#?$!])/g, '0').replace(/\b0[xX][0-9a-fA-F]+\b/g, '0');
+  return !/^[\s\d+\-*/%<>=!&|^~?:(),]*$/.test(bare);
+}
+
+/**
+ * Programs that run the rest of their words as a command: the options of theirs that take a value
+ * (skipped with it), how many operands come before the command, and whether `NAME=value` words may.
+ */
+export const WRAPPERS: Record<string, { valued?: string[]; operands?: number; assignments?: true; stdinArgs?: true }> = {
+  env: { valued: ['-u', '--unset', '-C', '--chdir'], assignments: true },
+  sudo: {
+    valued: [
+      '-u',
+      '--user',
+      '-g',
+      '--group',
+      '-C',
+      '--close-from',
+      '-h',
+      '--host',
+      '-p',
+      '--prompt',
+      '-r',
+      '--role',
+      '-t',
+      '--type',
+      '-U',
+      '--other-user',
+      '-D',
+      '--chdir',
+      '-R',
+      '--chroot',
+      '-T',
+      '--command-timeout',
+    ],
+    assignments: true,
+  },
+  doas: { valued: ['-u', '-C'] },
+  run0: { valued: ['-u', '--user', '-g', '--group', '-D', '--chdir'] },
+  runuser: { valued: ['-u', '--user', '-g', '--group', '-G', '--supp-group'] },
+  nice: { valued: ['-n', '--adjustment'] },
+  ionice: { valued: ['-c', '--class', '-n', '--classdata', '-p', '-P', '-u'] },
+  renice: { valued: ['-n', '-g', '-p', '-u'] },
+  timeout: { valued: ['-s', '--signal', '-k', '--kill-after'], operands: 1 },
+  nohup: {},
+  exec: { valued: ['-a'] },
+  command: {},
+  builtin: {},
+  time: { valued: ['-f', '--format', '-o', '--output'] },
+  stdbuf: { valued: ['-i', '-o', '-e', '--input', '--output', '--error'] },
+  setsid: {},
+  chroot: { valued: ['--userspec', '--groups'], operands: 1 },
+  flock: { valued: ['-w', '--timeout', '-E', '--conflict-exit-code'], operands: 1 },
+  taskset: { operands: 1 },
+  chrt: { operands: 1 },
+  unshare: {},
+  nsenter: { valued: ['-t', '--target', '-S', '--setuid', '-G', '--setgid'] },
+  setpriv: { valued: ['--reuid', '--regid', '--groups', '--inh-caps', '--bounding-set'] },
+  strace: { valued: ['-o', '-e', '-p', '-s', '-u', '-E'] },
+  ltrace: { valued: ['-o', '-e', '-p', '-s', '-u'] },
+  busybox: {},
+  xargs: {
+    valued: ['-a', '--arg-file', '-d', '--delimiter', '-E', '-e', '--eof', '-I', '-i', '--replace', '-L', '-l', '--max-lines', '-n', '--max-args', '-P', '--max-procs', '-s', '--max-chars'],
+    stdinArgs: true,
+  },
+  parallel: { stdinArgs: true },
+  caffeinate: {},
+  firejail: {},
+  proxychains: {},
+  torsocks: {},
+  catchsegv: {},
+  valgrind: {},
+  'systemd-run': {},
+};
+
+/** A piece of source as a reason quotes it. */
+export function shown(text: string): string {
+  const one = text.replace(/\s+/g, ' ');
+  return `\`${one.length > 40 ? `${one.slice(0, 37)}...` : one}\``;
+}
+
+/** Why a command's words (or the code it runs) are not known before it runs, if they are not. */
+export function opacity(words: Array<{ text: string; known: boolean }>, program: string | undefined): { opaque?: string; unknownWords?: number[] } {
+  if (program !== undefined && UNMODELLED_SHELLS.has(program)) return { opaque: `it runs ${program}, whose grammar hoop does not model` };
+  const code = program !== undefined ? runsCode(words, program) : undefined;
+  if (code !== undefined) return { opaque: code };
+  if (words.some((w) => !w.known)) {
+    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || Object.hasOwn(WRAPPERS, program) || program === 'flock';
+    const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
+    return { opaque: `${builtWords(unknownWords.map((i) => words[i]!.text))} built when it runs`, ...(runsWords ? {} : { unknownWords }) };
+  }
+  if (program === '.' || program === 'source') return { opaque: 'it runs commands it reads from a file' };
+  return {};
+}
+
+/**
+ * Why a command whose program is known runs code hoop cannot see although its words may be
+ * known, if it does: a shell reading its script from its input, a builtin that reads a
+ * word as code, a variable's name or arithmetic ({@link NAME_BUILTINS}, {@link CODE_BUILTINS}),
+ * `set` and `shopt` options that change how later commands run, and `env`/`sudo` setting a
+ * variable that is code ({@link variableRisk}, `BASH_FUNC_x%%=() {…}`).
+ */
+export function runsCode(words: Array<{ text: string; known: boolean }>, program: string): string | undefined {
+  const args = words.slice(1);
+  const texts = args.map((w) => w.text);
+  if (SHELLS.has(program)) {
+    if (texts.some((a) => a === '--rcfile' || a === '--init-file')) return `it runs commands it reads from a file (${texts.includes('--rcfile') ? '--rcfile' : '--init-file'})`;
+    if (args.some((w) => !w.known) || scriptOf(program, texts) !== undefined) return undefined;
+    const operands = skipOptions(texts, ['-o', '+o', '-O', '+O']);
+    // A script file is a program of its own, as `./deploy.sh` is: what it runs is its code, not the line's.
+    return operands.length === 0 || texts.includes('-s') ? 'it runs commands it reads from its input' : undefined;
+  }
+  // su without -c, `sudo -s`, `sudo -i` and the like without a command start a shell that reads the rest of the input.
+  const likeSu = program === 'su' || (program === 'runuser' && !texts.some((t) => t === '-u' || t === '--user' || t.startsWith('--user=')));
+  if (likeSu && scriptOf(program, texts) === undefined) return 'it starts a shell that runs commands it reads from its input';
+  const wrapper = WRAPPERS[program];
+  if (['sudo', 'doas', 'run0'].includes(program) && skipOptions(texts, wrapper!.valued ?? []).every((t) => t.includes('=')) && texts.some((t) => /^(-[a-zA-Z]*[si][a-zA-Z]*|--shell|--login)$/.test(t)))
+    return 'it starts a shell that runs commands it reads from its input';
+  if (wrapper?.assignments) {
+    const rest = skipOptions(texts, wrapper.valued ?? []);
+    for (let i = 0; i < rest.length && rest[i]!.includes('='); i++) {
+      const [name, value] = [rest[i]!.slice(0, rest[i]!.indexOf('=')), rest[i]!.slice(rest[i]!.indexOf('=') + 1)];
+      // bash imports `BASH_FUNC_name%%` (and, before Shellshock's fix, any `() {` value) as a function.
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || value.startsWith('()')) return `it passes ${shown(name)} in the environment, which bash may read as a function`;
+      const risk = variableRisk(name, { text: value, known: true });
+      if (risk !== undefined) return risk;
+    }
+    return undefined;
+  }
+  /** The option words before the first operand (`--` ends them), as `set`, `shopt`, `hash` read them. */
+  const options = (): string[] => {
+    const end = texts.findIndex((t) => !/^[-+][a-zA-Z]/.test(t));
+    return texts.slice(0, end < 0 ? undefined : end);
+  };
+  const unknown = args.some((w) => !w.known && !NUMERIC_PARAMETER.test(w.text));
+  // `fc` alone runs the last command again (through an editor); the rest only list with no arguments.
+  if (CODE_BUILTINS.has(program)) return args.length > 0 || program === 'fc' ? `it runs code given in its words, or changes what later commands run (\`${program}\`)` : undefined;
+  if (program === 'hash' || program === 'shopt' || program === 'jobs' || program === 'builtin' || program === 'set') {
+    if (unknown && program !== 'set' && program !== 'builtin') return `\`${program}\` with words built when it runs may change what later commands run`;
+    const letters = options().join('');
+    if (program === 'hash' && letters.includes('p')) return 'it changes which program a later command name runs (`hash -p`)';
+    if (program === 'shopt' && /[su]/.test(letters)) return 'it changes how the shell reads or runs later commands (`shopt`)';
+    if (program === 'jobs' && letters.includes('x')) return 'it runs the command in its words (`jobs -x`)';
+    if (program === 'builtin' && /^-./.test(texts[0] ?? '') && texts[0] !== '--') return 'it may load code into the shell (`builtin -f`)';
+    if (program === 'set') return setRisk(args);
+    return undefined;
+  }
+  if (!NAME_BUILTINS.has(program)) return undefined;
+  // printf reads only its -v word as a name: the format and the rest are text.
+  const read = program === 'printf' ? printfNames(args) : args;
+  const hidden = read.find((w) => !w.known && !NUMERIC_PARAMETER.test(w.text));
+  if (hidden) return `it reads ${shown(hidden.text)}, built when it runs, as a variable's name or arithmetic, which may hold an array subscript whose \`$(…)\` runs`;
+  const marked = read.find((w) => w.known && /[[$`]/.test(w.text));
+  if (marked) return `it reads ${shown(marked.text)} as a variable's name or arithmetic, whose array subscript's \`$(…)\` runs`;
+  if (SETS_NAMES.has(program))
+    for (const w of read) {
+      const risk = variableRisk(w.text.replace(/\+?=.*$/s, ''));
+      if (risk !== undefined) return risk;
+    }
+  const numeric = (t: string | undefined) => t !== undefined && (/^\s*[-+]?\d+\s*$/.test(t) || NUMERIC_PARAMETER.test(t));
+  const onVariable = `it works out a variable it names as arithmetic (\`${program}\`), and the value may hold an array subscript whose \`$(…)\` runs`;
+  switch (program) {
+    case 'let':
+      return texts.some((t) => namesVariable(t)) ? onVariable : undefined;
+    case 'shift':
+      return texts.some((t) => !numeric(t)) ? onVariable : undefined;
+    case 'ulimit':
+      return texts.some((t) => !t.startsWith('-') && !numeric(t) && !['unlimited', 'hard', 'soft'].includes(t)) ? onVariable : undefined;
+    case 'test':
+    case '[':
+      // mksh works out both sides of -eq, -lt… as arithmetic (bash only in `[[ ]]`).
+      return texts.some((t, i) => /^-(eq|ne|lt|le|gt|ge)$/.test(t) && !(numeric(texts[i - 1]) && numeric(texts[i + 1]))) ? onVariable : undefined;
+    case 'mapfile':
+    case 'readarray':
+      // Its options take values (`-c 1 -C cb`): any word that may be `-C` counts.
+      return texts.some((t) => /^-[a-zA-Z]*C/.test(t)) ? `it runs the callback in its words (\`${program} -C\`)` : undefined;
+    case 'declare':
+    case 'typeset':
+    case 'local':
+    case 'export':
+    case 'readonly':
+    case 'global':
+      return /[in]/.test(options().join('')) ? 'it gives a variable an integer or name-reference attribute, so a value it is given later is worked out as arithmetic or a name' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The words of a `printf` read as a variable's name: `-v NAME` (`-vNAME`), and an unknown word where an option may stand. */
+export function printfNames(args: Array<{ text: string; known: boolean }>): Array<{ text: string; known: boolean }> {
+  const names: Array<{ text: string; known: boolean }> = [];
+  for (let i = 0; i < args.length; i++) {
+    const w = args[i]!;
+    if (!w.known) return [...names, w];
+    if (w.text === '--' || !w.text.startsWith('-') || w.text === '-') break;
+    if (w.text === '-v') {
+      if (args[i + 1]) names.push(args[i + 1]!);
+      i++;
+    } else if (w.text.startsWith('-v')) names.push({ text: w.text.slice(2), known: true });
+  }
+  return names;
+}
+
+/** Why `set` with `args` may change how the shell reads or runs later commands, if it may: any option but errexit, nounset, xtrace, verbose, noglob, noclobber, noexec, pipefail. */
+export function setRisk(args: Array<{ text: string; known: boolean }>): string | undefined {
+  const why = (o: string) => `it changes how the shell reads or runs later commands (\`set ${o}\`)`;
+  for (let i = 0; i < args.length; i++) {
+    const w = args[i]!;
+    if (!w.known) return why(w.text);
+    if (w.text === '--' || w.text === '-' || !/^[-+]./.test(w.text)) return undefined;
+    const letters = w.text.slice(1);
+    if ([...letters].some((c) => c !== 'o' && !SAFE_SET_LETTERS.has(c))) return why(w.text);
+    if (letters.includes('o')) {
+      const name = args[i + 1];
+      if (name !== undefined && !(name.known && SAFE_SET_NAMES.has(name.text))) return why(`${w.text} ${name.text}`);
+      i++;
+    }
+  }
+  return undefined;
+}
+
+/** The words a reason names as built when the line runs: "`$x` is", "`$a` and `$b` are" (the first three, then how many more). */
+export function builtWords(texts: string[]): string {
+  const shown = texts.slice(0, 3).map((t) => `\`${t.length > 40 ? `${t.slice(0, 37)}...` : t}\``);
+  const more = texts.length > 3 ? [`${texts.length - 3} more`] : [];
+  const all = [...shown, ...more];
+  return `${all.length > 1 ? `${all.slice(0, -1).join(', ')} and ${all[all.length - 1]}` : all[0]} ${texts.length > 1 ? 'are' : 'is'}`;
+}
+
+/** The script of `sh -c SCRIPT`, `su -c SCRIPT`, `flock … -c SCRIPT`, `env -S STRING`, if `program` is one of these. */
+export function scriptOf(program: string, args: string[]): string | undefined {
+  const valueOf = (flags: string[]): string | undefined => {
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i] as string;
+      if (a === '--') return undefined;
+      for (const f of flags) {
+        if (a === f) return args[i + 1];
+        if (f.startsWith('--') && a.startsWith(`${f}=`)) return a.slice(f.length + 1);
+      }
+      // Short options run together (`sh -ec 'script'`, `bash -lc …`): the script is the next word.
+      if (flags.includes('-c') && /^-[a-zA-Z]*c[a-zA-Z]*$/.test(a)) return args[i + 1];
+    }
+    return undefined;
+  };
+  if (SHELLS.has(program)) return valueOf(['-c']);
+  if (program === 'su' || program === 'runuser') return valueOf(['-c', '--command']);
+  if (program === 'flock') return valueOf(['-c', '--command']);
+  if (program === 'env') return valueOf(['-S', '--split-string']);
+  return undefined;
+}
+
+/** `args` after a wrapper's options (`--` ends them; `valued` options take the next word unless written `--opt=value`). */
+export function skipOptions(args: string[], valued: string[]): string[] {
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i] as string;
+    if (a === '--') return args.slice(i + 1);
+    if (!a.startsWith('-') || a === '-') break;
+    i += valued.includes(a) ? 2 : 1;
+  }
+  return args.slice(i);
+}
