@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { MysqlConnection } from '../../config/connection.js';
 import { analyzeMysql, loadMysqlParser, SAFE_CHARSETS, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
+import { OFF_LOOP_CHARS, readLongMysql } from '../../policy/mysql/long-sql.js';
 import type { MysqlReading } from '../../policy/mysql/analyze.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
@@ -100,8 +101,8 @@ const MAX_TABLES = 100_000;
 /** The most columns of those tables masking looks up when the policy masks columns by name. */
 const MAX_COLUMNS = 1_000_000;
 
-/** The longest SQL text the gateway judges (a longer one is refused, not analysed on the event loop). */
-const MAX_JUDGED_SQL = 64 * 1024;
+/** The longest SQL text the gateway judges (a longer one is refused); one of {@link OFF_LOOP_CHARS} or more is analysed off the event loop first ({@link reads}). */
+const MAX_JUDGED_SQL = 4 * 1024 * 1024;
 
 /** What the policy makes of a command: a refusal, a review to hold it for, or nothing (it runs). */
 export type Judged = { rule: string; reason: string } | { ask: ReviewAsk } | { kill: Kill } | undefined;
@@ -207,6 +208,8 @@ export class CommandJudge {
   lastGuard: GuardedWrite | undefined;
   /** How the session's SQL is read once the query allowed last has run, when it changes that (see {@link answered}). */
   #following: MysqlReading | undefined;
+  /** The command whose SQL was read off the event loop last. */
+  #read: Buffer | undefined;
   /** The server's InnoDB tables at sign-in (`db.table`, lower-case), when a row limit may apply: only a write to those can be rolled back. */
   #transactional: ReadonlySet<string> | undefined;
 
@@ -293,6 +296,14 @@ export class CommandJudge {
     // connection reads, not what the gateway's own statements left: a SELECT of one row, then a statement of no result.
     await client.query('SELECT 1');
     await client.query('DO 0');
+  }
+
+  /** Command `payload`'s SQL analysed off the event loop when it is long (then {@link judge} answers at once), else undefined: it may be judged now. */
+  reads(payload: Buffer): Promise<void> | undefined {
+    const sql = this.#reading && !this.#reading.unreadable ? sqlOf(payload[0] ?? -1, payload) : undefined;
+    if (sql === undefined || sql.length < OFF_LOOP_CHARS || sql.length > MAX_JUDGED_SQL || payload === this.#read) return undefined;
+    this.#read = payload;
+    return readLongMysql(sql, this.#reading!.options);
   }
 
   /** Why command `code` may not run on this session, or the review it waits for; undefined when it may run. */

@@ -85,6 +85,8 @@ export class MysqlRelay {
   /** The access's timeouts, to set again once the command in flight has ended (it may have run stored code), and whether they are being set. */
   #reset: string | undefined;
   #resetting = false;
+  /** A long command's SQL is being read off the event loop (the queue waits). */
+  #reading = false;
   /** Masked sessions: packets written minus packets received in the answer in flight. */
   #seqShift = 0;
   /** While the server's chunk is read: what it becomes for the client, written once at its end. */
@@ -228,7 +230,7 @@ export class MysqlRelay {
 
   /** Whether a command may be taken now: none in flight (its answer not yet ended, held for review, guarded) and the session on. */
   #free(): boolean {
-    return !this.#held && !this.#guarded && !this.#resetting && !this.#conversation.answering && !this.#owner.finished();
+    return !this.#held && !this.#guarded && !this.#resetting && !this.#reading && !this.#conversation.answering && !this.#owner.finished();
   }
 
   /** Takes the client's next command when none is in flight (see the module documentation). */
@@ -241,7 +243,19 @@ export class MysqlRelay {
       this.#own(this.#reset);
       this.#reset = undefined;
     }
-    while (this.#queued.length > 0 && this.#free()) this.#command(this.#queued.shift()!);
+    while (this.#queued.length > 0 && this.#free()) {
+      // A long statement is read off the event loop first; the queue waits for it, then goes on.
+      const reading = this.#judge.reads(this.#queued[0]!.payload);
+      if (reading) {
+        this.#reading = true;
+        void reading.then(() => {
+          this.#reading = false;
+          this.#safely(() => this.#next());
+        });
+        break;
+      }
+      this.#command(this.#queued.shift()!);
+    }
     if (this.#queued.length > 0 || this.#held) this.#session.channel.pause();
     else this.#resumeClient();
   }

@@ -75,11 +75,23 @@ const SHAPE_KINDS = new Set<StatementKind>(['select', 'insert', 'update', 'delet
 /** Texts longer than this are analysed every time, not kept. */
 const MAX_CACHED_TEXT = 8192;
 
+/** How a session lexes, as a cache key. */
+const readingKey = (o: MysqlReading): string =>
+  `${o.ansiQuotes ? 'A' : '-'}${o.noBackslashEscapes ? 'N' : '-'}${o.singleByte ? 'S' : '-'}${o.multiStatements ? 'M' : '-'}${o.flavor ?? ''}:${o.floorVersion ?? ''}:${o.trustedVersion ?? ''}:${o.database ?? ''}`;
+
+/** Long texts analysed off the event loop (./long-sql.ts), kept for the questions about them that follow. */
+const long = new LruCache<string, Analysis>(8);
+
+/** Keeps `analysis` of long `text` (read off the event loop) for {@link analyzeMysql}. */
+export function rememberLong(text: string, o: MysqlReading, analysis: Analysis): void {
+  long.set(`${readingKey(o)}\0${text}`, analysis);
+}
+
 /** See the module documentation; `o` says how the session lexes. */
 export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
   if (!ready) return { ok: false, parser: 'MySQL', error: 'the MySQL parser is not loaded' };
-  if (text.length > MAX_CACHED_TEXT) return analyzeUncached(text, o);
-  const reading = `${o.ansiQuotes ? 'A' : '-'}${o.noBackslashEscapes ? 'N' : '-'}${o.singleByte ? 'S' : '-'}${o.multiStatements ? 'M' : '-'}${o.flavor ?? ''}:${o.floorVersion ?? ''}:${o.trustedVersion ?? ''}:${o.database ?? ''}`;
+  const reading = readingKey(o);
+  if (text.length > MAX_CACHED_TEXT) return long.get(`${reading}\0${text}`) ?? analyzeUncached(text, o);
   const key = `${reading}\0${text}`;
   const hit = cache.get(key);
   if (hit) return hit;
