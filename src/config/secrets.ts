@@ -13,9 +13,11 @@
  * @see https://12factor.net/config
  */
 import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
+import { checkTrustedFile } from './trusted-paths.js';
 import { glob } from '../glob.js';
 
 /**
@@ -58,6 +60,8 @@ export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = pro
     }
     return value;
   }
+  // A secret another user could replace is not the operator's (sshd's StrictModes).
+  if (existsSync(ref.path)) checkTrustedFile(ref.path);
   let text: string;
   try {
     text = await readFile(ref.path, 'utf8');

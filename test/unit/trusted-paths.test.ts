@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HoopError } from '../../src/errors.js';
-import { checkTrustedPaths, trustedPathsOf } from '../../src/gateway/config/trusted-paths.js';
+import { resolveSecret } from '../../src/config/secrets.js';
+import { checkTrustedFile, checkTrustedPaths, trustedPathsOf } from '../../src/config/trusted-paths.js';
+import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { thrown } from '../harness/thrown.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-trusted-'));
@@ -100,6 +102,25 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
       make(join(c.dataDir, at));
       expect(refusal(c), at).toMatch(new RegExp(`will not trust ${join(c.dataDir, at).replaceAll('.', '\\.')}: (it is a symbolic link|other users may write to it)`));
     }
+  });
+
+  it("refuse what a worker's directory holds that is a link (the primary copies the SSH host key there), a data directory to be made under a link into a directory others may write, and a configuration or secret file others may write", async () => {
+    const w = gatewayFiles();
+    mkdirSync(join(w.dataDir, 'workers', '0'), { recursive: true, mode: 0o700 });
+    symlinkSync(join(base, 'loot'), join(w.dataDir, 'workers', '0', 'ssh_host_ed25519_key'));
+    expect((thrown(() => checkTrustedPaths(trustedPathsOf(w, 2))) as Error | undefined)?.message).toContain(`will not trust ${join(w.dataDir, 'workers', '0', 'ssh_host_ed25519_key')}: it is a symbolic link`);
+    const open = join(base, `open${made++}`);
+    mkdirSync(join(open, 'inner'), { recursive: true });
+    chmodSync(open, 0o777);
+    const link = join(base, `to-inner${made++}`);
+    symlinkSync(join(open, 'inner'), link);
+    expect(refusal({ ...gatewayFiles(), dataDir: join(link, 'data') })).toMatch(/other users may write to a directory above .* \(mode 777\)/);
+    const config = join(base, `gateway${made++}.yaml`);
+    writeFileSync(config, 'version: 1\n');
+    chmodSync(config, 0o666);
+    expect((thrown(() => checkTrustedFile(config)) as Error | undefined)?.message).toContain(`will not trust ${config}: other users may write to it (mode 666)`);
+    await expect(loadGatewayConfig(config)).rejects.toThrow(`will not trust ${config}`);
+    await expect(resolveSecret({ kind: 'file', path: config })).rejects.toThrow(`will not trust ${config}`);
   });
 
   it.runIf(process.getuid?.() === 0)("refuse a data directory or recordings another user owns (as root: the review's swapped key)", () => {

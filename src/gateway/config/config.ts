@@ -117,6 +117,7 @@ import type { z } from 'zod';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../../config/connection.js';
 import { readPem, type PemKind } from '../../config/pem.js';
 import { parseSecretPattern, parseSecretRef, unresolvedSecret, type SecretRef } from '../../config/secrets.js';
+import { checkTrustedFile } from '../../config/trusted-paths.js';
 import { type Locator, asRecord, locatedProblems, parseWithSchema, readErrorMessage, readYaml, syntaxProblems, zodProblems, type Path, type Problem } from '../../config/yaml.js';
 import { HoopError, ErrorCode } from '../../errors.js';
 import { isLoopbackHost } from '../../loopback.js';
@@ -600,7 +601,7 @@ function auditConfigOf(audit: NonNullable<FileData['audit']>, baseDir: string, f
 /**
  * Reads and validates the gateway configuration file.
  *
- * @throws HoopError CONFIG_INVALID when the file is unreadable or invalid (every problem listed).
+ * @throws HoopError CONFIG_INVALID when the file is unreadable or invalid (every problem listed), or another user could replace it.
  */
 export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
   const abs = resolve(file);
@@ -613,5 +614,7 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
       cause: err,
     });
   }
+  // Another user who could rewrite it would choose whom the gateway trusts (sshd's StrictModes).
+  checkTrustedFile(abs);
   return parseGatewayConfig(text, abs, env);
 }

@@ -4,7 +4,7 @@
  * recordings and the CLIs' records, the audit stream, reviews (and their notifications), runs,
  * direct credentials, and the CancelRequest registry. A part that fails to start stops those built before it.
  */
-import { checkTrustedPaths, trustedPathsOf } from '../config/trusted-paths.js';
+import { checkTrustedPaths, trustedPathsOf } from '../../config/trusted-paths.js';
 import { z } from 'zod';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';

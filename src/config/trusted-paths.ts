@@ -10,7 +10,7 @@
  */
 import { lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ErrorCode, HoopError } from '../../errors.js';
+import { ErrorCode, HoopError } from '../errors.js';
 
 /** What the data directory holds that the gateway reads back as its own (recordings it signs, the keys it signs with). */
 const KEPT = ['recordings', 'keys', 'client-records', 'workers'];
@@ -25,10 +25,10 @@ export interface TrustedPaths {
   read: readonly string[];
 }
 
-/** The paths of a configuration the gateway trusts: the data directory and what it keeps there, the policy checkout, the TLS files. */
-export function trustedPathsOf(c: { dataDir: string; policy?: { workDir: string } | undefined; tls?: { certFile?: string; keyFile?: string } | undefined }): TrustedPaths {
+/** The paths of a configuration the gateway trusts: the data directory and what it keeps there (each of `workers` workers' directories too), the policy checkout, the TLS files. */
+export function trustedPathsOf(c: { dataDir: string; policy?: { workDir: string } | undefined; tls?: { certFile?: string; keyFile?: string } | undefined }, workers = 0): TrustedPaths {
   return {
-    state: [c.dataDir, ...KEPT.map((k) => join(c.dataDir, k))],
+    state: [c.dataDir, ...KEPT.map((k) => join(c.dataDir, k)), ...Array.from({ length: workers }, (_, i) => join(c.dataDir, 'workers', String(i)))],
     checkouts: c.policy ? [c.policy.workDir] : [],
     read: [c.tls?.certFile, c.tls?.keyFile].filter((f): f is string => f !== undefined),
   };
@@ -81,7 +81,8 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
       let parent = dirname(resolve(dir));
       while (lstatOrMissing(parent) === undefined) parent = dirname(parent);
       owned(parent, statSync(parent), `the directory ${dir} will be made in (${parent})`);
-      above(join(parent, '.'));
+      // The directories above it, as written and as its links resolve (it may be a link itself).
+      above(join(parent, 'made-here'));
       continue;
     }
     noLink(dir, st);
@@ -115,4 +116,9 @@ function lstatOrMissing(path: string): Stats | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/** Refuses a file the process reads its configuration or a secret from when another user could replace it (see {@link checkTrustedPaths}). */
+export function checkTrustedFile(file: string): void {
+  checkTrustedPaths({ state: [], checkouts: [], read: [file] });
 }
