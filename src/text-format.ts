@@ -8,6 +8,13 @@ export function displayWidth(text: string): number {
   return stringWidth(text);
 }
 
+const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/** `text`'s characters as a terminal draws them (grapheme clusters: `1\u20e3` is one, two columns wide). */
+export function* characters(text: string): Generator<string> {
+  for (const { segment } of segmenter.segment(text)) yield segment;
+}
+
 /** `text` padded with spaces at its end (`start`: before it) to `width` terminal columns. */
 export function padToWidth(text: string, width: number, start = false): string {
   const pad = ' '.repeat(Math.max(0, width - displayWidth(text)));

@@ -13,7 +13,7 @@ import { Box, Text, useApp, useInput, useStdout, useCallback, useEffect, useRef,
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { relative, reviewRows, standing } from './review-lines.js';
 import { terminalSafe } from './terminal-safe.js';
-import { columns, displayWidth } from '../text-format.js';
+import { characters, columns, displayWidth } from '../text-format.js';
 import { describeError } from '../errors.js';
 import { runInk } from './run-ink.js';
 
@@ -31,24 +31,28 @@ export interface ReviewInboxProps {
   width?: number;
 }
 
-/** `text`'s lines, each cut into pieces of at most `width` terminal columns (a long or wide line wraps, so no part of it leaves the screen unseen). */
+/**
+ * `text`'s lines, each cut into pieces of at most `width` terminal columns, measured a character
+ * (grapheme cluster) at a time as the terminal draws it, tabs drawn as spaces to the next multiple
+ * of 8: a long or wide line wraps, so no part of it leaves the screen unseen.
+ */
 export function wrapLines(text: string, width: number): string[] {
   const w = Math.max(8, width);
   return text.split('\n').flatMap((line) => {
-    if (displayWidth(line) <= w) return [line];
     const pieces: string[] = [];
     let piece = '';
     let used = 0;
-    for (const point of line) {
-      const cw = displayWidth(point);
+    for (const segment of characters(line)) {
+      const drawn = segment === '\t' ? ' '.repeat(8 - (used % 8)) : segment;
+      const cw = segment === '\t' ? drawn.length : displayWidth(segment);
       if (used + cw > w && piece !== '') {
         pieces.push(piece);
         [piece, used] = ['', 0];
       }
-      piece += point;
+      piece += segment === '\t' ? ' '.repeat(Math.min(cw, w - used)) : drawn;
       used += cw;
     }
-    if (piece !== '') pieces.push(piece);
+    pieces.push(piece);
     return pieces;
   });
 }

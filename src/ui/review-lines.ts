@@ -5,7 +5,7 @@
  * wrote (statements, commands, reasons) is printed through {@link terminalSafe}.
  */
 import type { ReviewInfo } from '../api-client/reviews.js';
-import { displayWidth, formatDuration } from '../text-format.js';
+import { characters, displayWidth, formatDuration } from '../text-format.js';
 import { terminalSafe } from './terminal-safe.js';
 
 /** Who, as a review names people: their email, else their subject. */
@@ -24,9 +24,9 @@ export const oneLine = (sql: string, max = 60): string => {
   const flat = sql.replace(/\s+/g, ' ').trim();
   if (displayWidth(flat) <= max) return flat;
   let cut = '';
-  for (const point of flat) {
-    if (displayWidth(cut + point) > max - 1) break;
-    cut += point;
+  for (const c of characters(flat)) {
+    if (displayWidth(cut + c) > max - 1) break;
+    cut += c;
   }
   return `${cut}…`;
 };

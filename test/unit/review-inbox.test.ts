@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { ReviewInfo } from '../../src/api-client/reviews.js';
 import { columns, displayWidth } from '../../src/text-format.js';
 import { oneLine } from '../../src/ui/review-lines.js';
-import { ReviewInbox } from '../../src/ui/ReviewInbox.js';
+import { ReviewInbox, wrapLines } from '../../src/ui/ReviewInbox.js';
 import { eventually, pace } from '../harness/wait.js';
 
 async function until(frame: () => string | undefined, text: string): Promise<void> {
@@ -175,6 +175,16 @@ describe('review inbox', () => {
     await until(ui.lastFrame, 'review rv-0000000000000005: approved');
     expect(decided).toEqual(['rv-0000000000000005']);
     ui.unmount();
+  });
+
+  it('measures a character as the terminal draws it: a keycap (1 and U+20E3) is one character of two columns, a tab the spaces to its stop', () => {
+    const sql = `DELETE FROM accounts WHERE note = '${'1\u20e3'.repeat(30)}' OR true`;
+    const lines = wrapLines(sql, 100);
+    // Before: measured a code point at a time (30 columns short), one line Ink cut at the edge, unmarked.
+    expect(lines.length).toBeGreaterThan(1);
+    for (const l of lines) expect(displayWidth(l)).toBeLessThanOrEqual(100);
+    expect(lines.join('')).toBe(sql);
+    expect(wrapLines('a\tb', 40)).toEqual(['a       b']);
   });
 
   it('cuts a row of wide characters by columns, and pads columns by them', () => {
