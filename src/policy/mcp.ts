@@ -271,9 +271,11 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const want = canonical(m.equals);
     return (value) => canonical(value) === want;
   }
-  const globs = m.globs
-    .map(nfc)
-    .map((g) => (asPath ? pathGlob(g) : (text: string) => globMatches(g, text) || globMatches(g, resolved(text)) || (g.includes('/') && underSomeDirectory(g, text)) || namesTheDirectory(g, text)));
+  const globs = m.globs.map(nfc).map((g) => {
+    if (asPath) return pathGlob(g);
+    const folded = g.toLowerCase();
+    return (text: string) => pathSpellings(text).some((t) => globMatches(g, t) || globMatches(folded, t.toLowerCase()) || (g.includes('/') && underSomeDirectory(g, t)) || namesTheDirectory(g, t));
+  });
   const textOf = (value: unknown): string => nfc(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
   const one = (text: string): boolean => globs.some((g) => g(text));
   return (value) => {
@@ -313,6 +315,20 @@ function canonical(v: unknown): string {
       .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * The ways a server may read path `text`, for a refusing rule: as written, resolved (`.`, `..`,
+ * doubled and trailing slashes gone: `secret/` lists `secret`), and with backslashes as separators
+ * (a Windows server's); a refusing rule also compares each case-folded (a file system that ignores case).
+ */
+function pathSpellings(text: string): string[] {
+  const out = new Set([text]);
+  for (const t of [text, text.includes('\\') ? text.replaceAll('\\', '/') : text]) {
+    const r = resolved(t);
+    out.add(r.length > 1 ? r.replace(/\/+$/, '') : r);
+  }
+  return [...out];
 }
 
 /** A path with its `.` and `..` segments resolved (as a server that joins it would read it). */

@@ -129,6 +129,14 @@ describe('the mcp judge', () => {
     expect(j.decide(tool('read_many', { path: ['/srv/public/a', '/srv/secret/k'] })).action).toBe('deny');
   });
 
+  it("reads a deny rule's globs against every way a server reads the path: a trailing slash, backslashes, another case", () => {
+    const j = judge({ rules: [{ name: 'secret', match: { tools: ['*'], arguments: { path: { globs: ['/srv/shared/secret', '/srv/HR/**'] } } }, action: 'deny' }] });
+    // Before: allowed (list_directory of secret/ lists secret; a case-insensitive file system opens /srv/hr as /srv/HR).
+    for (const path of ['/srv/shared/secret/', '/srv/shared/secret//', '/srv/shared/x/../secret/', '/srv/hr/salaries.csv', '/SRV/HR/a', '\\srv\\HR\\a', '/srv/shared/x\\..\\secret'])
+      expect(j.decide(tool('list_directory', { path })).action, path).toBe('deny');
+    expect(j.decide(tool('list_directory', { path: '/srv/shared/secrets' })).action).toBe('allow');
+  });
+
   it("reads an allow rule's globs as paths: * within a segment, ** across, no `..` it does not spell", () => {
     const j = judge({ default: 'deny', rules: [{ name: 'srv', match: { tools: ['read'], arguments: { path: { globs: ['/srv/data/*'] } } }, action: 'allow' }] });
     expect(j.decide(tool('read', { path: '/srv/data/a.txt' })).action).toBe('allow');
