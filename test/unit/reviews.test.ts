@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ReviewRegistry } from '../../src/gateway/reviews/reviews.js';
+import { type Review, ReviewRegistry, type ReviewStore, type StoredReview } from '../../src/gateway/reviews/reviews.js';
 import type { Identity } from '../../src/identity.js';
 import { silentLogger } from '../../src/log.js';
 import { REVIEW_DEFAULTS } from '../../src/policy/schema.js';
@@ -107,4 +107,61 @@ describe('the review registry', () => {
       vi.useRealTimers();
     }
   });
+});
+
+/** A shared store in memory that can stop answering: before a claim is saved (`down`), or after, its answer lost (`lost-reply`). */
+class FlakyStore implements ReviewStore {
+  readonly shared = true;
+  rows = new Map<string, StoredReview>();
+  mode: 'ok' | 'down' | 'lost-reply' = 'ok';
+  async load(): Promise<StoredReview[]> {
+    return [...this.rows.values()];
+  }
+  async save(r: Review, version: number): Promise<boolean> {
+    if (this.mode === 'down') throw new Error('the store does not answer');
+    if ((this.rows.get(r.id)?.version ?? 0) !== version - 1) return false;
+    this.rows.set(r.id, { review: structuredClone(r), version });
+    if (r.ranAt && this.mode === 'lost-reply') {
+      this.mode = 'down';
+      throw new Error('the connection reset after the commit');
+    }
+    return true;
+  }
+  async get(id: string): Promise<StoredReview | undefined> {
+    if (this.mode === 'down') throw new Error('the store does not answer');
+    return this.rows.get(id);
+  }
+  async flushed(): Promise<void> {}
+}
+
+describe('an approval its holder cannot claim in a shared store', () => {
+  for (const how of ['down', 'lost-reply'] as const)
+    it(`runs nothing, tells the client, and is expired in the store once it answers (the store ${how === 'down' ? 'down as the claim is saved' : 'losing the answer to the saved claim'})`, async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout'] });
+      try {
+        const store = new FlakyStore();
+        const reg = await ReviewRegistry.open(dir, silentLogger, store);
+        const p = reg.request(ask(), origin);
+        await vi.waitFor(() => expect(store.rows.has(p.id)).toBe(true));
+        const approving = reg.decide(p.id, who('bob', ['dba']), false, 'approve');
+        // The approval is saved; the store fails at the holder's claim that follows it.
+        store.mode = how === 'down' ? 'ok' : 'lost-reply';
+        if (how === 'down') {
+          const save = store.save.bind(store);
+          store.save = async (r, v) => {
+            if (r.ranAt) store.mode = 'down';
+            return save(r, v);
+          };
+        }
+        await approving.catch(() => undefined);
+        expect(await p.decided).toMatchObject({ state: 'expired', because: expect.stringContaining('could not claim the approval') });
+        // Before: the row stayed approved (no claim), or approved and claimed, though nothing ran.
+        store.mode = 'ok';
+        await vi.advanceTimersByTimeAsync(5_000);
+        await vi.waitFor(() => expect(store.rows.get(p.id)?.review).toMatchObject({ state: 'expired', closedBecause: expect.stringContaining('did not run') }));
+        expect(store.rows.get(p.id)?.review.ranAt).toBeUndefined();
+      } finally {
+        vi.useRealTimers();
+      }
+    });
 });

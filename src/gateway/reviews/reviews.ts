@@ -167,6 +167,9 @@ export class FileReviewStore implements ReviewStore {
   }
 }
 
+/** How often an approval this gateway could not claim is tried again, to expire it in the store. */
+const UNCLAIM_RETRY_MS = 5_000;
+
 /** Live state of a pending review held here: its statement's settler and its timer. */
 interface Held {
   settle: (o: ReviewOutcome) => void;
@@ -655,12 +658,38 @@ export class ReviewRegistry {
    * How approved statement `r` (at `version`) ends here, in a shared store: it runs once this
    * holder's claim on the approval is saved; a take-over that declared this holder dead first
    * expired it (the claim then fails, and the statement does not run), so an approval never stays
-   * `approved` with nothing run.
+   * `approved` with nothing run. A claim whose answer is lost is read back: saved, it runs; not
+   * known, the statement does not run and the review is expired in the store once it answers.
    */
   async #claimed(r: Review, version: number): Promise<ReviewOutcome> {
-    if (await this.#store.save({ ...r, ranAt: new Date().toISOString() }, version + 1).catch(() => false)) return outcomeOf(r);
+    const ranAt = new Date().toISOString();
+    const saved = await this.#store.save({ ...r, ranAt }, version + 1).catch(() => undefined);
+    if (saved) return outcomeOf(r);
     const now = await this.#store.get(r.id).catch(() => undefined);
-    return now && now.review.state !== 'approved' ? outcomeOf(now.review) : { state: 'expired', afterMs: 0, because: 'the gateway could not claim the approval to run it (its store did not answer)' };
+    if (now?.review.ranAt === ranAt) return outcomeOf(r);
+    if (now && now.review.state !== 'approved') return outcomeOf(now.review);
+    const because = 'the gateway holding its statement could not claim the approval to run it (its store did not answer); the statement did not run';
+    this.#unclaim(r.id, ranAt, because);
+    return { state: 'expired', afterMs: 0, because };
+  }
+
+  /** Expires approved review `id` in the store, unless another claim than this one's (`ranAt`) ran it: retried until the store answers (a few minutes at most). */
+  #unclaim(id: string, ranAt: string, because: string, tries = 60): void {
+    const attempt = async (): Promise<boolean> => {
+      const now = await this.#store.get(id);
+      if (now?.review.state !== 'approved' || (now.review.ranAt !== undefined && now.review.ranAt !== ranAt)) return true;
+      const { ranAt: _claimed, ...review } = now.review;
+      return this.#store.save({ ...review, state: 'expired', closedBecause: because }, now.version + 1);
+    };
+    const retry = (left: number): void => {
+      this.#track(
+        attempt().then(
+          (done) => (done || left <= 0 ? undefined : retry(left - 1)),
+          () => (left <= 0 ? undefined : void setTimeout(() => retry(left - 1), UNCLAIM_RETRY_MS).unref()),
+        ),
+      );
+    };
+    retry(tries);
   }
 
   #tell(event: 'requested' | 'decided', review: Review, settings?: ReviewSettings): void {
