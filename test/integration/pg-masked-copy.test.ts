@@ -200,6 +200,23 @@ describe("code of the database's own (a function, an operator's, a cast's)", () 
   });
 });
 
+describe('a result column a name rule masks', () => {
+  it('is masked no less than what it is computed from: an alias of a name rule gives no window on a redacted column (before: last4 of substr(email, 1, 4) showed alic)', async () => {
+    for (const sql of [
+      'select ssn::varchar(8) from customers',
+      "select 'A' || substr(email, 1, 4) as ssn from customers",
+      'select reverse(email) as ssn from customers',
+      "with t(ssn) as (select 'A' || substr(email, 1, 4) from customers) select ssn from t",
+    ]) {
+      const said = await run(sql);
+      expect(said, sql).toContain('[redacted]');
+      expect(said, sql).not.toMatch(/alic|ilac|45-6/);
+    }
+    // A column of its own name: the name rule's strategy, as before.
+    expect(await run('select ssn from customers')).toContain('***-**-6789');
+  });
+});
+
 describe('what keeps no masked value', () => {
   it('runs: writes of literals and of unmasked columns, a table of unmasked columns, a view (masked as it is read), renames of what no rule masks', async () => {
     const said = await run(

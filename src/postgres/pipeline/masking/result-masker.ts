@@ -133,6 +133,15 @@ type Op =
 const MADE_UNSEEN: Extract<StatementMasking, { opaque: string }> = { opaque: 'a cursor or prepared statement that SQL hoop did not see made (a function, a DO block)' };
 /** The strategy of a column masked because it is computed from a masked one. */
 const REDACT: MaskStrategy = 'redact';
+
+/** Strategies from what shows most of a value to what shows least. */
+const STRICTNESS: readonly MaskStrategy[] = ['last4', 'hash', 'redact', 'null'];
+
+/** Of two strategies (either may be none), the one that shows less. */
+function stricter(a: MaskStrategy | undefined, b: MaskStrategy | undefined): MaskStrategy | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return STRICTNESS.indexOf(a) >= STRICTNESS.indexOf(b) ? a : b;
+}
 const SYNC_OP: Op = { k: 'sync' };
 const FUNCTION_OP: Op = { k: 'function' };
 const COPY_END_OP: Op = { k: 'copy-end' };
@@ -553,13 +562,11 @@ export class ResultMasker {
     const finish = (origins: ReadonlyArray<ResolvedColumn | undefined | null>): Planned | Promise<Planned> => {
       const plan: Array<ColumnPlan | undefined> = fields.map((f, i) => byOrigin(f, origins[i]));
       const open = plan.flatMap((p, i) => (p === undefined || stores ? [i] : []));
-      // A result column named by a name rule is masked whatever it is computed from.
-      const named = open.filter((i) => byName(fields[i]!) === undefined);
-      for (const i of open) if (!named.includes(i)) plan[i] = column(fields[i]!, byName(fields[i]!));
-      if (named.length === 0) return { plan: plan as ColumnPlan[], judged: false };
-      const judged = this.judge.columns(fields, named, statement ?? MADE_UNSEEN);
+      if (open.length === 0) return { plan: plan as ColumnPlan[], judged: false };
+      const judged = this.judge.columns(fields, open, statement ?? MADE_UNSEEN);
+      // A result column named by a name rule is masked whatever it is computed from, and no less than what it is computed from is.
       const fill = (strategies: Array<MaskStrategy | undefined>): Planned => {
-        named.forEach((i, k) => (plan[i] = column(fields[i]!, strategies[k] ?? plan[i]?.strategy, origins[i] ?? undefined)));
+        open.forEach((i, k) => (plan[i] = column(fields[i]!, stricter(strategies[k] ?? plan[i]?.strategy, byName(fields[i]!)), origins[i] ?? undefined)));
         return { plan: plan as ColumnPlan[], judged: true };
       };
       return judged instanceof Promise ? judged.then(fill) : fill(judged);
