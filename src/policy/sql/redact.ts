@@ -75,6 +75,15 @@ const SECRET_ARGUMENTS: Record<SqlDialect, Readonly<Record<string, readonly numb
 /** What a statement holding a secret by {@link SECRET_WORD}, {@link SECRET_ARGUMENTS} or a connection string holds somewhere. */
 const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identified|crypt|hmac|pgp_|aes_|des_|code\s*\(|validate_password|execute|dblink|:\/\//i;
 
+/**
+ * What a statement whose secret may be in a form the place-finder does not read names somewhere (a
+ * password word in a comment, a column list or dynamic SQL, a Unicode escape, a URI's percent
+ * escape, a cipher's or dblink's function): every literal of such a statement is taken as a secret.
+ */
+const EVERY_LITERAL = /passw|pwd|secret|identified|conninfo|credential|passphrase|private_?key|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|:\/\/[^\s'"]*%[0-9a-f]{2}/i;
+/** Number and hex literals outside strings (a cipher's key given as `0x…`). */
+const NUMBER_LITERAL = /\b(0x[0-9a-f]+|\d+)\b/gi;
+
 /** A connection string or URI with a password in it. */
 const CONNINFO_PASSWORD = /(^|\s|\\[nrtf]|[?&;])password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
 
@@ -127,7 +136,8 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
     const c = sql[i]!;
     if (/\s/.test(c)) {
       i++;
-    } else if (c === '-' && sql[i + 1] === '-' && (dialect === 'postgres' || /\s/.test(sql[i + 2] ?? ' '))) {
+    } else if (c === '-' && sql[i + 1] === '-' && (dialect === 'postgres' || /[\x00-\x20]/.test(sql[i + 2] ?? ' '))) {
+      // MySQL: `--` starts a comment before a blank or any control character.
       while (i < n && sql[i] !== '\n') i++;
     } else if (c === '#' && dialect === 'mysql') {
       while (i < n && sql[i] !== '\n') i++;
@@ -406,7 +416,25 @@ function secretsOf(sql: string, dialect: SqlDialect, depth = 0): Secrets {
 
 /** The parameters (1 first; MySQL's `?` in order) whose values `sql` takes as secrets, by the rules of {@link redactSql}. */
 export function secretParameters(sql: string, dialect: SqlDialect): SecretParams {
+  if (EVERY_LITERAL.test(sql)) return 'all';
   return MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).params : [];
+}
+
+/** Every literal of `sql`: its strings' contents, and its numbers outside them. */
+function everyLiteral(sql: string, dialect: SqlDialect): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  let from = 0;
+  const numbers = (to: number): void => {
+    for (const m of sql.slice(from, to).matchAll(NUMBER_LITERAL)) spans.push([from + m.index, from + m.index + m[0].length]);
+  };
+  for (const t of lex(sql, dialect)) {
+    if (t.kind !== 'string') continue;
+    numbers(t.start);
+    spans.push([t.contentStart, t.contentEnd]);
+    from = t.end;
+  }
+  numbers(sql.length);
+  return spans;
 }
 
 /** What {@link redactSql} made of a text: the text to write down, and whether anything was replaced. */
@@ -421,7 +449,7 @@ export interface Redacted {
  */
 export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
   // Most statements name no secret: they are not lexed at all.
-  const spans = MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).spans : [];
+  const spans = EVERY_LITERAL.test(sql) ? everyLiteral(sql, dialect) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).spans : [];
   if (o.detectors?.length) for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
   return withMarkers(sql, spans, o.key);
 }
