@@ -286,7 +286,9 @@ describe('hoop connect for a mysql connection', () => {
     }
     const events = await recordingOf(session);
     expect(JSON.stringify(events)).not.toContain('hunter2-secret');
-    expect(events).toContainEqual(expect.objectContaining({ t: 'query', sql: expect.stringMatching(/^ALTER USER '\[redacted:[0-9a-f]{8}\]'@'\[redacted:[0-9a-f]{8}\]' IDENTIFIED BY '\[redacted:[0-9a-f]{8}\]'$/) }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ t: 'query', sql: expect.stringMatching(/^ALTER USER '\[redacted:[0-9a-f]{8}\]'@'\[redacted:[0-9a-f]{8}\]' IDENTIFIED BY '\[redacted:[0-9a-f]{8}\]'$/) }),
+    );
     await eventually(
       async () => {
         const v = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });

@@ -108,7 +108,9 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     const w = gatewayFiles();
     mkdirSync(join(w.dataDir, 'workers', '0'), { recursive: true, mode: 0o700 });
     symlinkSync(join(base, 'loot'), join(w.dataDir, 'workers', '0', 'ssh_host_ed25519_key'));
-    expect((thrown(() => checkTrustedPaths(trustedPathsOf(w, 2))) as Error | undefined)?.message).toContain(`will not trust ${join(w.dataDir, 'workers', '0', 'ssh_host_ed25519_key')}: it is a symbolic link`);
+    expect((thrown(() => checkTrustedPaths(trustedPathsOf(w, 2))) as Error | undefined)?.message).toContain(
+      `will not trust ${join(w.dataDir, 'workers', '0', 'ssh_host_ed25519_key')}: it is a symbolic link`,
+    );
     const open = join(base, `open${made++}`);
     mkdirSync(join(open, 'inner'), { recursive: true });
     chmodSync(open, 0o777);
