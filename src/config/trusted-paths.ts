@@ -8,7 +8,7 @@
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
-import { lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
 
@@ -21,16 +21,20 @@ export interface TrustedPaths {
   state: readonly string[];
   /** Directories it writes and reads back whose contents are another tool's (the policy checkout, git's). */
   checkouts: readonly string[];
-  /** Files it reads (TLS certificate and key). */
+  /** Files it reads (TLS certificate and key) or appends to (the audit file). */
   read: readonly string[];
 }
 
-/** The paths of a configuration the gateway trusts: the data directory and what it keeps there (each of `workers` workers' directories too), the policy checkout, the TLS files. */
-export function trustedPathsOf(c: { dataDir: string; policy?: { workDir: string } | undefined; tls?: { certFile?: string; keyFile?: string } | undefined }, workers = 0): TrustedPaths {
+/** The paths of a configuration the gateway trusts: the data directory and what it keeps there (each of `workers` workers' directories too), the policy checkout, the TLS files, the audit file. */
+export function trustedPathsOf(
+  c: { dataDir: string; policy?: { workDir: string } | undefined; tls?: { certFile?: string; keyFile?: string } | undefined; audit?: { file?: string } | undefined },
+  workers = 0,
+): TrustedPaths {
   return {
     state: [c.dataDir, ...KEPT.map((k) => join(c.dataDir, k)), ...Array.from({ length: workers }, (_, i) => join(c.dataDir, 'workers', String(i)))],
     checkouts: c.policy ? [c.policy.workDir] : [],
-    read: [c.tls?.certFile, c.tls?.keyFile].filter((f): f is string => f !== undefined),
+    // The audit file, once made, is appended to: another writer would add events a SIEM believes.
+    read: [c.tls?.certFile, c.tls?.keyFile, c.audit?.file !== undefined && existsSync(c.audit.file) ? c.audit.file : undefined].filter((f): f is string => f !== undefined),
   };
 }
 

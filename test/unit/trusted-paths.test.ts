@@ -123,6 +123,8 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     expect((thrown(() => checkTrustedFile(config)) as Error | undefined)?.message).toContain(`will not trust ${config}: other users may write to it (mode 666)`);
     await expect(loadGatewayConfig(config)).rejects.toThrow(`will not trust ${config}`);
     await expect(resolveSecret({ kind: 'file', path: config })).rejects.toThrow(`will not trust ${config}`);
+    const audit = gatewayFiles();
+    expect(thrown(() => checkTrustedPaths(trustedPathsOf({ ...audit, audit: { file: config } })))).toBeDefined();
   });
 
   it.runIf(process.getuid?.() === 0)("refuse a data directory or recordings another user owns (as root: the review's swapped key)", () => {
