@@ -7,6 +7,10 @@
  *
  * @see https://www.gnu.org/software/bash/manual/bash.html#Shell-Builtin-Commands
  */
+import { hasOption, type OptionSpec, parseOptions, shellInvocation, WRAPPERS } from './shell-options.js';
+import { hasOptionCode, runsOptionCode } from './shell-programs.js';
+
+export { WRAPPERS } from './shell-options.js';
 /** Shells whose grammar hoop models (bash's, POSIX sh's, the Korn shell's where they agree): their `-c` script is parsed. */
 export const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'posh', 'rbash']);
 /**
@@ -16,7 +20,7 @@ export const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'as
 export const UNMODELLED_SHELLS = new Set(['hush', 'zsh', 'fish', 'csh', 'tcsh', 'yash', 'elvish', 'nu', 'xonsh', 'pwsh', 'rc', 'es', 'oksh', 'loksh', 'scsh', 'ion', 'murex', 'oil', 'osh', 'ysh']);
 
 /** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
-export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
+export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', 'runuser', 'flock', 'script', 'sg', 'capsh', 'ip', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
 
 /**
  * Builtins that read a word as a variable name, which may carry an array subscript, or as an
@@ -65,12 +69,16 @@ export const SAFE_SET_NAMES = new Set(['errexit', 'nounset', 'xtrace', 'verbose'
  * Setting one (`X=… cmd`, `X=…;`, `env X=…`, `export X`, `read X`, `for X in`) makes the command opaque.
  */
 export const CODE_VARIABLES = new Set([
-  ...['BASH_ENV', 'ENV', 'PS0', 'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'SHELLOPTS', 'BASHOPTS', 'BASH_XTRACEFD', 'BASH_LOADABLES_PATH', 'BASH_COMPAT'],
+  ...['BASH_ENV', 'ENV', 'PS0', 'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'SHELLOPTS', 'BASHOPTS', 'BASH_XTRACEFD', 'BASH_LOADABLES_PATH', 'BASH_COMPAT', 'POSIXLY_CORRECT'],
+  // bash's table of commands found (`BASH_CMDS=/bin/rm; 0 -rf x` runs rm) and of aliases.
+  ...['BASH_CMDS', 'BASH_ALIASES'],
   ...['PATH', 'EXECIGNORE', 'FPATH', 'IFS', 'GLOBIGNORE', 'HOME', 'XDG_CONFIG_HOME', 'SHELL', 'FCEDIT'],
   ...['NODE_OPTIONS', 'NODE_PATH', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONUSERBASE', 'RUBYOPT', 'RUBYLIB'],
   ...['JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'LUA_INIT', 'LUA_PATH', 'LUA_CPATH', 'GCONV_PATH', 'OPENSSL_CONF', 'PHPRC', 'PHP_INI_SCAN_DIR', 'TCLLIBPATH'],
   ...['GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_ASKPASS', 'GIT_EDITOR', 'GIT_PAGER', 'GIT_EXTERNAL_DIFF', 'GIT_PROXY_COMMAND', 'GIT_DIR', 'GIT_TEMPLATE_DIR'],
-  ...['SSH_ASKPASS', 'SUDO_ASKPASS', 'PAGER', 'MANPAGER', 'EDITOR', 'VISUAL', 'LESSOPEN', 'LESSCLOSE', 'BROWSER'],
+  ...['SSH_ASKPASS', 'SUDO_ASKPASS', 'SUDO_EDITOR', 'PAGER', 'MANPAGER', 'MANOPT', 'SYSTEMD_PAGER', 'SYSTEMD_EDITOR', 'EDITOR', 'VISUAL', 'BROWSER', 'GIT_SEQUENCE_EDITOR'],
+  // Options programs read from the environment, which may name a command to run (`LESS='+!…'`, `TAR_OPTIONS=--to-command=…`).
+  ...['LESSOPEN', 'LESSCLOSE', 'LESS', 'LESSKEY', 'LESSKEYIN', 'LESSKEY_CONTENT', 'MAKEFLAGS', 'MFLAGS', 'GNUMAKEFLAGS', 'TAR_OPTIONS', 'ZIPOPT', 'RSYNC_RSH', 'RSYNC_CONNECT_PROG'],
 ]);
 export const CODE_VARIABLE_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'GIT_CONFIG'];
 /** Variables bash or mksh keep as integers: a value given to one is worked out as arithmetic (`RANDOM='a[$(…)]'` runs it). */
@@ -96,77 +104,6 @@ export function namesVariable(expr: string): boolean {
   return !/^[\s\d+\-*/%<>=!&|^~?:(),]*$/.test(bare);
 }
 
-/**
- * Programs that run the rest of their words as a command: the options of theirs that take a value
- * (skipped with it), how many operands come before the command, and whether `NAME=value` words may.
- */
-export const WRAPPERS: Record<string, { valued?: string[]; operands?: number; assignments?: true; stdinArgs?: true }> = {
-  env: { valued: ['-u', '--unset', '-C', '--chdir'], assignments: true },
-  sudo: {
-    valued: [
-      '-u',
-      '--user',
-      '-g',
-      '--group',
-      '-C',
-      '--close-from',
-      '-h',
-      '--host',
-      '-p',
-      '--prompt',
-      '-r',
-      '--role',
-      '-t',
-      '--type',
-      '-U',
-      '--other-user',
-      '-D',
-      '--chdir',
-      '-R',
-      '--chroot',
-      '-T',
-      '--command-timeout',
-    ],
-    assignments: true,
-  },
-  doas: { valued: ['-u', '-C'] },
-  run0: { valued: ['-u', '--user', '-g', '--group', '-D', '--chdir'] },
-  runuser: { valued: ['-u', '--user', '-g', '--group', '-G', '--supp-group'] },
-  nice: { valued: ['-n', '--adjustment'] },
-  ionice: { valued: ['-c', '--class', '-n', '--classdata', '-p', '-P', '-u'] },
-  renice: { valued: ['-n', '-g', '-p', '-u'] },
-  timeout: { valued: ['-s', '--signal', '-k', '--kill-after'], operands: 1 },
-  nohup: {},
-  exec: { valued: ['-a'] },
-  command: {},
-  builtin: {},
-  time: { valued: ['-f', '--format', '-o', '--output'] },
-  stdbuf: { valued: ['-i', '-o', '-e', '--input', '--output', '--error'] },
-  setsid: {},
-  chroot: { valued: ['--userspec', '--groups'], operands: 1 },
-  flock: { valued: ['-w', '--timeout', '-E', '--conflict-exit-code'], operands: 1 },
-  taskset: { operands: 1 },
-  chrt: { operands: 1 },
-  unshare: {},
-  nsenter: { valued: ['-t', '--target', '-S', '--setuid', '-G', '--setgid'] },
-  setpriv: { valued: ['--reuid', '--regid', '--groups', '--inh-caps', '--bounding-set'] },
-  strace: { valued: ['-o', '-e', '-p', '-s', '-u', '-E'] },
-  ltrace: { valued: ['-o', '-e', '-p', '-s', '-u'] },
-  busybox: {},
-  xargs: {
-    valued: ['-a', '--arg-file', '-d', '--delimiter', '-E', '-e', '--eof', '-I', '-i', '--replace', '-L', '-l', '--max-lines', '-n', '--max-args', '-P', '--max-procs', '-s', '--max-chars'],
-    stdinArgs: true,
-  },
-  parallel: { stdinArgs: true },
-  caffeinate: {},
-  firejail: {},
-  proxychains: {},
-  torsocks: {},
-  catchsegv: {},
-  valgrind: {},
-  'systemd-run': {},
-};
-
 /** A piece of source as a reason quotes it. */
 export function shown(text: string): string {
   const one = text.replace(/\s+/g, ' ');
@@ -179,7 +116,7 @@ export function opacity(words: Array<{ text: string; known: boolean }>, program:
   const code = program !== undefined ? runsCode(words, program) : undefined;
   if (code !== undefined) return { opaque: code };
   if (words.some((w) => !w.known)) {
-    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || Object.hasOwn(WRAPPERS, program) || program === 'flock';
+    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || Object.hasOwn(WRAPPERS, program) || hasOptionCode(program);
     const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
     return { opaque: `${builtWords(unknownWords.map((i) => words[i]!.text))} built when it runs`, ...(runsWords ? {} : { unknownWords }) };
   }
@@ -189,7 +126,9 @@ export function opacity(words: Array<{ text: string; known: boolean }>, program:
 
 /**
  * Why a command whose program is known runs code hoop cannot see although its words may be
- * known, if it does: a shell reading its script from its input, a builtin that reads a
+ * known, if it does: a shell reading its script from its input (`-`, `/dev/stdin`) or with an
+ * option hoop cannot place, an option whose value a program runs as a command (./shell-programs.ts),
+ * `env -S` (split by env's own rules), a builtin that reads a
  * word as code, a variable's name or arithmetic ({@link NAME_BUILTINS}, {@link CODE_BUILTINS}),
  * `set` and `shopt` options that change how later commands run, and `env`/`sudo` setting a
  * variable that is code ({@link variableRisk}, `BASH_FUNC_x%%=() {…}`).
@@ -198,24 +137,43 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
   const args = words.slice(1);
   const texts = args.map((w) => w.text);
   if (SHELLS.has(program)) {
-    if (texts.some((a) => a === '--rcfile' || a === '--init-file')) return `it runs commands it reads from a file (${texts.includes('--rcfile') ? '--rcfile' : '--init-file'})`;
-    if (args.some((w) => !w.known) || scriptOf(program, texts) !== undefined) return undefined;
-    const operands = skipOptions(texts, ['-o', '+o', '-O', '+O']);
+    if (args.some((w) => !w.known)) return undefined;
+    const run = shellInvocation(texts);
+    if ('why' in run) return run.why;
     // A script file is a program of its own, as `./deploy.sh` is: what it runs is its code, not the line's.
-    return operands.length === 0 || texts.includes('-s') ? 'it runs commands it reads from its input' : undefined;
+    return run.stdin ? 'it runs commands it reads from its input' : undefined;
   }
-  // su without -c, `sudo -s`, `sudo -i` and the like without a command start a shell that reads the rest of the input.
-  const likeSu = program === 'su' || (program === 'runuser' && !texts.some((t) => t === '-u' || t === '--user' || t.startsWith('--user=')));
-  if (likeSu && scriptOf(program, texts) === undefined) return 'it starts a shell that runs commands it reads from its input';
+  if (args.every((w) => w.known)) {
+    const option = runsOptionCode(program, texts);
+    if (option !== undefined) return option;
+  }
+  const input = 'it starts a shell that runs commands it reads from its input';
+  // su without -c, `sudo -s`, `sudo -i`, `newgrp`, `script` without -c and the like without a command start a shell that reads the rest of the input.
+  const likeSu = program === 'su' || (program === 'runuser' && !hasOption(parseOptions(texts, SU_OPTIONS.runuser!), ['u', 'user'])) || program === 'script';
+  if ((likeSu && scriptOf(program, texts) === undefined) || program === 'newgrp') return input;
+  if ((program === 'at' || program === 'batch') && !texts.some((t) => /^-[^-]*[ldrcV]/.test(t))) return 'it runs commands it reads from its input (or a file) later';
   const wrapper = WRAPPERS[program];
-  if (['sudo', 'doas', 'run0'].includes(program) && skipOptions(texts, wrapper!.valued ?? []).every((t) => t.includes('=')) && texts.some((t) => /^(-[a-zA-Z]*[si][a-zA-Z]*|--shell|--login)$/.test(t)))
-    return 'it starts a shell that runs commands it reads from its input';
+  if (['sudo', 'doas', 'run0'].includes(program)) {
+    const parsed = parseOptions(texts, wrapper!.options ?? {});
+    if (hasOption(parsed, ['s', 'i', 'shell', 'login']) && texts.slice(parsed.operand).every((t) => t.includes('='))) return input;
+  }
+  if (program === 'env') {
+    const parsed = parseOptions(texts, wrapper!.options!);
+    const split = hasOption(parsed, ['S', 'split-string']) || (!parsed.known && texts.some((t) => /^-[^-]*S/.test(t) || /^--s/.test(t)));
+    if (split) return 'env splits the string by its own rules (`env -S`)';
+  }
   if (wrapper?.assignments) {
-    const rest = skipOptions(texts, wrapper.valued ?? []);
-    for (let i = 0; i < rest.length && rest[i]!.includes('='); i++) {
-      const [name, value] = [rest[i]!.slice(0, rest[i]!.indexOf('=')), rest[i]!.slice(rest[i]!.indexOf('=') + 1)];
+    const parsed = parseOptions(texts, wrapper.options ?? {});
+    // With an option hoop does not know, any later word may be an assignment.
+    const from = parsed.known ? parsed.operand : parsed.unknownAt! + 1;
+    for (let i = from; i < texts.length && (texts[i]!.includes('=') || !parsed.known); i++) {
+      if (!texts[i]!.includes('=')) continue;
+      const [name, value] = [texts[i]!.slice(0, texts[i]!.indexOf('=')), texts[i]!.slice(texts[i]!.indexOf('=') + 1)];
       // bash imports `BASH_FUNC_name%%` (and, before Shellshock's fix, any `() {` value) as a function.
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || value.startsWith('()')) return `it passes ${shown(name)} in the environment, which bash may read as a function`;
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || value.startsWith('()')) {
+        if (!parsed.known && name.startsWith('-')) continue;
+        return `it passes ${shown(name)} in the environment, which bash may read as a function`;
+      }
       const risk = variableRisk(name, { text: value, known: true });
       if (risk !== undefined) return risk;
     }
@@ -321,29 +279,55 @@ export function builtWords(texts: string[]): string {
   return `${all.length > 1 ? `${all.slice(0, -1).join(', ')} and ${all[all.length - 1]}` : all[0]} ${texts.length > 1 ? 'are' : 'is'}`;
 }
 
-/** The script of `sh -c SCRIPT`, `su -c SCRIPT`, `flock … -c SCRIPT`, `env -S STRING`, if `program` is one of these. */
+/** How su, runuser, flock and script read their options: `-c`/`--command` takes the string a shell runs. */
+const SU_OPTIONS: Record<string, OptionSpec> = {
+  su: {
+    short: 'flmpPhVc:g:G:s:w:',
+    long: ['command=', 'session-command=', 'fast', 'group=', 'supp-group=', 'login', 'preserve-environment', 'pty', 'shell=', 'whitelist-environment=', 'help', 'version'],
+  },
+  runuser: {
+    short: 'flmpPhVc:g:G:s:u:w:',
+    long: ['command=', 'session-command=', 'fast', 'group=', 'supp-group=', 'login', 'preserve-environment', 'pty', 'shell=', 'user=', 'whitelist-environment=', 'help', 'version'],
+  },
+  script: {
+    short: 'aefqhVc:E:I:O:B:T:t::m:o:',
+    long: ['append', 'command=', 'return', 'echo=', 'flush', 'force', 'quiet', 'log-in=', 'log-out=', 'log-io=', 'log-timing=', 'timing=?', 'logging-format=', 'output-limit=', 'help', 'version'],
+  },
+};
+
+/**
+ * The shell string of `sh -c SCRIPT` (the first operand after all the shell's options), `su -c`,
+ * `runuser -c`, `script -c`, `flock FILE -c`, `sg GROUP [-c] STRING`, if `program` is one of these.
+ */
 export function scriptOf(program: string, args: string[]): string | undefined {
-  const valueOf = (flags: string[]): string | undefined => {
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i] as string;
-      if (a === '--') return undefined;
-      for (const f of flags) {
-        if (a === f) return args[i + 1];
-        if (f.startsWith('--') && a.startsWith(`${f}=`)) return a.slice(f.length + 1);
-      }
-      // Short options run together (`sh -ec 'script'`, `bash -lc …`): the script is the next word.
-      if (flags.includes('-c') && /^-[a-zA-Z]*c[a-zA-Z]*$/.test(a)) return args[i + 1];
+  if (SHELLS.has(program)) {
+    const run = shellInvocation(args);
+    return 'script' in run ? run.script : undefined;
+  }
+  const spec = SU_OPTIONS[program];
+  if (spec) {
+    // util-linux reads these options after operands too (`su root -c …`, `script /dev/null -c …`), as GNU getopt does.
+    for (let from = 0; from < args.length; ) {
+      const parsed = parseOptions(args, spec, from);
+      const command = parsed.options.find((o) => o.name === 'c' || o.name === 'command' || o.name === 'session-command');
+      if (command) return command.value;
+      if (args[parsed.operand - 1] === '--' && parsed.operand > from) return undefined;
+      from = parsed.operand + 1;
     }
     return undefined;
-  };
-  if (SHELLS.has(program)) return valueOf(['-c']);
-  if (program === 'su' || program === 'runuser') return valueOf(['-c', '--command']);
-  if (program === 'flock') return valueOf(['-c', '--command']);
-  if (program === 'env') return valueOf(['-S', '--split-string']);
+  }
+  if (program === 'flock') {
+    const operand = parseOptions(args, WRAPPERS.flock!.options!).operand;
+    return args[operand + 1] === '-c' || args[operand + 1] === '--command' ? args[operand + 2] : undefined;
+  }
+  if (program === 'sg') {
+    const rest = args[0] === '-' ? args.slice(2) : args.slice(1);
+    return rest[0] === '-c' ? rest[1] : rest[0];
+  }
   return undefined;
 }
 
-/** `args` after a wrapper's options (`--` ends them; `valued` options take the next word unless written `--opt=value`). */
+/** `args` after a program's options (`--` ends them; `valued` options take the next word unless written `--opt=value`). */
 export function skipOptions(args: string[], valued: string[]): string[] {
   let i = 0;
   while (i < args.length) {

@@ -8,7 +8,9 @@
  * subshells, blocks, loops, functions, `$(…)`, backticks, `<(…)`, here-documents), every other
  * construct as one command of its own (`if`, `for`, `[[ ]]`, `declare`, a block with a redirection),
  * and what wrappers run: the string of `sh -c` / `bash -c` / `su -c` / `eval` / `watch`, parsed in
- * turn, and the command after `env`, `sudo`, `nice`, `timeout`, `xargs`, `find -exec` and the like.
+ * turn, and the command after `env`, `sudo`, `nice`, `timeout`, `xargs`, `find -exec` and the like
+ * (where their options are read: ./shell-options.ts; where the command may start at several words
+ * when an option is not known, each is a command of the line).
  *
  * A command's words are read as the shell reads them (quotes and escapes removed, `$'…'` decoded).
  * A word the shell builds when it runs (`$x`, `$(…)`, `$((…))`, `{a,b}`, a glob in the program's
@@ -17,8 +19,10 @@
  * array subscript's `$(…)` runs (`test -v 'a[$(…)]'`), arithmetic naming a variable (`$((x))`), a
  * command changing what later ones run (`alias`, `hash -p`, `set -k`), setting a variable that is
  * code or where code is found (`PATH`, `PS4`, `LD_PRELOAD`), a shell reading its input,
- * a wrapper nested too deep. Reading a line is linear in it: no level of nesting is followed
- * past a fixed depth, and no level copies more than the line.
+ * an option whose value a program runs as a command (./shell-programs.ts), a wrapper nested too
+ * deep. Reading a line is linear in it: no level of nesting is followed past a fixed depth, no
+ * level copies more than the line, and the commands of a line hold at most 8 times its bytes
+ * (and 64 KiB): past that the line is uncertain.
  *
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/V3_chap02.html (Shell Command Language)
  * @see https://www.gnu.org/software/bash/manual/bash.html#Shell-Syntax
@@ -26,6 +30,10 @@
  */
 import { createRequire } from 'node:module';
 import { INTEGER_VARIABLES, namesVariable, opacity, SHELLS, scriptOf, shown, skipOptions, variableRisk, WRAPPERS } from './shell-code.js';
+import { MAX_STARTS, wrappedStarts } from './shell-options.js';
+import { wordOf } from './shell-words.js';
+
+export { ansiC } from './shell-words.js';
 
 /** One command a line runs. */
 export interface ShellCommand {
@@ -49,12 +57,14 @@ export interface ShellCommand {
   unknownWords?: number[];
   /** How the line reaches it when it is not a command of the line itself: `sh -c`, `eval`, `sudo`… */
   via?: string;
+  /** Of a command `find -exec` runs: its unknown words are the paths find puts in place of `{}`, which an allow rule's `**` word may stand for. */
+  paths?: true;
 }
 
 /** A parsed line: the commands it runs, or why hoop cannot be sure what it runs. */
 export type ShellLine = { certain: true; commands: ShellCommand[] } | { certain: false; why: string };
 
-/** Lines longer than this are not parsed (reading one takes tens of microseconds a byte, in a worker thread from 512 bytes: ./shell-lines.ts): no allow rule matches them. The gateway's SSH server reads packets of up to 35,000 bytes, so longer lines never reach it. */
+/** Lines longer than this are not parsed (reading one takes 30-100 microseconds a byte; the gateway reads every line in a worker thread: ./shell-lines.ts): no allow rule matches them. The gateway's SSH server reads packets of up to 35,000 bytes, so longer lines never reach it. */
 export const SHELL_LINE_MAX_BYTES = 32 * 1024;
 /**
  * How deep `sh -c "sh -c '…'"` and wrappers (`env nice sudo …`) are followed, and how many commands
@@ -64,6 +74,17 @@ export const SHELL_LINE_MAX_BYTES = 32 * 1024;
  */
 const MAX_DEPTH = 8;
 const MAX_COMMANDS = 4096;
+/** How many bytes of commands a wrapper may run one command of a line may derive, per byte of its text. */
+const DERIVED_PER_BYTE = 8;
+/**
+ * How many bytes of text and source the commands of a line may hold, per byte of the line (and
+ * 64 KiB more): each construct keeps its whole source (`( ( … ) >f ) >f` nests them), so a line past
+ * this is uncertain rather than read into text the judge would match rule by rule.
+ */
+const STORED_PER_BYTE = 8;
+const STORED_SLACK = 64 * 1024;
+/** The bytes the commands of the line being read hold so far, and the most they may. */
+let stored = { used: 0, cap: 0 };
 /**
  * How deep the syntax tree is walked before the line is uncertain: mvdan/sh's parser and walker
  * recurse once per level (`$($($(…)))`, `a && b && …`), and a 32 KiB line could overflow the stack.
@@ -147,16 +168,26 @@ function parseUncached(line: string, login: 'bash' | 'korn'): ShellLine {
 }
 
 const TOO_DEEP = `it nests constructs more than ${MAX_NESTING} levels deep`;
+const STORED_TOO_MUCH = `its constructs and wrappers repeat more of it than hoop reads (over ${STORED_PER_BYTE} times its length)`;
+
+/** Counts `command`'s text and source among what the line's commands hold ({@link stored}). */
+function counted(command: ShellCommand): ShellCommand {
+  stored.used += command.text.length + (command.source === command.text ? 0 : command.source.length);
+  return command;
+}
 
 /** The commands `line` runs in each grammar `login` asks for, if they agree. */
 function readLine(line: string, login: 'bash' | 'korn'): ShellLine {
   const commands: ShellCommand[] = [];
+  const cap = STORED_PER_BYTE * Buffer.byteLength(line) + STORED_SLACK;
+  stored = { used: 0, cap };
   const why = collect(line, 0, undefined, commands);
   if (why !== undefined) return { certain: false, why };
   // The target's login shell may be sh (dash on Debian, ash on Alpine): a line it would run otherwise than bash is not certain.
   for (const other of login === 'korn' ? (['posix', 'korn'] as const) : (['posix'] as const)) {
     const theirs: ShellCommand[] = [];
     grammar = other;
+    stored = { used: 0, cap };
     try {
       const otherWhy = collect(line, 0, undefined, theirs);
       const name = other === 'posix' ? 'a POSIX sh (dash, ash)' : 'the Korn shell';
@@ -216,7 +247,7 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
       const why = evaluates(node, type, sourceOf, stmts[stmts.length - 1]?.command?.program);
       const frame = stmts[stmts.length - 1];
       if (why !== undefined && frame) {
-        if (!frame.command) out.push((frame.command = construct(sourceOf(frame.stmt), via)));
+        if (!frame.command) out.push((frame.command = counted(construct(sourceOf(frame.stmt), via))));
         makeOpaque(frame.command, why);
       }
       path.push(undefined);
@@ -227,7 +258,7 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
     const plain = stmt.Redirs.length === 0 && !stmt.Negated && !stmt.Background && !stmt.Coprocess;
     let command: ShellCommand | undefined;
     if (kind === 'CallExpr') {
-      const words = (stmt.Cmd.Args as Node[]).map((w, i) => wordOf(w, i === 0, sourceOf));
+      const words = (stmt.Cmd.Args as Node[]).map((w, i) => wordOf(w, i === 0, sourceOf, nodeType));
       const program = words[0]?.known ? words[0].text.split('/').pop() : undefined;
       const opaque = opacity(words, program);
       command = {
@@ -239,15 +270,16 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
         ...opaque,
         ...(via ? { via } : {}),
       };
-      out.push(command);
-      failed = command.opaque ? undefined : followWrappers(command.words, depth, out);
+      out.push(counted(command));
+      failed = command.opaque ? undefined : followWrappers(command.words, depth, out, { bytes: DERIVED_PER_BYTE * command.text.length + 64 });
     } else if (kind === 'BinaryCmd' || kind === 'Subshell' || kind === 'Block') {
       // Their commands are Stmts of their own; only a redirection, `&` or `!` on the whole is a command here.
-      if (!plain) out.push((command = construct(sourceOf(stmt), via)));
+      if (!plain) out.push((command = counted(construct(sourceOf(stmt), via))));
     } else {
-      out.push((command = construct(sourceOf(stmt), via)));
+      out.push((command = counted(construct(sourceOf(stmt), via))));
     }
     if (out.length > MAX_COMMANDS) failed = `it runs more than ${MAX_COMMANDS} commands`;
+    if (failed === undefined && stored.used > stored.cap) failed = STORED_TOO_MUCH;
     if (failed !== undefined) return false;
     const frame: Frame = { stmt, ...(command ? { command } : {}) };
     path.push(frame);
@@ -304,7 +336,7 @@ function evaluates(node: Node, type: string, sourceOf: (n: Node) => string, prog
     case 'Assign': {
       const name: string | undefined = node.Name?.Value;
       // The value matters only to an integer variable (`RANDOM=42` is a seed); a name alone (`export PATH`) or an array may hold anything.
-      const value = () => (node.Value ? wordOf(node.Value, false, sourceOf) : node.Naked || node.Array ? undefined : { text: '', known: true });
+      const value = () => (node.Value ? wordOf(node.Value, false, sourceOf, nodeType) : node.Naked || node.Array ? undefined : { text: '', known: true });
       // `IFS=… read` splits only what read reads (`while IFS= read -r line`).
       const splitsInput = name === 'IFS' && (program === 'read' || program === 'mapfile' || program === 'readarray');
       const risk = name !== undefined && !splitsInput ? variableRisk(name, INTEGER_VARIABLES.has(name) ? value() : undefined) : undefined;
@@ -337,28 +369,51 @@ function construct(source: string, via: string | undefined): ShellCommand {
 
 /**
  * The commands a wrapper among `words` (a command `depth` levels in) runs, added to `out` (marked
- * with how they are reached). Each level copies at most the words it has and follows at most
- * {@link MAX_DEPTH} levels: a command wrapped deeper is opaque, so following is linear in the line.
+ * with how they are reached). Each level copies at most the words it has, at most {@link MAX_DEPTH}
+ * levels are followed, and the words copied for one command of the line are at most
+ * {@link DERIVED_PER_BYTE} times its text (`budget`): a command wrapped deeper, or past that, is
+ * opaque, so following is linear in the line.
  */
-function followWrappers(words: string[], depth: number, out: ShellCommand[]): string | undefined {
+function followWrappers(words: string[], depth: number, out: ShellCommand[], budget: { bytes: number }): string | undefined {
   const program = words[0]?.split('/').pop() ?? '';
   const args = words.slice(1);
-  const derived = (rest: string[], via: string, readsArgs = false): string | undefined => {
-    if (rest.length === 0) return undefined;
+  /** Adds the command `rest` (`certain`: it is the one the wrapper runs, not one it may run) and follows it. */
+  const derived = (rest: string[], via: string, how: { readsArgs?: boolean; certain?: boolean; paths?: boolean } = {}): string | undefined => {
+    // Past the budget, one opaque command stands for the rest (every deny rule matches it).
+    if (rest.length === 0 || budget.bytes < 0) return undefined;
     const program = rest[0]?.split('/').pop() ?? '';
+    const text = rest.join(' ');
+    budget.bytes -= text.length;
+    // find puts the paths it finds in place of `{}` (in any word, GNU find): such a word is built when it runs.
+    const filled = how.paths ? rest.flatMap((w, i) => (i > 0 && w.includes('{}') ? [i] : [])) : [];
     const opaque =
-      depth + 1 > MAX_DEPTH
-        ? { opaque: `it is wrapped in more than ${MAX_DEPTH} commands (${via}…)` }
-        : readsArgs
+      depth + 1 > MAX_DEPTH || budget.bytes < 0
+        ? { opaque: `it is wrapped in more than ${MAX_DEPTH} commands, or in more than hoop follows (${via}…)` }
+        : how.readsArgs
           ? { opaque: `${via} adds words it reads from its input` }
           : opacity(
-              rest.map((text) => ({ text, known: true })),
+              rest.map((w, i) => ({ text: w, known: !filled.includes(i) })),
               program,
             );
-    out.push({ words: rest, text: rest.join(' '), source: rest.join(' '), program, simple: false, ...opaque, via });
-    return opaque.opaque !== undefined ? undefined : followWrappers(rest, depth + 1, out);
+    out.push(
+      counted({
+        words: rest,
+        text,
+        source: text,
+        program,
+        simple: how.certain === true && opaque.opaque === undefined,
+        ...opaque,
+        ...(filled.length > 0 && opaque.unknownWords ? { paths: true as const } : {}),
+        via,
+      }),
+    );
+    return opaque.opaque !== undefined && !(filled.length > 0 && opaque.unknownWords) ? undefined : followWrappers(rest, depth + 1, out, budget);
   };
-  if (program === 'eval') return args.length ? collect(args.join(' '), depth + 1, 'eval', out) : undefined;
+  if (program === 'eval') {
+    // bash and ksh read a first `--` as the end of eval's options (dash runs a command `--`).
+    const code = args[0] === '--' ? args.slice(1) : args;
+    return code.length ? collect(code.join(' '), depth + 1, 'eval', out) : undefined;
+  }
   if (program === 'watch') {
     const rest = skipOptions(args, ['-n', '--interval', '-d', '--differences', '-q', '--equexit']);
     return rest.length ? collect(rest.join(' '), depth + 1, 'watch', out) : undefined;
@@ -374,74 +429,53 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[]): st
   if (program === 'find') {
     for (let i = 0; i < args.length; i++) {
       if (!['-exec', '-execdir', '-ok', '-okdir'].includes(args[i] as string)) continue;
+      // The command ends at a `;`, or at a `+` right after a `{}`: each word is in one command.
       let end = i + 1;
-      while (end < args.length && args[end] !== ';' && args[end] !== '+') end++;
-      const why = derived(args.slice(i + 1, end), `find ${args[i]}`);
+      while (end < args.length && args[end] !== ';' && !(args[end] === '+' && args[end - 1] === '{}')) end++;
+      const why = derived(args.slice(i + 1, end), `find ${args[i]}`, { certain: true, paths: true });
       if (why) return why;
-      // The command ends at its `;` or `+`: each word is in one command.
       i = end;
     }
     return undefined;
   }
-  const wrapper = WRAPPERS[program];
-  if (!wrapper) return undefined;
-  const rest = skipOptions(args, wrapper.valued ?? []);
-  let first = 0;
-  // env and sudo read each word with a `=` before the command as an assignment, whatever its name.
-  if (wrapper.assignments) while (rest[first]?.includes('=')) first++;
-  return derived(rest.slice(first + (wrapper.operands ?? 0)), program, wrapper.stdinArgs === true);
-}
-
-/**
- * A word's text as the shell passes it, and whether that text is known before the line runs.
- * @see https://www.gnu.org/software/bash/manual/bash.html#Quoting
- */
-function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string): { text: string; known: boolean } {
-  let text = '';
-  let known = true;
-  /** The word with each quoted or escaped piece as a plain letter: what bash's brace expansion sees. */
-  let shape = '';
-  for (const part of word.Parts as Node[]) {
-    const kind = nodeType(part);
-    shape += kind === 'Lit' ? (part.Value as string).replace(/\\./gs, 'q') : 'q';
-    if (kind === 'Lit') {
-      const value = part.Value as string;
-      // A glob in the program's name picks a file.
-      if (isProgram && /(^|[^\\])([*?]|\[[^\]]*\])/.test(value)) known = false;
-      text += value.replace(/\\(.)/gs, '$1');
-    } else if (kind === 'SglQuoted') {
-      text += part.Dollar ? ansiC(part.Value) : part.Value;
-    } else if (kind === 'DblQuoted') {
-      for (const inner of part.Parts as Node[]) {
-        if (nodeType(inner) === 'Lit') text += (inner.Value as string).replace(/\\([$`"\\\n])/g, (_m, c: string) => (c === '\n' ? '' : c));
-        else {
-          known = false;
-          text += sourceOf(inner);
-        }
-      }
-    } else {
-      known = false;
-      text += sourceOf(part);
-    }
+  if (program === 'capsh') {
+    // capsh runs what follows `--` with its shell (bash, or `--shell=`).
+    const end = args.indexOf('--');
+    const shell = args.findLast((a, i) => a.startsWith('--shell=') && (end < 0 || i < end))?.slice('--shell='.length) ?? '/bin/bash';
+    return end < 0 ? undefined : derived([shell, ...args.slice(end + 1)], 'capsh', { certain: args.slice(0, end).every((a) => a.startsWith('--') && a !== '==') });
   }
-  // Brace expansion makes several words (`r{m,}` is `rm r`, `{'a',../b}` is `a ../b`), whatever of it is quoted;
-  // an unquoted tilde at a word's start, or after `=` or `:` (bash expands `a=~` even in an argument), is a home directory.
-  if (/\{[^{}]*(,|\.\.)[^{}]*\}/.test(shape) || /(^|[=:])~/.test(shape)) known = false;
-  return { text, known };
-}
-
-const C_ESCAPES: Record<string, string> = { a: '\x07', b: '\b', e: '\x1b', E: '\x1b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', "'": "'", '"': '"', '?': '?' };
-
-/** The text of a `$'…'` string (bash's ANSI-C quoting). */
-export function ansiC(value: string): string {
-  return value.replace(/\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|c.|.)/gs, (whole, e: string) => {
-    if (e[0] === 'x' && e.length > 1) return String.fromCharCode(Number.parseInt(e.slice(1), 16));
-    if ((e[0] === 'u' || e[0] === 'U') && e.length > 1) {
-      const code = Number.parseInt(e.slice(1), 16);
-      return code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+  if (program === 'ip') {
+    // `ip [options] netns exec NAME command…` (any abbreviation, `-all` without NAME): the command may start at any word after `exec`.
+    const ns = args.findIndex((a) => a.length >= 3 && 'netns'.startsWith(a));
+    const exec = ns < 0 ? -1 : args.findIndex((a, i) => i > ns && a.length >= 1 && 'exec'.startsWith(a));
+    if (exec < 0) return undefined;
+    for (let start = exec + 1, n = 0; start < args.length && n < MAX_STARTS; start++, n++) {
+      const why = derived(args.slice(start), 'ip netns exec');
+      if (why) return why;
     }
-    if (/^[0-7]/.test(e)) return String.fromCharCode(Number.parseInt(e, 8) & 0xff);
-    if (e[0] === 'c' && e.length === 2) return String.fromCharCode((e.charCodeAt(1) & 0x1f) >>> 0);
-    return C_ESCAPES[e] ?? whole;
-  });
+    return undefined;
+  }
+  if (!Object.hasOwn(WRAPPERS, program)) return undefined;
+  const { starts, certain, beyond } = wrappedStarts(program, args);
+  const stdinArgs = WRAPPERS[program]!.stdinArgs === true;
+  for (const start of starts) {
+    const why = derived(args.slice(start), program, { readsArgs: stdinArgs, certain });
+    if (why) return why;
+  }
+  if (beyond && budget.bytes >= 0) {
+    const rest = args.slice(starts.at(-1)! + 1);
+    const text = rest.join(' ');
+    budget.bytes -= text.length;
+    out.push(
+      counted({
+        words: rest,
+        text,
+        source: text,
+        simple: false,
+        opaque: `it is run by ${program}, whose options hoop cannot all read (one may take a value), and may start past the ${MAX_STARTS}th word after them`,
+        via: program,
+      }),
+    );
+  }
+  return undefined;
 }

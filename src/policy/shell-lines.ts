@@ -1,18 +1,17 @@
 /**
- * Shell lines as the login shell reads them, read once per line and never on the event loop when
- * long: the parser (mvdan-sh, compiled from Go) walks a line at tens of microseconds a byte, so a
- * 32 KiB command would stall every session of the process for seconds. {@link readShellLine}
- * reads a line of {@link OFF_LOOP_BYTES} or more in one worker thread (lines queued, one at a
- * time), a shorter one at once; {@link shellLineOf} then answers from what was read (the judge,
- * the file-transfer check and the channel all ask of the same command).
+ * Shell lines as the login shell reads them, read once per line, and by the gateway never on the
+ * event loop: the parser (mvdan-sh, compiled from Go) walks a line at 30-100 microseconds a byte,
+ * so even a 511-byte command would hold every session of the process for a tenth of a second, and
+ * a 32 KiB one for seconds. {@link readShellLine} reads every line in one worker thread (lines
+ * queued, one at a time); {@link shellLineOf} then answers from what was read (the judge, the
+ * file-transfer check and the channel all ask of the same command), and reads on the calling
+ * thread a line nobody read first (the client side's own checks, tests).
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
 import { LazyWorker, startWorker } from '../worker-thread.js';
 import { loginShellGrammar, parseShellLine, type ShellLine } from './shell-line.js';
 
-/** Lines this long or longer are read in the worker (a few milliseconds of parsing on the event loop at most). */
-export const OFF_LOOP_BYTES = 512;
 /** How many lines read are kept for the questions that follow (the latest ones). */
 const KEPT = 32;
 
@@ -79,12 +78,13 @@ function next(): void {
   w.postMessage(job.message);
 }
 
-/** Reads `command` (a long one in the worker) so that {@link shellLineOf} answers at once. */
+/** Reads `command` in the worker so that {@link shellLineOf} answers at once. */
 export async function readShellLine(command: string, loginShell: string | undefined): Promise<ShellLine> {
   const key = keyOf(command, loginShell);
   const known = read.get(key);
   if (known) return known;
-  if (Buffer.byteLength(command) < OFF_LOOP_BYTES) return keep(key, shellLineNow(command, loginShell));
+  // A login shell hoop does not model makes every line uncertain, unread.
+  if ('why' in loginShellGrammar(loginShell)) return keep(key, shellLineNow(command, loginShell));
   const line = await new Promise<ShellLine>((resolve) => {
     queue.push({ message: { id: ++seq, command, loginShell }, resolve });
     next();

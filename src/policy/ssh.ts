@@ -26,7 +26,9 @@
  * allows by `commands` or `patterns` matches only *simple* commands — words known before the line
  * runs, with no assignments, redirections, `&` or substitutions — so `ls *` does not admit
  * `ls; rm x`, `ls $(rm x)` or `ls > f`; `shellSyntax: allow` opts a rule into matching the whole
- * line as sent instead. A deny or review rule with `commands` or `patterns` also matches a command
+ * line as sent instead. A command the line runs through a wrapper (`sudo`, `sh -c`, `find -exec`,
+ * `xargs`) is judged as a command of the line: allow rules must admit it too, else the default
+ * decides. A deny or review rule with `commands` or `patterns` also matches a command
  * whose words hoop cannot read before it runs (`$x`, `$(…)` as a word, `r{m,}`) wherever some text
  * in their place would make it match (`rm -rf $X` for `rm -rf *`, not `ls -d $HOME`), and every
  * command whose program or code is unknown (`$x -rf /`, `eval "$x"`, `fish -c …`, and code the
@@ -204,16 +206,18 @@ export class SshJudge {
       return mostRestrictive(verdicts) as SshVerdict;
     }
     const single = parsed.commands.length === 1;
+    // A command the line runs through a wrapper (`sudo`, `sh -c`, `find -exec`, `xargs`) is a command of the line: allow rules must admit it too, else the default decides.
     for (const command of parsed.commands) {
       const derived = command.via !== undefined;
       const matching: SshVerdict[] = [];
+      const source = command.source === command.text ? command.text : command.source.replace(/\s+/g, ' ').trim();
       for (const c of rules) {
         if (c.wholeLine) {
-          if (wholeLine.includes(c) && (c.rule.action !== 'allow' || !derived)) matching.push(this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command line`));
+          if (wholeLine.includes(c)) matching.push(this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command line`));
           continue;
         }
-        const how = matches(c, command);
-        if (how === undefined || (derived && c.rule.action === 'allow')) continue;
+        const how = matches(c, command, source);
+        if (how === undefined) continue;
         const what = single ? 'this command' : `${quoted(command)}, which this command line runs${derived ? ` (through ${command.via})` : ''}`;
         matching.push(
           this.#verdict(
@@ -224,7 +228,7 @@ export class SshJudge {
       }
       const verdict = mostRestrictive(matching);
       if (verdict) verdicts.push(verdict);
-      else if (!derived) verdicts.push(this.#byDefault(single ? 'no ssh rule matches' : `no ssh rule matches ${quoted(command)}, which this command line runs`));
+      else verdicts.push(this.#byDefault(single ? 'no ssh rule matches' : `no ssh rule matches ${quoted(command)}, which this command line runs${derived ? ` (through ${command.via})` : ''}`));
     }
     // Last, so that of equal decisions the one naming a command of the line is said.
     verdicts.push(...asSent);
@@ -279,13 +283,19 @@ function matchesText(c: CompiledRule, text: string): boolean {
  * what it runs is unknown, else where its globs and patterns match with each unknown word read as
  * any text (`ls -d $HOME` is no `rm -rf *`; `rm -rf $X` may be).
  */
-function matches(c: CompiledRule, command: ShellCommand): 'yes' | 'opaque' | undefined {
+function matches(c: CompiledRule, command: ShellCommand, source: string): 'yes' | 'opaque' | undefined {
   if (!c.commands && !c.patterns) return 'yes';
   if (c.rule.action === 'allow') {
+    if (command.paths && command.unknownWords && c.arguments && !c.patterns) {
+      // The paths `find -exec` puts in place of `{}`: only a `**` word of the glob stands for any text (a `*` matches no word with a glob character).
+      const unknown = new Set(command.unknownWords);
+      const words = command.words.map((w, i) => (unknown.has(i) ? '*' : w));
+      return c.arguments.some((matches) => matches(words)) ? 'yes' : undefined;
+    }
     const byArguments = !c.arguments || c.arguments.some((matches) => matches(command.words));
     return command.simple && byArguments && (!c.patterns || c.patterns.some((r) => r.test(command.text))) ? 'yes' : undefined;
   }
-  if (matchesText(c, command.text) || matchesText(c, command.source.replace(/\s+/g, ' ').trim())) return 'yes';
+  if (matchesText(c, command.text) || (source !== command.text && matchesText(c, source))) return 'yes';
   if (!command.opaque) return undefined;
   if (!command.unknownWords) return 'opaque';
   const unknown = new Set(command.unknownWords);

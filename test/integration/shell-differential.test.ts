@@ -203,6 +203,40 @@ describe('hoop reads a line as the shells it models run it', () => {
     expect(missed).toEqual([]);
   }, 60_000);
 
+  it('reads the script a shell runs as the shells read their options, and a shell reading its input as unknown code (issue 72, second attack)', () => {
+    /**
+     * Lines that run `rm -rf victim` (the stub) in the shells named: a shell's `-c` script is the
+     * first operand after all its options (`--`, `-e`, `-o errexit` before it), `eval --` runs
+     * the rest (bash and the Korn shells), a shell whose script file is its input reads the code
+     * from the pipe, and bash runs a name `BASH_CMDS` maps. Each rm a shell ran must be one hoop
+     * named with its words, or a command hoop said it cannot know.
+     */
+    const all = ['bash', 'dash', 'ash', 'ksh', 'mksh'];
+    const cases: Array<{ line: string; runs: string[] }> = [
+      { line: "/bin/sh -c -- 'rm -rf victim'", runs: all },
+      { line: "/bin/bash -c -e 'rm -rf victim'", runs: all },
+      { line: "/bin/sh -c -o errexit 'rm -rf victim'", runs: all },
+      { line: "/bin/sh -c -e -- 'rm -rf victim' x", runs: all },
+      { line: "eval -- 'rm -rf victim'", runs: ['bash', 'ksh', 'mksh'] },
+      { line: "echo 'rm -rf victim' | /bin/sh -", runs: all },
+      { line: "echo 'rm -rf victim' | /bin/sh /dev/stdin", runs: ['bash', 'dash', 'ash', 'mksh'] },
+      { line: "echo 'rm -rf victim' | /bin/bash /dev/fd/0", runs: ['bash', 'dash', 'ash', 'mksh'] },
+      { line: `BASH_CMDS=${stubs}/rm; 0 -rf victim`, runs: ['bash'] },
+    ];
+    const missed: string[] = [];
+    for (const [n, { line, runs }] of cases.entries())
+      for (const shell of SHELLS.filter((s) => all.includes(s.name))) {
+        const ran = runIn(shell, line, 3000 + n * 10 + all.indexOf(shell.name)).filter((words) => words[0] === 'rm');
+        if (runs.includes(shell.name) && ran.length === 0) missed.push(`${shell.name} did not run rm for ${JSON.stringify(line)}`);
+        const grammar = loginShellGrammar(shell.name);
+        if ('why' in grammar) throw new Error(grammar.why);
+        const parsed = parseShellLine(line, grammar.grammar);
+        if (parsed.certain && ran.some((words) => !parsed.commands.some((c) => accounts(c, words))))
+          missed.push(`${shell.name} ran rm for ${JSON.stringify(line)}, which hoop read as ${JSON.stringify(parsed.commands.map((c) => c.text))}`);
+      }
+    expect(missed).toEqual([]);
+  }, 60_000);
+
   it('has each shell it names installed (Debian packages in CI)', () => {
     expect(SHELLS.map((s) => s.name)).toEqual(['bash', 'dash', 'ash', 'ksh', 'mksh', 'zsh', 'fish', 'tcsh']);
     expect(execFileSync('/bin/busybox', ['ash', '-c', 'echo ok'], { encoding: 'utf8' })).toBe('ok\n');

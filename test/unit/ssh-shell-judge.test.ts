@@ -45,12 +45,8 @@ describe('the commands a line runs', () => {
     expect(texts('ls -l \'a b\' "c\\$d" e\\ f')).toEqual(['ls -l a b c$d e f']);
     expect(texts('ls; cat x | grep y && echo $(id) > f')).toEqual(['ls', 'cat x', 'grep y', 'echo $(id) (not simple)', 'id']);
     expect(texts('cat <<EOF\n`id`\nEOF')).toEqual(['cat (not simple)', 'id']);
-    expect(texts("sudo -u root sh -c 'rm -rf /x; touch y'")).toEqual([
-      'sudo -u root sh -c rm -rf /x; touch y',
-      'sh -c rm -rf /x; touch y (not simple) via sudo',
-      'rm -rf /x via sh -c',
-      'touch y via sh -c',
-    ]);
+    // The command a wrapper runs is simple when its words are known (#72(2): allow rules judge it as a command of the line).
+    expect(texts("sudo -u root sh -c 'rm -rf /x; touch y'")).toEqual(['sudo -u root sh -c rm -rf /x; touch y', 'sh -c rm -rf /x; touch y via sudo', 'rm -rf /x via sh -c', 'touch y via sh -c']);
     expect(texts('find . -name x -exec rm {} +')).toEqual(['find . -name x -exec rm {} +', 'rm {} (not simple) via find -exec']);
     expect(texts('X=1 ls')).toEqual(['ls (not simple)']);
     expect(texts('for f in a; do ls $f; done')).toEqual(['for f in a; do ls $f; done (not simple)', 'ls $f (not simple)']);
@@ -440,6 +436,249 @@ describe('builtins, arithmetic, aliases and variables that run code hoop cannot 
   }, 120_000);
 });
 
+describe('wrappers, shells and programs that run code a line gives them (issue 72, second attack)', () => {
+  const NO_RM = `    - { name: no-rm-rf, match: { commands: ["rm -rf *"] }, action: deny }\n${NO_RECURSIVE_RM}`;
+  /** Each runs `rm -rf /srv/victim` (confirmed in real shells and programs). */
+  const RUNS_RM: Record<string, string[]> = {
+    // 1: a shell's -c script is its first operand after all its options.
+    shellOptions: [
+      "sh -c -- 'rm -rf /srv/victim'",
+      "bash -c -e 'rm -rf /srv/victim'",
+      "sh -c -o errexit 'rm -rf /srv/victim'",
+      "nohup sh -c -- 'rm -rf /srv/victim'",
+      "find . -exec sh -c -- 'rm -rf /srv/victim' \\;",
+      "sudo -n -- sh -c -- 'rm -rf /srv/victim'",
+      "bash -T -c 'rm -rf /srv/victim'",
+    ],
+    // 2: eval's first `--` ends its options (bash, ksh).
+    eval: ["eval -- 'rm -rf /srv/victim'"],
+    // 3: a shell whose script file is its input reads its input.
+    input: [
+      "echo 'rm -rf /srv/victim' | sh -",
+      "echo 'rm -rf /srv/victim' | sh /dev/stdin",
+      "echo 'rm -rf /srv/victim' | bash /dev/fd/0",
+      "echo 'rm -rf /srv/victim' | bash /proc/self/fd/0",
+      "echo 'rm -rf /srv/victim' | sh //dev/./stdin",
+    ],
+    // 4: env -S splits its string by its own rules.
+    envSplit: ["env -S'rm -rf /srv/victim'", "env -S 'rm\\_-rf\\_/srv/victim'", "env --split-string='rm -rf /srv/victim'", "env -iS'rm -rf /srv/victim'", "env --sp='rm -rf /srv/victim'"],
+    // 5: an option a wrapper's table does not know may take the next word as its value.
+    unknownOptions: ['setpriv --pdeathsig TERM rm -rf /srv/victim', 'unshare -w /tmp rm -rf /srv/victim', 'strace -P /tmp rm -rf /srv/victim', 'sudo --some-new-option x rm -rf /srv/victim'],
+    // 6: wrappers hoop did not know, and options whose value a program runs as a command.
+    wrappers: [
+      "script -qc 'rm -rf /srv/victim' /dev/null",
+      "script /dev/null -c 'rm -rf /srv/victim'",
+      'setarch x86_64 rm -rf /srv/victim',
+      'x86_64 rm -rf /srv/victim',
+      'prlimit --nofile=100 rm -rf /srv/victim',
+      'taskset -c 0 rm -rf /srv/victim',
+      'ionice -c 3 rm -rf /srv/victim',
+      'chrt -b 0 rm -rf /srv/victim',
+      'numactl --localalloc rm -rf /srv/victim',
+      'cgexec -g cpu:x rm -rf /srv/victim',
+      'stdbuf -oL rm -rf /srv/victim',
+      'unbuffer rm -rf /srv/victim',
+      'chroot / rm -rf /srv/victim',
+      'nsenter -t 1 -m rm -rf /srv/victim',
+      'ip netns exec x rm -rf /srv/victim',
+      "capsh -- -c 'rm -rf /srv/victim'",
+      "sg adm 'rm -rf /srv/victim'",
+      "sg adm -c 'rm -rf /srv/victim'",
+      'busybox rm -rf /srv/victim',
+      'toybox rm -rf /srv/victim',
+      '/usr/bin/time -f %e rm -rf /srv/victim',
+      'daemonize /bin/rm -rf /srv/victim',
+      'firejail --quiet rm -rf /srv/victim',
+      'newgrp adm',
+      'script -q /dev/null',
+    ],
+    programOptions: [
+      "git -c core.pager='rm -rf /srv/victim' log",
+      "git -c alias.x='!rm -rf /srv/victim' x",
+      "git -c core.sshCommand='rm -rf /srv/victim' fetch",
+      'git --config-env=core.pager=X log',
+      "git ls-remote --upload-pack='rm -rf /srv/victim' .",
+      "git rebase -x 'rm -rf /srv/victim' HEAD~1",
+      'git bisect run rm -rf /srv/victim',
+      "git submodule foreach 'rm -rf /srv/victim'",
+      "git config core.pager 'rm -rf /srv/victim'",
+      "ssh -o ProxyCommand='rm -rf /srv/victim' x",
+      "ssh -oLocalCommand='rm -rf /srv/victim' -oPermitLocalCommand=yes x",
+      "scp -S 'rm' -rf /srv/victim x:",
+      "rsync -e 'rm -rf /srv/victim' a b:",
+      "rsync -avze 'rm -rf /srv/victim' a b:",
+      "sed -n '1e rm -rf /srv/victim' /etc/hostname",
+      "sed -e 's/.*/rm -rf \\/srv\\/victim/e' /etc/hostname",
+      "sed '1!G;$e rm -rf /srv/victim' f",
+      'awk \'BEGIN{system("rm -rf /srv/victim")}\'',
+      'awk \'BEGIN{print "x" | "sh"}\'',
+      "tar -cf /dev/null /etc/hostname --checkpoint=1 --checkpoint-action=exec='rm -rf /srv/victim'",
+      "tar -xf a.tar --to-command='rm -rf /srv/victim'",
+      "tar -cIf 'rm -rf /srv/victim' a.tar dir",
+      "tar --use-compress-program='rm -rf /srv/victim' -cf a.tar dir",
+      "sort --compress-program='rm -rf /srv/victim' -S 1 f",
+      "zip -TT 'rm -rf /srv/victim' a.zip f",
+      "man -P 'rm -rf /srv/victim' ls",
+      "less '+!rm -rf /srv/victim' f",
+      "vim -c '!rm -rf /srv/victim' f",
+      "vi '+!rm -rf /srv/victim' f",
+      'start-stop-daemon -S -x /bin/rm -- -rf /srv/victim',
+      "make 'X:=$(shell rm -rf /srv/victim)'",
+      "tmux new -d 'rm -rf /srv/victim'",
+      'screen -dm rm -rf /srv/victim',
+      "echo 'rm -rf /srv/victim' | at now",
+    ],
+    // 7: variables bash reads as code.
+    variables: [
+      'BASH_CMDS=/bin/rm; 0 -rf /srv/victim',
+      'BASH_CMDS[x]=/bin/rm; x -rf /srv/victim',
+      'BASH_ALIASES[x]=rm; x -rf /srv/victim',
+      "LESS='+!rm -rf /srv/victim' less f",
+      "TAR_OPTIONS='--to-command=rm' tar xf a.tar",
+    ],
+  };
+  /** An allow rule per program these lines start, as a reader might write for an allow list. */
+  const programs = [
+    ...['sh', 'bash', 'nohup', 'find', 'sudo', 'eval', 'echo', 'env', 'setpriv', 'unshare', 'strace', 'script', 'setarch', 'x86_64', 'prlimit', 'taskset', 'ionice', 'chrt', 'numactl', 'cgexec'],
+    ...['stdbuf', 'nice', 'unbuffer', 'chroot', 'nsenter', 'ip', 'capsh', 'sg', 'busybox', 'toybox', '/usr/bin/time', 'daemonize', 'firejail', 'newgrp', 'git', 'ssh', 'scp', 'rsync', 'sed', 'awk'],
+    ...['tar', 'sort', 'zip', 'man', 'less', 'vim', 'vi', 'start-stop-daemon', 'make', 'tmux', 'screen', 'at', 'xargs', 'timeout', 'ls', '0', 'x'],
+  ];
+  const ALLOW_PROGRAMS = `    - { name: programs, match: { commands: ${JSON.stringify(programs.map((p) => `${p} **`))} }, action: allow }\n`;
+
+  it('refuses each by a deny glob and the docs rm pattern, and admits none by allow rules for the programs', async () => {
+    const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RM}`);
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_PROGRAMS}`);
+    const admitted: string[] = [];
+    for (const [finding, lines] of Object.entries(RUNS_RM))
+      for (const line of lines)
+        for (const shell of ['bash', '/bin/sh', '/bin/ksh'])
+          for (const [name, judge] of [
+            ['deny list', denyList],
+            ['allow list', allowList],
+          ] as const) {
+            const verdict = judge.decide({ kind: 'exec', command: line }, shell);
+            // newgrp and `script` alone run what the client types, which no deny rule can see: the allow list refuses them, the deny list's default allows.
+            if (verdict.action === 'allow' && !(name === 'deny list' && /^(newgrp|script -q)/.test(line))) admitted.push(`${finding} (${name}, ${shell}): ${JSON.stringify(line)}`);
+          }
+    expect(admitted).toEqual([]);
+    const globOnly = await judgeOf(`  default: allow\n  rules:\n    - { name: no-rm-rf, match: { commands: ["rm -rf *"] }, action: deny }\n`);
+    expect(globOnly.decide({ kind: 'exec', command: "sh -c -- 'rm -rf /srv/victim'" }, 'bash')).toMatchObject({ action: 'deny', reason: expect.stringContaining('`rm -rf /srv/victim`') });
+    expect(denyList.decide({ kind: 'exec', command: 'echo x | sh /dev/stdin' }, 'bash').reason).toMatch(/it runs commands it reads from its input/);
+    expect(denyList.decide({ kind: 'exec', command: "env -S'rm -rf /srv/victim'" }, 'bash').reason).toMatch(/env splits the string by its own rules/);
+    expect(denyList.decide({ kind: 'exec', command: "git -c core.pager='rm -rf /srv/victim' log" }, 'bash').reason).toMatch(/an option whose value a program runs as a command \(`git -c`\)/);
+  });
+
+  it('keeps the harmless spellings allowed, by allow rules for each command they run', async () => {
+    const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RM}`);
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_PROGRAMS}`);
+    for (const line of [
+      "sh -c 'ls'",
+      "sh -c -e 'ls /srv'",
+      "bash -o pipefail -c 'ls | ls'",
+      'sudo -u app ls',
+      'sudo -nu app -- ls -l /tmp',
+      'find . -name x',
+      'find . -name x -exec ls \\;',
+      'git log',
+      'git -C /srv/app log --oneline -n 5',
+      'git config --get user.name',
+      'tar -cf a.tar dir',
+      'tar xzf a.tgz',
+      'sed -n 1p f',
+      "sed 's/hello/world/g; /^#/d' f",
+      "sed -e '1i header' -e '$a footer' f",
+      "awk '{print $1}' f",
+      'awk -F: \'$3 > 1000 || $1 == "x" {print $1}\' /etc/passwd',
+      'env LANG=C ls',
+      'env -i LANG=C ls',
+      'timeout 5 ls',
+      'nice -n 5 ls',
+      'setarch x86_64 -R ls',
+      'ionice -c 3 ls',
+      'ssh -o ConnectTimeout=5 x uptime',
+      'rsync -av a/ b/',
+      'rsync --server --sender -e.LsfxC . /tmp/x',
+      'sort -u f',
+      'man ls',
+      'less +G f',
+      'vim +10 f',
+      'tmux ls',
+      'eval -- ls',
+    ])
+      for (const [name, judge] of [
+        ['deny list', denyList],
+        ['allow list', allowList],
+      ] as const)
+        expect(judge.decide(exec(line), 'bash'), `${name}: ${line}`).toMatchObject({ action: 'allow' });
+    // find puts paths in place of `{}`: a deny glob sees what they may be (`rm -rf /srv/*` refuses `find /srv -exec rm -rf {} \;`; `ls -l {}` is no `rm -rf *`).
+    const globs = await judgeOf(`  default: allow\n  rules:\n    - { name: no-rm-srv, match: { commands: ["rm -rf /srv/*"] }, action: deny }\n`);
+    expect(globs.decide(exec('find . -name "*.log" -exec ls -l {} +'), 'bash')).toMatchObject({ action: 'allow' });
+    expect(globs.decide(exec('find /srv -exec rm -rf {} \\;'), 'bash')).toMatchObject({ action: 'deny', rule: 'no-rm-srv' });
+  });
+
+  it('judges a command a wrapper runs as a command of the line: allow rules must admit it, else the default decides', async () => {
+    const judge = await judgeOf(
+      `  default: deny\n  rules:\n    - { name: tools, match: { commands: ["find **", "xargs **", "timeout **", "env **", "sudo **", "sh **"] }, action: allow }\n    - { name: reads, match: { commands: ["ls", "ls *"] }, action: allow }\n`,
+    );
+    const decide = (line: string) => judge.decide({ kind: 'exec', command: line }, 'bash');
+    for (const line of [
+      'find . -exec rm -rf /srv/victim \\;',
+      'echo /srv/victim | xargs rm -rf',
+      'timeout 5 rm -rf /srv/victim',
+      'env rm -rf /srv/victim',
+      'sudo rm -rf /srv/victim',
+      "sh -c 'rm -rf /srv/victim'",
+    ])
+      expect(decide(line), line).toMatchObject({ action: 'deny', reason: expect.stringMatching(/no ssh rule matches `rm -rf.*\(through .*\); the default is deny/) });
+    for (const line of ['find . -exec ls \\;', 'timeout 5 ls x', 'env ls', 'sudo ls', "sh -c 'ls'"]) expect(decide(line), line).toMatchObject({ action: 'allow' });
+    // find puts the paths it finds in place of `{}`: only a `**` word stands for them (`ls *` holds one path segment).
+    expect(decide('find / -exec ls {} \\;')).toMatchObject({ action: 'deny' });
+    const wide = await judgeOf(`  default: deny\n  rules:\n    - { name: tools, match: { commands: ["find **", "ls **"] }, action: allow }\n`);
+    expect(wide.decide({ kind: 'exec', command: 'find . -exec ls {} \\;' }, 'bash')).toMatchObject({ action: 'allow' });
+    expect(wide.decide({ kind: 'exec', command: 'find . -exec rm {} \\;' }, 'bash')).toMatchObject({ action: 'deny' });
+    // A whole-line rule covers what the line runs through its wrappers too.
+    const whole = await judgeOf(`  default: deny\n  rules:\n    - { name: deploy, match: { commands: ["sudo -u app ./deploy.sh *"], shellSyntax: allow }, action: allow }\n`);
+    expect(whole.decide({ kind: 'exec', command: 'sudo -u app ./deploy.sh v2' }, 'bash')).toMatchObject({ action: 'allow', rule: 'deploy' });
+  });
+
+  it('reads where a wrapper with options it does not know may start its command: at each of the next 8 words, past them opaque', () => {
+    const commands = (line: string) => {
+      const p = parseShellLine(line);
+      return p.certain ? p.commands.map((c) => `${c.text}${c.simple ? '' : ' (not simple)'}${c.opaque ? ' (opaque)' : ''}`) : [p.why];
+    };
+    expect(commands('setpriv --new-option TERM rm -rf x')).toEqual(['setpriv --new-option TERM rm -rf x', 'TERM rm -rf x (not simple)', 'rm -rf x (not simple)', 'x (not simple)']);
+    expect(commands('setpriv --pdeathsig TERM rm -rf x')).toEqual(['setpriv --pdeathsig TERM rm -rf x', 'rm -rf x']);
+    expect(commands('setpriv --reuid 0 ls')).toEqual(['setpriv --reuid 0 ls', 'ls']);
+    expect(commands(`setpriv --x ${'a '.repeat(9)}`).at(-1)).toMatch(/\(opaque\)$/);
+    // What following builds stays within 8 times the line, however wrappers with unknown options nest.
+    const line = `${'setpriv --x a b c d e f g '.repeat(20)}ls`;
+    const parsed = parseShellLine(line);
+    const built = parsed.certain ? parsed.commands.reduce((n, c) => n + c.text.length, 0) : 0;
+    expect(built).toBeLessThanOrEqual(11 * line.length);
+  });
+
+  it('holds a line read into commands to a few times its length, and the matcher to steps linear in it', async () => {
+    const { LinearRegex } = await import('../../src/linear-regex.js');
+    const pattern = new LinearRegex('^(\\S*/)?rm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)');
+    for (const k of [20, 60, 120]) {
+      const body = 'ls '.repeat(Math.floor((32_000 - k * 12) / 3));
+      const line = `${'( '.repeat(k)}${body}${' ) >/dev/null'.repeat(k)}`;
+      const parsed = parseShellLine(line);
+      const bytes = Buffer.byteLength(line);
+      if (!parsed.certain) {
+        expect(parsed.why).toMatch(/repeat more of it than hoop reads/);
+        continue;
+      }
+      const stored = parsed.commands.reduce((n, c) => n + c.text.length + (c.source === c.text ? 0 : c.source.length), 0);
+      expect(stored, `${k} levels`).toBeLessThanOrEqual(8 * bytes + 64 * 1024);
+      const steps = { steps: 0 };
+      for (const c of parsed.commands) pattern.test(c.text, steps) || pattern.test(c.source, steps);
+      expect(steps.steps, `${k} levels`).toBeLessThanOrEqual(2 * pattern.size * (8 * bytes + 64 * 1024 + parsed.commands.length));
+    }
+    expect(parseShellLine(`${'( '.repeat(120)}${'ls '.repeat(10_000)}${' ) >/dev/null'.repeat(120)}`)).toMatchObject({ certain: false });
+  });
+});
+
 describe('a long line', () => {
   it('is read off the event loop: the gateway goes on while a 4 KiB line is parsed, and what was read answers the judge', async () => {
     const long = `echo ${'$x '.repeat(1_500)}`;
@@ -460,5 +699,21 @@ describe('a long line', () => {
     expect(ticks).toBeGreaterThan(0);
     expect(line.certain).toBe(true);
     expect(shellLineOf(long, '/bin/bash')).toBe(line);
+  }, 60_000);
+
+  it('and a short one too: the gateway reads every line in the worker (a 511-byte line takes the parser 80-130 ms)', async () => {
+    const short = `ls ${'x '.repeat(40)}`;
+    let done = false;
+    let ticks = 0;
+    const reading = readShellLine(short, '/bin/bash').then(() => (done = true));
+    const tick = (): void => {
+      if (done) return;
+      ticks++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    await reading;
+    expect(ticks).toBeGreaterThan(0);
+    expect(shellLineOf(short, '/bin/bash')).toMatchObject({ certain: true });
   }, 60_000);
 });

@@ -1,0 +1,430 @@
+/**
+ * How shells and the programs that run another command read their options, as getopt does: which
+ * word is a shell's `-c` script (the first operand after all its options, not the word after
+ * `-c`), and where the command a wrapper (`env`, `sudo`, `nice`, `setpriv`…) runs starts. A
+ * wrapper's options are a table per program; where a word is an option hoop does not know (which
+ * may take the next word as its value), the command may start at any of the next words: each is
+ * a command the line may run.
+ *
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/sh.html
+ * @see https://man7.org/linux/man-pages/man3/getopt.3.html
+ */
+
+/** A program's options as getopt reads them: `short` in getopt's spelling (`u:` takes a value, `d::` one joined to it), `long` names (`user=` takes a value, `mount=?` one after `=`). */
+export interface OptionSpec {
+  short?: string;
+  long?: string[];
+  /** Every `--name` and `--name=value` is an option taking no separate value (firejail's, valgrind's). */
+  anyLong?: true;
+  /** `-NUMBER` is an option (`nice -10`). */
+  numeric?: true;
+}
+
+/** The options read from the start of `args`, and the index of the first operand. `known`: every option word was one of the spec's. */
+export interface ParsedOptions {
+  operand: number;
+  known: boolean;
+  /** Each option read: its letter or long name, and its value if it took one. */
+  options: Array<{ name: string; value?: string }>;
+  /** The index of the first word that is an option hoop does not know, if any. */
+  unknownAt?: number;
+}
+
+/** Reads the options at the start of `args` (from `from`) by `spec`; `--` ends them, as does the first operand. */
+export function parseOptions(args: readonly string[], spec: OptionSpec, from = 0): ParsedOptions {
+  const options: ParsedOptions['options'] = [];
+  let known = true;
+  let unknownAt: number | undefined;
+  const unknown = (i: number) => {
+    known = false;
+    unknownAt ??= i;
+  };
+  let i = from;
+  while (i < args.length) {
+    const a = args[i]!;
+    if (a === '--') return { operand: i + 1, known, options, ...(unknownAt !== undefined ? { unknownAt } : {}) };
+    if (!a.startsWith('-') || a === '-') break;
+    const at = i++;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const def = longOption(spec, name);
+      if (def === undefined) {
+        if (!spec.anyLong) unknown(at);
+        options.push({ name, ...(eq >= 0 ? { value: a.slice(eq + 1) } : {}) });
+        continue;
+      }
+      if (eq >= 0) options.push({ name: def.name, value: a.slice(eq + 1) });
+      else if (def.takes === 'required') options.push({ name: def.name, value: args[i++] ?? '' });
+      else options.push({ name: def.name });
+      continue;
+    }
+    if (spec.numeric && /^-\d+$/.test(a)) {
+      options.push({ name: a.slice(1) });
+      continue;
+    }
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j]!;
+      const k = c === ':' ? -1 : (spec.short ?? '').indexOf(c);
+      if (k < 0) {
+        unknown(at);
+        break;
+      }
+      const takes = spec.short![k + 1] === ':' ? (spec.short![k + 2] === ':' ? 'optional' : 'required') : 'none';
+      if (takes === 'none') {
+        options.push({ name: c });
+        continue;
+      }
+      const joined = a.slice(j + 1);
+      if (joined !== '' || takes === 'optional') options.push({ name: c, ...(joined !== '' ? { value: joined } : {}) });
+      else options.push({ name: c, value: args[i++] ?? '' });
+      break;
+    }
+  }
+  return { operand: i, known, options, ...(unknownAt !== undefined ? { unknownAt } : {}) };
+}
+
+/** The long option `name` (or the one it abbreviates unambiguously, as getopt_long reads it) of `spec`. */
+function longOption(spec: OptionSpec, name: string): { name: string; takes: 'none' | 'required' | 'optional' } | undefined {
+  const defs = (spec.long ?? []).map((l) => ({ name: l.replace(/=\??$/, ''), takes: l.endsWith('=?') ? ('optional' as const) : l.endsWith('=') ? ('required' as const) : ('none' as const) }));
+  const exact = defs.find((d) => d.name === name);
+  if (exact) return exact;
+  const prefixed = name === '' ? [] : defs.filter((d) => d.name.startsWith(name));
+  return prefixed.length === 1 ? prefixed[0] : undefined;
+}
+
+/** Whether an option `name` read by {@link parseOptions} is one of `names`. */
+export const hasOption = (parsed: ParsedOptions, names: string[]): boolean => parsed.options.some((o) => names.includes(o.name));
+
+/** Letters of the shells' options (bash, dash, ash, ksh, mksh) that take no value; `o` and `O` take one. */
+const SHELL_LETTERS = new Set([...'abcefhiklmnprsuvxBCDEHP']);
+/** bash's long options that take no value. */
+const SHELL_LONG = new Set([
+  '--debugger',
+  '--dump-po-strings',
+  '--dump-strings',
+  '--help',
+  '--login',
+  '--noediting',
+  '--noprofile',
+  '--norc',
+  '--posix',
+  '--pretty-print',
+  '--restricted',
+  '--verbose',
+  '--version',
+]);
+
+/**
+ * What a shell started with `args` runs, read as the shells read their options: with `-c`, the
+ * script is the first operand after all the options (`sh -c -- 'x'`, `bash -c -e 'x'`,
+ * `sh -c -o errexit 'x'`); without it, a script file (the first operand) or, with none or `-s`, its
+ * input. `why`: an option hoop cannot place (or one that reads a file of commands).
+ */
+export function shellInvocation(args: readonly string[]): { script?: string; file?: string; stdin?: true } | { why: string } {
+  let c = false;
+  let s = false;
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--' || a === '-') {
+      i++;
+      break;
+    }
+    if (!/^[-+]./.test(a)) break;
+    if (a === '--rcfile' || a === '--init-file') return { why: `it runs commands it reads from a file (${a})` };
+    if (a.startsWith('--')) {
+      if (!SHELL_LONG.has(a)) return { why: `the shell's option ${shownWord(a)} is one hoop does not know, so it cannot tell what the shell runs` };
+      continue;
+    }
+    for (const letter of a.slice(1)) {
+      if (letter === 'o' || letter === 'O') i++;
+      else if (!SHELL_LETTERS.has(letter) || (a[0] === '+' && (letter === 'c' || letter === 's')))
+        return { why: `the shell's option ${shownWord(a)} is one hoop does not know, so it cannot tell what the shell runs` };
+      if (a[0] === '-' && letter === 'c') c = true;
+      if (a[0] === '-' && letter === 's') s = true;
+    }
+  }
+  const first = args[i];
+  if (c) return first !== undefined ? { script: first } : {};
+  if (first === undefined || s) return { stdin: true };
+  return readsInput(first) ? { stdin: true } : { file: first };
+}
+
+/**
+ * Whether a shell's "script file" `path` is its input: `-`, `/dev/stdin`, `/dev/fd/N`,
+ * `/proc/self/fd/N` (however spelt: `//dev/./stdin`, `../../dev/stdin`), or a name only `/dev` or
+ * `/dev/fd` would make one (`stdin`, `0`).
+ */
+export function readsInput(path: string): boolean {
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  const last = parts[parts.length - 1] ?? '';
+  if (path === '-' || last === 'stdin' || /^\d+$/.test(last)) return true;
+  return parts.some((p) => p === 'dev' || p === 'proc' || p === 'fd');
+}
+
+const shownWord = (w: string) => `\`${w.length > 40 ? `${w.slice(0, 37)}...` : w}\``;
+
+/** A program that runs the rest of its words as a command, and how it reads its own. */
+export interface Wrapper {
+  options?: OptionSpec;
+  /** Operands before the command (`timeout DURATION`, `chroot DIR`). */
+  operands?: number;
+  /** Options are read again after the operands (`setarch ARCH -R cmd`). */
+  optionsAfter?: true;
+  /** `NAME=value` words may come before the command (`env`, `sudo`). */
+  assignments?: true;
+  /** It adds words it reads from its input (`xargs`). */
+  stdinArgs?: true;
+  /** Options with which it runs no command (`sudo -l`, `taskset -p`, `command -v`). */
+  noCommand?: string[];
+}
+
+const ARCH: Wrapper = {
+  options: {
+    short: '3BFILRSTXZv',
+    long: [
+      'addr-no-randomize',
+      'fdpic-funcptrs',
+      'mmap-page-zero',
+      'addr-compat-layout',
+      'read-implies-exec',
+      '32bit',
+      'short-inode',
+      'whole-seconds',
+      'sticky-timeouts',
+      '3gb',
+      '4gb',
+      'uname-2.6',
+      'verbose',
+    ],
+  },
+};
+
+/** Programs that run the rest of their words as a command. */
+export const WRAPPERS: Record<string, Wrapper> = {
+  env: {
+    options: {
+      short: '0ivu:C:S:a:',
+      long: ['ignore-environment', 'null', 'unset=', 'chdir=', 'split-string=', 'argv0=', 'default-signal=?', 'ignore-signal=?', 'block-signal=?', 'list-signal-handling', 'debug'],
+    },
+    assignments: true,
+  },
+  sudo: {
+    options: {
+      short: 'ABbEeHh::iKklNnPSsVvC:c:D:g:p:R:r:T:t:U:u:a:',
+      long: [
+        ...['askpass', 'bell', 'background', 'close-from=', 'chdir=', 'preserve-env=?', 'edit', 'group=', 'set-home', 'help', 'host=', 'login', 'login-class=', 'auth-type='],
+        ...['remove-timestamp', 'reset-timestamp', 'list', 'non-interactive', 'preserve-groups', 'prompt=', 'chroot=', 'role=', 'stdin', 'shell', 'type=', 'command-timeout='],
+        ...['other-user=', 'user=', 'validate', 'version'],
+      ],
+    },
+    assignments: true,
+    noCommand: ['e', 'edit', 'l', 'list', 'v', 'validate', 'V', 'version', 'K', 'remove-timestamp'],
+  },
+  doas: { options: { short: 'Lnsa:C:u:' }, noCommand: ['C', 'L'] },
+  run0: {
+    options: {
+      short: 'u:g:D:',
+      long: ['user=', 'group=', 'chdir=', 'nice=', 'setenv=', 'unit=', 'property=', 'description=', 'slice=', 'slice-inherit', 'background=', 'machine=', 'pty', 'pipe', 'no-ask-password'],
+    },
+  },
+  runuser: { options: { short: 'flmpPg:G:s:u:w:', long: ['login', 'preserve-environment', 'pty', 'group=', 'supp-group=', 'shell=', 'user=', 'whitelist-environment=', 'fast'] } },
+  nice: { options: { short: 'n:', long: ['adjustment='], numeric: true } },
+  ionice: { options: { short: 'tc:n:p:P:u:', long: ['class=', 'classdata=', 'pid=', 'pgid=', 'uid=', 'ignore'] }, noCommand: ['p', 'P', 'u', 'pid', 'pgid', 'uid'] },
+  timeout: { options: { short: 'fpvs:k:', long: ['foreground', 'preserve-status', 'verbose', 'signal=', 'kill-after='] }, operands: 1 },
+  nohup: {},
+  exec: { options: { short: 'cla:' } },
+  command: { options: { short: 'pvV' }, noCommand: ['v', 'V'] },
+  builtin: {},
+  time: { options: { short: 'apqvf:o:', long: ['portability', 'append', 'verbose', 'quiet', 'format=', 'output='] } },
+  stdbuf: { options: { short: 'i:o:e:', long: ['input=', 'output=', 'error='] } },
+  setsid: { options: { short: 'cfw', long: ['ctty', 'fork', 'wait'] } },
+  chroot: { options: { long: ['userspec=', 'groups=', 'skip-chdir'] }, operands: 1 },
+  flock: { options: { short: 'sexnoFuw:E:', long: ['shared', 'exclusive', 'nonblock', 'nb', 'close', 'no-fork', 'unlock', 'timeout=', 'wait=', 'conflict-exit-code=', 'verbose'] }, operands: 1 },
+  taskset: { options: { short: 'apc', long: ['all-tasks', 'pid', 'cpu-list'] }, operands: 1, noCommand: ['p', 'pid'] },
+  chrt: {
+    options: {
+      short: 'bdfiormRaepvT:P:D:',
+      long: ['batch', 'deadline', 'fifo', 'idle', 'other', 'rr', 'reset-on-fork', 'all-tasks', 'pid', 'max', 'verbose', 'ext', 'sched-runtime=', 'sched-period=', 'sched-deadline='],
+    },
+    operands: 1,
+    noCommand: ['p', 'pid', 'm', 'max'],
+  },
+  unshare: {
+    options: {
+      short: 'fmuinpUCTrclw:S:G:R:',
+      long: [
+        ...['fork', 'mount=?', 'uts=?', 'ipc=?', 'net=?', 'pid=?', 'user=?', 'cgroup=?', 'time=?', 'map-root-user', 'map-current-user', 'map-user=', 'map-group='],
+        ...['map-users=', 'map-groups=', 'map-auto', 'mount-proc=?', 'mount-binfmt=?', 'propagation=', 'setgroups=', 'keep-caps', 'kill-child=?', 'root=', 'wd='],
+        ...['setuid=', 'setgid=', 'monotonic=', 'boottime=', 'load-interp='],
+      ],
+    },
+  },
+  nsenter: {
+    options: {
+      short: 'at:m::u::i::n::p::U::C::T::r::w::S:G:FZec',
+      long: [
+        'all',
+        'target=',
+        'mount=?',
+        'uts=?',
+        'ipc=?',
+        'net=?',
+        'pid=?',
+        'cgroup=?',
+        'user=?',
+        'time=?',
+        'user-parent',
+        'setuid=',
+        'setgid=',
+        'preserve-credentials',
+        'root=?',
+        'wd=?',
+        'env',
+        'no-fork',
+        'follow-context',
+        'keep-caps',
+        'join-cgroup',
+      ],
+    },
+  },
+  setpriv: {
+    options: {
+      short: 'd',
+      long: [
+        ...['dump', 'nnp', 'no-new-privs', 'ambient-caps=', 'inh-caps=', 'bounding-set=', 'ruid=', 'euid=', 'rgid=', 'egid=', 'reuid=', 'regid=', 'clear-groups'],
+        ...['keep-groups', 'init-groups', 'groups=', 'securebits=', 'pdeathsig=', 'selinux-label=', 'apparmor-profile=', 'landlock-access=', 'landlock-rule=', 'reset-env'],
+      ],
+    },
+  },
+  strace: { options: { short: 'cCdDfFhikqrtTvVwxyzZa:b:e:E:I:o:O:p:P:s:S:u:U:X:' } },
+  ltrace: { options: { short: 'bcCdfhiLrStTVa:A:D:e:F:l:n:o:p:s:u:w:x:' } },
+  busybox: {},
+  toybox: {},
+  xargs: {
+    options: {
+      short: '0prtxoa:d:E:e::i::I:L:l::n:P:s:',
+      long: [
+        'null',
+        'arg-file=',
+        'delimiter=',
+        'eof=?',
+        'replace=?',
+        'max-lines=?',
+        'max-args=',
+        'max-procs=',
+        'interactive',
+        'process-slot-var=',
+        'no-run-if-empty',
+        'max-chars=',
+        'verbose',
+        'exit',
+        'open-tty',
+      ],
+    },
+    stdinArgs: true,
+  },
+  parallel: { stdinArgs: true },
+  caffeinate: { options: { short: 'dimsut:w:' } },
+  firejail: { options: { anyLong: true } },
+  proxychains: { options: { short: 'qf:' } },
+  proxychains4: { options: { short: 'qf:' } },
+  torsocks: { options: { short: 'diqa:P:u:p:' } },
+  catchsegv: {},
+  valgrind: { options: { short: 'qvh', anyLong: true } },
+  'systemd-run': {
+    options: {
+      short: 'u:p:M:H:E:drGtPSq',
+      long: [
+        ...['user', 'system', 'scope', 'unit=', 'property=', 'description=', 'slice=', 'slice-inherit', 'remain-after-exit', 'send-sighup', 'service-type=', 'uid=', 'gid=', 'nice='],
+        ...['working-directory=', 'same-dir', 'setenv=', 'pty', 'pipe', 'shell', 'quiet', 'wait', 'collect', 'no-block', 'no-ask-password', 'machine=', 'host=', 'on-active='],
+        ...['on-boot=', 'on-startup=', 'on-unit-active=', 'on-unit-inactive=', 'on-calendar=', 'timer-property=', 'expand-environment=', 'job-mode=', 'background='],
+      ],
+    },
+  },
+  setarch: { ...ARCH, operands: 1, optionsAfter: true },
+  ...Object.fromEntries(['linux32', 'linux64', 'i386', 'i686', 'x86_64', 'aarch64', 'arm64', 'uname26'].map((a) => [a, ARCH])),
+  prlimit: {
+    options: {
+      short: 'c::d::e::f::i::l::m::n::q::r::s::t::u::v::x::y::o:p:',
+      long: [
+        ...['core', 'data', 'nice', 'fsize', 'sigpending', 'memlock', 'rss', 'nofile', 'msgqueue', 'rtprio', 'stack', 'cpu', 'nproc', 'as', 'locks', 'rttime'].map((r) => `${r}=?`),
+        'noheadings',
+        'raw',
+        'verbose',
+        'output=',
+        'pid=',
+      ],
+    },
+    noCommand: ['p', 'pid'],
+  },
+  numactl: {
+    options: {
+      short: 'ablHsSi:m:N:C:p:P:w:',
+      long: [
+        'interleave=',
+        'membind=',
+        'cpunodebind=',
+        'physcpubind=',
+        'preferred=',
+        'preferred-many=',
+        'weighted-interleave=',
+        'localalloc',
+        'all',
+        'balancing',
+        'hardware',
+        'show',
+        'huge',
+        'offset=',
+        'length=',
+      ],
+    },
+    noCommand: ['H', 's', 'hardware', 'show'],
+  },
+  cgexec: { options: { short: 'hg:', long: ['sticky'] } },
+  unbuffer: { options: { short: 'p' } },
+  daemonize: { options: { short: 'avc:e:E:o:p:l:u:' } },
+  bwrap: {},
+  runcon: { options: { short: 'cu:r:t:l:', long: ['compute', 'user=', 'role=', 'type=', 'range='] } },
+};
+
+/**
+ * Where the command wrapper `program` runs, given its arguments, may start (indexes into `args`):
+ * one place when each of its options is known; else each of the first {@link MAX_STARTS} words
+ * that do not start with `-` after the first option hoop does not know (that option may take the
+ * next word as its value), `beyond` when more such words follow. None: it runs no command.
+ */
+export function wrappedStarts(program: string, args: readonly string[]): { starts: number[]; certain: boolean; beyond?: true } {
+  const wrapper = WRAPPERS[program];
+  if (!wrapper) return { starts: [], certain: true };
+  const spec = wrapper.options ?? {};
+  let parsed = parseOptions(args, spec);
+  if (wrapper.noCommand && hasOption(parsed, wrapper.noCommand)) return { starts: [], certain: true };
+  let start = parsed.operand;
+  // env and sudo read each word with a `=` before the command as an assignment, whatever its name.
+  if (wrapper.assignments) while (args[start]?.includes('=')) start++;
+  // runcon's first operand is a context unless it is given by options.
+  const operands = program === 'runcon' && parsed.options.length === 0 ? 1 : (wrapper.operands ?? 0);
+  start += operands;
+  if (wrapper.optionsAfter) {
+    const again = parseOptions(args, spec, Math.min(start, args.length));
+    parsed = {
+      ...again,
+      known: parsed.known && again.known,
+      ...(parsed.unknownAt !== undefined ? { unknownAt: parsed.unknownAt } : again.unknownAt !== undefined ? { unknownAt: again.unknownAt } : {}),
+    };
+    start = again.operand;
+  }
+  if (parsed.known) return { starts: start < args.length ? [start] : [], certain: true };
+  const starts: number[] = [];
+  for (let i = parsed.unknownAt! + 1; i < args.length; i++) {
+    if (args[i]!.startsWith('-')) continue;
+    if (starts.length === MAX_STARTS) return { starts, certain: false, beyond: true };
+    starts.push(i);
+  }
+  return { starts, certain: false };
+}
+
+/** How many places a wrapped command whose wrapper's options hoop cannot all read may start at. */
+export const MAX_STARTS = 8;
