@@ -42,7 +42,7 @@ function params(raw: Buffer): Array<string | null> {
 describe('a Bind as it is recorded', () => {
   it("replaces a secret parameter's value (text or binary) by its keyed hash, keeps every other and the result formats", () => {
     const b = new BindSecrets({ key: 'k' });
-    b.parsed('s1', 'select pgp_sym_encrypt($1, $2), $3');
+    b.parsed('s1', "select $1::text, set_config('app.api_token', $2, false), $3");
     const raw = bind('s1', ['data', 'hunter2', null]);
     const out = b.bind(raw, 's1');
     expect(out.toString('latin1')).not.toContain('hunter2');
@@ -70,7 +70,7 @@ describe('a Bind as it is recorded', () => {
 
   it('takes every value as a secret where it cannot tell: a Bind it cannot read (its names alone), a statement it did not see prepared or could not read (too long), one SQL PREPAREd', () => {
     const b = new BindSecrets({ key: 'k' });
-    b.parsed('', 'select pgp_sym_encrypt($1, $2)');
+    b.parsed('', "select $1::text, set_config('app.api_token', $2, false)");
     const whole = bind('', ['d', 'hunter2']);
     const cut = Buffer.concat([whole.subarray(0, 5), whole.subarray(5, 20)]);
     cut.writeUInt32BE(cut.length - 1, 1);
@@ -80,7 +80,7 @@ describe('a Bind as it is recorded', () => {
     expect(params(b.bind(bind('elsewhere', ['a', 'b']), 'elsewhere'))).toEqual([expect.stringMatching(/^\[redacted:/), expect.stringMatching(/^\[redacted:/)]);
     b.parsed('long', undefined);
     expect(params(b.bind(bind('long', ['a']), 'long'))).toEqual([expect.stringMatching(/^\[redacted:/)]);
-    b.query('PREPARE "P1" (text, text) AS select pgp_sym_encrypt($1, $2)');
+    b.query("PREPARE \"P1\" (text, text) AS select $1::text, set_config('app.api_token', $2, false)");
     expect(params(b.bind(bind('P1', ['data', 'hunter2']), 'P1'))).toEqual(['data', expect.stringMatching(/^\[redacted:/)]);
   });
 
