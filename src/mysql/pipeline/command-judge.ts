@@ -300,6 +300,8 @@ export class CommandJudge {
 
   /** Command `payload`'s SQL analysed off the event loop when it is long (then {@link judge} answers at once), else undefined: it may be judged now. */
   reads(payload: Buffer): Promise<void> | undefined {
+    // Its bytes bound its characters: a short command is not decoded here.
+    if (payload.length <= OFF_LOOP_CHARS) return undefined;
     const sql = this.#reading && !this.#reading.unreadable ? sqlOf(payload[0] ?? -1, payload) : undefined;
     if (sql === undefined || sql.length < OFF_LOOP_CHARS || sql.length > MAX_JUDGED_SQL || payload === this.#read) return undefined;
     this.#read = payload;
