@@ -5,11 +5,9 @@
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
 import { parentPort } from 'node:worker_threads';
-import { lowerThreadPriority } from '../worker-thread.js';
 import { shellLineNow } from './shell-lines.js';
 import type { ShellLine } from './shell-line.js';
 
-lowerThreadPriority();
 parentPort!.on('message', (m: { id: number; command: string; loginShell: string | undefined }) => {
   let line: ShellLine;
   try {

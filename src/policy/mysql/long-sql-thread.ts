@@ -5,10 +5,8 @@
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
 import { parentPort } from 'node:worker_threads';
-import { lowerThreadPriority } from '../../worker-thread.js';
 import { analyzeMysql, loadMysqlParser, type MysqlReading } from './analyze.js';
 
-lowerThreadPriority();
 const ready = loadMysqlParser();
 parentPort!.on('message', async (m: { id: number; text: string; reading: MysqlReading }) => {
   await ready;
