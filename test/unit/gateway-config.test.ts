@@ -3,7 +3,7 @@
  * problem is reported with its file, line, column and field, all at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -463,6 +463,15 @@ describe('problems are reported with file:line:col and the field', () => {
       `${at(text, 'not-a-cert.pem')}: tls.key: ${join(dir, 'not-a-cert.pem')} does not hold a PEM private key (unencrypted)`,
       `${at(text, './nope')}: connections.0.tls.ca: cannot read ${join(dir, 'nope', 'ca.pem')}: no such file`,
     ]);
+  });
+
+  it("refuses a CA file another user could replace, naming it (sshd's StrictModes: a swapped CA chooses whom the gateway trusts)", async () => {
+    const open = join(dir, 'open-ca.pem');
+    writeFileSync(open, readFileSync(join(dir, 'db-ca.pem')));
+    chmodSync(open, 0o666);
+    const text = good.replace('./db-ca.pem', './open-ca.pem');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([`${at(text, './open-ca')}: connections.0.tls.ca: the gateway will not trust ${open}: other users may write to it (mode 666) (chmod go-w ${open})`]);
   });
 
   it('refuses TLS settings that mode: disable would ignore', async () => {

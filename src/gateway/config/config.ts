@@ -375,10 +375,21 @@ class PendingChecks {
     const target = resolve(this.#baseDir, value.trim());
     this.pending.push(
       readPem(target, kind).then(({ data, problem }) => {
-        if (problem) this.problems.push({ path, message: problem });
+        const untrusted = problem ? undefined : this.untrusted(target);
+        if (problem || untrusted) this.problems.push({ path, message: (problem ?? untrusted)! });
         else this.files.set(path.join('.'), { file: target, data: data! });
       }),
     );
+  }
+
+  /** Why the gateway may not trust file `target` (a CA, the allowed signers: another user could replace it), if it may not. */
+  untrusted(target: string): string | undefined {
+    try {
+      checkTrustedFile(target);
+      return undefined;
+    } catch (err) {
+      return err instanceof HoopError ? `${err.message} (${err.hint ?? ''})` : String(err);
+    }
   }
 
   /** Checks that the secret reference written `text` at `path` resolves, when it is one. */
@@ -504,7 +515,10 @@ function checkPolicy(root: Record<string, unknown> | undefined, checks: PendingC
     const signers = checks.resolve(rawPolicy.allowedSigners.trim());
     checks.pending.push(
       readFile(signers).then(
-        () => undefined,
+        () => {
+          const untrusted = checks.untrusted(signers);
+          if (untrusted) checks.problems.push({ path: ['policy', 'allowedSigners'], message: untrusted });
+        },
         (err: unknown) => {
           checks.problems.push({ path: ['policy', 'allowedSigners'], message: `cannot read ${signers}: ${readErrorMessage(err)}` });
         },
