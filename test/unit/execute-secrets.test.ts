@@ -65,7 +65,8 @@ describe('a MySQL execute as it is recorded', () => {
     s.preparing('update users set api_token = ? where id = ?');
     s.prepared(8, 2);
     const numeric = s.client(execute(8, [bigint(123456789n), bigint(5n)]));
-    expect(values(numeric, 2)).toEqual([expect.stringMatching(marker), '0500000000000000']);
+    // A statement naming a token: every value is taken.
+    expect(values(numeric, 2)).toEqual([expect.stringMatching(marker), expect.stringMatching(marker)]);
     // MariaDB's id -1: the statement prepared last.
     expect(values(s.client(execute(0xffffffff, [bigint(1n), bigint(2n)])), 2)[0]).toMatch(marker);
   });

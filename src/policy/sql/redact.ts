@@ -80,9 +80,10 @@ const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identi
  * password word in a comment, a column list or dynamic SQL, a Unicode escape, a URI's percent
  * escape, a cipher's or dblink's function): every literal of such a statement is taken as a secret.
  */
-const EVERY_LITERAL = /passw|pwd|secret|identified|conninfo|credential|passphrase|private_?key|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|:\/\/[^\s'"]*%[0-9a-f]{2}/i;
-/** Number and hex literals outside strings (a cipher's key given as `0x…`). */
-const NUMBER_LITERAL = /\b(0x[0-9a-f]+|\d+)\b/gi;
+const EVERY_LITERAL =
+  /passw|pwd|secret|token|api_?key|access_?key|identified|conninfo|credential|passphrase|private_?key|set_config|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|:\/\/[^\s'"]*%[0-9a-f]{2}|\\(x[0-9a-f]|[0-7]{3}|u[0-9a-f]{4})/i;
+/** Hex literals and numbers of six digits or more outside strings (a cipher's key given as `0x…`, a numeric token); short numbers (`id = 5`) stay. */
+const NUMBER_LITERAL = /\b(0x[0-9a-f]+|\d{6,})\b/gi;
 
 /** A connection string or URI with a password in it. */
 const CONNINFO_PASSWORD = /(^|\s|\\[nrtf]|[?&;])password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
@@ -427,7 +428,13 @@ function everyLiteral(sql: string, dialect: SqlDialect): Array<[number, number]>
   const numbers = (to: number): void => {
     for (const m of sql.slice(from, to).matchAll(NUMBER_LITERAL)) spans.push([from + m.index, from + m.index + m[0].length]);
   };
+  /** In a SET's value (`set app.api_token = word`, `… to word`): its bare words are values too. */
+  let setting: 'name' | 'value' | undefined;
   for (const t of lex(sql, dialect)) {
+    if (t.kind === 'other' && t.text === ';') setting = undefined;
+    else if (t.kind === 'word' && t.word === 'set') setting = 'name';
+    else if (setting === 'name' && ((t.kind === 'other' && (t.text === '=' || t.text === ':=')) || (t.kind === 'word' && t.word === 'to'))) setting = 'value';
+    else if (setting === 'value' && t.kind === 'word') spans.push([t.start, t.end]);
     if (t.kind !== 'string') continue;
     numbers(t.start);
     spans.push([t.contentStart, t.contentEnd]);
