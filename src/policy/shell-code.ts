@@ -7,10 +7,10 @@
  *
  * @see https://www.gnu.org/software/bash/manual/bash.html#Shell-Builtin-Commands
  */
-import { hasOption, type OptionSpec, parseOptions, shellInvocation, WRAPPERS } from './shell-options.js';
+import { hasOption, type OptionSpec, parseOptions, shellInvocation, WRAPPERS, wrapperOf } from './shell-options.js';
 import { hasOptionCode, runsOptionCode } from './shell-programs.js';
 
-export { WRAPPERS } from './shell-options.js';
+export { WRAPPERS, wrapperOf } from './shell-options.js';
 /** Shells whose grammar hoop models (bash's, POSIX sh's, the Korn shell's where they agree): their `-c` script is parsed. */
 export const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'posh', 'rbash']);
 /**
@@ -116,7 +116,7 @@ export function opacity(words: Array<{ text: string; known: boolean }>, program:
   const code = program !== undefined ? runsCode(words, program) : undefined;
   if (code !== undefined) return { opaque: code };
   if (words.some((w) => !w.known)) {
-    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || Object.hasOwn(WRAPPERS, program) || hasOptionCode(program);
+    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || wrapperOf(program) !== undefined || hasOptionCode(program);
     const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
     return { opaque: `${builtWords(unknownWords.map((i) => words[i]!.text))} built when it runs`, ...(runsWords ? {} : { unknownWords }) };
   }
@@ -152,7 +152,7 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
   const likeSu = program === 'su' || (program === 'runuser' && !hasOption(parseOptions(texts, SU_OPTIONS.runuser!), ['u', 'user'])) || program === 'script';
   if ((likeSu && scriptOf(program, texts) === undefined) || program === 'newgrp') return input;
   if ((program === 'at' || program === 'batch') && !texts.some((t) => /^-[^-]*[ldrcV]/.test(t))) return 'it runs commands it reads from its input (or a file) later';
-  const wrapper = WRAPPERS[program];
+  const wrapper = wrapperOf(program);
   if (['sudo', 'doas', 'run0'].includes(program)) {
     const parsed = parseOptions(texts, wrapper!.options ?? {});
     if (hasOption(parsed, ['s', 'i', 'shell', 'login']) && texts.slice(parsed.operand).every((t) => t.includes('='))) return input;
@@ -325,16 +325,4 @@ export function scriptOf(program: string, args: string[]): string | undefined {
     return rest[0] === '-c' ? rest[1] : rest[0];
   }
   return undefined;
-}
-
-/** `args` after a program's options (`--` ends them; `valued` options take the next word unless written `--opt=value`). */
-export function skipOptions(args: string[], valued: string[]): string[] {
-  let i = 0;
-  while (i < args.length) {
-    const a = args[i] as string;
-    if (a === '--') return args.slice(i + 1);
-    if (!a.startsWith('-') || a === '-') break;
-    i += valued.includes(a) ? 2 : 1;
-  }
-  return args.slice(i);
 }

@@ -29,8 +29,8 @@
  * @see https://github.com/mvdan/sh (the parser, `mvdan-sh` on npm)
  */
 import { createRequire } from 'node:module';
-import { INTEGER_VARIABLES, namesVariable, opacity, SHELLS, scriptOf, shown, skipOptions, variableRisk, WRAPPERS } from './shell-code.js';
-import { MAX_STARTS, wrappedStarts } from './shell-options.js';
+import { INTEGER_VARIABLES, namesVariable, opacity, SHELLS, scriptOf, shown, variableRisk, wrapperOf } from './shell-code.js';
+import { MAX_STARTS, parseOptions, WATCH, wrappedStarts } from './shell-options.js';
 import { wordOf } from './shell-words.js';
 
 export { ansiC } from './shell-words.js';
@@ -378,7 +378,7 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[], bud
   const program = words[0]?.split('/').pop() ?? '';
   const args = words.slice(1);
   /** Adds the command `rest` (`certain`: it is the one the wrapper runs, not one it may run) and follows it. */
-  const derived = (rest: string[], via: string, how: { readsArgs?: boolean; certain?: boolean; paths?: boolean } = {}): string | undefined => {
+  const derived = (rest: string[], via: string, how: { readsArgs?: boolean; certain?: boolean; paths?: boolean; opaqueWhy?: string } = {}): string | undefined => {
     // Past the budget, one opaque command stands for the rest (every deny rule matches it).
     if (rest.length === 0 || budget.bytes < 0) return undefined;
     const program = rest[0]?.split('/').pop() ?? '';
@@ -389,12 +389,14 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[], bud
     const opaque =
       depth + 1 > MAX_DEPTH || budget.bytes < 0
         ? { opaque: `it is wrapped in more than ${MAX_DEPTH} commands, or in more than hoop follows (${via}…)` }
-        : how.readsArgs
-          ? { opaque: `${via} adds words it reads from its input` }
-          : opacity(
-              rest.map((w, i) => ({ text: w, known: !filled.includes(i) })),
-              program,
-            );
+        : how.readsArgs || how.opaqueWhy
+          ? { opaque: how.opaqueWhy ?? `${via} adds words it reads from its input` }
+          : how.paths && rest[0]!.includes('{}')
+            ? { opaque: `its program is a path ${via} finds, known only when it runs` }
+            : opacity(
+                rest.map((w, i) => ({ text: w, known: !filled.includes(i) })),
+                program,
+              );
     out.push(
       counted({
         words: rest,
@@ -415,7 +417,11 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[], bud
     return code.length ? collect(code.join(' '), depth + 1, 'eval', out) : undefined;
   }
   if (program === 'watch') {
-    const rest = skipOptions(args, ['-n', '--interval', '-d', '--differences', '-q', '--equexit']);
+    // procps-ng 4: with `-x` watch runs its words as a command; else `sh -c` runs them joined by blanks. An option hoop does not know may take the next word.
+    const parsed = parseOptions(args, WATCH);
+    const rest = args.slice(parsed.operand);
+    if (!parsed.known) return derived(args.slice(parsed.unknownAt!), 'watch', { opaqueWhy: 'it is run by watch, whose options hoop cannot all read' });
+    if (parsed.options.some((o) => o.name === 'x' || o.name === 'exec')) return derived(rest, 'watch -x', { certain: true });
     return rest.length ? collect(rest.join(' '), depth + 1, 'watch', out) : undefined;
   }
   if (program === 'trap') {
@@ -455,9 +461,10 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[], bud
     }
     return undefined;
   }
-  if (!Object.hasOwn(WRAPPERS, program)) return undefined;
+  const wrapper = wrapperOf(program);
+  if (!wrapper) return undefined;
   const { starts, certain, beyond } = wrappedStarts(program, args);
-  const stdinArgs = WRAPPERS[program]!.stdinArgs === true;
+  const stdinArgs = wrapper.stdinArgs === true;
   for (const start of starts) {
     const why = derived(args.slice(start), program, { readsArgs: stdinArgs, certain });
     if (why) return why;

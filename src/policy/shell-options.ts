@@ -387,7 +387,29 @@ export const WRAPPERS: Record<string, Wrapper> = {
   daemonize: { options: { short: 'avc:e:E:o:p:l:u:' } },
   bwrap: {},
   runcon: { options: { short: 'cu:r:t:l:', long: ['compute', 'user=', 'role=', 'type=', 'range='] } },
+  pkexec: { options: { long: ['user=', 'disable-internal-agent', 'keep-cwd', 'help', 'version'] }, noCommand: ['help', 'version'] },
 };
+
+/** watch's options (procps-ng 4.0.2's `watch --help`): `-d` takes a value only joined (`-d=permanent`, `--differences=permanent`). */
+export const WATCH: OptionSpec = {
+  short: 'bcd::eghq:n:ptwxv',
+  long: ['beep', 'color', 'differences=?', 'errexit', 'chgexit', 'equexit=', 'interval=', 'precise', 'no-title', 'no-wrap', 'exec', 'help', 'version'],
+};
+
+/** The dynamic loader run as a program (`/lib64/ld-linux-x86-64.so.2 /bin/rm …`, `ld.so`, `ld-2.31.so`): its first operand is the program it loads and runs. */
+const LOADER: Wrapper = {
+  options: {
+    long: [
+      ...['library-path=', 'preload=', 'audit=', 'argv0=', 'inhibit-rpath=', 'glibc-hwcaps-prefix=', 'glibc-hwcaps-mask=', 'inhibit-cache', 'list', 'verify'],
+      ...['help', 'version', 'list-tunables', 'list-diagnostics'],
+    ],
+  },
+  noCommand: ['help', 'version', 'list-tunables', 'list-diagnostics'],
+};
+const LOADER_NAME = /^ld(64)?(-[^/]*)?\.so(\.[0-9.]+)?$/;
+
+/** The wrapper named `program` (a command's name without its directory), if it is one. */
+export const wrapperOf = (program: string): Wrapper | undefined => (Object.hasOwn(WRAPPERS, program) ? WRAPPERS[program] : LOADER_NAME.test(program) ? LOADER : undefined);
 
 /**
  * Where the command wrapper `program` runs, given its arguments, may start (indexes into `args`):
@@ -396,7 +418,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
  * next word as its value), `beyond` when more such words follow. None: it runs no command.
  */
 export function wrappedStarts(program: string, args: readonly string[]): { starts: number[]; certain: boolean; beyond?: true } {
-  const wrapper = WRAPPERS[program];
+  const wrapper = wrapperOf(program);
   if (!wrapper) return { starts: [], certain: true };
   const spec = wrapper.options ?? {};
   let parsed = parseOptions(args, spec);

@@ -7,7 +7,7 @@
  * per program; a program's own files (a script, a config file, `sed -f`, `awk -f`) are its own
  * code, as `./deploy.sh` is.
  */
-import { type OptionSpec, parseOptions } from './shell-options.js';
+import { type OptionSpec, parseOptions, readsInput } from './shell-options.js';
 
 /** Why the command `program` with `args` runs a command given in its words, if it does. */
 export function runsOptionCode(program: string, args: readonly string[]): string | undefined {
@@ -19,11 +19,11 @@ export function runsOptionCode(program: string, args: readonly string[]): string
 /** Whether `program` has options or arguments a program runs as a command: a word of it built when it runs may be one. */
 export const hasOptionCode = (program: string): boolean => Object.hasOwn(PROGRAMS, program) || AWKS.has(program) || VIMS.has(program);
 
-/** Whether the long option `name` (before any `=`) is one of `risky`, or abbreviates one (getopt_long reads `--to-c` as `--to-command`). */
+/** Whether the long option `name` (before any `=`) is one of `risky`, or abbreviates one (getopt_long reads `--to-c` as `--to-command`, git `--u=` as `--upload-pack=`). */
 function longIs(word: string, risky: string[]): boolean {
   if (!word.startsWith('--') || word === '--') return false;
   const name = word.slice(2).replace(/=.*$/s, '');
-  return name.length >= 2 && risky.some((r) => r.startsWith(name));
+  return name.length >= 1 && risky.some((r) => r.startsWith(name));
 }
 
 /** The short option groups and long options before the first operand (or all words, when `anywhere`: GNU programs read options after operands too). */
@@ -82,6 +82,8 @@ function git(args: readonly string[]): string | undefined {
   const global = parsed.options.find((o) => o.name === 'c' || o.name === 'config-env' || o.name === 'git-dir' || (o.name === 'exec-path' && o.value !== undefined));
   if (global) return `\`git ${global.name.length === 1 ? '-' : '--'}${global.name}\``;
   const sub = args[parsed.operand];
+  // A remote helper (`git remote-ext URL 'cmd'`, `remote-fd`) runs what its URL names.
+  if (sub?.startsWith('remote-')) return `\`git ${shown(sub).slice(1, -1)}\`, a remote helper that may run its URL`;
   const rest = args.slice(parsed.operand + 1);
   const risky: Record<string, { long: string[]; short?: string; valued?: string }> = {
     clone: { long: ['upload-pack', 'config', 'template'], short: 'uc', valued: 'obj' },
@@ -180,12 +182,13 @@ function sed(args: readonly string[]): string | undefined {
   if (parsed.options.some((o) => o.name === 'sandbox')) return undefined;
   if (!parsed.known) return '`sed` with an option hoop does not know';
   const scripts = parsed.options.filter((o) => o.name === 'e' || o.name === 'expression').map((o) => o.value ?? '');
-  const files = parsed.options.some((o) => o.name === 'f' || o.name === 'file');
-  if (scripts.length === 0 && !files && args[parsed.operand] !== undefined) scripts.push(args[parsed.operand]!);
-  return scripts.some((s) => sedRuns(s)) ? "sed's `e` command" : undefined;
+  const files = parsed.options.filter((o) => o.name === 'f' || o.name === 'file').map((o) => o.value ?? '');
+  if (files.some(readsInput)) return '`sed -f` reading its script from its input';
+  if (scripts.length === 0 && files.length === 0 && args[parsed.operand] !== undefined) scripts.push(args[parsed.operand]!);
+  return scripts.some((s) => sedRuns(s)) ? "sed's `e` command, or a script hoop cannot read to tell (a label)" : undefined;
 }
 
-/** Whether a GNU sed script may run a command (`e`, `s///e`), or hoop cannot read it to tell. */
+/** Whether a GNU sed script may run a command (`e`, `s///e`), or hoop cannot read it to tell: a label (`:x`, `b x`) is such, as GNU sed ends one at a blank (`:x e cmd`). */
 export function sedRuns(s: string): boolean {
   let i = 0;
   const n = s.length;
@@ -207,9 +210,6 @@ export function sedRuns(s: string): boolean {
       if (s[i] === '\\') i++;
       i++;
     }
-  };
-  const toLabelEnd = () => {
-    while (i < n && s[i] !== '\n' && s[i] !== ';' && s[i] !== '}') i++;
   };
   const address = (): boolean => {
     const c = s[i];
@@ -286,11 +286,14 @@ export function sedRuns(s: string): boolean {
           toLineEnd();
           continue;
         case ':':
+        case 'v':
+          return true;
         case 'b':
         case 't':
         case 'T':
-        case 'v':
-          toLabelEnd();
+          // Only a branch to the end (no label) is read.
+          blanks();
+          if (i < n && !/[;\n}]/.test(s[i]!)) return true;
           break;
         case 'q':
         case 'Q':
@@ -313,16 +316,23 @@ export function sedRuns(s: string): boolean {
 
 const AWKS = new Set(['awk', 'gawk', 'mawk', 'nawk', 'original-awk', 'bwk-awk']);
 
-/** awk: a program calling `system()`, piping to or from a command (`|`, `|&`), or calling a function by name (gawk's `@f()`, `@load`). */
+/** gawk's long options (mawk and the one true awk take only letters; mawk's `-W` words are opaque). */
+const AWK_LONG = [
+  ...['field-separator=', 'assign=', 'file=', 'source=', 'exec=', 'include=', 'load=', 'characters-as-bytes', 'traditional', 'copyright', 'debug=?', 'dump-variables=?'],
+  ...['gen-pot', 'help', 'lint=?', 'bignum', 'use-lc-numeric', 'no-optimize', 'optimize', 'non-decimal-data', 'posix', 'pretty-print=?', 'profile=?', 're-interval'],
+  ...['sandbox', 'trace', 'version', 'csv', 'persist=?', 'lint-old', 'compat'],
+];
+
+/** awk: a program calling `system()`, piping to or from a command (`|`, `|&`), or calling a function by name (gawk's `@f()`, `@load`); `-W` (mawk's and gawk's `-W source 'text'`) and a program file that is its input are opaque. */
 function awk(args: readonly string[]): string | undefined {
-  const parsed = parseOptions(args, {
-    short: 'bcCdDgGhLMnNOPrsStVy-F:v:f:e:E:i:l:o::p::W:',
-    anyLong: true,
-  });
-  const programs = parsed.options.filter((o) => o.name === 'e' || o.name === 'source' || o.name === 'W').map((o) => o.value ?? '');
+  const parsed = parseOptions(args, { short: 'bcCdDgGhLMnNOPrsStVy-F:v:f:e:E:i:l:o::p::W:', long: AWK_LONG });
+  if (!parsed.known) return '`awk` with an option hoop does not know';
+  if (parsed.options.some((o) => o.name === 'W')) return '`awk -W`';
+  const programs = parsed.options.filter((o) => o.name === 'e' || o.name === 'source').map((o) => o.value ?? '');
   if (parsed.options.some((o) => o.name === 'l' || o.name === 'load')) return '`awk -l`';
-  const files = parsed.options.some((o) => o.name === 'f' || o.name === 'E' || o.name === 'file' || o.name === 'exec');
-  if (programs.length === 0 && !files && args[parsed.operand] !== undefined) programs.push(args[parsed.operand]!);
+  const files = parsed.options.filter((o) => ['f', 'E', 'i', 'file', 'exec', 'include'].includes(o.name)).map((o) => o.value ?? '');
+  if (files.some(readsInput)) return '`awk -f` reading its program from its input';
+  if (programs.length === 0 && files.length === 0 && args[parsed.operand] !== undefined) programs.push(args[parsed.operand]!);
   return programs.some((p) => /system|@|\|/.test(p.replace(/\|\|/g, ''))) ? "awk's `system()` or a pipe to a command" : undefined;
 }
 

@@ -237,6 +237,31 @@ describe('hoop reads a line as the shells it models run it', () => {
     expect(missed).toEqual([]);
   }, 60_000);
 
+  it('reads the programs that run code a line gives them as they run it (issue 72, third attack)', () => {
+    // Real GNU sed, gawk, git and find start the rm stub in bash: each rm must be one of an opaque command hoop named, or one it named with its words.
+    const lines = [
+      "echo a | /bin/sed -n ':x e rm -rf victim'",
+      "echo a | /bin/sed -n '2b x e rm -rf victim\n:x'",
+      "echo a | /bin/sed -n '1t x e rm -rf victim\n:x'",
+      "echo a > s; echo 'e rm -rf victim' | /bin/sed -n -f - s",
+      '/usr/bin/gawk --source \'BEGIN{system("rm -rf victim")}\'',
+      '/usr/bin/gawk -W source \'BEGIN{system("rm -rf victim")}\'',
+      '/usr/bin/gawk --field-separator , \'BEGIN{system("rm -rf victim")}\'',
+      'echo \'BEGIN{system("rm -rf victim")}\' | /usr/bin/gawk -f -',
+      `/usr/bin/find ${stubs}/rm -exec {} -rf victim \\;`,
+    ].filter(() => existsSync('/usr/bin/gawk'));
+    const bash = SHELLS.find((s) => s.name === 'bash')!;
+    const missed: string[] = [];
+    for (const [n, line] of lines.entries()) {
+      const ran = runIn(bash, line, 4000 + n).filter((words) => words[0] === 'rm');
+      if (ran.length === 0) missed.push(`bash did not run rm for ${JSON.stringify(line)}`);
+      const parsed = parseShellLine(line);
+      if (parsed.certain && ran.some((words) => !parsed.commands.some((c) => accounts(c, words))))
+        missed.push(`bash ran rm for ${JSON.stringify(line)}, which hoop read as ${JSON.stringify(parsed.commands.map((c) => c.text))}`);
+    }
+    expect(missed).toEqual([]);
+  }, 60_000);
+
   it('has each shell it names installed (Debian packages in CI)', () => {
     expect(SHELLS.map((s) => s.name)).toEqual(['bash', 'dash', 'ash', 'ksh', 'mksh', 'zsh', 'fish', 'tcsh']);
     expect(execFileSync('/bin/busybox', ['ash', '-c', 'echo ok'], { encoding: 'utf8' })).toBe('ok\n');

@@ -679,6 +679,78 @@ describe('wrappers, shells and programs that run code a line gives them (issue 7
   });
 });
 
+describe('programs that run code a line gives them (issue 72, third attack)', () => {
+  const NO_RM = `    - { name: no-rm-rf, match: { commands: ["rm -rf *"] }, action: deny }\n${NO_RECURSIVE_RM}`;
+  const V = '/srv/victim';
+  const RUNS_RM: Record<string, string[]> = {
+    'a sed label ends at a blank': [`sed -n ':x e rm -rf ${V}' f`, `sed -n '2b x e rm -rf ${V}\n:x' f`, `sed -n '2t x e rm -rf ${V}\n:x' f`, `sed -n '2T x e rm -rf ${V}\n:x' f`],
+    'a sed or awk script read from its input': [
+      `echo 'e rm -rf ${V}' | sed -f - f`,
+      `echo 'e rm -rf ${V}' | sed -f /dev/stdin f`,
+      `echo 'e rm -rf ${V}' | sed --file=- f`,
+      `echo x | awk -f - f`,
+      `echo x | awk -f /dev/stdin f`,
+    ],
+    "gawk's program text in --source and -W source": [
+      `awk --source 'BEGIN{system("rm -rf ${V}")}'`,
+      `awk -W source 'BEGIN{system("rm -rf ${V}")}'`,
+      `awk --field-separator , 'BEGIN{system("rm -rf ${V}")}'`,
+    ],
+    'a one-letter long option': [`git ls-remote --u='rm -rf ${V};' .`, `git clone --u='rm -rf ${V};' . x`, `git push --e='rm -rf ${V};' .`],
+    'a git remote helper': [`git remote-ext x 'rm -rf ${V}'`, `git remote-fd 0`],
+    "watch's -d takes no separate value": [`watch -d rm -rf ls ${V}`],
+    'a find -exec whose program is {}': [`find /bin/rm -exec {} -rf ${V} \\;`, `find /bin/rm -execdir {} -rf ${V} +`],
+    'watch -x runs its words': [`watch -x sh -c 'rm -rf ${V}'`],
+    'the dynamic loader and pkexec': [`/lib64/ld-linux-x86-64.so.2 /bin/rm -rf ${V}`, `/lib/ld-linux.so.2 --library-path /x rm -rf ${V}`, `ld.so rm -rf ${V}`, `pkexec --user root rm -rf ${V}`],
+  };
+  const programs = ['sed', 'awk', 'git', 'watch', 'find', 'echo', '/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux.so.2', 'ld.so', 'pkexec', 'ls', '/bin/ls', 'sh'];
+  const ALLOW_PROGRAMS = `    - { name: programs, match: { commands: ${JSON.stringify(programs.map((p) => `${p} **`))} }, action: allow }\n`;
+
+  it('refuses each by a deny glob and the docs rm pattern, and admits none by allow rules for the programs', async () => {
+    const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RM}`);
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_PROGRAMS}`);
+    const admitted: string[] = [];
+    for (const [finding, lines] of Object.entries(RUNS_RM))
+      for (const line of lines)
+        for (const [name, judge] of [
+          ['deny list', denyList],
+          ['allow list', allowList],
+        ] as const)
+          if (judge.decide({ kind: 'exec', command: line }, 'bash').action === 'allow') admitted.push(`${finding} (${name}): ${JSON.stringify(line)}`);
+    expect(admitted).toEqual([]);
+  });
+
+  it('keeps the harmless spellings allowed', async () => {
+    const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RM}`);
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_PROGRAMS}`);
+    for (const line of [
+      'sed -n 1p f',
+      "sed 's/a/b/' f",
+      "sed -n '/x/{p;q}' f",
+      "sed '/^#/b; s/a/b/' f",
+      'sed -f script.sed f',
+      "awk '{print $1}' f",
+      "awk -F: -v x=1 '{print $1}' f",
+      'awk -f prog.awk f',
+      'git ls-remote origin',
+      'git push origin main',
+      'git remote -v',
+      'watch -n 5 ls',
+      'watch -d=permanent ls -l',
+      'watch -x ls -l',
+      '/lib64/ld-linux-x86-64.so.2 --list /bin/ls',
+      '/lib64/ld-linux-x86-64.so.2 /bin/ls',
+    ])
+      for (const [name, judge] of [
+        ['deny list', denyList],
+        ['allow list', allowList],
+      ] as const)
+        expect(judge.decide(exec(line), 'bash'), `${name}: ${line}`).toMatchObject({ action: 'allow' });
+    // A path find puts in place of `{}` may hold any text the docs' rm pattern looks for: only the allow list admits this one.
+    expect(allowList.decide(exec('find . -name x -exec ls {} \\;'), 'bash')).toMatchObject({ action: 'allow' });
+  });
+});
+
 describe('a long line', () => {
   it('is read off the event loop: the gateway goes on while a 4 KiB line is parsed, and what was read answers the judge', async () => {
     const long = `echo ${'$x '.repeat(1_500)}`;
