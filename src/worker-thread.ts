@@ -113,3 +113,45 @@ export class LazyWorker<Reply> {
     await worker?.terminate();
   }
 }
+
+/**
+ * A {@link LazyWorker} handed one message at a time, in arrival order, each answered by the reply
+ * that follows it; a message the worker died holding is answered by `lost(why)`.
+ */
+export class WorkerQueue<Message, Reply> {
+  readonly #worker: LazyWorker<Reply>;
+  readonly #queue: Array<{ message: Message; resolve: (reply: Reply) => void }> = [];
+  #current: ((reply: Reply) => void) | undefined;
+
+  constructor(start: () => Worker, lost: (why: string) => Reply) {
+    const answer = (reply: Reply): void => {
+      const resolve = this.#current;
+      this.#current = undefined;
+      resolve?.(reply);
+      this.#next();
+    };
+    this.#worker = new LazyWorker<Reply>(start, { message: answer, died: (why) => answer(lost(why)) });
+  }
+
+  /** The worker's reply to `message`, once the messages before it were answered. */
+  ask(message: Message): Promise<Reply> {
+    return new Promise((resolve) => {
+      this.#queue.push({ message, resolve });
+      this.#next();
+    });
+  }
+
+  /** Hands the next message to the worker (started when needed); the worker holds the process only while it works. */
+  #next(): void {
+    if (this.#current) return;
+    const job = this.#queue.shift();
+    if (!job) {
+      this.#worker.busy(false);
+      return;
+    }
+    const w = this.#worker.worker;
+    this.#worker.busy(true);
+    this.#current = job.resolve;
+    w.postMessage(job.message);
+  }
+}

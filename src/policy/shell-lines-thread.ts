@@ -8,12 +8,12 @@ import { parentPort } from 'node:worker_threads';
 import { shellLineNow } from './shell-lines.js';
 import type { ShellLine } from './shell-line.js';
 
-parentPort!.on('message', (m: { id: number; command: string; loginShell: string | undefined }) => {
+parentPort!.on('message', (m: { command: string; loginShell: string | undefined }) => {
   let line: ShellLine;
   try {
     line = shellLineNow(m.command, m.loginShell);
   } catch (err) {
     line = { certain: false, why: `hoop could not read it (${err instanceof Error ? err.message : String(err)})` };
   }
-  parentPort!.postMessage({ id: m.id, line });
+  parentPort!.postMessage({ line });
 });

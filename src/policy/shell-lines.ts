@@ -9,7 +9,7 @@
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
-import { LazyWorker, startWorker } from '../worker-thread.js';
+import { startWorker, WorkerQueue } from '../worker-thread.js';
 import { loginShellGrammar, parseShellLine, type ShellLine } from './shell-line.js';
 
 /** How many lines read are kept for the questions that follow (the latest ones). */
@@ -40,43 +40,10 @@ export function shellLineNow(command: string, loginShell: string | undefined): S
   return 'why' in login ? { certain: false, why: login.why } : parseShellLine(command, login.grammar);
 }
 
-interface Job {
-  message: { id: number; command: string; loginShell: string | undefined };
-  resolve: (line: ShellLine) => void;
-}
-
-let current: Job | undefined;
-const queue: Job[] = [];
-let seq = 0;
-
-const reader = new LazyWorker<{ id: number; line: ShellLine }>(() => startWorker(import.meta.url, 'shell-lines-thread'), {
-  message(m) {
-    const job = current;
-    current = undefined;
-    job?.resolve(m.line);
-    next();
-  },
-  died(why) {
-    const job = current;
-    current = undefined;
-    job?.resolve({ certain: false, why: `the gateway's shell reader failed (${why})` });
-    next();
-  },
-});
-
-/** Hands the next line to the worker (started when needed); the worker holds the process only while it works. */
-function next(): void {
-  if (current) return;
-  const job = queue.shift();
-  if (!job) {
-    reader.busy(false);
-    return;
-  }
-  const w = reader.worker;
-  reader.busy(true);
-  current = job;
-  w.postMessage(job.message);
-}
+const reader = new WorkerQueue<{ command: string; loginShell: string | undefined }, { line: ShellLine }>(
+  () => startWorker(import.meta.url, 'shell-lines-thread'),
+  (why) => ({ line: { certain: false, why: `the gateway's shell reader failed (${why})` } }),
+);
 
 /** Reads `command` in the worker so that {@link shellLineOf} answers at once. */
 export async function readShellLine(command: string, loginShell: string | undefined): Promise<ShellLine> {
@@ -85,9 +52,5 @@ export async function readShellLine(command: string, loginShell: string | undefi
   if (known) return known;
   // A login shell hoop does not model makes every line uncertain, unread.
   if ('why' in loginShellGrammar(loginShell)) return keep(key, shellLineNow(command, loginShell));
-  const line = await new Promise<ShellLine>((resolve) => {
-    queue.push({ message: { id: ++seq, command, loginShell }, resolve });
-    next();
-  });
-  return keep(key, line);
+  return keep(key, (await reader.ask({ command, loginShell })).line);
 }

@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { analyzeMysql, loadMysqlParser, type MysqlReading } from './analyze.js';
 
 const ready = loadMysqlParser();
-parentPort!.on('message', async (m: { id: number; text: string; reading: MysqlReading }) => {
+parentPort!.on('message', async (m: { text: string; reading: MysqlReading }) => {
   await ready;
-  parentPort!.postMessage({ id: m.id, analysis: analyzeMysql(m.text, m.reading) });
+  parentPort!.postMessage({ analysis: analyzeMysql(m.text, m.reading) });
 });
