@@ -2,23 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
 import { readLongMysql } from '../../src/policy/mysql/long-sql.js';
+import { ticksWhile } from '../harness/event-loop.js';
 
 describe('a long MySQL text', () => {
   it('is analysed in a worker: the event loop goes on meanwhile, and analyzeMysql then answers with that analysis', async () => {
     await loadMysqlParser();
     const sql = `INSERT INTO t (a, b) VALUES ${Array.from({ length: 4000 }, (_, i) => `(${i}, 'x${i}')`).join(', ')}`;
-    let done = false;
-    let ticks = 0;
-    const reading = readLongMysql(sql, { database: 'app' }).then(() => {
-      done = true;
-    });
-    const tick = (): void => {
-      if (done) return;
-      ticks++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
-    await reading;
+    const { ticks } = await ticksWhile(readLongMysql(sql, { database: 'app' }));
     // Analysed on the event loop, it would settle before any other callback ran.
     expect(ticks).toBeGreaterThan(0);
     const analysis = analyzeMysql(sql, { database: 'app' });

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import { ansiC, parseShellLine, SHELL_LINE_MAX_BYTES } from '../../src/policy/shell-line.js';
 import { readShellLine, shellLineOf } from '../../src/policy/shell-lines.js';
+import { ticksWhile } from '../harness/event-loop.js';
 import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
 import { RM_LOOKALIKES, RM_SPELLINGS, spelled } from '../fixtures/shell-spellings.js';
 
@@ -754,19 +755,7 @@ describe('programs that run code a line gives them (issue 72, third attack)', ()
 describe('a long line', () => {
   it('is read off the event loop: the gateway goes on while a 4 KiB line is parsed, and what was read answers the judge', async () => {
     const long = `echo ${'$x '.repeat(1_500)}`;
-    let done = false;
-    let ticks = 0;
-    const reading = readShellLine(long, '/bin/bash').then((line) => {
-      done = true;
-      return line;
-    });
-    const tick = (): void => {
-      if (done) return;
-      ticks++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
-    const line = await reading;
+    const { value: line, ticks } = await ticksWhile(readShellLine(long, '/bin/bash'));
     // Read on the event loop, it would settle before any other callback ran.
     expect(ticks).toBeGreaterThan(0);
     expect(line.certain).toBe(true);
@@ -775,16 +764,7 @@ describe('a long line', () => {
 
   it('and a short one too: the gateway reads every line in the worker (a 511-byte line takes the parser 80-130 ms)', async () => {
     const short = `ls ${'x '.repeat(40)}`;
-    let done = false;
-    let ticks = 0;
-    const reading = readShellLine(short, '/bin/bash').then(() => (done = true));
-    const tick = (): void => {
-      if (done) return;
-      ticks++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
-    await reading;
+    const { ticks } = await ticksWhile(readShellLine(short, '/bin/bash'));
     expect(ticks).toBeGreaterThan(0);
     expect(shellLineOf(short, '/bin/bash')).toMatchObject({ certain: true });
   }, 60_000);
