@@ -117,7 +117,13 @@ const SYSTEM_CODE_SQL =
 const SYSTEM_CODE_MS = 60_000;
 
 /** The names of {@link SYSTEM_CODE_SQL}, by catalog connection (shared by a connection's sessions). */
-const systemCode = new WeakMap<CatalogConnection, { at: number; names: Promise<ReadonlySet<string>> }>();
+const systemCode = new WeakMap<CatalogConnection, { at: number; names: Promise<ReadonlySet<string>>; loaded?: ReadonlySet<string> }>();
+
+/** The names `calls` runs that are not in `system`, by kind, unqualified. */
+function notSystem(calls: CodeCalls, system: ReadonlySet<string>): [string[], string[], string[]] {
+  const other = (prefix: string, names: readonly string[]) => [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].filter((n) => !system.has(prefix + n));
+  return [other('f:', calls.functions), other('o:', calls.operators), other('c:', calls.casts)];
+}
 
 /** A relation's columns as {@link RELATIONS_BY_NAME_SQL} lists them (`[attnum, name, generated from]`), and its generated ones. */
 function columnsOf(json: string | null | undefined): Pick<RelationCandidate, 'columns' | 'generated'> {
@@ -346,7 +352,8 @@ export class PgSessionMasking implements Stage {
     // Rows of a statement whose SQL returns none (a rule on its table returns them): what they carry is not in the SQL.
     if (lineage.branches.every((b) => b.length === 0)) return positions.map(() => REDACT);
     // A function of the database's own may return any value it reads: what the statement computes is masked whole.
-    if (statement.calls)
+    // Most statements run only the system's operators and functions: known at once, once the names are loaded.
+    if (statement.calls && !this.#onlySystem(statement.calls))
       return this.#userCode(statement.calls).then(
         (called) => (called ? positions.map(() => REDACT) : this.#columns(fields, positions, { ...statement, calls: undefined } as ResolvedMasking)),
         (err: unknown) => {
@@ -380,18 +387,24 @@ export class PgSessionMasking implements Stage {
     });
   }
 
+  /** Whether every name `calls` runs is known now to be the system's (the names loaded, not stale). */
+  #onlySystem(calls: CodeCalls): boolean {
+    const known = systemCode.get(this.#catalog);
+    return known?.loaded !== undefined && Date.now() - known.at <= SYSTEM_CODE_MS && notSystem(calls, known.loaded).every((names) => names.length === 0);
+  }
+
   /** The first code of the database's own that `calls` runs (see {@link USER_CODE_SQL}), as a reader names it; undefined when none. */
   async #userCode(calls: CodeCalls): Promise<string | undefined> {
     let known = systemCode.get(this.#catalog);
     if (!known || Date.now() - known.at > SYSTEM_CODE_MS) {
       const loading = this.#catalog.query(SYSTEM_CODE_SQL).then((rows) => new Set(rows.map((r) => r.name ?? '')));
-      known = { at: Date.now(), names: loading };
-      systemCode.set(this.#catalog, known);
+      const entry: { at: number; names: Promise<ReadonlySet<string>>; loaded?: ReadonlySet<string> } = { at: Date.now(), names: loading };
+      known = entry;
+      systemCode.set(this.#catalog, entry);
+      loading.then((names) => (entry.loaded = names)).catch(() => undefined);
       loading.catch(() => systemCode.delete(this.#catalog));
     }
-    const system = await known.names;
-    const other = (prefix: string, names: readonly string[]) => [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].filter((n) => !system.has(prefix + n));
-    const [functions, operators, casts] = [other('f:', calls.functions), other('o:', calls.operators), other('c:', calls.casts)];
+    const [functions, operators, casts] = notSystem(calls, await known.names);
     if (functions.length + operators.length + casts.length === 0) return undefined;
     const rows = await this.#catalog.prepared(USER_CODE_SQL, [textArrayParam(functions), textArrayParam(operators), textArrayParam(casts)]);
     return rows[0]?.what ?? undefined;
