@@ -114,7 +114,7 @@ const SEPARATORS = [' ', ' ', ' ', '; ', ' | ', ' && ', ' || ', '\n', ';'];
 const PREFIXES = ['', '', '', 'env ', 'nice ', "sh -c '", 'command ', 'xargs '];
 
 /** How many certain lines are run in each real shell. */
-const COMPARED_PER_SHELL = 70;
+const COMPARED_PER_SHELL = 45;
 
 /** A generated line of a few words, separators and wrappers. */
 function line(r: Random): string {
@@ -140,7 +140,7 @@ describe('hoop reads a line as the shells it models run it', () => {
       for (const [n, l] of lines.entries()) {
         const parsed = parseShellLine(l, grammar.grammar);
         if (!parsed.certain) continue;
-        // Each line runs in a real shell (a process per command it starts): 70 lines compared a shell keep CI within its time.
+        // Each line runs in a real shell (a process per command it starts): 45 lines compared a shell keep CI within its time.
         if (compared >= COMPARED_PER_SHELL) break;
         const runs = runIn(shell, l, n);
         compared++;
