@@ -306,6 +306,9 @@ mcp:                                            # what agents may do with the to
     : '';
 }
 
+/** The demo's (and docs/ssh.md's) pattern for `rm` with a recursive option: any short cluster with r or R, a long option's prefix `--r` (GNU reads `--rec` as `--recursive`); options after operands are read first by the judge. */
+export const NO_RECURSIVE_RM = String.raw`^(\S*/)?rm\s+(-\S+\s+)*(-[a-zA-Z]*[rR]|--r)`;
+
 /** `hoop.yaml`'s SSH rules, with the SSH connection: no recursive deletes. */
 function sshRulesYaml(target: SampleTarget): string {
   return target.ssh
@@ -313,7 +316,7 @@ function sshRulesYaml(target: SampleTarget): string {
 ssh:                                            # what sessions on ${DEMO_SSH_CONNECTION} may do
   rules:
     - name: no-recursive-rm
-      match: { patterns: ['^(\\S*/)?rm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }   # rm as the command (each command a line runs, sudo's too)
+      match: { patterns: ['${NO_RECURSIVE_RM}'] }   # rm as the command (each command a line runs, sudo's too)
       action: deny
       message: recursive deletes are not allowed through hoop
 `

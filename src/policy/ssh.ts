@@ -20,7 +20,7 @@
  * is judged, and the most restrictive decision wins. A rule's `commands` are globs over a
  * command's words (quotes removed): an allow rule's word by word, each `*` within one argument and
  * one path segment (no `/`, no `..`), a word `**` any number of arguments ({@link argumentsGlob});
- * a deny or review rule's over the words joined by spaces, `*` matching anything, so that it
+ * a deny or review rule's over the words joined by spaces (and with the options first, as GNU reads them), `*` matching anything, so that it
  * matches at least what it says;
  * `patterns` are regular expressions searched in them (and in the line as sent). A rule that
  * allows by `commands` or `patterns` matches only *simple* commands — words known before the line
@@ -295,13 +295,36 @@ function matches(c: CompiledRule, command: ShellCommand, source: string): 'yes' 
     const byArguments = !c.arguments || c.arguments.some((matches) => matches(command.words));
     return command.simple && byArguments && (!c.patterns || c.patterns.some((r) => r.test(command.text))) ? 'yes' : undefined;
   }
-  if (matchesText(c, command.text) || (source !== command.text && matchesText(c, source))) return 'yes';
+  const order = optionsFirst(command.words);
+  const permuted = order?.map((i) => command.words[i]).join(' ');
+  if (matchesText(c, command.text) || (source !== command.text && matchesText(c, source)) || (permuted !== undefined && matchesText(c, permuted))) return 'yes';
   if (!command.opaque) return undefined;
   if (!command.unknownWords) return 'opaque';
   const unknown = new Set(command.unknownWords);
-  const pieces = command.words.flatMap((w, i) => [...(i > 0 ? [' '] : []), unknown.has(i) ? null : w]);
-  const may = (!c.globs || c.globs.some((g) => globMayMatch(g, pieces))) && (!c.patterns || c.patterns.some((r) => r.mayMatch(pieces)));
-  return may ? 'opaque' : undefined;
+  const may = (indexes: readonly number[]): boolean => {
+    const pieces = indexes.flatMap((w, k) => [...(k > 0 ? [' '] : []), unknown.has(w) ? null : command.words[w]]);
+    return (!c.globs || c.globs.some((g) => globMayMatch(g, pieces))) && (!c.patterns || c.patterns.some((r) => r.mayMatch(pieces)));
+  };
+  return may(command.words.map((_, i) => i)) || (order !== undefined && may(order)) ? 'opaque' : undefined;
+}
+
+/**
+ * The order in which GNU getopt reads a command's words, when it differs from the line's: the
+ * program, its options (words starting with `-`, before a `--`), then its operands. GNU programs
+ * take options after operands (`rm x -rf` is `rm -rf x`), so a refusing rule also reads the
+ * options first; it may then match more than a program that stops at its first operand runs.
+ */
+function optionsFirst(words: readonly string[]): number[] | undefined {
+  const options: number[] = [];
+  const operands: number[] = [];
+  let ended = false;
+  for (let i = 1; i < words.length; i++) {
+    const word = words[i] as string;
+    if (word === '--') ended = true;
+    (!ended && word.length > 1 && word.startsWith('-') ? options : operands).push(i);
+  }
+  if (options.every((o, k) => o === k + 1)) return undefined;
+  return [0, ...options, ...operands];
 }
 
 /** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */
