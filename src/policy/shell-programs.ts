@@ -185,29 +185,55 @@ function sed(args: readonly string[]): string | undefined {
   const files = parsed.options.filter((o) => o.name === 'f' || o.name === 'file').map((o) => o.value ?? '');
   if (files.some(readsInput)) return '`sed -f` reading its script from its input';
   if (scripts.length === 0 && files.length === 0 && args[parsed.operand] !== undefined) scripts.push(args[parsed.operand]!);
-  return scripts.some((s) => sedRuns(s)) ? "sed's `e` command, or a script hoop cannot read to tell (a label)" : undefined;
+  // GNU sed joins its `-e` scripts with line breaks (`-e 'a\\' -e 'e id'` is one `a` command): each is read alone and joined.
+  return [...scripts, scripts.join('\n')].some((s) => sedRuns(s)) ? "sed's `e` command, or a script hoop cannot read to tell" : undefined;
 }
 
-/** Whether a GNU sed script may run a command (`e`, `s///e`), or hoop cannot read it to tell: a label (`:x`, `b x`) is such, as GNU sed ends one at a blank (`:x e cmd`). */
+/** Whether a GNU sed script may run a command (`e`, `s///e`), or hoop cannot read it to tell (read as GNU sed 4.9 reads a script; tested against it). */
 export function sedRuns(s: string): boolean {
   let i = 0;
   const n = s.length;
   const blanks = () => {
     while (i < n && (s[i] === ' ' || s[i] === '\t')) i++;
   };
-  /** Past a delimited part (i after its opening delimiter): false when it does not end. */
-  const delimited = (d: string): boolean => {
+  /** Past a delimited part (i after its opening delimiter): false when it does not end. In a regular expression, GNU sed reads a bracket expression whole (`s/[/]/x/`: its `/` is no delimiter). */
+  const delimited = (d: string, regex = false): boolean => {
     while (i < n && s[i] !== d) {
       if (s[i] === '\\') i++;
+      else if (regex && s[i] === '[' && !bracket()) return false;
       i++;
     }
     if (i >= n) return false;
     i++;
     return true;
   };
-  const toLineEnd = () => {
+  /** From a bracket expression's `[` to its `]` (`[]/]`, `[^]/]`, `[[:alpha:]/]`, `[[.a.]/]`): false when it does not end. */
+  const bracket = (): boolean => {
+    i++;
+    if (s[i] === '^') i++;
+    if (s[i] === ']') i++;
+    while (i < n && s[i] !== ']') {
+      const open = s[i] === '[' ? s[i + 1] : undefined;
+      if (open === ':' || open === '.' || open === '=') {
+        const close = s.indexOf(`${open}]`, i + 2);
+        if (close < 0) return false;
+        i = close + 1;
+      }
+      i++;
+    }
+    return i < n;
+  };
+  /** Past a label (`:x`, `b x`, `v 4.2`): GNU sed skips blanks, then ends it at a blank, `;`, `}`, `#` or a line's end, and reads the next command right after it (`:x e cmd`). */
+  const label = (): string => {
+    blanks();
+    const start = i;
+    while (i < n && !/[\s;}#]/.test(s[i]!)) i++;
+    return s.slice(start, i);
+  };
+  /** Past the rest of a line: text (`a`, `i`, `c`) goes on past a backslash-newline; a file name or a comment does not. */
+  const toLineEnd = (text = false) => {
     while (i < n && s[i] !== '\n') {
-      if (s[i] === '\\') i++;
+      if (text && s[i] === '\\') i++;
       i++;
     }
   };
@@ -224,7 +250,7 @@ export function sedRuns(s: string): boolean {
     if (c === '/' || c === '\\') {
       const d = c === '/' ? '/' : s[i + 1];
       i += c === '/' ? 1 : 2;
-      if (d === undefined || d === '\n' || !delimited(d)) throw new Error('address');
+      if (d === undefined || d === '\n' || !delimited(d, true)) throw new Error('address');
       while (i < n && /[IM]/.test(s[i]!)) i++;
       return true;
     }
@@ -259,7 +285,7 @@ export function sedRuns(s: string): boolean {
           return true;
         case 's': {
           const d = s[i++];
-          if (d === undefined || d === '\n' || d === '\\' || !delimited(d) || !delimited(d)) return true;
+          if (d === undefined || d === '\n' || d === '\\' || !delimited(d, true) || !delimited(d)) return true;
           while (i < n && /[gpiImMe0-9w]/.test(s[i]!)) {
             if (s[i] === 'e') return true;
             if (s[i] === 'w') {
@@ -278,6 +304,8 @@ export function sedRuns(s: string): boolean {
         case 'a':
         case 'i':
         case 'c':
+          toLineEnd(true);
+          continue;
         case 'r':
         case 'R':
         case 'w':
@@ -286,15 +314,14 @@ export function sedRuns(s: string): boolean {
           toLineEnd();
           continue;
         case ':':
-        case 'v':
-          return true;
+          if (label() === '') return true;
+          continue;
         case 'b':
         case 't':
         case 'T':
-          // Only a branch to the end (no label) is read.
-          blanks();
-          if (i < n && !/[;\n}]/.test(s[i]!)) return true;
-          break;
+        case 'v':
+          label();
+          continue;
         case 'q':
         case 'Q':
         case 'l':

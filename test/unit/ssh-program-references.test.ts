@@ -1,0 +1,182 @@
+/**
+ * The judge's readings of programs, tested against the programs themselves on generated input
+ * (#72). The demo's (and docs/ssh.md's) deny pattern for recursive deletes against GNU rm: lines
+ * put options before, between and after operands, in clusters, as long options and their
+ * prefixes, around `--`; every line that removed a directory with its contents must be refused.
+ * Reading a sed script against GNU sed: every script that ran a command must be read as one that may.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { NO_RECURSIVE_RM } from '../../src/demo/sample.js';
+import { sedRuns } from '../../src/policy/shell-programs.js';
+import { loadPolicyDir } from '../../src/policy/load.js';
+import { sshJudgeFor } from '../../src/policy/ssh.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-program-references-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+const OPTIONS = ['-r', '-R', '-f', '-v', '-rf', '-fr', '-Rf', '-vr', '-d', '--recursive', '--rec', '--r', '--recu', '--force', '--verbose', '--dir', '--one-file-system', '--preserve-root', '--'];
+
+/** A line of `rm` with 1 to 3 of OPTIONS and operands `f` and `T`, in an order drawn from `random`. */
+function line(random: () => number): string[] {
+  const words = [...Array.from({ length: 1 + Math.floor(random() * 3) }, () => OPTIONS[Math.floor(random() * OPTIONS.length)] as string), ...(random() < 0.5 ? ['T'] : ['f', 'T'])];
+  for (let i = words.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [words[i], words[j]] = [words[j] as string, words[i] as string];
+  }
+  return ['rm', ...words];
+}
+
+/** Whether GNU rm, run with `words`, removed directory T and its contents. */
+function removesTree(words: string[], n: number): boolean {
+  const dir = join(base, `run${n}`);
+  mkdirSync(join(dir, 'T', 'child'), { recursive: true });
+  writeFileSync(join(dir, 'f'), 'x');
+  try {
+    execFileSync(words[0] as string, words.slice(1), { cwd: dir, stdio: 'ignore' });
+  } catch {
+    // rm says why it kept a directory (exit 1): what it removed is what counts.
+  }
+  return !existsSync(join(dir, 'T'));
+}
+
+it('refuses every line GNU rm runs as a recursive delete, options before or after its operands, long options by any prefix', async () => {
+  expect(readFileSync('docs/ssh.md', 'utf8')).toContain(`patterns: ['${NO_RECURSIVE_RM}']`);
+  writeFileSync(
+    join(base, 'hoop.yaml'),
+    `version: 1
+connections:
+  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
+ssh:
+  default: allow
+  rules:
+    - { name: no-recursive-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }
+`,
+  );
+  const judge = sshJudgeFor(await loadPolicyDir(base), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
+  let seed = 72;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const missed: string[] = [];
+  let recursive = 0;
+  let allowed = 0;
+  for (let n = 0; n < 160; n++) {
+    const words = line(random);
+    const text = words.join(' ');
+    const action = judge.decide({ kind: 'exec', command: text }, 'bash').action;
+    if (removesTree(words, n)) {
+      recursive++;
+      if (action !== 'deny') missed.push(text);
+    } else if (action === 'allow') allowed++;
+  }
+  expect(missed).toEqual([]);
+  // The lines draw both kinds: the pattern is no refusal of every rm.
+  expect(recursive).toBeGreaterThan(40);
+  expect(allowed).toBeGreaterThan(20);
+  expect(judge.decide({ kind: 'exec', command: 'rm -f f T' }, 'bash').action).toBe('allow');
+  expect(judge.decide({ kind: 'exec', command: 'rm T -rf' }, 'bash').action).toBe('deny');
+  expect(judge.decide({ kind: 'exec', command: 'rm $X -r' }, 'bash').action).toBe('deny');
+});
+
+/** Pieces of sed scripts: labels and branches of every spelling, commands that run (`e`, `s///e`), and what may hide them (text, file names, comments, brackets, braces). */
+const SED_PIECES = [
+  ':a',
+  ': a',
+  ':a ',
+  'b a',
+  'ba',
+  'b',
+  't a',
+  'T a',
+  'bx',
+  ':x',
+  'v',
+  'v 4.2',
+  'e touch M',
+  'e touch M',
+  'e',
+  's/a/touch M/e',
+  '1e touch M',
+  '$e touch M',
+  's/a/touch M/ge',
+  's|a|touch M|e',
+  's/a/b/w /dev/null',
+  's/[/]/x/',
+  's/a[/]/b/e',
+  's|[|]|w;touch M;|e',
+  's|[]|]|w;touch M;|e',
+  's|[^a]|w;touch M;|e',
+  's|[[:punct:]|]|w;touch M;|e',
+  's|[[.|.]]|w;touch M;|e',
+  '\\|[|]|e touch M',
+  '/[/]/e touch M',
+  'y/a/b/',
+  'p',
+  'n',
+  '=',
+  '#c',
+  '{',
+  '}',
+  'a text',
+  'i\\',
+  'c\\',
+  '$!N',
+  '/a/',
+  '1',
+  '/a/,/b/',
+  '\\%a%',
+  '!',
+  'r /dev/null',
+  'l',
+  'q',
+  'h',
+  'G',
+  'x',
+  'F',
+  'z',
+  's/a/&/',
+  's/\\//x/e',
+  'w /dev/null',
+];
+const SED_LABELS = [':a', ': a', 'b a', 'ba', 'b', 't a', 'T', 'bx', 'v', 'v 4.2', ':a{', 'b a!'];
+const SED_LABEL_ENDS = [';', '\n', ' ', '\t', '}', '#', '', '\v', '\f', '\r', '!', '{', ';;', ' ;', '#\n'];
+const SED_JOINS = [';', ';', ';', '\n', '\n', ' ', '', '}', '\t', '#'];
+
+it('reads every script GNU sed runs a command of as one that may run a command (labels as GNU sed ends them)', () => {
+  const dir = join(base, 'sed');
+  mkdirSync(dir);
+  const mark = join(dir, 'M');
+  let seed = 4;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
+  const missed: string[] = [];
+  let ran = 0;
+  let read = 0;
+  for (let n = 0; n < 600; n++) {
+    let script = pick(SED_PIECES);
+    for (let k = 1 + Math.floor(random() * 4); k > 0; k--) script += pick(SED_JOINS) + pick(SED_PIECES);
+    // Half the scripts put a command that runs right after a label, past each character that may end it.
+    if (n % 2 === 1) script = `${random() < 0.5 ? '{' : ''}${pick(SED_LABELS)}${pick(SED_LABEL_ENDS)}${pick(['e touch M', 's/a/touch M/e', '}e touch M', '}\ne touch M'])}`;
+    script = script.replaceAll('touch M', `touch ${mark}`);
+    rmSync(mark, { force: true });
+    try {
+      execFileSync('sed', ['-n', script], { input: 'a\nb\n|/[]\n', cwd: dir, stdio: ['pipe', 'ignore', 'ignore'], timeout: 300, killSignal: 'SIGKILL' });
+    } catch {
+      // A script sed refuses runs nothing; one that branches back forever is stopped.
+    }
+    const runs = sedRuns(script);
+    if (existsSync(mark)) {
+      ran++;
+      if (!runs) missed.push(script);
+    } else if (!runs) read++;
+  }
+  expect(missed).toEqual([]);
+  expect(ran).toBeGreaterThan(30);
+  // Scripts with labels and branches are read, not refused whole.
+  expect(read).toBeGreaterThan(30);
+  expect(sedRuns(':a;N;$!ba;s/\\n/ /g')).toBe(false);
+  expect(sedRuns(':x e id')).toBe(true);
+  expect(sedRuns('b a;:a e id')).toBe(true);
+});
