@@ -18,11 +18,15 @@ export interface OptionSpec {
   anyLong?: true;
   /** `-NUMBER` is an option (`nice -10`). */
   numeric?: true;
+  /** GNU getopt's order: options are read after operands too, up to `--` (`sed p f -e 'cmd'`). */
+  permute?: true;
 }
 
 /** The options read from the start of `args`, and the index of the first operand. `known`: every option word was one of the spec's. */
 export interface ParsedOptions {
   operand: number;
+  /** The indexes of the operands, in order (with `permute`, those between options too). */
+  operands: number[];
   known: boolean;
   /** Each option read: its letter or long name, and its value if it took one. */
   options: Array<{ name: string; value?: string }>;
@@ -30,20 +34,29 @@ export interface ParsedOptions {
   unknownAt?: number;
 }
 
-/** Reads the options at the start of `args` (from `from`) by `spec`; `--` ends them, as does the first operand. */
+/** Reads the options at the start of `args` (from `from`) by `spec`; `--` ends them, as does the first operand unless the spec permutes. */
 export function parseOptions(args: readonly string[], spec: OptionSpec, from = 0): ParsedOptions {
   const options: ParsedOptions['options'] = [];
+  const operands: number[] = [];
   let known = true;
   let unknownAt: number | undefined;
   const unknown = (i: number) => {
     known = false;
     unknownAt ??= i;
   };
+  const done = (operand: number, rest: number) => {
+    for (let k = rest; k < args.length; k++) operands.push(k);
+    return { operand: operands[0] ?? operand, operands, known, options, ...(unknownAt !== undefined ? { unknownAt } : {}) };
+  };
   let i = from;
   while (i < args.length) {
     const a = args[i]!;
-    if (a === '--') return { operand: i + 1, known, options, ...(unknownAt !== undefined ? { unknownAt } : {}) };
-    if (!a.startsWith('-') || a === '-') break;
+    if (a === '--') return done(i + 1, i + 1);
+    if (!a.startsWith('-') || a === '-') {
+      if (!spec.permute) break;
+      operands.push(i++);
+      continue;
+    }
     const at = i++;
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
@@ -81,7 +94,7 @@ export function parseOptions(args: readonly string[], spec: OptionSpec, from = 0
       break;
     }
   }
-  return { operand: i, known, options, ...(unknownAt !== undefined ? { unknownAt } : {}) };
+  return done(i, i);
 }
 
 /** The long option `name` (or the one it abbreviates unambiguously, as getopt_long reads it) of `spec`. */

@@ -2,22 +2,54 @@
  * Programs with an option whose value a program runs as a command, or an argument that is code
  * the program runs through a shell: `git -c core.pager=…`, `ssh -o ProxyCommand=…`, `rsync -e`,
  * `tar --checkpoint-action=exec=…`, `sort --compress-program`, `zip -TT`, `man -P`, `less '+!…'`,
- * `vim -c '!…'`, sed's `e` command, awk's `system()`, `tmux new 'cmd'`, `make 'X:=$(shell …)'`. Such a
- * command is opaque: every deny and review rule may match it, no allow rule admits it. A table
- * per program; a program's own files (a script, a config file, `sed -f`, `awk -f`) are its own
- * code, as `./deploy.sh` is.
+ * sed's `e` command, awk's `system()`, `tmux new 'cmd'`, `make 'X:=$(shell …)'`. Such a command is
+ * opaque: every deny and review rule may match it, no allow rule admits it. A table per program,
+ * its options read as the program reads them; a program's own files (a script, a config file,
+ * `sed -f`, `awk -f`) are its own code, as `./deploy.sh` is, unless they are its input. Programs
+ * that take their commands from their input or terminal (editors, pagers) are listed apart
+ * ({@link readsCommands}): the judge judges them as a shell.
  */
 import { type OptionSpec, parseOptions, readsInput } from './shell-options.js';
 
 /** Why the command `program` with `args` runs a command given in its words, if it does. */
 export function runsOptionCode(program: string, args: readonly string[]): string | undefined {
-  const check = PROGRAMS[program] ?? (AWKS.has(program) ? awk : VIMS.has(program) ? vim : undefined);
+  const check = PROGRAMS[program] ?? (AWKS.has(program) ? awk : undefined);
   const what = check?.(args);
   return what === undefined ? undefined : `it has an option whose value a program runs as a command (${what})`;
 }
 
+const SFTP: OptionSpec = { short: '46AaCfNpqRrvB:b:c:D:F:i:J:l:o:P:S:s:X:' };
+
+/**
+ * Programs that take commands from their terminal: pagers (`!cmd` in less), and those that page
+ * through one (man, git, systemd's tools, database shells), text interfaces with a shell escape.
+ * With a terminal (`ssh -t`), such a command runs what its words do not show.
+ */
+const TERMINAL_READERS = new Set([
+  ...['less', 'more', 'most', 'pg', 'man', 'info', 'pinfo', 'git', 'tig', 'systemctl', 'journalctl', 'loginctl', 'busctl', 'coredumpctl', 'networkctl'],
+  ...['resolvectl', 'timedatectl', 'hostnamectl', 'localectl', 'bootctl', 'psql', 'mysql', 'mariadb', 'sqlite3', 'gdb', 'ftp', 'mc', 'ranger', 'nnn'],
+  ...['vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m', 'lynx', 'links', 'elinks', 'crontab', 'visudo', 'vipw', 'vigr', 'sudoedit', 'aptitude', 'apt'],
+  ...['apt-get', 'dpkg', 'python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'dc', 'sqlplus', 'redis-cli', 'mongo', 'mongosh'],
+]);
+
+/**
+ * Why `program` with `args` takes its commands from its input or, with a `terminal`, from it, if it
+ * does: an editor (`:!cmd`), a pager or what pages on a terminal (`!cmd` in less), `sftp` without a
+ * batch file, `awk -D` (a debugger). Such a command is judged as a shell is.
+ */
+export function readsCommands(program: string, args: readonly string[], terminal: boolean): string | undefined {
+  if (VIMS.has(program)) return `\`${program}\` is an editor, which reads its commands (\`:!cmd\` runs one) from its input or terminal`;
+  if (terminal && TERMINAL_READERS.has(program)) return `with a terminal, \`${program}\` takes commands from it (a pager's \`!cmd\` runs one)`;
+  if (program === 'sftp') {
+    const batch = parseOptions(args, SFTP).options.find((o) => o.name === 'b');
+    if (batch === undefined || readsInput(batch.value ?? '')) return '`sftp` reads its commands (`!cmd` runs one) from its input';
+  }
+  if (AWKS.has(program) && parseOptions(args, AWK).options.some((o) => o.name === 'D' || o.name === 'debug')) return '`awk -D` is a debugger, which reads its commands from its input';
+  return undefined;
+}
+
 /** Whether `program` has options or arguments a program runs as a command: a word of it built when it runs may be one. */
-export const hasOptionCode = (program: string): boolean => Object.hasOwn(PROGRAMS, program) || AWKS.has(program) || VIMS.has(program);
+export const hasOptionCode = (program: string): boolean => Object.hasOwn(PROGRAMS, program) || AWKS.has(program);
 
 /** Whether the long option `name` (before any `=`) is one of `risky`, or abbreviates one (getopt_long reads `--to-c` as `--to-command`, git `--u=` as `--upload-pack=`). */
 function longIs(word: string, risky: string[]): boolean {
@@ -113,44 +145,80 @@ function git(args: readonly string[]): string | undefined {
   }
   if (sub === 'bisect' && rest[0] === 'run') return '`git bisect run`';
   if (sub === 'submodule' && rest.includes('foreach')) return '`git submodule foreach`';
-  if (sub === 'config') {
-    // Reading a value changes nothing; setting one may change what a later git command runs (`core.pager`, `alias.x=!…`).
-    const reads = [
-      '--get',
-      '--get-all',
-      '--get-regexp',
-      '--get-urlmatch',
-      '--list',
-      '-l',
-      '--show-origin',
-      '--show-scope',
-      '--name-only',
-      'get',
-      'list',
-      '--global',
-      '--system',
-      '--local',
-      '--null',
-      '-z',
-      '--includes',
-      '--no-includes',
-    ];
-    const operands = rest.filter((w) => !reads.includes(w) && !w.startsWith('--type') && !w.startsWith('--default'));
-    const onlyReads = rest.some((w) => ['--get', '--get-all', '--get-regexp', '--get-urlmatch', '--list', '-l', 'get', 'list'].includes(w)) || operands.length <= 1;
-    if (!onlyReads) return '`git config` setting a value a later git command may run';
-  }
+  if (sub === 'config' && !gitConfigReads(rest)) return '`git config` setting a value a later git command may run, or editing the file';
   return undefined;
 }
 
-/** The `-o` options of ssh, scp and sftp (and the programs they start: `scp -S`, `sftp -S`, `-D`; `ssh -I` loads a library). */
-const SSH_OPTIONS = /^\s*(proxycommand|localcommand|permitlocalcommand|knownhostscommand|match|pkcs11provider|securitykeyprovider|include)\b/i;
+/** `git config`'s options (builtin/config.c): the actions that only read, those that write, and the rest (where, how). */
+const GIT_CONFIG_READS = ['get', 'get-all', 'get-regexp', 'get-urlmatch', 'list', 'l', 'get-color', 'get-colorbool'];
+const GIT_CONFIG_WRITES = ['replace-all', 'add', 'unset', 'unset-all', 'rename-section', 'remove-section', 'edit', 'e'];
+const GIT_CONFIG_SPEC: OptionSpec = {
+  permute: true,
+  short: 'lezf:t:',
+  long: [
+    ...['global', 'system', 'local', 'worktree', 'file=', 'blob=', ...GIT_CONFIG_READS.filter((r) => r !== 'l'), ...GIT_CONFIG_WRITES.filter((w) => w !== 'e')],
+    ...['fixed-value', 'type=', 'no-type', 'bool', 'int', 'bool-or-int', 'bool-or-str', 'path', 'expiry-date', 'null', 'name-only', 'includes', 'no-includes'],
+    ...['show-origin', 'show-scope', 'default='],
+  ],
+};
+
+/**
+ * Whether `git config ARGS` only reads, as builtin/config.c decides its action: a read action
+ * (`--get…`, `--list`), or none and at most one operand (a name to get), or git 2.46's `get` and
+ * `list`; anything else (a value, a value pattern, `--edit`, an option hoop does not know) may write.
+ */
+function gitConfigReads(args: readonly string[]): boolean {
+  const parsed = parseOptions(args, GIT_CONFIG_SPEC);
+  if (!parsed.known) return false;
+  const actions = parsed.options.filter((o) => GIT_CONFIG_READS.includes(o.name) || GIT_CONFIG_WRITES.includes(o.name));
+  if (actions.length > 0) return actions.every((o) => GIT_CONFIG_READS.includes(o.name));
+  const first = parsed.operands[0] === undefined ? undefined : args[parsed.operands[0]];
+  return parsed.operands.length <= 1 || first === 'get' || first === 'list';
+}
+
+/**
+ * The `-o` keywords of ssh, scp and sftp that run nothing and name no code (lowercase): any other
+ * (`ProxyCommand`, `LocalCommand`, `Match exec`, `Include`, `PKCS11Provider`, `XAuthLocation`…),
+ * or one hoop cannot read as readconf.c does, makes the command opaque.
+ */
+const SSH_SAFE_KEYWORDS = new Set([
+  ...['addressfamily', 'addkeystoagent', 'batchmode', 'bindaddress', 'bindinterface', 'casignaturealgorithms', 'certificatefile', 'checkhostip', 'ciphers'],
+  ...['clearallforwardings', 'compression', 'connectionattempts', 'connecttimeout', 'controlmaster', 'controlpath', 'controlpersist', 'dynamicforward'],
+  ...['escapechar', 'exitonforwardfailure', 'fingerprinthash', 'forkafterauthentication', 'forwardagent', 'forwardx11', 'forwardx11timeout', 'forwardx11trusted'],
+  ...['gatewayports', 'globalknownhostsfile', 'gssapiauthentication', 'gssapidelegatecredentials', 'hashknownhosts', 'hostbasedauthentication'],
+  ...['hostkeyalgorithms', 'hostkeyalias', 'hostname', 'identitiesonly', 'identityagent', 'identityfile', 'ipqos', 'kbdinteractiveauthentication'],
+  ...['kexalgorithms', 'localforward', 'loglevel', 'logverbose', 'macs', 'nohostauthenticationforlocalhost', 'numberofpasswordprompts'],
+  ...['obscurekeystroketiming', 'passwordauthentication', 'permitremoteopen', 'port', 'preferredauthentications', 'pubkeyacceptedalgorithms'],
+  ...['pubkeyauthentication', 'rekeylimit', 'remoteforward', 'requesttty', 'requiredrsasize', 'revokedhostkeys', 'sendenv', 'serveralivecountmax'],
+  ...['serveraliveinterval', 'sessiontype', 'setenv', 'stdinnull', 'streamlocalbindmask', 'streamlocalbindunlink', 'stricthostkeychecking'],
+  ...['tcpkeepalive', 'tunnel', 'tunneldevice', 'updatehostkeys', 'user', 'userknownhostsfile', 'verifyhostkeydns', 'visualhostkey'],
+]);
+
+/** An `-o` value's keyword as readconf.c reads it (blanks and `=` before it, quotes around it), when hoop can be sure of it. */
+function sshKeyword(value: string): string | undefined {
+  const m = /^[\s=]*([A-Za-z0-9]+)(?=[\s=]|$)/.exec(value);
+  return m ? m[1]!.toLowerCase() : undefined;
+}
+
+/**
+ * ssh, scp and sftp: an `-o` keyword not known to run nothing, a program option (`scp -S`, `sftp
+ * -S`/`-D`, `ssh -I`), a configuration file that is the input (`-F /dev/stdin`). ssh reads its
+ * options again after the destination (`ssh host -o ProxyCommand=… cmd`, ssh.c's `again:`);
+ * scp and sftp stop at the first operand.
+ */
 const ssh =
-  (spec: OptionSpec, programs: string[]) =>
+  (spec: OptionSpec, programs: string[], kind: 'ssh' | 'scp' | 'sftp') =>
   (args: readonly string[]): string | undefined => {
-    const parsed = parseOptions(args, spec);
-    if (!parsed.known && args.some((a) => /proxycommand|localcommand|knownhostscommand|match|pkcs11|securitykey|include/i.test(a))) return '`-o`';
-    for (const o of parsed.options) {
-      if (o.name === 'o' && o.value !== undefined && SSH_OPTIONS.test(o.value)) return `\`-o ${o.value.split(/[\s=]/)[0]}\``;
+    let parsed = parseOptions(args, spec);
+    const options = [...parsed.options];
+    if (kind === 'ssh' && parsed.known && args[parsed.operand] !== undefined && args[parsed.operand - 1] !== '--') {
+      parsed = parseOptions(args, spec, parsed.operand + 1);
+      options.push(...parsed.options);
+    }
+    if (!parsed.known) return `\`${kind}\` with an option hoop does not know`;
+    for (const o of options) {
+      if (o.name === 'o' && !SSH_SAFE_KEYWORDS.has(sshKeyword(o.value ?? '') ?? '')) return `\`-o ${shown(o.value ?? '').slice(1, -1)}\``;
+      if (o.name === 'F' && readsInput(o.value ?? '')) return '`-F` reading its configuration from its input';
       if (programs.includes(o.name)) return `\`-${o.name}\``;
     }
     return undefined;
@@ -159,6 +227,7 @@ const ssh =
 /** sed: a script's `e` command or `s///e` flag (GNU sed runs them through a shell); `--sandbox` refuses them. */
 function sed(args: readonly string[]): string | undefined {
   const parsed = parseOptions(args, {
+    permute: true,
     short: 'nrsuzEl:e:f:i::',
     long: [
       'quiet',
@@ -179,12 +248,15 @@ function sed(args: readonly string[]): string | undefined {
       'binary',
     ],
   });
-  if (parsed.options.some((o) => o.name === 'sandbox')) return undefined;
+  // GNU sed compiles each `-e` and `-f` as it reads it: `--sandbox` refuses `e` only in scripts after it.
+  const sandbox = parsed.options.findIndex((o) => o.name === 'sandbox');
+  if (sandbox >= 0 && !parsed.options.slice(0, sandbox).some((o) => ['e', 'expression', 'f', 'file'].includes(o.name))) return undefined;
   if (!parsed.known) return '`sed` with an option hoop does not know';
   const scripts = parsed.options.filter((o) => o.name === 'e' || o.name === 'expression').map((o) => o.value ?? '');
   const files = parsed.options.filter((o) => o.name === 'f' || o.name === 'file').map((o) => o.value ?? '');
   if (files.some(readsInput)) return '`sed -f` reading its script from its input';
-  if (scripts.length === 0 && files.length === 0 && args[parsed.operand] !== undefined) scripts.push(args[parsed.operand]!);
+  // GNU sed reads options after operands too (`sed p f -e 'cmd'`: the script is the `-e`, `p` a file).
+  if (scripts.length === 0 && files.length === 0 && parsed.operands.length > 0) scripts.push(args[parsed.operands[0]!]!);
   // GNU sed joins its `-e` scripts with line breaks (`-e 'a\\' -e 'e id'` is one `a` command): each is read alone and joined.
   return [...scripts, scripts.join('\n')].some((s) => sedRuns(s)) ? "sed's `e` command, or a script hoop cannot read to tell" : undefined;
 }
@@ -350,9 +422,12 @@ const AWK_LONG = [
   ...['sandbox', 'trace', 'version', 'csv', 'persist=?', 'lint-old', 'compat'],
 ];
 
+const AWK: OptionSpec = { short: 'F:f:v:W:bcCd::D::e:E:ghi:l:L::nNo::Op::MPrSstVYZ:', long: AWK_LONG };
+
 /** awk: a program calling `system()`, piping to or from a command (`|`, `|&`), or calling a function by name (gawk's `@f()`, `@load`); `-W` (mawk's and gawk's `-W source 'text'`) and a program file that is its input are opaque. */
 function awk(args: readonly string[]): string | undefined {
-  const parsed = parseOptions(args, { short: 'bcCdDgGhLMnNOPrsStVy-F:v:f:e:E:i:l:o::p::W:', long: AWK_LONG });
+  // gawk's own getopt string (main.c; it stops at the program, no permuting): `-dfile`, `-Dfile`, `-Lfatal` take the rest of their word.
+  const parsed = parseOptions(args, AWK);
   if (!parsed.known) return '`awk` with an option hoop does not know';
   if (parsed.options.some((o) => o.name === 'W')) return '`awk -W`';
   const programs = parsed.options.filter((o) => o.name === 'e' || o.name === 'source').map((o) => o.value ?? '');
@@ -363,20 +438,42 @@ function awk(args: readonly string[]): string | undefined {
   return programs.some((p) => /system|@|\|/.test(p.replace(/\|\|/g, ''))) ? "awk's `system()` or a pipe to a command" : undefined;
 }
 
-const VIMS = new Set(['vi', 'vim', 'nvim', 'view', 'vimdiff', 'gvim', 'rvim', 'ex', 'vimx', 'nano']);
+/** GNU make's long options that take a value (the others take none). */
+const MAKE_VALUED = [
+  'file=',
+  'makefile=',
+  'directory=',
+  'include-dir=',
+  'jobs=?',
+  'load-average=?',
+  'old-file=',
+  'assume-old=',
+  'what-if=',
+  'new-file=',
+  'assume-new=',
+  'eval=',
+  'debug=?',
+  'output-sync=?',
+  'jobserver-style=',
+];
 
-/** vi and vim: `-c`, `--cmd` and `+command` run editor commands (`:!…` runs a shell); `+N` and `+/pattern` only move the cursor. */
-function vim(args: readonly string[]): string | undefined {
-  const hit = args.find((a) => a === '-c' || a === '--cmd' || /^-[^-]*c/.test(a) || (a.startsWith('+') && !/^\+(\d*|\/.*)$/s.test(a)));
-  return hit ? shown(hit) : undefined;
+/** make: `--eval`, a variable whose value runs a command (`X=$(shell …)`), a makefile that is its input (`-f -`). */
+function make(args: readonly string[]): string | undefined {
+  if (args.some((a) => /\$[({]/.test(a) || longIs(a, ['eval']) || /^-[^-]*E/.test(a))) return '`make --eval` or a variable with `$(…)`';
+  const parsed = parseOptions(args, { permute: true, short: 'bmBC:deE:f:hiI:j::kl::LnNo:O::pqrRsStvwW:', long: MAKE_VALUED, anyLong: true });
+  if (!parsed.known) return '`make` with an option hoop does not know';
+  return parsed.options.some((o) => ['f', 'file', 'makefile'].includes(o.name) && readsInput(o.value ?? '')) ? '`make -f` reading its makefile from its input' : undefined;
 }
+
+/** Editors: each reads its commands (`:!cmd`, `!cmd`) from its input or its terminal, so what they run is never in their words. */
+const VIMS = new Set(['vi', 'vim', 'nvim', 'view', 'vimdiff', 'gvim', 'rvim', 'ex', 'vimx', 'nano', 'ed', 'emacs', 'mg', 'jed', 'joe', 'pico']);
 
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {
   git,
   sed,
-  ssh: ssh({ short: '1246AaCfGgKkMNnqsTtVvXxYyB:b:c:D:E:e:F:I:i:J:L:l:m:O:o:p:Q:R:S:W:w:P:' }, ['I']),
-  scp: ssh({ short: '346ABCOpqRrsTvc:D:F:i:J:l:o:P:S:X:' }, ['S']),
-  sftp: ssh({ short: '46AaCfNpqRrvB:b:c:D:F:i:J:l:o:P:S:s:X:' }, ['S', 'D']),
+  ssh: ssh({ short: '1246AaCfGgKkMNnqsTtVvXxYyB:b:c:D:E:e:F:I:i:J:L:l:m:O:o:p:Q:R:S:W:w:P:' }, ['I'], 'ssh'),
+  scp: ssh({ short: '12346ABCOTdfpqRrstvc:D:F:i:J:l:o:P:S:X:' }, ['S'], 'scp'),
+  sftp: ssh(SFTP, ['S', 'D'], 'sftp'),
   rsync: (args) => {
     // The server side (`rsync --server`, as a client starts it) reads `-e` as the protocol's letters and starts no shell.
     if (args.includes('--server')) return undefined;
@@ -394,7 +491,10 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   zip: (args) => (args.some((a) => a.startsWith('-TT') || longIs(a, ['unzip-command'])) ? '`zip -TT`' : undefined),
   man: (args) => {
     const hit = optionWords(args).find((w) => longIs(w, ['pager', 'html', 'browser']) || groupHas(w, 'PH', 'CMmLSseprRtTEKI'));
-    return hit ? `\`man ${hit.replace(/=.*$/s, '')}\`` : undefined;
+    if (hit) return `\`man ${hit.replace(/=.*$/s, '')}\``;
+    // man-db's configuration names the programs it runs (`DEFINE tbl …`): one read from the input is code.
+    const config = parseOptions(args, { permute: true, short: 'C:', long: ['config-file='] });
+    return config.options.some((o) => (o.name === 'C' || o.name === 'config-file') && readsInput(o.value ?? '')) ? '`man -C` reading its configuration from its input' : undefined;
   },
   less: (args) => {
     const hit = args.find((a) => (a.startsWith('+') && /[!|v]/.test(a)) || longIs(a, ['lesskey-src', 'lesskey-content', 'lesskey-file']) || /^-[^-]*k/.test(a));
@@ -402,8 +502,8 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   },
   more: (args) => (args.some((a) => a.startsWith('+') && /[!|v]/.test(a)) ? '`more +…`' : undefined),
   'start-stop-daemon': (args) => (args.some((a) => /^(-[^-]*[xa]|--(exec|startas)\b)/.test(a)) ? '`start-stop-daemon --exec`' : undefined),
-  make: (args) => (args.some((a) => /\$[({]/.test(a) || longIs(a, ['eval']) || /^-[^-]*E/.test(a)) ? '`make --eval` or a variable with `$(…)`' : undefined),
-  gmake: (args) => (args.some((a) => /\$[({]/.test(a) || longIs(a, ['eval']) || /^-[^-]*E/.test(a)) ? '`make --eval` or a variable with `$(…)`' : undefined),
+  make,
+  gmake: make,
   tmux: (args) => {
     // tmux's commands take shell commands as words (`new 'cmd'`, `run-shell`, `if-shell`, `send-keys`): only listing and attaching are read.
     const quiet = new Set([
@@ -427,7 +527,8 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
     const parsed = parseOptions(args, { short: '2CDluNvVc:f:L:S:T:' });
     if (parsed.options.some((o) => o.name === 'c' || o.name === 'f')) return '`tmux -c`';
     const rest = args.slice(parsed.operand);
-    return rest.length > 0 && quiet.has(rest[0]!) && !rest.includes(';') && !rest.includes('\\;') ? undefined : '`tmux` running a command';
+    // tmux ends a command at a word ending in `;` (`ls -F 'x;' new 'cmd'`): a list is more than one command.
+    return rest.length > 0 && quiet.has(rest[0]!) && !rest.some((w) => w.endsWith(';')) ? undefined : '`tmux` running a command';
   },
   screen: (args) => {
     const quiet = new Set(['-ls', '-list', '-wipe', '-r', '-x', '-R', '-d', '-D', '-RR', '-DR', '-rd', '-dr', '-v', '-version']);

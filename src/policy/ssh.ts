@@ -32,7 +32,8 @@
  * whose words hoop cannot read before it runs (`$x`, `$(…)` as a word, `r{m,}`) wherever some text
  * in their place would make it match (`rm -rf $X` for `rm -rf *`, not `ls -d $HOME`), and every
  * command whose program or code is unknown (`$x -rf /`, `eval "$x"`, `fish -c …`, and code the
- * words do not show: `test -v 'a[$(…)]'`, `echo $((x))`, `alias`, `PATH=… ls`). Lines are read
+ * words do not show: `test -v 'a[$(…)]'`, `echo $((x))`, `alias`, `PATH=… ls`). A program that takes its commands from its input or terminal (an editor;
+ * with `ssh -t`, a pager) is judged as a shell. Lines are read
  * in the grammar of the target user's login shell, learned at sign-in (or the connection's
  * `shell:`): bash, dash, ash or ksh; any other shell (zsh, fish, tcsh…), or one not known, makes
  * every line uncertain. An uncertain line — one the gateway cannot parse, over 32 KiB, or for a
@@ -47,6 +48,7 @@ import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
 import type { ShellCommand } from './shell-line.js';
 import { shellLineOf } from './shell-lines.js';
+import { readsCommands } from './shell-programs.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type Who } from './schema.js';
 import { argumentsGlob, glob, globMayMatch } from '../glob.js';
 import { LinearRegex } from '../linear-regex.js';
@@ -62,7 +64,8 @@ export interface SshVerdict {
 }
 
 /** What a session channel asks to run. */
-export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'sftp' };
+/** What a session channel asks for; an exec's `terminal`: the client asked for one (a pager on it takes commands). */
+export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string; terminal?: boolean } | { kind: 'sftp' };
 
 /** A file-transfer program named anywhere in a command line (as a word or a path's last part). */
 const TRANSFER_PROGRAM = /(?<![\w.-])(sftp-server|scp|rsync)(?![\w.-])/;
@@ -184,7 +187,7 @@ export class SshJudge {
   }
 
   /** The most restrictive ssh rule matching a shell or a command, else the default. */
-  #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string }, loginShell: string | undefined): SshVerdict {
+  #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string; terminal?: boolean }, loginShell: string | undefined): SshVerdict {
     if (request.kind === 'shell') {
       const matching = this.#rules.filter(({ commands, patterns }) => !commands && !patterns);
       return mostRestrictive(matching.map((c) => this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this shell`))) ?? this.#byDefault('no ssh rule matches');
@@ -209,6 +212,8 @@ export class SshJudge {
     // A command the line runs through a wrapper (`sudo`, `sh -c`, `find -exec`, `xargs`) is a command of the line: allow rules must admit it too, else the default decides.
     for (const command of parsed.commands) {
       const derived = command.via !== undefined;
+      // A program that takes its commands from its input or terminal (an editor, a pager on a terminal) is a shell: allowed where a shell is.
+      const interactive = command.program === undefined ? undefined : readsCommands(command.program, command.words.slice(1), request.terminal === true);
       const matching: SshVerdict[] = [];
       const source = command.source === command.text ? command.text : command.source.replace(/\s+/g, ' ').trim();
       for (const c of rules) {
@@ -217,7 +222,7 @@ export class SshJudge {
           continue;
         }
         const how = matches(c, command, source);
-        if (how === undefined) continue;
+        if (how === undefined || (interactive && c.rule.action === 'allow' && (c.commands || c.patterns))) continue;
         const what = single ? 'this command' : `${quoted(command)}, which this command line runs${derived ? ` (through ${command.via})` : ''}`;
         matching.push(
           this.#verdict(
@@ -225,6 +230,10 @@ export class SshJudge {
             how === 'opaque' ? `ssh rule "${c.rule.name}" may match ${quoted(command)}: ${command.opaque}, so the gateway cannot tell` : `ssh rule "${c.rule.name}" matches ${what}`,
           ),
         );
+      }
+      if (interactive) {
+        const shell = this.#byRules({ kind: 'shell' }, loginShell);
+        matching.push({ ...shell, reason: `${quoted(command)} is judged as a shell: ${interactive}; ${shell.reason}` });
       }
       const verdict = mostRestrictive(matching);
       if (verdict) verdicts.push(verdict);

@@ -606,7 +606,6 @@ describe('wrappers, shells and programs that run code a line gives them (issue 7
       'sort -u f',
       'man ls',
       'less +G f',
-      'vim +10 f',
       'tmux ls',
       'eval -- ls',
     ])

@@ -186,7 +186,7 @@ class SessionChannel implements OpenChannel {
     const stopped = session.recording?.stopping?.();
     const verdict: SshVerdict = stopped
       ? { action: 'deny', rule: 'hoop:recording', reason: stopped }
-      : (session.lane?.ssh?.decide(request, loginShell) ?? { action: 'allow', reason: 'no ssh policy' });
+      : (session.lane?.ssh?.decide(request.kind === 'exec' && this.#pty ? { ...request, terminal: true } : request, loginShell) ?? { action: 'allow', reason: 'no ssh policy' });
     this.#rec?.event({
       t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
       at: Date.now(),

@@ -1,0 +1,109 @@
+/**
+ * The fourth attack on the ssh judge's program tables (#72): a program that takes its commands
+ * from its input or terminal is judged as a shell; options are read as each program reads them
+ * (GNU's permuting, ssh's second pass after the destination, gawk's optional values); code or
+ * configuration read from the input is opaque; `git config` only reads by its action; a tmux
+ * list is more than one command. Each line here ran another program for real (the attack's proofs).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { loadPolicyDir } from '../../src/policy/load.js';
+import { sshJudgeFor } from '../../src/policy/ssh.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-command-readers-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+let n = 0;
+async function judgeOf(ssh: string) {
+  const dir = mkdtempSync(join(base, `r${n++}-`));
+  writeFileSync(
+    join(dir, 'hoop.yaml'),
+    `version: 1
+connections:
+  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
+ssh:
+${ssh}`,
+  );
+  return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
+}
+
+const PROGRAMS = ['sed', 'git', 'awk', 'gawk', 'find', 'tar', 'less', 'more', 'man', 'cat', 'ls', 'sort', 'ssh', 'scp', 'sftp', 'vim', 'ed', 'make', 'tmux', 'systemctl'];
+const ALLOW_LIST = `  default: deny\n  rules:\n    - { name: tools, match: { commands: [${PROGRAMS.map((p) => `"${p} **"`).join(', ')}] }, action: allow }\n`;
+
+it('refuses, under an allow list of the programs, each line the attack ran another program with', async () => {
+  const judge = await judgeOf(ALLOW_LIST);
+  const ran = [
+    "sed p /etc/hostname -e '1e touch /tmp/x'",
+    "sed p f --expression='1e touch /tmp/x'",
+    'awk -dfoo \'BEGIN{system("touch /tmp/x")}\'',
+    'awk -deBEGIN \'BEGIN{system("touch /tmp/x")}\'',
+    'gawk -Lfoo \'BEGIN{system("touch /tmp/x")}\'',
+    'gawk -D -f /usr/share/awk/ord.awk',
+    "ssh localhost -o 'ProxyCommand=touch /tmp/x' true",
+    'ssh -o \'"ProxyCommand" touch /tmp/x\' x true',
+    'ssh -o \'Proxy"Command" touch /tmp/x\' x true',
+    "ssh -o '=ProxyCommand touch /tmp/x' x true",
+    'ssh -o XAuthLocation=/tmp/x -X x true',
+    'ssh -F /dev/stdin x true',
+    'ssh -F /proc/self/fd/0 x true',
+    'scp -F /dev/stdin x:/etc/hosts .',
+    'man -C /dev/stdin ls',
+    'make -f -',
+    'make -sf /dev/stdin',
+    "git config core.fsmonitor 'touch /tmp/x' list",
+    'git config include.path list',
+    'git -C repo/.git config --file list core.fsmonitor x',
+    'git config -e',
+    'git config --edit',
+    "tmux list-sessions -F 'x;' new-session -d 'touch /tmp/x'",
+    "tmux ls 'x;' new 'id'",
+    'vim /etc/hostname',
+    'vim -es /etc/hostname',
+    'ed -s /etc/hostname',
+    'sftp x',
+    'sftp -b - x',
+  ];
+  for (const line of ran) expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('deny');
+  // What reads only stays allowed.
+  for (const line of [
+    'sed -n p f',
+    "sed -e 's/a/b/' f -n",
+    "awk -F: '{print $1}' /etc/passwd",
+    'ssh -o ConnectTimeout=5 -o BatchMode=yes x uptime',
+    'ssh x -l deploy uptime',
+    'scp -t -- /tmp/x',
+    'sftp -b batch.txt x',
+    'git config --get user.name',
+    'git config user.name',
+    'git config --list --show-origin',
+    'git config get user.name',
+    'make -j4 -f Makefile build',
+    'man -C /etc/man.conf ls',
+    'tmux ls',
+    'less f',
+    'man ls',
+    'git log',
+  ])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+});
+
+it('judges a program that takes commands from its input or terminal as a shell: allowed where a shell is', async () => {
+  const allowList = await judgeOf(ALLOW_LIST);
+  // With a terminal (`ssh -t`), a pager's `!cmd` runs a command: less, man, git's pager, systemctl's.
+  for (const line of ['less /etc/hostname', 'man ls', 'git log', 'systemctl status x', 'vim f', 'cat f | less']) {
+    const verdict = allowList.decide({ kind: 'exec', command: line, terminal: true }, 'bash');
+    expect(verdict.action, line).toBe('deny');
+    expect(verdict.reason).toMatch(/is judged as a shell: .*no ssh rule matches.*the default is deny/);
+  }
+  expect(allowList.decide({ kind: 'exec', command: 'ls -l', terminal: true }, 'bash').action).toBe('allow');
+  // Where a shell is allowed (a rule naming no commands), so is the editor; a deny rule on its words still refuses it.
+  const shells = await judgeOf(
+    `  default: deny\n  rules:\n    - { name: engineers, match: { subjects: [alice] }, action: allow }\n    - { name: no-shadow, match: { patterns: ['/etc/shadow'] }, action: deny }\n`,
+  );
+  expect(shells.decide({ kind: 'exec', command: 'vim f', terminal: true }, 'bash').action).toBe('allow');
+  expect(shells.decide({ kind: 'exec', command: 'less /etc/shadow', terminal: true }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-shadow' });
+  const reviewed = await judgeOf(`  default: allow\n  rules:\n    - { name: shells, match: { shell: true }, action: review }\n`);
+  expect(reviewed.decide({ kind: 'exec', command: 'ed f' }, 'bash').action).toBe('review');
+  expect(reviewed.decide({ kind: 'exec', command: 'cat f' }, 'bash').action).toBe('allow');
+});
