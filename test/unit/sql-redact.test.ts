@@ -55,8 +55,8 @@ describe('redacting secrets from SQL', () => {
   });
 
   it('takes out what the detectors find, hashes a value alike in every session and otherwise not, and says when it redacted', () => {
-    const out = redactSql("insert into cards values ('4111 1111 1111 1111', 'ok')", 'postgres', { key: KEY, detectors: ['payment-card'] });
-    expect(out).toEqual({ text: expect.stringMatching(/^insert into cards values \('\[redacted:[0-9a-f]{8}\]', 'ok'\)$/), redacted: true });
+    const out = redactSql("insert into cards (number, note) values ('4111 1111 1111 1111', 'ok')", 'postgres', { key: KEY, detectors: ['payment-card'] });
+    expect(out).toEqual({ text: expect.stringMatching(/^insert into cards \(number, note\) values \('\[redacted:[0-9a-f]{8}\]', 'ok'\)$/), redacted: true });
     expect(pg("alter role a password 'same'").match(marker)![0]).toBe(pg("alter role b password 'same'").match(marker)![0]);
     expect(pg("alter role a password 'same'").match(marker)![0]).not.toBe(pg("alter role a password 'other'").match(marker)![0]);
     expect(redactSql("alter role a password 'x'", 'postgres').text).toBe("alter role a password '[redacted]'");
@@ -90,8 +90,10 @@ describe('redacting secrets from SQL', () => {
     expect(secretParameters("select set_config('app.token', $1, false)", 'postgres')).toBe('all');
     expect(secretParameters('select encode(?, ?), ?', 'mysql')).toEqual([2]);
     expect(secretParameters('select aes_encrypt(?, ?), ?', 'mysql')).toBe('all');
-    expect(secretParameters("insert into t values ($1, '$2')", 'postgres')).toEqual([]);
-    expect(secretParameters('insert into t values (?, ?)', 'mysql')).toEqual([]);
+    expect(secretParameters("insert into t (a, b) values ($1, '$2')", 'postgres')).toEqual([]);
+    expect(secretParameters('insert into t (a, b) values (?, ?)', 'mysql')).toEqual([]);
+    // Values to columns the statement does not name: any may be a secret.
+    expect(secretParameters('insert into t values ($1, $2)', 'postgres')).toBe('all');
     expect(secretParameters('select $1::text', 'postgres')).toEqual([]);
   });
 
@@ -248,6 +250,12 @@ describe('redacting secrets from SQL', () => {
     ])
       expect(pg(sql), sql).not.toMatch(/sekrit|12345678/);
     expect(my('set @api_token = 0x736563726574')).not.toContain('736563726574');
+    // Values going to columns the statement does not name: any may be a secret.
+    for (const sql of ["insert into creds values ('alice', 'sekrit')", 'INSERT INTO public."Creds" VALUES (1, \'sekrit\')', "insert into creds as c values (1, 'sekrit')", "insert into creds overriding system value values (1, 'sekrit')", "insert into creds (select 1, 'sekrit')", "insert into creds select 1, 'sekrit'"])
+      expect(pg(sql), sql).not.toMatch(/sekrit/);
+    for (const sql of ["insert ignore creds values ('alice', 'sekrit')", "replace into `creds` value ('alice', 'sekrit')", "insert low_priority into creds values ('alice', 'sekrit')"])
+      expect(my(sql), sql).not.toMatch(/sekrit/);
+    expect(pg("insert into orders (id, status) values (5, 'paid')")).toBe("insert into orders (id, status) values (5, 'paid')");
     // What names none of them keeps its values: a reviewer sees which row.
     expect(pg("update orders set total = 0 where id = 5 and status = 'paid'")).toBe("update orders set total = 0 where id = 5 and status = 'paid'");
   });

@@ -82,6 +82,13 @@ const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identi
  */
 const EVERY_LITERAL =
   /passw|pwd|secret|token|api_?key|access_?key|identified|conninfo|credential|passphrase|private_?key|set_config|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|:\/\/[^\s'"]*%[0-9a-f]{2}|\\(x[0-9a-f]|[0-7]{3}|u[0-9a-f]{4})/i;
+/**
+ * An INSERT or REPLACE whose values go to columns it does not name (no column list: `insert into
+ * creds values ('alice', 'hunter2')`): no word of it says which value is a secret, so every literal
+ * is taken as one.
+ */
+const UNNAMED_COLUMNS =
+  /\b(?:insert|replace)\s+(?:(?:low_priority|delayed|high_priority|ignore)\s+)*(?:into\s+)?(?:"(?:[^"]|"")*"|`(?:[^`]|``)*`|[^\s(;]+)(?:\s+as\s+[^\s(;]+)?\s*(?:\(\s*)?(?:values?|select|table|with|overriding)\b/i;
 /** Hex literals and numbers of six digits or more outside strings (a cipher's key given as `0x…`, a numeric token); short numbers (`id = 5`) stay. */
 const NUMBER_LITERAL = /\b(0x[0-9a-f]+|\d{6,})\b/gi;
 
@@ -417,7 +424,7 @@ function secretsOf(sql: string, dialect: SqlDialect, depth = 0): Secrets {
 
 /** The parameters (1 first; MySQL's `?` in order) whose values `sql` takes as secrets, by the rules of {@link redactSql}. */
 export function secretParameters(sql: string, dialect: SqlDialect): SecretParams {
-  if (EVERY_LITERAL.test(sql)) return 'all';
+  if (EVERY_LITERAL.test(sql) || UNNAMED_COLUMNS.test(sql)) return 'all';
   return MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).params : [];
 }
 
@@ -456,7 +463,7 @@ export interface Redacted {
  */
 export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
   // Most statements name no secret: they are not lexed at all.
-  const spans = EVERY_LITERAL.test(sql) ? everyLiteral(sql, dialect) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).spans : [];
+  const spans = EVERY_LITERAL.test(sql) || UNNAMED_COLUMNS.test(sql) ? everyLiteral(sql, dialect) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).spans : [];
   if (o.detectors?.length) for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
   return withMarkers(sql, spans, o.key);
 }
