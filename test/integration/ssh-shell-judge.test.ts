@@ -33,7 +33,7 @@ access:
 ssh:
   default: deny
   rules:
-    - { name: reads, match: { subjects: [alice, carol], commands: ["ls **", "cat **", "echo **"] }, action: allow }
+    - { name: reads, match: { subjects: [alice, carol], commands: ["ls **", "cat **", "echo **", "less **"] }, action: allow }
     - { name: bob-may-run-anything, match: { subjects: [bob] }, action: allow }
     - { name: no-recursive-rm, match: { subjects: [bob], patterns: ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }, action: deny, message: "recursive deletes are not allowed here" }
 `;
@@ -46,8 +46,22 @@ interface Person {
 const people: Person[] = [];
 
 /** `ssh -F <config> <connection> <command>` over one multiplexed connection per person; never rejects. */
-function ssh(p: Person, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const args = ['-F', p.info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ControlMaster=auto', '-o', `ControlPath=${join(controls, p.name)}`, '-o', 'ControlPersist=120', p.connection, command];
+function ssh(p: Person, command: string, options: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const args = [
+    ...options,
+    '-F',
+    p.info.sshConfig,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ControlMaster=auto',
+    '-o',
+    `ControlPath=${join(controls, p.name)}`,
+    '-o',
+    'ControlPersist=120',
+    p.connection,
+    command,
+  ];
   return new Promise((resolve) => {
     execFile('ssh', args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
@@ -150,5 +164,14 @@ describe('an ssh command line as the target runs it', () => {
     expect(huge.code).toBe(255);
     expect(existsSync(join(dir, 'huge'))).toBe(false);
     expect(await ssh(bob, 'echo still serving')).toMatchObject({ code: 0, stdout: 'still serving\n' });
+  }, 60_000);
+
+  it("judges a pager on a terminal as a shell: alice's `less **` pages a file through a pipe, not on a terminal (its `!cmd` would run)", async () => {
+    const alice = people[0] as Person;
+    writeFileSync(join(victims, 'paged'), 'one page\n');
+    expect(await ssh(alice, `less ${join(victims, 'paged')}`)).toMatchObject({ code: 0, stdout: 'one page\n' });
+    const terminal = await ssh(alice, `less ${join(victims, 'paged')}`, ['-tt']);
+    expect(terminal.code).toBe(126);
+    expect(terminal.stderr).toContain('is judged as a shell: with a terminal, `less` takes commands from it');
   }, 60_000);
 });
