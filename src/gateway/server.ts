@@ -22,7 +22,7 @@ import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/gateway/engine.js';
 import type { MysqlEngine, MysqlEngineOptions } from '../mysql/gateway/engine.js';
-import { type SessionPolicy, SessionAdmission } from './sessions/admission.js';
+import { type SessionPolicy, SessionAdmission, type SessionTimer } from './sessions/admission.js';
 import { AuthRefusals } from './identity/auth-refusals.js';
 import { callers as callersOf } from './sessions/callers.js';
 import type { GatewayConfig } from './config/config.js';
@@ -67,8 +67,8 @@ export interface GatewayOptions {
    * A stand-in until the gateway loads its policy repository.
    */
   sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
-  /** Tests only: multiplies every maximum session length (e.g. 0.02 turns 60 s into 1.2 s). */
-  sessionLimitScale?: number;
+  /** Tests only: starts each session's timers (its maximum length, a grant's end), so a test fires them when it chooses. */
+  sessionTimer?: SessionTimer;
   /** Tests only: multiplies the lifetime of each direct credential minted (0.02 turns 60 s into 1.2 s). */
   directLifetimeScale?: number;
   /** Tests only: how often the bytes sent to each client are told (`session.bytes`; default 10 s). */

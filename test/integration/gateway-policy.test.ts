@@ -18,7 +18,9 @@ import { openTunnel, TunnelRefusedError } from '../../src/tunnel/transport.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, type PgCluster } from '../harness/postgres.js';
+import { HeldTimers } from '../harness/held-timers.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let base: string;
 let policyRepo: PolicyGitRepo;
@@ -60,11 +62,14 @@ async function connect(subject: string): Promise<RunningConnect> {
   return c;
 }
 
+/** Sessions' maximum lengths, up when a test fires them. */
+const limits = new HeldTimers();
+
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-gw-policy-');
   ({ base } = policyRepo);
   stack = await startStack({
-    gateway: { sessionLimitScale: 0.02 },
+    gateway: { sessionTimer: limits.timer },
     policy: ({ pg }) => {
       first = commit(bundle(pg));
       return policyRepo.gatewayBlock(['${env:APP_*}']);
@@ -130,7 +135,10 @@ describe('the gateway with a policy repo', () => {
 
   it('ends a session at its maximum length', async () => {
     const sam = await connect('sam');
-    const r = await psql(sam.info, ['-c', 'select pg_sleep(10)']);
+    const sleeping = psql(sam.info, ['-c', 'select pg_sleep(10)']);
+    // Up once the statement runs: sam's session (1 minute) ends when the test fires its timer.
+    await eventually(() => expect(limits.fire(60_000)).toBe(1), { timeout: 30_000 });
+    const r = await sleeping;
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('hoop: this session reached its maximum length of 1 minute');
     expect(stack.logs().some((l) => l.event === 'tunnel.close' && l.subject === 'sam' && l.reason === 'session-limit')).toBe(true);

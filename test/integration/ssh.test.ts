@@ -18,6 +18,7 @@ import { openTunnel } from '../../src/tunnel/transport.js';
 import type { ConnectSshJson } from '../../src/connect-json.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, freePort } from '../harness/postgres.js';
+import { HeldTimers } from '../harness/held-timers.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import { runSaid } from '../harness/hoop-process.js';
@@ -112,13 +113,15 @@ ssh:
     - { name: no-shell-for-agents, match: { shell: true, subjects: [agent] }, action: deny }
 `;
 
+const limits = new HeldTimers();
+
 beforeAll(async () => {
   sshd = await startSshd();
   policyRepo = new PolicyGitRepo('hoop-ssh-');
   const otherKey = policyRepo.sshKey('not-authorised');
   stack = await startStack({
-    // maxSessionSeconds: 100 lasts 3 s here.
-    gateway: { sessionLimitScale: 0.03 },
+    // A session's maximum length is up when a test fires it.
+    gateway: { sessionTimer: limits.timer },
     policy: ({ pg }) => {
       policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' }), sshd.clientKeyFile, otherKey, pg.port));
       return policyRepo.gatewayBlock(['${env:APP_*}', '${file:/tmp/*/client_key}', '${file:/tmp/*/not-authorised}']);
@@ -275,8 +278,16 @@ describe('hoop connect for an ssh connection', () => {
 
   it('ends a session at its maximum length, and says why on the terminal', async () => {
     const { info: timed } = await connectSsh('bastion-timed');
-    // Cut before the command's 20 s were up: it never printed what comes after them.
-    const r = await ssh(['bastion-timed', 'echo started; sleep 20; echo never'], { config: timed.sshConfig });
+    // Cut once the command started, long before its 20 s were up: it never printed what comes after them.
+    const child = spawn('ssh', ['-F', timed.sshConfig, '-o', 'BatchMode=yes', 'bastion-timed', 'echo started; sleep 20; echo never'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await eventually(() => expect(stdout).toBe('started\n'), { timeout: 30_000 });
+    expect(limits.fire(100_000)).toBe(1);
+    const r = { code: await exited, stdout, stderr };
     expect(r.stdout).toBe('started\n');
     expect(r.stderr).toContain('hoop: this session reached its maximum length of 100 seconds');
     expect(r.code).not.toBe(0);
@@ -302,8 +313,9 @@ describe('hoop connect for an ssh connection', () => {
     channel.on('data', (b: Buffer) => sock.push(b));
     const c = new ssh2.Client().on('error', () => undefined);
     await new Promise<void>((resolve) => c.once('ready', () => resolve()).connect({ sock: sock as never, username: 'x', privateKey: key.private, hostVerifier: () => true }));
-    c.exec('sleep 60', () => undefined);
-    // maxSessionSeconds (3 s here), then at most 5 s for the client to close its side: a client that never closes it is cut all the same.
+    await new Promise<void>((resolve) => c.exec('sleep 60', () => resolve()));
+    // The session's maximum length, then at most 5 s for the client to close its side: a client that never closes it is cut all the same.
+    expect(limits.fire(100_000)).toBe(1);
     await eventually(() => expect(stack.logs().find((l) => l.event === 'tunnel.close' && l.session === sessionId)).toMatchObject({ reason: 'session-limit' }), { timeout: 60_000, interval: 100 });
     await eventually(() => expect(cut).toBe(true), { timeout: 30_000 });
     c.end();

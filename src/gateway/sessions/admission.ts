@@ -117,10 +117,21 @@ export interface SessionPolicy {
   databaseAccess?: DatabaseAccess;
 }
 
+/** Starts a timer of a session: `fire` after `ms`; the stop it returns cancels it. */
+export type SessionTimer = (ms: number, fire: () => void) => () => void;
+
+/** The real clock's session timer (unref'd: a session's timer keeps no process alive). */
+const realTimer: SessionTimer = (ms, fire) => {
+  const t = setTimeout(fire, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
+  t.unref();
+  return () => clearTimeout(t);
+};
+
 /** Options of {@link SessionAdmission} (tests). */
 export interface AdmissionOptions {
   sessionPolicy?: ((identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined) | undefined;
-  sessionLimitScale?: number | undefined;
+  /** Starts a session's timer (its maximum length, a grant's end): `fire` after `ms` unless the returned stop is called; tests hold it to fire it when they choose. */
+  sessionTimer?: SessionTimer | undefined;
   /** How often the bytes sent to each client are told (default BYTES_TICK_MS of ./bytes-sent.ts). */
   bytesTickMs?: number | undefined;
 }
@@ -465,15 +476,11 @@ export class SessionAdmission {
           end(new SessionEnd('run-ended', `hoop: run ${runId} ended${reason ? ` (${describeEnd(reason)})` : ''}; its sessions end with it`, 'start the command again with hoop run')),
         )
       : undefined;
-    const timers: NodeJS.Timeout[] = [];
-    const at = (ms: number, fire: () => void): void => {
-      const t = setTimeout(fire, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
-      t.unref();
-      timers.push(t);
-    };
+    const timers: Array<() => void> = [];
+    const at = (ms: number, fire: () => void): void => void timers.push((this.o.sessionTimer ?? realTimer)(ms, fire));
     const seconds = a.policy?.maxSessionSeconds;
     if (seconds !== undefined) {
-      at(Math.round(seconds * 1000 * (this.o.sessionLimitScale ?? 1)), () => {
+      at(seconds * 1000, () => {
         log.info('tunnel.session-limit', { ...who, maxSessionSeconds: seconds });
         end(new SessionEnd('session-limit', `hoop: this session reached its maximum length of ${describeLength(seconds)}`, 'connect again'));
       });
@@ -494,7 +501,7 @@ export class SessionAdmission {
     return () => {
       stopLifetime();
       unwatchRun?.();
-      for (const t of timers) clearTimeout(t);
+      for (const stop of timers) stop();
     };
   }
 
