@@ -151,7 +151,9 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
   // su without -c, `sudo -s`, `sudo -i`, `newgrp`, `script` without -c and the like without a command start a shell that reads the rest of the input.
   const likeSu = program === 'su' || (program === 'runuser' && !hasOption(parseOptions(texts, SU_OPTIONS.runuser!), ['u', 'user'])) || program === 'script';
   if ((likeSu && scriptOf(program, texts) === undefined) || program === 'newgrp') return input;
-  if ((program === 'at' || program === 'batch') && !texts.some((t) => /^-[^-]*[ldrcV]/.test(t))) return 'it runs commands it reads from its input (or a file) later';
+  // at's own getopt string: only listing, removing, showing a job or the version runs nothing (`-qd` is queue d).
+  if ((program === 'at' || program === 'batch') && !hasOption(parseOptions(texts, { short: 'q:f:MmbvlrdhVct:' }), ['l', 'd', 'r', 'c', 'V']))
+    return 'it runs commands it reads from its input (or a file) later';
   const wrapper = wrapperOf(program);
   if (['sudo', 'doas', 'run0'].includes(program)) {
     const parsed = parseOptions(texts, wrapper!.options ?? {});

@@ -29,7 +29,7 @@ const TERMINAL_READERS = new Set([
   ...['less', 'more', 'most', 'pg', 'man', 'info', 'pinfo', 'git', 'tig', 'systemctl', 'journalctl', 'loginctl', 'busctl', 'coredumpctl', 'networkctl'],
   ...['resolvectl', 'timedatectl', 'hostnamectl', 'localectl', 'bootctl', 'psql', 'mysql', 'mariadb', 'sqlite3', 'gdb', 'ftp', 'mc', 'ranger', 'nnn'],
   ...['vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m', 'lynx', 'links', 'elinks', 'crontab', 'visudo', 'vipw', 'vigr', 'sudoedit', 'aptitude', 'apt'],
-  ...['apt-get', 'dpkg', 'python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'dc', 'sqlplus', 'redis-cli', 'mongo', 'mongosh'],
+  ...['apt-get', 'dpkg', 'python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'dc', 'sqlplus', 'redis-cli', 'mongo', 'mongosh', 'tmux', 'screen'],
 ]);
 
 /**
@@ -45,6 +45,15 @@ export function readsCommands(program: string, args: readonly string[], terminal
     if (batch === undefined || readsInput(batch.value ?? '')) return '`sftp` reads its commands (`!cmd` runs one) from its input';
   }
   if (AWKS.has(program) && parseOptions(args, AWK).options.some((o) => o.name === 'D' || o.name === 'debug')) return '`awk -D` is a debugger, which reads its commands from its input';
+  if (program === 'git') {
+    const sub = args[parseOptions(args, GIT).operand];
+    if (sub === 'difftool' || sub === 'mergetool') return `\`git ${sub}\` starts a diff or merge tool (vimdiff by default), which reads its commands from its input`;
+  }
+  // tar's "prepare volume #2" prompt reads the input, and its `!` starts a shell.
+  if (program === 'tar' && (optionWords(args).some((w) => longIs(w, ['multi-volume', 'tape-length']) || groupHas(w, 'ML', 'bCfgHKLNTVX')) || /^[^-][^ ]*[ML]/.test(args[0] ?? '')))
+    return '`tar -M` asks for each volume on its input, where `!` starts a shell';
+  if (program === 'tmux' && parseOptions(args, TMUX).options.some((o) => o.name === 'C')) return '`tmux -C` reads its commands from its input';
+  if (program === 'kubectl' && args.includes('edit')) return '`kubectl edit` starts an editor';
   return undefined;
 }
 
@@ -81,52 +90,27 @@ const shown = (w: string) => `\`${w.length > 40 ? `${w.slice(0, 37)}...` : w}\``
 
 /** git: global `-c`, `--config-env`, `--exec-path=`, `--git-dir`; a subcommand's options that name a program (`--upload-pack`, `rebase --exec`…), `bisect run`, `submodule foreach`, `filter-branch`, and `config` setting a value. */
 function git(args: readonly string[]): string | undefined {
-  const parsed = parseOptions(args, {
-    short: 'pPvhC:c:',
-    long: [
-      'paginate',
-      'no-pager',
-      'bare',
-      'no-replace-objects',
-      'literal-pathspecs',
-      'glob-pathspecs',
-      'noglob-pathspecs',
-      'icase-pathspecs',
-      'no-optional-locks',
-      'no-lazy-fetch',
-      'no-advice',
-      'version',
-      'help',
-      'html-path',
-      'man-path',
-      'info-path',
-      'exec-path=?',
-      'git-dir=',
-      'work-tree=',
-      'namespace=',
-      'super-prefix=',
-      'config-env=',
-      'list-cmds=',
-      'attr-source=',
-    ],
-  });
+  const parsed = parseOptions(args, GIT);
   if (!parsed.known) return `\`git\` with an option hoop does not know`;
   const global = parsed.options.find((o) => o.name === 'c' || o.name === 'config-env' || o.name === 'git-dir' || (o.name === 'exec-path' && o.value !== undefined));
   if (global) return `\`git ${global.name.length === 1 ? '-' : '--'}${global.name}\``;
   const sub = args[parsed.operand];
-  // A remote helper (`git remote-ext URL 'cmd'`, `remote-fd`) runs what its URL names.
+  // A remote helper (`git remote-ext URL 'cmd'`, `remote-fd`) runs what its URL names; `for-each-repo` and `hook run` run git or hooks with words they are given.
   if (sub?.startsWith('remote-')) return `\`git ${shown(sub).slice(1, -1)}\`, a remote helper that may run its URL`;
+  if (sub === 'for-each-repo' || sub === 'hook' || sub === 'submodule--helper') return `\`git ${sub}\`, which runs what its words say`;
   const rest = args.slice(parsed.operand + 1);
   const risky: Record<string, { long: string[]; short?: string; valued?: string }> = {
     clone: { long: ['upload-pack', 'config', 'template'], short: 'uc', valued: 'obj' },
     fetch: { long: ['upload-pack'] },
-    pull: { long: ['upload-pack'] },
+    pull: { long: ['upload-pack', 'strategy'], short: 's' },
     'ls-remote': { long: ['upload-pack'], short: 'u' },
     push: { long: ['receive-pack', 'exec'] },
     'send-pack': { long: ['receive-pack', 'exec'] },
     'fetch-pack': { long: ['upload-pack', 'exec'] },
     archive: { long: ['exec'] },
-    rebase: { long: ['exec'], short: 'x' },
+    rebase: { long: ['exec', 'strategy'], short: 'xs' },
+    'cherry-pick': { long: ['strategy'] },
+    revert: { long: ['strategy'] },
     difftool: { long: ['extcmd'], short: 'x' },
     grep: { long: ['open-files-in-pager'], short: 'O' },
     'send-email': { long: ['sendmail-cmd', 'smtp-server', 'to-cmd', 'cc-cmd', 'header-cmd'] },
@@ -148,6 +132,37 @@ function git(args: readonly string[]): string | undefined {
   if (sub === 'config' && !gitConfigReads(rest)) return '`git config` setting a value a later git command may run, or editing the file';
   return undefined;
 }
+
+/** git's global options (before its subcommand). */
+const GIT: OptionSpec = {
+  short: 'pPvhC:c:',
+  long: [
+    'paginate',
+    'no-pager',
+    'bare',
+    'no-replace-objects',
+    'literal-pathspecs',
+    'glob-pathspecs',
+    'noglob-pathspecs',
+    'icase-pathspecs',
+    'no-optional-locks',
+    'no-lazy-fetch',
+    'no-advice',
+    'version',
+    'help',
+    'html-path',
+    'man-path',
+    'info-path',
+    'exec-path=?',
+    'git-dir=',
+    'work-tree=',
+    'namespace=',
+    'super-prefix=',
+    'config-env=',
+    'list-cmds=',
+    'attr-source=',
+  ],
+};
 
 /** `git config`'s options (builtin/config.c): the actions that only read, those that write, and the rest (where, how). */
 const GIT_CONFIG_READS = ['get', 'get-all', 'get-regexp', 'get-urlmatch', 'list', 'l', 'get-color', 'get-colorbool'];
@@ -438,6 +453,39 @@ function awk(args: readonly string[]): string | undefined {
   return programs.some((p) => /system|@|\|/.test(p.replace(/\|\|/g, ''))) ? "awk's `system()` or a pipe to a command" : undefined;
 }
 
+/** docker, podman, nerdctl: a command run in a container (`run`, `exec`, `create`, `compose run`…) is one hoop cannot see. */
+function containers(args: readonly string[]): string | undefined {
+  const sub = args.find((a) => ['run', 'exec', 'create', 'attach', 'debug'].includes(a));
+  return sub === undefined ? undefined : `\`${sub}\`, which runs a command in a container`;
+}
+
+/** man-db's options: flags, options taking a value, and `-H`, `-T`, `-X` taking one joined to them. */
+const MAN: OptionSpec = {
+  permute: true,
+  short: 'acdDfhiIkKluwWtZ7C:e:E:L:m:M:p:P:r:R:s:S:H::T::X::',
+  long: [
+    'config-file=',
+    'locale=',
+    'systems=',
+    'manpath=',
+    'sections=',
+    'extension=',
+    'pager=',
+    'prompt=',
+    'encoding=',
+    'preprocessor=',
+    'recode=',
+    'troff-device=?',
+    'html=?',
+    'gxditview=?',
+    'warnings=?',
+  ],
+  anyLong: true,
+};
+
+/** tmux's own getopt string. */
+const TMUX: OptionSpec = { short: '2CDdlNqUuvVc:f:L:S:T:' };
+
 /** GNU make's long options that take a value (the others take none). */
 const MAKE_VALUED = [
   'file=',
@@ -460,6 +508,9 @@ const MAKE_VALUED = [
 /** make: `--eval`, a variable whose value runs a command (`X=$(shell …)`), a makefile that is its input (`-f -`). */
 function make(args: readonly string[]): string | undefined {
   if (args.some((a) => /\$[({]/.test(a) || longIs(a, ['eval']) || /^-[^-]*E/.test(a))) return '`make --eval` or a variable with `$(…)`';
+  // A variable set on make's command line is code: its built-in rules run `$(AR)`, `$(CC)`… through a shell.
+  const set = args.find((a) => !a.startsWith('-') && /^[^=\s]+[:+?!]*=/.test(a));
+  if (set !== undefined) return `\`make\` setting a variable its recipes run (${shown(set)})`;
   const parsed = parseOptions(args, { permute: true, short: 'bmBC:deE:f:hiI:j::kl::LnNo:O::pqrRsStvwW:', long: MAKE_VALUED, anyLong: true });
   if (!parsed.known) return '`make` with an option hoop does not know';
   return parsed.options.some((o) => ['f', 'file', 'makefile'].includes(o.name) && readsInput(o.value ?? '')) ? '`make -f` reading its makefile from its input' : undefined;
@@ -472,7 +523,7 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   git,
   sed,
   ssh: ssh({ short: '1246AaCfGgKkMNnqsTtVvXxYyB:b:c:D:E:e:F:I:i:J:L:l:m:O:o:p:Q:R:S:W:w:P:' }, ['I'], 'ssh'),
-  scp: ssh({ short: '12346ABCOTdfpqRrstvc:D:F:i:J:l:o:P:S:X:' }, ['S'], 'scp'),
+  scp: ssh({ short: '12346ABCOTdfpqRrstvc:D:F:i:J:l:o:P:S:X:' }, ['S', 'D'], 'scp'),
   sftp: ssh(SFTP, ['S', 'D'], 'sftp'),
   rsync: (args) => {
     // The server side (`rsync --server`, as a client starts it) reads `-e` as the protocol's letters and starts no shell.
@@ -490,11 +541,12 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   sort: (args) => (optionWords(args).some((w) => longIs(w, ['compress-program'])) ? '`sort --compress-program`' : undefined),
   zip: (args) => (args.some((a) => a.startsWith('-TT') || longIs(a, ['unzip-command'])) ? '`zip -TT`' : undefined),
   man: (args) => {
-    const hit = optionWords(args).find((w) => longIs(w, ['pager', 'html', 'browser']) || groupHas(w, 'PH', 'CMmLSseprRtTEKI'));
-    if (hit) return `\`man ${hit.replace(/=.*$/s, '')}\``;
-    // man-db's configuration names the programs it runs (`DEFINE tbl …`): one read from the input is code.
-    const config = parseOptions(args, { permute: true, short: 'C:', long: ['config-file='] });
-    return config.options.some((o) => (o.name === 'C' || o.name === 'config-file') && readsInput(o.value ?? '')) ? '`man -C` reading its configuration from its input' : undefined;
+    // man-db's options (argp: read after operands too); its configuration names the programs it runs (`DEFINE tbl …`).
+    const parsed = parseOptions(args, MAN);
+    if (!parsed.known) return '`man` with an option hoop does not know';
+    const hit = parsed.options.find((o) => ['P', 'H', 'pager', 'html'].includes(o.name));
+    if (hit) return `\`man ${hit.name.length === 1 ? '-' : '--'}${hit.name}\``;
+    return parsed.options.some((o) => (o.name === 'C' || o.name === 'config-file') && readsInput(o.value ?? '')) ? '`man -C` reading its configuration from its input' : undefined;
   },
   less: (args) => {
     const hit = args.find((a) => (a.startsWith('+') && /[!|v]/.test(a)) || longIs(a, ['lesskey-src', 'lesskey-content', 'lesskey-file']) || /^-[^-]*k/.test(a));
@@ -524,12 +576,27 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
       'detach',
       'detach-client',
     ]);
-    const parsed = parseOptions(args, { short: '2CDluNvVc:f:L:S:T:' });
-    if (parsed.options.some((o) => o.name === 'c' || o.name === 'f')) return '`tmux -c`';
+    const parsed = parseOptions(args, TMUX);
+    if (!parsed.known) return '`tmux` with an option hoop does not know';
+    if (parsed.options.some((o) => o.name === 'c' || o.name === 'f')) return '`tmux -c` or `-f`';
     const rest = args.slice(parsed.operand);
     // tmux ends a command at a word ending in `;` (`ls -F 'x;' new 'cmd'`): a list is more than one command.
     return rest.length > 0 && quiet.has(rest[0]!) && !rest.some((w) => w.endsWith(';')) ? undefined : '`tmux` running a command';
   },
+  wget: (args) => {
+    const hit = optionWords(args).find((w) => longIs(w, ['use-askpass', 'execute']) || groupHas(w, 'e', 'oaiBtOTwQPlARDIXUn'));
+    if (hit) return `\`wget ${shown(hit).slice(1, -1)}\``;
+    return optionWords(args).some((w) => longIs(w, ['config']) && readsInput(w.replace(/^[^=]*=?/, ''))) ? '`wget --config` reading its configuration from its input' : undefined;
+  },
+  kubectl: (args) => {
+    if (optionWords(args).some((w) => longIs(w, ['kubeconfig']) && readsInput(w.includes('=') ? w.replace(/^[^=]*=/, '') : (args[args.indexOf(w) + 1] ?? ''))))
+      return '`kubectl --kubeconfig` reading its configuration (which may run a credential plugin) from its input';
+    const sub = args.find((a) => !a.startsWith('-'));
+    return sub !== undefined && ['exec', 'debug', 'attach', 'run', 'plugin'].includes(sub) ? `\`kubectl ${sub}\`, which runs a command in a container` : undefined;
+  },
+  docker: containers,
+  podman: containers,
+  nerdctl: containers,
   screen: (args) => {
     const quiet = new Set(['-ls', '-list', '-wipe', '-r', '-x', '-R', '-d', '-D', '-RR', '-DR', '-rd', '-dr', '-v', '-version']);
     return args.length > 0 && quiet.has(args[0]!) ? undefined : '`screen` running a command';

@@ -28,7 +28,7 @@ ${ssh}`,
   return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
 }
 
-const PROGRAMS = ['sed', 'git', 'awk', 'gawk', 'find', 'tar', 'less', 'more', 'man', 'cat', 'ls', 'sort', 'ssh', 'scp', 'sftp', 'vim', 'ed', 'make', 'tmux', 'systemctl'];
+const PROGRAMS = ['sed', 'git', 'awk', 'gawk', 'find', 'tar', 'less', 'more', 'man', 'cat', 'ls', 'sort', 'ssh', 'scp', 'sftp', 'vim', 'ed', 'make', 'tmux', 'systemctl', 'wget', 'kubectl', 'docker', 'at'];
 const ALLOW_LIST = `  default: deny\n  rules:\n    - { name: tools, match: { commands: [${PROGRAMS.map((p) => `"${p} **"`).join(', ')}] }, action: allow }\n`;
 
 it('refuses, under an allow list of the programs, each line the attack ran another program with', async () => {
@@ -63,8 +63,35 @@ it('refuses, under an allow list of the programs, each line the attack ran anoth
     'ed -s /etc/hostname',
     'sftp x',
     'sftp -b - x',
+    // The fifth attack's (each ran a command for real, but the containers').
+    "make '/tmp/lib.a(/etc/hostname)' 'AR=touch /tmp/x;'",
+    "git -C false for-each-repo --config=core.bare -- -c 'alias.x=!touch /tmp/x' x",
+    'tar -cML10 -f /tmp/a.tar /etc/services',
+    'tar --multi-volume --tape-length=10 -cf /tmp/a.tar /etc/services',
+    'tar cMLf 10 /tmp/a.tar /etc/services',
+    "scp -D /usr/bin/gawk 'BEGIN{system(1)}:x' /tmp/y",
+    'git difftool -y --no-index /etc/hostname /etc/hosts',
+    'git mergetool -t vimdiff',
+    'wget --use-askpass=ed http://127.0.0.1:1/',
+    'wget -e use_askpass=ed http://127.0.0.1:1/',
+    'kubectl --kubeconfig=/dev/stdin get pods',
+    'kubectl --kubeconfig /dev/stdin get pods',
+    'kubectl exec -it pod -- sh',
+    'kubectl edit deploy x',
+    'at -qd now',
+    'at now -qd',
+    'at -f/dev/stdin now',
+    "man -IH'touch /tmp/x' ls",
+    'man -aC /dev/stdin ls',
+    "man -KP'cmd' ls",
+    'tmux -L q -qf a a',
+    'tmux -C attach',
+    'docker run --rm -v /:/h alpine sh',
+    'docker exec c rm -rf /',
+    'git pull -s x',
+    'git rebase --strategy=x main',
   ];
-  for (const line of ran) expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('deny');
+  expect(ran.filter((line) => judge.decide({ kind: 'exec', command: line }, 'bash').action !== 'deny')).toEqual([]);
   // What reads only stays allowed.
   for (const line of [
     'sed -n p f',
@@ -84,6 +111,15 @@ it('refuses, under an allow list of the programs, each line the attack ran anoth
     'less f',
     'man ls',
     'git log',
+    'make build',
+    'make -C dir -j4 all',
+    'man -a ls',
+    'wget -O out.html https://example.com/',
+    'kubectl get pods -n x',
+    'docker ps -a',
+    'at -l',
+    'git diff --stat',
+    'tar -cf a.tar dir',
   ])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
 });
