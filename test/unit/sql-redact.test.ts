@@ -251,7 +251,14 @@ describe('redacting secrets from SQL', () => {
       expect(pg(sql), sql).not.toMatch(/sekrit|12345678/);
     expect(my('set @api_token = 0x736563726574')).not.toContain('736563726574');
     // Values going to columns the statement does not name: any may be a secret.
-    for (const sql of ["insert into creds values ('alice', 'sekrit')", 'INSERT INTO public."Creds" VALUES (1, \'sekrit\')', "insert into creds as c values (1, 'sekrit')", "insert into creds overriding system value values (1, 'sekrit')", "insert into creds (select 1, 'sekrit')", "insert into creds select 1, 'sekrit'"])
+    for (const sql of [
+      "insert into creds values ('alice', 'sekrit')",
+      'INSERT INTO public."Creds" VALUES (1, \'sekrit\')',
+      "insert into creds as c values (1, 'sekrit')",
+      "insert into creds overriding system value values (1, 'sekrit')",
+      "insert into creds (select 1, 'sekrit')",
+      "insert into creds select 1, 'sekrit'",
+    ])
       expect(pg(sql), sql).not.toMatch(/sekrit/);
     for (const sql of ["insert ignore creds values ('alice', 'sekrit')", "replace into `creds` value ('alice', 'sekrit')", "insert low_priority into creds values ('alice', 'sekrit')"])
       expect(my(sql), sql).not.toMatch(/sekrit/);

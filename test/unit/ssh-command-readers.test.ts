@@ -28,7 +28,32 @@ ${ssh}`,
   return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
 }
 
-const PROGRAMS = ['sed', 'git', 'awk', 'gawk', 'find', 'tar', 'less', 'more', 'man', 'cat', 'ls', 'sort', 'ssh', 'scp', 'sftp', 'vim', 'ed', 'make', 'tmux', 'systemctl', 'wget', 'kubectl', 'docker', 'at'];
+const PROGRAMS = [
+  'sed',
+  'git',
+  'awk',
+  'gawk',
+  'find',
+  'tar',
+  'less',
+  'more',
+  'man',
+  'cat',
+  'ls',
+  'sort',
+  'ssh',
+  'scp',
+  'sftp',
+  'vim',
+  'ed',
+  'make',
+  'tmux',
+  'systemctl',
+  'wget',
+  'kubectl',
+  'docker',
+  'at',
+];
 const ALLOW_LIST = `  default: deny\n  rules:\n    - { name: tools, match: { commands: [${PROGRAMS.map((p) => `"${p} **"`).join(', ')}] }, action: allow }\n`;
 
 it('refuses, under an allow list of the programs, each line the attack ran another program with', async () => {
