@@ -64,6 +64,8 @@ const controlReference = (abs: string): boolean =>
 
 describe("the gate's rules", () => {
   it('inside a git directory, any spelling of .git: only its data passes, no link, its history never removed (10,000 generated paths)', () => {
+    // Mismatches are collected and said at once: an expect per case cost more than the rules.
+    const wrong: string[] = [];
     for (let i = 0; i < 10_000; i++) {
       const parts = Array.from({ length: 1 + Math.floor(random() * 5) }, () => pick(SEGMENTS));
       const type = pick(['file', 'dir', 'link'] as const);
@@ -72,8 +74,9 @@ describe("the gate's rules", () => {
       const git = gitReference(parts, type, removed);
       const got = controlOf(abs, { type, removed }, noGitDir);
       const want = git ?? controlReference(abs);
-      expect({ abs, type, removed, refused: got !== undefined }).toEqual({ abs, type, removed, refused: want });
+      if ((got !== undefined) !== want) wrong.push(`${abs} (${type}${removed ? ', removed' : ''}): ${want ? 'refused' : 'passes'} by the reference`);
     }
+    expect(wrong).toEqual([]);
   });
 
   it('a directory git takes for a repository under another name is judged as one', () => {
@@ -109,6 +112,7 @@ describe("the gate's rules", () => {
     const steps = ['..', '.', '', 'a', 'b', 'l', 'proj', 'home', 'alice', 'etc'];
     const links = new Set(['l', 'a/l', 'b/l', 'a/b/l']);
     const inside = (p: string): boolean => p === TOP || p.startsWith(`${TOP}/`);
+    const wrong: string[] = [];
     for (let i = 0; i < 10_000; i++) {
       const rel = Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(['a', 'b', 'c'])).join('/');
       const absolute = random() < 0.3;
@@ -125,8 +129,8 @@ describe("the gate's rules", () => {
         ok = inside(p) && (last === '..' || last === '.' || last === '' || !links.has(posix.relative(TOP, p)));
       }
       const got = resolveLink(TOP, rel, target, (x) => links.has(x));
-      expect({ rel, target, passes: 'path' in got }).toEqual({ rel, target, passes: ok });
-      if ('path' in got) expect(got.path).toBe(posix.resolve(from!, ...rest));
+      if ('path' in got !== ok || ('path' in got && got.path !== posix.resolve(from!, ...rest))) wrong.push(`${rel} -> ${target}: ${ok ? 'passes' : 'refused'} by the reference`);
     }
+    expect(wrong).toEqual([]);
   });
 });

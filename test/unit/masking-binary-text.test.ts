@@ -65,10 +65,7 @@ describe('binaryText', () => {
   });
 
   it('reads any bytes without a throw, within a bound of work (nesting past 16 read as bytes)', () => {
-    for (let i = 0; i < 20_000; i++) {
-      const b = randomBytes(i % 64);
-      expect(() => binaryText(b, [1009, 2249, 16, 701, 91234][i % 5]!)).not.toThrow();
-    }
+    for (let i = 0; i < 20_000; i++) binaryText(randomBytes(i % 64), [1009, 2249, 16, 701, 91234][i % 5]!);
     let deep = array(25, [Buffer.from('x')]);
     for (let d = 0; d < 40; d++) deep = array(1009, [deep]);
     expect(typeof binaryText(deep, 1009)).toBe('string');
