@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { NO_RECURSIVE_RM } from '../../src/demo/sample.js';
-import { sedRuns } from '../../src/policy/shell-programs.js';
+import { sedRuns } from '../../src/policy/shell-sed.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import { sshJudgeFor } from '../../src/policy/ssh.js';
 
