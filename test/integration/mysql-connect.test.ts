@@ -864,7 +864,8 @@ describe("hoop connect --direct for a mysql connection: the gateway's MySQL port
     );
     expect(listed[0]).toMatchObject({ subject: 'alice' });
     const recorded = (await Promise.all(listed.map((x) => recordingEvents(governed, x.id)))).flat();
-    expect(recorded.some((e) => e.t === 'query' && String(e.sql).includes("INSERT INTO items VALUES (40, 'direct')"))).toBe(true);
+    // Values to columns the statement does not name are kept as keyed hashes (short numbers stay).
+    expect(recorded.some((e) => e.t === 'query' && /INSERT INTO items VALUES \(40, '\[redacted:[0-9a-f]{8}\]'\)/.test(String(e.sql)))).toBe(true);
   });
 
   it('refuses a client without TLS, a wrong password, a PostgreSQL credential, and a MySQL credential at the PostgreSQL port; nothing runs', async () => {
