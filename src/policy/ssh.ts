@@ -20,8 +20,8 @@
  * is judged, and the most restrictive decision wins. A rule's `commands` are globs over a
  * command's words (quotes removed): an allow rule's word by word, each `*` within one argument and
  * one path segment (no `/`, no `..`), a word `**` any number of arguments ({@link argumentsGlob});
- * a deny or review rule's over the words joined by spaces (and with the options first, as GNU reads them), `*` matching anything, so that it
- * matches at least what it says;
+ * a deny or review rule's over the words joined by spaces (and with the options first, as GNU
+ * reads them), `*` matching anything, so that it matches at least what it says;
  * `patterns` are regular expressions searched in them (and in the line as sent). A rule that
  * allows by `commands` or `patterns` matches only *simple* commands — words known before the line
  * runs, with no assignments, redirections, `&` or substitutions — so `ls *` does not admit
@@ -32,8 +32,9 @@
  * whose words hoop cannot read before it runs (`$x`, `$(…)` as a word, `r{m,}`) wherever some text
  * in their place would make it match (`rm -rf $X` for `rm -rf *`, not `ls -d $HOME`), and every
  * command whose program or code is unknown (`$x -rf /`, `eval "$x"`, `fish -c …`, and code the
- * words do not show: `test -v 'a[$(…)]'`, `echo $((x))`, `alias`, `PATH=… ls`). A program that takes its commands from its input or terminal (an editor;
- * with `ssh -t`, a pager) is judged as a shell. Lines are read
+ * words do not show: `test -v 'a[$(…)]'`, `echo $((x))`, `alias`, `PATH=… ls`). A program that
+ * takes its commands from its input or terminal (an editor; with `ssh -t`, a pager) is judged as
+ * a shell. Lines are read
  * in the grammar of the target user's login shell, learned at sign-in (or the connection's
  * `shell:`): bash, dash, ash or ksh; any other shell (zsh, fish, tcsh…), or one not known, makes
  * every line uncertain. An uncertain line — one the gateway cannot parse, over 32 KiB, or for a
@@ -63,7 +64,6 @@ export interface SshVerdict {
   review?: ReviewSettings;
 }
 
-/** What a session channel asks to run. */
 /** What a session channel asks for; an exec's `terminal`: the client asked for one (a pager on it takes commands). */
 export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string; terminal?: boolean } | { kind: 'sftp' };
 
@@ -187,7 +187,7 @@ export class SshJudge {
   }
 
   /** The most restrictive ssh rule matching a shell or a command, else the default. */
-  #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string; terminal?: boolean }, loginShell: string | undefined): SshVerdict {
+  #byRules(request: Exclude<SshRequest, { kind: 'sftp' }>, loginShell: string | undefined): SshVerdict {
     if (request.kind === 'shell') {
       const matching = this.#rules.filter(({ commands, patterns }) => !commands && !patterns);
       return mostRestrictive(matching.map((c) => this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this shell`))) ?? this.#byDefault('no ssh rule matches');

@@ -18,6 +18,25 @@ import { sshJudgeFor } from '../../src/policy/ssh.js';
 const base = mkdtempSync(join(tmpdir(), 'hoop-program-references-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
+/** A generator of numbers in [0, 1) from `seed` (the same lines every run), and a pick from a list by it. */
+function seeded(seed: number) {
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  return { random, pick: <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T };
+}
+
+/** The judge of alice's sessions under `ssh` (a policy's ssh section), its bundle written in `dir`. */
+async function judgeIn(dir: string, ssh: string) {
+  writeFileSync(
+    join(dir, 'hoop.yaml'),
+    `version: 1
+connections:
+  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
+ssh:
+${ssh}`,
+  );
+  return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
+}
+
 const OPTIONS = ['-r', '-R', '-f', '-v', '-rf', '-fr', '-Rf', '-vr', '-d', '--recursive', '--rec', '--r', '--recu', '--force', '--verbose', '--dir', '--one-file-system', '--preserve-root', '--'];
 
 /** A line of `rm` with 1 to 3 of OPTIONS and operands `f` and `T`, in an order drawn from `random`. */
@@ -45,20 +64,8 @@ function removesTree(words: string[], n: number): boolean {
 
 it('refuses every line GNU rm runs as a recursive delete, options before or after its operands, long options by any prefix', async () => {
   expect(readFileSync('docs/ssh.md', 'utf8')).toContain(`patterns: ['${NO_RECURSIVE_RM}']`);
-  writeFileSync(
-    join(base, 'hoop.yaml'),
-    `version: 1
-connections:
-  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
-ssh:
-  default: allow
-  rules:
-    - { name: no-recursive-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }
-`,
-  );
-  const judge = sshJudgeFor(await loadPolicyDir(base), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
-  let seed = 72;
-  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const judge = await judgeIn(base, `  default: allow\n  rules:\n    - { name: no-recursive-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`);
+  const { random } = seeded(72);
   const missed: string[] = [];
   let recursive = 0;
   let allowed = 0;
@@ -148,9 +155,7 @@ it('reads every script GNU sed runs a command of as one that may run a command (
   const dir = join(base, 'sed');
   mkdirSync(dir);
   const mark = join(dir, 'M');
-  let seed = 4;
-  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
+  const { random, pick } = seeded(4);
   const missed: string[] = [];
   let ran = 0;
   let read = 0;
@@ -198,25 +203,13 @@ async function againstProgram(program: string, pieces: string[][], setup: (dir: 
   mkdirSync(dir);
   setup(dir);
   const mark = join(dir, 'M');
-  writeFileSync(
-    join(dir, 'hoop.yaml'),
-    `version: 1
-connections:
-  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
-ssh:
-  default: deny
-  rules:
-    - { name: tools, match: { commands: ["${program} **"] }, action: allow }
-`,
-  );
-  const judge = sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
-  let seed = program.length;
-  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const judge = await judgeIn(dir, `  default: deny\n  rules:\n    - { name: tools, match: { commands: ["${program} **"] }, action: allow }\n`);
+  const { random, pick } = seeded(program.length);
   const missed: string[] = [];
   let ran = 0;
   let allowed = 0;
   for (let n = 0; n < runs; n++) {
-    const args = Array.from({ length: 1 + Math.floor(random() * 4) }, () => pieces[Math.floor(random() * pieces.length)] as string[])
+    const args = Array.from({ length: 1 + Math.floor(random() * 4) }, () => pick(pieces))
       .flat()
       .map((w) => w.replaceAll('touch M', `touch ${mark}`));
     const line = [program, ...args].map((w) => `'${w.replaceAll("'", "'\\''")}'`).join(' ');
