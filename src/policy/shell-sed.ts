@@ -44,153 +44,188 @@ export function sed(args: readonly string[]): string | undefined {
 }
 
 /** Whether a GNU sed script may run a command (`e`, `s///e`), or hoop cannot read it to tell (read as GNU sed 4.9 reads a script; tested against it). */
-export function sedRuns(s: string): boolean {
-  let i = 0;
-  const n = s.length;
-  const blanks = () => {
-    while (i < n && (s[i] === ' ' || s[i] === '\t')) i++;
-  };
-  /** Past a delimited part (i after its opening delimiter): false when it does not end. In a regular expression, GNU sed reads a bracket expression whole (`s/[/]/x/`: its `/` is no delimiter). */
-  const delimited = (d: string, regex = false): boolean => {
-    while (i < n && s[i] !== d) {
-      if (s[i] === '\\') i++;
-      else if (regex && s[i] === '[' && !bracket()) return false;
-      i++;
-    }
-    if (i >= n) return false;
-    i++;
-    return true;
-  };
-  /** From a bracket expression's `[` to its `]` (`[]/]`, `[^]/]`, `[[:alpha:]/]`, `[[.a.]/]`): false when it does not end. */
-  const bracket = (): boolean => {
-    i++;
-    if (s[i] === '^') i++;
-    if (s[i] === ']') i++;
-    while (i < n && s[i] !== ']') {
-      const open = s[i] === '[' ? s[i + 1] : undefined;
-      if (open === ':' || open === '.' || open === '=') {
-        const close = s.indexOf(`${open}]`, i + 2);
-        if (close < 0) return false;
-        i = close + 1;
+export function sedRuns(script: string): boolean {
+  return new SedScript(script).runs();
+}
+
+/** What reading one command found: it may run a command; it is read and the next may follow at once (`}`, a label, a line's text); it is read and must end (`;`, a line break, `}`, `#`). */
+type Read = 'runs' | 'next' | 'ends';
+
+/** A sed script read command by command, as GNU sed's compile.c reads it. */
+class SedScript {
+  readonly #s: string;
+  #i = 0;
+
+  constructor(script: string) {
+    this.#s = script;
+  }
+
+  /** Whether some command of the script may run a command, or the script cannot be read to tell. */
+  runs(): boolean {
+    const s = this.#s;
+    while (this.#i < s.length) {
+      while (this.#i < s.length && /[\s;]/.test(s[this.#i]!)) this.#i++;
+      if (this.#i >= s.length) return false;
+      if (!this.#addresses()) return true;
+      this.#blanks();
+      while (s[this.#i] === '!') {
+        this.#i++;
+        this.#blanks();
       }
-      i++;
+      const read = this.#command(s[this.#i++]);
+      if (read === 'runs') return true;
+      if (read === 'ends') {
+        this.#blanks();
+        if (this.#i < s.length && !/[;\n}#]/.test(s[this.#i]!)) return true;
+      }
     }
-    return i < n;
-  };
-  /** Past a label (`:x`, `b x`, `v 4.2`): GNU sed skips blanks, then ends it at a blank, `;`, `}`, `#` or a line's end, and reads the next command right after it (`:x e cmd`). */
-  const label = (): string => {
-    blanks();
-    const start = i;
-    while (i < n && !/[\s;}#]/.test(s[i]!)) i++;
-    return s.slice(start, i);
-  };
-  /** Past the rest of a line: text (`a`, `i`, `c`) goes on past a backslash-newline; a file name or a comment does not. */
-  const toLineEnd = (text = false) => {
-    while (i < n && s[i] !== '\n') {
-      if (text && s[i] === '\\') i++;
-      i++;
+    return false;
+  }
+
+  /** Past a command's letter `c`: what it is (`e`, `s///e` run a command; so does any letter hoop does not know, for all it can tell). */
+  #command(c: string | undefined): Read {
+    const s = this.#s;
+    switch (c) {
+      case '{':
+      case '}':
+        return 'next';
+      case 'e':
+        return 'runs';
+      case 's': {
+        const d = s[this.#i++];
+        if (d === undefined || d === '\n' || d === '\\' || !this.#delimited(d, true) || !this.#delimited(d)) return 'runs';
+        while (this.#i < s.length && /[gpiImMe0-9w]/.test(s[this.#i]!)) {
+          if (s[this.#i] === 'e') return 'runs';
+          if (s[this.#i] === 'w') {
+            this.#toLineEnd();
+            break;
+          }
+          this.#i++;
+        }
+        return 'ends';
+      }
+      case 'y': {
+        const d = s[this.#i++];
+        return d === undefined || d === '\n' || d === '\\' || !this.#delimited(d) || !this.#delimited(d) ? 'runs' : 'ends';
+      }
+      case 'a':
+      case 'i':
+      case 'c':
+        this.#toLineEnd(true);
+        return 'next';
+      case 'r':
+      case 'R':
+      case 'w':
+      case 'W':
+      case '#':
+        this.#toLineEnd();
+        return 'next';
+      case ':':
+        return this.#label() === '' ? 'runs' : 'next';
+      case 'b':
+      case 't':
+      case 'T':
+      case 'v':
+        this.#label();
+        return 'next';
+      case 'q':
+      case 'Q':
+      case 'l':
+      case 'L':
+        this.#blanks();
+        while (this.#i < s.length && /[0-9]/.test(s[this.#i]!)) this.#i++;
+        return 'ends';
+      default:
+        return c !== undefined && '=dDgGhHnNpPxzF'.includes(c) ? 'ends' : 'runs';
     }
-  };
-  const address = (): boolean => {
-    const c = s[i];
-    if (c !== undefined && /[0-9]/.test(c)) {
-      while (i < n && /[0-9~]/.test(s[i]!)) i++;
+  }
+
+  /** Past a command's addresses (`1`, `$`, `/re/I`, `\%re%`, `1,+3`, `0~4`), if any: false when they cannot be read. */
+  #addresses(): boolean {
+    const s = this.#s;
+    const first = this.#address();
+    if (first === 'bad') return false;
+    if (first === 'none') return true;
+    this.#blanks();
+    if (s[this.#i] !== ',') return true;
+    this.#i++;
+    this.#blanks();
+    if (s[this.#i] === '+' || s[this.#i] === '~') {
+      this.#i++;
+      while (this.#i < s.length && /[0-9]/.test(s[this.#i]!)) this.#i++;
       return true;
+    }
+    return this.#address() === 'read';
+  }
+
+  /** Past one address: read, none here, or one that does not end. */
+  #address(): 'read' | 'none' | 'bad' {
+    const s = this.#s;
+    const c = s[this.#i];
+    if (c !== undefined && /[0-9]/.test(c)) {
+      while (this.#i < s.length && /[0-9~]/.test(s[this.#i]!)) this.#i++;
+      return 'read';
     }
     if (c === '$') {
-      i++;
-      return true;
+      this.#i++;
+      return 'read';
     }
-    if (c === '/' || c === '\\') {
-      const d = c === '/' ? '/' : s[i + 1];
-      i += c === '/' ? 1 : 2;
-      if (d === undefined || d === '\n' || !delimited(d, true)) throw new Error('address');
-      while (i < n && /[IM]/.test(s[i]!)) i++;
-      return true;
+    if (c !== '/' && c !== '\\') return 'none';
+    const d = c === '/' ? '/' : s[this.#i + 1];
+    this.#i += c === '/' ? 1 : 2;
+    if (d === undefined || d === '\n' || !this.#delimited(d, true)) return 'bad';
+    while (this.#i < s.length && /[IM]/.test(s[this.#i]!)) this.#i++;
+    return 'read';
+  }
+
+  #blanks(): void {
+    while (this.#i < this.#s.length && (this.#s[this.#i] === ' ' || this.#s[this.#i] === '\t')) this.#i++;
+  }
+
+  /** Past a delimited part (after its opening delimiter `d`): false when it does not end. In a regular expression, GNU sed reads a bracket expression whole (`s/[/]/x/`: its `/` is no delimiter). */
+  #delimited(d: string, regex = false): boolean {
+    const s = this.#s;
+    while (this.#i < s.length && s[this.#i] !== d) {
+      if (s[this.#i] === '\\') this.#i++;
+      else if (regex && s[this.#i] === '[' && !this.#bracket()) return false;
+      this.#i++;
     }
-    return false;
-  };
-  try {
-    while (i < n) {
-      while (i < n && /[\s;]/.test(s[i]!)) i++;
-      if (i >= n) return false;
-      if (address()) {
-        blanks();
-        if (s[i] === ',') {
-          i++;
-          blanks();
-          if (s[i] === '+' || s[i] === '~') {
-            i++;
-            while (i < n && /[0-9]/.test(s[i]!)) i++;
-          } else if (!address()) return true;
-        }
-      }
-      blanks();
-      while (s[i] === '!') {
-        i++;
-        blanks();
-      }
-      const c = s[i++];
-      switch (c) {
-        case '{':
-        case '}':
-          continue;
-        case 'e':
-          return true;
-        case 's': {
-          const d = s[i++];
-          if (d === undefined || d === '\n' || d === '\\' || !delimited(d, true) || !delimited(d)) return true;
-          while (i < n && /[gpiImMe0-9w]/.test(s[i]!)) {
-            if (s[i] === 'e') return true;
-            if (s[i] === 'w') {
-              toLineEnd();
-              break;
-            }
-            i++;
-          }
-          break;
-        }
-        case 'y': {
-          const d = s[i++];
-          if (d === undefined || d === '\n' || d === '\\' || !delimited(d) || !delimited(d)) return true;
-          break;
-        }
-        case 'a':
-        case 'i':
-        case 'c':
-          toLineEnd(true);
-          continue;
-        case 'r':
-        case 'R':
-        case 'w':
-        case 'W':
-        case '#':
-          toLineEnd();
-          continue;
-        case ':':
-          if (label() === '') return true;
-          continue;
-        case 'b':
-        case 't':
-        case 'T':
-        case 'v':
-          label();
-          continue;
-        case 'q':
-        case 'Q':
-        case 'l':
-        case 'L':
-          blanks();
-          while (i < n && /[0-9]/.test(s[i]!)) i++;
-          break;
-        default:
-          if (c === undefined || !'=dDgGhHnNpPxzF'.includes(c)) return true;
-      }
-      blanks();
-      if (i < n && !/[;\n}#]/.test(s[i]!)) return true;
-    }
-    return false;
-  } catch {
+    if (this.#i >= s.length) return false;
+    this.#i++;
     return true;
+  }
+
+  /** From a bracket expression's `[` to its `]` (`[]/]`, `[^]/]`, `[[:alpha:]/]`, `[[.a.]/]`): false when it does not end. */
+  #bracket(): boolean {
+    const s = this.#s;
+    this.#i++;
+    if (s[this.#i] === '^') this.#i++;
+    if (s[this.#i] === ']') this.#i++;
+    while (this.#i < s.length && s[this.#i] !== ']') {
+      const open = s[this.#i] === '[' ? s[this.#i + 1] : undefined;
+      if (open === ':' || open === '.' || open === '=') {
+        const close = s.indexOf(`${open}]`, this.#i + 2);
+        if (close < 0) return false;
+        this.#i = close + 1;
+      }
+      this.#i++;
+    }
+    return this.#i < s.length;
+  }
+
+  /** Past a label (`:x`, `b x`, `v 4.2`): GNU sed skips blanks, then ends it at a blank, `;`, `}`, `#` or a line's end, and reads the next command right after it (`:x e cmd`). */
+  #label(): string {
+    this.#blanks();
+    const start = this.#i;
+    while (this.#i < this.#s.length && !/[\s;}#]/.test(this.#s[this.#i]!)) this.#i++;
+    return this.#s.slice(start, this.#i);
+  }
+
+  /** Past the rest of a line: text (`a`, `i`, `c`) goes on past a backslash-newline; a file name or a comment does not. */
+  #toLineEnd(text = false): void {
+    while (this.#i < this.#s.length && this.#s[this.#i] !== '\n') {
+      if (text && this.#s[this.#i] === '\\') this.#i++;
+      this.#i++;
+    }
   }
 }
