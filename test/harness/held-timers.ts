@@ -14,9 +14,9 @@ export class HeldTimers {
     return () => this.#pending.delete(held);
   };
 
-  /** Fires every pending timer of `ms` milliseconds; how many it fired. */
-  fire(ms: number): number {
-    const due = [...this.#pending].filter((t) => t.ms === ms);
+  /** Fires every pending timer of `ms` milliseconds (every pending one, without `ms`); how many it fired. */
+  fire(ms?: number): number {
+    const due = [...this.#pending].filter((t) => ms === undefined || t.ms === ms);
     for (const t of due) {
       this.#pending.delete(t);
       t.fire();

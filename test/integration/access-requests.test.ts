@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
+import { HeldTimers } from '../harness/held-timers.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 
@@ -33,9 +34,13 @@ async function pendingRequest(subject: string): Promise<string> {
   );
 }
 
+const grantEnds = new HeldTimers();
+
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-access-requests-');
   stack = await startStack({
+    // A grant's end is up for its sessions when a test fires it.
+    gateway: { sessionTimer: grantEnds.timer },
     extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2 }',
     policy: ({ pg }) => {
       policyRepo.commit(`version: 1
@@ -113,10 +118,15 @@ describe('access requests', () => {
     const client = await pgClient(during.info);
     const ended = new Promise<Error>((resolve) => client.on('error', resolve));
     await client.query('insert into incidents values (2)');
-    // The grant ends after 8 s (time enough to connect and write on a loaded machine): the session is closed, saying why.
+    // The grant's end, up once the session wrote (however loaded the machine): the session is closed, saying why.
+    expect(grantEnds.fire()).toBe(1);
     const err = await ended;
     expect(err.message).toMatch(/hoop: your temporary access to "app" \(request rv-[0-9a-f]{16}\) ended at/);
     await client.end().catch(() => undefined);
+    // A session that starts after the grant's time is read-only again.
+    const until = Date.parse(/ended at (\d{4}-\d\d-\d\dT[\d:.]+Z)/.exec(err.message)?.[1] ?? '');
+    expect(until).toBeGreaterThan(0);
+    await eventually(() => expect(Date.now()).toBeGreaterThan(until), { timeout: 15_000, interval: 100 });
     const after = await stack.connect('app', await stack.token('alice', ['oncall']));
     running.push(after);
     expect((await psql(after.info, ['-c', 'insert into incidents values (3)'])).stderr).toContain('read-only');
