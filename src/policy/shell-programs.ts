@@ -27,10 +27,10 @@ const SFTP: OptionSpec = { short: '46AaCfNpqRrvB:b:c:D:F:i:J:l:o:P:S:s:X:' };
  * With a terminal (`ssh -t`), such a command runs what its words do not show.
  */
 const TERMINAL_READERS = new Set([
-  ...['less', 'more', 'most', 'pg', 'man', 'info', 'pinfo', 'git', 'tig', 'systemctl', 'journalctl', 'loginctl', 'busctl', 'coredumpctl', 'networkctl'],
-  ...['resolvectl', 'timedatectl', 'hostnamectl', 'localectl', 'bootctl', 'psql', 'mysql', 'mariadb', 'sqlite3', 'gdb', 'ftp', 'mc', 'ranger', 'nnn'],
-  ...['vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m', 'lynx', 'links', 'elinks', 'crontab', 'visudo', 'vipw', 'vigr', 'sudoedit', 'aptitude', 'apt'],
-  ...['apt-get', 'dpkg', 'python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'dc', 'sqlplus', 'redis-cli', 'mongo', 'mongosh', 'tmux', 'screen'],
+  ...['less', 'more', 'most', 'pg', 'pager', 'sensible-pager', 'bat', 'batcat', 'lv', 'jless', 'perf', 'man', 'info', 'pinfo', 'git', 'tig', 'systemctl', 'journalctl'],
+  ...['loginctl', 'busctl', 'coredumpctl', 'networkctl'],
+  ...['resolvectl', 'timedatectl', 'hostnamectl', 'localectl', 'bootctl', 'mc', 'ranger', 'nnn', 'vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m'],
+  ...['lynx', 'links', 'elinks', 'crontab', 'aptitude', 'apt', 'apt-get', 'dpkg', 'python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'tmux', 'screen'],
 ]);
 
 /**
@@ -39,7 +39,9 @@ const TERMINAL_READERS = new Set([
  * batch file, `awk -D` (a debugger). Such a command is judged as a shell is.
  */
 export function readsCommands(program: string, args: readonly string[], terminal: boolean): string | undefined {
-  if (VIMS.has(program)) return `\`${program}\` is an editor, which reads its commands (\`:!cmd\` runs one) from its input or terminal`;
+  if (VIMS.has(program)) return `\`${program}\` reads its commands (an editor's \`:!cmd\`, a debugger's or a database shell's \`!cmd\`) from its input or terminal`;
+  if ((program === 'sudo' && optionWords(args).some((w) => longIs(w, ['edit']) || groupHas(w, 'e', 'CcDghpRrTUu'))) || (program === 'crontab' && args.includes('-e')))
+    return `\`${program} -e\` starts an editor, which reads its commands from its input`;
   if (terminal && TERMINAL_READERS.has(program)) return `with a terminal, \`${program}\` takes commands from it (a pager's \`!cmd\` runs one)`;
   if (program === 'sftp') {
     const batch = parseOptions(args, SFTP).options.find((o) => o.name === 'b');
@@ -265,9 +267,14 @@ function awk(args: readonly string[]): string | undefined {
   return programs.some((p) => /system|@|\|/.test(p.replace(/\|\|/g, ''))) ? "awk's `system()` or a pipe to a command" : undefined;
 }
 
+/** netcat and ncat: a program run for each connection (`-e`, `-c`, `--exec`, `--sh-exec`, `--lua-exec`). */
+function netcat(args: readonly string[]): string | undefined {
+  return optionWords(args).some((w) => longIs(w, ['exec', 'sh-exec', 'lua-exec']) || groupHas(w, 'ec', 'gGiIOpPqsTVwWxX')) ? '`nc -e`, `-c` or `--sh-exec`' : undefined;
+}
+
 /** docker, podman, nerdctl: a command run in a container (`run`, `exec`, `create`, `compose run`…) is one hoop cannot see. */
 function containers(args: readonly string[]): string | undefined {
-  const sub = args.find((a) => ['run', 'exec', 'create', 'attach', 'debug'].includes(a));
+  const sub = args.find((a) => ['run', 'exec', 'create', 'attach', 'debug', 'start', 'build', 'plugin', 'up'].includes(a));
   return sub === undefined ? undefined : `\`${sub}\`, which runs a command in a container`;
 }
 
@@ -329,7 +336,13 @@ function make(args: readonly string[]): string | undefined {
 }
 
 /** Editors: each reads its commands (`:!cmd`, `!cmd`) from its input or its terminal, so what they run is never in their words. */
-const VIMS = new Set(['vi', 'vim', 'nvim', 'view', 'vimdiff', 'gvim', 'rvim', 'ex', 'vimx', 'nano', 'ed', 'emacs', 'mg', 'jed', 'joe', 'pico']);
+const VIMS = new Set([
+  ...['vi', 'vim', 'nvim', 'view', 'vimdiff', 'gvim', 'rvim', 'rview', 'ex', 'vimx', 'vim.basic', 'vim.tiny', 'vim.nox', 'vim.gtk3', 'gview', 'gvimdiff', 'evim', 'vimtutor'],
+  ...['nvi', 'elvis', 'vile', 'nano', 'rnano', 'ed', 'red', 'emacs', 'mg', 'jed', 'joe', 'pico', 'editor', 'sensible-editor', 'hx', 'helix', 'micro', 'kak'],
+  ...['mcedit', 'ne', 'zile', 'jove', 'ee', 'sudoedit', 'visudo', 'vipw', 'vigr', 'vidir', 'vipe'],
+  // Debuggers and database shells read their commands (`!cmd`, `shell`, `\\!`, `system`) from their input too.
+  ...['gdb', 'lldb', 'psql', 'mysql', 'mariadb', 'sqlite3', 'redis-cli', 'mongo', 'mongosh', 'sqlplus', 'ftp', 'dc'],
+]);
 
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {
   git,
@@ -403,9 +416,33 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   kubectl: (args) => {
     if (optionWords(args).some((w) => longIs(w, ['kubeconfig']) && readsInput(w.includes('=') ? w.replace(/^[^=]*=/, '') : (args[args.indexOf(w) + 1] ?? ''))))
       return '`kubectl --kubeconfig` reading its configuration (which may run a credential plugin) from its input';
-    const sub = args.find((a) => !a.startsWith('-'));
-    return sub !== undefined && ['exec', 'debug', 'attach', 'run', 'plugin'].includes(sub) ? `\`kubectl ${sub}\`, which runs a command in a container` : undefined;
+    // Any word may be the subcommand past a global option's value (`kubectl -n x exec …`).
+    const sub = args.find((a) => ['exec', 'debug', 'attach', 'run', 'plugin'].includes(a));
+    return sub !== undefined ? `\`kubectl ${sub}\`, which runs a command in a container` : undefined;
   },
+  strace: (args) =>
+    optionWords(args).some((w) => (longIs(w, ['output']) && /=[|!]/.test(w)) || /^-[^-]*o[|!]/.test(w)) || args.some((a, i) => args[i - 1] === '-o' && /^[|!]/.test(a))
+      ? '`strace -o |cmd`'
+      : undefined,
+  socat: (args) => (args.some((a) => /(^|[!,])\s*(exec|system)\s*:/i.test(a)) ? '`socat exec:` or `system:`' : undefined),
+  perf: (args) => {
+    const sub = args.find((a) => !a.startsWith('-'));
+    return sub !== undefined && ['list', 'report', 'annotate', 'version', 'help', 'evlist', 'buildid-list', 'diff'].includes(sub)
+      ? undefined
+      : `\`perf ${sub ?? ''}\`, which may run a command or a script`;
+  },
+  nc: netcat,
+  ncat: netcat,
+  netcat: netcat,
+  'nc.traditional': netcat,
+  'nc.openbsd': netcat,
+  bpftrace: (args) => (args.some((a) => a === '-c' || /^-[^-]*c/.test(a) || /system|unsafe/.test(a)) ? '`bpftrace -c` or `system()`' : undefined),
+  tcpdump: (args) => (optionWords(args).some((w) => longIs(w, ['postrotate-command']) || groupHas(w, 'z', 'BcCDEFGiMrsTVwWyZjQ')) ? '`tcpdump -z`' : undefined),
+  ansible: () => '`ansible`, which runs modules (a shell among them) on hosts',
+  'ansible-playbook': () => '`ansible-playbook`, which runs modules (a shell among them) on hosts',
+  helm: (args) => (args.includes('plugin') || optionWords(args).some((w) => longIs(w, ['post-renderer'])) ? '`helm plugin` or `--post-renderer`' : undefined),
+  // ip's options are whole words (`-br` is -brief): `-b` and any spelling of `-batch` read commands.
+  ip: (args) => (args.includes('exec') || args.some((w) => w === '-b' || /^--?ba/.test(w)) ? '`ip netns exec` or `ip -batch`' : undefined),
   docker: containers,
   podman: containers,
   nerdctl: containers,

