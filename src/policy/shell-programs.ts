@@ -27,19 +27,20 @@ const SFTP: OptionSpec = { short: '46AaCfNpqRrvB:b:c:D:F:i:J:l:o:P:S:s:X:' };
  * With a terminal (`ssh -t`), such a command runs what its words do not show.
  */
 const TERMINAL_READERS = new Set([
-  ...['less', 'more', 'most', 'pg', 'pager', 'sensible-pager', 'bat', 'batcat', 'lv', 'jless', 'perf', 'man', 'info', 'pinfo', 'git', 'tig', 'systemctl', 'journalctl'],
-  ...['loginctl', 'busctl', 'coredumpctl', 'networkctl'],
-  ...['resolvectl', 'timedatectl', 'hostnamectl', 'localectl', 'bootctl', 'mc', 'ranger', 'nnn', 'vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m'],
-  ...['lynx', 'links', 'elinks', 'crontab', 'aptitude', 'apt', 'apt-get', 'dpkg', 'python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'tmux', 'screen'],
+  ...['less', 'more', 'most', 'pg', 'pager', 'sensible-pager', 'bat', 'batcat', 'lv', 'jless', 'man', 'info', 'pinfo', 'git', 'tig', 'perf'],
+  ...['systemctl', 'journalctl', 'loginctl', 'busctl', 'coredumpctl', 'networkctl', 'resolvectl', 'timedatectl', 'hostnamectl', 'localectl', 'bootctl'],
+  ...['mc', 'ranger', 'nnn', 'vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m', 'lynx', 'links', 'elinks', 'crontab', 'aptitude', 'apt', 'apt-get', 'dpkg'],
+  ...['python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'tmux', 'screen'],
 ]);
 
 /**
  * Why `program` with `args` takes its commands from its input or, with a `terminal`, from it, if it
- * does: an editor (`:!cmd`), a pager or what pages on a terminal (`!cmd` in less), `sftp` without a
- * batch file, `awk -D` (a debugger). Such a command is judged as a shell is.
+ * does: an editor (`:!cmd`), a debugger or a database shell, `sudo -e`, `crontab -e`, `sftp`
+ * without a batch file, `awk -D`, `tar -M`, `tmux -C`, `git difftool`; with a terminal, a pager or
+ * what pages (`!cmd` in less). Such a command is judged as a shell is.
  */
 export function readsCommands(program: string, args: readonly string[], terminal: boolean): string | undefined {
-  if (VIMS.has(program)) return `\`${program}\` reads its commands (an editor's \`:!cmd\`, a debugger's or a database shell's \`!cmd\`) from its input or terminal`;
+  if (COMMAND_READERS.has(program)) return `\`${program}\` reads its commands (an editor's \`:!cmd\`, a debugger's or a database shell's \`!cmd\`) from its input or terminal`;
   if ((program === 'sudo' && optionWords(args).some((w) => longIs(w, ['edit']) || groupHas(w, 'e', 'CcDghpRrTUu'))) || (program === 'crontab' && args.includes('-e')))
     return `\`${program} -e\` starts an editor, which reads its commands from its input`;
   if (terminal && TERMINAL_READERS.has(program)) return `with a terminal, \`${program}\` takes commands from it (a pager's \`!cmd\` runs one)`;
@@ -70,13 +71,10 @@ function longIs(word: string, risky: string[]): boolean {
   return name.length >= 1 && risky.some((r) => r.startsWith(name));
 }
 
-/** The short option groups and long options before the first operand (or all words, when `anywhere`: GNU programs read options after operands too). */
-const optionWords = (args: readonly string[], anywhere = true): string[] => {
+/** The short option groups and long options before a `--`, wherever they stand (GNU programs read options after operands too). */
+const optionWords = (args: readonly string[]): string[] => {
   const end = args.indexOf('--');
-  const upto = end < 0 ? args : args.slice(0, end);
-  if (anywhere) return upto.filter((a) => a.startsWith('-') && a !== '-');
-  const first = upto.findIndex((a) => !a.startsWith('-') || a === '-');
-  return upto.slice(0, first < 0 ? undefined : first);
+  return (end < 0 ? args : args.slice(0, end)).filter((a) => a.startsWith('-') && a !== '-');
 };
 
 /** Whether a short option group (`-xzf`) holds `letter` before a letter that takes the rest as its value (`valued`). */
@@ -335,8 +333,8 @@ function make(args: readonly string[]): string | undefined {
   return parsed.options.some((o) => ['f', 'file', 'makefile'].includes(o.name) && readsInput(o.value ?? '')) ? '`make -f` reading its makefile from its input' : undefined;
 }
 
-/** Editors: each reads its commands (`:!cmd`, `!cmd`) from its input or its terminal, so what they run is never in their words. */
-const VIMS = new Set([
+/** Programs that read their commands from their input or terminal, whatever their words: editors, debuggers, database shells. */
+const COMMAND_READERS = new Set([
   ...['vi', 'vim', 'nvim', 'view', 'vimdiff', 'gvim', 'rvim', 'rview', 'ex', 'vimx', 'vim.basic', 'vim.tiny', 'vim.nox', 'vim.gtk3', 'gview', 'gvimdiff', 'evim', 'vimtutor'],
   ...['nvi', 'elvis', 'vile', 'nano', 'rnano', 'ed', 'red', 'emacs', 'mg', 'jed', 'joe', 'pico', 'editor', 'sensible-editor', 'hx', 'helix', 'micro', 'kak'],
   ...['mcedit', 'ne', 'zile', 'jove', 'ee', 'sudoedit', 'visudo', 'vipw', 'vigr', 'vidir', 'vipe'],
