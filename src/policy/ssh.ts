@@ -216,12 +216,13 @@ export class SshJudge {
       const interactive = command.program === undefined ? undefined : readsCommands(command.program, command.words.slice(1), request.terminal === true);
       const matching: SshVerdict[] = [];
       const source = command.source === command.text ? command.text : command.source.replace(/\s+/g, ' ').trim();
+      const order = optionsFirst(command.words);
       for (const c of rules) {
         if (c.wholeLine) {
           if (wholeLine.includes(c)) matching.push(this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command line`));
           continue;
         }
-        const how = matches(c, command, source);
+        const how = matches(c, command, source, order);
         if (how === undefined || (interactive && c.rule.action === 'allow' && (c.commands || c.patterns))) continue;
         const what = single ? 'this command' : `${quoted(command)}, which this command line runs${derived ? ` (through ${command.via})` : ''}`;
         matching.push(
@@ -290,9 +291,10 @@ function matchesText(c: CompiledRule, text: string): boolean {
  * every command; an allowing one only simple commands; a refusing one (deny, review) also a
  * command whose words are built when it runs (`opaque`) where they may make it match: wherever
  * what it runs is unknown, else where its globs and patterns match with each unknown word read as
- * any text (`ls -d $HOME` is no `rm -rf *`; `rm -rf $X` may be).
+ * any text (`ls -d $HOME` is no `rm -rf *`; `rm -rf $X` may be); a refusing one reads the words in
+ * `order` too (options first: {@link optionsFirst}).
  */
-function matches(c: CompiledRule, command: ShellCommand, source: string): 'yes' | 'opaque' | undefined {
+function matches(c: CompiledRule, command: ShellCommand, source: string, order: number[] | undefined): 'yes' | 'opaque' | undefined {
   if (!c.commands && !c.patterns) return 'yes';
   if (c.rule.action === 'allow') {
     if (command.paths && command.unknownWords && c.arguments && !c.patterns) {
@@ -304,7 +306,6 @@ function matches(c: CompiledRule, command: ShellCommand, source: string): 'yes' 
     const byArguments = !c.arguments || c.arguments.some((matches) => matches(command.words));
     return command.simple && byArguments && (!c.patterns || c.patterns.some((r) => r.test(command.text))) ? 'yes' : undefined;
   }
-  const order = optionsFirst(command.words);
   const permuted = order?.map((i) => command.words[i]).join(' ');
   if (matchesText(c, command.text) || (source !== command.text && matchesText(c, source)) || (permuted !== undefined && matchesText(c, permuted))) return 'yes';
   if (!command.opaque) return undefined;

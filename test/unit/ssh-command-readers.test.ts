@@ -5,28 +5,16 @@
  * configuration read from the input is opaque; `git config` only reads by its action; a tmux
  * list is more than one command. Each line here ran another program for real (the attack's proofs).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { loadPolicyDir } from '../../src/policy/load.js';
-import { sshJudgeFor } from '../../src/policy/ssh.js';
+import { sshJudgeIn } from '../harness/ssh-judge.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-command-readers-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 let n = 0;
-async function judgeOf(ssh: string) {
-  const dir = mkdtempSync(join(base, `r${n++}-`));
-  writeFileSync(
-    join(dir, 'hoop.yaml'),
-    `version: 1
-connections:
-  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
-ssh:
-${ssh}`,
-  );
-  return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
-}
+const judgeOf = (ssh: string) => sshJudgeIn(mkdtempSync(join(base, `r${n++}-`)), ssh);
 
 const PROGRAMS = [
   'sed',

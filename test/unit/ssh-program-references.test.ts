@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { NO_RECURSIVE_RM } from '../../src/demo/sample.js';
 import { sedRuns } from '../../src/policy/shell-sed.js';
-import { loadPolicyDir } from '../../src/policy/load.js';
-import { sshJudgeFor } from '../../src/policy/ssh.js';
+import { sshJudgeIn } from '../harness/ssh-judge.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-program-references-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -22,19 +21,6 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 function seeded(seed: number) {
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   return { random, pick: <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T };
-}
-
-/** The judge of alice's sessions under `ssh` (a policy's ssh section), its bundle written in `dir`. */
-async function judgeIn(dir: string, ssh: string) {
-  writeFileSync(
-    join(dir, 'hoop.yaml'),
-    `version: 1
-connections:
-  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
-ssh:
-${ssh}`,
-  );
-  return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', 'read-write');
 }
 
 const OPTIONS = ['-r', '-R', '-f', '-v', '-rf', '-fr', '-Rf', '-vr', '-d', '--recursive', '--rec', '--r', '--recu', '--force', '--verbose', '--dir', '--one-file-system', '--preserve-root', '--'];
@@ -64,7 +50,7 @@ function removesTree(words: string[], n: number): boolean {
 
 it('refuses every line GNU rm runs as a recursive delete, options before or after its operands, long options by any prefix', async () => {
   expect(readFileSync('docs/ssh.md', 'utf8')).toContain(`patterns: ['${NO_RECURSIVE_RM}']`);
-  const judge = await judgeIn(base, `  default: allow\n  rules:\n    - { name: no-recursive-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`);
+  const judge = await sshJudgeIn(base, `  default: allow\n  rules:\n    - { name: no-recursive-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`);
   const { random } = seeded(72);
   const missed: string[] = [];
   let recursive = 0;
@@ -203,7 +189,7 @@ async function againstProgram(program: string, pieces: string[][], setup: (dir: 
   mkdirSync(dir);
   setup(dir);
   const mark = join(dir, 'M');
-  const judge = await judgeIn(dir, `  default: deny\n  rules:\n    - { name: tools, match: { commands: ["${program} **"] }, action: allow }\n`);
+  const judge = await sshJudgeIn(dir, `  default: deny\n  rules:\n    - { name: tools, match: { commands: ["${program} **"] }, action: allow }\n`);
   const { random, pick } = seeded(program.length);
   const missed: string[] = [];
   let ran = 0;

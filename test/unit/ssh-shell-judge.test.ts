@@ -6,32 +6,21 @@
  * matched by no allow rule. The spellings are the same table the real-sshd test runs.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadPolicyDir } from '../../src/policy/load.js';
 import { ansiC, parseShellLine, SHELL_LINE_MAX_BYTES } from '../../src/policy/shell-line.js';
 import { readShellLine, shellLineOf } from '../../src/policy/shell-lines.js';
 import { ticksWhile } from '../harness/event-loop.js';
-import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
+import { fileTransferOf } from '../../src/policy/ssh.js';
+import { sshJudgeIn } from '../harness/ssh-judge.js';
 import { RM_LOOKALIKES, RM_SPELLINGS, spelled } from '../fixtures/shell-spellings.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-shell-judge-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 let n = 0;
-async function judgeOf(ssh: string, mode: 'read-only' | 'read-write' = 'read-write') {
-  const dir = mkdtempSync(join(base, `r${n++}-`));
-  writeFileSync(
-    join(dir, 'hoop.yaml'),
-    `version: 1
-connections:
-  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
-ssh:
-${ssh}`,
-  );
-  return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', mode);
-}
+const judgeOf = (ssh: string, mode: 'read-only' | 'read-write' = 'read-write') => sshJudgeIn(mkdtempSync(join(base, `r${n++}-`)), ssh, mode);
 
 const ALLOW_READS = `    - { name: reads, match: { commands: ["ls **", "cat **", "echo **"] }, action: allow }\n`;
 const NO_RECURSIVE_RM = `    - { name: no-recursive-rm, match: { patterns: ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }, action: deny }\n`;
