@@ -13,6 +13,8 @@ export default defineConfig({
     exclude: ['**/node_modules/**', 'test/perf/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    // A poll waits for what a busy machine makes late (a worker thread's flush, a child's exit): ten seconds, not one.
+    expect: { poll: { timeout: 10_000 } },
     pool: 'forks',
     // Most files wait on real servers (PostgreSQL, sshd, an OpenID provider) more than they compute: three per core,
     // at least four (on two cores four kept the cores 80% busy, six 89%: the suite took 534 s rather than 590 s).

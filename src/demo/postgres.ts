@@ -206,27 +206,28 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
 /**
  * Deals with a `postmaster.pid` left behind: a live server for this data directory (a demo
  * killed outright) is stopped; on Linux, a file naming a live process that is not one (its pid
- * reused) is removed; one naming a dead process is left to postgres, which replaces it.
+ * reused) is removed; one naming a dead process is left to postgres, which replaces it. True once no
+ * server runs on it; false when whether one does cannot be told.
  * @see https://www.postgresql.org/docs/current/server-shutdown.html
  */
-async function stopLeftover(dataDir: string, log: (line: string) => void): Promise<void> {
+async function stopLeftover(dataDir: string, log: (line: string) => void): Promise<boolean> {
   const pidFile = join(dataDir, 'postmaster.pid');
   let pid: number;
   try {
     pid = Number.parseInt(fs.readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
   } catch {
-    return;
+    return true;
   }
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processExists(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processExists(pid)) return true;
   const ours = await isPostmasterOf(pid, dataDir);
   if (ours === false) {
     if (process.platform === 'linux') {
       log(`removing a stale postmaster.pid (its pid ${pid} is now another process)`);
       fs.rmSync(pidFile, { force: true });
     }
-    return;
+    return true;
   }
-  if (ours === undefined) return; // cannot tell: postgres will say whether the directory is in use
+  if (ours === undefined) return false; // cannot tell: postgres will say whether the directory is in use
   log(`stopping the PostgreSQL server (pid ${pid}) left running on ${dataDir} by an earlier demo`);
   try {
     process.kill(pid, 'SIGINT');
@@ -235,13 +236,13 @@ async function stopLeftover(dataDir: string, log: (line: string) => void): Promi
       hint: `Stop it (kill -INT ${pid}) and try again.`,
     });
   }
-  if (await waitGone(pid, 20_000)) return;
+  if (await waitGone(pid, 20_000)) return true;
   try {
     process.kill(pid, 'SIGQUIT'); // immediate shutdown
   } catch {
     /* gone meanwhile */
   }
-  if (await waitGone(pid, 5_000)) return;
+  if (await waitGone(pid, 5_000)) return true;
   throw new HoopError(ErrorCode.TIMEOUT, `the PostgreSQL server (pid ${pid}) left running on ${dataDir} did not stop`, {
     hint: `Stop it (kill -QUIT ${pid}) and try again.`,
   });
@@ -428,8 +429,25 @@ async function sweepOrphans(log: (line: string) => void): Promise<void> {
     }
     if (fs.existsSync(owner)) continue;
     log(`removing ${parent}: the PostgreSQL data of ${owner}, which is gone`);
-    await stopLeftover(join(parent, 'data'), log);
-    fs.rmSync(parent, { recursive: true, force: true });
+    if (await stopLeftover(join(parent, 'data'), log)) removeOrphan(parent, log);
+  }
+}
+
+/**
+ * Removes another demo's data, which a second demo starting at the same moment may be sweeping too: the one whose
+ * rename takes it removes it; a removal that fails is said and left to the next start (a sweep never fails this one).
+ */
+function removeOrphan(parent: string, log: (line: string) => void): void {
+  const claimed = join(RUNTIME_ROOT, `.removing-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    fs.renameSync(parent, claimed);
+  } catch {
+    return; // another demo took it
+  }
+  try {
+    fs.rmSync(claimed, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
+  } catch (err) {
+    log(`could not remove ${claimed} (${describeError(err)}); the next demo to start tries again`);
   }
 }
 

@@ -4,7 +4,8 @@
  * and, as root, the `postgres` OS user with data and binaries it can reach.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -219,6 +220,26 @@ describe('startDemoPostgres', () => {
       expect(alive(first.pid)).toBe(false);
       expect(lines.join('\n')).toContain(`removing ${kept}: the PostgreSQL data of ${owner}, which is gone`);
       expect(existsSync(other.dataDir)).toBe(true);
+    });
+
+    it('starts while something still writes into the data it sweeps (another demo sweeping or starting at that moment)', async () => {
+      const orphan = join('/var/lib/hoop-demo', randomBytes(8).toString('hex'));
+      mkdirSync(join(orphan, 'data'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(orphan, 'demo-dir'), join(tmpdir(), `hoop-demo-gone-${randomBytes(4).toString('hex')}`));
+      cleanups.push(() => rmSync(orphan, { recursive: true, force: true }));
+      // Writes file after file where the orphan was, never making the directory again.
+      const writer = spawn(process.execPath, [
+        '-e',
+        `const fs = require('fs'); for (let i = 0; ; i++) try { fs.writeFileSync(${JSON.stringify(join(orphan, 'data'))} + '/f' + (i % 64), 'x'); } catch {}`,
+      ]);
+      cleanups.push(() => void writer.kill('SIGKILL'));
+      await eventually(() => expect(existsSync(join(orphan, 'data', 'f63'))).toBe(true));
+      const lines: string[] = [];
+      const pg = await start({ dir: join(newDir('beside', { private: true }), 'demo'), port: await freePort(), log: (l) => lines.push(l) });
+      writer.kill('SIGKILL');
+      expect(existsSync(orphan)).toBe(false);
+      expect(lines.join('\n')).toContain(`removing ${orphan}`);
+      await pg.stop();
     });
 
     it('copies the npm binaries where the postgres user can run them', async () => {
