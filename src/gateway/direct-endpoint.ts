@@ -21,7 +21,7 @@ import type { TlsSessionChannel } from '../session/tls-channel.js';
 import type { TunnelErrorBody } from '../tunnel/accept.js';
 import type { SessionAdmission } from './sessions/admission.js';
 import type { ConnectionGuard } from './front/connection-guard.js';
-import { directRefusal, directSecret, type DirectRecord } from './credentials/direct-credentials.js';
+import { directSecret, type DirectRecord } from './credentials/direct-credentials.js';
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf, peerText, tellPeer } from './front/peer-address.js';
 import { hoopSays } from '../errors.js';
@@ -89,7 +89,7 @@ export function directEndpoint(
         credential: async (user) => {
           const record = await directs.find(user);
           if (!record) return undefined;
-          const refused = directRefusal(record);
+          const refused = directs.refusal(record);
           return { secret: directSecret(record), value: record, ...(refused ? { refused: { message: refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` } } : {}) };
         },
         admit: (record, start, ch) => {
@@ -113,7 +113,7 @@ export function directEndpoint(
         credential: async (user) => {
           const record = await directs.find(user);
           if (!record) return undefined;
-          const refused = directRefusal(record);
+          const refused = directs.refusal(record);
           const verifier = record.mysqlNative ? Buffer.from(record.mysqlNative, 'base64') : undefined;
           return { verifier, value: record, ...(refused ? { refused: { message: refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` } } : {}) };
         },

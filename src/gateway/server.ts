@@ -22,7 +22,8 @@ import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/gateway/engine.js';
 import type { MysqlEngine, MysqlEngineOptions } from '../mysql/gateway/engine.js';
-import { type SessionPolicy, SessionAdmission, type SessionTimer } from './sessions/admission.js';
+import { type SessionPolicy, SessionAdmission } from './sessions/admission.js';
+import type { Clock } from '../clock.js';
 import { AuthRefusals } from './identity/auth-refusals.js';
 import { callers as callersOf } from './sessions/callers.js';
 import type { GatewayConfig } from './config/config.js';
@@ -67,10 +68,8 @@ export interface GatewayOptions {
    * A stand-in until the gateway loads its policy repository.
    */
   sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
-  /** Tests only: starts each session's timers (its maximum length, a grant's end), so a test fires them when it chooses. */
-  sessionTimer?: SessionTimer;
-  /** Tests only: multiplies the lifetime of each direct credential minted (0.02 turns 60 s into 1.2 s). */
-  directLifetimeScale?: number;
+  /** Tests only: the clock of direct credentials and sessions' timers (maximum length, a grant's end, a credential's expiry), held so a test moves its time and fires them when it chooses. */
+  clock?: Clock;
   /** Tests only: how often the bytes sent to each client are told (`session.bytes`; default 10 s). */
   bytesTickMs?: number;
   /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
@@ -111,7 +110,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       verifier: options.verifier,
       store: options.store,
       clientRecordDiskReserveBytes: options.clientRecordDiskReserveBytes,
-      directLifetimeScale: options.directLifetimeScale,
+      clock: options.clock,
       scheme: useTls ? ('https' as const) : ('http' as const),
       migrations: MIGRATIONS,
     };

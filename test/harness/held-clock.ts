@@ -1,26 +1,44 @@
 /**
- * Session timers a test fires when it chooses (the gateway's `sessionTimer`): a session's maximum
- * length ends it when the test says, after what it checks has begun, however busy the machine.
+ * A clock a test holds (the gateway's `clock`): its timers (a session's maximum length, a grant's
+ * end, a direct credential's expiry) fire when the test says, after what it checks has begun,
+ * however busy the machine; its time moves only when the test moves it.
  */
-import type { SessionTimer } from '../../src/gateway/sessions/admission.js';
+import type { Clock, Timer } from '../../src/clock.js';
 
-export class HeldTimers {
-  readonly #pending = new Set<{ ms: number; fire: () => void }>();
+export class HeldClock implements Clock {
+  readonly #pending = new Set<{ ms: number; due: number; fire: () => void }>();
+  #ahead = 0;
 
-  /** The gateway's `sessionTimer`: each timer waits here until fired or stopped. */
-  readonly timer: SessionTimer = (ms, fire) => {
-    const held = { ms, fire };
+  /** The real time, moved on by what {@link advance} added. */
+  now(): number {
+    return Date.now() + this.#ahead;
+  }
+
+  /** Each timer waits here until fired, its time passed, or stopped. */
+  readonly timer: Timer = (ms, fire) => {
+    const held = { ms, due: this.now() + ms, fire };
     this.#pending.add(held);
     return () => this.#pending.delete(held);
   };
 
   /** Fires every pending timer of `ms` milliseconds (every pending one, without `ms`); how many it fired. */
   fire(ms?: number): number {
-    const due = [...this.#pending].filter((t) => ms === undefined || t.ms === ms);
-    for (const t of due) {
+    return this.#fireWhere((t) => ms === undefined || t.ms === ms);
+  }
+
+  /** Moves time on by `ms` and fires every timer whose time has come; how many it fired. */
+  advance(ms: number): number {
+    this.#ahead += ms;
+    const now = this.now();
+    return this.#fireWhere((t) => t.due <= now);
+  }
+
+  #fireWhere(due: (t: { ms: number; due: number }) => boolean): number {
+    const fired = [...this.#pending].filter(due);
+    for (const t of fired) {
       this.#pending.delete(t);
       t.fire();
     }
-    return due.length;
+    return fired.length;
   }
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
-import { HeldTimers } from '../harness/held-timers.js';
+import { HeldClock } from '../harness/held-clock.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 
@@ -34,13 +34,13 @@ async function pendingRequest(subject: string): Promise<string> {
   );
 }
 
-const grantEnds = new HeldTimers();
+const grantEnds = new HeldClock();
 
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-access-requests-');
   stack = await startStack({
     // A grant's end is up for its sessions when a test fires it.
-    gateway: { sessionTimer: grantEnds.timer },
+    gateway: { clock: grantEnds },
     extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2 }',
     policy: ({ pg }) => {
       policyRepo.commit(`version: 1

@@ -18,6 +18,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, pgBinDir } from '../harness/postgres.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { HeldClock } from '../harness/held-clock.js';
 import { eventually } from '../harness/wait.js';
 import { cancelRequest, query as queryMessage, startupMessage } from '../../src/postgres/wire/messages.js';
 import type { DirectJson } from '../../src/client/connect-direct.js';
@@ -26,14 +27,15 @@ import { join } from 'node:path';
 let stack: HoopStack;
 let repo: PolicyGitRepo;
 let alice: string;
+const clock = new HeldClock();
 
 const api = (method: string, path: string, token?: string, body?: unknown): Promise<ApiAnswer> => callApi(stack.gateway.url, stack.pki.ca, method, path, token, body);
 
 beforeAll(async () => {
   repo = new PolicyGitRepo('hoop-direct-');
   stack = await startStack({
-    // Lifetimes run 10 times faster: the shortest credential (60 s) lives 6 s.
-    gateway: { directLifetimeScale: 0.1 },
+    // The credentials' clock is held: one expires when a test moves the clock past its end.
+    gateway: { clock },
     policy: async ({ pg: cluster }) => {
       repo.commit(`version: 1
 connections:
@@ -232,8 +234,10 @@ describe('a hostile client at the gateway port', () => {
     expect(await signIn(minted.user, minted.password)).toMatchObject({ code: '28000', message: expect.stringContaining('was revoked') });
     // Bob cannot revoke Alice's.
     expect((await api('DELETE', `/v1/direct/${live.credential.id}`, await stack.token('bob'))).status).toBe(404);
-    // A 60 s credential lives 6 s here: its session ends then, and it signs in no more.
+    // A 60 s credential, a minute on: its session ends, and it signs in no more.
     const short = await stack.direct('app', alice, { seconds: 60 });
+    expect(errorIn(await short.simple('select 1'))).toBeUndefined();
+    clock.advance(61_000);
     expect(await short.error(30_000)).toMatchObject({ severity: 'FATAL', message: expect.stringContaining(`direct credential ${short.credential.id} expired`) });
     expect(await signIn(short.credential.user, short.credential.password)).toMatchObject({ code: '28000', message: expect.stringContaining('expired at') });
     expect(errorIn(await live.simple('select 1'))).toBeUndefined();
@@ -343,7 +347,7 @@ describe('who a direct session is', () => {
   it("a run's credentials count against the run, never its person: an agent at its run's cap cannot lock its person out", async () => {
     const run = (await api('POST', '/v1/runs', alice, { connections: ['app'], agent: 'claude', isolation: 'none' })).body as { id: string; token: string; controlToken: string };
     try {
-      // The longest lifetime (12 h, 72 min at this stack's pace): none of the 20 expires while a busy machine mints the rest, which would free a place.
+      // The longest lifetime (12 h): none of the 20 expires while the rest are minted, which would free a place.
       const open = { seconds: 12 * 3600 };
       for (let i = 0; i < 20; i++) expect((await api('POST', '/v1/connections/app/direct', run.token, open)).status).toBe(201);
       const over = await api('POST', '/v1/connections/app/direct', run.token, open);
@@ -363,9 +367,8 @@ describe('who a direct session is', () => {
     expect(renewed.status).toBe(200);
     expect(Date.parse(renewed.body.expiresAt as string)).toBeGreaterThan(Date.parse(f.credential.expiresAt));
     expect((await api('POST', `/v1/direct/${f.credential.id}/renew`, await stack.token('bob'), {})).status).toBe(404);
-    // Past the 6 s it was first given, the session goes on.
-    const first = Date.parse(f.credential.expiresAt);
-    await eventually(async () => expect(Date.now()).toBeGreaterThan(first + 1000), { timeout: 30_000, interval: 250 });
+    // Past the minute it was first given, the session goes on.
+    clock.advance(61_000);
     expect(errorIn(await f.simple('select 1'))).toBeUndefined();
     f.destroy();
   });

@@ -18,7 +18,7 @@ import { openTunnel, TunnelRefusedError } from '../../src/tunnel/transport.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, type PgCluster } from '../harness/postgres.js';
-import { HeldTimers } from '../harness/held-timers.js';
+import { HeldClock } from '../harness/held-clock.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 
@@ -63,13 +63,13 @@ async function connect(subject: string): Promise<RunningConnect> {
 }
 
 /** Sessions' maximum lengths, up when a test fires them. */
-const limits = new HeldTimers();
+const limits = new HeldClock();
 
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-gw-policy-');
   ({ base } = policyRepo);
   stack = await startStack({
-    gateway: { sessionTimer: limits.timer },
+    gateway: { clock: limits },
     policy: ({ pg }) => {
       first = commit(bundle(pg));
       return policyRepo.gatewayBlock(['${env:APP_*}']);

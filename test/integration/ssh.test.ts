@@ -18,7 +18,7 @@ import { openTunnel } from '../../src/tunnel/transport.js';
 import type { ConnectSshJson } from '../../src/connect-json.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, freePort } from '../harness/postgres.js';
-import { HeldTimers } from '../harness/held-timers.js';
+import { HeldClock } from '../harness/held-clock.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import { runSaid } from '../harness/hoop-process.js';
@@ -113,7 +113,7 @@ ssh:
     - { name: no-shell-for-agents, match: { shell: true, subjects: [agent] }, action: deny }
 `;
 
-const limits = new HeldTimers();
+const limits = new HeldClock();
 
 beforeAll(async () => {
   sshd = await startSshd();
@@ -121,7 +121,7 @@ beforeAll(async () => {
   const otherKey = policyRepo.sshKey('not-authorised');
   stack = await startStack({
     // A session's maximum length is up when a test fires it.
-    gateway: { sessionTimer: limits.timer },
+    gateway: { clock: limits },
     policy: ({ pg }) => {
       policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' }), sshd.clientKeyFile, otherKey, pg.port));
       return policyRepo.gatewayBlock(['${env:APP_*}', '${file:/tmp/*/client_key}', '${file:/tmp/*/not-authorised}']);

@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RecordFile } from '../store/record-file.js';
+import { type Clock, realClock } from '../../clock.js';
 import { describeError, ErrorCode } from '../../errors.js';
 import { runGrantSchema, type Identity } from '../../identity.js';
 import type { Logger } from '../../log.js';
@@ -88,7 +89,7 @@ export interface DirectStore {
 }
 
 /** Whether `record` is accepted at `now` (ms): not ended, not expired. */
-export function directOpen(record: DirectRecord, now = Date.now()): boolean {
+export function directOpen(record: DirectRecord, now: number): boolean {
   return record.endedAt === undefined && now < Date.parse(record.expiresAt);
 }
 
@@ -114,7 +115,7 @@ export function directIdentity(record: DirectRecord): Identity {
 }
 
 /** Why `record` is not accepted, in words, or undefined while it is. */
-export function directRefusal(record: DirectRecord, now = Date.now()): string | undefined {
+export function directRefusal(record: DirectRecord, now: number): string | undefined {
   if (record.endReason === 'run-ended') return `direct credential ${record.id} ended with run ${record.run?.id ?? ''}`;
   if (record.endedAt !== undefined) return `direct credential ${record.id} was revoked at ${record.endedAt}`;
   if (now >= Date.parse(record.expiresAt)) return `direct credential ${record.id} expired at ${record.expiresAt}`;
@@ -137,14 +138,13 @@ export class DirectCredentials {
   /** Sessions' listeners per credential id: told when it is extended or ended. */
   readonly #watchers = new Map<string, Set<(record: DirectRecord | undefined) => void>>();
 
-  /** `lifetimeScale`: tests only, multiplies each credential's lifetime. */
-  constructor(
-    store: DirectStore,
-    log: Logger,
-    private readonly lifetimeScale = 1,
-  ) {
+  readonly #clock: Clock;
+
+  /** `clock`: what time it is when a credential is minted or renewed (a test holds it). */
+  constructor(store: DirectStore, log: Logger, clock: Clock = realClock) {
     this.#store = store;
     this.#log = log;
+    this.#clock = clock;
     store.onChanged?.((id) => this.#changed(id));
   }
 
@@ -160,11 +160,11 @@ export class DirectCredentials {
     if (run && !run.connections.includes(connection)) {
       throw new HttpError(403, `run ${run.id} may use only ${run.connections.map((c) => `"${c}"`).join(', ')}, not "${connection}"`);
     }
-    const now = Date.now();
+    const now = this.#clock.now();
     const password = randomBytes(32).toString('base64url');
     const secret = makeScramSecret(password, ITERATIONS);
     // A run's credential lives no longer than the run's own (its expiresAt is the run's deadline).
-    const end = Math.min(now + seconds * 1000 * this.lifetimeScale, run ? caller.expiresAt.getTime() : Number.POSITIVE_INFINITY);
+    const end = Math.min(now + seconds * 1000, run ? caller.expiresAt.getTime() : Number.POSITIVE_INFINITY);
     const record: DirectRecord = {
       id: `dc_${randomBytes(16).toString('base64url')}`,
       connection,
@@ -185,6 +185,16 @@ export class DirectCredentials {
     return DIRECT_USER.test(user) ? this.#store.get(user) : undefined;
   }
 
+  /** Why `record` signs in no more now (expired, revoked, its run ended), or undefined while it is open. */
+  refusal(record: DirectRecord): string | undefined {
+    return directRefusal(record, this.#clock.now());
+  }
+
+  /** The clock its credentials live by (their sessions' timers run on it). */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
   /**
    * Extends credential `id` by `seconds` from now, for its person only (not a run: a run's ends
    * with it), whose groups as `person` is verified now it takes.
@@ -194,8 +204,8 @@ export class DirectCredentials {
   async renew(person: Identity, id: string, seconds: number): Promise<DirectRecord> {
     const record = await this.#theirs(person, id);
     if (record.run) throw new HttpError(403, `direct credential ${id} is run ${record.run.id}'s: it lives as long as the run`);
-    const done = directOpen(record) ? await this.#store.extend(id, new Date(Date.now() + seconds * 1000 * this.lifetimeScale).toISOString(), ownerOf(person)) : undefined;
-    if (!done) throw new HttpError(410, directRefusal(record) ?? `direct credential ${id} has ended`, { hint: 'ask for a new one: hoop connect --direct' });
+    const done = directOpen(record, this.#clock.now()) ? await this.#store.extend(id, new Date(this.#clock.now() + seconds * 1000).toISOString(), ownerOf(person)) : undefined;
+    if (!done) throw new HttpError(410, directRefusal(record, this.#clock.now()) ?? `direct credential ${id} has ended`, { hint: 'ask for a new one: hoop connect --direct' });
     this.#changed(id, done);
     return done;
   }
@@ -273,14 +283,17 @@ export class FileDirectStore implements DirectStore {
   readonly #file: RecordFile<DirectRecord>;
   readonly #records = new Map<string, DirectRecord>();
 
-  private constructor(dir: string, log: Logger) {
+  readonly #clock: Clock;
+
+  private constructor(dir: string, log: Logger, clock: Clock) {
     this.#file = new RecordFile(dir, 'direct-credentials.json', { schema: directRecordSchema, what: 'direct credential' }, log);
+    this.#clock = clock;
   }
 
   /** Loads the credentials kept; one a day past its end is forgotten, an entry that is not a credential skipped (said). */
-  static async open(dataDir: string, log: Logger): Promise<FileDirectStore> {
-    const store = new FileDirectStore(dataDir, log);
-    const cutoff = Date.now() - 86_400_000;
+  static async open(dataDir: string, log: Logger, clock: Clock = realClock): Promise<FileDirectStore> {
+    const store = new FileDirectStore(dataDir, log, clock);
+    const cutoff = clock.now() - 86_400_000;
     for (const r of await store.#file.read()) {
       if (Date.parse(r.endedAt ?? r.expiresAt) < cutoff) continue;
       store.#records.set(r.id, r);
@@ -295,7 +308,7 @@ export class FileDirectStore implements DirectStore {
       if (next.length === 0) return next;
       const all = new Map(this.#records);
       for (const r of next) all.set(r.id, r);
-      const cutoff = Date.now() - 86_400_000;
+      const cutoff = this.#clock.now() - 86_400_000;
       await this.#file.write([...all.values()].filter((r) => Date.parse(r.endedAt ?? r.expiresAt) >= cutoff));
       for (const r of next) this.#records.set(r.id, r);
       return next;
@@ -304,7 +317,7 @@ export class FileDirectStore implements DirectStore {
 
   async create(record: DirectRecord, maxOpen: number): Promise<void> {
     await this.#change(() => {
-      const open = [...this.#records.values()].filter((r) => sameLimit(r, record) && directOpen(r)).length;
+      const open = [...this.#records.values()].filter((r) => sameLimit(r, record) && directOpen(r, this.#clock.now())).length;
       if (open >= maxOpen) throw tooManyDirect(record, maxOpen);
       return [record];
     });
@@ -317,7 +330,7 @@ export class FileDirectStore implements DirectStore {
   async extend(id: string, expiresAt: string, owner: RunOwner): Promise<DirectRecord | undefined> {
     const [done] = await this.#change(() => {
       const r = this.#records.get(id);
-      return r && directOpen(r) ? [{ ...r, expiresAt, owner }] : [];
+      return r && directOpen(r, this.#clock.now()) ? [{ ...r, expiresAt, owner }] : [];
     });
     return done;
   }
@@ -363,7 +376,8 @@ export interface DirectWatchOptions {
  */
 export function watchDirectSession(o: DirectWatchOptions): () => void {
   const { session, log, logFields } = o;
-  let timer: NodeJS.Timeout | undefined;
+  const clock = o.credentials.clock;
+  let stopTimer: (() => void) | undefined;
   let stopped = false;
   const end = (reason: SessionEnd): void => {
     if (stopped) return;
@@ -371,20 +385,19 @@ export function watchDirectSession(o: DirectWatchOptions): () => void {
     o.end(reason);
   };
   const arm = (record: DirectRecord): void => {
-    clearTimeout(timer);
-    const delay = Date.parse(record.expiresAt) - Date.now();
+    stopTimer?.();
+    const delay = Date.parse(record.expiresAt) - clock.now();
     if (delay <= 0) {
       log.info('direct.expired', { ...logFields, credential: record.id, expiredAt: record.expiresAt });
-      end(new SessionEnd('token-expired', `hoop: ${directRefusal(record) ?? `direct credential ${record.id} expired`}; the session is closed`, RENEW_HINT));
+      end(new SessionEnd('token-expired', `hoop: ${o.credentials.refusal(record) ?? `direct credential ${record.id} expired`}; the session is closed`, RENEW_HINT));
       return;
     }
-    timer = setTimeout(() => arm(record), Math.min(delay, 2 ** 31 - 1));
-    timer.unref();
+    stopTimer = clock.timer(delay, () => arm(record));
   };
   const unwatch = o.credentials.watch(o.record.id, (record) => {
     if (!record || record.endedAt !== undefined) {
       log.info('direct.session-revoked', { ...logFields, credential: o.record.id });
-      const why = record ? directRefusal(record) : undefined;
+      const why = record ? o.credentials.refusal(record) : undefined;
       end(new SessionEnd(record?.endReason === 'run-ended' ? 'run-ended' : 'access-revoked', `hoop: ${why ?? `direct credential ${o.record.id} is gone`}; the session is closed`, RENEW_HINT));
       return;
     }
@@ -405,7 +418,7 @@ export function watchDirectSession(o: DirectWatchOptions): () => void {
   });
   const stop = (): void => {
     stopped = true;
-    clearTimeout(timer);
+    stopTimer?.();
     unwatch();
   };
   arm(o.record);

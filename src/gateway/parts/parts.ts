@@ -6,6 +6,7 @@
  */
 import { checkTrustedPaths, trustedPathsOf } from '../../config/trusted-paths.js';
 import { z } from 'zod';
+import type { Clock } from '../../clock.js';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { CancelRegistry, type CancelAsker } from '../../postgres/gateway/cancel-registry.js';
@@ -96,8 +97,8 @@ export interface PartOverrides {
   verifier?: TokenVerifier | undefined;
   store?: GatewayStore | undefined;
   clientRecordDiskReserveBytes?: number | undefined;
-  /** Tests: multiplies each direct credential's lifetime. */
-  directLifetimeScale?: number | undefined;
+  /** The clock direct credentials are minted, renewed and judged by (default: the real one). */
+  clock?: Clock | undefined;
   /** The gateway's URL scheme, for the replica's address. */
   scheme: 'https' | 'http';
   /** The shared store's schema, each feature's steps (../migrations.ts). */
@@ -140,7 +141,7 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir, log), log);
   disposer.defer(() => runs.close());
   runs.onEnd((run) => events.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
-  const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir, log), log, o.directLifetimeScale);
+  const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir, log, o.clock), log, o.clock);
   disposer.defer(() => directs.close());
   // A run's direct credentials end with it (its sessions end with the run already).
   runs.onEnd((run) => void directs.endRun(run.id));

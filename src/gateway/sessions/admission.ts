@@ -10,6 +10,7 @@
 import { SESSION_ID } from '../../api/answers.js';
 import { randomUUID } from 'node:crypto';
 import type { ConnectionConfig } from '../../config/connection.js';
+import { type Clock, realClock } from '../../clock.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { accessFor } from '../../policy/access.js';
@@ -47,8 +48,6 @@ import type { SessionLimits } from '../../policy/limits.js';
 const DEFAULT_RECORDING: RecordingPolicy = { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] };
 /** How long a finished session's tunnel may stay open for the client to read its last bytes. */
 const SESSION_LINGER_MS = 5_000;
-/** The longest delay `setTimeout` takes; a session limit is at most 7 days, so clamp. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const SHUTTING_DOWN: TunnelErrorBody = { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } };
 
@@ -117,21 +116,11 @@ export interface SessionPolicy {
   databaseAccess?: DatabaseAccess;
 }
 
-/** Starts a timer of a session: `fire` after `ms`; the stop it returns cancels it. */
-export type SessionTimer = (ms: number, fire: () => void) => () => void;
-
-/** The real clock's session timer (unref'd: a session's timer keeps no process alive). */
-const realTimer: SessionTimer = (ms, fire) => {
-  const t = setTimeout(fire, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
-  t.unref();
-  return () => clearTimeout(t);
-};
-
 /** Options of {@link SessionAdmission} (tests). */
 export interface AdmissionOptions {
   sessionPolicy?: ((identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined) | undefined;
-  /** Starts a session's timer (its maximum length, a grant's end): `fire` after `ms` unless the returned stop is called; tests hold it to fire it when they choose. */
-  sessionTimer?: SessionTimer | undefined;
+  /** The clock of sessions' timers (their maximum length, a grant's end, a direct credential's expiry); tests hold it to fire them when they choose. */
+  clock?: Clock | undefined;
   /** How often the bytes sent to each client are told (default BYTES_TICK_MS of ./bytes-sent.ts). */
   bytesTickMs?: number | undefined;
 }
@@ -477,7 +466,7 @@ export class SessionAdmission {
         )
       : undefined;
     const timers: Array<() => void> = [];
-    const at = (ms: number, fire: () => void): void => void timers.push((this.o.sessionTimer ?? realTimer)(ms, fire));
+    const at = (ms: number, fire: () => void): void => void timers.push((this.o.clock ?? realClock).timer(ms, fire));
     const seconds = a.policy?.maxSessionSeconds;
     if (seconds !== undefined) {
       at(seconds * 1000, () => {
@@ -487,7 +476,7 @@ export class SessionAdmission {
     }
     if (a.grantUntil) {
       const { until, request } = a.grantUntil;
-      at(until - Date.now(), () => {
+      at(until - (this.o.clock ?? realClock).now(), () => {
         log.info('tunnel.grant-expired', { ...who, request });
         end(
           new SessionEnd(
