@@ -95,6 +95,20 @@ export function variableRisk(name: string, value?: { text: string; known: boolea
   return undefined;
 }
 
+/**
+ * Variables a wrapper (`env`, `sudo`) may pass to the program it runs: the locale, the time zone,
+ * the terminal's and colours' settings. Any other is the program's configuration as far as hoop
+ * can tell (`GIT_ALLOW_PROTOCOL=ext`, `KUBECONFIG=/dev/stdin`, `MANROFFOPT=-U`, `MAKEFILES=…`
+ * each make a program run code): a name not here makes the command opaque.
+ */
+const ENVIRONMENT_SAFE = new Set(['LANG', 'LANGUAGE', 'TZ', 'TERM', 'COLUMNS', 'LINES', 'NO_COLOR', 'CLICOLOR', 'CLICOLOR_FORCE', 'FORCE_COLOR', 'TMPDIR', 'DEBIAN_FRONTEND']);
+
+/** Why passing variable `name` in a program's environment may run code, unless it is one {@link ENVIRONMENT_SAFE} names (or a `LC_*`). */
+function environmentRisk(name: string): string | undefined {
+  if (ENVIRONMENT_SAFE.has(name) || /^LC_[A-Z]+$/.test(name)) return undefined;
+  return `it passes ${name} in the environment of the program it runs, which may read it as configuration that runs code (only the locale, TZ, TERM and colour settings are known not to)`;
+}
+
 /** `$#`, `$?`, `$$`, `$!` (bare or in double quotes): built when the line runs, but always a number. */
 export const NUMERIC_PARAMETER = /^"?\$(\{[#?$!]\}|[#?$!])"?$/;
 
@@ -111,14 +125,18 @@ export function shown(text: string): string {
 }
 
 /** Why a command's words (or the code it runs) are not known before it runs, if they are not. */
-export function opacity(words: Array<{ text: string; known: boolean }>, program: string | undefined): { opaque?: string; unknownWords?: number[] } {
+export function opacity(words: Array<{ text: string; known: boolean; glob?: true }>, program: string | undefined): { opaque?: string; unknownWords?: number[] } {
   if (program !== undefined && UNMODELLED_SHELLS.has(program)) return { opaque: `it runs ${program}, whose grammar hoop does not model` };
   const code = program !== undefined ? runsCode(words, program) : undefined;
   if (code !== undefined) return { opaque: code };
   if (words.some((w) => !w.known)) {
     const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || wrapperOf(program) !== undefined || hasOptionCode(program);
     const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
-    return { opaque: `${builtWords(unknownWords.map((i) => words[i]!.text))} built when it runs`, ...(runsWords ? {} : { unknownWords }) };
+    const texts = unknownWords.map((i) => words[i]!.text);
+    const why = unknownWords.every((i) => i > 0 && words[i]!.glob)
+      ? `${builtWords(texts)} ${texts.length > 1 ? 'globs' : 'a glob'} whose file names may start with \`-\`, read as options (write \`./${texts[0]}\`, or \`--\` before it)`
+      : `${builtWords(texts)} built when it runs`;
+    return { opaque: why, ...(runsWords ? {} : { unknownWords }) };
   }
   if (program === '.' || program === 'source') return { opaque: 'it runs commands it reads from a file' };
   return {};
@@ -176,7 +194,7 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
         if (!parsed.known && name.startsWith('-')) continue;
         return `it passes ${shown(name)} in the environment, which bash may read as a function`;
       }
-      const risk = variableRisk(name, { text: value, known: true });
+      const risk = variableRisk(name, { text: value, known: true }) ?? environmentRisk(name);
       if (risk !== undefined) return risk;
     }
     return undefined;

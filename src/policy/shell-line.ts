@@ -31,7 +31,7 @@
 import { createRequire } from 'node:module';
 import { INTEGER_VARIABLES, namesVariable, opacity, SHELLS, scriptOf, shown, variableRisk, wrapperOf } from './shell-code.js';
 import { MAX_STARTS, parseOptions, WATCH, wrappedStarts } from './shell-options.js';
-import { wordOf } from './shell-words.js';
+import { mayBeOption, wordOf } from './shell-words.js';
 
 export { ansiC } from './shell-words.js';
 
@@ -258,7 +258,7 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
     const plain = stmt.Redirs.length === 0 && !stmt.Negated && !stmt.Background && !stmt.Coprocess;
     let command: ShellCommand | undefined;
     if (kind === 'CallExpr') {
-      const words = (stmt.Cmd.Args as Node[]).map((w, i) => wordOf(w, i === 0, sourceOf, nodeType));
+      const words = optionGlobsUnknown((stmt.Cmd.Args as Node[]).map((w, i) => wordOf(w, i === 0, sourceOf, nodeType)));
       const program = words[0]?.known ? words[0].text.split('/').pop() : undefined;
       const opaque = opacity(words, program);
       command = {
@@ -268,6 +268,8 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
         source: sourceOf(stmt),
         simple: plain && stmt.Cmd.Assigns.length === 0 && words.length > 0 && words.every((w) => w.known) && opaque.opaque === undefined,
         ...opaque,
+        // File names a glob makes (nothing else unknown): an allow rule's `**` word may stand for them.
+        ...(opaque.unknownWords?.every((i) => i > 0 && words[i]!.glob) ? { paths: true as const } : {}),
         ...(via ? { via } : {}),
       };
       out.push(counted(command));
@@ -287,6 +289,12 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
     return true;
   });
   return failed;
+}
+
+/** The words with each argument glob that may expand to an option ({@link mayBeOption}), before a `--`, unknown. */
+function optionGlobsUnknown<W extends { text: string; known: boolean; glob?: true }>(words: W[]): W[] {
+  const end = words.findIndex((w, i) => i > 0 && w.known && w.text === '--');
+  return words.map((w, i) => (i > 0 && (end < 0 || i < end) && w.known && mayBeOption(w) ? { ...w, known: false } : w));
 }
 
 /** Marks `command` as running what hoop cannot see, for `why` (its unknown words no longer the only unknown). */

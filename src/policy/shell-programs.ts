@@ -31,6 +31,9 @@ const TERMINAL_READERS = new Set([
   ...['systemctl', 'journalctl', 'loginctl', 'busctl', 'coredumpctl', 'networkctl', 'resolvectl', 'timedatectl', 'hostnamectl', 'localectl', 'bootctl'],
   ...['mc', 'ranger', 'nnn', 'vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m', 'lynx', 'links', 'elinks', 'crontab', 'aptitude', 'apt', 'apt-get', 'dpkg'],
   ...['python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'tmux', 'screen'],
+  // What pages through less by default, or has a key that starts a shell (ncdu's `b`).
+  ...['dpkg-query', 'dmesg', 'pydoc', 'pydoc3', 'perldoc', 'ri', 'ansible-doc', 'aws', 'gh', 'glab', 'delta', 'ncdu', 'lnav', 'irssi', 'weechat'],
+  ...['systemd-analyze', 'systemd-cgls', 'systemd-delta', 'machinectl', 'homectl', 'userdbctl', 'portablectl', 'oomctl', 'systemd-resolve', 'systemd-inhibit', 'kernel-install'],
 ]);
 
 /**
@@ -50,8 +53,10 @@ export function readsCommands(program: string, args: readonly string[], terminal
   }
   if (AWKS.has(program) && parseOptions(args, AWK).options.some((o) => o.name === 'D' || o.name === 'debug')) return '`awk -D` is a debugger, which reads its commands from its input';
   if (program === 'git') {
-    const sub = args[parseOptions(args, GIT).operand];
+    const at = parseOptions(args, GIT).operand;
+    const sub = args[at];
     if (sub === 'difftool' || sub === 'mergetool') return `\`git ${sub}\` starts a diff or merge tool (vimdiff by default), which reads its commands from its input`;
+    if (sub !== undefined && gitEdits(sub, args.slice(at + 1), terminal)) return `\`git ${sub}\` may start the editor (vi by default) or ask what to do, reading its commands from its input`;
   }
   // tar's "prepare volume #2" prompt reads the input, and its `!` starts a shell.
   if (program === 'tar' && (optionWords(args).some((w) => longIs(w, ['multi-volume', 'tape-length']) || groupHas(w, 'ML', 'bCfgHKLNTVX')) || /^[^-][^ ]*[ML]/.test(args[0] ?? '')))
@@ -59,6 +64,55 @@ export function readsCommands(program: string, args: readonly string[], terminal
   if (program === 'tmux' && parseOptions(args, TMUX).options.some((o) => o.name === 'C')) return '`tmux -C` reads its commands from its input';
   if (program === 'kubectl' && args.includes('edit')) return '`kubectl edit` starts an editor';
   return undefined;
+}
+
+/**
+ * Whether `git sub rest` may start the editor (vi by default, whose `:!cmd` reads the input) or an
+ * interactive loop: a commit, tag or note whose message its words do not give, `-e`/`--edit`,
+ * `--edit-description`, `rebase -i`, patch modes (`add -p`: `e` edits a hunk); with a terminal,
+ * a merge, pull, revert or cherry-pick (their message is edited then by default).
+ */
+function gitEdits(sub: string, rest: readonly string[], terminal: boolean): boolean {
+  const words = optionWords(rest);
+  const long = (...names: string[]) => words.some((w) => longIs(w, names));
+  const short = (letters: string) => words.some((w) => /^-[^-]/.test(w) && [...w.slice(1)].some((c) => letters.includes(c)));
+  const message = long('message', 'file', 'reuse-message', 'no-edit') || short('mFC');
+  const edit = long('edit', 'patch', 'interactive', 'edit-todo', 'edit-description', 'compose', 'annotate');
+  switch (sub) {
+    case 'commit':
+      return edit || short('epc') || !message;
+    case 'tag':
+      return edit || short('e') || ((long('annotate', 'sign', 'local-user') || short('asu')) && !message);
+    case 'notes':
+      return edit || rest[0] === 'edit' || ((rest[0] === 'add' || rest[0] === 'append') && !message) || short('c');
+    case 'merge':
+    case 'pull':
+    case 'revert':
+    case 'cherry-pick':
+      return edit || short('e') || (terminal && !message && !long('ff-only'));
+    case 'add':
+      return edit || short('epi');
+    case 'checkout':
+    case 'reset':
+    case 'stash':
+    case 'restore':
+    case 'clean':
+    case 'am':
+    case 'rebase':
+      return edit || short('pi');
+    case 'branch':
+    case 'replace':
+    case 'send-email':
+    case 'config':
+      return edit || (sub === 'config' && short('e'));
+    default:
+      return false;
+  }
+}
+
+/** apt's `-o`/`--option` and `-c`/`--config-file` set any configuration item, and some are commands (`APT::Update::Pre-Invoke`, `DPkg::Post-Invoke`). */
+function aptOptions(apt: string): (args: readonly string[]) => string | undefined {
+  return (args) => (optionWords(args).some((w) => longIs(w, ['option', 'config-file']) || /^-[^-]*[oc]/.test(w)) ? `\`${apt} -o\` or \`-c\`, which may set a hook it runs` : undefined);
 }
 
 /** Whether `program` has options or arguments a program runs as a command: a word of it built when it runs may be one. */
@@ -340,6 +394,8 @@ const COMMAND_READERS = new Set([
   ...['mcedit', 'ne', 'zile', 'jove', 'ee', 'sudoedit', 'visudo', 'vipw', 'vigr', 'vidir', 'vipe'],
   // Debuggers and database shells read their commands (`!cmd`, `shell`, `\\!`, `system`) from their input too.
   ...['gdb', 'lldb', 'psql', 'mysql', 'mariadb', 'sqlite3', 'redis-cli', 'mongo', 'mongosh', 'sqlplus', 'ftp', 'dc'],
+  // Network clients and interpreters with a shell escape (`!cmd`, `.shell`, Tcl's `exec`) that read their input.
+  ...['telnet', 'telnet.netkit', 'inetutils-telnet', 'lftp', 'ncftp', 'smbclient', 'cadaver', 'gnuplot', 'bconsole', 'duckdb', 'cqlsh', 'tclsh', 'wish', 'expect'],
 ]);
 
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {
@@ -349,20 +405,28 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   scp: ssh({ short: '12346ABCOTdfpqRrstvc:D:F:i:J:l:o:P:S:X:' }, ['S', 'D'], 'scp'),
   sftp: ssh(SFTP, ['S', 'D'], 'sftp'),
   rsync: (args) => {
-    // The server side (`rsync --server`, as a client starts it) reads `-e` as the protocol's letters and starts no shell.
-    if (args.includes('--server')) return undefined;
+    // The server side, as a client starts it (`rsync --server …`: its first word), reads `-e` as the protocol's letters and
+    // starts no shell; `--server` anywhere else may be an option's value or a file (`--exclude --server -e cmd`).
+    if (args[0] === '--server') return undefined;
     const hit = optionWords(args).find((w) => longIs(w, ['rsh', 'rsync-path']) || groupHas(w, 'e', 'BfMT@'));
     return hit ? `\`rsync ${hit.startsWith('--') ? hit.replace(/=.*$/s, '') : '-e'}\`` : undefined;
   },
   tar: (args) => {
-    const risky = ['checkpoint-action', 'to-command', 'use-compress-program', 'rsh-command', 'info-script', 'new-volume-script'];
+    const risky = ['checkpoint-action', 'to-command', 'use-compress-program', 'rsh-command', 'rmt-command', 'info-script', 'new-volume-script'];
     // The first word may be the old style's letters without a dash (`tar cIf prog …`).
     const old = args[0] !== undefined && !args[0].startsWith('-') && /[IF]/.test(args[0]);
     const hit = optionWords(args).find((w) => longIs(w, risky) || groupHas(w, 'IF', 'bCfgHKLNTVX'));
     return old ? '`tar I` or `F`' : hit ? `\`tar ${hit.replace(/=.*$/s, '')}\`` : undefined;
   },
   sort: (args) => (optionWords(args).some((w) => longIs(w, ['compress-program'])) ? '`sort --compress-program`' : undefined),
-  zip: (args) => (args.some((a) => a.startsWith('-TT') || longIs(a, ['unzip-command'])) ? '`zip -TT`' : undefined),
+  // Remote archives through a program of the line's choosing (paxutils' rtapelib, as tar's `--rsh-command`).
+  cpio: (args) => (optionWords(args).some((w) => longIs(w, ['rsh-command'])) ? '`cpio --rsh-command`' : undefined),
+  mt: (args) => (optionWords(args).some((w) => longIs(w, ['rsh-command'])) ? '`mt --rsh-command`' : undefined),
+  // dpkg's hooks run shell commands (before its privilege check, as any user).
+  dpkg: (args) => (optionWords(args).some((w) => longIs(w, ['pre-invoke', 'post-invoke', 'status-logger'])) ? '`dpkg --pre-invoke`, `--post-invoke` or `--status-logger`' : undefined),
+  ...Object.fromEntries(['apt', 'apt-get', 'apt-cache', 'apt-mark', 'apt-config', 'aptitude'].map((apt) => [apt, aptOptions(apt)])),
+  // Info-ZIP reads a two-letter option anywhere in a group of short ones (`-TqTT cmd` is `-T -q -TT cmd`).
+  zip: (args) => (args.some((a) => /^-[^-]*TT/s.test(a) || longIs(a, ['unzip-command'])) ? '`zip -TT`' : undefined),
   man: (args) => {
     // man-db's options (argp: read after operands too); its configuration names the programs it runs (`DEFINE tbl …`).
     const parsed = parseOptions(args, MAN);

@@ -11,9 +11,10 @@ type Node = any;
  * A word's text as the shell passes it, and whether that text is known before the line runs.
  * @see https://www.gnu.org/software/bash/manual/bash.html#Quoting
  */
-export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string, nodeType: (n: Node) => string): { text: string; known: boolean } {
+export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string, nodeType: (n: Node) => string): { text: string; known: boolean; glob?: true } {
   let text = '';
   let known = true;
+  let glob = false;
   /** The word with each quoted or escaped piece as a plain letter: what bash's brace expansion sees. */
   let shape = '';
   for (const part of word.Parts as Node[]) {
@@ -21,8 +22,11 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
     shape += kind === 'Lit' ? (part.Value as string).replace(/\\./gs, 'q') : 'q';
     if (kind === 'Lit') {
       const value = part.Value as string;
-      // A glob in the program's name picks a file.
-      if (isProgram && /(^|[^\\])([*?]|\[[^\]]*\])/.test(value)) known = false;
+      // A glob in the program's name picks a file; one in an argument is file names (see mayBeOption).
+      if (/(^|[^\\])([*?]|\[[^\]]*\])/.test(value)) {
+        if (isProgram) known = false;
+        glob = true;
+      }
       text += value.replace(/\\(.)/gs, '$1');
     } else if (kind === 'SglQuoted') {
       text += part.Dollar ? ansiC(part.Value) : part.Value;
@@ -42,7 +46,17 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
   // Brace expansion makes several words (`r{m,}` is `rm r`, `{'a',../b}` is `a ../b`), whatever of it is quoted;
   // an unquoted tilde at a word's start, or after `=` or `:` (bash expands `a=~` even in an argument), is a home directory.
   if (/\{[^{}]*(,|\.\.)[^{}]*\}/.test(shape) || /(^|[=:])~/.test(shape)) known = false;
-  return { text, known };
+  return glob ? { text, known, glob } : { text, known };
+}
+
+/**
+ * Whether an argument's glob may expand to a file name that starts with `-`, which the program
+ * then reads as an option (`rm *` beside a file named `-rf`; ShellCheck's SC2035): a glob at the
+ * word's start or after a leading `-`. `./*`, `dir/*` and `a*` cannot.
+ * @see https://www.shellcheck.net/wiki/SC2035
+ */
+export function mayBeOption(word: { text: string; glob?: true }): boolean {
+  return word.glob === true && /^(-|[*?[])/.test(word.text);
 }
 
 const C_ESCAPES: Record<string, string> = { a: '\x07', b: '\b', e: '\x1b', E: '\x1b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', "'": "'", '"': '"', '?': '?' };

@@ -74,7 +74,7 @@ const TRANSFER_PROGRAMS = new Set(['sftp-server', 'scp', 'rsync']);
 /**
  * The file transfer a command starts the way OpenSSH's and rsync's clients start one: an sftp
  * server by path (`sftp -s /usr/lib/openssh/sftp-server`), `scp -t` (an upload, `scp -O`) or
- * `scp -f` (a download), `rsync --server` (an upload, or a download with `--sender`), each as the
+ * `scp -f` (a download), `rsync --server …` (its first word: an upload, or a download with `--sender`), each as the
  * whole command (after an optional `exec`, as one simple command). `unknown`: the line runs one of
  * these programs some other way (`sh -c …`, `nice rsync …`, `s'c'p …`), names one, runs a program
  * whose name is built when it runs (`$x …`), or cannot be parsed, so hoop cannot tell what it
@@ -92,7 +92,10 @@ export function fileTransferOf(command: string, loginShell: string | undefined =
   const words = only.words[0] === 'exec' ? only.words.slice(1) : only.words;
   const program = words[0]?.split('/').pop();
   if (program === 'sftp-server') return 'sftp';
-  if (program === 'rsync' && words.includes('--server')) return words.includes('--sender') ? 'download' : 'upload';
+  if (program === 'rsync' && words[1] === '--server') {
+    const end = words.indexOf('--');
+    return words.slice(2, end < 0 ? undefined : end).includes('--sender') ? 'download' : 'upload';
+  }
   if (program !== 'scp') return 'unknown';
   const flags = words
     .slice(1)
@@ -216,7 +219,7 @@ export class SshJudge {
       const interactive = command.program === undefined ? undefined : readsCommands(command.program, command.words.slice(1), request.terminal === true);
       const matching: SshVerdict[] = [];
       const source = command.source === command.text ? command.text : command.source.replace(/\s+/g, ' ').trim();
-      const order = optionsFirst(command.words);
+      const order = optionsFirst(command.words, command.unknownWords);
       for (const c of rules) {
         if (c.wholeLine) {
           if (wholeLine.includes(c)) matching.push(this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command line`));
@@ -322,16 +325,18 @@ function matches(c: CompiledRule, command: ShellCommand, source: string, order: 
  * The order in which GNU getopt reads a command's words, when it differs from the line's: the
  * program, its options (words starting with `-`, before a `--`), then its operands. GNU programs
  * take options after operands (`rm x -rf` is `rm -rf x`), so a refusing rule also reads the
- * options first; it may then match more than a program that stops at its first operand runs.
+ * options first (and a word built when it runs among them); it may then match more than a program
+ * that stops at its first operand runs.
  */
-function optionsFirst(words: readonly string[]): number[] | undefined {
+function optionsFirst(words: readonly string[], unknown: readonly number[] = []): number[] | undefined {
   const options: number[] = [];
   const operands: number[] = [];
   let ended = false;
   for (let i = 1; i < words.length; i++) {
     const word = words[i] as string;
-    if (word === '--') ended = true;
-    (!ended && word.length > 1 && word.startsWith('-') ? options : operands).push(i);
+    if (word === '--' && !unknown.includes(i)) ended = true;
+    // A word built when it runs (a glob's file names) may be an option too.
+    (!ended && ((word.length > 1 && word.startsWith('-')) || unknown.includes(i)) ? options : operands).push(i);
   }
   if (options.every((o, k) => o === k + 1)) return undefined;
   return [0, ...options, ...operands];

@@ -302,3 +302,40 @@ it("reads sed's, gawk's and ssh's options as they read them: every line that ran
     expect(r.allowed, `${name} lines allowed`).toBeGreaterThan(10);
   }
 });
+
+it("reads a glob as the file names bash makes of it: every tar or rm line whose files' names became options that ran a command or deleted a directory is refused", async () => {
+  const dir = join(base, 'globs');
+  /** A directory whose file names are the program's options (tar's checkpoint that runs `touch M`, rm's `-rf`), and `sub/f` to delete. */
+  const fill = (options: string[]) => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    for (const name of ['a', 'b.log', 'sub/f', ...options]) writeFileSync(join(dir, name), 'x\n');
+  };
+  const TAR = ['--checkpoint=1', '--checkpoint-action=exec=touch M'];
+  fill(TAR);
+  const tarJudge = await sshJudgeIn(dir, '  default: deny\n  rules:\n    - { name: tools, match: { commands: ["tar **"] }, action: allow }\n');
+  const rmJudge = await sshJudgeIn(dir, `  default: allow\n  rules:\n    - { name: no-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`);
+  const GLOBS = ['*', '-*', '*.log', './*', '--', 'a', '?*', '[-a]*', '*f', '*1', 'sub', '"*"'];
+  const { random, pick } = seeded(7);
+  const missed: string[] = [];
+  const counts = { ran: 0, allowed: 0 };
+  for (let n = 0; n < 80; n++) {
+    const globs = Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(GLOBS)).join(' ');
+    const [line, judge, did] = n % 2 === 0 ? [`tar cf ../a.tar ${globs}`, tarJudge, () => existsSync(join(dir, 'M'))] : [`rm -f ${globs}`, rmJudge, () => !existsSync(join(dir, 'sub'))];
+    fill(n % 2 === 0 ? TAR : ['-rf']);
+    try {
+      execFileSync('bash', ['-c', line], { cwd: dir, stdio: ['ignore', 'ignore', 'ignore'], timeout: 5000, killSignal: 'SIGKILL' });
+    } catch {
+      // A line the program refuses ran what it ran before it stopped.
+    }
+    const action = judge.decide({ kind: 'exec', command: line }, 'bash').action;
+    if (did()) {
+      counts.ran++;
+      if (action !== 'deny') missed.push(line);
+    } else if (action === 'allow') counts.allowed++;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  expect(missed).toEqual([]);
+  expect(counts.ran).toBeGreaterThan(10);
+  expect(counts.allowed).toBeGreaterThan(10);
+});

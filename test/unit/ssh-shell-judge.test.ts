@@ -54,7 +54,9 @@ describe('the commands a line runs', () => {
     expect(opaque('r{m,} x')).toEqual(['`r{m,}` is built when it runs']);
     expect(opaque('/bin/r[m] x')).toEqual(['`/bin/r[m]` is built when it runs']);
     expect(opaque('[ -d x ]')).toEqual(['']);
-    expect(opaque('ls *.log /x')).toEqual(['']);
+    // A glob's file names may start with `-` (options: SC2035), unless written ./*, dir/*, a* or after `--`.
+    expect(opaque('ls *.log /x')).toEqual(['`*.log` is a glob whose file names may start with `-`, read as options (write `./*.log`, or `--` before it)']);
+    expect(opaque('ls -- *.log ./*.log /x/* a*')).toEqual(['']);
     // A tilde is the home directory the shell finds when it runs (`~root`, `~/x`).
     expect(opaque('ls ~/x')).toEqual(['`~/x` is built when it runs']);
     expect(opaque('cp $a $b $c $d x')).toEqual(['`$a`, `$b`, `$c` and 1 more are built when it runs']);
