@@ -11,6 +11,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc8032 (Ed25519)
  * @see https://www.rfc-editor.org/rfc/rfc8410 (Ed25519 in SPKI / PKCS#8)
  */
+import { realClock } from './clock.js';
 import { createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 
 /** How far `signedAt` may be from the gateway's clock. */
@@ -31,7 +32,7 @@ export function deviceProofMessage(token: string, publicKeyPem: string, signedAt
 }
 
 /** Signs a registration proof with the device's private key (PKCS#8 PEM). */
-export function signDeviceProof(privateKeyPem: string, publicKeyPem: string, token: string, now = new Date()): DeviceProof {
+export function signDeviceProof(privateKeyPem: string, publicKeyPem: string, token: string, now = new Date(realClock.now())): DeviceProof {
   const signedAt = now.toISOString();
   const signature = sign(null, deviceProofMessage(token, publicKeyPem, signedAt), createPrivateKey(privateKeyPem)).toString('base64');
   return { signedAt, signature };
@@ -41,7 +42,7 @@ export function signDeviceProof(privateKeyPem: string, publicKeyPem: string, tok
  * Why `proof` does not prove possession of `publicKeyPem` for `token`, or undefined when it does.
  * @see https://www.rfc-editor.org/rfc/rfc8032#section-5.1.7
  */
-export function deviceProofProblem(proof: unknown, publicKeyPem: string, token: string, now = Date.now()): string | undefined {
+export function deviceProofProblem(proof: unknown, publicKeyPem: string, token: string, now = realClock.now()): string | undefined {
   if (proof === null || typeof proof !== 'object' || Array.isArray(proof)) {
     return 'the request must carry proof { signedAt, signature } signed by the device key (update hoop and log in again)';
   }

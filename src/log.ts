@@ -8,6 +8,7 @@
  *
  * @see https://nodejs.org/api/util.html#utildebuglogsection-callback
  */
+import { realClock } from './clock.js';
 import { debuglog } from 'node:util';
 
 /** Log levels, most verbose first. */
@@ -56,7 +57,7 @@ export function levelFromEnv(env: NodeJS.ProcessEnv = process.env, fallback: Log
 export function createLogger(options: { level?: LogLevel; sink?: LogSink; fields?: LogFields; clock?: () => Date } = {}): Logger {
   const level = options.level ?? levelFromEnv();
   const sink = options.sink ?? process.stderr;
-  const clock = options.clock ?? (() => new Date());
+  const clock = options.clock ?? (() => new Date(realClock.now()));
   const base = options.fields ?? {};
   const threshold = levels.indexOf(level);
   const emit = (lvl: LogLevel, event: string, fields?: LogFields): void => {

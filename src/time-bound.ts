@@ -3,6 +3,8 @@
  * (`90s`, `30m`, `1h`, `2d`, `1w`, as tsh, gh and kubectl take them) or a date or time.
  */
 
+import { realClock } from './clock.js';
+
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** What a bound may be, said in errors. */
@@ -15,7 +17,7 @@ export function parseShortDuration(text: string): number | undefined {
 }
 
 /** The instant (ms since the epoch) `text` names, `now` being the present; undefined when it names none. */
-export function parseTimeBound(text: string, now: number = Date.now()): number | undefined {
+export function parseTimeBound(text: string, now: number = realClock.now()): number | undefined {
   const back = parseShortDuration(text);
   if (back !== undefined) return now - back;
   // A bare number is neither: Date.parse would read "2" as a year.

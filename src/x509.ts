@@ -7,6 +7,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc5280 (certificate and extension syntax)
  * @see https://www.itu.int/rec/T-REC-X.690 (DER)
  */
+import { realClock } from './clock.js';
 import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { newKeyPair } from './key-pair.js';
@@ -103,7 +104,7 @@ function extension(id: string, critical: boolean, value: Buffer): Buffer {
  */
 export function mintCertificate(request: CertificateRequest): MintedCertificate {
   const { privateKey, publicKey } = newKeyPair('ec');
-  const now = Date.now();
+  const now = realClock.now();
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const issuerName = request.issuer ? request.issuer.x509.subject.replace(/^CN=/, '') : request.commonName;
   const sans = (request.altNames ?? []).map((n) => (isIP(n) ? tlv(0x87, ipBytes(n)) : tlv(0x82, Buffer.from(n, 'ascii'))));

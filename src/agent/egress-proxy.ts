@@ -15,6 +15,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9112#section-3.2.2 (absolute form)
  * @see https://www.rfc-editor.org/rfc/rfc1928 (SOCKS5)
  */
+import { realClock } from '../clock.js';
 import { lookup } from 'node:dns/promises';
 import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -141,7 +142,7 @@ class EgressProxy implements PortAcceptor {
 
   /** Judges `asked` and, when allowed, dials it; resolves the connected socket, or why not (refused: the policy's no). */
   async #dial(asked: Destination): Promise<Dialled> {
-    const judged = await this.#judge(asked, Date.now());
+    const judged = await this.#judge(asked, realClock.now());
     if ('why' in judged) return { why: judged.why, refused: true };
     return connectTo(asked, judged.address);
   }

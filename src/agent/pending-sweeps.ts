@@ -6,6 +6,7 @@
  * what the command made before its hoop was last heard from (the note's time, and a margin) is
  * moved aside; what was born after is the person's, and stays.
  */
+import { realClock } from '../clock.js';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -53,7 +54,7 @@ export function notePendingSweep(env: NodeJS.ProcessEnv, run: string, controls: 
   const note: Note = { run, pid: process.pid, started: startOf(process.pid) ?? '', controls };
   writeFileSync(file, JSON.stringify(note), { mode: 0o600 });
   const timer = setInterval(() => {
-    const now = new Date();
+    const now = new Date(realClock.now());
     try {
       utimesSync(file, now, now);
     } catch {

@@ -23,6 +23,7 @@
  * @see https://nodejs.org/api/net.html
  * @see https://man7.org/linux/man-pages/man7/pid_namespaces.7.html
  */
+import { realClock } from '../clock.js';
 import { spawn } from 'node:child_process';
 import { writeSync } from 'node:fs';
 import { connect, createServer, type Server, Socket } from 'node:net';
@@ -60,7 +61,7 @@ interface Life {
  */
 function followLifeline(fd: number): Life {
   const line = new Socket({ fd, readable: true, writable: true });
-  let heard = Date.now();
+  let heard = realClock.now();
   let frozen = false;
   const signal = (s: NodeJS.Signals): void => {
     try {
@@ -70,7 +71,7 @@ function followLifeline(fd: number): Life {
     }
   };
   line.on('data', () => {
-    heard = Date.now();
+    heard = realClock.now();
     if (frozen) {
       frozen = false;
       signal('SIGCONT');
@@ -81,7 +82,7 @@ function followLifeline(fd: number): Life {
   line.on('end', gone);
   line.on('error', gone);
   setInterval(() => {
-    if (!frozen && Date.now() - heard > FREEZE_AFTER_MS) {
+    if (!frozen && realClock.now() - heard > FREEZE_AFTER_MS) {
       frozen = true;
       signal('SIGSTOP');
     }

@@ -27,6 +27,7 @@
  * @see https://git-scm.com/docs/gitrepository-layout
  * @see https://git-scm.com/docs/git-config#_configuration_file
  */
+import { realClock } from '../clock.js';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, type Dirent, lstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -375,7 +376,7 @@ export function scanTree(placesGiven: readonly string[], env: NodeJS.ProcessEnv)
     gitDirs.add(realish(gitDir));
     for (const c of controlsOf(gitDir)) note(c);
   }
-  return { places, readOnly: [...readOnly], gitDirs: [...gitDirs], missing: [...missing], known, scannedAt: Date.now() + 1 };
+  return { places, readOnly: [...readOnly], gitDirs: [...gitDirs], missing: [...missing], known, scannedAt: realClock.now() + 1 };
 }
 
 /** A path moved aside by {@link sweepTree}, or one it could not move. */

@@ -4,6 +4,7 @@
  *
  * @see docs/internals.md (§3.6, §4.4)
  */
+import { realClock } from '../clock.js';
 import type { AccessRequestBody, ReviewDecisionBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
 import { type Review, reviewSchema } from '../policy/review-record.js';
@@ -40,10 +41,10 @@ export async function requestAccess(endpoint: GatewayEndpoint, token: string, bo
  * (`Infinity`: until decided); `token` gives a fresh token for each poll. Resolves it as it then stands.
  */
 export async function followReview(endpoint: GatewayEndpoint, token: () => Promise<string>, id: string, seconds: number): Promise<ReviewInfo> {
-  const until = Date.now() + (Number.isFinite(seconds) ? seconds * 1000 : Number.MAX_SAFE_INTEGER);
+  const until = realClock.now() + (Number.isFinite(seconds) ? seconds * 1000 : Number.MAX_SAFE_INTEGER);
   for (;;) {
-    const r = await getReview(endpoint, await token(), id, Math.min(60, Math.max(0, until - Date.now()) / 1000));
-    if (r.state !== 'pending' || Date.now() >= until) return r;
+    const r = await getReview(endpoint, await token(), id, Math.min(60, Math.max(0, until - realClock.now()) / 1000));
+    if (r.state !== 'pending' || realClock.now() >= until) return r;
   }
 }
 

@@ -7,6 +7,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc8628 (OAuth 2.0 device authorization grant)
  * @see https://www.rfc-editor.org/rfc/rfc8628#section-3.5 (slow_down)
  */
+import { realClock } from '../clock.js';
 import * as client from 'openid-client';
 import { ErrorCode, HoopError } from '../errors.js';
 import { providerError, resourceParameters } from './oidc.js';
@@ -77,7 +78,7 @@ export async function loginWithDevice(config: client.Configuration, options: Dev
   } catch (err) {
     throw providerError(err, origin, 'start the device login');
   }
-  const now = options.now ?? (() => new Date());
+  const now = options.now ?? (() => new Date(realClock.now()));
   let interval = authorization.interval ?? 5;
   const waitMs = Math.min(options.timeoutMs, authorization.expires_in * 1000);
   options.view.show({

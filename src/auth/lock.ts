@@ -5,6 +5,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9700#section-4.14.2 (refresh token rotation and reuse detection)
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/functions/open.html (O_CREAT | O_EXCL)
  */
+import { realClock } from '../clock.js';
 import { open, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +26,7 @@ export interface FileLockOptions {
  */
 export async function withFileLock<T>(file: string, fn: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
   const staleMs = options.staleMs ?? 30_000;
-  const deadline = Date.now() + (options.waitMs ?? 20_000);
+  const deadline = realClock.now() + (options.waitMs ?? 20_000);
   await ensurePrivateDir(dirname(file));
   for (;;) {
     try {
@@ -36,11 +37,11 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, option
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const info = await stat(file).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > staleMs) {
+      if (info && realClock.now() - info.mtimeMs > staleMs) {
         await rm(file, { force: true });
         continue;
       }
-      if (Date.now() > deadline) {
+      if (realClock.now() > deadline) {
         throw new HoopError(ErrorCode.TIMEOUT, `another hoop process holds ${file}`, { hint: `if no other hoop is running, delete ${file}` });
       }
       await sleep(50 + Math.floor(Math.random() * 100));

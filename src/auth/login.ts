@@ -11,6 +11,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc8252 (native apps)
  * @see https://www.rfc-editor.org/rfc/rfc8628 (device authorization grant)
  */
+import { realClock } from '../clock.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type * as client from 'openid-client';
@@ -100,7 +101,7 @@ export function isInteractive(stdin: { isTTY?: boolean } | undefined, env: NodeJ
  * @see docs/internals.md (§3)
  */
 export async function login(options: LoginOptions, ctx: LoginContext): Promise<LoginResult> {
-  const now = ctx.now ?? (() => new Date());
+  const now = ctx.now ?? (() => new Date(realClock.now()));
   const dir = configDir(ctx.env, ctx.cwd);
   const profiles = new ProfileStore(dir);
   const { gateway, origin, existing } = await gatewayToLogInTo(options, ctx.env, profiles);

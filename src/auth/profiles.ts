@@ -10,6 +10,7 @@
  *
  * @see docs/internals.md (§3)
  */
+import { realClock } from '../clock.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
@@ -157,7 +158,7 @@ function keyed(file: ProfilesFile, key: string | undefined): KeyedProfile | unde
 /** Makes the profile of key `key` current in `file`, noting when. */
 function select(file: ProfilesFile, key: string): void {
   file.current = key;
-  file.profiles[key] = { ...file.profiles[key]!, selectedAt: new Date().toISOString() };
+  file.profiles[key] = { ...file.profiles[key]!, selectedAt: new Date(realClock.now()).toISOString() };
 }
 
 /** When the profile was last made current (else logged in). */

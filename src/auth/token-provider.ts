@@ -21,6 +21,7 @@
  * @see docs/internals.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-6 (refreshing an access token)
  */
+import { realClock } from '../clock.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -114,7 +115,7 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
     this.origin = options.origin;
     if (options.ca) this.ca = options.ca;
     if (options.profile) this.profile = options.profile;
-    this.now = options.now ?? (() => new Date());
+    this.now = options.now ?? (() => new Date(realClock.now()));
   }
 
   /** Whether a fresher token can ever be obtained. */

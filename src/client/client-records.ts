@@ -7,6 +7,7 @@
  *
  * @see docs/internals.md (§1.5, §5)
  */
+import { realClock } from '../clock.js';
 import { configDir, gatewayOrigin } from '../auth/paths.js';
 import { recordingKey } from '../auth/recording-key.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
@@ -48,7 +49,7 @@ export function spoolOf(io: CliIo): Spool {
 export async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider): Promise<Set<string>> {
   const spool = spoolOf(io);
   const target = uploadTarget(provider);
-  await uploadSpool(spool, target, { deadline: Date.now() });
+  await uploadSpool(spool, target, { deadline: realClock.now() });
   return new Set((await spool.entries(target.origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
 }
 
@@ -171,7 +172,7 @@ export class CommandRecords {
       get raw() {
         return (raw ??= new PostgresRawTap({ stream, rowCap: cap, redact }));
       },
-      context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
+      context: (fields) => stream.event({ ...fields, t: 'context', at: realClock.now() }),
       close: (end) =>
         opened.close(end, () => {
           stage.end();
@@ -202,7 +203,7 @@ export class CommandRecords {
   ): Promise<{ stream: RecordingStream; close(end: { reason: string } & Record<string, unknown>, before?: () => void): void }> {
     const stream = await this.recorder.session(id, protocol);
     this.opened('sessions', id);
-    stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
+    stream.event({ t: 'start', at: realClock.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
     const failed = (err: Error): void => {
       this.failed('sessions', id);
       onFailure(err);
@@ -215,7 +216,7 @@ export class CommandRecords {
         if (closed) return;
         closed = true;
         before?.();
-        stream.event({ t: 'end', at: Date.now(), ...end });
+        stream.event({ t: 'end', at: realClock.now(), ...end });
         stream.close().then(
           () => this.closed('sessions', id),
           (err: unknown) => failed(err instanceof Error ? err : new Error(String(err))),
@@ -283,7 +284,7 @@ export class CommandRecords {
   /** Uploads in the background: retried until {@link UPLOAD_DEADLINE_MS}, or tried `once`. */
   #upload(o: { statuses?: Array<'closed' | 'abandoned'>; only?: Set<string>; once?: boolean }): Promise<UploadReport> {
     const { once, ...which } = o;
-    const task = uploadSpool(this.spool, this.#target, { deadline: once ? Date.now() : Date.now() + UPLOAD_DEADLINE_MS, signal: this.#stop.signal, ...which }).then(
+    const task = uploadSpool(this.spool, this.#target, { deadline: once ? realClock.now() : realClock.now() + UPLOAD_DEADLINE_MS, signal: this.#stop.signal, ...which }).then(
       (report) => {
         for (const e of report.uploaded) {
           this.#mine.delete(`${e.meta.kind}/${e.meta.id}`);

@@ -11,6 +11,7 @@
  * @see ../gateway/credentials/direct-credentials.ts
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING
  */
+import { realClock } from '../clock.js';
 import { existsSync } from 'node:fs';
 import { mintDirect, renewDirect, revokeDirect } from '../api-client/direct.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
@@ -180,13 +181,13 @@ function keepRenewed(provider: ResolvedTokenProvider, endpoint: { gateway: strin
     let next = 15_000;
     try {
       const expiresAt = Date.parse(await renewDirect(endpoint, (await provider.current()).token, minted.id, ttl !== undefined ? { seconds: ttl } : {}));
-      next = Math.max(1000, (expiresAt - Date.now()) / 2);
+      next = Math.max(1000, (expiresAt - realClock.now()) / 2);
     } catch (err) {
       say(`could not renew direct credential ${minted.id}: ${describeError(err)}; trying again in 15 s`);
     }
     if (timer !== undefined) arm(next);
   };
-  arm(Math.max(1000, (Date.parse(minted.expiresAt) - Date.now()) / 2));
+  arm(Math.max(1000, (Date.parse(minted.expiresAt) - realClock.now()) / 2));
   return () => {
     clearTimeout(timer);
     timer = undefined;

@@ -18,6 +18,7 @@
  *
  * @see docs/internals.md (§2)
  */
+import { realClock } from '../clock.js';
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -224,13 +225,13 @@ export class EarlyChecks {
   /** Pulls for `gateway` unless that was done less than {@link PULL_AGAIN_MS} ago; waits for a pull in progress. */
   async #pullFor(gateway: string, repo: PolicyRepo): Promise<void> {
     const last = this.#pulls.get(gateway);
-    if (last && Date.now() - last.at < PULL_AGAIN_MS) {
+    if (last && realClock.now() - last.at < PULL_AGAIN_MS) {
       await last.done;
       return;
     }
     const done = repo.refresh().catch(() => undefined);
     this.#pulls.delete(gateway);
-    this.#pulls.set(gateway, { at: Date.now(), done });
+    this.#pulls.set(gateway, { at: realClock.now(), done });
     if (this.#pulls.size > 100) this.#pulls.delete(this.#pulls.keys().next().value!);
     await done;
   }

@@ -4,6 +4,7 @@
  * engine (./policy-lab.ts), and, with `--on-connections`, those without a fixture on their
  * connection itself, through the gateway, read-only.
  */
+import { realClock } from '../clock.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getWhoAmI } from '../api-client/identity.js';
 import { getSession } from '../api-client/sessions.js';
@@ -31,12 +32,12 @@ export async function runPolicyCases(io: CliIo, policy: Policy, flags: PolicyCas
       ? connectionMasks(io, flags, test)
       : { error: `without a fixture, the statements would run on ${test.connection} itself: pass --on-connections to let them (never for a change you have not read: a case's SQL is its author's)` };
   if (!policy.tests.some((t) => t.fixture)) return runPolicyTests(policy, { masks: onConnection });
-  const started = Date.now();
+  const started = realClock.now();
   const lab = await PolicyLab.open(io, say, {
     ms: (flags.fixtureSeconds ?? FIXTURE_BUDGET.ms / 1000) * 1000,
     bytes: (flags.fixtureMib ?? FIXTURE_BUDGET.bytes / 1024 / 1024) * 1024 * 1024,
   });
-  say(`masking cases with a fixture run on a scratch PostgreSQL through the gateway's engine (ready in ${Date.now() - started} ms)`);
+  say(`masking cases with a fixture run on a scratch PostgreSQL through the gateway's engine (ready in ${realClock.now() - started} ms)`);
   try {
     return await runPolicyTests(policy, { masks: (test) => (test.fixture ? lab.masks(policy, test) : onConnection(test)) });
   } finally {
@@ -91,9 +92,9 @@ async function connectionMasks(io: CliIo, flags: GatewayFlags, test: PolicyTest)
     } finally {
       gw.close();
     }
-    const deadline = Date.now() + INDEXED_WITHIN_MS;
+    const deadline = realClock.now() + INDEXED_WITHIN_MS;
     while ((await getSession(endpoint, (await provider.current()).token, gw.sessionId).catch(() => undefined))?.endedAt === undefined) {
-      if (Date.now() > deadline) return { error: `session ${gw.sessionId} was not indexed within ${INDEXED_WITHIN_MS / 1000} s` };
+      if (realClock.now() > deadline) return { error: `session ${gw.sessionId} was not indexed within ${INDEXED_WITHIN_MS / 1000} s` };
       await sleep(100);
     }
     return await withVerifiedRecording(io, flags, gw.sessionId, async (dir, check) => {

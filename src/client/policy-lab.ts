@@ -21,6 +21,7 @@
  *
  * @see ../policy/test-cases.ts (`masked:`, `fixture:`)
  */
+import { realClock } from '../clock.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -190,7 +191,7 @@ export class PolicyLab {
    */
   async #withinBudget(database: string, file: string, loading: Promise<unknown>): Promise<void> {
     let over: string | undefined;
-    const started = Date.now();
+    const started = realClock.now();
     const watching = (async () => {
       for (let settled = false; !settled; ) {
         settled = await Promise.race([
@@ -202,7 +203,7 @@ export class PolicyLab {
         ]);
         if (settled) return;
         over = await this.#outgrown(database, file);
-        if (!over && Date.now() - started > this.#budget.ms) over = `${file} ran past ${this.#budget.ms / 1000} s, the time a fixture may take to load (--fixture-seconds)`;
+        if (!over && realClock.now() - started > this.#budget.ms) over = `${file} ran past ${this.#budget.ms / 1000} s, the time a fixture may take to load (--fixture-seconds)`;
         if (over) {
           await runSql(this.#pg, 'postgres', `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${database}' and usename = '${LAB_ROLE}'`);
           return;
@@ -244,7 +245,7 @@ export class PolicyLab {
       kind: 'user' as const,
       groups: test.as.groups,
       ...(test.as.email ? { email: test.as.email } : {}),
-      expiresAt: new Date(Date.now() + 3_600_000),
+      expiresAt: new Date(realClock.now() + 3_600_000),
       claims: {},
     };
     const served = this.#engine.serve({

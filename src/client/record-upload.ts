@@ -15,6 +15,7 @@
  *
  * @see docs/recording-format.md ("The CLI's records")
  */
+import { realClock } from '../clock.js';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -173,7 +174,7 @@ async function uploadSome(entries: readonly SpoolEntry[], target: UploadTarget):
 export async function uploadSpool(
   spool: Spool,
   target: UploadTarget,
-  o: { deadline: number; statuses?: ReadonlyArray<SpoolEntry['status']>; only?: ReadonlySet<string>; signal?: AbortSignal } = { deadline: Date.now() + 10_000 },
+  o: { deadline: number; statuses?: ReadonlyArray<SpoolEntry['status']>; only?: ReadonlySet<string>; signal?: AbortSignal } = { deadline: realClock.now() + 10_000 },
 ): Promise<UploadReport> {
   const report: UploadReport = { uploaded: [], left: [], setAside: [] };
   const statuses = o.statuses ?? ['closed', 'abandoned'];
@@ -193,7 +194,7 @@ export async function uploadSpool(
       else again.push({ entry, error });
     }
     const wait = Math.min(250 * 2 ** attempt, 4000);
-    if (again.length > 0 && (o.signal?.aborted || Date.now() + wait > o.deadline || !(await sleep(wait, true, o.signal ? { signal: o.signal } : {}).catch(() => false)))) {
+    if (again.length > 0 && (o.signal?.aborted || realClock.now() + wait > o.deadline || !(await sleep(wait, true, o.signal ? { signal: o.signal } : {}).catch(() => false)))) {
       report.left.push(...again);
       break;
     }

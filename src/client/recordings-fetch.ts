@@ -7,6 +7,7 @@
  *
  * @see ../../docs/recording-format.md
  */
+import { realClock } from '../clock.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +131,6 @@ export function refuseInvalid(check: RecordingCheck, id: string, summary: Sessio
 export async function* transcript(dir: string, check: RecordingCheck, summary: SessionSummary): AsyncGenerator<TranscriptLine> {
   const renderer = new TranscriptRenderer();
   for await (const e of readEvents(dir, check.manifest!)) yield* renderer.render(e);
-  if (summary.recording === 'running') yield { at: Date.now(), text: '-- the session is still running: this is its recording to its last checkpoint' };
-  else if (check.truncated) yield { at: Date.now(), text: '-- the recording ends here: the session was cut short (its last checkpoint)' };
+  if (summary.recording === 'running') yield { at: realClock.now(), text: '-- the session is still running: this is its recording to its last checkpoint' };
+  else if (check.truncated) yield { at: realClock.now(), text: '-- the recording ends here: the session was cut short (its last checkpoint)' };
 }

@@ -22,6 +22,7 @@
  * @see https://www.postgresql.org/docs/current/libpq-envars.html
  * @see https://github.com/sindresorhus/execa#readme
  */
+import { realClock } from '../clock.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -226,7 +227,7 @@ async function openRunRecord(
   records.opened('runs', run.id);
   writer.append({
     t: 'start',
-    at: Date.now(),
+    at: realClock.now(),
     side: 'run',
     run: run.id,
     ...(records.subject ? { subject: records.subject } : {}),
@@ -332,7 +333,7 @@ export async function runAgent(io: CliIo, argv: string[], opts: RunOptions): Pro
   // Swept when the command has ended, or by the next hoop command if this one is killed first.
   const pending = b.controls ? notePendingSweep(io.env, b.run.id, b.controls) : undefined;
   const served: Served = { ports: [], directs: [], sshPorts: [], mysqlPorts: [], mcp: [] };
-  const state: RunningState = { exitCode: 1, started: Date.now() };
+  const state: RunningState = { exitCode: 1, started: realClock.now() };
   try {
     state.records = new CommandRecords(io, b.person, b.log);
     state.records.resume();
@@ -348,7 +349,7 @@ export async function runAgent(io: CliIo, argv: string[], opts: RunOptions): Pro
     await serveConnections(io, opts, b, state, served);
     // Interrupted while the ports opened: the command never starts.
     if (io.signal.aborted) {
-      state.runRecord?.append({ t: 'end', at: Date.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: Date.now() - state.started });
+      state.runRecord?.append({ t: 'end', at: realClock.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: realClock.now() - state.started });
       throw new CommandExit(130);
     }
     state.exitCode = await runCommandOf(io, opts, b, state, served);
@@ -454,7 +455,7 @@ function layerOf(io: CliIo, run: AgentRun, mounts: readonly Mount[], command: st
   const protectedPaths = mounts.filter((m) => m.kind !== 'layer' && m.kind !== 'private' && places.some((p) => within(m.path, p.path))).map((m) => m.path);
   return makeLayer(io.env, {
     run: run.id,
-    startedAt: Date.now(),
+    startedAt: realClock.now(),
     places: places.map((m) => ({ path: m.path, dir: m.dir, dev: m.id!.dev, ino: m.id!.ino })),
     agent: run.agent,
     command,
@@ -478,7 +479,7 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
   const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
   // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
   for (const [i, name] of b.names.entries()) {
-    const onSession = (id: string): void => void runRecord?.append({ t: 'session', at: Date.now(), id, connection: name });
+    const onSession = (id: string): void => void runRecord?.append({ t: 'session', at: realClock.now(), id, connection: name });
     const info = await getConnection({ gateway: run.provider.gateway, ca: run.provider.ca }, run.token, name);
     const common = { provider: run.provider, name, context, log: b.log, say: b.say, onSession, filesDir: b.runDir };
     if (info.type === 'ssh') {
@@ -542,19 +543,19 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
   const result = await agent.exited;
   // Its sandbox never started it (what failed was said by the sandbox's launch, ../agent/layers.ts).
   if (!result.error && !agent.started()) {
-    state.runRecord?.append({ t: 'end', at: Date.now(), exitCode: 126, reason: "the command's sandbox could not start", durationMs: Date.now() - state.started });
+    state.runRecord?.append({ t: 'end', at: realClock.now(), exitCode: 126, reason: "the command's sandbox could not start", durationMs: realClock.now() - state.started });
     throw new HoopError(ErrorCode.SANDBOX_FAILED, `hoop run could not start the command's sandbox (exit ${result.exitCode ?? result.signal}): nothing of the command ran`, {
       hint: 'what failed is said above; a place that changed as the run began can simply be tried again',
     });
   }
   if (result.error) {
-    state.runRecord?.append({ t: 'end', at: Date.now(), exitCode: 126, reason: 'cannot run the command', durationMs: Date.now() - state.started });
+    state.runRecord?.append({ t: 'end', at: realClock.now(), exitCode: 126, reason: 'cannot run the command', durationMs: realClock.now() - state.started });
     throw new HoopError(ErrorCode.USAGE, `cannot run ${b.file}: ${result.error.message}`, { hint: 'check that it is an executable the current user may run', exitCode: 126 });
   }
   log.info('run.end', { run: run.id, exitCode: result.exitCode, signal: result.signal });
   state.ended = result;
   const exitCode = exitCodeOf(result);
-  state.runRecord?.append({ t: 'end', at: Date.now(), exitCode, ...(result.signal ? { signal: result.signal } : {}), durationMs: Date.now() - state.started });
+  state.runRecord?.append({ t: 'end', at: realClock.now(), exitCode, ...(result.signal ? { signal: result.signal } : {}), durationMs: realClock.now() - state.started });
   return exitCode;
 }
 
@@ -585,7 +586,7 @@ async function endRun(io: CliIo, opts: RunOptions, b: Begun, state: RunningState
   }
   const swept = b.controls ? sweepTree(b.controls) : [];
   tellSwept(swept, say, 'this run');
-  for (const s of swept) state.runRecord?.append({ t: 'swept', at: Date.now(), path: s.path, ...(s.to ? { to: s.to } : {}), ...(s.error ? { error: s.error } : {}) });
+  for (const s of swept) state.runRecord?.append({ t: 'swept', at: realClock.now(), path: s.path, ...(s.to ? { to: s.to } : {}), ...(s.error ? { error: s.error } : {}) });
   if (!swept.some((s) => s.error)) pending?.done();
   let gateFailed = false;
   // A command whose sandbox never started wrote nothing: its layer goes.

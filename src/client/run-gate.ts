@@ -6,6 +6,7 @@
  * its special bits and what it could not apply (the person's own changes since the run began) is said,
  * each path once, and written to the run's record; so is what was applied.
  */
+import { realClock } from '../clock.js';
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { Readable } from 'node:stream';
@@ -204,7 +205,7 @@ function clearTypeahead(input: Readable): boolean {
 /** Writes what became of `changes` to the run's record: each (up to {@link RECORDED_CHANGES}), then the sum. */
 function record(writer: RecordingWriter | undefined, changes: readonly Change[], outcome: 'applied' | 'kept', applied?: Applied): void {
   if (!writer) return;
-  const at = Date.now();
+  const at = realClock.now();
   const conflicts = new Set(applied?.conflicts ?? []);
   for (const c of changes.slice(0, RECORDED_CHANGES)) {
     writer.append({

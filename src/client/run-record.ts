@@ -2,6 +2,7 @@
  * A run's evidence as `hoop sessions` reads it: its id's form, its own record (signed by the CLI
  * that ran it) as lines before and after its sessions, and the sessions the gateway lists for it.
  */
+import { realClock } from '../clock.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,8 +84,8 @@ export async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: stri
         });
       }
     }
-    tail.push(...egressLines(Date.now()));
-    if (check.truncated) tail.push({ at: Date.now(), text: "-- the run's record ends here: its CLI was stopped before the command ended" });
+    tail.push(...egressLines(realClock.now()));
+    if (check.truncated) tail.push({ at: realClock.now(), text: "-- the run's record ends here: its CLI was stopped before the command ended" });
     return { head, tail };
   } finally {
     provider.close();

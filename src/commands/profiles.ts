@@ -3,6 +3,7 @@
  * `hoop profiles` alone does), and which one commands use (`use`). `hoop login` as another
  * identity adds one and makes it current; `hoop logout` forgets the current one.
  */
+import { realClock } from '../clock.js';
 import { Command } from 'commander';
 import { profileStatuses, useProfile, type ProfileStatus } from '../auth/profile-status.js';
 import { refuseInsideRun } from '../client/client-config.js';
@@ -22,7 +23,7 @@ function expires(p: ProfileStatus, now: Date): string {
 
 /** The table `hoop profiles ls` prints. */
 function table(io: CliIo, rows: ProfileStatus[]): string {
-  const now = new Date();
+  const now = new Date(realClock.now());
   return paintedTable(io, [['', 'GATEWAY', 'SUBJECT', 'EMAIL', 'KIND', 'EXPIRES'], ...rows.map((p) => [p.current ? '*' : '', p.gateway, p.subject, p.email ?? '-', p.kind, expires(p, now)])]);
 }
 

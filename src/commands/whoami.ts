@@ -2,6 +2,7 @@
  * `hoop whoami`: who the gateway takes you for (identity, kind, groups, expiry), which gateway,
  * where the token is kept and the device key's fingerprint.
  */
+import { realClock } from '../clock.js';
 import { Command } from 'commander';
 import { configDir } from '../auth/paths.js';
 import { secretsKeyOf } from '../auth/profiles.js';
@@ -67,7 +68,7 @@ export function whoamiCommand(io: CliIo): Command {
               : []),
             `  kind:    ${who.kind}`,
             `  groups:  ${who.groups.length ? who.groups.join(', ') : '(none)'}`,
-            `  expires: ${who.expiresAt} (${relative(expires, new Date())})`,
+            `  expires: ${who.expiresAt} (${relative(expires, new Date(realClock.now()))})`,
             `  gateway: ${provider.origin}`,
             `  issuer:  ${who.issuer}`,
             `  token:   ${provider.storeDescription}`,

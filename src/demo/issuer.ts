@@ -18,6 +18,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
  * @see https://www.rfc-editor.org/rfc/rfc9068 (JWT access tokens)
  */
+import { realClock } from '../clock.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -128,13 +129,13 @@ class MemoryAdapter {
   }
 
   async upsert(id: string, payload: Record<string, unknown>, expiresIn: number): Promise<void> {
-    MemoryAdapter.#stored.set(this.#key(id), { payload, expires: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+    MemoryAdapter.#stored.set(this.#key(id), { payload, expires: expiresIn ? realClock.now() + expiresIn * 1000 : Infinity });
   }
 
   async find(id: string): Promise<Record<string, unknown> | undefined> {
     const entry = MemoryAdapter.#stored.get(this.#key(id));
-    if (entry && entry.expires <= Date.now()) MemoryAdapter.#stored.delete(this.#key(id));
-    return entry && entry.expires > Date.now() ? entry.payload : undefined;
+    if (entry && entry.expires <= realClock.now()) MemoryAdapter.#stored.delete(this.#key(id));
+    return entry && entry.expires > realClock.now() ? entry.payload : undefined;
   }
 
   async findByUid(uid: string): Promise<Record<string, unknown> | undefined> {
@@ -149,7 +150,7 @@ class MemoryAdapter {
 
   async consume(id: string): Promise<void> {
     const entry = MemoryAdapter.#stored.get(this.#key(id));
-    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+    if (entry) entry.payload.consumed = Math.floor(realClock.now() / 1000);
   }
 
   async destroy(id: string): Promise<void> {

@@ -8,6 +8,7 @@
  * @see https://mariadb.com/kb/en/mariadb-install-db/
  * @see https://mariadb.com/kb/en/mariadbd-options/
  */
+import { realClock } from '../clock.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -117,7 +118,7 @@ export async function startDemoMariaDb(o: { dir: string; port: number; passwordF
 
 /** Resolves once the server answers `probe`; rejects when it exits first or takes more than 30 s. */
 async function answering(child: ChildProcess, probe: () => Promise<unknown>, said: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = realClock.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`mariadbd exited (${child.exitCode}): ${said().trim().split('\n').slice(-3).join(' ')}`);
     const failed = await probe().then(
@@ -125,7 +126,7 @@ async function answering(child: ChildProcess, probe: () => Promise<unknown>, sai
       (err: Error) => err,
     );
     if (!failed) return;
-    if (Date.now() > deadline) throw new Error(`mariadbd did not answer in 30 s (${failed.message})`);
+    if (realClock.now() > deadline) throw new Error(`mariadbd did not answer in 30 s (${failed.message})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -163,7 +164,7 @@ async function stopLeftover(pidFile: string, data: string, log: (line: string) =
   if (!command.includes(`--datadir=${data}`)) return;
   log(`stopping the MariaDB server (pid ${pid}) an earlier demo left running`);
   process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (processExists(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const deadline = realClock.now() + 15_000;
+  while (processExists(pid) && realClock.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   if (processExists(pid)) process.kill(pid, 'SIGKILL');
 }

@@ -8,6 +8,7 @@
  *
  * @see https://www.postgresql.org/docs/current/app-postgres.html
  */
+import { realClock } from '../clock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -269,7 +270,7 @@ export function openModes(path: string): void {
 export function copyNative(nativeDir: string, destRoot: string, log: (line: string) => void): string {
   const dest = join(destRoot, 'native');
   if (fs.existsSync(join(dest, COPY_MARKER))) return dest;
-  const started = Date.now();
+  const started = realClock.now();
   const tmp = `${destRoot}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true, mode: 0o755 });
@@ -279,7 +280,7 @@ export function copyNative(nativeDir: string, destRoot: string, log: (line: stri
   fs.writeFileSync(join(tmp, 'native', COPY_MARKER), `${nativeDir}\n`);
   fs.rmSync(destRoot, { recursive: true, force: true });
   fs.renameSync(tmp, destRoot);
-  log(`copied the PostgreSQL binaries to ${destRoot} (${Date.now() - started} ms)`);
+  log(`copied the PostgreSQL binaries to ${destRoot} (${realClock.now() - started} ms)`);
   return dest;
 }
 

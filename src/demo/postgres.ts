@@ -27,6 +27,7 @@
  * @see https://www.postgresql.org/docs/current/app-postgres.html
  * @see https://www.postgresql.org/docs/current/server-shutdown.html
  */
+import { realClock } from '../clock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -195,8 +196,8 @@ async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean | u
 }
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
+  const deadline = realClock.now() + ms;
+  while (realClock.now() < deadline) {
     if (!processExists(pid)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -261,7 +262,7 @@ async function initCluster(bins: Binaries, where: Layout, user: string, as: RunA
     const args = ['-D', data, '-U', user, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-sync'];
     const r = await run(bins.initdb, args, { as, cwd: work, timeoutMs: 120_000 });
     fs.rmSync(pwfile, { force: true });
-    fs.writeSync(logFd, `--- initdb ${new Date().toISOString()}\n${r.stdout}${r.stderr}`);
+    fs.writeSync(logFd, `--- initdb ${new Date(realClock.now()).toISOString()}\n${r.stdout}${r.stderr}`);
     if (r.code !== 0) {
       throw new HoopError(ErrorCode.INTERNAL, `initdb failed (${r.error ? describeError(r.error) : `exit ${r.code}`}): ${lastLines(r.stderr || r.stdout, 10)}`, {
         hint: 'See the PostgreSQL log in the demo directory.',
@@ -362,13 +363,13 @@ export async function startDemoPostgres(o: DemoPostgresOptions): Promise<DemoPos
     if (as) giveDataDirTo(where.dataDir, as, log);
 
     const offset = fs.fstatSync(logFd).size;
-    fs.writeSync(logFd, `--- hoop demo: starting postgres on 127.0.0.1:${o.port} ${new Date().toISOString()}\n`);
-    const t0 = Date.now();
+    fs.writeSync(logFd, `--- hoop demo: starting postgres on 127.0.0.1:${o.port} ${new Date(realClock.now()).toISOString()}\n`);
+    const t0 = realClock.now();
     const proc = spawnServer(bins, where.dataDir, o.port, as, logFd);
     child = proc;
     const watch = watchServer(proc);
     await waitUntilReady(o, watch, logFile, offset, t0);
-    log(`PostgreSQL listening on 127.0.0.1:${o.port} (pid ${proc.pid}, ready in ${Date.now() - t0} ms)`);
+    log(`PostgreSQL listening on 127.0.0.1:${o.port} (pid ${proc.pid}, ready in ${realClock.now() - t0} ms)`);
 
     const stop = serverStopper(proc, watch);
     child = undefined; // handed over to the caller
@@ -484,9 +485,9 @@ async function prepareCluster(
   log: (line: string) => void,
 ): Promise<{ superuser: { user: string; password: string }; created: boolean }> {
   if (existingMajor === undefined) {
-    const t0 = Date.now();
+    const t0 = realClock.now();
     const superuser = await initCluster(bins, where, requestedUser, as, credentialsFile, logFd);
-    log(`created a PostgreSQL cluster in ${where.dataDir} (superuser ${superuser.user}, ${Date.now() - t0} ms)`);
+    log(`created a PostgreSQL cluster in ${where.dataDir} (superuser ${superuser.user}, ${realClock.now() - t0} ms)`);
     return { superuser, created: true };
   }
   const superuser = readCredentials(credentialsFile);
@@ -594,7 +595,7 @@ async function waitUntilReady(o: DemoPostgresOptions, watch: ServerWatch, logFil
       const why = watch.spawnError ? describeError(watch.spawnError) : `it exited with ${(await watch.exited).code ?? (await watch.exited).signal}`;
       throw new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start (${why}):\n${lastLines(text2)}`, { hint: `See ${logFile}.` });
     }
-    if (Date.now() > deadline) {
+    if (realClock.now() > deadline) {
       throw new HoopError(ErrorCode.TIMEOUT, `PostgreSQL did not accept connections within ${Math.round((deadline - t0) / 1000)} s:\n${lastLines(text)}`, {
         hint: `See ${logFile}.`,
       });

@@ -6,6 +6,7 @@
  *
  * @see https://man.openbsd.org/sshd_config
  */
+import { realClock } from '../clock.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -53,7 +54,7 @@ async function freePort(): Promise<number> {
 }
 
 async function waitForPort(port: number, child: ChildProcess, stderr: () => string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = realClock.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr().trim().split('\n').slice(-3).join(' ')}`);
     const up = await new Promise<boolean>((resolve) => {
@@ -64,7 +65,7 @@ async function waitForPort(port: number, child: ChildProcess, stderr: () => stri
       s.on('error', () => resolve(false));
     });
     if (up) return;
-    if (Date.now() > deadline) throw new Error(`sshd did not listen on port ${port} within ${timeoutMs} ms: ${stderr().trim()}`);
+    if (realClock.now() > deadline) throw new Error(`sshd did not listen on port ${port} within ${timeoutMs} ms: ${stderr().trim()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

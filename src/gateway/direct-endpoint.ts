@@ -6,6 +6,7 @@
  * the audit stream), and their CancelRequests, which carry no credential and are honoured by key
  * for direct sessions only.
  */
+import { realClock } from '../clock.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { MysqlConnection, PostgresConnection } from '../config/connection.js';
@@ -66,7 +67,7 @@ export function directEndpoint(
   // A CancelRequest carries no credential, only a 32-bit secret: one source address sends a few a second, not a guessing run.
   const recent = new Map<string, { since: number; count: number }>();
   const cancelByKey = (key: { processId: number; secretKey: number }, remote: string): void => {
-    const now = Date.now();
+    const now = realClock.now();
     const seen = recent.get(remote);
     if (!seen || now - seen.since > 1000) {
       if (recent.size > 10_000) recent.clear();

@@ -8,6 +8,7 @@
  *
  * @see ../../docs/deployment.md
  */
+import { realClock } from '../clock.js';
 import { access, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -63,7 +64,7 @@ export async function writeFirstGateway(o: SetupOptions): Promise<WrittenGateway
     await ensurePrivateDir(choices.policyRepo, NOT_MADE_HERE);
     await starterPolicyRepo(choices.policyRepo, starterPolicy(choices));
   }
-  const text = gatewayYaml(choices, new Date());
+  const text = gatewayYaml(choices, new Date(realClock.now()));
   // What init leaves is what the gateway starts on: the file is loaded as the gateway loads it.
   await parseGatewayConfig(text, config, o.env);
   // 0600, and over what is there (--force) by a rename: never through a link planted at its name.

@@ -15,6 +15,7 @@
  *
  * @see https://nodejs.org/api/cluster.html
  */
+import { realClock } from '../clock.js';
 import cluster, { type Worker } from 'node:cluster';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -75,9 +76,9 @@ export async function runWorkers(config: GatewayConfig, count: number, log: Logg
   const start = (index: number): void => {
     if (stopping) return;
     const worker = cluster.fork({ [WORKER_INDEX]: String(index) });
-    live.set(index, { worker, started: Date.now() });
+    live.set(index, { worker, started: realClock.now() });
     worker.on('exit', (code, sig) => {
-      const ran = Date.now() - (live.get(index)?.started ?? Date.now());
+      const ran = realClock.now() - (live.get(index)?.started ?? realClock.now());
       live.delete(index);
       if (stopping) return;
       const delay = ran > HEALTHY_MS ? RESTART_MS : Math.min(MAX_RESTART_MS, (delays.get(index) ?? RESTART_MS / 2) * 2);

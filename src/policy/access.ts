@@ -4,6 +4,7 @@
  *
  * @see docs/internals.md (§4: access)
  */
+import { realClock } from '../clock.js';
 import { listNames } from '../glob.js';
 import { loosestLimits, type SessionLimits } from './limits.js';
 import { principalMatches } from './principal.js';
@@ -74,7 +75,7 @@ export function namesPerson(list: PeopleList, who: { subject: string; email?: st
  * policy defines no such connection. When several rules admit, the least restrictive mode wins
  * (read-write over read-only) and the longest session among them applies.
  */
-export function accessFor(policy: Policy, who: Who, connection: string, temporary: readonly TemporaryAccess[] = [], now = Date.now()): AccessGrant | undefined {
+export function accessFor(policy: Policy, who: Who, connection: string, temporary: readonly TemporaryAccess[] = [], now = realClock.now()): AccessGrant | undefined {
   const target = policy.connections.find((c) => c.name === connection);
   if (!target) return undefined;
   // A requestable rule admits only through a live grant for it on this connection, in the mode granted (never more than the rule's).

@@ -26,6 +26,7 @@
  * @see https://git-scm.com/docs/git-fsck#_fsck_messages (duplicateEntries)
  * @see https://git-scm.com/docs/git-init (the core.* settings probed at init)
  */
+import { realClock } from '../clock.js';
 import * as fs from 'node:fs';
 import { chmod, lstat, mkdir, readFile, readdir, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix } from 'node:path';
@@ -399,7 +400,7 @@ async function writeFiles(dir: string, files: Record<string, string | null>): Pr
 }
 
 function signature(author: PolicyAuthor): { name: string; email: string; timestamp: number; timezoneOffset: number } {
-  return { name: author.name, email: author.email, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: new Date().getTimezoneOffset() };
+  return { name: author.name, email: author.email, timestamp: Math.floor(realClock.now() / 1000), timezoneOffset: new Date(realClock.now()).getTimezoneOffset() };
 }
 
 /**

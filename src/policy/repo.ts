@@ -22,6 +22,7 @@
  * @see https://man.openbsd.org/ssh-keygen#ALLOWED_SIGNERS
  * @see ./git-js.ts (the backend without git)
  */
+import { realClock } from '../clock.js';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -517,11 +518,11 @@ export class PolicyRepo extends EventEmitter {
       return { changed: again !== undefined && 'ok' in again && again.swapped, commit, candidate };
     }
     const known = this.refused.get(candidate);
-    if (known !== undefined && Date.now() - known.at < REFUSAL_RETRY_MS) return { changed: false, commit, candidate, error: known.error };
+    if (known !== undefined && realClock.now() - known.at < REFUSAL_RETRY_MS) return { changed: false, commit, candidate, error: known.error };
     this.refused.delete(candidate);
     const outcome = await this.accept(candidate);
     if ('error' in outcome) {
-      this.refused.set(candidate, { error: outcome.error, at: Date.now() });
+      this.refused.set(candidate, { error: outcome.error, at: realClock.now() });
       if (this.refused.size > 100) this.refused.delete(this.refused.keys().next().value!);
       return { changed: false, commit, candidate, error: outcome.error };
     }
@@ -535,7 +536,7 @@ export class PolicyRepo extends EventEmitter {
   private async accept(sha: string, o: { onlyIfAvailabilityChanged?: boolean } = {}): Promise<{ ok: true; swapped: boolean } | { error: string }> {
     const refuse = (error: string, problems: string[] = [error]): { error: string } => {
       this.log.warn('policy.refused', { commit: sha, ref: this.options.ref, kept: this.policy?.commit ?? null, errors: problems });
-      this.refusedLast = { commit: sha, at: new Date(), problems };
+      this.refusedLast = { commit: sha, at: new Date(realClock.now()), problems };
       this.emit('refused', sha, problems);
       return { error };
     };
@@ -578,7 +579,7 @@ export class PolicyRepo extends EventEmitter {
     const file = join(this.options.workDir, 'accepted.json');
     const tmp = `${file}.${randomBytes(4).toString('hex')}`;
     try {
-      await writeFile(tmp, `${JSON.stringify({ remote: this.shown, ref: this.options.ref, commit: sha, acceptedAt: new Date().toISOString() })}\n`);
+      await writeFile(tmp, `${JSON.stringify({ remote: this.shown, ref: this.options.ref, commit: sha, acceptedAt: new Date(realClock.now()).toISOString() })}\n`);
       await rename(tmp, file);
     } catch (err) {
       this.log.warn('policy.state_unwritable', { file, error: describeError(err) });

@@ -20,6 +20,7 @@
  * A journal grows to {@link ROTATE_BYTES}, then the next one starts; one is removed once every
  * session with an entry in it is cut. @see https://man7.org/linux/man-pages/man2/fdatasync.2.html
  */
+import { realClock } from '../clock.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { createHash, type KeyObject, sign } from 'node:crypto';
 import { closeSync, fdatasync, mkdirSync, openSync, readSync, unlinkSync, writevSync } from 'node:fs';
@@ -182,7 +183,7 @@ export class Journal {
     this.#durable = durable;
     this.#rotateBytes = rotateBytes;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.#thread = `${Date.now().toString(36)}-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    this.#thread = `${realClock.now().toString(36)}-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     this.#file = this.#next();
   }
 
@@ -295,7 +296,7 @@ export class Journal {
     }
     // Closed while it synced: its descriptors are gone, and may name other files now.
     if (this.#closed) return [];
-    body.writeDoubleLE(Date.now(), 0);
+    body.writeDoubleLE(realClock.now(), 0);
     const signature = sign(null, commitMessage(this.#thread, body), this.#key);
     // The commit itself need not be durable now: the next one makes it so, and recovery takes the last one it finds whole.
     this.#entry(COMMIT, 0, Buffer.concat([body, signature]));

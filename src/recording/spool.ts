@@ -12,6 +12,7 @@
  *
  * @see docs/recording-format.md ("The CLI's records")
  */
+import { realClock } from '../clock.js';
 import type { KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -91,7 +92,7 @@ export class Spool {
 
   /** A record's directory and the text of its `spool.json`, for a writer that makes them (a session's record: the recording thread). */
   meta(meta: Omit<SpoolMeta, 'pid' | 'host' | 'startedAt'>): { dir: string; name: string; text: string } {
-    const full: SpoolMeta = { ...meta, pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+    const full: SpoolMeta = { ...meta, pid: process.pid, host: hostname(), startedAt: new Date(realClock.now()).toISOString() };
     return { dir: this.dir(meta.kind, meta.id), name: META, text: `${JSON.stringify(full)}\n` };
   }
 

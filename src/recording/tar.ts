@@ -7,6 +7,7 @@
  *
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/pax.html#tag_20_92_13_06 (ustar Interchange Format)
  */
+import { realClock } from '../clock.js';
 import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 
@@ -50,7 +51,7 @@ async function put(out: Writable, chunk: Buffer): Promise<void> {
 export class TarWriter {
   constructor(
     private readonly out: Writable,
-    private readonly mtime = Date.now(),
+    private readonly mtime = realClock.now(),
   ) {}
 
   async directory(name: string): Promise<void> {
@@ -133,7 +134,7 @@ export function readTar(archive: Buffer, maxEntries: number): TarEntry[] {
 }
 
 /** A whole ustar archive of these files, in memory (a few small ones: a batch of records). */
-export function tarOf(files: readonly TarEntry[], mtime = Date.now()): Buffer {
+export function tarOf(files: readonly TarEntry[], mtime = realClock.now()): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
     const pad = padding(f.data.length);

@@ -24,6 +24,7 @@
  * @see https://www.gnu.org/software/coreutils/manual/html_node/sha2-utilities.html
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL.sshsig
  */
+import { realClock } from '../clock.js';
 import { createHash, type KeyObject } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -197,7 +198,7 @@ export class RecordingWriter implements EventSink {
   #checkpoints: string[] = [];
   /** Chunks the last manifest signed (a checkpoint's or the final one). */
   #signedChunks = 0;
-  #lastCheckpoint = Date.now();
+  #lastCheckpoint = realClock.now();
   #queue: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
   #timer: NodeJS.Timeout;
@@ -314,7 +315,7 @@ export class RecordingWriter implements EventSink {
 
   /** Whether a checkpoint is due: `checkpointMs` since the last one, give or take half a tick. */
   #checkpointDue(): boolean {
-    return Date.now() - this.#lastCheckpoint >= this.#checkpointDueMs;
+    return realClock.now() - this.#lastCheckpoint >= this.#checkpointDueMs;
   }
 
   /** Cuts a chunk of the waiting events and queues its write. */
@@ -359,7 +360,7 @@ export class RecordingWriter implements EventSink {
     await this.#files.once(join(this.dir, file), manifest, this.dir, true);
     this.#onFile(`${file}.sig`, false);
     this.#onFile(file, false);
-    this.#lastCheckpoint = Date.now();
+    this.#lastCheckpoint = realClock.now();
     this.#signedChunks = this.#sums.length;
   }
 
@@ -409,7 +410,7 @@ export class RecordingWriter implements EventSink {
     if (this.#closed) return this.#queue;
     clearInterval(this.#timer);
     // It says its own end inside what the final manifest signs: a checkpoint saved under the final name lacks it.
-    const seal = { t: SEALED, at: Date.now(), chunks: this.#seq + 1 };
+    const seal = { t: SEALED, at: realClock.now(), chunks: this.#seq + 1 };
     if (!this.#failure) this.#protocol === undefined ? this.#lines.add(JSON.stringify(seal)) : this.appendRecords(eventRecord(seal));
     this.#cut();
     this.#closed = true;

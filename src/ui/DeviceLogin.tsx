@@ -5,6 +5,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc8628#section-3.3 (user interaction)
  * @see https://github.com/vadimdemedes/ink
  */
+import { realClock } from '../clock.js';
 import { PassThrough, type Writable } from 'node:stream';
 import { Box, Text, render, type Instance } from './ink-vendor.js';
 import type { DeviceLoginView, DevicePrompt } from '../auth/device-login.js';
@@ -37,7 +38,7 @@ export function formatTimeLeft(ms: number): string {
  * The device login view.
  * @see https://www.rfc-editor.org/rfc/rfc8628#section-3.3
  */
-export function DeviceLogin({ prompt, status, message, clock = Date.now }: DeviceLoginProps) {
+export function DeviceLogin({ prompt, status, message, clock = realClock.now }: DeviceLoginProps) {
   const waiting = status === 'waiting';
   const now = useNow(1000, waiting, clock);
   const frame = useSpinner(waiting);

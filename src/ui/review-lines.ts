@@ -4,6 +4,7 @@
  * run` and `hoop exec` print as a held statement's review goes on. What requesters and reviewers
  * wrote (statements, commands, reasons) is printed through {@link terminalSafe}.
  */
+import { realClock } from '../clock.js';
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { characters, displayWidth, formatDuration } from '../text-format.js';
 import { terminalSafe } from './terminal-safe.js';
@@ -12,7 +13,7 @@ import { terminalSafe } from './terminal-safe.js';
 export const person = (p: { subject: string; email?: string }): string => p.email ?? p.subject;
 
 /** How long from now until `iso`, or since: `in 9 min`, `2 min ago`. */
-export function relative(iso: string, now = Date.now()): string {
+export function relative(iso: string, now = realClock.now()): string {
   const ms = Date.parse(iso) - now;
   const abs = Math.abs(ms);
   const text = abs < 90_000 ? `${Math.round(abs / 1000)} s` : abs < 5_400_000 ? `${Math.round(abs / 60_000)} min` : `${(abs / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;

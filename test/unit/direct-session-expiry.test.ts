@@ -1,11 +1,12 @@
 /**
  * A direct session lives on its credential (watchDirectSession, src/gateway/credentials/direct-credentials.ts),
- * on a clock of the test's own: it ends when the credential expires, not before; a renewal moves the
+ * on the real clock faked by the test (vi's timers): it ends when the credential expires, not before; a renewal moves the
  * end; a revocation ends it at once; and stopping the watch leaves no timer behind.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ConnectionConfig } from '../../src/config/connection.js';
-import { type DirectCredentials, type DirectRecord, directIdentity, watchDirectSession } from '../../src/gateway/credentials/direct-credentials.js';
+import { type DirectCredentials, type DirectRecord, directIdentity, directRefusal, watchDirectSession } from '../../src/gateway/credentials/direct-credentials.js';
+import { realClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
 import type { SessionEnd, TunnelSession } from '../../src/session/engine.js';
 
@@ -27,6 +28,8 @@ function record(expiresInMs: number): DirectRecord {
 function credentials() {
   let changed: ((r: DirectRecord | undefined) => void) | undefined;
   const creds = {
+    clock: realClock,
+    refusal: (r: DirectRecord) => directRefusal(r, realClock.now()),
     watch: (_id: string, onChange: (r: DirectRecord | undefined) => void) => {
       changed = onChange;
       return () => (changed = undefined);

@@ -16,6 +16,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc5424 (severity of security events, for SIEMs)
  */
+import { realClock } from '../../clock.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../durable-file.js';
@@ -96,7 +97,7 @@ export class AlertMonitor {
 
   /** Loads the alerts `store` keeps and starts hearing `events`. */
   static async open(o: { store: AlertStore; policy: () => Policy | undefined; events: GatewayEvents; webhooks: WebhookSender; log: Logger; now?: () => number }): Promise<AlertMonitor> {
-    const m = new AlertMonitor(o.store, o.policy, o.events, o.webhooks, o.log, o.now ?? Date.now);
+    const m = new AlertMonitor(o.store, o.policy, o.events, o.webhooks, o.log, o.now ?? realClock.now);
     for (const a of await o.store.load()) m.#alerts.set(a.id, a);
     o.store.onChange((a) => m.#changed(a));
     // Every statement's end is an event: without rules there is nothing to count, and it is not made.
@@ -275,7 +276,7 @@ export class FileAlertStore implements AlertStore {
   constructor(
     dataDir: string,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = realClock.now,
   ) {
     this.#file = join(dataDir, 'alerts.json');
   }

@@ -12,6 +12,7 @@
  * @see https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
  * @see docs/internals.md (§4.7)
  */
+import { realClock } from '../../clock.js';
 import type pg from 'pg';
 import type { StoreReplica } from '../replicas/replica.js';
 import type { WebhookMinutes } from '../reviews/review-notify.js';
@@ -41,7 +42,7 @@ const KEEP_MS = 3_600_000;
 export class PostgresWebhookMinutes implements WebhookMinutes {
   readonly #replica: StoreReplica;
 
-  constructor(replica: StoreReplica, now: () => number = Date.now) {
+  constructor(replica: StoreReplica, now: () => number = realClock.now) {
     this.#replica = replica;
     replica.onBeat(() =>
       this.#run((pool) => pool.query('delete from hoop.webhook_minutes where minute < $1', [now() - KEEP_MS]), 'forget old webhook counts').then(

@@ -6,6 +6,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc9470 (OAuth 2.0 step-up authentication challenge)
  */
+import { realClock } from '../../clock.js';
 import { ErrorCode, HoopError } from '../../errors.js';
 import { describeLength } from '../../text-format.js';
 import type { Identity } from '../../identity.js';
@@ -43,7 +44,7 @@ export function signInProblem(claims: Record<string, unknown>, withinMs: number,
 export function requireRecentSignIn({ policySource, verifier }: GatewayParts, identity: Identity, what: string): void {
   const within = policySource?.current().policy.reviews?.requireSignInWithinMs;
   if (within === undefined) return;
-  const problem = signInProblem(identity.claims, within, verifier.issuerConfig(identity.issuer)?.clockToleranceSeconds ?? 0, Date.now());
+  const problem = signInProblem(identity.claims, within, verifier.issuerConfig(identity.issuer)?.clockToleranceSeconds ?? 0, realClock.now());
   if (problem === undefined) return;
   const limit = describeLength(Math.round(within / 1000));
   throw new HttpError(401, `to ${what}, ${identity.subject} must have signed in within the last ${limit}${problem.startsWith('and') ? ', ' : '; '}${problem}`, {

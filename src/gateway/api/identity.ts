@@ -5,6 +5,7 @@
  *
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html
  */
+import { realClock } from '../../clock.js';
 import type * as http from 'node:http';
 import { deviceProofProblem } from '../../device-proof.js';
 import type { Identity } from '../../identity.js';
@@ -66,7 +67,7 @@ export async function devicesApi({ store, log }: GatewayParts, req: http.Incomin
   const problem = deviceProofProblem(fields.proof, key.publicKey, TokenVerifier.bearerFromHeader(req.headers.authorization) ?? '');
   if (problem) throw new HttpError(400, `the device key's proof of possession was refused: ${problem}`);
   // An ephemeral key (a CLI with a token from the environment) signs that CLI's records for a while, then goes.
-  const expiresAt = fields.ephemeral === true ? new Date(Date.now() + EPHEMERAL_DEVICE_MS).toISOString() : undefined;
+  const expiresAt = fields.ephemeral === true ? new Date(realClock.now() + EPHEMERAL_DEVICE_MS).toISOString() : undefined;
   const { device, created } = await store.registerDevice(owner, { ...key, name, ...(expiresAt ? { expiresAt } : {}) });
   if (created) log.info('device.registered', { subject: identity.subject, issuer: identity.issuer, deviceId: device.deviceId, fingerprint: device.fingerprint });
   const registered: RegisteredDevice = { deviceId: device.deviceId, fingerprint: device.fingerprint };

@@ -16,6 +16,7 @@
  *
  * @see https://datatracker.ietf.org/doc/html/rfc7464 (JSON text sequences; NDJSON is the plain-newline variant)
  */
+import { realClock } from '../../clock.js';
 import { appendFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -95,14 +96,14 @@ class Backoff {
   }
 
   get ready(): boolean {
-    return Date.now() >= this.#retryAt;
+    return realClock.now() >= this.#retryAt;
   }
 
   /** Counts a failure; resolves the wait before the next try. */
   failed(): number {
     this.#failures++;
     const wait = Math.min(60_000, 500 * 2 ** Math.min(this.#failures, 7));
-    this.#retryAt = Date.now() + wait;
+    this.#retryAt = realClock.now() + wait;
     return wait;
   }
 
@@ -144,7 +145,7 @@ class Sink {
     while (this.#queue.length > 0 || this.#dropped > 0) {
       if (!this.#backoff.ready) return;
       if (this.#dropped > 0) {
-        this.#queue.unshift(JSON.stringify({ v: 1, event: 'audit.dropped', time: new Date().toISOString(), count: this.#dropped }));
+        this.#queue.unshift(JSON.stringify({ v: 1, event: 'audit.dropped', time: new Date(realClock.now()).toISOString(), count: this.#dropped }));
         this.#dropped = 0;
       }
       const batch = this.#queue.slice(0, this.o.batchSize);
@@ -221,7 +222,7 @@ export class AuditStream {
 
   /** Queues an event for every destination; never waits. */
   emit(event: string, fields: Record<string, unknown>): void {
-    const time = new Date().toISOString();
+    const time = new Date(realClock.now()).toISOString();
     const e: AuditEvent = { v: 1, event, time, ...(this.#replica !== undefined ? { replica: this.#replica } : {}), ...fields };
     // The event's own fields never stand in for the line's version, name, time or replica.
     Object.assign(e, { v: 1, event, time }, this.#replica !== undefined ? { replica: this.#replica } : {});

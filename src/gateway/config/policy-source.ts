@@ -12,6 +12,7 @@
  * @see docs/internals.md (§4)
  * @see https://git-scm.com/docs/git-fetch
  */
+import { realClock } from '../../clock.js';
 import { listNames } from '../../glob.js';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -86,14 +87,14 @@ export class GatewayPolicySource {
   private constructor(repo: PolicyRepo, options: PolicySourceOptions) {
     this.#repo = repo;
     this.#env = options.env;
-    this.#snapshot = { policy: repo.current(), commit: repo.commit, loadedAt: new Date() };
+    this.#snapshot = { policy: repo.current(), commit: repo.commit, loadedAt: new Date(realClock.now()) };
     const applied = (policy: Policy, previous?: Policy): void => {
       options.log.info('policy.applied', { commit: policy.commit, ...(previous ? { previous: previous.commit ?? null } : {}), connections: policy.connections.map((c) => c.name) });
       for (const c of policy.connections) if (c.unavailable) options.log.warn('policy.connection_unavailable', { commit: policy.commit, connection: c.name, lacks: c.unavailable });
     };
     applied(repo.current());
     repo.on('change', (policy: Policy, previous: Policy | undefined) => {
-      this.#snapshot = { policy, commit: policy.commit!, loadedAt: new Date() };
+      this.#snapshot = { policy, commit: policy.commit!, loadedAt: new Date(realClock.now()) };
       applied(policy, previous);
     });
   }

@@ -338,14 +338,14 @@ export class FileDirectStore implements DirectStore {
   async end(id: string, reason: DirectEnd): Promise<DirectRecord | undefined> {
     const [done] = await this.#change(() => {
       const r = this.#records.get(id);
-      return r && r.endedAt === undefined ? [{ ...r, endedAt: new Date().toISOString(), endReason: reason }] : [];
+      return r && r.endedAt === undefined ? [{ ...r, endedAt: new Date(realClock.now()).toISOString(), endReason: reason }] : [];
     });
     return done;
   }
 
   endRun(runId: string): Promise<DirectRecord[]> {
     return this.#change(() => {
-      const at = new Date().toISOString();
+      const at = new Date(realClock.now()).toISOString();
       return [...this.#records.values()].filter((r) => r.run?.id === runId && r.endedAt === undefined).map((r) => ({ ...r, endedAt: at, endReason: 'run-ended' as const }));
     });
   }

@@ -9,6 +9,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 (why a bearer token is refused)
  * @see https://cheatsheetseries.owasp.org/cheatsheets/Logging_Cheat_Sheet.html (authentication failures are events to log)
  */
+import { realClock } from '../../clock.js';
 import { sourceOf } from '../front/peer-address.js';
 import type { Logger } from '../../log.js';
 import type { GatewayEvents } from '../audit/events.js';
@@ -36,7 +37,7 @@ export class AuthRefusals {
   constructor(
     private readonly audit: GatewayEvents,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = realClock.now,
   ) {
     this.#timer = setInterval(() => this.#flush(false), WINDOW_MS / 4).unref();
   }

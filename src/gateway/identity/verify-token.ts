@@ -16,6 +16,7 @@
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-4 (validating JWT access tokens)
  */
+import { realClock } from '../../clock.js';
 import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { IssuerConfig } from '../config/config.js';
@@ -204,7 +205,7 @@ export class TokenVerifier {
 
   constructor(issuers: IssuerConfig[], options: TokenVerifierOptions = {}) {
     for (const config of issuers) this.#issuers.set(config.issuer, { config });
-    this.#clock = options.clock ?? (() => new Date());
+    this.#clock = options.clock ?? (() => new Date(realClock.now()));
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#discoveryMaxAgeMs = options.discoveryMaxAgeMs ?? 3_600_000;
@@ -380,23 +381,23 @@ export class TokenVerifier {
   }
 
   async #keysFor(state: IssuerState): Promise<JWTVerifyGetKey> {
-    const fresh = state.keys && Date.now() - state.keys.fetchedAt < this.#discoveryMaxAgeMs;
+    const fresh = state.keys && realClock.now() - state.keys.fetchedAt < this.#discoveryMaxAgeMs;
     if (fresh) return state.keys!.getKey;
-    const failure = state.failure && Date.now() - state.failure.at < this.#failureCooldownMs ? state.failure : undefined;
+    const failure = state.failure && realClock.now() - state.failure.at < this.#failureCooldownMs ? state.failure : undefined;
     if (failure) {
       if (state.keys) return state.keys.getKey;
       throw new TokenRejectedError('discovery-failed', `OpenID discovery for ${state.config.issuer} failed: ${failure.error.message}`, { cause: failure.error });
     }
     state.pending ??= this.#discover(state.config).then(
       (getKey) => {
-        state.keys = { getKey, fetchedAt: Date.now() };
+        state.keys = { getKey, fetchedAt: realClock.now() };
         state.pending = undefined;
         state.failure = undefined;
         return getKey;
       },
       (err: unknown) => {
         state.pending = undefined;
-        state.failure = { at: Date.now(), error: err as Error };
+        state.failure = { at: realClock.now(), error: err as Error };
         throw err;
       },
     );
@@ -445,7 +446,7 @@ export class TokenVerifier {
     let failure: { at: number; error: DiscoveryError } | undefined;
     return async (protectedHeader, token) => {
       // Without a key set yet, every request would refetch it: remember a failure for a while.
-      if (failure && remote.jwks() === undefined && Date.now() - failure.at < this.#failureCooldownMs) throw failure.error;
+      if (failure && remote.jwks() === undefined && realClock.now() - failure.at < this.#failureCooldownMs) throw failure.error;
       try {
         return await remote(protectedHeader, token);
       } catch (err) {
@@ -454,7 +455,7 @@ export class TokenVerifier {
           throw err;
         }
         const error = new DiscoveryError(`cannot fetch ${jwksUri.href}: ${(err as Error).message}`);
-        failure = { at: Date.now(), error };
+        failure = { at: realClock.now(), error };
         throw error;
       }
     };

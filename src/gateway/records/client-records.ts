@@ -25,6 +25,7 @@
  * @see docs/recording-format.md ("The CLI's records")
  * @see docs/deployment.md (replicas on one PostgreSQL store)
  */
+import { realClock } from '../../clock.js';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -296,7 +297,7 @@ export class ClientRecords {
       if (usage.files >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
       if (usage.bytes + data.length > limits.bytes) throw new HttpError(413, `the record of ${id} would pass the ${limits.bytes / 1024 / 1024} MiB a record of this kind may hold`);
       // Every byte, signed or not, counts against its owner's budget for the day.
-      recent ??= await this.#store.recentBytes(owner, Date.now() - DAY_MS);
+      recent ??= await this.#store.recentBytes(owner, realClock.now() - DAY_MS);
       if (recent + data.length > this.#dailyCap) {
         throw new HttpError(
           429,
@@ -324,10 +325,10 @@ export class ClientRecords {
       usage = { files: usage.files + 1, bytes: usage.bytes + data.length };
       state = {
         // A record refused before starts again, its bytes still counted for the day.
-        ...(state && state.state !== 'refused' ? state : { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading' as const, updatedAt: new Date().toISOString() }),
+        ...(state && state.state !== 'refused' ? state : { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading' as const, updatedAt: new Date(realClock.now()).toISOString() }),
         pending: (state?.pending ?? 0) + data.length,
         bytes: (state?.bytes ?? 0) + data.length,
-        updatedAt: new Date().toISOString(),
+        updatedAt: new Date(realClock.now()).toISOString(),
       };
       if (name.endsWith('.sig')) signature = name;
     }
@@ -360,7 +361,7 @@ export class ClientRecords {
       // Nothing of a record that never verified is kept but what it cost (its owner may upload the right one); of one that did, only the new manifest and signature go.
       if (state.state === 'uploading') {
         await record.removeAll();
-        await record.save({ ...state, state: 'refused', pending: 0, updatedAt: new Date().toISOString() });
+        await record.save({ ...state, state: 'refused', pending: 0, updatedAt: new Date(realClock.now()).toISOString() });
       } else await record.delete([name, name.slice(0, -'.sig'.length)]);
       return {
         refused: new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
@@ -380,14 +381,14 @@ export class ClientRecords {
       events: check.events,
       verified: name,
       pending: 0,
-      updatedAt: new Date().toISOString(),
+      updatedAt: new Date(realClock.now()).toISOString(),
     };
     await record.save(verified);
     return { stored, state: verified };
   }
 
   /** Removes the records that no signature verified within {@link UNVERIFIED_RECORD_TTL_MS} of their first file; resolves them. */
-  async expireUnverified(now = Date.now()): Promise<Array<{ kind: RecordKind; id: string }>> {
+  async expireUnverified(now = realClock.now()): Promise<Array<{ kind: RecordKind; id: string }>> {
     const stale = await this.#store.unverifiedSince(new Date(now - UNVERIFIED_RECORD_TTL_MS));
     for (const { kind, id } of stale)
       await this.#serialized(kind, id, () => this.#store.update(kind, id, async (record) => (['uploading', 'refused'].includes((await record.state())?.state ?? '') ? record.removeAll() : undefined)));

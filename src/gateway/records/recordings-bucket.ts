@@ -16,6 +16,7 @@
  * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
  * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
  */
+import { realClock } from '../../clock.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { resolveSecret } from '../../config/secrets.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
@@ -87,7 +88,7 @@ export class S3RecordingBucket implements RecordingBucket {
       ? async () => ({
           accessKeyId: await resolveSecret(refs.accessKeyId, env),
           secretAccessKey: await resolveSecret(refs.secretAccessKey, env),
-          expiration: new Date(Date.now() + CREDENTIALS_TTL_MS),
+          expiration: new Date(realClock.now() + CREDENTIALS_TTL_MS),
         })
       : undefined;
     if (credentials) await credentials();

@@ -26,6 +26,7 @@
  * @see docs/recording-format.md
  * @see https://www.postgresql.org/docs/current/datatype-binary.html
  */
+import { realClock } from '../../clock.js';
 import type { KeyObject } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -372,8 +373,8 @@ export class PostgresSessionArchive implements SessionArchive {
   }
 
   async close(): Promise<void> {
-    const until = Date.now() + CLOSE_WAIT_MS;
-    while (this.#ops.length > 0 && Date.now() < until) {
+    const until = realClock.now() + CLOSE_WAIT_MS;
+    while (this.#ops.length > 0 && realClock.now() < until) {
       this.#kick();
       await (this.#running ?? new Promise((r) => setTimeout(r, 100)));
     }
@@ -381,7 +382,7 @@ export class PostgresSessionArchive implements SessionArchive {
     clearTimeout(this.#retry);
     if (this.#ops.length > 0)
       this.#log.warn('recording.spooled', { operations: this.#ops.length, message: 'the store did not take every recording file; they are sent when this replica starts again' });
-    if (this.#bucket && this.#orphans.size > 0 && Date.now() < until) await this.#deleteOrphans();
+    if (this.#bucket && this.#orphans.size > 0 && realClock.now() < until) await this.#deleteOrphans();
     this.#bucket?.close();
   }
 

@@ -7,6 +7,7 @@
  *
  * @see docs/recording-format.md
  */
+import { realClock } from '../../clock.js';
 import { SESSION_ID, sessionSummarySchema, type RecordingKey, type SessionSummary } from '../../api/answers.js';
 import { z } from 'zod';
 import { VIAS, type Via } from '../../policy/principal.js';
@@ -222,7 +223,7 @@ export class GatewayRecordings {
     const live = this.#liveRecording(id);
     if (!live) return { files: await this.archive.files(id) };
     // One snapshot at a time, and one a second at most, however many ask: the others get the last one.
-    if (!live.taking && Date.now() - live.takenAt >= SNAPSHOT_EVERY_MS) {
+    if (!live.taking && realClock.now() - live.takenAt >= SNAPSHOT_EVERY_MS) {
       live.taking = true;
       live.taken = (async () => {
         const snapshot = live.snapshots + 1;
@@ -232,7 +233,7 @@ export class GatewayRecordings {
         await rm(join(this.dir, SNAPSHOT_DIR, id, String(snapshot - 2)), { recursive: true, force: true });
       })().finally(() => {
         live.taking = false;
-        live.takenAt = Date.now();
+        live.takenAt = realClock.now();
       });
     }
     await live.taken;
@@ -306,7 +307,7 @@ export class GatewayRecordings {
   }
 
   /** See {@link SessionArchive.prune}. */
-  prune(days: number, now = Date.now()): Promise<string[]> {
+  prune(days: number, now = realClock.now()): Promise<string[]> {
     return this.archive.prune(days, now);
   }
 
@@ -373,7 +374,7 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
     ...(typeof start?.isolated === 'boolean' ? { isolated: start.isolated } : {}),
     ...(start?.direct === true ? { direct: true as const } : {}),
     startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
-    endedAt: new Date(last || Date.now()).toISOString(),
+    endedAt: new Date(last || realClock.now()).toISOString(),
     reason: 'gateway-stopped',
     statements,
     refused,

@@ -21,6 +21,7 @@
  *
  * @see https://api.slack.com/messaging/webhooks
  */
+import { realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -154,7 +155,7 @@ export class WebhookSender {
     this.#log = o.log;
     this.#resolve = o.resolveUrl;
     this.#fetch = o.fetch ?? fetch;
-    this.#now = o.now ?? Date.now;
+    this.#now = o.now ?? realClock.now;
     this.#shared = o.minutes;
     this.#timer = setInterval(() => {
       this.#summarise(false);

@@ -16,6 +16,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc2104 (HMAC)
  */
+import { realClock } from '../../clock.js';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { describeError } from '../../errors.js';
@@ -133,14 +134,14 @@ export class ReviewServices {
     const body = requestBody(review);
     const res = await (this.o.fetch ?? fetch)(url, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'User-Agent': 'hoop-gateway', 'Hoop-Signature': reviewSignature(key, Math.floor(Date.now() / 1000), body) },
+      headers: { 'Content-Type': 'application/json', 'User-Agent': 'hoop-gateway', 'Hoop-Signature': reviewSignature(key, Math.floor(realClock.now() / 1000), body) },
       body,
       signal: AbortSignal.timeout(service.timeoutMs),
       redirect: 'error',
     });
     const text = await readAtMost(res, MAX_ANSWER_BYTES);
     if (!res.ok) throw new Error(`it answered HTTP ${res.status}`);
-    const unsigned = answerSignatureProblem(key, res.headers.get('hoop-signature'), text, Math.floor(Date.now() / 1000));
+    const unsigned = answerSignatureProblem(key, res.headers.get('hoop-signature'), text, Math.floor(realClock.now() / 1000));
     if (unsigned) throw new Error(unsigned);
     let answer: z.infer<typeof answerSchema>;
     try {

@@ -15,6 +15,7 @@
  * @see https://www.postgresql.org/docs/current/sql-notify.html
  * @see docs/internals.md (§3.6, §4.4)
  */
+import { realClock } from '../../clock.js';
 import type pg from 'pg';
 import { reviewSettingsSchema, type ReviewSettings } from '../../policy/schema.js';
 import { reviewSchema } from '../../policy/review-record.js';
@@ -162,10 +163,10 @@ export class PostgresReviewStore implements ReviewStore {
    */
   async #update(r: Review, values: unknown[]): Promise<pg.QueryResult> {
     if (!runsHeld(r)) return this.#run((pool) => pool.query(`${UPDATE}${NOTIFY}`, values), 'keep the review');
-    const until = Date.now() + 2 * this.#replica.deadAfterMs;
+    const until = realClock.now() + 2 * this.#replica.deadAfterMs;
     for (;;) {
       const res = await this.#run((pool) => pool.query(`${UPDATE}${WHILE_HOLDER_LIVES}${NOTIFY}`, [...values, this.#replica.id, this.#replica.liveWithinMs / 1000]), 'keep the review');
-      if (res.rowCount === 1 || Date.now() > until || !(await this.#holderSilent(r.id, values[2] as number))) return res;
+      if (res.rowCount === 1 || realClock.now() > until || !(await this.#holderSilent(r.id, values[2] as number))) return res;
     }
   }
 

@@ -24,6 +24,7 @@
  *
  * @see docs/internals.md (§3.6, §4.4)
  */
+import { realClock } from '../../clock.js';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
@@ -237,7 +238,7 @@ export class ReviewRegistry {
     const approved = this.#claim(ask, origin);
     if (approved) return approved;
     const id = `rv-${randomBytes(8).toString('hex')}`;
-    const now = Date.now();
+    const now = realClock.now();
     const { requester } = origin;
     const s = ask.settings;
     const review: Review = {
@@ -321,7 +322,7 @@ export class ReviewRegistry {
    */
   #claim(ask: ReviewAsk, origin: ReviewOrigin): PendingReview | undefined {
     const { requester } = origin;
-    const now = Date.now();
+    const now = realClock.now();
     for (const r of this.#reviews.values()) {
       if (r.state !== 'approved' || !r.detached || r.usedBy !== undefined || r.connection !== origin.connection || r.digest !== ask.digest) continue;
       if (r.requester.issuer !== requester.issuer || r.requester.subject !== requester.subject) continue;
@@ -354,7 +355,7 @@ export class ReviewRegistry {
    * raised at the same moment on two replicas. One past its expiry (its replica gone) counts no more.
    */
   #pendingOf(who: Identity): number {
-    const now = Date.now();
+    const now = realClock.now();
     let n = 0;
     for (const r of this.#reviews.values()) {
       if (r.state === 'pending' && Date.parse(r.expiresAt) > now && r.requester.issuer === who.issuer && r.requester.subject === who.subject) n++;
@@ -449,7 +450,7 @@ export class ReviewRegistry {
       ...(reviewer.email !== undefined ? { email: reviewer.email } : {}),
       decision,
       ...(reason ? { reason } : {}),
-      at: new Date().toISOString(),
+      at: new Date(realClock.now()).toISOString(),
     };
     const next: Review = { ...r, decisions: [...r.decisions, d] };
     const final = decision === 'deny' ? this.#closed(next, 'denied') : next.decisions.length >= next.approvals ? this.#closed(next, 'approved') : next;
@@ -472,7 +473,7 @@ export class ReviewRegistry {
     return this.#serial(id, async () => {
       const r = this.#reviews.get(id);
       if (r?.state !== 'pending') return undefined;
-      const d: ReviewDecision = { subject: `service:${name}`, issuer: 'hoop', decision, reason, at: new Date().toISOString() };
+      const d: ReviewDecision = { subject: `service:${name}`, issuer: 'hoop', decision, reason, at: new Date(realClock.now()).toISOString() };
       const next: Review = { ...r, decisions: [...r.decisions, d] };
       const final = decision === 'deny' ? this.#closed(next, 'denied') : next.decisions.length >= next.approvals ? this.#closed(next, 'approved') : next;
       if (!(await this.#commit(final))) return undefined;
@@ -487,7 +488,7 @@ export class ReviewRegistry {
    */
   requestAccess(input: { requester: Identity; connection: string; rule: string; mode: 'read-only' | 'read-write'; seconds: number; reason: string; run?: string }, settings: ReviewSettings): Review {
     const { requester } = input;
-    const now = Date.now();
+    const now = realClock.now();
     const id = `rv-${randomBytes(8).toString('hex')}`;
     const what = `${input.mode} access to ${input.connection} for ${input.seconds} s`;
     const review: Review = {
@@ -523,7 +524,7 @@ export class ReviewRegistry {
   }
 
   /** The temporary access `who` holds now: their approved access requests whose grant has not ended. */
-  grantsOf(who: { issuer: string; subject: string }, now = Date.now()): TemporaryAccess[] {
+  grantsOf(who: { issuer: string; subject: string }, now = realClock.now()): TemporaryAccess[] {
     const out: TemporaryAccess[] = [];
     for (const r of this.#reviews.values()) {
       if (r.kind !== 'access' || r.state !== 'approved' || !r.access?.until || r.rule === undefined) continue;
@@ -583,7 +584,7 @@ export class ReviewRegistry {
 
   /** `r` closed as `state` now; an approved access request becomes a grant from now on, for the time it asked. */
   #closed(r: Review, state: ReviewState, because?: string): Review {
-    const now = Date.now();
+    const now = realClock.now();
     const access = r.access && state === 'approved' ? { ...r.access, until: new Date(now + r.access.seconds * 1000).toISOString() } : r.access;
     // A detached approval whose session is still here runs in it: it is used.
     const live = this.#live.get(r.id);
@@ -662,7 +663,7 @@ export class ReviewRegistry {
    * known, the statement does not run and the review is expired in the store once it answers.
    */
   async #claimed(r: Review, version: number): Promise<ReviewOutcome> {
-    const ranAt = new Date().toISOString();
+    const ranAt = new Date(realClock.now()).toISOString();
     const saved = await this.#store.save({ ...r, ranAt }, version + 1).catch(() => undefined);
     if (saved) return outcomeOf(r);
     const now = await this.#store.get(r.id).catch(() => undefined);
@@ -706,7 +707,7 @@ export class ReviewRegistry {
   #keep(r: Review): void {
     this.#reviews.set(r.id, r);
     if (this.#reviews.size <= MAX_KEPT) return;
-    const now = Date.now();
+    const now = realClock.now();
     for (const [id, old] of this.#reviews) {
       const holds =
         old.state === 'pending' || (old.state === 'approved' && ((old.access?.until !== undefined && Date.parse(old.access.until) > now) || (old.detached === true && old.usedBy === undefined)));
@@ -780,7 +781,7 @@ export function reviewAuditFields(event: 'requested' | 'decided', review: Review
  * (`pending`, with the statement and who may decide), then how it ended and by whom.
  */
 export function reviewRecordingEvent(r: Review): RecordingEvent {
-  const common = { t: 'review', at: Date.now(), id: r.id, state: r.state, ...(r.usedBy !== undefined ? { usedBy: r.usedBy } : {}) };
+  const common = { t: 'review', at: realClock.now(), id: r.id, state: r.state, ...(r.usedBy !== undefined ? { usedBy: r.usedBy } : {}) };
   if (r.state === 'pending') {
     return {
       ...common,

@@ -24,6 +24,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
  */
+import { realClock } from '../../clock.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RecordFile } from '../store/record-file.js';
@@ -123,7 +124,7 @@ export function isControlToken(token: string | undefined): boolean {
 }
 
 /** Whether `run` is open at `now` (ms): not ended, in its time, heard from lately. */
-export function runOpen(run: RunRecord, now = Date.now()): boolean {
+export function runOpen(run: RunRecord, now = realClock.now()): boolean {
   return run.endedAt === undefined && overdue(run, now) === undefined;
 }
 
@@ -234,7 +235,7 @@ export class RunRegistry {
         },
       );
     }
-    const now = Date.now();
+    const now = realClock.now();
     const token = secret(RUN_TOKEN);
     const controlToken = secret(CONTROL_TOKEN);
     const run: RunRecord = {
@@ -277,7 +278,7 @@ export class RunRegistry {
     const run = await this.#store.find('run', sha256(token));
     if (!run) throw new TokenRejectedError('unknown-run', 'the gateway issued no such run credential');
     if (!runOpen(run)) {
-      const why = run.endReason ?? overdue(run, Date.now());
+      const why = run.endReason ?? overdue(run, realClock.now());
       throw new TokenRejectedError('run-ended', `run ${run.id} has ended${why ? ` (${describeEnd(why)})` : ''}; its credential is no longer accepted`);
     }
     return runIdentity(run);
@@ -297,7 +298,7 @@ export class RunRegistry {
     }
     const fresh = identity ? { owner: ownerOf(identity), expiresAt: identity.expiresAt.toISOString() } : undefined;
     // A run past a deadline that no sweep has ended yet is ended here, for its reason; so is one whose person's credential is refused.
-    const late = overdue(run, Date.now()) ?? (person && 'refused' in person && run.endedAt === undefined ? 'person-refused' : undefined);
+    const late = overdue(run, realClock.now()) ?? (person && 'refused' in person && run.endedAt === undefined ? 'person-refused' : undefined);
     if (late) {
       const ended = await this.#store.end(id, late);
       if (ended) this.#endedHere(ended);
@@ -378,7 +379,7 @@ export class RunRegistry {
       for (const id of [...this.#watchers.keys()]) {
         const run = await this.#store.get(id);
         if (!run) this.#ended(id);
-        else if (!runOpen(run)) this.#ended(id, run.endReason ?? overdue(run, Date.now()));
+        else if (!runOpen(run)) this.#ended(id, run.endReason ?? overdue(run, realClock.now()));
       }
     } catch (err) {
       this.#log.warn('run.sweep-failed', { error: describeError(err) });
@@ -457,7 +458,7 @@ export class FileRunStore implements RunStore {
    */
   static async open(dataDir: string, log: Logger): Promise<FileRunStore> {
     const store = new FileRunStore(dataDir, log);
-    const cutoff = Date.now() - 86_400_000;
+    const cutoff = realClock.now() - 86_400_000;
     for (const run of await store.#file.read()) {
       if (run.endedAt !== undefined && Date.parse(run.endedAt) < cutoff) continue; // a day after it ended, a run is forgotten
       store.#keep(run);
@@ -506,7 +507,7 @@ export class FileRunStore implements RunStore {
     return this.#change(() => {
       const run = this.#runs.get(id);
       if (!run || !runOpen(run)) return undefined;
-      return { ...run, heartbeatAt: new Date().toISOString(), ...(fresh ? { owner: narrowedOwner(run.owner, fresh.owner), ownerExpiresAt: fresh.expiresAt } : {}) };
+      return { ...run, heartbeatAt: new Date(realClock.now()).toISOString(), ...(fresh ? { owner: narrowedOwner(run.owner, fresh.owner), ownerExpiresAt: fresh.expiresAt } : {}) };
     });
   }
 
@@ -514,12 +515,12 @@ export class FileRunStore implements RunStore {
     return this.#change(() => {
       const run = this.#runs.get(id);
       if (!run || run.endedAt !== undefined) return undefined;
-      return { ...run, endedAt: new Date().toISOString(), endReason: reason };
+      return { ...run, endedAt: new Date(realClock.now()).toISOString(), endReason: reason };
     });
   }
 
   async sweep(): Promise<RunRecord[]> {
-    const now = Date.now();
+    const now = realClock.now();
     const ended: RunRecord[] = [];
     for (const run of [...this.#runs.values()]) {
       const why = overdue(run, now);

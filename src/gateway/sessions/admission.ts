@@ -207,7 +207,7 @@ export class SessionAdmission {
 
   async #admit(name: string, remoteAddress: string, identified: Promise<Identity>, asked: Asked, answer: SessionAnswer): Promise<void> {
     const refuse = (err: unknown): void => refuseTunnel(this.parts, err, { connection: name, remote: remoteAddress }, answer.refuse);
-    const started = Date.now();
+    const started = realClock.now();
     let authorized: Authorized;
     try {
       authorized = await this.#authorize(await identified, name, asked);

@@ -5,6 +5,7 @@
  * {@link SessionObserver} (./session-events.ts: the log, the audit stream, the index, the
  * recording, first use). The index's line for the session is read from it alone.
  */
+import { realClock } from '../../clock.js';
 import type { ConnectionConfig } from '../../config/connection.js';
 import type { Identity } from '../../identity.js';
 import type { Principal } from '../../policy/principal.js';
@@ -209,7 +210,7 @@ export class LiveSession implements SessionReport {
       ...this.origin,
       ...(this.signedInAs ? { role: this.signedInAs.role, database: this.signedInAs.database } : {}),
       startedAt: new Date(this.started).toISOString(),
-      ...(end ? { endedAt: new Date().toISOString() } : {}),
+      ...(end ? { endedAt: new Date(realClock.now()).toISOString() } : {}),
       reason: end?.reason ?? 'running',
       statements: this.counts.statements,
       refused: this.counts.refused,

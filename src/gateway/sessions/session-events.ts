@@ -6,6 +6,7 @@
  * the upstream's cancel key, then indexed) and an agent's first use of a connection. Admission
  * (./admission.ts) and the engines write none of these themselves.
  */
+import { realClock } from '../../clock.js';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { GatewayEvents } from '../audit/events.js';
@@ -35,7 +36,7 @@ export function logObserver(log: Logger): SessionObserver {
         ...(outcome.detail ? { detail: outcome.detail } : {}),
         bytesFromClient: outcome.bytesFromClient,
         bytesToClient: outcome.bytesToClient,
-        durationMs: Date.now() - s.started,
+        durationMs: realClock.now() - s.started,
       }),
   };
 }
@@ -78,7 +79,7 @@ export function auditObserver(audit: GatewayEvents): SessionObserver {
         bytesFromClient: outcome.bytesFromClient,
         bytesToClient: outcome.bytesToClient,
         ...(s.bytesTold !== undefined ? { bytesTold: s.bytesTold } : {}),
-        durationMs: Date.now() - s.started,
+        durationMs: realClock.now() - s.started,
       }),
   };
 }
@@ -120,7 +121,7 @@ export function recordingObserver(log: Logger): SessionObserver {
       if (!s.recording) return;
       s.recording.event({
         t: 'end',
-        at: Date.now(),
+        at: realClock.now(),
         reason: outcome.reason,
         ...(outcome.detail ? { detail: outcome.detail } : {}),
         bytesFromClient: outcome.bytesFromClient,

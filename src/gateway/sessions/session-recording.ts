@@ -4,6 +4,7 @@
  * what the engine records into it, the client's claims about why (`context` control messages,
  * bounded), and what a failure to write does to the session.
  */
+import { realClock } from '../../clock.js';
 import type { SessionChannel } from '../../session/engine.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
@@ -139,7 +140,7 @@ function recordContext(
     budget -= Object.values(fields).reduce((n: number, v: string) => n + v.length, 0);
     if (budget > 0 && !recording.behind) return true;
     budget = 0;
-    recording.event({ t: 'context-dropped', at: Date.now() });
+    recording.event({ t: 'context-dropped', at: realClock.now() });
     return false;
   };
   channel.on('control', (m: ControlMessage) => {
@@ -148,12 +149,12 @@ function recordContext(
       const refusal = clientRefusal(m.fields);
       // A client's word counts for a few refusals a session, not for a flood of the audit stream and the alerts.
       if (!refusal || !spend(refusal) || ++reported > MAX_CLIENT_REFUSALS) return;
-      recording.event({ t: 'client-refusal', at: Date.now(), ...refusal });
+      recording.event({ t: 'client-refusal', at: realClock.now(), ...refusal });
       on.refusal(refusal);
     } else if (m.type === 'context') {
       const fields = clientContext(m.fields);
       if (!fields || !spend(fields)) return;
-      recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
+      recording.event({ t: 'context', at: realClock.now(), ...fields }); // fields never hold t or at (clientContext)
       on.context(fields);
     }
   });

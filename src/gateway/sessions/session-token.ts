@@ -11,6 +11,7 @@
  * @see docs/internals.md (§3: a token that expires inside a long tunnel is refreshed)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 (invalid_token)
  */
+import { realClock } from '../../clock.js';
 import type { LogFields, Logger } from '../../log.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import { SessionEnd, type TunnelSession } from '../../session/engine.js';
@@ -75,7 +76,7 @@ class TokenWatch implements SessionTokenWatch {
 
   constructor(o: SessionTokenOptions) {
     this.#o = o;
-    this.#clock = o.clock ?? Date.now;
+    this.#clock = o.clock ?? realClock.now;
     this.#deadline = o.session.identity.expiresAt.getTime() + o.toleranceSeconds(o.session.identity) * 1000;
     o.session.channel.on('control', this.#onControl);
     this.#arm();

@@ -11,6 +11,7 @@
  * @see docs/internals.md (§5, §3)
  * @see https://www.rfc-editor.org/rfc/rfc8410 (Ed25519 public keys in SubjectPublicKeyInfo)
  */
+import { realClock } from '../../clock.js';
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -278,7 +279,7 @@ export class FileGatewayStore implements GatewayStore {
   async registerDevice(owner: DeviceOwner, device: NewDevice): Promise<{ device: Device; created: boolean }> {
     this.#check();
     return this.#serialized(async () => {
-      const now = Date.now();
+      const now = realClock.now();
       const mine = this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject && live(d, now));
       const existing = mine.find((d) => d.fingerprint === device.fingerprint);
       if (existing) return { device: { ...existing }, created: false };
@@ -304,7 +305,7 @@ export class FileGatewayStore implements GatewayStore {
 
   async listDevices(owner: DeviceOwner): Promise<Device[]> {
     this.#check();
-    const now = Date.now();
+    const now = realClock.now();
     return this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject && live(d, now)).map((d) => ({ ...d }));
   }
 

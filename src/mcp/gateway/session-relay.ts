@@ -7,6 +7,7 @@
  *
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/lifecycle
  */
+import { realClock } from '../../clock.js';
 import type { McpConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError, hoopSays } from '../../errors.js';
@@ -79,7 +80,7 @@ export class McpSessionRelay {
       (err: unknown) => {
         const why = describeError(err);
         log.warn('mcp.upstream-failed', { session: this.#session.id, connection: connection.name, error: why });
-        this.#session.recording?.stream.event({ t: 'mcp-upstream-failed', at: Date.now(), message: why });
+        this.#session.recording?.stream.event({ t: 'mcp-upstream-failed', at: realClock.now(), message: why });
         this.#relay.failedToOpen();
         this.#relay.failInFlight(`hoop: the MCP server of "${connection.name}" could not be reached: ${why}`);
         this.#end('upstream-unavailable', why);
@@ -90,7 +91,7 @@ export class McpSessionRelay {
   /** The gateway ends the session (its token, its run, a shutdown): what is in flight fails, the agent is told why, then it ends. */
   #aborted(): void {
     const e = sessionEndOf(this.#session.signal);
-    this.#session.recording?.stream.event({ t: 'mcp-end', at: Date.now(), reason: e.reason, message: e.message });
+    this.#session.recording?.stream.event({ t: 'mcp-end', at: realClock.now(), reason: e.reason, message: e.message });
     this.#relay.failInFlight(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     this.#relay.notice(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     this.#session.channel.sendControl({ type: 'close', reason: e.reason, message: e.message, ...(e.hint ? { hint: e.hint } : {}) });

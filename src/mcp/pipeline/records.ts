@@ -6,6 +6,7 @@
  * `{ d: "c" | "s", m: <the message> }` (`c`: from the agent, `s`: to it); a line that is not JSON
  * is kept as `text`.
  */
+import { realClock } from '../../clock.js';
 import type { EventSink } from '../../recording/event-line.js';
 import type { RecordEncoder, RecordingStream } from '../../recording/thread.js';
 import { MAX_DEPTH, nestedPast } from '../wire/json-rpc.js';
@@ -18,7 +19,7 @@ export const MCP_TO_AGENT = 3;
 /** Stages one line of `direction` (a string, so that a message is copied once, by the recording). */
 export function recordLine(stream: RecordingStream, kind: typeof MCP_FROM_AGENT | typeof MCP_TO_AGENT, line: string): void {
   const bytes = Buffer.from(line, 'utf8');
-  stream.record(kind, Date.now(), bytes, 0, bytes.length && bytes[bytes.length - 1] === 0x0a ? bytes.length - 1 : bytes.length);
+  stream.record(kind, realClock.now(), bytes, 0, bytes.length && bytes[bytes.length - 1] === 0x0a ? bytes.length - 1 : bytes.length);
 }
 
 /** The reader's side: turns the records into `mcp` events. */

@@ -19,6 +19,7 @@
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/lifecycle
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/utilities/cancellation
  */
+import { realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import type { McpConnection } from '../../config/connection.js';
 import { describeError } from '../../errors.js';
@@ -93,11 +94,11 @@ export interface RelayOwner {
 /** Progress notifications allowed now: a bucket of {@link PROGRESS_PER_SECOND} a second. */
 class Rate {
   #tokens = 2 * PROGRESS_PER_SECOND;
-  #at = Date.now();
+  #at = realClock.now();
   dropped = 0;
 
   take(): boolean {
-    const now = Date.now();
+    const now = realClock.now();
     this.#tokens = Math.min(2 * PROGRESS_PER_SECOND, this.#tokens + ((now - this.#at) / 1000) * PROGRESS_PER_SECOND);
     this.#at = now;
     if (this.#tokens < 1) {
@@ -301,7 +302,7 @@ export class McpRelay {
       const mcp = this.#session.lane?.mcp;
       if (!mcp?.serverMay(m.method) || this.#serverAsks.size >= MAX_SERVER_ASKS) {
         // Recorded, not counted as the agent's refusal (nor told to alerts): the server asked, not the agent.
-        this.#session.recording?.stream.event({ t: 'mcp-server-request-refused', at: Date.now(), method: m.method });
+        this.#session.recording?.stream.event({ t: 'mcp-server-request-refused', at: realClock.now(), method: m.method });
         const code = Object.hasOwn(SERVER_METHODS, m.method) ? RpcError.refused : RpcError.methodNotFound;
         return this.#answerServer(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
       }

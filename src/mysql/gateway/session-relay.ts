@@ -12,6 +12,7 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
+import { realClock } from '../../clock.js';
 import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
@@ -186,7 +187,7 @@ export class MysqlSessionRelay {
       attributes: { ...passed, hoop_session: id },
     });
     if (this.#judge.governs) await this.#judge.govern(client, agreed);
-    this.#session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
+    this.#session.recording?.stream.event({ t: 'sign-in', at: realClock.now(), role: connection.user, database: connection.database });
     this.#session.report?.signedIn({ role: connection.user, database: connection.database });
     return client.release();
   }

@@ -6,6 +6,7 @@
  * client command only once the answer before it has ended, so the record reads in turn however the
  * client pipelines.
  */
+import { realClock } from '../../clock.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import type { AgreedCapabilities } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
@@ -37,7 +38,7 @@ export class MysqlPacketRecorder {
     const caps = Buffer.alloc(mariadbCapabilities ? 8 : 4);
     caps.writeUInt32LE(capabilities >>> 0);
     if (mariadbCapabilities) caps.writeUInt32LE(mariadbCapabilities >>> 0, 4);
-    stream.record(CAPABILITIES, Date.now(), caps, 0, caps.length);
+    stream.record(CAPABILITIES, realClock.now(), caps, 0, caps.length);
   }
 
   /**
@@ -49,7 +50,7 @@ export class MysqlPacketRecorder {
     if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1));
     const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', this.#redact) : undefined;
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
-    this.#stream.record(CLIENT_PACKET, Date.now(), recorded, 0, recorded.length);
+    this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;
   }
 
@@ -67,11 +68,11 @@ export class MysqlPacketRecorder {
       if (this.#rowsNotRecorded > 0) {
         const count = Buffer.alloc(4);
         count.writeUInt32LE(this.#rowsNotRecorded);
-        this.#stream.record(ROWS_NOT_RECORDED, Date.now(), count, 0, 4);
+        this.#stream.record(ROWS_NOT_RECORDED, realClock.now(), count, 0, 4);
         this.#rowsNotRecorded = 0;
       }
     }
-    this.#stream.record(SERVER_PACKET, Date.now(), payload, 0, payload.length);
+    this.#stream.record(SERVER_PACKET, realClock.now(), payload, 0, payload.length);
   }
 }
 

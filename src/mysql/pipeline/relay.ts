@@ -16,6 +16,7 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
  */
+import { realClock } from '../../clock.js';
 import type { Duplex } from 'node:stream';
 import { describeError, hoopSays } from '../../errors.js';
 import type { CloseReason, PendingReview, ReviewAsk, TunnelSession } from '../../session/engine.js';
@@ -339,7 +340,7 @@ export class MysqlRelay {
 
   /** Answers command `p` with an ERR saying why hoop did not relay it (recorded and reported as the refusal it is). */
   #refuse(p: MySqlPacket, refusal: { rule: string; reason: string }, action: 'deny' | 'review'): void {
-    this.#session.recording?.stream.event({ t: 'decision', at: Date.now(), action, rule: refusal.rule, reason: refusal.reason });
+    this.#session.recording?.stream.event({ t: 'decision', at: realClock.now(), action, rule: refusal.rule, reason: refusal.reason });
     this.#session.report?.refused({ action, rule: refusal.rule, reason: refusal.reason, message: '' });
     const err = errPacket({ ...REFUSED, message: hoopSays(refusal.reason) });
     this.#recorder?.server(ERR, err);
@@ -353,7 +354,7 @@ export class MysqlRelay {
    */
   #hold(p: MySqlPacket, ask: ReviewAsk): void {
     const { channel, recording } = this.#session;
-    recording?.stream.event({ t: 'decision', at: Date.now(), action: 'review', rule: ask.rule ?? 'policy', reason: ask.reason });
+    recording?.stream.event({ t: 'decision', at: realClock.now(), action: 'review', rule: ask.rule ?? 'policy', reason: ask.reason });
     const pending = this.#session.reviews!.request(ask);
     this.#held = { pending };
     const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };

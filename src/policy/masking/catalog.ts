@@ -17,6 +17,7 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  * @see https://www.postgresql.org/docs/current/functions-info.html (pg_get_viewdef)
  */
+import { realClock } from '../../clock.js';
 import type { ColumnOrigin } from './rules.js';
 import { analyzeSql, type ColumnLineage } from '../sql/analyze.js';
 import { asRowSource, segmentLineage } from '../sql/analyze/lineage.js';
@@ -254,7 +255,7 @@ export class PgCatalogResolver implements CatalogResolver {
   ) {
     this.ttlMs = options.ttlMs ?? 60_000;
     this.maxRelations = options.maxRelations ?? 1024;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? realClock.now;
     this.describe = options.describe;
     this.sessionPid = options.sessionPid ?? (() => undefined);
   }

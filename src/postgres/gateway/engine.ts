@@ -8,6 +8,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
+import { realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import { CATALOG_IDLE_MS, CatalogsByConnection, type RelationReads, SETTLE_MS } from './relation-reads.js';
 import { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
@@ -168,7 +169,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     if ('done' in connected) return connected.done;
     const { upstream, password, poolKey: pooled } = connected;
     // Who the session is at the server, when it picked other than the connection's own role and database (the recording's reader sees the privileges it ran with).
-    if (connection !== session.connection) session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
+    if (connection !== session.connection) session.recording?.stream.event({ t: 'sign-in', at: realClock.now(), role: connection.user, database: connection.database });
     session.report?.signedIn({ role: connection.user, database: connection.database });
 
     const end = ended();
@@ -308,7 +309,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         ...(session.direct ? { direct: true } : {}),
         cancel: async () => {
           // Part of this session's story: the client asked (its Ctrl-C), whatever it then stopped.
-          session.recording?.stream.event({ t: 'cancel', at: Date.now() });
+          session.recording?.stream.event({ t: 'cancel', at: realClock.now() });
           // As PostgreSQL cancels the running statement: here the one held for review, and whatever runs before it.
           if (relayed.gate?.withdraw('cancel') && relayed.idle?.()) return;
           await cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, backendKey);

@@ -34,6 +34,7 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
+import { realClock } from '../../clock.js';
 import type { SessionJudge } from '../../session/engine.js';
 import type { RoundTripConnection } from '../wire/client.js';
 import { type CatalogConnection, textArrayParam } from '../pipeline/masking/catalog-connection.js';
@@ -139,7 +140,7 @@ export class RelationReads {
   #changedAt = Number.NEGATIVE_INFINITY;
 
   /** `catalog`: the connection's catalog connection of the gateway's own, with its credentials; `settleMs`: how long names read anything after a change ({@link SETTLE_MS} unless told). */
-  constructor(catalog: CatalogConnection, now: () => number = Date.now, settleMs = SETTLE_MS) {
+  constructor(catalog: CatalogConnection, now: () => number = realClock.now, settleMs = SETTLE_MS) {
     this.#catalog = catalog;
     this.#now = now;
     this.#settleMs = settleMs;
@@ -264,7 +265,7 @@ export class CatalogsByConnection {
     let entry = this.#by.get(key);
     if (!entry) {
       const catalog = this.make(open);
-      entry = { catalog, reads: new RelationReads(catalog, Date.now, this.settleMs) };
+      entry = { catalog, reads: new RelationReads(catalog, realClock.now, this.settleMs) };
       this.#by.set(key, entry);
       // Connections changed by policy reloads leave theirs behind: the oldest go.
       if (this.#by.size > 64) {

@@ -11,6 +11,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLNEGOTIATION
  */
+import { realClock } from '../../clock.js';
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { ErrorCode, HoopError } from '../../errors.js';
@@ -55,7 +56,7 @@ export class HandshakeStream {
   constructor(stream: Duplex, timeoutMs: number, tls?: SecureContext) {
     this.#stream = stream;
     this.#tls = tls;
-    this.#deadline = Date.now() + timeoutMs;
+    this.#deadline = realClock.now() + timeoutMs;
     this.#listen(stream);
   }
 
@@ -98,7 +99,7 @@ export class HandshakeStream {
 
   async #waitForData(): Promise<void> {
     if (this.#failure) throw this.#failure;
-    const remaining = this.#deadline - Date.now();
+    const remaining = this.#deadline - realClock.now();
     if (remaining <= 0) throw new HoopError(ErrorCode.TIMEOUT, 'the client did not finish the startup phase in time');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, remaining);

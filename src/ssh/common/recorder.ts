@@ -10,6 +10,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-5.2 (channel data, extended data)
  */
+import { realClock } from '../../clock.js';
 import { isUtf8 } from 'node:buffer';
 import type { EventSink } from '../../recording/event-line.js';
 import type { RecordEncoder, RecordingStream } from '../../recording/thread.js';
@@ -44,7 +45,7 @@ export class SshDataRecorder {
     if (kept.bytes >= SSH_RECORD_BYTES) return false;
     const n = Math.min(chunk.length, SSH_RECORD_BYTES - kept.bytes);
     kept.bytes += n;
-    const at = Date.now();
+    const at = realClock.now();
     const key = channel * 4 + stream;
     if (key !== this.#current) {
       this.#current = key;
@@ -98,7 +99,7 @@ export class SshRecorder {
 
   flush(): void {
     for (const [key, tail] of this.#tails) {
-      this.#sink.append({ t: 'ssh-data', at: Date.now(), ch: Math.floor(key / 4), s: STREAM_NAMES[key % 4] ?? 'o', data64: tail.toString('base64') });
+      this.#sink.append({ t: 'ssh-data', at: realClock.now(), ch: Math.floor(key / 4), s: STREAM_NAMES[key % 4] ?? 'o', data64: tail.toString('base64') });
     }
     this.#tails.clear();
   }

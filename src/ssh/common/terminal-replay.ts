@@ -4,6 +4,7 @@
  * times. `hoop sessions replay` writes them to the terminal with their timing; `hoop sessions
  * export --format asciicast` writes them as an asciicast file (../../recording/asciicast.ts).
  */
+import { realClock } from '../../clock.js';
 import { type CastFrame, type CastVersion, castLines } from '../../recording/asciicast.js';
 import type { RecordingEvent } from '../../recording/event-line.js';
 
@@ -140,9 +141,9 @@ export async function playTerminal(frames: readonly TerminalFrame[], o: PlayOpti
             help = false;
             o.stdout.write(`\r\n[hoop replay: paused · ${TERMINAL_PLAYER_KEYS}]\r\n`);
           }
-          const started = Date.now();
+          const started = realClock.now();
           await wait(paused ? 60_000 : left);
-          if (!paused) left -= Date.now() - started;
+          if (!paused) left -= realClock.now() - started;
         }
       }
       if (quit || o.signal?.aborted) break;

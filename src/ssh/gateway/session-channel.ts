@@ -6,6 +6,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-6
  */
+import { realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import type { Client as SshClient, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { SshConnection } from '../../config/connection.js';
@@ -72,7 +73,7 @@ class SessionChannel implements OpenChannel {
     s.on('exec', (accept, _reject, { command }) => this.#run({ kind: 'exec', command }, accept()));
     s.on('subsystem', (accept, _reject, { name }) => {
       if (name === 'sftp') return this.#run({ kind: 'sftp' }, accept());
-      this.#rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: `subsystem ${name}` });
+      this.#rec?.event({ t: 'ssh-refused', at: realClock.now(), ch: n, what: `subsystem ${name}` });
       this.#answer(accept(), `subsystem "${name}"`, subsystemRefusal(name));
     });
   }
@@ -83,25 +84,25 @@ class SessionChannel implements OpenChannel {
     const ch = this.#n;
     s.on('pty', (accept, _reject, info) => {
       this.#pty = info;
-      rec?.event({ t: 'ssh-pty', at: Date.now(), ch, term: info.term, cols: info.cols, rows: info.rows });
+      rec?.event({ t: 'ssh-pty', at: realClock.now(), ch, term: info.term, cols: info.cols, rows: info.rows });
       accept?.();
     });
     s.on('window-change', (accept, _reject, info) => {
       if (this.#pty) this.#pty = { ...this.#pty, cols: info.cols, rows: info.rows, width: info.width, height: info.height };
-      rec?.event({ t: 'ssh-resize', at: Date.now(), ch, cols: info.cols, rows: info.rows });
+      rec?.event({ t: 'ssh-resize', at: realClock.now(), ch, cols: info.cols, rows: info.rows });
       this.#running?.setWindow(info.rows, info.cols, info.height, info.width);
       accept?.();
     });
     s.on('env', (accept, reject, { key, val }) => {
       const ssh = this.#c.session.lane?.ssh;
       const allowed = ssh ? ssh.env(key) : /^(LANG|LC_\w+)$/.test(key);
-      rec?.event({ t: 'ssh-env', at: Date.now(), ch, name: key, allowed });
+      rec?.event({ t: 'ssh-env', at: realClock.now(), ch, name: key, allowed });
       if (!allowed) return reject?.();
       this.#env[key] = val;
       accept?.();
     });
     s.on('signal', (accept, reject, { name }) => {
-      rec?.event({ t: 'ssh-signal', at: Date.now(), ch, signal: name });
+      rec?.event({ t: 'ssh-signal', at: realClock.now(), ch, signal: name });
       try {
         this.#running?.signal(name);
       } catch {
@@ -114,7 +115,7 @@ class SessionChannel implements OpenChannel {
       ['x11', 'x11-forwarding'],
     ] as const) {
       s.on(event, (_accept: unknown, reject?: () => void) => {
-        rec?.event({ t: 'ssh-refused', at: Date.now(), ch, what });
+        rec?.event({ t: 'ssh-refused', at: realClock.now(), ch, what });
         reject?.();
       });
     }
@@ -176,7 +177,7 @@ class SessionChannel implements OpenChannel {
     if (this.#answered || this.#running || !this.#down) return;
     this.#answered = true;
     const said = hoopSays(message);
-    this.#rec?.event({ t: 'ssh-exit', at: Date.now(), ch: this.#n, status: REFUSED_EXIT_STATUS, ...(refused ? { refused: true } : {}), message: said });
+    this.#rec?.event({ t: 'ssh-exit', at: realClock.now(), ch: this.#n, status: REFUSED_EXIT_STATUS, ...(refused ? { refused: true } : {}), message: said });
     endChannel(this.#down, REFUSED_EXIT_STATUS, `${said}\r\n`, this.#c.fail);
   }
 
@@ -189,7 +190,7 @@ class SessionChannel implements OpenChannel {
       : (session.lane?.ssh?.decide(request.kind === 'exec' && this.#pty ? { ...request, terminal: true } : request, loginShell) ?? { action: 'allow', reason: 'no ssh policy' });
     this.#rec?.event({
       t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
-      at: Date.now(),
+      at: realClock.now(),
       ch: this.#n,
       ...(request.kind === 'exec' ? { command: request.command } : {}),
       ...(this.#pty ? { pty: true } : {}),
@@ -325,7 +326,7 @@ function relayRunning(session: TunnelSession<SshConnection>, n: number, kind: 's
   const sftp =
     kind === 'sftp'
       ? new SftpStage(session.lane?.ssh?.sftp === 'read-only', (e) => {
-          rec?.stream.event({ at: Date.now(), ch: n, ...e, t: 'ssh-sftp' });
+          rec?.stream.event({ at: realClock.now(), ch: n, ...e, t: 'ssh-sftp' });
           if (e.failed === undefined && e.op !== 'close') session.report?.ran();
           if (e.refused) session.report?.refused({ action: 'deny', rule: 'hoop:sftp-read-only', reason: `sftp ${e.op} of a read-only session`, message: '' });
         })
@@ -339,7 +340,7 @@ function relayRunning(session: TunnelSession<SshConnection>, n: number, kind: 's
         if (data && (stream !== 'in' || recordInput)) data.data(n, SshStream[stream], kept[stream], chunk);
         return rec?.stream.behind;
       },
-      exited: (exit, bytes) => rec?.stream.event({ t: 'ssh-exit', at: Date.now(), ch: n, ...(exit ?? {}), bytes, ...(sftp ? { sftp: sftp.summary() } : {}) }),
+      exited: (exit, bytes) => rec?.stream.event({ t: 'ssh-exit', at: realClock.now(), ch: n, ...(exit ?? {}), bytes, ...(sftp ? { sftp: sftp.summary() } : {}) }),
     },
     fail,
   );

@@ -6,6 +6,7 @@
  * forwarded ({@link #forward}); the session ends once ({@link #end}) and is told how
  * ({@link #finish}).
  */
+import { realClock } from '../../clock.js';
 import type { AuthContext, Client as SshClient, ClientChannel, Connection, TcpipRequestInfo } from 'ssh2';
 import ssh2 from '../common/ssh2-vendor.js';
 import type { SshConnection } from '../../config/connection.js';
@@ -115,7 +116,7 @@ export class SshSessionRelay {
   #signedIn(c: Connection): void {
     const { connection } = this.#session;
     clearTimeout(this.#signIn);
-    this.#session.recording?.stream.event({ t: 'ssh-signed-in', at: Date.now(), user: connection.user, target: `${connection.host}:${connection.port}` });
+    this.#session.recording?.stream.event({ t: 'ssh-signed-in', at: realClock.now(), user: connection.user, target: `${connection.host}:${connection.port}` });
     this.#upstream = this.#openUpstream();
     const loginShell = this.#loginShell(this.#upstream);
     const context = { session: this.#session, upstream: () => this.#upstream!, loginShell: () => loginShell, fail: this.#fail, open: this.#open };
@@ -123,7 +124,7 @@ export class SshSessionRelay {
     c.on('tcpip', (accept, reject, info) => this.#forward(accept, reject, info));
     // Remote forwarding (`ssh -R`) and streamlocal forwarding: refused.
     c.on('request', (_accept, reject, name) => {
-      this.#session.recording?.stream.event({ t: 'ssh-refused', at: Date.now(), what: name });
+      this.#session.recording?.stream.event({ t: 'ssh-refused', at: realClock.now(), what: name });
       reject?.();
     });
   }
@@ -147,14 +148,14 @@ export class SshSessionRelay {
   async #loginShell(upstream: Promise<SshClient>): Promise<string | undefined> {
     const { connection } = this.#session;
     const shell = connection.shell ?? (await upstream.then((u) => loginShellOf(u, this.#o.upstreamTimeoutMs ?? 15_000)).catch(() => undefined));
-    this.#session.recording?.stream.event({ t: 'ssh-login-shell', at: Date.now(), shell: shell ?? null, from: connection.shell !== undefined ? 'connection' : 'target' });
+    this.#session.recording?.stream.event({ t: 'ssh-login-shell', at: realClock.now(), shell: shell ?? null, from: connection.shell !== undefined ? 'connection' : 'target' });
     return shell;
   }
 
   #upstreamFailed(err: unknown): void {
     const e = err instanceof UpstreamSshError ? err : new UpstreamSshError('upstream-unavailable', describeError(err));
     this.#session.log.warn('ssh.upstream-failed', { ...this.#who, reason: e.reason, message: e.message });
-    this.#session.recording?.stream.event({ t: 'ssh-upstream-failed', at: Date.now(), reason: e.reason, message: e.message });
+    this.#session.recording?.stream.event({ t: 'ssh-upstream-failed', at: realClock.now(), reason: e.reason, message: e.message });
     this.#relayEnd.note(e.reason === 'host-key-mismatch' ? 'upstream-unavailable' : e.reason, e.message);
     // The client's channels say why (those open, or the next it opens: a client that ends SSH
     // locally asks for its command a moment after signing in); then the connection ends.
@@ -179,7 +180,7 @@ export class SshSessionRelay {
   #tellAndEnd(why: CloseReason, message: string): void {
     this.#relayEnd.begin(why, message);
     for (const ch of this.#open) ch.tell(message);
-    this.#session.recording?.stream.event({ t: 'ssh-end', at: Date.now(), reason: why, message });
+    this.#session.recording?.stream.event({ t: 'ssh-end', at: realClock.now(), reason: why, message });
     setTimeout(() => this.#end(why, message), this.#open.size > 0 ? 100 : 0).unref();
   }
 
@@ -190,7 +191,7 @@ export class SshSessionRelay {
     const target = `${info.destIP}:${info.destPort}`;
     const ssh = session.lane?.ssh;
     const allowed = ssh ? ssh.forward(info.destIP, info.destPort) : false;
-    session.recording?.stream.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed });
+    session.recording?.stream.event({ t: 'ssh-forward', at: realClock.now(), ch: n, target, allowed });
     if (!allowed) {
       session.log.info('ssh.refused', { ...this.#who, what: 'forward', target });
       session.report?.refused({ action: 'deny', rule: 'hoop:ssh-forwarding', reason: `${target} is not in the policy's ssh.forwarding`, message: '' });
@@ -205,7 +206,7 @@ export class SshSessionRelay {
           info.destPort,
           safely(this.#fail, (err: Error | undefined, up: ClientChannel) => {
             if (err) {
-              session.recording?.stream.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
+              session.recording?.stream.event({ t: 'ssh-forward-failed', at: realClock.now(), ch: n, message: err.message });
               return rejectSaying(this.#client, reject, `the SSH server of "${session.connection.name}" did not open ${target}: ${openFailureOf(err)}`);
             }
             bridgeForward(guarded(up, this.#fail), guarded(accept(), this.#fail));

@@ -17,6 +17,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc4254 (connection protocol)
  */
+import { realClock } from '../../clock.js';
 import type { Socket } from 'node:net';
 import ssh2 from '../common/ssh2-vendor.js';
 import type { AuthContext, ClientChannel, Client as SshClient, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
@@ -102,7 +103,7 @@ class Decisions {
     const bound = kind && decision && at >= 0 ? this.#waiting.splice(at, 1)[0] : undefined;
     this.rec?.event({
       t: 'ssh-decision',
-      at: Date.now(),
+      at: realClock.now(),
       ...(bound ? { ch: bound.ch } : { unmatched: true }),
       kind: String(m.kind),
       ...(named ?? {}),
@@ -192,7 +193,7 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
                 info.destPort,
                 safely(fail, (err: Error | undefined, upstream: ClientChannel) => {
                   // As the client saw it: the gateway opened the forwarding, or refused it.
-                  rec?.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed: !err, ...(err ? { message: err.message } : {}) });
+                  rec?.event({ t: 'ssh-forward', at: realClock.now(), ch: n, target, allowed: !err, ...(err ? { message: err.message } : {}) });
                   if (err) return rejectSaying(c, reject, openFailureOf(err));
                   bridgeForward(guarded(upstream, fail), guarded(accept(), fail));
                 }),
@@ -205,7 +206,7 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
           if (name !== 'tcpip-forward' || !('bindAddr' in info)) return reject?.();
           withUp(
             ({ gateway: g, rec }) => {
-              rec?.event({ t: 'ssh-request', at: Date.now(), what: name, target: `${info.bindAddr}:${info.bindPort}` });
+              rec?.event({ t: 'ssh-request', at: realClock.now(), what: name, target: `${info.bindAddr}:${info.bindPort}` });
               g.forwardIn(info.bindAddr, info.bindPort, (err) => (err ? reject?.() : accept?.()));
             },
             () => reject?.(),
@@ -306,7 +307,7 @@ function sessionChannel(s: Session, n: number, withUp: (fn: (u: Upstream) => voi
         const command = request.kind === 'exec' ? request.command : undefined;
         rec?.event({
           t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
-          at: Date.now(),
+          at: realClock.now(),
           ch: n,
           ...(command !== undefined ? { command } : {}),
           ...(pty ? { pty: true } : {}),
@@ -341,7 +342,7 @@ function sessionChannel(s: Session, n: number, withUp: (fn: (u: Upstream) => voi
 
 /** Tells the client, as ssh would, that what it asked for could not start. */
 function startFailed(down: ServerChannel, n: number, rec: RecordingStream | undefined, message: string, fail: (err: unknown) => void): void {
-  rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: START_FAILED, message });
+  rec?.event({ t: 'ssh-exit', at: realClock.now(), ch: n, status: START_FAILED, message });
   endChannel(down, START_FAILED, `${hoopSays(message)}\r\n`, fail);
 }
 
@@ -349,7 +350,7 @@ function startFailed(down: ServerChannel, n: number, rec: RecordingStream | unde
 function bridge(up: ClientChannel, down: ServerChannel, n: number, kind: 'exec' | 'shell' | 'sftp', rec: RecordingStream | undefined, fail: (err: unknown) => void): void {
   const data = rec ? new SshDataRecorder(rec) : undefined;
   const kept = { out: { bytes: 0 }, err: { bytes: 0 }, in: { bytes: 0 } };
-  const sftp = kind === 'sftp' ? new SftpStage(false, (e) => rec?.event({ at: Date.now(), ch: n, ...e, t: 'ssh-sftp' })) : undefined;
+  const sftp = kind === 'sftp' ? new SftpStage(false, (e) => rec?.event({ at: realClock.now(), ch: n, ...e, t: 'ssh-sftp' })) : undefined;
   bridgeChannel(
     up,
     down,
@@ -360,7 +361,7 @@ function bridge(up: ClientChannel, down: ServerChannel, n: number, kind: 'exec' 
         if (data && (stream !== 'in' || kind === 'exec')) data.data(n, SshStream[stream], kept[stream], chunk);
         return rec?.behind;
       },
-      exited: (exit, bytes) => rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, ...(exit ?? {}), bytes, ...(sftp ? { sftp: sftp.summary() } : {}) }),
+      exited: (exit, bytes) => rec?.event({ t: 'ssh-exit', at: realClock.now(), ch: n, ...(exit ?? {}), bytes, ...(sftp ? { sftp: sftp.summary() } : {}) }),
     },
     fail,
   );

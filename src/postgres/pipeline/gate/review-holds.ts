@@ -7,6 +7,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
+import { realClock } from '../../../clock.js';
 import { analyzeSql } from '../../../policy/sql/analyze.js';
 import { shapeProven, sqlShape } from '../../../policy/sql/shape.js';
 import type { PendingReview, ReviewAsk } from '../../../session/engine.js';
@@ -31,14 +32,14 @@ export class ApprovalWindows {
     const shape = sqlShape(sql);
     const key = shape && shapeProven(shape.runs, analyzeSql(sql), shape.signs) ? shape.key : sql;
     this.#windows.delete(key);
-    this.#windows.set(key, Date.now() + ms);
+    this.#windows.set(key, realClock.now() + ms);
     if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
   }
 
   /** Whether an approval's window lets `sql` run now. */
   has(sql: string): boolean {
     if (this.#windows.size === 0) return false;
-    const now = Date.now();
+    const now = realClock.now();
     const exact = this.#windows.get(sql);
     if (exact !== undefined && exact > now) return true;
     const until = this.#windows.get(sqlShape(sql)?.key ?? sql);

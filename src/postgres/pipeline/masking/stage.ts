@@ -21,6 +21,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/sql-copy.html
  */
+import { realClock } from '../../../clock.js';
 import { lexingSafeEncoding } from '../../../policy/sql/lexing.js';
 import type { Logger } from '../../../log.js';
 import { ancestorsJsonSql, generatedFromSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
@@ -390,15 +391,15 @@ export class PgSessionMasking implements Stage {
   /** Whether every name `calls` runs is known now to be the system's (the names loaded, not stale). */
   #onlySystem(calls: CodeCalls): boolean {
     const known = systemCode.get(this.#catalog);
-    return known?.loaded !== undefined && Date.now() - known.at <= SYSTEM_CODE_MS && notSystem(calls, known.loaded).every((names) => names.length === 0);
+    return known?.loaded !== undefined && realClock.now() - known.at <= SYSTEM_CODE_MS && notSystem(calls, known.loaded).every((names) => names.length === 0);
   }
 
   /** The first code of the database's own that `calls` runs (see {@link USER_CODE_SQL}), as a reader names it; undefined when none. */
   async #userCode(calls: CodeCalls): Promise<string | undefined> {
     let known = systemCode.get(this.#catalog);
-    if (!known || Date.now() - known.at > SYSTEM_CODE_MS) {
+    if (!known || realClock.now() - known.at > SYSTEM_CODE_MS) {
       const loading = this.#catalog.query(SYSTEM_CODE_SQL).then((rows) => new Set(rows.map((r) => r.name ?? '')));
-      const entry: { at: number; names: Promise<ReadonlySet<string>>; loaded?: ReadonlySet<string> } = { at: Date.now(), names: loading };
+      const entry: { at: number; names: Promise<ReadonlySet<string>>; loaded?: ReadonlySet<string> } = { at: realClock.now(), names: loading };
       known = entry;
       systemCode.set(this.#catalog, entry);
       loading.then((names) => (entry.loaded = names)).catch(() => undefined);

@@ -16,6 +16,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
+import { realClock } from '../../../clock.js';
 import type { RecordingStream } from '../../../recording/thread.js';
 import type { SessionReport } from '../../../session/engine.js';
 import type { ClientTap } from '../../wire/client.js';
@@ -88,7 +89,7 @@ export class PostgresRecordingStage implements Stage {
   constructor(o: PostgresRecordingStageOptions) {
     this.#stream = o.stream;
     this.#kept = new KeptServerMessages(o.results === 'none' ? 0 : o.rowCap);
-    this.#now = o.now ?? Date.now;
+    this.#now = o.now ?? realClock.now;
     this.#maskedColumns = o.maskedColumns;
     this.#report = o.report;
     this.#redact = o.redact;
@@ -259,7 +260,7 @@ export class PostgresRawTap {
   /** `rowCap`: rows (and COPY data messages) recorded per result; 0 for none. `redact`: as the stage's. */
   constructor(o: { stream: RecordingStream; rowCap: number; now?: () => number; redact?: PostgresRecordingStageOptions['redact'] }) {
     this.#stream = o.stream;
-    this.#now = o.now ?? Date.now;
+    this.#now = o.now ?? realClock.now;
     this.#kept = new KeptServerMessages(o.rowCap);
     this.#passed = new PassedRows(o.stream);
     this.#client = new ClientBytes(o.stream, o.redact ?? {});
