@@ -299,6 +299,46 @@ describe('hoop connect for a mysql connection', () => {
     );
   });
 
+  it("records a secret as the server reads its strings: by the session's sql_mode where the policy governs it (NO_BACKSLASH_ESCAPES), every way it might where not", async () => {
+    /** The recording of a session of `s`'s `shop` that sets NO_BACKSLASH_ESCAPES, then sends two statements the backslash does not join. */
+    const recorded = async (s: HoopStack): Promise<Array<Record<string, unknown>>> => {
+      const c = await connectMysql(s, 'shop', { own: true });
+      try {
+        const conn = await mysql.createConnection({
+          host: c.info.host,
+          port: c.info.port,
+          user: c.info.user,
+          password: c.info.password,
+          database: c.info.database,
+          ssl: { ca: readFileSync(c.info.sslCa) },
+          multipleStatements: true,
+        });
+        try {
+          await conn.query("SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
+          const [results] = await conn.query("SELECT 'x\\', 1; SELECT hex(aes_encrypt('d', 'hunter2-mode')) AS h -- '");
+          expect((results as unknown[]).length).toBe(2);
+        } finally {
+          await conn.end();
+        }
+      } finally {
+        await c.stop();
+      }
+      const session = s
+        .logs()
+        .filter((l) => l.event === 'tunnel.open' && l.connection === 'shop')
+        .at(-1)!.session as string;
+      return recordingEvents(s, session);
+    };
+    const plain = await recorded(stack);
+    expect(JSON.stringify(plain)).not.toContain('hunter2-mode');
+    const governedEvents = await recorded(governed);
+    expect(JSON.stringify(governedEvents)).not.toContain('hunter2-mode');
+    // Where the judge read the mode, what ran is in view: the second statement, its key taken.
+    expect(governedEvents).toContainEqual(
+      expect.objectContaining({ t: 'query', sql: expect.stringMatching(/SELECT hex\(aes_encrypt\('\[redacted:[0-9a-f]{8}\]', '\[redacted:[0-9a-f]{8}\]'\)\) AS h -- '$/) }),
+    );
+  });
+
   it("gives the mysql2 driver what the server gives it directly: text and prepared (binary) results, many statements, types, MariaDB's JSON as JSON", async () => {
     const c = await connectMysql(stack, 'shop');
     const viaHoop = { host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: c.info.database, ssl: { ca: readFileSync(c.info.sslCa) } };

@@ -132,6 +132,11 @@ describe('a masked value stored where masking does not follow it', () => {
     ['an advisory lock keyed by a masked value', 'select pg_advisory_lock(ascii(email)) from customers'],
     ['an operator made', 'create operator !!! (function = pg_notify, leftarg = text, rightarg = text)'],
     ['an aggregate made', "create aggregate leakagg(text, bool) (sfunc = set_config, stype = text, initcond = 'my.a')"],
+    // What a seventh attack found (issue 72): a large object's id or size, and the write-ahead log read back by logical decoding.
+    ['a large object made with a masked id', 'select lo_create(ascii(email)) from customers'],
+    ['a large object cut to a masked size', 'select lo_truncate(lo_open(lo_create(0), 131072), ascii(email)) from customers'],
+    ['a logical decoding slot peeked', "select data from pg_logical_slot_peek_changes('cdc', null, null)"],
+    ['a logical decoding slot read', "select * from pg_logical_slot_get_binary_changes('cdc', null, null)"],
   ];
   for (const [what, sql] of attempts) {
     it(`is refused: ${what}`, async () => {

@@ -12,6 +12,7 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
  */
+import type { MysqlLexing } from '../../policy/sql/redact.js';
 import { createHash } from 'node:crypto';
 import type { MysqlConnection } from '../../config/connection.js';
 import { analyzeMysql, loadMysqlParser, SAFE_CHARSETS, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
@@ -215,6 +216,12 @@ export class CommandJudge {
 
   constructor(session: TunnelSession<MysqlConnection>) {
     this.#session = session;
+  }
+
+  /** How the server lexes the session's strings now (its sql_mode), once read at sign-in; the recording's redaction reads them so too. */
+  get lexing(): MysqlLexing | undefined {
+    const o = this.#reading?.options;
+    return o && { noBackslashEscapes: o.noBackslashEscapes === true, ansiQuotes: o.ansiQuotes === true };
   }
 
   /** Whether the policy governs the session (then {@link govern} must run before its first command). */

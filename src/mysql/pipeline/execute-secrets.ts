@@ -9,7 +9,7 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_execute.html
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_send_long_data.html
  */
-import { isSecretParam, type RedactOptions, redactDetected, redactionMarker, type SecretParams, secretParameters } from '../../policy/sql/redact.js';
+import { isSecretParam, type MysqlLexing, type RedactOptions, redactDetected, redactionMarker, type SecretParams, secretParameters } from '../../policy/sql/redact.js';
 import { Cursor, lenencBytes } from '../wire/packets.js';
 import { Command } from '../wire/results.js';
 
@@ -44,8 +44,8 @@ export class ExecuteSecrets {
   }
 
   /** A client's COM_STMT_PREPARE of `sql`. */
-  preparing(sql: string): void {
-    this.#preparing = secretParameters(sql, 'mysql');
+  preparing(sql: string, mode?: MysqlLexing): void {
+    this.#preparing = secretParameters(sql, 'mysql', mode);
     this.#last = undefined;
   }
 

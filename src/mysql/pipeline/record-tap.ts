@@ -12,7 +12,7 @@ import type { AgreedCapabilities } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
-import { type RedactOptions, redactSql } from '../../policy/sql/redact.js';
+import { type MysqlLexing, type RedactOptions, redactSql } from '../../policy/sql/redact.js';
 import { Command } from '../wire/results.js';
 import { ExecuteSecrets } from './execute-secrets.js';
 
@@ -43,12 +43,13 @@ export class MysqlPacketRecorder {
 
   /**
    * A packet the client sent, a query's or a prepare's SQL with its secrets redacted
-   * (src/policy/sql/redact.ts), an execute's with the secrets it binds (./execute-secrets.ts); the SQL as recorded.
+   * (src/policy/sql/redact.ts) as the session's sql_mode has the server lex it (`mysqlMode`, when the judge read it), an
+   * execute's with the secrets it binds (./execute-secrets.ts); the SQL as recorded.
    */
-  client(payload: Buffer): string | undefined {
+  client(payload: Buffer, mysqlMode?: MysqlLexing): string | undefined {
     const code = payload[0];
-    if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1));
-    const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', this.#redact) : undefined;
+    if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1), mysqlMode);
+    const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', mysqlMode ? { ...this.#redact, mysqlMode } : this.#redact) : undefined;
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;

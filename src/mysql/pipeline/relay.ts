@@ -266,7 +266,7 @@ export class MysqlRelay {
     const code = p.payload[0] ?? -1;
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#owner.end('client-terminated');
-    const recorded = this.#recorder?.client(p.payload);
+    const recorded = this.#recorder?.client(p.payload, this.#judge.lexing);
     const judged = this.#judge.judge(code, p.payload);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged && 'kill' in judged) return this.#kill(p, judged.kill);

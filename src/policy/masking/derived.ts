@@ -18,6 +18,8 @@ import type { ColumnLineage, ColumnSource, StatementFacts } from '../sql/analyze
 import { MaskingRules, type MaskingPolicyLike } from './rules.js';
 import { sqlName } from './sources.js';
 
+/** Logical decoding's readers and what moves or copies a slot: `pg_logical_slot_peek_changes` and the like. */
+const LOGICAL_DECODING = /^pg_(logical_slot_(peek|get)_|replication_slot_advance$|copy_logical_replication_slot$|create_logical_replication_slot$)/;
 /**
  * Finds the masked column a statement's computed output (or a side channel's argument) is derived from.
  *
@@ -82,6 +84,9 @@ export class DerivedValueCheck {
     // dblink returns the rows another connection reads (this database's too), under no table's name.
     const remote = facts.functions.find((f) => f.slice(f.lastIndexOf('.') + 1).startsWith('dblink'));
     if (remote !== undefined) return `a call of ${remote.slice(remote.lastIndexOf('.') + 1)}(), which returns rows another connection reads`;
+    // Logical decoding returns the rows the write-ahead log holds (every column, as written), under no table's name.
+    const decoded = facts.functions.map((f) => f.slice(f.lastIndexOf('.') + 1)).find((f) => LOGICAL_DECODING.test(f));
+    if (decoded !== undefined) return `a call of ${decoded}(), which returns rows as the write-ahead log holds them`;
     return facts.code;
   }
 

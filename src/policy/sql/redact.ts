@@ -28,6 +28,14 @@ import { detect, type DetectorName } from '../masking/detectors.js';
 export interface RedactOptions {
   key?: Buffer | string;
   detectors?: readonly DetectorName[];
+  /** MySQL: how the session's sql_mode has the server read strings (none: MariaDB's default, backslash escapes and `"` strings). */
+  mysqlMode?: MysqlLexing;
+}
+
+/** How MariaDB lexes a string under the session's sql_mode: `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` (`"` quotes a name). */
+export interface MysqlLexing {
+  noBackslashEscapes: boolean;
+  ansiQuotes: boolean;
 }
 
 /** The SQL dialect a text is lexed in. */
@@ -81,14 +89,41 @@ const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identi
  * escape, a cipher's or dblink's function): every literal of such a statement is taken as a secret.
  */
 const EVERY_LITERAL =
-  /passw|pwd|secret|token|api_?key|access_?key|identified|conninfo|credential|passphrase|private_?key|set_config|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|:\/\/[^\s'"]*%[0-9a-f]{2}|\\(x[0-9a-f]|[0-7]{3}|u[0-9a-f]{4})/i;
+  /passw|pwd|secret|token|api_?key|access_?key|identified|conninfo|credential|passphrase|private_?key|set_config|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|:\/\/[^\s'"]*%[0-9a-f]{2}|\\(x[0-9a-f]|[0-7]|u[0-9a-f]{4})/i;
+/** Words that may start an INSERT's rows where no column list names their columns. */
+const ROWS_UNNAMED = new Set(['values', 'value', 'select', 'table', 'with', 'overriding', 'default']);
+const INSERT_MODIFIERS = new Set(['low_priority', 'delayed', 'high_priority', 'ignore', 'into']);
+
 /**
- * An INSERT or REPLACE whose values go to columns it does not name (no column list: `insert into
- * creds values ('alice', 'hunter2')`): no word of it says which value is a secret, so every literal
- * is taken as one.
+ * Whether `sql` has an INSERT or REPLACE whose values go to columns it does not name (no column
+ * list: `insert into creds values ('alice', 'hunter2')`): no word of it says which value is a
+ * secret, so every literal is taken as one. Read on the lexer's tokens, as the server reads them
+ * (comments between words, quoted and qualified names, MySQL's `PARTITION (p)`).
  */
-const UNNAMED_COLUMNS =
-  /\b(?:insert|replace)\s+(?:(?:low_priority|delayed|high_priority|ignore)\s+)*(?:into\s+)?(?:"(?:[^"]|"")*"|`(?:[^`]|``)*`|[^\s(;]+)(?:\s+as\s+[^\s(;]+)?\s*(?:\(\s*)?(?:values?|select|table|with|overriding)\b/i;
+function unnamedColumns(sql: string, dialect: SqlDialect, mode?: MysqlLexing): boolean {
+  if (!/insert|replace/i.test(sql)) return false;
+  const tokens = lex(sql, dialect, mode);
+  const word = (k: number): string | undefined => (tokens[k]?.kind === 'word' ? (tokens[k] as { word: string }).word : undefined);
+  const other = (k: number): string | undefined => (tokens[k]?.kind === 'other' ? (tokens[k] as { text: string }).text : undefined);
+  for (let k = 0; k < tokens.length; k++) {
+    // Any INSERT or REPLACE, after a WITH's queries too; not their functions (`replace(s, a, b)`).
+    if ((word(k) !== 'insert' && word(k) !== 'replace') || other(k + 1) === '(' || other(k - 1) === '.') continue;
+    let j = k + 1;
+    while (INSERT_MODIFIERS.has(word(j) ?? '')) j++;
+    // The table: a name, qualified by dots.
+    if (word(j) === undefined) continue;
+    j++;
+    while (other(j) === '.' && word(j + 1) !== undefined) j += 2;
+    if (dialect === 'mysql' && word(j) === 'partition' && other(j + 1) === '(') {
+      while (j < tokens.length && other(j) !== ')') j++;
+      j++;
+    }
+    if (word(j) === 'as') j += 2;
+    if (ROWS_UNNAMED.has(word(j) ?? '')) return true;
+    if (other(j) === '(' && (ROWS_UNNAMED.has(word(j + 1) ?? '') || other(j + 1) === '(')) return true;
+  }
+  return false;
+}
 /** Hex literals and numbers of six digits or more outside strings (a cipher's key given as `0x…`, a numeric token); short numbers (`id = 5`) stay. */
 const NUMBER_LITERAL = /\b(0x[0-9a-f]+|\d{6,})\b/gi;
 
@@ -112,16 +147,24 @@ function continuation(sql: string, from: number, dialect: SqlDialect): number {
       newline = true;
       j++;
     } else if (/\s/.test(c)) j++;
-    else if (dialect === 'postgres' && c === '-' && sql[j + 1] === '-') {
-      while (j < sql.length && sql[j] !== '\n') j++;
-    } else break;
+    else if (dialect === 'postgres' && c === '-' && sql[j + 1] === '-') j = lineEnd(sql, j, dialect);
+    else break;
   }
   return sql[j] === "'" && j > from && (newline || dialect === 'mysql') ? j : -1;
+}
+/**
+ * Where a line comment from `i` ends: PostgreSQL's at a newline or a carriage return (scan.l's
+ * `non_newline` is `[^\n\r]`), MySQL's at a newline.
+ */
+function lineEnd(sql: string, i: number, dialect: SqlDialect): number {
+  let j = i;
+  while (j < sql.length && sql[j] !== '\n' && !(dialect === 'postgres' && sql[j] === '\r')) j++;
+  return j;
 }
 const isWordPart = (c: string): boolean => /[A-Za-z0-9_$\u0080-\uffff]/.test(c);
 
 /** The tokens of `sql` (comments and blanks dropped). */
-function lex(sql: string, dialect: SqlDialect): Token[] {
+function lex(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Token[] {
   const out: Token[] = [];
   const n = sql.length;
   let i = 0;
@@ -145,10 +188,10 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
     if (/\s/.test(c)) {
       i++;
     } else if (c === '-' && sql[i + 1] === '-' && (dialect === 'postgres' || /[\x00-\x20]/.test(sql[i + 2] ?? ' '))) {
-      // MySQL: `--` starts a comment before a blank or any control character.
-      while (i < n && sql[i] !== '\n') i++;
+      // MySQL: `--` starts a comment before a blank or any control character; PostgreSQL's ends at a carriage return too.
+      i = lineEnd(sql, i, dialect);
     } else if (c === '#' && dialect === 'mysql') {
-      while (i < n && sql[i] !== '\n') i++;
+      i = lineEnd(sql, i, dialect);
     } else if (dialect === 'mysql' && c === '/' && sql[i + 1] === '*' && (sql[i + 2] === '!' || (sql[i + 2] === 'M' && sql[i + 3] === '!'))) {
       // An executable comment: MySQL and MariaDB run its body (past a version number), so it is lexed as SQL.
       i += sql[i + 2] === '!' ? 3 : 4;
@@ -166,7 +209,7 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
         else if (dialect === 'postgres' && sql[i] === '/' && sql[i + 1] === '*') depth++, (i += 2);
         else i++;
       }
-    } else if (c === "'" || (dialect === 'mysql' && c === '"')) {
+    } else if (c === "'" || (dialect === 'mysql' && c === '"' && !mode?.ansiQuotes)) {
       // A prefix written against it (PostgreSQL's E, B, X, N, U&; MySQL's N, X, B) is part of the string; E'…' takes backslash escapes, as MySQL's strings all do.
       // MySQL's _charset introducer may stand apart from it.
       const prev = out.at(-1);
@@ -175,7 +218,7 @@ function lex(sql: string, dialect: SqlDialect): Token[] {
       const prefix = prev?.kind === 'word' && ((prev.end === i && /^([ebxn]|_\w+)$/.test(prev.word)) || (dialect === 'mysql' && /^_\w+$/.test(prev.word))) ? prev : unicode ? before : undefined;
       if (unicode) out.splice(-2, 2);
       else if (prefix) out.pop();
-      const escapes = dialect === 'mysql' || prefix?.word === 'e';
+      const escapes = dialect === 'mysql' ? !mode?.noBackslashEscapes : prefix?.word === 'e';
       const contentStart = i + 1;
       let end = quoted(c, escapes);
       // Literals joined into one (PostgreSQL: across a newline; MySQL: across any blank) are one literal.
@@ -302,8 +345,8 @@ function inSecret(seg: Segment | undefined): boolean {
  * password. A MySQL text whose lexing hoop cannot be sure of (an executable comment, a backslash or
  * double quote, which the session's sql_mode reads its own way) has every parameter taken as one.
  */
-function secretsOf(sql: string, dialect: SqlDialect, depth = 0): Secrets {
-  const tokens = lex(sql, dialect);
+function secretsOf(sql: string, dialect: SqlDialect, mode?: MysqlLexing, depth = 0): Secrets {
+  const tokens = lex(sql, dialect, mode);
   const found: Secrets = { spans: [], params: [] };
   const places: Array<{ t: Token; seg: Segment; before: Token | undefined; first: string[] }> = [];
   /** Whether a literal or parameter is at a secret's place (its segment's secrecy may be known only later in the text). */
@@ -399,12 +442,12 @@ function secretsOf(sql: string, dialect: SqlDialect, depth = 0): Secrets {
     }
     places.push({ t, seg, before: p >= statementStart ? tokens[p] : undefined, first: tokens.slice(statementStart, statementStart + 2).map((x) => (x.kind === 'word' ? x.word : '')) });
   }
-  const unsure = dialect === 'mysql' && (/\/\*M?!/.test(sql) || sql.includes('\\') || sql.includes('"'));
+  const unsure = dialect === 'mysql' && (/\/\*M?!/.test(sql) || (mode === undefined && (sql.includes('\\') || sql.includes('"'))));
   // A literal that holds SQL with a secret in it (`PREPARE s FROM '… IDENTIFIED BY ''x'''`, `dblink_exec(c, '…')`) is one whole.
   const holdsSecretSql = (t: Token): boolean => {
     if (t.kind !== 'string' || depth >= 3) return false;
     const inner = sql.slice(t.contentStart, t.contentEnd).replace(/''|""|\\(.)/gs, (m, escaped: string | undefined) => escaped ?? m[0]!);
-    return MAY_NAME_SECRET.test(inner) && secretsOf(inner, dialect, depth + 1).spans.length > 0;
+    return MAY_NAME_SECRET.test(inner) && secretsOf(inner, dialect, mode, depth + 1).spans.length > 0;
   };
   // An expression at a secret's place (`'password=' || 'x'`): every literal joined in it.
   const joined = new Set<Segment>(places.filter((p) => p.seg.concat && secretPlace(p)).map((p) => p.seg));
@@ -423,23 +466,28 @@ function secretsOf(sql: string, dialect: SqlDialect, depth = 0): Secrets {
 }
 
 /** The parameters (1 first; MySQL's `?` in order) whose values `sql` takes as secrets, by the rules of {@link redactSql}. */
-export function secretParameters(sql: string, dialect: SqlDialect): SecretParams {
-  if (EVERY_LITERAL.test(sql) || UNNAMED_COLUMNS.test(sql)) return 'all';
-  return MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).params : [];
+export function secretParameters(sql: string, dialect: SqlDialect, mode?: MysqlLexing): SecretParams {
+  if (EVERY_LITERAL.test(sql) || unnamedColumns(sql, dialect, mode)) return 'all';
+  return MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect, mode).params : [];
 }
 
 /** Every literal of `sql`: its strings' contents, and its numbers outside them. */
-function everyLiteral(sql: string, dialect: SqlDialect): Array<[number, number]> {
+function everyLiteral(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Array<[number, number]> {
   const spans: Array<[number, number]> = [];
   let from = 0;
   const numbers = (to: number): void => {
     for (const m of sql.slice(from, to).matchAll(NUMBER_LITERAL)) spans.push([from + m.index, from + m.index + m[0].length]);
   };
-  /** In a SET's value (`set app.api_token = word`, `… to word`): its bare words are values too. */
+  /** In a SET's value (`set app.api_token = word`, `alter role r set x to word`): its bare words are values too (not an UPDATE's SET, whose words are columns). */
   let setting: 'name' | 'value' | undefined;
-  for (const t of lex(sql, dialect)) {
-    if (t.kind === 'other' && t.text === ';') setting = undefined;
-    else if (t.kind === 'word' && t.word === 'set') setting = 'name';
+  /** The statement's first word. */
+  let verb: string | undefined;
+  for (const t of lex(sql, dialect, mode)) {
+    if (t.kind === 'other' && t.text === ';') (setting = undefined), (verb = undefined);
+    else if (t.kind === 'word' && verb === undefined) {
+      verb = t.word;
+      if (t.word === 'set') setting = 'name';
+    } else if (t.kind === 'word' && t.word === 'set' && verb === 'alter') setting = 'name';
     else if (setting === 'name' && ((t.kind === 'other' && (t.text === '=' || t.text === ':=')) || (t.kind === 'word' && t.word === 'to'))) setting = 'value';
     else if (setting === 'value' && t.kind === 'word') spans.push([t.start, t.end]);
     if (t.kind !== 'string') continue;
@@ -462,10 +510,78 @@ export interface Redacted {
  * bare marker), `detectors` are the session's content detectors.
  */
 export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
-  // Most statements name no secret: they are not lexed at all.
-  const spans = EVERY_LITERAL.test(sql) || UNNAMED_COLUMNS.test(sql) ? everyLiteral(sql, dialect) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect).spans : [];
+  const spans = readingsOf(sql, dialect, o.mysqlMode).flatMap((mode) => spansOf(sql, dialect, mode));
   if (o.detectors?.length) for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
+  // A literal the server reads as other text than it is written (escapes, parts joined, hex): its value is read too.
+  for (const mode of ENCODED.test(sql) ? readingsOf(sql, dialect, o.mysqlMode) : []) {
+    for (const l of encodedLiterals(sql, dialect, mode)) {
+      if (CONNINFO_PASSWORD.test(l.value) || (o.detectors?.length && detect(l.value, o.detectors).length > 0)) spans.push([l.start, l.end]);
+    }
+  }
   return withMarkers(sql, spans, o.key);
+}
+
+/** The spans of `sql`'s secrets read one way; most statements name no secret, and are not lexed at all. */
+function spansOf(sql: string, dialect: SqlDialect, mode: MysqlLexing | undefined): Array<[number, number]> {
+  return EVERY_LITERAL.test(sql) || unnamedColumns(sql, dialect, mode) ? everyLiteral(sql, dialect, mode) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect, mode).spans : [];
+}
+
+/**
+ * The ways to read `sql`: as `mode` says; MySQL's text with a backslash or a double quote, when the
+ * session's sql_mode is not known (a session no policy governs), every way the server might, so a
+ * secret is taken whichever it is.
+ */
+function readingsOf(sql: string, dialect: SqlDialect, mode: MysqlLexing | undefined): Array<MysqlLexing | undefined> {
+  if (dialect !== 'mysql' || mode !== undefined || !/[\\"]/.test(sql)) return [mode];
+  return [false, true].flatMap((noBackslashEscapes) => [false, true].map((ansiQuotes) => ({ noBackslashEscapes, ansiQuotes })));
+}
+
+/** A text that may hold a literal written otherwise than its value: an escape, literals joined, a hex string. */
+const ENCODED = /\\|'\s+'|'\s*[\r\n]|\b0x[0-9a-f]{12}|\bx'[0-9a-f]{12}/i;
+
+/** The literals of `sql` as the server reads them, where that differs from their text: a string's content (escapes decoded, joined parts one), MySQL's hex strings. */
+function encodedLiterals(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Array<{ start: number; end: number; value: string }> {
+  const out: Array<{ start: number; end: number; value: string }> = [];
+  for (const t of lex(sql, dialect, mode)) {
+    if (t.kind !== 'string') continue;
+    const raw = sql.slice(t.contentStart, t.contentEnd);
+    const escapes = dialect === 'mysql' ? !mode?.noBackslashEscapes : /^e'/i.test(sql.slice(t.start, t.contentStart));
+    const joined = joinedParts(raw, dialect);
+    const value = (escapes ? joined.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/gs, (_m, e: string) => decodeEscape(e)) : joined).replace(/''/g, "'");
+    if (value !== raw) out.push({ start: t.contentStart, end: t.contentEnd, value });
+  }
+  if (dialect === 'mysql')
+    for (const m of sql.matchAll(/\b0x([0-9a-f]{12,})|\bx'([0-9a-f]{12,})'/gi)) {
+      const hex = m[1] ?? m[2]!;
+      out.push({ start: m.index, end: m.index + m[0].length, value: Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('latin1') });
+    }
+  return out;
+}
+
+/** A literal's content with the quotes and blanks that join its parts (`'a'⏎'b'`, {@link continuation}) taken out. */
+function joinedParts(raw: string, dialect: SqlDialect): string {
+  let out = '';
+  let at = 0;
+  for (let q = raw.indexOf("'"); q >= 0; q = raw.indexOf("'", q + 1)) {
+    if (raw[q + 1] === "'") {
+      q++; // a doubled quote
+      continue;
+    }
+    const next = continuation(raw, q + 1, dialect);
+    if (next < 0) continue;
+    out += raw.slice(at, q);
+    at = next + 1;
+    q = next;
+  }
+  return out + raw.slice(at);
+}
+
+/** The character an escape (past its backslash) stands for in an E'…' or MySQL string. */
+function decodeEscape(e: string): string {
+  if (/^x[0-9a-f]/i.test(e)) return String.fromCharCode(Number.parseInt(e.slice(1), 16));
+  if (/^[0-7]/.test(e)) return String.fromCharCode(Number.parseInt(e, 8) & 0xff);
+  if (/^[uU][0-9a-f]/i.test(e)) return String.fromCodePoint(Math.min(Number.parseInt(e.slice(1), 16), 0x10ffff));
+  return ({ n: '\n', r: '\r', t: '\t', b: '\b', f: '\f', '0': '\0' } as Record<string, string>)[e] ?? e;
 }
 
 /** `text` with each of `spans` replaced by its marker (spans sorted and merged first). */

@@ -345,6 +345,8 @@ export const SIDE_CHANNELS: ReadonlyMap<string, string> = new Map([
   ['lo_from_bytea', 'a large object would keep it, and masking does not follow a value into one'],
   ['lo_put', 'a large object would keep it, and masking does not follow a value into one'],
   ['lowrite', 'a large object would keep it, and masking does not follow a value into one'],
+  // A large object's id and size are kept as they are given, readable in pg_largeobject_metadata and by lo_get.
+  ...['lo_create', 'lo_import', 'lo_truncate', 'lo_truncate64'].map((f): [string, string] => [f, 'a large object would keep it as its id or size, which masking does not follow']),
   ['pg_logical_emit_message', 'the write-ahead log would keep it for logical decoding, which masking does not reach'],
   ['setval', 'a sequence would keep it as its value, which masking does not follow'],
   ...['', '_shared'].flatMap((shared) =>

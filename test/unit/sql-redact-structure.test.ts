@@ -1,0 +1,127 @@
+/**
+ * Redaction changes values, never what runs (#72, the seventh attack): the statement written down
+ * (and shown to a reviewer) parses, in PostgreSQL's own parser, to the statement the server runs,
+ * with only its constants changed, whatever comments, quotes, escapes and joined literals it holds;
+ * and what a lexer of the server's reads as a value (an escape, joined parts, a MySQL hex string,
+ * the session's sql_mode) is what the redactor reads.
+ */
+import { loadModule, parseSync } from 'libpg-query';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { redactSql, secretParameters } from '../../src/policy/sql/redact.js';
+
+beforeAll(() => loadModule());
+
+/** A parse tree with its constants, names' text and positions taken out: what a statement does, not with which values. */
+function shape(sql: string): string | undefined {
+  let tree: unknown;
+  try {
+    tree = parseSync(sql);
+  } catch {
+    return undefined;
+  }
+  return JSON.stringify(tree, (k, v) =>
+    k === 'location' || k === 'stmt_location' || k === 'stmt_len' ? undefined : k === 'A_Const' ? 'C' : ['sval', 'ival', 'fval', 'boolval', 'bsval'].includes(k) ? 'V' : v,
+  );
+}
+
+/** The text written down, with each bare marker (a number's, a SET's word) as a constant PostgreSQL parses. */
+const parsable = (text: string): string => text.replace(/(?<!')\[redacted:[0-9a-f]{8}\](?!')/g, '0');
+
+describe('what redaction writes down', () => {
+  it('is the statement PostgreSQL runs, with only its values changed, however comments and strings are written (generated inputs)', () => {
+    let seed = 0x1b873593;
+    const rand = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
+    // Between words: blanks, line comments ended by \n or \r, nested block comments.
+    const gaps = [' ', '\n', ' --c\r', ' --c\n', " -- 'x\r", "/* a /* 'b */ c */", ' --\r\n', '\t'];
+    const literals = ["'x'", "'a''b'", "E'\\''", "E'a\\\\'", "e'\\x41'", '$$q$$', "$t$ ' $t$", "'a'\n'b'", "U&'\\0041'", '123456789', "'--'", "'/*'"];
+    const templates = [
+      (g: () => string, l: () => string) => `update accounts${g()}set password = ${l()}${g()}where id = ${l()}${g()}or id > 0`,
+      (g: () => string, l: () => string) => `delete from accounts where id::text = ${g()}${l()}${g()}or 'token' <> ${l()}`,
+      (g: () => string, l: () => string) => `insert into creds${g()}values (${l()},${g()}${l()})`,
+      (g: () => string, l: () => string) => `select pgp_sym_encrypt(${l()},${g()}${l()}) from t where a = ${l()}${g()}or true`,
+      (g: () => string, l: () => string) => `alter role r${g()}password ${l()}`,
+      (_g: () => string, l: () => string) => `set app.token = ${l()}`,
+    ];
+    const changed: string[] = [];
+    let compared = 0;
+    for (let round = 0; round < 3000; round++) {
+      const sql = pick(templates)(
+        () => pick(gaps),
+        () => pick(literals),
+      );
+      const before = shape(sql);
+      if (before === undefined) continue;
+      compared++;
+      const out = redactSql(sql, 'postgres', { key: 'k', detectors: ['payment-card'] }).text;
+      if (shape(parsable(out)) !== before) changed.push(JSON.stringify(sql));
+    }
+    expect(changed.slice(0, 5)).toEqual([]);
+    expect(compared).toBeGreaterThan(1500);
+  });
+
+  it('ends a line comment where PostgreSQL does (a carriage return too): the SQL after it stays in view', () => {
+    const sql = "delete from accounts where id::text = --\r'\n' or id > 0 or 'token' <> 'x'";
+    const out = redactSql(sql, 'postgres', { key: 'k' }).text;
+    expect(out).toContain('or id > 0');
+    expect(out).not.toContain("'x'");
+  });
+
+  it("keeps an UPDATE's columns and conditions in view when its values are taken: only a SET statement's bare words are values", () => {
+    const out = redactSql("update users set password_hash = 'x' where username = 'alice' or true", 'postgres', { key: 'k' }).text;
+    expect(out).toMatch(/^update users set password_hash = '\[redacted:[0-9a-f]{8}\]' where username = '\[redacted:[0-9a-f]{8}\]' or true$/);
+    expect(redactSql('set app.api_token = abcdef', 'postgres', { key: 'k' }).text).not.toContain('abcdef');
+    expect(redactSql('alter role r set app.token to abcdef', 'postgres', { key: 'k' }).text).not.toContain('abcdef');
+  });
+
+  it('finds an INSERT with no column list by its tokens: comments, quoted and qualified names, a partition, a query', () => {
+    for (const [sql, dialect] of [
+      ["insert/**/into creds values ('alice', 'hunter2')", 'postgres'],
+      ["insert into \"my schema\".creds values ('alice', 'hunter2')", 'postgres'],
+      ["insert into public.\"my creds\" values ('alice', 'hunter2')", 'postgres'],
+      ["insert into creds -- c\n values ('alice', 'hunter2')", 'postgres'],
+      ["insert into creds ((select 'alice', 'hunter2'))", 'postgres'],
+      ["with x as (select 1) insert into creds values ('alice', 'hunter2')", 'postgres'],
+      ["insert into `my db`.creds values ('alice', 'hunter2')", 'mysql'],
+      ["insert into creds partition (p0) values ('alice', 'hunter2')", 'mysql'],
+      ["insert/**/creds values ('alice', 'hunter2')", 'mysql'],
+    ] as const) {
+      expect(redactSql(sql, dialect, { key: 'k' }).text, sql).not.toContain('hunter2');
+    }
+    expect(secretParameters('insert/**/into creds values ($1, $2)', 'postgres')).toBe('all');
+    expect(redactSql("insert into notes (body) values ('hello')", 'postgres', { key: 'k' }).text).toContain('hello');
+    expect(redactSql("select replace(name, 'a', 'b') from t", 'postgres', { key: 'k' }).text).toContain("'b'");
+  });
+
+  it('reads a literal as the server does: short octal escapes, parts joined across a newline, MySQL hex strings and joined literals', () => {
+    for (const [sql, dialect] of [
+      ["create subscription s connection E'postgresql://u\\72hunter2@h/db' publication p", 'postgres'],
+      ["create subscription s connection 'postgresql://u:hunter2'\n'@h/db' publication p", 'postgres'],
+      ["create table t (a int) engine=federated connection='mysql://u:hunter2' '@h:3306/db/t'", 'mysql'],
+      [`create table t (a int) engine=federated connection=0x${Buffer.from('mysql://u:hunter2@h:3306/db/t').toString('hex')}`, 'mysql'],
+    ] as const) {
+      expect(redactSql(sql, dialect, { key: 'k' }).text, sql).not.toMatch(/hunter2|68756e74657232/);
+    }
+    for (const sql of [
+      "insert into orders(c) values ('4111 1111'\n' 1111 1111')",
+      "insert into orders(c) values (E'4111 1111 1111 111\\61')",
+      "insert into orders(c) values (E'411111111111111\\61')",
+    ]) {
+      expect(redactSql(sql, 'postgres', { key: 'k', detectors: ['payment-card'] }).text, sql).not.toMatch(/1111'|111\\61/);
+    }
+  });
+
+  it("reads MySQL's strings by the session's sql_mode: NO_BACKSLASH_ESCAPES ends a string at its quote, ANSI_QUOTES makes \" a name", () => {
+    const sql = "select 'x\\', 1; select hex(aes_encrypt('d', 'hunter2')) -- '";
+    const read = redactSql(sql, 'mysql', { key: 'k', mysqlMode: { noBackslashEscapes: true, ansiQuotes: false } }).text;
+    expect(read).not.toContain('hunter2');
+    expect(read).toContain('select hex(aes_encrypt(');
+    expect(redactSql("alter user bob identified by 'hunter2\\'", 'mysql', { key: 'k', mysqlMode: { noBackslashEscapes: true, ansiQuotes: false } }).text).not.toContain('hunter2');
+    expect(redactSql('select "password" from t where "password" = \'hunter2\'', 'mysql', { key: 'k', mysqlMode: { noBackslashEscapes: false, ansiQuotes: true } }).text).not.toContain('hunter2');
+  });
+});
