@@ -13,7 +13,9 @@ import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
 
 /** What the data directory holds that the gateway reads back as its own (recordings it signs, the keys it signs with). */
-const KEPT = ['recordings', 'keys', 'client-records', 'workers'];
+const KEPT = ['recordings', 'keys', 'client-records', 'workers', 'journal'];
+/** Entries of a tree looked at before the start goes on (a data directory of many sessions' recordings): past them, the rest is not walked. */
+const WALKED = 200_000;
 
 /** Paths the gateway keeps state in (no link, its own) and files it only reads (its user's or root's, no other writer). */
 export interface TrustedPaths {
@@ -94,21 +96,39 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
     owned(dir, st, 'it');
     if (st.uid !== uid) refuse(dir, `it belongs to another user (uid ${st.uid})`, `chown ${uid} ${dir}`);
     above(dir);
-    if (!paths.state.includes(dir)) continue;
-    // What the gateway keeps directly here (the journal, the reviews file, a key): its own, written by its own group at most.
-    for (const entry of readdirSync(dir)) {
-      const at = join(dir, entry);
-      const est = lstatSync(at);
+    // What the gateway keeps here at any depth (the journal, the reviews file, a key, a recording's files), and what git
+    // reads of a checkout (its configuration names programs git runs): its own, written by its own group at most.
+    walk(dir, paths.state.includes(dir), (at, est) => {
       noLink(at, est);
       ownedBy(at, est, 'it');
       if ((est.mode & 0o002) !== 0 || ((est.mode & 0o020) !== 0 && est.gid !== gid)) refuse(at, `other users may write to it (mode ${(est.mode & 0o7777).toString(8)})`, `chmod go-w ${at}`);
-    }
+    });
   }
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');
     above(file);
     above(realpathSync(file));
+  }
+}
+
+/**
+ * Calls `check` on each entry under `dir` (its own status), depth first, up to {@link WALKED} of
+ * them: a state directory's whole tree; a checkout's but git's objects (content-addressed: a
+ * changed one fails its hash) and the other state directories within (each walked on its own).
+ */
+function walk(dir: string, state: boolean, check: (at: string, st: Stats) => void): void {
+  const pending = [dir];
+  let seen = 0;
+  while (pending.length > 0 && seen < WALKED) {
+    const at = pending.pop()!;
+    for (const entry of readdirSync(at)) {
+      const path = join(at, entry);
+      const st = lstatSync(path);
+      check(path, st);
+      if (++seen >= WALKED) return;
+      if (st.isDirectory() && !(!state && entry === 'objects') && !(state && at === dir && KEPT.includes(entry))) pending.push(path);
+    }
   }
 }
 

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
-import { mapStrings } from '../../src/mcp/pipeline/masking.js';
+import { mapStrings, McpMasking } from '../../src/mcp/pipeline/masking.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
+import { detectInField } from '../../src/policy/masking/values.js';
 import { applyStrategy, keyedHash, last4 } from '../../src/policy/masking/strategies.js';
 import { Random } from '../harness/random.js';
 
@@ -313,6 +314,14 @@ describe('MaskingRules', () => {
       content: [{ type: 'text', text: '************1111' }],
     });
   });
+
+  it("reads what an MCP server asks the agent's model (a sampling's messages, an elicitation), as it reads a result", () => {
+    const stage = new McpMasking(rules, undefined);
+    const ask = { jsonrpc: '2.0', id: 'ask-1', method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'summarise: 4111 1111 1111 1111' } }] } };
+    expect(JSON.stringify(stage.toAgent(ask, undefined))).not.toContain('4111 1111');
+    const elicit = { jsonrpc: '2.0', id: 2, method: 'elicitation/create', params: { message: 'confirm card 5555555555554444' } };
+    expect(JSON.stringify(stage.toAgent(elicit, undefined))).not.toContain('5555555555554444');
+  });
 });
 
 describe('values of tens of megabytes without a blank', () => {
@@ -333,5 +342,24 @@ describe('many matches', () => {
   it('finds every match of a value that holds more than a call can take as arguments', () => {
     const text = '4111 1111 1111 1111 '.repeat(200_000);
     expect(detect(text, ['payment-card'])).toHaveLength(200_000);
+  });
+});
+
+describe("a result's value as its client reads it (the seventh attack)", () => {
+  it('finds a card in text-format bytea, a float in its exponent form, money, and a json string with escapes, as in their binary forms', () => {
+    const rules = new MaskingRules({ columns: [], names: [], detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
+    const card = Buffer.from('4111 1111 1111 1111');
+    const f8 = Buffer.alloc(8);
+    f8.writeDoubleBE(4111111111111111);
+    expect(detectInField(f8, { typeOid: 701, format: 1 }, rules)).toBeNull();
+    expect(detectInField(Buffer.from('4.111111111111111e+15'), { typeOid: 701, format: 0 }, rules)).toBeNull();
+    expect(detectInField(card, { typeOid: 17, format: 1 }, rules)).toBeNull();
+    expect(detectInField(Buffer.from(`\\x${card.toString('hex')}`), { typeOid: 17, format: 0 }, rules)).toBeNull();
+    expect(detectInField(Buffer.from('$4,111,111,111,111,111.00'), { typeOid: 790, format: 0 }, rules)).toBeNull();
+    expect(detectInField(Buffer.from('{"c": "\\u0034111 1111 1111 1111"}'), { typeOid: 114, format: 0 }, rules)?.toString()).toBe('{"c": "**** **** **** 1111"}');
+    // What holds no card stays as it is.
+    expect(detectInField(Buffer.from('1.5e+300'), { typeOid: 701, format: 0 }, rules)).toBeUndefined();
+    expect(detectInField(Buffer.from('\\x00ff10'), { typeOid: 17, format: 0 }, rules)).toBeUndefined();
+    expect(detectInField(Buffer.from('{"q": "\\u0022x\\u0022"}'), { typeOid: 114, format: 0 }, rules)).toBeUndefined();
   });
 });

@@ -85,6 +85,33 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     expect(refusal({ ...tls, tls: { ...tls.tls, keyFile: join(open, 'key.pem') } })).toMatch(/other users may write to a directory above .*open\d+\/key.pem \(mode 777\)/);
   });
 
+  it("refuse what lies deeper that is a link or that others may write: a journal's file, a recording's, git's configuration in the checkout (the seventh attack)", () => {
+    const writable = (p: string) => {
+      writeFileSync(p, '');
+      chmodSync(p, 0o666);
+    };
+    for (const [dir, at, make] of [
+      ['journal', 'j-1', writable],
+      ['journal', 'j-2', (p: string) => symlinkSync(join(base, 'nothing'), p)],
+      ['recordings/s1', 'SHA256SUMS', writable],
+      ['recordings/s1', 'events-000001.jsonl.gz', (p: string) => symlinkSync(join(base, 'nothing'), p)],
+      ['policy:mirror.git', 'config', writable],
+      ['policy:.git/hooks', 'post-merge', writable],
+    ] as const) {
+      const c = gatewayFiles();
+      const parent = dir.startsWith('policy:') ? join(c.policy.workDir, dir.slice(7)) : join(c.dataDir, dir);
+      mkdirSync(parent, { recursive: true, mode: 0o700 });
+      make(join(parent, at));
+      expect(refusal(c), `${dir}/${at}`).toMatch(new RegExp(`will not trust ${join(parent, at).replaceAll('.', '\\.')}: (it is a symbolic link|other users may write to it)`));
+    }
+    // git's objects are not walked (a changed one fails its hash); the checkout's own files are, and pass as git leaves them.
+    const c = gatewayFiles();
+    mkdirSync(join(c.policy.workDir, '.git', 'objects', 'ab'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(c.policy.workDir, '.git', 'config'), '[core]\n', { mode: 0o644 });
+    writeFileSync(join(c.policy.workDir, 'hoop.yaml'), 'version: 1\n', { mode: 0o644 });
+    expect(refusal(c)).toBe('started');
+  });
+
   it('refuse what the data directory or its keys hold that is a link or that others may write (the journal, the reviews file, a key)', () => {
     for (const [at, make] of [
       ['journal', (p: string) => symlinkSync(base, p)],

@@ -1,6 +1,6 @@
 /**
  * Masking, as a stage (./stages.ts): every string (and key) of what a call, a read, a prompt or a
- * completion returns, of the server's instructions, progress and log, read by the masking
+ * completion returns, of the server's instructions, progress, log and requests, read by the masking
  * detectors; and an agent's line as the recording keeps it, what the detectors find in it as keyed hashes.
  */
 import type { MaskingRules } from '../../policy/masking/rules.js';
@@ -60,7 +60,8 @@ export class McpMasking implements McpStage {
   }
 
   toAgent(raw: Record<string, unknown>, flight: InFlight | undefined): Record<string, unknown> {
-    if (!flight) return typeof raw.method === 'string' && Object.hasOwn(MASKED_NOTIFICATIONS, raw.method) ? this.#masked(flight, raw, 'params') : raw;
+    // A notification the detectors read, or a request of the server's the policy lets it send the agent (`sampling/createMessage`).
+    if (!flight) return typeof raw.method === 'string' && (Object.hasOwn(MASKED_NOTIFICATIONS, raw.method) || 'id' in raw) ? this.#masked(flight, raw, 'params') : raw;
     const masked = Object.hasOwn(MASKED, flight.method);
     // An error answer to what the detectors read (a server's error may quote the row it failed on) is read as its result is.
     if ('error' in raw) return masked ? this.#masked(flight, raw, 'error') : raw;

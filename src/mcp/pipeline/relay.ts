@@ -307,7 +307,8 @@ export class McpRelay {
         return this.#answerServer(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
       }
       this.#serverAsks.add(idKey(m.id));
-      return this.#send(messageLine(m.raw));
+      // What it asks the agent's model (a sampling's messages, an elicitation's text) passes the stages, masking among them.
+      return this.#toAgent(m.raw, undefined);
     }
     if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#toAgent(m.raw, undefined));
     if (m.method === 'notifications/cancelled') {

@@ -84,13 +84,41 @@ export function maskField(value: Buffer, t: FieldType, strategy: MaskStrategy, r
 }
 
 /**
+ * A text-format value as its client reads it, where that differs from its text: bytea's hex (or
+ * escaped) bytes, a float's exponent form as its digits, money without its symbol and separators,
+ * a `json` string's `\u` escapes of letters and digits decoded (jsonb's output has none). A match in
+ * what only the reading shows makes a scalar field NULL; json is masked as read.
+ */
+function asClientReads(text: string, oid: number): string {
+  switch (oid) {
+    case 17:
+      return text.startsWith('\\x')
+        ? Buffer.from(text.slice(2), 'hex').toString('latin1')
+        : text.replace(/\\([0-7]{3}|\\)/g, (_m, e: string) => (e === '\\' ? e : String.fromCharCode(Number.parseInt(e, 8))));
+    case 700:
+    case 701: {
+      const x = Number(text);
+      return /e/i.test(text) && Number.isFinite(x) ? BigInt(Math.trunc(x)).toString() : text;
+    }
+    case 790:
+      return text.replace(/[^0-9.-]/g, '');
+    case TypeOid.JSON:
+      return text.replace(/\\u00([2-7][0-9a-fA-F])/g, (whole, h: string) =>
+        /[0-9A-Za-z @.+-]/.test(String.fromCharCode(Number.parseInt(h, 16))) ? String.fromCharCode(Number.parseInt(h, 16)) : whole,
+      );
+    default:
+      return text;
+  }
+}
+
+/**
  * A field with the content detectors applied: undefined when nothing was found (keep the bytes),
  * the rewritten bytes, or null for SQL NULL (a match whose strategy is `null`, or a match in a
  * value whose type cannot hold the replacement).
  */
 export function detectInField(value: Buffer, t: FieldType, rules: MaskingRules): Buffer | null | undefined {
   if (rules.detectors.length === 0 || value.length < 6) return undefined;
-  const text = t.format === 0 || textLike.has(t.typeOid) ? decodeText(value, t) : binaryText(value, t.typeOid);
+  const text = t.format === 0 || textLike.has(t.typeOid) ? asClientReads(decodeText(value, t), t.typeOid) : binaryText(value, t.typeOid);
   const r = rules.maskText(text);
   if (!r.changed) return undefined;
   if (r.nullify) return null;
