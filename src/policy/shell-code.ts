@@ -17,7 +17,30 @@ export const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'as
  * Shells hoop does not model (zsh's `=cmd`, fish's and csh's own grammars): what they run is
  * unknown, whether as the target's login shell or started by a line.
  */
-export const UNMODELLED_SHELLS = new Set(['hush', 'zsh', 'fish', 'csh', 'tcsh', 'yash', 'elvish', 'nu', 'xonsh', 'pwsh', 'rc', 'es', 'oksh', 'loksh', 'scsh', 'ion', 'murex', 'oil', 'osh', 'ysh']);
+export const UNMODELLED_SHELLS = new Set([
+  // Programs whose words are shell commands hoop does not read (moreutils' pee and mispipe, entr -s).
+  ...['pee', 'mispipe', 'entr'],
+  'hush',
+  'zsh',
+  'fish',
+  'csh',
+  'tcsh',
+  'yash',
+  'elvish',
+  'nu',
+  'xonsh',
+  'pwsh',
+  'rc',
+  'es',
+  'oksh',
+  'loksh',
+  'scsh',
+  'ion',
+  'murex',
+  'oil',
+  'osh',
+  'ysh',
+]);
 
 /** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
 export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', 'runuser', 'flock', 'script', 'sg', 'capsh', 'ip', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
@@ -101,12 +124,44 @@ export function variableRisk(name: string, value?: { text: string; known: boolea
  * can tell (`GIT_ALLOW_PROTOCOL=ext`, `KUBECONFIG=/dev/stdin`, `MANROFFOPT=-U`, `MAKEFILES=…`
  * each make a program run code): a name not here makes the command opaque.
  */
-const ENVIRONMENT_SAFE = new Set(['LANG', 'LANGUAGE', 'TZ', 'TERM', 'COLUMNS', 'LINES', 'NO_COLOR', 'CLICOLOR', 'CLICOLOR_FORCE', 'FORCE_COLOR', 'TMPDIR', 'DEBIAN_FRONTEND']);
+const ENVIRONMENT_SAFE = new Set([
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TERM',
+  'COLUMNS',
+  'LINES',
+  'NO_COLOR',
+  'CLICOLOR',
+  'CLICOLOR_FORCE',
+  'FORCE_COLOR',
+  'TMPDIR',
+  'NODE_ENV',
+  'RAILS_ENV',
+  'RACK_ENV',
+  'APP_ENV',
+  'PYTHONUNBUFFERED',
+]);
 
-/** Why passing variable `name` in a program's environment may run code, unless it is one {@link ENVIRONMENT_SAFE} names (or a `LC_*`). */
-function environmentRisk(name: string): string | undefined {
-  if (ENVIRONMENT_SAFE.has(name) || /^LC_[A-Z]+$/.test(name)) return undefined;
+/** Why passing variable `name` (set to `value`) in a program's environment may run code, unless {@link ENVIRONMENT_SAFE} names it (or a `LC_*`; `DEBIAN_FRONTEND=noninteractive`: its `editor` frontend starts vi). */
+function environmentRisk(name: string, value?: string): string | undefined {
+  if (ENVIRONMENT_SAFE.has(name) || /^LC_[A-Z]+$/.test(name) || (name === 'DEBIAN_FRONTEND' && value === 'noninteractive')) return undefined;
   return `it passes ${name} in the environment of the program it runs, which may read it as configuration that runs code (only the locale, TZ, TERM and colour settings are known not to)`;
+}
+
+/** Why a wrapper that sets its command's environment some other way than `NAME=value` words may run code: from a directory's files (`envdir`, `chpst -e`), or by an option (`systemd-run -E`, `run0 --setenv`, `firejail --env`), a name not {@link ENVIRONMENT_SAFE}. */
+function environmentFrom(program: string, args: readonly string[]): string | undefined {
+  if (program === 'envdir' || (program === 'chpst' && args.some((a) => /^-[^-]*e/.test(a)))) return `\`${program}\` sets the environment from files hoop does not read`;
+  if (program !== 'systemd-run' && program !== 'run0' && program !== 'firejail') return undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const set = /^(?:-E|--setenv|--env)(?:=(.*))?$/s.exec(a) ?? (a.startsWith('-E') ? [a, a.slice(2)] : null);
+    if (!set) continue;
+    const pair = set[1] ?? args[i + 1] ?? '';
+    const risk = environmentRisk(pair.replace(/=.*$/s, ''), pair.includes('=') ? pair.slice(pair.indexOf('=') + 1) : undefined);
+    if (risk !== undefined) return risk;
+  }
+  return undefined;
 }
 
 /** `$#`, `$?`, `$$`, `$!` (bare or in double quotes): built when the line runs, but always a number. */
@@ -154,6 +209,8 @@ export function opacity(words: Array<{ text: string; known: boolean; glob?: true
 export function runsCode(words: Array<{ text: string; known: boolean }>, program: string): string | undefined {
   const args = words.slice(1);
   const texts = args.map((w) => w.text);
+  const envSet = environmentFrom(program, texts);
+  if (envSet !== undefined) return envSet;
   if (SHELLS.has(program)) {
     if (args.some((w) => !w.known)) return undefined;
     const run = shellInvocation(texts);
@@ -194,7 +251,7 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
         if (!parsed.known && name.startsWith('-')) continue;
         return `it passes ${shown(name)} in the environment, which bash may read as a function`;
       }
-      const risk = variableRisk(name, { text: value, known: true }) ?? environmentRisk(name);
+      const risk = variableRisk(name, { text: value, known: true }) ?? environmentRisk(name, value);
       if (risk !== undefined) return risk;
     }
     return undefined;

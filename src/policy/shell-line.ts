@@ -30,8 +30,9 @@
  */
 import { createRequire } from 'node:module';
 import { INTEGER_VARIABLES, namesVariable, opacity, SHELLS, scriptOf, shown, variableRisk, wrapperOf } from './shell-code.js';
-import { MAX_STARTS, parseOptions, WATCH, wrappedStarts } from './shell-options.js';
+import { MAX_STARTS, optionsEnd, parseOptions, WATCH, wrappedStarts } from './shell-options.js';
 import { mayBeOption, wordOf } from './shell-words.js';
+import { hasOptionCode } from './shell-programs.js';
 
 export { ansiC } from './shell-words.js';
 
@@ -291,10 +292,22 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
   return failed;
 }
 
-/** The words with each argument glob that may expand to an option ({@link mayBeOption}), before a `--`, unknown. */
+/**
+ * The words with each argument glob that may expand to an option ({@link mayBeOption}) unknown:
+ * before the program's `--` ({@link optionsEnd}); anywhere in a wrapper's words (its `--` is not the
+ * command's) and in find's (file names are its expressions: `-delete`).
+ */
 function optionGlobsUnknown<W extends { text: string; known: boolean; glob?: true }>(words: W[]): W[] {
-  const end = words.findIndex((w, i) => i > 0 && w.known && w.text === '--');
-  return words.map((w, i) => (i > 0 && (end < 0 || i < end) && w.known && mayBeOption(w) ? { ...w, known: false } : w));
+  const program = words[0]?.known ? words[0].text.split('/').pop()! : '';
+  const end =
+    program === 'find' || wrapperOf(program) !== undefined
+      ? words.length
+      : optionsEnd(
+          words.map((w) => (w.known ? w.text : '')),
+          1,
+          hasOptionCode(program),
+        );
+  return words.map((w, i) => (i > 0 && i < end && w.known && mayBeOption(w) ? { ...w, known: false } : w));
 }
 
 /** Marks `command` as running what hoop cannot see, for `why` (its unknown words no longer the only unknown). */

@@ -109,6 +109,16 @@ function longOption(spec: OptionSpec, name: string): { name: string; takes: 'non
 /** Whether an option `name` read by {@link parseOptions} is one of `names`. */
 export const hasOption = (parsed: ParsedOptions, names: string[]): boolean => parsed.options.some((o) => names.includes(o.name));
 
+/**
+ * Where a program's options end, read without its table: its first `--`; with `valued`, the first
+ * that is no option's value (an option before it may take it: `tar --exclude -- --to-command=…`,
+ * `tar -cf -- *`), else the end.
+ */
+export function optionsEnd(words: readonly string[], from = 0, valued = true): number {
+  for (let i = from; i < words.length; i++) if (words[i] === '--' && (!valued || i === from || !words[i - 1]!.startsWith('-') || words[i - 1] === '--')) return i;
+  return words.length;
+}
+
 /** Letters of the shells' options (bash, dash, ash, ksh, mksh) that take no value; `o` and `O` take one. */
 const SHELL_LETTERS = new Set([...'abcefhiklmnprsuvxBCDEHP']);
 /** bash's long options that take no value. */
@@ -333,7 +343,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
   softlimit: { options: { short: 'a:c:d:f:l:m:o:p:r:s:t:' } },
   setlock: { options: { short: 'nNxX' }, operands: 1 },
   pgrphack: {},
-  fakeroot: { options: { short: 'ubl:i:s:', long: ['lib=', 'faked=', 'unknown-is-real', 'fd-base='] } },
+  fakeroot: { options: { short: 'ub:l:i:s:', long: ['lib=', 'faked=', 'unknown-is-real', 'fd-base='] } },
   eatmydata: {},
   nocache: {},
   faketime: { options: { short: 'fm' }, operands: 1 },
@@ -341,12 +351,13 @@ export const WRAPPERS: Record<string, Wrapper> = {
   chronic: { options: { short: 'ev' } },
   ifne: { options: { short: 'n' } },
   lckdo: { options: { short: 'qw' }, operands: 1 },
-  tini: { options: { short: 'svwgel:p:' } },
+  tini: { options: { short: 'hsvwgl:p:e:' } },
   'dumb-init': { options: { short: 'cvr:', long: ['single-child', 'rewrite=', 'verbose'] } },
   gosu: { operands: 1 },
   'su-exec': { operands: 1 },
-  'xvfb-run': { options: { short: 'afe:n:l:s:w:p:', long: ['auto-servernum', 'auto-display', 'error-file=', 'server-args=', 'server-num=', 'listen-tcp', 'xauth-protocol=', 'wait=', 'auth-file='] } },
+  'xvfb-run': { options: { short: 'ae:f:n:l:s:w:p:', long: ['auto-servernum', 'auto-display', 'error-file=', 'server-args=', 'server-num=', 'listen-tcp', 'xauth-protocol=', 'wait=', 'auth-file='] } },
   trickle: { options: { short: 'sVu:d:w:t:l:n:' } },
+  rlwrap: { options: { short: 'AcinNrRtUvWb:C:D:e:f:g:H:l:M:O:P:q:s:S:w:z:a::m::p::' } },
   cpulimit: { options: { short: 'vzikp:e:P:l:', long: ['pid=', 'exe=', 'path=', 'limit=', 'verbose', 'lazy', 'include-children', 'kill'] }, noCommand: ['p', 'pid', 'e', 'exe', 'P', 'path'] },
   xargs: {
     options: {

@@ -9,7 +9,7 @@
  * that take their commands from their input or terminal (editors, pagers) are listed apart
  * ({@link readsCommands}): the judge judges them as a shell.
  */
-import { type OptionSpec, parseOptions, readsInput } from './shell-options.js';
+import { type OptionSpec, optionsEnd, parseOptions, readsInput } from './shell-options.js';
 import { sed } from './shell-sed.js';
 
 /** Why the command `program` with `args` runs a command given in its words, if it does. */
@@ -32,6 +32,7 @@ const TERMINAL_READERS = new Set([
   ...['mc', 'ranger', 'nnn', 'vifm', 'mutt', 'neomutt', 'mail', 'mailx', 'w3m', 'lynx', 'links', 'elinks', 'crontab', 'aptitude', 'apt', 'apt-get', 'dpkg'],
   ...['python', 'python3', 'node', 'perl', 'irb', 'lua', 'php', 'tmux', 'screen'],
   // What pages through less by default, or has a key that starts a shell (ncdu's `b`).
+  ...['zless', 'zmore', 'bzless', 'bzmore', 'xzless', 'xzmore', 'lzless', 'lzmore', 'zstdless', 'view'],
   ...['dpkg-query', 'dmesg', 'pydoc', 'pydoc3', 'perldoc', 'ri', 'ansible-doc', 'aws', 'gh', 'glab', 'delta', 'ncdu', 'lnav', 'irssi', 'weechat'],
   ...['systemd-analyze', 'systemd-cgls', 'systemd-delta', 'machinectl', 'homectl', 'userdbctl', 'portablectl', 'oomctl', 'systemd-resolve', 'systemd-inhibit', 'kernel-install'],
 ]);
@@ -46,7 +47,7 @@ export function readsCommands(program: string, args: readonly string[], terminal
   if (COMMAND_READERS.has(program)) return `\`${program}\` reads its commands (an editor's \`:!cmd\`, a debugger's or a database shell's \`!cmd\`) from its input or terminal`;
   if ((program === 'sudo' && optionWords(args).some((w) => longIs(w, ['edit']) || groupHas(w, 'e', 'CcDghpRrTUu'))) || (program === 'crontab' && args.includes('-e')))
     return `\`${program} -e\` starts an editor, which reads its commands from its input`;
-  if (terminal && TERMINAL_READERS.has(program)) return `with a terminal, \`${program}\` takes commands from it (a pager's \`!cmd\` runs one)`;
+  if (terminal && TERMINAL_READERS.has(program) && !noPager(program, args)) return `with a terminal, \`${program}\` takes commands from it (a pager's \`!cmd\` runs one)`;
   if (program === 'sftp') {
     const batch = parseOptions(args, SFTP).options.find((o) => o.name === 'b');
     if (batch === undefined || readsInput(batch.value ?? '')) return '`sftp` reads its commands (`!cmd` runs one) from its input';
@@ -75,9 +76,10 @@ export function readsCommands(program: string, args: readonly string[], terminal
 function gitEdits(sub: string, rest: readonly string[], terminal: boolean): boolean {
   const words = optionWords(rest);
   const long = (...names: string[]) => words.some((w) => longIs(w, names));
-  const short = (letters: string) => words.some((w) => /^-[^-]/.test(w) && [...w.slice(1)].some((c) => letters.includes(c)));
+  // A short option's letter, read up to one that takes the rest of the word as its value (`-Sm`: m is S's key id).
+  const short = (letters: string) => words.some((w) => groupHas(w, letters, 'mFCctSu'));
   const message = long('message', 'file', 'reuse-message', 'no-edit') || short('mFC');
-  const edit = long('edit', 'patch', 'interactive', 'edit-todo', 'edit-description', 'compose', 'annotate');
+  const edit = long('edit', 'patch', 'interactive', 'edit-todo', 'edit-description', 'compose', 'annotate', 'continue');
   switch (sub) {
     case 'commit':
       return edit || short('epc') || !message;
@@ -115,6 +117,12 @@ function aptOptions(apt: string): (args: readonly string[]) => string | undefine
   return (args) => (optionWords(args).some((w) => longIs(w, ['option', 'config-file']) || /^-[^-]*[oc]/.test(w)) ? `\`${apt} -o\` or \`-c\`, which may set a hook it runs` : undefined);
 }
 
+/** Whether a pager's reader is told to page nothing: systemd's tools' and git's `--no-pager` (git's `-P`), before its operands. */
+function noPager(program: string, args: readonly string[]): boolean {
+  const words = optionWords(args);
+  return (program === 'git' || /ctl$|^systemd-/.test(program)) && (words.includes('--no-pager') || (program === 'git' && args[0] === '-P'));
+}
+
 /** Whether `program` has options or arguments a program runs as a command: a word of it built when it runs may be one. */
 export const hasOptionCode = (program: string): boolean => Object.hasOwn(PROGRAMS, program) || AWKS.has(program);
 
@@ -126,10 +134,7 @@ function longIs(word: string, risky: string[]): boolean {
 }
 
 /** The short option groups and long options before a `--`, wherever they stand (GNU programs read options after operands too). */
-const optionWords = (args: readonly string[]): string[] => {
-  const end = args.indexOf('--');
-  return (end < 0 ? args : args.slice(0, end)).filter((a) => a.startsWith('-') && a !== '-');
-};
+const optionWords = (args: readonly string[]): string[] => args.slice(0, optionsEnd(args)).filter((a) => a.startsWith('-') && a !== '-' && a !== '--');
 
 /** Whether a short option group (`-xzf`) holds `letter` before a letter that takes the rest as its value (`valued`). */
 function groupHas(word: string, letters: string, valued: string): boolean {
@@ -398,6 +403,42 @@ const COMMAND_READERS = new Set([
   ...['telnet', 'telnet.netkit', 'inetutils-telnet', 'lftp', 'ncftp', 'smbclient', 'cadaver', 'gnuplot', 'bconsole', 'duckdb', 'cqlsh', 'tclsh', 'wish', 'expect'],
 ]);
 
+/**
+ * The options an rsync client sends its server that change neither what the server runs nor
+ * what it reads or writes past the transfer's paths (rsync's `server_options()`): each by name
+ * (before any `=`).
+ * @see https://github.com/RsyncProject/rsync/blob/master/options.c
+ */
+const RSYNC_SERVER_OPTIONS = new Set(
+  (
+    'delete delete-before delete-during delete-after delete-delay delete-excluded delete-missing-args force partial timeout bwlimit ' +
+    'compress-level checksum-choice compress-choice max-size min-size max-delete size-only ignore-times existing ignore-existing ' +
+    'inplace append append-verify no-implied-dirs numeric-ids safe-links copy-unsafe-links fake-super fuzzy delay-updates ' +
+    'iconv modify-window ignore-errors no-whole-file whole-file sparse preallocate open-noatime info debug msgs2stderr ' +
+    'no-msgs2stderr stats human-readable list-only mkpath protect-args secluded-args old-args'
+  ).split(' '),
+);
+
+/**
+ * An rsync server command as rsync's client starts it (`rsync --server [--sender] -<letters>
+ * [options] . <paths>`): an upload, or a download with `--sender`; `unknown` for any other word
+ * (`--daemon`, `--config`, `--log-file`, `--remove-source-files`, an option its client does not
+ * send), so the ssh rules judge it as any command.
+ */
+export function rsyncServer(args: readonly string[]): 'upload' | 'download' | 'unknown' {
+  if (args[0] !== '--server') return 'unknown';
+  let sender = false;
+  let k = 1;
+  for (; k < args.length && args[k] !== '.'; k++) {
+    const w = args[k]!;
+    if (w === '--sender') sender = true;
+    // The short options' letters, `e` taking the protocol's letters after it (`-vlogDtpre.iLsfxCIvu`).
+    else if (/^-([a-zA-Z]*e\.[a-zA-Z]*|[a-zA-Z]+)$/.test(w) && !/^-[^e]*M/.test(w)) continue;
+    else if (!(w.startsWith('--') && RSYNC_SERVER_OPTIONS.has(w.slice(2).replace(/=.*$/s, '')))) return 'unknown';
+  }
+  return k < args.length ? (sender ? 'download' : 'upload') : 'unknown';
+}
+
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {
   git,
   sed,
@@ -405,11 +446,12 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   scp: ssh({ short: '12346ABCOTdfpqRrstvc:D:F:i:J:l:o:P:S:X:' }, ['S', 'D'], 'scp'),
   sftp: ssh(SFTP, ['S', 'D'], 'sftp'),
   rsync: (args) => {
-    // The server side, as a client starts it (`rsync --server …`: its first word), reads `-e` as the protocol's letters and
-    // starts no shell; `--server` anywhere else may be an option's value or a file (`--exclude --server -e cmd`).
-    if (args[0] === '--server') return undefined;
-    const hit = optionWords(args).find((w) => longIs(w, ['rsh', 'rsync-path']) || groupHas(w, 'e', 'BfMT@'));
-    return hit ? `\`rsync ${hit.startsWith('--') ? hit.replace(/=.*$/s, '') : '-e'}\`` : undefined;
+    // The server side, as a client starts it ({@link rsyncServer}), reads `-e` as the protocol's letters and starts no shell;
+    // `--server` elsewhere, or with what its client never sends (`--daemon --config=… -M 'pre-xfer exec=…'`), is read as a client.
+    if (rsyncServer(args) !== 'unknown') return undefined;
+    // A daemon runs what its configuration says (`pre-xfer exec`); `-M` hands options to the other side's rsync.
+    const hit = optionWords(args).find((w) => longIs(w, ['rsh', 'rsync-path', 'daemon', 'config', 'remote-option']) || groupHas(w, 'eM', 'BfT@'));
+    return hit ? `\`rsync ${hit.startsWith('--') ? hit.replace(/=.*$/s, '') : hit.slice(0, 2)}\`` : undefined;
   },
   tar: (args) => {
     const risky = ['checkpoint-action', 'to-command', 'use-compress-program', 'rsh-command', 'rmt-command', 'info-script', 'new-volume-script'];

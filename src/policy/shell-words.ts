@@ -15,6 +15,8 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
   let text = '';
   let known = true;
   let glob = false;
+  /** An unquoted `[` read: an unquoted `]` after it, in this part or a later one, closes a bracket expression (`["-"]rf`). */
+  let bracket = false;
   /** The word with each quoted or escaped piece as a plain letter: what bash's brace expansion sees. */
   let shape = '';
   for (const part of word.Parts as Node[]) {
@@ -23,10 +25,13 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
     if (kind === 'Lit') {
       const value = part.Value as string;
       // A glob in the program's name picks a file; one in an argument is file names (see mayBeOption).
-      if (/(^|[^\\])([*?]|\[[^\]]*\])/.test(value)) {
-        if (isProgram) known = false;
-        glob = true;
+      for (let i = 0; i < value.length; i++) {
+        const c = value[i];
+        if (c === '\\') i++;
+        else if (c === '*' || c === '?' || (c === ']' && bracket)) glob = true;
+        else if (c === '[') bracket = true;
       }
+      if (glob && isProgram) known = false;
       text += value.replace(/\\(.)/gs, '$1');
     } else if (kind === 'SglQuoted') {
       text += part.Dollar ? ansiC(part.Value) : part.Value;

@@ -49,7 +49,8 @@ import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
 import type { ShellCommand } from './shell-line.js';
 import { shellLineOf } from './shell-lines.js';
-import { readsCommands } from './shell-programs.js';
+import { hasOptionCode, readsCommands, rsyncServer } from './shell-programs.js';
+import { optionsEnd } from './shell-options.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type Who } from './schema.js';
 import { argumentsGlob, glob, globMayMatch } from '../glob.js';
 import { LinearRegex } from '../linear-regex.js';
@@ -92,10 +93,7 @@ export function fileTransferOf(command: string, loginShell: string | undefined =
   const words = only.words[0] === 'exec' ? only.words.slice(1) : only.words;
   const program = words[0]?.split('/').pop();
   if (program === 'sftp-server') return 'sftp';
-  if (program === 'rsync' && words[1] === '--server') {
-    const end = words.indexOf('--');
-    return words.slice(2, end < 0 ? undefined : end).includes('--sender') ? 'download' : 'upload';
-  }
+  if (program === 'rsync') return rsyncServer(words.slice(1));
   if (program !== 'scp') return 'unknown';
   const flags = words
     .slice(1)
@@ -331,12 +329,15 @@ function matches(c: CompiledRule, command: ShellCommand, source: string, order: 
 function optionsFirst(words: readonly string[], unknown: readonly number[] = []): number[] | undefined {
   const options: number[] = [];
   const operands: number[] = [];
-  let ended = false;
+  const end = optionsEnd(
+    words.map((w, i) => (unknown.includes(i) ? '' : w)),
+    1,
+    hasOptionCode(words[0]?.split('/').pop() ?? ''),
+  );
   for (let i = 1; i < words.length; i++) {
     const word = words[i] as string;
-    if (word === '--' && !unknown.includes(i)) ended = true;
     // A word built when it runs (a glob's file names) may be an option too.
-    (!ended && ((word.length > 1 && word.startsWith('-')) || unknown.includes(i)) ? options : operands).push(i);
+    (i < end && ((word.length > 1 && word.startsWith('-')) || unknown.includes(i)) ? options : operands).push(i);
   }
   if (options.every((o, k) => o === k + 1)) return undefined;
   return [0, ...options, ...operands];

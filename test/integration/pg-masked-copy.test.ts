@@ -137,6 +137,11 @@ describe('a masked value stored where masking does not follow it', () => {
     ['a large object cut to a masked size', 'select lo_truncate(lo_open(lo_create(0), 131072), ascii(email)) from customers'],
     ['a logical decoding slot peeked', "select data from pg_logical_slot_peek_changes('cdc', null, null)"],
     ['a logical decoding slot read', "select * from pg_logical_slot_get_binary_changes('cdc', null, null)"],
+    // And an eighth: a slot or replication origin named by a masked value, a table's own file, its pages.
+    ['a slot named by a masked value', "select pg_create_physical_replication_slot(regexp_replace(email, '[^a-z0-9]', '_', 'g')) from customers"],
+    ['a replication origin named by a masked value', 'select pg_replication_origin_create(email) from customers'],
+    ["a masked table's own file", "select encode(pg_read_binary_file(pg_relation_filepath('customers')), 'escape')"],
+    ["a masked table's pages", "select * from heap_page_items(get_raw_page('customers', 0))"],
   ];
   for (const [what, sql] of attempts) {
     it(`is refused: ${what}`, async () => {

@@ -363,3 +363,29 @@ describe("a result's value as its client reads it (the seventh attack)", () => {
     expect(detectInField(Buffer.from('{"q": "\\u0022x\\u0022"}'), { typeOid: 114, format: 0 }, rules)).toBeUndefined();
   });
 });
+
+describe("a result's value as its client reads it (the eighth attack)", () => {
+  it('finds a card in an array or record of bytea or float8, a range, and an XML character reference', () => {
+    const rules = new MaskingRules({
+      columns: [],
+      names: [],
+      detectors: [
+        { detector: 'payment-card', strategy: 'last4' },
+        { detector: 'email', strategy: 'redact' },
+      ],
+    } as never);
+    const hex = Buffer.from('4111 1111 1111 1111').toString('hex');
+    for (const [oid, text] of [
+      [1001, `{"\\\\x${hex}"}`],
+      [1022, '{4.111111111111111e+15}'],
+      [2249, '(4.111111111111111e+15)'],
+      [2249, `("\\\\x${hex}")`],
+      [3906, '[4.111111111111111e+15,)'],
+    ] as const) {
+      expect(detectInField(Buffer.from(text), { typeOid: oid, format: 0 }, rules), text).toBeNull();
+    }
+    expect(detectInField(Buffer.from('<a>&#52;111111111111111</a>'), { typeOid: 142, format: 0 }, rules)?.toString()).toBe('<a>************1111</a>');
+    expect(detectInField(Buffer.from('<a>alice&#64;example.com</a>'), { typeOid: 142, format: 0 }, rules)?.toString()).not.toContain('example.com');
+    expect(detectInField(Buffer.from('{1.5,2.25}'), { typeOid: 1022, format: 0 }, rules)).toBeUndefined();
+  });
+});

@@ -125,3 +125,45 @@ describe('what redaction writes down', () => {
     expect(redactSql('select "password" from t where "password" = \'hunter2\'', 'mysql', { key: 'k', mysqlMode: { noBackslashEscapes: false, ansiQuotes: true } }).text).not.toContain('hunter2');
   });
 });
+
+describe('what redaction writes down, against the eighth attack', () => {
+  /** `sql` redacted as PostgreSQL's session writes it down parses to the statements the server runs. */
+  const sameShape = (sql: string): void => {
+    const out = redactSql(sql, 'postgres', { key: 'k' }).text;
+    expect(shape(parsable(out)), `${JSON.stringify(sql)} written as ${JSON.stringify(out)}`).toBe(shape(sql));
+  };
+
+  it('reads a dollar tag of any length, and only ASCII blanks as blanks (U+00A0 is a letter of a name to PostgreSQL)', () => {
+    const tag = `$${'T'.repeat(300)}$`;
+    sameShape(`select ${tag} ' ${tag}; drop table audit2; select ${tag} ' ${tag} -- password`);
+    expect(redactSql(`alter role r password ${tag}hunter2${tag}`, 'postgres', { key: 'k' }).text).not.toContain('hunter2');
+    sameShape('select 1 \u00a0$a$; drop table audit_log; select 2 \u00a0$a$ -- password');
+  });
+
+  it("reads MariaDB's versioned comments by the server's version, and `--` before DEL as a comment", () => {
+    const skipped = redactSql("select 1 /*!99999 ' */; drop table t2; select 2 /*!99999 ' */ -- password", 'mysql', { key: 'k', mysqlMode: {} }).text;
+    expect(skipped).toContain('drop table t2');
+    const del = redactSql("select 1 --\x7f '\n, 2; drop table t1; select 3 --\x7f '\n -- password", 'mysql', { key: 'k', mysqlMode: {} }).text;
+    expect(del).toContain('drop table t1');
+  });
+
+  it("takes a connection string's password after a quoted value, and numbers as PostgreSQL 16 reads them", () => {
+    expect(redactSql("create subscription s connection E'host=''h''pa\\ssword=hunter2' publication p", 'postgres', { key: 'k' }).text).not.toContain('hunter2');
+    for (const n of ['4111_1111_1111_1111', '0o164660424532170707'])
+      expect(redactSql(`insert into orders(c) values (${n})`, 'postgres', { key: 'k', detectors: ['payment-card'] }).text, n).not.toContain(n);
+  });
+
+  it('takes time linear in the statement: 256 KiB of the shapes that were quadratic redact in well under a second each', () => {
+    const shapes = [
+      `select '${"'://'".repeat(1)}' ${'://'.repeat(87_000)}`,
+      `select ${'('.repeat(40_000)}${"'a',".repeat(30_000)} -- key`,
+      `insert t partition ( ${'insert t partition ( '.repeat(12_000)}`,
+      `select "x ${'://'.repeat(87_000)}`,
+    ];
+    for (const [i, sql] of shapes.entries()) {
+      const started = performance.now();
+      redactSql(sql, i === 2 || i === 3 ? 'mysql' : 'postgres', { key: 'k' });
+      expect(performance.now() - started, `shape ${i}`).toBeLessThan(3000);
+    }
+  });
+});

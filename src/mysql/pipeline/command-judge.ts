@@ -220,8 +220,7 @@ export class CommandJudge {
 
   /** How the server lexes the session's strings now (its sql_mode), once read at sign-in; the recording's redaction reads them so too. */
   get lexing(): MysqlLexing | undefined {
-    const o = this.#reading?.options;
-    return o && { noBackslashEscapes: o.noBackslashEscapes === true, ansiQuotes: o.ansiQuotes === true };
+    return this.#reading?.options;
   }
 
   /** Whether the policy governs the session (then {@link govern} must run before its first command). */

@@ -321,7 +321,9 @@ export class MysqlResultMasker {
       const masked = this.#rules.apply(v.toString('utf8'), plan.strategy, true);
       return masked === null ? null : Buffer.from(masked, 'utf8');
     }
-    if (this.#rules.detectors.length === 0 || !isUtf8(v)) return undefined;
+    if (this.#rules.detectors.length === 0) return undefined;
+    // Bytes that are not UTF-8 (a BLOB, `concat(0xff, card)`) are read as latin1: a match in them withholds the value.
+    if (!isUtf8(v)) return this.#rules.maskText(v.toString('latin1')).changed ? null : undefined;
     const m = this.#rules.maskText(v.toString('utf8'));
     if (!m.changed) return undefined;
     return m.nullify ? null : Buffer.from(m.text, 'utf8');

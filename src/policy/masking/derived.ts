@@ -18,8 +18,28 @@ import type { ColumnLineage, ColumnSource, StatementFacts } from '../sql/analyze
 import { MaskingRules, type MaskingPolicyLike } from './rules.js';
 import { sqlName } from './sources.js';
 
-/** Logical decoding's readers and what moves or copies a slot: `pg_logical_slot_peek_changes` and the like. */
-const LOGICAL_DECODING = /^pg_(logical_slot_(peek|get)_|replication_slot_advance$|copy_logical_replication_slot$|create_logical_replication_slot$)/;
+/**
+ * Functions that read rows under no table's name or keep a value under a name of the server's, which
+ * masking cannot follow: logical decoding and replication slots and origins (named by a value),
+ * the server's files (`pg_read_binary_file` of a table's file), pageinspect's pages and pg_walinspect's
+ * WAL records. Under masking, a call of one is refused whatever its arguments.
+ */
+const UNMASKABLE = new RegExp(
+  `^(${[
+    'pg_logical_slot_(peek|get)_\\w+',
+    'pg_(create|copy)_(logical|physical)_replication_slot',
+    'pg_replication_slot_advance',
+    'pg_replication_origin_\\w+',
+    'pg_create_restore_point',
+    'pg_read_(binary_)?file',
+    'get_raw_page',
+    '\\w+_page_items',
+    'heap_page_item_attrs',
+    'tuple_data_split',
+    'fsm_page_contents',
+    'pg_get_wal_\\w+',
+  ].join('|')})$`,
+);
 /**
  * Finds the masked column a statement's computed output (or a side channel's argument) is derived from.
  *
@@ -84,9 +104,8 @@ export class DerivedValueCheck {
     // dblink returns the rows another connection reads (this database's too), under no table's name.
     const remote = facts.functions.find((f) => f.slice(f.lastIndexOf('.') + 1).startsWith('dblink'));
     if (remote !== undefined) return `a call of ${remote.slice(remote.lastIndexOf('.') + 1)}(), which returns rows another connection reads`;
-    // Logical decoding returns the rows the write-ahead log holds (every column, as written), under no table's name.
-    const decoded = facts.functions.map((f) => f.slice(f.lastIndexOf('.') + 1)).find((f) => LOGICAL_DECODING.test(f));
-    if (decoded !== undefined) return `a call of ${decoded}(), which returns rows as the write-ahead log holds them`;
+    const unmaskable = facts.functions.map((f) => f.slice(f.lastIndexOf('.') + 1)).find((f) => UNMASKABLE.test(f));
+    if (unmaskable !== undefined) return `a call of ${unmaskable}(), which reads rows or keeps a value where no rule masks them`;
     return facts.code;
   }
 

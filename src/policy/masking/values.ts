@@ -103,12 +103,33 @@ function asClientReads(text: string, oid: number): string {
     case 790:
       return text.replace(/[^0-9.-]/g, '');
     case TypeOid.JSON:
-      return text.replace(/\\u00([2-7][0-9a-fA-F])/g, (whole, h: string) =>
-        /[0-9A-Za-z @.+-]/.test(String.fromCharCode(Number.parseInt(h, 16))) ? String.fromCharCode(Number.parseInt(h, 16)) : whole,
-      );
+    case TypeOid.XML:
+      return decodePrintable(text);
     default:
-      return text;
+      return textLike.has(oid) ? text : readableView(text);
   }
+}
+
+/** A letter, digit or `@ . + -` spelt as a JSON `\u00XX` escape or an XML character reference, decoded (what may spell a detector's match; never a quote). */
+function decodePrintable(text: string): string {
+  return text.replace(/\\u00([2-7][0-9a-fA-F])|&#(?:x([0-9a-fA-F]{1,4})|([0-9]{1,5}));/g, (whole, u?: string, x?: string, d?: string) => {
+    const c = String.fromCharCode(Number.parseInt(u ?? x ?? d!, u || x ? 16 : 10));
+    return /[0-9A-Za-z @.+-]/.test(c) ? c : whole;
+  });
+}
+
+/**
+ * What a value of any type (an array, a record, a range, a COPY row's field) holds as its client
+ * reads it, for the detectors: hex bytea runs decoded, floats in exponent form as their digits,
+ * escapes and character references of letters and digits decoded.
+ */
+export function readableView(text: string): string {
+  return decodePrintable(text)
+    .replace(/\\+x([0-9a-fA-F]{12,})/g, (_m, hex: string) => ` ${Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('latin1')} `)
+    .replace(/[-+]?\d\.\d+e\+\d{1,3}/gi, (f) => {
+      const x = Number(f);
+      return Number.isFinite(x) ? BigInt(Math.trunc(x)).toString() : f;
+    });
 }
 
 /**
@@ -118,10 +139,13 @@ function asClientReads(text: string, oid: number): string {
  */
 export function detectInField(value: Buffer, t: FieldType, rules: MaskingRules): Buffer | null | undefined {
   if (rules.detectors.length === 0 || value.length < 6) return undefined;
-  const text = t.format === 0 || textLike.has(t.typeOid) ? asClientReads(decodeText(value, t), t.typeOid) : binaryText(value, t.typeOid);
+  const raw = t.format === 0 || textLike.has(t.typeOid) ? decodeText(value, t) : undefined;
+  const text = raw !== undefined ? asClientReads(raw, t.typeOid) : binaryText(value, t.typeOid);
   const r = rules.maskText(text);
   if (!r.changed) return undefined;
   if (r.nullify) return null;
+  // Found only in how the client reads it (a hex run, a float's digits): the text cannot be rewritten in place.
+  if (raw !== undefined && text !== raw && !textLike.has(t.typeOid)) return null;
   if (t.format === 1 && !textLike.has(t.typeOid)) return null;
   if (t.format === 0 && scalarNonText.has(t.typeOid)) return null;
   return encodeText(r.text, t);

@@ -23,6 +23,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { detect, type DetectorName } from '../masking/detectors.js';
+import { executableCommentRuns, type PrepassOptions } from '../mysql/prepass.js';
 
 /** How secrets are written down: the key of their hashes (none: the bare marker), and the session's detectors. */
 export interface RedactOptions {
@@ -32,11 +33,8 @@ export interface RedactOptions {
   mysqlMode?: MysqlLexing;
 }
 
-/** How MariaDB lexes a string under the session's sql_mode: `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` (`"` quotes a name). */
-export interface MysqlLexing {
-  noBackslashEscapes: boolean;
-  ansiQuotes: boolean;
-}
+/** How MariaDB lexes the session's SQL: its sql_mode (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`: `"` quotes a name), and its versioned comments by the server's kind and version (as the judge's pre-pass reads them). */
+export type MysqlLexing = PrepassOptions;
 
 /** The SQL dialect a text is lexed in. */
 export type SqlDialect = 'postgres' | 'mysql';
@@ -89,7 +87,19 @@ const MAY_NAME_SECRET = /passw|pwd|secret|token|key|credential|passphrase|identi
  * escape, a cipher's or dblink's function): every literal of such a statement is taken as a secret.
  */
 const EVERY_LITERAL =
-  /passw|pwd|secret|token|api_?key|access_?key|identified|conninfo|credential|passphrase|private_?key|set_config|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|:\/\/[^\s'"]*%[0-9a-f]{2}|\\(x[0-9a-f]|[0-7]|u[0-9a-f]{4})/i;
+  /passw|pwd|secret|token|api_?key|access_?key|identified|conninfo|credential|passphrase|private_?key|set_config|u&['"]|crypt|pgp_|aes_|des_|hmac|dblink|\\(x[0-9a-f]|[0-7]|u[0-9a-f]{4})/i;
+
+/** Whether `sql` names a secret as {@link EVERY_LITERAL} says, or holds a URI with a percent escape (read in one pass: a pattern for it backtracked on `://` repeated). */
+function namesSecretAnywhere(sql: string): boolean {
+  if (EVERY_LITERAL.test(sql)) return true;
+  for (let at = sql.indexOf('://'); at >= 0; ) {
+    let end = at + 3;
+    while (end < sql.length && !/[\s'"]/.test(sql[end]!)) end++;
+    if (/%[0-9a-f]{2}/i.test(sql.slice(at + 3, end))) return true;
+    at = sql.indexOf('://', end);
+  }
+  return false;
+}
 /** Words that may start an INSERT's rows where no column list names their columns. */
 const ROWS_UNNAMED = new Set(['values', 'value', 'select', 'table', 'with', 'overriding', 'default']);
 const INSERT_MODIFIERS = new Set(['low_priority', 'delayed', 'high_priority', 'ignore', 'into']);
@@ -115,24 +125,31 @@ function unnamedColumns(sql: string, dialect: SqlDialect, mode?: MysqlLexing): b
     j++;
     while (other(j) === '.' && word(j + 1) !== undefined) j += 2;
     if (dialect === 'mysql' && word(j) === 'partition' && other(j + 1) === '(') {
-      while (j < tokens.length && other(j) !== ')') j++;
+      while (j < tokens.length && other(j) !== ')' && other(j) !== ';') j++;
       j++;
     }
     if (word(j) === 'as') j += 2;
     if (ROWS_UNNAMED.has(word(j) ?? '')) return true;
     if (other(j) === '(' && (ROWS_UNNAMED.has(word(j + 1) ?? '') || other(j + 1) === '(')) return true;
+    k = Math.max(k, j - 1); // what was read is not read again
   }
   return false;
 }
 /** Hex literals and numbers of six digits or more outside strings (a cipher's key given as `0x…`, a numeric token); short numbers (`id = 5`) stay. */
-const NUMBER_LITERAL = /\b(0x[0-9a-f]+|\d{6,})\b/gi;
+const NUMBER_LITERAL = /\b(0x[0-9a-f_]+|0o[0-7_]+|0b[01_]+|\d[\d_]{5,})\b/gi;
 
 /** A connection string or URI with a password in it. */
-const CONNINFO_PASSWORD = /(^|\s|\\[nrtf]|[?&;])password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
+const CONNINFO_PASSWORD = /(^|\s|\\[nrtf]|[?&;'"])password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
 
 const isWordStart = (c: string): boolean => /[A-Za-z_\u0080-\uffff]/.test(c);
-/** A dollar quote's opening tag (scan.l: `dolq_start` is a letter, `_` or any byte from 0x80, `dolq_cont` a digit too). */
-const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
+/** A dollar quote's opening tag at `i`, of any length (scan.l: `dolq_start` is a letter, `_` or any byte from 0x80, `dolq_cont` a digit too). */
+function dollarTag(sql: string, i: number): string | undefined {
+  let j = i + 1;
+  if (j < sql.length && /[A-Za-z_\u0080-\uffff]/.test(sql[j]!)) while (j < sql.length && /[A-Za-z0-9_\u0080-\uffff]/.test(sql[j]!)) j++;
+  return sql[j] === '$' ? sql.slice(i, j + 1) : undefined;
+}
+/** PostgreSQL's and MariaDB's blanks (scan.l's `space`): a Unicode space (U+00A0) is a letter of a name to PostgreSQL. */
+const isBlank = (c: string): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
 /**
  * Where a literal goes on after it (scan.l's `quotecontinue`): blanks holding a newline (a `--`
  * comment may end a line among them), then the next quote; MySQL joins literals across any blank.
@@ -146,12 +163,20 @@ function continuation(sql: string, from: number, dialect: SqlDialect): number {
     if (c === '\n' || c === '\r') {
       newline = true;
       j++;
-    } else if (/\s/.test(c)) j++;
+    } else if (isBlank(c)) j++;
     else if (dialect === 'postgres' && c === '-' && sql[j + 1] === '-') j = lineEnd(sql, j, dialect);
     else break;
   }
   return sql[j] === "'" && j > from && (newline || dialect === 'mysql') ? j : -1;
 }
+/** Whether MariaDB (or MySQL) runs the executable comment at `i` (`/*!NNNNN`, `/*M!`): one whose running is unknown is read as run. */
+function versionedRuns(sql: string, i: number, mode: MysqlLexing | undefined): boolean {
+  const mariaOnly = sql[i + 2] === 'M';
+  const at = i + (mariaOnly ? 4 : 3);
+  const digits = /^[0-9]{5}/.test(sql.slice(at, at + 5)) ? (/[0-9]/.test(sql[at + 5] ?? '') ? 6 : 5) : 0;
+  return executableCommentRuns(digits ? Number(sql.slice(at, at + digits)) : undefined, mariaOnly, mode ?? {}) !== 'comment';
+}
+
 /**
  * Where a line comment from `i` ends: PostgreSQL's at a newline or a carriage return (scan.l's
  * `non_newline` is `[^\n\r]`), MySQL's at a newline.
@@ -185,15 +210,15 @@ function lex(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Token[] {
   };
   while (i < n) {
     const c = sql[i]!;
-    if (/\s/.test(c)) {
+    if (isBlank(c)) {
       i++;
-    } else if (c === '-' && sql[i + 1] === '-' && (dialect === 'postgres' || /[\x00-\x20]/.test(sql[i + 2] ?? ' '))) {
+    } else if (c === '-' && sql[i + 1] === '-' && (dialect === 'postgres' || /[\x00-\x20\x7f]/.test(sql[i + 2] ?? ' '))) {
       // MySQL: `--` starts a comment before a blank or any control character; PostgreSQL's ends at a carriage return too.
       i = lineEnd(sql, i, dialect);
     } else if (c === '#' && dialect === 'mysql') {
       i = lineEnd(sql, i, dialect);
-    } else if (dialect === 'mysql' && c === '/' && sql[i + 1] === '*' && (sql[i + 2] === '!' || (sql[i + 2] === 'M' && sql[i + 3] === '!'))) {
-      // An executable comment: MySQL and MariaDB run its body (past a version number), so it is lexed as SQL.
+    } else if (dialect === 'mysql' && c === '/' && sql[i + 1] === '*' && (sql[i + 2] === '!' || (sql[i + 2] === 'M' && sql[i + 3] === '!')) && versionedRuns(sql, i, mode)) {
+      // An executable comment the server runs (by its version, as the judge's pre-pass reads it): its body is lexed as SQL.
       i += sql[i + 2] === '!' ? 3 : 4;
       while (i < n && /[0-9]/.test(sql[i]!)) i++;
       executable++;
@@ -228,8 +253,8 @@ function lex(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Token[] {
       }
       out.push({ kind: 'string', start: prefix?.start ?? contentStart - 1, end, contentStart, contentEnd: end === n && sql[n - 1] !== c ? n : end - 1 });
       i = end;
-    } else if (dialect === 'postgres' && c === '$' && DOLLAR_TAG.test(sql.slice(i, i + 256))) {
-      const tag = DOLLAR_TAG.exec(sql.slice(i, i + 256))![0];
+    } else if (dialect === 'postgres' && c === '$' && dollarTag(sql, i) !== undefined) {
+      const tag = dollarTag(sql, i)!;
       const close = sql.indexOf(tag, i + tag.length);
       const end = close < 0 ? n : close + tag.length;
       out.push({ kind: 'string', start: i, end, contentStart: i + tag.length, contentEnd: close < 0 ? n : close });
@@ -332,9 +357,28 @@ const SEPARATORS = new Set([
 const COMPARING = new Set(['in', 'like', 'ilike', 'similar', 'between', 'is']);
 
 /** Whether `seg`, or a segment it lies in, is a secret's place. */
-function inSecret(seg: Segment | undefined): boolean {
-  for (let s = seg; s; s = s.parent) if (s.marked || (s.namesSecret && s.compares)) return true;
-  return false;
+function inSecret(seg: Segment | undefined, memo?: Map<Segment, boolean>): boolean {
+  return anyUp(seg, (s) => s.marked || (s.namesSecret && s.compares), memo);
+}
+
+/** Whether `seg` or a segment it lies in passes `test`; with `memo`, each segment's answer is kept, so nested segments walk their chain once in all. */
+function anyUp(seg: Segment | undefined, test: (s: Segment) => boolean, memo = new Map<Segment, boolean>()): boolean {
+  const walked: Segment[] = [];
+  let found = false;
+  for (let s = seg; s; s = s.parent) {
+    const known = memo.get(s);
+    if (known !== undefined) {
+      found = known;
+      break;
+    }
+    walked.push(s);
+    if (test(s)) {
+      found = true;
+      break;
+    }
+  }
+  for (const s of walked) memo.set(s, found);
+  return found;
 }
 
 /**
@@ -350,12 +394,12 @@ function secretsOf(sql: string, dialect: SqlDialect, mode?: MysqlLexing, depth =
   const found: Secrets = { spans: [], params: [] };
   const places: Array<{ t: Token; seg: Segment; before: Token | undefined; first: string[] }> = [];
   /** Whether a literal or parameter is at a secret's place (its segment's secrecy may be known only later in the text). */
-  const secretPlace = ({ t, seg, before, first }: (typeof places)[number]): boolean => {
+  const secretPlace = ({ t, seg, before, first }: (typeof places)[number], memo?: Map<Segment, boolean>): boolean => {
     const content = t.kind === 'string' ? sql.slice(t.contentStart, t.contentEnd) : '';
     return (
       (before?.kind === 'word' && SECRET_WORD.test(before.word)) ||
       (dialect === 'mysql' && first[0] === 'set' && first[1] === 'password') ||
-      inSecret(seg) ||
+      inSecret(seg, memo) ||
       (t.kind === 'string' && (CONNINFO_PASSWORD.test(content) || t.contentEnd === sql.length))
     );
   };
@@ -449,15 +493,14 @@ function secretsOf(sql: string, dialect: SqlDialect, mode?: MysqlLexing, depth =
     const inner = sql.slice(t.contentStart, t.contentEnd).replace(/''|""|\\(.)/gs, (m, escaped: string | undefined) => escaped ?? m[0]!);
     return MAY_NAME_SECRET.test(inner) && secretsOf(inner, dialect, mode, depth + 1).spans.length > 0;
   };
+  // Every segment's secrecy is known now: each chain of segments is walked once.
+  const secrecy = new Map<Segment, boolean>();
   // An expression at a secret's place (`'password=' || 'x'`): every literal joined in it.
-  const joined = new Set<Segment>(places.filter((p) => p.seg.concat && secretPlace(p)).map((p) => p.seg));
-  const inJoined = (seg: Segment): boolean => {
-    for (let x: Segment | undefined = seg; x; x = x.parent) if (joined.has(x)) return true;
-    return false;
-  };
+  const joined = new Set<Segment>(places.filter((p) => p.seg.concat && secretPlace(p, secrecy)).map((p) => p.seg));
+  const joinedMemo = new Map<Segment, boolean>();
   for (const place of places) {
     const { t } = place;
-    const secret = secretPlace(place) || inJoined(place.seg) || holdsSecretSql(t);
+    const secret = secretPlace(place, secrecy) || anyUp(place.seg, (s) => joined.has(s), joinedMemo) || holdsSecretSql(t);
     if (secret && t.kind === 'string') found.spans.push([t.contentStart, t.contentEnd]);
     if (secret && t.kind === 'param' && found.params !== 'all') found.params.push(t.number);
   }
@@ -467,7 +510,7 @@ function secretsOf(sql: string, dialect: SqlDialect, mode?: MysqlLexing, depth =
 
 /** The parameters (1 first; MySQL's `?` in order) whose values `sql` takes as secrets, by the rules of {@link redactSql}. */
 export function secretParameters(sql: string, dialect: SqlDialect, mode?: MysqlLexing): SecretParams {
-  if (EVERY_LITERAL.test(sql) || unnamedColumns(sql, dialect, mode)) return 'all';
+  if (namesSecretAnywhere(sql) || unnamedColumns(sql, dialect, mode)) return 'all';
   return MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect, mode).params : [];
 }
 
@@ -523,21 +566,22 @@ export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {
 
 /** The spans of `sql`'s secrets read one way; most statements name no secret, and are not lexed at all. */
 function spansOf(sql: string, dialect: SqlDialect, mode: MysqlLexing | undefined): Array<[number, number]> {
-  return EVERY_LITERAL.test(sql) || unnamedColumns(sql, dialect, mode) ? everyLiteral(sql, dialect, mode) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect, mode).spans : [];
+  return namesSecretAnywhere(sql) || unnamedColumns(sql, dialect, mode) ? everyLiteral(sql, dialect, mode) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect, mode).spans : [];
 }
 
 /**
- * The ways to read `sql`: as `mode` says; MySQL's text with a backslash or a double quote, when the
- * session's sql_mode is not known (a session no policy governs), every way the server might, so a
- * secret is taken whichever it is.
+ * The ways to read `sql`: as `mode` says; MySQL's text with a backslash, a double quote or an
+ * executable comment, when the session's sql_mode and server are not known (a session no policy
+ * governs), every way the server might, so a secret is taken whichever it is.
  */
 function readingsOf(sql: string, dialect: SqlDialect, mode: MysqlLexing | undefined): Array<MysqlLexing | undefined> {
-  if (dialect !== 'mysql' || mode !== undefined || !/[\\"]/.test(sql)) return [mode];
-  return [false, true].flatMap((noBackslashEscapes) => [false, true].map((ansiQuotes) => ({ noBackslashEscapes, ansiQuotes })));
+  if (dialect !== 'mysql' || mode !== undefined || !/[\\"]|\/\*M?!/.test(sql)) return [mode];
+  const flavors = /\/\*M?!/.test(sql) ? (['mariadb', 'mysql'] as const) : (['mariadb'] as const);
+  return flavors.flatMap((flavor) => [false, true].flatMap((noBackslashEscapes) => [false, true].map((ansiQuotes) => ({ flavor, noBackslashEscapes, ansiQuotes }))));
 }
 
 /** A text that may hold a literal written otherwise than its value: an escape, literals joined, a hex string. */
-const ENCODED = /\\|'\s+'|'\s*[\r\n]|\b0x[0-9a-f]{12}|\bx'[0-9a-f]{12}/i;
+const ENCODED = /\\|'\s+'|'\s*[\r\n]|\b0x[0-9a-f]{12}|\bx'[0-9a-f]{12}|\d_\d|\b0[ob][0-7]/i;
 
 /** The literals of `sql` as the server reads them, where that differs from their text: a string's content (escapes decoded, joined parts one), MySQL's hex strings. */
 function encodedLiterals(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Array<{ start: number; end: number; value: string }> {
@@ -549,6 +593,11 @@ function encodedLiterals(sql: string, dialect: SqlDialect, mode?: MysqlLexing): 
     const joined = joinedParts(raw, dialect);
     const value = (escapes ? joined.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/gs, (_m, e: string) => decodeEscape(e)) : joined).replace(/''/g, "'");
     if (value !== raw) out.push({ start: t.contentStart, end: t.contentEnd, value });
+  }
+  // PostgreSQL 16's numbers with `_` between digits, in octal or binary: their value's digits.
+  for (const m of sql.matchAll(/\b(?:0o([0-7_]+)|0b([01_]+)|(\d+(?:_\d+)+))\b/gi)) {
+    const digits = (m[1] ?? m[2] ?? m[3])!.replaceAll('_', '');
+    out.push({ start: m.index, end: m.index + m[0].length, value: BigInt(m[1] ? `0o${digits}` : m[2] ? `0b${digits}` : digits).toString() });
   }
   if (dialect === 'mysql')
     for (const m of sql.matchAll(/\b0x([0-9a-f]{12,})|\bx'([0-9a-f]{12,})'/gi)) {

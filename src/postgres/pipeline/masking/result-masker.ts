@@ -45,7 +45,7 @@ import { CopyOutMasker, type CopyOptions } from './copy-out.js';
 import type { ColumnJudge, ResolvedMasking, StatementHints, StatementMasking } from './judging.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../../policy/masking/rules.js';
 import { REDACTED, type MaskStrategy } from '../../../policy/masking/strategies.js';
-import { detectInField, maskField, type FieldType } from '../../../policy/masking/values.js';
+import { detectInField, maskField, readableView, type FieldType } from '../../../policy/masking/values.js';
 import { Backend } from '../../wire/codes.js';
 import type { ColumnSource } from '../../../policy/sql/analyze.js';
 
@@ -665,12 +665,16 @@ export class ResultMasker {
       const s = strategies[i];
       if (s) return rules.apply(value, s, true);
       const r = rules.maskText(value);
-      return r.changed ? (r.nullify ? null : r.text) : undefined;
+      if (r.changed) return r.nullify ? null : r.text;
+      // What the client reads in it (a hex bytea, a float's digits) that its text does not show: withheld.
+      return rules.maskText(readableView(value)).changed ? null : undefined;
     };
     const binary = (value: Buffer | null, i: number): Buffer | null | undefined => {
       if (value === null) return undefined;
       if (strategies[i]) return null;
-      return detectInField(value, { typeOid: 0, format: 0 }, rules) === undefined ? undefined : null;
+      if (detectInField(value, { typeOid: 0, format: 0 }, rules) !== undefined) return null;
+      // A COPY's binary field does not say its type: an 8-byte one is read as a float8 and an int8 too.
+      return value.length === 8 && [701, 20].some((oid) => detectInField(value, { typeOid: oid, format: 1 }, rules) !== undefined) ? null : undefined;
     };
     return { masker: new CopyOutMasker(options, text, binary, (s) => rules.maskText(s).text) };
   }
