@@ -146,7 +146,7 @@ const ENVIRONMENT_SAFE = new Set([
 /** Why passing variable `name` (set to `value`) in a program's environment may run code, unless {@link ENVIRONMENT_SAFE} names it (or a `LC_*`; `DEBIAN_FRONTEND=noninteractive`: its `editor` frontend starts vi). */
 function environmentRisk(name: string, value?: string): string | undefined {
   if (ENVIRONMENT_SAFE.has(name) || /^LC_[A-Z]+$/.test(name) || (name === 'DEBIAN_FRONTEND' && value === 'noninteractive')) return undefined;
-  return `it passes ${name} in the environment of the program it runs, which may read it as configuration that runs code (only the locale, TZ, TERM and colour settings are known not to)`;
+  return `it passes ${name} in the environment of the program it runs, which may read it as configuration that runs code (the locale, TZ, TERM, colours and run modes such as NODE_ENV are known not to)`;
 }
 
 /** Why a wrapper that sets its command's environment some other way than `NAME=value` words may run code: from a directory's files (`envdir`, `chpst -e`), or by an option (`systemd-run -E`, `run0 --setenv`, `firejail --env`), a name not {@link ENVIRONMENT_SAFE}. */
