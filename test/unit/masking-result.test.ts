@@ -385,6 +385,29 @@ describe('ResultMasker, COPY out', () => {
     expect(copyText(out)).toBe(`1\t[redacted]\t************1111\tline\\none\\t${keyedHash('bob@example.com', KEY)}\n2\t\\N\t\\N\t\\N\n`);
   });
 
+  it('text and binary format: a card in a hex bytea, a float in its exponent form or a float8 of eight bytes is withheld (the eighth attack)', async () => {
+    const hex = Buffer.from('4111 1111 1111 1111').toString('hex');
+    const text = await run(
+      new ResultMasker({ rules: policy, judge: testJudge() }),
+      [fe.query('copy')],
+      [copyOut(0, 3), copyData(`1\t\\\\x${hex}\t4.111111111111111e+15\n`), msg('c', Buffer.alloc(0)), complete('COPY 1')],
+      copyHints({ format: 'text' }),
+    );
+    expect(copyText(text)).toBe('1\t\\N\t\\N\n');
+    const f8 = Buffer.alloc(8);
+    f8.writeDoubleBE(4111111111111111);
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+    const tuple = Buffer.concat([int16(1), Buffer.from([0, 0, 0, 8]), f8]);
+    const binary = await run(
+      new ResultMasker({ rules: policy, judge: testJudge() }),
+      [fe.query('copy')],
+      [copyOut(1, 1), copyData(Buffer.concat([header, tuple, int16(-1)])), msg('c', Buffer.alloc(0)), complete('COPY 1')],
+      copyHints({ format: 'binary' }),
+    );
+    const body = Buffer.concat(binary.filter((m) => m.type === 0x64).map((m) => m.body));
+    expect(body.includes(f8)).toBe(false);
+  });
+
   it("csv format, with a header, quotes, rows split across CopyData, and 'mask' for unknown columns", async () => {
     const masker = new ResultMasker({ rules: policy, judge: testJudge() });
     const out = await run(

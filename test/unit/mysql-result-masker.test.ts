@@ -216,3 +216,17 @@ describe('MySQL masking by origin, where a name or a spelling could mislead it',
     expect(read("SELECT max_value FROM mysql.column_stats WHERE table_name = 'secrets'", [stats], ['SSN-222'])).toEqual([REDACTED]);
   });
 });
+
+describe('MySQL detectors on bytes that are not UTF-8 (the eighth attack)', () => {
+  it('reads them as latin1: a card beside a 0xff byte withholds the value, other bytes pass as they are', () => {
+    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
+    const m = new MysqlResultMasker(rules, new Set(['app.notes']), new Set());
+    m.statement(facts('SELECT concat(0xff, body) AS c FROM notes'));
+    const def = column('c');
+    m.server({ kind: 'column-count', columns: 1 }, Buffer.from([1]));
+    m.server({ kind: 'column', last: true }, columnDefinition(def));
+    const got = (value: Buffer) => parseTextRow(m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow([value])), 1)[0];
+    expect(got(Buffer.concat([Buffer.from([0xff]), Buffer.from('4111 1111 1111 1111')]))).toBeNull();
+    expect(got(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]))).toEqual(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]));
+  });
+});
