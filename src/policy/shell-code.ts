@@ -155,10 +155,20 @@ function environmentFrom(program: string, args: readonly string[]): string | und
   if (program !== 'systemd-run' && program !== 'run0' && program !== 'firejail') return undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    const set = /^(?:-E|--setenv|--env)(?:=(.*))?$/s.exec(a) ?? (a.startsWith('-E') ? [a, a.slice(2)] : null);
-    if (!set) continue;
-    const pair = set[1] ?? args[i + 1] ?? '';
-    const risk = environmentRisk(pair.replace(/=.*$/s, ''), pair.includes('=') ? pair.slice(pair.indexOf('=') + 1) : undefined);
+    const next = (): string => args[i + 1] ?? '';
+    // `-E NAME=v`, `-qENAME=v`, `--setenv=` and its prefixes (`--set=`), firejail's `--env=`; `-p Environment=…`, `--property=EnvironmentFile=…`.
+    const short = /^-[^-]*?([Ep])(.*)$/s.exec(a);
+    const long = /^--(s(?:e(?:t(?:e(?:nv?)?)?)?)?|env|property)(?:=(.*))?$/s.exec(a);
+    const [kind, value] = short ? [short[1] === 'E' ? 'env' : 'property', short[2] || next()] : long ? [long[1] === 'property' ? 'property' : 'env', long[2] ?? next()] : [undefined, ''];
+    if (kind === undefined) continue;
+    if (kind === 'property') {
+      if (/^EnvironmentFile/i.test(value)) return `\`${program}\` sets the environment from a file hoop does not read`;
+      if (!/^Environment=/i.test(value)) continue;
+    }
+    const pair = kind === 'property' ? value.slice(value.indexOf('=') + 1) : value;
+    const name = pair.replace(/=.*$/s, '');
+    const set = pair.includes('=') ? pair.slice(pair.indexOf('=') + 1) : undefined;
+    const risk = variableRisk(name, set === undefined ? undefined : { text: set, known: true }) ?? environmentRisk(name, set);
     if (risk !== undefined) return risk;
   }
   return undefined;

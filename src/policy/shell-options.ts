@@ -115,7 +115,13 @@ export const hasOption = (parsed: ParsedOptions, names: string[]): boolean => pa
  * `tar -cf -- *`), else the end.
  */
 export function optionsEnd(words: readonly string[], from = 0, valued = true): number {
-  for (let i = from; i < words.length; i++) if (words[i] === '--' && (!valued || i === from || !words[i - 1]!.startsWith('-') || words[i - 1] === '--')) return i;
+  // tar's old style: its first word's letters are options, each of b, C, f… taking the next word in turn (`tar cbf 20 -- *`).
+  const old = valued && words[from - 1]?.split('/').pop() === 'tar' && !words[from]?.startsWith('-') ? [...(words[from] ?? '')].filter((c) => 'bCfgHKLNTVX'.includes(c)).length : 0;
+  for (let i = from; i < words.length; i++) {
+    if (words[i] !== '--' || (i > from && i <= from + old)) continue;
+    const before = words[i - 1]!;
+    if (!valued || i === from || before === '--' || !before.startsWith('-')) return i;
+  }
   return words.length;
 }
 

@@ -60,10 +60,10 @@ export function readsCommands(program: string, args: readonly string[], terminal
     if (sub !== undefined && gitEdits(sub, args.slice(at + 1), terminal)) return `\`git ${sub}\` may start the editor (vi by default) or ask what to do, reading its commands from its input`;
   }
   // tar's "prepare volume #2" prompt reads the input, and its `!` starts a shell.
-  if (program === 'tar' && (optionWords(args).some((w) => longIs(w, ['multi-volume', 'tape-length']) || groupHas(w, 'ML', 'bCfgHKLNTVX')) || /^[^-][^ ]*[ML]/.test(args[0] ?? '')))
+  if (program === 'tar' && (optionWords(args, 'tar').some((w) => longIs(w, ['multi-volume', 'tape-length']) || groupHas(w, 'ML', 'bCfgHKLNTVX')) || /^[^-][^ ]*[ML]/.test(args[0] ?? '')))
     return '`tar -M` asks for each volume on its input, where `!` starts a shell';
   if (program === 'tmux' && parseOptions(args, TMUX).options.some((o) => o.name === 'C')) return '`tmux -C` reads its commands from its input';
-  if (program === 'kubectl' && args.includes('edit')) return '`kubectl edit` starts an editor';
+  if ((program === 'kubectl' || program === 'systemctl') && args.includes('edit')) return `\`${program} edit\` starts an editor`;
   return undefined;
 }
 
@@ -86,12 +86,13 @@ function gitEdits(sub: string, rest: readonly string[], terminal: boolean): bool
     case 'tag':
       return edit || short('e') || ((long('annotate', 'sign', 'local-user') || short('asu')) && !message);
     case 'notes':
-      return edit || rest[0] === 'edit' || ((rest[0] === 'add' || rest[0] === 'append') && !message) || short('c');
+      // Its subcommand after its options (`git notes --ref x edit`).
+      return edit || rest.includes('edit') || ((rest.includes('add') || rest.includes('append')) && !message) || short('c');
     case 'merge':
     case 'pull':
     case 'revert':
     case 'cherry-pick':
-      return edit || short('e') || (terminal && !message && !long('ff-only'));
+      return edit || short('e') || words.some((w) => /^--rebase=i/.test(w)) || (terminal && !message && !long('ff-only'));
     case 'add':
       return edit || short('epi');
     case 'checkout':
@@ -120,6 +121,8 @@ function aptOptions(apt: string): (args: readonly string[]) => string | undefine
 /** Whether a pager's reader is told to page nothing: systemd's tools' and git's `--no-pager` (git's `-P`), before its operands. */
 function noPager(program: string, args: readonly string[]): boolean {
   const words = optionWords(args);
+  // git's help pages through man whatever git's own pager is.
+  if (program === 'git' && args.includes('help')) return false;
   return (program === 'git' || /ctl$|^systemd-/.test(program)) && (words.includes('--no-pager') || (program === 'git' && args[0] === '-P'));
 }
 
@@ -133,8 +136,8 @@ function longIs(word: string, risky: string[]): boolean {
   return name.length >= 1 && risky.some((r) => r.startsWith(name));
 }
 
-/** The short option groups and long options before a `--`, wherever they stand (GNU programs read options after operands too). */
-const optionWords = (args: readonly string[]): string[] => args.slice(0, optionsEnd(args)).filter((a) => a.startsWith('-') && a !== '-' && a !== '--');
+/** The short option groups and long options before a `--` (of `program`'s, when it reads old-style letters: tar), wherever they stand (GNU programs read options after operands too). */
+const optionWords = (args: readonly string[], program = ''): string[] => args.slice(0, optionsEnd([program, ...args], 1) - 1).filter((a) => a.startsWith('-') && a !== '-' && a !== '--');
 
 /** Whether a short option group (`-xzf`) holds `letter` before a letter that takes the rest as its value (`valued`). */
 function groupHas(word: string, letters: string, valued: string): boolean {
@@ -415,7 +418,7 @@ const RSYNC_SERVER_OPTIONS = new Set(
     'compress-level checksum-choice compress-choice max-size min-size max-delete size-only ignore-times existing ignore-existing ' +
     'inplace append append-verify no-implied-dirs numeric-ids safe-links copy-unsafe-links fake-super fuzzy delay-updates ' +
     'iconv modify-window ignore-errors no-whole-file whole-file sparse preallocate open-noatime info debug msgs2stderr ' +
-    'no-msgs2stderr stats human-readable list-only mkpath protect-args secluded-args old-args'
+    'no-msgs2stderr stats human-readable list-only mkpath'
   ).split(' '),
 );
 
@@ -433,10 +436,12 @@ export function rsyncServer(args: readonly string[]): 'upload' | 'download' | 'u
     const w = args[k]!;
     if (w === '--sender') sender = true;
     // The short options' letters, `e` taking the protocol's letters after it (`-vlogDtpre.iLsfxCIvu`).
-    else if (/^-([a-zA-Z]*e\.[a-zA-Z]*|[a-zA-Z]+)$/.test(w) && !/^-[^e]*M/.test(w)) continue;
+    // Not `-s` (--protect-args: the server reads its real arguments from its input) nor `-M`.
+    else if (/^-([a-zA-Z]*e\.[a-zA-Z]*|[a-zA-Z]+)$/.test(w) && !/^-[^e]*[Ms]/.test(w)) continue;
     else if (!(w.startsWith('--') && RSYNC_SERVER_OPTIONS.has(w.slice(2).replace(/=.*$/s, '')))) return 'unknown';
   }
-  return k < args.length ? (sender ? 'download' : 'upload') : 'unknown';
+  // Past `.`, paths; rsync reads an option among them too.
+  return k < args.length && args.slice(k + 1).every((w) => !w.startsWith('-')) ? (sender ? 'download' : 'upload') : 'unknown';
 }
 
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {
@@ -457,7 +462,7 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
     const risky = ['checkpoint-action', 'to-command', 'use-compress-program', 'rsh-command', 'rmt-command', 'info-script', 'new-volume-script'];
     // The first word may be the old style's letters without a dash (`tar cIf prog …`).
     const old = args[0] !== undefined && !args[0].startsWith('-') && /[IF]/.test(args[0]);
-    const hit = optionWords(args).find((w) => longIs(w, risky) || groupHas(w, 'IF', 'bCfgHKLNTVX'));
+    const hit = optionWords(args, 'tar').find((w) => longIs(w, risky) || groupHas(w, 'IF', 'bCfgHKLNTVX'));
     return old ? '`tar I` or `F`' : hit ? `\`tar ${hit.replace(/=.*$/s, '')}\`` : undefined;
   },
   sort: (args) => (optionWords(args).some((w) => longIs(w, ['compress-program'])) ? '`sort --compress-program`' : undefined),

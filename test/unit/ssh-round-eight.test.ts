@@ -3,6 +3,7 @@
  * on Debian 12. An rsync server is a transfer only as its client starts it, `--` may be an option's
  * value, a wrapper's `--` is not its command's, a bracket glob may be split by quotes, wrappers that set
  * the environment by option or directory are read, git's signing options take the rest of their word.
+ * And the ninth, on those models.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,6 +72,28 @@ const CASES: Case[] = [
   [['ls **'], "mispipe 'rm -rf d' cat", A],
   [['ls **'], 'entr rm -rf d', A],
   [['zless **'], 'zless /etc/passwd', { terminal: true }],
+  // The ninth attack: an rsync server reading its arguments from its input (-s), options among its paths; tar's old-style f taking `--`;
+  // git notes' subcommand after its options, an interactive rebase by pull; git help's man; systemd-run's other ways to set the environment.
+  [['ls **'], 'rsync --server -s .'],
+  [['ls **'], 'rsync --server --sender -s .', { sftp: 'read-only' }],
+  [['ls **'], 'rsync --server --sender -sre.iLsfxCIvu .', { mode: 'read-only' }],
+  [['ls **'], `rsync --server . --daemon --config=/etc/systemd/journald.conf --dparam=path=/tmp/s1 '--dparam=pre-xfer exec=touch /tmp/x' '--dparam=use chroot=no'`],
+  [['ls **'], 'rsync --server --sender -re.iLsfxCIvu . --remove-source-files /tmp/v/', { mode: 'read-only' }],
+  [['ls **'], `rsync --server --sender -r . --log-file=/tmp/f '--log-file-format=;touch /tmp/x;' /tmp/v/`, { mode: 'read-only' }],
+  [['tar **'], 'tar cf -- *'],
+  [['tar **'], 'tar cbf 20 -- *'],
+  [['tar **'], `tar cf -- --to-command='touch /tmp/x' d`],
+  [['git **'], 'git notes --ref x edit'],
+  [['git **'], 'git notes --ref=x add'],
+  [['git **'], 'git pull --rebase=interactive'],
+  [['git **'], 'git --no-pager help log', { terminal: true }],
+  [['systemd-run **', 'git **'], `systemd-run --pipe -pEnvironment=GIT_ALLOW_PROTOCOL=ext git ls-remote 'ext::sh -c touch% /tmp/x'`],
+  [['systemd-run **', 'git **'], `systemd-run --pipe --property=Environment=GIT_ALLOW_PROTOCOL=ext git ls-remote 'ext::sh -c touch% /tmp/x'`],
+  [['systemd-run **', 'git **'], `systemd-run --pipe -p EnvironmentFile=/tmp/e git ls-remote 'ext::sh -c touch% /tmp/x'`],
+  [['systemd-run **', 'git **'], `systemd-run --pipe --set=GIT_ALLOW_PROTOCOL=ext git ls-remote 'ext::sh -c touch% /tmp/x'`],
+  [['systemd-run **', 'git **'], `systemd-run --pipe -qE GIT_ALLOW_PROTOCOL=ext git ls-remote 'ext::sh -c touch% /tmp/x'`],
+  [['systemd-run **', './script.sh **'], "systemd-run -E 'COLUMNS=a[$(touch /tmp/x)]' ./script.sh"],
+  [['systemctl **'], 'systemctl edit x'],
   // Already refused: an integer variable's subscript runs.
   [['env **', './script.sh **'], "env COLUMNS='a[$(touch /tmp/x-40)]' ./script.sh"],
 ];

@@ -106,7 +106,7 @@ it('still allows what these programs do without running another: a glob that can
 it('takes rsync for a file transfer only as its client starts the server: `--server` first', () => {
   expect(fileTransferOf('rsync --server -vlogDtpre.iLsfxCIvu . /srv/x')).toBe('upload');
   expect(fileTransferOf('rsync --server --sender -vlogDtpre.iLsfxCIvu . /srv/x')).toBe('download');
-  expect(fileTransferOf('rsync --server -vlogDtpre.iLsfxCIvu . -- --sender')).toBe('upload');
+  expect(fileTransferOf('rsync --server -vlogDtpre.iLsfxCIvu . -- --sender')).toBe('unknown');
   expect(fileTransferOf(`rsync --exclude --server -e 'sh -c x' x:y d`)).toBe('unknown');
   expect(fileTransferOf(`rsync -e 'sh -c x' -- --server x:y`)).toBe('unknown');
 });
