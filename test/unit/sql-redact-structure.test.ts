@@ -8,6 +8,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { redactSql, secretParameters } from '../../src/policy/sql/redact.js';
+import { Random } from '../harness/random.js';
 
 beforeAll(() => loadModule());
 
@@ -29,14 +30,8 @@ const parsable = (text: string): string => text.replace(/(?<!')\[redacted:[0-9a-
 
 describe('what redaction writes down', () => {
   it('is the statement PostgreSQL runs, with only its values changed, however comments and strings are written (generated inputs)', () => {
-    let seed = 0x1b873593;
-    const rand = (n: number): number => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
-    const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
+    const r = new Random(0x1b873593);
+    const pick = <T>(xs: readonly T[]): T => r.pick(xs);
     // Between words: blanks, line comments ended by \n or \r, nested block comments.
     const gaps = [' ', '\n', ' --c\r', ' --c\n', " -- 'x\r", "/* a /* 'b */ c */", ' --\r\n', '\t'];
     const literals = ["'x'", "'a''b'", "E'\\''", "E'a\\\\'", "e'\\x41'", '$$q$$', "$t$ ' $t$", "'a'\n'b'", "U&'\\0041'", '123456789', "'--'", "'/*'"];

@@ -25,6 +25,7 @@ export class MysqlPacketRecorder {
   #rowsNotRecorded = 0;
   readonly #redact: RedactOptions;
   readonly #executes: ExecuteSecrets;
+  #redactMode: [MysqlLexing, RedactOptions] | undefined;
 
   /**
    * Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept
@@ -49,10 +50,17 @@ export class MysqlPacketRecorder {
   client(payload: Buffer, mysqlMode?: MysqlLexing): string | undefined {
     const code = payload[0];
     if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1), mysqlMode);
-    const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', mysqlMode ? { ...this.#redact, mysqlMode } : this.#redact) : undefined;
+    const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', this.#redactFor(mysqlMode)) : undefined;
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;
+  }
+
+  /** The redaction's options for the session's reading (the judge's object, the same until a SET changes it): made once per reading, not per query. */
+  #redactFor(mysqlMode: MysqlLexing | undefined): RedactOptions {
+    if (mysqlMode === undefined) return this.#redact;
+    if (this.#redactMode?.[0] !== mysqlMode) this.#redactMode = [mysqlMode, { ...this.#redact, mysqlMode }];
+    return this.#redactMode[1];
   }
 
   /** A packet of the server's (read as `kind`), as the client got it: a row past the cap is counted, the count recorded before the packet that ends its result. */

@@ -553,10 +553,11 @@ export interface Redacted {
  * bare marker), `detectors` are the session's content detectors.
  */
 export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
-  const spans = readingsOf(sql, dialect, o.mysqlMode).flatMap((mode) => spansOf(sql, dialect, mode));
+  const readings = readingsOf(sql, dialect, o.mysqlMode);
+  const spans = readings.length === 1 ? spansOf(sql, dialect, readings[0]) : readings.flatMap((mode) => spansOf(sql, dialect, mode));
   if (o.detectors?.length) for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
   // A literal the server reads as other text than it is written (escapes, parts joined, hex): its value is read too.
-  for (const mode of ENCODED.test(sql) ? readingsOf(sql, dialect, o.mysqlMode) : []) {
+  for (const mode of ENCODED.test(sql) ? readings : []) {
     for (const l of encodedLiterals(sql, dialect, mode)) {
       if (CONNINFO_PASSWORD.test(l.value) || (o.detectors?.length && detect(l.value, o.detectors).length > 0)) spans.push([l.start, l.end]);
     }
