@@ -26,7 +26,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { swapper } from '../harness/racer.js';
-import { eventually } from '../harness/wait.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 const HOSTILE = resolve(import.meta.dirname, '../fixtures/agent-hostile-tree.mjs');
 const PEOPLE = testPeople();
@@ -408,7 +408,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(runningWith(tree)).toEqual([]);
     expect(readFileSync(join(tree, 'made.txt'), 'utf8')).toBe('made\n');
     const sizes = ['setsid', 'fork', 'nohup'].map((n) => statSync(join(tree, `${n}.log`)).size);
-    await new Promise((r) => setTimeout(r, 300));
+    await quietFor(300);
     expect(['setsid', 'fork', 'nohup'].map((n) => statSync(join(tree, `${n}.log`)).size)).toEqual(sizes);
     // Stopped (Ctrl-Z stops its process group), the sandbox is frozen, the escaped writer too; then killed, nothing of it goes on.
     let child: import('node:child_process').ChildProcess | undefined;

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestPki, type TestPki } from './certs.js';
 import { freePort } from './postgres.js';
+import { poll } from './wait.js';
 
 /** A MariaDB account and its password. */
 export interface MariaUser {
@@ -164,19 +165,17 @@ export async function startMariaDb(options: { maxConnections?: number } = {}): P
     });
     const sql = (statements: string, o: { database?: string } = {}): Promise<string> =>
       run('/usr/bin/mariadb', ['--no-defaults', `--socket=${socket}`, '--batch', '--skip-column-names', ...(o.database ? [o.database] : [])], statements);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (started.exitCode !== null) throw new Error(`mariadbd exited (${started.exitCode}): ${log}`);
-      if (
-        await sql('SELECT 1').then(
+    const answered = await poll(
+      async () => {
+        if (started.exitCode !== null) throw new Error(`mariadbd exited (${started.exitCode}): ${log}`);
+        return sql('SELECT 1').then(
           () => true,
-          () => false,
-        )
-      )
-        break;
-      if (Date.now() > deadline) throw new Error(`mariadbd did not answer in 30 s: ${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+          () => undefined,
+        );
+      },
+      { interval: 50 },
+    );
+    if (!answered) throw new Error(`mariadbd did not answer in 30 s: ${log}`);
     const users = { native: { user: 'app', password: password() }, tlsOnly: { user: 'tls_only', password: password() }, reader: { user: 'reader', password: password() } };
     const rootUser = { user: 'root', password: password() };
     await sql(

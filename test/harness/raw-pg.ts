@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { query as queryMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage } from '../../src/postgres/wire/messages.js';
 import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
 import { ScramClient } from '../../src/postgres/wire/scram.js';
+import { poll } from './wait.js';
 
 /** A raw frontend over `stream`. */
 export class RawFrontend {
@@ -85,20 +86,25 @@ export class RawFrontend {
   /** Waits for a message of `type` (a character), or for the stream to end (then undefined). */
   async waitFor(type: string, timeoutMs = 30_000): Promise<PgMessage | undefined> {
     const code = type.charCodeAt(0);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    const take = (): PgMessage | undefined => {
       const i = this.#messages.findIndex((m) => m.type === code);
-      if (i >= 0) return this.#messages.splice(0, i + 1).at(-1);
-      if (this.ended) return undefined;
-      if (Date.now() > deadline) throw new Error(`no '${type}' message within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 50);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
+      return i >= 0 ? this.#messages.splice(0, i + 1).at(-1) : undefined;
+    };
+    const now = take();
+    if (now || this.ended) return now;
+    return new Promise((resolve, reject) => {
+      const deadline = setTimeout(() => {
+        this.#wake = undefined;
+        reject(new Error(`no '${type}' message within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#wake = () => {
+        const m = take();
+        if (!m && !this.ended) return;
+        clearTimeout(deadline);
+        this.#wake = undefined;
+        resolve(m);
+      };
+    });
   }
 
   /** Waits for an ErrorResponse and returns its fields. */
@@ -109,9 +115,7 @@ export class RawFrontend {
 
   /** Waits until the peer closes. */
   async closed(timeoutMs = 30_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    return this.ended;
+    return (await poll(() => this.ended || undefined, { timeout: timeoutMs })) ?? false;
   }
 
   /** Sends a StartupMessage and signs in with SCRAM-SHA-256 (if asked), up to ReadyForQuery. */
@@ -140,16 +144,20 @@ export class RawFrontend {
 
   /** Every backend message received from byte `from` of {@link raw} on, once `readyForQuery` ReadyForQuery have arrived there. */
   async messagesSince(from: number, readyForQuery: number, timeoutMs = 30_000): Promise<PgMessage[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const reader = new MessageReader({ side: 'backend' });
-      reader.push(this.raw.subarray(from));
-      const all: PgMessage[] = [];
-      for (let m = reader.next(); m; m = reader.next()) all.push(m);
-      if (all.filter((m) => m.type === 0x5a).length >= readyForQuery) return all;
-      if (Date.now() > deadline || this.ended) throw new Error(`only ${all.map((m) => String.fromCharCode(m.type)).join('')} arrived`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    let all: PgMessage[] = [];
+    const arrived = await poll(
+      () => {
+        const reader = new MessageReader({ side: 'backend' });
+        reader.push(this.raw.subarray(from));
+        all = [];
+        for (let m = reader.next(); m; m = reader.next()) all.push(m);
+        if (all.filter((m) => m.type === 0x5a).length >= readyForQuery) return all;
+        return this.ended ? null : undefined;
+      },
+      { timeout: timeoutMs },
+    );
+    if (!arrived) throw new Error(`only ${all.map((m) => String.fromCharCode(m.type)).join('')} arrived`);
+    return arrived;
   }
 
   destroy(): void {

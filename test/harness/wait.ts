@@ -38,3 +38,17 @@ export function quietFor(ms: number): Promise<void> {
 export function pace(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Checks `found` every `interval` ms (20 unless told) until it gives a value, or `timeout` ms (30 s unless told)
+ * passed, then undefined: a poll for harness code that says its own failure (`found` may throw to stop at once).
+ */
+export async function poll<T>(found: () => T | undefined | Promise<T | undefined>, { timeout = 30_000, interval = 20 }: EventuallyOptions = {}): Promise<T | undefined> {
+  const deadline = performance.now() + timeout;
+  for (;;) {
+    const value = await found();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}

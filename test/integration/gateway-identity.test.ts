@@ -26,7 +26,7 @@ import { openTunnel, type TunnelRefusedError } from '../../src/tunnel/transport.
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
-import { eventually, pace } from '../harness/wait.js';
+import { eventually, pace, poll } from '../harness/wait.js';
 import { newKeyPair } from '../../src/key-pair.js';
 
 describe('HTTP API: auth config, whoami, devices', () => {
@@ -335,13 +335,9 @@ describe('sessions live as long as their token', () => {
       channel,
       controls,
       async control(type, timeoutMs = 30_000) {
-        const deadline = Date.now() + timeoutMs;
-        for (;;) {
-          const found = controls.find((m) => m.type === type);
-          if (found) return found;
-          if (Date.now() > deadline) throw new Error(`no ${type} control message; got ${JSON.stringify(controls)}`);
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        const found = await poll(() => controls.find((m) => m.type === type), { timeout: timeoutMs });
+        if (!found) throw new Error(`no ${type} control message; got ${JSON.stringify(controls)}`);
+        return found;
       },
     };
   }

@@ -31,7 +31,7 @@ import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-fron
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { listenOnLoopback } from '../harness/listen.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
-import { eventually, pace, quietFor } from '../harness/wait.js';
+import { eventually, pace, poll, quietFor } from '../harness/wait.js';
 
 let stack: HoopStack;
 /** alice, no statement judge. */
@@ -312,14 +312,16 @@ class RawMux {
 
   /** Waits for a frame on `stream` of one of `types`. */
   async waitFrame(stream: number, types: number[], timeoutMs = 30_000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const f = this.frames.find((x) => x.stream === stream && types.includes(x.type));
-      if (f) return f;
-      if (this.ended) throw new Error(`the connection closed before a frame of type ${types} on stream ${stream}`);
-      if (Date.now() > deadline) throw new Error(`no frame of type ${types} on stream ${stream} within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const frame = await poll(
+      () => {
+        const f = this.frames.find((x) => x.stream === stream && types.includes(x.type));
+        if (!f && this.ended) throw new Error(`the connection closed before a frame of type ${types} on stream ${stream}`);
+        return f;
+      },
+      { timeout: timeoutMs, interval: 10 },
+    );
+    if (!frame) throw new Error(`no frame of type ${types} on stream ${stream} within ${timeoutMs} ms`);
+    return frame;
   }
 
   /** Every DATA byte received on `stream`, in order. */
@@ -338,21 +340,27 @@ class RawMux {
 
   /** Waits until `count` ReadyForQuery messages arrived on `stream`; returns its messages. */
   async untilReady(stream: number, count: number, timeoutMs = 30_000): Promise<PgMessage[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const messages = this.pgMessages(stream);
-      if (messages.filter((m) => m.type === 0x5a).length >= count) return messages;
-      if (this.ended) throw new Error(`the connection closed; stream ${stream} got ${messages.map((m) => String.fromCharCode(m.type)).join('')}`);
-      if (Date.now() > deadline) throw new Error(`stream ${stream} got only ${messages.map((m) => String.fromCharCode(m.type)).join('')}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const ready = await poll(
+      () => {
+        const messages = this.pgMessages(stream);
+        if (messages.filter((m) => m.type === 0x5a).length >= count) return messages;
+        if (this.ended) throw new Error(`the connection closed; stream ${stream} got ${messages.map((m) => String.fromCharCode(m.type)).join('')}`);
+        return undefined;
+      },
+      { timeout: timeoutMs, interval: 10 },
+    );
+    if (!ready)
+      throw new Error(
+        `stream ${stream} got only ${this.pgMessages(stream)
+          .map((m) => String.fromCharCode(m.type))
+          .join('')}`,
+      );
+    return ready;
   }
 
   /** True once the socket has closed, within `timeoutMs`. */
   async closed(timeoutMs = 30_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    return this.ended;
+    return (await poll(() => this.ended || undefined, { timeout: timeoutMs, interval: 10 })) ?? false;
   }
 
   destroy(): void {

@@ -14,7 +14,7 @@ import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { packets } from '../harness/mysql-packets.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
-import { eventually } from '../harness/wait.js';
+import { eventually, poll } from '../harness/wait.js';
 
 let db: MariaServer;
 let governed: HoopStack;
@@ -115,9 +115,7 @@ async function flood(to: Duplex, raw: Socket, n: number): Promise<void> {
   for (let i = 0; i < n && !raw.destroyed; i++) {
     if (!to.write(chunk)) await new Promise<void>((r) => to.once('drain', r).once('close', r));
   }
-  const started = Date.now();
-  while (!raw.destroyed && (to.writableLength > 0 || raw.writableLength > 0) && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 50));
-  await new Promise((r) => setTimeout(r, 300));
+  await poll(() => raw.destroyed || (to.writableLength === 0 && raw.writableLength === 0) || undefined, { timeout: 5_000, interval: 50 });
 }
 
 describe("an attacker at the gateway's MySQL port", () => {

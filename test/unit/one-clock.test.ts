@@ -26,4 +26,17 @@ describe('the clock', () => {
     }
     expect(found).toEqual([]);
   });
+
+  it("is waited on in tests only through the harness's named waits (eventually, poll, quietFor, pace), never a bare timer", () => {
+    const found: string[] = [];
+    for (const file of sources(join(root, 'test'))) {
+      if (relative(root, file) === 'test/harness/wait.ts') continue;
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (/new Promise\S*\s*\(?\(?\w*\)?\s*=>\s*setTimeout\(\w+,|Date\.now\(\)\s*[<>]=?\s*deadline/.test(line)) found.push(`${relative(root, file)}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    expect(found).toEqual([]);
+  });
 });

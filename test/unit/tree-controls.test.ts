@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { notePendingSweep, sweepAbandonedRuns, tellSwept } from '../../src/agent/pending-sweeps.js';
 import { scanTree, sweepTree } from '../../src/agent/tree-controls.js';
+import { pace } from '../harness/wait.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-tree-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -118,7 +119,7 @@ describe('after the run', () => {
     const work = join(base, 'reuse');
     lay(work, { 'a/.git': 'gitdir: /one\n', 'keep.txt': 'x' });
     const c = scanTree([work], { HOME: join(base, 'none') });
-    await new Promise((r) => setTimeout(r, 10)); // the command starts after the scan
+    await pace(10); // the command starts after the scan
     rmSync(join(work, 'a/.git'));
     lay(work, { 'a/.git': 'gitdir: /evil\n' });
     expect(sweepTree(c).map((s) => s.path)).toEqual([join(work, 'a/.git')]);
@@ -135,11 +136,11 @@ describe('after the run', () => {
     const work = join(base, 'later');
     mkdirSync(work);
     const c = scanTree([work], { HOME: join(base, 'none') });
-    await new Promise((r) => setTimeout(r, 10)); // the command starts after the scan
+    await pace(10); // the command starts after the scan
     lay(work, { 'by-agent/.git/config': '[core]\n' });
     // Date.now() drops the fraction of a millisecond that a birth time keeps: the next millisecond is after what was laid.
     const until = Date.now() + 1;
-    await new Promise((r) => setTimeout(r, 20));
+    await pace(20);
     lay(work, { 'by-person/.git/config': '[core]\n' });
     expect(sweepTree(c, { until }).map((s) => s.path)).toEqual([join(work, 'by-agent/.git')]);
     expect(readdirSync(join(work, 'by-person'))).toEqual(['.git']);
