@@ -33,10 +33,20 @@ export interface CliIo {
 /** The signals `hoop run` hands on to its command. */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
-/** Resolves when `signal` aborts (immediately if it already has). */
+/** Resolves when `signal` aborts (immediately if it already has), keeping the process alive until then: a command waiting here runs until stopped. */
 export function whenAborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  const alive = setInterval(() => undefined, 2 ** 31 - 1);
+  return new Promise((resolve) =>
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearInterval(alive);
+        resolve();
+      },
+      { once: true },
+    ),
+  );
 }
 
 /** The CLI's entry (src/cli.ts's `main`), handed to commands that run other commands in-process (`hoop demo`): the exit code. */

@@ -21,7 +21,7 @@
  * @see docs/internals.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-6 (refreshing an access token)
  */
-import { realClock } from '../clock.js';
+import { type Clock, realClock } from '../clock.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -72,7 +72,6 @@ export interface ResolvedTokenProvider extends TokenProvider {
 
 /** Renew this long before expiry (less for short tokens: half their lifetime). @see https://www.rfc-editor.org/rfc/rfc6749#section-6 */
 export const RENEW_LEAD_MS = 60_000;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * When a token that expires at `expiresAt` and was issued at `issuedAt` should be renewed.
@@ -99,23 +98,28 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
   readonly origin: string;
   readonly ca?: Buffer;
   readonly profile?: Profile;
-  protected readonly now: () => Date;
+  readonly #clock: Clock;
   #grant: TokenGrant | undefined;
   #pending: Promise<TokenGrant> | undefined;
   readonly #renewed = new Set<(grant: TokenGrant) => void>();
   readonly #failed = new Set<(err: HoopError) => void>();
-  #timer: NodeJS.Timeout | undefined;
+  #stop: (() => void) | undefined;
   /** The token renewal listeners last heard of. */
   #announced: string | undefined;
   #reported = false;
   #closed = false;
 
-  constructor(options: { gateway: string; origin: string; ca?: Buffer | undefined; profile?: Profile | undefined; now?: (() => Date) | undefined }) {
+  constructor(options: { gateway: string; origin: string; ca?: Buffer | undefined; profile?: Profile | undefined; clock?: Clock | undefined }) {
     this.gateway = options.gateway;
     this.origin = options.origin;
     if (options.ca) this.ca = options.ca;
     if (options.profile) this.profile = options.profile;
-    this.now = options.now ?? (() => new Date(realClock.now()));
+    this.#clock = options.clock ?? realClock;
+  }
+
+  /** The time on this provider's clock. */
+  protected now(): Date {
+    return new Date(this.#clock.now());
   }
 
   /** Whether a fresher token can ever be obtained. */
@@ -124,7 +128,7 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
   protected abstract obtain(previous: TokenGrant | undefined): Promise<TokenGrant>;
 
   protected due(grant: TokenGrant): boolean {
-    return grant.expiresAt !== undefined && this.now().getTime() >= renewalTime(grant.expiresAt, grant.issuedAt).getTime();
+    return grant.expiresAt !== undefined && this.#clock.now() >= renewalTime(grant.expiresAt, grant.issuedAt).getTime();
   }
 
   async current(): Promise<TokenGrant> {
@@ -134,7 +138,7 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
       return await this.#obtain();
     } catch (err) {
       // A renewal that failed for now does not stop a token that is still good.
-      if (held?.expiresAt && !final.has(err as Error) && this.now().getTime() < held.expiresAt.getTime() - 5_000) return held;
+      if (held?.expiresAt && !final.has(err as Error) && this.#clock.now() < held.expiresAt.getTime() - 5_000) return held;
       throw err;
     }
   }
@@ -174,12 +178,12 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
   }
 
   #cancel(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#stop?.();
+    this.#stop = undefined;
   }
 
   #schedule(delayMs?: number): void {
-    if (this.#closed || !this.renewable || this.#renewed.size === 0 || this.#timer) return;
+    if (this.#closed || !this.renewable || this.#renewed.size === 0 || this.#stop) return;
     const grant = this.#grant;
     if (!grant) {
       this.current().then(
@@ -190,15 +194,11 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
     }
     if (!grant.expiresAt) return;
     this.#announced ??= grant.token;
-    const delay = delayMs ?? Math.max(0, renewalTime(grant.expiresAt, grant.issuedAt).getTime() - this.now().getTime());
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        void this.#renew();
-      },
-      Math.min(delay, MAX_TIMER_MS),
-    );
-    this.#timer.unref();
+    const delay = delayMs ?? Math.max(0, renewalTime(grant.expiresAt, grant.issuedAt).getTime() - this.#clock.now());
+    this.#stop = this.#clock.timer(delay, () => {
+      this.#stop = undefined;
+      void this.#renew();
+    });
   }
 
   async #renew(): Promise<void> {
@@ -222,7 +222,7 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
         for (const listener of [...this.#failed]) listener(error);
       }
       const expiresAt = before?.expiresAt;
-      const left = expiresAt ? expiresAt.getTime() - this.now().getTime() : 0;
+      const left = expiresAt ? expiresAt.getTime() - this.#clock.now() : 0;
       if (final.has(error) || left <= 0) return;
       this.#schedule(Math.min(15_000, Math.max(1_000, left / 4)));
     }
@@ -366,7 +366,8 @@ export interface ResolveTokenProviderOptions {
   isTTY?: boolean | undefined;
   /** The keychain (default `@napi-rs/keyring`). */
   keyring?: KeyringFactory | undefined;
-  now?: (() => Date) | undefined;
+  /** The clock renewals run on (the real one unless a test holds it). */
+  clock?: Clock | undefined;
   /** For the GitHub Actions token request. */
   fetch?: typeof fetch | undefined;
   /** Whether a file exists (for the default Kubernetes paths). */
@@ -397,7 +398,7 @@ export async function resolveTokenProvider(options: ResolveTokenProviderOptions)
     const gateway = env.HOOP_GATEWAY?.trim();
     if (!gateway) throw new HoopError(ErrorCode.USAGE, 'HOOP_RUN_TOKEN is set without HOOP_GATEWAY', { hint: 'hoop run sets both; start the command with hoop run' });
     const ca = env.HOOP_CA_FILE ? await readNamed(resolve(cwd, env.HOOP_CA_FILE), 'CA', 'HOOP_CA_FILE') : undefined;
-    return runTokenProvider(gateway, ca, inRun, options.now);
+    return runTokenProvider(gateway, ca, inRun, options.clock);
   }
   const dir = configDir(env, cwd);
   const profiles = new ProfileStore(dir);
@@ -432,7 +433,7 @@ export async function resolveTokenProvider(options: ResolveTokenProviderOptions)
   const origin = gatewayOrigin(gateway);
   const caFile = options.caFile ?? env.HOOP_CA_FILE ?? stored?.profile.caFile;
   const ca = caFile ? await readNamed(resolve(cwd, caFile), 'CA', '--ca-file / HOOP_CA_FILE') : undefined;
-  const base = { gateway, origin, ca, now: options.now, profile: stored?.profile };
+  const base = { gateway, origin, ca, clock: options.clock, profile: stored?.profile };
 
   if (staticToken) return new StaticTokenProvider(staticToken.token, staticToken.source, staticToken.where, base);
 
@@ -479,6 +480,6 @@ async function workloadAudience(gateway: string, ca: Buffer | undefined): Promis
  * The provider of a run's credential (`hoop run`'s ports, and hoop inside its command): the token
  * as the gateway issued it, never renewed, never stored.
  */
-export function runTokenProvider(gateway: string, ca: Buffer | undefined, token: string, now?: () => Date): ResolvedTokenProvider {
-  return new StaticTokenProvider(token, 'run', "the run's credential (HOOP_RUN_TOKEN)", { gateway, origin: gatewayOrigin(gateway), ca, now });
+export function runTokenProvider(gateway: string, ca: Buffer | undefined, token: string, clock?: Clock): ResolvedTokenProvider {
+  return new StaticTokenProvider(token, 'run', "the run's credential (HOOP_RUN_TOKEN)", { gateway, origin: gatewayOrigin(gateway), ca, clock });
 }

@@ -11,7 +11,7 @@
  * @see ../gateway/credentials/direct-credentials.ts
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING
  */
-import { realClock } from '../clock.js';
+import { type Clock, realClock } from '../clock.js';
 import { existsSync } from 'node:fs';
 import { mintDirect, renewDirect, revokeDirect } from '../api-client/direct.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
@@ -53,6 +53,8 @@ export interface DirectOptions {
   ttl?: number;
   /** Print and exit: the credential is not renewed or revoked. */
   once?: boolean;
+  /** The clock renewals run on (the real one unless a test holds it). */
+  clock?: Clock;
 }
 
 /** The CA bundle libpq should verify the gateway with when its certificate is a public one: the system's (libpq 16 reads `system`; older ones need the file). */
@@ -111,7 +113,7 @@ export async function serveDirect(io: CliIo, o: DirectOptions, provider: Resolve
       files.length = 0; // the client reads them after this exits
       return;
     }
-    const stop = keepRenewed(provider, endpoint, minted, o.ttl, say);
+    const stop = keepRenewed(provider, endpoint, minted, o.ttl, say, o.clock);
     try {
       await whenAborted(io.signal);
     } finally {
@@ -171,25 +173,32 @@ async function mysqlShown(dir: string, provider: ResolvedTokenProvider, minted: 
  * Renews the credential at half its life with the person's current sign-in, until stopped. A
  * run's credential is not renewed: it lives as long as the run.
  */
-function keepRenewed(provider: ResolvedTokenProvider, endpoint: { gateway: string; ca?: Buffer }, minted: DirectCredentialView, ttl: number | undefined, say: (line: string) => void): () => void {
+function keepRenewed(
+  provider: ResolvedTokenProvider,
+  endpoint: { gateway: string; ca?: Buffer },
+  minted: DirectCredentialView,
+  ttl: number | undefined,
+  say: (line: string) => void,
+  clock: Clock = realClock,
+): () => void {
   if (provider.source === 'run') return () => {};
-  let timer: NodeJS.Timeout | undefined;
+  let stop: (() => void) | undefined;
   const arm = (ms: number): void => {
-    timer = setTimeout(renew, ms);
+    stop = clock.timer(ms, () => void renew());
   };
   const renew = async (): Promise<void> => {
     let next = 15_000;
     try {
       const expiresAt = Date.parse(await renewDirect(endpoint, (await provider.current()).token, minted.id, ttl !== undefined ? { seconds: ttl } : {}));
-      next = Math.max(1000, (expiresAt - realClock.now()) / 2);
+      next = Math.max(1000, (expiresAt - clock.now()) / 2);
     } catch (err) {
       say(`could not renew direct credential ${minted.id}: ${describeError(err)}; trying again in 15 s`);
     }
-    if (timer !== undefined) arm(next);
+    if (stop !== undefined) arm(next);
   };
-  arm(Math.max(1000, (Date.parse(minted.expiresAt) - realClock.now()) / 2));
+  arm(Math.max(1000, (Date.parse(minted.expiresAt) - clock.now()) / 2));
   return () => {
-    clearTimeout(timer);
-    timer = undefined;
+    stop?.();
+    stop = undefined;
   };
 }

@@ -21,6 +21,11 @@ export class HeldClock implements Clock {
     return () => this.#pending.delete(held);
   };
 
+  /** How many timers wait to fire. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   /** Fires every pending timer of `ms` milliseconds (every pending one, without `ms`); how many it fired. */
   fire(ms?: number): number {
     return this.#fireWhere((t) => ms === undefined || t.ms === ms);

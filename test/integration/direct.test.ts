@@ -7,7 +7,9 @@
  * and the session index behave as through a tunnel (the hostile-client suites of the other paths
  * run on this one too: WAYS_IN in ../harness/stack.ts).
  */
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { PassThrough } from 'node:stream';
 import { connect as netConnect } from 'node:net';
 import pg from 'pg';
 import postgres from 'postgres';
@@ -21,7 +23,8 @@ import { startStack, type HoopStack } from '../harness/stack.js';
 import { HeldClock } from '../harness/held-clock.js';
 import { eventually } from '../harness/wait.js';
 import { cancelRequest, query as queryMessage, startupMessage } from '../../src/postgres/wire/messages.js';
-import type { DirectJson } from '../../src/client/connect-direct.js';
+import { resolveTokenProvider } from '../../src/auth/token-provider.js';
+import { type DirectJson, serveDirect } from '../../src/client/connect-direct.js';
 import { join } from 'node:path';
 
 let stack: HoopStack;
@@ -117,6 +120,37 @@ describe('hoop connect --direct', () => {
     const after = await runProcess('psql', ['-X', '-c', 'select 1'], { env: { ...libpq(d), PGPASSWORD: d.password, PGSSLROOTCERT: stack.pki.caFile } });
     expect(after.code).not.toBe(0);
     expect(after.stderr).toContain(`direct credential ${d.id} was revoked`);
+  });
+
+  it("renews its credential at half its life on the CLI's clock while it runs: the credential outlives the time it was first given", async () => {
+    const cli = new HeldClock();
+    const home = mkdtempSync(join(tmpdir(), 'hoop-direct-renew-'));
+    const env = { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: home, XDG_RUNTIME_DIR: home };
+    const provider = await resolveTokenProvider({ env, cwd: home, gateway: stack.gateway.url, caFile: stack.pki.caFile });
+    const stdout = new PassThrough();
+    let printed = '';
+    stdout.on('data', (c: Buffer) => (printed += c.toString('utf8')));
+    const said: string[] = [];
+    const stop = new AbortController();
+    const serving = serveDirect({ stdout, stderr: new PassThrough(), env, cwd: home, signal: stop.signal }, { json: true, ttl: 60, clock: cli }, provider, 'app', (l) => said.push(l));
+    try {
+      const d = await eventually(() => JSON.parse(printed) as DirectJson);
+      expect(cli.pending).toBe(1);
+      // 40 s on at the gateway, the CLI's half-life timer fires: renewed for another 60 s from there.
+      clock.advance(40_000);
+      expect(cli.fire()).toBe(1);
+      await eventually(() => expect(cli.pending).toBe(1));
+      expect(said).toEqual([]);
+      // Past the minute it was first given, it still signs in.
+      clock.advance(30_000);
+      const read = await runProcess('psql', ['-X', '-At', '-c', 'select 1'], { env: libpq(d) });
+      expect(read.stderr).toBe('');
+      expect(read.stdout).toBe('1\n');
+    } finally {
+      stop.abort();
+      await serving;
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('with --once prints the details and exits; the credential works until it expires', async () => {

@@ -14,6 +14,7 @@ import { renewalTime, resolveTokenProvider, RENEW_LEAD_MS } from '../../src/auth
 import { detectWorkload } from '../../src/auth/workload.js';
 import { ErrorCode, HoopError } from '../../src/errors.js';
 import { eventually } from '../harness/wait.js';
+import { HeldClock } from '../harness/held-clock.js';
 
 const { privateKey: jwtKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
@@ -120,19 +121,19 @@ describe('resolveTokenProvider', () => {
   const base = (): { env: NodeJS.ProcessEnv; cwd: string } => ({ env: { HOOP_CONFIG_DIR: join(dir, 'conf') }, cwd: dir });
 
   it('uses HOOP_TOKEN as is, without renewal, and --token-file before it', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    const clock = new HeldClock();
     const token = await jwt({ sub: 'x' }, 2);
     await writeFile(join(dir, 'tok'), `${token}\n`);
     const fromEnv = await resolveTokenProvider({ ...base(), env: { ...base().env, HOOP_TOKEN: 'env-token' }, gateway: 'https://gw.example' });
     expect(fromEnv.source).toBe('env');
     expect((await fromEnv.current()).token).toBe('env-token');
-    const fromFile = await resolveTokenProvider({ ...base(), env: { ...base().env, HOOP_TOKEN: 'env-token' }, gateway: 'https://gw.example', tokenFile: 'tok' });
+    const fromFile = await resolveTokenProvider({ ...base(), env: { ...base().env, HOOP_TOKEN: 'env-token' }, gateway: 'https://gw.example', tokenFile: 'tok', clock });
     expect(fromFile.source).toBe('file');
     expect((await fromFile.current()).token).toBe(token);
     let renewed = 0;
     fromFile.onRenewed(() => renewed++);
     // Nothing renews a token given as is: no timer is armed for it, however long one waits.
-    expect(vi.getTimerCount()).toBe(0);
+    expect(clock.pending).toBe(0);
     expect(renewed).toBe(0);
     expect((await fromFile.current()).token).toBe(token);
     fromFile.close();
@@ -152,30 +153,36 @@ describe('resolveTokenProvider', () => {
   });
 
   it('re-reads a workload token file ahead of expiry and reports a renewal that cannot happen once', async () => {
-    // The provider's clock and timers are the test's: tokens and renewals run on fake time; file reads are real.
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    // The provider's clock is the test's: renewals run when the test moves its time; file reads are real.
+    const clock = new HeldClock();
     const file = join(dir, 'id-token');
     const first = await jwt({ sub: 'ci' }, 4);
     await writeFile(file, first);
-    const provider = await resolveTokenProvider({ ...base(), env: { ...base().env, HOOP_ID_TOKEN_FILE: file }, gateway: 'https://gw.example' });
+    const provider = await resolveTokenProvider({ ...base(), env: { ...base().env, HOOP_ID_TOKEN_FILE: file }, gateway: 'https://gw.example', clock });
     expect(provider.source).toBe('workload');
     expect((await provider.current()).token).toBe(first);
     const renewed: string[] = [];
     const failures: HoopError[] = [];
     provider.onRenewed((g) => renewed.push(g.token));
     provider.onRenewFailed((e) => failures.push(e));
-    expect(vi.getTimerCount()).toBe(1); // the renewal, armed (a token given as is has none: above)
+    expect(clock.pending).toBe(1); // the renewal, armed (a token given as is has none: above)
     const second = await jwt({ sub: 'ci', n: 2 }, 4);
     const secondExpires = jwtExpiry(second)!.getTime();
     await writeFile(file, second);
     // Half-life of a 4 s token: renewed 2 s in.
-    await vi.advanceTimersByTimeAsync(2_000);
+    clock.advance(2_000);
     await eventually(() => expect(renewed).toEqual([second]), { timeout: 30_000 });
     // The file is never rotated again: one failure message (at the second token's half-life, its file read real I/O) ...
-    await eventually(() => expect(failures).toHaveLength(1), { timeout: 30_000 });
+    await eventually(
+      () => {
+        clock.advance(100);
+        expect(failures).toHaveLength(1);
+      },
+      { timeout: 30_000 },
+    );
     // ... however many retries, until the second token expires and the retries stop.
-    while (!(Date.now() > secondExpires && vi.getTimerCount() === 0)) {
-      await vi.advanceTimersByTimeAsync(250);
+    while (!(clock.now() > secondExpires && clock.pending === 0)) {
+      clock.advance(250);
       await new Promise((r) => setImmediate(r)); // a retry's file read is real I/O
     }
     expect(failures).toHaveLength(1);
