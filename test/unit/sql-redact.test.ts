@@ -135,6 +135,11 @@ describe('redacting secrets from SQL', () => {
       "select dblink_connect('postgresql://127.0.0.1/app?password=hunter2')",
       "select dblink_connect('postgresql://127.0.0.1/app?sslmode=disable&password=hunter2')",
       "select dblink_connect('postgresql://app:hunter2@127.0.0.1/app')",
+      // libpq reads a URI's password to its `@`, blanks and all, and its user to the first `:`.
+      "create subscription s connection 'postgresql://rep:hunter2 x@db.example/app' publication p",
+      "create subscription s connection 'postgresql://rep user:hunter2@db.example/app' publication p",
+      "alter subscription s connection 'postgresql://rep:hunter2\t@db.example/app'",
+      "alter subscription s connection 'postgresql://rep:a:b hunter2@db.example/app'",
       "select dblink_connect('host=127.0.0.1 password=' || 'hunter2')",
       "select dblink_connect('host=127.0.0.1 pass' || 'word=hunter2')",
       "select dblink_connect('c1', 'host=h ' || 'password=' || 'hunter2')",
@@ -146,6 +151,7 @@ describe('redacting secrets from SQL', () => {
 
   it("reads MySQL's executable comments as SQL, introducers apart from their literal, and a PREPARE's text as SQL", () => {
     expectRedacted(my, [
+      "create table f (a int) engine=federated connection='mysql://app:hunter2 x@h:3306/db/t'",
       "/*!ALTER USER 'u'@'%' IDENTIFIED BY 'hunter2'*/",
       "/*!50700 ALTER USER 'u'@'%' IDENTIFIED BY 'hunter2'*/",
       "/*M!100100 ALTER USER 'u'@'%' IDENTIFIED BY 'hunter2' */",

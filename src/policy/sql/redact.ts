@@ -138,8 +138,11 @@ function unnamedColumns(sql: string, dialect: SqlDialect, mode?: MysqlLexing): b
 /** Hex literals and numbers of six digits or more outside strings (a cipher's key given as `0x…`, a numeric token); short numbers (`id = 5`) stay. */
 const NUMBER_LITERAL = /\b(0x[0-9a-f_]+|0o[0-7_]+|0b[01_]+|\d[\d_]{5,})\b/gi;
 
-/** A connection string or URI with a password in it. */
-const CONNINFO_PASSWORD = /(^|\s|\\[nrtf]|[?&;'"])password\s*=|:\/\/[^/@\s:]*:[^/@\s]+@/i;
+/**
+ * A connection string or URI with a password in it: a URI's password is what libpq reads there,
+ * everything from the first `:` after the user to the `@` (blanks too), the user ending at `:`.
+ */
+const CONNINFO_PASSWORD = /(^|\s|\\[nrtf]|[?&;'"])password\s*=|:\/\/[^/@:]*:[^/@]*@/i;
 
 const isWordStart = (c: string): boolean => /[A-Za-z_\u0080-\uffff]/.test(c);
 /** A dollar quote's opening tag at `i`, of any length (scan.l: `dolq_start` is a letter, `_` or any byte from 0x80, `dolq_cont` a digit too). */
