@@ -8,7 +8,7 @@
  * @see https://www.gnu.org/software/bash/manual/bash.html#Shell-Builtin-Commands
  */
 import { hasOption, type OptionSpec, parseOptions, shellInvocation, WRAPPERS, wrapperOf } from './shell-options.js';
-import { hasOptionCode, runsOptionCode } from './shell-programs.js';
+import { readsItsWords, runsOptionCode } from './shell-programs.js';
 
 export { WRAPPERS, wrapperOf } from './shell-options.js';
 /** Shells whose grammar hoop models (bash's, POSIX sh's, the Korn shell's where they agree): their `-c` script is parsed. */
@@ -195,12 +195,17 @@ export function opacity(words: Array<{ text: string; known: boolean; glob?: true
   const code = program !== undefined ? runsCode(words, program) : undefined;
   if (code !== undefined) return { opaque: code };
   if (words.some((w) => !w.known)) {
-    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || wrapperOf(program) !== undefined || hasOptionCode(program);
+    const readsWords = program !== undefined && readsItsWords(program);
+    const runsWords = program === undefined || SHELLS.has(program) || RUNS_WORDS.has(program) || wrapperOf(program) !== undefined || readsWords;
     const unknownWords = words.flatMap((w, i) => (w.known ? [] : [i]));
     const texts = unknownWords.map((i) => words[i]!.text);
-    const why = unknownWords.every((i) => i > 0 && words[i]!.glob)
-      ? `${builtWords(texts)} ${texts.length > 1 ? 'globs' : 'a glob'} whose file names may start with \`-\`, read as options (write \`./${texts[0]}\`, or \`--\` before it)`
-      : `${builtWords(texts)} built when it runs`;
+    const globs = unknownWords.every((i) => i > 0 && words[i]!.glob);
+    const why =
+      globs && readsWords
+        ? `${builtWords(texts)} ${texts.length > 1 ? 'globs' : 'a glob'} whose file names \`${program}\` may read as code, option letters or a subcommand (name the files)`
+        : globs
+          ? `${builtWords(texts)} ${texts.length > 1 ? 'globs' : 'a glob'} whose file names may start with \`-\`, read as options (write \`./${texts[0]}\`, or \`--\` before it)`
+          : `${builtWords(texts)} built when it runs`;
     return { opaque: why, ...(runsWords ? {} : { unknownWords }) };
   }
   if (program === '.' || program === 'source') return { opaque: 'it runs commands it reads from a file' };

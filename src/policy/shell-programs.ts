@@ -129,6 +129,13 @@ function noPager(program: string, args: readonly string[]): boolean {
 /** Whether `program` has options or arguments a program runs as a command: a word of it built when it runs may be one. */
 export const hasOptionCode = (program: string): boolean => Object.hasOwn(PROGRAMS, program) || AWKS.has(program);
 
+/**
+ * Whether hoop reads `program`'s words as more than file names (code, option letters, a
+ * subcommand that starts an editor): a glob among them is a word built when it runs, whatever it
+ * starts with (`tar c* …` beside a file `cIf`, `awk BEGIN*`, `git c*`).
+ */
+export const readsItsWords = (program: string): boolean => hasOptionCode(program) || COMMAND_READERS.has(program) || program === 'systemctl' || program === 'crontab';
+
 /** Whether the long option `name` (before any `=`) is one of `risky`, or abbreviates one (getopt_long reads `--to-c` as `--to-command`, git `--u=` as `--upload-pack=`). */
 function longIs(word: string, risky: string[]): boolean {
   if (!word.startsWith('--') || word === '--') return false;
@@ -442,6 +449,30 @@ export function rsyncServer(args: readonly string[]): 'upload' | 'download' | 'u
   }
   // Past `.`, paths; rsync reads an option among them too.
   return k < args.length && args.slice(k + 1).every((w) => !w.startsWith('-')) ? (sender ? 'download' : 'upload') : 'unknown';
+}
+
+/**
+ * The server side of scp as OpenSSH's client starts it (`scp -O` sends `scp -v -r -p -d -t -- PATH`,
+ * or `-f`): an upload (`-t`) or a download (`-f`), whose options are only the letters that client
+ * sends, each word of them before its paths. Anything else (a letter that takes a value, `-i -f`,
+ * a client's option, an option among the paths) is `unknown`: scp would run as a client (a local
+ * copy, an ssh of the line's choosing), so the ssh rules judge it as any command.
+ */
+export function scpServer(args: readonly string[]): 'upload' | 'download' | 'unknown' {
+  let letters = '';
+  let k = 0;
+  for (; k < args.length && args[k]!.startsWith('-'); k++) {
+    if (args[k] === '--') {
+      k++;
+      break;
+    }
+    if (!/^-[dfprtv]+$/.test(args[k]!)) return 'unknown';
+    letters += args[k]!.slice(1);
+  }
+  const paths = args.slice(k);
+  const upload = letters.includes('t');
+  if (upload === letters.includes('f') || paths.length === 0 || (upload && paths.length !== 1)) return 'unknown';
+  return upload ? 'upload' : 'download';
 }
 
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {

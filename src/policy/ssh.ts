@@ -49,7 +49,7 @@ import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
 import type { ShellCommand } from './shell-line.js';
 import { shellLineOf } from './shell-lines.js';
-import { hasOptionCode, readsCommands, rsyncServer } from './shell-programs.js';
+import { hasOptionCode, readsCommands, rsyncServer, scpServer } from './shell-programs.js';
 import { optionsEnd } from './shell-options.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type Who } from './schema.js';
 import { argumentsGlob, glob, globMayMatch } from '../glob.js';
@@ -91,15 +91,25 @@ export function fileTransferOf(command: string, loginShell: string | undefined =
   const only = top.length === 1 ? top[0] : undefined;
   if (!only?.simple) return 'unknown';
   const words = only.words[0] === 'exec' ? only.words.slice(1) : only.words;
-  const program = words[0]?.split('/').pop();
+  const program = systemProgram(words[0] ?? '');
   if (program === 'sftp-server') return 'sftp';
   if (program === 'rsync') return rsyncServer(words.slice(1));
-  if (program !== 'scp') return 'unknown';
-  const flags = words
-    .slice(1)
-    .filter((w) => /^-[a-zA-Z]+$/.test(w))
-    .join('');
-  return flags.includes('t') ? 'upload' : flags.includes('f') ? 'download' : 'unknown';
+  if (program === 'scp') return scpServer(words.slice(1));
+  return 'unknown';
+}
+
+/**
+ * The name of the program `word` starts when it is the system's: a bare name (found on the
+ * target's PATH) or a path in the directories only root writes (`/usr/lib/openssh/sftp-server`);
+ * undefined for any other path (`./scp`, `/tmp/sftp-server`), which is a program of its own.
+ */
+function systemProgram(word: string): string | undefined {
+  if (!word.includes('/')) return word;
+  const parts = word.split('/');
+  if (parts[0] !== '' || parts.slice(1).some((p) => p === '' || p === '.' || p === '..')) return undefined;
+  const [top, second] = [parts[1], parts[2]];
+  const system = ['bin', 'sbin', 'lib', 'lib64', 'libexec'];
+  return system.includes(top!) || (top === 'usr' && (system.includes(second!) || second === 'local')) ? parts.at(-1) : undefined;
 }
 
 /** A command's text as a reason quotes it. */

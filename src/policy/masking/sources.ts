@@ -160,6 +160,23 @@ export class SourceJudge {
   }
 
   /**
+   * Whether a whole row of a relation written through `r` holds a masked column: a view's row is
+   * its base tables' (PostgreSQL quotes the base row a view's CHECK OPTION or a constraint
+   * refused), found through every column the view reads. @throws CannotTell
+   */
+  async rowsMasked(r: RelationName): Promise<boolean> {
+    if (await this.#source({ ...r, column: '*' }, 0)) return true;
+    const o = this.#overlay.get(r.relation);
+    if (o?.kind === 'view') throw new CannotTell(`${sqlName(r)} is a view this transaction made, whose base rows hoop cannot see`);
+    for (const c of this.#known.get(relationKey(r)) ?? []) {
+      if (!isView(c)) continue;
+      const bases = new Map((await this.#catalog.viewReads(c.oid)).map((x) => [`${x.schema}.${x.table}`, x]));
+      for (const b of bases.values()) if (await this.#source({ schema: b.schema, relation: b.table, column: '*' }, 1)) return true;
+    }
+    return false;
+  }
+
+  /**
    * The live width of a relation a star expands, when every relation the name may mean has the
    * same; undefined when not known (the open transaction changed a relation's columns: an ALTER
    * reaches a table's children too, which the catalog does not show yet).

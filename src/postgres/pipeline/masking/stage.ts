@@ -414,11 +414,11 @@ export class PgSessionMasking implements Stage {
   /** Whether an error or notice of `statement` may quote a masked value. */
   #quotes(statement: ResolvedMasking, fields: ReadonlyMap<string, string>): boolean | Promise<boolean> {
     if ('opaque' in statement || 'unparsed' in statement) return true;
-    // Raised in a function's body (the server says where: `PL/pgSQL function leak() line 3 at RAISE`): that body may quote what it read.
-    if ('lineage' in statement && statement.calls && /\bfunction\b/.test(fields.get('W') ?? '')) return true;
     if (namesMissingRelation(statement, fields)) return false;
     const rules = this.masker.rules;
     if (!rules.hasColumnRules && !rules.hasNameRules) return false;
+    // Raised in a function's body, a trigger's too (the server says where: `PL/pgSQL function leak() line 3 at RAISE`): that body may quote what it read.
+    if (/\bfunction\b/.test(fields.get('W') ?? '')) return true;
     if ('utility' in statement) {
       // A domain's constraint is checked over every column of that domain, in tables the statement does not name.
       if (statement.utility.everywhere) return true;
@@ -429,11 +429,11 @@ export class PgSessionMasking implements Stage {
     const judge = new SourceJudge(rules, this.#sources, this.#overlay, statement.lineage);
     // A write's error may quote any column of the rows it touches (a CHECK, an index expression over them), not only what it reads.
     if (statement.writes && statement.writes.length > 0) {
-      const whole = statement.writes.map((t) => ({ ...splitName(t), column: '*' }));
-      return judge
-        .masked({ sources: whole })
-        .then((hit) => hit || judge.readsMasked())
-        .catch(() => true);
+      const written = statement.writes.map(splitName);
+      return (async () => {
+        for (const r of written) if (await judge.rowsMasked(r)) return true;
+        return judge.readsMasked();
+      })().catch(() => true);
     }
     return judge.readsMasked().catch(() => true);
   }

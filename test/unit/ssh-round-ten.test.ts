@@ -1,0 +1,73 @@
+/**
+ * The tenth attack on the ssh judge (#72), each line run for real on Debian 12: scp's server flags
+ * read from an option's value (`scp -i -f …` is a local copy), a file transfer recognised by the
+ * program's last path part (`./sftp-server` uploaded by sftp), and a glob taken as text where a
+ * program reads code, letters or a subcommand (`tar c* …` beside a file `cIf`, `awk BEGIN*`).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { NO_RECURSIVE_RM } from '../../src/demo/sample.js';
+import { fileTransferOf } from '../../src/policy/ssh.js';
+import { sshJudgeIn } from '../harness/ssh-judge.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-round-ten-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+let n = 0;
+const judgeOf = (globs: string[], sftp = 'allow', mode: 'read-only' | 'read-write' = 'read-write') =>
+  sshJudgeIn(
+    mkdtempSync(join(base, `r${n++}-`)),
+    `  default: deny\n  sftp: ${sftp}\n  rules:\n    - { name: tools, match: { commands: [${globs.map((g) => `"${g}"`).join(', ')}] }, action: allow }\n    - { name: no-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`,
+    mode,
+  );
+type Case = [globs: string[], line: string, opts?: { sftp?: string; mode?: 'read-only' | 'read-write' }];
+const RO = { mode: 'read-only' as const };
+const CASES: Case[] = [
+  // An option that takes a value is no server flag: scp runs as a client (a local copy, an ssh with the line's configuration).
+  [['ls **'], 'scp -i -f /dev/null /home/deploy/.ssh/authorized_keys', RO],
+  [['ls **'], 'scp -c -f -r /etc/skel z/sk', RO],
+  [['ls **'], 'scp -if /dev/null y', RO],
+  [['ls **'], 'scp -F ./cfg -i -t h:x y'],
+  [['ls **'], 'scp -t a b'],
+  [['ls **'], 'scp -t -f x'],
+  // A program of the line's own, named as the transfer programs are.
+  [['ls **'], './sftp-server'],
+  [['ls **'], '/home/deploy/bin/sftp-server', RO],
+  [['ls **'], './scp -t x'],
+  [['ls **'], './rsync --server . x'],
+  [['ls **'], 'exec ./scp -f x'],
+  [['ls **'], '/tmp/scp -f x', { sftp: 'read-only' }],
+  [['ls **'], '/usr/lib/../../tmp/scp -f x', RO],
+  [['ls **'], '/usr//lib/openssh/./sftp-server'],
+  // A glob where the program reads code, option letters or a subcommand.
+  [['tar **'], "tar c* 'touch /tmp/x-1' a.tar f"],
+  [['awk **'], 'awk BEGIN* /dev/null'],
+  [['make **'], 'make -n x*'],
+  [['make **'], 'make -n ./x*'],
+  [['git **'], 'git co[m]mit'],
+  [['git **'], 'git c*'],
+  [['systemctl **'], 'systemctl e* app'],
+  [['kubectl **'], 'kubectl e* deploy/x'],
+  [['sed **'], 'sed -n /*/* f'],
+];
+it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
+  const judge = await judgeOf(globs, o.sftp, o.mode);
+  expect(judge.decide({ kind: 'exec', command: line }, 'bash').action).not.toBe('allow');
+});
+
+it("takes the transfers OpenSSH's and rsync's clients start, and globs that can only be file names", async () => {
+  for (const [line, kind] of [
+    ['scp -t -- /srv/in', 'upload'],
+    ['scp -v -r -p -d -t -- /srv/in', 'upload'],
+    ['scp -f -- /srv/a /srv/b', 'download'],
+    ['scp -r -f /srv/dir', 'download'],
+    ['/usr/lib/openssh/sftp-server', 'sftp'],
+    ['/usr/libexec/openssh/sftp-server -l INFO', 'sftp'],
+    ['exec /usr/bin/scp -f x', 'download'],
+  ] as const)
+    expect(fileTransferOf(line), line).toBe(kind);
+  const judge = await judgeOf(['tar **', 'git **', 'awk **'], 'read-only', 'read-only');
+  for (const line of ['scp -f -- /srv/a', '/usr/lib/openssh/sftp-server', 'tar cf /tmp/a.tar ./*', 'tar cf /tmp/a.tar -- *', 'git add -- *.py', 'git add ./*.py', "awk '{print}' ./*.log"])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+});
