@@ -62,7 +62,8 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
   const { exit } = useApp();
   const { stdout } = useStdout();
   const [reviews, setReviews] = useState<ReviewInfo[] | undefined>(undefined);
-  const [selected, setSelected] = useState(0);
+  // The review selected, by id: a list refreshed with a review more, or one fewer, above it selects the same one.
+  const [selectedId, setSelectedId] = useState<string | undefined>(undefined);
   const [status, setStatus] = useState('');
   const [reason, setShownReason] = useState<string | undefined>(undefined);
   // The reason being typed, read by the key handler as keys come (pasted text arrives before a re-render).
@@ -95,8 +96,13 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
   }, [refresh, refreshMs]);
 
   const list = reviews ?? [];
-  const index = Math.min(selected, Math.max(0, list.length - 1));
-  const current = list[index];
+  // None selected yet: the first; the one selected gone (decided elsewhere, expired): none, until the reviewer picks another.
+  const found = selectedId === undefined ? (list.length > 0 ? 0 : -1) : list.findIndex((r) => r.id === selectedId);
+  const current = found >= 0 ? list[found] : undefined;
+  const index = Math.max(0, found);
+  useEffect(() => {
+    if (selectedId === undefined && current) setSelectedId(current.id);
+  }, [selectedId, current]);
   // Indented by 4: wrapped to what is left of the width.
   const sqlShown = current ? wrapLines(terminalSafe(current.sql), (width ?? stdout.columns ?? 80) - 4) : [];
   const cut = current !== undefined && !whole.has(current.id) && sqlShown.length > sqlLines;
@@ -132,8 +138,8 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
       return;
     }
     if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
-    else if (key.upArrow || input === 'k') setSelected(Math.max(0, index - 1));
-    else if (key.downArrow || input === 'j') setSelected(Math.min(list.length - 1, index + 1));
+    else if (key.upArrow || input === 'k') setSelectedId(list[found < 0 ? 0 : Math.max(0, index - 1)]?.id);
+    else if (key.downArrow || input === 'j') setSelectedId(list[found < 0 ? 0 : Math.min(list.length - 1, index + 1)]?.id);
     else if (input === 'a' && current && !wholeNow.current.has(current.id) && sqlShown.length > sqlLines)
       setStatus(`not all of ${current!.id} is shown: press v to see it whole before you approve it`);
     else if (input === 'a') act('approve');
@@ -146,7 +152,7 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
   return (
     <Box flexDirection="column">
       {rows.map((line, i) => (
-        <Text key={i} {...(i === 0 && list.length > 0 ? { bold: true } : {})} {...(i === index + 1 && list.length > 0 ? { inverse: true } : {})}>
+        <Text key={i} {...(i === 0 && list.length > 0 ? { bold: true } : {})} {...(i === found + 1 && found >= 0 ? { inverse: true } : {})}>
           {line}
         </Text>
       ))}
@@ -164,6 +170,8 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
           {cut ? <Text bold>{`    … cut: ${sqlShown.length - sqlLines} more lines of ${sqlShown.length} (v shows them all; approve only what you saw)`}</Text> : null}
           {current.params?.length ? <Text color="cyan">{terminalSafe(`    -- parameters: ${current.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`)}</Text> : null}
         </Box>
+      ) : selectedId !== undefined && reviews !== undefined && list.length > 0 ? (
+        <Text>{`${selectedId} is no longer waiting (decided, withdrawn or expired): ↑/↓ selects another`}</Text>
       ) : null}
       {reason !== undefined ? <Text>{`deny ${current?.id ?? ''}: reason? ${reason}▌  (Enter sends, Esc cancels)`}</Text> : null}
       <Text inverse>{` ${busy ? 'sending… · ' : ''}${status ? `${status} · ` : ''}↑/↓ select · a approve · d deny · v view whole · r refresh · q quit `}</Text>

@@ -77,6 +77,14 @@ describe('review inbox', () => {
     await until(ui.lastFrame, '↑/↓ select'); // no longer sending
     await eventually(() => expect(ui.lastFrame()).not.toContain('update accounts'), { timeout: 30_000, interval: 10 });
     expect(ui.lastFrame()).not.toContain('sending…');
+    // The one decided is gone: none is selected until the reviewer picks one (a second key meant for it approves nothing).
+    await until(ui.lastFrame, 'rv-0000000000000002 is no longer waiting');
+    await settle();
+    ui.stdin.write('a');
+    await settle();
+    expect(decided).toHaveLength(1);
+    ui.stdin.write('k');
+    await until(ui.lastFrame, '    delete from orders');
     await settle();
     ui.stdin.write('a');
     await until(ui.lastFrame, 'review rv-0000000000000001: approved by rae@example.test');
@@ -84,6 +92,36 @@ describe('review inbox', () => {
     expect(decided.at(-1)).toEqual(['rv-0000000000000001', 'approve', undefined]);
     ui.unmount();
   });
+  it('keeps the review selected by its id: one held meanwhile above it, or one gone above it, moves no key to another', async () => {
+    const shown = review('rv-00000000000000a1', "select * from readme where id = 'harmless'");
+    let waiting = [review('rv-00000000000000a0', 'select 0'), shown];
+    const decided: string[] = [];
+    const ui = render(
+      createElement(ReviewInbox, {
+        load: async () => waiting,
+        decide: async (id) => {
+          decided.push(id);
+          return { ...review(id, ''), state: 'approved' };
+        },
+        refreshMs: 60_000,
+      }),
+    );
+    await until(ui.lastFrame, 'select 0');
+    await settle();
+    ui.stdin.write('j');
+    await until(ui.lastFrame, "where id = 'harmless'");
+    // A write held after the list was read lands on top; the one above goes: the reviewer's `a` is still for what they read.
+    waiting = [review('rv-00000000000000b2', 'update users set role = admin'), review('rv-00000000000000b3', 'delete from keys'), shown];
+    ui.stdin.write('r');
+    await until(ui.lastFrame, 'rv-00000000000000b3');
+    expect(ui.lastFrame()).toContain("where id = 'harmless'");
+    await settle();
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'review rv-00000000000000a1: approved');
+    expect(decided).toEqual(['rv-00000000000000a1']);
+    ui.unmount();
+  });
+
   it('marks a statement longer than it shows as cut, and approves it only once it was shown whole', async () => {
     const sql = ['update accounts', 'set balance = 0', ...Array.from({ length: 10 }, (_, i) => `  -- line ${i}`), 'where true; drop table accounts'].join('\n');
     const decided: string[] = [];
