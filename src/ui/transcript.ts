@@ -10,6 +10,11 @@ import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 /** The server's error for the Describe hoop connect sends in place of what it refused (and nothing else). */
 const STAND_IN_ERROR = new RegExp(`^prepared statement "${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_[0-9]+" does not exist$`);
 
+/** What starts a line that goes on the line before it. */
+export const CONTINUED = '   | ';
+/** What starts an answer's lines (a tool's, a resource's): none is the transcript's own. */
+const ANSWER = '   ';
+
 /** One piece of a transcript: what to print, and when (ms since the epoch). */
 export interface TranscriptLine {
   at: number;
@@ -39,11 +44,17 @@ export class TranscriptRenderer {
   /** The CLI refused a statement: the server's error about the stand-in the CLI sent for it is not the client's. */
   #standIn = false;
 
-  /** The lines event `e` adds, if any, safe to print on a terminal (see {@link terminalSafe}). */
+  /**
+   * The lines event `e` adds, if any, safe to print on a terminal (see {@link terminalSafe}): what
+   * a line holds of others' text past a line break goes on behind {@link CONTINUED}, so nothing
+   * recorded (a tool's answer, a command, a message) starts a line of the transcript's own.
+   */
   render(e: RecordingEvent): TranscriptLine[] {
-    const lines = this.#lines(e);
-    for (const l of lines) l.text = terminalSafe(l.text);
-    return lines;
+    return this.#lines(e).flatMap((l) =>
+      terminalSafe(l.text)
+        .split('\n')
+        .map((text, i) => ({ ...l, text: i === 0 ? text : `${CONTINUED}${text}` })),
+    );
   }
 
   #lines(e: RecordingEvent): TranscriptLine[] {
@@ -196,7 +207,7 @@ export class TranscriptRenderer {
         const item = (c ?? {}) as { type?: unknown; text?: unknown; mimeType?: unknown };
         return typeof item.text === 'string' ? item.text : `(${String(item.type ?? item.mimeType ?? 'content')})`;
       });
-      return [{ at, text: `${r.isError ? '-- the tool failed: ' : ''}${cut(texts.join('\n'))}` }];
+      return [{ at, text: `${r.isError ? '-- the tool failed:\n' : ANSWER}${cut(texts.join('\n'))}` }];
     }
     const list = ['tools', 'resources', 'prompts'].find((k) => Array.isArray(r[k]));
     if (list) return [{ at, text: `-- ${(r[list] as Array<{ name?: unknown; uri?: unknown }>).map((x) => String(x.name ?? x.uri)).join(', ') || `no ${list}`}` }];
