@@ -8,7 +8,7 @@
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
-import { existsSync, lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
 
@@ -23,8 +23,10 @@ export interface TrustedPaths {
   state: readonly string[];
   /** Directories it writes and reads back whose contents are another tool's (the policy checkout, git's). */
   checkouts: readonly string[];
-  /** Files it reads (TLS certificate and key) or appends to (the audit file). */
+  /** Files it reads (TLS certificate and key). */
   read: readonly string[];
+  /** Files it appends to (the audit file): no link, its own, made where no other user could make it first. */
+  appended?: readonly string[];
 }
 
 /** The paths of a configuration the gateway trusts: the data directory and what it keeps there (each of `workers` workers' directories too), the policy checkout, the TLS files, the audit file. */
@@ -35,8 +37,9 @@ export function trustedPathsOf(
   return {
     state: [c.dataDir, ...KEPT.map((k) => join(c.dataDir, k)), ...Array.from({ length: workers }, (_, i) => join(c.dataDir, 'workers', String(i)))],
     checkouts: c.policy ? [c.policy.workDir] : [],
-    // The audit file, once made, is appended to: another writer would add events a SIEM believes.
-    read: [c.tls?.certFile, c.tls?.keyFile, c.audit?.file !== undefined && existsSync(c.audit.file) ? c.audit.file : undefined].filter((f): f is string => f !== undefined),
+    read: [c.tls?.certFile, c.tls?.keyFile].filter((f): f is string => f !== undefined),
+    // Another writer of the audit file would add events a SIEM believes, or read them.
+    appended: c.audit?.file !== undefined ? [c.audit.file] : [],
   };
 }
 
@@ -109,6 +112,22 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
     owned(file, st, 'it');
     above(file);
     above(realpathSync(file));
+  }
+  for (const file of paths.appended ?? []) {
+    const st = lstatOrMissing(file);
+    const dir = dirname(resolve(file));
+    if (st === undefined) {
+      const where = statSync(dir);
+      ownedBy(dir, where, `the directory ${file} will be made in`);
+      // Not even under a sticky bit: another user could make the file there first, and read what is appended.
+      if ((where.mode & 0o022) !== 0)
+        refuse(file, `other users may write to the directory it will be made in (${dir}, mode ${(where.mode & 0o7777).toString(8)})`, `point audit.file at a directory of the gateway's own`);
+    } else {
+      noLink(file, st);
+      owned(file, st, 'it');
+      if (st.uid !== uid) refuse(file, `it belongs to another user (uid ${st.uid})`, `chown ${uid} ${file}`);
+    }
+    above(join(dir, 'made-here'));
   }
 }
 

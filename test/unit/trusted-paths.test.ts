@@ -2,12 +2,14 @@
  * The gateway's StrictModes: a data directory, what it keeps there, its policy checkout and its TLS
  * files that another user could replace stop the start, named with the fix; its own pass.
  */
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HoopError } from '../../src/errors.js';
 import { resolveSecret } from '../../src/config/secrets.js';
+import { AuditStream } from '../../src/gateway/audit/audit.js';
+import { silentLogger } from '../../src/log.js';
 import { checkTrustedFile, checkTrustedPaths, trustedPathsOf } from '../../src/config/trusted-paths.js';
 import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { thrown } from '../harness/thrown.js';
@@ -152,6 +154,31 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     await expect(resolveSecret({ kind: 'file', path: config })).rejects.toThrow(`will not trust ${config}`);
     const audit = gatewayFiles();
     expect(thrown(() => checkTrustedPaths(trustedPathsOf({ ...audit, audit: { file: config } })))).toBeDefined();
+  });
+
+  it('refuse an audit file not made yet where another user could make it first (a sticky /tmp too), and one that is a link (the tenth attack)', async () => {
+    const c = gatewayFiles();
+    const auditRefusal = (file: string): string | undefined => (thrown(() => checkTrustedPaths(trustedPathsOf({ ...c, audit: { file } }))) as Error | undefined)?.message;
+    const open = join(base, `open${made++}`);
+    mkdirSync(open);
+    chmodSync(open, 0o1777);
+    expect(auditRefusal(join(open, 'audit.jsonl'))).toContain(`will not trust ${join(open, 'audit.jsonl')}: other users may write to the directory it will be made in`);
+    const own = join(base, `own${made++}`);
+    mkdirSync(own, { mode: 0o700 });
+    expect(auditRefusal(join(own, 'mine.jsonl'))).toBeUndefined();
+    const linked = join(own, 'audit.jsonl');
+    symlinkSync(join(c.dataDir, 'journal-of-the-gateway'), linked);
+    expect(auditRefusal(linked)).toContain(`will not trust ${linked}: it is a symbolic link`);
+    // A link put in its place after the start: the stream does not write through it.
+    const target = join(own, 'target');
+    writeFileSync(target, 'kept\n', { mode: 0o600 });
+    const later = join(own, 'later.jsonl');
+    symlinkSync(target, later);
+    const stream = new AuditStream({ file: later, flushMs: 60_000, batchSize: 10, maxQueue: 100 }, silentLogger);
+    stream.emit('test.event', {});
+    await stream.flush();
+    await stream.close();
+    expect(readFileSync(target, 'utf8')).toBe('kept\n');
   });
 
   it.runIf(process.getuid?.() === 0)("refuse a data directory or recordings another user owns (as root: the review's swapped key)", () => {

@@ -17,11 +17,15 @@
  * @see https://datatracker.ietf.org/doc/html/rfc7464 (JSON text sequences; NDJSON is the plain-newline variant)
  */
 import { realClock } from '../../clock.js';
+import { constants } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+
+/** Open to append, made if missing, and never through a symbolic link. */
+const APPEND_NO_LINK = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 
 /** `audit:` in the gateway file. */
 export interface AuditConfig {
@@ -211,7 +215,8 @@ export class AuditStream {
   constructor(o: AuditConfig, log: Logger, shared?: SharedAudit) {
     this.#o = o;
     this.#replica = shared?.replica;
-    if (o.file) this.#sinks.push(new Sink('file', (lines) => appendFile(o.file!, body(lines), { mode: 0o600 }), o, log));
+    // Appended to as it was checked at start: never through a link put in its place since.
+    if (o.file) this.#sinks.push(new Sink('file', (lines) => appendFile(o.file!, body(lines), { mode: 0o600, flag: APPEND_NO_LINK }), o, log));
     if (o.url && shared) {
       this.#sinks.push(new Sink('store', (lines) => shared.ledger.append(lines), o, log));
       this.#delivery = new LedgerDelivery(shared.ledger, (b) => this.#post(b), o, log);
