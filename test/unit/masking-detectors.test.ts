@@ -40,26 +40,39 @@ describe('payment cards', () => {
     const r = new Random(73);
     const next = (): number => r.int(2 ** 32) / 2 ** 32;
     const cards = ['4111111111111111', '5555555555554444', '378282246310005', '6011111111111117', '4222222222222', '3530111333300000'];
+    // Grouped as people and programs write them: spaces of any width, dashes, dots, runs of them; fullwidth digits.
+    const gaps = [' ', '-', '', '.', '\u00a0', '  ', '\u202f', '\t', ' - ', '    '];
+    const fullwidth = (t: string): string => t.replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d)));
     const piece = (): string => {
       const r = next();
-      if (r < 0.25) return cards[Math.floor(next() * cards.length)]!.replace(/(\d{4})(?=\d)/g, next() < 0.5 ? '$1 ' : next() < 0.5 ? '$1-' : '$1');
+      if (r < 0.25) {
+        const card = cards[Math.floor(next() * cards.length)]!.replace(/(\d{4})(?=\d)/g, `$1${gaps[Math.floor(next() * gaps.length)]}`);
+        return next() < 0.15 ? fullwidth(card) : card;
+      }
       if (r < 0.55) return String(Math.floor(next() * 10 ** (1 + Math.floor(next() * 5))));
-      return ' -/ab.:\n'[Math.floor(next() * 8)]!;
+      return ' -/ab.:\n\u00a0\u3000'[Math.floor(next() * 10)]!;
     };
     const isAlnum = (c: string | undefined): boolean => c !== undefined && /[0-9A-Za-z]/.test(c);
-    /** Every window of the text that a card number may be: digits joined by single separators, its ends touching no letter or digit. */
+    const digitOf = (c: string | undefined): string | undefined => (c === undefined ? undefined : /\d/.test(c) ? c : /[\uff10-\uff19]/.test(c) ? String(c.charCodeAt(0) - 0xff10) : undefined);
+    const SEPARATOR = /[ \t.\u00a0\u2000-\u200a\u202f\u205f\u3000-]/;
+    /** Every window of the text that a card number may be: digits joined by runs of up to three separators, its ends touching no letter or digit. */
     const reference = (s: string): Set<number> => {
       const covered = new Set<number>();
       for (let a = 0; a < s.length; a++) {
-        if (!/\d/.test(s[a]!) || isAlnum(s[a - 1])) continue;
-        // Windows s[a, b) of digits joined by single separators, grown a character at a time (a window that is not one ends the growing).
+        if (digitOf(s[a]) === undefined || isAlnum(s[a - 1]) || digitOf(s[a - 1]) !== undefined) continue;
+        // Windows s[a, b) grown a character at a time (a window that is not one ends the growing).
         let digits = '';
+        let gap = 0;
         for (let b = a + 1; b <= s.length && digits.length <= 19; b++) {
           const c = s[b - 1]!;
-          if (/\d/.test(c)) digits += c;
-          else if (!/[ -]/.test(c) || !/\d/.test(s[b - 2] ?? '')) break;
-          else continue; // a window does not end on a separator
-          if (!isAlnum(s[b]) && digits.length >= 13 && digits.length <= 19 && knownCardPrefix(digits) && luhnValid(digits)) for (let k = a; k < b; k++) covered.add(k);
+          const d = digitOf(c);
+          if (d !== undefined) {
+            digits += d;
+            gap = 0;
+          } else if (SEPARATOR.test(c) && ++gap <= 3)
+            continue; // a window does not end on a separator
+          else break;
+          if (!isAlnum(s[b]) && digitOf(s[b]) === undefined && digits.length >= 13 && digits.length <= 19 && knownCardPrefix(digits) && luhnValid(digits)) for (let k = a; k < b; k++) covered.add(k);
         }
       }
       return covered;
@@ -72,7 +85,7 @@ describe('payment cards', () => {
       for (const m of findPaymentCards(s)) for (let k = m.start; k < m.end; k++) got.add(k);
       // The detector's spans cover what the reference finds, and hold nothing but separators between what it finds.
       const missed = [...want].filter((k) => !got.has(k));
-      const extra = [...got].filter((k) => !want.has(k) && s[k] !== ' ' && s[k] !== '-');
+      const extra = [...got].filter((k) => !want.has(k) && !SEPARATOR.test(s[k]!));
       if (missed.length > 0 || extra.length > 0) expect({ text: s, missed, extra }).toEqual({ text: s, missed: [], extra: [] });
       found += want.size > 0 ? 1 : 0;
     }
@@ -321,6 +334,24 @@ describe('MaskingRules', () => {
     expect(JSON.stringify(stage.toAgent(ask, undefined))).not.toContain('4111 1111');
     const elicit = { jsonrpc: '2.0', id: 2, method: 'elicitation/create', params: { message: 'confirm card 5555555555554444' } };
     expect(JSON.stringify(stage.toAgent(elicit, undefined))).not.toContain('5555555555554444');
+  });
+});
+
+describe('cards as people, programs and readers of escapes write them (the tenth attack)', () => {
+  const cardRules = (strategy: string): MaskingRules => new MaskingRules({ key: 'k', columns: [], names: [], detectors: [{ detector: 'payment-card', strategy }] } as never);
+  it('finds a card grouped by no-break or thin spaces, dots, runs of blanks, or in fullwidth digits, and hashes each as its digits', () => {
+    for (const s of ['4111\u00a01111\u00a01111\u00a01111', '4111.1111.1111.1111', '4111  1111  1111  1111', '4111\u202f1111\u202f1111\u202f1111', '４１１１１１１１１１１１１１１１'])
+      expect(hits(findPaymentCards, `card ${s} ok`), s).toEqual([s]);
+    const hashed = cardRules('hash');
+    expect(hashed.maskText('4111.1111.1111.1111').text).toBe(hashed.maskText('４１１１ 1111-1111 1111').text);
+  });
+
+  it("reads an MCP result's text as a reader of its escapes does: a card spelt with JSON's \\u escapes comes back masked", () => {
+    const stage = new McpMasking(cardRules('last4'), undefined);
+    const text = 'carol {"card":"\\u0034111111111111111"}';
+    const answer = stage.toAgent({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }] } }, { method: 'tools/call', tool: 'read_text_file' } as never);
+    expect(JSON.stringify(answer)).not.toMatch(/u0034111111111111111|4111111111111111/);
+    expect(JSON.stringify(answer)).toContain('1111');
   });
 });
 

@@ -4,6 +4,7 @@
  * detectors; and an agent's line as the recording keeps it, what the detectors find in it as keyed hashes.
  */
 import type { MaskingRules } from '../../policy/masking/rules.js';
+import { readableView } from '../../policy/masking/values.js';
 import { redactDetected } from '../../policy/sql/redact.js';
 import type { SessionReport } from '../../session/engine.js';
 import type { InFlight, McpStage } from './stages.js';
@@ -74,8 +75,11 @@ export class McpMasking implements McpStage {
     let changed = false;
     const masked = mapStrings(raw[field], (s) => {
       const out = this.#rules.maskText(s);
-      if (out.changed) changed = true;
-      return out.text;
+      // What a reader of the text gets where it differs (JSON's `\u0034` escapes, XML's character references, hex runs): masked as read.
+      const read = readableView(out.text);
+      const again = read === out.text ? undefined : this.#rules.maskText(read);
+      if (out.changed || again?.changed) changed = true;
+      return again?.changed ? again.text : out.text;
     });
     if (!changed) return raw;
     this.#report?.masked(flight?.tool !== undefined ? `tool:${flight.tool}` : (flight?.method ?? String(raw.method)), 'detector');

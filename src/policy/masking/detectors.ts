@@ -83,11 +83,28 @@ const isAlnumAt = (text: string, i: number): boolean => {
   const c = text.charCodeAt(i) | 0x20;
   return isDigitAt(text, i) || (c >= 0x61 && c <= 0x7a);
 };
-const isSeparatorAt = (text: string, i: number): boolean => text[i] === ' ' || text[i] === '-';
+
+/** A character that may group a card's digits as people and programs write them: a space of any width (no-break, thin, ideographic), a tab, a dash or a dot. */
+const isCardSeparator = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x2d || c === 0x2e || c === 0xa0 || (c >= 0x2000 && c <= 0x200a) || c === 0x202f || c === 0x205f || c === 0x3000;
+/** The digit at `i` as ASCII, a fullwidth one (U+FF10…) too; undefined for any other character. */
+function cardDigitAt(text: string, i: number): string | undefined {
+  const c = text.charCodeAt(i);
+  if (c >= 0x30 && c <= 0x39) return text[i];
+  return c >= 0xff10 && c <= 0xff19 ? String.fromCharCode(c - 0xff10 + 0x30) : undefined;
+}
+/** A card number's digits alone (ASCII), however it was grouped or written: what its hash is of. */
+export function cardDigits(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) out += cardDigitAt(text, i) ?? '';
+  return out;
+}
+/** The most separator characters between two groups of a card's digits (`4111  1111`). */
+const CARD_GAP = 3;
 
 /**
- * Payment card numbers: 13 to 19 digits, optionally grouped by single spaces or dashes, with a
- * known issuer prefix and a valid Luhn check digit. A number is any run of whole digit groups
+ * Payment card numbers: 13 to 19 digits (ASCII or fullwidth), optionally grouped by up to three
+ * separators ({@link isCardSeparator}), with a known issuer prefix and a valid Luhn check digit.
+ * A number is any run of whole digit groups
  * (beside another group or not: `4111 1111 1111 1111 12/28`, `7 4111 1111 1111 1111`) whose
  * ends touch no letter or digit; from each group of a run the longest number is taken, and numbers
  * that overlap are one span, so every digit of every number is in one (each digit read at most 19
@@ -99,18 +116,20 @@ export function findPaymentCards(text: string): DetectorMatch[] {
   const out: DetectorMatch[] = [];
   const n = text.length;
   for (let i = 0; i < n; ) {
-    if (!isDigitAt(text, i) || (i > 0 && isAlnumAt(text, i - 1))) {
+    if (cardDigitAt(text, i) === undefined || (i > 0 && isAlnumAt(text, i - 1))) {
       i++;
       continue;
     }
-    // The groups of the run starting at i: [start, end) of each, joined by one separator.
+    // The groups of the run starting at i: [start, end) of each, joined by up to CARD_GAP separators.
     const groups: Array<[number, number]> = [];
     let at = i;
     for (;;) {
       let end = at;
-      while (end < n && isDigitAt(text, end)) end++;
+      while (end < n && cardDigitAt(text, end) !== undefined) end++;
       groups.push([at, end]);
-      if (end + 1 < n && isSeparatorAt(text, end) && isDigitAt(text, end + 1)) at = end + 1;
+      let next = end;
+      while (next < n && next - end < CARD_GAP && isCardSeparator(text.charCodeAt(next))) next++;
+      if (next > end && cardDigitAt(text, next) !== undefined) at = next;
       else break;
     }
     const runEnd = groups.at(-1)![1];
@@ -121,7 +140,7 @@ export function findPaymentCards(text: string): DetectorMatch[] {
       let digits = '';
       let longest = -1;
       for (let k = g; k < groups.length && digits.length <= 19; k++) {
-        digits += text.slice(groups[k]![0], groups[k]![1]);
+        for (let d = groups[k]![0]; d < groups[k]![1]; d++) digits += cardDigitAt(text, d);
         if (digits.length >= 13 && digits.length <= 19 && mayEnd(k) && knownCardPrefix(digits) && luhnValid(digits)) longest = k;
       }
       if (longest < 0) continue;

@@ -5,7 +5,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
  */
 import { LinearRegex } from '../../linear-regex.js';
-import { detect, type DetectorName } from './detectors.js';
+import { cardDigits, detect, type DetectorName } from './detectors.js';
 import { applyStrategy, type MaskStrategy } from './strategies.js';
 import { glob } from '../../glob.js';
 
@@ -208,7 +208,8 @@ export class MaskingRules {
       const strategy = this.detectorStrategy.get(m.detector)!;
       if (strategy === 'null') nullify = true;
       let value = text.slice(m.start, m.end);
-      if (strategy === 'hash' && (m.detector === 'payment-card' || m.detector === 'iban')) value = value.replace(/[ -]/g, '');
+      if (strategy === 'hash' && m.detector === 'payment-card') value = cardDigits(value);
+      if (strategy === 'hash' && m.detector === 'iban') value = value.replace(/[ -]/g, '');
       out += text.slice(at, m.start) + applyStrategy(value, strategy, this.key, false);
       at = m.end;
     }
