@@ -115,13 +115,18 @@ export class LazyWorker<Reply> {
 }
 
 /**
- * A {@link LazyWorker} handed one message at a time, in arrival order, each answered by the reply
- * that follows it; a message the worker died holding is answered by `lost(why)`.
+ * A {@link LazyWorker} handed one message at a time, each answered by the reply that follows it; a
+ * message the worker died holding is answered by `lost(why)`. Messages are taken in turn by owner
+ * (round robin), each owner's in arrival order: one owner's many messages wait behind one of each
+ * other owner's, not the other way round.
  */
 export class WorkerQueue<Message, Reply> {
   readonly #worker: LazyWorker<Reply>;
-  readonly #queue: Array<{ message: Message; resolve: (reply: Reply) => void }> = [];
+  /** Each owner's waiting messages, the owners in the order they are served. */
+  readonly #queues = new Map<string, Array<{ message: Message; resolve: (reply: Reply) => void }>>();
   #current: ((reply: Reply) => void) | undefined;
+  /** Whose message the worker was handed last. */
+  #served: string | undefined;
 
   constructor(start: () => Worker, lost: (why: string) => Reply) {
     const answer = (reply: Reply): void => {
@@ -133,22 +138,32 @@ export class WorkerQueue<Message, Reply> {
     this.#worker = new LazyWorker<Reply>(start, { message: answer, died: (why) => answer(lost(why)) });
   }
 
-  /** The worker's reply to `message`, once the messages before it were answered. */
-  ask(message: Message): Promise<Reply> {
+  /** The worker's reply to `message` of `owner`, once it is its turn. */
+  ask(message: Message, owner = ''): Promise<Reply> {
     return new Promise((resolve) => {
-      this.#queue.push({ message, resolve });
+      const queue = this.#queues.get(owner);
+      if (queue) queue.push({ message, resolve });
+      else this.#queues.set(owner, [{ message, resolve }]);
       this.#next();
     });
   }
 
-  /** Hands the next message to the worker (started when needed); the worker holds the process only while it works. */
+  /** Hands the next owner's next message to the worker (started when needed); the worker holds the process only while it works. */
   #next(): void {
     if (this.#current) return;
-    const job = this.#queue.shift();
-    if (!job) {
+    if (this.#queues.size === 0) {
       this.#worker.busy(false);
       return;
     }
+    // The first owner waiting, but the one served last while another waits.
+    const owners = [...this.#queues.keys()];
+    const owner = owners.find((o) => o !== this.#served) ?? owners[0]!;
+    const queue = this.#queues.get(owner)!;
+    const job = queue.shift()!;
+    // Served: to the back of the line, with what it has left.
+    this.#queues.delete(owner);
+    if (queue.length > 0) this.#queues.set(owner, queue);
+    this.#served = owner;
     const w = this.#worker.worker;
     this.#worker.busy(true);
     this.#current = job.resolve;

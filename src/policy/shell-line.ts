@@ -422,7 +422,7 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[], bud
     const text = rest.join(' ');
     budget.bytes -= text.length;
     // find puts the paths it finds in place of `{}` (in any word, GNU find): such a word is built when it runs.
-    const filled = how.paths ? rest.flatMap((w, i) => (i > 0 && w.includes('{}') ? [i] : [])) : [];
+    const filled = new Set(how.paths ? rest.flatMap((w, i) => (i > 0 && w.includes('{}') ? [i] : [])) : []);
     const opaque =
       depth + 1 > MAX_DEPTH || budget.bytes < 0
         ? { opaque: `it is wrapped in more than ${MAX_DEPTH} commands, or in more than hoop follows (${via}…)` }
@@ -431,7 +431,7 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[], bud
           : how.paths && rest[0]!.includes('{}')
             ? { opaque: `its program is a path ${via} finds, known only when it runs` }
             : opacity(
-                rest.map((w, i) => ({ text: w, known: !filled.includes(i) })),
+                rest.map((w, i) => ({ text: w, known: !filled.has(i) })),
                 program,
               );
     out.push(
@@ -442,11 +442,11 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[], bud
         program,
         simple: how.certain === true && opaque.opaque === undefined,
         ...opaque,
-        ...(filled.length > 0 && opaque.unknownWords ? { paths: true as const } : {}),
+        ...(filled.size > 0 && opaque.unknownWords ? { paths: true as const } : {}),
         via,
       }),
     );
-    return opaque.opaque !== undefined && !(filled.length > 0 && opaque.unknownWords) ? undefined : followWrappers(rest, depth + 1, out, budget);
+    return opaque.opaque !== undefined && !(filled.size > 0 && opaque.unknownWords) ? undefined : followWrappers(rest, depth + 1, out, budget);
   };
   if (program === 'eval') {
     // bash and ksh read a first `--` as the end of eval's options (dash runs a command `--`).

@@ -45,12 +45,12 @@ const reader = new WorkerQueue<{ command: string; loginShell: string | undefined
   (why) => ({ line: { certain: false, why: `the gateway's shell reader failed (${why})` } }),
 );
 
-/** Reads `command` in the worker so that {@link shellLineOf} answers at once. */
-export async function readShellLine(command: string, loginShell: string | undefined): Promise<ShellLine> {
+/** Reads `command` in the worker so that {@link shellLineOf} answers at once; `owner`'s lines take their turn with other owners' (see {@link WorkerQueue}). */
+export async function readShellLine(command: string, loginShell: string | undefined, owner = ''): Promise<ShellLine> {
   const key = keyOf(command, loginShell);
   const known = read.get(key);
   if (known) return known;
   // A login shell hoop does not model makes every line uncertain, unread.
   if ('why' in loginShellGrammar(loginShell)) return keep(key, shellLineNow(command, loginShell));
-  return keep(key, (await reader.ask({ command, loginShell })).line);
+  return keep(key, (await reader.ask({ command, loginShell }, owner)).line);
 }

@@ -336,18 +336,19 @@ function matches(c: CompiledRule, command: ShellCommand, source: string, order: 
  * options first (and a word built when it runs among them); it may then match more than a program
  * that stops at its first operand runs.
  */
-function optionsFirst(words: readonly string[], unknown: readonly number[] = []): number[] | undefined {
+function optionsFirst(words: readonly string[], unknownWords: readonly number[] = []): number[] | undefined {
+  const unknown = new Set(unknownWords);
   const options: number[] = [];
   const operands: number[] = [];
   const end = optionsEnd(
-    words.map((w, i) => (unknown.includes(i) ? '' : w)),
+    words.map((w, i) => (unknown.has(i) ? '' : w)),
     1,
     hasOptionCode(words[0]?.split('/').pop() ?? ''),
   );
   for (let i = 1; i < words.length; i++) {
     const word = words[i] as string;
     // A word built when it runs (a glob's file names) may be an option too.
-    (i < end && ((word.length > 1 && word.startsWith('-')) || unknown.includes(i)) ? options : operands).push(i);
+    (i < end && ((word.length > 1 && word.startsWith('-')) || unknown.has(i)) ? options : operands).push(i);
   }
   if (options.every((o, k) => o === k + 1)) return undefined;
   return [0, ...options, ...operands];

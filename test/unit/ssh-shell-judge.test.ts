@@ -762,4 +762,17 @@ describe('a long line', () => {
     expect(ticks).toBeGreaterThan(0);
     expect(shellLineOf(short, '/bin/bash')).toMatchObject({ certain: true });
   }, 60_000);
+
+  it("takes one person's lines in turn with another's: four long lines queued by one, another's short line is read after the first of them, not the last (the tenth attack held a victim's `ls -la` 21 s)", async () => {
+    const done: string[] = [];
+    const noted = (what: string) => (line: unknown) => {
+      done.push(what);
+      return line;
+    };
+    const longs = [1, 2, 3, 4].map((k) => readShellLine(`ls ${`k${k} `.repeat(600)}`, '/bin/bash', 'mallory').then(noted(`mallory ${k}`)));
+    const victim = readShellLine('ls -la', '/bin/bash', 'alice').then(noted('alice'));
+    await Promise.all([...longs, victim]);
+    expect(done.indexOf('alice')).toBeLessThanOrEqual(1);
+    expect(done.filter((d) => d.startsWith('mallory'))).toEqual(['mallory 1', 'mallory 2', 'mallory 3', 'mallory 4']);
+  }, 60_000);
 });

@@ -133,7 +133,9 @@ class SessionChannel implements OpenChannel {
             .upstream()
             .then(() => this.#c.loginShell())
             .then(async (login) => {
-              await readShellLine(request.command, login);
+              // One person's lines take turns with everyone else's: many long ones hold back only their own.
+              const who = this.#c.session.identity;
+              await readShellLine(request.command, login, `${who.issuer}\n${who.subject}`);
               return login;
             })
         : Promise.resolve(undefined);
