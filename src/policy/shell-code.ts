@@ -69,6 +69,8 @@ export const NAME_BUILTINS = new Set([
   ...['declare', 'typeset', 'local', 'export', 'readonly', 'global'],
 ]);
 /** Of {@link NAME_BUILTINS}, those that set the variables they name. */
+/** Builtins that give a variable a value a later program may find in its environment. */
+const DECLARES = new Set(['declare', 'typeset', 'local', 'export', 'readonly', 'global']);
 export const SETS_NAMES = new Set(['unset', 'read', 'mapfile', 'readarray', 'getopts', 'wait', 'printf', 'declare', 'typeset', 'local', 'export', 'readonly', 'global']);
 /**
  * Builtins that run code given as a word (`bind -x`, `complete -C`, `fc`, `enable -f` loads a
@@ -298,7 +300,10 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
   if (marked) return `it reads ${shown(marked.text)} as a variable's name or arithmetic, whose array subscript's \`$(…)\` runs`;
   if (SETS_NAMES.has(program))
     for (const w of read) {
-      const risk = variableRisk(w.text.replace(/\+?=.*$/s, ''));
+      const name = w.text.replace(/\+?=.*$/s, '');
+      // A declaration's value may reach later programs' environment (`export`, or a variable exported already).
+      const value = DECLARES.has(program) && w.text.includes('=') ? w.text.slice(w.text.indexOf('=') + 1) : undefined;
+      const risk = variableRisk(name) ?? (value !== undefined ? environmentRisk(name, value) : undefined);
       if (risk !== undefined) return risk;
     }
   const numeric = (t: string | undefined) => t !== undefined && (/^\s*[-+]?\d+\s*$/.test(t) || NUMERIC_PARAMETER.test(t));

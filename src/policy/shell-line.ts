@@ -258,8 +258,10 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
     const kind = stmt.Cmd ? nodeType(stmt.Cmd) : 'Redirect';
     const plain = stmt.Redirs.length === 0 && !stmt.Negated && !stmt.Background && !stmt.Coprocess;
     let command: ShellCommand | undefined;
-    if (kind === 'CallExpr') {
-      const words = optionGlobsUnknown((stmt.Cmd.Args as Node[]).map((w, i) => wordOf(w, i === 0, sourceOf, nodeType)));
+    // `export NAME=literal` in bash is a declaration the POSIX grammar reads as a command: the same words either way.
+    const declared = kind === 'DeclClause' ? declarationWords(stmt.Cmd, sourceOf) : undefined;
+    if (kind === 'CallExpr' || declared) {
+      const words = declared ?? optionGlobsUnknown((stmt.Cmd.Args as Node[]).map((w, i) => wordOf(w, i === 0, sourceOf, nodeType)));
       const program = words[0]?.known ? words[0].text.split('/').pop() : undefined;
       const opaque = opacity(words, program);
       command = {
@@ -267,7 +269,7 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
         ...(program !== undefined ? { program } : {}),
         text: words.map((w) => w.text).join(' '),
         source: sourceOf(stmt),
-        simple: plain && stmt.Cmd.Assigns.length === 0 && words.length > 0 && words.every((w) => w.known) && opaque.opaque === undefined,
+        simple: plain && (stmt.Cmd.Assigns?.length ?? 0) === 0 && words.length > 0 && words.every((w) => w.known) && opaque.opaque === undefined,
         ...opaque,
         // File names a glob makes (nothing else unknown): an allow rule's `**` word may stand for them.
         ...(opaque.unknownWords?.every((i) => i > 0 && words[i]!.glob) ? { paths: true as const } : {}),
@@ -290,6 +292,33 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
     return true;
   });
   return failed;
+}
+
+/** The declarations bash, dash and ash run alike when their words are plain: `NAME=value` and `NAME`. */
+const PLAIN_DECLARATIONS = new Set(['export', 'readonly', 'local']);
+
+/**
+ * The words of a bash declaration (`export FOO=bar`) as the POSIX grammar reads the same line (a
+ * command `export` with the argument `FOO=bar`), when they mean the same to both: each a name, or a
+ * name and a value of literal text with no glob or tilde (which only one of them would expand);
+ * undefined for any other (options, arrays, `$x` in a value: the grammars differ, the line is uncertain).
+ */
+function declarationWords(decl: Node, sourceOf: (n: Node) => string): Array<{ text: string; known: boolean; glob?: true }> | undefined {
+  const variant = decl.Variant?.Value as string | undefined;
+  if (variant === undefined || !PLAIN_DECLARATIONS.has(variant)) return undefined;
+  const words: Array<{ text: string; known: boolean; glob?: true }> = [{ text: variant, known: true }];
+  for (const a of (decl.Args ?? []) as Node[]) {
+    const name = a.Name?.Value as string | undefined;
+    if (name === undefined || a.Array || a.Index || a.Append) return undefined;
+    if (a.Naked) {
+      words.push({ text: name, known: true });
+      continue;
+    }
+    const value = a.Value ? wordOf(a.Value, false, sourceOf, nodeType) : { text: '', known: true };
+    if (!value.known || value.glob || /^~|:~/.test(sourceOf(a.Value ?? a))) return undefined;
+    words.push({ text: `${name}=${value.text}`, known: true });
+  }
+  return words;
 }
 
 const MAKES = new Set(['make', 'gmake']);

@@ -50,6 +50,9 @@ const CASES: Case[] = [
   [['systemctl **'], 'systemctl e* app'],
   [['kubectl **'], 'kubectl e* deploy/x'],
   [['sed **'], 'sed -n /*/* f'],
+  // A declaration read alike by bash and dash is judged as the command it is: what it puts in later programs' environment too.
+  [['export **', 'git **'], "export GIT_SSH_COMMAND='touch /tmp/x-2'; git fetch"],
+  [['readonly **', 'ls **'], 'readonly PATH=/tmp; ls'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -70,4 +73,10 @@ it("takes the transfers OpenSSH's and rsync's clients start, and globs that can 
   const judge = await judgeOf(['tar **', 'git **', 'awk **'], 'read-only', 'read-only');
   for (const line of ['scp -f -- /srv/a', '/usr/lib/openssh/sftp-server', 'tar cf /tmp/a.tar ./*', 'tar cf /tmp/a.tar -- *', 'git add -- *.py', 'git add ./*.py', "awk '{print}' ./*.log"])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+});
+
+it('reads a declaration bash and dash run alike as the command it is: a safe name is allowed, not "uncertain"', async () => {
+  const judge = await judgeOf(['export **', 'ls **']);
+  expect(judge.decide({ kind: 'exec', command: 'export LANG=C; ls -l' }, 'bash').action).toBe('allow');
+  expect(judge.decide({ kind: 'exec', command: 'export LANG=C TZ=UTC; ls' }, '/bin/sh').action).toBe('allow');
 });
