@@ -117,6 +117,7 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
     const st = lstatOrMissing(file);
     const dir = dirname(resolve(file));
     if (st === undefined) {
+      if (lstatOrMissing(dir) === undefined) refuse(file, `the directory it would be made in (${dir}) does not exist`, `mkdir -m 700 ${dir} as the gateway's user`);
       const where = statSync(dir);
       ownedBy(dir, where, `the directory ${file} will be made in`);
       // Not even under a sticky bit: another user could make the file there first, and read what is appended.
