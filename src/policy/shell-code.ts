@@ -45,6 +45,8 @@ export const UNMODELLED_SHELLS = new Set([
 /** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
 export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', 'runuser', 'flock', 'script', 'sg', 'capsh', 'ip', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
 
+/** Builtins that give a variable a value (a later program may find it in its environment). */
+const DECLARES = ['declare', 'typeset', 'local', 'export', 'readonly', 'global'];
 /**
  * Builtins that read a word as a variable name, which may carry an array subscript, or as an
  * arithmetic expression, whose variables may hold one: bash and mksh work a subscript out as
@@ -53,25 +55,9 @@ export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', 'runuser', 'fl
  * command is opaque when a word it may read so could hold a subscript or an expansion when re-read
  * (`[`, `$`, a backquote, or a word built when it runs), or names a variable where it takes a number.
  */
-export const NAME_BUILTINS = new Set([
-  'test',
-  '[',
-  'read',
-  'unset',
-  'wait',
-  'mapfile',
-  'readarray',
-  'getopts',
-  'printf',
-  'let',
-  'shift',
-  'ulimit',
-  ...['declare', 'typeset', 'local', 'export', 'readonly', 'global'],
-]);
+export const NAME_BUILTINS = new Set(['test', '[', 'read', 'unset', 'wait', 'mapfile', 'readarray', 'getopts', 'printf', 'let', 'shift', 'ulimit', ...DECLARES]);
 /** Of {@link NAME_BUILTINS}, those that set the variables they name. */
-/** Builtins that give a variable a value a later program may find in its environment. */
-const DECLARES = new Set(['declare', 'typeset', 'local', 'export', 'readonly', 'global']);
-export const SETS_NAMES = new Set(['unset', 'read', 'mapfile', 'readarray', 'getopts', 'wait', 'printf', 'declare', 'typeset', 'local', 'export', 'readonly', 'global']);
+export const SETS_NAMES = new Set(['unset', 'read', 'mapfile', 'readarray', 'getopts', 'wait', 'printf', ...DECLARES]);
 /**
  * Builtins that run code given as a word (`bind -x`, `complete -C`, `fc`, `enable -f` loads a
  * library), or change what a later command of the line runs or how the shell reads it (`alias`,
@@ -302,7 +288,7 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
     for (const w of read) {
       const name = w.text.replace(/\+?=.*$/s, '');
       // A declaration's value may reach later programs' environment (`export`, or a variable exported already).
-      const value = DECLARES.has(program) && w.text.includes('=') ? w.text.slice(w.text.indexOf('=') + 1) : undefined;
+      const value = DECLARES.includes(program) && w.text.includes('=') ? w.text.slice(w.text.indexOf('=') + 1) : undefined;
       const risk = variableRisk(name) ?? (value !== undefined ? environmentRisk(name, value) : undefined);
       if (risk !== undefined) return risk;
     }
