@@ -236,6 +236,29 @@ describe('errors of statements that evaluate masked columns they do not read (is
     }
   });
 
+  it("withholds what a SQL function PostgreSQL inlines raises (no context field says so), and what a table's rule evaluates (the eleventh attack)", async () => {
+    await stack.pg.psql(
+      `create function g() returns setof int language sql stable as 'select email::int from customers';
+       create table ruled (id int, note text); insert into ruled values (1, 'r'); alter table ruled owner to ${stack.pg.users.scram.user};
+       create rule leak as on update to ruled do also update plain_notes set note = (select email from customers limit 1)::int::text`,
+      { database: 'app' },
+    );
+    const f = await open('mask', 'the tunnel');
+    try {
+      for (const steps of [['select * from g()'], ['update ruled set note = note']]) {
+        const got = await lastError(f, steps);
+        expect(errorOf(got)?.code, steps[0]).toBe('22P02');
+        expect(errorOf(got)?.message, steps[0]).toContain('withheld');
+        for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
+      }
+      // A table with no rule, and a function of the system's, keep the server's words.
+      expect(errorOf(await lastError(f, ["select 'x'::int"]))?.message).toContain('invalid input syntax for type integer');
+    } finally {
+      f.destroy();
+      await stack.pg.psql('drop rule if exists leak on ruled; drop table if exists ruled; drop function if exists g()', { database: 'app' });
+    }
+  });
+
   it('keeps the text of a write to a table with no masked column', async () => {
     const f = await open('mask', 'the tunnel');
     try {

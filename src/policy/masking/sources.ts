@@ -162,15 +162,21 @@ export class SourceJudge {
   /**
    * Whether a whole row of a relation written through `r` holds a masked column: a view's row is
    * its base tables' (PostgreSQL quotes the base row a view's CHECK OPTION or a constraint
-   * refused), found through every column the view reads. @throws CannotTell
+   * refused), found through every column the view reads; a table with rules of its own runs their
+   * actions with the write, which may read anything (counted as masked). @throws CannotTell
    */
   async rowsMasked(r: RelationName): Promise<boolean> {
     if (await this.#source({ ...r, column: '*' }, 0)) return true;
     const o = this.#overlay.get(r.relation);
     if (o?.kind === 'view') throw new CannotTell(`${sqlName(r)} is a view this transaction made, whose base rows hoop cannot see`);
     for (const c of this.#known.get(relationKey(r)) ?? []) {
-      if (!isView(c)) continue;
-      const bases = new Map((await this.#catalog.viewReads(c.oid)).map((x) => [`${x.schema}.${x.table}`, x]));
+      // What its rewrite rules read: a view's query, a table's rules' actions (`DO ALSO …`), which run with the write.
+      const reads = await this.#catalog.viewReads(c.oid);
+      if (!isView(c)) {
+        if (reads.length > 0) return true;
+        continue;
+      }
+      const bases = new Map(reads.map((x) => [`${x.schema}.${x.table}`, x]));
       for (const b of bases.values()) if (await this.#source({ schema: b.schema, relation: b.table, column: '*' }, 1)) return true;
     }
     return false;

@@ -419,6 +419,18 @@ export class PgSessionMasking implements Stage {
     if (!rules.hasColumnRules && !rules.hasNameRules) return false;
     // Raised in a function's body, a trigger's too (the server says where: `PL/pgSQL function leak() line 3 at RAISE`): that body may quote what it read.
     if (/\bfunction\b/.test(fields.get('W') ?? '')) return true;
+    // A function of the database's own the statement calls may read anything, and PostgreSQL inlines a SQL one (its errors then say no `W`).
+    const calls = 'lineage' in statement ? statement.calls : undefined;
+    if (calls && !this.#onlySystem(calls))
+      return this.#userCode(calls)
+        .then((code) => code !== undefined || this.#quotesByReads(statement))
+        .catch(() => true);
+    return this.#quotesByReads(statement);
+  }
+
+  /** {@link #quotes}, by what the statement reads and writes. */
+  #quotesByReads(statement: Extract<ResolvedMasking, { lineage: unknown } | { utility: unknown }>): boolean | Promise<boolean> {
+    const rules = this.masker.rules;
     if ('utility' in statement) {
       // A domain's constraint is checked over every column of that domain, in tables the statement does not name.
       if (statement.utility.everywhere) return true;
