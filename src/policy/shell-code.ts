@@ -284,14 +284,17 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
   if (hidden) return `it reads ${shown(hidden.text)}, built when it runs, as a variable's name or arithmetic, which may hold an array subscript whose \`$(…)\` runs`;
   const marked = read.find((w) => w.known && /[[$`]/.test(w.text));
   if (marked) return `it reads ${shown(marked.text)} as a variable's name or arithmetic, whose array subscript's \`$(…)\` runs`;
-  if (SETS_NAMES.has(program))
+  if (SETS_NAMES.has(program)) {
+    // What a declaration gives a value, or exports (`export NAME` of a value `read` or `printf -v` set), may reach later programs' environment.
+    const exports = program === 'export' || (DECLARES.includes(program) && read.some((w) => /^-[a-zA-Z]*x/.test(w.text)));
     for (const w of read) {
       const name = w.text.replace(/\+?=.*$/s, '');
-      // A declaration's value may reach later programs' environment (`export`, or a variable exported already).
       const value = DECLARES.includes(program) && w.text.includes('=') ? w.text.slice(w.text.indexOf('=') + 1) : undefined;
-      const risk = variableRisk(name) ?? (value !== undefined ? environmentRisk(name, value) : undefined);
+      const passed = value !== undefined || (exports && !w.text.startsWith('-'));
+      const risk = variableRisk(name) ?? (passed ? environmentRisk(name, value) : undefined);
       if (risk !== undefined) return risk;
     }
+  }
   const numeric = (t: string | undefined) => t !== undefined && (/^\s*[-+]?\d+\s*$/.test(t) || NUMERIC_PARAMETER.test(t));
   const onVariable = `it works out a variable it names as arithmetic (\`${program}\`), and the value may hold an array subscript whose \`$(…)\` runs`;
   switch (program) {

@@ -32,7 +32,7 @@ import { createRequire } from 'node:module';
 import { INTEGER_VARIABLES, namesVariable, opacity, SHELLS, scriptOf, shown, variableRisk, wrapperOf } from './shell-code.js';
 import { MAX_STARTS, optionsEnd, parseOptions, WATCH, wrappedStarts } from './shell-options.js';
 import { mayBeOption, wordOf } from './shell-words.js';
-import { hasOptionCode, readsItsWords } from './shell-programs.js';
+import { filesPastDashes, hasOptionCode, readsItsWords } from './shell-programs.js';
 
 export { ansiC } from './shell-words.js';
 
@@ -322,8 +322,6 @@ function declarationWords(decl: Node, sourceOf: (n: Node) => string): Array<{ te
 }
 
 const MAKES = new Set(['make', 'gmake']);
-/** Programs whose words after their `--` are file names only. */
-const FILES_PAST_DASHES = new Set(['tar', 'git', 'sort', 'zip']);
 
 /**
  * The words with each argument glob that may expand to an option ({@link mayBeOption}) unknown:
@@ -334,13 +332,9 @@ const FILES_PAST_DASHES = new Set(['tar', 'git', 'sort', 'zip']);
 function optionGlobsUnknown<W extends { text: string; known: boolean; glob?: true }>(words: W[]): W[] {
   const program = words[0]?.known ? words[0].text.split('/').pop()! : '';
   if (readsItsWords(program)) {
-    // Past the `--` of a program that reads only file names after it, and after `./` (paths no table reads as code, letters or a subcommand; make reads `./x:=…` as a variable), a glob is file names.
-    const files = FILES_PAST_DASHES.has(program)
-      ? optionsEnd(
-          words.map((w) => (w.known ? w.text : '')),
-          1,
-        )
-      : words.length;
+    // Past the `--` of a program that reads only file names after it ({@link filesPastDashes}), and after `./` (paths no table reads as code, letters or a subcommand; make reads `./x:=…` as a variable), a glob is file names.
+    const texts = words.map((w) => (w.known ? w.text : ''));
+    const files = filesPastDashes(program, texts.slice(1)) ? optionsEnd(texts, 1) : words.length;
     const paths = (w: W, i: number): boolean => i > files || (w.text.startsWith('./') && !MAKES.has(program));
     return words.map((w, i) => (i > 0 && w.known && w.glob && !paths(w, i) ? { ...w, known: false } : w));
   }

@@ -129,6 +129,17 @@ function noPager(program: string, args: readonly string[]): boolean {
 /** Whether `program` has options or arguments a program runs as a command: a word of it built when it runs may be one. */
 export const hasOptionCode = (program: string): boolean => Object.hasOwn(PROGRAMS, program) || AWKS.has(program);
 
+/** git's commands whose words past their `--` are paths (pathspecs) only; `git config -- *` is a setting and its value. */
+const GIT_PATHS_PAST_DASHES = new Set(['add', 'rm', 'mv', 'restore', 'checkout', 'diff', 'log', 'status', 'ls-files', 'grep', 'blame', 'stash', 'reset', 'clean', 'commit']);
+
+/** Whether `program` (with `args`) reads only file names past its `--`: tar, sort, zip; git's commands of {@link GIT_PATHS_PAST_DASHES}. */
+export function filesPastDashes(program: string, args: readonly string[]): boolean {
+  if (program === 'tar' || program === 'sort' || program === 'zip') return true;
+  if (program !== 'git') return false;
+  const sub = args[parseOptions(args, GIT).operand];
+  return sub !== undefined && GIT_PATHS_PAST_DASHES.has(sub);
+}
+
 /**
  * Whether hoop reads `program`'s words as more than file names (code, option letters, a
  * subcommand that starts an editor): a glob among them is a word built when it runs, whatever it

@@ -53,6 +53,12 @@ const CASES: Case[] = [
   // A declaration read alike by bash and dash is judged as the command it is: what it puts in later programs' environment too.
   [['export **', 'git **'], "export GIT_SSH_COMMAND='touch /tmp/x-2'; git fetch"],
   [['readonly **', 'ls **'], 'readonly PATH=/tmp; ls'],
+  // The eleventh: a setting and its value past git config's `--`; a value set by printf or read, then exported.
+  [['git **'], 'git checkout -q evil; git config -- *; git status'],
+  [['git **'], 'git -C ~ config --file .gitconfig -- *'],
+  [['export **', 'git **', 'printf **'], "printf -v GIT_ALLOW_PROTOCOL ext; export GIT_ALLOW_PROTOCOL; git ls-remote 'ext::sh -c touch% /tmp/x-3'"],
+  [['export **', 'git **', 'read **'], "export GIT_ALLOW_PROTOCOL; read GIT_ALLOW_PROTOCOL; git ls-remote 'ext::sh -c touch% /tmp/x-4'"],
+  [['declare **', 'git **', 'read **'], "declare -x GIT_ALLOW_PROTOCOL; read GIT_ALLOW_PROTOCOL; git ls-remote 'ext::sh -c touch% /tmp/x-5'"],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);

@@ -220,6 +220,8 @@ class SessionChannel implements OpenChannel {
   /** Refuses what the verdict denies or a review does not approve; else starts it on the target and relays it. */
   async #start(request: SshRequest, verdict: SshVerdict, loginShell: string | undefined): Promise<void> {
     const { session } = this.#c;
+    // An sftp server started as a command meets the same read-only checks as the subsystem: told now, while the line read for the judge is at hand (a review may outlast it).
+    const stage = request.kind === 'sftp' || (request.kind === 'exec' && fileTransferOf(request.command, loginShell) === 'sftp') ? 'sftp' : request.kind;
     if (verdict.action === 'deny') {
       session.report?.refused({ action: 'deny', rule: verdict.rule ?? 'hoop:ssh', reason: verdict.reason, message: verdict.message ?? '' });
       return this.#refuse(`${verdict.message ?? `the policy does not allow this ${this.#what}`} (${verdict.reason})`, true);
@@ -237,8 +239,6 @@ class SessionChannel implements OpenChannel {
     } catch (err) {
       return this.#refuse(describeError(err), false);
     }
-    // An sftp server started as a command meets the same read-only checks as the subsystem.
-    const stage = request.kind === 'sftp' || (request.kind === 'exec' && fileTransferOf(request.command, loginShell) === 'sftp') ? 'sftp' : request.kind;
     this.#launch(u, request, stage, this.#pty);
   }
 
