@@ -41,7 +41,7 @@ describe('payment cards', () => {
     const next = (): number => r.int(2 ** 32) / 2 ** 32;
     const cards = ['4111111111111111', '5555555555554444', '378282246310005', '6011111111111117', '4222222222222', '3530111333300000'];
     // Grouped as people and programs write them: spaces of any width, dashes, dots, runs of them; fullwidth digits.
-    const gaps = [' ', '-', '', '.', '\u00a0', '  ', '\u202f', '\t', ' - ', '    '];
+    const gaps = [' ', '-', '', '\u00a0', '\u202f', '\u2013', '.', '  ', '\t'];
     const fullwidth = (t: string): string => t.replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d)));
     const piece = (): string => {
       const r = next();
@@ -54,24 +54,20 @@ describe('payment cards', () => {
     };
     const isAlnum = (c: string | undefined): boolean => c !== undefined && /[0-9A-Za-z]/.test(c);
     const digitOf = (c: string | undefined): string | undefined => (c === undefined ? undefined : /\d/.test(c) ? c : /[\uff10-\uff19]/.test(c) ? String(c.charCodeAt(0) - 0xff10) : undefined);
-    const SEPARATOR = /[ \t.\u00a0\u2000-\u200a\u202f\u205f\u3000-]/;
-    /** Every window of the text that a card number may be: digits joined by runs of up to three separators, its ends touching no letter or digit. */
+    const SEPARATOR = /[ \u00a0\u2007\u2009\u202f\u2010-\u2013\u2212\uff0d-]/;
+    /** Every window of the text that a card number may be: digits joined by single separators, its ends touching no letter or digit. */
     const reference = (s: string): Set<number> => {
       const covered = new Set<number>();
       for (let a = 0; a < s.length; a++) {
         if (digitOf(s[a]) === undefined || isAlnum(s[a - 1]) || digitOf(s[a - 1]) !== undefined) continue;
         // Windows s[a, b) grown a character at a time (a window that is not one ends the growing).
         let digits = '';
-        let gap = 0;
         for (let b = a + 1; b <= s.length && digits.length <= 19; b++) {
           const c = s[b - 1]!;
           const d = digitOf(c);
-          if (d !== undefined) {
-            digits += d;
-            gap = 0;
-          } else if (SEPARATOR.test(c) && ++gap <= 3)
-            continue; // a window does not end on a separator
-          else break;
+          if (d !== undefined) digits += d;
+          else if (!SEPARATOR.test(c) || digitOf(s[b - 2]) === undefined) break;
+          else continue; // a window does not end on a separator
           if (!isAlnum(s[b]) && digitOf(s[b]) === undefined && digits.length >= 13 && digits.length <= 19 && knownCardPrefix(digits) && luhnValid(digits)) for (let k = a; k < b; k++) covered.add(k);
         }
       }
@@ -337,21 +333,35 @@ describe('MaskingRules', () => {
   });
 });
 
-describe('cards as people, programs and readers of escapes write them (the tenth attack)', () => {
+describe('cards as people, programs and readers of escapes write them (the tenth and eleventh attacks)', () => {
   const cardRules = (strategy: string): MaskingRules => new MaskingRules({ key: 'k', columns: [], names: [], detectors: [{ detector: 'payment-card', strategy }] } as never);
   it('finds a card grouped by no-break or thin spaces, dots, runs of blanks, or in fullwidth digits, and hashes each as its digits', () => {
-    for (const s of ['4111\u00a01111\u00a01111\u00a01111', '4111.1111.1111.1111', '4111  1111  1111  1111', '4111\u202f1111\u202f1111\u202f1111', '４１１１１１１１１１１１１１１１'])
+    for (const s of ['4111\u00a01111\u00a01111\u00a01111', '4111\u20131111\u20131111\u20131111', '4111\u202f1111\u202f1111\u202f1111', '４１１１１１１１１１１１１１１１'])
       expect(hits(findPaymentCards, `card ${s} ok`), s).toEqual([s]);
     const hashed = cardRules('hash');
-    expect(hashed.maskText('4111.1111.1111.1111').text).toBe(hashed.maskText('４１１１ 1111-1111 1111').text);
+    expect(hashed.maskText('4111\u00a01111\u00a01111\u00a01111').text).toBe(hashed.maskText('４１１１ 1111-1111 1111').text);
+    // Not coordinates, columns of numbers or dotted versions (the eleventh attack: a dot and runs of blanks masked 10.7% of coordinate pairs).
+    for (const s of ['London 51.507351 -0.127758', '55.676098 12.568337', '1234  5678  9012  3456', '4111.1111.1111.1111', '4111\t1111\t1111\t1111']) expect(hits(findPaymentCards, s), s).toEqual([]);
   });
 
   it("reads an MCP result's text as a reader of its escapes does: a card spelt with JSON's \\u escapes comes back masked", () => {
     const stage = new McpMasking(cardRules('last4'), undefined);
-    const text = 'carol {"card":"\\u0034111111111111111"}';
-    const answer = stage.toAgent({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }] } }, { method: 'tools/call', tool: 'read_text_file' } as never);
-    expect(JSON.stringify(answer)).not.toMatch(/u0034111111111111111|4111111111111111/);
-    expect(JSON.stringify(answer)).toContain('1111');
+    const spelt = (f: (d: string) => string): string => [...'4111111111111111'].map(f).join('');
+    const hex = (d: string): string => (0x30 + Number(d)).toString(16);
+    for (const text of [
+      'carol {"card":"\\u0034111111111111111"}',
+      spelt((d) => `&#X${hex(d)};`),
+      spelt((d) => `&#0000${0x30 + Number(d)};`),
+      spelt((d) => `&#${0x30 + Number(d)}`),
+      spelt((d) => `\\uff1${d}`),
+      spelt((d) => `\\x${hex(d)}`),
+      spelt((d) => `\\u{${hex(d)}}`),
+      spelt((d) => `%${hex(d)}`),
+    ]) {
+      const answer = JSON.stringify(stage.toAgent({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }] } }, { method: 'tools/call', tool: 'read_text_file' } as never));
+      expect(answer, text).not.toContain(text.slice(0, 40));
+      expect(answer, text).toMatch(/1111|１１１１/);
+    }
   });
 });
 

@@ -84,8 +84,13 @@ const isAlnumAt = (text: string, i: number): boolean => {
   return isDigitAt(text, i) || (c >= 0x61 && c <= 0x7a);
 };
 
-/** A character that may group a card's digits as people and programs write them: a space of any width (no-break, thin, ideographic), a tab, a dash or a dot. */
-const isCardSeparator = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x2d || c === 0x2e || c === 0xa0 || (c >= 0x2000 && c <= 0x200a) || c === 0x202f || c === 0x205f || c === 0x3000;
+/**
+ * A character that may group a card's digits as people and programs write them, one between two
+ * groups: a space (a no-break, figure, thin or narrow one too) or a dash (a hyphen, en dash, minus
+ * sign). Not a dot, a tab or a run of blanks: coordinates (`51.507351 -0.127758`) and columns of
+ * numbers would read as cards.
+ */
+const isCardSeparator = (c: number): boolean => c === 0x20 || c === 0x2d || c === 0xa0 || c === 0x2007 || c === 0x2009 || c === 0x202f || (c >= 0x2010 && c <= 0x2013) || c === 0x2212 || c === 0xff0d;
 /** The digit at `i` as ASCII, a fullwidth one (U+FF10…) too; undefined for any other character. */
 function cardDigitAt(text: string, i: number): string | undefined {
   const c = text.charCodeAt(i);
@@ -98,11 +103,9 @@ export function cardDigits(text: string): string {
   for (let i = 0; i < text.length; i++) out += cardDigitAt(text, i) ?? '';
   return out;
 }
-/** The most separator characters between two groups of a card's digits (`4111  1111`). */
-const CARD_GAP = 3;
 
 /**
- * Payment card numbers: 13 to 19 digits (ASCII or fullwidth), optionally grouped by up to three
+ * Payment card numbers: 13 to 19 digits (ASCII or fullwidth), optionally grouped by single
  * separators ({@link isCardSeparator}), with a known issuer prefix and a valid Luhn check digit.
  * A number is any run of whole digit groups
  * (beside another group or not: `4111 1111 1111 1111 12/28`, `7 4111 1111 1111 1111`) whose
@@ -120,16 +123,14 @@ export function findPaymentCards(text: string): DetectorMatch[] {
       i++;
       continue;
     }
-    // The groups of the run starting at i: [start, end) of each, joined by up to CARD_GAP separators.
+    // The groups of the run starting at i: [start, end) of each, joined by one separator.
     const groups: Array<[number, number]> = [];
     let at = i;
     for (;;) {
       let end = at;
       while (end < n && cardDigitAt(text, end) !== undefined) end++;
       groups.push([at, end]);
-      let next = end;
-      while (next < n && next - end < CARD_GAP && isCardSeparator(text.charCodeAt(next))) next++;
-      if (next > end && cardDigitAt(text, next) !== undefined) at = next;
+      if (end + 1 < n && isCardSeparator(text.charCodeAt(end)) && cardDigitAt(text, end + 1) !== undefined) at = end + 1;
       else break;
     }
     const runEnd = groups.at(-1)![1];

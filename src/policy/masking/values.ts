@@ -110,12 +110,22 @@ function asClientReads(text: string, oid: number): string {
   }
 }
 
-/** A letter, digit or `@ . + -` spelt as a JSON `\u00XX` escape or an XML character reference, decoded (what may spell a detector's match; never a quote). */
+/**
+ * A letter, digit (a fullwidth one too) or `@ . + -` spelt as an escape a reader decodes, decoded
+ * (what may spell a detector's match; never a quote): JSON's and JavaScript's `\uXXXX`, `\u{X}`
+ * and `\xXX`, an XML or HTML character reference (`&#x34;`, `&#X34;`, `&#0052;`, the `;` left out
+ * as HTML allows), a URL's `%34`.
+ */
 function decodePrintable(text: string): string {
-  return text.replace(/\\u00([2-7][0-9a-fA-F])|&#(?:x([0-9a-fA-F]{1,4})|([0-9]{1,5}));/g, (whole, u?: string, x?: string, d?: string) => {
-    const c = String.fromCharCode(Number.parseInt(u ?? x ?? d!, u || x ? 16 : 10));
-    return /[0-9A-Za-z @.+-]/.test(c) ? c : whole;
-  });
+  return text.replace(
+    /\\u([0-9a-fA-F]{4})|\\u\{0*([0-9a-fA-F]{1,6})\}|\\x([0-9a-fA-F]{2})(?![0-9a-fA-F])|&#[xX]0*([0-9a-fA-F]{1,6});?|&#0*([0-9]{1,7});?|%([0-9a-fA-F]{2})/g,
+    (whole, u?: string, braced?: string, x?: string, hexRef?: string, decRef?: string, percent?: string) => {
+      const code = decRef !== undefined ? Number.parseInt(decRef, 10) : Number.parseInt((u ?? braced ?? x ?? hexRef ?? percent)!, 16);
+      if (code > 0x10ffff) return whole;
+      const c = String.fromCodePoint(code);
+      return /[0-9A-Za-z @.+\-\uff10-\uff19]/.test(c) ? c : whole;
+    },
+  );
 }
 
 /**
@@ -126,7 +136,7 @@ function decodePrintable(text: string): string {
 export function readableView(text: string): string {
   return decodePrintable(text)
     .replace(/\\+x([0-9a-fA-F]{12,})/g, (_m, hex: string) => ` ${Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('latin1')} `)
-    .replace(/[-+]?\d\.\d+e\+\d{1,3}/gi, (f) => {
+    .replace(/[-+]?\d\.\d+e\+?\d{1,3}/gi, (f) => {
       const x = Number(f);
       return Number.isFinite(x) ? BigInt(Math.trunc(x)).toString() : f;
     });
