@@ -239,23 +239,37 @@ describe('errors of statements that evaluate masked columns they do not read (is
   it("withholds what a SQL function PostgreSQL inlines raises (no context field says so), and what a table's rule evaluates (the eleventh attack)", async () => {
     await stack.pg.psql(
       `create function g() returns setof int language sql stable as 'select email::int from customers';
+       create function g4() returns setof text language sql stable as 'select email from customers';
        create table ruled (id int, note text); insert into ruled values (1, 'r'); alter table ruled owner to ${stack.pg.users.scram.user};
        create rule leak as on update to ruled do also update plain_notes set note = (select email from customers limit 1)::int::text`,
       { database: 'app' },
     );
     const f = await open('mask', 'the tunnel');
     try {
-      for (const steps of [['select * from g()'], ['update ruled set note = note']]) {
+      for (const steps of [
+        ['select * from g()'],
+        ['update ruled set note = note'],
+        // Run later, by EXECUTE or FETCH, as run now (the twelfth attack).
+        ['prepare p as select * from g()', 'execute p'],
+        ['declare c cursor for select * from g()', 'fetch all c'],
+        ['prepare w as update ruled set note = note', 'execute w'],
+      ]) {
         const got = await lastError(f, steps);
         expect(errorOf(got)?.code, steps[0]).toBe('22P02');
         expect(errorOf(got)?.message, steps[0]).toContain('withheld');
         for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
       }
+      // What such a function returns is masked whole, however it is run.
+      for (const steps of [['select * from g4()'], ['prepare q as select * from g4()', 'execute q'], ['declare d cursor for select * from g4()', 'fetch all d']]) {
+        const got = await lastError(f, steps);
+        expect(errorOf(got), steps.join('; ')).toBeUndefined();
+        for (const s of SECRETS) expect(bytes(got), steps.join('; ')).not.toContain(s);
+      }
       // A table with no rule, and a function of the system's, keep the server's words.
       expect(errorOf(await lastError(f, ["select 'x'::int"]))?.message).toContain('invalid input syntax for type integer');
     } finally {
       f.destroy();
-      await stack.pg.psql('drop rule if exists leak on ruled; drop table if exists ruled; drop function if exists g()', { database: 'app' });
+      await stack.pg.psql('drop rule if exists leak on ruled; drop table if exists ruled; drop function if exists g(); drop function if exists g4()', { database: 'app' });
     }
   });
 

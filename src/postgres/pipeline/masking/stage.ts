@@ -168,17 +168,19 @@ export function statementMasking(s: StatementFacts): StatementMasking {
   if (s.executeName !== undefined && s.kinds[0] !== 'explain') return { execute: s.executeName };
   const effects: NonNullable<Extract<StatementMasking, { lineage: unknown }>['effects']> = {};
   const lineage = s.lineage ?? copyLineage(s);
-  if (s.kinds[0] === 'cursor' && s.cursorName !== undefined && lineage) effects.declare = { name: s.cursorName, hold: s.cursorHold === true, of: { lineage } };
+  const tables = s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()'));
+  // A write evaluates its target's constraints and index expressions over every column of the rows it touches.
+  const writes = s.kinds.some((k) => WRITES.has(k)) ? { writes: tables } : {};
+  // What a cursor or a prepared statement runs later is judged as if it ran now: its lineage, the code it calls, what it writes.
+  const later = lineage ? { lineage, ...callsOf(s), ...writes } : undefined;
+  if (s.kinds[0] === 'cursor' && s.cursorName !== undefined && later) effects.declare = { name: s.cursorName, hold: s.cursorHold === true, of: later };
   else if (s.kinds[0] === 'cursor' && s.cursorName !== undefined) effects.close = s.cursorName;
-  if (s.kinds[0] === 'prepare' && s.preparedName !== undefined) effects.prepare = { name: s.preparedName, of: lineage ? { lineage } : { utility: { tables: s.tables, evaluates: false } } };
+  if (s.kinds[0] === 'prepare' && s.preparedName !== undefined) effects.prepare = { name: s.preparedName, of: later ?? { utility: { tables: s.tables, evaluates: false } } };
   if (s.kinds.includes('deallocate') || (s.preparedName === '*' && s.kinds[0] !== 'prepare')) effects.deallocate = s.preparedName ?? '*';
   if (s.cursorName === '*' && !s.fetch) effects.close = '*';
   if (s.ddl) effects.ddl = s.ddl;
   const withEffects = Object.keys(effects).length > 0 ? { effects } : {};
   // DECLARE and PREPARE make a result later (FETCH, EXECUTE), none now; their own errors are planning errors.
-  const tables = s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()'));
-  // A write evaluates its target's constraints and index expressions over every column of the rows it touches.
-  const writes = s.kinds.some((k) => WRITES.has(k)) ? { writes: tables } : {};
   if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s), ...callsOf(s), ...writes };
   const evaluates = !NEVER_EVALUATES.has(s.kinds[0]!) && !effects.declare && !effects.prepare;
   return { utility: { tables, evaluates, ...(evaluates && s.evaluatesDomain ? { everywhere: true as const } : {}) }, ...withEffects };
