@@ -321,7 +321,8 @@ function declarationWords(decl: Node, sourceOf: (n: Node) => string): Array<{ te
   return words;
 }
 
-const MAKES = new Set(['make', 'gmake']);
+/** Programs that read a `./x` word as code: make as a variable (`./x:=$(shell …)`), git and kubectl as a command's path (`git ./x` runs `./git-x`). */
+const PATHS_READ_AS_CODE = new Set(['make', 'gmake', 'git', 'kubectl']);
 
 /**
  * The words with each argument glob that may expand to an option ({@link mayBeOption}) unknown:
@@ -332,10 +333,10 @@ const MAKES = new Set(['make', 'gmake']);
 function optionGlobsUnknown<W extends { text: string; known: boolean; glob?: true }>(words: W[]): W[] {
   const program = words[0]?.known ? words[0].text.split('/').pop()! : '';
   if (readsItsWords(program)) {
-    // Past the `--` of a program that reads only file names after it ({@link filesPastDashes}), and after `./` (paths no table reads as code, letters or a subcommand; make reads `./x:=…` as a variable), a glob is file names.
+    // Past the `--` of a program that reads only file names after it ({@link filesPastDashes}), and after `./` (paths no table reads as code, letters or a subcommand; but {@link PATHS_READ_AS_CODE}), a glob is file names.
     const texts = words.map((w) => (w.known ? w.text : ''));
     const files = filesPastDashes(program, texts.slice(1)) ? optionsEnd(texts, 1) : words.length;
-    const paths = (w: W, i: number): boolean => i > files || (w.text.startsWith('./') && !MAKES.has(program));
+    const paths = (w: W, i: number): boolean => i > files || (w.text.startsWith('./') && !PATHS_READ_AS_CODE.has(program));
     return words.map((w, i) => (i > 0 && w.known && w.glob && !paths(w, i) ? { ...w, known: false } : w));
   }
   const end =

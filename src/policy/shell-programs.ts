@@ -176,6 +176,8 @@ function git(args: readonly string[]): string | undefined {
   const global = parsed.options.find((o) => o.name === 'c' || o.name === 'config-env' || o.name === 'git-dir' || (o.name === 'exec-path' && o.value !== undefined));
   if (global) return `\`git ${global.name.length === 1 ? '-' : '--'}${global.name}\``;
   const sub = args[parsed.operand];
+  // A command with a `/` is a program's path: git runs `git-x/y` from where it stands.
+  if (sub?.includes('/')) return `\`git ${shown(sub).slice(1, -1)}\`, which runs a program by its path`;
   // A remote helper (`git remote-ext URL 'cmd'`, `remote-fd`) runs what its URL names; `for-each-repo` and `hook run` run git or hooks with words they are given.
   if (sub?.startsWith('remote-')) return `\`git ${shown(sub).slice(1, -1)}\`, a remote helper that may run its URL`;
   if (sub === 'for-each-repo' || sub === 'hook' || sub === 'submodule--helper') return `\`git ${sub}\`, which runs what its words say`;
@@ -567,8 +569,8 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   kubectl: (args) => {
     if (optionWords(args).some((w) => longIs(w, ['kubeconfig']) && readsInput(w.includes('=') ? w.replace(/^[^=]*=/, '') : (args[args.indexOf(w) + 1] ?? ''))))
       return '`kubectl --kubeconfig` reading its configuration (which may run a credential plugin) from its input';
-    // Any word may be the subcommand past a global option's value (`kubectl -n x exec …`).
-    const sub = args.find((a) => ['exec', 'debug', 'attach', 'run', 'plugin'].includes(a));
+    // Any word may be the subcommand past a global option's value (`kubectl -n x exec …`); one with a `/` is a plugin's path (`kubectl-x/y` from where it stands).
+    const sub = args.find((a) => ['exec', 'debug', 'attach', 'run', 'plugin'].includes(a) || (!a.startsWith('-') && a.includes('/') && !a.includes('=')));
     return sub !== undefined ? `\`kubectl ${sub}\`, which runs a command in a container` : undefined;
   },
   strace: (args) =>

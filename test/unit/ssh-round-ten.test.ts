@@ -59,6 +59,11 @@ const CASES: Case[] = [
   [['export **', 'git **', 'printf **'], "printf -v GIT_ALLOW_PROTOCOL ext; export GIT_ALLOW_PROTOCOL; git ls-remote 'ext::sh -c touch% /tmp/x-3'"],
   [['export **', 'git **', 'read **'], "export GIT_ALLOW_PROTOCOL; read GIT_ALLOW_PROTOCOL; git ls-remote 'ext::sh -c touch% /tmp/x-4'"],
   [['declare **', 'git **', 'read **'], "declare -x GIT_ALLOW_PROTOCOL; read GIT_ALLOW_PROTOCOL; git ls-remote 'ext::sh -c touch% /tmp/x-5'"],
+  // The twelfth: a command with a `/` is a program's path (`git x/y` runs `./git-x/y`, `kubectl ./foo` runs `./kubectl-foo`).
+  [['git **'], 'git clone -q /tmp/evil.git w; git -C w x/y'],
+  [['git **'], 'git ./*'],
+  [['kubectl **'], 'kubectl ./*'],
+  [['kubectl **'], 'kubectl x/y'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -77,7 +82,7 @@ it("takes the transfers OpenSSH's and rsync's clients start, and globs that can 
   ] as const)
     expect(fileTransferOf(line), line).toBe(kind);
   const judge = await judgeOf(['tar **', 'git **', 'awk **'], 'read-only', 'read-only');
-  for (const line of ['scp -f -- /srv/a', '/usr/lib/openssh/sftp-server', 'tar cf /tmp/a.tar ./*', 'tar cf /tmp/a.tar -- *', 'git add -- *.py', 'git add ./*.py', "awk '{print}' ./*.log"])
+  for (const line of ['scp -f -- /srv/a', '/usr/lib/openssh/sftp-server', 'tar cf /tmp/a.tar ./*', 'tar cf /tmp/a.tar -- *', 'git add -- *.py', "awk '{print}' ./*.log"])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
 });
 
