@@ -103,12 +103,12 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
           expect(e?.message, sql).toContain('masking-side-channel');
           for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
         }
-        // A literal payload is no side channel, and the session goes on.
+        // A literal payload is no side channel, and the session goes on; the listener hears it, its payload withheld under column rules.
         const ok = await f.simple("select pg_notify('ch', 'hello')");
         expect(errorOf(ok)).toBeUndefined();
         await listener.waitFor('A');
         await listener.simple('select 1');
-        expect(listener.raw.toString('latin1')).toContain('hello');
+        expect(listener.raw.toString('latin1')).toContain('hoop: withheld');
         for (const s of SECRETS) expect(listener.raw.toString('latin1')).not.toContain(s);
         const name = await f.simple('show application_name');
         for (const s of SECRETS) expect(bytes(name) + f.raw.toString('latin1')).not.toContain(s);
@@ -270,6 +270,37 @@ describe('errors of statements that evaluate masked columns they do not read (is
     } finally {
       f.destroy();
       await stack.pg.psql('drop rule if exists leak on ruled; drop table if exists ruled; drop function if exists g(); drop function if exists g4()', { database: 'app' });
+    }
+  });
+
+  it("withholds a deferred constraint's error at COMMIT or SET CONSTRAINTS (over a child of a masked table), and a notification's payload a trigger wrote (the twelfth attack)", async () => {
+    await stack.pg.psql(
+      `create table kid (tag text) inherits (customers); alter table kid add unique (tag, email) deferrable initially deferred;
+       insert into kid values (10, 'alice@example.com', 'k1', 'a'), (11, 'alice@example.com', 'k2', 'b'); grant all on kid to public;
+       create function tell_row() returns trigger language plpgsql as $$ begin perform pg_notify('changes', row_to_json(new)::text); return new; end $$;
+       create trigger told after update on customers for each row execute function tell_row()`,
+      { database: 'app' },
+    );
+    const f = await open('mask', 'the tunnel');
+    try {
+      for (const last of ['commit', 'set constraints all immediate']) {
+        await f.simple('begin');
+        expect(errorOf(await f.simple("update kid set tag = 'a' where tag = 'b'"))).toBeUndefined();
+        const got = await f.simple(last);
+        await f.simple('rollback');
+        expect(errorOf(got)?.code, last).toBe('23505');
+        expect(errorOf(got)?.message, last).toContain('withheld');
+        for (const s of SECRETS) expect(bytes(got), last).not.toContain(s);
+      }
+      await f.simple('listen changes');
+      const told = await f.simple("update customers set note = 'told' where id = 1");
+      const n = told.find((m) => m.type === 0x41);
+      expect(n).toBeDefined();
+      expect(n!.body.toString('utf8')).toContain('withheld');
+      for (const s of SECRETS) expect(bytes(told)).not.toContain(s);
+    } finally {
+      f.destroy();
+      await stack.pg.psql('drop table if exists kid; drop trigger if exists told on customers; drop function if exists tell_row()', { database: 'app' });
     }
   });
 

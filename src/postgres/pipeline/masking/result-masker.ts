@@ -18,7 +18,7 @@
  * - FunctionCallResponse ('V'): detectors over the value.
  * - NoticeResponse, ErrorResponse ('N', 'E'): detectors over message, detail, hint, context and
  *   internal query; key values and failing rows of a table with column rules are redacted.
- * - NotificationResponse ('A'): detectors over the payload.
+ * - NotificationResponse ('A'): the payload withheld under column or name rules, else detectors over it.
  *
  * Which statement, portal and result formats each answer belongs to comes from an
  * {@link AnswerQueue} of the client's messages (an answer that fits none ends the session). The
@@ -725,11 +725,16 @@ export class ResultMasker {
     const [channel, at] = cstr(b, 4);
     const [payload, end] = cstr(b, at);
     if (end !== b.length) throw new PgProtocolError('NotificationResponse has trailing bytes');
+    // What sent it (a trigger's pg_notify(row_to_json(new)), another session) may carry a masked column's value, which no rule can place in a payload.
+    if (this.rules.hasColumnRules || this.rules.hasNameRules) return frameMessage(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${WITHHELD_PAYLOAD}\0`, 'utf8')]));
     const r = this.rules.maskText(payload);
     if (!r.changed) return msg.raw;
     return frameMessage(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${r.text}\0`, 'utf8')]));
   }
 }
+
+/** A notification's payload under column or name rules. */
+const WITHHELD_PAYLOAD = 'hoop: withheld (masking rules are on, and a payload may carry a masked value)';
 
 /** Error and notice fields that name where and what (never a value): kept when the text is withheld. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 const KEPT_WHEN_WITHHELD = new Set(['S', 'V', 'C', 'P', 'F', 'L', 'R', 's', 't', 'c', 'd', 'n']);

@@ -425,18 +425,20 @@ export class PgSessionMasking implements Stage {
     const calls = 'lineage' in statement ? statement.calls : undefined;
     if (calls && !this.#onlySystem(calls))
       return this.#userCode(calls)
-        .then((code) => code !== undefined || this.#quotesByReads(statement))
+        .then((code) => code !== undefined || this.#quotesByReads(statement, fields))
         .catch(() => true);
-    return this.#quotesByReads(statement);
+    return this.#quotesByReads(statement, fields);
   }
 
   /** {@link #quotes}, by what the statement reads and writes. */
-  #quotesByReads(statement: Extract<ResolvedMasking, { lineage: unknown } | { utility: unknown }>): boolean | Promise<boolean> {
+  #quotesByReads(statement: Extract<ResolvedMasking, { lineage: unknown } | { utility: unknown }>, fields: ReadonlyMap<string, string>): boolean | Promise<boolean> {
     const rules = this.masker.rules;
     if ('utility' in statement) {
       // A domain's constraint is checked over every column of that domain, in tables the statement does not name.
       if (statement.utility.everywhere) return true;
-      if (!statement.utility.evaluates || statement.utility.tables.length === 0) return false;
+      // An integrity error of a statement that evaluates nothing (COMMIT, SET CONSTRAINTS) is a deferred constraint's, over rows the transaction wrote anywhere.
+      if (!statement.utility.evaluates) return (fields.get('C') ?? '').startsWith('23');
+      if (statement.utility.tables.length === 0) return false;
       const judge = new SourceJudge(rules, this.#sources, this.#overlay, undefined);
       return judge.masked({ sources: statement.utility.tables.map((t) => ({ ...splitName(t), column: '*' })) }).catch(() => true);
     }
