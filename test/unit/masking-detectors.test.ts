@@ -344,6 +344,24 @@ describe('cards as people, programs and readers of escapes write them (the tenth
     for (const s of ['London 51.507351 -0.127758', '55.676098 12.568337', '1234  5678  9012  3456', '4111.1111.1111.1111', '4111\t1111\t1111\t1111']) expect(hits(findPaymentCards, s), s).toEqual([]);
   });
 
+  it('reads no card in an IBAN (the twelfth attack: 8-28% of valid German, French, British and Polish IBANs were masked as cards)', () => {
+    const r = new Random(12);
+    const iban = (): string => {
+      const bban = Array.from({ length: 18 }, () => String(r.int(10))).join('');
+      const check = 98n - (BigInt(`${bban}131400`) % 97n);
+      return `DE${String(check).padStart(2, '0')}${bban}`.replace(/(.{4})(?=.)/g, '$1 ');
+    };
+    let inside = 0;
+    for (let i = 0; i < 2000; i++) {
+      const text = `IBAN ${iban()} ok`;
+      if (findPaymentCards(text).length > 0) inside++;
+      expect(detect(text, ['payment-card']), text).toEqual([]);
+    }
+    expect(inside).toBeGreaterThan(20);
+    // A card beside one is still a card.
+    expect(detect(`card 4111 1111 1111 1111, IBAN ${iban()}`, ['payment-card'])).toHaveLength(1);
+  });
+
   it("reads an MCP result's text as a reader of its escapes does: a card spelt with JSON's \\u escapes comes back masked", () => {
     const stage = new McpMasking(cardRules('last4'), undefined);
     const spelt = (f: (d: string) => string): string => [...'4111111111111111'].map(f).join('');
@@ -357,6 +375,8 @@ describe('cards as people, programs and readers of escapes write them (the tenth
       spelt((d) => `\\x${hex(d)}`),
       spelt((d) => `\\u{${hex(d)}}`),
       spelt((d) => `%${hex(d)}`),
+      // Groups joined by an encoded space or dash (the twelfth attack).
+      ...['&nbsp;', '&#160;', '&ndash;', '\\u00a0', '\\u2013', '%C2%A0'].map((gap) => ['4111', '1111', '1111', '1111'].join(gap)),
     ]) {
       const answer = JSON.stringify(stage.toAgent({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }] } }, { method: 'tools/call', tool: 'read_text_file' } as never));
       expect(answer, text).not.toContain(text.slice(0, 40));

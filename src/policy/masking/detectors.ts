@@ -532,6 +532,18 @@ const finders: Record<DetectorName, (text: string) => DetectorMatch[]> = {
   'secret-token': findSecretTokens,
 };
 
+/** Of `cards` (in order), those in no valid IBAN of `text`: an account number's digit groups read as a card's (`DE91 1000 0000 0123 4567 89`) are not one. */
+function outsideIbans(text: string, cards: DetectorMatch[]): DetectorMatch[] {
+  if (cards.length === 0) return cards;
+  const ibans = findIbans(text);
+  if (ibans.length === 0) return cards;
+  let k = 0;
+  return cards.filter((c) => {
+    while (k < ibans.length && ibans[k]!.end <= c.start) k++;
+    return !(k < ibans.length && ibans[k]!.start < c.end);
+  });
+}
+
 /**
  * Runs the given detectors over a text and returns their matches sorted by position, without
  * overlap: where two matches overlap, the one that starts first (then the longer) wins, in the
@@ -541,7 +553,7 @@ export function detect(text: string, detectors: readonly DetectorName[]): Detect
   if (text.length < 6) return [];
   const all: DetectorMatch[] = [];
   // One at a time: a long value can hold more matches than a call's arguments may.
-  for (const d of detectors) for (const m of finders[d](text)) all.push(m);
+  for (const d of detectors) for (const m of d === 'payment-card' ? outsideIbans(text, findPaymentCards(text)) : finders[d](text)) all.push(m);
   if (all.length < 2) return all;
   const rank = (d: DetectorName): number => detectors.indexOf(d);
   all.sort((a, b) => a.start - b.start || b.end - a.end || rank(a.detector) - rank(b.detector));

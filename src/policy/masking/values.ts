@@ -110,20 +110,34 @@ function asClientReads(text: string, oid: number): string {
   }
 }
 
+/** What an escape may decode to for the detectors: a letter, a digit (a fullwidth one too), `@ . + -`, a space or dash a card's groups may be joined by. */
+const DECODED = /^[0-9A-Za-z @.+\-\uff10-\uff19\u00a0\u2007\u2009\u202f\u2010-\u2013\u2212\uff0d]+$/;
+/** HTML's named references of those. */
+const NAMED: Record<string, string> = { nbsp: '\u00a0', ndash: '\u2013', minus: '\u2212', hyphen: '\u2010', dash: '\u2010', thinsp: '\u2009', numsp: '\u2007', period: '.', commat: '@', plus: '+' };
+
 /**
- * A letter, digit (a fullwidth one too) or `@ . + -` spelt as an escape a reader decodes, decoded
- * (what may spell a detector's match; never a quote): JSON's and JavaScript's `\uXXXX`, `\u{X}`
- * and `\xXX`, an XML or HTML character reference (`&#x34;`, `&#X34;`, `&#0052;`, the `;` left out
- * as HTML allows), a URL's `%34`.
+ * What may spell a detector's match (never a quote) spelt as an escape a reader decodes, decoded
+ * ({@link DECODED}): JSON's and JavaScript's `\uXXXX`, `\u{X}` and `\xXX`, an XML or HTML
+ * character reference (`&#x34;`, `&#X34;`, `&#0052;`, the `;` left out as HTML allows, `&nbsp;`),
+ * a URL's `%34` and `%C2%A0` (UTF-8).
  */
 function decodePrintable(text: string): string {
   return text.replace(
-    /\\u([0-9a-fA-F]{4})|\\u\{0*([0-9a-fA-F]{1,6})\}|\\x([0-9a-fA-F]{2})(?![0-9a-fA-F])|&#[xX]0*([0-9a-fA-F]{1,6});?|&#0*([0-9]{1,7});?|%([0-9a-fA-F]{2})/g,
-    (whole, u?: string, braced?: string, x?: string, hexRef?: string, decRef?: string, percent?: string) => {
-      const code = decRef !== undefined ? Number.parseInt(decRef, 10) : Number.parseInt((u ?? braced ?? x ?? hexRef ?? percent)!, 16);
-      if (code > 0x10ffff) return whole;
-      const c = String.fromCodePoint(code);
-      return /[0-9A-Za-z @.+\-\uff10-\uff19]/.test(c) ? c : whole;
+    /\\u([0-9a-fA-F]{4})|\\u\{0*([0-9a-fA-F]{1,6})\}|\\x([0-9a-fA-F]{2})(?![0-9a-fA-F])|&#[xX]0*([0-9a-fA-F]{1,6});?|&#0*([0-9]{1,7});?|&([a-z]{4,6});|((?:%[0-9a-fA-F]{2})+)/g,
+    (whole, u?: string, braced?: string, x?: string, hexRef?: string, decRef?: string, named?: string, percent?: string) => {
+      let c: string | undefined;
+      if (named !== undefined) c = NAMED[named];
+      else if (percent !== undefined) {
+        try {
+          c = decodeURIComponent(percent);
+        } catch {
+          c = undefined;
+        }
+      } else {
+        const code = decRef !== undefined ? Number.parseInt(decRef, 10) : Number.parseInt((u ?? braced ?? x ?? hexRef)!, 16);
+        c = code <= 0x10ffff ? String.fromCodePoint(code) : undefined;
+      }
+      return c !== undefined && DECODED.test(c) ? c : whole;
     },
   );
 }
