@@ -1,7 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import type { CatalogResolver } from '../../src/policy/masking/catalog.js';
-import { redactKeyValues, ResultMasker } from '../../src/postgres/pipeline/masking/result-masker.js';
+import { noteWrittenPayloads, redactKeyValues, ResultMasker } from '../../src/postgres/pipeline/masking/result-masker.js';
 import type { ColumnJudge, StatementHints } from '../../src/postgres/pipeline/masking/judging.js';
 import { dataRow, parseDataRow, parseRowDescription } from '../../src/postgres/wire/rows.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../src/policy/masking/rules.js';
@@ -348,8 +348,12 @@ describe('ResultMasker, notices, notifications, errors', () => {
     const n = parseErrorFields(out[0]!.body);
     expect(n.message).toBe('card **** **** **** 1111');
     expect(n.hint).toBe('ssn [redacted]');
-    // Under column rules a payload is withheld: what sent it (a trigger's row_to_json) may carry a masked column.
+    // Under column rules a payload no client wrote is withheld: what sent it (a trigger's row_to_json) may carry a masked column.
     expect(out[1]!.body.subarray(4).toString()).toMatch(/^ch\0hoop: withheld \(masking rules are on[^\0]*\0$/);
+    // One a client wrote (NOTIFY or pg_notify with a literal) is read as written, through the detectors.
+    noteWrittenPayloads("select 1; NOTIFY ch, 'pay 5555555555554444'");
+    const again = await run(new ResultMasker({ rules: policy, judge: testJudge() }), [], [msg('A', Buffer.concat([int32(99), cstr('ch'), cstr('pay 5555555555554444')]))]);
+    expect(again[0]!.body.subarray(4).toString()).toBe('ch\0pay ************4444\0');
     expect(parseErrorFields(out[2]!.body).detail).toBe(`Key (email)=(${keyedHash('alice@example.com', KEY)}) already exists.`);
   });
 

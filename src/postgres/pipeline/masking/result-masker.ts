@@ -18,7 +18,7 @@
  * - FunctionCallResponse ('V'): detectors over the value.
  * - NoticeResponse, ErrorResponse ('N', 'E'): detectors over message, detail, hint, context and
  *   internal query; key values and failing rows of a table with column rules are redacted.
- * - NotificationResponse ('A'): the payload withheld under column or name rules, else detectors over it.
+ * - NotificationResponse ('A'): under column or name rules the payload withheld unless a client wrote it (see {@link noteWrittenPayloads}); detectors over it.
  *
  * Which statement, portal and result formats each answer belongs to comes from an
  * {@link AnswerQueue} of the client's messages (an answer that fits none ends the session). The
@@ -242,6 +242,7 @@ export class ResultMasker {
    */
   frontend(m: FrontendMessage, hints?: StatementHints): readonly FrontendMessage[] | undefined {
     const described = this.described;
+    if ((m.kind === 'query' || m.kind === 'parse') && !m.long) noteWrittenPayloads(m.sql);
     switch (m.kind) {
       case 'query':
         described.clear();
@@ -725,16 +726,38 @@ export class ResultMasker {
     const [channel, at] = cstr(b, 4);
     const [payload, end] = cstr(b, at);
     if (end !== b.length) throw new PgProtocolError('NotificationResponse has trailing bytes');
-    // What sent it (a trigger's pg_notify(row_to_json(new)), another session) may carry a masked column's value, which no rule can place in a payload.
-    if (this.rules.hasColumnRules || this.rules.hasNameRules) return frameMessage(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${WITHHELD_PAYLOAD}\0`, 'utf8')]));
+    // Text a client wrote passes; what else sent it (a trigger's pg_notify(row_to_json(new)), a program outside) may carry a masked column's value, which no rule can place in a payload.
+    if ((this.rules.hasColumnRules || this.rules.hasNameRules) && !written.has(payload))
+      return frameMessage(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${WITHHELD_PAYLOAD}\0`, 'utf8')]));
     const r = this.rules.maskText(payload);
     if (!r.changed) return msg.raw;
     return frameMessage(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${r.text}\0`, 'utf8')]));
   }
 }
 
-/** A notification's payload under column or name rules. */
-const WITHHELD_PAYLOAD = 'hoop: withheld (masking rules are on, and a payload may carry a masked value)';
+/** A notification's payload under column or name rules, when no client of this gateway wrote it. */
+const WITHHELD_PAYLOAD = 'hoop: withheld (masking rules are on, and a payload no client wrote may carry a masked value)';
+
+/** Payloads clients of this process wrote as literals in NOTIFY or pg_notify (the latest {@link WRITTEN_KEPT}). */
+const written = new Set<string>();
+const WRITTEN_KEPT = 1024;
+/** `NOTIFY channel, 'payload'` and `pg_notify('channel', 'payload')` with plain string literals. */
+const NOTIFIED = /\bnotify\s+(?:"(?:[^"]|"")*"|[^\s,;'"]+)\s*,\s*'((?:[^']|'')*)'|\bpg_notify\s*\(\s*'(?:[^']|'')*'\s*,\s*'((?:[^']|'')*)'\s*\)/gi;
+
+/**
+ * Notes the payloads `sql` (sent to the server) writes as literals: text its client wrote, which
+ * its listeners may read as written. A literal read otherwise than here (another quoting) is only
+ * ever text a client typed, so no payload passes that carries a value the database held.
+ */
+export function noteWrittenPayloads(sql: string): void {
+  if (!/notify/i.test(sql)) return;
+  for (const m of sql.matchAll(NOTIFIED)) {
+    const payload = (m[1] ?? m[2]!).replaceAll("''", "'");
+    written.delete(payload);
+    written.add(payload);
+    if (written.size > WRITTEN_KEPT) written.delete(written.values().next().value!);
+  }
+}
 
 /** Error and notice fields that name where and what (never a value): kept when the text is withheld. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 const KEPT_WHEN_WITHHELD = new Set(['S', 'V', 'C', 'P', 'F', 'L', 'R', 's', 't', 'c', 'd', 'n']);
