@@ -488,6 +488,13 @@ export function scpServer(args: readonly string[]): 'upload' | 'download' | 'unk
   return upload ? 'upload' : 'download';
 }
 
+/** kubectl's own commands (`kubectl help`): any other first word names a plugin. */
+const KUBECTL_COMMANDS = new Set(
+  'create expose run set explain get edit delete rollout scale autoscale certificate cluster-info top cordon uncordon drain taint describe logs attach exec port-forward proxy cp auth debug events diff apply patch replace wait kustomize label annotate completion alpha api-resources api-versions config plugin version options help'.split(
+    ' ',
+  ),
+);
+
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {
   git,
   sed,
@@ -567,10 +574,15 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
     return optionWords(args).some((w) => longIs(w, ['config']) && readsInput(w.replace(/^[^=]*=?/, ''))) ? '`wget --config` reading its configuration from its input' : undefined;
   },
   kubectl: (args) => {
-    if (optionWords(args).some((w) => longIs(w, ['kubeconfig']) && readsInput(w.includes('=') ? w.replace(/^[^=]*=/, '') : (args[args.indexOf(w) + 1] ?? ''))))
-      return '`kubectl --kubeconfig` reading its configuration (which may run a credential plugin) from its input';
-    // Any word may be the subcommand past a global option's value (`kubectl -n x exec …`); one with a `/` is a plugin's path (`kubectl-x/y` from where it stands).
-    const sub = args.find((a) => ['exec', 'debug', 'attach', 'run', 'plugin'].includes(a) || (!a.startsWith('-') && a.includes('/') && !a.includes('=')));
+    // A kubeconfig names a credential plugin kubectl runs before it connects, from any file the line points it at.
+    const config = optionWords(args).find((w) => longIs(w, ['kubeconfig']));
+    if (config !== undefined) return '`kubectl --kubeconfig`, whose file may name a credential plugin kubectl runs';
+    // The words before its first option name a plugin (`kubectl-a-b`, found on PATH or by a path: `kubectl x/y`) unless the first is kubectl's own.
+    const option = args.findIndex((a) => a.startsWith('-'));
+    const leading = option < 0 ? args : args.slice(0, option);
+    if (leading.length > 0 && !KUBECTL_COMMANDS.has(leading[0]!)) return `\`kubectl ${shown(leading[0]!).slice(1, -1)}\`, a plugin (a program kubectl runs by that name)`;
+    // Any word may be the subcommand past a global option's value (`kubectl -n x exec …`).
+    const sub = args.find((a) => ['exec', 'debug', 'attach', 'run', 'plugin'].includes(a));
     return sub !== undefined ? `\`kubectl ${sub}\`, which runs a command in a container` : undefined;
   },
   strace: (args) =>

@@ -253,6 +253,9 @@ describe('errors of statements that evaluate masked columns they do not read (is
         ['prepare p as select * from g()', 'execute p'],
         ['declare c cursor for select * from g()', 'fetch all c'],
         ['prepare w as update ruled set note = note', 'execute w'],
+        // EXPLAIN ANALYZE runs what it names (the thirteenth attack).
+        ['prepare pc as select email::int from customers', 'explain analyze execute pc'],
+        ['prepare pg as select * from g()', 'explain analyze execute pg'],
       ]) {
         const got = await lastError(f, steps);
         expect(errorOf(got)?.code, steps[0]).toBe('22P02');

@@ -191,10 +191,10 @@ describe('each detector against a slow reference (every window its grammar accep
     expect(againstReference(75, piece, findUsSsns, valid, 12)).toBeGreaterThan(TRIALS / 20);
   });
 
-  it('IBAN: every window of a known length and MOD 97-10, its groups split by single spaces, touching no letter or digit', () => {
+  it('IBAN: every window of a known length and MOD 97-10, its groups split by single spaces, touching no letter or digit, no digit group after it', () => {
     const valid = (s: string, a: number, b: number): boolean => {
       const w = s.slice(a, b);
-      if (!/^[A-Z]{2}\d{2}(?: ?[A-Z0-9])+$/.test(w) || alnum(s[a - 1]) || alnum(s[b])) return false;
+      if (!/^[A-Z]{2}\d{2}(?: ?[A-Z0-9])+$/.test(w) || alnum(s[a - 1]) || alnum(s[b]) || (s[b] === ' ' && /\d/.test(s[b + 1] ?? ''))) return false;
       return ibanValid(w.replaceAll(' ', ''));
     };
     const piece = (next: () => number): string => {
@@ -335,6 +335,8 @@ describe('MaskingRules', () => {
 
 describe('cards as people, programs and readers of escapes write them (the tenth and eleventh attacks)', () => {
   const cardRules = (strategy: string): MaskingRules => new MaskingRules({ key: 'k', columns: [], names: [], detectors: [{ detector: 'payment-card', strategy }] } as never);
+  const cardRulesOf = (detectors: readonly string[]): MaskingRules =>
+    new MaskingRules({ key: 'k', columns: [], names: [], detectors: detectors.map((detector) => ({ detector, strategy: 'last4' })) } as never);
   it('finds a card grouped by no-break or thin spaces, dots, runs of blanks, or in fullwidth digits, and hashes each as its digits', () => {
     for (const s of ['4111\u00a01111\u00a01111\u00a01111', '4111\u20131111\u20131111\u20131111', '4111\u202f1111\u202f1111\u202f1111', '４１１１１１１１１１１１１１１１'])
       expect(hits(findPaymentCards, `card ${s} ok`), s).toEqual([s]);
@@ -358,8 +360,12 @@ describe('cards as people, programs and readers of escapes write them (the tenth
       expect(detect(text, ['payment-card']), text).toEqual([]);
     }
     expect(inside).toBeGreaterThan(20);
-    // A card beside one is still a card.
+    // A card beside one is still a card, and one an IBAN-shaped prefix runs into (the thirteenth attack).
     expect(detect(`card 4111 1111 1111 1111, IBAN ${iban()}`, ['payment-card'])).toHaveLength(1);
+    for (const text of ['NO69 8601 111 4111 1111 1111 1111', 'pay BE78 1234 5678 5555 5555 5555 4444 today']) {
+      for (const on of [['payment-card'], ['payment-card', 'iban'], ['iban', 'payment-card']] as const)
+        expect(cardRulesOf(on).maskText(text).text, `${text} ${on}`).not.toMatch(/4111 1111 1111 1111|5555 5555 5555 4444/);
+    }
   });
 
   it("reads an MCP result's text as a reader of its escapes does: a card spelt with JSON's \\u escapes comes back masked", () => {

@@ -64,6 +64,10 @@ const CASES: Case[] = [
   [['git **'], 'git ./*'],
   [['kubectl **'], 'kubectl ./*'],
   [['kubectl **'], 'kubectl x/y'],
+  // The thirteenth: a plugin named by the words before kubectl's first option, a `=` in them too; a kubeconfig's credential plugin.
+  [['kubectl **'], 'kubectl x y/z=1'],
+  [['kubectl **'], 'kubectl x=y/z'],
+  [['kubectl **'], 'kubectl get po --kubeconfig=k/kc'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -90,4 +94,10 @@ it('reads a declaration bash and dash run alike as the command it is: a safe nam
   const judge = await judgeOf(['export **', 'ls **']);
   expect(judge.decide({ kind: 'exec', command: 'export LANG=C; ls -l' }, 'bash').action).toBe('allow');
   expect(judge.decide({ kind: 'exec', command: 'export LANG=C TZ=UTC; ls' }, '/bin/sh').action).toBe('allow');
+});
+
+it("keeps kubectl's own commands allowed, a resource by its kind and name too", async () => {
+  const judge = await judgeOf(['kubectl **']);
+  for (const line of ['kubectl get deploy/web -o yaml', 'kubectl -n prod get pods', 'kubectl describe pod/api-1', 'kubectl logs deploy/web --tail 50'])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
 });

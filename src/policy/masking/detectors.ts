@@ -362,7 +362,8 @@ export function findIbans(text: string): DetectorMatch[] {
       compact += text[i];
       i++;
     }
-    if (compact.length !== length || (i < text.length && isAlnum(text.charCodeAt(i)))) continue;
+    // It ends where its run of digit groups ends: one more after it (`BE78 1234 5678 5555 5555 …`) makes it no IBAN.
+    if (compact.length !== length || (i < text.length && isAlnum(text.charCodeAt(i))) || (text.charCodeAt(i) === 32 && isDigit(text.charCodeAt(i + 1)))) continue;
     if (!ibanValid(compact)) continue;
     out.push({ detector: 'iban', start: m.index, end: i });
     ibanStart.lastIndex = i;
@@ -532,7 +533,7 @@ const finders: Record<DetectorName, (text: string) => DetectorMatch[]> = {
   'secret-token': findSecretTokens,
 };
 
-/** Of `cards` (in order), those in no valid IBAN of `text`: an account number's digit groups read as a card's (`DE91 1000 0000 0123 4567 89`) are not one. */
+/** Of `cards` (in order), those not wholly inside a valid IBAN of `text`: an account number's digit groups read as a card's (`DE91 1000 0000 0123 4567 89`) are not one. */
 function outsideIbans(text: string, cards: DetectorMatch[]): DetectorMatch[] {
   if (cards.length === 0) return cards;
   const ibans = findIbans(text);
@@ -540,7 +541,7 @@ function outsideIbans(text: string, cards: DetectorMatch[]): DetectorMatch[] {
   let k = 0;
   return cards.filter((c) => {
     while (k < ibans.length && ibans[k]!.end <= c.start) k++;
-    return !(k < ibans.length && ibans[k]!.start < c.end);
+    return !(k < ibans.length && ibans[k]!.start <= c.start && c.end <= ibans[k]!.end);
   });
 }
 

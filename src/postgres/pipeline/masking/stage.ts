@@ -166,6 +166,8 @@ export function statementMasking(s: StatementFacts): StatementMasking {
   if (s.kinds.includes('call')) return { opaque: 'a procedure', effects: { unknown: true } };
   if (s.fetch && s.cursorName !== undefined) return { cursor: s.cursorName };
   if (s.executeName !== undefined && s.kinds[0] !== 'explain') return { execute: s.executeName };
+  // EXPLAIN ANALYZE runs the prepared statement it names, whose facts are not this text's: code hoop cannot read here.
+  if (s.executeName !== undefined) return { opaque: 'an EXPLAIN of a prepared statement', effects: { unknown: true } };
   const effects: NonNullable<Extract<StatementMasking, { lineage: unknown }>['effects']> = {};
   const lineage = s.lineage ?? copyLineage(s);
   const tables = s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()'));
