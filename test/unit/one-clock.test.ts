@@ -13,30 +13,23 @@ function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : /\.tsx?$/.test(e.name) ? [join(dir, e.name)] : []));
 }
 
-describe('the clock', () => {
-  it('is the only module of src/ that reads the time of day (Date.now, new Date())', () => {
-    const found: string[] = [];
-    for (const file of sources(join(root, 'src'))) {
-      if (relative(root, file) === 'src/clock.ts') continue;
+/** Each line of a source file under `dir` (but `except`, relative to the root) that `pattern` finds, as `file:line: text`. */
+function linesMatching(dir: string, except: string, pattern: RegExp): string[] {
+  return sources(join(root, dir))
+    .filter((file) => relative(root, file) !== except)
+    .flatMap((file) =>
       readFileSync(file, 'utf8')
         .split('\n')
-        .forEach((line, i) => {
-          if (/\bDate\.now\b|new Date\(\s*\)/.test(line)) found.push(`${relative(root, file)}:${i + 1}: ${line.trim()}`);
-        });
-    }
-    expect(found).toEqual([]);
+        .flatMap((line, i) => (pattern.test(line) ? [`${relative(root, file)}:${i + 1}: ${line.trim()}`] : [])),
+    );
+}
+
+describe('the clock', () => {
+  it('is the only module of src/ that reads the time of day (Date.now, new Date())', () => {
+    expect(linesMatching('src', 'src/clock.ts', /\bDate\.now\b|new Date\(\s*\)/)).toEqual([]);
   });
 
   it("is waited on in tests only through the harness's named waits (eventually, poll, quietFor, pace), never a bare timer", () => {
-    const found: string[] = [];
-    for (const file of sources(join(root, 'test'))) {
-      if (relative(root, file) === 'test/harness/wait.ts') continue;
-      readFileSync(file, 'utf8')
-        .split('\n')
-        .forEach((line, i) => {
-          if (/new Promise\S*\s*\(?\(?\w*\)?\s*=>\s*setTimeout\(\w+,|Date\.now\(\)\s*[<>]=?\s*deadline/.test(line)) found.push(`${relative(root, file)}:${i + 1}: ${line.trim()}`);
-        });
-    }
-    expect(found).toEqual([]);
+    expect(linesMatching('test', 'test/harness/wait.ts', /new Promise\S*\s*\(?\(?\w*\)?\s*=>\s*setTimeout\(\w+,|Date\.now\(\)\s*[<>]=?\s*deadline/)).toEqual([]);
   });
 });
