@@ -13,6 +13,7 @@ import { controlRun, reportEgress, startRun } from '../api-client/runs.js';
 import type { RunStarted } from '../api/answers.js';
 import { egressAllows, normalHost } from '../policy/egress.js';
 import { runTokenProvider, type ResolvedTokenProvider } from '../auth/token-provider.js';
+import { type Clock, realClock } from '../clock.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -38,18 +39,19 @@ export class AgentRun {
   readonly #controlToken: string;
   readonly #person: ResolvedTokenProvider;
   readonly #endpoint: { gateway: string; ca?: Buffer | undefined };
-  readonly #timer: NodeJS.Timeout;
+  readonly #clock: Clock;
+  #stopBeats: () => void = () => {};
   readonly #say: (line: string) => void;
   readonly #log: Logger;
   /** Where the command may connect, as the gateway last said (besides the gateway itself). */
   #egress: string[];
   /** Refused connections not yet told to the gateway, and the report under way. */
   #refused: RunEgressBody['refused'] = [];
-  #reportTimer: NodeJS.Timeout | undefined;
+  #stopReport: (() => void) | undefined;
   #reporting: Promise<void> = Promise.resolve();
   #ended = false;
 
-  private constructor(started: RunStarted, person: ResolvedTokenProvider, say: (line: string) => void, log: Logger) {
+  private constructor(started: RunStarted, person: ResolvedTokenProvider, say: (line: string) => void, log: Logger, clock: Clock) {
     this.id = started.id;
     this.agent = started.agent;
     this.isolation = started.isolation;
@@ -64,9 +66,15 @@ export class AgentRun {
     this.#egress = started.egress ?? [];
     this.#say = say;
     this.#log = log;
+    this.#clock = clock;
     const every = Math.max(1_000, Math.min(MAX_HEARTBEAT_MS, Math.floor(started.heartbeatTimeoutMs / 4)));
-    this.#timer = setInterval(() => void this.#beat(), every);
-    this.#timer.unref();
+    const beats = (): void => {
+      this.#stopBeats = clock.timer(every, () => {
+        beats();
+        void this.#beat();
+      });
+    };
+    beats();
   }
 
   /** Begins a run for the person `person` signs in as. @throws HoopError as the gateway refuses it (access, isolation the policy requires, a run's own credential) */
@@ -82,6 +90,8 @@ export class AgentRun {
     apply?: 'gate' | 'live';
     say: (line: string) => void;
     log: Logger;
+    /** The clock heartbeats and reports run on (the real one unless a test holds it). */
+    clock?: Clock;
   }): Promise<AgentRun> {
     const { token } = await o.person.current();
     const started = await startRun({ gateway: o.person.gateway, ca: o.person.ca }, token, {
@@ -94,7 +104,7 @@ export class AgentRun {
       ...(o.apply !== undefined ? { apply: o.apply } : {}),
     });
     o.log.info('run.begun', { run: started.id, agent: started.agent, isolation: started.isolation, expiresAt: started.expiresAt });
-    return new AgentRun(started, o.person, o.say, o.log);
+    return new AgentRun(started, o.person, o.say, o.log, o.clock ?? realClock);
   }
 
   async #beat(): Promise<void> {
@@ -112,7 +122,7 @@ export class AgentRun {
       // Ended at the gateway (its time is up, or the gateway lost it): said once; the command goes on without its sessions.
       if (isHoopError(err, ErrorCode.USAGE) || isHoopError(err, ErrorCode.TOKEN_REJECTED)) {
         this.#ended = true;
-        clearInterval(this.#timer);
+        this.#stopBeats();
         this.#say(`the gateway ended run ${this.id}: ${describeError(err)}; the command's sessions through hoop are closed`);
         return;
       }
@@ -131,10 +141,10 @@ export class AgentRun {
   refused(d: { host: string; port: number; at: number }): void {
     if (this.#refused.length >= MAX_EGRESS_WAITING) return;
     this.#refused.push({ host: d.host.slice(0, 255), port: d.port, at: new Date(d.at).toISOString() });
-    this.#reportTimer ??= setTimeout(() => {
-      this.#reportTimer = undefined;
+    this.#stopReport ??= this.#clock.timer(EGRESS_REPORT_MS, () => {
+      this.#stopReport = undefined;
       this.#reporting = this.#reporting.then(() => this.#report());
-    }, EGRESS_REPORT_MS).unref();
+    });
   }
 
   /** Tells the gateway the refused connections waiting, a batch at a time. */
@@ -149,9 +159,9 @@ export class AgentRun {
 
   /** Ends the run at the gateway (its credential is refused from then on, its sessions end), after telling it the refused connections waiting; once. */
   async end(): Promise<void> {
-    clearInterval(this.#timer);
+    this.#stopBeats();
     this.provider.close();
-    clearTimeout(this.#reportTimer);
+    this.#stopReport?.();
     await (this.#reporting = this.#reporting.then(() => this.#report()));
     if (this.#ended) return;
     this.#ended = true;

@@ -5,13 +5,18 @@
  * nobody else's), a run credential's reach (its connections only, no renewal, nothing after its
  * end), and the principal the gateway records for its sessions.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentRun } from '../../src/agent/agent-run.js';
+import { runTokenProvider } from '../../src/auth/token-provider.js';
+import { createLogger } from '../../src/log.js';
 import { callApi, type ApiAnswer } from '../harness/api.js';
+import { HeldClock } from '../harness/held-clock.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
-import { eventually, pace } from '../harness/wait.js';
+import { eventually, pace, poll } from '../harness/wait.js';
 import { MAX_OPEN_RUNS } from '../../src/gateway/runs/runs.js';
 import { cancelRequest, query as queryMessage } from '../../src/postgres/wire/messages.js';
 import { errorIn } from '../harness/raw-pg.js';
@@ -236,5 +241,64 @@ describe("a run's sessions", () => {
     expect(errorIn(answer)?.code).toBe('57014');
     session.destroy();
     await api('POST', `/v1/runs/${run.id as string}/end`, run.controlToken as string);
+  });
+});
+
+describe("a run's heartbeats, on the CLI's clock and the gateway's", () => {
+  const time = new HeldClock();
+  let held: HoopStack;
+  let heldRepo: PolicyGitRepo;
+
+  beforeAll(async () => {
+    heldRepo = new PolicyGitRepo('hoop-runs-clock-');
+    held = await startStack({
+      gateway: { clock: time },
+      policy: async ({ pg }) => {
+        heldRepo.commit(`version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice], connections: [app], mode: read-only }
+runs: { maxSeconds: 3600, heartbeatTimeout: 5s }
+`);
+        return heldRepo.gatewayBlock(['${env:APP_*}']);
+      },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await held?.close();
+    if (heldRepo) rmSync(heldRepo.base, { recursive: true, force: true });
+  });
+
+  it('keep a run its hoop holds open through four heartbeat timeouts of held time; a run nobody beats for has ended', async () => {
+    const token = await held.token('alice');
+    const heldApi = (method: string, path: string, credential: string, body?: unknown): Promise<ApiAnswer> => callApi(held.gateway.url, held.pki.ca, method, path, credential, body);
+    const run = await AgentRun.begin({
+      person: runTokenProvider(held.gateway.url, held.pki.ca, token),
+      connections: ['app'],
+      agent: 'claude',
+      via: 'run',
+      isolation: 'bwrap',
+      say: () => {},
+      log: createLogger({ level: 'error', sink: { write: () => {} } }),
+      clock: time,
+    });
+    const silent = (await heldApi('POST', '/v1/runs', token, { connections: ['app'], agent: 'claude', isolation: 'bwrap' })).body;
+    const heartbeatAt = (id: string): number => {
+      const runs = JSON.parse(readFileSync(join(held.dir, 'hoop-data', 'runs.json'), 'utf8')) as Array<{ id: string; heartbeatAt: string }>;
+      return Date.parse(runs.find((r) => r.id === id)?.heartbeatAt ?? '');
+    };
+    // 20 s of both clocks, a heartbeat's interval (5 s / 4) at a time: each step's beat is heard at the step's time.
+    for (let step = 0; step < 16; step++) {
+      time.advance(1250);
+      const due = time.now();
+      expect(await poll(() => (heartbeatAt(run.id) >= due ? step : undefined), { timeout: 10_000 })).toBe(step);
+    }
+    expect((await heldApi('GET', '/v1/whoami', run.token)).body).toMatchObject({ subject: 'alice', run: { id: run.id } });
+    const lost = await heldApi('GET', '/v1/whoami', silent.token as string);
+    expect(lost.status).toBe(401);
+    expect((lost.body.error as { message: string }).message).toBe(`run ${silent.id as string} has ended (its hoop stopped answering); its credential is no longer accepted`);
+    await run.end();
+    expect((await heldApi('GET', '/v1/whoami', run.token)).status).toBe(401);
   });
 });

@@ -97,7 +97,7 @@ export interface PartOverrides {
   verifier?: TokenVerifier | undefined;
   store?: GatewayStore | undefined;
   clientRecordDiskReserveBytes?: number | undefined;
-  /** The clock direct credentials are minted, renewed and judged by (default: the real one). */
+  /** The clock runs and direct credentials are begun, kept alive and judged by (default: the real one). */
   clock?: Clock | undefined;
   /** The gateway's URL scheme, for the replica's address. */
   scheme: 'https' | 'http';
@@ -138,7 +138,7 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
     reviews.close();
     await reviews.flushed();
   });
-  const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir, log), log);
+  const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir, log, o.clock), log, o.clock);
   disposer.defer(() => runs.close());
   runs.onEnd((run) => events.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
   const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir, log, o.clock), log, o.clock);

@@ -24,7 +24,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
  */
-import { realClock } from '../../clock.js';
+import { type Clock, realClock } from '../../clock.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RecordFile } from '../store/record-file.js';
@@ -124,7 +124,7 @@ export function isControlToken(token: string | undefined): boolean {
 }
 
 /** Whether `run` is open at `now` (ms): not ended, in its time, heard from lately. */
-export function runOpen(run: RunRecord, now = realClock.now()): boolean {
+export function runOpen(run: RunRecord, now: number): boolean {
   return run.endedAt === undefined && overdue(run, now) === undefined;
 }
 
@@ -199,18 +199,26 @@ export class RunRegistry {
   readonly #log: Logger;
   /** Sessions' listeners per run id: told once the run ends. */
   readonly #watchers = new Map<string, Set<(reason: RunEnd | undefined) => void>>();
-  readonly #timer: NodeJS.Timeout;
+  readonly #clock: Clock;
+  #stopSweeps: () => void;
   readonly #onEnd: Array<(run: RunRecord) => void> = [];
   #sweeping = false;
   /** Resolves when the sweep under way (if any) has ended. */
   #sweepDone: Promise<void> = Promise.resolve();
 
-  constructor(store: RunStore, log: Logger) {
+  constructor(store: RunStore, log: Logger, clock: Clock = realClock) {
     this.#store = store;
     this.#log = log;
+    this.#clock = clock;
     store.onEnded?.((id) => void this.#ended(id));
-    this.#timer = setInterval(() => void this.#sweep(), SWEEP_MS);
-    this.#timer.unref();
+    const sweeps = (): void => {
+      this.#stopSweeps = clock.timer(SWEEP_MS, () => {
+        sweeps();
+        void this.#sweep();
+      });
+    };
+    this.#stopSweeps = () => {};
+    sweeps();
   }
 
   /**
@@ -235,7 +243,7 @@ export class RunRegistry {
         },
       );
     }
-    const now = realClock.now();
+    const now = this.#clock.now();
     const token = secret(RUN_TOKEN);
     const controlToken = secret(CONTROL_TOKEN);
     const run: RunRecord = {
@@ -277,8 +285,9 @@ export class RunRegistry {
   async verify(token: string): Promise<Identity> {
     const run = await this.#store.find('run', sha256(token));
     if (!run) throw new TokenRejectedError('unknown-run', 'the gateway issued no such run credential');
-    if (!runOpen(run)) {
-      const why = run.endReason ?? overdue(run, realClock.now());
+    const now = this.#clock.now();
+    if (!runOpen(run, now)) {
+      const why = run.endReason ?? overdue(run, now);
       throw new TokenRejectedError('run-ended', `run ${run.id} has ended${why ? ` (${describeEnd(why)})` : ''}; its credential is no longer accepted`);
     }
     return runIdentity(run);
@@ -298,7 +307,7 @@ export class RunRegistry {
     }
     const fresh = identity ? { owner: ownerOf(identity), expiresAt: identity.expiresAt.toISOString() } : undefined;
     // A run past a deadline that no sweep has ended yet is ended here, for its reason; so is one whose person's credential is refused.
-    const late = overdue(run, realClock.now()) ?? (person && 'refused' in person && run.endedAt === undefined ? 'person-refused' : undefined);
+    const late = overdue(run, this.#clock.now()) ?? (person && 'refused' in person && run.endedAt === undefined ? 'person-refused' : undefined);
     if (late) {
       const ended = await this.#store.end(id, late);
       if (ended) this.#endedHere(ended);
@@ -351,7 +360,7 @@ export class RunRegistry {
     // Ended between the session's admission and now: told at once.
     void this.#store.get(id).then(
       (run) => {
-        if (run && !runOpen(run)) this.#ended(id, run.endReason);
+        if (run && !runOpen(run, this.#clock.now())) this.#ended(id, run.endReason);
       },
       () => undefined,
     );
@@ -362,7 +371,7 @@ export class RunRegistry {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#timer);
+    this.#stopSweeps();
     // A sweep under way may still end runs, and write them: the store closes after it.
     await this.#sweepDone;
     await this.#store.close();
@@ -379,7 +388,7 @@ export class RunRegistry {
       for (const id of [...this.#watchers.keys()]) {
         const run = await this.#store.get(id);
         if (!run) this.#ended(id);
-        else if (!runOpen(run)) this.#ended(id, run.endReason ?? overdue(run, realClock.now()));
+        else if (!runOpen(run, this.#clock.now())) this.#ended(id, run.endReason ?? overdue(run, this.#clock.now()));
       }
     } catch (err) {
       this.#log.warn('run.sweep-failed', { error: describeError(err) });
@@ -447,8 +456,10 @@ export class FileRunStore implements RunStore {
   readonly #file: RecordFile<RunRecord>;
   readonly #runs = new Map<string, RunRecord>();
   readonly #byHash = new Map<string, RunRecord>();
+  readonly #clock: Clock;
 
-  private constructor(dir: string, log: Logger) {
+  private constructor(dir: string, log: Logger, clock: Clock) {
+    this.#clock = clock;
     this.#file = new RecordFile(dir, 'runs.json', { schema: runRecordSchema, what: 'run' }, log);
   }
 
@@ -456,9 +467,9 @@ export class FileRunStore implements RunStore {
    * Loads the runs kept, as they were last heard from: a run whose hoop went silent while the
    * gateway was down longer than its timeout has ended. An entry that is not a run is skipped (said).
    */
-  static async open(dataDir: string, log: Logger): Promise<FileRunStore> {
-    const store = new FileRunStore(dataDir, log);
-    const cutoff = realClock.now() - 86_400_000;
+  static async open(dataDir: string, log: Logger, clock: Clock = realClock): Promise<FileRunStore> {
+    const store = new FileRunStore(dataDir, log, clock);
+    const cutoff = clock.now() - 86_400_000;
     for (const run of await store.#file.read()) {
       if (run.endedAt !== undefined && Date.parse(run.endedAt) < cutoff) continue; // a day after it ended, a run is forgotten
       store.#keep(run);
@@ -489,7 +500,7 @@ export class FileRunStore implements RunStore {
 
   async create(run: RunRecord, maxOpen: number): Promise<void> {
     await this.#change(() => {
-      const open = [...this.#runs.values()].filter((r) => r.owner.issuer === run.owner.issuer && r.owner.subject === run.owner.subject && runOpen(r)).length;
+      const open = [...this.#runs.values()].filter((r) => r.owner.issuer === run.owner.issuer && r.owner.subject === run.owner.subject && runOpen(r, this.#clock.now())).length;
       if (open >= maxOpen) throw tooManyRuns(run.owner.subject, maxOpen);
       return run;
     });
@@ -506,8 +517,9 @@ export class FileRunStore implements RunStore {
   heartbeat(id: string, fresh?: FreshOwner): Promise<RunRecord | undefined> {
     return this.#change(() => {
       const run = this.#runs.get(id);
-      if (!run || !runOpen(run)) return undefined;
-      return { ...run, heartbeatAt: new Date(realClock.now()).toISOString(), ...(fresh ? { owner: narrowedOwner(run.owner, fresh.owner), ownerExpiresAt: fresh.expiresAt } : {}) };
+      const now = this.#clock.now();
+      if (!run || !runOpen(run, now)) return undefined;
+      return { ...run, heartbeatAt: new Date(now).toISOString(), ...(fresh ? { owner: narrowedOwner(run.owner, fresh.owner), ownerExpiresAt: fresh.expiresAt } : {}) };
     });
   }
 
@@ -515,12 +527,12 @@ export class FileRunStore implements RunStore {
     return this.#change(() => {
       const run = this.#runs.get(id);
       if (!run || run.endedAt !== undefined) return undefined;
-      return { ...run, endedAt: new Date(realClock.now()).toISOString(), endReason: reason };
+      return { ...run, endedAt: new Date(this.#clock.now()).toISOString(), endReason: reason };
     });
   }
 
   async sweep(): Promise<RunRecord[]> {
-    const now = realClock.now();
+    const now = this.#clock.now();
     const ended: RunRecord[] = [];
     for (const run of [...this.#runs.values()]) {
       const why = overdue(run, now);
