@@ -278,14 +278,22 @@ describe('hoop connect for a mysql connection', () => {
   it('records a password typed into SQL as a keyed hash (IDENTIFIED BY), and the CLI record, which holds it as typed, still agrees', async () => {
     const c = await connectMysql(stack, 'shop', { own: true });
     let session: string;
+    let typoSession: string;
     try {
       await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '--force', '-e', "ALTER USER 'nobody-here'@'%' IDENTIFIED BY 'hunter2-secret'; SELECT 'after' AS m"]);
       session = lastSession('shop');
+      // A typo: MariaDB's error quotes the rest of the statement, the password with it.
+      const typo = await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '-e', "ALTER USER 'nobody-here'@'%' IDENTIFIED BYY 'hunter2-typo'"]);
+      expect(typo.stderr).toContain("near 'BYY 'hunter2-typo''");
+      typoSession = lastSession('shop');
     } finally {
       await c.stop();
     }
     const events = await recordingOf(session);
     expect(JSON.stringify(events)).not.toContain('hunter2-secret');
+    const typoEvents = await recordingOf(typoSession);
+    expect(JSON.stringify(typoEvents)).not.toContain('hunter2-typo');
+    expect(typoEvents).toContainEqual(expect.objectContaining({ t: 'error', message: expect.stringMatching(/near 'BYY '\[redacted:[0-9a-f]{8}\]'' at line 1$/) }));
     expect(events).toContainEqual(
       expect.objectContaining({ t: 'query', sql: expect.stringMatching(/^ALTER USER '\[redacted:[0-9a-f]{8}\]'@'\[redacted:[0-9a-f]{8}\]' IDENTIFIED BY '\[redacted:[0-9a-f]{8}\]'$/) }),
     );

@@ -12,8 +12,8 @@ import type { AgreedCapabilities } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
-import { type MysqlLexing, type RedactOptions, redactSql } from '../../policy/sql/redact.js';
-import { Command } from '../wire/results.js';
+import { type MysqlLexing, type RedactOptions, redactEcho, redactSql } from '../../policy/sql/redact.js';
+import { Command, errPacket, parseErr } from '../wire/results.js';
 import { ExecuteSecrets } from './execute-secrets.js';
 
 /** See the module documentation. */
@@ -26,6 +26,8 @@ export class MysqlPacketRecorder {
   readonly #redact: RedactOptions;
   readonly #executes: ExecuteSecrets;
   #redactMode: [MysqlLexing, RedactOptions] | undefined;
+  /** The statement the server answers now, and what its record redacted (its errors may quote it). */
+  #answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
 
   /**
    * Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept
@@ -50,7 +52,9 @@ export class MysqlPacketRecorder {
   client(payload: Buffer, mysqlMode?: MysqlLexing): string | undefined {
     const code = payload[0];
     if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1), mysqlMode);
-    const sql = code === Command.QUERY || code === Command.STMT_PREPARE ? redactSql(payload.toString('utf8', 1), 'mysql', this.#redactFor(mysqlMode)) : undefined;
+    const original = code === Command.QUERY || code === Command.STMT_PREPARE ? payload.toString('utf8', 1) : undefined;
+    const sql = original === undefined ? undefined : redactSql(original, 'mysql', this.#redactFor(mysqlMode));
+    this.#answering = original !== undefined && sql?.spans ? { sql: original, spans: sql.spans } : undefined;
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;
@@ -81,7 +85,15 @@ export class MysqlPacketRecorder {
         this.#rowsNotRecorded = 0;
       }
     }
-    this.#stream.record(SERVER_PACKET, realClock.now(), payload, 0, payload.length);
+    const recorded = kind.kind === 'err' && this.#answering ? this.#errorAsRecorded(payload, this.#answering) : payload;
+    this.#stream.record(SERVER_PACKET, realClock.now(), recorded, 0, recorded.length);
+  }
+
+  /** An error answering a statement whose record redacted secrets, with what it quotes of them redacted too (MariaDB's syntax errors quote the statement). */
+  #errorAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> }): Buffer {
+    const err = parseErr(payload);
+    const message = redactEcho(err.message, answering.sql, answering.spans, this.#redact.key);
+    return message === err.message ? payload : errPacket({ ...err, message });
   }
 }
 

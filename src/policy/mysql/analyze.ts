@@ -119,6 +119,19 @@ function provesShape(analysis: Analysis, text: string, runs: readonly number[]):
   return lits.length === runs.length && lits.every((v, i) => v === runs[i]);
 }
 
+/**
+ * The parser's complaint as a refusal may carry it into a recording, a review and the audit stream: what the grammar
+ * expected and where, never the text it found there (a literal there may be a password).
+ */
+function complaint(err: unknown, statement: string): string {
+  const message = err instanceof Error ? (err.message.split('\n')[0] ?? '') : '';
+  const expected = /^sql parser error: Expected: ([\w ,()'"=;]{1,300}?), found: /.exec(message)?.[1];
+  const where = / at Line: (\d+), Column: (\d+)$/.exec(message);
+  const lead = /^\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?/.exec(statement);
+  const kind = lead ? ` in a ${[lead[1], lead[2]].filter(Boolean).join(' ').toUpperCase()} statement` : '';
+  return `${expected ? `a syntax error (expected ${expected})` : 'a syntax error'}${where ? ` at line ${where[1]}, column ${where[2]}` : ''}${kind}`;
+}
+
 function analyzeUncached(text: string, o: MysqlReading): Analysis {
   const read = prepass(text, o);
   if ('refused' in read) return { ok: false, parser: 'MySQL', error: read.refused };
@@ -131,9 +144,9 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
     try {
       tree = parse(s.text, 'mysql') as unknown[];
     } catch (err) {
-      return { ok: false, parser: 'MySQL', error: `${(err as Error).message.split('\n')[0]} in ${JSON.stringify(s.text.slice(0, 200))}` };
+      return { ok: false, parser: 'MySQL', error: complaint(err, s.text) };
     }
-    if (tree.length !== 1) return { ok: false, parser: 'MySQL', error: `the parser read ${tree.length} statements in one: ${JSON.stringify(s.text.slice(0, 200))}` };
+    if (tree.length !== 1) return { ok: false, parser: 'MySQL', error: `the parser read ${tree.length} statements in one` };
     trees.push(tree[0]);
     try {
       const facts = factsOf(tree[0], s.text, o.database);
@@ -141,7 +154,7 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
       statements.push(facts);
     } catch (err) {
       if (!(err instanceof Unread)) throw err;
-      return { ok: false, parser: 'MySQL', error: `${err.message}: ${JSON.stringify(s.text.slice(0, 200))}` };
+      return { ok: false, parser: 'MySQL', error: err.message };
     }
   }
   // Where the numeric literals are, when the text is one statement read as written (what a shape is proved with).

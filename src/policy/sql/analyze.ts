@@ -125,7 +125,8 @@ function analyzeUncached(sql: string): Analysis {
 function parseErrorText(err: unknown): string {
   if (err && typeof err === 'object') {
     const e = err as { message?: unknown; sqlDetails?: { cursorPosition?: number } };
-    const msg = typeof e.message === 'string' ? e.message : 'syntax error';
+    // Where, never the token found there (a literal there may be a password): the reason reaches recordings and reviews.
+    const msg = typeof e.message === 'string' ? e.message.replace(/ at or near "[\s\S]*"$/, '').replace(/"[^"]*"/g, '"…"') : 'syntax error';
     const pos = e.sqlDetails?.cursorPosition;
     return typeof pos === 'number' && pos >= 0 ? `${msg} (at character ${pos + 1})` : msg;
   }

@@ -549,6 +549,8 @@ function everyLiteral(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Arr
 export interface Redacted {
   text: string;
   redacted: boolean;
+  /** What was redacted: each span of the original text (ordered, apart), when anything was. */
+  spans?: ReadonlyArray<readonly [number, number]>;
 }
 
 /**
@@ -643,13 +645,36 @@ function withMarkers(text: string, spans: Array<[number, number]>, key: Buffer |
   spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
   let out = '';
   let at = 0;
+  const apart: Array<[number, number]> = [];
   for (const [start, end] of spans) {
     if (end <= at) continue;
     const from = Math.max(start, at);
     out += text.slice(at, from) + redactionMarker(text.slice(from, end), key);
+    apart.push([from, end]);
     at = end;
   }
-  return { text: out + text.slice(at), redacted: true };
+  return { text: out + text.slice(at), redacted: true, spans: apart };
+}
+
+/**
+ * A server's error `message` answering `sql`, whose record redacted `spans`, as it is recorded: a quote of the
+ * statement from where the server stopped reading (MySQL's `near '…' at line N`) is recorded as the statement is,
+ * redacted, or whole as a marker where it cannot be found in the statement; each secret's own text, where the
+ * message repeats it anywhere else, as its marker.
+ */
+export function redactEcho(message: string, sql: string, spans: ReadonlyArray<readonly [number, number]>, key: Buffer | string | undefined): string {
+  let out = message.replace(/(near ')([\s\S]*)(' at line \d+)$/, (_, open: string, quoted: string, close: string) => {
+    const at = quoted === '' ? -1 : sql.indexOf(quoted);
+    if (at < 0) return `${open}${redactionMarker(quoted, key)}${close}`;
+    const inside = spans.filter(([s, e]) => e > at && s < at + quoted.length).map(([s, e]): [number, number] => [Math.max(0, s - at), Math.min(quoted.length, e - at)]);
+    return `${open}${withMarkers(quoted, inside, key).text}${close}`;
+  });
+  for (const [s, e] of spans) {
+    const secret = sql.slice(s, e);
+    const inner = /^(['"`])([\s\S]*)\1$/.exec(secret)?.[2];
+    for (const piece of [secret, inner]) if (piece !== undefined && piece.length >= 4) out = out.split(piece).join(redactionMarker(secret, key));
+  }
+  return out;
 }
 
 /** The marker a redacted value is written as: a keyed hash of it, so equal values read alike. */
