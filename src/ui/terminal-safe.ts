@@ -6,19 +6,26 @@
  * separators, and every code point Unicode says a renderer may draw as nothing
  * (Default_Ignorable_Code_Point: zero-width spaces and joiners, fillers such as U+3164, variation
  * selectors, tag characters), and the braille blank, are shown as escapes (`\x1b`, `\u202e`,
- * `\u{e0072}`). No text can then move the cursor, clear a line, reorder what a reviewer or an
- * auditor reads, or hide a character in it.
+ * `\u{e0072}`); so is every space but U+0020. No text can then move the cursor, clear a line, reorder what a
+ * reviewer or an auditor reads, hide a character in it, or show one character as another.
  *
  * @see https://invisible-island.net/xterm/ctlseqs/ctlseqs.html (C0 and C1 controls)
  * @see https://www.unicode.org/reports/tr9/#Explicit_Directional_Formatting_Characters
  * @see https://www.unicode.org/reports/tr44/#Default_Ignorable_Code_Point
  * @see https://nvd.nist.gov/vuln/detail/CVE-2021-42574 ("Trojan Source")
  */
-const UNSAFE = /(?![\n\t])[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800]/gu;
+const UNSAFE_CHAR = '(?![\\n\\t ])[\\p{Cc}\\p{Cf}\\p{Co}\\p{Cn}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}\\p{Default_Ignorable_Code_Point}\\u2800]';
+/** An unsafe character, or a backslash that would read as the start of an escape (before `\`, `x`, `u` or an escaped character): shown as `\\`. */
+const UNSAFE = new RegExp(`${UNSAFE_CHAR}|\\\\(?=[\\\\xu]|${UNSAFE_CHAR})`, 'gu');
 
-/** `text` with every character that could steer a terminal, or hide, shown as an escape. */
+/**
+ * `text` with every character that could steer a terminal, hide, or pass for another (every space but U+0020: a
+ * no-break space is a letter to PostgreSQL) shown as an escape; a backslash that would read as the start of one is
+ * shown as `\\`, so that what is shown reads back as one text only (`\x0d` typed is `\\x0d`, a carriage return `\x0d`).
+ */
 export function terminalSafe(text: string): string {
   return text.replace(UNSAFE, (c) => {
+    if (c === '\\') return '\\\\';
     const n = c.codePointAt(0)!;
     return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : n < 0x10000 ? `\\u${n.toString(16).padStart(4, '0')}` : `\\u{${n.toString(16)}}`;
   });

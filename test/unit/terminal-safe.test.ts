@@ -27,6 +27,33 @@ describe('terminalSafe', () => {
     }
   });
 
+  it('shows every space but U+0020 as an escape: a no-break space is a letter to PostgreSQL (DELETE … WHERE\u00a0NOT\u00a0settled deletes every row)', () => {
+    expect(terminalSafe('DELETE FROM ledger WHERE\u00a0NOT\u00a0settled')).toBe('DELETE FROM ledger WHERE\\xa0NOT\\xa0settled');
+    for (const space of ['\u1680', '\u2000', '\u2007', '\u200a', '\u202f', '\u205f', '\u3000']) expect(terminalSafe(`a${space}b`)).not.toContain(space);
+  });
+
+  it('reads back as one text only: 20,000 generated texts of backslashes, escapes typed and characters escaped decode to themselves', () => {
+    /** The reading of what terminalSafe shows: \\ is a backslash, \xHH, \uHHHH and \u{H…} a character, any other backslash itself. */
+    const decode = (shown: string): string =>
+      shown.replace(/\\(?:\\|x([0-9a-f]{2})|u([0-9a-f]{4})|u\{([0-9a-f]+)\})/g, (whole, x?: string, u?: string, big?: string) =>
+        whole === '\\\\' ? '\\' : String.fromCodePoint(Number.parseInt((x ?? u ?? big)!, 16)),
+      );
+    const alphabet = ['\\', 'x', 'u', '0', 'd', 'a', '{', '}', '\r', '\u00a0', '\u202e', ' ', 'n', '\u{e0072}', '\n'];
+    let seed = 9;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const text = Array.from({ length: 1 + next(12) }, () => alphabet[next(alphabet.length)]).join('');
+      expect({ text, shown: decode(terminalSafe(text)) }).toEqual({ text, shown: text });
+    }
+    // The reviewer's two lines that read alike: a typed \x0d and a carriage return.
+    expect(terminalSafe('-- was: \\x0d; DELETE')).not.toBe(terminalSafe('-- was: \r; DELETE'));
+    // Backslashes that start no escape stay as written.
+    expect(terminalSafe("select E'a\\nb', '\\d'")).toBe("select E'a\\nb', '\\d'");
+  });
+
   it('is applied to every transcript line: statements, rows, errors', () => {
     const r = new TranscriptRenderer();
     const lines = [
