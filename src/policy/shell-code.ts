@@ -392,15 +392,16 @@ export function scriptOf(program: string, args: string[]): string | undefined {
   }
   const spec = SU_OPTIONS[program];
   if (spec) {
-    // util-linux reads these options after operands too (`su root -c …`, `script /dev/null -c …`), as GNU getopt does.
+    // util-linux reads these options after operands too (`su root -c …`, `script /dev/null -c …`), as GNU getopt does,
+    // and runs the last command given (`command = optarg` each time: `su -c ls -c 'rm …'` runs rm).
+    let last: string | undefined;
     for (let from = 0; from < args.length; ) {
       const parsed = parseOptions(args, spec, from);
-      const command = parsed.options.find((o) => o.name === 'c' || o.name === 'command' || o.name === 'session-command');
-      if (command) return command.value;
-      if (args[parsed.operand - 1] === '--' && parsed.operand > from) return undefined;
+      last = parsed.options.findLast((o) => o.name === 'c' || o.name === 'command' || o.name === 'session-command')?.value ?? last;
+      if (args[parsed.operand - 1] === '--' && parsed.operand > from) return last;
       from = parsed.operand + 1;
     }
-    return undefined;
+    return last;
   }
   if (program === 'flock') {
     const operand = parseOptions(args, WRAPPERS.flock!.options!).operand;

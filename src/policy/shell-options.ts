@@ -355,13 +355,14 @@ export const WRAPPERS: Record<string, Wrapper> = {
   faketime: { options: { short: 'fm' }, operands: 1 },
   sshpass: { options: { short: 'evf:d:p:P:' } },
   chronic: { options: { short: 'ev' } },
+  zrun: {},
   ifne: { options: { short: 'n' } },
   lckdo: { options: { short: 'qw' }, operands: 1 },
   tini: { options: { short: 'hsvwgl:p:e:' } },
   'dumb-init': { options: { short: 'cvr:', long: ['single-child', 'rewrite=', 'verbose'] } },
   gosu: { operands: 1 },
   'su-exec': { operands: 1 },
-  'xvfb-run': { options: { short: 'ae:f:n:l:s:w:p:', long: ['auto-servernum', 'auto-display', 'error-file=', 'server-args=', 'server-num=', 'listen-tcp', 'xauth-protocol=', 'wait=', 'auth-file='] } },
+  'xvfb-run': { options: { short: 'ae:f:n:ls:w:p:', long: ['auto-servernum', 'auto-display', 'error-file=', 'server-args=', 'server-num=', 'listen-tcp', 'xauth-protocol=', 'wait=', 'auth-file='] } },
   trickle: { options: { short: 'sVu:d:w:t:l:n:' } },
   rlwrap: { options: { short: 'AcinNrRtUvWb:C:D:e:f:g:H:l:M:O:P:q:s:S:w:z:a::m::p::' } },
   cpulimit: { options: { short: 'vzikp:e:P:l:', long: ['pid=', 'exe=', 'path=', 'limit=', 'verbose', 'lazy', 'include-children', 'kill'] }, noCommand: ['p', 'pid', 'e', 'exe', 'P', 'path'] },
@@ -490,7 +491,8 @@ export function wrappedStarts(program: string, args: readonly string[]): { start
   // env and sudo read each word with a `=` before the command as an assignment, whatever its name.
   if (wrapper.assignments) while (args[start]?.includes('=')) start++;
   // runcon's first operand is a context unless it is given by options.
-  const operands = program === 'runcon' && parsed.options.length === 0 ? 1 : (wrapper.operands ?? 0);
+  // setarch's ARCH is there only when its first word is no option (util-linux 2.33: `setarch -R cmd` runs cmd).
+  const operands = program === 'runcon' && parsed.options.length === 0 ? 1 : program === 'setarch' && args[0]?.startsWith('-') ? 0 : (wrapper.operands ?? 0);
   start += operands;
   if (wrapper.optionsAfter) {
     const again = parseOptions(args, spec, Math.min(start, args.length));

@@ -167,6 +167,12 @@ function groupHas(word: string, letters: string, valued: string): boolean {
   return false;
 }
 
+/** Whether `path` is a file of the system's, which only root writes (`/etc/man.conf`): written in full, with no `.`, `..` or empty part. */
+function systemFile(path: string): boolean {
+  const parts = path.split('/');
+  return parts[0] === '' && parts.length > 2 && ['etc', 'usr', 'lib'].includes(parts[1]!) && parts.slice(1).every((p) => p !== '' && p !== '.' && p !== '..');
+}
+
 const shown = (w: string) => `\`${w.length > 40 ? `${w.slice(0, 37)}...` : w}\``;
 
 /** git: global `-c`, `--config-env`, `--exec-path=`, `--git-dir`; a subcommand's options that name a program (`--upload-pack`, `rebase --exec`…), `bisect run`, `submodule foreach`, `filter-branch`, and `config` setting a value. */
@@ -175,12 +181,17 @@ function git(args: readonly string[]): string | undefined {
   if (!parsed.known) return `\`git\` with an option hoop does not know`;
   const global = parsed.options.find((o) => o.name === 'c' || o.name === 'config-env' || o.name === 'git-dir' || (o.name === 'exec-path' && o.value !== undefined));
   if (global) return `\`git ${global.name.length === 1 ? '-' : '--'}${global.name}\``;
+  // A work tree inside a repository's own directory writes its configuration and hooks from the tracked files (`--work-tree=.git/hooks checkout`).
+  const tree = parsed.options.find((o) => o.name === 'work-tree' && /(^|\/)\.git(\/|$)|(^|\/)\.\.?(\/|$)|[*?[\]]/.test(o.value ?? ''));
+  if (tree) return "`git --work-tree` inside a repository's own directory, where git keeps its configuration and hooks";
   const sub = args[parsed.operand];
   // A command with a `/` is a program's path: git runs `git-x/y` from where it stands.
   if (sub?.includes('/')) return `\`git ${shown(sub).slice(1, -1)}\`, which runs a program by its path`;
   // A remote helper (`git remote-ext URL 'cmd'`, `remote-fd`) runs what its URL names; `for-each-repo` and `hook run` run git or hooks with words they are given.
   if (sub?.startsWith('remote-')) return `\`git ${shown(sub).slice(1, -1)}\`, a remote helper that may run its URL`;
   if (sub === 'for-each-repo' || sub === 'hook' || sub === 'submodule--helper') return `\`git ${sub}\`, which runs what its words say`;
+  // git-shell runs `~/git-shell-commands/<name>`, which a clone may have put there.
+  if (sub === 'shell') return '`git shell`, which runs the programs in ~/git-shell-commands';
   const rest = args.slice(parsed.operand + 1);
   const risky: Record<string, { long: string[]; short?: string; valued?: string }> = {
     clone: { long: ['upload-pack', 'config', 'template'], short: 'uc', valued: 'obj' },
@@ -201,6 +212,8 @@ function git(args: readonly string[]): string | undefined {
     'filter-branch': { long: ['env-filter', 'tree-filter', 'index-filter', 'parent-filter', 'msg-filter', 'commit-filter', 'tag-name-filter', 'setup'] },
     'filter-repo': { long: ['commit-callback', 'blob-callback', 'name-callback', 'email-callback', 'refname-callback', 'message-callback', 'filename-callback', 'tag-callback', 'reset-callback'] },
     commit: { long: ['template'] },
+    // A template directory's config and hooks are copied into the new repository.
+    init: { long: ['template'] },
     merge: { long: ['strategy'], short: 's' },
     instaweb: { long: ['httpd', 'browser'], short: 'db' },
     'web--browse': { long: ['browser'], short: 'bt' },
@@ -300,7 +313,7 @@ function sshKeyword(value: string): string | undefined {
 
 /**
  * ssh, scp and sftp: an `-o` keyword not known to run nothing, a program option (`scp -S`, `sftp
- * -S`/`-D`, `ssh -I`), a configuration file that is the input (`-F /dev/stdin`). ssh reads its
+ * -S`/`-D`, `ssh -I`), a configuration file (`-F`: it may name programs). ssh reads its
  * options again after the destination (`ssh host -o ProxyCommand=… cmd`, ssh.c's `again:`);
  * scp and sftp stop at the first operand.
  */
@@ -316,7 +329,8 @@ const ssh =
     if (!parsed.known) return `\`${kind}\` with an option hoop does not know`;
     for (const o of options) {
       if (o.name === 'o' && !SSH_SAFE_KEYWORDS.has(sshKeyword(o.value ?? '') ?? '')) return `\`-o ${shown(o.value ?? '').slice(1, -1)}\``;
-      if (o.name === 'F' && readsInput(o.value ?? '')) return '`-F` reading its configuration from its input';
+      // A configuration file names programs ssh runs (ProxyCommand, LocalCommand, KnownHostsCommand): any file the line names, which it may have written.
+      if (o.name === 'F' && !systemFile(o.value ?? '')) return '`-F` naming a file the line may have written, whose configuration may name a program ssh runs';
       if (programs.includes(o.name)) return `\`-${o.name}\``;
     }
     return undefined;
@@ -497,6 +511,7 @@ const KUBECTL_COMMANDS = new Set(
 
 const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> = {
   git,
+  'git-shell': () => '`git-shell`, which runs the programs in ~/git-shell-commands',
   sed,
   ssh: ssh({ short: '1246AaCfGgKkMNnqsTtVvXxYyB:b:c:D:E:e:F:I:i:J:L:l:m:O:o:p:Q:R:S:W:w:P:' }, ['I'], 'ssh'),
   scp: ssh({ short: '12346ABCOTdfpqRrstvc:D:F:i:J:l:o:P:S:X:' }, ['S', 'D'], 'scp'),
@@ -531,7 +546,9 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
     if (!parsed.known) return '`man` with an option hoop does not know';
     const hit = parsed.options.find((o) => ['P', 'H', 'pager', 'html'].includes(o.name));
     if (hit) return `\`man ${hit.name.length === 1 ? '-' : '--'}${hit.name}\``;
-    return parsed.options.some((o) => (o.name === 'C' || o.name === 'config-file') && readsInput(o.value ?? '')) ? '`man -C` reading its configuration from its input' : undefined;
+    return parsed.options.some((o) => (o.name === 'C' || o.name === 'config-file') && !systemFile(o.value ?? ''))
+      ? '`man -C` naming a file the line may have written, whose configuration names the programs man runs'
+      : undefined;
   },
   less: (args) => {
     const hit = args.find((a) => (a.startsWith('+') && /[!|v]/.test(a)) || longIs(a, ['lesskey-src', 'lesskey-content', 'lesskey-file']) || /^-[^-]*k/.test(a));
@@ -571,7 +588,9 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   wget: (args) => {
     const hit = optionWords(args).find((w) => longIs(w, ['use-askpass', 'execute']) || groupHas(w, 'e', 'oaiBtOTwQPlARDIXUn'));
     if (hit) return `\`wget ${shown(hit).slice(1, -1)}\``;
-    return optionWords(args).some((w) => longIs(w, ['config']) && readsInput(w.replace(/^[^=]*=?/, ''))) ? '`wget --config` reading its configuration from its input' : undefined;
+    // A wgetrc may name programs (`use_askpass`): any file the line names, which it may have written.
+    const config = optionWords(args).find((w) => longIs(w, ['config']));
+    return config !== undefined && !systemFile(config.replace(/^[^=]*=?/, '')) ? '`wget --config` naming a file the line may have written, which may name a program wget runs' : undefined;
   },
   kubectl: (args) => {
     // A kubeconfig names a credential plugin kubectl runs before it connects, from any file the line points it at.
@@ -588,7 +607,16 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   strace: (args) =>
     optionWords(args).some((w) => (longIs(w, ['output']) && /=[|!]/.test(w)) || /^-[^-]*o[|!]/.test(w)) || args.some((a, i) => args[i - 1] === '-o' && /^[|!]/.test(a))
       ? '`strace -o |cmd`'
-      : undefined,
+      : // `-E NAME=VALUE` sets the traced command's environment (BASH_FUNC_…, GIT_*, LD_PRELOAD), past the checks env gets.
+        optionWords(args).some((w) => longIs(w, ['env']) || groupHas(w, 'E', 'abeIoOpPsSuUX'))
+        ? '`strace -E`, which sets the environment of the command it runs'
+        : undefined,
+  // fakeroot runs its `--faked` value as a command line and evals its `-l` value.
+  fakeroot: (args) => (optionWords(args).some((w) => longIs(w, ['faked', 'lib']) || groupHas(w, 'l', 'bils')) ? '`fakeroot --faked` or `-l`, which run or load what the line names' : undefined),
+  'dbus-run-session': (args) =>
+    optionWords(args).some((w) => longIs(w, ['dbus-daemon', 'config-file'])) ? '`dbus-run-session --dbus-daemon` or `--config-file`, which name the program it runs' : undefined,
+  // A tool is a program valgrind loads by its name: a path (`../../x`) is one the line chose.
+  valgrind: (args) => (optionWords(args).some((w) => longIs(w, ['tool']) && !/^--tool=[a-z]+$/.test(w)) ? '`valgrind --tool` naming a path' : undefined),
   socat: (args) => (args.some((a) => /(^|[!,])\s*(exec|system)\s*:/i.test(a)) ? '`socat exec:` or `system:`' : undefined),
   perf: (args) => {
     const sub = args.find((a) => !a.startsWith('-'));

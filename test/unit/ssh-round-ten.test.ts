@@ -68,6 +68,32 @@ const CASES: Case[] = [
   [['kubectl **'], 'kubectl x y/z=1'],
   [['kubectl **'], 'kubectl x=y/z'],
   [['kubectl **'], 'kubectl get po --kubeconfig=k/kc'],
+  // The fourteenth: a wrapper's operand or option read as the real program reads it (setarch's ARCH only when its first word is no
+  // option, xvfb-run's -l a flag, the last -c of su, runuser and script), a wrapper not listed (zrun), an option whose value is a
+  // program, a library or an environment (fakeroot, dbus-run-session, valgrind, strace -E), a configuration file the line may have
+  // written (ssh and scp -F, wget --config, man -C), git's templates, work tree inside .git and git-shell.
+  [['setarch **', 'ls **'], 'setarch -R touch ls X'],
+  [['setarch **'], 'setarch -R rm -rf /tmp/victim'],
+  [['xvfb-run **', 'ls **'], 'xvfb-run -l touch ls X'],
+  [['su **', 'ls **'], "su -c ls -c 'touch /tmp/x-6'"],
+  [['runuser **', 'ls **'], "runuser -u deploy -c ls -c 'touch /tmp/x-7'"],
+  [['script **', 'ls **'], "script -qc true -c 'rm -rf /tmp/victim' /dev/null"],
+  [['zrun **'], 'zrun rm -rf /tmp/victim'],
+  [['fakeroot **', 'ls **'], "fakeroot --faked='touch /tmp/x-8' ls"],
+  [['fakeroot **', 'ls **'], "fakeroot -l '$(touch /tmp/x-9)' ls"],
+  [['dbus-run-session **', 'ls **'], 'dbus-run-session --dbus-daemon=./evil -- ls'],
+  [['valgrind **', 'ls **'], 'valgrind --tool=../../../tmp/evil ls'],
+  [['strace **', 'bash **', 'ls **'], "strace -E 'BASH_FUNC_ls%%=() { touch /tmp/x-10; }' bash -c ls"],
+  [['strace **', 'git **'], "strace -fE GIT_ALLOW_PROTOCOL=ext git ls-remote 'ext::sh -c touch% /tmp/x-11'"],
+  [['ssh **', 'git **'], 'git clone -q /tmp/evil.git w; ssh -F w/cfg host'],
+  [['scp **'], 'scp -F ./cfg a host:b'],
+  [['wget **'], 'wget --config=./w/rc https://example.com/'],
+  [['man **'], 'man -C ./m ls'],
+  [['git **'], 'git clone -q /tmp/evil.git w; git init --template=w/tpl y; git -C y status'],
+  [['git **'], 'git --work-tree=.git/hooks checkout HEAD -- post-checkout'],
+  [['git **'], 'git --work-tree .git restore -s HEAD config'],
+  [['git **'], 'git shell -c x'],
+  [['git-shell **'], 'git-shell -c x'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -94,6 +120,14 @@ it('reads a declaration bash and dash run alike as the command it is: a safe nam
   const judge = await judgeOf(['export **', 'ls **']);
   expect(judge.decide({ kind: 'exec', command: 'export LANG=C; ls -l' }, 'bash').action).toBe('allow');
   expect(judge.decide({ kind: 'exec', command: 'export LANG=C TZ=UTC; ls' }, '/bin/sh').action).toBe('allow');
+});
+
+it('keeps the wrappers of the fourteenth attack running what they run: setarch with its ARCH, su with one -c, strace without -E', async () => {
+  const judge = await judgeOf(['setarch **', 'su **', 'strace **', 'valgrind **', 'ls **', 'git **']);
+  for (const line of ['setarch x86_64 -R ls -l', 'setarch -R ls', "su -c 'ls -l' deploy", 'strace -f -e trace=open ls', 'valgrind --tool=memcheck ls', 'git --work-tree=/srv/app status'])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+  const rm = await judgeOf(['setarch **', 'su **', 'ls **']);
+  for (const line of ['setarch -R ls -l', "su -c 'rm -rf /tmp/x' -c ls"]) expect(rm.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
 });
 
 it("keeps kubectl's own commands allowed, a resource by its kind and name too", async () => {
