@@ -10,7 +10,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MysqlResultMasker } from '../../src/mysql/pipeline/result-masker.js';
 import type { ServerPacket } from '../../src/mysql/pipeline/conversation.js';
-import { type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseColumnDefinition, parseErr, parseTextRow, textRow } from '../../src/mysql/wire/results.js';
+import { binaryRow, binaryRowSlices, type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseColumnDefinition, parseErr, parseTextRow, textRow } from '../../src/mysql/wire/results.js';
 import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
@@ -228,5 +228,31 @@ describe('MySQL detectors on bytes that are not UTF-8 (the eighth attack)', () =
     const got = (value: Buffer) => parseTextRow(m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow([value])), 1)[0];
     expect(got(Buffer.concat([Buffer.from([0xff]), Buffer.from('4111 1111 1111 1111')]))).toBeNull();
     expect(got(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]))).toEqual(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]));
+  });
+});
+
+describe('MySQL detectors on the numbers of a binary row (the fourteenth attack)', () => {
+  it('withholds a number the detectors find as NULL (a card in a BIGINT came back whole through execute), and passes the others', () => {
+    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
+    const m = new MysqlResultMasker(rules, new Set(['app.cards']), new Set());
+    m.statement(facts('SELECT id, pan, score FROM cards WHERE id = ?'));
+    const defs: ColumnDefinition[] = [
+      { ...column('id', 'cards', 'id'), type: ColumnType.LONG, flags: 0 },
+      { ...column('pan', 'cards', 'pan'), type: ColumnType.LONGLONG, flags: 0 },
+      { ...column('score', 'cards', 'score'), type: ColumnType.DOUBLE, flags: 0 },
+    ];
+    m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
+    for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+    const number = (n: bigint | number, size: 4 | 8, double = false): Buffer => {
+      const b = Buffer.alloc(size);
+      if (double) b.writeDoubleLE(Number(n));
+      else if (size === 8) b.writeBigInt64LE(BigInt(n));
+      else b.writeInt32LE(Number(n));
+      return b;
+    };
+    const got = (pan: bigint, score: number) => binaryRowSlices(m.server({ kind: 'row', binary: true }, binaryRow([number(7, 4), number(pan, 8), number(score, 8, true)])), defs);
+    expect(got(4111111111111111n, 1.5)).toEqual([number(7, 4), null, number(1.5, 8, true)]);
+    expect(got(4111111111111111n, 4111111111111111)).toEqual([number(7, 4), null, null]);
+    expect(got(1234567890123456n, 2)).toEqual([number(7, 4), number(1234567890123456n, 8), number(2, 8, true)]);
   });
 });

@@ -350,8 +350,14 @@ export class MysqlResultMasker {
     let changed = false;
     const out = slices.map((slice, i) => {
       const plan = this.#plans[i];
-      // A number or date is masked only whole (its definition is then a string's); detectors read strings.
-      if (slice === null || !plan || (!plan.strategy && !isStringType(plan.def.type))) return slice;
+      if (slice === null || !plan) return slice;
+      // A number or date is masked whole only by a column's rule (its definition is then a string's); one the detectors find
+      // (a card in a BIGINT) cannot carry its masked text in a binary row: it is withheld, as NULL.
+      if (!plan.strategy && !isStringType(plan.def.type)) {
+        if (this.#rules.detectors.length === 0 || !this.#rules.maskText(binaryValueText(slice, plan.def).toString('latin1')).changed) return slice;
+        changed = true;
+        return null;
+      }
       const m = this.#value(binaryValueText(slice, plan.def), plan);
       if (m === undefined) return slice;
       changed = true;

@@ -281,6 +281,9 @@ function kindsOf(kind: string, body: Node): StatementKind[] {
     }
     case 'Set':
       return isGlobal(body) ? ['alter'] : ['set'];
+    // MariaDB's CREATE OR REPLACE TABLE drops the table there is, rows and all, then makes the new one.
+    case 'CreateTable':
+      return body.or_replace === true ? ['create', 'drop'] : ['create'];
     default: {
       const k = KINDS[kind];
       if (!k) throw new Unread(`a statement hoop does not read (${kind})`);
