@@ -179,7 +179,7 @@ function matches(c: CompiledRule, ask: McpAsk): boolean {
     const spellings = uriSpellings(nfc(ask.uri));
     const named = (uri: string): boolean => namesIt(c, 'resource', uri);
     // A server's file system may ignore case (`file:///ETC/passwd`): a refusing rule compares case-folded too.
-    const folded = (uri: string): boolean => c.kinds.has('resource') && (c.names?.resource ?? ['*']).some((g) => globMatches(g.toLowerCase(), uri.toLowerCase()));
+    const folded = (uri: string): boolean => c.kinds.has('resource') && (c.names?.resource ?? ['*']).some((g) => globMatches(caseFolded(g), caseFolded(uri)));
     return (c.rule.action === 'allow' ? spellings.every(named) : spellings.some((uri) => named(uri) || folded(uri))) && !c.arguments;
   }
   if (!namesIt(c, ask.kind, ask.name)) return false;
@@ -273,8 +273,10 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
   }
   const globs = m.globs.map(nfc).map((g) => {
     if (asPath) return pathGlob(g);
-    const folded = g.toLowerCase();
-    return (text: string) => pathSpellings(text).some((t) => globMatches(g, t) || globMatches(folded, t.toLowerCase()) || (g.includes('/') && underSomeDirectory(g, t)) || namesTheDirectory(g, t));
+    // Every spelling (absolute, under any directory, the directory itself) as written and case-folded: a server's file system may ignore case.
+    const folded = caseFolded(g);
+    const spelled = (glob: string, text: string): boolean => pathSpellings(text).some((t) => globMatches(glob, t) || (glob.includes('/') && underSomeDirectory(glob, t)) || namesTheDirectory(glob, t));
+    return (text: string) => spelled(g, text) || spelled(folded, caseFolded(text));
   });
   const textOf = (value: unknown): string => nfc(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
   const one = (text: string): boolean => globs.some((g) => g(text));
@@ -286,6 +288,14 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     if (asPath && texts.reduce((n, t) => n + t.length, 0) > MAX_GLOB_LIST) return false;
     return all ? texts.every(one) : texts.some(one);
   };
+}
+
+/**
+ * `text` as a file system that ignores case compares it: Unicode's case folding, near enough (`ſ` is `s`, `K` (Kelvin) is
+ * `k`, `ﬆ` is `st`: upper case, then lower), where `toLowerCase` alone left `ſecret` apart from `secret`.
+ */
+function caseFolded(text: string): string {
+  return text.toUpperCase().toLowerCase();
 }
 
 /** Whether refusing glob `dir/**` is given `dir` itself (or `dir/`): what it covers is that directory's contents, which a listing of it shows. */

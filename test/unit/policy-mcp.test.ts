@@ -137,6 +137,22 @@ describe('the mcp judge', () => {
     expect(j.decide(tool('list_directory', { path: '/srv/shared/secrets' })).action).toBe('allow');
   });
 
+  it('reads a deny rule case-folded as a file system folds case, for every spelling of the path: relative, absolute, the directory, Unicode folds', () => {
+    const globs = ['/srv/shared/secret/**', '**/.env', '/srv/shared/keys/id_rsa', '/srv/shared/secret/*.pem'];
+    const j = judge({ rules: [{ name: 'secret', match: { tools: ['*'], arguments: { path: { globs } } }, action: 'deny' }] });
+    // Before (the fourteenth attack): each allowed; a case-insensitive file system opens them as the denied files.
+    for (const path of ['/srv/shared/\u017fecret/key', '/srv/shared/\u017fECRET/key', '.ENV', 'KEYS/id_rsa', 'keys/ID_RSA', 'secret/a.PEM', '/srv/shared/SECRET', '/srv/shared/KEYS/\u0131d_rsa'])
+      expect(j.decide(tool('read_text_file', { path })).action, path).toBe('deny');
+    // Generated: every glob's file in a random case of each letter, absolute and relative, is denied; a neighbour is not.
+    let seed = 3;
+    const flip = (text: string): string => [...text].map((c) => ((seed = (seed * 1103515245 + 12345) % 2147483648) % 2 === 0 ? c.toUpperCase() : c)).join('');
+    for (let i = 0; i < 200; i++) {
+      for (const path of ['/srv/shared/secret/a/b', '/srv/app/.env', '/srv/shared/keys/id_rsa', '/srv/shared/secret/x.pem', 'secret/x.pem', 'keys/id_rsa', 'app/.env'])
+        expect(j.decide(tool('read_text_file', { path: flip(path) })).action, flip(path)).toBe('deny');
+    }
+    expect(j.decide(tool('read_text_file', { path: '/srv/shared/secrets/a' })).action).toBe('allow');
+  });
+
   it("reads an allow rule's globs as paths: * within a segment, ** across, no `..` it does not spell", () => {
     const j = judge({ default: 'deny', rules: [{ name: 'srv', match: { tools: ['read'], arguments: { path: { globs: ['/srv/data/*'] } } }, action: 'allow' }] });
     expect(j.decide(tool('read', { path: '/srv/data/a.txt' })).action).toBe('allow');
