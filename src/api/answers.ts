@@ -246,6 +246,8 @@ export const sessionSummarySchema = recordObject({
   columns: z.array(z.string()).optional(),
   /** MCP: the tools the agent called, allowed or not (at most 1,000). */
   tools: z.array(z.string()).optional(),
+  /** False when the agent called more distinct tools than `tools` keeps: it may have called any. */
+  toolsComplete: z.boolean().optional(),
   /** False when the session ran more distinct statements (or named more columns) than were analysed for `tables` and `columns`. */
   tablesComplete: z.boolean(),
   /** Rows the client received (result rows and COPY TO data), in all its statements; absent before hoop counted them. */

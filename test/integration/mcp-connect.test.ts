@@ -247,6 +247,27 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
     expect(events).not.toContain(CARD);
   });
 
+  it('indexes a session that called more tools than its line keeps as one that may have called any (1,000 made-up calls hid the real one)', async () => {
+    const a = await agent('files');
+    // 50 at a time: the gateway holds at most 64 of an agent's requests in flight.
+    for (let i = 0; i < 1_000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, k) => a.client.callTool({ name: `made-up-${i + k}`, arguments: {} }).catch(() => undefined)));
+    await a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'readme.txt') } });
+    await a.close();
+    const found = await eventually(
+      async () => {
+        const r = await hoop(['sessions', 'ls', '--tool', 'read_text_file', '--since', '10m', '--json']);
+        const cut = (JSON.parse(r.stdout) as { sessions: Array<{ reason: string; tools?: string[]; toolsComplete?: boolean }> }).sessions.filter(
+          (s) => s.reason !== 'running' && s.toolsComplete === false,
+        );
+        expect(cut).toHaveLength(1);
+        return cut[0]!;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    expect(found.tools).toHaveLength(1_000);
+    expect(found.tools).not.toContain('read_text_file');
+  });
+
   it('records every call and answer, signed, and indexes the tools called', async () => {
     const a = await agent('files');
     await a.client.callTool({ name: 'read_text_file', arguments: { path: join(data, 'readme.txt') } });

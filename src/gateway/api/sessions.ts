@@ -68,7 +68,8 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
     // A session whose statements hoop could not all read (tablesComplete false), or one that read tables named in a string (`*`), may have read any table or column.
     (table === null || s.tablesComplete === false || (s.tables ?? []).some((t) => t === '*' || t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
     (column === null || s.tablesComplete === false || (s.tables ?? []).includes('*') || columnSeen(s, column)) &&
-    (tool === null || (s.tools ?? []).some((t) => globMatches(tool, t))) &&
+    // A session that called more tools than its line keeps (toolsComplete false) may have called any.
+    (tool === null || s.toolsComplete === false || (s.tools ?? []).some((t) => globMatches(tool, t))) &&
     (minRows === undefined || (s.rowsRead ?? 0) + (s.rowsChanged ?? 0) >= minRows);
 }
 

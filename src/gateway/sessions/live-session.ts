@@ -15,6 +15,8 @@ import type { RelationsRead, SessionOutcome, SessionReport, StatementRefusal, St
 import type { SessionSummary } from '../../api/answers.js';
 import { TablesTouched, type TouchedSummary } from '../records/recordings.js';
 
+/** The distinct tools a session's line keeps. */
+const MAX_TOOLS = 1000;
 /** Who a session is, as every log line and audit event about it names it. */
 export type SessionWho = {
   session: string;
@@ -116,6 +118,8 @@ export class LiveSession implements SessionReport {
   readonly touched = new TablesTouched();
   /** MCP: the tools the agent called (at most 1,000). */
   readonly tools = new Set<string>();
+  /** A tool was called that {@link tools} had no room for. */
+  #toolsCut = false;
   /** What the client last said the session is for (its `context` message's `intent`), for reviewers. */
   intent: string | undefined;
   /** PostgreSQL: the role and database it signed in as. */
@@ -174,7 +178,8 @@ export class LiveSession implements SessionReport {
   }
 
   tool(name: string): void {
-    if (this.tools.size < 1000) this.tools.add(name);
+    if (this.tools.size < MAX_TOOLS || this.tools.has(name)) this.tools.add(name);
+    else this.#toolsCut = true;
   }
 
   masked(column: string, strategy: string): void {
@@ -219,6 +224,7 @@ export class LiveSession implements SessionReport {
       // While it runs, the tables are not known yet: they are read from its statements at the end.
       ...(touched ?? { tables: [], written: [], columns: [], tablesComplete: false }),
       ...(this.tools.size > 0 ? { tools: [...this.tools].sort() } : {}),
+      ...(this.#toolsCut ? { toolsComplete: false } : {}),
       maskedColumns: [...this.maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
       recording: this.recording === undefined ? 'none' : this.recordingFailed ? 'failed' : end ? 'complete' : 'running',
       bytesFromClient: end?.bytesFromClient ?? 0,
