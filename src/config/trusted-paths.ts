@@ -10,6 +10,7 @@
  */
 import { lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ErrorCode, HoopError } from '../errors.js';
 
 /** What the data directory holds that the gateway reads back as its own (recordings it signs, the keys it signs with). */
@@ -27,11 +28,13 @@ export interface TrustedPaths {
   read: readonly string[];
   /** Files it appends to (the audit file): no link, its own, made where no other user could make it first. */
   appended?: readonly string[];
+  /** Repositories it reads in place (a policy repo given as a path): every entry its user's or root's, written by its own group at most. */
+  sources?: readonly string[];
 }
 
 /** The paths of a configuration the gateway trusts: the data directory and what it keeps there (each of `workers` workers' directories too), the policy checkout, the TLS files, the audit file. */
 export function trustedPathsOf(
-  c: { dataDir: string; policy?: { workDir: string } | undefined; tls?: { certFile?: string; keyFile?: string } | undefined; audit?: { file?: string } | undefined },
+  c: { dataDir: string; policy?: { workDir: string; repo?: string } | undefined; tls?: { certFile?: string; keyFile?: string } | undefined; audit?: { file?: string } | undefined },
   workers = 0,
 ): TrustedPaths {
   return {
@@ -40,6 +43,8 @@ export function trustedPathsOf(
     read: [c.tls?.certFile, c.tls?.keyFile].filter((f): f is string => f !== undefined),
     // Another writer of the audit file would add events a SIEM believes, or read them.
     appended: c.audit?.file !== undefined ? [c.audit.file] : [],
+    // Whoever may write a policy repo read in place decides the policy (git's own check compares owners only, isomorphic-git's none).
+    sources: c.policy?.repo?.startsWith('/') ? [c.policy.repo] : c.policy?.repo?.startsWith('file://') ? [fileURLToPath(c.policy.repo)] : [],
   };
 }
 
@@ -107,6 +112,17 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
       if ((est.mode & 0o002) !== 0 || ((est.mode & 0o020) !== 0 && est.gid !== gid)) refuse(at, `other users may write to it (mode ${(est.mode & 0o7777).toString(8)})`, `chmod go-w ${at}`);
     });
   }
+  for (const repo of paths.sources ?? []) {
+    const st = statSync(repo);
+    owned(repo, st, 'it');
+    above(repo);
+    above(realpathSync(repo));
+    walk(realpathSync(repo), false, (at, est) => {
+      ownedBy(at, est, 'it');
+      if (!est.isSymbolicLink() && ((est.mode & 0o002) !== 0 || ((est.mode & 0o020) !== 0 && est.gid !== gid)))
+        refuse(at, `other users may write to it (mode ${(est.mode & 0o7777).toString(8)}), and the policy repo is read from it`, `chmod go-w ${at}`);
+    });
+  }
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');
@@ -134,8 +150,8 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
 
 /**
  * Calls `check` on each entry under `dir` (its own status), depth first, up to {@link WALKED} of
- * them: a state directory's whole tree; a checkout's but git's objects (content-addressed: a
- * changed one fails its hash) and the other state directories within (each walked on its own).
+ * them: a state directory's whole tree but the other state directories within (each walked on its
+ * own); a checkout's whole tree, git's objects too (git does not hash a loose object again as it reads it).
  */
 function walk(dir: string, state: boolean, check: (at: string, st: Stats) => void): void {
   const pending = [dir];
@@ -147,7 +163,7 @@ function walk(dir: string, state: boolean, check: (at: string, st: Stats) => voi
       const st = lstatSync(path);
       check(path, st);
       if (++seen >= WALKED) return;
-      if (st.isDirectory() && !(!state && entry === 'objects') && !(state && at === dir && KEPT.includes(entry))) pending.push(path);
+      if (st.isDirectory() && !(state && at === dir && KEPT.includes(entry))) pending.push(path);
     }
   }
 }

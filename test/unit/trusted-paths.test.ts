@@ -99,6 +99,16 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
       ['recordings/s1', 'events-000001.jsonl.gz', (p: string) => symlinkSync(join(base, 'nothing'), p)],
       ['policy:mirror.git', 'config', writable],
       ['policy:.git/hooks', 'post-merge', writable],
+      // git does not hash a loose object again as it reads it: another writer of objects/ca swapped a signed commit's blob (the fourteenth attack).
+      [
+        'policy:mirror.git/objects',
+        'ca',
+        (p: string) => {
+          mkdirSync(p);
+          chmodSync(p, 0o777);
+        },
+      ],
+      ['policy:mirror.git/objects/ca', '5d8f64', writable],
     ] as const) {
       const c = gatewayFiles();
       const parent = dir.startsWith('policy:') ? join(c.policy.workDir, dir.slice(7)) : join(c.dataDir, dir);
@@ -106,12 +116,41 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
       make(join(parent, at));
       expect(refusal(c), `${dir}/${at}`).toMatch(new RegExp(`will not trust ${join(parent, at).replaceAll('.', '\\.')}: (it is a symbolic link|other users may write to it)`));
     }
-    // git's objects are not walked (a changed one fails its hash); the checkout's own files are, and pass as git leaves them.
+    // git's objects, and the checkout's own files, pass as git leaves them.
     const c = gatewayFiles();
     mkdirSync(join(c.policy.workDir, '.git', 'objects', 'ab'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(c.policy.workDir, '.git', 'objects', 'ab', 'cdef'), 'x', { mode: 0o444 });
     writeFileSync(join(c.policy.workDir, '.git', 'config'), '[core]\n', { mode: 0o644 });
     writeFileSync(join(c.policy.workDir, 'hoop.yaml'), 'version: 1\n', { mode: 0o644 });
     expect(refusal(c)).toBe('started');
+  });
+
+  it("refuse a policy repo read in place (a path) that another user could write: any file or directory in it, or the repo itself being another user's (the fourteenth attack)", () => {
+    const repoOf = (): { c: ReturnType<typeof gatewayFiles> & { policy: { workDir: string; repo: string } }; repo: string } => {
+      const c = gatewayFiles();
+      const repo = join(base, `repo${made++}`);
+      mkdirSync(join(repo, '.git', 'objects', 'ab'), { recursive: true, mode: 0o755 });
+      writeFileSync(join(repo, 'hoop.yaml'), 'version: 1\n', { mode: 0o644 });
+      writeFileSync(join(repo, '.git', 'objects', 'ab', 'cd'), 'x', { mode: 0o444 });
+      return { c: { ...c, policy: { ...c.policy, repo } }, repo };
+    };
+    const ok = repoOf();
+    expect(refusal(ok.c)).toBe('started');
+    expect(refusal({ ...ok.c, policy: { ...ok.c.policy, repo: `file://${ok.repo}` } })).toBe('started');
+    for (const at of ['hoop.yaml', '.git/objects/ab', '.git/objects/ab/cd', '']) {
+      const { c, repo } = repoOf();
+      chmodSync(join(repo, at), at.endsWith('cd') || at.endsWith('.yaml') ? 0o666 : 0o777);
+      expect(refusal(c), at).toMatch(
+        at === '' ? /will not trust .*repo\d+: other users may write to it/ : new RegExp(`will not trust ${join(repo, at).replaceAll('.', '\\.')}: other users may write to it`),
+      );
+    }
+    if (process.getuid?.() === 0) {
+      const { c, repo } = repoOf();
+      chownSync(join(repo, 'hoop.yaml'), 1001, 1001);
+      expect(refusal(c)).toMatch(/hoop\.yaml: it belongs to another user \(uid 1001\)/);
+    }
+    // A policy repo reached by URL is the git server's to keep.
+    expect(refusal({ ...gatewayFiles(), policy: { workDir: join(base, `w${made++}`), repo: 'https://git.example.com/acme/policy.git' } } as never)).toBe('started');
   });
 
   it('refuse what the data directory or its keys hold that is a link or that others may write (the journal, the reviews file, a key)', () => {
