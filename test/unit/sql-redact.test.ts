@@ -62,6 +62,19 @@ describe('redacting secrets from SQL', () => {
     expect(redactSql("alter role a password 'x'", 'postgres').text).toBe("alter role a password '[redacted]'");
     expect(redactSql('select 1', 'postgres')).toEqual({ text: 'select 1', redacted: false });
     expect(withoutRedactionHashes(pg("alter role a password 'x'"))).toBe("alter role a password '[redacted]'");
+    // A card the server joins from literals that only blanks and comments keep apart (the fourteenth attack): MariaDB joins
+    // them whatever the comment, PostgreSQL across a newline; either way the recording takes the whole run.
+    for (const [sql, dialect] of [
+      ["insert into t values ('4111 1111' /* x */ ' 1111 1111')", 'mysql'],
+      ["insert into t values ('4111 1111' -- x\n ' 1111 1111')", 'mysql'],
+      ["insert into t values ('4111 1111' # x\n ' 1111 1111')", 'mysql'],
+      ['insert into t values ("4111 1111" " 1111 1111")', 'mysql'],
+      ["insert into t values ('4111 1111' -- x\n ' 1111 1111')", 'postgres'],
+    ] as const) {
+      const r = redactSql(sql, dialect, { key: KEY, detectors: ['payment-card'] });
+      expect(r.text, sql).not.toMatch(/4111|1111 1111/);
+    }
+    expect(redactSql("select 'a' /* x */ 'b'", 'mysql', { key: KEY, detectors: ['payment-card'] }).redacted).toBe(false);
   });
 
   it("takes out a function's key or password argument, and the value of a secret setting set by set_config, in either dialect", () => {

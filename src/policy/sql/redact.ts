@@ -586,20 +586,31 @@ function readingsOf(sql: string, dialect: SqlDialect, mode: MysqlLexing | undefi
   return flavors.flatMap((flavor) => [false, true].flatMap((noBackslashEscapes) => [false, true].map((ansiQuotes) => ({ flavor, noBackslashEscapes, ansiQuotes }))));
 }
 
-/** A text that may hold a literal written otherwise than its value: an escape, literals joined, a hex string. */
-const ENCODED = /\\|'\s+'|'\s*[\r\n]|\b0x[0-9a-f]{12}|\bx'[0-9a-f]{12}|\d_\d|\b0[ob][0-7]/i;
+/** A text that may hold a literal written otherwise than its value: an escape, literals joined (across blanks or comments), a hex string. */
+const ENCODED = /\\|'\s+'|"\s+"|['"]\s*(?:\/\*|--|#)|'\s*[\r\n]|\b0x[0-9a-f]{12}|\bx'[0-9a-f]{12}|\d_\d|\b0[ob][0-7]/i;
 
 /** The literals of `sql` as the server reads them, where that differs from their text: a string's content (escapes decoded, joined parts one), MySQL's hex strings. */
 function encodedLiterals(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Array<{ start: number; end: number; value: string }> {
   const out: Array<{ start: number; end: number; value: string }> = [];
+  /** The run of literals the server joins, whose parts only blanks and comments keep apart (`'4111'`, a comment, `'1111…'`): one value. */
+  let run: Array<{ start: number; end: number; value: string }> = [];
+  const endRun = (): void => {
+    if (run.length > 1) out.push({ start: run[0]!.start, end: run.at(-1)!.end, value: run.map((r) => r.value).join('') });
+    run = [];
+  };
   for (const t of lex(sql, dialect, mode)) {
-    if (t.kind !== 'string') continue;
+    if (t.kind !== 'string') {
+      endRun();
+      continue;
+    }
     const raw = sql.slice(t.contentStart, t.contentEnd);
     const escapes = dialect === 'mysql' ? !mode?.noBackslashEscapes : /^e'/i.test(sql.slice(t.start, t.contentStart));
     const joined = joinedParts(raw, dialect);
     const value = (escapes ? joined.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/gs, (_m, e: string) => decodeEscape(e)) : joined).replace(/''/g, "'");
     if (value !== raw) out.push({ start: t.contentStart, end: t.contentEnd, value });
+    run.push({ start: t.contentStart, end: t.contentEnd, value });
   }
+  endRun();
   // PostgreSQL 16's numbers with `_` between digits, in octal or binary: their value's digits.
   for (const m of sql.matchAll(/\b(?:0o([0-7_]+)|0b([01_]+)|(\d+(?:_\d+)+))\b/gi)) {
     const digits = (m[1] ?? m[2] ?? m[3])!.replaceAll('_', '');
