@@ -119,7 +119,8 @@ describe('access requests', () => {
     const ended = new Promise<Error>((resolve) => client.on('error', resolve));
     await client.query('insert into incidents values (2)');
     // The grant's end, up once the session wrote (however loaded the machine): the session is closed, saying why.
-    expect(grantEnds.fire()).toBe(1);
+    // (The gateway's runs sweep on the same clock: its timer fires too.)
+    expect(grantEnds.fire()).toBeGreaterThanOrEqual(1);
     const err = await ended;
     expect(err.message).toMatch(/hoop: your temporary access to "app" \(request rv-[0-9a-f]{16}\) ended at/);
     await client.end().catch(() => undefined);
