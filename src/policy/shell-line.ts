@@ -271,8 +271,8 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
         source: sourceOf(stmt),
         simple: plain && (stmt.Cmd.Assigns?.length ?? 0) === 0 && words.length > 0 && words.every((w) => w.known) && opaque.opaque === undefined,
         ...opaque,
-        // File names a glob makes (nothing else unknown): an allow rule's `**` word may stand for them.
-        ...(opaque.unknownWords?.every((i) => i > 0 && words[i]!.glob) ? { paths: true as const } : {}),
+        // File names a glob or a tilde makes (nothing else unknown): an allow rule's `**` word may stand for them.
+        ...(opaque.unknownWords?.every((i) => i > 0 && (words[i]!.glob || words[i]!.home)) ? { paths: true as const } : {}),
         ...(via ? { via } : {}),
       };
       out.push(counted(command));
@@ -303,10 +303,10 @@ const PLAIN_DECLARATIONS = new Set(['export', 'readonly', 'local']);
  * name and a value of literal text with no glob or tilde (which only one of them would expand);
  * undefined for any other (options, arrays, `$x` in a value: the grammars differ, the line is uncertain).
  */
-function declarationWords(decl: Node, sourceOf: (n: Node) => string): Array<{ text: string; known: boolean; glob?: true }> | undefined {
+function declarationWords(decl: Node, sourceOf: (n: Node) => string): Array<{ text: string; known: boolean; glob?: true; home?: true }> | undefined {
   const variant = decl.Variant?.Value as string | undefined;
   if (variant === undefined || !PLAIN_DECLARATIONS.has(variant)) return undefined;
-  const words: Array<{ text: string; known: boolean; glob?: true }> = [{ text: variant, known: true }];
+  const words: Array<{ text: string; known: boolean; glob?: true; home?: true }> = [{ text: variant, known: true }];
   for (const a of (decl.Args ?? []) as Node[]) {
     const name = a.Name?.Value as string | undefined;
     if (name === undefined || a.Array || a.Index || a.Append) return undefined;

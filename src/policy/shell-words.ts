@@ -11,7 +11,7 @@ type Node = any;
  * A word's text as the shell passes it, and whether that text is known before the line runs.
  * @see https://www.gnu.org/software/bash/manual/bash.html#Quoting
  */
-export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string, nodeType: (n: Node) => string): { text: string; known: boolean; glob?: true } {
+export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string, nodeType: (n: Node) => string): { text: string; known: boolean; glob?: true; home?: true } {
   let text = '';
   let known = true;
   let glob = false;
@@ -50,8 +50,11 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
   }
   // Brace expansion makes several words (`r{m,}` is `rm r`, `{'a',../b}` is `a ../b`), whatever of it is quoted;
   // an unquoted tilde at a word's start, or after `=` or `:` (bash expands `a=~` even in an argument), is a home directory.
-  if (/\{[^{}]*(,|\.\.)[^{}]*\}/.test(shape) || /(^|[=:])~/.test(shape)) known = false;
-  return glob ? { text, known, glob } : { text, known };
+  const braces = /\{[^{}]*(,|\.\.)[^{}]*\}/.test(shape);
+  // A tilde at an argument's start alone (`~`, `~/app`) is a directory's path: never an option, never split (a file name, as a glob's).
+  const home = known && !braces && !isProgram && /^~/.test(shape) && !/[=:]~/.test(shape);
+  if (braces || /(^|[=:])~/.test(shape)) known = false;
+  return { text, known, ...(glob ? { glob } : {}), ...(home ? { home } : {}) };
 }
 
 /**

@@ -88,6 +88,21 @@ describe('a MySQL execute as it is recorded', () => {
     expect(s.client(after).equals(after)).toBe(false);
   });
 
+  it('reads a number parameter as its type says: a card bound as a BIGINT or as a DOUBLE (as mysql2 binds a JavaScript number) is redacted', () => {
+    const s = new ExecuteSecrets({ key: 'k', detectors: ['payment-card'] });
+    s.preparing('insert into cards (pan, note) values (?, ?)');
+    s.prepared(2, 2);
+    const double = (n: number): [number, Buffer] => {
+      const b = Buffer.alloc(8);
+      b.writeDoubleLE(n);
+      return [5, b];
+    };
+    expect(values(s.client(execute(2, [bigint(4111111111111111n), text('ok')])), 2)).toEqual([expect.stringMatching(marker), 'ok']);
+    expect(values(s.client(execute(2, [double(4111111111111111), text('ok')])), 2)).toEqual([expect.stringMatching(marker), 'ok']);
+    const plain = execute(2, [double(1.5), text('ok')]);
+    expect(s.client(plain)).toBe(plain);
+  });
+
   it('redacts every value of an execute it cannot read: a statement it did not see prepared, a packet cut short', () => {
     const s = new ExecuteSecrets({ key: 'k' });
     expect(s.client(execute(9, [text('hunter2')])).toString('latin1')).not.toContain('hunter2');

@@ -130,6 +130,15 @@ it('keeps the wrappers of the fourteenth attack running what they run: setarch w
   for (const line of ['setarch -R ls -l', "su -c 'rm -rf /tmp/x' -c ls"]) expect(rm.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
 });
 
+it("takes a tilde at an argument's start as a directory's path, which an allow rule's `**` word stands for: `ls -la ~` runs under `ls **` (the fourteenth attack's over-refusal)", async () => {
+  const judge = await judgeOf(['ls **', 'cat **', 'rm **', 'git **']);
+  for (const line of ['ls -la ~', 'ls ~/app ~/etc', 'cat ~/notes.txt', 'ls ~+ ~-']) expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+  // Not a deny rule's word, nor a tilde with more built (`~$X`), nor one where git reads its words, nor a glob of one segment.
+  for (const line of ['rm -rf ~', 'rm -rf ~/app', 'ls ~$X', 'git -C ~/app pull', 'ls a=~']) expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).not.toBe('allow');
+  const narrow = await judgeOf(['cat /srv/*']);
+  expect(narrow.decide({ kind: 'exec', command: 'cat ~/x' }, 'bash').action).not.toBe('allow');
+});
+
 it("keeps kubectl's own commands allowed, a resource by its kind and name too", async () => {
   const judge = await judgeOf(['kubectl **']);
   for (const line of ['kubectl get deploy/web -o yaml', 'kubectl -n prod get pods', 'kubectl describe pod/api-1', 'kubectl logs deploy/web --tail 50'])

@@ -19,6 +19,8 @@ const LAST_STATEMENT = 0xffffffff;
 const FIXED: Readonly<Record<number, number>> = { 1: 1, 2: 2, 13: 2, 3: 4, 9: 4, 4: 4, 8: 8, 5: 8, 6: 0 };
 /** Types whose value is a byte count then that many bytes (dates, times). */
 const COUNTED = new Set([7, 10, 11, 12]);
+/** MYSQL_TYPE_DOUBLE. */
+const DOUBLE = 5;
 /** MYSQL_TYPE_VAR_STRING: what a redacted value is sent as. */
 const VAR_STRING = 253;
 
@@ -108,7 +110,7 @@ export class ExecuteSecrets {
         const isString = FIXED[type] === undefined && !COUNTED.has(type);
         const replaced = isString
           ? this.#value(st, i + 1, new Cursor(raw).lenencBytesOrNull() ?? Buffer.alloc(0))
-          : isSecretParam(st.secret, i + 1) || this.#numberDetected(raw)
+          : isSecretParam(st.secret, i + 1) || this.#numberDetected(raw, type, (types[2 * i + 1]! & 0x80) !== 0)
             ? this.#value(st, i + 1, raw, true)
             : undefined;
         if (replaced) {
@@ -138,10 +140,11 @@ export class ExecuteSecrets {
     return replaced ? Buffer.concat([payload.subarray(0, 7), replaced]) : payload;
   }
 
-  /** Whether a detector finds something in an integer parameter's digits (a card number bound as a BIGINT). */
-  #numberDetected(raw: Buffer): boolean {
+  /** Whether a detector finds something in a number parameter's digits (a card number bound as a BIGINT, or as a DOUBLE: mysql2 binds a JavaScript number so), read as its type says. */
+  #numberDetected(raw: Buffer, type: number, unsigned: boolean): boolean {
     if (!this.#redact.detectors?.length || raw.length !== 8) return false;
-    return redactDetected(String(raw.readBigInt64LE(0)), this.#redact).redacted;
+    const digits = type === DOUBLE ? String(raw.readDoubleLE(0)) : String(unsigned ? raw.readBigUInt64LE(0) : raw.readBigInt64LE(0));
+    return redactDetected(digits, this.#redact).redacted;
   }
 }
 
