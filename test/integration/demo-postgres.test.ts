@@ -225,7 +225,9 @@ describe('startDemoPostgres', () => {
     it('starts while something still writes into the data it sweeps (another demo sweeping or starting at that moment)', async () => {
       const orphan = join('/var/lib/hoop-demo', randomBytes(8).toString('hex'));
       mkdirSync(join(orphan, 'data'), { recursive: true, mode: 0o700 });
-      writeFileSync(join(orphan, 'demo-dir'), join(tmpdir(), `hoop-demo-gone-${randomBytes(4).toString('hex')}`));
+      // Its demo's directory stays until the writer writes (another test's demo starting meanwhile would sweep it first).
+      const owner = newDir('owner');
+      writeFileSync(join(orphan, 'demo-dir'), owner);
       cleanups.push(() => rmSync(orphan, { recursive: true, force: true }));
       // Writes file after file where the orphan was, never making the directory again.
       const writer = spawn(process.execPath, [
@@ -234,6 +236,7 @@ describe('startDemoPostgres', () => {
       ]);
       cleanups.push(() => void writer.kill('SIGKILL'));
       await eventually(() => expect(existsSync(join(orphan, 'data', 'f63'))).toBe(true));
+      rmSync(owner, { recursive: true });
       const lines: string[] = [];
       const pg = await start({ dir: join(newDir('beside', { private: true }), 'demo'), port: await freePort(), log: (l) => lines.push(l) });
       writer.kill('SIGKILL');
