@@ -24,3 +24,16 @@ export const realClock: Clock = {
     return () => clearTimeout(t);
   },
 };
+
+/** Calls `fire` every `ms` on `clock`'s timers until the stop it returns is called. */
+export function every(clock: Clock, ms: number, fire: () => void): () => void {
+  let stop = (): void => {};
+  const arm = (): void => {
+    stop = clock.timer(ms, () => {
+      arm();
+      fire();
+    });
+  };
+  arm();
+  return () => stop();
+}

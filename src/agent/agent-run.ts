@@ -13,7 +13,7 @@ import { controlRun, reportEgress, startRun } from '../api-client/runs.js';
 import type { RunStarted } from '../api/answers.js';
 import { egressAllows, normalHost } from '../policy/egress.js';
 import { runTokenProvider, type ResolvedTokenProvider } from '../auth/token-provider.js';
-import { type Clock, realClock } from '../clock.js';
+import { type Clock, every, realClock } from '../clock.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -40,7 +40,7 @@ export class AgentRun {
   readonly #person: ResolvedTokenProvider;
   readonly #endpoint: { gateway: string; ca?: Buffer | undefined };
   readonly #clock: Clock;
-  #stopBeats: () => void = () => {};
+  readonly #stopBeats: () => void;
   readonly #say: (line: string) => void;
   readonly #log: Logger;
   /** Where the command may connect, as the gateway last said (besides the gateway itself). */
@@ -67,14 +67,8 @@ export class AgentRun {
     this.#say = say;
     this.#log = log;
     this.#clock = clock;
-    const every = Math.max(1_000, Math.min(MAX_HEARTBEAT_MS, Math.floor(started.heartbeatTimeoutMs / 4)));
-    const beats = (): void => {
-      this.#stopBeats = clock.timer(every, () => {
-        beats();
-        void this.#beat();
-      });
-    };
-    beats();
+    const beat = Math.max(1_000, Math.min(MAX_HEARTBEAT_MS, Math.floor(started.heartbeatTimeoutMs / 4)));
+    this.#stopBeats = every(clock, beat, () => void this.#beat());
   }
 
   /** Begins a run for the person `person` signs in as. @throws HoopError as the gateway refuses it (access, isolation the policy requires, a run's own credential) */

@@ -88,6 +88,11 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
     }
   };
   const gid = process.getgid?.();
+  /** Its user's or root's, written by its own group at most. */
+  const noOtherWriter = (at: string, st: Stats): void => {
+    ownedBy(at, st, 'it');
+    if ((st.mode & 0o002) !== 0 || ((st.mode & 0o020) !== 0 && st.gid !== gid)) refuse(at, `other users may write to it (mode ${(st.mode & 0o7777).toString(8)})`, `chmod go-w ${at}`);
+  };
   for (const dir of [...paths.state, ...paths.checkouts]) {
     const st = lstatOrMissing(dir);
     if (st === undefined) {
@@ -108,8 +113,7 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
     // reads of a checkout (its configuration names programs git runs): its own, written by its own group at most.
     walk(dir, paths.state.includes(dir), (at, est) => {
       noLink(at, est);
-      ownedBy(at, est, 'it');
-      if ((est.mode & 0o002) !== 0 || ((est.mode & 0o020) !== 0 && est.gid !== gid)) refuse(at, `other users may write to it (mode ${(est.mode & 0o7777).toString(8)})`, `chmod go-w ${at}`);
+      noOtherWriter(at, est);
     });
   }
   for (const repo of paths.sources ?? []) {
@@ -117,11 +121,8 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
     owned(repo, st, 'it');
     above(repo);
     above(realpathSync(repo));
-    walk(realpathSync(repo), false, (at, est) => {
-      ownedBy(at, est, 'it');
-      if (!est.isSymbolicLink() && ((est.mode & 0o002) !== 0 || ((est.mode & 0o020) !== 0 && est.gid !== gid)))
-        refuse(at, `other users may write to it (mode ${(est.mode & 0o7777).toString(8)}), and the policy repo is read from it`, `chmod go-w ${at}`);
-    });
+    // A link in the repo is content git reads as a link: its owner counts, not its mode.
+    walk(realpathSync(repo), false, (at, est) => (est.isSymbolicLink() ? ownedBy(at, est, 'it') : noOtherWriter(at, est)));
   }
   for (const file of paths.read) {
     const st = statSync(file);

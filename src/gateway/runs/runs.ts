@@ -24,7 +24,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
  */
-import { type Clock, realClock } from '../../clock.js';
+import { type Clock, every, realClock } from '../../clock.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RecordFile } from '../store/record-file.js';
@@ -200,7 +200,7 @@ export class RunRegistry {
   /** Sessions' listeners per run id: told once the run ends. */
   readonly #watchers = new Map<string, Set<(reason: RunEnd | undefined) => void>>();
   readonly #clock: Clock;
-  #stopSweeps: () => void;
+  readonly #stopSweeps: () => void;
   readonly #onEnd: Array<(run: RunRecord) => void> = [];
   #sweeping = false;
   /** Resolves when the sweep under way (if any) has ended. */
@@ -211,14 +211,7 @@ export class RunRegistry {
     this.#log = log;
     this.#clock = clock;
     store.onEnded?.((id) => void this.#ended(id));
-    const sweeps = (): void => {
-      this.#stopSweeps = clock.timer(SWEEP_MS, () => {
-        sweeps();
-        void this.#sweep();
-      });
-    };
-    this.#stopSweeps = () => {};
-    sweeps();
+    this.#stopSweeps = every(clock, SWEEP_MS, () => void this.#sweep());
   }
 
   /**

@@ -354,7 +354,7 @@ export class MysqlResultMasker {
       // A number or date is masked whole only by a column's rule (its definition is then a string's); one the detectors find
       // (a card in a BIGINT) cannot carry its masked text in a binary row: it is withheld, as NULL.
       if (!plan.strategy && !isStringType(plan.def.type)) {
-        if (this.#rules.detectors.length === 0 || !this.#rules.maskText(binaryValueText(slice, plan.def).toString('latin1')).changed) return slice;
+        if (this.#rules.detectors.length === 0 || !WIDE_NUMBERS.has(plan.def.type) || !this.#rules.maskText(binaryValueText(slice, plan.def).toString('latin1')).changed) return slice;
         changed = true;
         return null;
       }
@@ -375,6 +375,9 @@ export class MysqlResultMasker {
     return message === e.message ? payload : errPacket({ ...e, message });
   }
 }
+
+/** The binary numbers wide enough to hold what a detector finds (a card's 12 to 19 digits); a narrower one is not read. */
+const WIDE_NUMBERS: ReadonlySet<number> = new Set([ColumnType.LONGLONG, ColumnType.DOUBLE, ColumnType.FLOAT]);
 
 /** Whether a binary value of `type` is a length-encoded string (what detectors read). */
 function isStringType(type: number | undefined): boolean {
