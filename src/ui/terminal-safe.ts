@@ -15,8 +15,11 @@
  * @see https://nvd.nist.gov/vuln/detail/CVE-2021-42574 ("Trojan Source")
  */
 const UNSAFE_CHAR = '(?![\\n\\t ])[\\p{Cc}\\p{Cf}\\p{Co}\\p{Cn}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}\\p{Default_Ignorable_Code_Point}\\u2800]';
-/** An unsafe character, or a backslash that would read as the start of an escape (before `\`, `x`, `u` or an escaped character): shown as `\\`. */
-const UNSAFE = new RegExp(`${UNSAFE_CHAR}|\\\\(?=[\\\\xu]|${UNSAFE_CHAR})`, 'gu');
+/** An unsafe character (`char`), or a backslash that would read as the start of an escape (before `\`, `x`, `u` or an escaped character): shown as `\\`. */
+const unsafe = (char: string): RegExp => new RegExp(`${char}|\\\\(?=[\\\\xu]|${char})`, 'gu');
+const UNSAFE = unsafe(UNSAFE_CHAR);
+/** The backquote escaped too: a Slack code block's text, which three backquotes would end. */
+const UNSAFE_IN_CODE = unsafe(`(?:${UNSAFE_CHAR}|\`)`);
 
 /**
  * `text` with every character that could steer a terminal, hide, or pass for another (every space but U+0020: a
@@ -24,7 +27,16 @@ const UNSAFE = new RegExp(`${UNSAFE_CHAR}|\\\\(?=[\\\\xu]|${UNSAFE_CHAR})`, 'gu'
  * shown as `\\`, so that what is shown reads back as one text only (`\x0d` typed is `\\x0d`, a carriage return `\x0d`).
  */
 export function terminalSafe(text: string): string {
-  return text.replace(UNSAFE, (c) => {
+  return escaped(text, UNSAFE);
+}
+
+/** {@link terminalSafe}, with every backquote an escape too (`\x60`): for a code block that a run of them would end. */
+export function codeBlockSafe(text: string): string {
+  return escaped(text, UNSAFE_IN_CODE);
+}
+
+function escaped(text: string, unsafeChars: RegExp): string {
+  return text.replace(unsafeChars, (c) => {
     if (c === '\\') return '\\\\';
     const n = c.codePointAt(0)!;
     return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : n < 0x10000 ? `\\u${n.toString(16).padStart(4, '0')}` : `\\u{${n.toString(16)}}`;

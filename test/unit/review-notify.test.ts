@@ -70,4 +70,29 @@ describe('Slack review messages', () => {
     expect(slackEscape('delete from t\u202e where id = 1 \u2066')).toBe('delete from t\\u202e where id = 1 \\u2066');
     expect(slackEscape('dr\u200bop ta\u200dble\ufeff\u2060\u00ad\u2028x\r')).toBe('dr\\u200bop ta\\u200dble\\ufeff\\u2060\\xad\\u2028x\\x0d');
   });
+  it('show each statement as one text only: no run of backquotes ends the code block, and two statements never look alike (20,000 generated, decoded back)', () => {
+    // The real statement and its typed twin: ``` was shown as ''' (PostgreSQL reads the twin as one string; the real one deleted every row).
+    const real = "SELECT 'x```'; DELETE FROM ledger; SELECT '```'";
+    const twin = "SELECT 'x''''; DELETE FROM ledger; SELECT '''''";
+    const code = (sql: string): string => /^```(.*)```/s.exec((slackBody('requested', review({ sql, params: [] })).blocks as Array<{ text?: { text: string } }>)[1]!.text!.text)![1]!;
+    expect(code(real)).not.toBe(code(twin));
+    expect(code(real)).not.toContain('`');
+    /** What a reader of the block reads back: entities and escapes undone. */
+    const decode = (shown: string): string =>
+      shown.replace(/\\(\\|x[0-9a-f]{2}|u\{[0-9a-f]+\}|u[0-9a-f]{4})|&(amp|lt|gt);/g, (_, esc: string | undefined, entity: string | undefined) =>
+        entity ? { amp: '&', lt: '<', gt: '>' }[entity]! : esc === '\\' ? '\\' : String.fromCodePoint(Number.parseInt(esc!.replace(/[xu{}]/g, ''), 16)),
+      );
+    const alphabet = ['`', "'", '\\', 'x', '6', '0', 'u', '{', '}', ';', '&', '<', 'a', ' ', '\x60', '\r', '\u00a0'];
+    let seed = 72;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const sql = Array.from({ length: 1 + random(12) }, () => alphabet[random(alphabet.length)]).join('');
+      const shown = code(sql);
+      expect(shown).not.toContain('`');
+      expect(decode(shown)).toBe(sql);
+    }
+  });
 });

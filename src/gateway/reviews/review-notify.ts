@@ -27,7 +27,7 @@ import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ReviewNotify } from '../../policy/schema.js';
 import type { Review } from './reviews.js';
-import { terminalSafe } from '../../ui/terminal-safe.js';
+import { codeBlockSafe, terminalSafe } from '../../ui/terminal-safe.js';
 
 /** Deliveries tried per target and event. */
 const ATTEMPTS = 5;
@@ -47,23 +47,25 @@ export function reviewEventBody(event: 'requested' | 'decided', r: Review): Reco
  * says otherwise>`, no reordered or hidden text, whatever a requester, a reviewer or a statement says.
  * @see https://api.slack.com/reference/surfaces/formatting#escaping
  */
-export function slackEscape(text: string): string {
+export function slackEscape(text: string, o: { code?: boolean } = {}): string {
   // What changes how text reads (bidirectional overrides, zero-width characters) is shown as an escape too.
-  return terminalSafe(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return (o.code ? codeBlockSafe(text) : terminalSafe(text)).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** One character of a text as {@link slackEscape} shows it: an escape, an entity, or the character itself. */
+const SHOWN_CHAR = /\\(?:\\|x[0-9a-f]{2}|u\{[0-9a-f]+\}|u[0-9a-f]{4})|&(?:amp|lt|gt);|[\s\S]/gu;
+
 /**
- * `text` escaped for Slack ({@link slackEscape}; a run of three backquotes made quotes, so no code
- * block ends early), as much of it as fits in `max` characters once escaped, cut between characters
+ * `text` escaped for a Slack code block ({@link slackEscape}, every backquote an escape so that no
+ * run of them ends the block), as much of it as fits in `max` characters, cut between characters
  * (never inside an escape), and how many characters of `text` were left out.
  */
 function escapedWithin(text: string, max: number): { text: string; left: number } {
-  const chars = [...text.replace(/```/g, "'''")];
+  const shown = slackEscape(text, { code: true }).match(SHOWN_CHAR) ?? [];
   let out = '';
-  for (let i = 0; i < chars.length; i++) {
-    const piece = slackEscape(chars[i]!);
-    if (out.length + piece.length > max) return { text: out, left: chars.length - i };
-    out += piece;
+  for (let i = 0; i < shown.length; i++) {
+    if (out.length + shown[i]!.length > max) return { text: out, left: shown.length - i };
+    out += shown[i];
   }
   return { text: out, left: 0 };
 }
