@@ -24,7 +24,8 @@ import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { loadPolicyDir } from '../policy/load.js';
 import { workTreeState } from '../policy/git-js.js';
-import { cliPolicyWorkDir, looksLikeGitUrl, PolicyRepo } from '../policy/repo.js';
+import { cliPolicyWorkDir, PolicyRepo } from '../policy/repo.js';
+import { looksLikeGitUrl } from '../config/repo-path.js';
 import type { Policy } from '../policy/schema.js';
 import { commandTokenProvider, type GatewayFlags } from './client-config.js';
 

@@ -10,8 +10,8 @@
  */
 import { lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ErrorCode, HoopError } from '../errors.js';
+import { localRepoPath } from './repo-path.js';
 
 /** What the data directory holds that the gateway reads back as its own (recordings it signs, the keys it signs with). */
 const KEPT = ['recordings', 'keys', 'client-records', 'workers', 'journal'];
@@ -44,8 +44,16 @@ export function trustedPathsOf(
     // Another writer of the audit file would add events a SIEM believes, or read them.
     appended: c.audit?.file !== undefined ? [c.audit.file] : [],
     // Whoever may write a policy repo read in place decides the policy (git's own check compares owners only, isomorphic-git's none).
-    sources: c.policy?.repo?.startsWith('/') ? [c.policy.repo] : c.policy?.repo?.startsWith('file://') ? [fileURLToPath(c.policy.repo)] : [],
+    sources: c.policy?.repo === undefined ? [] : policySource(c.policy.repo, c.policy.workDir),
   };
+}
+
+/** The directory a policy repo is read from in place (the one its backend reads: ./repo-path.ts), if it is one. @throws HoopError CONFIG_INVALID when a `file:` URL names none */
+function policySource(repo: string, workDir: string): string[] {
+  const local = localRepoPath(repo, workDir);
+  if (local === undefined && /^file:/i.test(repo))
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `policy.repo ${repo} names no local directory the gateway can check`, { hint: 'give the policy repo as an absolute path (or file:///path)' });
+  return local === undefined ? [] : [local];
 }
 
 /**

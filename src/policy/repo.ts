@@ -27,10 +27,10 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { access, mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { localRepoPath } from '../config/repo-path.js';
 import { parseSecretPatterns, type SecretPattern } from '../config/secrets.js';
 import { JsPolicyGit, type PolicyGit } from './git-js.js';
 import { PolicyInvalidError, loadPolicyDir } from './load.js';
@@ -271,29 +271,6 @@ function probe(program: string, args: string[], env: NodeJS.ProcessEnv): Promise
     probes.set(key, result);
   }
   return result;
-}
-
-/**
- * The local repository a remote names, for the JS backend: a path (relative to the work
- * directory, where the CLI backend runs git) or a `file://` URL (percent-decoded, as git does);
- * undefined for any other URL.
- */
-function localRepoPath(remote: string, workDir: string): string | undefined {
-  if (/^file:\/\//i.test(remote)) {
-    try {
-      return fileURLToPath(remote);
-    } catch {
-      const rest = remote.slice('file://'.length);
-      let path = rest;
-      try {
-        path = decodeURIComponent(rest);
-      } catch {
-        // git leaves a bad escape as it is
-      }
-      return path.startsWith('/') ? resolve(path) : undefined;
-    }
-  }
-  return looksLikeGitUrl(remote) ? undefined : resolve(workDir, remote);
 }
 
 /**
@@ -618,9 +595,4 @@ export function displayRemote(text: string): string {
  */
 export function cliPolicyWorkDir(configDir: string, remote: string): string {
   return join(configDir, 'policy', createHash('sha256').update(remote).digest('hex').slice(0, 16));
-}
-
-/** True when `text` is written as a git URL (scheme or scp-like `user@host:path`) rather than a local path. */
-export function looksLikeGitUrl(text: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || (/^[^/\\:]+@[^/\\:]+:/.test(text) && !isAbsolute(text));
 }

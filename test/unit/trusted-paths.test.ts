@@ -4,7 +4,7 @@
  */
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HoopError } from '../../src/errors.js';
 import { resolveSecret } from '../../src/config/secrets.js';
@@ -151,6 +151,14 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     }
     // A policy repo reached by URL is the git server's to keep.
     expect(refusal({ ...gatewayFiles(), policy: { workDir: join(base, `w${made++}`), repo: 'https://git.example.com/acme/policy.git' } })).toBe('started');
+    // Every spelling the backend reads in place is the directory checked (the fifteenth attack: FILE:// was read by isomorphic-git and checked by nothing).
+    const open = repoOf();
+    chmodSync(open.repo, 0o777);
+    const escaped = open.repo.replace(/o/g, '%6f');
+    for (const spelling of [open.repo, `file://${open.repo}`, `FILE://${open.repo}`, `File://${escaped}`, `file://${escaped}`, relative(open.c.policy.workDir, open.repo)])
+      expect(refusal({ ...open.c, policy: { ...open.c.policy, repo: spelling } }), spelling).toMatch(/will not trust .*repo\d+: other users may write to it/);
+    for (const nowhere of ['file://host/srv/policy', 'FILE://other.example/x'])
+      expect(refusal({ ...open.c, policy: { ...open.c.policy, repo: nowhere } }), nowhere).toMatch(/names no local directory/);
   });
 
   it('refuse what the data directory or its keys hold that is a link or that others may write (the journal, the reviews file, a key)', () => {

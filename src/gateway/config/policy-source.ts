@@ -20,7 +20,8 @@ import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../..
 import { judgeOptionsOf, StatementJudge } from '../../policy/decide.js';
 import { sshJudgeFor, type SshJudge } from '../../policy/ssh.js';
 import { mcpJudgeFor, type McpJudge } from '../../policy/mcp.js';
-import { PolicyRepo, looksLikeGitUrl, type RefreshResult, type RefusedCommit } from '../../policy/repo.js';
+import { PolicyRepo, type RefreshResult, type RefusedCommit } from '../../policy/repo.js';
+import { looksLikeGitUrl } from '../../config/repo-path.js';
 import type { DatabaseAccess } from '../../policy/database-access.js';
 import type { SessionLimits } from '../../policy/limits.js';
 import type { Policy, Who } from '../../policy/schema.js';
