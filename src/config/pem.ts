@@ -1,6 +1,7 @@
 /** PEM files a configuration names: certificates and private keys, read and checked at load. */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { HoopError } from '../errors.js';
 import { readErrorMessage } from './yaml.js';
 
 /** What {@link readPem} expects the file to hold. */
@@ -11,12 +12,12 @@ export type PemKind = 'certificate' | 'key';
  *
  * @see https://www.rfc-editor.org/rfc/rfc7468
  */
-export async function readPem(abs: string, kind: PemKind): Promise<{ data?: Buffer; problem?: string }> {
+export async function readPem(abs: string, kind: PemKind, read: (file: string) => Promise<Buffer> = readFile): Promise<{ data?: Buffer; problem?: string }> {
   let data: Buffer;
   try {
-    data = await readFile(abs);
+    data = await read(abs);
   } catch (err) {
-    return { problem: `cannot read ${abs}: ${readErrorMessage(err)}` };
+    return { problem: err instanceof HoopError ? `${err.message} (${err.hint ?? ''})` : `cannot read ${abs}: ${readErrorMessage(err)}` };
   }
   try {
     if (kind === 'certificate') new X509Certificate(data);

@@ -12,12 +12,10 @@
  *
  * @see https://12factor.net/config
  */
-import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
-import { checkTrustedFile } from './trusted-paths.js';
+import { readTrustedFile } from './trusted-paths.js';
 import { glob } from '../glob.js';
 
 /**
@@ -60,12 +58,12 @@ export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = pro
     }
     return value;
   }
-  // A secret another user could replace is not the operator's (sshd's StrictModes).
-  if (existsSync(ref.path)) checkTrustedFile(ref.path);
+  // A secret another user could replace is not the operator's (sshd's StrictModes): the file read is the file checked.
   let text: string;
   try {
-    text = await readFile(ref.path, 'utf8');
+    text = (await readTrustedFile(ref.path)).toString('utf8');
   } catch (err) {
+    if (err instanceof HoopError) throw err;
     throw new HoopError(ErrorCode.SECRET_UNRESOLVED, `cannot read secret file ${ref.path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
       hint: 'make the file exist and readable by the gateway',
       cause: err,

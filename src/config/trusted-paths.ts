@@ -8,7 +8,8 @@
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
-import { lstatSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
 import { localRepoPath } from './repo-path.js';
@@ -26,6 +27,8 @@ export interface TrustedPaths {
   checkouts: readonly string[];
   /** Files it reads (TLS certificate and key). */
   read: readonly string[];
+  /** Files it opened (`file` as written, `path` as its descriptor resolves, `st` the descriptor's status): what it reads is what is checked. */
+  opened?: ReadonlyArray<{ file: string; path: string; st: Stats }>;
   /** Files it appends to (the audit file): no link, its own, made where no other user could make it first. */
   appended?: readonly string[];
   /** Repositories it reads in place (a policy repo given as a path): every entry its user's or root's, written by its own group at most. */
@@ -138,6 +141,11 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
     above(file);
     above(realpathSync(file));
   }
+  for (const { file, path, st } of paths.opened ?? []) {
+    owned(path, st, 'it');
+    above(file);
+    above(path);
+  }
   for (const file of paths.appended ?? []) {
     const st = lstatOrMissing(file);
     const dir = dirname(resolve(file));
@@ -190,4 +198,27 @@ function lstatOrMissing(path: string): Stats | undefined {
 /** Refuses a file the process reads its configuration or a secret from when another user could replace it (see {@link checkTrustedPaths}). */
 export function checkTrustedFile(file: string): void {
   checkTrustedPaths({ state: [], checkouts: [], read: [file] });
+}
+
+/**
+ * Reads `file` (its configuration, a secret, a PEM file) as {@link checkTrustedFile} trusts it, checking the file it
+ * opened, by its descriptor, and the directories above it as written and as opened: what is read is what was checked
+ * (another user swapping the file between a check by name and the read won a race).
+ * @throws HoopError CONFIG_INVALID when another user could replace it; the open's error (ENOENT…) when it cannot be read
+ */
+export async function readTrustedFile(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const st = await handle.stat();
+    let path: string;
+    try {
+      path = readlinkSync(`/proc/self/fd/${handle.fd}`);
+    } catch {
+      path = realpathSync(file); // no /proc: the name as it resolves now
+    }
+    checkTrustedPaths({ state: [], checkouts: [], read: [], opened: [{ file, path, st }] });
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
 }

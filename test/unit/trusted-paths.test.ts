@@ -3,6 +3,7 @@
  * files that another user could replace stop the start, named with the fix; its own pass.
  */
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -239,5 +240,26 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     const cert = gatewayFiles();
     chownSync(cert.tls.certFile, 1001, 1001);
     expect(refusal(cert)).toContain(`will not trust ${cert.tls.certFile}: it belongs to another user (uid 1001)`);
+  });
+  it.runIf(process.getuid?.() === 0)('read a secret file as the file checked: another user swapping it in and out of their directory never has their value taken (the fifteenth attack)', async () => {
+    const dir = join(base, `race${made++}`);
+    mkdirSync(dir, { mode: 0o755 });
+    chownSync(dir, 1001, 1001);
+    // The other user writes their value, moves it into place and takes it away, as fast as they can.
+    const racer = spawn('sh', ['-c', 'while :; do echo theirs > .n; mv -f .n key; rm -f key; done'], { cwd: dir, uid: 1001, gid: 1001, stdio: 'ignore' });
+    const outcomes = new Map<string, number>();
+    try {
+      for (let i = 0; i < 8_000; i++) {
+        const outcome = await resolveSecret({ kind: 'file', path: join(dir, 'key') }).then(
+          (value) => `taken: ${value}`,
+          (err: HoopError) => (/will not trust/.test(err.message) ? 'refused' : 'missing or gone'),
+        );
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      }
+    } finally {
+      racer.kill();
+    }
+    expect([...outcomes.keys()].filter((k) => k.startsWith('taken'))).toEqual([]);
+    expect(outcomes.get('refused')).toBeGreaterThan(0); // the race was on
   });
 });

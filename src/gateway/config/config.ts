@@ -111,13 +111,12 @@
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.1 (the at+jwt type of JWT access tokens)
  * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../../config/connection.js';
 import { readPem, type PemKind } from '../../config/pem.js';
 import { parseSecretPattern, parseSecretRef, unresolvedSecret, type SecretRef } from '../../config/secrets.js';
-import { checkTrustedFile } from '../../config/trusted-paths.js';
+import { readTrustedFile } from '../../config/trusted-paths.js';
 import { type Locator, asRecord, locatedProblems, parseWithSchema, readErrorMessage, readYaml, syntaxProblems, zodProblems, type Path, type Problem } from '../../config/yaml.js';
 import { HoopError, ErrorCode } from '../../errors.js';
 import { isLoopbackHost } from '../../loopback.js';
@@ -374,22 +373,11 @@ class PendingChecks {
     if (typeof value !== 'string' || value.trim() === '') return;
     const target = resolve(this.#baseDir, value.trim());
     this.pending.push(
-      readPem(target, kind).then(({ data, problem }) => {
-        const untrusted = problem ? undefined : this.untrusted(target);
-        if (problem || untrusted) this.problems.push({ path, message: (problem ?? untrusted)! });
+      readPem(target, kind, readTrustedFile).then(({ data, problem }) => {
+        if (problem) this.problems.push({ path, message: problem });
         else this.files.set(path.join('.'), { file: target, data: data! });
       }),
     );
-  }
-
-  /** Why the gateway may not trust file `target` (a CA, the allowed signers: another user could replace it), if it may not. */
-  untrusted(target: string): string | undefined {
-    try {
-      checkTrustedFile(target);
-      return undefined;
-    } catch (err) {
-      return err instanceof HoopError ? `${err.message} (${err.hint ?? ''})` : String(err);
-    }
   }
 
   /** Checks that the secret reference written `text` at `path` resolves, when it is one. */
@@ -514,13 +502,11 @@ function checkPolicy(root: Record<string, unknown> | undefined, checks: PendingC
   if (typeof rawPolicy?.allowedSigners === 'string' && rawPolicy.allowedSigners.trim() !== '') {
     const signers = checks.resolve(rawPolicy.allowedSigners.trim());
     checks.pending.push(
-      readFile(signers).then(
-        () => {
-          const untrusted = checks.untrusted(signers);
-          if (untrusted) checks.problems.push({ path: ['policy', 'allowedSigners'], message: untrusted });
-        },
+      readTrustedFile(signers).then(
+        () => undefined,
         (err: unknown) => {
-          checks.problems.push({ path: ['policy', 'allowedSigners'], message: `cannot read ${signers}: ${readErrorMessage(err)}` });
+          const message = err instanceof HoopError ? `${err.message} (${err.hint ?? ''})` : `cannot read ${signers}: ${readErrorMessage(err)}`;
+          checks.problems.push({ path: ['policy', 'allowedSigners'], message });
         },
       ),
     );
@@ -621,14 +607,14 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
   const abs = resolve(file);
   let text: string;
   try {
-    text = await readFile(abs, 'utf8');
+    // Another user who could rewrite it would choose whom the gateway trusts (sshd's StrictModes): the file read is the file checked.
+    text = (await readTrustedFile(abs)).toString('utf8');
   } catch (err) {
+    if (err instanceof HoopError) throw err;
     throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read gateway configuration ${abs}: ${readErrorMessage(err)}`, {
       hint: 'check the path given to the gateway',
       cause: err,
     });
   }
-  // Another user who could rewrite it would choose whom the gateway trusts (sshd's StrictModes).
-  checkTrustedFile(abs);
   return parseGatewayConfig(text, abs, env);
 }
