@@ -13,11 +13,14 @@
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/transports
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { McpConnection, McpValue } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
+import { checkTrustedFile } from '../../config/trusted-paths.js';
 import { describeError } from '../../errors.js';
 import { classify, LineReader, MAX_LINE_BYTES, type McpMessage, type NotAMessage } from '../wire/json-rpc.js';
 
@@ -58,11 +61,49 @@ export async function openUpstream(connection: McpConnection, resolveSecret: (re
   return openHttp(new URL(connection.url!), await values(connection.headers), on);
 }
 
+/** Programs that run the files they are given as code. */
+const INTERPRETER = /^(node|nodejs|deno|bun|tsx|python[0-9.]*|pypy[0-9.]*|ruby|perl|php|sh|bash|dash|zsh|ksh|fish)$/;
+
+/** `name` as `PATH` finds it (the first executable file of that name), if it does. */
+function onPath(name: string, path: string | undefined): string | undefined {
+  for (const dir of (path ?? '').split(delimiter).filter((d) => isAbsolute(d))) {
+    const file = join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      if (statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Refuses to run a program another user could replace, nor an interpreter on a file they could: what the gateway
+ * runs it trusts as it trusts its keys (as sshd its AuthorizedKeysCommand), its directories above included.
+ * @throws HoopError CONFIG_INVALID naming the file and the fix
+ */
+function checkProgram(command: readonly string[], cwd: string, path: string | undefined): void {
+  const name = command[0]!;
+  const program = name.includes('/') ? resolve(cwd, name) : onPath(name, path);
+  if (program !== undefined && existsSync(program)) checkTrustedFile(program);
+  if (!INTERPRETER.test(basename(name))) return;
+  for (const arg of command.slice(1)) {
+    const file = resolve(cwd, arg);
+    if (existsSync(file) && statSync(file).isFile()) checkTrustedFile(file);
+  }
+}
+
 /** Runs `command` and speaks MCP on its stdio. */
 function startProgram(command: readonly string[], own: Record<string, string>, cwd: string, on: UpstreamEvents): Promise<McpUpstream> {
   const env: Record<string, string> = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
   Object.assign(env, own);
+  try {
+    checkProgram(command, cwd, env.PATH);
+  } catch (err) {
+    return Promise.reject(new Error(`the MCP server's program ${command[0]} was not started: ${describeError(err)}`));
+  }
   const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(command[0]!, command.slice(1), { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
   let tail = '';
   let closed = false;
