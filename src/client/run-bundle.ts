@@ -136,7 +136,10 @@ Check it with standard tools alone (coreutils, OpenSSH 8.2 or later, jq, zcat):
 
 For each record it checks every chunk against the signed manifest (sha256sum -c), the manifest's
 signature (ssh-keygen -Y verify), and that each chunk's first line names its recording and the
-SHA-256 of the chunk before. Then that the sessions the run's record names are the sessions here,
+SHA-256 of the chunk before, and that the gateway's recordings and the run's record are whole (sealed:
+a recording its gateway stopped before it ended verifies only up to a checkpoint, and what came after
+is not evidence; sh verify.sh --accept-truncated accepts what it holds). Then that the sessions the
+run's record names are the sessions here,
 and that each session's CLI record and gateway recording agree on the statements sent and the
 outcomes the client received. Read verify.sh before you run it: it is short, and the keys are only
 as good as where they came from (compare ssh-keygen -lf allowed_signers with the gateway's
