@@ -222,14 +222,19 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
   let failed: string | undefined;
   /** A statement being walked, and the command hoop made of it (if any yet). */
   type Frame = { stmt: Node; command?: ShellCommand };
-  /** Per node whose children are being walked, outermost first: its frame if it is a statement. */
-  const path: Array<Frame | undefined> = [];
+  /** Per node whose children are being walked, outermost first: its frame if it is a statement, else its type. */
+  const path: Array<Frame | string> = [];
+  /** Per command substitution being walked (and the line), how many double quotes are open in it. */
+  const doubleQuotes = [0];
   /** The statements being walked, innermost last. */
   const stmts: Frame[] = [];
   walk(file, (node) => {
     // The walker calls back with null after a node's children.
     if (!node) {
-      if (path.pop() !== undefined) stmts.pop();
+      const left = path.pop();
+      if (typeof left === 'object') stmts.pop();
+      else if (left === 'DblQuoted') doubleQuotes[doubleQuotes.length - 1]!--;
+      else if (left === 'CmdSubst' || left === 'ProcSubst') doubleQuotes.pop();
       return true;
     }
     if (failed !== undefined) return false;
@@ -243,6 +248,13 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
       failed = "a # inside a word (right after a quote or a substitution) would start a comment only to hoop's parser; the target's shell reads it as a letter";
       return false;
     }
+    // In `"${u-'…'}"` the shells read the quotes as letters (and run a `$(…)` between them), hoop's parser as quotes.
+    if (type === 'SglQuoted' && doubleQuotes[doubleQuotes.length - 1]! > 0) {
+      failed = "a quote inside a double-quoted ${…} is a letter to the shells (what is between runs), not a quote as hoop's parser reads it";
+      return false;
+    }
+    if (type === 'DblQuoted') doubleQuotes[doubleQuotes.length - 1]!++;
+    else if (type === 'CmdSubst' || type === 'ProcSubst') doubleQuotes.push(0);
     if (type !== 'Stmt') {
       // Arithmetic on a variable, a subscript, an assignment the shell reads as code: the statement it is in runs what hoop cannot see.
       const why = evaluates(node, type, sourceOf, stmts[stmts.length - 1]?.command?.program);
@@ -251,7 +263,7 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
         if (!frame.command) out.push((frame.command = counted(construct(sourceOf(frame.stmt), via))));
         makeOpaque(frame.command, why);
       }
-      path.push(undefined);
+      path.push(type);
       return true;
     }
     const stmt = node;

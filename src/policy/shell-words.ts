@@ -15,6 +15,8 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
   let text = '';
   let known = true;
   let glob = false;
+  /** Whether an expansion builds part of it (a glob beside one makes no file names alone: `*"${u-…}"` runs what the expansion says). */
+  let built = false;
   /** An unquoted `[` read: an unquoted `]` after it, in this part or a later one, closes a bracket expression (`["-"]rf`). */
   let bracket = false;
   /** The word with each quoted or escaped piece as a plain letter: what bash's brace expansion sees. */
@@ -40,11 +42,13 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
         if (nodeType(inner) === 'Lit') text += (inner.Value as string).replace(/\\([$`"\\\n])/g, (_m, c: string) => (c === '\n' ? '' : c));
         else {
           known = false;
+          built = true;
           text += sourceOf(inner);
         }
       }
     } else {
       known = false;
+      built = true;
       text += sourceOf(part);
     }
   }
@@ -54,7 +58,7 @@ export function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => st
   // A tilde at an argument's start alone (`~`, `~/app`) is a directory's path: never an option, never split (a file name, as a glob's).
   const home = known && !braces && !isProgram && /^~/.test(shape) && !/[=:]~/.test(shape);
   if (braces || /(^|[=:])~/.test(shape)) known = false;
-  return { text, known, ...(glob ? { glob } : {}), ...(home ? { home } : {}) };
+  return { text, known, ...(glob && !built ? { glob } : {}), ...(home ? { home } : {}) };
 }
 
 /**

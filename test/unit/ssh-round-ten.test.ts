@@ -94,6 +94,16 @@ const CASES: Case[] = [
   [['git **'], 'git --work-tree .git restore -s HEAD config'],
   [['git **'], 'git shell -c x'],
   [['git-shell **'], 'git-shell -c x'],
+  // The fifteenth: quotes inside a double-quoted `${…}` are letters to the shells (what is between them runs), and a glob beside an
+  // expansion is a built word, not file names.
+  [['ls **'], `ls *"\${u-'$(touch /tmp/x-12)'}"`, RO],
+  [['tail -n 50 **'], `tail -n 50 *"\${u-'$(rm -rf /tmp/victim)'}"`, RO],
+  [['du -sh **'], 'du -sh *"${u-\'`touch /tmp/x-13`\'}"'],
+  [['echo **'], `echo "\${u-'$(rm -rf /tmp/victim)'}"`],
+  [['echo **'], `echo "\${HOME:+'$(touch /tmp/x-14)'}"`],
+  [['echo **'], `echo "\${u-$'$(touch /tmp/x-15)'}"`],
+  [['echo **', 'touch **'], `echo "\${u-'}"; rm -rf /tmp/victim; "'}"`],
+  [['ls **'], 'ls *"$HOME"'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -143,4 +153,23 @@ it("keeps kubectl's own commands allowed, a resource by its kind and name too", 
   const judge = await judgeOf(['kubectl **']);
   for (const line of ['kubectl get deploy/web -o yaml', 'kubectl -n prod get pods', 'kubectl describe pod/api-1', 'kubectl logs deploy/web --tail 50'])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+});
+
+it('reads the quotes inside a double-quoted ${…} as the shells do: what is between them runs, so a deny rule meets it (the fifteenth attack)', async () => {
+  const judge = await sshJudgeIn(
+    mkdtempSync(join(base, `d${n++}-`)),
+    `  default: allow\n  rules:\n    - { name: no-touch, match: { commands: ["touch *"] }, action: deny }\n    - { name: no-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`,
+    'read-write',
+  );
+  for (const line of [
+    `echo "\${u-'$(touch /tmp/x-16)'}"`,
+    'echo "${u:-\'`touch /tmp/x-17`\'}"',
+    `x="\${u-'$(touch /tmp/x-18)'}"`,
+    `case "\${u-'$(touch /tmp/x-19)'}" in *) ;; esac`,
+    `for i in "\${u-'$(rm -rf /tmp/victim)'}"; do :; done`,
+    `echo "\${u-'}"; touch /tmp/x-20; "'}"`,
+  ])
+    for (const login of ['bash', '/bin/sh']) expect(judge.decide({ kind: 'exec', command: line }, login).action, `${login}: ${line}`).not.toBe('allow');
+  // A quote in a command substitution inside double quotes is a quote: judged as the command it is.
+  expect(judge.decide({ kind: 'exec', command: `echo "$(echo 'a b')"` }, 'bash').action).toBe('allow');
 });
