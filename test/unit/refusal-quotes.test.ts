@@ -10,6 +10,13 @@ import { errPacket, parseErr } from '../../src/mysql/wire/results.js';
 import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
 import { analyzeSql, loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { Random } from '../harness/random.js';
+import { explainCommand, refusalError } from '../../src/postgres/pipeline/gate/responses.js';
+import { parseErrorFields } from '../../src/postgres/wire/reader.js';
+
+/** The hint of an ErrorResponse message. */
+const hintOf = (message: Buffer): string => parseErrorFields(message.subarray(5)).hint ?? '';
+import { redactSql } from '../../src/policy/sql/redact.js';
+import { DETECTOR_NAMES } from '../../src/policy/masking/detectors.js';
 
 beforeAll(async () => {
   await Promise.all([loadMysqlParser(), loadSqlParser()]);
@@ -51,6 +58,18 @@ describe("a parser's complaint, as a refusal carries it", () => {
       }
     }
     expect(refused).toBeGreaterThan(2_000);
+  });
+
+  it("never quotes in the hint what the statement's record redacts (the refusal is recorded as the client gets it: the fifteenth attack)", () => {
+    const r = new Random(7215);
+    for (let i = 0; i < 2_000; i++) {
+      const sql = broken(r).replace('hunter2', r.pick(['hunter2', '4111 1111 1111 1111']));
+      const hint = hintOf(refusalError({ action: 'deny', rule: 'unparseable', reason: 'x' }, explainCommand('demo-db', sql)));
+      const recorded = redactSql(sql, 'postgres', { detectors: DETECTOR_NAMES }).text;
+      for (const secret of ['hunter2', '4111 1111 1111 1111']) if (!recorded.includes(secret)) expect({ sql, hint }).not.toEqual({ sql, hint: expect.stringContaining(secret) });
+    }
+    // A statement with nothing to redact is still quoted whole, to paste.
+    expect(hintOf(refusalError({ action: 'deny', reason: 'x' }, explainCommand('demo-db', 'drop table orders')))).toContain("hoop policy check --connection demo-db 'drop table orders'");
   });
 
   it('still says where: the line and column, or the character', () => {

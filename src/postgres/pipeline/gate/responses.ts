@@ -10,6 +10,8 @@
  */
 import type { ReviewAsk, ReviewOutcome, StatementVerdict } from '../../../session/engine.js';
 import { formatDuration, reviewTerms, shellQuote } from '../../../text-format.js';
+import { DETECTOR_NAMES } from '../../../policy/masking/detectors.js';
+import { redactSql } from '../../../policy/sql/redact.js';
 import { errorResponse, noticeResponse, SqlState } from '../../wire/messages.js';
 import { MAX_NAME_BYTES, MAX_NAMES, RESERVED_STATEMENT_PREFIX } from './names.js';
 
@@ -65,11 +67,13 @@ const EXPLAIN_ANY = '`hoop policy check --connection <connection> "<statement>"`
 
 /**
  * The command that explains a refusal of `sql` on `connection`, as a person pastes it: the
- * statement itself when it is one short line, else a placeholder for it.
+ * statement itself when it is one short line that holds nothing a recording redacts (a password,
+ * what a detector finds: the refusal is recorded as the client gets it), else a placeholder for it.
  */
 export function explainCommand(connection: string | undefined, sql?: string): string {
   if (connection === undefined) return EXPLAIN_ANY;
-  const statement = sql !== undefined && sql.length <= 200 && !/[\r\n]/.test(sql) ? shellQuote(sql.trim()) : '"<statement>"';
+  const quotable = sql !== undefined && sql.length <= 200 && !/[\r\n]/.test(sql) && !redactSql(sql, 'postgres', { detectors: DETECTOR_NAMES }).redacted;
+  const statement = quotable ? shellQuote(sql.trim()) : '"<statement>"';
   return `\`hoop policy check --connection ${shellQuote(connection)} ${statement}\``;
 }
 
