@@ -356,6 +356,10 @@ export const WRAPPERS: Record<string, Wrapper> = {
   sshpass: { options: { short: 'evf:d:p:P:' } },
   chronic: { options: { short: 'ev' } },
   zrun: {},
+  // e2fsprogs, sysvinit-utils, daemontools (the fifteenth attack).
+  logsave: { options: { short: 'asv' }, operands: 1 },
+  'fstab-decode': {},
+  fghack: {},
   ifne: { options: { short: 'n' } },
   lckdo: { options: { short: 'qw' }, operands: 1 },
   tini: { options: { short: 'hsvwgl:p:e:' } },

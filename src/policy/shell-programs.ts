@@ -643,4 +643,31 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
     const quiet = new Set(['-ls', '-list', '-wipe', '-r', '-x', '-R', '-d', '-D', '-RR', '-DR', '-rd', '-dr', '-v', '-version']);
     return args.length > 0 && quiet.has(args[0]!) ? undefined : '`screen` running a command';
   },
+  // The fifteenth attack: options whose value is a command line, a program or a library (coreutils, diffutils, util-linux, OpenSSL, OpenSSH).
+  split: (args) => (optionWords(args).some((w) => longIs(w, ['filter'])) ? '`split --filter`, which runs its value with the shell' : undefined),
+  install: (args) => (optionWords(args).some((w) => longIs(w, ['strip-program'])) ? '`install --strip-program`, which runs the program it names' : undefined),
+  diff3: diffProgram('diff3'),
+  sdiff: diffProgram('sdiff'),
+  scriptlive: () => '`scriptlive`, which types a log the line names into a shell (or runs its -c command)',
+  openssl: (args) =>
+    args[0] === 'engine' || args.some((a) => /^--?(engine|provider|provider-path|config)(=|$)/.test(a))
+      ? '`openssl engine`, `-engine`, `-provider` or `-config`, which load a library the line names'
+      : undefined,
+  'ssh-keygen': (args) => (optionWords(args).some((w) => groupHas(w, 'Dw', 'abCEfFgIjJmMnNOPrsSttVWYzZ')) ? '`ssh-keygen -D` or `-w`, which load a library the line names' : undefined),
+  cmake: (args) => (args.some((a, i) => a === '-E' && ['env', 'time', 'chdir'].includes(args[i + 1] ?? '')) ? '`cmake -E env`, `time` or `chdir`, which run a command' : undefined),
+  ...Object.fromEntries(['gcc', 'g++', 'cc', 'c++', 'cpp', 'clang', 'clang++', 'gcc-12', 'g++-12', 'cpp-12', 'x86_64-linux-gnu-gcc-12'].map((cc) => [cc, compiler(cc)])),
 };
+
+/** `PROGRAM --diff-program=…` runs the program it names (diffutils' diff3 and sdiff). */
+function diffProgram(program: string): (args: readonly string[]) => string | undefined {
+  return (args) => (optionWords(args).some((w) => longIs(w, ['diff-program'])) ? `\`${program} --diff-program\`, which runs the program it names` : undefined);
+}
+
+/** A compiler driver runs the programs and loads the plugins its options name (`-wrapper`, `-B`, `-fplugin`, specs, a linker, options read from a file the line names). */
+function compiler(program: string): (args: readonly string[]) => string | undefined {
+  const runs = /^(-wrapper|-B|--?specs|-fplugin|-fuse-ld|-Xlinker|-Xassembler|-Xpreprocessor|-iplugindir|@)|^-W[alp],/;
+  return (args) => {
+    const hit = args.find((a) => runs.test(a));
+    return hit === undefined ? undefined : `\`${program} ${hit.replace(/^(@|-[^=,]*).*$/s, '$1')}\`, which runs or loads a program the line names`;
+  };
+}

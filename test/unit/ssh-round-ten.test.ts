@@ -104,6 +104,29 @@ const CASES: Case[] = [
   [['echo **'], `echo "\${u-$'$(touch /tmp/x-15)'}"`],
   [['echo **', 'touch **'], `echo "\${u-'}"; rm -rf /tmp/victim; "'}"`],
   [['ls **'], 'ls *"$HOME"'],
+  // Options whose value is a command line, a program or a library; wrappers not listed before.
+  [['split **'], "split --filter='touch /tmp/x-21' in.txt", RO],
+  [['split **'], "split --fil='touch /tmp/x-22' in.txt"],
+  [['install **'], 'install -s --strip-program=./ev in.txt o'],
+  [['install **'], 'install --strip-prog=./ev -s in.txt o'],
+  [['diff3 **'], 'diff3 --diff-program=./ev a b c'],
+  [['sdiff **'], 'sdiff --diff-program=./ev a b'],
+  [['gcc **'], "gcc -wrapper 'sh,-c,touch /tmp/x-23' -x c /dev/null -c -o /dev/null"],
+  [['gcc **'], 'gcc -B ./evil -c x.c'],
+  [['cc **'], 'cc -fplugin=./ev.so -c x.c'],
+  [['gcc **'], 'gcc @opts x.c'],
+  [['openssl **'], 'openssl engine ./ev.so'],
+  [['openssl **'], 'openssl req -engine ./ev.so -new -subj /CN=x -noenc -keyout k -out r'],
+  [['openssl **'], 'openssl x509 -in c.pem -noout -provider-path . -provider ev'],
+  [['scriptlive **'], "scriptlive -c 'touch /tmp/x-24' -t /dev/null -I /dev/null"],
+  [['scriptlive **'], 'scriptlive -t timing -I log'],
+  [['ssh-keygen **'], 'ssh-keygen -D ./ev.so'],
+  [['logsave **'], 'logsave /dev/null rm -rf /tmp/victim'],
+  [['logsave **'], 'logsave -a log touch /tmp/x-25'],
+  [['fstab-decode **'], 'fstab-decode rm -rf /tmp/victim'],
+  [['fghack **'], 'fghack rm -rf /tmp/victim'],
+  [['cmake **'], 'cmake -E env rm -rf /tmp/victim'],
+  [['cmake **'], 'cmake -E chdir . touch /tmp/x-26'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -172,4 +195,21 @@ it('reads the quotes inside a double-quoted ${…} as the shells do: what is bet
     for (const login of ['bash', '/bin/sh']) expect(judge.decide({ kind: 'exec', command: line }, login).action, `${login}: ${line}`).not.toBe('allow');
   // A quote in a command substitution inside double quotes is a quote: judged as the command it is.
   expect(judge.decide({ kind: 'exec', command: `echo "$(echo 'a b')"` }, 'bash').action).toBe('allow');
+});
+
+it('keeps the ordinary uses of the programs the fifteenth attack named allowed', async () => {
+  const judge = await judgeOf(['gcc **', 'openssl **', 'split **', 'install **', 'diff3 **', 'cmake **', 'logsave **', 'ls **', 'ssh-keygen **']);
+  for (const line of [
+    'gcc -O2 -Wall -Werror -c x.c -o x.o',
+    'openssl x509 -in c.pem -noout -text',
+    'openssl s_client -connect db:5432 -starttls postgres',
+    'split -l 100 in.txt part-',
+    'install -m 0644 a /tmp/b',
+    'diff3 a b c',
+    'cmake --build build -j 2',
+    'cmake -E echo hi',
+    'logsave /tmp/log ls -la',
+    'ssh-keygen -lf key.pub',
+  ])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
 });
