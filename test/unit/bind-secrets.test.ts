@@ -91,5 +91,9 @@ describe('a Bind as it is recorded', () => {
     const out = params(b.bind(bind('', [Buffer.from('4111 1111 1111 1111'), int8, Buffer.from('plain')]), ''));
     expect(out.slice(0, 2)).toEqual([expect.stringMatching(/^\[redacted:/), expect.stringMatching(/^\[redacted:/)]);
     expect(out[2]).toBe(Buffer.from('plain').toString('base64'));
+    // A structured one too (the fifteenth attack): an int8range's bounds, a numeric (Npgsql binds decimals so).
+    const range = Buffer.from('0200000008000e9b08a568f1c700000008000e9b08a568f1c8', 'hex');
+    const numeric = Buffer.from([0, 4, 0, 3, 0, 0, 0, 0, 0x10, 0x0f, 0x04, 0x57, 0x04, 0x57, 0x04, 0x57]);
+    expect(params(b.bind(bind('', [range, numeric]), ''))).toEqual([expect.stringMatching(/^\[redacted:/), expect.stringMatching(/^\[redacted:/)]);
   });
 });

@@ -70,4 +70,26 @@ describe('binaryText', () => {
     for (let d = 0; d < 40; d++) deep = array(1009, [deep]);
     expect(typeof binaryText(deep, 1009)).toBe('string');
   });
+
+  it('reads a type it does not decode every way its bytes may carry a number: a range, a multirange, xid8, money, a numeric range (the fifteenth attack)', () => {
+    const card = 4111111111111111n;
+    const range = (bounds: Buffer[]): Buffer => Buffer.concat([Buffer.from([0x02]), ...bounds.map(lengthPrefixed)]);
+    const double = (x: number): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeDoubleBE(x);
+      return b;
+    };
+    // numeric_send of 4111111111111111: base-10000 digits 4111 1111 1111 1111, weight 3.
+    const numeric = Buffer.from([0, 4, 0, 3, 0, 0, 0, 0, 0x10, 0x0f, 0x04, 0x57, 0x04, 0x57, 0x04, 0x57]);
+    const multirange = (ranges: Buffer[]): Buffer => Buffer.concat([Buffer.from([0, 0, 0, ranges.length]), ...ranges.map(lengthPrefixed)]);
+    for (const [what, oid, bytes] of [
+      ['int8range', 3926, range([int8(card), int8(card + 1n)])],
+      ['xid8', 5069, int8(card)],
+      ['money', 790, int8(card * 100n)],
+      ['float8 range of an extension', 99_001, range([double(4111111111111111), double(4111111111111112)])],
+      ['numrange', 3906, range([numeric])],
+      ['int8multirange', 4536, multirange([range([int8(card), int8(card + 1n)])])],
+    ] as const)
+      expect(binaryText(bytes, oid), what).toContain('4111111111111111');
+  });
 });

@@ -1,9 +1,10 @@
 /**
  * A binary-format value read as the detectors read text (src/policy/masking/values.ts): decoded
  * where its type is known (text-like types, integers, floats, numeric, uuid; arrays and records
- * element by element, by the type each names), its bytes as UTF-8 text otherwise (an extension's
- * type such as citext, an enum, a bytea). So a card in a `text[]`, a record or a `float8` sent in
- * binary is found as in text format, and a type hoop does not know is read, not passed unseen.
+ * element by element, by the type each names), every way its bytes may carry text or a number
+ * otherwise (an extension's type such as citext, an enum, a bytea, a range, xid8). So a card in a
+ * `text[]`, a record, a `float8` or an `int8range` sent in binary is found as in text format, and a
+ * type hoop does not know is read, not passed unseen.
  *
  * @see https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-FORMAT-CODES
  * @see https://github.com/postgres/postgres/blob/master/src/backend/utils/adt/arrayfuncs.c (array_send)
@@ -19,6 +20,16 @@ const MAX_DEPTH = 16;
 /** The text of binary value `value` of type `oid`, parts of an array or record on lines of their own. */
 export function binaryText(value: Buffer, oid: number, depth = 0): string {
   switch (oid) {
+    case 17: // bytea, "char", name, text, json, xml, bpchar, varchar, unknown: the text itself (a bytea's as its bytes read)
+    case 18:
+    case 19:
+    case 25:
+    case 114:
+    case 142:
+    case 705:
+    case 1042:
+    case 1043:
+      return value.toString('utf8');
     case 3802: // jsonb: a version byte, then the text
       return value.subarray(1).toString('utf8');
     case 21:
@@ -42,7 +53,30 @@ export function binaryText(value: Buffer, oid: number, depth = 0): string {
     const parts = arrayParts(value) ?? recordParts(value);
     if (parts) return parts.map(([o, v]) => (v === null ? '' : binaryText(v, o, depth + 1))).join('\n');
   }
-  return value.toString('utf8');
+  return unknownText(value);
+}
+
+/** How much of a value of a type hoop does not decode is also read as numbers. */
+const NUMBERS_READ = 1024;
+
+/**
+ * A value of a type hoop does not decode, read every way its bytes may carry what a client shows: as UTF-8 (an enum,
+ * citext), and bytes that are no text each 8 bytes as an integer and a float wherever they start (xid8, money, pg_lsn, a range's or multirange's
+ * int8 or float8 bounds, an extension's), as a numeric, and the numerics its length-prefixed parts hold (numrange's bounds).
+ */
+function unknownText(value: Buffer): string {
+  const text = value.toString('utf8');
+  // Text (an enum, citext): read as it is; bytes that are no text (a control, an invalid sequence), or 8 of them (an int8's), are read as numbers too.
+  if (value.length !== 8 && !/[\x00-\x08\x0e-\x1f\x7f\ufffd]/.test(text)) return text;
+  const texts = [text, numericBinaryToString(value) ?? ''];
+  const end = Math.min(value.length, NUMBERS_READ);
+  for (let at = 0; at + 8 <= end; at++) texts.push(value.readBigInt64BE(at).toString(), String(value.readDoubleBE(at)));
+  for (let at = 0; at + 4 <= end; at++) {
+    const len = value.readInt32BE(at);
+    const number = len >= 8 && at + 4 + len <= value.length ? numericBinaryToString(value.subarray(at + 4, at + 4 + len)) : undefined;
+    if (number !== undefined) texts.push(number);
+  }
+  return texts.join('\n');
 }
 
 /** An array's elements (array_send: dimensions, flags, element type, bounds, then each element by its length), when `value` is exactly one. */

@@ -8,6 +8,10 @@
  */
 import { isSecretParam, type RedactOptions, redactDetected, redactionMarker, type SecretParams, secretParameters } from '../../../policy/sql/redact.js';
 import { bindParameterSpans } from '../../wire/frontend-messages.js';
+import { binaryText } from '../../../policy/masking/binary-text.js';
+
+/** A Bind's parameter type as hoop reads its bytes: not known (the Parse may name none). */
+const UNKNOWN_TYPE = 0;
 
 /** SQL `PREPARE name [(types)] AS`: the statement's name (quoted or not). @see https://www.postgresql.org/docs/current/sql-prepare.html */
 const SQL_PREPARE = /^\s*prepare\s+("(?:[^"]|"")+"|[A-Za-z_][\w$]*)\s*(?:\([^)]*\))?\s*as\s/i;
@@ -68,8 +72,8 @@ export class BindSecrets {
         return { format: 0, bytes: Buffer.from(redactionMarker(bytes.toString(p.format === 1 ? 'base64' : 'utf8'), this.#redact.key)) };
       }
       if (detecting) {
-        // Binary text is UTF-8 as text is (Npgsql binds everything binary); a binary int8 is read as its digits.
-        const text = p.format === 0 ? bytes.toString('utf8') : bytes.length === 8 ? `${bytes.readBigInt64BE(0)} ${bytes.toString('utf8')}` : bytes.toString('utf8');
+        // Binary text is UTF-8 as text is (Npgsql binds everything binary); other binary bytes are read every way they may carry a number (an int8, a numeric, a range's bounds).
+        const text = p.format === 0 ? bytes.toString('utf8') : binaryText(bytes, UNKNOWN_TYPE);
         const r = redactDetected(text, this.#redact);
         if (r.redacted) {
           changed = true;
