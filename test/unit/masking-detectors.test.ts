@@ -424,6 +424,13 @@ describe("a result's value as its client reads it (the seventh attack)", () => {
     expect(detectInField(Buffer.from(`\\x${card.toString('hex')}`), { typeOid: 17, format: 0 }, rules)).toBeNull();
     expect(detectInField(Buffer.from('$4,111,111,111,111,111.00'), { typeOid: 790, format: 0 }, rules)).toBeNull();
     expect(detectInField(Buffer.from('{"c": "\\u0034111 1111 1111 1111"}'), { typeOid: 114, format: 0 }, rules)?.toString()).toBe('{"c": "**** **** **** 1111"}');
+    // A number in JSON read as a JSON parser reads it (the fifteenth attack: to_json(pan) gave psycopg2 the card), and a match inside one withholds the value: masked there, it is no JSON.
+    for (const [json, oid] of [
+      ['{"n": 4111111111111111}', 3802],
+      ['{"pan": 4.111111111111111e+15}', 114],
+      ['[4.111111111111111e15]', 114],
+    ] as const)
+      expect(detectInField(Buffer.from(json), { typeOid: oid, format: 0 }, rules), json).toBeNull();
     // What holds no card stays as it is.
     expect(detectInField(Buffer.from('1.5e+300'), { typeOid: 701, format: 0 }, rules)).toBeUndefined();
     expect(detectInField(Buffer.from('\\x00ff10'), { typeOid: 17, format: 0 }, rules)).toBeUndefined();

@@ -256,3 +256,24 @@ describe('MySQL detectors on the numbers of a binary row (the fourteenth attack)
     expect(got(1234567890123456n, 2)).toEqual([number(7, 4), number(1234567890123456n, 8), number(2, 8, true)]);
   });
 });
+
+describe('MySQL detectors on a text row read as its client reads it (the fifteenth attack)', () => {
+  it('withholds a DOUBLE sent in exponent form and JSON masked into no JSON; masks a string as before', () => {
+    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
+    const m = new MysqlResultMasker(rules, new Set(['app.cards']), new Set());
+    m.statement(facts('SELECT pan, j, note FROM cards'));
+    const defs: ColumnDefinition[] = [
+      { ...column('pan', 'cards', 'pan'), type: ColumnType.DOUBLE, flags: 0 },
+      { ...column('j', 'cards', 'j'), type: ColumnType.JSON, flags: 0 },
+      { ...column('note', 'cards', 'note'), type: ColumnType.VAR_STRING, flags: 0 },
+    ];
+    m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
+    for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+    const got = (values: string[]) => parseTextRow(m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow(values.map((v) => Buffer.from(v)))), 3).map((v) => v?.toString() ?? null);
+    // mysql2 reads 4.111111111111111e15 as the card; a JSON number masked is no JSON (mysql2 threw and closed the connection).
+    expect(got(['4.111111111111111e15', '{"n": 4.111111111111111e15}', 'card 4111 1111 1111 1111'])).toEqual([null, null, 'card **** **** **** 1111']);
+    expect(got(['4111111111111111', '{"n": 4111111111111111, "s": "x"}', 'ok'])).toEqual([null, null, 'ok']);
+    // A card in a JSON string is masked in place, and the JSON stays JSON.
+    expect(got(['1.5', '{"s": "4111 1111 1111 1111"}', 'ok'])).toEqual(['1.5', '{"s": "**** **** **** 1111"}', 'ok']);
+  });
+});

@@ -22,6 +22,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { MaskingRules } from '../../policy/masking/rules.js';
+import { parsesAsJson, readableView } from '../../policy/masking/values.js';
 import type { MaskStrategy } from '../../policy/masking/strategies.js';
 import type { OutputRead, StatementFacts } from '../../policy/sql/analyze/facts.js';
 import type { ServerPacket } from './conversation.js';
@@ -34,6 +35,7 @@ import {
   columnDefinition,
   ColumnType,
   errPacket,
+  NUMERIC_COLUMN_TYPES,
   parseColumnDefinition,
   parseErr,
   parseTextRow,
@@ -324,9 +326,15 @@ export class MysqlResultMasker {
     if (this.#rules.detectors.length === 0) return undefined;
     // Bytes that are not UTF-8 (a BLOB, `concat(0xff, card)`) are read as latin1: a match in them withholds the value.
     if (!isUtf8(v)) return this.#rules.maskText(v.toString('latin1')).changed ? null : undefined;
-    const m = this.#rules.maskText(v.toString('utf8'));
+    const text = v.toString('utf8');
+    // Read as its client reads it: a float in exponent form as its digits (a DOUBLE of 16 digits is sent as 4.111111111111111e15), JSON's escapes decoded.
+    const read = /[\\&eE]/.test(text) ? readableView(text) : text;
+    const m = this.#rules.maskText(read);
     if (!m.changed) return undefined;
-    return m.nullify ? null : Buffer.from(m.text, 'utf8');
+    // A replacement is a value of the column's type, else the value is withheld: a number, a match only the reading shows, JSON masked into no JSON.
+    const type = plan?.def.type;
+    if (m.nullify || read !== text || (type !== undefined && NUMERIC_COLUMN_TYPES.has(type)) || (type === ColumnType.JSON && !parsesAsJson(m.text))) return null;
+    return Buffer.from(m.text, 'utf8');
   }
 
   #textRow(payload: Buffer): Buffer {

@@ -34,6 +34,16 @@ export const TypeOid = {
 
 const textLike = new Set<number>([TypeOid.TEXT, TypeOid.VARCHAR, TypeOid.BPCHAR, TypeOid.NAME, TypeOid.UNKNOWN, TypeOid.JSON, TypeOid.JSONB, TypeOid.XML]);
 
+/** Whether `text` is a JSON text. */
+export function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Scalar types whose text form cannot hold a replacement text: a masked value becomes NULL. */
 const scalarNonText = new Set<number>([16, 17, 18, 20, 21, 23, 26, 28, 29, 650, 700, 701, 774, 790, 829, 869, 1082, 1083, 1114, 1184, 1186, 1266, 1560, 1562, 1700, 2950]);
 
@@ -103,6 +113,9 @@ function asClientReads(text: string, oid: number): string {
     case 790:
       return text.replace(/[^0-9.-]/g, '');
     case TypeOid.JSON:
+    case TypeOid.JSONB:
+      // Its escapes decoded, and a number in exponent form read as the digits a JSON parser makes of it.
+      return readableView(text);
     case TypeOid.XML:
       return decodePrintable(text);
     default:
@@ -170,6 +183,8 @@ export function detectInField(value: Buffer, t: FieldType, rules: MaskingRules):
   if (r.nullify) return null;
   // Found only in how the client reads it (a hex run, a float's digits): the text cannot be rewritten in place.
   if (raw !== undefined && text !== raw && !textLike.has(t.typeOid)) return null;
+  // A replacement is a value of the column's type: a card masked inside a JSON number is no JSON.
+  if (isJson(t.typeOid) && !parsesAsJson(r.text)) return null;
   if (t.format === 1 && !textLike.has(t.typeOid)) return null;
   if (t.format === 0 && scalarNonText.has(t.typeOid)) return null;
   return encodeText(r.text, t);
