@@ -46,6 +46,7 @@ describe('MySQL statements as the policy judges them', () => {
       // MariaDB drops the table there is, rows and all (a rule denying drop refused DROP TABLE and let this run).
       ['CREATE OR REPLACE TABLE t (id int)', ['create', 'drop']],
       ['ALTER TABLE t ADD COLUMN w int', ['alter']],
+      ['ALTER TABLE t DROP COLUMN w', ['alter', 'drop']],
       ['GRANT SELECT ON app.* TO x', ['grant']],
       ['CALL p()', ['call']],
       ['LOCK TABLES t WRITE', ['lock']],
@@ -69,6 +70,14 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one('DELETE FROM t WHERE 1 = 1').missingWhere).toBe(true);
     expect(one('UPDATE t SET v = 1').missingWhere).toBe(true);
     expect(one('DELETE FROM t WHERE id = 1').missingWhere).toBe(false);
+    // REPLACE and ON DUPLICATE KEY UPDATE fed by every row of a table rewrite them all (the fifteenth attack), as PostgreSQL's ON CONFLICT DO UPDATE.
+    expect(one("INSERT INTO t SELECT * FROM t ON DUPLICATE KEY UPDATE s = 'dup'").missingWhere).toBe(true);
+    expect(one("REPLACE INTO t SELECT id, 'rep' FROM t").missingWhere).toBe(true);
+    expect(one("REPLACE INTO t SELECT id, 'rep' FROM t UNION SELECT 1, 'x'").missingWhere).toBe(true);
+    expect(one("REPLACE INTO t SELECT id, 'rep' FROM t WHERE id = 3").missingWhere).toBe(false);
+    expect(one("INSERT INTO t VALUES (1, 'x') ON DUPLICATE KEY UPDATE s = 'x'").missingWhere).toBe(false);
+    expect(one("REPLACE INTO t SELECT 1, 'x'").missingWhere).toBe(false);
+    expect(one('INSERT INTO t SELECT * FROM s').missingWhere).toBe(false);
   });
 
   it('tells read-write transactions and what changes how later text is read', () => {

@@ -140,3 +140,20 @@ describe('conditions that restrict the target stay unflagged', () => {
     expect(one(sql).missingWhere).toBe(false);
   });
 });
+
+describe('an ALTER TABLE that rewrites or discards every row is the write it does (the fifteenth attack)', () => {
+  it.each([
+    ["ALTER TABLE orders ALTER COLUMN status TYPE text USING 'gone'", ['alter', 'update'], true],
+    ['ALTER TABLE orders ALTER COLUMN status TYPE int USING 0', ['alter', 'update'], true],
+    ['ALTER TABLE orders ALTER COLUMN total SET DATA TYPE numeric USING total * 0', ['alter', 'update'], true],
+    ['ALTER TABLE orders ALTER COLUMN d SET EXPRESSION AS (a + 1)', ['alter', 'update'], true],
+    ['ALTER TABLE orders DROP COLUMN customer_id', ['alter', 'drop'], false],
+    ['ALTER TABLE orders ALTER COLUMN status TYPE text', ['alter'], false],
+    ['ALTER TABLE orders ALTER COLUMN status TYPE text USING status', ['alter'], false],
+    ['ALTER TABLE orders ADD COLUMN note text', ['alter'], false],
+  ] as const)('%s', (sql, kinds, missingWhere) => {
+    const f = one(sql);
+    expect(f.kinds).toEqual(kinds);
+    expect(f.missingWhere).toBe(missingWhere);
+  });
+});

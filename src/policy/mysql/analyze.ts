@@ -188,6 +188,8 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
     text,
   };
   if (kind === 'Update' || kind === 'Delete') facts.missingWhere = !restricts(body.selection);
+  // REPLACE and ON DUPLICATE KEY UPDATE fed by a query over a table rewrite the rows it reads: all of them, unless it restricts them.
+  if (kind === 'Insert' && (facts.kinds.includes('update') || facts.kinds.includes('delete'))) facts.missingWhere = sourceReachesAll(body.source as Node | undefined);
   if (kind === 'Query') {
     const reads = outputReads(body, database);
     if (reads) facts.outputReads = reads.all;
@@ -284,12 +286,24 @@ function kindsOf(kind: string, body: Node): StatementKind[] {
     // MariaDB's CREATE OR REPLACE TABLE drops the table there is, rows and all, then makes the new one.
     case 'CreateTable':
       return body.or_replace === true ? ['create', 'drop'] : ['create'];
+    // A column (or partition) dropped discards every row's value there, as a drop does.
+    case 'AlterTable':
+      return /"(DropColumn|DropPartitions|TruncatePartitions)"/.test(JSON.stringify(body.operations ?? [])) ? ['alter', 'drop'] : ['alter'];
     default: {
       const k = KINDS[kind];
       if (!k) throw new Unread(`a statement hoop does not read (${kind})`);
       return [k];
     }
   }
+}
+
+/** Whether an INSERT's source may give it every row of a table: a SELECT from one with no restricting WHERE, or a query of any other shape but VALUES. */
+function sourceReachesAll(source: Node | undefined): boolean {
+  const body = source?.body as Node | undefined;
+  if (body === undefined || body.Values !== undefined) return false;
+  const select = body.Select as Node | undefined;
+  if (select === undefined) return true;
+  return ((select.from as unknown[] | undefined)?.length ?? 0) > 0 && !restricts(select.selection);
 }
 
 /** The writes anywhere in a tree (a WITH's DML, an INSERT's source). */

@@ -79,6 +79,25 @@ function kindOfUtility(type: NodeTag): StatementKind {
 }
 
 /**
+ * What an ALTER TABLE does to the rows it holds, as kinds: a column retyped `USING` an expression other than itself, or
+ * a generated column's expression set, writes every row (`update`, reaching every row: `missingWhere`); a column
+ * dropped discards every row's value (`drop`). A rule on writes then meets it as it meets an UPDATE with no WHERE.
+ */
+function alterEffects(stmt: AlterTableStmt, acc: Acc, ctx: Ctx): void {
+  for (const item of list(stmt.cmds)) {
+    const cmd = nodeAs(item, 'AlterTableCmd');
+    const using = cmd?.subtype === 'AT_AlterColumnType' ? nodeAs(cmd.def, 'ColumnDef')?.raw_default : undefined;
+    const rewrites =
+      (using !== undefined && !(columnRefs(using).length === 1 && columnRefs(using)[0] === cmd!.name && nodeAs(using, 'ColumnRef') !== undefined)) || cmd?.subtype === 'AT_SetExpression';
+    if (rewrites) {
+      acc.kind('update', ctx);
+      if (ctx.runs) acc.missingWhere = true;
+    }
+    if (cmd?.subtype === 'AT_DropColumn') acc.kind('drop', ctx);
+  }
+}
+
+/**
  * What an ALTER TABLE does to stored values that masking cannot follow: a column retyped from
  * another column's values (`USING`), a table made a child of another (`INHERIT`, `ATTACH
  * PARTITION`: read through the parent, under the parent's name), a generated column's expression
@@ -171,6 +190,7 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
     }
     case 'AlterTableStmt':
       acc.kind(kindOfUtility(node[0]), ctx);
+      alterEffects(node[1], acc, ctx);
       acc.code ??= untracedAlter(node[1]);
       return walkFields(node[0], node[1], acc, ctx);
     case 'AlterDomainStmt':
