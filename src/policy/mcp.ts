@@ -73,8 +73,11 @@ interface CompiledRule {
   rule: McpRule;
   kinds: ReadonlySet<McpAsk['kind']>;
   names?: { tool?: string[]; resource?: string[]; prompt?: string[] };
-  /** Each argument matcher; `anywhere`: a refusing rule's path glob, matched against every path the call holds too ({@link pathsHeld}). */
-  arguments?: Array<{ path: string[]; match: (value: unknown) => boolean; anywhere: boolean }>;
+  /**
+   * Each argument matcher; `anywhere`: a refusing rule's path glob, matched against every path the call holds too
+   * ({@link pathsHeld}); `above`: whether a value names a directory above what such a glob protects ({@link aboveProtected}).
+   */
+  arguments?: Array<{ path: string[]; match: (value: unknown) => boolean; anywhere: boolean; above?: (value: unknown) => boolean }>;
 }
 
 /** The `mcp` policy of one session (identity, connection, access mode), as the MCP engine asks it. */
@@ -84,6 +87,8 @@ export class McpJudge {
   readonly #readOnly: boolean;
   readonly #serverRequests: ReadonlySet<string>;
   readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
+  /** The tools the session's server listed as read-only (`readOnlyHint`): they rename and remove nothing. */
+  readonly #readOnlyTools = new Set<string>();
 
   constructor(mcp: McpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
     this.#rules = mcp.rules.filter((r) => ruleApplies(r.match, who, connection)).map(compile);
@@ -96,7 +101,9 @@ export class McpJudge {
   /** The decision on a tool call, a resource read or a prompt: the most restrictive matching rule, else the default. */
   decide(ask: McpAsk): McpVerdict {
     const what = ask.kind === 'resource' ? `resource ${ask.uri}` : `${ask.kind} "${ask.name}"`;
-    const verdicts = this.#rules.filter((c) => matches(c, ask)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
+    // A tool the server did not list as read-only may rename or remove what it names: a directory above a protected path carries it.
+    const moves = ask.kind === 'tool' && !this.#readOnlyTools.has(ask.name);
+    const verdicts = this.#rules.filter((c) => matches(c, ask, moves)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
     const verdict = mostRestrictive(verdicts) ?? this.#byDefault(`no mcp rule matches ${what}`);
     if (this.#readOnly && ask.kind === 'tool' && verdict.rule === undefined && verdict.action === 'allow') {
       return {
@@ -118,6 +125,16 @@ export class McpJudge {
     if (naming.some((c) => c.rule.action === 'deny' && !c.arguments)) return false;
     const refusedByDefault = this.#default === 'deny' || (this.#readOnly && kind === 'tool');
     return !refusedByDefault || naming.some((c) => c.rule.action !== 'deny');
+  }
+
+  /** The tools of a `tools/list` answer the server gave this session: those it declares read-only (`annotations.readOnlyHint`) are known to move nothing. */
+  listed(tools: readonly unknown[]): void {
+    for (const tool of tools) {
+      const t = tool as { name?: unknown; annotations?: { readOnlyHint?: unknown } } | null;
+      if (typeof t?.name !== 'string') continue;
+      if (t.annotations?.readOnlyHint === true) this.#readOnlyTools.add(t.name);
+      else this.#readOnlyTools.delete(t.name);
+    }
   }
 
   /** Whether the server may send the agent a request of `method` (sampling, elicitation, roots), as `serverRequests` says. */
@@ -159,6 +176,7 @@ function compile(rule: McpRule): CompiledRule {
             path: name.split('.'),
             match: valueMatcher(match, asPath, rule.action === 'allow'),
             anywhere: !asPath && 'globs' in match && match.globs.some((g) => g.includes('/')),
+            ...(!asPath && 'globs' in match ? { above: aboveMatcher(match.globs) } : {}),
           })),
         }
       : {}),
@@ -172,8 +190,11 @@ function namesIt(c: CompiledRule, kind: McpAsk['kind'], name: string): boolean {
   return globs === undefined || globs.some((g) => globMatches(g, name));
 }
 
-/** Whether rule `c` matches `ask`: its kind, its name (a resource's URI in each of its spellings), every argument it names. */
-function matches(c: CompiledRule, ask: McpAsk): boolean {
+/**
+ * Whether rule `c` matches `ask`: its kind, its name (a resource's URI in each of its spellings), every argument it
+ * names; `moves`: the tool may rename or remove what it names, so a refusing rule's path glob meets a directory above too.
+ */
+function matches(c: CompiledRule, ask: McpAsk, moves = false): boolean {
   if (ask.kind === 'resource') {
     // A deny or review rule matches a URI any way the server may read it; an allow rule only when it matches every way.
     const spellings = uriSpellings(nfc(ask.uri));
@@ -184,14 +205,43 @@ function matches(c: CompiledRule, ask: McpAsk): boolean {
   }
   if (!namesIt(c, ask.kind, ask.name)) return false;
   if (!c.arguments) return true;
-  return c.arguments.every(({ path, match, anywhere }) => {
+  return c.arguments.every(({ path, match, anywhere, above }) => {
+    const meets = (v: unknown): boolean => match(v) || (moves && above !== undefined && above(v));
     const value = valueAt(ask.arguments, path);
-    if (value !== undefined && match(value)) return true;
+    if (value !== undefined && meets(value)) return true;
     if (!anywhere) return false;
     // A refusing rule's path glob meets every path the call holds, whatever the argument's name or depth (`paths`, `source`, `destination`).
     const held = pathsHeld(ask.arguments);
-    return held === undefined || held.some((p) => match(p));
+    return held === undefined || held.some(meets);
   });
+}
+
+/** A refusing rule's matcher of values that name a directory above what its path globs protect (each spelling, case-folded too). */
+function aboveMatcher(globs: readonly string[]): (value: unknown) => boolean {
+  const paths = globs.map(nfc).filter((g) => g.includes('/'));
+  return (value) => {
+    if (typeof value !== 'string' && !Array.isArray(value)) return false;
+    const texts = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string').map(nfc);
+    return texts.some((t) => pathSpellings(t).some((s) => paths.some((g) => aboveProtected(g, s) || aboveProtected(caseFolded(g), caseFolded(s)))));
+  };
+}
+
+/**
+ * Whether path `text` names the directory a refusing glob's fixed part ends in, or one above it (`/srv/shared` or
+ * `/srv/shared/secret` of `/srv/shared/secret/**`): a tool that renames or moves it carries what the glob protects
+ * to names the glob does not meet (`move_file team team-archive`, then a read of `team-archive/secret/key`). A relative
+ * path is read as the server reads it, under a directory of its own: above when the fixed part holds it as whole segments.
+ * A glob with no fixed directory (one that starts with `**`) meets the file wherever it moves.
+ */
+function aboveProtected(glob: string, text: string): boolean {
+  const segments = glob.split('/');
+  const wild = segments.findIndex((part) => /[*?[{]/.test(part));
+  const fixed = (wild < 0 ? segments.slice(0, -1) : segments.slice(0, wild)).join('/');
+  if (!fixed.startsWith('/') || text.length > MAX_GLOB_TEXT) return false;
+  const t = resolved(text).replace(/(.)\/+$/, '$1');
+  if (t.startsWith('/')) return t === '/' || fixed === t || fixed.startsWith(`${t}/`);
+  const relative = posix.normalize(t.startsWith('~/') ? t.slice(2) : t).replace(/^(\.\.\/)+/, '');
+  return relative === '.' || relative === '..' || `${fixed}/`.includes(`/${relative}/`);
 }
 
 /** The most strings {@link pathsHeld} reads, and how deep: a call holding more is matched by every refusing path rule. */

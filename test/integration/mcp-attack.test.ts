@@ -7,6 +7,7 @@
  * spelled past a deny rule, a reviewed call whose bytes were not what the reviewer saw, methods
  * named after Object.prototype's, completions of a denied prompt, and an agent that never reads.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
@@ -374,6 +375,20 @@ describe('a relative path past a deny rule', () => {
     expect(JSON.stringify(c.received)).not.toContain('the secret key');
     const notes = await c.request('notes', 'tools/call', { name: 'read_text_file', arguments: { path: join(data, 'notes.txt') } });
     expect(JSON.stringify(notes.result)).toContain('plain notes');
+    c.close();
+  });
+});
+
+describe('a directory above what a deny rule protects', () => {
+  it('is named only by the tools the real server lists as read-only: its listing runs once listed, a move of it never (the fifteenth attack)', async () => {
+    const c = await rawMcp('files');
+    const call = (id: string, name: string, args: Record<string, unknown>) => c.request(id, 'tools/call', { name, arguments: args });
+    // No listing yet: the gateway cannot tell that list_directory renames nothing.
+    expect(errorOf(await call('a1', 'list_directory', { path: data }))?.code).toBe(-32001);
+    await c.request('l1', 'tools/list', {});
+    expect(JSON.stringify((await call('a2', 'list_directory', { path: data })).result)).toContain('notes.txt');
+    expect(errorOf(await call('a3', 'move_file', { source: data, destination: `${data}-moved` }))?.code).toBe(-32001);
+    expect(existsSync(join(data, 'secret', 'key.txt'))).toBe(true);
     c.close();
   });
 });

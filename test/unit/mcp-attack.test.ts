@@ -116,6 +116,9 @@ describe("a deny rule's path globs", () => {
     for (const [name, args] of calls) expect(j.decide(tool(name, args)).action, `${name} ${JSON.stringify(args)}`).toBe('deny');
     // What holds no path is not read as one: a file's content, a search pattern, a path that only shares a prefix.
     expect(j.decide(tool('write_file', { path: '/srv/shared/notes.txt', content: 'see secret/key\n' })).action).toBe('allow');
+    // The directory above the secret one: a tool the server lists as read-only may name it (one that may move it may not: below).
+    expect(j.decide(tool('search_files', { path: '/srv/shared', pattern: 'secret' })).action).toBe('deny');
+    j.listed([{ name: 'search_files', annotations: { readOnlyHint: true } }]);
     expect(j.decide(tool('search_files', { path: '/srv/shared', pattern: 'secret' })).action).toBe('allow');
     expect(j.decide(tool('list_directory', { path: '/srv/shared/secrets-policy' })).action).toBe('allow');
     // A call holding more strings than the judge reads is refused by every refusing path rule.
@@ -178,5 +181,45 @@ describe("a bundle's MCP connection", () => {
       );
     expect(await admitted(own)).toEqual([]);
     expect((await admitted({ GITLAB_URL: 'https://gitlab.evil.example' })).join('\n')).toMatch(/GITLAB_URL: must be a secret reference/);
+  });
+});
+
+describe('a directory above what a deny rule protects (the fifteenth attack)', () => {
+  const tool = (name: string, args: Record<string, unknown>) => ({ kind: 'tool' as const, name, arguments: args });
+  const rules = [{ name: 'no-secrets', match: { tools: ['*'], arguments: { path: { globs: ['/data/team/secret/**', '**/.env'] } } }, action: 'deny' as const }];
+
+  it('is refused to a tool that may rename or remove it (the server did not list it read-only): move_file team → team-archive carried the secret to a name no rule met', () => {
+    const j = judge({ default: 'allow', rules });
+    for (const args of [
+      { source: '/data/team', destination: '/data/team-archive' },
+      { source: '/data/team/secret', destination: '/data/x' },
+      { source: '/data/', destination: '/elsewhere' },
+      { source: 'team', destination: 'team-archive' },
+      { source: '/DATA/Team', destination: '/data/y' },
+      { source: '/data/team/./', destination: '/data/z' },
+    ])
+      expect(j.decide(tool('move_file', args)).action, JSON.stringify(args)).toBe('deny');
+    // Beside it, below it elsewhere, and a glob with no fixed directory (it meets the file wherever it goes): as before.
+    expect(j.decide(tool('move_file', { source: '/data/team/notes.txt', destination: '/data/n.txt' })).action).toBe('allow');
+    expect(j.decide(tool('move_file', { source: '/data/other', destination: '/data/o2' })).action).toBe('allow');
+    expect(j.decide(tool('move_file', { source: '/data/app', destination: '/data/app2' })).action).toBe('allow');
+  });
+
+  it('lets the tools the server lists as read-only name it (a listing of the directory above), and keeps refusing the others', () => {
+    const j = judge({ default: 'allow', rules });
+    j.listed([
+      { name: 'list_directory', annotations: { readOnlyHint: true } },
+      { name: 'directory_tree', annotations: { readOnlyHint: true } },
+      { name: 'move_file', annotations: { readOnlyHint: false, destructiveHint: true } },
+      { name: 'mystery' },
+    ]);
+    expect(j.decide(tool('list_directory', { path: '/data/team' })).action).toBe('allow');
+    expect(j.decide(tool('list_directory', { path: '/data' })).action).toBe('allow');
+    expect(j.decide(tool('list_directory', { path: '/data/team/secret' })).action).toBe('deny');
+    expect(j.decide(tool('move_file', { source: '/data/team', destination: '/data/t2' })).action).toBe('deny');
+    expect(j.decide(tool('mystery', { path: '/data/team' })).action).toBe('deny');
+    // A later listing that no longer says read-only takes it back.
+    j.listed([{ name: 'list_directory' }]);
+    expect(j.decide(tool('list_directory', { path: '/data/team' })).action).toBe('deny');
   });
 });
