@@ -535,6 +535,7 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
   // Remote archives through a program of the line's choosing (paxutils' rtapelib, as tar's `--rsh-command`).
   cpio: (args) => (optionWords(args).some((w) => longIs(w, ['rsh-command'])) ? '`cpio --rsh-command`' : undefined),
   mt: (args) => (optionWords(args).some((w) => longIs(w, ['rsh-command'])) ? '`mt --rsh-command`' : undefined),
+  'mt-gnu': (args) => (optionWords(args).some((w) => longIs(w, ['rsh-command'])) ? '`mt-gnu --rsh-command`' : undefined),
   // dpkg's hooks run shell commands (before its privilege check, as any user).
   dpkg: (args) => (optionWords(args).some((w) => longIs(w, ['pre-invoke', 'post-invoke', 'status-logger'])) ? '`dpkg --pre-invoke`, `--post-invoke` or `--status-logger`' : undefined),
   ...Object.fromEntries(['apt', 'apt-get', 'apt-cache', 'apt-mark', 'apt-config', 'aptitude'].map((apt) => [apt, aptOptions(apt)])),
@@ -654,6 +655,17 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
       ? '`openssl engine`, `-engine`, `-provider` or `-config`, which load a library the line names'
       : undefined,
   'ssh-keygen': (args) => (optionWords(args).some((w) => groupHas(w, 'Dw', 'abCEfFgIjJmMnNOPrsSttVWYzZ')) ? '`ssh-keygen -D` or `-w`, which load a library the line names' : undefined),
+  // groff's -U lets a document run what its `.sy` and `.pso` requests say (the document may be the line's own file, or its input).
+  ...Object.fromEntries(
+    ['groff', 'nroff', 'troff', 'grog'].map((g) => [g, (args: readonly string[]) => (args.some((a) => /^-[^-]*U/.test(a)) ? `\`${g} -U\`, which runs what the document says` : undefined)]),
+  ),
+  // binutils load a plugin the line names.
+  ...Object.fromEntries(
+    ['nm', 'ar', 'ranlib', 'ld', 'ld.bfd', 'ld.gold', 'objdump'].map((b) => [
+      b,
+      (args: readonly string[]) => (args.some((a) => /^--?plugin/.test(a)) ? `\`${b} --plugin\`, which loads the library it names` : undefined),
+    ]),
+  ),
   cmake: (args) => (args.some((a, i) => a === '-E' && ['env', 'time', 'chdir'].includes(args[i + 1] ?? '')) ? '`cmake -E env`, `time` or `chdir`, which run a command' : undefined),
   ...Object.fromEntries(['gcc', 'g++', 'cc', 'c++', 'cpp', 'clang', 'clang++', 'gcc-12', 'g++-12', 'cpp-12', 'x86_64-linux-gnu-gcc-12'].map((cc) => [cc, compiler(cc)])),
 };

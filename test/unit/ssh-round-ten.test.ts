@@ -127,6 +127,11 @@ const CASES: Case[] = [
   [['fghack **'], 'fghack rm -rf /tmp/victim'],
   [['cmake **'], 'cmake -E env rm -rf /tmp/victim'],
   [['cmake **'], 'cmake -E chdir . touch /tmp/x-26'],
+  [['groff **'], 'groff -U -Tutf8 doc.ms'],
+  [['nroff **'], 'nroff -U -man doc.1'],
+  [['nm **'], 'nm --plugin ./ev.so a.o'],
+  [['ld **'], 'ld -plugin ./ev.so a.o'],
+  [['mt-gnu **'], 'mt-gnu --rsh-command=./ev -f h:/dev/st0 status'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
