@@ -75,6 +75,14 @@ describe('redacting secrets from SQL', () => {
       expect(r.text, sql).not.toMatch(/4111|1111 1111/);
     }
     expect(redactSql("select 'a' /* x */ 'b'", 'mysql', { key: KEY, detectors: ['payment-card'] }).redacted).toBe(false);
+    // A card MariaDB reads from a wide character set's hex or from a bit literal (the fifteenth attack).
+    const card = '4111111111111111';
+    for (const sql of [
+      `update t set s = _utf16 0x${Buffer.from(card, 'utf16le').swap16().toString('hex')}`,
+      `update t set s = _utf32 0x${[...card].map((c) => `000000${c.charCodeAt(0).toString(16)}`).join('')}`,
+      `update t set s = b'${[...Buffer.from(card)].map((b) => b.toString(2).padStart(8, '0')).join('')}'`,
+    ])
+      expect(redactSql(sql, 'mysql', { key: KEY, detectors: ['payment-card'] }).redacted, sql).toBe(true);
   });
 
   it("takes out a function's key or password argument, and the value of a secret setting set by set_config, in either dialect", () => {

@@ -587,7 +587,7 @@ function readingsOf(sql: string, dialect: SqlDialect, mode: MysqlLexing | undefi
 }
 
 /** A text that may hold a literal written otherwise than its value: an escape, literals joined (across blanks or comments), a hex string. */
-const ENCODED = /\\|'\s+'|"\s+"|['"]\s*(?:\/\*|--|#)|'\s*[\r\n]|\b0x[0-9a-f]{12}|\bx'[0-9a-f]{12}|\d_\d|\b0[ob][0-7]/i;
+const ENCODED = /\\|'\s+'|"\s+"|['"]\s*(?:\/\*|--|#)|'\s*[\r\n]|\b0x[0-9a-f]{12}|\bx'[0-9a-f]{12}|\bb'[01]{48}|\d_\d|\b0[ob][0-7]/i;
 
 /** The literals of `sql` as the server reads them, where that differs from their text: a string's content (escapes decoded, joined parts one), MySQL's hex strings. */
 function encodedLiterals(sql: string, dialect: SqlDialect, mode?: MysqlLexing): Array<{ start: number; end: number; value: string }> {
@@ -617,9 +617,11 @@ function encodedLiterals(sql: string, dialect: SqlDialect, mode?: MysqlLexing): 
     out.push({ start: m.index, end: m.index + m[0].length, value: BigInt(m[1] ? `0o${digits}` : m[2] ? `0b${digits}` : digits).toString() });
   }
   if (dialect === 'mysql')
-    for (const m of sql.matchAll(/\b0x([0-9a-f]{12,})|\bx'([0-9a-f]{12,})'/gi)) {
-      const hex = m[1] ?? m[2]!;
-      out.push({ start: m.index, end: m.index + m[0].length, value: Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('latin1') });
+    for (const m of sql.matchAll(/\b0x([0-9a-f]{12,})|\bx'([0-9a-f]{12,})'|\bb'([01]{48,})'/gi)) {
+      const hex = m[3] !== undefined ? BigInt(`0b${m[3]}`).toString(16) : (m[1] ?? m[2]!);
+      const bytes = Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('latin1');
+      // Read in a wide character set too (`_utf16 0x0034…`, `_utf32`, `_ucs2`): its ASCII is its bytes with the zeros between.
+      out.push({ start: m.index, end: m.index + m[0].length, value: bytes.includes('\0') ? `${bytes}\n${bytes.replaceAll('\0', '')}` : bytes });
     }
   return out;
 }
