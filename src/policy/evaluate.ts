@@ -9,6 +9,7 @@ import { accessFor, type AccessGrant } from './access.js';
 import { alertSubjectKey, alertWeightFor } from './alert-match.js';
 import { judgeOptionsOf, StatementJudge, type Decision } from './decide.js';
 import { loadSqlParser } from './sql/analyze.js';
+import { analyzeMysql, loadMysqlParser } from './mysql/analyze.js';
 import { mcpJudgeFor } from './mcp.js';
 import { sshJudgeFor } from './ssh.js';
 import type { Action, Policy, PolicyTest, Who } from './schema.js';
@@ -43,7 +44,10 @@ export async function evaluateStatement(policy: Policy, who: Who | undefined, co
     }
   }
   const judge = new StatementJudge(policy, who ?? { subject: '', groups: [] }, connection, access?.mode ?? 'read-write', access ? judgeOptionsOf(access) : {});
-  return { ...(access ? { access } : {}), admitted: true, decision: judge.judge(sql) };
+  // A MySQL connection's statement is read as the gateway reads it there: by MariaDB's grammar (under its default sql_mode).
+  const mysql = policy.connections.find((c) => c.name === connection)?.type === 'mysql';
+  if (mysql) await loadMysqlParser();
+  return { ...(access ? { access } : {}), admitted: true, decision: judge.judge(sql, mysql ? analyzeMysql(sql) : undefined) };
 }
 
 /** How one result column came back in a masking case: masked or not, and by which strategy when one whole-value strategy tells. */

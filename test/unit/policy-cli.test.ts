@@ -177,6 +177,14 @@ describe('hoop policy', () => {
     expect(noIdentity.out).toContain('not checked (no --as)');
   });
 
+  it("check reads a MySQL connection's statement by MariaDB's grammar, as the gateway does (the fifteenth attack: a backquoted name was unparseable)", async () => {
+    const dir = tree({ 'hoop.yaml': POLICY.replace('access:', '  - { name: shop, type: mysql, host: db.internal, database: shop, user: app, password: "${env:SHOP_PASSWORD}" }\naccess:') });
+    const quoted = await run(['policy', 'check', '--dir', dir, '--connection', 'shop', 'select `a` from t']);
+    expect(quoted.out).toMatch(/^decision {2}allow$/m);
+    const replace = await run(['policy', 'check', '--dir', dir, '--connection', 'shop', 'REPLACE INTO t SELECT id, 0 FROM t']);
+    expect(replace.out).toMatch(/^rule {6}no-unbounded-writes$/m);
+  });
+
   it("check and test apply the access's server timeouts as the gateway does (session-limit)", async () => {
     const dir = tree({
       'hoop.yaml': POLICY.replace('  - { name: analysts, groups: [analysts], connections: [prod] }', '  - { name: analysts, groups: [analysts], connections: [prod], statementTimeout: 30s }'),
