@@ -1,8 +1,7 @@
 /** PEM files a configuration names: certificates and private keys, read and checked at load. */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { HoopError } from '../errors.js';
-import { readErrorMessage } from './yaml.js';
+import { unreadable } from './yaml.js';
 
 /** What {@link readPem} expects the file to hold. */
 export type PemKind = 'certificate' | 'key';
@@ -17,7 +16,7 @@ export async function readPem(abs: string, kind: PemKind, read: (file: string) =
   try {
     data = await read(abs);
   } catch (err) {
-    return { problem: err instanceof HoopError ? `${err.message} (${err.hint ?? ''})` : `cannot read ${abs}: ${readErrorMessage(err)}` };
+    return { problem: unreadable(abs, err) };
   }
   try {
     if (kind === 'certificate') new X509Certificate(data);

@@ -9,6 +9,7 @@
  */
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
+import { HoopError } from '../errors.js';
 import { nearestName } from '../suggest.js';
 
 export const nonEmpty = (what: string) =>
@@ -345,6 +346,11 @@ export function zodProblems(error: z.ZodError, raw: unknown, schema: z.ZodType):
 
 export function asRecord(v: unknown): Record<string, unknown> | undefined {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/** Why `file` could not be read (`cannot read x: no such file`), or why it may not be trusted (a HoopError's message and hint). */
+export function unreadable(file: string, err: unknown): string {
+  return err instanceof HoopError ? `${err.message} (${err.hint ?? ''})` : `cannot read ${file}: ${readErrorMessage(err)}`;
 }
 
 export function readErrorMessage(err: unknown): string {

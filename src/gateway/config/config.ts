@@ -117,7 +117,7 @@ import { connectionSecrets, disabledTlsProblems, normaliseConnection, type Conne
 import { readPem, type PemKind } from '../../config/pem.js';
 import { parseSecretPattern, parseSecretRef, unresolvedSecret, type SecretRef } from '../../config/secrets.js';
 import { readTrustedFile } from '../../config/trusted-paths.js';
-import { type Locator, asRecord, locatedProblems, parseWithSchema, readErrorMessage, readYaml, syntaxProblems, zodProblems, type Path, type Problem } from '../../config/yaml.js';
+import { type Locator, asRecord, locatedProblems, parseWithSchema, readErrorMessage, readYaml, syntaxProblems, unreadable, zodProblems, type Path, type Problem } from '../../config/yaml.js';
 import { HoopError, ErrorCode } from '../../errors.js';
 import { isLoopbackHost } from '../../loopback.js';
 import type { AuditConfig } from '../audit/audit.js';
@@ -504,10 +504,7 @@ function checkPolicy(root: Record<string, unknown> | undefined, checks: PendingC
     checks.pending.push(
       readTrustedFile(signers).then(
         () => undefined,
-        (err: unknown) => {
-          const message = err instanceof HoopError ? `${err.message} (${err.hint ?? ''})` : `cannot read ${signers}: ${readErrorMessage(err)}`;
-          checks.problems.push({ path: ['policy', 'allowedSigners'], message });
-        },
+        (err: unknown) => void checks.problems.push({ path: ['policy', 'allowedSigners'], message: unreadable(signers, err) }),
       ),
     );
   }
