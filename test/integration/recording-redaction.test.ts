@@ -97,6 +97,14 @@ describe('secrets in requests', () => {
     );
   }, 60_000);
 
+  it("stay out of the server's error that repeats them: a cast error quoting the password is recorded redacted (the fifteenth attack)", async () => {
+    const r = await psql(connected.info, ['-c', "select 1 from pg_authid where rolpassword = 'pw-echo-TTTT'::int::text"]);
+    expect(r.stderr).toContain('invalid input syntax for type integer: "pw-echo-TTTT"'); // the client gets what the server said
+    const { events } = await sessionWith(/pw_authid|pg_authid where rolpassword/);
+    expect(events).toMatch(/"t":"error".*invalid input syntax for type integer: \\"\[redacted:[0-9a-f]{8}\]\\"/);
+    expect(events).not.toContain('pw-echo-TTTT');
+  }, 60_000);
+
   it('are shown to a reviewer as they are recorded: redacted, whole otherwise; approved, the statement runs as typed', async () => {
     const held = spawnPsql(connected.info, ['-c', "alter role r1 password 'rotated-secret'"]);
     let out = '';

@@ -102,3 +102,20 @@ describe('the recording stage', () => {
     ]);
   });
 });
+
+describe("the server's echo of a redacted secret", () => {
+  it('is recorded redacted, as the statement is: a cast error that repeats the password (the fifteenth attack); other errors as they came', () => {
+    const { events, rec } = recorder();
+    const send = (raw: Buffer): void => rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
+    const error = (text: string): Buffer => msg('E', 'SERROR', 'VERROR', 'C22P02', `M${text}`, Buffer.from([0]));
+    send(msg('Q', "select 1 from users where password = 'pw-cast-TTTT'::int::text"));
+    rec.backend(Buffer.concat([error('invalid input syntax for type integer: "pw-cast-TTTT"'), msg('Z', 'I')]));
+    send(msg('Q', 'select x::int from t'));
+    rec.backend(Buffer.concat([error('invalid input syntax for type integer: "pw-cast-TTTT"'), msg('Z', 'I')]));
+    const errors = events().filter((e) => e.t === 'error');
+    expect(JSON.stringify(events().filter((e) => e.t === 'query'))).not.toContain('pw-cast');
+    expect(errors[0]).toMatchObject({ code: '22P02', message: expect.stringMatching(/^invalid input syntax for type integer: "\[redacted\]"$/) });
+    // A statement that redacted nothing leaves the server's words as they are.
+    expect(errors[1]).toMatchObject({ message: 'invalid input syntax for type integer: "pw-cast-TTTT"' });
+  });
+});

@@ -26,7 +26,7 @@ import { parseRowDescription } from '../../wire/rows.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { Refusal, Stage } from '../stages.js';
-import { type RedactOptions, redactSql } from '../../../policy/sql/redact.js';
+import { type RedactOptions, redactEcho, redactSql } from '../../../policy/sql/redact.js';
 import { BindSecrets } from './bind-secrets.js';
 
 const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, ERROR, NOTICE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH, COPY_DATA } = Backend;
@@ -72,6 +72,31 @@ function withSql(raw: Buffer, name: string | undefined, sql: string, text: strin
   return Buffer.concat([head, body]);
 }
 
+/**
+ * The ErrorResponse or NoticeResponse at `start` of `bytes`, answering a statement whose record redacted secrets, with
+ * each field's echo of them redacted as the statement is (`invalid input syntax for type integer: "pw-…"`); undefined
+ * when no field echoes one.
+ */
+function echoRedacted(bytes: Buffer, start: number, end: number, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> }, key: RedactOptions['key']): Buffer | undefined {
+  const parts: Buffer[] = [];
+  let changed = false;
+  for (let i = start + 5; i < end && bytes[i] !== 0; ) {
+    const z = bytes.indexOf(0, i + 1);
+    if (z < 0 || z >= end) return undefined;
+    const text = bytes.toString('utf8', i + 1, z);
+    const shown = redactEcho(text, answering.sql, answering.spans, key);
+    changed ||= shown !== text;
+    parts.push(bytes.subarray(i, i + 1), Buffer.from(shown), Buffer.alloc(1));
+    i = z + 1;
+  }
+  if (!changed) return undefined;
+  const head = Buffer.alloc(5);
+  head[0] = bytes[start]!;
+  const body = Buffer.concat([...parts, Buffer.alloc(1)]);
+  head.writeUInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
 /** The stage on the data path: see the module documentation. */
 export class PostgresRecordingStage implements Stage {
   readonly #stream: RecordSink;
@@ -85,6 +110,8 @@ export class PostgresRecordingStage implements Stage {
   readonly #passed: PassedRows;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
   #status: number = TransactionStatus.IDLE;
+  /** The last statement whose record redacted secrets, and where: what the server's errors echo of it is redacted too. */
+  #answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
 
   constructor(o: PostgresRecordingStageOptions) {
     this.#stream = o.stream;
@@ -121,7 +148,8 @@ export class PostgresRecordingStage implements Stage {
           this.#record(CLIENT_LONG, at, long, 0, long.length);
         } else {
           // Secrets in it (a password, what the detectors find) are written down as their keyed hashes, never as typed.
-          const { text, redacted } = redactSql(m.sql, 'postgres', this.#redact ?? {});
+          const { text, redacted, spans } = redactSql(m.sql, 'postgres', this.#redact ?? {});
+          this.#answering = redacted && spans ? { sql: m.sql, spans } : undefined;
           this.#report?.sql(text);
           const raw = redacted ? withSql(m.msg.raw, m.kind === 'parse' ? m.name : undefined, m.sql, text) : m.msg.raw;
           this.#record(CLIENT, at, raw, 0, raw.length);
@@ -174,8 +202,11 @@ export class PostgresRecordingStage implements Stage {
     while (i + 5 <= bytes.length) {
       const type = bytes[i]!;
       const end = i + 1 + bytes.readUInt32BE(i + 1);
-      if (this.#copies(type, bytes, i, end)) this.#record(SERVER, at, bytes, i, end);
-      else if (type === DATA_ROW) this.#passed.add(at);
+      const echo = (type === ERROR || type === NOTICE) && this.#answering ? echoRedacted(bytes, i, end, this.#answering, this.#redact?.key) : undefined;
+      if (this.#copies(type, bytes, i, end)) {
+        if (echo) this.#record(SERVER, at, echo, 0, echo.length);
+        else this.#record(SERVER, at, bytes, i, end);
+      } else if (type === DATA_ROW) this.#passed.add(at);
       i = end;
     }
     return bytes;
