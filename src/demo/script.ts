@@ -10,6 +10,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { RoundTrip } from '../postgres/wire/client.js';
+import { describeError } from '../errors.js';
 import type { SqlSession } from './session.js';
 
 /** The CLI's launcher, as the agent in its sandbox runs it. */
@@ -163,14 +164,18 @@ function indented(lines: string[]): string[] {
 export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
   const { recording, runAgent, review, runSsh, agentWrite, personRun, alerts, reviewedAgent } = checks;
   const outcomes: Outcome[] = [];
-  for (const step of STEPS) outcomes.push(await playStep(session, step, review));
-  if (alerts) outcomes.push(await playRefusalBurst(session, alerts));
+  // A step that cannot be played at all (a command that failed, a table a broken policy let the agent drop) is a FAIL of its own, never an unexpected error.
+  const play = async (what: string, outcome: () => Promise<Outcome>): Promise<void> => {
+    outcomes.push(await outcome().catch((err: unknown) => ({ lines: [], problem: `${what} could not be played: ${describeError(err)}`, shows: what })));
+  };
+  for (const step of STEPS) await play(step.sql, () => playStep(session, step, review));
+  if (alerts) await play('the refusal burst', () => playRefusalBurst(session, alerts));
   session.close();
-  if (recording) outcomes.push(await checkRecording(recording));
-  if (runAgent) outcomes.push(await playWrappedAgent(runAgent));
-  if (agentWrite && personRun && review) outcomes.push(await playAgentWrite(agentWrite, personRun, review));
-  if (runSsh) outcomes.push(await playSshRun(runSsh));
-  if (reviewedAgent) outcomes.push(await playReviewedAgent(reviewedAgent));
+  if (recording) await play('the recording check', () => checkRecording(recording));
+  if (runAgent) await play('the wrapped agent', () => playWrappedAgent(runAgent));
+  if (agentWrite && personRun && review) await play("the agent's write", () => playAgentWrite(agentWrite, personRun, review));
+  if (runSsh) await play('the SSH run', () => playSshRun(runSsh));
+  if (reviewedAgent) await play('the reviewed agent', () => playReviewedAgent(reviewedAgent));
   const passed = outcomes.filter((o) => o.problem === undefined).length;
   const transcript = outcomes.flatMap((o) => [...o.lines, o.problem === undefined ? `   ok   ${o.shows}` : `   FAIL ${o.problem}`, '']);
   transcript.push(`${passed} of ${outcomes.length} expected outcomes happened.`);

@@ -206,7 +206,7 @@ function matches(c: CompiledRule, ask: McpAsk, moves = false): boolean {
   if (!namesIt(c, ask.kind, ask.name)) return false;
   if (!c.arguments) return true;
   return c.arguments.every(({ path, match, anywhere, above }) => {
-    const meets = (v: unknown): boolean => match(v) || (moves && above !== undefined && above(v));
+    const meets = (v: unknown): boolean => match(v) || (moves && above?.(v) === true);
     const value = valueAt(ask.arguments, path);
     if (value !== undefined && meets(value)) return true;
     if (!anywhere) return false;

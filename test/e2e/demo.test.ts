@@ -139,7 +139,7 @@ describe('hoop demo', () => {
     const git = (args: string[]) => runProcess('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.invalid', ...args]);
     expect((await git(['commit', '-qam', 'allow drop'])).code).toBe(0);
     const broken = await demoOnce(['--dir', dir, '--script', ...ports]);
-    expect(broken.code).toBe(1);
+    expect(broken.code, broken.stderr).toBe(1);
     expect(broken.stdout).toMatch(/agent> drop table orders\n {8}DROP TABLE\n {3}FAIL it ran \(DROP TABLE\); it should have been refused/);
     expect(broken.stdout).not.toContain(`${DEMO_STEPS} of ${DEMO_STEPS}`);
     expect(broken.stderr).toContain('did not go as the demo policy says');
