@@ -47,12 +47,26 @@ const column = (name: string, orgTable = '', orgName = ''): ColumnDefinition => 
   decimals: 0,
 });
 
+/** Sends the column count and the column definitions `defs` of a result through `m`. */
+function sendColumns(m: MysqlResultMasker, defs: ColumnDefinition[]): void {
+  m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
+  for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+}
+
+/** A masker with the card detector on `table`, once it has read `sql` and the columns `defs` of its result. */
+function cardResult(table: string, sql: string, defs: ColumnDefinition[]): MysqlResultMasker {
+  const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
+  const m = new MysqlResultMasker(rules, new Set([table]), new Set());
+  m.statement(facts(sql));
+  sendColumns(m, defs);
+  return m;
+}
+
 /** The values the client gets for one text row `values` of a result with columns `defs`, after the masker read `sql`. */
 function row(sql: string, defs: ColumnDefinition[], values: string[]): Array<string | null> {
   const m = masker();
   m.statement(facts(sql));
-  m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
-  for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+  sendColumns(m, defs);
   const out = m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow(values));
   return parseTextRow(out, defs.length).map((v) => (v === null ? null : v.toString('utf8')));
 }
@@ -90,8 +104,7 @@ describe('MySQL masking of tables the session makes', () => {
     const m = masker();
     const read = (sql: string, defs: ColumnDefinition[], values: string[]) => {
       m.statement(facts(sql));
-      m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
-      for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+      sendColumns(m, defs);
       return parseTextRow(m.server({ kind: 'row', binary: false }, textRow(values)), defs.length).map((v) => v?.toString('utf8'));
     };
     const defs = [column('v1', 'scratch', 'v1'), column('pii_x', 'scratch', 'pii_x'), column('n')];
@@ -188,8 +201,7 @@ describe('MySQL masking by origin, where a name or a spelling could mislead it',
   const read = (sql: string, defs: ColumnDefinition[], values: string[]): Array<string | null> => {
     const m = byOrigin();
     m.statement(facts(sql));
-    m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
-    for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+    sendColumns(m, defs);
     return parseTextRow(m.server({ kind: 'row', binary: false }, textRow(values)), defs.length).map((v) => (v === null ? null : v.toString('utf8')));
   };
 
@@ -219,12 +231,7 @@ describe('MySQL masking by origin, where a name or a spelling could mislead it',
 
 describe('MySQL detectors on bytes that are not UTF-8 (the eighth attack)', () => {
   it('reads them as latin1: a card beside a 0xff byte withholds the value, other bytes pass as they are', () => {
-    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
-    const m = new MysqlResultMasker(rules, new Set(['app.notes']), new Set());
-    m.statement(facts('SELECT concat(0xff, body) AS c FROM notes'));
-    const def = column('c');
-    m.server({ kind: 'column-count', columns: 1 }, Buffer.from([1]));
-    m.server({ kind: 'column', last: true }, columnDefinition(def));
+    const m = cardResult('app.notes', 'SELECT concat(0xff, body) AS c FROM notes', [column('c')]);
     const got = (value: Buffer) => parseTextRow(m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow([value])), 1)[0];
     expect(got(Buffer.concat([Buffer.from([0xff]), Buffer.from('4111 1111 1111 1111')]))).toBeNull();
     expect(got(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]))).toEqual(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]));
@@ -233,16 +240,12 @@ describe('MySQL detectors on bytes that are not UTF-8 (the eighth attack)', () =
 
 describe('MySQL detectors on the numbers of a binary row (the fourteenth attack)', () => {
   it('withholds a number the detectors find as NULL (a card in a BIGINT came back whole through execute), and passes the others', () => {
-    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
-    const m = new MysqlResultMasker(rules, new Set(['app.cards']), new Set());
-    m.statement(facts('SELECT id, pan, score FROM cards WHERE id = ?'));
     const defs: ColumnDefinition[] = [
       { ...column('id', 'cards', 'id'), type: ColumnType.LONG, flags: 0 },
       { ...column('pan', 'cards', 'pan'), type: ColumnType.LONGLONG, flags: 0 },
       { ...column('score', 'cards', 'score'), type: ColumnType.DOUBLE, flags: 0 },
     ];
-    m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
-    for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+    const m = cardResult('app.cards', 'SELECT id, pan, score FROM cards WHERE id = ?', defs);
     const number = (n: bigint | number, size: 4 | 8, double = false): Buffer => {
       const b = Buffer.alloc(size);
       if (double) b.writeDoubleLE(Number(n));
@@ -259,16 +262,12 @@ describe('MySQL detectors on the numbers of a binary row (the fourteenth attack)
 
 describe('MySQL detectors on a text row read as its client reads it (the fifteenth attack)', () => {
   it('withholds a DOUBLE sent in exponent form and JSON masked into no JSON; masks a string as before', () => {
-    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] } as never);
-    const m = new MysqlResultMasker(rules, new Set(['app.cards']), new Set());
-    m.statement(facts('SELECT pan, j, note FROM cards'));
     const defs: ColumnDefinition[] = [
       { ...column('pan', 'cards', 'pan'), type: ColumnType.DOUBLE, flags: 0 },
       { ...column('j', 'cards', 'j'), type: ColumnType.JSON, flags: 0 },
       { ...column('note', 'cards', 'note'), type: ColumnType.VAR_STRING, flags: 0 },
     ];
-    m.server({ kind: 'column-count', columns: defs.length }, Buffer.from([defs.length]));
-    for (const [i, d] of defs.entries()) m.server({ kind: 'column', last: i === defs.length - 1 }, columnDefinition(d));
+    const m = cardResult('app.cards', 'SELECT pan, j, note FROM cards', defs);
     const got = (values: string[]) => parseTextRow(m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow(values.map((v) => Buffer.from(v)))), 3).map((v) => v?.toString() ?? null);
     // mysql2 reads 4.111111111111111e15 as the card; a JSON number masked is no JSON (mysql2 threw and closed the connection).
     expect(got(['4.111111111111111e15', '{"n": 4.111111111111111e15}', 'card 4111 1111 1111 1111'])).toEqual([null, null, 'card **** **** **** 1111']);
