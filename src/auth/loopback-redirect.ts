@@ -75,7 +75,12 @@ export class RedirectListener {
   #handle(req: IncomingMessage, res: ServerResponse): void {
     // A page on another origin that resolves to 127.0.0.1 (DNS rebinding) sends its own Host.
     if (req.headers.host !== this.#host) return page(res, 400, 'Wrong host', 'This address only answers to the login hoop started.');
-    const url = new URL(req.url ?? '/', `http://${this.#host}`);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://${this.#host}`);
+    } catch {
+      return page(res, 400, 'Bad request', 'The request target is not a URL path.');
+    }
     if (url.pathname !== '/callback') return page(res, 404, 'Not found', 'Nothing here.');
     if (req.method !== 'GET') return page(res, 405, 'Method not allowed', 'The login response must come as a GET request.');
     const waiter = this.#waiter;

@@ -33,6 +33,7 @@ import { sessionsApi } from './api/sessions.js';
 import type { Callers } from './sessions/callers.js';
 import type { ConnectionGuard } from './front/connection-guard.js';
 import { HttpError } from './http/http-error.js';
+import { pathPart, requestUrl } from './http/request-target.js';
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf } from './front/peer-address.js';
 import { reviewsApi } from './api/reviews.js';
@@ -117,13 +118,13 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     },
     { path: exactly('/v1/whoami'), methods: ['GET'], handle: (_req, _m, identity) => ok(whoami(identity)) },
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
-    { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
-    { path: R.cancel, methods: ['POST'], handle: async (req, m, identity) => ok(await connections.cancel(identity, decodeURIComponent(m[1]!), await readJsonBody(req))) },
+    { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, pathPart(m[1]!))) },
+    { path: R.cancel, methods: ['POST'], handle: async (req, m, identity) => ok(await connections.cancel(identity, pathPart(m[1]!), await readJsonBody(req))) },
     {
       path: R.direct,
       methods: ['POST'],
       acts: () => 'get a direct credential',
-      handle: async (req, m, identity) => ({ status: 201, body: await direct.mint(identity, decodeURIComponent(m[1]!), await readOptionalJsonBody(req)) }),
+      handle: async (req, m, identity) => ({ status: 201, body: await direct.mint(identity, pathPart(m[1]!), await readOptionalJsonBody(req)) }),
     },
     {
       path: R.directOne,
@@ -184,7 +185,12 @@ export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: st
     throw new HttpError(404, `no such endpoint: ${path}`);
   };
   return (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    let path: string;
+    try {
+      path = requestUrl(req).pathname;
+    } catch (err) {
+      return sendError(res, asHoopError(err));
+    }
     answer(req, path).then(
       (a) => sendAnswer(res, a),
       (err: unknown) => {

@@ -31,6 +31,7 @@ import { Balancers } from './front/balancers.js';
 import { ConnectionGuard } from './front/connection-guard.js';
 import { openFrontDoor } from './front/front-door.js';
 import { openMysqlDoor } from './front/mysql-door.js';
+import { survive } from './front/survive.js';
 import { directEndpoint } from './direct-endpoint.js';
 import type { PostgresEngine } from '../postgres/gateway/engine.js';
 import { startEngines, type EngineRegistry } from './parts/engines.js';
@@ -135,7 +136,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const api = createHttpServer(options, apiHandler(parts, callers, sshHostKey, guard));
     guard.watch(api);
     const tunnels = tunnelEndpoint(parts, callers, admission, guard);
-    api.on('upgrade', tunnels.onUpgrade);
+    api.on(
+      'upgrade',
+      survive(options.log, 'upgrade', tunnels.onUpgrade, (_req, socket) => socket.destroy()),
+    );
     const doors = useTls ? frontDoor(parts, options, admission, engines, guard, api) : { main: plainHttp(api, guard), mysql: undefined };
     const listener = doors.main;
     await listen(listener, config.listen);
@@ -201,7 +205,8 @@ function sessionEvents({ log, events: gatewayEvents, recordings }: GatewayParts,
 
 /** The HTTP server of the API and the tunnels, its timeouts set; a request it cannot parse gets a 400, a broken connection is closed. */
 function createHttpServer(options: GatewayOptions, onRequest: http.RequestListener): http.Server {
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true }, onRequest);
+  const answered = survive(options.log, 'request', onRequest, (_req, res) => (res.headersSent ? res.destroy() : res.writeHead(500, { Connection: 'close' }).end()));
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true }, answered);
   // Anything but an HTTP parse error has no HTTP to answer in.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     options.log.debug('http.client-error', { error: describeError(err) });

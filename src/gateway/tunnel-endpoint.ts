@@ -17,6 +17,7 @@ import type { ConnectionGuard } from './front/connection-guard.js';
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf, peerText } from './front/peer-address.js';
 import { API_ROUTES } from '../api/paths.js';
+import { pathPart, requestUrl } from './http/request-target.js';
 
 /** The server's `upgrade` handler, and what closes the hoop-mux/1 connections at shutdown. */
 export function tunnelEndpoint(
@@ -48,7 +49,12 @@ export function tunnelEndpoint(
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => undefined);
-    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    let path: string;
+    try {
+      path = requestUrl(req).pathname;
+    } catch {
+      return rejectUpgrade(socket, 400, { error: { code: ErrorCode.USAGE, message: 'the request target is not a URL path' } });
+    }
     const remoteAddress = peerText(req.socket);
     if (API_ROUTES.mux.test(path) && isMuxUpgrade(req)) {
       void acceptMuxConnection(req, socket, head, remoteAddress);
@@ -57,7 +63,7 @@ export function tunnelEndpoint(
     const match = API_ROUTES.tunnel.exec(path);
     let name: string | undefined;
     try {
-      name = match ? decodeURIComponent(match[1]!) : undefined;
+      name = match ? pathPart(match[1]!) : undefined;
     } catch {
       name = undefined;
     }

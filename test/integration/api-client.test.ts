@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAlerts } from '../../src/api-client/alerts.js';
 import { getAuthConfig, getWhoAmI } from '../../src/api-client/identity.js';
@@ -103,5 +104,41 @@ describe('gateway API client', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+/** The whole answer of the gateway to `request`, sent raw over TLS: what the client read before the gateway closed or went quiet. */
+function rawAnswer(port: number, ca: Buffer, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const s = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => s.write(request));
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (/\r\n\r\n/.test(got)) s.end();
+    });
+    s.on('error', () => undefined);
+    s.once('close', () => resolve(got));
+  });
+}
+
+describe('request targets and names the gateway cannot read (the sixteenth attack)', () => {
+  it("answers each with a 400 of that request alone: the process, and the others' requests, go on", async () => {
+    const ca = await readFile(stack.pki.caFile);
+    const token = await stack.token('alice');
+    const upgrade = 'Connection: Upgrade\r\nUpgrade: hoop-tunnel/1\r\n';
+    for (const target of ['http://[', 'http://a:b@[::1', '//[', 'http://%zz/', 'http://[::1']) {
+      for (const extra of ['', upgrade]) {
+        const answer = await rawAnswer(stack.gateway.port, ca, `GET ${target} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`);
+        expect(answer, `${target} ${extra}`).toMatch(/^HTTP\/1\.1 400 /);
+      }
+    }
+    // A name that is not percent-encoded UTF-8 is the caller's mistake, said so.
+    for (const path of ['/v1/connections/%E0%A4%A', '/v1/connections/%E0%A4%A/cancel', '/v1/connections/%E0%A4%A/direct']) {
+      const method = path.endsWith('/connections/%E0%A4%A') ? 'GET' : 'POST';
+      const answer = await rawAnswer(stack.gateway.port, ca, `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      expect(answer, path).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toContain('not percent-encoded UTF-8');
+    }
+    expect((await getWhoAmI({ gateway: `https://127.0.0.1:${stack.gateway.port}`, ca }, token)).subject).toBe('alice');
   });
 });

@@ -7,6 +7,8 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConnectionGuard } from '../../src/gateway/front/connection-guard.js';
+import { survive } from '../../src/gateway/front/survive.js';
+import { loggedLines } from '../harness/stored-records.js';
 
 /** A socket as the guard sees it: an address, destroy() (which closes it), and 'close'. */
 function socket(remoteAddress = '10.0.0.1'): Socket & { destroyed: boolean } {
@@ -110,5 +112,23 @@ describe('ConnectionGuard', () => {
     expect(guard.arrived(socket('192.0.2.7'))).toBe(true);
     expect(guard.arrived(socket('::ffff:192.0.2.7'))).toBe(true);
     expect(guard.arrived(socket('192.0.2.7'))).toBe(false);
+  });
+});
+
+describe('a listener registered through survive (the sixteenth attack: one request target threw in a listener and ended the process)', () => {
+  it('ends what it was called for and logs, never throws', () => {
+    const { log, lines } = loggedLines();
+    const dropped: string[] = [];
+    const listener = survive(
+      log,
+      'request',
+      (what: string) => {
+        throw new TypeError(`Invalid URL: ${what}`);
+      },
+      (what) => dropped.push(what),
+    );
+    expect(() => listener('http://[')).not.toThrow();
+    expect(dropped).toEqual(['http://[']);
+    expect(lines).toContainEqual(expect.objectContaining({ event: 'listener.failed', on: 'request' }));
   });
 });

@@ -14,6 +14,7 @@ import { HttpError } from '../http/http-error.js';
 import { checkBody } from '../http/respond.js';
 import type { GatewayParts } from '../parts/parts.js';
 import { requireRecentSignIn } from './access.js';
+import { requestUrl } from '../http/request-target.js';
 
 const STATES: ReadonlyArray<RaisedAlert['state']> = ['open', 'cleared'];
 
@@ -22,7 +23,7 @@ export function alertsApi(parts: GatewayParts, callers: Callers) {
   return {
     /** `GET /v1/alerts` */
     list(req: http.IncomingMessage, identity: Identity): { alerts: RaisedAlert[] } {
-      const state = new URL(req.url ?? '/', 'http://gateway').searchParams.get('state');
+      const state = requestUrl(req).searchParams.get('state');
       if (state !== null && !STATES.includes(state as RaisedAlert['state'])) throw new HttpError(400, `state must be one of ${STATES.join(', ')}`);
       return { alerts: alerts.list(identity, callers.isAuditor(identity), (state ?? undefined) as RaisedAlert['state'] | undefined) };
     },

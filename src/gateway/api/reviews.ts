@@ -11,6 +11,7 @@ import { reviewDecisionBody } from '../../api/bodies.js';
 import { HttpError } from '../http/http-error.js';
 import type { ReviewRegistry } from '../reviews/reviews.js';
 import { checkBody } from '../http/respond.js';
+import { requestUrl } from '../http/request-target.js';
 
 const STATES: readonly ReviewState[] = REVIEW_STATES;
 
@@ -23,7 +24,7 @@ export async function reviewsApi(
   match: RegExpExecArray,
   readBody: () => Promise<unknown>,
 ): Promise<{ status: number; body: unknown }> {
-  const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
+  const q = requestUrl(req).searchParams;
   const [, id, action] = match;
   if (id === undefined) {
     const state = q.get('state');

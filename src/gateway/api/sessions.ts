@@ -28,6 +28,7 @@ import type { SessionSummary } from '../../api/answers.js';
 import { type Answer, asHoopError, errorBody, errorStatus, readBody } from '../http/respond.js';
 import { readTar, type TarEntry } from '../../recording/tar.js';
 import { parseTimeBound, TIME_BOUND_HELP } from '../../time-bound.js';
+import { requestUrl } from '../http/request-target.js';
 
 const notRecording = (): HttpError => new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
 
@@ -151,7 +152,7 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
     async sessions(req: http.IncomingMessage, identity: Identity, id: string | undefined, files: boolean, name: string | undefined): Promise<Answer> {
       if (id === undefined) {
         const all = await listing.all(identity);
-        const keep = sessionFilter(new URL(req.url ?? '/', 'http://gateway').searchParams);
+        const keep = sessionFilter(requestUrl(req).searchParams);
         return { status: 200, body: { sessions: all.filter(keep), auditor: isAuditor(identity) } };
       }
       const summary = await listing.one(identity, id);
@@ -163,7 +164,7 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
         return { status: 200, body: await recordings!.files(id) };
       }
       if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a recording holds no file ${name}`);
-      const snapshot = new URL(req.url ?? '/', 'http://gateway').searchParams.get('snapshot');
+      const snapshot = requestUrl(req).searchParams.get('snapshot');
       const file = await recordings!.file(id, name, snapshot !== null && /^\d{1,9}$/.test(snapshot) ? Number(snapshot) : undefined);
       if (file === undefined) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no such file in this recording: ${name}`);
       return { status: 200, body: undefined, file };

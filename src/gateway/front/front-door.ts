@@ -29,6 +29,7 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { survive } from './survive.js';
 import { EncryptionAnswer } from '../../postgres/wire/codes.js';
 import { errorResponse } from '../../postgres/wire/messages.js';
 import { TlsSessionChannel } from '../../session/tls-channel.js';
@@ -64,7 +65,7 @@ export interface FrontDoorOptions {
 
 /** The server of the gateway's port (not yet listening). */
 export function openFrontDoor(o: FrontDoorOptions): net.Server {
-  return net.createServer({ noDelay: true }, (raw) => {
+  const serve = (raw: net.Socket): void => {
     raw.on('error', (err) => o.log.debug('front.error', { error: describeError(err) }));
     if (!o.balancers?.has(peerOf(raw).address)) {
       if (o.guard.arrived(raw)) sniff(raw, o);
@@ -75,7 +76,11 @@ export function openFrontDoor(o: FrontDoorOptions): net.Server {
     receiveProxyHeader(raw, o.log, () => {
       if (o.guard.arrived(raw)) sniff(raw.resume(), o);
     });
-  });
+  };
+  return net.createServer(
+    { noDelay: true },
+    survive(o.log, 'front', serve, (raw) => raw.destroy()),
+  );
 }
 
 /** Reads the first bytes of `raw` until they say what it is; then hands it on. */

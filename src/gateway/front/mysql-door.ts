@@ -10,6 +10,7 @@
 import * as net from 'node:net';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { survive } from './survive.js';
 import { type Balancers, receiveProxyHeader } from './balancers.js';
 import type { ConnectionGuard } from './connection-guard.js';
 import { peerOf } from './peer-address.js';
@@ -25,7 +26,7 @@ export interface MysqlDoorOptions {
 
 /** The server of the gateway's MySQL port (not yet listening). */
 export function openMysqlDoor(o: MysqlDoorOptions): net.Server {
-  return net.createServer({ noDelay: true }, (raw) => {
+  const serve = (raw: net.Socket): void => {
     raw.on('error', (err) => o.log.debug('mysql-door.error', { error: describeError(err) }));
     if (!o.balancers?.has(peerOf(raw).address)) {
       if (o.guard.arrived(raw)) o.serve(raw);
@@ -35,5 +36,9 @@ export function openMysqlDoor(o: MysqlDoorOptions): net.Server {
     receiveProxyHeader(raw, o.log, () => {
       if (o.guard.arrived(raw)) o.serve(raw.resume());
     });
-  });
+  };
+  return net.createServer(
+    { noDelay: true },
+    survive(o.log, 'mysql-door', serve, (raw) => raw.destroy()),
+  );
 }
