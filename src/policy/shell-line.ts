@@ -168,6 +168,20 @@ function parseUncached(line: string, login: 'bash' | 'korn'): ShellLine {
   }
 }
 
+/**
+ * Why the shells hoop models would not read `script`'s characters alike, if they would not: a lone
+ * backslash at its end (a letter to bash and dash, dropped by ksh93 and mksh), or a character above
+ * ASCII before one of @ [ \ ] ^ ` { | } ~ (in a double-byte locale, Big5 or GBK, bash and ksh read the
+ * two as one character, and `中\;` is no escaped semicolon).
+ */
+function unreadBytes(script: string): string | undefined {
+  let end = script.length;
+  while (end > 0 && script.charCodeAt(end - 1) === 0x5c) end--;
+  if ((script.length - end) % 2 === 1) return 'it ends in a backslash, which some shells keep as a letter and others drop';
+  if (/[^\x00-\x7f][@[\\\]^`{|}~]/.test(script)) return 'a character above ASCII stands before one of @[\\]^`{|}~, which a double-byte locale reads as one character with it';
+  return undefined;
+}
+
 const TOO_DEEP = `it nests constructs more than ${MAX_NESTING} levels deep`;
 const STORED_TOO_MUCH = `its constructs and wrappers repeat more of it than hoop reads (over ${STORED_PER_BYTE} times its length)`;
 
@@ -209,6 +223,8 @@ function sameCommands(a: readonly ShellCommand[], b: readonly ShellCommand[]): b
 /** Adds the commands of `script` (reached `via` a wrapper, if given) to `out`; returns why it cannot, if it cannot. */
 function collect(script: string, depth: number, via: string | undefined, out: ShellCommand[]): string | undefined {
   if (depth > MAX_DEPTH) return `it nests shells more than ${MAX_DEPTH} deep`;
+  const unread = unreadBytes(script);
+  if (unread) return unread;
   let file: Node;
   try {
     file = shellParser().Parse(script, '');

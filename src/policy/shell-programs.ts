@@ -175,7 +175,7 @@ function systemFile(path: string): boolean {
 
 const shown = (w: string) => `\`${w.length > 40 ? `${w.slice(0, 37)}...` : w}\``;
 
-/** git: global `-c`, `--config-env`, `--exec-path=`, `--git-dir`; a subcommand's options that name a program (`--upload-pack`, `rebase --exec`…), `bisect run`, `submodule foreach`, `filter-branch`, and `config` setting a value. */
+/** git: global `-c`, `--config-env`, `--exec-path=`, `--git-dir`; a subcommand's options that name a program (`--upload-pack`, `rebase --exec`…) or write a file (`log --output`), `bisect run`, `submodule foreach`, `filter-branch`, and `config` setting a value. */
 function git(args: readonly string[]): string | undefined {
   const parsed = parseOptions(args, GIT);
   if (!parsed.known) return `\`git\` with an option hoop does not know`;
@@ -201,7 +201,7 @@ function git(args: readonly string[]): string | undefined {
     push: { long: ['receive-pack', 'exec'] },
     'send-pack': { long: ['receive-pack', 'exec'] },
     'fetch-pack': { long: ['upload-pack', 'exec'] },
-    archive: { long: ['exec'] },
+    archive: { long: ['exec', 'output'], short: 'o' },
     rebase: { long: ['exec', 'strategy'], short: 'xs' },
     'cherry-pick': { long: ['strategy'] },
     revert: { long: ['strategy'] },
@@ -217,6 +217,9 @@ function git(args: readonly string[]): string | undefined {
     merge: { long: ['strategy'], short: 's' },
     instaweb: { long: ['httpd', 'browser'], short: 'db' },
     'web--browse': { long: ['browser'], short: 'bt' },
+    // The diff family's --output writes a file whose every byte --format chooses (.git/config, ~/.bashrc).
+    ...Object.fromEntries(['log', 'show', 'diff', 'whatchanged', 'diff-tree', 'diff-files', 'diff-index', 'range-diff'].map((c) => [c, { long: ['output'] }])),
+    'format-patch': { long: ['output', 'output-directory'], short: 'o' },
   };
   const table = sub !== undefined ? risky[sub] : undefined;
   if (table) {

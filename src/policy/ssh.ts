@@ -268,9 +268,9 @@ export class SshJudge {
     return { action: this.#default, reason: `${why}; the default is ${this.#default}`, ...(review ? { review } : {}) };
   }
 
-  /** Whether a client may set environment variable `name`. */
-  env(name: string): boolean {
-    return this.#env.some((matches) => matches(name));
+  /** Whether a client may set environment variable `name` to `value` (a locale only to one hoop reads lines in: {@link lineReadableLocale}). */
+  env(name: string, value: string): boolean {
+    return this.#env.some((matches) => matches(name)) && lineReadableLocale(name, value);
   }
 
   /** Whether a `direct-tcpip` channel may reach `host:port`. */
@@ -369,4 +369,14 @@ function mostRestrictive(verdicts: SshVerdict[]): SshVerdict | undefined {
 /** The judge of a session on SSH connection `connection`, reviews settled as the bundle's reviewers say. */
 export function sshJudgeFor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write'): SshJudge {
   return new SshJudge(policy.ssh ?? SSH_DEFAULTS, who, connection, mode, (rule) => reviewSettingsFor(policy, connection, rule));
+}
+
+/**
+ * Whether setting `name` to `value` leaves the target's shell reading lines as hoop does: a
+ * locale variable only to C, POSIX or a UTF-8 locale. In a double-byte character set (Big5, GBK,
+ * Shift_JIS) bash and ksh read a byte above 0x7F and the backslash after it as one character, so
+ * `中\;rm …` runs the `rm` hoop read after an escaped semicolon.
+ */
+export function lineReadableLocale(name: string, value: string): boolean {
+  return !/^(LANG|LC_\w+)$/.test(name) || /^(|C|POSIX|[A-Za-z]{1,3}(_[A-Za-z]{2})?\.(UTF-?8|utf-?8)(@\w+)?)$/.test(value);
 }

@@ -120,7 +120,10 @@ describe('the ssh judge', () => {
   forwarding: ["db.internal:5432", "*.cache.internal:*"]
 `);
     const judge = sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write');
-    expect(['LANG', 'LC_ALL', 'LD_PRELOAD', 'PATH'].map((v) => judge.env(v))).toEqual([true, true, false, false]);
+    expect(['LANG', 'LC_ALL', 'LD_PRELOAD', 'PATH'].map((v) => judge.env(v, 'C.UTF-8'))).toEqual([true, true, false, false]);
+    // A locale only to one whose lines the shells read as hoop does (the sixteenth attack: Big5 made `中\\;` no escape).
+    const locales = ['C', 'POSIX', '', 'en_US.UTF-8', 'de_DE.utf8@euro', 'zh_TW.BIG5', 'zh_CN.GBK', 'ja_JP.SJIS', 'zh_CN.GB18030', 'en_US', 'ja_JP.eucJP'];
+    expect(locales.map((v) => judge.env('LC_ALL', v))).toEqual([true, true, true, true, true, false, false, false, false, false, false]);
     expect(judge.forward('db.internal', 5432)).toBe(true);
     expect(judge.forward('DB.internal', 5432)).toBe(true);
     expect(judge.forward('db.internal', 5433)).toBe(false);

@@ -132,10 +132,34 @@ const CASES: Case[] = [
   [['nm **'], 'nm --plugin ./ev.so a.o'],
   [['ld **'], 'ld -plugin ./ev.so a.o'],
   [['mt-gnu **'], 'mt-gnu --rsh-command=./ev -f h:/dev/st0 status'],
+  // The sixteenth attack: a double-byte locale reads a byte above ASCII and the backslash after it as one character (bash, ksh93).
+  [['echo **'], 'echo \u4e2d\\;touch /tmp/x-31'],
+  [['echo **'], 'echo "\u4e2d\\";touch /tmp/x-32;echo "\u4e2d\\"'],
+  [['ls **'], 'ls \ufffd\\;rm -rf /tmp/victim'],
+  // A lone backslash ending the line: a letter to bash and dash, dropped by ksh93 and mksh (`..\` is `..`).
+  [['ls /srv/app/*'], 'ls /srv/app/..\\'],
+  [['chmod -R go+rw /srv/app/*'], 'chmod -R go+rw /srv/app/..\\'],
+  // git's diff family writes a file whose every byte --format chooses.
+  [['git log **'], "git log -1 --output=.git/config --format='[diff]%n%x09external = touch /tmp/x-33'"],
+  [['git log **'], 'git log --outp=.git/config --format=x'],
+  [['git show **'], 'git show --output=/home/deploy/.bashrc --format=x'],
+  [['git format-patch **'], 'git format-patch -o .git/hooks HEAD~1'],
+  [['git archive **'], 'git archive -o .git/config HEAD'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
   expect(judge.decide({ kind: 'exec', command: line }, 'bash').action).not.toBe('allow');
+});
+
+it('takes the ordinary lines beside them: text above ASCII, an escaped space, git log reading', async () => {
+  for (const [globs, line] of [
+    [['echo **'], 'echo \u4e2d\u6587 caf\u00e9'],
+    [['ls /srv/app/*'], 'ls /srv/app/a\\ b'],
+    [['git log **'], 'git log --oneline -5 --format=%h'],
+    [['git show **'], 'git show --stat HEAD'],
+  ] as const) {
+    expect((await judgeOf([...globs])).decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+  }
 });
 
 it("takes the transfers OpenSSH's and rsync's clients start, and globs that can only be file names", async () => {

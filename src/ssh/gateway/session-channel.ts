@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { Client as SshClient, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { SshConnection } from '../../config/connection.js';
 import { describeError, hoopSays } from '../../errors.js';
-import { fileTransferOf, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
+import { fileTransferOf, lineReadableLocale, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
 import { readShellLine } from '../../policy/shell-lines.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelSession } from '../../session/engine.js';
@@ -95,7 +95,7 @@ class SessionChannel implements OpenChannel {
     });
     s.on('env', (accept, reject, { key, val }) => {
       const ssh = this.#c.session.lane?.ssh;
-      const allowed = ssh ? ssh.env(key) : /^(LANG|LC_\w+)$/.test(key);
+      const allowed = ssh ? ssh.env(key, val) : /^(LANG|LC_\w+)$/.test(key) && lineReadableLocale(key, val);
       rec?.event({ t: 'ssh-env', at: realClock.now(), ch, name: key, allowed });
       if (!allowed) return reject?.();
       this.#env[key] = val;
