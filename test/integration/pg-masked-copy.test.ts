@@ -44,6 +44,7 @@ beforeAll(async () => {
      create function leak_op(int, int) returns text language sql as $$ select email from customers limit 1 $$;
      create operator ## (leftarg = int, rightarg = int, function = leak_op);
      create type holder as (t text);
+     create domain holder_text as text;
      create function to_holder(int) returns holder language sql as $$ select row(email)::holder from customers limit 1 $$;
      create cast (int as holder) with function to_holder(int);
      grant select on leak_view to public;
@@ -142,6 +143,12 @@ describe('a masked value stored where masking does not follow it', () => {
     ['a replication origin named by a masked value', 'select pg_replication_origin_create(email) from customers'],
     ["a masked table's own file", "select encode(pg_read_binary_file(pg_relation_filepath('customers')), 'escape')"],
     ["a masked table's pages", "select * from heap_page_items(get_raw_page('customers', 0))"],
+    // A sixteenth: a default that calls such a function stores what it returns (in every row of the table, when a column is added).
+    ['a column added with such a default', 'alter table notes add column d text default leak()'],
+    ['a default set to such a function', 'alter table notes alter column body set default leak()'],
+    ['a table made with such a default', "create table t_d (id int, v text default (lower(leak()) || ''))"],
+    ['a domain with such a default', 'create domain dsec as text default leak()'],
+    ["a domain's default set to such a function", 'alter domain holder_text set default leak()'],
   ];
   for (const [what, sql] of attempts) {
     it(`is refused: ${what}`, async () => {
@@ -242,6 +249,7 @@ describe('what keeps no masked value', () => {
         'select email from contacts',
         'select last_value + 0 from s1',
         'alter table notes alter column id type bigint using id::bigint',
+        "alter table notes add column added timestamptz default now(), add column tag text default lower('X')",
       ].join('; '),
     );
     expect(said).not.toContain('ERROR');

@@ -24,7 +24,7 @@ import { tagged } from './analyze/ast.js';
 import type { Analysis, StatementFacts } from './analyze/facts.js';
 import { statement } from './analyze/statements.js';
 import { keptValues, statementLineage } from './analyze/lineage.js';
-import { relationDdl } from './analyze/ddl.js';
+import { relationDdl, storesDefault } from './analyze/ddl.js';
 import { LruCache } from './lru.js';
 
 export type {
@@ -109,7 +109,7 @@ function analyzeUncached(sql: string): Analysis {
       if (lineage) facts.lineage = lineage;
       const ddl = relationDdl(node, lineage);
       if (ddl) facts.ddl = ddl;
-      keptValues(facts);
+      keptValues(facts, storesDefault(node));
       statements.push(facts);
       numericLiterals.push(...acc.numericLiterals);
       if (acc.literalSensitive) literalSensitive = true;

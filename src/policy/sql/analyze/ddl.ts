@@ -97,3 +97,23 @@ export function columnRefs(node: unknown): string[] {
   if (ref) return [names(ref.fields as never).at(-1) ?? '*'];
   return Object.values(node).flatMap(columnRefs);
 }
+
+/**
+ * Whether `node` stores a default to compute later, or over the rows a column is added to: a
+ * column's DEFAULT (CREATE TABLE, ADD COLUMN, SET DEFAULT) or a domain's.
+ */
+export function storesDefault(node: Tagged): boolean {
+  if (!['CreateStmt', 'AlterTableStmt', 'CreateDomainStmt', 'AlterDomainStmt'].includes(node[0])) return false;
+  if (node[0] === 'AlterDomainStmt') return (node[1] as { subtype?: string; def?: unknown }).subtype === 'T' && (node[1] as { def?: unknown }).def !== undefined;
+  const seen: unknown[] = [node[1]];
+  while (seen.length > 0) {
+    const at = seen.pop();
+    if (Array.isArray(at)) seen.push(...at);
+    else if (at !== null && typeof at === 'object') {
+      const o = at as { contype?: string; subtype?: string; def?: unknown };
+      if (o.contype === 'CONSTR_DEFAULT' || (o.subtype === 'AT_ColumnDefault' && o.def !== undefined)) return true;
+      seen.push(...Object.values(o));
+    }
+  }
+  return false;
+}

@@ -92,10 +92,16 @@ export function segmentLineage(seg: LineageSegment): ColumnLineage {
  * (CREATE TABLE AS, SELECT INTO, a materialized view). A masked value kept there would be read
  * back under a column no rule masks.
  */
-export function keptValues(facts: StatementFacts): void {
+export function keptValues(facts: StatementFacts, storedDefault = false): void {
   const lineage = facts.lineage;
   // A side channel in a statement with no query to trace (a CHECK, a policy): what it is given is not known here.
   if (facts.sideChannel && !lineage?.sideChannel) facts.code ??= `a call of ${facts.sideChannel.name} whose arguments hoop cannot trace`;
+  // A default that calls a function stores what it returns (in every row a column is added to, at once): one of the database's own may return what it reads.
+  if (storedDefault && facts.functions.length > 0 && !facts.sideChannel) {
+    facts.lineage = { ...(lineage ?? { branches: [], reads: [], relations: [] }), sideChannel: { sources: [] } };
+    facts.sideChannel = { name: 'a column default', where: 'masking does not follow a value a default stores' };
+    return;
+  }
   if (!lineage) return;
   const made = facts.ddl?.kind === 'view' && facts.kinds.includes('select') ? facts.ddl : undefined;
   const kept = [...(lineage.assigned ? [lineage.assigned] : []), ...(made?.view ?? []).map(segmentLineage)];
