@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
+import type { Clock } from './clock.js';
 
 /**
  * Runs a TypeScript module in a worker with tsx's require hook. Not its ESM loader: that one runs on
@@ -127,15 +128,24 @@ export class WorkerQueue<Message, Reply> {
   #current: ((reply: Reply) => void) | undefined;
   /** Whose message the worker was handed last. */
   #served: string | undefined;
+  readonly #lost: (why: string) => Reply;
+  readonly #deadline: { ms: number; clock: Clock } | undefined;
+  #cancelDeadline: (() => void) | undefined;
 
-  constructor(start: () => Worker, lost: (why: string) => Reply) {
-    const answer = (reply: Reply): void => {
-      const resolve = this.#current;
-      this.#current = undefined;
-      resolve?.(reply);
-      this.#next();
-    };
-    this.#worker = new LazyWorker<Reply>(start, { message: answer, died: (why) => answer(lost(why)) });
+  /** `deadline`: a message the worker holds longer is answered `lost` and the worker ended, so one message holds the others back no longer. */
+  constructor(start: () => Worker, lost: (why: string) => Reply, deadline?: { ms: number; clock: Clock }) {
+    this.#lost = lost;
+    this.#deadline = deadline;
+    this.#worker = new LazyWorker<Reply>(start, { message: (reply) => this.#answer(reply), died: (why) => this.#answer(lost(why)) });
+  }
+
+  #answer(reply: Reply): void {
+    this.#cancelDeadline?.();
+    this.#cancelDeadline = undefined;
+    const resolve = this.#current;
+    this.#current = undefined;
+    resolve?.(reply);
+    this.#next();
   }
 
   /** The worker's reply to `message` of `owner`, once it is its turn. */
@@ -168,5 +178,12 @@ export class WorkerQueue<Message, Reply> {
     this.#worker.busy(true);
     this.#current = job.resolve;
     w.postMessage(job.message);
+    if (this.#deadline) {
+      const { ms, clock } = this.#deadline;
+      this.#cancelDeadline = clock.timer(ms, () => {
+        void this.#worker.retire(w);
+        this.#answer(this.#lost(`it took more than ${ms / 1000} s`));
+      });
+    }
   }
 }

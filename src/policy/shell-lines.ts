@@ -9,6 +9,7 @@
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
+import { realClock } from '../clock.js';
 import { startWorker, WorkerQueue } from '../worker-thread.js';
 import { loginShellGrammar, parseShellLine, type ShellLine } from './shell-line.js';
 
@@ -40,9 +41,13 @@ export function shellLineNow(command: string, loginShell: string | undefined): S
   return 'why' in login ? { certain: false, why: login.why } : parseShellLine(command, login.grammar);
 }
 
+/** How long the worker may read one line: the parser takes far longer on some shapes than on others (16,000 `$a` took 20 s), and lines wait their turn behind it. */
+export const SHELL_READ_DEADLINE_MS = 10_000;
+
 const reader = new WorkerQueue<{ command: string; loginShell: string | undefined }, { line: ShellLine }>(
   () => startWorker(import.meta.url, 'shell-lines-thread'),
-  (why) => ({ line: { certain: false, why: `the gateway's shell reader failed (${why})` } }),
+  (why) => ({ line: { certain: false, why: `the gateway's shell reader could not read it (${why})` } }),
+  { ms: SHELL_READ_DEADLINE_MS, clock: realClock },
 );
 
 /** Reads `command` in the worker so that {@link shellLineOf} answers at once; `owner`'s lines take their turn with other owners' (see {@link WorkerQueue}). */
