@@ -8,9 +8,9 @@
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
-import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
 import { localRepoPath } from './repo-path.js';
 
@@ -31,7 +31,7 @@ export interface TrustedPaths {
   opened?: ReadonlyArray<{ file: string; path: string; st: Stats }>;
   /** Files it appends to (the audit file): no link, its own, made where no other user could make it first. */
   appended?: readonly string[];
-  /** Repositories it reads in place (a policy repo given as a path): every entry its user's or root's, written by its own group at most. */
+  /** Repositories it reads in place (a policy repo given as a path): every entry its user's or root's, written by its own group at most, a link leading inside it; each place outside it that git reads from checked alike. */
   sources?: readonly string[];
 }
 
@@ -127,14 +127,34 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
       noOtherWriter(at, est);
     });
   }
-  for (const repo of paths.sources ?? []) {
-    const st = statSync(repo);
-    owned(repo, st, 'it');
+  /** A repository read in place, and each directory outside it that git reads refs or objects from (a `.git` file's `gitdir:`, `commondir`, alternates), checked alike. */
+  const source = (repo: string, checked: Set<string>): void => {
+    const real = realpathSync.native(repo);
+    if (checked.has(real)) return;
+    checked.add(real);
+    owned(repo, statSync(repo), 'it');
     above(repo);
-    above(realpathSync(repo));
-    // A link in the repo is content git reads as a link: its owner counts, not its mode.
-    walk(realpathSync(repo), false, (at, est) => (est.isSymbolicLink() ? ownedBy(at, est, 'it') : noOtherWriter(at, est)));
-  }
+    above(real);
+    walk(real, false, (at, est) => {
+      if (!est.isSymbolicLink()) return noOtherWriter(at, est);
+      // git follows a link (its own .git, objects/, refs/…): what it leads to must be in the repo, which is checked here.
+      ownedBy(at, est, 'it');
+      const to = outside(linkTarget(at), real);
+      if (to !== undefined) refuse(at, `it is a symbolic link to ${to}, outside the repository ${real}, and git reads through it`, `replace ${at} with what it points to, inside the repository`);
+    });
+    for (const { file, to } of gitPointers(real)) {
+      if (outside(to, real) === undefined) continue;
+      if (lstatOrMissing(to) === undefined) refuse(file, `it names ${to}, which does not exist (whoever makes it there decides what git reads)`, `remove ${file}, or make ${to} first`);
+      try {
+        source(to, checked);
+      } catch (err) {
+        if (!(err instanceof HoopError)) throw err;
+        throw new HoopError(err.code, `${err.message} (git reads refs or objects there: ${file} names it)`, err.hint === undefined ? {} : { hint: err.hint });
+      }
+    }
+  };
+  const checkedSources = new Set<string>();
+  for (const repo of paths.sources ?? []) source(repo, checkedSources);
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');
@@ -190,8 +210,71 @@ function lstatOrMissing(path: string): Stats | undefined {
   try {
     return lstatSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return undefined;
     throw err;
+  }
+}
+
+/** True when `path` is `dir` or under it. */
+function within(dir: string, path: string): boolean {
+  return path === dir || path.startsWith(`${dir}${sep}`);
+}
+
+/** `path` (absolute, as written) when it is outside `dir` as written or as it resolves now, else undefined. */
+function outside(path: string, dir: string): string | undefined {
+  const named = resolve(path);
+  if (!within(dir, named)) return named;
+  const real = resolvesTo(path);
+  return within(dir, real) ? undefined : real;
+}
+
+/** Where `path` (absolute, as written: a `..` after a link leads up from the link's target) resolves now; a part not made yet (or a loop) is kept as written. */
+function resolvesTo(path: string): string {
+  const rest: string[] = [];
+  for (let at = path; ; at = dirname(at)) {
+    try {
+      return join(realpathSync.native(at), ...rest);
+    } catch {
+      if (at === dirname(at)) return resolve(path);
+      rest.unshift(basename(at));
+    }
+  }
+}
+
+/** Where a link leads, as written (a relative target from the link's directory). */
+function linkTarget(link: string): string {
+  const target = readlinkSync(link);
+  return isAbsolute(target) ? target : `${dirname(link)}/${target}`;
+}
+
+/**
+ * Where git, reading the repository at `dir`, reads refs or objects besides `dir` (each with the file that says so): a
+ * `.git` file's `gitdir:`, a `commondir`, and each line of `objects/info/alternates` (an alternate's own `info/alternates` too).
+ *
+ * @see https://git-scm.com/docs/gitrepository-layout
+ */
+function gitPointers(dir: string): { file: string; to: string }[] {
+  const pointers = (file: string, base: string, paths: (text: string) => string[]): { file: string; to: string }[] =>
+    lstatOrMissing(file)?.isFile() ? paths(readFileSync(file, 'utf8')).map((p) => ({ file, to: isAbsolute(p) ? p : `${base}/${p}` })) : [];
+  const gitdir = (text: string): string[] => [/^gitdir: *(.*?)\s*$/m.exec(text)?.[1] ?? ''].filter((p) => p !== '');
+  const firstLine = (text: string): string[] => [text.split('\n')[0]!.trim()].filter((p) => p !== '');
+  const lines = (text: string): string[] => text.split('\n').flatMap((l) => (l.trim() === '' || l.startsWith('#') ? [] : [l.startsWith('"') ? unquoted(l) : l.trim()]));
+  return [
+    ...pointers(join(dir, '.git'), dir, gitdir),
+    ...[dir, join(dir, '.git')].flatMap((g) => [
+      ...pointers(join(g, 'commondir'), g, firstLine),
+      ...pointers(join(g, 'objects', 'info', 'alternates'), join(g, 'objects'), lines),
+      ...pointers(join(g, 'info', 'alternates'), g, lines),
+    ]),
+  ];
+}
+
+/** A line git wrote C-quoted (`"…"`), unquoted as far as JSON's escapes go (else as it is). */
+function unquoted(line: string): string {
+  try {
+    return JSON.parse(line.trim()) as string;
+  } catch {
+    return line.trim();
   }
 }
 

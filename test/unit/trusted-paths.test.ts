@@ -5,7 +5,7 @@
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HoopError } from '../../src/errors.js';
 import { resolveSecret } from '../../src/config/secrets.js';
@@ -26,6 +26,18 @@ function gatewayFiles(): { dataDir: string; policy: { workDir: string }; tls: { 
   writeFileSync(join(root, 'cert.pem'), 'cert', { mode: 0o644 });
   writeFileSync(join(root, 'key.pem'), 'key', { mode: 0o600 });
   return { dataDir, policy: { workDir: join(root, 'policy') }, tls: { certFile: join(root, 'cert.pem'), keyFile: join(root, 'key.pem') } };
+}
+
+/** A policy repo read in place (a path), root's or the gateway user's, 0755, with a file and a loose object, and the gateway's files naming it. */
+function repoIn(): { c: ReturnType<typeof gatewayFiles> & { policy: { workDir: string; repo: string } }; repo: string } {
+  const c = gatewayFiles();
+  const repo = join(base, `repo${made++}`);
+  mkdirSync(join(repo, '.git', 'objects', 'ab'), { recursive: true, mode: 0o755 });
+  mkdirSync(join(repo, '.git', 'refs'), { mode: 0o755 });
+  mkdirSync(join(repo, 'sub'), { mode: 0o755 });
+  writeFileSync(join(repo, 'hoop.yaml'), 'version: 1\n', { mode: 0o644 });
+  writeFileSync(join(repo, '.git', 'objects', 'ab', 'cd'), 'x', { mode: 0o444 });
+  return { c: { ...c, policy: { ...c.policy, repo } }, repo };
 }
 
 const refusal = (c: ReturnType<typeof gatewayFiles> & { policy: { repo?: string } }): string => {
@@ -127,14 +139,7 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
   });
 
   it("refuse a policy repo read in place (a path) that another user could write: any file or directory in it, or the repo itself being another user's (the fourteenth attack)", () => {
-    const repoOf = (): { c: ReturnType<typeof gatewayFiles> & { policy: { workDir: string; repo: string } }; repo: string } => {
-      const c = gatewayFiles();
-      const repo = join(base, `repo${made++}`);
-      mkdirSync(join(repo, '.git', 'objects', 'ab'), { recursive: true, mode: 0o755 });
-      writeFileSync(join(repo, 'hoop.yaml'), 'version: 1\n', { mode: 0o644 });
-      writeFileSync(join(repo, '.git', 'objects', 'ab', 'cd'), 'x', { mode: 0o444 });
-      return { c: { ...c, policy: { ...c.policy, repo } }, repo };
-    };
+    const repoOf = repoIn;
     const ok = repoOf();
     expect(refusal(ok.c)).toBe('started');
     expect(refusal({ ...ok.c, policy: { ...ok.c.policy, repo: `file://${ok.repo}` } })).toBe('started');
@@ -161,6 +166,77 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     for (const nowhere of ['file://host/srv/policy', 'FILE://other.example/x'])
       expect(refusal({ ...open.c, policy: { ...open.c.policy, repo: nowhere } }), nowhere).toMatch(/names no local directory/);
   });
+
+  it('refuse a symbolic link in a policy repo read in place that leads outside it, as written or as it resolves, naming the link and its target (the sixteenth attack)', () => {
+    const { c, repo } = repoIn();
+    symlinkSync('hoop.yaml', join(repo, 'also.yaml'));
+    symlinkSync('../objects', join(repo, '.git', 'refs', 'up'));
+    expect(refusal(c)).toBe('started');
+    const mine = join(base, `mine${made++}`);
+    mkdirSync(mine, { mode: 0o700 });
+    for (const [at, target] of [
+      // Even to a directory of the gateway's own: what git reads must be in the repo, which is what is checked.
+      ['.git/objects/ab', mine],
+      ['policy', mine],
+      // Named inside, resolving outside: `self/..` leads up from the repo.
+      ['sub', 'self/../elsewhere'],
+    ] as const) {
+      const { c, repo: r } = repoIn();
+      symlinkSync(r, join(r, 'self'));
+      rmSync(join(r, at), { recursive: true, force: true });
+      symlinkSync(target, join(r, at));
+      const to = target === mine ? mine : join(r, '..', 'elsewhere');
+      expect(refusal(c), at).toBe(
+        `the gateway will not trust ${join(r, at)}: it is a symbolic link to ${to}, outside the repository ${r}, and git reads through it (replace ${join(r, at)} with what it points to, inside the repository)`,
+      );
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)(
+    "refuse a policy repo read in place whose .git, objects or refs lead into another user's directory: a link, a gitdir: file, commondir, alternates (as root: the sixteenth attack)",
+    () => {
+      const theirs = (): string => {
+        const dir = join(base, `theirs${made++}`);
+        mkdirSync(join(dir, '.git', 'objects'), { recursive: true, mode: 0o755 });
+        mkdirSync(join(dir, '.git', 'refs'), { mode: 0o755 });
+        writeFileSync(join(dir, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+        for (const p of ['', '.git', '.git/objects', '.git/refs', '.git/HEAD']) chownSync(join(dir, p), 1001, 1001);
+        return dir;
+      };
+      // The report's form: a root-owned repo directory whose .git is a link into the other user's repository.
+      const link = repoIn();
+      const other = theirs();
+      rmSync(join(link.repo, '.git'), { recursive: true });
+      symlinkSync(join(other, '.git'), join(link.repo, '.git'));
+      expect(refusal(link.c)).toContain(`will not trust ${join(link.repo, '.git')}: it is a symbolic link to ${join(other, '.git')}, outside the repository ${link.repo}`);
+      for (const [file, text] of [
+        ['.git', (o: string) => `gitdir: ${join(o, '.git')}\n`],
+        ['.git/commondir', (o: string) => `${join(o, '.git')}\n`],
+        ['.git/objects/info/alternates', (o: string) => `# borrowed\n${join(o, '.git', 'objects')}\n`],
+      ] as const) {
+        const { c, repo } = repoIn();
+        const o = theirs();
+        if (file === '.git') rmSync(join(repo, '.git'), { recursive: true });
+        mkdirSync(dirname(join(repo, file)), { recursive: true });
+        writeFileSync(join(repo, file), text(o));
+        expect(refusal(c), file).toMatch(/: it belongs to another user \(uid 1001\)/);
+        expect(refusal(c), file).toContain(`will not trust ${o}`);
+        expect(refusal(c), file).toContain(`(git reads refs or objects there: ${join(repo, file)} names it)`);
+      }
+      // A place git reads outside the repo that is checked as the repo is (root's, no other writer) passes; one not there is refused.
+      const ok = repoIn();
+      const borrowed = repoIn();
+      mkdirSync(join(ok.repo, '.git', 'objects', 'info'));
+      writeFileSync(join(ok.repo, '.git', 'objects', 'info', 'alternates'), `${join(borrowed.repo, '.git', 'objects')}\n`);
+      expect(refusal(ok.c)).toBe('started');
+      chmodSync(join(borrowed.repo, '.git', 'objects', 'ab'), 0o777);
+      expect(refusal(ok.c)).toContain(`will not trust ${join(borrowed.repo, '.git', 'objects', 'ab')}: other users may write to it`);
+      const missing = repoIn();
+      mkdirSync(join(missing.repo, '.git', 'objects', 'info'));
+      writeFileSync(join(missing.repo, '.git', 'objects', 'info', 'alternates'), `${join(base, 'not-made')}\n`);
+      expect(refusal(missing.c)).toContain(`will not trust ${join(missing.repo, '.git', 'objects', 'info', 'alternates')}: it names ${join(base, 'not-made')}, which does not exist`);
+    },
+  );
 
   it('refuse what the data directory or its keys hold that is a link or that others may write (the journal, the reviews file, a key)', () => {
     for (const [at, make] of [
