@@ -56,6 +56,8 @@ export interface PolicyGit {
   resolveCommit(ref: string): Promise<string | undefined>;
   /** True when the commit `sha` can be read (for the fallback to the last accepted commit). */
   hasCommit(sha: string): Promise<boolean>;
+  /** True when commit `ancestor` is `descendant` or in its history; false when it is not, or either cannot be read. */
+  isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** Writes the files of commit `sha` into `dest` (which must not exist; its parent must). */
   checkout(sha: string, dest: string): Promise<void>;
   /** Removes a checkout made by {@link PolicyGit.checkout}. */
@@ -259,6 +261,12 @@ export class JsPolicyGit implements PolicyGit {
     } catch {
       return false;
     }
+  }
+
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    if (ancestor === descendant) return true;
+    const git = await isoGit();
+    return git.isDescendent({ fs, gitdir: this.#dir(), oid: descendant, ancestor, depth: -1, cache: this.#cache }).catch(() => false);
   }
 
   async checkout(sha: string, dest: string): Promise<void> {

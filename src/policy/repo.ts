@@ -2,9 +2,9 @@
  * The config repo as the gateway (and `hoop policy pull`) uses it: a bare mirror under a work
  * directory, fetched from a git URL or path, a ref resolved to a commit, that commit checked out
  * into a fresh worktree, loaded and validated, and only then swapped in. A commit that fails
- * validation (or, with an allowed-signers file, whose SSH signature does not verify; or, for the
- * gateway, that uses a secret reference outside its allow-list) is refused and the policy in force
- * stays.
+ * validation (or, with an allowed-signers file, whose SSH signature does not verify or that does not
+ * descend from the commit in force; or, for the gateway, that uses a secret reference outside its
+ * allow-list) is refused and the policy in force stays.
  *
  * Two backends ({@link PolicyGit}): the real `git` CLI (no shell), whenever `git` runs; and, on a
  * host without git, isomorphic-git reading a local repository (a path or a `file://` URL) in
@@ -13,7 +13,8 @@
  *
  * Work directory layout: `mirror.git/` (CLI only; bare; `refs/heads/*` and `refs/tags/*` of the
  * remote), `trees/` (short-lived checkouts), `accepted.json` (the last commit accepted, used when
- * the remote is unreachable or its head is refused at start-up; shared by both backends).
+ * the remote is unreachable or its head is refused at start-up, and the commit a new one must
+ * descend from at start; shared by both backends).
  *
  * @see https://git-scm.com/docs/git-fetch
  * @see https://git-scm.com/docs/git-worktree
@@ -212,6 +213,13 @@ class CliPolicyGit implements PolicyGit {
     } catch {
       return false;
     }
+  }
+
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    return this.git(['--git-dir', this.mirror, 'merge-base', '--is-ancestor', ancestor, descendant]).then(
+      () => true,
+      () => false,
+    );
   }
 
   async checkout(sha: string, dest: string): Promise<void> {
@@ -525,6 +533,8 @@ export class PolicyRepo extends EventEmitter {
         : `commit ${sha.slice(0, 12)} cannot be verified without the git program`;
       if (problem) return refuse(problem);
     }
+    const back = await this.rewound(sha);
+    if (back !== undefined) return refuse(back);
     const tree = join(this.options.workDir, 'trees', `${sha.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
     let policy: Policy;
     try {
@@ -552,6 +562,24 @@ export class PolicyRepo extends EventEmitter {
     return { ok: true, swapped: true };
   }
 
+  /**
+   * Why `sha` may not replace the commit in force (or, at start, the one last accepted): signed policy only moves forward,
+   * so with allowed signers a commit that does not descend from it is refused; without them it is taken, with a warning.
+   */
+  private async rewound(sha: string): Promise<string | undefined> {
+    const held = this.policy?.commit ?? (await this.lastAccepted());
+    if (held === undefined || (await this.backend.isAncestor(held, sha))) return undefined;
+    const was = `${held.slice(0, 12)}, ${this.policy ? 'in force' : 'the last accepted'}`;
+    if (this.options.allowedSignersFile) return `commit ${sha.slice(0, 12)} does not descend from ${was}; a rollback is a new signed commit that reverts`;
+    this.log.warn('policy.rewound', {
+      commit: sha,
+      ref: this.options.ref,
+      previous: held,
+      message: `commit ${sha.slice(0, 12)} does not descend from ${was}: the ref was moved back or its history rewritten`,
+    });
+    return undefined;
+  }
+
   private async remember(sha: string): Promise<void> {
     const file = join(this.options.workDir, 'accepted.json');
     const tmp = `${file}.${randomBytes(4).toString('hex')}`;
@@ -564,18 +592,24 @@ export class PolicyRepo extends EventEmitter {
     }
   }
 
-  /** Loads the last accepted commit of this remote and ref, if the mirror (or, JS backend, the repo) still has it. */
-  private async fallback(): Promise<void> {
+  /** The commit `accepted.json` says was last accepted from this remote and ref, if any. */
+  private async lastAccepted(): Promise<string | undefined> {
     let state: { remote?: unknown; ref?: unknown; commit?: unknown };
     try {
       state = JSON.parse(await readFile(join(this.options.workDir, 'accepted.json'), 'utf8')) as typeof state;
     } catch {
-      return;
+      return undefined;
     }
-    if (state.remote !== this.shown || state.ref !== this.options.ref || typeof state.commit !== 'string' || !SHA.test(state.commit)) return;
-    if (!(await this.backend.hasCommit(state.commit))) return;
-    this.log.warn('policy.fallback', { commit: state.commit, ref: this.options.ref });
-    await this.accept(state.commit);
+    if (state.remote !== this.shown || state.ref !== this.options.ref || typeof state.commit !== 'string' || !SHA.test(state.commit)) return undefined;
+    return state.commit;
+  }
+
+  /** Loads the last accepted commit of this remote and ref, if the mirror (or, JS backend, the repo) still has it. */
+  private async fallback(): Promise<void> {
+    const commit = await this.lastAccepted();
+    if (commit === undefined || !(await this.backend.hasCommit(commit))) return;
+    this.log.warn('policy.fallback', { commit, ref: this.options.ref });
+    await this.accept(commit);
   }
 }
 

@@ -161,6 +161,24 @@ describe.each(['cli', 'js'] as const)('PolicyRepo with the %s backend', (backend
     await expect(open(repo, backend)).rejects.toMatchObject({ code: ErrorCode.CONFIG_INVALID });
   });
 
+  it('without allowed signers, takes a ref moved back (anyone who may push writes the policy) and warns that history went back (policy.rewound)', async () => {
+    const repo = newRepo();
+    const first = commit(repo, { 'hoop.yaml': policyText('dev') });
+    const second = commit(repo, { 'hoop.yaml': policyText('ops') });
+    const { log, lines } = logSink();
+    const pr = await open(repo, backend, { log });
+    expect(pr.commit).toBe(second);
+    git(repo, 'reset', '-q', '--hard', 'HEAD~1');
+    expect(await pr.refresh()).toEqual({ changed: true, commit: first, candidate: first });
+    expect(lines().filter((l) => l.event === 'policy.rewound')).toEqual([
+      expect.objectContaining({ level: 'warn', commit: first, previous: second, message: expect.stringContaining(`does not descend from ${second.slice(0, 12)}, in force`) }),
+    ]);
+    const third = commit(repo, { 'hoop.yaml': policyText('dba') });
+    expect(await pr.refresh()).toMatchObject({ changed: true, commit: third });
+    expect(lines().filter((l) => l.event === 'policy.rewound')).toHaveLength(1);
+    await pr.stop();
+  });
+
   it('refuses a symlinked policy file and loads a tree with a submodule entry', async () => {
     const repo = newRepo();
     commit(repo, { 'real.yaml': policyText('dev') });

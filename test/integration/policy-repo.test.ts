@@ -213,6 +213,33 @@ describe('PolicyRepo', () => {
     expect(await pr.refresh()).toMatchObject({ changed: true, commit: next });
   });
 
+  it('with allowed signers, only moves forward: a signed commit that does not descend from the one in force is refused and logged, at a pull and at start; a forward one is taken (the sixteenth attack)', async () => {
+    const repo = newRepo();
+    const broad = commit(repo, { 'hoop.yaml': policyText('everyone') }, keyA);
+    const revoked = commit(repo, { 'hoop.yaml': policyText('dba') }, keyA);
+    const workDir = join(base, `work${n++}`);
+    const { log, lines } = logSink();
+    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSecrets: SECRETS, allowedSignersFile: signers, log });
+    expect(pr.commit).toBe(revoked);
+    // Whoever can move the ref, with no key, points it back at the earlier signed commit.
+    git(repo, 'reset', '-q', '--hard', 'HEAD~1');
+    const back = `commit ${broad.slice(0, 12)} does not descend from ${revoked.slice(0, 12)}, in force; a rollback is a new signed commit that reverts`;
+    expect(await pr.refresh()).toEqual({ changed: false, commit: revoked, candidate: broad, error: back });
+    expect(pr.current().access[0]!.groups).toEqual(['dba']);
+    expect(lines().filter((l) => l.event === 'policy.refused')).toEqual([expect.objectContaining({ level: 'warn', commit: broad, kept: revoked, errors: [back] })]);
+    await pr.stop();
+    // A restart keeps the commit last accepted (accepted.json) as the mark.
+    const again = await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSecrets: SECRETS, allowedSignersFile: signers });
+    expect(again.commit).toBe(revoked);
+    expect(again.lastRefresh()?.error).toBe(`commit ${broad.slice(0, 12)} does not descend from ${revoked.slice(0, 12)}, the last accepted; a rollback is a new signed commit that reverts`);
+    // A deliberate rollback is a new signed commit on top of the one in force.
+    git(repo, 'reset', '-q', '--hard', revoked);
+    const reverted = commit(repo, { 'hoop.yaml': policyText('everyone') }, keyA);
+    expect(await again.refresh()).toMatchObject({ changed: true, commit: reverted });
+    expect(again.current().access[0]!.groups).toEqual(['everyone']);
+    await again.stop();
+  });
+
   it('never shows a password given in the repo URL', async () => {
     expect(displayRemote('https://ci:ghp_secret@git.example.com/acme/policy.git')).toBe('https://***@git.example.com/acme/policy.git');
     expect(displayRemote('fatal: unable to access https://u:p@h/x/: 404')).toBe('fatal: unable to access https://***@h/x/: 404');
