@@ -6,7 +6,7 @@
  */
 import { parseOptions, readsInput } from './shell-options.js';
 
-/** sed: a script's `e` command or `s///e` flag (GNU sed runs them through a shell); `--sandbox` refuses them. */
+/** sed: a script's `e` command or `s///e` flag (GNU sed runs them through a shell), or a `w` to a file (`~/.bashrc` runs later); `--sandbox` refuses them. */
 export function sed(args: readonly string[]): string | undefined {
   const parsed = parseOptions(args, {
     permute: true,
@@ -40,10 +40,10 @@ export function sed(args: readonly string[]): string | undefined {
   // GNU sed reads options after operands too (`sed p f -e 'cmd'`: the script is the `-e`, `p` a file).
   if (scripts.length === 0 && files.length === 0 && parsed.operands.length > 0) scripts.push(args[parsed.operands[0]!]!);
   // GNU sed joins its `-e` scripts with line breaks (`-e 'a\\' -e 'e id'` is one `a` command): each is read alone and joined.
-  return [...scripts, scripts.join('\n')].some((s) => sedRuns(s)) ? "sed's `e` command, or a script hoop cannot read to tell" : undefined;
+  return [...scripts, scripts.join('\n')].some((s) => sedRuns(s)) ? "sed's `e` command, a `w` to a file, or a script hoop cannot read to tell" : undefined;
 }
 
-/** Whether a GNU sed script may run a command (`e`, `s///e`), or hoop cannot read it to tell (read as GNU sed 4.9 reads a script; tested against it). */
+/** Whether a GNU sed script may run a command (`e`, `s///e`) or write a file (`w`, `W`, `s///w`), or hoop cannot read it to tell (read as GNU sed 4.9 reads a script; tested against it). */
 export function sedRuns(script: string): boolean {
   return new SedScript(script).runs();
 }
@@ -97,8 +97,8 @@ class SedScript {
         while (this.#i < s.length && /[gpiImMe0-9w]/.test(s[this.#i]!)) {
           if (s[this.#i] === 'e') return 'runs';
           if (s[this.#i] === 'w') {
-            this.#toLineEnd();
-            break;
+            this.#i++;
+            return this.#writes() ? 'runs' : 'next';
           }
           this.#i++;
         }
@@ -113,10 +113,11 @@ class SedScript {
       case 'c':
         this.#toLineEnd(true);
         return 'next';
-      case 'r':
-      case 'R':
       case 'w':
       case 'W':
+        return this.#writes() ? 'runs' : 'next';
+      case 'r':
+      case 'R':
       case '#':
         this.#toLineEnd();
         return 'next';
@@ -222,6 +223,13 @@ class SedScript {
   }
 
   /** Past the rest of a line: text (`a`, `i`, `c`) goes on past a backslash-newline; a file name or a comment does not. */
+  /** Past a `w` command's or flag's file name (the rest of the line): whether it names a file, not the output streams or /dev/null. */
+  #writes(): boolean {
+    const from = this.#i;
+    this.#toLineEnd();
+    return !['/dev/stdout', '/dev/stderr', '/dev/null'].includes(this.#s.slice(from, this.#i).trim());
+  }
+
   #toLineEnd(text = false): void {
     while (this.#i < this.#s.length && this.#s[this.#i] !== '\n') {
       if (text && this.#s[this.#i] === '\\') this.#i++;

@@ -145,6 +145,10 @@ const CASES: Case[] = [
   [['git show **'], 'git show --output=/home/deploy/.bashrc --format=x'],
   [['git format-patch **'], 'git format-patch -o .git/hooks HEAD~1'],
   [['git archive **'], 'git archive -o .git/config HEAD'],
+  // sed's w command and s///w flag write a file (~/.bashrc runs before sshd's next command).
+  [['sed -n **'], "sed -n '1s/.*/touch pwned/w .bashrc' in.txt"],
+  [['sed -n **'], "sed -n 'w .bashrc' in.txt"],
+  [['sed -n **'], "sed -n -e '/x/W .profile' in.txt"],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -157,6 +161,8 @@ it('takes the ordinary lines beside them: text above ASCII, an escaped space, gi
     [['ls /srv/app/*'], 'ls /srv/app/a\\ b'],
     [['git log **'], 'git log --oneline -5 --format=%h'],
     [['git show **'], 'git show --stat HEAD'],
+    [['sed -n **'], "sed -n 's/a/b/w /dev/stdout' in.txt"],
+    [['sed -n **'], "sed -n '1,5p' in.txt"],
   ] as const) {
     expect((await judgeOf([...globs])).decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
   }
