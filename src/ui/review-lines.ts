@@ -22,7 +22,8 @@ export function relative(iso: string, now = realClock.now()): string {
 
 /** One line of SQL for a table cell, at most `max` terminal columns (cut with `…`). */
 export const oneLine = (sql: string, max = 60): string => {
-  const flat = sql.replace(/\s+/g, ' ').trim();
+  // Only ASCII blanks fold: a no-break space is a letter to PostgreSQL (`WHERE\xa0NOT\xa0x` names an alias), escaped when shown.
+  const flat = sql.replace(/[ \t\n\r\f\v]+/g, ' ').trim();
   if (displayWidth(flat) <= max) return flat;
   let cut = '';
   for (const c of characters(flat)) {

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TranscriptRenderer } from '../../src/ui/transcript.js';
+import { oneLine } from '../../src/ui/review-lines.js';
 import { terminalSafe } from '../../src/ui/terminal-safe.js';
 
 describe('terminalSafe', () => {
@@ -86,5 +87,14 @@ describe('terminalSafe', () => {
       '   | files$ rm -rf /',
     ]);
     expect(lines.slice(6).every((l) => !l.startsWith('-- hoop'))).toBe(true);
+  });
+});
+
+describe('oneLine (a statement in a table cell: hoop review ls, the inbox list)', () => {
+  it('folds only ASCII blanks: a no-break space PostgreSQL reads as a letter stays, to be shown escaped (the sixteenth attack)', () => {
+    // `DELETE FROM accounts WHERE\xa0NOT\xa0archived` deletes every row: `where not archived` is an alias.
+    expect(terminalSafe(oneLine('DELETE FROM accounts WHERE\u00a0NOT\u00a0archived'))).toBe('DELETE FROM accounts WHERE\\xa0NOT\\xa0archived');
+    expect(oneLine('select 1\n\tfrom   t')).toBe('select 1 from t');
+    for (const c of ['\u00a0', '\u1680', '\u2000', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff']) expect(oneLine(`a${c}b`), escape(c)).toBe(`a${c}b`);
   });
 });
