@@ -4,6 +4,11 @@
  * ({@link AGENT_ORDER}, {@link SERVER_ORDER}). The relay is the session's one owner of what is in
  * flight: the agent's requests forwarded or held, and the server's requests the agent may answer.
  *
+ * Ids: the server never sees the agent's, nor the agent the server's. Every request forwarded
+ * either way goes under an id of the gateway's ({@link GatewayIds}, never reused in the session),
+ * and its answer comes back under its sender's; a cancellation names the gateway's id, and a late
+ * answer to a cancelled request is dropped, never taken as the answer to a later one of its id.
+ *
  * The agent's side: each line recorded, then read as one JSON-RPC message (a line that is not one
  * is answered and ends the session) and written anew (the server never gets bytes the gateway did
  * not judge); a request judged (./judge.ts) and forwarded, answered, refused with error -32001, or
@@ -26,7 +31,8 @@ import { describeError } from '../../errors.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { McpAsk, McpVerdict } from '../../policy/mcp.js';
 import type { CloseReason, TunnelSession } from '../../session/engine.js';
-import { errorLine, idKey, type JsonRpcId, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
+import { errorLine, type JsonRpcId, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
+import { GatewayIds } from './ids.js';
 import { McpRequestJudge } from './judge.js';
 import { McpListings } from './listings.js';
 import { McpMasking } from './masking.js';
@@ -116,8 +122,8 @@ export class McpRelay {
   readonly #owner: RelayOwner;
   readonly #agentStages: McpStage[];
   readonly #serverStages: McpStage[];
-  readonly #inFlight = new Map<string, InFlight>();
-  readonly #serverAsks = new Set<string>();
+  readonly #inFlight = new GatewayIds<InFlight>();
+  readonly #serverAsks = new GatewayIds<undefined>();
   readonly #progress = { agent: new Rate(), server: new Rate() };
   #server: McpServer | undefined;
   /** Lines for the server that came before it was open. */
@@ -176,11 +182,13 @@ export class McpRelay {
     }
     try {
       // What the server is sent is the message as the gateway read it, written anew: never bytes it did not judge or a reviewer did not see (a duplicate key, a number past double precision).
-      const line = messageLine(asRead(m));
-      if (m.kind === 'request') return this.#request(m, line);
-      if (m.kind === 'notification') return this.#agentNotification(m, line);
-      // An answer to the server's request: only to one it made and the agent was given.
-      if (this.#serverAsks.delete(idKey(m.id))) this.#toServer(line);
+      if (m.kind === 'request') return this.#request(m);
+      if (m.kind === 'notification') return this.#agentNotification(m, messageLine(asRead(m)));
+      // An answer to the server's request: only to one it made and the agent was given, under the server's id.
+      const ask = this.#serverAsks.ofOurs(m.id);
+      if (!ask) return;
+      this.#serverAsks.delete(ask);
+      this.#toServer(messageLine({ ...asRead(m), id: ask.theirs }));
     } catch (err) {
       // Nothing the agent sends may throw out of the relay (into the tunnel, which would end every stream of the connection).
       this.#session.log.warn('mcp.agent-message-failed', { session: this.#session.id, error: describeError(err) });
@@ -195,22 +203,24 @@ export class McpRelay {
     this.#owner.end('protocol-violation', `the agent sent a message over ${MAX_LINE_BYTES} bytes`);
   }
 
-  #request(m: AgentRequest, line: string): void {
-    const key = idKey(m.id);
-    if (this.#inFlight.has(key)) return this.#answerError(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`);
+  /** An agent's request, judged under the gateway's id for it: forwarded, answered, refused or held. */
+  #request(m: AgentRequest): void {
+    if (this.#inFlight.ofTheirs(m.id)) return this.#answerError(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`);
     if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#answerError(m.id, RpcError.refused, `hoop: ${MAX_IN_FLIGHT} requests are in flight on this session; wait for their answers`);
+    const ours = { ...m, id: this.#inFlight.next() };
+    const line = messageLine(asRead(ours));
     let decision: RequestDecision | undefined;
-    for (const stage of this.#agentStages) decision ??= stage.request?.(m, line);
+    for (const stage of this.#agentStages) decision ??= stage.request?.(ours, line);
     if (!decision) return;
     if (decision.do === 'answer') return this.#answerError(m.id, decision.code, decision.message);
     if (decision.do === 'refuse') return this.#refuse(m.id, decision.verdict);
-    if (decision.do === 'review') return this.#hold(m, line, decision.ask, decision.verdict, decision.flight);
-    this.#inFlight.set(key, decision.flight);
+    if (decision.do === 'review') return this.#hold(m, ours.id, line, decision.ask, decision.verdict, decision.flight);
+    this.#inFlight.add(ours.id, m.id, decision.flight);
     this.#toServer(decision.line);
   }
 
   /** Holds a call a `review` rule matched until a reviewer decides; nothing reaches the server meanwhile. */
-  #hold(m: AgentRequest, text: string, ask: McpAsk, verdict: McpVerdict, flight: InFlight): void {
+  #hold(m: AgentRequest, ours: number, text: string, ask: McpAsk, verdict: McpVerdict, flight: InFlight): void {
     const { reviews } = this.#session;
     const shown = `${m.method} ${JSON.stringify(m.params ?? {}, null, 2)}`;
     if (!reviews || !verdict.review) return this.#refuse(m.id, { ...verdict, action: 'deny', reason: `${verdict.reason}; it asks for a review, and nobody may review it here` });
@@ -228,18 +238,16 @@ export class McpRelay {
       reason: verdict.reason,
       settings: verdict.review,
     });
-    const key = idKey(m.id);
-    this.#inFlight.set(key, { ...flight, held });
+    const sent = this.#inFlight.add(ours, m.id, { ...flight, held });
     const what = ask.kind === 'resource' ? ask.uri : ask.name;
     this.notice(`hoop: ${m.method} of ${what} is held for review ${held.id}${verdict.rule ? ` (rule ${verdict.rule})` : ''}; it runs once a reviewer approves: hoop review approve ${held.id}`);
     void held.decided.then((outcome) => {
-      const flightNow = this.#inFlight.get(key);
-      if (flightNow?.held !== held || this.#owner.ending()) return;
+      if (this.#inFlight.ofOurs(ours) !== sent || this.#owner.ending()) return;
       if (outcome.state === 'approved') {
-        this.#inFlight.set(key, flight);
+        sent.value = flight;
         return this.#toServer(text);
       }
-      this.#inFlight.delete(key);
+      this.#inFlight.delete(sent);
       if (outcome.state === 'withdrawn') return;
       const why = outcome.state === 'denied' ? `denied by ${outcome.by}${outcome.reason ? `: ${outcome.reason}` : ''}` : `expired${outcome.because ? ` (${outcome.because})` : ''}`;
       this.#answerError(m.id, RpcError.refused, `hoop: review ${held.id} ${why}; the call did not run`, { review: held.id, state: outcome.state });
@@ -259,12 +267,12 @@ export class McpRelay {
     if (m.method === 'notifications/cancelled') {
       const requestId = m.params?.requestId;
       if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
-      const flight = this.#inFlight.get(idKey(requestId));
-      if (!flight) return;
-      this.#inFlight.delete(idKey(requestId));
-      if (flight.held) return flight.held.withdraw('cancel');
-      // The server need not answer a cancelled request, and the agent expects no answer (a late one is dropped): it waits no more.
-      return this.#toServer(text);
+      const sent = this.#inFlight.ofTheirs(requestId);
+      if (!sent) return;
+      this.#inFlight.delete(sent);
+      if (sent.value.held) return sent.value.held.withdraw('cancel');
+      // The server need not answer a cancelled request, and the agent expects no answer: it waits no more, and a late answer (to an id the gateway never gives again) is dropped.
+      return this.#toServer(cancelled(m.params, sent.ours));
     }
     if (m.method === 'notifications/progress') return void (this.#progress.agent.take() && this.#toServer(text));
     if (AGENT_NOTIFICATIONS.has(m.method)) this.#toServer(text);
@@ -289,13 +297,14 @@ export class McpRelay {
       return this.#owner.end('protocol-violation', `the MCP server sent ${m.invalid}`);
     }
     if (m.kind === 'response') {
-      const key = idKey(m.id);
-      const flight = this.#inFlight.get(key);
-      if (!flight || flight.held) return;
-      this.#inFlight.delete(key);
+      // Staged by the request it answers (by the gateway's id, never reused), and given back the agent's id.
+      const sent = this.#inFlight.ofOurs(m.id);
+      if (!sent || sent.value.held) return;
+      this.#inFlight.delete(sent);
+      const flight = sent.value;
       const version = flight.method === 'initialize' ? (m.raw.result as { protocolVersion?: unknown } | undefined)?.protocolVersion : undefined;
       if (typeof version === 'string' && !('error' in m.raw)) this.#server?.agreed(version);
-      return this.#toAgent(m.raw, flight);
+      return this.#toAgent({ ...m.raw, id: sent.theirs }, flight);
     }
     if (m.kind === 'request') {
       if (m.method === 'ping') return this.#answerServer(messageLine({ jsonrpc: '2.0', id: m.id, result: {} }));
@@ -306,15 +315,18 @@ export class McpRelay {
         const code = Object.hasOwn(SERVER_METHODS, m.method) ? RpcError.refused : RpcError.methodNotFound;
         return this.#answerServer(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
       }
-      this.#serverAsks.add(idKey(m.id));
+      if (this.#serverAsks.ofTheirs(m.id)) return this.#answerServer(errorLine(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`));
+      const ask = this.#serverAsks.add(this.#serverAsks.next(), m.id, undefined);
       // What it asks the agent's model (a sampling's messages, an elicitation's text) passes the stages, masking among them.
-      return this.#toAgent(m.raw, undefined);
+      return this.#toAgent({ ...m.raw, id: ask.ours }, undefined);
     }
     if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#toAgent(m.raw, undefined));
     if (m.method === 'notifications/cancelled') {
       const id = m.params?.requestId;
-      if ((typeof id === 'string' || typeof id === 'number') && this.#serverAsks.delete(idKey(id))) this.#send(messageLine(m.raw));
-      return;
+      const ask = typeof id === 'string' || typeof id === 'number' ? this.#serverAsks.ofTheirs(id) : undefined;
+      if (!ask) return;
+      this.#serverAsks.delete(ask);
+      return this.#send(cancelled(m.params, ask.ours));
     }
     // A resource's update names its URI: not one the listings hide.
     const uri = m.method === 'notifications/resources/updated' ? m.params?.uri : undefined;
@@ -406,18 +418,22 @@ export class McpRelay {
 
   /** Answers every request in flight with `message` (the server is gone, or the session ends); held ones are withdrawn. */
   failInFlight(message: string): void {
-    for (const [key, flight] of this.#inFlight) {
-      flight.held?.withdraw('session-ended');
-      const id: JsonRpcId = key.startsWith('n') ? Number(key.slice(1)) : key.slice(1);
-      this.#answerError(id, RpcError.internal, message);
+    for (const sent of this.#inFlight.values()) {
+      sent.value.held?.withdraw('session-ended');
+      this.#answerError(sent.theirs, RpcError.internal, message);
     }
     this.#inFlight.clear();
   }
 
   /** Withdraws every review a request waits for (the session ends). */
   withdrawAll(): void {
-    for (const flight of this.#inFlight.values()) flight.held?.withdraw('session-ended');
+    for (const sent of this.#inFlight.values()) sent.value.held?.withdraw('session-ended');
   }
+}
+
+/** A cancellation, with `params` as read, of the request the receiver knows as `id`. */
+function cancelled(params: Record<string, unknown> | undefined, id: number): string {
+  return messageLine({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { ...params, requestId: id } });
 }
 
 /** A message of the agent's as the gateway read it: its JSON-RPC fields alone, each as parsed. */
