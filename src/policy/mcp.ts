@@ -27,7 +27,8 @@
  * segments resolved, so `/srv/data/../secret` meets a rule on `/srv/secret/**`, and (a glob that
  * spells a `/`) a relative path as under any directory ({@link underSomeDirectory}); such a path
  * glob meets every path the call holds, whatever the argument's name or depth ({@link pathsHeld}),
- * and `dir/**` meets `dir` too. (The server may still follow a symbolic link the gateway cannot
+ * and `dir/**` meets `dir` too, as every tool's path naming a directory above what it protects does
+ * ({@link aboveProtected}). (The server may still follow a symbolic link the gateway cannot
  * see.) Otherwise an argument the call does not send matches no rule that names it. A refusing
  * rule compares URIs case-folded too.
  *
@@ -87,8 +88,6 @@ export class McpJudge {
   readonly #readOnly: boolean;
   readonly #serverRequests: ReadonlySet<string>;
   readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
-  /** The tools the session's server listed as read-only (`readOnlyHint`): they rename and remove nothing. */
-  readonly #readOnlyTools = new Set<string>();
 
   constructor(mcp: McpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
     this.#rules = mcp.rules.filter((r) => ruleApplies(r.match, who, connection)).map(compile);
@@ -101,9 +100,7 @@ export class McpJudge {
   /** The decision on a tool call, a resource read or a prompt: the most restrictive matching rule, else the default. */
   decide(ask: McpAsk): McpVerdict {
     const what = ask.kind === 'resource' ? `resource ${ask.uri}` : `${ask.kind} "${ask.name}"`;
-    // A tool the server did not list as read-only may rename or remove what it names: a directory above a protected path carries it.
-    const moves = ask.kind === 'tool' && !this.#readOnlyTools.has(ask.name);
-    const verdicts = this.#rules.filter((c) => matches(c, ask, moves)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
+    const verdicts = this.#rules.filter((c) => matches(c, ask)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
     const verdict = mostRestrictive(verdicts) ?? this.#byDefault(`no mcp rule matches ${what}`);
     if (this.#readOnly && ask.kind === 'tool' && verdict.rule === undefined && verdict.action === 'allow') {
       return {
@@ -125,16 +122,6 @@ export class McpJudge {
     if (naming.some((c) => c.rule.action === 'deny' && !c.arguments)) return false;
     const refusedByDefault = this.#default === 'deny' || (this.#readOnly && kind === 'tool');
     return !refusedByDefault || naming.some((c) => c.rule.action !== 'deny');
-  }
-
-  /** The tools of a `tools/list` answer the server gave this session: those it declares read-only (`annotations.readOnlyHint`) are known to move nothing. */
-  listed(tools: readonly unknown[]): void {
-    for (const tool of tools) {
-      const t = tool as { name?: unknown; annotations?: { readOnlyHint?: unknown } } | null;
-      if (typeof t?.name !== 'string') continue;
-      if (t.annotations?.readOnlyHint === true) this.#readOnlyTools.add(t.name);
-      else this.#readOnlyTools.delete(t.name);
-    }
   }
 
   /** Whether the server may send the agent a request of `method` (sampling, elicitation, roots), as `serverRequests` says. */
@@ -192,9 +179,9 @@ function namesIt(c: CompiledRule, kind: McpAsk['kind'], name: string): boolean {
 
 /**
  * Whether rule `c` matches `ask`: its kind, its name (a resource's URI in each of its spellings), every argument it
- * names; `moves`: the tool may rename or remove what it names, so a refusing rule's path glob meets a directory above too.
+ * names; a refusing rule's path glob meets a directory above what it protects too, for every tool ({@link aboveProtected}).
  */
-function matches(c: CompiledRule, ask: McpAsk, moves = false): boolean {
+function matches(c: CompiledRule, ask: McpAsk): boolean {
   if (ask.kind === 'resource') {
     // A deny or review rule matches a URI any way the server may read it; an allow rule only when it matches every way.
     const spellings = uriSpellings(nfc(ask.uri));
@@ -206,7 +193,7 @@ function matches(c: CompiledRule, ask: McpAsk, moves = false): boolean {
   if (!namesIt(c, ask.kind, ask.name)) return false;
   if (!c.arguments) return true;
   return c.arguments.every(({ path, match, anywhere, above }) => {
-    const meets = (v: unknown): boolean => match(v) || (moves && above?.(v) === true);
+    const meets = (v: unknown): boolean => match(v) || above?.(v) === true;
     const value = valueAt(ask.arguments, path);
     if (value !== undefined && meets(value)) return true;
     if (!anywhere) return false;
@@ -228,8 +215,9 @@ function aboveMatcher(globs: readonly string[]): (value: unknown) => boolean {
 
 /**
  * Whether path `text` names the directory a refusing glob's fixed part ends in, or one above it (`/srv/shared` or
- * `/srv/shared/secret` of `/srv/shared/secret/**`): a tool that renames or moves it carries what the glob protects
- * to names the glob does not meet (`move_file team team-archive`, then a read of `team-archive/secret/key`). A relative
+ * `/srv/shared/secret` of `/srv/shared/secret/**`): a tool that lists it recursively reveals the names the glob
+ * protects (`directory_tree`, `search_files` of the parent), and one that renames or moves it carries them to names
+ * the glob does not meet (`move_file team team-archive`). A server's `readOnlyHint` tells neither apart. A relative
  * path is read as the server reads it, under a directory of its own: above when the fixed part holds it as whole segments.
  * A glob with no fixed directory (one that starts with `**`) meets the file wherever it moves.
  */

@@ -315,7 +315,7 @@ export interface SessionRecording {
 }
 
 /** The mcp policy of a session, as the MCP engine asks it (src/policy/mcp.ts's `McpJudge`). */
-export type SessionMcp = Pick<McpJudge, 'decide' | 'shows' | 'serverMay' | 'listed'>;
+export type SessionMcp = Pick<McpJudge, 'decide' | 'shows' | 'serverMay'>;
 
 /** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */
 export type SessionSsh = Pick<SshJudge, 'decide' | 'env' | 'forward' | 'sftp'>;

@@ -381,15 +381,23 @@ describe('a relative path past a deny rule', () => {
 });
 
 describe('a directory above what a deny rule protects', () => {
-  it('is named only by the tools the real server lists as read-only: its listing runs once listed, a move of it never (the fifteenth attack)', async () => {
+  it('is refused to every tool, listed read-only or not: directory_tree and search_files of the parent listed the secret tree once tools/list was called (the sixteenth attack); a move of it never runs (the fifteenth)', async () => {
     const c = await rawMcp('files');
     const call = (id: string, name: string, args: Record<string, unknown>) => c.request(id, 'tools/call', { name, arguments: args });
-    // No listing yet: the gateway cannot tell that list_directory renames nothing.
-    expect(errorOf(await call('a1', 'list_directory', { path: data }))?.code).toBe(-32001);
     await c.request('l1', 'tools/list', {});
-    expect(JSON.stringify((await call('a2', 'list_directory', { path: data })).result)).toContain('notes.txt');
-    expect(errorOf(await call('a3', 'move_file', { source: data, destination: `${data}-moved` }))?.code).toBe(-32001);
+    for (const [i, [name, args]] of (
+      [
+        ['directory_tree', { path: data }],
+        ['search_files', { path: data, pattern: '**/*' }],
+        ['list_directory', { path: data }],
+        ['move_file', { source: data, destination: `${data}-moved` }],
+      ] as const
+    ).entries())
+      expect(errorOf(await call(`a${i}`, name, args))?.code, name).toBe(-32001);
+    expect(JSON.stringify(c.received)).not.toContain('key.txt');
     expect(existsSync(join(data, 'secret', 'key.txt'))).toBe(true);
+    // What is beside it is read as ever.
+    expect(JSON.stringify((await call('n1', 'read_text_file', { path: join(data, 'notes.txt') })).result)).toContain('plain notes');
     c.close();
   });
 });

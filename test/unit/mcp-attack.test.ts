@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseSecretPatterns } from '../../src/config/secrets.js';
 import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
+import { McpListings } from '../../src/mcp/pipeline/listings.js';
 import { McpJudge } from '../../src/policy/mcp.js';
 import { PERSON } from '../../src/policy/principal.js';
 import { MCP_DEFAULTS, type McpPolicy } from '../../src/policy/schema.js';
@@ -116,10 +117,8 @@ describe("a deny rule's path globs", () => {
     for (const [name, args] of calls) expect(j.decide(tool(name, args)).action, `${name} ${JSON.stringify(args)}`).toBe('deny');
     // What holds no path is not read as one: a file's content, a search pattern, a path that only shares a prefix.
     expect(j.decide(tool('write_file', { path: '/srv/shared/notes.txt', content: 'see secret/key\n' })).action).toBe('allow');
-    // The directory above the secret one: a tool the server lists as read-only may name it (one that may move it may not: below).
+    // The directory above the secret one: a search of it lists the secret one's names (below).
     expect(j.decide(tool('search_files', { path: '/srv/shared', pattern: 'secret' })).action).toBe('deny');
-    j.listed([{ name: 'search_files', annotations: { readOnlyHint: true } }]);
-    expect(j.decide(tool('search_files', { path: '/srv/shared', pattern: 'secret' })).action).toBe('allow');
     expect(j.decide(tool('list_directory', { path: '/srv/shared/secrets-policy' })).action).toBe('allow');
     // A call holding more strings than the judge reads is refused by every refusing path rule.
     expect(j.decide(tool('read_multiple_files', { paths: Array.from({ length: 10_001 }, (_, i) => `/srv/shared/f${i}`) })).action).toBe('deny');
@@ -205,21 +204,27 @@ describe('a directory above what a deny rule protects (the fifteenth attack)', (
     expect(j.decide(tool('move_file', { source: '/data/app', destination: '/data/app2' })).action).toBe('allow');
   });
 
-  it('lets the tools the server lists as read-only name it (a listing of the directory above), and keeps refusing the others', () => {
+  it("is refused to every tool, whatever the server says of its tools: directory_tree and search_files of the parent, listed readOnlyHint, listed the secret directory's tree (the sixteenth attack)", () => {
     const j = judge({ default: 'allow', rules });
-    j.listed([
-      { name: 'list_directory', annotations: { readOnlyHint: true } },
-      { name: 'directory_tree', annotations: { readOnlyHint: true } },
-      { name: 'move_file', annotations: { readOnlyHint: false, destructiveHint: true } },
-      { name: 'mystery' },
-    ]);
-    expect(j.decide(tool('list_directory', { path: '/data/team' })).action).toBe('allow');
-    expect(j.decide(tool('list_directory', { path: '/data' })).action).toBe('allow');
-    expect(j.decide(tool('list_directory', { path: '/data/team/secret' })).action).toBe('deny');
-    expect(j.decide(tool('move_file', { source: '/data/team', destination: '/data/t2' })).action).toBe('deny');
-    expect(j.decide(tool('mystery', { path: '/data/team' })).action).toBe('deny');
-    // A later listing that no longer says read-only takes it back.
-    j.listed([{ name: 'list_directory' }]);
-    expect(j.decide(tool('list_directory', { path: '/data/team' })).action).toBe('deny');
+    // The session's tools/list, as the listings stage reads it: the reference server's read-only tools.
+    const listing = { result: { tools: ['list_directory', 'directory_tree', 'search_files', 'read_text_file'].map((name) => ({ name, annotations: { readOnlyHint: true } })) } };
+    new McpListings(j).toAgent(listing, { method: 'tools/list' });
+    for (const [name, args] of [
+      ['directory_tree', { path: '/data' }],
+      ['directory_tree', { path: '/data/team/' }],
+      ['search_files', { path: '/data', pattern: '**/*' }],
+      ['list_directory', { path: '/data/team' }],
+      ['list_directory', { path: '/data/team/secret' }],
+      ['read_text_file', { path: '.' }],
+    ] as const)
+      expect(j.decide(tool(name, args)).action, `${name} ${JSON.stringify(args)}`).toBe('deny');
+    // Ordinary reads of what is beside it pass.
+    for (const [name, args] of [
+      ['read_text_file', { path: '/data/team/notes.txt' }],
+      ['list_directory', { path: '/data/other' }],
+      ['directory_tree', { path: '/data/team-archive' }],
+      ['search_files', { path: '/data/other', pattern: 'secret' }],
+    ] as const)
+      expect(j.decide(tool(name, args)).action, `${name} ${JSON.stringify(args)}`).toBe('allow');
   });
 });

@@ -27,8 +27,6 @@ export class McpListings implements McpStage {
     if (!listing || 'error' in raw || typeof result !== 'object' || result === null) return raw;
     const items = (result as Record<string, unknown>)[listing.list];
     if (!Array.isArray(items)) return raw;
-    // What the server says of its tools (read-only ones rename and remove nothing), for the judge of this session's calls.
-    if (listing.kind === 'tool') this.#mcp.listed(items);
     const shown = items.filter((item: unknown) => {
       const name = (item as Record<string, unknown> | null)?.[listing.key];
       return typeof name === 'string' && this.#mcp.shows(listing.kind, name);
