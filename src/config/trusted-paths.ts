@@ -1,10 +1,10 @@
 /**
  * What the gateway trusts on disk, checked as sshd's StrictModes checks a user's files before it
  * starts: its data directory and what it keeps there (recordings, signing keys), its policy
- * checkout and its TLS files. Each must be its user's (or root's), not a symbolic link where it
- * keeps state, and writable by no other user, nor may any directory above it let another user
- * replace it (a directory others may write without the sticky bit). A path that fails stops the
- * start, named with the fix.
+ * checkout, its TLS files, and what an MCP server it runs may load. Each must be its user's (or
+ * root's), not a symbolic link where it keeps state, and writable by no other user, nor may any
+ * directory above it let another user replace it (a directory others may write without the sticky
+ * bit). A path that fails stops the start, named with the fix.
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
@@ -18,6 +18,8 @@ import { localRepoPath } from './repo-path.js';
 const KEPT = ['recordings', 'keys', 'client-records', 'workers', 'journal'];
 /** Entries of a tree looked at before the start goes on (a data directory of many sessions' recordings): past them, the rest is not walked. */
 const WALKED = 200_000;
+/** Entries of a tree of code looked at (an MCP program's working directory, a directory it is given): past them, it is refused. */
+export const MAX_TREE = 10_000;
 
 /** Paths the gateway keeps state in (no link, its own) and files it only reads (its user's or root's, no other writer). */
 export interface TrustedPaths {
@@ -33,6 +35,8 @@ export interface TrustedPaths {
   appended?: readonly string[];
   /** Repositories it reads in place (a policy repo given as a path): every entry its user's or root's, written by its own group at most, a link leading inside it; each place outside it that git reads from checked alike. */
   sources?: readonly string[];
+  /** Directories a program it runs may load code from (an MCP server's `cwd`, a directory it is given): as `sources`, a link's target too, at most {@link MAX_TREE} entries. */
+  trees?: readonly string[];
 }
 
 /** The paths of a configuration the gateway trusts: the data directory and what it keeps there (each of `workers` workers' directories too), the policy checkout, the TLS files, the audit file. */
@@ -155,6 +159,19 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
   };
   const checkedSources = new Set<string>();
   for (const repo of paths.sources ?? []) source(repo, checkedSources);
+  for (const tree of paths.trees ?? []) {
+    owned(tree, statSync(tree), 'it');
+    above(tree);
+    above(realpathSync(tree));
+    // What a link points at is what runs: its owner and mode count too (a link to nothing could be made to point at anything).
+    const entry = (at: string, est: Stats): void => {
+      if (!est.isSymbolicLink()) return noOtherWriter(at, est);
+      ownedBy(at, est, 'it');
+      const target = realpathOrMissing(at) ?? refuse(at, 'it is a link to nothing', `remove ${at}`);
+      noOtherWriter(target, statSync(target));
+    };
+    if (!walk(realpathSync(tree), false, entry, MAX_TREE)) refuse(tree, `it holds over ${MAX_TREE} entries, too many to check`, `give the MCP server a smaller directory of the gateway's own`);
+  }
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');
@@ -186,22 +203,33 @@ export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.())
 }
 
 /**
- * Calls `check` on each entry under `dir` (its own status), depth first, up to {@link WALKED} of
- * them: a state directory's whole tree but the other state directories within (each walked on its
- * own); a checkout's whole tree, git's objects too (git does not hash a loose object again as it reads it).
+ * Calls `check` on each entry under `dir` (its own status), depth first, up to `max` of them: a
+ * state directory's whole tree but the other state directories within (each walked on its own); a
+ * checkout's whole tree, git's objects too (git does not hash a loose object again as it reads it).
+ * Whether the whole tree was walked.
  */
-function walk(dir: string, state: boolean, check: (at: string, st: Stats) => void): void {
+function walk(dir: string, state: boolean, check: (at: string, st: Stats) => void, max = WALKED): boolean {
   const pending = [dir];
   let seen = 0;
-  while (pending.length > 0 && seen < WALKED) {
+  while (pending.length > 0) {
     const at = pending.pop()!;
     for (const entry of readdirSync(at)) {
+      if (++seen > max) return false;
       const path = join(at, entry);
       const st = lstatSync(path);
       check(path, st);
-      if (++seen >= WALKED) return;
       if (st.isDirectory() && !(state && at === dir && KEPT.includes(entry))) pending.push(path);
     }
+  }
+  return true;
+}
+
+/** Where `path`'s links lead, or undefined when to nothing. */
+function realpathOrMissing(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,7 +3,7 @@
  * program, or a file an interpreter is given, that another user could replace is not started, named with the fix
  * (the fifteenth attack: a gateway running as root ran a script another user owned, in their directory).
  */
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,14 +15,14 @@ const base = mkdtempSync(join(tmpdir(), 'hoop-mcp-program-'));
 chmodSync(base, 0o755);
 let made = 0;
 
-const connection = (command: string[]): McpConnection => ({ name: 'files', type: 'mcp', command, allow: { subjects: [], emails: [], groups: [] } });
+const connection = (command: string[], cwd?: string): McpConnection => ({ name: 'files', type: 'mcp', command, ...(cwd ? { cwd } : {}), allow: { subjects: [], emails: [], groups: [] } });
 
 /** Opens the connection's server: what became of it, and closes it when it started. */
-async function started(command: string[], path = process.env.PATH): Promise<string> {
+async function started(command: string[], path = process.env.PATH, cwd?: string): Promise<string> {
   const saved = process.env.PATH;
   process.env.PATH = path;
   try {
-    const upstream = await openUpstream(connection(command), async () => '', base, { message: () => undefined, closed: () => undefined });
+    const upstream = await openUpstream(connection(command, cwd), async () => '', base, { message: () => undefined, closed: () => undefined });
     await upstream.close();
     return 'started';
   } catch (err) {
@@ -69,5 +69,59 @@ describe('the program of an MCP connection', () => {
     const theirs = place(0o755, 1001);
     expect(await started([process.execPath, theirs.script])).toMatch(/not started: the gateway will not trust .*: .*belongs to another user \(uid 1001\)/);
     expect(await started([theirs.program])).toMatch(/belongs to another user \(uid 1001\)/);
+  });
+});
+
+describe.runIf(process.getuid?.() === 0)('what the program runs, however it is named (the sixteenth attack)', () => {
+  // A directory of root's (0755) holding code of another user's: each form below ran it as root.
+  const srv = place(0o755).dir;
+  const theirs = (file: string, text = 'process.exit(9);\n'): string => {
+    writeFileSync(file, text);
+    chownSync(file, 1001, 1001);
+    return file;
+  };
+  mkdirSync(join(srv, 'pkg'));
+  writeFileSync(join(srv, 'pkg', 'package.json'), '{"main":"index.js"}');
+  const index = theirs(join(srv, 'pkg', 'index.js'));
+  const server = theirs(join(srv, 'server.js'));
+  const preload = theirs(join(srv, 'preload.mjs'));
+  // A cwd of root's holding a module of theirs (python -m), and one holding a package of theirs (npx).
+  const py = place(0o755).dir;
+  const tool = theirs(join(py, 'mcp_tool.py'));
+  const js = place(0o755).dir;
+  mkdirSync(join(js, 'node_modules', 'evil-mcp'), { recursive: true });
+  writeFileSync(join(js, 'node_modules', 'evil-mcp', 'package.json'), '{"name":"evil-mcp","version":"1.0.0","bin":{"evil-mcp":"cli.js"}}');
+  const cli = theirs(join(js, 'node_modules', 'evil-mcp', 'cli.js'));
+
+  it('is refused, naming the file, when it is another user’s: a directory, a name without its extension, --import=, env, npx or python -m from the cwd', async () => {
+    const refused = (file: string) => new RegExp(`not started: the gateway will not trust ${file}: it belongs to another user \\(uid 1001\\)`);
+    expect(await started([process.execPath, join(srv, 'pkg')])).toMatch(refused(index));
+    expect(await started([process.execPath, join(srv, 'server')])).toMatch(refused(server));
+    expect(await started([process.execPath, `--import=${preload}`, SERVER])).toMatch(refused(preload));
+    expect(await started(['/usr/bin/env', 'node', preload])).toMatch(refused(preload));
+    expect(await started(['python3', '-m', 'mcp_tool'], process.env.PATH, py)).toMatch(refused(tool));
+    expect(await started(['npx', '--offline', '-y', 'evil-mcp'], process.env.PATH, js)).toMatch(refused(cli));
+  });
+
+  it('refuses a shell’s -c script and env -S: the gateway does not read what a command line runs', async () => {
+    expect(await started(['sh', '-c', `exec ${process.execPath} ${preload}`])).toMatch(/not started: a shell's -c script is not run/);
+    expect(await started(['/usr/bin/env', '-S', `node ${preload}`])).toMatch(/not started: env -S or -C is not run/);
+    expect(await started(['/usr/bin/env', '-C', srv, 'node', 'server'])).toMatch(/not started: env -S or -C is not run/);
+  });
+
+  it('starts the ordinary forms: npx of a package in the gateway’s node_modules on a directory of its own, node on a file of root’s', async () => {
+    // A cwd is checked whole (at most 10,000 entries): one whose node_modules links to the checkout's.
+    const cwd = place(0o755).dir;
+    symlinkSync(resolve(import.meta.dirname, '../../node_modules'), join(cwd, 'node_modules'));
+    const data = place(0o755).dir;
+    expect(await started(['npx', '--offline', '-y', '@modelcontextprotocol/server-filesystem', data], process.env.PATH, cwd)).toBe('started');
+    expect(await started([process.execPath, place(0o755).script])).toBe('started');
+  });
+
+  it('refuses a directory an interpreter runs that holds more than it can check; a directory given as data is not walked', async () => {
+    const big = place(0o755).dir;
+    for (let i = 0; i <= 10_000; i++) writeFileSync(join(big, `f${i}`), '');
+    expect(await started([process.execPath, big])).toMatch(/holds over 10000 entries, too many to check/);
+    expect(await started([process.execPath, SERVER, big])).toBe('started');
   });
 });

@@ -13,15 +13,15 @@
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/transports
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { McpConnection, McpValue } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
-import { checkTrustedFile } from '../../config/trusted-paths.js';
-import { describeError } from '../../errors.js';
+import { checkTrustedFile, checkTrustedPaths } from '../../config/trusted-paths.js';
+import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import { classify, LineReader, MAX_LINE_BYTES, type McpMessage, type NotAMessage } from '../wire/json-rpc.js';
 
 /** What the session hears from the server. */
@@ -57,12 +57,15 @@ const EXIT_GRACE_MS = 2000;
 export async function openUpstream(connection: McpConnection, resolveSecret: (ref: SecretRef) => Promise<string>, workDir: string, on: UpstreamEvents): Promise<McpUpstream> {
   const values = async (m: Record<string, McpValue> | undefined): Promise<Record<string, string>> =>
     Object.fromEntries(await Promise.all(Object.entries(m ?? {}).map(async ([k, v]) => [k, 'secret' in v ? await resolveSecret(v.secret) : v.text] as const)));
-  if (connection.command) return startProgram(connection.command, await values(connection.env), connection.cwd ?? workDir, on);
+  if (connection.command) return startProgram(connection.command, await values(connection.env), connection.cwd, workDir, on);
   return openHttp(new URL(connection.url!), await values(connection.headers), on);
 }
 
-/** Programs that run the files they are given as code. */
-const INTERPRETER = /^(node|nodejs|deno|bun|tsx|python[0-9.]*|pypy[0-9.]*|ruby|perl|php|sh|bash|dash|zsh|ksh|fish)$/;
+/** Programs that run what their first operand names as code (a directory: node's index.js, python's __main__.py). */
+const INTERPRETER = /^(node|nodejs|deno|bun|tsx|python[0-9.]*|pypy[0-9.]*|ruby|perl|php)$/;
+
+/** Shells: a script given with `-c` is refused (the gateway does not read what a script runs). */
+const SHELL = /^(sh|bash|dash|zsh|ksh|fish)$/;
 
 /** `name` as `PATH` finds it (the first executable file of that name), if it does. */
 function onPath(name: string, path: string | undefined): string | undefined {
@@ -79,28 +82,70 @@ function onPath(name: string, path: string | undefined): string | undefined {
 }
 
 /**
- * Refuses to run a program another user could replace, nor an interpreter on a file they could: what the gateway
- * runs it trusts as it trusts its keys (as sshd its AuthorizedKeysCommand), its directories above included.
+ * Refuses to run what another user could replace: what the gateway runs it trusts as it trusts its keys (as sshd its
+ * AuthorizedKeysCommand), its directories above included. It checks what may run, not which words name code: the
+ * program (and the one `env` runs), the `cwd` set (a tree: `python -m`, `npx` load from it), and every path a word
+ * names, whole or after `=` (a name without its extension as each file it may complete to; a directory as a tree when an
+ * interpreter runs it, else it is the program's data);
+ * a shell's `-c` script and `env -S`, `env -C` are refused.
  * @throws HoopError CONFIG_INVALID naming the file and the fix
  */
-function checkProgram(command: readonly string[], cwd: string, path: string | undefined): void {
-  const name = command[0]!;
+function checkProgram(command: readonly string[], cwd: string, cwdSet: boolean, path: string | undefined): void {
+  const [name, ...words] = command as [string, ...string[]];
+  checkRun(name, cwd, path);
+  if (cwdSet) checkPath(cwd, true);
+  if (SHELL.test(basename(name)) && words.some((w) => /^-[a-z]*c/i.test(w)))
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `a shell's -c script is not run: the gateway does not check what a script runs`, {
+      hint: 'give the MCP server program and its arguments as the command',
+    });
+  if (basename(name) === 'env') checkEnv(words, cwd, path);
+  const script = INTERPRETER.test(basename(name)) ? words.find((w) => !w.startsWith('-')) : undefined;
+  for (const word of words) for (const p of pathsNamed(word, cwd)) checkPath(p, word === script);
+}
+
+/** Refuses a program another user could replace: `name` as the child finds it (by `PATH` without a slash). */
+function checkRun(name: string, cwd: string, path: string | undefined): void {
   const program = name.includes('/') ? resolve(cwd, name) : onPath(name, path);
   if (program !== undefined && existsSync(program)) checkTrustedFile(program);
-  if (!INTERPRETER.test(basename(name))) return;
-  for (const arg of command.slice(1)) {
-    const file = resolve(cwd, arg);
-    if (existsSync(file) && statSync(file).isFile()) checkTrustedFile(file);
-  }
+}
+
+/** `env`'s words: `-S` (a command line in one word) and `-C` (another directory) refused, each word its PATH finds checked as a program. */
+function checkEnv(words: readonly string[], cwd: string, path: string | undefined): void {
+  if (words.some((w) => /^(-[a-zA-Z]*[SC]|--split-string|--chdir)/.test(w)))
+    throw new HoopError(ErrorCode.CONFIG_INVALID, 'env -S or -C is not run: the gateway does not check what a command line runs, or where', {
+      hint: 'give the program and its arguments as the command (and the directory as cwd)',
+    });
+  for (const w of words) if (!w.startsWith('-') && !w.includes('=')) checkRun(w, cwd, path);
+}
+
+/** The existing paths word `word` names, whole or after its first `=`; a name that is none, each `name.*` beside it (node and python add an extension). */
+function pathsNamed(word: string, cwd: string): string[] {
+  const eq = word.indexOf('=');
+  return [word, ...(eq >= 0 ? [word.slice(eq + 1)] : [])]
+    .filter((w) => w !== '')
+    .flatMap((w) => {
+      const at = resolve(cwd, w);
+      if (existsSync(at)) return [at];
+      const dir = dirname(at);
+      const completed = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((e) => e.startsWith(`${basename(at)}.`)) : [];
+      return completed.map((e) => join(dir, e));
+    });
+}
+
+/** Refuses a file another user could replace, a directory of code holding one (see {@link checkTrustedPaths}' trees), or another directory they could write to (what is made in it). */
+function checkPath(at: string, code: boolean): void {
+  if (!statSync(at).isDirectory()) checkTrustedFile(at);
+  else checkTrustedPaths(code ? { state: [], checkouts: [], read: [], trees: [at] } : { state: [], checkouts: [], read: [at] });
 }
 
 /** Runs `command` and speaks MCP on its stdio. */
-function startProgram(command: readonly string[], own: Record<string, string>, cwd: string, on: UpstreamEvents): Promise<McpUpstream> {
+function startProgram(command: readonly string[], own: Record<string, string>, set: string | undefined, workDir: string, on: UpstreamEvents): Promise<McpUpstream> {
   const env: Record<string, string> = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
   Object.assign(env, own);
+  const cwd = set ?? workDir;
   try {
-    checkProgram(command, cwd, env.PATH);
+    checkProgram(command, cwd, set !== undefined, env.PATH);
   } catch (err) {
     return Promise.reject(new Error(`the MCP server's program ${command[0]} was not started: ${describeError(err)}`));
   }
