@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MysqlPacketRecorder } from '../../src/mysql/pipeline/record-tap.js';
 import { SERVER_PACKET } from '../../src/mysql/pipeline/records.js';
-import { errPacket, parseErr } from '../../src/mysql/wire/results.js';
+import { ColumnType, columnDefinition, errPacket, parseColumnDefinition, parseErr } from '../../src/mysql/wire/results.js';
 import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
 import { analyzeSql, loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { Random } from '../harness/random.js';
@@ -102,6 +102,23 @@ describe('a MariaDB error that quotes a statement whose record redacted a secret
     expect(recorded(`ALTER USER u IDENTIFIED BY '${SECRET}' x`, "near 'something else' at line 1")).toMatch(/near '\[redacted:[0-9a-f]{8}\]' at line 1$/);
     // Any other error repeating the secret.
     expect(recorded(`SET PASSWORD = PASSWORD('${SECRET}')`, `password ${SECRET} is too weak`, 1819)).toMatch(/^password \[redacted:[0-9a-f]{8}\] is too weak$/);
+  });
+
+  it("records a column named by the statement's text (MariaDB: SELECT PASSWORD('…')) with the secret redacted, as the statement is (the sixteenth attack)", () => {
+    const packets: Array<[number, Buffer]> = [];
+    const recorder = new MysqlPacketRecorder({ record: (kind, _at, bytes, start, end) => void packets.push([kind, Buffer.from(bytes.subarray(start, end))]) }, 100, 0, 0, { key: 'k' });
+    const column = (name: string): Buffer => columnDefinition({ schema: '', table: '', orgTable: '', name, orgName: '', charset: 33, length: 41, type: ColumnType.VAR_STRING, flags: 0, decimals: 0 });
+    for (const sql of [`SELECT PASSWORD('${SECRET}')`, `SELECT AES_ENCRYPT('x', '${SECRET}')`]) {
+      recorder.client(Buffer.concat([Buffer.from([0x03]), Buffer.from(sql)]));
+      recorder.server({ kind: 'column', last: true }, column(sql.slice(7)));
+      const name = parseColumnDefinition(packets.filter(([kind]) => kind === SERVER_PACKET).at(-1)![1]).name;
+      expect(name, sql).not.toContain('hunter2');
+      expect(name).toMatch(/\[redacted:[0-9a-f]{8}\]/);
+    }
+    // A column of a statement with nothing redacted is recorded as sent.
+    recorder.client(Buffer.concat([Buffer.from([0x03]), Buffer.from("SELECT upper('x')")]));
+    recorder.server({ kind: 'column', last: true }, column("upper('x')"));
+    expect(parseColumnDefinition(packets.filter(([kind]) => kind === SERVER_PACKET).at(-1)![1]).name).toBe("upper('x')");
   });
 
   it('records an error answering a statement with nothing redacted as the server sent it', () => {

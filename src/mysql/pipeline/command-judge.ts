@@ -12,7 +12,7 @@
  *
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
  */
-import type { MysqlLexing } from '../../policy/sql/redact.js';
+import { type MysqlLexing, redactSql } from '../../policy/sql/redact.js';
 import { createHash } from 'node:crypto';
 import type { MysqlConnection } from '../../config/connection.js';
 import { analyzeMysql, loadMysqlParser, SAFE_CHARSETS, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
@@ -296,7 +296,13 @@ export class CommandJudge {
         for (const [table, column] of rows) if (table && column && rules.forName(column)) maskedByName.add(table);
       }
       const extended = (client.mariadbCapabilities & MariaCap.EXTENDED_METADATA) !== 0;
-      this.masker = new MysqlResultMasker(rules, new Set(names), maskedByName, (column, strategy) => this.#session.report?.masked(column, strategy), extended);
+      this.masker = new MysqlResultMasker(
+        rules,
+        new Set(names),
+        maskedByName,
+        (column, strategy) => this.#session.report?.masked(indexedName(column, this.#session.recording?.redactionKey), strategy),
+        extended,
+      );
     }
     // What the client reads of "the statement before" its first (ROW_COUNT() 0, FOUND_ROWS() 1) is what a fresh
     // connection reads, not what the gateway's own statements left: a SELECT of one row, then a statement of no result.
@@ -423,4 +429,9 @@ export class CommandJudge {
     if (this.timeoutsSql && analysis.ok && analysis.statements.some(runsStoredCode)) this.lastReset = this.timeoutsSql;
     return undefined;
   }
+}
+
+/** A column's name as the index keeps it: MariaDB names a column by its expression's text, whose secrets are redacted as the statement's are (`PASSWORD('…')`). */
+function indexedName(column: string, key: Buffer | undefined): string {
+  return redactSql(column, 'mysql', key ? { key } : {}).text;
 }

@@ -8,12 +8,12 @@
  */
 import { realClock } from '../../clock.js';
 import type { RecordingStream } from '../../recording/thread.js';
-import type { AgreedCapabilities } from '../wire/handshake.js';
+import { type AgreedCapabilities, MariaCap } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
 import { type MysqlLexing, type RedactOptions, redactEcho, redactSql } from '../../policy/sql/redact.js';
-import { Command, errPacket, parseErr } from '../wire/results.js';
+import { Command, columnDefinition, errPacket, parseColumnDefinition, parseErr } from '../wire/results.js';
 import { ExecuteSecrets } from './execute-secrets.js';
 
 /** See the module documentation. */
@@ -26,7 +26,9 @@ export class MysqlPacketRecorder {
   readonly #redact: RedactOptions;
   readonly #executes: ExecuteSecrets;
   #redactMode: [MysqlLexing, RedactOptions] | undefined;
-  /** The statement the server answers now, and what its record redacted (its errors may quote it). */
+  /** Column definitions carry MariaDB's extended metadata. */
+  readonly #extended: boolean;
+  /** The statement the server answers now, and what its record redacted (its errors and column names may quote it). */
   #answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
 
   /**
@@ -38,6 +40,7 @@ export class MysqlPacketRecorder {
     this.#rowCap = rowCap;
     this.#redact = redact;
     this.#executes = new ExecuteSecrets(redact);
+    this.#extended = (mariadbCapabilities & MariaCap.EXTENDED_METADATA) !== 0;
     const caps = Buffer.alloc(mariadbCapabilities ? 8 : 4);
     caps.writeUInt32LE(capabilities >>> 0);
     if (mariadbCapabilities) caps.writeUInt32LE(mariadbCapabilities >>> 0, 4);
@@ -85,8 +88,22 @@ export class MysqlPacketRecorder {
         this.#rowsNotRecorded = 0;
       }
     }
-    const recorded = kind.kind === 'err' && this.#answering ? this.#errorAsRecorded(payload, this.#answering) : payload;
+    const recorded = !this.#answering
+      ? payload
+      : kind.kind === 'err'
+        ? this.#errorAsRecorded(payload, this.#answering)
+        : kind.kind === 'column'
+          ? this.#columnAsRecorded(payload, this.#answering)
+          : payload;
     this.#stream.record(SERVER_PACKET, realClock.now(), recorded, 0, recorded.length);
+  }
+
+  /** A column definition answering a statement whose record redacted secrets, its names redacted alike (MariaDB names a column by its expression's text: `PASSWORD('…')`). */
+  #columnAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> }): Buffer {
+    const def = parseColumnDefinition(payload, this.#extended);
+    const name = redactEcho(def.name, answering.sql, answering.spans, this.#redact.key);
+    const orgName = redactEcho(def.orgName, answering.sql, answering.spans, this.#redact.key);
+    return name === def.name && orgName === def.orgName ? payload : columnDefinition({ ...def, name, orgName });
   }
 
   /** An error answering a statement whose record redacted secrets, with what it quotes of them redacted too (MariaDB's syntax errors quote the statement). */
