@@ -84,6 +84,8 @@ interface CompiledRule {
 /** The `mcp` policy of one session (identity, connection, access mode), as the MCP engine asks it. */
 export class McpJudge {
   readonly #rules: CompiledRule[];
+  /** The refusing rules' path globs: how many, and the `/` and `*` they spell (see {@link McpJudge.pathWork}). */
+  readonly #pathGlobs: { count: number; separators: number };
   readonly #default: Action;
   readonly #readOnly: boolean;
   readonly #serverRequests: ReadonlySet<string>;
@@ -91,6 +93,11 @@ export class McpJudge {
 
   constructor(mcp: McpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
     this.#rules = mcp.rules.filter((r) => ruleApplies(r.match, who, connection)).map(compile);
+    const globs = this.#rules.flatMap((c) =>
+      c.rule.action === 'allow' ? [] : Object.values(c.rule.match.arguments ?? {}).flatMap((m) => ('globs' in m ? m.globs.filter((g) => g.includes('/')) : [])),
+    );
+    // Each glob as written and case-folded, in each of a path's spellings.
+    this.#pathGlobs = { count: 6 * globs.length, separators: 6 * globs.reduce((n, g) => n + 1 + g.split(/[/*]/).length, 0) };
     this.#default = mcp.default;
     this.#readOnly = mode === 'read-only';
     this.#serverRequests = new Set(mcp.serverRequests);
@@ -100,7 +107,10 @@ export class McpJudge {
   /** The decision on a tool call, a resource read or a prompt: the most restrictive matching rule, else the default. */
   decide(ask: McpAsk): McpVerdict {
     const what = ask.kind === 'resource' ? `resource ${ask.uri}` : `${ask.kind} "${ask.name}"`;
-    const verdicts = this.#rules.filter((c) => matches(c, ask)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
+    const held = ask.kind === 'resource' ? undefined : pathsHeld(ask.arguments);
+    // A call whose paths would take the refusing path globs longer than the budget to read meets each of them unread.
+    const call = { held, tooLong: held === undefined || this.#pathWork(held) > JUDGE_BUDGET };
+    const verdicts = this.#rules.filter((c) => matches(c, ask, call)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
     const verdict = mostRestrictive(verdicts) ?? this.#byDefault(`no mcp rule matches ${what}`);
     if (this.#readOnly && ask.kind === 'tool' && verdict.rule === undefined && verdict.action === 'allow') {
       return {
@@ -128,6 +138,13 @@ export class McpJudge {
   serverMay(method: string): boolean {
     const name = Object.hasOwn(SERVER_REQUESTS, method) ? SERVER_REQUESTS[method] : undefined;
     return name !== undefined && this.#serverRequests.has(name);
+  }
+
+  /** About how many steps the refusing rules' path globs take over `held`: each glob reads a path once per `/` and `*` it spells (under some directory), a long path once. */
+  #pathWork(held: readonly string[]): number {
+    let work = 0;
+    for (const text of held) work += text.length * (text.length > MAX_GLOB_TEXT ? this.#pathGlobs.count : this.#pathGlobs.separators);
+    return work;
   }
 
   #verdict(rule: McpRule, reason: string): McpVerdict {
@@ -181,7 +198,7 @@ function namesIt(c: CompiledRule, kind: McpAsk['kind'], name: string): boolean {
  * Whether rule `c` matches `ask`: its kind, its name (a resource's URI in each of its spellings), every argument it
  * names; a refusing rule's path glob meets a directory above what it protects too, for every tool ({@link aboveProtected}).
  */
-function matches(c: CompiledRule, ask: McpAsk): boolean {
+function matches(c: CompiledRule, ask: McpAsk, call: { held: string[] | undefined; tooLong: boolean }): boolean {
   if (ask.kind === 'resource') {
     // A deny or review rule matches a URI any way the server may read it; an allow rule only when it matches every way.
     const spellings = uriSpellings(nfc(ask.uri));
@@ -193,13 +210,12 @@ function matches(c: CompiledRule, ask: McpAsk): boolean {
   if (!namesIt(c, ask.kind, ask.name)) return false;
   if (!c.arguments) return true;
   return c.arguments.every(({ path, match, anywhere, above }) => {
+    if (anywhere && call.tooLong) return true;
     const meets = (v: unknown): boolean => match(v) || above?.(v) === true;
     const value = valueAt(ask.arguments, path);
     if (value !== undefined && meets(value)) return true;
-    if (!anywhere) return false;
     // A refusing rule's path glob meets every path the call holds, whatever the argument's name or depth (`paths`, `source`, `destination`).
-    const held = pathsHeld(ask.arguments);
-    return held === undefined || held.some(meets);
+    return anywhere && call.held!.some(meets);
   });
 }
 
@@ -231,6 +247,9 @@ function aboveProtected(glob: string, text: string): boolean {
   const relative = posix.normalize(t.startsWith('~/') ? t.slice(2) : t).replace(/^(\.\.\/)+/, '');
   return relative === '.' || relative === '..' || `${fixed}/`.includes(`/${relative}/`);
 }
+
+/** The most steps the refusing rules' path globs may take over one call's paths (~0.2 s on a busy core): a call needing more meets each of them (one of 4 MB held the gateway 45 s). */
+const JUDGE_BUDGET = 30_000_000;
 
 /** The most strings {@link pathsHeld} reads, and how deep: a call holding more is matched by every refusing path rule. */
 const HELD_MAX = { strings: 10_000, depth: 64 };

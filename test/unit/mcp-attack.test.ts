@@ -228,3 +228,21 @@ describe('a directory above what a deny rule protects (the fifteenth attack)', (
       expect(j.decide(tool(name, args)).action, `${name} ${JSON.stringify(args)}`).toBe('allow');
   });
 });
+
+describe('a call too long to judge (the sixteenth attack: 10,000 relative paths held the gateway 45 s)', () => {
+  const rules = [0, 1, 2, 3, 4].map((n) => ({
+    name: `no-keys-${n}`,
+    match: { tools: ['*'], arguments: { path: { globs: [`/srv/shared/team${n}/secret/**/*.key`, `**/.env${n}`] } } },
+    action: 'deny' as const,
+  }));
+  it('meets every refusing path rule unread, in well under a second; a call of ordinary size is read', () => {
+    const j = judge({ rules } as never);
+    const paths = Array.from({ length: 9_999 }, () => 'a/'.repeat(195));
+    const started = performance.now();
+    expect(j.decide({ kind: 'tool', name: 'read_multiple_files', arguments: { paths } })).toMatchObject({ action: 'deny', rule: 'no-keys-0' });
+    expect(performance.now() - started).toBeLessThan(2000);
+    const few = Array.from({ length: 200 }, (_, i) => `/srv/shared/notes/n${i}.txt`);
+    expect(j.decide({ kind: 'tool', name: 'read_multiple_files', arguments: { paths: few } })).toMatchObject({ action: 'allow' });
+    expect(j.decide({ kind: 'tool', name: 'read_multiple_files', arguments: { paths: [...few, '/srv/shared/team3/secret/a/b.key'] } })).toMatchObject({ action: 'deny', rule: 'no-keys-3' });
+  });
+});
