@@ -74,6 +74,24 @@ function policySource(repo: string, workDir: string): string[] {
  */
 export function checkTrustedPaths(paths: TrustedPaths, uid = process.getuid?.()): void {
   if (uid === undefined) return; // no POSIX owners (Windows)
+  try {
+    checkPaths(paths, uid);
+  } catch (err) {
+    throw asConfigError(err);
+  }
+}
+
+/** A file system error met while checking (a path that does not exist, a file where a directory must be) as the configuration mistake it is. */
+function asConfigError(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof HoopError || typeof e?.code !== 'string' || typeof e.path !== 'string') return err;
+  const what = { ENOENT: 'it does not exist', ENOTDIR: 'a file stands where a directory must be', EACCES: 'the gateway may not read it', ELOOP: 'its links loop' }[e.code] ?? e.message;
+  return new HoopError(ErrorCode.CONFIG_INVALID, `the gateway cannot check ${e.path}: ${what}`, {
+    hint: 'fix the path in the gateway configuration (a policy repo read in place is a git repository directory)',
+  });
+}
+
+function checkPaths(paths: TrustedPaths, uid: number): void {
   const refuse = (path: string, why: string, fix: string): never => {
     throw new HoopError(ErrorCode.CONFIG_INVALID, `the gateway will not trust ${path}: ${why}`, { hint: fix });
   };

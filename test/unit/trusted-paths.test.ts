@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { HoopError } from '../../src/errors.js';
+import { ErrorCode, HoopError } from '../../src/errors.js';
 import { resolveSecret } from '../../src/config/secrets.js';
 import { AuditStream } from '../../src/gateway/audit/audit.js';
 import { silentLogger } from '../../src/log.js';
@@ -337,5 +337,37 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     }
     expect([...outcomes.keys()].filter((k) => k.startsWith('taken'))).toEqual([]);
     expect(outcomes.get('refused')).toBeGreaterThan(0); // the race was on
+  });
+});
+
+describe('paths the file system cannot walk (the sixteenth attack: each was "unexpected error", exit 70)', () => {
+  it('refuses each as the configuration mistake it is (CONFIG_INVALID, naming the path), whatever its shape', () => {
+    const root = mkdtempSync(join(tmpdir(), 'hoop-trust-shapes-'));
+    try {
+      const file = join(root, 'afile');
+      writeFileSync(file, 'x');
+      symlinkSync(join(root, 'nowhere'), join(root, 'dangling'));
+      symlinkSync(join(root, 'loop-b'), join(root, 'loop-a'));
+      symlinkSync(join(root, 'loop-a'), join(root, 'loop-b'));
+      const data = join(root, 'data');
+      mkdirSync(data, { mode: 0o700 });
+      const shapes = [join(root, 'missing'), file, join(file, 'below'), join(root, 'dangling'), join(root, 'loop-a'), join(root, 'loop-a', 'x')];
+      for (const shape of shapes) {
+        for (const c of [
+          { dataDir: data, policy: { workDir: join(data, 'policy'), repo: shape } },
+          { dataDir: join(shape, 'data') },
+          { dataDir: data, policy: { workDir: join(shape, 'w') } },
+          { dataDir: data, audit: { file: join(shape, 'audit.jsonl') } },
+          { dataDir: data, tls: { certFile: shape } },
+        ]) {
+          const err = thrown(() => checkTrustedPaths(trustedPathsOf(c)));
+          if (err === undefined) continue;
+          expect(err, `${JSON.stringify(c)}: ${String(err)}`).toBeInstanceOf(HoopError);
+          expect((err as HoopError).code).toBe(ErrorCode.CONFIG_INVALID);
+        }
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
