@@ -72,9 +72,13 @@ Check it with standard tools alone (coreutils, OpenSSH 8.2 or later):
   ssh-keygen -Y verify -f ../allowed_signers -I ${SIGNER} -n ${NAMESPACE} -s ${m}.sig < ${m}
 
 The first checks that every chunk is the one the manifest names; the second that the manifest was
-signed by the key in allowed_signers. That key is only as good as where it came from: compare its
-fingerprint (ssh-keygen -lf allowed_signers) with the one the gateway publishes (GET /v1/keys) or
-with your own copy of it.
+signed by the key in allowed_signers. Neither checks for files the manifest does not name: they are
+no part of the evidence (hoop sessions verify --file refuses them), so read the chunks through it,
+in recording/: while read -r sum name; do zcat "$name"; done < ${m}
+
+That key is only as good as where it came from: compare its fingerprint
+(ssh-keygen -lf allowed_signers) with the one the gateway publishes (GET /v1/keys) or with your own
+copy of it.
 
 Each chunk is gzip: a first line of JSON that names the SHA-256 of the chunk before (which hoop
 sessions verify --file also checks), then either the session's events as JSON lines

@@ -145,8 +145,13 @@ outcomes the client received. Read verify.sh before you run it: it is short, and
 as good as where they came from (compare ssh-keygen -lf allowed_signers with the gateway's
 published keys, GET /v1/keys, and with the device key the person registered).
 
-The run's own record holds events as gzip JSON lines (zcat run/events-*.jsonl.gz). A session's
-records (records-*.gz) keep the messages as they crossed: after each chunk's first line, records
+Read a record only through its signed manifest, never by a glob: a file the manifest does not name is
+no part of the evidence (verify.sh fails on one). The run's own record holds events as gzip JSON lines:
+
+  cd run && while read -r sum name; do zcat "$name"; done < SHA256SUMS
+
+(a record cut short: the checkpoint verify.sh names instead of SHA256SUMS). A session's records keep
+the messages as they crossed: after each chunk's first line, records
 of [kind: 1 byte][length: 4 bytes, little-endian][time: 8 bytes][bytes], kind 1 an event as JSON;
 verify.sh decodes them with jq.
 `;

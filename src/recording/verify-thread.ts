@@ -20,6 +20,7 @@ export interface VerifyJob {
   dir: string;
   trusted: KeyObject[];
   before?: VerifiedBefore;
+  beside: string[];
 }
 
 /** The worker's answer: the check, or why it could not be made. */
@@ -44,13 +45,13 @@ const verifier = new LazyWorker<VerifyReply>(() => startWorker(import.meta.url, 
   },
 });
 
-/** {@link verifyRecording} of the recording in `dir` against `trusted` keys (after what a check `before` verified), on the verifying thread. */
-export function verifyOffThread(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore): Promise<RecordingCheck> {
+/** {@link verifyRecording} of the recording in `dir` against `trusted` keys (after what a check `before` verified, the `beside` files its keeper's), on the verifying thread. */
+export function verifyOffThread(dir: string, trusted: readonly KeyObject[], before: VerifiedBefore | undefined, beside: readonly string[]): Promise<RecordingCheck> {
   const w = verifier.worker;
   const id = ++seq;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
     verifier.busy(true);
-    w.postMessage({ id, dir, trusted: [...trusted], ...(before ? { before } : {}) } satisfies VerifyJob);
+    w.postMessage({ id, dir, trusted: [...trusted], beside: [...beside], ...(before ? { before } : {}) } satisfies VerifyJob);
   });
 }

@@ -12,7 +12,7 @@ import { verifyRecording } from './verify.js';
 lowerThreadPriority();
 const port = parentPort!;
 port.on('message', (job: VerifyJob) => {
-  verifyRecording(job.dir, job.trusted, job.before).then(
+  verifyRecording(job.dir, job.trusted, job.before, undefined, job.beside).then(
     (check) => port.postMessage({ id: job.id, check } satisfies VerifyReply),
     (err: unknown) => port.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) } satisfies VerifyReply),
   );

@@ -29,7 +29,6 @@ export const MAX_CHUNK_TEXT = 64 * 1024 * 1024;
 export async function chunkBytes(data: Buffer): Promise<Buffer> {
   return gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT });
 }
-const CHUNK_FILE = /^(events-\d{6}\.jsonl|records-\d{6})\.gz$/;
 const CHECKPOINT_FILE = /^checkpoint-(\d{6})\.SHA256SUMS$/;
 const SUM_LINE = /^([0-9a-f]{64}) {2}(\S+)$/;
 
@@ -50,7 +49,7 @@ export interface RecordingCheck {
   chunks: number;
   /** Events in those chunks (chunk headers not counted). */
   events: number;
-  /** Chunk files on disk that no verified manifest covers (written after the last checkpoint). */
+  /** Chunk (or half-written checkpoint) files on disk numbered after what the verified manifest signs (written after the last checkpoint). */
   unverified: string[];
   /** What failed, one line each. */
   problems: string[];
@@ -85,9 +84,10 @@ export interface VerifiedBefore {
  * `before`, the chunks of a manifest that begins with `before.manifest` are taken as verified up
  * to there (their hashes, text and chain), and only those it adds are read: a record uploaded
  * checkpoint by checkpoint is read once, not once per checkpoint. With `expected`, the recording
- * must be that id's: another's files copied over it fail.
+ * must be that id's: another's files copied over it fail. `beside` names the files its keeper holds next to it (its own state), no
+ * part of it; any other file the manifest does not name fails.
  */
-export async function verifyRecording(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore, expected?: string): Promise<RecordingCheck> {
+export async function verifyRecording(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore, expected?: string, beside: readonly string[] = []): Promise<RecordingCheck> {
   const result: RecordingCheck = { ok: false, complete: false, truncated: false, chunks: 0, events: 0, unverified: [], problems: [] };
   let files: string[];
   try {
@@ -104,7 +104,14 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
   const lines = manifestLines(manifest.toString('utf8'));
   const chunks = await checkChunks(dir, lines, result, before);
   applySeal(result, chunks, lines.length);
-  reportUnlistedChunks(files, chunks.named, result);
+  await reportUnnamedFiles(
+    dir,
+    files.filter((f) => !beside.includes(f)),
+    manifest,
+    chunks,
+    trusted,
+    result,
+  );
   // Bound to the id it is asked for: every chunk names its recording, under the signed manifest's hashes.
   if (expected !== undefined && result.id !== expected) {
     result.problems.push(
@@ -326,10 +333,36 @@ function applySeal(result: RecordingCheck, read: ChunksRead, chunks: number): vo
   if (read.last?.t === SEALED) result.events -= 1;
 }
 
-/** Chunk files on disk that the manifest does not name: a problem under the final manifest, else unverified (written after the last checkpoint). */
-function reportUnlistedChunks(files: string[], named: Set<string>, result: RecordingCheck): void {
-  for (const f of files.filter((f) => CHUNK_FILE.test(f) && !named.has(f)).sort()) {
-    if (result.complete) result.problems.push(`${f} is not in ${MANIFEST}`);
-    else result.unverified.push(f);
+/** The number a chunk or checkpoint file's name carries (a chunk's sequence, a checkpoint's chunk count), if it is one. */
+function fileNumber(name: string): number | undefined {
+  const m = /^(?:events-|records-|checkpoint-)(\d{6})\./.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Whether `name` is a checkpoint manifest whose whole lines begin the manifest in force, or its signature over it. */
+async function isSignedPrefix(dir: string, name: string, manifest: Buffer, trusted: readonly KeyObject[]): Promise<boolean> {
+  const base = name.replace(/\.sig$/, '');
+  if (!CHECKPOINT_FILE.test(base)) return false;
+  const [text, sig] = await Promise.all([readIfThere(join(dir, base)), readIfThere(join(dir, `${base}.sig`))]);
+  if (!text || !(text.length === 0 || text.at(-1) === 0x0a) || !manifest.subarray(0, text.length).equals(text)) return false;
+  try {
+    if (sig) sshVerify(sig.toString('utf8'), RECORDING_NAMESPACE, text, trusted);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Every file in the directory is the manifest in force, its signature, a chunk it names, or a checkpoint it extends (with
+ * its signature, which must verify): anything else is a problem, except, short of a complete recording, a chunk or
+ * checkpoint numbered after what the manifest signs, which is unverified (written after the last checkpoint).
+ */
+async function reportUnnamedFiles(dir: string, files: string[], manifest: Buffer, read: ChunksRead, trusted: readonly KeyObject[], result: RecordingCheck): Promise<void> {
+  const own = new Set([result.manifest, `${result.manifest}.sig`, ...read.named]);
+  for (const f of files.filter((f) => !own.has(f)).sort()) {
+    if (await isSignedPrefix(dir, f, manifest, trusted)) continue;
+    if (!result.complete && (fileNumber(f) ?? 0) > read.named.size) result.unverified.push(f);
+    else result.problems.push(`${f} is not named by ${result.manifest}: no part of the recording`);
   }
 }

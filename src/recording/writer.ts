@@ -374,9 +374,10 @@ export class RecordingWriter implements EventSink {
     this.#checkpoints.push(name);
   }
 
+  /** Removes a checkpoint, its signature first: a stop between leaves a manifest a verifier can still check against the one in force. */
   async #removePair(name: string): Promise<void> {
-    await this.#files.remove(join(this.dir, name));
     await this.#files.remove(join(this.dir, `${name}.sig`));
+    await this.#files.remove(join(this.dir, name));
     this.#onFile(name, true);
     this.#onFile(`${name}.sig`, true);
   }

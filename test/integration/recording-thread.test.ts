@@ -100,7 +100,7 @@ describe('the recording thread', () => {
     stream.event({ t: 'end', at: 3 });
     await stream.close();
     expect(readFileSync(join(dir, 'spool.json'), 'utf8')).toBe('{"kind":"sessions"}\n');
-    const check = await verifyRecording(dir, [createPublicKey(key)]);
+    const check = await verifyRecording(dir, [createPublicKey(key)], undefined, undefined, ['spool.json']);
     expect(check).toMatchObject({ ok: true, complete: true });
     const events = [];
     for await (const e of readEvents(dir, MANIFEST, RECORD_DECODERS)) events.push(e.t);

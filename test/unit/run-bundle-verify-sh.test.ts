@@ -5,7 +5,8 @@
  * with empty input.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -118,5 +119,76 @@ describe("the run bundle's verify.sh and the seal", () => {
     rmSync(join(root, 'sessions'), { recursive: true });
     writeFileSync(join(root, 'extra.json'), '{}');
     expect(failing()).toContain("FAIL extra.json: no part of a run's bundle");
+  });
+
+  it('a file in a record the manifest does not name (a forged chunk, a checkpoint, a hidden file) fails verify.sh, as it fails hoop', async () => {
+    const failing = (root: string): string => {
+      try {
+        return bundle(root, 'SHA256SUMS');
+      } catch (err) {
+        return String((err as { stdout?: string }).stdout);
+      }
+    };
+    // A chunk that sorts before the real ones (what `zcat run/events-*` shows first), naming another subject.
+    const forged = gzipSync(`${JSON.stringify({ t: 'chunk', recording: RUN, seq: 0, prev: '0'.repeat(64), v: 2 })}\n${JSON.stringify({ t: 'start', at: 1, identity: { subject: 'mallory' } })}\n`);
+    const extras: Array<[string, Buffer | string]> = [
+      ['events-000000.jsonl.gz', forged],
+      ['events-000009.jsonl.gz', forged],
+      ['checkpoint-000009.SHA256SUMS', 'x'],
+      ['.events-000001.jsonl.gz', forged],
+    ];
+    for (const [name, data] of extras) {
+      const root = mkdtempSync(join(base, 'unnamed-'));
+      const dir = await runRecord(root, { close: true });
+      expect(bundle(root, 'SHA256SUMS')).toContain('verified: every record of the run');
+      writeFileSync(join(dir, name), data);
+      expect((await verifyRecording(dir, [key])).problems).toContain(`${name} is not named by SHA256SUMS: no part of the recording`);
+      const out = failing(root);
+      expect(out).toContain(`FAIL run/${name}: not named by SHA256SUMS: no part of the recording`);
+      expect(out).toContain('NOT verified');
+    }
+  });
+
+  it('a checkpoint kept beside the final manifest (as a gateway keeps a record uploaded checkpoint by checkpoint) verifies for both, its lines beginning the manifest and signed', async () => {
+    const root = mkdtempSync(join(base, 'kept-'));
+    const dir = join(root, 'run');
+    const w = await RecordingWriter.create({ dir, id: RUN, key, chunkMs: 60_000 });
+    w.append({ t: 'start', at: 1, identity: { subject: 'devin' }, connection: 'prod-db' } as never);
+    await w.checkpoint();
+    const checkpoint = readdirSync(dir).find((f) => /^checkpoint-\d{6}\.SHA256SUMS$/.test(f))!;
+    const kept = [checkpoint, `${checkpoint}.sig`].map((f) => [f, readFileSync(join(dir, f))] as const);
+    w.append({ t: 'statement', at: 2, sql: 'select 1', decision: 'allow' } as never);
+    await w.close();
+    for (const [f, data] of kept) writeFileSync(join(dir, f), data);
+    expect(await verifyRecording(dir, [key])).toMatchObject({ ok: true, complete: true });
+    expect(bundle(root, 'SHA256SUMS')).toContain('verified: every record of the run');
+  });
+
+  it('short of complete, a chunk after the checkpoint in force is no evidence for both verifiers, and a checkpoint copy its signature does not sign is foreign', async () => {
+    const root = mkdtempSync(join(base, 'checkpoints-'));
+    const dir = await runRecord(root, { close: false });
+    const checkpoint = readdirSync(dir).find((f) => /^checkpoint-\d{6}\.SHA256SUMS$/.test(f))!;
+    const later = readdirSync(dir)
+      .filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f))
+      .sort()
+      .at(-1)!;
+    // Truncated: the chunk written after the checkpoint is unverified, not foreign, for both.
+    const check = await verifyRecording(dir, [key]);
+    expect(check).toMatchObject({ ok: true, truncated: true, unverified: [later] });
+    const out = bundle(root, checkpoint, ['--accept-truncated']);
+    expect(out).toContain(`run/${later}: written after ${checkpoint}, no evidence`);
+    expect(out).toContain('verified: every record of the run');
+    // A copy of the checkpoint under an older number is no prefix of it signed: foreign.
+    const older = checkpoint.replace(/\d{6}/, '000000');
+    copyFileSync(join(dir, checkpoint), join(dir, older));
+    writeFileSync(join(dir, `${older}.sig`), 'not a signature');
+    expect((await verifyRecording(dir, [key])).problems).toContain(`${older}.sig is not named by ${checkpoint}: no part of the recording`);
+    let refused = '';
+    try {
+      bundle(root, checkpoint, ['--accept-truncated']);
+    } catch (err) {
+      refused = String((err as { stdout?: string }).stdout);
+    }
+    expect(refused).toContain(`FAIL run/${older}.sig: not named by ${checkpoint}: no part of the recording`);
   });
 });

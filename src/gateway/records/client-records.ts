@@ -353,7 +353,7 @@ export class ClientRecords {
   async #verify(record: HeldRecord, id: string, state: ClientRecordState, name: string, stored: boolean, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
     // The record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
-    const check = await verifyOffThread(await record.local(), trusted, await verifiedBefore(record, state, id));
+    const check = await verifyOffThread(await record.local(), trusted, await verifiedBefore(record, state, id), [STATE_FILE]);
     const problems = [...check.problems];
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
     if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);
