@@ -5,12 +5,12 @@
  *
  * @see docs/recording-format.md
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, opendir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getRecordingKeys } from '../api-client/sessions.js';
 import type { SessionSummary } from '../api/answers.js';
-import { describeError, ErrorCode, HoopError, isHoopError } from '../errors.js';
+import { describeError, ErrorCode, ExitCode, HoopError, isHoopError, systemErrorOf } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
@@ -127,8 +127,20 @@ async function runRecordSessions(io: CliIo, flags: VerifyFlags, runId: string, r
   }
 }
 
+/** Refuses a directory that cannot be read at all, as the system says why (exit 66: no such directory): the user's input, not evidence that fails. */
+async function mustBeReadable(dir: string): Promise<void> {
+  try {
+    await (await opendir(dir)).close();
+  } catch (err) {
+    const e = systemErrorOf(err);
+    if (e?.exitCode !== ExitCode.NOINPUT) throw e ?? err;
+    throw new HoopError(e.code, e.message, { hint: 'give a recording directory: the recording/ of an unpacked `hoop sessions export ID --format bundle`', exitCode: e.exitCode, cause: err });
+  }
+}
+
 /** `hoop sessions verify --file DIR [id]`: against the --key keys, or else the gateway's published ones. */
 async function verifyFile(io: CliIo, id: string | undefined, flags: VerifyFlags, file: string, report: ReportCheck): Promise<void> {
+  await mustBeReadable(resolve(io.cwd, file));
   let keys;
   if (flags.key?.length)
     keys = flags.key.map((k) => {

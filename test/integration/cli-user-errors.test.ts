@@ -4,7 +4,7 @@
  * the system says of the user's machine (a full disk, a read-only file system, a path not theirs).
  */
 import { createServer, type Server } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,21 @@ describe("a user's mistake", () => {
     expect(r.code).toBe(64);
     expect(r.stderr).toMatch(/--key "not a key" is not an ssh-ed25519 public key/);
     expect(r.stderr).not.toContain('unexpected error');
+  });
+
+  it('sessions verify --file of a path that is no directory (none there, or a file): exit 66 and why, never 1 (the code of evidence that does not verify)', async () => {
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKnTgBz2uMe2mHZkvFcvkd2fzvQoa4XcNdn93vSKCvc2';
+    writeFileSync(join(base, 'a-file'), 'x');
+    for (const [path, said] of [
+      [join(base, 'no-such-dir'), 'no such file or directory'],
+      [join(base, 'a-file'), 'not a directory'],
+    ]) {
+      const r = await runCli(['sessions', 'verify', '--file', path!, '--key', key], env, base);
+      expect(r.code, r.stderr).toBe(66);
+      expect(r.stderr).toContain(`hoop: ${said} (${path})`);
+      expect(r.stderr).toContain('hint: give a recording directory');
+      expect(r.stderr).not.toContain('does not verify');
+    }
   });
 
   it('what the system says of the machine: a full disk, a read-only file system, a path not the user’s, each with its exit code', () => {
