@@ -1,17 +1,18 @@
 /**
  * `hoop review watch` on a terminal: a live inbox of the reviews that wait for the caller, newest
- * first, refreshed every few seconds. The selected review's statement, parameters and rule are
- * shown below the list. Keys: ↑/↓ (or k/j) select, `a` approves, `d` denies (type the reason,
- * Enter sends it, Esc cancels), `v` shows a long statement whole, `r` refreshes now, `q` quits.
- * A statement longer than the lines shown (its long lines wrapped to the terminal's width) is
- * marked cut, and `a` approves it only once it was shown whole: a reviewer approves what they saw. What the gateway answered (or why it refused)
- * is on the status line.
+ * first, refreshed every few seconds. Below the list, the selected review's rule and what approving
+ * it binds (its statement and parameters, or the access asked for), wrapped to the terminal's
+ * width, in a pane as tall as the terminal leaves. Keys: ↑/↓ (or k/j) select, `a` approves, `d`
+ * denies (type the reason, Enter sends it, Esc cancels), `v` or space pages on, `r` refreshes now,
+ * `q` quits. What does not fit is marked cut, and `a` approves only once every line of it has been
+ * on screen: a reviewer approves what they saw. What the gateway answered (or why it refused) is
+ * on the status line.
  *
  * @see https://github.com/vadimdemedes/ink
  */
 import { Box, Text, useApp, useInput, useStdout, useCallback, useEffect, useRef, useState } from './ink-vendor.js';
 import type { ReviewInfo } from '../api-client/reviews.js';
-import { relative, reviewRows, standing } from './review-lines.js';
+import { relative, reviewBody, reviewRows, standing } from './review-lines.js';
 import { terminalSafe } from './terminal-safe.js';
 import { characters, columns, displayWidth } from '../text-format.js';
 import { describeError } from '../errors.js';
@@ -25,10 +26,21 @@ export interface ReviewInboxProps {
   decide: (id: string, decision: 'approve' | 'deny', reason?: string) => Promise<ReviewInfo>;
   /** How often the list is loaded again. */
   refreshMs?: number;
-  /** Lines of SQL shown for the selected review. */
+  /** At most this many lines of the selected review's detail at once (default: as many as the terminal leaves). */
   sqlLines?: number;
   /** The terminal's width (default: its own, else 80): a statement's lines are wrapped to it. */
   width?: number;
+  /** The terminal's height (default: its own, else 24): the detail pane is what the list and the other lines leave of it. */
+  height?: number;
+}
+
+/** Lines around the detail pane besides the list: the gap, the review's header and message, the cut mark, a reason typed, the status (two). */
+const CHROME_LINES = 7;
+
+/** The first line shown of each review's detail, and how many of its lines have been on screen (counted from the top). */
+interface Viewed {
+  top: number;
+  seen: number;
 }
 
 /**
@@ -58,7 +70,7 @@ export function wrapLines(text: string, width: number): string[] {
 }
 
 /** See the module documentation. */
-export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, width }: ReviewInboxProps) {
+export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = Number.POSITIVE_INFINITY, width, height }: ReviewInboxProps) {
   const { exit } = useApp();
   const { stdout } = useStdout();
   const [reviews, setReviews] = useState<ReviewInfo[] | undefined>(undefined);
@@ -73,13 +85,9 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
     setShownReason(r);
   };
   const [busy, setBusy] = useState(false);
-  // The reviews shown whole (`v`), by id: what a reviewer saw of each. Read by the key handler as keys come (`v` then `a` may arrive before a re-render).
-  const [whole, setShownWhole] = useState<ReadonlySet<string>>(new Set());
-  const wholeNow = useRef<ReadonlySet<string>>(whole);
-  const showWhole = (id: string): void => {
-    wholeNow.current = new Set([...wholeNow.current, id]);
-    setShownWhole(wholeNow.current);
-  };
+  // Per review id, where its pane is and how far down it has been drawn: `seen` moves only once a page is on screen, never as a key is read.
+  const viewed = useRef(new Map<string, Viewed>());
+  const [, redraw] = useState(0);
 
   const refresh = useCallback(async () => {
     try {
@@ -103,9 +111,23 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
   useEffect(() => {
     if (selectedId === undefined && current) setSelectedId(current.id);
   }, [selectedId, current]);
+  const rows = reviews === undefined ? ['loading…'] : list.length === 0 ? ['no reviews wait for you'] : columns(reviewRows(list));
   // Indented by 4: wrapped to what is left of the width.
-  const sqlShown = current ? wrapLines(terminalSafe(current.sql), (width ?? stdout.columns ?? 80) - 4) : [];
-  const cut = current !== undefined && !whole.has(current.id) && sqlShown.length > sqlLines;
+  const detail = current ? wrapLines(terminalSafe(reviewBody(current).join('\n')), (width ?? stdout.columns ?? 80) - 4) : [];
+  const pane = Math.max(3, Math.min(sqlLines, (height ?? stdout.rows ?? 24) - rows.length - CHROME_LINES));
+  const view = current ? (viewed.current.get(current.id) ?? { top: 0, seen: 0 }) : { top: 0, seen: 0 };
+  const top = Math.min(view.top, Math.max(0, detail.length - pane));
+  const bottom = Math.min(detail.length, top + pane);
+  useEffect(() => {
+    if (current && bottom > view.seen) viewed.current.set(current.id, { top, seen: bottom });
+  });
+  /** Pages the selected review's pane on (back to its top after its last page). */
+  const pageOn = (id: string): void => {
+    viewed.current.set(id, { top: bottom >= detail.length ? 0 : Math.min(top + pane, detail.length - pane), seen: viewed.current.get(id)?.seen ?? 0 });
+    redraw((n) => n + 1);
+  };
+  /** How many lines of the selected review have never been on screen. */
+  const unseen = (id: string): number => detail.length - (viewed.current.get(id)?.seen ?? 0);
 
   const act = (decision: 'approve' | 'deny', why?: string): void => {
     if (!current) return;
@@ -140,15 +162,13 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
     if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
     else if (key.upArrow || input === 'k') setSelectedId(list[found < 0 ? 0 : Math.max(0, index - 1)]?.id);
     else if (key.downArrow || input === 'j') setSelectedId(list[found < 0 ? 0 : Math.min(list.length - 1, index + 1)]?.id);
-    else if (input === 'a' && current && !wholeNow.current.has(current.id) && sqlShown.length > sqlLines)
-      setStatus(`not all of ${current!.id} is shown: press v to see it whole before you approve it`);
+    else if (input === 'a' && current && unseen(current.id) > 0) setStatus(`${unseen(current.id)} line(s) of ${current.id} not yet on screen: page through it (v or space) before you approve it`);
     else if (input === 'a') act('approve');
-    else if (input === 'v' && current) showWhole(current.id);
+    else if ((input === 'v' || input === ' ') && current) pageOn(current.id);
     else if (input === 'd' && current) setReason('');
     else if (input === 'r') void refresh();
   });
 
-  const rows = reviews === undefined ? ['loading…'] : list.length === 0 ? ['no reviews wait for you'] : columns(reviewRows(list));
   return (
     <Box flexDirection="column">
       {rows.map((line, i) => (
@@ -158,23 +178,26 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8, widt
       ))}
       {current ? (
         <Box flexDirection="column" marginTop={1}>
-          <Text>
+          <Text wrap="truncate">
             {terminalSafe(
               `${current.id} · ${current.requester.email ?? current.requester.subject} on ${current.connection} · rule ${current.rule ?? '(policy)'} · expires ${relative(current.expiresAt)}`,
             )}
           </Text>
-          <Text dimColor>{terminalSafe(current.message ?? current.reason)}</Text>
-          {(cut ? sqlShown.slice(0, sqlLines) : sqlShown).map((l, i) => (
+          <Text dimColor wrap="truncate">
+            {terminalSafe(current.message ?? current.reason)}
+          </Text>
+          {detail.slice(top, bottom).map((l, i) => (
             <Text key={i} color="cyan" wrap="truncate">{`    ${l}`}</Text>
           ))}
-          {cut ? <Text bold>{`    … cut: ${sqlShown.length - sqlLines} more lines of ${sqlShown.length} (v shows them all; approve only what you saw)`}</Text> : null}
-          {current.params?.length ? <Text color="cyan">{terminalSafe(`    -- parameters: ${current.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`)}</Text> : null}
+          {detail.length > pane ? (
+            <Text bold wrap="truncate">{`    … cut: lines ${top + 1}–${bottom} of ${detail.length} shown, ${detail.length - Math.max(view.seen, bottom)} never yet (v/space: next page)`}</Text>
+          ) : null}
         </Box>
       ) : selectedId !== undefined && reviews !== undefined && list.length > 0 ? (
         <Text>{`${selectedId} is no longer waiting (decided, withdrawn or expired): ↑/↓ selects another`}</Text>
       ) : null}
       {reason !== undefined ? <Text>{`deny ${current?.id ?? ''}: reason? ${reason}▌  (Enter sends, Esc cancels)`}</Text> : null}
-      <Text inverse>{` ${busy ? 'sending… · ' : ''}${status ? `${status} · ` : ''}↑/↓ select · a approve · d deny · v view whole · r refresh · q quit `}</Text>
+      <Text inverse>{` ${busy ? 'sending… · ' : ''}${status ? `${status} · ` : ''}↑/↓ select · a approve · d deny · v/space page · r refresh · q quit `}</Text>
     </Box>
   );
 }

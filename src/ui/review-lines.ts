@@ -77,6 +77,13 @@ export function reviewRows(reviews: readonly ReviewInfo[]): string[][] {
   ];
 }
 
+/** What approving a review binds, as lines: the statement and its parameters, or the access asked for. */
+export function reviewBody(r: ReviewInfo): string[] {
+  if (r.access) return [`asks for ${r.access.mode} access to ${r.connection} for ${formatDuration(r.access.seconds * 1000)}: ${r.access.reason}`];
+  const params = r.params?.length ? [`-- parameters: ${r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`] : [];
+  return [...r.sql.split('\n'), ...params];
+}
+
 /** `hoop review show`: everything a reviewer needs to decide. */
 export function reviewText(r: ReviewInfo): string {
   const lines = [
@@ -87,9 +94,8 @@ export function reviewText(r: ReviewInfo): string {
     ...(r.agent !== undefined ? [`sent by the agent ${r.agent} (${r.via ?? 'run'})${r.prompt !== undefined ? ", whose run's prompt was, in its person's words:" : ''}`] : []),
     ...(r.prompt !== undefined ? r.prompt.split('\n').map((l) => `    > ${l}`) : []),
     '',
-    ...(r.access ? [`    asks for ${r.access.mode} access to ${r.connection} for ${formatDuration(r.access.seconds * 1000)}: ${r.access.reason}`] : r.sql.split('\n').map((l) => `    ${l}`)),
+    ...reviewBody(r).map((l) => `    ${l}`),
   ];
-  if (r.params?.length) lines.push(`    -- parameters: ${r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`);
   if (r.decisions.length)
     lines.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));
   if (r.state === 'pending') lines.push('', `approve: hoop review approve ${r.id}`, `deny:    hoop review deny ${r.id} --reason "…"`);

@@ -18,6 +18,19 @@ async function until(frame: () => string | undefined, text: string): Promise<voi
 /** Lets ink's effects run after a render: its key handler is set in one, and nothing tells from outside when. */
 const settle = (): Promise<void> => pace(50);
 
+/** Pages the selected review's pane (v) until its last of `total` lines is drawn, each page drawn before the next key; the frames drawn. */
+async function pageToEnd(ui: ReturnType<typeof render>, total: number): Promise<string[]> {
+  const frames = [ui.lastFrame()!];
+  while (!ui.lastFrame()!.includes(`–${total} of ${total} shown`)) {
+    const before = ui.lastFrame();
+    ui.stdin.write('v');
+    await eventually(() => expect(ui.lastFrame()).not.toBe(before), { timeout: 30_000, interval: 10 });
+    frames.push(ui.lastFrame()!);
+    await settle();
+  }
+  return frames;
+}
+
 const review = (id: string, sql: string, params?: string[]): ReviewInfo => ({
   id,
   state: 'pending',
@@ -136,18 +149,21 @@ describe('review inbox', () => {
         sqlLines: 4,
       }),
     );
-    await until(ui.lastFrame, '… cut: 9 more lines of 13 (v shows them all');
+    await until(ui.lastFrame, '… cut: lines 1–4 of 13 shown, 9 never yet (v/space: next page)');
     expect(ui.lastFrame()).not.toContain('drop table accounts');
     await settle();
     ui.stdin.write('a');
-    await until(ui.lastFrame, 'not all of rv-0000000000000003 is shown: press v to see it whole');
+    await until(ui.lastFrame, '9 line(s) of rv-0000000000000003 not yet on screen: page through it (v or space)');
     expect(decided).toEqual([]);
-    // v then a, as fast as keys come (before the screen is drawn again): shown whole, then approved.
+    // v then a, as fast as keys come (before the screen is drawn again): the page was not on screen when a came, so a approves nothing.
     ui.stdin.write('v');
     ui.stdin.write('a');
+    await until(ui.lastFrame, 'lines 5–8 of 13 shown');
+    await settle();
+    expect(decided).toEqual([]);
+    expect((await pageToEnd(ui, 13)).join('\n')).toContain('where true; drop table accounts');
+    ui.stdin.write('a');
     await until(ui.lastFrame, 'review rv-0000000000000003: approved');
-    expect(ui.lastFrame()).toContain('where true; drop table accounts');
-    expect(ui.lastFrame()).not.toContain('… cut:');
     expect(decided).toEqual(['rv-0000000000000003']);
     ui.unmount();
   });
@@ -164,10 +180,11 @@ describe('review inbox', () => {
         },
         refreshMs: 60_000,
         width: 60,
+        sqlLines: 8,
       }),
     );
     const lines = Math.ceil(sql.length / 56);
-    await until(ui.lastFrame, `… cut: ${lines - 8} more lines of ${lines}`);
+    await until(ui.lastFrame, `… cut: lines 1–8 of ${lines} shown, ${lines - 8} never yet`);
     // The head is shown, the tail (what changes the meaning) is not, and no shown line is wider than the terminal.
     expect(ui.lastFrame()).toContain('    update orders set total = 0 where id in (1, 2, 3');
     expect(ui.lastFrame()).not.toContain("status = 'paid'");
@@ -178,10 +195,10 @@ describe('review inbox', () => {
       expect(line.length).toBeLessThanOrEqual(60);
     await settle();
     ui.stdin.write('a');
-    await until(ui.lastFrame, 'not all of rv-0000000000000004 is shown: press v to see it whole');
+    await until(ui.lastFrame, `${lines - 8} line(s) of rv-0000000000000004 not yet on screen`);
     expect(decided).toEqual([]);
-    ui.stdin.write('v');
-    await until(ui.lastFrame, "status = 'paid'");
+    await pageToEnd(ui, lines);
+    expect(ui.lastFrame()).toContain("status = 'paid'");
     ui.stdin.write('a');
     await until(ui.lastFrame, 'review rv-0000000000000004: approved');
     expect(decided).toEqual(['rv-0000000000000004']);
@@ -212,6 +229,37 @@ describe('review inbox', () => {
     ui.stdin.write('a');
     await until(ui.lastFrame, 'review rv-0000000000000005: approved');
     expect(decided).toEqual(['rv-0000000000000005']);
+    ui.unmount();
+  });
+
+  it('counts the parameters with the statement and fits the pane to the terminal: a 6,000-item parameter is cut-marked, never taller than the screen, and approved only once every line was on screen (before: 191 lines, no mark, approved at once)', async () => {
+    const p1 = `${'a, '.repeat(3000)}; DROP TABLE accounts; --${' b,'.repeat(3000)}`;
+    const sql = 'select run_maintenance($1)';
+    const decided: string[] = [];
+    const ui = render(
+      createElement(ReviewInbox, {
+        load: async () => [review('rv-0000000000000009', sql, [p1])],
+        decide: async (id) => {
+          decided.push(id);
+          return { ...review(id, sql), state: 'approved' };
+        },
+        refreshMs: 60_000,
+        width: 80,
+        height: 50,
+      }),
+    );
+    const total = wrapLines(`${sql}\n-- parameters: ${JSON.stringify(p1)}`, 76).length;
+    await until(ui.lastFrame, `… cut: lines 1–41 of ${total} shown`);
+    await settle();
+    ui.stdin.write('a');
+    await until(ui.lastFrame, `${total - 41} line(s) of rv-0000000000000009 not yet on screen`);
+    expect(decided).toEqual([]);
+    const frames = await pageToEnd(ui, total);
+    for (const f of frames) expect(f.split('\n').length).toBeLessThanOrEqual(50);
+    expect(frames.join('\n')).toContain('DROP TABLE accounts');
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'review rv-0000000000000009: approved');
+    expect(decided).toEqual(['rv-0000000000000009']);
     ui.unmount();
   });
 
