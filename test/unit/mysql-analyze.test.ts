@@ -80,6 +80,65 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one('INSERT INTO t SELECT * FROM s').missingWhere).toBe(false);
   });
 
+  it('marks a write whose WHERE reads no column of its target, or holds for every row, as PostgreSQL does (round 16: each reached every row)', () => {
+    const reachesAll = [
+      'DELETE FROM plain WHERE id = id',
+      'DELETE FROM plain WHERE id <=> id',
+      'DELETE FROM plain WHERE `ID` = id',
+      'DELETE FROM plain WHERE id IS NULL OR id IS NOT NULL',
+      'DELETE FROM plain WHERE id BETWEEN id AND id OR id IS NULL',
+      'DELETE FROM plain WHERE id < 5 OR id >= 5 OR id IS NULL',
+      'DELETE FROM plain WHERE id < 5 OR 5 <= id',
+      'DELETE FROM plain WHERE id IS NOT NULL OR TRUE',
+      "DELETE FROM plain WHERE v LIKE '%' OR v IS NULL",
+      "DELETE FROM plain WHERE v LIKE 'a%' OR v NOT LIKE 'a%'",
+      'DELETE FROM plain WHERE id IN (1, 2) OR id NOT IN (1, 2)',
+      'DELETE FROM plain WHERE NOT (id <> id)',
+      'DELETE FROM plain WHERE (id = 1) IS NOT TRUE OR id = 1',
+      'DELETE FROM plain WHERE id = id XOR 0',
+      'DELETE FROM plain WHERE id = id && 1',
+      'DELETE FROM plain WHERE id = 1 || 1',
+      'DELETE FROM plain WHERE COALESCE(1)',
+      'DELETE FROM plain WHERE NOW()',
+      'DELETE FROM plain WHERE ABS(1)',
+      'DELETE FROM plain WHERE ISNULL(NULL)',
+      'DELETE FROM plain WHERE @@autocommit',
+      'DELETE FROM plain WHERE @@session.autocommit = 1',
+      'DELETE FROM plain WHERE @x = 1',
+      'DELETE FROM plain WHERE EXISTS (SELECT 1)',
+      'DELETE FROM plain WHERE (SELECT 1)',
+      'DELETE FROM plain WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = 1)',
+      "UPDATE plain SET v = 'y' WHERE COALESCE(1)",
+      "UPDATE plain SET v = 'z' WHERE v = v OR v IS NULL",
+      'DELETE plain FROM plain JOIN customers WHERE customers.id = 1',
+      'DELETE p FROM plain p JOIN customers c ON c.id = 1 WHERE c.id = 1',
+      'REPLACE INTO plain SELECT * FROM plain WHERE id = id',
+      'REPLACE INTO plain SELECT * FROM plain WHERE COALESCE(1)',
+      'DELETE FROM plain WHERE id = id LIMIT 1000',
+      // A long OR is keyed, not compared pair by pair: its complements are found however far apart.
+      `DELETE FROM plain WHERE ${Array.from({ length: 300 }, (_, i) => `id = ${i}`).join(' OR ')} OR (id) <> 0`,
+    ];
+    for (const sql of reachesAll) expect(one(sql).missingWhere, sql).toBe(true);
+    const restricts = [
+      'DELETE FROM plain WHERE id = 5',
+      'DELETE FROM plain WHERE id IN (1, 2)',
+      "DELETE FROM plain WHERE v LIKE 'x%'",
+      'DELETE FROM plain WHERE id < 5 OR id >= 6',
+      'DELETE t FROM t JOIN o WHERE t.a = o.b AND o.id = 3',
+      'DELETE t FROM t JOIN o ON t.a = o.b WHERE o.id = 3',
+      'DELETE t FROM t JOIN o USING (a) WHERE o.id = 3',
+      'UPDATE t JOIN o ON t.a = o.b SET t.v = 1 WHERE o.id = 3',
+      'DELETE FROM plain WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = plain.id)',
+      "REPLACE INTO plain SELECT * FROM plain WHERE v = 'x'",
+    ];
+    for (const sql of restricts) expect(one(sql).missingWhere, sql).toBe(false);
+  });
+
+  it('shares no verdict between texts that differ only in the numbers a tautology compared', () => {
+    expect(one('DELETE FROM shaped WHERE id < 5 OR id >= 6').missingWhere).toBe(false);
+    expect(one('DELETE FROM shaped WHERE id < 5 OR id >= 5').missingWhere).toBe(true);
+  });
+
   it('tells read-write transactions and what changes how later text is read', () => {
     expect(one('SET SESSION TRANSACTION READ WRITE').readWrite).toBe(true);
     expect(one('START TRANSACTION READ WRITE').readWrite).toBe(true);

@@ -22,6 +22,8 @@ import { LruCache } from '../sql/lru.js';
 import { sqlShape } from '../sql/shape.js';
 import { outputReads, writesLiteralsOnly } from './output-reads.js';
 import { prepass, type PrepassOptions } from './prepass.js';
+import { mayBeAllRows, sourceNames, writeLevel } from './where.js';
+import type { Literals } from '../sql/analyze/where-scope.js';
 
 /** Loads the parser (once per process); analyses wait for it. */
 let loaded: Promise<void> | undefined;
@@ -112,7 +114,7 @@ export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
  * shape's digit runs (none in a string, a comment or a name).
  */
 function provesShape(analysis: Analysis, text: string, runs: readonly number[]): boolean {
-  if (!analysis.ok || analysis.statements.length !== 1) return false;
+  if (!analysis.ok || analysis.literalSensitive === true || analysis.statements.length !== 1) return false;
   const [st] = analysis.statements as [StatementFacts];
   if (st.text !== text || st.changesLexing || st.settings.length > 0 || !st.kinds.every((k) => SHAPE_KINDS.has(k))) return false;
   const lits = analysis.numericLiterals;
@@ -139,6 +141,7 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
     return { ok: false, parser: 'MySQL', error: `${read.statements.length} statements in one query, more than the ${MAX_STATEMENTS} the gateway judges at once` };
   const statements: StatementFacts[] = [];
   const trees: unknown[] = [];
+  const literals: Literals = { compared: false };
   for (const s of read.statements) {
     let tree: unknown[];
     try {
@@ -149,7 +152,7 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
     if (tree.length !== 1) return { ok: false, parser: 'MySQL', error: `the parser read ${tree.length} statements in one` };
     trees.push(tree[0]);
     try {
-      const facts = factsOf(tree[0], s.text, o.database);
+      const facts = factsOf(tree[0], s.text, o.database, literals);
       if (s.compound && !facts.opaqueBody) throw new Unread('a compound statement (IF, CASE, a loop, BEGIN … END), whose statements hoop does not judge one by one');
       statements.push(facts);
     } catch (err) {
@@ -159,11 +162,11 @@ function analyzeUncached(text: string, o: MysqlReading): Analysis {
   }
   // Where the numeric literals are, when the text is one statement read as written (what a shape is proved with).
   const only = read.statements.length === 1 && read.statements[0]!.text === text ? trees[0] : undefined;
-  return { ok: true, statements, numericLiterals: only === undefined ? [] : numericLiterals(only, text) };
+  return { ok: true, statements, numericLiterals: only === undefined ? [] : numericLiterals(only, text), ...(literals.compared && { literalSensitive: true }) };
 }
 
 /** The facts of one parsed statement; throws {@link Unread} for a statement hoop does not read. */
-function factsOf(tree: unknown, text: string, database: string | undefined): StatementFacts {
+function factsOf(tree: unknown, text: string, database: string | undefined, literals: Literals): StatementFacts {
   const [kind, body] = typeof tree === 'string' ? [tree, {}] : (Object.entries(tree as Node)[0] as [string, Node]);
   const tables = new Set<string>();
   const functions = new Set<string>();
@@ -187,9 +190,9 @@ function factsOf(tree: unknown, text: string, database: string | undefined): Sta
     refs: [],
     text,
   };
-  if (kind === 'Update' || kind === 'Delete') facts.missingWhere = !restricts(body.selection);
+  if (kind === 'Update' || kind === 'Delete') facts.missingWhere = writeReachesAll(kind, body, literals);
   // REPLACE and ON DUPLICATE KEY UPDATE fed by a query over a table rewrite the rows it reads: all of them, unless it restricts them.
-  if (kind === 'Insert' && (facts.kinds.includes('update') || facts.kinds.includes('delete'))) facts.missingWhere = sourceReachesAll(body.source as Node | undefined);
+  if (kind === 'Insert' && (facts.kinds.includes('update') || facts.kinds.includes('delete'))) facts.missingWhere = sourceReachesAll(body.source as Node | undefined, literals);
   if (kind === 'Query') {
     const reads = outputReads(body, database);
     if (reads) facts.outputReads = reads.all;
@@ -297,14 +300,60 @@ function kindsOf(kind: string, body: Node): StatementKind[] {
   }
 }
 
-/** Whether an INSERT's source may give it every row of a table: a SELECT from one with no restricting WHERE, or a query of any other shape but VALUES. */
-function sourceReachesAll(source: Node | undefined): boolean {
+/** Whether an INSERT's source may give it every row of a table: a SELECT from one whose conditions may hold for all its rows (./where.ts), or a query of any other shape but VALUES. */
+function sourceReachesAll(source: Node | undefined, literals: Literals): boolean {
   const body = source?.body as Node | undefined;
   if (body === undefined || body.Values !== undefined) return false;
   const select = body.Select as Node | undefined;
   if (select === undefined) return true;
-  return ((select.from as unknown[] | undefined)?.length ?? 0) > 0 && !restricts(select.selection);
+  const from = (select.from as Node[] | undefined) ?? [];
+  return from.length > 0 && conditionsMayBeAll(from, select.selection, writeLevel(sourceNames(from)), literals);
 }
+
+/** Whether an UPDATE or DELETE may reach every row of its target (./where.ts): its WHERE and inner joins' ON conditions may all hold for every row. */
+function writeReachesAll(kind: string, body: Node, literals: Literals): boolean {
+  const from = kind === 'Update' ? [body.table as Node] : fromList(body.from);
+  const all = sourceNames(from);
+  const judged = kind === 'Update' ? updated(body, all) : deleted(body, all);
+  return conditionsMayBeAll(from, body.selection, writeLevel(judged, all), literals);
+}
+
+/** A DELETE's FROM (or USING) list, however written. */
+function fromList(from: unknown): Node[] {
+  const [, list] = Object.entries((from ?? {}) as Node)[0] ?? [];
+  return Array.isArray(list) ? (list as Node[]) : [];
+}
+
+/** The names of the tables a DELETE deletes from: those listed before FROM (`DELETE t FROM t JOIN o`), else the first of FROM. */
+function deleted(body: Node, all: readonly string[]): string[] {
+  const listed = ((body.tables as unknown[][] | undefined) ?? []).map((parts) => String(((parts.at(-1) as Node)?.Identifier as Node | undefined)?.value ?? '').toLowerCase());
+  return listed.length > 0 ? listed : all.slice(0, 1);
+}
+
+/** The names of the tables an UPDATE sets: the single one, else those its SET qualifies (all, when one is unqualified). */
+function updated(body: Node, all: readonly string[]): string[] {
+  if (all.length <= 1) return [...all];
+  const qualifiers = ((body.assignments as Node[] | undefined) ?? []).map((a) => {
+    const parts = ((a.target as Node | undefined)?.ColumnName as Node[] | undefined) ?? [];
+    return parts.length >= 2 ? String((parts.at(-2)?.Identifier as Node | undefined)?.value ?? '').toLowerCase() : undefined;
+  });
+  return qualifiers.some((q) => q === undefined) ? [...all] : (qualifiers as string[]);
+}
+
+/** Whether a WHERE and the ON conditions of inner joins may all hold for every judged row; a join USING columns or NATURAL restricts. */
+function conditionsMayBeAll(from: readonly Node[], where: unknown, levels: ReturnType<typeof writeLevel>, literals: Literals): boolean {
+  const conditions: unknown[] = where === null || where === undefined ? [] : [where];
+  for (const j of from.flatMap((t) => (t.joins as Node[] | undefined) ?? [])) {
+    const [op, constraint] = Object.entries((j.join_operator ?? {}) as Node)[0] ?? [];
+    if (!INNER_JOINS.has(op ?? '') || constraint === null || typeof constraint !== 'object') continue;
+    if (!('On' in constraint)) return false;
+    conditions.push((constraint as Node).On);
+  }
+  return conditions.every((c) => mayBeAllRows(c, levels, literals));
+}
+
+/** Joins that keep only the rows their condition matches. */
+const INNER_JOINS = new Set(['Join', 'Inner', 'StraightJoin']);
 
 /** The writes anywhere in a tree (a WITH's DML, an INSERT's source). */
 function writesIn(tree: unknown): StatementKind[] {
@@ -379,16 +428,6 @@ function constantOf(expr: unknown): string | undefined {
 /** Transaction modes' access modes (`ReadOnly`, `ReadWrite`). */
 function accessModes(modes: unknown): string[] {
   return Array.isArray(modes) ? modes.map((m) => String((m as Node)?.AccessMode ?? '')) : [];
-}
-
-/** Whether a WHERE can restrict rows: it exists and reads some column (a condition of constants alone reaches every row or none). */
-function restricts(selection: unknown): boolean {
-  if (selection === null || selection === undefined) return false;
-  let column = false;
-  walk(selection, (n) => {
-    if ('Identifier' in n || 'CompoundIdentifier' in n || 'Subquery' in n || 'Exists' in n || 'InSubquery' in n) column = true;
-  });
-  return column;
 }
 
 /** Whether a table's name is `DUAL` as written unquoted: MySQL's name for no table (`SELECT 1 FROM DUAL`). */
