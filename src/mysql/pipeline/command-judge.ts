@@ -27,7 +27,8 @@ import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap, MariaCap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
-import { BUILTIN_FUNCTIONS, MysqlResultMasker } from './result-masker.js';
+import { readsOnlyArguments } from '../../policy/mysql/output-reads.js';
+import { MysqlResultMasker } from './result-masker.js';
 
 /**
  * MariaDB's session variables for each of an access's server timeouts, and the value (from
@@ -58,7 +59,7 @@ const TIMEOUT_VARIABLES = new Set([
 
 /** Whether statement `s` may run stored code (a procedure, a function not the server's own, the triggers of a write). */
 function runsStoredCode(s: StatementFacts): boolean {
-  return s.kinds.some((k) => STORED_CODE_KINDS.has(k)) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f));
+  return s.kinds.some((k) => STORED_CODE_KINDS.has(k)) || s.functions.some((f) => !readsOnlyArguments(f));
 }
 
 /** The kinds of statement that run stored code: a CALL, and the writes a trigger may follow. */

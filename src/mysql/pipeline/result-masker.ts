@@ -25,6 +25,7 @@ import type { MaskingRules } from '../../policy/masking/rules.js';
 import { parsesAsJson, readableView } from '../../policy/masking/values.js';
 import type { MaskStrategy } from '../../policy/masking/strategies.js';
 import type { OutputRead, StatementFacts } from '../../policy/sql/analyze/facts.js';
+import { readsOnlyArguments } from '../../policy/mysql/output-reads.js';
 import type { ServerPacket } from './conversation.js';
 import { lenencBytes } from '../wire/packets.js';
 import {
@@ -41,30 +42,6 @@ import {
   parseTextRow,
   textRow,
 } from '../wire/results.js';
-
-/** The server's own functions that read nothing beyond their arguments. */
-export const BUILTIN_FUNCTIONS = new Set(
-  (
-    'count sum avg min max group_concat std stddev variance bit_and bit_or bit_xor concat concat_ws lower upper lcase ucase length char_length ' +
-    'character_length octet_length substring substr mid left right trim ltrim rtrim replace reverse repeat space lpad rpad locate instr position ' +
-    'field find_in_set strcmp coalesce ifnull nullif if isnull greatest least abs ceil ceiling floor round truncate mod sign sqrt pow power exp ln ' +
-    'log log2 log10 pi rand now sysdate curdate curtime current_date current_time current_timestamp localtime localtimestamp utc_date utc_time ' +
-    'utc_timestamp date time timestamp year month day dayofmonth dayofweek dayofyear week weekday hour minute second microsecond date_format ' +
-    'time_format str_to_date date_add date_sub adddate subdate addtime subtime datediff timediff timestampdiff timestampadd unix_timestamp ' +
-    'from_unixtime last_day makedate maketime extract cast convert format hex unhex md5 sha1 sha2 crc32 uuid version database schema user ' +
-    'current_user session_user system_user connection_id row_count found_rows sleep benchmark json_extract json_unquote ' +
-    // LAST_INSERT_ID(): the id the server gave the session's last insert (LAST_INSERT_ID(expr), which keeps a value of the
-    // session's own choosing, is refused where columns are masked: carriesMasked).
-    'last_insert_id ' +
-    'json_object json_array json_length json_keys json_contains json_valid row_number rank dense_rank percent_rank cume_dist ntile lag lead ' +
-    'first_value last_value nth_value bin oct ascii ord char conv quote soundex elt make_set export_set inet_aton inet_ntoa ' +
-    // Spatial constructors and accessors (MariaDB's names and the ST_ ones): they read their arguments alone.
-    'point linestring polygon multipoint multilinestring multipolygon geometrycollection geomfromtext geometryfromtext pointfromtext ' +
-    'linefromtext polyfromtext geomfromwkb pointfromwkb astext aswkb asbinary astext x y srid st_geomfromtext st_geometryfromtext ' +
-    'st_pointfromtext st_linefromtext st_polyfromtext st_geomfromwkb st_astext st_aswkb st_asbinary st_asgeojson st_geomfromgeojson ' +
-    'st_x st_y st_srid st_distance st_contains st_within st_intersects'
-  ).split(' '),
-);
 
 /**
  * A user variable (`@v`, `@'v'`, `@é`, `@.v`: a name MariaDB reads as one), anywhere in a
@@ -217,7 +194,7 @@ export class MysqlResultMasker {
 
   /** Whether `s` reads what hoop cannot trace: a table it does not know as a base table, a function not built in, a user variable (which may hold a value an earlier statement read). */
   #opaque(s: StatementFacts): boolean {
-    return s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())) || s.functions.some((f) => !BUILTIN_FUNCTIONS.has(f)) || (USER_VARIABLE.test(s.text) && !setsLiterals(s));
+    return s.tables.some((t) => !this.#baseTables.has(t.toLowerCase())) || s.functions.some((f) => !readsOnlyArguments(f)) || (USER_VARIABLE.test(s.text) && !setsLiterals(s));
   }
 
   /** Whether `s` names a table with a column the policy masks. */
@@ -251,6 +228,8 @@ export class MysqlResultMasker {
     if (LAST_INSERT_ID_SET.test(s.text)) return 'LAST_INSERT_ID(expr), which keeps a value for the session';
     if (!s.kinds.some((k) => WRITES.has(k))) return undefined;
     if (USER_VARIABLE.test(s.text)) return 'a write that reads a variable';
+    const stored = s.functions.find((f) => !readsOnlyArguments(f));
+    if (stored !== undefined) return `a write that calls ${stored}(), a function not the server's own, which may read what is masked`;
     // Literals and placeholders carry no value the server holds, whatever table they go to.
     if (s.writesLiteralsOnly) return undefined;
     const unmasked = s.tables.every((t) => !this.#masks(t) && this.#baseTables.has(t.toLowerCase()));

@@ -17,6 +17,30 @@ import type { OutputRead } from '../sql/analyze/facts.js';
 
 type Node = Record<string, unknown>;
 
+/** The server's own functions that read nothing beyond their arguments. */
+const BUILTIN_FUNCTIONS: ReadonlySet<string> = new Set(
+  (
+    'count sum avg min max group_concat std stddev variance bit_and bit_or bit_xor concat concat_ws lower upper lcase ucase length char_length ' +
+    'character_length octet_length substring substr mid left right trim ltrim rtrim replace reverse repeat space lpad rpad locate instr position ' +
+    'field find_in_set strcmp coalesce ifnull nullif if isnull greatest least abs ceil ceiling floor round truncate mod sign sqrt pow power exp ln ' +
+    'log log2 log10 pi rand now sysdate curdate curtime current_date current_time current_timestamp localtime localtimestamp utc_date utc_time ' +
+    'utc_timestamp date time timestamp year month day dayofmonth dayofweek dayofyear week weekday hour minute second microsecond date_format ' +
+    'time_format str_to_date date_add date_sub adddate subdate addtime subtime datediff timediff timestampdiff timestampadd unix_timestamp ' +
+    'from_unixtime last_day makedate maketime extract cast convert format hex unhex md5 sha1 sha2 crc32 uuid version database schema user ' +
+    'current_user session_user system_user connection_id row_count found_rows sleep benchmark json_extract json_unquote ' +
+    // LAST_INSERT_ID(): the id the server gave the session's last insert (LAST_INSERT_ID(expr), which keeps a value of the
+    // session's own choosing, is refused where columns are masked: carriesMasked).
+    'last_insert_id ' +
+    'json_object json_array json_length json_keys json_contains json_valid row_number rank dense_rank percent_rank cume_dist ntile lag lead ' +
+    'first_value last_value nth_value bin oct ascii ord char conv quote soundex elt make_set export_set inet_aton inet_ntoa ' +
+    // Spatial constructors and accessors (MariaDB's names and the ST_ ones): they read their arguments alone.
+    'point linestring polygon multipoint multilinestring multipolygon geometrycollection geomfromtext geometryfromtext pointfromtext ' +
+    'linefromtext polyfromtext geomfromwkb pointfromwkb astext aswkb asbinary astext x y srid st_geomfromtext st_geometryfromtext ' +
+    'st_pointfromtext st_linefromtext st_polyfromtext st_geomfromwkb st_astext st_aswkb st_asbinary st_asgeojson st_geomfromgeojson ' +
+    'st_x st_y st_srid st_distance st_contains st_within st_intersects'
+  ).split(' '),
+);
+
 /** Keys whose value is a query of its own: a select list holding one reads what it reads. */
 const QUERIES = new Set(['Subquery', 'Exists', 'InSubquery', 'subquery', 'Query', 'Select', 'SetOperation']);
 
@@ -98,13 +122,22 @@ function columnsOf(expr: unknown, scope: ReadonlyMap<string, string>, reads: Out
   return true;
 }
 
-/** Whether a value expression is made of literals, placeholders and functions of them alone (`VALUES(col)`, the row's own inserted value, too). */
+/** Whether function `name` (lower-case, as `StatementFacts.functions` holds it) reads nothing but its arguments: one of the server's own, or `VALUES(col)` (the row's own inserted value). */
+export function readsOnlyArguments(name: string): boolean {
+  return name === 'values' || BUILTIN_FUNCTIONS.has(name);
+}
+
+/** A function call's name as `StatementFacts.functions` holds it (`db.f` when qualified). */
+const functionName = (fn: Node): string => ((fn.name as Array<{ Identifier?: unknown }> | undefined) ?? []).map((p) => value(p.Identifier)).join('.');
+
+/** Whether a value expression is made of literals, placeholders and functions that read nothing but their arguments ({@link readsOnlyArguments}). */
 function literal(expr: unknown): boolean {
   if (Array.isArray(expr)) return expr.every(literal);
   if (typeof expr !== 'object' || expr === null) return true;
   const node = expr as Node;
   const fn = node.Function as Node | undefined;
-  if (fn && value((fn.name as Array<{ Identifier?: unknown }> | undefined)?.[0]?.Identifier) === 'values') return true;
+  if (fn && !readsOnlyArguments(functionName(fn))) return false;
+  if (fn && functionName(fn) === 'values') return true;
   for (const [key, v] of Object.entries(node)) {
     if (QUERIES.has(key) || key === 'Identifier' || key === 'CompoundIdentifier') return false;
     if (key === 'name' && 'args' in node) continue;
