@@ -139,6 +139,28 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one('DELETE FROM shaped WHERE id < 5 OR id >= 5').missingWhere).toBe(true);
   });
 
+  it('refuses results in a character set whose ASCII is not one byte a character (round 16: utf32 hid a card from every detector)', () => {
+    const judge = new StatementJudge(emptyPolicy(), { subject: 'alice', groups: [] }, 'shop', 'read-write');
+    for (const sql of [
+      'SET character_set_results = utf32',
+      'SET character_set_results = utf16',
+      'SET character_set_results = utf16le',
+      'SET character_set_results = ucs2',
+      "SET SESSION character_set_results = 'utf32'",
+      'SET @@character_set_results = utf16',
+      'SET @@session.character_set_results = ucs2',
+      'SET character_set_results = NULL',
+      'SET character_set_results = binary',
+      'SET character_set_results = DEFAULT',
+      'SET character_set_results = @cs',
+      'SET autocommit = 1, character_set_results = utf32',
+    ]) {
+      expect(one(sql).changesLexing, sql).toBe(true);
+      expect(judge.judge(sql, analyzeMysql(sql)).action, sql).toBe('deny');
+    }
+    for (const sql of ['SET character_set_results = utf8mb4', 'SET character_set_results = utf8', 'SET character_set_results = latin1']) expect(one(sql).changesLexing, sql).toBe(false);
+  });
+
   it('tells read-write transactions and what changes how later text is read', () => {
     expect(one('SET SESSION TRANSACTION READ WRITE').readWrite).toBe(true);
     expect(one('START TRANSACTION READ WRITE').readWrite).toBe(true);

@@ -15,7 +15,7 @@
 import { type MysqlLexing, redactSql } from '../../policy/sql/redact.js';
 import { createHash } from 'node:crypto';
 import type { MysqlConnection } from '../../config/connection.js';
-import { analyzeMysql, loadMysqlParser, SAFE_CHARSETS, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
+import { analyzeMysql, loadMysqlParser, RESULT_CHARSETS, SAFE_CHARSETS, UNSAFE_CHARSETS } from '../../policy/mysql/analyze.js';
 import { OFF_LOOP_CHARS, readLongMysql } from '../../policy/mysql/long-sql.js';
 import type { MysqlReading } from '../../policy/mysql/analyze.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
@@ -161,7 +161,7 @@ function modeReading(mode: string): { ansiQuotes: boolean; noBackslashEscapes: b
 }
 
 /** The character set settings a SET may change. */
-const CHARSET_SETTINGS = new Set(['names', 'character_set_client', 'character set', 'charset']);
+const CHARSET_SETTINGS = new Set(['names', 'character_set_client', 'character set', 'charset', 'character_set_results']);
 
 /**
  * The reading a query's SQL leaves the session with, when its last statement alone changes how
@@ -251,8 +251,8 @@ export class CommandJudge {
 
   async govern(client: MySqlClient, agreed: number): Promise<void> {
     await loadMysqlParser();
-    const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client');
-    const [mode = '', charset = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
+    const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client, @@SESSION.character_set_results');
+    const [mode = '', charset = '', results = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
     const { odd, ...lexing } = modeReading(mode);
     this.#reading = {
       options: {
@@ -265,6 +265,8 @@ export class CommandJudge {
       },
       ...(odd ? { unreadable: `the server's sql_mode has ${odd}, under which it reads SQL another way` } : {}),
       ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
+      // The set the client asked for at sign-in (its handshake's collation) is the results' too.
+      ...(!RESULT_CHARSETS.has(results) ? { unreadable: `results in the character set ${results || 'of each column'}, which the detectors cannot read` } : {}),
     };
     if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
     if (this.#session.judge?.limitsRows) {

@@ -46,10 +46,16 @@ export const UNSAFE_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis
  * read later text another way than the gateway does.
  */
 export const SAFE_CHARSETS = new Set(['utf8', 'utf8mb3', 'utf8mb4']);
+/**
+ * Character sets a session may get its results in: ones whose every ASCII character is its own
+ * byte, as the detectors read values. UTF-16 and UTF-32 put NULs between a card's digits; NULL
+ * and `binary` send each column in whatever set it is stored in.
+ */
+export const RESULT_CHARSETS = new Set([...SAFE_CHARSETS, 'latin1', 'ascii']);
 /** Settings that change how the server reads later text. */
 const LEXING_SETTINGS = new Set(['sql_mode', 'character_set_client', 'names', 'character set', 'charset']);
 /** What a session keeps for the gateway to read its SQL as the server does (the message of a refusal). */
-const LEXING_NOTE = 'sql_mode must stay as the session began, and the character set UTF-8 (utf8mb4)';
+const LEXING_NOTE = 'sql_mode must stay as the session began, the character set UTF-8 (utf8mb4), and results in UTF-8 or latin1';
 /** Settings whose change turns a read-only transaction read-write. */
 const READ_ONLY_SETTINGS = new Set(['tx_read_only', 'transaction_read_only']);
 
@@ -398,6 +404,8 @@ function setFacts(body: Node, facts: StatementFacts): void {
     // sql_mode, whatever it is set to; a character set the gateway cannot know or that can hide a quote.
     if (name === undefined || name === 'sql_mode') facts.changesLexing = true;
     else if (LEXING_SETTINGS.has(name) && (value === undefined || !SAFE_CHARSETS.has(value))) facts.changesLexing = true;
+    // Results in a set whose ASCII is not one byte a character hide every value from the detectors.
+    else if (name === 'character_set_results' && (value === undefined || !RESULT_CHARSETS.has(value))) facts.changesLexing = true;
     if (name !== undefined && READ_ONLY_SETTINGS.has(name) && !['1', 'on', 'true'].includes(value ?? '')) facts.readWrite = true;
   }
 }
