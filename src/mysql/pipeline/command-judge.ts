@@ -27,7 +27,7 @@ import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap, MariaCap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
-import { readsOnlyArguments } from '../../policy/mysql/output-reads.js';
+import { OWN_ROWS_ENGINES, readsOnlyArguments } from '../../policy/mysql/output-reads.js';
 import { MysqlResultMasker } from './result-masker.js';
 
 /**
@@ -160,6 +160,9 @@ function modeReading(mode: string): { ansiQuotes: boolean; noBackslashEscapes: b
   return { ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'), noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'), ...(odd ? { odd } : {}) };
 }
 
+/** An `information_schema.TABLES` condition: the table's engine keeps its own rows. */
+const OWN_ROWS_SQL = `LOWER(ENGINE) IN (${[...OWN_ROWS_ENGINES].map((e) => `'${e}'`).join(', ')})`;
+
 /** The character set settings a SET may change. */
 const CHARSET_SETTINGS = new Set(['names', 'character_set_client', 'character set', 'charset', 'character_set_results']);
 
@@ -282,8 +285,11 @@ export class CommandJudge {
     }
     const { masking } = this.#session;
     if (masking) {
-      // Only a base table's columns carry their own origin (a view's carry the view): those known at sign-in.
-      const [tables] = await client.query(`SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' LIMIT ${MAX_TABLES + 1}`);
+      // Only a base table's columns carry their own origin (a view's carry the view), and only one of an engine that
+      // keeps its own rows (a MERGE, FEDERATED or CONNECT table's are another table's): those known at sign-in.
+      const [tables] = await client.query(
+        `SELECT LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND ${OWN_ROWS_SQL} LIMIT ${MAX_TABLES + 1}`,
+      );
       const names = tables && 'rows' in tables ? tables.rows.map((r) => r[0] ?? '') : [];
       if (names.length > MAX_TABLES) this.#reading.unreadable = `the server has more than ${MAX_TABLES} tables, more than hoop looks up for masking`;
       const rules = MaskingRules.of(masking.policy, masking.key);

@@ -146,6 +146,34 @@ function literal(expr: unknown): boolean {
   return true;
 }
 
+/**
+ * Storage engines that keep a table's own rows (lower-case): any other may keep another relation's
+ * (MERGE's `UNION=`, FEDERATED's and SPIDER's `CONNECTION=`, CONNECT's `TABLE_TYPE=`).
+ */
+export const OWN_ROWS_ENGINES: ReadonlySet<string> = new Set(['innodb', 'aria', 'myisam', 'memory', 'heap', 'archive', 'csv', 'rocksdb', 'columnstore']);
+
+/** Table options (upper-case) that say nothing of where a table's rows come from. */
+const STORAGE_NEUTRAL_OPTIONS = new Set(
+  (
+    'DEFAULT CHARSET,CHARSET,DEFAULT CHARACTER SET,CHARACTER SET,DEFAULT COLLATE,COLLATE,AUTO_INCREMENT,ROW_FORMAT,KEY_BLOCK_SIZE,CHECKSUM,' +
+    'PAGE_CHECKSUM,TRANSACTIONAL,PACK_KEYS,MAX_ROWS,MIN_ROWS,AVG_ROW_LENGTH,DELAY_KEY_WRITE,STATS_PERSISTENT,STATS_AUTO_RECALC,STATS_SAMPLE_PAGES'
+  ).split(','),
+);
+
+/** Whether a CREATE TABLE's options keep its rows its own: an engine of {@link OWN_ROWS_ENGINES}, and no option beyond charset, collation, comment and the like. */
+function storesOwnRows(options: unknown): boolean {
+  const [form, list] = typeof options === 'string' ? [options, []] : (Object.entries((options ?? {}) as Node)[0] ?? ['None', []]);
+  if (form === 'None') return true;
+  if (form !== 'Plain' || !Array.isArray(list)) return false;
+  return list.every((o: Node) => {
+    const [kind, body] = Object.entries(o)[0] as [string, Node];
+    const key = String((body?.key as Node | undefined)?.value ?? '').toUpperCase();
+    if (kind === 'Comment') return true;
+    if (kind === 'NamedParenthesizedList') return key === 'ENGINE' && ((body.values as unknown[] | undefined) ?? []).length === 0 && OWN_ROWS_ENGINES.has(value(body.name));
+    return kind === 'KeyValue' && STORAGE_NEUTRAL_OPTIONS.has(key);
+  });
+}
+
 /** Statements that write no value anywhere: they remove rows or tables, or add an index. */
 const REMOVALS = new Set(['Delete', 'Drop', 'Truncate', 'CreateIndex']);
 
@@ -158,7 +186,7 @@ const REMOVALS = new Set(['Delete', 'Drop', 'Truncate', 'CreateIndex']);
 export function writesLiteralsOnly(kind: string, body: Node): boolean {
   const assigned = (assignments: unknown): boolean => ((assignments as Node[] | undefined) ?? []).every((a) => literal(a.value));
   if (REMOVALS.has(kind)) return true;
-  if (kind === 'CreateTable') return (body.query ?? null) === null && (body.clone ?? null) === null && !JSON.stringify(body.columns ?? []).includes('"Generated"');
+  if (kind === 'CreateTable') return (body.query ?? null) === null && (body.clone ?? null) === null && !JSON.stringify(body.columns ?? []).includes('"Generated"') && storesOwnRows(body.table_options);
   if (kind === 'Update') return assigned(body.assignments) && (body.from ?? null) === null;
   if (kind !== 'Insert') return false;
   const source = body.source as Node | null | undefined;
