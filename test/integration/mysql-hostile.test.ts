@@ -53,6 +53,7 @@ access:
 masking:
   columns:
     - { table: app.items, column: name, strategy: redact }
+    - { table: app.mcust, column: secret, strategy: redact }
   detectors:
     - { detector: payment-card, strategy: last4 }
 recording: { rowCap: 2 }
@@ -273,6 +274,37 @@ describe('a client speaking MySQL to the gateway directly', () => {
       await driver.end();
       await c.stop();
     }
+  });
+  it('is refused what round 16 copied or hid masked values with: a stored function in a write, results in UTF-32, a MERGE table over a masked one', async () => {
+    await db.sql(
+      'CREATE TABLE IF NOT EXISTS app.notes (id int primary key, body text); ' +
+        'CREATE OR REPLACE FUNCTION app.get_secret(i int) RETURNS text READS SQL DATA RETURN (SELECT name FROM app.items WHERE id = i); ' +
+        "CREATE OR REPLACE TABLE app.mcust (id int, secret varchar(30)) ENGINE=MyISAM; INSERT INTO app.mcust VALUES (1, 'SECRET-XYZ'); " +
+        'CREATE OR REPLACE TABLE app.mm_dba (id int, x varchar(30)) ENGINE=MRG_MyISAM UNION=(app.mcust)',
+    );
+    const client = await (await MySqlGreeted.read(await tunnel(masked))).signIn({ user: 'x', password: '', database: 'app' });
+    const refused = { errno: 1227, message: expect.stringContaining('hoop:') };
+    for (const sql of [
+      'INSERT INTO notes VALUES (201, get_secret(1))',
+      'UPDATE notes SET body = get_secret(2) WHERE id = 1',
+      'REPLACE INTO notes SET id = 202, body = get_secret(1)',
+      "INSERT INTO notes VALUES (1, 'x') ON DUPLICATE KEY UPDATE body = app.get_secret(1)",
+      'SET character_set_results = utf32',
+      'SET SESSION character_set_results = utf16',
+      'SET @@character_set_results = ucs2',
+      'SET character_set_results = NULL',
+      'CREATE TABLE mm (id int, x varchar(30)) ENGINE=MRG_MyISAM UNION=(mcust)',
+      'CREATE TEMPORARY TABLE mt (id int, x varchar(30)) ENGINE=MRG_MyISAM UNION=(mcust)',
+    ]) {
+      await expect(client.query(sql), sql).rejects.toMatchObject(refused);
+    }
+    expect((await db.sql('SELECT count(*) FROM app.notes WHERE id > 200')).trim()).toBe('0');
+    const [cs] = await client.query('SELECT @@character_set_results AS cs');
+    expect(cs && 'rows' in cs && cs.rows).toEqual([['utf8mb4']]);
+    // A MERGE table another session made is unknown: its columns are redacted whole.
+    const [merged] = await client.query('SELECT id, x FROM mm_dba');
+    expect(merged && 'rows' in merged && merged.rows).toEqual([['[redacted]', '[redacted]']]);
+    client.close();
   });
 });
 
