@@ -107,7 +107,8 @@ export class McpJudge {
   /** The decision on a tool call, a resource read or a prompt: the most restrictive matching rule, else the default. */
   decide(ask: McpAsk): McpVerdict {
     const what = ask.kind === 'resource' ? `resource ${ask.uri}` : `${ask.kind} "${ask.name}"`;
-    const held = ask.kind === 'resource' ? undefined : pathsHeld(ask.arguments);
+    // Read only where a refusing path glob will read it: most sessions' calls have none.
+    const held = ask.kind === 'resource' || this.#pathGlobs.count === 0 ? [] : pathsHeld(ask.arguments);
     // A call whose paths would take the refusing path globs longer than the budget to read meets each of them unread.
     const call = { held, tooLong: held === undefined || this.#pathWork(held) > JUDGE_BUDGET };
     const verdicts = this.#rules.filter((c) => matches(c, ask, call)).map((c) => this.#verdict(c.rule, `mcp rule "${c.rule.name}" matches ${what}`));
