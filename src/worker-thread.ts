@@ -4,11 +4,11 @@
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { Worker, workerData, type ResourceLimits } from 'node:worker_threads';
 import type { Clock } from './clock.js';
 
 /**
@@ -25,9 +25,43 @@ const FROM_SOURCE = "require('tsx/cjs/api').register(); require(require('node:ur
  * https://nodejs.org/api/worker_threads.html#worker_threadsresourcelimits).
  */
 export function startWorker(from: string, name: string, resourceLimits?: ResourceLimits): Worker {
-  const limits = resourceLimits ? { resourceLimits } : {};
-  const url = siblingModule(from, name);
-  return url.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, workerData: { url }, ...limits }) : new Worker(new URL(url), limits);
+  const thread = new Int32Array(new SharedArrayBuffer(4));
+  const options = { workerData: { url: siblingModule(from, name), thread }, ...(resourceLimits ? { resourceLimits } : {}) };
+  const w = options.workerData.url.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, ...options }) : new Worker(new URL(options.workerData.url), options);
+  threadIds.set(w, thread);
+  return w;
+}
+
+/** Each worker {@link startWorker} started: its OS thread id once {@link announceThread} wrote it (0 until then, -1 where none can be read). */
+const threadIds = new WeakMap<Worker, Int32Array>();
+
+/** Called in a worker that {@link startWorker} started: tells its starter its OS thread id, so that {@link threadCpuMs} can read its CPU time. */
+export function announceThread(): void {
+  const thread = (workerData as { thread?: Int32Array } | null)?.thread;
+  if (!thread) return;
+  try {
+    // `/proc/thread-self` is `<pid>/task/<tid>`.
+    Atomics.store(thread, 0, Number(readlinkSync('/proc/thread-self').split('/').pop()));
+  } catch {
+    Atomics.store(thread, 0, -1);
+  }
+}
+
+/**
+ * The CPU time `worker` has used (ms): `'starting'` before it said its thread id, `undefined` where it
+ * cannot be read (not Linux, a worker {@link startWorker} did not start).
+ *
+ * @see https://docs.kernel.org/scheduler/sched-stats.html (`/proc/<pid>/task/<tid>/schedstat`: time on the CPU, ns)
+ */
+export function threadCpuMs(worker: Worker): number | 'starting' | undefined {
+  const tid = threadIds.get(worker)?.[0];
+  if (tid === 0) return 'starting';
+  if (tid === undefined || tid < 0) return undefined;
+  try {
+    return Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')[0]) / 1e6;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The URL of the module `name` (no extension) beside the module `from`: `name.ts` when `from` runs from source, else `name.js`. */
@@ -129,11 +163,11 @@ export class WorkerQueue<Message, Reply> {
   /** Whose message the worker was handed last. */
   #served: string | undefined;
   readonly #lost: (why: string) => Reply;
-  readonly #deadline: { ms: number; clock: Clock } | undefined;
+  readonly #deadline: WorkerDeadline | undefined;
   #cancelDeadline: (() => void) | undefined;
 
-  /** `deadline`: a message the worker holds longer is answered `lost` and the worker ended, so one message holds the others back no longer. */
-  constructor(start: () => Worker, lost: (why: string) => Reply, deadline?: { ms: number; clock: Clock }) {
+  /** `deadline`: a message the worker spends longer on is answered `lost` and the worker ended, so one message holds the others back no longer. */
+  constructor(start: () => Worker, lost: (why: string) => Reply, deadline?: WorkerDeadline) {
     this.#lost = lost;
     this.#deadline = deadline;
     this.#worker = new LazyWorker<Reply>(start, { message: (reply) => this.#answer(reply), died: (why) => this.#answer(lost(why)) });
@@ -178,12 +212,37 @@ export class WorkerQueue<Message, Reply> {
     this.#worker.busy(true);
     this.#current = job.resolve;
     w.postMessage(job.message);
-    if (this.#deadline) {
-      const { ms, clock } = this.#deadline;
-      this.#cancelDeadline = clock.timer(ms, () => {
+    if (this.#deadline) this.#watch(w, this.#deadline);
+  }
+
+  /**
+   * Ends the job `w` holds once it has used `ms` of the worker's CPU time (its wall time where that
+   * cannot be read), or {@link WALL_TIMES} that in wall time: a thread the machine starves, or one
+   * still starting, has not spent its time on the line.
+   */
+  #watch(w: Worker, { ms, clock, cpu = threadCpuMs }: WorkerDeadline): void {
+    const at = cpu(w);
+    const from = typeof at === 'number' ? at : 0;
+    const end = clock.now() + ms * WALL_TIMES;
+    const arm = (wait: number): void => {
+      this.#cancelDeadline = clock.timer(wait, () => {
+        const now = cpu(w);
+        const left = Math.min(now === 'starting' ? ms : now === undefined ? 0 : ms - (now - from), end - clock.now());
+        if (left > 0) return arm(left);
         void this.#worker.retire(w);
         this.#answer(this.#lost(`it took more than ${ms / 1000} s`));
       });
-    }
+    };
+    arm(ms);
   }
 }
+
+/** How long a {@link WorkerQueue}'s worker may spend on one message: `ms` of its CPU time (read by `cpu`, {@link threadCpuMs} unless a test says), on `clock`. */
+export interface WorkerDeadline {
+  ms: number;
+  clock: Clock;
+  cpu?: (w: Worker) => number | 'starting' | undefined;
+}
+
+/** A job's deadline in wall time, as a multiple of its CPU time. */
+export const WALL_TIMES = 6;

@@ -5,8 +5,11 @@
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
 import { parentPort } from 'node:worker_threads';
+import { announceThread } from '../worker-thread.js';
 import { shellLineNow } from './shell-lines.js';
 import type { ShellLine } from './shell-line.js';
+
+announceThread();
 
 parentPort!.on('message', (m: { command: string; loginShell: string | undefined }) => {
   let line: ShellLine;

@@ -41,7 +41,7 @@ export function shellLineNow(command: string, loginShell: string | undefined): S
   return 'why' in login ? { certain: false, why: login.why } : parseShellLine(command, login.grammar);
 }
 
-/** How long the worker may read one line: the parser takes far longer on some shapes than on others (16,000 `$a` took 20 s), and lines wait their turn behind it. */
+/** How much of the worker's CPU time one line may take: the parser takes far longer on some shapes than on others (16,000 `$a` took 20 s), and lines wait their turn behind it. */
 export const SHELL_READ_DEADLINE_MS = 10_000;
 
 const reader = new WorkerQueue<{ command: string; loginShell: string | undefined }, { line: ShellLine }>(
