@@ -59,8 +59,10 @@ export interface OpenTunnelOptions {
   clientVersion: string;
   /** CA certificates (PEM) to trust instead of the system's, from `--ca-file` / `HOOP_CA_FILE`. */
   ca?: Buffer;
-  /** Deadline for the whole handshake, in milliseconds (default 10 000). */
+  /** Deadline to reach the gateway (TCP and TLS), in milliseconds (default 10 000). */
   timeoutMs?: number;
+  /** Deadline for the gateway's answer once reached, in milliseconds (default 60 000: a busy gateway, or its upstream, is slow, not gone). */
+  answerTimeoutMs?: number;
   /** Aborts the handshake (not an opened tunnel); the promise rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
@@ -118,6 +120,7 @@ export class TunnelRefusedError extends HoopError {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+const ANSWER_TIMEOUT_MS = 60_000;
 const MAX_ERROR_BODY = 64 * 1024;
 const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
@@ -228,7 +231,7 @@ function upgrade(
   url: URL,
   protocol: string,
   extraHeaders: Record<string, string>,
-  options: { connection: string; clientVersion: string; ca?: Buffer; timeoutMs?: number; signal?: AbortSignal },
+  options: { connection: string; clientVersion: string; ca?: Buffer; timeoutMs?: number; answerTimeoutMs?: number; signal?: AbortSignal },
 ): Promise<{ socket: Duplex; head: Buffer; headers: http.IncomingHttpHeaders }> {
   const origin = url.origin;
   options.signal?.throwIfAborted();
@@ -254,7 +257,7 @@ function upgrade(
       reject(err);
     };
     const onAbort = (): void => fail(signal?.reason);
-    const timer = setTimeout(() => {
+    let timer = setTimeout(() => {
       fail(
         new HoopError(ErrorCode.GATEWAY_UNREACHABLE, `the gateway at ${origin} did not answer within ${timeoutMs / 1000} s`, {
           hint: `is the gateway running at ${origin}, and reachable from here?`,
@@ -262,6 +265,21 @@ function upgrade(
       );
     }, timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Reached (TCP, and TLS for https): the gateway is there; its answer may wait on its upstream.
+    request.on('socket', (socket) => {
+      socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+        if (settled) return;
+        clearTimeout(timer);
+        const answerMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+        timer = setTimeout(() => {
+          fail(
+            new HoopError(ErrorCode.GATEWAY_UNREACHABLE, `the gateway at ${origin} was reached but did not answer within ${answerMs / 1000} s`, {
+              hint: `is the gateway at ${origin} overloaded, or its upstream slow?`,
+            }),
+          );
+        }, answerMs);
+      });
+    });
 
     request.on('error', (err) => fail(requestError(err, origin)));
     request.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -345,7 +363,7 @@ export class TunnelMux {
     }
     const lowered: Record<string, string> = {};
     for (const [name, value] of Object.entries(headers)) lowered[name.toLowerCase()] = value;
-    const timeoutMs = full.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timeoutMs = full.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
     const opening = mux.open({ connection: full.connection, headers: lowered });
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;

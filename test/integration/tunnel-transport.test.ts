@@ -479,6 +479,22 @@ describe('openTunnel failures', () => {
     }
   });
 
+  it('gives a gateway it reached its own deadline to answer: a busy gateway is slow, not gone', async () => {
+    const busy = http.createServer(() => undefined);
+    busy.on('upgrade', () => undefined);
+    const port = await listen(busy);
+    try {
+      const started = Date.now();
+      const err = await failure(openTunnel(options('echo', { gateway: `http://127.0.0.1:${port}`, timeoutMs: 300, answerTimeoutMs: 1000 })));
+      expect(err.code).toBe(ErrorCode.GATEWAY_UNREACHABLE);
+      expect(err.message).toMatch(/was reached but did not answer within 1 s/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+    } finally {
+      busy.closeAllConnections();
+      busy.close();
+    }
+  });
+
   it('refuses plain http to a non-loopback host, allows it on loopback', async () => {
     for (const gateway of ['http://gateway.example.com', 'http://10.0.0.1:8080', 'http://localhost.example.com']) {
       const err = await failure(openTunnel(options('echo', { gateway })));
