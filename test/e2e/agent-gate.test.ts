@@ -134,7 +134,7 @@ beforeAll(async () => {
     },
   });
   alice = await stack.token('alice');
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();
@@ -250,7 +250,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(readdirSync(tree, { encoding: 'buffer' }).some((n) => n.includes(0xff))).toBe(false);
     // No layer is left behind.
     expect(readdirSync(join(p.state, 'hoop', 'layers'))).toEqual([]);
-  }, 120_000);
+  });
 
   it('--review shows the diff on a terminal and applies only what its person accepts; no, and no terminal, keep it for later', async () => {
     const tree = join(p.work, 'reviewed');
@@ -303,7 +303,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect((await hoop(p, ['run', 'discard', dropped], { cwd: tree })).stderr).toBe(`hoop: run ${dropped}: its changes were discarded\n`);
     expect(existsSync(join(tree, 'e.txt'))).toBe(false);
     expect((await hoop(p, ['run', 'apply', dropped])).code).toBe(64);
-  }, 60_000);
+  });
 
   it('gives a shared directory and a shared file layers of their own, applied through the same gate', async () => {
     const tree = join(p.work, 'shares');
@@ -390,7 +390,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(outcomes).toHaveLength(12);
     expect(outcomes).toContain('refused'); // the race was on
     for (const l of JSON.parse((await hoop(p, ['run', 'ls', '--json'])).stdout).runs as Array<{ run: string }>) await hoop(p, ['run', 'discard', l.run]);
-  }, 120_000);
+  });
 
   it('ends whole: what left the command (setsid, a double fork, nohup) dies with it; stopped, its sandbox is frozen; killed then, nothing goes on and its changes are kept', async () => {
     const tree = join(p.work, 'whole');
@@ -466,7 +466,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect(ended.stderr).toContain('kept, not applied (the command was ended by SIGTERM)');
     expect(existsSync(join(tree, 'half.txt'))).toBe(false);
     await hoop(p, ['run', 'discard', /hoop run discard (run-[A-Za-z0-9_-]+)/.exec(ended.stderr)![1]!]);
-  }, 60_000);
+  });
 });
 
 /** That the next hoop command of `p`'s person says once that the changes of a run whose hoop run was killed are kept; then drops them. */

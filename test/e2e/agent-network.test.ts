@@ -85,7 +85,7 @@ for (const a of process.argv.slice(2)) createServer((req, res) => { console.log(
   hosts = join(mkdtempSync('/tmp/hoop-hosts-'), 'hosts');
   chmodSync(dirname(hosts), 0o755);
   writeFileSync(hosts, `127.0.0.1 localhost\n${HOST_A} allowed.test\n${HOST_B} other.test claude-only.test\n127.0.0.1 rebind.test\n`, { mode: 0o644 });
-}, 120_000);
+});
 
 afterAll(async () => {
   servers?.kill();

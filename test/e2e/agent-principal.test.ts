@@ -148,7 +148,7 @@ beforeAll(async () => {
   const held = await stack.run(['exec', 'app', '--no-wait', '-c', "delete from marks where note = 'seed'", ...gatewayArgs()], { HOOP_TOKEN: bob });
   expect(held.code).toBe(4);
   bobReview = held.stdout.trim();
-}, 120_000);
+});
 
 afterAll(async () => {
   await aliceConnect?.stop();

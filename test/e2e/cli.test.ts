@@ -217,7 +217,7 @@ describe('hoop gateway + hoop connect as processes', () => {
     expect(replay.stdout).toContain('-- the recording ends here: the session was cut short (its last checkpoint)');
     again.child.kill('SIGTERM');
     expect(await exited(again.child)).toBe(0);
-  }, 60_000);
+  });
 
   it('listens on a unix socket with --socket', async () => {
     const gw = await start(['gateway', '--config', join(dir, 'gateway.yaml')], {}, /gateway\.listening/);

@@ -93,7 +93,7 @@ statements:
   });
   token = await stack.token('alice');
   configDir = await mkdtemp(join(stack.dir, 'cli-'));
-}, 120_000);
+});
 afterAll(async () => {
   await stack?.close();
   if (repo) rmSync(repo.base, { recursive: true, force: true });
@@ -255,7 +255,7 @@ describe("the CLI's own records", () => {
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/CLI record: verified: \d+ chunk\(s\), \d+ events, truncated at its last checkpoint/);
     expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on [12] statement\(s\) and \d+ outcome\(s\); the CLI's record was cut short: compared up to there/);
-  }, 60_000);
+  });
 
   it('uploads retry until the gateway answers, and a file sent twice is stored once', async () => {
     const raw = await stack.tunnel('app', token);
@@ -318,7 +318,7 @@ describe("the CLI's own records", () => {
 
     const verify = await hoop(['sessions', 'verify', id]);
     expect(verify.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 1 statement(s) and 1 outcome(s)");
-  }, 60_000);
+  });
 
   it("the gateway takes a record only from the session's owner, signed by their registered key, as the record of that session; a record that differs is caught", async () => {
     const a = await endedSession('select 1');
@@ -394,7 +394,7 @@ describe("the CLI's own records", () => {
     const unreadable = await hoop(['sessions', 'verify', c]);
     expect(unreadable.code, unreadable.stderr).toBe(1);
     expect(unreadable.stderr).toContain(`the records of session ${c} cannot be compared: the record keeps oracle messages, which this hoop cannot read`);
-  }, 60_000);
+  });
 
   it('a record uploaded a checkpoint at a time is verified as it grows: truncated at its first checkpoint, complete at its manifest', async () => {
     const id = await endedSession('select 3');

@@ -143,7 +143,7 @@ describe('hoop demo', () => {
     expect(broken.stdout).toMatch(/agent> drop table orders\n {8}DROP TABLE\n {3}FAIL it ran \(DROP TABLE\); it should have been refused/);
     expect(broken.stdout).not.toContain(`${DEMO_STEPS} of ${DEMO_STEPS}`);
     expect(broken.stderr).toContain('did not go as the demo policy says');
-  }, 180_000);
+  }, 360_000);
 
   it('--json runs until SIGTERM; a second terminal sources <dir>/env and uses psql and hoop; restart and --fresh; all seven ports chosen', async () => {
     const dir = join(base, 'running');
@@ -282,7 +282,7 @@ describe('hoop demo', () => {
     expect(gone.stdout.trim()).toBe('0');
     fresh.child.kill('SIGINT');
     expect(await exited(fresh.child)).toBe(0);
-  }, 180_000);
+  }, 360_000);
 
   it('a port in use for the local port gets a hint naming --port', async () => {
     const taken = createServer();

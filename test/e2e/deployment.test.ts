@@ -49,7 +49,7 @@ function shaped(claims: JWTPayload, header: Record<string, unknown> = { typ: 'JW
 beforeAll(async () => {
   [op, pg] = await Promise.all([startOidc({ audience: 'hoop' }), startPgCluster()]);
   await pg.psql("create table orders (id int primary key, status text, note text); insert into orders values (1, 'paid', 'mail ada@acme.example')", { user: pg.users.scram });
-}, 60_000);
+});
 
 /** Processes a test started (the development provider, a login on a terminal), killed at the end. */
 const children: ChildProcess[] = [];
@@ -184,7 +184,7 @@ describe('hoop gateway init, provider by provider, as docs/deployment.md says', 
       } finally {
         await gateway.close();
       }
-    }, 60_000);
+    });
   }
 });
 
@@ -316,7 +316,7 @@ describe('hoop gateway init --idp dev: a real gateway tried on one machine', () 
       await gateway.close();
       idp.kill('SIGINT');
     }
-  }, 90_000);
+  });
 });
 
 describe('hoop gateway init, given awkward input', () => {

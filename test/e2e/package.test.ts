@@ -61,7 +61,7 @@ beforeAll(async () => {
   expect(install.code, install.stderr).toBe(0);
   tarball = join(clone, readdirSync(clone).find((f) => /^hoop-.*\.tgz$/.test(f))!);
   installWarnings = install.stderr;
-}, 400_000);
+}, 800_000);
 
 /** The package `npm pack` made in the fresh clone. */
 let tarball = '';
@@ -190,7 +190,7 @@ describe('npm install -g of the packed tarball', () => {
       demo.kill('SIGINT');
       await exited;
     }
-  }, 120_000);
+  });
 
   it('npx <tarball> demo runs the demo from the tarball alone; a SIGTERM to npx stops everything the demo started', async () => {
     const downloads = join(base, 'downloads');
@@ -223,5 +223,5 @@ describe('npm install -g of the packed tarball', () => {
     const refused = new pg.Client({ host: '127.0.0.1', port: info.postgres.port, user: 'postgres', connectionTimeoutMillis: 2000 });
     await expect(refused.connect()).rejects.toThrow(/ECONNREFUSED/);
     expect(err).toContain('the process that started the demo is gone');
-  }, 180_000);
+  }, 360_000);
 });

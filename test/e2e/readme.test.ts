@@ -443,7 +443,7 @@ describe('the README, run as written', () => {
     const scripted = await run(['npx hoop demo --script']);
     expect(scripted.code, scripted.output).toBe(0);
     expect(scripted.output).toContain(`${DEMO_STEPS} of ${DEMO_STEPS} expected outcomes happened.`);
-  }, 120_000);
+  });
 
   it('Alerts: the rules shown load as the section says', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hoop-readme-alerts-'));
@@ -576,7 +576,7 @@ ${yamlBlock('alerts:')}`,
         ['hoop_gateway@db.internal:5432/app?sslmode=verify-full', `${pg.users.scram.user}@127.0.0.1:${pg.port}/app?sslmode=disable`],
         ["HOOP_DB_PROD_DB_PASSWORD='…'", `HOOP_DB_PROD_DB_PASSWORD='${pg.users.scram.password}'`],
       );
-    }, 60_000);
+    });
 
     afterAll(async () => {
       if (gateway) await interrupt(gateway);
@@ -612,7 +612,7 @@ ${yamlBlock('alerts:')}`,
       expect(read.output).toContain('read-only'); // and its read-only access
       expect(await interrupt(open)).toBe(0);
       expect(Number((await pg.psql('select count(*) from orders')).trim())).toBe(1);
-    }, 90_000);
+    });
   });
 
   describe('setting hoop up for real', () => {
@@ -691,7 +691,7 @@ ${yamlBlock('alerts:')}`,
       expect(command).toBe('npx hoop gateway --config gateway.yaml');
       gateway = bash([command], { cwd: dir, env: { PROD_DB_PASSWORD: pg.users.scram.password, STAGING_DB_PASSWORD: 'unused', HOOP_MASK_KEY: 'a mask key for the README test' } });
       await gateway.waitFor(/"event":"gateway.listening"/);
-    }, 60_000);
+    });
 
     afterAll(async () => {
       if (gateway) await interrupt(gateway);
@@ -722,7 +722,7 @@ ${yamlBlock('alerts:')}`,
       await new TestBrowser().approveDevice(code[1]!, code[2]!, 'dana');
       expect(await onDevice.exited).toBe(0);
       expect(onDevice.output()).toContain(`Logged in to ${gatewayUrl} as dana`);
-    }, 60_000);
+    });
 
     it('hoop connect: connections, then psql through the local port sees masked values', async () => {
       const [connections, connect] = shCommands(guides).filter((l) => /^npx hoop conn/.test(l) && !l.includes('--direct'));
@@ -736,7 +736,7 @@ ${yamlBlock('alerts:')}`,
       ran.delete(`${line[1]} -XAt -c 'select email, card_number from customers order by id'`);
       expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 0004$/)]);
       expect(await interrupt(open)).toBe(0);
-    }, 60_000);
+    });
 
     it('hoop connect --direct: psql with the connection string it prints reaches the gateway itself and sees masked values', async () => {
       const [direct] = shCommands(docs).filter((l) => l.startsWith('npx hoop connect --direct'));
@@ -748,7 +748,7 @@ ${yamlBlock('alerts:')}`,
       ran.delete(`${line[1]} -XAt -c 'select email, card_number from customers order by id'`);
       expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 0004$/)]);
       expect(await interrupt(open)).toBe(0);
-    }, 60_000);
+    });
 
     it('hoop run and hoop exec: the same rows, masked, through psql wrapped and as CSV', async () => {
       const agents = ['npx hoop run --connect prod-db', 'npx hoop exec'].flatMap((start) => shCommands(docs).filter((l) => l.startsWith(start)));
@@ -762,7 +762,7 @@ ${yamlBlock('alerts:')}`,
       expect({ wrapped: wrapped.code, exec: exec.code, output: wrapped.output }).toMatchObject({ wrapped: 0, exec: 0 });
       expect(wrapped.stdout.trim().split('\n')).toEqual(masked('|'));
       expect(exec.stdout.trim().split('\n')).toEqual(['email,card_number', ...masked(',')]);
-    }, 60_000);
+    });
 
     it('access requests: an engineer asks for read-write on prod-db and waits; a DBA approves it with hoop review', async () => {
       const [line] = shCommands(docs).filter((l) => l.startsWith('npx hoop request '));
@@ -776,7 +776,7 @@ ${yamlBlock('alerts:')}`,
       expect(asking.output()).toMatch(new RegExp(`request ${id}: approved by dana@acme\\.example: read-write access to prod-db until `));
       const listed = await run(['npx hoop connections'], { env });
       expect(listed.output).toMatch(/prod-db +postgres +app +read-write \(requested, until /);
-    }, 60_000);
+    });
 
     it("CI: the GitHub Actions workflow's run steps sign in as ci:acme/api and report through hoop", async () => {
       const workflow = parseYaml(yamlBlock('# .github/workflows/')) as {
@@ -834,7 +834,7 @@ ${yamlBlock('alerts:')}`,
       );
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.start', subject: 'ci:acme/api', connection: 'prod-db' }));
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.end', subject: 'dana', connection: 'prod-db' }));
-    }, 60_000);
+    });
   });
 
   it('the benchmark runs (briefly here)', async () => {
@@ -860,7 +860,7 @@ ${yamlBlock('alerts:')}`,
     expect(r.output).toMatch(/^hoop direct, all on +\d+\.\d+ +x\d/m);
     expect(r.output).toMatch(/^\| hoop run, contained through the gate \(whole run of `true`\) \| \d+\.\d ms/m);
     expect(r.output).toMatch(/^\| the gate: 100 changed files of 10 KiB read, judged, applied \| \d+\.\d ms/m);
-  }, 120_000);
+  });
 
   it('shell completion, set up as the reference says, completes hoop in bash, zsh and fish', async () => {
     const lines = shCommands(docs).filter((l) => l.includes('hoop completion '));

@@ -80,7 +80,7 @@ statements:
       ).toEqual([0, 1]),
     { timeout: 30_000, interval: 100 },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   if (gateway && gateway.exitCode === null) gateway.kill('SIGKILL');

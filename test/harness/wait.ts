@@ -13,7 +13,7 @@ import { vi } from 'vitest';
 
 export interface EventuallyOptions {
   /**
-   * How long the condition may take before the test fails (ms); 30 s unless told. A deadline, not a
+   * How long the condition may take before the test fails (ms); 60 s unless told. A deadline, not a
    * measure of speed: generous enough for a machine busy with other work (the functional suite asserts no speed).
    */
   timeout?: number;
@@ -25,7 +25,7 @@ export interface EventuallyOptions {
  * Calls `check` until it neither throws nor rejects, and returns what it returned. Put the `expect`s the
  * following code relies on inside it; a check that returns false does not count as failing, throw instead.
  */
-export function eventually<T>(check: () => T | Promise<T>, { timeout = 30_000, interval = 50 }: EventuallyOptions = {}): Promise<T> {
+export function eventually<T>(check: () => T | Promise<T>, { timeout = 60_000, interval = 50 }: EventuallyOptions = {}): Promise<T> {
   return vi.waitFor(check, { timeout, interval });
 }
 
@@ -40,10 +40,10 @@ export function pace(ms: number): Promise<void> {
 }
 
 /**
- * Checks `found` every `interval` ms (20 unless told) until it gives a value, or `timeout` ms (30 s unless told)
+ * Checks `found` every `interval` ms (20 unless told) until it gives a value, or `timeout` ms (60 s unless told)
  * passed, then undefined: a poll for harness code that says its own failure (`found` may throw to stop at once).
  */
-export async function poll<T>(found: () => T | undefined | Promise<T | undefined>, { timeout = 30_000, interval = 20 }: EventuallyOptions = {}): Promise<T | undefined> {
+export async function poll<T>(found: () => T | undefined | Promise<T | undefined>, { timeout = 60_000, interval = 20 }: EventuallyOptions = {}): Promise<T | undefined> {
   const deadline = performance.now() + timeout;
   for (;;) {
     const value = await found();

@@ -53,7 +53,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
     },
   });
   await stack.pg.psql('create table incidents(id int); grant all on incidents to public', { database: 'app' });
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of running) await c.stop();
@@ -131,7 +131,7 @@ describe('access requests', () => {
     const after = await stack.connect('app', await stack.token('alice', ['oncall']));
     running.push(after);
     expect((await psql(after.info, ['-c', 'insert into incidents values (3)'])).stderr).toContain('read-only');
-  }, 30_000);
+  });
 
   it('a denied request exits 3; one too long, or under no requestable rule, is refused with what to do', async () => {
     const asked = as('dan', ['oncall'], ['request', 'app', '--for', '30min', '--reason', 'curious', '--wait']);

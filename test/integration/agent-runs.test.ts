@@ -43,7 +43,7 @@ runs: { maxSeconds: 3600, heartbeatTimeout: 5s }
     },
   });
   alice = await stack.token('alice');
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();
@@ -263,7 +263,7 @@ runs: { maxSeconds: 3600, heartbeatTimeout: 5s }
         return heldRepo.gatewayBlock(['${env:APP_*}']);
       },
     });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await held?.close();

@@ -71,7 +71,7 @@ alerts:
       return repo.gatewayBlock(['${env:APP_PASSWORD}']);
     },
   });
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

@@ -17,7 +17,7 @@ import { startStack, type HoopStack } from '../harness/stack.js';
 let stack: HoopStack;
 beforeAll(async () => {
   stack = await startStack();
-}, 60_000);
+});
 afterAll(async () => {
   await stack?.close();
 });

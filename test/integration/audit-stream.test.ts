@@ -57,7 +57,7 @@ statements:
       return repo.gatewayBlock(['${env:APP_PASSWORD}']);
     },
   });
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();
@@ -85,7 +85,7 @@ describe('audit stream', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(file.map((e) => e.event)).toEqual(['session.start', 'statement.refused', 'session.end']);
-  }, 60_000);
+  });
 
   it("tells of an agent's run: its start, its sessions as the run's (agent, via, run), their end with it, and its end", async () => {
     const seen = received.length;

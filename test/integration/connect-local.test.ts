@@ -27,7 +27,7 @@ beforeAll(async () => {
   stack = await startStack();
   token = await stack.token('alice');
   connected = await stack.connect('app', token);
-}, 120_000);
+});
 
 afterAll(async () => {
   await connected?.stop();

@@ -124,7 +124,7 @@ beforeAll(async () => {
      grant all on notes, notes_id_seq, secrets, drafts to public`,
     { database: 'app' },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of running) await c.stop();

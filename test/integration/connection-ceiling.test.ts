@@ -21,7 +21,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}', extra: ['ma
   - { name: people, subjects: [alice, bob, carol], connections: [app], mode: read-write, maxSessions: 2 }
 `,
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

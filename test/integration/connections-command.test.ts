@@ -27,7 +27,7 @@ describe('hoop connections with connections from the gateway configuration', () 
   let stack: HoopStack;
   beforeAll(async () => {
     stack = await startStack();
-  }, 120_000);
+  });
   afterAll(async () => {
     await stack?.close();
   });
@@ -83,7 +83,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}${connect
         return repo.gatewayBlock(['${env:APP_*}']);
       },
     });
-  }, 120_000);
+  });
   afterAll(async () => {
     await stack?.close();
     if (repo) rmSync(repo.base, { recursive: true, force: true });

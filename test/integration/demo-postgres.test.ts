@@ -260,41 +260,37 @@ describe('startDemoPostgres', () => {
       expect(pg).toMatchObject({ source: 'npm', created: true });
       expect(lines.join('\n')).toContain(`(npm: ${copied}/native/bin)`);
       await pg.stop();
-    }, 30_000);
+    });
 
-    it.skipIf(!canSetpriv)(
-      'runs as a regular user (nobody)',
-      async () => {
-        const base = newDir('nobody');
-        const dir = join(base, 'demo');
-        chownSync(base, 65534, 65534);
-        const script = join(base, 'child.mts');
-        writeFileSync(script, childScript(dir, await freePort()));
-        const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', script], {
-          cwd: repo,
-          stdio: ['pipe', 'pipe', 'pipe'],
-          env: { ...process.env, HOME: base },
+    it.skipIf(!canSetpriv)('runs as a regular user (nobody)', async () => {
+      const base = newDir('nobody');
+      const dir = join(base, 'demo');
+      chownSync(base, 65534, 65534);
+      const script = join(base, 'child.mts');
+      writeFileSync(script, childScript(dir, await freePort()));
+      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', script], {
+        cwd: repo,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, HOME: base },
+      });
+      const info = await new Promise<{ pid: number; port: number; dataDir: string; source: string; created: boolean; superuser: { user: string; password: string } }>((res, rej) => {
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          if (out.includes('\n')) res(JSON.parse(out.split('\n')[0]!) as never);
         });
-        const info = await new Promise<{ pid: number; port: number; dataDir: string; source: string; created: boolean; superuser: { user: string; password: string } }>((res, rej) => {
-          let out = '';
-          let err = '';
-          child.stdout.on('data', (b: Buffer) => {
-            out += b.toString();
-            if (out.includes('\n')) res(JSON.parse(out.split('\n')[0]!) as never);
-          });
-          child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-          child.once('exit', (code) => rej(new Error(`child exited with ${code}: ${err}`)));
-        });
-        expect(info).toMatchObject({ source: 'npm', created: true, dataDir: join(dir, 'pgdata') });
-        expect(statSync(info.dataDir).uid).toBe(65534);
-        expect(await runSql({ host: '127.0.0.1', port: info.port, superuser: info.superuser }, 'postgres', 'select current_user as u')).toEqual([{ u: 'hoop' }]);
-        // process.exit in the child: its exit handler stops the server.
-        const gone = new Promise((r) => child.once('exit', r));
-        child.stdin.end();
-        await gone;
-        await eventually(() => expect(alive(info.pid)).toBe(false), { timeout: 30_000, interval: 25 });
-      },
-      30_000,
-    );
+        child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+        child.once('exit', (code) => rej(new Error(`child exited with ${code}: ${err}`)));
+      });
+      expect(info).toMatchObject({ source: 'npm', created: true, dataDir: join(dir, 'pgdata') });
+      expect(statSync(info.dataDir).uid).toBe(65534);
+      expect(await runSql({ host: '127.0.0.1', port: info.port, superuser: info.superuser }, 'postgres', 'select current_user as u')).toEqual([{ u: 'hoop' }]);
+      // process.exit in the child: its exit handler stops the server.
+      const gone = new Promise((r) => child.once('exit', r));
+      child.stdin.end();
+      await gone;
+      await eventually(() => expect(alive(info.pid)).toBe(false), { timeout: 30_000, interval: 25 });
+    });
   });
 });

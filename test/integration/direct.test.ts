@@ -63,7 +63,7 @@ runs: { maxSeconds: 3600, heartbeatTimeout: 30s }
     { database: 'app' },
   );
   alice = await stack.token('alice');
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

@@ -165,7 +165,7 @@ masking:
     driver: { host: i.host, port: i.port, user: i.user, password: i.password, database: i.database },
   };
   expect(i.database).toBe('fid_hoop');
-}, 180_000);
+}, 360_000);
 
 afterAll(async () => {
   await pgConnect?.stop();
@@ -224,7 +224,7 @@ describe.each(ROUNDS)('the same PostgreSQL client programs, direct and through h
     // Past the catalog connection's idle expiry: the gateway ended it, and opens another for the next lookup.
     await eventually(async () => expect(await catalogConnections()).toBe(0), { timeout: 30_000 });
     busy = busyLoop();
-  }, 60_000);
+  });
   afterAll(() => {
     busy?.kill('SIGKILL');
   });

@@ -85,7 +85,7 @@ describe('the gate over a layer', () => {
     // The layer goes, however deep and closed it is.
     layer.remove();
     expect(existsSync(layer.dir)).toBe(false);
-  }, 60_000);
+  });
 
   it('gives group and others no more than the person’s entry did (a new one: than the umask does) but execute, and no special bit but the person’s own on a directory', async () => {
     const { place, layer } = layered(
@@ -188,7 +188,7 @@ describe('the gate over a layer', () => {
     }
     expect(intoHome).toBe(0);
     expect(conflicts).toBeGreaterThan(0); // the race was on
-  }, 60_000);
+  });
 
   it('shows a directory a file replaced, and says what it shows only by name', async () => {
     const { layer } = layered(

@@ -120,7 +120,7 @@ beforeAll(async () => {
      grant select on secrets to public`,
     { database: 'app' },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of running) await c.stop();

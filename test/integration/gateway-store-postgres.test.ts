@@ -116,7 +116,7 @@ beforeAll(async () => {
   const env = { ...process.env, APP_PASSWORD: stack.pg.users.scram.password, MD5_PASSWORD: stack.pg.users.md5.password, PLAIN_PASSWORD: stack.pg.users.cleartext.password, WRONG_PASSWORD: 'x' };
   const config = await loadGatewayConfig(stack.configFile, env);
   replica = await startGateway({ config: { ...config, dataDir: join(dir, 'replica') }, log: createLogger({ level: 'error', sink: { write: (line: string) => void replicaErrors.push(line) } }), env });
-}, 120_000);
+});
 
 afterAll(async () => {
   await replica?.close();
@@ -443,7 +443,7 @@ describe('the PostgreSQL store', () => {
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS', right)).toMatchObject({ stored: true });
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS.sig', sign(right))).toMatchObject({ record: { state: 'truncated', chunks: 38, events: 36 * 48 + 2 } });
       expect((await held('sessions', id)).files.get('checkpoint-000038.SHA256SUMS')).toEqual(right);
-    }, 60_000);
+    });
 
     it('ends consistent when the files of one record are uploaded through both replicas at once', async () => {
       const id = await aliceSession(token);

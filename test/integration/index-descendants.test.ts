@@ -50,7 +50,7 @@ alerts:
       'grant select, insert on pay, pay_2024, pay_2024_q1, pay_2024_rest, acct, acct_kid, pay_v to public',
     { database: 'app' },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

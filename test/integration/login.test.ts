@@ -438,7 +438,7 @@ describe('hoop login --device', () => {
     await secretsOf(env);
     const who = JSON.parse((await run(['whoami', '--json'], env)).stdout) as { subject: string; groups: string[] };
     expect(who).toMatchObject({ subject: 'bob', groups: ['dev'] });
-  }, 60_000);
+  });
 
   it('ends cleanly when the code is not approved in time', async () => {
     const env = user();
@@ -555,7 +555,7 @@ describe('tokens over time', () => {
     expect(await running.stop()).toBe(0);
     expect(running.stderr()).not.toContain('could not renew');
     expect(gatewayLogs.join('\n')).not.toContain(later!.accessToken!);
-  }, 30_000);
+  });
 
   it('says once that renewal failed, then the session ends at expiry with how to log in again', async () => {
     const env = user();
@@ -578,7 +578,7 @@ describe('tokens over time', () => {
     expect(running.stderr()).toContain(`hoop login --gateway ${gateway.url}`);
     await c.end().catch(() => undefined);
     expect(await running.stop()).toBe(0);
-  }, 30_000);
+  });
 });
 
 describe('workload login', () => {
@@ -788,5 +788,5 @@ ${appConnection('{ emails: [carol@acme.example] }')}`;
       await gw.close();
       await google.close();
     }
-  }, 60_000);
+  });
 });

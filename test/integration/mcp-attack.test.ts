@@ -120,7 +120,7 @@ mcp:
     ['${env:APP_*}'],
     { allowedCommands: [`${process.execPath} ${SERVER}`, `${process.execPath} ${FILESYSTEM} ${data}`], env: { APP_SERVER_TOKEN: SERVER_TOKEN, APP_CALLS_LOG: callsLog } },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

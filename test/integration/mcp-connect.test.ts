@@ -128,7 +128,7 @@ beforeAll(async () => {
     allowedCommands: [`${process.execPath} ${FILESYSTEM} ${data}`, `${process.execPath} ${EVERYTHING} stdio`],
     env: { APP_MCP_TOKEN: 'mcp-secret-token-1' },
   });
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

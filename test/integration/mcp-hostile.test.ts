@@ -55,7 +55,7 @@ alerts:
     ['${env:APP_*}'],
     { allowedCommands: [`${process.execPath} ${SERVER}`], env: { APP_CALLS_LOG: callsLog } },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

@@ -67,7 +67,7 @@ statements:
     },
     extraConfig: 'mysqlListen: 127.0.0.1:0\n',
   });
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of shared.values()) await (await c).stop();

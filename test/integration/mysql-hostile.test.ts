@@ -77,7 +77,7 @@ statements:
       return limitedRepo.gatewayBlock(['${env:MARIA_*}']);
     },
   });
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

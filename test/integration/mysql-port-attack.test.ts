@@ -47,7 +47,7 @@ masking:
     extraConfig: 'mysqlListen: 127.0.0.1:0\n',
   });
   port = Number(governed.logs().find((l) => l.event === 'gateway.mysql-listening')?.port);
-}, 120_000);
+});
 
 afterAll(async () => {
   await governed?.close();

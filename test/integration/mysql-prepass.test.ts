@@ -32,7 +32,7 @@ beforeAll(async () => {
   db = await startMariaDb();
   admin = await mysql.createConnection({ host: db.host, port: db.port, user: db.root.user, password: db.root.password, multipleStatements: true });
   await admin.query("CREATE USER IF NOT EXISTS lexer@'%' IDENTIFIED BY 'lexer'; GRANT ALL ON hp.* TO lexer@'%'");
-}, 120_000);
+});
 
 afterAll(async () => {
   await admin?.end();
@@ -93,7 +93,7 @@ describe('the MySQL lexer pre-pass against MariaDB', () => {
     // or the server errors on anyway, not a way out of reading: the other 66 texts were compared.
     expect(refused.sort()).toEqual(['1.07', '1.08', '1.09', '1.11', '1.16', '1.17', '1.18', '1.24', '1.25', '1.26', '1.30', '1.33', '2.02', '2.13', '2.14', '3.14', '3.17']);
     expect(LEXING_CASES.length - refused.length).toBe(66);
-  }, 120_000);
+  });
 
   it('keeps what the server runs of executable comments, and skips what it does not', () => {
     expect(prepass('/*!50000 DELETE FROM t */')).toEqual({ statements: [{ text: 'DELETE FROM t', compound: false }] });

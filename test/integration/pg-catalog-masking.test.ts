@@ -56,7 +56,7 @@ beforeAll(async () => {
     { database: 'app' },
   );
   connect = await stack.connect('app', await stack.token('alice', []));
-}, 120_000);
+});
 
 afterAll(async () => {
   await connect?.stop();

@@ -36,7 +36,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}', extra: [`ro
     },
     ['${env:APP_*}', '${env:MD5_PASSWORD}'],
   );
-}, 120_000);
+});
 afterAll(async () => {
   await stack?.close();
 });

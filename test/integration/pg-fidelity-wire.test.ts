@@ -66,7 +66,7 @@ masking:
   });
   token = await stack.token('alice');
   connect = await stack.connect('app', token);
-}, 120_000);
+});
 
 afterAll(async () => {
   await connect?.stop();

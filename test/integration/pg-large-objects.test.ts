@@ -24,7 +24,7 @@ beforeAll(async () => {
   await loadSqlParser();
   stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy } }) } });
   connected = await stack.connect('app', await stack.token('alice'));
-}, 120_000);
+});
 
 afterAll(async () => {
   await connected?.stop();
@@ -102,5 +102,5 @@ public class Lo {
     expect(text.join(' ')).not.toContain(CARD);
     expect(text.join(' ')).toMatch(/^card .+ inside$/);
     expect(eight).toBe('8');
-  }, 90_000);
+  });
 });

@@ -51,7 +51,7 @@ beforeAll(async () => {
   await stack.pg.psql(`create table customers (id int, email text); insert into customers values (1, 'alice@example.com'); grant all on customers to public`, { database: 'app' });
   token = await stack.token('alice');
   connected = await stack.connect('app', token);
-}, 120_000);
+});
 
 afterAll(async () => {
   await connected?.stop();
@@ -367,7 +367,7 @@ describe('huge statements and rows (a judged, masked session through hoop connec
       f.destroy();
       other.destroy();
     }
-  }, 180_000);
+  }, 360_000);
 
   it('refuses a statement over postgres.maxStatementBytes unread with 54000, naming the limit and the setting; the session goes on', async () => {
     const f = await bigSession();
@@ -381,7 +381,7 @@ describe('huge statements and rows (a judged, masked session through hoop connec
     } finally {
       f.destroy();
     }
-  }, 120_000);
+  });
 
   it('without a judge to answer in its place, a statement over the limit ends the session with 54000 once sent, and psql prints why', async () => {
     const unjudged = await stack.connect('app', await stack.token('alice', ['unjudged']));
@@ -401,7 +401,7 @@ describe('huge statements and rows (a judged, masked session through hoop connec
     } finally {
       await unjudged.stop();
     }
-  }, 120_000);
+  });
 
   it('streams a 40 MB row nothing masks (forty times what masking may hold); a row masking must hold over postgres.maxMaskedMessageBytes ends the session saying so', async () => {
     const ok = await psql(big.info, ['-At', '-o', '/dev/null', '-c', "select repeat('z', 40 * 1024 * 1024) as big"]);
@@ -412,7 +412,7 @@ describe('huge statements and rows (a judged, masked session through hoop connec
     expect(over.stderr).toContain('masking would have to hold');
     expect(over.stderr).toContain('postgres.maxMaskedMessageBytes');
     expect(over.stderr).not.toContain('alice@example.com');
-  }, 120_000);
+  });
 });
 
 describe("hoop connect's read deadline", () => {

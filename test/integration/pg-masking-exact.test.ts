@@ -70,7 +70,7 @@ beforeAll(async () => {
   );
   masked = await stack.connect('app', await stack.token('alice'));
   stageOnly = await stack.connect('app', await stack.token('alice', ['stage-only']));
-}, 120_000);
+});
 
 afterAll(async () => {
   await masked?.stop();
@@ -145,7 +145,7 @@ describe('the catalog connection with the default idle expiry (30 s)', () => {
         return `connections:\n${connectionYaml(pg, { name: 'dropme', database: 'dropme', password: '${env:APP_PASSWORD}', extra: ['allow: { subjects: [alice] }'] })}`;
       },
     });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await plain?.close();

@@ -28,7 +28,7 @@ beforeAll(async () => {
     `create table customers (id int, email text, pii_note text, note text); insert into customers values (1, 'alice@example.com', 'secret note', 'plain'); grant all on customers to public; alter table customers owner to ${stack.pg.users.scram.user}`,
     { database: 'app' },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();

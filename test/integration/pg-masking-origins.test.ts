@@ -73,7 +73,7 @@ beforeAll(async () => {
   );
   token = await stack.token('alice');
   connected = await stack.connect('app', token);
-}, 120_000);
+});
 
 afterAll(async () => {
   await connected?.stop();

@@ -42,7 +42,7 @@ beforeAll(async () => {
     { database: 'app' },
   );
   masked = await stack.connect('app', await stack.token('alice'));
-}, 120_000);
+});
 
 afterAll(async () => {
   await masked?.stop();

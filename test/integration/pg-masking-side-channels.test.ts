@@ -62,7 +62,7 @@ beforeAll(async () => {
     tokens.set(mode, token);
     connects.set(mode, await stack.connect('app', token));
   }
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of connects.values()) await c.stop();

@@ -81,7 +81,7 @@ beforeAll(async () => {
   judged = await stack.connect('app', await stack.token('alice', ['judged']));
   denyDerived = await stack.connect('app', await stack.token('alice', ['deny-derived']));
   namesOnly = await stack.connect('app', await stack.token('bob', ['names']));
-}, 120_000);
+});
 
 afterAll(async () => {
   await masked?.stop();
@@ -288,7 +288,7 @@ describe('masking through the gateway', () => {
     } finally {
       await client.end();
     }
-  }, 60_000);
+  });
 });
 
 describe('masking through views, aliases and derived values', () => {

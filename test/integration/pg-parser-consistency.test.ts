@@ -46,7 +46,7 @@ beforeAll(async () => {
   );
   judged = await stack.connect('app', await stack.token('alice'));
   plain = await stack.connect('app', await stack.token('bob', ['nojudge']));
-}, 120_000);
+});
 
 afterAll(async () => {
   await judged?.stop();

@@ -49,7 +49,7 @@ beforeAll(async () => {
     tokens.set(who, token);
     connects.set(who, await stack.connect('app', token));
   }
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of connects.values()) await c.stop();

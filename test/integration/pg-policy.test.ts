@@ -73,7 +73,7 @@ beforeAll(async () => {
   conns.bob = await stack.connect('app', await stack.token('bob', ['nojudge']));
   conns.reader = await stack.connect('app', await stack.token('alice', ['dba', 'readonly']));
   conns.rawro = await stack.connect('app', await stack.token('bob', ['nojudge', 'readonly']));
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of Object.values(conns)) await c?.stop();
@@ -356,5 +356,5 @@ describe('the allow path under load', () => {
       expect(run.stdout).toMatch(/number of transactions actually processed: 1000\/1000/);
       expect(run.stdout).toMatch(/number of failed transactions: 0/);
     }
-  }, 180_000);
+  }, 360_000);
 });

@@ -115,7 +115,7 @@ beforeAll(async () => {
     },
   });
   token = await stack.token('alice', ['security']); // an auditor: she sees what connections lack
-}, 120_000);
+});
 afterAll(async () => {
   await stack?.close();
   repo?.remove();
@@ -139,7 +139,7 @@ describe('hoop policy test', () => {
     const untrusted = await hoop(['policy', 'test']);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stdout).toContain('without a fixture, the statements would run on app itself: pass --on-connections to let them');
-  }, 60_000);
+  });
 
   it('fails a masking case whose columns are not as expected, saying which and how they came back', async () => {
     const file = join(repo.dir, 'policy', 'tests', 'cases.yaml');
@@ -178,7 +178,7 @@ describe('hoop policy test', () => {
     } finally {
       writeFileSync(file, TESTS);
     }
-  }, 60_000);
+  });
 
   it('compares what the client got with what the same execution read (a fixture that answers differently on its second read passes nothing), and holds a fixture to its budget of disk and time', async () => {
     const file = join(repo.dir, 'policy', 'tests', 'cases.yaml');
@@ -210,7 +210,7 @@ describe('hoop policy test', () => {
       writeFileSync(file, TESTS);
       for (const f of ['flip.sql', 'big.sql', 'slow.sql']) rmSync(join(fixtures, f), { force: true });
     }
-  }, 90_000);
+  });
 
   it('fails, with file:line, an edit the gateway would refuse, before and after it is committed; status shows the refused commit', async () => {
     const edited = bundle.replace('${env:APP_PASSWORD}', '${env:OTHER_PASSWORD}');
@@ -245,7 +245,7 @@ describe('hoop policy test', () => {
     repo.commit(bundle);
     expect((await stack.gateway.policy!.refresh()).changed).toBe(true);
     expect((await hoop(['policy', 'test', '--on-connections'])).code).toBe(0);
-  }, 60_000);
+  });
 });
 
 describe('a connection the gateway lacks a secret for', () => {

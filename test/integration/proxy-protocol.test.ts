@@ -124,7 +124,7 @@ beforeAll(async () => {
   });
   gwPort = stack.gateway.port;
   await startBalancer(stack.dir);
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const s of opened) s.destroy();

@@ -75,7 +75,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
       },
     });
     await stack.pg.psql('create table notes(n int); grant all on notes to public', { database: 'app' });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await stack?.close();
@@ -144,7 +144,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
     expect(verify.code, verify.stderr).toBe(0);
     const replay = (await hoop(['sessions', 'replay', id, '--no-tty'])).stdout;
     expect(replay.split('insert into notes values ($1)').length - 1).toBeGreaterThanOrEqual(ran.length);
-  }, 60_000);
+  });
 
   it('ends a session once its recording cannot be written at all; what is sent after never runs', async () => {
     const c = await stack.connect('app', await stack.token('alice'));
@@ -171,7 +171,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
     expect(await rows()).toEqual([...before, ...ran]);
     await c.stop();
     rmSync(join(data, 'everything'));
-  }, 60_000);
+  });
 
   it('ends a session no policy judges (it cannot refuse one statement alone) once the disk runs low', async () => {
     const dir = smallDisk();
@@ -199,5 +199,5 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
     } finally {
       await plain.close();
     }
-  }, 90_000);
+  });
 });

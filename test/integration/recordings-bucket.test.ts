@@ -110,7 +110,7 @@ recording: { checkpointSeconds: 1 }
 `,
   });
   token = await stack.token('alice');
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();
@@ -150,7 +150,7 @@ describe('recordings in a bucket', () => {
     const show = await stack.run(['sessions', 'show', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
     expect(show.stdout).toContain('select 41 + 1 as answer');
     expect(show.stdout).toContain("select 'second' as chunk");
-  }, 180_000);
+  }, 360_000);
 
   it('records sessions while the bucket is away (the files wait in the spool) and sends them, byte for byte, once it is back', async () => {
     await s3.stop();
@@ -188,7 +188,7 @@ describe('recordings in a bucket', () => {
     const verify = await stack.run(['sessions', 'verify', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
     expect(verify.stderr).toBe('');
     expect(verify.stdout).toMatch(/verified: \d+ chunk\(s\), \d+ events, complete/);
-  }, 180_000);
+  }, 360_000);
 
   it('serves files from the bucket through the archive, and deleting old recordings deletes their objects and rows', async () => {
     const pool = new pg.Pool({ connectionString: url });

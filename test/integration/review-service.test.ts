@@ -77,7 +77,7 @@ statements:
     ['${env:APP_PASSWORD}', '${env:JUDGE_KEY}'],
   );
   await stack.pg.psql("create table jobs (id int primary key, state text); insert into jobs select g, 'new' from generate_series(1, 5) g; grant all on jobs to public", { database: 'app' });
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of running) await c.stop();

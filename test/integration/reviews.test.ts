@@ -116,7 +116,7 @@ beforeAll(async () => {
      grant all on notes, notes_id_seq, ledger, scratch, t1, t2, counter to public`,
     { database: 'app' },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of running) await c.stop();

@@ -29,7 +29,7 @@ beforeAll(async () => {
   alice = await stack.token('alice');
   bob = await stack.token('bob');
   connected = await stack.connect('app', alice);
-}, 120_000);
+});
 
 afterAll(async () => {
   await connected?.stop();

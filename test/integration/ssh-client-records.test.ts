@@ -77,7 +77,7 @@ ssh:
       return repo.gatewayBlock(['${file:/tmp/*/client_key}']);
     },
   });
-}, 120_000);
+});
 
 afterAll(async () => {
   await stack?.close();
@@ -125,7 +125,7 @@ describe("the CLI's own record of SSH sessions", () => {
     const text = await hoop(['sessions', 'verify', second]);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 1 statement(s) and 2 outcome(s)");
-  }, 120_000);
+  });
 
   it("a read-only sftp session's refused writes are the same operations in both records", async () => {
     const c = await stack.connect('bastion-ro', await stack.token('alice'));
@@ -142,7 +142,7 @@ describe("the CLI's own record of SSH sessions", () => {
     const v = await verified(id);
     expect(v.crossCheck).toMatchObject({ agree: true, differences: [] });
     expect(v.crossCheck!.sftp).toBeGreaterThanOrEqual(4); // the read's open and close, the refused open for write and mkdir
-  }, 120_000);
+  });
 
   it('an sftp server started as a command (sftp -s) is read as sftp at both ends, and its records agree', async () => {
     const c = await stack.connect('bastion', await stack.token('alice'));
@@ -157,7 +157,7 @@ describe("the CLI's own record of SSH sessions", () => {
     const v = await verified(id);
     expect(v.crossCheck).toMatchObject({ agree: true, statements: 1, outcomes: 2, differences: [] });
     expect(v.crossCheck!.sftp).toBeGreaterThanOrEqual(2); // the upload's open and close
-  }, 60_000);
+  });
 
   it("commands run side by side on one connection (OpenSSH's ControlMaster) agree too", async () => {
     const c = await stack.connect('bastion', await stack.token('alice'));
@@ -174,7 +174,7 @@ describe("the CLI's own record of SSH sessions", () => {
     expect(lastSession('bastion')).toBe(id); // one connection: one session
     const v = await verified(id);
     expect(v.crossCheck).toMatchObject({ agree: true, statements: 2, outcomes: 4, differences: [] });
-  }, 60_000);
+  });
 
   it('with records off, the client meets the gateway and verify says no CLI record was uploaded', async () => {
     const c = await stack.connect('bastion', await stack.token('alice'), [], { HOOP_CLIENT_RECORD: 'off' });
@@ -186,5 +186,5 @@ describe("the CLI's own record of SSH sessions", () => {
     const id = lastSession('bastion');
     expect(await c.stop()).toBe(0);
     await eventually(async () => expect((await hoop(['sessions', 'verify', id])).stdout).toContain('CLI record: none uploaded'), { timeout: 30_000, interval: 200 });
-  }, 60_000);
+  });
 });

@@ -36,7 +36,7 @@ beforeAll(async () => {
   await cluster.psql('create database hoop_store');
   store = await PostgresGatewayStore.open(cluster.url(cluster.superuser, { database: 'hoop_store' }), MIGRATIONS);
   replica = await StoreReplica.create(store.pool, { dataDir: dir, url: 'https://a.test', log });
-}, 120_000);
+});
 
 afterAll(async () => {
   await store?.close();

@@ -38,7 +38,7 @@ masking:
   });
   await stack.pg.psql("create table cards (id int primary key, number text); insert into cards values (1, '4111111111111111'); grant all on cards to public", { database: 'app' });
   [alice, bob] = await Promise.all([stack.connect('app', await stack.token('alice')), stack.connect('app', await stack.token('bob'))]);
-}, 120_000);
+});
 
 afterAll(async () => {
   await alice?.stop();

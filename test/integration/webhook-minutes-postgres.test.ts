@@ -50,7 +50,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-webhook-minutes-'));
   pg = await startPgCluster();
   await pg.psql('create database hoop_store');
-}, 120_000);
+});
 
 afterAll(async () => {
   target.close();

@@ -73,7 +73,7 @@ beforeAll(async () => {
   await db(`create table wg_items(id int primary key, v int); create table wg_ledger(id int primary key, amount int);
             create table wg_free as select g as id, 0 as v from generate_series(1, 10) g;
             grant all on wg_items, wg_ledger, wg_free to public`);
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const c of running) await c.stop();

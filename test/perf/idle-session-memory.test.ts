@@ -41,7 +41,7 @@ beforeAll(async () => {
     },
     { timeout: 30_000, interval: 100 },
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   for (const f of sessions) f.stream.destroy();

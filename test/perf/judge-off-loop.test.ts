@@ -32,7 +32,7 @@ beforeAll(async () => {
   });
   await stack.pg.psql(`create table customers (id int, email text); insert into customers values (1, 'alice@example.com'); grant all on customers to public`, { database: 'app' });
   big = await stack.connect('app', await stack.token('alice', ['big']));
-}, 120_000);
+});
 
 afterAll(async () => {
   await big?.stop();

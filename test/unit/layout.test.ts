@@ -47,7 +47,7 @@ describe('source layout', () => {
     } finally {
       process.chdir(cwd);
     }
-  }, 30_000);
+  });
 
   it('only bin/ calls process.exit', () => {
     expect(files.filter((f) => /process\.exit\(/.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f))).toEqual([]);

@@ -402,7 +402,7 @@ describe('values of tens of megabytes without a blank', () => {
     }
     expect(hits(findSecretTokens, `${'x1-'.repeat(7e5)} ${token} ${jwt}`)).toEqual([token, jwt]);
     expect(findSecretTokens(`eyJ${'a'.repeat(2e6)}.${'b'.repeat(10)}.c`)).toHaveLength(1);
-  }, 60_000);
+  });
 });
 
 describe('many matches', () => {

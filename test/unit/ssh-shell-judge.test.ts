@@ -429,7 +429,7 @@ describe('builtins, arithmetic, aliases and variables that run code hoop cannot 
     expect(chain.certain && chain.commands.length).toBe(10);
     expect(chain.certain && chain.commands.at(-1)).toMatchObject({ opaque: expect.stringMatching(/wrapped in more than 8 commands/) });
     expect(judge.decide({ kind: 'exec', command: `${'env '.repeat(20)}ls` }, 'bash')).toMatchObject({ action: 'deny', rule: 'no-rm-rf' });
-  }, 120_000);
+  });
 });
 
 describe('wrappers, shells and programs that run code a line gives them (issue 72, second attack)', () => {
@@ -754,14 +754,14 @@ describe('a long line', () => {
     expect(ticks).toBeGreaterThan(0);
     expect(line.certain).toBe(true);
     expect(shellLineOf(long, '/bin/bash')).toBe(line);
-  }, 60_000);
+  });
 
   it('and a short one too: the gateway reads every line in the worker (a 511-byte line takes the parser 80-130 ms)', async () => {
     const short = `ls ${'x '.repeat(40)}`;
     const { ticks } = await ticksWhile(readShellLine(short, '/bin/bash'));
     expect(ticks).toBeGreaterThan(0);
     expect(shellLineOf(short, '/bin/bash')).toMatchObject({ certain: true });
-  }, 60_000);
+  });
 
   it("takes one person's lines in turn with another's: four long lines queued by one, another's short line is read after the first of them, not the last (the tenth attack held a victim's `ls -la` 21 s)", async () => {
     const done: string[] = [];
@@ -774,5 +774,5 @@ describe('a long line', () => {
     await Promise.all([...longs, victim]);
     expect(done.indexOf('alice')).toBeLessThanOrEqual(1);
     expect(done.filter((d) => d.startsWith('mallory'))).toEqual(['mallory 1', 'mallory 2', 'mallory 3', 'mallory 4']);
-  }, 60_000);
+  });
 });
