@@ -3,7 +3,7 @@
  * restarts, npm binaries or a local installation, a busy port, a server left by a killed demo,
  * and, as root, the `postgres` OS user with data and binaries it can reach.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
@@ -56,6 +56,20 @@ function alive(pid: number): boolean {
  * A child node process that starts the demo server in `dir`, prints one JSON line once it runs,
  * and exits (process.exit) when its stdin ends.
  */
+/** The first line `child` writes to its stdout, read as JSON; rejects with its stderr if it exits first. */
+function firstLine<T>(child: ChildProcessWithoutNullStreams): Promise<T> {
+  return new Promise<T>((res, rej) => {
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('\n')) res(JSON.parse(out.split('\n')[0]!) as T);
+    });
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.once('exit', (code) => rej(new Error(`child exited with ${code}: ${err}`)));
+  });
+}
+
 function childScript(dir: string, port: number): string {
   return `
 import { startDemoPostgres } from ${JSON.stringify(moduleFile)};
@@ -125,16 +139,7 @@ describe('startDemoPostgres', () => {
     const script = join(dir, 'child.mts');
     writeFileSync(script, childScript(join(dir, 'pg'), port));
     const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repo, stdio: ['pipe', 'pipe', 'pipe'] });
-    const info = await new Promise<{ pid: number; superuser: { user: string; password: string } }>((res, rej) => {
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (b: Buffer) => {
-        out += b.toString();
-        if (out.includes('\n')) res(JSON.parse(out.split('\n')[0]!) as never);
-      });
-      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-      child.once('exit', (code) => rej(new Error(`child exited with ${code}: ${err}`)));
-    });
+    const info = await firstLine<{ pid: number; superuser: { user: string; password: string } }>(child);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(alive(info.pid)).toBe(true); // the orphan
@@ -273,16 +278,7 @@ describe('startDemoPostgres', () => {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: { ...process.env, HOME: base },
       });
-      const info = await new Promise<{ pid: number; port: number; dataDir: string; source: string; created: boolean; superuser: { user: string; password: string } }>((res, rej) => {
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (b: Buffer) => {
-          out += b.toString();
-          if (out.includes('\n')) res(JSON.parse(out.split('\n')[0]!) as never);
-        });
-        child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-        child.once('exit', (code) => rej(new Error(`child exited with ${code}: ${err}`)));
-      });
+      const info = await firstLine<{ pid: number; port: number; dataDir: string; source: string; created: boolean; superuser: { user: string; password: string } }>(child);
       expect(info).toMatchObject({ source: 'npm', created: true, dataDir: join(dir, 'pgdata') });
       expect(statSync(info.dataDir).uid).toBe(65534);
       expect(await runSql({ host: '127.0.0.1', port: info.port, superuser: info.superuser }, 'postgres', 'select current_user as u')).toEqual([{ u: 'hoop' }]);
