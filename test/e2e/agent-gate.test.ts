@@ -429,9 +429,9 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       return pid!;
     });
     process.kill(child!.pid!, 'SIGSTOP');
-    await eventually(() => expect(isStopped(escaped)).toBe(true), { timeout: 10_000 });
+    await eventually(() => expect(isStopped(escaped)).toBe(true), { timeout: 60_000 });
     process.kill(child!.pid!, 'SIGKILL');
-    await eventually(() => expect(runningWith(tree)).toEqual([]), { timeout: 10_000 });
+    await eventually(() => expect(runningWith(tree)).toEqual([]), { timeout: 60_000 });
     expect(existsSync(join(tree, 'escaped.log'))).toBe(false);
     // The person's next hoop command says the run's changes were kept, once.
     await keptAndSaidOnce(p);
@@ -443,7 +443,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       return pid!;
     });
     shell.type('\x1a');
-    await eventually(() => expect(isStopped(stopped)).toBe(true), { timeout: 10_000 });
+    await eventually(() => expect(isStopped(stopped)).toBe(true), { timeout: 60_000 });
     // (a process may end between the listing and the reading of its command line)
     const cmdline = (pid: string): string => {
       try {
@@ -455,7 +455,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     const [hoopPid] = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && cmdline(d).split('\0')[1]?.endsWith('bin/hoop.js') && cmdline(d).includes('ctrlz.log'));
     expect(processState(Number(hoopPid))).toBe('T');
     process.kill(Number(hoopPid), 'SIGKILL');
-    await eventually(() => expect(runningWith(tree)).toEqual([]), { timeout: 10_000 });
+    await eventually(() => expect(runningWith(tree)).toEqual([]), { timeout: 60_000 });
     shell.type('\n');
     await shell.done;
     expect(existsSync(join(tree, 'ctrlz.log'))).toBe(false);

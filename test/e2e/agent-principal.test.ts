@@ -504,7 +504,7 @@ describe('the run credential lives as long as the run', () => {
       processes()
         .filter((p) => sandbox.includes(p.pid))
         .map((p) => p.cmd);
-    await eventually(() => expect(left()).toEqual([]), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(left()).toEqual([]), { timeout: 60_000, interval: 100 });
     // What the command wrote is kept in its layer, not applied: dropped here.
     const kept = JSON.parse((await spawnHoop(['run', 'ls', '--json'], { env: { XDG_STATE_HOME: places.cli } })).stdout) as { runs: Array<{ run: string }> };
     expect(kept.runs).toHaveLength(1);

@@ -158,7 +158,7 @@ describe('hoop run', () => {
         expect(r.stdout).toContain("-- the run's command exited with 0");
         return r.stdout;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     const lines = replay.split('\n');
     // The run's own record (signed by its CLI) first: the command and its prompt.
@@ -226,7 +226,7 @@ describe('hoop run', () => {
         expect(p.stdout).toContain("-- the run's command exited with");
         return p.stdout;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     // What the gate refused of the command's changes is in the run's record too.
     expect(replay).toMatch(new RegExp(`-- the gate refused the command's change to "\\S+/planted-${runId}/\\.git": it is a repository the command made`));
@@ -245,7 +245,7 @@ describe('hoop run', () => {
           });
           expect(e.code, e.stderr).toBe(0);
         },
-        { timeout: 30_000, interval: 500 },
+        { timeout: 60_000, interval: 500 },
       );
       expect((await runProcess('tar', ['xzf', `${dir}/${id}.tar.gz`, '-C', dir])).code).toBe(0);
       const at = join(dir, `hoop-run-${id}`);
@@ -519,7 +519,7 @@ describe('hoop exec', () => {
           expect(ls.reviews[0], 'a pending review').toBeDefined();
           return ls.reviews[0]!.id;
         },
-        { timeout: 30_000, interval: 100 },
+        { timeout: 60_000, interval: 100 },
       );
     // Waiting: the status lines on stderr, the results once approved.
     const waiting = hoopExec(['app-md5', '-c', sql]);
@@ -578,7 +578,7 @@ describe('hoop exec', () => {
         const ls = JSON.parse((await stack.run(['review', 'ls', '--state', 'all', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { reviews: Array<{ state: string; sql: string }> };
         expect(ls.reviews.find((x) => x.sql === sql)?.state).toBe('withdrawn');
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     expect((await hoopExec(['app-md5', '--csv', '-c', 'select count(*) from agent_jobs'])).stdout).toBe('count\n3\n');
   });

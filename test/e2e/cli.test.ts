@@ -168,7 +168,7 @@ describe('hoop gateway + hoop connect as processes', () => {
             `${sql} under a signed commit of the journal`,
           ).toBe(true);
         },
-        { timeout: 30_000, interval: 100 },
+        { timeout: 60_000, interval: 100 },
       );
     };
     psql.stdin!.write('select count(*) from items;\n');

@@ -70,7 +70,7 @@ async function sessionsOfRun(runId: string): Promise<Listed[]> {
       sessions = (JSON.parse(ls.stdout) as { sessions: Listed[] }).sessions;
       expect(sessions.length > 0 && sessions.every((s) => s.endedAt && s.clientRecord)).toBe(true);
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   ).catch(() => undefined);
   return sessions;
 }
@@ -115,7 +115,7 @@ async function endedSession(sql: string): Promise<string> {
       expect(found, 'the session just ended').toBeDefined();
       return found!.id;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 }
 

@@ -285,7 +285,7 @@ describe('hoop gateway init --idp dev: a real gateway tried on one machine', () 
     children.push(idp);
     let said = '';
     idp.stderr!.on('data', (b: Buffer) => (said += b.toString()));
-    await eventually(() => expect(said).toContain(`development identity provider at http://127.0.0.1:${idpPort} (1 user: admin)`), { timeout: 30_000, interval: 50 });
+    await eventually(() => expect(said).toContain(`development identity provider at http://127.0.0.1:${idpPort} (1 user: admin)`), { timeout: 60_000, interval: 50 });
     const env = { HOOP_DB_PROD_DB_PASSWORD: pg.users.scram.password };
     const gateway = await startGateway({ config: await loadGatewayConfig(join(dir, 'gateway.yaml'), env), log: createLogger({ level: 'error', sink: { write: () => {} } }), env });
     try {
@@ -302,7 +302,7 @@ describe('hoop gateway init --idp dev: a real gateway tried on one machine', () 
           expect(found, out).toBeDefined();
           return found!;
         },
-        { timeout: 30_000, interval: 50 },
+        { timeout: 60_000, interval: 50 },
       );
       await expect(new TestBrowser().authorize(authUrl, 'admin', { password: 'not-it' })).rejects.toThrow(/Wrong name or password/);
       expect((await new TestBrowser().authorize(authUrl, 'admin', { password: password! })).status).toBe(200);

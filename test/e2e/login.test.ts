@@ -187,7 +187,7 @@ describe('hoop login as a process', () => {
         expect(url, 'the URL $BROWSER was given').not.toBe('');
         return url;
       },
-      { timeout: 30_000 },
+      { timeout: 60_000 },
     );
     expect(login.output()).toContain(url);
     expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);

@@ -219,7 +219,7 @@ describe('npm install -g of the packed tarball', () => {
     expect(rows.stdout).not.toContain('@');
     expect(processesNaming(dir).length).toBeGreaterThan(1); // hoop, and what it started under the demo directory
     npx.kill('SIGTERM');
-    await expect.poll(() => processesNaming(dir), { timeout: 30_000, interval: 200 }).toEqual([]);
+    await expect.poll(() => processesNaming(dir), { timeout: 60_000, interval: 200 }).toEqual([]);
     const refused = new pg.Client({ host: '127.0.0.1', port: info.postgres.port, user: 'postgres', connectionTimeoutMillis: 2000 });
     await expect(refused.connect()).rejects.toThrow(/ECONNREFUSED/);
     expect(err).toContain('the process that started the demo is gone');

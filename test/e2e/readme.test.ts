@@ -196,7 +196,7 @@ async function browserSignIn(line: string, o: { dir: string; env: NodeJS.Process
       expect(url, 'the URL $BROWSER was given').not.toBe('');
       return url;
     },
-    { timeout: 30_000, interval: 25 },
+    { timeout: 60_000, interval: 25 },
   );
   expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
   expect(await login.exited).toBe(0);
@@ -830,7 +830,7 @@ ${yamlBlock('alerts:')}`,
           expect(audit.some((e) => e.event === 'session.start' && e.subject === 'ci:acme/api')).toBe(true);
           return audit;
         },
-        { timeout: 30_000, interval: 100 },
+        { timeout: 60_000, interval: 100 },
       );
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.start', subject: 'ci:acme/api', connection: 'prod-db' }));
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.end', subject: 'dana', connection: 'prod-db' }));

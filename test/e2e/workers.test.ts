@@ -78,7 +78,7 @@ statements:
           .map((e) => e.worker)
           .sort(),
       ).toEqual([0, 1]),
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 });
 
@@ -123,7 +123,7 @@ describe('a gateway with two workers', () => {
         expect(list.length).toBe(1);
         return list[0]!;
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     // Each worker learns of it through the shared state (on a busy machine, a moment after the one that listed it): four asks in a row, both workers among them, find it.
     await eventually(async () => {
@@ -143,12 +143,12 @@ describe('a gateway with two workers', () => {
       .map((e) => e.pid as number);
     const killed = pids[0]!;
     process.kill(killed, 'SIGKILL');
-    await eventually(() => expect(events().some((e) => e.event === 'gateway.worker-died')).toBe(true), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(events().some((e) => e.event === 'gateway.worker-died')).toBe(true), { timeout: 60_000, interval: 100 });
     // Meanwhile, and after, new sessions are served.
     const f = await directClient(await stack.token('alice'));
     expect(errorIn(await f.simple('select 1'))).toBeUndefined();
     f.destroy();
-    await eventually(() => expect(events().filter((e) => e.event === 'gateway.listening').length).toBeGreaterThanOrEqual(3), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(events().filter((e) => e.event === 'gateway.listening').length).toBeGreaterThanOrEqual(3), { timeout: 60_000, interval: 100 });
   });
 
   it('stops every worker on SIGTERM', async () => {

@@ -17,6 +17,6 @@ export async function recordingEvents(stack: HoopStack, id: string): Promise<Arr
       expect(lines.some((e) => e.t === 'end')).toBe(true);
       return lines;
     },
-    { timeout: 30_000, interval: 200 },
+    { timeout: 60_000, interval: 200 },
   );
 }

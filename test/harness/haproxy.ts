@@ -49,7 +49,7 @@ ${backend}`,
         });
         s.on('error', reject);
       }),
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
   return { port, process: child, log: () => log };
 }

@@ -42,7 +42,7 @@ export async function rawMcp(stack: HoopStack, name: string, o: { subject?: stri
         expect(found, `an answer to ${String(id)}`).toBeDefined();
         return found!;
       },
-      { timeout: 20_000, interval: 20 },
+      { timeout: 60_000, interval: 20 },
     );
   const request = async (id: number | string, method: string, params: Record<string, unknown> = {}) => {
     send({ jsonrpc: '2.0', id, method, params });

@@ -77,14 +77,14 @@ export class RawFrontend {
   }
 
   /** Sends one simple Query and returns every message up to its ReadyForQuery. */
-  async simple(sql: string, timeoutMs = 45_000): Promise<PgMessage[]> {
+  async simple(sql: string, timeoutMs = 90_000): Promise<PgMessage[]> {
     const from = this.raw.length;
     this.write(queryMessage(sql));
     return this.messagesSince(from, 1, timeoutMs);
   }
 
   /** Waits for a message of `type` (a character), or for the stream to end (then undefined). */
-  async waitFor(type: string, timeoutMs = 30_000): Promise<PgMessage | undefined> {
+  async waitFor(type: string, timeoutMs = 60_000): Promise<PgMessage | undefined> {
     const code = type.charCodeAt(0);
     const take = (): PgMessage | undefined => {
       const i = this.#messages.findIndex((m) => m.type === code);
@@ -114,7 +114,7 @@ export class RawFrontend {
   }
 
   /** Waits until the peer closes. */
-  async closed(timeoutMs = 30_000): Promise<boolean> {
+  async closed(timeoutMs = 60_000): Promise<boolean> {
     return (await poll(() => this.ended || undefined, { timeout: timeoutMs })) ?? false;
   }
 
@@ -143,7 +143,7 @@ export class RawFrontend {
   }
 
   /** Every backend message received from byte `from` of {@link raw} on, once `readyForQuery` ReadyForQuery have arrived there. */
-  async messagesSince(from: number, readyForQuery: number, timeoutMs = 30_000): Promise<PgMessage[]> {
+  async messagesSince(from: number, readyForQuery: number, timeoutMs = 60_000): Promise<PgMessage[]> {
     let all: PgMessage[] = [];
     const arrived = await poll(
       () => {

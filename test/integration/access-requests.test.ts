@@ -30,7 +30,7 @@ async function pendingRequest(subject: string): Promise<string> {
       expect(r, `a pending request of ${subject}`).toBeDefined();
       return r!.id;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 }
 
@@ -127,7 +127,7 @@ describe('access requests', () => {
     // A session that starts after the grant's time is read-only again.
     const until = Date.parse(/ended at (\d{4}-\d\d-\d\dT[\d:.]+Z)/.exec(err.message)?.[1] ?? '');
     expect(until).toBeGreaterThan(0);
-    await eventually(() => expect(Date.now()).toBeGreaterThan(until), { timeout: 15_000, interval: 100 });
+    await eventually(() => expect(Date.now()).toBeGreaterThan(until), { timeout: 60_000, interval: 100 });
     const after = await stack.connect('app', await stack.token('alice', ['oncall']));
     running.push(after);
     expect((await psql(after.info, ['-c', 'insert into incidents values (3)'])).stderr).toContain('read-only');

@@ -107,7 +107,7 @@ describe('alerts', () => {
 
     // The third of alice's refusals within ten minutes raises the alert, and her sessions end (this one right after its refusal).
     await first.simple('drop table items').catch((err: Error) => expect(err.message).toMatch(/only E/));
-    await eventually(() => expect(audit().map((e) => e.event)).toContain('alert.raised'), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(audit().map((e) => e.event)).toContain('alert.raised'), { timeout: 60_000, interval: 100 });
     const raised = audit().find((e) => e.event === 'alert.raised')!;
     expect(raised).toMatchObject({ rule: 'refusal-burst', subject: 'alice', per: 'identity', count: 3, suspend: true, sessions: [expect.any(String)] });
     expect((raised.evidence as unknown[]).length).toBe(3);

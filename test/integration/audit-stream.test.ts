@@ -72,7 +72,7 @@ describe('audit stream', () => {
     expect(r.stderr).toContain('DROP is not allowed');
     await c.stop();
     const events = async (): Promise<Array<Record<string, unknown>>> => received.map((l) => JSON.parse(l) as Record<string, unknown>);
-    await eventually(async () => expect((await events()).some((e) => e.event === 'session.end')).toBe(true), { timeout: 30_000, interval: 100 });
+    await eventually(async () => expect((await events()).some((e) => e.event === 'session.end')).toBe(true), { timeout: 60_000, interval: 100 });
     const got = await events();
     expect(got.map((e) => e.event)).toEqual(['session.start', 'statement.refused', 'session.end']);
     for (const e of got) expect(e).toMatchObject({ v: 1, time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), subject: 'alice', connection: 'app', session: got[0]!.session });
@@ -96,7 +96,7 @@ describe('audit stream', () => {
     await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/end`, controlToken);
     await raw.closed();
     const events = (): Array<Record<string, unknown>> => received.slice(seen).map((l) => JSON.parse(l) as Record<string, unknown>);
-    await eventually(() => expect(events().some((e) => e.event === 'session.end')).toBe(true), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(events().some((e) => e.event === 'session.end')).toBe(true), { timeout: 60_000, interval: 100 });
     const got = events();
     expect(got.map((e) => e.event).sort()).toEqual(['agent.first-use', 'run.end', 'run.start', 'session.end', 'session.start']);
     const of = (event: string): Record<string, unknown> => got.find((e) => e.event === event)!;
@@ -140,7 +140,7 @@ describe('audit stream', () => {
     const [h, , sig] = (await stack.token('alice')).split('.');
     const forged = `${h}.${Buffer.from(JSON.stringify({ iss: JSON.parse(Buffer.from((await stack.token('alice')).split('.')[1]!, 'base64url').toString()).iss, sub: 'root', aud: 'x', exp: 9999999999 })).toString('base64url')}.${sig}`;
     await expect(rawTunnel(stack.gateway.url, stack.pki.ca, 'app', { Authorization: `Bearer ${forged}` })).rejects.toMatchObject({ status: 401 });
-    await eventually(() => expect(refusals().length).toBe(before + 3), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(refusals().length).toBe(before + 3), { timeout: 60_000, interval: 100 });
     const [garbage, wrongAudience, forgery] = refusals().slice(before);
     expect(garbage).toMatchObject({ v: 1, reason: 'malformed', at: 'api', path: '/v1/whoami', remote: '127.0.0.1', signed: false });
     expect(wrongAudience).toMatchObject({ reason: 'wrong-audience', at: 'api', tokenIssuer: stack.oidc.issuer, tokenSubject: 'mallory', signed: true });
@@ -150,7 +150,7 @@ describe('audit stream', () => {
 
     // A source that keeps trying: 20 a minute in full, the rest counted once the gateway closes its minute (here: at shutdown).
     await Promise.all(Array.from({ length: 30 }, () => callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', 'garbage')));
-    await eventually(() => expect(refusals().length).toBe(before + 20), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(refusals().length).toBe(before + 20), { timeout: 60_000, interval: 100 });
     await stack.gateway.close();
     const summary = refusals().at(-1);
     expect(summary).toMatchObject({ event: 'auth.refused.suppressed', remote: '127.0.0.1', count: 13 });

@@ -157,7 +157,7 @@ describe('the database a client names', () => {
         };
         expect(ls.sessions.filter((x) => x.reason === 'startup-refused').length).toBeGreaterThanOrEqual(2);
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
   });
 });

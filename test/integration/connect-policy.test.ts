@@ -177,7 +177,7 @@ describe('hoop connect with the policy bundle', () => {
           const verify = await stack.run(['sessions', 'verify', s.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
           expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
         },
-        { timeout: 30_000, interval: 200 },
+        { timeout: 60_000, interval: 200 },
       );
     }
     // The CLI told the gateway what it refused: the gateway's record keeps it on the CLI's word, counts it, and shows it (not the stand-in's error).

@@ -46,7 +46,7 @@ describe("a connection's ceiling", () => {
     expect(await upstream()).toBe(base + 3);
     open.shift()!.destroy();
     const carolToken = await stack.token('carol');
-    const carol = await eventually(() => stack.tunnel('app', carolToken), { timeout: 30_000, interval: 100 });
+    const carol = await eventually(() => stack.tunnel('app', carolToken), { timeout: 60_000, interval: 100 });
     expect(await carol.simple('select 1')).toBeDefined();
     for (const s of [...open, carol]) s.destroy();
   });

@@ -286,7 +286,7 @@ describe('startDemoPostgres', () => {
       const gone = new Promise((r) => child.once('exit', r));
       child.stdin.end();
       await gone;
-      await eventually(() => expect(alive(info.pid)).toBe(false), { timeout: 30_000, interval: 25 });
+      await eventually(() => expect(alive(info.pid)).toBe(false), { timeout: 60_000, interval: 25 });
     });
   });
 });

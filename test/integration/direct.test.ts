@@ -106,7 +106,7 @@ describe('hoop connect --direct', () => {
           expect(s.length).toBeGreaterThanOrEqual(2);
           return s;
         },
-        { timeout: 30_000, interval: 100 },
+        { timeout: 60_000, interval: 100 },
       );
       expect(ended[0]).toMatchObject({ subject: 'alice', via: 'direct', direct: true, connection: 'app' });
       const show = await stack.run(['sessions', 'show', String(ended[0]!.id), '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: alice });
@@ -206,7 +206,7 @@ describe('drivers and tools straight at the gateway', () => {
     const r = await runProcess(join(pgBinDir(), 'pgbench'), ['-n', '-C', '-c', '2', '-t', '10', '-f', script], { env, timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/number of transactions actually processed: 20\/20/);
-    await eventually(async () => expect((await sessionsOf('connection=app&via=direct')).length - before).toBeGreaterThanOrEqual(20), { timeout: 30_000, interval: 200 });
+    await eventually(async () => expect((await sessionsOf('connection=app&via=direct')).length - before).toBeGreaterThanOrEqual(20), { timeout: 60_000, interval: 200 });
   });
 
   it("PostgreSQL 17's direct TLS (ALPN postgresql, no SSLRequest) signs in too", async () => {
@@ -348,7 +348,7 @@ describe('who a direct session is', () => {
     expect(refused.body.error).toMatchObject({ message: 'carol may not use the connection "app"' });
     const claimed = await stack.tunnel('app', carol, { via: 'direct' as 'connect', sessionId: 'claims-direct-1' });
     claimed.destroy();
-    await eventually(async () => expect((await api('GET', '/v1/sessions/claims-direct-1', carol)).body).toMatchObject({ via: 'connect' }), { timeout: 30_000, interval: 100 });
+    await eventually(async () => expect((await api('GET', '/v1/sessions/claims-direct-1', carol)).body).toMatchObject({ via: 'connect' }), { timeout: 60_000, interval: 100 });
   });
 
   it("an agent's run asks for one with its run credential: its sessions are the run's, other connections refused, and it ends with the run", async () => {
@@ -365,7 +365,7 @@ describe('who a direct session is', () => {
         expect(list[0]?.endedAt).toBeDefined();
         return list[0]!;
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     expect(s).toMatchObject({ via: 'run', agent: 'claude', runId: run.id, direct: true });
     const again = await RawFrontend.direct(stack.gateway.port, stack.pki.ca);

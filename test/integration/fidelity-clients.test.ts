@@ -222,7 +222,7 @@ describe.each(ROUNDS)('the same PostgreSQL client programs, direct and through h
   beforeAll(async () => {
     if (!round.busy) return;
     // Past the catalog connection's idle expiry: the gateway ended it, and opens another for the next lookup.
-    await eventually(async () => expect(await catalogConnections()).toBe(0), { timeout: 30_000 });
+    await eventually(async () => expect(await catalogConnections()).toBe(0), { timeout: 60_000 });
     busy = busyLoop();
   });
   afterAll(() => {

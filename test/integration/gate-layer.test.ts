@@ -179,7 +179,7 @@ describe('the gate over a layer', () => {
       const changes = await layerChanges(layer, process.env);
       const racer = swapper(join(place, 'sub'), join(place, 'homelink'));
       try {
-        await eventually(() => expect(lstatSync(join(place, 'sub')).isSymbolicLink()).toBe(true), { timeout: 10_000, interval: 5 });
+        await eventually(() => expect(lstatSync(join(place, 'sub')).isSymbolicLink()).toBe(true), { timeout: 60_000, interval: 5 });
         conflicts += applyChanges(layer, changes).conflicts.length;
       } finally {
         racer.kill();

@@ -691,7 +691,7 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     raw.write(frame(MuxFrameType.DATA, 9, Buffer.from('x')));
     expect(await raw.closed(30_000)).toBe(true);
     // Its PostgreSQL backend goes away with it.
-    await eventually(async () => expect((await stack.pg.psql(`select count(*) from pg_stat_activity where pid = ${pid}`)).trim()).toBe('0'), { timeout: 30_000 });
+    await eventually(async () => expect((await stack.pg.psql(`select count(*) from pg_stat_activity where pid = ${pid}`)).trim()).toBe('0'), { timeout: 60_000 });
     await othersStillServed();
   });
 

@@ -137,7 +137,7 @@ describe('the gateway with a policy repo', () => {
     const sam = await connect('sam');
     const sleeping = psql(sam.info, ['-c', 'select pg_sleep(10)']);
     // Up once the statement runs: sam's session (1 minute) ends when the test fires its timer.
-    await eventually(() => expect(limits.fire(60_000)).toBe(1), { timeout: 30_000 });
+    await eventually(() => expect(limits.fire(60_000)).toBe(1), { timeout: 60_000 });
     const r = await sleeping;
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('hoop: this session reached its maximum length of 1 minute');

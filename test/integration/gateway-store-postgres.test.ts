@@ -97,7 +97,7 @@ async function aliceSession(token: string): Promise<string> {
       const r = await getJson(replica.url, `/v1/sessions/${sessionId}`, token);
       expect(r.status === 200 && r.body.endedAt, `session ${sessionId} ended in the store`).toBeTruthy();
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
   return sessionId;
 }
@@ -198,7 +198,7 @@ describe('the PostgreSQL store', () => {
         expect((await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0]!.id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim()).toBe('1');
         return listed;
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     expect(listed[0]).toMatchObject({ recording: 'complete', statements: 1 });
     const id = listed[0]!.id;
@@ -230,7 +230,7 @@ describe('the PostgreSQL store', () => {
           expect(r.status, JSON.stringify(r.body)).toBe(200);
           expect(r.body.endedAt).toBeTruthy();
         },
-        { timeout: 30_000, interval: 20 },
+        { timeout: 60_000, interval: 20 },
       );
       // Told from memory as the index would tell it: to its owner (and auditors), not to another person.
       expect((await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, await stack.token('bob'))).status).toBe(404);
@@ -256,7 +256,7 @@ describe('the PostgreSQL store', () => {
     await raw.simple('select 1');
     raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
     await raw.closed();
-    await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 60_000, interval: 100 });
     expect(replicaErrors.find((l) => l.includes(sessionId))).toContain('recording.conflict');
     expect((await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'records-000001.gz'`, { database: 'hoop_store' })).trim()).toBe(
       'planted evidence',

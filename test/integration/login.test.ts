@@ -513,7 +513,7 @@ describe('tokens over time', () => {
         expect(who.code).toBe(77);
         return who;
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
     expect(who.stderr).toContain(`your login to ${gateway.url} as bob has expired and cannot be renewed`);
     expect(who.stderr).toContain(`hoop login --gateway ${gateway.url}`);
@@ -537,7 +537,7 @@ describe('tokens over time', () => {
         expect(now?.accessToken, 'a renewed token in the store').not.toBe(first?.accessToken);
         return now!;
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     const c2 = pgClient(info);
     c2.on('error', (e) => errors.push(e));

@@ -240,7 +240,7 @@ describe('a held call', () => {
         expect(found).toBeDefined();
         return found!;
       },
-      { timeout: 10_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     const approve = await hoop(['review', 'approve', review.id], 'bob', ['dba']);
     expect(approve.code, approve.stderr).toBe(0);
@@ -316,7 +316,7 @@ describe('an agent that does not read', () => {
     expect(c.ended()).toBe(false);
     // Once it reads, every request is answered and the session goes on.
     c.channel.resume();
-    await eventually(() => expect(c.received.filter((m) => (m.error as { code?: number } | undefined)?.code === -32601)).toHaveLength(taken + 1), { timeout: 15_000, interval: 100 });
+    await eventually(() => expect(c.received.filter((m) => (m.error as { code?: number } | undefined)?.code === -32601)).toHaveLength(taken + 1), { timeout: 60_000, interval: 100 });
     expect((await c.request('after', 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
     c.close();
   });
@@ -360,7 +360,7 @@ describe('a Streamable HTTP server the agent does not read', () => {
     c.channel.pause();
     // 200 MiB of log notifications: before, the gateway held all that the agent did not read.
     c.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'anything', arguments: {} } });
-    await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.agent-behind')).toBe(true), { timeout: 15_000, interval: 100 });
+    await eventually(() => expect(stack.logs().some((l) => l.event === 'mcp.agent-behind')).toBe(true), { timeout: 60_000, interval: 100 });
     c.close();
   });
 });

@@ -101,7 +101,7 @@ async function pendingReview(text: string): Promise<string> {
       expect(found, `a pending review of ${text}`).toBeDefined();
       return found!.id;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 }
 
@@ -238,7 +238,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
         expect(ended.length).toBeGreaterThan(0);
         return ended[0]!.id;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     const events = JSON.stringify(await recordingEvents(stack, session));
     expect(events).toContain('card-note.txt');
@@ -262,7 +262,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
         expect(cut).toHaveLength(1);
         return cut[0]!;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     expect(found.tools).toHaveLength(1_000);
     expect(found.tools).not.toContain('read_text_file');
@@ -285,7 +285,7 @@ describe('an MCP server behind the gateway (server-filesystem over stdio)', () =
         expect(sessions.length).toBeGreaterThan(0);
         return sessions;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     const session = ls[0]!;
     expect(session.tools).toEqual(['get_file_info', 'move_file', 'read_text_file']);

@@ -86,7 +86,7 @@ async function pendingReview(s: HoopStack, sql: string): Promise<string> {
       expect(found, `a review of ${sql}`).toBeDefined();
       return found!.id;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 }
 
@@ -265,7 +265,7 @@ describe('hoop connect for a mysql connection', () => {
         expect(v.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 2 statement(s)");
         return v;
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
     expect(verify.stdout).not.toContain('DIFFER');
     // Replayed as the mysql client prints it.
@@ -303,7 +303,7 @@ describe('hoop connect for a mysql connection', () => {
         expect(v.code, v.stdout + v.stderr).toBe(0);
         expect(v.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on [1-9]\d* statement\(s\)/);
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
   });
 
@@ -407,7 +407,7 @@ describe('hoop connect for a mysql connection', () => {
         const v = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
         expect(v.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
     const files = filesAsText(join(stack.dir, 'hoop-data'));
     expect(files.filter((f) => f.includes('AES_ENCRYPT(?, ?)')).length).toBeGreaterThanOrEqual(2);
@@ -534,7 +534,7 @@ describe('hoop connect for a mysql connection', () => {
         });
         expect((JSON.parse(ls.stdout) as { reviews: Array<{ state: string; sql?: string }> }).reviews.find((x) => x.sql === sql)?.state).toBe('withdrawn');
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     expect((await db.sql('SELECT count(*) FROM app.scratch')).trim()).toBe('1');
   });
@@ -542,7 +542,7 @@ describe('hoop connect for a mysql connection', () => {
   it('does not relay COM_RESET_CONNECTION on a governed session (the server would take a sql_mode the judge has not read)', async () => {
     const { stream, got } = await rawSession('raw-reset');
     stream.write(packet(0, Buffer.from([0x1f])));
-    await eventually(() => expect(got.length).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
+    await eventually(() => expect(got.length).toBeGreaterThan(0), { timeout: 60_000, interval: 20 });
     expect(parseErr(got[0]!)).toMatchObject({ code: 1227, message: expect.stringContaining('COM_RESET_CONNECTION is not relayed') });
     stream.end();
   });
@@ -558,7 +558,7 @@ describe('hoop connect for a mysql connection', () => {
         packet(0, Buffer.from('\x02mysql', 'latin1')),
       ]),
     );
-    await eventually(() => expect(got.filter((p) => p[0] === 0xff || p[0] === 0x00).length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 20 });
+    await eventually(() => expect(got.filter((p) => p[0] === 0xff || p[0] === 0x00).length).toBeGreaterThanOrEqual(3), { timeout: 60_000, interval: 20 });
     const errs = got.filter((p) => p[0] === 0xff).map((p) => parseErr(p).message);
     const rowAt = got.findIndex((p) => p.toString('latin1').includes('42'));
     const deniedAt = got.findIndex((p) => p[0] === 0xff);
@@ -594,7 +594,7 @@ describe('hoop connect for a mysql connection', () => {
         const v = await stack.run(['sessions', 'verify', execSession, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
         expect(v.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 1 statement(s)");
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
     const count = (): Promise<string> => db.sql('SELECT count(*) FROM app.items').then((n) => n.trim());
     const before = await count();
@@ -635,7 +635,7 @@ describe('hoop connect for a mysql connection', () => {
         const sessions = (JSON.parse(ls.stdout) as { sessions: Array<{ runId?: string; statements: number; rowsRead: number; endedAt?: string }> }).sessions.filter((s) => s.statements > 0);
         expect(sessions.map((s) => [s.runId, s.statements, s.rowsRead, s.endedAt !== undefined])).toEqual([0, 1, 2].map(() => [runId, 1, 1, true]));
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
   });
 
@@ -908,7 +908,7 @@ describe("hoop connect --direct for a mysql connection: the gateway's MySQL port
         expect(direct.length).toBeGreaterThanOrEqual(3);
         return direct;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     expect(listed[0]).toMatchObject({ subject: 'alice' });
     const recorded = (await Promise.all(listed.map((x) => recordingEvents(governed, x.id)))).flat();

@@ -236,7 +236,7 @@ describe('oidc-provider harness: the CLI flows', () => {
     const polling = client.pollDeviceAuthorizationGrant(config, { ...da, interval: 0.2 });
     const approved = (async () => {
       // Approves only once openid-client has polled too fast (at 0.2 s and 0.4 s) and been told slow_down.
-      await eventually(() => expect(op.slowDowns).toBeGreaterThan(slowDowns), { timeout: 30_000, interval: 20 });
+      await eventually(() => expect(op.slowDowns).toBeGreaterThan(slowDowns), { timeout: 60_000, interval: 20 });
       await approveDevice(da.verification_uri, da.user_code, 'carol');
     })();
     const [tokens] = await Promise.all([polling, approved]);

@@ -291,10 +291,10 @@ describe.each(WAYS_IN)('a client that goes away, through %s', (via) => {
   it('gets its running query cancelled and its server connection closed', async () => {
     const f = await openFree();
     f.write(msg('Q', 'select pg_sleep(600) /* gone-sleeping */'));
-    await expect.poll(() => running('gone-sleeping'), { timeout: 30_000 }).toBe(1);
+    await expect.poll(() => running('gone-sleeping'), { timeout: 60_000 }).toBe(1);
     f.destroy();
     // Left alone, the query would run for 10 minutes: its end within the wait is the gateway's cancel.
-    await expect.poll(() => running('gone-sleeping'), { timeout: 30_000, interval: 100 }).toBe(0);
+    await expect.poll(() => running('gone-sleeping'), { timeout: 60_000, interval: 100 }).toBe(0);
   });
 
   it('gets a large result it stopped reading abandoned', async () => {
@@ -302,10 +302,10 @@ describe.each(WAYS_IN)('a client that goes away, through %s', (via) => {
     f.write(msg('Q', "select repeat('x', 100000) from generate_series(1, 100000) /* gone-reading */"));
     await f.waitFor('D');
     f.stream.pause();
-    await expect.poll(() => running('gone-reading'), { timeout: 30_000 }).toBe(1);
+    await expect.poll(() => running('gone-reading'), { timeout: 60_000 }).toBe(1);
     f.destroy();
     // Left alone, the server would wait on the unread result for good: its end within the wait is the gateway's doing.
-    await expect.poll(() => running('gone-reading'), { timeout: 30_000, interval: 100 }).toBe(0);
+    await expect.poll(() => running('gone-reading'), { timeout: 60_000, interval: 100 }).toBe(0);
   });
 });
 

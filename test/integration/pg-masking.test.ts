@@ -160,7 +160,7 @@ describe('masking through the gateway', () => {
           { column: 'customers.email', strategy: 'redact' },
           { column: 'customers.ssn', strategy: 'last4' },
         ]),
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
   });
 

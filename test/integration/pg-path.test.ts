@@ -174,7 +174,7 @@ describe('gateway logs', () => {
       closes()
         .slice(before)
         .find((l) => Number(l.bytesToClient) > 0);
-    await eventually(() => expect(psqlClose()).toBeDefined(), { timeout: 30_000, interval: 100 });
+    await eventually(() => expect(psqlClose()).toBeDefined(), { timeout: 60_000, interval: 100 });
     const logs = stack.logs();
     const close = psqlClose();
     expect(close).toMatchObject({ subject: 'alice', connection: 'app' });

@@ -108,7 +108,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(e).toBeDefined();
         return e!;
       },
-      { timeout: 30_000, interval: 50 },
+      { timeout: 60_000, interval: 50 },
     );
     expect(refusal).toMatch(/^53100: hoop: the gateway's data disk has \d MiB free, under a quarter of its floor of 16 MiB/);
     expect(await rows()).toEqual(ran);
@@ -125,7 +125,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(await insert(k)).toBeUndefined();
         return k;
       },
-      { timeout: 30_000, interval: 50 },
+      { timeout: 60_000, interval: 50 },
     );
     expect(await rows()).toEqual(ran);
     expect(ran.at(-1)).toBe(after);
@@ -138,7 +138,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(sessions[0]?.endedAt).toBeDefined();
         return sessions[0]!.id;
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     const verify = await hoop(['sessions', 'verify', id]);
     expect(verify.code, verify.stderr).toBe(0);
@@ -165,7 +165,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(r).toBeDefined();
         return r!;
       },
-      { timeout: 30_000, interval: 50 },
+      { timeout: 60_000, interval: 50 },
     );
     expect(stopped).toMatch(/^(53100|58030) hoop: |Connection terminated/);
     expect(await rows()).toEqual([...before, ...ran]);
@@ -192,7 +192,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
           expect(r).toBeDefined();
           return r!;
         },
-        { timeout: 30_000, interval: 50 },
+        { timeout: 60_000, interval: 50 },
       );
       expect(`${fatal} ${ended}`).toContain("hoop: the gateway's data disk is nearly full and this session can no longer be recorded, so the gateway ended it");
       await c.stop();

@@ -236,11 +236,11 @@ describe('recordings', () => {
     const w = await RecordingWriter.create({ dir, id: `rec-${n}`, key, chunkMs: 50, checkpointMs: 300 });
     try {
       w.append({ t: 'start', at: Date.now() } as never);
-      await eventually(async () => expect((await verifyRecording(dir, [key])).events).toBe(1), { timeout: 30_000, interval: 25 });
+      await eventually(async () => expect((await verifyRecording(dir, [key])).events).toBe(1), { timeout: 60_000, interval: 25 });
       // Within the interval of that first checkpoint: the next event's chunk lands on disk before a checkpoint may be signed.
       w.append({ t: 'q', at: Date.now(), sql: 'select 1' } as never);
       // Nothing more comes: the idle writer still signs it.
-      await eventually(async () => expect(await verifyRecording(dir, [key])).toMatchObject({ ok: true, events: 2, unverified: [] }), { timeout: 30_000, interval: 25 });
+      await eventually(async () => expect(await verifyRecording(dir, [key])).toMatchObject({ ok: true, events: 2, unverified: [] }), { timeout: 60_000, interval: 25 });
     } finally {
       w.abandon();
     }

@@ -58,7 +58,7 @@ async function sessionWith(marker: RegExp): Promise<{ id: string; events: string
       }
       throw new Error('no such session yet');
     },
-    { timeout: 30_000, interval: 200 },
+    { timeout: 60_000, interval: 200 },
   );
 }
 
@@ -93,7 +93,7 @@ describe('secrets in requests', () => {
         expect(verify.code, verify.stdout + verify.stderr).toBe(0);
         expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on \d+ statement/);
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
   });
 
@@ -116,7 +116,7 @@ describe('secrets in requests', () => {
         expect(r).toBeDefined();
         return r!;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     expect(review.sql).toMatch(/^alter role r1 password '\[redacted:[0-9a-f]{8}\]'$/);
     const shown = await hoop(['review', 'show', review.id], 'bob', ['dba']);
@@ -150,7 +150,7 @@ describe('secrets in requests', () => {
         const verify = await hoop(['sessions', 'verify', id]);
         expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
     const files = filesAsText(join(stack.dir, 'hoop-data'));
     // The statement names a setting by set_config: every value of it is a keyed hash, the statement's shape stays.

@@ -58,7 +58,7 @@ async function sessionsOf(subject: string, count: number): Promise<Array<{ id: s
       ).toEqual([]);
       return sessions;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 }
 

@@ -158,14 +158,14 @@ describe('review services', () => {
       const cl = await client();
       const held = cl.query(`update jobs set state = '${text}' where id = 2 or id = 3`);
       // Past the service's second: still pending, for a person to decide.
-      await eventually(async () => expect(asked.some((a) => a.sql.includes(`'${text}'`))).toBe(true), { timeout: 30_000, interval: 100 });
+      await eventually(async () => expect(asked.some((a) => a.sql.includes(`'${text}'`))).toBe(true), { timeout: 60_000, interval: 100 });
       const pending = await eventually(
         async () => {
           const r = await reviewOf(`'${text}'`);
           expect(r.state).toBe('pending');
           return r;
         },
-        { timeout: 30_000, interval: 100 },
+        { timeout: 60_000, interval: 100 },
       );
       const failed = { slow: /aborted|timeout/i, cached: /its answer is for review rv-\w+ \(statement [0-9a-f]{12}…\), not this one/, unsigned: /its answer has no Hoop-Signature header/ }[
         text as 'slow'

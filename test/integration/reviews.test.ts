@@ -66,7 +66,7 @@ async function pendingReview(text: string): Promise<string> {
       expect(found, `a pending review of ${text}`).toBeDefined();
       return found!.id;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 }
 
@@ -137,7 +137,7 @@ describe('a statement held for review', () => {
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const id = await pendingReview('DELETE FROM notes');
     // The notice reached psql while it waits, and the statement has not run.
-    await eventually(() => expect(err).toContain(`NOTICE:  hoop: statement held for review ${id} (rule "wide-delete"): a DELETE of every row needs a DBA`), { timeout: 30_000 });
+    await eventually(() => expect(err).toContain(`NOTICE:  hoop: statement held for review ${id} (rule "wide-delete"): a DELETE of every row needs a DBA`), { timeout: 60_000 });
     expect(err).toContain(`hoop review approve ${id}`);
     expect(await count('notes')).toBe(5);
     const show = await reviewCli('bob', ['dba'], ['show', id]);
@@ -181,7 +181,7 @@ describe('a statement held for review', () => {
       .poll(
         async () =>
           (await stack.run(['sessions', 'replay', session.session, '--no-tty', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') })).stdout,
-        { timeout: 30_000 },
+        { timeout: 60_000 },
       )
       .toMatch(new RegExp(`DELETE FROM notes\\n-- hoop: held for review ${id} by rule "wide-delete"[^\\n]*\\n-- hoop: review ${id} approved: bob approved\\nDELETE 5`));
   });
@@ -443,7 +443,7 @@ describe('a statement held for review', () => {
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const id = await pendingReview('DELETE FROM notes');
-    await eventually(() => expect(err).toContain('NOTICE'), { timeout: 30_000 });
+    await eventually(() => expect(err).toContain('NOTICE'), { timeout: 60_000 });
     child.kill('SIGINT');
     await once(child, 'exit');
     expect(err).toContain('ERROR:  canceling statement due to user request');
@@ -484,7 +484,7 @@ describe('a statement held for review', () => {
     const raw = await stack.tunnel('app', await stack.token('alice'));
     raw.write(queryMessage('DELETE FROM notes'));
     const id = await pendingReview('DELETE FROM notes');
-    await eventually(() => expect(printed).toContain(`review ${id}: pending (0 of 1 approval`), { timeout: 30_000 });
+    await eventually(() => expect(printed).toContain(`review ${id}: pending (0 of 1 approval`), { timeout: 60_000 });
     expect(printed).toContain('    DELETE FROM notes');
     expect(printed).toContain(`approve: hoop review approve ${id}`);
     // Another review starts waiting: once watch printed it, it has looked again since it printed the first, which it must not print a second time.

@@ -54,7 +54,7 @@ async function verified(id: string): Promise<Verified> {
       expect(v.crossCheck!.partial, r.stdout).toBeUndefined();
       return v;
     },
-    { timeout: 30_000, interval: 200 },
+    { timeout: 60_000, interval: 200 },
   );
 }
 
@@ -185,6 +185,6 @@ describe("the CLI's own record of SSH sessions", () => {
     expect(await ssh(info, ['bastion', 'echo direct'])).toMatchObject({ code: 0, stdout: 'direct\n' });
     const id = lastSession('bastion');
     expect(await c.stop()).toBe(0);
-    await eventually(async () => expect((await hoop(['sessions', 'verify', id])).stdout).toContain('CLI record: none uploaded'), { timeout: 30_000, interval: 200 });
+    await eventually(async () => expect((await hoop(['sessions', 'verify', id])).stdout).toContain('CLI record: none uploaded'), { timeout: 60_000, interval: 200 });
   });
 });

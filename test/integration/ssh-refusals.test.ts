@@ -105,8 +105,8 @@ describe.each(WAYS)('SSH refusals reach the client, %s', (_way, env) => {
     const shell = interactive(config, 'demo-ssh');
     shell.type('echo hello-$((6 * 7))');
     shell.type('ls -d $HOME');
-    await eventually(() => expect(shell.out()).toMatch(/^hello-42\r?$/m), { timeout: 30_000 });
-    await eventually(() => expect(shell.out()).toMatch(new RegExp(`^${userInfo().homedir}\\r?$`, 'm')), { timeout: 30_000 });
+    await eventually(() => expect(shell.out()).toMatch(/^hello-42\r?$/m), { timeout: 60_000 });
+    await eventually(() => expect(shell.out()).toMatch(new RegExp(`^${userInfo().homedir}\\r?$`, 'm')), { timeout: 60_000 });
     shell.type('exit');
     expect(await shell.exited).toBe(0);
     // A command on a terminal (-tt), refused by the demo's rule: its message, the rule and why, and no run.
@@ -142,7 +142,7 @@ describe.each(WAYS)('SSH refusals reach the client, %s', (_way, env) => {
     const config = await connect('no-terminals', env);
     const shell = interactive(config, 'no-terminals');
     shell.type('echo hello-$((6 * 7))');
-    await eventually(() => expect(shell.out()).toMatch(/^hello-42$/m), { timeout: 30_000 });
+    await eventually(() => expect(shell.out()).toMatch(/^hello-42$/m), { timeout: 60_000 });
     expect(shell.err()).toContain('hoop: the SSH server of "no-terminals" gave the shell no terminal (it refused the pty); it runs without one');
     shell.type('exit');
     expect(await shell.exited).toBe(0);

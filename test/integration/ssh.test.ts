@@ -68,7 +68,7 @@ async function recordingOf(sessionId: string): Promise<Array<Record<string, unkn
       const s = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.find((x) => x.id === sessionId);
       expect(s?.endedAt, `session ${sessionId} ended`).toBeDefined();
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
   const r = await eventually(
     async () => {
@@ -76,7 +76,7 @@ async function recordingOf(sessionId: string): Promise<Array<Record<string, unkn
       expect(r.code, `no recording of ${sessionId}: ${r.stderr}`).toBe(0);
       return r;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
   return r.stdout
     .trim()
@@ -219,7 +219,7 @@ describe('hoop connect for an ssh connection', () => {
           sessions: Array<{ id: string; statements: number; refused: number }>;
         }
       ).sessions;
-    await eventually(async () => expect((await ls()).find((s) => s.id === id)).toMatchObject({ statements: 1, refused: 1 }), { timeout: 30_000, interval: 100 });
+    await eventually(async () => expect((await ls()).find((s) => s.id === id)).toMatchObject({ statements: 1, refused: 1 }), { timeout: 60_000, interval: 100 });
     expect((await ls('--denied')).map((s) => s.id)).toContain(id);
     // show tells it as a shell user would read it: the command, the refusal, how it exited.
     const show = await eventually(
@@ -229,7 +229,7 @@ describe('hoop connect for an ssh connection', () => {
         expect(r.stdout).toContain('-- session ended');
         return r;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     expect(show.stdout).toContain(`bastion$ rm -rf ${victim}\n-- refused by the policy (rule "no-recursive-rm")\n`);
     expect(show.stdout).toMatch(/^-- refused: exit 126/m);
@@ -285,7 +285,7 @@ describe('hoop connect for an ssh connection', () => {
     child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await eventually(() => expect(stdout).toBe('started\n'), { timeout: 30_000 });
+    await eventually(() => expect(stdout).toBe('started\n'), { timeout: 60_000 });
     expect(limits.fire(100_000)).toBe(1);
     const r = { code: await exited, stdout, stderr };
     expect(r.stdout).toBe('started\n');
@@ -317,7 +317,7 @@ describe('hoop connect for an ssh connection', () => {
     // The session's maximum length, then at most 5 s for the client to close its side: a client that never closes it is cut all the same.
     expect(limits.fire(100_000)).toBe(1);
     await eventually(() => expect(stack.logs().find((l) => l.event === 'tunnel.close' && l.session === sessionId)).toMatchObject({ reason: 'session-limit' }), { timeout: 60_000, interval: 100 });
-    await eventually(() => expect(cut).toBe(true), { timeout: 30_000 });
+    await eventually(() => expect(cut).toBe(true), { timeout: 60_000 });
     c.end();
   });
 
@@ -334,7 +334,7 @@ describe('hoop connect for an ssh connection', () => {
     stdout.on('data', (b: Buffer) => (got += b.length));
     let err = '';
     child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-    await eventually(() => expect(got, err).toBeGreaterThan(4 * 1024 * 1024), { timeout: 30_000 });
+    await eventually(() => expect(got, err).toBeGreaterThan(4 * 1024 * 1024), { timeout: 60_000 });
     stdout.pause();
     const written = (): number => Number(readFileSync(progress, 'utf8').trim() || 0);
     // Once every window and buffer on the way is full, the target's writes block: its count stands still, far from the end.
@@ -347,7 +347,7 @@ describe('hoop connect for an ssh connection', () => {
         expect(same).toBe(true);
         return now;
       },
-      { timeout: 30_000, interval: 500 },
+      { timeout: 60_000, interval: 500 },
     );
     expect(stalled).toBeLessThan(blocks / 2);
     stdout.resume();
@@ -424,7 +424,7 @@ describe('files through hoop: scp, sftp, rsync', () => {
         };
         expect(listed.sessions.find((x) => x.id === roSession)).toMatchObject({ statements: expect.any(Number), refused: 1 });
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     // replay shows the sftp operations (an sftp session draws no terminal), the refused one marked.
     const replayed = await eventually(
@@ -433,7 +433,7 @@ describe('files through hoop: scp, sftp, rsync', () => {
         expect(r.code, r.stderr).toBe(0);
         return r.stdout;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     );
     expect(replayed).toMatch(/^sftp: extended posix-rename@openssh\.com \S+ -> \S+: refused \(read-only\)\r?$/m);
 
@@ -517,7 +517,7 @@ describe('forwarding, ptys and reviews', () => {
             ).stdout;
             expect(out).toContain('ok');
           },
-          { timeout: 30_000, interval: 100 },
+          { timeout: 60_000, interval: 100 },
         ).catch(() => undefined);
       } finally {
         fwd.kill();
@@ -592,7 +592,7 @@ describe('forwarding, ptys and reviews', () => {
         expect(pendingId, 'a pending review of the command').toBeDefined();
         return pendingId!;
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     expect(existsSync(join(sshd.dir, 'deployed.txt'))).toBe(false);
     const ok = await stack.run(['review', 'approve', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
@@ -615,7 +615,7 @@ describe('forwarding, ptys and reviews', () => {
         expect(pendingId, 'a pending review of the command').toBeDefined();
         return pendingId!;
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     );
     const asBob = { HOOP_TOKEN: await stack.token('bob', ['ops']) };
     const show = await stack.run(['review', 'show', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);

@@ -60,7 +60,7 @@ const backends = async (): Promise<number> =>
 const resetDone = (pid: number): Promise<void> =>
   eventually(
     async () => expect((await stack.pg.psql(`select coalesce(query, '') || ' ' || coalesce(state, '') from pg_stat_activity where pid = ${pid}`, { database: 'app' })).trim()).toBe('DISCARD ALL idle'),
-    { timeout: 10_000, interval: 20 },
+    { timeout: 60_000, interval: 20 },
   );
 
 describe('a warm server connection', () => {
@@ -170,6 +170,6 @@ describe('a warm server connection', () => {
     again.write(terminate());
     await again.closed();
     // ... and end once unused for 2 s.
-    await eventually(async () => expect(await backends()).toBe(0), { timeout: 30_000, interval: 200 });
+    await eventually(async () => expect(await backends()).toBe(0), { timeout: 60_000, interval: 200 });
   });
 });

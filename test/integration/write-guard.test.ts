@@ -58,7 +58,7 @@ async function pendingReview(text: string): Promise<string> {
       expect(found, `a pending review of ${text}`).toBeDefined();
       return found!.id;
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 }
 

@@ -39,7 +39,7 @@ beforeAll(async () => {
       if (gateway.exitCode !== null) throw new Error(`the gateway exited: ${log}`);
       expect(log).toContain('gateway.listening');
     },
-    { timeout: 30_000, interval: 100 },
+    { timeout: 60_000, interval: 100 },
   );
 });
 

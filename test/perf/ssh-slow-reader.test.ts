@@ -46,7 +46,7 @@ describe('a client that stops reading', () => {
     const stdout = child.stdout!;
     let got = 0;
     stdout.on('data', (b: Buffer) => (got += b.length));
-    await eventually(() => expect(got).toBeGreaterThan(4 * 1024 * 1024), { timeout: 20_000 });
+    await eventually(() => expect(got).toBeGreaterThan(4 * 1024 * 1024), { timeout: 60_000 });
     stdout.pause();
     // Lets the bytes already on their way land in the windows and buffers before the measure starts.
     await quietFor(500);

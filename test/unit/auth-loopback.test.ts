@@ -105,7 +105,7 @@ describe('browser opener', () => {
     await chmod(script, 0o755);
     const url = 'http://127.0.0.1:1/authorize?x=1&y=a b;$(id)';
     expect(await openBrowser(url, { env: { BROWSER: script, PATH: process.env.PATH } })).toBe(true);
-    await eventually(async () => expect(await readFile(out, 'utf8').catch(() => '')).toBe(`1|${new URL(url).href}`), { timeout: 30_000, interval: 20 });
+    await eventually(async () => expect(await readFile(out, 'utf8').catch(() => '')).toBe(`1|${new URL(url).href}`), { timeout: 60_000, interval: 20 });
     expect(await openBrowser(url, { env: { BROWSER: join(dir, 'missing') } })).toBe(false);
     expect(await openBrowser('file:///etc/passwd', { env: { BROWSER: script } })).toBe(false);
   });

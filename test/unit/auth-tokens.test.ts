@@ -171,14 +171,14 @@ describe('resolveTokenProvider', () => {
     await writeFile(file, second);
     // Half-life of a 4 s token: renewed 2 s in.
     clock.advance(2_000);
-    await eventually(() => expect(renewed).toEqual([second]), { timeout: 30_000 });
+    await eventually(() => expect(renewed).toEqual([second]), { timeout: 60_000 });
     // The file is never rotated again: one failure message (at the second token's half-life, its file read real I/O) ...
     await eventually(
       () => {
         clock.advance(100);
         expect(failures).toHaveLength(1);
       },
-      { timeout: 30_000 },
+      { timeout: 60_000 },
     );
     // ... however many retries, until the second token expires and the retries stop.
     while (!(clock.now() > secondExpires && clock.pending === 0)) {

@@ -22,7 +22,7 @@ const lines: TranscriptLine[] = [
 
 /** Waits (up to 30 s, for a loaded machine) until the frame holds `text`. */
 async function until(frame: () => string | undefined, text: string): Promise<void> {
-  await eventually(() => expect(frame()).toContain(text), { timeout: 30_000, interval: 10 });
+  await eventually(() => expect(frame()).toContain(text), { timeout: 60_000, interval: 10 });
 }
 
 describe('replay player', () => {
@@ -100,7 +100,7 @@ describe('replay player', () => {
     for (const [key, what] of REPLAY_KEYS) expect(ui.lastFrame()).toContain(`${key.padEnd(8)} ${what}`);
     await pace(30);
     ui.stdin.write('?');
-    await eventually(() => expect(ui.lastFrame()).not.toContain('show or hide these keys'), { timeout: 30_000, interval: 10 });
+    await eventually(() => expect(ui.lastFrame()).not.toContain('show or hide these keys'), { timeout: 60_000, interval: 10 });
     ui.unmount();
   });
 });

@@ -13,7 +13,7 @@ import { ReviewInbox, wrapLines } from '../../src/ui/ReviewInbox.js';
 import { eventually, pace } from '../harness/wait.js';
 
 async function until(frame: () => string | undefined, text: string): Promise<void> {
-  await eventually(() => expect(frame()).toContain(text), { timeout: 30_000, interval: 10 });
+  await eventually(() => expect(frame()).toContain(text), { timeout: 60_000, interval: 10 });
 }
 /** Lets ink's effects run after a render: its key handler is set in one, and nothing tells from outside when. */
 const settle = (): Promise<void> => pace(50);
@@ -24,7 +24,7 @@ async function pageToEnd(ui: ReturnType<typeof render>, total: number): Promise<
   while (!ui.lastFrame()!.includes(`–${total} of ${total} shown`)) {
     const before = ui.lastFrame();
     ui.stdin.write('v');
-    await eventually(() => expect(ui.lastFrame()).not.toBe(before), { timeout: 30_000, interval: 10 });
+    await eventually(() => expect(ui.lastFrame()).not.toBe(before), { timeout: 60_000, interval: 10 });
     frames.push(ui.lastFrame()!);
     await settle();
   }
@@ -88,7 +88,7 @@ describe('review inbox', () => {
     await until(ui.lastFrame, 'review rv-0000000000000002: denied by rae@example.test: too wide');
     expect(decided).toEqual([['rv-0000000000000002', 'deny', 'too wide']]);
     await until(ui.lastFrame, '↑/↓ select'); // no longer sending
-    await eventually(() => expect(ui.lastFrame()).not.toContain('update accounts'), { timeout: 30_000, interval: 10 });
+    await eventually(() => expect(ui.lastFrame()).not.toContain('update accounts'), { timeout: 60_000, interval: 10 });
     expect(ui.lastFrame()).not.toContain('sending…');
     // The one decided is gone: none is selected until the reviewer picks one (a second key meant for it approves nothing).
     await until(ui.lastFrame, 'rv-0000000000000002 is no longer waiting');
