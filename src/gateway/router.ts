@@ -89,7 +89,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
       acts: (_method, m) => (m[2] !== undefined ? `${m[2]} a review` : undefined),
       handle: (req, m, identity) => {
         if (m[2] !== undefined) requireRecentSignIn(parts, identity, `${m[2]} a review`);
-        return reviewsApi(parts.reviews, req, identity, callers.isAuditor(identity), m, () => readOptionalJsonBody(req));
+        return reviewsApi(parts.reviews, parts.runs, req, identity, callers.isAuditor(identity), m, () => readOptionalJsonBody(req));
       },
     },
     {

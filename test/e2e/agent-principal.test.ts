@@ -547,6 +547,13 @@ describe('the policy sees the agent', () => {
     expect(await marks()).not.toContain('by-agent');
     const review = (await reviews(alice)).find((x) => x.id === held);
     expect(review).toMatchObject({ state: 'pending', rule: 'agents-writes-review', via: 'run', agent: 'claude', run: expect.stringMatching(/^run-/) });
+    // Its run has ended: only a session of that run could claim an approval, so none is taken; a denial is recorded.
+    const carol = await stack.token('carol', ['dba']);
+    const approve = await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/reviews/${held}/approve`, carol, {});
+    expect(approve.status).toBe(409);
+    expect((approve.body.error as { message: string }).message).toMatch(/of run run-\S+, which has ended \([^)]+\): no session of it can run the statement now/);
+    const deny = await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/reviews/${held}/deny`, carol, { reason: 'its run ended' });
+    expect(deny).toMatchObject({ status: 200, body: { state: 'denied' } });
   });
 
   it('masks for the agent what its person sees', async () => {
