@@ -128,6 +128,8 @@ export interface ReviewAsk {
   message?: string;
   reason: string;
   settings: ReviewSettings;
+  /** Why its reviewer could not be shown its values (hoop hides every literal, and some are no secret): such a statement is refused, never held. */
+  unseen?: string;
 }
 
 /** How a review ended, as the engine acts on it. */

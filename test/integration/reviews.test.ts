@@ -257,17 +257,19 @@ describe('a statement held for review', () => {
     expect((await stack.pg.psql('select sum(amount) from ledger', { database: 'app' })).trim()).toBe(String(30 + 10 + 1));
   });
 
-  it('shows a reviewer a secret bound as a parameter as its keyed hash, as the recording keeps it; approved, it runs with the value sent', async () => {
+  it('refuses, never holds, a Bind whose values hoop would hide from its reviewer: a secret parameter hid the one beside it too', async () => {
     const client = await pgClient((await connect()).info);
     try {
-      const pending = client.query("UPDATE counter SET n = n + 0 /* marker-mauve */ WHERE length(set_config('app.api_token', $1, true)) = 8 AND $2 = 'x'", ['tok-7731', 'x']);
-      const id = await pendingReview('marker-mauve');
-      const show = await reviewCli('bob', ['dba'], ['show', id, '--json']);
-      expect(show.stdout).not.toContain('tok-7731');
-      expect((JSON.parse(show.stdout) as { params: unknown[] }).params).toEqual([expect.stringMatching(/^\[redacted:[0-9a-f]{8}\]$/), expect.stringMatching(/^\[redacted:[0-9a-f]{8}\]$/)]);
-      await approve(id);
-      // The value reached the server as sent: set_config gave back its 8 characters, and the row matched.
-      expect((await pending).rowCount).toBe(1);
+      const before = (await stack.pg.psql('select n from counter', { database: 'app' })).trim();
+      const refused = await client.query("UPDATE counter SET n = n + 1 /* marker-mauve */ WHERE length(set_config('app.api_token', $1, true)) = 8 AND $2 = 'x'", ['tok-7731', 'x']).then(
+        () => undefined,
+        (err: { code?: string; message?: string }) => err,
+      );
+      expect(refused).toMatchObject({ code: '42501', message: expect.stringMatching(/its reviewer could not read all it runs: hoop hides every value of it, as it names a credential/) });
+      expect((await stack.pg.psql('select n from counter', { database: 'app' })).trim()).toBe(before);
+      const listed = JSON.parse((await reviewCli('bob', ['dba'], ['ls', '--json'])).stdout).reviews as Array<{ state: string; sql: string }>;
+      expect(listed.filter((r) => r.sql.includes('marker-mauve') && r.state === 'pending')).toEqual([]);
+      expect(JSON.stringify(listed)).not.toContain('tok-7731');
     } finally {
       await client.end();
     }
@@ -295,6 +297,22 @@ describe('a statement held for review', () => {
     } finally {
       await client.end();
     }
+  });
+
+  it('refuses, never holds, a statement whose values hoop would hide from its reviewer: a credential named in a comment hid every value (the sixteenth attack)', async () => {
+    const c = await connect();
+    const before = (await stack.pg.psql('select n from counter', { database: 'app' })).trim();
+    const r = await psql(c.info, ['-c', "UPDATE counter SET n = n + length('a value the reviewer would not see') -- token"]);
+    expect(r.stderr).toMatch(/could not wait \(its reviewer could not read all it runs: hoop hides every value of it, as it names a credential or a cipher/);
+    expect((await stack.pg.psql('select n from counter', { database: 'app' })).trim()).toBe(before);
+    expect(JSON.parse((await reviewCli('bob', ['dba'], ['ls', '--json'])).stdout).reviews.filter((x: { state: string; sql: string }) => x.state === 'pending' && x.sql.includes('-- token'))).toEqual(
+      [],
+    );
+    // The same write without the word is held, its value shown.
+    const held = psql(c.info, ['-c', "UPDATE counter SET n = n + length('a value the reviewer sees')"]);
+    const id = await pendingReview("'a value the reviewer sees'");
+    await approve(id);
+    expect((await held).code).toBe(0);
   });
 
   it("an approval's window covers the same statement with other numbers in that session, never another table", async () => {

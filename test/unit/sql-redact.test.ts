@@ -5,7 +5,7 @@
  * the servers read them.
  */
 import { describe, expect, it } from 'vitest';
-import { redactSql, secretParameters, withoutRedactionHashes } from '../../src/policy/sql/redact.js';
+import { redactSql, secretParameters, valuesHiddenFromReview, withoutRedactionHashes } from '../../src/policy/sql/redact.js';
 
 const KEY = 'k';
 const pg = (sql: string): string => redactSql(sql, 'postgres', { key: KEY }).text;
@@ -292,5 +292,18 @@ describe('redacting secrets from SQL', () => {
     expect(pg("insert into orders (id, status) values (5, 'paid')")).toBe("insert into orders (id, status) values (5, 'paid')");
     // What names none of them keeps its values: a reviewer sees which row.
     expect(pg("update orders set total = 0 where id = 5 and status = 'paid'")).toBe("update orders set total = 0 where id = 5 and status = 'paid'");
+  });
+});
+
+describe('what a reviewer could not see', () => {
+  it('says why, where hoop hides every literal and some stand at no secret’s place; nothing where each hidden value is a secret', () => {
+    for (const dialect of ['postgres', 'mysql'] as const) {
+      expect(valuesHiddenFromReview("update t set note = 'x' where id = 7 -- token", dialect)).toMatch(/names a credential/);
+      expect(valuesHiddenFromReview("update t set note = 'x' /* password */", dialect)).toMatch(/names a credential/);
+      expect(valuesHiddenFromReview("insert into t values (1, 'a')", dialect)).toMatch(/names no columns/);
+      for (const shown of ["update t set note = 'x' where id = 7", "update users set api_token = 'abc' where id = 3", "insert into t (a, b) values (1, 'a')", 'update t set n = 1 -- token'])
+        expect(valuesHiddenFromReview(shown, dialect), shown).toBeUndefined();
+    }
+    expect(valuesHiddenFromReview("alter role bob password 'hunter2'", 'postgres')).toBeUndefined();
   });
 });

@@ -269,16 +269,18 @@ export class ReviewRegistry {
     };
     let settle!: (o: ReviewOutcome) => void;
     const decided = new Promise<ReviewOutcome>((resolve) => (settle = resolve));
-    const full =
-      this.#live.size >= MAX_PENDING
-        ? `the gateway holds ${MAX_PENDING} statements for review already`
-        : this.#pendingOf(requester) >= MAX_PENDING_PER_REQUESTER
-          ? `${requester.subject} has ${MAX_PENDING_PER_REQUESTER} statements waiting for review already`
-          : undefined;
-    if (full) {
+    const refused =
+      ask.unseen !== undefined
+        ? `its reviewer could not read all it runs: hoop hides every value of it, as ${ask.unseen}`
+        : this.#live.size >= MAX_PENDING
+          ? `the gateway holds ${MAX_PENDING} statements for review already`
+          : this.#pendingOf(requester) >= MAX_PENDING_PER_REQUESTER
+            ? `${requester.subject} has ${MAX_PENDING_PER_REQUESTER} statements waiting for review already`
+            : undefined;
+    if (refused) {
       // Written to the history, not kept in memory: a flood of refusals never pushes out what others hold.
-      this.#track(this.#store.save({ ...review, state: 'expired', decidedAt: new Date(now).toISOString(), closedBecause: full }, 1).catch(() => false));
-      settle({ state: 'expired', afterMs: 0, because: full });
+      this.#track(this.#store.save({ ...review, state: 'expired', decidedAt: new Date(now).toISOString(), closedBecause: refused }, 1).catch(() => false));
+      settle({ state: 'expired', afterMs: 0, because: refused });
       return { id, decided, withdraw: () => undefined };
     }
     this.#hold(review, { settle, settings: s, ...(origin.observe ? { observe: origin.observe } : {}) }, s.timeoutMs);

@@ -40,7 +40,7 @@ import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
 import type { LaneTerms, ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
-import { isSecretParam, redactDetected, redactionMarker, redactSql, secretParameters } from '../../policy/sql/redact.js';
+import { isSecretParam, redactDetected, redactionMarker, redactSql, secretParameters, valuesHiddenFromReview } from '../../policy/sql/redact.js';
 import type { DetectorName } from '../../policy/masking/detectors.js';
 import type { SessionLimits } from '../../policy/limits.js';
 
@@ -529,11 +529,12 @@ function laneTerms(type: ConnectionConfig['type'], policy: SessionPolicy | undef
   return {};
 }
 
-/** `ask` as a reviewer is shown it: the secrets in its SQL (or, for another lane, what the detectors find) and in its parameters redacted. */
+/** `ask` as a reviewer is shown it: the secrets in its SQL (or, for another lane, what the detectors find) and in its parameters redacted, and why it cannot be shown where it hides more. */
 function redactedAsk(ask: ReviewAsk, lane: string, o: { key?: Buffer; detectors: DetectorName[] }): ReviewAsk {
   const sqlLane = lane === 'postgres' || lane === 'mysql' ? lane : undefined;
   const sql = sqlLane ? redactSql(ask.sql, sqlLane, o).text : redactDetected(ask.sql, o).text;
   const secret = sqlLane && ask.params ? secretParameters(ask.sql, sqlLane) : [];
   const param = (p: string | null, i: number): string | null => (p === null ? null : isSecretParam(secret, i + 1) ? redactionMarker(p, o.key) : redactDetected(p, o).text);
-  return { ...ask, sql, ...(ask.params ? { params: ask.params.map(param) } : {}) };
+  const unseen = sqlLane ? valuesHiddenFromReview(ask.sql, sqlLane, ask.params?.length ?? 0) : undefined;
+  return { ...ask, sql, ...(ask.params ? { params: ask.params.map(param) } : {}), ...(unseen !== undefined ? { unseen } : {}) };
 }

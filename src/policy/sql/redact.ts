@@ -570,6 +570,27 @@ export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {
   return withMarkers(sql, spans, o.key);
 }
 
+/**
+ * Why a reviewer shown `sql` (and its `params` bound parameters) redacted would not see values that
+ * are not secrets: hoop takes every literal and parameter of it as one (it names a credential
+ * somewhere, or an INSERT names no columns) and finds some at no secret's place; undefined when
+ * every value it hides is a secret's.
+ */
+export function valuesHiddenFromReview(sql: string, dialect: SqlDialect, params = 0, mode?: MysqlLexing): string | undefined {
+  for (const reading of readingsOf(sql, dialect, mode)) {
+    const why = namesSecretAnywhere(sql)
+      ? 'it names a credential or a cipher (a word such as token, password or secret, in a comment too: keep such words out of a statement for review)'
+      : unnamedColumns(sql, dialect, reading)
+        ? "an INSERT in it names no columns (name them: hoop then hides only a secret column's values)"
+        : undefined;
+    if (why === undefined) continue;
+    const secret = secretsOf(sql, dialect, reading);
+    if (everyLiteral(sql, dialect, reading).some(([s, e]) => !secret.spans.some(([a, b]) => a <= s && e <= b))) return why;
+    for (let n = 1; n <= params; n++) if (!isSecretParam(secret.params, n)) return why;
+  }
+  return undefined;
+}
+
 /** The spans of `sql`'s secrets read one way; most statements name no secret, and are not lexed at all. */
 function spansOf(sql: string, dialect: SqlDialect, mode: MysqlLexing | undefined): Array<[number, number]> {
   return namesSecretAnywhere(sql) || unnamedColumns(sql, dialect, mode) ? everyLiteral(sql, dialect, mode) : MAY_NAME_SECRET.test(sql) ? secretsOf(sql, dialect, mode).spans : [];
