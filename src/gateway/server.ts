@@ -69,7 +69,7 @@ export interface GatewayOptions {
    * A stand-in until the gateway loads its policy repository.
    */
   sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
-  /** Tests only: the clock of direct credentials and sessions' timers (maximum length, a grant's end, a credential's expiry), held so a test moves its time and fires them when it chooses. */
+  /** Tests only: the clock of direct credentials and sessions' timers (maximum length, a grant's end, a credential's expiry, a warm server connection's idle time), held so a test moves its time and fires them when it chooses. */
   clock?: Clock;
   /** Tests only: how often the bytes sent to each client are told (`session.bytes`; default 10 s). */
   bytesTickMs?: number;
@@ -119,7 +119,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const refusals = new AuthRefusals(parts.events, log);
     disposer.defer(() => refusals.close());
     const callers = callersOf(parts, refusals);
-    const { engines, sshHostKey } = await startEngines(parts, { postgres: options.postgres, ssh: options.ssh, mysql: options.mysql });
+    const { engines, sshHostKey } = await startEngines(parts, { postgres: { ...options.postgres, ...(options.clock ? { clock: options.clock } : {}) }, ssh: options.ssh, mysql: options.mysql });
     const admission = new SessionAdmission(parts, callers, engines, sessionEvents(parts, callers.running), options);
     // Taken for dead by another replica while it lived: the store says its sessions ended, so they end.
     parts.replica?.onFenced(() =>

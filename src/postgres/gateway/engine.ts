@@ -8,7 +8,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
-import { realClock } from '../../clock.js';
+import { type Clock, realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import { CATALOG_IDLE_MS, CatalogsByConnection, type RelationReads, SETTLE_MS } from './relation-reads.js';
 import { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
@@ -60,6 +60,8 @@ export interface PostgresEngineOptions {
   catalogIdleMs?: number;
   /** How long a connection's names read anything after a statement may have changed its catalog (default 5 s; tests shorten it). */
   catalogSettleMs?: number;
+  /** The gateway's clock, whose timers end warm server connections left unused (default: the real one). */
+  clock?: Clock;
 }
 
 /**
@@ -85,7 +87,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   readonly #startupSettings: ReadonlySet<string>;
   readonly #catalogs: CatalogsByConnection;
   /** Server connections kept warm between sessions, for connections whose `pool` allows it. */
-  readonly #pool = new UpstreamPool();
+  readonly #pool: UpstreamPool;
 
   constructor(options: PostgresEngineOptions) {
     this.#o = {
@@ -97,9 +99,11 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       startupSettings: DEFAULT_STARTUP_SETTINGS,
       catalogIdleMs: CATALOG_IDLE_MS,
       catalogSettleMs: SETTLE_MS,
+      clock: realClock,
       ...options,
     };
     this.#startupSettings = new Set(this.#o.startupSettings.map((n) => n.toLowerCase()));
+    this.#pool = new UpstreamPool(this.#o.clock);
     const idleMs = this.#o.catalogIdleMs;
     this.#catalogs = new CatalogsByConnection((open) => new CatalogConnection(open, { idleMs }), this.#o.catalogSettleMs);
   }

@@ -18,6 +18,7 @@
  * @see https://www.pgbouncer.org/config.html#server_reset_query
  */
 import { createHash } from 'node:crypto';
+import { type Clock, realClock } from '../../clock.js';
 import { Backend, TransactionStatus } from '../wire/codes.js';
 import { roundTrip } from '../wire/client.js';
 import { query, terminate } from '../wire/messages.js';
@@ -38,7 +39,8 @@ export interface PoolSettings {
 /** A server connection as the pool keeps it, with what drops it (its idle time, the server closing it). */
 interface Parked {
   upstream: UpstreamPostgres;
-  timer: NodeJS.Timeout;
+  /** Stops its idle timer. */
+  stop: () => void;
   onGone: () => void;
 }
 
@@ -52,6 +54,9 @@ export function poolKey(parts: { target: unknown; user: string; database: string
 export class UpstreamPool {
   readonly #idle = new Map<string, Parked[]>();
   #closed = false;
+
+  /** `clock`: the gateway's, whose timers end a connection unused for its `idleMs`. */
+  constructor(private readonly clock: Clock = realClock) {}
 
   /** A warm connection for `key`, if one is kept (it is the caller's now). */
   take(key: string): UpstreamPostgres | undefined {
@@ -98,10 +103,9 @@ export class UpstreamPool {
     upstream.socket.pause();
     const parked: Parked = {
       upstream,
-      timer: setTimeout(() => this.#drop(key, parked), settings.idleMs),
+      stop: this.clock.timer(settings.idleMs, () => this.#drop(key, parked)),
       onGone: () => this.#drop(key, parked),
     };
-    parked.timer.unref();
     upstream.socket.once('close', parked.onGone);
     upstream.socket.unref?.();
     const list = this.#idle.get(key) ?? [];
@@ -123,7 +127,7 @@ export class UpstreamPool {
   }
 
   #unpark(parked: Parked): void {
-    clearTimeout(parked.timer);
+    parked.stop();
     parked.upstream.socket.off('close', parked.onGone);
     parked.upstream.socket.ref?.();
   }
