@@ -12,8 +12,8 @@ export default defineConfig({
     // Speed and memory figures are the benchmark's (vitest.bench.config.ts, npm run bench:tests), not functional tests.
     exclude: ['**/node_modules/**', 'test/perf/**'],
     // Limits for what hangs, not speeds: CI machines have run this suite three times slower than others of their kind.
-    testTimeout: 120_000,
-    hookTimeout: 240_000,
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
     // A poll waits for what a busy machine makes late (a worker thread's flush, a child's exit): twenty seconds, not one.
     expect: { poll: { timeout: 20_000 } },
     pool: 'forks',

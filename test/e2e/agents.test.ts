@@ -317,7 +317,7 @@ describe('hoop run', () => {
     // Another run's session added to the first run's bundle: its verify.sh says the bundle is not that run's.
     cpSync(join(checkedBundle.root, 'sessions', plain!.id), join(root, 'sessions', plain!.id), { recursive: true });
     expect((await check()).stdout).toContain(`FAIL the bundle holds sessions [${[...sessions.map((s) => s.id), plain!.id].sort().join(' ')}]`);
-  }, 300_000);
+  });
 
   it("a person's session belongs to no run, whatever its request says: the run id and the agent's way in are a run credential's alone", async () => {
     const claims = { Authorization: `Bearer ${token}`, 'Hoop-Session-Id': 'claimed-run-session', 'Hoop-Run-Id': 'run-ok_1234567890123', 'Hoop-Via': 'run' };
