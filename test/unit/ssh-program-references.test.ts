@@ -140,7 +140,6 @@ const SED_JOINS = [';', ';', ';', '\n', '\n', ' ', '', '}', '\t', '#'];
 it('reads every script GNU sed runs a command of as one that may run a command (labels as GNU sed ends them)', () => {
   const dir = join(base, 'sed');
   mkdirSync(dir);
-  const mark = join(dir, 'M');
   const { random, pick } = seeded(4);
   const missed: string[] = [];
   let ran = 0;
@@ -150,8 +149,9 @@ it('reads every script GNU sed runs a command of as one that may run a command (
     for (let k = 1 + Math.floor(random() * 4); k > 0; k--) script += pick(SED_JOINS) + pick(SED_PIECES);
     // Half the scripts put a command that runs right after a label, past each character that may end it.
     if (n % 2 === 1) script = `${random() < 0.5 ? '{' : ''}${pick(SED_LABELS)}${pick(SED_LABEL_ENDS)}${pick(['e touch M', 's/a/touch M/e', '}e touch M', '}\ne touch M'])}`;
+    // A mark of its own per script: a command a script killed at its timeout had started may touch its mark late.
+    const mark = join(dir, `M${n}`);
     script = script.replaceAll('touch M', `touch ${mark}`);
-    rmSync(mark, { force: true });
     try {
       execFileSync('sed', ['-n', script], { input: 'a\nb\n|/[]\n', cwd: dir, stdio: ['pipe', 'ignore', 'ignore'], timeout: 300, killSignal: 'SIGKILL' });
     } catch {
@@ -172,9 +172,8 @@ it('reads every script GNU sed runs a command of as one that may run a command (
   expect(sedRuns('b a;:a e id')).toBe(true);
 });
 
-/** Runs `program` with `args` in `dir` (input `input`, stopped after a second): whether it ran `touch M` (M: `mark`). */
+/** Runs `program` with `args` in `dir` (input `input`, stopped after a second): whether it ran `touch M` (M: `mark`, a file no other run names). */
 function ranMark(program: string, args: string[], dir: string, mark: string, input = ''): boolean {
-  rmSync(mark, { force: true });
   try {
     execFileSync(program, args, { cwd: dir, input, stdio: ['pipe', 'ignore', 'ignore'], timeout: 1000, killSignal: 'SIGKILL', env: { PATH: process.env.PATH ?? '', HOME: dir, LANG: 'C' } });
   } catch {
@@ -188,13 +187,14 @@ async function againstProgram(program: string, pieces: string[][], setup: (dir: 
   const dir = join(base, `${program}-options`);
   mkdirSync(dir);
   setup(dir);
-  const mark = join(dir, 'M');
   const judge = await sshJudgeIn(dir, `  default: deny\n  rules:\n    - { name: tools, match: { commands: ["${program} **"] }, action: allow }\n`);
   const { random, pick } = seeded(program.length);
   const missed: string[] = [];
   let ran = 0;
   let allowed = 0;
   for (let n = 0; n < runs; n++) {
+    // A mark of its own per line (see above).
+    const mark = join(dir, `M${n}`);
     const args = Array.from({ length: 1 + Math.floor(random() * 4) }, () => pick(pieces))
       .flat()
       .map((w) => w.replaceAll('touch M', `touch ${mark}`));
