@@ -4,9 +4,10 @@
  * run, each is cut whole and sealed when it closes, and what a crash leaves is recovered up to the
  * last commit, and no further than the chain and the commit's signature bind.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, pbkdf2 } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { CLIENT } from '../../src/postgres/pipeline/recording/records.js';
 import { Journal } from '../../src/recording/journal.js';
 import { recoverJournals } from '../../src/recording/journal-recovery.js';
 import { readEvents } from '../../src/recording/read.js';
-import { cutRecording } from '../../src/recording/record-chunks.js';
+import { cutRecording, gzipChunk } from '../../src/recording/record-chunks.js';
 import { eventRecord, NO_PREVIOUS, RECORDING_NAMESPACE } from '../../src/recording/writer.js';
 import { sshSign } from '../../src/recording/sshsig.js';
 import { HEADER, RecordingThread } from '../../src/recording/thread.js';
@@ -394,6 +395,31 @@ describe('a hostile chunk of records', () => {
       const check = await verifyRecording(dir, [key]);
       expect(check.ok, problem).toBe(false);
       expect(check.problems.join('\n')).toContain(problem);
+    }
+  });
+});
+
+describe('gzipChunk', () => {
+  it('stores a small chunk and compresses a large one, and gzip and zlib read each back as it was', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-gzip-chunk-'));
+    try {
+      let seed = 7;
+      const random = (): number => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed / 2 ** 31;
+      };
+      for (const n of [0, 1, 2, 255, 4096, 8191, 8192, 100_000]) {
+        const data = Buffer.from(Array.from({ length: n }, () => Math.floor(random() * (random() < 0.5 ? 4 : 256))));
+        const z = gzipChunk(data);
+        // Stored: header, the block's five bytes, the data, CRC and size.
+        if (n < 8192) expect(z.length).toBe(10 + 5 + n + 8);
+        expect(gunzipSync(z).equals(data)).toBe(true);
+        writeFileSync(join(dir, 'c.gz'), z);
+        expect(execFileSync('gzip', ['-t', join(dir, 'c.gz')]).length).toBe(0);
+        expect(execFileSync('gzip', ['-dc', join(dir, 'c.gz')], { maxBuffer: 1 << 20 }).equals(data)).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
