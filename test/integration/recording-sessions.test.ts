@@ -6,7 +6,7 @@
  * a user sees only their own sessions and an auditor everyone's; `results: none` keeps no rows.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
@@ -187,10 +187,10 @@ describe('recorded sessions', () => {
   it('a running session is listed from its start, and shows and verifies to its last checkpoint', async () => {
     const c = await stack.connect('app', await stack.token('alice'));
     const client = await pgClient(c.info);
+    type Listed = { id: string; reason: string; recording: string; statements: number; endedAt?: string };
+    let now: Listed | undefined;
     try {
       await client.query('select count(*) from customers');
-      type Listed = { id: string; reason: string; recording: string; statements: number; endedAt?: string };
-      let now: Listed | undefined;
       for (let i = 0; i < 50 && !now; i++) now = (JSON.parse((await hoop(['sessions', 'ls', '--json'], 'alice')).stdout) as { sessions: Listed[] }).sessions.find((s) => s.endedAt === undefined);
       expect(now).toMatchObject({ reason: 'running', recording: 'running', statements: 1 });
       // The CLI's record is in its spool (`local`) once its recording thread opened it, as the session started.
@@ -215,12 +215,15 @@ describe('recorded sessions', () => {
       const verify = await hoop(['sessions', 'verify', now!.id], 'alice');
       expect(verify.code).toBe(0);
       expect(verify.stdout).toContain('running: verified to its last checkpoint');
+      expect(readdirSync(join(stack.dir, 'hoop-data', 'snapshots', now!.id)).length).toBeGreaterThan(0);
     } finally {
       await client.end();
       await c.stop();
     }
     const ended = (await sessionsOf('alice', 4))[0]!;
     expect(ended).toMatchObject({ statements: 1, reason: 'client-terminated', recording: 'complete' });
+    // Its snapshots went with its end.
+    expect(existsSync(join(stack.dir, 'hoop-data', 'snapshots', now!.id))).toBe(false);
   });
 
   it("others see only their own sessions; an auditor sees everyone's", async () => {

@@ -42,7 +42,13 @@ describe('RecordingDisk', () => {
     const { d, state } = disk({ free: FLOOR });
     await d.check('start a session');
     state.free = FLOOR - 1;
+    // A reading younger than the watch interval serves the next start: no read of its own.
+    await vi.advanceTimersByTimeAsync(199);
+    await d.check('start a session');
+    expect(state.reads).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
     const e = await d.check('start a session').catch((x: unknown) => x);
+    expect(state.reads).toBe(2);
     expect(e).toBeInstanceOf(HoopError);
     expect(e).toMatchObject({ code: ErrorCode.RECORDING_UNAVAILABLE });
     expect((e as HoopError).message).toContain('399 MiB free, under its floor of 400 MiB, so it cannot start a session');

@@ -10,6 +10,7 @@
  * @see https://goteleport.com/docs/reference/architecture/session-recording/ (strict mode)
  */
 import { statfs } from 'node:fs/promises';
+import { realClock } from '../../clock.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 
@@ -27,8 +28,9 @@ export class RecordingDisk {
   readonly #log: Logger;
   readonly #watchMs: number;
   readonly #freeBytes: (dir: string) => Promise<number>;
-  /** Free bytes when last read (undefined before the first read). */
+  /** Free bytes when last read (undefined before the first read), and when. */
   #free: number | undefined;
+  #readAt = Number.NEGATIVE_INFINITY;
   /** What each watching session does when the disk falls under the stop line. */
   readonly #watchers = new Set<() => void>();
   #timer: NodeJS.Timeout | undefined;
@@ -43,9 +45,13 @@ export class RecordingDisk {
     this.#freeBytes = o.freeBytes ?? statfsFree;
   }
 
-  /** @throws HoopError RECORDING_UNAVAILABLE when the disk is below its floor (`what`: what the gateway then cannot do). */
+  /**
+   * Whether the disk is over its floor, by a reading at most one watch interval old (a session
+   * that starts while others record costs no read of its own).
+   * @throws HoopError RECORDING_UNAVAILABLE when the disk is below its floor (`what`: what the gateway then cannot do)
+   */
   async check(what: string): Promise<void> {
-    const free = await this.#read();
+    const free = this.#free !== undefined && realClock.now() - this.#readAt < this.#watchMs ? this.#free : await this.#read();
     if (free >= this.#floor) return;
     throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `hoop: the gateway's data disk has ${mib(free)} MiB free, under its floor of ${mib(this.#floor)} MiB, so it cannot ${what}`, {
       hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)",
@@ -90,6 +96,7 @@ export class RecordingDisk {
 
   async #read(): Promise<number> {
     this.#free = await this.#freeBytes(this.#dir);
+    this.#readAt = realClock.now();
     return this.#free;
   }
 }

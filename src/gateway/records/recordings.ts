@@ -299,10 +299,14 @@ export class GatewayRecordings {
     return this.archive.recover();
   }
 
-  /** Adds an ended session to the index; its snapshots go. */
+  /** Adds an ended session to the index; its snapshots go (a session nobody watched as it ran has none to look for). */
   async index(summary: SessionSummary): Promise<void> {
+    const taken = this.#live.get(summary.id)?.taken;
     this.#live.delete(summary.id);
-    await rm(join(this.dir, SNAPSHOT_DIR, summary.id), { recursive: true, force: true });
+    if (taken) {
+      await taken.catch(() => undefined);
+      await rm(join(this.dir, SNAPSHOT_DIR, summary.id), { recursive: true, force: true });
+    }
     return this.archive.index(summary);
   }
 
@@ -396,6 +400,8 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
 export class FileSessionArchive implements SessionArchive {
   readonly dir: string;
   readonly #index: SessionIndexFile<SessionSummary>;
+  /** The making of `recordings/`, once. */
+  #root: Promise<void> | undefined;
 
   /** A line of the index that is not a session's summary (nor a deletion) is skipped, said in `log`. */
   constructor(dataDir: string, log: Logger) {
@@ -416,14 +422,29 @@ export class FileSessionArchive implements SessionArchive {
 
   /** The recording's directory, made exclusively: it exists for every id claimed here, and stays when its files are pruned. */
   async claim(id: string): Promise<boolean> {
-    await mkdir(join(this.dir, 'recordings'), { recursive: true, mode: 0o700 });
-    return mkdir(join(this.dir, 'recordings', id), { mode: 0o700 }).then(
-      () => true,
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EEXIST') return false;
+    const root = join(this.dir, 'recordings');
+    const made = (): Promise<boolean> =>
+      mkdir(join(root, id), { mode: 0o700 }).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') return false;
+          throw err;
+        },
+      );
+    // The directory of recordings is made once (again only if it went meanwhile), not for each session.
+    this.#root ??= mkdir(root, { recursive: true, mode: 0o700 }).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#root = undefined;
         throw err;
       },
     );
+    await this.#root;
+    return made().catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdir(root, { recursive: true, mode: 0o700 });
+      return made();
+    });
   }
 
   async files(id: string): Promise<string[]> {
