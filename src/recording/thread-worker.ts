@@ -16,7 +16,7 @@ import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
-import { writeFileOnceOnThread } from '../durable-file.js';
+import { syncFiles, writeFileOnceOnThread } from '../durable-file.js';
 import { lowerThreadPriority } from '../worker-thread.js';
 import { Journal, JournalChanged } from './journal.js';
 import { cutRecording } from './record-chunks.js';
@@ -172,15 +172,63 @@ function failJournal(journal: Journal, err: unknown): void {
   }
 }
 
-/** Cuts recording `id` from its journal into its directory (`sealed`: it closed in full; what a cut that failed left there goes first), then tells the journal. */
+/**
+ * Cuts recording `id` from its journal into its directory (`sealed`: it closed in full; what a cut
+ * that failed left there goes first), then tells the journal. A durable cut is synced with the
+ * cuts of other sessions made meanwhile ({@link synced}): until then the journal, which holds the
+ * same records, keeps it.
+ */
 async function cut(id: number, r: Open, sealed: boolean): Promise<void> {
   const { journal, key, durable, announce } = r.journaled!;
   const meta = journal.session(id);
   if (!meta) return;
   for (const f of filesIn(meta.dir).filter((f) => RECORDING_FILE.test(f))) unlinkSync(join(meta.dir, f));
-  const onFile = announce ? (name: string): void => say({ op: 'file', id, name, removed: false }) : undefined;
-  await cutRecording({ dir: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable, ...(onFile ? { onFile } : {}) }, journal.blocks(id));
+  const written: string[] = [];
+  const onFile = (name: string): void => {
+    written.push(join(meta.dir, name));
+    if (announce) say({ op: 'file', id, name, removed: false });
+  };
+  await cutRecording({ dir: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable: false, onFile }, journal.blocks(id));
+  if (durable) await synced(meta.dir, written);
   removedJournals(journal.closed(id));
+}
+
+/** How long a cut waits for others to be synced with it: the disk is waited on once for all the sessions that end meanwhile. */
+const SYNC_AFTER_MS = 200;
+/** Cuts synced together: their files and directories, and the sync (once begun). */
+interface SyncGroup {
+  files: string[];
+  dirs: Set<string>;
+  sync(): Promise<void>;
+  done: Promise<void>;
+}
+/** The cuts to sync next. */
+let syncing: SyncGroup | undefined;
+
+/** Resolves once `files` (of directory `dir`) and their names are on disk, synced with the other cuts of the next {@link SYNC_AFTER_MS}. */
+function synced(dir: string, files: string[]): Promise<void> {
+  if (!syncing) {
+    let once: Promise<void> | undefined;
+    const group: SyncGroup = {
+      files: [],
+      dirs: new Set(),
+      sync: () => {
+        if (syncing === group) syncing = undefined;
+        once ??= syncFiles(group.files, group.dirs);
+        return once;
+      },
+      done: new Promise<void>((resolve) => setTimeout(resolve, SYNC_AFTER_MS)).then(() => group.sync()),
+    };
+    syncing = group;
+  }
+  syncing.files.push(...files);
+  syncing.dirs.add(dir);
+  return syncing.done;
+}
+
+/** Syncs the group that waits, now (the owner stops). */
+async function syncNow(): Promise<void> {
+  await syncing?.sync();
 }
 
 /** The names in `dir` (none when there is no such directory). */
@@ -258,8 +306,13 @@ port.on('message', (m: ToThread) => {
   }
   if (m.op === 'retire') {
     // The owner stops: journals that hold no open recording go now (those that do stay, as a crash leaves them).
-    idle();
-    return say({ op: 'retired', id: 0 });
+    void syncNow()
+      .catch(() => undefined)
+      .finally(() => {
+        idle();
+        say({ op: 'retired', id: 0 });
+      });
+    return;
   }
   const r = recordings.get(m.id);
   if (!r) return;

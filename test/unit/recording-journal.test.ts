@@ -105,6 +105,20 @@ describe('the recording thread with a journal', () => {
     await thread.stop();
   });
 
+  it('cuts the sessions that end together and syncs them as one group: each closes complete, and only then does its journal let it go', async () => {
+    const thread = new RecordingThread({ flushMs: 20 });
+    const journal = join(root, 'journal');
+    const dirs = Array.from({ length: 5 }, (_, i) => join(root, `s${i}`));
+    const streams = await Promise.all(dirs.map((dir, i) => thread.open({ dir, id: `session-${i}`, key, journal, protocol: 'postgres', checkpointMs: 20 })));
+    streams.forEach((s, i) => s.event({ t: 'start', at: i }));
+    // Committed: a crash from here on recovers each session up to its start.
+    await expect.poll(() => recoverJournals(journal, [key]).sessions.length, { interval: 5 }).toBe(5);
+    await Promise.all(streams.map((s) => s.close()));
+    expect(recoverJournals(journal, [key]).sessions).toEqual([]);
+    for (const [i, dir] of dirs.entries()) expect(await verifyRecording(dir, [key])).toMatchObject({ ok: true, complete: true, id: `session-${i}` });
+    await thread.stop();
+  });
+
   it('a stop removes the journals that hold no open recording, and keeps one that does, as a crash leaves it', async () => {
     const thread = new RecordingThread({ flushMs: 20 });
     const done = join(root, 'done-journal');
