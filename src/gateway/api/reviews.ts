@@ -5,13 +5,12 @@
  * (optional for approve) records the caller's decision and answers the review as it then stands.
  * The registry (../reviews/reviews.ts) decides who may see and decide what.
  */
-import { realClock } from '../../clock.js';
 import type { Identity } from '../../identity.js';
 import { REVIEW_STATES, type Review, type ReviewState } from '../../policy/review-record.js';
 import { reviewDecisionBody } from '../../api/bodies.js';
 import { HttpError } from '../http/http-error.js';
 import type { ReviewRegistry } from '../reviews/reviews.js';
-import { describeEnd, type RunRegistry, runOpen } from '../runs/runs.js';
+import { describeEnd, type RunRegistry } from '../runs/runs.js';
 import { checkBody } from '../http/respond.js';
 import { requestUrl } from '../http/request-target.js';
 
@@ -20,7 +19,7 @@ const STATES: readonly ReviewState[] = REVIEW_STATES;
 /** The reviews endpoints (`match`: {@link API_ROUTES}.reviews's groups, the review and the decision). */
 export async function reviewsApi(
   registry: ReviewRegistry,
-  runs: Pick<RunRegistry, 'get'>,
+  runs: Pick<RunRegistry, 'get' | 'isOpen'>,
   req: { method?: string | undefined; url?: string | undefined },
   identity: Identity,
   auditor: boolean,
@@ -47,10 +46,10 @@ export async function reviewsApi(
 }
 
 /** A detached statement of a run is claimed by a session of that run alone: once the run ended, an approval would run nothing (a denial is still recorded). */
-async function refuseEndedRun(r: Review, runs: Pick<RunRegistry, 'get'>): Promise<void> {
+async function refuseEndedRun(r: Review, runs: Pick<RunRegistry, 'get' | 'isOpen'>): Promise<void> {
   if (r.kind !== 'statement' || !r.detached || r.run === undefined || r.state !== 'pending') return;
   const run = await runs.get(r.run);
-  if (run && runOpen(run, realClock.now())) return;
+  if (run && runs.isOpen(run)) return;
   const why = run === undefined ? 'the gateway knows it no more' : run.endReason ? describeEnd(run.endReason) : 'its time ran out';
   throw new HttpError(409, `review ${r.id} holds a statement of run ${r.run}, which has ended (${why}): no session of it can run the statement now`, {
     hint: `deny it (hoop review deny ${r.id} --reason "…") or let it expire`,

@@ -345,6 +345,11 @@ export class RunRegistry {
     return RUN_ID.test(id) ? this.#store.get(id) : Promise.resolve(undefined);
   }
 
+  /** Whether `run` is open now, by the registry's clock. */
+  isOpen(run: RunRecord): boolean {
+    return runOpen(run, this.#clock.now());
+  }
+
   /** Calls `onEnd` once run `id` ends (at once when it has); returns a function that stops watching. */
   watch(id: string, onEnd: (reason: RunEnd | undefined) => void): () => void {
     let set = this.#watchers.get(id);
