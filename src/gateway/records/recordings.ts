@@ -400,8 +400,6 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
 export class FileSessionArchive implements SessionArchive {
   readonly dir: string;
   readonly #index: SessionIndexFile<SessionSummary>;
-  /** The making of `recordings/`, once. */
-  #root: Promise<void> | undefined;
 
   /** A line of the index that is not a session's summary (nor a deletion) is skipped, said in `log`. */
   constructor(dataDir: string, log: Logger) {
@@ -431,15 +429,7 @@ export class FileSessionArchive implements SessionArchive {
           throw err;
         },
       );
-    // The directory of recordings is made once (again only if it went meanwhile), not for each session.
-    this.#root ??= mkdir(root, { recursive: true, mode: 0o700 }).then(
-      () => undefined,
-      (err: unknown) => {
-        this.#root = undefined;
-        throw err;
-      },
-    );
-    await this.#root;
+    // `recordings/` is made when it is missing, not for each session.
     return made().catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
       await mkdir(root, { recursive: true, mode: 0o700 });
