@@ -26,7 +26,8 @@ import { openTunnel, type TunnelRefusedError } from '../../src/tunnel/transport.
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
-import { eventually, pace, poll } from '../harness/wait.js';
+import { HeldClock } from '../harness/held-clock.js';
+import { eventually, poll } from '../harness/wait.js';
 import { newKeyPair } from '../../src/key-pair.js';
 
 describe('HTTP API: auth config, whoami, devices', () => {
@@ -307,9 +308,16 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
 
 describe('sessions live as long as their token', () => {
   let stack: HoopStack;
+  // The gateway's clock is held: a token expires when a test moves the clock past it, however busy the machine.
+  const clock = new HeldClock();
+  /** A token of `subject` that lives `seconds` on the gateway's clock (ahead of real time by what the tests moved it). */
+  const tokenFor = (subject: string, seconds: number, groups?: string[]): Promise<string> =>
+    stack.oidc.token({ subject, ...(groups ? { groups } : {}), expiresInSeconds: Math.ceil((clock.now() - Date.now()) / 1000) + seconds });
+  /** The expiry a token says, in milliseconds. */
+  const expOf = (token: string): number => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
 
   beforeAll(async () => {
-    stack = await startStack({ issuer: { clockToleranceSeconds: 0, tokenType: 'access' } });
+    stack = await startStack({ issuer: { clockToleranceSeconds: 0, tokenType: 'access' }, gateway: { clock } });
   });
 
   afterAll(async () => {
@@ -354,15 +362,18 @@ describe('sessions live as long as their token', () => {
   }
 
   it('an expired token ends its session with 28000 and a message saying so, while another session goes on', async () => {
-    const shortToken = await stack.oidc.token({ subject: 'alice', expiresInSeconds: 10 });
-    const exp = new Date((JSON.parse(Buffer.from(shortToken.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000);
-    const [short, long] = await Promise.all([session(shortToken, 'expiring-1'), session(await stack.oidc.token({ subject: 'bob' }), 'lasting-1')]);
+    const shortToken = await tokenFor('alice', 60);
+    const exp = new Date(expOf(shortToken));
+    const [short, long] = await Promise.all([session(shortToken, 'expiring-1'), session(await tokenFor('bob', 3600), 'lasting-1')]);
     expect(await selectOne(short)).toBe('1');
 
+    clock.advance(exp.getTime() - clock.now() - 1_000);
+    expect(await selectOne(short)).toBe('1');
+    clock.advance(1_000);
     const error = await short.raw.error(30_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000', message: `hoop: your token expired at ${exp.toISOString()}; the session is closed` });
     expect(error?.hint).toBe('run `hoop login` and connect again');
-    expect(Date.now()).toBeGreaterThanOrEqual(exp.getTime());
+    expect(clock.now()).toBeGreaterThanOrEqual(exp.getTime());
     expect(await short.control('close')).toMatchObject({ type: 'close', reason: 'token-expired', message: error?.message, hint: error?.hint });
     expect(await short.raw.closed()).toBe(true);
 
@@ -374,19 +385,19 @@ describe('sessions live as long as their token', () => {
   });
 
   it('a token control message renews the session past the old expiry', async () => {
-    const shortToken = await stack.oidc.token({ subject: 'alice', expiresInSeconds: 10 });
+    const shortToken = await tokenFor('alice', 60);
     const s = await session(shortToken, 'renewed-1');
-    const fresh = await stack.oidc.token({ subject: 'alice', groups: ['dba'], expiresInSeconds: 600 });
+    const fresh = await tokenFor('alice', 600, ['dba']);
     s.channel.sendControl({ type: 'token', token: fresh });
     const accepted = await s.control('token-accepted');
-    expect(Date.parse(accepted.expiresAt as string)).toBeGreaterThan(Date.now() + 590_000);
+    expect(Date.parse(accepted.expiresAt as string)).toBeGreaterThan(clock.now() + 590_000);
 
     // A token that does not verify is refused; the session keeps the expiry it has.
     s.channel.sendControl({ type: 'token', token: 'not-a-token' });
     expect(await s.control('token-rejected')).toMatchObject({ reason: 'malformed' });
 
-    // Past the first token's expiry (10 s: 3 s ran out before a busy machine signed the session in): the session lives on the renewed one.
-    await pace(10_500);
+    // Past the first token's expiry: the session lives on the renewed one.
+    clock.advance(expOf(shortToken) - clock.now() + 1_000);
     expect(await selectOne(s)).toBe('1');
     expect(s.controls.some((m) => m.type === 'close')).toBe(false);
     s.raw.write(terminate());
@@ -423,9 +434,11 @@ describe('sessions live as long as their token', () => {
       expect(err?.reason, String(typ)).toBe('wrong-token-type');
     }
     // A session opened with an access token cannot be renewed with an ID token: it ends at its own expiry.
-    const s = await session(await stack.oidc.token({ subject: 'alice', expiresInSeconds: 10 }), 'typ-renewal');
+    const short = await tokenFor('alice', 60);
+    const s = await session(short, 'typ-renewal');
     s.channel.sendControl({ type: 'token', token: await signed('JWT') });
     expect(await s.control('token-rejected')).toMatchObject({ reason: 'wrong-token-type' });
+    clock.advance(expOf(short) - clock.now());
     expect(await s.raw.error(30_000)).toMatchObject({ severity: 'FATAL', code: '28000' });
     expect(await s.control('close')).toMatchObject({ reason: 'token-expired' });
   });
@@ -442,15 +455,14 @@ describe('sessions live as long as their token', () => {
   });
 
   it('a session whose token expires in the middle of a result gets whole messages, then the error', async () => {
-    const token = await stack.oidc.token({ subject: 'alice', expiresInSeconds: 10 });
-    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
+    const token = await tokenFor('alice', 60);
     const s = await session(token, 'mid-result-1');
-    // Rows of 1 MB, and a client that stops reading: the expiry finds the relay inside a row.
+    // Rows of 1 MB, and a client that stops reading once the first has begun: the expiry finds the relay inside a row.
     s.raw.write(query("select repeat('x', 1000000) as big from generate_series(1, 100)"));
     await s.raw.waitFor('T');
+    await poll(() => s.raw.raw.includes(Buffer.from([0x44, 0x00, 0x0f, 0x42])));
     s.channel.pause();
-    // Holds the reader stalled until past the expiry under test.
-    await pace(Math.max(0, exp - Date.now()) + 700);
+    clock.advance(expOf(token) - clock.now());
     s.channel.resume();
     const error = await s.raw.error(30_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000' });

@@ -457,6 +457,7 @@ export class SessionAdmission {
           end,
           log,
           logFields: who,
+          clock: this.o.clock ?? realClock,
         }).stop;
     // A run's sessions end with it, on whichever replica it ends.
     const runId = who.run;

@@ -11,15 +11,12 @@
  * @see docs/internals.md (§3: a token that expires inside a long tunnel is refreshed)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 (invalid_token)
  */
-import { realClock } from '../../clock.js';
+import { type Clock, realClock } from '../../clock.js';
 import type { LogFields, Logger } from '../../log.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import { SessionEnd, type TunnelSession } from '../../session/engine.js';
 import type { Identity } from '../../identity.js';
 import { TokenRejectedError, type TokenVerifier } from '../identity/verify-token.js';
-
-/** The longest delay `setTimeout` takes (about 24.8 days); longer waits are re-armed. @see https://nodejs.org/api/timers.html#settimeoutcallback-delay-args */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Options of {@link watchSessionToken}. */
 export interface SessionTokenOptions {
@@ -35,8 +32,8 @@ export interface SessionTokenOptions {
   log: Logger;
   /** Fields every log line of this session carries (session id, subject, connection...). */
   logFields: LogFields;
-  /** The current time (tests move it). */
-  clock?: () => number;
+  /** The gateway's one clock (tests hold it); the real one by default. */
+  clock?: Clock;
 }
 
 /** A running watch; {@link SessionTokenWatch.stop} when the session ends. */
@@ -66,9 +63,9 @@ export function watchSessionToken(options: SessionTokenOptions): SessionTokenWat
 /** A session's token watched: its deadline's timer and its renewals, one at a time. */
 class TokenWatch implements SessionTokenWatch {
   readonly #o: SessionTokenOptions;
-  readonly #clock: () => number;
+  readonly #clock: Clock;
   #deadline: number;
-  #timer: NodeJS.Timeout | undefined;
+  #stopTimer: (() => void) | undefined;
   #stopped = false;
   #busy = false;
   /** The last token that arrived while a renewal was verified, waiting its turn. */
@@ -76,7 +73,7 @@ class TokenWatch implements SessionTokenWatch {
 
   constructor(o: SessionTokenOptions) {
     this.#o = o;
-    this.#clock = o.clock ?? realClock.now;
+    this.#clock = o.clock ?? realClock;
     this.#deadline = o.session.identity.expiresAt.getTime() + o.toleranceSeconds(o.session.identity) * 1000;
     o.session.channel.on('control', this.#onControl);
     this.#arm();
@@ -89,8 +86,8 @@ class TokenWatch implements SessionTokenWatch {
   /** Stops watching (a bound function: callers keep it apart from the watch). */
   readonly stop = (): void => {
     this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#stopTimer?.();
+    this.#stopTimer = undefined;
     this.#o.session.channel.off('control', this.#onControl);
   };
 
@@ -100,19 +97,18 @@ class TokenWatch implements SessionTokenWatch {
     this.#o.end(reason);
   }
 
-  /** Ends the session at its deadline: now if it passed, else by a timer (re-armed past the longest delay a timer takes). */
+  /** Ends the session at its deadline: now if it passed, else by a timer (which looks again when it fires: a long wait may fire early). */
   readonly #arm = (): void => {
-    clearTimeout(this.#timer);
-    const delay = this.#deadline - this.#clock();
+    this.#stopTimer?.();
+    const delay = this.#deadline - this.#clock.now();
     if (delay <= 0) {
-      this.#timer = undefined;
+      this.#stopTimer = undefined;
       const { identity } = this.#o.session;
       this.#o.log.info('tunnel.token-expired', { ...this.#o.logFields, expiredAt: identity.expiresAt.toISOString() });
       this.#end(tokenExpiredEnd(identity));
       return;
     }
-    this.#timer = setTimeout(this.#arm, Math.min(delay, MAX_TIMER_MS));
-    this.#timer.unref();
+    this.#stopTimer = this.#clock.timer(delay, this.#arm);
   };
 
   #reply(message: ControlMessage): void {
