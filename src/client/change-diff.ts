@@ -19,7 +19,7 @@ import { structuredPatch } from 'diff';
 import type { Change } from '../agent/gate.js';
 import { lstatOr } from '../agent/layers.js';
 import type { Palette } from '../ui/output.js';
-import { terminalSafe } from '../ui/terminal-safe.js';
+import { lineSafe, terminalSafe } from '../ui/terminal-safe.js';
 
 /** Sides larger than this are named, not shown line by line. */
 const SHOWN_BYTES = 256 * 1024;
@@ -29,13 +29,10 @@ const MAX_DIFF_MS = 200;
 /** A line longer than this cannot be read in a review (a minified file's): the file is named instead. */
 const MAX_LINE = 1_000;
 
-/** Text the command chose (a name, a link's target), on one line and unable to steer the terminal. */
-export const oneLine = (text: string): string => terminalSafe(text).replace(/\n/g, '\\n');
-
 /** How `path` is named in a diff and in what the gate says: relative to `cwd` when it is in it, else as it is (without its first `/`); on one line, terminal-safe. */
 export function shownPath(path: string, cwd: string): string {
   const rel = relative(cwd, path);
-  return oneLine(rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) ? rel.split(sep).join('/') : path.replace(/^\/+/, ''));
+  return lineSafe(rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) ? rel.split(sep).join('/') : path.replace(/^\/+/, ''));
 }
 
 /** The first 8,000 bytes of `path`, or the whole when smaller; empty when it cannot be read. */
@@ -93,7 +90,7 @@ export function changeDiff(c: Change, o: { cwd: string; paint?: Palette }): Show
   const name = shownPath(c.path, o.cwd);
   const out: string[] = [];
   const done = (whole: boolean, ...last: string[]): Shown => ({ text: `${[...out, ...last].join('\n')}\n`, whole });
-  if (c.refused) out.push((p?.bad ?? String)(`# hoop refuses this change: ${oneLine(c.refused)}`));
+  if (c.refused) out.push((p?.bad ?? String)(`# hoop refuses this change: ${lineSafe(c.refused)}`));
   if (c.replaces === 'dir') out.push((p?.bad ?? String)(`deleted directory ${name}/ (${entries(c.entries)}), replaced by the ${c.type} below`));
   else if (c.replaces && c.type === 'dir') out.push((p?.bad ?? String)(`deleted ${c.replaces === 'link' ? 'link' : c.replaces} ${name} (${old?.size ?? 0} bytes), replaced by a directory`));
   if (c.type === 'dir') {

@@ -18,7 +18,8 @@ import type { CliIo } from '../io.js';
 import type { RecordingWriter } from '../recording/writer.js';
 import { palette } from '../ui/output.js';
 import { TERMINAL_RESET } from '../ui/terminal-safe.js';
-import { changeDiff, oneLine, type Shown, shownPath } from './change-diff.js';
+import { changeDiff, type Shown, shownPath } from './change-diff.js';
+import { lineSafe } from '../ui/terminal-safe.js';
 
 /** What to do with a layer's changes. */
 export type Settle = { how: 'apply' } | { how: 'review' } | { how: 'keep'; why: string };
@@ -63,7 +64,7 @@ export async function settleLayer(
     say,
     'refused',
     changes.filter((c) => c.refused && !c.within),
-    (c) => `${shown(c)}${c.refusedUnder ? ` (and the ${count(c.refusedUnder, 'entry', 'entries')} in it)` : ''}: ${oneLine(c.refused!)}`,
+    (c) => `${shown(c)}${c.refusedUnder ? ` (and the ${count(c.refusedUnder, 'entry', 'entries')} in it)` : ''}: ${lineSafe(c.refused!)}`,
   );
   let chosen: readonly Change[] | undefined = passing;
   let how = settle;
@@ -98,7 +99,7 @@ export async function settleLayer(
     changes.filter((c) => c.dropped && !c.refused),
     (c) => shown(c),
   );
-  sayList(say, 'not applied', applied.conflicts, (c) => `${shown(c)}: ${oneLine(c.refused!)}`);
+  sayList(say, 'not applied', applied.conflicts, (c) => `${shown(c)}: ${lineSafe(c.refused!)}`);
   record(o.record, changes, 'applied', applied);
   if (applied.conflicts.length > 0) {
     await layer.update({ kept: true, pid: 0, pidStart: '' });

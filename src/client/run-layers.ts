@@ -9,7 +9,8 @@ import { type Layer, listLayers, readLayer } from '../agent/layers.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { paintedTable, palette, printJson } from '../ui/output.js';
-import { changeDiff, oneLine } from './change-diff.js';
+import { changeDiff } from './change-diff.js';
+import { lineSafe } from '../ui/terminal-safe.js';
 import { settleLayer } from './run-gate.js';
 
 /** A kept layer's state: its `hoop run` still runs, it was kept on purpose, or its `hoop run` stopped first. */
@@ -44,7 +45,7 @@ export function listRunLayers(io: CliIo, o: { json?: boolean }): void {
   io.stdout.write(
     paintedTable(io, [
       ['RUN', 'BEGAN', 'AGENT', 'STATE', 'IN', 'COMMAND'],
-      ...rows.map((r) => [r.run, r.startedAt.slice(0, 16).replace('T', ' '), r.agent, r.state, oneLine(r.places.join(', ')), oneLine(r.command)]),
+      ...rows.map((r) => [r.run, r.startedAt.slice(0, 16).replace('T', ' '), r.agent, r.state, lineSafe(r.places.join(', ')), lineSafe(r.command)]),
     ]),
   );
 }

@@ -7,7 +7,7 @@
 import { realClock } from '../clock.js';
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { characters, displayWidth, formatDuration } from '../text-format.js';
-import { terminalSafe } from './terminal-safe.js';
+import { lineSafe, terminalSafe } from './terminal-safe.js';
 
 /** Who, as a review names people: their email, else their subject. */
 export const person = (p: { subject: string; email?: string }): string => p.email ?? p.subject;
@@ -20,17 +20,25 @@ export function relative(iso: string, now = realClock.now()): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-/** One line of SQL for a table cell, at most `max` terminal columns (cut with `…`). */
+/**
+ * One line of SQL (or a command) for a table cell, shown safe ({@link lineSafe}), at most `max`
+ * terminal columns (cut with `…`). Only runs of spaces and tabs fold, which no parser reads apart:
+ * a line break is shown `\n` (it ends a `--` comment: folded, `… id = 5 --⏎OR true` reads as
+ * commented out), and a no-break space, a letter to PostgreSQL, as its escape.
+ */
 export const oneLine = (sql: string, max = 60): string => {
-  // Only ASCII blanks fold: a no-break space is a letter to PostgreSQL (`WHERE\xa0NOT\xa0x` names an alias), escaped when shown.
-  const flat = sql.replace(/[ \t\n\r\f\v]+/g, ' ').trim();
-  if (displayWidth(flat) <= max) return flat;
-  let cut = '';
-  for (const c of characters(flat)) {
-    if (displayWidth(cut + c) > max - 1) break;
-    cut += c;
+  let shown = '';
+  let width = 0;
+  /** Where the text is cut if it is longer than `max`: room for the `…`. */
+  let cut = -1;
+  for (const c of characters(sql.replace(/[ \t]+/g, ' ').trim())) {
+    const piece = lineSafe(c);
+    width += displayWidth(piece);
+    if (cut < 0 && width > max - 1) cut = shown.length;
+    shown += piece;
+    if (width > max) return `${shown.slice(0, cut)}…`;
   }
-  return `${cut}…`;
+  return shown;
 };
 
 /** Where a review stands, in words: `pending (1 of 2 approvals, expires in 9 min)`, `denied by bob: too broad`. */
@@ -64,15 +72,9 @@ export function reviewRows(reviews: readonly ReviewInfo[]): string[][] {
   return [
     ['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'],
     ...reviews.map((r) =>
-      [
-        r.id,
-        r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state,
-        person(r.requester),
-        r.connection,
-        r.rule ?? '-',
-        relative(r.createdAt).replace(/^in /, ''),
-        subjectLine(r),
-      ].map(terminalSafe),
+      [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, '')]
+        .map(terminalSafe)
+        .concat(subjectLine(r)),
     ),
   ];
 }

@@ -14,12 +14,26 @@
  * @see https://www.unicode.org/reports/tr44/#Default_Ignorable_Code_Point
  * @see https://nvd.nist.gov/vuln/detail/CVE-2021-42574 ("Trojan Source")
  */
-const UNSAFE_CHAR = '(?![\\n\\t ])[\\p{Cc}\\p{Cf}\\p{Co}\\p{Cn}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}\\p{Default_Ignorable_Code_Point}\\u2800]';
+const UNSAFE_CLASS = '[\\p{Cc}\\p{Cf}\\p{Co}\\p{Cn}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}\\p{Default_Ignorable_Code_Point}\\u2800]';
+const UNSAFE_CHAR = `(?![\\n\\t ])${UNSAFE_CLASS}`;
 /** An unsafe character (`char`), or a backslash that would read as the start of an escape (before `\`, `x`, `u` or an escaped character): shown as `\\`. */
 const unsafe = (char: string): RegExp => new RegExp(`${char}|\\\\(?=[\\\\xu]|${char})`, 'gu');
 const UNSAFE = unsafe(UNSAFE_CHAR);
 /** The backquote escaped too: a Slack code block's text, which three backquotes would end. */
 const UNSAFE_IN_CODE = unsafe(`(?:${UNSAFE_CHAR}|\`)`);
+
+/** What {@link lineSafe} escapes: what terminalSafe does, line breaks and tabs, and every backslash. */
+const UNSAFE_ON_ONE_LINE = new RegExp(`(?! )${UNSAFE_CLASS}|\\\\`, 'gu');
+
+/**
+ * `text` on one line (a table cell, a list): as {@link terminalSafe} shows it, with each line break
+ * `\n` and tab `\t` (never a blank: a line break ends a `--` or `#` comment, so folding it shows
+ * what runs as commented out) and every backslash `\\`; so each character's escape is its own,
+ * and what is shown reads back as one text only.
+ */
+export function lineSafe(text: string): string {
+  return text.replace(UNSAFE_ON_ONE_LINE, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : escapeOf(c)));
+}
 
 /**
  * `text` with every character that could steer a terminal, hide, or pass for another (every space but U+0020: a
@@ -36,11 +50,14 @@ export function codeBlockSafe(text: string): string {
 }
 
 function escaped(text: string, unsafeChars: RegExp): string {
-  return text.replace(unsafeChars, (c) => {
-    if (c === '\\') return '\\\\';
-    const n = c.codePointAt(0)!;
-    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : n < 0x10000 ? `\\u${n.toString(16).padStart(4, '0')}` : `\\u{${n.toString(16)}}`;
-  });
+  return text.replace(unsafeChars, escapeOf);
+}
+
+/** One character's escape: `\\` for a backslash, else its code point (`\x1b`, `\u202e`, `\u{e0072}`). */
+function escapeOf(c: string): string {
+  if (c === '\\') return '\\\\';
+  const n = c.codePointAt(0)!;
+  return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : n < 0x10000 ? `\\u${n.toString(16).padStart(4, '0')}` : `\\u{${n.toString(16)}}`;
 }
 
 /**

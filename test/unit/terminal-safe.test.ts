@@ -91,10 +91,41 @@ describe('terminalSafe', () => {
 });
 
 describe('oneLine (a statement in a table cell: hoop review ls, the inbox list)', () => {
-  it('folds only ASCII blanks: a no-break space PostgreSQL reads as a letter stays, to be shown escaped (the sixteenth attack)', () => {
+  /** What a reader takes the shown text for: each escape read back as its character. */
+  const readBack = (shown: string): string =>
+    shown.replace(/\\(\\|n|t|x[0-9a-f]{2}|u[0-9a-f]{4}|u\{[0-9a-f]+\})/g, (_, e: string) =>
+      e === '\\' ? '\\' : e === 'n' ? '\n' : e === 't' ? '\t' : String.fromCodePoint(Number.parseInt(e.replace(/[xu{}]/g, ''), 16)),
+    );
+
+  it('folds only runs of spaces and tabs: a no-break space PostgreSQL reads as a letter is shown escaped (the sixteenth attack)', () => {
     // `DELETE FROM accounts WHERE\xa0NOT\xa0archived` deletes every row: `where not archived` is an alias.
-    expect(terminalSafe(oneLine('DELETE FROM accounts WHERE\u00a0NOT\u00a0archived'))).toBe('DELETE FROM accounts WHERE\\xa0NOT\\xa0archived');
-    expect(oneLine('select 1\n\tfrom   t')).toBe('select 1 from t');
-    for (const c of ['\u00a0', '\u1680', '\u2000', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff']) expect(oneLine(`a${c}b`), escape(c)).toBe(`a${c}b`);
+    expect(oneLine('DELETE FROM accounts WHERE\u00a0NOT\u00a0archived')).toBe('DELETE FROM accounts WHERE\\xa0NOT\\xa0archived');
+    expect(oneLine('select  1 \t from   t')).toBe('select 1 from t');
+    for (const c of ['\u00a0', '\u1680', '\u2000', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff']) expect(oneLine(`a${c}b`), escape(c)).toBe(`a${terminalSafe(c)}b`);
+  });
+
+  it('shows a line break as \\n, never a blank: the newline that ends a comment is no space (the seventeenth attack: approved, it deleted every row)', () => {
+    expect(oneLine('DELETE FROM accounts WHERE id = 5 --\nOR true')).toBe('DELETE FROM accounts WHERE id = 5 --\\nOR true');
+    expect(oneLine('DELETE FROM t WHERE id = 5 # x\r\nOR 1')).toBe('DELETE FROM t WHERE id = 5 # x\\x0d\\nOR 1');
+    expect(oneLine('select 1\n\tfrom t')).toBe('select 1\\n from t');
+    // A backslash typed is shown as two: `\n` typed is no line break.
+    expect(oneLine("select E'a\\nb'")).toBe("select E'a\\\\nb'");
+  });
+
+  it('reads back as the statement with its runs of spaces and tabs folded, or is cut with … (10,000 generated statements)', () => {
+    const alphabet = ['a', ' ', '  ', '\t', '\n', '\r', '--', '#', '\\', 'n', 'x0a', '\u00a0', '\u202e', '\u200b', '全', '\x1b', "'", '/*', '*/'];
+    let seed = 17;
+    const next = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 10_000; i++) {
+      const sql = Array.from({ length: 1 + next(30) }, () => alphabet[next(alphabet.length)]).join('');
+      const folded = sql.replace(/[ \t]+/g, ' ').trim();
+      const shown = oneLine(sql, 40);
+      expect(shown, JSON.stringify(sql)).not.toMatch(/[\n\r\t\x1b\u00a0\u202e\u200b]/);
+      if (shown.endsWith('…') && readBack(shown.slice(0, -1)) !== folded) expect(folded.startsWith(readBack(shown.slice(0, -1))), JSON.stringify(sql)).toBe(true);
+      else expect(readBack(shown), JSON.stringify(sql)).toBe(folded);
+    }
   });
 });
