@@ -744,7 +744,8 @@ async function readRepoCa(root: string, file: SourceFile, ca: string, caAt: Path
     problems.add(file, caAt, `${ca} is a symbolic link`);
     return;
   }
-  const { data, problem } = await readPem(target, 'certificate');
+  // Inside the checkout, which is checked as a whole (and `hoop policy check` reads a person's own clone).
+  const { data, problem } = await readPem(target, 'certificate', (f) => readFile(f));
   if (problem) problems.add(file, caAt, problem.replace(root + sep, ''));
   else found({ data: data!, file: target });
 }

@@ -3,7 +3,7 @@
  * problem is reported with its file, line, column and field, all at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -422,6 +422,20 @@ statements:
       HOOP_MASK_KEY: 'k',
     });
     expect(pg(ok.connections[1]).tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
+  });
+
+  it("trusts a connection's CA file outside the repo only as it trusts its own files: one others may write (or, as root, another user's) makes the connection unavailable (the seventeenth attack: the gateway sent the password to the other user's server)", async () => {
+    const theirs = join(base, 'ca', 'theirs.pem');
+    writeFileSync(theirs, ca, { mode: 0o644 });
+    chmodSync(theirs, 0o666);
+    const env = { PROD_DB_PASSWORD: 'x', HOOP_MASK_KEY: 'k' };
+    const writable = await loadPolicyDir(tree({ 'hoop.yaml': GOOD.replace('./ca.pem', theirs) }), env);
+    expect(writable.connections[1]!.unavailable).toContainEqual(expect.stringMatching(/connections\.1\.tls\.ca: .*theirs\.pem.*other users may write to it/));
+    if (process.getuid?.() !== 0) return;
+    chmodSync(theirs, 0o644);
+    chownSync(theirs, 1001, 1001);
+    const owned = await loadPolicyDir(tree({ 'hoop.yaml': GOOD.replace('./ca.pem', theirs) }), env);
+    expect(owned.connections[1]!.unavailable).toContainEqual(expect.stringMatching(/connections\.1\.tls\.ca: .*theirs\.pem.*belongs to another user \(uid 1001\)/));
   });
 });
 

@@ -373,7 +373,7 @@ class PendingChecks {
     if (typeof value !== 'string' || value.trim() === '') return;
     const target = resolve(this.#baseDir, value.trim());
     this.pending.push(
-      readPem(target, kind, readTrustedFile).then(({ data, problem }) => {
+      readPem(target, kind).then(({ data, problem }) => {
         if (problem) this.problems.push({ path, message: problem });
         else this.files.set(path.join('.'), { file: target, data: data! });
       }),
