@@ -15,14 +15,21 @@ const base = mkdtempSync(join(tmpdir(), 'hoop-mcp-program-'));
 chmodSync(base, 0o755);
 let made = 0;
 
-const connection = (command: string[], cwd?: string): McpConnection => ({ name: 'files', type: 'mcp', command, ...(cwd ? { cwd } : {}), allow: { subjects: [], emails: [], groups: [] } });
+const connection = (command: string[], cwd?: string, env?: Record<string, string>): McpConnection => ({
+  name: 'files',
+  type: 'mcp',
+  command,
+  ...(cwd ? { cwd } : {}),
+  ...(env ? { env: Object.fromEntries(Object.entries(env).map(([k, text]) => [k, { text }])) } : {}),
+  allow: { subjects: [], emails: [], groups: [] },
+});
 
-/** Opens the connection's server: what became of it, and closes it when it started. */
-async function started(command: string[], path = process.env.PATH, cwd?: string): Promise<string> {
+/** Opens the connection's server (with `env` set as gateway.yaml sets a connection's): what became of it, and closes it when it started. */
+async function started(command: string[], path = process.env.PATH, cwd?: string, env?: Record<string, string>): Promise<string> {
   const saved = process.env.PATH;
   process.env.PATH = path;
   try {
-    const upstream = await openUpstream(connection(command, cwd), async () => '', base, { message: () => undefined, closed: () => undefined });
+    const upstream = await openUpstream(connection(command, cwd, env), async () => '', base, { message: () => undefined, closed: () => undefined });
     await upstream.close();
     return 'started';
   } catch (err) {
@@ -93,14 +100,25 @@ describe.runIf(process.getuid?.() === 0)('what the program runs, however it is n
   writeFileSync(join(js, 'node_modules', 'evil-mcp', 'package.json'), '{"name":"evil-mcp","version":"1.0.0","bin":{"evil-mcp":"cli.js"}}');
   const cli = theirs(join(js, 'node_modules', 'evil-mcp', 'cli.js'));
 
+  const refusedFile = (file: string) => new RegExp(`not started: the gateway will not trust ${file}: it belongs to another user \\(uid 1001\\)`);
+
   it('is refused, naming the file, when it is another user’s: a directory, a name without its extension, --import=, env, npx or python -m from the cwd', async () => {
-    const refused = (file: string) => new RegExp(`not started: the gateway will not trust ${file}: it belongs to another user \\(uid 1001\\)`);
+    const refused = refusedFile;
     expect(await started([process.execPath, join(srv, 'pkg')])).toMatch(refused(index));
     expect(await started([process.execPath, join(srv, 'server')])).toMatch(refused(server));
     expect(await started([process.execPath, `--import=${preload}`, SERVER])).toMatch(refused(preload));
     expect(await started(['/usr/bin/env', 'node', preload])).toMatch(refused(preload));
     expect(await started(['python3', '-m', 'mcp_tool'], process.env.PATH, py)).toMatch(refused(tool));
     expect(await started(['npx', '--offline', '-y', 'evil-mcp'], process.env.PATH, js)).toMatch(refused(cli));
+  });
+
+  it('is refused when what the script loads beside it, or what the environment names, is another user’s (the seventeenth attack: each ran their code as root)', async () => {
+    const main = join(srv, 'main.mjs');
+    copyFileSync(SERVER, main);
+    expect(await started([process.execPath, main])).toMatch(/not started: the gateway will not trust .*: it belongs to another user \(uid 1001\)/);
+    expect(await started([process.execPath, SERVER], process.env.PATH, undefined, { NODE_OPTIONS: `--max-old-space-size=256 --import=${preload}` })).toMatch(refusedFile(preload));
+    expect(await started(['python3', '-m', 'json.tool'], process.env.PATH, undefined, { PYTHONPATH: `/usr/lib/python3:${py}` })).toMatch(refusedFile(tool));
+    expect(await started([process.execPath, SERVER], process.env.PATH, undefined, { NODE_OPTIONS: '--max-old-space-size=256' })).toBe('started');
   });
 
   it('refuses a shell’s -c script and env -S: the gateway does not read what a command line runs', async () => {
@@ -116,6 +134,20 @@ describe.runIf(process.getuid?.() === 0)('what the program runs, however it is n
     const data = place(0o755).dir;
     expect(await started(['npx', '--offline', '-y', '@modelcontextprotocol/server-filesystem', data], process.env.PATH, cwd)).toBe('started');
     expect(await started([process.execPath, place(0o755).script])).toBe('started');
+  });
+
+  it('refuses an interpreter’s code given in its words (node -e, python3 -c, perl -E): the gateway does not read what code loads', async () => {
+    for (const command of [
+      [process.execPath, '-e', 'import("/tmp/x.mjs")'],
+      [process.execPath, '--eval=1'],
+      [process.execPath, '-pe', '1'],
+      ['python3', '-c', 'import helper'],
+      ['python3', '-u', '-c', 'import helper'],
+      ['perl', '-E', 'say 1'],
+    ])
+      expect(await started(command), command.join(' ')).toMatch(/not started: an interpreter's code given in its words \(-[a-zA-Z-]+.*\) is not run/);
+    // The script's own words are its own.
+    expect(await started([process.execPath, SERVER, '-e', 'x'])).toBe('started');
   });
 
   it('refuses a directory an interpreter runs that holds more than it can check; a directory given as data is not walked', async () => {

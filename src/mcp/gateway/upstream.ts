@@ -85,23 +85,43 @@ function onPath(name: string, path: string | undefined): string | undefined {
  * Refuses to run what another user could replace: what the gateway runs it trusts as it trusts its keys (as sshd its
  * AuthorizedKeysCommand), its directories above included. It checks what may run, not which words name code: the
  * program (and the one `env` runs), the `cwd` set (a tree: `python -m`, `npx` load from it), and every path a word
- * names, whole or after `=` (a name without its extension as each file it may complete to; a directory as a tree when an
- * interpreter runs it, else it is the program's data);
- * a shell's `-c` script and `env -S`, `env -C` are refused.
+ * or a value of the environment names, whole or after `=` (a name without its extension as each file it may complete
+ * to; a directory as a tree when an interpreter runs it, and a script's directory, else it is the program's data);
+ * a shell's `-c` script, an interpreter's code in its words (`-e`, `-c`) and `env -S`, `env -C` are refused.
  * @throws HoopError CONFIG_INVALID naming the file and the fix
  */
-function checkProgram(command: readonly string[], cwd: string, cwdSet: boolean, path: string | undefined): void {
+function checkProgram(command: readonly string[], env: Record<string, string>, cwd: string, cwdSet: boolean): void {
   const [name, ...words] = command as [string, ...string[]];
-  checkRun(name, cwd, path);
+  checkRun(name, cwd, env.PATH);
   if (cwdSet) checkPath(cwd, true);
   if (SHELL.test(basename(name)) && words.some((w) => /^-[a-z]*c/i.test(w)))
     throw new HoopError(ErrorCode.CONFIG_INVALID, `a shell's -c script is not run: the gateway does not check what a script runs`, {
       hint: 'give the MCP server program and its arguments as the command',
     });
-  if (basename(name) === 'env') checkEnv(words, cwd, path);
-  const script = INTERPRETER.test(basename(name)) ? words.find((w) => !w.startsWith('-')) : undefined;
-  for (const word of words) for (const p of pathsNamed(word, cwd)) checkPath(p, word === script);
+  if (basename(name) === 'env') checkEnv(words, cwd, env.PATH);
+  const interpreter = INTERPRETER.test(basename(name));
+  const at = interpreter ? words.findIndex((w) => !w.startsWith('-')) : -1;
+  const options = interpreter ? (at < 0 ? words : words.slice(0, at)) : [];
+  const inline = options.find((w) => INLINE_CODE.test(w));
+  if (inline !== undefined)
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `an interpreter's code given in its words (${inline}) is not run: the gateway does not check what code loads`, {
+      hint: "give the MCP server as a script file (or package directory) of the gateway's own",
+    });
+  for (const [i, word] of words.entries())
+    for (const p of pathsNamed(word, cwd)) {
+      checkPath(p, i === at);
+      // A script runs what lies beside it (`import './helper.mjs'`): its directory is checked as a tree, as a package directory is.
+      if (i === at && !statSync(p).isDirectory()) checkPath(dirname(p), true);
+    }
+  // What the environment names is loaded as the words' paths are (NODE_OPTIONS=--import=FILE, PYTHONPATH, LD_PRELOAD).
+  for (const [k, v] of Object.entries(env)) if (k !== 'PATH') for (const word of v.split(/[\s:]+/)) for (const p of pathsNamed(word, cwd)) checkPath(p, LOADED_FROM.test(k));
 }
+
+/** An interpreter's options that give it code in a word (`node -e`, `python3 -c`, `perl -E`, `ruby -pe`, `--eval=…`, `--print`). */
+const INLINE_CODE = /^(-[a-zA-Z]*[ecE][a-zA-Z]*|-p|--eval(=.*)?|--print(=.*)?)$/;
+
+/** Variables whose paths a program loads code from (the others' paths are its data). */
+const LOADED_FROM = /^(NODE_OPTIONS|NODE_PATH|PYTHON[A-Z_]*|PERL5[A-Z0-9_]*|PERLLIB|RUBY[A-Z_]*|LD_[A-Z_]+|BASH_ENV|ENV)$/;
 
 /** Refuses a program another user could replace: `name` as the child finds it (by `PATH` without a slash). */
 function checkRun(name: string, cwd: string, path: string | undefined): void {
@@ -145,7 +165,7 @@ function startProgram(command: readonly string[], own: Record<string, string>, s
   Object.assign(env, own);
   const cwd = set ?? workDir;
   try {
-    checkProgram(command, cwd, set !== undefined, env.PATH);
+    checkProgram(command, env, cwd, set !== undefined);
   } catch (err) {
     return Promise.reject(new Error(`the MCP server's program ${command[0]} was not started: ${describeError(err)}`));
   }
