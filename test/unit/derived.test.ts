@@ -97,3 +97,26 @@ describe('StatementJudge with masking.derived: deny', () => {
     expect(judge.judge('select lower(email) from customers').action).toBe('allow');
   });
 });
+
+describe('a rename that would take a masked column from under its rule (DerivedValueCheck.moves)', () => {
+  const check = new DerivedValueCheck(masking);
+
+  it.each([
+    ['alter table customers rename column email to e2', 'a rename of the masked column customers.email'],
+    // A table's row type is a composite type: its attribute is the table's column (the seventeenth attack read it in clear after this).
+    ['alter type customers rename attribute email to e3', 'a rename of the masked column customers.email'],
+    ['alter type public.customers rename attribute ssn to taxid', 'a rename of the masked column public.customers.ssn'],
+    ['alter table customers rename to clients', 'a rename of customers, whose columns the policy masks by its name'],
+  ])('%s: %s', (sql, why) => {
+    expect(check.moves(facts(sql))).toBe(why);
+  });
+
+  it.each([
+    'alter table customers rename constraint email to c2',
+    'alter trigger email on customers rename to t2',
+    'alter type customers rename attribute note to n2',
+    'alter table customers rename column note to n2',
+  ])('leaves %s, which moves no masked column', (sql) => {
+    expect(check.moves(facts(sql))).toBeUndefined();
+  });
+});

@@ -17,6 +17,9 @@ function relationName(rv: RangeVar | undefined): RelationName | undefined {
   return { ...(rv.schemaname ? { schema: rv.schemaname } : {}), relation: rv.relname };
 }
 
+/** Renames of a relation's parts that are no column: its constraints, triggers, policies, rules, an index. */
+const NOT_A_COLUMN = new Set(['OBJECT_TABCONSTRAINT', 'OBJECT_DOMCONSTRAINT', 'OBJECT_TRIGGER', 'OBJECT_POLICY', 'OBJECT_RULE', 'OBJECT_INDEX']);
+
 /** What `node` does to a relation's shape, if anything (`lineage`: its query's, for CREATE VIEW / TABLE AS / SELECT INTO). */
 export function relationDdl(node: Tagged, lineage: StatementLineage | undefined): RelationDdl | undefined {
   switch (node[0]) {
@@ -76,8 +79,11 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
       const relation = relationName(node[1].relation);
       if (!relation || !node[1].newname) return undefined;
       const newname = node[1].newname;
-      if (node[1].renameType === 'OBJECT_COLUMN' && node[1].subname) return { relation, kind: 'altered', added: [], renamed: { [newname]: node[1].subname } };
-      if (!['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE'].includes(node[1].renameType ?? '')) return undefined;
+      // A table's row type is a composite type: ALTER TYPE t RENAME ATTRIBUTE renames t's column.
+      if ((node[1].renameType === 'OBJECT_COLUMN' || node[1].renameType === 'OBJECT_ATTRIBUTE') && node[1].subname)
+        return { relation, kind: 'altered', added: [], renamed: { [newname]: node[1].subname } };
+      // What renames no column nor relation; any other rename of a relation (one a later PostgreSQL adds) counts as the relation's.
+      if (NOT_A_COLUMN.has(node[1].renameType ?? '')) return undefined;
       return { relation: { ...relation, relation: newname }, kind: 'renamed', was: relation };
     }
     case 'AlterObjectSchemaStmt': {
