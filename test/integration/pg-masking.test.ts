@@ -107,6 +107,19 @@ async function run(info: RunningConnect['info'], sql: string): Promise<string> {
 }
 
 describe('masking through the gateway', () => {
+  it('serves masked values only to a client that reads UTF-8: another client_encoding is refused at sign-in and ends the session when set (the seventeenth attack: WIN1252 passed a card with no-break spaces whole)', async () => {
+    for (const via of [masked, judged]) {
+      const r = await psql(via.info, ['-Atc', 'select 1'], { env: { PGCLIENTENCODING: 'LATIN1' } });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('client_encoding = LATIN1');
+      expect(r.stderr).toContain('connect with client_encoding UTF8');
+    }
+    const set = await psql(judged.info, ['-Atc', "set client_encoding = 'WIN1252'", '-c', 'select note from customers where id = 1'], { env: { PGCLIENTENCODING: 'UTF8' } });
+    expect(set.stderr).toContain('the session changed client_encoding to one that is not UTF8');
+    expect(set.stdout).not.toContain('4111');
+    expect((await psql(plain.info, ['-Atc', 'select count(*) from customers'], { env: { PGCLIENTENCODING: 'LATIN1' } })).stdout.trim()).toBe('2');
+  });
+
   it('masks a plain select by origin, name and content', async () => {
     const r = await rows('select id, email, ssn, note from customers order by id');
     expect(r[0]).toEqual({ id: 1, email: REDACTED, ssn: expect.stringMatching(/6789$/), note: expect.stringContaining('1111') });

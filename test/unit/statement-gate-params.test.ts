@@ -47,6 +47,13 @@ describe('unsafeSettingValue / unsafeParameter', () => {
     expect(unsafeParameter(Buffer.from('TimeZone\0UTC\0'))).toBeUndefined();
     expect(unsafeParameter(Buffer.from('no terminator'))).toBeUndefined();
   });
+
+  it('where values are masked, flags every client encoding but UTF-8: the detectors read UTF-8 (the seventeenth attack: WIN1252 passed 4111–1111–1111–1111 whole)', () => {
+    for (const e of ['LATIN1', 'WIN1252', 'windows-1250', 'KOI8R', 'SQL_ASCII', 'EUC_JP', 'default']) expect(unsafeSettingValue('client_encoding', e, false, true), e).toBe(true);
+    for (const e of ['UTF8', 'utf-8', 'Unicode']) expect(unsafeSettingValue('client_encoding', e, false, true), e).toBe(false);
+    expect(unsafeParameter(Buffer.from('client_encoding\0LATIN1\0'), false, true)).toBe('client_encoding');
+    expect(unsafeParameter(Buffer.from('client_encoding\0LATIN1\0'))).toBeUndefined();
+  });
 });
 
 describe('StatementGate.backend and ParameterStatus', () => {

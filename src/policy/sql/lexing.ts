@@ -53,6 +53,16 @@ export function lexingSafeEncoding(name: string): boolean {
 }
 
 /**
+ * True when values sent in client encoding `name` are UTF-8, as masking and the detectors read
+ * them (under LATIN1 or WIN1252 a no-break space or an en dash between a card's digits is one
+ * byte that is no UTF-8, and a masked value would be sent back in another encoding).
+ */
+export function utf8Encoding(name: string): boolean {
+  const clean = cleanEncodingName(name);
+  return clean === 'utf8' || clean === 'unicode';
+}
+
+/**
  * True when `name = value` keeps the server's lexing equal to hoop's parser:
  * `standard_conforming_strings` on (`default` counts: the gateway starts every session with it
  * on) and a {@link lexingSafeEncoding} client encoding; any other setting cannot change it.

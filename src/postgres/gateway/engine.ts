@@ -181,7 +181,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       upstream.socket.end(terminate());
       return end;
     }
-    const unsafe = session.judge ? refuseUnsafeServer(channel, upstream, session.readOnly, outcome) : undefined;
+    const unsafe = session.judge || session.masking ? refuseUnsafeServer(channel, upstream, session.readOnly, session.masking !== undefined, outcome) : undefined;
     if (unsafe) return unsafe;
     const { backendKey } = upstream;
     const relayed: OpenedSession['relayed'] = {};
@@ -463,8 +463,8 @@ function upstreamFailed(channel: SessionChannel, connection: PostgresConnection,
  * For a judged session: ends it (the outcome) when the server reports a setting that undoes what
  * the gateway's checks rely on, or does not report standard_conforming_strings; else undefined.
  */
-function refuseUnsafeServer(channel: SessionChannel, upstream: UpstreamPostgres, readOnly: boolean | undefined, outcome: OutcomeOf): SessionOutcome | undefined {
-  const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, readOnly));
+function refuseUnsafeServer(channel: SessionChannel, upstream: UpstreamPostgres, readOnly: boolean | undefined, masked: boolean, outcome: OutcomeOf): SessionOutcome | undefined {
+  const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, readOnly, masked));
   const missing = upstream.serverParams.every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
   if (!unsafe && !missing) return undefined;
   upstream.socket.end(terminate());
@@ -476,7 +476,7 @@ function refuseUnsafeServer(channel: SessionChannel, upstream: UpstreamPostgres,
     'unsafe-setting',
     SqlState.FEATURE_NOT_SUPPORTED,
     message,
-    'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on',
+    `${masked ? 'connect with client_encoding UTF8 (its values are masked, which hoop reads as UTF-8); ' : ''}the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on`,
   );
   return outcome('unsafe-setting', message);
 }

@@ -33,7 +33,8 @@ const CUT_TIMEOUT_MS = 5_000;
 /** How long the server of an ended session has to act on its Terminate (after a CancelRequest when it was busy) before the link is cut. */
 const UPSTREAM_END_GRACE_MS = 1_000;
 /** Said when a judged session's server reports a setting under which SQL would read differently at the gateway and the server. */
-function unsafeSettingMessage(setting: string): string {
+function unsafeSettingMessage(setting: string, masked: boolean): string {
+  if (masked && setting === 'client_encoding') return 'hoop: the session changed client_encoding to one that is not UTF8, in which the gateway reads the values it masks; the session is closed';
   return `hoop: the session changed ${setting}, which the gateway's checks rely on (how SQL reads, or read-only access); the session is closed`;
 }
 
@@ -202,6 +203,7 @@ export class SessionRelay {
           ...(catalog ? { functionName: functionNames(catalog) } : {}),
           ...(masking ? { sideChannel: (analysis: Analysis) => masking.sideChannel(analysis) } : {}),
           readOnly: session.readOnly === true,
+          masked: masking !== undefined,
           connection: connection.name,
           ...(session.recording?.stopping ? { stopping: session.recording.stopping } : {}),
           // The relay's ServerState tells the gate what the server did with each name change.
@@ -215,7 +217,7 @@ export class SessionRelay {
           // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
           onUnsafeSetting: (setting) => {
             session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
-            this.#endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
+            this.#endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting, masking !== undefined) });
           },
           ...(session.reviews ? { review: (ask: ReviewAsk): PendingReview => this.#o.review(ask, this.#backend) } : {}),
         })

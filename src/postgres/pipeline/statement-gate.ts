@@ -189,6 +189,8 @@ export class StatementGate implements Stage {
       onRefusal?: (refusal: Refusal) => void;
       onUnsafeSetting?: (setting: string) => void;
       readOnly?: boolean;
+      /** The session's values are masked: a client encoding other than UTF-8 ends it (masking reads UTF-8). */
+      masked?: boolean;
       review?: (ask: ReviewAsk) => PendingReview;
       confirmed?: boolean;
       /** The qualified name of the function with this OID (quoted as SQL writes it), undefined when there is none: for FunctionCall. */
@@ -211,7 +213,7 @@ export class StatementGate implements Stage {
     this.#stopping = options.stopping;
     this.#connection = options.connection;
     this.#onRefusal = options.onRefusal;
-    this.#settings = new SettingsWatch(options.readOnly === true, options.onUnsafeSetting);
+    this.#settings = new SettingsWatch(options.readOnly === true, options.masked === true, options.onUnsafeSetting);
     this.#reviews = new ReviewHolds(options.review);
   }
 

@@ -9,7 +9,7 @@
  * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
  * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-DEFAULT-TRANSACTION-READ-ONLY
  */
-import { lexingSafeSetting } from '../../../policy/sql/lexing.js';
+import { lexingSafeSetting, utf8Encoding } from '../../../policy/sql/lexing.js';
 
 /** Longest ParameterStatus body the gate reads; the settings it watches report short values. */
 const MAX_PARAMETER_STATUS = 1024;
@@ -20,36 +20,41 @@ const MAX_PARAMETER_STATUS = 1024;
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS
  */
-export function unsafeParameter(body: Buffer, readOnly = false): string | undefined {
+export function unsafeParameter(body: Buffer, readOnly = false, masked = false): string | undefined {
   const end = body.indexOf(0);
   if (end < 0) return undefined;
   const name = body.toString('latin1', 0, end).toLowerCase();
   const valueEnd = body.indexOf(0, end + 1);
   const value = body.toString('latin1', end + 1, valueEnd < 0 ? body.length : valueEnd);
-  return unsafeSettingValue(name, value, readOnly) ? name : undefined;
+  return unsafeSettingValue(name, value, readOnly, masked) ? name : undefined;
 }
 
 /**
  * True when the server reporting `name = value` undoes what the gateway's checks rely on: a
  * setting under which SQL would lex differently at the gateway and at the server
  * (`standard_conforming_strings` off, a client encoding whose characters can hold a backslash
- * byte: see {@link lexingSafeSetting}), or, for read-only access, `default_transaction_read_only`
- * off (reported by PostgreSQL 14 and later).
+ * byte: see {@link lexingSafeSetting}), for read-only access `default_transaction_read_only`
+ * off (reported by PostgreSQL 14 and later), and where values are `masked` a client encoding
+ * that is not UTF-8 (see {@link utf8Encoding}).
  */
-export function unsafeSettingValue(name: string, value: string, readOnly = false): boolean {
-  if (readOnly && name.toLowerCase() === 'default_transaction_read_only' && value.trim().toLowerCase() !== 'on') return true;
+export function unsafeSettingValue(name: string, value: string, readOnly = false, masked = false): boolean {
+  const lower = name.toLowerCase();
+  if (readOnly && lower === 'default_transaction_read_only' && value.trim().toLowerCase() !== 'on') return true;
+  if (masked && lower === 'client_encoding' && !utf8Encoding(value)) return true;
   return !lexingSafeSetting(name, value);
 }
 
 /** One session's watch on the server's ParameterStatus messages: the first unsafe setting, reported once. */
 export class SettingsWatch {
   readonly #readOnly: boolean;
+  readonly #masked: boolean;
   readonly #onUnsafeSetting: ((setting: string) => void) | undefined;
   #unsafeSetting: string | undefined;
 
-  /** `readOnly`: the session's access is read-only (the server turning it off ends the session). */
-  constructor(readOnly: boolean, onUnsafeSetting: ((setting: string) => void) | undefined) {
+  /** `readOnly`: the session's access is read-only (the server turning it off ends the session); `masked`: its values are masked (UTF-8 only). */
+  constructor(readOnly: boolean, masked: boolean, onUnsafeSetting: ((setting: string) => void) | undefined) {
     this.#readOnly = readOnly;
+    this.#masked = masked;
     this.#onUnsafeSetting = onUnsafeSetting;
   }
 
@@ -61,7 +66,7 @@ export class SettingsWatch {
   /** Checks a ParameterStatus body (a long one is not read); reports the first unsafe setting once. */
   check(body: Buffer): void {
     if (body.length > MAX_PARAMETER_STATUS) return;
-    const setting = unsafeParameter(body, this.#readOnly);
+    const setting = unsafeParameter(body, this.#readOnly, this.#masked);
     if (setting === undefined || this.#unsafeSetting !== undefined) return;
     this.#unsafeSetting = setting;
     this.#onUnsafeSetting?.(setting);

@@ -22,7 +22,7 @@
  * @see https://www.postgresql.org/docs/current/sql-copy.html
  */
 import { realClock } from '../../../clock.js';
-import { lexingSafeEncoding } from '../../../policy/sql/lexing.js';
+import { utf8Encoding } from '../../../policy/sql/lexing.js';
 import type { Logger } from '../../../log.js';
 import { ancestorsJsonSql, generatedFromSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
 import { ResultMasker } from './result-masker.js';
@@ -210,13 +210,14 @@ function namesMissingRelation(statement: ResolvedMasking, fields: ReadonlyMap<st
 }
 
 /**
- * A COPY TO STDOUT's format options, as its masking reads its rows: in an encoding hoop cannot
- * split safely (a judge refuses it: parser-consistency), every field masked, none placed.
+ * A COPY TO STDOUT's format options, as its masking reads its rows: in an encoding other than
+ * UTF-8 (which masking and the detectors read; one hoop cannot split safely a judge refuses too:
+ * parser-consistency), every field masked, none placed.
  */
 function copyOf(s: StatementFacts): { copy: CopyOptions & { maskAll?: true } } | undefined {
   if (s.kinds[0] !== 'copy-out' || s.copy?.target !== 'client') return undefined;
   const { direction: _d, target: _t, relation: _r, columns: _c, query: _q, encoding, ...options } = s.copy;
-  return { copy: encoding !== undefined && !lexingSafeEncoding(encoding) ? { format: 'text', maskAll: true } : options };
+  return { copy: encoding !== undefined && !utf8Encoding(encoding) ? { format: 'text', maskAll: true } : options };
 }
 
 /** A source as a message names it. */
