@@ -265,6 +265,14 @@ describe('MySQL detectors on bytes that are not UTF-8 (the eighth attack)', () =
     expect(got(Buffer.concat([Buffer.from([0xff]), Buffer.from('4111 1111 1111 1111')]))).toBeNull();
     expect(got(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]))).toEqual(Buffer.from([0xff, 0x61, 0x62, 0x63, 0x64]));
   });
+
+  it("reads them as MariaDB's latin1 is, cp1252: a card whose groups an en dash (0x96) or a no-break space (0xa0) joins is withheld (the seventeenth attack read it whole under character_set_results = latin1)", () => {
+    const m = cardResult('app.notes', 'SELECT body FROM notes', [column('body')]);
+    const got = (value: Buffer) => parseTextRow(m.server({ kind: 'row', binary: false } satisfies ServerPacket, textRow([value])), 1)[0];
+    for (const sep of [0x96, 0xa0])
+      expect(got(Buffer.from(`card 4111${String.fromCharCode(sep)}1111${String.fromCharCode(sep)}1111${String.fromCharCode(sep)}1111 end`, 'latin1')), sep.toString(16)).toBeNull();
+    expect(got(Buffer.from('caf\xe9 4111', 'latin1'))).toEqual(Buffer.from('caf\xe9 4111', 'latin1'));
+  });
 });
 
 describe('MySQL detectors on the numbers of a binary row (the fourteenth attack)', () => {

@@ -43,6 +43,16 @@ import {
   textRow,
 } from '../wire/results.js';
 
+/** What bytes 0x80 to 0x9f are in MariaDB's latin1, which is Windows-1252 (Node's TextDecoder reads them as ISO-8859-1's controls). @see https://www.unicode.org/Public/MAPPINGS/VENDORS/MICSFT/WINDOWS/CP1252.TXT */
+const CP1252_HIGH = [
+  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122,
+  0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
+];
+
+/** `bytes` as MariaDB's latin1 (Windows-1252) reads them. */
+function cp1252(bytes: Buffer): string {
+  return bytes.toString('latin1').replace(/[\x80-\x9f]/g, (c) => String.fromCharCode(CP1252_HIGH[c.charCodeAt(0) - 0x80]!));
+}
 /**
  * A user variable (`@v`, `@'v'`, `@é`, `@.v`: a name MariaDB reads as one), anywhere in a
  * statement's text: it may hold what an earlier statement read. A system variable (`@@max_allowed_packet`) cannot: setting one from an
@@ -303,8 +313,8 @@ export class MysqlResultMasker {
       return masked === null ? null : Buffer.from(masked, 'utf8');
     }
     if (this.#rules.detectors.length === 0) return undefined;
-    // Bytes that are not UTF-8 (a BLOB, `concat(0xff, card)`) are read as latin1: a match in them withholds the value.
-    if (!isUtf8(v)) return this.#rules.maskText(v.toString('latin1')).changed ? null : undefined;
+    // Bytes that are not UTF-8 (a BLOB, `concat(0xff, card)`, a result in latin1) are read as MariaDB's latin1 is, cp1252 (0x96 an en dash): a match in them withholds the value.
+    if (!isUtf8(v)) return this.#rules.maskText(cp1252(v)).changed ? null : undefined;
     const text = v.toString('utf8');
     // Read as its client reads it: a float in exponent form as its digits (a DOUBLE of 16 digits is sent as 4.111111111111111e15), JSON's escapes decoded.
     const read = /[\\&eE]/.test(text) ? readableView(text) : text;
