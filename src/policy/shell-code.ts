@@ -90,6 +90,7 @@ export const CODE_VARIABLES = new Set([
   ...['SSH_ASKPASS', 'SUDO_ASKPASS', 'SUDO_EDITOR', 'PAGER', 'MANPAGER', 'MANOPT', 'SYSTEMD_PAGER', 'SYSTEMD_EDITOR', 'EDITOR', 'VISUAL', 'BROWSER', 'GIT_SEQUENCE_EDITOR'],
   // Options programs read from the environment, which may name a command to run (`LESS='+!…'`, `TAR_OPTIONS=--to-command=…`).
   ...['LESSOPEN', 'LESSCLOSE', 'LESS', 'LESSKEY', 'LESSKEYIN', 'LESSKEY_CONTENT', 'MAKEFLAGS', 'MFLAGS', 'GNUMAKEFLAGS', 'TAR_OPTIONS', 'ZIPOPT', 'RSYNC_RSH', 'RSYNC_CONNECT_PROG'],
+  ...['BAT_PAGER', 'BAT_OPTS', 'BAT_CONFIG_PATH', 'RIPGREP_CONFIG_PATH'],
 ]);
 export const CODE_VARIABLE_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'GIT_CONFIG'];
 /** Variables bash or mksh keep as integers: a value given to one is worked out as arithmetic (`RANDOM='a[$(…)]'` runs it). */

@@ -230,6 +230,8 @@ const ARCH: Wrapper = {
   },
 };
 
+const FAKEROOT: Wrapper = { options: { short: 'ub:l:i:s:', long: ['lib=', 'faked=', 'unknown-is-real', 'fd-base='] } };
+
 /** Programs that run the rest of their words as a command. */
 export const WRAPPERS: Record<string, Wrapper> = {
   env: {
@@ -349,7 +351,11 @@ export const WRAPPERS: Record<string, Wrapper> = {
   softlimit: { options: { short: 'a:c:d:f:l:m:o:p:r:s:t:' } },
   setlock: { options: { short: 'nNxX' }, operands: 1 },
   pgrphack: {},
-  fakeroot: { options: { short: 'ub:l:i:s:', long: ['lib=', 'faked=', 'unknown-is-real', 'fd-base='] } },
+  fakeroot: FAKEROOT,
+  // fakeroot's own programs (the seventeenth attack), and debconf, which runs its command under a frontend.
+  'fakeroot-sysv': FAKEROOT,
+  'fakeroot-tcp': FAKEROOT,
+  debconf: { options: { short: 'o:f:p:', long: ['owner=', 'frontend=', 'priority=', 'terse'] } },
   eatmydata: {},
   nocache: {},
   faketime: { options: { short: 'fm' }, operands: 1 },

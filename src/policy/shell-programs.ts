@@ -559,6 +559,22 @@ const PROGRAMS: Record<string, (args: readonly string[]) => string | undefined> 
     return hit ? `\`less ${shown(hit).slice(1, -1)}\`` : undefined;
   },
   more: (args) => (args.some((a) => a.startsWith('+') && /[!|v]/.test(a)) ? '`more +…`' : undefined),
+  // ripgrep runs `--pre`'s program on each file it searches (and 14's `--hostname-bin` to learn the host name).
+  rg: (args) => (optionWords(args).some((w) => longIs(w, ['pre', 'hostname-bin'])) ? '`rg --pre` or `--hostname-bin`' : undefined),
+  // fd runs `-x`'s command on each result, `-X`'s on all of them (as find's -exec).
+  ...Object.fromEntries(
+    ['fd', 'fdfind'].map((fd) => [
+      fd,
+      (args: readonly string[]) => (optionWords(args).some((w) => longIs(w, ['exec', 'exec-batch']) || groupHas(w, 'xX', 'dteEcjSo')) ? `\`${fd} -x\` or \`-X\`` : undefined),
+    ]),
+  ),
+  // bat runs `--pager`'s command line as its pager, terminal or not, with `--paging always`.
+  ...Object.fromEntries(['bat', 'batcat'].map((bat) => [bat, (args: readonly string[]) => (optionWords(args).some((w) => longIs(w, ['pager'])) ? `\`${bat} --pager\`` : undefined)])),
+  // Debian's and GnuPG's tools that run a command given in their words.
+  'dpkg-architecture': (args) => (optionWords(args).some((w) => longIs(w, ['command']) || groupHas(w, 'c', 'aAtTeEfFqsulL')) ? '`dpkg-architecture -c`' : undefined),
+  'gpg-agent': (args) => (optionWords(args).some((w) => longIs(w, ['daemon', 'server'])) ? '`gpg-agent --daemon`, which runs the command after its options' : undefined),
+  'gpg-connect-agent': (args) => (optionWords(args).some((w) => longIs(w, ['exec', 'run']) || groupHas(w, 'Er', 'SU')) ? '`gpg-connect-agent -E` or `--run`' : undefined),
+  'systemd-socket-activate': () => '`systemd-socket-activate`, which runs the command after its options on each connection',
   'start-stop-daemon': (args) => (args.some((a) => /^(-[^-]*[xa]|--(exec|startas)\b)/.test(a)) ? '`start-stop-daemon --exec`' : undefined),
   make,
   gmake: make,

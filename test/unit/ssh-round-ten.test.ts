@@ -149,6 +149,23 @@ const CASES: Case[] = [
   [['sed -n **'], "sed -n '1s/.*/touch pwned/w .bashrc' in.txt"],
   [['sed -n **'], "sed -n 'w .bashrc' in.txt"],
   [['sed -n **'], "sed -n -e '/x/W .profile' in.txt"],
+  // The seventeenth attack: search tools that run a command per file, a pager given as a command line, and wrappers.
+  [['rg **'], 'rg --pre rm x data'],
+  [['rg **'], 'rg --pre=./ev foo .'],
+  [['rg **'], 'rg --hostname-bin=./ev --hyperlink-format=default foo .'],
+  [['fdfind **'], "fdfind -x sh -c 'touch pwned' x"],
+  [['fd **'], 'fd -1 notes -x rm -rf victim'],
+  [['fd **'], 'fd -HX rm -rf'],
+  [['fd **'], 'fd --exec-batch rm -rf'],
+  [['batcat **'], "batcat --pager 'rm -rf victim' --paging always f"],
+  [['bat **'], "BAT_PAGER='rm -rf victim' bat --paging always f"],
+  [['rg **'], 'RIPGREP_CONFIG_PATH=./rc rg foo'],
+  [['debconf **'], 'debconf rm -rf /tmp/victim'],
+  [['fakeroot-sysv **'], 'fakeroot-sysv rm -rf /tmp/victim'],
+  [['dpkg-architecture **'], "dpkg-architecture -c 'rm -rf /tmp/victim'"],
+  [['gpg-agent **'], 'gpg-agent --daemon rm -rf /tmp/victim'],
+  [['gpg-connect-agent **'], "gpg-connect-agent -E 'touch /tmp/x-34' /bye"],
+  [['systemd-socket-activate **'], 'systemd-socket-activate -l 127.0.0.1:9 rm -rf /tmp/victim'],
 ];
 it.each(CASES)('refuses under %j: %s', async (globs, line, o = {}) => {
   const judge = await judgeOf(globs, o.sftp, o.mode);
@@ -163,6 +180,9 @@ it('takes the ordinary lines beside them: text above ASCII, an escaped space, gi
     [['git show **'], 'git show --stat HEAD'],
     [['sed -n **'], "sed -n 's/a/b/w /dev/stdout' in.txt"],
     [['sed -n **'], "sed -n '1,5p' in.txt"],
+    [['rg **'], 'rg --pre-glob "*.gz" -n foo .'],
+    [['fd **'], 'fd -e md -t f notes'],
+    [['bat **'], 'bat --paging never -n f'],
   ] as const) {
     expect((await judgeOf([...globs])).decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
   }
@@ -247,4 +267,11 @@ it('keeps the ordinary uses of the programs the fifteenth attack named allowed',
     'ssh-keygen -lf key.pub',
   ])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+});
+
+it('meets a deny rule in the command a wrapper of the seventeenth attack runs, under default allow', async () => {
+  const judge = await sshJudgeIn(mkdtempSync(join(base, `d${n++}-`)), `  default: allow\n  rules:\n    - { name: no-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`, 'read-write');
+  for (const line of ['debconf rm -rf /tmp/victim', 'debconf -f noninteractive rm -rf /tmp/victim', 'fakeroot-tcp rm -rf /tmp/victim', 'fdfind -1 notes -x rm -rf victim', 'rg --pre rm x data'])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).not.toBe('allow');
+  expect(judge.decide({ kind: 'exec', command: 'debconf ls -la' }, 'bash').action).toBe('allow');
 });
