@@ -68,6 +68,45 @@ export type ShellLine = { certain: true; commands: ShellCommand[] } | { certain:
 /** Lines longer than this are not parsed (reading one takes 30-100 microseconds a byte; the gateway reads every line in a worker thread: ./shell-lines.ts): no allow rule matches them. The gateway's SSH server reads packets of up to 35,000 bytes, so longer lines never reach it. */
 export const SHELL_LINE_MAX_BYTES = 32 * 1024;
 /**
+ * Words, quotes and expansions a line may hold to be parsed: the parser takes 0.1 to 0.5 ms of CPU
+ * for each (a 32 KiB line of 16,000 `$a` took 10 s), whatever their bytes, and every line waits its
+ * turn behind the one read; at this many a line is read in under a second on a slow machine.
+ */
+export const SHELL_LINE_MAX_TOKENS = 2048;
+
+/** Whether `line` holds more than `max` words (runs of other than blanks) and shell characters (`$`, quotes, brackets, operators), counted in one pass. */
+function tokensOver(line: string, max: number): boolean {
+  let n = 0;
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    const blank = c === 0x20 || c === 0x09 || c === 0x0a;
+    if (!blank && !inWord) n++;
+    inWord = !blank;
+    // $ ` " ' \ ( ) { } ; | & < >
+    if (
+      c === 0x24 ||
+      c === 0x60 ||
+      c === 0x22 ||
+      c === 0x27 ||
+      c === 0x5c ||
+      c === 0x28 ||
+      c === 0x29 ||
+      c === 0x7b ||
+      c === 0x7d ||
+      c === 0x3b ||
+      c === 0x7c ||
+      c === 0x26 ||
+      c === 0x3c ||
+      c === 0x3e
+    )
+      n++;
+    if (n > max) return true;
+  }
+  return false;
+}
+
+/**
  * How deep `sh -c "sh -c '…'"` and wrappers (`env nice sudo …`) are followed, and how many commands
  * one line may run, before hoop stops being sure: a shell string nested deeper makes the line
  * uncertain, a wrapper deeper its command opaque. Each level copies at most the line's words, so
@@ -157,6 +196,7 @@ function parseUncached(line: string, login: 'bash' | 'korn'): ShellLine {
   // Shells join a backslash-newline before they read anything else (in `$\⏎(`, `"$\⏎NAME"`, `$\⏎'…'`), and not in a comment; the parser does neither alike.
   if (line.includes('\\\n')) return { certain: false, why: "it continues a line with a backslash-newline, which shells join in places hoop's parser does not" };
   if (Buffer.byteLength(line) > SHELL_LINE_MAX_BYTES) return { certain: false, why: `it is longer than ${SHELL_LINE_MAX_BYTES / 1024} KiB` };
+  if (tokensOver(line, SHELL_LINE_MAX_TOKENS)) return { certain: false, why: `it holds more than ${SHELL_LINE_MAX_TOKENS} words, quotes and expansions, more than the gateway reads in time` };
   try {
     return readLine(line, login);
   } catch (err) {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { NO_RECURSIVE_RM } from '../../src/demo/sample.js';
 import { fileTransferOf } from '../../src/policy/ssh.js';
+import { parseShellLine, SHELL_LINE_MAX_TOKENS } from '../../src/policy/shell-line.js';
 import { sshJudgeIn } from '../harness/ssh-judge.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-round-ten-'));
@@ -274,4 +275,14 @@ it('meets a deny rule in the command a wrapper of the seventeenth attack runs, u
   for (const line of ['debconf rm -rf /tmp/victim', 'debconf -f noninteractive rm -rf /tmp/victim', 'fakeroot-tcp rm -rf /tmp/victim', 'fdfind -1 notes -x rm -rf victim', 'rg --pre rm x data'])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).not.toBe('allow');
   expect(judge.decide({ kind: 'exec', command: 'debconf ls -la' }, 'bash').action).toBe('allow');
+});
+
+it('reads no line of more words, quotes and expansions than it reads in time: uncertain unread (the seventeenth attack: 16,347 `$a` held the shared reader 10 s)', async () => {
+  const judge = await judgeOf(['echo **', 'ls **']);
+  for (const line of [`echo ${'$a'.repeat(16_347)}`, `echo ${'"a"'.repeat(5_000)}`, `ls ${'a '.repeat(3_000)}`, 'x -$a;'.repeat(4_000)]) {
+    const parsed = parseShellLine(line);
+    expect(parsed, line.slice(0, 20)).toEqual({ certain: false, why: `it holds more than ${SHELL_LINE_MAX_TOKENS} words, quotes and expansions, more than the gateway reads in time` });
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line.slice(0, 20)).not.toBe('allow');
+  }
+  expect(judge.decide({ kind: 'exec', command: `ls ${'a '.repeat(2_000)}` }, 'bash').action).toBe('allow');
 });

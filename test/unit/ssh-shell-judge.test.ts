@@ -656,7 +656,8 @@ describe('wrappers, shells and programs that run code a line gives them (issue 7
     const { LinearRegex } = await import('../../src/linear-regex.js');
     const pattern = new LinearRegex('^(\\S*/)?rm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)');
     for (const k of [20, 60, 120]) {
-      const body = 'ls '.repeat(Math.floor((32_000 - k * 12) / 3));
+      // As many words as hoop reads (2,048 words, quotes and expansions): each `( ` is two, each ` ) >/dev/null` four.
+      const body = 'ls '.repeat(2_040 - 6 * k);
       const line = `${'( '.repeat(k)}${body}${' ) >/dev/null'.repeat(k)}`;
       const parsed = parseShellLine(line);
       const bytes = Buffer.byteLength(line);
@@ -747,8 +748,8 @@ describe('programs that run code a line gives them (issue 72, third attack)', ()
 });
 
 describe('a long line', () => {
-  it('is read off the event loop: the gateway goes on while a 4 KiB line is parsed, and what was read answers the judge', async () => {
-    const long = `echo ${'$x '.repeat(1_500)}`;
+  it('is read off the event loop: the gateway goes on while a long line is parsed, and what was read answers the judge', async () => {
+    const long = `echo ${'$x '.repeat(1_000)}`;
     const { value: line, ticks } = await ticksWhile(readShellLine(long, '/bin/bash'));
     // Read on the event loop, it would settle before any other callback ran.
     expect(ticks).toBeGreaterThan(0);
