@@ -148,6 +148,17 @@ describe('what redaction writes down, against the eighth attack', () => {
       expect(redactSql(`insert into orders(c) values (${n})`, 'postgres', { key: 'k', detectors: ['payment-card'] }).text, n).not.toContain(n);
   });
 
+  it('reads a number in exponent or decimal form as the digits it is stored as: 4.111111111111111e15 in a bigint column is a card (the seventeenth attack), on both lanes', () => {
+    for (const dialect of ['postgres', 'mysql'] as const)
+      for (const n of ['4.111111111111111e15', '41111111111111.11e2', '4111111111111111.4', '0.4111111111111111E16'])
+        expect(redactSql(`insert into orders(c) values (${n})`, dialect, { key: 'k', detectors: ['payment-card'] }).text, `${dialect} ${n}`).toMatch(
+          /^insert into orders\(c\) values \(\[redacted:[0-9a-f]{8}\]\)$/,
+        );
+    // Numbers that are no card stay: a price, a ratio, a card's number times ten.
+    for (const sql of ['select 12.50, 1e3, 0.75 from t', 'insert into orders(c) values (4.111111111111111e16)'])
+      expect(redactSql(sql, 'postgres', { key: 'k', detectors: ['payment-card'] }).text).toBe(sql);
+  });
+
   it('takes time linear in the statement: 256 KiB of the shapes that were quadratic redact in well under a second each', () => {
     const shapes = [
       `select '${"'://'".repeat(1)}' ${'://'.repeat(87_000)}`,

@@ -560,7 +560,14 @@ export interface Redacted {
 export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
   const readings = readingsOf(sql, dialect, o.mysqlMode);
   const spans = readings.length === 1 ? spansOf(sql, dialect, readings[0]) : readings.flatMap((mode) => spansOf(sql, dialect, mode));
-  if (o.detectors?.length) for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
+  if (o.detectors?.length) {
+    for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
+    // A number in exponent or decimal form is stored as its digits (`4.111111111111111e15` in a bigint column is a card).
+    for (const m of sql.matchAll(SCALED_NUMBER)) {
+      const digits = integerDigits(m[0]);
+      if (digits !== undefined && detect(digits, o.detectors).length > 0) spans.push([m.index, m.index + m[0].length]);
+    }
+  }
   // A literal the server reads as other text than it is written (escapes, parts joined, hex): its value is read too.
   for (const mode of ENCODED.test(sql) ? readings : []) {
     for (const l of encodedLiterals(sql, dialect, mode)) {
@@ -568,6 +575,21 @@ export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {
     }
   }
   return withMarkers(sql, spans, o.key);
+}
+
+/** A number with a fraction or an exponent (`4.1e15`, `41111111111111.11e2`, `4111111111111111.4`), not part of a word or another number. */
+const SCALED_NUMBER = /(?<![\w.])\d+(?:\.\d*)?e[+-]?\d{1,3}(?![\w.])|(?<![\w.])\d+\.\d+(?![\w.])/gi;
+
+/** The whole number `literal` (a {@link SCALED_NUMBER}) rounds to, as digits; undefined past 40 digits (no detector's value is that long). */
+export function integerDigits(literal: string): string | undefined {
+  const [mantissa = '', exp = '0'] = literal.toLowerCase().split('e');
+  const [whole = '', fraction = ''] = mantissa.split('.');
+  const shift = Number(exp) - fraction.length;
+  if (whole.length + Number(exp) > 40) return undefined;
+  const digits = BigInt(`${whole}${fraction}` || '0');
+  if (shift >= 0) return (digits * 10n ** BigInt(shift)).toString();
+  const unit = 10n ** BigInt(-shift);
+  return ((digits + unit / 2n) / unit).toString();
 }
 
 /**
