@@ -118,4 +118,18 @@ describe("the server's echo of a redacted secret", () => {
     // A statement that redacted nothing leaves the server's words as they are.
     expect(errors[1]).toMatchObject({ message: 'invalid input syntax for type integer: "pw-cast-TTTT"' });
   });
+
+  it("is recorded redacted where the server repeats the value, not its spelling: a doubled quote, an E'' escape (the seventeenth attack)", () => {
+    const { events, rec } = recorder();
+    const send = (raw: Buffer): void => rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
+    const error = (text: string): Buffer => msg('E', 'SERROR', 'VERROR', 'C22P02', `M${text}`, Buffer.from([0]));
+    send(msg('Q', "select 1 from users where password = 'Pw''Uu7Kk'::uuid"));
+    rec.backend(Buffer.concat([error('invalid input syntax for type uuid: "Pw\'Uu7Kk"'), msg('Z', 'I')]));
+    send(msg('Q', "select 1 from users where password = E'Pw\\x41Bks4Lm'::int"));
+    rec.backend(Buffer.concat([error('invalid input syntax for type integer: "PwABks4Lm"'), msg('Z', 'I')]));
+    const text = JSON.stringify(events());
+    expect(text).not.toContain('Uu7Kk');
+    expect(text).not.toContain('Bks4Lm');
+    expect(events().filter((e) => e.t === 'error')).toMatchObject([{ message: expect.stringMatching(/"\[redacted\]"$/) }, { message: expect.stringMatching(/"\[redacted\]"$/) }]);
+  });
 });

@@ -715,8 +715,8 @@ function withMarkers(text: string, spans: Array<[number, number]>, key: Buffer |
 /**
  * A server's error `message` answering `sql`, whose record redacted `spans`, as it is recorded: a quote of the
  * statement from where the server stopped reading (MySQL's `near '…' at line N`) is recorded as the statement is,
- * redacted, or whole as a marker where it cannot be found in the statement; each secret's own text, where the
- * message repeats it anywhere else, as its marker.
+ * redacted, or whole as a marker where it cannot be found in the statement; each secret's own text, or its value
+ * (its quotes and escapes read), where the message repeats it anywhere else, as its marker.
  */
 export function redactEcho(message: string, sql: string, spans: ReadonlyArray<readonly [number, number]>, key: Buffer | string | undefined): string {
   let out = message.replace(/(near ')([\s\S]*)(' at line \d+)$/, (_, open: string, quoted: string, close: string) => {
@@ -727,8 +727,11 @@ export function redactEcho(message: string, sql: string, spans: ReadonlyArray<re
   });
   for (const [s, e] of spans) {
     const secret = sql.slice(s, e);
-    const inner = /^(['"`])([\s\S]*)\1$/.exec(secret)?.[2];
-    for (const piece of [secret, inner]) if (piece !== undefined && piece.length >= 4) out = out.split(piece).join(redactionMarker(secret, key));
+    const inner = /^(['"`])([\s\S]*)\1$/.exec(secret)?.[2] ?? secret;
+    // The server repeats a value, not its spelling: a quote doubled (`'Pw''Uu'`) or escaped (`E'\x41'`, MySQL's `\'`) is one character there.
+    const undoubled = inner.replace(/''/g, "'");
+    const unescaped = undoubled.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/gs, (_m, c: string) => decodeEscape(c));
+    for (const piece of new Set([secret, inner, undoubled, unescaped])) if (piece.length >= 4) out = out.split(piece).join(redactionMarker(secret, key));
   }
   return out;
 }
