@@ -286,3 +286,16 @@ it('reads no line of more words, quotes and expansions than it reads in time: un
   }
   expect(judge.decide({ kind: 'exec', command: `ls ${'a '.repeat(2_000)}` }, 'bash').action).toBe('allow');
 });
+
+it('matches no more of a line than its budget on the event loop: a 30 KB line that runs ten commands is uncertain against 21 rules (the seventeenth attack: 0.8 s of the event loop)', async () => {
+  const patterns = Array.from({ length: 20 }, (_, i) => `^(\\\\S*/)?prog${i}\\\\s`);
+  const judge = await sshJudgeIn(
+    mkdtempSync(join(base, `d${n++}-`)),
+    `  default: allow\n  rules:\n${patterns.map((p, i) => `    - { name: p${i}, match: { patterns: ['${p}'] }, action: deny }\n`).join('')}    - { name: g, match: { commands: ["rm *"] }, action: deny }\n`,
+    'read-write',
+  );
+  const long = `nice --foo ${'aaaaaaaaaaaaaaa '.repeat(1_900)}`;
+  expect(judge.decide({ kind: 'exec', command: long }, 'bash')).toMatchObject({ action: 'deny', reason: expect.stringContaining('more than the gateway matches against its 21 rules in time') });
+  // One command of the same length is matched: the budget is what the line runs times the rules.
+  expect(judge.decide({ kind: 'exec', command: `ls ${'aaaaaaaaaaaaaaa '.repeat(1_900)}` }, 'bash').action).toBe('allow');
+});
