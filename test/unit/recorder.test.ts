@@ -104,14 +104,21 @@ describe('the recording stage', () => {
 });
 
 describe("the server's echo of a redacted secret", () => {
-  it('is recorded redacted, as the statement is: a cast error that repeats the password (the fifteenth attack); other errors as they came', () => {
+  /** A recorder, and one exchange: the client's Query `sql`, the server's error `text` and ReadyForQuery. */
+  const exchanges = () => {
     const { events, rec } = recorder();
-    const send = (raw: Buffer): void => rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
-    const error = (text: string): Buffer => msg('E', 'SERROR', 'VERROR', 'C22P02', `M${text}`, Buffer.from([0]));
-    send(msg('Q', "select 1 from users where password = 'pw-cast-TTTT'::int::text"));
-    rec.backend(Buffer.concat([error('invalid input syntax for type integer: "pw-cast-TTTT"'), msg('Z', 'I')]));
-    send(msg('Q', 'select x::int from t'));
-    rec.backend(Buffer.concat([error('invalid input syntax for type integer: "pw-cast-TTTT"'), msg('Z', 'I')]));
+    const exchange = (sql: string, text: string): void => {
+      const raw = msg('Q', sql);
+      rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
+      rec.backend(Buffer.concat([msg('E', 'SERROR', 'VERROR', 'C22P02', `M${text}`, Buffer.from([0])), msg('Z', 'I')]));
+    };
+    return { events, exchange };
+  };
+
+  it('is recorded redacted, as the statement is: a cast error that repeats the password (the fifteenth attack); other errors as they came', () => {
+    const { events, exchange } = exchanges();
+    exchange("select 1 from users where password = 'pw-cast-TTTT'::int::text", 'invalid input syntax for type integer: "pw-cast-TTTT"');
+    exchange('select x::int from t', 'invalid input syntax for type integer: "pw-cast-TTTT"');
     const errors = events().filter((e) => e.t === 'error');
     expect(JSON.stringify(events().filter((e) => e.t === 'query'))).not.toContain('pw-cast');
     expect(errors[0]).toMatchObject({ code: '22P02', message: expect.stringMatching(/^invalid input syntax for type integer: "\[redacted\]"$/) });
@@ -120,13 +127,9 @@ describe("the server's echo of a redacted secret", () => {
   });
 
   it("is recorded redacted where the server repeats the value, not its spelling: a doubled quote, an E'' escape (the seventeenth attack)", () => {
-    const { events, rec } = recorder();
-    const send = (raw: Buffer): void => rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
-    const error = (text: string): Buffer => msg('E', 'SERROR', 'VERROR', 'C22P02', `M${text}`, Buffer.from([0]));
-    send(msg('Q', "select 1 from users where password = 'Pw''Uu7Kk'::uuid"));
-    rec.backend(Buffer.concat([error('invalid input syntax for type uuid: "Pw\'Uu7Kk"'), msg('Z', 'I')]));
-    send(msg('Q', "select 1 from users where password = E'Pw\\x41Bks4Lm'::int"));
-    rec.backend(Buffer.concat([error('invalid input syntax for type integer: "PwABks4Lm"'), msg('Z', 'I')]));
+    const { events, exchange } = exchanges();
+    exchange("select 1 from users where password = 'Pw''Uu7Kk'::uuid", 'invalid input syntax for type uuid: "Pw\'Uu7Kk"');
+    exchange("select 1 from users where password = E'Pw\\x41Bks4Lm'::int", 'invalid input syntax for type integer: "PwABks4Lm"');
     const text = JSON.stringify(events());
     expect(text).not.toContain('Uu7Kk');
     expect(text).not.toContain('Bks4Lm');
