@@ -74,33 +74,18 @@ export const SHELL_LINE_MAX_BYTES = 32 * 1024;
  */
 export const SHELL_LINE_MAX_TOKENS = 2048;
 
-/** Whether `line` holds more than `max` words (runs of other than blanks) and shell characters (`$`, quotes, brackets, operators), counted in one pass. */
+/** The characters a shell reads as syntax: quotes, expansions, brackets and operators. */
+const SHELL_CHARACTERS = new Set('$`"\'\\(){};|&<>');
+
+/** Whether `line` holds more than `max` words (runs of other than blanks) and {@link SHELL_CHARACTERS}, counted in one pass. */
 function tokensOver(line: string, max: number): boolean {
   let n = 0;
   let inWord = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    const blank = c === 0x20 || c === 0x09 || c === 0x0a;
+  for (const c of line) {
+    const blank = c === ' ' || c === '\t' || c === '\n';
     if (!blank && !inWord) n++;
     inWord = !blank;
-    // $ ` " ' \ ( ) { } ; | & < >
-    if (
-      c === 0x24 ||
-      c === 0x60 ||
-      c === 0x22 ||
-      c === 0x27 ||
-      c === 0x5c ||
-      c === 0x28 ||
-      c === 0x29 ||
-      c === 0x7b ||
-      c === 0x7d ||
-      c === 0x3b ||
-      c === 0x7c ||
-      c === 0x26 ||
-      c === 0x3c ||
-      c === 0x3e
-    )
-      n++;
+    if (SHELL_CHARACTERS.has(c)) n++;
     if (n > max) return true;
   }
   return false;

@@ -117,7 +117,7 @@ describe.runIf(process.getuid?.() === 0)('what the program runs, however it is n
     copyFileSync(SERVER, main);
     expect(await started([process.execPath, main])).toMatch(/not started: the gateway will not trust .*: it belongs to another user \(uid 1001\)/);
     expect(await started([process.execPath, SERVER], process.env.PATH, undefined, { NODE_OPTIONS: `--max-old-space-size=256 --import=${preload}` })).toMatch(refusedFile(preload));
-    expect(await started(['python3', '-m', 'json.tool'], process.env.PATH, undefined, { PYTHONPATH: `/usr/lib/python3:${py}` })).toMatch(refusedFile(tool));
+    expect(await started(['python3', '-m', 'json.tool'], process.env.PATH, undefined, { PYTHONPATH: `${place(0o755).dir}:${py}` })).toMatch(refusedFile(tool));
     expect(await started([process.execPath, SERVER], process.env.PATH, undefined, { NODE_OPTIONS: '--max-old-space-size=256' })).toBe('started');
   });
 
