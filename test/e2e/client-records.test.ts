@@ -298,7 +298,7 @@ describe("the CLI's own records", () => {
       }).listen(port, '127.0.0.1');
     }, 1200);
     const started = Date.now();
-    const report = await uploadSpool(spool, { endpoint: { gateway: origin, ca: stack.pki.ca }, token: async () => token, origin }, { deadline: Date.now() + 20_000 });
+    const report = await uploadSpool(spool, { endpoint: { gateway: origin, ca: stack.pki.ca }, token: async () => token, origin }, { deadline: Date.now() + 120_000 });
     forwarder?.close();
     expect(report).toMatchObject({ left: [], setAside: [] });
     expect(report.uploaded).toHaveLength(1);
@@ -432,7 +432,8 @@ describe("the CLI's own records", () => {
       await w.close();
     }
     const batchesBefore = stack.logs().filter((l) => l.event === 'client-record.batch').length;
-    const report = await uploadSpool(spool, { endpoint: endpoint(), token: async () => token, origin }, { deadline: Date.now() + 10_000 });
+    // A limit for what hangs: beside a busy loop the three records took longer than 10 s to go up.
+    const report = await uploadSpool(spool, { endpoint: endpoint(), token: async () => token, origin }, { deadline: Date.now() + 120_000 });
     expect(report).toMatchObject({ left: [], setAside: [] });
     expect(report.uploaded.map((e) => e.meta.id).sort()).toEqual([...ids].sort());
     expect(await spool.entries()).toEqual([]);
