@@ -118,6 +118,10 @@ describe('masking through the gateway', () => {
     expect(set.stderr).toContain('the session changed client_encoding to one that is not UTF8');
     expect(set.stdout).not.toContain('4111');
     expect((await psql(plain.info, ['-Atc', 'select count(*) from customers'], { env: { PGCLIENTENCODING: 'LATIN1' } })).stdout.trim()).toBe('2');
+    // SQL_ASCII sends a UTF-8 database's bytes as stored (psql on a terminal in the C locale asks for it): read, and masked.
+    const ascii = await psql(judged.info, ['-Atc', 'select note from customers where id = 1'], { env: { PGCLIENTENCODING: 'SQL_ASCII' } });
+    expect(ascii.stdout).toContain('1111');
+    expect(ascii.stdout).not.toContain('4111 1111 1111 1111');
   });
 
   it('masks a plain select by origin, name and content', async () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SessionJudge } from '../../src/session/engine.js';
-import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/postgres/pipeline/statement-gate.js';
+import { serverUtf8, StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/postgres/pipeline/statement-gate.js';
 import { parameterStatus, readyForQuery } from '../../src/postgres/wire/messages.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
 import { BackendPath } from '../../src/postgres/pipeline/relay.js';
@@ -48,11 +48,18 @@ describe('unsafeSettingValue / unsafeParameter', () => {
     expect(unsafeParameter(Buffer.from('no terminator'))).toBeUndefined();
   });
 
-  it('where values are masked, flags every client encoding but UTF-8: the detectors read UTF-8 (the seventeenth attack: WIN1252 passed 4111–1111–1111–1111 whole)', () => {
-    for (const e of ['LATIN1', 'WIN1252', 'windows-1250', 'KOI8R', 'SQL_ASCII', 'EUC_JP', 'default']) expect(unsafeSettingValue('client_encoding', e, false, true), e).toBe(true);
-    for (const e of ['UTF8', 'utf-8', 'Unicode']) expect(unsafeSettingValue('client_encoding', e, false, true), e).toBe(false);
-    expect(unsafeParameter(Buffer.from('client_encoding\0LATIN1\0'), false, true)).toBe('client_encoding');
+  it('where values are masked, flags every client encoding in which they are not UTF-8: the detectors read UTF-8 (the seventeenth attack: WIN1252 passed 4111–1111–1111–1111 whole)', () => {
+    const utf8Server = { serverUtf8: true };
+    const latin1Server = { serverUtf8: false };
+    for (const e of ['LATIN1', 'WIN1252', 'windows-1250', 'KOI8R', 'EUC_JP', 'default']) expect(unsafeSettingValue('client_encoding', e, false, utf8Server), e).toBe(true);
+    for (const e of ['UTF8', 'utf-8', 'Unicode', 'SQL_ASCII']) expect(unsafeSettingValue('client_encoding', e, false, utf8Server), e).toBe(false);
+    // SQL_ASCII sends the bytes as stored: UTF-8 only from a UTF-8 database (psql on a terminal in the C locale asks for it).
+    expect(unsafeSettingValue('client_encoding', 'SQL_ASCII', false, latin1Server)).toBe(true);
+    expect(unsafeSettingValue('client_encoding', 'UTF8', false, latin1Server)).toBe(false);
+    expect(unsafeParameter(Buffer.from('client_encoding\0LATIN1\0'), false, utf8Server)).toBe('client_encoding');
     expect(unsafeParameter(Buffer.from('client_encoding\0LATIN1\0'))).toBeUndefined();
+    expect(serverUtf8([['server_encoding', 'UTF8']])).toBe(true);
+    expect(serverUtf8([['server_encoding', 'LATIN1']])).toBe(false);
   });
 });
 

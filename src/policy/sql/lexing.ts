@@ -55,11 +55,13 @@ export function lexingSafeEncoding(name: string): boolean {
 /**
  * True when values sent in client encoding `name` are UTF-8, as masking and the detectors read
  * them (under LATIN1 or WIN1252 a no-break space or an en dash between a card's digits is one
- * byte that is no UTF-8, and a masked value would be sent back in another encoding).
+ * byte that is no UTF-8, and a masked value would be sent back in another encoding); SQL_ASCII
+ * sends the bytes as stored, UTF-8 where the database is (`serverUtf8`: psql on a terminal in the
+ * C locale asks for it).
  */
-export function utf8Encoding(name: string): boolean {
+export function utf8Encoding(name: string, serverUtf8 = false): boolean {
   const clean = cleanEncodingName(name);
-  return clean === 'utf8' || clean === 'unicode';
+  return clean === 'utf8' || clean === 'unicode' || (serverUtf8 && clean === 'sqlascii');
 }
 
 /**

@@ -28,7 +28,7 @@ import type { SecretRef } from '../../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { PgSessionMasking } from '../pipeline/masking/stage.js';
 import { reviewNotice } from '../pipeline/gate/responses.js';
-import { unsafeSettingValue } from '../pipeline/gate/settings.js';
+import { type MaskedValues, serverUtf8, unsafeSettingValue } from '../pipeline/gate/settings.js';
 import { loadStatementGate } from '../pipeline/statement-gate.js';
 import { loadSqlParser } from '../../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
@@ -181,7 +181,8 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       upstream.socket.end(terminate());
       return end;
     }
-    const unsafe = session.judge || session.masking ? refuseUnsafeServer(channel, upstream, session.readOnly, session.masking !== undefined, outcome) : undefined;
+    const unsafe =
+      session.judge || session.masking ? refuseUnsafeServer(channel, upstream, session.readOnly, session.masking ? { serverUtf8: serverUtf8(upstream.serverParams) } : undefined, outcome) : undefined;
     if (unsafe) return unsafe;
     const { backendKey } = upstream;
     const relayed: OpenedSession['relayed'] = {};
@@ -211,7 +212,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         : undefined;
     return {
       reader: handshake.release(),
-      upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover },
+      upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover, serverParams: upstream.serverParams },
       masking,
       relayed,
       reads,
@@ -463,7 +464,7 @@ function upstreamFailed(channel: SessionChannel, connection: PostgresConnection,
  * For a judged session: ends it (the outcome) when the server reports a setting that undoes what
  * the gateway's checks rely on, or does not report standard_conforming_strings; else undefined.
  */
-function refuseUnsafeServer(channel: SessionChannel, upstream: UpstreamPostgres, readOnly: boolean | undefined, masked: boolean, outcome: OutcomeOf): SessionOutcome | undefined {
+function refuseUnsafeServer(channel: SessionChannel, upstream: UpstreamPostgres, readOnly: boolean | undefined, masked: MaskedValues | undefined, outcome: OutcomeOf): SessionOutcome | undefined {
   const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, readOnly, masked));
   const missing = upstream.serverParams.every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
   if (!unsafe && !missing) return undefined;

@@ -25,7 +25,7 @@ import type { PgSessionMasking } from '../pipeline/masking/stage.js';
 import { MaskingRefusal } from '../pipeline/masking/judging.js';
 import type { Analysis } from '../../policy/sql/analyze.js';
 import type { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
-import { StatementGate } from '../pipeline/statement-gate.js';
+import { serverUtf8, StatementGate } from '../pipeline/statement-gate.js';
 import { cancelUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 
 /** How long an ending session may wait for the server's current message to finish before it is cut. */
@@ -88,7 +88,7 @@ export function closeForEnd(channel: SessionChannel, end: SessionEnd): void {
 export interface OpenedSession {
   /** The client's side, past its startup. */
   reader: MessageReader;
-  upstream: Pick<UpstreamPostgres, 'socket' | 'backendKey' | 'leftover'>;
+  upstream: Pick<UpstreamPostgres, 'socket' | 'backendKey' | 'leftover' | 'serverParams'>;
   masking: PgSessionMasking | undefined;
   /** The relay's gate, once it runs: a CancelRequest withdraws the review it holds a statement for. */
   relayed: { gate?: StatementGate; idle?: () => boolean };
@@ -203,7 +203,7 @@ export class SessionRelay {
           ...(catalog ? { functionName: functionNames(catalog) } : {}),
           ...(masking ? { sideChannel: (analysis: Analysis) => masking.sideChannel(analysis) } : {}),
           readOnly: session.readOnly === true,
-          masked: masking !== undefined,
+          ...(masking ? { masked: { serverUtf8: serverUtf8(this.#opened.upstream.serverParams) } } : {}),
           connection: connection.name,
           ...(session.recording?.stopping ? { stopping: session.recording.stopping } : {}),
           // The relay's ServerState tells the gate what the server did with each name change.

@@ -63,7 +63,7 @@ import {
 } from './gate/responses.js';
 import { heldText, PARAMS_TOO_LONG, reviewAsk, reviewParams } from './gate/review-display.js';
 import { ReviewHolds } from './gate/review-holds.js';
-import { SettingsWatch } from './gate/settings.js';
+import { type MaskedValues, SettingsWatch } from './gate/settings.js';
 import type { Decision, FrontendContext, Passed, Refusal, Stage } from './stages.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import type { FrontendMessage } from '../wire/frontend-messages.js';
@@ -74,7 +74,7 @@ export type { Refusal };
 export { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 export { type PreparedOp, preparedOps } from './gate/prepared-ops.js';
 export { BuiltinRule, explainCommand, refusalError, reviewNotice, reviewOutcomeError } from './gate/responses.js';
-export { unsafeParameter, unsafeSettingValue } from './gate/settings.js';
+export { serverUtf8, unsafeParameter, unsafeSettingValue } from './gate/settings.js';
 
 const { QUERY, BIND } = Frontend;
 const { PARAMETER_STATUS, ERROR } = Backend;
@@ -189,8 +189,8 @@ export class StatementGate implements Stage {
       onRefusal?: (refusal: Refusal) => void;
       onUnsafeSetting?: (setting: string) => void;
       readOnly?: boolean;
-      /** The session's values are masked: a client encoding other than UTF-8 ends it (masking reads UTF-8). */
-      masked?: boolean;
+      /** The session's values are masked: a client encoding in which they are not UTF-8 ends it (masking reads UTF-8). */
+      masked?: MaskedValues;
       review?: (ask: ReviewAsk) => PendingReview;
       confirmed?: boolean;
       /** The qualified name of the function with this OID (quoted as SQL writes it), undefined when there is none: for FunctionCall. */
@@ -213,7 +213,7 @@ export class StatementGate implements Stage {
     this.#stopping = options.stopping;
     this.#connection = options.connection;
     this.#onRefusal = options.onRefusal;
-    this.#settings = new SettingsWatch(options.readOnly === true, options.masked === true, options.onUnsafeSetting);
+    this.#settings = new SettingsWatch(options.readOnly === true, options.masked, options.onUnsafeSetting);
     this.#reviews = new ReviewHolds(options.review);
   }
 

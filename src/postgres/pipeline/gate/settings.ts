@@ -20,7 +20,7 @@ const MAX_PARAMETER_STATUS = 1024;
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS
  */
-export function unsafeParameter(body: Buffer, readOnly = false, masked = false): string | undefined {
+export function unsafeParameter(body: Buffer, readOnly = false, masked?: MaskedValues): string | undefined {
   const end = body.indexOf(0);
   if (end < 0) return undefined;
   const name = body.toString('latin1', 0, end).toLowerCase();
@@ -35,24 +35,34 @@ export function unsafeParameter(body: Buffer, readOnly = false, masked = false):
  * (`standard_conforming_strings` off, a client encoding whose characters can hold a backslash
  * byte: see {@link lexingSafeSetting}), for read-only access `default_transaction_read_only`
  * off (reported by PostgreSQL 14 and later), and where values are `masked` a client encoding
- * that is not UTF-8 (see {@link utf8Encoding}).
+ * in which they are not UTF-8 (see {@link utf8Encoding}).
  */
-export function unsafeSettingValue(name: string, value: string, readOnly = false, masked = false): boolean {
+export function unsafeSettingValue(name: string, value: string, readOnly = false, masked?: MaskedValues): boolean {
   const lower = name.toLowerCase();
   if (readOnly && lower === 'default_transaction_read_only' && value.trim().toLowerCase() !== 'on') return true;
-  if (masked && lower === 'client_encoding' && !utf8Encoding(value)) return true;
+  if (masked && lower === 'client_encoding' && !utf8Encoding(value, masked.serverUtf8)) return true;
   return !lexingSafeSetting(name, value);
+}
+
+/** A session whose values are masked, which its client must read in UTF-8: whether its database's encoding is UTF-8. */
+export interface MaskedValues {
+  serverUtf8: boolean;
+}
+
+/** Whether the server's settings (its startup ParameterStatus) say its database's encoding is UTF-8. */
+export function serverUtf8(params: ReadonlyArray<readonly [string, string]>): boolean {
+  return params.some(([name, value]) => name.toLowerCase() === 'server_encoding' && utf8Encoding(value));
 }
 
 /** One session's watch on the server's ParameterStatus messages: the first unsafe setting, reported once. */
 export class SettingsWatch {
   readonly #readOnly: boolean;
-  readonly #masked: boolean;
+  readonly #masked: MaskedValues | undefined;
   readonly #onUnsafeSetting: ((setting: string) => void) | undefined;
   #unsafeSetting: string | undefined;
 
   /** `readOnly`: the session's access is read-only (the server turning it off ends the session); `masked`: its values are masked (UTF-8 only). */
-  constructor(readOnly: boolean, masked: boolean, onUnsafeSetting: ((setting: string) => void) | undefined) {
+  constructor(readOnly: boolean, masked: MaskedValues | undefined, onUnsafeSetting: ((setting: string) => void) | undefined) {
     this.#readOnly = readOnly;
     this.#masked = masked;
     this.#onUnsafeSetting = onUnsafeSetting;
