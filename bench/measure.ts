@@ -118,13 +118,14 @@ interface PgbenchRun {
 }
 
 function parsePgbench(out: string): PgbenchRun {
+  const processed = /number of transactions actually processed: (\d+)/.exec(out);
+  if (processed?.[1] === '0') throw new Error(`no transaction finished in the run (its connections took it all?): ${lastLines(out, 3)}`);
   const lat = /latency average = ([\d.]+) ms/.exec(out);
   const tps = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(out) ?? /tps = ([\d.]+)/.exec(out);
   if (!lat || !tps) throw new Error(`cannot parse pgbench output: ${lastLines(out, 3)}`);
   const failed = /number of failed transactions: (\d+)/.exec(out);
   if (failed && Number(failed[1]) > 0) throw new Error(`pgbench reported ${failed[1]} failed transactions`);
-  const transactions = /number of transactions actually processed: (\d+)/.exec(out);
-  return { latencyMs: Number(lat[1]), tps: Number(tps[1]), transactions: Number(transactions?.[1] ?? 0) };
+  return { latencyMs: Number(lat[1]), tps: Number(tps[1]), transactions: Number(processed?.[1] ?? 0) };
 }
 
 /** Runs pgbench with `args` against `ep`'s database. */

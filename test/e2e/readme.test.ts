@@ -840,7 +840,9 @@ ${yamlBlock('alerts:')}`,
   it('the benchmark runs (briefly here)', async () => {
     const r = await run(['npm run bench'], {
       env: {
-        BENCH_SECONDS: '1',
+        // In CI's quiet run of 0b0a62e, a 1 s latency run through hoop direct (a new session's TLS, sign-in and
+        // setup on two cores loaded by the other tests) finished no transaction.
+        BENCH_SECONDS: '3',
         BENCH_SCALE: '1',
         BENCH_COPY_ROWS: '10000',
         BENCH_COPY_RUNS: '1',
