@@ -14,7 +14,7 @@
 import type { MariaServer } from '../test/harness/mariadb.js';
 import type { PgCluster } from '../test/harness/postgres.js';
 import { type HoopOptions, setupHoopConnect, setupMysqlHoopConnect } from './hoop-paths.js';
-import { type Endpoint, type PathSetup, pgbench } from './measure.js';
+import { type Endpoint, type PathSetup, pgbenchOutput } from './measure.js';
 import { type MysqlDatabase, mysqlWarmup } from './mysql-measure.js';
 import type { Lane } from './paths.js';
 import { rssMb } from './pg-limits.js';
@@ -62,7 +62,7 @@ export async function measureIdleSessions(pg: PgCluster, n: number, log: (s: str
         await c.connect();
         return { query: () => c.query('select 1'), end: () => c.end() };
       },
-      warmup: async (ep, seconds) => void (await pgbench(pg.bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(seconds)])),
+      warmup: async (ep, seconds) => void (await pgbenchOutput(pg.bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(seconds)])),
     },
     n,
     log,

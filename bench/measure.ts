@@ -130,8 +130,12 @@ function parsePgbench(out: string): PgbenchRun {
 
 /** Runs pgbench with `args` against `ep`'s database. */
 export async function pgbench(bin: string, ep: Endpoint, args: string[]): Promise<PgbenchRun> {
-  const { stdout } = await runToEnd(join(bin, 'pgbench'), [...args, ep.database], { env: clientEnv(ep), timeoutMs: (SECONDS + 60) * 1000 });
-  return parsePgbench(stdout);
+  return parsePgbench(await pgbenchOutput(bin, ep, args));
+}
+
+/** What pgbench with `args` against `ep`'s database prints (unread: a warm-up's count is not measured, and on a loaded machine its connections may take all its seconds). */
+export async function pgbenchOutput(bin: string, ep: Endpoint, args: string[]): Promise<string> {
+  return (await runToEnd(join(bin, 'pgbench'), [...args, ep.database], { env: clientEnv(ep), timeoutMs: (SECONDS + 60) * 1000 })).stdout;
 }
 
 let updateScriptFile: string | undefined;
@@ -183,7 +187,7 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
   const ep = setup.endpoint;
   if (WARMUP_SECONDS > 0) {
     // A gateway runs for days: what its first seconds cost (V8 compiling the hot code) is not measured.
-    for (const args of [['-S'], ['-S', '-M', 'prepared'], [], ['-f', updateScript()]]) await pgbench(bin, ep, [...args, ...eightClients(WARMUP_SECONDS)]);
+    for (const args of [['-S'], ['-S', '-M', 'prepared'], [], ['-f', updateScript()]]) await pgbenchOutput(bin, ep, [...args, ...eightClients(WARMUP_SECONDS)]);
   }
   const ready = runGate(setup);
   if (await ready('latency')) {

@@ -840,8 +840,7 @@ ${yamlBlock('alerts:')}`,
   it('the benchmark runs (briefly here)', async () => {
     const r = await run(['npm run bench'], {
       env: {
-        // In CI's quiet run of 0b0a62e, a 1 s latency run through hoop direct (a new session's TLS, sign-in and
-        // setup on two cores loaded by the other tests) finished no transaction.
+        // A run's connections (TLS, sign-in and a session's setup on two cores loaded by the other tests) may take a second.
         BENCH_SECONDS: '3',
         BENCH_SCALE: '1',
         BENCH_COPY_ROWS: '10000',
