@@ -30,7 +30,7 @@
 import { globMatches, listNames } from '../glob.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { changesRows, opensBlockBefore, preparesWrite, tagCounts, unguardable, WRITE_GUARD_RULE, type WriteGuard } from './write-limit.js';
-import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
+import { analyzeSql, type Analysis, type RelationName, type StatementFacts } from './sql/analyze.js';
 import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
@@ -417,6 +417,46 @@ export class StatementJudge {
     return decision;
   }
 
+  /** Some rule for this identity names tables: a gateway that can look relations up judges them through the catalog ({@link judgeUnder}). */
+  get tableRules(): boolean {
+    return this.#tableRules;
+  }
+
+  /**
+   * The decision for `sql` with each relation its statements name judged as the relations under
+   * it too: `under(name)` says which (a view's tables through other views, a table's rules,
+   * partitions and parents; `*`, which every rule on tables matches, for a name the caller cannot
+   * tell). Not cached: what is under a name changes with the catalog.
+   */
+  judgeUnder(sql: string, analyzed: Analysis | undefined, under: (name: string) => readonly string[]): Decision {
+    const plain = this.judge(sql, analyzed);
+    // Most texts name only plain tables: their cached decision stands, unparsed.
+    if (!plain.touched?.tables.some((t) => under(t).length > 0)) return plain;
+    const analysis = analyzed ?? analyzeSql(sql);
+    if (!analysis.ok) return plain;
+    const unknown = new Set<string>();
+    let widened = false;
+    const statements = analysis.statements.map((st) => {
+      // What a statement makes is what it says (CREATE TABLE / VIEW / TABLE AS): the catalog does not have it yet.
+      const made = st.ddl?.kind === 'table' || st.ddl?.kind === 'view' ? relationName(st.ddl.relation) : undefined;
+      const more = st.tables.flatMap((t) => {
+        if (t === made) return [];
+        const beyond = under(t);
+        if (beyond.includes('*')) unknown.add(t);
+        return beyond;
+      });
+      if (more.length === 0) return st;
+      widened = true;
+      return { ...st, tables: [...new Set([...st.tables, ...more])] };
+    });
+    if (!widened) return plain;
+    const decision = this.#decideAnalysis({ ...analysis, statements });
+    if (unknown.size === 0 || decision.action === 'allow') return Object.freeze({ ...decision, ...factsOf(analysis) });
+    const why = `${[...unknown].join(', ')} ${unknown.size > 1 ? 'are' : 'is'} judged as any table (the gateway cannot see what is under it in the database's catalog: made or changed in a transaction still open, or temporary)`;
+    const said = { reason: `${decision.reason}; ${why}`, ...(decision.message !== undefined ? { message: `${decision.message}; ${why}` } : {}) };
+    return Object.freeze({ ...decision, ...said, ...factsOf(analysis) });
+  }
+
   #decideAnalysis(analysis: Analysis): Decision {
     if (!analysis.ok) {
       const action = this.#unparseable;
@@ -742,7 +782,8 @@ function appliesTo(rule: StatementRule, who: Who, connection: string): boolean {
 function matches(prepared: PreparedRule, facts: StatementFacts, multiStatement: boolean): boolean {
   const m = prepared.rule.match;
   if (prepared.kinds && !facts.kinds.some((k) => prepared.kinds!.has(k))) return false;
-  if (m.tables && !tablesMatch(m.tables, facts.tables)) return false;
+  // `*`: a relation judged through the catalog that it cannot tell (see StatementJudge.judgeUnder) may be any table.
+  if (m.tables && !facts.tables.includes('*') && !tablesMatch(m.tables, facts.tables)) return false;
   if (m.functions && !functionsMatch(m.functions, facts.functions)) return false;
   if (m.missingWhere && !facts.missingWhere) return false;
   if (m.cteDml && !facts.cteDml) return false;
@@ -762,4 +803,9 @@ function describe(facts: StatementFacts): string {
   if (facts.readWrite) parts.push('asking for read-write transactions');
   if (facts.opaqueBody) parts.push('with an opaque body');
   return parts.join(' ');
+}
+
+/** A relation's name as a statement's tables hold it: `schema.relation` or `relation`, lower-case. */
+function relationName(r: RelationName): string {
+  return (r.schema ? `${r.schema}.${r.relation}` : r.relation).toLowerCase();
 }

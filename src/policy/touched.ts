@@ -25,7 +25,7 @@ export interface TablesTouchedBy {
 }
 
 /** Kinds after which what a relation reads may have changed. */
-const REDEFINING_KINDS = new Set<string>([...KIND_UMBRELLAS.ddl, 'do', 'call']);
+export const REDEFINING_KINDS: ReadonlySet<string> = new Set<string>([...KIND_UMBRELLAS.ddl, 'do', 'call']);
 
 /** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
 const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.ddl]);

@@ -109,6 +109,12 @@ export interface SessionJudge {
   ownBackend?(pid: number): void;
   /** Some row limit may apply to the session's writes. */
   readonly limitsRows?: boolean;
+  /** What must be looked up before the SQL `texts` (or their analyses) are judged, if anything: the engine waits for it. */
+  pending?(texts: ReadonlyArray<string | Analysis>): Promise<void> | undefined;
+  /** Some rule names tables: an engine that can look relations up judges them through {@link judgeUnder}. */
+  readonly tableRules?: boolean;
+  /** The verdict with each relation the SQL names judged as the relations `under` it too (`*`: any table). */
+  judgeUnder?(sql: string, analysis: Analysis | undefined, under: (name: string) => readonly string[]): StatementVerdict;
 }
 
 /** What an engine asks reviewers about: a statement it holds, as the client sent it. */

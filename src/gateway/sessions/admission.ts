@@ -39,7 +39,7 @@ import { openRecording, startRecording } from './session-recording.js';
 import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
-import type { LaneTerms, ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh } from '../../session/engine.js';
+import type { LaneTerms, ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh, StatementVerdict } from '../../session/engine.js';
 import { isSecretParam, redactDetected, redactionMarker, redactSql, secretParameters, valuesHiddenFromReview } from '../../policy/sql/redact.js';
 import type { DetectorName } from '../../policy/masking/detectors.js';
 import type { SessionLimits } from '../../policy/limits.js';
@@ -411,6 +411,7 @@ export class SessionAdmission {
               },
               ...(judge.ownBackend ? { ownBackend: (pid: number) => judge.ownBackend!(pid) } : {}),
               ...(judge.limitsRows ? { limitsRows: true } : {}),
+              ...(judge.tableRules && judge.judgeUnder ? { tableRules: true, judgeUnder: noting(judge.judgeUnder.bind(judge), (v) => touched.addVerdict(v.touched)) } : {}),
             },
           }
         : {}),
@@ -538,4 +539,13 @@ function redactedAsk(ask: ReviewAsk, lane: string, o: { key?: Buffer; detectors:
   const param = (p: string | null, i: number): string | null => (p === null ? null : isSecretParam(secret, i + 1) ? redactionMarker(p, o.key) : redactDetected(p, o).text);
   const unseen = sqlLane ? valuesHiddenFromReview(ask.sql, sqlLane, ask.params?.length ?? 0) : undefined;
   return { ...ask, sql, ...(ask.params ? { params: ask.params.map(param) } : {}), ...(unseen !== undefined ? { unseen } : {}) };
+}
+
+/** `judgeUnder`, its verdicts told to `note` first. */
+function noting(judgeUnder: NonNullable<SessionJudge['judgeUnder']>, note: (verdict: StatementVerdict) => void): NonNullable<SessionJudge['judgeUnder']> {
+  return (sql, analysis, under) => {
+    const verdict = judgeUnder(sql, analysis, under);
+    note(verdict);
+    return verdict;
+  };
 }

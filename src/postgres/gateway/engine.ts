@@ -204,7 +204,8 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       release();
       throw err;
     }
-    const reads = session.report ? catalogs?.reads : undefined;
+    // What relations read: for the index, and for a judge with rules on tables (./catalog-judge.ts).
+    const reads = catalogs?.reads;
     // A connection kept warm goes back to the pool when its session ends cleanly (./upstream-pool.ts).
     const pool =
       pooled && session.connection.pool

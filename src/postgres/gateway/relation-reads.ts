@@ -35,7 +35,6 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 import { realClock } from '../../clock.js';
-import type { SessionJudge } from '../../session/engine.js';
 import type { RoundTripConnection } from '../wire/client.js';
 import { type CatalogConnection, textArrayParam } from '../pipeline/masking/catalog-connection.js';
 
@@ -138,6 +137,8 @@ export class RelationReads {
   readonly #known = new Map<string, { reads: Reads; at: number }>();
   /** When a statement last may have redefined a relation here. */
   #changedAt = Number.NEGATIVE_INFINITY;
+  /** Per session whose open transaction may redefine relations, their bare names (see {@link redefining}). */
+  readonly #redefining = new Map<object, Set<string>>();
 
   /** `catalog`: the connection's catalog connection of the gateway's own, with its credentials; `settleMs`: how long names read anything after a change ({@link SETTLE_MS} unless told). */
   constructor(catalog: CatalogConnection, now: () => number = realClock.now, settleMs = SETTLE_MS) {
@@ -150,6 +151,46 @@ export class RelationReads {
   changed(): void {
     this.#known.clear();
     this.#changedAt = this.#now();
+  }
+
+  /**
+   * What a statement naming `name` (lower-case) is judged to reach beyond it: the relations under
+   * it as {@link Reads.tables}, `['*']` when the catalog does not have it; undefined when it is
+   * not known now. Unlike {@link known}, a change's settling does not make it anything: a judgment
+   * asks the catalog again after a change ({@link prefetch}), and names an open transaction
+   * redefines are held apart ({@link redefining}).
+   */
+  under(name: string): readonly string[] | undefined {
+    const k = this.#known.get(name);
+    return k && this.#now() - k.at <= TTL_MS ? k.reads.tables : undefined;
+  }
+
+  /** Looks up those of `names` (lower-case) not known now, even while a change settles. */
+  async prefetch(names: readonly string[]): Promise<void> {
+    const missing = [...new Set(names)].filter((n) => this.under(n) === undefined);
+    if (missing.length > 0) await this.#fetch(missing);
+  }
+
+  /**
+   * `session`'s open transaction may redefine the relations `names` (bare lower-case names; `*`:
+   * any): until {@link redefined}, other sessions' statements judge them as anything (the catalog
+   * shows their definition before the change, and a statement that waits on its locks runs after).
+   */
+  redefining(session: object, names: readonly string[]): void {
+    const held = this.#redefining.get(session) ?? new Set<string>();
+    for (const n of names) held.add(n);
+    this.#redefining.set(session, held);
+  }
+
+  /** `session`'s transaction ended (or the session did): what it redefined is in the catalog now, or never was. */
+  redefined(session: object): void {
+    if (this.#redefining.delete(session)) this.changed();
+  }
+
+  /** Whether a session other than `session` has an open transaction that may redefine `name` (a bare lower-case name). */
+  inFlux(name: string, session: object): boolean {
+    for (const [other, names] of this.#redefining) if (other !== session && (names.has(name) || names.has('*'))) return true;
+    return false;
   }
 
   /** What `names` read, if every one is known now; undefined when a lookup is needed. */
@@ -321,19 +362,4 @@ export class StatementReads<S extends { tables: readonly string[] }> {
     this.onReads?.(reads);
     this.onStatement({ ...statement, tables: [...new Set([...named, ...reads.tables])] });
   }
-}
-
-/**
- * `judge`, telling `reads` of each statement that may redefine a relation as it is judged (before
- * it runs; one refused never runs). One held for review is told when judged, not when it runs.
- */
-export function redefinitionsTold(judge: SessionJudge, reads: RelationReads): SessionJudge {
-  return {
-    ...(judge.ownBackend ? { ownBackend: (pid: number) => judge.ownBackend!(pid) } : {}),
-    judge: (sql, analysis) => {
-      const verdict = judge.judge(sql, analysis);
-      if (verdict.touched?.redefines && verdict.action !== 'deny') reads.changed();
-      return verdict;
-    },
-  };
 }

@@ -7,9 +7,10 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { StatementTally } from '../pipeline/tally.js';
-import { redefinitionsTold, StatementReads, type RelationReads } from './relation-reads.js';
+import { CatalogJudge } from './catalog-judge.js';
+import { StatementReads, type RelationReads } from './relation-reads.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';
-import type { SessionChannel } from '../../session/engine.js';
+import type { SessionChannel, SessionJudge } from '../../session/engine.js';
 import { errorResponse, SqlState, terminate } from '../wire/messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
 import { MessageReader } from '../wire/reader.js';
@@ -139,6 +140,8 @@ export class SessionRelay {
   /** The session's recording stage, once the relay runs. */
   #recorder: PostgresRecordingStage | undefined;
   #gate: StatementGate | undefined;
+  /** What the session's end settles beyond the relay (what its open transaction redefined). */
+  #endsWith: (() => void) | undefined;
   #tally: StatementTally | undefined;
   #reads: StatementReads<StatementRows> | undefined;
   #frontend!: FrontendPath;
@@ -198,8 +201,9 @@ export class SessionRelay {
     // The session's own backend may be signalled by its number (pg_cancel_backend(<its pid>)).
     judge?.ownBackend?.(this.#opened.upstream.backendKey.processId);
     const { catalog, masking } = this.#opened;
-    return judge
-      ? new StatementGate(reads ? redefinitionsTold(judge, reads) : judge, {
+    const judged = judge && reads ? this.#catalogJudge(judge, reads) : judge;
+    return judged
+      ? new StatementGate(judged, {
           ...(catalog ? { functionName: functionNames(catalog) } : {}),
           ...(masking ? { sideChannel: (analysis: Analysis) => masking.sideChannel(analysis) } : {}),
           readOnly: session.readOnly === true,
@@ -222,6 +226,14 @@ export class SessionRelay {
           ...(session.reviews ? { review: (ask: ReviewAsk): PendingReview => this.#o.review(ask, this.#backend) } : {}),
         })
       : undefined;
+  }
+
+  /** `judge` judging relations through the connection's catalog, told when the session's transactions (and the session) end. */
+  #catalogJudge(judge: SessionJudge, reads: RelationReads): CatalogJudge {
+    const judged = new CatalogJudge(judge, reads);
+    this.#state.onTransactionEnd = () => judged.ended();
+    this.#endsWith = () => judged.ended();
+    return judged;
   }
 
   /** The client's and the server's paths, with the gate (and its write guard), masking and the recorder as the session has them. */
@@ -377,6 +389,7 @@ export class SessionRelay {
     if (!this.#relayEnd.begin(reason, detail || undefined)) return;
     // A statement held for review never runs once its session is gone.
     this.#gate?.withdraw('session-ended');
+    this.#endsWith?.();
     this.#recorder?.end();
     this.#tally?.end();
     clearTimeout(this.#partialTimer);

@@ -62,10 +62,15 @@ export class ServerState {
     return this.#answers.answer(type) ?? this.#answers.head;
   }
 
+  /** Told when the server is idle outside a transaction block with nothing more sent: what the session's transactions did is committed or undone. */
+  onTransactionEnd: (() => void) | undefined;
+
   /** Notes a ReadyForQuery's transaction status (after {@link serverSent} of its type). */
   ready(status: number): void {
     this.#status = status === TransactionStatus.IN_BLOCK ? 'T' : status === TransactionStatus.FAILED ? 'E' : 'I';
-    if (this.#answers.pendingReady === 0) for (const wake of this.#waiters.splice(0)) wake();
+    if (this.#answers.pendingReady > 0) return;
+    if (this.#status === 'I') this.onTransactionEnd?.();
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 
   /** True when the server has answered everything it was sent (it is idle, between transactions or in one). */

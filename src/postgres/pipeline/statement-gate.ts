@@ -301,8 +301,24 @@ export class StatementGate implements Stage {
    * passing (a deny still refuses) and sent as the client sent it; a Bind's portal then runs.
    */
   frontend(m: FrontendMessage, ctx?: Pick<FrontendContext, 'analysis'>): Decision | Promise<Decision> {
-    const sent = this.#message(m, ctx?.analysis, m.kind !== 'bind' || m.msg !== undefined);
-    return sent instanceof Promise ? sent.then((s) => this.#decision(m, s)) : this.#decision(m, sent);
+    const judged = (): Decision | Promise<Decision> => {
+      const sent = this.#message(m, ctx?.analysis, m.kind !== 'bind' || m.msg !== undefined);
+      return sent instanceof Promise ? sent.then((s) => this.#decision(m, s)) : this.#decision(m, sent);
+    };
+    const looking = this.#lookups(m, ctx?.analysis);
+    return looking ? looking.then(judged) : judged();
+  }
+
+  /** What the judge must look up before it judges `m`'s SQL (the relations it names, in the catalog), if anything. */
+  #lookups(m: FrontendMessage, analysis: Analysis | undefined): Promise<void> | undefined {
+    if (!this.#judge.pending || this.#discarding) return undefined;
+    const texts: Array<string | Analysis> = [];
+    if (m.kind === 'query' || m.kind === 'parse') {
+      texts.push(analysis ?? m.sql);
+      // What its EXECUTEs run is judged with it.
+      for (const op of preparedOps(m.sql, analysis) ?? []) if (op.op === 'execute') texts.push(...(this.#names.heldBy(op.name) ?? []));
+    } else if (m.kind === 'bind' && m.utf8) texts.push(...(this.#names.heldBy(m.statement) ?? []));
+    return texts.length > 0 ? this.#judge.pending(texts) : undefined;
   }
 
   /** `m` passed as sent, with what goes with it (each handed out once), or what stands in its place. */
@@ -619,12 +635,17 @@ export class StatementGate implements Stage {
       if (outcome.state === 'approved') {
         if (outcome.windowMs > 0) this.#reviews.windows.open(sql, outcome.windowMs);
         // Judged again: what the reviewer saw passes; anything new it would now run is held again.
-        this.#approvedTexts = seen;
-        try {
-          return this.#message(m, analysis, true);
-        } finally {
-          this.#approvedTexts = undefined;
-        }
+        const again = (): Sent | Promise<Sent> => {
+          this.#approvedTexts = seen;
+          try {
+            return this.#message(m, analysis, true);
+          } finally {
+            this.#approvedTexts = undefined;
+          }
+        };
+        // The relations it names are looked up again: the review took its time.
+        const looking = this.#lookups(m, analysis);
+        return looking ? looking.then(again) : again();
       }
       this.#current = type;
       const refusal = this.#count('review', reviewOutcomeError(verdict, pending.id, outcome), verdict.rule ?? '(none)', `review ${pending.id}: ${outcome.state}`);

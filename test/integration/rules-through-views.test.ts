@@ -1,0 +1,181 @@
+/**
+ * Rules on tables judge relations through the catalog, against real PostgreSQL: a write or read
+ * through a view (through other views, a temporary one, one made or replaced in an open
+ * transaction, one another session is replacing) is judged as the tables under it, so a rule on
+ * `vw_guarded` cannot be stepped around by naming a view over it; a migration's own new tables
+ * are not refused for it.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgClient, psql } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+let policyRepo: PolicyGitRepo;
+let stack: HoopStack;
+let c: RunningConnect;
+const clients: pg.Client[] = [];
+
+const bundle = (connection: string): string => `version: 1
+connections:
+${connection}access:
+  - { name: people, subjects: [alice], connections: [app], mode: read-write }
+statements:
+  rules:
+    - { name: keep-guarded, match: { kinds: [delete], tables: [vw_guarded] }, action: deny, message: rows of vw_guarded are kept }
+    - { name: few-limited, match: { tables: [public.vw_limited] }, action: allow, maxAffectedRows: 2 }
+    - { name: no-secrets, match: { kinds: [select], tables: [vw_secrets] }, action: deny }
+    - { name: keep-low, match: { kinds: [delete], tables: [vw_part_low] }, action: deny }
+`;
+
+const db = (sql: string): Promise<string> => stack.pg.psql(sql, { database: 'app' });
+const count = async (table: string): Promise<number> => Number((await db(`select count(*) from ${table}`)).trim());
+
+async function session(): Promise<pg.Client> {
+  const client = await pgClient(c.info);
+  client.on('error', () => undefined);
+  clients.push(client);
+  return client;
+}
+
+/** The SQLSTATE and message `sql` fails with, or `ok`. */
+async function outcome(client: pg.Client, sql: string, values?: unknown[]): Promise<string> {
+  try {
+    await client.query(sql, values);
+    return 'ok';
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return `${e.code}: ${e.message}`;
+  }
+}
+
+beforeAll(async () => {
+  policyRepo = new PolicyGitRepo('hoop-views-');
+  stack = await startStack({
+    policy: ({ pg }) => {
+      policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })));
+      return policyRepo.gatewayBlock(['${env:APP_*}']);
+    },
+  });
+  await db(`create table vw_guarded(id int primary key, v int); insert into vw_guarded select g, 0 from generate_series(1, 10) g;
+            create table vw_limited(id int primary key, v int); insert into vw_limited select g, 0 from generate_series(1, 10) g;
+            create table vw_secrets(id int, s text); insert into vw_secrets values (1, 'hunter2');
+            create table vw_free(id int primary key, v int); insert into vw_free select g, 0 from generate_series(1, 10) g;
+            create view vw_gv as select * from vw_guarded; create view vw_gv2 as select id from vw_gv;
+            create view vw_lv as select * from vw_limited; create view vw_sv as select s from vw_secrets;
+            grant all on all tables in schema public to public`);
+  c = await stack.connect('app', await stack.token('alice'));
+  // Made through the gateway: its role owns it, and replaces it below.
+  await (await session()).query('create view vw_fv as select * from vw_free');
+});
+
+afterAll(async () => {
+  for (const client of clients) await client.end().catch(() => undefined);
+  await c?.stop();
+  await stack?.close();
+  policyRepo?.remove();
+});
+
+describe('rules on tables, through views', () => {
+  it('refuses a delete through a view, a view of a view, and with parameters; the rows stay', async () => {
+    const s = await session();
+    expect(await outcome(s, 'DELETE FROM vw_gv')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    expect(await outcome(s, 'DELETE FROM vw_gv2 WHERE id > 5')).toMatch(/^42501: /);
+    expect(await outcome(s, 'DELETE FROM public.vw_gv WHERE id = $1', [3])).toMatch(/^42501: /);
+    expect(await outcome(s, 'WITH d AS (DELETE FROM vw_gv RETURNING id) SELECT count(*) FROM d')).toMatch(/^42501: /);
+    expect(await count('vw_guarded')).toBe(10);
+    // The session goes on, and a view over other tables is what it is.
+    expect(await outcome(s, 'DELETE FROM vw_fv WHERE id = 10')).toBe('ok');
+    expect(await count('vw_free')).toBe(9);
+  });
+
+  it('limits the rows a write through a view changes by the table under it', async () => {
+    const s = await session();
+    expect(await outcome(s, 'UPDATE vw_lv SET v = v + 1')).toMatch(/^42501: .*changed 10 rows, over the limit of 2 \(rule "few-limited"\)/);
+    expect(await db('select sum(v) from vw_limited')).toMatch(/^\s*0\s*$/);
+    expect(await outcome(s, 'UPDATE vw_lv SET v = v + 1 WHERE id <= 2')).toBe('ok');
+    expect(await db('select sum(v) from vw_limited')).toMatch(/^\s*2\s*$/);
+  });
+
+  it('refuses a read of a table through a view over it', async () => {
+    const s = await session();
+    expect(await outcome(s, 'SELECT * FROM vw_sv')).toMatch(/^42501: /);
+    const r = await psql(c.info, ['-A', '-t', '-c', 'select s from vw_sv']);
+    expect(r.stdout).not.toContain('hunter2');
+    expect(r.stderr).toContain('no-secrets');
+  });
+
+  it('judges a temporary view, and one made or replaced in the open transaction, by its definition', async () => {
+    const s = await session();
+    expect(await outcome(s, 'CREATE TEMP VIEW vw_tv AS SELECT * FROM vw_guarded')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_tv')).toMatch(/^42501: /);
+    await s.query('BEGIN');
+    expect(await outcome(s, 'CREATE VIEW vw_made AS SELECT * FROM vw_guarded')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_made')).toMatch(/^42501: /);
+    await s.query('ROLLBACK');
+    await s.query('BEGIN');
+    expect(await outcome(s, 'CREATE OR REPLACE VIEW vw_fv AS SELECT * FROM vw_guarded')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_fv WHERE id = 1')).toMatch(/^42501: /);
+    await s.query('ROLLBACK');
+    expect(await count('vw_guarded')).toBe(10);
+  });
+
+  it("judges a view another session's open transaction replaces as any table, and as it is once that commits", async () => {
+    const a = await session();
+    const b = await session();
+    await a.query('BEGIN');
+    await a.query('CREATE OR REPLACE VIEW vw_fv AS SELECT * FROM vw_guarded');
+    // Without the gateway, b's DELETE would wait on a's lock and then delete from vw_guarded.
+    expect(await outcome(b, 'DELETE FROM vw_fv WHERE id = 2')).toMatch(/^42501: .*vw_fv is judged as any table/);
+    await a.query('COMMIT');
+    expect(await outcome(b, 'DELETE FROM vw_fv WHERE id = 2')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    expect(await count('vw_guarded')).toBe(10);
+    await a.query('CREATE OR REPLACE VIEW vw_fv AS SELECT * FROM vw_free');
+    expect(await outcome(b, 'DELETE FROM vw_fv WHERE id = 2')).toBe('ok');
+  });
+
+  it('follows a rename, a rule on a table, a partition, and a view a DO block makes', async () => {
+    const s = await session();
+    // A temporary table's name, taken by a view over vw_guarded.
+    for (const sql of ['CREATE TEMP TABLE vw_b (id int)', 'CREATE TEMP VIEW vw_a AS SELECT * FROM vw_guarded', 'DROP TABLE vw_b', 'ALTER VIEW vw_a RENAME TO vw_b'])
+      expect(await outcome(s, sql), sql).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_b')).toMatch(/^42501: .*vw_b is judged as any table/);
+    // A rule that turns a delete of one table into a delete of another (made outside hoop: through it, the rule's own statement is the rule's).
+    await db('create table vw_r (id int); create rule vw_rr as on delete to vw_r do instead delete from vw_guarded; grant all on vw_r to public');
+    expect(await outcome(s, 'DELETE FROM vw_r')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    // Code the gateway cannot read makes a temporary view (its name built at run time); committed, the catalog has it (another session's temporary relations are in pg_class too).
+    expect(await outcome(s, "DO $$ BEGIN EXECUTE 'CREATE TEMP VIEW ' || 'vw_do AS SELECT * FROM vw_' || 'guarded'; END $$")).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_do')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    // Made in the open transaction, it is not: any table.
+    await s.query('BEGIN');
+    expect(await outcome(s, "DO $$ BEGIN EXECUTE 'CREATE TEMP VIEW ' || 'vw_do2 AS SELECT * FROM vw_' || 'guarded'; END $$")).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_do2')).toMatch(/^42501: .*vw_do2 is judged as any table/);
+    await s.query('ROLLBACK');
+    expect(await count('vw_guarded')).toBe(10);
+    // A temporary table of the session's own is what it is.
+    expect(await outcome(s, 'CREATE TEMP TABLE vw_scratch AS SELECT g AS id FROM generate_series(1, 3) g')).toBe('ok');
+    expect(await outcome(s, 'SELECT * FROM vw_scratch')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_scratch')).toBe('ok');
+  });
+
+  it('judges a delete of a partitioned table by its partitions', async () => {
+    await db(`create table vw_parts(id int, v int) partition by range (id);
+              create table vw_part_low partition of vw_parts for values from (0) to (100);
+              insert into vw_parts select g, 0 from generate_series(1, 5) g; grant all on vw_parts, vw_part_low to public`);
+    const s = await session();
+    expect(await outcome(s, 'DELETE FROM vw_parts WHERE id = 5')).toMatch(/^42501: .*keep-low/);
+    expect(await count('vw_part_low')).toBe(5);
+  });
+
+  it('lets a migration write the tables it makes in its transaction', async () => {
+    const s = await session();
+    await s.query('BEGIN');
+    expect(await outcome(s, 'CREATE TABLE vw_new (id int, v int)')).toBe('ok');
+    expect(await outcome(s, 'INSERT INTO vw_new SELECT g, 0 FROM generate_series(1, 5) g')).toBe('ok');
+    expect(await outcome(s, 'UPDATE vw_new SET v = 1')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_new WHERE id = 1')).toBe('ok');
+    await s.query('COMMIT');
+    expect(await count('vw_new')).toBe(4);
+  });
+});
