@@ -103,4 +103,32 @@ describe('rules on tables, through the catalog', () => {
     expect(judge.judge('ALTER TABLE fresh RENAME TO renamed').action).toBe('allow');
     expect((await judged(judge, 'DELETE FROM renamed')).reason).toContain('renamed is judged as any table');
   });
+
+  it("keeps a lookup's answers that a change of other relations, made while it ran, cannot have made stale", async () => {
+    let release!: () => void;
+    const rows = [
+      { name: 'gv', oid: '1', kind: 'v', schema: 'public', table: 'inner_v', column: 'id', descends: null },
+      { name: 'gv', oid: '1', kind: 'v', schema: 'public', table: 'guarded', column: 'id', descends: null },
+      { name: 'free', oid: '2', kind: 'r', schema: null, table: null, column: null, descends: null },
+    ];
+    const conn = { prepared: () => new Promise((resolve) => (release = () => resolve(rows))) } as unknown as CatalogConnection;
+    const reads = new RelationReads(conn);
+    const judge = new CatalogJudge(judgeOf(), reads);
+    const first = judge.pending(['SELECT * FROM gv JOIN free USING (id)']);
+    reads.changed(['unrelated']);
+    release();
+    await first;
+    expect(reads.under('gv')).toEqual(['public.inner_v', 'public.guarded']);
+    expect(reads.under('free')).toEqual([]);
+    // A change of a view gv reads through drops gv, not free; one made during a lookup keeps gv's answer out.
+    reads.changed(['inner_v']);
+    expect(reads.under('gv')).toBeUndefined();
+    expect(reads.under('free')).toEqual([]);
+    const second = judge.pending(['DELETE FROM gv']);
+    reads.changed(['inner_v']);
+    release();
+    await second;
+    expect(reads.under('gv')).toBeUndefined();
+    expect(judge.judge('DELETE FROM gv').action).toBe('deny');
+  });
 });

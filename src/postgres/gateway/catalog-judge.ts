@@ -17,7 +17,7 @@
 import { analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
 import { REDEFINING_KINDS } from '../../policy/touched.js';
 import type { SessionJudge, StatementVerdict } from '../../session/engine.js';
-import type { RelationReads } from './relation-reads.js';
+import { bareName as bare, type RelationReads } from './relation-reads.js';
 
 /** A judge that judges relations as what is under them (src/policy/decide.ts's StatementJudge, with rules on tables). */
 type JudgeUnder = SessionJudge & Required<Pick<SessionJudge, 'judgeUnder'>>;
@@ -25,9 +25,6 @@ type JudgeUnder = SessionJudge & Required<Pick<SessionJudge, 'judgeUnder'>>;
 const ANY = ['*'] as const;
 /** Names this session made or redefined, kept. */
 const MAX_OWN = 1000;
-
-/** The bare name (the search path decides the schema) of a relation as a statement names it. */
-const bare = (name: string): string => name.slice(name.lastIndexOf('.') + 1);
 
 /** `judge` for one session, relations judged through `reads`' catalog (see the module documentation); it also tells `reads` of each redefinition. */
 export class CatalogJudge implements SessionJudge {
@@ -131,7 +128,7 @@ export class CatalogJudge implements SessionJudge {
       }
     }
     this.#redefining = true;
-    this.#reads.changed();
+    this.#reads.changed(this.#ownAny ? ANY : names);
     this.#reads.redefining(this, this.#ownAny ? ANY : names);
   }
 }

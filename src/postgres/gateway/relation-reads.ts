@@ -96,6 +96,8 @@ const MAX_NAMES = 4096;
 const MAX_WAITING = 1000;
 /** After a change of the catalog through the gateway, names read anything this long (the change may not be committed yet). */
 export const SETTLE_MS = 5_000;
+/** Changes remembered for the lookups they overlap; past it the oldest go (a lookup that overlapped one forgotten keeps nothing). */
+const MAX_CHANGES = 256;
 /** After a failed lookup, its names read anything for this long before they are asked again (a down catalog is not asked per statement). */
 const RETRY_MS = 5_000;
 
@@ -137,6 +139,10 @@ export class RelationReads {
   readonly #known = new Map<string, { reads: Reads; at: number }>();
   /** When a statement last may have redefined a relation here. */
   #changedAt = Number.NEGATIVE_INFINITY;
+  /** The latest changes (see {@link changed}): a lookup they overlap keeps none of what they may have made stale. */
+  readonly #changes: Array<{ at: number; names: ReadonlySet<string> | undefined }> = [];
+  /** When the latest change no longer remembered was. */
+  #forgotAt = Number.NEGATIVE_INFINITY;
   /** Per session whose open transaction may redefine relations, their bare names (see {@link redefining}). */
   readonly #redefining = new Map<object, Set<string>>();
 
@@ -147,10 +153,18 @@ export class RelationReads {
     this.#settleMs = settleMs;
   }
 
-  /** A statement may have redefined a relation: what is known goes, and names read anything for a while. */
-  changed(): void {
-    this.#known.clear();
-    this.#changedAt = this.#now();
+  /**
+   * A statement may have redefined a relation (`names`: those, bare and lower-case; none: any):
+   * what is known of them (and of what reads through them) goes, and names read anything for a while.
+   */
+  changed(names?: readonly string[]): void {
+    const at = this.#now();
+    this.#changedAt = at;
+    const only = names && !names.includes('*') ? new Set(names) : undefined;
+    this.#changes.push({ at, names: only });
+    if (this.#changes.length > MAX_CHANGES) this.#forgotAt = this.#changes.shift()!.at;
+    if (!only) return this.#known.clear();
+    for (const [name, k] of this.#known) if (touches(only, name, k.reads.tables)) this.#known.delete(name);
   }
 
   /**
@@ -184,7 +198,10 @@ export class RelationReads {
 
   /** `session`'s transaction ended (or the session did): what it redefined is in the catalog now, or never was. */
   redefined(session: object): void {
-    if (this.#redefining.delete(session)) this.changed();
+    const names = this.#redefining.get(session);
+    if (!names) return;
+    this.#redefining.delete(session);
+    this.changed([...names]);
   }
 
   /** Whether a session other than `session` has an open transaction that may redefine `name` (a bare lower-case name). */
@@ -234,10 +251,12 @@ export class RelationReads {
       for (const name of names) this.#remember(name, { reads: ANYTHING, at });
       return;
     }
-    // A change during the lookup: its answers are not kept.
-    if (this.#changedAt >= started) return;
+    // A change during the lookup: the answers it may have made stale are not kept.
+    const changes = this.#changes.filter((c) => c.at >= started);
+    if (this.#forgotAt >= started || changes.some((c) => !c.names)) return;
+    const stale = (name: string, tables: Iterable<string>): boolean => changes.some((c) => touches(c.names!, name, tables));
     const at = this.#now();
-    for (const f of functions) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
+    for (const f of functions) if (changes.length === 0) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
     const found = new Map<string, { tables: Set<string>; columns: Set<string>; descendants: Set<string> }>();
     for (const r of rows) {
       if (r.name === null || r.name === undefined) continue;
@@ -258,6 +277,7 @@ export class RelationReads {
     }
     for (const name of relations) {
       const f = found.get(name);
+      if (stale(name, f?.tables ?? [])) continue;
       if (!f || f.descendants.size > MAX_DESCENDANTS) {
         this.#remember(name, { reads: ANYTHING, at });
         continue;
@@ -273,6 +293,16 @@ export class RelationReads {
     if (this.#known.size > MAX_NAMES) this.#known.delete(this.#known.keys().next().value!);
   }
 }
+
+/** Whether a change of the relations `changed` (bare names) may change what `name`, which reads `tables`, is. */
+function touches(changed: ReadonlySet<string>, name: string, tables: Iterable<string>): boolean {
+  if (changed.has(bareName(name))) return true;
+  for (const t of tables) if (t === '*' || changed.has(bareName(t))) return true;
+  return false;
+}
+
+/** The bare name (the search path decides the schema) of `schema.relation` or `relation`. */
+export const bareName = (name: string): string => name.slice(name.lastIndexOf('.') + 1);
 
 function merged(parts: readonly Reads[]): Reads {
   if (parts.every((p) => p.tables.length === 0)) return NOTHING;

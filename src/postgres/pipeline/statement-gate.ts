@@ -318,6 +318,7 @@ export class StatementGate implements Stage {
       // What its EXECUTEs run is judged with it.
       for (const op of preparedOps(m.sql, analysis) ?? []) if (op.op === 'execute') texts.push(...(this.#names.heldBy(op.name) ?? []));
     } else if (m.kind === 'bind' && m.utf8) texts.push(...(this.#names.heldBy(m.statement) ?? []));
+    else if (m.kind === 'execute' && m.utf8) texts.push(...(this.#names.portalHeld(m.portal) ?? []));
     return texts.length > 0 ? this.#judge.pending(texts) : undefined;
   }
 
