@@ -140,7 +140,12 @@ describe('rules on tables, through views', () => {
     // A temporary table's name, taken by a view over vw_guarded.
     for (const sql of ['CREATE TEMP TABLE vw_b (id int)', 'CREATE TEMP VIEW vw_a AS SELECT * FROM vw_guarded', 'DROP TABLE vw_b', 'ALTER VIEW vw_a RENAME TO vw_b'])
       expect(await outcome(s, sql), sql).toBe('ok');
-    expect(await outcome(s, 'DELETE FROM vw_b')).toMatch(/^42501: .*vw_b is judged as any table/);
+    expect(await outcome(s, 'DELETE FROM vw_b')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    // Renamed in the open transaction, the name is any table until it commits.
+    await s.query('BEGIN');
+    expect(await outcome(s, 'ALTER VIEW vw_b RENAME TO vw_c')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_c')).toMatch(/^42501: .*vw_c is judged as any table/);
+    await s.query('ROLLBACK');
     // A rule that turns a delete of one table into a delete of another (made outside hoop: through it, the rule's own statement is the rule's).
     await db('create table vw_r (id int); create rule vw_rr as on delete to vw_r do instead delete from vw_guarded; grant all on vw_r to public');
     expect(await outcome(s, 'DELETE FROM vw_r')).toMatch(/^42501: .*rows of vw_guarded are kept/);
@@ -166,6 +171,37 @@ describe('rules on tables, through views', () => {
     const s = await session();
     expect(await outcome(s, 'DELETE FROM vw_parts WHERE id = 5')).toMatch(/^42501: .*keep-low/);
     expect(await count('vw_part_low')).toBe(5);
+  });
+
+  it('judges what a text redefines before its later statements, through views made of views, and quoted names as the server reads them', async () => {
+    const s = await session();
+    // One Query: the redefinition runs before the statement after it.
+    expect(await outcome(s, 'CREATE TEMP VIEW vw_one AS SELECT * FROM vw_free; CREATE OR REPLACE TEMP VIEW vw_one AS SELECT * FROM vw_guarded; DELETE FROM vw_one')).toMatch(/^42501: /);
+    expect(await outcome(s, "DO $$ BEGIN EXECUTE 'CREATE TEMP VIEW vw_two AS SELECT * FROM vw_guarded'; END $$; DELETE FROM vw_two")).toMatch(/^42501: .*vw_two is judged as any table/);
+    // A view made in the open transaction over a view over the guarded table.
+    await s.query('BEGIN');
+    expect(await outcome(s, 'CREATE VIEW vw_nested AS SELECT * FROM vw_gv')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM vw_nested')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    await s.query('ROLLBACK');
+    // Quoted names: one that reads as a function's, and one with a dot that also names a schema's table.
+    expect(await outcome(s, 'CREATE TEMP VIEW "vw_f()" AS SELECT * FROM vw_guarded')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM "vw_f()"')).toMatch(/^42501: /);
+    expect(await outcome(s, 'CREATE TEMP VIEW "public.vw_free" AS SELECT * FROM vw_guarded')).toBe('ok');
+    expect(await outcome(s, 'DELETE FROM "public.vw_free"')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    expect(await count('vw_guarded')).toBe(10);
+  });
+
+  it("does not hold a DO block in another session's open transaction against every name", async () => {
+    const a = await session();
+    const b = await session();
+    await a.query('BEGIN');
+    await a.query('DO $$ BEGIN PERFORM 1; END $$');
+    expect(await outcome(b, 'DELETE FROM vw_free WHERE id = 3')).toBe('ok');
+    expect(await outcome(b, 'SELECT * FROM vw_free')).toBe('ok');
+    // In a's own transaction, every name is any table.
+    expect(await outcome(a, 'DELETE FROM vw_free WHERE id = 4')).toMatch(/^42501: .*vw_free is judged as any table/);
+    await a.query('ROLLBACK');
+    expect(await outcome(a, 'DELETE FROM vw_free WHERE id = 4')).toBe('ok');
   });
 
   it('lets a migration write the tables it makes in its transaction', async () => {

@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { StatementRule } from '../../src/policy/schema.js';
-import { CatalogJudge } from '../../src/postgres/gateway/catalog-judge.js';
+import { CatalogJudge } from '../../src/policy/catalog-judge.js';
+import { analyzeSql } from '../../src/policy/sql/analyze.js';
 import { RelationReads } from '../../src/postgres/gateway/relation-reads.js';
 import type { CatalogConnection } from '../../src/postgres/pipeline/masking/catalog-connection.js';
 import { emptyPolicy } from '../harness/policy.js';
@@ -52,7 +53,7 @@ describe('rules on tables, through the catalog', () => {
   it('judges a view as the tables under it; a plain table keeps its cached decision', async () => {
     const { reads } = catalog();
     const inner = judgeOf();
-    const judge = new CatalogJudge(inner, reads);
+    const judge = new CatalogJudge(inner, reads, analyzeSql);
     expect((await judged(judge, 'DELETE FROM gv WHERE id = 1')).action).toBe('deny');
     expect((await judged(judge, 'DELETE FROM fv WHERE id = 1')).action).toBe('allow');
     await judge.pending(['DELETE FROM free WHERE id = 1']);
@@ -61,7 +62,7 @@ describe('rules on tables, through the catalog', () => {
 
   it('judges a name the catalog lacks, or one not looked up, as any table, and says so', async () => {
     const { reads } = catalog();
-    const judge = new CatalogJudge(judgeOf(), reads);
+    const judge = new CatalogJudge(judgeOf(), reads, analyzeSql);
     const v = await judged(judge, 'DELETE FROM nowhere');
     expect(v.action).toBe('deny');
     expect(v.reason).toContain('nowhere is judged as any table');
@@ -74,8 +75,8 @@ describe('rules on tables, through the catalog', () => {
   it("holds a view another session's open transaction redefines as any table until that transaction ends, then asks the catalog again", async () => {
     const views = { gv: 'guarded', fv: 'free' };
     const { reads, asked } = catalog(views);
-    const a = new CatalogJudge(judgeOf(), reads);
-    const b = new CatalogJudge(judgeOf(), reads);
+    const a = new CatalogJudge(judgeOf(), reads, analyzeSql);
+    const b = new CatalogJudge(judgeOf(), reads, analyzeSql);
     expect((await judged(b, 'DELETE FROM fv')).action).toBe('allow');
     expect(a.judge('CREATE OR REPLACE VIEW public.fv AS SELECT * FROM guarded').action).toBe('allow');
     const during = await judged(b, 'DELETE FROM fv');
@@ -92,7 +93,7 @@ describe('rules on tables, through the catalog', () => {
 
   it('keeps what a session made (not yet in the catalog) as what it named; a renamed relation is any table', async () => {
     const { reads } = catalog();
-    const judge = new CatalogJudge(judgeOf(), reads);
+    const judge = new CatalogJudge(judgeOf(), reads, analyzeSql);
     expect(judge.judge('CREATE TABLE fresh (id int)').action).toBe('allow');
     expect((await judged(judge, 'DELETE FROM fresh')).action).toBe('allow');
     expect(judge.judge('CREATE TEMP VIEW tv AS SELECT * FROM guarded').action).toBe('allow');
@@ -113,7 +114,7 @@ describe('rules on tables, through the catalog', () => {
     ];
     const conn = { prepared: () => new Promise((resolve) => (release = () => resolve(rows))) } as unknown as CatalogConnection;
     const reads = new RelationReads(conn);
-    const judge = new CatalogJudge(judgeOf(), reads);
+    const judge = new CatalogJudge(judgeOf(), reads, analyzeSql);
     const first = judge.pending(['SELECT * FROM gv JOIN free USING (id)']);
     reads.changed(['unrelated']);
     release();

@@ -35,6 +35,8 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 import { realClock } from '../../clock.js';
+import type { Relations } from '../../policy/catalog-judge.js';
+import { CatalogChanges, touches } from '../../policy/catalog-changes.js';
 import type { RoundTripConnection } from '../wire/client.js';
 import { type CatalogConnection, textArrayParam } from '../pipeline/masking/catalog-connection.js';
 
@@ -46,16 +48,16 @@ import { type CatalogConnection, textArrayParam } from '../pipeline/masking/cata
  * a parent reads its descendants' rows (partitions at any depth, inheritance children): rows with
  * `descends` set name each descendant of the named relation itself (which of its columns are read
  * the statement says: the same-named ones), and a column a view reads of a parent comes with the
- * same-named column of each of the parent's descendants. A name is `table` or `schema.table`, split
- * at its last dot.
+ * same-named column of each of the parent's descendants. A name is `table` or `schema.table`, the
+ * analysis's lower-cased, quotes gone: it means a relation so named in any schema, and one of that
+ * schema and name at any of its dots (`a.b` may be `"a.b"`).
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 const RELATIONS_NAMED_SQL =
-  'with recursive cand as (select w.name, c.oid, c.relkind from ' +
-  "(select x as name, substring(x from '^(.*)\\.[^.]*$') as schema, substring(x from '([^.]*)$') as rel from unnest($1::text[]) as x) as w " +
-  'join pg_catalog.pg_class c on lower(c.relname) = w.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
-  "where (w.schema is null or lower(n.nspname) = w.schema) and c.relkind in ('r','p','v','m','f')), " +
+  'with recursive cand as (select w.name, c.oid, c.relkind from unnest($1::text[]) as w(name) ' +
+  'cross join pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  "where (lower(c.relname) = w.name or lower(n.nspname) || '.' || lower(c.relname) = w.name) and c.relkind in ('r','p','v','m','f')), " +
   'reads(root, relid, attnum, depth) as (' +
   'select cand.oid, d.refobjid, d.refobjsubid, 1 from cand join pg_catalog.pg_rewrite r on r.ev_class = cand.oid ' +
   "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
@@ -96,8 +98,6 @@ const MAX_NAMES = 4096;
 const MAX_WAITING = 1000;
 /** After a change of the catalog through the gateway, names read anything this long (the change may not be committed yet). */
 export const SETTLE_MS = 5_000;
-/** Changes remembered for the lookups they overlap; past it the oldest go (a lookup that overlapped one forgotten keeps nothing). */
-const MAX_CHANGES = 256;
 /** After a failed lookup, its names read anything for this long before they are asked again (a down catalog is not asked per statement). */
 const RETRY_MS = 5_000;
 
@@ -132,19 +132,15 @@ const OWN_FUNCTIONS_SQL =
   "where lower(p.proname) = any($1::text[]) and n.nspname not in ('pg_catalog', 'information_schema')";
 
 /** What one connection's relations read, by name: see the module documentation. */
-export class RelationReads {
+export class RelationReads implements Relations {
   readonly #catalog: CatalogConnection;
   readonly #now: () => number;
   readonly #settleMs: number;
   readonly #known = new Map<string, { reads: Reads; at: number }>();
   /** When a statement last may have redefined a relation here. */
   #changedAt = Number.NEGATIVE_INFINITY;
-  /** The latest changes (see {@link changed}): a lookup they overlap keeps none of what they may have made stale. */
-  readonly #changes: Array<{ at: number; names: ReadonlySet<string> | undefined }> = [];
-  /** When the latest change no longer remembered was. */
-  #forgotAt = Number.NEGATIVE_INFINITY;
-  /** Per session whose open transaction may redefine relations, their bare names (see {@link redefining}). */
-  readonly #redefining = new Map<object, Set<string>>();
+  /** What changed through the gateway, and what open transactions are redefining. */
+  readonly #changes = new CatalogChanges();
 
   /** `catalog`: the connection's catalog connection of the gateway's own, with its credentials; `settleMs`: how long names read anything after a change ({@link SETTLE_MS} unless told). */
   constructor(catalog: CatalogConnection, now: () => number = realClock.now, settleMs = SETTLE_MS) {
@@ -160,9 +156,7 @@ export class RelationReads {
   changed(names?: readonly string[]): void {
     const at = this.#now();
     this.#changedAt = at;
-    const only = names && !names.includes('*') ? new Set(names) : undefined;
-    this.#changes.push({ at, names: only });
-    if (this.#changes.length > MAX_CHANGES) this.#forgotAt = this.#changes.shift()!.at;
+    const only = this.#changes.note(at, names);
     if (!only) return this.#known.clear();
     for (const [name, k] of this.#known) if (touches(only, name, k.reads.tables)) this.#known.delete(name);
   }
@@ -191,23 +185,18 @@ export class RelationReads {
    * shows their definition before the change, and a statement that waits on its locks runs after).
    */
   redefining(session: object, names: readonly string[]): void {
-    const held = this.#redefining.get(session) ?? new Set<string>();
-    for (const n of names) held.add(n);
-    this.#redefining.set(session, held);
+    this.#changes.redefining(session, names);
   }
 
   /** `session`'s transaction ended (or the session did): what it redefined is in the catalog now, or never was. */
   redefined(session: object): void {
-    const names = this.#redefining.get(session);
-    if (!names) return;
-    this.#redefining.delete(session);
-    this.changed([...names]);
+    const names = this.#changes.redefined(session);
+    if (names) this.changed(names);
   }
 
   /** Whether a session other than `session` has an open transaction that may redefine `name` (a bare lower-case name). */
   inFlux(name: string, session: object): boolean {
-    for (const [other, names] of this.#redefining) if (other !== session && (names.has(name) || names.has('*'))) return true;
-    return false;
+    return this.#changes.inFlux(name, session);
   }
 
   /** What `names` read, if every one is known now; undefined when a lookup is needed. */
@@ -252,11 +241,11 @@ export class RelationReads {
       return;
     }
     // A change during the lookup: the answers it may have made stale are not kept.
-    const changes = this.#changes.filter((c) => c.at >= started);
-    if (this.#forgotAt >= started || changes.some((c) => !c.names)) return;
-    const stale = (name: string, tables: Iterable<string>): boolean => changes.some((c) => touches(c.names!, name, tables));
+    const stale = this.#changes.staleSince(started);
+    if (!stale) return;
+    const changedSince = this.#changedAt >= started;
     const at = this.#now();
-    for (const f of functions) if (changes.length === 0) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
+    for (const f of functions) if (!changedSince) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
     const found = new Map<string, { tables: Set<string>; columns: Set<string>; descendants: Set<string> }>();
     for (const r of rows) {
       if (r.name === null || r.name === undefined) continue;
@@ -293,16 +282,6 @@ export class RelationReads {
     if (this.#known.size > MAX_NAMES) this.#known.delete(this.#known.keys().next().value!);
   }
 }
-
-/** Whether a change of the relations `changed` (bare names) may change what `name`, which reads `tables`, is. */
-function touches(changed: ReadonlySet<string>, name: string, tables: Iterable<string>): boolean {
-  if (changed.has(bareName(name))) return true;
-  for (const t of tables) if (t === '*' || changed.has(bareName(t))) return true;
-  return false;
-}
-
-/** The bare name (the search path decides the schema) of `schema.relation` or `relation`. */
-export const bareName = (name: string): string => name.slice(name.lastIndexOf('.') + 1);
 
 function merged(parts: readonly Reads[]): Reads {
   if (parts.every((p) => p.tables.length === 0)) return NOTHING;

@@ -7,7 +7,8 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { StatementTally } from '../pipeline/tally.js';
-import { CatalogJudge } from './catalog-judge.js';
+import { CatalogJudge } from '../../policy/catalog-judge.js';
+import { analyzeSql } from '../../policy/sql/analyze.js';
 import { StatementReads, type RelationReads } from './relation-reads.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';
 import type { SessionChannel, SessionJudge } from '../../session/engine.js';
@@ -230,7 +231,7 @@ export class SessionRelay {
 
   /** `judge` judging relations through the connection's catalog, told when the session's transactions (and the session) end. */
   #catalogJudge(judge: SessionJudge, reads: RelationReads): CatalogJudge {
-    const judged = new CatalogJudge(judge, reads);
+    const judged = new CatalogJudge(judge, reads, analyzeSql);
     this.#state.onTransactionEnd = () => judged.ended();
     this.#endsWith = () => judged.ended();
     return judged;
