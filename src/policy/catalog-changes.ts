@@ -3,7 +3,7 @@
  * relations are (src/postgres/gateway/relation-reads.ts, src/mysql/gateway/relations.ts): each
  * change by the names it may redefine (bare, lower-case; none: any), so a lookup it overlapped
  * keeps only what it cannot have made stale; and the names each session's open transaction is
- * redefining, which other sessions judge as anything until it ends (src/policy/catalog-judge.ts).
+ * redefining, which other sessions judge as anything until it ends (src/session/catalog-judge.ts).
  */
 
 /** Changes remembered for the lookups they overlap; past it the oldest go (a lookup that overlapped one forgotten keeps nothing). */

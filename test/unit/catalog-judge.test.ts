@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { StatementRule } from '../../src/policy/schema.js';
-import { CatalogJudge } from '../../src/policy/catalog-judge.js';
+import { CatalogJudge } from '../../src/session/catalog-judge.js';
 import { analyzeSql } from '../../src/policy/sql/analyze.js';
 import { RelationReads } from '../../src/postgres/gateway/relation-reads.js';
 import type { CatalogConnection } from '../../src/postgres/pipeline/masking/catalog-connection.js';

@@ -35,7 +35,7 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 import { realClock } from '../../clock.js';
-import type { Relations } from '../../policy/catalog-judge.js';
+import type { Relations } from '../../session/catalog-judge.js';
 import { CatalogChanges, touches } from '../../policy/catalog-changes.js';
 import type { RoundTripConnection } from '../wire/client.js';
 import { type CatalogConnection, textArrayParam } from '../pipeline/masking/catalog-connection.js';

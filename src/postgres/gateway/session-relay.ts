@@ -7,7 +7,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { StatementTally } from '../pipeline/tally.js';
-import { CatalogJudge } from '../../policy/catalog-judge.js';
+import { CatalogJudge } from '../../session/catalog-judge.js';
 import { analyzeSql } from '../../policy/sql/analyze.js';
 import { StatementReads, type RelationReads } from './relation-reads.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';

@@ -18,10 +18,10 @@
  * The names a message's statements hold are looked up before it is judged ({@link pending}), so
  * the judgment itself stays synchronous; what the lookups could not answer is `*`.
  */
-import type { Analysis } from './sql/analyze.js';
-import { REDEFINING_KINDS } from './touched.js';
-import { bareName as bare } from './catalog-changes.js';
-import type { SessionJudge, StatementVerdict } from '../session/engine.js';
+import type { Analysis } from '../policy/sql/analyze.js';
+import { REDEFINING_KINDS } from '../policy/touched.js';
+import { bareName as bare } from '../policy/catalog-changes.js';
+import type { SessionJudge, StatementVerdict } from './engine.js';
 
 /** What a connection's catalog says of its relations, shared by its sessions. */
 export interface Relations {
