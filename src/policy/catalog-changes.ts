@@ -9,6 +9,9 @@
 /** Changes remembered for the lookups they overlap; past it the oldest go (a lookup that overlapped one forgotten keeps nothing). */
 const MAX_CHANGES = 256;
 
+/** Among what is under a relation: a write to it may reach further tables by other commands than its own (a foreign key's action, a rule). */
+export const WRITES_BEYOND = '!';
+
 /** The bare name (the search path, or the session's database, decides the schema) of `schema.relation` or `relation`. */
 export const bareName = (name: string): string => name.slice(name.lastIndexOf('.') + 1);
 

@@ -40,6 +40,7 @@ import { maskingFor, principalMatches } from './principal.js';
 import type { AccessGrant } from './access.js';
 import { ROLE_RULE, roleRefusal } from './database-access.js';
 import { expandKind, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
+import { WRITES_BEYOND } from './catalog-changes.js';
 
 /**
  * The outcome of judging one SQL string.
@@ -439,15 +440,20 @@ export class StatementJudge {
     const statements = analysis.statements.map((st) => {
       // What a statement makes is what it says (CREATE TABLE / VIEW / TABLE AS): the catalog does not have it yet.
       const made = st.ddl?.kind === 'table' || st.ddl?.kind === 'view' ? relationName(st.ddl.relation) : undefined;
+      let further = false;
       const more = st.tables.flatMap((t) => {
         if (t === made) return [];
         const beyond = under(t);
         if (beyond.includes('*')) unknown.add(t);
-        return beyond;
+        if (!beyond.includes(WRITES_BEYOND)) return beyond;
+        further = true;
+        return beyond.filter((b) => b !== WRITES_BEYOND);
       });
-      if (more.length === 0) return st;
+      // A write that reaches further by other commands (a rule, a foreign key's action) may be any write there, its rows counted by the server's statistics.
+      const writes = further && st.kinds.some((k) => ANY_WRITE.has(k));
+      if (more.length === 0 && !writes) return st;
       widened = true;
-      return { ...st, tables: [...new Set([...st.tables, ...more])] };
+      return { ...st, tables: [...new Set([...st.tables, ...more])], ...(writes ? { kinds: [...new Set([...st.kinds, ...ANY_WRITE])], writesBeyond: true } : {}) };
     });
     if (!widened) return plain;
     const decision = this.#decideAnalysis({ ...analysis, statements });
@@ -804,6 +810,9 @@ function describe(facts: StatementFacts): string {
   if (facts.opaqueBody) parts.push('with an opaque body');
   return parts.join(' ');
 }
+
+/** The writes a write through a rule or a foreign key's action may become. */
+const ANY_WRITE: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete']);
 
 /** A relation's name as a statement's tables hold it: `schema.relation` or `relation`, lower-case. */
 function relationName(r: RelationName): string {

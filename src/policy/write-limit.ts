@@ -71,7 +71,7 @@ export function preparesWrite(facts: StatementFacts): boolean {
 
 /** Whether a statement's CommandComplete tag counts the rows it changed (not a write inside a WITH). */
 export function tagCounts(facts: StatementFacts): boolean {
-  return TAGGED_KINDS.has(facts.kinds[0]!) && !facts.cteDml;
+  return TAGGED_KINDS.has(facts.kinds[0]!) && !facts.cteDml && !facts.writesBeyond;
 }
 
 /** Whether a statement changes existing rows when it runs (a PREPARE only stores its body). */

@@ -20,7 +20,7 @@
  */
 import type { Analysis } from '../policy/sql/analyze.js';
 import { REDEFINING_KINDS } from '../policy/touched.js';
-import { bareName as bare } from '../policy/catalog-changes.js';
+import { bareName as bare, WRITES_BEYOND } from '../policy/catalog-changes.js';
 import type { SessionJudge, StatementVerdict } from './engine.js';
 
 /** What a connection's catalog says of its relations, shared by its sessions. */
@@ -146,7 +146,7 @@ export class CatalogJudge implements SessionJudge {
     // Made or redefined here (perhaps not committed, or temporary): what its statements named, and what the catalog has (if it has it).
     const under = own ? [...own, ...(catalog && !catalog.includes('*') ? catalog : [])] : ask ? (catalog ?? ANY) : [];
     for (const u of under) {
-      if (u === '*') out.add('*');
+      if (u === '*' || u === WRITES_BEYOND) out.add(u);
       else if (!seen.has(u)) {
         out.add(u);
         this.#collect(u, out, own?.has(u) === true, seen);

@@ -27,6 +27,7 @@ statements:
     - { name: few-limited, match: { tables: [public.vw_limited] }, action: allow, maxAffectedRows: 2 }
     - { name: no-secrets, match: { kinds: [select], tables: [vw_secrets] }, action: deny }
     - { name: keep-low, match: { kinds: [delete], tables: [vw_part_low] }, action: deny }
+    - { name: keep-child, match: { kinds: [delete], tables: [vw_child] }, action: deny }
 `;
 
 const db = (sql: string): Promise<string> => stack.pg.psql(sql, { database: 'app' });
@@ -202,6 +203,24 @@ describe('rules on tables, through views', () => {
     expect(await outcome(a, 'DELETE FROM vw_free WHERE id = 4')).toMatch(/^42501: .*vw_free is judged as any table/);
     await a.query('ROLLBACK');
     expect(await outcome(a, 'DELETE FROM vw_free WHERE id = 4')).toBe('ok');
+  });
+
+  it('judges a write that a rule or a foreign key turns into other writes as any of them, counted by the server', async () => {
+    await db(`create table vw_ins (id int); create rule vw_ins_del as on insert to vw_ins do instead delete from vw_guarded;
+              create table vw_upd (id int); insert into vw_upd values (1); create rule vw_upd_also as on update to vw_upd do also update vw_limited set v = v + 1;
+              create table vw_parent (id int primary key); insert into vw_parent select g from generate_series(1, 10) g;
+              create table vw_child (id int primary key references vw_parent on delete cascade, v int); insert into vw_child select g, 0 from generate_series(1, 10) g;
+              grant all on vw_ins, vw_upd, vw_parent, vw_child to public`);
+    const s = await session();
+    // An INSERT a rule makes a DELETE of the guarded table.
+    expect(await outcome(s, 'INSERT INTO vw_ins VALUES (1)')).toMatch(/^42501: .*rows of vw_guarded are kept/);
+    expect(await count('vw_guarded')).toBe(10);
+    // An UPDATE of one row whose rule updates every row of the limited table: counted there, and rolled back.
+    expect(await outcome(s, 'UPDATE vw_upd SET id = 2')).toMatch(/^42501: .*over the limit of 2 \(rule "few-limited"\)/);
+    expect(await db('select sum(v) from vw_limited')).toMatch(/^\s*2\s*$/);
+    // A delete whose foreign key cascades into a table a rule keeps.
+    expect(await outcome(s, 'DELETE FROM vw_parent WHERE id <= 3')).toMatch(/^42501: .*keep-child/);
+    expect(await count('vw_child')).toBe(10);
   });
 
   it('lets a migration write the tables it makes in its transaction', async () => {

@@ -36,7 +36,7 @@
  */
 import { realClock } from '../../clock.js';
 import type { Relations } from '../../session/catalog-judge.js';
-import { CatalogChanges, touches } from '../../policy/catalog-changes.js';
+import { CatalogChanges, touches, WRITES_BEYOND } from '../../policy/catalog-changes.js';
 import type { RoundTripConnection } from '../wire/client.js';
 import { type CatalogConnection, textArrayParam } from '../pipeline/masking/catalog-connection.js';
 
@@ -76,7 +76,11 @@ const RELATIONS_NAMED_SQL =
   "vdes(root, relid, col, depth) as (select reads.root, i.inhrelid, coalesce(a.attname::text, '*'), 1 from reads " +
   'join pg_catalog.pg_inherits i on i.inhparent = reads.relid ' +
   'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0 ' +
-  'union select vdes.root, i.inhrelid, vdes.col, vdes.depth + 1 from vdes join pg_catalog.pg_inherits i on i.inhparent = vdes.relid where vdes.depth < 32) ' +
+  'union select vdes.root, i.inhrelid, vdes.col, vdes.depth + 1 from vdes join pg_catalog.pg_inherits i on i.inhparent = vdes.relid where vdes.depth < 32), ' +
+  // The tables a write reaches through foreign keys that cascade, set null or set default (at any depth).
+  'fk(root, relid, depth) as (select x.root, k.conrelid, 1 from (select cand.oid as root, cand.oid as rel from cand union select root, relid from reads union select root, relid from des) x ' +
+  "join pg_catalog.pg_constraint k on k.confrelid = x.rel and k.contype = 'f' and (k.confdeltype in ('c','n','d') or k.confupdtype in ('c','n','d')) " +
+  "union select fk.root, k.conrelid, fk.depth + 1 from fk join pg_catalog.pg_constraint k on k.confrelid = fk.relid and k.contype = 'f' and (k.confdeltype in ('c','n','d') or k.confupdtype in ('c','n','d')) where fk.depth < 32) " +
   "select distinct cand.name, cand.oid::int8 as oid, cand.relkind as kind, n.nspname as schema, c.relname as table, case when reads.relid is null then null else coalesce(a.attname::text, '*') end as column, null::text as descends " +
   'from cand left join reads on reads.root = cand.oid left join pg_catalog.pg_class c on c.oid = reads.relid ' +
   'left join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
@@ -86,7 +90,13 @@ const RELATIONS_NAMED_SQL =
   "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, null, '1' from cand join des on des.root = cand.oid " +
   'join pg_catalog.pg_class c on c.oid = des.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   'union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, vdes.col, null from cand join vdes on vdes.root = cand.oid ' +
-  'join pg_catalog.pg_class c on c.oid = vdes.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace';
+  'join pg_catalog.pg_class c on c.oid = vdes.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, null, 'w' from cand join fk on fk.root = cand.oid " +
+  'join pg_catalog.pg_class c on c.oid = fk.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  // A write that reaches further by other commands: a foreign key's action, or a rule (not a view's own) on what it writes through.
+  "union select cand.name, cand.oid::int8, cand.relkind, null, '!', null, 'w' from cand where exists (select 1 from fk where fk.root = cand.oid) " +
+  'or exists (select 1 from (select cand.oid as rel union select relid from reads where reads.root = cand.oid) x ' +
+  "join pg_catalog.pg_rewrite r on r.ev_class = x.rel and r.rulename <> '_RETURN')";
 
 /** How long what a name reads is taken as known. */
 export const TTL_MS = 60_000;
@@ -112,6 +122,8 @@ export interface Reads {
   tables: readonly string[];
   columns: readonly string[];
   descendants?: ReadonlyArray<{ of: string; table: string }>;
+  /** What a write to them reaches beyond what they read, for a judgment: tables a foreign key's action writes, and {@link WRITES_BEYOND} when a write may reach them by other commands (a key's action, a rule). */
+  writes?: readonly string[];
 }
 
 const NOTHING: Reads = { tables: [], columns: [] };
@@ -158,7 +170,7 @@ export class RelationReads implements Relations {
     this.#changedAt = at;
     const only = this.#changes.note(at, names);
     if (!only) return this.#known.clear();
-    for (const [name, k] of this.#known) if (touches(only, name, k.reads.tables)) this.#known.delete(name);
+    for (const [name, k] of this.#known) if (touches(only, name, [...k.reads.tables, ...(k.reads.writes ?? [])])) this.#known.delete(name);
   }
 
   /**
@@ -170,7 +182,8 @@ export class RelationReads implements Relations {
    */
   under(name: string): readonly string[] | undefined {
     const k = this.#known.get(name);
-    return k && this.#now() - k.at <= TTL_MS ? k.reads.tables : undefined;
+    if (!k || this.#now() - k.at > TTL_MS) return undefined;
+    return k.reads.writes ? [...k.reads.tables, ...k.reads.writes] : k.reads.tables;
   }
 
   /** Looks up those of `names` (lower-case) not known now, even while a change settles. */
@@ -246,12 +259,16 @@ export class RelationReads implements Relations {
     const changedSince = this.#changedAt >= started;
     const at = this.#now();
     for (const f of functions) if (!changedSince) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
-    const found = new Map<string, { tables: Set<string>; columns: Set<string>; descendants: Set<string> }>();
+    const found = new Map<string, { tables: Set<string>; columns: Set<string>; descendants: Set<string>; writes: Set<string> }>();
     for (const r of rows) {
       if (r.name === null || r.name === undefined) continue;
-      const f = found.get(r.name) ?? { tables: new Set<string>(), columns: new Set<string>(), descendants: new Set<string>() };
+      const f = found.get(r.name) ?? { tables: new Set<string>(), columns: new Set<string>(), descendants: new Set<string>(), writes: new Set<string>() };
       found.set(r.name, f);
       if (r.table === null || r.table === undefined) continue;
+      if (r.descends === 'w') {
+        f.writes.add(r.table === WRITES_BEYOND ? WRITES_BEYOND : `${r.schema}.${r.table}`);
+        continue;
+      }
       const table = `${r.schema}.${r.table}`;
       // A descendant of the named relation: the statement's columns of the name are its columns too.
       if (r.descends) {
@@ -266,13 +283,14 @@ export class RelationReads implements Relations {
     }
     for (const name of relations) {
       const f = found.get(name);
-      if (stale(name, f?.tables ?? [])) continue;
+      if (stale(name, [...(f?.tables ?? []), ...(f?.writes ?? [])])) continue;
       if (!f || f.descendants.size > MAX_DESCENDANTS) {
         this.#remember(name, { reads: ANYTHING, at });
         continue;
       }
       const descendants = [...f.descendants].map((table) => ({ of: name, table }));
-      this.#remember(name, { reads: { tables: [...f.tables], columns: [...f.columns], ...(descendants.length > 0 ? { descendants } : {}) }, at });
+      const writes = f.writes.size > 0 ? { writes: [...f.writes] } : {};
+      this.#remember(name, { reads: { tables: [...f.tables], columns: [...f.columns], ...(descendants.length > 0 ? { descendants } : {}), ...writes }, at });
     }
   }
 

@@ -95,6 +95,8 @@ export interface StatementFacts {
   missingWhere: boolean;
   /** A data-modifying statement (that runs) inside a WITH. */
   cteDml: boolean;
+  /** Set by a judgment through the catalog: its write reaches further tables by other commands (a rule, a foreign key's action), whose rows its tag does not count. */
+  writesBeyond?: boolean;
   /** COPY ... FROM PROGRAM / TO PROGRAM: the server runs a shell command. */
   program: boolean;
   /** A body hoop cannot see into: DO, CREATE FUNCTION/PROCEDURE with a string body. */
