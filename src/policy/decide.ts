@@ -30,7 +30,7 @@
 import { globMatches, listNames } from '../glob.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { changesRows, opensBlockBefore, preparesWrite, tagCounts, unguardable, WRITE_GUARD_RULE, type WriteGuard } from './write-limit.js';
-import { analyzeSql, type Analysis, type RelationName, type StatementFacts } from './sql/analyze.js';
+import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
@@ -40,7 +40,7 @@ import { maskingFor, principalMatches } from './principal.js';
 import type { AccessGrant } from './access.js';
 import { ROLE_RULE, roleRefusal } from './database-access.js';
 import { expandKind, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
-import { WRITES_BEYOND } from './catalog-changes.js';
+import { throughCatalog } from './through-catalog.js';
 
 /**
  * The outcome of judging one SQL string.
@@ -435,27 +435,9 @@ export class StatementJudge {
     if (!plain.touched?.tables.some((t) => under(t).length > 0)) return plain;
     const analysis = analyzed ?? analyzeSql(sql);
     if (!analysis.ok) return plain;
-    const unknown = new Set<string>();
-    let widened = false;
-    const statements = analysis.statements.map((st) => {
-      // What a statement makes is what it says (CREATE TABLE / VIEW / TABLE AS): the catalog does not have it yet.
-      const made = st.ddl?.kind === 'table' || st.ddl?.kind === 'view' ? relationName(st.ddl.relation) : undefined;
-      let further = false;
-      const more = st.tables.flatMap((t) => {
-        if (t === made) return [];
-        const beyond = under(t);
-        if (beyond.includes('*')) unknown.add(t);
-        if (!beyond.includes(WRITES_BEYOND)) return beyond;
-        further = true;
-        return beyond.filter((b) => b !== WRITES_BEYOND);
-      });
-      // A write that reaches further by other commands (a rule, a foreign key's action) may be any write there, its rows counted by the server's statistics.
-      const writes = further && st.kinds.some((k) => ANY_WRITE.has(k));
-      if (more.length === 0 && !writes) return st;
-      widened = true;
-      return { ...st, tables: [...new Set([...st.tables, ...more])], ...(writes ? { kinds: [...new Set([...st.kinds, ...ANY_WRITE])], writesBeyond: true } : {}) };
-    });
+    const widened = throughCatalog(analysis.statements, under);
     if (!widened) return plain;
+    const { statements, unknown } = widened;
     const decision = this.#decideAnalysis({ ...analysis, statements });
     if (unknown.size === 0 || decision.action === 'allow') return Object.freeze({ ...decision, ...factsOf(analysis) });
     const why = `${[...unknown].join(', ')} ${unknown.size > 1 ? 'are' : 'is'} judged as any table (the gateway cannot see what is under it in the database's catalog: made or changed in a transaction still open, or temporary)`;
@@ -809,12 +791,4 @@ function describe(facts: StatementFacts): string {
   if (facts.readWrite) parts.push('asking for read-write transactions');
   if (facts.opaqueBody) parts.push('with an opaque body');
   return parts.join(' ');
-}
-
-/** The writes a write through a rule or a foreign key's action may become. */
-const ANY_WRITE: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete']);
-
-/** A relation's name as a statement's tables hold it: `schema.relation` or `relation`, lower-case. */
-function relationName(r: RelationName): string {
-  return (r.schema ? `${r.schema}.${r.relation}` : r.relation).toLowerCase();
 }
