@@ -55,8 +55,10 @@ import { type CatalogConnection, textArrayParam } from '../pipeline/masking/cata
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 const RELATIONS_NAMED_SQL =
-  'with recursive cand as (select w.name, c.oid, c.relkind from unnest($1::text[]) as w(name) ' +
-  'cross join pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  'with recursive cand as (select distinct w.name, c.oid, c.relkind from unnest($1::text[]) as w(name) ' +
+  // Each relation name the string may end in (the whole, and what follows each dot): joined by equality.
+  "cross join lateral (select substring(w.name from p + 1) as rel from generate_series(0, length(w.name) - 1) as p where p = 0 or substring(w.name from p for 1) = '.') as r " +
+  'join pg_catalog.pg_class c on lower(c.relname) = r.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   "where (lower(c.relname) = w.name or lower(n.nspname) || '.' || lower(c.relname) = w.name) and c.relkind in ('r','p','v','m','f')), " +
   'reads(root, relid, attnum, depth) as (' +
   'select cand.oid, d.refobjid, d.refobjsubid, 1 from cand join pg_catalog.pg_rewrite r on r.ev_class = cand.oid ' +
