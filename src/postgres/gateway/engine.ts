@@ -204,7 +204,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       release();
       throw err;
     }
-    // What relations read: for the index, and for a judge with rules on tables (./catalog-judge.ts).
+    // What relations read: for the index, and for a judge with rules on tables (src/session/catalog-judge.ts).
     const reads = catalogs?.reads;
     // A connection kept warm goes back to the pool when its session ends cleanly (./upstream-pool.ts).
     const pool =

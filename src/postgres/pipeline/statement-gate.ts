@@ -299,6 +299,8 @@ export class StatementGate implements Stage {
    * statement) and an Execute of a portal no approved Bind made. A Parse a review rule matches
    * passes, as it runs nothing. On approval the message is judged again with its review verdicts
    * passing (a deny still refuses) and sent as the client sent it; a Bind's portal then runs.
+   * Before a Query, Parse, Bind or Execute is judged, the judge may look up what its SQL names
+   * (`SessionJudge.pending`: the relations, in the catalog).
    */
   frontend(m: FrontendMessage, ctx?: Pick<FrontendContext, 'analysis'>): Decision | Promise<Decision> {
     const judged = (): Decision | Promise<Decision> => {
