@@ -13,6 +13,7 @@ import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine
 import type { Greeting } from '../wire/handshake.js';
 import type { SignedInAtPort } from './capabilities.js';
 import { MysqlClientIds } from './client-ids.js';
+import { MysqlRelationsByConnection } from './relations.js';
 import { type MysqlEngineOptions, MysqlSessionRelay } from './session-relay.js';
 
 export type { MysqlEngineOptions } from './session-relay.js';
@@ -28,6 +29,7 @@ export class MysqlEngine implements Engine<MysqlConnection> {
   constructor(o: MysqlEngineOptions) {
     this.#o = {
       clientIds: new MysqlClientIds(),
+      relations: new MysqlRelationsByConnection(),
       ...o,
       greeted: (g) => {
         this.lastGreeting = g;

@@ -29,6 +29,7 @@ import { packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
 import { Command, errPacket, okPacket, type ErrPacket } from '../wire/results.js';
 import type { MySqlGreeted } from '../wire/client.js';
 import { CommandJudge } from '../pipeline/command-judge.js';
+import type { MysqlRelationsByConnection } from './relations.js';
 import { MysqlRelay, REFUSED } from '../pipeline/relay.js';
 import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
 
@@ -43,6 +44,8 @@ export interface MysqlEngineOptions {
   greeted?: (g: Greeting) => void;
   /** The ids clients were greeted with, by session: what a KILL names (./client-ids.ts). */
   clientIds?: MysqlClientIds;
+  /** Each connection's relations, for rules on tables (./relations.ts). */
+  relations?: MysqlRelationsByConnection;
 }
 
 /** ER_CONNECTION_KILLED: the gateway ends the session. */
@@ -186,7 +189,7 @@ export class MysqlSessionRelay {
       charset: hello.charset,
       attributes: { ...passed, hoop_session: id },
     });
-    if (this.#judge.governs) await this.#judge.govern(client, agreed);
+    if (this.#judge.governs) await this.#judge.govern(client, agreed, (reading) => this.#o.relations!.for(connection, password, reading));
     this.#session.recording?.stream.event({ t: 'sign-in', at: realClock.now(), role: connection.user, database: connection.database });
     this.#session.report?.signedIn({ role: connection.user, database: connection.database });
     return client.release();
@@ -240,6 +243,7 @@ export class MysqlSessionRelay {
   /** Ends both connections, keeping the first reason given, and tells the engine once. */
   #end(why: CloseReason, what?: string): void {
     this.#relayEnd.begin(why, what);
+    this.#judge.close();
     this.#unregister?.();
     this.#paths?.withdraw();
     if (this.#upstream) this.#relayEnd.linger(this.#upstream, packet(0, Buffer.from([Command.QUIT])));

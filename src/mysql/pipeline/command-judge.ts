@@ -29,6 +29,7 @@ import { Cap, MariaCap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
 import { OWN_ROWS_ENGINES, readsOnlyArguments } from '../../policy/mysql/output-reads.js';
 import { MysqlResultMasker } from './result-masker.js';
+import { CatalogJudge, type Relations } from '../../session/catalog-judge.js';
 
 /**
  * MariaDB's session variables for each of an access's server timeouts, and the value (from
@@ -217,6 +218,10 @@ export class CommandJudge {
   #read: Buffer | undefined;
   /** The server's InnoDB tables at sign-in (`db.table`, lower-case), when a row limit may apply: only a write to those can be rolled back. */
   #transactional: ReadonlySet<string> | undefined;
+  /** The session's judge with rules on tables, judging relations through the catalog (src/session/catalog-judge.ts). */
+  #catalog: CatalogJudge | undefined;
+  /** The command whose relations were looked up last (a command is not waited for twice). */
+  #lookedUp: Buffer | undefined;
 
   constructor(session: TunnelSession<MysqlConnection>) {
     this.#session = session;
@@ -252,7 +257,13 @@ export class CommandJudge {
     );
   }
 
-  async govern(client: MySqlClient, agreed: number): Promise<void> {
+  /** The session's end: what its statements were redefining settles. */
+  close(): void {
+    this.#catalog?.ended();
+  }
+
+  /** Reads how the session's server reads SQL and sets it up as the policy governs it; `relations`: the connection's, for rules on tables. */
+  async govern(client: MySqlClient, agreed: number, relations?: (reading: MysqlReading) => Relations): Promise<void> {
     await loadMysqlParser();
     const [state] = await client.query('SELECT @@SESSION.sql_mode, @@SESSION.character_set_client, @@SESSION.character_set_results');
     const [mode = '', charset = '', results = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
@@ -271,6 +282,11 @@ export class CommandJudge {
       // The set the client asked for at sign-in (its handshake's collation) is the results' too.
       ...(!RESULT_CHARSETS.has(results) ? { unreadable: `results in the character set ${results || 'of each column'}, which the detectors cannot read` } : {}),
     };
+    const { judge } = this.#session;
+    if (judge?.tableRules && relations) {
+      const reading = this.#reading;
+      this.#catalog = new CatalogJudge(judge, relations(reading.options), (sql) => analyzeMysql(sql, reading.options));
+    }
     if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
     if (this.#session.judge?.limitsRows) {
       const [innodb] = await client.query(
@@ -319,8 +335,31 @@ export class CommandJudge {
     await client.query('DO 0');
   }
 
-  /** Command `payload`'s SQL analysed off the event loop when it is long (then {@link judge} answers at once), else undefined: it may be judged now. */
+  /**
+   * What command `payload` waits for before it is judged, else undefined (it may be judged now):
+   * its SQL analysed off the event loop when it is long (then {@link judge} answers at once), and,
+   * with rules on tables, the relations it names looked up (once per command: what a lookup could
+   * not answer is any table).
+   */
   reads(payload: Buffer): Promise<void> | undefined {
+    const long = this.#readLong(payload);
+    if (!this.#catalog || payload === this.#lookedUp) return long;
+    return long ? long.then(() => this.#lookups(payload)) : this.#lookups(payload);
+  }
+
+  /** The relations command `payload`'s SQL names, looked up when not known. */
+  #lookups(payload: Buffer): Promise<void> | undefined {
+    const code = payload[0] ?? -1;
+    const governed = this.#reading;
+    if ((code !== Command.QUERY && code !== Command.STMT_PREPARE) || !governed || governed.unreadable) return undefined;
+    const sql = sqlOf(code, payload);
+    if (sql === undefined || sql.length > MAX_JUDGED_SQL) return undefined;
+    this.#lookedUp = payload;
+    return this.#catalog!.pending([analyzeMysql(sql, governed.options)]);
+  }
+
+  /** Command `payload`'s SQL analysed off the event loop when it is long, else undefined. */
+  #readLong(payload: Buffer): Promise<void> | undefined {
     // Its bytes bound its characters: a short command is not decoded here.
     if (payload.length <= OFF_LOOP_CHARS) return undefined;
     const sql = this.#reading && !this.#reading.unreadable ? sqlOf(payload[0] ?? -1, payload) : undefined;
@@ -368,6 +407,8 @@ export class CommandJudge {
   answered(ok: boolean): void {
     if (ok && this.#following && this.#reading) this.#reading.options = this.#following;
     this.#following = undefined;
+    // MySQL's DDL commits as it runs: what the command redefined is in the catalog now.
+    this.#catalog?.ended();
   }
 
   /** Why a write under row limit `guard` cannot be counted before it commits, or undefined when it can. */
@@ -400,7 +441,7 @@ export class CommandJudge {
     const elsewhere = analysis.ok && analysis.statements.some((s) => s.settings.some((x) => x.name === 'database' && x.value !== database));
     // Unqualified names are judged as the connection's database's: the session stays in it.
     if (elsewhere) return { rule: 'hoop:mysql-database', reason: `${this.#session.connection.name} serves the database ${database}; name another database's tables in full instead` };
-    const verdict = judge ? judge.judge(sql, analysis) : undefined;
+    const verdict = judge ? (this.#catalog ?? judge).judge(sql, analysis) : undefined;
     if (verdict && verdict.action !== 'allow') {
       const by = verdict.rule ? `by rule "${verdict.rule}"` : 'by the policy';
       if (verdict.action === 'deny' || !verdict.review || !this.#session.reviews || !analysis.ok) {

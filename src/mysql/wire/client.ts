@@ -9,6 +9,7 @@
  */
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scramble } from './auth.js';
 import { Cap, handshakeResponse, MariaCap, parseGreeting, sslRequest, type Greeting } from './handshake.js';
@@ -178,6 +179,11 @@ export class MySqlClient {
   /** Signs in on `socket` (connected, nothing read yet); rejects with a {@link MySqlServerError} when refused. */
   static async signIn(socket: Duplex, o: MySqlSignIn): Promise<MySqlClient> {
     return (await MySqlGreeted.read(socket)).signIn(o);
+  }
+
+  /** The connection no longer keeps the process alive (a gateway's own, idle between lookups). */
+  unref(): void {
+    (this.#socket as Partial<Pick<Socket, 'unref'>>).unref?.();
   }
 
   /** The connection, no longer read here, for a relay to take over (nothing may be in flight). */
