@@ -581,7 +581,7 @@ export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {
 const SCALED_NUMBER = /(?<![\w.])\d+(?:\.\d*)?e[+-]?\d{1,3}(?![\w.])|(?<![\w.])\d+\.\d+(?![\w.])/gi;
 
 /** The whole number `literal` (a {@link SCALED_NUMBER}) rounds to, as digits; undefined past 40 digits (no detector's value is that long). */
-export function integerDigits(literal: string): string | undefined {
+function integerDigits(literal: string): string | undefined {
   const [mantissa = '', exp = '0'] = literal.toLowerCase().split('e');
   const [whole = '', fraction = ''] = mantissa.split('.');
   const shift = Number(exp) - fraction.length;
