@@ -18,6 +18,7 @@ import { analyzeMysql, loadMysqlParser, type MysqlReading } from '../../policy/m
 import { OWN_ROWS_ENGINES } from '../../policy/mysql/output-reads.js';
 import type { Relations } from '../../session/catalog-judge.js';
 import type { MySqlClient } from '../wire/client.js';
+import { Cap } from '../wire/handshake.js';
 import { greetedUpstream, upstreamTls } from './upstream.js';
 
 /** How long what a name is stays known. */
@@ -182,7 +183,7 @@ export class MysqlRelationsByConnection {
 /** A signed-in connection of the gateway's own to `c`'s server, for catalog lookups (not keeping the gateway alive). */
 async function openCatalog(c: MysqlConnection, password: string): Promise<MySqlClient> {
   const greeted = await greetedUpstream(c, 10_000);
-  const tls = upstreamTls(c, true);
+  const tls = upstreamTls(c, (greeted.greeting.capabilities & Cap.SSL) !== 0);
   const client = await greeted.signIn({ user: c.user, password, database: c.database, attributes: { program_name: 'hoop-catalog' }, ...(tls && { tls }) });
   client.unref();
   return client;
