@@ -11,6 +11,7 @@
  *
  * @see https://mariadb.com/kb/en/information-schema-views-table/
  */
+import { createHash } from 'node:crypto';
 import { realClock } from '../../clock.js';
 import type { MysqlConnection } from '../../config/connection.js';
 import { CatalogChanges, touches } from '../../policy/catalog-changes.js';
@@ -159,12 +160,12 @@ export class MysqlRelations implements Relations {
   }
 }
 
-/** Per connection, for the gateway's life: its relations, looked up on a connection of the gateway's own made with `password`. */
+/** Per connection and credentials, for the gateway's life: its relations, looked up on a connection of the gateway's own made with `password`. */
 export class MysqlRelationsByConnection {
   readonly #by = new Map<string, MysqlRelations>();
 
   for(connection: MysqlConnection, password: string, reading: MysqlReading): MysqlRelations {
-    const key = JSON.stringify([connection.name, connection.host, connection.port, connection.user, connection.database]);
+    const key = JSON.stringify([connection.host, connection.port, connection.user, connection.database, createHash('sha256').update(password).digest('hex')]);
     let relations = this.#by.get(key);
     if (!relations) {
       relations = new MysqlRelations(() => openCatalog(connection, password), reading);
