@@ -12,6 +12,9 @@ const MAX_CHANGES = 256;
 /** Among what is under a relation: a write to it may reach further tables by other commands than its own (a foreign key's action, a rule). */
 export const WRITES_BEYOND = '!';
 
+/** Among what is under a relation: its rows are another's (a foreign table; MySQL's MERGE, FEDERATED or CONNECT table): any table, whatever a session made of it. */
+export const ROWS_ELSEWHERE = '@';
+
 /** The bare name (the search path, or the session's database, decides the schema) of `schema.relation` or `relation`. */
 export const bareName = (name: string): string => name.slice(name.lastIndexOf('.') + 1);
 

@@ -440,7 +440,7 @@ export class StatementJudge {
     const { statements, unknown } = widened;
     const decision = this.#decideAnalysis({ ...analysis, statements });
     if (unknown.size === 0 || decision.action === 'allow') return Object.freeze({ ...decision, ...factsOf(analysis) });
-    const why = `${[...unknown].join(', ')} ${unknown.size > 1 ? 'are' : 'is'} judged as any table (the gateway cannot see what is under it in the database's catalog: made or changed in a transaction still open, or temporary)`;
+    const why = `${[...unknown].join(', ')} ${unknown.size > 1 ? 'are' : 'is'} judged as any table (the gateway cannot see what is under it in the database's catalog: made or changed in a transaction still open, or temporary; or its rows are another table's, a foreign or MERGE table)`;
     const said = { reason: `${decision.reason}; ${why}`, ...(decision.message !== undefined ? { message: `${decision.message}; ${why}` } : {}) };
     return Object.freeze({ ...decision, ...said, ...factsOf(analysis) });
   }

@@ -20,7 +20,7 @@
  */
 import type { Analysis } from '../policy/sql/analyze.js';
 import { REDEFINING_KINDS } from '../policy/touched.js';
-import { bareName as bare, WRITES_BEYOND } from '../policy/catalog-changes.js';
+import { bareName as bare, ROWS_ELSEWHERE, WRITES_BEYOND } from '../policy/catalog-changes.js';
 import type { SessionJudge, StatementVerdict } from './engine.js';
 
 /** What a connection's catalog says of its relations, shared by its sessions. */
@@ -143,10 +143,13 @@ export class CatalogJudge implements SessionJudge {
     if (this.#ownAny || this.#renamed.has(b) || this.#reads.inFlux(b, this)) return void out.add('*');
     const own = this.#own.get(b);
     const catalog = ask ? this.#reads.under(name) : undefined;
+    // Rows that are another's are any table's, whatever this session made of the name.
+    if (catalog?.includes(ROWS_ELSEWHERE)) return void out.add('*');
     // Made or redefined here (perhaps not committed, or temporary): what its statements named, and what the catalog has (if it has it).
     const under = own ? [...own, ...(catalog && !catalog.includes('*') ? catalog : [])] : ask ? (catalog ?? ANY) : [];
     for (const u of under) {
-      if (u === '*' || u === WRITES_BEYOND) out.add(u);
+      if (u === ROWS_ELSEWHERE) out.add('*');
+      else if (u === '*' || u === WRITES_BEYOND) out.add(u);
       else if (!seen.has(u)) {
         out.add(u);
         this.#collect(u, out, own?.has(u) === true, seen);

@@ -223,6 +223,15 @@ describe('rules on tables, through views', () => {
     expect(await count('vw_child')).toBe(10);
   });
 
+  it("judges a foreign table, whose rows are elsewhere (perhaps this database's kept table), as any table", async () => {
+    await db(`create extension if not exists file_fdw; create server vw_files foreign data wrapper file_fdw;
+              create foreign table vw_ft (id int) server vw_files options (filename '/dev/null'); create view vw_ftv as select * from vw_ft;
+              grant all on vw_ft, vw_ftv to public`);
+    const s = await session();
+    expect(await outcome(s, 'DELETE FROM vw_ft')).toMatch(/^42501: .*vw_ft is judged as any table .*a foreign or MERGE table/);
+    expect(await outcome(s, 'DELETE FROM vw_ftv')).toMatch(/^42501: .*vw_ftv is judged as any table/);
+  });
+
   it('lets a migration write the tables it makes in its transaction', async () => {
     const s = await session();
     await s.query('BEGIN');

@@ -2,8 +2,8 @@
  * What a MySQL connection's relations are, for rules on tables (src/session/catalog-judge.ts): a
  * base table whose engine keeps its own rows is itself; a view is the tables its definition
  * reads, through other views (information_schema.VIEWS, read as MySQL in the view's database); a
- * table whose rows are another's (MERGE, FEDERATED, CONNECT), a view whose definition the
- * gateway's user may not read, and a name the catalog lacks are `*`. Looked up on a connection of
+ * table whose rows are another's (MERGE, FEDERATED, CONNECT) is ROWS_ELSEWHERE, and a view whose
+ * definition the gateway's user may not read and a name the catalog lacks are `*`. Looked up on a connection of
  * the gateway's own with the connection's credentials, shared by its sessions; kept a minute per
  * name; a change through the gateway drops what it may have made stale
  * (src/policy/catalog-changes.ts). MySQL's DDL commits as it runs: a session's change settles once
@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { realClock } from '../../clock.js';
 import type { MysqlConnection } from '../../config/connection.js';
-import { CatalogChanges, touches } from '../../policy/catalog-changes.js';
+import { CatalogChanges, ROWS_ELSEWHERE, touches } from '../../policy/catalog-changes.js';
 import { analyzeMysql, loadMysqlParser, type MysqlReading } from '../../policy/mysql/analyze.js';
 import { OWN_ROWS_ENGINES } from '../../policy/mysql/output-reads.js';
 import type { Relations } from '../../session/catalog-judge.js';
@@ -31,6 +31,7 @@ const MAX_DEPTH = 16;
 /** Names kept; past it the oldest go. */
 const MAX_NAMES = 4096;
 const ANY = ['*'];
+const ELSEWHERE = [ROWS_ELSEWHERE];
 
 /** A name as the MySQL analysis gives it (`database.table`), as a SQL string literal. */
 const literal = (s: string): string => `'${s.replace(/[\\']/g, '\\$&')}'`;
@@ -131,16 +132,16 @@ export class MysqlRelations implements Relations {
       for (const [name, schema, type, engine, definition] of rows && 'rows' in rows ? rows.rows : []) {
         if (!name) continue;
         const prior = direct.get(name);
-        const these = type === 'VIEW' ? this.#viewReads(definition, schema ?? '') : type === 'SYSTEM VIEW' || OWN_ROWS_ENGINES.has(engine ?? '') ? [] : ANY;
+        const these = type === 'VIEW' ? this.#viewReads(definition, schema ?? '') : type === 'SYSTEM VIEW' || OWN_ROWS_ENGINES.has(engine ?? '') ? [] : ELSEWHERE;
         // Two relations whose names differ by case only (the server's may): both.
         direct.set(name, prior && prior !== ANY ? [...new Set([...prior, ...these])] : these);
-        for (const t of these) if (t !== '*' && !direct.has(t)) next.push(t);
+        for (const t of these) if (t !== '*' && t !== ROWS_ELSEWHERE && !direct.has(t)) next.push(t);
       }
       wanted = [...new Set(next)];
     }
     const closure = (name: string, seen: Set<string>): string[] => {
       const under = direct.get(name) ?? ANY;
-      return under.flatMap((t) => (t === '*' || seen.has(t) ? [t] : [t, ...closure(t, new Set([...seen, t]))]));
+      return under.flatMap((t) => (t === '*' || t === ROWS_ELSEWHERE || seen.has(t) ? [t] : [t, ...closure(t, new Set([...seen, t]))]));
     };
     return new Map(names.map((n) => [n, [...new Set(closure(n, new Set([n])))]]));
   }

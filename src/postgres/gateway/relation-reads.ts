@@ -36,7 +36,7 @@
  */
 import { realClock } from '../../clock.js';
 import type { Relations } from '../../session/catalog-judge.js';
-import { CatalogChanges, touches, WRITES_BEYOND } from '../../policy/catalog-changes.js';
+import { CatalogChanges, ROWS_ELSEWHERE, touches, WRITES_BEYOND } from '../../policy/catalog-changes.js';
 import type { RoundTripConnection } from '../wire/client.js';
 import { type CatalogConnection, textArrayParam } from '../pipeline/masking/catalog-connection.js';
 
@@ -98,7 +98,10 @@ const RELATIONS_NAMED_SQL =
   // A write that reaches further by other commands: a foreign key's action, or a rule (not a view's own) on what it writes through.
   "union select cand.name, cand.oid::int8, cand.relkind, null, '!', null, 'w' from cand where exists (select 1 from fk where fk.root = cand.oid) " +
   'or exists (select 1 from (select cand.oid as rel union select relid from reads where reads.root = cand.oid) x ' +
-  "join pg_catalog.pg_rewrite r on r.ev_class = x.rel and r.rulename <> '_RETURN')";
+  "join pg_catalog.pg_rewrite r on r.ev_class = x.rel and r.rulename <> '_RETURN') " +
+  // A foreign table's rows are elsewhere (perhaps a table of this database): one named, or under a view named.
+  "union select cand.name, cand.oid::int8, cand.relkind, null, '@', null, 'w' from cand where cand.relkind = 'f' " +
+  "or exists (select 1 from reads join pg_catalog.pg_class f on f.oid = reads.relid where reads.root = cand.oid and f.relkind = 'f')";
 
 /** How long what a name reads is taken as known. */
 export const TTL_MS = 60_000;
@@ -124,7 +127,7 @@ export interface Reads {
   tables: readonly string[];
   columns: readonly string[];
   descendants?: ReadonlyArray<{ of: string; table: string }>;
-  /** What a write to them reaches beyond what they read, for a judgment: tables a foreign key's action writes, and {@link WRITES_BEYOND} when a write may reach them by other commands (a key's action, a rule). */
+  /** What a write to them reaches beyond what they read, for a judgment: tables a foreign key's action writes, {@link WRITES_BEYOND} when a write may reach them by other commands (a key's action, a rule), {@link ROWS_ELSEWHERE} when their rows are a foreign table's. */
   writes?: readonly string[];
 }
 
@@ -268,7 +271,7 @@ export class RelationReads implements Relations {
       found.set(r.name, f);
       if (r.table === null || r.table === undefined) continue;
       if (r.descends === 'w') {
-        f.writes.add(r.table === WRITES_BEYOND ? WRITES_BEYOND : `${r.schema}.${r.table}`);
+        f.writes.add(r.table === WRITES_BEYOND || r.table === ROWS_ELSEWHERE ? r.table : `${r.schema}.${r.table}`);
         continue;
       }
       const table = `${r.schema}.${r.table}`;
