@@ -133,8 +133,8 @@ describe('recordings in a bucket', () => {
     expect(r.map((x) => x.name)).toEqual(expect.arrayContaining(['SHA256SUMS', 'SHA256SUMS.sig', 'records-000001.gz']));
     expect(r.filter((x) => x.name.startsWith('records-')).length).toBeGreaterThanOrEqual(1);
     for (const x of r) expect(x).toEqual({ name: x.name, dataNull: true, object: `${PREFIX}${id}/${x.name}` });
-    // The spool is gone: the recording lives in the bucket and its index in PostgreSQL.
-    expect(await readdir(spool())).not.toContain(id);
+    // The spool is emptied (just after the rows land): the recording lives in the bucket and its index in PostgreSQL.
+    await until(async () => !(await readdir(spool())).includes(id), 30_000, 'the spool to be emptied');
 
     // The objects are the signed recording, byte for byte: it verifies from them alone.
     const copy = join(dir, id);
