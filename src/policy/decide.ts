@@ -29,7 +29,7 @@
  */
 import { globMatches, listNames } from '../glob.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
-import { changesRows, opensBlockBefore, preparesWrite, tagCounts, unguardable, WRITE_GUARD_RULE, type WriteGuard } from './write-limit.js';
+import { changesRows, opensBlockBefore, preparesWrite, tagCounts, unguardable, writesRows, WRITE_GUARD_RULE, type ChangedTable, type WriteGuard } from './write-limit.js';
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
@@ -301,6 +301,8 @@ export interface JudgeOptions {
   rowLimit?: RowLimit;
   /** The database roles the access lets a session be: becoming any other (SET ROLE, SET SESSION AUTHORIZATION, set_config) is refused. */
   roles?: readonly string[];
+  /** The lane reads which tables a write changed before it commits (PostgreSQL): with rules on tables, every write is judged again by them (see {@link WriteGuard.changed}). */
+  changedTables?: boolean;
 }
 
 /** The judge's options of an access grant: its server timeouts, its row limit, the database roles it allows. */
@@ -357,6 +359,8 @@ export class StatementJudge {
   readonly #rowLimit: RowLimit | undefined;
   /** Some row limit may apply (the access's, or a rule's). */
   readonly #limitsRows: boolean;
+  /** Writes are judged again by the tables the server says they changed (rules on tables, on a lane that can tell). */
+  readonly #checksChanged: boolean;
 
   /** Some row limit may apply to this session's writes (the access's, or a rule's). */
   get limitsRows(): boolean {
@@ -375,6 +379,7 @@ export class StatementJudge {
     this.#roles = options.roles;
     this.#rowLimit = options.rowLimit;
     this.#limitsRows = this.#rowLimit !== undefined || this.#rules.some((r) => r.rule.maxAffectedRows !== undefined);
+    this.#checksChanged = this.#tableRules && options.changedTables === true;
     // What this principal sees masked: entries for other principals leave its values alone.
     const masking = maskingFor(policy.masking, who.principal);
     const masked = new DerivedValueCheck(masking);
@@ -467,46 +472,88 @@ export class StatementJudge {
       // Two statements under review rules: one review must satisfy both.
       else if (d.action === 'review' && best.action === 'review') best = combineReviewDecisions(best, d);
     });
-    return best!.action === 'allow' && this.#limitsRows ? this.#guard(best!, statements) : best!;
+    return best!.action === 'allow' && (this.#limitsRows || this.#checksChanged) ? this.#guard(best!, statements) : best!;
   }
 
   /**
-   * An allowed text's row limit, if a write of it has one: the strictest of the access's and of
-   * the allow rules that match each guarded statement. A text the guard cannot count as written
-   * is refused (rule {@link WRITE_GUARD_RULE}): a transaction statement other than a BEGIN before
-   * the first guarded write (it would commit or undo part of what is counted), or a COPY FROM
-   * STDIN beside it (its data would wait behind the held results).
+   * An allowed text's write guard: its row limit, if a write of it has one (the strictest of the
+   * access's and of the allow rules that match each guarded statement), and with rules on tables
+   * the check of the tables the server says its writes changed. A text the guard cannot count or
+   * check as written is refused (rule {@link WRITE_GUARD_RULE}): a transaction statement other
+   * than a BEGIN before the first guarded write (it would commit or undo part of what is
+   * counted), or a COPY FROM STDIN beside it (its data would wait behind the held results).
    */
   #guard(allowed: Decision, statements: readonly StatementFacts[]): Decision {
     let limit: RowLimit | undefined;
     const guarded: number[] = [];
     let tagged = true;
     let prepared = 0;
+    let checked = -1;
     statements.forEach((facts, i) => {
+      if (checked < 0 && this.#checksChanged && writesRows(facts)) checked = i;
       const preparing = preparesWrite(facts);
       if (!changesRows(facts) && !preparing) return;
-      let own = this.#rowLimit;
-      for (const prepared of this.#rules) {
-        const rule = prepared.rule;
-        if (rule.maxAffectedRows === undefined || (own && own.maxRows <= rule.maxAffectedRows) || !matches(prepared, facts, statements.length > 1)) continue;
-        own = { maxRows: rule.maxAffectedRows, overLimit: rule.overLimit ?? 'deny', rule: rule.name };
-      }
+      const own = this.#limitOf(facts, statements.length > 1);
       if (!own) return;
       guarded.push(i);
       if (preparing) prepared++;
       if (!tagCounts(facts)) tagged = false;
       if (!limit || own.maxRows < limit.maxRows || (own.maxRows === limit.maxRows && own.overLimit === 'deny')) limit = own;
     });
-    if (!limit) return allowed;
-    const review = limit.overLimit === 'review' ? reviewSettingsFor(this.#policy, this.#connection, this.#rules.find((r) => r.rule.name === limit!.rule)?.rule.review) : undefined;
+    if (!limit && checked < 0) return allowed;
+    const review = limit?.overLimit === 'review' ? reviewSettingsFor(this.#policy, this.#connection, this.#rules.find((r) => r.rule.name === limit!.rule)?.rule.review) : undefined;
     // A PREPARE runs nothing: the gate applies its limit where an EXECUTE runs it (counted by statistics).
-    if (prepared === guarded.length) return { ...allowed, guard: { ...limit, count: 'stats', statements: [], opensBlock: false, prepared: true, ...(review ? { review } : {}) } };
-    const first = guarded[0]!;
-    const problem = unguardable(statements, first, limit);
+    if (limit && prepared === guarded.length && checked < 0)
+      return { ...allowed, guard: { ...limit, count: 'stats', statements: [], opensBlock: false, prepared: true, ...(review ? { review } : {}) } };
+    const own = limit ?? { maxRows: Number.POSITIVE_INFINITY, overLimit: 'deny', rule: WRITE_GUARD_RULE };
+    const first = Math.min(guarded[0] ?? checked, checked < 0 ? Number.POSITIVE_INFINITY : checked);
+    const problem = unguardable(statements, first, own);
     if (problem !== undefined) return { action: 'deny', rule: WRITE_GUARD_RULE, message: problem, reason: problem, statements };
-    const opensBlock = opensBlockBefore(statements, first);
-    const guard: WriteGuard = { ...limit, count: tagged ? 'tag' : 'stats', statements: guarded, opensBlock, ...(review ? { review } : {}) };
+    const changed = checked < 0 ? undefined : (tables: readonly ChangedTable[]) => this.#changedRefusal(statements, tables, limit);
+    const guard: WriteGuard = {
+      ...own,
+      count: tagged ? 'tag' : 'stats',
+      statements: guarded,
+      opensBlock: opensBlockBefore(statements, first),
+      ...(review ? { review } : {}),
+      ...(changed ? { changed } : {}),
+    };
     return { ...allowed, guard };
+  }
+
+  /** The strictest row limit on one write: the access's, or a matching allow rule's. */
+  #limitOf(facts: StatementFacts, multiStatement: boolean): RowLimit | undefined {
+    let own = this.#rowLimit;
+    for (const prepared of this.#rules) {
+      const rule = prepared.rule;
+      if (rule.maxAffectedRows === undefined || (own && own.maxRows <= rule.maxAffectedRows) || !matches(prepared, facts, multiStatement)) continue;
+      own = { maxRows: rule.maxAffectedRows, overLimit: rule.overLimit ?? 'deny', rule: rule.name };
+    }
+    return own;
+  }
+
+  /**
+   * Why an allowed write is refused now that the server says it changed `tables`: its writes
+   * judged again as naming those tables too, a rule that did not apply to it denies or holds it,
+   * or a row limit it did not have is passed (the rows the server counted on the tables it
+   * applies to). The judgment saw other relations than ran (one replaced since), or a rule,
+   * trigger or function wrote beyond what the text names.
+   */
+  #changedRefusal(statements: readonly StatementFacts[], tables: readonly ChangedTable[], limited: RowLimit | undefined): { rule: string; reason: string } | undefined {
+    const names = tables.map((t) => t.name);
+    const widened = statements.map((f) => (writesRows(f) ? { ...f, tables: [...f.tables, ...names] } : f));
+    const again = this.#decideAnalysis({ ok: true, statements: widened, numericLiterals: [] });
+    const which = names.join(', ');
+    if (again.action !== 'allow')
+      return {
+        rule: again.rule ?? WRITE_GUARD_RULE,
+        reason: `the write changed rows of ${which}, and judged with them it is ${again.action === 'deny' ? 'denied' : 'held for review'}: ${again.reason}`,
+      };
+    const limit = again.guard;
+    if (!limit || !Number.isFinite(limit.maxRows) || (limited && limited.maxRows <= limit.maxRows)) return undefined;
+    const rule = this.#rules.find((r) => r.rule.name === limit.rule);
+    const rows = tables.filter((t) => !rule?.rule.match.tables || tablesMatch(rule.rule.match.tables, [t.name])).reduce((n, t) => n + t.rows, 0);
+    return rows > limit.maxRows ? { rule: limit.rule, reason: `the write changed ${rows} rows of ${which}, over the limit of ${limit.maxRows} (rule "${limit.rule}")` } : undefined;
   }
 
   /** The decision for one statement: a built-in rule's denial, else what the policy's statement rules say (denying, where they do not, what masking could not follow). */

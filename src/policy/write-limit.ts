@@ -32,6 +32,28 @@ export interface WriteGuard extends RowLimit {
   prepared?: true;
   /** For `overLimit: review`: who reviews it (absent when the policy names no reviewers: it is refused). */
   review?: ReviewSettings;
+  /**
+   * With rules on tables, on a lane whose server says which tables a write changed (PostgreSQL's
+   * statistics): why the write is refused, judged again with those tables, before it commits
+   * (a view replaced while it waited, a rule or trigger that wrote elsewhere); undefined: it stands.
+   * A guard for this alone has no row limit (`maxRows` Infinity).
+   */
+  changed?: ChangedCheck;
+}
+
+/** A table the server says a write changed: its name (`schema.name`) and how many rows. */
+export interface ChangedTable {
+  readonly name: string;
+  readonly rows: number;
+}
+
+/** Why a write that changed `tables` is refused though its judgment allowed it (see {@link WriteGuard.changed}). */
+export type ChangedCheck = (tables: readonly ChangedTable[]) => { rule: string; reason: string } | undefined;
+
+/** Two guards' checks of the tables changed, as one (the first refusal). */
+export function bothChecks(a: ChangedCheck | undefined, b: ChangedCheck | undefined): ChangedCheck | undefined {
+  if (!a || !b || a === b) return a ?? b;
+  return (tables) => a(tables) ?? b(tables);
 }
 
 /** Rule name of the refusal of a message the row limit cannot guard as written (see {@link WriteGuard}). */
@@ -49,8 +71,9 @@ const TAGGED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['update
  * the results the guard holds.
  */
 export function unguardable(statements: readonly StatementFacts[], first: number, limit: RowLimit): string | undefined {
-  const why = (what: string): string =>
-    `this message has a write under a row limit (rule "${limit.rule}": at most ${limit.maxRows} rows) and ${what}, so hoop cannot count its rows before they commit; send them as separate statements`;
+  const under = Number.isFinite(limit.maxRows) ? `under a row limit (rule "${limit.rule}": at most ${limit.maxRows} rows)` : 'under rules on tables';
+  const so = Number.isFinite(limit.maxRows) ? 'count its rows' : 'check which tables it changed';
+  const why = (what: string): string => `this message has a write ${under} and ${what}, so hoop cannot ${so} before they commit; send them as separate statements`;
   for (const [i, facts] of statements.entries()) {
     if (facts.transaction !== undefined && (i > first || (facts.transaction !== 'begin' && facts.transaction !== 'start')))
       return why(`a ${facts.transaction.replace('_', ' ').toUpperCase()} statement`);
@@ -72,6 +95,11 @@ export function preparesWrite(facts: StatementFacts): boolean {
 /** Whether a statement's CommandComplete tag counts the rows it changed (not a write inside a WITH). */
 export function tagCounts(facts: StatementFacts): boolean {
   return TAGGED_KINDS.has(facts.kinds[0]!) && !facts.cteDml && !facts.writesBeyond;
+}
+
+/** Whether a statement adds or changes rows when it runs (a PREPARE only stores its body). */
+export function writesRows(facts: StatementFacts): boolean {
+  return facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => TAGGED_KINDS.has(k));
 }
 
 /** Whether a statement changes existing rows when it runs (a PREPARE only stores its body). */

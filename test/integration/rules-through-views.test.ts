@@ -5,12 +5,13 @@
  * `vw_guarded` cannot be stepped around by naming a view over it; a migration's own new tables
  * are not refused for it.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -241,5 +242,48 @@ describe('rules on tables, through views', () => {
     expect(await outcome(s, 'DELETE FROM vw_new WHERE id = 1')).toBe('ok');
     await s.query('COMMIT');
     expect(await count('vw_new')).toBe(4);
+  });
+
+  it('judges a write again by the tables the server says it changed: a view replaced behind the gateway, or while the write waited, and a trigger', async () => {
+    const s = await session();
+    await db(`create view vw_race as select * from vw_free; create view vw_race2 as select * from vw_free; grant all on vw_race, vw_race2 to public`);
+    // Judged once, so the gateway knows both views over the free table.
+    expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 0')).toBe('ok');
+    expect(await outcome(s, 'UPDATE vw_race2 SET v = v WHERE id = 0')).toBe('ok');
+    // Replaced past the gateway (its catalog is a minute old): the server's count of what changed decides, and the rows stay.
+    await db('create or replace view vw_race as select * from vw_guarded; create or replace view vw_race2 as select * from vw_limited');
+    expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 4')).toMatch(/^42501: .*denied by rule "keep-guarded": the write changed rows of public\.vw_guarded.*rolled back/);
+    expect(await outcome(s, 'DELETE FROM vw_race WHERE id = $1', [5])).toMatch(/^42501: .*keep-guarded/);
+    await s.query('BEGIN');
+    expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 6')).toMatch(/^42501: .*keep-guarded/);
+    await s.query('ROLLBACK');
+    expect(await outcome(s, 'UPDATE vw_race2 SET v = v + 100')).toMatch(/^42501: .*changed 10 rows of public\.vw_limited, over the limit of 2 \(rule "few-limited"\)/);
+    expect(await count('vw_guarded')).toBe(10);
+    expect(await db('select max(v) from vw_limited')).not.toMatch(/\d{3}/);
+
+    // The helper's race: the view is replaced while the judged write waits for its lock.
+    await db('create or replace view vw_race as select * from vw_free');
+    expect(await outcome(await session(), 'DELETE FROM vw_race WHERE id = 0')).toBe('ok');
+    const owner = new pg.Client({ connectionString: stack.pg.url(stack.pg.superuser, { database: 'app' }) });
+    await owner.connect();
+    try {
+      await owner.query('BEGIN; LOCK TABLE vw_race IN ACCESS EXCLUSIVE MODE');
+      const waiting = outcome(s, 'DELETE FROM vw_race WHERE id = 7');
+      await eventually(async () => expect((await db('select count(*) from pg_locks where not granted')).trim()).not.toBe('0'));
+      await owner.query('CREATE OR REPLACE VIEW vw_race AS SELECT * FROM vw_guarded; COMMIT');
+      expect(await waiting).toMatch(/^42501: .*keep-guarded/);
+    } finally {
+      await owner.end();
+    }
+    expect(await count('vw_guarded')).toBe(10);
+
+    // A trigger that deletes kept rows is judged by them; a free table's own write goes on.
+    await db(`create table vw_trig(id int); insert into vw_trig values (1), (2); grant all on vw_trig to public;
+              create function vw_trig_del() returns trigger language plpgsql as $$ begin delete from vw_guarded where id = old.id; return old; end $$;
+              create trigger vw_trig_d after delete on vw_trig for each row execute function vw_trig_del()`);
+    expect(await outcome(s, 'DELETE FROM vw_trig WHERE id = 1')).toMatch(/^42501: .*public\.vw_guarded/);
+    expect(await count('vw_guarded')).toBe(10);
+    expect(await outcome(s, 'INSERT INTO vw_trig VALUES (3)')).toBe('ok');
+    expect(await count('vw_trig')).toBe(3);
   });
 });

@@ -881,6 +881,42 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
     expect(j().judge('update other set a = 1; commit').action).toBe('allow'); // no limit on it
   });
 
+  it('with rules on tables on a lane that can tell, judges a write again by the tables the server says it changed', () => {
+    const rules: StatementRule[] = [
+      ...limited,
+      { name: 'keep-audit', match: { kinds: ['delete', 'update'], tables: ['audit'] }, action: 'deny' },
+      { name: 'hold-pay', match: { kinds: ['update'], tables: ['billing.pay*'] }, action: 'review' },
+    ];
+    const p: Policy = { ...policy(rules), statements: { unparseable: 'deny', rules, reviewers: [{ groups: ['dba'] }] } };
+    const k = (changedTables: boolean): StatementJudge => new StatementJudge(p, alice, 'x', 'read-write', { changedTables });
+    const check = k(true).judge('update free set a = 1').guard!;
+    expect(check).toMatchObject({ maxRows: Number.POSITIVE_INFINITY, rule: 'write-guard', count: 'tag', statements: [] });
+    // What it was judged on, and a table no rule names, stand; a rule it did not meet refuses it, named.
+    expect(
+      check.changed!([
+        { name: 'public.free', rows: 3 },
+        { name: 'public.log', rows: 9 },
+      ]),
+    ).toBeUndefined();
+    expect(check.changed!([{ name: 'public.audit', rows: 1 }])).toMatchObject({ rule: 'keep-audit', reason: expect.stringContaining('changed rows of public.audit') });
+    expect(check.changed!([{ name: 'billing.payments', rows: 1 }])).toMatchObject({ rule: 'hold-pay', reason: expect.stringContaining('held for review') });
+    // A row limit it did not have counts the rows of the tables its rule names.
+    expect(
+      check.changed!([
+        { name: 'public.orders', rows: 11 },
+        { name: 'public.free', rows: 50 },
+      ]),
+    ).toMatchObject({ rule: 'orders-writes', reason: expect.stringContaining('11 rows') });
+    expect(check.changed!([{ name: 'public.orders', rows: 10 }])).toBeUndefined();
+    // A write under its own limit keeps it, and the check; inserts are checked too; reads and other lanes are not.
+    expect(k(true).judge('delete from orders where id = 1').guard).toMatchObject({ maxRows: 2, rule: 'tight', changed: expect.any(Function) });
+    expect(k(true).judge('insert into free values (1)').guard?.changed).toBeTypeOf('function');
+    expect(k(true).judge('select * from free').guard).toBeUndefined();
+    expect(k(false).judge('update free set a = 1').guard).toBeUndefined();
+    // A write it cannot check before it commits is refused, saying why.
+    expect(k(true).judge('insert into free values (1); commit')).toMatchObject({ action: 'deny', rule: 'write-guard', reason: expect.stringContaining('check which tables it changed') });
+  });
+
   it('loads maxAffectedRows and overLimit, on allow rules and access rules only', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hoop-guard-policy-'));
     try {

@@ -237,7 +237,7 @@ export function enforcedFor(policy: Policy, who: Who, connection: ConnectionConf
   const mine = maskingFor(policy.masking, who.principal);
   const masking: SessionMasking | undefined = hasMaskingRules(mine) ? { policy: mine, ...(maskingKey !== undefined ? { key: maskingKey } : {}) } : undefined;
   return {
-    judge: new StatementJudge(policy, who, connection.name, grant.mode, judgeOptionsOf(grant)),
+    judge: new StatementJudge(policy, who, connection.name, grant.mode, { ...judgeOptionsOf(grant), changedTables: connection.type === 'postgres' }),
     limits: grant.limits,
     maxSessions: grant.maxSessions,
     readOnly: grant.mode === 'read-only',

@@ -40,7 +40,7 @@
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
 import { SIDE_CHANNEL_RULE } from '../../policy/decide.js';
-import { changesRows, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/write-limit.js';
+import { bothChecks, changesRows, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/write-limit.js';
 import { combineReviewDecisions } from '../../policy/review-combine.js';
 import type { TablesTouchedBy } from '../../policy/touched.js';
 import { analyzeSql, loadSqlParser, type Analysis } from '../../policy/sql/analyze.js';
@@ -781,7 +781,8 @@ export class StatementGate implements Stage {
       return;
     }
     const stricter = guard.maxRows < now.maxRows || (guard.maxRows === now.maxRows && guard.overLimit === 'deny') ? guard : now;
-    this.#guarding = { ...stricter, count: 'stats', statements: [], opensBlock: now.opensBlock };
+    const changed = bothChecks(now.changed, guard.changed);
+    this.#guarding = { ...stricter, count: 'stats', statements: [], opensBlock: now.opensBlock, ...(changed ? { changed } : {}) };
   }
 
   /**

@@ -3,7 +3,9 @@
  * see `WriteGuard` in src/policy/write-limit.ts) runs so that the database counts the rows it changes
  * before they can commit; a write over the limit is rolled back, then refused (42501) or held
  * for review, and on approval it runs again, unguarded. No parser can tell that `DELETE ... WHERE
- * id = id` reaches every row; the database's count can.
+ * id = id` reaches every row; the database's count can. With rules on tables every write runs so,
+ * and the tables the server's counts show it changed are judged again before it commits
+ * (`WriteGuard.changed`): a rule they bring in refuses it, rolled back.
  *
  * How a guarded message runs (the answers to the gateway's own messages never reach the client):
  * - a Query, once the server has answered all before it (its transaction status is then known):
@@ -40,7 +42,7 @@
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { WriteGuard } from '../../policy/write-limit.js';
+import type { ChangedTable, WriteGuard } from '../../policy/write-limit.js';
 import type { AskOutcome, Ask } from './answers.js';
 import { decodeFrontend, describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
 import { Backend, TransactionStatus } from '../wire/codes.js';
@@ -67,12 +69,15 @@ const CHANGED =
   '(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid))';
 /**
  * Whether the server counts rows (`track_counts`, a first row with oid 0), then each table with
- * rows changed so far in the transaction and how many. The difference is taken per table and
- * never below 0, so that a table whose counts went down (TRUNCATE resets them, a DROP removes
- * them) cannot hide what another had changed.
+ * rows changed so far in the transaction, how many, and its name (`schema.name`). The difference
+ * is taken per table and never below 0, so that a table whose counts went down (TRUNCATE resets
+ * them, a DROP removes them) cannot hide what another had changed.
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS
  */
-const COUNT_SQL = `SELECT 0::pg_catalog.oid, pg_catalog.current_setting('track_counts') UNION ALL SELECT c.oid, ${CHANGED}::pg_catalog.text FROM pg_catalog.pg_class c WHERE ${CHANGED} OPERATOR(pg_catalog.>) 0`;
+const COUNT_SQL = `SELECT 0::pg_catalog.oid, pg_catalog.current_setting('track_counts'), NULL::pg_catalog.text UNION ALL SELECT c.oid, ${CHANGED}::pg_catalog.text, pg_catalog.concat(n.nspname, '.', c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE ${CHANGED} OPERATOR(pg_catalog.>) 0`;
+
+/** Whether a guard reads the server's counts before and after its write: to count its rows, or to check the tables it changed. */
+const readsCounts = (guard: WriteGuard): boolean => guard.count === 'stats' || guard.changed !== undefined;
 
 /** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
 type Role = 'pre' | 'client' | 'post' | 'final' | 'quiet' | 'rebind';
@@ -111,6 +116,10 @@ class GuardRun {
   /** The count query's rows before and after it: table oid -> rows changed in the transaction (`track`: the server counts). */
   before: Map<string, number> | undefined;
   after: Map<string, number> | undefined;
+  /** Table oid -> its name, from the counts. */
+  readonly names = new Map<string, string>();
+  /** A rule the tables it changed bring in refuses it (see `WriteGuard.changed`). */
+  beyond: { rule: string; reason: string } | undefined;
   /** Why the rows cannot be known (the write is then refused). */
   uncountable: string | undefined;
   failed = false;
@@ -246,10 +255,10 @@ export class WriteGuardStage implements Stage {
     const wrapped = status === 'I' && !guard.opensBlock;
     const scope = status === 'T' ? (review ? 'savepoint' : 'none') : 'all';
     const run = new GuardRun(m, guard, sql, io, scope, wrapped, review, undefined);
-    const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : []), ...(guard.count === 'stats' ? [COUNT_SQL] : [])];
+    const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : []), ...(readsCounts(guard) ? [COUNT_SQL] : [])];
     if (pre.length > 0) io.send(frontend(query(pre.join('; '))), { run, role: 'pre' });
     io.send(m, { run, role: 'client' }, done);
-    if (guard.count === 'stats') io.send(frontend(query(COUNT_SQL)), { run, role: 'post' });
+    if (readsCounts(guard)) io.send(frontend(query(COUNT_SQL)), { run, role: 'post' });
     io.flush();
     return run.released;
   }
@@ -271,13 +280,13 @@ export class WriteGuardStage implements Stage {
     const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
     const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
     if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, run, 'pre');
-    if (guard.count === 'stats') this.#own(io, COUNT_SQL, run, 'pre');
+    if (readsCounts(guard)) this.#own(io, COUNT_SQL, run, 'pre');
     io.send(m, { run, role: 'client' }, (outcome) => {
       done?.(outcome);
       // Skipped: an earlier message of the batch failed, and the server drops everything to the Sync.
       if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
     });
-    if (guard.count === 'stats') this.#own(io, COUNT_SQL, run, 'post');
+    if (readsCounts(guard)) this.#own(io, COUNT_SQL, run, 'post');
     io.send(frontend(flush()));
     io.flush();
     return run.released;
@@ -339,19 +348,26 @@ export class WriteGuardStage implements Stage {
 
   /** One row of the count query into `into` (its first says whether the server counts at all). */
   #counted(run: GuardRun, r: Buffer, into: Map<string, number>): void {
-    const [oid, value] = parseDataRow(r.subarray(5)).map((f) => f?.toString('latin1'));
+    const [oid, value, name] = parseDataRow(r.subarray(5)).map((f) => f?.toString('utf8'));
     if (oid === '0') {
       if (value !== 'on') run.uncountable ??= 'the server does not count rows (track_counts is off)';
       into.set('track', 1);
-    } else if (oid !== undefined) into.set(oid, Number(value ?? 0));
+    } else if (oid !== undefined) {
+      into.set(oid, Number(value ?? 0));
+      if (name !== undefined) run.names.set(oid, name);
+    }
   }
 
-  /** The rows changed between the two counts: per table, never below 0. */
-  #difference(before: Map<string, number>, after: Map<string, number>): number | undefined {
-    if (!before.has('track') || !after.has('track')) return undefined;
-    let rows = 0;
-    for (const [oid, n] of after) if (oid !== 'track') rows += Math.max(0, n - (before.get(oid) ?? 0));
-    return rows;
+  /** The tables changed between the two counts and their rows: per table, never below 0. */
+  #changed(run: GuardRun): ChangedTable[] | undefined {
+    const { before, after } = run;
+    if (!before?.has('track') || !after?.has('track')) return undefined;
+    const changed: ChangedTable[] = [];
+    for (const [oid, n] of after) {
+      const rows = n - (before.get(oid) ?? 0);
+      if (oid !== 'track' && rows > 0) changed.push({ name: run.names.get(oid) ?? `oid ${oid}`, rows });
+    }
+    return changed;
   }
 
   /** An answer to the guarded message itself: held, counted, and at its end decided on. */
@@ -373,19 +389,22 @@ export class WriteGuardStage implements Stage {
       }
       run.ready = r;
       if (r[5] === TransactionStatus.FAILED) run.failed = true; // ReadyForQuery's status
-      return run.guard.count === 'tag' || run.failed ? this.#decide(run) : undefined;
+      return !readsCounts(run.guard) || run.failed ? this.#decide(run) : undefined;
     }
     run.hold(r);
     const ended = type === COMMAND_COMPLETE || type === EMPTY_QUERY || type === PORTAL_SUSPENDED || type === ERROR;
-    return ended && (run.guard.count === 'tag' || run.failed) ? this.#decide(run) : undefined;
+    return ended && (!readsCounts(run.guard) || run.failed) ? this.#decide(run) : undefined;
   }
 
   /** The rows counted once the guarded message ended: over the limit, within it, or failed. */
   #decide(run: GuardRun): Buffer | readonly Buffer[] | undefined {
-    if (run.guard.count === 'stats' && !run.failed && run.uncountable === undefined) {
-      const rows = run.before && run.after ? this.#difference(run.before, run.after) : undefined;
-      if (rows === undefined) run.uncountable = 'the gateway could not read the count';
-      else run.rows = rows;
+    if (readsCounts(run.guard) && !run.failed && run.uncountable === undefined) {
+      const changed = this.#changed(run);
+      if (changed === undefined) run.uncountable = 'the gateway could not read the count';
+      else {
+        if (run.guard.count === 'stats') run.rows = changed.reduce((n, t) => n + t.rows, 0);
+        run.beyond = run.guard.changed?.(changed);
+      }
     }
     const io = run.io;
     const held = run.held.splice(0);
@@ -397,7 +416,7 @@ export class WriteGuardStage implements Stage {
       }
       return this.#settle(run, run.ready ? [...held, run.ready] : held);
     }
-    if (run.uncountable === undefined && run.rows <= run.guard.maxRows) {
+    if (run.uncountable === undefined && run.beyond === undefined && run.rows <= run.guard.maxRows) {
       if (run.wrapped) io.send(frontend(query('COMMIT')), { run, role: 'final' });
       else if (run.scope === 'savepoint') {
         if (run.m.kind === 'query') io.send(frontend(query(`RELEASE SAVEPOINT ${this.#name}`)), { run, role: 'quiet' });
@@ -405,20 +424,21 @@ export class WriteGuardStage implements Stage {
       }
       return this.#settle(run, run.ready && !run.wrapped ? [...held, run.ready] : held);
     }
-    // Over the limit, or not countable: rolled back, then refused or held for review.
+    // Over the limit, beyond what was judged, or not countable: rolled back, then refused or held for review.
     const error = this.#overError(run);
-    const reason = run.uncountable ?? `${this.#what(run)} changed ${run.rows} rows, over the limit of ${run.guard.maxRows}`;
-    if (run.review && run.uncountable === undefined) {
+    const reason = run.uncountable ?? run.beyond?.reason ?? `${this.#what(run)} changed ${run.rows} rows, over the limit of ${run.guard.maxRows}`;
+    const rule = run.beyond?.rule ?? run.guard.rule;
+    if (run.review && run.uncountable === undefined && run.beyond === undefined) {
       this.#rollBack(run);
       this.#hold(run, reason);
       return this.#settled(run);
     }
     if (run.wrapped) {
       run.finalError = error;
-      this.#gate.refused(run.guard.rule, reason);
+      this.#gate.refused(rule, reason);
       io.send(frontend(query('ROLLBACK')), { run, role: 'final' });
     } else {
-      io.sendAll(this.#gate.refuseWith(error, run.m.kind === 'query', run.guard.rule, reason));
+      io.sendAll(this.#gate.refuseWith(error, run.m.kind === 'query', rule, reason));
     }
     return this.#settle(run, []);
   }
@@ -501,6 +521,15 @@ export class WriteGuardStage implements Stage {
   #overError(run: GuardRun): Buffer {
     const g = run.guard;
     if (run.uncountable !== undefined) return this.#refusal(g, `${run.uncountable}; it was rolled back`);
+    if (run.beyond !== undefined)
+      return errorResponse({
+        severity: 'ERROR',
+        code: SqlState.INSUFFICIENT_PRIVILEGE,
+        message: `hoop: denied by rule "${run.beyond.rule}": ${run.beyond.reason}; it was rolled back`,
+        detail:
+          'with rules on tables, hoop reads which tables a write changed before it commits and judges it again with them (a view or rule replaced since it was judged, or a rule, trigger or function that writes elsewhere)',
+        hint: 'the statement did not change anything; write the tables by their own names',
+      });
     return errorResponse({
       severity: 'ERROR',
       code: SqlState.INSUFFICIENT_PRIVILEGE,
@@ -515,7 +544,9 @@ export class WriteGuardStage implements Stage {
       severity: 'ERROR',
       code: SqlState.INSUFFICIENT_PRIVILEGE,
       message: `hoop: denied by rule "${g.rule}": ${why}`,
-      detail: `rule "${g.rule}" lets one write change at most ${g.maxRows} rows (maxAffectedRows); hoop counts them in the database before they commit`,
+      detail: Number.isFinite(g.maxRows)
+        ? `rule "${g.rule}" lets one write change at most ${g.maxRows} rows (maxAffectedRows); hoop counts them in the database before they commit`
+        : 'with rules on tables, hoop reads which tables a write changed before it commits',
       hint: 'the statement did not change anything; the session is still usable',
     });
   }
