@@ -20,7 +20,7 @@
  */
 import type { Analysis } from '../policy/sql/analyze.js';
 import { REDEFINING_KINDS } from '../policy/touched.js';
-import { bareName as bare, ROWS_ELSEWHERE, WRITES_BEYOND } from '../policy/catalog-changes.js';
+import { bareName as bare, type CatalogChanges, ROWS_ELSEWHERE, WRITES_BEYOND } from '../policy/catalog-changes.js';
 import type { SessionJudge, StatementVerdict } from './engine.js';
 
 /** What a connection's catalog says of its relations, shared by its sessions. */
@@ -31,12 +31,8 @@ export interface Relations {
   prefetch(names: readonly string[]): Promise<void>;
   /** Relations `names` (bare; `*`: any) may have been redefined: what is known of them goes. */
   changed(names: readonly string[]): void;
-  /** `session`'s open transaction may redefine `names` (bare; `*`: any): others judge them as anything until {@link redefined}. */
-  redefining(session: object, names: readonly string[]): void;
-  /** `session`'s transaction (or the session) ended. */
-  redefined(session: object): void;
-  /** Whether a session other than `session` may be redefining `name` (bare). */
-  inFlux(name: string, session: object): boolean;
+  /** What changed through the gateway, and what open transactions are redefining (others judge those names as anything until they end). */
+  readonly changes: CatalogChanges;
 }
 
 /** A judge that judges relations as what is under them (src/policy/decide.ts's StatementJudge, with rules on tables). */
@@ -120,7 +116,8 @@ export class CatalogJudge implements SessionJudge {
     this.#redefining = false;
     this.#ownAny = false;
     this.#renamed.clear();
-    this.#reads.redefined(this);
+    const names = this.#reads.changes.redefined(this);
+    if (names) this.#reads.changed(names);
   }
 
   readonly #under = (name: string): readonly string[] => {
@@ -140,7 +137,7 @@ export class CatalogJudge implements SessionJudge {
     if (!relation(name) || seen.has(name)) return;
     seen.add(name);
     const b = bare(name);
-    if (this.#ownAny || this.#renamed.has(b) || this.#reads.inFlux(b, this)) return void out.add('*');
+    if (this.#ownAny || this.#renamed.has(b) || this.#reads.changes.inFlux(b, this)) return void out.add('*');
     const own = this.#own.get(b);
     const catalog = ask ? this.#reads.under(name) : undefined;
     // Rows that are another's are any table's, whatever this session made of the name.
@@ -193,7 +190,7 @@ export class CatalogJudge implements SessionJudge {
     this.#redefining = true;
     this.#reads.changed(this.#ownAny ? ANY : names);
     // Code the gateway cannot read (a DO block, a CALL) is not held against other sessions' names: one idle transaction would refuse them all.
-    this.#reads.redefining(this, names);
+    this.#reads.changes.redefining(this, names);
   }
 }
 

@@ -222,6 +222,9 @@ describe('rules on tables, through views', () => {
     // A delete whose foreign key cascades into a table a rule keeps.
     expect(await outcome(s, 'DELETE FROM vw_parent WHERE id <= 3')).toMatch(/^42501: .*keep-child/);
     expect(await count('vw_child')).toBe(10);
+    // Making such a rule writes the catalog only: its rows are not the limited table's (nor counted).
+    expect(await outcome(s, 'CREATE TABLE vw_own9 (id int)')).toBe('ok');
+    expect(await outcome(s, 'CREATE RULE vw_r9 AS ON INSERT TO vw_own9 DO ALSO UPDATE vw_limited SET v = v WHERE id = 1')).toBe('ok');
   });
 
   it("judges a foreign table, whose rows are elsewhere (perhaps this database's kept table), as any table", async () => {
@@ -254,6 +257,12 @@ describe('rules on tables, through views', () => {
     await db('create or replace view vw_race as select * from vw_guarded; create or replace view vw_race2 as select * from vw_limited');
     expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 4')).toMatch(/^42501: .*denied by rule "keep-guarded": the write changed rows of public\.vw_guarded.*rolled back/);
     expect(await outcome(s, 'DELETE FROM vw_race WHERE id = $1', [5])).toMatch(/^42501: .*keep-guarded/);
+    // The count is the gateway's own prepared statement: a client that drops every prepared statement drops it too, and it is made again.
+    for (const drop of ['DEALLOCATE ALL', 'DISCARD ALL']) {
+      expect(await outcome(s, drop)).toBe('ok');
+      expect(await outcome(s, 'DELETE FROM vw_race WHERE id = $1', [5])).toMatch(/^42501: .*keep-guarded/);
+      expect(await outcome(s, 'DELETE FROM vw_free WHERE id = 0')).toBe('ok');
+    }
     await s.query('BEGIN');
     expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 6')).toMatch(/^42501: .*keep-guarded/);
     await s.query('ROLLBACK');

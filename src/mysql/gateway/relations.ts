@@ -45,7 +45,7 @@ export class MysqlRelations implements Relations {
   /** Lookups in flight, one at a time on the one connection. */
   #queue: Promise<unknown> = Promise.resolve();
   readonly #known = new Map<string, { under: readonly string[]; at: number }>();
-  readonly #changes = new CatalogChanges();
+  readonly changes = new CatalogChanges();
 
   /** `open`: a signed-in connection of the gateway's own; `reading`: how the server reads SQL (views' definitions are read so). */
   constructor(open: () => Promise<MySqlClient>, reading: MysqlReading, now: () => number = realClock.now) {
@@ -68,22 +68,9 @@ export class MysqlRelations implements Relations {
   }
 
   changed(names: readonly string[]): void {
-    const only = this.#changes.note(this.#now(), names);
+    const only = this.changes.note(this.#now(), names);
     if (!only) return this.#known.clear();
     for (const [name, k] of this.#known) if (touches(only, name, k.under)) this.#known.delete(name);
-  }
-
-  redefining(session: object, names: readonly string[]): void {
-    this.#changes.redefining(session, names);
-  }
-
-  redefined(session: object): void {
-    const names = this.#changes.redefined(session);
-    if (names) this.changed(names);
-  }
-
-  inFlux(name: string, session: object): boolean {
-    return this.#changes.inFlux(name, session);
   }
 
   /** Closes the gateway's own connection. */
@@ -103,7 +90,7 @@ export class MysqlRelations implements Relations {
       for (const name of names) this.#remember(name, ANY, at);
       return;
     }
-    const stale = this.#changes.staleSince(started);
+    const stale = this.changes.staleSince(started);
     if (!stale) return;
     const at = this.#now();
     for (const name of names) {

@@ -157,7 +157,7 @@ export class RelationReads implements Relations {
   /** When a statement last may have redefined a relation here. */
   #changedAt = Number.NEGATIVE_INFINITY;
   /** What changed through the gateway, and what open transactions are redefining. */
-  readonly #changes = new CatalogChanges();
+  readonly changes = new CatalogChanges();
 
   /** `catalog`: the connection's catalog connection of the gateway's own, with its credentials; `settleMs`: how long names read anything after a change ({@link SETTLE_MS} unless told). */
   constructor(catalog: CatalogConnection, now: () => number = realClock.now, settleMs = SETTLE_MS) {
@@ -173,7 +173,7 @@ export class RelationReads implements Relations {
   changed(names?: readonly string[]): void {
     const at = this.#now();
     this.#changedAt = at;
-    const only = this.#changes.note(at, names);
+    const only = this.changes.note(at, names);
     if (!only) return this.#known.clear();
     for (const [name, k] of this.#known) if (touches(only, name, [...k.reads.tables, ...(k.reads.writes ?? [])])) this.#known.delete(name);
   }
@@ -195,26 +195,6 @@ export class RelationReads implements Relations {
   async prefetch(names: readonly string[]): Promise<void> {
     const missing = [...new Set(names)].filter((n) => this.under(n) === undefined);
     if (missing.length > 0) await this.#fetch(missing);
-  }
-
-  /**
-   * `session`'s open transaction may redefine the relations `names` (bare lower-case names; `*`:
-   * any): until {@link redefined}, other sessions' statements judge them as anything (the catalog
-   * shows their definition before the change, and a statement that waits on its locks runs after).
-   */
-  redefining(session: object, names: readonly string[]): void {
-    this.#changes.redefining(session, names);
-  }
-
-  /** `session`'s transaction ended (or the session did): what it redefined is in the catalog now, or never was. */
-  redefined(session: object): void {
-    const names = this.#changes.redefined(session);
-    if (names) this.changed(names);
-  }
-
-  /** Whether a session other than `session` has an open transaction that may redefine `name` (a bare lower-case name). */
-  inFlux(name: string, session: object): boolean {
-    return this.#changes.inFlux(name, session);
   }
 
   /** What `names` read, if every one is known now; undefined when a lookup is needed. */
@@ -259,7 +239,7 @@ export class RelationReads implements Relations {
       return;
     }
     // A change during the lookup: the answers it may have made stale are not kept.
-    const stale = this.#changes.staleSince(started);
+    const stale = this.changes.staleSince(started);
     if (!stale) return;
     const changedSince = this.#changedAt >= started;
     const at = this.#now();

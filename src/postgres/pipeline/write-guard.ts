@@ -69,12 +69,21 @@ const CHANGED =
   '(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid))';
 /**
  * Whether the server counts rows (`track_counts`, a first row with oid 0), then each table with
- * rows changed so far in the transaction, how many, and its name (`schema.name`). The difference
- * is taken per table and never below 0, so that a table whose counts went down (TRUNCATE resets
- * them, a DROP removes them) cannot hide what another had changed.
+ * rows changed so far in the transaction, how many, and its name (`schema.name`): tables,
+ * partitioned, materialized and foreign ones, not the system catalogs (oid 11, whose rows DDL
+ * changes). The difference is taken per table and never below 0, so that a table whose counts
+ * went down (TRUNCATE resets them, a DROP removes them) cannot hide what another had changed.
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS
  */
-const COUNT_SQL = `SELECT 0::pg_catalog.oid, pg_catalog.current_setting('track_counts'), NULL::pg_catalog.text UNION ALL SELECT c.oid, ${CHANGED}::pg_catalog.text, pg_catalog.concat(n.nspname, '.', c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE ${CHANGED} OPERATOR(pg_catalog.>) 0`;
+const COUNT_SQL = `SELECT 0::pg_catalog.oid, pg_catalog.current_setting('track_counts'), NULL::pg_catalog.text UNION ALL SELECT c.oid, ${CHANGED}::pg_catalog.text, pg_catalog.concat(n.nspname, '.', c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,m,f}'::pg_catalog."char"[]) AND c.relnamespace OPERATOR(pg_catalog.<>) 11 AND ${CHANGED} OPERATOR(pg_catalog.>) 0`;
+
+/**
+ * Makes the server report (and so zero) its pending counts when it next goes idle (PostgreSQL 15
+ * and later: before, they may include transactions it has not reported yet). No column: nothing
+ * of it is read as a count.
+ * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS-TABLE
+ */
+const REPORT_SQL = 'SELECT FROM pg_catalog.pg_stat_force_next_flush()';
 
 /** Whether a guard reads the server's counts before and after its write: to count its rows, or to check the tables it changed. */
 const readsCounts = (guard: WriteGuard): boolean => guard.count === 'stats' || guard.changed !== undefined;
@@ -88,7 +97,7 @@ interface Tag {
 }
 
 /** What the guard needs of the statement gate: its refusals and its reviews. */
-type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'reviews'>;
+type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'reviews' | 'deallocations'>;
 
 /** How the guard sends upstream: through the stages after it and the server state, in order. */
 type GuardIO = Pick<FrontendContext, 'send' | 'sendAll' | 'flush'>;
@@ -100,6 +109,11 @@ const SENT: Decision = Object.freeze({ send: Object.freeze([]) });
 type GuardState = Pick<ServerState, 'pendingReady' | 'unsynced' | 'batchExecuted' | 'transactionStatus' | 'answered'>;
 
 const frontend = (raw: Buffer): FrontendMessage => decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw });
+/** The count as a Query or Parse of the gateway's own: its answers are read here and no client sees them (masking need not place its columns). */
+const counting = (raw: Buffer): FrontendMessage => {
+  const m = frontend(raw);
+  return m.kind === 'query' || m.kind === 'parse' ? { ...m, own: true } : m;
+};
 
 /**
  * One guarded message in flight: what it is, how it was wrapped, what its answers held and
@@ -172,6 +186,9 @@ export class WriteGuardStage implements Stage {
   readonly #name: string;
   /** A statement name never prepared: its Describe fails a batch. */
   readonly #missing: string;
+  /** The count's prepared statement, and the gate's {@link GuardGate.deallocations} when it was last parsed (NaN: never, or lost). */
+  readonly #countName: string;
+  #countParsed = Number.NaN;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
     return (this.#bindsMade ??= new Map());
@@ -191,6 +208,7 @@ export class WriteGuardStage implements Stage {
     this.#gate = o.gate;
     this.#name = `${RESERVED_STATEMENT_PREFIX}${randomBytes(8).toString('hex')}`;
     this.#missing = `${this.#name}_abort`;
+    this.#countName = `${RESERVED_STATEMENT_PREFIX}count_${randomBytes(8).toString('hex')}`;
   }
 
   /**
@@ -255,10 +273,16 @@ export class WriteGuardStage implements Stage {
     const wrapped = status === 'I' && !guard.opensBlock;
     const scope = status === 'T' ? (review ? 'savepoint' : 'none') : 'all';
     const run = new GuardRun(m, guard, sql, io, scope, wrapped, review, undefined);
-    const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : []), ...(readsCounts(guard) ? [COUNT_SQL] : [])];
+    const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : [])];
     if (pre.length > 0) io.send(frontend(query(pre.join('; '))), { run, role: 'pre' });
+    // Counted before too, even in a transaction of its own: the server's counts include what earlier transactions did until it reports them.
+    // A text that opens its own transaction is counted from 0: what is pending is reported first, as the server goes idle before it.
+    if (readsCounts(guard) && status === 'I' && !wrapped) {
+      run.before = new Map([['track', 1]]);
+      io.send(counting(query(REPORT_SQL)), { run, role: 'pre' });
+    } else if (readsCounts(guard)) this.#count(io, run, 'pre', true);
     io.send(m, { run, role: 'client' }, done);
-    if (readsCounts(guard)) io.send(frontend(query(COUNT_SQL)), { run, role: 'post' });
+    if (readsCounts(guard)) this.#count(io, run, 'post', true);
     io.flush();
     return run.released;
   }
@@ -280,13 +304,13 @@ export class WriteGuardStage implements Stage {
     const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
     const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
     if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, run, 'pre');
-    if (readsCounts(guard)) this.#own(io, COUNT_SQL, run, 'pre');
+    if (readsCounts(guard)) this.#count(io, run, 'pre', false);
     io.send(m, { run, role: 'client' }, (outcome) => {
       done?.(outcome);
       // Skipped: an earlier message of the batch failed, and the server drops everything to the Sync.
       if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
     });
-    if (readsCounts(guard)) this.#own(io, COUNT_SQL, run, 'post');
+    if (readsCounts(guard)) this.#count(io, run, 'post', false);
     io.send(frontend(flush()));
     io.flush();
     return run.released;
@@ -297,6 +321,23 @@ export class WriteGuardStage implements Stage {
     const tag: Tag = { run, role };
     const name = this.#name;
     for (const raw of [close('S', name), parseNamed(name, sql), bindPlain(name, name), execute(name), close('P', name), close('S', name)]) io.send(frontend(raw), tag);
+  }
+
+  /**
+   * Sends the count, `role` of `run`: the guard's own prepared statement, parsed once per session
+   * (planning it was most of its cost) and again once the client may have dropped it (then before
+   * and after the write: the write's own text may drop it); `alone` ends it with a Sync of its own,
+   * beside a Query.
+   */
+  #count(io: GuardIO, run: GuardRun, role: Role, alone: boolean): void {
+    const tag: Tag = { run, role };
+    const name = this.#countName;
+    if (this.#countParsed !== this.#gate.deallocations) {
+      io.send(frontend(close('S', name)), tag);
+      io.send(counting(parseNamed(name, COUNT_SQL)), tag);
+      if (role === 'post') this.#countParsed = this.#gate.deallocations;
+    }
+    for (const raw of [bindPlain(name, name), execute(name), close('P', name), ...(alone ? [sync()] : [])]) io.send(frontend(raw), tag);
   }
 
   #reviews(guard: WriteGuard): boolean {
@@ -325,11 +366,11 @@ export class WriteGuardStage implements Stage {
     switch (role) {
       case 'pre':
         if (type === DATA_ROW) this.#counted(run, r, (run.before ??= new Map()));
-        else if (type === ERROR) run.uncountable ??= 'the gateway could not prepare the count';
+        else if (type === ERROR) this.#lost(run, 'the gateway could not prepare the count');
         return undefined;
       case 'post':
         if (type === DATA_ROW) this.#counted(run, r, (run.after ??= new Map()));
-        else if (type === ERROR) run.uncountable ??= 'the gateway could not read the count';
+        else if (type === ERROR) this.#lost(run, 'the gateway could not read the count');
         // The count is in: at the Query's ReadyForQuery, or the Execute's CommandComplete.
         if (!run.decided && ((run.m.kind === 'query' && type === READY) || (run.m.kind === 'execute' && (type === COMMAND_COMPLETE || type === ERROR)))) return this.#decide(run);
         return undefined;
@@ -344,6 +385,12 @@ export class WriteGuardStage implements Stage {
       case 'quiet':
         return undefined;
     }
+  }
+
+  /** The gateway's own message failed: the write cannot be counted, and the count is prepared again next time. */
+  #lost(run: GuardRun, why: string): void {
+    run.uncountable ??= why;
+    this.#countParsed = Number.NaN;
   }
 
   /** One row of the count query into `into` (its first says whether the server counts at all). */

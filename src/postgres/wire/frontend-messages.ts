@@ -21,11 +21,12 @@ export type FrontendMessage = SqlMessage | BindMessage | OtherMessage;
 /**
  * A Query or Parse. Its SQL is decoded here unless it is longer than {@link LONG_SQL} bytes:
  * then `sql` is empty, `long` says where it starts in the body, and the relay has it checked and
- * analysed off the event loop (`utf8` is only known after that).
+ * analysed off the event loop (`utf8` is only known after that). `own`: the gateway's own
+ * statement, whose answers no client sees (the write guard's count).
  */
 export type SqlMessage =
-  | { kind: 'query'; msg: PgMessage; sql: string; utf8: boolean; long?: { from: number } }
-  | { kind: 'parse'; msg: PgMessage; name: string; sql: string; utf8: boolean; long?: { from: number } };
+  | { kind: 'query'; msg: PgMessage; sql: string; utf8: boolean; long?: { from: number }; own?: true }
+  | { kind: 'parse'; msg: PgMessage; name: string; sql: string; utf8: boolean; long?: { from: number }; own?: true };
 
 /** The other frontend messages the relay reads. */
 export type OtherMessage =

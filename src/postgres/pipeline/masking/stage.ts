@@ -60,6 +60,8 @@ const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 const MAX_HINTS = 256;
 /** The strategy of a column masked because it is computed from a masked one. */
 const REDACT: MaskStrategy = 'redact';
+/** The hints of a statement of the gateway's own (`own`): its answers reach no client, so nothing in them is placed or masked. */
+const OWN_HINTS: StatementHints = Object.freeze({ statements: Object.freeze([Object.freeze({ utility: Object.freeze({ tables: Object.freeze([]), evaluates: false }) })]) });
 
 /** An integer parameter, or an array of them, as text (the resolver's catalog queries take only OIDs and numbers). */
 function integerParam(p: unknown): string {
@@ -526,7 +528,7 @@ export class PgSessionMasking implements Stage {
    */
   upstream(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined {
     // A long text was analysed off the relay's thread and is not decoded here (nor cached).
-    const hints = m.kind === 'query' || m.kind === 'parse' ? this.#hintsFor(m.long ? undefined : m.sql, analysis) : undefined;
+    const hints = m.kind === 'query' || m.kind === 'parse' ? (m.own ? OWN_HINTS : this.#hintsFor(m.long ? undefined : m.sql, analysis)) : undefined;
     return this.masker.frontend(m, hints);
   }
 
