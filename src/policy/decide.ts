@@ -509,7 +509,7 @@ export class StatementJudge {
     const first = Math.min(guarded[0] ?? checked, checked < 0 ? Number.POSITIVE_INFINITY : checked);
     const problem = unguardable(statements, first, own);
     if (problem !== undefined) return { action: 'deny', rule: WRITE_GUARD_RULE, message: problem, reason: problem, statements };
-    const changed = checked < 0 ? undefined : (tables: readonly ChangedTable[]) => this.#changedRefusal(statements, tables, limit);
+    const changed = checked < 0 ? undefined : (tables: readonly ChangedTable[]) => this.#changedRefusal(tables, limit?.rule);
     const guard: WriteGuard = {
       ...own,
       count: tagged ? 'tag' : 'stats',
@@ -533,27 +533,34 @@ export class StatementJudge {
   }
 
   /**
-   * Why an allowed write is refused now that the server says it changed `tables`: its writes
-   * judged again as naming those tables too, a rule that did not apply to it denies or holds it,
-   * or a row limit it did not have is passed (the rows the server counted on the tables it
-   * applies to). The judgment saw other relations than ran (one replaced since), or a rule,
-   * trigger or function wrote beyond what the text names.
+   * Why an allowed write is refused now that the server says what it did to `tables`: each
+   * table's change judged as a statement of its own, of the kinds the server counted on it, on it
+   * and its ancestors, by the rules that name tables. One that denies it or holds it for review
+   * refuses it; a row limit other than `applied` (the write's own, which the guard counts) counts
+   * that table's updated and deleted rows. The judgment saw other relations than ran (one replaced
+   * since), or a rule, trigger or key's action wrote beyond the text.
    */
-  #changedRefusal(statements: readonly StatementFacts[], tables: readonly ChangedTable[], limited: RowLimit | undefined): { rule: string; reason: string } | undefined {
-    const names = tables.map((t) => t.name);
-    const widened = statements.map((f) => (writesRows(f) ? { ...f, tables: [...f.tables, ...names] } : f));
-    const again = this.#decideAnalysis({ ok: true, statements: widened, numericLiterals: [] });
-    const which = names.join(', ');
-    if (again.action !== 'allow')
-      return {
-        rule: again.rule ?? WRITE_GUARD_RULE,
-        reason: `the write changed rows of ${which}, and judged with them it is ${again.action === 'deny' ? 'denied' : 'held for review'}: ${again.reason}`,
-      };
-    const limit = again.guard;
-    if (!limit || !Number.isFinite(limit.maxRows) || (limited && limited.maxRows <= limit.maxRows)) return undefined;
-    const rule = this.#rules.find((r) => r.rule.name === limit.rule);
-    const rows = tables.filter((t) => !rule?.rule.match.tables || tablesMatch(rule.rule.match.tables, [t.name])).reduce((n, t) => n + t.rows, 0);
-    return rows > limit.maxRows ? { rule: limit.rule, reason: `the write changed ${rows} rows of ${which}, over the limit of ${limit.maxRows} (rule "${limit.rule}")` } : undefined;
+  #changedRefusal(tables: readonly ChangedTable[], applied: string | undefined): { rule: string; reason: string } | undefined {
+    for (const t of tables) {
+      const kinds: StatementKind[] = [...(t.inserted > 0 ? ['insert' as const] : []), ...(t.updated > 0 ? ['update' as const] : []), ...(t.deleted > 0 ? ['delete' as const] : [])];
+      const facts: RuleFacts = { kinds, tables: [t.name, ...t.ancestors], functions: [], missingWhere: false, cteDml: false };
+      const did = `the write ${kinds.map((k) => `${k === 'insert' ? 'inserted' : `${k}d`}`).join(', ')} rows of ${t.name}`;
+      let winner: PreparedRule | undefined;
+      for (const prepared of this.#rules) {
+        const { match, action, maxAffectedRows, name } = prepared.rule;
+        if (!match.tables || !matches(prepared, facts, false)) continue;
+        if (action !== 'allow' && (!winner || RANK[action] > RANK[winner.rule.action])) winner = prepared;
+        const rows = t.updated + t.deleted;
+        if (action === 'allow' && maxAffectedRows !== undefined && name !== applied && rows > maxAffectedRows && matches(prepared, { ...facts, kinds: kinds.filter((k) => k !== 'insert') }, false))
+          return { rule: name, reason: `${did}: ${rows} changed, over the limit of ${maxAffectedRows} (rule "${name}")` };
+      }
+      if (winner)
+        return {
+          rule: winner.rule.name,
+          reason: `${did}, which rule "${winner.rule.name}" ${winner.rule.action === 'deny' ? 'denies' : 'holds for review'}${winner.rule.message ? ` (${winner.rule.message})` : ''}`,
+        };
+    }
+    return undefined;
   }
 
   /** The decision for one statement: a built-in rule's denial, else what the policy's statement rules say (denying, where they do not, what masking could not follow). */
@@ -814,7 +821,10 @@ function appliesTo(rule: StatementRule, who: Who, connection: string): boolean {
   return principalMatches(m, who.principal);
 }
 
-function matches(prepared: PreparedRule, facts: StatementFacts, multiStatement: boolean): boolean {
+/** What a rule's match reads of a statement. */
+type RuleFacts = Pick<StatementFacts, 'kinds' | 'tables' | 'functions' | 'missingWhere' | 'cteDml' | 'copy'>;
+
+function matches(prepared: PreparedRule, facts: RuleFacts, multiStatement: boolean): boolean {
   const m = prepared.rule.match;
   if (prepared.kinds && !facts.kinds.some((k) => prepared.kinds!.has(k))) return false;
   // `*`: a relation judged through the catalog that it cannot tell (see StatementJudge.judgeUnder) may be any table.

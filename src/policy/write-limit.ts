@@ -41,10 +41,13 @@ export interface WriteGuard extends RowLimit {
   changed?: ChangedCheck;
 }
 
-/** A table the server says a write changed: its name (`schema.name`) and how many rows. */
+/** A table the server says a write changed: its name and its ancestors' (`schema.name`: the tables it is a partition or child of), and its rows by kind. */
 export interface ChangedTable {
   readonly name: string;
-  readonly rows: number;
+  readonly ancestors: readonly string[];
+  readonly inserted: number;
+  readonly updated: number;
+  readonly deleted: number;
 }
 
 /** Why a write that changed `tables` is refused though its judgment allowed it (see {@link WriteGuard.changed}). */
@@ -97,9 +100,12 @@ export function tagCounts(facts: StatementFacts): boolean {
   return TAGGED_KINDS.has(facts.kinds[0]!) && !facts.cteDml && !facts.writesBeyond;
 }
 
-/** Whether a statement adds or changes rows when it runs (a PREPARE only stores its body). */
+/** Statement kinds that write rows, or fire triggers that may (TRUNCATE's). */
+const WRITING_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete', 'merge', 'truncate']);
+
+/** Whether a statement writes rows when it runs, or fires triggers that may (a PREPARE only stores its body). */
 export function writesRows(facts: StatementFacts): boolean {
-  return facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => TAGGED_KINDS.has(k));
+  return facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => WRITING_KINDS.has(k));
 }
 
 /** Whether a statement changes existing rows when it runs (a PREPARE only stores its body). */

@@ -29,6 +29,7 @@ statements:
     - { name: no-secrets, match: { kinds: [select], tables: [vw_secrets] }, action: deny }
     - { name: keep-low, match: { kinds: [delete], tables: [vw_part_low] }, action: deny }
     - { name: keep-child, match: { kinds: [delete], tables: [vw_child] }, action: deny }
+    - { name: keep-parts, match: { kinds: [delete], tables: [vw_kparts] }, action: deny }
 `;
 
 const db = (sql: string): Promise<string> => stack.pg.psql(sql, { database: 'app' });
@@ -255,10 +256,15 @@ describe('rules on tables, through views', () => {
     expect(await outcome(s, 'UPDATE vw_race2 SET v = v WHERE id = 0')).toBe('ok');
     // Replaced past the gateway (its catalog is a minute old): the server's count of what changed decides, and the rows stay.
     await db('create or replace view vw_race as select * from vw_guarded; create or replace view vw_race2 as select * from vw_limited');
-    expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 4')).toMatch(/^42501: .*denied by rule "keep-guarded": the write changed rows of public\.vw_guarded.*rolled back/);
+    expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 4')).toMatch(
+      /^42501: .*denied by rule "keep-guarded": the write deleted rows of public\.vw_guarded, which rule "keep-guarded" denies.*rolled back/,
+    );
     expect(await outcome(s, 'DELETE FROM vw_race WHERE id = $1', [5])).toMatch(/^42501: .*keep-guarded/);
-    // The count is the gateway's own prepared statement: a client that drops every prepared statement drops it too, and it is made again.
-    for (const drop of ['DEALLOCATE ALL', 'DISCARD ALL']) {
+    expect(await outcome(s, 'UPDATE vw_race2 SET v = v + 100')).toMatch(/^42501: .*updated rows of public\.vw_limited: 10 changed, over the limit of 2 \(rule "few-limited"\)/);
+    // The count is a statement the gateway makes each time: one a DO block prepares under any name cannot stand in for it.
+    const forge = `DO $$DECLARE n text; BEGIN FOR n IN SELECT 'hoop_denied_' || lpad(g::text, 2, '0') FROM generate_series(0, 99) g LOOP
+      EXECUTE format('PREPARE %I AS SELECT %L::text, NULL::text', n, 'on'); END LOOP; END$$`;
+    for (const drop of ['DEALLOCATE ALL', 'DISCARD ALL', forge]) {
       expect(await outcome(s, drop)).toBe('ok');
       expect(await outcome(s, 'DELETE FROM vw_race WHERE id = $1', [5])).toMatch(/^42501: .*keep-guarded/);
       expect(await outcome(s, 'DELETE FROM vw_free WHERE id = 0')).toBe('ok');
@@ -266,20 +272,19 @@ describe('rules on tables, through views', () => {
     await s.query('BEGIN');
     expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 6')).toMatch(/^42501: .*keep-guarded/);
     await s.query('ROLLBACK');
-    expect(await outcome(s, 'UPDATE vw_race2 SET v = v + 100')).toMatch(/^42501: .*changed 10 rows of public\.vw_limited, over the limit of 2 \(rule "few-limited"\)/);
     expect(await count('vw_guarded')).toBe(10);
     expect(await db('select max(v) from vw_limited')).not.toMatch(/\d{3}/);
 
     // The helper's race: the view is replaced while the judged write waits for its lock.
-    await db('create or replace view vw_race as select * from vw_free');
-    expect(await outcome(await session(), 'DELETE FROM vw_race WHERE id = 0')).toBe('ok');
+    await db('create view vw_race3 as select * from vw_free; grant all on vw_race3 to public');
+    expect(await outcome(await session(), 'DELETE FROM vw_race3 WHERE id = 0')).toBe('ok');
     const owner = new pg.Client({ connectionString: stack.pg.url(stack.pg.superuser, { database: 'app' }) });
     await owner.connect();
     try {
-      await owner.query('BEGIN; LOCK TABLE vw_race IN ACCESS EXCLUSIVE MODE');
-      const waiting = outcome(s, 'DELETE FROM vw_race WHERE id = 7');
+      await owner.query('BEGIN; LOCK TABLE vw_race3 IN ACCESS EXCLUSIVE MODE');
+      const waiting = outcome(s, 'DELETE FROM vw_race3 WHERE id = 7');
       await eventually(async () => expect((await db('select count(*) from pg_locks where not granted')).trim()).not.toBe('0'));
-      await owner.query('CREATE OR REPLACE VIEW vw_race AS SELECT * FROM vw_guarded; COMMIT');
+      await owner.query('CREATE OR REPLACE VIEW vw_race3 AS SELECT * FROM vw_guarded; COMMIT');
       expect(await waiting).toMatch(/^42501: .*keep-guarded/);
     } finally {
       await owner.end();
@@ -294,5 +299,32 @@ describe('rules on tables, through views', () => {
     expect(await count('vw_guarded')).toBe(10);
     expect(await outcome(s, 'INSERT INTO vw_trig VALUES (3)')).toBe('ok');
     expect(await count('vw_trig')).toBe(3);
+
+    // The helper's second round: what the server counted on each table is judged by its own kind (an INSERT whose trigger deletes
+    // kept rows; one whose trigger updates every limited row), a deferred trigger fires before the count, a partition is its parent
+    // too, a TRUNCATE's trigger is counted; and a text's changes are not charged to each of its statements.
+    await db(`create table vw_ins2(id int); create table vw_lim2(id int); create table vw_def(id int); create table vw_tr(id int);
+              create table vw_kparts(id int, v int) partition by range (id); create table vw_kparts_1 partition of vw_kparts for values from (0) to (100);
+              insert into vw_kparts select g, 0 from generate_series(1, 10) g; create table vw_pdel(id int); insert into vw_pdel values (1);
+              grant all on vw_ins2, vw_lim2, vw_def, vw_tr, vw_kparts, vw_kparts_1, vw_pdel to public;
+              create function vw_del_kept() returns trigger language plpgsql as $$ begin delete from vw_guarded where id = 1; return null; end $$;
+              create function vw_upd_lim() returns trigger language plpgsql as $$ begin update vw_limited set v = v + 1; return null; end $$;
+              create function vw_del_part() returns trigger language plpgsql as $$ begin delete from vw_kparts where id = 1; return null; end $$;
+              create trigger t after insert on vw_ins2 for each row execute function vw_del_kept();
+              create trigger t after insert on vw_lim2 for each row execute function vw_upd_lim();
+              create constraint trigger t after insert on vw_def deferrable initially deferred for each row execute function vw_del_kept();
+              create trigger t before truncate on vw_tr for each statement execute function vw_del_kept();
+              create trigger t after delete on vw_pdel for each row execute function vw_del_part()`);
+    const limited = await db('select sum(v) from vw_limited');
+    expect(await outcome(s, 'INSERT INTO vw_ins2 VALUES (1)')).toMatch(/^42501: .*deleted rows of public\.vw_guarded, which rule "keep-guarded" denies/);
+    expect(await outcome(s, 'INSERT INTO vw_lim2 VALUES (1)')).toMatch(/^42501: .*over the limit of 2 \(rule "few-limited"\)/);
+    expect(await outcome(s, 'INSERT INTO vw_def VALUES (1)')).toMatch(/^42501: .*keep-guarded/);
+    expect(await outcome(s, 'TRUNCATE vw_tr')).toMatch(/^42501: .*keep-guarded/);
+    expect(await outcome(s, 'DELETE FROM vw_pdel')).toMatch(/^42501: .*public\.vw_kparts_1.*keep-parts/);
+    expect(await count('vw_guarded')).toBe(10);
+    expect(await count('vw_kparts')).toBe(10);
+    expect(await db('select sum(v) from vw_limited')).toBe(limited);
+    expect(await outcome(s, 'INSERT INTO vw_guarded VALUES (200, 0); DELETE FROM vw_free WHERE id = 9')).toBe('ok');
+    expect(await count('vw_guarded')).toBe(11);
   });
 });

@@ -891,23 +891,17 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
     const k = (changedTables: boolean): StatementJudge => new StatementJudge(p, alice, 'x', 'read-write', { changedTables });
     const check = k(true).judge('update free set a = 1').guard!;
     expect(check).toMatchObject({ maxRows: Number.POSITIVE_INFINITY, rule: 'write-guard', count: 'tag', statements: [] });
-    // What it was judged on, and a table no rule names, stand; a rule it did not meet refuses it, named.
-    expect(
-      check.changed!([
-        { name: 'public.free', rows: 3 },
-        { name: 'public.log', rows: 9 },
-      ]),
-    ).toBeUndefined();
-    expect(check.changed!([{ name: 'public.audit', rows: 1 }])).toMatchObject({ rule: 'keep-audit', reason: expect.stringContaining('changed rows of public.audit') });
-    expect(check.changed!([{ name: 'billing.payments', rows: 1 }])).toMatchObject({ rule: 'hold-pay', reason: expect.stringContaining('held for review') });
-    // A row limit it did not have counts the rows of the tables its rule names.
-    expect(
-      check.changed!([
-        { name: 'public.orders', rows: 11 },
-        { name: 'public.free', rows: 50 },
-      ]),
-    ).toMatchObject({ rule: 'orders-writes', reason: expect.stringContaining('11 rows') });
-    expect(check.changed!([{ name: 'public.orders', rows: 10 }])).toBeUndefined();
+    const t = (name: string, rows: Partial<{ inserted: number; updated: number; deleted: number }>, ancestors: string[] = []) => ({ name, ancestors, inserted: 0, updated: 0, deleted: 0, ...rows });
+    // What it was judged on, and a table no rule names, stand; a rule it did not meet refuses it, named, by the kinds the server counted there.
+    expect(check.changed!([t('public.free', { updated: 3 }), t('public.log', { inserted: 9 })])).toBeUndefined();
+    expect(check.changed!([t('public.audit', { deleted: 1 })])).toMatchObject({ rule: 'keep-audit', reason: expect.stringContaining('deleted rows of public.audit') });
+    expect(check.changed!([t('public.audit', { inserted: 5 })])).toBeUndefined(); // keep-audit is on updates and deletes
+    expect(check.changed!([t('billing.payments', { updated: 1 })])).toMatchObject({ rule: 'hold-pay', reason: expect.stringContaining('holds for review') });
+    // A partition or child is judged as its ancestors too.
+    expect(check.changed!([t('public.audit_2026', { deleted: 1 }, ['public.audit'])])).toMatchObject({ rule: 'keep-audit' });
+    // A row limit it did not have counts that table's updated and deleted rows (inserts are not limited).
+    expect(check.changed!([t('public.orders', { updated: 11 }), t('public.free', { updated: 50 })])).toMatchObject({ rule: 'orders-writes', reason: expect.stringContaining('11 changed') });
+    expect(check.changed!([t('public.orders', { updated: 10, inserted: 100 })])).toBeUndefined();
     // A write under its own limit keeps it, and the check; inserts are checked too; reads and other lanes are not.
     expect(k(true).judge('delete from orders where id = 1').guard).toMatchObject({ maxRows: 2, rule: 'tight', changed: expect.any(Function) });
     expect(k(true).judge('insert into free values (1)').guard?.changed).toBeTypeOf('function');

@@ -258,13 +258,6 @@ export class StatementGate implements Stage {
   }
 
   /** Whether reviews can be raised (the session has a reviewer service). */
-  /** How many texts so far may have dropped the gateway's own prepared statements (DEALLOCATE ALL, DISCARD ALL, or a reserved name): the write guard prepares its count again. */
-  get deallocations(): number {
-    return this.#deallocations;
-  }
-
-  #deallocations = 0;
-
   get reviews(): boolean {
     return this.#reviews.available;
   }
@@ -750,7 +743,6 @@ export class StatementGate implements Stage {
         if (bad) return bad;
         local.set(op.name, this.#names.hold(op.name, op.text, held(op.name)));
       } else if (op.op === 'deallocate') {
-        if (op.name === undefined || op.name.startsWith(RESERVED_STATEMENT_PREFIX)) this.#deallocations++;
         if (op.name !== undefined) local.set(op.name, null);
         else {
           for (const name of [...statements.keys(), ...local.keys()]) if (name !== '') local.set(name, null);

@@ -64,18 +64,36 @@ const MAX_HELD_BYTES = 16 * 1024 * 1024;
 const MAX_BINDS = 16;
 const MAX_BIND_BYTES = 4 * 1024 * 1024;
 
+const op = (o: string): string => `OPERATOR(pg_catalog.${o})`;
 /** The rows a table had inserted, updated or deleted so far in the transaction (qualified: a session's search_path cannot put its own function or operator in their place). */
-const CHANGED =
-  '(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid))';
+const tuples = (what: string): string => `pg_catalog.pg_stat_get_xact_tuples_${what}(c.oid)`;
+/** A table's ancestors (the tables it is a partition or child of, at any depth), as a JSON array of `schema.name`. */
+const ANCESTORS =
+  `(WITH RECURSIVE anc(oid, depth) AS (SELECT i.inhparent, 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid ${op('=')} c.oid ` +
+  `UNION SELECT i.inhparent, anc.depth ${op('+')} 1 FROM anc JOIN pg_catalog.pg_inherits i ON i.inhrelid ${op('=')} anc.oid WHERE anc.depth ${op('<')} 32) ` +
+  `SELECT pg_catalog.json_agg(pg_catalog.concat(an.nspname, '.', ac.relname)) FROM anc JOIN pg_catalog.pg_class ac ON ac.oid ${op('=')} anc.oid ` +
+  `JOIN pg_catalog.pg_namespace an ON an.oid ${op('=')} ac.relnamespace)`;
 /**
- * Whether the server counts rows (`track_counts`, a first row with oid 0), then each table with
- * rows changed so far in the transaction, how many, and its name (`schema.name`): tables,
- * partitioned, materialized and foreign ones, not the system catalogs (oid 11, whose rows DDL
- * changes). The difference is taken per table and never below 0, so that a table whose counts
- * went down (TRUNCATE resets them, a DROP removes them) cannot hide what another had changed.
+ * One row: whether the server counts rows (`track_counts`), and as JSON each table with rows
+ * changed so far in the transaction: `[oid, inserted, updated, deleted, "schema.name", ancestors]`
+ * (tables, partitioned, materialized and foreign ones, not the system catalogs, oid 11, whose
+ * rows DDL changes). The difference is taken per table and never below 0, so that a table whose
+ * counts went down (TRUNCATE resets them, a DROP removes them) cannot hide what another had changed.
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS
  */
-const COUNT_SQL = `SELECT 0::pg_catalog.oid, pg_catalog.current_setting('track_counts'), NULL::pg_catalog.text UNION ALL SELECT c.oid, ${CHANGED}::pg_catalog.text, pg_catalog.concat(n.nspname, '.', c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,m,f}'::pg_catalog."char"[]) AND c.relnamespace OPERATOR(pg_catalog.<>) 11 AND ${CHANGED} OPERATOR(pg_catalog.>) 0`;
+const COUNT_SQL =
+  `SELECT pg_catalog.current_setting('track_counts'), (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(t.oid, t.ins, t.upd, t.del, t.name, t.anc))::pg_catalog.text FROM ` +
+  `(SELECT c.oid, ${tuples('inserted')} AS ins, ${tuples('updated')} AS upd, ${tuples('deleted')} AS del, pg_catalog.concat(n.nspname, '.', c.relname) AS name, ${ANCESTORS} AS anc ` +
+  `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid ${op('=')} c.relnamespace ` +
+  `WHERE c.relkind ${op('=')} ANY ('{r,p,m,f}'::pg_catalog."char"[]) AND c.relnamespace ${op('<>')} 11 ` +
+  `AND ${tuples('inserted')} ${op('+')} ${tuples('updated')} ${op('+')} ${tuples('deleted')} ${op('>')} 0) t)`;
+
+/** One table of the count: rows inserted, updated, deleted so far in the transaction, its name and its ancestors'. */
+interface Counted {
+  readonly rows: readonly [number, number, number];
+  readonly name: string;
+  readonly ancestors: readonly string[];
+}
 
 /**
  * Makes the server report (and so zero) its pending counts when it next goes idle (PostgreSQL 15
@@ -89,7 +107,7 @@ const REPORT_SQL = 'SELECT FROM pg_catalog.pg_stat_force_next_flush()';
 const readsCounts = (guard: WriteGuard): boolean => guard.count === 'stats' || guard.changed !== undefined;
 
 /** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
-type Role = 'pre' | 'client' | 'post' | 'final' | 'quiet' | 'rebind';
+type Role = 'pre' | 'client' | 'settle' | 'post' | 'final' | 'quiet' | 'rebind';
 
 interface Tag {
   readonly run: GuardRun;
@@ -97,7 +115,7 @@ interface Tag {
 }
 
 /** What the guard needs of the statement gate: its refusals and its reviews. */
-type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'reviews' | 'deallocations'>;
+type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'reviews'>;
 
 /** How the guard sends upstream: through the stages after it and the server state, in order. */
 type GuardIO = Pick<FrontendContext, 'send' | 'sendAll' | 'flush'>;
@@ -127,15 +145,15 @@ class GuardRun {
   verb = '';
   /** CommandCompletes of the client's Query so far (its statement index). */
   statement = 0;
-  /** The count query's rows before and after it: table oid -> rows changed in the transaction (`track`: the server counts). */
-  before: Map<string, number> | undefined;
-  after: Map<string, number> | undefined;
-  /** Table oid -> its name, from the counts. */
-  readonly names = new Map<string, string>();
+  /** The counts before and after it, by table oid (undefined: not read, or the server does not count). */
+  before: Map<number, Counted> | undefined;
+  after: Map<number, Counted> | undefined;
   /** A rule the tables it changed bring in refuses it (see `WriteGuard.changed`). */
   beyond: { rule: string; reason: string } | undefined;
   /** Why the rows cannot be known (the write is then refused). */
   uncountable: string | undefined;
+  /** The gateway's own message before it failed (so the client's failed too, for that alone). */
+  preFailed = false;
   failed = false;
   /** The client's Query's ReadyForQuery, held until the decision. */
   ready: Buffer | undefined;
@@ -164,7 +182,7 @@ class GuardRun {
 
   /** Holds a result message; past {@link MAX_HELD_BYTES} the results are dropped and the write cannot be counted. */
   hold(r: Buffer): void {
-    if (this.uncountable !== undefined) return;
+    if (this.heldBytes > MAX_HELD_BYTES) return;
     this.heldBytes += r.length;
     if (this.heldBytes > MAX_HELD_BYTES) {
       this.uncountable = `its results are longer than the ${MAX_HELD_BYTES / (1024 * 1024)} MiB hoop holds until the rows are counted`;
@@ -186,9 +204,6 @@ export class WriteGuardStage implements Stage {
   readonly #name: string;
   /** A statement name never prepared: its Describe fails a batch. */
   readonly #missing: string;
-  /** The count's prepared statement, and the gate's {@link GuardGate.deallocations} when it was last parsed (NaN: never, or lost). */
-  readonly #countName: string;
-  #countParsed = Number.NaN;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
     return (this.#bindsMade ??= new Map());
@@ -208,7 +223,6 @@ export class WriteGuardStage implements Stage {
     this.#gate = o.gate;
     this.#name = `${RESERVED_STATEMENT_PREFIX}${randomBytes(8).toString('hex')}`;
     this.#missing = `${this.#name}_abort`;
-    this.#countName = `${RESERVED_STATEMENT_PREFIX}count_${randomBytes(8).toString('hex')}`;
   }
 
   /**
@@ -278,10 +292,12 @@ export class WriteGuardStage implements Stage {
     // Counted before too, even in a transaction of its own: the server's counts include what earlier transactions did until it reports them.
     // A text that opens its own transaction is counted from 0: what is pending is reported first, as the server goes idle before it.
     if (readsCounts(guard) && status === 'I' && !wrapped) {
-      run.before = new Map([['track', 1]]);
+      run.before = new Map();
       io.send(counting(query(REPORT_SQL)), { run, role: 'pre' });
     } else if (readsCounts(guard)) this.#count(io, run, 'pre', true);
     io.send(m, { run, role: 'client' }, done);
+    // In a transaction of the gateway's own, deferred constraint triggers fire now, not at its COMMIT after the count (their errors are the client's).
+    if (guard.changed && wrapped) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
     if (readsCounts(guard)) this.#count(io, run, 'post', true);
     io.flush();
     return run.released;
@@ -320,24 +336,19 @@ export class WriteGuardStage implements Stage {
   #own(io: GuardIO, sql: string, run: GuardRun, role: Role): void {
     const tag: Tag = { run, role };
     const name = this.#name;
-    for (const raw of [close('S', name), parseNamed(name, sql), bindPlain(name, name), execute(name), close('P', name), close('S', name)]) io.send(frontend(raw), tag);
+    io.send(frontend(close('S', name)), tag);
+    io.send((sql === COUNT_SQL ? counting : frontend)(parseNamed(name, sql)), tag);
+    for (const raw of [bindPlain(name, name), execute(name), close('P', name), close('S', name)]) io.send(frontend(raw), tag);
   }
 
   /**
-   * Sends the count, `role` of `run`: the guard's own prepared statement, parsed once per session
-   * (planning it was most of its cost) and again once the client may have dropped it (then before
-   * and after the write: the write's own text may drop it); `alone` ends it with a Sync of its own,
-   * beside a Query.
+   * Sends the count, `role` of `run`, as a statement of its own parsed each time (a session could
+   * put another of the same name in the place of one kept: a DO block may PREPARE anything);
+   * `alone` ends it with a Sync of its own, beside a Query.
    */
   #count(io: GuardIO, run: GuardRun, role: Role, alone: boolean): void {
-    const tag: Tag = { run, role };
-    const name = this.#countName;
-    if (this.#countParsed !== this.#gate.deallocations) {
-      io.send(frontend(close('S', name)), tag);
-      io.send(counting(parseNamed(name, COUNT_SQL)), tag);
-      if (role === 'post') this.#countParsed = this.#gate.deallocations;
-    }
-    for (const raw of [bindPlain(name, name), execute(name), close('P', name), ...(alone ? [sync()] : [])]) io.send(frontend(raw), tag);
+    this.#own(io, COUNT_SQL, run, role);
+    if (alone) io.send(frontend(sync()), { run, role });
   }
 
   #reviews(guard: WriteGuard): boolean {
@@ -365,17 +376,27 @@ export class WriteGuardStage implements Stage {
     const type = r[0]!;
     switch (role) {
       case 'pre':
-        if (type === DATA_ROW) this.#counted(run, r, (run.before ??= new Map()));
-        else if (type === ERROR) this.#lost(run, 'the gateway could not prepare the count');
+        if (type === DATA_ROW) run.before = this.#counted(run, r);
+        else if (type === ERROR) {
+          // What the client's message then says is only that the transaction failed: the refusal says why.
+          run.uncountable ??= 'the gateway could not prepare the count';
+          run.preFailed = true;
+        }
         return undefined;
       case 'post':
-        if (type === DATA_ROW) this.#counted(run, r, (run.after ??= new Map()));
-        else if (type === ERROR) this.#lost(run, 'the gateway could not read the count');
+        if (type === DATA_ROW) run.after = this.#counted(run, r);
+        else if (type === ERROR) run.uncountable ??= 'the gateway could not read the count';
         // The count is in: at the Query's ReadyForQuery, or the Execute's CommandComplete.
         if (!run.decided && ((run.m.kind === 'query' && type === READY) || (run.m.kind === 'execute' && (type === COMMAND_COMPLETE || type === ERROR)))) return this.#decide(run);
         return undefined;
       case 'client':
         return this.#client(run, r, type);
+      case 'settle':
+        if (type === ERROR && !run.failed) {
+          run.failed = true;
+          run.hold(r);
+        }
+        return undefined;
       case 'final':
         if (type === COMMAND_COMPLETE) return undefined;
         if (type === READY && run.finalError) return [run.finalError, r];
@@ -387,32 +408,28 @@ export class WriteGuardStage implements Stage {
     }
   }
 
-  /** The gateway's own message failed: the write cannot be counted, and the count is prepared again next time. */
-  #lost(run: GuardRun, why: string): void {
-    run.uncountable ??= why;
-    this.#countParsed = Number.NaN;
-  }
-
-  /** One row of the count query into `into` (its first says whether the server counts at all). */
-  #counted(run: GuardRun, r: Buffer, into: Map<string, number>): void {
-    const [oid, value, name] = parseDataRow(r.subarray(5)).map((f) => f?.toString('utf8'));
-    if (oid === '0') {
-      if (value !== 'on') run.uncountable ??= 'the server does not count rows (track_counts is off)';
-      into.set('track', 1);
-    } else if (oid !== undefined) {
-      into.set(oid, Number(value ?? 0));
-      if (name !== undefined) run.names.set(oid, name);
+  /** The count's row (undefined when the server does not count: the write cannot be counted then). */
+  #counted(run: GuardRun, r: Buffer): Map<number, Counted> | undefined {
+    const [track, json] = parseDataRow(r.subarray(5)).map((f) => f?.toString('utf8'));
+    // The report's row has no column.
+    if (track === undefined) return run.before;
+    if (track !== 'on') {
+      run.uncountable ??= 'the server does not count rows (track_counts is off)';
+      return undefined;
     }
+    const tables = json ? (JSON.parse(json) as Array<[number, number, number, number, string, string[] | null]>) : [];
+    return new Map(tables.map(([oid, ins, upd, del, name, ancestors]) => [oid, { rows: [ins, upd, del], name, ancestors: ancestors ?? [] }]));
   }
 
-  /** The tables changed between the two counts and their rows: per table, never below 0. */
+  /** The tables changed between the two counts, and how: per table and kind, never below 0. */
   #changed(run: GuardRun): ChangedTable[] | undefined {
     const { before, after } = run;
-    if (!before?.has('track') || !after?.has('track')) return undefined;
+    if (!before || !after) return undefined;
     const changed: ChangedTable[] = [];
-    for (const [oid, n] of after) {
-      const rows = n - (before.get(oid) ?? 0);
-      if (oid !== 'track' && rows > 0) changed.push({ name: run.names.get(oid) ?? `oid ${oid}`, rows });
+    for (const [oid, { rows, name, ancestors }] of after) {
+      const was = before.get(oid)?.rows ?? [0, 0, 0];
+      const [inserted, updated, deleted] = rows.map((n, i) => Math.max(0, n - was[i]!)) as [number, number, number];
+      if (inserted + updated + deleted > 0) changed.push({ name, ancestors, inserted, updated, deleted });
     }
     return changed;
   }
@@ -449,13 +466,14 @@ export class WriteGuardStage implements Stage {
       const changed = this.#changed(run);
       if (changed === undefined) run.uncountable = 'the gateway could not read the count';
       else {
-        if (run.guard.count === 'stats') run.rows = changed.reduce((n, t) => n + t.rows, 0);
-        run.beyond = run.guard.changed?.(changed);
+        if (run.guard.count === 'stats') run.rows = changed.reduce((n, t) => n + t.inserted + t.updated + t.deleted, 0);
+        // Over its own limit it is refused (or held) as that; within it, judged by what it changed.
+        if (run.rows <= run.guard.maxRows) run.beyond = run.guard.changed?.(changed);
       }
     }
     const io = run.io;
     const held = run.held.splice(0);
-    if (run.failed) {
+    if (run.failed && !run.preFailed) {
       // It failed on its own: its error is the client's; a transaction the gateway opened is rolled back.
       if (run.wrapped) {
         io.send(frontend(query('ROLLBACK')), { run, role: 'final' });
