@@ -147,7 +147,7 @@ describe('an ssh command line as the target runs it', () => {
     writeFileSync(join(dir, 'a;b'), 'semi colon\n');
     const [alice, bob, carol] = people as [Person, Person, Person];
     const listed = await ssh(alice, `ls '${dir}' | cat -n && echo "done;"`);
-    expect(listed).toMatchObject({ code: 0, stdout: '     1\ta;b\ndone;\n' });
+    expect(listed, listed.stderr).toMatchObject({ code: 0, stdout: '     1\ta;b\ndone;\n' });
     expect(await ssh(carol, `cat "${dir}/a;b"`)).toMatchObject({ code: 0, stdout: 'semi colon\n' });
     const refused = await ssh(alice, `ls '${dir}' > '${dir}/out'`);
     expect(refused.code).toBe(126);
@@ -169,7 +169,8 @@ describe('an ssh command line as the target runs it', () => {
   it("judges a pager on a terminal as a shell: alice's `less **` pages a file through a pipe, not on a terminal (its `!cmd` would run)", async () => {
     const alice = people[0] as Person;
     writeFileSync(join(victims, 'paged'), 'one page\n');
-    expect(await ssh(alice, `less ${join(victims, 'paged')}`)).toMatchObject({ code: 0, stdout: 'one page\n' });
+    const piped = await ssh(alice, `less ${join(victims, 'paged')}`);
+    expect(piped, piped.stderr).toMatchObject({ code: 0, stdout: 'one page\n' });
     const terminal = await ssh(alice, `less ${join(victims, 'paged')}`, ['-tt']);
     expect(terminal.code).toBe(126);
     expect(terminal.stderr).toContain('is judged as a shell: with a terminal, `less` takes commands from it');

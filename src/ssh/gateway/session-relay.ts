@@ -44,6 +44,8 @@ export class SshSessionRelay {
   #client: Connection | undefined;
   #upstream: Promise<SshClient> | undefined;
   #upstreamClient: SshClient | undefined;
+  /** The target user's login shell, asked or being asked; a failed ask is forgotten, so one slow or refused answer does not make the session's every line uncertain. */
+  #shell: Promise<string | undefined> | undefined;
   #channels = 0;
   #signIn: NodeJS.Timeout | undefined;
   /** Whatever a client sends that trips the engine (or ssh2) ends that one session, never the gateway. */
@@ -118,8 +120,8 @@ export class SshSessionRelay {
     clearTimeout(this.#signIn);
     this.#session.recording?.stream.event({ t: 'ssh-signed-in', at: realClock.now(), user: connection.user, target: `${connection.host}:${connection.port}` });
     this.#upstream = this.#openUpstream();
-    const loginShell = this.#loginShell(this.#upstream);
-    const context = { session: this.#session, upstream: () => this.#upstream!, loginShell: () => loginShell, fail: this.#fail, open: this.#open };
+    const context = { session: this.#session, upstream: () => this.#upstream!, loginShell: () => this.#knownShell(), fail: this.#fail, open: this.#open };
+    void this.#knownShell();
     c.on('session', (accept) => serveSessionChannel(context, guarded(accept(), this.#fail), ++this.#channels));
     c.on('tcpip', (accept, reject, info) => this.#forward(accept, reject, info));
     // Remote forwarding (`ssh -R`) and streamlocal forwarding: refused.
@@ -144,7 +146,18 @@ export class SshSessionRelay {
     return upstream;
   }
 
-  /** The target user's login shell: the connection's `shell:`, else asked of the target once signed in (recorded either way). */
+  /** The login shell as last asked; asked again when the last ask found none. */
+  #knownShell(): Promise<string | undefined> {
+    if (this.#shell) return this.#shell;
+    const asking = this.#loginShell(this.#upstream!);
+    this.#shell = asking;
+    void asking.then((shell) => {
+      if (shell === undefined && this.#shell === asking) this.#shell = undefined;
+    });
+    return asking;
+  }
+
+  /** The target user's login shell: the connection's `shell:`, else asked of the target (recorded either way). */
   async #loginShell(upstream: Promise<SshClient>): Promise<string | undefined> {
     const { connection } = this.#session;
     const shell = connection.shell ?? (await upstream.then((u) => loginShellOf(u, this.#o.upstreamTimeoutMs ?? 15_000)).catch(() => undefined));
