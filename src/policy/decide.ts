@@ -489,13 +489,17 @@ export class StatementJudge {
     let tagged = true;
     let prepared = 0;
     let checked = -1;
+    /** The first statement guarded or checked. */
+    let first = -1;
     statements.forEach((facts, i) => {
       if (checked < 0 && this.#checksChanged && writesRows(facts)) checked = i;
+      if (first < 0 && checked === i) first = i;
       const preparing = preparesWrite(facts);
       if (!changesRows(facts) && !preparing) return;
       const own = this.#limitOf(facts, statements.length > 1);
       if (!own) return;
       guarded.push(i);
+      if (first < 0) first = i;
       if (preparing) prepared++;
       if (!tagCounts(facts)) tagged = false;
       if (!limit || own.maxRows < limit.maxRows || (own.maxRows === limit.maxRows && own.overLimit === 'deny')) limit = own;
@@ -506,7 +510,6 @@ export class StatementJudge {
     if (limit && prepared === guarded.length && checked < 0)
       return { ...allowed, guard: { ...limit, count: 'stats', statements: [], opensBlock: false, prepared: true, ...(review ? { review } : {}) } };
     const own = limit ?? { maxRows: Number.POSITIVE_INFINITY, overLimit: 'deny', rule: WRITE_GUARD_RULE };
-    const first = Math.min(guarded[0] ?? checked, checked < 0 ? Number.POSITIVE_INFINITY : checked);
     const problem = unguardable(statements, first, own);
     if (problem !== undefined) return { action: 'deny', rule: WRITE_GUARD_RULE, message: problem, reason: problem, statements };
     const changed = checked < 0 ? undefined : (tables: readonly ChangedTable[]) => this.#changedRefusal(tables, limit?.rule);

@@ -261,13 +261,15 @@ describe('rules on tables, through views', () => {
     );
     expect(await outcome(s, 'DELETE FROM vw_race WHERE id = $1', [5])).toMatch(/^42501: .*keep-guarded/);
     expect(await outcome(s, 'UPDATE vw_race2 SET v = v + 100')).toMatch(/^42501: .*updated rows of public\.vw_limited: 10 changed, over the limit of 2 \(rule "few-limited"\)/);
-    // The count is a statement the gateway makes each time: one a DO block prepares under any name cannot stand in for it.
-    const forge = `DO $$DECLARE n text; BEGIN FOR n IN SELECT 'hoop_denied_' || lpad(g::text, 2, '0') FROM generate_series(0, 99) g LOOP
-      EXECUTE format('PREPARE %I AS SELECT %L::text, NULL::text', n, 'on'); END LOOP; END$$`;
-    for (const drop of ['DEALLOCATE ALL', 'DISCARD ALL', forge]) {
+    // The count the gateway keeps prepared is proved its own at each use: a client that closes the session's statements has it
+    // prepared again, and one a DO block puts in its place (closing it by a name read from the server) cannot stand in for it.
+    const forge = `DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_prepared_statements WHERE name LIKE 'hoop%' LOOP
+      EXECUTE 'DEALL' || 'OCATE ' || quote_ident(n); EXECUTE format('PREPARE %I AS SELECT %L::text, NULL::text', n, 'on'); END LOOP; END$$`;
+    const over = /^42501: .*updated rows of public\.vw_limited: 10 changed, over the limit of 2/;
+    for (const drop of ['DEALLOCATE ALL', 'DISCARD ALL']) {
       expect(await outcome(s, drop)).toBe('ok');
-      expect(await outcome(s, 'DELETE FROM vw_race WHERE id = $1', [5])).toMatch(/^42501: .*keep-guarded/);
       expect(await outcome(s, 'DELETE FROM vw_free WHERE id = 0')).toBe('ok');
+      expect(await outcome(s, 'UPDATE vw_race2 SET v = v + $1', [100])).toMatch(over);
     }
     await s.query('BEGIN');
     expect(await outcome(s, 'DELETE FROM vw_race WHERE id = 6')).toMatch(/^42501: .*keep-guarded/);
@@ -297,6 +299,14 @@ describe('rules on tables, through views', () => {
               create trigger vw_trig_d after delete on vw_trig for each row execute function vw_trig_del()`);
     expect(await outcome(s, 'DELETE FROM vw_trig WHERE id = 1')).toMatch(/^42501: .*public\.vw_guarded/);
     expect(await count('vw_guarded')).toBe(10);
+    // Only the server's count shows what the trigger wrote: a count a DO block put in the place of the gateway's is refused, never read.
+    for (const values of [undefined, [1]]) {
+      const write = `DELETE FROM vw_trig WHERE id = ${values ? '$1' : '1'}`;
+      expect(await outcome(s, forge)).toBe('ok');
+      expect(await outcome(s, write, values)).toMatch(/^42501: .*the gateway's count was closed in this session/);
+      expect(await count('vw_guarded')).toBe(10);
+      expect(await outcome(s, write, values)).toMatch(/^42501: .*public\.vw_guarded/);
+    }
     expect(await outcome(s, 'INSERT INTO vw_trig VALUES (3)')).toBe('ok');
     expect(await count('vw_trig')).toBe(3);
 

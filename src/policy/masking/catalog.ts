@@ -103,11 +103,13 @@ export interface PgCatalogResolverOptions {
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 export function ancestorsJsonSql(oid: string): string {
+  // Operators qualified: the write guard runs it in the client's session, whose search_path could put its own `=` first.
+  const op = (o: string): string => `operator(pg_catalog.${o})`;
   return (
-    `(with recursive anc(oid, depth) as (select i.inhparent, 1 from pg_catalog.pg_inherits i where i.inhrelid = ${oid} ` +
-    'union select i.inhparent, anc.depth + 1 from anc join pg_catalog.pg_inherits i on i.inhrelid = anc.oid where anc.depth < 32) ' +
-    'select pg_catalog.json_agg(pg_catalog.json_build_array(an.nspname, ac.relname))::text from anc ' +
-    'join pg_catalog.pg_class ac on ac.oid = anc.oid join pg_catalog.pg_namespace an on an.oid = ac.relnamespace)'
+    `(with recursive anc(oid, depth) as (select i.inhparent, 1 from pg_catalog.pg_inherits i where i.inhrelid ${op('=')} ${oid} ` +
+    `union select i.inhparent, anc.depth ${op('+')} 1 from anc join pg_catalog.pg_inherits i on i.inhrelid ${op('=')} anc.oid where anc.depth ${op('<')} 32) ` +
+    'select pg_catalog.json_agg(pg_catalog.json_build_array(an.nspname, ac.relname))::pg_catalog.text from anc ' +
+    `join pg_catalog.pg_class ac on ac.oid ${op('=')} anc.oid join pg_catalog.pg_namespace an on an.oid ${op('=')} ac.relnamespace)`
   );
 }
 

@@ -33,15 +33,17 @@
  *
  * The count: the rows of each guarded statement's CommandComplete (`DELETE 60`), or, for a write
  * whose tag does not count it (in a WITH, under EXPLAIN ANALYZE or COPY, what an EXECUTE runs),
- * the rows every table had inserted, updated or deleted in the transaction before and after it
- * (`pg_stat_get_xact_tuples_*`, which count what triggers write too). With `track_counts` off
- * they cannot be counted, and the write is refused.
+ * the rows every table had inserted, updated or deleted in the transaction before (outside a
+ * block: from zero) and after it (`pg_stat_get_xact_tuples_*`, which count what triggers write
+ * too), by a statement the gateway keeps prepared and proves its own before each use. With
+ * `track_counts` off they cannot be counted, and the write is refused.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/sql-savepoint.html
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { ancestorsJsonSql, parseAncestors } from '../../policy/masking/catalog.js';
 import type { ChangedTable, WriteGuard } from '../../policy/write-limit.js';
 import type { AskOutcome, Ask } from './answers.js';
 import { decodeFrontend, describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
@@ -56,7 +58,7 @@ import { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { reviewOutcomeError } from './gate/responses.js';
 import type { StatementGate } from './statement-gate.js';
 
-const { DATA_ROW, COMMAND_COMPLETE, ERROR, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = Backend;
+const { DATA_ROW, COMMAND_COMPLETE, ERROR, PARSE_COMPLETE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = Backend;
 
 /** Most bytes of results held for one guarded message until its rows are counted. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
@@ -67,15 +69,9 @@ const MAX_BIND_BYTES = 4 * 1024 * 1024;
 const op = (o: string): string => `OPERATOR(pg_catalog.${o})`;
 /** The rows a table had inserted, updated or deleted so far in the transaction (qualified: a session's search_path cannot put its own function or operator in their place). */
 const tuples = (what: string): string => `pg_catalog.pg_stat_get_xact_tuples_${what}(c.oid)`;
-/** A table's ancestors (the tables it is a partition or child of, at any depth), as a JSON array of `schema.name`. */
-const ANCESTORS =
-  `(WITH RECURSIVE anc(oid, depth) AS (SELECT i.inhparent, 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid ${op('=')} c.oid ` +
-  `UNION SELECT i.inhparent, anc.depth ${op('+')} 1 FROM anc JOIN pg_catalog.pg_inherits i ON i.inhrelid ${op('=')} anc.oid WHERE anc.depth ${op('<')} 32) ` +
-  `SELECT pg_catalog.json_agg(pg_catalog.concat(an.nspname, '.', ac.relname)) FROM anc JOIN pg_catalog.pg_class ac ON ac.oid ${op('=')} anc.oid ` +
-  `JOIN pg_catalog.pg_namespace an ON an.oid ${op('=')} ac.relnamespace)`;
 /**
  * One row: whether the server counts rows (`track_counts`), and as JSON each table with rows
- * changed so far in the transaction: `[oid, inserted, updated, deleted, "schema.name", ancestors]`
+ * changed so far in the transaction: `[oid, inserted, updated, deleted, "schema.name", ancestors]` (see `ancestorsJsonSql`)
  * (tables, partitioned, materialized and foreign ones, not the system catalogs, oid 11, whose
  * rows DDL changes). The difference is taken per table and never below 0, so that a table whose
  * counts went down (TRUNCATE resets them, a DROP removes them) cannot hide what another had changed.
@@ -83,7 +79,7 @@ const ANCESTORS =
  */
 const COUNT_SQL =
   `SELECT pg_catalog.current_setting('track_counts'), (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(t.oid, t.ins, t.upd, t.del, t.name, t.anc))::pg_catalog.text FROM ` +
-  `(SELECT c.oid, ${tuples('inserted')} AS ins, ${tuples('updated')} AS upd, ${tuples('deleted')} AS del, pg_catalog.concat(n.nspname, '.', c.relname) AS name, ${ANCESTORS} AS anc ` +
+  `(SELECT c.oid, ${tuples('inserted')} AS ins, ${tuples('updated')} AS upd, ${tuples('deleted')} AS del, pg_catalog.concat(n.nspname, '.', c.relname) AS name, ${ancestorsJsonSql('c.oid')} AS anc ` +
   `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid ${op('=')} c.relnamespace ` +
   `WHERE c.relkind ${op('=')} ANY ('{r,p,m,f}'::pg_catalog."char"[]) AND c.relnamespace ${op('<>')} 11 ` +
   `AND ${tuples('inserted')} ${op('+')} ${tuples('updated')} ${op('+')} ${tuples('deleted')} ${op('>')} 0) t)`;
@@ -106,12 +102,25 @@ const REPORT_SQL = 'SELECT FROM pg_catalog.pg_stat_force_next_flush()';
 /** Whether a guard reads the server's counts before and after its write: to count its rows, or to check the tables it changed. */
 const readsCounts = (guard: WriteGuard): boolean => guard.count === 'stats' || guard.changed !== undefined;
 
+/**
+ * One row, `1` when the session's statement `name` is one the gateway prepared: through the
+ * protocol (a client's Parse of a reserved name is refused), not by SQL (what a DO block or a
+ * function can PREPARE in its place once it was closed).
+ * @see https://www.postgresql.org/docs/current/view-pg-prepared-statements.html
+ */
+const provesCount = (name: string): string => `SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_statements p WHERE p.name ${op('=')} '${name}' AND NOT p.from_sql`;
+
+/** A client text that may close the session's prepared statements (DEALLOCATE, DISCARD ALL), or one too long to tell: the count is prepared again before its next use. */
+const MAY_CLOSE = /dealloc|discard/i;
+
 /** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
 type Role = 'pre' | 'client' | 'settle' | 'post' | 'final' | 'quiet' | 'rebind';
 
 interface Tag {
   readonly run: GuardRun;
   readonly role: Role;
+  /** Of a count (`pre`, `post`): the proof its kept statement is the gateway's, the Parse that keeps it, or the report that counts from zero (no count of its own). */
+  readonly part?: 'proof' | 'parse' | 'report';
 }
 
 /** What the guard needs of the statement gate: its refusals and its reviews. */
@@ -204,6 +213,11 @@ export class WriteGuardStage implements Stage {
   readonly #name: string;
   /** A statement name never prepared: its Describe fails a batch. */
   readonly #missing: string;
+  /** The name of the count, kept prepared (planning it was most of its cost), and the proof it is still the gateway's. */
+  readonly #countName: string;
+  readonly #proofSql: string;
+  /** The server confirmed the count's Parse, and nothing since may have closed it. */
+  #countKept = false;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
     return (this.#bindsMade ??= new Map());
@@ -223,6 +237,8 @@ export class WriteGuardStage implements Stage {
     this.#gate = o.gate;
     this.#name = `${RESERVED_STATEMENT_PREFIX}${randomBytes(8).toString('hex')}`;
     this.#missing = `${this.#name}_abort`;
+    this.#countName = `${this.#name}_count`;
+    this.#proofSql = provesCount(this.#countName);
   }
 
   /**
@@ -232,6 +248,7 @@ export class WriteGuardStage implements Stage {
    */
   frontend(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined {
     const guarded = ctx.passed?.guard;
+    if ((m.kind === 'query' || m.kind === 'parse') && (m.long || MAY_CLOSE.test(m.sql))) this.#countKept = false;
     if (m.kind === 'bind') {
       this.#bound(m.portal, m.msg?.raw, guarded?.guard);
       return undefined;
@@ -287,14 +304,15 @@ export class WriteGuardStage implements Stage {
     const wrapped = status === 'I' && !guard.opensBlock;
     const scope = status === 'T' ? (review ? 'savepoint' : 'none') : 'all';
     const run = new GuardRun(m, guard, sql, io, scope, wrapped, review, undefined);
+    // Outside a transaction block it is counted from 0: the server's counts include what earlier transactions did until it
+    // reports them, which it is made to do as it goes idle before the write (and before the gateway's BEGIN); in a block, counted before too.
+    if (readsCounts(guard) && status === 'I') {
+      run.before = new Map();
+      io.send(counting(query(REPORT_SQL)), { run, role: 'pre', part: 'report' });
+    }
     const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : [])];
     if (pre.length > 0) io.send(frontend(query(pre.join('; '))), { run, role: 'pre' });
-    // Counted before too, even in a transaction of its own: the server's counts include what earlier transactions did until it reports them.
-    // A text that opens its own transaction is counted from 0: what is pending is reported first, as the server goes idle before it.
-    if (readsCounts(guard) && status === 'I' && !wrapped) {
-      run.before = new Map();
-      io.send(counting(query(REPORT_SQL)), { run, role: 'pre' });
-    } else if (readsCounts(guard)) this.#count(io, run, 'pre', true);
+    if (readsCounts(guard) && status !== 'I') this.#count(io, run, 'pre', true);
     io.send(m, { run, role: 'client' }, done);
     // In a transaction of the gateway's own, deferred constraint triggers fire now, not at its COMMIT after the count (their errors are the client's).
     if (guard.changed && wrapped) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
@@ -319,7 +337,7 @@ export class WriteGuardStage implements Stage {
     }
     const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
     const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
-    if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, run, 'pre');
+    if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, { run, role: 'pre' });
     if (readsCounts(guard)) this.#count(io, run, 'pre', false);
     io.send(m, { run, role: 'client' }, (outcome) => {
       done?.(outcome);
@@ -333,22 +351,28 @@ export class WriteGuardStage implements Stage {
   }
 
   /** Runs `sql` as the gateway's own statement in the extended protocol, on names of its own (the client's unnamed statement and portal stay as they are). */
-  #own(io: GuardIO, sql: string, run: GuardRun, role: Role): void {
-    const tag: Tag = { run, role };
+  #own(io: GuardIO, sql: string, tag: Tag): void {
     const name = this.#name;
     io.send(frontend(close('S', name)), tag);
-    io.send((sql === COUNT_SQL ? counting : frontend)(parseNamed(name, sql)), tag);
+    io.send((tag.part ? counting : frontend)(parseNamed(name, sql)), tag);
     for (const raw of [bindPlain(name, name), execute(name), close('P', name), close('S', name)]) io.send(frontend(raw), tag);
   }
 
   /**
-   * Sends the count, `role` of `run`, as a statement of its own parsed each time (a session could
-   * put another of the same name in the place of one kept: a DO block may PREPARE anything);
-   * `alone` ends it with a Sync of its own, beside a Query.
+   * Sends the count, `role` of `run`: its kept statement (prepared again when it may have been
+   * closed), run right after a proof, parsed each time, that it is still the gateway's (a DO block
+   * could close it and PREPARE another of its name); `alone` ends it with a Sync of its own, beside a Query.
    */
   #count(io: GuardIO, run: GuardRun, role: Role, alone: boolean): void {
-    this.#own(io, COUNT_SQL, run, role);
-    if (alone) io.send(frontend(sync()), { run, role });
+    const name = this.#countName;
+    const tag: Tag = { run, role };
+    if (!this.#countKept) {
+      io.send(frontend(close('S', name)), tag);
+      io.send(counting(parseNamed(name, COUNT_SQL)), { run, role, part: 'parse' });
+    }
+    this.#own(io, this.#proofSql, { run, role, part: 'proof' });
+    for (const raw of [bindPlain(name, name), execute(name), close('P', name)]) io.send(frontend(raw), tag);
+    if (alone) io.send(frontend(sync()), tag);
   }
 
   #reviews(guard: WriteGuard): boolean {
@@ -374,6 +398,8 @@ export class WriteGuardStage implements Stage {
     }
     const { run, role } = tag;
     const type = r[0]!;
+    if (type === ERROR && (role === 'pre' || role === 'post')) this.#countKept = false;
+    if (tag.part !== undefined && type !== ERROR) return this.#countPart(run, tag.part, r, type);
     switch (role) {
       case 'pre':
         if (type === DATA_ROW) run.before = this.#counted(run, r);
@@ -408,17 +434,26 @@ export class WriteGuardStage implements Stage {
     }
   }
 
+  /** An answer to a part of a count other than an error: the Parse (kept once confirmed), the proof (a kept count not the gateway's is prepared again, and this write refused), the report (nothing to read). */
+  #countPart(run: GuardRun, part: NonNullable<Tag['part']>, r: Buffer, type: number): undefined {
+    if (part === 'parse' && type === PARSE_COMPLETE) this.#countKept = true;
+    if (part === 'proof' && type === DATA_ROW && parseDataRow(r.subarray(5))[0]?.toString('utf8') !== '1') {
+      this.#countKept = false;
+      run.uncountable ??= "the gateway's count was closed in this session by code it ran (it is prepared again for the next write)";
+    }
+    return undefined;
+  }
+
   /** The count's row (undefined when the server does not count: the write cannot be counted then). */
   #counted(run: GuardRun, r: Buffer): Map<number, Counted> | undefined {
     const [track, json] = parseDataRow(r.subarray(5)).map((f) => f?.toString('utf8'));
-    // The report's row has no column.
-    if (track === undefined) return run.before;
     if (track !== 'on') {
       run.uncountable ??= 'the server does not count rows (track_counts is off)';
       return undefined;
     }
-    const tables = json ? (JSON.parse(json) as Array<[number, number, number, number, string, string[] | null]>) : [];
-    return new Map(tables.map(([oid, ins, upd, del, name, ancestors]) => [oid, { rows: [ins, upd, del], name, ancestors: ancestors ?? [] }]));
+    const tables = json ? (JSON.parse(json) as Array<[number, number, number, number, string, string | null]>) : [];
+    const named = (ancestors: string | null): string[] => parseAncestors(ancestors)?.map((a) => `${a.schema}.${a.table}`) ?? [];
+    return new Map(tables.map(([oid, ins, upd, del, name, ancestors]) => [oid, { rows: [ins, upd, del], name, ancestors: named(ancestors) }]));
   }
 
   /** The tables changed between the two counts, and how: per table and kind, never below 0. */
@@ -485,7 +520,7 @@ export class WriteGuardStage implements Stage {
       if (run.wrapped) io.send(frontend(query('COMMIT')), { run, role: 'final' });
       else if (run.scope === 'savepoint') {
         if (run.m.kind === 'query') io.send(frontend(query(`RELEASE SAVEPOINT ${this.#name}`)), { run, role: 'quiet' });
-        else this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, run, 'quiet');
+        else this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, { run, role: 'quiet' });
       }
       return this.#settle(run, run.ready && !run.wrapped ? [...held, run.ready] : held);
     }
@@ -514,8 +549,8 @@ export class WriteGuardStage implements Stage {
     if (run.m.kind === 'query') {
       io.send(frontend(query(run.scope === 'savepoint' ? `ROLLBACK TO SAVEPOINT ${this.#name}; RELEASE SAVEPOINT ${this.#name}` : 'ROLLBACK')), { run, role: 'quiet' });
     } else if (run.scope === 'savepoint') {
-      this.#own(io, `ROLLBACK TO SAVEPOINT ${this.#name}`, run, 'quiet');
-      this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, run, 'quiet');
+      this.#own(io, `ROLLBACK TO SAVEPOINT ${this.#name}`, { run, role: 'quiet' });
+      this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, { run, role: 'quiet' });
     } else {
       // The batch's implicit transaction fails on a statement that does not exist, and its Sync ends it.
       io.send(describeMessage('S', this.#missing), { run, role: 'quiet' });
