@@ -104,6 +104,32 @@ describe('MySQL rules on tables, through views', () => {
     expect(await outcome(b, 'DELETE FROM mv_fv WHERE id = 8')).toBe('ok');
   });
 
+  it('judges a prepared statement again at each execute, by what its views are now', async () => {
+    const a = await session();
+    const b = await session();
+    await db.sql('CREATE VIEW app.mv_pv AS SELECT * FROM app.mv_free; CREATE VIEW app.mv_ps AS SELECT id AS s FROM app.mv_free', { database: 'app' });
+    const executed = async (conn: mysql.Connection, sql: string, values: unknown[]): Promise<string> => {
+      try {
+        await conn.execute(sql, values);
+        return 'ok';
+      } catch (err) {
+        return `${(err as { errno?: number }).errno}: ${(err as Error).message}`;
+      }
+    };
+    // Prepared (mysql2 keeps each text's statement) while the views read the free table: judged fine.
+    expect(await executed(b, 'DELETE FROM mv_pv WHERE id = ?', [7])).toBe('ok');
+    expect(await executed(b, 'SELECT s FROM mv_ps WHERE s = ?', [1])).toBe('ok');
+    // Replaced through the gateway by another session: the kept statements now reach the guarded and the secret tables.
+    expect(await outcome(a, 'CREATE OR REPLACE VIEW mv_pv AS SELECT * FROM mv_guarded')).toBe('ok');
+    expect(await outcome(a, 'CREATE OR REPLACE VIEW mv_ps AS SELECT s FROM mv_secrets')).toBe('ok');
+    expect(await executed(b, 'DELETE FROM mv_pv WHERE id = ?', [5])).toMatch(/^1227: .*rows of mv_guarded are kept/);
+    expect(await executed(b, 'SELECT s FROM mv_ps WHERE s = ?', ['hunter2'])).toMatch(/^1227: .*no-secrets/);
+    expect(await count('mv_guarded')).toBe(10);
+    // Pointed back at the free table, the same statements run again.
+    expect(await outcome(a, 'CREATE OR REPLACE VIEW mv_pv AS SELECT * FROM mv_free')).toBe('ok');
+    expect(await executed(b, 'DELETE FROM mv_pv WHERE id = ?', [6])).toBe('ok');
+  });
+
   it('lets a session write the tables it makes', async () => {
     const s = await session();
     expect(await outcome(s, 'CREATE TEMPORARY TABLE mv_tmp (id int, v int)')).toBe('ok');

@@ -232,6 +232,11 @@ export class CommandJudge {
     return this.#reading?.options;
   }
 
+  /** Whether a COM_STMT_EXECUTE is judged again by the text it runs (with rules on tables, through the catalog). */
+  get judgesHeld(): boolean {
+    return this.#catalog !== undefined && this.#reading !== undefined && !this.#reading.unreadable;
+  }
+
   /** Whether the policy governs the session (then {@link govern} must run before its first command). */
   get governs(): boolean {
     const { judge, masking, readOnly, limits } = this.#session;
@@ -339,20 +344,20 @@ export class CommandJudge {
    * What command `payload` waits for before it is judged, else undefined (it may be judged now):
    * its SQL analysed off the event loop when it is long (then {@link judge} answers at once), and,
    * with rules on tables, the relations it names looked up (once per command: what a lookup could
-   * not answer is any table).
+   * not answer is any table), for a COM_STMT_EXECUTE those of `held`, the text it runs.
    */
-  reads(payload: Buffer): Promise<void> | undefined {
+  reads(payload: Buffer, held?: string): Promise<void> | undefined {
     const long = this.#readLong(payload);
     if (!this.#catalog || payload === this.#lookedUp) return long;
-    return long ? long.then(() => this.#lookups(payload)) : this.#lookups(payload);
+    return long ? long.then(() => this.#lookups(payload, held)) : this.#lookups(payload, held);
   }
 
-  /** The relations command `payload`'s SQL names, looked up when not known. */
-  #lookups(payload: Buffer): Promise<void> | undefined {
+  /** The relations command `payload`'s SQL (or `held`'s) names, looked up when not known. */
+  #lookups(payload: Buffer, held: string | undefined): Promise<void> | undefined {
     const code = payload[0] ?? -1;
     const governed = this.#reading;
-    if ((code !== Command.QUERY && code !== Command.STMT_PREPARE) || !governed || governed.unreadable) return undefined;
-    const sql = sqlOf(code, payload);
+    if ((code !== Command.QUERY && code !== Command.STMT_PREPARE && code !== Command.STMT_EXECUTE) || !governed || governed.unreadable) return undefined;
+    const sql = code === Command.STMT_EXECUTE ? held : sqlOf(code, payload);
     if (sql === undefined || sql.length > MAX_JUDGED_SQL) return undefined;
     this.#lookedUp = payload;
     return this.#catalog!.pending([analyzeMysql(sql, governed.options)]);
@@ -368,8 +373,13 @@ export class CommandJudge {
     return readLongMysql(sql, this.#reading!.options);
   }
 
-  /** Why command `code` may not run on this session, or the review it waits for; undefined when it may run. */
-  judge(code: number, payload: Buffer): Judged {
+  /**
+   * Why command `code` may not run on this session, or the review it waits for; undefined when it
+   * may run. With rules on tables a COM_STMT_EXECUTE is judged again by `held`, the text it runs,
+   * through the catalog as it is now (a view replaced since the prepare is judged as what it reads
+   * now); {@link lastFacts} and {@link lastGuard} are then what it runs.
+   */
+  judge(code: number, payload: Buffer, held?: string): Judged {
     const named = REFUSED_COMMANDS.get(code);
     if (named) return { rule: 'hoop:mysql-command', reason: `${named} is not relayed` };
     if (!KNOWN_COMMANDS.has(code)) return { rule: 'hoop:mysql-command', reason: `command 0x${code.toString(16)} is not one hoop relays` };
@@ -391,9 +401,9 @@ export class CommandJudge {
       // The session would take the server's sql_mode as it is now, which the judge has not read.
       return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
     }
-    const sql = sqlOf(code, payload);
+    const sql = code === Command.STMT_EXECUTE ? (this.#catalog ? held : undefined) : sqlOf(code, payload);
     if (sql !== undefined && sql.length > MAX_JUDGED_SQL) return { rule: 'unparseable', reason: `a statement of ${sql.length} characters, longer than the ${MAX_JUDGED_SQL} the gateway judges` };
-    if (sql !== undefined && code === Command.STMT_PREPARE) {
+    if (sql !== undefined && (code === Command.STMT_PREPARE || code === Command.STMT_EXECUTE)) {
       // A prepared statement runs as often as the client executes it: one a rule holds for review is sent as a query, to run once.
       const judged = this.#verdict(sql, payload, governed);
       return judged && 'ask' in judged

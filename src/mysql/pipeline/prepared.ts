@@ -1,7 +1,8 @@
 /**
  * The session's prepared statements, as a stage (./stages.ts): the id each prepare got from the
- * server, what each runs (its SQL's facts, which its results are masked by) and its row limit,
- * and which statement MariaDB's id "the last one" names.
+ * server, its text, what each runs (its SQL's facts, which its results are masked by) and its row
+ * limit, as judged last (at each execute again, with rules on tables), and which statement
+ * MariaDB's id "the last one" names.
  *
  * @see https://mariadb.com/kb/en/com_stmt_execute/
  */
@@ -18,6 +19,7 @@ const LAST_STATEMENT = 0xffffffff;
 export class PreparedStatements implements MysqlStage {
   readonly #facts = new Map<number, readonly StatementFacts[] | undefined>();
   readonly #guards = new Map<number, GuardedWrite>();
+  readonly #texts = new Map<number, string>();
   /** The prepare in flight. */
   #preparing: SentCommand | undefined;
   /** The id of the statement prepared last; undefined when there is none. */
@@ -35,6 +37,19 @@ export class PreparedStatements implements MysqlStage {
     return id === undefined ? undefined : this.#facts.get(id);
   }
 
+  /** The text statement `id` was prepared from. */
+  text(id: number | undefined): string | undefined {
+    return id === undefined ? undefined : this.#texts.get(id);
+  }
+
+  /** Statement `id` judged again as it is executed: what it runs and its row limit now. */
+  judged(id: number | undefined, facts: readonly StatementFacts[] | undefined, guard: GuardedWrite | undefined): void {
+    if (id === undefined || !this.#texts.has(id)) return;
+    this.#facts.set(id, facts);
+    if (guard) this.#guards.set(id, guard);
+    else this.#guards.delete(id);
+  }
+
   /** The row limit statement `id` writes under. */
   guard(id: number | undefined): GuardedWrite | undefined {
     return id === undefined ? undefined : this.#guards.get(id);
@@ -47,6 +62,7 @@ export class PreparedStatements implements MysqlStage {
     if (c.code === Command.STMT_CLOSE && c.statement !== undefined) {
       this.#guards.delete(c.statement);
       this.#facts.delete(c.statement);
+      this.#texts.delete(c.statement);
       if (c.statement === this.#last) this.#last = undefined;
     }
   }
@@ -55,6 +71,8 @@ export class PreparedStatements implements MysqlStage {
     if (kind.kind === 'prepared') {
       this.#last = kind.statement;
       this.#facts.set(kind.statement, this.#preparing?.facts);
+      if (this.#preparing) this.#texts.set(kind.statement, this.#preparing.payload.toString('utf8', 1));
+      else this.#texts.delete(kind.statement);
       if (this.#preparing?.guard) this.#guards.set(kind.statement, this.#preparing.guard);
     }
     return payload;

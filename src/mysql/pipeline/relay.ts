@@ -246,7 +246,8 @@ export class MysqlRelay {
     }
     while (this.#queued.length > 0 && this.#free()) {
       // A long statement is read off the event loop first; the queue waits for it, then goes on.
-      const reading = this.#judge.reads(this.#queued[0]!.payload);
+      const next = this.#queued[0]!.payload;
+      const reading = this.#judge.reads(next, this.#heldText(next));
       if (reading) {
         this.#reading = true;
         void reading.then(() => {
@@ -267,12 +268,14 @@ export class MysqlRelay {
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#owner.end('client-terminated');
     const recorded = this.#recorder?.client(p.payload, this.#judge.lexing);
-    const judged = this.#judge.judge(code, p.payload);
+    const held = this.#heldText(p.payload);
+    const judged = this.#judge.judge(code, p.payload, held);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged && 'kill' in judged) return this.#kill(p, judged.kill);
     if (judged) return this.#refuse(p, judged, 'deny');
     if (code === Command.QUERY && recorded !== undefined) this.#session.report?.sql(recorded);
     const statement = this.#stages.prepared.named(p.payload);
+    if (held !== undefined && this.#judge.judgesHeld) this.#stages.prepared.judged(statement, this.#judge.lastFacts, this.#judge.lastGuard);
     if (code === Command.STMT_EXECUTE && statement === undefined && p.payload.length >= 5 && this.#judge.governs) {
       return this.#refuse(p, { rule: 'hoop:mysql-command', reason: 'COM_STMT_EXECUTE of the statement prepared last (id -1), and none is' }, 'deny');
     }
@@ -289,6 +292,11 @@ export class MysqlRelay {
     const target = this.#owner.killTarget(kill.id);
     if (typeof target !== 'number') return this.#refuse(p, { rule: 'hoop:mysql-kill', reason: target.refused }, 'deny');
     this.#send({ ...p, payload: Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(`KILL ${kill.query ? 'QUERY' : 'CONNECTION'} ${target}`, 'latin1')]) });
+  }
+
+  /** The text the prepared statement a COM_STMT_EXECUTE `payload` names runs, if known. */
+  #heldText(payload: Buffer): string | undefined {
+    return payload[0] === Command.STMT_EXECUTE ? this.#stages.prepared.text(this.#stages.prepared.named(payload)) : undefined;
   }
 
   /** Runs command `p`, a write under row limit `limit`, so that the server counts its rows before they commit (./write-guard.ts). */
