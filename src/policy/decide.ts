@@ -512,7 +512,7 @@ export class StatementJudge {
     const own = limit ?? { maxRows: Number.POSITIVE_INFINITY, overLimit: 'deny', rule: WRITE_GUARD_RULE };
     const problem = unguardable(statements, first, own);
     if (problem !== undefined) return { action: 'deny', rule: WRITE_GUARD_RULE, message: problem, reason: problem, statements };
-    const changed = checked < 0 ? undefined : (tables: readonly ChangedTable[]) => this.#changedRefusal(tables, limit?.rule);
+    const changed = checked < 0 ? undefined : (tables: readonly ChangedTable[]) => this.#changedRefusal(tables, limit?.rule, guarded.length);
     const guard: WriteGuard = {
       ...own,
       count: tagged ? 'tag' : 'stats',
@@ -539,11 +539,12 @@ export class StatementJudge {
    * Why an allowed write is refused now that the server says what it did to `tables`: each
    * table's change judged as a statement of its own, of the kinds the server counted on it, on it
    * and its ancestors, by the rules that name tables. One that denies it or holds it for review
-   * refuses it; a row limit other than `applied` (the write's own, which the guard counts) counts
-   * that table's updated and deleted rows. The judgment saw other relations than ran (one replaced
-   * since), or a rule, trigger or key's action wrote beyond the text.
+   * refuses it; a row limit counts that table's updated and deleted rows (`applied`, the limit the
+   * guard counts each of the text's `writes` by, as many times as there are: a trigger of the table's
+   * own cannot write past it). The judgment saw other relations than ran (one replaced since), or a
+   * rule, trigger or key's action wrote beyond the text.
    */
-  #changedRefusal(tables: readonly ChangedTable[], applied: string | undefined): { rule: string; reason: string } | undefined {
+  #changedRefusal(tables: readonly ChangedTable[], applied: string | undefined, writes: number): { rule: string; reason: string } | undefined {
     for (const t of tables) {
       const kinds: StatementKind[] = [...(t.inserted > 0 ? ['insert' as const] : []), ...(t.updated > 0 ? ['update' as const] : []), ...(t.deleted > 0 ? ['delete' as const] : [])];
       const facts: RuleFacts = { kinds, tables: [t.name, ...t.ancestors], functions: [], missingWhere: false, cteDml: false };
@@ -554,8 +555,9 @@ export class StatementJudge {
         if (!match.tables || !matches(prepared, facts, false)) continue;
         if (action !== 'allow' && (!winner || RANK[action] > RANK[winner.rule.action])) winner = prepared;
         const rows = t.updated + t.deleted;
-        if (action === 'allow' && maxAffectedRows !== undefined && name !== applied && rows > maxAffectedRows && matches(prepared, { ...facts, kinds: kinds.filter((k) => k !== 'insert') }, false))
-          return { rule: name, reason: `${did}: ${rows} changed, over the limit of ${maxAffectedRows} (rule "${name}")` };
+        const limit = maxAffectedRows === undefined ? undefined : name === applied ? maxAffectedRows * Math.max(1, writes) : maxAffectedRows;
+        if (action === 'allow' && limit !== undefined && rows > limit && matches(prepared, { ...facts, kinds: kinds.filter((k) => k !== 'insert') }, false))
+          return { rule: name, reason: `${did}: ${rows} changed, over the limit of ${limit} (rule "${name}")` };
       }
       if (winner)
         return {
@@ -825,11 +827,15 @@ function appliesTo(rule: StatementRule, who: Who, connection: string): boolean {
 }
 
 /** What a rule's match reads of a statement. */
-type RuleFacts = Pick<StatementFacts, 'kinds' | 'tables' | 'functions' | 'missingWhere' | 'cteDml' | 'copy'>;
+type RuleFacts = Pick<StatementFacts, 'kinds' | 'tables' | 'reads' | 'functions' | 'missingWhere' | 'cteDml' | 'copy'>;
 
 function matches(prepared: PreparedRule, facts: RuleFacts, multiStatement: boolean): boolean {
   const m = prepared.rule.match;
-  if (prepared.kinds && !facts.kinds.some((k) => prepared.kinds!.has(k))) return false;
+  if (prepared.kinds && !facts.kinds.some((k) => prepared.kinds!.has(k))) {
+    // A deny or review of reading tables (`select`) matches whatever reads them: COPY … TO, a write's RETURNING, INSERT … SELECT, a subquery.
+    if (!prepared.kinds.has('select') || prepared.rule.action === 'allow' || !m.tables || !facts.reads) return false;
+    return matches(prepared, { ...facts, kinds: ['select'], tables: facts.reads }, multiStatement);
+  }
   // `*`: a relation judged through the catalog that it cannot tell (see StatementJudge.judgeUnder) may be any table.
   if (m.tables && !facts.tables.includes('*') && !tablesMatch(m.tables, facts.tables)) return false;
   if (m.functions && !functionsMatch(m.functions, facts.functions)) return false;

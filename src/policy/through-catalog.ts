@@ -34,7 +34,14 @@ export function throughCatalog(statements: readonly StatementFacts[], under: (na
     const writes = further && st.kinds.some((k) => ANY_WRITE.has(k));
     if (more.length === 0 && !writes) return st;
     widened = true;
-    return { ...st, tables: [...new Set([...st.tables, ...more])], ...(writes ? { kinds: [...new Set([...st.kinds, ...ANY_WRITE])], writesBeyond: true } : {}) };
+    // What it reads through a relation is read too.
+    const reads = st.reads ? [...new Set([...st.reads, ...st.reads.flatMap((t) => (t === made ? [] : under(t).filter((b) => b !== WRITES_BEYOND)))])] : undefined;
+    return {
+      ...st,
+      tables: [...new Set([...st.tables, ...more])],
+      ...(reads ? { reads } : {}),
+      ...(writes ? { kinds: [...new Set([...st.kinds, ...ANY_WRITE])], writesBeyond: true } : {}),
+    };
   });
   return widened ? { statements: through, unknown } : undefined;
 }

@@ -108,7 +108,7 @@ describe('MySQL rules on tables, through views', () => {
     const a = await session();
     const b = await session();
     await db.sql('CREATE VIEW app.mv_pv AS SELECT * FROM app.mv_free; CREATE VIEW app.mv_ps AS SELECT id AS s FROM app.mv_free', { database: 'app' });
-    const executed = async (conn: mysql.Connection, sql: string, values: unknown[]): Promise<string> => {
+    const executed = async (conn: mysql.Connection, sql: string, values: Array<string | number>): Promise<string> => {
       try {
         await conn.execute(sql, values);
         return 'ok';

@@ -109,6 +109,26 @@ describe('rules on tables, through views', () => {
     expect(r.stderr).toContain('no-secrets');
   });
 
+  it('refuses every other statement that reads the table, directly or through a view: COPY … TO, RETURNING, INSERT … SELECT, a subquery', async () => {
+    const s = await session();
+    await db('create table vw_copy_of (s text); grant all on vw_copy_of to public');
+    for (const sql of [
+      'COPY vw_secrets TO STDOUT',
+      'COPY (SELECT * FROM vw_sv) TO STDOUT',
+      'UPDATE vw_secrets SET s = s RETURNING s',
+      'INSERT INTO vw_copy_of SELECT s FROM vw_sv',
+      'UPDATE vw_copy_of SET s = (SELECT s FROM vw_secrets LIMIT 1)',
+      'WITH x AS (SELECT s FROM vw_sv) INSERT INTO vw_copy_of SELECT s FROM x RETURNING s',
+    ]) {
+      expect(await outcome(s, sql), sql).toMatch(/^42501: .*no-secrets/);
+    }
+    const copied = await psql(c.info, ['-A', '-t', '-c', 'copy vw_secrets to stdout']);
+    expect(copied.stdout).not.toContain('hunter2');
+    expect(await count('vw_copy_of')).toBe(0);
+    // Writing it, unread, is no read: the secret stays unread and the write runs.
+    expect(await outcome(s, "UPDATE vw_secrets SET s = 'rotated' WHERE id = 2")).toBe('ok');
+  });
+
   it('judges a temporary view, and one made or replaced in the open transaction, by its definition', async () => {
     const s = await session();
     expect(await outcome(s, 'CREATE TEMP VIEW vw_tv AS SELECT * FROM vw_guarded')).toBe('ok');
@@ -308,6 +328,17 @@ describe('rules on tables, through views', () => {
       expect(await outcome(s, write, values)).toMatch(/^42501: .*public\.vw_guarded/);
     }
     expect(await outcome(s, 'INSERT INTO vw_trig VALUES (3)')).toBe('ok');
+    // A trigger of the limited table's own writes every row of it: the limit counts what the server changed, not the statement's tag.
+    await db(`create function vw_touch_all() returns trigger language plpgsql as $$ begin if pg_trigger_depth() = 1 then update vw_limited set v = v + 1000; end if; return null; end $$;
+              create trigger vw_touch after update on vw_limited for each statement execute function vw_touch_all()`);
+    for (const values of [undefined, [1]]) {
+      expect(await outcome(s, `UPDATE vw_limited SET v = v WHERE id = ${values ? '$1' : '1'}`, values)).toMatch(
+        /^42501: .*updated rows of public\.vw_limited: 11 changed, over the limit of 2 \(rule "few-limited"\)/,
+      );
+    }
+    await db('drop trigger vw_touch on vw_limited');
+    expect(await db('select max(v) from vw_limited')).not.toMatch(/\d{4}/);
+    expect(await outcome(s, 'UPDATE vw_limited SET v = v WHERE id = 1')).toBe('ok');
     expect(await count('vw_trig')).toBe(3);
 
     // The helper's second round: what the server counted on each table is judged by its own kind (an INSERT whose trigger deletes

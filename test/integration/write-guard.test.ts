@@ -8,7 +8,10 @@
  * runs again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { psql, pgClient } from '../harness/clients.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { psql, pgClient, runProcess } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -187,6 +190,36 @@ describe('the blast-radius guard, simple protocol (psql)', () => {
   });
 });
 
+/** pgjdbc's writes, each mode told on a line: a free table's, then one over the limit of wg_items (3 rows), plainly and as a RETURNING read 2 rows at a time. */
+const WRITES_JAVA = `import java.sql.*;
+public class Writes {
+  static void run(Connection c, String mode, String what) {
+    try {
+      String line = switch (what) {
+        case "plain" -> { try (Statement s = c.createStatement()) { yield "" + s.executeUpdate("UPDATE wg_free SET v = v + 1 WHERE id = 1"); } }
+        case "prepared" -> { try (PreparedStatement p = c.prepareStatement("UPDATE wg_free SET v = v + 1 WHERE id = ?")) { int n = 0; for (int i = 0; i < 7; i++) { p.setInt(1, 2); n += p.executeUpdate(); } yield "" + n; } }
+        case "batch" -> { try (PreparedStatement p = c.prepareStatement("UPDATE wg_free SET v = v + 1 WHERE id = ?")) { for (int i = 3; i <= 5; i++) { p.setInt(1, i); p.addBatch(); } yield java.util.Arrays.toString(p.executeBatch()); } }
+        case "max-rows" -> { try (Statement s = c.createStatement()) { s.setMaxRows(5); yield "" + s.executeUpdate("UPDATE wg_free SET v = v + 1 WHERE id = 6"); } }
+        case "returning" -> { try (PreparedStatement p = c.prepareStatement("UPDATE wg_free SET v = v + 1 WHERE id <= ? RETURNING id")) { p.setFetchSize(2); p.setInt(1, 8); ResultSet rs = p.executeQuery(); int n = 0; while (rs.next()) n++; yield "" + n; } }
+        case "over" -> { try (Statement s = c.createStatement()) { yield "" + s.executeUpdate("UPDATE wg_items SET v = v + 1 WHERE id <= 5"); } }
+        default -> { try (PreparedStatement p = c.prepareStatement("UPDATE wg_items SET v = v + 1 WHERE id <= 5 RETURNING id")) { p.setFetchSize(2); ResultSet rs = p.executeQuery(); int n = 0; while (rs.next()) n++; yield "" + n; } }
+      };
+      System.out.println(mode + " " + what + " " + line);
+    } catch (SQLException e) {
+      System.out.println(mode + " " + what + " " + e.getSQLState() + " " + e.getMessage().split("\\n")[0]);
+    }
+  }
+  public static void main(String[] a) throws Exception {
+    String[] all = { "plain", "prepared", "batch", "max-rows", "returning", "over", "over-returning" };
+    try (Connection c = DriverManager.getConnection(a[0], a[1], a[2])) {
+      for (String w : all) run(c, "auto", w);
+      c.setAutoCommit(false);
+      for (String w : all) { run(c, "tx", w); c.commit(); }
+    }
+  }
+}
+`;
+
 describe('the blast-radius guard, extended protocol', () => {
   it('pg: within the limit the rows come back; over it the query fails and nothing changed', async () => {
     await reset();
@@ -208,6 +241,35 @@ describe('the blast-radius guard, extended protocol', () => {
       await client.end();
     }
     expect(await sumItems()).toBe('10:8');
+  });
+
+  it('pgjdbc: executeUpdate (an Execute of at most 1 row), batches, setMaxRows and a RETURNING read 2 rows at a time, in autocommit and in a transaction; over the limit refused', async () => {
+    await reset();
+    const before = Number((await db('select sum(v) from wg_free')).trim());
+    const c = await connect();
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-wg-jdbc-'));
+    writeFileSync(join(dir, 'Writes.java'), WRITES_JAVA);
+    try {
+      const url = `jdbc:postgresql://${c.info.host}:${c.info.port}/${c.info.database}?sslmode=disable`;
+      const r = await runProcess('java', ['-cp', '/usr/share/java/postgresql.jar', join(dir, 'Writes.java'), url, c.info.user, c.info.password], { cwd: dir, timeoutMs: 120_000 });
+      expect(r.stderr).toBe('');
+      const said = (mode: string): string[] => [
+        `${mode} plain 1`,
+        `${mode} prepared 7`,
+        `${mode} batch [1, 1, 1]`,
+        `${mode} max-rows 1`,
+        `${mode} returning 8`,
+        `${mode} over 42501 ERROR: hoop: the UPDATE changed 5 rows, over the limit of 3 (rule "small-writes"); it was rolled back`,
+        // A fetch size applies in a transaction only: there the portal stops after 2 rows, and the rows are counted by statistics.
+        `${mode} over-returning 42501 ERROR: hoop: the ${mode === 'tx' ? 'statement' : 'UPDATE'} changed 5 rows, over the limit of 3 (rule "small-writes"); it was rolled back`,
+      ];
+      expect(r.stdout.trim().split('\n')).toEqual([...said('auto'), ...said('tx')]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Each mode's free writes, and nothing of the refused ones.
+    expect(Number((await db('select sum(v) from wg_free')).trim()) - before).toBe(40);
+    expect(await sumItems()).toBe('10:0');
   });
 
   it('a raw pipeline: an over-limit Execute fails its batch, and what came after it in the batch never runs', async () => {

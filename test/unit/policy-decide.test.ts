@@ -994,3 +994,37 @@ describe('database roles the access allows', () => {
       expect(decided(sql), sql).toBe('allow');
   });
 });
+
+describe('a deny or review rule on reading tables', () => {
+  const rules: StatementRule[] = [
+    { name: 'no-secrets', match: { kinds: ['select'], tables: ['secrets'] }, action: 'deny' },
+    { name: 'look-at-pii', match: { kinds: ['select'], tables: ['customers'] }, action: 'review' },
+    { name: 'reads-ok', match: { kinds: ['select'], tables: ['free'] }, action: 'allow' },
+  ];
+  const j = new StatementJudge(policy(rules), alice, 'prod-db', 'read-write');
+
+  it('matches every statement that reads the table, whatever its kind', () => {
+    for (const sql of [
+      'copy secrets to stdout',
+      'copy (select * from secrets) to stdout',
+      'update secrets set s = s returning *',
+      'delete from secrets where id = 1 returning s',
+      'insert into secrets values (1) on conflict (id) do update set s = excluded.s returning s',
+      'insert into free select * from secrets',
+      'update free set v = (select s from secrets limit 1) where id = 1',
+      'delete from free using secrets where free.id = secrets.id',
+      'merge into free f using secrets s on f.id = s.id when matched then update set v = 1',
+      'create view leak as select * from secrets',
+      'with d as (delete from free where id = 1 returning id) select * from d, secrets',
+    ])
+      expectDecision(j.judge(sql), 'deny', 'no-secrets');
+    expectDecision(j.judge('insert into orders select * from customers'), 'review', 'look-at-pii');
+  });
+
+  it('matches no statement that only writes it, and an allow rule on reading admits no other kind', () => {
+    for (const sql of ['update secrets set s = $1 where id = 1', 'delete from secrets where id = 1', 'insert into secrets values (1)', 'copy secrets from stdin'])
+      expect(j.judge(sql).action, sql).toBe('allow');
+    expectDecision(j.judge('select * from free'), 'allow', 'reads-ok');
+    expectDecision(j.judge('delete from free where id = 1 returning *'), 'allow', undefined);
+  });
+});

@@ -164,6 +164,10 @@ class GuardRun {
   /** The gateway's own message before it failed (so the client's failed too, for that alone). */
   preFailed = false;
   failed = false;
+  /** An Execute with a row limit stopped at it (PortalSuspended): no tag counts its rows. */
+  suspended = false;
+  /** The server's counts are read before and after it: to count its rows (by statistics, or an Execute with a row limit, which may end suspended), or to check the tables it changed. */
+  readonly counts: boolean;
   /** The client's Query's ReadyForQuery, held until the decision. */
   ready: Buffer | undefined;
   decided = false;
@@ -187,6 +191,7 @@ class GuardRun {
     readonly bind: Buffer | undefined,
   ) {
     this.released = new Promise((resolve) => (this.release = () => resolve(SENT)));
+    this.counts = readsCounts(guard) || (m.kind === 'execute' && m.maxRows > 0);
   }
 
   /** Holds a result message; past {@link MAX_HELD_BYTES} the results are dropped and the write cannot be counted. */
@@ -322,11 +327,6 @@ export class WriteGuardStage implements Stage {
   }
 
   #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
-    if (m.maxRows > 0) {
-      const why = 'a write under a row limit must be executed whole (an Execute without a row limit), so that its rows are counted before the portal is used again';
-      io.sendAll(this.#gate.refuseWith(this.#refusal(guard, why), false, guard.rule, why));
-      return SENT;
-    }
     const bind = this.#binds.get(m.portal);
     // A review runs the write again: its Bind must be at hand, and it must be the batch's first Execute (what ran before it would be undone with it).
     const review = this.#reviews(guard) && bind !== undefined && !this.#state.batchExecuted;
@@ -338,13 +338,13 @@ export class WriteGuardStage implements Stage {
     const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
     const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
     if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, { run, role: 'pre' });
-    if (readsCounts(guard)) this.#count(io, run, 'pre', false);
+    if (run.counts) this.#count(io, run, 'pre', false);
     io.send(m, { run, role: 'client' }, (outcome) => {
       done?.(outcome);
       // Skipped: an earlier message of the batch failed, and the server drops everything to the Sync.
       if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
     });
-    if (readsCounts(guard)) this.#count(io, run, 'post', false);
+    if (run.counts) this.#count(io, run, 'post', false);
     io.send(frontend(flush()));
     io.flush();
     return run.released;
@@ -488,20 +488,21 @@ export class WriteGuardStage implements Stage {
       }
       run.ready = r;
       if (r[5] === TransactionStatus.FAILED) run.failed = true; // ReadyForQuery's status
-      return !readsCounts(run.guard) || run.failed ? this.#decide(run) : undefined;
+      return !run.counts || run.failed ? this.#decide(run) : undefined;
     }
     run.hold(r);
     const ended = type === COMMAND_COMPLETE || type === EMPTY_QUERY || type === PORTAL_SUSPENDED || type === ERROR;
-    return ended && (!readsCounts(run.guard) || run.failed) ? this.#decide(run) : undefined;
+    if (type === PORTAL_SUSPENDED) run.suspended = true;
+    return ended && (!run.counts || run.failed) ? this.#decide(run) : undefined;
   }
 
   /** The rows counted once the guarded message ended: over the limit, within it, or failed. */
   #decide(run: GuardRun): Buffer | readonly Buffer[] | undefined {
-    if (readsCounts(run.guard) && !run.failed && run.uncountable === undefined) {
+    if (run.counts && !run.failed && run.uncountable === undefined) {
       const changed = this.#changed(run);
       if (changed === undefined) run.uncountable = 'the gateway could not read the count';
       else {
-        if (run.guard.count === 'stats') run.rows = changed.reduce((n, t) => n + t.inserted + t.updated + t.deleted, 0);
+        if (run.guard.count === 'stats' || run.suspended) run.rows = changed.reduce((n, t) => n + t.inserted + t.updated + t.deleted, 0);
         // Over its own limit it is refused (or held) as that; within it, judged by what it changed.
         if (run.rows <= run.guard.maxRows) run.beyond = run.guard.changed?.(changed);
       }

@@ -21,6 +21,8 @@ export interface Ctx {
   runs: boolean;
   /** Inside the query of a common table expression. */
   inCte: boolean;
+  /** Inside a query, whose tables are read (a write's own target is not, but for its RETURNING). */
+  reading?: boolean;
 }
 
 /** The facts of one statement as they are found (see {@link StatementFacts} for each). */
@@ -59,6 +61,7 @@ export class Acc {
   signals: Array<number | 'own' | 'other'> = [];
   sideChannel: { name: string; where: string } | undefined;
   aliases = new Map<string, string>();
+  reads = new Set<string>();
 
   constructor(source: string) {
     this.source = source;
@@ -88,6 +91,7 @@ export class Acc {
     };
     if (this.operators.size > 0) f.operators = [...this.operators];
     if (this.casts.size > 0) f.casts = [...this.casts];
+    if (this.reads.size > 0) f.reads = [...this.reads];
     if (this.sideChannel !== undefined) f.sideChannel = { ...this.sideChannel };
     if (this.code !== undefined) f.code = this.code;
     if (this.evaluatesDomain) f.evaluatesDomain = true;

@@ -37,6 +37,13 @@ export interface StatementFacts {
    * covers `"Cards"` (matching errs towards matching more, never less).
    */
   tables: string[];
+  /**
+   * Of {@link tables}, those whose rows it reads, whatever its kind: every table a query of it
+   * reads (FROM lists, subqueries, INSERT … SELECT, UPDATE … FROM, a MERGE's source, what CREATE
+   * VIEW and CREATE TABLE AS select), COPY … TO's table, and a write's target when it RETURNs
+   * rows. Absent when none; deny and review rules on `select` match by them.
+   */
+  reads?: string[];
   /** Functions called anywhere (incl. FROM, CALL), lower-case, qualified as written. */
   functions: string[];
   /** Operators applied anywhere (`a ## b`, `x BETWEEN` as `>=` and `<=`, `ANY (...)`, `ORDER BY … USING`), by symbol. */

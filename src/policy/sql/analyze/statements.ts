@@ -124,7 +124,7 @@ function copy(body: CopyStmt, acc: Acc, ctx: Ctx): void {
   // COPY data in an encoding whose characters may hold a backslash or delimiter byte is split
   // differently by hoop (masking, recording) and the client: as a client_encoding would be.
   if (facts.encoding !== undefined && !lexingSafeEncoding(facts.encoding)) acc.changesLexing = true;
-  if (body.relation) addRangeVar(body.relation, acc, ctx);
+  if (body.relation) addRangeVar(body.relation, acc, { ...ctx, reading: body.is_from !== true });
   inner(body.query, acc, ctx);
   walkFields('CopyStmt', body, acc, ctx, ['relation', 'query']);
 }

@@ -26,13 +26,14 @@ export function addTable(acc: Acc, name: string | undefined): void {
   if (name !== undefined) acc.tables.add(name);
 }
 
-/** A table read or written (with its alias), unless it names a CTE in scope. */
+/** A table read or written (with its alias), unless it names a CTE in scope; read, when met in a query. */
 export function addRangeVar(rv: RangeVar, acc: Acc, ctx: Ctx): void {
   const rel = rv.relname;
   if (rel === undefined) return;
   if (!rv.schemaname && !rv.catalogname && ctx.scope.has(rel)) return;
   const name = tableName(rv)!;
   acc.tables.add(name);
+  if (ctx.reading) acc.reads.add(name);
   addAlias(rv, name, acc);
 }
 

@@ -174,9 +174,11 @@ export function query(node: TaggedOf<QueryTag>, acc: Acc, ctx: Ctx): void {
     const table = tableName(body.relation);
     addTable(acc, table);
     if (table !== undefined) addAlias(body.relation, table, acc);
+    // Its RETURNING reads the rows it wrote (and an ON CONFLICT DO UPDATE's, the rows that were there).
+    if (table !== undefined && list((body as { returningList?: unknown[] }).returningList).length > 0) acc.reads.add(table);
   }
   if (type === 'SelectStmt' && body.intoClause?.rel) addTable(acc, tableName(body.intoClause.rel));
-  walkFields(type, body, acc, { ...ctx, scope }, ['withClause', 'relation', 'intoClause']);
+  walkFields(type, body, acc, { ...ctx, scope, reading: true }, ['withClause', 'relation', 'intoClause']);
 }
 
 /** Walks a query's WITH clause; the CTE names in scope for the rest of the query. */
