@@ -546,9 +546,14 @@ export class StatementJudge {
    */
   #changedRefusal(tables: readonly ChangedTable[], applied: string | undefined, writes: number): { rule: string; reason: string } | undefined {
     for (const t of tables) {
-      const kinds: StatementKind[] = [...(t.inserted > 0 ? ['insert' as const] : []), ...(t.updated > 0 ? ['update' as const] : []), ...(t.deleted > 0 ? ['delete' as const] : [])];
+      const kinds: StatementKind[] = [
+        ...(t.inserted > 0 ? ['insert' as const] : []),
+        ...(t.updated > 0 ? ['update' as const] : []),
+        ...(t.deleted > 0 ? ['delete' as const] : []),
+        ...(t.truncated ? ['truncate' as const] : []),
+      ];
       const facts: RuleFacts = { kinds, tables: [t.name, ...t.ancestors], functions: [], missingWhere: false, cteDml: false };
-      const did = `the write ${kinds.map((k) => `${k === 'insert' ? 'inserted' : `${k}d`}`).join(', ')} rows of ${t.name}`;
+      const did = `the write ${kinds.map((k) => (k === 'insert' ? 'inserted' : k === 'truncate' ? 'truncated or remade' : `${k}d`)).join(', ')} rows of ${t.name}`;
       let winner: PreparedRule | undefined;
       for (const prepared of this.#rules) {
         const { match, action, maxAffectedRows, name } = prepared.rule;

@@ -48,6 +48,8 @@ export interface ChangedTable {
   readonly inserted: number;
   readonly updated: number;
   readonly deleted: number;
+  /** Its catalog row was remade in the transaction (a TRUNCATE, which zeroes its counts, or DDL): judged as a TRUNCATE of it. */
+  readonly truncated?: true;
 }
 
 /** Why a write that changed `tables` is refused though its judgment allowed it (see {@link WriteGuard.changed}). */

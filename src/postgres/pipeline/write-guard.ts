@@ -70,23 +70,33 @@ const op = (o: string): string => `OPERATOR(pg_catalog.${o})`;
 /** The rows a table had inserted, updated or deleted so far in the transaction (qualified: a session's search_path cannot put its own function or operator in their place). */
 const tuples = (what: string): string => `pg_catalog.pg_stat_get_xact_tuples_${what}(c.oid)`;
 /**
+ * Whether a table's catalog row was written in this transaction (or one of its subtransactions):
+ * a TRUNCATE remakes it, and zeroes the table's counts. Its xmin is no older than the transaction
+ * and still in progress (a row another transaction wrote is visible only once it committed).
+ * @see https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-PG-SNAPSHOT
+ */
+const REMADE =
+  `(CASE WHEN pg_catalog.age(c.xmin) ${op('<=')} 0 THEN pg_catalog.pg_xact_status((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 ${op('-')} ` +
+  `pg_catalog.age(c.xmin))::pg_catalog.text::pg_catalog.xid8) ${op('=')} 'in progress' ELSE false END)`;
+/**
  * One row: whether the server counts rows (`track_counts`), and as JSON each table with rows
- * changed so far in the transaction: `[oid, inserted, updated, deleted, "schema.name", ancestors]` (see `ancestorsJsonSql`)
+ * changed so far in the transaction: `[oid, inserted, updated, deleted, "schema.name", ancestors, remade]` (see `ancestorsJsonSql`, {@link REMADE})
  * (tables, partitioned, materialized and foreign ones, not the system catalogs, oid 11, whose
  * rows DDL changes). The difference is taken per table and never below 0, so that a table whose
  * counts went down (TRUNCATE resets them, a DROP removes them) cannot hide what another had changed.
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS
  */
 const COUNT_SQL =
-  `SELECT pg_catalog.current_setting('track_counts'), (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(t.oid, t.ins, t.upd, t.del, t.name, t.anc))::pg_catalog.text FROM ` +
-  `(SELECT c.oid, ${tuples('inserted')} AS ins, ${tuples('updated')} AS upd, ${tuples('deleted')} AS del, pg_catalog.concat(n.nspname, '.', c.relname) AS name, ${ancestorsJsonSql('c.oid')} AS anc ` +
+  `SELECT pg_catalog.current_setting('track_counts'), (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(t.oid, t.ins, t.upd, t.del, t.name, t.anc, t.remade))::pg_catalog.text FROM ` +
+  `(SELECT c.oid, ${tuples('inserted')} AS ins, ${tuples('updated')} AS upd, ${tuples('deleted')} AS del, pg_catalog.concat(n.nspname, '.', c.relname) AS name, ${ancestorsJsonSql('c.oid')} AS anc, ${REMADE} AS remade ` +
   `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid ${op('=')} c.relnamespace ` +
   `WHERE c.relkind ${op('=')} ANY ('{r,p,m,f}'::pg_catalog."char"[]) AND c.relnamespace ${op('<>')} 11 ` +
-  `AND ${tuples('inserted')} ${op('+')} ${tuples('updated')} ${op('+')} ${tuples('deleted')} ${op('>')} 0) t)`;
+  `AND (${tuples('inserted')} ${op('+')} ${tuples('updated')} ${op('+')} ${tuples('deleted')} ${op('>')} 0 OR ${REMADE})) t)`;
 
 /** One table of the count: rows inserted, updated, deleted so far in the transaction, its name and its ancestors'. */
 interface Counted {
   readonly rows: readonly [number, number, number];
+  readonly remade: boolean;
   readonly name: string;
   readonly ancestors: readonly string[];
 }
@@ -344,6 +354,8 @@ export class WriteGuardStage implements Stage {
       // Skipped: an earlier message of the batch failed, and the server drops everything to the Sync.
       if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
     });
+    // In the batch's own transaction, deferred constraint triggers fire now, not at its Sync after the count.
+    if (guard.changed && status === 'I') this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' });
     if (run.counts) this.#count(io, run, 'post', false);
     io.send(frontend(flush()));
     io.flush();
@@ -421,6 +433,8 @@ export class WriteGuardStage implements Stage {
         if (type === ERROR && !run.failed) {
           run.failed = true;
           run.hold(r);
+          // The server skips the count to the batch's Sync: the Execute is decided now.
+          if (run.m.kind === 'execute' && !run.decided) return this.#decide(run);
         }
         return undefined;
       case 'final':
@@ -451,9 +465,9 @@ export class WriteGuardStage implements Stage {
       run.uncountable ??= 'the server does not count rows (track_counts is off)';
       return undefined;
     }
-    const tables = json ? (JSON.parse(json) as Array<[number, number, number, number, string, string | null]>) : [];
+    const tables = json ? (JSON.parse(json) as Array<[number, number, number, number, string, string | null, boolean]>) : [];
     const named = (ancestors: string | null): string[] => parseAncestors(ancestors)?.map((a) => `${a.schema}.${a.table}`) ?? [];
-    return new Map(tables.map(([oid, ins, upd, del, name, ancestors]) => [oid, { rows: [ins, upd, del], name, ancestors: named(ancestors) }]));
+    return new Map(tables.map(([oid, ins, upd, del, name, ancestors, remade]) => [oid, { rows: [ins, upd, del], name, ancestors: named(ancestors), remade: remade === true }]));
   }
 
   /** The tables changed between the two counts, and how: per table and kind, never below 0. */
@@ -461,10 +475,12 @@ export class WriteGuardStage implements Stage {
     const { before, after } = run;
     if (!before || !after) return undefined;
     const changed: ChangedTable[] = [];
-    for (const [oid, { rows, name, ancestors }] of after) {
-      const was = before.get(oid)?.rows ?? [0, 0, 0];
+    for (const [oid, { rows, name, ancestors, remade }] of after) {
+      const then = before.get(oid);
+      const was = then?.rows ?? [0, 0, 0];
       const [inserted, updated, deleted] = rows.map((n, i) => Math.max(0, n - was[i]!)) as [number, number, number];
-      if (inserted + updated + deleted > 0) changed.push({ name, ancestors, inserted, updated, deleted });
+      const truncated = remade && !then?.remade;
+      if (inserted + updated + deleted > 0 || truncated) changed.push({ name, ancestors, inserted, updated, deleted, ...(truncated ? { truncated } : {}) });
     }
     return changed;
   }
