@@ -35,6 +35,7 @@ import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
+import { STATISTICS_RELATIONS } from './masking/rules.js';
 import { limitProblem, type SessionLimits } from './limits.js';
 import { maskingFor, principalMatches } from './principal.js';
 import type { AccessGrant } from './access.js';
@@ -666,7 +667,16 @@ export class StatementJudge {
 
   /** With rules on tables, a function that reads tables named in a string (see {@link UNSEEN_READ_RULE}). */
   #unseenReadDenial({ facts, where, what }: StatementAt): Denial | undefined {
-    const unseenRead = this.#tableRules ? findFunction(facts.functions, UNSEEN_READ_FUNCTIONS) : undefined;
+    if (!this.#tableRules) return undefined;
+    // The planner's statistics hold values of any table's columns (most common values, histogram bounds).
+    const statistics = (facts.reads ?? []).find((t) => STATISTICS_RELATIONS.has(t.replace(/^pg_catalog\./, '')));
+    if (statistics !== undefined)
+      return {
+        rule: UNSEEN_READ_RULE,
+        message: `${statistics} holds values of any table's columns, which the gateway cannot judge; the policy has rules on tables`,
+        reason: `${where} (${what}) reads ${statistics}, whose values come from tables the rules on tables cannot see`,
+      };
+    const unseenRead = findFunction(facts.functions, UNSEEN_READ_FUNCTIONS);
     if (unseenRead === undefined) return undefined;
     return {
       rule: UNSEEN_READ_RULE,
@@ -804,7 +814,18 @@ function readOnlyRefusal(facts: StatementFacts): string | undefined {
  * @see https://www.postgresql.org/docs/current/functions-xml.html#FUNCTIONS-XML-MAPPING
  * @see https://www.postgresql.org/docs/current/dblink.html
  */
-export const UNSEEN_READ_FUNCTIONS: ReadonlySet<string> = new Set([...SQL_TEXT_FUNCTIONS, 'table_to_xml*', 'cursor_to_xml*', 'schema_to_xml*', 'database_to_xml*', 'dblink*']);
+export const UNSEEN_READ_FUNCTIONS: ReadonlySet<string> = new Set([
+  ...SQL_TEXT_FUNCTIONS,
+  'table_to_xml*',
+  'cursor_to_xml*',
+  'schema_to_xml*',
+  'database_to_xml*',
+  'dblink*',
+  // pageinspect: a relation's pages, by its name in a string.
+  'get_raw_page',
+  'bt_page_items',
+  'bt_multi_page_stats',
+]);
 
 /**
  * Rule name of the refusal of {@link UNSEEN_READ_FUNCTIONS} when some statement rule of the

@@ -1021,8 +1021,24 @@ describe('a deny or review rule on reading tables', () => {
     expectDecision(j.judge('insert into orders select * from customers'), 'review', 'look-at-pii');
   });
 
+  it("refuses what reads values of any table's columns past the rules: the planner's statistics, a relation's pages", () => {
+    for (const sql of [
+      "select most_common_vals from pg_stats where tablename = 'secrets'",
+      'select * from pg_catalog.pg_statistic',
+      'select * from pg_stats_ext_exprs',
+      "select * from heap_page_items(get_raw_page('secrets', 0))",
+    ])
+      expectDecision(j.judge(sql), 'deny', UNSEEN_READ_RULE);
+  });
+
   it('matches no statement that only writes it, and an allow rule on reading admits no other kind', () => {
-    for (const sql of ['update secrets set s = $1 where id = 1', 'delete from secrets where id = 1', 'insert into secrets values (1)', 'copy secrets from stdin'])
+    for (const sql of [
+      'update secrets set s = $1 where id = 1',
+      'delete from secrets where id = 1',
+      'insert into secrets values (1)',
+      'insert into secrets values (1) returning id',
+      'copy secrets from stdin',
+    ])
       expect(j.judge(sql).action, sql).toBe('allow');
     expectDecision(j.judge('select * from free'), 'allow', 'reads-ok');
     expectDecision(j.judge('delete from free where id = 1 returning *'), 'allow', undefined);

@@ -113,12 +113,13 @@ const REPORT_SQL = 'SELECT FROM pg_catalog.pg_stat_force_next_flush()';
 const readsCounts = (guard: WriteGuard): boolean => guard.count === 'stats' || guard.changed !== undefined;
 
 /**
- * One row, `1` when the session's statement `name` is one the gateway prepared: through the
+ * One row, `1` when the session's statement `name` is one the gateway prepared, and the server
+ * process that answers (a pooler in transaction mode may move the session to another): through the
  * protocol (a client's Parse of a reserved name is refused), not by SQL (what a DO block or a
  * function can PREPARE in its place once it was closed).
  * @see https://www.postgresql.org/docs/current/view-pg-prepared-statements.html
  */
-const provesCount = (name: string): string => `SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_statements p WHERE p.name ${op('=')} '${name}' AND NOT p.from_sql`;
+const provesCount = (name: string): string => `SELECT pg_catalog.count(*), pg_catalog.pg_backend_pid() FROM pg_catalog.pg_prepared_statements p WHERE p.name ${op('=')} '${name}' AND NOT p.from_sql`;
 
 /** A client text that may close the session's prepared statements (DEALLOCATE, DISCARD ALL), or one too long to tell: the count is prepared again before its next use. */
 const MAY_CLOSE = /dealloc|discard/i;
@@ -233,6 +234,9 @@ export class WriteGuardStage implements Stage {
   readonly #proofSql: string;
   /** The server confirmed the count's Parse, and nothing since may have closed it. */
   #countKept = false;
+  /** The server process the count was last proved on; once the session is seen on another (a pooler), the count is prepared with each write. */
+  #countPid: string | undefined;
+  #moves = false;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
     return (this.#bindsMade ??= new Map());
@@ -450,11 +454,18 @@ export class WriteGuardStage implements Stage {
 
   /** An answer to a part of a count other than an error: the Parse (kept once confirmed), the proof (a kept count not the gateway's is prepared again, and this write refused), the report (nothing to read). */
   #countPart(run: GuardRun, part: NonNullable<Tag['part']>, r: Buffer, type: number): undefined {
-    if (part === 'parse' && type === PARSE_COMPLETE) this.#countKept = true;
-    if (part === 'proof' && type === DATA_ROW && parseDataRow(r.subarray(5))[0]?.toString('utf8') !== '1') {
-      this.#countKept = false;
-      run.uncountable ??= "the gateway's count was closed in this session by code it ran (it is prepared again for the next write)";
-    }
+    if (part === 'parse' && type === PARSE_COMPLETE) this.#countKept = !this.#moves;
+    if (part !== 'proof' || type !== DATA_ROW) return undefined;
+    const [proved, pid] = parseDataRow(r.subarray(5)).map((f) => f?.toString('utf8'));
+    const moved = this.#countPid !== undefined && pid !== this.#countPid;
+    this.#countPid = pid;
+    if (proved === '1') return undefined;
+    this.#countKept = false;
+    // A pooler in transaction mode: the count is prepared with each write from now on.
+    if (moved) this.#moves = true;
+    run.uncountable ??= moved
+      ? "the gateway's count was prepared on another server connection than this write ran on (a pooler in transaction mode between the gateway and the database); it is prepared with each write from now on"
+      : "the gateway's count was closed in this session by code it ran (it is prepared again for the next write)";
     return undefined;
   }
 

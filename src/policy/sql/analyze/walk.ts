@@ -174,8 +174,10 @@ export function query(node: TaggedOf<QueryTag>, acc: Acc, ctx: Ctx): void {
     const table = tableName(body.relation);
     addTable(acc, table);
     if (table !== undefined) addAlias(body.relation, table, acc);
-    // Its RETURNING reads the rows it wrote (and an ON CONFLICT DO UPDATE's, the rows that were there).
-    if (table !== undefined && list((body as { returningList?: unknown[] }).returningList).length > 0) acc.reads.add(table);
+    // Its RETURNING reads the rows that were there (an UPDATE's, a DELETE's, an ON CONFLICT DO UPDATE's); an INSERT's returns what it wrote.
+    const returns = list((body as { returningList?: unknown[] }).returningList).length > 0;
+    const insertOnly = type === 'InsertStmt' && (body as { onConflictClause?: { action?: string } }).onConflictClause?.action !== 'ONCONFLICT_UPDATE';
+    if (table !== undefined && returns && !insertOnly) acc.reads.add(table);
   }
   if (type === 'SelectStmt' && body.intoClause?.rel) addTable(acc, tableName(body.intoClause.rel));
   walkFields(type, body, acc, { ...ctx, scope, reading: true }, ['withClause', 'relation', 'intoClause']);
