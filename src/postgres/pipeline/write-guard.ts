@@ -325,17 +325,17 @@ export class WriteGuardStage implements Stage {
     const run = new GuardRun(m, guard, sql, io, scope, wrapped, review, undefined);
     // Outside a transaction block it is counted from 0: the server's counts include what earlier transactions did until it
     // reports them, which it is made to do as it goes idle before the write (and before the gateway's BEGIN); in a block, counted before too.
-    if (readsCounts(guard) && status === 'I') {
+    if (run.counts && status === 'I') {
       run.before = new Map();
       io.send(counting(query(REPORT_SQL)), { run, role: 'pre', part: 'report' });
     }
     const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : [])];
     if (pre.length > 0) io.send(frontend(query(pre.join('; '))), { run, role: 'pre' });
-    if (readsCounts(guard) && status !== 'I') this.#count(io, run, 'pre', true);
+    if (run.counts && status !== 'I') this.#count(io, run, 'pre', true);
     io.send(m, { run, role: 'client' }, done);
     // In a transaction of the gateway's own, deferred constraint triggers fire now, not at its COMMIT after the count (their errors are the client's).
     if (guard.changed && wrapped) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
-    if (readsCounts(guard)) this.#count(io, run, 'post', true);
+    if (run.counts) this.#count(io, run, 'post', true);
     io.flush();
     return run.released;
   }
