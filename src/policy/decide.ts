@@ -857,11 +857,18 @@ type RuleFacts = Pick<StatementFacts, 'kinds' | 'tables' | 'reads' | 'functions'
 
 function matches(prepared: PreparedRule, facts: RuleFacts, multiStatement: boolean): boolean {
   const m = prepared.rule.match;
-  if (prepared.kinds && !facts.kinds.some((k) => prepared.kinds!.has(k))) {
-    // A deny or review of reading tables (`select`) matches whatever reads them: COPY … TO, a write's RETURNING, INSERT … SELECT, a subquery.
-    if (!prepared.kinds.has('select') || prepared.rule.action === 'allow' || !m.tables || !facts.reads) return false;
-    return matches(prepared, { ...facts, kinds: ['select'], tables: facts.reads }, multiStatement);
+  // A deny or review of reading tables (`select`) matches by what a statement reads, of any kind: COPY … TO, an UPDATE's RETURNING,
+  // INSERT … SELECT, a subquery (not a writable CTE's target, nor SELECT INTO's); its other kinds, by the tables they name.
+  if (prepared.kinds?.has('select') && prepared.rule.action !== 'allow' && m.tables && facts.reads && !facts.kinds.some((k) => k !== 'select' && prepared.kinds!.has(k))) {
+    return facts.reads.length > 0 && matchesRest(prepared, { ...facts, tables: facts.reads }, multiStatement);
   }
+  if (prepared.kinds && !facts.kinds.some((k) => prepared.kinds!.has(k))) return false;
+  return matchesRest(prepared, facts, multiStatement);
+}
+
+/** The rest of a rule's match, its kinds matched. */
+function matchesRest(prepared: PreparedRule, facts: RuleFacts, multiStatement: boolean): boolean {
+  const m = prepared.rule.match;
   // `*`: a relation judged through the catalog that it cannot tell (see StatementJudge.judgeUnder) may be any table.
   if (m.tables && !facts.tables.includes('*') && !tablesMatch(m.tables, facts.tables)) return false;
   if (m.functions && !functionsMatch(m.functions, facts.functions)) return false;

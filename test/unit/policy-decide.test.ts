@@ -1040,6 +1040,17 @@ describe('a deny or review rule on reading tables', () => {
       'copy secrets from stdin',
     ])
       expect(j.judge(sql).action, sql).toBe('allow');
+    // Written under a statement that reads other tables: a writable CTE's target, SELECT INTO's, CREATE TABLE AS's.
+    for (const sql of [
+      'with d as (delete from secrets where id = 1) select count(*) from free',
+      'with x as (insert into secrets values (1)) select 1',
+      'explain analyze with d as (delete from secrets where id = 1) select 1',
+      'prepare p as with d as (delete from secrets where id = $1) select 1',
+      'select * into secrets from free',
+      'create table secrets as select 1',
+    ])
+      expect(j.judge(sql).action, sql).toBe('allow');
+    expectDecision(j.judge('with d as (delete from secrets where id = 1 returning *) select * from d'), 'deny', 'no-secrets');
     expectDecision(j.judge('select * from free'), 'allow', 'reads-ok');
     expectDecision(j.judge('delete from free where id = 1 returning *'), 'allow', undefined);
   });

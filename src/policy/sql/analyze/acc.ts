@@ -76,6 +76,7 @@ export class Acc {
     const f: StatementFacts = {
       kinds: this.kinds.length > 0 ? this.kinds : ['other'],
       tables: [...this.tables],
+      reads: [...this.reads],
       functions: [...this.functions],
       missingWhere: this.missingWhere,
       cteDml: this.cteDml,
@@ -91,7 +92,6 @@ export class Acc {
     };
     if (this.operators.size > 0) f.operators = [...this.operators];
     if (this.casts.size > 0) f.casts = [...this.casts];
-    if (this.reads.size > 0) f.reads = [...this.reads];
     if (this.sideChannel !== undefined) f.sideChannel = { ...this.sideChannel };
     if (this.code !== undefined) f.code = this.code;
     if (this.evaluatesDomain) f.evaluatesDomain = true;

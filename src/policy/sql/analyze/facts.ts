@@ -41,7 +41,8 @@ export interface StatementFacts {
    * Of {@link tables}, those whose rows it reads, whatever its kind: every table a query of it
    * reads (FROM lists, subqueries, INSERT … SELECT, UPDATE … FROM, a MERGE's source, what CREATE
    * VIEW and CREATE TABLE AS select), COPY … TO's table, and a write's target when it RETURNs
-   * rows. Absent when none; deny and review rules on `select` match by them.
+   * rows. Deny and review rules on `select` match by them. Absent where the dialect's analysis
+   * does not tell them (MySQL's): its tables count as read.
    */
   reads?: string[];
   /** Functions called anywhere (incl. FROM, CALL), lower-case, qualified as written. */
