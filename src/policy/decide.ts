@@ -668,8 +668,8 @@ export class StatementJudge {
   /** With rules on tables, a function that reads tables named in a string (see {@link UNSEEN_READ_RULE}). */
   #unseenReadDenial({ facts, where, what }: StatementAt): Denial | undefined {
     if (!this.#tableRules) return undefined;
-    // The planner's statistics hold values of any table's columns (most common values, histogram bounds).
-    const statistics = (facts.reads ?? []).find((t) => STATISTICS_RELATIONS.has(t.replace(/^pg_catalog\./, '')));
+    // The planner's statistics hold values of any table's columns (most common values, histogram bounds); masking masks them.
+    const statistics = this.#masked ? undefined : (facts.reads ?? []).find((t) => STATISTICS_RELATIONS.has(t.replace(/^pg_catalog\./, '')));
     if (statistics !== undefined)
       return {
         rule: UNSEEN_READ_RULE,
