@@ -6,15 +6,13 @@
  * Layer: imports nothing of the benchmark's; every other module of bench/ may use it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 /** The repository's root (bench/'s parent). */
 export const repoRoot = resolve(import.meta.dirname, '..');
-/** Whether the benchmark runs as root (PostgreSQL and pgbouncer then run as the `postgres` user). */
-export const isRoot = process.getuid?.() === 0;
 
 /* ------------------------------------------------------------------ cleanup */
 
@@ -218,24 +216,10 @@ export function versionOf(file: string | undefined, args: string[]): string {
 
 /* ------------------------------------------------------------------ files */
 
-/** A temporary directory, removed at cleanup (or by `remove`); owned by `postgres` when `forPostgres` and run as root. */
-export function tempDir(prefix: string, forPostgres = false): { dir: string; remove: () => void } {
+/** A temporary directory, removed at cleanup (or by `remove`). */
+export function tempDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  if (forPostgres && isRoot) {
-    const { uid, gid } = postgresIds();
-    chownSync(dir, uid, gid);
-  }
   const remove = (): void => rmSync(dir, { recursive: true, force: true });
   onCleanup(`temp dir ${dir}`, remove);
   return { dir, remove };
-}
-
-/** The `postgres` OS user's uid and gid (from /etc/passwd). */
-export function postgresIds(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('postgres:'));
-  if (!line) throw new Error('no postgres OS user');
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
 }

@@ -1,19 +1,9 @@
-/**
- * The paths that are not hoop, to compare hoop with: an OpenSSH local forward (`ssh -L`), the floor
- * of a Node relay (./node-relay.mjs, nothing but `pipe()`: two processes with one TLS connection per
- * client, or one process terminating the client's TLS), and pgbouncer in session mode. Each is started here and stopped by its `close`.
- *
- * Layer: uses ./processes.ts and ./measure.ts's types; ./paths.ts lists these set-ups.
- *
- * @see https://man.openbsd.org/ssh
- * @see https://www.pgbouncer.org/config.html
- */
-import { chownSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { pgbouncerPath, startPgbouncer } from '../test/harness/pgbouncer.js';
 import { freePort, type PgCluster } from '../test/harness/postgres.js';
 import type { Endpoint, PathSetup } from './measure.js';
-import { isRoot, lastLines, onCleanup, postgresIds, repoRoot, startProcess, tempDir, waitForPort, which } from './processes.js';
+import { lastLines, onCleanup, repoRoot, startProcess, waitForPort, which } from './processes.js';
 
 /**
  * `ssh` options that sign in with `keyFile` alone and trust any host key, reading no configuration
@@ -99,48 +89,9 @@ export async function setupNodeRelay(pg: PgCluster, ep: Endpoint, shape: 'two' |
   };
 }
 
-/** pgbouncer in session mode in front of PostgreSQL (as the `postgres` user when run as root). */
+/** pgbouncer in session mode in front of PostgreSQL (test/harness/pgbouncer.ts). */
 export async function setupPgbouncer(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
-  const bouncer = which('pgbouncer', ['/usr/sbin']);
-  if (!bouncer) throw new Error('skipped: pgbouncer not installed (apt-get install pgbouncer)');
-  const { dir } = tempDir('hoop-bench-pgbouncer-', true);
-  const port = await freePort();
-  const quote = (s: string): string => `"${s.replace(/"/g, '""')}"`;
-  const authFile = join(dir, 'userlist.txt');
-  writeFileSync(authFile, `${quote(ep.user)} ${quote(ep.password)}\n`, { mode: 0o600 });
-  const ini = [
-    '[databases]',
-    `${ep.database} = host=127.0.0.1 port=${pg.port} dbname=${ep.database}`,
-    '',
-    '[pgbouncer]',
-    'listen_addr = 127.0.0.1',
-    `listen_port = ${port}`,
-    'unix_socket_dir =',
-    'auth_type = scram-sha-256',
-    `auth_file = ${authFile}`,
-    'pool_mode = session',
-    'max_client_conn = 100',
-    'default_pool_size = 20',
-    'ignore_startup_parameters = extra_float_digits',
-    'server_tls_sslmode = disable',
-    'client_tls_sslmode = disable',
-    'log_connections = 0',
-    'log_disconnections = 0',
-    'log_pooler_errors = 1',
-    'stats_period = 3600',
-    '',
-  ].join('\n');
-  const iniFile = join(dir, 'pgbouncer.ini');
-  writeFileSync(iniFile, ini, { mode: 0o600 });
-  if (isRoot) {
-    const { uid, gid } = postgresIds();
-    chownSync(authFile, uid, gid);
-    chownSync(iniFile, uid, gid);
-  }
-  const [file, args] = isRoot ? ['runuser', ['-u', 'postgres', '--', bouncer, iniFile]] : [bouncer, [iniFile]];
-  const daemon = startProcess(file, args, { name: 'pgbouncer', cwd: dir });
-  await waitForPort(port, 10_000, () => daemon.child.exitCode === null).catch((e: Error) => {
-    throw new Error(`pgbouncer did not start: ${e.message}: ${lastLines(daemon.stderr(), 3)}`);
-  });
-  return { endpoint: { ...ep, port }, close: () => daemon.stop() };
+  if (!pgbouncerPath()) throw new Error('skipped: pgbouncer not installed (apt-get install pgbouncer)');
+  const bouncer = await startPgbouncer({ serverPort: pg.port, database: ep.database, user: ep.user, password: ep.password, mode: 'session' });
+  return { endpoint: { ...ep, port: bouncer.port }, close: async () => bouncer.stop() };
 }

@@ -47,6 +47,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { pgBinDir, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
@@ -128,7 +129,7 @@ beforeAll(async () => {
       repo.commit(`version: 1
 connections:
   - { name: fid, type: postgres, host: 127.0.0.1, port: ${c.port}, database: fid_hoop, user: ${c.users.scram.user}, password: "\${env:APP_PASSWORD}", tls: { mode: disable } }
-  - { name: box, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+${sshConnectionYaml('box', sshd)}
 access:
   - { name: people, subjects: [alice], connections: [fid, box], mode: read-write }
 statements:

@@ -15,6 +15,7 @@ import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 let sshd: Sshd;
 let repo: PolicyGitRepo;
@@ -65,8 +66,8 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
-  - { name: bastion-ro, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+${sshConnectionYaml('bastion', sshd)}
+${sshConnectionYaml('bastion-ro', sshd)}
 access:
   - { name: people, subjects: [alice], connections: [bastion], mode: read-write }
   - { name: readers, subjects: [alice], connections: [bastion-ro], mode: read-only }

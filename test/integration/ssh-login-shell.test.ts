@@ -14,6 +14,7 @@ import type { ConnectSshJson } from '../../src/connect-json.js';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hoop-login-shell-'));
 const asks = join(dir, 'asks');
@@ -51,7 +52,7 @@ exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
     policy: () => {
       repo.commit(`version: 1
 connections:
-  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+${sshConnectionYaml('bastion', sshd)}
 access:
   - { name: people, subjects: [alice], connections: [bastion], mode: read-write }
 ssh:

@@ -19,6 +19,7 @@ import { freePort } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import { recordingEvents } from '../harness/exported-events.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 /** The demo's `ssh:` section, as `hoop demo` writes it into its policy repo. */
 const DEMO_SSH_POLICY = /\nssh:[\s\S]*?(?=\n[^\s#]|$)/.exec(samplePolicyFiles({ port: 1, passwordFile: '/x', ssh: { port: 1, user: 'u', keyFile: '/x', hostKey: 'k' } })['hoop.yaml'])![0];
@@ -78,8 +79,7 @@ beforeAll(async () => {
   [sshd, dropping, ttyless] = await Promise.all([startSshd(), startSshd({ config: [DROPS_SHELLS] }), startSshd({ config: ['Match all', '  PermitTTY no'] })]);
   const closed = await freePort();
   repo = new PolicyGitRepo('hoop-ssh-refusals-');
-  const target = (name: string, s: Sshd, port = s.port) =>
-    `  - { name: ${name}, type: ssh, host: 127.0.0.1, port: ${port}, user: ${s.user}, privateKey: "\${file:${s.clientKeyFile}}", hostKeys: ["${s.hostKey}"] }\n`;
+  const target = (name: string, s: Sshd, port = s.port) => `${sshConnectionYaml(name, s, { port })}\n`;
   stack = await startStack({
     policy: () => {
       repo.commit(`version: 1

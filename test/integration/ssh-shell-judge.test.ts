@@ -15,6 +15,7 @@ import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { RM_LOOKALIKES, RM_SPELLINGS, spelled } from '../fixtures/shell-spellings.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 let sshd: Sshd;
 let policyRepo: PolicyGitRepo;
@@ -25,8 +26,8 @@ const controls = mkdtempSync(join(tmpdir(), 'hoop-ssh-mux-'));
 
 const bundle = (keyFile: string): string => `version: 1
 connections:
-  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
-  - { name: bastion-ro, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
+${sshConnectionYaml('bastion', sshd, { keyFile })}
+${sshConnectionYaml('bastion-ro', sshd, { keyFile })}
 access:
   - { name: people, subjects: [alice, bob], connections: [bastion], mode: read-write }
   - { name: readers, subjects: [carol], connections: [bastion-ro], mode: read-only }

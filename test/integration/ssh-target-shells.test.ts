@@ -17,6 +17,7 @@ import type { ConnectSshJson } from '../../src/connect-json.js';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 const root = process.getuid?.() === 0;
 const USER = 'hoop-dash';
@@ -90,9 +91,9 @@ describe.skipIf(!root)('an ssh target whose login shell is dash', () => {
       policy: () => {
         repo.commit(`version: 1
 connections:
-  - { name: dash, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
-  - { name: bash, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${BASH_USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
-  - { name: fish, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${FISH_USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+${sshConnectionYaml('dash', sshd, { user: USER })}
+${sshConnectionYaml('bash', sshd, { user: BASH_USER })}
+${sshConnectionYaml('fish', sshd, { user: FISH_USER })}
 access:
   - { name: people, subjects: [alice], connections: [dash, bash, fish], mode: read-write }
 ssh:

@@ -22,6 +22,7 @@ import { HeldClock } from '../harness/held-clock.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import { runSaid } from '../harness/hoop-process.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 let sshd: Sshd;
 let policyRepo: PolicyGitRepo;
@@ -92,11 +93,11 @@ function lastSession(connection: string): string {
 
 const bundle = (pgConnection: string, keyFile: string, otherKeyFile: string, pgPort: number): string => `version: 1
 connections:
-${pgConnection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
-  - { name: bastion-ro, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
-  - { name: bastion-pinned-wrong, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
-  - { name: bastion-timed, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
-  - { name: bastion-wrong-key, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${otherKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+${pgConnection}${sshConnectionYaml('bastion', sshd, { keyFile })}
+${sshConnectionYaml('bastion-ro', sshd, { keyFile })}
+${sshConnectionYaml('bastion-pinned-wrong', sshd, { keyFile, hostKey: `SHA256:${'A'.repeat(43)}` })}
+${sshConnectionYaml('bastion-timed', sshd, { keyFile })}
+${sshConnectionYaml('bastion-wrong-key', sshd, { keyFile: otherKeyFile })}
 access:
   - { name: people, subjects: [alice, bob], connections: [app, bastion, bastion-pinned-wrong, bastion-wrong-key], mode: read-write }
   - { name: readers, subjects: [alice], connections: [bastion-ro], mode: read-only }

@@ -4,67 +4,17 @@
  * keeps prepared is not. The write that meets that is refused, saying why (its rows stay), and the
  * session's count is prepared with each write from then on: every later write runs, wherever it lands.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
-import { freePort, type PgCluster } from '../harness/postgres.js';
+import { type Pgbouncer, startPgbouncer } from '../harness/pgbouncer.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
-import { eventually } from '../harness/wait.js';
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
 let c: RunningConnect;
-let bouncer: ChildProcess | undefined;
-let bouncerPort = 0;
-let bouncerLog = '';
-const dir = mkdtempSync(join(tmpdir(), 'hoop-pooler-'));
-
-/** pgbouncer in transaction mode in front of `cluster`'s `app` (as `postgres` when root: it refuses to run as root). */
-async function startPgbouncer(cluster: PgCluster): Promise<void> {
-  bouncerPort = await freePort();
-  const { user, password } = cluster.users.scram;
-  const auth = join(dir, 'userlist.txt');
-  writeFileSync(auth, `"${user}" "${password}"\n`, { mode: 0o600 });
-  const ini = join(dir, 'pgbouncer.ini');
-  writeFileSync(
-    ini,
-    [
-      '[databases]',
-      `app = host=127.0.0.1 port=${cluster.port} dbname=app`,
-      '[pgbouncer]',
-      'listen_addr = 127.0.0.1',
-      `listen_port = ${bouncerPort}`,
-      'unix_socket_dir =',
-      'auth_type = scram-sha-256',
-      `auth_file = ${auth}`,
-      'pool_mode = transaction',
-      'default_pool_size = 4',
-      'ignore_startup_parameters = extra_float_digits',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  const root = process.getuid?.() === 0;
-  if (root) {
-    const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())) as [number, number];
-    for (const f of [dir, auth, ini]) chownSync(f, uid, gid);
-  }
-  const [file, args] = root ? ['runuser', ['-u', 'postgres', '--', '/usr/sbin/pgbouncer', ini]] : ['/usr/sbin/pgbouncer', [ini]];
-  bouncer = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  bouncer.stderr!.on('data', (d: Buffer) => (bouncerLog += d.toString()));
-  bouncer.stdout!.on('data', (d: Buffer) => (bouncerLog += d.toString()));
-  await eventually(async () => {
-    if (bouncer?.exitCode !== null) throw new Error(`pgbouncer exited: ${bouncerLog}`);
-    const probe = new pg.Client({ host: '127.0.0.1', port: bouncerPort, user, password, database: 'app' });
-    await probe.connect();
-    await probe.end();
-  });
-}
+let bouncer: Pgbouncer | undefined;
 
 beforeAll(async () => {
   repo = new PolicyGitRepo('hoop-pooler-policy-');
@@ -74,10 +24,11 @@ beforeAll(async () => {
         'create table wp_kept (id int, v int); insert into wp_kept select g, 0 from generate_series(1, 10) g; create table wp_free (id int, v int); insert into wp_free select g, 0 from generate_series(1, 10) g; grant all on wp_kept, wp_free to public',
         { database: 'app' },
       );
-      await startPgbouncer(cluster);
+      const { user, password } = cluster.users.scram;
+      bouncer = await startPgbouncer({ serverPort: cluster.port, database: 'app', user, password, mode: 'transaction', poolSize: 4 });
       repo.commit(`version: 1
 connections:
-  - { name: pooled, type: postgres, host: 127.0.0.1, port: ${bouncerPort}, database: app, user: ${cluster.users.scram.user}, password: "\${env:APP_PASSWORD}", tls: { mode: disable } }
+  - { name: pooled, type: postgres, host: 127.0.0.1, port: ${bouncer.port}, database: app, user: ${cluster.users.scram.user}, password: "\${env:APP_PASSWORD}", tls: { mode: disable } }
 access:
   - { name: people, subjects: [alice], connections: [pooled], mode: read-write }
 statements:
@@ -93,16 +44,15 @@ statements:
 afterAll(async () => {
   await c?.stop();
   await stack?.close();
-  bouncer?.kill('SIGTERM');
+  bouncer?.stop();
   repo?.remove();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('the write guard behind pgbouncer in transaction mode', () => {
   it('refuses the one write that landed where its kept count is not, saying why, then prepares the count with each write', async () => {
     const s = await pgClient(c.info);
     const { user, password } = stack.pg.users.scram;
-    const other = new pg.Client({ host: '127.0.0.1', port: bouncerPort, user, password, database: 'app' });
+    const other = new pg.Client({ host: '127.0.0.1', port: bouncer!.port, user, password, database: 'app' });
     await other.connect();
     try {
       expect((await s.query('UPDATE wp_free SET v = v + 1 WHERE id = 1')).rowCount).toBe(1);

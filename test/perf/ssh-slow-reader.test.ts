@@ -11,6 +11,7 @@ import type { ConnectSshJson } from '../../src/connect-json.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually, quietFor } from '../harness/wait.js';
+import { sshConnectionYaml } from '../harness/sshd.js';
 
 let sshd: Sshd;
 let stack: HoopStack;
@@ -23,7 +24,7 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+${sshConnectionYaml('bastion', sshd)}
 access:
   - { name: people, subjects: [alice], connections: [bastion], mode: read-write }
 `);

@@ -247,7 +247,8 @@ export class MysqlRelay {
     while (this.#queued.length > 0 && this.#free()) {
       // A long statement is read off the event loop first; the queue waits for it, then goes on.
       const next = this.#queued[0]!.payload;
-      const reading = this.#judge.reads(next, this.#heldText(next));
+      const held = this.#heldText(next);
+      const reading = this.#judge.reads(next, held);
       if (reading) {
         this.#reading = true;
         void reading.then(() => {
@@ -256,19 +257,18 @@ export class MysqlRelay {
         });
         break;
       }
-      this.#command(this.#queued.shift()!);
+      this.#command(this.#queued.shift()!, held);
     }
     if (this.#queued.length > 0 || this.#held) this.#session.channel.pause();
     else this.#resumeClient();
   }
 
-  /** One packet of the client's: a command relayed or refused (recorded either way). */
-  #command(p: MySqlPacket): void {
+  /** One packet of the client's, with the text of the prepared statement it executes if any: a command relayed or refused (recorded either way). */
+  #command(p: MySqlPacket, held: string | undefined): void {
     const code = p.payload[0] ?? -1;
     if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
     if (code === Command.QUIT) return this.#owner.end('client-terminated');
     const recorded = this.#recorder?.client(p.payload, this.#judge.lexing);
-    const held = this.#heldText(p.payload);
     const judged = this.#judge.judge(code, p.payload, held);
     if (judged && 'ask' in judged) return this.#hold(p, judged.ask);
     if (judged && 'kill' in judged) return this.#kill(p, judged.kill);
