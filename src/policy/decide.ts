@@ -29,7 +29,7 @@
  */
 import { globMatches, listNames } from '../glob.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
-import { changesRows, opensBlockBefore, preparesWrite, tagCounts, unguardable, writesRows, WRITE_GUARD_RULE, type ChangedTable, type WriteGuard } from './write-limit.js';
+import { changesRows, endsFiringDeferred, opensBlockBefore, preparesWrite, tagCounts, unguardable, writesRows, WRITE_GUARD_RULE, type ChangedTable, type WriteGuard } from './write-limit.js';
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
@@ -505,7 +505,7 @@ export class StatementJudge {
       if (!tagCounts(facts)) tagged = false;
       if (!limit || own.maxRows < limit.maxRows || (own.maxRows === limit.maxRows && own.overLimit === 'deny')) limit = own;
     });
-    if (!limit && checked < 0) return allowed;
+    if (!limit && checked < 0) return this.#checksChanged && statements.some(endsFiringDeferred) ? { ...allowed, guard: this.#settling() } : allowed;
     const review = limit?.overLimit === 'review' ? reviewSettingsFor(this.#policy, this.#connection, this.#rules.find((r) => r.rule.name === limit!.rule)?.rule.review) : undefined;
     // A PREPARE runs nothing: the gate applies its limit where an EXECUTE runs it (counted by statistics).
     if (limit && prepared === guarded.length && checked < 0)
@@ -523,6 +523,12 @@ export class StatementJudge {
       ...(changed ? { changed } : {}),
     };
     return { ...allowed, guard };
+  }
+
+  /** The guard of a text that ends a transaction block, with rules on tables: what its deferred triggers change is judged before it runs (see `WriteGuard.settles`). */
+  #settling(): WriteGuard {
+    const changed = (tables: readonly ChangedTable[]): { rule: string; reason: string } | undefined => this.#changedRefusal(tables, undefined, 0);
+    return { maxRows: Number.POSITIVE_INFINITY, overLimit: 'deny', rule: WRITE_GUARD_RULE, count: 'stats', statements: [], opensBlock: false, settles: true, changed };
   }
 
   /** The strictest row limit on one write: the access's, or a matching allow rule's. */

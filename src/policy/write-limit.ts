@@ -39,6 +39,12 @@ export interface WriteGuard extends RowLimit {
    * A guard for this alone has no row limit (`maxRows` Infinity).
    */
   changed?: ChangedCheck;
+  /**
+   * The text ends the client's transaction block (COMMIT, PREPARE TRANSACTION) and writes nothing
+   * itself: the deferred constraint triggers its block's writes queued are made to fire first,
+   * between two counts, and it runs only if what they changed passes {@link changed}.
+   */
+  settles?: true;
 }
 
 /** A table the server says a write changed: its name and its ancestors' (`schema.name`: the tables it is a partition or child of), and its rows by kind. */
@@ -105,9 +111,14 @@ export function tagCounts(facts: StatementFacts): boolean {
 /** Statement kinds that write rows, or fire triggers that may (TRUNCATE's). */
 const WRITING_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete', 'merge', 'truncate']);
 
-/** Whether a statement writes rows when it runs, or fires triggers that may (a PREPARE only stores its body). */
+/** Whether a statement writes rows when it runs, or fires triggers that may (a PREPARE only stores its body; a SET CONSTRAINTS fires deferred ones). */
 export function writesRows(facts: StatementFacts): boolean {
-  return facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => WRITING_KINDS.has(k));
+  return (facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => WRITING_KINDS.has(k))) || (facts.firesDeferred === true && facts.transaction === undefined);
+}
+
+/** Whether a statement ends a transaction block, firing the deferred triggers it queued (COMMIT, PREPARE TRANSACTION). */
+export function endsFiringDeferred(facts: StatementFacts): boolean {
+  return facts.firesDeferred === true && facts.transaction !== undefined;
 }
 
 /** Whether a statement changes existing rows when it runs (a PREPARE only stores its body). */

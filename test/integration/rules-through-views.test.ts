@@ -44,9 +44,9 @@ async function session(): Promise<pg.Client> {
 }
 
 /** The SQLSTATE and message `sql` fails with, or `ok`. */
-async function outcome(client: pg.Client, sql: string, values?: unknown[]): Promise<string> {
+async function outcome(client: pg.Client, sql: string | pg.QueryConfig, values?: unknown[]): Promise<string> {
   try {
-    await client.query(sql, values);
+    await (typeof sql === 'string' ? client.query(sql, values) : client.query(sql));
     return 'ok';
   } catch (err) {
     const e = err as { code?: string; message: string };
@@ -383,5 +383,48 @@ describe('rules on tables, through views', () => {
     expect(await db('select sum(v) from vw_limited')).toBe(limited);
     expect(await outcome(s, 'INSERT INTO vw_guarded VALUES (200, 0); DELETE FROM vw_free WHERE id = 9')).toBe('ok');
     expect(await count('vw_guarded')).toBe(11);
+  });
+
+  it("fires the deferred triggers a client's own transaction block queued before its COMMIT, and judges what they changed", async () => {
+    await db(`create table vw_def_ok(id int); create table vw_def_log(id int); create table vw_fk_parent(id int primary key);
+              create table vw_fk_child(id int references vw_fk_parent deferrable initially deferred);
+              grant all on vw_def_ok, vw_def_log, vw_fk_parent, vw_fk_child to public;
+              create function vw_log() returns trigger language plpgsql as $$ begin insert into vw_def_log values (new.id); return null; end $$;
+              create constraint trigger t after insert on vw_def_ok deferrable initially deferred for each row execute function vw_log()`);
+    const kept = await count('vw_guarded');
+    const s = await session();
+    // Simple protocol: the COMMIT is refused as a failed one (the block rolled back, the session idle and usable).
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_def VALUES (3)')).toBe('ok');
+    expect(await outcome(s, 'COMMIT')).toMatch(/^42501: .*deferred triggers.*deleted rows of public\.vw_guarded, which rule "keep-guarded" denies/);
+    expect(await outcome(s, 'SELECT 1')).toBe('ok');
+    expect(await count('vw_guarded')).toBe(kept);
+    expect(await db('select count(*) from vw_def where id = 3')).toMatch(/^\s*0\s*$/);
+    // Extended protocol (a named COMMIT, as drivers send it): the batch fails, nothing commits.
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_def VALUES ($1)', [4])).toBe('ok');
+    expect(await outcome(s, { name: 'vw_commit', text: 'COMMIT' })).toMatch(/^42501: .*keep-guarded/);
+    await s.query('ROLLBACK');
+    expect(await count('vw_guarded')).toBe(kept);
+    // A client's SET CONSTRAINTS fires them too: counted like a write.
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_def VALUES (5)')).toBe('ok');
+    expect(await outcome(s, 'SET CONSTRAINTS ALL IMMEDIATE')).toMatch(/^42501: .*keep-guarded/);
+    await s.query('ROLLBACK');
+    expect(await count('vw_guarded')).toBe(kept);
+    // What passes commits, its triggers' rows with it; a deferred key's own error is the client's, as without hoop.
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_def_ok VALUES (6)')).toBe('ok');
+    expect(await outcome(s, 'COMMIT')).toBe('ok');
+    expect(await db('select count(*) from vw_def_log where id = 6')).toMatch(/^\s*1\s*$/);
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_fk_child VALUES (7)')).toBe('ok');
+    expect(await outcome(s, 'COMMIT')).toMatch(/^23503: /);
+    expect(await outcome(s, 'SELECT 1')).toBe('ok');
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_fk_child VALUES (8)')).toBe('ok');
+    expect(await outcome(s, 'INSERT INTO vw_fk_parent VALUES (8)')).toBe('ok');
+    expect(await outcome(s, 'COMMIT')).toBe('ok');
+    expect(await db('select count(*) from vw_fk_child where id = 8')).toMatch(/^\s*1\s*$/);
   });
 });

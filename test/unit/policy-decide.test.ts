@@ -909,6 +909,17 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
     expect(k(false).judge('update free set a = 1').guard).toBeUndefined();
     // A write it cannot check before it commits is refused, saying why.
     expect(k(true).judge('insert into free values (1); commit')).toMatchObject({ action: 'deny', rule: 'write-guard', reason: expect.stringContaining('check which tables it changed') });
+    // A text that ends the block fires its deferred triggers: its guard settles them first and judges what they changed; a SET CONSTRAINTS is checked as a write.
+    for (const sql of ['commit', 'END', 'commit and chain', "prepare transaction 'x'", 'commit; select 1']) {
+      const settles = k(true).judge(sql).guard!;
+      expect(settles, sql).toMatchObject({ settles: true, maxRows: Number.POSITIVE_INFINITY, rule: 'write-guard', count: 'stats' });
+      expect(settles.changed!([t('public.audit', { deleted: 1 })])).toMatchObject({ rule: 'keep-audit' });
+    }
+    for (const sql of ['rollback', "commit prepared 'x'", 'begin', 'savepoint s']) expect(k(true).judge(sql).guard, sql).toBeUndefined();
+    expect(k(false).judge('commit').guard).toBeUndefined();
+    expect(k(true).judge('set constraints all immediate').guard).toMatchObject({ changed: expect.any(Function) });
+    expect(k(true).judge('set constraints audit immediate')).toMatchObject({ action: 'allow' }); // a constraint's name, not the table's
+    expect(k(true).judge('update free set a = 1; set constraints all immediate')).toMatchObject({ action: 'allow', guard: { changed: expect.any(Function) } }); // counted after both
   });
 
   it('loads maxAffectedRows and overLimit, on allow rules and access rules only', async () => {

@@ -184,6 +184,9 @@ class GuardRun {
   decided = false;
   /** Sent before the ReadyForQuery of the `final` message (the refusal in autocommit). */
   finalError: Buffer | undefined;
+  /** A COMMIT that waits for what the deferred triggers changed (`WriteGuard.settles`): its `done`, once it is sent. */
+  readonly settles: boolean;
+  done: ((outcome: AskOutcome) => void) | undefined;
   /** Settles once what the client sent after it may follow. */
   readonly released: Promise<Decision>;
   release!: () => void;
@@ -203,6 +206,7 @@ class GuardRun {
   ) {
     this.released = new Promise((resolve) => (this.release = () => resolve(SENT)));
     this.counts = readsCounts(guard) || (m.kind === 'execute' && m.maxRows > 0);
+    this.settles = guard.settles === true;
   }
 
   /** Holds a result message; past {@link MAX_HELD_BYTES} the results are dropped and the write cannot be counted. */
@@ -237,6 +241,8 @@ export class WriteGuardStage implements Stage {
   /** The server process the count was last proved on; once the session is seen on another (a pooler), the count is prepared with each write. */
   #countPid: string | undefined;
   #moves = false;
+  /** A write checked by its changed tables ran in a client's transaction block (or may have): its COMMIT fires their deferred triggers under a count. */
+  #blockChecked = false;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
     return (this.#bindsMade ??= new Map());
@@ -267,7 +273,7 @@ export class WriteGuardStage implements Stage {
    */
   frontend(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined {
     const guarded = ctx.passed?.guard;
-    if ((m.kind === 'query' || m.kind === 'parse') && (m.long || MAY_CLOSE.test(m.sql))) this.#countKept = false;
+    if (this.#countKept && (m.kind === 'query' || m.kind === 'parse') && (m.long || MAY_CLOSE.test(m.sql))) this.#countKept = false;
     if (m.kind === 'bind') {
       this.#bound(m.portal, m.msg?.raw, guarded?.guard);
       return undefined;
@@ -298,9 +304,10 @@ export class WriteGuardStage implements Stage {
 
   /** Runs a Query or Execute the gate passed under a row limit (`sql`: its text, for a reviewer); a Promise until what the client sent after it may follow. */
   #run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
-    const start = (): Decision | Promise<Decision> => (m.kind === 'execute' ? this.#execute(m, guard, sql, io, done) : this.#query(m, guard, sql, io, done));
+    const start = (): Decision | Promise<Decision> =>
+      guard.settles ? this.#settles(m, guard, sql, io, done) : m.kind === 'execute' ? this.#execute(m, guard, sql, io, done) : this.#query(m, guard, sql, io, done);
     // The transaction status is known once the server has answered everything before.
-    const needStatus = m.kind === 'query' || guard.overLimit === 'review';
+    const needStatus = m.kind === 'query' || guard.overLimit === 'review' || guard.settles === true;
     if (needStatus && this.#state.pendingReady > 0) {
       io.flush();
       return this.#state.answered().then(start);
@@ -323,6 +330,7 @@ export class WriteGuardStage implements Stage {
     const wrapped = status === 'I' && !guard.opensBlock;
     const scope = status === 'T' ? (review ? 'savepoint' : 'none') : 'all';
     const run = new GuardRun(m, guard, sql, io, scope, wrapped, review, undefined);
+    if (guard.changed) this.#blockChecked = !wrapped;
     // Outside a transaction block it is counted from 0: the server's counts include what earlier transactions did until it
     // reports them, which it is made to do as it goes idle before the write (and before the gateway's BEGIN); in a block, counted before too.
     if (run.counts && status === 'I') {
@@ -351,6 +359,8 @@ export class WriteGuardStage implements Stage {
     }
     const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
     const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
+    // In a batch's implicit transaction too: a BEGIN earlier in the batch may have opened a block.
+    if (guard.changed) this.#blockChecked = true;
     if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, { run, role: 'pre' });
     if (run.counts) this.#count(io, run, 'pre', false);
     io.send(m, { run, role: 'client' }, (outcome) => {
@@ -362,6 +372,31 @@ export class WriteGuardStage implements Stage {
     if (guard.changed && status === 'I') this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' });
     if (run.counts) this.#count(io, run, 'post', false);
     io.send(frontend(flush()));
+    io.flush();
+    return run.released;
+  }
+
+  /**
+   * A COMMIT or PREPARE TRANSACTION of a client's transaction block in which checked writes ran:
+   * the deferred constraint triggers they queued fire first (`SET CONSTRAINTS ALL IMMEDIATE`,
+   * which the block's end would have done), between two counts, and it is sent only if what they
+   * changed passes; else the block is rolled back and the client told why, as a COMMIT that fails.
+   */
+  #settles(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
+    if (this.#state.transactionStatus !== 'T' || !this.#blockChecked) {
+      io.send(m, undefined, done);
+      return SENT;
+    }
+    const simple = m.kind === 'query';
+    if (simple && this.#state.unsynced > 0) return this.#query(m, guard, sql, io, done);
+    this.#blockChecked = false;
+    const run = new GuardRun(m, guard, sql, io, 'none', false, false, undefined);
+    run.done = done;
+    this.#count(io, run, 'pre', simple);
+    if (simple) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
+    else this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' });
+    this.#count(io, run, 'post', simple);
+    if (!simple) io.send(frontend(flush()));
     io.flush();
     return run.released;
   }
@@ -536,6 +571,7 @@ export class WriteGuardStage implements Stage {
     }
     const io = run.io;
     const held = run.held.splice(0);
+    if (run.settles) return this.#endBlock(run, held);
     if (run.failed && !run.preFailed) {
       // It failed on its own: its error is the client's; a transaction the gateway opened is rolled back.
       if (run.wrapped) {
@@ -569,6 +605,37 @@ export class WriteGuardStage implements Stage {
       io.sendAll(this.#gate.refuseWith(error, run.m.kind === 'query', rule, reason));
     }
     return this.#settle(run, []);
+  }
+
+  /**
+   * Decides a COMMIT whose deferred triggers fired (see {@link settles}): sent as the client sent
+   * it when what they changed passes; else refused, a Query's block rolled back (the client gets
+   * the triggers' own error or the refusal, then ReadyForQuery 'I', as from a COMMIT that failed),
+   * an Execute's batch failed (nothing of the block can commit).
+   */
+  #endBlock(run: GuardRun, held: Buffer[]): readonly Buffer[] | undefined {
+    const io = run.io;
+    if (!run.failed && run.uncountable === undefined && run.beyond === undefined && run.rows <= run.guard.maxRows) {
+      io.send(run.m, undefined, run.done);
+      return this.#settle(run, held);
+    }
+    run.done?.('skipped');
+    // The triggers' own error (a deferred constraint) is the client's, as at a COMMIT.
+    const own = run.failed && !run.preFailed;
+    if (run.beyond) run.beyond = { rule: run.beyond.rule, reason: `the deferred triggers of the transaction's writes fired at its end: ${run.beyond.reason}` };
+    const rule = run.beyond?.rule ?? run.guard.rule;
+    const reason = run.uncountable ?? run.beyond?.reason ?? '';
+    if (run.m.kind === 'execute') {
+      // Failed, the server skips to the client's Sync; refused, the gate's failing Describe makes it so.
+      if (!own) io.sendAll(this.#gate.refuseWith(this.#overError(run), false, rule, reason));
+      return this.#settle(run, own ? held : []);
+    }
+    if (!own) {
+      run.finalError = this.#overError(run);
+      this.#gate.refused(rule, reason);
+    }
+    io.send(frontend(query('ROLLBACK')), { run, role: 'final' });
+    return this.#settle(run, own ? held : []);
   }
 
   /** Undoes the write for a review: to the savepoint, the transaction, or with the failed batch. */

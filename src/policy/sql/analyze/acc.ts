@@ -56,6 +56,7 @@ export class Acc {
   cursorHold = false;
   fetch = false;
   transaction: string | undefined;
+  firesDeferred = false;
   setting: string | undefined;
   refs = new Set<string>();
   signals: Array<number | 'own' | 'other'> = [];
@@ -102,6 +103,7 @@ export class Acc {
     if (this.cursorName !== undefined) f.cursorName = this.cursorName;
     if (this.cursorHold) f.cursorHold = true;
     if (this.transaction !== undefined) f.transaction = this.transaction;
+    if (this.firesDeferred) f.firesDeferred = true;
     if (this.fetch) f.fetch = true;
     if (this.setting !== undefined) f.setting = this.setting;
     if (this.lockMode !== undefined) f.lockMode = this.lockMode;

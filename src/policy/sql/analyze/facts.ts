@@ -147,6 +147,12 @@ export interface StatementFacts {
    * @see https://www.postgresql.org/docs/current/tutorial-transactions.html
    */
   transaction?: string;
+  /**
+   * COMMIT (END), PREPARE TRANSACTION or SET CONSTRAINTS: the deferred constraint triggers its
+   * transaction queued fire at it (at the transaction's end, or now).
+   * @see https://www.postgresql.org/docs/current/sql-set-constraints.html
+   */
+  firesDeferred?: true;
   /** FETCH or MOVE: runs the portal `cursorName` names (a protocol-level portal too). */
   fetch?: true;
   /** DECLARE / FETCH / MOVE / CLOSE: the cursor's name (`*` for CLOSE ALL and DISCARD ALL). */

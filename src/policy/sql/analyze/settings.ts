@@ -51,6 +51,7 @@ export function showStatement(body: VariableShowStmt, acc: Acc, ctx: Ctx): void 
 export function transactionStatement(body: TransactionStmt, acc: Acc, ctx: Ctx): void {
   acc.kind('transaction', ctx);
   if (typeof body.kind === 'string') acc.transaction ??= body.kind.replace(/^TRANS_STMT_/, '').toLowerCase();
+  if (body.kind === 'TRANS_STMT_COMMIT' || body.kind === 'TRANS_STMT_PREPARE') acc.firesDeferred = true;
   if (body.kind === 'TRANS_STMT_BEGIN' || body.kind === 'TRANS_STMT_START') transactionOptions(body.options, acc, ctx);
 }
 

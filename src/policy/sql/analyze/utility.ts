@@ -152,6 +152,11 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
       return walkFields(node[0], node[1], acc, ctx);
     case 'LockStmt':
       return lock(node[1], acc, ctx);
+    case 'ConstraintsSetStmt':
+      // Its names are constraints', not relations.
+      acc.kind('set', ctx);
+      acc.firesDeferred = true;
+      return;
     case 'CheckPointStmt':
     case 'LoadStmt':
       acc.kind('other', ctx);
