@@ -2,15 +2,19 @@
  * What the gateway trusts on disk, checked as sshd's StrictModes checks a user's files before it
  * starts: its data directory and what it keeps there (recordings, signing keys), its policy
  * checkout, its TLS files, and what an MCP server it runs may load. Each must be its user's (or
- * root's), not a symbolic link where it keeps state, and writable by no other user, nor may any
+ * root's), not a symbolic link where it keeps state, and writable by no other user: no group or
+ * world write bit (an ACL's named users and groups show in the group bits, its mask), nor may any
  * directory above it let another user replace it (a directory others may write without the sticky
- * bit). A path that fails stops the start, named with the fix.
+ * bit). What it keeps is a file or a directory (no FIFO, which would stall the start), and its
+ * signing keys and the TLS key are read by no other user. A path that fails stops the start, named
+ * with the fix.
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { ErrorCode, HoopError } from '../errors.js';
 import { localRepoPath } from './repo-path.js';
 
@@ -29,6 +33,8 @@ export interface TrustedPaths {
   checkouts: readonly string[];
   /** Files it reads (TLS certificate and key). */
   read: readonly string[];
+  /** Of those, the private keys: read by no user but its own and its group. */
+  secret?: readonly string[];
   /** Files it opened (`file` as written, `path` as its descriptor resolves, `st` the descriptor's status): what it reads is what is checked. */
   opened?: ReadonlyArray<{ file: string; path: string; st: Stats }>;
   /** Files it appends to (the audit file): no link, its own, made where no other user could make it first. */
@@ -48,6 +54,7 @@ export function trustedPathsOf(
     state: [c.dataDir, ...KEPT.map((k) => join(c.dataDir, k)), ...Array.from({ length: workers }, (_, i) => join(c.dataDir, 'workers', String(i)))],
     checkouts: c.policy ? [c.policy.workDir] : [],
     read: [c.tls?.certFile, c.tls?.keyFile].filter((f): f is string => f !== undefined),
+    secret: c.tls?.keyFile !== undefined ? [c.tls.keyFile] : [],
     // Another writer of the audit file would add events a SIEM believes, or read them.
     appended: c.audit?.file !== undefined ? [c.audit.file] : [],
     // Whoever may write a policy repo read in place decides the policy (git's own check compares owners only, isomorphic-git's none).
@@ -120,11 +127,19 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
       }
     }
   };
-  const gid = process.getgid?.();
-  /** Its user's or root's, written by its own group at most. */
+  /** Its user's or root's, written by no other: a group write bit may be an ACL's mask, granting a user outside the group. */
   const noOtherWriter = (at: string, st: Stats): void => {
     ownedBy(at, st, 'it');
-    if ((st.mode & 0o002) !== 0 || ((st.mode & 0o020) !== 0 && st.gid !== gid)) refuse(at, `other users may write to it (mode ${(st.mode & 0o7777).toString(8)})`, `chmod go-w ${at}`);
+    if ((st.mode & 0o022) !== 0)
+      refuse(at, `other users may write to it (mode ${(st.mode & 0o7777).toString(8)}; a group write bit is also what an ACL granting another user shows)`, `chmod go-w ${at} (and setfacl -b ${at})`);
+  };
+  /** What a state directory keeps: a file or a directory; in `keys/`, a file of one name only, read by no other user. */
+  const kept = (at: string, st: Stats, keys: boolean): void => {
+    if (!st.isFile() && !st.isDirectory()) refuse(at, 'it is neither a file nor a directory (a FIFO or a device would stall or feed the gateway)', `remove ${at}`);
+    if (!keys || !st.isFile()) return;
+    if ((st.mode & 0o077) !== 0)
+      refuse(at, `other users may read or write this signing key (mode ${(st.mode & 0o7777).toString(8)}; group bits are also what an ACL shows)`, `chmod 600 ${at} (and setfacl -b ${at})`);
+    if (st.nlink > 1) refuse(at, `it has ${st.nlink} names (a hard link elsewhere reaches the same key)`, `copy the key to a file of its own: cp ${at} ${at}.new && mv ${at}.new ${at}`);
   };
   for (const dir of [...paths.state, ...paths.checkouts]) {
     const st = lstatOrMissing(dir);
@@ -144,9 +159,12 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
     above(dir);
     // What the gateway keeps here at any depth (the journal, the reviews file, a key, a recording's files), and what git
     // reads of a checkout (its configuration names programs git runs): its own, written by its own group at most.
-    walk(dir, paths.state.includes(dir), (at, est) => {
+    const state = paths.state.includes(dir);
+    const keys = state && basename(dir) === 'keys';
+    walk(dir, state, (at, est) => {
       noLink(at, est);
       noOtherWriter(at, est);
+      if (state) kept(at, est, keys);
     });
   }
   /** A repository read in place, and each directory outside it that git reads refs or objects from (a `.git` file's `gitdir:`, `commondir`, alternates), checked alike. */
@@ -193,6 +211,7 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');
+    if (paths.secret?.includes(file) && (st.mode & 0o004) !== 0) refuse(file, `every user may read this private key (mode ${(st.mode & 0o7777).toString(8)})`, `chmod o-r ${file}`);
     above(file);
     above(realpathSync(file));
   }
@@ -322,6 +341,16 @@ function unquoted(line: string): string {
   } catch {
     return line.trim();
   }
+}
+
+/**
+ * Makes what the gateway creates from now on writable by no other user, whatever umask it was
+ * started with (a user-private-group umask, 002, would give its group write, which its next start
+ * refuses), as sshd does; a worker thread, which cannot change it, keeps its process's.
+ */
+export function keepOthersFromWriting(): void {
+  if (!isMainThread) return;
+  process.umask(process.umask() | 0o022);
 }
 
 /** Refuses a file the process reads its configuration or a secret from when another user could replace it (see {@link checkTrustedPaths}). */

@@ -24,7 +24,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { gatewaySshHostKey, SSH_HOST_KEY_FILE } from '../ssh/gateway/host-key.js';
 import type { GatewayConfig } from './config/config.js';
-import { checkTrustedPaths, trustedPathsOf } from '../config/trusted-paths.js';
+import { checkTrustedPaths, keepOthersFromWriting, trustedPathsOf } from '../config/trusted-paths.js';
 
 /** The environment variable that tells a worker which one it is. */
 const WORKER_INDEX = 'HOOP_GATEWAY_WORKER';
@@ -62,6 +62,7 @@ export function workerConfig(config: GatewayConfig, index: number): GatewayConfi
  */
 export async function runWorkers(config: GatewayConfig, count: number, log: Logger, signal: AbortSignal): Promise<void> {
   // Checked before the primary writes there: the key's copies go into the workers' directories.
+  keepOthersFromWriting();
   checkTrustedPaths(trustedPathsOf(config, count));
   await gatewaySshHostKey(config.dataDir);
   for (let i = 0; i < count; i++) {

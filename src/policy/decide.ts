@@ -505,7 +505,9 @@ export class StatementJudge {
       if (!tagCounts(facts)) tagged = false;
       if (!limit || own.maxRows < limit.maxRows || (own.maxRows === limit.maxRows && own.overLimit === 'deny')) limit = own;
     });
-    if (!limit && checked < 0) return this.#checksChanged && statements.some(endsFiringDeferred) ? { ...allowed, guard: this.#settling() } : allowed;
+    // A text that writes nothing itself (a PREPARE only stores) but ends the block settles its deferred triggers.
+    if (checked < 0 && this.#checksChanged && statements.some(endsFiringDeferred)) return { ...allowed, guard: this.#settling() };
+    if (!limit && checked < 0) return allowed;
     const review = limit?.overLimit === 'review' ? reviewSettingsFor(this.#policy, this.#connection, this.#rules.find((r) => r.rule.name === limit!.rule)?.rule.review) : undefined;
     // A PREPARE runs nothing: the gate applies its limit where an EXECUTE runs it (counted by statistics).
     if (limit && prepared === guarded.length && checked < 0)

@@ -12,6 +12,8 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { bindPlain, execute, parseNamed, sync } from '../../src/postgres/wire/messages.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -426,5 +428,33 @@ describe('rules on tables, through views', () => {
     expect(await outcome(s, 'INSERT INTO vw_fk_parent VALUES (8)')).toBe('ok');
     expect(await outcome(s, 'COMMIT')).toBe('ok');
     expect(await db('select count(*) from vw_fk_child where id = 8')).toMatch(/^\s*1\s*$/);
+    // The helper's attack: a PREPARE of a limited write beside the COMMIT (a text that writes nothing itself) settles too;
+    // a trigger that defers its constraints again and writes is refused (its events would fire at the COMMIT, unseen).
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_def VALUES (9)')).toBe('ok');
+    expect(await outcome(s, 'PREPARE vw_px AS UPDATE vw_limited SET v = v WHERE false; COMMIT')).toMatch(/^42501: .*keep-guarded/);
+    await db(`create table vw_redefer(id int); create table vw_def2(id int); grant all on vw_redefer, vw_def2 to public;
+              create function vw_again() returns trigger language plpgsql as $$ begin set constraints all deferred; insert into vw_def2 values (new.id); return null; end $$;
+              create constraint trigger t after insert on vw_redefer deferrable initially deferred for each row execute function vw_again();
+              create constraint trigger t after insert on vw_def2 deferrable initially deferred for each row execute function vw_del_kept()`);
+    await s.query('BEGIN');
+    expect(await outcome(s, 'INSERT INTO vw_redefer VALUES (10)')).toBe('ok');
+    expect(await outcome(s, 'COMMIT')).toMatch(/^42501: .*set its constraints deferred again/);
+    expect(await count('vw_guarded')).toBe(kept);
+  });
+
+  it('passes a COMMIT on in an extended batch that an earlier message failed (the server skips both: no hang)', async () => {
+    const f = await RawFrontend.signedIn(c.info as never);
+    await f.simple('BEGIN');
+    await f.simple('INSERT INTO vw_free VALUES (300, 0)');
+    const from = f.raw.length;
+    const ext = (sql: string): Buffer => Buffer.concat([parseNamed('', sql), bindPlain('', ''), execute('')]);
+    f.write(Buffer.concat([ext('INSERT INTO vw_free VALUES (300, 0)'), ext('COMMIT'), sync()]));
+    const got = await f.messagesSince(from, 1, 30_000);
+    expect(got.map((m) => String.fromCharCode(m.type)).join('')).toMatch(/^12EZ$/);
+    expect(got.at(-1)!.body[0]).toBe('E'.charCodeAt(0));
+    await f.simple('ROLLBACK');
+    f.destroy();
+    expect(await db('select count(*) from vw_free where id = 300')).toMatch(/^\s*0\s*$/);
   });
 });

@@ -910,7 +910,7 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
     // A write it cannot check before it commits is refused, saying why.
     expect(k(true).judge('insert into free values (1); commit')).toMatchObject({ action: 'deny', rule: 'write-guard', reason: expect.stringContaining('check which tables it changed') });
     // A text that ends the block fires its deferred triggers: its guard settles them first and judges what they changed; a SET CONSTRAINTS is checked as a write.
-    for (const sql of ['commit', 'END', 'commit and chain', "prepare transaction 'x'", 'commit; select 1']) {
+    for (const sql of ['commit', 'END', 'commit and chain', "prepare transaction 'x'", 'commit; select 1', 'prepare p as update orders set a = 1; commit']) {
       const settles = k(true).judge(sql).guard!;
       expect(settles, sql).toMatchObject({ settles: true, maxRows: Number.POSITIVE_INFINITY, rule: 'write-guard', count: 'stats' });
       expect(settles.changed!([t('public.audit', { deleted: 1 })])).toMatchObject({ rule: 'keep-audit' });

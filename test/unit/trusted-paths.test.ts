@@ -2,8 +2,8 @@
  * The gateway's StrictModes: a data directory, what it keeps there, its policy checkout and its TLS
  * files that another user could replace stop the start, named with the fix; its own pass.
  */
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +11,8 @@ import { ErrorCode, HoopError } from '../../src/errors.js';
 import { resolveSecret } from '../../src/config/secrets.js';
 import { AuditStream } from '../../src/gateway/audit/audit.js';
 import { silentLogger } from '../../src/log.js';
-import { checkTrustedFile, checkTrustedPaths, trustedPathsOf } from '../../src/config/trusted-paths.js';
+import { checkTrustedFile, checkTrustedPaths, keepOthersFromWriting, trustedPathsOf } from '../../src/config/trusted-paths.js';
+import { isMainThread } from 'node:worker_threads';
 import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { thrown } from '../harness/thrown.js';
 
@@ -77,7 +78,7 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     expect(refusal(open)).toBe(`the gateway will not trust ${open.dataDir}: other users may write to it (mode 777) (chmod go-w ${open.dataDir})`);
     const keys = gatewayFiles();
     chmodSync(join(keys.dataDir, 'keys'), 0o770);
-    expect(refusal(keys)).toContain(`will not trust ${join(keys.dataDir, 'keys')}: other users may write to it (mode 770)`);
+    expect(refusal(keys)).toContain(`will not trust ${join(keys.dataDir, 'keys')}: other users may write to it (mode 770`);
     const key = gatewayFiles();
     chmodSync(key.tls.keyFile, 0o660);
     expect(refusal(key)).toContain(`will not trust ${key.tls.keyFile}: other users may write to it`);
@@ -85,6 +86,38 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     const above = join(parent.dataDir, '..');
     chmodSync(above, 0o777);
     expect(refusal(parent)).toMatch(/other users may write to a directory above .*data \(mode 777\)/);
+    // The attack's ACL: a named user's write shows only as the group's bits (the mask), whatever the group: no group write passes.
+    const acl = gatewayFiles();
+    writeFileSync(join(acl.dataDir, 'keys', 'recording-ed25519.pem'), 'key', { mode: 0o600 });
+    chmodSync(join(acl.dataDir, 'keys', 'recording-ed25519.pem'), 0o620);
+    expect(refusal(acl)).toContain('other users may write to it (mode 620; a group write bit is also what an ACL granting another user shows)');
+    // A signing key others may read, a key of two names, a FIFO where a file is kept, a TLS key everyone may read.
+    const readable = gatewayFiles();
+    writeFileSync(join(readable.dataDir, 'keys', 'recording-ed25519.pem'), 'key', { mode: 0o644 });
+    expect(refusal(readable)).toContain('other users may read or write this signing key (mode 644');
+    const linked = gatewayFiles();
+    writeFileSync(join(linked.dataDir, 'keys', 'recording-ed25519.pem'), 'key', { mode: 0o600 });
+    linkSync(join(linked.dataDir, 'keys', 'recording-ed25519.pem'), join(linked.dataDir, 'copy.pem'));
+    expect(refusal(linked)).toContain('it has 2 names');
+    const fifo = gatewayFiles();
+    execFileSync('mkfifo', ['-m', '600', join(fifo.dataDir, 'keys', 'recording-ed25519.pem')]);
+    expect(refusal(fifo)).toContain('it is neither a file nor a directory');
+    const tls = gatewayFiles();
+    chmodSync(tls.tls.keyFile, 0o644);
+    expect(refusal(tls)).toContain(`will not trust ${tls.tls.keyFile}: every user may read this private key (mode 644)`);
+  });
+
+  it.runIf(isMainThread)('make what the gateway writes writable by no other user, whatever umask it started with (a user-private-group 002)', () => {
+    const old = process.umask(0o002);
+    try {
+      keepOthersFromWriting();
+      const files = gatewayFiles();
+      writeFileSync(join(files.dataDir, 'recordings', 'r.json'), '{}');
+      mkdirSync(join(files.dataDir, 'recordings', 'r'));
+      expect(() => checkTrustedPaths(trustedPathsOf(files))).not.toThrow();
+    } finally {
+      process.umask(old);
+    }
   });
 
   it('refuse a data directory to be made where others may write, a link above a path in such a directory, a TLS file linked from one', () => {

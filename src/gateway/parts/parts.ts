@@ -4,7 +4,7 @@
  * recordings and the CLIs' records, the audit stream, reviews (and their notifications), runs,
  * direct credentials, and the CancelRequest registry. A part that fails to start stops those built before it.
  */
-import { checkTrustedPaths, trustedPathsOf } from '../../config/trusted-paths.js';
+import { checkTrustedPaths, keepOthersFromWriting, trustedPathsOf } from '../../config/trusted-paths.js';
 import { z } from 'zod';
 import type { Clock } from '../../clock.js';
 import { describeError } from '../../errors.js';
@@ -110,6 +110,7 @@ const CANCEL_CHANNEL = 'hoop_cancel';
 
 /** Builds the parts; `disposer` stops them (and stops those built so far when one fails: the caller disposes). */
 export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, o: PartOverrides, disposer: Disposer): Promise<GatewayParts> {
+  keepOthersFromWriting();
   checkTrustedPaths(trustedPathsOf(config));
   const verifier = o.verifier ?? new TokenVerifier(config.issuers);
   const store = o.store ?? (config.store.kind === 'postgres' ? await PostgresGatewayStore.open(await resolveSecret(config.store.url, env), o.migrations) : await FileGatewayStore.open(config.dataDir));

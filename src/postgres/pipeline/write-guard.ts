@@ -125,7 +125,7 @@ const provesCount = (name: string): string => `SELECT pg_catalog.count(*), pg_ca
 const MAY_CLOSE = /dealloc|discard/i;
 
 /** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
-type Role = 'pre' | 'client' | 'settle' | 'post' | 'final' | 'quiet' | 'rebind';
+type Role = 'pre' | 'client' | 'settle' | 'mid' | 'post' | 'final' | 'quiet' | 'rebind';
 
 interface Tag {
   readonly run: GuardRun;
@@ -165,8 +165,9 @@ class GuardRun {
   verb = '';
   /** CommandCompletes of the client's Query so far (its statement index). */
   statement = 0;
-  /** The counts before and after it, by table oid (undefined: not read, or the server does not count). */
+  /** The counts before and after it, by table oid (undefined: not read, or the server does not count); a settling COMMIT's after its first round too. */
   before: Map<number, Counted> | undefined;
+  mid: Map<number, Counted> | undefined;
   after: Map<number, Counted> | undefined;
   /** A rule the tables it changed bring in refuses it (see `WriteGuard.changed`). */
   beyond: { rule: string; reason: string } | undefined;
@@ -381,6 +382,9 @@ export class WriteGuardStage implements Stage {
    * the deferred constraint triggers they queued fire first (`SET CONSTRAINTS ALL IMMEDIATE`,
    * which the block's end would have done), between two counts, and it is sent only if what they
    * changed passes; else the block is rolled back and the client told why, as a COMMIT that fails.
+   * A second round must change nothing: a trigger that set its constraints deferred again and
+   * wrote would leave events for the COMMIT (new events come only from writes, which it counts).
+   * In an extended batch that an earlier message failed, the server skips it all: the COMMIT follows, skipped too.
    */
   #settles(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
     if (this.#state.transactionStatus !== 'T' || !this.#blockChecked) {
@@ -392,19 +396,27 @@ export class WriteGuardStage implements Stage {
     this.#blockChecked = false;
     const run = new GuardRun(m, guard, sql, io, 'none', false, false, undefined);
     run.done = done;
+    const skipped = (outcome: AskOutcome): void => {
+      if (outcome !== 'skipped' || run.decided) return;
+      if (run.preFailed) run.done?.('skipped');
+      else io.send(m, undefined, done);
+      this.#settle(run, []);
+    };
     this.#count(io, run, 'pre', simple);
-    if (simple) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
-    else this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' });
-    this.#count(io, run, 'post', simple);
+    for (const role of ['mid', 'post'] as const) {
+      if (simple) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
+      else this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' }, skipped);
+      this.#count(io, run, role, simple);
+    }
     if (!simple) io.send(frontend(flush()));
     io.flush();
     return run.released;
   }
 
   /** Runs `sql` as the gateway's own statement in the extended protocol, on names of its own (the client's unnamed statement and portal stay as they are). */
-  #own(io: GuardIO, sql: string, tag: Tag): void {
+  #own(io: GuardIO, sql: string, tag: Tag, done?: (outcome: AskOutcome) => void): void {
     const name = this.#name;
-    io.send(frontend(close('S', name)), tag);
+    io.send(frontend(close('S', name)), tag, done);
     io.send((tag.part ? counting : frontend)(parseNamed(name, sql)), tag);
     for (const raw of [bindPlain(name, name), execute(name), close('P', name), close('S', name)]) io.send(frontend(raw), tag);
   }
@@ -449,7 +461,7 @@ export class WriteGuardStage implements Stage {
     }
     const { run, role } = tag;
     const type = r[0]!;
-    if (type === ERROR && (role === 'pre' || role === 'post')) this.#countKept = false;
+    if (type === ERROR && (role === 'pre' || role === 'mid' || role === 'post')) this.#countKept = false;
     if (tag.part !== undefined && type !== ERROR) return this.#countPart(run, tag.part, r, type);
     switch (role) {
       case 'pre':
@@ -459,6 +471,10 @@ export class WriteGuardStage implements Stage {
           run.uncountable ??= 'the gateway could not prepare the count';
           run.preFailed = true;
         }
+        return undefined;
+      case 'mid':
+        if (type === DATA_ROW) run.mid = this.#counted(run, r);
+        else if (type === ERROR) run.uncountable ??= 'the gateway could not read the count';
         return undefined;
       case 'post':
         if (type === DATA_ROW) run.after = this.#counted(run, r);
@@ -519,7 +535,11 @@ export class WriteGuardStage implements Stage {
   /** The tables changed between the two counts, and how: per table and kind, never below 0. */
   #changed(run: GuardRun): ChangedTable[] | undefined {
     const { before, after } = run;
-    if (!before || !after) return undefined;
+    return before && after ? this.#diff(before, after) : undefined;
+  }
+
+  /** The tables changed from count `before` to count `after`. */
+  #diff(before: Map<number, Counted>, after: Map<number, Counted>): ChangedTable[] {
     const changed: ChangedTable[] = [];
     for (const [oid, { rows, name, ancestors, remade }] of after) {
       const then = before.get(oid);
@@ -569,6 +589,8 @@ export class WriteGuardStage implements Stage {
         if (run.rows <= run.guard.maxRows) run.beyond = run.guard.changed?.(changed);
       }
     }
+    if (run.settles && run.uncountable === undefined && !run.failed && run.mid && run.after && this.#diff(run.mid, run.after).length > 0)
+      run.uncountable = 'a deferred trigger set its constraints deferred again and wrote, so hoop cannot tell what the COMMIT would still run';
     const io = run.io;
     const held = run.held.splice(0);
     if (run.settles) return this.#endBlock(run, held);
