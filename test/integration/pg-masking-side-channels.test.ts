@@ -307,6 +307,33 @@ describe('errors of statements that evaluate masked columns they do not read (is
     }
   });
 
+  it("withholds what a cursor WITH HOLD's query quotes at the COMMIT that runs it, and masks a cursor whose view this session replaced as unreadable code (the helper's attacks)", async () => {
+    const f = await open('mask', 'the tunnel');
+    try {
+      for (const texts of [['begin', 'declare hc cursor with hold for select email::int from customers', 'commit'], ['declare hc cursor with hold for select email::int from customers']]) {
+        let got: PgMessage[] = [];
+        for (const t of texts) got = await f.simple(t);
+        expect(errorOf(got)?.code, texts.at(-1)).toBe('22P02');
+        expect(errorOf(got)?.message, texts.at(-1)).toContain('withheld');
+        for (const secret of SECRETS) expect(bytes(got)).not.toContain(secret);
+      }
+      await f.simple('create view hv as select id, email as x from customers');
+      for (const hold of ['', ' with hold']) {
+        await f.simple('begin');
+        await f.simple(`declare vc cursor${hold} for select x from hv`);
+        if (hold) await f.simple('commit');
+        expect(errorOf(await f.simple('create or replace view hv as select id, note as x from customers'))).toBeUndefined();
+        const rows = await f.simple('fetch all from vc');
+        expect(errorOf(rows)).toBeUndefined();
+        for (const secret of SECRETS) expect(bytes(rows), hold).not.toContain(secret);
+        await f.simple(hold ? 'close vc' : 'rollback');
+        await f.simple('create or replace view hv as select id, email as x from customers');
+      }
+    } finally {
+      f.destroy();
+    }
+  });
+
   it('keeps the text of a write to a table with no masked column', async () => {
     const f = await open('mask', 'the tunnel');
     try {

@@ -114,8 +114,9 @@ interface Portal {
   formats: number[];
   /** From the Describe of this portal that precedes each Execute. */
   plan?: ColumnPlan[];
-  /** A cursor declared WITH HOLD: it outlives its transaction. */
+  /** A cursor declared WITH HOLD: it outlives its transaction; `unrun` until that ends, when its query runs whole (at the COMMIT). */
   hold?: boolean;
+  unrun?: boolean;
 }
 
 type Op =
@@ -131,6 +132,8 @@ type Op =
 
 /** What a statement or portal is judged by when nothing this session saw made it (code hoop cannot read did). */
 const MADE_UNSEEN: Extract<StatementMasking, { opaque: string }> = { opaque: 'a cursor or prepared statement that SQL hoop did not see made (a function, a DO block)' };
+/** A cursor whose relations DDL changed after it was declared: its plan reads them as they were. */
+const REDEFINED: Extract<StatementMasking, { opaque: string }> = { opaque: 'a cursor declared before DDL of this session changed the relations it may read' };
 /** The strategy of a column masked because it is computed from a masked one. */
 const REDACT: MaskStrategy = 'redact';
 
@@ -375,7 +378,11 @@ export class ResultMasker {
       case T.ready: {
         const status = String.fromCharCode(msg.body[0] ?? 0x49);
         // Portals end with their transaction; a cursor WITH HOLD outlives it.
-        if (status === 'I') for (const [name, p] of this.portals) if (!p.hold) this.portals.delete(name);
+        if (status === 'I')
+          for (const [name, p] of this.portals) {
+            if (!p.hold) this.portals.delete(name);
+            else p.unrun = false;
+          }
         this.current = undefined;
         this.copy = undefined;
         this.judge.ready?.(status);
@@ -397,7 +404,9 @@ export class ResultMasker {
     }
     const e = statement.effects;
     if (e?.unknown) this.forgetAll();
-    if (e?.declare) this.portals.set(e.declare.name, { statement: e.declare.of, formats: [], hold: e.declare.hold });
+    if (e?.declare) this.portals.set(e.declare.name, { statement: e.declare.of, formats: [], ...(e.declare.hold ? { hold: true, unrun: true } : {}) });
+    // The catalog the masking of a cursor's rows is read from is no longer the one its plan was made with.
+    if (e?.ddl) for (const p of this.portals.values()) p.statement = REDEFINED;
     if (e?.prepare) this.statements.set(e.prepare.name, e.prepare.of);
     if (e?.deallocate === '*') this.statements.clear();
     else if (e?.deallocate !== undefined) this.statements.delete(e.deallocate);
@@ -485,7 +494,9 @@ export class ResultMasker {
    *
    * @throws Error (the judge's) when it cannot tell what a column carries: the session ends with it
    */
-  private planOf(body: Buffer, statement: ResolvedMasking | undefined, trustOrigins = true): ColumnPlan[] | Promise<ColumnPlan[]> {
+  private planOf(body: Buffer, statement: ResolvedMasking | undefined, trusted = true): ColumnPlan[] | Promise<ColumnPlan[]> {
+    // A redefined cursor's view columns are what its plan made them, not what the catalog says now.
+    const trustOrigins = trusted && statement !== REDEFINED;
     const key = trustOrigins && body.length <= PLAN_KEPT_MAX_BODY ? body.toString('latin1') : '';
     const kept = key ? this.#plans?.get(key) : undefined;
     if (kept && this.#sameOrigins(kept)) return kept.plan;
@@ -688,15 +699,29 @@ export class ResultMasker {
    * An error or notice of `statement`: withheld (its SQLSTATE kept) when the judge says it may
    * quote a masked value, else its data fields masked.
    */
-  private errorOrNotice(msg: PgMessage, statement: ResolvedMasking | undefined): Buffer | Promise<Buffer> {
+  private errorOrNotice(msg: PgMessage, raised: ResolvedMasking | undefined): Buffer | Promise<Buffer> {
     const { fields } = parseErrorFields(msg.body);
-    const withhold = statement ? this.judge.quotes(statement, fields) : false;
+    const judged = this.errorsOf(raised).map((s) => this.judge.quotes(s, fields));
+    const withhold = judged.includes(true) ? true : judged.every((w) => w === false) ? false : Promise.all(judged).then((ws) => ws.includes(true));
     return withhold instanceof Promise
       ? withhold.then(
           (w) => this.errorOrNoticeAs(msg, fields, w),
           () => this.errorOrNoticeAs(msg, fields, true),
         )
       : this.errorOrNoticeAs(msg, fields, withhold);
+  }
+
+  /**
+   * What an error raised at `statement` may quote besides: a DECLARE … WITH HOLD's query (it runs
+   * when its transaction ends: in autocommit, its own), and at a statement that evaluates nothing
+   * itself (a COMMIT, or the implicit one after a Query's last statement) the query of each WITH
+   * HOLD cursor its transaction declared.
+   */
+  private errorsOf(statement: ResolvedMasking | undefined): ResolvedMasking[] {
+    if (statement && (!('utility' in statement) || statement.utility.evaluates)) return [statement];
+    const declared = statement?.effects?.declare;
+    const unrun = [...this.portals.values()].filter((p) => p.unrun).map((p) => p.statement ?? MADE_UNSEEN);
+    return [...(statement ? [statement] : []), ...(declared?.hold ? [declared.of] : unrun)].map((s) => this.resolve(s) ?? MADE_UNSEEN);
   }
 
   private errorOrNoticeAs(msg: PgMessage, fields: Map<string, string>, withhold: boolean): Buffer {
