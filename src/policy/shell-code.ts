@@ -12,7 +12,7 @@ import { readsItsWords, runsOptionCode } from './shell-programs.js';
 
 export { WRAPPERS, wrapperOf } from './shell-options.js';
 /** Shells whose grammar hoop models (bash's, POSIX sh's, the Korn shell's where they agree): their `-c` script is parsed. */
-export const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'posh', 'rbash']);
+export const SHELLS = new Set(['sh', 'bash', 'dash', 'ksh', 'ksh93', 'mksh', 'ash', 'posh', 'rbash', 'rksh', 'rksh93', 'rmksh', 'lksh', 'rlksh', 'pdksh']);
 /**
  * Shells hoop does not model (zsh's `=cmd`, fish's and csh's own grammars): what they run is
  * unknown, whether as the target's login shell or started by a line.
@@ -40,7 +40,15 @@ export const UNMODELLED_SHELLS = new Set([
   'oil',
   'osh',
   'ysh',
+  'sash',
+  'bosh',
+  'pfsh',
 ]);
+
+/** Whether `program` is a shell hoop does not model: one of {@link UNMODELLED_SHELLS}, or its restricted variant (`rzsh`). */
+export function unmodelledShell(program: string): boolean {
+  return UNMODELLED_SHELLS.has(program) || (program.startsWith('r') && UNMODELLED_SHELLS.has(program.slice(1)));
+}
 
 /** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
 export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', 'runuser', 'flock', 'script', 'sg', 'capsh', 'ip', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
@@ -180,7 +188,7 @@ export function shown(text: string): string {
 
 /** Why a command's words (or the code it runs) are not known before it runs, if they are not. */
 export function opacity(words: Array<{ text: string; known: boolean; glob?: true }>, program: string | undefined): { opaque?: string; unknownWords?: number[] } {
-  if (program !== undefined && UNMODELLED_SHELLS.has(program)) return { opaque: `it runs ${program}, whose grammar hoop does not model` };
+  if (program !== undefined && unmodelledShell(program)) return { opaque: `it runs ${program}, whose grammar hoop does not model` };
   const code = program !== undefined ? runsCode(words, program) : undefined;
   if (code !== undefined) return { opaque: code };
   if (words.some((w) => !w.known)) {

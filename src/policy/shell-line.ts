@@ -269,6 +269,9 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
   const doubleQuotes = [0];
   /** The statements being walked, innermost last. */
   const stmts: Frame[] = [];
+  /** Where here-document bodies lie (start and end offsets): their quotes are letters to the shells. */
+  const bodies: Array<[number, number]> = [];
+  const inBody = (at: number): boolean => bodies.some(([from, to]) => at >= from && at < to);
   walk(file, (node) => {
     // The walker calls back with null after a node's children.
     if (!node) {
@@ -289,9 +292,10 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
       failed = "a # inside a word (right after a quote or a substitution) would start a comment only to hoop's parser; the target's shell reads it as a letter";
       return false;
     }
-    // In `"${u-'…'}"` the shells read the quotes as letters (and run a `$(…)` between them), hoop's parser as quotes.
-    if (type === 'SglQuoted' && doubleQuotes[doubleQuotes.length - 1]! > 0) {
-      failed = "a quote inside a double-quoted ${…} is a letter to the shells (what is between runs), not a quote as hoop's parser reads it";
+    if (type === 'Redirect' && node.Hdoc) bodies.push([node.Hdoc.Pos().Offset(), node.Hdoc.End().Offset()]);
+    // In `"${u-'…'}"` and a here-document's `${u-'…'}` the shells read the quotes as letters (and run a `$(…)` between them), hoop's parser as quotes.
+    if (type === 'SglQuoted' && (doubleQuotes[doubleQuotes.length - 1]! > 0 || inBody(node.Pos().Offset()))) {
+      failed = "a quote inside a double-quoted ${…} or a here-document's is a letter to the shells (what is between runs), not a quote as hoop's parser reads it";
       return false;
     }
     if (type === 'DblQuoted') doubleQuotes[doubleQuotes.length - 1]!++;

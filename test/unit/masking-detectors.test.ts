@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
-import { mapStrings, McpMasking } from '../../src/mcp/pipeline/masking.js';
+import { mapStrings, McpMasking, redactedLine } from '../../src/mcp/pipeline/masking.js';
+
+/** The digits of `text` as JSON reads them. */
+const cardDigitsOf = (text: string): string => JSON.stringify(JSON.parse(text)).replace(/\D/g, '');
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { detectInField } from '../../src/policy/masking/values.js';
 import { applyStrategy, keyedHash, last4 } from '../../src/policy/masking/strategies.js';
@@ -34,6 +37,36 @@ describe('payment cards', () => {
     expect(hits(findPaymentCards, 'card 4111 1111 1111 1111 12/28')).toEqual(['4111 1111 1111 1111']);
     expect(hits(findPaymentCards, '7 4111 1111 1111 1111')).toEqual(['4111 1111 1111 1111']);
     expect(hits(findPaymentCards, '4111-1111-1111-1111-2028')).toEqual(['4111-1111-1111-1111']);
+  });
+
+  it("masks every character any detector matched where two matches overlap (a card after an SSN-shaped prefix: the helper's attack)", () => {
+    const rules = new MaskingRules({
+      columns: [],
+      names: [],
+      detectors: [
+        { detector: 'us-ssn', strategy: 'last4' },
+        { detector: 'payment-card', strategy: 'last4' },
+      ],
+    });
+    const masked = rules.maskText('555-12-4111 1111 1111 1111').text;
+    expect(masked).not.toMatch(/\d{4}[ -]\d{4}/);
+    expect(masked.replace(/\D/g, '').length).toBeLessThanOrEqual(8);
+    expect(detect('555-12-4111 1111 1111 1111', ['us-ssn', 'payment-card']).map((m) => [m.detector, m.start, m.end])).toEqual([
+      ['us-ssn', 0, 11],
+      ['payment-card', 11, 26],
+    ]);
+  });
+
+  it("writes down an agent's card in a string as JSON reads it, escaped too (the helper's attack on MCP recordings)", () => {
+    const rules = new MaskingRules({ columns: [], names: [], detectors: [{ detector: 'payment-card', strategy: 'last4' }] });
+    for (const content of ['\\u0034111 1111 1111 1111', '4111\\u00201111 1111 1111', '4\\u0031\\u00311 1111 1111 1111', '4111 1111 1111 1111']) {
+      const line = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"/tmp/x","content":"${content}"}}}`;
+      const written = redactedLine(line, rules, Buffer.alloc(32, 1));
+      expect(written, content).toContain('redacted');
+      expect(cardDigitsOf(written), content).not.toContain('4111111111111111');
+    }
+    const plain = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/tmp/\\u0078"}}}';
+    expect(redactedLine(plain, rules, Buffer.alloc(32, 1))).toBe(plain);
   });
 
   it('covers every digit a slow reference finds (every window of whole groups, every separator, the Luhn check) over 40,000 generated strings, and nothing else', () => {

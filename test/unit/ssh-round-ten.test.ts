@@ -253,6 +253,28 @@ it('reads the quotes inside a double-quoted ${…} as the shells do: what is bet
   expect(judge.decide({ kind: 'exec', command: `echo "$(echo 'a b')"` }, 'bash').action).toBe('allow');
 });
 
+it("reads the quotes inside a here-document's ${…} as letters too, and a restricted or legacy shell's -c script as a shell's (the helper's attack)", async () => {
+  const judge = await sshJudgeIn(
+    mkdtempSync(join(base, `d${n++}-`)),
+    `  default: allow\n  rules:\n    - { name: no-touch, match: { commands: ["touch *"] }, action: deny }\n    - { name: no-rm, match: { patterns: ['${NO_RECURSIVE_RM}'] }, action: deny }\n`,
+    'read-write',
+  );
+  for (const line of [
+    `cat <<EOF\n\${u-'$(rm -rf /tmp/victim)'}\nEOF`,
+    `cat <<EOF\n\${x:='$(touch /tmp/x-21)'}\nEOF`,
+    `cat <<-EOF\n\t\${x%'\`touch /tmp/x-22\`'}\nEOF`,
+    "lksh -c 'touch /tmp/x-23'",
+    "rksh -c 'touch /tmp/x-24'",
+    "rmksh -c 'touch /tmp/x-25'",
+    "rzsh -c 'touch /tmp/x-26'",
+    "env rzsh -c 'touch /tmp/x-27'",
+  ])
+    for (const login of ['bash', '/bin/sh']) expect(judge.decide({ kind: 'exec', command: line }, login).action, `${login}: ${line}`).not.toBe('allow');
+  // A quoted here-document is read as letters by both; a quote outside ${…} in a body is a letter hoop's parser reads as one too.
+  for (const line of [`cat <<'EOF'\n\${u-'$(touch /tmp/x)'}\nEOF`, "cat <<EOF\nit's $HOME\nEOF", "lksh -c 'ls -l'"])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+});
+
 it('keeps the ordinary uses of the programs the fifteenth attack named allowed', async () => {
   const judge = await judgeOf(['gcc **', 'openssl **', 'split **', 'install **', 'diff3 **', 'cmake **', 'logsave **', 'ls **', 'ssh-keygen **']);
   for (const line of [

@@ -35,16 +35,23 @@ export function mapStrings(value: unknown, f: (s: string) => string): unknown {
 
 /**
  * An agent's line as it is written down: what `rules`' detectors find in its strings and numbers
- * (a card in a `write_file`'s content) as keyed hashes (src/policy/sql/redact.ts), the line as
- * sent when they find nothing.
+ * as JSON reads them (a card in a `write_file`'s content, `\u0034111 …` too) as keyed hashes
+ * (src/policy/sql/redact.ts), the line as sent when they find nothing.
  */
 export function redactedLine(text: string, rules: MaskingRules | undefined, key: Buffer | undefined): string {
   const detectors = rules?.detectors;
   if (!detectors?.length) return text;
   const o = { ...(key ? { key } : {}), detectors };
-  if (!redactDetected(text, o).redacted) return text;
+  // Without an escape, what JSON reads is what is written: nothing found in it, nothing is in its strings.
+  if (!text.includes('\\') && !redactDetected(text, o).redacted) return text;
   try {
-    return JSON.stringify(mapStrings(JSON.parse(text), (s) => redactDetected(s, o).text));
+    let found = false;
+    const read = mapStrings(JSON.parse(text), (s) => {
+      const r = redactDetected(s, o);
+      found ||= r.redacted;
+      return r.text;
+    });
+    return found ? JSON.stringify(read) : text;
   } catch {
     return redactDetected(text, o).text;
   }

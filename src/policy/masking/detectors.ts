@@ -547,8 +547,10 @@ function outsideIbans(text: string, cards: DetectorMatch[]): DetectorMatch[] {
 
 /**
  * Runs the given detectors over a text and returns their matches sorted by position, without
- * overlap: where two matches overlap, the one that starts first (then the longer) wins, in the
- * order of `detectors`.
+ * overlap: where two matches overlap, the one that starts first (then the longer, then by the
+ * order of `detectors`) keeps the overlap, and the other keeps what lies past it (a card after an
+ * SSN-shaped prefix `555-12-4111 1111 …` is still masked past the prefix): together they cover
+ * every character any detector matched.
  */
 export function detect(text: string, detectors: readonly DetectorName[]): DetectorMatch[] {
   if (text.length < 6) return [];
@@ -559,6 +561,10 @@ export function detect(text: string, detectors: readonly DetectorName[]): Detect
   const rank = (d: DetectorName): number => detectors.indexOf(d);
   all.sort((a, b) => a.start - b.start || b.end - a.end || rank(a.detector) - rank(b.detector));
   const out: DetectorMatch[] = [];
-  for (const m of all) if (out.length === 0 || m.start >= out[out.length - 1]!.end) out.push(m);
+  for (const m of all) {
+    const last = out[out.length - 1];
+    if (!last || m.start >= last.end) out.push(m);
+    else if (m.end > last.end) out.push({ ...m, start: last.end });
+  }
   return out;
 }
