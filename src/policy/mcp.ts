@@ -282,7 +282,9 @@ function pathsHeld(args: unknown): string[] | undefined {
  * The ways a server may read resource URI `uri`: as written; as a URL parser reads it (the scheme
  * and host in lower case, `file://localhost/` as `file:///`, `.`, `..` and `%2e` segments
  * resolved); and with its path percent-decoded and its `..` and empty segments resolved (as
- * `fileURLToPath` and a path join read `file:///srv/%2e%2e//etc/passwd`).
+ * `fileURLToPath` and a path join read `file:///srv/%2e%2e//etc/passwd`), with its query and
+ * fragment, without them (as `fileURLToPath` reads `file:///etc/passwd?x`), and as part of the
+ * path (a server that cuts `file://` off and joins the rest: `file:///srv/x?/../../etc/passwd`).
  */
 function uriSpellings(uri: string): string[] {
   const spellings = new Set([uri]);
@@ -293,15 +295,25 @@ function uriSpellings(uri: string): string[] {
     return [...spellings];
   }
   spellings.add(url.href);
-  const rest = url.pathname.length + url.search.length + url.hash.length;
-  const head = url.href.slice(0, url.href.length - rest);
+  // The scheme and authority: what the href holds before its path (an empty `?` or `#` has no search or hash, but is written).
+  const bare = new URL(url.href);
+  bare.search = '';
+  bare.hash = '';
+  const head = bare.href.slice(0, bare.href.length - bare.pathname.length);
   let path: string;
   try {
     path = decodeURIComponent(url.pathname);
   } catch {
     return [...spellings];
   }
-  spellings.add(nfc(`${head}${path.startsWith('/') ? posix.normalize(path) : path}${url.search}${url.hash}`));
+  const resolved = (p: string): string => (p.startsWith('/') ? posix.normalize(p) : p);
+  spellings.add(nfc(`${head}${resolved(path)}${url.search}${url.hash}`));
+  spellings.add(nfc(`${head}${resolved(path)}`));
+  try {
+    spellings.add(nfc(`${head}${resolved(decodeURIComponent(`${url.pathname}${url.search}${url.hash}`))}`));
+  } catch {
+    // A query or fragment that is no percent-encoding: read as written above.
+  }
   return [...spellings];
 }
 

@@ -35,6 +35,11 @@ describe('resource URIs', () => {
       'file:////etc/passwd',
       'file:///srv/%2e%2e/etc/passwd',
       'file:///srv/..%2F..%2Fetc/passwd',
+      // The helper's: a query or fragment fileURLToPath drops.
+      'file:///etc/passwd?x',
+      'file:///etc/passwd#',
+      'file://localhost/etc/passwd?a=b',
+      'file:///e%74c/passwd#',
     ])
       expect(j.decide(resource(uri)).action, uri).toBe('deny');
     expect(j.decide(resource('file:///srv/shared/notes.txt')).action).toBe('allow');
@@ -44,7 +49,14 @@ describe('resource URIs', () => {
     const j = judge({ default: 'deny', rules: [{ name: 'shared', match: { resources: ['file:///srv/shared/*'] }, action: 'allow' }] });
     expect(j.decide(resource('file:///srv/shared/notes.txt')).action).toBe('allow');
     expect(j.decide(resource('file:///srv/shared/a%20b.txt')).action).toBe('allow');
-    for (const uri of ['file:///srv/shared/../../etc/passwd', 'file:///srv/shared/%2e%2e/%2e%2e/etc/passwd', 'file:///srv/shared/..%2f..%2fetc%2fpasswd'])
+    for (const uri of [
+      'file:///srv/shared/../../etc/passwd',
+      'file:///srv/shared/%2e%2e/%2e%2e/etc/passwd',
+      'file:///srv/shared/..%2f..%2fetc%2fpasswd',
+      // A server that cuts `file://` off and joins the rest reads /etc/passwd.
+      'file:///srv/shared/x?/../../../etc/passwd',
+      'file:///srv/shared/x#/../../../etc/passwd',
+    ])
       expect(j.decide(resource(uri)).action, uri).toBe('deny');
   });
 
