@@ -64,10 +64,27 @@ export async function verifyRecordings(io: CliIo, id: string | undefined, flags:
   await verifySession(io, id!, flags, report);
 }
 
-/** `hoop sessions verify <id>`: the gateway's recording, then the CLI's record of it and how the two agree. */
-async function verifySession(io: CliIo, id: string, flags: VerifyFlags, report: ReportCheck): Promise<void> {
+/** `hoop sessions verify <id>`: the gateway's recording, then the CLI's record of it and how the two agree; of run `runId`, its signed start must say so. */
+async function verifySession(io: CliIo, id: string, flags: VerifyFlags, report: ReportCheck, runId?: string): Promise<void> {
   await withVerifiedRecording(io, flags, id, async (dir, check, summary, api) => {
     if (!flags.json) report(check, `session ${summary.id}`, summary.recording === 'running');
+    if (runId !== undefined && check.manifest !== undefined) {
+      let started: unknown;
+      for await (const e of readEvents(dir, check.manifest)) {
+        if (e.t !== 'start') continue;
+        started = e.runId;
+        break;
+      }
+      if (started !== runId)
+        throw new HoopError(
+          ErrorCode.RECORDING_INVALID,
+          `session ${summary.id} is listed under run ${runId}, but its signed recording says ${typeof started === 'string' ? `run ${started}` : 'no run'}`,
+          {
+            hint: "the gateway's index was altered: the recording is what was signed",
+            exitCode: 1,
+          },
+        );
+    }
     await verifyClientRecord(io, flags, dir, check, summary, api);
     mustBeWhole(check, `session ${summary.id}`, flags, summary.recording === 'running');
   });
@@ -101,7 +118,8 @@ async function verifyRun(io: CliIo, runId: string, flags: VerifyFlags, report: R
       hint: "`hoop sessions ls --run ID` lists a run's sessions; the id is the HOOP_RUN_ID hoop run gave its command",
     });
   for (const id of named ?? []) if (!listed.includes(id)) failures.push(`the record of run ${runId} names session ${id}, which the gateway does not list`);
-  for (const id of listed) await attempt(() => verifySession(io, id, flags, report));
+  for (const id of listed) if (named !== undefined && !named.includes(id)) failures.push(`the gateway lists session ${id} under run ${runId}, which the run's record does not name`);
+  for (const id of listed) await attempt(() => verifySession(io, id, flags, report, runId));
   if (!flags.json) io.stdout.write(`run ${runId}: ${failures.length === 0 ? `verified: its record and ${listed.length} session(s)` : `${failures.length} problem(s)`}\n`);
   if (failures.length > 0) throw new HoopError(ErrorCode.RECORDING_INVALID, `run ${runId} does not verify: ${failures.join('; ')}`, { hint: 'each line above says what failed', exitCode: 1 });
 }

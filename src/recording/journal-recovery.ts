@@ -15,6 +15,7 @@ export interface RecoveredSession {
   meta: JournalSession;
   /** How many of its blocks a commit binds. */
   count: number;
+
   /** Those blocks, in order, read again from the journals one at a time. @throws JournalChanged when they changed since they were recovered */
   blocks(): Generator<Buffer>;
 }
@@ -62,19 +63,20 @@ function* readEntries(file: string): Generator<{ type: number; session: number; 
 }
 
 /**
- * The sessions that journals in `dir` hold and never cut, each up to its last head a commit signed
+ * The sessions that journals in `dir` hold and never cut (and, in `closed`, those a CLOSE entry says were cut, which is not signed:
+ * the caller cuts them again unless their recording verifies in full), each up to its last head a commit signed
  * by one of `keys` binds (a session no valid commit names has nothing that can be trusted, and
  * is left out, its id in `unbound`, for the caller to say so). Only where each block lies is kept: a session's blocks are read again as it is
  * cut. The journals (`found` of them) are removed by `done()`, once the caller has cut them.
  */
-export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; unbound: string[]; done: () => void; found: number } {
+export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; closed: RecoveredSession[]; unbound: string[]; done: () => void; found: number } {
   let names: string[];
   try {
     names = readdirSync(dir)
       .filter((f) => JOURNAL_FILE.test(f))
       .sort();
   } catch {
-    return { sessions: [], unbound: [], done: () => undefined, found: 0 };
+    return { sessions: [], closed: [], unbound: [], done: () => undefined, found: 0 };
   }
   const publics = keys.map((k) => (k.type === 'private' ? createPublicKey(k) : k));
   const groups = new Map<string, string[]>();
@@ -83,14 +85,17 @@ export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sess
     groups.set(thread, [...(groups.get(thread) ?? []), join(dir, n)]);
   }
   const sessions: RecoveredSession[] = [];
+  const closed: RecoveredSession[] = [];
   const unbound: string[] = [];
   for (const [thread, files] of groups) {
     const recovered = recoverThread(thread, files, publics);
     sessions.push(...recovered.sessions);
+    closed.push(...recovered.closed);
     unbound.push(...recovered.unbound);
   }
   return {
     sessions,
+    closed,
     unbound,
     found: names.length,
     done: () => {
@@ -100,7 +105,7 @@ export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sess
 }
 
 /** The sessions of one thread's journals, and the ids of those no commit binds (see {@link recoverJournals}). */
-function recoverThread(thread: string, files: string[], keys: readonly KeyObject[]): { sessions: RecoveredSession[]; unbound: string[] } {
+function recoverThread(thread: string, files: string[], keys: readonly KeyObject[]): { sessions: RecoveredSession[]; closed: RecoveredSession[]; unbound: string[] } {
   const found = new Map<number, Found>();
   for (const file of files) {
     for (const e of readEntries(file)) {
@@ -123,25 +128,25 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
       else if (e.type === COMMIT) applyCommit(thread, e.payload, found, keys);
     }
   }
-  const open = [...found.values()].map((s) => (s.committed < 0 && s.before ? { ...s, ...s.before } : s)).filter((s) => !s.closed);
-  const unbound = open.filter((s) => s.committed < 0).map((s) => s.meta.id);
-  const sessions = open
-    .filter((s) => s.committed >= 0)
-    .map((s) => {
-      const blocks = s.blocks.slice(0, s.committed);
-      return {
-        meta: s.meta,
-        count: blocks.length,
-        blocks: () =>
-          chainedBlocks(
-            s.meta,
-            blocks.map((at) => ({ name: at.file, read: () => readFileAt(at) })),
-            s.committedHead,
-            'recovered',
-          ),
-      };
-    });
-  return { sessions, unbound };
+  const all = [...found.values()].map((s) => (s.committed < 0 && s.before ? { ...s, ...s.before } : s));
+  const unbound = all.filter((s) => s.committed < 0 && !s.closed).map((s) => s.meta.id);
+  const cut = (s: Found): RecoveredSession => {
+    const blocks = s.blocks.slice(0, s.committed);
+    return {
+      meta: s.meta,
+      count: blocks.length,
+      blocks: () =>
+        chainedBlocks(
+          s.meta,
+          blocks.map((at) => ({ name: at.file, read: () => readFileAt(at) })),
+          s.committedHead,
+          'recovered',
+        ),
+    };
+  };
+  const bound = all.filter((s) => s.committed >= 0);
+  // A CLOSE is not signed: what it says is proved by the recording it names, which the caller checks.
+  return { sessions: bound.filter((s) => !s.closed).map(cut), closed: bound.filter((s) => s.closed).map(cut), unbound };
 }
 
 /** The bytes of one recovered block (undefined when its file ends first). */

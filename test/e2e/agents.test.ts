@@ -9,7 +9,7 @@
  *   agent's intent in the gateway's recording.
  */
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -201,6 +201,25 @@ describe('hoop run', () => {
       expect(broken.stdout).toContain(`run ${runId}: 1 problem(s)`);
     } finally {
       await writeFile(manifest, original);
+    }
+    // Another session put under the run by a line appended to the gateway's (unsigned) index: the run's record does not name it, and its signed start says no such run.
+    const index = join(stack.dir, 'hoop-data', 'sessions.jsonl');
+    const indexed = await readFile(index, 'utf8');
+    const stranger = indexed
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; runId?: string })
+      .find((l) => l.runId !== runId && !sessionIds.includes(l.id));
+    expect(stranger).toBeDefined();
+    await appendFile(index, `${JSON.stringify({ ...stranger, runId })}\n`);
+    try {
+      const grafted = await verify(runId);
+      expect(grafted.code).toBe(1);
+      expect(grafted.stderr).toContain(`the gateway lists session ${stranger!.id} under run ${runId}, which the run's record does not name`);
+      expect(grafted.stderr).toContain(`session ${stranger!.id} is listed under run ${runId}, but its signed recording says`);
+    } finally {
+      // The index is only appended to: its own line again puts the session back where it was.
+      await appendFile(index, `${JSON.stringify(stranger)}\n`);
     }
     expect((await verify('run-nobody-made-it-0000')).code).toBe(65);
   });

@@ -271,7 +271,7 @@ export class GatewayRecordings {
   async recoverUnindexed(): Promise<number> {
     await rm(join(this.dir, SNAPSHOT_DIR), { recursive: true, force: true });
     const journal = join(this.dir, JOURNAL_DIR);
-    const { sessions, unbound, done, found } = recoverJournals(journal, [this.key, ...this.#retired]);
+    const { sessions, closed, unbound, done, found } = recoverJournals(journal, [this.key, ...this.#retired]);
     this.journalsFound = found > 0;
     if (unbound.length > 0)
       this.#log.warn('recording.journal-unbound', {
@@ -280,11 +280,16 @@ export class GatewayRecordings {
           'the journal of the last run holds these sessions, and no commit signed by this gateway binds what it holds of them (written in the moment before a crash, or changed on disk): nothing of them can be cut as evidence',
       });
     let kept = true;
-    for (const s of sessions) {
+    for (const s of [...sessions, ...closed]) {
       // Cut where this gateway keeps recordings (whatever directory the journal names), unless one that verifies in full is there.
       if (!SESSION_ID.test(s.meta.id)) continue;
       const dir = join(this.dir, 'recordings', s.meta.id);
       if ((await verifyRecording(dir, [this.key, ...this.#retired], undefined, s.meta.id)).complete) continue;
+      if (closed.includes(s))
+        this.#log.warn('recording.close-unproven', {
+          session: s.meta.id,
+          message: 'the journal says this session was cut, but no recording of it verifies in full: it is cut again from what the journal holds (a CLOSE entry is not signed)',
+        });
       try {
         for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
         const archive = this.archive;
