@@ -103,13 +103,35 @@ export interface PgCatalogResolverOptions {
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 export function ancestorsJsonSql(oid: string): string {
-  // Operators qualified: the write guard runs it in the client's session, whose search_path could put its own `=` first.
-  const op = (o: string): string => `operator(pg_catalog.${o})`;
+  return `(with recursive ${inheritanceWalk('anc', 'inhrelid', 'inhparent', oid)} ${namesJson('anc')})`;
+}
+
+/**
+ * A scalar subquery: as {@link ancestorsJsonSql}, the tables a relation inherits from and those
+ * that inherit from it (its partitions, its children, at any depth): a column rule on either
+ * applies to its column (a rule naming a partition masks the column read through its parent,
+ * whose rows include the partition's).
+ */
+export function relativesJsonSql(oid: string): string {
+  return `(with recursive ${inheritanceWalk('anc', 'inhrelid', 'inhparent', oid)}, ${inheritanceWalk('des', 'inhparent', 'inhrelid', oid)} ${namesJson('(select oid from anc union select oid from des)')})`;
+}
+
+// Operators qualified: the write guard runs these in the client's session, whose search_path could put its own `=` first.
+const op = (o: string): string => `operator(pg_catalog.${o})`;
+
+/** A recursive CTE `name(oid, depth)` of the relations `pg_inherits` leads to from `oid`, `from` one column `to` the other, 32 deep at most. */
+function inheritanceWalk(name: string, from: string, to: string, oid: string): string {
   return (
-    `(with recursive anc(oid, depth) as (select i.inhparent, 1 from pg_catalog.pg_inherits i where i.inhrelid ${op('=')} ${oid} ` +
-    `union select i.inhparent, anc.depth ${op('+')} 1 from anc join pg_catalog.pg_inherits i on i.inhrelid ${op('=')} anc.oid where anc.depth ${op('<')} 32) ` +
-    'select pg_catalog.json_agg(pg_catalog.json_build_array(an.nspname, ac.relname))::pg_catalog.text from anc ' +
-    `join pg_catalog.pg_class ac on ac.oid ${op('=')} anc.oid join pg_catalog.pg_namespace an on an.oid ${op('=')} ac.relnamespace)`
+    `${name}(oid, depth) as (select i.${to}, 1 from pg_catalog.pg_inherits i where i.${from} ${op('=')} ${oid} ` +
+    `union select i.${to}, ${name}.depth ${op('+')} 1 from ${name} join pg_catalog.pg_inherits i on i.${from} ${op('=')} ${name}.oid where ${name}.depth ${op('<')} 32)`
+  );
+}
+
+/** The `[schema, name]` of each relation of `oids` (a relation of an `oid` column), as JSON text. */
+function namesJson(oids: string): string {
+  return (
+    `select pg_catalog.json_agg(pg_catalog.json_build_array(rn.nspname, rc.relname))::pg_catalog.text from ${oids} r ` +
+    `join pg_catalog.pg_class rc on rc.oid ${op('=')} r.oid join pg_catalog.pg_namespace rn on rn.oid ${op('=')} rc.relnamespace`
   );
 }
 
@@ -143,7 +165,7 @@ export function parseAncestors(json: unknown): Array<{ schema: string; table: st
 const COLUMNS_SQL =
   'select n.nspname as schema, c.relname as table, c.relkind as kind, a.attnum as attnum, a.attname as column, ' +
   "(select r.xmin::text from pg_catalog.pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN') as rule, " +
-  `${ancestorsJsonSql('c.oid')} as ancestors, ${generatedFromSql('c.oid', 'a.attnum', 'a.attgenerated')}::text as generated_from ` +
+  `${relativesJsonSql('c.oid')} as ancestors, ${generatedFromSql('c.oid', 'a.attnum', 'a.attgenerated')}::text as generated_from ` +
   'from pg_catalog.pg_attribute a ' +
   'join pg_catalog.pg_class c on c.oid = a.attrelid ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
@@ -169,7 +191,7 @@ const VIEW_READS_SQL =
   "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
   "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32) " +
   "select distinct n.nspname as schema, c.relname as table, coalesce(a.attname, '*') as column, " +
-  `${ancestorsJsonSql('reads.relid')} as ancestors ` +
+  `${relativesJsonSql('reads.relid')} as ancestors ` +
   'from reads join pg_catalog.pg_class c on c.oid = reads.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0';
 

@@ -52,7 +52,8 @@ export interface ColumnOrigin {
   column: string;
   /**
    * The tables the column's table inherits it from (a partition's partitioned tables, an
-   * inheritance child's parents; the column has the same name there), whose rules apply to it too.
+   * inheritance child's parents; the column has the same name there), and those that inherit it
+   * from the table (its partitions and children, whose rows it reads), whose rules apply to it too.
    * @see https://www.postgresql.org/docs/current/ddl-partitioning.html
    * @see https://www.postgresql.org/docs/current/ddl-inherit.html
    */

@@ -44,6 +44,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { ancestorsJsonSql, parseAncestors } from '../../policy/masking/catalog.js';
+import { analyzeSql } from '../../policy/sql/analyze.js';
 import type { ChangedTable, WriteGuard } from '../../policy/write-limit.js';
 import type { AskOutcome, Ask } from './answers.js';
 import { decodeFrontend, describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
@@ -123,6 +124,17 @@ const provesCount = (name: string): string => `SELECT pg_catalog.count(*), pg_ca
 
 /** A client text that may close the session's prepared statements (DEALLOCATE, DISCARD ALL), or one too long to tell: the count is prepared again before its next use. */
 const MAY_CLOSE = /dealloc|discard/i;
+
+/** A text that may begin or end a transaction block (confirmed by its analysis). */
+const MAY_BEGIN_OR_END = /^\s*(?:begin|start|commit|end|rollback|abort|prepare)\b/i;
+
+/** Whether a Parse's text begins a transaction block (BEGIN, START TRANSACTION) or ends one (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
+function blockStatement(sql: string): 'begin' | 'end' | undefined {
+  if (!MAY_BEGIN_OR_END.test(sql)) return undefined;
+  const a = analyzeSql(sql);
+  const t = a.ok && a.statements.length === 1 ? a.statements[0]!.transaction : undefined;
+  return t === 'begin' || t === 'start' ? 'begin' : t === 'commit' || t === 'rollback' || t === 'prepare' ? 'end' : undefined;
+}
 
 /** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
 type Role = 'pre' | 'client' | 'settle' | 'mid' | 'post' | 'final' | 'quiet' | 'rebind';
@@ -244,6 +256,9 @@ export class WriteGuardStage implements Stage {
   #moves = false;
   /** A write checked by its changed tables ran in a client's transaction block (or may have): its COMMIT fires their deferred triggers under a count. */
   #blockChecked = false;
+  /** Prepared statements and portals, by name, whose text begins or ends a transaction block; whether an Execute of the batch not yet synced began one (its status still says 'I'). */
+  readonly #blockTexts = { statements: new Map<string, 'begin' | 'end'>(), portals: new Map<string, 'begin' | 'end'>() };
+  #batchOpened = false;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
     return (this.#bindsMade ??= new Map());
@@ -275,12 +290,35 @@ export class WriteGuardStage implements Stage {
   frontend(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined {
     const guarded = ctx.passed?.guard;
     if (this.#countKept && (m.kind === 'query' || m.kind === 'parse') && (m.long || MAY_CLOSE.test(m.sql))) this.#countKept = false;
+    const opened = this.#openedBy(m);
     if (m.kind === 'bind') {
       this.#bound(m.portal, m.msg?.raw, guarded?.guard);
       return undefined;
     }
     if (!guarded || (m.kind !== 'query' && m.kind !== 'execute')) return undefined;
-    return this.#run(m, guarded.guard, guarded.sql, ctx, ctx.passed?.answered);
+    return this.#run(m, guarded.guard, guarded.sql, ctx, ctx.passed?.answered, opened);
+  }
+
+  /**
+   * Follows BEGIN and COMMIT run by Execute within a batch (pgjdbc sends BEGIN before a block's first
+   * statement, in its batch): whether `m` runs in a block the batch opened, which the status does not show yet.
+   */
+  #openedBy(m: FrontendMessage): boolean {
+    const { statements, portals } = this.#blockTexts;
+    const opened = this.#batchOpened;
+    if (m.kind === 'parse') {
+      const t = m.long ? undefined : blockStatement(m.sql);
+      if (t) statements.set(m.name, t);
+      else statements.delete(m.name);
+    } else if (m.kind === 'bind') {
+      const t = statements.get(m.statement);
+      if (t) portals.set(m.portal, t);
+      else portals.delete(m.portal);
+    } else if (m.kind === 'execute') {
+      const t = portals.get(m.portal);
+      if (t) this.#batchOpened = t === 'begin';
+    } else if (m.kind === 'sync' || m.kind === 'query') this.#batchOpened = false;
+    return opened;
   }
 
   /**
@@ -304,9 +342,9 @@ export class WriteGuardStage implements Stage {
   }
 
   /** Runs a Query or Execute the gate passed under a row limit (`sql`: its text, for a reviewer); a Promise until what the client sent after it may follow. */
-  #run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
+  #run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void, opened = false): Decision | Promise<Decision> {
     const start = (): Decision | Promise<Decision> =>
-      guard.settles ? this.#settles(m, guard, sql, io, done) : m.kind === 'execute' ? this.#execute(m, guard, sql, io, done) : this.#query(m, guard, sql, io, done);
+      guard.settles ? this.#settles(m, guard, sql, io, done, opened) : m.kind === 'execute' ? this.#execute(m, guard, sql, io, done, opened) : this.#query(m, guard, sql, io, done);
     // The transaction status is known once the server has answered everything before.
     const needStatus = m.kind === 'query' || guard.overLimit === 'review' || guard.settles === true;
     if (needStatus && this.#state.pendingReady > 0) {
@@ -349,7 +387,7 @@ export class WriteGuardStage implements Stage {
     return run.released;
   }
 
-  #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
+  #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void, opened = false): Decision | Promise<Decision> {
     const bind = this.#binds.get(m.portal);
     // A review runs the write again: its Bind must be at hand, and it must be the batch's first Execute (what ran before it would be undone with it).
     const review = this.#reviews(guard) && bind !== undefined && !this.#state.batchExecuted;
@@ -369,8 +407,8 @@ export class WriteGuardStage implements Stage {
       // Skipped: an earlier message of the batch failed, and the server drops everything to the Sync.
       if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
     });
-    // In the batch's own transaction, deferred constraint triggers fire now, not at its Sync after the count.
-    if (guard.changed && status === 'I') this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' });
+    // In the batch's own transaction, deferred constraint triggers fire now, not at its Sync after the count (in a block a BEGIN of the batch opened, at its COMMIT).
+    if (guard.changed && status === 'I' && !opened) this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' });
     if (run.counts) this.#count(io, run, 'post', false);
     io.send(frontend(flush()));
     io.flush();
@@ -386,8 +424,8 @@ export class WriteGuardStage implements Stage {
    * wrote would leave events for the COMMIT (new events come only from writes, which it counts).
    * In an extended batch that an earlier message failed, the server skips it all: the COMMIT follows, skipped too.
    */
-  #settles(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
-    if (this.#state.transactionStatus !== 'T' || !this.#blockChecked) {
+  #settles(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void, opened = false): Decision | Promise<Decision> {
+    if ((this.#state.transactionStatus !== 'T' && !opened) || !this.#blockChecked) {
       io.send(m, undefined, done);
       return SENT;
     }

@@ -24,7 +24,7 @@
 import { realClock } from '../../../clock.js';
 import { utf8Encoding } from '../../../policy/sql/lexing.js';
 import type { Logger } from '../../../log.js';
-import { ancestorsJsonSql, generatedFromSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
+import { generatedFromSql, parseAncestors, PgCatalogResolver, relativesJsonSql } from '../../../policy/masking/catalog.js';
 import { ResultMasker } from './result-masker.js';
 import type { CopyOptions } from './copy-out.js';
 import { MaskingRefusal, type CodeCalls, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './judging.js';
@@ -84,7 +84,7 @@ const RELATIONS_BY_NAME_SQL =
   'select w.schema as wanted_schema, w.rel as wanted, c.oid::int8 as oid, n.nspname as schema, c.relname as table, c.relkind as kind, ' +
   `(select pg_catalog.json_agg(pg_catalog.json_build_array(a.attnum, a.attname, ${generatedFromSql('c.oid', 'a.attnum', 'a.attgenerated')}) order by a.attnum)::text from pg_catalog.pg_attribute a ` +
   'where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns, ' +
-  `${ancestorsJsonSql('c.oid')} as ancestors ` +
+  `${relativesJsonSql('c.oid')} as ancestors ` +
   'from unnest($1::text[], $2::text[]) as w(schema, rel) join pg_catalog.pg_class c on lower(c.relname) = lower(w.rel) ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   "where (w.schema = '' or lower(n.nspname) = lower(w.schema)) and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')";
