@@ -457,4 +457,24 @@ describe('rules on tables, through views', () => {
     f.destroy();
     expect(await db('select count(*) from vw_free where id = 300')).toMatch(/^\s*0\s*$/);
   });
+
+  it("keeps a block a BEGIN of the same batch opened (pgjdbc's) as the client's: deferred keys stay deferred, and its COMMIT settles the triggers", async () => {
+    const f = await RawFrontend.signedIn(c.info as never);
+    const ext = (sql: string): Buffer => Buffer.concat([parseNamed('', sql), bindPlain('', ''), execute('')]);
+    const batch = async (...texts: string[]): Promise<string> => {
+      const from = f.raw.length;
+      f.write(Buffer.concat([...texts.map(ext), sync()]));
+      return (await f.messagesSince(from, 1, 30_000)).map((m) => (m.type === 0x45 ? 'E' : m.type === 0x5a ? `Z${String.fromCharCode(m.body[0]!)}` : '')).join('');
+    };
+    // The child before its parent: its deferred key holds at the COMMIT (the helper saw 23503 at the child's insert).
+    expect(await batch('BEGIN', 'INSERT INTO vw_fk_child VALUES (70)', 'INSERT INTO vw_fk_parent VALUES (70)', 'COMMIT')).toBe('ZI');
+    expect(await db('select count(*) from vw_fk_child where id = 70')).toMatch(/^\s*1\s*$/);
+    // A deferred trigger that deletes kept rows, its COMMIT in the same batch: refused, nothing kept is gone.
+    const kept = await count('vw_guarded');
+    expect(await batch('BEGIN', 'INSERT INTO vw_def VALUES (71)', 'COMMIT')).toMatch(/E/);
+    await f.simple('ROLLBACK');
+    expect(await count('vw_guarded')).toBe(kept);
+    expect(await db('select count(*) from vw_def where id = 71')).toMatch(/^\s*0\s*$/);
+    f.destroy();
+  });
 });
