@@ -56,11 +56,13 @@ import { argumentsGlob, glob, globMayMatch } from '../glob.js';
 import { LinearRegex } from '../linear-regex.js';
 
 /**
- * Characters of what a line runs times the rules it is matched against, at most (a 32 KiB line's one command
+ * Characters of what a line runs times the rules' weights it is matched against, at most (a 32 KiB line's one command
  * against 40 rules): matching is linear, but runs on the event loop (a 30 KB line that runs ten commands
  * took 0.8 s against 21 rules, the seventeenth attack).
  */
 const MATCH_BUDGET = 1_500_000;
+/** Program steps of a pattern that weigh as one rule: a pattern's matching costs up to its program's length per character (`[a-z]{1,1000}` is thousands). */
+const STEPS_PER_WEIGHT = 32;
 /** What the judge answers for a shell, a command or an sftp session. */
 export interface SshVerdict {
   action: Action;
@@ -149,6 +151,13 @@ export class SshJudge {
         ...(rule.match.commands && rule.action === 'allow' ? { arguments: rule.match.commands.map((g) => argumentsGlob(g)) } : {}),
         ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new LinearRegex(p)) } : {}),
         wholeLine: rule.match.shellSyntax === 'allow',
+      }))
+      .map((c) => ({
+        ...c,
+        weight: Math.max(
+          1,
+          (c.patterns ?? []).reduce((n, r) => n + Math.ceil(r.size / STEPS_PER_WEIGHT), 0),
+        ),
       }));
     this.#default = ssh.default;
     this.sftp = mode === 'read-only' && ssh.sftp === 'allow' ? 'read-only' : ssh.sftp;
@@ -213,17 +222,19 @@ export class SshJudge {
     // Any run of whitespace (tabs, newlines) matches a space: `./deploy.sh<TAB>v2` is `./deploy.sh v2`.
     const line = request.command.replace(/\s+/g, ' ').trim();
     const parsed = shellLineOf(request.command, loginShell);
-    // Matching runs on the event loop, in time linear in what the line runs times the rules: past a budget the line is uncertain.
-    const work = parsed.certain ? parsed.commands.reduce((n, c) => n + c.text.length + (c.source === c.text ? 0 : c.source.length), 0) * rules.length : 0;
-    const why = parsed.certain ? (work > MATCH_BUDGET ? `what it runs is more than the gateway matches against its ${rules.length} rules in time` : undefined) : parsed.why;
+    // Matching runs on the event loop, in time linear in what the line runs (and the line as sent) times the rules' weights: past a budget the line is uncertain.
+    const weight = rules.reduce((n, c) => n + c.weight, 0);
+    const chars = parsed.certain ? parsed.commands.reduce((n, c) => n + c.text.length + (c.source === c.text ? 0 : c.source.length), 0) : 0;
+    const tooMuch = Math.max(chars, line.length) * weight > MATCH_BUDGET;
+    const why = tooMuch ? `what it runs is more than the gateway matches against its ${rules.length} rules in time` : parsed.certain ? undefined : parsed.why;
     const verdicts: SshVerdict[] = [];
-    // Rules read the line as sent too: a `shellSyntax: allow` rule only so, a deny or review pattern also so.
-    const wholeLine = rules.filter((c) => (c.wholeLine || (c.rule.action !== 'allow' && c.patterns)) && matchesText(c, line));
+    // Rules read the line as sent too: a `shellSyntax: allow` rule only so, a deny or review pattern also so (past the budget, not read: the line is uncertain).
+    const wholeLine = tooMuch ? [] : rules.filter((c) => (c.wholeLine || (c.rule.action !== 'allow' && c.patterns)) && matchesText(c, line));
     const asSent = wholeLine.filter((c) => c.rule.action !== 'allow' || why === undefined).map((c) => this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command`));
     if (!parsed.certain || why !== undefined) {
       verdicts.push(...asSent);
       for (const c of rules)
-        if (c.rule.action !== 'allow' && !c.wholeLine && (c.commands || c.patterns))
+        if (c.rule.action !== 'allow' && (!c.wholeLine || tooMuch) && (c.commands || c.patterns))
           verdicts.push(this.#verdict(c.rule, `the gateway cannot parse this command line (${why}), so ssh rule "${c.rule.name}" may match it`));
       verdicts.push(this.#byDefault(`no allow rule matches a command line the gateway cannot parse as a shell would (${why})`));
       return mostRestrictive(verdicts) as SshVerdict;
@@ -299,6 +310,8 @@ interface CompiledRule {
   patterns?: LinearRegex[];
   /** `shellSyntax: allow`: the rule reads the whole line as sent. */
   wholeLine: boolean;
+  /** What matching a character against it costs, in rules of ordinary patterns (see {@link STEPS_PER_WEIGHT}). */
+  weight: number;
 }
 
 /** Whether a rule's globs and patterns (those it has) match `text`. */

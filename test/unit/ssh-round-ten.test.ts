@@ -321,3 +321,16 @@ it('matches no more of a line than its budget on the event loop: a 30 KB line th
   // One command of the same length is matched: the budget is what the line runs times the rules.
   expect(judge.decide({ kind: 'exec', command: `ls ${'aaaaaaaaaaaaaaa '.repeat(1_900)}` }, 'bash').action).toBe('allow');
 });
+
+it("weighs a pattern by its program: bounded repeats of a thousand make a 32 KiB line uncertain, not 2 s of the event loop (the helper's attack)", async () => {
+  const judge = await sshJudgeIn(
+    mkdtempSync(join(base, `d${n++}-`)),
+    `  default: allow\n  rules:\n    - { name: heavy, match: { patterns: ['[a-z]{1,1000}[0-9]{1,1000}x'] }, action: deny }\n`,
+    'read-write',
+  );
+  // Refused before any matching: the budget is said (the line uncertain, the deny counts as matching).
+  const verdict = judge.decide({ kind: 'exec', command: `echo ${'a'.repeat(32 * 1024)}` }, 'bash');
+  expect(verdict).toMatchObject({ action: 'deny', reason: expect.stringContaining('more than the gateway matches against its 1 rules in time') });
+  // An ordinary line is matched.
+  expect(judge.decide({ kind: 'exec', command: 'echo hello' }, 'bash').action).toBe('allow');
+});
