@@ -37,10 +37,11 @@ export interface ReviewInboxProps {
 /** Lines around the detail pane besides the list: the gap, the review's header and message, the cut mark, a reason typed, the status (two). */
 const CHROME_LINES = 7;
 
-/** The first line shown of each review's detail, and how many of its lines have been on screen (counted from the top). */
+/** The first line shown of each review's detail, and how many of its lines have been on screen (counted from the top), at the width they were wrapped to (another width: none seen). */
 interface Viewed {
   top: number;
   seen: number;
+  width: number;
 }
 
 /**
@@ -113,21 +114,27 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = Number.
   }, [selectedId, current]);
   const rows = reviews === undefined ? ['loading…'] : list.length === 0 ? ['no reviews wait for you'] : columns(reviewRows(list));
   // Indented by 4: wrapped to what is left of the width.
-  const detail = current ? wrapLines(terminalSafe(reviewBody(current).join('\n')), (width ?? stdout.columns ?? 80) - 4) : [];
+  const wrap = (width ?? stdout.columns ?? 80) - 4;
+  const detail = current ? wrapLines(terminalSafe(reviewBody(current).join('\n')), wrap) : [];
   const pane = Math.max(3, Math.min(sqlLines, (height ?? stdout.rows ?? 24) - rows.length - CHROME_LINES));
-  const view = current ? (viewed.current.get(current.id) ?? { top: 0, seen: 0 }) : { top: 0, seen: 0 };
+  /** What was seen of review `id` at this width (the terminal resized: its lines are other lines, none seen yet). */
+  const viewOf = (id: string): Viewed => {
+    const kept = viewed.current.get(id);
+    return kept?.width === wrap ? kept : { top: 0, seen: 0, width: wrap };
+  };
+  const view = current ? viewOf(current.id) : { top: 0, seen: 0, width: wrap };
   const top = Math.min(view.top, Math.max(0, detail.length - pane));
   const bottom = Math.min(detail.length, top + pane);
   useEffect(() => {
-    if (current && bottom > view.seen) viewed.current.set(current.id, { top, seen: bottom });
+    if (current && bottom > view.seen) viewed.current.set(current.id, { top, seen: bottom, width: wrap });
   });
   /** Pages the selected review's pane on (back to its top after its last page). */
   const pageOn = (id: string): void => {
-    viewed.current.set(id, { top: bottom >= detail.length ? 0 : Math.min(top + pane, detail.length - pane), seen: viewed.current.get(id)?.seen ?? 0 });
+    viewed.current.set(id, { top: bottom >= detail.length ? 0 : Math.min(top + pane, detail.length - pane), seen: viewOf(id).seen, width: wrap });
     redraw((n) => n + 1);
   };
   /** How many lines of the selected review have never been on screen. */
-  const unseen = (id: string): number => detail.length - (viewed.current.get(id)?.seen ?? 0);
+  const unseen = (id: string): number => detail.length - viewOf(id).seen;
 
   const act = (decision: 'approve' | 'deny', why?: string): void => {
     if (!current) return;

@@ -205,6 +205,34 @@ describe('review inbox', () => {
     ui.unmount();
   });
 
+  it("counts what was seen again when the terminal's width changes (its lines are other lines: the helper's attack approved words never shown)", async () => {
+    const sql = `select ${Array.from({ length: 150 }, (_, i) => `w${String(i + 1).padStart(3, '0')}`).join(' ')} or_true__`;
+    const decided: string[] = [];
+    const props = {
+      load: async () => [review('rv-0000000000000005', sql)],
+      decide: async (id: string) => {
+        decided.push(id);
+        return { ...review(id, sql), state: 'approved' as const };
+      },
+      refreshMs: 60_000,
+      sqlLines: 3,
+    };
+    const ui = render(createElement(ReviewInbox, { ...props, width: 20 }));
+    await until(ui.lastFrame, '… cut: lines 1–3 of');
+    for (let i = 0; i < 2; i++) {
+      await settle();
+      ui.stdin.write('v');
+    }
+    await until(ui.lastFrame, '… cut: lines 7–9 of');
+    ui.rerender(createElement(ReviewInbox, { ...props, width: 100 }));
+    await until(ui.lastFrame, '… cut: lines 1–3 of');
+    await settle();
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'line(s) of rv-0000000000000005 not yet on screen');
+    expect(decided).toEqual([]);
+    ui.unmount();
+  });
+
   it('wraps by terminal columns: a line of wide characters is no tail off screen, and all of it shows (before: 79 code points fit a width of 100, drop table was cut unmarked)', async () => {
     const sql = `select '${'全'.repeat(45)}'; drop table accounts; --`;
     const decided: string[] = [];
