@@ -1,7 +1,8 @@
 /**
  * A journal's CLOSE entry is not signed: one appended to the journal of a session that crashed
  * uncut (the helper's attack) must not make its evidence vanish. Recovery cuts it from what the
- * journal's signed commits bind, and says that the CLOSE was not borne out.
+ * journal's signed commits bind, and says that the CLOSE was not borne out. Nor may the unsigned
+ * index waive verify's check of an ended recording by calling it running.
  */
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +39,10 @@ it('cuts a session whose journal holds a CLOSE no recording bears out, and says 
     await recordings.recoverUnindexed();
     expect((await recordings.sessions()).map((s) => [s.id, s.recording])).toEqual([[id, 'truncated']]);
     expect(lines.some((l) => l.includes('recording.close-unproven') && l.includes(id))).toBe(true);
+    // An index line edited (appended) to say it runs is read as ended, cut short: no live session is in the index.
+    const [summary] = await recordings.sessions();
+    appendFileSync(join(data, 'sessions.jsonl'), `${JSON.stringify({ ...summary, recording: 'running' })}\n`);
+    expect((await recordings.sessions()).map((s) => [s.id, s.recording])).toEqual([[id, 'truncated']]);
   } finally {
     await recordings.stop();
   }

@@ -46,6 +46,12 @@ interface LiveRecording {
   taken?: Promise<void>;
 }
 const INDEX_FILE = 'sessions.jsonl';
+/**
+ * A line of the index, an ended session's summary: one that says `running` (which only a live
+ * session is, and the index holds none) is read as `truncated`, so an edited line cannot waive the
+ * check `hoop sessions verify` makes of an ended recording.
+ */
+const endedSummarySchema = sessionSummarySchema.transform((s) => (s.recording === 'running' ? { ...s, recording: 'truncated' as const } : s));
 
 /** A published recording key (`GET /v1/keys`). */
 export type PublishedKey = RecordingKey;
@@ -409,7 +415,7 @@ export class FileSessionArchive implements SessionArchive {
   /** A line of the index that is not a session's summary (nor a deletion) is skipped, said in `log`. */
   constructor(dataDir: string, log: Logger) {
     this.dir = dataDir;
-    this.#index = new SessionIndexFile(join(dataDir, INDEX_FILE), sessionSummarySchema, log);
+    this.#index = new SessionIndexFile(join(dataDir, INDEX_FILE), endedSummarySchema, log);
   }
 
   started(): void {
