@@ -5,10 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
+import { untilListening } from './listen.js';
 import { freePort } from './postgres.js';
-import { eventually } from './wait.js';
 
 /** A running HAProxy: its port, its process (killed by the test), and what it said on stderr. */
 export interface Haproxy {
@@ -39,17 +38,6 @@ ${backend}`,
   let log = '';
   const child = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  await eventually(
-    () =>
-      new Promise<void>((resolve, reject) => {
-        if (child.exitCode !== null) return reject(new Error(`haproxy exited: ${log}`));
-        const s = connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve();
-        });
-        s.on('error', reject);
-      }),
-    { timeout: 60_000, interval: 100 },
-  );
+  await untilListening(port, child, 'haproxy', () => log);
   return { port, process: child, log: () => log };
 }

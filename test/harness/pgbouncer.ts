@@ -4,11 +4,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { untilListening } from './listen.js';
 import { freePort } from './postgres.js';
-import { eventually } from './wait.js';
 
 /** Where pgbouncer forwards, whom it admits, and how it pools. */
 export interface PgbouncerOptions {
@@ -76,18 +75,7 @@ export async function startPgbouncer(o: PgbouncerOptions): Promise<Pgbouncer> {
     child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   };
-  await eventually(
-    () =>
-      new Promise<void>((resolve, reject) => {
-        if (child.exitCode !== null) return reject(new Error(`pgbouncer exited: ${log}`));
-        const s = connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve();
-        });
-        s.on('error', reject);
-      }),
-    { timeout: 30_000, interval: 50 },
-  ).catch((e: Error) => {
+  await untilListening(port, child, 'pgbouncer', () => log, 30_000).catch((e: Error) => {
     stop();
     throw e;
   });
