@@ -45,6 +45,7 @@
  */
 import { posix } from 'node:path';
 import { globMatches, segmentGlob } from '../glob.js';
+import { JsonNumber, jsonText } from '../json-number.js';
 import { ruleApplies } from './rule-scope.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { ACTIONS, MCP_DEFAULTS, type Action, type McpArgumentMatch, type McpPolicy, type McpRule, type Policy, type ReviewSettings, type Who } from './schema.js';
@@ -348,7 +349,7 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const spelled = (glob: string, text: string): boolean => pathSpellings(text).some((t) => globMatches(glob, t) || (glob.includes('/') && underSomeDirectory(glob, t)) || namesTheDirectory(glob, t));
     return (text: string) => spelled(g, text) || spelled(folded, caseFolded(text));
   });
-  const textOf = (value: unknown): string => nfc(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'));
+  const textOf = (value: unknown): string => nfc(typeof value === 'string' ? value : jsonText(value));
   const one = (text: string): boolean => globs.some((g) => g(text));
   return (value) => {
     if (!Array.isArray(value)) return one(textOf(value));
@@ -385,9 +386,10 @@ function nfc(text: string): string {
   return text.normalize('NFC');
 }
 
-/** A value's JSON with its objects' keys sorted, so that equal values compare equal. */
+/** A value's JSON with its objects' keys sorted, so that equal values compare equal (a long number as the double the policy's own reads as). */
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v instanceof JsonNumber) return JSON.stringify(v.valueOf());
   if (typeof v === 'object' && v !== null) {
     return `{${Object.keys(v)
       .sort()

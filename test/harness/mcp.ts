@@ -11,6 +11,8 @@ import { eventually } from './wait.js';
 export interface RawMcp {
   channel: Awaited<ReturnType<typeof openTunnel>>['channel'];
   received: Array<Record<string, unknown>>;
+  /** Each line received, as sent. */
+  lines: string[];
   send(m: unknown): boolean;
   /** The answer to request `id`, once it came. */
   answer(id: unknown): Promise<Record<string, unknown>>;
@@ -24,11 +26,13 @@ export async function rawMcp(stack: HoopStack, name: string, o: { subject?: stri
   const token = await stack.token(o.subject ?? 'alice');
   const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: name, token, sessionId: o.sessionId ?? newSessionId(), clientVersion: 'test', ca: stack.pki.ca });
   const received: Array<Record<string, unknown>> = [];
+  const lines: string[] = [];
   let buffer = '';
   let ended = false;
   channel.on('data', (b: Buffer) => {
     buffer += b.toString('utf8');
     for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+      lines.push(buffer.slice(0, nl));
       received.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
       buffer = buffer.slice(nl + 1);
     }
@@ -50,5 +54,5 @@ export async function rawMcp(stack: HoopStack, name: string, o: { subject?: stri
   };
   await request(0, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
   send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-  return { channel, received, send, answer, request, ended: () => ended, close: () => channel.destroy() };
+  return { channel, received, lines, send, answer, request, ended: () => ended, close: () => channel.destroy() };
 }

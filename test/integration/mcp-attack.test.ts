@@ -189,6 +189,14 @@ describe('what the masking reads', () => {
     c.close();
   });
 
+  it('masks a 19-digit card sent as a JSON number, and gives back a 20-digit number as the server wrote it', async () => {
+    const c = await rawMcp();
+    await c.request(1, 'tools/call', { name: 'card-number', arguments: {} });
+    const line = c.lines.find((l) => l.includes('"order"'));
+    expect(line).toContain('"structuredContent":{"card":"***************1110","order":12345678901234567890}');
+    c.close();
+  });
+
   it("masks the server's log notifications", async () => {
     const c = await rawMcp();
     await c.request(1, 'tools/call', { name: 'log-card', arguments: {} });
@@ -229,9 +237,9 @@ describe('resource URIs past a deny rule', () => {
 });
 
 describe('a held call', () => {
-  it('reaches the server, once approved, as the reviewer saw it: no duplicate key, no number past double precision', async () => {
+  it('reaches the server, once approved, as the reviewer saw it: no duplicate key, a number past double precision as written', async () => {
     const c = await rawMcp();
-    // A reviewer saw "account": 9007199254740992 and one "note"; the server (one that reads integers exactly, or keeps the first of two keys) got 9007199254740993 and both.
+    // A reviewer once saw "account": 9007199254740992 and one "note"; the server (one that reads integers exactly, or keeps the first of two keys) got 9007199254740993 and both.
     c.send('{"jsonrpc":"2.0","id":"w1","method":"tools/call","params":{"name":"write","arguments":{"account":9007199254740993,"note":"pay the invoice","note":"refund"}}}\n');
     const review = await eventually(
       async () => {
@@ -246,10 +254,12 @@ describe('a held call', () => {
     expect(approve.code, approve.stderr).toBe(0);
     expect((await c.answer('w1')).result).toBeDefined();
     const seen = review.sql.replace(/^tools\/call /, '');
-    // The server sees the gateway's id for it, never the agent's.
+    expect(seen).toContain('"account": 9007199254740993');
+    // The server sees the gateway's id for it, never the agent's, and the call as the reviewer saw it.
     const sent = (await calls()).find((l) => l.includes('"name":"write"') && l.includes('9007199254740'));
-    expect(sent).toBe(JSON.stringify({ jsonrpc: '2.0', id: (JSON.parse(sent!) as { id: number }).id, method: 'tools/call', params: JSON.parse(seen) as unknown }));
-    expect(sent).not.toContain('9007199254740993');
+    const id = (JSON.parse(sent!) as { id: number }).id;
+    expect(sent).toBe(`{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"write","arguments":{"account":9007199254740993,"note":"refund"}}}`);
+    expect(seen.replace(/\s+/g, '')).toBe('{"name":"write","arguments":{"account":9007199254740993,"note":"refund"}}');
     c.close();
   });
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
 import { mapStrings, McpMasking, redactedLine } from '../../src/mcp/pipeline/masking.js';
+import { jsonText, parseJson } from '../../src/json-number.js';
 
 /** The digits of `text` as JSON reads them. */
 const cardDigitsOf = (text: string): string => JSON.stringify(JSON.parse(text)).replace(/\D/g, '');
@@ -355,6 +356,16 @@ describe('MaskingRules', () => {
       structuredContent: { card: '************1111', cards: ['************4444'], total: 42.5 },
       content: [{ type: 'text', text: '************1111' }],
     });
+  });
+
+  it('reads a number past a double as written: a 19-digit card sent as a number is masked, a 20-digit id comes back whole', () => {
+    const result = parseJson('{"structuredContent":{"card":4111111111111111110,"id":12345678901234567890}}');
+    expect(jsonText(mapStrings(result, (s) => rules.maskText(s).text))).toBe('{"structuredContent":{"card":"***************1110","id":12345678901234567890}}');
+    // What the recording keeps of an agent's line that sends one.
+    const line = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":{"card":4111111111111111110,"ref":12345678901234567890}}}';
+    const kept = redactedLine(line, rules, Buffer.from('k'));
+    expect(kept).not.toContain('4111111111111111110');
+    expect(kept).toContain('"ref":12345678901234567890');
   });
 
   it("reads what an MCP server asks the agent's model (a sampling's messages, an elicitation), as it reads a result", () => {

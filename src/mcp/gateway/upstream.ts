@@ -22,6 +22,7 @@ import type { McpConnection, McpValue } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { checkTrustedFile, checkTrustedPaths } from '../../config/trusted-paths.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
+import { parseJson } from '../../json-number.js';
 import { classify, LineReader, MAX_LINE_BYTES, type McpMessage, type NotAMessage } from '../wire/json-rpc.js';
 
 /** What the session hears from the server. */
@@ -222,7 +223,7 @@ function startProgram(command: readonly string[], own: Record<string, string>, s
 /** A line from a server, classified. */
 function classifyLine(text: string): McpMessage | NotAMessage {
   try {
-    return classify(JSON.parse(text));
+    return classify(parseJson(text));
   } catch {
     return { invalid: 'not JSON', code: -32700, id: null };
   }

@@ -3,6 +3,7 @@
  * completion returns, of the server's instructions, progress, log and requests, read by the masking
  * detectors; and an agent's line as the recording keeps it, what the detectors find in it as keyed hashes.
  */
+import { JsonNumber, jsonText, parseJson } from '../../json-number.js';
 import type { MaskingRules } from '../../policy/masking/rules.js';
 import { readableView } from '../../policy/masking/values.js';
 import { redactDetected } from '../../policy/sql/redact.js';
@@ -22,8 +23,8 @@ const MASKED_NOTIFICATIONS: Record<string, true> = { 'notifications/progress': t
  */
 export function mapStrings(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
-  if (typeof value === 'number') {
-    const text = JSON.stringify(value);
+  if (typeof value === 'number' || value instanceof JsonNumber) {
+    const text = jsonText(value);
     const out = f(text);
     return out === text ? value : out;
   }
@@ -46,12 +47,12 @@ export function redactedLine(text: string, rules: MaskingRules | undefined, key:
   if (!text.includes('\\') && !redactDetected(text, o).redacted) return text;
   try {
     let found = false;
-    const read = mapStrings(JSON.parse(text), (s) => {
+    const read = mapStrings(parseJson(text), (s) => {
       const r = redactDetected(s, o);
       found ||= r.redacted;
       return r.text;
     });
-    return found ? JSON.stringify(read) : text;
+    return found ? jsonText(read) : text;
   } catch {
     return redactDetected(text, o).text;
   }

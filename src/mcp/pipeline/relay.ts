@@ -28,10 +28,11 @@ import { realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import type { McpConnection } from '../../config/connection.js';
 import { describeError } from '../../errors.js';
+import { jsonText } from '../../json-number.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { McpAsk, McpVerdict } from '../../policy/mcp.js';
 import type { CloseReason, TunnelSession } from '../../session/engine.js';
-import { errorLine, type JsonRpcId, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
+import { errorLine, isId, type JsonRpcId, MAX_LINE_BYTES, type McpMessage, messageLine, type NotAMessage, parseMessage, RpcError } from '../wire/json-rpc.js';
 import { GatewayIds } from './ids.js';
 import { McpRequestJudge } from './judge.js';
 import { McpListings } from './listings.js';
@@ -205,7 +206,7 @@ export class McpRelay {
 
   /** An agent's request, judged under the gateway's id for it: forwarded, answered, refused or held. */
   #request(m: AgentRequest): void {
-    if (this.#inFlight.ofTheirs(m.id)) return this.#answerError(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`);
+    if (this.#inFlight.ofTheirs(m.id)) return this.#answerError(m.id, RpcError.invalidRequest, `hoop: request id ${jsonText(m.id)} is already in flight`);
     if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#answerError(m.id, RpcError.refused, `hoop: ${MAX_IN_FLIGHT} requests are in flight on this session; wait for their answers`);
     const ours = { ...m, id: this.#inFlight.next() };
     const line = messageLine(asRead(ours));
@@ -222,13 +223,13 @@ export class McpRelay {
   /** Holds a call a `review` rule matched until a reviewer decides; nothing reaches the server meanwhile. */
   #hold(m: AgentRequest, ours: number, text: string, ask: McpAsk, verdict: McpVerdict, flight: InFlight): void {
     const { reviews } = this.#session;
-    const shown = `${m.method} ${JSON.stringify(m.params ?? {}, null, 2)}`;
+    const shown = `${m.method} ${jsonText(m.params ?? {}, 2)}`;
     if (!reviews || !verdict.review) return this.#refuse(m.id, { ...verdict, action: 'deny', reason: `${verdict.reason}; it asks for a review, and nobody may review it here` });
     if (shown.length > MAX_REVIEW_TEXT)
       return this.#refuse(m.id, { ...verdict, action: 'deny', reason: `${verdict.reason}; it asks for a review, and its arguments are over ${MAX_REVIEW_TEXT} characters to show` });
     // What would run: the method and its parameters as sent (the id is the client's to choose again).
     const digest = createHash('sha256')
-      .update(`${m.method}\n${JSON.stringify(m.params ?? {})}`)
+      .update(`${m.method}\n${jsonText(m.params ?? {})}`)
       .digest('hex');
     const held = reviews.request({
       sql: shown,
@@ -266,7 +267,7 @@ export class McpRelay {
   #agentNotification(m: Extract<McpMessage, { kind: 'notification' }>, text: string): void {
     if (m.method === 'notifications/cancelled') {
       const requestId = m.params?.requestId;
-      if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+      if (!isId(requestId)) return;
       const sent = this.#inFlight.ofTheirs(requestId);
       if (!sent) return;
       this.#inFlight.delete(sent);
@@ -315,7 +316,7 @@ export class McpRelay {
         const code = Object.hasOwn(SERVER_METHODS, m.method) ? RpcError.refused : RpcError.methodNotFound;
         return this.#answerServer(errorLine(m.id, code, `hoop: the policy does not let this MCP server send ${m.method} to the agent (mcp.serverRequests)`));
       }
-      if (this.#serverAsks.ofTheirs(m.id)) return this.#answerServer(errorLine(m.id, RpcError.invalidRequest, `hoop: request id ${JSON.stringify(m.id)} is already in flight`));
+      if (this.#serverAsks.ofTheirs(m.id)) return this.#answerServer(errorLine(m.id, RpcError.invalidRequest, `hoop: request id ${jsonText(m.id)} is already in flight`));
       const ask = this.#serverAsks.add(this.#serverAsks.next(), m.id, undefined);
       // What it asks the agent's model (a sampling's messages, an elicitation's text) passes the stages, masking among them.
       return this.#toAgent({ ...m.raw, id: ask.ours }, undefined);
@@ -323,7 +324,7 @@ export class McpRelay {
     if (m.method === 'notifications/progress') return void (this.#progress.server.take() && this.#toAgent(m.raw, undefined));
     if (m.method === 'notifications/cancelled') {
       const id = m.params?.requestId;
-      const ask = typeof id === 'string' || typeof id === 'number' ? this.#serverAsks.ofTheirs(id) : undefined;
+      const ask = isId(id) ? this.#serverAsks.ofTheirs(id) : undefined;
       if (!ask) return;
       this.#serverAsks.delete(ask);
       return this.#send(cancelled(m.params, ask.ours));

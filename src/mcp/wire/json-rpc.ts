@@ -9,6 +9,7 @@
  * @see https://www.jsonrpc.org/specification
  */
 import { StringDecoder } from 'node:string_decoder';
+import { JsonNumber, jsonText, parseJson } from '../../json-number.js';
 
 /** The longest line (one message) either side may send: 4 MiB, as hoop's other protocols bound a message. */
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
@@ -20,8 +21,8 @@ export const MAX_LINE_BYTES = 4 * 1024 * 1024;
  */
 export const MAX_DEPTH = 256;
 
-/** A JSON-RPC id: a string or a number (null only in an error answering what had none). */
-export type JsonRpcId = string | number;
+/** A JSON-RPC id: a string or a number (one past a double's precision kept as written; null only in an error answering what had none). */
+export type JsonRpcId = string | number | JsonNumber;
 
 /** One MCP message, classified. */
 export type McpMessage =
@@ -50,14 +51,15 @@ export const RpcError = {
   cancelled: -32800,
 } as const;
 
-const isId = (v: unknown): v is JsonRpcId => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+/** Whether `v` may be a request's id. */
+export const isId = (v: unknown): v is JsonRpcId => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || v instanceof JsonNumber;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Classifies one line's text; never throws. */
+/** Classifies one line's text (its numbers as written: ../../json-number.ts); never throws. */
 export function parseMessage(text: string): McpMessage | NotAMessage {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch {
     return { invalid: 'not JSON', code: RpcError.parse, id: null };
   }
@@ -97,17 +99,17 @@ export function nestedPast(value: unknown, max: number): boolean {
 
 /** An error answer to request `id`, as one line. */
 export function errorLine(id: JsonRpcId | null, code: number, message: string, data?: unknown): string {
-  return `${JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, ...(data !== undefined ? { data } : {}) } })}\n`;
+  return `${jsonText({ jsonrpc: '2.0', id, error: { code, message, ...(data !== undefined ? { data } : {}) } })}\n`;
 }
 
-/** A message as one line. */
+/** A message as one line, its numbers as they were read. */
 export function messageLine(message: Record<string, unknown>): string {
-  return `${JSON.stringify(message)}\n`;
+  return `${jsonText(message)}\n`;
 }
 
 /** The key an id is tracked by: a number and the string of its digits are different ids. */
 export function idKey(id: JsonRpcId): string {
-  return typeof id === 'number' ? `n${id}` : `s${id}`;
+  return typeof id === 'string' ? `s${id}` : `n${typeof id === 'number' ? id : id.text}`;
 }
 
 /**

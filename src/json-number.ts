@@ -1,0 +1,109 @@
+/**
+ * JSON read and written without losing a number: a number token a double would not keep as
+ * written (more than 15 significant digits, or past a double's range: a 19-digit card number, a
+ * 64-bit id) is read as a {@link JsonNumber} that keeps its text, and written back as that text.
+ * Every other value is what `JSON.parse` reads; a text without such a token costs one
+ * `JSON.parse` and a scan by one fixed regular expression.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc8259#section-6
+ */
+import { randomBytes } from 'node:crypto';
+
+/** JSON's number grammar, whole. */
+const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?$/;
+/** Whether a text may hold a number a double would not keep: 16 digits in a row (a dot among them), or a 3-digit exponent. */
+const MAY_LOSE = /\d(?:\.?\d){15}|[eE][-+]?\d{3}/;
+/**
+ * A JSON string, or a number token that {@link MAY_LOSE} could mean (16 digits or dots, or a
+ * 3-digit exponent, at its start): left to right, a string is passed over whole, so no digit inside
+ * one is read as a number. Linear: each alternative's loops read disjoint characters.
+ */
+const STRING_OR_LONG_NUMBER = /"[^"\\]*(?:\\[^][^"\\]*)*"|-?(?=[\d.]{16}|[\d.]*[eE][-+]?\d{3})(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/g;
+
+/** A JSON number kept as written; `Number` of it is what `JSON.parse` would have read. */
+export class JsonNumber {
+  readonly #text: string;
+
+  constructor(text: string) {
+    if (!NUMBER.test(text)) throw new TypeError(`not a JSON number: ${text.slice(0, 40)}`);
+    this.#text = text;
+  }
+
+  /** The number as written. */
+  get text(): string {
+    return this.#text;
+  }
+
+  valueOf(): number {
+    return Number(this.#text);
+  }
+
+  toString(): string {
+    return this.#text;
+  }
+
+  /** In {@link jsonText}, its text; in a bare `JSON.stringify`, the double `JSON.parse` would have read. */
+  toJSON(): number | string {
+    if (!writing) return Number(this.#text);
+    writing.nonce ??= randomBytes(12).toString('hex');
+    return `\u0000${writing.nonce}${this.#text}`;
+  }
+}
+
+/** Whether number token `t` loses anything as a double: more than 15 significant digits, or out of range. */
+function loses(t: string): boolean {
+  const mantissa = t.replace(/^-/, '').replace(/[eE].*$/, '');
+  const digits = mantissa.replace('.', '').replace(/^0+/, '');
+  if (digits.length > 15) return true;
+  const n = Number(t);
+  return !Number.isFinite(n) || (n === 0 && digits !== '');
+}
+
+/** `text` as JSON, each number a double would not keep as a {@link JsonNumber}; throws as `JSON.parse` does. */
+export function parseJson(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  if (!MAY_LOSE.test(text)) return value;
+  const mark = `\u0000${randomBytes(12).toString('hex')}`;
+  let kept = 0;
+  const marked = text.replace(STRING_OR_LONG_NUMBER, (t) => {
+    if (t.charCodeAt(0) === 0x22 || !loses(t)) return t;
+    kept++;
+    return `"\\u0000${mark.slice(1)}${t}"`;
+  });
+  return kept === 0 ? value : unmarked(JSON.parse(marked), mark);
+}
+
+/** `value` (fresh from `JSON.parse`) with each string that starts with `mark` a {@link JsonNumber} of the rest; walked without recursion. */
+function unmarked(value: unknown, mark: string): unknown {
+  const read = (v: unknown): unknown => (typeof v === 'string' && v.startsWith(mark) ? new JsonNumber(v.slice(mark.length)) : v);
+  const stack: object[] = typeof value === 'object' && value !== null ? [value] : [];
+  for (let o = stack.pop(); o !== undefined; o = stack.pop()) {
+    const entries = o as Record<string, unknown>;
+    for (const k of Object.keys(entries)) {
+      const v = entries[k];
+      if (typeof v === 'object' && v !== null) stack.push(v);
+      else entries[k] = read(v);
+    }
+  }
+  return read(value);
+}
+
+/** The write {@link jsonText} is in: the nonce its numbers are marked by, once one is met. */
+let writing: { nonce?: string } | undefined;
+
+/** `value` as JSON (`JSON.stringify`'s, `space` as its), each {@link JsonNumber} as written. */
+export function jsonText(value: unknown, space?: number): string {
+  const outer = writing;
+  const mine: { nonce?: string } = {};
+  writing = mine;
+  let out: string;
+  try {
+    out = JSON.stringify(value, undefined, space) ?? 'null';
+  } finally {
+    writing = outer;
+  }
+  if (mine.nonce === undefined) return out;
+  // Each marked number was written as a string `"\u0000<nonce><number>"`: its quotes and mark go. The nonce is new to this write, so no other string holds it.
+  const parts = out.split(`"\\u0000${mine.nonce}`);
+  return parts.map((p, i) => (i === 0 ? p : p.replace('"', ''))).join('');
+}
