@@ -18,7 +18,7 @@ const MAY_LOSE = /\d(?:\.?\d){15}|[eE][-+]?\d{3}/;
  * 3-digit exponent, at its start): left to right, a string is passed over whole, so no digit inside
  * one is read as a number. Linear: each alternative's loops read disjoint characters.
  */
-const STRING_OR_LONG_NUMBER = /"[^"\\]*(?:\\[^][^"\\]*)*"|-?(?=[\d.]{16}|[\d.]*[eE][-+]?\d{3})(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/g;
+const STRING_OR_LONG_NUMBER = /"[^"\\]*(?:\\[\s\S][^"\\]*)*"|-?(?=[\d.]{16}|[\d.]*[eE][-+]?\d{3})(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/g;
 
 /** A JSON number kept as written; `Number` of it is what `JSON.parse` would have read. */
 export class JsonNumber {
