@@ -45,7 +45,7 @@ export class JsonNumber {
   /** In {@link jsonText}, its text; in a bare `JSON.stringify`, the double `JSON.parse` would have read. */
   toJSON(): number | string {
     if (!writing) return Number(this.#text);
-    writing.nonce ??= randomBytes(12).toString('hex');
+    writing.nonce ??= newMark();
     return `\u0000${writing.nonce}${this.#text}`;
   }
 }
@@ -59,23 +59,30 @@ function loses(t: string): boolean {
   return !Number.isFinite(n) || (n === 0 && digits !== '');
 }
 
+/** A new mark: what a long number is written as in a string, by a reader who alone knows it. */
+export function newMark(): string {
+  return randomBytes(12).toString('hex');
+}
+
+/** JSON text `text` with each number a double would not keep written as a string, `"\u0000<mark><number>"`. */
+export function markNumbers(text: string, mark: string): string {
+  if (!MAY_LOSE.test(text)) return text;
+  return text.replace(STRING_OR_LONG_NUMBER, (t) => (t.charCodeAt(0) === 0x22 || !loses(t) ? t : `"\\u0000${mark}${t}"`));
+}
+
 /** `text` as JSON, each number a double would not keep as a {@link JsonNumber}; throws as `JSON.parse` does. */
 export function parseJson(text: string): unknown {
   const value: unknown = JSON.parse(text);
   if (!MAY_LOSE.test(text)) return value;
-  const mark = `\u0000${randomBytes(12).toString('hex')}`;
-  let kept = 0;
-  const marked = text.replace(STRING_OR_LONG_NUMBER, (t) => {
-    if (t.charCodeAt(0) === 0x22 || !loses(t)) return t;
-    kept++;
-    return `"\\u0000${mark.slice(1)}${t}"`;
-  });
-  return kept === 0 ? value : unmarked(JSON.parse(marked), mark);
+  const mark = newMark();
+  const marked = markNumbers(text, mark);
+  return marked === text ? value : unmarked(JSON.parse(marked), mark);
 }
 
-/** `value` (fresh from `JSON.parse`) with each string that starts with `mark` a {@link JsonNumber} of the rest; walked without recursion. */
-function unmarked(value: unknown, mark: string): unknown {
-  const read = (v: unknown): unknown => (typeof v === 'string' && v.startsWith(mark) ? new JsonNumber(v.slice(mark.length)) : v);
+/** `value` (parsed from {@link markNumbers}' text, and the caller's own) with each string marked by `mark` a {@link JsonNumber}; walked without recursion. */
+export function unmarked(value: unknown, mark: string): unknown {
+  const prefix = `\u0000${mark}`;
+  const read = (v: unknown): unknown => (typeof v === 'string' && v.startsWith(prefix) ? new JsonNumber(v.slice(prefix.length)) : v);
   const stack: object[] = typeof value === 'object' && value !== null ? [value] : [];
   for (let o = stack.pop(); o !== undefined; o = stack.pop()) {
     const entries = o as Record<string, unknown>;
@@ -102,8 +109,11 @@ export function jsonText(value: unknown, space?: number): string {
   } finally {
     writing = outer;
   }
-  if (mine.nonce === undefined) return out;
-  // Each marked number was written as a string `"\u0000<nonce><number>"`: its quotes and mark go. The nonce is new to this write, so no other string holds it.
-  const parts = out.split(`"\\u0000${mine.nonce}`);
-  return parts.map((p, i) => (i === 0 ? p : p.replace('"', ''))).join('');
+  return mine.nonce === undefined ? out : unmarkText(out, mine.nonce);
+}
+
+/** JSON text `text` with each string marked by `mark` (`"\u0000<mark><number>"`) written as its number; a mark no one else knows, so no other string holds it. */
+export function unmarkText(text: string, mark: string): string {
+  const parts = text.split(`"\\u0000${mark}`);
+  return parts.length === 1 ? text : parts.map((p, i) => (i === 0 ? p : p.replace('"', ''))).join('');
 }

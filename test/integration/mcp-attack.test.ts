@@ -31,6 +31,8 @@ let dir: string;
 let callsLog: string;
 let data: string;
 let http: Server;
+/** Each body the HTTP server was sent, as sent. */
+const httpBodies: string[] = [];
 
 /**
  * A Streamable HTTP MCP server that answers a call with an SSE stream of 200,000 log
@@ -44,7 +46,19 @@ function floodingHttpServer(): Server {
     req.on('end', () => {
       if (req.method !== 'POST') return void res.writeHead(405).end();
       const m = JSON.parse(body) as { id?: unknown; method: string; params?: { protocolVersion?: string } };
+      httpBodies.push(body);
       if (m.id === undefined) return void res.writeHead(202).end();
+      const name = (m.params as { name?: string } | undefined)?.name;
+      if (name === 'numbers-json' || name === 'numbers-sse') {
+        // A 19-digit card and a 20-digit id as numbers; the SSE event cut in two in the middle of the card.
+        const answer = `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"content":[],"structuredContent":{"card":4111111111111111110,"order":12345678901234567890}}}`;
+        if (name === 'numbers-json') return void res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const event = `event: message\r\ndata: ${answer}\r\n\r\n`;
+        const cut = event.indexOf('11111') + 3;
+        res.write(event.slice(0, cut));
+        return void setImmediate(() => res.end(event.slice(cut)));
+      }
       if (m.method !== 'tools/call') {
         const result = m.method === 'initialize' ? { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'flood', version: '1' } } : {};
         return void res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'flood' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
@@ -195,6 +209,20 @@ describe('what the masking reads', () => {
     const line = c.lines.find((l) => l.includes('"order"'));
     expect(line).toContain('"structuredContent":{"card":"***************1110","order":12345678901234567890}');
     c.close();
+  });
+
+  it('over Streamable HTTP too, as JSON or as an SSE event cut in two, and the server is sent such a number as the agent wrote it', async () => {
+    for (const name of ['numbers-json', 'numbers-sse']) {
+      const c = await rawMcp('flood');
+      c.send(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"${name}","arguments":{"ref":98765432109876543210}}}\n`);
+      await c.answer(7);
+      expect(
+        c.lines.find((l) => l.includes('"order"')),
+        name,
+      ).toContain('"structuredContent":{"card":"***************1110","order":12345678901234567890}');
+      expect(httpBodies.find((b) => b.includes(name))).toContain('"arguments":{"ref":98765432109876543210}');
+      c.close();
+    }
   });
 
   it("masks the server's log notifications", async () => {

@@ -22,7 +22,7 @@ import type { McpConnection, McpValue } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { checkTrustedFile, checkTrustedPaths } from '../../config/trusted-paths.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
-import { parseJson } from '../../json-number.js';
+import { markNumbers, newMark, parseJson, unmarked, unmarkText } from '../../json-number.js';
 import { classify, LineReader, MAX_LINE_BYTES, type McpMessage, type NotAMessage } from '../wire/json-rpc.js';
 
 /** What the session hears from the server. */
@@ -237,22 +237,24 @@ async function openHttp(url: URL, headers: Record<string, string>, on: UpstreamE
     closed = true;
     on.closed(why);
   };
-  const fetchCapped = cappedFetch(() => close(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes`));
+  // The SDK reads and writes JSON with doubles: a long number crosses it as a string marked with a mark of this session's (../../json-number.ts).
+  const mark = newMark();
+  const fetchCapped = upstreamFetch(mark, () => close(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes`));
   const transport = new StreamableHTTPClientTransport(url, {
     // A redirect would carry the connection's headers (its credential) elsewhere: refused.
     requestInit: { headers, redirect: 'error' },
     fetch: fetchCapped,
     reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
   });
-  transport.onmessage = (m: JSONRPCMessage) => on.message(classify(m), 0);
-  // A request the server refused or could not answer fails that request (send's catch); a body past the cap ends the session (cappedFetch).
+  transport.onmessage = (m: JSONRPCMessage) => on.message(classify(unmarked(m, mark)), 0);
+  // A request the server refused or could not answer fails that request (send's catch); a body past the cap ends the session (upstreamFetch).
   transport.onerror = () => undefined;
   transport.onclose = () => close('the MCP server closed the session');
   await transport.start();
   const pending = new Set<Promise<void>>();
   return {
     send(line) {
-      const sent = transport.send(JSON.parse(line) as JSONRPCMessage).catch((err: unknown) => {
+      const sent = transport.send(JSON.parse(markNumbers(line, mark)) as JSONRPCMessage).catch((err: unknown) => {
         const answered = classifyLine(line);
         // A request whose POST failed is answered, so that the agent is not left waiting.
         if (!closed && 'kind' in answered && answered.kind === 'request')
@@ -279,14 +281,23 @@ async function openHttp(url: URL, headers: Record<string, string>, on: UpstreamE
   };
 }
 
-/** `fetch`, with each answer's body cut off (`tooLong` told) once one message of it passes {@link MAX_LINE_BYTES}: an SSE event, or a whole JSON body. */
-const cappedFetch =
-  (tooLong: () => void): typeof fetch =>
+/**
+ * `fetch` for the SDK's transport: a request's body with its marked numbers written as numbers, an
+ * answer's JSON (the whole body, or each SSE `data:` line) with its long numbers marked, and cut off
+ * (`tooLong` told) once one message of it passes {@link MAX_LINE_BYTES}: an SSE event, or a whole JSON body.
+ */
+const upstreamFetch =
+  (mark: string, tooLong: () => void): typeof fetch =>
   async (input, init) => {
-    const response = await fetch(input, init);
+    const response = await fetch(input, typeof init?.body === 'string' ? { ...init, body: unmarkText(init.body, mark) } : init);
     if (!response.body) return response;
-    const sse = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+    const type = response.headers.get('content-type') ?? '';
+    const sse = type.includes('text/event-stream');
+    const json = !sse && type.includes('application/json');
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
     let run = 0;
+    let held = '';
     const capped = response.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
@@ -295,11 +306,32 @@ const cappedFetch =
             const end = Math.max(text.lastIndexOf('\n\n'), text.lastIndexOf('\r\n\r\n'));
             run = end < 0 ? run + chunk.length : chunk.length - end;
           } else run += chunk.length;
-          if (run <= MAX_LINE_BYTES) return controller.enqueue(chunk);
-          controller.error(new Error(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes`));
-          tooLong();
+          if (run > MAX_LINE_BYTES) {
+            controller.error(new Error(`the MCP server sent a message over ${MAX_LINE_BYTES} bytes`));
+            return tooLong();
+          }
+          if (!sse && !json) return controller.enqueue(chunk);
+          held += decoder.decode(chunk, { stream: true });
+          if (json) return;
+          // Whole lines only (a `\r` at the end may be half of `\r\n`): a number is never cut in two.
+          const end = Math.max(held.lastIndexOf('\n'), held.lastIndexOf('\r', held.length - 2));
+          if (end < 0) return;
+          controller.enqueue(encoder.encode(markedLines(held.slice(0, end + 1), mark)));
+          held = held.slice(end + 1);
+        },
+        flush(controller) {
+          held += decoder.decode();
+          if (held !== '') controller.enqueue(encoder.encode(json ? markNumbers(held, mark) : markedLines(held, mark)));
         },
       }),
     );
     return new Response(capped, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
+
+/** SSE text's `data:` lines with their long numbers marked: JSON has no line break in a string, so each line starts outside one. */
+function markedLines(text: string, mark: string): string {
+  return text
+    .split(/(\r\n|\r|\n)/)
+    .map((line) => (line.startsWith('data:') ? `data:${markNumbers(line.slice(5), mark)}` : line))
+    .join('');
+}
