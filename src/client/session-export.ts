@@ -15,6 +15,7 @@ import { writeEvidenceBundle } from './evidence-bundle.js';
 import { readEvents, refuseInvalid, type SessionsFlags, transcript, withVerifiedRecording } from './recordings-fetch.js';
 import { RUN_ID } from './run-record.js';
 import { writeRunBundle } from './run-bundle.js';
+import { jsonText } from '../json-number.js';
 
 /** The flags of `hoop sessions export`. */
 export interface ExportFlags extends SessionsFlags {
@@ -60,8 +61,8 @@ async function exportEvents(io: CliIo, dir: string, check: RecordingCheck, forma
   if (format === 'json') io.stdout.write('[');
   let first = true;
   for await (const e of readEvents(dir, check.manifest!)) {
-    if (format === 'json') io.stdout.write(`${first ? '' : ','}\n${JSON.stringify(e)}`);
-    else io.stdout.write(`${JSON.stringify(e)}\n`);
+    if (format === 'json') io.stdout.write(`${first ? '' : ','}\n${jsonText(e)}`);
+    else io.stdout.write(`${jsonText(e)}\n`);
     first = false;
   }
   if (format === 'json') io.stdout.write('\n]\n');

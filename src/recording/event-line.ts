@@ -12,6 +12,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc8259
  */
+import { jsonText } from '../json-number.js';
 
 /** Longest value read from the wire that a recording keeps (in UTF-16 units, as JavaScript counts). */
 export const VALUE_MAX = 4096;
@@ -264,7 +265,7 @@ export class LineBlocks implements EventLine {
 
   json(value: unknown): this {
     this.#separate();
-    this.#utf16(JSON.stringify(value) ?? 'null');
+    this.#utf16(jsonText(value));
     this.#comma = true;
     return this;
   }

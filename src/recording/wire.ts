@@ -9,6 +9,7 @@
 import type { EventLine, EventSink, RecordingEvent } from './event-line.js';
 import { LineBlocks } from './event-line.js';
 import type { RecordEncoder, RecordEncoderModule } from './thread.js';
+import { parseJson } from '../json-number.js';
 
 /** An {@link EventSink} that keeps the events written into it, in order, to be taken as objects. */
 export class EventCollector implements EventSink {
@@ -30,7 +31,7 @@ export class EventCollector implements EventSink {
   take(): RecordingEvent[] {
     const out: RecordingEvent[] = [];
     for (const block of this.#lines.take()) {
-      for (const line of block.toString('utf8').split('\n')) if (line) out.push(JSON.parse(line) as RecordingEvent);
+      for (const line of block.toString('utf8').split('\n')) if (line) out.push(parseJson(line) as RecordingEvent);
     }
     return out;
   }

@@ -9,6 +9,7 @@ import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { parseJsonPath, selectJsonPath } from '../json-path.js';
 import { columns } from '../text-format.js';
+import { jsonText } from '../json-number.js';
 
 const isTerminal = (stream: unknown): boolean => (stream as { isTTY?: boolean } | undefined)?.isTTY === true;
 
@@ -19,13 +20,13 @@ const isTerminal = (stream: unknown): boolean => (stream as { isTTY?: boolean } 
 export function printJson(io: CliIo, value: unknown): void {
   const indent = isTerminal(io.stdout) ? 2 : undefined;
   if (io.jq === undefined) {
-    io.stdout.write(`${JSON.stringify(value, null, indent)}\n`);
+    io.stdout.write(`${jsonText(value, indent)}\n`);
     return;
   }
   const steps = parseJsonPath(io.jq);
   if (!steps)
     throw new HoopError(ErrorCode.USAGE, `--jq ${JSON.stringify(io.jq)} is not a path hoop reads`, { hint: 'a path such as .sessions[].id or .connections[0].name; for more, pipe --json to jq' });
-  for (const v of selectJsonPath(value, steps)) io.stdout.write(`${typeof v === 'string' ? v : JSON.stringify(v, null, indent)}\n`);
+  for (const v of selectJsonPath(value, steps)) io.stdout.write(`${typeof v === 'string' ? v : jsonText(v, indent)}\n`);
 }
 
 /** Whether what a command prints on stdout may be coloured. */

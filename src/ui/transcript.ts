@@ -6,6 +6,7 @@ import { alignedTable, NUMERIC_TYPES, rowCount, serverMessageLines } from './psq
 import { mysqlRowCount, mysqlTable } from './mysql-format.js';
 import { terminalSafe } from './terminal-safe.js';
 import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
+import { jsonText } from '../json-number.js';
 
 /** The server's error for the Describe hoop connect sends in place of what it refused (and nothing else). */
 const STAND_IN_ERROR = new RegExp(`^prepared statement "${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_[0-9]+" does not exist$`);
@@ -185,12 +186,12 @@ export class TranscriptRenderer {
     const at = e.at;
     if (e.text !== undefined) return [{ at, text: `-- ${e.d === 'c' ? 'the agent' : 'hoop'} sent a line that is not JSON: ${cut(String(e.text))}` }];
     const m = (e.m ?? {}) as { id?: unknown; method?: unknown; params?: Record<string, unknown>; result?: Record<string, unknown>; error?: { code?: unknown; message?: unknown } };
-    const key = JSON.stringify(m.id ?? null);
+    const key = jsonText(m.id ?? null);
     if (typeof m.method === 'string') {
       if (m.method.startsWith('notifications/')) return m.method === 'notifications/message' ? [{ at, text: `-- ${cut(String(m.params?.data ?? ''))}` }] : [];
       if (e.d === 's') return [{ at, text: `-- the server asks the agent: ${m.method}` }];
       const p = m.params ?? {};
-      const named = m.method === 'tools/call' || m.method === 'prompts/get' ? ` ${String(p.name)} ${cut(JSON.stringify(p.arguments ?? {}))}` : typeof p.uri === 'string' ? ` ${p.uri}` : '';
+      const named = m.method === 'tools/call' || m.method === 'prompts/get' ? ` ${String(p.name)} ${cut(jsonText(p.arguments ?? {}))}` : typeof p.uri === 'string' ? ` ${p.uri}` : '';
       this.#mcpAsked.set(key, m.method);
       return [{ at, text: `${this.#database}> ${m.method}${named}` }];
     }

@@ -203,12 +203,17 @@ describe('what the masking reads', () => {
     c.close();
   });
 
-  it('masks a 19-digit card sent as a JSON number, and gives back a 20-digit number as the server wrote it', async () => {
-    const c = await rawMcp();
+  it('masks a 19-digit card sent as a JSON number, and gives back a 20-digit number as the server wrote it, in the recording too', async () => {
+    const sessionId = newSessionId();
+    const c = await rawMcp('attack', sessionId);
     await c.request(1, 'tools/call', { name: 'card-number', arguments: {} });
     const line = c.lines.find((l) => l.includes('"order"'));
     expect(line).toContain('"structuredContent":{"card":"***************1110","order":12345678901234567890}');
     c.close();
+    await recordingEvents(stack, sessionId);
+    const exported = await hoop(['sessions', 'export', sessionId, '--format', 'jsonl']);
+    expect(exported.stdout).toContain('"order":12345678901234567890');
+    expect(exported.stdout).not.toContain('4111111111111111110');
   });
 
   it('over Streamable HTTP too, as JSON or as an SSE event cut in two, and the server is sent such a number as the agent wrote it', async () => {

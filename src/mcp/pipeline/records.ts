@@ -10,6 +10,7 @@ import { realClock } from '../../clock.js';
 import type { EventSink } from '../../recording/event-line.js';
 import type { RecordEncoder, RecordingStream } from '../../recording/thread.js';
 import { MAX_DEPTH, nestedPast } from '../wire/json-rpc.js';
+import { parseJson } from '../../json-number.js';
 
 /** Record kind: a line the agent sent. */
 export const MCP_FROM_AGENT = 2;
@@ -34,7 +35,7 @@ class McpRecordReader implements RecordEncoder {
       .string(kind === MCP_FROM_AGENT ? 'c' : 's');
     let message: unknown;
     try {
-      message = JSON.parse(bytes.toString('utf8', start, end));
+      message = parseJson(bytes.toString('utf8', start, end));
     } catch {
       message = undefined;
     }
