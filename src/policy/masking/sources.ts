@@ -183,6 +183,20 @@ export class SourceJudge {
   }
 
   /**
+   * The columns `COPY r TO` writes, in order (a table's, but its stored generated ones), when the
+   * catalog has one table of that name that the open transaction did not change; else undefined.
+   * @see https://www.postgresql.org/docs/current/sql-copy.html
+   */
+  async copiedColumns(r: RelationName): Promise<string[] | undefined> {
+    if (this.#overlay.get(r.relation) || this.#overlay.altered || this.#overlay.opaque || this.#overlay.namesMoved) return undefined;
+    await this.#load([r]);
+    const candidates = this.#known.get(relationKey(r)) ?? [];
+    const c = candidates[0];
+    if (candidates.length !== 1 || !c || isView(c)) return undefined;
+    return c.columns.flatMap(([, name]) => (c.generated?.[name] ? [] : [name]));
+  }
+
+  /**
    * The live width of a relation a star expands, when every relation the name may mean has the
    * same; undefined when not known (the open transaction changed a relation's columns: an ALTER
    * reaches a table's children too, which the catalog does not show yet).

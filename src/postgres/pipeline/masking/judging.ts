@@ -17,7 +17,7 @@ import type { CopyOptions } from './copy-out.js';
  * What one statement's result columns are judged by, when the catalog's origins do not decide
  * them (a column without an origin, or one whose relation the catalog does not know yet):
  * - `lineage`: where each column comes from (see `StatementLineage`), judged by the {@link ColumnJudge};
- *   with `copy`, a COPY TO STDOUT's format options (`maskAll`: in an encoding hoop cannot split, every field masked);
+ *   with `copy`, a COPY TO STDOUT's format options (`maskAll`: in an encoding hoop cannot split, every field masked; `wholeTable`: a table's, no column list);
  * - `opaque`: code hoop cannot read computes the results (a DO block, a procedure, a cursor or
  *   prepared statement something other than this session's SQL made): such columns are masked,
  *   and its errors and notices withheld;
@@ -34,7 +34,7 @@ import type { CopyOptions } from './copy-out.js';
  * `effects` are what it makes or drops, applied when it completes.
  */
 export type StatementMasking =
-  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true }; calls?: CodeCalls; writes?: readonly string[] }
+  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true; wholeTable?: true }; calls?: CodeCalls; writes?: readonly string[] }
   | { opaque: string; effects?: StatementEffects }
   | { unparsed: string }
   | { cursor: string }

@@ -216,15 +216,24 @@ function namesMissingRelation(statement: ResolvedMasking, fields: ReadonlyMap<st
  * UTF-8 (which masking and the detectors read; one hoop cannot split safely a judge refuses too:
  * parser-consistency), every field masked, none placed.
  */
-function copyOf(s: StatementFacts): { copy: CopyOptions & { maskAll?: true } } | undefined {
+function copyOf(s: StatementFacts): { copy: CopyOptions & { maskAll?: true; wholeTable?: true } } | undefined {
   if (s.kinds[0] !== 'copy-out' || s.copy?.target !== 'client') return undefined;
-  const { direction: _d, target: _t, relation: _r, columns: _c, query: _q, encoding, ...options } = s.copy;
-  return { copy: encoding !== undefined && !utf8Encoding(encoding) ? { format: 'text', maskAll: true } : options };
+  const { direction: _d, target: _t, relation, columns, query: _q, encoding, ...options } = s.copy;
+  return { copy: encoding !== undefined && !utf8Encoding(encoding) ? { format: 'text', maskAll: true } : { ...options, ...(relation && !columns ? { wholeTable: true as const } : {}) } };
 }
 
 /** A source as a message names it. */
 function sqlSource(s: ColumnSource): string {
   return `${sqlName(s)}.${s.column}`;
+}
+
+/** `COPY table TO`'s fields, without a column list: the columns it writes, each as if listed; undefined when they are not known (then a star: as wide as the table). */
+async function copiedBranches(statement: ResolvedMasking, judge: SourceJudge): Promise<LineageSegment[][] | undefined> {
+  const only = 'copy' in statement && statement.copy?.wholeTable && statement.lineage.branches[0]?.length === 1 ? statement.lineage.branches[0][0]! : undefined;
+  if (!only || !('relation' in only)) return undefined;
+  const relation: RelationName = { ...(only.schema ? { schema: only.schema } : {}), relation: only.relation };
+  const columns = await judge.copiedColumns(relation);
+  return columns && [columns.map((c) => ({ name: c, lineage: { sources: [{ ...relation, column: c }] }, plain: true as const }))];
 }
 
 /** `COPY table [(columns)] TO`: its fields are the table's columns (a star over it), or those listed. */
@@ -373,7 +382,7 @@ export class PgSessionMasking implements Stage {
     const decide = async (): Promise<Array<MaskStrategy | undefined>> => {
       // A write that stores a value computed from a masked column may hand it back under any of its columns.
       if (lineage.assigned && (await judge.masked(lineage.assigned))) return positions.map(() => REDACT);
-      const aligned = await alignedLineage(lineage.branches, fields.length, needsWidth ? (r) => judge.width(r) : async () => undefined);
+      const aligned = await alignedLineage((await copiedBranches(statement, judge)) ?? lineage.branches, fields.length, needsWidth ? (r) => judge.width(r) : async () => undefined);
       const out: Array<MaskStrategy | undefined> = [];
       for (const i of positions) {
         const l = aligned[i]!;
