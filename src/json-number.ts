@@ -16,7 +16,7 @@ const MAY_LOSE = /\d(?:\.?\d){15}|[eE][-+]?\d{3}/;
 /**
  * A JSON string, or a number token that {@link MAY_LOSE} could mean (16 digits or dots, or a
  * 3-digit exponent, at its start): left to right, a string is passed over whole, so no digit inside
- * one is read as a number. Linear: each alternative's loops read disjoint characters.
+ * one is read as a number. Linear in JSON text (each string is read once, from its opening quote).
  */
 const STRING_OR_LONG_NUMBER = /"[^"\\]*(?:\\[\s\S][^"\\]*)*"|-?(?=[\d.]{16}|[\d.]*[eE][-+]?\d{3})(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/g;
 
@@ -64,9 +64,23 @@ export function newMark(): string {
   return randomBytes(12).toString('hex');
 }
 
-/** JSON text `text` with each number a double would not keep written as a string, `"\u0000<mark><number>"`. */
+/**
+ * JSON text `text` with each number a double would not keep written as a string,
+ * `"\u0000<mark><number>"`; a text that is not JSON as it is (its reader refuses it, and the scan,
+ * linear only in JSON, never reads it: a string left open restarts at each of its escaped quotes).
+ */
 export function markNumbers(text: string, mark: string): string {
   if (!MAY_LOSE.test(text)) return text;
+  try {
+    JSON.parse(text);
+  } catch {
+    return text;
+  }
+  return marked(text, mark);
+}
+
+/** {@link markNumbers} of a text known to be JSON. */
+function marked(text: string, mark: string): string {
   return text.replace(STRING_OR_LONG_NUMBER, (t) => (t.charCodeAt(0) === 0x22 || !loses(t) ? t : `"\\u0000${mark}${t}"`));
 }
 
@@ -75,8 +89,8 @@ export function parseJson(text: string): unknown {
   const value: unknown = JSON.parse(text);
   if (!MAY_LOSE.test(text)) return value;
   const mark = newMark();
-  const marked = markNumbers(text, mark);
-  return marked === text ? value : unmarked(JSON.parse(marked), mark);
+  const written = marked(text, mark);
+  return written === text ? value : unmarked(JSON.parse(written), mark);
 }
 
 /** `value` (parsed from {@link markNumbers}' text, and the caller's own) with each string marked by `mark` a {@link JsonNumber}; walked without recursion. */

@@ -5,9 +5,10 @@
  * root's), not a symbolic link where it keeps state, and writable by no other user: no group or
  * world write bit (an ACL's named users and groups show in the group bits, its mask), nor may any
  * directory above it let another user replace it (a directory others may write without the sticky
- * bit). What it keeps is a file or a directory (no FIFO, which would stall the start), and its
- * signing keys and the TLS key are read by no other user. A path that fails stops the start, named
- * with the fix.
+ * bit). What it keeps is a file or a directory (no FIFO, which would stall the start); its
+ * signing keys, its SSH host key and the TLS key are read by no other user (the TLS key: but its
+ * group) and have one name (no hard link). A path that fails stops the start, named with the fix;
+ * the gateway makes its data directory before it checks, so none is made first by another user.
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
@@ -20,6 +21,8 @@ import { localRepoPath } from './repo-path.js';
 
 /** What the data directory holds that the gateway reads back as its own (recordings it signs, the keys it signs with). */
 const KEPT = ['recordings', 'keys', 'client-records', 'workers', 'journal'];
+/** A private key the gateway keeps beside its state (the SSH host key, `ssh_host_ed25519_key`, in the data directory and each worker's). */
+const KEY_FILE = /_key$/;
 /** Entries of a tree looked at before the start goes on (a data directory of many sessions' recordings): past them, the rest is not walked. */
 const WALKED = 200_000;
 /** Entries of a tree of code looked at (an MCP program's working directory, a directory it is given): past them, it is refused. */
@@ -133,21 +136,35 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
     if ((st.mode & 0o022) !== 0)
       refuse(at, `other users may write to it (mode ${(st.mode & 0o7777).toString(8)}; a group write bit is also what an ACL granting another user shows)`, `chmod go-w ${at} (and setfacl -b ${at})`);
   };
-  /** What a state directory keeps: a file or a directory; in `keys/`, a file of one name only, read by no other user. */
+  /** A private key: read by no other user (`group`: but its group, as a TLS key's ssl-cert), and of one name only. */
+  const privateKey = (at: string, st: Stats, group: boolean): void => {
+    if ((st.mode & (group ? 0o007 : 0o077)) !== 0)
+      refuse(
+        at,
+        `other users may read or write this private key (mode ${(st.mode & 0o7777).toString(8)}; group bits are also what an ACL shows)`,
+        `chmod ${group ? 640 : 600} ${at} (and setfacl -b ${at})`,
+      );
+    if (st.nlink > 1) refuse(at, `it has ${st.nlink} names (a hard link elsewhere reaches the same key)`, `copy the key to a file of its own: cp ${at} ${at}.new && mv ${at}.new ${at}`);
+  };
+  /** What a state directory keeps: a file or a directory; a key (in `keys/`, or a host key: `…_key`) a private key. */
   const kept = (at: string, st: Stats, keys: boolean): void => {
     if (!st.isFile() && !st.isDirectory()) refuse(at, 'it is neither a file nor a directory (a FIFO or a device would stall or feed the gateway)', `remove ${at}`);
-    if (!keys || !st.isFile()) return;
-    if ((st.mode & 0o077) !== 0)
-      refuse(at, `other users may read or write this signing key (mode ${(st.mode & 0o7777).toString(8)}; group bits are also what an ACL shows)`, `chmod 600 ${at} (and setfacl -b ${at})`);
-    if (st.nlink > 1) refuse(at, `it has ${st.nlink} names (a hard link elsewhere reaches the same key)`, `copy the key to a file of its own: cp ${at} ${at}.new && mv ${at}.new ${at}`);
+    if (st.isFile() && (keys || KEY_FILE.test(basename(at)))) privateKey(at, st, false);
   };
   for (const dir of [...paths.state, ...paths.checkouts]) {
     const st = lstatOrMissing(dir);
     if (st === undefined) {
-      // Not made yet: the directory it will be made in decides who could have made it first.
+      // Not made yet: the directory it will be made in decides who could make it first (in a sticky /tmp, anyone).
       let parent = dirname(resolve(dir));
       while (lstatOrMissing(parent) === undefined) parent = dirname(parent);
-      owned(parent, statSync(parent), `the directory ${dir} will be made in (${parent})`);
+      const where = statSync(parent);
+      ownedBy(parent, where, `the directory ${dir} will be made in (${parent})`);
+      if ((where.mode & 0o022) !== 0)
+        refuse(
+          dir,
+          `it does not exist yet, and other users may write to the directory it would be made in (${parent}, mode ${(where.mode & 0o7777).toString(8)}): one of them could make it first`,
+          `mkdir -m 700 ${dir} as the gateway's user (or point the configuration at a directory of the gateway's own)`,
+        );
       // The directories above it, as written and as its links resolve (it may be a link itself).
       above(join(parent, 'made-here'));
       continue;
@@ -211,7 +228,7 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');
-    if (paths.secret?.includes(file) && (st.mode & 0o004) !== 0) refuse(file, `every user may read this private key (mode ${(st.mode & 0o7777).toString(8)})`, `chmod o-r ${file}`);
+    if (paths.secret?.includes(file)) privateKey(file, st, true);
     above(file);
     above(realpathSync(file));
   }

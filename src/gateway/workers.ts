@@ -17,7 +17,7 @@
  */
 import { realClock } from '../clock.js';
 import cluster, { type Worker } from 'node:cluster';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
@@ -63,12 +63,15 @@ export function workerConfig(config: GatewayConfig, index: number): GatewayConfi
 export async function runWorkers(config: GatewayConfig, count: number, log: Logger, signal: AbortSignal): Promise<void> {
   // Checked before the primary writes there: the key's copies go into the workers' directories.
   keepOthersFromWriting();
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   checkTrustedPaths(trustedPathsOf(config, count));
   await gatewaySshHostKey(config.dataDir);
   for (let i = 0; i < count; i++) {
     const dir = join(config.dataDir, 'workers', String(i));
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await copyFile(join(config.dataDir, SSH_HOST_KEY_FILE), join(dir, SSH_HOST_KEY_FILE)).catch((err: unknown) => log.warn('gateway.worker-key', { error: describeError(err) }));
+    await copyFile(join(config.dataDir, SSH_HOST_KEY_FILE), join(dir, SSH_HOST_KEY_FILE))
+      .then(() => chmod(join(dir, SSH_HOST_KEY_FILE), 0o600))
+      .catch((err: unknown) => log.warn('gateway.worker-key', { error: describeError(err) }));
   }
   log.info('gateway.workers', { workers: count });
   let stopping = false;

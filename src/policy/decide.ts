@@ -248,6 +248,9 @@ export const SIDE_CHANNEL_RULE = 'masking-side-channel';
  */
 export const BACKEND_SIGNAL_RULE = 'backend-signal';
 
+/** The built-in rule that keeps the names rules on tables use: a table a rule names, or a schema, is not renamed through hoop. */
+export const RULED_RENAME_RULE = 'ruled-table-rename';
+
 /** Functions that signal other server processes. */
 const SIGNAL_FUNCTIONS = new Set(['pg_terminate_backend', 'pg_cancel_backend', 'pg_signal_backend']);
 
@@ -607,6 +610,7 @@ export class StatementJudge {
       this.#sessionLimitDenial(at) ??
       this.#sideChannelDenial(at) ??
       this.#unseenReadDenial(at) ??
+      this.#ruledRenameDenial(at) ??
       this.#unmaskableDenial(at) ??
       this.#derivedDenial(at) ??
       this.#backendSignalDenial(at)
@@ -690,6 +694,26 @@ export class StatementJudge {
       rule: UNSEEN_READ_RULE,
       message: `${unseenRead}() reads tables named in a string, which the gateway cannot judge; the policy has rules on tables`,
       reason: `${where} (${what}) calls ${unseenRead}(), whose tables the rules on tables cannot see`,
+    };
+  }
+
+  /**
+   * With rules on tables, a rename of a table a rule names (from or to its name, or its schema moved)
+   * or of a schema: the rules name tables by name, and the write guard judges what a write changed by
+   * the names the tables have then, so under another name in an open block a trigger's write would
+   * reach it unjudged (the fifth attack on the write guard).
+   */
+  #ruledRenameDenial({ facts, where, what }: StatementAt): Denial | undefined {
+    const ddl = facts.ddl;
+    if (!this.#tableRules || (ddl?.kind !== 'renamed' && ddl?.kind !== 'schema')) return undefined;
+    const names = ddl.kind === 'schema' ? ['*'] : [ddl.was, ddl.relation].flatMap((r) => (r ? [r.schema ? `${r.schema}.${r.relation}` : r.relation] : []));
+    const ruled = this.#rules.find((p) => p.rule.match.tables && (names.includes('*') || tablesMatch(p.rule.match.tables, names)));
+    if (!ruled) return undefined;
+    const subject = ddl.kind === 'schema' ? 'a schema' : `table ${names[0]}`;
+    return {
+      rule: RULED_RENAME_RULE,
+      message: `the rules on tables name tables by name: ${subject} keeps its name through hoop (rule "${ruled.rule.name}" names ${ddl.kind === 'schema' ? 'tables' : 'it'})`,
+      reason: `${where} (${what}) renames ${subject}, and rule "${ruled.rule.name}" names tables by the names a rename changes`,
     };
   }
 

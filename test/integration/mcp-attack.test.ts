@@ -52,7 +52,8 @@ function floodingHttpServer(): Server {
       if (name === 'numbers-json' || name === 'numbers-sse') {
         // A 19-digit card and a 20-digit id as numbers; the SSE event cut in two in the middle of the card.
         const answer = `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"content":[],"structuredContent":{"card":4111111111111111110,"order":12345678901234567890}}}`;
-        if (name === 'numbers-json') return void res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+        // A media type in capitals, with a parameter, is JSON to the SDK: so to the gateway.
+        if (name === 'numbers-json') return void res.writeHead(200, { 'content-type': 'Application/JSON; charset=utf-8' }).end(answer);
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         const event = `event: message\r\ndata: ${answer}\r\n\r\n`;
         const cut = event.indexOf('11111') + 3;

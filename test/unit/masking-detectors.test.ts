@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
 import { mapStrings, McpMasking, redactedLine } from '../../src/mcp/pipeline/masking.js';
 import { jsonText, parseJson } from '../../src/json-number.js';
+import { redactDetected } from '../../src/policy/sql/redact.js';
 
 /** The digits of `text` as JSON reads them. */
 const cardDigitsOf = (text: string): string => JSON.stringify(JSON.parse(text)).replace(/\D/g, '');
@@ -366,6 +367,23 @@ describe('MaskingRules', () => {
     const kept = redactedLine(line, rules, Buffer.from('k'));
     expect(kept).not.toContain('4111111111111111110');
     expect(kept).toContain('"ref":12345678901234567890');
+  });
+
+  it('reads a number as the digits of its value, however it is spelt (an integer mantissa, a negative exponent: the thirteenth attack), in results and in requests', () => {
+    const cards = new MaskingRules({ key: 'k', columns: [], names: [], detectors: [{ detector: 'payment-card', strategy: 'redact' }] } as never);
+    const stage = new McpMasking(cards, undefined);
+    for (const n of ['4111111111111111e0', '4111111111111111E+0', '41111111111111110e-1', '4111111111111111000e-3', '-5555555555554444e0', '4111111111111111.0']) {
+      const raw = parseJson(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\\"card\\": ${n}}"}],"structuredContent":{"n":${n}}}}`) as Record<string, unknown>;
+      expect(jsonText(stage.toAgent(raw, { method: 'tools/call' } as never)), n).not.toContain(n);
+      expect(detectInField(Buffer.from(`[${n}]`), { typeOid: 114, format: 0 }, cards), n).not.toBeUndefined();
+      const line = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":${n}}}}`;
+      expect(redactedLine(line, cards, Buffer.from('k')), n).not.toContain(n);
+      expect(redactDetected(`4111 ${n}`, { detectors: ['payment-card'] }).text, n).not.toContain(n);
+    }
+    // Numbers that are no card stay as they are.
+    expect(jsonText(stage.toAgent(parseJson('{"jsonrpc":"2.0","id":1,"result":{"n":42.5,"m":1e400}}') as Record<string, unknown>, { method: 'tools/call' } as never))).toBe(
+      '{"jsonrpc":"2.0","id":1,"result":{"n":42.5,"m":1e400}}',
+    );
   });
 
   it("reads what an MCP server asks the agent's model (a sampling's messages, an elicitation), as it reads a result", () => {

@@ -12,6 +12,7 @@ import {
   StatementJudge,
   UNPARSEABLE_RULE,
   UNSEEN_READ_RULE,
+  RULED_RENAME_RULE,
   type Decision,
 } from '../../src/policy/decide.js';
 import { limitProblem, parseTimeSetting, rint, type SessionLimits } from '../../src/policy/limits.js';
@@ -1040,6 +1041,12 @@ describe('a deny or review rule on reading tables', () => {
       "select * from heap_page_items(get_raw_page('secrets', 0))",
     ])
       expectDecision(j.judge(sql), 'deny', UNSEEN_READ_RULE);
+  });
+
+  it('keeps the names the rules use: a ruled table is not renamed or moved, from or to its name, nor is a schema (the fifth attack on the write guard)', () => {
+    for (const sql of ['alter table secrets rename to s2', 'alter table if exists public.secrets set schema other', 'alter table other_t rename to secrets', 'alter schema public rename to p2'])
+      expectDecision(j.judge(sql), 'deny', RULED_RENAME_RULE);
+    expectDecision(j.judge('alter table unruled rename to unruled2'), 'allow');
   });
 
   it('matches no statement that only writes it, and an allow rule on reading admits no other kind', () => {

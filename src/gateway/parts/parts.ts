@@ -111,6 +111,8 @@ const CANCEL_CHANNEL = 'hoop_cancel';
 /** Builds the parts; `disposer` stops them (and stops those built so far when one fails: the caller disposes). */
 export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, o: PartOverrides, disposer: Disposer): Promise<GatewayParts> {
   keepOthersFromWriting();
+  // Made before it is checked: one another user made first (in a sticky /tmp) is theirs, and refused.
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   checkTrustedPaths(trustedPathsOf(config));
   const verifier = o.verifier ?? new TokenVerifier(config.issuers);
   const store = o.store ?? (config.store.kind === 'postgres' ? await PostgresGatewayStore.open(await resolveSecret(config.store.url, env), o.migrations) : await FileGatewayStore.open(config.dataDir));

@@ -17,6 +17,7 @@ import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:f
 import { basename, delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { mediaTypeEssence } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { McpConnection, McpValue } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
@@ -291,9 +292,10 @@ const upstreamFetch =
   async (input, init) => {
     const response = await fetch(input, typeof init?.body === 'string' ? { ...init, body: unmarkText(init.body, mark) } : init);
     if (!response.body) return response;
-    const type = response.headers.get('content-type') ?? '';
-    const sse = type.includes('text/event-stream');
-    const json = !sse && type.includes('application/json');
+    // The media type as the SDK reads it (its own reading: the two never disagree).
+    const type = mediaTypeEssence(response.headers.get('content-type') ?? '');
+    const sse = type === 'text/event-stream';
+    const json = type === 'application/json';
     const decoder = new TextDecoder();
     const encoder = new TextEncoder();
     let run = 0;

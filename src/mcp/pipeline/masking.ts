@@ -24,9 +24,10 @@ const MASKED_NOTIFICATIONS: Record<string, true> = { 'notifications/progress': t
 export function mapStrings(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
   if (typeof value === 'number' || value instanceof JsonNumber) {
-    const text = jsonText(value);
-    const out = f(text);
-    return out === text ? value : out;
+    // Read as the digits of its value, as its reader gets them (`4111111111111111e0` is a card).
+    const read = readableView(jsonText(value));
+    const out = f(read);
+    return out === read ? value : out;
   }
   if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
   if (typeof value !== 'object' || value === null) return value;

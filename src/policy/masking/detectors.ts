@@ -545,6 +545,21 @@ function outsideIbans(text: string, cards: DetectorMatch[]): DetectorMatch[] {
   });
 }
 
+/** A number with a fraction or an exponent (`4.1e15`, `41111111111111.11e2`, `4111111111111111e0`, `4111111111111111.4`), not part of a word or another number. */
+export const SCALED_NUMBER = /(?<![\w.])\d+(?:\.\d*)?e[+-]?\d{1,3}(?![\w.])|(?<![\w.])\d+\.\d+(?![\w.])/gi;
+
+/** The whole number `literal` (a {@link SCALED_NUMBER}) rounds to, as digits: what a reader of the number reads; undefined past 40 digits (no detector's value is that long). */
+export function integerDigits(literal: string): string | undefined {
+  const [mantissa = '', exp = '0'] = literal.toLowerCase().split('e');
+  const [whole = '', fraction = ''] = mantissa.split('.');
+  const shift = Number(exp) - fraction.length;
+  if (whole.length + Number(exp) > 40) return undefined;
+  const digits = BigInt(`${whole}${fraction}` || '0');
+  if (shift >= 0) return (digits * 10n ** BigInt(shift)).toString();
+  const unit = 10n ** BigInt(-shift);
+  return ((digits + unit / 2n) / unit).toString();
+}
+
 /**
  * Runs the given detectors over a text and returns their matches sorted by position, without
  * overlap: where two matches overlap, the one that starts first (then the longer, then by the

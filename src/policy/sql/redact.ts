@@ -22,7 +22,7 @@
  * @see https://dev.mysql.com/doc/refman/8.0/en/string-literals.html
  */
 import { createHmac } from 'node:crypto';
-import { detect, type DetectorName } from '../masking/detectors.js';
+import { detect, type DetectorName, integerDigits, SCALED_NUMBER } from '../masking/detectors.js';
 import { executableCommentRuns, type PrepassOptions } from '../mysql/prepass.js';
 
 /** How secrets are written down: the key of their hashes (none: the bare marker), and the session's detectors. */
@@ -577,21 +577,6 @@ export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {
   return withMarkers(sql, spans, o.key);
 }
 
-/** A number with a fraction or an exponent (`4.1e15`, `41111111111111.11e2`, `4111111111111111.4`), not part of a word or another number. */
-const SCALED_NUMBER = /(?<![\w.])\d+(?:\.\d*)?e[+-]?\d{1,3}(?![\w.])|(?<![\w.])\d+\.\d+(?![\w.])/gi;
-
-/** The whole number `literal` (a {@link SCALED_NUMBER}) rounds to, as digits; undefined past 40 digits (no detector's value is that long). */
-function integerDigits(literal: string): string | undefined {
-  const [mantissa = '', exp = '0'] = literal.toLowerCase().split('e');
-  const [whole = '', fraction = ''] = mantissa.split('.');
-  const shift = Number(exp) - fraction.length;
-  if (whole.length + Number(exp) > 40) return undefined;
-  const digits = BigInt(`${whole}${fraction}` || '0');
-  if (shift >= 0) return (digits * 10n ** BigInt(shift)).toString();
-  const unit = 10n ** BigInt(-shift);
-  return ((digits + unit / 2n) / unit).toString();
-}
-
 /**
  * Why a reviewer shown `sql` (and its `params` bound parameters) redacted would not see values that
  * are not secrets: hoop takes every literal and parameter of it as one (it names a credential
@@ -748,9 +733,12 @@ export function withoutRedactionHashes(text: string): string {
 
 /** `text` (not SQL: a command line, a tool call's JSON, a parameter) with what `detectors` find replaced as {@link redactSql} replaces it. */
 export function redactDetected(text: string, o: RedactOptions): Redacted {
-  return withMarkers(
-    text,
-    (o.detectors?.length ? detect(text, o.detectors) : []).map((m) => [m.start, m.end]),
-    o.key,
-  );
+  if (!o.detectors?.length) return withMarkers(text, [], o.key);
+  const spans: Array<[number, number]> = detect(text, o.detectors).map((m) => [m.start, m.end]);
+  // A number a reader reads as another (`4111111111111111e0`, `41111111111111110e-1`, `4111111111111111.0`): read as its digits, as in SQL text.
+  for (const m of text.matchAll(SCALED_NUMBER)) {
+    const digits = integerDigits(m[0]);
+    if (digits !== undefined && detect(digits, o.detectors).length > 0) spans.push([m.index, m.index + m[0].length]);
+  }
+  return withMarkers(text, spans, o.key);
 }

@@ -39,6 +39,8 @@ export interface Passed {
   guard?: { guard: WriteGuard; sql: string };
   /** The tables it names, when it was judged. */
   touched?: readonly string[];
+  /** An Execute of a portal that begins a transaction block (BEGIN, START TRANSACTION) or ends one (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
+  block?: 'begin' | 'end';
 }
 
 /** What a stage decided for one whole message the client sent. */

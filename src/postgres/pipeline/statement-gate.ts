@@ -113,6 +113,19 @@ export function stricter(a: StatementVerdict, b: StatementVerdict): StatementVer
   return rank[b.action] > rank[a.action] ? b : a;
 }
 
+/** Whether every text a portal may hold begins a transaction block, or every one ends one (else undefined: it may do neither). */
+function blockOf(held: Held | undefined): 'begin' | 'end' | undefined {
+  let kind: 'begin' | 'end' | undefined;
+  for (const text of held ?? []) {
+    const a = typeof text === 'string' ? analyzeSql(text) : text;
+    const t = a.ok && a.statements.length === 1 ? a.statements[0]!.transaction : undefined;
+    const k = t === 'begin' || t === 'start' ? 'begin' : t === 'commit' || t === 'rollback' || t === 'prepare' ? 'end' : undefined;
+    if (k === undefined || (kind !== undefined && k !== kind)) return undefined;
+    kind = k;
+  }
+  return kind;
+}
+
 /** What goes with a message that passed with no answer to hear, no row limit and no tables: one object for all of them (the relay's every message). */
 const NOTHING_MORE: Passed = Object.freeze({});
 
@@ -169,6 +182,8 @@ export class StatementGate implements Stage {
   #guarding: WriteGuard | undefined;
   /** The tables the message being judged reads from, for the statement tally: its texts' (a prepared body an EXECUTE runs too), and for a FETCH its cursors'. */
   #touched: Set<string> | undefined;
+  /** Whether the Execute just passed begins or ends a transaction block (what its portal holds, as the names say). */
+  #block: 'begin' | 'end' | undefined;
   /** The tables the session's cursors were declared over (SQL DECLARE): a FETCH reads from them. */
   readonly #cursorTables = new Set<string>();
   /** The current message's guard came from what an EXECUTE runs (its tag may not count it). */
@@ -330,14 +345,17 @@ export class StatementGate implements Stage {
     const answered = this.#hook;
     const guard = this.#guarding;
     const touched = this.#touched;
-    if (!answered && !guard && !touched) return { send: [m], passed: NOTHING_MORE };
+    const block = this.#block;
+    if (!answered && !guard && !touched && !block) return { send: [m], passed: NOTHING_MORE };
     this.#hook = undefined;
     this.#guarding = undefined;
     this.#touched = undefined;
+    this.#block = undefined;
     const passed: Passed = {};
     if (answered) passed.answered = answered;
     if (guard) passed.guard = { guard, sql: this.#guardSql };
     if (touched) passed.touched = [...touched];
+    if (block) passed.block = block;
     return { send: [m], passed };
   }
 
@@ -479,6 +497,7 @@ export class StatementGate implements Stage {
     }
     if (refusal) return this.#refusing(refusal, false);
     this.#guardSql = (sql && heldText(sql)) ?? '';
+    this.#block = blockOf(sql);
     return m;
   }
 

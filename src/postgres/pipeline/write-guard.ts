@@ -44,10 +44,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { ancestorsJsonSql, parseAncestors } from '../../policy/masking/catalog.js';
-import { analyzeSql } from '../../policy/sql/analyze.js';
 import type { ChangedTable, WriteGuard } from '../../policy/write-limit.js';
 import type { AskOutcome, Ask } from './answers.js';
-import { decodeFrontend, describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
+import { decodeFrontend, type FrontendMessage } from '../wire/frontend-messages.js';
 import { Backend, TransactionStatus } from '../wire/codes.js';
 import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from '../wire/messages.js';
 import type { ReviewAsk, ReviewOutcome } from '../../session/engine.js';
@@ -125,16 +124,8 @@ const provesCount = (name: string): string => `SELECT pg_catalog.count(*), pg_ca
 /** A client text that may close the session's prepared statements (DEALLOCATE, DISCARD ALL), or one too long to tell: the count is prepared again before its next use. */
 const MAY_CLOSE = /dealloc|discard/i;
 
-/** A text that may begin or end a transaction block (confirmed by its analysis). */
-const MAY_BEGIN_OR_END = /^\s*(?:begin|start|commit|end|rollback|abort|prepare)\b/i;
-
-/** Whether a Parse's text begins a transaction block (BEGIN, START TRANSACTION) or ends one (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
-function blockStatement(sql: string): 'begin' | 'end' | undefined {
-  if (!MAY_BEGIN_OR_END.test(sql)) return undefined;
-  const a = analyzeSql(sql);
-  const t = a.ok && a.statements.length === 1 ? a.statements[0]!.transaction : undefined;
-  return t === 'begin' || t === 'start' ? 'begin' : t === 'commit' || t === 'rollback' || t === 'prepare' ? 'end' : undefined;
-}
+/** Text no server parses: a Parse of it fails, whatever statements and portals the session holds (code it ran may have made any name). */
+const ABORT_SQL = 'hoop: roll back this batch';
 
 /** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
 type Role = 'pre' | 'client' | 'settle' | 'mid' | 'post' | 'final' | 'quiet' | 'rebind';
@@ -257,7 +248,6 @@ export class WriteGuardStage implements Stage {
   /** A write checked by its changed tables ran in a client's transaction block (or may have): its COMMIT fires their deferred triggers under a count. */
   #blockChecked = false;
   /** Prepared statements and portals, by name, whose text begins or ends a transaction block; whether an Execute of the batch not yet synced began one (its status still says 'I'). */
-  readonly #blockTexts = { statements: new Map<string, 'begin' | 'end'>(), portals: new Map<string, 'begin' | 'end'>() };
   #batchOpened = false;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
@@ -277,7 +267,8 @@ export class WriteGuardStage implements Stage {
     this.#state = o.state;
     this.#gate = o.gate;
     this.#name = `${RESERVED_STATEMENT_PREFIX}${randomBytes(8).toString('hex')}`;
-    this.#missing = `${this.#name}_abort`;
+    // Not derived from the names the server shows: its Parse fails whatever the session holds (see #rollBack).
+    this.#missing = `${RESERVED_STATEMENT_PREFIX}${randomBytes(8).toString('hex')}`;
     this.#countName = `${this.#name}_count`;
     this.#proofSql = provesCount(this.#countName);
   }
@@ -290,7 +281,7 @@ export class WriteGuardStage implements Stage {
   frontend(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined {
     const guarded = ctx.passed?.guard;
     if (this.#countKept && (m.kind === 'query' || m.kind === 'parse') && (m.long || MAY_CLOSE.test(m.sql))) this.#countKept = false;
-    const opened = this.#openedBy(m);
+    const opened = this.#openedBy(m, ctx.passed?.block);
     if (m.kind === 'bind') {
       this.#bound(m.portal, m.msg?.raw, guarded?.guard);
       return undefined;
@@ -301,23 +292,13 @@ export class WriteGuardStage implements Stage {
 
   /**
    * Follows BEGIN and COMMIT run by Execute within a batch (pgjdbc sends BEGIN before a block's first
-   * statement, in its batch): whether `m` runs in a block the batch opened, which the status does not show yet.
+   * statement, in its batch), as the gate says what each Execute's portal holds (`block`): whether
+   * `m` runs in a block the batch opened, which the status does not show yet.
    */
-  #openedBy(m: FrontendMessage): boolean {
-    const { statements, portals } = this.#blockTexts;
+  #openedBy(m: FrontendMessage, block: 'begin' | 'end' | undefined): boolean {
     const opened = this.#batchOpened;
-    if (m.kind === 'parse') {
-      const t = m.long ? undefined : blockStatement(m.sql);
-      if (t) statements.set(m.name, t);
-      else statements.delete(m.name);
-    } else if (m.kind === 'bind') {
-      const t = statements.get(m.statement);
-      if (t) portals.set(m.portal, t);
-      else portals.delete(m.portal);
-    } else if (m.kind === 'execute') {
-      const t = portals.get(m.portal);
-      if (t) this.#batchOpened = t === 'begin';
-    } else if (m.kind === 'sync' || m.kind === 'query') this.#batchOpened = false;
+    if (m.kind === 'execute' && block !== undefined) this.#batchOpened = block === 'begin';
+    else if (m.kind === 'sync' || m.kind === 'query') this.#batchOpened = false;
     return opened;
   }
 
@@ -345,8 +326,8 @@ export class WriteGuardStage implements Stage {
   #run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void, opened = false): Decision | Promise<Decision> {
     const start = (): Decision | Promise<Decision> =>
       guard.settles ? this.#settles(m, guard, sql, io, done, opened) : m.kind === 'execute' ? this.#execute(m, guard, sql, io, done, opened) : this.#query(m, guard, sql, io, done);
-    // The transaction status is known once the server has answered everything before.
-    const needStatus = m.kind === 'query' || guard.overLimit === 'review' || guard.settles === true;
+    // The transaction status is known once the server has answered everything before (a ROLLBACK or COMMIT pipelined before an Execute ends a block the status still shows).
+    const needStatus = m.kind === 'query' || guard.overLimit === 'review' || guard.settles === true || guard.changed !== undefined;
     if (needStatus && this.#state.pendingReady > 0) {
       io.flush();
       return this.#state.answered().then(start);
@@ -381,8 +362,8 @@ export class WriteGuardStage implements Stage {
     if (run.counts && status !== 'I') this.#count(io, run, 'pre', true);
     io.send(m, { run, role: 'client' }, done);
     // In a transaction of the gateway's own, deferred constraint triggers fire now, not at its COMMIT after the count (their errors are the client's).
-    if (guard.changed && wrapped) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
-    if (run.counts) this.#count(io, run, 'post', true);
+    if (guard.changed && wrapped) this.#fireDeferred(io, run, true);
+    else if (run.counts) this.#count(io, run, 'post', true);
     io.flush();
     return run.released;
   }
@@ -408,8 +389,8 @@ export class WriteGuardStage implements Stage {
       if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
     });
     // In the batch's own transaction, deferred constraint triggers fire now, not at its Sync after the count (in a block a BEGIN of the batch opened, at its COMMIT).
-    if (guard.changed && status === 'I' && !opened) this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' });
-    if (run.counts) this.#count(io, run, 'post', false);
+    if (guard.changed && status === 'I' && !opened) this.#fireDeferred(io, run, false);
+    else if (run.counts) this.#count(io, run, 'post', false);
     io.send(frontend(flush()));
     io.flush();
     return run.released;
@@ -441,14 +422,24 @@ export class WriteGuardStage implements Stage {
       this.#settle(run, []);
     };
     this.#count(io, run, 'pre', simple);
+    this.#fireDeferred(io, run, simple, skipped);
+    if (!simple) io.send(frontend(flush()));
+    io.flush();
+    return run.released;
+  }
+
+  /**
+   * Fires the deferred constraint triggers of a transaction about to end (`SET CONSTRAINTS ALL
+   * IMMEDIATE`), counts, and does so again: what they changed is judged with the write, and the second
+   * round must change nothing (a trigger that set its constraints deferred again and wrote would leave
+   * events for the end, after the count: {@link WriteGuard}'s `#decide` refuses that).
+   */
+  #fireDeferred(io: GuardIO, run: GuardRun, simple: boolean, skipped?: (outcome: AskOutcome) => void): void {
     for (const role of ['mid', 'post'] as const) {
       if (simple) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
       else this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' }, skipped);
       this.#count(io, run, role, simple);
     }
-    if (!simple) io.send(frontend(flush()));
-    io.flush();
-    return run.released;
   }
 
   /** Runs `sql` as the gateway's own statement in the extended protocol, on names of its own (the client's unnamed statement and portal stay as they are). */
@@ -507,7 +498,10 @@ export class WriteGuardStage implements Stage {
         else if (type === ERROR) {
           // What the client's message then says is only that the transaction failed: the refusal says why.
           run.uncountable ??= 'the gateway could not prepare the count';
+          const first = !run.preFailed;
           run.preFailed = true;
+          // An Execute's batch is failed now: the server skips it to the client's Sync, and the refusal is the client's error.
+          if (first && run.m.kind === 'execute') return this.#overError(run);
         }
         return undefined;
       case 'mid':
@@ -627,8 +621,8 @@ export class WriteGuardStage implements Stage {
         if (run.rows <= run.guard.maxRows) run.beyond = run.guard.changed?.(changed);
       }
     }
-    if (run.settles && run.uncountable === undefined && !run.failed && run.mid && run.after && this.#diff(run.mid, run.after).length > 0)
-      run.uncountable = 'a deferred trigger set its constraints deferred again and wrote, so hoop cannot tell what the COMMIT would still run';
+    if (run.uncountable === undefined && !run.failed && run.mid && run.after && this.#diff(run.mid, run.after).length > 0)
+      run.uncountable = 'a deferred trigger set its constraints deferred again and wrote, so hoop cannot tell what the end of the transaction would still run';
     const io = run.io;
     const held = run.held.splice(0);
     if (run.settles) return this.#endBlock(run, held);
@@ -707,8 +701,8 @@ export class WriteGuardStage implements Stage {
       this.#own(io, `ROLLBACK TO SAVEPOINT ${this.#name}`, { run, role: 'quiet' });
       this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, { run, role: 'quiet' });
     } else {
-      // The batch's implicit transaction fails on a statement that does not exist, and its Sync ends it.
-      io.send(describeMessage('S', this.#missing), { run, role: 'quiet' });
+      // The batch's implicit transaction fails on a Parse of text that is not SQL (it fails whatever the session holds), and its Sync ends it.
+      io.send(frontend(parseNamed(this.#missing, ABORT_SQL)), { run, role: 'quiet' });
       io.send(frontend(sync()), { run, role: 'quiet' });
     }
     io.flush();
