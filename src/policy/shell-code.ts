@@ -7,7 +7,7 @@
  *
  * @see https://www.gnu.org/software/bash/manual/bash.html#Shell-Builtin-Commands
  */
-import { hasOption, type OptionSpec, parseOptions, shellInvocation, WRAPPERS, wrapperOf } from './shell-options.js';
+import { hasOption, type OptionSpec, parseOptions, shellInvocation, WRAPPERS, wrappedStarts, wrapperOf } from './shell-options.js';
 import { readsItsWords, runsOptionCode } from './shell-programs.js';
 
 export { WRAPPERS, wrapperOf } from './shell-options.js';
@@ -238,14 +238,24 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
   // su without -c, `sudo -s`, `sudo -i`, `newgrp`, `script` without -c and the like without a command start a shell that reads the rest of the input.
   const likeSu = program === 'su' || (program === 'runuser' && !hasOption(parseOptions(texts, SU_OPTIONS.runuser!), ['u', 'user'])) || program === 'script';
   if ((likeSu && scriptOf(program, texts) === undefined) || program === 'newgrp') return input;
+  // su's -c string runs in the shell -s names, else the target user's login shell: one hoop may not model.
+  if (likeSu && program !== 'script') {
+    const shell = parseOptions(texts, SU_OPTIONS[program]!).options.findLast((o) => o.name === 's' || o.name === 'shell')?.value;
+    if (shell === undefined || !SHELLS.has(shell.split('/').pop()!))
+      return `it runs its -c string in ${shell ?? "the target user's login shell"}, whose grammar hoop does not know to be one it models`;
+  }
   // at's own getopt string: only listing, removing, showing a job or the version runs nothing (`-qd` is queue d).
   if ((program === 'at' || program === 'batch') && !hasOption(parseOptions(texts, { short: 'q:f:MmbvlrdhVct:' }), ['l', 'd', 'r', 'c', 'V']))
     return 'it runs commands it reads from its input (or a file) later';
   const wrapper = wrapperOf(program);
   if (['sudo', 'doas', 'run0'].includes(program)) {
     const parsed = parseOptions(texts, wrapper!.options ?? {});
-    if (hasOption(parsed, ['s', 'i', 'shell', 'login']) && texts.slice(parsed.operand).every((t) => t.includes('='))) return input;
+    // With a command, `sudo -s` and `-i` escape its words and hand them to the target's shell with -c, which reads them again (`r$1m` is rm).
+    if (hasOption(parsed, ['s', 'i', 'shell', 'login']))
+      return texts.slice(parsed.operand).every((t) => t.includes('=')) ? input : "it runs its command through the target user's shell (-s, -i), which reads its words again";
   }
+  // setarch, unshare, chroot, fakeroot and the like with no command start the user's shell.
+  if (wrapper?.shellWithout && !(wrapper.noCommand && hasOption(parseOptions(texts, wrapper.options ?? {}), wrapper.noCommand)) && wrappedStarts(program, texts).starts.length === 0) return input;
   if (program === 'env') {
     const parsed = parseOptions(texts, wrapper!.options!);
     const split = hasOption(parsed, ['S', 'split-string']) || (!parsed.known && texts.some((t) => /^-[^-]*S/.test(t) || /^--s/.test(t)));

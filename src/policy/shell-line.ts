@@ -298,6 +298,11 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
       failed = "a quote inside a double-quoted ${…} or a here-document's is a letter to the shells (what is between runs), not a quote as hoop's parser reads it";
       return false;
     }
+    // In "`…`" the shells drop a backslash before `"` (and `$`, `` ` ``, `\`) before they read what is inside; hoop's parser keeps it before `"`, and reads other quotes.
+    if (type === 'CmdSubst' && node.Backquotes && doubleQuotes[doubleQuotes.length - 1]! > 0 && sourceOf(node).includes('\\')) {
+      failed = "a backslash inside a backquoted command in double quotes is dropped by the shells before they read the command, not by hoop's parser";
+      return false;
+    }
     if (type === 'DblQuoted') doubleQuotes[doubleQuotes.length - 1]!++;
     else if (type === 'CmdSubst' || type === 'ProcSubst') doubleQuotes.push(0);
     if (type !== 'Stmt') {

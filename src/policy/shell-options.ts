@@ -207,6 +207,8 @@ export interface Wrapper {
   stdinArgs?: true;
   /** Options with which it runs no command (`sudo -l`, `taskset -p`, `command -v`). */
   noCommand?: string[];
+  /** With no command, it starts the user's shell, which reads the rest of the input (`unshare`, `chroot DIR`, `setarch ARCH`). */
+  shellWithout?: true;
 }
 
 const ARCH: Wrapper = {
@@ -228,9 +230,10 @@ const ARCH: Wrapper = {
       'verbose',
     ],
   },
+  shellWithout: true,
 };
 
-const FAKEROOT: Wrapper = { options: { short: 'ub:l:i:s:', long: ['lib=', 'faked=', 'unknown-is-real', 'fd-base='] } };
+const FAKEROOT: Wrapper = { options: { short: 'ub:l:i:s:', long: ['lib=', 'faked=', 'unknown-is-real', 'fd-base='] }, shellWithout: true };
 
 /** Programs that run the rest of their words as a command. */
 export const WRAPPERS: Record<string, Wrapper> = {
@@ -259,6 +262,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
       short: 'u:g:D:',
       long: ['user=', 'group=', 'chdir=', 'nice=', 'setenv=', 'unit=', 'property=', 'description=', 'slice=', 'slice-inherit', 'background=', 'machine=', 'pty', 'pipe', 'no-ask-password'],
     },
+    shellWithout: true,
   },
   runuser: { options: { short: 'flmpPg:G:s:u:w:', long: ['login', 'preserve-environment', 'pty', 'group=', 'supp-group=', 'shell=', 'user=', 'whitelist-environment=', 'fast'] } },
   nice: { options: { short: 'n:', long: ['adjustment='], numeric: true } },
@@ -271,7 +275,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
   time: { options: { short: 'apqvf:o:', long: ['portability', 'append', 'verbose', 'quiet', 'format=', 'output='] } },
   stdbuf: { options: { short: 'i:o:e:', long: ['input=', 'output=', 'error='] } },
   setsid: { options: { short: 'cfw', long: ['ctty', 'fork', 'wait'] } },
-  chroot: { options: { long: ['userspec=', 'groups=', 'skip-chdir'] }, operands: 1 },
+  chroot: { options: { long: ['userspec=', 'groups=', 'skip-chdir'] }, operands: 1, shellWithout: true },
   flock: { options: { short: 'sexnoFuw:E:', long: ['shared', 'exclusive', 'nonblock', 'nb', 'close', 'no-fork', 'unlock', 'timeout=', 'wait=', 'conflict-exit-code=', 'verbose'] }, operands: 1 },
   taskset: { options: { short: 'apc', long: ['all-tasks', 'pid', 'cpu-list'] }, operands: 1, noCommand: ['p', 'pid'] },
   chrt: {
@@ -291,6 +295,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
         ...['setuid=', 'setgid=', 'monotonic=', 'boottime=', 'load-interp='],
       ],
     },
+    shellWithout: true,
   },
   nsenter: {
     options: {
@@ -319,6 +324,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
         'join-cgroup',
       ],
     },
+    shellWithout: true,
   },
   setpriv: {
     options: {
@@ -401,7 +407,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
   },
   parallel: { stdinArgs: true },
   caffeinate: { options: { short: 'dimsut:w:' } },
-  firejail: { options: { anyLong: true } },
+  firejail: { options: { anyLong: true }, shellWithout: true },
   proxychains: { options: { short: 'qf:' } },
   proxychains4: { options: { short: 'qf:' } },
   torsocks: { options: { short: 'diqa:P:u:p:' } },
@@ -461,7 +467,7 @@ export const WRAPPERS: Record<string, Wrapper> = {
   daemonize: { options: { short: 'avc:e:E:o:p:l:u:' } },
   bwrap: {},
   runcon: { options: { short: 'cu:r:t:l:', long: ['compute', 'user=', 'role=', 'type=', 'range='] } },
-  pkexec: { options: { long: ['user=', 'disable-internal-agent', 'keep-cwd', 'help', 'version'] }, noCommand: ['help', 'version'] },
+  pkexec: { options: { long: ['user=', 'disable-internal-agent', 'keep-cwd', 'help', 'version'] }, noCommand: ['help', 'version'], shellWithout: true },
 };
 
 /** watch's options (procps-ng 4.0.2's `watch --help`): `-d` takes a value only joined (`-d=permanent`, `--differences=permanent`). */

@@ -213,10 +213,12 @@ it('reads a declaration bash and dash run alike as the command it is: a safe nam
 
 it('keeps the wrappers of the fourteenth attack running what they run: setarch with its ARCH, su with one -c, strace without -E', async () => {
   const judge = await judgeOf(['setarch **', 'su **', 'strace **', 'valgrind **', 'ls **', 'git **']);
-  for (const line of ['setarch x86_64 -R ls -l', 'setarch -R ls', "su -c 'ls -l' deploy", 'strace -f -e trace=open ls', 'valgrind --tool=memcheck ls', 'git --work-tree=/srv/app status'])
+  for (const line of ['setarch x86_64 -R ls -l', 'setarch -R ls', "su -s /bin/bash -c 'ls -l' deploy", 'strace -f -e trace=open ls', 'valgrind --tool=memcheck ls', 'git --work-tree=/srv/app status'])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
   const rm = await judgeOf(['setarch **', 'su **', 'ls **']);
-  for (const line of ['setarch -R ls -l', "su -c 'rm -rf /tmp/x' -c ls"]) expect(rm.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+  for (const line of ['setarch -R ls -l', "su -s /bin/sh -c 'rm -rf /tmp/x' -c ls"]) expect(rm.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
+  // Without -s, the -c string runs in the target user's login shell, which hoop does not know (the eleventh attack's zsh).
+  expect(judge.decide({ kind: 'exec', command: "su -c 'ls -l' deploy" }, 'bash').action).toBe('deny');
 });
 
 it("takes a tilde at an argument's start as a directory's path, which an allow rule's `**` word stands for: `ls -la ~` runs under `ls **` (the fourteenth attack's over-refusal)", async () => {

@@ -814,8 +814,14 @@ function withheldMessage(type: number, fields: Map<string, string>): Buffer {
  * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
  */
 export function redactKeyValues(detail: string): string {
-  const key = /^(Key \(.*?\)=\()(.*)(\)(?: [a-z].*)?\.?)$/s.exec(detail);
-  if (key) return `${key[1]}${REDACTED}${key[3]}`;
+  // `Key (cols)=(values)` and what PostgreSQL says after: the values run from the first `)=(` to the last `)` at the end, before `.` or ` word` (read without backtracking).
+  const open = detail.startsWith('Key (') ? detail.indexOf(')=(', 5) : -1;
+  for (let end = open < 0 ? -1 : detail.lastIndexOf(')'); end >= open + 3 && open >= 0; end = detail.lastIndexOf(')', end - 1)) {
+    const next = detail[end + 1];
+    if (next === undefined || (next === '.' && end + 2 === detail.length) || (next === ' ' && /[a-z]/.test(detail[end + 2] ?? '')))
+      return `${detail.slice(0, open + 3)}${REDACTED}${detail.slice(end)}`;
+    if (end === 0) break;
+  }
   const row = /^(Failing row contains \()(.*)(\)\.?)$/s.exec(detail);
   if (row) return `${row[1]}${REDACTED}${row[3]}`;
   return detail;
