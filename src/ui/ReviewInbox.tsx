@@ -13,7 +13,7 @@
 import { Box, Text, useApp, useInput, useStdout, useCallback, useEffect, useRef, useState } from './ink-vendor.js';
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { relative, reviewBody, reviewRows, standing } from './review-lines.js';
-import { terminalSafe } from './terminal-safe.js';
+import { statementSafe, terminalSafe } from './terminal-safe.js';
 import { characters, columns, displayWidth } from '../text-format.js';
 import { describeError } from '../errors.js';
 import { runInk } from './run-ink.js';
@@ -115,7 +115,7 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = Number.
   const rows = reviews === undefined ? ['loading…'] : list.length === 0 ? ['no reviews wait for you'] : columns(reviewRows(list));
   // Indented by 4: wrapped to what is left of the width.
   const wrap = (width ?? stdout.columns ?? 80) - 4;
-  const detail = current ? wrapLines(terminalSafe(reviewBody(current).join('\n')), wrap) : [];
+  const detail = current ? wrapLines(statementSafe(reviewBody(current).join('\n')), wrap) : [];
   const pane = Math.max(3, Math.min(sqlLines, (height ?? stdout.rows ?? 24) - rows.length - CHROME_LINES));
   /** What was seen of review `id` at this width (the terminal resized: its lines are other lines, none seen yet). */
   const viewOf = (id: string): Viewed => {

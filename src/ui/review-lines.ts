@@ -7,7 +7,7 @@
 import { realClock } from '../clock.js';
 import type { ReviewInfo } from '../api-client/reviews.js';
 import { characters, displayWidth, formatDuration } from '../text-format.js';
-import { lineSafe, terminalSafe } from './terminal-safe.js';
+import { lineSafe, statementSafe, terminalSafe } from './terminal-safe.js';
 
 /** Who, as a review names people: their email, else their subject. */
 export const person = (p: { subject: string; email?: string }): string => p.email ?? p.subject;
@@ -95,13 +95,16 @@ export function reviewText(r: ReviewInfo): string {
     `reviewers: ${r.groups.join(', ')}; ${r.approvals} approval${r.approvals > 1 ? 's' : ''} needed${r.selfApprove ? '' : ', not the requester'}`,
     ...(r.agent !== undefined ? [`sent by the agent ${r.agent} (${r.via ?? 'run'})${r.prompt !== undefined ? ", whose run's prompt was, in its person's words:" : ''}`] : []),
     ...(r.prompt !== undefined ? r.prompt.split('\n').map((l) => `    > ${l}`) : []),
-    '',
-    ...reviewBody(r).map((l) => `    ${l}`),
   ];
+  // What approving binds is shown with what passes for its own punctuation escaped too.
+  const body = statementSafe(reviewBody(r).join('\n'))
+    .split('\n')
+    .map((l) => `    ${l}`);
+  const after: string[] = [];
   if (r.decisions.length)
-    lines.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));
-  if (r.state === 'pending') lines.push('', `approve: hoop review approve ${r.id}`, `deny:    hoop review deny ${r.id} --reason "…"`);
-  return `${terminalSafe(lines.join('\n'))}\n`;
+    after.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));
+  if (r.state === 'pending') after.push('', `approve: hoop review approve ${r.id}`, `deny:    hoop review deny ${r.id} --reason "…"`);
+  return `${[...lines.map(terminalSafe), '', ...body, ...after.map(terminalSafe)].join('\n')}\n`;
 }
 
 /**

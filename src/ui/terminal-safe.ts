@@ -19,8 +19,14 @@ const UNSAFE_CHAR = `(?![\\n\\t ])${UNSAFE_CLASS}`;
 /** An unsafe character (`char`), or a backslash that would read as the start of an escape (before `\`, `x`, `u` or an escaped character): shown as `\\`. */
 const unsafe = (char: string): RegExp => new RegExp(`${char}|\\\\(?=[\\\\xu]|${char})`, 'gu');
 const UNSAFE = unsafe(UNSAFE_CHAR);
-/** The backquote escaped too: a Slack code block's text, which three backquotes would end. */
-const UNSAFE_IN_CODE = unsafe(`(?:${UNSAFE_CHAR}|\`)`);
+/**
+ * Punctuation, symbols and modifier letters outside ASCII (`‐‐` U+2010, `∕`, `∗`, `ʼ`, `;` U+037E): in a
+ * statement they pass for SQL's or a shell's own (`‐‐` reads as a comment, where PostgreSQL reads an alias).
+ */
+const LOOKALIKE = '(?![\\x00-\\x7f])[\\p{P}\\p{S}\\p{Lm}]';
+const UNSAFE_IN_STATEMENT = unsafe(`(?:${UNSAFE_CHAR}|${LOOKALIKE})`);
+/** The backquote escaped too: a Slack code block's text (a statement), which three backquotes would end. */
+const UNSAFE_IN_CODE = unsafe(`(?:${UNSAFE_CHAR}|${LOOKALIKE}|\`)`);
 
 /** What {@link lineSafe} escapes: what terminalSafe does, line breaks and tabs, and every backslash. */
 const UNSAFE_ON_ONE_LINE = new RegExp(`(?! )${UNSAFE_CLASS}|\\\\`, 'gu');
@@ -44,7 +50,12 @@ export function terminalSafe(text: string): string {
   return escaped(text, UNSAFE);
 }
 
-/** {@link terminalSafe}, with every backquote an escape too (`\x60`): for a code block that a run of them would end. */
+/** {@link terminalSafe} for a statement or command a reviewer approves: what passes for its own punctuation ({@link LOOKALIKE}) an escape too. */
+export function statementSafe(text: string): string {
+  return escaped(text, UNSAFE_IN_STATEMENT);
+}
+
+/** {@link statementSafe}, with every backquote an escape too (`\x60`): for a code block that a run of them would end. */
 export function codeBlockSafe(text: string): string {
   return escaped(text, UNSAFE_IN_CODE);
 }

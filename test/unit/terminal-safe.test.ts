@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { TranscriptRenderer } from '../../src/ui/transcript.js';
 import { oneLine } from '../../src/ui/review-lines.js';
-import { terminalSafe } from '../../src/ui/terminal-safe.js';
+import { statementSafe, terminalSafe } from '../../src/ui/terminal-safe.js';
+import { reviewText } from '../../src/ui/review-lines.js';
 
 describe('terminalSafe', () => {
   it('shows controls, DEL, C1 and bidi overrides as escapes; keeps newlines, tabs and other text', () => {
@@ -87,6 +88,30 @@ describe('terminalSafe', () => {
       '   | files$ rm -rf /',
     ]);
     expect(lines.slice(6).every((l) => !l.startsWith('-- hoop'))).toBe(true);
+  });
+});
+
+describe('statementSafe (what a reviewer approves)', () => {
+  it("shows punctuation and symbols outside ASCII as escapes: `‐‐` (U+2010) passed for a comment PostgreSQL reads as an alias (the thirteenth attack's second UPDATE ran)", () => {
+    const sql = "update accounts set note = 'checked' where id = 1 returning id \u2010\u2010; update accounts set role = 'admin'";
+    expect(statementSafe(sql)).toBe("update accounts set note = 'checked' where id = 1 returning id \\u2010\\u2010; update accounts set role = 'admin'");
+    for (const c of ['\u2212', '\u2215', '\u2217', '\u02bc', '\u037e', '\uff0d', '\u201c']) expect(statementSafe(`a${c}b`), c).toBe(`a\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}b`);
+    // Letters and digits of any script stay as they are, as does ASCII.
+    expect(statementSafe("select 'é', 'ж', '中' -- ok")).toBe("select 'é', 'ж', '中' -- ok");
+    const shown = reviewText({
+      id: 'rv-1',
+      state: 'pending',
+      sql,
+      decisions: [],
+      approvals: 1,
+      groups: ['dba'],
+      requester: { subject: 'a', groups: [] },
+      connection: 'app',
+      createdAt: new Date().toISOString(),
+      reason: 'r',
+    } as never);
+    expect(shown).toContain('returning id \\u2010\\u2010;');
+    expect(shown).toContain('--reason "…"');
   });
 });
 

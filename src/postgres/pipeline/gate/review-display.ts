@@ -24,7 +24,7 @@ export function heldText(held: Held): string | undefined {
 }
 
 /**
- * A Bind's parameters as a reviewer sees them, whole: text, binary as `\x…` hex; or, when together
+ * A Bind's parameters as a reviewer sees them, whole: text (a leading backslash doubled), binary as `\x…` hex; or, when together
  * they are longer than {@link REVIEW_PARAMS_MAX} shown, why they cannot be shown (never a cut
  * value a reviewer would approve without seeing the rest).
  */
@@ -36,7 +36,9 @@ export function reviewParams(body: Buffer): { params: Array<string | null> } | {
   let shown = 0;
   for (const p of spans) if (p !== null) shown += (p.end - p.start) * (hex(p) ? 2 : 1) + 2;
   if (shown > REVIEW_PARAMS_MAX) return { unshowable: PARAMS_TOO_LONG };
-  return { params: spans.map((p) => (p === null ? null : hex(p) ? `\\x${body.toString('hex', p.start, p.end)}` : body.toString('utf8', p.start, p.end))) };
+  // A text that starts with a backslash shows it doubled: `\x…` is only ever a value shown as hex, so no two values show alike.
+  const text = (p: { start: number; end: number }): string => body.toString('utf8', p.start, p.end).replace(/^\\/, '\\\\');
+  return { params: spans.map((p) => (p === null ? null : hex(p) ? `\\x${body.toString('hex', p.start, p.end)}` : text(p))) };
 }
 
 /**

@@ -127,8 +127,11 @@ type Op =
   | { k: 'close'; what: 'S' | 'P'; name: string }
   | { k: 'sync' }
   | { k: 'query'; hints: StatementHints; ran: number }
-  | { k: 'function' }
+  | { k: 'function'; oid: number }
   | { k: 'copy-end' };
+
+/** The first OID of what a database's users made (PostgreSQL's FirstNormalObjectId): below it, the system's own. */
+const FIRST_USER_OID = 16384;
 
 /** What a statement or portal is judged by when nothing this session saw made it (code hoop cannot read did). */
 const MADE_UNSEEN: Extract<StatementMasking, { opaque: string }> = { opaque: 'a cursor or prepared statement that SQL hoop did not see made (a function, a DO block)' };
@@ -146,7 +149,6 @@ function stricter(a: MaskStrategy | undefined, b: MaskStrategy | undefined): Mas
   return STRICTNESS.indexOf(a) >= STRICTNESS.indexOf(b) ? a : b;
 }
 const SYNC_OP: Op = { k: 'sync' };
-const FUNCTION_OP: Op = { k: 'function' };
 const COPY_END_OP: Op = { k: 'copy-end' };
 const EMPTY = Buffer.alloc(0);
 
@@ -251,10 +253,12 @@ export class ResultMasker {
         described.clear();
         this.answers.push({ k: 'query', hints: hints ?? {}, ran: 0 });
         return undefined;
-      case 'function-call':
+      case 'function-call': {
         described.clear();
-        this.answers.push(FUNCTION_OP);
+        const body = m.msg?.body;
+        this.answers.push({ k: 'function', oid: body && body.length >= 4 ? body.readUInt32BE(0) : 0 });
         return undefined;
+      }
       case 'parse': {
         const statement = hints?.statements?.[0];
         if (statement && 'execute' in statement) this.#executeStatements.add(m.name);
@@ -374,7 +378,7 @@ export class ResultMasker {
       case T.notification:
         return this.notification(msg);
       case T.functionResult:
-        return this.functionResult(msg);
+        return this.functionResult(msg, op);
       case T.ready: {
         const status = String.fromCharCode(msg.body[0] ?? 0x49);
         // Portals end with their transaction; a cursor WITH HOLD outlives it.
@@ -630,9 +634,14 @@ export class ResultMasker {
     return changed ? dataRow(out) : msg.raw;
   }
 
-  /** A FunctionCallResponse: its value through the detectors (a function's result has no origin and reads no column). */
-  private functionResult(msg: PgMessage): Buffer {
+  /**
+   * A FunctionCallResponse: a function of the database's users' (code hoop cannot read, which may
+   * return any value it reads) masked whole, NULL, as SQL's call of it is, when a column or name is
+   * masked; else its value through the detectors (the system's functions read no masked column).
+   */
+  private functionResult(msg: PgMessage, op: Op | undefined): Buffer {
     const rules = this.rules;
+    if ((rules.hasColumnRules || rules.hasNameRules) && !(op?.k === 'function' && op.oid > 0 && op.oid < FIRST_USER_OID)) return frameMessage(msg.type, functionResultBody(null));
     if (rules.detectors.length === 0) return msg.raw;
     const value = parseFunctionResult(msg.body);
     if (!value) return msg.raw;

@@ -1,0 +1,65 @@
+/**
+ * The protocol's FunctionCall ('F', the fast path libpq's large objects use) under masking (issue
+ * 72, the thirteenth attack): a function the database's users wrote may return any value it reads,
+ * so its result is masked whole, as SQL's call of it is; the system's functions are answered as they are.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseDataRow } from '../../src/postgres/wire/rows.js';
+import { frontendMessage, int32 } from '../harness/pg-frontend.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startRepoStack, type HoopStack } from '../harness/stack.js';
+
+let stack: HoopStack;
+
+beforeAll(async () => {
+  stack = await startRepoStack(
+    'hoop-pg-fastpath-',
+    (pg) => `version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice], connections: [app], mode: read-write }
+masking:
+  columns:
+    - { table: public.customers, column: email, strategy: redact }
+`,
+  );
+  await stack.pg.psql(
+    `create table customers (id int primary key, email text); insert into customers values (1, 'alice@example.com');
+     create function get_email(i int) returns text language sql stable as $$ select email from customers where id = i $$;
+     grant all on customers to public; grant execute on function get_email(int) to public`,
+    { database: 'app' },
+  );
+}, 240_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+/** The value a FunctionCall of `fn` (by its OID) with text argument `arg` returns, as the client got it. */
+async function fastPath(fn: string, arg: string): Promise<string | null> {
+  const f = await stack.tunnel('app', await stack.token('alice'));
+  try {
+    const oid = Number(parseDataRow((await f.simple(`select '${fn}'::regprocedure::oid`)).find((m) => m.type === 0x44)!.body)[0]!.toString());
+    const from = f.raw.length;
+    f.write(frontendMessage('F', int32(oid), 1, 0, 1, int32(Buffer.byteLength(arg)), Buffer.from(arg), 0));
+    const got = await f.messagesSince(from, 1);
+    const v = got.find((m) => m.type === 0x56);
+    expect(v, JSON.stringify(got.map((m) => `${String.fromCharCode(m.type)} ${m.body.toString('latin1')}`))).toBeDefined();
+    const len = v!.body.readInt32BE(0);
+    return len < 0 ? null : v!.body.subarray(4, 4 + len).toString();
+  } finally {
+    f.destroy();
+  }
+}
+
+it("masks whole what a function of the database's users returns, as SQL's call of it", async () => {
+  expect(await fastPath('get_email(int)', '1')).toBeNull();
+  const f = await stack.tunnel('app', await stack.token('alice'));
+  const rows = (await f.simple('select get_email(1)')).filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body)[0]?.toString() ?? null);
+  expect(rows).not.toContain('alice@example.com');
+  f.destroy();
+}, 120_000);
+
+it("answers the system's functions as they are", async () => {
+  expect(await fastPath('length(text)', 'hoop')).toBe('4');
+}, 120_000);
