@@ -141,8 +141,8 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
     if ((st.mode & (group ? 0o007 : 0o077)) !== 0)
       refuse(
         at,
-        `other users may read or write this private key (mode ${(st.mode & 0o7777).toString(8)}; group bits are also what an ACL shows)`,
-        `chmod ${group ? 640 : 600} ${at} (and setfacl -b ${at})`,
+        `other users may read or write this private key (mode ${(st.mode & 0o7777).toString(8)}${group ? '' : '; group bits are also what an ACL shows'})`,
+        group ? `chmod o-rwx ${at}` : `chmod 600 ${at} (and setfacl -b ${at})`,
       );
     if (st.nlink > 1) refuse(at, `it has ${st.nlink} names (a hard link elsewhere reaches the same key)`, `copy the key to a file of its own: cp ${at} ${at}.new && mv ${at}.new ${at}`);
   };

@@ -94,7 +94,7 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     // A signing key others may read, a key of two names, a FIFO where a file is kept, a TLS key everyone may read.
     const readable = gatewayFiles();
     writeFileSync(join(readable.dataDir, 'keys', 'recording-ed25519.pem'), 'key', { mode: 0o644 });
-    expect(refusal(readable)).toContain('other users may read or write this signing key (mode 644');
+    expect(refusal(readable)).toContain('other users may read or write this private key (mode 644');
     const linked = gatewayFiles();
     writeFileSync(join(linked.dataDir, 'keys', 'recording-ed25519.pem'), 'key', { mode: 0o600 });
     linkSync(join(linked.dataDir, 'keys', 'recording-ed25519.pem'), join(linked.dataDir, 'copy.pem'));
@@ -104,7 +104,7 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     expect(refusal(fifo)).toContain('it is neither a file nor a directory');
     const tls = gatewayFiles();
     chmodSync(tls.tls.keyFile, 0o644);
-    expect(refusal(tls)).toContain(`will not trust ${tls.tls.keyFile}: every user may read this private key (mode 644)`);
+    expect(refusal(tls)).toContain(`will not trust ${tls.tls.keyFile}: other users may read or write this private key (mode 644) (chmod o-rwx ${tls.tls.keyFile})`);
   });
 
   it.runIf(isMainThread)('make what the gateway writes writable by no other user, whatever umask it started with (a user-private-group 002)', () => {
@@ -124,7 +124,14 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     const open = join(base, `open${made++}`);
     mkdirSync(open);
     chmodSync(open, 0o777);
-    expect(refusal({ ...gatewayFiles(), dataDir: join(open, 'data') })).toContain(`other users may write to the directory ${join(open, 'data')} will be made in (${open}) (mode 777)`);
+    expect(refusal({ ...gatewayFiles(), dataDir: join(open, 'data') })).toContain(
+      `${join(open, 'data')}: it does not exist yet, and other users may write to the directory it would be made in (${open}, mode 777): one of them could make it first`,
+    );
+    // Under root's sticky /tmp too (the thirteenth attack: another user made it between the check and the gateway's mkdir); the gateway makes its data directory before it checks.
+    const sticky = join(base, `sticky${made++}`);
+    mkdirSync(sticky);
+    chmodSync(sticky, 0o1777);
+    expect(refusal({ ...gatewayFiles(), dataDir: join(sticky, 'data') })).toContain('one of them could make it first');
     const c = gatewayFiles();
     symlinkSync(join(c.dataDir, '..'), join(open, 'link'));
     expect(refusal({ ...c, dataDir: join(open, 'link', 'data') })).toMatch(/other users may write to a directory above .*link\/data \(mode 777\)/);
@@ -288,6 +295,25 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
       make(join(c.dataDir, at));
       expect(refusal(c), at).toMatch(new RegExp(`will not trust ${join(c.dataDir, at).replaceAll('.', '\\.')}: (it is a symbolic link|other users may write to it)`));
     }
+  });
+
+  it("refuse an SSH host key or a TLS key others may read or that has a second name, in the data directory and in a worker's (the thirteenth attack)", () => {
+    const c = gatewayFiles();
+    const hostKey = join(c.dataDir, 'ssh_host_ed25519_key');
+    writeFileSync(hostKey, 'k', { mode: 0o644 });
+    expect(refusal(c)).toContain(`${hostKey}: other users may read or write this private key (mode 644`);
+    chmodSync(hostKey, 0o600);
+    linkSync(hostKey, join(dirname(c.dataDir), 'another-name'));
+    expect(refusal(c)).toContain(`${hostKey}: it has 2 names`);
+    const w = gatewayFiles();
+    mkdirSync(join(w.dataDir, 'workers', '0'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(w.dataDir, 'workers', '0', 'ssh_host_ed25519_key'), 'k', { mode: 0o644 });
+    expect((thrown(() => checkTrustedPaths(trustedPathsOf(w, 1))) as Error | undefined)?.message).toContain('other users may read or write this private key');
+    const t = gatewayFiles();
+    chmodSync(t.tls.keyFile, 0o640);
+    expect(refusal(t)).toBe('started');
+    linkSync(t.tls.keyFile, join(dirname(t.dataDir), 'key-copy.pem'));
+    expect(refusal(t)).toContain(`${t.tls.keyFile}: it has 2 names`);
   });
 
   it("refuse what a worker's directory holds that is a link (the primary copies the SSH host key there), a data directory to be made under a link into a directory others may write, and a configuration or secret file others may write", async () => {
