@@ -211,7 +211,9 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     'disk=$(ls -A sessions 2>/dev/null | sort -u)',
     '[ "$disk" = "$named" ] || fail "the bundle holds sessions [$(echo $disk)], the run\'s record names [$(echo $named)]"',
     'for f in * .[!.]* ..?*; do [ -e "$f" ] || [ -L "$f" ] || continue; case "$f" in README.txt|verify.sh|allowed_signers|run|sessions) ;; *) fail "$f: no part of a run\'s bundle" ;; esac; done',
-    'for s in sessions/*; do [ -d "$s" ] || continue; for f in "$s"/* "$s"/.[!.]* "$s"/..?*; do [ -e "$f" ] || [ -L "$f" ] || continue; case "${f##*/}" in gateway|client|session.json|\'*\') ;; *) fail "$f: no part of a run\'s bundle" ;; esac; done; done',
+    // Each session's directory: its index entry and the records exported of it, nothing else (a client/ the export did not write is no evidence).
+    'exact() { d=$1; shift; have=$(ls -A "$d" 2>/dev/null | sort | tr \'\\n\' \' \'); want=$(printf \'%s\\n\' "$@" | sort | tr \'\\n\' \' \'); [ "$have" = "$want" ] || fail "$d holds [$have], where the bundle holds [$want]"; }',
+    ...sessions.map((id) => `exact ${q(`sessions/${id}`)} session.json ${records.flatMap((r) => (r.session === id ? [q(r.dir.slice(r.dir.lastIndexOf('/') + 1))] : [])).join(' ')}`),
     ...records
       .filter((r) => r.session && !r.client)
       .map(

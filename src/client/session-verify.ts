@@ -44,6 +44,27 @@ function mustBeWhole(check: RecordingCheck, what: string, flags: VerifyFlags, ru
     });
 }
 
+/**
+ * What the gateway's index says of a session that its signed start does not (who, where from, to
+ * which connection, when, in which run, by which agent): the index is a copy of what was signed,
+ * and `hoop sessions show` and `ls` print it; undefined when every field agrees.
+ */
+export function indexDiffers(summary: SessionSummary, start: Record<string, unknown> | undefined): string | undefined {
+  if (start === undefined) return 'it started, but its signed recording holds no start';
+  const who = (start.identity ?? {}) as Record<string, unknown>;
+  const fields: Array<[string, unknown, unknown]> = [
+    ['subject', summary.subject, who.subject],
+    ['issuer', summary.issuer, who.issuer],
+    ['connection', summary.connection, start.connection],
+    ['remote', summary.remote, start.remote],
+    ['run', summary.runId, start.runId],
+    ['agent', summary.agent, start.agent],
+    ['started', Date.parse(summary.startedAt), start.at],
+  ];
+  const wrong = fields.find(([, listed, signed]) => listed !== signed);
+  return wrong && `${wrong[0]} ${JSON.stringify(wrong[1])} where its signed recording says ${JSON.stringify(wrong[2])}`;
+}
+
 /** Prints a verification (as JSON with --json, else in one line) and fails (exit 1) when it failed. */
 type ReportCheck = (check: RecordingCheck, what: string, running?: boolean) => void;
 
@@ -68,22 +89,28 @@ export async function verifyRecordings(io: CliIo, id: string | undefined, flags:
 async function verifySession(io: CliIo, id: string, flags: VerifyFlags, report: ReportCheck, runId?: string): Promise<void> {
   await withVerifiedRecording(io, flags, id, async (dir, check, summary, api) => {
     if (!flags.json) report(check, `session ${summary.id}`, summary.recording === 'running');
-    if (runId !== undefined && check.manifest !== undefined) {
-      let started: unknown;
+    if (check.manifest !== undefined) {
+      let start: Record<string, unknown> | undefined;
       for await (const e of readEvents(dir, check.manifest)) {
         if (e.t !== 'start') continue;
-        started = e.runId;
+        start = e as Record<string, unknown>;
         break;
       }
-      if (started !== runId)
+      if (runId !== undefined && start?.runId !== runId)
         throw new HoopError(
           ErrorCode.RECORDING_INVALID,
-          `session ${summary.id} is listed under run ${runId}, but its signed recording says ${typeof started === 'string' ? `run ${started}` : 'no run'}`,
+          `session ${summary.id} is listed under run ${runId}, but its signed recording says ${typeof start?.runId === 'string' ? `run ${start.runId}` : 'no run'}`,
           {
             hint: "the gateway's index was altered: the recording is what was signed",
             exitCode: 1,
           },
         );
+      const differs = indexDiffers(summary, start);
+      if (differs)
+        throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${summary.id}: the gateway's index says ${differs}`, {
+          hint: "the gateway's index was altered: the recording is what was signed (hoop sessions export shows it)",
+          exitCode: 1,
+        });
     }
     await verifyClientRecord(io, flags, dir, check, summary, api);
     mustBeWhole(check, `session ${summary.id}`, flags, summary.recording === 'running');

@@ -191,10 +191,14 @@ async function checkChunks(dir: string, lines: string[], result: RecordingCheck,
   return read;
 }
 
-/** How many of `lines` a check before verified (they are this manifest's first lines, each the same); takes its recording id and events into `result`. */
+/**
+ * How many of `lines` a check before verified (they are this manifest's first lines, each the same,
+ * and not all of them: the last chunk is always read, since its last event is what seals the
+ * recording); takes its recording id and events into `result`.
+ */
 function linesVerifiedBefore(lines: string[], before: VerifiedBefore | undefined, result: RecordingCheck): number {
   const prior = before ? manifestLines(before.manifest) : [];
-  const known = prior.length <= lines.length && prior.every((l, i) => l === lines[i]) ? prior.length : 0;
+  const known = prior.length < lines.length && prior.every((l, i) => l === lines[i]) ? prior.length : 0;
   if (known > 0) {
     result.id = before!.id;
     result.events = before!.events;

@@ -13,7 +13,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { verifyScript } from '../../src/client/run-bundle-check.js';
 import { generateSigningKey, sshPublicKeyLine } from '../../src/recording/sshsig.js';
 import { verifyRecording } from '../../src/recording/verify.js';
-import { RECORDING_NAMESPACE, RecordingWriter } from '../../src/recording/writer.js';
+import { cutRecording } from '../../src/recording/record-chunks.js';
+import { eventRecord, RECORDING_NAMESPACE, RecordingWriter } from '../../src/recording/writer.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-verify-sh-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -119,6 +120,44 @@ describe("the run bundle's verify.sh and the seal", () => {
     rmSync(join(root, 'sessions'), { recursive: true });
     writeFileSync(join(root, 'extra.json'), '{}');
     expect(failing()).toContain("FAIL extra.json: no part of a run's bundle");
+  });
+
+  it("holds of each session its index entry and the records exported of it, nothing else: a client/ record added to a session exported without one, or a file named '*', fails (the thirteenth attack)", async () => {
+    const root = mkdtempSync(join(base, 'session-set-'));
+    const sid = 'sess-in-run-0001';
+    const gw = generateSigningKey().privateKey;
+    await cutRecording({ dir: join(root, 'run'), id: RUN, protocol: 'run', key, sealed: true, durable: false }, [
+      eventRecord({ t: 'start', at: 1, side: 'run' }),
+      eventRecord({ t: 'session', at: 2, id: sid }),
+      eventRecord({ t: 'end', at: 3, exitCode: 0 }),
+    ]);
+    await cutRecording({ dir: join(root, 'sessions', sid, 'gateway'), id: sid, protocol: 'postgres', key: gw, sealed: true, durable: false }, [
+      eventRecord({ t: 'start', at: 1, runId: RUN }),
+      eventRecord({ t: 'end', at: 3, reason: 'x' }),
+    ]);
+    writeFileSync(join(root, 'sessions', sid, 'session.json'), '{}\n');
+    writeFileSync(join(root, 'allowed_signers'), `hoop-cli namespaces="${RECORDING_NAMESPACE}" ${sshPublicKeyLine(key)}\nhoop-gateway namespaces="${RECORDING_NAMESPACE}" ${sshPublicKeyLine(gw)}\n`);
+    writeFileSync(
+      join(root, 'verify.sh'),
+      verifyScript(RUN, [
+        { dir: 'run', id: RUN, manifest: 'SHA256SUMS', signer: 'hoop-cli' },
+        { dir: `sessions/${sid}/gateway`, id: sid, manifest: 'SHA256SUMS', signer: 'hoop-gateway', session: sid },
+      ]),
+    );
+    const run = (): { code: number; out: string } => {
+      try {
+        return { code: 0, out: execFileSync('sh', ['verify.sh'], { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH } }) };
+      } catch (err) {
+        return { code: (err as { status: number }).status, out: String((err as { stdout?: string }).stdout) };
+      }
+    };
+    expect(run()).toMatchObject({ code: 0 });
+    mkdirSync(join(root, 'sessions', sid, 'client'));
+    writeFileSync(join(root, 'sessions', sid, 'client', 'SHA256SUMS'), 'made up\n');
+    expect(run().out).toContain(`FAIL sessions/${sid} holds [client gateway session.json ], where the bundle holds [gateway session.json ]`);
+    rmSync(join(root, 'sessions', sid, 'client'), { recursive: true });
+    writeFileSync(join(root, 'sessions', sid, '*'), 'anything');
+    expect(run()).toMatchObject({ code: 1 });
   });
 
   it('a file in a record the manifest does not name (a forged chunk, a checkpoint, a hidden file) fails verify.sh, as it fails hoop', async () => {

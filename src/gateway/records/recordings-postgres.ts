@@ -101,7 +101,11 @@ const CLOSE_WAIT_MS = 10_000;
 const PUT_CONCURRENCY = 8;
 
 /** A session's summary as the store holds it (`hoop.sessions.summary`), read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be listed. */
-const summaryOf = (r: { id: string; summary: unknown }): SessionSummary => storedRow(sessionSummarySchema, r.summary, `session ${r.id}`);
+const summaryOf = (r: { id: string; summary: unknown; ended_at?: Date | null }): SessionSummary => {
+  const summary = storedRow(sessionSummarySchema, r.summary, `session ${r.id}`);
+  // A session the store says ended is no longer running, whatever its summary says: an edited `running` would waive verify's check of a cut-short recording.
+  return r.ended_at && summary.recording === 'running' ? { ...summary, recording: 'truncated' } : summary;
+};
 
 /**
  * The take-over step for sessions of a dead replica (../replicas/replica.ts): the sessions it ran are ended
@@ -287,11 +291,13 @@ export class PostgresSessionArchive implements SessionArchive {
   }
 
   async sessions(): Promise<SessionSummary[]> {
-    return (await this.#query<{ id: string; summary: unknown }>('select id, summary from hoop.sessions order by started_at desc, id limit $1', [MAX_LISTED])).map(summaryOf);
+    return (await this.#query<{ id: string; summary: unknown; ended_at: Date | null }>('select id, summary, ended_at from hoop.sessions order by started_at desc, id limit $1', [MAX_LISTED])).map(
+      summaryOf,
+    );
   }
 
   async session(id: string): Promise<SessionSummary | undefined> {
-    const [row] = await this.#query<{ id: string; summary: unknown }>('select id, summary from hoop.sessions where id = $1', [id]);
+    const [row] = await this.#query<{ id: string; summary: unknown; ended_at: Date | null }>('select id, summary, ended_at from hoop.sessions where id = $1', [id]);
     return row ? summaryOf(row) : undefined;
   }
 

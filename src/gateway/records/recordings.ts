@@ -291,6 +291,16 @@ export class GatewayRecordings {
       if (!SESSION_ID.test(s.meta.id)) continue;
       const dir = join(this.dir, 'recordings', s.meta.id);
       if ((await verifyRecording(dir, [this.key, ...this.#retired], undefined, s.meta.id)).complete) continue;
+      // One the index says ended whole was sealed: its seal gone, a journal found (an older copy put back) is no way to cut it shorter and sign that.
+      const indexed = await this.archive.session(s.meta.id).catch(() => undefined);
+      if (indexed?.recording === 'complete') {
+        this.#log.warn('recording.seal-missing', {
+          session: s.meta.id,
+          message:
+            'the index says this session ended with its recording sealed, but no recording of it verifies in full: its files are left as they are (verify says what fails), not cut again from a journal',
+        });
+        continue;
+      }
       if (closed.includes(s))
         this.#log.warn('recording.close-unproven', {
           session: s.meta.id,
