@@ -144,6 +144,23 @@ describe('the PostgreSQL store', () => {
     }
   });
 
+  it('refuses to open a store another role may write: a grant to PUBLIC or to a role, a member of its role, a table another owns (the thirteenth attack: a signing key anyone wrote was published and trusted)', async () => {
+    await store.psql('create database shared_store');
+    const shared = store.url(store.superuser, { database: 'shared_store' });
+    await (await PostgresGatewayStore.open(shared, MIGRATIONS)).close();
+    for (const [grant, said] of [
+      ['grant insert on hoop.signing_keys to public', 'signing_keys: PUBLIC may insert'],
+      ['create role store_writer; grant update on hoop.sessions to store_writer', 'sessions: store_writer may update'],
+    ] as const) {
+      await store.psql(grant, { database: 'shared_store' });
+      const err = await rejected(() => PostgresGatewayStore.open(shared, MIGRATIONS));
+      expect(err).toMatchObject({ code: ErrorCode.CONFIG_INVALID });
+      expect((err as Error).message).toContain(said);
+    }
+    await store.psql('revoke insert on hoop.signing_keys from public; revoke update on hoop.sessions from store_writer', { database: 'shared_store' });
+    await (await PostgresGatewayStore.open(shared, MIGRATIONS)).close();
+  });
+
   it('keeps one device per key for an identity however many replicas register it at once', async () => {
     const [a, b] = await Promise.all([PostgresGatewayStore.open(url, MIGRATIONS), PostgresGatewayStore.open(url, MIGRATIONS)]);
     try {

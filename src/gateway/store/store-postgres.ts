@@ -22,6 +22,43 @@ import pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import { checkDeviceLimit, type Device, type DeviceOwner, type GatewayStore, type NewDevice } from './store.js';
 
+/**
+ * What another role could write in the schema `hoop` (as StrictModes checks a data directory:
+ * ../../config/trusted-paths.ts): a table it does not own, a grant of a writing privilege to
+ * another role or to PUBLIC, a role that is a member of the store's (and so acts as it). The store
+ * holds what the gateway trusts (the recording keys it publishes, reviews, sessions): only its own
+ * role writes it, and a superuser, as root may write a data directory.
+ */
+const OTHER_WRITERS_SQL = `
+  select format('%s: %s', c.relname, case when c.relowner <> r.oid then 'it is owned by ' || pg_catalog.pg_get_userbyid(c.relowner)
+    else pg_catalog.string_agg(distinct coalesce(g.rolname, 'PUBLIC') || ' may ' || lower(p.privilege_type), ', ') end) as problem
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace join pg_catalog.pg_roles r on r.rolname = current_user
+  left join lateral pg_catalog.aclexplode(coalesce(c.relacl, pg_catalog.acldefault('r', c.relowner))) p
+    on p.grantee <> c.relowner and p.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')
+  left join pg_catalog.pg_roles g on g.oid = p.grantee
+  where n.nspname = 'hoop' and c.relkind in ('r', 'p') and (c.relowner <> r.oid or p.grantee is not null)
+  group by c.relname, c.relowner, r.oid
+  union all
+  select format('role %s is a member of %s, and may write what it may', m.rolname, current_user)
+  from pg_catalog.pg_auth_members a join pg_catalog.pg_roles m on m.oid = a.member join pg_catalog.pg_roles o on o.oid = a.roleid
+  where o.rolname = current_user and not m.rolsuper`;
+
+/** Refuses a store another role may write (see {@link OTHER_WRITERS_SQL}), naming what and the fix. */
+async function onlyItsRoleWrites(pool: pg.Pool): Promise<void> {
+  const { rows } = await pool.query<{ problem: string }>(OTHER_WRITERS_SQL);
+  if (rows.length === 0) return;
+  throw new HoopError(
+    ErrorCode.CONFIG_INVALID,
+    `the gateway will not trust its store: another role may write it (${rows
+      .map((r) => r.problem)
+      .slice(0, 5)
+      .join('; ')})`,
+    {
+      hint: "the store is the gateway's own, as its data directory is: revoke those grants (REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER ON ALL TABLES IN SCHEMA hoop FROM …), and give the tables to the store's role",
+    },
+  );
+}
+
 /** One step of the schema: applied once, in order of `version`. */
 export interface Migration {
   version: number;
@@ -294,6 +331,7 @@ export class PostgresGatewayStore implements GatewayStore {
     const pool = await openStorePool(url);
     try {
       await migrate(pool, migrations);
+      await onlyItsRoleWrites(pool);
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw err;
