@@ -43,6 +43,7 @@
  * @see https://modelcontextprotocol.io/specification/2025-06-18/server/tools
  * @see docs/mcp.md
  */
+import { realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import { globMatches, segmentGlob } from '../glob.js';
 import { JsonNumber, jsonText } from '../json-number.js';
@@ -178,15 +179,42 @@ function compile(rule: McpRule): CompiledRule {
     ...(named ? { names: { ...(m.tools ? { tool: m.tools } : {}), ...(m.resources ? { resource: m.resources.map(nfc) } : {}), ...(m.prompts ? { prompt: m.prompts } : {}) } } : {}),
     ...(m.arguments
       ? {
-          arguments: Object.entries(m.arguments).map(([name, match]) => ({
-            path: name.split('.'),
-            match: valueMatcher(match, asPath, rule.action === 'allow'),
-            anywhere: !asPath && 'globs' in match && match.globs.some((g) => g.includes('/')),
-            ...(!asPath && 'globs' in match ? { above: aboveMatcher(match.globs) } : {}),
-          })),
+          arguments: Object.entries(m.arguments).map(([name, written]) => {
+            // A refusing rule's path also by the name its directory has once its links resolve (server-filesystem lists and serves both).
+            const match = !asPath && 'globs' in written ? { ...written, globs: written.globs.flatMap((g) => [g, ...resolvedAlias(g)]) } : written;
+            return {
+              path: name.split('.'),
+              match: valueMatcher(match, asPath, rule.action === 'allow'),
+              anywhere: !asPath && 'globs' in match && match.globs.some((g) => g.includes('/')),
+              ...(!asPath && 'globs' in match ? { above: aboveMatcher(match.globs) } : {}),
+            };
+          }),
         }
       : {}),
   };
+}
+
+/**
+ * Absolute path glob `glob` with the directories before its first pattern as they resolve on this
+ * machine (`/srv/link/secret/**` is `/srv/real/secret/**` when `link` leads to `real`: an MCP server
+ * the gateway runs here may be given, and serve, either name); none when they resolve to themselves.
+ */
+function resolvedAlias(glob: string): string[] {
+  if (!glob.startsWith('/')) return [];
+  const segments = glob.split('/');
+  const literal = segments.findIndex((seg) => /[*?[{\\]/.test(seg));
+  let upTo = literal < 0 ? segments.length : literal;
+  for (; upTo > 1; upTo--) {
+    const dir = segments.slice(0, upTo).join('/');
+    let real: string;
+    try {
+      real = realpathSync.native(dir);
+    } catch {
+      continue;
+    }
+    return real === dir ? [] : [[real, ...segments.slice(upTo)].join('/')];
+  }
+  return [];
 }
 
 /** Whether rule `c` names `name` of `kind` (whatever the arguments). */

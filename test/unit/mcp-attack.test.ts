@@ -5,7 +5,7 @@
  * connection that made an admitted command run code of the bundle's (src/policy/load.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,22 @@ describe('resource URIs', () => {
 });
 
 const tool = (name: string, args: unknown = {}) => ({ kind: 'tool' as const, name, arguments: args });
+
+describe("a refusing rule's path", () => {
+  it("meets a path by its directory's other name: the one its links resolve to (server-filesystem serves a linked root by both: the thirteenth attack)", () => {
+    const root = mkdtempSync(join(tmpdir(), 'hoop-mcp-alias-'));
+    try {
+      mkdirSync(join(root, 'real', 'secret'), { recursive: true });
+      symlinkSync(join(root, 'real'), join(root, 'link'));
+      const j = judge({ rules: [{ name: 'no-secret', match: { tools: ['*'], arguments: { path: { globs: [`${join(root, 'link')}/secret/**`] } } }, action: 'deny' }] });
+      for (const path of [join(root, 'link', 'secret', 'key.txt'), join(root, 'real', 'secret', 'key.txt'), join(root, 'real', 'secret')])
+        expect(j.decide(tool('read_text_file', { path })).action, path).toBe('deny');
+      expect(j.decide(tool('read_text_file', { path: join(root, 'real', 'notes.txt') })).action).toBe('allow');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("an allow rule's path globs", () => {
   it('admit only the odd segments the pattern spells: `./**` is no way to `..`', () => {
