@@ -1,11 +1,13 @@
 /**
- * The protocol's FunctionCall ('F', the fast path libpq's large objects use) under masking (issue
- * 72, the thirteenth attack): a function the database's users wrote may return any value it reads,
- * so its result is masked whole, as SQL's call of it is; the system's functions are answered as they are.
+ * What masking does on the paths a client need not describe (issue 72, the thirteenth attack): the
+ * protocol's FunctionCall ('F', the fast path libpq's large objects use), whose result from a
+ * function the database's users wrote is masked whole as SQL's call of it is (the system's answer as
+ * they are); and an Execute the client did not describe, whose masked columns the sessions index lists.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseDataRow } from '../../src/postgres/wire/rows.js';
-import { frontendMessage, int32 } from '../harness/pg-frontend.js';
+import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
+import { eventually } from '../harness/wait.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startRepoStack, type HoopStack } from '../harness/stack.js';
 
@@ -62,4 +64,31 @@ it("masks whole what a function of the database's users returns, as SQL's call o
 
 it("answers the system's functions as they are", async () => {
   expect(await fastPath('length(text)', 'hoop')).toBe('4');
+}, 120_000);
+
+it('lists in the sessions index the masked column of a result the client never described (Parse, Bind, Execute, Sync; a statement described, then executed)', async () => {
+  const ids: string[] = [];
+  for (const describeStatement of [false, true]) {
+    const sessionId = `raw-undescribed-${describeStatement ? 's' : 'none'}-${Date.now()}`;
+    ids.push(sessionId);
+    const f = await stack.tunnel('app', await stack.token('alice'), { sessionId });
+    let from = f.raw.length;
+    if (describeStatement) {
+      f.write(Buffer.concat([parse('s1', 'select email from customers'), frontendMessage('D', 'S', 's1'), sync()]));
+      await f.messagesSince(from, 1);
+      from = f.raw.length;
+    }
+    f.write(Buffer.concat([...(describeStatement ? [] : [parse('s1', 'select email from customers')]), frontendMessage('B', '', 's1', 0, 0, 0), execute(''), sync()]));
+    const rows = (await f.messagesSince(from, 1)).filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body)[0]?.toString() ?? null);
+    expect(rows).toEqual(['[redacted]']);
+    f.destroy();
+  }
+  await eventually(
+    async () => {
+      const r = await stack.run(['sessions', 'ls', '--json', '--column', 'customers.email', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+      const listed = (JSON.parse(r.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id);
+      for (const id of ids) expect(listed).toContain(id);
+    },
+    { timeout: 60_000, interval: 200 },
+  );
 }, 120_000);

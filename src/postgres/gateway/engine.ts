@@ -335,6 +335,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       maxMessageBytes: this.#o.maxMaskedMessageBytes,
       sessionPid: backendKey.processId,
       catalog,
+      ...(session.report ? { masked: (column: string, strategy: string) => session.report!.masked(column, strategy) } : {}),
     });
   }
 

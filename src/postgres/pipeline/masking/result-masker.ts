@@ -63,6 +63,8 @@ export interface ResultMaskerOptions {
   onUnknownRow?: () => void;
   /** Told each DataRow's values as the server sent them, before masking (see SessionMasking.serverRows). */
   serverRows?: (values: ReadonlyArray<Buffer | null>) => void;
+  /** Told of each column a result's rows will be masked in whole, as it is planned (a Describe the client sent or not): by its origin, else its name. */
+  masked?: (column: string, strategy: MaskStrategy) => void;
 }
 
 function originName(o: ColumnOrigin): string {
@@ -88,6 +90,12 @@ interface ColumnPlan {
   strategy: MaskStrategy | undefined;
   /** `schema.table.column` the values come from, when the catalog says. */
   origin?: string;
+}
+
+/** The name of each field of a RowDescription's `body`, by place (`column N` past what it holds). */
+function fieldNames(body: Buffer): (i: number) => string {
+  let fields: RowDescriptionField[] | undefined;
+  return (i) => (fields ??= parseRowDescription(body))[i]?.name ?? `column ${i + 1}`;
 }
 
 /** The names of a COPY's `n` columns (`schema.table.column` for a table's, the output name for a query's) when its SQL names each. */
@@ -195,6 +203,7 @@ export class ResultMasker {
   private readonly judge: ColumnJudge;
   private readonly onUnknownRow: (() => void) | undefined;
   readonly #serverRows: ResultMaskerOptions['serverRows'];
+  readonly #masked: ResultMaskerOptions['masked'];
   private readonly answers = new AnswerQueue<Op>();
   /** Prepared statements (the protocol's and SQL's) -> what they run. */
   private readonly statements = new Map<string, StatementMasking | undefined>();
@@ -230,6 +239,13 @@ export class ResultMasker {
     this.judge = options.judge;
     this.onUnknownRow = options.onUnknownRow;
     this.#serverRows = options.serverRows;
+    this.#masked = options.masked;
+  }
+
+  /** `plan` is the one rows go by now: the session's index hears of each column it masks whole (`names`: by place, where no origin says). */
+  #planned(plan: ColumnPlan[], names: (i: number) => string): void {
+    this.lastPlan = plan;
+    if (this.#masked) for (const [i, c] of plan.entries()) if (c.strategy) this.#masked(c.origin ?? names(i), c.strategy);
   }
 
   /**
@@ -454,7 +470,7 @@ export class ResultMasker {
     const done = (plan: ColumnPlan[]): Buffer => {
       const formats = p.formats;
       p.plan = plan.map((c, i) => ({ ...c, format: formats.length ? formatAt(formats, i) : c.format }));
-      this.lastPlan = p.plan;
+      this.#planned(p.plan, fieldNames(msg.body));
       return op.injected ? EMPTY : msg.raw;
     };
     // A portal running SQL EXECUTE: its rows are the prepared statement's as it is at the Execute, whatever the Bind described.
@@ -480,7 +496,7 @@ export class ResultMasker {
   /** A RowDescription of one statement of a simple Query. */
   private queryResult(op: Op | undefined, msg: PgMessage): Buffer | Promise<Buffer> {
     const done = (plan: ColumnPlan[]): Buffer => {
-      this.lastPlan = plan;
+      this.#planned(plan, fieldNames(msg.body));
       this.current = { plan };
       return msg.raw;
     };
@@ -663,7 +679,10 @@ export class ResultMasker {
       this.copy = this.copyMasker(options, strategies);
       // What the client gets masked, for the recording and the index: each column by the name its COPY gives it, where it gives one.
       const names = copyColumnNames(statement, n);
-      this.lastPlan = Array.from({ length: n }, (_, i) => ({ typeOid: 0, format: overall, strategy: strategies[i], ...(names?.[i] ? { origin: names[i] } : {}) }));
+      this.#planned(
+        Array.from({ length: n }, (_, i) => ({ typeOid: 0, format: overall, strategy: strategies[i], ...(names?.[i] ? { origin: names[i] } : {}) })),
+        (i) => `column ${i + 1}`,
+      );
       return msg.raw;
     };
     if (copyHints?.maskAll) return start(new Array<MaskStrategy>(n).fill(REDACT));

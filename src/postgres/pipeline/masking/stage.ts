@@ -260,6 +260,8 @@ export interface PgSessionMaskingOptions {
   catalog: CatalogConnection;
   log?: Logger;
   sessionId?: string;
+  /** Told of each column the session's results are masked in whole (the session index's `maskedColumns`). */
+  masked?: (column: string, strategy: string) => void;
 }
 
 /**
@@ -296,6 +298,7 @@ export class PgSessionMasking implements Stage {
       judge: this.#judge,
       onUnknownRow: () => options.log?.warn('masking.unknown-row', { session: options.sessionId }),
       ...(options.masking.serverRows ? { serverRows: options.masking.serverRows } : {}),
+      ...(options.masked ? { masked: options.masked } : {}),
     });
     this.#maxMessage = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE;
     this.#log = options.log;

@@ -22,7 +22,6 @@ import type { SessionReport } from '../../../session/engine.js';
 import type { ClientTap } from '../../wire/client.js';
 import { BIND_HELD_MAX, type FrontendMessage, LONG_SQL } from '../../wire/frontend-messages.js';
 import { checkHeader, MessageReader } from '../../wire/reader.js';
-import { parseRowDescription } from '../../wire/rows.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { Refusal, Stage } from '../stages.js';
@@ -102,7 +101,7 @@ export class PostgresRecordingStage implements Stage {
   readonly #stream: RecordSink;
   readonly #now: () => number;
   readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
-  readonly #report: Pick<SessionReport, 'ran' | 'sql' | 'masked'> | undefined;
+  readonly #report: Pick<SessionReport, 'ran' | 'sql'> | undefined;
   readonly #redact: PostgresRecordingStageOptions['redact'];
   readonly #binds: BindSecrets;
   readonly #kept: KeptServerMessages;
@@ -203,7 +202,7 @@ export class PostgresRecordingStage implements Stage {
       const type = bytes[i]!;
       const end = i + 1 + bytes.readUInt32BE(i + 1);
       const echo = (type === ERROR || type === NOTICE) && this.#answering ? echoRedacted(bytes, i, end, this.#answering, this.#redact?.key) : undefined;
-      if (this.#copies(type, bytes, i, end)) {
+      if (this.#copies(type, bytes, i)) {
         if (echo) this.#record(SERVER, at, echo, 0, echo.length);
         else this.#record(SERVER, at, bytes, i, end);
       } else if (type === DATA_ROW) this.#passed.add(at);
@@ -218,20 +217,15 @@ export class PostgresRecordingStage implements Stage {
   }
 
   /** Whether the server message of `type` at `start` goes to the recording (and what it changes). */
-  #copies(type: number, bytes: Buffer, start: number, end: number): boolean {
+  #copies(type: number, bytes: Buffer, start: number): boolean {
     if (!this.#kept.keeps(type)) return false;
     if (type === ROW_DESCRIPTION) {
       const masked = this.#maskedColumns?.();
+      // What the replay marks masked (the index hears of it from the masker, as it plans a result: with or without a RowDescription the client gets).
       if (masked) {
-        const fields = parseRowDescription(bytes.subarray(start + 5, end));
-        if (this.#report) masked.forEach((m, i) => m && this.#report!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
         const json = Buffer.from(JSON.stringify(masked));
         this.#record(MASKED, 0, json, 0, json.length);
       }
-    } else if (type === COPY_OUT) {
-      // A COPY's columns have no RowDescription: the index hears of its masked ones by their origin, else their place.
-      const masked = this.#maskedColumns?.();
-      if (masked && this.#report) masked.forEach((m, i) => m && this.#report!.masked(m.origin ?? `column ${i + 1}`, m.strategy));
     } else if (type === READY) {
       // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
       const status = bytes[start + 5] ?? TransactionStatus.IDLE;
