@@ -28,6 +28,7 @@ masking:
   await stack.pg.psql(
     `create table customers (id int primary key, email text); insert into customers values (1, 'alice@example.com');
      create function get_email(i int) returns text language sql stable as $$ select email from customers where id = i $$;
+     create function tag() returns int language plpgsql as $$ begin perform set_config('application_name', (select email from customers limit 1), false); return 1; end $$;
      grant all on customers to public; grant execute on function get_email(int) to public`,
     { database: 'app' },
   );
@@ -91,4 +92,12 @@ it('lists in the sessions index the masked column of a result the client never d
     },
     { timeout: 60_000, interval: 200 },
   );
+}, 120_000);
+
+it('withholds an application_name that code hoop cannot read set from a masked column; one the client wrote is reported', async () => {
+  const f = await stack.tunnel('app', await stack.token('alice'));
+  const reported = async (sql: string): Promise<string[]> => (await f.simple(sql)).filter((m) => m.type === 0x53).map((m) => m.body.toString('utf8').split('\0').slice(0, 2).join('='));
+  expect(await reported('select tag()')).toEqual(['application_name=hoop: withheld']);
+  expect(await reported("set application_name = 'my-app'")).toEqual(['application_name=my-app']);
+  f.destroy();
 }, 120_000);

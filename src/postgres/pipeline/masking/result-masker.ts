@@ -19,6 +19,7 @@
  * - NoticeResponse, ErrorResponse ('N', 'E'): detectors over message, detail, hint, context and
  *   internal query; key values and failing rows of a table with column rules are redacted.
  * - NotificationResponse ('A'): under column or name rules the payload withheld unless a client wrote it (see {@link noteWrittenPayloads}); detectors over it.
+ * - ParameterStatus ('S'): under column or name rules, an `application_name` no client wrote withheld (code may set it from a masked column).
  *
  * Which statement, portal and result formats each answer belongs to comes from an
  * {@link AnswerQueue} of the client's messages (an answer that fits none ends the session). The
@@ -178,6 +179,7 @@ const T = {
   notice: Backend.NOTICE,
   notification: Backend.NOTIFICATION,
   functionResult: Backend.FUNCTION_CALL_RESPONSE,
+  parameterStatus: Backend.PARAMETER_STATUS,
   ready: Backend.READY_FOR_QUERY,
 } as const;
 
@@ -395,6 +397,8 @@ export class ResultMasker {
         return this.notification(msg);
       case T.functionResult:
         return this.functionResult(msg, op);
+      case T.parameterStatus:
+        return this.parameterStatus(msg);
       case T.ready: {
         const status = String.fromCharCode(msg.body[0] ?? 0x49);
         // Portals end with their transaction; a cursor WITH HOLD outlives it.
@@ -773,6 +777,19 @@ export class ResultMasker {
     return frameMessage(msg.type, Buffer.concat(parts));
   }
 
+  /**
+   * A ParameterStatus: under column or name rules, `application_name` (the one reported setting
+   * that holds any text) withheld unless a client wrote its value as a literal: code hoop cannot
+   * read (a function calling set_config) may set it to a masked column's value.
+   */
+  private parameterStatus(msg: PgMessage): Buffer {
+    if (!(this.rules.hasColumnRules || this.rules.hasNameRules)) return msg.raw;
+    const [name, at] = cstr(msg.body, 0);
+    const [value] = cstr(msg.body, at);
+    if (name !== 'application_name' || value === '' || written.has(value)) return msg.raw;
+    return frameMessage(msg.type, Buffer.from(`${name}\0${WITHHELD_SETTING}\0`, 'utf8'));
+  }
+
   private notification(msg: PgMessage): Buffer {
     const b = msg.body;
     need(b, 0, 4);
@@ -791,7 +808,10 @@ export class ResultMasker {
 /** A notification's payload under column or name rules, when no client of this gateway wrote it. */
 const WITHHELD_PAYLOAD = 'hoop: withheld (masking rules are on, and a payload no client wrote may carry a masked value)';
 
-/** Payloads clients of this process wrote as literals in NOTIFY or pg_notify (the latest {@link WRITTEN_KEPT}). */
+/** A reported `application_name` no client wrote, under column or name rules. */
+const WITHHELD_SETTING = 'hoop: withheld';
+
+/** Payloads and `application_name` values clients of this process wrote as literals in NOTIFY, pg_notify or SQL that sets the setting (the latest {@link WRITTEN_KEPT}). */
 const written = new Set<string>();
 const WRITTEN_KEPT = 1024;
 /** `NOTIFY channel, 'payload'` and `pg_notify('channel', 'payload')` with plain string literals. */
@@ -803,14 +823,18 @@ const NOTIFIED = /\bnotify\s+(?:"(?:[^"]|"")*"|[^\s,;'"]+)\s*,\s*'((?:[^']|'')*)
  * ever text a client typed, so no payload passes that carries a value the database held.
  */
 export function noteWrittenPayloads(sql: string): void {
-  if (!/notify/i.test(sql)) return;
-  for (const m of sql.matchAll(NOTIFIED)) {
-    const payload = (m[1] ?? m[2]!).replaceAll("''", "'");
-    written.delete(payload);
-    written.add(payload);
+  const note = (text: string): void => {
+    written.delete(text);
+    written.add(text);
     if (written.size > WRITTEN_KEPT) written.delete(written.values().next().value!);
-  }
+  };
+  if (/notify/i.test(sql)) for (const m of sql.matchAll(NOTIFIED)) note((m[1] ?? m[2]!).replaceAll("''", "'"));
+  // Every literal of SQL that names the setting (`SET application_name = 'x'`, `set_config('application_name', 'x', …)`).
+  if (/application_name/i.test(sql)) for (const m of sql.matchAll(LITERAL)) note(m[1]!.replaceAll("''", "'"));
 }
+
+/** A plain string literal. */
+const LITERAL = /'((?:[^']|'')*)'/g;
 
 /** Error and notice fields that name where and what (never a value): kept when the text is withheld. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 const KEPT_WHEN_WITHHELD = new Set(['S', 'V', 'C', 'P', 'F', 'L', 'R', 's', 't', 'c', 'd', 'n']);
