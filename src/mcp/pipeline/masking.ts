@@ -5,6 +5,7 @@
  */
 import { JsonNumber, jsonText, parseJson } from '../../json-number.js';
 import type { MaskingRules } from '../../policy/masking/rules.js';
+import { integerDigits } from '../../policy/masking/detectors.js';
 import { readableView } from '../../policy/masking/values.js';
 import { redactDetected } from '../../policy/sql/redact.js';
 import type { SessionReport } from '../../session/engine.js';
@@ -24,8 +25,10 @@ const MASKED_NOTIFICATIONS: Record<string, true> = { 'notifications/progress': t
 export function mapStrings(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
   if (typeof value === 'number' || value instanceof JsonNumber) {
-    // Read as the digits of its value, as its reader gets them (`4111111111111111e0` is a card).
-    const read = readableView(jsonText(value));
+    // Read as the digits of its value, as its reader gets them (`4111111111111111e0` and `4111111111111111.0` are a card).
+    const text = jsonText(value);
+    const digits = /[.eE]/.test(text) ? integerDigits(text.replace(/^-/, '')) : undefined;
+    const read = digits === undefined ? text : `${text.startsWith('-') ? '-' : ''}${digits}`;
     const out = f(read);
     return out === read ? value : out;
   }

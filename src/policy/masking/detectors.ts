@@ -547,6 +547,8 @@ function outsideIbans(text: string, cards: DetectorMatch[]): DetectorMatch[] {
 
 /** A number with a fraction or an exponent (`4.1e15`, `41111111111111.11e2`, `4111111111111111e0`, `4111111111111111.4`), not part of a word or another number. */
 export const SCALED_NUMBER = /(?<![\w.])\d+(?:\.\d*)?e[+-]?\d{1,3}(?![\w.])|(?<![\w.])\d+\.\d+(?![\w.])/gi;
+/** Of those, one with an exponent (`4111111111111111e0`, `41111111111111110e-1`): digits no reader of the text sees as written. */
+export const EXPONENT_NUMBER = /(?<![\w.])\d+(?:\.\d*)?e[+-]?\d{1,3}(?![\w.])/gi;
 
 /** The whole number `literal` (a {@link SCALED_NUMBER}) rounds to, as digits: what a reader of the number reads; undefined past 40 digits (no detector's value is that long). */
 export function integerDigits(literal: string): string | undefined {

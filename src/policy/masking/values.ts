@@ -15,7 +15,7 @@
  * @see https://www.postgresql.org/docs/current/datatype-json.html
  */
 import { binaryText } from './binary-text.js';
-import { integerDigits, SCALED_NUMBER } from './detectors.js';
+import { EXPONENT_NUMBER, integerDigits } from './detectors.js';
 import type { MaskingRules } from './rules.js';
 import type { MaskStrategy } from './strategies.js';
 
@@ -158,13 +158,13 @@ function decodePrintable(text: string): string {
 
 /**
  * What a value of any type (an array, a record, a range, a COPY row's field) holds as its client
- * reads it, for the detectors: hex bytea runs decoded, numbers with a fraction or an exponent as the digits of their value,
+ * reads it, for the detectors: hex bytea runs decoded, numbers in exponent form as the digits of their value,
  * escapes and character references of letters and digits decoded.
  */
 export function readableView(text: string): string {
   return decodePrintable(text)
     .replace(/\\x([0-9a-fA-F]{12,})/g, (_m, hex: string) => ` ${Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('latin1')} `)
-    .replace(SCALED_NUMBER, (f) => integerDigits(f) ?? f);
+    .replace(EXPONENT_NUMBER, (f) => integerDigits(f) ?? f);
 }
 
 /**
