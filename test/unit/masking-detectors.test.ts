@@ -388,6 +388,33 @@ describe('MaskingRules', () => {
     );
   });
 
+  it('reads text as a reader sees it: invisible characters between groups, fullwidth and mathematical digits, other dashes and spaces, a fullwidth @ (the thirteenth attack)', () => {
+    const all = new MaskingRules({
+      key: 'k',
+      columns: [],
+      names: [],
+      detectors: [
+        { detector: 'payment-card', strategy: 'last4' },
+        { detector: 'us-ssn', strategy: 'redact' },
+        { detector: 'email', strategy: 'redact' },
+      ],
+    } as never);
+    for (const [text, masked] of [
+      ['card 4111\u200b1111\u200b1111\u200b1111 ok', 'card ****\u200b****\u200b****\u200b1111 ok'],
+      ['card 4111\u00ad1111\u2060 1111 1111.', 'card ****\u00ad****\u2060 **** 1111.'],
+      ['card ４１１１ １１１１ １１１１ １１１１.', 'card **** **** **** １１１１.'],
+      ['x 𝟒𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏 y', 'x ************𝟏𝟏𝟏𝟏 y'],
+      ['card 4111\u30001111\u30001111\u30001111', 'card ****\u3000****\u3000****\u30001111'],
+      ['ssn 123\u201145\u20116789 z', 'ssn [redacted] z'],
+      ['ssn 123\u221245\u22126789 z', 'ssn [redacted] z'],
+      ['mail bob＠example.com x', 'mail [redacted] x'],
+    ])
+      expect(all.maskText(text!).text, text).toBe(masked);
+    // Linear: only the characters that may read otherwise are looked at (2 M ideographs and a card).
+    const big = `${'中'.repeat(2_000_000)}4111\u200b1111\u200b1111\u200b1111`;
+    expect(all.maskText(big).text.endsWith('****\u200b****\u200b****\u200b1111')).toBe(true);
+  });
+
   it("reads what an MCP server asks the agent's model (a sampling's messages, an elicitation), as it reads a result", () => {
     const stage = new McpMasking(rules, undefined);
     const ask = { jsonrpc: '2.0', id: 'ask-1', method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'summarise: 4111 1111 1111 1111' } }] } };

@@ -562,18 +562,81 @@ export function integerDigits(literal: string): string | undefined {
   return ((digits + unit / 2n) / unit).toString();
 }
 
+/** What may read otherwise than written: invisible characters, dashes, spaces, other numbers (superscripts, circled), fullwidth forms, mathematical digits. */
+const FOLDED = /[\p{Default_Ignorable_Code_Point}\p{Pd}\u2212\p{Zs}\p{No}\uFF01-\uFF5E\u{1D7CE}-\u{1D7FF}]/gu;
+const IGNORABLE = /^\p{Default_Ignorable_Code_Point}$/u;
+const DASH = /^[\p{Pd}\u2212]$/u;
+
+/**
+ * `text` as a reader sees it: what a renderer draws as nothing gone (Default_Ignorable: zero-width
+ * spaces and joiners, soft hyphens, word joiners), compatibility forms folded (NFKC: fullwidth and
+ * mathematical digits, `＠`, no-break and ideographic spaces) and every dash a `-`; with, per
+ * character of it, the offset in `text` of the character it came from (`from`) and of the one after
+ * (`past`). Undefined when it reads as written. Linear: only those characters are looked at.
+ * @see https://www.unicode.org/reports/tr15/ (NFKC)
+ */
+export function readerView(text: string): { text: string; from: (k: number) => number; past: (k: number) => number } | undefined {
+  const at: number[] = [];
+  const was: number[] = [];
+  const into: number[] = [];
+  const now: number[] = [];
+  const parts: string[] = [];
+  let last = 0;
+  let view = 0;
+  for (const m of text.matchAll(FOLDED)) {
+    const ch = m[0];
+    const folded = IGNORABLE.test(ch) ? '' : DASH.test(ch) ? '-' : ch.normalize('NFKC');
+    if (folded === ch) continue;
+    parts.push(text.slice(last, m.index), folded);
+    view += m.index - last;
+    at.push(m.index);
+    was.push(ch.length);
+    into.push(view);
+    now.push(folded.length);
+    view += folded.length;
+    last = m.index + ch.length;
+  }
+  if (at.length === 0) return undefined;
+  parts.push(text.slice(last));
+  /** The last fold at or before view offset `k`. */
+  const fold = (k: number): number => {
+    let lo = -1;
+    for (let hi = into.length; hi - lo > 1; ) {
+      const mid = (lo + hi) >> 1;
+      if (into[mid]! <= k) lo = mid;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const place = (k: number, end: boolean): number => {
+    const j = fold(k);
+    if (j < 0) return end ? k + 1 : k;
+    if (k < into[j]! + now[j]!) return end ? at[j]! + was[j]! : at[j]!;
+    const orig = at[j]! + was[j]! + (k - into[j]! - now[j]!);
+    return end ? orig + 1 : orig;
+  };
+  return { text: parts.join(''), from: (k) => place(k, false), past: (k) => place(k, true) };
+}
+
 /**
  * Runs the given detectors over a text and returns their matches sorted by position, without
  * overlap: where two matches overlap, the one that starts first (then the longer, then by the
  * order of `detectors`) keeps the overlap, and the other keeps what lies past it (a card after an
  * SSN-shaped prefix `555-12-4111 1111 …` is still masked past the prefix): together they cover
- * every character any detector matched.
+ * every character any detector matched. The text is read as written and as a reader sees it
+ * ({@link readerView}).
  */
 export function detect(text: string, detectors: readonly DetectorName[]): DetectorMatch[] {
   if (text.length < 6) return [];
   const all: DetectorMatch[] = [];
-  // One at a time: a long value can hold more matches than a call's arguments may.
-  for (const d of detectors) for (const m of d === 'payment-card' ? outsideIbans(text, findPaymentCards(text)) : finders[d](text)) all.push(m);
+  const find = (t: string, each: (m: DetectorMatch) => void): void => {
+    // One at a time: a long value can hold more matches than a call's arguments may.
+    for (const d of detectors) for (const m of d === 'payment-card' ? outsideIbans(t, findPaymentCards(t)) : finders[d](t)) each(m);
+  };
+  find(text, (m) => all.push(m));
+  // What a reader sees, where it differs: each match placed on the characters of the text it was read from.
+  const view = readerView(text);
+  if (view) find(view.text, (m) => all.push({ ...m, start: view.from(m.start), end: view.past(m.end - 1) }));
   if (all.length < 2) return all;
   const rank = (d: DetectorName): number => detectors.indexOf(d);
   all.sort((a, b) => a.start - b.start || b.end - a.end || rank(a.detector) - rank(b.detector));
