@@ -50,6 +50,44 @@ export function unmodelledShell(program: string): boolean {
   return UNMODELLED_SHELLS.has(program) || (program.startsWith('r') && UNMODELLED_SHELLS.has(program.slice(1)));
 }
 
+/** Plain words: no quote, expansion, glob, operator, comment or history mark in any shell (none starts with `=`, zsh's path of a command, or `~`). */
+const PLAIN_WORDS = /^ *[A-Za-z0-9_./:,+@%-][A-Za-z0-9_./:,+@%=-]*(?: +[A-Za-z0-9_./:,+@%-][A-Za-z0-9_./:,+@%=-]*)* *$/;
+/** Words some shell reads as syntax, or as a builtin that runs other words as code (zsh's, fish's, csh's and tcsh's, with the POSIX ones). */
+const SHELL_WORDS = new Set([
+  ...[
+    'if',
+    'then',
+    'else',
+    'elif',
+    'fi',
+    'for',
+    'foreach',
+    'while',
+    'until',
+    'do',
+    'done',
+    'case',
+    'esac',
+    'switch',
+    'endsw',
+    'breaksw',
+    'end',
+    'endif',
+    'begin',
+    'function',
+    'select',
+    'repeat',
+    'in',
+  ],
+  ...['not', 'and', 'or', 'time', 'coproc', 'noglob', 'nocorrect', 'builtin', 'command', 'exec', 'eval', 'source', '.', 'nice', 'nohup', 'sched', 'trap', 'alias', 'functions', 'emulate'],
+  ...['set', 'setenv', 'export', 'typeset', 'declare', 'local', 'readonly', 'integer', 'float', '@', 'onintr', 'goto', 'limit', 'autoload', 'zmodload', 'bindkey', 'zle', 'vared', 'setopt'],
+]);
+
+/** Whether every shell reads `script` as bash does: plain words (see {@link PLAIN_WORDS}), its program none of {@link SHELL_WORDS}. */
+export function readAlikeByEveryShell(script: string): boolean {
+  return PLAIN_WORDS.test(script) && !SHELL_WORDS.has(script.trim().split(/ +/)[0]!);
+}
+
 /** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
 export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', 'runuser', 'flock', 'script', 'sg', 'capsh', 'ip', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
 
@@ -238,10 +276,10 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
   // su without -c, `sudo -s`, `sudo -i`, `newgrp`, `script` without -c and the like without a command start a shell that reads the rest of the input.
   const likeSu = program === 'su' || (program === 'runuser' && !hasOption(parseOptions(texts, SU_OPTIONS.runuser!), ['u', 'user'])) || program === 'script';
   if ((likeSu && scriptOf(program, texts) === undefined) || program === 'newgrp') return input;
-  // su's -c string runs in the shell -s names, else the target user's login shell: one hoop may not model.
+  // su's -c string runs in the shell -s names, else the target user's login shell: one hoop may not model, unless every shell reads the string alike.
   if (likeSu && program !== 'script') {
     const shell = parseOptions(texts, SU_OPTIONS[program]!).options.findLast((o) => o.name === 's' || o.name === 'shell')?.value;
-    if (shell === undefined || !SHELLS.has(shell.split('/').pop()!))
+    if ((shell === undefined || !SHELLS.has(shell.split('/').pop()!)) && !readAlikeByEveryShell(scriptOf(program, texts)!))
       return `it runs its -c string in ${shell ?? "the target user's login shell"}, whose grammar hoop does not know to be one it models`;
   }
   // at's own getopt string: only listing, removing, showing a job or the version runs nothing (`-qd` is queue d).

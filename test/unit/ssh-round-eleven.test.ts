@@ -86,15 +86,20 @@ describe('class 2: a line a shell reads otherwise than hoop, or that starts a sh
 });
 
 describe('class 1: matching linear in its input', () => {
+  /** The best of three timings of `f` (a busy machine slows one run, never all three). */
   const ms = (f: () => unknown) => {
-    const s = performance.now();
-    f();
-    return performance.now() - s;
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      const s = performance.now();
+      f();
+      best = Math.min(best, performance.now() - s);
+    }
+    return best;
   };
   it('F-E: readableView (MCP results, MySQL text, COPY, json) backtracks quadratically on a run of backslashes: /\\\\+x…/', () => {
     readableView('\\'.repeat(1024));
-    const small = ms(() => readableView('\\'.repeat(64 * 1024)));
-    const large = ms(() => readableView('\\'.repeat(512 * 1024)));
+    const small = ms(() => readableView('\\'.repeat(256 * 1024)));
+    const large = ms(() => readableView('\\'.repeat(2048 * 1024)));
     // 8x the input: linear is ~8x (it was ~60x: 16 KiB 160 ms, 64 KiB 2.7 s).
     expect(large / small).toBeLessThan(24);
   });

@@ -217,8 +217,9 @@ it('keeps the wrappers of the fourteenth attack running what they run: setarch w
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
   const rm = await judgeOf(['setarch **', 'su **', 'ls **']);
   for (const line of ['setarch -R ls -l', "su -s /bin/sh -c 'rm -rf /tmp/x' -c ls"]) expect(rm.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
-  // Without -s, the -c string runs in the target user's login shell, which hoop does not know (the eleventh attack's zsh).
-  expect(judge.decide({ kind: 'exec', command: "su -c 'ls -l' deploy" }, 'bash').action).toBe('deny');
+  // Without -s, the -c string runs in the target user's login shell, which hoop does not know (the eleventh attack's zsh): only plain words every shell reads alike are judged.
+  expect(judge.decide({ kind: 'exec', command: "su -c 'ls -l' deploy" }, 'bash').action).toBe('allow');
+  for (const line of ["su -c 'noglob ls *' deploy", "su -c 'ls $HOME' deploy", "su -c '=ls' deploy"]) expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('deny');
 });
 
 it("takes a tilde at an argument's start as a directory's path, which an allow rule's `**` word stands for: `ls -la ~` runs under `ls **` (the fourteenth attack's over-refusal)", async () => {

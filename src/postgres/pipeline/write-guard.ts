@@ -506,7 +506,11 @@ export class WriteGuardStage implements Stage {
         return undefined;
       case 'mid':
         if (type === DATA_ROW) run.mid = this.#counted(run, r);
-        else if (type === ERROR) run.uncountable ??= 'the gateway could not read the count';
+        else if (type === ERROR) {
+          run.uncountable ??= 'the gateway could not read the count';
+          // The server skips the rest to the batch's Sync: the Execute is decided now.
+          if (run.m.kind === 'execute' && !run.decided) return this.#decide(run);
+        }
         return undefined;
       case 'post':
         if (type === DATA_ROW) run.after = this.#counted(run, r);
@@ -517,13 +521,14 @@ export class WriteGuardStage implements Stage {
       case 'client':
         return this.#client(run, r, type);
       case 'settle':
-        if (type === ERROR && !run.failed) {
+        // The triggers' own error is the client's; one that follows a count of the gateway's that failed (the block aborted) is not.
+        if (type !== ERROR) return undefined;
+        if (!run.failed && run.uncountable === undefined) {
           run.failed = true;
           run.hold(r);
-          // The server skips the count to the batch's Sync: the Execute is decided now.
-          if (run.m.kind === 'execute' && !run.decided) return this.#decide(run);
         }
-        return undefined;
+        // The server skips the count to the batch's Sync: the Execute is decided now.
+        return run.m.kind === 'execute' && !run.decided ? this.#decide(run) : undefined;
       case 'final':
         if (type === COMMAND_COMPLETE) return undefined;
         if (type === READY && run.finalError) return [run.finalError, r];
