@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgClient, psql } from '../harness/clients.js';
+import { outcome } from '../harness/pg-outcome.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -43,17 +44,6 @@ async function session(): Promise<pg.Client> {
   client.on('error', () => undefined);
   clients.push(client);
   return client;
-}
-
-/** The SQLSTATE and message `sql` fails with, or `ok`. */
-async function outcome(client: pg.Client, sql: string | pg.QueryConfig, values?: unknown[]): Promise<string> {
-  try {
-    await (typeof sql === 'string' ? client.query(sql, values) : client.query(sql));
-    return 'ok';
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code}: ${e.message}`;
-  }
 }
 
 beforeAll(async () => {

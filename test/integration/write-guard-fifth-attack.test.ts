@@ -8,10 +8,11 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgClient } from '../harness/clients.js';
+import { outcome } from '../harness/pg-outcome.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
-import { eventually } from '../harness/wait.js';
+import { reviewCliOf } from '../harness/review-cli.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { bindPlain, execute, parseNamed, query, sync } from '../../src/postgres/wire/messages.js';
 
@@ -44,33 +45,10 @@ async function session(): Promise<pg.Client> {
   clients.push(client);
   return client;
 }
-async function outcome(client: pg.Client, sql: string | pg.QueryConfig, values?: unknown[]): Promise<string> {
-  try {
-    await (typeof sql === 'string' ? client.query(sql, values) : client.query(sql));
-    return 'ok';
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code}: ${e.message}`;
-  }
-}
 const ext = (sql: string, portal = ''): Buffer => Buffer.concat([parseNamed('', sql), bindPlain(portal, ''), execute(portal)]);
 const summary = (ms: { type: number; body: Buffer }[]): string => ms.map((m) => (m.type === 0x5a ? `Z${String.fromCharCode(m.body[0]!)}` : String.fromCharCode(m.type))).join('');
 
-async function reviewCli(argv: string[], subject = 'bob'): Promise<{ code: number; stdout: string; stderr: string }> {
-  return stack.run(['review', ...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, ['dba']) });
-}
-async function pendingReview(text: string): Promise<string> {
-  return eventually(
-    async () => {
-      const found = (JSON.parse((await reviewCli(['ls', '--json'])).stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find(
-        (r) => r.sql.includes(text) && r.state === 'pending',
-      );
-      expect(found, `a pending review of ${text}`).toBeDefined();
-      return found!.id;
-    },
-    { timeout: 60_000, interval: 200 },
-  );
-}
+const { reviewCli, pendingReview } = reviewCliOf(() => stack);
 
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-atk1-');

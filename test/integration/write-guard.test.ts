@@ -15,11 +15,11 @@ import { psql, pgClient, runProcess } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { reviewCliOf } from '../harness/review-cli.js';
 import { query as queryMessage } from '../../src/postgres/wire/messages.js';
 import { errorIn } from '../harness/raw-pg.js';
 import { parseErrorFields } from '../../src/postgres/wire/reader.js';
 import { bind, execute, parse, sync } from '../harness/pg-frontend.js';
-import { eventually } from '../harness/wait.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -49,21 +49,7 @@ const sumItems = async (): Promise<string> => (await db("select count(*) || ':' 
 const reset = (): Promise<string> =>
   db(`truncate wg_items, wg_ledger; insert into wg_items select g, 0 from generate_series(1, 10) g; insert into wg_ledger select g, 10 from generate_series(1, 3) g`);
 
-async function reviewCli(argv: string[], subject = 'bob'): Promise<{ code: number; stdout: string; stderr: string }> {
-  return stack.run(['review', ...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, ['dba']) });
-}
-async function pendingReview(text: string): Promise<string> {
-  return eventually(
-    async () => {
-      const found = (JSON.parse((await reviewCli(['ls', '--json'])).stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find(
-        (r) => r.sql.includes(text) && r.state === 'pending',
-      );
-      expect(found, `a pending review of ${text}`).toBeDefined();
-      return found!.id;
-    },
-    { timeout: 60_000, interval: 100 },
-  );
-}
+const { reviewCli, pendingReview } = reviewCliOf(() => stack);
 
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-guard-');
