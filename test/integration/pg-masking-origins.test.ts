@@ -207,6 +207,10 @@ describe.each(VIA)('through %s', (via) => {
         expectNoEmails([...copy, ...copyQuery, ...derived]);
         // COPY data in an encoding whose characters may hold a backslash byte (SJIS 'ソ' is 0x83 0x5C): with no judge, every field masked.
         expectNoEmails(await f.simple("copy customers to stdout with (encoding 'SJIS')"));
+        // A NULL string of the client's own is written unescaped for a value equal to it: masked as that value (the thirteenth attack's oracle).
+        const nulled = await f.simple("copy customers (email) to stdout with (null 'alice@example.com')");
+        expectNoEmails(nulled);
+        expect(received(nulled)).toContain(REDACTED);
       } finally {
         f.destroy();
       }

@@ -229,7 +229,8 @@ export class CopyOutMasker {
           out +=
             splitTextLine(line, this.o.delimiter)
               .map((raw, i) => {
-                const value = raw === this.o.null ? null : decodeTextField(raw);
+                // A NULL string of the client's own (not `\N`) is written unescaped for a value equal to it too: masked as that value, since hoop cannot tell the two apart.
+                const value = raw === this.o.null && this.o.null === '\\N' ? null : decodeTextField(raw);
                 const m = this.maskText(value, i);
                 return m === undefined ? raw : m === null ? this.o.null : encodeTextField(m, this.o.delimiter);
               })
