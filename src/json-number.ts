@@ -46,7 +46,7 @@ export class JsonNumber {
   toJSON(): number | string {
     if (!writing) return Number(this.#text);
     writing.nonce ??= newMark();
-    return `\u0000${writing.nonce}${this.#text}`;
+    return `\u0000${writing.nonce}:${this.#text}`;
   }
 }
 
@@ -66,7 +66,7 @@ export function newMark(): string {
 
 /**
  * JSON text `text` with each number a double would not keep written as a string,
- * `"\u0000<mark><number>"`; a text that is not JSON as it is (its reader refuses it, and the scan,
+ * `"\u0000<mark>:<number>"`; a text that is not JSON as it is (its reader refuses it, and the scan,
  * linear only in JSON, never reads it: a string left open restarts at each of its escaped quotes).
  */
 export function markNumbers(text: string, mark: string): string {
@@ -81,7 +81,12 @@ export function markNumbers(text: string, mark: string): string {
 
 /** {@link markNumbers} of a text known to be JSON. */
 function marked(text: string, mark: string): string {
-  return text.replace(STRING_OR_LONG_NUMBER, (t) => (t.charCodeAt(0) === 0x22 || !loses(t) ? t : `"\\u0000${mark}${t}"`));
+  return text.replace(STRING_OR_LONG_NUMBER, (t) => (t.charCodeAt(0) === 0x22 || !loses(t) ? t : `"\\u0000${mark}:${t}"`));
+}
+
+/** {@link markNumbers} of a part of a JSON text known to be JSON whole (a line of it, which begins outside a string). */
+export function markJsonPart(text: string, mark: string): string {
+  return MAY_LOSE.test(text) ? marked(text, mark) : text;
 }
 
 /** `text` as JSON, each number a double would not keep as a {@link JsonNumber}; throws as `JSON.parse` does. */
@@ -95,8 +100,8 @@ export function parseJson(text: string): unknown {
 
 /** `value` (parsed from {@link markNumbers}' text, and the caller's own) with each string marked by `mark` a {@link JsonNumber}; walked without recursion. */
 export function unmarked(value: unknown, mark: string): unknown {
-  const prefix = `\u0000${mark}`;
-  const read = (v: unknown): unknown => (typeof v === 'string' && v.startsWith(prefix) ? new JsonNumber(v.slice(prefix.length)) : v);
+  const prefix = `\u0000${mark}:`;
+  const read = (v: unknown): unknown => (typeof v === 'string' && v.startsWith(prefix) && NUMBER.test(v.slice(prefix.length)) ? new JsonNumber(v.slice(prefix.length)) : v);
   const stack: object[] = typeof value === 'object' && value !== null ? [value] : [];
   for (let o = stack.pop(); o !== undefined; o = stack.pop()) {
     const entries = o as Record<string, unknown>;
@@ -126,8 +131,20 @@ export function jsonText(value: unknown, space?: number): string {
   return mine.nonce === undefined ? out : unmarkText(out, mine.nonce);
 }
 
-/** JSON text `text` with each string marked by `mark` (`"\u0000<mark><number>"`) written as its number; a mark no one else knows, so no other string holds it. */
+/** JSON text `text` with each string marked by `mark` (`"\u0000<mark>:<number>"`) written as its number; a mark no one else knows, so no other string holds it. */
 export function unmarkText(text: string, mark: string): string {
-  const parts = text.split(`"\\u0000${mark}`);
-  return parts.length === 1 ? text : parts.map((p, i) => (i === 0 ? p : p.replace('"', ''))).join('');
+  const head = `"\\u0000${mark}:`;
+  let out = '';
+  let from = 0;
+  for (let at = text.indexOf(head); at >= 0; at = text.indexOf(head, at + 1)) {
+    // A string's own quote (not one escaped inside another string), then a number and the string's end: a mark; any other text that holds it stays as it is.
+    let slashes = 0;
+    while (text[at - 1 - slashes] === '\\') slashes++;
+    const end = text.indexOf('"', at + head.length);
+    if (slashes % 2 === 1 || end < 0 || !NUMBER.test(text.slice(at + head.length, end))) continue;
+    out += text.slice(from, at) + text.slice(at + head.length, end);
+    from = end + 1;
+    at = end;
+  }
+  return from === 0 ? text : out + text.slice(from);
 }

@@ -49,6 +49,11 @@ function floodingHttpServer(): Server {
       httpBodies.push(body);
       if (m.id === undefined) return void res.writeHead(202).end();
       const name = (m.params as { name?: string } | undefined)?.name;
+      if (name === 'numbers-error') return void res.writeHead(500, { 'content-type': 'application/json' }).end('{"card":4111111111111111,"order":12345678901234567890}');
+      if (name === 'numbers-sse-lines') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        return void res.end(`event: message\ndata: {"jsonrpc":"2.0","id":${JSON.stringify(m.id)},\ndata: "result":{"content":[],"structuredContent":{"order":12345678901234567890}}}\n\n`);
+      }
       if (name === 'numbers-json' || name === 'numbers-sse') {
         // A 19-digit card and a 20-digit id as numbers; the SSE event cut in two in the middle of the card.
         const answer = `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"content":[],"structuredContent":{"card":4111111111111111110,"order":12345678901234567890}}}`;
@@ -229,6 +234,18 @@ describe('what the masking reads', () => {
       expect(httpBodies.find((b) => b.includes(name))).toContain('"arguments":{"ref":98765432109876543210}');
       c.close();
     }
+  });
+
+  it("never shows the agent the gateway's mark, and masks a card in a server's error; an event's data over two lines keeps its numbers too", async () => {
+    const c = await rawMcp('flood');
+    c.send('{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"numbers-error","arguments":{}}}\n');
+    const failed = c.lines.find((l) => l.includes('"id":8')) ?? JSON.stringify(await c.answer(8));
+    expect(failed).not.toMatch(/u0000[0-9a-f]{24}/);
+    expect(failed).not.toContain('4111111111111111');
+    c.send('{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"numbers-sse-lines","arguments":{}}}\n');
+    await c.answer(9);
+    expect(c.lines.find((l) => l.includes('"id":9'))).toContain('"order":12345678901234567890');
+    c.close();
   });
 
   it("masks the server's log notifications", async () => {

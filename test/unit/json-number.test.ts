@@ -4,7 +4,7 @@
  * not JSON is refused as `JSON.parse` refuses it; no string is ever read as a number.
  */
 import { describe, expect, it } from 'vitest';
-import { JsonNumber, jsonText, markNumbers, parseJson } from '../../src/json-number.js';
+import { JsonNumber, jsonText, markNumbers, parseJson, unmarkText } from '../../src/json-number.js';
 import { Random } from '../harness/random.js';
 
 /** A number token: as JSON.stringify writes a double, or one a double would not keep. */
@@ -78,7 +78,14 @@ describe('parseJson and jsonText', () => {
   it('marks nothing in a text that is not JSON, at once: a string left open is not scanned again from each escaped quote (the thirteenth attack: seconds for 80 KB)', () => {
     const open = `"${'\\"'.repeat(1_000_000)} 1234567890123456`;
     expect(markNumbers(open, 'mark')).toBe(open);
-    expect(markNumbers('{"a":12345678901234567890}', 'mark')).toBe('{"a":"\\u0000mark12345678901234567890"}');
+    expect(markNumbers('{"a":12345678901234567890}', 'mark')).toBe('{"a":"\\u0000mark:12345678901234567890"}');
+  });
+
+  it("writes back only a mark that holds a number: a string that holds the mark (learned somehow) stays a string, whatever follows it (the thirteenth attack's injection)", () => {
+    const mark = 'm'.repeat(24);
+    for (const text of [`{"n":"\\u0000${mark}:[true,{},null]"}`, `{"n":"\\u0000${mark}:1,\\"x\\":2"}`, `{"n":"x\\"\\u0000${mark}:1"}`, `{"n":"\\u0000${mark}:"}`])
+      expect(unmarkText(text, mark), text).toBe(text);
+    expect(unmarkText(`{"n":"\\u0000${mark}:12345678901234567890","s":"a"}`, mark)).toBe('{"n":12345678901234567890,"s":"a"}');
   });
 
   it('reads a 3 MiB line of numbers with one long among them, and one nested deep, without a stack to overflow', () => {

@@ -23,7 +23,7 @@ import type { McpConnection, McpValue } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { checkTrustedFile, checkTrustedPaths } from '../../config/trusted-paths.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
-import { markNumbers, newMark, parseJson, unmarked, unmarkText } from '../../json-number.js';
+import { markJsonPart, markNumbers, newMark, parseJson, unmarked, unmarkText } from '../../json-number.js';
 import { classify, LineReader, MAX_LINE_BYTES, type McpMessage, type NotAMessage } from '../wire/json-rpc.js';
 
 /** What the session hears from the server. */
@@ -294,8 +294,9 @@ const upstreamFetch =
     if (!response.body) return response;
     // The media type as the SDK reads it (its own reading: the two never disagree).
     const type = mediaTypeEssence(response.headers.get('content-type') ?? '');
-    const sse = type === 'text/event-stream';
-    const json = type === 'application/json';
+    // Only an answer's messages are marked: an error's body goes into an error's text, which no reader unmarks.
+    const sse = response.ok && type === 'text/event-stream';
+    const json = response.ok && type === 'application/json';
     const decoder = new TextDecoder();
     const encoder = new TextEncoder();
     let run = 0;
@@ -315,25 +316,45 @@ const upstreamFetch =
           if (!sse && !json) return controller.enqueue(chunk);
           held += decoder.decode(chunk, { stream: true });
           if (json) return;
-          // Whole lines only (a `\r` at the end may be half of `\r\n`): a number is never cut in two.
-          const end = Math.max(held.lastIndexOf('\n'), held.lastIndexOf('\r', held.length - 2));
-          if (end < 0) return;
-          controller.enqueue(encoder.encode(markedLines(held.slice(0, end + 1), mark)));
-          held = held.slice(end + 1);
+          // Whole events only (an event's data lines are one JSON text): a number is never cut in two.
+          const end = eventsEnd(held);
+          if (end === 0) return;
+          controller.enqueue(encoder.encode(markedEvents(held.slice(0, end), mark)));
+          held = held.slice(end);
         },
         flush(controller) {
           held += decoder.decode();
-          if (held !== '') controller.enqueue(encoder.encode(json ? markNumbers(held, mark) : markedLines(held, mark)));
+          if (held !== '') controller.enqueue(encoder.encode(json ? markNumbers(held, mark) : markedEvents(held, mark)));
         },
       }),
     );
     return new Response(capped, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 
-/** SSE text's `data:` lines with their long numbers marked: JSON has no line break in a string, so each line starts outside one. */
-function markedLines(text: string, mark: string): string {
-  return text
-    .split(/(\r\n|\r|\n)/)
-    .map((line) => (line.startsWith('data:') ? `data:${markNumbers(line.slice(5), mark)}` : line))
-    .join('');
+/** Where the whole events of SSE text end (past the blank line of the last complete one; 0: none is complete yet). A `\r` at the very end may be half of `\r\n`. */
+function eventsEnd(text: string): number {
+  let end = 0;
+  for (const m of text.matchAll(/(?:\r\n|\r(?!$)|\n)(?:\r\n|\r(?!$)|\n)/g)) end = m.index + m[0].length;
+  return end;
+}
+
+/**
+ * SSE events' data with their long numbers marked: an event's `data:` lines joined are its JSON
+ * (marked only when that is JSON), and JSON has no line break in a string, so each line is marked
+ * on its own from outside one.
+ */
+function markedEvents(text: string, mark: string): string {
+  const lines = text.split(/(\r\n|\r|\n)/);
+  let event: number[] = [];
+  const flush = (): void => {
+    const data = event.map((i) => lines[i]!.slice(5).replace(/^ /, '')).join('\n');
+    if (markNumbers(data, mark) !== data) for (const i of event) lines[i] = `data:${markJsonPart(lines[i]!.slice(5), mark)}`;
+    event = [];
+  };
+  for (let i = 0; i < lines.length; i += 2) {
+    if (lines[i] === '') flush();
+    else if (lines[i]!.startsWith('data:')) event.push(i);
+  }
+  flush();
+  return lines.join('');
 }
