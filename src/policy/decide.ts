@@ -248,8 +248,10 @@ export const SIDE_CHANNEL_RULE = 'masking-side-channel';
  */
 export const BACKEND_SIGNAL_RULE = 'backend-signal';
 
-/** The built-in rule that keeps the names rules on tables use: a table a rule names, or a schema, is not renamed through hoop. */
+/** The built-in rule that keeps the names rules on tables use: a table a rule names, or a schema, is not renamed through hoop, nor its partitions or inheritance changed. */
 export const RULED_RENAME_RULE = 'ruled-table-rename';
+/** ALTER TABLE subcommands that change a table's place among others: ATTACH or DETACH PARTITION, INHERIT or NO INHERIT. */
+const REPARENTS = /\b(?:attach|detach)\s+partition\b|\binherit\b/i;
 
 /** Functions that signal other server processes. */
 const SIGNAL_FUNCTIONS = new Set(['pg_terminate_backend', 'pg_cancel_backend', 'pg_signal_backend']);
@@ -705,11 +707,13 @@ export class StatementJudge {
    */
   #ruledRenameDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const ddl = facts.ddl;
-    if (!this.#tableRules || (ddl?.kind !== 'renamed' && ddl?.kind !== 'schema')) return undefined;
-    const names = ddl.kind === 'schema' ? ['*'] : [ddl.was, ddl.relation].flatMap((r) => (r ? [r.schema ? `${r.schema}.${r.relation}` : r.relation] : []));
+    // A partition detached or attached, an inheritance dropped or added: what a write reaches is judged by its table's ancestors then.
+    const reparented = ddl?.kind === 'altered' && REPARENTS.test(facts.text ?? '');
+    if (!this.#tableRules || (ddl?.kind !== 'renamed' && ddl?.kind !== 'schema' && !reparented)) return undefined;
+    const names = ddl.kind === 'schema' ? ['*'] : reparented ? [...facts.tables] : [ddl.was, ddl.relation].flatMap((r) => (r ? [r.schema ? `${r.schema}.${r.relation}` : r.relation] : []));
     const ruled = this.#rules.find((p) => p.rule.match.tables && (names.includes('*') || tablesMatch(p.rule.match.tables, names)));
     if (!ruled) return undefined;
-    const subject = ddl.kind === 'schema' ? 'a schema' : `table ${names[0]}`;
+    const subject = ddl.kind === 'schema' ? 'a schema' : reparented ? `the partitions or inheritance of ${names.join(', ')}` : `table ${names[0]}`;
     return {
       rule: RULED_RENAME_RULE,
       message: `the rules on tables name tables by name: ${subject} keeps its name through hoop (rule "${ruled.rule.name}" names ${ddl.kind === 'schema' ? 'tables' : 'it'})`,

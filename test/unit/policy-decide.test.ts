@@ -1044,9 +1044,25 @@ describe('a deny or review rule on reading tables', () => {
   });
 
   it('keeps the names the rules use: a ruled table is not renamed or moved, from or to its name, nor is a schema (the fifth attack on the write guard)', () => {
-    for (const sql of ['alter table secrets rename to s2', 'alter table if exists public.secrets set schema other', 'alter table other_t rename to secrets', 'alter schema public rename to p2'])
+    for (const sql of [
+      'alter table secrets rename to s2',
+      'alter table if exists public.secrets set schema other',
+      'alter table other_t rename to secrets',
+      'alter schema public rename to p2',
+      'alter index secrets rename to s2',
+      'alter sequence secrets rename to s2',
+      'alter view secrets rename to s2',
+    ])
+      expectDecision(j.judge(sql), 'deny', RULED_RENAME_RULE);
+    for (const sql of [
+      'alter table parent detach partition secrets',
+      'alter table secrets no inherit parent',
+      'alter table secrets inherit parent',
+      'alter table parent attach partition secrets for values from (1) to (2)',
+    ])
       expectDecision(j.judge(sql), 'deny', RULED_RENAME_RULE);
     expectDecision(j.judge('alter table unruled rename to unruled2'), 'allow');
+    expectDecision(j.judge('alter table unruled detach partition unruled_1'), 'allow');
   });
 
   it('matches no statement that only writes it, and an allow rule on reading admits no other kind', () => {

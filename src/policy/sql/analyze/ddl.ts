@@ -17,8 +17,8 @@ function relationName(rv: RangeVar | undefined): RelationName | undefined {
   return { ...(rv.schemaname ? { schema: rv.schemaname } : {}), relation: rv.relname };
 }
 
-/** Renames of a relation's parts that are no column: its constraints, triggers, policies, rules, an index. */
-const NOT_A_COLUMN = new Set(['OBJECT_TABCONSTRAINT', 'OBJECT_DOMCONSTRAINT', 'OBJECT_TRIGGER', 'OBJECT_POLICY', 'OBJECT_RULE', 'OBJECT_INDEX']);
+/** Renames of a relation's parts that are no column: its constraints, triggers, policies, rules. (`ALTER INDEX … RENAME` renames any relation, a table too: it is a relation's rename.) */
+const NOT_A_COLUMN = new Set(['OBJECT_TABCONSTRAINT', 'OBJECT_DOMCONSTRAINT', 'OBJECT_TRIGGER', 'OBJECT_POLICY', 'OBJECT_RULE']);
 
 /** What `node` does to a relation's shape, if anything (`lineage`: its query's, for CREATE VIEW / TABLE AS / SELECT INTO). */
 export function relationDdl(node: Tagged, lineage: StatementLineage | undefined): RelationDdl | undefined {
