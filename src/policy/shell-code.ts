@@ -50,43 +50,26 @@ export function unmodelledShell(program: string): boolean {
   return UNMODELLED_SHELLS.has(program) || (program.startsWith('r') && UNMODELLED_SHELLS.has(program.slice(1)));
 }
 
-/** Plain words: no quote, expansion, glob, operator, comment or history mark in any shell (none starts with `=`, zsh's path of a command, or `~`). */
-const PLAIN_WORDS = /^ *[A-Za-z0-9_./:,+@%-][A-Za-z0-9_./:,+@%=-]*(?: +[A-Za-z0-9_./:,+@%-][A-Za-z0-9_./:,+@%=-]*)* *$/;
-/** Words some shell reads as syntax, or as a builtin that runs other words as code (zsh's, fish's, csh's and tcsh's, with the POSIX ones). */
-const SHELL_WORDS = new Set([
-  ...[
-    'if',
-    'then',
-    'else',
-    'elif',
-    'fi',
-    'for',
-    'foreach',
-    'while',
-    'until',
-    'do',
-    'done',
-    'case',
-    'esac',
-    'switch',
-    'endsw',
-    'breaksw',
-    'end',
-    'endif',
-    'begin',
-    'function',
-    'select',
-    'repeat',
-    'in',
-  ],
-  ...['not', 'and', 'or', 'time', 'coproc', 'noglob', 'nocorrect', 'builtin', 'command', 'exec', 'eval', 'source', '.', 'nice', 'nohup', 'sched', 'trap', 'alias', 'functions', 'emulate'],
-  ...['set', 'setenv', 'export', 'typeset', 'declare', 'local', 'readonly', 'integer', 'float', '@', 'onintr', 'goto', 'limit', 'autoload', 'zmodload', 'bindkey', 'zle', 'vared', 'setopt'],
-]);
+/**
+ * A command every shell runs alike: a program given by its absolute path (a file, never a builtin,
+ * keyword, alias or function of any shell: zsh's `noglob`, tcsh's `hup`, fish's `begin`), then plain
+ * words (no quote, expansion, glob, operator, comment, history mark or assignment in any shell; none
+ * starts with `=`, zsh's path of a command, or `~`).
+ */
+const PATH_AND_PLAIN_WORDS = /^\/[A-Za-z0-9_./+-]+(?: +[A-Za-z0-9_./:,+@%-][A-Za-z0-9_./:,+@%=-]*)*$/;
 
-/** Whether every shell reads `script` as bash does: plain words (see {@link PLAIN_WORDS}), its program none of {@link SHELL_WORDS}. */
+/** Whether every shell reads `script` as bash does (see {@link PATH_AND_PLAIN_WORDS}). */
 export function readAlikeByEveryShell(script: string): boolean {
-  return PLAIN_WORDS.test(script) && !SHELL_WORDS.has(script.trim().split(/ +/)[0]!);
+  return PATH_AND_PLAIN_WORDS.test(script);
 }
+
+/** Programs that run what hoop does not see: a command in another host's shell, a directory's programs, a command under a terminal of their own. */
+const RUNS_ELSEWHERE: Record<string, string> = {
+  'run-parts': 'it runs every program in a directory',
+  dtach: 'it runs its command (or attaches to one) under a terminal of its own',
+  abduco: 'it runs its command (or attaches to one) under a terminal of its own',
+  openvt: 'it runs its command (a shell without one) on another virtual terminal',
+};
 
 /** Programs that run code given by their words, or by names in them: an unknown word in them is unknown code. */
 export const RUNS_WORDS = new Set(['eval', 'watch', 'find', 'su', 'runuser', 'flock', 'script', 'sg', 'capsh', 'ip', '.', 'source', 'exec', 'command', 'builtin', 'trap', 'alias', 'function']);
@@ -292,6 +275,12 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
     if (hasOption(parsed, ['s', 'i', 'shell', 'login']))
       return texts.slice(parsed.operand).every((t) => t.includes('=')) ? input : "it runs its command through the target user's shell (-s, -i), which reads its words again";
   }
+  // A host's shell or a directory's programs, which hoop does not judge.
+  if (Object.hasOwn(RUNS_ELSEWHERE, program)) return RUNS_ELSEWHERE[program];
+  if ((program === 'machinectl' && texts.some((t) => t === 'shell' || t === 'login')) || (program === 'systemd-run' && texts.some((t) => t === '--shell' || /^-[^-]*S/.test(t)))) return input;
+  // sg GROUP and parallel without a command start a shell, or run the lines they read as commands.
+  if (program === 'sg' && texts.filter((t) => !t.startsWith('-')).length <= 1) return input;
+  if (program === 'parallel' && texts.every((t) => t.startsWith('-'))) return input;
   // setarch, unshare, chroot, fakeroot and the like with no command start the user's shell.
   if (wrapper?.shellWithout && !(wrapper.noCommand && hasOption(parseOptions(texts, wrapper.options ?? {}), wrapper.noCommand)) && wrappedStarts(program, texts).starts.length === 0) return input;
   if (program === 'env') {

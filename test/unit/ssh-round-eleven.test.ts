@@ -85,6 +85,42 @@ describe('class 2: a line a shell reads otherwise than hoop, or that starts a sh
   });
 });
 
+describe('the second attack: plain words some shell reads otherwise, and programs that run what hoop does not see', () => {
+  it("runs tcsh's hup, zsh's `-` and zsh's tied path= as those shells do: a su -c string is judged only as a program by its path and plain words", async () => {
+    for (const [shell, script] of [
+      ['tcsh', 'hup rm -rf DIR'],
+      ['zsh', ' - rm -rf DIR'],
+    ] as const) {
+      const dir = victim();
+      run(shell, ['-c', script.replace('DIR', dir)]);
+      expect(existsSync(dir), `${shell} ran rm`).toBe(false);
+    }
+    const j = await judge('allow');
+    for (const line of ["su -c 'hup rm -rf /tmp/x' root", "su -s /bin/tcsh -c 'hup rm -rf /tmp/x' root", "runuser -c ' - rm -rf /tmp/x' root", "su -c 'path=/tmp ls -l' root"])
+      expect(j.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('deny');
+    const closed = await judge('deny', ['ls **', '/bin/ls **', 'su **', 'dirs **']);
+    expect(closed.decide({ kind: 'exec', command: "su -c 'dirs -L /tmp/f' root" }, 'bash').action).toBe('deny');
+    expect(closed.decide({ kind: 'exec', command: "su -c '/bin/ls -l /srv' root" }, 'bash').action).toBe('allow');
+  });
+
+  it("judges as uncertain what starts a shell or runs what hoop does not see: sg GROUP, machinectl shell, systemd-run --shell, run-parts, dtach, abduco, openvt, parallel reading its commands (a command ssh runs on another host is that host's to judge)", async () => {
+    const j = await judge('allow');
+    for (const line of [
+      'sg root',
+      'machinectl shell root@ /bin/rm -rf /x',
+      'systemd-run --shell',
+      'busybox run-parts /tmp/d',
+      'run-parts /tmp/d',
+      'dtach -c /tmp/s rm -rf /x',
+      'abduco -c s rm -rf /x',
+      'openvt -- rm -rf /x',
+      'parallel',
+    ])
+      expect(j.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('deny');
+    expect(j.decide({ kind: 'exec', command: 'sg adm ls' }, 'bash').action).toBe('allow');
+  });
+});
+
 describe('class 1: matching linear in its input', () => {
   /** The best of three timings of `f` (a busy machine slows one run, never all three). */
   const ms = (f: () => unknown) => {

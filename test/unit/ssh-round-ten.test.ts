@@ -212,14 +212,23 @@ it('reads a declaration bash and dash run alike as the command it is: a safe nam
 });
 
 it('keeps the wrappers of the fourteenth attack running what they run: setarch with its ARCH, su with one -c, strace without -E', async () => {
-  const judge = await judgeOf(['setarch **', 'su **', 'strace **', 'valgrind **', 'ls **', 'git **']);
+  const judge = await judgeOf(['setarch **', 'su **', 'strace **', 'valgrind **', 'ls **', '/bin/ls **', 'git **']);
   for (const line of ['setarch x86_64 -R ls -l', 'setarch -R ls', "su -s /bin/bash -c 'ls -l' deploy", 'strace -f -e trace=open ls', 'valgrind --tool=memcheck ls', 'git --work-tree=/srv/app status'])
     expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
   const rm = await judgeOf(['setarch **', 'su **', 'ls **']);
   for (const line of ['setarch -R ls -l', "su -s /bin/sh -c 'rm -rf /tmp/x' -c ls"]) expect(rm.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('allow');
-  // Without -s, the -c string runs in the target user's login shell, which hoop does not know (the eleventh attack's zsh): only plain words every shell reads alike are judged.
-  expect(judge.decide({ kind: 'exec', command: "su -c 'ls -l' deploy" }, 'bash').action).toBe('allow');
-  for (const line of ["su -c 'noglob ls *' deploy", "su -c 'ls $HOME' deploy", "su -c '=ls' deploy"]) expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('deny');
+  // Without -s, the -c string runs in the target user's login shell, which hoop does not know (the eleventh attack's zsh): only a program by its path and plain words, which every shell runs alike, are judged.
+  expect(judge.decide({ kind: 'exec', command: "su -c '/bin/ls -l' deploy" }, 'bash').action).toBe('allow');
+  for (const line of [
+    "su -c 'ls -l' deploy",
+    "su -c 'noglob ls *' deploy",
+    "su -c '/bin/ls $HOME' deploy",
+    "su -c '=ls' deploy",
+    "su -c 'hup /bin/ls' deploy",
+    "su -c ' - /bin/ls' deploy",
+    "su -c 'path=/tmp /bin/ls' deploy",
+  ])
+    expect(judge.decide({ kind: 'exec', command: line }, 'bash').action, line).toBe('deny');
 });
 
 it("takes a tilde at an argument's start as a directory's path, which an allow rule's `**` word stands for: `ls -la ~` runs under `ls **` (the fourteenth attack's over-refusal)", async () => {

@@ -385,7 +385,7 @@ describe('builtins, arithmetic, aliases and variables that run code hoop cannot 
       'RANDOM=42; echo $RANDOM',
       'while IFS= read -r line; do echo "$line"; done < /etc/hosts',
       'sudo -u app ls',
-      "su -c 'ls' app",
+      "su -c '/bin/ls' app",
       // A script file is a program of its own (its code is not the line's), as ./deploy.sh is.
       'sh ./deploy.sh',
       'bash deploy.sh --dry-run',
