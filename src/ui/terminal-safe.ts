@@ -20,10 +20,11 @@ const UNSAFE_CHAR = `(?![\\n\\t ])${UNSAFE_CLASS}`;
 const unsafe = (char: string): RegExp => new RegExp(`${char}|\\\\(?=[\\\\xu]|${char})`, 'gu');
 const UNSAFE = unsafe(UNSAFE_CHAR);
 /**
- * Punctuation, symbols and modifier letters outside ASCII (`‐‐` U+2010, `∕`, `∗`, `ʼ`, `;` U+037E): in a
- * statement they pass for SQL's or a shell's own (`‐‐` reads as a comment, where PostgreSQL reads an alias).
+ * Every character outside ASCII: in a statement any may pass for SQL's or a shell's own (`‐‐`
+ * U+2010 or `ᐨᐨ` reads as a comment where PostgreSQL reads an alias; `ǁ` as `||`; a combining
+ * overlay turns `=` into `≠`; a Cyrillic `а` names another role than it shows).
  */
-const LOOKALIKE = '(?![\\x00-\\x7f])[\\p{P}\\p{S}\\p{Lm}]';
+const LOOKALIKE = '[^\\x00-\\x7f]';
 const UNSAFE_IN_STATEMENT = unsafe(`(?:${UNSAFE_CHAR}|${LOOKALIKE})`);
 /** The backquote escaped too: a Slack code block's text (a statement), which three backquotes would end. */
 const UNSAFE_IN_CODE = unsafe(`(?:${UNSAFE_CHAR}|${LOOKALIKE}|\`)`);
@@ -50,7 +51,7 @@ export function terminalSafe(text: string): string {
   return escaped(text, UNSAFE);
 }
 
-/** {@link terminalSafe} for a statement or command a reviewer approves: what passes for its own punctuation ({@link LOOKALIKE}) an escape too. */
+/** {@link terminalSafe} for a statement or command a reviewer approves: every character outside ASCII an escape too ({@link LOOKALIKE}), so what is shown is what runs. */
 export function statementSafe(text: string): string {
   return escaped(text, UNSAFE_IN_STATEMENT);
 }

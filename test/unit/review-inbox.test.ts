@@ -234,7 +234,8 @@ describe('review inbox', () => {
   });
 
   it('wraps by terminal columns: a line of wide characters is no tail off screen, and all of it shows (before: 79 code points fit a width of 100, drop table was cut unmarked)', async () => {
-    const sql = `select '${'全'.repeat(45)}'; drop table accounts; --`;
+    // (In the statement each wide character is shown as its escape: the line is long, not wide.)
+    const sql = `select '${'全'.repeat(45)}';\ndrop table accounts; --`;
     const decided: string[] = [];
     const ui = render(
       createElement(ReviewInbox, {

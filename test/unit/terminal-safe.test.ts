@@ -92,12 +92,13 @@ describe('terminalSafe', () => {
 });
 
 describe('statementSafe (what a reviewer approves)', () => {
-  it("shows punctuation and symbols outside ASCII as escapes: `‐‐` (U+2010) passed for a comment PostgreSQL reads as an alias (the thirteenth attack's second UPDATE ran)", () => {
+  it("shows every character outside ASCII as an escape: `‐‐` (U+2010) passed for a comment PostgreSQL reads as an alias (the thirteenth attack's second UPDATE ran)", () => {
     const sql = "update accounts set note = 'checked' where id = 1 returning id \u2010\u2010; update accounts set role = 'admin'";
     expect(statementSafe(sql)).toBe("update accounts set note = 'checked' where id = 1 returning id \\u2010\\u2010; update accounts set role = 'admin'");
     for (const c of ['\u2212', '\u2215', '\u2217', '\u02bc', '\u037e', '\uff0d', '\u201c']) expect(statementSafe(`a${c}b`), c).toBe(`a\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}b`);
-    // Letters and digits of any script stay as they are, as does ASCII.
-    expect(statementSafe("select 'é', 'ж', '中' -- ok")).toBe("select 'é', 'ж', '中' -- ok");
+    // Letters of other scripts and combining marks too (the second attack: `ᐨᐨ`, `ǁ`, `=\u0338`, a Cyrillic а); ASCII stays as it is.
+    expect(statementSafe("select 'é', 'а' -- ok")).toBe("select '\\xe9', '\\u0430' -- ok");
+    for (const c of ['\u1428', '\u01c1', '\u0338', '\u3161']) expect(statementSafe(`a${c}b`), c).toBe(`a\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}b`);
     const shown = reviewText({
       id: 'rv-1',
       state: 'pending',
