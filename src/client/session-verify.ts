@@ -45,8 +45,9 @@ function mustBeWhole(check: RecordingCheck, what: string, flags: VerifyFlags, ru
 }
 
 /**
- * What the gateway's index says of a session that its signed start does not (who, where from, to
- * which connection, when, in which run, by which agent): the index is a copy of what was signed,
+ * What the gateway's index says of a session that its signed start does not (who and their groups,
+ * where from, to which connection, when, in which run, by which agent and how, direct or not): the
+ * index is a copy of what was signed,
  * and `hoop sessions show` and `ls` print it; undefined when every field agrees.
  */
 export function indexDiffers(summary: SessionSummary, start: Record<string, unknown> | undefined): string | undefined {
@@ -55,10 +56,19 @@ export function indexDiffers(summary: SessionSummary, start: Record<string, unkn
   const fields: Array<[string, unknown, unknown]> = [
     ['subject', summary.subject, who.subject],
     ['issuer', summary.issuer, who.issuer],
+    ['email', summary.email, who.email],
+    ['groups', JSON.stringify(summary.groups), JSON.stringify(who.groups ?? [])],
+    ['kind', summary.kind, who.kind ?? 'user'],
     ['connection', summary.connection, start.connection],
+    ['type', summary.type, start.type ?? 'postgres'],
     ['remote', summary.remote, start.remote],
+    ['client', summary.client, start.client],
+    ['policy commit', summary.policyCommit, start.policyCommit],
     ['run', summary.runId, start.runId],
+    ['via', summary.via, start.via],
     ['agent', summary.agent, start.agent],
+    ['isolated', summary.isolated, start.isolated],
+    ['direct', summary.direct, start.direct === true ? true : undefined],
     ['started', Date.parse(summary.startedAt), start.at],
   ];
   const wrong = fields.find(([, listed, signed]) => listed !== signed);
