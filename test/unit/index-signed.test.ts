@@ -50,6 +50,11 @@ it("finds each field an edited index line says otherwise than the session's sign
       ['remote', '192.0.2.1'],
       ['runId', 'run-x'],
       ['startedAt', new Date(5000).toISOString()],
+      ['groups', ['dba', 'admin']],
+      ['direct', true],
+      ['via', 'run'],
+      ['isolated', true],
+      ['kind', 'workload'],
     ] as const)
       expect(indexDiffers({ ...summary!, [field]: value }, start), field).toBeDefined();
   } finally {
