@@ -408,6 +408,13 @@ describe('MaskingRules', () => {
       ['ssn 123\u201145\u20116789 z', 'ssn [redacted] z'],
       ['ssn 123\u221245\u22126789 z', 'ssn [redacted] z'],
       ['mail bob＠example.com x', 'mail [redacted] x'],
+      // The second attack: segmented digits, small forms, mathematical letters.
+      [
+        'card \u{1FBF4}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}',
+        'card ************\u{1FBF1}\u{1FBF1}\u{1FBF1}\u{1FBF1}',
+      ],
+      ['mail john\uFE6Bexample\uFE52com x', 'mail [redacted] x'],
+      ['mail 𝐣𝐨𝐡𝐧@example.com x', 'mail [redacted] x'],
     ])
       expect(all.maskText(text!).text, text).toBe(masked);
     // Linear: only the characters that may read otherwise are looked at (2 M ideographs and a card).

@@ -562,8 +562,8 @@ export function integerDigits(literal: string): string | undefined {
   return ((digits + unit / 2n) / unit).toString();
 }
 
-/** What may read otherwise than written: invisible characters, dashes, spaces, other numbers (superscripts, circled), fullwidth forms, mathematical digits. */
-const FOLDED = /[\p{Default_Ignorable_Code_Point}\p{Pd}\u2212\p{Zs}\p{No}\uFF01-\uFF5E\u{1D7CE}-\u{1D7FF}]/gu;
+/** What may read otherwise than written: invisible characters, dashes, spaces, other numbers and symbols (superscripts, circled letters and digits), small and fullwidth forms, dot leaders, mathematical letters and digits, segmented digits. */
+const FOLDED = /[\p{Default_Ignorable_Code_Point}\p{Pd}\u2212\p{Zs}\p{No}\p{So}\u2024-\u2026\uFE50-\uFE6B\uFF01-\uFF5E\u{1D400}-\u{1D7FF}\u{1FBF0}-\u{1FBF9}]/gu;
 const IGNORABLE = /^\p{Default_Ignorable_Code_Point}$/u;
 const DASH = /^[\p{Pd}\u2212]$/u;
 
