@@ -148,16 +148,24 @@ describe('the PostgreSQL store', () => {
     await store.psql('create database shared_store');
     const shared = store.url(store.superuser, { database: 'shared_store' });
     await (await PostgresGatewayStore.open(shared, MIGRATIONS)).close();
-    for (const [grant, said] of [
-      ['grant insert on hoop.signing_keys to public', 'signing_keys: PUBLIC may insert'],
-      ['create role store_writer; grant update on hoop.sessions to store_writer', 'sessions: store_writer may update'],
+    for (const [grant, said, undo] of [
+      ['grant insert on hoop.signing_keys to public', 'signing_keys: PUBLIC may insert', 'revoke insert on hoop.signing_keys from public'],
+      ['create role store_writer; grant update on hoop.sessions to store_writer', 'sessions: store_writer may update', 'revoke update on hoop.sessions from store_writer'],
+      // The second attack: a column's grant, the role that writes every table, the schema another's.
+      [
+        'grant insert (fingerprint, public_key, replica) on hoop.signing_keys to store_writer',
+        'signing_keys.fingerprint: store_writer may insert',
+        'revoke insert (fingerprint, public_key, replica) on hoop.signing_keys from store_writer',
+      ],
+      ['grant pg_write_all_data to store_writer', 'role store_writer may write every table (pg_write_all_data)', 'revoke pg_write_all_data from store_writer'],
+      ['grant create on schema hoop to public', 'the schema hoop: PUBLIC may create', 'revoke create on schema hoop from public'],
     ] as const) {
       await store.psql(grant, { database: 'shared_store' });
       const err = await rejected(() => PostgresGatewayStore.open(shared, MIGRATIONS));
       expect(err).toMatchObject({ code: ErrorCode.CONFIG_INVALID });
       expect((err as Error).message).toContain(said);
+      await store.psql(undo, { database: 'shared_store' });
     }
-    await store.psql('revoke insert on hoop.signing_keys from public; revoke update on hoop.sessions from store_writer', { database: 'shared_store' });
     await (await PostgresGatewayStore.open(shared, MIGRATIONS)).close();
   });
 

@@ -101,11 +101,14 @@ const CLOSE_WAIT_MS = 10_000;
 const PUT_CONCURRENCY = 8;
 
 /** A session's summary as the store holds it (`hoop.sessions.summary`), read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be listed. */
-const summaryOf = (r: { id: string; summary: unknown; ended_at?: Date | null }): SessionSummary => {
+const summaryOf = (r: { id: string; summary: unknown; ended_at?: Date | null; live?: boolean }): SessionSummary => {
   const summary = storedRow(sessionSummarySchema, r.summary, `session ${r.id}`);
-  // A session the store says ended is no longer running, whatever its summary says: an edited `running` would waive verify's check of a cut-short recording.
-  return r.ended_at && summary.recording === 'running' ? { ...summary, recording: 'truncated' } : summary;
+  // Running only while the store says it has not ended on a replica that has not stopped: an edited `running` would waive verify's check of a cut-short recording.
+  return (r.ended_at || r.live === false) && summary.recording === 'running' ? { ...summary, recording: 'truncated' } : summary;
 };
+
+/** A session row with whether the replica that runs it is one the store knows and has not stopped. */
+const SESSION_ROWS = 'select s.id, s.summary, s.ended_at, (p.id is not null and p.stopped_at is null) as live from hoop.sessions s left join hoop.replicas p on p.id = s.replica';
 
 /**
  * The take-over step for sessions of a dead replica (../replicas/replica.ts): the sessions it ran are ended
@@ -291,13 +294,11 @@ export class PostgresSessionArchive implements SessionArchive {
   }
 
   async sessions(): Promise<SessionSummary[]> {
-    return (await this.#query<{ id: string; summary: unknown; ended_at: Date | null }>('select id, summary, ended_at from hoop.sessions order by started_at desc, id limit $1', [MAX_LISTED])).map(
-      summaryOf,
-    );
+    return (await this.#query<{ id: string; summary: unknown; ended_at: Date | null; live: boolean }>(`${SESSION_ROWS} order by s.started_at desc, s.id limit $1`, [MAX_LISTED])).map(summaryOf);
   }
 
   async session(id: string): Promise<SessionSummary | undefined> {
-    const [row] = await this.#query<{ id: string; summary: unknown; ended_at: Date | null }>('select id, summary, ended_at from hoop.sessions where id = $1', [id]);
+    const [row] = await this.#query<{ id: string; summary: unknown; ended_at: Date | null; live: boolean }>(`${SESSION_ROWS} where s.id = $1`, [id]);
     return row ? summaryOf(row) : undefined;
   }
 

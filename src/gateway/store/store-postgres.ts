@@ -24,8 +24,9 @@ import { checkDeviceLimit, type Device, type DeviceOwner, type GatewayStore, typ
 
 /**
  * What another role could write in the schema `hoop` (as StrictModes checks a data directory:
- * ../../config/trusted-paths.ts): a table it does not own, a grant of a writing privilege to
- * another role or to PUBLIC, a role that is a member of the store's (and so acts as it). The store
+ * ../../config/trusted-paths.ts): a table it does not own, a grant of a writing privilege (on a
+ * table or a column) to another role or to PUBLIC, the schema another's or others' to create in, a
+ * role that is a member of the store's (and so acts as it) or of pg_write_all_data. The store
  * holds what the gateway trusts (the recording keys it publishes, reviews, sessions): only its own
  * role writes it, and a superuser, as root may write a data directory.
  */
@@ -39,9 +40,24 @@ const OTHER_WRITERS_SQL = `
   where n.nspname = 'hoop' and c.relkind in ('r', 'p') and (c.relowner <> r.oid or p.grantee is not null)
   group by c.relname, c.relowner, r.oid
   union all
-  select format('role %s is a member of %s, and may write what it may', m.rolname, current_user)
-  from pg_catalog.pg_auth_members a join pg_catalog.pg_roles m on m.oid = a.member join pg_catalog.pg_roles o on o.oid = a.roleid
-  where o.rolname = current_user and not m.rolsuper`;
+  select format('%s.%s: %s may %s', c.relname, a.attname, coalesce(g.rolname, 'PUBLIC'), lower(p.privilege_type))
+  from pg_catalog.pg_attribute a join pg_catalog.pg_class c on c.oid = a.attrelid join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  cross join lateral pg_catalog.aclexplode(a.attacl) p left join pg_catalog.pg_roles g on g.oid = p.grantee
+  where n.nspname = 'hoop' and a.attacl is not null and p.grantee <> c.relowner and p.privilege_type in ('INSERT', 'UPDATE')
+  union all
+  select format('the schema hoop: %s', case when n.nspowner <> r.oid then 'it is owned by ' || pg_catalog.pg_get_userbyid(n.nspowner)
+    else pg_catalog.string_agg(distinct coalesce(g.rolname, 'PUBLIC') || ' may ' || lower(p.privilege_type), ', ') end)
+  from pg_catalog.pg_namespace n join pg_catalog.pg_roles r on r.rolname = current_user
+  left join lateral pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) p on p.grantee <> n.nspowner and p.privilege_type = 'CREATE'
+  left join pg_catalog.pg_roles g on g.oid = p.grantee
+  where n.nspname = 'hoop' and (n.nspowner <> r.oid or p.grantee is not null)
+  group by n.nspowner, r.oid
+  union all
+  select format('role %s %s, and may write what it may', m.rolname, case when pg_catalog.pg_has_role(m.oid, current_user, 'MEMBER') then 'is a member of ' || current_user else 'may write every table (pg_write_all_data)' end)
+  from pg_catalog.pg_roles m
+  where not m.rolsuper and m.rolname <> current_user and m.rolname not like 'pg\\_%'
+    and (pg_catalog.pg_has_role(m.oid, current_user, 'MEMBER')
+      or (pg_catalog.to_regrole('pg_write_all_data') is not null and pg_catalog.pg_has_role(m.oid, 'pg_write_all_data', 'MEMBER')))`;
 
 /** Refuses a store another role may write (see {@link OTHER_WRITERS_SQL}), naming what and the fix. */
 async function onlyItsRoleWrites(pool: pg.Pool): Promise<void> {
