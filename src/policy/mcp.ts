@@ -194,6 +194,9 @@ function compile(rule: McpRule): CompiledRule {
   };
 }
 
+/** How many of a path's directories, from its end, are looked for on disk. */
+const ON_DISK_TRIES = 5;
+
 /**
  * Absolute path glob `glob` with the directories before its first pattern as they resolve on this
  * machine (`/srv/link/secret/**` is `/srv/real/secret/**` when `link` leads to `real`: an MCP server
@@ -203,18 +206,26 @@ function resolvedAlias(glob: string): string[] {
   if (!glob.startsWith('/')) return [];
   const segments = glob.split('/');
   const literal = segments.findIndex((seg) => /[*?[{\\]/.test(seg));
-  let upTo = literal < 0 ? segments.length : literal;
-  for (; upTo > 1; upTo--) {
+  const upTo = literal < 0 ? segments.length : literal;
+  const real = onDisk(segments.slice(0, upTo).join('/'));
+  return real === undefined ? [] : [[real, ...segments.slice(upTo)].join('/')];
+}
+
+/**
+ * Absolute path `path` as its links resolve on this machine (the longest part of it that exists
+ * resolved, the rest as written: looked for up to {@link ON_DISK_TRIES} directories up); undefined
+ * when that is `path` itself, or nothing so near exists.
+ */
+function onDisk(path: string): string | undefined {
+  const segments = path.split('/');
+  for (let upTo = segments.length; upTo > 1 && upTo > segments.length - ON_DISK_TRIES; upTo--) {
     const dir = segments.slice(0, upTo).join('/');
-    let real: string;
     try {
-      real = realpathSync.native(dir);
-    } catch {
-      continue;
-    }
-    return real === dir ? [] : [[real, ...segments.slice(upTo)].join('/')];
+      const real = [realpathSync.native(dir), ...segments.slice(upTo)].join('/');
+      return real === path ? undefined : real;
+    } catch {}
   }
-  return [];
+  return undefined;
 }
 
 /** Whether rule `c` names `name` of `kind` (whatever the arguments). */
@@ -255,7 +266,7 @@ function aboveMatcher(globs: readonly string[]): (value: unknown) => boolean {
   return (value) => {
     if (typeof value !== 'string' && !Array.isArray(value)) return false;
     const texts = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string').map(nfc);
-    return texts.some((t) => pathSpellings(t).some((s) => paths.some((g) => aboveProtected(g, s) || aboveProtected(caseFolded(g), caseFolded(s)))));
+    return texts.some((t) => pathSpellings(t, true).some((s) => paths.some((g) => aboveProtected(g, s) || aboveProtected(caseFolded(g), caseFolded(s)))));
   };
 }
 
@@ -370,15 +381,23 @@ function valueMatcher(m: McpArgumentMatch, asPath: boolean, all: boolean): (valu
     const want = canonical(m.equals);
     return (value) => canonical(value) === want;
   }
-  const globs = m.globs.map(nfc).map((g) => {
-    if (asPath) return pathGlob(g);
+  /** A value's spellings, read once for every glob: as written (and as its links resolve here), and case-folded. */
+  type Spelt = { text: string; as: string[]; folded: string[] };
+  const globs = m.globs.map(nfc).map((g): ((v: Spelt) => boolean) => {
+    if (asPath) {
+      const matches = pathGlob(g);
+      return (v) => matches(v.text);
+    }
     // Every spelling (absolute, under any directory, the directory itself) as written and case-folded: a server's file system may ignore case.
     const folded = caseFolded(g);
-    const spelled = (glob: string, text: string): boolean => pathSpellings(text).some((t) => globMatches(glob, t) || (glob.includes('/') && underSomeDirectory(glob, t)) || namesTheDirectory(glob, t));
-    return (text: string) => spelled(g, text) || spelled(folded, caseFolded(text));
+    const spelled = (glob: string, spellings: string[]): boolean => spellings.some((t) => globMatches(glob, t) || (glob.includes('/') && underSomeDirectory(glob, t)) || namesTheDirectory(glob, t));
+    return (v) => spelled(g, v.as) || spelled(folded, v.folded);
   });
   const textOf = (value: unknown): string => nfc(typeof value === 'string' ? value : jsonText(value));
-  const one = (text: string): boolean => globs.some((g) => g(text));
+  const one = (text: string): boolean => {
+    const v: Spelt = asPath ? { text, as: [], folded: [] } : { text, as: pathSpellings(text, true), folded: pathSpellings(caseFolded(text)) };
+    return globs.some((g) => g(v));
+  };
   return (value) => {
     if (!Array.isArray(value)) return one(textOf(value));
     if (value.length === 0) return false;
@@ -432,11 +451,14 @@ function canonical(v: unknown): string {
  * doubled and trailing slashes gone: `secret/` lists `secret`), and with backslashes as separators
  * (a Windows server's); a refusing rule also compares each case-folded (a file system that ignores case).
  */
-function pathSpellings(text: string): string[] {
+function pathSpellings(text: string, onThisDisk = false): string[] {
   const out = new Set([text]);
   for (const t of [text, text.includes('\\') ? text.replaceAll('\\', '/') : text]) {
     const r = resolved(t);
     out.add(r.length > 1 ? r.replace(/\/+$/, '') : r);
+    // An absolute path also as its links resolve here (a server this gateway runs opens it so: a link in its root, the root by another name).
+    const real = onThisDisk && r.startsWith('/') && r.length <= MAX_GLOB_TEXT ? onDisk(r) : undefined;
+    if (real !== undefined) out.add(real);
   }
   return [...out];
 }

@@ -78,6 +78,11 @@ describe("a refusing rule's path", () => {
       const j = judge({ rules: [{ name: 'no-secret', match: { tools: ['*'], arguments: { path: { globs: [`${join(root, 'link')}/secret/**`] } } }, action: 'deny' }] });
       for (const path of [join(root, 'link', 'secret', 'key.txt'), join(root, 'real', 'secret', 'key.txt'), join(root, 'real', 'secret')])
         expect(j.decide(tool('read_text_file', { path })).action, path).toBe('deny');
+      // The other way (the second attack): a glob by the real name meets the linked one, and a link inside the root.
+      symlinkSync(join(root, 'real', 'secret'), join(root, 'real', 'pub'));
+      const byReal = judge({ rules: [{ name: 'no-secret', match: { tools: ['*'], arguments: { path: { globs: [`${join(root, 'real')}/secret/**`] } } }, action: 'deny' }] });
+      for (const path of [join(root, 'link', 'secret', 'key.txt'), join(root, 'link', 'pub', 'key.txt'), join(root, 'real', 'pub', 'key.txt')])
+        expect(byReal.decide(tool('read_text_file', { path })).action, path).toBe('deny');
       expect(j.decide(tool('read_text_file', { path: join(root, 'real', 'notes.txt') })).action).toBe('allow');
     } finally {
       rmSync(root, { recursive: true, force: true });
