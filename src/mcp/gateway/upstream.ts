@@ -283,8 +283,8 @@ async function openHttp(url: URL, headers: Record<string, string>, on: UpstreamE
 }
 
 /**
- * `fetch` for the SDK's transport: a request's body with its marked numbers written as numbers, an
- * answer's JSON (the whole body, or each SSE `data:` line) with its long numbers marked, and cut off
+ * `fetch` for the SDK's transport: a request's body with its marked numbers written as numbers, a
+ * successful answer's JSON (the whole body, or each SSE event's data) with its long numbers marked, and cut off
  * (`tooLong` told) once one message of it passes {@link MAX_LINE_BYTES}: an SSE event, or a whole JSON body.
  */
 const upstreamFetch =
