@@ -247,7 +247,7 @@ export class WriteGuardStage implements Stage {
   #moves = false;
   /** A write checked by its changed tables ran in a client's transaction block (or may have): its COMMIT fires their deferred triggers under a count. */
   #blockChecked = false;
-  /** Prepared statements and portals, by name, whose text begins or ends a transaction block; whether an Execute of the batch not yet synced began one (its status still says 'I'). */
+  /** Whether an Execute of the batch not yet synced began a transaction block (its status still says 'I'). */
   #batchOpened = false;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   get #binds(): Map<string, Buffer> {
@@ -432,7 +432,7 @@ export class WriteGuardStage implements Stage {
    * Fires the deferred constraint triggers of a transaction about to end (`SET CONSTRAINTS ALL
    * IMMEDIATE`), counts, and does so again: what they changed is judged with the write, and the second
    * round must change nothing (a trigger that set its constraints deferred again and wrote would leave
-   * events for the end, after the count: {@link WriteGuard}'s `#decide` refuses that).
+   * events for the end, after the count: `#decide` refuses that).
    */
   #fireDeferred(io: GuardIO, run: GuardRun, simple: boolean, skipped?: (outcome: AskOutcome) => void): void {
     for (const role of ['mid', 'post'] as const) {
