@@ -63,7 +63,7 @@ export function readAlikeByEveryShell(script: string): boolean {
   return PATH_AND_PLAIN_WORDS.test(script);
 }
 
-/** Programs that run what hoop does not see: a command in another host's shell, a directory's programs, a command under a terminal of their own. */
+/** Programs that run what hoop does not see: a directory's programs, a command under a terminal of their own. */
 const RUNS_ELSEWHERE: Record<string, string> = {
   'run-parts': 'it runs every program in a directory',
   dtach: 'it runs its command (or attaches to one) under a terminal of its own',
@@ -275,7 +275,7 @@ export function runsCode(words: Array<{ text: string; known: boolean }>, program
     if (hasOption(parsed, ['s', 'i', 'shell', 'login']))
       return texts.slice(parsed.operand).every((t) => t.includes('=')) ? input : "it runs its command through the target user's shell (-s, -i), which reads its words again";
   }
-  // A host's shell or a directory's programs, which hoop does not judge.
+  // A directory's programs, a terminal of its own, a machine's or a unit's shell: what hoop does not judge.
   if (Object.hasOwn(RUNS_ELSEWHERE, program)) return RUNS_ELSEWHERE[program];
   if ((program === 'machinectl' && texts.some((t) => t === 'shell' || t === 'login')) || (program === 'systemd-run' && texts.some((t) => t === '--shell' || /^-[^-]*S/.test(t)))) return input;
   // sg GROUP and parallel without a command start a shell, or run the lines they read as commands.
