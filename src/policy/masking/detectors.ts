@@ -61,18 +61,31 @@ export function luhnValid(digits: string): boolean {
  * @see https://www.iso.org/standard/70484.html
  */
 export function knownCardPrefix(digits: string): boolean {
-  const n = digits.length;
-  const p = (k: number): number => Number(digits.slice(0, k));
-  if (digits[0] === '4') return n === 13 || n === 16 || n === 19; // Visa
-  if ((p(2) >= 51 && p(2) <= 55) || (p(4) >= 2221 && p(4) <= 2720)) return n === 16; // Mastercard
-  if (p(2) === 34 || p(2) === 37) return n === 15; // Amex
-  if (p(4) === 6011 || (p(3) >= 644 && p(3) <= 649) || p(2) === 65) return n >= 16 && n <= 19; // Discover
-  if (p(4) >= 3528 && p(4) <= 3589) return n >= 16 && n <= 19; // JCB
-  if ((p(3) >= 300 && p(3) <= 305) || p(2) === 36 || p(2) === 38 || p(2) === 39) return n >= 14 && n <= 19; // Diners
-  if (p(2) === 62 || p(2) === 81) return n >= 16 && n <= 19; // UnionPay
-  if (p(4) >= 2200 && p(4) <= 2204) return n === 16; // Mir
-  if (p(2) === 50 || (p(2) >= 56 && p(2) <= 69)) return n >= 12 && n <= 19; // Maestro
-  return false;
+  return /^\d{4}/.test(digits) && (cardLengths(Number(digits.slice(0, 4)))?.(digits.length) ?? false);
+}
+
+/** The lengths cards of each kind have. */
+const VISA = (n: number): boolean => n === 13 || n === 16 || n === 19;
+const SIXTEEN = (n: number): boolean => n === 16;
+const FIFTEEN = (n: number): boolean => n === 15;
+const LONG = (n: number): boolean => n >= 16 && n <= 19;
+const DINERS = (n: number): boolean => n >= 14 && n <= 19;
+const MAESTRO = (n: number): boolean => n >= 12 && n <= 19;
+
+/** The lengths a card whose number begins with the four digits `p4` may have; undefined when no known card begins so. */
+function cardLengths(p4: number): ((n: number) => boolean) | undefined {
+  const p2 = Math.floor(p4 / 100);
+  const p3 = Math.floor(p4 / 10);
+  if (p4 >= 4000 && p4 <= 4999) return VISA;
+  if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return SIXTEEN; // Mastercard
+  if (p2 === 34 || p2 === 37) return FIFTEEN; // Amex
+  if (p4 === 6011 || (p3 >= 644 && p3 <= 649) || p2 === 65) return LONG; // Discover
+  if (p4 >= 3528 && p4 <= 3589) return LONG; // JCB
+  if ((p3 >= 300 && p3 <= 305) || p2 === 36 || p2 === 38 || p2 === 39) return DINERS;
+  if (p2 === 62 || p2 === 81) return LONG; // UnionPay
+  if (p4 >= 2200 && p4 <= 2204) return SIXTEEN; // Mir
+  if (p2 === 50 || (p2 >= 56 && p2 <= 69)) return MAESTRO;
+  return undefined;
 }
 
 const isDigitAt = (text: string, i: number): boolean => {
@@ -119,39 +132,71 @@ export function findPaymentCards(text: string): DetectorMatch[] {
   const out: DetectorMatch[] = [];
   const n = text.length;
   for (let i = 0; i < n; ) {
-    if (cardDigitAt(text, i) === undefined || (i > 0 && isAlnumAt(text, i - 1))) {
+    if (digitValue(text, i) < 0 || (i > 0 && isAlnumAt(text, i - 1))) {
       i++;
       continue;
     }
-    // The groups of the run starting at i: [start, end) of each, joined by one separator.
-    const groups: Array<[number, number]> = [];
-    let at = i;
-    for (;;) {
+    // The run starting at i: its digits' values, and each group's [start, end) in the text and its end among the digits.
+    const values: number[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const digitEnds: number[] = [];
+    for (let at = i; ; ) {
       let end = at;
-      while (end < n && cardDigitAt(text, end) !== undefined) end++;
-      groups.push([at, end]);
-      if (end + 1 < n && isCardSeparator(text.charCodeAt(end)) && cardDigitAt(text, end + 1) !== undefined) at = end + 1;
+      for (let v = digitValue(text, end); v >= 0; v = digitValue(text, ++end)) values.push(v);
+      starts.push(at);
+      ends.push(end);
+      digitEnds.push(values.length);
+      if (end + 1 < n && isCardSeparator(text.charCodeAt(end)) && digitValue(text, end + 1) >= 0) at = end + 1;
       else break;
     }
-    const runEnd = groups.at(-1)![1];
+    const luhn = luhnOfRun(values);
     // Where a number may end: after a group the next character of which is no letter (a digit cannot follow a group).
-    const mayEnd = (g: number): boolean => groups[g]![1] >= n || !isAlnumAt(text, groups[g]![1]);
+    const mayEnd = (g: number): boolean => ends[g]! >= n || !isAlnumAt(text, ends[g]!);
     // From each group, the longest number there; numbers that overlap are said as one span.
-    for (let g = 0; g < groups.length; g++) {
-      let digits = '';
+    for (let g = 0; g < starts.length; g++) {
+      const s = g === 0 ? 0 : digitEnds[g - 1]!;
+      if (values.length - s < 13) break;
+      // Its first four digits say whether any card begins so: most runs of digits stop there.
+      const lengths = cardLengths(values[s]! * 1000 + values[s + 1]! * 100 + values[s + 2]! * 10 + values[s + 3]!);
+      if (!lengths) continue;
       let longest = -1;
-      for (let k = g; k < groups.length && digits.length <= 19; k++) {
-        for (let d = groups[k]![0]; d < groups[k]![1]; d++) digits += cardDigitAt(text, d);
-        if (digits.length >= 13 && digits.length <= 19 && mayEnd(k) && knownCardPrefix(digits) && luhnValid(digits)) longest = k;
+      for (let k = g; k < starts.length && digitEnds[k]! - s <= 19; k++) {
+        const length = digitEnds[k]! - s;
+        if (length >= 13 && lengths(length) && mayEnd(k) && luhn(s, digitEnds[k]!)) longest = k;
       }
       if (longest < 0) continue;
       const last = out.at(-1);
-      if (last && last.end >= groups[g]![0] && last.start >= i) last.end = Math.max(last.end, groups[longest]![1]);
-      else out.push({ detector: 'payment-card', start: groups[g]![0], end: groups[longest]![1] });
+      if (last && last.end >= starts[g]! && last.start >= i) last.end = Math.max(last.end, ends[longest]!);
+      else out.push({ detector: 'payment-card', start: starts[g]!, end: ends[longest]! });
     }
-    i = Math.max(runEnd, i + 1);
+    i = Math.max(ends.at(-1)!, i + 1);
   }
   return out;
+}
+
+/** A digit's value (ASCII or fullwidth), -1 for any other character. */
+function digitValue(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  return c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0xff10 && c <= 0xff19 ? c - 0xff10 : -1;
+}
+
+/** Whether the digits `values[s..e)` pass the Luhn check, each asked in constant time (sums of each parity's digits, plain and doubled, up to each place). */
+function luhnOfRun(values: readonly number[]): (s: number, e: number) => boolean {
+  const m = values.length;
+  const plain = [new Int32Array(m + 1), new Int32Array(m + 1)];
+  const doubled = [new Int32Array(m + 1), new Int32Array(m + 1)];
+  for (let k = 0; k < m; k++) {
+    for (const par of [0, 1]) {
+      plain[par]![k + 1] = plain[par]![k]! + ((k & 1) === par ? values[k]! : 0);
+      doubled[par]![k + 1] = doubled[par]![k]! + ((k & 1) === par ? (values[k]! * 2 > 9 ? values[k]! * 2 - 9 : values[k]! * 2) : 0);
+    }
+  }
+  // The last digit is taken as it is, the one before it doubled, and so on: by the parity of their places.
+  return (s, e) => {
+    const q = (e - 1) & 1;
+    return (plain[q]![e]! - plain[q]![s]! + doubled[1 - q]![e]! - doubled[1 - q]![s]!) % 10 === 0;
+  };
 }
 
 /** A character of an address's local part: letters, digits and `._%+-`. */
