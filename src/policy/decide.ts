@@ -252,6 +252,8 @@ export const BACKEND_SIGNAL_RULE = 'backend-signal';
 export const RULED_RENAME_RULE = 'ruled-table-rename';
 /** ALTER TABLE subcommands that change a table's place among others: ATTACH or DETACH PARTITION, INHERIT or NO INHERIT. */
 const REPARENTS = /\b(?:attach|detach)\s+partition\b|\binherit\b/i;
+/** SQL comments (read as a blank, as the lexer does: `DETACH /**\/ PARTITION` is DETACH PARTITION); one inside a literal read so too only widens what is refused. */
+const COMMENTS = /\/\*[\s\S]*?\*\/|--[^\n]*/g;
 
 /** Functions that signal other server processes. */
 const SIGNAL_FUNCTIONS = new Set(['pg_terminate_backend', 'pg_cancel_backend', 'pg_signal_backend']);
@@ -708,7 +710,7 @@ export class StatementJudge {
   #ruledRenameDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const ddl = facts.ddl;
     // A partition detached or attached, an inheritance dropped or added: what a write reaches is judged by its table's ancestors then.
-    const reparented = ddl?.kind === 'altered' && REPARENTS.test(facts.text ?? '');
+    const reparented = ddl?.kind === 'altered' && REPARENTS.test((facts.text ?? '').replace(COMMENTS, ' '));
     if (!this.#tableRules || (ddl?.kind !== 'renamed' && ddl?.kind !== 'schema' && !reparented)) return undefined;
     const names = ddl.kind === 'schema' ? ['*'] : reparented ? [...facts.tables] : [ddl.was, ddl.relation].flatMap((r) => (r ? [r.schema ? `${r.schema}.${r.relation}` : r.relation] : []));
     const ruled = this.#rules.find((p) => p.rule.match.tables && (names.includes('*') || tablesMatch(p.rule.match.tables, names)));

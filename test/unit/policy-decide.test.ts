@@ -1056,6 +1056,9 @@ describe('a deny or review rule on reading tables', () => {
       expectDecision(j.judge(sql), 'deny', RULED_RENAME_RULE);
     for (const sql of [
       'alter table parent detach partition secrets',
+      // A comment between the words (the third attack), as the lexer reads it: a blank.
+      'alter table parent detach /**/ partition secrets',
+      'alter table parent attach--x\npartition secrets for values from (1) to (2)',
       'alter table secrets no inherit parent',
       'alter table secrets inherit parent',
       'alter table parent attach partition secrets for values from (1) to (2)',
