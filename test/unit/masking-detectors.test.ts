@@ -417,6 +417,10 @@ describe('MaskingRules', () => {
       ['mail 𝐣𝐨𝐡𝐧@example.com x', 'mail [redacted] x'],
     ])
       expect(all.maskText(text!).text, text).toBe(masked);
+    // Two cards read one as written and one as a reader sees it, overlapping: one span, never last4 of each (the third attack showed 8 digits).
+    expect(all.maskText('ａ4000 0000 4111 1115\u200b 1234 5672').text).toBe('ａ**** **** **** ****\u200b **** 5672');
+    // A digit of any form before a run is part of the number (no card at the tail of a longer one).
+    expect(detect('a１4111111111111111', ['payment-card'])).toEqual([]);
     // Linear: only the characters that may read otherwise are looked at (2 M ideographs and a card).
     const big = `${'中'.repeat(2_000_000)}4111\u200b1111\u200b1111\u200b1111`;
     expect(all.maskText(big).text.endsWith('****\u200b****\u200b****\u200b1111')).toBe(true);

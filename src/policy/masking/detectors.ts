@@ -132,7 +132,7 @@ export function findPaymentCards(text: string): DetectorMatch[] {
   const out: DetectorMatch[] = [];
   const n = text.length;
   for (let i = 0; i < n; ) {
-    if (digitValue(text, i) < 0 || (i > 0 && isAlnumAt(text, i - 1))) {
+    if (digitValue(text, i) < 0 || (i > 0 && (isAlnumAt(text, i - 1) || digitValue(text, i - 1) >= 0))) {
       i++;
       continue;
     }
@@ -665,8 +665,9 @@ export function readerView(text: string): { text: string; from: (k: number) => n
 
 /**
  * Runs the given detectors over a text and returns their matches sorted by position, without
- * overlap: where two matches overlap, the one that starts first (then the longer, then by the
- * order of `detectors`) keeps the overlap, and the other keeps what lies past it (a card after an
+ * overlap: one detector's overlapping matches are one span; where two detectors' overlap, the one
+ * that starts first (then the longer, then by the order of `detectors`) keeps the overlap, and the
+ * other keeps what lies past it (a card after an
  * SSN-shaped prefix `555-12-4111 1111 …` is still masked past the prefix): together they cover
  * every character any detector matched. The text is read as written and as a reader sees it
  * ({@link readerView}).
@@ -689,6 +690,8 @@ export function detect(text: string, detectors: readonly DetectorName[]): Detect
   for (const m of all) {
     const last = out[out.length - 1];
     if (!last || m.start >= last.end) out.push(m);
+    // One detector's overlapping matches are one span (a card read as written and one read as a reader sees it: last4 of each showed 8 digits).
+    else if (m.end > last.end && m.detector === last.detector) last.end = m.end;
     else if (m.end > last.end) out.push({ ...m, start: last.end });
   }
   return out;
