@@ -104,16 +104,13 @@ const isAlnumAt = (text: string, i: number): boolean => {
  * numbers would read as cards.
  */
 const isCardSeparator = (c: number): boolean => c === 0x20 || c === 0x2d || c === 0xa0 || c === 0x2007 || c === 0x2009 || c === 0x202f || (c >= 0x2010 && c <= 0x2013) || c === 0x2212 || c === 0xff0d;
-/** The digit at `i` as ASCII, a fullwidth one (U+FF10…) too; undefined for any other character. */
-function cardDigitAt(text: string, i: number): string | undefined {
-  const c = text.charCodeAt(i);
-  if (c >= 0x30 && c <= 0x39) return text[i];
-  return c >= 0xff10 && c <= 0xff19 ? String.fromCharCode(c - 0xff10 + 0x30) : undefined;
-}
 /** A card number's digits alone (ASCII), however it was grouped or written: what its hash is of. */
 export function cardDigits(text: string): string {
   let out = '';
-  for (let i = 0; i < text.length; i++) out += cardDigitAt(text, i) ?? '';
+  for (let i = 0; i < text.length; i++) {
+    const v = digitValue(text, i);
+    if (v >= 0) out += v;
+  }
   return out;
 }
 

@@ -560,14 +560,7 @@ export interface Redacted {
 export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
   const readings = readingsOf(sql, dialect, o.mysqlMode);
   const spans = readings.length === 1 ? spansOf(sql, dialect, readings[0]) : readings.flatMap((mode) => spansOf(sql, dialect, mode));
-  if (o.detectors?.length) {
-    for (const m of detect(sql, o.detectors)) spans.push([m.start, m.end]);
-    // A number in exponent or decimal form is stored as its digits (`4.111111111111111e15` in a bigint column is a card).
-    for (const m of sql.matchAll(SCALED_NUMBER)) {
-      const digits = integerDigits(m[0]);
-      if (digits !== undefined && detect(digits, o.detectors).length > 0) spans.push([m.index, m.index + m[0].length]);
-    }
-  }
+  if (o.detectors?.length) spans.push(...detectedSpans(sql, o.detectors));
   // A literal the server reads as other text than it is written (escapes, parts joined, hex): its value is read too.
   for (const mode of ENCODED.test(sql) ? readings : []) {
     for (const l of encodedLiterals(sql, dialect, mode)) {
@@ -733,12 +726,19 @@ export function withoutRedactionHashes(text: string): string {
 
 /** `text` (not SQL: a command line, a tool call's JSON, a parameter) with what `detectors` find replaced as {@link redactSql} replaces it. */
 export function redactDetected(text: string, o: RedactOptions): Redacted {
-  if (!o.detectors?.length) return withMarkers(text, [], o.key);
-  const spans: Array<[number, number]> = detect(text, o.detectors).map((m) => [m.start, m.end]);
-  // A number a reader reads as another (`4111111111111111e0`, `41111111111111110e-1`, `4111111111111111.0`): read as its digits, as in SQL text.
+  return withMarkers(text, o.detectors?.length ? detectedSpans(text, o.detectors) : [], o.key);
+}
+
+/**
+ * Where `detectors` find a value in `text`: each match, and each number with a fraction or an
+ * exponent whose digits they find, as its reader (a bigint column, JSON) reads it
+ * (`4.111111111111111e15`, `41111111111111110e-1` are cards).
+ */
+function detectedSpans(text: string, detectors: readonly DetectorName[]): Array<[number, number]> {
+  const spans: Array<[number, number]> = detect(text, detectors).map((m) => [m.start, m.end]);
   for (const m of text.matchAll(SCALED_NUMBER)) {
     const digits = integerDigits(m[0]);
-    if (digits !== undefined && detect(digits, o.detectors).length > 0) spans.push([m.index, m.index + m[0].length]);
+    if (digits !== undefined && detect(digits, detectors).length > 0) spans.push([m.index, m.index + m[0].length]);
   }
-  return withMarkers(text, spans, o.key);
+  return spans;
 }

@@ -15,7 +15,7 @@
  *   value becomes) and runs the content detectors over every other value.
  * - CopyOutResponse / CopyData / CopyDone ('H', 'd', 'c'): a COPY has no RowDescription: its
  *   columns, by position, are decided by the judge, and its rows masked as they pass.
- * - FunctionCallResponse ('V'): detectors over the value.
+ * - FunctionCallResponse ('V'): a function of the database's users' masked whole (NULL) under column or name rules; detectors over the value.
  * - NoticeResponse, ErrorResponse ('N', 'E'): detectors over message, detail, hint, context and
  *   internal query; key values and failing rows of a table with column rules are redacted.
  * - NotificationResponse ('A'): under column or name rules the payload withheld unless a client wrote it (see {@link noteWrittenPayloads}); detectors over it.
@@ -818,8 +818,8 @@ const WRITTEN_KEPT = 1024;
 const NOTIFIED = /\bnotify\s+(?:"(?:[^"]|"")*"|[^\s,;'"]+)\s*,\s*'((?:[^']|'')*)'|\bpg_notify\s*\(\s*'(?:[^']|'')*'\s*,\s*'((?:[^']|'')*)'\s*\)/gi;
 
 /**
- * Notes the payloads `sql` (sent to the server) writes as literals: text its client wrote, which
- * its listeners may read as written. A literal read otherwise than here (another quoting) is only
+ * Notes the payloads and `application_name` values `sql` (sent to the server) writes as literals:
+ * text its client wrote, which its listeners (and the client) may read as written. A literal read otherwise than here (another quoting) is only
  * ever text a client typed, so no payload passes that carries a value the database held.
  */
 export function noteWrittenPayloads(sql: string): void {
@@ -828,6 +828,8 @@ export function noteWrittenPayloads(sql: string): void {
     written.add(text);
     if (written.size > WRITTEN_KEPT) written.delete(written.values().next().value!);
   };
+  // One scan of most texts: they name neither.
+  if (!WRITES_PAYLOAD.test(sql)) return;
   if (/notify/i.test(sql)) for (const m of sql.matchAll(NOTIFIED)) note((m[1] ?? m[2]!).replaceAll("''", "'"));
   // Every literal of SQL that names the setting (`SET application_name = 'x'`, `set_config('application_name', 'x', …)`).
   if (/application_name/i.test(sql)) for (const m of sql.matchAll(LITERAL)) note(m[1]!.replaceAll("''", "'"));
@@ -835,6 +837,8 @@ export function noteWrittenPayloads(sql: string): void {
 
 /** A plain string literal. */
 const LITERAL = /'((?:[^']|'')*)'/g;
+/** What a text names that makes a payload or a setting its client wrote. */
+const WRITES_PAYLOAD = /notify|application_name/i;
 
 /** Error and notice fields that name where and what (never a value): kept when the text is withheld. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 const KEPT_WHEN_WITHHELD = new Set(['S', 'V', 'C', 'P', 'F', 'L', 'R', 's', 't', 'c', 'd', 'n']);
