@@ -122,30 +122,19 @@ describe('the second attack: plain words some shell reads otherwise, and program
 });
 
 describe('class 1: matching linear in its input', () => {
-  /** The best of three timings of `f` (a busy machine slows one run, never all three). */
+  /** How long `f` takes. */
   const ms = (f: () => unknown) => {
-    let best = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < 3; i++) {
-      const s = performance.now();
-      f();
-      best = Math.min(best, performance.now() - s);
-    }
-    return best;
+    const s = performance.now();
+    f();
+    return performance.now() - s;
   };
-  it('F-E: readableView (MCP results, MySQL text, COPY, json) backtracks quadratically on a run of backslashes: /\\\\+x…/', () => {
-    readableView('\\'.repeat(1024));
-    const small = ms(() => readableView('\\'.repeat(256 * 1024)));
-    const large = ms(() => readableView('\\'.repeat(2048 * 1024)));
-    // 8x the input: linear is ~8x (it was ~60x: 16 KiB 160 ms, 64 KiB 2.7 s).
-    expect(large / small).toBeLessThan(24);
+  // A bound far from both: linear, tens of milliseconds even beside a busy loop; quadratic, minutes (a ratio of two timings was noise on a busy machine).
+  it('F-E: readableView (MCP results, MySQL text, COPY, json) reads 2 MiB of backslashes at once (it backtracked: 64 KiB took 2.7 s, 2 MiB would take most of an hour)', () => {
+    expect(ms(() => readableView('\\'.repeat(2048 * 1024)))).toBeLessThan(5_000);
   });
-  it('F-F: redactKeyValues backtracks quadratically on an error detail `Key (` + `)=(`…', () => {
+  it('F-F: redactKeyValues reads a 512 KiB error detail of `Key (` + `)=(`… at once (it backtracked: 64 KiB took 1.76 s, 512 KiB nearly two minutes)', () => {
     const detail = (k: number) => `Key (${')=('.repeat(k / 3)}X`;
-    redactKeyValues(detail(1024));
-    const small = ms(() => redactKeyValues(detail(64 * 1024)));
-    const large = ms(() => redactKeyValues(detail(512 * 1024)));
-    // It was 16 KiB 116 ms, 64 KiB 1.76 s.
-    expect(large / small).toBeLessThan(24);
+    expect(ms(() => redactKeyValues(detail(512 * 1024)))).toBeLessThan(5_000);
     expect(redactKeyValues('Key (email)=(a@b.c) already exists.')).toBe('Key (email)=([redacted]) already exists.');
   });
 });
