@@ -248,7 +248,12 @@ export const SIDE_CHANNEL_RULE = 'masking-side-channel';
  */
 export const BACKEND_SIGNAL_RULE = 'backend-signal';
 
-/** The built-in rule that keeps the names rules on tables use: a table a rule names, or a schema, is not renamed through hoop, nor its partitions or inheritance changed. */
+/**
+ * The built-in rule that keeps the names rules on tables use: a table a rule names, or a schema, is
+ * not renamed through hoop, nor its partitions or inheritance changed; nor is code made that the
+ * gateway cannot read (a DO block, a function body given as a string), which could do so unseen,
+ * unless an allow rule names its kind (`do`, `create-function`).
+ */
 export const RULED_RENAME_RULE = 'ruled-table-rename';
 /** ALTER TABLE subcommands that change a table's place among others: ATTACH or DETACH PARTITION, INHERIT or NO INHERIT. */
 const REPARENTS = /\b(?:attach|detach)\s+partition\b|\binherit\b/i;
@@ -681,6 +686,13 @@ export class StatementJudge {
     };
   }
 
+  /** An allow rule that matches the statement and names its kind of code (`do`, `create-function`) itself, not by a group such as `ddl`. */
+  #allowsCode({ facts, all }: StatementAt): boolean {
+    return this.#rules.some(
+      (p) => p.rule.action === 'allow' && facts.kinds.some((k) => (k === 'do' || k === 'create-function') && p.rule.match.kinds?.includes(k)) && matches(p, facts, all.length > 1),
+    );
+  }
+
   /** With rules on tables, a function that reads tables named in a string (see {@link UNSEEN_READ_RULE}). */
   #unseenReadDenial({ facts, where, what }: StatementAt): Denial | undefined {
     if (!this.#tableRules) return undefined;
@@ -707,7 +719,16 @@ export class StatementJudge {
    * the names the tables have then, so under another name in an open block a trigger's write would
    * reach it unjudged (the fifth attack on the write guard).
    */
-  #ruledRenameDenial({ facts, where, what }: StatementAt): Denial | undefined {
+  #ruledRenameDenial(at: StatementAt): Denial | undefined {
+    const { facts, where, what } = at;
+    if (this.#tableRules && facts.opaqueBody && !this.#allowsCode(at)) {
+      const code = facts.kinds.includes('do') ? 'a DO block' : 'a function or procedure whose body is a string';
+      return {
+        rule: RULED_RENAME_RULE,
+        message: `${code} runs code the gateway cannot read, which could rename a table the rules on tables name; an allow rule naming kinds [${facts.kinds.includes('do') ? 'do' : 'create-function'}] lets it`,
+        reason: `${where} (${what}) makes ${code}, whose statements the rules on tables cannot see`,
+      };
+    }
     const ddl = facts.ddl;
     // A partition detached or attached, an inheritance dropped or added: what a write reaches is judged by its table's ancestors then.
     const reparented = ddl?.kind === 'altered' && REPARENTS.test((facts.text ?? '').replace(COMMENTS, ' '));

@@ -1068,6 +1068,22 @@ describe('a deny or review rule on reading tables', () => {
     expectDecision(j.judge('alter table unruled detach partition unruled_1'), 'allow');
   });
 
+  it('refuses code it cannot read, which could rename a ruled table unseen, unless an allow rule names its kind (the round-three attack)', () => {
+    for (const sql of [
+      "create function f() returns void language sql as 'alter table secrets rename to s2'",
+      'create or replace procedure p() language plpgsql as $$ begin execute $x$alter table secrets rename to s2$x$; end $$',
+      "do 'begin execute ''alter table secrets rename to s2''; end'",
+    ])
+      expectDecision(j.judge(sql), 'deny', RULED_RENAME_RULE);
+    // A body hoop reads (SQL-standard) is judged as it is; an allow rule that names the kind lets the opaque one (a migration role).
+    expectDecision(j.judge('create function g() returns int language sql return 1'), 'allow');
+    const migrations = new StatementJudge(policy([...rules, { name: 'migrations', match: { kinds: ['create-function', 'do'] }, action: 'allow' }]), alice, 'prod-db', 'read-write');
+    expectDecision(migrations.judge('create function f() returns trigger language plpgsql as $$ begin return new; end $$'), 'allow', 'migrations');
+    expectDecision(migrations.judge('do $$ begin perform 1; end $$'), 'allow', 'migrations');
+    const byGroup = new StatementJudge(policy([...rules, { name: 'ddl-ok', match: { kinds: ['ddl'] }, action: 'allow' }]), alice, 'prod-db', 'read-write');
+    expectDecision(byGroup.judge("create function f() returns int language sql as 'select 1'"), 'deny', RULED_RENAME_RULE);
+  });
+
   it('matches no statement that only writes it, and an allow rule on reading admits no other kind', () => {
     for (const sql of [
       'update secrets set s = $1 where id = 1',
