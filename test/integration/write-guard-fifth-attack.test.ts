@@ -141,10 +141,7 @@ describe('attacks', () => {
 
   it('R13: code whose body the gateway cannot read (a function given as a string, a DO block) is refused before it can rename the kept table', async () => {
     const s = await session();
-    for (const sql of [
-      "CREATE FUNCTION ren() RETURNS void LANGUAGE sql AS 'ALTER TABLE kept RENAME TO kept_f'",
-      "DO $$ BEGIN EXECUTE 'ALTER TABLE kept RENAME TO kept_f'; END $$",
-    ])
+    for (const sql of ["CREATE FUNCTION ren() RETURNS void LANGUAGE sql AS 'ALTER TABLE kept RENAME TO kept_f'", "DO $$ BEGIN EXECUTE 'ALTER TABLE kept RENAME TO kept_f'; END $$"])
       expect(await outcome(s, sql), sql).toMatch(/^42501: .*ruled-table-rename.*cannot read/);
     expect(await outcome(s, 'SELECT ren()')).toMatch(/^42883/);
     expect((await db("select to_regclass('public.kept') is not null, to_regclass('public.kept_f') is null")).trim()).toBe('t|t');

@@ -257,6 +257,8 @@ export class WriteGuardStage implements Stage {
   #bindBytes = 0;
   /** The run whose results are being held: every server message meanwhile waits with them. */
   #holding: GuardRun | undefined;
+  /** A COMMIT by Execute failed or refused: its block is rolled back at the client's Sync, which then says idle, as a COMMIT that fails does. */
+  #endsAtSync: GuardRun | undefined;
 
   /**
    * The guard's names are reserved ones (clients may not prepare them) with a random part of
@@ -286,6 +288,7 @@ export class WriteGuardStage implements Stage {
       this.#bound(m.portal, m.msg?.raw, guarded?.guard);
       return undefined;
     }
+    if (m.kind === 'sync' && this.#endsAtSync) return this.#rollBackAtSync(m, this.#endsAtSync, ctx);
     if (!guarded || (m.kind !== 'query' && m.kind !== 'execute')) return undefined;
     return this.#run(m, guarded.guard, guarded.sql, ctx, ctx.passed?.answered, opened);
   }
@@ -437,7 +440,8 @@ export class WriteGuardStage implements Stage {
   #fireDeferred(io: GuardIO, run: GuardRun, simple: boolean, skipped?: (outcome: AskOutcome) => void): void {
     for (const role of ['mid', 'post'] as const) {
       if (simple) io.send(frontend(query('SET CONSTRAINTS ALL IMMEDIATE')), { run, role: 'settle' });
-      else this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' }, skipped);
+      // Only the first round tells whether the batch had failed before: the second is skipped when the first fails (its error is the client's).
+      else this.#own(io, 'SET CONSTRAINTS ALL IMMEDIATE', { run, role: 'settle' }, role === 'mid' ? skipped : undefined);
       this.#count(io, run, role, simple);
     }
   }
@@ -670,7 +674,7 @@ export class WriteGuardStage implements Stage {
    * Decides a COMMIT whose deferred triggers fired (see {@link settles}): sent as the client sent
    * it when what they changed passes; else refused, a Query's block rolled back (the client gets
    * the triggers' own error or the refusal, then ReadyForQuery 'I', as from a COMMIT that failed),
-   * an Execute's batch failed (nothing of the block can commit).
+   * an Execute's batch failed (nothing of the block can commit) and the block rolled back at the client's Sync (idle, as there).
    */
   #endBlock(run: GuardRun, held: Buffer[]): readonly Buffer[] | undefined {
     const io = run.io;
@@ -687,6 +691,7 @@ export class WriteGuardStage implements Stage {
     if (run.m.kind === 'execute') {
       // Failed, the server skips to the client's Sync; refused, the gate's failing Describe makes it so.
       if (!own) io.sendAll(this.#gate.refuseWith(this.#overError(run), false, rule, reason));
+      this.#endsAtSync = run;
       return this.#settle(run, own ? held : []);
     }
     if (!own) {
@@ -695,6 +700,15 @@ export class WriteGuardStage implements Stage {
     }
     io.send(frontend(query('ROLLBACK')), { run, role: 'final' });
     return this.#settle(run, own ? held : []);
+  }
+
+  /** The client's Sync after a COMMIT by Execute that failed: its answer ('E') is the gateway's, and a ROLLBACK's ('I') the client's. */
+  #rollBackAtSync(m: FrontendMessage, run: GuardRun, io: GuardIO): Decision {
+    this.#endsAtSync = undefined;
+    io.send(m, { run, role: 'quiet' });
+    io.send(frontend(query('ROLLBACK')), { run, role: 'final' });
+    io.flush();
+    return SENT;
   }
 
   /** Undoes the write for a review: to the savepoint, the transaction, or with the failed batch. */
