@@ -58,10 +58,10 @@ export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = pro
     }
     return value;
   }
-  // A secret another user could replace is not the operator's (sshd's StrictModes): the file read is the file checked.
+  // A secret another user could replace is not the operator's, nor one another may read (sshd's StrictModes): the file read is the file checked.
   let text: string;
   try {
-    text = (await readTrustedFile(ref.path)).toString('utf8');
+    text = (await readTrustedFile(ref.path, true)).toString('utf8');
   } catch (err) {
     if (err instanceof HoopError) throw err;
     throw new HoopError(ErrorCode.SECRET_UNRESOLVED, `cannot read secret file ${ref.path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {

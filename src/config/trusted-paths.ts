@@ -7,7 +7,7 @@
  * directory above it let another user replace it (a directory others may write without the sticky
  * bit). What it keeps is a file or a directory (no FIFO, which would stall the start); its
  * signing keys, its SSH host key and the TLS key are read by no other user (the TLS key: but its
- * group) and have one name (no hard link). A path that fails stops the start, named with the fix;
+ * group) and have one name (no hard link); a `${file:}` secret is read by no other user but its group. A path that fails stops the start, named with the fix;
  * the gateway makes its data directory before it checks, so none is made first by another user.
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
@@ -38,8 +38,8 @@ export interface TrustedPaths {
   read: readonly string[];
   /** Of those, the private keys: read by no user but its own and its group. */
   secret?: readonly string[];
-  /** Files it opened (`file` as written, `path` as its descriptor resolves, `st` the descriptor's status): what it reads is what is checked. */
-  opened?: ReadonlyArray<{ file: string; path: string; st: Stats }>;
+  /** Files it opened (`file` as written, `path` as its descriptor resolves, `st` the descriptor's status): what it reads is what is checked; a `secret` is read by no other user but its group. */
+  opened?: ReadonlyArray<{ file: string; path: string; st: Stats; secret?: boolean }>;
   /** Files it appends to (the audit file): no link, its own, made where no other user could make it first. */
   appended?: readonly string[];
   /** Repositories it reads in place (a policy repo given as a path): every entry its user's or root's, written by its own group at most, a link leading inside it; each place outside it that git reads from checked alike. */
@@ -232,8 +232,14 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
     above(file);
     above(realpathSync(file));
   }
-  for (const { file, path, st } of paths.opened ?? []) {
+  for (const { file, path, st, secret } of paths.opened ?? []) {
     owned(path, st, 'it');
+    if (secret && !st.isDirectory() && (st.mode & 0o007) !== 0)
+      refuse(
+        file,
+        `other users may read this secret (mode ${(st.mode & 0o7777).toString(8)})`,
+        `chmod o-rwx ${path} (in Kubernetes, the secret volume's defaultMode: 0440 with the pod's fsGroup; in Docker, the secret's mode: 0400)`,
+      );
     above(file);
     above(path);
   }
@@ -376,12 +382,12 @@ export function checkTrustedFile(file: string): void {
 }
 
 /**
- * Reads `file` (its configuration, a secret, a PEM file) as {@link checkTrustedFile} trusts it, checking the file it
- * opened, by its descriptor, and the directories above it as written and as opened: what is read is what was checked
- * (another user swapping the file between a check by name and the read won a race).
+ * Reads `file` (its configuration, a PEM file, a `secret` no other user may read but its group) as {@link checkTrustedFile}
+ * trusts it, checking the file it opened, by its descriptor, and the directories above it as written and as opened: what
+ * is read is what was checked (another user swapping the file between a check by name and the read won a race).
  * @throws HoopError CONFIG_INVALID when another user could replace it; the open's error (ENOENT…) when it cannot be read
  */
-export async function readTrustedFile(file: string): Promise<Buffer> {
+export async function readTrustedFile(file: string, secret = false): Promise<Buffer> {
   const handle = await open(file, 'r');
   try {
     const st = await handle.stat();
@@ -391,7 +397,7 @@ export async function readTrustedFile(file: string): Promise<Buffer> {
     } catch {
       path = realpathSync(file); // no /proc: the name as it resolves now
     }
-    checkTrustedPaths({ state: [], checkouts: [], read: [], opened: [{ file, path, st }] });
+    checkTrustedPaths({ state: [], checkouts: [], read: [], opened: [{ file, path, st, secret }] });
     return await handle.readFile();
   } finally {
     await handle.close();

@@ -55,7 +55,7 @@ beforeAll(async () => {
   oidc = await startOidc({ audience: 'hoop-e2e' });
   token = await oidc.token({ subject: 'dana', groups: ['dev'] });
   const cert = await pki.issue('gateway', ['IP:127.0.0.1']);
-  await writeFile(join(dir, 'db.password'), `${pg.users.scram.password}\n`);
+  await writeFile(join(dir, 'db.password'), `${pg.users.scram.password}\n`, { mode: 0o600 });
   await writeFile(
     join(dir, 'gateway.yaml'),
     `listen: 127.0.0.1:0

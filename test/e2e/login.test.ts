@@ -96,7 +96,7 @@ beforeAll(async () => {
   pg = await startPgCluster();
   op = await startOidc({ audience: 'hoop-e2e', accounts: { dana: { groups: ['dev'], email: 'dana@example.com' } } });
   const cert = await pki.issue('gateway', ['IP:127.0.0.1']);
-  await writeFile(join(dir, 'db.password'), `${pg.users.scram.password}\n`);
+  await writeFile(join(dir, 'db.password'), `${pg.users.scram.password}\n`, { mode: 0o600 });
   await writeFile(
     join(dir, 'gateway.yaml'),
     `listen: 127.0.0.1:0

@@ -106,7 +106,7 @@ beforeAll(async () => {
   mkdirSync(join(repo.base, 'secrets'));
   secretFile = join(repo.base, 'secrets', 'vault.pass');
   const initial = newPassword();
-  writeFileSync(secretFile, `${initial}\n`);
+  writeFileSync(secretFile, `${initial}\n`, { mode: 0o600 });
   stack = await startStack({
     policy: ({ pg }) => {
       first = repo.commit(bundle(pg, { rules: NO_SECRETS }), keyA);
@@ -147,7 +147,7 @@ describe('a ${file:} password in the policy bundle', () => {
     const broken: Array<[string, () => void]> = [
       ['(ENOENT)', () => undefined],
       ['(EISDIR)', () => mkdirSync(secretFile)],
-      ['is empty', () => writeFileSync(secretFile, '\n')],
+      ['is empty', () => writeFileSync(secretFile, '\n', { mode: 0o600 })],
     ];
     renameSync(secretFile, `${secretFile}.moved`);
     try {
@@ -193,7 +193,7 @@ describe('a ${file:} password in the policy bundle', () => {
     expect(refused).not.toContain(absent); // what it lacks is in the gateway's log, not said to users
     expect(await query(await connect('app'), 'select 1 as ok')).toEqual({ rows: [{ ok: 1 }] });
     // The file is provided: the next pull loads the same commit again and vault is available.
-    writeFileSync(absent, readFileSync(secretFile));
+    writeFileSync(absent, readFileSync(secretFile), { mode: 0o600 });
     try {
       expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: unreadable });
       expect(await query(await connect('vault'), 'select current_user as who')).toEqual({ rows: [{ who: ROLE }] });

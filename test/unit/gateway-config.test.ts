@@ -47,7 +47,7 @@ beforeAll(() => {
     ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=db-ca', '-keyout', join(dir, 'db-ca.key'), '-out', join(dir, 'db-ca.pem')],
     { stdio: 'ignore' },
   );
-  writeFileSync(join(dir, 'replica.pass'), 'from-a-file\n');
+  writeFileSync(join(dir, 'replica.pass'), 'from-a-file\n', { mode: 0o600 });
   writeFileSync(join(dir, 'not-a-cert.pem'), 'hello\n');
 });
 
@@ -210,7 +210,7 @@ describe('a good file', () => {
     ).catch((e: unknown) => e);
     // ${file:} must resolve at load: the file is missing.
     expect(String(full)).toMatch(/store\.recordings\.secretAccessKey: .*s3\.secret/);
-    writeFileSync(join(dir, 's3.secret'), 'from-a-file\n');
+    writeFileSync(join(dir, 's3.secret'), 'from-a-file\n', { mode: 0o600 });
     const ok = await parseGatewayConfig(
       `${base}    bucket: hoop-recordings\n    endpoint: https://s3.example.com\n    region: eu-west-3\n    prefix: hoop/recordings/\n    forcePathStyle: true\n    accessKeyId: \${env:S3_ID}\n    secretAccessKey: \${file:./s3.secret}\n`,
       join(dir, 's.yaml'),
@@ -633,7 +633,7 @@ describe('secret references', () => {
   it('resolves env vars and files, trimming exactly one trailing newline', async () => {
     expect(await resolveSecret({ kind: 'env', name: 'X' }, { X: 'v' })).toBe('v');
     const f = join(dir, 's.pass');
-    writeFileSync(f, 'pw\n\n');
+    writeFileSync(f, 'pw\n\n', { mode: 0o600 });
     expect(await resolveSecret({ kind: 'file', path: f })).toBe('pw\n');
     writeFileSync(f, 'pw\r\n');
     expect(await resolveSecret({ kind: 'file', path: f })).toBe('pw');
@@ -643,7 +643,7 @@ describe('secret references', () => {
 
   it('re-reads the file each time, so rotation needs no reload', async () => {
     const f = join(dir, 'rotating.pass');
-    writeFileSync(f, 'one\n');
+    writeFileSync(f, 'one\n', { mode: 0o600 });
     const ref = { kind: 'file', path: f } as const;
     expect(await resolveSecret(ref)).toBe('one');
     writeFileSync(f, 'two\n');
@@ -658,7 +658,7 @@ describe('secret references', () => {
       message: `cannot read secret file ${join(dir, 'none')} (ENOENT)`,
     });
     const empty = join(dir, 'empty.pass');
-    writeFileSync(empty, '\n');
+    writeFileSync(empty, '\n', { mode: 0o600 });
     await expect(resolveSecret({ kind: 'file', path: empty })).rejects.toMatchObject({ message: `secret file ${empty} is empty` });
   });
 });

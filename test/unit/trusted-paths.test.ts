@@ -339,6 +339,32 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     expect(thrown(() => checkTrustedPaths(trustedPathsOf({ ...audit, audit: { file: config } })))).toBeDefined();
   });
 
+  it('refuse a secret file another user may read (as a private key), naming the fix; its group may read it (a Kubernetes fsGroup), and a link to it is read as its target', async () => {
+    const secret = join(base, `db${made++}.pass`);
+    writeFileSync(secret, 'hunter2\n', { mode: 0o644 });
+    chmodSync(secret, 0o644);
+    const refused = (await resolveSecret({ kind: 'file', path: secret }).catch((e: HoopError) => e)) as HoopError;
+    expect(refused.message).toBe(`the gateway will not trust ${secret}: other users may read this secret (mode 644)`);
+    expect(refused.hint).toContain(`chmod o-rwx ${secret}`);
+    expect(refused.hint).toContain('defaultMode: 0440');
+    chmodSync(secret, 0o440);
+    expect(await resolveSecret({ kind: 'file', path: secret })).toBe('hunter2');
+    // Kubernetes mounts each key as a link through ..data: the file read (its target) is the one checked.
+    const mount = join(base, `mount${made++}`);
+    mkdirSync(join(mount, '..2026_11_30'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(mount, '..2026_11_30', 'password'), 'k8s\n', { mode: 0o644 });
+    chmodSync(join(mount, '..2026_11_30', 'password'), 0o644);
+    symlinkSync('..2026_11_30', join(mount, '..data'));
+    symlinkSync('..data/password', join(mount, 'password'));
+    await expect(resolveSecret({ kind: 'file', path: join(mount, 'password') })).rejects.toThrow('other users may read this secret (mode 644)');
+    chmodSync(join(mount, '..2026_11_30', 'password'), 0o440);
+    expect(await resolveSecret({ kind: 'file', path: join(mount, 'password') })).toBe('k8s');
+    // A configuration file is not a secret: others may read it.
+    const config = join(base, `readable${made++}.yaml`);
+    writeFileSync(config, 'version: 1\n', { mode: 0o644 });
+    expect(() => checkTrustedFile(config)).not.toThrow();
+  });
+
   it('refuse an audit file not made yet where another user could make it first (a sticky /tmp too), and one that is a link (the tenth attack)', async () => {
     const c = gatewayFiles();
     const auditRefusal = (file: string): string | undefined => (thrown(() => checkTrustedPaths(trustedPathsOf({ ...c, audit: { file } }))) as Error | undefined)?.message;
