@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid } from '../../src/policy/masking/detectors.js';
+import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid, readerView } from '../../src/policy/masking/detectors.js';
 import { mapStrings, McpMasking, redactedLine } from '../../src/mcp/pipeline/masking.js';
 import { jsonText, parseJson } from '../../src/json-number.js';
 import { redactDetected } from '../../src/policy/sql/redact.js';
@@ -386,6 +386,26 @@ describe('MaskingRules', () => {
     expect(jsonText(stage.toAgent(parseJson('{"jsonrpc":"2.0","id":1,"result":{"n":42.5,"m":1e400}}') as Record<string, unknown>, { method: 'tools/call' } as never))).toBe(
       '{"jsonrpc":"2.0","id":1,"result":{"n":42.5,"m":1e400}}',
     );
+  });
+
+  it("folds every code point as the reference does (the fold's cache and its ASCII shortcut change nothing)", () => {
+    const reference = (ch: string): string =>
+      /^[\p{Default_Ignorable_Code_Point}\p{Pd}\u2212\p{Zs}\p{No}\p{So}\u2024-\u2026\uFE50-\uFE6B\uFF01-\uFF5E\u{1D400}-\u{1D7FF}\u{1FBF0}-\u{1FBF9}]$/u.test(ch)
+        ? /^\p{Default_Ignorable_Code_Point}$/u.test(ch)
+          ? ''
+          : /^[\p{Pd}\u2212]$/u.test(ch)
+            ? '-'
+            : ch.normalize('NFKC')
+        : ch;
+    const wrong: string[] = [];
+    for (let cp = 0; cp <= 0x1ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const ch = String.fromCodePoint(cp);
+      const want = `a${reference(ch)}b`;
+      const got = readerView(`a${ch}b`)?.text ?? `a${ch}b`;
+      if (got !== want) wrong.push(cp.toString(16));
+    }
+    expect(wrong).toEqual([]);
   });
 
   it('reads text as a reader sees it: invisible characters between groups, fullwidth and mathematical digits, other dashes and spaces, a fullwidth @ (the thirteenth attack)', () => {

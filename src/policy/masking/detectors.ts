@@ -605,9 +605,22 @@ export function integerDigits(literal: string): string | undefined {
 }
 
 /** What may read otherwise than written: invisible characters, dashes, spaces, other numbers and symbols (superscripts, circled letters and digits), small and fullwidth forms, dot leaders, mathematical letters and digits, segmented digits. */
-const FOLDED = /[\p{Default_Ignorable_Code_Point}\p{Pd}\u2212\p{Zs}\p{No}\p{So}\u2024-\u2026\uFE50-\uFE6B\uFF01-\uFF5E\u{1D400}-\u{1D7FF}\u{1FBF0}-\u{1FBF9}]/gu;
+const FOLDED = /^[\p{Default_Ignorable_Code_Point}\p{Pd}\u2212\p{Zs}\p{No}\p{So}\u2024-\u2026\uFE50-\uFE6B\uFF01-\uFF5E\u{1D400}-\u{1D7FF}\u{1FBF0}-\u{1FBF9}]$/u;
 const IGNORABLE = /^\p{Default_Ignorable_Code_Point}$/u;
 const DASH = /^[\p{Pd}\u2212]$/u;
+/** What each character outside ASCII reads as, by code point, once worked out: null when as written (ASCII always reads as written). */
+const FOLDS = new Map<number, string | null>();
+const foldOf = (cp: number): string | null => {
+  let folded = FOLDS.get(cp);
+  if (folded === undefined) {
+    const ch = String.fromCodePoint(cp);
+    folded = FOLDED.test(ch) ? (IGNORABLE.test(ch) ? '' : DASH.test(ch) ? '-' : ch.normalize('NFKC')) : ch;
+    if (folded === ch) folded = null;
+    // Bounded: past it (text made to hold every code point), each is worked out again.
+    if (FOLDS.size < 65_536) FOLDS.set(cp, folded);
+  }
+  return folded;
+};
 
 /**
  * `text` as a reader sees it: what a renderer draws as nothing gone (Default_Ignorable: zero-width
@@ -625,18 +638,23 @@ export function readerView(text: string): { text: string; from: (k: number) => n
   const parts: string[] = [];
   let last = 0;
   let view = 0;
-  for (const m of text.matchAll(FOLDED)) {
-    const ch = m[0];
-    const folded = IGNORABLE.test(ch) ? '' : DASH.test(ch) ? '-' : ch.normalize('NFKC');
-    if (folded === ch) continue;
-    parts.push(text.slice(last, m.index), folded);
-    view += m.index - last;
-    at.push(m.index);
-    was.push(ch.length);
-    into.push(view);
-    now.push(folded.length);
-    view += folded.length;
-    last = m.index + ch.length;
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) < 0x80) continue;
+    const cp = text.codePointAt(i)!;
+    const size = cp > 0xffff ? 2 : 1;
+    const folded = foldOf(cp);
+    if (folded !== null) {
+      if (i > last) parts.push(text.slice(last, i));
+      parts.push(folded);
+      view += i - last;
+      at.push(i);
+      was.push(size);
+      into.push(view);
+      now.push(folded.length);
+      view += folded.length;
+      last = i + size;
+    }
+    i += size - 1;
   }
   if (at.length === 0) return undefined;
   parts.push(text.slice(last));
