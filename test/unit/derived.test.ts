@@ -5,7 +5,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DerivedValueCheck } from '../../src/policy/masking/derived.js';
 import { analyzeSql, loadSqlParser, type StatementFacts } from '../../src/policy/sql/analyze.js';
-import { DERIVED_RULE, StatementJudge } from '../../src/policy/decide.js';
+import { DERIVED_RULE } from '../../src/policy/built-in-rules.js';
+import { StatementJudge } from '../../src/policy/decide.js';
 import type { MaskingPolicy, Policy } from '../../src/policy/schema.js';
 import { emptyPolicy } from '../harness/policy.js';
 

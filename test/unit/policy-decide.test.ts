@@ -8,13 +8,12 @@ import {
   LEXING_RULE,
   LIMIT_RULE,
   READ_ONLY_RULE,
+  RULED_RENAME_RULE,
   SIDE_CHANNEL_RULE,
-  StatementJudge,
   UNPARSEABLE_RULE,
   UNSEEN_READ_RULE,
-  RULED_RENAME_RULE,
-  type Decision,
-} from '../../src/policy/decide.js';
+} from '../../src/policy/built-in-rules.js';
+import { StatementJudge, type Decision } from '../../src/policy/decide.js';
 import { limitProblem, parseTimeSetting, rint, type SessionLimits } from '../../src/policy/limits.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { loadPolicyDir } from '../../src/policy/load.js';

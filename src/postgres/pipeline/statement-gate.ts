@@ -39,7 +39,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-import { SIDE_CHANNEL_RULE } from '../../policy/decide.js';
+import { SIDE_CHANNEL_RULE } from '../../policy/built-in-rules.js';
 import { bothChecks, changesRows, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/write-limit.js';
 import { combineReviewDecisions } from '../../policy/review-combine.js';
 import type { TablesTouchedBy } from '../../policy/touched.js';
