@@ -101,7 +101,8 @@ function asConfigError(err: unknown): unknown {
   });
 }
 
-function checkPaths(paths: TrustedPaths, uid: number): void {
+/** The checks each kind of path is made of, for the gateway's user `uid`. */
+function checksFor(uid: number) {
   const refuse = (path: string, why: string, fix: string): never => {
     throw new HoopError(ErrorCode.CONFIG_INVALID, `the gateway will not trust ${path}: ${why}`, { hint: fix });
   };
@@ -151,80 +152,103 @@ function checkPaths(paths: TrustedPaths, uid: number): void {
     if (!st.isFile() && !st.isDirectory()) refuse(at, 'it is neither a file nor a directory (a FIFO or a device would stall or feed the gateway)', `remove ${at}`);
     if (st.isFile() && (keys || KEY_FILE.test(basename(at)))) privateKey(at, st, false);
   };
-  for (const dir of [...paths.state, ...paths.checkouts]) {
-    const st = lstatOrMissing(dir);
-    if (st === undefined) {
-      // Not made yet: the directory it will be made in decides who could make it first (in a sticky /tmp, anyone).
-      let parent = dirname(resolve(dir));
-      while (lstatOrMissing(parent) === undefined) parent = dirname(parent);
-      const where = statSync(parent);
-      ownedBy(parent, where, `the directory ${dir} will be made in (${parent})`);
-      if ((where.mode & 0o022) !== 0)
-        refuse(
-          dir,
-          `it does not exist yet, and other users may write to the directory it would be made in (${parent}, mode ${(where.mode & 0o7777).toString(8)}): one of them could make it first`,
-          `mkdir -m 700 ${dir} as the gateway's user (or point the configuration at a directory of the gateway's own)`,
-        );
-      // The directories above it, as written and as its links resolve (it may be a link itself).
-      above(join(parent, 'made-here'));
-      continue;
-    }
-    noLink(dir, st);
-    if (!st.isDirectory()) refuse(dir, 'it is not a directory', `remove ${dir}, or point the configuration elsewhere`);
-    owned(dir, st, 'it');
-    if (st.uid !== uid) refuse(dir, `it belongs to another user (uid ${st.uid})`, `chown ${uid} ${dir}`);
-    above(dir);
-    // What the gateway keeps here at any depth (the journal, the reviews file, a key, a recording's files), and what git
-    // reads of a checkout (its configuration names programs git runs): its own, written by its own group at most.
-    const state = paths.state.includes(dir);
-    const keys = state && basename(dir) === 'keys';
-    walk(dir, state, (at, est) => {
-      noLink(at, est);
-      noOtherWriter(at, est);
-      if (state) kept(at, est, keys);
-    });
-  }
-  /** A repository read in place, and each directory outside it that git reads refs or objects from (a `.git` file's `gitdir:`, `commondir`, alternates), checked alike. */
-  const source = (repo: string, checked: Set<string>): void => {
-    const real = realpathSync.native(repo);
-    if (checked.has(real)) return;
-    checked.add(real);
-    owned(repo, statSync(repo), 'it');
-    above(repo);
-    above(real);
-    walk(real, false, (at, est) => {
-      if (!est.isSymbolicLink()) return noOtherWriter(at, est);
-      // git follows a link (its own .git, objects/, refs/…): what it leads to must be in the repo, which is checked here.
-      ownedBy(at, est, 'it');
-      const to = outside(linkTarget(at), real);
-      if (to !== undefined) refuse(at, `it is a symbolic link to ${to}, outside the repository ${real}, and git reads through it`, `replace ${at} with what it points to, inside the repository`);
-    });
-    for (const { file, to } of gitPointers(real)) {
-      if (outside(to, real) === undefined) continue;
-      if (lstatOrMissing(to) === undefined) refuse(file, `it names ${to}, which does not exist (whoever makes it there decides what git reads)`, `remove ${file}, or make ${to} first`);
-      try {
-        source(to, checked);
-      } catch (err) {
-        if (!(err instanceof HoopError)) throw err;
-        throw new HoopError(err.code, `${err.message} (git reads refs or objects there: ${file} names it)`, err.hint === undefined ? {} : { hint: err.hint });
-      }
-    }
-  };
+  return { uid, refuse, ownedBy, owned, noLink, above, noOtherWriter, privateKey, kept };
+}
+
+type Checks = ReturnType<typeof checksFor>;
+
+/** Each kind of path of `paths`, checked for the gateway's user `uid` (see {@link checkTrustedPaths}). */
+function checkPaths(paths: TrustedPaths, uid: number): void {
+  const c = checksFor(uid);
+  for (const dir of [...paths.state, ...paths.checkouts]) stateDirectory(c, dir, paths.state.includes(dir));
   const checkedSources = new Set<string>();
-  for (const repo of paths.sources ?? []) source(repo, checkedSources);
-  for (const tree of paths.trees ?? []) {
-    owned(tree, statSync(tree), 'it');
-    above(tree);
-    above(realpathSync(tree));
-    // What a link points at is what runs: its owner and mode count too (a link to nothing could be made to point at anything).
-    const entry = (at: string, est: Stats): void => {
-      if (!est.isSymbolicLink()) return noOtherWriter(at, est);
-      ownedBy(at, est, 'it');
-      const target = realpathOrMissing(at) ?? refuse(at, 'it is a link to nothing', `remove ${at}`);
-      noOtherWriter(target, statSync(target));
-    };
-    if (!walk(realpathSync(tree), false, entry, MAX_TREE)) refuse(tree, `it holds over ${MAX_TREE} entries, too many to check`, `give the MCP server a smaller directory of the gateway's own`);
+  for (const repo of paths.sources ?? []) source(c, repo, checkedSources);
+  for (const tree of paths.trees ?? []) codeTree(c, tree);
+  files(c, paths);
+}
+
+/** A directory the gateway keeps state in (`state`) or a checkout: its own, no link, no other writer, at any depth; one not made yet judged by where it will be made. */
+function stateDirectory(c: Checks, dir: string, state: boolean): void {
+  const { refuse, ownedBy, owned, noLink, above, noOtherWriter, kept, uid } = c;
+  const st = lstatOrMissing(dir);
+  if (st === undefined) {
+    // Not made yet: the directory it will be made in decides who could make it first (in a sticky /tmp, anyone).
+    let parent = dirname(resolve(dir));
+    while (lstatOrMissing(parent) === undefined) parent = dirname(parent);
+    const where = statSync(parent);
+    ownedBy(parent, where, `the directory ${dir} will be made in (${parent})`);
+    if ((where.mode & 0o022) !== 0)
+      refuse(
+        dir,
+        `it does not exist yet, and other users may write to the directory it would be made in (${parent}, mode ${(where.mode & 0o7777).toString(8)}): one of them could make it first`,
+        `mkdir -m 700 ${dir} as the gateway's user (or point the configuration at a directory of the gateway's own)`,
+      );
+    // The directories above it, as written and as its links resolve (it may be a link itself).
+    above(join(parent, 'made-here'));
+    return;
   }
+  noLink(dir, st);
+  if (!st.isDirectory()) refuse(dir, 'it is not a directory', `remove ${dir}, or point the configuration elsewhere`);
+  owned(dir, st, 'it');
+  if (st.uid !== uid) refuse(dir, `it belongs to another user (uid ${st.uid})`, `chown ${uid} ${dir}`);
+  above(dir);
+  // What the gateway keeps here at any depth (the journal, the reviews file, a key, a recording's files), and what git
+  // reads of a checkout (its configuration names programs git runs): its own, written by its own group at most.
+  const keys = state && basename(dir) === 'keys';
+  walk(dir, state, (at, est) => {
+    noLink(at, est);
+    noOtherWriter(at, est);
+    if (state) kept(at, est, keys);
+  });
+}
+
+/** A repository read in place, and each directory outside it that git reads refs or objects from (a `.git` file's `gitdir:`, `commondir`, alternates), checked alike. */
+function source(c: Checks, repo: string, checked: Set<string>): void {
+  const { refuse, ownedBy, owned, above, noOtherWriter } = c;
+  const real = realpathSync.native(repo);
+  if (checked.has(real)) return;
+  checked.add(real);
+  owned(repo, statSync(repo), 'it');
+  above(repo);
+  above(real);
+  walk(real, false, (at, est) => {
+    if (!est.isSymbolicLink()) return noOtherWriter(at, est);
+    // git follows a link (its own .git, objects/, refs/…): what it leads to must be in the repo, which is checked here.
+    ownedBy(at, est, 'it');
+    const to = outside(linkTarget(at), real);
+    if (to !== undefined) refuse(at, `it is a symbolic link to ${to}, outside the repository ${real}, and git reads through it`, `replace ${at} with what it points to, inside the repository`);
+  });
+  for (const { file, to } of gitPointers(real)) {
+    if (outside(to, real) === undefined) continue;
+    if (lstatOrMissing(to) === undefined) refuse(file, `it names ${to}, which does not exist (whoever makes it there decides what git reads)`, `remove ${file}, or make ${to} first`);
+    try {
+      source(c, to, checked);
+    } catch (err) {
+      if (!(err instanceof HoopError)) throw err;
+      throw new HoopError(err.code, `${err.message} (git reads refs or objects there: ${file} names it)`, err.hint === undefined ? {} : { hint: err.hint });
+    }
+  }
+}
+
+/** A directory a program the gateway runs may load code from: as a source, what each link leads to too, at most {@link MAX_TREE} entries. */
+function codeTree(c: Checks, tree: string): void {
+  const { refuse, ownedBy, owned, above, noOtherWriter } = c;
+  owned(tree, statSync(tree), 'it');
+  above(tree);
+  above(realpathSync(tree));
+  // What a link points at is what runs: its owner and mode count too (a link to nothing could be made to point at anything).
+  const entry = (at: string, est: Stats): void => {
+    if (!est.isSymbolicLink()) return noOtherWriter(at, est);
+    ownedBy(at, est, 'it');
+    const target = realpathOrMissing(at) ?? refuse(at, 'it is a link to nothing', `remove ${at}`);
+    noOtherWriter(target, statSync(target));
+  };
+  if (!walk(realpathSync(tree), false, entry, MAX_TREE)) refuse(tree, `it holds over ${MAX_TREE} entries, too many to check`, `give the MCP server a smaller directory of the gateway's own`);
+}
+
+/** Files the gateway reads (its own or root's, no other writer; a private key or a secret read by no other user) and appends to (no link, made where no other user could make it first). */
+function files(c: Checks, paths: TrustedPaths): void {
+  const { refuse, ownedBy, owned, noLink, above, privateKey, uid } = c;
   for (const file of paths.read) {
     const st = statSync(file);
     owned(file, st, 'it');

@@ -147,6 +147,22 @@ describe('attacks', () => {
     expect((await db("select to_regclass('public.kept') is not null, to_regclass('public.kept_f') is null")).trim()).toBe('t|t');
   });
 
+  it('R14: a function whose body the gateway reads (BEGIN ATOMIC) is judged when made by what it does: one that deletes kept rows is refused (the fourth round), one that writes elsewhere is made and runs', async () => {
+    const s = await session();
+    const before = await count('kept');
+    for (const sql of [
+      'CREATE FUNCTION purge1() RETURNS int LANGUAGE sql BEGIN ATOMIC DELETE FROM kept WHERE id = (SELECT max(id) FROM kept); SELECT 1; END',
+      'CREATE PROCEDURE purge2() LANGUAGE sql BEGIN ATOMIC DELETE FROM kept WHERE id = (SELECT max(id) FROM kept); END',
+    ])
+      expect(await outcome(s, sql), sql).toMatch(/^42501: .*rows of kept are kept/);
+    expect(await outcome(s, 'SELECT purge1()')).toMatch(/^42883/);
+    expect(await outcome(s, 'CALL purge2()')).toMatch(/^42883/);
+    expect(await outcome(s, 'CREATE FUNCTION log_free(i int) RETURNS int LANGUAGE sql BEGIN ATOMIC INSERT INTO free VALUES (i); SELECT i; END')).toBe('ok');
+    expect(await outcome(s, 'SELECT log_free(77)')).toBe('ok');
+    expect((await db('select count(*) from free where id = 77')).trim()).toBe('1');
+    expect(await count('kept')).toBe(before);
+  });
+
   it('R11: rename the kept table inside a block, delete under the new name, rename back', async () => {
     const s = await session();
     const before = await count('kept');

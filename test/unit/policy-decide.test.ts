@@ -1083,6 +1083,18 @@ describe('a deny or review rule on reading tables', () => {
     expectDecision(byGroup.judge("create function f() returns int language sql as 'select 1'"), 'deny', RULED_RENAME_RULE);
   });
 
+  it('judges a body it reads (BEGIN ATOMIC, RETURN) as what it does whenever it is called: a function that deletes kept rows is refused when made (the fourth round)', () => {
+    const keep = new StatementJudge(policy([{ name: 'keep', match: { kinds: ['delete'], tables: ['kept'] }, action: 'deny' }]), alice, 'prod-db', 'read-write');
+    for (const sql of [
+      'create function purge() returns int language sql begin atomic delete from kept where id = (select max(id) from kept); select 1; end',
+      'create procedure purge() language sql begin atomic delete from kept; end',
+      'create or replace function purge() returns setof int language sql begin atomic with d as (delete from kept returning id) select id from d; end',
+    ])
+      expectDecision(keep.judge(sql), 'deny', 'keep');
+    expectDecision(keep.judge('create function fine() returns int language sql begin atomic delete from other; select 1; end'), 'allow');
+    expectDecision(keep.judge('create function fine() returns int language sql return (select count(*) from kept)'), 'allow');
+  });
+
   it('matches no statement that only writes it, and an allow rule on reading admits no other kind', () => {
     for (const sql of [
       'update secrets set s = $1 where id = 1',

@@ -23,6 +23,8 @@ export interface Ctx {
   inCte: boolean;
   /** Inside a query, whose tables are read (a write's own target is not, but for its RETURNING). */
   reading?: boolean;
+  /** Inside the SQL-standard body of a function or procedure made: what it does is judged as the statement's kinds (it runs whenever it is called, unseen). */
+  body?: boolean;
 }
 
 /** The facts of one statement as they are found (see {@link StatementFacts} for each). */
@@ -69,7 +71,7 @@ export class Acc {
   }
 
   kind(k: StatementKind, ctx: Ctx): void {
-    if (ctx.runs && !this.kinds.includes(k)) this.kinds.push(k);
+    if ((ctx.runs || ctx.body) && !this.kinds.includes(k)) this.kinds.push(k);
   }
 
   facts(): StatementFacts {

@@ -145,7 +145,8 @@ export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
       acc.code ??= node[1].is_procedure ? 'a procedure made' : 'a function made';
       if (!node[1].sql_body) acc.opaqueBody = true;
       functionSettings(node[1].options, acc, ctx);
-      return walkFields(node[0], node[1], acc, { ...ctx, runs: false }, ['funcname']);
+      // A body hoop reads (BEGIN ATOMIC, RETURN) is judged as what it does: the kinds of its statements are this one's.
+      return walkFields(node[0], node[1], acc, { ...ctx, runs: false, body: true }, ['funcname']);
     case 'AlterFunctionStmt':
       acc.kind('alter', ctx);
       functionSettings(node[1].actions, acc, ctx);

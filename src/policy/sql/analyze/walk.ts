@@ -197,7 +197,7 @@ function withScope(node: TaggedOf<QueryTag>, acc: Acc, ctx: Ctx): Scope {
     // body is the real table.
     const visible = withClause.recursive === true ? all : new Set([...ctx.scope, ...cteNames.slice(0, i)]);
     const inner = tagged(cte.ctequery);
-    if (inner) nested(inner, acc, { scope: visible, runs: ctx.runs, inCte: true });
+    if (inner) nested(inner, acc, { scope: visible, runs: ctx.runs, inCte: true, ...(ctx.body ? { body: true } : {}) });
     walkFields('CommonTableExpr', cte, acc, { ...ctx, scope: visible }, ['ctequery']);
   });
   return all;
