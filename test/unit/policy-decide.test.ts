@@ -1048,6 +1048,8 @@ describe('a deny or review rule on reading tables', () => {
       'alter table if exists public.secrets set schema other',
       'alter table other_t rename to secrets',
       'alter schema public rename to p2',
+      // An extension's member tables move with it (the fourth round: ALTER EXTENSION … ADD TABLE, then SET SCHEMA).
+      'alter extension pg_trgm set schema side',
       'alter index secrets rename to s2',
       'alter sequence secrets rename to s2',
       'alter view secrets rename to s2',

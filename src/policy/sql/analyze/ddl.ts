@@ -87,6 +87,8 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
       return { relation: { ...relation, relation: newname }, kind: 'renamed', was: relation };
     }
     case 'AlterObjectSchemaStmt': {
+      // An extension moved takes its member tables (ALTER EXTENSION … ADD TABLE) to another schema: as a schema renamed.
+      if (node[1].objectType === 'OBJECT_EXTENSION' && node[1].newschema) return { relation: { relation: node[1].newschema }, kind: 'schema' };
       const relation = relationName(node[1].relation);
       if (!relation || !node[1].newschema) return undefined;
       return { relation: { schema: node[1].newschema, relation: relation.relation }, kind: 'renamed', was: relation };
