@@ -50,7 +50,7 @@ import {
   unmaskableRead,
 } from './built-in-rules.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
-import { changesRows, endsFiringDeferred, opensBlockBefore, preparesWrite, tagCounts, unguardable, writesRows, WRITE_GUARD_RULE, type ChangedTable, type WriteGuard } from './write-limit.js';
+import { changesRows, copiesIn, endsFiringDeferred, opensBlockBefore, preparesWrite, tagCounts, unguardable, writesRows, WRITE_GUARD_RULE, type ChangedTable, type WriteGuard } from './write-limit.js';
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
@@ -340,6 +340,7 @@ export class StatementJudge {
       count: tagged ? 'tag' : 'stats',
       statements: guarded,
       opensBlock: opensBlockBefore(statements, first),
+      ...(statements.length === 1 && copiesIn(statements[0]!) ? { copyIn: true as const } : {}),
       ...(review ? { review } : {}),
       ...(changed ? { changed } : {}),
     };

@@ -39,6 +39,8 @@ export interface WriteGuard extends RowLimit {
    * A guard for this alone has no row limit (`maxRows` Infinity).
    */
   changed?: ChangedCheck;
+  /** The text is one COPY FROM STDIN: its rows come from the client after its Query, and the count after them is taken at its CopyDone. */
+  copyIn?: true;
   /**
    * The text ends the client's transaction block (COMMIT, PREPARE TRANSACTION) and writes nothing
    * itself: the deferred constraint triggers its block's writes queued are made to fire first,
@@ -79,7 +81,7 @@ const TAGGED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['update
  * Why the guard cannot count a message's writes as it is written (undefined when it can): a
  * transaction statement other than a BEGIN before its first guarded statement (`first`) would
  * commit or undo part of what is counted; a COPY FROM STDIN beside it would wait for data behind
- * the results the guard holds.
+ * the results the guard holds (alone, and under no row limit, it is counted at its CopyDone).
  */
 export function unguardable(statements: readonly StatementFacts[], first: number, limit: RowLimit): string | undefined {
   const under = Number.isFinite(limit.maxRows) ? `under a row limit (rule "${limit.rule}": at most ${limit.maxRows} rows)` : 'under rules on tables';
@@ -88,9 +90,15 @@ export function unguardable(statements: readonly StatementFacts[], first: number
   for (const [i, facts] of statements.entries()) {
     if (facts.transaction !== undefined && (i > first || (facts.transaction !== 'begin' && facts.transaction !== 'start')))
       return why(`a ${facts.transaction.replace('_', ' ').toUpperCase()} statement`);
-    if (facts.kinds.includes('copy-in') && facts.copy?.target === 'client') return why('a COPY FROM STDIN');
+    // Alone, with no row limit, its rows are counted at its CopyDone (`WriteGuard.copyIn`); beside a statement, its data would wait behind the results the guard holds.
+    if (copiesIn(facts) && (statements.length > 1 || Number.isFinite(limit.maxRows))) return why('a COPY FROM STDIN');
   }
   return undefined;
+}
+
+/** Whether a statement is COPY FROM STDIN: its rows come from the client. */
+export function copiesIn(facts: StatementFacts): boolean {
+  return facts.kinds.includes('copy-in') && facts.copy?.target === 'client';
 }
 
 /** Whether a BEGIN of the message comes before statement `first`. */
@@ -108,8 +116,8 @@ export function tagCounts(facts: StatementFacts): boolean {
   return TAGGED_KINDS.has(facts.kinds[0]!) && !facts.cteDml && !facts.writesBeyond;
 }
 
-/** Statement kinds that write rows, or fire triggers that may (TRUNCATE's). */
-const WRITING_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete', 'merge', 'truncate']);
+/** Statement kinds that write rows, or fire triggers that may (TRUNCATE's, COPY FROM's). */
+const WRITING_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete', 'merge', 'truncate', 'copy-in']);
 
 /** Whether a statement writes rows when it runs, or fires triggers that may (a PREPARE only stores its body; a SET CONSTRAINTS fires deferred ones). */
 export function writesRows(facts: StatementFacts): boolean {

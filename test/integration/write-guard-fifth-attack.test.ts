@@ -13,8 +13,8 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { reviewCliOf } from '../harness/review-cli.js';
-import { RawFrontend } from '../harness/raw-pg.js';
-import { bindPlain, execute, parseNamed, query, sync } from '../../src/postgres/wire/messages.js';
+import { errorIn, RawFrontend } from '../harness/raw-pg.js';
+import { bindPlain, execute, frameMessage, parseNamed, query, sync } from '../../src/postgres/wire/messages.js';
 
 /** What a probe saw, for a reader of the test (its outcome is asserted on the database). */
 const note = (..._seen: unknown[]): void => undefined;
@@ -161,6 +161,44 @@ describe('attacks', () => {
     expect(await outcome(s, 'SELECT log_free(77)')).toBe('ok');
     expect((await db('select count(*) from free where id = 77')).trim()).toBe('1');
     expect(await count('kept')).toBe(before);
+  });
+
+  it("R15: a COPY FROM STDIN is counted at its CopyDone: a trigger's delete of kept rows is refused (the fourth round); plain rows load, in a block too; a CopyFail and a COPY that fails say so and leave the session idle", async () => {
+    await db(`create table trg(id int); create trigger t after insert on trg for each row execute function del_kept(); grant all on trg to public`);
+    const before = await count('kept');
+    const f = await RawFrontend.signedIn(c.info as never);
+    const copy = async (table: string, rows: string, end: Buffer = frameMessage(0x63, Buffer.alloc(0))): Promise<string> => {
+      const from = f.raw.length;
+      f.write(query(`COPY ${table} FROM STDIN`));
+      if ((await f.waitFor('G', 30_000)) === undefined) throw new Error('the session ended');
+      f.write(Buffer.concat([frameMessage(0x64, Buffer.from(rows)), end]));
+      const got = await f.messagesSince(from, 1, 30_000);
+      const error = errorIn(got);
+      return `${error ? `${error.code} ${error.message}` : 'ok'} Z${String.fromCharCode(got.at(-1)!.body[0]!)}`;
+    };
+    expect(await copy('trg', '1\n2\n')).toMatch(/^42501 .*deleted rows of public\.kept.* ZI$/);
+    // A deferred trigger fires at the end of the gateway's own transaction, before the count.
+    expect(await copy('def', '1\n2\n3\n')).toMatch(/^42501 .*deleted rows of public\.kept.* ZI$/);
+    expect(await count('kept')).toBe(before);
+    expect((await db('select (select count(*) from trg) + (select count(*) from def)')).trim()).toBe('0');
+    expect(await copy('free', '501\n502\n')).toBe('ok ZI');
+    await f.simple('BEGIN');
+    expect(await copy('free', '503\n')).toBe('ok ZT');
+    expect(await copy('trg', '4\n')).toMatch(/^42501 .*deleted rows of public\.kept.* ZE$/);
+    await f.simple('ROLLBACK');
+    expect(await copy('free', '504\n', frameMessage(0x66, Buffer.from('client gave up\0')))).toMatch(/^57014 .*client gave up.* ZI$/);
+    expect(await copy('free', 'not a number\n')).toMatch(/^22P02 .* ZI$/);
+    const missing = f.raw.length;
+    f.write(query('COPY no_such_table FROM STDIN'));
+    expect(errorIn(await f.messagesSince(missing, 1, 30_000))?.code).toBe('42P01');
+    expect(await copy('free', '505\n')).toBe('ok ZI');
+    expect((await db('select array_agg(id order by id) from free where id > 500')).trim()).toBe('{501,502,505}');
+    expect(await count('kept')).toBe(before);
+    // By Execute it is refused, saying to send it as a Query.
+    const ext = f.raw.length;
+    f.write(Buffer.concat([parseNamed('', 'COPY free FROM STDIN'), bindPlain('', ''), execute(''), sync()]));
+    expect(errorIn(await f.messagesSince(ext, 1, 30_000))?.message).toMatch(/COPY FROM STDIN is counted as a Query/);
+    f.destroy();
   });
 
   it('R11: rename the kept table inside a block, delete under the new name, rename back', async () => {

@@ -18,6 +18,8 @@
  *     ./statement-gate.ts), so it can never commit. For `overLimit: review` a SAVEPOINT before it
  *     lets the write alone be rolled back while the client waits;
  *   - in a failed transaction block, it passes (it fails);
+ *   - a COPY FROM STDIN (rules on tables): the rows the client sends pass, and the count after
+ *     them is sent behind its CopyDone (or CopyFail); by Execute it is refused;
  * - an Execute (extended protocol): its implicit or explicit transaction cannot commit before the
  *   client's next Sync or COMMIT, and those wait behind it. The gateway adds a Flush and holds
  *   what the client sent after it until the count is in. Over the limit it fails it with the
@@ -58,7 +60,7 @@ import { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { reviewOutcomeError } from './gate/responses.js';
 import type { StatementGate } from './statement-gate.js';
 
-const { DATA_ROW, COMMAND_COMPLETE, ERROR, PARSE_COMPLETE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = Backend;
+const { DATA_ROW, COMMAND_COMPLETE, COPY_IN, ERROR, PARSE_COMPLETE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = Backend;
 
 /** Most bytes of results held for one guarded message until its rows are counted. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
@@ -259,6 +261,8 @@ export class WriteGuardStage implements Stage {
   #holding: GuardRun | undefined;
   /** A COMMIT by Execute failed or refused: its block is rolled back at the client's Sync, which then says idle, as a COMMIT that fails does. */
   #endsAtSync: GuardRun | undefined;
+  /** A COPY FROM STDIN whose rows the client is sending: counted again at its CopyDone (or CopyFail). */
+  #copying: GuardRun | undefined;
 
   /**
    * The guard's names are reserved ones (clients may not prepare them) with a random part of
@@ -289,6 +293,7 @@ export class WriteGuardStage implements Stage {
       return undefined;
     }
     if (m.kind === 'sync' && this.#endsAtSync) return this.#rollBackAtSync(m, this.#endsAtSync, ctx);
+    if ((m.kind === 'copy-done' || m.kind === 'copy-fail') && this.#copying) return this.#copied(m, this.#copying);
     if (!guarded || (m.kind !== 'query' && m.kind !== 'execute')) return undefined;
     return this.#run(m, guarded.guard, guarded.sql, ctx, ctx.passed?.answered, opened);
   }
@@ -364,14 +369,37 @@ export class WriteGuardStage implements Stage {
     if (pre.length > 0) io.send(frontend(query(pre.join('; '))), { run, role: 'pre' });
     if (run.counts && status !== 'I') this.#count(io, run, 'pre', true);
     io.send(m, { run, role: 'client' }, done);
-    // In a transaction of the gateway's own, deferred constraint triggers fire now, not at its COMMIT after the count (their errors are the client's).
-    if (guard.changed && wrapped) this.#fireDeferred(io, run, true);
-    else if (run.counts) this.#count(io, run, 'post', true);
-    io.flush();
+    if (guard.copyIn) {
+      // Its rows follow from the client: they pass, and the count after them waits for its CopyDone.
+      this.#copying = run;
+      io.flush();
+      return SENT;
+    }
+    this.#after(run);
+    return run.released;
+  }
+
+  /** The count after a Query's write (deferred constraint triggers fired first in a transaction of the gateway's own: their errors are the client's). */
+  #after(run: GuardRun): void {
+    if (run.guard.changed && run.wrapped) this.#fireDeferred(run.io, run, true);
+    else if (run.counts) this.#count(run.io, run, 'post', true);
+    run.io.flush();
+  }
+
+  /** The end of a COPY FROM STDIN's rows (`m`, the client's CopyDone or CopyFail): sent, then counted; what the client sends after waits for the decision. */
+  #copied(m: FrontendMessage, run: GuardRun): Promise<Decision> {
+    this.#copying = undefined;
+    run.io.send(m);
+    this.#after(run);
     return run.released;
   }
 
   #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void, opened = false): Decision | Promise<Decision> {
+    if (guard.copyIn) {
+      const why = 'with rules on tables, a COPY FROM STDIN is counted as a Query (its rows pass, then its tables are judged); send it so, not by Execute';
+      io.sendAll(this.#gate.refuseWith(this.#refusal(guard, why), false, guard.rule, why));
+      return SENT;
+    }
     const bind = this.#binds.get(m.portal);
     // A review runs the write again: its Bind must be at hand, and it must be the batch's first Execute (what ran before it would be undone with it).
     const review = this.#reviews(guard) && bind !== undefined && !this.#state.batchExecuted;
@@ -594,6 +622,8 @@ export class WriteGuardStage implements Stage {
 
   /** An answer to the guarded message itself: held, counted, and at its end decided on. */
   #client(run: GuardRun, r: Buffer, type: number): Buffer | readonly Buffer[] | undefined {
+    // A COPY FROM STDIN asks the client for its rows: that passes now (the count is taken at their end).
+    if (type === COPY_IN && run.guard.copyIn) return r;
     this.#holding = run;
     if (type === ERROR) run.failed = true;
     if (type === COMMAND_COMPLETE && run.guard.count === 'tag' && (run.m.kind === 'execute' || run.guard.statements.includes(run.statement))) {
@@ -778,6 +808,8 @@ export class WriteGuardStage implements Stage {
     if (run.decided) return undefined;
     run.decided = true;
     if (this.#holding === run) this.#holding = undefined;
+    // A COPY that failed before its rows (no such table): no CopyDone of its will come.
+    if (this.#copying === run) this.#copying = undefined;
     return undefined;
   }
 
