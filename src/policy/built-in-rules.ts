@@ -167,13 +167,17 @@ export const SIDE_CHANNEL_RULE = 'masking-side-channel';
  */
 export const BACKEND_SIGNAL_RULE = 'backend-signal';
 
-/**
- * The built-in rule that keeps the names rules on tables use: a table a rule names, or a schema, is
- * not renamed through hoop, nor its partitions or inheritance changed; nor is code made that the
- * gateway cannot read (a DO block, a function body given as a string), which could do so unseen,
- * unless an allow rule names its kind (`do`, `create-function`).
- */
+/** The built-in rule that keeps the names rules on tables use: a table a rule names, or a schema, is not renamed through hoop, nor its partitions or inheritance changed. */
 export const RULED_RENAME_RULE = 'ruled-table-rename';
+
+/**
+ * The built-in rule that, with rules on tables, refuses code whose writes the write guard would not
+ * count: a DO block or a function or procedure whose body the gateway cannot read (a string: it
+ * could write, or rename a ruled table, unseen), and a function or procedure made whose body
+ * writes (its writes run when it is called, uncounted: a trigger they fire, a view replaced since,
+ * a row limit), unless an allow rule names its kind, `do` or `create-function`, itself.
+ */
+export const UNGUARDED_CODE_RULE = 'unguarded-code';
 /** ALTER TABLE subcommands that change a table's place among others: ATTACH or DETACH PARTITION, INHERIT or NO INHERIT. */
 export const REPARENTS = /\b(?:attach|detach)\s+partition\b|\binherit\b/i;
 /** SQL comments (read as a blank, as the lexer does: `DETACH /**\/ PARTITION` is DETACH PARTITION); one inside a literal read so too only widens what is refused. */

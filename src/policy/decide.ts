@@ -46,11 +46,25 @@ import {
   type StatementAt,
   UNPARSEABLE_RULE,
   UNSEEN_READ_FUNCTIONS,
+  UNGUARDED_CODE_RULE,
   UNSEEN_READ_RULE,
   unmaskableRead,
 } from './built-in-rules.js';
 import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
-import { changesRows, copiesIn, endsFiringDeferred, opensBlockBefore, preparesWrite, tagCounts, unguardable, writesRows, WRITE_GUARD_RULE, type ChangedTable, type WriteGuard } from './write-limit.js';
+import {
+  changesRows,
+  copiesIn,
+  endsFiringDeferred,
+  opensBlockBefore,
+  preparesWrite,
+  tagCounts,
+  unguardable,
+  writesRows,
+  WRITE_GUARD_RULE,
+  WRITING_KINDS,
+  type ChangedTable,
+  type WriteGuard,
+} from './write-limit.js';
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
@@ -428,6 +442,7 @@ export class StatementJudge {
       this.#sideChannelDenial(at) ??
       this.#unseenReadDenial(at) ??
       this.#ruledRenameDenial(at) ??
+      this.#unguardedCodeDenial(at) ??
       this.#unmaskableDenial(at) ??
       this.#derivedDenial(at) ??
       this.#backendSignalDenial(at)
@@ -494,6 +509,23 @@ export class StatementJudge {
     };
   }
 
+  /** With rules on tables, code whose writes the write guard would not count (see {@link UNGUARDED_CODE_RULE}). */
+  #unguardedCodeDenial(at: StatementAt): Denial | undefined {
+    const { facts, where, what } = at;
+    if (!this.#tableRules || facts.kinds[0] === undefined || !['do', 'create-function'].includes(facts.kinds[0])) return undefined;
+    const writes = facts.kinds.find((k) => WRITING_KINDS.has(k));
+    if ((!facts.opaqueBody && writes === undefined) || this.#allowsCode(at)) return undefined;
+    const code = facts.kinds[0] === 'do' ? 'a DO block' : facts.opaqueBody ? 'a function or procedure whose body is a string' : `a function or procedure whose body writes (${writes})`;
+    const why = facts.opaqueBody
+      ? 'runs code the gateway cannot read (it could write, or rename a table the rules name, unseen)'
+      : 'writes when it is called, where the gateway does not count what it changed';
+    return {
+      rule: UNGUARDED_CODE_RULE,
+      message: `with rules on tables, ${code} is refused: it ${why}; an allow rule naming kinds [${facts.kinds[0]}] lets it`,
+      reason: `${where} (${what}) makes ${code}, whose writes the rules on tables cannot judge`,
+    };
+  }
+
   /** An allow rule that matches the statement and names its kind of code (`do`, `create-function`) itself, not by a group such as `ddl`. */
   #allowsCode({ facts, all }: StatementAt): boolean {
     return this.#rules.some(
@@ -527,16 +559,7 @@ export class StatementJudge {
    * the names the tables have then, so under another name in an open block a trigger's write would
    * reach it unjudged (the fifth attack on the write guard).
    */
-  #ruledRenameDenial(at: StatementAt): Denial | undefined {
-    const { facts, where, what } = at;
-    if (this.#tableRules && facts.opaqueBody && !this.#allowsCode(at)) {
-      const code = facts.kinds.includes('do') ? 'a DO block' : 'a function or procedure whose body is a string';
-      return {
-        rule: RULED_RENAME_RULE,
-        message: `${code} runs code the gateway cannot read, which could rename a table the rules on tables name; an allow rule naming kinds [${facts.kinds.includes('do') ? 'do' : 'create-function'}] lets it`,
-        reason: `${where} (${what}) makes ${code}, whose statements the rules on tables cannot see`,
-      };
-    }
+  #ruledRenameDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const ddl = facts.ddl;
     // A partition detached or attached, an inheritance dropped or added: what a write reaches is judged by its table's ancestors then.
     const reparented = ddl?.kind === 'altered' && REPARENTS.test((facts.text ?? '').replace(COMMENTS, ' '));

@@ -117,7 +117,7 @@ export function tagCounts(facts: StatementFacts): boolean {
 }
 
 /** Statement kinds that write rows, or fire triggers that may (TRUNCATE's, COPY FROM's). */
-const WRITING_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete', 'merge', 'truncate', 'copy-in']);
+export const WRITING_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['insert', 'update', 'delete', 'merge', 'truncate', 'copy-in']);
 
 /** Whether a statement writes rows when it runs, or fires triggers that may (a PREPARE only stores its body; a SET CONSTRAINTS fires deferred ones). */
 export function writesRows(facts: StatementFacts): boolean {

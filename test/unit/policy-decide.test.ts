@@ -10,6 +10,7 @@ import {
   READ_ONLY_RULE,
   RULED_RENAME_RULE,
   SIDE_CHANNEL_RULE,
+  UNGUARDED_CODE_RULE,
   UNPARSEABLE_RULE,
   UNSEEN_READ_RULE,
 } from '../../src/policy/built-in-rules.js';
@@ -1075,26 +1076,31 @@ describe('a deny or review rule on reading tables', () => {
       'create or replace procedure p() language plpgsql as $$ begin execute $x$alter table secrets rename to s2$x$; end $$',
       "do 'begin execute ''alter table secrets rename to s2''; end'",
     ])
-      expectDecision(j.judge(sql), 'deny', RULED_RENAME_RULE);
+      expectDecision(j.judge(sql), 'deny', UNGUARDED_CODE_RULE);
     // A body hoop reads (SQL-standard) is judged as it is; an allow rule that names the kind lets the opaque one (a migration role).
     expectDecision(j.judge('create function g() returns int language sql return 1'), 'allow');
     const migrations = new StatementJudge(policy([...rules, { name: 'migrations', match: { kinds: ['create-function', 'do'] }, action: 'allow' }]), alice, 'prod-db', 'read-write');
     expectDecision(migrations.judge('create function f() returns trigger language plpgsql as $$ begin return new; end $$'), 'allow', 'migrations');
     expectDecision(migrations.judge('do $$ begin perform 1; end $$'), 'allow', 'migrations');
     const byGroup = new StatementJudge(policy([...rules, { name: 'ddl-ok', match: { kinds: ['ddl'] }, action: 'allow' }]), alice, 'prod-db', 'read-write');
-    expectDecision(byGroup.judge("create function f() returns int language sql as 'select 1'"), 'deny', RULED_RENAME_RULE);
+    expectDecision(byGroup.judge("create function f() returns int language sql as 'select 1'"), 'deny', UNGUARDED_CODE_RULE);
   });
 
-  it('judges a body it reads (BEGIN ATOMIC, RETURN) as what it does whenever it is called: a function that deletes kept rows is refused when made (the fourth round)', () => {
-    const keep = new StatementJudge(policy([{ name: 'keep', match: { kinds: ['delete'], tables: ['kept'] }, action: 'deny' }]), alice, 'prod-db', 'read-write');
-    for (const sql of [
+  it('refuses a function whose body writes, whose writes run uncounted when it is called (the fifth round); with an allow rule naming the kind, judges its body as what it does (the fourth)', () => {
+    const keepRule: StatementRule = { name: 'keep', match: { kinds: ['delete'], tables: ['kept'] }, action: 'deny' };
+    const keep = new StatementJudge(policy([keepRule]), alice, 'prod-db', 'read-write');
+    const writing = [
       'create function purge() returns int language sql begin atomic delete from kept where id = (select max(id) from kept); select 1; end',
       'create procedure purge() language sql begin atomic delete from kept; end',
       'create or replace function purge() returns setof int language sql begin atomic with d as (delete from kept returning id) select id from d; end',
-    ])
-      expectDecision(keep.judge(sql), 'deny', 'keep');
-    expectDecision(keep.judge('create function fine() returns int language sql begin atomic delete from other; select 1; end'), 'allow');
+    ];
+    for (const sql of [...writing, 'create function other() returns int language sql begin atomic insert into trg values (1); select 1; end'])
+      expectDecision(keep.judge(sql), 'deny', UNGUARDED_CODE_RULE);
+    // A body that only reads is made (its reads are judged as reads).
     expectDecision(keep.judge('create function fine() returns int language sql return (select count(*) from kept)'), 'allow');
+    const trusted = new StatementJudge(policy([keepRule, { name: 'code', match: { kinds: ['create-function'] }, action: 'allow' }]), alice, 'prod-db', 'read-write');
+    for (const sql of writing) expectDecision(trusted.judge(sql), 'deny', 'keep');
+    expectDecision(trusted.judge('create function other() returns int language sql begin atomic delete from other; select 1; end'), 'allow', 'code');
   });
 
   it('matches no statement that only writes it, and an allow rule on reading admits no other kind', () => {

@@ -705,13 +705,21 @@ export function redactEcho(message: string, sql: string, spans: ReadonlyArray<re
   });
   for (const [s, e] of spans) {
     const secret = sql.slice(s, e);
-    const inner = /^(['"`])([\s\S]*)\1$/.exec(secret)?.[2] ?? secret;
-    // The server repeats a value, not its spelling: a quote doubled (`'Pw''Uu'`) or escaped (`E'\x41'`, MySQL's `\'`) is one character there.
-    const undoubled = inner.replace(/''/g, "'");
-    const unescaped = undoubled.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/gs, (_m, c: string) => decodeEscape(c));
-    for (const piece of new Set([secret, inner, undoubled, unescaped])) if (piece.length >= 4) out = out.split(piece).join(redactionMarker(secret, key));
+    for (const piece of secretPieces(secret)) out = out.split(piece).join(redactionMarker(secret, key));
   }
   return out;
+}
+
+/**
+ * How a server may repeat a secret typed as `secret` (a literal as written): its text, its content, and its value
+ * (the server repeats a value, not its spelling: a quote doubled, `'Pw''Uu'`, or escaped, `E'\x41'`, MySQL's `\'`, is
+ * one character there); those of at least 4 characters (a shorter one would mark common words).
+ */
+export function secretPieces(secret: string): string[] {
+  const inner = /^(['"`])([\s\S]*)\1$/.exec(secret)?.[2] ?? secret;
+  const undoubled = inner.replace(/''/g, "'");
+  const unescaped = undoubled.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/gs, (_m, c: string) => decodeEscape(c));
+  return [...new Set([secret, inner, undoubled, unescaped])].filter((piece) => piece.length >= 4);
 }
 
 /** The marker a redacted value is written as: a keyed hash of it, so equal values read alike. */
