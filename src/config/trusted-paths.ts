@@ -12,7 +12,7 @@
  *
  * @see https://man.openbsd.org/sshd_config#StrictModes
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { constants, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
@@ -412,9 +412,14 @@ export function checkTrustedFile(file: string): void {
  * @throws HoopError CONFIG_INVALID when another user could replace it; the open's error (ENOENT…) when it cannot be read
  */
 export async function readTrustedFile(file: string, secret = false): Promise<Buffer> {
-  const handle = await open(file, 'r');
+  // Not blocked by a FIFO another user put there (an open for reading waits for its writer): it is refused below.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
+    if (!st.isFile() && !st.isDirectory())
+      throw new HoopError(ErrorCode.CONFIG_INVALID, `the gateway will not trust ${file}: it is neither a file nor a directory (a FIFO or a device would stall or feed the gateway)`, {
+        hint: `make ${file} a file of the gateway's own`,
+      });
     let path: string;
     try {
       path = readlinkSync(`/proc/self/fd/${handle.fd}`);

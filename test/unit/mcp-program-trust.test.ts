@@ -66,8 +66,10 @@ describe('the program of an MCP connection', () => {
     const open = place(0o777);
     expect(await started([process.execPath, open.script])).toMatch(new RegExp(`not started: the gateway will not trust ${open.dir}: other users may write`));
     expect(await started([open.program])).toMatch(/not started: the gateway will not trust .*: other users may write/);
-    // Found on PATH as the child's PATH finds it.
+    // Found on PATH as the child's PATH finds it; a relative or empty entry, searched from the child's directory, is refused (a helper's attack: `../shared` ran another user's program).
     expect(await started(['mcp-files'], `${open.dir}:${process.env.PATH}`)).toMatch(/not started: the gateway will not trust/);
+    for (const path of [`../shared:${process.env.PATH}`, `:${process.env.PATH}`, `${process.env.PATH}:.`])
+      expect(await started(['mcp-files'], path)).toMatch(/not started: the MCP server's PATH .* has a relative or empty entry/);
     // A node option's file is code too.
     expect(await started([process.execPath, '--import', open.script, SERVER])).toMatch(/not started/);
   });

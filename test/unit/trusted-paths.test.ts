@@ -359,6 +359,10 @@ describe("the gateway's files, checked as sshd's StrictModes checks", () => {
     await expect(resolveSecret({ kind: 'file', path: join(mount, 'password') })).rejects.toThrow('other users may read this secret (mode 644)');
     chmodSync(join(mount, '..2026_11_30', 'password'), 0o440);
     expect(await resolveSecret({ kind: 'file', path: join(mount, 'password') })).toBe('k8s');
+    // A FIFO at a secret's path is refused, not waited on (a helper's attack: the open blocked for its writer).
+    const fifo = join(base, `fifo${made++}`);
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    await expect(resolveSecret({ kind: 'file', path: fifo })).rejects.toThrow('it is neither a file nor a directory');
     // A configuration file is not a secret: others may read it.
     const config = join(base, `readable${made++}.yaml`);
     writeFileSync(config, 'version: 1\n', { mode: 0o644 });

@@ -71,7 +71,7 @@ const SHELL = /^(sh|bash|dash|zsh|ksh|fish)$/;
 
 /** `name` as `PATH` finds it (the first executable file of that name), if it does. */
 function onPath(name: string, path: string | undefined): string | undefined {
-  for (const dir of (path ?? '').split(delimiter).filter((d) => isAbsolute(d))) {
+  for (const dir of (path ?? '').split(delimiter)) {
     const file = join(dir, name);
     try {
       accessSync(file, constants.X_OK);
@@ -125,8 +125,12 @@ const INLINE_CODE = /^(-[a-zA-Z]*[ecE][a-zA-Z]*|-p|--eval(=.*)?|--print(=.*)?)$/
 /** Variables whose paths a program loads code from (the others' paths are its data). */
 const LOADED_FROM = /^(NODE_OPTIONS|NODE_PATH|PYTHON[A-Z_]*|PERL5[A-Z0-9_]*|PERLLIB|RUBY[A-Z_]*|LD_[A-Z_]+|BASH_ENV|ENV)$/;
 
-/** Refuses a program another user could replace: `name` as the child finds it (by `PATH` without a slash). */
+/** Refuses a program another user could replace: `name` as the child finds it (by `PATH` without a slash: a PATH with a relative or empty entry, which the child searches from its directory, is refused). */
 function checkRun(name: string, cwd: string, path: string | undefined): void {
+  if (!name.includes('/') && path !== undefined && path.split(delimiter).some((d) => !isAbsolute(d)))
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `the MCP server's PATH (${path}) has a relative or empty entry, which the program would be searched in from its directory`, {
+      hint: 'give PATH absolute directories only (or the program by its absolute path)',
+    });
   const program = name.includes('/') ? resolve(cwd, name) : onPath(name, path);
   if (program !== undefined && existsSync(program)) checkTrustedFile(program);
 }
