@@ -397,6 +397,11 @@ describe('hoop connect for a mysql connection', () => {
         const [rows] = await driver.execute('SELECT LENGTH(AES_ENCRYPT(?, ?)) AS n', ['data', 'hunter3-bound']);
         expect(rows).toEqual([{ n: 16 }]);
       }
+      // A bound password the server repeats in its error (a unique key's duplicate entry: a helper's attack) is kept out too.
+      await driver.query('CREATE TABLE IF NOT EXISTS creds_bound (name varchar(50), password varchar(100) UNIQUE)');
+      const said: string[] = [];
+      for (let i = 0; i < 2; i++) await driver.execute('INSERT INTO creds_bound (name, password) VALUES (?, ?)', ['a', 'dup-secret-7345']).catch((e: Error) => void said.push(e.message));
+      expect(said.join('')).toContain("Duplicate entry 'dup-secret-7345'");
       await driver.end();
       session = lastSession('shop');
     } finally {
@@ -412,6 +417,7 @@ describe('hoop connect for a mysql connection', () => {
     const files = filesAsText(join(stack.dir, 'hoop-data'));
     expect(files.filter((f) => f.includes('AES_ENCRYPT(?, ?)')).length).toBeGreaterThanOrEqual(2);
     expect(files.filter((f) => f.includes('hunter3-bound')).length).toBe(0);
+    expect(files.filter((f) => f.includes('dup-secret-7345')).length).toBe(0);
   });
 
   it("leaves a client's ROW_COUNT(), FOUND_ROWS() and LAST_INSERT_ID() its own, as direct: after sign-in, and after a write the gateway sets the access's timeouts again for", async () => {

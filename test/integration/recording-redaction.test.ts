@@ -34,7 +34,11 @@ masking:
   detectors: [{ detector: payment-card, strategy: redact }]
 `,
   );
-  await stack.pg.psql(`create table cards (number text); grant all on cards to public; alter role ${stack.pg.users.scram.user} createrole`, { database: 'app' });
+  await stack.pg.psql(
+    `create table cards (number text); create table creds (name text, password text unique); create table creds2 (name text, password text check (length(password) < 4));
+     grant all on cards, creds, creds2 to public; alter role ${stack.pg.users.scram.user} createrole`,
+    { database: 'app' },
+  );
   connected = await stack.connect('app', await stack.token('alice'));
 });
 
@@ -103,6 +107,42 @@ describe('secrets in requests', () => {
     const { events } = await sessionWith(/pw_authid|pg_authid where rolpassword/);
     expect(events).toMatch(/"t":"error".*invalid input syntax for type integer: \\"\[redacted:[0-9a-f]{8}\]\\"/);
     expect(events).not.toContain('pw-echo-TTTT');
+  });
+
+  it("stay out of what the server repeats of any sent before (a bound password in a unique key's error, a typed one, a COPY's row), in the recording and in the CLI's record on disk (a helper's attack)", async () => {
+    const { info } = connected;
+    const client = new pg.Client({ host: info.host, port: info.port, user: info.user, password: info.password, database: info.database, ssl: false });
+    await client.connect();
+    const errors: string[] = [];
+    const failing = (text: string, values?: unknown[]): Promise<void> =>
+      client.query(text, values).then(
+        () => void errors.push('ok'),
+        (e: { detail?: string; message: string }) => void errors.push(`${e.message} ${e.detail ?? ''}`),
+      );
+    try {
+      for (let i = 0; i < 2; i++) await failing('insert into creds (name, password) values ($1, $2)', ['a', 'uniq-secret-8121']);
+      await failing('insert into creds2 (name, password) values ($1, $2)', ['a', 'check-secret-8122']);
+      for (let i = 0; i < 2; i++) await failing("insert into creds (name, password) values ('b', 'lit-secret-8123')");
+    } finally {
+      await client.end();
+    }
+    // The client got what the server said.
+    expect(errors.join('\n')).toContain('Key (password)=(uniq-secret-8121) already exists.');
+    expect(errors.join('\n')).toContain('Failing row contains (a, check-secret-8122).');
+    const copy = await psql(connected.info, ['-c', 'copy creds2 (name, password) from stdin'], { input: 'a\tcopy-secret-8124\n\\.\n' });
+    expect(copy.stderr).toContain('copy-secret-8124');
+    const { id } = await sessionWith(/copy creds2/);
+    await eventually(
+      async () => {
+        const verify = await hoop(['sessions', 'verify', id]);
+        expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
+      },
+      { timeout: 60_000, interval: 250 },
+    );
+    const files = filesAsText(join(stack.dir, 'hoop-data'));
+    for (const secret of ['uniq-secret-8121', 'check-secret-8122', 'lit-secret-8123', 'copy-secret-8124']) expect(files.filter((f) => f.includes(secret)).length, secret).toBe(0);
+    const { events } = await sessionWith(/already exists/);
+    expect(events).toMatch(/Key \(password\)=\(\[redacted:[0-9a-f]{8}\]\) already exists/);
   });
 
   it('are shown to a reviewer as they are recorded: redacted, whole otherwise; approved, the statement runs as typed', async () => {

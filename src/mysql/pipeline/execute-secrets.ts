@@ -9,6 +9,7 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_execute.html
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_send_long_data.html
  */
+import type { SentSecrets } from '../../policy/sql/sent-secrets.js';
 import { isSecretParam, type MysqlLexing, type RedactOptions, redactDetected, redactionMarker, type SecretParams, secretParameters } from '../../policy/sql/redact.js';
 import { Cursor, lenencBytes } from '../wire/packets.js';
 import { Command } from '../wire/results.js';
@@ -41,8 +42,12 @@ export class ExecuteSecrets {
   #preparing: SecretParams | undefined;
   #last: number | undefined;
 
-  constructor(redact: RedactOptions) {
+  /** Told each value redacted, so that the server's echo of it is redacted too. */
+  readonly #sent: SentSecrets | undefined;
+
+  constructor(redact: RedactOptions, sent?: SentSecrets) {
     this.#redact = redact;
+    this.#sent = sent;
   }
 
   /** A client's COM_STMT_PREPARE of `sql`. */
@@ -75,9 +80,14 @@ export class ExecuteSecrets {
 
   /** A value of parameter `n` (1 first) of `st` as recorded: its marker when it is a secret (or `whole`), else the detectors' redaction; undefined when it stays. */
   #value(st: Prepared | undefined, n: number, value: Buffer, whole = false): Buffer | undefined {
-    if (!st || whole || isSecretParam(st.secret, n)) return Buffer.from(redactionMarker(value.toString('latin1'), this.#redact.key));
+    if (!st || whole || isSecretParam(st.secret, n)) {
+      this.#sent?.value(value.toString('utf8'));
+      return Buffer.from(redactionMarker(value.toString('latin1'), this.#redact.key));
+    }
     if (!this.#redact.detectors?.length) return undefined;
-    const r = redactDetected(value.toString('utf8'), this.#redact);
+    const text = value.toString('utf8');
+    const r = redactDetected(text, this.#redact);
+    for (const [from, to] of r.spans ?? []) this.#sent?.value(text.slice(from, to));
     return r.redacted ? Buffer.from(r.text) : undefined;
   }
 

@@ -15,6 +15,7 @@ import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from '.
 import { type MysqlLexing, type RedactOptions, redactEcho, redactSql } from '../../policy/sql/redact.js';
 import { Command, columnDefinition, errPacket, parseColumnDefinition, parseErr } from '../wire/results.js';
 import { ExecuteSecrets } from './execute-secrets.js';
+import { SentSecrets } from '../../policy/sql/sent-secrets.js';
 
 /** See the module documentation. */
 export class MysqlPacketRecorder {
@@ -30,6 +31,8 @@ export class MysqlPacketRecorder {
   readonly #extended: boolean;
   /** The statement the server answers now, and what its record redacted (its errors and column names may quote it). */
   #answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
+  /** What the client sent that its record redacted (typed or bound): the server's echo of it is redacted too. */
+  readonly #sent: SentSecrets;
 
   /**
    * Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept
@@ -39,7 +42,8 @@ export class MysqlPacketRecorder {
     this.#stream = stream;
     this.#rowCap = rowCap;
     this.#redact = redact;
-    this.#executes = new ExecuteSecrets(redact);
+    this.#sent = new SentSecrets(redact.key);
+    this.#executes = new ExecuteSecrets(redact, this.#sent);
     this.#extended = (mariadbCapabilities & MariaCap.EXTENDED_METADATA) !== 0;
     const caps = Buffer.alloc(mariadbCapabilities ? 8 : 4);
     caps.writeUInt32LE(capabilities >>> 0);
@@ -58,6 +62,7 @@ export class MysqlPacketRecorder {
     const original = code === Command.QUERY || code === Command.STMT_PREPARE ? payload.toString('utf8', 1) : undefined;
     const sql = original === undefined ? undefined : redactSql(original, 'mysql', this.#redactFor(mysqlMode));
     this.#answering = original !== undefined && sql?.spans ? { sql: original, spans: sql.spans } : undefined;
+    if (this.#answering) this.#sent.statement(this.#answering.sql, this.#answering.spans);
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;
@@ -88,29 +93,35 @@ export class MysqlPacketRecorder {
         this.#rowsNotRecorded = 0;
       }
     }
-    const recorded = !this.#answering
-      ? payload
-      : kind.kind === 'err'
-        ? this.#errorAsRecorded(payload, this.#answering)
-        : kind.kind === 'column'
-          ? this.#columnAsRecorded(payload, this.#answering)
-          : payload;
+    const recorded =
+      !this.#answering && !this.#sent.any
+        ? payload
+        : kind.kind === 'err'
+          ? this.#errorAsRecorded(payload, this.#answering)
+          : kind.kind === 'column'
+            ? this.#columnAsRecorded(payload, this.#answering)
+            : payload;
     this.#stream.record(SERVER_PACKET, realClock.now(), recorded, 0, recorded.length);
   }
 
   /** A column definition answering a statement whose record redacted secrets, its names redacted alike (MariaDB names a column by its expression's text: `PASSWORD('…')`). */
-  #columnAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> }): Buffer {
+  #columnAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined): Buffer {
     const def = parseColumnDefinition(payload, this.#extended);
-    const name = redactEcho(def.name, answering.sql, answering.spans, this.#redact.key);
-    const orgName = redactEcho(def.orgName, answering.sql, answering.spans, this.#redact.key);
+    const name = this.#echo(def.name, answering);
+    const orgName = this.#echo(def.orgName, answering);
     return name === def.name && orgName === def.orgName ? payload : columnDefinition({ ...def, name, orgName });
   }
 
   /** An error answering a statement whose record redacted secrets, with what it quotes of them redacted too (MariaDB's syntax errors quote the statement). */
-  #errorAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> }): Buffer {
+  #errorAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined): Buffer {
     const err = parseErr(payload);
-    const message = redactEcho(err.message, answering.sql, answering.spans, this.#redact.key);
+    const message = this.#echo(err.message, answering);
     return message === err.message ? payload : errPacket({ ...err, message });
+  }
+
+  /** `text` the server sent with its echo of what the client sent redacted: a quote of the statement it answers as that is recorded, a secret typed or bound before as its marker. */
+  #echo(text: string, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined): string {
+    return this.#sent.redact(answering ? redactEcho(text, answering.sql, answering.spans, this.#redact.key) : text);
   }
 }
 

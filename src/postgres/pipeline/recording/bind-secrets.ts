@@ -9,6 +9,7 @@
 import { isSecretParam, type RedactOptions, redactDetected, redactionMarker, type SecretParams, secretParameters } from '../../../policy/sql/redact.js';
 import { bindParameterSpans } from '../../wire/frontend-messages.js';
 import { binaryText } from '../../../policy/masking/binary-text.js';
+import type { SentSecrets } from '../../../policy/sql/sent-secrets.js';
 
 /** A Bind's parameter type as hoop reads its bytes: not known (the Parse may name none). */
 const UNKNOWN_TYPE = 0;
@@ -22,13 +23,16 @@ const NONE: readonly number[] = [];
 /** Follows which parameters of each prepared statement are secrets, and redacts Binds by it: one per recording. */
 export class BindSecrets {
   readonly #redact: RedactOptions;
+  /** Told each value redacted, so that the server's echo of it is redacted too. */
+  readonly #sent: SentSecrets | undefined;
   /** Statement name -> its secret parameters (1 first); only statements that have some. */
   readonly #secret = new Map<string, SecretParams>();
   /** Every statement name it saw prepared: a Bind of another (one prepared where hoop could not read it) has every value taken as a secret. */
   readonly #known = new Set<string>();
 
-  constructor(redact: RedactOptions) {
+  constructor(redact: RedactOptions, sent?: SentSecrets) {
     this.#redact = redact;
+    this.#sent = sent;
   }
 
   /**
@@ -69,6 +73,7 @@ export class BindSecrets {
       const bytes = body.subarray(p.start, p.end);
       if (isSecretParam(secret, i + 1)) {
         changed = true;
+        this.#sent?.value(bytes.toString('utf8'));
         return { format: 0, bytes: Buffer.from(redactionMarker(bytes.toString(p.format === 1 ? 'base64' : 'utf8'), this.#redact.key)) };
       }
       if (detecting) {
@@ -77,6 +82,7 @@ export class BindSecrets {
         const r = redactDetected(text, this.#redact);
         if (r.redacted) {
           changed = true;
+          for (const [from, to] of r.spans ?? []) this.#sent?.value(text.slice(from, to));
           return { format: 0, bytes: Buffer.from(p.format === 0 ? r.text : redactionMarker(bytes.toString('base64'), this.#redact.key)) };
         }
       }

@@ -27,6 +27,7 @@ import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_C
 import type { Refusal, Stage } from '../stages.js';
 import { type RedactOptions, redactEcho, redactSql } from '../../../policy/sql/redact.js';
 import { BindSecrets } from './bind-secrets.js';
+import { SentSecrets } from '../../../policy/sql/sent-secrets.js';
 
 const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, ERROR, NOTICE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH, COPY_DATA } = Backend;
 const { QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL } = Frontend;
@@ -71,19 +72,22 @@ function withSql(raw: Buffer, name: string | undefined, sql: string, text: strin
   return Buffer.concat([head, body]);
 }
 
+/** The last statement whose record redacted secrets, and where (a syntax error quotes it from where the server stopped). */
+type Answering = { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
+
 /**
- * The ErrorResponse or NoticeResponse at `start` of `bytes`, answering a statement whose record redacted secrets, with
- * each field's echo of them redacted as the statement is (`invalid input syntax for type integer: "pw-…"`); undefined
- * when no field echoes one.
+ * The ErrorResponse or NoticeResponse at `start` of `bytes` as it is recorded: each field's echo of a secret the client
+ * sent redacted as the request was (`invalid input syntax for type integer: "pw-…"`, a bound password in `Key
+ * (password)=(…) already exists`), and what quotes a COPY's rows (see `SentSecrets.field`); undefined when none does.
  */
-function echoRedacted(bytes: Buffer, start: number, end: number, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> }, key: RedactOptions['key']): Buffer | undefined {
+function echoRedacted(bytes: Buffer, start: number, end: number, answering: Answering, sent: SentSecrets, key: RedactOptions['key']): Buffer | undefined {
   const parts: Buffer[] = [];
   let changed = false;
   for (let i = start + 5; i < end && bytes[i] !== 0; ) {
     const z = bytes.indexOf(0, i + 1);
     if (z < 0 || z >= end) return undefined;
     const text = bytes.toString('utf8', i + 1, z);
-    const shown = redactEcho(text, answering.sql, answering.spans, key);
+    const shown = sent.field(String.fromCharCode(bytes[i]!), answering ? redactEcho(text, answering.sql, answering.spans, key) : text);
     changed ||= shown !== text;
     parts.push(bytes.subarray(i, i + 1), Buffer.from(shown), Buffer.alloc(1));
     i = z + 1;
@@ -109,8 +113,10 @@ export class PostgresRecordingStage implements Stage {
   readonly #passed: PassedRows;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
   #status: number = TransactionStatus.IDLE;
-  /** The last statement whose record redacted secrets, and where: what the server's errors echo of it is redacted too. */
-  #answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
+  /** The last statement whose record redacted secrets, and where (a quote of it is recorded as it is). */
+  #answering: Answering;
+  /** What the client sent that its record redacted: the server's echo of it is redacted too. */
+  readonly #sent: SentSecrets;
 
   constructor(o: PostgresRecordingStageOptions) {
     this.#stream = o.stream;
@@ -119,7 +125,8 @@ export class PostgresRecordingStage implements Stage {
     this.#maskedColumns = o.maskedColumns;
     this.#report = o.report;
     this.#redact = o.redact;
-    this.#binds = new BindSecrets(o.redact ?? {});
+    this.#sent = new SentSecrets(o.redact?.key);
+    this.#binds = new BindSecrets(o.redact ?? {}, this.#sent);
     this.#passed = new PassedRows(o.stream);
   }
 
@@ -149,6 +156,7 @@ export class PostgresRecordingStage implements Stage {
           // Secrets in it (a password, what the detectors find) are written down as their keyed hashes, never as typed.
           const { text, redacted, spans } = redactSql(m.sql, 'postgres', this.#redact ?? {});
           this.#answering = redacted && spans ? { sql: m.sql, spans } : undefined;
+          if (this.#answering) this.#sent.statement(m.sql, this.#answering.spans);
           this.#report?.sql(text);
           const raw = redacted ? withSql(m.msg.raw, m.kind === 'parse' ? m.name : undefined, m.sql, text) : m.msg.raw;
           this.#record(CLIENT, at, raw, 0, raw.length);
@@ -201,7 +209,8 @@ export class PostgresRecordingStage implements Stage {
     while (i + 5 <= bytes.length) {
       const type = bytes[i]!;
       const end = i + 1 + bytes.readUInt32BE(i + 1);
-      const echo = (type === ERROR || type === NOTICE) && this.#answering ? echoRedacted(bytes, i, end, this.#answering, this.#redact?.key) : undefined;
+      this.#sent.copying = copyingAfter(type, this.#sent.copying);
+      const echo = (type === ERROR || type === NOTICE) && (this.#answering || this.#sent.any) ? echoRedacted(bytes, i, end, this.#answering, this.#sent, this.#redact?.key) : undefined;
       if (this.#copies(type, bytes, i)) {
         if (echo) this.#record(SERVER, at, echo, 0, echo.length);
         else this.#record(SERVER, at, bytes, i, end);
@@ -240,6 +249,11 @@ export class PostgresRecordingStage implements Stage {
   end(): void {
     this.#passed.flush();
   }
+}
+
+/** Whether a COPY FROM STDIN is under way once a server message of `type` came: from its CopyInResponse to the ReadyForQuery after it. */
+function copyingAfter(type: number, copying: boolean): boolean {
+  return type === COPY_IN ? true : type === READY ? false : copying;
 }
 
 /**
@@ -288,8 +302,12 @@ export class PostgresRawTap {
     this.#now = o.now ?? realClock.now;
     this.#kept = new KeptServerMessages(o.rowCap);
     this.#passed = new PassedRows(o.stream);
-    this.#client = new ClientBytes(o.stream, o.redact ?? {});
-    this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length));
+    const sent = new SentSecrets(o.redact?.key);
+    this.#client = new ClientBytes(o.stream, o.redact ?? {}, sent);
+    // An error or notice that may echo a secret the client sent is gathered whole and recorded redacted, as the stage records it.
+    const echoes = (type: number): ((msg: Buffer) => Buffer) | undefined =>
+      (type === ERROR || type === NOTICE) && sent.any ? (msg) => echoRedacted(msg, 0, msg.length, undefined, sent, o.redact?.key) ?? msg : undefined;
+    this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length, sent), echoes);
   }
 
   /**
@@ -318,8 +336,9 @@ export class PostgresRawTap {
   }
 
   /** The stage's choice (see {@link PostgresRecordingStage.backend}), made from the header; the thread's stage makes the rest of it. */
-  #keepsServer(type: number, length: number): boolean {
+  #keepsServer(type: number, length: number, sent: SentSecrets): boolean {
     checkHeader('backend', type, length);
+    sent.copying = copyingAfter(type, sent.copying);
     if (this.#kept.keeps(type)) {
       this.#passed.flush();
       return true;
@@ -406,15 +425,20 @@ class KeptBytes {
   readonly #stream: Pick<RecordingStream, 'record'>;
   readonly #kind: number;
   readonly #keeps: (type: number, length: number) => boolean;
+  /** For a kept message of a type it names: how it is recorded, once gathered whole (an error that may echo a secret). */
+  readonly #rewrites: ((type: number) => ((msg: Buffer) => Buffer) | undefined) | undefined;
   /** Bytes of the current message still to come after its header, and whether they are copied. */
   #left = 0;
   #copying = false;
+  /** The current message gathered whole, to be recorded as `rewrite` makes it. */
+  #whole: { rewrite: (msg: Buffer) => Buffer; parts: Buffer[] } | undefined;
   readonly #head = new Header();
 
-  constructor(stream: Pick<RecordingStream, 'record'>, kind: number, keeps: (type: number, length: number) => boolean) {
+  constructor(stream: Pick<RecordingStream, 'record'>, kind: number, keeps: (type: number, length: number) => boolean, rewrites?: (type: number) => ((msg: Buffer) => Buffer) | undefined) {
     this.#stream = stream;
     this.#kind = kind;
     this.#keeps = keeps;
+    this.#rewrites = rewrites;
   }
 
   walk(chunk: Buffer, at: number): void {
@@ -424,12 +448,13 @@ class KeptBytes {
     while (i < chunk.length) {
       if (this.#left > 0) {
         const n = Math.min(this.#left, chunk.length - i);
-        if (this.#copying && from < 0) from = i;
+        if (this.#whole) this.#whole.parts.push(Buffer.from(chunk.subarray(i, i + n)));
+        else if (this.#copying && from < 0) from = i;
         i += n;
         this.#left -= n;
       } else if (this.#head.wholeAt(chunk, i)) {
         this.#begin(this.#head.type, this.#head.length);
-        if (!this.#copying) from = this.#keep(chunk, at, from, i);
+        if (!this.#copying || this.#whole) from = this.#keep(chunk, at, from, i);
         else if (from < 0) from = i;
         i += 5;
       } else {
@@ -438,8 +463,9 @@ class KeptBytes {
         i += this.#head.gather(chunk, i);
         if (!this.#head.gathered()) break;
         this.#begin(this.#head.type, this.#head.length);
-        if (this.#copying) this.#stream.record(this.#kind, at, this.#head.bytes, 0, 5);
+        if (this.#copying && !this.#whole) this.#stream.record(this.#kind, at, this.#head.bytes, 0, 5);
       }
+      if (this.#whole && this.#left === 0) this.#recordWhole(at);
     }
     this.#keep(chunk, at, from, i);
   }
@@ -453,6 +479,14 @@ class KeptBytes {
   #begin(type: number, length: number): void {
     this.#copying = this.#keeps(type, length);
     this.#left = Math.max(0, length - 4);
+    const rewrite = this.#copying ? this.#rewrites?.(type) : undefined;
+    this.#whole = rewrite ? { rewrite, parts: [Buffer.from(this.#head.bytes)] } : undefined;
+  }
+
+  #recordWhole(at: number): void {
+    const msg = this.#whole!.rewrite(Buffer.concat(this.#whole!.parts));
+    this.#whole = undefined;
+    this.#stream.record(this.#kind, at, msg, 0, msg.length);
   }
 }
 
@@ -478,10 +512,13 @@ class ClientBytes {
   #gathered: Buffer[] = [];
   #gatheredBytes = 0;
 
-  constructor(stream: Pick<RecordingStream, 'record'>, redact: NonNullable<PostgresRecordingStageOptions['redact']>) {
+  readonly #sent: SentSecrets;
+
+  constructor(stream: Pick<RecordingStream, 'record'>, redact: NonNullable<PostgresRecordingStageOptions['redact']>, sent: SentSecrets) {
     this.#stream = stream;
     this.#redact = redact;
-    this.#binds = new BindSecrets(redact);
+    this.#sent = sent;
+    this.#binds = new BindSecrets(redact, sent);
   }
 
   walk(chunk: Buffer, at: number): void {
@@ -556,6 +593,7 @@ class ClientBytes {
       if (this.#type === PARSE) this.#binds.parsed(body.toString('utf8', 0, Math.max(0, nameEnd)), sql);
       else if (sql !== undefined) this.#binds.query(sql);
       const redacted = sql === undefined ? undefined : redactSql(sql, 'postgres', this.#redact);
+      if (redacted?.spans) this.#sent.statement(sql!, redacted.spans);
       const out = redacted?.redacted ? withSql(raw, this.#type === PARSE ? body.toString('utf8', 0, nameEnd) : undefined, sql!, redacted.text) : raw;
       this.#stream.record(RAW_CLIENT, at, out, 0, out.length);
     } else if (this.#mode === 'function') {
