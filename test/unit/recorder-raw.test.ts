@@ -153,6 +153,42 @@ describe('the raw tap', () => {
     }
   });
 
+  it("keeps no secret the server repeats in the bytes it copies (an error quoting a typed password, a bound one, a COPY's row), however the bytes are cut", () => {
+    const client = Buffer.concat([
+      msg('Q', "alter role a password 'hunter2-typed'"),
+      parse('s', 'insert into creds (name, password) values ($1, $2)'),
+      msg('B', '', 's', 0, 2, int32(1), Buffer.from('a'), int32(12), Buffer.from('hunter2-bind'), 0),
+      execute(''),
+      sync(),
+      msg('Q', 'copy creds2 from stdin'),
+    ]);
+    const server = Buffer.concat([
+      notice('E', '22P02', 'invalid input syntax: "hunter2-typed"'),
+      ready('I'),
+      msg('1'),
+      msg('2'),
+      notice('E', '23505', 'duplicate key value violates unique constraint; Key (password)=(hunter2-bind) already exists.'),
+      ready('I'),
+      msg('G', 0, 0),
+      msg('E', 'SERROR', 'C23514', 'Mnew row violates check constraint', 'DFailing row contains (a, hunter2-copy).', 'WCOPY creds2, line 1: "a\thunter2-copy"', Buffer.from([0])),
+      ready('I'),
+    ]);
+    for (const cut of [1, 2, 5, 64, 1 << 30]) {
+      const { tap, copied, sink } = copyingTap(4);
+      for (let at = 0; at < client.length; at += cut) tap.client(client.subarray(at, at + cut));
+      for (let at = 0; at < server.length; at += cut) tap.server(server.subarray(at, at + cut));
+      tap.end();
+      const bytes = Buffer.concat(copied);
+      for (const secret of ['hunter2-typed', 'hunter2-bind', 'hunter2-copy']) expect(bytes.includes(secret), `${secret}, cut every ${cut} bytes`).toBe(false);
+      const errors = sink.events().filter((e) => e.t === 'error');
+      expect(errors.map((e) => e.message)).toEqual([
+        'invalid input syntax: "[redacted]"',
+        'duplicate key value violates unique constraint; Key (password)=([redacted]) already exists.',
+        'new row violates check constraint',
+      ]);
+    }
+  });
+
   it('kept as wire events (a CLI record of format 2), reads back as the same record', async () => {
     const expected = await readEveryMessage(4, 'masked');
     for (const cut of [7, 1 << 30]) {
