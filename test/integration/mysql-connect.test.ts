@@ -293,7 +293,8 @@ describe('hoop connect for a mysql connection', () => {
     expect(JSON.stringify(events)).not.toContain('hunter2-secret');
     const typoEvents = await recordingOf(typoSession);
     expect(JSON.stringify(typoEvents)).not.toContain('hunter2-typo');
-    expect(typoEvents).toContainEqual(expect.objectContaining({ t: 'error', message: expect.stringMatching(/near 'BYY '\[redacted:[0-9a-f]{8}\]'' at line 1$/) }));
+    // Once a secret was sent, what the server says is one marker (it may repeat the value in any spelling), its code kept.
+    expect(typoEvents).toContainEqual(expect.objectContaining({ t: 'error', message: expect.stringMatching(/^ERROR 1064 \(42000\): \[redacted:[0-9a-f]{8}\]$/) }));
     expect(events).toContainEqual(
       expect.objectContaining({ t: 'query', sql: expect.stringMatching(/^ALTER USER '\[redacted:[0-9a-f]{8}\]'@'\[redacted:[0-9a-f]{8}\]' IDENTIFIED BY '\[redacted:[0-9a-f]{8}\]'$/) }),
     );

@@ -42,7 +42,7 @@ export class ExecuteSecrets {
   #preparing: SecretParams | undefined;
   #last: number | undefined;
 
-  /** Told each value redacted, so that the server's echo of it is redacted too. */
+  /** Told when a value is redacted: what the server says after it may repeat it. */
   readonly #sent: SentSecrets | undefined;
 
   constructor(redact: RedactOptions, sent?: SentSecrets) {
@@ -81,13 +81,12 @@ export class ExecuteSecrets {
   /** A value of parameter `n` (1 first) of `st` as recorded: its marker when it is a secret (or `whole`), else the detectors' redaction; undefined when it stays. */
   #value(st: Prepared | undefined, n: number, value: Buffer, whole = false): Buffer | undefined {
     if (!st || whole || isSecretParam(st.secret, n)) {
-      this.#sent?.value(value.toString('utf8'));
+      this.#sent?.taint();
       return Buffer.from(redactionMarker(value.toString('latin1'), this.#redact.key));
     }
     if (!this.#redact.detectors?.length) return undefined;
-    const text = value.toString('utf8');
-    const r = redactDetected(text, this.#redact);
-    for (const [from, to] of r.spans ?? []) this.#sent?.value(text.slice(from, to));
+    const r = redactDetected(value.toString('utf8'), this.#redact);
+    if (r.redacted) this.#sent?.taint();
     return r.redacted ? Buffer.from(r.text) : undefined;
   }
 
@@ -96,14 +95,14 @@ export class ExecuteSecrets {
     if (st && st.params === 0) return payload;
     const longData = st?.long ?? new Set<number>();
     if (st) st.long = new Set();
-    if (!st || (st.secret !== 'all' && st.secret.length === 0 && !this.#redact.detectors?.length)) return st ? payload : everyValueRedacted(payload, this.#redact);
+    if (!st || (st.secret !== 'all' && st.secret.length === 0 && !this.#redact.detectors?.length)) return st ? payload : this.#unread(payload);
     try {
       const c = new Cursor(payload, 10);
       const nulls = c.bytes((st.params + 7) >> 3);
       const bound = c.u8() === 1;
       if (bound) st.types = Buffer.from(c.bytes(2 * st.params));
       const types = st.types;
-      if (!types) return everyValueRedacted(payload, this.#redact);
+      if (!types) return this.#unread(payload);
       const head = payload.subarray(0, c.at);
       const values: Buffer[] = [];
       let changed = false;
@@ -135,8 +134,14 @@ export class ExecuteSecrets {
       const typed = bound ? Buffer.concat([head.subarray(0, head.length - newTypes.length), newTypes]) : Buffer.concat([head.subarray(0, head.length - 1), Buffer.from([1]), newTypes]);
       return Buffer.concat([typed, ...values, c.rest()]);
     } catch {
-      return everyValueRedacted(payload, this.#redact);
+      return this.#unread(payload);
     }
+  }
+
+  /** An execute whose values cannot be read: recorded as one marker, and what the server says after it may repeat one. */
+  #unread(payload: Buffer): Buffer {
+    this.#sent?.taint();
+    return everyValueRedacted(payload, this.#redact);
   }
 
   #longData(payload: Buffer): Buffer {
@@ -146,6 +151,7 @@ export class ExecuteSecrets {
     st?.long.add(param);
     const data = payload.subarray(7);
     // A chunk is a piece of a value: what a detector finds may span two, so with detectors each chunk is kept as its hash.
+    if (this.#redact.detectors?.length) this.#sent?.taint();
     const replaced = this.#redact.detectors?.length ? Buffer.from(redactionMarker(data.toString('latin1'), this.#redact.key)) : this.#value(st, param + 1, data);
     return replaced ? Buffer.concat([payload.subarray(0, 7), replaced]) : payload;
   }

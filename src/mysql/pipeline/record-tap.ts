@@ -12,10 +12,13 @@ import { type AgreedCapabilities, MariaCap } from '../wire/handshake.js';
 import { PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
-import { type MysqlLexing, type RedactOptions, redactEcho, redactSql } from '../../policy/sql/redact.js';
+import { type MysqlLexing, type RedactOptions, redactSql } from '../../policy/sql/redact.js';
 import { Command, columnDefinition, errPacket, parseColumnDefinition, parseErr } from '../wire/results.js';
 import { ExecuteSecrets } from './execute-secrets.js';
 import { SentSecrets } from '../../policy/sql/sent-secrets.js';
+
+/** A column name that is a plain identifier: no expression's text (no literal) can be in it. */
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 
 /** See the module documentation. */
 export class MysqlPacketRecorder {
@@ -29,9 +32,7 @@ export class MysqlPacketRecorder {
   #redactMode: [MysqlLexing, RedactOptions] | undefined;
   /** Column definitions carry MariaDB's extended metadata. */
   readonly #extended: boolean;
-  /** The statement the server answers now, and what its record redacted (its errors and column names may quote it). */
-  #answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
-  /** What the client sent that its record redacted (typed or bound): the server's echo of it is redacted too. */
+  /** Whether the client sent a secret (typed or bound): what the server says after it is recorded redacted. */
   readonly #sent: SentSecrets;
 
   /**
@@ -61,8 +62,7 @@ export class MysqlPacketRecorder {
     if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1), mysqlMode);
     const original = code === Command.QUERY || code === Command.STMT_PREPARE ? payload.toString('utf8', 1) : undefined;
     const sql = original === undefined ? undefined : redactSql(original, 'mysql', this.#redactFor(mysqlMode));
-    this.#answering = original !== undefined && sql?.spans ? { sql: original, spans: sql.spans } : undefined;
-    if (this.#answering) this.#sent.statement(this.#answering.sql, this.#answering.spans);
+    if (sql?.redacted) this.#sent.taint();
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;
@@ -93,35 +93,23 @@ export class MysqlPacketRecorder {
         this.#rowsNotRecorded = 0;
       }
     }
-    const recorded =
-      !this.#answering && !this.#sent.any
-        ? payload
-        : kind.kind === 'err'
-          ? this.#errorAsRecorded(payload, this.#answering)
-          : kind.kind === 'column'
-            ? this.#columnAsRecorded(payload, this.#answering)
-            : payload;
+    const recorded = !this.#sent.tainted ? payload : kind.kind === 'err' ? this.#errorAsRecorded(payload) : kind.kind === 'column' ? this.#columnAsRecorded(payload) : payload;
     this.#stream.record(SERVER_PACKET, realClock.now(), recorded, 0, recorded.length);
   }
 
-  /** A column definition answering a statement whose record redacted secrets, its names redacted alike (MariaDB names a column by its expression's text: `PASSWORD('…')`). */
-  #columnAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined): Buffer {
+  /** A column definition once the client sent a secret: a name that is not a plain identifier as a marker (MariaDB names a column by its expression's text: `PASSWORD('…')`, cut at 256 characters). */
+  #columnAsRecorded(payload: Buffer): Buffer {
     const def = parseColumnDefinition(payload, this.#extended);
-    const name = this.#echo(def.name, answering);
-    const orgName = this.#echo(def.orgName, answering);
+    const shown = (n: string): string => (IDENTIFIER.test(n) ? n : this.#sent.text(n));
+    const name = shown(def.name);
+    const orgName = shown(def.orgName);
     return name === def.name && orgName === def.orgName ? payload : columnDefinition({ ...def, name, orgName });
   }
 
-  /** An error answering a statement whose record redacted secrets, with what it quotes of them redacted too (MariaDB's syntax errors quote the statement). */
-  #errorAsRecorded(payload: Buffer, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined): Buffer {
+  /** An error once the client sent a secret: its message as a marker (MariaDB repeats a value in any spelling: `Duplicate entry '…'`, cut, decoded from hex). */
+  #errorAsRecorded(payload: Buffer): Buffer {
     const err = parseErr(payload);
-    const message = this.#echo(err.message, answering);
-    return message === err.message ? payload : errPacket({ ...err, message });
-  }
-
-  /** `text` the server sent with its echo of what the client sent redacted: a quote of the statement it answers as that is recorded, a secret typed or bound before as its marker. */
-  #echo(text: string, answering: { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined): string {
-    return this.#sent.redact(answering ? redactEcho(text, answering.sql, answering.spans, this.#redact.key) : text);
+    return errPacket({ ...err, message: this.#sent.text(err.message) });
   }
 }
 

@@ -690,38 +690,6 @@ function withMarkers(text: string, spans: Array<[number, number]>, key: Buffer |
   return { text: out + text.slice(at), redacted: true, spans: apart };
 }
 
-/**
- * A server's error `message` answering `sql`, whose record redacted `spans`, as it is recorded: a quote of the
- * statement from where the server stopped reading (MySQL's `near '…' at line N`) is recorded as the statement is,
- * redacted, or whole as a marker where it cannot be found in the statement; each secret's own text, or its value
- * (its quotes and escapes read), where the message repeats it anywhere else, as its marker.
- */
-export function redactEcho(message: string, sql: string, spans: ReadonlyArray<readonly [number, number]>, key: Buffer | string | undefined): string {
-  let out = message.replace(/(near ')([\s\S]*)(' at line \d+)$/, (_, open: string, quoted: string, close: string) => {
-    const at = quoted === '' ? -1 : sql.indexOf(quoted);
-    if (at < 0) return `${open}${redactionMarker(quoted, key)}${close}`;
-    const inside = spans.filter(([s, e]) => e > at && s < at + quoted.length).map(([s, e]): [number, number] => [Math.max(0, s - at), Math.min(quoted.length, e - at)]);
-    return `${open}${withMarkers(quoted, inside, key).text}${close}`;
-  });
-  for (const [s, e] of spans) {
-    const secret = sql.slice(s, e);
-    for (const piece of secretPieces(secret)) out = out.split(piece).join(redactionMarker(secret, key));
-  }
-  return out;
-}
-
-/**
- * How a server may repeat a secret typed as `secret` (a literal as written): its text, its content, and its value
- * (the server repeats a value, not its spelling: a quote doubled, `'Pw''Uu'`, or escaped, `E'\x41'`, MySQL's `\'`, is
- * one character there); those of at least 4 characters (a shorter one would mark common words).
- */
-export function secretPieces(secret: string): string[] {
-  const inner = /^(['"`])([\s\S]*)\1$/.exec(secret)?.[2] ?? secret;
-  const undoubled = inner.replace(/''/g, "'");
-  const unescaped = undoubled.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/gs, (_m, c: string) => decodeEscape(c));
-  return [...new Set([secret, inner, undoubled, unescaped])].filter((piece) => piece.length >= 4);
-}
-
 /** The marker a redacted value is written as: a keyed hash of it, so equal values read alike. */
 export function redactionMarker(value: string, key: Buffer | string | undefined): string {
   return key === undefined ? '[redacted]' : `[redacted:${createHmac('sha256', key).update(value).digest('hex').slice(0, 8)}]`;

@@ -1,82 +1,47 @@
 /**
- * What a client sent that its record redacts (secrets typed into SQL, bound as parameters, found by
- * the detectors), remembered for a while: where the server repeats one (an error's detail, a
- * notice: `Key (password)=(…) already exists`), the record holds its marker, as it holds the request.
- * Every recent secret is looked for, not only the last statement's: a pipelined batch's errors come
- * after later statements were sent.
+ * Whether what the server says may repeat a secret the client sent. Once a session sent anything its
+ * record redacts or cannot read (a password typed or bound, what the detectors find, SQL too long to
+ * read, a Bind streamed past the relay, a COPY FROM's rows), the text of every error, notice and
+ * notification after it is recorded as one marker: the server may repeat a value in any spelling
+ * (its parts joined, case folded, as hex, truncated, in a trigger's RAISE or `pg_notify`, long after,
+ * at a deferred COMMIT), and no match of the text sent finds them all. Their codes, severities and
+ * the names of what they concern stay as the server said them.
  */
-import { redactionMarker, secretPieces } from './redact.js';
+import { redactionMarker } from './redact.js';
 
-/** Most pieces remembered (the oldest go first), and most characters in all. */
-const MAX_PIECES = 512;
-const MAX_CHARS = 1 << 20;
-
-/** Field codes of an error or notice that quote the rows a COPY FROM sent (DETAIL, CONTEXT). @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
-const COPY_ROW_FIELDS = new Set(['D', 'W']);
+/**
+ * The fields of a PostgreSQL error or notice that may quote values: the message, DETAIL, HINT,
+ * CONTEXT and the internal query (the others say a code, a severity, a position, or name a schema,
+ * table, column, type or constraint).
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+const VALUE_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
 
 /** See the module documentation. */
 export class SentSecrets {
   readonly #key: Buffer | string | undefined;
-  /** Each way a secret may be repeated -> its marker (by the secret as sent). */
-  readonly #pieces = new Map<string, string>();
-  #chars = 0;
-  /** Longest first, made again when a piece is added. */
-  #order: Array<[string, string]> | undefined;
-  /** A COPY FROM STDIN is under way: its rows, which no record holds, are quoted by its errors. */
-  copying = false;
+  #tainted = false;
 
   constructor(key: Buffer | string | undefined) {
     this.#key = key;
   }
 
-  /** The secrets of `sql` at `spans`, as its record redacted them. */
-  statement(sql: string, spans: ReadonlyArray<readonly [number, number]>): void {
-    for (const [s, e] of spans) {
-      const secret = sql.slice(s, e);
-      for (const piece of secretPieces(secret)) this.#add(piece, secret);
-    }
+  /** The client sent something its record redacts or cannot read. */
+  taint(): void {
+    this.#tainted = true;
   }
 
-  /** A value its record redacted whole (a bound parameter, what the detectors found in one). */
-  value(value: string): void {
-    if (value.length >= 4) this.#add(value, value);
+  get tainted(): boolean {
+    return this.#tainted;
   }
 
-  /** Whether an error or notice may repeat something: a secret was sent, or a COPY's rows. */
-  get any(): boolean {
-    return this.#pieces.size > 0 || this.copying;
+  /** A text of the server's (an error's message, a notification's payload) as it is recorded. */
+  text(text: string): string {
+    return this.#tainted ? redactionMarker(text, this.#key) : text;
   }
 
-  /** `text` with every secret it repeats as its marker. */
-  redact(text: string): string {
-    if (this.#pieces.size === 0) return text;
-    this.#order ??= [...this.#pieces].sort((a, b) => b[0].length - a[0].length);
-    let out = text;
-    for (const [piece, marker] of this.#order) if (out.includes(piece)) out = out.split(piece).join(marker);
-    return out;
-  }
-
-  /**
-   * Field `code` of an error or notice, as it is recorded: its secrets as their markers; during a COPY FROM, what quotes
-   * its rows (DETAIL: `Failing row contains (…)`, CONTEXT: `COPY t, line 1: "…"`) as one marker, and the message's quoted
-   * values (`invalid input syntax for type integer: "…"`) as theirs.
-   */
+  /** Field `code` of a PostgreSQL error or notice as it is recorded (see {@link VALUE_FIELDS}). */
   field(code: string, text: string): string {
-    if (this.copying && COPY_ROW_FIELDS.has(code)) return redactionMarker(text, this.#key);
-    const out = this.redact(text);
-    return this.copying && code === 'M' ? out.replace(/"[^"]*"/g, (quoted) => `"${redactionMarker(quoted.slice(1, -1), this.#key)}"`) : out;
-  }
-
-  #add(piece: string, secret: string): void {
-    if (piece.length > MAX_CHARS) return;
-    if (this.#pieces.delete(piece)) this.#chars -= piece.length;
-    this.#pieces.set(piece, redactionMarker(secret, this.#key));
-    this.#chars += piece.length;
-    this.#order = undefined;
-    for (const [oldest] of this.#pieces) {
-      if (this.#pieces.size <= MAX_PIECES && this.#chars <= MAX_CHARS) break;
-      this.#pieces.delete(oldest);
-      this.#chars -= oldest.length;
-    }
+    return VALUE_FIELDS.has(code) ? this.text(text) : text;
   }
 }

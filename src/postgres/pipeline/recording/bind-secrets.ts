@@ -23,7 +23,7 @@ const NONE: readonly number[] = [];
 /** Follows which parameters of each prepared statement are secrets, and redacts Binds by it: one per recording. */
 export class BindSecrets {
   readonly #redact: RedactOptions;
-  /** Told each value redacted, so that the server's echo of it is redacted too. */
+  /** Told when a value is redacted: what the server says after it may repeat it. */
   readonly #sent: SentSecrets | undefined;
   /** Statement name -> its secret parameters (1 first); only statements that have some. */
   readonly #secret = new Map<string, SecretParams>();
@@ -66,6 +66,7 @@ export class BindSecrets {
     const body = raw.subarray(5);
     const spans = bindParameterSpans(body);
     // One it cannot read (the server refuses it): its names alone, no value of it written down.
+    if (!spans) this.#sent?.taint();
     if (!spans) return body.indexOf(0, body.indexOf(0) + 1) < 0 ? raw.subarray(0, 5) : rebuilt(body, [], true);
     let changed = false;
     const values = spans.map((p, i): { format: number; bytes: Buffer } | null => {
@@ -73,7 +74,7 @@ export class BindSecrets {
       const bytes = body.subarray(p.start, p.end);
       if (isSecretParam(secret, i + 1)) {
         changed = true;
-        this.#sent?.value(bytes.toString('utf8'));
+        this.#sent?.taint();
         return { format: 0, bytes: Buffer.from(redactionMarker(bytes.toString(p.format === 1 ? 'base64' : 'utf8'), this.#redact.key)) };
       }
       if (detecting) {
@@ -82,7 +83,7 @@ export class BindSecrets {
         const r = redactDetected(text, this.#redact);
         if (r.redacted) {
           changed = true;
-          for (const [from, to] of r.spans ?? []) this.#sent?.value(text.slice(from, to));
+          this.#sent?.taint();
           return { format: 0, bytes: Buffer.from(p.format === 0 ? r.text : redactionMarker(bytes.toString('base64'), this.#redact.key)) };
         }
       }

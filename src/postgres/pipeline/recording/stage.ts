@@ -25,7 +25,7 @@ import { checkHeader, MessageReader } from '../../wire/reader.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { Refusal, Stage } from '../stages.js';
-import { type RedactOptions, redactEcho, redactSql } from '../../../policy/sql/redact.js';
+import { type RedactOptions, redactSql } from '../../../policy/sql/redact.js';
 import { BindSecrets } from './bind-secrets.js';
 import { SentSecrets } from '../../../policy/sql/sent-secrets.js';
 
@@ -72,22 +72,18 @@ function withSql(raw: Buffer, name: string | undefined, sql: string, text: strin
   return Buffer.concat([head, body]);
 }
 
-/** The last statement whose record redacted secrets, and where (a syntax error quotes it from where the server stopped). */
-type Answering = { sql: string; spans: ReadonlyArray<readonly [number, number]> } | undefined;
-
 /**
- * The ErrorResponse or NoticeResponse at `start` of `bytes` as it is recorded: each field's echo of a secret the client
- * sent redacted as the request was (`invalid input syntax for type integer: "pw-…"`, a bound password in `Key
- * (password)=(…) already exists`), and what quotes a COPY's rows (see `SentSecrets.field`); undefined when none does.
+ * The ErrorResponse or NoticeResponse at `start` of `bytes` as it is recorded once the client sent a secret (see
+ * SentSecrets): the fields that may quote a value as markers; undefined when none changed.
  */
-function echoRedacted(bytes: Buffer, start: number, end: number, answering: Answering, sent: SentSecrets, key: RedactOptions['key']): Buffer | undefined {
+function echoRedacted(bytes: Buffer, start: number, end: number, sent: SentSecrets): Buffer | undefined {
   const parts: Buffer[] = [];
   let changed = false;
   for (let i = start + 5; i < end && bytes[i] !== 0; ) {
     const z = bytes.indexOf(0, i + 1);
     if (z < 0 || z >= end) return undefined;
     const text = bytes.toString('utf8', i + 1, z);
-    const shown = sent.field(String.fromCharCode(bytes[i]!), answering ? redactEcho(text, answering.sql, answering.spans, key) : text);
+    const shown = sent.field(String.fromCharCode(bytes[i]!), text);
     changed ||= shown !== text;
     parts.push(bytes.subarray(i, i + 1), Buffer.from(shown), Buffer.alloc(1));
     i = z + 1;
@@ -113,9 +109,7 @@ export class PostgresRecordingStage implements Stage {
   readonly #passed: PassedRows;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
   #status: number = TransactionStatus.IDLE;
-  /** The last statement whose record redacted secrets, and where (a quote of it is recorded as it is). */
-  #answering: Answering;
-  /** What the client sent that its record redacted: the server's echo of it is redacted too. */
+  /** Whether the client sent a secret: what the server says after it is recorded redacted. */
   readonly #sent: SentSecrets;
 
   constructor(o: PostgresRecordingStageOptions) {
@@ -146,6 +140,8 @@ export class PostgresRecordingStage implements Stage {
         else this.#binds.parsed(m.name, m.long ? undefined : m.sql);
         if (m.kind === 'query' && !m.long) this.#binds.query(m.sql);
         if (m.long) {
+          // Not read: it may hold a secret the server repeats.
+          this.#sent.taint();
           const name = m.kind === 'parse' ? m.name : '';
           const long = Buffer.alloc(5 + Buffer.byteLength(name) + 1);
           long[0] = m.msg.type;
@@ -154,9 +150,8 @@ export class PostgresRecordingStage implements Stage {
           this.#record(CLIENT_LONG, at, long, 0, long.length);
         } else {
           // Secrets in it (a password, what the detectors find) are written down as their keyed hashes, never as typed.
-          const { text, redacted, spans } = redactSql(m.sql, 'postgres', this.#redact ?? {});
-          this.#answering = redacted && spans ? { sql: m.sql, spans } : undefined;
-          if (this.#answering) this.#sent.statement(m.sql, this.#answering.spans);
+          const { text, redacted } = redactSql(m.sql, 'postgres', this.#redact ?? {});
+          if (redacted) this.#sent.taint();
           this.#report?.sql(text);
           const raw = redacted ? withSql(m.msg.raw, m.kind === 'parse' ? m.name : undefined, m.sql, text) : m.msg.raw;
           this.#record(CLIENT, at, raw, 0, raw.length);
@@ -169,6 +164,7 @@ export class PostgresRecordingStage implements Stage {
           return;
         }
         const names = Buffer.from(`${m.portal}\0${m.statement}\0`);
+        this.#sent.taint();
         this.#record(BIND_STREAMED, at, names, 0, names.length);
         return;
       }
@@ -209,8 +205,8 @@ export class PostgresRecordingStage implements Stage {
     while (i + 5 <= bytes.length) {
       const type = bytes[i]!;
       const end = i + 1 + bytes.readUInt32BE(i + 1);
-      this.#sent.copying = copyingAfter(type, this.#sent.copying);
-      const echo = (type === ERROR || type === NOTICE) && (this.#answering || this.#sent.any) ? echoRedacted(bytes, i, end, this.#answering, this.#sent, this.#redact?.key) : undefined;
+      if (type === COPY_IN) this.#sent.taint();
+      const echo = this.#sent.tainted ? serverWords(type, bytes, i, end, this.#sent) : undefined;
       if (this.#copies(type, bytes, i)) {
         if (echo) this.#record(SERVER, at, echo, 0, echo.length);
         else this.#record(SERVER, at, bytes, i, end);
@@ -251,9 +247,22 @@ export class PostgresRecordingStage implements Stage {
   }
 }
 
-/** Whether a COPY FROM STDIN is under way once a server message of `type` came: from its CopyInResponse to the ReadyForQuery after it. */
-function copyingAfter(type: number, copying: boolean): boolean {
-  return type === COPY_IN ? true : type === READY ? false : copying;
+/**
+ * The server message of `type` at `start` of `bytes` as it is recorded once the client sent a secret: an error's or a
+ * notice's fields that may quote a value, a notification's payload, as markers; undefined when it stays as it is.
+ */
+function serverWords(type: number, bytes: Buffer, start: number, end: number, sent: SentSecrets): Buffer | undefined {
+  if (type === ERROR || type === NOTICE) return echoRedacted(bytes, start, end, sent);
+  if (type !== NOTIFICATION) return undefined;
+  const channelEnd = bytes.indexOf(0, start + 9);
+  if (channelEnd < 0 || channelEnd >= end) return undefined;
+  const payload = bytes.toString('utf8', channelEnd + 1, Math.max(channelEnd + 1, end - 1));
+  if (payload === '') return undefined;
+  const body = Buffer.concat([bytes.subarray(start + 5, channelEnd + 1), Buffer.from(sent.text(payload)), Buffer.alloc(1)]);
+  const head = Buffer.alloc(5);
+  head[0] = type;
+  head.writeUInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
 }
 
 /**
@@ -304,10 +313,10 @@ export class PostgresRawTap {
     this.#passed = new PassedRows(o.stream);
     const sent = new SentSecrets(o.redact?.key);
     this.#client = new ClientBytes(o.stream, o.redact ?? {}, sent);
-    // An error or notice that may echo a secret the client sent is gathered whole and recorded redacted, as the stage records it.
-    const echoes = (type: number): ((msg: Buffer) => Buffer) | undefined =>
-      (type === ERROR || type === NOTICE) && sent.any ? (msg) => echoRedacted(msg, 0, msg.length, undefined, sent, o.redact?.key) ?? msg : undefined;
-    this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length, sent), echoes);
+    // Once the client sent a secret, what the server says is gathered whole and recorded redacted, as the stage records it.
+    const words = (type: number): ((msg: Buffer) => Buffer) | undefined =>
+      sent.tainted && (type === ERROR || type === NOTICE || type === NOTIFICATION) ? (msg) => serverWords(type, msg, 0, msg.length, sent) ?? msg : undefined;
+    this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length, sent), words);
   }
 
   /**
@@ -338,7 +347,7 @@ export class PostgresRawTap {
   /** The stage's choice (see {@link PostgresRecordingStage.backend}), made from the header; the thread's stage makes the rest of it. */
   #keepsServer(type: number, length: number, sent: SentSecrets): boolean {
     checkHeader('backend', type, length);
-    sent.copying = copyingAfter(type, sent.copying);
+    if (type === COPY_IN) sent.taint();
     if (this.#kept.keeps(type)) {
       this.#passed.flush();
       return true;
@@ -593,7 +602,7 @@ class ClientBytes {
       if (this.#type === PARSE) this.#binds.parsed(body.toString('utf8', 0, Math.max(0, nameEnd)), sql);
       else if (sql !== undefined) this.#binds.query(sql);
       const redacted = sql === undefined ? undefined : redactSql(sql, 'postgres', this.#redact);
-      if (redacted?.spans) this.#sent.statement(sql!, redacted.spans);
+      if (redacted?.redacted) this.#sent.taint();
       const out = redacted?.redacted ? withSql(raw, this.#type === PARSE ? body.toString('utf8', 0, nameEnd) : undefined, sql!, redacted.text) : raw;
       this.#stream.record(RAW_CLIENT, at, out, 0, out.length);
     } else if (this.#mode === 'function') {
@@ -605,12 +614,14 @@ class ClientBytes {
       oid.copy(call, 5);
       this.#stream.record(RAW_CLIENT, at, call, 0, call.length);
     } else if (this.#mode === 'long' && this.#type === BIND) {
+      this.#sent.taint();
       const prefix = Buffer.concat(this.#gathered);
       const portalEnd = prefix.indexOf(0);
       const statementEnd = prefix.indexOf(0, portalEnd + 1);
       const names = portalEnd < 0 || statementEnd < 0 ? Buffer.from('\0\0') : prefix.subarray(0, statementEnd + 1);
       this.#stream.record(BIND_STREAMED, at, names, 0, names.length);
     } else if (this.#mode === 'long') {
+      this.#sent.taint();
       const prefix = Buffer.concat(this.#gathered);
       const name = this.#type === PARSE ? prefix.subarray(0, Math.max(0, prefix.indexOf(0))) : Buffer.alloc(0);
       if (this.#type === PARSE) this.#binds.parsed(name.toString('utf8'), undefined);
