@@ -51,6 +51,17 @@ async function hoop(argv: string[], subject = 'alice', groups: string[] = []): P
   return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
 }
 
+/** Waits until the CLI's record of session `id` is up and agrees with the gateway's (`hoop sessions verify`). */
+async function recordsAgree(id: string): Promise<void> {
+  await eventually(
+    async () => {
+      const verify = await hoop(['sessions', 'verify', id]);
+      expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
+    },
+    { timeout: 60_000, interval: 250 },
+  );
+}
+
 /** The newest ended session of alice's whose recording holds `text` once redacted: its id and its recording as JSON lines. */
 async function sessionWith(marker: RegExp): Promise<{ id: string; events: string }> {
   return eventually(
@@ -132,13 +143,7 @@ describe('secrets in requests', () => {
     const copy = await psql(connected.info, ['-c', 'copy creds2 (name, password) from stdin'], { input: 'a\tcopy-secret-8124\n\\.\n' });
     expect(copy.stderr).toContain('copy-secret-8124');
     const { id } = await sessionWith(/copy creds2/);
-    await eventually(
-      async () => {
-        const verify = await hoop(['sessions', 'verify', id]);
-        expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
-      },
-      { timeout: 60_000, interval: 250 },
-    );
+    await recordsAgree(id);
     const files = filesAsText(join(stack.dir, 'hoop-data'));
     for (const secret of ['uniq-secret-8121', 'check-secret-8122', 'lit-secret-8123', 'copy-secret-8124']) expect(files.filter((f) => f.includes(secret)).length, secret).toBe(0);
     const { events } = await sessionWith(/creds \(name, password\) values \(\$1, \$2\)/);
@@ -186,13 +191,7 @@ describe('secrets in requests', () => {
     const { id, events } = await sessionWith(/is not null as k/);
     expect(events).toMatch(/\[redacted:[0-9a-f]{8}\]/);
     // Once the CLI's record is up too (it agrees with the gateway's), nothing on the gateway's disk holds what was bound.
-    await eventually(
-      async () => {
-        const verify = await hoop(['sessions', 'verify', id]);
-        expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
-      },
-      { timeout: 60_000, interval: 250 },
-    );
+    await recordsAgree(id);
     const files = filesAsText(join(stack.dir, 'hoop-data'));
     // The statement names a setting by set_config: every value of it is a keyed hash, the statement's shape stays.
     expect(files.filter((f) => f.includes('select set_config(')).length).toBeGreaterThanOrEqual(2);

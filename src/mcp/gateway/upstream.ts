@@ -71,7 +71,7 @@ const SHELL = /^(sh|bash|dash|zsh|ksh|fish)$/;
 
 /** `name` as `PATH` finds it (the first executable file of that name), if it does. */
 function onPath(name: string, path: string | undefined): string | undefined {
-  for (const dir of (path ?? '').split(delimiter)) {
+  for (const dir of (path ?? '').split(delimiter).filter((d) => isAbsolute(d))) {
     const file = join(dir, name);
     try {
       accessSync(file, constants.X_OK);
