@@ -453,6 +453,14 @@ describe('MaskingRules', () => {
     const elicit = { jsonrpc: '2.0', id: 2, method: 'elicitation/create', params: { message: 'confirm card 5555555555554444' } };
     expect(JSON.stringify(stage.toAgent(elicit, undefined))).not.toContain('5555555555554444');
   });
+
+  it("reads an error answer to any request as it reads a result: a server's error that echoes what the agent sent (a helper's attack: logging/setLevel, a cursor, a subscription)", () => {
+    const stage = new McpMasking(rules, undefined);
+    for (const method of ['logging/setLevel', 'tools/list', 'resources/subscribe', 'initialize']) {
+      const error = { jsonrpc: '2.0', id: 3, error: { code: -32602, message: 'Invalid level: 4111 1111 1111 1111', data: { input: '4111111111111111' } } };
+      expect(JSON.stringify(stage.toAgent(error, { method } as never)), method).not.toMatch(/4111 1111 1111 1111|4111111111111111/);
+    }
+  });
 });
 
 describe('cards as people, programs and readers of escapes write them (the tenth and eleventh attacks)', () => {

@@ -123,6 +123,30 @@ describe('a MariaDB error that quotes a statement whose record redacted a secret
     expect(parseColumnDefinition(packets.filter(([kind]) => kind === SERVER_PACKET).at(-1)![1]).name).toBe("upper('x')");
   });
 
+  it("records SHOW WARNINGS' messages after a secret was sent as markers, as errors are (MariaDB's notices as rows: a helper's attack, `mariadb --show-warnings`)", () => {
+    const packets: Array<[number, Buffer]> = [];
+    const recorder = new MysqlPacketRecorder({ record: (kind, _at, bytes, start, end) => void packets.push([kind, Buffer.from(bytes.subarray(start, end))]) }, 100, 0, 0, { key: 'k' });
+    const row = (...values: string[]): Buffer => Buffer.concat(values.map((v) => Buffer.concat([Buffer.from([Buffer.byteLength(v)]), Buffer.from(v)])));
+    const warning = row('Warning', '1062', "Duplicate entry 'warn-secret-5511' for key 'password'");
+    const lastRow = (): string =>
+      packets
+        .filter(([kind]) => kind === SERVER_PACKET)
+        .at(-1)![1]
+        .toString('latin1');
+    recorder.client(Buffer.concat([Buffer.from([0x03]), Buffer.from('/* hi */ SHOW WARNINGS')]));
+    recorder.server({ kind: 'row' } as never, warning);
+    expect(lastRow()).toContain('warn-secret-5511'); // no secret sent yet: as the server said it
+    recorder.client(Buffer.concat([Buffer.from([0x03]), Buffer.from("INSERT IGNORE INTO creds (name, password) VALUES ('a', 'warn-secret-5511')")]));
+    recorder.client(Buffer.concat([Buffer.from([0x03]), Buffer.from('show warnings')]));
+    recorder.server({ kind: 'row' } as never, warning);
+    expect(lastRow()).not.toContain('warn-secret');
+    expect(lastRow()).toMatch(/Warning.*1062.*\[redacted:[0-9a-f]{8}\]/);
+    // Another result's rows are results: masked by the policy, not redacted.
+    recorder.client(Buffer.concat([Buffer.from([0x03]), Buffer.from('SELECT name FROM t')]));
+    recorder.server({ kind: 'row' } as never, row('plain'));
+    expect(lastRow()).toContain('plain');
+  });
+
   it('records an error answering a statement with nothing redacted as the server sent it', () => {
     const message = "You have an error in your SQL syntax; ... near 'fromm t' at line 1";
     expect(recorded('select 1 fromm t', message)).toBe(message);

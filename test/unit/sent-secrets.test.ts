@@ -20,15 +20,19 @@ describe('what the server says once the client sent a secret', () => {
       ['H', 'the value was UniSecBeta88'],
       ['W', 'COPY creds2, line 1: "a\tcopy-secret"'],
       ['q', "select 'x'"],
+      // PL/pgSQL's RAISE … USING fills the names with any text (a helper's attack).
+      ['t', 'trig-secret-4411'],
+      ['s', 'do-secret-4412'],
+      ['n', 'creds_password_key'],
     ])
       expect(sent.field(code!, text!)).toBe(marker(text!));
-    // What names or codes stays: severity, SQLSTATE, position, schema, table, column, type, constraint.
+    // What the server alone writes stays: severity, SQLSTATE, position, its source file, line and routine.
     for (const [code, text] of [
       ['S', 'ERROR'],
       ['C', '23505'],
       ['P', '12'],
-      ['t', 'creds'],
-      ['n', 'creds_password_key'],
+      ['F', 'nbtinsert.c'],
+      ['R', '_bt_check_unique'],
     ])
       expect(sent.field(code!, text!)).toBe(text);
     expect(sent.text('NotifySecIota')).toBe(marker('NotifySecIota'));

@@ -76,8 +76,8 @@ export class McpMasking implements McpStage {
     // A notification the detectors read, or a request of the server's the policy lets it send the agent (`sampling/createMessage`).
     if (!flight) return typeof raw.method === 'string' && (Object.hasOwn(MASKED_NOTIFICATIONS, raw.method) || 'id' in raw) ? this.#masked(flight, raw, 'params') : raw;
     const masked = Object.hasOwn(MASKED, flight.method);
-    // An error answer to what the detectors read (a server's error may quote the row it failed on) is read as its result is.
-    if ('error' in raw) return masked ? this.#masked(flight, raw, 'error') : raw;
+    // An error answer, to any request, is read as a result is: a server's error may quote the row it failed on, or echo what the agent sent (`Invalid cursor: …`).
+    if ('error' in raw) return this.#masked(flight, raw, 'error');
     // The server's instructions go to the agent's model: read by the detectors as a result is.
     return masked || flight.method === 'initialize' ? this.#masked(flight, raw, 'result') : raw;
   }

@@ -9,7 +9,7 @@
 import { realClock } from '../../clock.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import { type AgreedCapabilities, MariaCap } from '../wire/handshake.js';
-import { PacketReader } from '../wire/packets.js';
+import { Cursor, lenencBytes, PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
 import { type MysqlLexing, type RedactOptions, redactSql } from '../../policy/sql/redact.js';
@@ -17,8 +17,10 @@ import { Command, columnDefinition, errPacket, parseColumnDefinition, parseErr }
 import { ExecuteSecrets } from './execute-secrets.js';
 import { SentSecrets } from '../../policy/sql/sent-secrets.js';
 
-/** A column name that is a plain identifier: no expression's text (no literal) can be in it. */
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]*$/;
+/** A column name that is a plain identifier (or none): no expression's text (no literal) can be in it. */
+const IDENTIFIER = /^(?:[A-Za-z_][A-Za-z0-9_$]*)?$/;
+/** `SHOW WARNINGS` or `SHOW ERRORS` (after comments): MariaDB's notices, read as rows (`mariadb --show-warnings` sends it after each statement). */
+const SHOWS_WARNINGS = /^(?:\s|\/\*[\s\S]*?\*\/|(?:--\s|#)[^\n]*\n)*show\s+(?:warnings|errors)\b/i;
 
 /** See the module documentation. */
 export class MysqlPacketRecorder {
@@ -34,6 +36,8 @@ export class MysqlPacketRecorder {
   readonly #extended: boolean;
   /** Whether the client sent a secret (typed or bound): what the server says after it is recorded redacted. */
   readonly #sent: SentSecrets;
+  /** The server answers a SHOW WARNINGS: its rows are notices (Level, Code, Message). */
+  #warnings = false;
 
   /**
    * Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept
@@ -63,6 +67,7 @@ export class MysqlPacketRecorder {
     const original = code === Command.QUERY || code === Command.STMT_PREPARE ? payload.toString('utf8', 1) : undefined;
     const sql = original === undefined ? undefined : redactSql(original, 'mysql', this.#redactFor(mysqlMode));
     if (sql?.redacted) this.#sent.taint();
+    if (code === Command.QUERY || code === Command.STMT_PREPARE || code === Command.STMT_EXECUTE) this.#warnings = original !== undefined && SHOWS_WARNINGS.test(original);
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;
@@ -93,7 +98,15 @@ export class MysqlPacketRecorder {
         this.#rowsNotRecorded = 0;
       }
     }
-    const recorded = !this.#sent.tainted ? payload : kind.kind === 'err' ? this.#errorAsRecorded(payload) : kind.kind === 'column' ? this.#columnAsRecorded(payload) : payload;
+    const recorded = !this.#sent.tainted
+      ? payload
+      : kind.kind === 'err'
+        ? this.#errorAsRecorded(payload)
+        : kind.kind === 'column'
+          ? this.#columnAsRecorded(payload)
+          : kind.kind === 'row' && this.#warnings
+            ? this.#warningAsRecorded(payload)
+            : payload;
     this.#stream.record(SERVER_PACKET, realClock.now(), recorded, 0, recorded.length);
   }
 
@@ -104,6 +117,19 @@ export class MysqlPacketRecorder {
     const name = shown(def.name);
     const orgName = shown(def.orgName);
     return name === def.name && orgName === def.orgName ? payload : columnDefinition({ ...def, name, orgName });
+  }
+
+  /** A row of SHOW WARNINGS once the client sent a secret: its message as a marker, as an error's (a duplicate entry's value). */
+  #warningAsRecorded(payload: Buffer): Buffer {
+    try {
+      const c = new Cursor(payload, 0);
+      const level = c.lenencBytesOrNull();
+      const code = c.lenencBytesOrNull();
+      const message = c.lenencBytesOrNull();
+      return Buffer.concat([lenencBytes(level), lenencBytes(code), lenencBytes(message === null ? null : this.#sent.text(message.toString('utf8'))), c.rest()]);
+    } catch {
+      return Buffer.from(lenencBytes(this.#sent.text(payload.toString('utf8'))));
+    }
   }
 
   /** An error once the client sent a secret: its message as a marker (MariaDB repeats a value in any spelling: `Duplicate entry '…'`, cut, decoded from hex). */

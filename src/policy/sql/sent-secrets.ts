@@ -5,17 +5,19 @@
  * notification after it is recorded as one marker: the server may repeat a value in any spelling
  * (its parts joined, case folded, as hex, truncated, in a trigger's RAISE or `pg_notify`, long after,
  * at a deferred COMMIT), and no match of the text sent finds them all. Their codes, severities and
- * the names of what they concern stay as the server said them.
+ * positions stay as the server said them.
  */
 import { redactionMarker } from './redact.js';
 
 /**
- * The fields of a PostgreSQL error or notice that may quote values: the message, DETAIL, HINT,
- * CONTEXT and the internal query (the others say a code, a severity, a position, or name a schema,
- * table, column, type or constraint).
+ * The fields of a PostgreSQL error or notice no client's value can be in: severity, SQLSTATE,
+ * positions, and the server's own source file, line and routine. Every other (the message, DETAIL,
+ * HINT, CONTEXT, the internal query, and the schema, table, column, type and constraint names,
+ * which PL/pgSQL's `RAISE … USING TABLE = …` fills with any text) may quote one.
  * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ * @see https://www.postgresql.org/docs/current/plpgsql-errors-and-messages.html
  */
-const VALUE_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
+const SERVER_FIELDS = new Set(['S', 'V', 'C', 'P', 'p', 'F', 'L', 'R']);
 
 /** See the module documentation. */
 export class SentSecrets {
@@ -40,8 +42,8 @@ export class SentSecrets {
     return this.#tainted ? redactionMarker(text, this.#key) : text;
   }
 
-  /** Field `code` of a PostgreSQL error or notice as it is recorded (see {@link VALUE_FIELDS}). */
+  /** Field `code` of a PostgreSQL error or notice as it is recorded (see {@link SERVER_FIELDS}). */
   field(code: string, text: string): string {
-    return VALUE_FIELDS.has(code) ? this.text(text) : text;
+    return SERVER_FIELDS.has(code) ? text : this.text(text);
   }
 }
