@@ -67,7 +67,8 @@ export class MysqlPacketRecorder {
     const original = code === Command.QUERY || code === Command.STMT_PREPARE ? payload.toString('utf8', 1) : undefined;
     const sql = original === undefined ? undefined : redactSql(original, 'mysql', this.#redactFor(mysqlMode));
     if (sql?.redacted) this.#sent.taint();
-    if (code === Command.QUERY || code === Command.STMT_PREPARE || code === Command.STMT_EXECUTE) this.#warnings = original !== undefined && SHOWS_WARNINGS.test(original);
+    // Read only once a secret was sent: before, every answer is recorded as it came.
+    if (code === Command.QUERY || code === Command.STMT_PREPARE || code === Command.STMT_EXECUTE) this.#warnings = this.#sent.tainted && original !== undefined && SHOWS_WARNINGS.test(original);
     const recorded = sql?.redacted ? Buffer.concat([payload.subarray(0, 1), Buffer.from(sql.text)]) : this.#executes.client(payload);
     this.#stream.record(CLIENT_PACKET, realClock.now(), recorded, 0, recorded.length);
     return sql?.text;

@@ -206,9 +206,10 @@ export class PostgresRecordingStage implements Stage {
       const type = bytes[i]!;
       const end = i + 1 + bytes.readUInt32BE(i + 1);
       if (type === COPY_IN) this.#sent.taint();
-      const echo = this.#sent.tainted ? serverWords(type, bytes, i, end, this.#sent) : undefined;
       if (this.#copies(type, bytes, i)) {
-        if (echo) this.#record(SERVER, at, echo, 0, echo.length);
+        // Only a message recorded is rewritten (rows, the most of them, never are).
+        const words = this.#sent.tainted ? serverWords(type, bytes, i, end, this.#sent) : undefined;
+        if (words) this.#record(SERVER, at, words, 0, words.length);
         else this.#record(SERVER, at, bytes, i, end);
       } else if (type === DATA_ROW) this.#passed.add(at);
       i = end;
