@@ -73,7 +73,7 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Tests only: how often the bytes sent to each client are told (`session.bytes`; default 10 s). */
   bytesTickMs?: number;
-  /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
+  /** How long a connection may take to finish its TLS handshake and send its first request, and each later request its headers (default 10 s): an idle socket holds no descriptor longer. */
   firstRequestTimeoutMs?: number;
   /** Connections one source address may hold that no accepted token came on (default: the configuration's `connectionsPerAddress`). */
   strangerConnectionsPerAddress?: number;
@@ -141,6 +141,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       survive(options.log, 'upgrade', tunnels.onUpgrade, (_req, socket) => socket.destroy()),
     );
     const doors = useTls ? frontDoor(parts, options, admission, engines, guard, api) : { main: plainHttp(api, guard), mysql: undefined };
+    if (useTls) trackConnections(api, disposer);
     const listener = doors.main;
     await listen(listener, config.listen);
     if (doors.mysql && config.mysqlListen) {
@@ -155,9 +156,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       admission.closing = true;
       admission.endAll(new SessionEnd('gateway-shutdown', 'hoop: the gateway is shutting down', 'connect again in a moment'));
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-      api.closeIdleConnections();
       await admission.drained();
       tunnels.closeMuxes();
+      // A kept-alive connection waits for no one: only a request still being answered has the grace.
+      api.closeIdleConnections();
       const grace = setTimeout(() => api.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(grace);
@@ -206,7 +208,11 @@ function sessionEvents({ log, events: gatewayEvents, recordings }: GatewayParts,
 /** The HTTP server of the API and the tunnels, its timeouts set; a request it cannot parse gets a 400, a broken connection is closed. */
 function createHttpServer(options: GatewayOptions, onRequest: http.RequestListener): http.Server {
   const answered = survive(options.log, 'request', onRequest, (_req, res) => (res.headersSent ? res.destroy() : res.writeHead(500, { Connection: 'close' }).end()));
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true }, answered);
+  // A later request's headers on a connection have as long as its first request had.
+  const server = http.createServer(
+    { headersTimeout: options.firstRequestTimeoutMs ?? 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true },
+    answered,
+  );
   // Anything but an HTTP parse error has no HTTP to answer in.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     options.log.debug('http.client-error', { error: describeError(err) });
@@ -236,6 +242,16 @@ function frontDoor(
   const main = openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, ...(balancers ? { balancers } : {}), log });
   const mysql = config.mysqlListen ? openMysqlDoor({ guard, serve: direct.mysql, ...(balancers ? { balancers } : {}), log }) : undefined;
   return { main, mysql };
+}
+
+/**
+ * Node's HTTP server runs its header and request deadlines (`connectionsCheckingInterval`) and knows its idle
+ * connections only once it has listened; behind the front door it never listens, so it is told it does (and, at the
+ * end, that it closed).
+ */
+function trackConnections(api: http.Server, disposer: Disposer): void {
+  api.emit('listening');
+  disposer.defer(() => new Promise<void>((resolve) => api.close(() => resolve())));
 }
 
 /** Plain HTTP on a loopback address (development): the HTTP server listens itself, guarded alike. */

@@ -154,6 +154,29 @@ describe('connections that say nothing', () => {
     f.destroy();
   });
 
+  it("a later request whose headers trickle in is cut at the same deadline, its connection someone's (the front door hands Node's HTTP server sockets it never accepted: its timers must run)", async () => {
+    const { hostname, port } = new URL(stack.gateway.url);
+    const s = tlsConnect({ host: hostname, port: Number(port), ca: stack.pki.ca, servername: 'localhost' });
+    s.on('error', () => undefined);
+    let said = '';
+    s.on('data', (b: Buffer) => (said += b.toString('latin1')));
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    s.write(`GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${bob}\r\n\r\n`);
+    await eventually(() => expect(said).toMatch(/^HTTP\/1\.1 200/));
+    // A second request's headers, a byte every 300 ms: never idle, never whole.
+    const started = Date.now();
+    s.write('GET /v1/whoami HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    const drip = setInterval(() => s.write('a'), 300);
+    const closed = await new Promise<number>((r) => {
+      s.once('close', () => r(Date.now() - started));
+      setTimeout(() => r(Number.POSITIVE_INFINITY), 15_000).unref();
+    });
+    s.destroy();
+    clearInterval(drip);
+    expect(closed).toBeGreaterThanOrEqual(1900);
+    expect(closed).toBeLessThan(15_000);
+  });
+
   it('a connection that only ever sends requests without a valid token stays a stranger: one address holds three; connections with a token are not counted', async () => {
     const { hostname, port } = new URL(stack.gateway.url);
     const at = { host: hostname, port: Number(port), ca: stack.pki.ca, servername: 'localhost' };
