@@ -4,7 +4,7 @@
  * then the test users and the `app` database. As root the server runs as the `mysql` OS user.
  *
  * A server never outlives the process that started it: `stop()` is idempotent, an `exit` handler
- * kills every live server, and a detached watchdog shell kills it if the process dies outright.
+ * kills every live server, and the process's watchdog (./watchdog.ts) kills it if the process dies outright.
  *
  * @see https://mariadb.com/kb/en/mariadb-install-db/
  * @see https://mariadb.com/kb/en/mariadbd-options/
@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { createTestPki, type TestPki } from './certs.js';
 import { freePort } from './postgres.js';
 import { poll } from './wait.js';
+import { onDeath, shellWord } from './watchdog.js';
 
 /** A MariaDB account and its password. */
 export interface MariaUser {
@@ -93,14 +94,6 @@ process.on('exit', () => {
   for (const c of live) killGroup(c);
 });
 
-/** A shell that kills `pid` and removes `dir` once this process is gone. */
-function watchdog(pid: number, dir: string): void {
-  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 -- "-$2" 2>/dev/null; rm -rf "$3"';
-  const child = spawn('sh', ['-c', script, 'hoop-maria-watchdog', String(process.pid), String(pid), dir], { detached: true, stdio: 'ignore', cwd: tmpdir() });
-  child.on('error', () => {});
-  child.unref();
-}
-
 const password = (): string => randomBytes(12).toString('base64url');
 
 /** Starts a MariaDB server with the test users and the `app` database; `maxConnections` (default 500) for more sessions at once (and files open for them). */
@@ -112,6 +105,7 @@ export async function startMariaDb(options: { maxConnections?: number } = {}): P
   const owner = isRoot ? mysqlOsUser() : undefined;
   let pki: TestPki | undefined;
   let child: ChildProcess | undefined;
+  let forget: (() => void) | undefined;
   const stop = async (): Promise<void> => {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child!.once('exit', r));
@@ -120,6 +114,7 @@ export async function startMariaDb(options: { maxConnections?: number } = {}): P
     }
     if (child) live.delete(child);
     rmSync(root, { recursive: true, force: true });
+    forget?.();
     await pki?.cleanup();
   };
   try {
@@ -158,7 +153,8 @@ export async function startMariaDb(options: { maxConnections?: number } = {}): P
     const started = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     child = started;
     live.add(started);
-    if (started.pid) watchdog(started.pid, root);
+    // Gone with this process however it goes (./watchdog.ts): the server's process group killed, its files removed.
+    forget = onDeath(`${started.pid ? `kill -9 -${started.pid}; ` : ''}rm -rf ${shellWord(root)}`);
     let log = '';
     started.stderr?.setEncoding('utf8').on('data', (s: string) => {
       log = (log + s).slice(-4000);

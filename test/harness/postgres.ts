@@ -8,14 +8,14 @@
  * run as root, so when this process is root the server binaries run as the `postgres` OS user.
  *
  * A cluster never outlives the process that started it: `stop()` is idempotent, an `exit` handler
- * stops every live cluster synchronously, and a detached watchdog shell stops it if the process is
- * killed outright (SIGKILL, OOM).
+ * stops every live cluster synchronously, and the process's watchdog (./watchdog.ts) stops it if the
+ * process is killed outright (SIGKILL, OOM).
  *
  * @see https://www.postgresql.org/docs/15/app-initdb.html
  * @see https://www.postgresql.org/docs/15/auth-pg-hba-conf.html
  * @see https://www.postgresql.org/docs/15/auth-password.html
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   accessSync,
@@ -38,6 +38,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launch } from './launcher.js';
+import { onDeath, shellWord } from './watchdog.js';
 
 /** A login role and its password. */
 export interface PgUser {
@@ -229,25 +230,10 @@ function installExitHook(): void {
   });
 }
 
-/** A detached shell that stops the cluster if this process dies without running its exit handlers. */
-function startWatchdog(c: LiveCluster): number | undefined {
-  const script = [
-    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
-    'if [ "$2" = 1 ]; then runuser -u postgres -- "$3" stop -D "$4" -m immediate -s >/dev/null 2>&1; else "$3" stop -D "$4" -m immediate -s >/dev/null 2>&1; fi',
-    'rm -rf "$5"',
-  ].join('\n');
-  try {
-    const child = spawn('sh', ['-c', script, 'hoop-pg-watchdog', String(process.pid), isRoot ? '1' : '0', c.pgCtl, c.dataDir, c.root], {
-      detached: true,
-      stdio: 'ignore',
-      cwd: tmpdir(),
-    });
-    child.on('error', () => {});
-    child.unref();
-    return child.pid;
-  } catch {
-    return undefined;
-  }
+/** Stops the cluster and removes its files if this process dies without running its exit handlers (./watchdog.ts). */
+function startWatchdog(c: LiveCluster): () => void {
+  const stop = [...(isRoot ? ['runuser', '-u', 'postgres', '--'] : []), c.pgCtl, 'stop', '-D', c.dataDir, '-m', 'immediate', '-s'].map(shellWord).join(' ');
+  return onDeath(`${stop}; rm -rf ${shellWord(c.root)}`);
 }
 
 /**
@@ -336,12 +322,12 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
     chownSync(socketDir, owner.uid, owner.gid);
   }
   const entry: LiveCluster = { dataDir, root, pgCtl };
-  let watchdog: number | undefined;
+  let forget: (() => void) | undefined;
   const cleanupFailedStart = async (): Promise<void> => {
     await run(pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-s'], { asPostgres: true, cwd: root }).catch(() => undefined);
     live.delete(entry);
-    if (watchdog) killQuietly(watchdog);
     rmSync(root, { recursive: true, force: true });
+    forget?.();
   };
 
   try {
@@ -410,7 +396,7 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
 
     live.add(entry);
     installExitHook();
-    watchdog = startWatchdog(entry);
+    forget = startWatchdog(entry);
 
     let port = 0;
     for (let attempt = 1; ; attempt++) {
@@ -493,8 +479,8 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
         stopping ??= (async () => {
           await run(pgCtl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '30', '-s'], { asPostgres: true, cwd: root }).catch(() => undefined);
           live.delete(entry);
-          if (watchdog) killQuietly(watchdog);
           rmSync(root, { recursive: true, force: true });
+          forget?.();
         })();
         return stopping;
       },
@@ -503,14 +489,6 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
   } catch (err) {
     await cleanupFailedStart();
     throw err;
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    /* already gone */
   }
 }
 

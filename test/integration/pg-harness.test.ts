@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { startPgCluster, type PgCluster, type PgUser } from '../harness/postgres.js';
+import { eventually } from '../harness/wait.js';
 
 /** First server message after a StartupMessage: 'R' with its auth code, or 'E' with the error text. */
 function firstAuthMessage(port: number, user: string): Promise<{ type: string; code?: number; text?: string }> {
@@ -167,5 +169,43 @@ describe('postgres harness with TLS', () => {
     const r = await psqlUri(cluster.url({ user: cluster.users.scram.user, password: 'nope' }, { sslmode: 'require' }), 'select 1');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/password authentication failed/);
+  });
+});
+
+describe('a test process killed outright', () => {
+  it('leaves no server behind: its watchdog stops the PostgreSQL cluster and the MariaDB server it started and removes their files', async () => {
+    const harness = join(dirname(fileURLToPath(import.meta.url)), '..', 'harness');
+    const code = [
+      `import { startPgCluster } from ${JSON.stringify(join(harness, 'postgres.ts'))};`,
+      `import { startMariaDb } from ${JSON.stringify(join(harness, 'mariadb.ts'))};`,
+      'const [pg, maria] = await Promise.all([startPgCluster(), startMariaDb()]);',
+      'console.log(JSON.stringify({ pgPort: pg.port, pgDir: pg.dataDir, mariaPort: maria.port, mariaSocket: maria.socket }));',
+      'setInterval(() => {}, 1000);',
+    ].join('\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const said = await new Promise<string>((resolve) => {
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('\n')) resolve(out);
+      });
+    });
+    const started = JSON.parse(said) as { pgPort: number; pgDir: string; mariaPort: number; mariaSocket: string };
+    await expect(firstAuthMessage(started.pgPort, 'postgres')).resolves.toMatchObject({ type: 'R' });
+    child.kill('SIGKILL');
+    const refused = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port }, () => {
+          s.destroy();
+          resolve(false);
+        });
+        s.on('error', () => resolve(true));
+      });
+    await eventually(async () => {
+      expect(await refused(started.pgPort)).toBe(true);
+      expect(await refused(started.mariaPort)).toBe(true);
+      expect(existsSync(started.pgDir)).toBe(false);
+      expect(existsSync(dirname(started.mariaSocket))).toBe(false);
+    });
   });
 });
