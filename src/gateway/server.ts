@@ -208,9 +208,10 @@ function sessionEvents({ log, events: gatewayEvents, recordings }: GatewayParts,
 /** The HTTP server of the API and the tunnels, its timeouts set; a request it cannot parse gets a 400, a broken connection is closed. */
 function createHttpServer(options: GatewayOptions, onRequest: http.RequestListener): http.Server {
   const answered = survive(options.log, 'request', onRequest, (_req, res) => (res.headersSent ? res.destroy() : res.writeHead(500, { Connection: 'close' }).end()));
-  // A later request's headers on a connection have as long as its first request had.
+  // A later request's headers on a connection have as long as its first request had; a body (a record's file is at most
+  // 4 MiB) two minutes, 280 kbit/s.
   const server = http.createServer(
-    { headersTimeout: options.firstRequestTimeoutMs ?? 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true },
+    { headersTimeout: options.firstRequestTimeoutMs ?? 10_000, requestTimeout: 120_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true },
     answered,
   );
   // Anything but an HTTP parse error has no HTTP to answer in.
