@@ -22,6 +22,7 @@ import type { SessionReport } from '../../../session/engine.js';
 import type { ClientTap } from '../../wire/client.js';
 import { BIND_HELD_MAX, type FrontendMessage, LONG_SQL } from '../../wire/frontend-messages.js';
 import { checkHeader, MessageReader } from '../../wire/reader.js';
+import { frameMessage } from '../../wire/messages.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { Refusal, Stage } from '../stages.js';
@@ -76,7 +77,7 @@ function withSql(raw: Buffer, name: string | undefined, sql: string, text: strin
  * The ErrorResponse or NoticeResponse at `start` of `bytes` as it is recorded once the client sent a secret (see
  * SentSecrets): the fields that may quote a value as markers; undefined when none changed.
  */
-function echoRedacted(bytes: Buffer, start: number, end: number, sent: SentSecrets): Buffer | undefined {
+function fieldsAsRecorded(bytes: Buffer, start: number, end: number, sent: SentSecrets): Buffer | undefined {
   const parts: Buffer[] = [];
   let changed = false;
   for (let i = start + 5; i < end && bytes[i] !== 0; ) {
@@ -88,12 +89,7 @@ function echoRedacted(bytes: Buffer, start: number, end: number, sent: SentSecre
     parts.push(bytes.subarray(i, i + 1), Buffer.from(shown), Buffer.alloc(1));
     i = z + 1;
   }
-  if (!changed) return undefined;
-  const head = Buffer.alloc(5);
-  head[0] = bytes[start]!;
-  const body = Buffer.concat([...parts, Buffer.alloc(1)]);
-  head.writeUInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
+  return changed ? frameMessage(bytes[start]!, Buffer.concat([...parts, Buffer.alloc(1)])) : undefined;
 }
 
 /** The stage on the data path: see the module documentation. */
@@ -253,17 +249,13 @@ export class PostgresRecordingStage implements Stage {
  * notice's fields that may quote a value, a notification's payload, as markers; undefined when it stays as it is.
  */
 function serverWords(type: number, bytes: Buffer, start: number, end: number, sent: SentSecrets): Buffer | undefined {
-  if (type === ERROR || type === NOTICE) return echoRedacted(bytes, start, end, sent);
+  if (type === ERROR || type === NOTICE) return fieldsAsRecorded(bytes, start, end, sent);
   if (type !== NOTIFICATION) return undefined;
   const channelEnd = bytes.indexOf(0, start + 9);
   if (channelEnd < 0 || channelEnd >= end) return undefined;
   const payload = bytes.toString('utf8', channelEnd + 1, Math.max(channelEnd + 1, end - 1));
   if (payload === '') return undefined;
-  const body = Buffer.concat([bytes.subarray(start + 5, channelEnd + 1), Buffer.from(sent.text(payload)), Buffer.alloc(1)]);
-  const head = Buffer.alloc(5);
-  head[0] = type;
-  head.writeUInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
+  return frameMessage(type, Buffer.concat([bytes.subarray(start + 5, channelEnd + 1), Buffer.from(sent.text(payload)), Buffer.alloc(1)]));
 }
 
 /**
