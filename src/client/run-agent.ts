@@ -55,7 +55,7 @@ import { within } from '../tree-file.js';
 import { type Settle, settleLayer } from './run-gate.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
-import { openSshPort, type SshPort } from '../ssh/local/port.js';
+import type { SshPort } from '../ssh/local/port.js';
 import { MAX_RUN_PROMPT_CHARS } from '../api/bodies.js';
 import { cutText, cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
@@ -484,6 +484,8 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
     const common = { provider: run.provider, name, context, log: b.log, say: b.say, onSession, filesDir: b.runDir };
     if (info.type === 'ssh') {
       const record = info.clientRecords ? sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say: b.say }) : undefined;
+      // Loaded when a run names an SSH connection: the SSH library costs every other run ~50 ms of CPU to load.
+      const { openSshPort } = await import('../ssh/local/port.js');
       served.sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
     } else if (info.type === 'mcp') served.mcp.push(name);
     else if (info.type === 'mysql') served.mysqlPorts.push(await openMysqlPort({ ...common, info, env: io.env, records, runId: run.id }));
