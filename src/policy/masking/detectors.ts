@@ -128,9 +128,27 @@ export function cardDigits(text: string): string {
 export function findPaymentCards(text: string): DetectorMatch[] {
   const out: DetectorMatch[] = [];
   const n = text.length;
+  const digit = /[0-9\uff10-\uff19]/g;
   for (let i = 0; i < n; ) {
-    if (digitValue(text, i) < 0 || (i > 0 && (isAlnumAt(text, i - 1) || digitValue(text, i - 1) >= 0))) {
+    // The next digit: most of a text is none, and the regular expression engine passes over it at memory speed.
+    digit.lastIndex = i;
+    if (!digit.test(text)) break;
+    i = digit.lastIndex - 1;
+    if (i > 0 && (isAlnumAt(text, i - 1) || digitValue(text, i - 1) >= 0)) {
       i++;
+      continue;
+    }
+    // Most runs of digits are too short for a card: counted first, they are passed over without building anything.
+    let count = 0;
+    let runEnd = i;
+    for (let at = i; ; ) {
+      while (digitValue(text, runEnd) >= 0) runEnd++;
+      count += runEnd - at;
+      if (runEnd + 1 < n && isCardSeparator(text.charCodeAt(runEnd)) && digitValue(text, runEnd + 1) >= 0) at = ++runEnd;
+      else break;
+    }
+    if (count < 13) {
+      i = runEnd;
       continue;
     }
     // The run starting at i: its digits' values, and each group's [start, end) in the text and its end among the digits.
@@ -455,16 +473,23 @@ const isBase64Url = (c: number): boolean => isAlnum(c) || c === 0x5f /* _ */ || 
 const isBase64Any = (c: number): boolean => isBase64Url(c) || c === 0x2b /* + */ || c === 0x2f; /* / */
 const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 
-/** The maximal runs of characters `member` takes in `text`, as [start, end): one linear pass, whatever their length (a regular expression's unbounded repetition overflows its stack on a run of millions). */
-function* runsOf(text: string, member: (c: number) => boolean): Generator<[number, number]> {
-  for (let i = 0; i < text.length; ) {
-    if (!member(text.charCodeAt(i))) {
-      i++;
-      continue;
-    }
-    const start = i;
-    while (i < text.length && member(text.charCodeAt(i))) i++;
-    yield [start, i];
+/**
+ * Calls `each` with the start and end of every maximal run of base64's characters (either
+ * alphabet) at least {@link B64_MIN} long. Such a run holds one of every {@link B64_MIN}th
+ * places of the text, so only those are read first, and a run is read out from one: each
+ * character is read at most twice, whatever the runs' lengths.
+ */
+function base64Runs(text: string, each: (start: number, end: number) => void): void {
+  const n = text.length;
+  let done = 0;
+  for (let k = B64_MIN - 1; k < n; k += B64_MIN) {
+    if (k < done || !isBase64Any(text.charCodeAt(k))) continue;
+    let start = k;
+    while (start > done && isBase64Any(text.charCodeAt(start - 1))) start--;
+    let end = k + 1;
+    while (end < n && isBase64Any(text.charCodeAt(end))) end++;
+    if (end - start >= B64_MIN) each(start, end);
+    done = end;
   }
 }
 
@@ -540,19 +565,22 @@ export function findSecretTokens(text: string): DetectorMatch[] {
   }
   spans.push(...jwtSpans(text));
   for (const re of knownTokens) for (const m of text.matchAll(re)) spans.push([m.index, m.index + m[0].length]);
-  // Hex: a run of letters and digits that is all hex digits. Base64: a run of its alphabet and up to two '='.
-  for (const [start, end] of runsOf(text, isAlnum)) {
-    if (end - start < HEX_MIN) continue;
-    let hex = true;
-    for (let i = start; i < end && hex; i++) hex = isHex(text.charCodeAt(i));
-    if (hex && looksRandom(text.slice(start, end))) spans.push([start, end]);
-  }
-  for (const [start, run] of runsOf(text, isBase64Any)) {
-    if (run - start < B64_MIN) continue;
+  // Base64: a run of its alphabet and up to two '='. Hex: a run of letters and digits (within one of those) that is all hex digits.
+  base64Runs(text, (start, run) => {
     let end = run;
     while (end < text.length && end - run < 2 && text.charCodeAt(end) === 0x3d /* = */) end++;
     if (looksRandom(text.slice(start, end))) spans.push([start, end]);
-  }
+    for (let i = start; i < run; ) {
+      if (!isAlnum(text.charCodeAt(i))) {
+        i++;
+        continue;
+      }
+      const from = i;
+      let hex = true;
+      for (; i < run && isAlnum(text.charCodeAt(i)); i++) hex &&= isHex(text.charCodeAt(i));
+      if (hex && i - from >= HEX_MIN && looksRandom(text.slice(from, i))) spans.push([from, i]);
+    }
+  });
   return mergeSpans(spans).map(([start, end]) => ({ detector: 'secret-token' as const, start, end }));
 }
 
@@ -607,6 +635,8 @@ export function integerDigits(literal: string): string | undefined {
 /** What may read otherwise than written: invisible characters, dashes, spaces, other numbers and symbols (superscripts, circled letters and digits), small and fullwidth forms, dot leaders, mathematical letters and digits, segmented digits. */
 const FOLDED = /^[\p{Default_Ignorable_Code_Point}\p{Pd}\u2212\p{Zs}\p{No}\p{So}\u2024-\u2026\uFE50-\uFE6B\uFF01-\uFF5E\u{1D400}-\u{1D7FF}\u{1FBF0}-\u{1FBF9}]$/u;
 const IGNORABLE = /^\p{Default_Ignorable_Code_Point}$/u;
+/** A character outside ASCII (the only ones that may read otherwise than written). */
+const NOT_ASCII = /[^\0-\x7f]/;
 const DASH = /^[\p{Pd}\u2212]$/u;
 /** What each character outside ASCII reads as, by code point, once worked out: null when as written (ASCII always reads as written). */
 const FOLDS = new Map<number, string | null>();
@@ -631,6 +661,9 @@ const foldOf = (cp: number): string | null => {
  * @see https://www.unicode.org/reports/tr15/ (NFKC)
  */
 export function readerView(text: string): { text: string; from: (k: number) => number; past: (k: number) => number } | undefined {
+  // ASCII reads as written: the first character outside it is found at memory speed.
+  const first = text.search(NOT_ASCII);
+  if (first < 0) return undefined;
   const at: number[] = [];
   const was: number[] = [];
   const into: number[] = [];
@@ -638,7 +671,7 @@ export function readerView(text: string): { text: string; from: (k: number) => n
   const parts: string[] = [];
   let last = 0;
   let view = 0;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = first; i < text.length; i++) {
     if (text.charCodeAt(i) < 0x80) continue;
     const cp = text.codePointAt(i)!;
     const size = cp > 0xffff ? 2 : 1;
