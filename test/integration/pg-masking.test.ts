@@ -284,6 +284,18 @@ describe('masking through the gateway', () => {
     }
   });
 
+  it('masks a value too long to read on the event loop as it masks a short one (the detectors read it in a worker)', async () => {
+    const client = await pgClient(masked.info);
+    try {
+      const line = 'card 4111 1111 1111 1111, exp 12/28; ';
+      const times = Math.ceil((512 * 1024) / line.length);
+      const r = await client.query(`select repeat($1::text, ${times}) as long, 'short 4111 1111 1111 1111' as short`, [line]);
+      expect(r.rows[0]).toEqual({ long: 'card **** **** **** 1111, exp 12/28; '.repeat(times), short: 'short **** **** **** 1111' });
+    } finally {
+      await client.end();
+    }
+  });
+
   it('streams a big masked result without holding it', async () => {
     const client = await pgClient(masked.info);
     const stream = (client as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;

@@ -11,6 +11,7 @@ import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { detectInField } from '../../src/policy/masking/values.js';
 import { applyStrategy, keyedHash, last4 } from '../../src/policy/masking/strategies.js';
 import { Random } from '../harness/random.js';
+import { maskAhead } from '../../src/policy/masking/mask-ahead.js';
 
 const hits = (f: (s: string) => Array<{ start: number; end: number }>, s: string): string[] => f(s).map((m) => s.slice(m.start, m.end));
 /** Generated strings each detector is checked on against its slow reference (each finds something in about one in five). */
@@ -242,6 +243,27 @@ describe('each detector against a slow reference (every window its grammar accep
       return ' -/.:'[Math.floor(next() * 5)]!;
     };
     expect(againstReference(76, piece, findIbans, valid, 45)).toBeGreaterThan(TRIALS / 10);
+  });
+});
+
+describe('long texts', () => {
+  it('are masked in a worker thread, and maskText answers as it would on the event loop', async () => {
+    const long = 'mail bob@example.com, card 4111 1111 1111 1111, ssn 536-90-4399. '.repeat(2000);
+    const rules = new MaskingRules(
+      {
+        detectors: [
+          { detector: 'email', strategy: 'hash' },
+          { detector: 'payment-card', strategy: 'last4' },
+          { detector: 'us-ssn', strategy: 'redact' },
+        ],
+      },
+      'k',
+    );
+    expect(await maskAhead([long, 'short bob@example.com'], rules)).toBe(1);
+    const ahead = rules.maskText(long);
+    expect(ahead.text).toBe(`mail ${keyedHash('bob@example.com', 'k')}, card **** **** **** 1111, ssn [redacted]. `.repeat(2000));
+    // Answered once, and for these rules alone: asked again, it is masked on the loop, the same.
+    expect(rules.maskText(long)).toEqual(ahead);
   });
 });
 

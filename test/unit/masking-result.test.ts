@@ -12,6 +12,7 @@ import { BackendPath } from '../../src/postgres/pipeline/relay.js';
 import { pump } from '../../src/tunnel/pump.js';
 import { collectingOutput, decoded, maskingStageOf, throughMasker } from '../harness/relay.js';
 import { copyHints, customersMaskingPolicy, EXACT, MASK, testJudge } from '../harness/masking-policy.js';
+import { ticksWhile } from '../harness/event-loop.js';
 
 const KEY = 'unit-key';
 const policy = customersMaskingPolicy(KEY);
@@ -491,6 +492,29 @@ describe('rows whose shape is not known, and portals nobody described', () => {
     const out = messages(await throughMasker(masker, Buffer.concat([text('1', 'alice@example.com'), complete('SELECT 1'), readyForQuery('I')])));
     expect(rows(out)).toEqual([[null, null]]);
     expect(unknown).toBe(1);
+  });
+});
+
+describe('long values', () => {
+  it('masks a value of 64 KiB or more with the detectors off the event loop, as it masks a short one', async () => {
+    const line = 'call 4000 0000 0000 0002 or mail bob@example.com; ';
+    const long = line.repeat(Math.ceil((256 * 1024) / line.length));
+    const masked = `call **** **** **** 0002 or mail ${keyedHash('bob@example.com', KEY)}; `;
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge() });
+    masker.frontend(decoded(fe.query('select ...')), EXACT);
+    const described = masker.backend(messages(rowDescription(customerCols))[0]!);
+    if (described instanceof Promise) await described;
+    const row = messages(text('1', 'x', null, null, long, 'short: bob@example.com'))[0]!;
+    const read = masker.backend(row);
+    // A Promise while the worker masks it: the loop turns meanwhile (on the loop, it would not).
+    expect(read).toBeInstanceOf(Promise);
+    const { value, ticks } = await ticksWhile(read as Promise<Buffer>);
+    expect(ticks).toBeGreaterThan(0);
+    const [, , , , notes, upper] = parseDataRow(messages(value)[0]!.body).map((v) => v?.toString('utf8'));
+    expect(notes).toBe(masked.repeat(Math.ceil((256 * 1024) / line.length)));
+    expect(upper).toBe(`short: ${keyedHash('bob@example.com', KEY)}`);
+    // A row of short values is masked on the loop, at once.
+    expect(masker.backend(messages(text('2', 'x', null, null, line, 'y'))[0]!)).toBeInstanceOf(Buffer);
   });
 });
 

@@ -16,7 +16,7 @@
  */
 import { binaryText } from './binary-text.js';
 import { EXPONENT_NUMBER, integerDigits } from './detectors.js';
-import type { MaskingRules } from './rules.js';
+import { AHEAD_CHARS, type MaskingRules } from './rules.js';
 import type { MaskStrategy } from './strategies.js';
 
 /** Well-known type OIDs (pg_type.dat). @see https://www.postgresql.org/docs/current/catalog-pg-type.html */
@@ -167,6 +167,19 @@ export function readableView(text: string): string {
     .replace(EXPONENT_NUMBER, (f) => integerDigits(f) ?? f);
 }
 
+/** The text the detectors read of a field: as its client reads it (./binary-text.ts for binary values); the raw text too where there is one. */
+function fieldText(value: Buffer, t: FieldType): { raw: string | undefined; text: string } {
+  const raw = t.format === 0 || textLike.has(t.typeOid) ? decodeText(value, t) : undefined;
+  return { raw, text: raw !== undefined ? asClientReads(raw, t.typeOid) : binaryText(value, t.typeOid) };
+}
+
+/** What {@link detectInField} would read of `value` when it is long enough to mask ahead (./mask-ahead.ts), else undefined. */
+export function longFieldText(value: Buffer, t: FieldType): string | undefined {
+  if (value.length < AHEAD_CHARS) return undefined;
+  const { text } = fieldText(value, t);
+  return text.length >= AHEAD_CHARS ? text : undefined;
+}
+
 /**
  * A field with the content detectors applied: undefined when nothing was found (keep the bytes),
  * the rewritten bytes, or null for SQL NULL (a match whose strategy is `null`, or a match in a
@@ -174,8 +187,7 @@ export function readableView(text: string): string {
  */
 export function detectInField(value: Buffer, t: FieldType, rules: MaskingRules): Buffer | null | undefined {
   if (rules.detectors.length === 0 || value.length < 6) return undefined;
-  const raw = t.format === 0 || textLike.has(t.typeOid) ? decodeText(value, t) : undefined;
-  const text = raw !== undefined ? asClientReads(raw, t.typeOid) : binaryText(value, t.typeOid);
+  const { raw, text } = fieldText(value, t);
   const r = rules.maskText(text);
   if (!r.changed) return undefined;
   if (r.nullify) return null;

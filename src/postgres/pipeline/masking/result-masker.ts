@@ -44,9 +44,10 @@ import { readCount16 } from '../../wire/fields.js';
 import type { CatalogResolver, ResolvedColumn } from '../../../policy/masking/catalog.js';
 import { CopyOutMasker, type CopyOptions } from './copy-out.js';
 import type { ColumnJudge, ResolvedMasking, StatementHints, StatementMasking } from './judging.js';
-import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../../policy/masking/rules.js';
+import { AHEAD_CHARS, MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../../policy/masking/rules.js';
 import { REDACTED, type MaskStrategy } from '../../../policy/masking/strategies.js';
-import { detectInField, maskField, readableView, type FieldType } from '../../../policy/masking/values.js';
+import { detectInField, longFieldText, maskField, readableView, type FieldType } from '../../../policy/masking/values.js';
+import { maskAhead } from '../../../policy/masking/mask-ahead.js';
 import { Backend } from '../../wire/codes.js';
 import type { ColumnSource } from '../../../policy/sql/analyze.js';
 
@@ -187,6 +188,13 @@ const T = {
 const DATA_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
 
 /** The format of column `i` given Bind's result-format codes (none: all text; one: all that one). */
+/** The plan of a row's column `i`: one the RowDescription did not describe is redacted. */
+const columnOf = (plan: readonly ColumnPlan[], i: number): ColumnPlan => plan[i] ?? { typeOid: 0, format: 0, strategy: REDACT };
+/** How a column's values are read: one of no known type, in text, as text. */
+const fieldTypeOf = (col: ColumnPlan): FieldType => (col.typeOid === 0 && col.format === 0 ? { typeOid: 25, format: 0 } : col);
+/** A name per masker, for {@link maskAhead} to take each session's long texts in turn with others'. */
+let maskers = 0;
+
 function formatAt(formats: number[], i: number): number {
   if (formats.length === 0) return 0;
   if (formats.length === 1) return formats[0]!;
@@ -225,6 +233,7 @@ export class ResultMasker {
    * it is described again before each Execute and its origins are not trusted.
    */
   readonly #executeStatements = new Set<string>();
+  readonly #owner = `pg-${++maskers}`;
   readonly #lateBound = new Set<string>();
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
   private copy: { masker: CopyOutMasker } | 'pass' | undefined;
@@ -357,7 +366,7 @@ export class ResultMasker {
       case T.noData:
         return op?.k === 'describe' && op.injected ? EMPTY : msg.raw;
       case T.dataRow:
-        return this.dataRow(msg);
+        return this.#readAhead(msg) ?? this.dataRow(msg);
       case T.commandComplete:
       case T.emptyQuery:
       case T.portalSuspended:
@@ -625,6 +634,19 @@ export class ResultMasker {
     return head?.k === 'execute' ? this.portals.get(head.portal)?.plan : this.current?.plan;
   }
 
+  /** A DataRow with a text long enough to mask ahead (policy/masking/mask-ahead.ts): a Promise of it masked once the detectors have masked those off the event loop; else undefined. */
+  #readAhead(msg: PgMessage): Promise<Buffer> | undefined {
+    const plan = this.#resultPlan();
+    if (!plan || this.rules.detectors.length === 0 || msg.body.length < AHEAD_CHARS) return undefined;
+    const texts: string[] = [];
+    parseDataRow(msg.body).forEach((value, i) => {
+      const col = columnOf(plan, i);
+      const text = value === null || col.strategy ? undefined : longFieldText(value, fieldTypeOf(col));
+      if (text !== undefined) texts.push(text);
+    });
+    return texts.length === 0 ? undefined : maskAhead(texts, this.rules, this.#owner).then(() => this.dataRow(msg));
+  }
+
   private dataRow(msg: PgMessage): Buffer {
     const plan = this.#resultPlan();
     const rules = this.rules;
@@ -639,9 +661,9 @@ export class ResultMasker {
     }
     let changed = false;
     const out = fields.map((value, i) => {
-      const col: ColumnPlan = plan[i] ?? { typeOid: 0, format: 0, strategy: REDACT };
+      const col = columnOf(plan, i);
       if (value === null) return null;
-      const t: FieldType = col.typeOid === 0 && col.format === 0 ? { typeOid: 25, format: 0 } : col;
+      const t = fieldTypeOf(col);
       if (col.strategy) {
         changed = true;
         return maskField(value, t, col.strategy, rules);
