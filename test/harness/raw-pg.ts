@@ -18,13 +18,20 @@ export class RawFrontend {
   readonly #messages: PgMessage[] = [];
   #wake: (() => void) | undefined;
   ended = false;
-  raw = Buffer.alloc(0);
+  /** Every byte received, in a buffer that doubles as it fills (a concat per chunk made a 60 MiB answer cost seconds of copies). */
+  #received = Buffer.alloc(0);
+  #length = 0;
 
   constructor(stream: Duplex) {
     this.stream = stream;
     stream.on('data', (chunk: Buffer) => {
-      this.raw = Buffer.concat([this.raw, chunk]);
-      if (this.raw.length === 1 && chunk.length === 1) return;
+      if (this.#length + chunk.length > this.#received.length) {
+        const grown = Buffer.allocUnsafe(Math.max(2 * this.#received.length, this.#length + chunk.length, 4096));
+        this.#received.copy(grown, 0, 0, this.#length);
+        this.#received = grown;
+      }
+      this.#length += chunk.copy(this.#received, this.#length);
+      if (this.#length === 1 && chunk.length === 1) return;
       this.#reader.push(chunk);
       for (let m = this.#reader.next(); m; m = this.#reader.next()) this.#messages.push({ type: m.type, body: Buffer.from(m.body), raw: Buffer.from(m.raw) });
       this.#wake?.();
@@ -36,6 +43,11 @@ export class RawFrontend {
     stream.on('end', end);
     stream.on('close', end);
     stream.on('error', end);
+  }
+
+  /** Every byte received so far. */
+  get raw(): Buffer {
+    return this.#received.subarray(0, this.#length);
   }
 
   /** Opens a TCP connection to 127.0.0.1:port. */
@@ -169,4 +181,22 @@ export class RawFrontend {
 export function errorIn(messages: readonly PgMessage[]): ReturnType<typeof parseErrorFields> | undefined {
   const e = messages.find((m) => m.type === 0x45);
   return e ? parseErrorFields(e.body) : undefined;
+}
+
+/** Asks `other` `select 1` again and again until `busy` settles (or `limitMs` passes): how many times it answered, and its slowest answer in ms. */
+export async function answersWhile(other: RawFrontend, busy: Promise<unknown>, limitMs = 120_000): Promise<{ answers: number; worst: number }> {
+  let done = false;
+  const settled = (): void => void (done = true);
+  busy.then(settled, settled);
+  const started = Date.now();
+  let answers = 0;
+  let worst = 0;
+  while (!done && Date.now() - started < limitMs) {
+    const t = Date.now();
+    const error = errorIn(await other.simple('select 1'));
+    if (error) throw new Error(`another session's select 1 failed: ${error.message}`);
+    worst = Math.max(worst, Date.now() - t);
+    answers++;
+  }
+  return { answers, worst };
 }

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
-import { errorIn, RawFrontend } from '../harness/raw-pg.js';
+import { answersWhile, RawFrontend } from '../harness/raw-pg.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
@@ -19,14 +19,13 @@ const masking: MaskingPolicy = {
     { detector: 'payment-card', strategy: 'last4' },
   ],
   derived: 'mask',
-  key: 'bench-key',
 };
 
 let stack: HoopStack;
 let big: RunningConnect;
 
 beforeAll(async () => {
-  stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy: masking } }) } });
+  stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy: masking, key: 'bench-key' } }) } });
   big = await stack.connect('app', await stack.token('alice', ['big']));
 });
 
@@ -35,35 +34,17 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function session(): Promise<RawFrontend> {
-  const f = await RawFrontend.tcp(big.info.port);
-  await f.startup(big.info.password, [
-    ['user', big.info.user],
-    ['database', big.info.database],
-  ]);
-  return f;
-}
-
 describe('a 32 MiB value masked off the event loop', () => {
   it('keeps every answer to another session under a second while it is masked', async () => {
-    const f = await session();
-    const other = await session();
+    const f = await RawFrontend.signedIn(big.info);
+    const other = await RawFrontend.signedIn(big.info);
     try {
       const line = 'mail bob@example.com, card 4111 1111 1111 1111; ';
       const times = Math.ceil((32 * 1024 * 1024) / line.length);
       const from = f.raw.length;
       f.write(msg('Q', `select repeat('${line}', ${times}) as v`));
       const started = Date.now();
-      let worst = 0;
-      let answers = 0;
-      let done = false;
-      void f.messagesSince(from, 1, 120_000).then(() => (done = true));
-      while (!done && Date.now() - started < 120_000) {
-        const t = Date.now();
-        expect(errorIn(await other.simple('select 1'))).toBeUndefined();
-        worst = Math.max(worst, Date.now() - t);
-        answers++;
-      }
+      const { answers, worst } = await answersWhile(other, f.messagesSince(from, 1, 120_000));
       const row = (await f.messagesSince(from, 1)).find((m) => m.type === 0x44)!;
       expect(row.body.includes('bob@example.com')).toBe(false);
       expect(row.body.includes('**** **** **** 1111')).toBe(true);
