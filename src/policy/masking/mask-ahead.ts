@@ -3,9 +3,9 @@
  * the detectors read at 40 to 180 MB/s (and a text full of matches takes a keyed hash each), so on
  * the loop one value would hold every session of the process for seconds. {@link maskAhead} masks
  * each text of {@link AHEAD_CHARS} or more in one worker thread (texts queued, each owner's in turn
- * with other owners') and tells the rules what it made of it, so that the masking that follows, on
- * the loop, answers at once. A worker that dies leaves the text to be masked on the loop: slower,
- * never unmasked.
+ * with other owners') and hands back what it made of each, which the masking that follows, on the
+ * loop, is lent (`MaskingRules.withMasked`) to answer at once. A worker that dies leaves the text
+ * to be masked on the loop: slower, never unmasked.
  *
  * @see ../sql/worker.ts (the same for long SQL), ../shell-lines.ts (for shell lines)
  */
@@ -17,16 +17,16 @@ const masker = new WorkerQueue<{ text: string; detection: Detection }, { masked:
   () => ({ masked: undefined }),
 );
 
-/** Masks each of `texts` that is {@link AHEAD_CHARS} long or more by `rules`' detectors in the worker, for `rules.maskText` to answer at once; `owner`'s texts take their turn with other owners'. Resolves to how many the worker masked. */
-export async function maskAhead(texts: readonly string[], rules: MaskingRules, owner = ''): Promise<number> {
-  const done = await Promise.all(
+/** Masks each of `texts` that is {@link AHEAD_CHARS} long or more by `rules`' detectors in the worker, for `rules.withMasked` to lend `rules.maskText`; `owner`'s texts take their turn with other owners'. Resolves to what the worker masked, by text. */
+export async function maskAhead(texts: readonly string[], rules: MaskingRules, owner = ''): Promise<Map<string, MaskedText>> {
+  const done = new Map<string, MaskedText>();
+  await Promise.all(
     texts
       .filter((text) => text.length >= AHEAD_CHARS)
       .map(async (text) => {
         const { masked } = await masker.ask({ text, detection: rules.detection }, owner);
-        if (masked) rules.maskedAhead(text, masked);
-        return masked !== undefined;
+        if (masked) done.set(text, masked);
       }),
   );
-  return done.filter(Boolean).length;
+  return done;
 }

@@ -70,10 +70,6 @@ export interface MaskedText {
 
 /** Texts at least this long are masked ahead of their use, off the event loop (./mask-ahead.ts): the detectors read shorter ones in under 2 ms. */
 export const AHEAD_CHARS = 64 * 1024;
-/** What {@link MaskingRules.maskText} was told of texts masked ahead, by text (a long string's hash is its length: a lookup reads it once, to compare). */
-const ahead = new Map<string, { rules: MaskingRules; masked: MaskedText }>();
-/** How many texts masked ahead are kept for their {@link MaskingRules.maskText} (the latest). */
-const AHEAD_KEPT = 16;
 
 /** What the content detectors do, as a worker thread makes them again: each detector's strategy, and the key. */
 export interface Detection {
@@ -109,6 +105,8 @@ export class MaskingRules {
   /** Detectors in the order they run. */
   readonly detectors: readonly DetectorName[];
   private readonly detectorStrategy = new Map<DetectorName, MaskStrategy>();
+  /** What {@link withMasked} lends {@link maskText} while it runs (a long string's hash is its length: a lookup reads it once, to compare). */
+  #masked: ReadonlyMap<string, MaskedText> | undefined;
   private readonly columns: Array<{ schema: (name: string) => boolean; table: (name: string) => boolean; column: string; strategy: MaskStrategy }>;
   private readonly names: Array<{ pattern: LinearRegex; strategy: MaskStrategy }>;
 
@@ -215,23 +213,22 @@ export class MaskingRules {
     return { detectors: [...this.detectorStrategy], key: this.key };
   }
 
-  /** Tells {@link maskText} what it makes of `text` (masked ahead, off the event loop), for it to answer once without reading it. */
-  maskedAhead(text: string, masked: MaskedText): void {
-    ahead.delete(text);
-    ahead.set(text, { rules: this, masked });
-    if (ahead.size > AHEAD_KEPT) ahead.delete(ahead.keys().next().value!);
+  /** Runs `fn` with {@link maskText} answering from `masked` (texts masked ahead, off the event loop); forgotten once it returns, so nothing is held past the message it was for. */
+  withMasked<T>(masked: ReadonlyMap<string, MaskedText>, fn: () => T): T {
+    const before = this.#masked;
+    this.#masked = masked;
+    try {
+      return fn();
+    } finally {
+      this.#masked = before;
+    }
   }
 
   /** Runs the content detectors over `text` and replaces every match by its strategy. */
   maskText(text: string): MaskedText {
     if (this.detectors.length === 0) return { text, changed: false, nullify: false };
-    if (text.length >= AHEAD_CHARS) {
-      const known = ahead.get(text);
-      if (known?.rules === this) {
-        ahead.delete(text);
-        return known.masked;
-      }
-    }
+    const known = text.length >= AHEAD_CHARS ? this.#masked?.get(text) : undefined;
+    if (known) return known;
     const matches = detect(text, this.detectors);
     if (matches.length === 0) return { text, changed: false, nullify: false };
     let out = '';

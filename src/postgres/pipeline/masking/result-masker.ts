@@ -187,7 +187,6 @@ const T = {
 /** Error/notice fields that can echo data. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 const DATA_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
 
-/** The format of column `i` given Bind's result-format codes (none: all text; one: all that one). */
 /** The plan of a row's column `i`: one the RowDescription did not describe is redacted. */
 const columnOf = (plan: readonly ColumnPlan[], i: number): ColumnPlan => plan[i] ?? { typeOid: 0, format: 0, strategy: REDACT };
 /** How a column's values are read: one of no known type, in text, as text. */
@@ -195,6 +194,7 @@ const fieldTypeOf = (col: ColumnPlan): FieldType => (col.typeOid === 0 && col.fo
 /** A name per masker, for {@link maskAhead} to take each session's long texts in turn with others'. */
 let maskers = 0;
 
+/** The format of column `i` given Bind's result-format codes (none: all text; one: all that one). */
 function formatAt(formats: number[], i: number): number {
   if (formats.length === 0) return 0;
   if (formats.length === 1) return formats[0]!;
@@ -233,6 +233,7 @@ export class ResultMasker {
    * it is described again before each Execute and its origins are not trusted.
    */
   readonly #executeStatements = new Set<string>();
+  /** Whose long texts these are, for the worker's turns. */
   readonly #owner = `pg-${++maskers}`;
   readonly #lateBound = new Set<string>();
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
@@ -644,7 +645,7 @@ export class ResultMasker {
       const text = value === null || col.strategy ? undefined : longFieldText(value, fieldTypeOf(col));
       if (text !== undefined) texts.push(text);
     });
-    return texts.length === 0 ? undefined : maskAhead(texts, this.rules, this.#owner).then(() => this.dataRow(msg));
+    return texts.length === 0 ? undefined : maskAhead(texts, this.rules, this.#owner).then((masked) => this.rules.withMasked(masked, () => this.dataRow(msg)));
   }
 
   private dataRow(msg: PgMessage): Buffer {
