@@ -637,8 +637,10 @@ export class ResultMasker {
 
   /** A DataRow with a text long enough to mask ahead (policy/masking/mask-ahead.ts): a Promise of it masked once the detectors have masked those off the event loop; else undefined. */
   #readAhead(msg: PgMessage): Promise<Buffer> | undefined {
+    // Every DataRow of a masked session asks: the row's length answers most of them.
+    if (msg.body.length < AHEAD_CHARS || this.rules.detectors.length === 0) return undefined;
     const plan = this.#resultPlan();
-    if (!plan || this.rules.detectors.length === 0 || msg.body.length < AHEAD_CHARS) return undefined;
+    if (!plan) return undefined;
     const texts: string[] = [];
     parseDataRow(msg.body).forEach((value, i) => {
       const col = columnOf(plan, i);
