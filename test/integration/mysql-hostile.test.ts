@@ -5,7 +5,7 @@
  * gateway keeps serving others.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import { packets } from '../harness/mysql-packets.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { recordingEvents } from '../harness/exported-events.js';
+import { listenOnLoopback } from '../harness/listen.js';
 
 let db: MariaServer;
 let stack: HoopStack;
@@ -32,6 +33,36 @@ let masked: HoopStack;
 let limited: HoopStack;
 let repo: PolicyGitRepo;
 let limitedRepo: PolicyGitRepo;
+let lumping: Server;
+
+/**
+ * A TCP proxy to `port` that hands the server's bytes on in lumps (all it sent until it paused for
+ * 20 ms), so that a long row's last bytes and the packets after it reach the gateway in one read.
+ */
+async function lumpingProxy(port: number): Promise<{ server: Server; port: number }> {
+  const server = createServer((client) => {
+    const up = connect(port, '127.0.0.1');
+    client.pipe(up);
+    let lump: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    up.on('data', (b: Buffer) => {
+      lump.push(b);
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        client.write(Buffer.concat(lump));
+        lump = [];
+      }, 20);
+    });
+    for (const [a, b] of [
+      [client, up],
+      [up, client],
+    ] as const) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => setTimeout(() => b.destroy(), 50));
+    }
+  });
+  return { server, port: await listenOnLoopback(server) };
+}
 
 beforeAll(async () => {
   db = await startMariaDb();
@@ -42,14 +73,17 @@ beforeAll(async () => {
     connections: `  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require }, allow: { subjects: [alice] } }\n`,
   });
   repo = new PolicyGitRepo('hoop-mysql-masked-');
+  const lumps = await lumpingProxy(db.port);
+  lumping = lumps.server;
   masked = await startStack({
     env: { MARIA_PASSWORD: db.users.native.password },
     policy: () => {
       repo.commit(`version: 1
 connections:
   - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
+  - { name: shop-lumped, type: mysql, host: 127.0.0.1, port: ${lumps.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: disable } }
 access:
-  - { name: people, subjects: [alice], connections: [shop], mode: read-write }
+  - { name: people, subjects: [alice], connections: [shop, shop-lumped], mode: read-write }
 masking:
   columns:
     - { table: app.items, column: name, strategy: redact }
@@ -85,6 +119,7 @@ afterAll(async () => {
   await limited?.close();
   repo?.remove();
   limitedRepo?.remove();
+  lumping?.close();
   await db?.stop();
 });
 
@@ -275,6 +310,32 @@ describe('a client speaking MySQL to the gateway directly', () => {
       await c.stop();
     }
   });
+  it('masks a value too long to read on the event loop as it masks a short one (the detectors read it in a worker), as a query and prepared', async () => {
+    // Through a proxy that lumps the server's bytes: the rows after a long one come in the read that ends it.
+    const c = await masked.connect('shop-lumped', await masked.token('alice'));
+    const info = c.info as unknown as { host: string; port: number; user: string; password: string; sslCa: string };
+    const driver = await mysql.createConnection({ host: info.host, port: info.port, user: info.user, password: info.password, database: 'app', ssl: { ca: readFileSync(info.sslCa) } });
+    try {
+      const line = 'card 4111 1111 1111 1111, exp 12/28; ';
+      const times = Math.ceil((512 * 1024) / line.length);
+      // Rows in turn: the short ones after a long one wait for it, in order.
+      const sql = `SELECT 1 AS n, REPEAT(?, ${times}) AS v UNION ALL SELECT 2, 'short 4111 1111 1111 1111' UNION ALL SELECT 3, REPEAT(?, ${times})`;
+      const long = 'card **** **** **** 1111, exp 12/28; '.repeat(times);
+      const want = [
+        { n: 1, v: long },
+        { n: 2, v: 'short **** **** **** 1111' },
+        { n: 3, v: long },
+      ];
+      const [prepared] = await driver.execute(sql, [line, line]);
+      expect(prepared).toEqual(want);
+      const [queried] = await driver.query(sql, [line, line]);
+      expect(queried).toEqual(want);
+    } finally {
+      await driver.end();
+      await c.stop();
+    }
+  });
+
   it('is refused what round 16 copied or hid masked values with: a stored function in a write, results in UTF-32, a MERGE table over a masked one', async () => {
     await db.sql(
       'CREATE TABLE IF NOT EXISTS app.notes (id int primary key, body text); ' +

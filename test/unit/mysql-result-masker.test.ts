@@ -10,7 +10,21 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MysqlResultMasker } from '../../src/mysql/pipeline/result-masker.js';
 import type { ServerPacket } from '../../src/mysql/pipeline/conversation.js';
-import { binaryRow, binaryRowSlices, type ColumnDefinition, columnDefinition, ColumnType, errPacket, parseColumnDefinition, parseErr, parseTextRow, textRow } from '../../src/mysql/wire/results.js';
+import { lenencBytes } from '../../src/mysql/wire/packets.js';
+import { ticksWhile } from '../harness/event-loop.js';
+import {
+  binaryRow,
+  binaryRowSlices,
+  binaryValueText,
+  type ColumnDefinition,
+  columnDefinition,
+  ColumnType,
+  errPacket,
+  parseColumnDefinition,
+  parseErr,
+  parseTextRow,
+  textRow,
+} from '../../src/mysql/wire/results.js';
 import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
@@ -311,5 +325,26 @@ describe('MySQL detectors on a text row read as its client reads it (the fifteen
     expect(got(['4111111111111111', '{"n": 4111111111111111, "s": "x"}', 'ok'])).toEqual([null, null, 'ok']);
     // A card in a JSON string is masked in place, and the JSON stays JSON.
     expect(got(['1.5', '{"s": "4111 1111 1111 1111"}', 'ok'])).toEqual(['1.5', '{"s": "**** **** **** 1111"}', 'ok']);
+  });
+});
+
+describe('MySQL long values', () => {
+  it('masks a value of 64 KiB or more with the detectors off the event loop, in text and binary rows, as it masks a short one', async () => {
+    const line = 'call 4111 1111 1111 1111 today; ';
+    const times = Math.ceil((256 * 1024) / line.length);
+    const defs = [column('id', 'notes', 'id'), column('body', 'notes', 'body')];
+    const m = cardResult('app.notes', 'SELECT id, body FROM notes', defs);
+    for (const binary of [false, true]) {
+      const values = [Buffer.from('card 4111 1111 1111 1111'), Buffer.from(line.repeat(times))];
+      const read = m.ahead({ kind: 'row', binary }, binary ? binaryRow(values.map((v) => lenencBytes(v))) : textRow(values));
+      // A Promise while the worker masks it: the loop turns meanwhile (on the loop, it would not).
+      expect(read).toBeInstanceOf(Promise);
+      const { value, ticks } = await ticksWhile(read!);
+      expect(ticks).toBeGreaterThan(0);
+      const got = binary ? binaryRowSlices(value, defs).map((s) => binaryValueText(s!, defs[0]!)) : parseTextRow(value, 2);
+      expect(got.map((v) => v?.toString('utf8'))).toEqual(['card **** **** **** 1111', 'call **** **** **** 1111 today; '.repeat(times)]);
+    }
+    // A row of short values is the masker's to mask at once.
+    expect(m.ahead({ kind: 'row', binary: false }, textRow([Buffer.from('1'), Buffer.from(line)]))).toBeUndefined();
   });
 });

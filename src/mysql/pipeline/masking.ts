@@ -25,11 +25,12 @@ export class MaskingStage implements MysqlStage {
     this.#creating = (c.code === Command.QUERY || c.code === Command.STMT_EXECUTE) && c.facts?.length === 1 ? c.facts[0]!.createsTable : undefined;
   }
 
-  server(kind: ServerPacket, payload: Buffer, answering: boolean): Buffer {
+  server(kind: ServerPacket, payload: Buffer, answering: boolean): Buffer | Promise<Buffer> {
     if (this.#creating && !answering) {
       if (kind.kind === 'ok') this.#masker.tableCreated(this.#creating.table, this.#creating.columns);
       this.#creating = undefined;
     }
-    return this.#masker.server(kind, payload);
+    // A row with a long value is masked in the worker first: the relay reads no more of the server meanwhile.
+    return this.#masker.ahead(kind, payload) ?? this.#masker.server(kind, payload);
   }
 }

@@ -92,6 +92,9 @@ export class MysqlRelay {
   #seqShift = 0;
   /** While the server's chunk is read: what it becomes for the client, written once at its end. */
   #batch: Buffer[] | undefined;
+  /** A stage works on a server packet (a long value masked in the worker): the server is read no more, and its packets read meanwhile wait here. */
+  #serverWaits = false;
+  #serverLater: MySqlPacket[] = [];
 
   constructor(session: TunnelSession, up: Duplex, o: { judge: CommandJudge; recorder: MysqlPacketRecorder | undefined; owner: RelayOwner; capabilities: number; clientPackets: PacketReader }) {
     this.#session = session;
@@ -133,44 +136,86 @@ export class MysqlRelay {
     up.on('data', (chunk: Buffer) => this.#fromServer(chunk));
     up.on('error', (err: Error) => this.#owner.end('upstream-closed', describeError(err)));
     up.on('close', () => this.#owner.end('upstream-closed'));
-    this.#flow(channel, up, () => up.resume());
+    this.#flow(channel, up, () => this.#serverWaits || up.resume());
     this.#flow(up, channel, () => this.#resumeClient());
     // A client that signed in at the gateway's MySQL port waits paused until now.
     channel.resume();
   }
 
-  /** One chunk of the server's: its packets through the stages, what they become for the client written in one write (one tunnel frame). */
+  /** One chunk of the server's: its packets through the stages (see {@link #serve}). */
   #fromServer(chunk: Buffer): void {
     // Unmasked and unguarded, the server's bytes go on as they came; else each packet as the stages make it, or held.
     if (!this.#stages.masking && !this.#guarded && !this.#resetting) this.#owner.write(chunk);
+    let packets: MySqlPacket[] = [];
+    this.#safely(() => (packets = this.#serverPackets.push(chunk)));
+    if (this.#serverWaits) this.#serverLater.push(...packets);
+    else this.#serve(packets);
+  }
+
+  /**
+   * The server's `packets`, in turn, through the stages, what they become for the client written in
+   * one write (one tunnel frame); when a stage works on one (a long value masked in the worker), the
+   * server is read no more, and the rest waits for it.
+   */
+  #serve(packets: readonly MySqlPacket[]): void {
     const batch: Buffer[] = [];
     this.#batch = batch;
     this.#safely(() => {
-      for (const p of this.#serverPackets.push(chunk)) {
+      for (const [i, p] of packets.entries()) {
         const kind = this.#conversation.server(p.payload);
         const own = this.#ownAnswer(kind, p.payload);
         if (own === 'ended') return;
         if (own) continue;
-        let payload = p.payload;
-        for (const stage of this.#serverStages) payload = stage.server!(kind, payload, this.#conversation.answering);
-        // The judge follows what the client's command changed of how the server reads SQL (a SET sql_mode), once it ran.
-        if (!this.#conversation.answering) this.#judge.answered(kind.kind === 'ok');
-        const g = this.#guarded;
-        if (this.#stages.masking) {
-          const out = this.#framed(p, payload);
-          if (!g) this.#write(out);
-        }
-        if (!g) {
-          this.#recorder?.server(kind, payload);
-          continue;
-        }
-        g.hold(kind, payload);
-        if (!this.#conversation.answering) this.#guardStep(g.wrote(kind, payload));
+        const working = this.#staged(p, kind, p.payload, 0);
+        if (working) return this.#waitFor(working, packets.slice(i + 1));
       }
       this.#next();
     });
     this.#batch = undefined;
     if (batch.length > 0) this.#owner.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch));
+  }
+
+  /** Reads no more of the server until `working` is done, then serves `rest` and what came after it. */
+  #waitFor(working: Promise<void>, rest: MySqlPacket[]): void {
+    this.#serverWaits = true;
+    this.#serverLater = rest;
+    this.#up.pause();
+    working.then(
+      () => {
+        this.#serverWaits = false;
+        if (this.#owner.finished()) return;
+        const later = this.#serverLater;
+        this.#serverLater = [];
+        this.#serve(later);
+        if (!this.#serverWaits && !this.#session.channel.writableNeedDrain) this.#up.resume();
+      },
+      (err: unknown) => this.#owner.end('protocol-violation', describeError(err)),
+    );
+  }
+
+  /** Server packet `p` (read as `kind`) through the stages from the `from`th on, with `payload` as the one before made it, then handed on; a Promise while a stage works. */
+  #staged(p: MySqlPacket, kind: ServerPacket, payload: Buffer, from: number): Promise<void> | undefined {
+    for (let i = from; i < this.#serverStages.length; i++) {
+      const made = this.#serverStages[i]!.server!(kind, payload, this.#conversation.answering);
+      if (made instanceof Promise) return made.then((b) => this.#staged(p, kind, b, i + 1));
+      payload = made;
+    }
+    this.#handOn(p, kind, payload);
+    return undefined;
+  }
+
+  /** Server packet `p` as the stages made it (`payload`): written to the client and recorded, or held by the guard. */
+  #handOn(p: MySqlPacket, kind: ServerPacket, payload: Buffer): void {
+    // The judge follows what the client's command changed of how the server reads SQL (a SET sql_mode), once it ran.
+    if (!this.#conversation.answering) this.#judge.answered(kind.kind === 'ok');
+    const g = this.#guarded;
+    if (this.#stages.masking) {
+      const out = this.#framed(p, payload);
+      if (!g) this.#write(out);
+    }
+    if (!g) return this.#recorder?.server(kind, payload);
+    g.hold(kind, payload);
+    if (!this.#conversation.answering) this.#guardStep(g.wrote(kind, payload));
   }
 
   /** Whether server packet `payload` answers the gateway's own statement (read here, never the client's); 'ended' when its answer ends the session. */

@@ -21,7 +21,8 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query_response_text_resultset.html
  */
 import { isUtf8 } from 'node:buffer';
-import type { MaskingRules } from '../../policy/masking/rules.js';
+import { maskAhead } from '../../policy/masking/mask-ahead.js';
+import { AHEAD_CHARS, type MaskingRules } from '../../policy/masking/rules.js';
 import { parsesAsJson, readableView } from '../../policy/masking/values.js';
 import type { MaskStrategy } from '../../policy/masking/strategies.js';
 import type { OutputRead, StatementFacts } from '../../policy/sql/analyze/facts.js';
@@ -102,6 +103,18 @@ const NUMBER_FLAGS = 32 | 64 | 128 | 32768;
 /** utf8mb4_general_ci. */
 const UTF8MB4 = 45;
 
+/** A name per masker, for {@link maskAhead} to take each session's long texts in turn with others'. */
+let maskers = 0;
+
+/** What the detectors read of value `v`: when it is UTF-8, its `text` and that as its client reads it; else `read` as MariaDB's latin1 reads it. */
+function detectorView(v: Buffer): { text: string | undefined; read: string } {
+  // Bytes that are not UTF-8 (a BLOB, `concat(0xff, card)`, a result in latin1) are read as MariaDB's latin1 is, cp1252 (0x96 an en dash).
+  if (!isUtf8(v)) return { text: undefined, read: cp1252(v) };
+  const text = v.toString('utf8');
+  // Read as its client reads it: a float in exponent form as its digits (a DOUBLE of 16 digits is sent as 4.111111111111111e15), JSON's escapes decoded.
+  return { text, read: /[\\&eE]/.test(text) ? readableView(text) : text };
+}
+
 /** One result column: its definition as the server sent it, and its strategy when masked whole. */
 interface ColumnPlan {
   def: ColumnDefinition;
@@ -134,6 +147,8 @@ export class MysqlResultMasker {
   readonly #extended: boolean;
   /** What each statement's facts mean for masking, while they live (texts of one shape share theirs). */
   #read = new WeakMap<readonly StatementFacts[], StatementReading>();
+  /** Whose long texts these are, for the worker's turns. */
+  readonly #owner = `mysql-${++maskers}`;
 
   /**
    * `baseTables`: the server's base tables, `db.table` lower-case; `maskedByName`: those with a
@@ -313,17 +328,41 @@ export class MysqlResultMasker {
       return masked === null ? null : Buffer.from(masked, 'utf8');
     }
     if (this.#rules.detectors.length === 0) return undefined;
-    // Bytes that are not UTF-8 (a BLOB, `concat(0xff, card)`, a result in latin1) are read as MariaDB's latin1 is, cp1252 (0x96 an en dash): a match in them withholds the value.
-    if (!isUtf8(v)) return this.#rules.maskText(cp1252(v)).changed ? null : undefined;
-    const text = v.toString('utf8');
-    // Read as its client reads it: a float in exponent form as its digits (a DOUBLE of 16 digits is sent as 4.111111111111111e15), JSON's escapes decoded.
-    const read = /[\\&eE]/.test(text) ? readableView(text) : text;
+    const { text, read } = detectorView(v);
+    // A match in bytes that are not UTF-8 withholds the value.
+    if (text === undefined) return this.#rules.maskText(read).changed ? null : undefined;
     const m = this.#rules.maskText(read);
     if (!m.changed) return undefined;
     // A replacement is a value of the column's type, else the value is withheld: a number, a match only the reading shows, JSON masked into no JSON.
     const type = plan?.def.type;
     if (m.nullify || read !== text || (type !== undefined && NUMERIC_COLUMN_TYPES.has(type)) || (type === ColumnType.JSON && !parsesAsJson(m.text))) return null;
     return Buffer.from(m.text, 'utf8');
+  }
+
+  /**
+   * The row the server's packet `payload` (read as `p`) holds, as the client gets it, when a value
+   * of it is long enough to be masked ahead in the worker (../../policy/masking/mask-ahead.ts):
+   * what it made is lent to the masking of the row; undefined for any other packet (most rows: their length answers).
+   */
+  ahead(p: ServerPacket, payload: Buffer): Promise<Buffer> | undefined {
+    if (p.kind !== 'row' || payload.length < AHEAD_CHARS || this.#rules.detectors.length === 0) return undefined;
+    const texts: string[] = [];
+    const read = (v: Buffer | null, plan: ColumnPlan | undefined): void => {
+      if (v === null || v.length < AHEAD_CHARS || plan?.strategy) return;
+      const { read } = detectorView(v);
+      if (read.length >= AHEAD_CHARS) texts.push(read);
+    };
+    if (!p.binary) for (const [i, v] of parseTextRow(payload, this.#plans.length).entries()) read(v, this.#plans[i]);
+    else
+      for (const [i, slice] of binaryRowSlices(
+        payload,
+        this.#plans.map((c) => c.def),
+      ).entries()) {
+        const plan = this.#plans[i];
+        if (slice !== null && plan && isStringType(plan.def.type)) read(binaryValueText(slice, plan.def), plan);
+      }
+    if (texts.length === 0) return undefined;
+    return maskAhead(texts, this.#rules, this.#owner).then((masked) => this.#rules.withMasked(masked, () => this.server(p, payload)));
   }
 
   #textRow(payload: Buffer): Buffer {

@@ -35,6 +35,6 @@ export interface SentCommand {
 export interface MysqlStage {
   /** A command goes to the server: what the stage must note of it. */
   sent?(c: SentCommand): void;
-  /** A packet of the server's answer to the client's command (read as `kind`), as the stages before made it: what to hand on. */
-  server?(kind: ServerPacket, payload: Buffer, answering: boolean): Buffer;
+  /** A packet of the server's answer to the client's command (read as `kind`), as the stages before made it: what to hand on, a Promise of it while the stage works (the relay reads no more of the server meanwhile). */
+  server?(kind: ServerPacket, payload: Buffer, answering: boolean): Buffer | Promise<Buffer>;
 }
