@@ -248,6 +248,17 @@ describe('what the masking reads', () => {
     c.close();
   });
 
+  it('masks an answer too long to read on the event loop as a short one (in the worker), and what the server sent after it comes after it', async () => {
+    const c = await rawMcp();
+    const r = await c.request(1, 'tools/call', { name: 'long-card', arguments: {} });
+    expect(r.result).toEqual({ content: [{ type: 'text', text: 'card **** **** **** 1111; '.repeat(40_000) }] });
+    const after = (m: Record<string, unknown>) => m.method === 'notifications/message' && JSON.stringify(m.params).includes('after');
+    await eventually(() => expect(c.received.some(after)).toBe(true));
+    expect(c.received.findIndex(after)).toBeGreaterThan(c.received.findIndex((m) => m.id === 1));
+    expect(unmasked(c.received)).toBe(false);
+    c.close();
+  });
+
   it("masks the server's log notifications", async () => {
     const c = await rawMcp();
     await c.request(1, 'tools/call', { name: 'log-card', arguments: {} });

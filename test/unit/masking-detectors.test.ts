@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid, readerView } from '../../src/policy/masking/detectors.js';
 import { mapStrings, McpMasking, redactedLine } from '../../src/mcp/pipeline/masking.js';
+import { ticksWhile } from '../harness/event-loop.js';
 import { jsonText, parseJson } from '../../src/json-number.js';
 import { redactDetected } from '../../src/policy/sql/redact.js';
 
@@ -268,6 +269,21 @@ describe('long texts', () => {
     const onLoop = rules.maskText(long);
     expect(onLoop).not.toBe(ahead);
     expect(onLoop).toEqual(ahead);
+  });
+
+  it("in an MCP server's answer are masked in the worker, as written and as a reader of escapes reads them, and come out as short ones do", async () => {
+    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] }, 'k');
+    const stage = new McpMasking(rules, undefined);
+    const unit = 'card 4111 1111 1111 1111 and \\u0035555555555554444; ';
+    const answer = (text: string) => ({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }], structuredContent: { [text]: 1 } } });
+    const short = stage.toAgent(answer(unit), { method: 'tools/call' } as never) as ReturnType<typeof answer>;
+    expect(short.result.content[0]!.text).toBe('card **** **** **** 1111 and ************4444; ');
+    const read = stage.toAgent(answer(unit.repeat(3000)), { method: 'tools/call' } as never);
+    // A Promise while the worker masks it: the loop turns meanwhile (on the loop, it would not).
+    expect(read).toBeInstanceOf(Promise);
+    const { value, ticks } = await ticksWhile(read as Promise<ReturnType<typeof answer>>);
+    expect(ticks).toBeGreaterThan(0);
+    expect(value).toEqual(answer(short.result.content[0]!.text.repeat(3000)));
   });
 });
 

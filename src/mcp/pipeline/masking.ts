@@ -4,7 +4,8 @@
  * detectors; and an agent's line as the recording keeps it, what the detectors find in it as keyed hashes.
  */
 import { JsonNumber, jsonText, parseJson } from '../../json-number.js';
-import type { MaskingRules } from '../../policy/masking/rules.js';
+import { maskAhead } from '../../policy/masking/mask-ahead.js';
+import { AHEAD_CHARS, type MaskedText, type MaskingRules } from '../../policy/masking/rules.js';
 import { integerDigits } from '../../policy/masking/detectors.js';
 import { readableView } from '../../policy/masking/values.js';
 import { redactDetected } from '../../policy/sql/redact.js';
@@ -15,6 +16,24 @@ import type { InFlight, McpStage } from './stages.js';
 const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true, 'completion/complete': true };
 /** The server's notifications whose parameters the detectors read (a server may log the row it read). */
 const MASKED_NOTIFICATIONS: Record<string, true> = { 'notifications/progress': true, 'notifications/message': true };
+
+/** Whether `value[k]` is binary content as base64 (an image's or audio's `data`, a resource's `blob`), which no detector reads as text. */
+function isBinary(value: object, k: string): boolean {
+  return k === 'blob' || (k === 'data' && ((value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio'));
+}
+
+/** The strings and keys of `value` that {@link mapStrings} reads, of {@link AHEAD_CHARS} or more: masked ahead in the worker. */
+function longStrings(value: unknown, into: string[] = []): string[] {
+  if (typeof value === 'string') {
+    if (value.length >= AHEAD_CHARS) into.push(value);
+  } else if (Array.isArray(value)) for (const v of value) longStrings(v, into);
+  else if (typeof value === 'object' && value !== null && !(value instanceof JsonNumber))
+    for (const [k, v] of Object.entries(value)) {
+      longStrings(k, into);
+      if (!isBinary(value, k)) longStrings(v, into);
+    }
+  return into;
+}
 
 /**
  * `value` with every string and every key replaced by `f` of it (a structured result may key its
@@ -34,8 +53,7 @@ export function mapStrings(value: unknown, f: (s: string) => string): unknown {
   }
   if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
   if (typeof value !== 'object' || value === null) return value;
-  const binary = (value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio';
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), k === 'blob' || (binary && k === 'data') ? v : mapStrings(v, f)]));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), isBinary(value, k) ? v : mapStrings(v, f)]));
 }
 
 /**
@@ -62,24 +80,49 @@ export function redactedLine(text: string, rules: MaskingRules | undefined, key:
   }
 }
 
+/** A name per masking stage, for {@link maskAhead} to take each session's long texts in turn with others'. */
+let maskers = 0;
+
 /** See the module documentation. */
 export class McpMasking implements McpStage {
   readonly #rules: MaskingRules;
   readonly #report: SessionReport | undefined;
+  /** Whose long texts these are, for the worker's turns. */
+  readonly #owner = `mcp-${++maskers}`;
 
   constructor(rules: MaskingRules, report: SessionReport | undefined) {
     this.#rules = rules;
     this.#report = report;
   }
 
-  toAgent(raw: Record<string, unknown>, flight: InFlight | undefined): Record<string, unknown> {
+  toAgent(raw: Record<string, unknown>, flight: InFlight | undefined): Record<string, unknown> | Promise<Record<string, unknown>> {
+    const field = this.#field(raw, flight);
+    if (field === undefined) return raw;
+    // Long strings are masked in the worker first (a result may hold 4 MiB): the relay hands on nothing of the server's meanwhile.
+    const long = longStrings(raw[field]);
+    if (long.length === 0) return this.#masked(flight, raw, field);
+    return this.#ahead(long).then((masked) => this.#rules.withMasked(masked, () => this.#masked(flight, raw, field)));
+  }
+
+  /** Which field of `raw` (an answer to `flight`, or the server's own message) the detectors read, if any. */
+  #field(raw: Record<string, unknown>, flight: InFlight | undefined): string | undefined {
     // A notification the detectors read, or a request of the server's the policy lets it send the agent (`sampling/createMessage`).
-    if (!flight) return typeof raw.method === 'string' && (Object.hasOwn(MASKED_NOTIFICATIONS, raw.method) || 'id' in raw) ? this.#masked(flight, raw, 'params') : raw;
-    const masked = Object.hasOwn(MASKED, flight.method);
+    if (!flight) return typeof raw.method === 'string' && (Object.hasOwn(MASKED_NOTIFICATIONS, raw.method) || 'id' in raw) ? 'params' : undefined;
     // An error answer, to any request, is read as a result is: a server's error may quote the row it failed on, or echo what the agent sent (`Invalid cursor: …`).
-    if ('error' in raw) return this.#masked(flight, raw, 'error');
+    if ('error' in raw) return 'error';
     // The server's instructions go to the agent's model: read by the detectors as a result is.
-    return masked || flight.method === 'initialize' ? this.#masked(flight, raw, 'result') : raw;
+    return Object.hasOwn(MASKED, flight.method) || flight.method === 'initialize' ? 'result' : undefined;
+  }
+
+  /** What the worker made of `texts`, and of how a reader reads what it made of them where that differs (as {@link #masked} reads each string twice). */
+  async #ahead(texts: string[]): Promise<Map<string, MaskedText>> {
+    const first = await maskAhead(texts, this.#rules, this.#owner);
+    const read = texts.flatMap((t) => {
+      const out = this.#rules.withMasked(first, () => this.#rules.maskText(t)).text;
+      const view = readableView(out);
+      return view === out ? [] : [view];
+    });
+    return read.length === 0 ? first : new Map([...first, ...(await maskAhead(read, this.#rules, this.#owner))]);
   }
 
   /** `raw` with every string (and key) of its `field` masked by the detectors; `raw` itself when none matched. */

@@ -42,6 +42,8 @@ import type { AgentRequest, InFlight, McpStage, RequestDecision } from './stages
 
 /** Requests of the agent in flight (forwarded or held) at once; more are refused. */
 export const MAX_IN_FLIGHT = 64;
+/** The server's messages that may wait behind one a stage works on: what one read of its output holds (it is read no more meanwhile); an HTTP server's cannot be paused. */
+const MAX_SERVER_LATER = 4096;
 /** Requests of the server to the agent in flight at once. */
 const MAX_SERVER_ASKS = 16;
 /** Progress notifications relayed per second each way (a burst of twice as many); the rest are dropped. */
@@ -135,6 +137,8 @@ export class McpRelay {
   #serverBehind = false;
   /** While the agent is behind reading: resolves when it has read what waits (one listener, however many lines are sent meanwhile). */
   #agentDrained: Promise<void> | undefined;
+  /** While a stage works on a message of the server's (a long text masked in the worker): the server's messages after it, in turn. */
+  #serverLater: Array<McpMessage | NotAMessage> | undefined;
 
   constructor(session: TunnelSession<McpConnection>, owner: RelayOwner) {
     this.#session = session;
@@ -279,17 +283,25 @@ export class McpRelay {
     if (AGENT_NOTIFICATIONS.has(m.method)) this.#toServer(text);
   }
 
-  /** One message from the server: an answer to the agent, filtered and masked; its own requests and notifications as the policy says. */
+  /** One message from the server: an answer to the agent, filtered and masked; its own requests and notifications as the policy says. In turn: while a stage works on one, those after it wait. */
   fromServer(m: McpMessage | NotAMessage): void {
     if (this.#owner.ending()) return;
+    if (this.#serverLater) {
+      if (this.#serverLater.length < MAX_SERVER_LATER) return void this.#serverLater.push(m);
+      return this.#owner.end('protocol-violation', `the MCP server sent ${MAX_SERVER_LATER} messages while the gateway masked one`);
+    }
     try {
       this.#fromServerMessage(m);
     } catch (err) {
-      // Nothing the server sends may throw out of the relay (out of its stdout's handler: the gateway's process would end).
-      this.#session.log.warn('mcp.server-message-failed', { session: this.#session.id, error: describeError(err) });
-      this.failInFlight('hoop: the MCP server sent a message the gateway could not handle; the session ends');
-      this.#owner.end('protocol-violation', `the MCP server sent a message the gateway could not handle: ${describeError(err)}`);
+      this.#serverFailed(err);
     }
+  }
+
+  /** Nothing the server sends may throw out of the relay (out of its stdout's handler: the gateway's process would end): the session ends. */
+  #serverFailed(err: unknown): void {
+    this.#session.log.warn('mcp.server-message-failed', { session: this.#session.id, error: describeError(err) });
+    this.failInFlight('hoop: the MCP server sent a message the gateway could not handle; the session ends');
+    this.#owner.end('protocol-violation', `the MCP server sent a message the gateway could not handle: ${describeError(err)}`);
   }
 
   #fromServerMessage(m: McpMessage | NotAMessage): void {
@@ -337,9 +349,43 @@ export class McpRelay {
 
   /** Sends the server's message `raw` (an answer to `flight`, or its own) to the agent as the stages make it. */
   #toAgent(raw: Record<string, unknown>, flight: InFlight | undefined): void {
+    const working = this.#staged(raw, flight, 0);
+    if (working) this.#waitFor(working);
+  }
+
+  /** `raw` through the stages from the `from`th on, then sent to the agent; a Promise while a stage works. */
+  #staged(raw: Record<string, unknown>, flight: InFlight | undefined, from: number): Promise<void> | undefined {
     let out = raw;
-    for (const stage of this.#serverStages) out = stage.toAgent?.(out, flight) ?? out;
+    for (let i = from; i < this.#serverStages.length; i++) {
+      const made = this.#serverStages[i]!.toAgent?.(out, flight) ?? out;
+      if (made instanceof Promise) return made.then((o) => this.#staged(o, flight, i + 1));
+      out = made;
+    }
     this.#send(messageLine(out));
+    return undefined;
+  }
+
+  /** Whether a stage works on a message of the server's. */
+  get #waiting(): boolean {
+    return this.#serverLater !== undefined;
+  }
+
+  /** Hands on nothing more of the server's (its later messages wait, its output is not read) until `working` is done. */
+  #waitFor(working: Promise<void>): void {
+    this.#serverLater = [];
+    this.#server?.pause();
+    working.then(
+      () => {
+        const later = this.#serverLater ?? [];
+        this.#serverLater = undefined;
+        let i = 0;
+        while (i < later.length && !this.#waiting) this.fromServer(later[i++]!);
+        // Another waits: the rest wait behind it.
+        if (this.#waiting) return void this.#serverLater!.push(...later.slice(i));
+        if (!this.#agentDrained && !this.#session.recording?.stream.behind) this.#server?.resume();
+      },
+      (err: unknown) => this.#serverFailed(err),
+    );
   }
 
   /** Sends a line to the server (or keeps it until the server is open); the agent's side waits while the server is behind. */
@@ -404,7 +450,7 @@ export class McpRelay {
     if (waits && this.#server) {
       const u = this.#server;
       u.pause();
-      void waits.then(() => u.resume());
+      void waits.then(() => this.#serverLater || u.resume());
     }
   }
 

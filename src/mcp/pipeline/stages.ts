@@ -42,8 +42,8 @@ export interface McpStage {
   agentLine?(text: string): void;
   /** An agent's request, written anew as `line`: a decision, or undefined to leave it to the stages after. */
   request?(m: AgentRequest, line: string): RequestDecision | undefined;
-  /** A message the agent is to receive (an answer to `flight`, or the server's own): what it becomes. */
-  toAgent?(raw: Record<string, unknown>, flight: InFlight | undefined): Record<string, unknown>;
+  /** A message the agent is to receive (an answer to `flight`, or the server's own): what it becomes, a Promise of it while the stage works (the relay hands on nothing of the server's meanwhile). */
+  toAgent?(raw: Record<string, unknown>, flight: InFlight | undefined): Record<string, unknown> | Promise<Record<string, unknown>>;
   /** A line the agent receives, as it goes. */
   sent?(line: string): void;
 }
