@@ -296,6 +296,14 @@ describe('masking through the gateway', () => {
     }
   });
 
+  it('masks a COPY field too long to read on the event loop as it masks a short one (the detectors read it in a worker), with the rows after it in order', async () => {
+    const line = 'card 4111 1111 1111 1111, exp 12/28; ';
+    const times = Math.ceil((512 * 1024) / line.length);
+    const out = await run(masked.info, `copy (select g, case when g = 2 then 'short 4111 1111 1111 1111' else repeat('${line}', ${times}) end from generate_series(1, 3) g) to stdout`);
+    const long = 'card **** **** **** 1111, exp 12/28; '.repeat(times);
+    expect(out.replace(/\n+$/, '')).toBe(`1\t${long}\n2\tshort **** **** **** 1111\n3\t${long}`);
+  });
+
   it('streams a big masked result without holding it', async () => {
     const client = await pgClient(masked.info);
     const stream = (client as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;

@@ -414,6 +414,39 @@ describe('ResultMasker, COPY out', () => {
     expect(body.includes(f8)).toBe(false);
   });
 
+  it('a field of 64 KiB or more, in text or binary, in one CopyData or split across two, is read by the detectors in the worker and masked as a short one', async () => {
+    const line = 'call 4000 0000 0000 0002 or mail bob@example.com; ';
+    const times = Math.ceil((128 * 1024) / line.length);
+    const copying = async (format: number): Promise<ResultMasker> => {
+      const masker = new ResultMasker({ rules: policy, judge: testJudge() });
+      masker.frontend(decoded(fe.query('copy')), copyHints({ format: format === 1 ? 'binary' : 'text' }));
+      const started = masker.backend(messages(copyOut(format, 2))[0]!);
+      if (started instanceof Promise) await started;
+      return masker;
+    };
+    /** What `masker` makes of CopyData `body` sent in two at `cut`: the first part carried (a Buffer at once), the rest read in the worker (the loop turns meanwhile). */
+    const inTwo = async (masker: ResultMasker, body: Buffer, cut: number): Promise<PgMessage[]> => {
+      const first = masker.backend(messages(copyData(body.subarray(0, cut)))[0]!);
+      expect(first).toBeInstanceOf(Buffer);
+      const read = masker.backend(messages(copyData(body.subarray(cut)))[0]!);
+      expect(read).toBeInstanceOf(Promise);
+      const { value, ticks } = await ticksWhile(read as Promise<Buffer>);
+      expect(ticks).toBeGreaterThan(0);
+      return messages(Buffer.concat([first as Buffer, value]));
+    };
+    const textBody = Buffer.from(`1\t${line.repeat(times)}\n2\tbob@example.com\n`);
+    for (const cut of [0, 1000]) {
+      const masked = copyText(await inTwo(await copying(0), textBody, cut));
+      expect(masked).toBe(`1\t${`call **** **** **** 0002 or mail ${keyedHash('bob@example.com', KEY)}; `.repeat(times)}\n2\t${keyedHash('bob@example.com', KEY)}\n`);
+    }
+    // A binary COPY's field cannot be rewritten in place: withheld, as a short one is.
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+    const long = Buffer.from(line.repeat(times));
+    const tuple = Buffer.concat([int16(2), int32(1), Buffer.from('7'), int32(long.length), long]);
+    const binary = await inTwo(await copying(1), Buffer.concat([header, tuple, int16(-1)]), 500);
+    expect(Buffer.concat(binary.map((m) => m.body))).toEqual(Buffer.concat([header, int16(2), int32(1), Buffer.from('7'), int32(-1), int16(-1)]));
+  });
+
   it("csv format, with a header, quotes, rows split across CopyData, and 'mask' for unknown columns", async () => {
     const masker = new ResultMasker({ rules: policy, judge: testJudge() });
     const out = await run(
@@ -515,6 +548,20 @@ describe('long values', () => {
     expect(upper).toBe(`short: ${keyedHash('bob@example.com', KEY)}`);
     // A row of short values is masked on the loop, at once.
     expect(masker.backend(messages(text('2', 'x', null, null, line, 'y'))[0]!)).toBeInstanceOf(Buffer);
+  });
+
+  it("masks a function call's long result in the worker too", async () => {
+    const line = 'call 4000 0000 0000 0002; ';
+    const long = Buffer.from(line.repeat(Math.ceil((128 * 1024) / line.length)));
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge() });
+    // lo_get (oid 3458), a function of the system's: its value goes through the detectors.
+    masker.frontend(decoded(msg('F', Buffer.concat([int32(3458), int16(0), int16(0), int16(0)]))));
+    const read = masker.backend(messages(msg('V', Buffer.concat([int32(long.length), long])))[0]!);
+    expect(read).toBeInstanceOf(Promise);
+    const { value, ticks } = await ticksWhile(read as Promise<Buffer>);
+    expect(ticks).toBeGreaterThan(0);
+    const body = messages(value)[0]!.body;
+    expect(body.subarray(4).toString()).toBe('call **** **** **** 0002; '.repeat(Math.ceil((128 * 1024) / line.length)));
   });
 });
 

@@ -25,45 +25,52 @@ export type CopyBinaryFieldMasker = (value: Buffer | null, index: number) => Buf
 const MAX_CARRY = 0x3fffffff;
 const BINARY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
-function decodeTextField(raw: string): string {
-  if (!raw.includes('\\')) return raw;
+/** What a backslash and one letter stand for in a text-format field. */
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+/** How a text-format field writes each character it escapes (the delimiter too), by char code. */
+const ESCAPED: Readonly<Record<number, string>> = { 92: '\\\\', 10: '\\n', 13: '\\r', 9: '\\t', 8: '\\b', 12: '\\f', 11: '\\v' };
+
+const isOctal = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '7';
+const isHex = (c: string | undefined): boolean => c !== undefined && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
+
+/** A text-format field's value: its escapes decoded (the text between them copied whole, so a long field costs one pass). */
+export function decodeTextField(raw: string): string {
+  let at = raw.indexOf('\\');
+  if (at < 0) return raw;
   let out = '';
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i]!;
-    if (c !== '\\' || i + 1 >= raw.length) {
-      out += c;
-      continue;
-    }
-    const n = raw[++i]!;
-    const simple: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
-    if (simple[n] !== undefined) out += simple[n];
-    else if (/[0-7]/.test(n)) {
+  let from = 0;
+  for (; at >= 0 && at + 1 < raw.length; at = raw.indexOf('\\', from)) {
+    out += raw.slice(from, at);
+    let i = at + 1;
+    const n = raw[i]!;
+    if (SIMPLE_ESCAPES[n] !== undefined) out += SIMPLE_ESCAPES[n];
+    else if (isOctal(n)) {
       let oct = n;
-      while (oct.length < 3 && /[0-7]/.test(raw[i + 1] ?? '')) oct += raw[++i];
+      while (oct.length < 3 && isOctal(raw[i + 1])) oct += raw[++i];
       out += String.fromCharCode(Number.parseInt(oct, 8));
-    } else if (n === 'x' && /[0-9a-fA-F]/.test(raw[i + 1] ?? '')) {
+    } else if (n === 'x' && isHex(raw[i + 1])) {
       let hex = raw[++i]!;
-      if (/[0-9a-fA-F]/.test(raw[i + 1] ?? '')) hex += raw[++i];
+      if (isHex(raw[i + 1])) hex += raw[++i];
       out += String.fromCharCode(Number.parseInt(hex, 16));
     } else out += n;
+    from = i + 1;
   }
-  return out;
+  return out + raw.slice(from);
 }
 
-function encodeTextField(value: string, delimiter: string): string {
+/** `value` as a text-format field with `delimiter` (one ASCII character): the characters it must escape escaped, the text between them copied whole. */
+export function encodeTextField(value: string, delimiter: string): string {
+  const d = delimiter.charCodeAt(0);
   let out = '';
-  for (const c of value) {
-    if (c === '\\') out += '\\\\';
-    else if (c === '\n') out += '\\n';
-    else if (c === '\r') out += '\\r';
-    else if (c === '\t') out += '\\t';
-    else if (c === '\b') out += '\\b';
-    else if (c === '\f') out += '\\f';
-    else if (c === '\v') out += '\\v';
-    else if (c === delimiter) out += `\\${c}`;
-    else out += c;
+  let from = 0;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    const e = ESCAPED[code] ?? (code === d ? `\\${delimiter}` : undefined);
+    if (e === undefined) continue;
+    out += value.slice(from, i) + e;
+    from = i + 1;
   }
-  return out;
+  return from === 0 ? value : out + value.slice(from);
 }
 
 /** Splits one text-format line (without its newline) at unescaped delimiters. */
@@ -160,6 +167,8 @@ export class CopyOutMasker {
   private rowIndex = 0;
   private binaryHeaderDone = false;
   private readonly o: Required<Omit<CopyOptions, 'format' | 'header'>>;
+  /** While {@link peek} runs: who is handed each field in place of the maskers. */
+  #peeking: { text: CopyFieldMasker; binary: CopyBinaryFieldMasker } | undefined;
 
   constructor(
     private readonly options: CopyOptions,
@@ -187,6 +196,23 @@ export class CopyOutMasker {
     return out;
   }
 
+  /** The bytes of a row begun and not yet ended. */
+  get carried(): number {
+    return this.carry.length;
+  }
+
+  /** Hands each field of the rows {@link push} of `data` would mask to `fields` instead, and takes nothing: the stream stays as it was. */
+  peek(data: Buffer, fields: { text: CopyFieldMasker; binary: CopyBinaryFieldMasker }): void {
+    const { carry, rowIndex, binaryHeaderDone } = this;
+    this.#peeking = fields;
+    try {
+      this.push(data);
+    } finally {
+      this.#peeking = undefined;
+      Object.assign(this, { carry, rowIndex, binaryHeaderDone });
+    }
+  }
+
   /** What is left at CopyDone, masked by the detectors alone (binary leftovers are dropped). */
   end(): Buffer {
     const rest = this.carry;
@@ -199,6 +225,7 @@ export class CopyOutMasker {
     const lastNl = input.lastIndexOf(0x0a);
     if (lastNl < 0) return { out: Buffer.alloc(0), rest: input };
     const s = input.subarray(0, lastNl + 1).toString('utf8');
+    const maskText = this.#peeking?.text ?? this.maskText;
     let consumed = 0;
     let out = '';
     if (this.options.format === 'csv') {
@@ -211,7 +238,7 @@ export class CopyOutMasker {
           row.fields
             .map((f, i) => {
               if (header) return f.raw;
-              const m = this.maskText(f.value, i);
+              const m = maskText(f.value, i);
               return m === undefined ? f.raw : encodeCsvField(m, this.o);
             })
             .join(this.o.delimiter) + row.eol;
@@ -231,7 +258,7 @@ export class CopyOutMasker {
               .map((raw, i) => {
                 // A NULL string of the client's own (not `\N`) is written unescaped for a value equal to it too: masked as that value, since hoop cannot tell the two apart.
                 const value = raw === this.o.null && this.o.null === '\\N' ? null : decodeTextField(raw);
-                const m = this.maskText(value, i);
+                const m = maskText(value, i);
                 return m === undefined ? raw : m === null ? this.o.null : encodeTextField(m, this.o.delimiter);
               })
               .join(this.o.delimiter) + eol;
@@ -244,6 +271,7 @@ export class CopyOutMasker {
 
   private binary(input: Buffer): { out: Buffer; rest: Buffer } {
     const parts: Buffer[] = [];
+    const maskBinary = this.#peeking?.binary ?? this.maskBinary;
     let at = 0;
     if (!this.binaryHeaderDone) {
       if (input.length < 19) return { out: Buffer.alloc(0), rest: input };
@@ -288,7 +316,7 @@ export class CopyOutMasker {
       const row: Buffer[] = [input.subarray(at, at + 2)];
       let changed = false;
       fields.forEach((f, i) => {
-        const m = this.maskBinary(f, i);
+        const m = maskBinary(f, i);
         const v = m === undefined ? f : m;
         if (m !== undefined) changed = true;
         const len = Buffer.alloc(4);

@@ -191,6 +191,12 @@ const DATA_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
 const columnOf = (plan: readonly ColumnPlan[], i: number): ColumnPlan => plan[i] ?? { typeOid: 0, format: 0, strategy: REDACT };
 /** How a column's values are read: one of no known type, in text, as text. */
 const fieldTypeOf = (col: ColumnPlan): FieldType => (col.typeOid === 0 && col.format === 0 ? { typeOid: 25, format: 0 } : col);
+/** A COPY out's masking: its rows' masker, and the texts of {@link AHEAD_CHARS} or more the detectors will read in the rows a CopyData ends. */
+interface CopyMasking {
+  masker: CopyOutMasker;
+  ahead(data: Buffer): string[];
+}
+
 /** A name per masker, for {@link maskAhead} to take each session's long texts in turn with others'. */
 let maskers = 0;
 
@@ -237,7 +243,7 @@ export class ResultMasker {
   readonly #owner = `pg-${++maskers}`;
   readonly #lateBound = new Set<string>();
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
-  private copy: { masker: CopyOutMasker } | 'pass' | undefined;
+  private copy: CopyMasking | 'pass' | undefined;
   /** Plans of RowDescriptions planned without a catalog query or the judge, by their bytes (see {@link planOf}). */
   #plans: Map<string, KnownPlan> | undefined;
   /** Whether a column's plan depends on its origin: some rule names columns (by origin, or by a name an alias may hide). */
@@ -388,7 +394,7 @@ export class ResultMasker {
         return this.copyOut(msg, op);
       case T.copyData:
         if (this.copy === undefined || this.copy === 'pass') return msg.raw;
-        return this.wrapCopy(this.copy.masker.push(msg.body));
+        return this.#copyData(this.copy, msg.body);
       case T.copyDone: {
         const copy = this.copy;
         this.copy = undefined;
@@ -684,14 +690,20 @@ export class ResultMasker {
    * return any value it reads) masked whole, NULL, as SQL's call of it is, when a column or name is
    * masked; else its value through the detectors (the system's functions read no masked column).
    */
-  private functionResult(msg: PgMessage, op: Op | undefined): Buffer {
+  private functionResult(msg: PgMessage, op: Op | undefined): Buffer | Promise<Buffer> {
     const rules = this.rules;
     if ((rules.hasColumnRules || rules.hasNameRules) && !(op?.k === 'function' && op.oid > 0 && op.oid < FIRST_USER_OID)) return frameMessage(msg.type, functionResultBody(null));
     if (rules.detectors.length === 0) return msg.raw;
     const value = parseFunctionResult(msg.body);
     if (!value) return msg.raw;
-    const d = detectInField(value, { typeOid: 0, format: 0 }, rules);
-    return d === undefined ? msg.raw : frameMessage(msg.type, functionResultBody(d));
+    const t: FieldType = { typeOid: 0, format: 0 };
+    const masked = (): Buffer => {
+      const d = detectInField(value, t, rules);
+      return d === undefined ? msg.raw : frameMessage(msg.type, functionResultBody(d));
+    };
+    // A long value is read by the detectors in the worker first.
+    const long = longFieldText(value, t);
+    return long === undefined ? masked() : maskAhead([long], rules, this.#owner).then((m) => rules.withMasked(m, masked));
   }
 
   /** A CopyOutResponse: its columns are judged as a result's without origins are (a COPY has no RowDescription). */
@@ -726,7 +738,7 @@ export class ResultMasker {
   }
 
   /** How the rows of a COPY out are masked, given each column's strategy: passed on unparsed when nothing can be. */
-  private copyMasker(options: CopyOptions, strategies: ReadonlyArray<MaskStrategy | undefined>): { masker: CopyOutMasker } | 'pass' {
+  private copyMasker(options: CopyOptions, strategies: ReadonlyArray<MaskStrategy | undefined>): CopyMasking | 'pass' {
     const rules = this.rules;
     if (rules.detectors.length === 0 && strategies.every((st) => st === undefined)) return 'pass';
     const text = (value: string | null, i: number): string | null | undefined => {
@@ -745,7 +757,24 @@ export class ResultMasker {
       // A COPY's binary field does not say its type: an 8-byte one is read as a float8 and an int8 too.
       return value.length === 8 && [701, 20].some((oid) => detectInField(value, { typeOid: oid, format: 1 }, rules) !== undefined) ? null : undefined;
     };
-    return { masker: new CopyOutMasker(options, text, binary, (s) => rules.maskText(s).text) };
+    const masker = new CopyOutMasker(options, text, binary, (s) => rules.maskText(s).text);
+    const ahead = (data: Buffer): string[] => {
+      const texts = new Set<string>();
+      const long = (s: string | undefined): void => void (s !== undefined && s.length >= AHEAD_CHARS && texts.add(s));
+      masker.peek(data, {
+        text: (value, i) => void (value !== null && !strategies[i] && value.length >= AHEAD_CHARS && (long(value), long(readableView(value)))),
+        binary: (value, i) => void (value !== null && !strategies[i] && long(longFieldText(value, { typeOid: 0, format: 0 }))),
+      });
+      return [...texts];
+    };
+    return { masker, ahead };
+  }
+
+  /** A CopyData's rows masked; those with a field long enough to mask ahead once the worker has read it (see {@link #readAhead}). */
+  #copyData(copy: CopyMasking, data: Buffer): Buffer | Promise<Buffer> {
+    const rows = (): Buffer => this.wrapCopy(copy.masker.push(data));
+    const texts = data.length + copy.masker.carried >= AHEAD_CHARS && this.rules.detectors.length > 0 ? copy.ahead(data) : [];
+    return texts.length === 0 ? rows() : maskAhead(texts, this.rules, this.#owner).then((masked) => this.rules.withMasked(masked, rows));
   }
 
   private wrapCopy(payload: Buffer): Buffer {
