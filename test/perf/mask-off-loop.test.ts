@@ -38,6 +38,7 @@ describe('a 32 MiB value masked off the event loop', () => {
   for (const [how, sql] of [
     ['a row', (v: string) => `select ${v} as v`],
     ['a COPY field', (v: string) => `copy (select ${v}) to stdout`],
+    ['a CSV COPY field', (v: string) => `copy (select ${v}) to stdout with (format csv)`],
   ] as const) {
     it(`keeps every answer to another session under a second while ${how} is masked`, async () => {
       const f = await RawFrontend.signedIn(big.info);

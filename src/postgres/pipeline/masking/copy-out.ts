@@ -88,52 +88,54 @@ function splitTextLine(line: string, delimiter: string): string[] {
   return out;
 }
 
-interface CsvField {
+/** A COPY's delimiter, quote, escape and NULL string, as given or by default. */
+export type CsvOptions = Required<Omit<CopyOptions, 'format' | 'header'>>;
+
+export interface CsvField {
   raw: string;
   value: string | null;
 }
 
 /** Parses one CSV row starting at `from`; null when the row is not complete (an open quote or no newline). */
-function parseCsvRow(text: string, from: number, o: Required<Omit<CopyOptions, 'format' | 'header'>>): { fields: CsvField[]; end: number; eol: string } | null {
+export function parseCsvRow(text: string, from: number, o: CsvOptions): { fields: CsvField[]; end: number; eol: string } | null {
   const fields: CsvField[] = [];
   let i = from;
   for (;;) {
     const start = i;
     let value = '';
     let quoted = false;
+    // The value is built of runs of the text copied whole, from `run` to where an escape or a quote stands.
+    let run = i;
     while (i < text.length) {
       const c = text[i]!;
       if (c === o.quote) {
+        value += text.slice(run, i);
         quoted = true;
-        i++;
+        run = ++i;
         let closed = false;
         while (i < text.length) {
           const d = text[i]!;
           if (d === o.escape && o.escape !== o.quote && (text[i + 1] === o.quote || text[i + 1] === o.escape)) {
-            value += text[i + 1];
-            i += 2;
+            value += text.slice(run, i) + text[i + 1];
+            run = i += 2;
           } else if (d === o.quote) {
+            value += text.slice(run, i);
             if (o.escape === o.quote && text[i + 1] === o.quote) {
               value += o.quote;
-              i += 2;
+              run = i += 2;
             } else {
-              i++;
+              run = ++i;
               closed = true;
               break;
             }
-          } else {
-            value += d;
-            i++;
-          }
+          } else i++;
         }
         if (!closed) return null;
       } else if (c === o.delimiter || c === '\n' || c === '\r') break;
-      else {
-        value += c;
-        i++;
-      }
+      else i++;
     }
     if (i >= text.length) return null;
+    value += text.slice(run, i);
     const raw = text.slice(start, i);
     fields.push({ raw, value: !quoted && raw === o.null ? null : value });
     if (text[i] === o.delimiter) {
@@ -146,13 +148,19 @@ function parseCsvRow(text: string, from: number, o: Required<Omit<CopyOptions, '
   }
 }
 
-function encodeCsvField(value: string | null, o: Required<Omit<CopyOptions, 'format' | 'header'>>): string {
+export function encodeCsvField(value: string | null, o: CsvOptions): string {
   if (value === null) return o.null;
   const needs = value === o.null || value === '\\.' || [o.delimiter, o.quote, '\n', '\r'].some((c) => value.includes(c));
   if (!needs) return value;
   let out = o.quote;
-  for (const c of value) out += c === o.quote || (c === o.escape && o.escape !== o.quote) ? o.escape + c : c;
-  return out + o.quote;
+  let from = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c !== o.quote && (c !== o.escape || o.escape === o.quote)) continue;
+    out += value.slice(from, i) + o.escape;
+    from = i;
+  }
+  return out + value.slice(from) + o.quote;
 }
 
 /**
@@ -166,7 +174,7 @@ export class CopyOutMasker {
   private carry: Buffer = Buffer.alloc(0);
   private rowIndex = 0;
   private binaryHeaderDone = false;
-  private readonly o: Required<Omit<CopyOptions, 'format' | 'header'>>;
+  private readonly o: CsvOptions;
   /** While {@link peek} runs: who is handed each field in place of the maskers. */
   #peeking: { text: CopyFieldMasker; binary: CopyBinaryFieldMasker } | undefined;
 
