@@ -7,6 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { ExecuteSecrets } from '../../src/mysql/pipeline/execute-secrets.js';
 import { Cursor, lenencBytes } from '../../src/mysql/wire/packets.js';
+import { MysqlPacketRecorder } from '../../src/mysql/pipeline/record-tap.js';
+import { redactSql } from '../../src/policy/sql/redact.js';
+import { ticksWhile } from '../harness/event-loop.js';
 
 const VAR_STRING = 253;
 const LONGLONG = 8;
@@ -115,5 +118,37 @@ describe('a MySQL execute as it is recorded', () => {
     // A statement closed is forgotten.
     s.client(Buffer.from([0x19, 3, 0, 0, 0]));
     expect(s.client(execute(3, [text('data')])).toString('latin1')).not.toContain('data');
+  });
+});
+
+describe('a long MySQL statement or bound value as it is recorded', () => {
+  it('is redacted in the worker before the packet is recorded (the loop turns meanwhile), as it would be on the loop', async () => {
+    const records: Buffer[] = [];
+    const r = new MysqlPacketRecorder({ record: (_k: number, _at: number, b: Buffer, from: number, to: number) => void records.push(Buffer.from(b.subarray(from, to))) } as never, 0, 0, 0, {
+      key: 'k',
+      detectors: ['payment-card'],
+    });
+    const sql = `INSERT INTO notes VALUES ('${'card 4111 1111 1111 1111; '.repeat(4000)}')`;
+    const query = Buffer.concat([Buffer.from([0x03]), Buffer.from(sql)]);
+    const read = r.ahead(query);
+    expect(read).toBeInstanceOf(Promise);
+    expect((await ticksWhile(read!)).ticks).toBeGreaterThan(0);
+    // What the worker made answers; the same as the loop makes.
+    const recorded = r.client(query);
+    expect(recorded).toBe(redactSql(sql, 'mysql', { key: 'k', detectors: ['payment-card'] }).text);
+    expect(recorded).not.toContain('4111');
+    // A long execute's string values.
+    r.client(Buffer.concat([Buffer.from([0x16]), Buffer.from('insert into notes values (?, ?)')]));
+    r.server({ kind: 'prepared', statement: 9, columns: 0, params: 2 }, Buffer.alloc(0));
+    const long = 'card 4111 1111 1111 1111; '.repeat(4000);
+    const exec = execute(9, [text(long), text('card 5555 5555 5555 4444')]);
+    const values2 = r.ahead(exec);
+    expect(values2).toBeInstanceOf(Promise);
+    await values2;
+    r.client(exec);
+    const last = records.at(-1)!;
+    expect(last.toString('latin1')).not.toMatch(/4111|5555/);
+    // A short packet is recorded at once.
+    expect(r.ahead(Buffer.from([0x03, 0x31]))).toBeUndefined();
   });
 });

@@ -97,28 +97,16 @@ export class ExecuteSecrets {
     if (st) st.long = new Set();
     if (!st || (st.secret !== 'all' && st.secret.length === 0 && !this.#redact.detectors?.length)) return st ? payload : this.#unread(payload);
     try {
-      const c = new Cursor(payload, 10);
-      const nulls = c.bytes((st.params + 7) >> 3);
-      const bound = c.u8() === 1;
-      if (bound) st.types = Buffer.from(c.bytes(2 * st.params));
-      const types = st.types;
-      if (!types) return this.#unread(payload);
-      const head = payload.subarray(0, c.at);
+      const read = bound(payload, st, longData);
+      if (!read) return this.#unread(payload);
+      if (read.bound) st.types = read.types;
+      const { head, types } = read;
       const values: Buffer[] = [];
       let changed = false;
       const newTypes = Buffer.from(types);
-      for (let i = 0; i < st.params; i++) {
-        // A value sent as long data is not in the execute.
-        if (nulls[i >> 3]! & (1 << (i & 7)) || longData.has(i)) continue;
-        const type = types[2 * i]!;
-        const start = c.at;
-        if (FIXED[type] !== undefined) c.bytes(FIXED[type]);
-        else if (COUNTED.has(type)) c.bytes(c.u8());
-        else c.bytes(c.lenenc());
-        const raw = payload.subarray(start, c.at);
-        const isString = FIXED[type] === undefined && !COUNTED.has(type);
-        const replaced = isString
-          ? this.#value(st, i + 1, new Cursor(raw).lenencBytesOrNull() ?? Buffer.alloc(0))
+      for (const { i, type, raw } of read.values) {
+        const replaced = isString(type)
+          ? this.#value(st, i + 1, stringValue(raw))
           : isSecretParam(st.secret, i + 1) || this.#numberDetected(raw, type, (types[2 * i + 1]! & 0x80) !== 0)
             ? this.#value(st, i + 1, raw, true)
             : undefined;
@@ -131,10 +119,21 @@ export class ExecuteSecrets {
       }
       if (!changed) return payload;
       // The types change with a value redacted in place of a number: the packet says so (new_params_bound), as a client may.
-      const typed = bound ? Buffer.concat([head.subarray(0, head.length - newTypes.length), newTypes]) : Buffer.concat([head.subarray(0, head.length - 1), Buffer.from([1]), newTypes]);
-      return Buffer.concat([typed, ...values, c.rest()]);
+      const typed = read.bound ? Buffer.concat([head.subarray(0, head.length - newTypes.length), newTypes]) : Buffer.concat([head.subarray(0, head.length - 1), Buffer.from([1]), newTypes]);
+      return Buffer.concat([typed, ...values, read.rest]);
     } catch {
       return this.#unread(payload);
+    }
+  }
+
+  /** The string values client packet `payload` binds, if it is an execute hoop can read, as {@link client} will read them: for the worker to redact ahead. */
+  texts(payload: Buffer): string[] {
+    const st = payload[0] === Command.STMT_EXECUTE ? this.#statement(payload) : undefined;
+    if (!st || st.params === 0) return [];
+    try {
+      return (bound(payload, st, st.long)?.values ?? []).flatMap((v) => (isString(v.type) ? [stringValue(v.raw).toString('utf8')] : []));
+    } catch {
+      return [];
     }
   }
 
@@ -162,6 +161,42 @@ export class ExecuteSecrets {
     const digits = type === DOUBLE ? String(raw.readDoubleLE(0)) : String(unsigned ? raw.readBigUInt64LE(0) : raw.readBigInt64LE(0));
     return redactDetected(digits, this.#redact).redacted;
   }
+}
+
+/** Whether a bound value of `type` is a length-encoded string (not a number or date of fixed or counted size). */
+const isString = (type: number): boolean => FIXED[type] === undefined && !COUNTED.has(type);
+/** A string value's bytes, past its length. */
+const stringValue = (raw: Buffer): Buffer => new Cursor(raw).lenencBytesOrNull() ?? Buffer.alloc(0);
+
+/**
+ * What execute `payload` of `st` binds: its header (`head`, the types included when it binds new
+ * ones), the types it goes by, each value sent in it (parameter index, type, bytes as sent; not
+ * one sent as long data, `longData`, nor a NULL) and what follows; undefined when no types are
+ * known. Throws on a packet cut short.
+ */
+function bound(
+  payload: Buffer,
+  st: Prepared,
+  longData: ReadonlySet<number>,
+): { head: Buffer; bound: boolean; types: Buffer; values: Array<{ i: number; type: number; raw: Buffer }>; rest: Buffer } | undefined {
+  const c = new Cursor(payload, 10);
+  const nulls = c.bytes((st.params + 7) >> 3);
+  const isBound = c.u8() === 1;
+  const types = isBound ? Buffer.from(c.bytes(2 * st.params)) : st.types;
+  if (!types) return undefined;
+  const head = payload.subarray(0, c.at);
+  const values: Array<{ i: number; type: number; raw: Buffer }> = [];
+  for (let i = 0; i < st.params; i++) {
+    // A value sent as long data is not in the execute.
+    if (nulls[i >> 3]! & (1 << (i & 7)) || longData.has(i)) continue;
+    const type = types[2 * i]!;
+    const start = c.at;
+    if (FIXED[type] !== undefined) c.bytes(FIXED[type]);
+    else if (COUNTED.has(type)) c.bytes(c.u8());
+    else c.bytes(c.lenenc());
+    values.push({ i, type, raw: payload.subarray(start, c.at) });
+  }
+  return { head, bound: isBound, types, values, rest: c.rest() };
 }
 
 /** An execute whose values cannot be read: its header kept (the statement, flags), its values as one marker. */

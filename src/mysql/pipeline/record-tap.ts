@@ -12,7 +12,9 @@ import { type AgreedCapabilities, MariaCap } from '../wire/handshake.js';
 import { Cursor, lenencBytes, PacketReader } from '../wire/packets.js';
 import { Conversation, type ServerPacket } from './conversation.js';
 import { CAPABILITIES, CLIENT_PACKET, ROWS_NOT_RECORDED, SERVER_PACKET } from './records.js';
-import { type MysqlLexing, type RedactOptions, redactSql } from '../../policy/sql/redact.js';
+import { type MysqlLexing, type Redacted, type RedactOptions, redactSql, withRedacted } from '../../policy/sql/redact.js';
+import { redactAhead } from '../../policy/sql/redact-ahead.js';
+import { AHEAD_CHARS } from '../../policy/masking/rules.js';
 import { Command, columnDefinition, errPacket, parseColumnDefinition, parseErr } from '../wire/results.js';
 import { ExecuteSecrets } from './execute-secrets.js';
 import { SentSecrets } from '../../policy/sql/sent-secrets.js';
@@ -21,6 +23,9 @@ import { SentSecrets } from '../../policy/sql/sent-secrets.js';
 const IDENTIFIER = /^(?:[A-Za-z_][A-Za-z0-9_$]*)?$/;
 /** `SHOW WARNINGS` or `SHOW ERRORS` (after comments): MariaDB's notices, read as rows (`mariadb --show-warnings` sends it after each statement). */
 const SHOWS_WARNINGS = /^(?:\s|\/\*[\s\S]*?\*\/|(?:--\s|#)[^\n]*\n)*show\s+(?:warnings|errors)\b/i;
+
+/** A name per recorder, for {@link redactAhead} to take each session's long texts in turn with others'. */
+let recorders = 0;
 
 /** See the module documentation. */
 export class MysqlPacketRecorder {
@@ -38,6 +43,10 @@ export class MysqlPacketRecorder {
   readonly #sent: SentSecrets;
   /** The server answers a SHOW WARNINGS: its rows are notices (Level, Code, Message). */
   #warnings = false;
+  /** What the worker redacted of the client packet {@link client} records next. */
+  #ahead: { payload: Buffer; redacted: Map<string, Redacted> } | undefined;
+  /** Whose long texts these are, for the worker's turns. */
+  readonly #owner = `mysql-record-${++recorders}`;
 
   /**
    * Records the session's agreed `capabilities` (and MariaDB's, when any) first; `rowCap`: rows kept
@@ -62,6 +71,27 @@ export class MysqlPacketRecorder {
    * execute's with the secrets it binds (./execute-secrets.ts); the SQL as recorded.
    */
   client(payload: Buffer, mysqlMode?: MysqlLexing): string | undefined {
+    const ahead = this.#ahead?.payload === payload ? this.#ahead.redacted : undefined;
+    this.#ahead = undefined;
+    return ahead ? withRedacted(ahead, () => this.#client(payload, mysqlMode)) : this.#client(payload, mysqlMode);
+  }
+
+  /**
+   * What client packet `payload` waits for before {@link client} records it, when it is long (a
+   * statement's SQL, or the values an execute binds, redacted in the worker: on the loop the
+   * detectors would hold every session for seconds); undefined when it may be recorded now.
+   */
+  ahead(payload: Buffer, mysqlMode?: MysqlLexing): Promise<void> | undefined {
+    if (payload.length < AHEAD_CHARS || this.#ahead?.payload === payload) return undefined;
+    const code = payload[0];
+    const o = this.#redactFor(mysqlMode);
+    const sql = code === Command.QUERY || code === Command.STMT_PREPARE;
+    const texts = sql ? [payload.toString('utf8', 1)] : o.detectors?.length ? this.#executes.texts(payload) : [];
+    if (texts.length === 0) return undefined;
+    return redactAhead(texts, o, sql ? 'mysql' : undefined, this.#owner).then((redacted) => void (this.#ahead = { payload, redacted }));
+  }
+
+  #client(payload: Buffer, mysqlMode?: MysqlLexing): string | undefined {
     const code = payload[0];
     if (code === Command.STMT_PREPARE) this.#executes.preparing(payload.toString('utf8', 1), mysqlMode);
     const original = code === Command.QUERY || code === Command.STMT_PREPARE ? payload.toString('utf8', 1) : undefined;

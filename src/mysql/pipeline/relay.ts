@@ -290,10 +290,10 @@ export class MysqlRelay {
       this.#reset = undefined;
     }
     while (this.#queued.length > 0 && this.#free()) {
-      // A long statement is read off the event loop first; the queue waits for it, then goes on.
+      // A long statement is read off the event loop first (judged, then its secrets found for the recording); the queue waits for it, then goes on.
       const next = this.#queued[0]!.payload;
       const held = this.#heldText(next);
-      const reading = this.#judge.reads(next, held);
+      const reading = this.#judge.reads(next, held) ?? this.#recorder?.ahead(next, this.#judge.lexing);
       if (reading) {
         this.#reading = true;
         void reading.then(() => {

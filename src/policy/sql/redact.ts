@@ -553,11 +553,27 @@ export interface Redacted {
   spans?: ReadonlyArray<readonly [number, number]>;
 }
 
+/** What {@link withRedacted} lends {@link redactSql} and {@link redactDetected} while it runs. */
+let lent: ReadonlyMap<string, Redacted> | undefined;
+
+/** Runs `fn` with {@link redactSql} and {@link redactDetected} answering from `redacted` (texts redacted ahead, off the event loop: ./redact-ahead.ts); forgotten once it returns. */
+export function withRedacted<T>(redacted: ReadonlyMap<string, Redacted>, fn: () => T): T {
+  const before = lent;
+  lent = redacted;
+  try {
+    return fn();
+  } finally {
+    lent = before;
+  }
+}
+
 /**
  * `sql` with each secret it holds replaced by `[redacted:<hash>]`: `key` keys the hash (none: the
  * bare marker), `detectors` are the session's content detectors.
  */
 export function redactSql(sql: string, dialect: SqlDialect, o: RedactOptions = {}): Redacted {
+  const known = lent?.get(sql);
+  if (known) return known;
   const readings = readingsOf(sql, dialect, o.mysqlMode);
   const spans = readings.length === 1 ? spansOf(sql, dialect, readings[0]) : readings.flatMap((mode) => spansOf(sql, dialect, mode));
   if (o.detectors?.length) spans.push(...detectedSpans(sql, o.detectors));
@@ -702,6 +718,8 @@ export function withoutRedactionHashes(text: string): string {
 
 /** `text` (not SQL: a command line, a tool call's JSON, a parameter) with what `detectors` find replaced as {@link redactSql} replaces it. */
 export function redactDetected(text: string, o: RedactOptions): Redacted {
+  const known = lent?.get(text);
+  if (known) return known;
   return withMarkers(text, o.detectors?.length ? detectedSpans(text, o.detectors) : [], o.key);
 }
 
