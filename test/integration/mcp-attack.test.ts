@@ -259,6 +259,32 @@ describe('what the masking reads', () => {
     c.close();
   });
 
+  it("records an agent's line too long to read on the event loop with what the detectors find as keyed hashes (in the worker), and takes the lines after it in turn", async () => {
+    const sessionId = newSessionId();
+    const c = await rawMcp('attack', sessionId);
+    const long = `card ${CARD}; `.repeat(40_000);
+    // One write: the long call, then a short one behind it.
+    c.send(
+      `${JSON.stringify({ jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'echo', arguments: { note: long } } })}\n${JSON.stringify({ jsonrpc: '2.0', id: 12, method: 'tools/call', params: { name: 'echo', arguments: { n: 2 } } })}\n`,
+    );
+    await c.answer(12);
+    await c.answer(11);
+    // The server got both, in the order sent.
+    const sent = (await calls()).filter((l) => l.includes('"name":"echo"'));
+    expect(sent.at(-2)).toContain('"note":"card');
+    expect(sent.at(-1)).toContain('"n":2');
+    c.close();
+    const events = await recordingEvents(stack, sessionId);
+    const recorded = events
+      .filter((e) => e.t === 'mcp' && e.d === 'c')
+      .map((e) => JSON.stringify(e.m))
+      .filter((m) => m.includes('"name":"echo"'));
+    expect(recorded).toHaveLength(2);
+    expect(recorded[0]).toContain('[redacted:');
+    expect(recorded[0]).not.toContain(CARD);
+    expect(recorded[1]).toContain('"n":2');
+  });
+
   it("masks the server's log notifications", async () => {
     const c = await rawMcp();
     await c.request(1, 'tools/call', { name: 'log-card', arguments: {} });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid, readerView } from '../../src/policy/masking/detectors.js';
 import { mapStrings, McpMasking, redactedLine } from '../../src/mcp/pipeline/masking.js';
+import { McpRecorder } from '../../src/mcp/pipeline/recorder.js';
 import { ticksWhile } from '../harness/event-loop.js';
 import { jsonText, parseJson } from '../../src/json-number.js';
 import { redactDetected } from '../../src/policy/sql/redact.js';
@@ -269,6 +270,26 @@ describe('long texts', () => {
     const onLoop = rules.maskText(long);
     expect(onLoop).not.toBe(ahead);
     expect(onLoop).toEqual(ahead);
+  });
+
+  it("in an agent's MCP line are written down with what the detectors find as keyed hashes by the worker, as on the loop", async () => {
+    const rules = new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] }, 'k');
+    const written: string[] = [];
+    const recorder = new McpRecorder(
+      { record: (_kind: number, _at: number, b: Buffer, from: number, to: number) => void written.push(b.toString('utf8', from, to)) } as never,
+      rules,
+      Buffer.from('k'),
+    );
+    const line = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', arguments: { note: 'card 4111 1111 1111 1111; '.repeat(4000) } } });
+    const read = recorder.agentLine(line);
+    expect(read).toBeInstanceOf(Promise);
+    expect((await ticksWhile(read as Promise<void>)).ticks).toBeGreaterThan(0);
+    expect(written).toHaveLength(1);
+    expect(written[0]).toBe(redactedLine(line, rules, Buffer.from('k')));
+    expect(written[0]).not.toContain('4111');
+    // A short line is written at once.
+    expect(recorder.agentLine('{"jsonrpc":"2.0","method":"x"}')).toBeUndefined();
+    expect(written).toHaveLength(2);
   });
 
   it("in an MCP server's answer are masked in the worker, as written and as a reader of escapes reads them, and come out as short ones do", async () => {

@@ -61,7 +61,7 @@ export function mapStrings(value: unknown, f: (s: string) => string): unknown {
  * as JSON reads them (a card in a `write_file`'s content, `\u0034111 …` too) as keyed hashes
  * (src/policy/sql/redact.ts), the line as sent when they find nothing.
  */
-export function redactedLine(text: string, rules: MaskingRules | undefined, key: Buffer | undefined): string {
+export function redactedLine(text: string, rules: Pick<MaskingRules, 'detectors'> | undefined, key: Buffer | undefined): string {
   const detectors = rules?.detectors;
   if (!detectors?.length) return text;
   const o = { ...(key ? { key } : {}), detectors };

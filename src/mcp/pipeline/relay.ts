@@ -131,8 +131,10 @@ export class McpRelay {
   #server: McpServer | undefined;
   /** Lines for the server that came before it was open. */
   #early: string[] | undefined = [];
-  /** Why the agent's input waits: the server is behind taking it, or the agent behind reading its answers. */
-  readonly #agentWaits = new Set<'server' | 'agent'>();
+  /** Why the agent's input waits: the server is behind taking it, the agent behind reading its answers, or a stage at work on a line. */
+  readonly #agentWaits = new Set<'server' | 'agent' | 'stage'>();
+  /** While a stage works on a line of the agent's (a long line recorded by the worker): the agent's lines after it, in turn. */
+  #agentLater: string[] | undefined;
   /** The server has not taken what the gateway last answered it. */
   #serverBehind = false;
   /** While the agent is behind reading: resolves when it has read what waits (one listener, however many lines are sent meanwhile). */
@@ -176,10 +178,44 @@ export class McpRelay {
     this.#early = undefined;
   }
 
-  /** One line from the agent: recorded, then judged and relayed, refused, or held. */
+  /** One line from the agent: recorded, then judged and relayed, refused, or held. In turn: while a stage works on one, those after it wait. */
   fromAgent(text: string): void {
     if (this.#owner.ending()) return;
-    for (const stage of this.#agentStages) stage.agentLine?.(text);
+    if (this.#agentLater) return void this.#agentLater.push(text);
+    const working = this.#agentStaged(text, 0);
+    if (working) this.#waitForStage(working);
+  }
+
+  /** Agent's line `text` through the stages' `agentLine` from the `from`th on, then taken; a Promise while a stage works. */
+  #agentStaged(text: string, from: number): Promise<void> | undefined {
+    for (let i = from; i < this.#agentStages.length; i++) {
+      const working = this.#agentStages[i]!.agentLine?.(text);
+      if (working) return working.then(() => this.#agentStaged(text, i + 1));
+    }
+    this.#take(text);
+    return undefined;
+  }
+
+  /** Reads no more of the agent (its later lines wait, in turn) until `working` is done. */
+  #waitForStage(working: Promise<void>): void {
+    this.#agentLater = [];
+    this.#agentWait('stage', true);
+    working.then(
+      () => {
+        const later = this.#agentLater ?? [];
+        this.#agentLater = undefined;
+        let i = 0;
+        while (i < later.length && !this.#agentLater) this.fromAgent(later[i++]!);
+        // Another waits: the rest wait behind it.
+        if (this.#agentLater) return void (this.#agentLater as string[]).push(...later.slice(i));
+        this.#agentWait('stage', false);
+      },
+      (err: unknown) => this.#owner.end('protocol-violation', `the agent's line could not be recorded: ${describeError(err)}`),
+    );
+  }
+
+  /** Agent's line `text`, recorded: parsed, then judged and relayed, refused, or held. */
+  #take(text: string): void {
     const m = parseMessage(text);
     if ('invalid' in m) {
       this.#send(errorLine(m.id, m.code, `hoop: ${m.invalid}; the session ends`));
@@ -415,7 +451,7 @@ export class McpRelay {
   }
 
   /** Stops (or, once no reason is left, restarts) reading the agent's input. */
-  #agentWait(why: 'server' | 'agent', waits: boolean): void {
+  #agentWait(why: 'server' | 'agent' | 'stage', waits: boolean): void {
     const { channel } = this.#session;
     const before = this.#agentWaits.size;
     if (waits) this.#agentWaits.add(why);

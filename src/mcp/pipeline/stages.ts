@@ -38,8 +38,8 @@ export type RequestDecision =
 
 /** One concern on the relay's path, with the hooks of the directions it cares about, called in the relay's declared order. */
 export interface McpStage {
-  /** A line from the agent, as it came. */
-  agentLine?(text: string): void;
+  /** A line from the agent, as it came; a Promise while the stage works on it (the relay takes no more of the agent's lines meanwhile). */
+  agentLine?(text: string): void | Promise<void>;
   /** An agent's request, written anew as `line`: a decision, or undefined to leave it to the stages after. */
   request?(m: AgentRequest, line: string): RequestDecision | undefined;
   /** A message the agent is to receive (an answer to `flight`, or the server's own): what it becomes, a Promise of it while the stage works (the relay hands on nothing of the server's meanwhile). */
