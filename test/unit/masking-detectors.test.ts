@@ -306,6 +306,15 @@ describe('long texts', () => {
     expect(ticks).toBeGreaterThan(0);
     expect(value).toEqual(answer(short.result.content[0]!.text.repeat(3000)));
   });
+
+  it('in an MCP answer, a JSON number of 64 KiB of digits and more is read in the worker as its text is', async () => {
+    const stage = new McpMasking(new MaskingRules({ detectors: [{ detector: 'payment-card', strategy: 'last4' }] }, 'k'), undefined);
+    const digits = '1'.repeat(70_000);
+    const raw = parseJson(`{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"n":${digits}}}}`) as Record<string, unknown>;
+    const read = stage.toAgent(raw, { method: 'tools/call' } as never);
+    expect(read).toBeInstanceOf(Promise);
+    expect(jsonText(await read)).toBe(`{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"n":${digits}}}}`);
+  });
 });
 
 describe('secrets and tokens', () => {

@@ -439,6 +439,12 @@ describe('ResultMasker, COPY out', () => {
       const masked = copyText(await inTwo(await copying(0), textBody, cut));
       expect(masked).toBe(`1\t${`call **** **** **** 0002 or mail ${keyedHash('bob@example.com', KEY)}; `.repeat(times)}\n2\t${keyedHash('bob@example.com', KEY)}\n`);
     }
+    // A row the server never ended (no newline before CopyDone) is read in the worker too.
+    const unended = await copying(0);
+    expect(unended.backend(messages(copyData(textBody.subarray(0, 100_000)))[0]!)).toBeInstanceOf(Buffer);
+    const done = unended.backend(messages(msg('c', Buffer.alloc(0)))[0]!);
+    expect(done).toBeInstanceOf(Promise);
+    expect(copyText(messages(await (done as Promise<Buffer>)))).not.toContain('bob@example.com');
     // A binary COPY's field cannot be rewritten in place: withheld, as a short one is.
     const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
     const long = Buffer.from(line.repeat(times));

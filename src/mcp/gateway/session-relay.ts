@@ -65,7 +65,7 @@ export class McpSessionRelay {
   #open(): void {
     const { connection, log } = this.#session;
     openUpstream(connection, this.#o.resolveSecret, this.#o.workDir, {
-      message: (m) => this.#relay.fromServer(m),
+      message: (m, bytes) => this.#relay.fromServer(m, bytes),
       closed: (why, stderr) => {
         log.info('mcp.upstream-closed', { session: this.#session.id, connection: connection.name, why, ...(stderr !== undefined ? { stderr } : {}) });
         this.#relay.failInFlight(hoopSays(why));

@@ -26,8 +26,12 @@ function isBinary(value: object, k: string): boolean {
 function longStrings(value: unknown, into: string[] = []): string[] {
   if (typeof value === 'string') {
     if (value.length >= AHEAD_CHARS) into.push(value);
+  } else if (value instanceof JsonNumber) {
+    // A number of many digits is read as its text (`integerDigits` reads 40 at most).
+    const text = jsonText(value);
+    if (text.length >= AHEAD_CHARS) into.push(text);
   } else if (Array.isArray(value)) for (const v of value) longStrings(v, into);
-  else if (typeof value === 'object' && value !== null && !(value instanceof JsonNumber))
+  else if (typeof value === 'object' && value !== null)
     for (const [k, v] of Object.entries(value)) {
       longStrings(k, into);
       if (!isBinary(value, k)) longStrings(v, into);

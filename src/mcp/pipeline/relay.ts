@@ -141,6 +141,7 @@ export class McpRelay {
   #agentDrained: Promise<void> | undefined;
   /** While a stage works on a message of the server's (a long text masked in the worker): the server's messages after it, in turn. */
   #serverLater: Array<McpMessage | NotAMessage> | undefined;
+  #serverLaterBytes = 0;
 
   constructor(session: TunnelSession<McpConnection>, owner: RelayOwner) {
     this.#session = session;
@@ -190,7 +191,7 @@ export class McpRelay {
   #agentStaged(text: string, from: number): Promise<void> | undefined {
     for (let i = from; i < this.#agentStages.length; i++) {
       const working = this.#agentStages[i]!.agentLine?.(text);
-      if (working) return working.then(() => this.#agentStaged(text, i + 1));
+      if (working) return working.then(() => (this.#owner.ending() ? undefined : this.#agentStaged(text, i + 1)));
     }
     this.#take(text);
     return undefined;
@@ -320,11 +321,13 @@ export class McpRelay {
   }
 
   /** One message from the server: an answer to the agent, filtered and masked; its own requests and notifications as the policy says. In turn: while a stage works on one, those after it wait. */
-  fromServer(m: McpMessage | NotAMessage): void {
+  fromServer(m: McpMessage | NotAMessage, bytes = 0): void {
     if (this.#owner.ending()) return;
     if (this.#serverLater) {
-      if (this.#serverLater.length < MAX_SERVER_LATER) return void this.#serverLater.push(m);
-      return this.#owner.end('protocol-violation', `the MCP server sent ${MAX_SERVER_LATER} messages while the gateway masked one`);
+      // What waits is bounded as what the agent has not read is: an HTTP server's messages (which cannot be paused) measured as written.
+      this.#serverLaterBytes += bytes > 0 ? bytes : 'raw' in m ? jsonText(m.raw).length : 0;
+      if (this.#serverLater.length < MAX_SERVER_LATER && this.#serverLaterBytes <= MAX_TO_AGENT_BEHIND) return void this.#serverLater.push(m);
+      return this.#owner.end('protocol-violation', `the MCP server sent ${this.#serverLater.length} messages (${this.#serverLaterBytes} bytes) while the gateway masked one`);
     }
     try {
       this.#fromServerMessage(m);
@@ -394,7 +397,7 @@ export class McpRelay {
     let out = raw;
     for (let i = from; i < this.#serverStages.length; i++) {
       const made = this.#serverStages[i]!.toAgent?.(out, flight) ?? out;
-      if (made instanceof Promise) return made.then((o) => this.#staged(o, flight, i + 1));
+      if (made instanceof Promise) return made.then((o) => (this.#owner.ending() ? undefined : this.#staged(o, flight, i + 1)));
       out = made;
     }
     this.#send(messageLine(out));
@@ -409,6 +412,7 @@ export class McpRelay {
   /** Hands on nothing more of the server's (its later messages wait, its output is not read) until `working` is done. */
   #waitFor(working: Promise<void>): void {
     this.#serverLater = [];
+    this.#serverLaterBytes = 0;
     this.#server?.pause();
     working.then(
       () => {

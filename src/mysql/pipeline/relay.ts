@@ -197,7 +197,7 @@ export class MysqlRelay {
   #staged(p: MySqlPacket, kind: ServerPacket, payload: Buffer, from: number): Promise<void> | undefined {
     for (let i = from; i < this.#serverStages.length; i++) {
       const made = this.#serverStages[i]!.server!(kind, payload, this.#conversation.answering);
-      if (made instanceof Promise) return made.then((b) => this.#staged(p, kind, b, i + 1));
+      if (made instanceof Promise) return made.then((b) => (this.#owner.finished() ? undefined : this.#staged(p, kind, b, i + 1)));
       payload = made;
     }
     this.#handOn(p, kind, payload);
@@ -296,10 +296,13 @@ export class MysqlRelay {
       const reading = this.#judge.reads(next, held) ?? this.#recorder?.ahead(next, this.#judge.lexing);
       if (reading) {
         this.#reading = true;
-        void reading.then(() => {
-          this.#reading = false;
-          this.#safely(() => this.#next());
-        });
+        reading.then(
+          () => {
+            this.#reading = false;
+            this.#safely(() => this.#next());
+          },
+          (err: unknown) => this.#owner.end('protocol-violation', `a long command could not be read: ${describeError(err)}`),
+        );
         break;
       }
       this.#command(this.#queued.shift()!, held);

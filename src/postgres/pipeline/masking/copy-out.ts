@@ -221,6 +221,11 @@ export class CopyOutMasker {
     }
   }
 
+  /** The text of a row begun and not ended, which {@link end} masks by the detectors alone (none in binary). */
+  get leftover(): string | undefined {
+    return this.carry.length === 0 || this.options.format === 'binary' ? undefined : this.carry.toString('utf8');
+  }
+
   /** What is left at CopyDone, masked by the detectors alone (binary leftovers are dropped). */
   end(): Buffer {
     const rest = this.carry;

@@ -399,8 +399,13 @@ export class ResultMasker {
         const copy = this.copy;
         this.copy = undefined;
         if (copy === undefined || copy === 'pass') return msg.raw;
-        const rest = copy.masker.end();
-        return rest.length ? Buffer.concat([frameMessage(Backend.COPY_DATA, rest), msg.raw]) : msg.raw;
+        const done = (): Buffer => {
+          const rest = copy.masker.end();
+          return rest.length ? Buffer.concat([frameMessage(Backend.COPY_DATA, rest), msg.raw]) : msg.raw;
+        };
+        // A row left unended (a server that sent no newline) may be long too: read in the worker first.
+        const left = this.rules.detectors.length > 0 ? copy.masker.leftover : undefined;
+        return left !== undefined && left.length >= AHEAD_CHARS ? maskAhead([left], this.rules, this.#owner).then((m) => this.rules.withMasked(m, done)) : done();
       }
       case T.error: {
         const statement = this.statementOf(op);
