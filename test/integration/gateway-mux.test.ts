@@ -641,7 +641,7 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     return copies;
   }
 
-  it('a session does not keep its bearer token: with 20 sessions open the token is on the heap no more often than with one', async () => {
+  it('a session does not keep its bearer token: with 20 sessions open, the token is on the heap fewer than 10 times (a copy per session would be 20 and more)', async () => {
     const own = await stack.token('alice');
     const signature = own.slice(own.lastIndexOf('.') + 1);
     const raw = await RawMux.open(own);
@@ -662,13 +662,12 @@ describe('a client speaking hoop-mux/1 by hand', () => {
       }
       for (let s = from; s <= to; s++) await raw.untilReady(s, 1);
     };
-    await open(1, 1);
-    const withOne = await copiesOnHeap(signature);
-    await open(2, 20);
+    await open(1, 20);
+    // The test's own two (the token and its signature); one snapshot of the process's heap, which costs seconds.
     const withTwenty = await copiesOnHeap(signature);
     raw.destroy();
     // Each session's OPEN carried the token; the gateway read it once, when it admitted the session.
-    expect(withTwenty).toBeLessThanOrEqual(withOne);
+    expect(withTwenty).toBeLessThan(10);
   });
 
   it('a violation ends the sessions already open on that connection too', async () => {
