@@ -182,6 +182,8 @@ describe('secrets in requests', () => {
       // (the result says only that it was set: set_config's own answer is the value, which the server sends back as rows are)
       await client.query("select set_config('app.api_token', $1, false) is not null", ['tok-secret-9137']);
       await client.query('insert into cards values ($1)', ['5555 5555 5555 4444']);
+      // A Bind of 200 KiB: its values are read by the detectors in the gateway's worker, the path waiting for it.
+      await client.query('insert into cards values ($1)', ['card 5555 5555 5555 4444; '.repeat(8000)]);
       // A named statement, bound twice (the second Bind without its Parse).
       for (let i = 0; i < 2; i++) await client.query({ name: 'keyed', text: "select set_config('app.api_key', $1, false) is not null as k", values: ['key-secret-5521'] });
     } finally {

@@ -11,6 +11,7 @@ import type { RecordingStream } from '../../src/recording/thread.js';
 import { loopbackStream, memorySink } from '../harness/memory-sink.js';
 import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
 import { bind, execute, frontendMessage as msg, int32, parse } from '../harness/pg-frontend.js';
+import { ticksWhile } from '../harness/event-loop.js';
 
 /** A RowDescription of text columns, but `id` and `n` of type int4 (23). */
 const rowDescription = (...names: string[]): Buffer =>
@@ -83,7 +84,7 @@ describe('the recording stage', () => {
 
   it('writes a Bind and the Execute of its portal right after it as one execute event; any other Bind on its own, in order', () => {
     const { events, rec } = recorder();
-    const send = (raw: Buffer): void => rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
+    const send = (raw: Buffer): void => void rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
     const withParam = msg('B', '', 's1', 0, 1, int32(1), Buffer.from('7'), 0); // no formats (text), one parameter, no result formats
     send(parse('s1', 'select $1'));
     send(withParam);
@@ -100,6 +101,34 @@ describe('the recording stage', () => {
       { t: 'execute', portal: 'p2', statement: 's1', maxRows: 10, at: 1 },
       { t: 'complete', tag: 'SELECT 1', rows: 0, ms: 0, at: 1 },
     ]);
+  });
+});
+
+describe('a long Bind at the gateway', () => {
+  it('has its values read by the detectors in the worker (the loop turns meanwhile) and recorded as on the loop', async () => {
+    const redact = { key: 'k', detectors: ['payment-card' as const] };
+    const decoded = (raw: Buffer) => decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw });
+    const long = Buffer.from('card 4111 1111 1111 1111; '.repeat(4000));
+    /** The execute event a stage records for the long Bind (`ahead`: in the worker), and what its Bind answered. */
+    const recorded = async (ahead: boolean) => {
+      const sink = memorySink();
+      const rec = new PostgresRecordingStage({ stream: loopbackStream(sink, new PostgresRecorder(sink)), results: 'masked', rowCap: 1000, now: () => 1, redact, ahead });
+      void rec.frontend(decoded(parse('s1', 'insert into notes (body, other) values ($1, $2)')));
+      const answered = rec.frontend(decoded(msg('B', '', 's1', 0, 2, int32(long.length), long, int32(1), Buffer.from('x'), 0)));
+      const ticks = answered instanceof Promise ? (await ticksWhile(answered)).ticks : 0;
+      void rec.frontend(decoded(execute('')));
+      rec.backend(complete('INSERT 0 1'));
+      return { answered, ticks, event: sink.events().find((e) => e.t === 'execute'), rec };
+    };
+    const inWorker = await recorded(true);
+    const onLoop = await recorded(false);
+    expect(inWorker.answered).toBeInstanceOf(Promise);
+    expect(inWorker.ticks).toBeGreaterThan(0);
+    expect(onLoop.answered).toBeUndefined();
+    expect(inWorker.event).toEqual(onLoop.event);
+    expect(JSON.stringify(inWorker.event)).not.toContain('4111');
+    // A short Bind is recorded at once.
+    expect(inWorker.rec.frontend(decoded(msg('B', '', 's1', 0, 2, int32(1), Buffer.from('y'), int32(1), Buffer.from('x'), 0)))).toBeUndefined();
   });
 });
 

@@ -189,6 +189,7 @@ export class SessionRelay {
           ...(this.#session.report ? { report: this.#session.report } : {}),
           ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
           redact: { ...(recording.redactionKey ? { key: recording.redactionKey } : {}), detectors: this.#session.masking?.policy.detectors.map((d) => d.detector) ?? [] },
+          ahead: true,
         })
       : undefined;
   }

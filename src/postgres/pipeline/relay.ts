@@ -303,7 +303,7 @@ export class FrontendPath {
       if (decision === undefined) continue;
       if (decision instanceof Promise) {
         out.flush();
-        return decision.then((decided) => (this.#stopped ? undefined : this.#goOn(decided, i + 1, out)));
+        return decision.then((decided) => (this.#stopped ? undefined : decided === undefined ? this.#runStages(i + 1, out) : this.#goOn(decided, i + 1, out)));
       }
       if (!decision.passed) {
         this.#send(decision.send, out);

@@ -72,7 +72,7 @@ export interface Stage {
    * on as it came, else what goes upstream for it; a Promise while it waits (never for a Bind
    * streamed on, whose `msg` is absent).
    */
-  frontend?(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined;
+  frontend?(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision | undefined> | undefined;
   /** Each message the server will receive, in order (the client's, and those sent in its place or beside it): messages to send before it, if any. */
   upstream?(m: FrontendMessage, analysis: Analysis | undefined): readonly FrontendMessage[] | undefined;
   /** True while the stage drops what the client sends until its Sync: the path then analyses no SQL and holds nothing back. */

@@ -58,6 +58,14 @@ export class BindSecrets {
     this.parsed(name, sql.slice(prepared[0].length));
   }
 
+  /** The texts the detectors will read in Bind message `raw` of `statement` as {@link bind} records it: for the worker to redact ahead when it is long. */
+  texts(raw: Buffer, statement: string): string[] {
+    const secret = this.#secret.get(statement) ?? (statement === '' || this.#known.has(statement) ? NONE : 'all');
+    const body = raw.subarray(5);
+    const spans = this.#redact.detectors?.length ? bindParameterSpans(body) : undefined;
+    return (spans ?? []).flatMap((p, i) => (p && !isSecretParam(secret, i + 1) ? [detectedText(body.subarray(p.start, p.end), p.format)] : []));
+  }
+
   /** Bind message `raw` (header included) of `statement` as it is recorded: the same bytes, or with its secret values replaced. */
   bind(raw: Buffer, statement: string): Buffer {
     const secret = this.#secret.get(statement) ?? (statement === '' || this.#known.has(statement) ? NONE : 'all');
@@ -78,9 +86,7 @@ export class BindSecrets {
         return { format: 0, bytes: Buffer.from(redactionMarker(bytes.toString(p.format === 1 ? 'base64' : 'utf8'), this.#redact.key)) };
       }
       if (detecting) {
-        // Binary text is UTF-8 as text is (Npgsql binds everything binary); other binary bytes are read every way they may carry a number (an int8, a numeric, a range's bounds).
-        const text = p.format === 0 ? bytes.toString('utf8') : binaryText(bytes, UNKNOWN_TYPE);
-        const r = redactDetected(text, this.#redact);
+        const r = redactDetected(detectedText(bytes, p.format), this.#redact);
         if (r.redacted) {
           changed = true;
           this.#sent?.taint();
@@ -91,6 +97,11 @@ export class BindSecrets {
     });
     return changed ? rebuilt(body, values) : raw;
   }
+}
+
+/** What the detectors read of a bound value: binary text is UTF-8 as text is (Npgsql binds everything binary); other binary bytes are read every way they may carry a number (an int8, a numeric, a range's bounds). */
+function detectedText(bytes: Buffer, format: number): string {
+  return format === 0 ? bytes.toString('utf8') : binaryText(bytes, UNKNOWN_TYPE);
 }
 
 /** A Bind with `body`'s names and result formats, and `values` with a format code each. */

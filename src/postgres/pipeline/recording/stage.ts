@@ -26,7 +26,9 @@ import { frameMessage } from '../../wire/messages.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { Refusal, Stage } from '../stages.js';
-import { type RedactOptions, redactSql } from '../../../policy/sql/redact.js';
+import { type RedactOptions, redactSql, withRedacted } from '../../../policy/sql/redact.js';
+import { redactAhead } from '../../../policy/sql/redact-ahead.js';
+import { AHEAD_CHARS } from '../../../policy/masking/rules.js';
 import { BindSecrets } from './bind-secrets.js';
 import { SentSecrets } from '../../../policy/sql/sent-secrets.js';
 
@@ -59,6 +61,8 @@ export interface PostgresRecordingStageOptions {
   report?: Pick<SessionReport, 'ran' | 'sql' | 'masked'>;
   /** How secrets in the client's SQL are written down (src/policy/sql/redact.ts): the key of their hashes, the session's detectors. */
   redact?: RedactOptions;
+  /** Whether a long Bind's values are redacted in a worker thread, {@link PostgresRecordingStage.frontend} answering a Promise meanwhile (the gateway's relay waits on it; a record made from bytes afterwards cannot). */
+  ahead?: boolean;
   now?: () => number;
 }
 
@@ -92,6 +96,9 @@ function fieldsAsRecorded(bytes: Buffer, start: number, end: number, sent: SentS
   return changed ? frameMessage(bytes[start]!, Buffer.concat([...parts, Buffer.alloc(1)])) : undefined;
 }
 
+/** A name per recording stage, for the worker to take each session's long texts in turn with others'. */
+let recorders = 0;
+
 /** The stage on the data path: see the module documentation. */
 export class PostgresRecordingStage implements Stage {
   readonly #stream: RecordSink;
@@ -107,6 +114,9 @@ export class PostgresRecordingStage implements Stage {
   #status: number = TransactionStatus.IDLE;
   /** Whether the client sent a secret: what the server says after it is recorded redacted. */
   readonly #sent: SentSecrets;
+  /** Whose long texts these are, for the worker's turns. */
+  readonly #owner = `pg-record-${++recorders}`;
+  readonly #ahead: boolean;
 
   constructor(o: PostgresRecordingStageOptions) {
     this.#stream = o.stream;
@@ -115,6 +125,7 @@ export class PostgresRecordingStage implements Stage {
     this.#maskedColumns = o.maskedColumns;
     this.#report = o.report;
     this.#redact = o.redact;
+    this.#ahead = o.ahead === true;
     this.#sent = new SentSecrets(o.redact?.key);
     this.#binds = new BindSecrets(o.redact ?? {}, this.#sent);
     this.#passed = new PassedRows(o.stream);
@@ -127,7 +138,7 @@ export class PostgresRecordingStage implements Stage {
   }
 
   /** A message the client sent, before any stage judges it. */
-  frontend(m: FrontendMessage): undefined {
+  frontend(m: FrontendMessage): undefined | Promise<undefined> {
     const at = this.#now();
     switch (m.kind) {
       case 'query':
@@ -154,10 +165,16 @@ export class PostgresRecordingStage implements Stage {
         }
         return;
       case 'bind': {
-        if (m.msg) {
-          const raw = this.#binds.bind(m.msg.raw, m.statement);
-          this.#record(CLIENT, at, raw, 0, raw.length);
-          return;
+        const msg = m.msg;
+        if (msg) {
+          const record = (): undefined => {
+            const raw = this.#binds.bind(msg.raw, m.statement);
+            this.#record(CLIENT, at, raw, 0, raw.length);
+            return undefined;
+          };
+          // A long Bind's values are read by the detectors in the worker first: the path takes no more of the client's meanwhile.
+          const texts = this.#ahead && msg.raw.length >= AHEAD_CHARS ? this.#binds.texts(msg.raw, m.statement) : [];
+          return texts.length === 0 ? record() : redactAhead(texts, this.#redact ?? {}, undefined, this.#owner).then((r) => withRedacted(r, record));
         }
         const names = Buffer.from(`${m.portal}\0${m.statement}\0`);
         this.#sent.taint();
