@@ -161,7 +161,8 @@ export class MysqlRelay {
     const batch: Buffer[] = [];
     this.#batch = batch;
     this.#safely(() => {
-      for (const [i, p] of packets.entries()) {
+      for (let i = 0; i < packets.length; i++) {
+        const p = packets[i]!;
         const kind = this.#conversation.server(p.payload);
         const own = this.#ownAnswer(kind, p.payload);
         if (own === 'ended') return;
