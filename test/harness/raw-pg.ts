@@ -183,20 +183,8 @@ export function errorIn(messages: readonly PgMessage[]): ReturnType<typeof parse
   return e ? parseErrorFields(e.body) : undefined;
 }
 
-/** Asks `other` `select 1` again and again until `busy` settles (or `limitMs` passes): how many times it answered, and its slowest answer in ms. */
-export async function answersWhile(other: RawFrontend, busy: Promise<unknown>, limitMs = 120_000): Promise<{ answers: number; worst: number }> {
-  let done = false;
-  const settled = (): void => void (done = true);
-  busy.then(settled, settled);
-  const started = Date.now();
-  let answers = 0;
-  let worst = 0;
-  while (!done && Date.now() - started < limitMs) {
-    const t = Date.now();
-    const error = errorIn(await other.simple('select 1'));
-    if (error) throw new Error(`another session's select 1 failed: ${error.message}`);
-    worst = Math.max(worst, Date.now() - t);
-    answers++;
-  }
-  return { answers, worst };
+/** `other`'s answer to `select 1`; throws when it is an error. */
+export async function selectOne(other: RawFrontend): Promise<void> {
+  const error = errorIn(await other.simple('select 1'));
+  if (error) throw new Error(`another session's select 1 failed: ${error.message}`);
 }

@@ -11,7 +11,8 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { PgMessage } from '../../src/postgres/wire/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { emptyPolicy } from '../harness/policy.js';
-import { answersWhile, RawFrontend } from '../harness/raw-pg.js';
+import { answersWhile } from '../harness/event-loop.js';
+import { RawFrontend, selectOne } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 const masking: MaskingPolicy = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived: 'mask' };
@@ -54,7 +55,7 @@ describe('a 100 MB statement judged off the event loop', () => {
       const from = f.raw.length;
       f.write(msg('Q', `select length('${'x'.repeat(n)}') as n`));
       const started = Date.now();
-      const { answers, worst } = await answersWhile(other, f.messagesSince(from, 1, 120_000));
+      const { answers, worst } = await answersWhile(() => selectOne(other), f.messagesSince(from, 1, 120_000));
       expect(value(await f.messagesSince(from, 1))).toBe(String(n));
       process.stdout.write(`judge of a 100 MB statement: ${Date.now() - started} ms; another session answered ${answers} times, the slowest in ${worst} ms\n`);
       // Without the worker, the parse alone held every session for seconds.

@@ -205,10 +205,12 @@ export class McpRelay {
       () => {
         const later = this.#agentLater ?? [];
         this.#agentLater = undefined;
-        let i = 0;
-        while (i < later.length && !this.#agentLater) this.fromAgent(later[i++]!);
-        // Another waits: the rest wait behind it.
-        if (this.#agentLater) return void (this.#agentLater as string[]).push(...later.slice(i));
+        const rest = inTurn(
+          later,
+          (text) => this.fromAgent(text),
+          () => this.#agentStageWorks,
+        );
+        if (rest) return void this.#agentLater!.push(...rest);
         this.#agentWait('stage', false);
       },
       (err: unknown) => this.#owner.end('protocol-violation', `the agent's line could not be recorded: ${describeError(err)}`),
@@ -405,8 +407,13 @@ export class McpRelay {
   }
 
   /** Whether a stage works on a message of the server's. */
-  get #waiting(): boolean {
+  get #serverStageWorks(): boolean {
     return this.#serverLater !== undefined;
+  }
+
+  /** Whether a stage works on a line of the agent's. */
+  get #agentStageWorks(): boolean {
+    return this.#agentLater !== undefined;
   }
 
   /** Hands on nothing more of the server's (its later messages wait, its output is not read) until `working` is done. */
@@ -418,10 +425,12 @@ export class McpRelay {
       () => {
         const later = this.#serverLater ?? [];
         this.#serverLater = undefined;
-        let i = 0;
-        while (i < later.length && !this.#waiting) this.fromServer(later[i++]!);
-        // Another waits: the rest wait behind it.
-        if (this.#waiting) return void this.#serverLater!.push(...later.slice(i));
+        const rest = inTurn(
+          later,
+          (m) => this.fromServer(m),
+          () => this.#serverStageWorks,
+        );
+        if (rest) return void this.#serverLater!.push(...rest);
         if (!this.#agentDrained && !this.#session.recording?.stream.behind) this.#server?.resume();
       },
       (err: unknown) => this.#serverFailed(err),
@@ -516,6 +525,16 @@ export class McpRelay {
   withdrawAll(): void {
     for (const sent of this.#inFlight.values()) sent.value.held?.withdraw('session-ended');
   }
+}
+
+/**
+ * What waited behind a stage's work, now done (`later`), taken in turn by `take` until `works()`
+ * says a stage works again: then what is left, to wait behind that; undefined when all was taken.
+ */
+function inTurn<T>(later: readonly T[], take: (item: T) => void, works: () => boolean): T[] | undefined {
+  let i = 0;
+  while (i < later.length && !works()) take(later[i++]!);
+  return works() ? later.slice(i) : undefined;
 }
 
 /** A cancellation, with `params` as read, of the request the receiver knows as `id`. */
