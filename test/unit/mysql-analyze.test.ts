@@ -28,6 +28,10 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one("SELECT a FROM u WHERE name = '2' AND id = 5").tables).toEqual(['u']);
     expect(one('SELECT a FROM v /* 1 */ WHERE id = 5').tables).toEqual(['v']);
     expect(one('SELECT a FROM w /* 2 */ WHERE id = 5').tables).toEqual(['w']);
+    // A text of a known shape asked for again (the relay asks twice a statement: its relations, then its judgement) is answered from the cache.
+    const again = analyzeMysql('SELECT c FROM shaped WHERE id = 31337 LIMIT 1');
+    expect(again.ok && again.sameShapeAs).toBeTruthy();
+    expect(analyzeMysql('SELECT c FROM shaped WHERE id = 31337 LIMIT 1')).toBe(again);
   });
 
   it('gives each statement its kinds, including what REPLACE, ON DUPLICATE KEY UPDATE and CREATE OR REPLACE also do', () => {

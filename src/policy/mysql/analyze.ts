@@ -106,8 +106,13 @@ export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
   const shape = sqlShape(text);
   const shapeKey = shape ? `${reading}\0${shape.key}` : undefined;
   const sameShape = shapeKey ? shapes.get(shapeKey) : undefined;
-  // The facts of a text of the same shape, but the statement's own text (what the masker and reviews read).
-  if (sameShape?.ok) return { ...sameShape, statements: sameShape.statements.map((st) => ({ ...st, text })), sameShapeAs: sameShape };
+  // The facts of a text of the same shape, but the statement's own text (what the masker and reviews read); kept for
+  // the text too, as the relay asks for a statement's analysis more than once (its relations looked up, then judged).
+  if (sameShape?.ok) {
+    const derived: Analysis = { ...sameShape, statements: sameShape.statements.map((st) => ({ ...st, text })), sameShapeAs: sameShape };
+    cache.set(key, derived);
+    return derived;
+  }
   const analysis = analyzeUncached(text, o);
   cache.set(key, analysis);
   if (shape && shapeKey && provesShape(analysis, text, shape.runs)) shapes.set(shapeKey, analysis);
