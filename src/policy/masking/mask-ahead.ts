@@ -30,3 +30,9 @@ export async function maskAhead(texts: readonly string[], rules: MaskingRules, o
   );
   return done;
 }
+
+/** `fn`, once the worker has masked those of `texts` that are {@link AHEAD_CHARS} long or more, with what it made lent to `rules.maskText`; at once when there are none. */
+export function withMaskedAhead<T>(texts: readonly string[], rules: MaskingRules, owner: string, fn: () => T): T | Promise<T> {
+  const long = texts.filter((text) => text.length >= AHEAD_CHARS);
+  return long.length === 0 ? fn() : maskAhead(long, rules, owner).then((masked) => rules.withMasked(masked, fn));
+}

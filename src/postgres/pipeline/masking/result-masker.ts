@@ -47,7 +47,7 @@ import type { ColumnJudge, ResolvedMasking, StatementHints, StatementMasking } f
 import { AHEAD_CHARS, MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../../policy/masking/rules.js';
 import { REDACTED, type MaskStrategy } from '../../../policy/masking/strategies.js';
 import { detectInField, longFieldText, maskField, readableView, type FieldType } from '../../../policy/masking/values.js';
-import { maskAhead } from '../../../policy/masking/mask-ahead.js';
+import { maskAhead, withMaskedAhead } from '../../../policy/masking/mask-ahead.js';
 import { Backend } from '../../wire/codes.js';
 import type { ColumnSource } from '../../../policy/sql/analyze.js';
 
@@ -405,7 +405,7 @@ export class ResultMasker {
         };
         // A row left unended (a server that sent no newline) may be long too: read in the worker first.
         const left = this.rules.detectors.length > 0 ? copy.masker.leftover : undefined;
-        return left !== undefined && left.length >= AHEAD_CHARS ? maskAhead([left], this.rules, this.#owner).then((m) => this.rules.withMasked(m, done)) : done();
+        return withMaskedAhead(left === undefined ? [] : [left], this.rules, this.#owner, done);
       }
       case T.error: {
         const statement = this.statementOf(op);
@@ -708,7 +708,7 @@ export class ResultMasker {
     };
     // A long value is read by the detectors in the worker first.
     const long = longFieldText(value, t);
-    return long === undefined ? masked() : maskAhead([long], rules, this.#owner).then((m) => rules.withMasked(m, masked));
+    return withMaskedAhead(long === undefined ? [] : [long], rules, this.#owner, masked);
   }
 
   /** A CopyOutResponse: its columns are judged as a result's without origins are (a COPY has no RowDescription). */
@@ -779,7 +779,7 @@ export class ResultMasker {
   #copyData(copy: CopyMasking, data: Buffer): Buffer | Promise<Buffer> {
     const rows = (): Buffer => this.wrapCopy(copy.masker.push(data));
     const texts = data.length + copy.masker.carried >= AHEAD_CHARS && this.rules.detectors.length > 0 ? copy.ahead(data) : [];
-    return texts.length === 0 ? rows() : maskAhead(texts, this.rules, this.#owner).then((masked) => this.rules.withMasked(masked, rows));
+    return withMaskedAhead(texts, this.rules, this.#owner, rows);
   }
 
   private wrapCopy(payload: Buffer): Buffer {
