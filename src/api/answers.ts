@@ -271,7 +271,7 @@ export const sessionSummarySchema = recordObject({
   bytesFromClient: z.number(),
   bytesToClient: z.number(),
 });
-/** A session as `GET /v1/sessions` lists it, and as the gateway keeps it: `endedAt` absent, `reason` and `recording` `running`, while it runs. */
+/** A session as `GET /v1/sessions` lists it, and as the gateway keeps it: `endedAt` absent, `reason` and `recording` `running`, while it runs (`reason` `ending` once its client left, until its recording is cut and its end written). */
 export type SessionSummary = z.infer<typeof sessionSummarySchema>;
 
 /** A recording key the gateway publishes (`GET /v1/keys`). */

@@ -4,6 +4,7 @@
  * session; with a run's credential (inside `hoop run`, or `hoop mcp`'s own run) the session is
  * the run's, as the gateway knows from the credential.
  */
+import type { Duplex } from 'node:stream';
 import { getConnection } from '../api-client/connections.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
@@ -39,7 +40,24 @@ export interface GatewaySql {
   run(sql: string, handler: ResultHandler): Promise<PgErrorFields | undefined | HeldForReview>;
   /** Records `fields` in the session's recording, before what runs next. */
   context(fields: ClientContext): void;
-  close(): void;
+  /** Ends the session; resolves once the gateway has ended it too (its end being written: `sessions … last` names it), or after {@link END_WAIT_MS}. */
+  close(): Promise<void>;
+}
+
+/** How long {@link GatewaySql.close} waits for the gateway to end the session. */
+const END_WAIT_MS = 5_000;
+
+/** Resolves once `channel` has closed (the gateway ended its side when the session's relay finished), or after {@link END_WAIT_MS}. */
+function gatewayEnded(channel: Duplex): Promise<void> {
+  if (channel.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(wait);
+      resolve();
+    };
+    const wait = setTimeout(done, END_WAIT_MS);
+    channel.once('close', done);
+  });
 }
 
 /** Opens a session on connection `name` as `application` (its `application_name`). */
@@ -109,6 +127,7 @@ export async function openGatewaySql(o: {
         renewal.close();
         session.close();
         record?.close({ reason: 'client-terminated' });
+        return gatewayEnded(channel);
       },
     };
   } catch (err) {
@@ -181,6 +200,7 @@ async function mysqlSession(
       renewal.close();
       client.close();
       record?.close({ reason: 'client-terminated' });
+      return gatewayEnded(channel);
     },
   };
 }

@@ -95,7 +95,7 @@ export async function runStatements(c: SqlToolContext, connection: string, sql: 
     }
     return results;
   } finally {
-    gw.close();
+    await gw.close();
   }
 }
 

@@ -10,6 +10,7 @@
 import { realClock } from '../clock.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { downloadClientRecord } from '../api-client/records.js';
 import { downloadRecording, getRecordingKeys, getSession, listSessions } from '../api-client/sessions.js';
@@ -95,12 +96,7 @@ export async function withVerifiedRecording<T>(
   try {
     const endpoint = { gateway: provider.gateway, ca: provider.ca };
     const { token } = await provider.current();
-    if (id === 'last') {
-      // The newest session that ended (a running one is named by its id).
-      const newest = (await listSessions(endpoint, token)).sessions.find((s) => s.endedAt !== undefined);
-      if (!newest) throw new HoopError(ErrorCode.SESSION_UNKNOWN, 'you have no ended sessions yet', { hint: '`hoop sessions ls` lists them, running ones too' });
-      id = newest.id;
-    }
+    if (id === 'last') id = await lastEnded(endpoint, token, io.signal);
     await uploadLeftovers(io, provider).catch(() => undefined);
     const summary = await getSession(endpoint, token, id);
     await downloadRecording(endpoint, token, id, dir);
@@ -111,6 +107,32 @@ export async function withVerifiedRecording<T>(
     provider.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** How long `last` waits for the end of a session whose client has left (its recording being cut). */
+const ENDING_WAIT_MS = 30_000;
+
+/**
+ * The newest session that ended, or whose client has left and whose end the gateway is writing
+ * (waited for: `hoop exec …; hoop sessions replay last` names the exec's session); a running one is
+ * named by its id.
+ */
+async function lastEnded(endpoint: GatewayEndpoint, token: string, signal: AbortSignal): Promise<string> {
+  const { sessions } = await listSessions(endpoint, token);
+  let newest: SessionSummary | undefined;
+  for (const s of sessions) if ((s.endedAt !== undefined || s.reason === 'ending') && (!newest || s.startedAt > newest.startedAt)) newest = s;
+  if (!newest) throw new HoopError(ErrorCode.SESSION_UNKNOWN, 'you have no ended sessions yet', { hint: '`hoop sessions ls` lists them, running ones too' });
+  const deadline = realClock.now() + ENDING_WAIT_MS;
+  while (newest.endedAt === undefined) {
+    if (realClock.now() > deadline) {
+      throw new HoopError(ErrorCode.SESSION_UNKNOWN, `session ${newest.id} is still ending: its recording is not written yet`, {
+        hint: `try again in a moment, or name it: \`hoop sessions replay ${newest.id}\``,
+      });
+    }
+    await sleep(100, undefined, { signal });
+    newest = await getSession(endpoint, token, newest.id);
+  }
+  return newest.id;
 }
 
 /** Refuses a recording that does not verify (one of a running session without a signed checkpoint yet, saying so): nothing of it is shown. */

@@ -55,7 +55,10 @@ export function sessionDetails(check: RecordingCheck, summary: SessionSummary): 
     ['connection', summary.connection],
     ['from', String(summary.remote ?? '?')],
     ['started', when(summary.startedAt)],
-    ['ended', summary.endedAt ? `${when(summary.endedAt)} (${summary.reason})` : 'not yet: the session is running'],
+    [
+      'ended',
+      summary.endedAt ? `${when(summary.endedAt)} (${summary.reason})` : summary.reason === 'ending' ? 'not yet: its client left, and its end is being written' : 'not yet: the session is running',
+    ],
     ['statements', `${summary.statements}, ${summary.refused} refused`],
     ['rows', summary.rowsRead === undefined ? '-' : `${summary.rowsRead} read, ${summary.rowsChanged ?? 0} changed`],
     [

@@ -614,6 +614,9 @@ describe('hoop exec', () => {
     const statements = Array.from({ length: 100 }, (_, i) => `select g, ${i} as n, repeat('y', 40) from generate_series(1, 100) g;`).join('\n');
     const made = await hoopExec(['app', '--csv', '-c', statements]);
     expect(made.code).toBe(0);
+    // exec returns once the gateway has ended its session: listed as ending (its recording being cut) or ended, never running; `last` names it.
+    const listed = JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ statements: number; reason: string }> };
+    expect(listed.sessions.find((s) => s.statements === 100)?.reason).not.toBe('running');
     const hoop = `${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)}`;
     const gw = `--gateway ${stack.gateway.url} --ca-file ${stack.pki.caFile}`;
     const file = join(stack.dir, 'replay.txt');

@@ -28,7 +28,7 @@ function policy(pgPart: string, extra = ''): string {
   return `version: 1
 connections:
 ${pgPart}access:
-  - { name: people, subjects: [alice, bob, audrey], connections: [app], mode: read-write }
+  - { name: people, subjects: [alice, bob, audrey, erin], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
@@ -246,6 +246,19 @@ describe('recorded sessions', () => {
     const audrey = await hoop(['sessions', 'ls', '--user', 'alice', '--json'], 'audrey', ['auditors']);
     expect((JSON.parse(audrey.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).toContain(id);
     expect((await hoop(['sessions', 'verify', id], 'audrey', ['auditors'])).code).toBe(0);
+  });
+
+  it('hoop exec returns once the gateway has ended its session: listed as ending or ended at once, and `last` names it', async () => {
+    for (let i = 1; i <= 3; i++) {
+      const r = await hoop(['exec', 'app', '--csv', '-c', `select ${i} as n`], 'erin');
+      expect(r.stdout).toBe(`n\n${i}\n`);
+      const listed = (JSON.parse((await hoop(['sessions', 'ls', '--json'], 'erin')).stdout) as { sessions: Array<{ startedAt: string; reason: string }> }).sessions;
+      expect(listed).toHaveLength(i);
+      expect(listed.toSorted((a, b) => b.startedAt.localeCompare(a.startedAt))[0]!.reason).not.toBe('running');
+      const show = await hoop(['sessions', 'show', 'last'], 'erin');
+      expect(show.stderr).toBe('');
+      expect(show.stdout).toContain(`app=> select ${i} as n`);
+    }
   });
 
   it("a recording altered on the gateway's disk is refused, saying what failed", async () => {

@@ -69,6 +69,7 @@ export class SessionEvents {
 
   /** Tells every observer `s` ended, even after one failed (the index must not list it as running for ever); the first failure is thrown after. */
   async ended(s: LiveSession, outcome: SessionOutcome): Promise<void> {
+    s.ending = true;
     let failure: { err: unknown } | undefined;
     for (const o of this.observers) {
       try {
@@ -126,6 +127,8 @@ export class LiveSession implements SessionReport {
   signedInAs: { role: string; database: string } | undefined;
   /** Bytes sent to the client already told in `session.bytes` events (./bytes-sent.ts), when there were any. */
   bytesTold: number | undefined;
+  /** Its relay has finished and its observers are being told (its recording cut, its index line written): listed as `ending`. */
+  ending = false;
   readonly #observers: readonly SessionObserver[];
   readonly #judged: boolean;
 
@@ -216,7 +219,7 @@ export class LiveSession implements SessionReport {
       ...(this.signedInAs ? { role: this.signedInAs.role, database: this.signedInAs.database } : {}),
       startedAt: new Date(this.started).toISOString(),
       ...(end ? { endedAt: new Date(realClock.now()).toISOString() } : {}),
-      reason: end?.reason ?? 'running',
+      reason: end?.reason ?? (this.ending ? 'ending' : 'running'),
       statements: this.counts.statements,
       refused: this.counts.refused,
       rowsRead: this.counts.rowsRead,
