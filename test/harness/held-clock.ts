@@ -38,6 +38,15 @@ export class HeldClock implements Clock {
     return this.#fireWhere((t) => t.due <= now);
   }
 
+  /**
+   * Moves time a second past `instant` and fires what is due: a timer armed for `instant` fires
+   * even when the code under test read the time a moment before it armed it (its due is then that
+   * moment later than `instant`).
+   */
+  advancePast(instant: number): number {
+    return this.advance(instant - this.now() + 1_000);
+  }
+
   #fireWhere(due: (t: { ms: number; due: number }) => boolean): number {
     const fired = [...this.#pending].filter(due);
     for (const t of fired) {

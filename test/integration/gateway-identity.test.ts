@@ -369,7 +369,7 @@ describe('sessions live as long as their token', () => {
 
     clock.advance(exp.getTime() - clock.now() - 1_000);
     expect(await selectOne(short)).toBe('1');
-    clock.advance(1_000);
+    clock.advancePast(exp.getTime());
     const error = await short.raw.error(30_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000', message: `hoop: your token expired at ${exp.toISOString()}; the session is closed` });
     expect(error?.hint).toBe('run `hoop login` and connect again');
@@ -397,7 +397,7 @@ describe('sessions live as long as their token', () => {
     expect(await s.control('token-rejected')).toMatchObject({ reason: 'malformed' });
 
     // Past the first token's expiry: the session lives on the renewed one.
-    clock.advance(expOf(shortToken) - clock.now() + 1_000);
+    clock.advancePast(expOf(shortToken));
     expect(await selectOne(s)).toBe('1');
     expect(s.controls.some((m) => m.type === 'close')).toBe(false);
     s.raw.write(terminate());
@@ -438,7 +438,7 @@ describe('sessions live as long as their token', () => {
     const s = await session(short, 'typ-renewal');
     s.channel.sendControl({ type: 'token', token: await signed('JWT') });
     expect(await s.control('token-rejected')).toMatchObject({ reason: 'wrong-token-type' });
-    clock.advance(expOf(short) - clock.now());
+    clock.advancePast(expOf(short));
     expect(await s.raw.error(30_000)).toMatchObject({ severity: 'FATAL', code: '28000' });
     expect(await s.control('close')).toMatchObject({ reason: 'token-expired' });
   });
@@ -462,7 +462,7 @@ describe('sessions live as long as their token', () => {
     await s.raw.waitFor('T');
     await poll(() => s.raw.raw.includes(Buffer.from([0x44, 0x00, 0x0f, 0x42])));
     s.channel.pause();
-    clock.advance(expOf(token) - clock.now());
+    clock.advancePast(expOf(token));
     s.channel.resume();
     const error = await s.raw.error(30_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000' });
