@@ -4,7 +4,6 @@
  * session; with a run's credential (inside `hoop run`, or `hoop mcp`'s own run) the session is
  * the run's, as the gateway knows from the credential.
  */
-import type { Duplex } from 'node:stream';
 import { getConnection } from '../api-client/connections.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
@@ -20,6 +19,7 @@ import type { PgErrorFields } from '../postgres/wire/messages.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
 import { newSessionId, openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
 import type { ControlMessage } from '../tunnel/frames.js';
+import type { TunnelStream } from '../tunnel/stream.js';
 import { VERSION } from '../version.js';
 
 /** What the client says about why it runs what it runs; the gateway records it as the client's claim (`context` events). */
@@ -47,16 +47,16 @@ export interface GatewaySql {
 /** How long {@link GatewaySql.close} waits for the gateway to end the session. */
 const END_WAIT_MS = 5_000;
 
-/** Resolves once `channel` has closed (the gateway ended its side when the session's relay finished), or after {@link END_WAIT_MS}. */
-function gatewayEnded(channel: Duplex): Promise<void> {
-  if (channel.destroyed) return Promise.resolve();
+/** Resolves once the gateway has ended its side of `channel` (it does when the session's relay finished), or after {@link END_WAIT_MS}. */
+function gatewayEnded(channel: TunnelStream): Promise<void> {
+  if (channel.peerHasGone || channel.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(wait);
       resolve();
     };
     const wait = setTimeout(done, END_WAIT_MS);
-    channel.once('close', done);
+    channel.once('peer-gone', done).once('close', done);
   });
 }
 

@@ -67,6 +67,11 @@ export abstract class TunnelStream extends Duplex {
     this.#pendingControls.push(message);
   }
 
+  /** Whether the peer ended its side or left (`'peer-gone'` was emitted). */
+  get peerHasGone(): boolean {
+    return this.#peerGone;
+  }
+
   /** Says (once) that the peer ended its side or left. */
   protected peerGone(): void {
     if (this.#peerGone) return;

@@ -745,8 +745,9 @@ describe('hoop mcp', () => {
       // The gateway's recording of the first run_sql holds the agent's intent before the statement.
       let doc: { events: Array<Record<string, unknown>> } | undefined;
       for (let i = 0; i < 50 && !doc; i++) {
-        const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; endedAt?: string }> };
-        for (const s of ls.sessions.filter((x) => x.endedAt)) {
+        const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; via: string; endedAt?: string }> };
+        // Only hoop mcp's sessions (each one verified as it is shown: a few, not the whole file's).
+        for (const s of ls.sessions.filter((x) => x.endedAt && x.via === 'mcp')) {
           const shown = JSON.parse((await stack.run(['sessions', 'show', s.id, '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { events: Array<Record<string, unknown>> };
           if (shown.events.some((e) => e.t === 'context' && e.intent === intent)) doc = shown;
         }
