@@ -28,10 +28,16 @@ describe('MySQL statements as the policy judges them', () => {
     expect(one("SELECT a FROM u WHERE name = '2' AND id = 5").tables).toEqual(['u']);
     expect(one('SELECT a FROM v /* 1 */ WHERE id = 5').tables).toEqual(['v']);
     expect(one('SELECT a FROM w /* 2 */ WHERE id = 5').tables).toEqual(['w']);
-    // A text of a known shape asked for again (the relay asks twice a statement: its relations, then its judgement) is answered from the cache.
+    // A text of a known shape is not parsed: its facts are the shape's (decisions are kept by that), with its own text.
     const again = analyzeMysql('SELECT c FROM shaped WHERE id = 31337 LIMIT 1');
     expect(again.ok && again.sameShapeAs).toBeTruthy();
-    expect(analyzeMysql('SELECT c FROM shaped WHERE id = 31337 LIMIT 1')).toBe(again);
+    expect(analyzeMysql('SELECT c FROM shaped WHERE id = 4242 LIMIT 1').sameShapeAs).toBe(again.sameShapeAs);
+    // A reading frozen (as a session's is) finds the same caches as an equal one not frozen.
+    const frozen = Object.freeze({ flavor: 'mariadb' as const });
+    const parsed = analyzeMysql('SELECT c FROM frozen_reading WHERE k = 1', frozen);
+    expect(analyzeMysql('SELECT c FROM frozen_reading WHERE k = 1', { flavor: 'mariadb' })).toBe(parsed);
+    expect(analyzeMysql('SELECT c FROM frozen_reading WHERE k = 1', frozen)).toBe(parsed);
+    expect(analyzeMysql('SELECT c FROM frozen_reading WHERE k = 1', Object.freeze({ flavor: 'mariadb' as const, ansiQuotes: true }))).not.toBe(parsed);
   });
 
   it('gives each statement its kinds, including what REPLACE, ON DUPLICATE KEY UPDATE and CREATE OR REPLACE also do', () => {

@@ -188,7 +188,7 @@ function followed(analysis: Analysis, options: MysqlReading): MysqlReading | und
       next = { ...next, singleByte: false };
     } else if (setting.name === undefined) return undefined;
   }
-  return next;
+  return Object.freeze(next);
 }
 
 /** How the session's SQL is read; `unreadable` when it cannot be. */
@@ -222,6 +222,8 @@ export class CommandJudge {
   #catalog: CatalogJudge | undefined;
   /** The command whose relations were looked up last (a command is not waited for twice). */
   #lookedUp: Buffer | undefined;
+  /** The last text analysed, as read then (see {@link #analyzed}). */
+  #lastRead: { sql: string; options: MysqlReading; analysis: Analysis } | undefined;
 
   constructor(session: TunnelSession<MysqlConnection>) {
     this.#session = session;
@@ -254,7 +256,7 @@ export class CommandJudge {
    */
   readsDiagnostics(payload: Buffer): boolean {
     if (payload[0] !== Command.QUERY || payload.length > 1 + MAX_DIAGNOSTICS_SQL || !this.#reading) return false;
-    const analysis = analyzeMysql(payload.toString('utf8', 1), this.#reading.options);
+    const analysis = this.#analyzed(payload.toString('utf8', 1));
     return (
       analysis.ok &&
       analysis.statements.length === 1 &&
@@ -274,14 +276,15 @@ export class CommandJudge {
     const [mode = '', charset = '', results = ''] = state && 'rows' in state ? (state.rows[0] ?? []).map((v) => (v ?? '').toLowerCase()) : [];
     const { odd, ...lexing } = modeReading(mode);
     this.#reading = {
-      options: {
+      // Frozen, and replaced when the session's reading changes: the analyses kept for it are found by the object (src/policy/mysql/analyze.ts).
+      options: Object.freeze({
         ...lexing,
         singleByte: !charset.startsWith('utf8'),
         multiStatements: (agreed & Cap.MULTI_STATEMENTS) !== 0,
         database: this.#session.connection.database,
         // MySQL runs /*!NNNNN … */ by its own version, which the gateway cannot know: those comments are refused.
         flavor: client.greeting.serverVersion.includes('MariaDB') ? 'mariadb' : 'mysql',
-      },
+      } as const),
       ...(odd ? { unreadable: `the server's sql_mode has ${odd}, under which it reads SQL another way` } : {}),
       ...(UNSAFE_CHARSETS.has(charset) ? { unreadable: `the client's character set ${charset} can hide a quote in a character` } : {}),
       // The set the client asked for at sign-in (its handshake's collation) is the results' too.
@@ -290,7 +293,7 @@ export class CommandJudge {
     const { judge } = this.#session;
     if (judge?.tableRules && relations) {
       const reading = this.#reading;
-      this.#catalog = new CatalogJudge(judge, relations(reading.options), (sql) => analyzeMysql(sql, reading.options));
+      this.#catalog = new CatalogJudge(judge, relations(reading.options), (sql) => this.#analyzed(sql));
     }
     if (this.#session.readOnly) await client.query('SET SESSION TRANSACTION READ ONLY');
     if (this.#session.judge?.limitsRows) {
@@ -360,7 +363,17 @@ export class CommandJudge {
     const sql = code === Command.STMT_EXECUTE ? held : sqlOf(code, payload);
     if (sql === undefined || sql.length > MAX_JUDGED_SQL) return undefined;
     this.#lookedUp = payload;
-    return this.#catalog!.pending([analyzeMysql(sql, governed.options)]);
+    return this.#catalog!.pending([this.#analyzed(sql)]);
+  }
+
+  /** `sql` analysed as the session reads SQL now; asked again of the same text (a command's is asked for up to three times), the same analysis. */
+  #analyzed(sql: string): Analysis {
+    const options = this.#reading!.options;
+    const last = this.#lastRead;
+    if (last?.options === options && last.sql === sql) return last.analysis;
+    const analysis = analyzeMysql(sql, options);
+    this.#lastRead = { sql, options, analysis };
+    return analysis;
   }
 
   /** Command `payload`'s SQL analysed off the event loop when it is long, else undefined. */
@@ -396,7 +409,7 @@ export class CommandJudge {
     if (kill) return { kill };
     const governed = this.#reading;
     if (!governed) return undefined;
-    if (code === Command.SET_OPTION && payload.length >= 3) governed.options.multiStatements = payload.readUInt16LE(1) === 0;
+    if (code === Command.SET_OPTION && payload.length >= 3) governed.options = Object.freeze({ ...governed.options, multiStatements: payload.readUInt16LE(1) === 0 });
     if (code === Command.RESET_CONNECTION) {
       // The session would take the server's sql_mode as it is now, which the judge has not read.
       return { rule: 'hoop:mysql-reset', reason: 'COM_RESET_CONNECTION is not relayed on a session the policy governs (reconnect instead)' };
@@ -437,7 +450,7 @@ export class CommandJudge {
     if (governed.unreadable) return { rule: 'hoop:mysql-unreadable', reason: `${governed.unreadable}; no statement is judged on this session` };
     const limited = limits !== undefined && Object.keys(limits).length > 0;
     if (limited && governed.options.flavor !== 'mariadb') return { rule: 'hoop:mysql-limits', reason: 'the access sets server timeouts, which hoop applies to MariaDB sessions only' };
-    const read = analyzeMysql(sql, governed.options);
+    const read = this.#analyzed(sql);
     // A query that ends by changing sql_mode or the character set is judged as any SET, and the session's reading follows it once it ran.
     const following = query ? followed(read, governed.options) : undefined;
     const analysis: Analysis = following && read.ok ? { ...read, statements: read.statements.map((st, i) => (i === read.statements.length - 1 ? { ...st, changesLexing: false } : st)) } : read;

@@ -74,10 +74,6 @@ class Unread extends HoopError {
   }
 }
 
-/** Analyses kept, by reading and text: a session sends the same statements again and again. */
-const cache = new LruCache<string, Analysis>(1000);
-/** Analyses kept by reading and shape (../sql/shape.ts), for texts that differ only in numeric literals (`WHERE id = 4711`), once one proved the shape. */
-const shapes = new LruCache<string, Analysis>(1000);
 /** Statement kinds whose facts do not depend on the values of their numeric literals. */
 const SHAPE_KINDS = new Set<StatementKind>(['select', 'insert', 'update', 'delete']);
 /** Texts longer than this are analysed every time, not kept. */
@@ -87,35 +83,54 @@ const MAX_CACHED_TEXT = 8192;
 const readingKey = (o: MysqlReading): string =>
   `${o.ansiQuotes ? 'A' : '-'}${o.noBackslashEscapes ? 'N' : '-'}${o.singleByte ? 'S' : '-'}${o.multiStatements ? 'M' : '-'}${o.flavor ?? ''}:${o.floorVersion ?? ''}:${o.trustedVersion ?? ''}:${o.database ?? ''}`;
 
-/** Long texts analysed off the event loop (./long-sql.ts), kept for the questions about them that follow. */
-const long = new LruCache<string, Analysis>(8);
+/** What is kept of one reading's analyses: a session sends the same statements again and again. */
+interface ReadingCaches {
+  /** By text. */
+  texts: LruCache<string, Analysis>;
+  /** By shape (../sql/shape.ts), for texts that differ only in numeric literals (`WHERE id = 4711`), once one proved the shape. */
+  shapes: LruCache<string, Analysis>;
+  /** Long texts analysed off the event loop (./long-sql.ts), kept for the questions about them that follow. */
+  long: LruCache<string, Analysis>;
+}
+
+/** The caches of the readings used last (a gateway's sessions read SQL a few ways: by database and sql_mode). */
+const readings = new LruCache<string, ReadingCaches>(8);
+/** A frozen reading's caches, found without making its key (it cannot change; a session's reading is frozen, and replaced when it changes). */
+const frozenReadings = new WeakMap<MysqlReading, ReadingCaches>();
+
+/** The caches of reading `o`. */
+function cachesOf(o: MysqlReading): ReadingCaches {
+  const known = frozenReadings.get(o);
+  if (known) return known;
+  const key = readingKey(o);
+  let caches = readings.get(key);
+  if (!caches) {
+    caches = { texts: new LruCache(1000), shapes: new LruCache(1000), long: new LruCache(8) };
+    readings.set(key, caches);
+  }
+  if (Object.isFrozen(o)) frozenReadings.set(o, caches);
+  return caches;
+}
 
 /** Keeps `analysis` of long `text` (read off the event loop) for {@link analyzeMysql}. */
 export function rememberLong(text: string, o: MysqlReading, analysis: Analysis): void {
-  long.set(`${readingKey(o)}\0${text}`, analysis);
+  cachesOf(o).long.set(text, analysis);
 }
 
 /** See the module documentation; `o` says how the session lexes. */
 export function analyzeMysql(text: string, o: MysqlReading = {}): Analysis {
   if (!ready) return { ok: false, parser: 'MySQL', error: 'the MySQL parser is not loaded' };
-  const reading = readingKey(o);
-  if (text.length > MAX_CACHED_TEXT) return long.get(`${reading}\0${text}`) ?? analyzeUncached(text, o);
-  const key = `${reading}\0${text}`;
-  const hit = cache.get(key);
+  const caches = cachesOf(o);
+  if (text.length > MAX_CACHED_TEXT) return caches.long.get(text) ?? analyzeUncached(text, o);
+  const hit = caches.texts.get(text);
   if (hit) return hit;
   const shape = sqlShape(text);
-  const shapeKey = shape ? `${reading}\0${shape.key}` : undefined;
-  const sameShape = shapeKey ? shapes.get(shapeKey) : undefined;
-  // The facts of a text of the same shape, but the statement's own text (what the masker and reviews read); kept for
-  // the text too, as the relay asks for a statement's analysis more than once (its relations looked up, then judged).
-  if (sameShape?.ok) {
-    const derived: Analysis = { ...sameShape, statements: sameShape.statements.map((st) => ({ ...st, text })), sameShapeAs: sameShape };
-    cache.set(key, derived);
-    return derived;
-  }
+  const sameShape = shape ? caches.shapes.get(shape.key) : undefined;
+  // The facts of a text of the same shape, but the statement's own text (what the masker and reviews read).
+  if (sameShape?.ok) return { ...sameShape, statements: sameShape.statements.map((st) => ({ ...st, text })), sameShapeAs: sameShape };
   const analysis = analyzeUncached(text, o);
-  cache.set(key, analysis);
-  if (shape && shapeKey && provesShape(analysis, text, shape.runs)) shapes.set(shapeKey, analysis);
+  caches.texts.set(text, analysis);
+  if (shape && provesShape(analysis, text, shape.runs)) caches.shapes.set(shape.key, analysis);
   return analysis;
 }
 
