@@ -31,7 +31,7 @@ export interface CutOptions {
   key: KeyObject;
   /** The session ended and its recording was closed: the last chunk ends with the seal and `SHA256SUMS` is written; else a checkpoint manifest (the recording is truncated). */
   sealed: boolean;
-  /** False: no fsync (files outlive the process, not the machine). */
+  /** False: no fsync (files outlive the process, not the machine), and the manifest is written in place (a journal, or a retry, makes the cut again). */
   durable: boolean;
   /** Told each file once it is on disk. */
   onFile?: (name: string) => void;
@@ -75,7 +75,10 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
   const manifest = Buffer.from(sums.join(''));
   const name = o.sealed ? MANIFEST : checkpointName(sums.length);
   await writeNewFileOnThread(join(o.dir, `${name}.sig`), Buffer.from(sshSign(o.key, RECORDING_NAMESPACE, manifest)), o.durable);
-  await writeFileOnceOnThread(join(o.dir, name), manifest, o.dir, o.durable, o.durable);
+  // A durable cut places its manifest whole (by a temporary name); one that is not is backed by its journal until it is
+  // synced, and cut again from it after a crash: its manifest is written in place, last, before anyone is told of it.
+  if (o.durable) await writeFileOnceOnThread(join(o.dir, name), manifest, o.dir);
+  else await writeNewFileOnThread(join(o.dir, name), manifest, false);
   o.onFile?.(`${name}.sig`);
   o.onFile?.(name);
   return { chunks: sums.length, records };
