@@ -51,7 +51,7 @@ export async function execStatements(io: CliIo, name: string, statements: string
         // ^C (or SIGTERM) while a statement runs or waits for its review: the session ends, which withdraws the review, and exec with it.
         const failure = await Promise.race([sql.run(statement, printer), whenAborted(io.signal).then(() => 'interrupted' as const)]);
         if (failure === 'interrupted') {
-          await sql.close(); // not waited for: ^C ends exec now
+          sql.close().catch(() => undefined); // not waited for: ^C ends exec now
           say('interrupted: the session is closed, and a statement it held for review is withdrawn (it did not run)');
           throw new CommandExit(130);
         }

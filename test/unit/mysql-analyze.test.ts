@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
-import { analyzeMysql, loadMysqlParser } from '../../src/policy/mysql/analyze.js';
+import { analyzeMysql, loadMysqlParser, rememberLong } from '../../src/policy/mysql/analyze.js';
 import type { Analysis, StatementFacts } from '../../src/policy/sql/analyze/facts.js';
 import { emptyPolicy } from '../harness/policy.js';
 
@@ -39,6 +39,16 @@ describe('MySQL statements as the policy judges them', () => {
     expect(analyzeMysql('SELECT c FROM frozen_reading WHERE k = 1', { flavor: 'mariadb' })).toBe(parsed);
     expect(analyzeMysql('SELECT c FROM frozen_reading WHERE k = 1', frozen)).toBe(parsed);
     expect(analyzeMysql('SELECT c FROM frozen_reading WHERE k = 1', Object.freeze({ flavor: 'mariadb' as const, ansiQuotes: true }))).not.toBe(parsed);
+  });
+
+  it("finds a long text's analysis made off the event loop by any equal reading, frozen or not, whatever readings were used between", () => {
+    const session = Object.freeze({ flavor: 'mariadb' as const, database: 'kept' });
+    expect(analyzeMysql('SELECT 1', session).ok).toBe(true);
+    for (let i = 0; i < 20; i++) analyzeMysql('SELECT 1', { database: `other_${i}` });
+    const long = `SELECT a FROM t WHERE b = '${'x'.repeat(10_000)}'`;
+    const made: Analysis = { ok: false, parser: 'MySQL', error: 'the analysis the worker made' };
+    rememberLong(long, { flavor: 'mariadb', database: 'kept' }, made);
+    expect(analyzeMysql(long, session)).toBe(made);
   });
 
   it('gives each statement its kinds, including what REPLACE, ON DUPLICATE KEY UPDATE and CREATE OR REPLACE also do', () => {

@@ -95,20 +95,21 @@ interface ReadingCaches {
 
 /** The caches of the readings used last (a gateway's sessions read SQL a few ways: by database and sql_mode). */
 const readings = new LruCache<string, ReadingCaches>(8);
-/** A frozen reading's caches, found without making its key (it cannot change; a session's reading is frozen, and replaced when it changes). */
-const frozenReadings = new WeakMap<MysqlReading, ReadingCaches>();
+/** A frozen reading's key, made once (it cannot change; a session's reading is frozen, and replaced when it changes). */
+const frozenKeys = new WeakMap<MysqlReading, string>();
 
-/** The caches of reading `o`. */
+/** The caches of reading `o`: those of every equal reading (a long text analysed off the loop is found by the session that sent it). */
 function cachesOf(o: MysqlReading): ReadingCaches {
-  const known = frozenReadings.get(o);
-  if (known) return known;
-  const key = readingKey(o);
+  let key = frozenKeys.get(o);
+  if (key === undefined) {
+    key = readingKey(o);
+    if (Object.isFrozen(o)) frozenKeys.set(o, key);
+  }
   let caches = readings.get(key);
   if (!caches) {
     caches = { texts: new LruCache(1000), shapes: new LruCache(1000), long: new LruCache(8) };
     readings.set(key, caches);
   }
-  if (Object.isFrozen(o)) frozenReadings.set(o, caches);
   return caches;
 }
 
