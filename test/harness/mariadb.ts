@@ -96,6 +96,11 @@ process.on('exit', () => {
 
 const password = (): string => randomBytes(12).toString('base64url');
 
+/** A policy's connection entry for the `app` database on the MariaDB at `port` as the `app` user (its password from `${env:MARIA_PASSWORD}`). */
+export function mariaConnectionYaml(port: number, name = 'shop', tls = '{ mode: require }'): string {
+  return `  - { name: ${name}, type: mysql, host: 127.0.0.1, port: ${port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: ${tls} }`;
+}
+
 /** Starts a MariaDB server with the test users and the `app` database; `maxConnections` (default 500) for more sessions at once (and files open for them). */
 export async function startMariaDb(options: { maxConnections?: number } = {}): Promise<MariaServer> {
   if (!MARIADBD) throw new Error('MariaDB is not installed (apt-get install mariadb-server mariadb-client)');

@@ -20,7 +20,7 @@ import { packet, type MySqlPacket } from '../../src/mysql/wire/packets.js';
 import { Conversation } from '../../src/mysql/pipeline/conversation.js';
 import { parseErr, parseOk } from '../../src/mysql/wire/results.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
-import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
+import { startMariaDb, type MariaServer, mariaConnectionYaml } from '../harness/mariadb.js';
 import { packets } from '../harness/mysql-packets.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
@@ -80,8 +80,8 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
-  - { name: shop-lumped, type: mysql, host: 127.0.0.1, port: ${lumps.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: disable } }
+${mariaConnectionYaml(db.port)}
+${mariaConnectionYaml(lumps.port, 'shop-lumped', '{ mode: disable }')}
 access:
   - { name: people, subjects: [alice], connections: [shop, shop-lumped], mode: read-write }
 masking:
@@ -102,7 +102,7 @@ recording: { rowCap: 2 }
       await db.sql('CREATE TABLE app.counted (id int primary key, v int) ENGINE=InnoDB; INSERT INTO app.counted SELECT seq, 0 FROM seq_1_to_5', { database: 'app' });
       limitedRepo.commit(`version: 1
 connections:
-  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
+${mariaConnectionYaml(db.port)}
 access:
   - { name: limited, subjects: [alice], connections: [shop], mode: read-write, maxAffectedRows: 2 }
 statements:

@@ -10,7 +10,7 @@ import { NATIVE_PASSWORD, scramble } from '../../src/mysql/wire/auth.js';
 import { Cap, handshakeResponse, parseGreeting, sslRequest, type Greeting } from '../../src/mysql/wire/handshake.js';
 import { packet, PacketReader, type MySqlPacket } from '../../src/mysql/wire/packets.js';
 import { parseErr } from '../../src/mysql/wire/results.js';
-import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
+import { startMariaDb, type MariaServer, mariaConnectionYaml } from '../harness/mariadb.js';
 import { packets } from '../harness/mysql-packets.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
@@ -30,8 +30,8 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
-  - { name: shop-one, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
+${mariaConnectionYaml(db.port)}
+${mariaConnectionYaml(db.port, 'shop-one')}
 access:
   - { name: people, subjects: [alice], connections: [shop], mode: read-write }
   - { name: one-at-a-time, subjects: [carol], connections: [shop-one], mode: read-write, maxSessions: 1 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
+import { startMariaDb, type MariaServer, mariaConnectionYaml } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
@@ -54,7 +54,7 @@ beforeAll(async () => {
       );
       repo.commit(`version: 1
 connections:
-  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
+${mariaConnectionYaml(db.port)}
 access:
   - { name: people, subjects: [alice], connections: [shop], mode: read-write }
 statements:

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MySqlGreeted } from '../../src/mysql/wire/client.js';
 import { newSessionId, openTunnel } from '../../src/tunnel/transport.js';
 import { answersWhile } from '../harness/event-loop.js';
-import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
+import { startMariaDb, type MariaServer, mariaConnectionYaml } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 
@@ -27,7 +27,7 @@ beforeAll(async () => {
     policy: () => {
       repo.commit(`version: 1
 connections:
-  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require } }
+${mariaConnectionYaml(db.port)}
 access:
   - { name: people, subjects: [alice], connections: [shop], mode: read-write }
 masking:
