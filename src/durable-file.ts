@@ -1,6 +1,6 @@
 /** Files that must survive a crash whole or not at all. */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, linkSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsync, linkSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
@@ -94,22 +94,27 @@ const fdatasyncFd = promisify(fdatasync);
 /**
  * Makes files written without a sync durable, together: each file's data (`fdatasync`), then each
  * directory that names them and the directories above those (`fsync`). Synced at once, many files
- * cost the disk about one wait: the file system commits them in one transaction.
+ * cost the disk about one wait: the file system commits them in one transaction. For the recording
+ * thread: each is opened and closed on it (no wait for the disk), and only the syncs go to libuv's
+ * pool.
  */
 export async function syncFiles(files: readonly string[], dirs: Iterable<string>): Promise<void> {
-  await Promise.all(
-    files.map(async (file) => {
-      const f = await open(file, 'r');
-      try {
-        await f.datasync();
-      } finally {
-        await f.close();
-      }
-    }),
-  );
+  await Promise.all(files.map((file) => syncOnPool(file, fdatasyncFd)));
   const named = new Set(dirs);
-  await Promise.all([...named, ...new Set([...named].map((d) => dirname(d)))].map(syncDirectory));
+  await Promise.all([...named, ...new Set([...named].map((d) => dirname(d)))].map((dir) => syncOnPool(dir, fsyncFd).catch(() => undefined)));
 }
+
+/** Opens `path` here, syncs it with `sync` on libuv's pool, and closes it. */
+async function syncOnPool(path: string, sync: (fd: number) => Promise<void>): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    await sync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const fsyncFd = promisify(fsync);
 
 /** `fsync` of a directory: the names made in it are durable (where the file system allows; errors ignored). */
 export async function syncDirectory(dir: string): Promise<void> {

@@ -1,11 +1,11 @@
 /**
- * `hoop sessions verify`: a recording directory (`--file`), a session's recording with the CLI's
+ * `hoop sessions verify`: a recording directory or a gateway's archive of one (`--file`), a session's recording with the CLI's
  * record of it and how the two agree, or a run (its own record, then every session of it). Each
  * verification is printed as it is made; any failure fails the command (exit 1).
  *
  * @see docs/recording-format.md
  */
-import { mkdtemp, opendir, rm } from 'node:fs/promises';
+import { mkdtemp, open, opendir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getRecordingKeys } from '../api-client/sessions.js';
@@ -15,6 +15,7 @@ import type { CliIo } from '../io.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { type RecordingCheck, verifyRecording } from '../recording/verify.js';
+import { isRecordingArchive } from '../recording/recording-files.js';
 import { crossCheckLine, verdict } from '../ui/session-lines.js';
 import { spoolOf } from './client-records.js';
 import { commandTokenProvider } from './client-config.js';
@@ -182,14 +183,18 @@ async function runRecordSessions(io: CliIo, flags: VerifyFlags, runId: string, r
   }
 }
 
-/** Refuses a directory that cannot be read at all, as the system says why (exit 66: no such directory): the user's input, not evidence that fails. */
+/** Refuses a recording (a directory, or a gateway's archive) that cannot be read at all, as the system says why (exit 66: no such file): the user's input, not evidence that fails. */
 async function mustBeReadable(dir: string): Promise<void> {
   try {
-    await (await opendir(dir)).close();
+    await (isRecordingArchive(dir) ? await open(dir) : await opendir(dir)).close();
   } catch (err) {
     const e = systemErrorOf(err);
     if (e?.exitCode !== ExitCode.NOINPUT) throw e ?? err;
-    throw new HoopError(e.code, e.message, { hint: 'give a recording directory: the recording/ of an unpacked `hoop sessions export ID --format bundle`', exitCode: e.exitCode, cause: err });
+    throw new HoopError(e.code, e.message, {
+      hint: 'give a recording directory (the recording/ of an unpacked `hoop sessions export ID --format bundle`) or the archive a gateway keeps one in (its dataDir/recordings/<id>.tar)',
+      exitCode: e.exitCode,
+      cause: err,
+    });
   }
 }
 

@@ -121,7 +121,7 @@ function verifyCommand(io: CliIo): Command {
       "the session id (or `last`: your newest ended one, or a run id: the run's record and every session of it); its recording is downloaded and checked against the gateway's published keys (with --file: the id the recording must be)",
     )
     .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure, and on a truncated recording')
-    .option('--file <dir>', "check this recording directory instead (with --key, or the gateway's published keys)")
+    .option('--file <path>', "check this recording instead: a directory, or the archive a gateway keeps it in (dataDir/recordings/<id>.tar); with --key, or the gateway's published keys")
     .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
     .option('--json', 'print the verification as one JSON document')
     .option('--accept-truncated', 'accept a recording that verifies only up to its last checkpoint (its gateway stopped before the session ended)')

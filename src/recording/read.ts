@@ -5,11 +5,10 @@
  * @see ./writer.ts for the format
  */
 import { SEALED } from './writer.js';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { RecordingEvent } from './event-line.js';
 import type { RecordEncoderModule } from './thread.js';
 import { splitChunk } from './record-chunks.js';
+import { recordingFiles } from './recording-files.js';
 import { EVENT, forEachRecord, type RecordEncoder } from './thread.js';
 import { chunkBytes } from './verify.js';
 import { decodeWire, EventCollector } from './wire.js';
@@ -32,12 +31,18 @@ export async function* readEvents(dir: string, manifest: string, decoders: Reado
 
 /** The events of the chunks `manifest` names: as they were written, or decoded from the records they hold. */
 async function* chunkEvents(dir: string, manifest: string, decoders: Readonly<Record<string, RecordEncoderModule>>): AsyncGenerator<RecordingEvent> {
-  const text = await readFile(join(dir, manifest), 'utf8');
+  const at = recordingFiles(dir);
+  const read = async (name: string): Promise<Buffer> => {
+    const data = await at.read(name);
+    if (!data) throw new Error(`${dir} holds no ${name}`);
+    return data;
+  };
+  const text = (await read(manifest)).toString('utf8');
   let records: RecordDecoder | undefined;
   for (const line of text.split('\n')) {
     const name = line.split('  ')[1];
     if (!name) continue;
-    const data = await chunkBytes(await readFile(join(dir, name)));
+    const data = await chunkBytes(await read(name));
     if (name.startsWith('records-')) {
       const { header, records: from } = splitChunk(data);
       records ??= new RecordDecoder(header.protocol, decoders);

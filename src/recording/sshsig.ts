@@ -53,10 +53,18 @@ class WireReader {
 
 /** The public key's SSH wire form (`string "ssh-ed25519", string key`). */
 export function sshPublicKeyBlob(key: KeyObject): Buffer {
-  const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
-  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error('only Ed25519 keys can sign recordings');
-  return Buffer.concat([sshString(KEY_TYPE), sshString(Buffer.from(jwk.x, 'base64url'))]);
+  let blob = blobs.get(key);
+  if (!blob) {
+    const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
+    if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error('only Ed25519 keys can sign recordings');
+    blob = Buffer.concat([sshString(KEY_TYPE), sshString(Buffer.from(jwk.x, 'base64url'))]);
+    blobs.set(key, blob);
+  }
+  return blob;
 }
+
+/** Each key's public blob, made once (a recording's every signature names it). */
+const blobs = new WeakMap<KeyObject, Buffer>();
 
 /** The public key as one `authorized_keys` / `allowed_signers` word pair: `ssh-ed25519 AAAA…`. */
 export function sshPublicKeyLine(key: KeyObject): string {

@@ -11,10 +11,11 @@ import { realClock } from '../clock.js';
 import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 
-const BLOCK = 512;
+/** A ustar archive's unit: every header is one, every file is padded to whole ones. */
+export const BLOCK = 512;
 
 /** A ustar header for `name` (`'0'`: a file of `size` bytes; `'5'`: a directory). */
-function header(name: string, size: number, type: '0' | '5', mtime: number): Buffer {
+export function header(name: string, size: number, type: '0' | '5', mtime: number): Buffer {
   const h = Buffer.alloc(BLOCK);
   if (Buffer.byteLength(name) > 100) throw new RangeError(`tar: the name ${name} is longer than 100 bytes`);
   const octal = (value: number, at: number, width: number): void => {
@@ -31,13 +32,13 @@ function header(name: string, size: number, type: '0' | '5', mtime: number): Buf
   h.write('ustar\0', 257, 'ascii');
   h.write('00', 263, 'ascii');
   let sum = 0;
-  for (const b of h) sum += b;
+  for (let i = 0; i < BLOCK; i++) sum += h[i]!;
   h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
   return h;
 }
 
 /** The zeros that pad `size` bytes of a file to a whole block (none when it fills its last one). */
-function padding(size: number): Buffer | undefined {
+export function padding(size: number): Buffer | undefined {
   const rest = size % BLOCK;
   return rest === 0 ? undefined : Buffer.alloc(BLOCK - rest);
 }
@@ -104,33 +105,45 @@ export interface TarEntry {
  */
 export function readTar(archive: Buffer, maxEntries: number): TarEntry[] {
   const entries: TarEntry[] = [];
-  const field = (h: Buffer, at: number, width: number): string => h.toString('latin1', at, at + width).replace(/[\0 ]+$/, '');
   for (let at = 0; ; ) {
     if (at + 2 * BLOCK > archive.length) throw new RangeError('tar: the archive ends without its two empty blocks');
-    const h = archive.subarray(at, at + BLOCK);
-    if (h.every((b) => b === 0)) {
+    const h = readHeader(archive.subarray(at, at + BLOCK), at);
+    if (!h) {
       if (!archive.subarray(at + BLOCK, at + 2 * BLOCK).every((b) => b === 0)) throw new RangeError(`tar: an empty block at ${at} is not followed by another`);
       return entries;
     }
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
-    const stored = field(h, 148, 8);
-    if (!/^[0-7]+$/.test(stored) || Number.parseInt(stored, 8) !== sum) throw new RangeError(`tar: the header at ${at} has a wrong checksum`);
-    if (h.toString('latin1', 257, 262) !== 'ustar') throw new RangeError(`tar: the header at ${at} is not ustar`);
-    const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '');
-    if (h[345] !== 0) throw new RangeError(`tar: ${name} has a name prefix (names are read up to 100 bytes)`);
-    const sizeText = field(h, 124, 12);
-    if (!/^[0-7]+$/.test(sizeText)) throw new RangeError(`tar: ${name} has no octal size`);
-    const size = Number.parseInt(sizeText, 8);
     const start = at + BLOCK;
-    if (start + size > archive.length) throw new RangeError(`tar: ${name} says ${size} bytes, more than the archive holds`);
-    const type = String.fromCharCode(h[156]!);
-    if (type === '0' || type === '\0') {
+    if (start + h.size > archive.length) throw new RangeError(`tar: ${h.name} says ${h.size} bytes, more than the archive holds`);
+    if (h.type === '0') {
       if (entries.length >= maxEntries) throw new RangeError(`tar: more than ${maxEntries} files`);
-      entries.push({ name, data: archive.subarray(start, start + size) });
-    } else if (type !== '5') throw new RangeError(`tar: ${name} is neither a file nor a directory (type ${JSON.stringify(type)})`);
-    at = start + Math.ceil(size / BLOCK) * BLOCK;
+      entries.push({ name: h.name, data: archive.subarray(start, start + h.size) });
+    }
+    at = start + Math.ceil(h.size / BLOCK) * BLOCK;
   }
+}
+
+/**
+ * The ustar header in `h` (the block at `at` of its archive): its name, size and type (a file,
+ * `'0'`, or a directory, `'5'`); undefined for an empty block (the end of the archive). Strict:
+ * its checksum, the `ustar` magic and an octal size.
+ *
+ * @throws RangeError naming what is wrong
+ */
+export function readHeader(h: Buffer, at: number): { name: string; size: number; type: '0' | '5' } | undefined {
+  if (h.every((b) => b === 0)) return undefined;
+  const field = (from: number, width: number): string => h.toString('latin1', from, from + width).replace(/[\0 ]+$/, '');
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+  const stored = field(148, 8);
+  if (!/^[0-7]+$/.test(stored) || Number.parseInt(stored, 8) !== sum) throw new RangeError(`tar: the header at ${at} has a wrong checksum`);
+  if (h.toString('latin1', 257, 262) !== 'ustar') throw new RangeError(`tar: the header at ${at} is not ustar`);
+  const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '');
+  if (h[345] !== 0) throw new RangeError(`tar: ${name} has a name prefix (names are read up to 100 bytes)`);
+  const sizeText = field(124, 12);
+  if (!/^[0-7]+$/.test(sizeText)) throw new RangeError(`tar: ${name} has no octal size`);
+  const type = String.fromCharCode(h[156]!);
+  if (type !== '0' && type !== '\0' && type !== '5') throw new RangeError(`tar: ${name} is neither a file nor a directory (type ${JSON.stringify(type)})`);
+  return { name, size: Number.parseInt(sizeText, 8), type: type === '5' ? '5' : '0' };
 }
 
 /** A whole ustar archive of these files, in memory (a few small ones: a batch of records). */

@@ -13,13 +13,14 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { readdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { syncFiles, writeFileOnceOnThread } from '../durable-file.js';
 import { lowerThreadPriority } from '../worker-thread.js';
 import { Journal, JournalChanged } from './journal.js';
 import { cutRecording } from './record-chunks.js';
+import { isRecordingArchive } from './recording-files.js';
 import type { FromThread, ToThread } from './thread.js';
 import { RECORDING_FILE, RecordingWriter } from './writer.js';
 
@@ -37,6 +38,10 @@ interface Open {
 lowerThreadPriority();
 
 const port = parentPort!;
+/** What an `open` says, with the key it names (or the last one sent). */
+type OpenOptions = Extract<ToThread, { op: 'open' }>['options'] & { key: KeyObject };
+/** The key the last `open` held (it is sent once). */
+let lastKey: KeyObject | undefined;
 const recordings = new Map<number, Open>();
 const say = (m: FromThread): void => port.postMessage(m);
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -56,7 +61,7 @@ function fail(id: number, err: unknown): void {
  * Opens recording `id`; what comes for it meanwhile waits in its queue. (Its own scope: what its
  * writer keeps for its life, the callbacks below, holds only the id.)
  */
-function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
+function open(id: number, o: OpenOptions): void {
   if (o.journal !== undefined) return openJournaled(id, o);
   const { announce, beside, journal: _, announceJournal: __, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
@@ -87,7 +92,7 @@ let commitTimer: NodeJS.Timeout | undefined;
 const salvage = new Map<number, { r: Open; sealed: boolean }>();
 
 /** Opens recording `id` in the journal of `o.journal`. */
-function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
+function openJournaled(id: number, o: OpenOptions): void {
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   recordings.set(id, r);
   announceJournals ||= o.announceJournal;
@@ -182,48 +187,61 @@ async function cut(id: number, r: Open, sealed: boolean): Promise<void> {
   const { journal, key, durable, announce } = r.journaled!;
   const meta = journal.session(id);
   if (!meta) return;
-  for (const f of filesIn(meta.dir).filter((f) => RECORDING_FILE.test(f))) unlinkSync(join(meta.dir, f));
-  const written: string[] = [];
-  const onFile = (name: string): void => {
-    written.push(join(meta.dir, name));
-    if (announce) say({ op: 'file', id, name, removed: false });
-  };
-  await cutRecording({ dir: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable: false, onFile }, journal.blocks(id));
-  if (durable) await synced(meta.dir, written);
+  // An archive is written over whole; a directory loses what a cut that failed left there first.
+  if (!isRecordingArchive(meta.dir)) for (const f of filesIn(meta.dir).filter((f) => RECORDING_FILE.test(f))) unlinkSync(join(meta.dir, f));
+  const onFile = announce ? (name: string): void => say({ op: 'file', id, name, removed: false }) : undefined;
+  await cutRecording({ path: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable: false, ...(onFile ? { onFile } : {}) }, journal.blocks(id));
+  if (durable) await synced(meta.dir);
   removedJournals(journal.closed(id));
 }
 
 /** How long a cut waits for others to be synced with it: the disk is waited on once for all the sessions that end meanwhile. */
 const SYNC_AFTER_MS = 200;
-/** Cuts synced together: their files and directories, and the sync (once begun). */
+/** Cuts synced together: their files or directories (each with the files in it), and the sync (once begun). */
 interface SyncGroup {
-  files: string[];
-  dirs: Set<string>;
+  paths: string[];
   sync(): Promise<void>;
   done: Promise<void>;
 }
 /** The cuts to sync next. */
 let syncing: SyncGroup | undefined;
 
-/** Resolves once `files` (of directory `dir`) and their names are on disk, synced with the other cuts of the next {@link SYNC_AFTER_MS}. */
-function synced(dir: string, files: string[]): Promise<void> {
+/** Resolves once the recording at `path` (an archive, or a directory and its files) and its name are on disk, synced with the other cuts of the next {@link SYNC_AFTER_MS}. */
+function synced(path: string): Promise<void> {
   if (!syncing) {
     let once: Promise<void> | undefined;
     const group: SyncGroup = {
-      files: [],
-      dirs: new Set(),
+      paths: [],
       sync: () => {
         if (syncing === group) syncing = undefined;
-        once ??= syncFiles(group.files, group.dirs);
+        once ??= syncRecordings(group.paths);
         return once;
       },
       done: new Promise<void>((resolve) => setTimeout(resolve, SYNC_AFTER_MS)).then(() => group.sync()),
     };
     syncing = group;
   }
-  syncing.files.push(...files);
-  syncing.dirs.add(dir);
+  syncing.paths.push(path);
   return syncing.done;
+}
+
+/** Syncs each archive, each directory's files and the directory, and the directories that hold them (once each). */
+function syncRecordings(paths: readonly string[]): Promise<void> {
+  const files: string[] = [];
+  const dirs = new Set<string>();
+  for (const path of paths) {
+    dirs.add(dirname(path));
+    if (isRecordingArchive(path)) files.push(path);
+    else {
+      files.push(
+        ...filesIn(path)
+          .filter((f) => RECORDING_FILE.test(f))
+          .map((f) => join(path, f)),
+      );
+      dirs.add(path);
+    }
+  }
+  return syncFiles(files, dirs);
 }
 
 /** Syncs the group that waits, now (the owner stops). */
@@ -264,7 +282,7 @@ function journaled(m: ToThread, r: Open): void {
       const meta = journal.session(m.id);
       try {
         if (r.failed || !meta) throw new Error('the recording failed');
-        await cutRecording({ dir, id: meta.id, protocol: meta.protocol, key, sealed: false, durable: false }, journal.blocks(m.id));
+        await cutRecording({ path: dir, id: meta.id, protocol: meta.protocol, key, sealed: false, durable: false }, journal.blocks(m.id));
         say({ op: 'snapshotted', id: m.id });
       } catch (err) {
         say({ op: 'snapshotted', id: m.id, error: message(err) });
@@ -301,7 +319,9 @@ function idle(): void {
 
 port.on('message', (m: ToThread) => {
   if (m.op === 'open') {
-    open(m.id, m.options);
+    lastKey = m.options.key ?? lastKey;
+    if (!lastKey) return say({ op: 'opened', id: m.id, error: 'no key to sign the recording with' });
+    open(m.id, { ...m.options, key: lastKey });
     return;
   }
   if (m.op === 'retire') {

@@ -15,6 +15,7 @@
  * @see https://nodejs.org/api/worker_threads.html#portpostmessagevalue-transferlist
  */
 import type { KeyObject } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
 import { LazyWorker, startWorker } from '../worker-thread.js';
 import type { EventSink, RecordingEvent } from './event-line.js';
 
@@ -132,7 +133,12 @@ export interface ThreadRecordingOptions {
 
 /** Messages to the thread. */
 export type ToThread =
-  | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile'> & { announce: boolean; announceJournal: boolean } }
+  | {
+      op: 'open';
+      id: number;
+      /** `key` undefined: the one the last `open` held. */
+      options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile' | 'key'> & { key: KeyObject | undefined; announce: boolean; announceJournal: boolean };
+    }
   | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
   | { op: 'close'; id: number }
   | { op: 'snapshot'; id: number; dir: string }
@@ -247,8 +253,17 @@ export class RecordingThread {
   }
 
   #post(m: ToThread, transfer?: ArrayBuffer[]): void {
-    this.#thread.worker.postMessage(m, transfer);
+    const worker = this.#thread.worker;
+    if (m.op === 'open') {
+      // A key is copied into every message that holds it (a new KeyObject on the thread each time): sent once per key and thread.
+      if (this.#keySent?.worker === worker && this.#keySent.key === m.options.key) m = { ...m, options: { ...m.options, key: undefined } };
+      else this.#keySent = { worker, key: m.options.key! };
+    }
+    worker.postMessage(m, transfer);
   }
+
+  /** The key the thread was last sent, and which thread it was. */
+  #keySent: { worker: Worker; key: KeyObject } | undefined;
 
   #closed(id: number): void {
     this.#open.delete(id);

@@ -8,10 +8,9 @@
  * @see ./writer.ts for the format; docs/recording-format.md
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
+import { type RecordingFiles, recordingFiles } from './recording-files.js';
 import { sshVerify } from './sshsig.js';
 import { countRecords, splitChunk } from './record-chunks.js';
 import { EVENT, forEachRecord } from './thread.js';
@@ -55,15 +54,6 @@ export interface RecordingCheck {
   problems: string[];
 }
 
-async function readIfThere(file: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 function manifestLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '');
 }
@@ -89,23 +79,24 @@ export interface VerifiedBefore {
  */
 export async function verifyRecording(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore, expected?: string, beside: readonly string[] = []): Promise<RecordingCheck> {
   const result: RecordingCheck = { ok: false, complete: false, truncated: false, chunks: 0, events: 0, unverified: [], problems: [] };
+  const at = recordingFiles(dir);
   let files: string[];
   try {
-    files = await readdir(dir);
+    files = await at.names();
   } catch (err) {
-    result.problems.push(`cannot read the recording directory ${dir}: ${(err as Error).message}`);
+    result.problems.push(`cannot read the recording ${dir}: ${(err as Error).message}`);
     return result;
   }
-  const manifest = await signedManifest(dir, files, trusted, result);
+  const manifest = await signedManifest(at, files, trusted, result);
   if (!manifest) {
     if (result.problems.length === 0) result.problems.push(`no signed ${MANIFEST} and no signed checkpoint: nothing in ${dir} can be verified`);
     return result;
   }
   const lines = manifestLines(manifest.toString('utf8'));
-  const chunks = await checkChunks(dir, lines, result, before);
+  const chunks = await checkChunks(at, lines, result, before);
   applySeal(result, chunks, lines.length);
   await reportUnnamedFiles(
-    dir,
+    at,
     files.filter((f) => !beside.includes(f)),
     manifest,
     chunks,
@@ -127,7 +118,7 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
  * `result` which it is, who signed it, and whether the recording is complete or truncated; a manifest that exists but does not
  * verify is a problem, not a reason to fall back.
  */
-async function signedManifest(dir: string, files: string[], trusted: readonly KeyObject[], result: RecordingCheck): Promise<Buffer | undefined> {
+async function signedManifest(at: RecordingFiles, files: string[], trusted: readonly KeyObject[], result: RecordingCheck): Promise<Buffer | undefined> {
   const candidates = [
     MANIFEST,
     ...files
@@ -136,7 +127,7 @@ async function signedManifest(dir: string, files: string[], trusted: readonly Ke
       .reverse(),
   ];
   for (const name of candidates) {
-    const [text, sig] = await Promise.all([readIfThere(join(dir, name)), readIfThere(join(dir, `${name}.sig`))]);
+    const [text, sig] = await Promise.all([at.read(name), at.read(`${name}.sig`)]);
     if (!text && !sig) continue;
     if (!text || !sig) {
       // A checkpoint whose pair was being written when the writer stopped; an older one may hold.
@@ -165,7 +156,7 @@ interface ChunksRead {
 }
 
 /** Checks every chunk the manifest's `lines` name, in order, by hash; then the chain inside them. Counts in `result` the chunks and events that verified. */
-async function checkChunks(dir: string, lines: string[], result: RecordingCheck, before: VerifiedBefore | undefined): Promise<ChunksRead> {
+async function checkChunks(at: RecordingFiles, lines: string[], result: RecordingCheck, before: VerifiedBefore | undefined): Promise<ChunksRead> {
   const read: ChunksRead = { named: new Set(), version: 1, last: undefined };
   const known = linesVerifiedBefore(lines, before, result);
   let prev = NO_PREVIOUS;
@@ -185,7 +176,7 @@ async function checkChunks(dir: string, lines: string[], result: RecordingCheck,
       continue;
     }
     if (i < known) result.chunks += 1;
-    else await checkChunk(dir, { name, seq: i + 1, sum, prev, last: i === lines.length - 1 }, result, read);
+    else await checkChunk(at, { name, seq: i + 1, sum, prev, last: i === lines.length - 1 }, result, read);
     prev = sum;
   }
   return read;
@@ -216,8 +207,8 @@ interface NamedChunk {
 }
 
 /** Checks one chunk (its hash, its content, its place in the chain) and counts it and its events, unless it is missing, changed or not gzip. */
-async function checkChunk(dir: string, chunk: NamedChunk, result: RecordingCheck, read: ChunksRead): Promise<void> {
-  const data = await hashedChunk(dir, chunk, result);
+async function checkChunk(at: RecordingFiles, chunk: NamedChunk, result: RecordingCheck, read: ChunksRead): Promise<void> {
+  const data = await hashedChunk(at, chunk, result);
   if (data === undefined) return;
   const content = chunk.name.startsWith('records-') ? recordsChunk(data, chunk.name) : eventsChunk(data, chunk.name);
   if (typeof content === 'string') result.problems.push(content);
@@ -299,8 +290,8 @@ function recordsChunk(data: Buffer, name: string): ChunkContent | string {
 }
 
 /** The chunk decompressed, when its file is there, matches its SHA-256 in the manifest and decompresses (within {@link MAX_CHUNK_TEXT}); else the problem is said. */
-async function hashedChunk(dir: string, chunk: NamedChunk, result: RecordingCheck): Promise<Buffer | undefined> {
-  const data = await readIfThere(join(dir, chunk.name));
+async function hashedChunk(at: RecordingFiles, chunk: NamedChunk, result: RecordingCheck): Promise<Buffer | undefined> {
+  const data = await at.read(chunk.name);
   if (!data) {
     result.problems.push(`${chunk.name} is missing`);
     return undefined;
@@ -344,10 +335,10 @@ function fileNumber(name: string): number | undefined {
 }
 
 /** Whether `name` is a checkpoint manifest whose whole lines begin the manifest in force, or its signature over it. */
-async function isSignedPrefix(dir: string, name: string, manifest: Buffer, trusted: readonly KeyObject[]): Promise<boolean> {
+async function isSignedPrefix(at: RecordingFiles, name: string, manifest: Buffer, trusted: readonly KeyObject[]): Promise<boolean> {
   const base = name.replace(/\.sig$/, '');
   if (!CHECKPOINT_FILE.test(base)) return false;
-  const [text, sig] = await Promise.all([readIfThere(join(dir, base)), readIfThere(join(dir, `${base}.sig`))]);
+  const [text, sig] = await Promise.all([at.read(base), at.read(`${base}.sig`)]);
   if (!text || !(text.length === 0 || text.at(-1) === 0x0a) || !manifest.subarray(0, text.length).equals(text)) return false;
   try {
     if (sig) sshVerify(sig.toString('utf8'), RECORDING_NAMESPACE, text, trusted);
@@ -362,10 +353,10 @@ async function isSignedPrefix(dir: string, name: string, manifest: Buffer, trust
  * its signature, which must verify): anything else is a problem, except, short of a complete recording, a chunk or
  * checkpoint numbered after what the manifest signs, which is unverified (written after the last checkpoint).
  */
-async function reportUnnamedFiles(dir: string, files: string[], manifest: Buffer, read: ChunksRead, trusted: readonly KeyObject[], result: RecordingCheck): Promise<void> {
+async function reportUnnamedFiles(at: RecordingFiles, files: string[], manifest: Buffer, read: ChunksRead, trusted: readonly KeyObject[], result: RecordingCheck): Promise<void> {
   const own = new Set([result.manifest, `${result.manifest}.sig`, ...read.named]);
   for (const f of files.filter((f) => !own.has(f)).sort()) {
-    if (await isSignedPrefix(dir, f, manifest, trusted)) continue;
+    if (await isSignedPrefix(at, f, manifest, trusted)) continue;
     if (!result.complete && (fileNumber(f) ?? 0) > read.named.size) result.unverified.push(f);
     else result.problems.push(`${f} is not named by ${result.manifest}: no part of the recording`);
   }

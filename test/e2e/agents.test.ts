@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runProcess } from '../harness/clients.js';
 import { frontendMessage } from '../harness/pg-frontend.js';
 import { RawFrontend } from '../harness/raw-pg.js';
+import { alterArchivedFile } from '../harness/records.js';
 import { rawTunnel } from '../harness/raw-tunnel.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -187,12 +188,9 @@ describe('hoop run', () => {
     expect(sessionIds).toHaveLength(2);
     expect(verified.stdout).toContain(`run ${runId}: verified: its record and 2 session(s)`);
     // One of its sessions altered on the gateway's disk: the run does not verify, and the line says which.
-    const manifest = join(stack.dir, 'hoop-data', 'recordings', sessionIds[1]!, 'SHA256SUMS');
-    const original = await readFile(manifest, 'utf8');
-    await writeFile(
-      manifest,
-      original.replace(/^[0-9a-f]/, (c) => (c === '0' ? '1' : '0')),
-    );
+    const putBack = alterArchivedFile(join(stack.dir, 'hoop-data', 'recordings', `${sessionIds[1]}.tar`), 'SHA256SUMS', (manifest) => {
+      manifest[0] = manifest[0] === 0x30 ? 0x31 : 0x30;
+    });
     try {
       const broken = await verify(runId);
       expect(broken.code).toBe(1);
@@ -200,7 +198,7 @@ describe('hoop run', () => {
       expect(broken.stdout).toMatch(new RegExp(`^session ${sessionIds[0]}: verified:`, 'm'));
       expect(broken.stdout).toContain(`run ${runId}: 1 problem(s)`);
     } finally {
-      await writeFile(manifest, original);
+      putBack();
     }
     // Another session put under the run by a line appended to the gateway's (unsigned) index: the run's record does not name it, and its signed start says no such run.
     const index = join(stack.dir, 'hoop-data', 'sessions.jsonl');

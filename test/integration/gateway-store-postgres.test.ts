@@ -236,7 +236,7 @@ describe('the PostgreSQL store', () => {
     const show = await onReplica(['sessions', 'show', id]);
     expect(show.stdout).toContain('select 41 + 1 as answer');
     // The data directory was only the spool: the recording lives in the store.
-    expect(await readdir(join(stack.dir, 'hoop-data', 'recordings'))).not.toContain(id);
+    expect(await readdir(join(stack.dir, 'hoop-data', 'recordings'))).not.toContain(`${id}.tar`);
   });
 
   it('lists a session as it ended the moment it ends, while the store has yet to take its line (a CLI uploads its record at once)', async () => {

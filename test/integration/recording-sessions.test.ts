@@ -6,7 +6,7 @@
  * a user sees only their own sessions and an auditor everyone's; `results: none` keeps no rows.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
@@ -18,7 +18,7 @@ import type { CliResult } from '../harness/run-cli.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
 import { CLIENT, PASSED, SERVER } from '../../src/postgres/pipeline/recording/records.js';
-import { recordsIn } from '../harness/records.js';
+import { alterArchivedFile, recordsIn } from '../harness/records.js';
 import { eventually, pace } from '../harness/wait.js';
 
 let stack: HoopStack;
@@ -153,7 +153,7 @@ describe('recorded sessions', () => {
     expect(typeof complete.ms).toBe('number');
     expect(doc.events.filter((e) => e.t === 'row').length).toBe(1 + 1000); // the pg session: id 7, then the capped result
     // As written: the messages as they crossed, rows up to the cap (each DataRow whole), the 500 beyond it counted in one record.
-    const raw = recordsIn(join(stack.dir, 'hoop-data', 'recordings', id));
+    const raw = recordsIn(join(stack.dir, 'hoop-data', 'recordings', `${id}.tar`));
     const rows = raw.filter((r) => r.kind === SERVER && r.bytes[0] === 0x44);
     expect(rows).toHaveLength(1 + 1000);
     expect(rows[0]!.bytes.includes(Buffer.from('[redacted]'))).toBe(true);
@@ -262,12 +262,10 @@ describe('recorded sessions', () => {
   });
 
   it("a recording altered on the gateway's disk is refused, saying what failed", async () => {
-    const dir = join(stack.dir, 'hoop-data', 'recordings', id);
-    const chunk = join(dir, readdirSync(dir).find((f) => f.startsWith('records-'))!);
-    const original = readFileSync(chunk);
-    const bytes = Buffer.from(original);
-    bytes[bytes.length >> 1] ^= 0x20;
-    writeFileSync(chunk, bytes);
+    // One byte of its chunk, inside the archive the gateway keeps it in.
+    const putBack = alterArchivedFile(join(stack.dir, 'hoop-data', 'recordings', `${id}.tar`), 'records-000001.gz', (chunk) => {
+      chunk[chunk.length >> 1] ^= 0x20;
+    });
     try {
       const verify = await hoop(['sessions', 'verify', id], 'alice');
       expect(verify.code).toBe(1);
@@ -276,7 +274,7 @@ describe('recorded sessions', () => {
       expect(show.code).toBe(1);
       expect(show.stderr).toContain(`the recording of session ${id} does not verify`);
     } finally {
-      writeFileSync(chunk, original);
+      putBack();
     }
   });
 
@@ -288,10 +286,9 @@ describe('recorded sessions', () => {
     await other.closed();
     await sessionsOf('alice', 2);
     const data = join(stack.dir, 'hoop-data', 'recordings');
-    const mine = join(data, id);
-    const saved = new Map(readdirSync(mine).map((f) => [f, readFileSync(join(mine, f))]));
-    for (const f of readdirSync(mine)) rmSync(join(mine, f));
-    for (const f of readdirSync(join(data, 'copied-from-0001'))) writeFileSync(join(mine, f), readFileSync(join(data, 'copied-from-0001', f)));
+    const mine = join(data, `${id}.tar`);
+    const saved = readFileSync(mine);
+    writeFileSync(mine, readFileSync(join(data, 'copied-from-0001.tar')));
     try {
       const verify = await hoop(['sessions', 'verify', id], 'alice');
       expect(verify.code).toBe(1);
@@ -300,14 +297,13 @@ describe('recorded sessions', () => {
       expect(replay.code).toBe(1);
       expect(replay.stdout).not.toContain('other_session');
     } finally {
-      for (const f of readdirSync(mine)) rmSync(join(mine, f));
-      for (const [f, b] of saved) writeFileSync(join(mine, f), b);
+      writeFileSync(mine, saved);
     }
     expect((await hoop(['sessions', 'verify', id], 'alice')).code).toBe(0);
   });
 
-  it('verify --file checks a recording on disk with a given key, and refuses another key', async () => {
-    const dir = join(stack.dir, 'hoop-data', 'recordings', id);
+  it('verify --file checks a recording on disk (the archive the gateway keeps) with a given key, and refuses another key', async () => {
+    const dir = join(stack.dir, 'hoop-data', 'recordings', `${id}.tar`);
     const pem = readFileSync(join(stack.dir, 'hoop-data', 'keys', 'recording-ed25519.pem'), 'utf8');
     const { createPrivateKey } = await import('node:crypto');
     const { sshPublicKeyLine } = await import('../../src/recording/sshsig.js');
@@ -371,9 +367,7 @@ describe('recorded sessions', () => {
     expect(doc.verification.ok).toBe(true);
     expect(doc.events.filter((e) => e.t === 'row')).toHaveLength(1000);
     expect(doc.events).toContainEqual(expect.objectContaining({ t: 'complete', tag: 'SELECT 1000000', rows: 1_000_000, unrecorded: 999_000 }));
-    const dir = join(stack.dir, 'hoop-data', 'recordings', id);
-    const bytes = readdirSync(dir).reduce((n, f) => n + readFileSync(join(dir, f)).length, 0);
-    expect(bytes).toBeLessThan(200_000);
+    expect(statSync(join(stack.dir, 'hoop-data', 'recordings', `${id}.tar`)).size).toBeLessThan(200_000);
   });
 
   it('a raw client on the tunnel: pipelined extended protocol with a binary parameter, a refusal, and SQL shaped like recording events are recorded as they were', async () => {
@@ -500,9 +494,9 @@ describe('retention', () => {
         await recordings.index({ ...storedSummary(id), startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });
       }
       expect(await recordings.prune(30, now)).toEqual(['old-session-1']);
-      // The old recording's files are gone; its empty directory stays, so its id is never reused.
-      expect(readdirSync(join(data, 'recordings')).sort()).toEqual(['new-session-1', 'old-session-1']);
-      expect(readdirSync(join(data, 'recordings', 'old-session-1'))).toEqual([]);
+      // The old recording's files are gone; its empty archive stays, so its id is never reused.
+      expect(readdirSync(join(data, 'recordings')).sort()).toEqual(['new-session-1.tar', 'old-session-1.tar']);
+      expect(statSync(join(data, 'recordings', 'old-session-1.tar')).size).toBe(0);
       expect(await recordings.recorded('old-session-1')).toBe(true);
       const listed = await recordings.sessions();
       expect(listed.map((s) => [s.id, s.recording])).toEqual([

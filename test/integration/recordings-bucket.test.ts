@@ -16,6 +16,7 @@ import { S3RecordingBucket } from '../../src/gateway/records/recordings-bucket.j
 import { PostgresSessionArchive } from '../../src/gateway/records/recordings-postgres.js';
 import { StoreReplica } from '../../src/gateway/replicas/replica.js';
 import { createLogger } from '../../src/log.js';
+import { recordingFiles } from '../../src/recording/recording-files.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 import { psql } from '../harness/clients.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
@@ -60,11 +61,13 @@ async function storedInFull(id: string): Promise<boolean> {
 }
 
 const spool = (): string => join(stack.dir, 'hoop-data', 'recordings');
+/** The sessions whose recordings wait in the spool (an archive each). */
+const spooledIds = async (): Promise<string[]> => (await readdir(spool())).map((f) => f.replace(/\.tar$/, ''));
 
 /** Runs `statements` through psql on a session of the gateway; resolves psql's output and the session's id. */
 async function session(statements: string[]): Promise<{ stdout: string; id: string }> {
   const before = new Set((await sql('select id from hoop.sessions')).split('\n').filter(Boolean));
-  const spooled = new Set(await readdir(spool()));
+  const spooled = new Set(await spooledIds());
   const c = await stack.connect('app', token);
   const r = await psql(
     c.info,
@@ -75,7 +78,7 @@ async function session(statements: string[]): Promise<{ stdout: string; id: stri
   let id: string | undefined;
   await until(
     async () => {
-      id = (await readdir(spool())).find((d) => !spooled.has(d)) ?? (await sql('select id from hoop.sessions')).split('\n').find((d) => d && !before.has(d));
+      id = (await spooledIds()).find((d) => !spooled.has(d)) ?? (await sql('select id from hoop.sessions')).split('\n').find((d) => d && !before.has(d));
       return id !== undefined;
     },
     30_000,
@@ -134,7 +137,7 @@ describe('recordings in a bucket', () => {
     expect(r.filter((x) => x.name.startsWith('records-')).length).toBeGreaterThanOrEqual(1);
     for (const x of r) expect(x).toEqual({ name: x.name, dataNull: true, object: `${PREFIX}${id}/${x.name}` });
     // The spool is emptied (just after the rows land): the recording lives in the bucket and its index in PostgreSQL.
-    await until(async () => !(await readdir(spool())).includes(id), 30_000, 'the spool to be emptied');
+    await until(async () => !(await spooledIds()).includes(id), 30_000, 'the spool to be emptied');
 
     // The objects are the signed recording, byte for byte: it verifies from them alone.
     const copy = join(dir, id);
@@ -161,11 +164,13 @@ describe('recordings in a bucket', () => {
     expect(stdout).toContain('42');
 
     // Complete in the spool, and nothing of it in the store.
-    const dirOf = join(spool(), id);
+    const archive = join(spool(), `${id}.tar`);
     // The recording closed in the spool (final manifest and its signature written, checkpoints removed), and the store was tried and failed.
     await until(
       async () => {
-        const names = await readdir(dirOf).catch(() => [] as string[]);
+        const names = await recordingFiles(archive)
+          .names()
+          .catch(() => [] as string[]);
         return names.includes('SHA256SUMS') && names.includes('SHA256SUMS.sig') && !names.some((n) => n.startsWith('checkpoint-'));
       },
       30_000,
@@ -173,13 +178,13 @@ describe('recordings in a bucket', () => {
     );
     await until(async () => stack.logs().some((l) => l.event === 'recording.store-failed'), 30_000, 'a failed attempt to store');
     const spooled = new Map<string, Buffer>();
-    for (const name of await readdir(dirOf)) spooled.set(name, await readFile(join(dirOf, name)));
+    for (const name of await recordingFiles(archive).names()) spooled.set(name, (await recordingFiles(archive).read(name))!);
     expect(await rows(id)).toEqual([]);
     expect(stack.logs().some((l) => l.event === 'recording.store-failed' && String(l.error).includes('the recordings bucket hoop-recordings'))).toBe(true);
 
     await s3.start();
     await until(async () => (await storedInFull(id)) && (await storedInFull(quick.id)), 90_000, 'the spooled recordings in the store and the bucket');
-    await until(async () => !(await readdir(spool())).includes(id), 30_000, 'the spool to be emptied');
+    await until(async () => !(await spooledIds()).includes(id), 30_000, 'the spool to be emptied');
     const r = await rows(id);
     expect(r.every((x) => x.dataNull && x.object === `${PREFIX}${id}/${x.name}`)).toBe(true);
     for (const x of r) expect((await s3.object(x.object)).equals(spooled.get(x.name)!), x.name).toBe(true);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { readEvents } from '../../src/client/recordings-fetch.js';
 import { indexDiffers } from '../../src/client/session-verify.js';
-import { GatewayRecordings } from '../../src/gateway/records/recordings.js';
+import { archivePath, GatewayRecordings } from '../../src/gateway/records/recordings.js';
 import { silentLogger } from '../../src/log.js';
 import { Journal } from '../../src/recording/journal.js';
 import { signingKeyFromPem } from '../../src/recording/sshsig.js';
@@ -35,7 +35,7 @@ it("finds each field an edited index line says otherwise than the session's sign
   const recordings = await GatewayRecordings.open(data, silentLogger);
   try {
     await recordings.recoverUnindexed();
-    const dir = join(data, 'recordings', id);
+    const dir = archivePath(data, id);
     const check = await verifyRecording(dir, [key], undefined, id);
     let start: Record<string, unknown> | undefined;
     for await (const e of readEvents(dir, check.manifest!)) if (e.t === 'start') start = e as Record<string, unknown>;

@@ -17,7 +17,7 @@ it('finds an unsealed recording under `before` as a fresh check does: not comple
   const dir = mkdtempSync(join(tmpdir(), 'hoop-before-'));
   const key = generateKeyPairSync('ed25519').privateKey;
   const id = 'sess-client-00001';
-  await cutRecording({ dir, id, protocol: 'postgres', key, sealed: false, durable: false }, [eventRecord({ t: 'start', at: 1 })]);
+  await cutRecording({ path: dir, id, protocol: 'postgres', key, sealed: false, durable: false }, [eventRecord({ t: 'start', at: 1 })]);
   const cp = readdirSync(dir).find((f) => /^checkpoint-\d{6}\.SHA256SUMS$/.test(f))!;
   const first = await verifyRecording(dir, [key], undefined, id);
   expect(first).toMatchObject({ ok: true, truncated: true });

@@ -180,14 +180,14 @@ describe('recovering a journal', () => {
     j.append(2, block('select 2'));
     await j.commit();
     j.append(1, block('select after the commit'));
-    await cutRecording({ ...meta('two'), key, sealed: true, durable: false }, j.blocks(2));
+    await cutRecording({ ...meta('two'), path: meta('two').dir, key, sealed: true, durable: false }, j.blocks(2));
     j.closed(2);
 
     const { sessions, closed, done } = recoverJournals(join(root, 'journal'), [key]);
     expect(sessions.map((s) => s.meta.id)).toEqual(['one']);
     // The one cut already is said closed (its CLOSE is not signed: the caller checks its recording verifies in full).
     expect(closed.map((s) => s.meta.id)).toEqual(['two']);
-    await cutRecording({ ...sessions[0]!.meta, key, sealed: false, durable: false }, sessions[0]!.blocks());
+    await cutRecording({ ...sessions[0]!.meta, path: sessions[0]!.meta.dir, key, sealed: false, durable: false }, sessions[0]!.blocks());
     done();
     expect(readdirSync(join(root, 'journal'))).toEqual([]);
     expect(await verifyRecording(join(root, 'one'), [key])).toMatchObject({ ok: true, truncated: true, complete: false, events: 2 });
@@ -219,12 +219,12 @@ describe('recovering a journal', () => {
     await j.commit(); // rotates: the commit naming both is the next file's first entry
     j.append(2, block('y'.repeat(3000)));
     j.append(2, block('z')); // rotates again: the file of the commit holds nothing of the idle session but that commit
-    await cutRecording({ ...meta('busy'), key, sealed: true, durable: false }, j.blocks(2));
+    await cutRecording({ ...meta('busy'), path: meta('busy').dir, key, sealed: true, durable: false }, j.blocks(2));
     j.closed(2);
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
     expect(sessions.map((s) => [s.meta.id, s.count])).toEqual([['idle', 1]]);
     // Once the idle one is cut too, no journal is left but the one written now.
-    await cutRecording({ ...meta('idle'), key, sealed: true, durable: false }, j.blocks(1));
+    await cutRecording({ ...meta('idle'), path: meta('idle').dir, key, sealed: true, durable: false }, j.blocks(1));
     expect(j.closed(1).length).toBeGreaterThan(0);
     expect(readdirSync(join(root, 'journal'))).toHaveLength(1);
   });
@@ -236,7 +236,7 @@ describe('recovering a journal', () => {
     await j.commit();
     j.append(1, block('select 2'));
     changeOnDisk('select 2');
-    await expect(cutRecording({ ...meta('one'), key, sealed: true, durable: false }, j.blocks(1))).rejects.toThrow('changed on disk since they were written');
+    await expect(cutRecording({ ...meta('one'), path: meta('one').dir, key, sealed: true, durable: false }, j.blocks(1))).rejects.toThrow('changed on disk since they were written');
     expect(readdirSync(join(root, 'one')).filter((f) => f.includes('SHA256SUMS'))).toEqual([]);
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
     expect(sqlOf([...sessions[0]!.blocks()])).toEqual(['select 1']);
@@ -251,14 +251,16 @@ describe('recovering a journal', () => {
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
     expect(sessions[0]!.count).toBe(2);
     changeOnDisk('select 2');
-    await expect(cutRecording({ ...sessions[0]!.meta, key, sealed: false, durable: false }, sessions[0]!.blocks())).rejects.toThrow('changed on disk since they were recovered');
+    await expect(cutRecording({ ...sessions[0]!.meta, path: sessions[0]!.meta.dir, key, sealed: false, durable: false }, sessions[0]!.blocks())).rejects.toThrow(
+      'changed on disk since they were recovered',
+    );
     expect(readdirSync(join(root, 'one')).filter((f) => f.includes('SHA256SUMS'))).toEqual([]);
   });
 
   it('moves a long session to the end of the journal so the files only it held go; a crash before the next commit recovers its earlier commit', async () => {
     const dir = join(root, 'journal');
     const j = await longBesideBusy(dir, false);
-    await cutRecording({ ...meta('busy'), key, sealed: true, durable: false }, j.blocks(2));
+    await cutRecording({ ...meta('busy'), path: meta('busy').dir, key, sealed: true, durable: false }, j.blocks(2));
     j.closed(2);
     // The long session alone keeps the first file, though nearly all of it is the busy one's.
     const first = readdirSync(dir).sort()[0]!;

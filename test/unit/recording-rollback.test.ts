@@ -39,7 +39,7 @@ it('leaves a recording the index says ended sealed as it is, its seal gone and a
   j.append(1, drop);
   await j.commit();
   // The session ends: cut sealed, the journal goes (as recordings.ts / the thread do).
-  await cutRecording({ dir, id, protocol: 'postgres', key, sealed: true, durable: false }, [...blocks, drop]);
+  await cutRecording({ path: dir, id, protocol: 'postgres', key, sealed: true, durable: false }, [...blocks, drop]);
   j.close?.();
   rmSync(jdir, { recursive: true, force: true });
   expect((await verifyRecording(dir, [key], undefined, id)).complete).toBe(true);

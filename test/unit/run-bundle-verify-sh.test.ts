@@ -126,12 +126,12 @@ describe("the run bundle's verify.sh and the seal", () => {
     const root = mkdtempSync(join(base, 'session-set-'));
     const sid = 'sess-in-run-0001';
     const gw = generateSigningKey().privateKey;
-    await cutRecording({ dir: join(root, 'run'), id: RUN, protocol: 'run', key, sealed: true, durable: false }, [
+    await cutRecording({ path: join(root, 'run'), id: RUN, protocol: 'run', key, sealed: true, durable: false }, [
       eventRecord({ t: 'start', at: 1, side: 'run' }),
       eventRecord({ t: 'session', at: 2, id: sid }),
       eventRecord({ t: 'end', at: 3, exitCode: 0 }),
     ]);
-    await cutRecording({ dir: join(root, 'sessions', sid, 'gateway'), id: sid, protocol: 'postgres', key: gw, sealed: true, durable: false }, [
+    await cutRecording({ path: join(root, 'sessions', sid, 'gateway'), id: sid, protocol: 'postgres', key: gw, sealed: true, durable: false }, [
       eventRecord({ t: 'start', at: 1, runId: RUN }),
       eventRecord({ t: 'end', at: 3, reason: 'x' }),
     ]);

@@ -8,7 +8,7 @@
  * The data path never waits on the store. The recording thread writes a recording to the data
  * directory as with the file store, and tells of each file once it is durable; this archive copies
  * files to the store in batches (one transaction per batch: a chunk is one file, a second's or
- * 256 KiB of events) in the order they were written, and removes the session's directory once the
+ * 256 KiB of events) in the order they were written, and removes the session's archive once the
  * final manifest is stored. The data directory is the spool: while the store is unreachable the
  * batches wait and are retried, and a replica that starts again on the same data directory sends
  * what its previous run left. A replica killed mid-session leaves in the store every chunk and the
@@ -39,9 +39,10 @@ import type pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
+import { type RecordingFiles, recordingFiles } from '../../recording/recording-files.js';
 import type { RecordingBucket } from './recordings-bucket.js';
 import { SESSION_ID, sessionSummarySchema, type SessionSummary } from '../../api/answers.js';
-import { summaryFromRecording, upstreamKeySchema, type PublishedKey, type SessionArchive, type UpstreamKey } from './recordings.js';
+import { recordingPath, summaryFromRecording, upstreamKeySchema, type PublishedKey, type SessionArchive, type UpstreamKey } from './recordings.js';
 import { storedRow } from '../../stored-record.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import { NOW_ISO, storeError, withTransaction, type Migration } from '../store/store-postgres.js';
@@ -198,7 +199,7 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
       // On this replica's event loop: the sessions it relays go on between two cuts.
       await new Promise((resolve) => setImmediate(resolve));
       const dir = join(work, 'cut', s.meta.id);
-      await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false }, s.blocks());
+      await cutRecording({ path: dir, id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false }, s.blocks());
       for (const name of await readdir(dir))
         await client.query('insert into hoop.recording_files (session, name, data) values ($1, $2, $3) on conflict (session, name) do nothing', [s.meta.id, name, await readFile(join(dir, name))]);
     }
@@ -212,6 +213,7 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
 export class PostgresSessionArchive implements SessionArchive {
   readonly #replica: StoreReplica;
   readonly #pool: pg.Pool;
+  readonly #dataDir: string;
   readonly #spool: string;
   readonly #log: Logger;
   readonly #bucket: RecordingBucket | undefined;
@@ -229,6 +231,7 @@ export class PostgresSessionArchive implements SessionArchive {
   constructor(replica: StoreReplica, dataDir: string, log: Logger, bucket?: RecordingBucket) {
     this.#replica = replica;
     this.#pool = replica.pool;
+    this.#dataDir = dataDir;
     this.#spool = join(dataDir, 'recordings');
     this.#log = log;
     this.#bucket = bucket;
@@ -368,9 +371,16 @@ export class PostgresSessionArchive implements SessionArchive {
    */
   async recover(): Promise<number> {
     let found = 0;
-    for (const id of (await readdir(this.#spool).catch(() => [])).filter((d) => SESSION_ID.test(d)).sort()) {
-      const dir = join(this.#spool, id);
-      const names = (await readdir(dir).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
+    const ids = new Set((await readdir(this.#spool).catch(() => [])).map((f) => f.replace(/\.tar$/, '')).filter((id) => SESSION_ID.test(id)));
+    for (const id of [...ids].sort()) {
+      const dir = await recordingPath(this.#dataDir, id);
+      const names = (
+        await recordingFiles(dir)
+          .names()
+          .catch(() => [])
+      )
+        .filter((f) => RECORDING_FILE.test(f))
+        .sort();
       if (!(await this.recorded(id))) this.#push({ kind: 'session', summary: await summaryFromRecording(id, dir) });
       for (const name of names) this.#push({ kind: 'file', session: id, name, removed: false });
       this.#push({ kind: 'done', session: id });
@@ -421,13 +431,16 @@ export class PostgresSessionArchive implements SessionArchive {
       const batch: Op[] = [];
       let bytes = 0;
       const files = new Map<Op, Buffer | undefined>();
+      const recordings = new Map<string, Promise<RecordingFiles>>();
       for (const op of this.#ops) {
         if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES) break;
         batch.push(op);
         if (op.kind === 'journal') bytes += op.data.length;
         if (op.kind === 'file' && !op.removed) {
           // Removed meanwhile (an older checkpoint): its removal follows in the queue.
-          const data = await readFile(join(this.#spool, op.session, op.name)).catch(() => undefined);
+          const from = recordings.get(op.session) ?? recordingPath(this.#dataDir, op.session).then(recordingFiles);
+          recordings.set(op.session, from);
+          const data = await (await from).read(op.name).catch(() => undefined);
           files.set(op, data);
           bytes += data?.length ?? 0;
         }
@@ -451,7 +464,7 @@ export class PostgresSessionArchive implements SessionArchive {
       this.#failures = 0;
       this.#ops.splice(0, batch.length);
       for (const op of batch) if (op.kind === 'session') op.held?.();
-      for (const op of batch) if (op.kind === 'done') await rm(join(this.#spool, op.session), { recursive: true, force: true });
+      for (const op of batch) if (op.kind === 'done') await rm(await recordingPath(this.#dataDir, op.session), { recursive: true, force: true });
     }
   }
 

@@ -1,8 +1,9 @@
 /**
  * The gateway's recordings in its data directory: the Ed25519 key that signs them
  * (`keys/recording-ed25519.pem`, made on first start; older keys kept as `keys/retired-*.pem` stay
- * published so old recordings still verify), one directory per session under `recordings/`
- * (the format of src/recording/writer.ts), and the sessions index `sessions.jsonl`: one line per
+ * published so old recordings still verify), one archive per session, `recordings/<id>.tar`
+ * (src/recording/recording-files.ts; a directory `recordings/<id>/` from before is read as well),
+ * and the sessions index `sessions.jsonl`: one line per
  * ended session, appended and fsynced, that `hoop sessions ls` searches without opening recordings.
  *
  * @see docs/recording-format.md
@@ -14,7 +15,8 @@ import { VIAS, type Via } from '../../policy/principal.js';
 import type { Logger } from '../../log.js';
 import { recordObject } from '../../stored-record.js';
 import { createHash, type KeyObject } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { close as closeFile, open as openFile } from 'node:fs';
+import { mkdir, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
@@ -28,6 +30,7 @@ import { type JournalListener, RecordingThread, type RecordingStream } from '../
 import { MANIFEST, RECORDING_FILE } from '../../recording/writer.js';
 import { RECORD_DECODERS } from '../../lanes/record-decoders.js';
 import { verifyRecording } from '../../recording/verify.js';
+import { isRecordingArchive, recordingFiles } from '../../recording/recording-files.js';
 import { SessionIndexFile } from './session-index-file.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
@@ -200,14 +203,13 @@ export class GatewayRecordings {
   /**
    * Starts the recording of session `id` on the recording thread: its records go to the journal
    * (src/recording/journal.ts), committed at least every `checkpointMs`, and are cut into
-   * `recordings/<id>/` when it closes, for the decoder of `protocol` to read.
+   * `recordings/<id>.tar` when it closes, for the decoder of `protocol` to read.
    */
   async start(id: string, protocol: string, checkpointMs = 1000): Promise<RecordingStream> {
     if (!SESSION_ID.test(id)) throw new Error(`not a session id: ${id}`);
-    const dir = join(this.dir, 'recordings', id);
     const archive = this.archive;
     const stream = await this.#thread.open({
-      dir,
+      dir: archivePath(this.dir, id),
       id,
       key: this.key,
       journal: join(this.dir, JOURNAL_DIR),
@@ -289,7 +291,7 @@ export class GatewayRecordings {
     for (const s of [...sessions, ...closed]) {
       // Cut where this gateway keeps recordings (whatever directory the journal names), unless one that verifies in full is there.
       if (!SESSION_ID.test(s.meta.id)) continue;
-      const dir = join(this.dir, 'recordings', s.meta.id);
+      const dir = await recordingPath(this.dir, s.meta.id);
       if ((await verifyRecording(dir, [this.key, ...this.#retired], undefined, s.meta.id)).complete) continue;
       // One the index says ended whole was sealed: its seal gone, a journal found (an older copy put back) is no way to cut it shorter and sign that.
       const indexed = await this.archive.session(s.meta.id).catch(() => undefined);
@@ -307,9 +309,12 @@ export class GatewayRecordings {
           message: 'the journal says this session was cut, but no recording of it verifies in full: it is cut again from what the journal holds (a CLOSE entry is not signed)',
         });
       try {
-        for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
+        if (!isRecordingArchive(dir)) for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
         const archive = this.archive;
-        await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) }, s.blocks());
+        await cutRecording(
+          { path: dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) },
+          s.blocks(),
+        );
       } catch (err) {
         kept = false;
         this.#log.error('recording.recover-failed', { session: s.meta.id, error: describeError(err), message: 'its journal is kept for the next start' });
@@ -348,7 +353,8 @@ export class GatewayRecordings {
  * where from its `start` event.
  */
 export async function summaryFromRecording(id: string, dir: string): Promise<SessionSummary> {
-  const files = (await readdir(dir).catch(() => [] as string[])).sort();
+  const at = recordingFiles(dir);
+  const files = (await at.names().catch(() => [] as string[])).sort();
   let start: Record<string, unknown> | undefined;
   let statements = 0;
   let refused = 0;
@@ -368,9 +374,9 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
     }
   }
   for (const f of files.filter((f) => f.startsWith('events-'))) {
+    if (!isRecordingArchive(dir)) last = Math.max(last, (await stat(join(dir, f)).catch(() => ({ mtimeMs: 0 }))).mtimeMs);
     try {
-      last = Math.max(last, (await stat(join(dir, f))).mtimeMs);
-      for (const line of gunzipSync(await readFile(join(dir, f)))
+      for (const line of gunzipSync((await at.read(f)) ?? Buffer.alloc(0))
         .toString('utf8')
         .split('\n')
         .slice(1)) {
@@ -413,14 +419,31 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
   };
 }
 
+/** Where the gateway in `dataDir` writes the recording of session `id`. */
+export function archivePath(dataDir: string, id: string): string {
+  return join(dataDir, 'recordings', `${id}.tar`);
+}
+
+/** Where the recording of session `id` is kept in `dataDir`: its archive, or the directory of a gateway from before archives where there is one. */
+export async function recordingPath(dataDir: string, id: string): Promise<string> {
+  const dir = join(dataDir, 'recordings', id);
+  return (await stat(dir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  ))
+    ? dir
+    : archivePath(dataDir, id);
+}
+
 /**
- * The sessions index and recordings in the data directory: one directory per session under
+ * The sessions index and recordings in the data directory: one archive per session under
  * `recordings/`, and `sessions.jsonl`, one line per ended session, appended and fsynced, that
  * `hoop sessions ls` searches without opening recordings.
  */
 export class FileSessionArchive implements SessionArchive {
   readonly dir: string;
   readonly #index: SessionIndexFile<SessionSummary>;
+  #legacy: Promise<Set<string>> | undefined;
 
   /** A line of the index that is not a session's summary (nor a deletion) is skipped, said in `log`. */
   constructor(dataDir: string, log: Logger) {
@@ -433,37 +456,61 @@ export class FileSessionArchive implements SessionArchive {
   }
 
   async recorded(id: string): Promise<boolean> {
-    return stat(join(this.dir, 'recordings', id)).then(
+    return stat(await this.#path(id)).then(
       () => true,
       () => false,
     );
   }
 
-  /** The recording's directory, made exclusively: it exists for every id claimed here, and stays when its files are pruned. */
+  /**
+   * The recording's archive, made empty and exclusively: it exists for every id claimed here (its
+   * recording is written over it), and stays, empty, when its recording is pruned. An id a gateway
+   * from before archives kept a directory for is taken.
+   */
   async claim(id: string): Promise<boolean> {
-    const root = join(this.dir, 'recordings');
+    if ((await this.#legacyIds()).has(id)) return false;
     const made = (): Promise<boolean> =>
-      mkdir(join(root, id), { mode: 0o700 }).then(
-        () => true,
-        (err: NodeJS.ErrnoException) => {
-          if (err.code === 'EEXIST') return false;
-          throw err;
-        },
+      new Promise((resolve, reject) =>
+        openFile(archivePath(this.dir, id), 'wx', 0o600, (err, fd) => {
+          if (err) return err.code === 'EEXIST' ? resolve(false) : reject(err);
+          closeFile(fd, () => resolve(true));
+        }),
       );
     // `recordings/` is made when it is missing, not for each session.
     return made().catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
-      await mkdir(root, { recursive: true, mode: 0o700 });
+      await mkdir(join(this.dir, 'recordings'), { recursive: true, mode: 0o700 });
       return made();
     });
   }
 
   async files(id: string): Promise<string[]> {
-    return (await readdir(join(this.dir, 'recordings', id)).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
+    return (
+      await recordingFiles(await this.#path(id))
+        .names()
+        .catch(() => [])
+    )
+      .filter((f) => RECORDING_FILE.test(f))
+      .sort();
   }
 
-  async file(id: string, name: string): Promise<string> {
-    return join(this.dir, 'recordings', id, name);
+  async file(id: string, name: string): Promise<string | Buffer | undefined> {
+    const path = await this.#path(id);
+    return isRecordingArchive(path) ? recordingFiles(path).read(name) : join(path, name);
+  }
+
+  /** Sessions a gateway from before archives kept a directory for: read once (no gateway makes one now). */
+  #legacyIds(): Promise<Set<string>> {
+    this.#legacy ??= readdir(join(this.dir, 'recordings'), { withFileTypes: true }).then(
+      (entries) => new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name)),
+      () => new Set<string>(),
+    );
+    return this.#legacy;
+  }
+
+  /** Where session `id`'s recording is kept ({@link recordingPath}, from what {@link #legacyIds} read). */
+  async #path(id: string): Promise<string> {
+    return (await this.#legacyIds()).has(id) ? join(this.dir, 'recordings', id) : archivePath(this.dir, id);
   }
 
   async publicKeys(own: PublishedKey[]): Promise<PublishedKey[]> {
@@ -474,10 +521,19 @@ export class FileSessionArchive implements SessionArchive {
     const indexed = new Set((await this.sessions()).map((s) => s.id));
     const root = join(this.dir, 'recordings');
     let found = 0;
-    for (const id of (await readdir(root)).filter((d) => SESSION_ID.test(d) && !indexed.has(d)).sort()) {
+    const ids = new Set((await readdir(root)).map((f) => f.replace(/\.tar$/, '')).filter((id) => SESSION_ID.test(id) && !indexed.has(id)));
+    for (const id of [...ids].sort()) {
       // An id claimed for a session that never wrote a file (its recording could not start) is no session to list.
-      if ((await readdir(join(root, id)).catch(() => [])).length === 0) continue;
-      await this.index(await summaryFromRecording(id, join(root, id)));
+      const path = await recordingPath(this.dir, id);
+      if (
+        (
+          await recordingFiles(path)
+            .names()
+            .catch(() => [])
+        ).length === 0
+      )
+        continue;
+      await this.index(await summaryFromRecording(id, path));
       found++;
     }
     return found;
@@ -494,9 +550,13 @@ export class FileSessionArchive implements SessionArchive {
     const deleted: string[] = [];
     for (const s of await this.sessions()) {
       if (s.recording === 'deleted' || s.recording === 'none' || !s.endedAt || Date.parse(s.endedAt) >= cutoff) continue;
-      // The files go; the empty directory stays, so the id is never given to another session.
-      const dir = join(this.dir, 'recordings', s.id);
-      for (const f of await readdir(dir).catch(() => [])) await rm(join(dir, f), { recursive: true, force: true });
+      // The files go; the empty archive (or directory) stays, so the id is never given to another session.
+      const path = await this.#path(s.id);
+      if (isRecordingArchive(path))
+        await truncate(path).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+      else for (const f of await readdir(path).catch(() => [])) await rm(join(path, f), { recursive: true, force: true });
       await this.#index.append({ id: s.id, deleted: new Date(now).toISOString() });
       deleted.push(s.id);
     }

@@ -1,0 +1,106 @@
+/**
+ * A recording's files (docs/recording-format.md) where they are kept: a directory (a download, a
+ * running session's snapshot, a data directory written before recordings were archived), or the
+ * one ustar file a gateway keeps an ended session's recording in, `recordings/<id>.tar`, whose
+ * entries are the same files under `<id>/` (so `tar -xf` gives the directory back, and
+ * `sha256sum` and `ssh-keygen` check it there). One file a session: its cut creates no directory
+ * and no file per chunk, and is synced with one fdatasync.
+ *
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/pax.html#tag_20_92_13_06 (ustar Interchange Format)
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BLOCK, readHeader } from './tar.js';
+
+/** Reads a recording's files by name. */
+export interface RecordingFiles {
+  /** The names of its files. @throws Error when they cannot be read (no such directory, an archive that is not one) */
+  names(): Promise<string[]>;
+  /** One file's bytes; undefined when there is none. */
+  read(name: string): Promise<Buffer | undefined>;
+}
+
+/** Whether `path` names a recording's archive (else a directory). */
+export const isRecordingArchive = (path: string): boolean => path.endsWith('.tar');
+
+/** The files of the recording at `path`: an archive ({@link isRecordingArchive}) or a directory. */
+export function recordingFiles(path: string): RecordingFiles {
+  return isRecordingArchive(path) ? archiveFiles(path) : directoryFiles(path);
+}
+
+function directoryFiles(dir: string): RecordingFiles {
+  return {
+    names: () => readdir(dir),
+    read: async (name) => {
+      try {
+        return await readFile(join(dir, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    },
+  };
+}
+
+/** Where an entry's bytes are in its archive. */
+interface Entry {
+  at: number;
+  size: number;
+}
+
+/**
+ * The entries of the archive at `path`, read from its headers alone (each read once, whatever is
+ * asked of it after). An archive cut short by a crash (a header or an entry's bytes past its end)
+ * ends at its last whole entry. Its entries are the files of one directory: one whose name is not
+ * `<dir>/<file>` with the first entry's `<dir>`, a name given twice, a header that fails its
+ * checksum or an entry that is not a regular file make it no archive a gateway wrote. (Which
+ * recording it is, its chunks say: ./verify.ts checks them against the id asked for.)
+ */
+function archiveFiles(path: string): RecordingFiles {
+  let entries: Promise<Map<string, Entry>> | undefined;
+  const index = (): Promise<Map<string, Entry>> =>
+    (entries ??= Promise.resolve().then(() => {
+      const found = new Map<string, Entry>();
+      const fd = openSync(path, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        const block = Buffer.alloc(BLOCK);
+        let dir: string | undefined;
+        for (let at = 0; readSync(fd, block, 0, BLOCK, at) === BLOCK; ) {
+          const h = readHeader(block, at);
+          if (!h) break;
+          const [, inDir, name] = /^([^/]+)\/([^/]+)$/.exec(h.name) ?? [];
+          dir ??= inDir;
+          if (h.type !== '0' || !name || inDir !== dir || dir === '.' || dir === '..' || found.has(name))
+            throw new Error(`the entry ${JSON.stringify(h.name)} at ${at} is not a file of one recording's directory`);
+          const data = at + BLOCK;
+          if (data + h.size > size) break;
+          found.set(name, { at: data, size: h.size });
+          at = data + Math.ceil(h.size / BLOCK) * BLOCK;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      return found;
+    }));
+  return {
+    names: async () => [...(await index()).keys()],
+    read: async (name) => {
+      const entry = (await index()).get(name);
+      if (!entry) return undefined;
+      const fd = openSync(path, 'r');
+      try {
+        const data = Buffer.allocUnsafe(entry.size);
+        for (let got = 0; got < entry.size; ) {
+          const n = readSync(fd, data, got, entry.size - got, entry.at + got);
+          if (n === 0) throw new Error(`${path}: ${name} is cut short`);
+          got += n;
+        }
+        return data;
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}

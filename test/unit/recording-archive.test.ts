@@ -1,0 +1,121 @@
+/**
+ * A session's recording in one archive (src/recording/recording-files.ts): cut as the same files a
+ * directory holds, checked by hoop and, once `tar -xf` unpacks it, by `sha256sum -c` and
+ * `ssh-keygen -Y verify` alone; an archive cut short at any byte reads as what it holds whole and
+ * verifies as complete only when every file is whole; an archive that is not one recording's directory is refused; a cut
+ * over an older, longer one leaves nothing of it.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RECORD_DECODERS } from '../../src/lanes/record-decoders.js';
+import { eventRecord, MANIFEST } from '../../src/recording/writer.js';
+import { cutRecording } from '../../src/recording/record-chunks.js';
+import { recordingFiles } from '../../src/recording/recording-files.js';
+import { readEvents } from '../../src/recording/read.js';
+import { generateSigningKey, sshPublicKeyLine } from '../../src/recording/sshsig.js';
+import { tarOf } from '../../src/recording/tar.js';
+import { verifyRecording } from '../../src/recording/verify.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-archive-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+const { privateKey: key } = generateSigningKey();
+const ID = 'sess-archive-0001';
+
+/** Events enough for three chunks (one over 1 MiB of records is cut there), the last ones small. */
+function records(count: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => eventRecord({ t: 'statement', at: 1000 + i, sql: `select ${i} -- ${'x'.repeat(i % 7 === 0 ? 200_000 : 10)}` }));
+}
+
+async function cut(path: string, count: number, sealed = true): Promise<void> {
+  await cutRecording({ path, id: ID, protocol: 'postgres', key, sealed, durable: true }, records(count));
+}
+
+describe('a recording kept in one archive', () => {
+  it('holds the files a directory would, byte for byte, and checks without hoop once unpacked', async () => {
+    const dir = join(base, 'as-dir');
+    const archive = join(base, `${ID}.tar`);
+    await cut(dir, 40);
+    await cut(archive, 40);
+    const inDir = await verifyRecording(dir, [key], undefined, ID);
+    const inArchive = await verifyRecording(archive, [key], undefined, ID);
+    expect(inArchive).toMatchObject({ ok: true, complete: true, problems: [] });
+    expect(inArchive.chunks).toBeGreaterThan(1);
+    expect(inArchive).toEqual(inDir);
+    const files = recordingFiles(archive);
+    for (const name of await recordingFiles(dir).names()) expect((await files.read(name))?.equals(readFileSync(join(dir, name))), name).toBe(true);
+    const events = async (path: string): Promise<unknown[]> => {
+      const out: unknown[] = [];
+      for await (const e of readEvents(path, MANIFEST, RECORD_DECODERS)) out.push(e);
+      return out;
+    };
+    expect(await events(archive)).toEqual(await events(dir));
+
+    const unpacked = join(base, 'unpacked');
+    mkdirSync(unpacked);
+    execFileSync('tar', ['-xf', archive], { cwd: unpacked });
+    const root = join(unpacked, ID);
+    expect(execFileSync('sha256sum', ['-c', MANIFEST], { cwd: root }).toString()).toContain('records-000001.gz: OK');
+    writeFileSync(join(base, 'allowed_signers'), `gateway ${sshPublicKeyLine(key)}\n`);
+    const out = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(base, 'allowed_signers'), '-I', 'gateway', '-n', 'hoop-recording', '-s', join(root, `${MANIFEST}.sig`)], {
+      input: readFileSync(join(root, MANIFEST)),
+    });
+    expect(out.toString()).toContain('Good "hoop-recording" signature');
+  });
+
+  it('cut short at any point, reads as the entries it holds whole, complete only when they all are', async () => {
+    const whole = join(base, 'whole', `${ID}.tar`);
+    mkdirSync(join(base, 'whole'));
+    await cut(whole, 12);
+    const bytes = readFileSync(whole);
+    const names = await recordingFiles(whole).names();
+    const short = join(base, 'short', `${ID}.tar`);
+    mkdirSync(join(base, 'short'));
+    // Every block boundary, and a byte either side of each.
+    const ends = new Set<number>();
+    for (let at = 0; at < bytes.length; at += 512) for (const d of [-1, 0, 1]) if (at + d > 0 && at + d < bytes.length) ends.add(at + d);
+    for (const end of ends) {
+      writeFileSync(short, bytes.subarray(0, end));
+      const held = await recordingFiles(short).names();
+      expect(names.slice(0, held.length), `cut at ${end}`).toEqual(held);
+      // Complete only with every file whole (what is cut is the padding and the archive's end).
+      const check = await verifyRecording(short, [key], undefined, ID);
+      expect(check.complete && check.ok, `cut at ${end}`).toBe(held.length === names.length);
+    }
+  });
+
+  it('refuses an archive that is not the files of one directory', async () => {
+    const bad = join(base, 'bad');
+    mkdirSync(bad);
+    const file = (name: string, text = 'x'): { name: string; data: Buffer } => ({ name, data: Buffer.from(text) });
+    for (const [label, entries] of [
+      ['a file outside a directory', [file('SHA256SUMS')]],
+      ['a path that climbs', [file(`${ID}/../SHA256SUMS`)]],
+      ['a directory above', [file('../SHA256SUMS')]],
+      ['a deeper path', [file(`${ID}/x/SHA256SUMS`)]],
+      ['two directories', [file(`${ID}/SHA256SUMS`), file(`other/SHA256SUMS.sig`)]],
+      ['a name twice', [file(`${ID}/SHA256SUMS`), file(`${ID}/SHA256SUMS`, 'y')]],
+    ] as const) {
+      const path = join(bad, `${ID}.tar`);
+      writeFileSync(path, tarOf([...entries]));
+      await expect(recordingFiles(path).names(), label).rejects.toThrow(/is not a file of one recording's directory/);
+      const check = await verifyRecording(path, [key], undefined, ID);
+      expect(check.ok, label).toBe(false);
+      expect(check.problems.join('\n'), label).toMatch(/^cannot read the recording /);
+    }
+  });
+
+  it('a cut over a longer archive (one that failed) and over the empty file its claim made leaves only itself', async () => {
+    const path = join(base, `again-${ID}.tar`);
+    await cut(path, 60, false);
+    const longer = readFileSync(path).length;
+    await cut(path, 3);
+    expect(readFileSync(path).length).toBeLessThan(longer);
+    expect(await verifyRecording(path, [key], undefined, ID)).toMatchObject({ ok: true, complete: true, unverified: [] });
+    truncateSync(path, 0);
+    await cut(path, 3);
+    expect(await verifyRecording(path, [key], undefined, ID)).toMatchObject({ ok: true, complete: true });
+  });
+});
