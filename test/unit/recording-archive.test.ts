@@ -10,7 +10,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { archivePath, FileSessionArchive } from '../../src/gateway/records/recordings.js';
 import { RECORD_DECODERS } from '../../src/lanes/record-decoders.js';
+import { silentLogger } from '../../src/log.js';
+import { storedSummary } from '../harness/stored-records.js';
 import { eventRecord, MANIFEST } from '../../src/recording/writer.js';
 import { cutRecording } from '../../src/recording/record-chunks.js';
 import { recordingFiles } from '../../src/recording/recording-files.js';
@@ -117,5 +120,40 @@ describe('a recording kept in one archive', () => {
     truncateSync(path, 0);
     await cut(path, 3);
     expect(await verifyRecording(path, [key], undefined, ID)).toMatchObject({ ok: true, complete: true });
+  });
+});
+
+describe("a data directory's recordings", () => {
+  it('claims an id with its empty archive, and reads a directory a gateway from before archives left as it is', async () => {
+    const data = join(base, 'data');
+    const legacy = join(data, 'recordings', 'sess-legacy-0001');
+    mkdirSync(legacy, { recursive: true });
+    await cutRecording({ path: legacy, id: 'sess-legacy-0001', protocol: 'postgres', key, sealed: true, durable: false }, records(3));
+    const archive = new FileSessionArchive(data, silentLogger);
+    try {
+      // An id never seen: its archive is made, empty; claimed again, refused.
+      expect(await archive.claim('sess-new-000001')).toBe(true);
+      expect(readFileSync(archivePath(data, 'sess-new-000001')).length).toBe(0);
+      expect(await archive.claim('sess-new-000001')).toBe(false);
+      expect(await archive.recorded('sess-new-000001')).toBe(true);
+      // The directory of before: taken, recorded, its files served from where they are, pruned in place.
+      expect(await archive.claim('sess-legacy-0001')).toBe(false);
+      expect(await archive.recorded('sess-legacy-0001')).toBe(true);
+      expect(await archive.files('sess-legacy-0001')).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'records-000001.gz']);
+      expect(await archive.file('sess-legacy-0001', MANIFEST)).toBe(join(legacy, MANIFEST));
+      // An archive's files are served as bytes.
+      await cut(archivePath(data, 'sess-new-000001'), 3);
+      expect(await archive.files('sess-new-000001')).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'records-000001.gz']);
+      expect(((await archive.file('sess-new-000001', MANIFEST)) as Buffer).toString()).toMatch(/^[0-9a-f]{64} {2}records-000001\.gz\n$/);
+      const ended = new Date(Date.parse('2026-01-01T00:00:00Z')).toISOString();
+      for (const id of ['sess-legacy-0001', 'sess-new-000001']) await archive.index({ ...storedSummary(id), startedAt: ended, endedAt: ended });
+      expect((await archive.prune(30, Date.parse('2026-03-01T00:00:00Z'))).sort()).toEqual(['sess-legacy-0001', 'sess-new-000001']);
+      expect(await archive.files('sess-legacy-0001')).toEqual([]);
+      expect(await archive.files('sess-new-000001')).toEqual([]);
+      expect(readFileSync(archivePath(data, 'sess-new-000001')).length).toBe(0);
+      expect(await archive.claim('sess-new-000001')).toBe(false);
+    } finally {
+      await archive.close();
+    }
   });
 });
