@@ -265,16 +265,15 @@ function removedJournals(names: string[]): void {
 
 /** A message for a recording with a journal. */
 function journaled(m: ToThread, r: Open): void {
-  if (m.op === 'data') {
-    if (r.failed) return;
+  if ((m.op === 'data' || m.op === 'close') && m.buffer && !r.failed) {
     try {
       r.journaled!.journal.append(m.id, Buffer.from(m.buffer, 0, m.length));
-      say({ op: 'written', id: m.id, bytes: m.length });
+      if (m.op === 'data') say({ op: 'written', id: m.id, bytes: m.length });
     } catch (err) {
       failJournal(r.journaled!.journal, err);
     }
-    return;
   }
+  if (m.op === 'data') return;
   if (m.op === 'snapshot') {
     const { dir } = m;
     r.queue = r.queue.then(async () => {
@@ -357,6 +356,7 @@ port.on('message', (m: ToThread) => {
     const w = await r.opened;
     if (r.failed || !w) return say({ op: 'closed', id: m.id, error: 'the recording failed' });
     try {
+      if (m.op === 'close' && m.buffer) w.appendRecords(Buffer.from(m.buffer, 0, m.length));
       await w.close();
       say({ op: 'closed', id: m.id });
     } catch (err) {

@@ -140,7 +140,8 @@ export type ToThread =
       options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile' | 'key'> & { key: KeyObject | undefined; announce: boolean; announceJournal: boolean };
     }
   | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
-  | { op: 'close'; id: number }
+  /** With the records staged last (`buffer`, `length`), written before the recording is closed: no `written` is said of them. */
+  | { op: 'close'; id: number; buffer?: ArrayBuffer; length?: number }
   | { op: 'snapshot'; id: number; dir: string }
   | { op: 'retire'; id: 0 };
 
@@ -357,12 +358,9 @@ class ThreadStream implements RecordingStream {
 
   /** Sends the staged block to the thread (moved, not copied). */
   send(): void {
-    if (!this.#block || this.#used === 0 || this.#failure) return;
-    const length = this.#used;
-    const buffer = this.#block.buffer as ArrayBuffer;
-    this.#size = Math.min(BLOCK, Math.max(MIN_BLOCK, pow2(length)));
-    this.#block = undefined;
-    this.#used = 0;
+    const staged = this.#take();
+    if (!staged) return;
+    const { buffer, length } = staged;
     this.#unwritten += length;
     if (this.#unwritten > this.#maxPending && !this.#behind) {
       let resolve!: () => void;
@@ -370,6 +368,17 @@ class ThreadStream implements RecordingStream {
       this.#behind = { promise, resolve };
     }
     this.#post({ op: 'data', id: this.id, buffer, length }, [buffer]);
+  }
+
+  /** The staged block, taken to be sent; undefined when nothing is staged (or the recording failed). */
+  #take(): { buffer: ArrayBuffer; length: number } | undefined {
+    if (!this.#block || this.#used === 0 || this.#failure) return undefined;
+    const length = this.#used;
+    const buffer = this.#block.buffer as ArrayBuffer;
+    this.#size = Math.min(BLOCK, Math.max(MIN_BLOCK, pow2(length)));
+    this.#block = undefined;
+    this.#used = 0;
+    return { buffer, length };
   }
 
   get closed(): boolean {
@@ -387,7 +396,8 @@ class ThreadStream implements RecordingStream {
 
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.send();
+    // What is staged goes with the close: one message each way for the end of a recording, not two.
+    const last = this.#take();
     this.#closed = true;
     if (this.#failure) {
       this.#onClosed();
@@ -395,7 +405,7 @@ class ThreadStream implements RecordingStream {
     }
     return new Promise((resolve, reject) => {
       this.#closing = { resolve, reject };
-      this.#post({ op: 'close', id: this.id });
+      this.#post({ op: 'close', id: this.id, ...last }, last ? [last.buffer] : undefined);
     });
   }
 
