@@ -16,7 +16,7 @@ import { readdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
-import { syncFiles, writeFileOnceOnThread } from '../durable-file.js';
+import { syncFiles, writeFileOnceOnThread, writeNewFileOnThread } from '../durable-file.js';
 import { lowerThreadPriority } from '../worker-thread.js';
 import { Journal, JournalChanged } from './journal.js';
 import { cutRecording } from './record-chunks.js';
@@ -68,7 +68,12 @@ function open(id: number, o: OpenOptions): void {
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   r.opened = (async () => {
     const writer = await RecordingWriter.create({ ...options, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
-    if (beside) await writeFileOnceOnThread(join(options.dir, beside.name), Buffer.from(beside.text), options.dir, options.durable !== false, options.durable !== false);
+    if (beside) {
+      const file = join(options.dir, beside.name);
+      // Placed whole (by a temporary name) when it must outlive the machine; else written in place: one small write, whole or absent when the process dies.
+      if (options.durable !== false) await writeFileOnceOnThread(file, Buffer.from(beside.text), options.dir);
+      else await writeNewFileOnThread(file, Buffer.from(beside.text), false);
+    }
     r.writer = writer;
     say({ op: 'opened', id });
     return writer;
