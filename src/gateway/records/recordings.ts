@@ -449,6 +449,8 @@ export class FileSessionArchive implements SessionArchive {
   constructor(dataDir: string, log: Logger) {
     this.dir = dataDir;
     this.#index = new SessionIndexFile(join(dataDir, INDEX_FILE), endedSummarySchema, log);
+    // Read as the gateway starts, not by its first session's claim.
+    void this.#legacyIds();
   }
 
   started(): void {
@@ -499,7 +501,7 @@ export class FileSessionArchive implements SessionArchive {
     return isRecordingArchive(path) ? recordingFiles(path).read(name) : join(path, name);
   }
 
-  /** Sessions a gateway from before archives kept a directory for: read once (no gateway makes one now). */
+  /** Sessions a gateway from before archives kept a directory for: read once, when the archive opens (no gateway makes one now). */
   #legacyIds(): Promise<Set<string>> {
     this.#legacy ??= readdir(join(this.dir, 'recordings'), { withFileTypes: true }).then(
       (entries) => new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name)),
@@ -524,7 +526,7 @@ export class FileSessionArchive implements SessionArchive {
     const ids = new Set((await readdir(root)).map((f) => f.replace(/\.tar$/, '')).filter((id) => SESSION_ID.test(id) && !indexed.has(id)));
     for (const id of [...ids].sort()) {
       // An id claimed for a session that never wrote a file (its recording could not start) is no session to list.
-      const path = await recordingPath(this.dir, id);
+      const path = await this.#path(id);
       if (
         (
           await recordingFiles(path)
