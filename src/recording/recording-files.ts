@@ -8,8 +8,7 @@
  *
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/pax.html#tag_20_92_13_06 (ustar Interchange Format)
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK, readHeader } from './tar.js';
 
@@ -60,14 +59,14 @@ interface Entry {
 function archiveFiles(path: string): RecordingFiles {
   let entries: Promise<Map<string, Entry>> | undefined;
   const index = (): Promise<Map<string, Entry>> =>
-    (entries ??= Promise.resolve().then(() => {
+    (entries ??= (async () => {
       const found = new Map<string, Entry>();
-      const fd = openSync(path, 'r');
+      const file = await open(path, 'r');
       try {
-        const size = fstatSync(fd).size;
+        const { size } = await file.stat();
         const block = Buffer.alloc(BLOCK);
         let dir: string | undefined;
-        for (let at = 0; readSync(fd, block, 0, BLOCK, at) === BLOCK; ) {
+        for (let at = 0; (await file.read(block, 0, BLOCK, at)).bytesRead === BLOCK; ) {
           const h = readHeader(block, at);
           if (!h) break;
           const [, inDir, name] = /^([^/]+)\/([^/]+)$/.exec(h.name) ?? [];
@@ -80,26 +79,26 @@ function archiveFiles(path: string): RecordingFiles {
           at = data + Math.ceil(h.size / BLOCK) * BLOCK;
         }
       } finally {
-        closeSync(fd);
+        await file.close();
       }
       return found;
-    }));
+    })());
   return {
     names: async () => [...(await index()).keys()],
     read: async (name) => {
       const entry = (await index()).get(name);
       if (!entry) return undefined;
-      const fd = openSync(path, 'r');
+      const file = await open(path, 'r');
       try {
         const data = Buffer.allocUnsafe(entry.size);
         for (let got = 0; got < entry.size; ) {
-          const n = readSync(fd, data, got, entry.size - got, entry.at + got);
-          if (n === 0) throw new Error(`${path}: ${name} is cut short`);
-          got += n;
+          const { bytesRead } = await file.read(data, got, entry.size - got, entry.at + got);
+          if (bytesRead === 0) throw new Error(`${path}: ${name} is cut short`);
+          got += bytesRead;
         }
         return data;
       } finally {
-        closeSync(fd);
+        await file.close();
       }
     },
   };
