@@ -86,7 +86,12 @@ function archiveFiles(path: string): RecordingFiles {
   return {
     names: async () => [...(await index()).keys()],
     read: async (name) => {
-      const entry = (await index()).get(name);
+      // An archive grows as its cut goes on: a name not found in what was read before is looked for again.
+      let entry = (await index()).get(name);
+      if (!entry) {
+        entries = undefined;
+        entry = (await index()).get(name);
+      }
       if (!entry) return undefined;
       const file = await open(path, 'r');
       try {

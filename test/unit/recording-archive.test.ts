@@ -89,6 +89,21 @@ describe('a recording kept in one archive', () => {
     }
   });
 
+  it('finds a file written after the archive was first read (a cut told of each file as it went on)', async () => {
+    const path = join(base, 'growing', `${ID}.tar`);
+    mkdirSync(join(base, 'growing'));
+    await cut(path, 3);
+    const whole = readFileSync(path);
+    const names = await recordingFiles(path).names();
+    const firstEnd = 512 + Math.ceil((await recordingFiles(path).read(names[0]!))!.length / 512) * 512;
+    writeFileSync(path, whole.subarray(0, firstEnd));
+    const files = recordingFiles(path);
+    expect(await files.names()).toEqual([names[0]]);
+    expect(await files.read(MANIFEST)).toBeUndefined();
+    writeFileSync(path, whole);
+    expect((await files.read(MANIFEST))?.length).toBeGreaterThan(0);
+  });
+
   it('refuses an archive that is not the files of one directory', async () => {
     const bad = join(base, 'bad');
     mkdirSync(bad);

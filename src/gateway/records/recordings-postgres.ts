@@ -39,7 +39,7 @@ import type pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
-import { type RecordingFiles, recordingFiles } from '../../recording/recording-files.js';
+import { recordingFiles } from '../../recording/recording-files.js';
 import type { RecordingBucket } from './recordings-bucket.js';
 import { SESSION_ID, sessionSummarySchema, type SessionSummary } from '../../api/answers.js';
 import { recordingPath, summaryFromRecording, upstreamKeySchema, type PublishedKey, type SessionArchive, type UpstreamKey } from './recordings.js';
@@ -431,16 +431,16 @@ export class PostgresSessionArchive implements SessionArchive {
       const batch: Op[] = [];
       let bytes = 0;
       const files = new Map<Op, Buffer | undefined>();
-      const recordings = new Map<string, Promise<RecordingFiles>>();
       for (const op of this.#ops) {
         if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES) break;
         batch.push(op);
         if (op.kind === 'journal') bytes += op.data.length;
         if (op.kind === 'file' && !op.removed) {
           // Removed meanwhile (an older checkpoint): its removal follows in the queue.
-          const from = recordings.get(op.session) ?? recordingPath(this.#dataDir, op.session).then(recordingFiles);
-          recordings.set(op.session, from);
-          const data = await (await from).read(op.name).catch(() => undefined);
+          // Read afresh for each file: the thread may have written more of the archive (and told of it) since the last one was read.
+          const data = await recordingFiles(await recordingPath(this.#dataDir, op.session))
+            .read(op.name)
+            .catch(() => undefined);
           files.set(op, data);
           bytes += data?.length ?? 0;
         }
