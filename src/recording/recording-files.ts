@@ -8,7 +8,7 @@
  *
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/pax.html#tag_20_92_13_06 (ustar Interchange Format)
  */
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK, readHeader } from './tar.js';
 
@@ -58,12 +58,15 @@ interface Entry {
  */
 function archiveFiles(path: string): RecordingFiles {
   let entries: Promise<Map<string, Entry>> | undefined;
+  /** The archive's size when its entries were read. */
+  let indexed = -1;
   const index = (): Promise<Map<string, Entry>> =>
     (entries ??= (async () => {
       const found = new Map<string, Entry>();
       const file = await open(path, 'r');
       try {
         const { size } = await file.stat();
+        indexed = size;
         const block = Buffer.alloc(BLOCK);
         let dir: string | undefined;
         for (let at = 0; (await file.read(block, 0, BLOCK, at)).bytesRead === BLOCK; ) {
@@ -86,9 +89,16 @@ function archiveFiles(path: string): RecordingFiles {
   return {
     names: async () => [...(await index()).keys()],
     read: async (name) => {
-      // An archive grows as its cut goes on: a name not found in what was read before is looked for again.
+      // An archive grows as its cut goes on: a name not found is looked for again once it has grown (only then: a
+      // hostile archive of many entries asked for as many missing names would be read whole for each).
       let entry = (await index()).get(name);
-      if (!entry) {
+      if (
+        !entry &&
+        (await stat(path).then(
+          (s) => s.size,
+          () => indexed,
+        )) !== indexed
+      ) {
         entries = undefined;
         entry = (await index()).get(name);
       }

@@ -104,6 +104,18 @@ describe('a recording kept in one archive', () => {
     expect((await files.read(MANIFEST))?.length).toBeGreaterThan(0);
   });
 
+  it('looks for a missing file again only once the archive has grown (a hostile archive of many files is read once, not once a missing name)', async () => {
+    const path = join(base, 'same-size', `${ID}.tar`);
+    mkdirSync(join(base, 'same-size'));
+    const file = (name: string): { name: string; data: Buffer } => ({ name: `${ID}/${name}`, data: Buffer.from('x\n') });
+    writeFileSync(path, tarOf([file('checkpoint-000001.SHA256SUMS'), file('checkpoint-000002.SHA256SUMS')], 0));
+    const files = recordingFiles(path);
+    expect(await files.names()).toEqual(['checkpoint-000001.SHA256SUMS', 'checkpoint-000002.SHA256SUMS']);
+    // Other entries of the same size: not read again for a name it did not have.
+    writeFileSync(path, tarOf([file('checkpoint-000001.SHA256SUMS'), file('checkpoint-000003.SHA256SUMS')], 0));
+    expect(await files.read('checkpoint-000003.SHA256SUMS')).toBeUndefined();
+  });
+
   it('refuses an archive that is not the files of one directory', async () => {
     const bad = join(base, 'bad');
     mkdirSync(bad);
