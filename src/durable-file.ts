@@ -101,7 +101,8 @@ const fdatasyncFd = promisify(fdatasync);
 export async function syncFiles(files: readonly string[], dirs: Iterable<string>): Promise<void> {
   await Promise.all(files.map((file) => syncOnPool(file, fdatasyncFd)));
   const named = new Set(dirs);
-  await Promise.all([...named, ...new Set([...named].map((d) => dirname(d)))].map((dir) => syncOnPool(dir, fsyncFd).catch(() => undefined)));
+  // A directory's fsync may fail where the file system allows none (ignored, as syncDirectory does); not opening it fails the sync.
+  await Promise.all([...named, ...new Set([...named].map((d) => dirname(d)))].map((dir) => syncOnPool(dir, (fd) => fsyncFd(fd).catch(() => undefined))));
 }
 
 /** Opens `path` here, syncs it with `sync` on libuv's pool, and closes it. */

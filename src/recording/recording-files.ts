@@ -49,9 +49,10 @@ interface Entry {
 }
 
 /**
- * The entries of the archive at `path`, read from its headers alone (each read once, whatever is
- * asked of it after). An archive cut short by a crash (a header or an entry's bytes past its end)
- * ends at its last whole entry. Its entries are the files of one directory: one whose name is not
+ * The entries of the archive at `path`, read from its headers alone (once, whatever is asked of
+ * it after; and once for all readers while the file stays as it was: see {@link readIndex}). An
+ * archive cut short by a crash (a header or an entry's bytes past its end) ends at its last whole
+ * entry. Its entries are the files of one directory: one whose name is not
  * `<dir>/<file>` with the first entry's `<dir>`, a name given twice, a header that fails its
  * checksum or an entry that is not a regular file make it no archive a gateway wrote. (Which
  * recording it is, its chunks say: ./verify.ts checks them against the id asked for.)
@@ -61,31 +62,10 @@ function archiveFiles(path: string): RecordingFiles {
   /** The archive's size when its entries were read. */
   let indexed = -1;
   const index = (): Promise<Map<string, Entry>> =>
-    (entries ??= (async () => {
-      const found = new Map<string, Entry>();
-      const file = await open(path, 'r');
-      try {
-        const { size } = await file.stat();
-        indexed = size;
-        const block = Buffer.alloc(BLOCK);
-        let dir: string | undefined;
-        for (let at = 0; (await file.read(block, 0, BLOCK, at)).bytesRead === BLOCK; ) {
-          const h = readHeader(block, at);
-          if (!h) break;
-          const [, inDir, name] = /^([^/]+)\/([^/]+)$/.exec(h.name) ?? [];
-          dir ??= inDir;
-          if (h.type !== '0' || !name || inDir !== dir || dir === '.' || dir === '..' || found.has(name))
-            throw new Error(`the entry ${JSON.stringify(h.name)} at ${at} is not a file of one recording's directory`);
-          const data = at + BLOCK;
-          if (data + h.size > size) break;
-          found.set(name, { at: data, size: h.size });
-          at = data + Math.ceil(h.size / BLOCK) * BLOCK;
-        }
-      } finally {
-        await file.close();
-      }
-      return found;
-    })());
+    (entries ??= readIndex(path).then((read) => {
+      indexed = read.size;
+      return read.entries;
+    }));
   return {
     names: async () => [...(await index()).keys()],
     read: async (name) => {
@@ -117,4 +97,43 @@ function archiveFiles(path: string): RecordingFiles {
       }
     },
   };
+}
+
+/** The indexes of the archives read last, by path, with the file's identity, size and time when read. */
+const indexes = new Map<string, { key: string; entries: Map<string, Entry>; size: number }>();
+/** Archives whose index is kept: a recording's files are asked for one request at a time, and a long one has thousands. */
+const INDEXES_KEPT = 64;
+
+/** The entries of the archive at `path` and its size: read from its headers, or kept from the last read while the file is the same. */
+async function readIndex(path: string): Promise<{ entries: Map<string, Entry>; size: number }> {
+  const st = await stat(path);
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  const kept = indexes.get(path);
+  if (kept?.key === key) return kept;
+  const entries = new Map<string, Entry>();
+  const file = await open(path, 'r');
+  let size: number;
+  try {
+    size = (await file.stat()).size;
+    const block = Buffer.alloc(BLOCK);
+    let dir: string | undefined;
+    for (let at = 0; (await file.read(block, 0, BLOCK, at)).bytesRead === BLOCK; ) {
+      const h = readHeader(block, at);
+      if (!h) break;
+      const [, inDir, name] = /^([^/]+)\/([^/]+)$/.exec(h.name) ?? [];
+      dir ??= inDir;
+      if (h.type !== '0' || !name || inDir !== dir || dir === '.' || dir === '..' || entries.has(name))
+        throw new Error(`the entry ${JSON.stringify(h.name)} at ${at} is not a file of one recording's directory`);
+      const data = at + BLOCK;
+      if (data + h.size > size) break;
+      entries.set(name, { at: data, size: h.size });
+      at = data + Math.ceil(h.size / BLOCK) * BLOCK;
+    }
+  } finally {
+    await file.close();
+  }
+  indexes.delete(path);
+  indexes.set(path, { key, entries, size });
+  if (indexes.size > INDEXES_KEPT) indexes.delete(indexes.keys().next().value!);
+  return { entries, size };
 }

@@ -344,15 +344,12 @@ export class ClientRecords {
       throw err;
     }
     const stored = toWrite.length > 0;
-    // With a signature to verify, the state is saved once, as the verification leaves it (a session's record comes in one upload: one save, not two).
-    if (!signature || !state) {
-      if (stored) await record.save(state!);
-      return { stored, state: state! };
-    }
+    if (stored) await record.save(state!);
+    if (!signature || !state) return { stored, state: state! };
     return this.#verify(record, id, state, signature, stored, keys);
   }
 
-  /** Verifies the record with the signature `name` it now holds, and saves its state (`state`, counting what this upload `stored`): verified, or the upload refused (and what it dropped, dropped). */
+  /** Verifies the record with the signature `name` it now holds: its state says so, or the upload is refused (and what it dropped, dropped). */
   async #verify(record: HeldRecord, id: string, state: ClientRecordState, name: string, stored: boolean, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
     // The record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
@@ -365,10 +362,7 @@ export class ClientRecords {
       if (state.state === 'uploading') {
         await record.removeAll();
         await record.save({ ...state, state: 'refused', pending: 0, updatedAt: new Date(realClock.now()).toISOString() });
-      } else {
-        if (stored) await record.save(state);
-        await record.delete([name, name.slice(0, -'.sig'.length)]);
-      }
+      } else await record.delete([name, name.slice(0, -'.sig'.length)]);
       return {
         refused: new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
           hint:
