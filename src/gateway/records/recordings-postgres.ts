@@ -7,8 +7,9 @@
  *
  * The data path never waits on the store. The recording thread writes a recording to the data
  * directory as with the file store, and tells of each file once it is durable; this archive copies
- * files to the store in batches (one transaction per batch: a chunk is one file, a second's or
- * 256 KiB of events) in the order they were written, and removes the session's archive once the
+ * files to the store in batches (one statement per batch, ./store-batch.ts, gathering what
+ * happens within a few milliseconds: a short session's start, files and end go in one; a chunk is
+ * one file, a second's or 256 KiB of events) in the order they were written, and removes the session's archive once the
  * final manifest is stored. The data directory is the spool: while the store is unreachable the
  * batches wait and are retried, and a replica that starts again on the same data directory sends
  * what its previous run left. A replica killed mid-session leaves in the store every chunk and the
@@ -39,13 +40,14 @@ import type pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
-import { recordingFiles } from '../../recording/recording-files.js';
+import { recordingFiles, type RecordingFiles } from '../../recording/recording-files.js';
 import type { RecordingBucket } from './recordings-bucket.js';
 import { SESSION_ID, sessionSummarySchema, type SessionSummary } from '../../api/answers.js';
 import { recordingPath, summaryFromRecording, upstreamKeySchema, type PublishedKey, type SessionArchive, type UpstreamKey } from './recordings.js';
 import { storedRow } from '../../stored-record.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import { NOW_ISO, storeError, withTransaction, type Migration } from '../store/store-postgres.js';
+import { removedBefore, writeBatch, type Op, type StoredFile } from './store-batch.js';
 
 /** The session index's steps of the store's schema: session ids claimed once, running sessions' upstream cancel keys. */
 export const SESSION_INDEX_MIGRATIONS: readonly Migration[] = [
@@ -82,18 +84,11 @@ export const SESSION_INDEX_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-/** One write waiting for the store, in the order it happened. */
-type Op =
-  | { kind: 'session'; summary: SessionSummary; held?: () => void }
-  | { kind: 'file'; session: string; name: string; removed: boolean }
-  | { kind: 'upstream'; session: string; key: UpstreamKey }
-  | { kind: 'done'; session: string }
-  | { kind: 'journal'; name: string; offset: number; data: Buffer }
-  | { kind: 'journal-removed'; name: string };
-
 /** A batch holds at most this many operations, or this many bytes of files. */
 const BATCH_OPS = 256;
 const BATCH_BYTES = 8 * 1024 * 1024;
+/** How long a write waits for others to go with it in one statement (a short session's start and end, the next sessions'). */
+const GATHER_MS = 25;
 /** Sessions listed at most (newest first). */
 const MAX_LISTED = 10_000;
 /** How long closing waits for the store to take what is left (the rest waits in the spool for the next start). */
@@ -224,6 +219,7 @@ export class PostgresSessionArchive implements SessionArchive {
   readonly #orphans = new Set<string>();
   #running: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
+  #gather: NodeJS.Timeout | undefined;
   #failures = 0;
   #closed = false;
 
@@ -397,6 +393,7 @@ export class PostgresSessionArchive implements SessionArchive {
     }
     this.#closed = true;
     clearTimeout(this.#retry);
+    clearTimeout(this.#gather);
     if (this.#ops.length > 0)
       this.#log.warn('recording.spooled', { operations: this.#ops.length, message: 'the store did not take every recording file; they are sent when this replica starts again' });
     if (this.#bucket && this.#orphans.size > 0 && realClock.now() < until) await this.#deleteOrphans();
@@ -413,13 +410,23 @@ export class PostgresSessionArchive implements SessionArchive {
 
   #push(op: Op): void {
     this.#ops.push(op);
-    this.#kick();
+    this.#kick(this.#failures > 0 || this.#ops.length >= BATCH_OPS);
   }
 
-  #kick(): void {
+  /** Sends what waits: at once (`now`), or with what joins it within {@link GATHER_MS}. */
+  #kick(now = true): void {
     if (this.#running || this.#closed || this.#ops.length === 0) return;
+    if (!now) {
+      this.#gather ??= setTimeout(() => {
+        this.#gather = undefined;
+        this.#kick();
+      }, GATHER_MS);
+      this.#gather.unref();
+      return;
+    }
     clearTimeout(this.#retry);
-    this.#retry = undefined;
+    clearTimeout(this.#gather);
+    this.#retry = this.#gather = undefined;
     this.#running = this.#drain().finally(() => {
       this.#running = undefined;
     });
@@ -431,16 +438,18 @@ export class PostgresSessionArchive implements SessionArchive {
       const batch: Op[] = [];
       let bytes = 0;
       const files = new Map<Op, Buffer | undefined>();
+      const removed = new Set<string>();
+      /** Each session's files, read through one reader (it looks again at an archive that grew: the thread may have written more of it, and told of it, since). */
+      const readers = new Map<string, RecordingFiles>();
       for (const op of this.#ops) {
-        if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES) break;
+        if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES || removedBefore(op, removed)) break;
         batch.push(op);
         if (op.kind === 'journal') bytes += op.data.length;
         if (op.kind === 'file' && !op.removed) {
+          let reader = readers.get(op.session);
+          if (!reader) readers.set(op.session, (reader = recordingFiles(await recordingPath(this.#dataDir, op.session))));
           // Removed meanwhile (an older checkpoint): its removal follows in the queue.
-          // Read afresh for each file: the thread may have written more of the archive (and told of it) since the last one was read.
-          const data = await recordingFiles(await recordingPath(this.#dataDir, op.session))
-            .read(op.name)
-            .catch(() => undefined);
+          const data = await reader.read(op.name).catch(() => undefined);
           files.set(op, data);
           bytes += data?.length ?? 0;
         }
@@ -468,77 +477,45 @@ export class PostgresSessionArchive implements SessionArchive {
     }
   }
 
-  async #send(batch: Op[], files: Map<Op, Buffer | undefined>): Promise<void> {
+  async #send(batch: Op[], read: Map<Op, Buffer | undefined>): Promise<void> {
     const bucket = this.#bucket;
     /** With a bucket: the objects this batch stores (the last bytes read of each file). */
     const puts = new Map<string, Buffer>();
-    if (bucket) {
-      for (const op of batch) {
-        if (op.kind !== 'file') continue;
-        const key = bucket.key(op.session, op.name);
-        const data = files.get(op);
-        if (op.removed) puts.delete(key);
-        else if (data) puts.set(key, data);
-      }
-      await this.#putAll(bucket, puts);
+    const files = new Map<Op, StoredFile>();
+    for (const op of batch) {
+      if (op.kind !== 'file') continue;
+      const data = read.get(op);
+      const key = bucket?.key(op.session, op.name);
+      if (key !== undefined && op.removed) puts.delete(key);
+      else if (key !== undefined && data) puts.set(key, data);
+      if (data) files.set(op, key === undefined ? { data, object: null } : { data: null, object: key });
     }
-    /** Objects whose rows this batch deletes. */
-    const gone: string[] = [];
-    await withTransaction(this.#pool, 'keep recording files', async (client) => {
-      for (const op of batch) {
-        if (op.kind === 'session') {
-          const s = op.summary;
-          // A summary never goes back: once ended (or taken over), a late "running" one is ignored.
-          await client.query(
-            `insert into hoop.sessions (id, replica, started_at, ended_at, summary) values ($1, $2, $3, $4, $5)
-             on conflict (id) do update set ended_at = excluded.ended_at, summary = excluded.summary, replica = excluded.replica,
-               upstream = case when excluded.ended_at is null then hoop.sessions.upstream end
-             where hoop.sessions.ended_at is null or excluded.ended_at is not null`,
-            [s.id, this.#replica.id, s.startedAt, s.endedAt ?? null, s],
-          );
-        } else if (op.kind === 'journal') {
-          await client.query('insert into hoop.recording_journals (replica, name, "offset", data) values ($1, $2, $3, $4) on conflict do nothing', [this.#replica.id, op.name, op.offset, op.data]);
-        } else if (op.kind === 'journal-removed') {
-          await client.query('delete from hoop.recording_journals where replica = $1 and name = $2', [this.#replica.id, op.name]);
-        } else if (op.kind === 'upstream') {
-          await client.query('update hoop.sessions set upstream = $2 where id = $1 and ended_at is null', [op.session, op.key]);
-        } else if (op.kind === 'file') {
-          const data = files.get(op);
-          if (op.removed) {
-            const { rows } = await client.query<{ object: string | null }>('delete from hoop.recording_files where session = $1 and name = $2 returning object', [op.session, op.name]);
-            for (const r of rows) if (r.object !== null) gone.push(r.object);
-          } else if (data) {
-            const key = bucket && puts.has(bucket.key(op.session, op.name)) ? bucket.key(op.session, op.name) : null;
-            // Insert-only: a file already held is evidence; the same bytes again (a retry) are nothing new, other bytes are refused and said.
-            const inserted = await client.query('insert into hoop.recording_files (session, name, data, object) values ($1, $2, $3, $4) on conflict (session, name) do nothing', [
-              op.session,
-              op.name,
-              key === null ? data : null,
-              key,
-            ]);
-            if (inserted.rowCount === 0) {
-              const held = (
-                await client.query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [
-                  op.session,
-                  op.name,
-                  key === null ? data : null,
-                  key,
-                ])
-              ).rows[0];
-              if (!held?.same)
-                this.#log.error('recording.conflict', {
-                  session: op.session,
-                  file: op.name,
-                  message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)',
-                });
-            }
-          }
-        }
+    if (bucket) await this.#putAll(bucket, puts);
+    try {
+      const { gone, held } = await writeBatch(this.#pool, this.#replica.id, batch, files);
+      // Insert-only: a file already held is evidence; the same bytes again (a retry) are nothing new, other bytes are refused and said.
+      for (const { session, name, file } of held) {
+        const same = (
+          await this.#pool.query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [
+            session,
+            name,
+            file.data,
+            file.object,
+          ])
+        ).rows[0]?.same;
+        if (!same)
+          this.#log.error('recording.conflict', {
+            session,
+            file: name,
+            message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)',
+          });
       }
-    });
-    if (bucket) {
-      for (const key of gone) if (!puts.has(key)) this.#orphans.add(key);
-      if (this.#orphans.size > 0) await this.#deleteOrphans();
+      if (bucket) {
+        for (const key of gone) if (!puts.has(key)) this.#orphans.add(key);
+        if (this.#orphans.size > 0) await this.#deleteOrphans();
+      }
+    } catch (err) {
+      throw storeError(err, 'keep recording files');
     }
   }
 
