@@ -32,6 +32,7 @@ import { RECORD_DECODERS } from '../../lanes/record-decoders.js';
 import { verifyRecording } from '../../recording/verify.js';
 import { isRecordingArchive, recordingFiles } from '../../recording/recording-files.js';
 import { SessionIndexFile } from './session-index-file.js';
+import { syncFiles } from '../../durable-file.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
 /** The recording thread's journals, under the data directory. */
@@ -288,11 +289,16 @@ export class GatewayRecordings {
           'the journal of the last run holds these sessions, and no commit signed by this gateway binds what it holds of them (written in the moment before a crash, or changed on disk): nothing of them can be cut as evidence',
       });
     let kept = true;
+    /** Recordings found whole, made durable before the journals that hold them go (the last run may have cut one and died before its sync). */
+    const whole: string[] = [];
     for (const s of [...sessions, ...closed]) {
       // Cut where this gateway keeps recordings (whatever directory the journal names), unless one that verifies in full is there.
       if (!SESSION_ID.test(s.meta.id)) continue;
       const dir = await recordingPath(this.dir, s.meta.id);
-      if ((await verifyRecording(dir, [this.key, ...this.#retired], undefined, s.meta.id)).complete) continue;
+      if ((await verifyRecording(dir, [this.key, ...this.#retired], undefined, s.meta.id)).complete) {
+        whole.push(dir);
+        continue;
+      }
       // One the index says ended whole was sealed: its seal gone, a journal found (an older copy put back) is no way to cut it shorter and sign that.
       const indexed = await this.archive.session(s.meta.id).catch(() => undefined);
       if (indexed?.recording === 'complete') {
@@ -320,9 +326,29 @@ export class GatewayRecordings {
         this.#log.error('recording.recover-failed', { session: s.meta.id, error: describeError(err), message: 'its journal is kept for the next start' });
       }
     }
-    // The journals go once every session they hold is cut (or held nothing a commit of this gateway's keys binds).
-    if (kept) done();
+    // The journals go once every session they hold is cut and durable (or held nothing a commit of this gateway's keys binds).
+    if (kept && (await this.#synced(whole))) done();
     return this.archive.recover();
+  }
+
+  /** Makes the recordings at `paths` (archives, or directories of before) durable; false, said in the log, when one cannot be. */
+  async #synced(paths: readonly string[]): Promise<boolean> {
+    try {
+      const files: string[] = [];
+      const dirs: string[] = [join(this.dir, 'recordings')];
+      for (const path of paths) {
+        if (isRecordingArchive(path)) files.push(path);
+        else {
+          files.push(...(await readdir(path)).map((f) => join(path, f)));
+          dirs.push(path);
+        }
+      }
+      if (files.length > 0) await syncFiles(files, dirs);
+      return true;
+    } catch (err) {
+      this.#log.error('recording.recover-failed', { error: describeError(err), message: 'a recording found whole could not be synced; the journals are kept for the next start' });
+      return false;
+    }
   }
 
   /** Adds an ended session to the index; its snapshots go (a session nobody watched as it ran has none to look for). */
