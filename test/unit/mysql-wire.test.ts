@@ -18,6 +18,11 @@ describe('MySQL packets', () => {
         [7, 8, 300],
       ]);
       expect(reader.buffered).toBe(0);
+      // A packet one chunk held whole keeps its bytes as they came; one cut across chunks has none to keep.
+      const frames = [wire.subarray(0, 7), wire.subarray(7, 11), wire.subarray(11)];
+      for (const [i, p] of got.entries()) if (p.raw) expect(p.raw.equals(frames[i]!)).toBe(true);
+      if (cut === wire.length) expect(got.every((p) => p.raw !== undefined)).toBe(true);
+      if (cut < 4) expect(got.every((p) => p.raw === undefined)).toBe(true);
     }
   });
 

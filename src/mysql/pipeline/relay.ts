@@ -211,7 +211,7 @@ export class MysqlRelay {
     if (!this.#conversation.answering) this.#judge.answered(kind.kind === 'ok');
     const g = this.#guarded;
     if (this.#stages.masking) {
-      const out = this.#framed(p, payload);
+      const out = payload === p.payload && p.raw && this.#seqShift === 0 ? p.raw : this.#framed(p, payload);
       if (!g) this.#write(out);
     }
     if (!g) return this.#recorder?.server(kind, payload);
@@ -436,7 +436,11 @@ export class MysqlRelay {
 
   /** Writes `bytes` to the client: into the server chunk's batch while one is read. */
   #write(bytes: Buffer): void {
-    if (this.#batch) this.#batch.push(bytes);
-    else this.#owner.write(bytes);
+    const batch = this.#batch;
+    if (!batch) return this.#owner.write(bytes);
+    // Packets that went on as they came lie one after another in the server's chunk: one view of them, not a copy.
+    const last = batch[batch.length - 1];
+    if (last && last.buffer === bytes.buffer && last.byteOffset + last.length === bytes.byteOffset) batch[batch.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + bytes.length);
+    else batch.push(bytes);
   }
 }

@@ -17,6 +17,8 @@ export interface MySqlPacket {
   /** The sequence id after its last packet (mod 256): the id the answer to it starts with. */
   next: number;
   payload: Buffer;
+  /** The packet's bytes as they came (header and payload), when one chunk held it whole: written on as they are when nothing changed it. */
+  raw?: Buffer;
 }
 
 /** The packets that carry `payload`, from sequence id `seq` (each next packet one more, mod 256). */
@@ -82,6 +84,11 @@ export class PacketReader {
       const n = head.readUIntLE(0, 3);
       if (this.#partsBytes + n > this.#maxPayload) throw new MySqlProtocolError(`a packet of more than ${this.#maxPayload} bytes`);
       if (this.#buffered < 4 + n) return out;
+      if (n < MAX_PACKET_PAYLOAD && this.#parts.length === 0 && this.#chunks[0]!.length >= 4 + n) {
+        const raw = this.#take(4 + n);
+        out.push({ seq: raw[3]!, next: (raw[3]! + 1) & 0xff, payload: raw.subarray(4), raw });
+        continue;
+      }
       this.#take(4);
       const body = this.#take(n);
       if (this.#firstSeq < 0) this.#firstSeq = head[3]!;
