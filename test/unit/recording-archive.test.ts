@@ -36,6 +36,14 @@ async function cut(path: string, count: number, sealed = true): Promise<void> {
   await cutRecording({ path, id: ID, protocol: 'postgres', key, sealed, durable: true }, records(count));
 }
 
+/** A recording of `count` records cut as an archive in a directory `name` of its own: its path, bytes and files. */
+async function cutArchive(name: string, count: number): Promise<{ path: string; bytes: Buffer; names: string[] }> {
+  mkdirSync(join(base, name));
+  const path = join(base, name, `${ID}.tar`);
+  await cut(path, count);
+  return { path, bytes: readFileSync(path), names: await recordingFiles(path).names() };
+}
+
 describe('a recording kept in one archive', () => {
   it('holds the files a directory would, byte for byte, and checks without hoop once unpacked', async () => {
     const dir = join(base, 'as-dir');
@@ -69,11 +77,7 @@ describe('a recording kept in one archive', () => {
   });
 
   it('cut short at any point, reads as the entries it holds whole, complete only when they all are', async () => {
-    const whole = join(base, 'whole', `${ID}.tar`);
-    mkdirSync(join(base, 'whole'));
-    await cut(whole, 12);
-    const bytes = readFileSync(whole);
-    const names = await recordingFiles(whole).names();
+    const { bytes, names } = await cutArchive('whole', 12);
     const short = join(base, 'short', `${ID}.tar`);
     mkdirSync(join(base, 'short'));
     // Every block boundary, and a byte either side of each.
@@ -90,11 +94,7 @@ describe('a recording kept in one archive', () => {
   });
 
   it('finds a file written after the archive was first read (a cut told of each file as it went on)', async () => {
-    const path = join(base, 'growing', `${ID}.tar`);
-    mkdirSync(join(base, 'growing'));
-    await cut(path, 3);
-    const whole = readFileSync(path);
-    const names = await recordingFiles(path).names();
+    const { path, bytes: whole, names } = await cutArchive('growing', 3);
     const firstEnd = 512 + Math.ceil((await recordingFiles(path).read(names[0]!))!.length / 512) * 512;
     writeFileSync(path, whole.subarray(0, firstEnd));
     const files = recordingFiles(path);

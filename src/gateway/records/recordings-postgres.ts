@@ -40,14 +40,14 @@ import type pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
-import { recordingFiles, type RecordingFiles } from '../../recording/recording-files.js';
+import { recordingFiles } from '../../recording/recording-files.js';
 import type { RecordingBucket } from './recordings-bucket.js';
 import { SESSION_ID, sessionSummarySchema, type SessionSummary } from '../../api/answers.js';
 import { recordingPath, summaryFromRecording, upstreamKeySchema, type PublishedKey, type SessionArchive, type UpstreamKey } from './recordings.js';
 import { storedRow } from '../../stored-record.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import { NOW_ISO, storeError, withTransaction, type Migration } from '../store/store-postgres.js';
-import { removedBefore, writeBatch, type Op, type StoredFile } from './store-batch.js';
+import { endsBefore, writeBatch, type Op, type StoredFile } from './store-batch.js';
 
 /** The session index's steps of the store's schema: session ids claimed once, running sessions' upstream cancel keys. */
 export const SESSION_INDEX_MIGRATIONS: readonly Migration[] = [
@@ -438,18 +438,17 @@ export class PostgresSessionArchive implements SessionArchive {
       const batch: Op[] = [];
       let bytes = 0;
       const files = new Map<Op, Buffer | undefined>();
-      const removed = new Set<string>();
-      /** Each session's files, read through one reader (it looks again at an archive that grew: the thread may have written more of it, and told of it, since). */
-      const readers = new Map<string, RecordingFiles>();
+      const seen = new Set<string>();
       for (const op of this.#ops) {
-        if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES || removedBefore(op, removed)) break;
+        if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES || endsBefore(op, seen)) break;
         batch.push(op);
         if (op.kind === 'journal') bytes += op.data.length;
         if (op.kind === 'file' && !op.removed) {
-          let reader = readers.get(op.session);
-          if (!reader) readers.set(op.session, (reader = recordingFiles(await recordingPath(this.#dataDir, op.session))));
           // Removed meanwhile (an older checkpoint): its removal follows in the queue.
-          const data = await reader.read(op.name).catch(() => undefined);
+          // Read afresh for each file: the thread may have written more of the archive (and told of it) since the last one was read.
+          const data = await recordingFiles(await recordingPath(this.#dataDir, op.session))
+            .read(op.name)
+            .catch(() => undefined);
           files.set(op, data);
           bytes += data?.length ?? 0;
         }
@@ -490,33 +489,42 @@ export class PostgresSessionArchive implements SessionArchive {
       else if (key !== undefined && data) puts.set(key, data);
       if (data) files.set(op, key === undefined ? { data, object: null } : { data: null, object: key });
     }
-    if (bucket) await this.#putAll(bucket, puts);
+    if (bucket) {
+      await this.#putAll(bucket, puts);
+      // An object put again (its name written anew) is no longer one to delete.
+      for (const key of puts.keys()) this.#orphans.delete(key);
+    }
+    let written: Awaited<ReturnType<typeof writeBatch>>;
     try {
-      const { gone, held } = await writeBatch(this.#pool, this.#replica.id, batch, files);
-      // Insert-only: a file already held is evidence; the same bytes again (a retry) are nothing new, other bytes are refused and said.
-      for (const { session, name, file } of held) {
-        const same = (
-          await this.#pool.query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [
-            session,
-            name,
-            file.data,
-            file.object,
-          ])
-        ).rows[0]?.same;
-        if (!same)
-          this.#log.error('recording.conflict', {
-            session,
-            file: name,
-            message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)',
-          });
-      }
-      if (bucket) {
-        for (const key of gone) if (!puts.has(key)) this.#orphans.add(key);
-        if (this.#orphans.size > 0) await this.#deleteOrphans();
-      }
+      written = await writeBatch(this.#pool, this.#replica.id, batch, files);
     } catch (err) {
       throw storeError(err, 'keep recording files');
     }
+    // Committed: what follows never fails the batch (it would be sent again, and what it deleted forgotten).
+    for (const key of written.gone) if (!puts.has(key)) this.#orphans.add(key);
+    const other = [...written.other];
+    for (const { session, name, file } of written.unseen) {
+      const same = await this.#pool
+        .query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [
+          session,
+          name,
+          file.data,
+          file.object,
+        ])
+        .then(
+          (r) => r.rows[0]?.same !== false,
+          () => true,
+        );
+      if (!same) other.push({ session, name });
+    }
+    // Insert-only: a file already held is evidence; the same bytes again (a retry) are nothing new, other bytes are refused and said.
+    for (const { session, name } of other)
+      this.#log.error('recording.conflict', {
+        session,
+        file: name,
+        message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)',
+      });
+    if (bucket && this.#orphans.size > 0) await this.#deleteOrphans();
   }
 
   /** Puts `objects` in the bucket, {@link PUT_CONCURRENCY} at a time; rejects with the first failure once none is in flight. */

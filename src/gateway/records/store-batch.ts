@@ -1,8 +1,8 @@
 /**
  * A batch of the store's writes as one statement: each session row, file and journal copy with
  * its last state in the batch, written by one round trip (./recordings-postgres.ts queues them).
- * A batch never holds a write to a file or journal after that file's or journal's removal (the
- * queue starts a new batch there), so every row is inserted, updated or deleted once.
+ * The queue starts a new batch where an op would act on a row otherwise than after the ops before
+ * it ({@link endsBefore}), so every row is inserted, updated or deleted once, as in order.
  *
  * @see https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING
  */
@@ -19,16 +19,32 @@ export type Op =
   | { kind: 'journal'; name: string; offset: number; data: Buffer }
   | { kind: 'journal-removed'; name: string };
 
-/** The row an op writes or removes, for {@link removedBefore}: a file's or a journal's. */
-const rowOf = (op: Op): string | undefined => (op.kind === 'file' ? `f\n${op.session}\n${op.name}` : op.kind === 'journal' || op.kind === 'journal-removed' ? `j\n${op.name}` : undefined);
-
-/** Whether `op` writes a row that an op before it in the batch removed (`removed` collects them as the batch grows): the batch ends before it. */
-export function removedBefore(op: Op, removed: Set<string>): boolean {
-  const row = rowOf(op);
-  if (row === undefined) return false;
-  if (removed.has(row)) return true;
-  if ((op.kind === 'file' && op.removed) || op.kind === 'journal-removed') removed.add(row);
-  return false;
+/**
+ * Whether the batch ends before `op`, so that every op of a batch acts on its rows as it would
+ * after the ops before it (`seen` collects what they touched as the batch grows): a file's row is
+ * touched once a batch (its write, or its removal), a journal's copies never after the journal's
+ * removal, and a session's summary never after an upstream key of a session the batch has no
+ * summary of yet (the key went to a row that may not be in the store).
+ */
+export function endsBefore(op: Op, seen: Set<string>): boolean {
+  const touched = (key: string): boolean => seen.has(key) || (seen.add(key), false);
+  switch (op.kind) {
+    case 'file':
+      return touched(`f\n${op.session}\n${op.name}`);
+    case 'journal':
+      return seen.has(`j\n${op.name}`);
+    case 'journal-removed':
+      seen.add(`j\n${op.name}`);
+      return false;
+    case 'session':
+      seen.add(`s\n${op.summary.id}`);
+      return seen.has(`k\n${op.summary.id}`);
+    case 'upstream':
+      if (!seen.has(`s\n${op.session}`)) seen.add(`k\n${op.session}`);
+      return false;
+    default:
+      return false;
+  }
 }
 
 /** A file's bytes as the batch stores it: in the row, or in the bucket's object `object`. */
@@ -56,20 +72,23 @@ const BATCH_SQL = `
     delete from hoop.recording_files r using unnest($17::text[], $18::text[]) as g(session, name) where r.session = g.session and r.name = g.name returning r.object)
   select 'gone' as kind, object as session, null as name from files_gone where object is not null
   union all
-  select 'held', i.session, i.name from files_in i where not exists (select 1 from files f where f.session = i.session and f.name = i.name)`;
+  select case when r.session is null then 'unseen' when r.data is not distinct from i.data and r.object is not distinct from i.object then 'same' else 'other' end, i.session, i.name
+  from files_in i left join hoop.recording_files r on r.session = i.session and r.name = i.name
+  where not exists (select 1 from files f where f.session = i.session and f.name = i.name)`;
 
 /**
  * Writes `batch` in one statement (`files`: the bytes of each file op that writes one). A summary
  * never goes back (once ended, a later "running" one is ignored), a running session's upstream
  * key is kept until it ends, and a file already held is never written over. Resolves the objects
- * whose rows it deleted and the files it did not insert because the store held them already.
+ * whose rows it deleted, and the files it did not insert: `other`, held with other bytes; `unseen`,
+ * held by a write that committed while the statement ran (the caller compares them again).
  */
 export async function writeBatch(
   client: pg.Pool,
   replica: string,
   batch: readonly Op[],
   files: Map<Op, StoredFile>,
-): Promise<{ gone: string[]; held: Array<{ session: string; name: string; file: StoredFile }> }> {
+): Promise<{ gone: string[]; other: Array<{ session: string; name: string }>; unseen: Array<{ session: string; name: string; file: StoredFile }> }> {
   const sessions = new Map<string, { summary?: SessionSummary; upstream?: UpstreamKey }>();
   const fileRows = new Map<string, { session: string; name: string; file?: StoredFile }>();
   const journals: Array<{ name: string; offset: number; data: Buffer }> = [];
@@ -93,7 +112,7 @@ export async function writeBatch(
   const kept = journals.filter((j) => !journalsGone.has(j.name));
   const written = [...fileRows.values()].filter((f) => f.file !== undefined);
   const removed = [...fileRows.values()].filter((f) => f.file === undefined);
-  const { rows } = await client.query<{ kind: 'gone' | 'held'; session: string; name: string | null }>({
+  const { rows } = await client.query<{ kind: 'gone' | 'same' | 'other' | 'unseen'; session: string; name: string | null }>({
     name: 'hoop-recording-batch',
     text: BATCH_SQL,
     values: [
@@ -119,6 +138,7 @@ export async function writeBatch(
   });
   return {
     gone: rows.filter((r) => r.kind === 'gone').map((r) => r.session),
-    held: rows.filter((r) => r.kind === 'held').map((r) => ({ session: r.session, name: r.name!, file: fileRows.get(`${r.session}\n${r.name}`)!.file! })),
+    other: rows.filter((r) => r.kind === 'other').map((r) => ({ session: r.session, name: r.name! })),
+    unseen: rows.filter((r) => r.kind === 'unseen').map((r) => ({ session: r.session, name: r.name!, file: fileRows.get(`${r.session}\n${r.name}`)!.file! })),
   };
 }
