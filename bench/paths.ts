@@ -77,6 +77,7 @@ export const MYSQL_PATHS: readonly BenchPath<MysqlContext>[] = [
   { id: 'mysql-direct', lane: 'mysql', label: 'direct', setup: async (ctx) => ({ endpoint: ctx.direct, close: async () => {} }) },
   { id: 'mysql-ssh', lane: 'mysql', label: 'ssh -L', setup: (ctx) => setupSshForward(ctx.direct) },
   { id: 'mysql-hoop-direct', lane: 'mysql', label: 'hoop direct, all on', setup: (ctx) => setupMysqlHoopDirect(ctx.maria, ALL_ON) },
+  { id: 'mysql-direct-norec', lane: 'mysql', label: 'hoop direct, recording off', setup: (ctx) => setupMysqlHoopDirect(ctx.maria, RECORDING_OFF) },
   { id: 'mysql-direct-plain', lane: 'mysql', label: 'hoop direct, plain', setup: (ctx) => setupMysqlHoopDirect(ctx.maria, PLAIN) },
   { id: 'mysql-connect', lane: 'mysql', label: 'hoop connect, all on', setup: (ctx) => setupMysqlHoopConnect(ctx.maria, ALL_ON) },
 ];
