@@ -2,10 +2,16 @@
  * The records a recording of format 3 holds (src/recording/record-chunks.ts), read straight from its chunk files; and
  * every file a gateway keeps, as text, for a test that asserts what none of them holds.
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { GatewayRecordings } from '../../src/gateway/records/recordings.js';
+import type { Logger } from '../../src/log.js';
+import { Journal } from '../../src/recording/journal.js';
 import { splitChunk } from '../../src/recording/record-chunks.js';
+import { signingKeyFromPem } from '../../src/recording/sshsig.js';
+import { eventRecord } from '../../src/recording/writer.js';
 import { isRecordingArchive } from '../../src/recording/recording-files.js';
 import { readTar } from '../../src/recording/tar.js';
 import { forEachRecord } from '../../src/recording/thread.js';
@@ -54,4 +60,19 @@ export function filesAsText(dir: string): string[] {
     if (isRecordingArchive(path) && statSync(path).size > 0) return [...recordingFilesIn(path).values()].map(text);
     return [text(readFileSync(path))];
   });
+}
+
+/**
+ * A gateway's data directory `data` (made here) as a gateway killed mid-session leaves it: its
+ * keys, and a journal holding session `id`'s start, committed; resolves the recording key.
+ */
+export async function crashedMidSession(data: string, id: string, log: Logger): Promise<KeyObject> {
+  mkdirSync(data, { mode: 0o700 });
+  await (await GatewayRecordings.open(data, log)).stop();
+  const key = signingKeyFromPem(readFileSync(join(data, 'keys', 'recording-ed25519.pem'), 'utf8'));
+  const j = new Journal(join(data, 'journal'), key, false);
+  j.open(1, { id, dir: join(data, 'recordings', id), protocol: 'postgres' });
+  j.append(1, eventRecord({ t: 'start', at: 1, session: id } as never));
+  await j.commit();
+  return key;
 }

@@ -4,31 +4,24 @@
  * journal's signed commits bind, and says that the CLOSE was not borne out. Nor may the unsigned
  * index waive verify's check of an ended recording by calling it running.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { GatewayRecordings } from '../../src/gateway/records/recordings.js';
 import { createLogger } from '../../src/log.js';
-import { CLOSE, Journal } from '../../src/recording/journal.js';
-import { signingKeyFromPem } from '../../src/recording/sshsig.js';
-import { eventRecord } from '../../src/recording/writer.js';
+import { CLOSE } from '../../src/recording/journal.js';
+import { crashedMidSession } from '../harness/records.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-forged-close-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 it('cuts a session whose journal holds a CLOSE no recording bears out, and says so', async () => {
   const data = join(base, 'data');
-  mkdirSync(data, { mode: 0o700 });
   const lines: string[] = [];
   const log = createLogger({ level: 'debug', sink: { write: (l: string) => lines.push(l) } as never });
-  await (await GatewayRecordings.open(data, log)).stop();
-  const key = signingKeyFromPem(readFileSync(join(data, 'keys', 'recording-ed25519.pem'), 'utf8'));
   const id = 'sess-crashed-0001';
-  const j = new Journal(join(data, 'journal'), key, false);
-  j.open(1, { id, dir: join(data, 'recordings', id), protocol: 'postgres' });
-  j.append(1, eventRecord({ t: 'start', at: 1, session: id } as never));
-  await j.commit();
+  await crashedMidSession(data, id, log);
   // The forged entry: CLOSE of session 1, no payload.
   const entry = Buffer.alloc(9);
   entry[0] = CLOSE;

@@ -6,18 +6,16 @@
  * before the journal's `unlink`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
-import { archivePath, GatewayRecordings } from '../../src/gateway/records/recordings.js';
+import { archivePath } from '../../src/gateway/records/recordings.js';
 import { createLogger } from '../../src/log.js';
-import { Journal } from '../../src/recording/journal.js';
 import { recoverJournals } from '../../src/recording/journal-recovery.js';
 import { cutRecording } from '../../src/recording/record-chunks.js';
-import { signingKeyFromPem } from '../../src/recording/sshsig.js';
-import { eventRecord } from '../../src/recording/writer.js';
+import { crashedMidSession } from '../harness/records.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-recover-sync-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -25,15 +23,8 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 it.skipIf(!existsSync('/usr/bin/strace'))('syncs a recording it finds whole before it drops the journal that holds it', async () => {
   const data = join(base, 'data');
-  mkdirSync(data, { mode: 0o700 });
-  const log = createLogger({ level: 'error', sink: { write: () => undefined } as never });
-  await (await GatewayRecordings.open(data, log)).stop();
-  const key = signingKeyFromPem(readFileSync(join(data, 'keys', 'recording-ed25519.pem'), 'utf8'));
   const id = 'sess-cut-unsynced-1';
-  const j = new Journal(join(data, 'journal'), key, false);
-  j.open(1, { id, dir: join(data, 'recordings', id), protocol: 'postgres' });
-  j.append(1, eventRecord({ t: 'start', at: 1, session: id } as never));
-  await j.commit();
+  const key = await crashedMidSession(data, id, createLogger({ level: 'error', sink: { write: () => undefined } as never }));
   // The session cut whole, unsynced (the last run died before its sync group), its journal still there.
   const [s] = recoverJournals(join(data, 'journal'), [key]).sessions;
   await cutRecording({ path: archivePath(data, id), id, protocol: 'postgres', key, sealed: true, durable: false }, s!.blocks());
