@@ -1,17 +1,20 @@
 /**
- * A batch of the store's recording writes as one statement (src/gateway/records/store-batch.ts),
- * against a real cluster: each row ends as the ops of the batch, in order, would have left it,
- * whatever the batch holds of a session's start, upstream key and end, or of a file written and
- * removed; a batch ends before a write to a row it removed.
+ * The store's writes gathered into one statement, against a real cluster: a batch of recording
+ * writes (src/gateway/records/store-batch.ts), each row ending as the ops of the batch, in order,
+ * would have left it, whatever the batch holds of a session's start, upstream key and end, or of a
+ * file written and removed; and session places given back together
+ * (src/gateway/sessions/session-slots-postgres.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SessionSummary } from '../../src/api/answers.js';
 import { MIGRATIONS } from '../../src/gateway/migrations.js';
 import { endsBefore, writeBatch, type Op, type StoredFile } from '../../src/gateway/records/store-batch.js';
 import { StoreReplica } from '../../src/gateway/replicas/replica.js';
+import { PostgresSlots } from '../../src/gateway/sessions/session-slots-postgres.js';
+import { eventually } from '../harness/wait.js';
 import { PostgresGatewayStore } from '../../src/gateway/store/store-postgres.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { loggedLines, storedSummary } from '../harness/stored-records.js';
@@ -183,5 +186,28 @@ describe("a batch of the store's writes, in one statement", () => {
         { kind: 'session', summary: running('s1') },
       ]),
     ).toBe(1);
+  });
+});
+
+describe('session places given back', () => {
+  it('gives back the places of sessions that end near one another in one statement, and what waits when the gateway stops', async () => {
+    const slots = new PostgresSlots(replica, loggedLines().log);
+    const bound = [{ key: 'identity https://idp erin', max: 3 }];
+    const places = async () => Number((await store.pool.query("select count(*) as n from hoop.session_slots where key = 'identity https://idp erin'")).rows[0].n);
+    for (const slot of ['p1', 'p2', 'p3']) expect(await slots.take(slot, bound)).toBeUndefined();
+    expect(await slots.take('p4', bound)).toBe(0);
+    const query = vi.spyOn(store.pool, 'query');
+    try {
+      for (const slot of ['p1', 'p2', 'p3']) slots.release(slot);
+      await eventually(async () => expect(await places()).toBe(0));
+      expect(query.mock.calls.filter(([text]) => String(text).startsWith('delete from hoop.session_slots'))).toHaveLength(1);
+    } finally {
+      query.mockRestore();
+    }
+    expect(await slots.take('p5', bound)).toBeUndefined();
+    // Stopping: what was given back goes at once.
+    slots.release('p5');
+    await slots.flush();
+    expect(await places()).toBe(0);
   });
 });

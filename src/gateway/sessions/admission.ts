@@ -203,6 +203,7 @@ export class SessionAdmission {
   async drained(): Promise<void> {
     await Promise.allSettled([...this.#live]);
     for (const channel of this.#lingering) channel.destroy();
+    await this.#slots.flush();
   }
 
   async #admit(name: string, remoteAddress: string, identified: Promise<Identity>, asked: Asked, answer: SessionAnswer): Promise<void> {

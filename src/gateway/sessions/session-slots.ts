@@ -40,6 +40,8 @@ export interface SlotCounter {
   take(slot: string, bounds: readonly SlotBound[]): Promise<number | undefined>;
   /** Gives back `slot`'s places. */
   release(slot: string): void;
+  /** Sends what was given back and not yet sent (the gateway is stopping). */
+  flush?(): Promise<void>;
 }
 
 /** Places counted in this process alone (the file store: one process). */
@@ -103,5 +105,10 @@ export class SessionSlots {
         this.counter.release(slot);
       },
     };
+  }
+
+  /** Sends the places given back and not yet sent (the gateway is stopping: every session ended). */
+  async flush(): Promise<void> {
+    await this.counter.flush?.();
   }
 }
