@@ -205,8 +205,12 @@ describe('session places given back', () => {
       query.mockRestore();
     }
     expect(await slots.take('p5', bound)).toBeUndefined();
-    // Stopping: what was given back goes at once.
+    // Stopping: what was given back goes at once; with the store not answering, when it answers again.
     slots.release('p5');
+    const away = vi.spyOn(replica, 'reachable', 'get').mockReturnValue(false);
+    await slots.flush();
+    expect(await places()).toBe(1);
+    away.mockRestore();
     await slots.flush();
     expect(await places()).toBe(0);
   });

@@ -105,11 +105,12 @@ export class PostgresSlots implements SlotCounter {
     this.#giveBack ??= setTimeout(() => void this.flush(), GIVE_BACK_MS);
   }
 
+  /** Sends what waits, unless the store does not answer heartbeats (then when it does again: a gateway stopping waits for no store). */
   async flush(): Promise<void> {
     clearTimeout(this.#giveBack);
     this.#giveBack = undefined;
     const slots = [...this.#unreleased];
-    if (slots.length === 0) return;
+    if (slots.length === 0 || !this.#replica.reachable) return;
     await this.#replica.pool.query('delete from hoop.session_slots where slot = any($1)', [slots]).then(
       () => {
         for (const slot of slots) this.#unreleased.delete(slot);
