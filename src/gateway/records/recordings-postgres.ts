@@ -9,8 +9,8 @@
  * directory as with the file store, and tells of each file once it is durable; this archive copies
  * files to the store in batches (one statement per batch, ./store-batch.ts, gathering what
  * happens within a few milliseconds: a short session's start, files and end go in one; a chunk is
- * one file, a second's or 256 KiB of events) in the order they were written, and removes the session's archive once the
- * final manifest is stored. The data directory is the spool: while the store is unreachable the
+ * one file, a second's or 256 KiB of events) in the order they were written, and removes the
+ * session's archive once the final manifest is stored. The data directory is the spool: while the store is unreachable the
  * batches wait and are retried, and a replica that starts again on the same data directory sends
  * what its previous run left. A replica killed mid-session leaves in the store every chunk and the
  * last checkpoint it had sent, so its recordings verify up to that checkpoint; the take-over
@@ -484,10 +484,11 @@ export class PostgresSessionArchive implements SessionArchive {
     for (const op of batch) {
       if (op.kind !== 'file') continue;
       const data = read.get(op);
+      if (!data) continue;
+      // A batch touches a file's row once (endsBefore): no removal of it follows in the batch.
       const key = bucket?.key(op.session, op.name);
-      if (key !== undefined && op.removed) puts.delete(key);
-      else if (key !== undefined && data) puts.set(key, data);
-      if (data) files.set(op, key === undefined ? { data, object: null } : { data: null, object: key });
+      if (key !== undefined) puts.set(key, data);
+      files.set(op, key === undefined ? { data, object: null } : { data: null, object: key });
     }
     if (bucket) {
       await this.#putAll(bucket, puts);
