@@ -32,6 +32,12 @@ export class CatalogChanges {
   #forgotAt = Number.NEGATIVE_INFINITY;
   /** Per session whose open transaction may redefine relations, their bare names (`*`: any). */
   readonly #redefining = new Map<object, Set<string>>();
+  #version = 0;
+
+  /** Changes with each change of what sessions are redefining (what {@link inFlux} answers). */
+  get version(): number {
+    return this.#version;
+  }
 
   /** Notes a change at `at` of `names` (none, or `*` among them: any); returns the names, undefined for any. */
   note(at: number, names?: readonly string[]): ReadonlySet<string> | undefined {
@@ -53,6 +59,7 @@ export class CatalogChanges {
     const held = this.#redefining.get(session) ?? new Set<string>();
     for (const n of names) held.add(n);
     this.#redefining.set(session, held);
+    this.#version++;
   }
 
   /** `session`'s transaction (or the session) ended: the names it was redefining, if any. */
@@ -60,6 +67,7 @@ export class CatalogChanges {
     const names = this.#redefining.get(session);
     if (!names) return undefined;
     this.#redefining.delete(session);
+    this.#version++;
     return [...names];
   }
 

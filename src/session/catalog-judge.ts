@@ -35,6 +35,17 @@ export interface Relations {
   readonly changes: CatalogChanges;
 }
 
+/**
+ * What a judgment read that can change: each catalog answer it asked for, and the versions of this
+ * session's redefinitions and of the others' open ones. Judging the same facts again gives the same
+ * verdict while {@link CatalogJudge.unchanged} says so.
+ */
+export interface CatalogReads {
+  readonly answers: ReadonlyArray<readonly [string, readonly string[]]>;
+  readonly own: number;
+  readonly others: number;
+}
+
 /** A judge that judges relations as what is under them (src/policy/decide.ts's StatementJudge, with rules on tables). */
 type JudgeUnder = SessionJudge & Required<Pick<SessionJudge, 'judgeUnder'>>;
 
@@ -59,6 +70,12 @@ export class CatalogJudge implements SessionJudge {
   #ownAny = false;
   /** Bare names this session's open transaction renamed a relation to. */
   readonly #renamed = new Set<string>();
+  /** Changes with each change of what this session made or redefined ({@link #own}, {@link #ownAny}, {@link #renamed}). */
+  #version = 0;
+  /** The catalog's answers the judgment in progress asked for (undefined: not known, judged as any). */
+  #asked: Array<readonly [string, readonly string[] | undefined]> = [];
+  /** The versions the judgment in progress began with. */
+  #began = { own: 0, others: 0 };
 
   constructor(judge: SessionJudge, reads: Relations, analyze: (sql: string) => Analysis) {
     this.#judge = judge;
@@ -76,6 +93,8 @@ export class CatalogJudge implements SessionJudge {
   }
 
   judge(sql: string, analysis?: Analysis): StatementVerdict {
+    this.#asked = [];
+    this.#began = { own: this.#version, others: this.#reads.changes.version };
     if (!this.#through) {
       const verdict = this.#judge.judge(sql, analysis);
       if (verdict.touched?.redefines && verdict.action !== 'deny') this.#redefines(sql, analysis);
@@ -84,6 +103,19 @@ export class CatalogJudge implements SessionJudge {
     // What the text redefines is noted first: its later statements run with it (`CREATE OR REPLACE VIEW v …; DELETE FROM v`).
     if (this.#judge.judge(sql, analysis).touched?.redefines) this.#redefines(sql, analysis);
     return this.#through.judgeUnder(sql, analysis, this.#under);
+  }
+
+  /** What the last {@link judge} read that can change; undefined when it read an answer not known (a lookup is due) or redefined something. */
+  lastReads(): CatalogReads | undefined {
+    if (this.#began.own !== this.#version || this.#asked.some(([, a]) => a === undefined)) return undefined;
+    return { answers: this.#asked as ReadonlyArray<readonly [string, readonly string[]]>, ...this.#began };
+  }
+
+  /** Whether judging again would read what `reads` holds: the same answers (by identity: an answer that expired or changed is another), and no redefinition since. */
+  unchanged(reads: CatalogReads): boolean {
+    if (reads.own !== this.#version || reads.others !== this.#reads.changes.version) return false;
+    for (const [name, answer] of reads.answers) if (this.#reads.under(name) !== answer) return false;
+    return true;
   }
 
   /** Looks up the relations `texts` name that are not known now (undefined: none is missing); a message's judgment waits for it. */
@@ -116,6 +148,7 @@ export class CatalogJudge implements SessionJudge {
     this.#redefining = false;
     this.#ownAny = false;
     this.#renamed.clear();
+    this.#version++;
     const names = this.#reads.changes.redefined(this);
     if (names) this.#reads.changed(names);
   }
@@ -140,6 +173,7 @@ export class CatalogJudge implements SessionJudge {
     if (this.#ownAny || this.#renamed.has(b) || this.#reads.changes.inFlux(b, this)) return void out.add('*');
     const own = this.#own.get(b);
     const catalog = ask ? this.#reads.under(name) : undefined;
+    if (ask) this.#asked.push([name, catalog]);
     // Rows that are another's are any table's, whatever this session made of the name.
     if (catalog?.includes(ROWS_ELSEWHERE)) return void out.add('*');
     // Made or redefined here (perhaps not committed, or temporary): what its statements named, and what the catalog has (if it has it).
@@ -160,6 +194,7 @@ export class CatalogJudge implements SessionJudge {
     for (const other of others) made.add(other);
     this.#own.delete(name);
     this.#own.set(name, made);
+    this.#version++;
     if (this.#own.size > MAX_OWN) this.#own.delete(this.#own.keys().next().value!);
   }
 
@@ -167,6 +202,7 @@ export class CatalogJudge implements SessionJudge {
   #redefines(sql: string, analysis: Analysis | undefined): void {
     const a = analysis ?? this.#analyze(sql);
     const names: string[] = [];
+    this.#version++;
     if (!a.ok) this.#ownAny = true;
     else {
       for (const st of a.statements) {

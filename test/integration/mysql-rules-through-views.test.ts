@@ -134,6 +134,22 @@ describe('MySQL rules on tables, through views', () => {
     expect(await count('mv_guarded')).toBe(10);
   });
 
+  it('judges a query of a shape allowed before by what its view is now, once another session or its own replaced it', async () => {
+    const a = await session();
+    const b = await session();
+    await db.sql('CREATE VIEW app.mv_kv AS SELECT * FROM app.mv_free', { database: 'app' });
+    // From the second text of a shape on, a session judges by the verdict it kept for the shape while nothing it read changed.
+    for (const id of [1, 2, 3]) expect(await outcome(b, `UPDATE mv_kv SET v = ${id} WHERE id = ${id}`)).toBe('ok');
+    expect(await outcome(a, 'CREATE OR REPLACE VIEW mv_kv AS SELECT * FROM mv_guarded')).toBe('ok');
+    expect(await outcome(b, 'UPDATE mv_kv SET v = 4 WHERE id = 4')).toMatch(/^1227: .*rows of mv_guarded are kept/);
+    expect(await outcome(b, 'CREATE OR REPLACE VIEW mv_kv AS SELECT * FROM mv_free')).toBe('ok');
+    await eventually(async () => expect(await outcome(b, 'UPDATE mv_kv SET v = 5 WHERE id = 5')).toBe('ok'), { timeout: 30_000, interval: 100 });
+    expect(await outcome(b, 'UPDATE mv_kv SET v = 6 WHERE id = 6')).toBe('ok');
+    expect(await outcome(b, 'CREATE OR REPLACE VIEW mv_kv AS SELECT * FROM mv_guarded')).toBe('ok');
+    expect(await outcome(b, 'UPDATE mv_kv SET v = 7 WHERE id = 7')).toMatch(/^1227: .*rows of mv_guarded are kept/);
+    expect(Number((await db.sql('SELECT SUM(v) FROM app.mv_guarded', { database: 'app' })).trim())).toBe(0);
+  });
+
   it('lets a session write the tables it makes', async () => {
     const s = await session();
     expect(await outcome(s, 'CREATE TEMPORARY TABLE mv_tmp (id int, v int)')).toBe('ok');

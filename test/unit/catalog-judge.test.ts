@@ -11,7 +11,7 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { StatementRule } from '../../src/policy/schema.js';
 import { CatalogJudge } from '../../src/session/catalog-judge.js';
 import { analyzeSql } from '../../src/policy/sql/analyze.js';
-import { RelationReads } from '../../src/postgres/gateway/relation-reads.js';
+import { RelationReads, TTL_MS } from '../../src/postgres/gateway/relation-reads.js';
 import type { CatalogConnection } from '../../src/postgres/pipeline/masking/catalog-connection.js';
 import { emptyPolicy } from '../harness/policy.js';
 
@@ -22,7 +22,7 @@ const who = { subject: 'alice', groups: [] };
 const judgeOf = (): StatementJudge => new StatementJudge(emptyPolicy({ statements: { unparseable: 'deny', rules } }), who, 'app', 'read-write');
 
 /** A catalog where `gv` is a view over `public.guarded` and `fv` one over `public.free` (their rows as RELATIONS_NAMED_SQL returns them). */
-function catalog(views: Record<string, string> = { gv: 'guarded', fv: 'free' }): { reads: RelationReads; asked: () => number } {
+function catalog(views: Record<string, string> = { gv: 'guarded', fv: 'free' }, now?: () => number): { reads: RelationReads; asked: () => number } {
   let asked = 0;
   const conn = {
     prepared: async (_sql: string, params: Array<Buffer | string>) => {
@@ -41,7 +41,7 @@ function catalog(views: Record<string, string> = { gv: 'guarded', fv: 'free' }):
       );
     },
   } as unknown as CatalogConnection;
-  return { reads: new RelationReads(conn), asked: () => asked };
+  return { reads: new RelationReads(conn, now), asked: () => asked };
 }
 
 async function judged(judge: CatalogJudge, sql: string): Promise<{ action: string; reason: string }> {
@@ -131,5 +131,44 @@ describe('rules on tables, through the catalog', () => {
     await second;
     expect(reads.under('gv')).toBeUndefined();
     expect(judge.judge('DELETE FROM gv').action).toBe('deny');
+  });
+
+  it("says whether judging again would read the same: not once an answer expired or was dropped, or a relation was redefined here or in another session's open transaction", async () => {
+    let now = 1_000;
+    const { reads } = catalog({ gv: 'guarded', fv: 'free' }, () => now);
+    const a = new CatalogJudge(judgeOf(), reads, analyzeSql);
+    const b = new CatalogJudge(judgeOf(), reads, analyzeSql);
+    const again = async (): Promise<NonNullable<ReturnType<CatalogJudge['lastReads']>>> => {
+      expect((await judged(a, 'DELETE FROM fv WHERE id = 1')).action).toBe('allow');
+      const r = a.lastReads();
+      expect(new Set(r?.answers.map(([name]) => name))).toEqual(new Set(['fv']));
+      expect(a.unchanged(r!)).toBe(true);
+      return r!;
+    };
+    let r = await again();
+    now += TTL_MS + 1;
+    expect(a.unchanged(r)).toBe(false);
+    r = await again();
+    reads.changed(['free']);
+    expect(a.unchanged(r)).toBe(false);
+    // (A lookup that began in the same millisecond as a change keeps nothing of what it may have made stale.)
+    now += 1;
+    r = await again();
+    expect(b.judge('CREATE OR REPLACE VIEW public.fv AS SELECT * FROM guarded').action).toBe('allow');
+    expect(a.unchanged(r)).toBe(false);
+    expect((await judged(a, 'DELETE FROM fv WHERE id = 1')).action).toBe('deny');
+    // Judged while another session's transaction redefines fv (no answer asked for): not the same once that ends.
+    expect((await judged(a, 'SELECT * FROM fv WHERE id = 1')).action).toBe('allow');
+    const during = a.lastReads()!;
+    expect(during.answers).toEqual([]);
+    b.ended();
+    expect(a.unchanged(during)).toBe(false);
+    now += 1;
+    r = await again();
+    expect(a.judge('CREATE TEMP VIEW mine AS SELECT * FROM free').action).toBe('allow');
+    expect(a.unchanged(r)).toBe(false);
+    // A judgment that read an answer not known (no lookup yet) is not one to judge again by.
+    a.judge('DELETE FROM unknown_yet WHERE id = 1');
+    expect(a.lastReads()).toBeUndefined();
   });
 });

@@ -137,6 +137,24 @@ describe('MySQL masking of tables the session makes', () => {
 });
 
 describe('MySQL masking by a name rule', () => {
+  it('masks a statement run again as it masked it first, and tells of each masked column each time', () => {
+    const told: string[] = [];
+    const rules = new MaskingRules({ names: [{ pattern: '^pii_', strategy: 'redact' }] });
+    const m = new MysqlResultMasker(rules, new Set(['app.people']), new Set(['app.people']), (column) => told.push(column));
+    const defs = [column('pii_email', 'people', 'pii_email'), column('name', 'people', 'name')];
+    for (let run = 0; run < 3; run++) {
+      m.statement(facts('SELECT pii_email, name FROM people WHERE id = 1'));
+      sendColumns(m, defs);
+      const out = m.server({ kind: 'row', binary: false }, textRow(['a@b.c', 'Ann']));
+      expect(parseTextRow(out, 2).map((v) => v?.toString('utf8'))).toEqual([REDACTED, 'Ann']);
+    }
+    expect(told).toEqual(['app.people.pii_email', 'app.people.pii_email', 'app.people.pii_email']);
+    // The same definition under another statement is planned for that statement: a computed column's alias is no origin.
+    m.statement(facts('SELECT LENGTH(pii_email) AS name FROM people'));
+    sendColumns(m, [column('name')]);
+    expect(parseTextRow(m.server({ kind: 'row', binary: false }, textRow(['5'])), 1).map((v) => v?.toString('utf8'))).toEqual([REDACTED]);
+  });
+
   it("masks a base table's column the rule names under any alias the result gives it", () => {
     expect(row('SELECT pii_email AS e, note FROM people', [column('e', 'people', 'pii_email'), column('note', 'people', 'note')], ['a@b.c', 'hi'])).toEqual([REDACTED, 'hi']);
   });

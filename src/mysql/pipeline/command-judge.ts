@@ -23,13 +23,14 @@ import type { StatementFacts } from '../../policy/sql/analyze/facts.js';
 import type { SessionLimits } from '../../policy/limits.js';
 import { WRITE_GUARD_RULE, type WriteGuard } from '../../policy/write-limit.js';
 import type { Analysis } from '../../policy/sql/analyze/facts.js';
-import type { ReviewAsk, TunnelSession } from '../../session/engine.js';
+import type { ReviewAsk, SessionJudge, TunnelSession } from '../../session/engine.js';
 import type { MySqlClient } from '../wire/client.js';
 import { Cap, MariaCap } from '../wire/handshake.js';
 import { Command } from '../wire/results.js';
 import { OWN_ROWS_ENGINES, readsOnlyArguments } from '../../policy/mysql/output-reads.js';
 import { MysqlResultMasker } from './result-masker.js';
-import { CatalogJudge, type Relations } from '../../session/catalog-judge.js';
+import { CatalogJudge, type CatalogReads, type Relations } from '../../session/catalog-judge.js';
+import { sqlShape } from '../../policy/sql/shape.js';
 
 /**
  * MariaDB's session variables for each of an access's server timeouts, and the value (from
@@ -197,6 +198,20 @@ interface Reading {
   unreadable?: string;
 }
 
+/**
+ * A query the session allowed, kept by its proven shape (src/policy/sql/shape.ts: texts of it have
+ * the same facts): how SQL was read, the judge, the facts, and what the judgment read of the catalog.
+ */
+interface Allowed {
+  options: MysqlReading;
+  judge: SessionJudge | undefined;
+  facts: readonly StatementFacts[];
+  reads: CatalogReads | undefined;
+}
+
+/** Shapes whose allowed verdict a session keeps; past it the oldest go. */
+const MAX_ALLOWED = 64;
+
 /** See the module documentation. */
 export class CommandJudge {
   readonly #session: TunnelSession<MysqlConnection>;
@@ -222,6 +237,8 @@ export class CommandJudge {
   #catalog: CatalogJudge | undefined;
   /** The command whose relations were looked up last (a command is not waited for twice). */
   #lookedUp: Buffer | undefined;
+  /** Queries allowed, by shape: a text of one runs with its verdict while nothing that verdict read has changed ({@link #kept}). */
+  readonly #allowed = new Map<string, Allowed>();
   /** The last text analysed, as read then (see {@link #analyzed}). */
   #lastRead: { sql: string; options: MysqlReading; analysis: Analysis } | undefined;
 
@@ -361,7 +378,7 @@ export class CommandJudge {
     const governed = this.#reading;
     if ((code !== Command.QUERY && code !== Command.STMT_PREPARE && code !== Command.STMT_EXECUTE) || !governed || governed.unreadable) return undefined;
     const sql = code === Command.STMT_EXECUTE ? held : sqlOf(code, payload);
-    if (sql === undefined || sql.length > MAX_JUDGED_SQL) return undefined;
+    if (sql === undefined || sql.length > MAX_JUDGED_SQL || (code === Command.QUERY && this.#kept(sql, governed))) return undefined;
     this.#lookedUp = payload;
     return this.#catalog!.pending([this.#analyzed(sql)]);
   }
@@ -423,7 +440,35 @@ export class CommandJudge {
         ? { rule: judged.ask.rule ?? 'policy', reason: `held for review: send it as a query (COM_QUERY), not a prepared statement, to wait for reviewers: ${judged.ask.message ?? judged.ask.reason}` }
         : judged;
     }
-    return sql === undefined ? undefined : this.#verdict(sql, payload, governed, code === Command.QUERY);
+    if (sql === undefined) return undefined;
+    const kept = code === Command.QUERY ? this.#kept(sql, governed) : undefined;
+    if (kept) {
+      this.lastFacts = kept.facts;
+      return undefined;
+    }
+    return this.#verdict(sql, payload, governed, code === Command.QUERY);
+  }
+
+  /**
+   * The verdict a query of `sql`'s proven shape was allowed with, while it would be again: the same
+   * reading of SQL and judge, and the same catalog answers and redefinitions (then `sql` is not analysed).
+   */
+  #kept(sql: string, governed: Reading): Allowed | undefined {
+    if (sql.length >= OFF_LOOP_CHARS || governed.unreadable) return undefined;
+    const shape = sqlShape(sql);
+    const kept = shape && this.#allowed.get(shape.key);
+    if (!kept || kept.options !== governed.options || kept.judge !== this.#session.judge) return undefined;
+    return this.#catalog && !this.#catalog.unchanged(kept.reads!) ? undefined : kept;
+  }
+
+  /** Keeps query `sql`, allowed with `facts` (its shape's) as nothing else but the policy's verdict decided (no row limit, no reset, no change of reading). */
+  #keep(sql: string, facts: readonly StatementFacts[], governed: Reading): void {
+    const reads = this.#catalog?.lastReads();
+    const key = sqlShape(sql)?.key;
+    if ((this.#catalog && !reads) || key === undefined || sql.length >= OFF_LOOP_CHARS) return;
+    this.#allowed.delete(key);
+    this.#allowed.set(key, { options: governed.options, judge: this.#session.judge, facts, reads });
+    if (this.#allowed.size > MAX_ALLOWED) this.#allowed.delete(this.#allowed.keys().next().value!);
   }
 
   /** The server answered the command allowed last, its answer ending with `ok` or not: a change of sql_mode or character set it made is followed. */
@@ -500,6 +545,7 @@ export class CommandJudge {
     // Texts of one proven shape share their facts, and so what the masker makes of them.
     this.lastFacts = analysis.ok ? (analysis.sameShapeAs?.ok ? analysis.sameShapeAs.statements : analysis.statements) : undefined;
     if (this.timeoutsSql && analysis.ok && analysis.statements.some(runsStoredCode)) this.lastReset = this.timeoutsSql;
+    if (query && !this.lastGuard && !this.lastReset && !following && analysis.ok && analysis.sameShapeAs?.ok) this.#keep(sql, analysis.sameShapeAs.statements, governed);
     return undefined;
   }
 }

@@ -49,6 +49,12 @@ const SENT_ORDER: ReadonlyArray<keyof Stages> = ['prepared', 'tally', 'masking']
 /** The order a server packet goes through the stages (counted as the server sent it, then masked). */
 const SERVER_ORDER: ReadonlyArray<keyof Stages> = ['prepared', 'tally', 'masking'];
 
+/** Packet `p`'s bytes: as they came when its payload is the one read with them (a view, no copy), else framed anew. */
+function asCame(p: MySqlPacket): Buffer {
+  const { raw, payload } = p;
+  return raw && raw.buffer === payload.buffer && raw.byteOffset + 4 === payload.byteOffset && raw.length === payload.length + 4 ? raw : packet(p.seq, payload);
+}
+
 /** What the relay needs of its session relay (../gateway/session-relay.ts). */
 export interface RelayOwner {
   /** Writes `bytes` to the client (counted). */
@@ -392,7 +398,7 @@ export class MysqlRelay {
     const sent: SentCommand = { code, payload: p.payload, statement, facts, guard: code === Command.STMT_PREPARE ? this.#judge.lastGuard : undefined };
     for (const stage of this.#sentStages) stage.sent!(sent);
     this.#reset = code === Command.QUERY ? this.#judge.lastReset : code === Command.STMT_EXECUTE ? this.#judge.timeoutsSql : undefined;
-    this.#up.write(packet(p.seq, p.payload));
+    this.#up.write(asCame(p));
   }
 
   /** Answers command `p` with an ERR saying why hoop did not relay it (recorded and reported as the refusal it is). */

@@ -103,6 +103,9 @@ const NUMBER_FLAGS = 32 | 64 | 128 | 32768;
 /** utf8mb4_general_ci. */
 const UTF8MB4 = 45;
 
+/** Result columns whose last definition and plan a masker keeps (a statement run again sends the same definitions). */
+const MAX_KEPT_COLUMNS = 64;
+
 /** A name per masker, for {@link maskAhead} to take each session's long texts in turn with others'. */
 let maskers = 0;
 
@@ -199,8 +202,14 @@ export class MysqlResultMasker {
       read = this.#reading(facts);
       if (facts) this.#read.set(facts, read);
     }
+    this.#current = read;
     ({ tables: this.#tables, originsUnreliable: this.#originsUnreliable, untraced: this.#untraced, errorsMayQuote: this.#errorsMayQuote, items: this.#items } = read);
   }
+
+  /** What the statement about to run means for masking ({@link statement}). */
+  #current: StatementReading | undefined;
+  /** Each result column's last definition as the server sent it, with its plan and what that was made under: a statement run again sends the same. */
+  #lastColumns: Array<{ payload: Buffer; read: StatementReading | undefined; items: unknown; plan: ColumnPlan }> = [];
 
   /** What statement `facts` means for masking its results (see {@link statement}). */
   #reading(facts: readonly StatementFacts[] | undefined): StatementReading {
@@ -274,9 +283,9 @@ export class MysqlResultMasker {
         this.#resultItems = this.#items?.length === p.columns ? this.#items : undefined;
         return payload;
       case 'column': {
-        const def = parseColumnDefinition(payload, this.#extended);
-        const plan = this.#plan(def, this.#plans.length);
+        const plan = this.#columnPlan(payload, this.#plans.length);
         this.#plans.push(plan);
+        const { def } = plan;
         if (!plan.strategy) return payload;
         this.#masksWhole = true;
         // A string of what is masked, no longer of the column's extended type (a JSON column's redacted value is no JSON).
@@ -301,6 +310,23 @@ export class MysqlResultMasker {
     }
   }
 
+  /** The plan of the result's `index`th column, whose definition is `payload`: the last one's for that column when it was made of the same (a statement run again). */
+  #columnPlan(payload: Buffer, index: number): ColumnPlan {
+    const last = this.#lastColumns[index];
+    if (last && last.read === this.#current && last.items === this.#resultItems && last.payload.equals(payload)) {
+      if (last.plan.strategy) this.#reportMasked(last.plan.def, last.plan.strategy);
+      return last.plan;
+    }
+    const plan = this.#plan(parseColumnDefinition(payload, this.#extended), index);
+    if (index < MAX_KEPT_COLUMNS) this.#lastColumns[index] = { payload: Buffer.from(payload), read: this.#current, items: this.#resultItems, plan };
+    return plan;
+  }
+
+  /** Tells that column `def` is masked whole by `strategy`. */
+  #reportMasked(def: ColumnDefinition, strategy: MaskStrategy): void {
+    this.#masked?.(def.orgTable ? `${def.schema}.${def.orgTable}.${def.orgName}` : def.name, strategy);
+  }
+
   /** How column `def`, the result's `index`th, is masked. */
   #plan(def: ColumnDefinition, index: number): ColumnPlan {
     // An origin is trusted only when it is a table the statement names, read directly, in a statement
@@ -317,7 +343,7 @@ export class MysqlResultMasker {
       const reads = this.#resultItems?.[index];
       strategy = reads === undefined || this.#readsMasked(reads) ? 'redact' : this.#rules.forName(def.name);
     }
-    if (strategy) this.#masked?.(def.orgTable ? `${def.schema}.${def.orgTable}.${def.orgName}` : def.name, strategy);
+    if (strategy) this.#reportMasked(def, strategy);
     return { def, ...(strategy && { strategy }) };
   }
 

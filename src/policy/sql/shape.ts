@@ -14,9 +14,6 @@
 import type { Analysis, StatementKind } from './analyze.js';
 import { LruCache } from './lru.js';
 
-/** Numeric literals: digit runs that do not continue an identifier, a parameter (`$1`) or a fraction. */
-const DIGIT_RUN = /(?<![\w$.])\d+(?:\.\d+)?/g;
-
 /** Statement kinds whose facts may be shared by shape (unless the analysis is `literalSensitive`). */
 const SHAPE_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge']);
 
@@ -48,18 +45,46 @@ export type SqlShape = Readonly<{ key: string; runs: readonly number[]; signs: r
 let last: { sql: string | undefined; shape: SqlShape | undefined } = { sql: undefined, shape: undefined };
 const LAST_SHAPE_MAX_TEXT = 8192;
 
+/** Whether char code `c` is a digit. */
+const digit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/** Whether a digit run after char code `c` continues something else: a name (a letter, digit or underscore before it), a parameter (`$1`) or a fraction (`.5`). */
+const continues = (c: number): boolean => digit(c) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x24 || c === 0x2e;
+
+/** Whether char code `c` is a blank between a minus sign and its number. */
+const blank = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+
+/**
+ * {@link sqlShape}'s scan, one pass: numeric literals are digit runs (with a fraction) that do not
+ * continue an identifier, a parameter or a fraction; a text with a character outside ASCII, or NUL, has no shape.
+ */
 function shapeOf(sql: string): SqlShape | undefined {
-  if (!/^[\x01-\x7f]*$/.test(sql)) return undefined;
   const runs: number[] = [];
   const signs: number[] = [];
-  const key = sql.replace(DIGIT_RUN, (_m, offset: number) => {
-    runs.push(offset);
-    let i = offset - 1;
-    while (i >= 0 && (sql[i] === ' ' || sql[i] === '\t' || sql[i] === '\n' || sql[i] === '\r')) i--;
-    signs.push(i >= 0 && sql[i] === '-' ? i : -1);
-    return PLACEHOLDER;
-  });
-  return runs.length > 0 ? { key, runs, signs } : undefined;
+  let key = '';
+  let from = 0;
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql.charCodeAt(i);
+    if (c === 0 || c > 0x7f) return undefined;
+    if (!digit(c) || (i > 0 && continues(sql.charCodeAt(i - 1)))) {
+      i++;
+      continue;
+    }
+    runs.push(i);
+    let before = i - 1;
+    while (before >= 0 && blank(sql.charCodeAt(before))) before--;
+    signs.push(before >= 0 && sql.charCodeAt(before) === 0x2d ? before : -1);
+    key += sql.slice(from, i) + PLACEHOLDER;
+    i++;
+    while (i < sql.length && digit(sql.charCodeAt(i))) i++;
+    if (sql.charCodeAt(i) === 0x2e && digit(sql.charCodeAt(i + 1))) {
+      i += 2;
+      while (i < sql.length && digit(sql.charCodeAt(i))) i++;
+    }
+    from = i;
+  }
+  return runs.length > 0 ? { key: key + sql.slice(from), runs, signs } : undefined;
 }
 
 /**
