@@ -143,6 +143,9 @@ describe("CLIs' records", () => {
     }
     // Written, checked (422: does not verify) and dropped, twice; the third would pass the day's megabyte.
     expect(statuses).toEqual([422, 422, 429]);
+    // A gateway started again counts what its disk holds: the day's budget is still spent.
+    const again = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0, dailyBytesPerIdentity: 1024 * 1024, unverifiedBytesPerIdentity: 1024 * 1024 });
+    expect(await refusal(again.putFiles('sessions', 'session-refused-009', [{ name: chunk(1), data: randomBytes(400 * 1024) }], alice, noKeys))).toMatchObject({ status: 429 });
     expect(readdirSync(join(dir, 'client-records', 'sessions', 'session-refused-000'))).toEqual(['record.json']);
     expect(await records.state('sessions', 'session-refused-000')).toMatchObject({ state: 'refused', pending: 0 });
     expect(await records.expireUnverified(Date.now() + UNVERIFIED_RECORD_TTL_MS + 60_000)).toHaveLength(2);

@@ -303,14 +303,14 @@ describe('the PostgreSQL store', () => {
     const first = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(first.stderr).toBe('');
     expect(first.stdout).toBe(
-      `store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record), 5 (agents' runs), 6 (session ids, claimed once), 7 (alerts, counted by every replica together), 8 (alerts that count rows), 9 (direct credentials), 10 (running sessions' upstream cancel keys), 11 (sessions counted by every replica together), 12 (webhook messages per target and minute, counted by every replica together), 13 (each replica's recording journals); schema at version 13\n`,
+      `store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record), 5 (agents' runs), 6 (session ids, claimed once), 7 (alerts, counted by every replica together), 8 (alerts that count rows), 9 (direct credentials), 10 (running sessions' upstream cancel keys), 11 (sessions counted by every replica together), 12 (webhook messages per target and minute, counted by every replica together), 13 (each replica's recording journals), 14 (an owner's CLI records by when they were saved); schema at version 14\n`,
     );
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
-    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 13\n`);
-    expect(JSON.parse((await runCli(['gateway', 'migrate', '--config', config, '--json'], env, dir)).stdout)).toEqual({ store: `127.0.0.1:${store.port}/fresh`, applied: [], version: 13 });
+    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 14\n`);
+    expect(JSON.parse((await runCli(['gateway', 'migrate', '--config', config, '--json'], env, dir)).stdout)).toEqual({ store: `127.0.0.1:${store.port}/fresh`, applied: [], version: 14 });
     // `hoop gateway status`: a store no replica used yet, and one that cannot be reached (exit 69, no password).
     const status = await runCli(['gateway', 'status', '--config', config], env, dir);
-    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 13\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
+    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 14\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
     const down = await runCli(['gateway', 'status', '--config', config], { STORE: 'postgres://hoop:s3cret@127.0.0.1:1/hoop' }, dir);
     expect(down.code).toBe(69);
     expect(down.stderr).toContain('cannot reach the store at 127.0.0.1:1/hoop');

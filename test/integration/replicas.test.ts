@@ -223,7 +223,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 60_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 13$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 14$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);

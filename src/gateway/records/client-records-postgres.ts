@@ -42,6 +42,13 @@ export const CLIENT_RECORDS_MIGRATIONS: readonly Migration[] = [
     sql: `
       alter table hoop.client_record_files add column digest bytea generated always as (sha256(data)) stored;`,
   },
+  {
+    version: 14,
+    name: "an owner's CLI records by when they were saved",
+    // Each upload counts its owner's bytes of the day and not yet verified: read by owner, not by every record held.
+    sql: `
+      create index client_records_owner on hoop.client_records ((state->>'issuer'), (state->>'subject'), updated_at);`,
+  },
 ];
 
 /** The local copies of records being verified, in the data directory. */

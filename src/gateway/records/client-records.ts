@@ -41,6 +41,18 @@ import { verifyOffThread } from '../../recording/verify-thread.js';
 import { RECORDING_FILE, uploadOrder } from '../../recording/writer.js';
 import { HttpError } from '../http/http-error.js';
 import type { RecordKind } from '../../recording/spool.js';
+import { OwnerBytes } from './owner-bytes.js';
+import { LruCache } from '../../policy/sql/lru.js';
+
+/** Device keys parsed, by their text (a record's every signature is verified with its owner's keys). */
+const deviceKeys = new LruCache<string, KeyObject>(256);
+
+/** Device key `text` as a key object. */
+function deviceKey(text: string): KeyObject {
+  let key = deviceKeys.get(text);
+  if (!key) deviceKeys.set(text, (key = createPublicKey(text)));
+  return key;
+}
 
 /** A session's or a run's id, as a record's name. */
 export const RECORD_ID = /^[A-Za-z0-9_-]{8,64}$/;
@@ -352,7 +364,7 @@ export class ClientRecords {
   /** Verifies the record with the signature `name` it now holds: its state says so, or the upload is refused (and what it dropped, dropped). */
   async #verify(record: HeldRecord, id: string, state: ClientRecordState, name: string, stored: boolean, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
     // The record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
-    const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
+    const trusted = (await keys()).map((k) => deviceKey(k.publicKey));
     const check = await verifyOffThread(await record.local(), trusted, await verifiedBefore(record, state, id), [STATE_FILE]);
     const problems = [...check.problems];
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
@@ -435,6 +447,8 @@ export class FileClientRecordStore implements ClientRecordStore {
   readonly #root: string;
   /** The state of every record, by `kind/id`. */
   readonly #states = new Map<string, ClientRecordState>();
+  /** Their bytes, by owner. */
+  readonly #owners = new OwnerBytes();
 
   private constructor(root: string, reserveBytes: number) {
     this.#root = root;
@@ -462,6 +476,9 @@ export class FileClientRecordStore implements ClientRecordStore {
         else if (state) store.#states.set(`${kind}/${id}`, state);
       }
     }
+    // Counted oldest first, as they were saved.
+    const byTime = [...store.#states].map(([key, state]) => ({ key, state, at: Date.parse(state.updatedAt) || 0 })).sort((a, b) => a.at - b.at);
+    for (const { key, state } of byTime) store.#owners.set(key, state);
     return store;
   }
 
@@ -498,10 +515,12 @@ export class FileClientRecordStore implements ClientRecordStore {
         await mkdir(dir, { recursive: true, mode: 0o700 });
         await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state)}\n`, dir);
         this.#states.set(key, state);
+        this.#owners.set(key, state);
       },
       removeAll: async () => {
         await rm(dir, { recursive: true, force: true });
         this.#states.delete(key);
+        this.#owners.set(key, undefined);
       },
       local: async () => dir,
     });
@@ -531,15 +550,11 @@ export class FileClientRecordStore implements ClientRecordStore {
   }
 
   async unverifiedBytes(owner: DeviceOwner): Promise<number> {
-    let bytes = 0;
-    for (const state of this.#states.values()) if (state.issuer === owner.issuer && state.subject === owner.subject) bytes += state.pending ?? 0;
-    return bytes;
+    return this.#owners.pending(owner);
   }
 
   async recentBytes(owner: DeviceOwner, since: number): Promise<number> {
-    let bytes = 0;
-    for (const state of this.#states.values()) if (state.issuer === owner.issuer && state.subject === owner.subject && Date.parse(state.updatedAt) >= since) bytes += state.bytes ?? 0;
-    return bytes;
+    return this.#owners.savedSince(owner, since);
   }
 
   async unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>> {
