@@ -200,11 +200,13 @@ interface Reading {
 
 /**
  * A query the session allowed, kept by its proven shape (src/policy/sql/shape.ts: texts of it have
- * the same facts): how SQL was read, the judge, the facts, and what the judgment read of the catalog.
+ * the same facts): how SQL was read, the judge, the masker's tables, the facts, and what the judgment read of the catalog.
  */
 interface Allowed {
   options: MysqlReading;
   judge: SessionJudge | undefined;
+  /** What the masker knew of the server's tables then ({@link MysqlResultMasker.generation}). */
+  masker: number | undefined;
   facts: readonly StatementFacts[];
   reads: CatalogReads | undefined;
 }
@@ -451,13 +453,13 @@ export class CommandJudge {
 
   /**
    * The verdict a query of `sql`'s proven shape was allowed with, while it would be again: the same
-   * reading of SQL and judge, and the same catalog answers and redefinitions (then `sql` is not analysed).
+   * reading of SQL, judge and masker's tables, and the same catalog answers and redefinitions (then `sql` is not analysed).
    */
   #kept(sql: string, governed: Reading): Allowed | undefined {
     if (sql.length >= OFF_LOOP_CHARS || governed.unreadable) return undefined;
     const shape = sqlShape(sql);
     const kept = shape && this.#allowed.get(shape.key);
-    if (!kept || kept.options !== governed.options || kept.judge !== this.#session.judge) return undefined;
+    if (!kept || kept.options !== governed.options || kept.judge !== this.#session.judge || kept.masker !== this.masker?.generation) return undefined;
     return this.#catalog && !this.#catalog.unchanged(kept.reads!) ? undefined : kept;
   }
 
@@ -467,7 +469,7 @@ export class CommandJudge {
     const key = sqlShape(sql)?.key;
     if ((this.#catalog && !reads) || key === undefined || sql.length >= OFF_LOOP_CHARS) return;
     this.#allowed.delete(key);
-    this.#allowed.set(key, { options: governed.options, judge: this.#session.judge, facts, reads });
+    this.#allowed.set(key, { options: governed.options, judge: this.#session.judge, masker: this.masker?.generation, facts, reads });
     if (this.#allowed.size > MAX_ALLOWED) this.#allowed.delete(this.#allowed.keys().next().value!);
   }
 

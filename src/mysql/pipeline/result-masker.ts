@@ -167,6 +167,13 @@ export class MysqlResultMasker {
     this.#masked = masked;
   }
 
+  #generation = 0;
+
+  /** Changes whenever what the masker knows of the server's tables does (a table the session made, altered or dropped): what it said of a statement before may differ now. */
+  get generation(): number {
+    return this.#generation;
+  }
+
   /** Whether the policy masks columns, by origin or by name (not only by content). */
   get #masksColumns(): boolean {
     return this.#rules.hasColumnRules || this.#rules.hasNameRules;
@@ -187,12 +194,14 @@ export class MysqlResultMasker {
     this.#baseTables.add(t);
     if (columns.some((c) => this.#rules.forName(c))) this.#maskedByName.add(t);
     this.#read = new WeakMap();
+    this.#generation++;
   }
 
   /** The session is about to alter, rename or drop `tables`: hoop no longer knows what they hold (they are read as unknown tables are). */
   tablesChanged(tables: readonly string[]): void {
     for (const t of tables) this.#baseTables.delete(t.toLowerCase());
     this.#read = new WeakMap();
+    this.#generation++;
   }
 
   /** The statement about to run (undefined: one hoop did not read, whose computed columns are redacted). */
