@@ -467,7 +467,7 @@ export class CommandJudge {
   #keep(sql: string, facts: readonly StatementFacts[], governed: Reading): void {
     const reads = this.#catalog?.lastReads();
     const key = sqlShape(sql)?.key;
-    if ((this.#catalog && !reads) || key === undefined || sql.length >= OFF_LOOP_CHARS) return;
+    if ((this.#catalog && !reads) || key === undefined) return;
     this.#allowed.delete(key);
     this.#allowed.set(key, { options: governed.options, judge: this.#session.judge, masker: this.masker?.generation, facts, reads });
     if (this.#allowed.size > MAX_ALLOWED) this.#allowed.delete(this.#allowed.keys().next().value!);

@@ -217,7 +217,7 @@ export class MysqlRelay {
     if (!this.#conversation.answering) this.#judge.answered(kind.kind === 'ok');
     const g = this.#guarded;
     if (this.#stages.masking) {
-      const out = payload === p.payload && p.raw && this.#seqShift === 0 ? p.raw : this.#framed(p, payload);
+      const out = payload === p.payload && this.#seqShift === 0 ? asCame(p) : this.#framed(p, payload);
       if (!g) this.#write(out);
     }
     if (!g) return this.#recorder?.server(kind, payload);

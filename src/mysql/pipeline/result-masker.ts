@@ -152,6 +152,12 @@ export class MysqlResultMasker {
   #read = new WeakMap<readonly StatementFacts[], StatementReading>();
   /** Whose long texts these are, for the worker's turns. */
   readonly #owner = `mysql-${++maskers}`;
+  /** What the statement about to run means for masking ({@link statement}). */
+  #current: StatementReading | undefined;
+  /** Each result column's last definition as the server sent it, with its plan and what that was made under: a statement run again sends the same. */
+  #lastColumns: Array<{ payload: Buffer; read: StatementReading | undefined; items: unknown; plan: ColumnPlan }> = [];
+  /** Counts the changes of what the masker knows of the server's tables ({@link generation}). */
+  #generation = 0;
 
   /**
    * `baseTables`: the server's base tables, `db.table` lower-case; `maskedByName`: those with a
@@ -166,8 +172,6 @@ export class MysqlResultMasker {
     this.#maskedByName = new Set(maskedByName);
     this.#masked = masked;
   }
-
-  #generation = 0;
 
   /** Changes whenever what the masker knows of the server's tables does (a table the session made, altered or dropped): what it said of a statement before may differ now. */
   get generation(): number {
@@ -214,11 +218,6 @@ export class MysqlResultMasker {
     this.#current = read;
     ({ tables: this.#tables, originsUnreliable: this.#originsUnreliable, untraced: this.#untraced, errorsMayQuote: this.#errorsMayQuote, items: this.#items } = read);
   }
-
-  /** What the statement about to run means for masking ({@link statement}). */
-  #current: StatementReading | undefined;
-  /** Each result column's last definition as the server sent it, with its plan and what that was made under: a statement run again sends the same. */
-  #lastColumns: Array<{ payload: Buffer; read: StatementReading | undefined; items: unknown; plan: ColumnPlan }> = [];
 
   /** What statement `facts` means for masking its results (see {@link statement}). */
   #reading(facts: readonly StatementFacts[] | undefined): StatementReading {
