@@ -3,7 +3,7 @@
  * (src/gateway/identity/verify-token.ts), or from a run credential it issued itself (src/gateway/runs/runs.ts),
  * which names the person the run acts for and the run.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { recordObject } from './stored-record.js';
 
 /** Who is calling, as the gateway verified it. */

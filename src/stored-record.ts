@@ -13,7 +13,7 @@
  *
  * @see https://zod.dev/api#objects (loose objects)
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, HoopError } from './errors.js';
 import type { Logger } from './log.js';
 

@@ -1,18 +1,76 @@
 /**
  * Plain text for people and shells, shared by the gateway's messages and the CLI's commands.
  */
-import stringWidth from 'string-width';
+import { eastAsianWidth } from 'get-east-asian-width';
+
+/** Printable ASCII, one column a character: most text, measured without Unicode's tables. */
+const PLAIN = /^[\x20-\x7e]*$/;
+
+/** What measuring other text needs, made at its first use: a grapheme segmenter and Unicode's property tables cost ~25 ms at every start. */
+let unicode: { segmenter: Intl.Segmenter; escapes: RegExp; visible: RegExp; emoji: RegExp; pictographs: RegExp; spacingMark: RegExp } | undefined;
+const tables = () =>
+  (unicode ??= {
+    segmenter: new Intl.Segmenter(undefined, { granularity: 'grapheme' }),
+    // A terminal's escape sequences (CSI in its 7- and 8-bit forms, OSC ended by BEL or ST, ESC and one byte) take no column.
+    escapes: /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g,
+    visible: /[^\p{Default_Ignorable_Code_Point}\p{Control}\p{Format}\p{Nonspacing_Mark}\p{Enclosing_Mark}\p{Surrogate}]/v,
+    emoji: /^(?:\p{RGI_Emoji}|[\d#*]\u20e3)$/v,
+    pictographs: /\p{Extended_Pictographic}/gu,
+    spacingMark: /^\p{Spacing_Mark}$/u,
+  });
+
+/** A Hangul jamo's part: a leading consonant (L), a vowel (V), a trailing consonant (T). */
+const jamo = (c: number | undefined): 'L' | 'V' | 'T' | undefined =>
+  c === undefined
+    ? undefined
+    : (c >= 0x1100 && c <= 0x115f) || (c >= 0xa960 && c <= 0xa97c)
+      ? 'L'
+      : (c >= 0x1160 && c <= 0x11a7) || (c >= 0xd7b0 && c <= 0xd7c6)
+        ? 'V'
+        : (c >= 0x11a8 && c <= 0x11ff) || (c >= 0xd7cb && c <= 0xd7fb)
+          ? 'T'
+          : undefined;
+
+/** The columns of jamo drawn as a terminal does: L V (T) one syllable two wide, an unmatched one its own width, what follows them its own. */
+function jamoWidth(points: number[]): number {
+  let width = 0;
+  for (let i = 0; i < points.length; i++) {
+    const part = jamo(points[i]);
+    if (!part) return points.slice(i).reduce((w, c) => w + eastAsianWidth(c), width);
+    if (part === 'L' && jamo(points[i + 1]) === 'V') {
+      width += 2;
+      i += jamo(points[i + 2]) === 'T' ? 2 : 1;
+    } else width += eastAsianWidth(points[i]!);
+  }
+  return width;
+}
+
+/** The columns of one grapheme cluster: none unprinted, two an emoji, else its first printed character's and those of spacing marks and halfwidth or fullwidth forms after it. */
+function clusterWidth(cluster: string, u: NonNullable<typeof unicode>): number {
+  const start = cluster.search(u.visible);
+  if (start === -1) return 0;
+  if (u.emoji.test(cluster) || (cluster.length <= 50 && cluster.includes('\u200d') && (cluster.match(u.pictographs)?.length ?? 0) >= 2)) return 2;
+  const [first, ...rest] = [...cluster.slice(start)] as [string, ...string[]];
+  if (jamo(first.codePointAt(0))) return jamoWidth([first, ...rest].filter((c) => u.visible.test(c)).map((c) => c.codePointAt(0)!));
+  let width = eastAsianWidth(first.codePointAt(0)!);
+  for (const c of rest) if (u.spacingMark.test(c) || (c >= '\uff00' && c <= '\uffef')) width += eastAsianWidth(c.codePointAt(0)!);
+  return width;
+}
 
 /** How many terminal columns `text` takes: a wide character (CJK, fullwidth) two, a combining mark none. */
 export function displayWidth(text: string): number {
-  return stringWidth(text);
+  if (PLAIN.test(text)) return text.length;
+  const u = tables();
+  const plain = text.replace(u.escapes, '');
+  if (PLAIN.test(plain)) return plain.length;
+  let width = 0;
+  for (const { segment } of u.segmenter.segment(plain)) width += clusterWidth(segment, u);
+  return width;
 }
-
-const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /** `text`'s characters as a terminal draws them (grapheme clusters: `1\u20e3` is one, two columns wide). */
 export function* characters(text: string): Generator<string> {
-  for (const { segment } of segmenter.segment(text)) yield segment;
+  for (const { segment } of tables().segmenter.segment(text)) yield segment;
 }
 
 /** `text` padded with spaces at its end (`start`: before it) to `width` terminal columns. */

@@ -22,7 +22,7 @@
 import { spawn } from 'node:child_process';
 import { constants, copyFileSync, type Dirent, lstatSync, type Stats, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { stateDir } from '../auth/paths.js';
 import { writeFileAtomic } from '../durable-file.js';
 import { ErrorCode, HoopError } from '../errors.js';

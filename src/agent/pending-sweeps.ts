@@ -9,7 +9,7 @@
 import { realClock } from '../clock.js';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { stateDir } from '../auth/paths.js';
 import { type Swept, sweepTree, type TreeControls } from './tree-controls.js';
 

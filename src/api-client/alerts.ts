@@ -6,7 +6,7 @@
 import { type RaisedAlert, raisedAlertSchema } from '../api/answers.js';
 import type { AlertClearBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { answerAs, type GatewayEndpoint, requestJson } from './request.js';
 
 /** `GET /v1/alerts[?state=]`: the alerts the caller may see, newest first. */

@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { join } from 'node:path';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';

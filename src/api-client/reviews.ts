@@ -8,7 +8,7 @@ import { realClock } from '../clock.js';
 import type { AccessRequestBody, ReviewDecisionBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
 import { type Review, reviewSchema } from '../policy/review-record.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { answerAs, type GatewayEndpoint, requestJson } from './request.js';
 import { ErrorCode } from '../errors.js';
 import { suggestingNearest } from '../suggest.js';

@@ -7,7 +7,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-status-codes
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html (what `hoop login` is told)
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode } from '../errors.js';
 import { recordObject, storedTime } from '../stored-record.js';
 

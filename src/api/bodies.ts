@@ -9,7 +9,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc8259 (JSON)
  */
 import { ErrorCode, HoopError } from '../errors.js';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Most connections one run may name. */
 export const MAX_RUN_CONNECTIONS = 64;

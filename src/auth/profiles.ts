@@ -12,7 +12,7 @@
  */
 import { realClock } from '../clock.js';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { checkPrivateDir, readOptionalFile, writePrivateFile } from '../private-file.js';
 import { nearestName } from '../suggest.js';

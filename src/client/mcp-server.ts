@@ -26,7 +26,7 @@
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AgentRun } from '../agent/agent-run.js';
 import { followReview } from '../api-client/reviews.js';
 import { listConnections } from '../api-client/connections.js';

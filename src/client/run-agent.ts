@@ -26,7 +26,7 @@ import { realClock } from '../clock.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { configDir } from '../auth/paths.js';
 import { locatedProblems, readErrorMessage, readYamlWith, syntaxProblems } from '../config/yaml.js';
 import { commandTokenProvider } from './client-config.js';

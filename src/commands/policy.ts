@@ -13,7 +13,7 @@
  * 78 for an invalid policy (one the gateway would refuse), 64 for bad usage.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { VIAS } from '../policy/principal.js';

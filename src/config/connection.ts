@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseSecretRef, secretSchema, type SecretRef } from './secrets.js';
 import { asRecord, nonEmpty, stringList, type Path, type Problem } from './yaml.js';
 

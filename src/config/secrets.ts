@@ -13,7 +13,7 @@
  * @see https://12factor.net/config
  */
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { readTrustedFile } from './trusted-paths.js';
 import { glob } from '../glob.js';

@@ -8,7 +8,7 @@
  * @see https://eemeli.org/yaml/#linecounter
  */
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { HoopError } from '../errors.js';
 import { nearestName } from '../suggest.js';
 

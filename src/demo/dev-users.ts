@@ -7,7 +7,7 @@
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { locatedProblems, readYamlWith, syntaxProblems } from '../config/yaml.js';
 import { ErrorCode, HoopError } from '../errors.js';
 

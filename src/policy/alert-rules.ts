@@ -2,7 +2,7 @@
  * Alert rules (`alerts:` in the policy): what the gateway counts per identity, run or agent, and
  * what it does at the count (see src/gateway/alerts/alerts.ts; the matching of events: ./alert-match.ts).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { list, lowerName, nameSchema, notifySchema, type ReviewNotify, timeBetween, wholeNumber } from './schema-fields.js';
 
 /**

@@ -14,7 +14,7 @@
 import { argumentsGlob } from '../glob.js';
 import { lstat, readFile, readdir, realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection } from '../config/connection.js';
 import { databaseChoiceProblems } from './database-access.js';

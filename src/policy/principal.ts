@@ -18,7 +18,7 @@
  * names (`*`: any agent; a person's own session is never an agent); `isolated` holds only for a
  * run, contained (`true`) or not (`false`).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { globMatches } from '../glob.js';
 import type { Identity } from '../identity.js';
 import { VIAS, type Via } from '../api/answers.js';

@@ -5,7 +5,7 @@
  *
  * @see docs/internals.md (§3.6, §4.4)
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { recordObject, storedTime } from '../stored-record.js';
 import { VIAS } from './principal.js';
 

@@ -2,7 +2,7 @@
  * The field schemas the policy's sections share (./schema.ts, ./alert-rules.ts): names, lists,
  * whole numbers, times, notification targets; each with the message a policy author reads.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { recordObject } from '../stored-record.js';
 import { parseTimeSetting } from './limits.js';
 

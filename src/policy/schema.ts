@@ -36,7 +36,7 @@
  * @see https://yaml.org/spec/1.2.2/
  */
 import { LinearRegex } from '../linear-regex.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { policyConnectionSchema, type ConnectionConfig } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';

@@ -16,7 +16,7 @@
  * @see ./load.ts (checked against the bundle: connections and alerts it names)
  * @see ./evaluate.ts (how a case runs)
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { VIAS } from './principal.js';
 import { action, strategy, versionSchema } from './schema.js';
 import { list, lowerName, nonEmpty, wholeNumber } from './schema-fields.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseSecretRef, resolveSecret } from '../../src/config/secrets.js';
 import { parseWithSchema, zodProblems } from '../../src/config/yaml.js';
 import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config/config.js';

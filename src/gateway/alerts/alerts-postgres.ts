@@ -9,7 +9,7 @@
  * @see docs/internals.md (§4.7)
  */
 import type pg from 'pg';
-import { z } from 'zod';
+import * as z from 'zod';
 import { alertEvidenceSchema, raisedAlertSchema, type AlertEvidence, type RaisedAlert } from '../../api/answers.js';
 import { storedRow } from '../../stored-record.js';
 import { type AlertStore, KEEP_CLEARED_MS } from './alerts.js';

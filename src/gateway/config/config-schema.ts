@@ -7,7 +7,7 @@
  * @see https://zod.dev/api
  */
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { connectionSchema, wholeNumber } from '../../config/connection.js';
 import { parseSecretPattern, secretSchema } from '../../config/secrets.js';
 import { nonEmpty, stringList } from '../../config/yaml.js';

@@ -112,7 +112,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
  */
 import { dirname, join, resolve } from 'node:path';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../../config/connection.js';
 import { readPem, type PemKind } from '../../config/pem.js';
 import { parseSecretPattern, parseSecretRef, unresolvedSecret, type SecretRef } from '../../config/secrets.js';

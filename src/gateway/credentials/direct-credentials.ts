@@ -16,7 +16,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc5802#section-3 (the verifier: salt, iterations, StoredKey, ServerKey)
  */
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { RecordFile } from '../store/record-file.js';
 import { type Clock, realClock } from '../../clock.js';
 import { describeError, ErrorCode } from '../../errors.js';

@@ -9,7 +9,7 @@
  */
 import { createReadStream } from 'node:fs';
 import type * as http from 'node:http';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { type ErrorBody, statusOfCode } from '../../api/answers.js';
 import { BodyProblem, parseBody } from '../../api/bodies.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';

@@ -5,7 +5,7 @@
  * direct credentials, and the CancelRequest registry. A part that fails to start stops those built before it.
  */
 import { checkTrustedPaths, keepOthersFromWriting, trustedPathsOf } from '../../config/trusted-paths.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Clock } from '../../clock.js';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';

@@ -30,7 +30,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../durable-file.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { lineRecord, recordObject, skipRecord, storedTime } from '../../stored-record.js';

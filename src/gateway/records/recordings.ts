@@ -10,7 +10,7 @@
  */
 import { realClock } from '../../clock.js';
 import { SESSION_ID, sessionSummarySchema, type RecordingKey, type SessionSummary } from '../../api/answers.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { VIAS, type Via } from '../../policy/principal.js';
 import type { Logger } from '../../log.js';
 import { recordObject } from '../../stored-record.js';

@@ -18,7 +18,7 @@
  * @see https://man7.org/linux/man-pages/man2/fsync.2.html
  */
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Logger } from '../../log.js';
 import { fileRecord, lineJson, recordObject, storedTime } from '../../stored-record.js';
 

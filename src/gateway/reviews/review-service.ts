@@ -18,7 +18,7 @@
  */
 import { realClock } from '../../clock.js';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeError } from '../../errors.js';
 import { isLoopbackHost } from '../../loopback.js';
 import type { Logger } from '../../log.js';

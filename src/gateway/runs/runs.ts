@@ -26,7 +26,7 @@
  */
 import { type Clock, every, realClock } from '../../clock.js';
 import { createHash, randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { RecordFile } from '../store/record-file.js';
 import { describeError, ErrorCode } from '../../errors.js';
 import { recordObject } from '../../stored-record.js';

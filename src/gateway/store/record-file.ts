@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../durable-file.js';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { fileRecords } from '../../stored-record.js';
