@@ -840,8 +840,8 @@ ${yamlBlock('alerts:')}`,
   it('the benchmark runs (briefly here)', async () => {
     const r = await run(['npm run bench'], {
       env: {
-        // A run's connections (TLS, sign-in and a session's setup on two cores loaded by the other tests) may take a second.
-        BENCH_SECONDS: '3',
+        // What is checked is that each part runs and reports, not its figures: a second a run, after a second's warm-up.
+        BENCH_SECONDS: '1',
         BENCH_SCALE: '1',
         BENCH_COPY_ROWS: '10000',
         BENCH_COPY_RUNS: '1',
