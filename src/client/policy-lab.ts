@@ -29,7 +29,7 @@ import { dirname, join } from 'node:path';
 import { configDir } from '../auth/paths.js';
 import type { PostgresConnection } from '../config/connection.js';
 import { startDemoPostgres, runSql, type DemoPostgres } from '../demo/postgres.js';
-import { describeError } from '../errors.js';
+import { describeError, ErrorCode, isHoopError } from '../errors.js';
 import { enforcedFor } from '../gateway/config/policy-source.js';
 import type { CliIo } from '../io.js';
 import { silentLogger } from '../log.js';
@@ -88,6 +88,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** The scratch server, on a free port: a port is free when chosen, not when the server binds it, so one another process took meanwhile is chosen again (three times). */
+export async function startScratch(dir: string, say: (line: string) => void, ports: () => Promise<number> = freePort): Promise<DemoPostgres> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startDemoPostgres({ dir, port: await ports(), log: (line) => (/^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
+    } catch (err) {
+      if (tries === 3 || !isHoopError(err, ErrorCode.LISTEN_FAILED)) throw err;
+    }
+  }
+}
+
 /** The strategy whose output `masked` is for every changed value of a column, else `detector`. */
 function strategyOf(pairs: ReadonlyArray<[string | null, string | null]>): string {
   for (const s of MASK_STRATEGIES) {
@@ -131,7 +142,7 @@ export class PolicyLab {
     await mkdir(parent, { recursive: true, mode: 0o700 });
     const dir = await mkdtemp(join(parent, 'run-'));
     try {
-      const pg = await startDemoPostgres({ dir, port: await freePort(), log: (line) => (/^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
+      const pg = await startScratch(dir, say);
       const lab = new PolicyLab(pg, dir, budget);
       await runSql(
         pg,

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startScratch } from '../../src/client/policy-lab.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from '../../src/demo/postgres.js';
 import { ErrorCode, isHoopError } from '../../src/errors.js';
 import { freePort } from '../harness/postgres.js';
@@ -131,6 +132,23 @@ describe('startDemoPostgres', () => {
     expect(isHoopError(err, ErrorCode.LISTEN_FAILED)).toBe(true);
     expect((err as Error).message).toContain(`127.0.0.1:${port}`);
     expect((err as { hint?: string }).hint).toMatch(/another PostgreSQL port/);
+  });
+
+  it("as the policy lab's scratch server, takes another port when another process bound the one it chose first", async () => {
+    const server: Server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const taken = (server.address() as { port: number }).port;
+    const chosen = [taken, await freePort()];
+    const pg = await startScratch(
+      newDir('lab'),
+      () => {},
+      async () => chosen.shift()!,
+    );
+    cleanups.push(() => pg.stop());
+    expect(pg.port).not.toBe(taken);
+    expect(chosen).toEqual([]);
+    await runSql(pg, 'postgres', 'select 1');
   });
 
   it('stops the server a killed demo left running before starting its own', async () => {
