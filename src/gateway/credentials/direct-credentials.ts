@@ -278,6 +278,11 @@ export function tooManyDirect(mint: DirectRecord, max: number): HttpError {
   return new HttpError(429, `${who} has ${max} direct credentials open already`, { hint: 'revoke some (hoop connect --direct revokes its own when it stops), or wait for them to expire' });
 }
 
+/** Whether `r` ended (or expired) more than a day before `now`: a file store forgets it. */
+function forgotten(r: DirectRecord, now: number): boolean {
+  return Date.parse(r.endedAt ?? r.expiresAt) < now - 86_400_000;
+}
+
 /** Credentials in `<dataDir>/direct-credentials.json`: one gateway process owns the file (the store's lock). */
 export class FileDirectStore implements DirectStore {
   readonly #file: RecordFile<DirectRecord>;
@@ -293,11 +298,7 @@ export class FileDirectStore implements DirectStore {
   /** Loads the credentials kept; one a day past its end is forgotten, an entry that is not a credential skipped (said). */
   static async open(dataDir: string, log: Logger, clock: Clock = realClock): Promise<FileDirectStore> {
     const store = new FileDirectStore(dataDir, log, clock);
-    const cutoff = clock.now() - 86_400_000;
-    for (const r of await store.#file.read()) {
-      if (Date.parse(r.endedAt ?? r.expiresAt) < cutoff) continue;
-      store.#records.set(r.id, r);
-    }
+    for (const r of await store.#file.read()) if (!forgotten(r, clock.now())) store.#records.set(r.id, r);
     return store;
   }
 
@@ -308,9 +309,11 @@ export class FileDirectStore implements DirectStore {
       if (next.length === 0) return next;
       const all = new Map(this.#records);
       for (const r of next) all.set(r.id, r);
-      const cutoff = this.#clock.now() - 86_400_000;
-      await this.#file.write([...all.values()].filter((r) => Date.parse(r.endedAt ?? r.expiresAt) >= cutoff));
-      for (const r of next) this.#records.set(r.id, r);
+      // What a day past its end is forgotten here too, not only at start: the file and the counts of a gateway up for months hold the day's.
+      for (const r of all.values()) if (forgotten(r, this.#clock.now())) all.delete(r.id);
+      await this.#file.write([...all.values()]);
+      for (const r of this.#records.values()) if (!all.has(r.id)) this.#records.delete(r.id);
+      for (const r of next) if (all.has(r.id)) this.#records.set(r.id, r);
       return next;
     });
   }
@@ -338,14 +341,14 @@ export class FileDirectStore implements DirectStore {
   async end(id: string, reason: DirectEnd): Promise<DirectRecord | undefined> {
     const [done] = await this.#change(() => {
       const r = this.#records.get(id);
-      return r && r.endedAt === undefined ? [{ ...r, endedAt: new Date(realClock.now()).toISOString(), endReason: reason }] : [];
+      return r && r.endedAt === undefined ? [{ ...r, endedAt: new Date(this.#clock.now()).toISOString(), endReason: reason }] : [];
     });
     return done;
   }
 
   endRun(runId: string): Promise<DirectRecord[]> {
     return this.#change(() => {
-      const at = new Date(realClock.now()).toISOString();
+      const at = new Date(this.#clock.now()).toISOString();
       return [...this.#records.values()].filter((r) => r.run?.id === runId && r.endedAt === undefined).map((r) => ({ ...r, endedAt: at, endReason: 'run-ended' as const }));
     });
   }

@@ -449,6 +449,11 @@ export function runForbidden(what: keyof typeof FORBIDDEN): HttpError {
   });
 }
 
+/** Whether `run` ended more than a day before `now`: a file store forgets it. */
+function forgotten(run: RunRecord, now: number): boolean {
+  return run.endedAt !== undefined && Date.parse(run.endedAt) < now - 86_400_000;
+}
+
 /** Runs in `<dataDir>/runs.json`: one gateway process owns the file (its lock). */
 export class FileRunStore implements RunStore {
   readonly #file: RecordFile<RunRecord>;
@@ -467,11 +472,7 @@ export class FileRunStore implements RunStore {
    */
   static async open(dataDir: string, log: Logger, clock: Clock = realClock): Promise<FileRunStore> {
     const store = new FileRunStore(dataDir, log, clock);
-    const cutoff = clock.now() - 86_400_000;
-    for (const run of await store.#file.read()) {
-      if (run.endedAt !== undefined && Date.parse(run.endedAt) < cutoff) continue; // a day after it ended, a run is forgotten
-      store.#keep(run);
-    }
+    for (const run of await store.#file.read()) if (!forgotten(run, clock.now())) store.#keep(run);
     return store;
   }
 
@@ -479,6 +480,12 @@ export class FileRunStore implements RunStore {
     this.#runs.set(run.id, run);
     this.#byHash.set(`run ${run.tokenHash}`, run);
     this.#byHash.set(`control ${run.controlHash}`, run);
+  }
+
+  #forget(run: RunRecord): void {
+    this.#runs.delete(run.id);
+    this.#byHash.delete(`run ${run.tokenHash}`);
+    this.#byHash.delete(`control ${run.controlHash}`);
   }
 
   /**
@@ -490,7 +497,10 @@ export class FileRunStore implements RunStore {
     return this.#file.serially(async () => {
       const next = change();
       if (!next) return undefined;
-      await this.#file.write([...this.#runs.values()].filter((r) => r.id !== next.id).concat(next));
+      // What a day past its end is forgotten here too, not only at start: a gateway up for months writes the day's runs, not all it saw.
+      const gone = [...this.#runs.values()].filter((r) => forgotten(r, this.#clock.now()));
+      await this.#file.write([...this.#runs.values()].filter((r) => r.id !== next.id && !gone.includes(r)).concat(next));
+      for (const r of gone) this.#forget(r);
       this.#keep(next);
       return next;
     });
