@@ -520,14 +520,14 @@ describe('a path past a deny rule in another spelling', () => {
 });
 
 describe('a server that asks and does not read', () => {
-  it('is answered no more than it reads: the gateway does not hold 256 MiB of ping answers', async () => {
+  it('is answered no more than it reads: the gateway does not hold 64 MiB of ping answers', async () => {
     const c = await rawMcp();
     const r = await c.request(1, 'tools/call', { name: 'ping-flood', arguments: {} });
     expect(JSON.stringify(r.result)).toContain('pinged');
     // The server reads again; once it answers a call sent after the flood, it has read every answer the gateway kept for it.
     expect((await c.request(2, 'tools/call', { name: 'echo', arguments: {} })).result).toBeDefined();
     const pongs = (await calls()).filter((l) => l.includes('"id":"pppp')).length;
-    // Before: all 256 (1 MiB each), held in the gateway until the server read them.
+    // Before: all 64 (1 MiB each), held in the gateway until the server read them.
     expect(pongs).toBeLessThanOrEqual(4);
     c.close();
   });
