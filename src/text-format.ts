@@ -1,6 +1,7 @@
 /**
  * Plain text for people and shells, shared by the gateway's messages and the CLI's commands.
  */
+import ansiRegex from 'ansi-regex';
 import { eastAsianWidth } from 'get-east-asian-width';
 
 /** Printable ASCII, one column a character: most text, measured without Unicode's tables. */
@@ -14,8 +15,8 @@ let unicode: { segmenter: Intl.Segmenter; escapes: RegExp; visible: RegExp; emoj
 const tables = () =>
   (unicode ??= {
     segmenter: new Intl.Segmenter(undefined, { granularity: 'grapheme' }),
-    // A terminal's escape sequences (CSI in its 7- and 8-bit forms, OSC ended by BEL or ST, ESC and one byte) take no column.
-    escapes: /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g,
+    // A terminal's escape sequences (CSI, OSC, DCS and the other control strings, ESC and its final bytes, in 7- and 8-bit forms) take no column.
+    escapes: ansiRegex(),
     visible: /[^\p{Default_Ignorable_Code_Point}\p{Control}\p{Format}\p{Nonspacing_Mark}\p{Enclosing_Mark}\p{Surrogate}]/u,
     emoji: new RegExp('^(?:\\p{RGI_Emoji}|[\\d#*]\\u20e3)$', UNICODE_SETS),
     pictographs: /\p{Extended_Pictographic}/gu,
@@ -64,7 +65,8 @@ function clusterWidth(cluster: string, u: NonNullable<typeof unicode>): number {
 export function displayWidth(text: string): number {
   if (PLAIN.test(text)) return text.length;
   const u = tables();
-  const plain = text.replace(u.escapes, '');
+  // Only text with ESC or CSI is read for escapes: a lone 8-bit OSC or DCS byte is a control of no width, what follows it text (as string-width counts).
+  const plain = /[\x1b\x9b]/.test(text) ? text.replace(u.escapes, '') : text;
   if (PLAIN.test(plain)) return plain.length;
   let width = 0;
   for (const { segment } of u.segmenter.segment(plain)) width += clusterWidth(segment, u);

@@ -90,9 +90,15 @@ async function freePort(): Promise<number> {
 
 /** The scratch server, on a free port: a port is free when chosen, not when the server binds it, so one another process took meanwhile is chosen again (three times). */
 export async function startScratch(dir: string, say: (line: string) => void, ports: () => Promise<number> = freePort): Promise<DemoPostgres> {
+  let said = false;
+  const log = (line: string): void => {
+    if (said || !/^PostgreSQL \d/.test(line)) return;
+    said = true;
+    say(`scratch ${line}`);
+  };
   for (let tries = 1; ; tries++) {
     try {
-      return await startDemoPostgres({ dir, port: await ports(), log: (line) => (/^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
+      return await startDemoPostgres({ dir, port: await ports(), log });
     } catch (err) {
       if (tries === 3 || !isHoopError(err, ErrorCode.LISTEN_FAILED)) throw err;
     }

@@ -69,6 +69,9 @@ const PIECES = [
   '\x1b]8;;\x1b\\',
   '\x9b32m',
   '\x1bM',
+  // Escapes beyond colours and links: character sets, cursor saves, DCS, APC and title strings, 8-bit OSC and DCS, a palette, a cancelled string.
+  ...['\x1b(B', '\x1b7', '\x1b8', '\x1b#8', '\x1bc', '\x1b=', '\x1bX', '\x1b', '\x1bP1$r\x1b\\', '\x1b_apc\x1b\\', '\x1bktitle\x1b\\', '\x1b]0;t\x9c'],
+  ...['\x9d0;t\x07', '\x90q\x9c', '\x1b]P0ff00ff', '\x1b]0;a\x18b\x07', '\x18', '\x9c'],
 ];
 
 /** A generator of numbers in [0, 1) from `seed`: the same texts every run. */

@@ -27,7 +27,7 @@ it('forgets a run a day after it ended, in memory, by its digests and in runs.js
   const [ended, open, next] = [storedRun('run-aaaaaaaaaaaaaaaa', 'a'), storedRun('run-bbbbbbbbbbbbbbbb', 'b'), storedRun('run-cccccccccccccccc', 'c')];
   await store.create(ended, 10);
   await store.create(open, 10);
-  await store.end(ended.id, 'exited');
+  await store.end(ended.id, 'ended');
   clock.advance(23 * HOUR);
   await store.heartbeat(open.id);
   expect(await store.get(ended.id)).toBeDefined();
