@@ -11,7 +11,8 @@
  *
  * Failures: the network or the gateway being down is retried with backoff until the caller's
  * deadline, then left for the next hoop command; a record the gateway will never take (it does
- * not verify, or conflicts with what it holds) is set aside under `spool/failed/` with the reason.
+ * not verify, or conflicts with what it holds, or it still does not know it a week after it began:
+ * a run it forgot) is set aside under `spool/failed/` with the reason.
  *
  * @see docs/recording-format.md ("The CLI's records")
  */
@@ -90,6 +91,14 @@ function failureKind(err: unknown): 'retry' | 'later' | 'never' {
   }
   if (isHoopError(err, ErrorCode.TOKEN_REJECTED) || isHoopError(err, ErrorCode.NOT_LOGGED_IN)) return 'later';
   return 'retry';
+}
+
+/** How long a record the gateway does not know is tried again: it forgets a run a day after its end, a session when retention removes it. */
+const UNKNOWN_RECORD_MS = 7 * 86_400_000;
+
+/** Whether the gateway still does not know `entry` a week after it began: it has forgotten it (set aside, kept, not tried at every command). */
+function forgotten(err: unknown, entry: SpoolEntry): boolean {
+  return err instanceof GatewayApiError && err.status === 404 && realClock.now() - Date.parse(entry.meta.startedAt) > UNKNOWN_RECORD_MS;
 }
 
 /** A record goes in a batch when what it sends is at most this many bytes; a larger one, file by file. */
@@ -188,7 +197,7 @@ export async function uploadSpool(
         continue;
       }
       const error = describeError(err);
-      const kind = failureKind(err);
+      const kind = forgotten(err, entry) ? 'never' : failureKind(err);
       if (kind === 'never') report.setAside.push({ entry, error, dir: await spool.setAside(entry, error) });
       else if (kind === 'later') report.left.push({ entry, error });
       else again.push({ entry, error });

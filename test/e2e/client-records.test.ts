@@ -14,7 +14,7 @@
  *   files' `PUT`s would be, whoever sends it and whatever the archive holds.
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { createHash, createPrivateKey } from 'node:crypto';
@@ -443,6 +443,27 @@ describe("the CLI's own records", () => {
       .slice(batchesBefore);
     expect(batches).toEqual([expect.objectContaining({ subject: 'alice', records: 3, refused: 0 })]);
     for (const id of ids) expect((await getClientRecord(endpoint(), token, 'sessions', id)).record).toMatchObject({ state: 'complete', chunks: 1, events: 2 });
+  });
+
+  it('a record the gateway still does not know a week after it began is set aside and kept; a newer one waits in the spool', async () => {
+    const pair = createDeviceKey();
+    const origin = new URL(stack.gateway.url).origin;
+    const spool = new Spool(await mkdtemp(join(stack.dir, 'spool-unknown-')));
+    const [old, recent] = ['run-0123456789abcdef', 'run-fedcba9876543210'];
+    for (const id of [old, recent]) {
+      const dir = await spool.create({ kind: 'runs', id, gateway: origin, signer: 'test' });
+      const w = await RecordingWriter.create({ dir, id, key: createPrivateKey(pair.privateKey) });
+      w.append({ t: 'start', at: Date.now(), side: 'client' });
+      await w.close();
+    }
+    // The first began eight days ago (as its spool.json says).
+    const meta = join(spool.dir('runs', old), 'spool.json');
+    await writeFile(meta, (await readFile(meta, 'utf8')).replace(/"startedAt":"[^"]+"/, `"startedAt":"${new Date(Date.now() - 8 * 86_400_000).toISOString()}"`));
+    const report = await uploadSpool(spool, { endpoint: endpoint(), token: async () => token, origin }, { deadline: Date.now() + 120_000 });
+    expect(report.setAside.map((a) => [a.entry.meta.id, a.error])).toEqual([[old, expect.stringMatching(/404|not found|unknown/i)]]);
+    expect(report.left.map((a) => a.entry.meta.id)).toEqual([recent]);
+    expect(readdirSync(report.setAside[0]!.dir)).toContain('spool.json');
+    expect((await spool.entries()).map((e) => e.meta.id)).toEqual([recent]);
   });
 
   it("a batch sent without the CLI gets each record judged as its PUTs would be: another's, unsigned by a known key, two signatures, not an archive", async () => {
