@@ -39,7 +39,7 @@
  * Before each run of a `hoop connect` path, its spool is waited on until the records of the
  * sessions the run before ended are uploaded: a run pays for its own sessions' records, not for the
  * backlog of the one before (a `-C` run leaves hundreds). Each path is first warmed up with each
- * workload at 8 clients, unmeasured, as a gateway that has run for a while would be (V8 compiles the
+ * workload its runs make at 8 clients, unmeasured, as a gateway that has run for a while would be (V8 compiles the
  * hot code in the first seconds: in two rounds each, the policy path's TPS at 8 clients was
  * 4,386–5,507 measured cold and 5,279–6,401 warmed up).
  *
