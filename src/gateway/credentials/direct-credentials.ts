@@ -286,7 +286,7 @@ function forgotten(r: DirectRecord, now: number): boolean {
 /** Credentials in `<dataDir>/direct-credentials.json`: one gateway process owns the file (the store's lock). */
 export class FileDirectStore implements DirectStore {
   readonly #file: RecordFile<DirectRecord>;
-  readonly #records = new Map<string, DirectRecord>();
+  #records = new Map<string, DirectRecord>();
 
   readonly #clock: Clock;
 
@@ -310,10 +310,10 @@ export class FileDirectStore implements DirectStore {
       const all = new Map(this.#records);
       for (const r of next) all.set(r.id, r);
       // What a day past its end is forgotten here too, not only at start: the file and the counts of a gateway up for months hold the day's.
-      for (const r of all.values()) if (forgotten(r, this.#clock.now())) all.delete(r.id);
+      const now = this.#clock.now();
+      for (const r of all.values()) if (forgotten(r, now)) all.delete(r.id);
       await this.#file.write([...all.values()]);
-      for (const r of this.#records.values()) if (!all.has(r.id)) this.#records.delete(r.id);
-      for (const r of next) if (all.has(r.id)) this.#records.set(r.id, r);
+      this.#records = all;
       return next;
     });
   }

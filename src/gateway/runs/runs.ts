@@ -498,8 +498,9 @@ export class FileRunStore implements RunStore {
       const next = change();
       if (!next) return undefined;
       // What a day past its end is forgotten here too, not only at start: a gateway up for months writes the day's runs, not all it saw.
-      const gone = [...this.#runs.values()].filter((r) => forgotten(r, this.#clock.now()));
-      await this.#file.write([...this.#runs.values()].filter((r) => r.id !== next.id && !gone.includes(r)).concat(next));
+      const now = this.#clock.now();
+      const gone = [...this.#runs.values()].filter((r) => forgotten(r, now));
+      await this.#file.write([...this.#runs.values()].filter((r) => r.id !== next.id && !forgotten(r, now)).concat(next));
       for (const r of gone) this.#forget(r);
       this.#keep(next);
       return next;
