@@ -17,8 +17,6 @@
  * @see docs/recording-format.md ("The CLI's records")
  */
 import { realClock } from '../clock.js';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayApiError } from '../api-client/api-error.js';
 import { getClientRecord, postClientRecords, putClientRecordFile } from '../api-client/records.js';
@@ -70,13 +68,11 @@ export async function uploadRecord(entry: SpoolEntry, target: UploadTarget): Pro
       },
     ),
   );
-  for (const file of uploadOrder(await readdir(entry.dir))) {
+  for (const file of uploadOrder(await entry.files.names())) {
     if (held.has(file)) continue;
-    const data = await readFile(join(entry.dir, file)).catch((err: NodeJS.ErrnoException) => {
-      // A checkpoint the writer replaced while we read: the newer one follows.
-      if (err.code === 'ENOENT' && file !== MANIFEST && file !== `${MANIFEST}.sig`) return undefined;
-      throw err;
-    });
+    const data = await entry.files.read(file);
+    // A checkpoint the writer replaced while we read: the newer one follows.
+    if (!data && (file === MANIFEST || file === `${MANIFEST}.sig`)) throw new Error(`${entry.path}: ${file} is gone`);
     if (data) await putClientRecordFile(target.endpoint, await target.token(), kind, id, file, data);
   }
 }
@@ -113,7 +109,7 @@ const BATCH_RECORDS = 64;
  * undefined when that is more than {@link BATCHED_RECORD_BYTES}.
  */
 async function batchFiles(entry: SpoolEntry): Promise<TarEntry[] | undefined> {
-  const names = (await readdir(entry.dir)).filter((f) => RECORDING_FILE.test(f));
+  const names = (await entry.files.names()).filter((f) => RECORDING_FILE.test(f));
   const signed = (m: string): boolean => names.includes(m) && names.includes(`${m}.sig`);
   const manifest = signed(MANIFEST)
     ? MANIFEST
@@ -124,7 +120,8 @@ async function batchFiles(entry: SpoolEntry): Promise<TarEntry[] | undefined> {
   const files: TarEntry[] = [];
   let bytes = 0;
   for (const name of [...names.filter(isChunkFile), ...(manifest ? [manifest, `${manifest}.sig`] : [])]) {
-    const data = await readFile(join(entry.dir, name));
+    const data = await entry.files.read(name);
+    if (!data) throw new Error(`${entry.path}: ${name} is gone`);
     bytes += data.length;
     if (bytes > BATCHED_RECORD_BYTES) return undefined;
     files.push({ name: `${entry.meta.kind}/${entry.meta.id}/${name}`, data });

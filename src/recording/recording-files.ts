@@ -28,6 +28,11 @@ export function recordingFiles(path: string): RecordingFiles {
   return isRecordingArchive(path) ? archiveFiles(path) : directoryFiles(path);
 }
 
+/** A recording's files held in memory (a spooled archive read whole, an upload not yet stored). */
+export function memoryFiles(files: ReadonlyMap<string, Buffer>): RecordingFiles {
+  return { names: async () => [...files.keys()], read: async (name) => files.get(name) };
+}
+
 function directoryFiles(dir: string): RecordingFiles {
   return {
     names: () => readdir(dir),

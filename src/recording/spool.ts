@@ -3,7 +3,8 @@
  * the recording format (./writer.ts: chunks, signed checkpoints every second, a signed manifest
  * at the end; a session's record not fsynced, a run's fsynced), signed with the device key, and kept until the gateway holds them
  * (src/client/record-upload.ts). One directory per record under `<config dir>/spool/`: `<kind>-<id>/`, with
- * `spool.json` saying whose it is (gateway, process id, signer).
+ * `spool.json` saying whose it is (gateway, process id, signer); or, for a session's record that
+ * closed before its first checkpoint, the same files as one archive, `<kind>-<id>.tar` (./file-ops.ts).
  *
  * A record is `closed` once its manifest is signed and written; `live` while the process that
  * writes it runs (or when another host wrote it: that host uploads it); `abandoned` when that
@@ -14,11 +15,13 @@
  */
 import { realClock } from '../clock.js';
 import type { KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../durable-file.js';
+import { isRecordingArchive, memoryFiles, type RecordingFiles, recordingFiles } from './recording-files.js';
 import { sshPublicKeyLine } from './sshsig.js';
+import { readTar } from './tar.js';
 import { RecordingThread, type RecordingStream } from './thread.js';
 import { MANIFEST, RecordingWriter } from './writer.js';
 
@@ -40,9 +43,11 @@ export interface SpoolMeta {
 
 /** A record in the spool. */
 export interface SpoolEntry {
-  dir: string;
+  /** Its directory, or its archive (read whole: its files are read from memory). */
+  path: string;
   meta: SpoolMeta;
   status: 'closed' | 'live' | 'abandoned';
+  files: RecordingFiles;
 }
 
 const META = 'spool.json';
@@ -66,8 +71,10 @@ function alive(pid: number): boolean {
   }
 }
 
-/** A record's directory in the spool: `<kind>-<id>`. */
-const SPOOL_DIR = /^(sessions|runs)-[A-Za-z0-9_-]{8,64}$/;
+/** A record's directory in the spool, `<kind>-<id>`, or its archive, `<kind>-<id>.tar`. */
+const SPOOL_NAME = /^(sessions|runs)-[A-Za-z0-9_-]{8,64}(\.tar)?$/;
+/** Most files a spooled archive holds (a held record: its meta, a few chunks, a manifest and its signature). */
+const ARCHIVE_FILES = 64;
 
 /** See the module documentation. */
 export class Spool {
@@ -103,53 +110,72 @@ export class Spool {
 
   /**
    * The records `keys` (`kind/id`) that are in the spool (of gateway `origin` when given), oldest
-   * first: only their directories are read, however many records the spool holds.
+   * first: only theirs are read, however many records the spool holds.
    */
   async only(keys: Iterable<string>, origin?: string): Promise<SpoolEntry[]> {
     return this.#read(
-      [...keys].map((key) => key.replace('/', '-')),
+      [...keys].flatMap((key) => [`${key.replace('/', '-')}.tar`, key.replace('/', '-')]),
       origin,
     );
   }
 
-  /** The records of the spool's directories `names` (others skipped), oldest first. */
+  /** The records of the spool's names `names` (others skipped), oldest first. */
   async #read(names: string[], origin: string | undefined): Promise<SpoolEntry[]> {
     const out: SpoolEntry[] = [];
     for (const name of names) {
-      if (!SPOOL_DIR.test(name)) continue;
-      const entry = await this.#readOne(join(this.root, name), origin);
-      if (entry) out.push(entry);
+      if (!SPOOL_NAME.test(name)) continue;
+      const path = join(this.root, name);
+      const entry = isRecordingArchive(name) ? await this.#readArchive(path) : await this.#readDirectory(path);
+      if (entry && (origin === undefined || entry.meta.gateway === origin)) out.push(entry);
     }
     return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));
   }
 
-  async #readOne(dir: string, origin: string | undefined): Promise<SpoolEntry | undefined> {
-    const meta = await readFile(join(dir, META), 'utf8').then(
-      (t) => JSON.parse(t) as SpoolMeta,
+  async #readDirectory(path: string): Promise<SpoolEntry | undefined> {
+    const files = recordingFiles(path);
+    const meta = await files.read(META).then(
+      (t) => (t ? (JSON.parse(t.toString('utf8')) as SpoolMeta) : undefined),
       () => undefined,
     );
-    if (!meta || (origin !== undefined && meta.gateway !== origin)) return undefined;
+    if (!meta) return undefined;
     // The writer signs, then writes the manifest: a record is closed once both are there.
-    const closed = await stat(join(dir, MANIFEST)).then(
+    const closed = await stat(join(path, MANIFEST)).then(
       () => true,
       () => false,
     );
     // A record of another host (a shared config directory) is that host's to upload.
     const status = closed ? 'closed' : meta.host !== hostname() || alive(meta.pid) ? 'live' : 'abandoned';
-    return { dir, meta, status };
+    return { path, meta, status, files };
+  }
+
+  /** A held record's archive: written whole when it closed (so closed), read whole here. */
+  async #readArchive(path: string): Promise<SpoolEntry | undefined> {
+    const held = new Map<string, Buffer>();
+    try {
+      for (const e of readTar(await readFile(path), ARCHIVE_FILES)) held.set(e.name.slice(e.name.indexOf('/') + 1), e.data);
+    } catch {
+      return undefined; // gone meanwhile (uploaded by another command); an archive is never written in place, so never torn
+    }
+    const meta = held.get(META);
+    if (!meta) return undefined;
+    return { path, meta: JSON.parse(meta.toString('utf8')) as SpoolMeta, status: 'closed', files: memoryFiles(held) };
   }
 
   /** The gateway holds a record: it leaves the spool. */
   async remove(entry: SpoolEntry): Promise<void> {
-    await rm(entry.dir, { recursive: true, force: true });
+    await rm(entry.path, { recursive: true, force: true });
   }
 
-  /** A record the gateway will never take: kept aside (`failed/`) with why, for a person to look at. */
+  /** A record the gateway will never take: kept aside (`failed/`, as a directory) with why, for a person to look at. */
   async setAside(entry: SpoolEntry, why: string): Promise<string> {
     const to = join(this.root, 'failed', `${entry.meta.kind}-${entry.meta.id}`);
     await mkdir(join(this.root, 'failed'), { recursive: true, mode: 0o700 });
     await rm(to, { recursive: true, force: true });
-    await rename(entry.dir, to);
+    if (isRecordingArchive(entry.path)) {
+      await mkdir(to, { mode: 0o700 });
+      for (const name of await entry.files.names()) await writeFile(join(to, name), (await entry.files.read(name))!, { mode: 0o600 });
+      await rm(entry.path, { force: true });
+    } else await rename(entry.path, to);
     await writeFileAtomic(join(to, 'failed.txt'), `${why}\n`, to);
     return to;
   }
@@ -191,9 +217,9 @@ export class ClientRecorder {
    */
   async session(id: string, protocol: string): Promise<RecordingStream> {
     const key = await this.key();
-    // Its directory and spool.json are made on the thread too, unsynced as the record is: a session pays no file call to start.
+    // Held on the thread, unsynced, with its spool.json: a session pays no file call to start, and a short one's record is one file.
     const { dir, name, text } = this.#o.spool.meta({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
-    return this.#thread.openNow({ dir, id, key, protocol, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, beside: { name, text } });
+    return this.#thread.openNow({ dir, id, key, protocol, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, held: { name, text } });
   }
 
   /** Opens the record of run `id`. */

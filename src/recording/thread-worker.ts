@@ -16,7 +16,7 @@ import { readdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
-import { syncFiles, writeFileOnceOnThread, writeNewFileOnThread } from '../durable-file.js';
+import { syncFiles } from '../durable-file.js';
 import { lowerThreadPriority } from '../worker-thread.js';
 import { Journal, JournalChanged } from './journal.js';
 import { cutRecording } from './record-chunks.js';
@@ -63,17 +63,12 @@ function fail(id: number, err: unknown): void {
  */
 function open(id: number, o: OpenOptions): void {
   if (o.journal !== undefined) return openJournaled(id, o);
-  const { announce, beside, journal: _, announceJournal: __, ...options } = o;
+  const { announce, held, journal: _, announceJournal: __, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   r.opened = (async () => {
-    const writer = await RecordingWriter.create({ ...options, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
-    if (beside) {
-      const file = join(options.dir, beside.name);
-      // Placed whole (by a temporary name) when it must outlive the machine; else written in place: one small write, whole or absent when the process dies.
-      if (options.durable !== false) await writeFileOnceOnThread(file, Buffer.from(beside.text), options.dir);
-      else await writeNewFileOnThread(file, Buffer.from(beside.text), false);
-    }
+    const first = held ? { held: { first: { name: held.name, data: Buffer.from(held.text) } } } : {};
+    const writer = await RecordingWriter.create({ ...options, ...first, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
     r.writer = writer;
     say({ op: 'opened', id });
     return writer;

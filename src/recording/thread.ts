@@ -123,8 +123,8 @@ export interface ThreadRecordingOptions {
   chunkMs?: number;
   /** False: no fsync (see RecordingWriterOptions.durable). */
   durable?: boolean;
-  /** Without a journal: a file written whole into the directory before the recording opens (a CLI spool's `spool.json`); not opened without it. */
-  beside?: { name: string; text: string };
+  /** Without a journal: the record is held in memory until it closes or signs its first checkpoint, with this file first (a CLI spool's `spool.json`; see HeldFiles). */
+  held?: { name: string; text: string };
   /** Staged bytes not yet on disk beyond which {@link RecordingStream.behind} says wait (default 4 MiB). */
   maxPendingBytes?: number;
   /** Told of each file of the recording once it is durable on disk, and of each removed (a shared store copies them). */

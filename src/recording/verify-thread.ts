@@ -14,10 +14,10 @@ import type { KeyObject } from 'node:crypto';
 import { LazyWorker, startWorker } from '../worker-thread.js';
 import type { RecordingCheck, VerifiedBefore, verifyRecording } from './verify.js';
 
-/** A verification for the worker: the recording's directory, the keys it may be signed with, and what a check before verified. */
+/** A verification for the worker: the recording's directory (or its files), the keys it may be signed with, and what a check before verified. */
 export interface VerifyJob {
   id: number;
-  dir: string;
+  dir: string | Map<string, Buffer>;
   trusted: KeyObject[];
   before?: VerifiedBefore;
   beside: string[];
@@ -45,8 +45,8 @@ const verifier = new LazyWorker<VerifyReply>(() => startWorker(import.meta.url, 
   },
 });
 
-/** {@link verifyRecording} of the recording in `dir` against `trusted` keys (after what a check `before` verified, the `beside` files its keeper's), on the verifying thread. */
-export function verifyOffThread(dir: string, trusted: readonly KeyObject[], before: VerifiedBefore | undefined, beside: readonly string[]): Promise<RecordingCheck> {
+/** {@link verifyRecording} of the recording in `dir` (or these files) against `trusted` keys (after what a check `before` verified, the `beside` files its keeper's), on the verifying thread. */
+export function verifyOffThread(dir: string | Map<string, Buffer>, trusted: readonly KeyObject[], before: VerifiedBefore | undefined, beside: readonly string[]): Promise<RecordingCheck> {
   const w = verifier.worker;
   const id = ++seq;
   return new Promise((resolve, reject) => {

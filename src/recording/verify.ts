@@ -10,7 +10,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
-import { type RecordingFiles, recordingFiles } from './recording-files.js';
+import { memoryFiles, type RecordingFiles, recordingFiles } from './recording-files.js';
 import { sshVerify } from './sshsig.js';
 import { countRecords, splitChunk } from './record-chunks.js';
 import { EVENT, forEachRecord } from './thread.js';
@@ -70,26 +70,33 @@ export interface VerifiedBefore {
 }
 
 /**
- * Verifies the recording in `dir` against `trusted` keys; see the module documentation. With
+ * Verifies the recording in `dir` (a path, or files in memory) against `trusted` keys; see the module documentation. With
  * `before`, the chunks of a manifest that begins with `before.manifest` are taken as verified up
  * to there (their hashes, text and chain), and only those it adds are read: a record uploaded
  * checkpoint by checkpoint is read once, not once per checkpoint. With `expected`, the recording
  * must be that id's: another's files copied over it fail. `beside` names the files its keeper holds next to it (its own state), no
  * part of it; any other file the manifest does not name fails.
  */
-export async function verifyRecording(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore, expected?: string, beside: readonly string[] = []): Promise<RecordingCheck> {
+export async function verifyRecording(
+  dir: string | ReadonlyMap<string, Buffer>,
+  trusted: readonly KeyObject[],
+  before?: VerifiedBefore,
+  expected?: string,
+  beside: readonly string[] = [],
+): Promise<RecordingCheck> {
   const result: RecordingCheck = { ok: false, complete: false, truncated: false, chunks: 0, events: 0, unverified: [], problems: [] };
-  const at = recordingFiles(dir);
+  const at = typeof dir === 'string' ? recordingFiles(dir) : memoryFiles(dir);
+  const where = typeof dir === 'string' ? dir : 'the upload';
   let files: string[];
   try {
     files = await at.names();
   } catch (err) {
-    result.problems.push(`cannot read the recording ${dir}: ${(err as Error).message}`);
+    result.problems.push(`cannot read the recording ${where}: ${(err as Error).message}`);
     return result;
   }
   const manifest = await signedManifest(at, files, trusted, result);
   if (!manifest) {
-    if (result.problems.length === 0) result.problems.push(`no signed ${MANIFEST} and no signed checkpoint: nothing in ${dir} can be verified`);
+    if (result.problems.length === 0) result.problems.push(`no signed ${MANIFEST} and no signed checkpoint: nothing in ${where} can be verified`);
     return result;
   }
   const lines = manifestLines(manifest.toString('utf8'));

@@ -26,11 +26,10 @@
  */
 import { realClock } from '../clock.js';
 import { createHash, type KeyObject } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { writeFileOnce, writeFileOnceOnThread } from '../durable-file.js';
+import { ASYNC_FILES, BLOCKING_FILES, CACHED_FILES, type FileOps, HeldFiles } from './file-ops.js';
 import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
 import { EVENT, HEADER } from './thread.js';
 import { sshSign } from './sshsig.js';
@@ -45,30 +44,6 @@ import { sshSign } from './sshsig.js';
 function gzipChunkSize(n: number): number {
   return Math.min(n + 64, Buffer.poolSize / 2 - 64);
 }
-
-/** How a writer places its files (each written once) and removes them. */
-interface FileOps {
-  once(file: string, data: Uint8Array, dir: string, syncDir: boolean): Promise<void> | void;
-  remove(file: string): Promise<void> | void;
-}
-
-/** Quick calls that block, fsyncs that do not: for a writer on a thread of its own (see `writeFileOnceOnThread`). */
-const BLOCKING_FILES: FileOps = {
-  once: writeFileOnceOnThread,
-  remove: (file) => {
-    try {
-      unlinkSync(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  },
-};
-
-/** As {@link BLOCKING_FILES}, with no fsync: files outlive the process, not the machine. */
-const CACHED_FILES: FileOps = { once: (file, data, dir) => writeFileOnceOnThread(file, data, dir, false, false), remove: BLOCKING_FILES.remove };
-
-/** Asynchronous calls, for a writer on a thread that serves others. */
-const ASYNC_FILES: FileOps = { once: writeFileOnce, remove: (file) => rm(file, { force: true }) };
 
 /** The namespace of every recording signature. */
 export const RECORDING_NAMESPACE = 'hoop-recording';
@@ -172,6 +147,12 @@ export interface RecordingWriterOptions {
    * a laptop's disk is spared a second set of syncs per session and second). Default true.
    */
   durable?: boolean;
+  /**
+   * The record is held in memory until it closes (then written as one archive beside `dir`,
+   * `first` its first file) or signs its first checkpoint (then into `dir`, `first` first): a CLI's
+   * record of a session; see {@link HeldFiles}.
+   */
+  held?: { first: { name: string; data: Uint8Array } };
 }
 
 /** See the module documentation. */
@@ -214,7 +195,8 @@ export class RecordingWriter implements EventSink {
     this.#maxPending = o.maxPendingBytes ?? 4 * 1024 * 1024;
     this.#onFailure = o.onFailure;
     this.#onFile = o.onFile ?? (() => undefined);
-    this.#files = !o.blocking ? ASYNC_FILES : o.durable === false ? CACHED_FILES : BLOCKING_FILES;
+    const files = !o.blocking ? ASYNC_FILES : o.durable === false ? CACHED_FILES : BLOCKING_FILES;
+    this.#files = o.held ? new HeldFiles(o.dir, o.held.first, files) : files;
     this.#protocol = o.protocol;
     const chunkMs = o.chunkMs ?? 1000;
     // Ticks come late by a few ms: a checkpoint due within half a tick is signed at this one, not a whole tick later.
@@ -223,9 +205,9 @@ export class RecordingWriter implements EventSink {
     this.#timer.unref();
   }
 
-  /** Creates the directory (0700) and a writer for it. */
+  /** Creates the directory (0700; a held record's, when it is written there) and a writer for it. */
   static async create(o: RecordingWriterOptions): Promise<RecordingWriter> {
-    await mkdir(o.dir, { recursive: true, mode: 0o700 });
+    if (!o.held) await mkdir(o.dir, { recursive: true, mode: 0o700 });
     return new RecordingWriter(o);
   }
 

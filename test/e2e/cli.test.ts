@@ -16,6 +16,7 @@ import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { eventually } from '../harness/wait.js';
 import { recoverJournals } from '../../src/recording/journal-recovery.js';
+import { recordingFiles } from '../../src/recording/recording-files.js';
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 
@@ -190,7 +191,8 @@ describe('hoop gateway + hoop connect as processes', () => {
     expect(conn.output()).toContain("1 of this machine's records of sessions are not uploaded yet");
     const spooled = (await readdir(join(cliConfig, 'spool'))).filter((f) => f.startsWith('sessions-'));
     expect(spooled).toHaveLength(1);
-    expect(await readdir(join(cliConfig, 'spool', spooled[0]!))).toContain('SHA256SUMS.sig');
+    // Its directory, or the one archive of a record that closed before its first checkpoint.
+    expect(await recordingFiles(join(cliConfig, 'spool', spooled[0]!)).names()).toContain('SHA256SUMS.sig');
 
     const again = await start(['gateway', '--config', config], {}, /gateway\.listening/);
     expect(again.output()).toContain('"event":"recording.recovered"');

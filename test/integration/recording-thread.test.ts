@@ -4,8 +4,8 @@
  * saw it; a staging block moved to the thread makes `behind` wait until it is on disk; a failure
  * to write reaches the session at once and the close says so.
  */
-import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,11 +13,14 @@ import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
 import { RECORD_DECODERS } from '../../src/lanes/record-decoders.js';
 import { PostgresRecordingStage } from '../../src/postgres/pipeline/recording/stage.js';
 import { readEvents } from '../../src/recording/read.js';
+import { recordingFiles } from '../../src/recording/recording-files.js';
+import { readTar } from '../../src/recording/tar.js';
 import { generateSigningKey } from '../../src/recording/sshsig.js';
 import { RecordingThread } from '../../src/recording/thread.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 import { MANIFEST } from '../../src/recording/writer.js';
 import { frontendMessage as msg, int32 } from '../harness/pg-frontend.js';
+import { eventually } from '../harness/wait.js';
 
 const { privateKey: key } = generateSigningKey();
 const root = mkdtempSync(join(tmpdir(), 'hoop-thread-'));
@@ -90,21 +93,48 @@ describe('the recording thread', () => {
     await expect(stream.close()).rejects.toThrow(/ENOENT/);
   });
 
-  it('opened without waiting (a CLI record): what comes before the thread opened it is kept, with the file beside it', async () => {
+  it('opened without waiting and held (a CLI record): what comes before the thread opened it is kept; closed at once, it is one archive with its first file', async () => {
     const dir = join(root, 'now');
-    const stream = thread.openNow({ dir, id: 'now', key, protocol: 'postgres', beside: { name: 'spool.json', text: '{"kind":"sessions"}\n' } });
+    const stream = thread.openNow({ dir, id: 'now', key, protocol: 'postgres', held: { name: 'spool.json', text: '{"kind":"sessions"}\n' } });
     stream.event({ t: 'start', at: 1 });
     const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 10, now: () => 2 });
     stage.frontend(query('select 1'));
     stage.end();
     stream.event({ t: 'end', at: 3 });
     await stream.close();
-    expect(readFileSync(join(dir, 'spool.json'), 'utf8')).toBe('{"kind":"sessions"}\n');
-    const check = await verifyRecording(dir, [createPublicKey(key)], undefined, undefined, ['spool.json']);
+    expect(existsSync(dir)).toBe(false);
+    const archive = `${dir}.tar`;
+    // `tar -xf` gives the directory back: the files under its name, the first one first.
+    expect(readTar(readFileSync(archive), 10).map((e) => e.name)).toEqual(['now/spool.json', 'now/records-000001.gz', 'now/SHA256SUMS.sig', 'now/SHA256SUMS']);
+    expect((await recordingFiles(archive).read('spool.json'))!.toString()).toBe('{"kind":"sessions"}\n');
+    const check = await verifyRecording(archive, [createPublicKey(key)], undefined, undefined, ['spool.json']);
     expect(check).toMatchObject({ ok: true, complete: true });
     const events = [];
-    for await (const e of readEvents(dir, MANIFEST, RECORD_DECODERS)) events.push(e.t);
+    for await (const e of readEvents(archive, MANIFEST, RECORD_DECODERS)) events.push(e.t);
     expect(events).toEqual(['start', 'query', 'end']);
+  });
+
+  it('a held record that signs its first checkpoint goes to its directory, its first file first, and is closed there', async () => {
+    const dir = join(root, 'long');
+    const stream = thread.openNow({ dir, id: 'long', key, protocol: 'postgres', held: { name: 'spool.json', text: '{"kind":"sessions"}\n' }, chunkMs: 50, checkpointMs: 50, durable: false });
+    stream.event({ t: 'start', at: 1 });
+    await eventually(() => expect(readdirSync(dir).some((f) => f.startsWith('checkpoint-') && f.endsWith('.sig'))).toBe(true), { timeout: 10_000, interval: 20 });
+    expect(readFileSync(join(dir, 'spool.json'), 'utf8')).toBe('{"kind":"sessions"}\n');
+    stream.event({ t: 'end', at: 3 });
+    await stream.close();
+    expect(existsSync(`${dir}.tar`)).toBe(false);
+    expect(readdirSync(dir).sort()).toEqual([...readdirSync(dir).filter((f) => f.startsWith('records-')), 'SHA256SUMS', 'SHA256SUMS.sig', 'spool.json'].sort());
+    expect(await verifyRecording(dir, [createPublicKey(key)], undefined, undefined, ['spool.json'])).toMatchObject({ ok: true, complete: true });
+  });
+
+  it('a held record larger than a mebibyte goes to its directory before it closes', async () => {
+    const dir = join(root, 'large');
+    const stream = thread.openNow({ dir, id: 'large', key, protocol: 'postgres', held: { name: 'spool.json', text: '{}\n' }, chunkBytes: 256 * 1024, durable: false });
+    for (let i = 0; i < 6; i++) stream.event({ t: 'start', at: i, pad: randomBytes(200_000).toString('base64') });
+    await eventually(() => expect(existsSync(join(dir, 'spool.json'))).toBe(true), { timeout: 10_000, interval: 20 });
+    await stream.close();
+    expect(existsSync(`${dir}.tar`)).toBe(false);
+    expect(await verifyRecording(dir, [createPublicKey(key)], undefined, undefined, ['spool.json'])).toMatchObject({ ok: true, complete: true, events: 6 });
   });
 
   it("opened without waiting, a recording that cannot be opened is the stream's failure, and its close fails", async () => {
