@@ -8,13 +8,28 @@ import { promisify } from 'node:util';
 /**
  * Writes `data` to `file` atomically: a temporary file in the same directory (0600), fsync,
  * rename over the target, fsync of the directory (unless `syncDir` is false: the caller fsyncs
- * the directory before anything depends on the new name, which makes every rename before durable).
+ * the directory before anything depends on the new name, which makes every rename before durable;
+ * without `syncData`, the caller syncs the file's data too, as {@link syncData} does).
  *
  * @see https://man7.org/linux/man-pages/man2/rename.2.html (atomic replacement)
  * @see https://man7.org/linux/man-pages/man2/fsync.2.html (a directory entry needs the directory's fsync)
  */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, dir: string, syncDir = true): Promise<void> {
-  await placeDurably(file, data, dir, syncDir, (tmp) => rename(tmp, file));
+export async function writeFileAtomic(file: string, data: string | Uint8Array, dir: string, syncDir = true, syncData = true): Promise<void> {
+  await placeDurably(file, data, dir, syncDir, (tmp) => rename(tmp, file), syncData);
+}
+
+/** `fdatasync` of each of `files`, at once (the file system commits them together): for files written without it. */
+export async function syncData(files: readonly string[]): Promise<void> {
+  await Promise.all(
+    files.map(async (file) => {
+      const handle = await open(file, 'r');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+    }),
+  );
 }
 
 /**
@@ -31,12 +46,12 @@ export async function writeFileOnce(file: string, data: string | Uint8Array, dir
   });
 }
 
-async function placeDurably(file: string, data: string | Uint8Array, dir: string, syncDir: boolean, place: (tmp: string) => Promise<void>): Promise<void> {
+async function placeDurably(file: string, data: string | Uint8Array, dir: string, syncDir: boolean, place: (tmp: string) => Promise<void>, syncData = true): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', 0o600);
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    if (syncData) await handle.sync();
   } finally {
     await handle.close();
   }

@@ -24,6 +24,7 @@ import { registerDevice } from '../../src/api-client/identity.js';
 import { putClientRecordFile, getClientRecord, postClientRecords } from '../../src/api-client/records.js';
 import { GatewayApiError } from '../../src/api-client/api-error.js';
 import { tarOf } from '../../src/recording/tar.js';
+import { recordingFiles } from '../../src/recording/recording-files.js';
 import { createDeviceKey } from '../../src/auth/device-key.js';
 import { NO_PREVIOUS, RecordingWriter } from '../../src/recording/writer.js';
 import { sshSign } from '../../src/recording/sshsig.js';
@@ -54,6 +55,11 @@ const hoop = (args: string[], extra: NodeJS.ProcessEnv = {}, o: { onStdout?: Par
   spawnHoop(args, { env: cliEnv(extra), cwd: stack.dir, ...o });
 const spoolEntries = (): string[] => (existsSync(join(configDir, 'spool')) ? readdirSync(join(configDir, 'spool')).filter((f) => f !== 'failed') : []);
 const endpoint = () => ({ gateway: stack.gateway.url, ca: stack.pki.ca });
+/** Where the gateway keeps a session's CLI record: its directory, or the one archive of a record complete at its first upload. */
+const gatewayCopy = (id: string): string => {
+  const dir = join(stack.dir, 'hoop-data', 'client-records', 'sessions', id);
+  return existsSync(`${dir}.tar`) ? `${dir}.tar` : dir;
+};
 
 interface Listed {
   id: string;
@@ -155,8 +161,12 @@ describe("the CLI's own records", () => {
     };
     expect(json).toMatchObject({ ok: true, client: { ok: true, complete: true }, crossCheck: { agree: true, statements: 2 } });
 
-    // The gateway keeps the CLI's record in the same format: sha256sum and ssh-keygen check it without hoop.
-    const recordDir = join(stack.dir, 'hoop-data', 'client-records', 'sessions', first);
+    // The gateway keeps the CLI's record in the same format (one archive: `tar -xf` gives its directory): sha256sum and ssh-keygen check it without hoop.
+    const copy = gatewayCopy(first);
+    expect(copy.endsWith('.tar')).toBe(true);
+    const unpacked = await mkdtemp(join(stack.dir, 'unpacked-'));
+    expect((await runProcess('tar', ['-xf', copy, '-C', unpacked])).code).toBe(0);
+    const recordDir = join(unpacked, first);
     const check = await runProcess('sh', ['-c', `cd ${recordDir} && sha256sum -c SHA256SUMS`]);
     expect(check.code).toBe(0);
     const signer = (JSON.parse(await readFile(join(recordDir, 'record.json'), 'utf8')) as { signer: string }).signer;
@@ -309,7 +319,7 @@ describe("the CLI's own records", () => {
 
     // Idempotent: the same bytes again are "already stored"; other bytes under the same name are refused.
     const chunk = held.files.find((f) => f.startsWith('events-'))!;
-    const bytes = await readFile(join(stack.dir, 'hoop-data', 'client-records', 'sessions', id, chunk));
+    const bytes = (await recordingFiles(gatewayCopy(id)).read(chunk))!;
     expect(await putClientRecordFile(endpoint(), token, 'sessions', id, chunk, bytes)).toMatchObject({ stored: false });
     const conflict = await putClientRecordFile(endpoint(), token, 'sessions', id, chunk, Buffer.from('other')).catch((e: unknown) => e);
     expect(conflict).toBeInstanceOf(GatewayApiError);
@@ -516,7 +526,12 @@ describe("the CLI's own records", () => {
     expect(of(bobs)?.failure).toMatchObject({ status: 404 });
     expect(of(twice)?.failure).toMatchObject({ status: 400, message: expect.stringContaining('2 signatures') });
     // What was refused was not kept: the gateway's disk holds the good record alone (a refused one keeps its state alone, what it cost its owner's day).
-    const held = async (id: string) => (await readdir(join(stack.dir, 'hoop-data', 'client-records', 'sessions', id)).catch(() => [] as string[])).filter((f) => f !== 'record.json');
+    const held = async (id: string) =>
+      (
+        await recordingFiles(gatewayCopy(id))
+          .names()
+          .catch(() => [] as string[])
+      ).filter((f) => f !== 'record.json');
     // Its events, then the seal of its end in a chunk of its own (the first was signed by the checkpoint).
     expect((await held(good)).sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'events-000001.jsonl.gz', 'events-000002.jsonl.gz']);
     expect(await held(forged)).toEqual([]);

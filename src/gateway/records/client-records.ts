@@ -29,7 +29,7 @@ import { realClock } from '../../clock.js';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../durable-file.js';
+import { syncData, writeFileAtomic } from '../../durable-file.js';
 import * as z from 'zod';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -39,6 +39,8 @@ import { sshFingerprint, sshPublicKeyLine } from '../../recording/sshsig.js';
 import type { RecordingCheck, VerifiedBefore, verifyRecording } from '../../recording/verify.js';
 import { verifyOffThread } from '../../recording/verify-thread.js';
 import { RECORDING_FILE, uploadOrder } from '../../recording/writer.js';
+import { isRecordingArchive, type RecordingFiles, recordingFiles } from '../../recording/recording-files.js';
+import { tarOf } from '../../recording/tar.js';
 import { HttpError } from '../http/http-error.js';
 import type { RecordKind } from '../../recording/spool.js';
 import { OwnerBytes } from './owner-bytes.js';
@@ -280,6 +282,8 @@ export class ClientRecords {
 
   async #put(record: HeldRecord, kind: RecordKind, id: string, files: ReadonlyArray<{ name: string; data: Buffer }>, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
     let state = await record.state();
+    /** Whether it holds no file yet (none uploaded, or all dropped by a refusal). */
+    const fresh = state === undefined || state.state === 'refused';
     if (state && (state.issuer !== owner.issuer || state.subject !== owner.subject)) {
       throw new HttpError(403, `the ${kind === 'runs' ? 'run' : 'session'} ${id} has a record uploaded by someone else`, { hint: 'a record is uploaded by the identity that made it' });
     }
@@ -344,10 +348,27 @@ export class ClientRecords {
       };
       if (name.endsWith('.sig')) signature = name;
     }
-    // The files first, then the state that counts them: a write the disk refuses takes back the ones before it.
+    if (!signature || !state) return { stored: await this.#write(record, toWrite, state), state: state! };
+    // A record that arrives whole (a short session's, in a batch) is verified before anything of it is written: its files and its verified state are then written once.
+    if (fresh) {
+      const trusted = (await keys()).map((k) => deviceKey(k.publicKey));
+      const judged = judge(await verifyOffThread(new Map(toWrite.map((f) => [f.name, f.data])), trusted, undefined, []), id, state, signature, trusted);
+      if ('refused' in judged) {
+        await record.save({ ...state, state: 'refused', pending: 0 });
+        return judged;
+      }
+      await this.#write(record, toWrite, judged.verified);
+      return { stored: true, state: judged.verified };
+    }
+    const stored = await this.#write(record, toWrite, state);
+    return this.#verify(record, id, state, signature, stored, keys);
+  }
+
+  /** Writes `files`, then the state that counts them (when there were any): a write the disk refuses takes back the ones before it. Resolves whether any was written. */
+  async #write(record: HeldRecord, files: ReadonlyArray<{ name: string; data: Buffer }>, state: ClientRecordState | undefined): Promise<boolean> {
     const written: string[] = [];
     try {
-      for (const { name, data } of toWrite) {
+      for (const { name, data } of files) {
         await record.write(name, data);
         written.push(name);
       }
@@ -355,48 +376,24 @@ export class ClientRecords {
       await record.delete(written);
       throw err;
     }
-    const stored = toWrite.length > 0;
-    if (stored) await record.save(state!);
-    if (!signature || !state) return { stored, state: state! };
-    return this.#verify(record, id, state, signature, stored, keys);
+    if (files.length > 0) await record.save(state!);
+    return files.length > 0;
   }
 
   /** Verifies the record with the signature `name` it now holds: its state says so, or the upload is refused (and what it dropped, dropped). */
   async #verify(record: HeldRecord, id: string, state: ClientRecordState, name: string, stored: boolean, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
-    // The record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => deviceKey(k.publicKey));
-    const check = await verifyOffThread(await record.local(), trusted, await verifiedBefore(record, state, id), [STATE_FILE]);
-    const problems = [...check.problems];
-    if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
-    if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);
-    if (problems.length > 0 || !check.manifest || `${check.manifest}.sig` !== name) {
+    const judged = judge(await verifyOffThread(await record.local(), trusted, await verifiedBefore(record, state, id), [STATE_FILE]), id, state, name, trusted);
+    if ('refused' in judged) {
       // Nothing of a record that never verified is kept but what it cost (its owner may upload the right one); of one that did, only the new manifest and signature go.
       if (state.state === 'uploading') {
         await record.removeAll();
         await record.save({ ...state, state: 'refused', pending: 0, updatedAt: new Date(realClock.now()).toISOString() });
       } else await record.delete([name, name.slice(0, -'.sig'.length)]);
-      return {
-        refused: new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
-          hint:
-            trusted.length === 0
-              ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)'
-              : 'upload its chunks before the manifest, signed by a device key you registered',
-        }),
-      };
+      return judged;
     }
-    const signer = signerOf(check, trusted);
-    const verified: ClientRecordState = {
-      ...state,
-      state: check.complete ? 'complete' : 'truncated',
-      ...(signer ? { signer: sshPublicKeyLine(signer), fingerprint: sshFingerprint(signer) } : {}),
-      chunks: check.chunks,
-      events: check.events,
-      verified: name,
-      pending: 0,
-      updatedAt: new Date(realClock.now()).toISOString(),
-    };
-    await record.save(verified);
-    return { stored, state: verified };
+    await record.save(judged.verified);
+    return { stored, state: judged.verified };
   }
 
   /** Removes the records that no signature verified within {@link UNVERIFIED_RECORD_TTL_MS} of their first file; resolves them. */
@@ -439,14 +436,19 @@ export class ClientRecords {
 
 /**
  * Records as files in the data directory: `client-records/<sessions|runs>/<id>/` holds the
- * record's files as uploaded, and `record.json` its state. The states are read once at start (a
- * listing reads no file). One gateway process owns the data directory, so the engine's own queue
- * is all the holding a record needs.
+ * record's files as uploaded, and `record.json` its state; a record complete at its first save (a
+ * short session's, uploaded whole in a batch) is instead one archive, `<id>.tar`, its files and
+ * its state last under `<id>/` (`tar -xf` gives the directory back), written and synced once. A
+ * complete record changes no more: an archive is only ever removed whole. The states are read
+ * once at start (a listing reads no file). One gateway process owns the data directory, so the
+ * engine's own queue is all the holding a record needs.
  */
 export class FileClientRecordStore implements ClientRecordStore {
   readonly #root: string;
   /** The state of every record, by `kind/id`. */
   readonly #states = new Map<string, ClientRecordState>();
+  /** The records kept as one archive, by `kind/id`. */
+  readonly #archived = new Set<string>();
   /** Their bytes, by owner. */
   readonly #owners = new OwnerBytes();
 
@@ -468,12 +470,17 @@ export class FileClientRecordStore implements ClientRecordStore {
     for (const kind of ['sessions', 'runs'] as const) {
       const dir = join(store.#root, kind);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      for (const id of await readdir(dir)) {
-        const file = join(dir, id, STATE_FILE);
-        const text = await readFile(file, 'utf8').catch(() => undefined);
-        const state = text === undefined ? undefined : lineRecord(clientRecordStateSchema, text, "CLI's record state", { file }, log);
+      for (const name of await readdir(dir)) {
+        const archived = isRecordingArchive(name);
+        const id = archived ? name.slice(0, -'.tar'.length) : name;
+        const file = join(dir, name, archived ? '' : STATE_FILE);
+        const bytes = await (archived ? recordingFiles(file).read(STATE_FILE) : readFile(file)).catch(() => undefined);
+        const state = bytes === undefined ? undefined : lineRecord(clientRecordStateSchema, bytes.toString('utf8'), "CLI's record state", { file }, log);
         if (state && (state.kind !== kind || state.id !== id)) skipRecord("CLI's record state", { file }, `it names record ${state.kind}/${state.id}`, log);
-        else if (state) store.#states.set(`${kind}/${id}`, state);
+        else if (state) {
+          store.#states.set(`${kind}/${id}`, state);
+          if (archived) store.#archived.add(`${kind}/${id}`);
+        }
       }
     }
     // Counted oldest first, as they were saved.
@@ -485,45 +492,84 @@ export class FileClientRecordStore implements ClientRecordStore {
   update<T>(kind: RecordKind, id: string, fn: (record: HeldRecord) => Promise<T>): Promise<T> {
     const dir = join(this.#root, kind, id);
     const key = `${kind}/${id}`;
+    const held = (): RecordingFiles => recordingFiles(this.#archived.has(key) ? `${dir}.tar` : dir);
+    /** Files written since the last save, kept until it: it writes them, then the state that counts them. */
+    const written = new Map<string, Buffer>();
+    const changed = (what: string): Error => new Error(`the record ${key} is complete and kept as one archive: it ${what} no more`);
     return fn({
       state: async () => this.#states.get(key),
-      read: (name) => readFile(join(dir, name)).catch(() => undefined),
+      read: async (name) => written.get(name) ?? (await held().read(name)),
       usage: async () => {
-        const names = await this.files(kind, id);
+        // An archive's record is complete: it takes no more files, so its usage is never asked.
+        const names = (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f) && !written.has(f));
         let bytes = 0;
+        for (const data of written.values()) bytes += data.length;
         for (const name of names)
           bytes += await stat(join(dir, name)).then(
             (st) => st.size,
             () => 0,
           );
-        return { files: names.length, bytes };
+        return { files: names.length + written.size, bytes };
       },
       write: async (name, data) => {
-        // The disk the gateway records every session on: an upload never takes its last free space.
-        const fs = await statfs(this.#root);
-        if (fs.bavail * fs.bsize - data.length < this.#reserve) throw diskFull(this.#reserve);
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-        // The directory is fsynced by the state saved next (#put saves one after every file): both names are durable at once.
-        await writeFileAtomic(join(dir, name), data, dir, false).catch((err: NodeJS.ErrnoException) => {
-          throw err.code === 'ENOSPC' ? diskFull(this.#reserve) : err;
-        });
+        if (this.#archived.has(key)) throw changed('takes');
+        written.set(name, data);
       },
       delete: async (names) => {
-        for (const name of names) await rm(join(dir, name), { force: true });
+        if (this.#archived.has(key)) throw changed('loses files');
+        for (const name of names) if (!written.delete(name)) await rm(join(dir, name), { force: true });
       },
       save: async (state) => {
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-        await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state)}\n`, dir);
+        if (this.#archived.has(key)) throw changed('changes');
+        const files = [...written];
+        written.clear();
+        // The disk the gateway records every session on: an upload never takes its last free space.
+        const bytes = files.reduce((n, [, data]) => n + data.length, 0);
+        if (bytes > 0) {
+          const fs = await statfs(this.#root);
+          if (fs.bavail * fs.bsize - bytes < this.#reserve) throw diskFull(this.#reserve);
+        }
+        const text = Buffer.from(`${JSON.stringify(state)}\n`);
+        await (state.state === 'complete' && !this.#states.has(key) ? this.#saveArchive(kind, id, files, text) : this.#saveFiles(dir, files, text)).catch((err: NodeJS.ErrnoException) => {
+          throw err.code === 'ENOSPC' ? diskFull(this.#reserve) : err;
+        });
+        if (state.state === 'complete' && !this.#states.has(key)) this.#archived.add(key);
         this.#states.set(key, state);
         this.#owners.set(key, state);
       },
       removeAll: async () => {
-        await rm(dir, { recursive: true, force: true });
+        written.clear();
+        await rm(this.#archived.has(key) ? `${dir}.tar` : dir, { recursive: true, force: true });
+        this.#archived.delete(key);
         this.#states.delete(key);
         this.#owners.set(key, undefined);
       },
-      local: async () => dir,
+      local: async () => (this.#archived.has(key) ? `${dir}.tar` : dir),
     });
+  }
+
+  /** A record complete at its first save: its files and state as one archive, placed whole and synced. */
+  async #saveArchive(kind: RecordKind, id: string, files: Array<[string, Buffer]>, state: Buffer): Promise<void> {
+    const archive = tarOf([...files, [STATE_FILE, state] as const].map(([name, data]) => ({ name: `${id}/${name}`, data })));
+    await writeFileAtomic(join(this.#root, kind, `${id}.tar`), archive, join(this.#root, kind));
+  }
+
+  /** Files into the record's directory, synced together, then its state (whose directory's sync makes their names durable too). */
+  async #saveFiles(dir: string, files: Array<[string, Buffer]>, state: Buffer): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const placed: string[] = [];
+    try {
+      for (const [name, data] of files) {
+        await writeFileAtomic(join(dir, name), data, dir, false, false);
+        placed.push(join(dir, name));
+      }
+      await syncData(placed);
+    } catch (err) {
+      // A write the disk refuses takes back the ones before it.
+      for (const file of placed) await rm(file, { force: true });
+      throw err;
+    }
+    await writeFileAtomic(join(dir, STATE_FILE), state, dir);
   }
 
   async states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
@@ -536,11 +582,17 @@ export class FileClientRecordStore implements ClientRecordStore {
   }
 
   async files(kind: RecordKind, id: string): Promise<string[]> {
-    return (await readdir(join(this.#root, kind, id)).catch(() => [])).filter((f) => RECORDING_FILE.test(f));
+    const dir = join(this.#root, kind, id);
+    return (
+      await recordingFiles(this.#archived.has(`${kind}/${id}`) ? `${dir}.tar` : dir)
+        .names()
+        .catch(() => [] as string[])
+    ).filter((f) => RECORDING_FILE.test(f));
   }
 
-  async file(kind: RecordKind, id: string, name: string): Promise<string | undefined> {
+  async file(kind: RecordKind, id: string, name: string): Promise<string | Buffer | undefined> {
     const path = join(this.#root, kind, id, name);
+    if (this.#archived.has(`${kind}/${id}`)) return recordingFiles(join(this.#root, kind, `${id}.tar`)).read(name);
     return (await stat(path).then(
       (s) => s.isFile(),
       () => false,
@@ -573,4 +625,38 @@ function diskFull(reserve: number): HttpError {
 
 function signerOf(check: RecordingCheck, trusted: KeyObject[]): KeyObject | undefined {
   return trusted.find((k) => sshFingerprint(k) === check.signer);
+}
+
+/**
+ * What a check of record `id` with signature `name` says: its state, verified (complete, or
+ * truncated to a checkpoint), or the refusal. It must verify with that signature, as the record
+ * of this id, by a key of the uploader (the same key as its first signature).
+ */
+function judge(check: RecordingCheck, id: string, state: ClientRecordState, name: string, trusted: KeyObject[]): { verified: ClientRecordState } | { refused: HttpError } {
+  const problems = [...check.problems];
+  if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
+  if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);
+  if (problems.length > 0 || !check.manifest || `${check.manifest}.sig` !== name) {
+    return {
+      refused: new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
+        hint:
+          trusted.length === 0
+            ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)'
+            : 'upload its chunks before the manifest, signed by a device key you registered',
+      }),
+    };
+  }
+  const signer = signerOf(check, trusted);
+  return {
+    verified: {
+      ...state,
+      state: check.complete ? 'complete' : 'truncated',
+      ...(signer ? { signer: sshPublicKeyLine(signer), fingerprint: sshFingerprint(signer) } : {}),
+      chunks: check.chunks,
+      events: check.events,
+      verified: name,
+      pending: 0,
+      updatedAt: new Date(realClock.now()).toISOString(),
+    },
+  };
 }
