@@ -96,6 +96,14 @@ export class HeldFiles implements FileOps {
     this.#held = undefined;
     const name = basename(this.#dir);
     const archive = tarOf(files.map((f) => ({ name: `${name}/${f.name}`, data: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength) })));
-    await this.#then.once(archiveOf(this.#dir), archive, dirname(this.#dir), false);
+    const write = (): Promise<void> | void => this.#then.once(archiveOf(this.#dir), archive, dirname(this.#dir), false);
+    try {
+      await write();
+    } catch (err) {
+      // The spool's first record makes the spool.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      mkdirSync(dirname(this.#dir), { recursive: true, mode: 0o700 });
+      await write();
+    }
   }
 }

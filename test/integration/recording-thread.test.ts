@@ -94,7 +94,8 @@ describe('the recording thread', () => {
   });
 
   it('opened without waiting and held (a CLI record): what comes before the thread opened it is kept; closed at once, it is one archive with its first file', async () => {
-    const dir = join(root, 'now');
+    // In a spool not made yet: its first record makes it.
+    const dir = join(root, 'new-spool', 'now');
     const stream = thread.openNow({ dir, id: 'now', key, protocol: 'postgres', held: { name: 'spool.json', text: '{"kind":"sessions"}\n' } });
     stream.event({ t: 'start', at: 1 });
     const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 10, now: () => 2 });
