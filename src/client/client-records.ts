@@ -35,6 +35,12 @@ export const UPLOAD_DEADLINE_MS = 15_000;
 const CLOSE_WAIT_MS = 5_000;
 /** How long a command that ends still retries uploads (a gateway out of reach must not hold the user's shell). */
 const EXIT_RETRY_MS = 3_000;
+/**
+ * How long a closed record waits for others to close before they go up together (a command that
+ * ends sends at once): a client that opens a session after session pays a request, and the
+ * gateway a token check and a sync, per few records, not per record.
+ */
+export const UPLOAD_GATHER_MS = 100;
 
 /** The spool of the CLI configured by `env` (in its config directory, beside the profiles). */
 export function spoolOf(io: CliIo): Spool {
@@ -141,6 +147,8 @@ export class CommandRecords {
   /** Records closed and not yet being uploaded, by `kind/id`, and the upload of those closed before, while under way. */
   readonly #closed = new Set<string>();
   #closedUpload: Promise<unknown> | undefined;
+  /** Set while closed records wait {@link UPLOAD_GATHER_MS} for others. */
+  #gathering: NodeJS.Timeout | undefined;
   /** Aborted when the command is about to end: retries stop, what is left stays in the spool. */
   readonly #stop = new AbortController();
 
@@ -250,18 +258,21 @@ export class CommandRecords {
   }
 
   /**
-   * A record of this command is closed and signed: uploaded now, in the background, with every
-   * other that closed while the upload before was under way (one request for them all: a client
-   * that opens a session per statement does not pay a request per session).
+   * A record of this command is closed and signed: uploaded in the background, with every other
+   * that closed within {@link UPLOAD_GATHER_MS} or while the upload before was under way (one
+   * request for them all: a client that opens a session per statement does not pay a request per
+   * session).
    */
   closed(kind: RecordKind, id: string): void {
     this.#settle(`${kind}/${id}`);
     this.#closed.add(`${kind}/${id}`);
-    this.#uploadClosed();
+    this.#gathering ??= setTimeout(() => this.#uploadClosed(), UPLOAD_GATHER_MS).unref();
   }
 
   /** Starts the upload of the closed records waiting, unless one is under way (which starts it when it ends). */
   #uploadClosed(): void {
+    clearTimeout(this.#gathering);
+    this.#gathering = undefined;
     if (this.#closedUpload || this.#closed.size === 0) return;
     const only = new Set(this.#closed);
     this.#closed.clear();
@@ -316,6 +327,7 @@ export class CommandRecords {
   async finish(say: (line: string) => void): Promise<void> {
     // Records close as their sessions' last bytes are written: a moment after the ports closed.
     await Promise.race([Promise.all([...this.#open.values()].map((o) => o.settled)), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+    this.#uploadClosed();
     const stop = setTimeout(() => this.#stop.abort(), EXIT_RETRY_MS).unref();
     while (this.#uploads.size > 0) await Promise.all([...this.#uploads]);
     if (this.#mine.size > 0 && !this.#stop.signal.aborted) {

@@ -30,7 +30,7 @@ import { NO_PREVIOUS, RecordingWriter } from '../../src/recording/writer.js';
 import { sshSign } from '../../src/recording/sshsig.js';
 import { Spool } from '../../src/recording/spool.js';
 import { uploadSpool } from '../../src/client/record-upload.js';
-import { runProcess } from '../harness/clients.js';
+import { pgClient, runProcess } from '../harness/clients.js';
 import { spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
@@ -424,6 +424,30 @@ describe("the CLI's own records", () => {
     await put('events-000002.jsonl.gz', second);
     await put('SHA256SUMS', manifest);
     expect((await put('SHA256SUMS.sig', sign(manifest))).record).toMatchObject({ state: 'complete', chunks: 2, events: rows + 1 });
+  });
+
+  it('records of sessions that close together go up together: fewer requests than sessions, each record complete', async () => {
+    const batches = () => stack.logs().filter((l) => l.event === 'client-record.batch' && l.subject === 'alice') as unknown as Array<{ records: number }>;
+    const before = batches().length;
+    const c = await stack.connect('app', token, [], { HOOP_CONFIG_DIR: configDir });
+    try {
+      const clients = await Promise.all(Array.from({ length: 6 }, () => pgClient(c.info)));
+      for (const [i, client] of clients.entries()) await client.query(`select ${i}`);
+      await Promise.all(clients.map((client) => client.end()));
+      // Each record waits a moment for the others: the six go up in one request, or a few (a busy machine closes them further apart).
+      await eventually(
+        () =>
+          expect(
+            batches()
+              .slice(before)
+              .reduce((n, b) => n + b.records, 0),
+          ).toBe(6),
+        { timeout: 30_000, interval: 50 },
+      );
+      expect(batches().length - before).toBeLessThanOrEqual(3);
+    } finally {
+      await c.stop();
+    }
   });
 
   it('closed records go up together in one request, each complete, and leave the spool', async () => {
