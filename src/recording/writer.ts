@@ -28,22 +28,11 @@ import { realClock } from '../clock.js';
 import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gzipChunk } from './chunk-gzip.js';
 import { ASYNC_FILES, BLOCKING_FILES, CACHED_FILES, type FileOps, HeldFiles } from './file-ops.js';
 import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
 import { EVENT, HEADER } from './thread.js';
 import { sshSign } from './sshsig.js';
-
-/**
- * The size of zlib's output buffers for a chunk of `n` bytes: no more than the chunk's compressed
- * size can need (a small chunk, an idle session's, compresses to a few hundred bytes), and under
- * half of Buffer's pool, so that they are slices of it. A compressed chunk waits for its write
- * as a view of its output buffer: at zlib's default (16 KiB, each its own allocation) every
- * recording's small chunk held 16 KiB until the garbage collector came.
- */
-function gzipChunkSize(n: number): number {
-  return Math.min(n + 64, Buffer.poolSize / 2 - 64);
-}
 
 /** The namespace of every recording signature. */
 export const RECORDING_NAMESPACE = 'hoop-recording';
@@ -314,7 +303,7 @@ export class RecordingWriter implements EventSink {
         const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev, ...(this.#protocol === undefined ? { v: 2 } : { v: RECORDS_FORMAT, protocol: this.#protocol }) };
         // On the recording thread (./thread.ts), so compressing in place blocks no session.
         const text = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]);
-        const data = gzipSync(text, { level: 1, chunkSize: gzipChunkSize(text.length) });
+        const data = gzipChunk(text);
         const name = this.#protocol === undefined ? chunkName(seq) : recordChunkName(seq);
         // The directory is fsynced when a manifest is signed (#sign), before it names this chunk.
         await this.#files.once(join(this.dir, name), data, this.dir, false);
