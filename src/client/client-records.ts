@@ -14,10 +14,9 @@ import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
-import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
+import { ClientRecorder, HOST, Spool, type RecordKind } from '../recording/spool.js';
 import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from './record-upload.js';
 import { join } from 'node:path';
-import { hostname } from 'node:os';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { PostgresRawTap, PostgresRecordingStage } from '../postgres/pipeline/recording/stage.js';
 import { VERSION } from '../version.js';
@@ -211,7 +210,7 @@ export class CommandRecords {
   ): Promise<{ stream: RecordingStream; close(end: { reason: string } & Record<string, unknown>, before?: () => void): void }> {
     const stream = await this.recorder.session(id, protocol);
     this.opened('sessions', id);
-    stream.event({ t: 'start', at: realClock.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
+    stream.event({ t: 'start', at: realClock.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: HOST, pid: process.pid });
     const failed = (err: Error): void => {
       this.failed('sessions', id);
       onFailure(err);

@@ -61,6 +61,9 @@ const META = 'spool.json';
 export const CLIENT_CHUNK_MS = 1000;
 export const CLIENT_CHECKPOINT_MS = 900;
 
+/** This host's name, as records name it (once: a session's record does not ask the kernel). */
+export const HOST = hostname();
+
 /** Whether process `pid` runs (on this host). */
 function alive(pid: number): boolean {
   try {
@@ -99,7 +102,7 @@ export class Spool {
 
   /** A record's directory and the text of its `spool.json`, for a writer that makes them (a session's record: the recording thread). */
   meta(meta: Omit<SpoolMeta, 'pid' | 'host' | 'startedAt'>): { dir: string; name: string; text: string } {
-    const full: SpoolMeta = { ...meta, pid: process.pid, host: hostname(), startedAt: new Date(realClock.now()).toISOString() };
+    const full: SpoolMeta = { ...meta, pid: process.pid, host: HOST, startedAt: new Date(realClock.now()).toISOString() };
     return { dir: this.dir(meta.kind, meta.id), name: META, text: `${JSON.stringify(full)}\n` };
   }
 
@@ -144,7 +147,7 @@ export class Spool {
       () => false,
     );
     // A record of another host (a shared config directory) is that host's to upload.
-    const status = closed ? 'closed' : meta.host !== hostname() || alive(meta.pid) ? 'live' : 'abandoned';
+    const status = closed ? 'closed' : meta.host !== HOST || alive(meta.pid) ? 'live' : 'abandoned';
     return { path, meta, status, files };
   }
 
@@ -198,16 +201,21 @@ export class ClientRecorder {
   readonly #o: ClientRecorderOptions;
   /** Records reach the thread within a quarter second. */
   readonly #thread = new RecordingThread({ flushMs: 250 });
-  #key: Promise<KeyObject> | undefined;
+  #key: Promise<{ key: KeyObject; signer: string }> | undefined;
 
   constructor(o: ClientRecorderOptions) {
     this.#o = o;
   }
 
-  /** The signing key, asked for once. */
-  key(): Promise<KeyObject> {
-    this.#key ??= this.#o.key();
+  /** The signing key and its public line, asked for once. */
+  #signing(): Promise<{ key: KeyObject; signer: string }> {
+    this.#key ??= this.#o.key().then((key) => ({ key, signer: sshPublicKeyLine(key) }));
     return this.#key;
+  }
+
+  /** The signing key, asked for once. */
+  async key(): Promise<KeyObject> {
+    return (await this.#signing()).key;
   }
 
   /**
@@ -216,16 +224,16 @@ export class ClientRecorder {
    * it: what it records meanwhile waits there, and a failure to open is the stream's `onFailure`.
    */
   async session(id: string, protocol: string): Promise<RecordingStream> {
-    const key = await this.key();
+    const { key, signer } = await this.#signing();
     // Held on the thread, unsynced, with its spool.json: a session pays no file call to start, and a short one's record is one file.
-    const { dir, name, text } = this.#o.spool.meta({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
+    const { dir, name, text } = this.#o.spool.meta({ kind: 'sessions', id, gateway: this.#o.gateway, signer });
     return this.#thread.openNow({ dir, id, key, protocol, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, held: { name, text } });
   }
 
   /** Opens the record of run `id`. */
   async run(id: string): Promise<RecordingWriter> {
-    const key = await this.key();
-    const dir = await this.#o.spool.create({ kind: 'runs', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
+    const { key, signer } = await this.#signing();
+    const dir = await this.#o.spool.create({ kind: 'runs', id, gateway: this.#o.gateway, signer });
     return RecordingWriter.create({ dir, id, key, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS });
   }
 
