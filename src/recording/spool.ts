@@ -15,15 +15,15 @@
  */
 import { realClock } from '../clock.js';
 import type { KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../durable-file.js';
 import { isRecordingArchive, memoryFiles, type RecordingFiles, recordingFiles } from './recording-files.js';
 import { sshPublicKeyLine } from './sshsig.js';
 import { readTar } from './tar.js';
 import { RecordingThread, type RecordingStream } from './thread.js';
-import { MANIFEST, RecordingWriter } from './writer.js';
+import { MANIFEST, RECORDING_FILE, RecordingWriter } from './writer.js';
 
 /** A record's kind, as the gateway files it: one session's CLI side, or one `hoop run`. */
 export type RecordKind = 'sessions' | 'runs';
@@ -64,6 +64,15 @@ export const CLIENT_CHECKPOINT_MS = 900;
 /** This host's name, as records name it (once: a session's record does not ask the kernel). */
 export const HOST = hostname();
 
+/** A record's `spool.json`, or why it is none. */
+function parseMeta(text: Buffer): SpoolMeta | string {
+  try {
+    const meta = JSON.parse(text.toString('utf8')) as SpoolMeta;
+    if (typeof meta === 'object' && meta !== null && typeof meta.startedAt === 'string' && typeof meta.gateway === 'string') return meta;
+  } catch {}
+  return 'its spool.json is not one hoop wrote';
+}
+
 /** Whether process `pid` runs (on this host). */
 function alive(pid: number): boolean {
   try {
@@ -74,8 +83,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** A record's directory in the spool, `<kind>-<id>`, or its archive, `<kind>-<id>.tar`. */
-const SPOOL_NAME = /^(sessions|runs)-[A-Za-z0-9_-]{8,64}(\.tar)?$/;
+/** A record's directory in the spool, `<kind>-<id>`, or its archive, `<kind>-<id>.tar`: the name says whose record it is. */
+const SPOOL_NAME = /^(sessions|runs)-([A-Za-z0-9_-]{8,64})(\.tar)?$/;
+/** A write's temporary file in the spool (./file-ops.ts): one older than {@link STALE_TMP_MS} was left by a process that stopped. */
+const SPOOL_TMP = /^(sessions|runs)-[A-Za-z0-9_-]{8,64}\.tar\.\d+\.[0-9a-f]+\.tmp$/;
+const STALE_TMP_MS = 60 * 60 * 1000;
 /** Most files a spooled archive holds (a held record: its meta, a few chunks, a manifest and its signature). */
 const ARCHIVE_FILES = 64;
 
@@ -106,9 +118,18 @@ export class Spool {
     return { dir: this.dir(meta.kind, meta.id), name: META, text: `${JSON.stringify(full)}\n` };
   }
 
-  /** The records in the spool (of gateway `origin` when given), oldest first. */
+  /** The records in the spool (of gateway `origin` when given), oldest first; what a stopped process left half written goes. */
   async entries(origin?: string): Promise<SpoolEntry[]> {
-    return this.#read(await readdir(this.root).catch(() => [] as string[]), origin);
+    const names = await readdir(this.root).catch(() => [] as string[]);
+    for (const name of names.filter((n) => SPOOL_TMP.test(n))) {
+      const file = join(this.root, name);
+      const old = await stat(file).then(
+        (st) => realClock.now() - st.mtimeMs > STALE_TMP_MS,
+        () => false,
+      );
+      if (old) await rm(file, { force: true });
+    }
+    return this.#read(names, origin);
   }
 
   /**
@@ -122,25 +143,32 @@ export class Spool {
     );
   }
 
-  /** The records of the spool's names `names` (others skipped), oldest first. */
+  /**
+   * The records of the spool's names `names` (others skipped), oldest first. One that cannot be
+   * a record of its name (its `spool.json` unreadable or naming another, an archive with other
+   * files) is set aside, with why: it is never uploaded, nor lost.
+   */
   async #read(names: string[], origin: string | undefined): Promise<SpoolEntry[]> {
     const out: SpoolEntry[] = [];
     for (const name of names) {
-      if (!SPOOL_NAME.test(name)) continue;
+      const m = SPOOL_NAME.exec(name);
+      if (!m) continue;
       const path = join(this.root, name);
-      const entry = isRecordingArchive(name) ? await this.#readArchive(path) : await this.#readDirectory(path);
-      if (entry && (origin === undefined || entry.meta.gateway === origin)) out.push(entry);
+      const entry = m[3] ? await this.#readArchive(path) : await this.#readDirectory(path);
+      if (typeof entry === 'string') await this.#putAside(path, entry);
+      else if (entry && (entry.meta.kind !== m[1] || entry.meta.id !== m[2])) await this.#putAside(path, `its spool.json names ${entry.meta.kind}/${entry.meta.id}`);
+      else if (entry && (origin === undefined || entry.meta.gateway === origin)) out.push(entry);
     }
     return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));
   }
 
-  async #readDirectory(path: string): Promise<SpoolEntry | undefined> {
+  /** A directory's record; undefined while its `spool.json` is not yet written (a run's record is made so); a string says why it is none. */
+  async #readDirectory(path: string): Promise<SpoolEntry | string | undefined> {
     const files = recordingFiles(path);
-    const meta = await files.read(META).then(
-      (t) => (t ? (JSON.parse(t.toString('utf8')) as SpoolMeta) : undefined),
-      () => undefined,
-    );
-    if (!meta) return undefined;
+    const text = await files.read(META).catch(() => undefined);
+    if (!text) return undefined;
+    const meta = parseMeta(text);
+    if (typeof meta === 'string') return meta;
     // The writer signs, then writes the manifest: a record is closed once both are there.
     const closed = await stat(join(path, MANIFEST)).then(
       () => true,
@@ -151,17 +179,28 @@ export class Spool {
     return { path, meta, status, files };
   }
 
-  /** A held record's archive: written whole when it closed (so closed), read whole here. */
-  async #readArchive(path: string): Promise<SpoolEntry | undefined> {
+  /** A held record's archive: written whole when it closed (so closed), read whole here; undefined when gone meanwhile (uploaded by another command); a string says why it is none. */
+  async #readArchive(path: string): Promise<SpoolEntry | string | undefined> {
+    const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (!bytes) return undefined;
     const held = new Map<string, Buffer>();
+    const dir = `${basename(path, '.tar')}/`;
     try {
-      for (const e of readTar(await readFile(path), ARCHIVE_FILES)) held.set(e.name.slice(e.name.indexOf('/') + 1), e.data);
-    } catch {
-      return undefined; // gone meanwhile (uploaded by another command); an archive is never written in place, so never torn
+      for (const e of readTar(bytes, ARCHIVE_FILES)) {
+        const name = e.name.startsWith(dir) ? e.name.slice(dir.length) : '';
+        if (!(name === META || RECORDING_FILE.test(name)) || held.has(name)) return `it holds ${JSON.stringify(e.name)}, not a file of its record`;
+        held.set(name, e.data);
+      }
+    } catch (err) {
+      return `it is not a whole archive (${(err as Error).message})`;
     }
     const meta = held.get(META);
-    if (!meta) return undefined;
-    return { path, meta: JSON.parse(meta.toString('utf8')) as SpoolMeta, status: 'closed', files: memoryFiles(held) };
+    if (!meta) return 'it holds no spool.json';
+    const parsed = parseMeta(meta);
+    return typeof parsed === 'string' ? parsed : { path, meta: parsed, status: 'closed', files: memoryFiles(held) };
   }
 
   /** The gateway holds a record: it leaves the spool. */
@@ -169,16 +208,20 @@ export class Spool {
     await rm(entry.path, { recursive: true, force: true });
   }
 
-  /** A record the gateway will never take: kept aside (`failed/`, as a directory) with why, for a person to look at. */
+  /** A record the gateway will never take: kept aside (`failed/<kind>-<id>/`) with why, for a person to look at. */
   async setAside(entry: SpoolEntry, why: string): Promise<string> {
-    const to = join(this.root, 'failed', `${entry.meta.kind}-${entry.meta.id}`);
+    return this.#putAside(entry.path, why);
+  }
+
+  /** Moves the record at `path` (a directory, or an archive kept as it is inside one) to `failed/`, with why in `failed.txt`. */
+  async #putAside(path: string, why: string): Promise<string> {
+    const to = join(this.root, 'failed', basename(path, '.tar'));
     await mkdir(join(this.root, 'failed'), { recursive: true, mode: 0o700 });
     await rm(to, { recursive: true, force: true });
-    if (isRecordingArchive(entry.path)) {
+    if (isRecordingArchive(path)) {
       await mkdir(to, { mode: 0o700 });
-      for (const name of await entry.files.names()) await writeFile(join(to, name), (await entry.files.read(name))!, { mode: 0o600 });
-      await rm(entry.path, { force: true });
-    } else await rename(entry.path, to);
+      await rename(path, join(to, basename(path)));
+    } else await rename(path, to);
     await writeFileAtomic(join(to, 'failed.txt'), `${why}\n`, to);
     return to;
   }

@@ -3,10 +3,11 @@
  * session's, sent whole in a batch) as one archive: verified from the upload before anything is
  * written, read back by name, found again by a gateway restarted on the same data directory,
  * never changed, removed whole. A record uploaded file by file keeps its directory; one refused
- * whole leaves its state alone.
+ * whole leaves its state alone. What a stopped gateway left half done goes at start; no file is
+ * left without the state that counts it.
  */
 import { createPrivateKey } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -80,5 +81,34 @@ describe("a CLI's record complete at its first upload", () => {
     expect(await records.state('sessions', 'session-parts-001')).toMatchObject({ state: 'complete' });
     expect(existsSync(join(sessions, 'session-parts-001.tar'))).toBe(false);
     expect(readdirSync(join(sessions, 'session-parts-001')).sort()).toEqual([...files.map((f) => f.name), 'record.json'].sort());
+  });
+
+  it("a stopped gateway's leftovers go at start: a write's temporary file, a directory its record's archive replaced", async () => {
+    const data = join(root, 'data-three');
+    const records = await ClientRecords.open(data, silentLogger, undefined, { reserveBytes: 0 });
+    const files = await record('session-twice-001');
+    await records.putFiles('sessions', 'session-twice-001', files, alice, keys);
+    const sessions = join(data, 'client-records', 'sessions');
+    // A removal of a refused record's directory that did not reach the disk, and a write cut off.
+    mkdirSync(join(sessions, 'session-twice-001'));
+    writeFileSync(
+      join(sessions, 'session-twice-001', 'record.json'),
+      `${JSON.stringify({ kind: 'sessions', id: 'session-twice-001', issuer: alice.issuer, subject: alice.subject, state: 'refused', pending: 0, updatedAt: new Date(0).toISOString() })}\n`,
+    );
+    writeFileSync(join(sessions, 'session-cut-00001.tar.77.abcdef012345.tmp'), 'half');
+    const again = await ClientRecords.open(data, silentLogger, undefined, { reserveBytes: 0 });
+    expect(readdirSync(sessions)).toEqual(['session-twice-001.tar']);
+    expect(await again.state('sessions', 'session-twice-001')).toMatchObject({ state: 'complete' });
+  });
+
+  it('a state the disk refuses takes back the files written before it', async () => {
+    const data = join(root, 'data-four');
+    const records = await ClientRecords.open(data, silentLogger, undefined, { reserveBytes: 0 });
+    const dir = join(data, 'client-records', 'sessions', 'session-nostate-01');
+    // record.json cannot be placed: a directory holds its name.
+    mkdirSync(join(dir, 'record.json'), { recursive: true });
+    const [chunk] = (await record('session-nostate-01')).filter((f) => f.name.startsWith('events-'));
+    await expect(records.put('sessions', 'session-nostate-01', chunk!.name, chunk!.data, alice, keys)).rejects.toThrow();
+    expect(readdirSync(dir)).toEqual(['record.json']);
   });
 });

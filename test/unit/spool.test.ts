@@ -1,9 +1,10 @@
 /**
  * The CLI's spool of records: a command that closes one of its records reads that record's
  * directory, not the whole spool (which may hold thousands left for other gateways); a record that
- * closed while held is one archive, read whole, listed as closed, removed and set aside as a directory.
+ * closed while held is one archive, read whole, listed as closed, removed and set aside as it is; one
+ * that cannot be a record of its name (hostile or torn) is set aside, with why, and nothing else is written.
  */
-import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { createPublicKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { Spool } from '../../src/recording/spool.js';
 import { generateSigningKey } from '../../src/recording/sshsig.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 import { RecordingWriter } from '../../src/recording/writer.js';
+import { tarOf } from '../../src/recording/tar.js';
 
 const listed = vi.hoisted(() => ({ count: 0 }));
 vi.mock('node:fs/promises', async (original) => {
@@ -67,15 +69,98 @@ describe('a held record in the spool', () => {
     expect(await spool.only(['sessions/held-000001'])).toEqual([]);
   });
 
-  it('set aside, an archive becomes a directory of its files with why', async () => {
+  it('set aside, an archive is kept as it is in a directory with why', async () => {
     const { privateKey: key } = generateSigningKey();
     const { dir, name, text } = spool.meta({ kind: 'sessions', id: 'held-000002', gateway: 'https://gw.example', signer: 'ssh-ed25519 AAAA' });
     const w = await RecordingWriter.create({ dir, id: 'held-000002', key, held: { first: { name, data: Buffer.from(text) } } });
     await w.close();
     const [entry] = await spool.only(['sessions/held-000002']);
     const to = await spool.setAside(entry!, 'refused: 422');
-    expect((await readdir(to)).sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'events-000001.jsonl.gz', 'failed.txt', 'spool.json']);
+    expect(to).toBe(join(spool.root, 'failed', 'sessions-held-000002'));
+    expect((await readdir(to)).sort()).toEqual(['failed.txt', 'sessions-held-000002.tar']);
     expect(await readFile(join(to, 'failed.txt'), 'utf8')).toBe('refused: 422\n');
     expect(await spool.only(['sessions/held-000002'])).toEqual([]);
+  });
+});
+
+describe('what cannot be a record of its name', () => {
+  const meta = (id: string): Buffer => Buffer.from(`${JSON.stringify({ kind: 'sessions', id, gateway: 'https://gw.example', pid: 1, host: 'h', startedAt: '2026-01-01T00:00:00Z', signer: 'x' })}\n`);
+  /** Archives no writer makes: entries named outside their record, of another record, twice, not a record's file; torn or empty bytes. */
+  const hostile: Array<[string, Buffer]> = [
+    [
+      'bad-0000001',
+      tarOf([
+        { name: 'sessions-bad-0000001/spool.json', data: meta('bad-0000001') },
+        { name: 'sessions-bad-0000001/../../../escaped', data: Buffer.from('x') },
+      ]),
+    ],
+    [
+      'bad-0000002',
+      tarOf([
+        { name: 'sessions-bad-0000002/spool.json', data: meta('bad-0000002') },
+        { name: '../escaped', data: Buffer.from('x') },
+      ]),
+    ],
+    [
+      'bad-0000003',
+      tarOf([
+        { name: 'sessions-bad-0000003/spool.json', data: meta('bad-0000003') },
+        { name: 'sessions-other-00001/SHA256SUMS', data: Buffer.from('x') },
+      ]),
+    ],
+    [
+      'bad-0000004',
+      tarOf([
+        { name: 'sessions-bad-0000004/spool.json', data: meta('bad-0000004') },
+        { name: 'sessions-bad-0000004/sub/SHA256SUMS', data: Buffer.from('x') },
+      ]),
+    ],
+    [
+      'bad-0000005',
+      tarOf([
+        { name: 'sessions-bad-0000005/spool.json', data: meta('bad-0000005') },
+        { name: 'sessions-bad-0000005/spool.json', data: meta('bad-0000005') },
+      ]),
+    ],
+    ['bad-0000006', tarOf([{ name: 'sessions-bad-0000006/spool.json', data: meta('another-0001') }])],
+    ['bad-0000007', tarOf([{ name: 'sessions-bad-0000007/spool.json', data: Buffer.from('{not json') }])],
+    ['bad-0000008', tarOf([{ name: 'sessions-bad-0000008/events-000001.jsonl.gz', data: Buffer.from('x') }])],
+    ['bad-0000009', Buffer.alloc(0)],
+    ['bad-0000010', Buffer.alloc(4096)],
+    ['bad-0000011', tarOf([{ name: 'sessions-bad-0000011/spool.json', data: meta('bad-0000011') }]).subarray(0, 700)],
+  ];
+
+  it('an archive no writer makes is set aside with why, whole, and nothing is written outside the spool', async () => {
+    const at = await mkdtemp(join(tmpdir(), 'hoop-spool-hostile-'));
+    const mine = new Spool(join(at, 'spool'));
+    await mkdir(mine.root, { recursive: true });
+    for (const [id, bytes] of hostile) await writeFile(join(mine.root, `sessions-${id}.tar`), bytes);
+    expect(await mine.entries()).toEqual([]);
+    expect((await readdir(at)).sort()).toEqual(['spool']);
+    expect((await readdir(mine.root)).sort()).toEqual(['failed']);
+    for (const [id, bytes] of hostile) {
+      const kept = join(mine.root, 'failed', `sessions-${id}`);
+      expect((await readdir(kept)).sort()).toEqual(['failed.txt', `sessions-${id}.tar`]);
+      expect(await readFile(join(kept, `sessions-${id}.tar`))).toEqual(bytes);
+      expect((await readFile(join(kept, 'failed.txt'), 'utf8')).length).toBeGreaterThan(5);
+    }
+    await rm(at, { recursive: true, force: true });
+  });
+
+  it("a directory whose spool.json names another record is set aside; one not yet written is left; a stopped write's temporary file goes", async () => {
+    const at = await mkdtemp(join(tmpdir(), 'hoop-spool-dirs-'));
+    const mine = new Spool(join(at, 'spool'));
+    await mkdir(join(mine.root, 'sessions-named-00001'), { recursive: true });
+    await writeFile(join(mine.root, 'sessions-named-00001', 'spool.json'), meta('../../../elsewhere'));
+    await mkdir(join(mine.root, 'runs-making-000001'), { recursive: true });
+    const stale = join(mine.root, 'sessions-gone-000001.tar.123.abcdef012345.tmp');
+    const fresh = join(mine.root, 'sessions-live-000001.tar.124.abcdef012345.tmp');
+    await writeFile(stale, 'x');
+    await writeFile(fresh, 'x');
+    await utimes(stale, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
+    expect(await mine.entries()).toEqual([]);
+    expect((await readdir(mine.root)).sort()).toEqual(['failed', 'runs-making-000001', 'sessions-live-000001.tar.124.abcdef012345.tmp']);
+    expect(await readFile(join(mine.root, 'failed', 'sessions-named-00001', 'failed.txt'), 'utf8')).toContain('names sessions/../../../elsewhere');
+    await rm(at, { recursive: true, force: true });
   });
 });

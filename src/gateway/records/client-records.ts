@@ -28,8 +28,8 @@
 import { realClock } from '../../clock.js';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
-import { syncData, writeFileAtomic } from '../../durable-file.js';
+import { dirname, join } from 'node:path';
+import { syncData, syncDirectory, writeFileAtomic } from '../../durable-file.js';
 import * as z from 'zod';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -352,7 +352,8 @@ export class ClientRecords {
     // A record that arrives whole (a short session's, in a batch) is verified before anything of it is written: its files and its verified state are then written once.
     if (fresh) {
       const trusted = (await keys()).map((k) => deviceKey(k.publicKey));
-      const judged = judge(await verifyOffThread(new Map(toWrite.map((f) => [f.name, f.data])), trusted, undefined, []), id, state, signature, trusted);
+      // Each file copied out of the request's body: the verifying thread is sent its bytes, not the body's every byte per record.
+      const judged = judge(await verifyOffThread(new Map(toWrite.map((f) => [f.name, Buffer.from(f.data)])), trusted, undefined, []), id, state, signature, trusted);
       if ('refused' in judged) {
         await record.save({ ...state, state: 'refused', pending: 0 });
         return judged;
@@ -470,7 +471,14 @@ export class FileClientRecordStore implements ClientRecordStore {
     for (const kind of ['sessions', 'runs'] as const) {
       const dir = join(store.#root, kind);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      for (const name of await readdir(dir)) {
+      const names = await readdir(dir);
+      const archives = new Set(names.filter(isRecordingArchive));
+      for (const name of names) {
+        // What a stopped gateway left: a write's temporary file, or a record's directory its archive replaced (a removal that did not reach the disk).
+        if (name.endsWith('.tmp') || archives.has(`${name}.tar`)) {
+          await rm(join(dir, name), { recursive: true, force: true });
+          continue;
+        }
         const archived = isRecordingArchive(name);
         const id = archived ? name.slice(0, -'.tar'.length) : name;
         const file = join(dir, name, archived ? '' : STATE_FILE);
@@ -540,6 +548,7 @@ export class FileClientRecordStore implements ClientRecordStore {
       removeAll: async () => {
         written.clear();
         await rm(this.#archived.has(key) ? `${dir}.tar` : dir, { recursive: true, force: true });
+        await syncDirectory(join(this.#root, kind));
         this.#archived.delete(key);
         this.#states.delete(key);
         this.#owners.set(key, undefined);
@@ -556,7 +565,7 @@ export class FileClientRecordStore implements ClientRecordStore {
 
   /** Files into the record's directory, synced together, then its state (whose directory's sync makes their names durable too). */
   async #saveFiles(dir: string, files: Array<[string, Buffer]>, state: Buffer): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const made = await mkdir(dir, { recursive: true, mode: 0o700 });
     const placed: string[] = [];
     try {
       for (const [name, data] of files) {
@@ -564,12 +573,13 @@ export class FileClientRecordStore implements ClientRecordStore {
         placed.push(join(dir, name));
       }
       await syncData(placed);
+      await writeFileAtomic(join(dir, STATE_FILE), state, dir);
     } catch (err) {
-      // A write the disk refuses takes back the ones before it.
+      // A write the disk refuses takes back the ones before it: no file is left without the state that counts it.
       for (const file of placed) await rm(file, { force: true });
       throw err;
     }
-    await writeFileAtomic(join(dir, STATE_FILE), state, dir);
+    if (made) await syncDirectory(dirname(dir));
   }
 
   async states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
