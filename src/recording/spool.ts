@@ -15,7 +15,7 @@
  */
 import { realClock } from '../clock.js';
 import type { KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../durable-file.js';
@@ -205,7 +205,12 @@ export class Spool {
 
   /** The gateway holds a record: it leaves the spool. */
   async remove(entry: SpoolEntry): Promise<void> {
-    await rm(entry.path, { recursive: true, force: true });
+    // An archive is one unlink (rm would look at it first); a directory is walked.
+    if (isRecordingArchive(entry.path))
+      await unlink(entry.path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    else await rm(entry.path, { recursive: true, force: true });
   }
 
   /** A record the gateway will never take: kept aside (`failed/<kind>-<id>/`) with why, for a person to look at. */
