@@ -73,7 +73,12 @@ export function sshPublicKeyLine(key: KeyObject): string {
 
 /** `SHA256:…` as `ssh-keygen -l` prints it. */
 export function sshFingerprint(key: KeyObject): string {
-  return `SHA256:${createHash('sha256').update(sshPublicKeyBlob(key)).digest('base64').replace(/=+$/, '')}`;
+  return blobFingerprint(sshPublicKeyBlob(key));
+}
+
+/** The fingerprint of a key's wire form. */
+function blobFingerprint(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
 /** The key of an `ssh-ed25519 AAAA…` line (a comment after it is ignored). */
@@ -84,11 +89,16 @@ export function parseSshPublicKey(line: string): KeyObject {
 }
 
 function keyFromBlob(blob: Buffer): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: ed25519Raw(blob).toString('base64url') }, format: 'jwk' });
+}
+
+/** The 32 bytes of an `ssh-ed25519` key's wire form (which has one encoding: its bytes are its identity). */
+function ed25519Raw(blob: Buffer): Buffer {
   const r = new WireReader(blob);
   const type = r.string().toString();
   const raw = r.string();
   if (type !== KEY_TYPE || raw.length !== 32 || !r.done()) throw new Error(`the signing key is not an ${KEY_TYPE} key`);
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
+  return raw;
 }
 
 /** What the key signs: the preamble, namespace, reserved, hash algorithm and the message's hash. */
@@ -137,9 +147,11 @@ export function sshVerify(armored: string, namespace: string, message: Buffer, t
   if (!r.done()) throw new Error('the SSH signature has trailing bytes');
   if (signedNamespace !== namespace) throw new Error(`the signature is for namespace "${signedNamespace}", not "${namespace}"`);
   if (hash !== 'sha512' && hash !== 'sha256') throw new Error(`hash algorithm ${hash} is not supported`);
-  const key = keyFromBlob(keyBlob);
-  const fingerprint = sshFingerprint(key);
-  if (!trusted.some((t) => sshPublicKeyBlob(t).equals(keyBlob))) throw new Error(`signed by ${fingerprint}, which is not a trusted key`);
+  ed25519Raw(keyBlob);
+  const fingerprint = blobFingerprint(keyBlob);
+  // The trusted key it names, byte for byte, verifies it: no key is made from the signature's bytes.
+  const key = trusted.find((t) => sshPublicKeyBlob(t).equals(keyBlob));
+  if (!key) throw new Error(`signed by ${fingerprint}, which is not a trusted key`);
   const s = new WireReader(sigBlob);
   const type = s.string().toString();
   const signature = s.string();
