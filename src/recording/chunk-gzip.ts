@@ -34,3 +34,29 @@ export function gzipChunk(data: Buffer): Buffer {
   out.writeUInt32LE(data.length, at + 4);
   return out;
 }
+
+/**
+ * What a gzip file of stored blocks holds, read without zlib: only the exact form
+ * {@link gzipChunk} writes (a plain header, stored blocks with clear padding bits, one member, its
+ * CRC-32 and length right, nothing after); undefined for any other file, which zlib then reads
+ * (and refuses as it would). Tested against zlib on generated and damaged files.
+ */
+export function storedGunzip(data: Buffer, max: number): Buffer | undefined {
+  if (data.length < GZIP_HEADER.length + 5 + 8 || !data.subarray(0, 4).equals(GZIP_HEADER.subarray(0, 4))) return undefined;
+  const parts: Buffer[] = [];
+  let at = GZIP_HEADER.length;
+  let size = 0;
+  for (let final = false; !final; ) {
+    if (at + 5 > data.length - 8 || (data[at]! & ~1) !== 0) return undefined;
+    final = data[at] === 1;
+    const length = data.readUInt16LE(at + 1);
+    if (data.readUInt16LE(at + 3) !== (~length & 0xffff) || at + 5 + length > data.length - 8) return undefined;
+    parts.push(data.subarray(at + 5, at + 5 + length));
+    at += 5 + length;
+    size += length;
+    if (size > max) return undefined;
+  }
+  if (at + 8 !== data.length) return undefined;
+  const out = parts.length === 1 ? Buffer.from(parts[0]!) : Buffer.concat(parts);
+  return data.readUInt32LE(at) === crc32(out) && data.readUInt32LE(at + 4) === out.length ? out : undefined;
+}

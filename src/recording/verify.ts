@@ -10,6 +10,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
+import { storedGunzip } from './chunk-gzip.js';
 import { memoryFiles, type RecordingFiles, recordingFiles } from './recording-files.js';
 import { sshVerify } from './sshsig.js';
 import { countRecords, splitChunk } from './record-chunks.js';
@@ -26,7 +27,8 @@ export const MAX_CHUNK_TEXT = 64 * 1024 * 1024;
 
 /** A chunk decompressed, at most {@link MAX_CHUNK_TEXT} bytes of it. @throws RangeError beyond that */
 export async function chunkBytes(data: Buffer): Promise<Buffer> {
-  return gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT });
+  // A small chunk is stored (./chunk-gzip.ts): read as it lies, with no zlib stream.
+  return storedGunzip(data, MAX_CHUNK_TEXT) ?? gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT });
 }
 const CHECKPOINT_FILE = /^checkpoint-(\d{6})\.SHA256SUMS$/;
 const SUM_LINE = /^([0-9a-f]{64}) {2}(\S+)$/;
