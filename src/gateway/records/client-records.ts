@@ -504,12 +504,19 @@ export class FileClientRecordStore implements ClientRecordStore {
     /** Files written since the last save, kept until it: it writes them, then the state that counts them. */
     const written = new Map<string, Buffer>();
     const changed = (what: string): Error => new Error(`the record ${key} is complete and kept as one archive: it ${what} no more`);
+    /** The names in the record's directory, listed once and kept as this update changes them (a new record's: none, for one call). */
+    let listing: Promise<Set<string>> | undefined;
+    const onDisk = (): Promise<Set<string>> =>
+      (listing ??= readdir(dir).then(
+        (names) => new Set(names),
+        () => new Set<string>(),
+      ));
     return fn({
       state: async () => this.#states.get(key),
-      read: async (name) => written.get(name) ?? (await held().read(name)),
+      read: async (name) => written.get(name) ?? (this.#archived.has(key) || (await onDisk()).has(name) ? await held().read(name) : undefined),
       usage: async () => {
         // An archive's record is complete: it takes no more files, so its usage is never asked.
-        const names = (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f) && !written.has(f));
+        const names = [...(await onDisk())].filter((f) => RECORDING_FILE.test(f) && !written.has(f));
         let bytes = 0;
         for (const data of written.values()) bytes += data.length;
         for (const name of names)
@@ -525,7 +532,10 @@ export class FileClientRecordStore implements ClientRecordStore {
       },
       delete: async (names) => {
         if (this.#archived.has(key)) throw changed('loses files');
-        for (const name of names) if (!written.delete(name)) await rm(join(dir, name), { force: true });
+        for (const name of names) {
+          if (!written.delete(name)) await rm(join(dir, name), { force: true });
+          (await onDisk()).delete(name);
+        }
       },
       save: async (state) => {
         if (this.#archived.has(key)) throw changed('changes');
@@ -542,11 +552,13 @@ export class FileClientRecordStore implements ClientRecordStore {
           throw err.code === 'ENOSPC' ? diskFull(this.#reserve) : err;
         });
         if (state.state === 'complete' && !this.#states.has(key)) this.#archived.add(key);
+        else if (listing) for (const [name] of files) (await listing).add(name);
         this.#states.set(key, state);
         this.#owners.set(key, state);
       },
       removeAll: async () => {
         written.clear();
+        listing = Promise.resolve(new Set());
         await rm(this.#archived.has(key) ? `${dir}.tar` : dir, { recursive: true, force: true });
         await syncDirectory(join(this.#root, kind));
         this.#archived.delete(key);
