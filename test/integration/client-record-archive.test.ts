@@ -111,4 +111,18 @@ describe("a CLI's record complete at its first upload", () => {
     await expect(records.put('sessions', 'session-nostate-01', chunk!.name, chunk!.data, alice, keys)).rejects.toThrow();
     expect(readdirSync(dir)).toEqual(['record.json']);
   });
+
+  it('a file held without its state (a gateway stopped between them) is said, not taken as stored', async () => {
+    const data = join(root, 'data-five');
+    const records = await ClientRecords.open(data, silentLogger, undefined, { reserveBytes: 0 });
+    const [chunk] = (await record('session-orphan-01')).filter((f) => f.name.startsWith('events-'));
+    const dir = join(data, 'client-records', 'sessions', 'session-orphan-01');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, chunk!.name), chunk!.data);
+    await expect(records.put('sessions', 'session-orphan-01', chunk!.name, chunk!.data, alice, keys)).rejects.toMatchObject({
+      status: 409,
+      message: expect.stringContaining('held without its record'),
+    });
+    await expect(records.put('sessions', 'session-orphan-01', chunk!.name, Buffer.from('other'), alice, keys)).rejects.toMatchObject({ status: 409, message: expect.stringContaining('other bytes') });
+  });
 });
