@@ -124,6 +124,7 @@ export function sshSign(privateKey: KeyObject, namespace: string, message: Buffe
 
 /** A verified signature: the key that made it. */
 export interface SshSignatureCheck {
+  /** The trusted key it names (as given: it may be a private key). */
   key: KeyObject;
   fingerprint: string;
 }

@@ -25,10 +25,13 @@ const gunzip = promisify(gunzipCallback);
  */
 export const MAX_CHUNK_TEXT = 64 * 1024 * 1024;
 
+/** Largest file read as stored blocks in the caller's thread (hoop stores chunks under 8 KiB). */
+const STORED_READ_MAX = 64 * 1024;
+
 /** A chunk decompressed, at most {@link MAX_CHUNK_TEXT} bytes of it. @throws RangeError beyond that */
 export async function chunkBytes(data: Buffer): Promise<Buffer> {
-  // A small chunk is stored (./chunk-gzip.ts): read as it lies, with no zlib stream.
-  return storedGunzip(data, MAX_CHUNK_TEXT) ?? gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT });
+  // A small chunk is stored (./chunk-gzip.ts): read as it lies, with no zlib stream; a large file is zlib's, on its pool's thread.
+  return (data.length <= STORED_READ_MAX ? storedGunzip(data, MAX_CHUNK_TEXT) : undefined) ?? gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT });
 }
 const CHECKPOINT_FILE = /^checkpoint-(\d{6})\.SHA256SUMS$/;
 const SUM_LINE = /^([0-9a-f]{64}) {2}(\S+)$/;

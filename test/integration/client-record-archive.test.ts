@@ -125,4 +125,14 @@ describe("a CLI's record complete at its first upload", () => {
     });
     await expect(records.put('sessions', 'session-orphan-01', chunk!.name, Buffer.from('other'), alice, keys)).rejects.toMatchObject({ status: 409, message: expect.stringContaining('other bytes') });
   });
+
+  it('a record whose directory cannot be read is refused, not taken as empty', async () => {
+    const data = join(root, 'data-six');
+    const records = await ClientRecords.open(data, silentLogger, undefined, { reserveBytes: 0 });
+    const [chunk] = (await record('session-unread-01')).filter((f) => f.name.startsWith('events-'));
+    // Not a directory: listing it fails with ENOTDIR, which is no "nothing held".
+    writeFileSync(join(data, 'client-records', 'sessions', 'session-unread-01'), 'not a directory');
+    await expect(records.put('sessions', 'session-unread-01', chunk!.name, chunk!.data, alice, keys)).rejects.toMatchObject({ code: 'ENOTDIR' });
+    expect(readFileSync(join(data, 'client-records', 'sessions', 'session-unread-01'), 'utf8')).toBe('not a directory');
+  });
 });

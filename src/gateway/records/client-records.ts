@@ -509,7 +509,7 @@ export class FileClientRecordStore implements ClientRecordStore {
     const onDisk = (): Promise<Set<string>> =>
       (listing ??= readdir(dir).then(
         (names) => new Set(names),
-        () => new Set<string>(),
+        (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? new Set<string>() : Promise.reject(err)),
       ));
     return fn({
       state: async () => this.#states.get(key),
