@@ -84,9 +84,10 @@ function alive(pid: number): boolean {
 }
 
 /** A record's directory in the spool, `<kind>-<id>`, or its archive, `<kind>-<id>.tar`: the name says whose record it is. */
-const SPOOL_NAME = /^(sessions|runs)-([A-Za-z0-9_-]{8,64})(\.tar)?$/;
+const RECORD_NAME = '(sessions|runs)-([A-Za-z0-9_-]{8,64})';
+const SPOOL_NAME = new RegExp(`^${RECORD_NAME}(\\.tar)?$`);
 /** A write's temporary file in the spool (./file-ops.ts): one older than {@link STALE_TMP_MS} was left by a process that stopped. */
-const SPOOL_TMP = /^(sessions|runs)-[A-Za-z0-9_-]{8,64}\.tar\.\d+\.[0-9a-f]+\.tmp$/;
+const SPOOL_TMP = new RegExp(`^${RECORD_NAME}\\.tar\\.\\d+\\.[0-9a-f]+\\.tmp$`);
 const STALE_TMP_MS = 60 * 60 * 1000;
 /** Most files a spooled archive holds (a held record: its meta, a few chunks, a manifest and its signature). */
 const ARCHIVE_FILES = 64;
@@ -259,11 +260,6 @@ export class ClientRecorder {
   #signing(): Promise<{ key: KeyObject; signer: string }> {
     this.#key ??= this.#o.key().then((key) => ({ key, signer: sshPublicKeyLine(key) }));
     return this.#key;
-  }
-
-  /** The signing key, asked for once. */
-  async key(): Promise<KeyObject> {
-    return (await this.#signing()).key;
   }
 
   /**

@@ -86,48 +86,24 @@ describe('a held record in the spool', () => {
 describe('what cannot be a record of its name', () => {
   const meta = (id: string): Buffer => Buffer.from(`${JSON.stringify({ kind: 'sessions', id, gateway: 'https://gw.example', pid: 1, host: 'h', startedAt: '2026-01-01T00:00:00Z', signer: 'x' })}\n`);
   /** Archives no writer makes: entries named outside their record, of another record, twice, not a record's file; torn or empty bytes. */
+  /** An archive of `entries` (name under the record's directory, or whole when it starts with `/`), for record `id`. */
+  const archive = (id: string, ...entries: Array<[string, Buffer]>): [string, Buffer] => [
+    id,
+    tarOf(entries.map(([name, data]) => ({ name: name.startsWith('/') ? name.slice(1) : `sessions-${id}/${name}`, data }))),
+  ];
+  const x = Buffer.from('x');
   const hostile: Array<[string, Buffer]> = [
-    [
-      'bad-0000001',
-      tarOf([
-        { name: 'sessions-bad-0000001/spool.json', data: meta('bad-0000001') },
-        { name: 'sessions-bad-0000001/../../../escaped', data: Buffer.from('x') },
-      ]),
-    ],
-    [
-      'bad-0000002',
-      tarOf([
-        { name: 'sessions-bad-0000002/spool.json', data: meta('bad-0000002') },
-        { name: '../escaped', data: Buffer.from('x') },
-      ]),
-    ],
-    [
-      'bad-0000003',
-      tarOf([
-        { name: 'sessions-bad-0000003/spool.json', data: meta('bad-0000003') },
-        { name: 'sessions-other-00001/SHA256SUMS', data: Buffer.from('x') },
-      ]),
-    ],
-    [
-      'bad-0000004',
-      tarOf([
-        { name: 'sessions-bad-0000004/spool.json', data: meta('bad-0000004') },
-        { name: 'sessions-bad-0000004/sub/SHA256SUMS', data: Buffer.from('x') },
-      ]),
-    ],
-    [
-      'bad-0000005',
-      tarOf([
-        { name: 'sessions-bad-0000005/spool.json', data: meta('bad-0000005') },
-        { name: 'sessions-bad-0000005/spool.json', data: meta('bad-0000005') },
-      ]),
-    ],
-    ['bad-0000006', tarOf([{ name: 'sessions-bad-0000006/spool.json', data: meta('another-0001') }])],
-    ['bad-0000007', tarOf([{ name: 'sessions-bad-0000007/spool.json', data: Buffer.from('{not json') }])],
-    ['bad-0000008', tarOf([{ name: 'sessions-bad-0000008/events-000001.jsonl.gz', data: Buffer.from('x') }])],
+    archive('bad-0000001', ['spool.json', meta('bad-0000001')], ['../../../escaped', x]),
+    archive('bad-0000002', ['spool.json', meta('bad-0000002')], ['/../escaped', x]),
+    archive('bad-0000003', ['spool.json', meta('bad-0000003')], ['/sessions-other-00001/SHA256SUMS', x]),
+    archive('bad-0000004', ['spool.json', meta('bad-0000004')], ['sub/SHA256SUMS', x]),
+    archive('bad-0000005', ['spool.json', meta('bad-0000005')], ['spool.json', meta('bad-0000005')]),
+    archive('bad-0000006', ['spool.json', meta('another-0001')]),
+    archive('bad-0000007', ['spool.json', Buffer.from('{not json')]),
+    archive('bad-0000008', ['events-000001.jsonl.gz', x]),
     ['bad-0000009', Buffer.alloc(0)],
     ['bad-0000010', Buffer.alloc(4096)],
-    ['bad-0000011', tarOf([{ name: 'sessions-bad-0000011/spool.json', data: meta('bad-0000011') }]).subarray(0, 700)],
+    ['bad-0000011', archive('bad-0000011', ['spool.json', meta('bad-0000011')])[1].subarray(0, 700)],
   ];
 
   it('an archive no writer makes is set aside with why, whole, and nothing is written outside the spool', async () => {

@@ -548,10 +548,12 @@ export class FileClientRecordStore implements ClientRecordStore {
           if (fs.bavail * fs.bsize - bytes < this.#reserve) throw diskFull(this.#reserve);
         }
         const text = Buffer.from(`${JSON.stringify(state)}\n`);
-        await (state.state === 'complete' && !this.#states.has(key) ? this.#saveArchive(kind, id, files, text) : this.#saveFiles(dir, files, text)).catch((err: NodeJS.ErrnoException) => {
+        /** Complete at its first save: one archive. */
+        const whole = state.state === 'complete' && !this.#states.has(key);
+        await (whole ? this.#saveArchive(kind, id, files, text) : this.#saveFiles(dir, files, text)).catch((err: NodeJS.ErrnoException) => {
           throw err.code === 'ENOSPC' ? diskFull(this.#reserve) : err;
         });
-        if (state.state === 'complete' && !this.#states.has(key)) this.#archived.add(key);
+        if (whole) this.#archived.add(key);
         else if (listing) for (const [name] of files) (await listing).add(name);
         this.#states.set(key, state);
         this.#owners.set(key, state);
