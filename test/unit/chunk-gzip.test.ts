@@ -3,7 +3,7 @@
  * tested against zlib (the reference) on generated files and on damaged ones (bytes changed, cut,
  * added; flags, padding bits, lengths), where both must give the same bytes or both refuse.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback, crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +45,11 @@ function storedBlocks(data: Buffer, cuts: number[]): Buffer {
 /** What zlib makes of `file`: its bytes, or that it refuses. */
 async function reference(file: Buffer): Promise<Buffer | 'refused'> {
   return gunzip(file, { maxOutputLength: MAX_CHUNK_TEXT }).catch(() => 'refused' as const);
+}
+
+/** A reader's outcome in a line a comparison reads at once: the refusal, or the bytes' length and SHA-256. */
+function outcome(r: Buffer | 'refused'): string {
+  return r === 'refused' ? r : `${r.length} ${createHash('sha256').update(r).digest('hex')}`;
 }
 
 describe('a stored chunk read without zlib', () => {
@@ -104,7 +109,8 @@ describe('a stored chunk read without zlib', () => {
       }
       for (const file of files) {
         const ours = await chunkBytes(file).catch(() => 'refused' as const);
-        expect(ours).toEqual(await reference(file));
+        // Compared as bytes: a deep equality walks a buffer element by element, a minute for the whole table.
+        expect(outcome(ours)).toBe(outcome(await reference(file)));
         if (storedGunzip(file, MAX_CHUNK_TEXT)) fast++;
       }
     }
