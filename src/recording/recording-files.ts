@@ -63,31 +63,28 @@ interface Entry {
  * recording it is, its chunks say: ./verify.ts checks them against the id asked for.)
  */
 function archiveFiles(path: string): RecordingFiles {
-  let entries: Promise<Map<string, Entry>> | undefined;
-  /** The archive's size when its entries were read. */
-  let indexed = -1;
-  const index = (): Promise<Map<string, Entry>> =>
-    (entries ??= readIndex(path).then((read) => {
-      indexed = read.size;
-      return read.entries;
-    }));
+  let index: Promise<ArchiveIndex> | undefined;
+  const indexed = (): Promise<ArchiveIndex> => (index ??= readIndex(path));
   return {
-    names: async () => [...(await index()).keys()],
+    names: async () => [...(await indexed()).entries.keys()],
     read: async (name) => {
       // An archive grows as its cut goes on: a name not found is looked for again once it has grown (only then: a
       // hostile archive of many entries asked for as many missing names would be read whole for each).
-      let entry = (await index()).get(name);
+      let read = await indexed();
+      let entry = read.entries.get(name);
       if (
         !entry &&
         (await stat(path).then(
           (s) => s.size,
-          () => indexed,
-        )) !== indexed
+          () => read.size,
+        )) !== read.size
       ) {
-        entries = undefined;
-        entry = (await index()).get(name);
+        index = undefined;
+        read = await indexed();
+        entry = read.entries.get(name);
       }
       if (!entry) return undefined;
+      if (read.whole) return Buffer.from(read.whole.subarray(entry.at, entry.at + entry.size));
       const file = await open(path, 'r');
       try {
         const data = Buffer.allocUnsafe(entry.size);
@@ -104,13 +101,26 @@ function archiveFiles(path: string): RecordingFiles {
   };
 }
 
+/** An archive's entries, its size when read, and its bytes when it was small enough to be read whole ({@link WHOLE_BYTES}). */
+interface ArchiveIndex {
+  entries: Map<string, Entry>;
+  size: number;
+  whole?: Buffer;
+}
+
+/** An archive up to this size is read in one read, its files then served from it (a short session's: one read, not one per file and header). */
+const WHOLE_BYTES = 256 * 1024;
+
 /** The indexes of the archives read last, by path, with the file's identity, size and time when read. */
 const indexes = new Map<string, { key: string; entries: Map<string, Entry>; size: number }>();
 /** Archives whose index is kept: a recording's files are asked for one request at a time, and a long one has thousands. */
 const INDEXES_KEPT = 64;
 
-/** The entries of the archive at `path` and its size: read from its headers, or kept from the last read while the file is the same. */
-async function readIndex(path: string): Promise<{ entries: Map<string, Entry>; size: number }> {
+/**
+ * The entries of the archive at `path` and its size: read from its headers (a small archive read
+ * whole), or kept from the last read while the file is the same.
+ */
+async function readIndex(path: string): Promise<ArchiveIndex> {
   const st = await stat(path);
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   const kept = indexes.get(path);
@@ -118,12 +128,21 @@ async function readIndex(path: string): Promise<{ entries: Map<string, Entry>; s
   const entries = new Map<string, Entry>();
   const file = await open(path, 'r');
   let size: number;
+  let whole: Buffer | undefined;
   try {
     size = (await file.stat()).size;
+    if (size <= WHOLE_BYTES) {
+      whole = Buffer.allocUnsafe(size);
+      let got = 0;
+      for (let n = -1; got < size && n !== 0; got += n) n = (await file.read(whole, got, size - got, got)).bytesRead;
+      size = got;
+    }
     const block = Buffer.alloc(BLOCK);
+    const header = async (at: number): Promise<Buffer | undefined> =>
+      whole ? (at + BLOCK <= size ? whole.subarray(at, at + BLOCK) : undefined) : (await file.read(block, 0, BLOCK, at)).bytesRead === BLOCK ? block : undefined;
     let dir: string | undefined;
-    for (let at = 0; (await file.read(block, 0, BLOCK, at)).bytesRead === BLOCK; ) {
-      const h = readHeader(block, at);
+    for (let at = 0, b = await header(0); b; b = await header(at)) {
+      const h = readHeader(b, at);
       if (!h) break;
       const [, inDir, name] = /^([^/]+)\/([^/]+)$/.exec(h.name) ?? [];
       dir ??= inDir;
@@ -137,8 +156,9 @@ async function readIndex(path: string): Promise<{ entries: Map<string, Entry>; s
   } finally {
     await file.close();
   }
+  // Kept without its bytes: the index alone is worth keeping across readers.
   indexes.delete(path);
   indexes.set(path, { key, entries, size });
   if (indexes.size > INDEXES_KEPT) indexes.delete(indexes.keys().next().value!);
-  return { entries, size };
+  return { entries, size, ...(whole ? { whole } : {}) };
 }

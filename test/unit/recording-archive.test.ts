@@ -6,7 +6,8 @@
  * over an older, longer one leaves nothing of it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,26 @@ describe('a recording kept in one archive', () => {
       input: readFileSync(join(root, MANIFEST)),
     });
     expect(out.toString()).toContain('Good "hoop-recording" signature');
+  });
+
+  it('reads the same files whether small enough to be read whole or read entry by entry', async () => {
+    for (const [name, bytes] of [
+      ['small', 2_000],
+      ['large', 400_000],
+    ] as const) {
+      mkdirSync(join(base, name));
+      const dir = join(base, name, 'dir');
+      const archive = join(base, name, `${ID}.tar`);
+      // Random bytes: chunks as large as what they hold, so that the large archive is past the whole-read size.
+      const held = [eventRecord({ t: 'statement', at: 1, sql: randomBytes(bytes).toString('base64') })];
+      for (const path of [dir, archive]) await cutRecording({ path, id: ID, protocol: 'postgres', key, sealed: true, durable: false }, held);
+      expect(statSync(archive).size > 256 * 1024, name).toBe(name === 'large');
+      const files = recordingFiles(archive);
+      const names = await recordingFiles(dir).names();
+      expect((await files.names()).sort()).toEqual(names.sort());
+      for (const file of names) expect((await files.read(file))?.equals(readFileSync(join(dir, file))), `${name}: ${file}`).toBe(true);
+      expect(await files.read('records-000009.gz')).toBeUndefined();
+    }
   });
 
   it('cut short at any point, reads as the entries it holds whole, complete only when they all are', async () => {

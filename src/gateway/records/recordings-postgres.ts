@@ -40,7 +40,7 @@ import type pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
-import { recordingFiles } from '../../recording/recording-files.js';
+import { type RecordingFiles, recordingFiles } from '../../recording/recording-files.js';
 import type { RecordingBucket } from './recordings-bucket.js';
 import { SESSION_ID, sessionSummarySchema, type SessionSummary } from '../../api/answers.js';
 import { recordingPath, summaryFromRecording, upstreamKeySchema, type PublishedKey, type SessionArchive, type UpstreamKey } from './recordings.js';
@@ -439,16 +439,17 @@ export class PostgresSessionArchive implements SessionArchive {
       let bytes = 0;
       const files = new Map<Op, Buffer | undefined>();
       const seen = new Set<string>();
+      // One reader a session for the batch: a short session's archive is read once for all its files (it rereads itself when it grew).
+      const readers = new Map<string, Promise<RecordingFiles>>();
       for (const op of this.#ops) {
         if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES || endsBefore(op, seen)) break;
         batch.push(op);
         if (op.kind === 'journal') bytes += op.data.length;
         if (op.kind === 'file' && !op.removed) {
           // Removed meanwhile (an older checkpoint): its removal follows in the queue.
-          // Read afresh for each file: the thread may have written more of the archive (and told of it) since the last one was read.
-          const data = await recordingFiles(await recordingPath(this.#dataDir, op.session))
-            .read(op.name)
-            .catch(() => undefined);
+          let reader = readers.get(op.session);
+          if (!reader) readers.set(op.session, (reader = recordingPath(this.#dataDir, op.session).then(recordingFiles)));
+          const data = await (await reader).read(op.name).catch(() => undefined);
           files.set(op, data);
           bytes += data?.length ?? 0;
         }
