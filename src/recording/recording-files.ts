@@ -54,8 +54,9 @@ interface Entry {
 }
 
 /**
- * The entries of the archive at `path`, read from its headers alone (once, whatever is asked of
- * it after; and once for all readers while the file stays as it was: see {@link readIndex}). An
+ * The entries of the archive at `path`, read from its headers (once, whatever is asked of it
+ * after; and once for all readers while the file stays as it was: see {@link readIndex}); a small
+ * archive is read whole once and its files served from those bytes. An
  * archive cut short by a crash (a header or an entry's bytes past its end) ends at its last whole
  * entry. Its entries are the files of one directory: one whose name is not
  * `<dir>/<file>` with the first entry's `<dir>`, a name given twice, a header that fails its
