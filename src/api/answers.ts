@@ -198,6 +198,9 @@ export type Via = (typeof VIAS)[number];
 /** A session's id: the gateway's, or one a client proposed that passes this. */
 export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
+/** The shape of the ids the gateway makes (a UUID, in either case): a client's proposal of this shape is not taken. */
+export const GATEWAY_SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /**
  * One session: in the index once it ended; while it runs, as the gateway sees it so far. Kept in
  * `sessions.jsonl` or `hoop.sessions.summary`, and read back with this schema.

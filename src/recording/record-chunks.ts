@@ -119,8 +119,8 @@ function directoryOut(o: CutOptions): CutOut {
  */
 function archiveOut(o: CutOptions): CutOut {
   // Truncated only when it holds something (a cut that failed): ext4 flushes a file truncated to nothing when it is closed
-  // (auto_da_alloc), and the file is most often the empty one its claim made.
-  const fd = openSync(o.path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+  // (auto_da_alloc), and the file is new or the empty one a proposed id's claim made.
+  const fd = openArchive(o.path);
   if (fstatSync(fd).size > 0) ftruncateSync(fd, 0);
   let at = 0;
   const put = (name: string, data: Buffer, mtime: number): void => {
@@ -145,6 +145,18 @@ function archiveOut(o: CutOptions): CutOut {
     },
     close: () => closeSync(fd),
   };
+}
+
+/** Opens the archive at `path` to write: made when missing (with its directory, when that was removed). */
+function openArchive(path: string): number {
+  const flags = constants.O_WRONLY | constants.O_CREAT;
+  try {
+    return openSync(path, flags, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    return openSync(path, flags, 0o600);
+  }
 }
 
 /** Writes `parts` at `position` of `fd`, whole (a short write, as on a full disk, goes on or throws); returns the bytes written. */

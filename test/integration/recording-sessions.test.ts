@@ -431,6 +431,33 @@ describe('recorded sessions', () => {
     expect(JSON.stringify(doc.events)).not.toContain('again');
   });
 
+  it("an id of the gateway's own shape (a UUID, any case) is never taken from a client: the session gets a new one, and the first recording stays its own", async () => {
+    const token = await stack.token('bob');
+    const known = (await sessionsOf('bob', 0)).length;
+    // A proposal the gateway does not take (too short): the session gets an id the gateway made.
+    const first = await stack.tunnel('app', token, { sessionId: 'short' });
+    await first.simple('select 1 as made_by_gateway');
+    first.write(frontendMessage('X'));
+    await first.closed();
+    const made = (await sessionsOf('bob', known + 1))[0]!.id;
+    expect(made).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // That id proposed again, as it is and in capitals, and a UUID nobody had: none is taken.
+    const fresh = '0f0e0d0c-0b0a-4909-8807-060504030201';
+    for (const proposed of [made, made.toUpperCase(), fresh]) {
+      const f = await stack.tunnel('app', token, { sessionId: proposed });
+      await f.simple(`select '${proposed}' as again`);
+      f.write(frontendMessage('X'));
+      await f.closed();
+    }
+    const ids = (await sessionsOf('bob', known + 4)).map((s) => s.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.filter((id) => id.toLowerCase() === made || id === fresh)).toEqual([made]);
+    const doc = JSON.parse((await hoop(['sessions', 'show', made, '--json'], 'bob')).stdout) as { events: Array<Record<string, unknown>>; verification: { ok: boolean } };
+    expect(doc.verification.ok).toBe(true);
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'query', sql: 'select 1 as made_by_gateway' }));
+    expect(JSON.stringify(doc.events)).not.toContain('again');
+  });
+
   it("a raw client's context messages: forged event fields refused, at most 256 K characters recorded, then one context-dropped", async () => {
     const token = await stack.token('bob');
     const known = (await sessionsOf('bob', 0)).length;

@@ -158,7 +158,7 @@ describe('a recording kept in one archive', () => {
     }
   });
 
-  it('a cut over a longer archive (one that failed) and over the empty file its claim made leaves only itself', async () => {
+  it('a cut over a longer archive (one that failed), over the empty file its claim made, or where nothing is yet, leaves only itself', async () => {
     const path = join(base, `again-${ID}.tar`);
     await cut(path, 60, false);
     const longer = readFileSync(path).length;
@@ -168,6 +168,11 @@ describe('a recording kept in one archive', () => {
     truncateSync(path, 0);
     await cut(path, 3);
     expect(await verifyRecording(path, [key], undefined, ID)).toMatchObject({ ok: true, complete: true });
+    // No claim made it (a session with an id of the gateway's), nor its directory (removed while the gateway ran).
+    const made = join(base, 'removed', 'recordings', `${ID}.tar`);
+    await cut(made, 3);
+    expect(await verifyRecording(made, [key], undefined, ID)).toMatchObject({ ok: true, complete: true });
+    expect(statSync(join(base, 'removed', 'recordings')).mode & 0o777).toBe(0o700);
   });
 });
 

@@ -7,7 +7,7 @@
  * serving it. What the log, the audit stream, the recording and the index say of it, they hear
  * from the session's owner ({@link LiveSession}).
  */
-import { SESSION_ID } from '../../api/answers.js';
+import { GATEWAY_SESSION_ID, SESSION_ID } from '../../api/answers.js';
 import { randomUUID } from 'node:crypto';
 import type { ConnectionConfig } from '../../config/connection.js';
 import { type Clock, realClock } from '../../clock.js';
@@ -285,22 +285,21 @@ export class SessionAdmission {
   /**
    * The new session's id: the one its client proposed when nobody ever had it (claimed in the
    * archive, atomically across replicas, so that no recording is written over or mixed with
-   * another's), else a new one.
+   * another's), else a new one. The gateway's own ids are UUIDs, a shape no proposal may take
+   * ({@link GATEWAY_SESSION_ID}): nobody else can have one, so it needs no claim (no wait for the
+   * store or the disk before the session starts).
    */
   async #claimSessionId(requested: string | undefined): Promise<string> {
     const { recordings } = this.parts;
-    if (requested !== undefined && SESSION_ID.test(requested) && !this.#claimed.has(requested)) {
+    if (requested !== undefined && SESSION_ID.test(requested) && !GATEWAY_SESSION_ID.test(requested) && !this.#claimed.has(requested)) {
       this.#claimed.add(requested);
       // When the store cannot say, the id counts as taken.
       if (!recordings || (await recordings.claim(requested).catch(() => false))) return requested;
       this.#claimed.delete(requested);
     }
-    for (;;) {
-      const id = randomUUID();
-      this.#claimed.add(id);
-      if (!recordings || (await recordings.claim(id).catch(() => true))) return id;
-      this.#claimed.delete(id);
-    }
+    const id = randomUUID();
+    this.#claimed.add(id);
+    return id;
   }
 
   /** Records, accepts and serves an authorized session to its end. */
