@@ -36,8 +36,8 @@ export interface CutOptions {
   sealed: boolean;
   /** False: no fsync (files outlive the process, not the machine), and a directory's manifest is written in place (a journal, or a retry, makes the cut again). */
   durable: boolean;
-  /** Told each file once it is on disk. */
-  onFile?: (name: string) => void;
+  /** Told each file (and its bytes) once it is on disk. */
+  onFile?: (name: string, data: Buffer) => void;
 }
 
 /** Writes `blocks` (whole records each) as the recording at `o.path`; returns the chunks and records written. */
@@ -96,7 +96,7 @@ function directoryOut(o: CutOptions): CutOut {
   return {
     file: async (name, data) => {
       await writeNewFileOnThread(join(o.path, name), data, o.durable);
-      o.onFile?.(name);
+      o.onFile?.(name, data);
     },
     manifest: async (name, manifest, signature) => {
       await writeNewFileOnThread(join(o.path, `${name}.sig`), signature, o.durable);
@@ -104,8 +104,8 @@ function directoryOut(o: CutOptions): CutOut {
       // synced, and cut again from it after a crash: its manifest is written in place, last, before anyone is told of it.
       if (o.durable) await writeFileOnceOnThread(join(o.path, name), manifest, o.path);
       else await writeNewFileOnThread(join(o.path, name), manifest, false);
-      o.onFile?.(`${name}.sig`);
-      o.onFile?.(name);
+      o.onFile?.(`${name}.sig`, signature);
+      o.onFile?.(name, manifest);
     },
     close: () => undefined,
   };
@@ -130,7 +130,7 @@ function archiveOut(o: CutOptions): CutOut {
   return {
     file: async (name, data, mtime) => {
       put(name, data, mtime);
-      o.onFile?.(name);
+      o.onFile?.(name, data);
     },
     manifest: async (name, manifest, signature, mtime) => {
       put(`${name}.sig`, signature, mtime);
@@ -140,8 +140,8 @@ function archiveOut(o: CutOptions): CutOut {
         fdatasyncSync(fd);
         await syncDirectory(dirname(o.path));
       }
-      o.onFile?.(`${name}.sig`);
-      o.onFile?.(name);
+      o.onFile?.(`${name}.sig`, signature);
+      o.onFile?.(name, manifest);
     },
     close: () => closeSync(fd),
   };

@@ -189,7 +189,13 @@ async function cut(id: number, r: Open, sealed: boolean): Promise<void> {
   if (!meta) return;
   // An archive is written over whole; a directory loses what a cut that failed left there first.
   if (!isRecordingArchive(meta.dir)) for (const f of filesIn(meta.dir).filter((f) => RECORDING_FILE.test(f))) unlinkSync(join(meta.dir, f));
-  const onFile = announce ? (name: string): void => say({ op: 'file', id, name, removed: false }) : undefined;
+  // With its bytes, copied out to be moved (an owner that keeps a copy need not read the archive back).
+  const onFile = announce
+    ? (name: string, data: Buffer): void => {
+        const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer;
+        port.postMessage({ op: 'file', id, name, removed: false, buffer } satisfies FromThread, [buffer]);
+      }
+    : undefined;
   await cutRecording({ path: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable: false, ...(onFile ? { onFile } : {}) }, journal.blocks(id));
   if (durable) await synced(meta.dir);
   removedJournals(journal.closed(id));

@@ -103,6 +103,9 @@ export interface JournalListener {
   removed(name: string): void;
 }
 
+/** Told of a file of a recording: written (with its bytes, when the thread sent them), or removed. */
+export type OnFile = (name: string, removed: boolean, data?: Buffer) => void;
+
 /** A recording to open on the thread. */
 export interface ThreadRecordingOptions {
   dir: string;
@@ -127,8 +130,8 @@ export interface ThreadRecordingOptions {
   held?: { name: string; text: string };
   /** Staged bytes not yet on disk beyond which {@link RecordingStream.behind} says wait (default 4 MiB). */
   maxPendingBytes?: number;
-  /** Told of each file of the recording once it is durable on disk, and of each removed (a shared store copies them). */
-  onFile?: (name: string, removed: boolean) => void;
+  /** Told of each file of the recording once it is durable on disk (with its bytes, when a journal's cut wrote it), and of each removed (a shared store copies them). */
+  onFile?: OnFile;
 }
 
 /** Messages to the thread. */
@@ -150,7 +153,7 @@ export type FromThread =
   | { op: 'opened'; id: number; error?: string }
   | { op: 'written'; id: number; bytes: number }
   | { op: 'failed'; id: number; error: string }
-  | { op: 'file'; id: number; name: string; removed: boolean }
+  | { op: 'file'; id: number; name: string; removed: boolean; buffer?: ArrayBuffer }
   | { op: 'closed'; id: number; error?: string }
   | { op: 'snapshotted'; id: number; error?: string }
   | { op: 'journal'; id: 0; name: string; offset: number; buffer: ArrayBuffer }
@@ -283,7 +286,7 @@ class ThreadStream implements RecordingStream {
   readonly #post: (m: ToThread, transfer?: ArrayBuffer[]) => void;
   readonly #maxPending: number;
   readonly #onClosed: () => void;
-  readonly #onFile: ((name: string, removed: boolean) => void) | undefined;
+  readonly #onFile: OnFile | undefined;
   /** The staging block, allocated when a record comes (an idle session holds none). */
   #block: Buffer | undefined;
   #used = 0;
@@ -300,7 +303,7 @@ class ThreadStream implements RecordingStream {
   #closed = false;
   onFailure: ((err: Error) => void) | undefined;
 
-  constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void, onFile?: (name: string, removed: boolean) => void) {
+  constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void, onFile?: OnFile) {
     this.id = id;
     this.ready = new Promise((resolve, reject) => (this.#opening = { resolve, reject }));
     // Told through onFailure too: a recorder that does not wait for it leaves no rejection unheard.
@@ -421,7 +424,7 @@ class ThreadStream implements RecordingStream {
         this.#opening = undefined;
         return;
       case 'file':
-        this.#onFile?.(m.name, m.removed);
+        this.#onFile?.(m.name, m.removed, m.buffer && Buffer.from(m.buffer));
         return;
       case 'written':
         this.#unwritten -= m.bytes;

@@ -87,6 +87,8 @@ export const SESSION_INDEX_MIGRATIONS: readonly Migration[] = [
 /** A batch holds at most this many operations, or this many bytes of files. */
 const BATCH_OPS = 256;
 const BATCH_BYTES = 8 * 1024 * 1024;
+/** Bytes of files waiting for the store held in memory at most, as they came from the recording thread; past it, a file is read from the data directory as it is sent. */
+const HELD_BYTES = 16 * 1024 * 1024;
 /** How long a write waits for others to go with it in one statement (a short session's start and end, the next sessions'). */
 const GATHER_MS = 25;
 /** Sessions listed at most (newest first). */
@@ -213,6 +215,8 @@ export class PostgresSessionArchive implements SessionArchive {
   readonly #log: Logger;
   readonly #bucket: RecordingBucket | undefined;
   readonly #ops: Op[] = [];
+  /** Bytes of the files in {@link #ops} held in memory (at most {@link HELD_BYTES}). */
+  #held = 0;
   /** Ended sessions queued for the store, until a batch holding them commits (see indexedLater). */
   readonly #indexing = new Map<string, Promise<void>>();
   /** Objects whose rows are gone (older checkpoints) that the bucket has not deleted yet. */
@@ -259,8 +263,10 @@ export class PostgresSessionArchive implements SessionArchive {
     this.#push({ kind: 'session', summary });
   }
 
-  fileWritten(id: string, name: string, removed: boolean): void {
-    this.#push({ kind: 'file', session: id, name, removed });
+  fileWritten(id: string, name: string, removed: boolean, data?: Buffer): void {
+    const held = data !== undefined && this.#held + data.length <= HELD_BYTES;
+    if (held) this.#held += data.length;
+    this.#push({ kind: 'file', session: id, name, removed, data: held ? data : undefined });
   }
 
   /** What the recording thread's journals commit goes to the store in the same order as the files cut from them (see ./recordings.ts). */
@@ -445,7 +451,10 @@ export class PostgresSessionArchive implements SessionArchive {
         if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES || endsBefore(op, seen)) break;
         batch.push(op);
         if (op.kind === 'journal') bytes += op.data.length;
-        if (op.kind === 'file' && !op.removed) {
+        if (op.kind === 'file' && !op.removed && op.data) {
+          files.set(op, op.data);
+          bytes += op.data.length;
+        } else if (op.kind === 'file' && !op.removed) {
           // Removed meanwhile (an older checkpoint): its removal follows in the queue.
           let reader = readers.get(op.session);
           if (!reader) readers.set(op.session, (reader = recordingPath(this.#dataDir, op.session).then(recordingFiles)));
@@ -472,6 +481,7 @@ export class PostgresSessionArchive implements SessionArchive {
       if (this.#failures > 0) this.#log.info('recording.store-recovered', { message: 'recording files are sent to the store again' });
       this.#failures = 0;
       this.#ops.splice(0, batch.length);
+      for (const op of batch) if (op.kind === 'file' && op.data) this.#held -= op.data.length;
       for (const op of batch) if (op.kind === 'session') op.held?.();
       for (const op of batch) if (op.kind === 'done') await rm(await recordingPath(this.#dataDir, op.session), { recursive: true, force: true });
     }

@@ -73,8 +73,8 @@ export type UpstreamKey = z.infer<typeof upstreamKeySchema>;
 export interface SessionArchive {
   /** A session started (a shared store lists it as running on every replica). */
   started(summary: SessionSummary): void;
-  /** A file of session `id`'s recording is durable in the data directory, or was removed there. */
-  fileWritten?(id: string, name: string, removed: boolean): void;
+  /** A file of session `id`'s recording is durable in the data directory (`data`: its bytes, when they came with it), or was removed there. */
+  fileWritten?(id: string, name: string, removed: boolean, data?: Buffer): void;
   /**
    * The recording thread's journal `name` committed `data` (gzip) from `offset`, or was removed
    * (every session in it is cut, and its files told of): a shared store keeps a copy while it is
@@ -216,7 +216,7 @@ export class GatewayRecordings {
       journal: join(this.dir, JOURNAL_DIR),
       protocol,
       checkpointMs,
-      ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}),
+      ...(archive.fileWritten ? { onFile: (name, removed, data) => archive.fileWritten!(id, name, removed, data) } : {}),
     });
     this.#live.set(id, { stream, snapshots: 0, takenAt: 0 });
     return stream;
@@ -318,7 +318,7 @@ export class GatewayRecordings {
         if (!isRecordingArchive(dir)) for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
         const archive = this.archive;
         await cutRecording(
-          { path: dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) },
+          { path: dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name, data) => archive.fileWritten?.(s.meta.id, name, false, data) },
           s.blocks(),
         );
       } catch (err) {

@@ -13,7 +13,8 @@ import type { UpstreamKey } from './recordings.js';
 /** One write waiting for the store, in the order it happened. */
 export type Op =
   | { kind: 'session'; summary: SessionSummary; held?: () => void }
-  | { kind: 'file'; session: string; name: string; removed: boolean }
+  /** `data`: its bytes, when they came with it (else read from the data directory as it is sent). */
+  | { kind: 'file'; session: string; name: string; removed: boolean; data?: Buffer | undefined }
   | { kind: 'upstream'; session: string; key: UpstreamKey }
   | { kind: 'done'; session: string }
   | { kind: 'journal'; name: string; offset: number; data: Buffer }
