@@ -401,37 +401,46 @@ class KeptServerMessages {
 
 /** A message's header (its type byte and length field), which may come cut between two chunks. */
 class Header {
-  readonly bytes = Buffer.alloc(5);
+  /** A header cut between two chunks, as gathered (whole ones are read where they lie, not copied). */
+  readonly #cut = Buffer.alloc(5);
   #have = 0;
+  /** The chunk and offset of the last whole header; undefined when it was gathered into {@link #cut}. */
+  #chunk: Buffer | undefined;
+  #at = 0;
+  type = 0;
+  length = 0;
 
-  /** Whether a whole header starts at `i` of `chunk` (none is being gathered); then `bytes` holds it. */
+  /** Whether a whole header starts at `i` of `chunk` (none is being gathered); then `type` and `length` are its. */
   wholeAt(chunk: Buffer, i: number): boolean {
     if (this.#have !== 0 || i + 5 > chunk.length) return false;
-    chunk.copy(this.bytes, 0, i, i + 5);
+    this.#chunk = chunk;
+    this.#at = i;
+    this.type = chunk[i]!;
+    this.length = (chunk[i + 1]! << 24) | (chunk[i + 2]! << 16) | (chunk[i + 3]! << 8) | chunk[i + 4]!;
     return true;
   }
 
   /** Gathers what of a cut header `chunk` holds from `i`; how many bytes it took. */
   gather(chunk: Buffer, i: number): number {
     const n = Math.min(5 - this.#have, chunk.length - i);
-    chunk.copy(this.bytes, this.#have, i, i + n);
+    chunk.copy(this.#cut, this.#have, i, i + n);
     this.#have += n;
     return n;
   }
 
-  /** Whether the header gathered is whole (the next one then starts afresh). */
+  /** Whether the header gathered is whole (then `type` and `length` are its, and the next one starts afresh). */
   gathered(): boolean {
     if (this.#have < 5) return false;
     this.#have = 0;
+    this.#chunk = undefined;
+    this.type = this.#cut[0]!;
+    this.length = this.#cut.readInt32BE(1);
     return true;
   }
 
-  get type(): number {
-    return this.bytes[0]!;
-  }
-
-  get length(): number {
-    return this.bytes.readInt32BE(1);
+  /** The header's five bytes where they lie (a view of its chunk, or of what was gathered): copy what is kept. */
+  get bytes(): Buffer {
+    return this.#chunk ? this.#chunk.subarray(this.#at, this.#at + 5) : this.#cut;
   }
 }
 
