@@ -122,6 +122,9 @@ let idleTicks = 0;
 /** Intervals with nothing open after which the journals close (a new one is made by the next session). */
 const IDLE_COMMITS = 5;
 
+/** The bytes of `b` in an ArrayBuffer of their own, to be moved to the owner (a view's whole buffer would go, or be copied). */
+const movable = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
+
 /** Each interval: every journal commits; what failed is cut, if the disk takes it now. */
 async function tick(): Promise<void> {
   if (ticking) return;
@@ -142,7 +145,7 @@ async function commitAndSalvage(): Promise<void> {
     try {
       for (const { name, offset, data } of await journal.commit(announceJournals)) {
         const z = gzipSync(data, { level: 1 });
-        const buffer = z.buffer.slice(z.byteOffset, z.byteOffset + z.length) as ArrayBuffer;
+        const buffer = movable(z);
         port.postMessage({ op: 'journal', id: 0, name, offset, buffer } satisfies FromThread, [buffer]);
       }
       removedJournals(await journal.compact());
@@ -192,7 +195,7 @@ async function cut(id: number, r: Open, sealed: boolean): Promise<void> {
   // With its bytes, copied out to be moved (an owner that keeps a copy need not read the archive back).
   const onFile = announce
     ? (name: string, data: Buffer): void => {
-        const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer;
+        const buffer = movable(data);
         port.postMessage({ op: 'file', id, name, removed: false, buffer } satisfies FromThread, [buffer]);
       }
     : undefined;

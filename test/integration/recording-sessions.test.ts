@@ -46,6 +46,14 @@ async function hoop(argv: string[], subject: string, groups: string[] = []): Pro
 }
 
 /** Waits until the index holds `count` ended sessions of `subject` and none runs; resolves them, newest first. */
+/** Runs `sql` in the raw session `opening` opens, then ends it as a client does (Terminate) and waits for it to close. */
+async function oneStatement(opening: ReturnType<typeof stack.tunnel>, sql: string): Promise<void> {
+  const f = await opening;
+  await f.simple(sql);
+  f.write(frontendMessage('X'));
+  await f.closed();
+}
+
 async function sessionsOf(subject: string, count: number): Promise<Array<{ id: string; statements: number; refused: number }>> {
   return eventually(
     async () => {
@@ -410,18 +418,11 @@ describe('recorded sessions', () => {
   it('a session id already used is never given again: a recording is never written over, even by two tunnels at once', async () => {
     const token = await stack.token('bob');
     const known = (await sessionsOf('bob', 0)).length;
-    const first = await stack.tunnel('app', token, { sessionId: 'reused-id-0001' });
-    await first.simple('select 1 as first');
-    first.write(frontendMessage('X'));
-    await first.closed();
+    await oneStatement(stack.tunnel('app', token, { sessionId: 'reused-id-0001' }), 'select 1 as first');
     await sessionsOf('bob', known + 1);
     // The same id again, twice at once.
-    const again = await Promise.all([stack.tunnel('app', token, { sessionId: 'reused-id-0001' }), stack.tunnel('app', token, { sessionId: 'reused-id-0001' })]);
-    for (const f of again) {
-      await f.simple('select 2 as again');
-      f.write(frontendMessage('X'));
-      await f.closed();
-    }
+    const again = [stack.tunnel('app', token, { sessionId: 'reused-id-0001' }), stack.tunnel('app', token, { sessionId: 'reused-id-0001' })];
+    for (const f of again) await oneStatement(f, 'select 2 as again');
     const ids = (await sessionsOf('bob', known + 3)).map((s) => s.id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.filter((id) => id === 'reused-id-0001')).toHaveLength(1);
@@ -435,20 +436,12 @@ describe('recorded sessions', () => {
     const token = await stack.token('bob');
     const known = (await sessionsOf('bob', 0)).length;
     // A proposal the gateway does not take (too short): the session gets an id the gateway made.
-    const first = await stack.tunnel('app', token, { sessionId: 'short' });
-    await first.simple('select 1 as made_by_gateway');
-    first.write(frontendMessage('X'));
-    await first.closed();
+    await oneStatement(stack.tunnel('app', token, { sessionId: 'short' }), 'select 1 as made_by_gateway');
     const made = (await sessionsOf('bob', known + 1))[0]!.id;
     expect(made).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     // That id proposed again, as it is and in capitals, and a UUID nobody had: none is taken.
     const fresh = '0f0e0d0c-0b0a-4909-8807-060504030201';
-    for (const proposed of [made, made.toUpperCase(), fresh]) {
-      const f = await stack.tunnel('app', token, { sessionId: proposed });
-      await f.simple(`select '${proposed}' as again`);
-      f.write(frontendMessage('X'));
-      await f.closed();
-    }
+    for (const proposed of [made, made.toUpperCase(), fresh]) await oneStatement(stack.tunnel('app', token, { sessionId: proposed }), `select '${proposed}' as again`);
     const ids = (await sessionsOf('bob', known + 4)).map((s) => s.id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.filter((id) => id.toLowerCase() === made || id === fresh)).toEqual([made]);
