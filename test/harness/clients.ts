@@ -32,7 +32,7 @@ export async function runProcess(file: string, args: string[], options: { env?: 
 
 /** Environment for libpq clients to reach a `hoop connect` listener. */
 export function libpqEnv(info: ConnectInfo): NodeJS.ProcessEnv {
-  return { PGPASSFILE: info.pgpassFile, PGHOST: info.host, PGPORT: String(info.port), PGUSER: info.user, PGDATABASE: info.database, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' };
+  return { PGPASSFILE: info.pgpassFile, PGHOST: info.host, PGPORT: String(info.port), PGUSER: info.user, PGDATABASE: info.database, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '30' };
 }
 
 /** Runs psql against the listener (`-X -v ON_ERROR_STOP=1`, plus `args`). */
