@@ -29,7 +29,7 @@
  */
 import { realClock } from '../../clock.js';
 import type { KeyObject } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -191,20 +191,58 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
     }
     const keys = (await client.query<{ public_key: string }>('select public_key from hoop.signing_keys where replica = $1', [dead])).rows.map((r) => parseSshPublicKey(r.public_key));
     const { sessions, unbound } = recoverJournals(journals, keys);
+    // The cuts' files go to the store many sessions a statement, not one file a round trip: the take-over's transaction stays short.
+    const files = new CutFiles(client);
     for (const s of sessions) {
       if (!SESSION_ID.test(s.meta.id)) continue;
       // On this replica's event loop: the sessions it relays go on between two cuts.
       await new Promise((resolve) => setImmediate(resolve));
-      const dir = join(work, 'cut', s.meta.id);
-      await cutRecording({ path: dir, id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false }, s.blocks());
-      for (const name of await readdir(dir))
-        await client.query('insert into hoop.recording_files (session, name, data) values ($1, $2, $3) on conflict (session, name) do nothing', [s.meta.id, name, await readFile(join(dir, name))]);
+      const onFile = (name: string, data: Buffer): void => files.add(s.meta.id, name, data);
+      await cutRecording({ path: join(work, 'cut', `${s.meta.id}.tar`), id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false, onFile }, s.blocks());
+      await files.sendWhenFull();
     }
+    await files.send();
     return { cut: sessions.length, unbound };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
+
+/** Files of cut recordings, sent to the store together (a file it holds already is kept): at most {@link CUT_FILES_BYTES} or {@link CUT_FILES} a statement. */
+class CutFiles {
+  readonly #client: pg.PoolClient;
+  #rows: Array<{ session: string; name: string; data: Buffer }> = [];
+  #bytes = 0;
+
+  constructor(client: pg.PoolClient) {
+    this.#client = client;
+  }
+
+  add(session: string, name: string, data: Buffer): void {
+    this.#rows.push({ session, name, data });
+    this.#bytes += data.length;
+  }
+
+  async sendWhenFull(): Promise<void> {
+    if (this.#bytes >= CUT_FILES_BYTES || this.#rows.length >= CUT_FILES) await this.send();
+  }
+
+  async send(): Promise<void> {
+    const rows = this.#rows;
+    if (rows.length === 0) return;
+    this.#rows = [];
+    this.#bytes = 0;
+    await this.#client.query('insert into hoop.recording_files (session, name, data) select * from unnest($1::text[], $2::text[], $3::bytea[]) on conflict (session, name) do nothing', [
+      rows.map((r) => r.session),
+      rows.map((r) => r.name),
+      rows.map((r) => r.data),
+    ]);
+  }
+}
+
+/** Most bytes and files of cut recordings one statement sends. */
+const CUT_FILES_BYTES = 8 * 1024 * 1024;
+const CUT_FILES = 256;
 
 /** See the module documentation. */
 export class PostgresSessionArchive implements SessionArchive {
