@@ -154,8 +154,10 @@ export async function takeOverSessions(client: pg.PoolClient, dead: string, log:
 export async function cutStoppedJournals(pool: pg.Pool, dead: string, key: KeyObject, dropOnly = false): Promise<JournalsCut> {
   return withTransaction(pool, `cut the recordings of replica ${dead}`, async (client) => {
     if (!(await client.query<{ mine: boolean }>(`select pg_try_advisory_xact_lock(hashtext('hoop.recording_journals'), hashtext($1)) as mine`, [dead])).rows[0]?.mine) return { cut: 0, unbound: [] };
-    // Where each copy lies, not its bytes: they are read one at a time as the journals are rebuilt.
-    const rows = dropOnly ? [] : (await client.query<{ name: string; offset: string }>('select name, "offset" from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
+    // Where each copy lies and its size, not its bytes: they are read a few megabytes at a time as the journals are rebuilt.
+    const rows = dropOnly
+      ? []
+      : (await client.query<JournalCopy>('select name, "offset", octet_length(data) as bytes from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
     const cut = rows.length === 0 ? { cut: 0, unbound: [] } : await cutJournalCopies(client, dead, rows, key);
     await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
     return cut;
@@ -175,19 +177,24 @@ export async function stoppedWithJournals(pool: pg.Pool): Promise<string[]> {
 }
 
 /** Rebuilds `dead`'s journals from the store's copies and cuts the sessions they hold into the store (see {@link cutStoppedJournals}). */
-async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array<{ name: string; offset: string }>, key: KeyObject): Promise<JournalsCut> {
+async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: readonly JournalCopy[], key: KeyObject): Promise<JournalsCut> {
   const work = await mkdtemp(join(tmpdir(), 'hoop-take-over-'));
   try {
     // Each journal as it was on the dead replica's disk, up to the first gap in what it sent.
     const journals = join(work, 'journal');
     await mkdir(journals);
     const sizes = new Map<string, number>();
-    for (const r of rows) {
-      if (Number(r.offset) !== (sizes.get(r.name) ?? 0)) continue;
-      const copy = await client.query<{ data: Buffer }>('select data from hoop.recording_journals where replica = $1 and name = $2 and "offset" = $3', [dead, r.name, r.offset]);
-      const data = gunzipSync(copy.rows[0]!.data);
-      await appendFile(join(journals, r.name), data);
-      sizes.set(r.name, Number(r.offset) + data.length);
+    for (const page of copyPages(rows)) {
+      const copies = await client.query<{ name: string; offset: string; data: Buffer }>(
+        'select j.name, j."offset", j.data from unnest($2::text[], $3::bigint[]) with ordinality as p(name, "offset", n) join hoop.recording_journals j on j.replica = $1 and j.name = p.name and j."offset" = p."offset" order by p.n',
+        [dead, page.map((r) => r.name), page.map((r) => r.offset)],
+      );
+      for (const c of copies.rows) {
+        if (Number(c.offset) !== (sizes.get(c.name) ?? 0)) continue;
+        const data = gunzipSync(c.data);
+        await appendFile(join(journals, c.name), data);
+        sizes.set(c.name, Number(c.offset) + data.length);
+      }
     }
     const keys = (await client.query<{ public_key: string }>('select public_key from hoop.signing_keys where replica = $1', [dead])).rows.map((r) => parseSshPublicKey(r.public_key));
     const { sessions, unbound } = recoverJournals(journals, keys);
@@ -206,6 +213,32 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Where a journal copy lies in the store, and its size there. */
+interface JournalCopy {
+  name: string;
+  offset: string;
+  bytes: number;
+}
+
+/** Most bytes of journal copies one statement reads. */
+const COPY_PAGE_BYTES = 8 * 1024 * 1024;
+
+/** `rows` in order, in pages of at most {@link COPY_PAGE_BYTES} (or one copy, when it is larger). */
+function* copyPages(rows: readonly JournalCopy[]): Generator<JournalCopy[]> {
+  let page: JournalCopy[] = [];
+  let bytes = 0;
+  for (const r of rows) {
+    if (page.length > 0 && bytes + r.bytes > COPY_PAGE_BYTES) {
+      yield page;
+      page = [];
+      bytes = 0;
+    }
+    page.push(r);
+    bytes += r.bytes;
+  }
+  if (page.length > 0) yield page;
 }
 
 /** Files of cut recordings, sent to the store together (a file it holds already is kept): at most {@link CUT_FILES_BYTES} or {@link CUT_FILES} a statement. */
