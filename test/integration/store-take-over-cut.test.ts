@@ -72,7 +72,8 @@ async function deadReplicaJournals(): Promise<string[]> {
     s.event({ t: 'start', at: Date.now(), session: id });
     streams.push(s);
   }
-  // Each session's statements in two rounds, each committed and copied: the journal reaches the store in several copies.
+  // The sessions' starts, then their statements in two rounds, each committed and copied: the journal reaches the store in several copies.
+  await expect.poll(() => copies.length > 0 && copied() === onDisk(), { timeout: 30_000, interval: 20 }).toBe(true);
   for (const round of [0, 1]) {
     const before = copies.length;
     for (const [i, s] of streams.entries()) {

@@ -206,9 +206,8 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: reado
       await new Promise((resolve) => setImmediate(resolve));
       const onFile = (name: string, data: Buffer): void => files.add(s.meta.id, name, data);
       await cutRecording({ path: join(work, 'cut', `${s.meta.id}.tar`), id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false, onFile }, s.blocks());
-      await files.sendWhenFull();
     }
-    await files.send();
+    await files.done();
     return { cut: sessions.length, unbound };
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -241,35 +240,51 @@ function* copyPages(rows: readonly JournalCopy[]): Generator<JournalCopy[]> {
   if (page.length > 0) yield page;
 }
 
-/** Files of cut recordings, sent to the store together (a file it holds already is kept): at most {@link CUT_FILES_BYTES} or {@link CUT_FILES} a statement. */
+/**
+ * Files of cut recordings, sent to the store as they come, together (a file it holds already is
+ * kept): at most {@link CUT_FILES_BYTES} or {@link CUT_FILES} a statement, one statement at a time,
+ * so a long session's cut is never held whole. The first failure is thrown by the next file, or by {@link done}.
+ */
 class CutFiles {
   readonly #client: pg.PoolClient;
   #rows: Array<{ session: string; name: string; data: Buffer }> = [];
   #bytes = 0;
+  /** The statements sent, in order; settles with the first failure kept in {@link #failed}. */
+  #sent: Promise<void> = Promise.resolve();
+  #failed: unknown;
 
   constructor(client: pg.PoolClient) {
     this.#client = client;
   }
 
   add(session: string, name: string, data: Buffer): void {
+    if (this.#failed) throw this.#failed;
     this.#rows.push({ session, name, data });
     this.#bytes += data.length;
+    if (this.#bytes >= CUT_FILES_BYTES || this.#rows.length >= CUT_FILES) this.#send();
   }
 
-  async sendWhenFull(): Promise<void> {
-    if (this.#bytes >= CUT_FILES_BYTES || this.#rows.length >= CUT_FILES) await this.send();
+  /** Resolves once every file is in the store. */
+  async done(): Promise<void> {
+    this.#send();
+    await this.#sent;
+    if (this.#failed) throw this.#failed;
   }
 
-  async send(): Promise<void> {
+  #send(): void {
     const rows = this.#rows;
     if (rows.length === 0) return;
     this.#rows = [];
     this.#bytes = 0;
-    await this.#client.query('insert into hoop.recording_files (session, name, data) select * from unnest($1::text[], $2::text[], $3::bytea[]) on conflict (session, name) do nothing', [
-      rows.map((r) => r.session),
-      rows.map((r) => r.name),
-      rows.map((r) => r.data),
-    ]);
+    const insert = 'insert into hoop.recording_files (session, name, data) select * from unnest($1::text[], $2::text[], $3::bytea[]) on conflict (session, name) do nothing';
+    const values = [rows.map((r) => r.session), rows.map((r) => r.name), rows.map((r) => r.data)];
+    this.#sent = this.#sent
+      .then(async () => {
+        if (!this.#failed) await this.#client.query(insert, values);
+      })
+      .catch((err: unknown) => {
+        this.#failed ??= err;
+      });
   }
 }
 
