@@ -16,6 +16,7 @@ import { MIGRATIONS } from '../../src/gateway/migrations.js';
 import { cutStoppedJournals } from '../../src/gateway/records/recordings-postgres.js';
 import { PostgresGatewayStore } from '../../src/gateway/store/store-postgres.js';
 import { CLIENT } from '../../src/postgres/pipeline/recording/records.js';
+import { query } from '../../src/postgres/wire/messages.js';
 import { RECORD_DECODERS } from '../../src/lanes/record-decoders.js';
 import { recoverJournals } from '../../src/recording/journal-recovery.js';
 import { readEvents } from '../../src/recording/read.js';
@@ -44,16 +45,6 @@ afterAll(async () => {
   await cluster?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** A Query message of `sql`. */
-function query(sql: string): Buffer {
-  const body = Buffer.from(`${sql}\0`);
-  const m = Buffer.alloc(5 + body.length);
-  m[0] = 0x51;
-  m.writeUInt32BE(4 + body.length, 1);
-  body.copy(m, 5);
-  return m;
-}
 
 /**
  * `SESSIONS` sessions left running on a replica's journal, as a replica that died leaves them: the
