@@ -335,6 +335,8 @@ export class CommandRecords {
     }
     clearTimeout(stop);
     await this.recorder.stop();
+    // What the gateway does not hold yet stays in the spool for the next command: on the disk.
+    await this.spool.persist().catch((err: unknown) => say(`this machine's records of sessions not uploaded could not be written to ${this.spool.root}: ${describeError(err)}`));
     // Its own records, and those left by others that it tried and could not upload (another hoop still at work on its own is not its business).
     const left = (await this.spool.entries(this.#target.origin)).filter(
       (e) => this.#mine.has(`${e.meta.kind}/${e.meta.id}`) || (e.status !== 'live' && this.#tried.has(`${e.meta.kind}/${e.meta.id}`)),

@@ -46,18 +46,22 @@ const HELD_BYTES = 1024 * 1024;
  * disk one file, placed whole by a temporary name, where its directory cost a dozen calls. One that
  * lives on (its first checkpoint, or more than {@link HELD_BYTES}) goes to its directory, `first`
  * first, and from then on through `then`, as every record did: what a killed process leaves is what
- * it left before (its first checkpoint comes within a second of its first chunk).
+ * it left before (its first checkpoint comes within a second of its first chunk). With `keep`, a
+ * record that closes while held is not written: its archive's bytes go to `keep`, whose owner
+ * places it (a CLI's spool keeps it in memory until the gateway holds it, ./spool.ts).
  */
 export class HeldFiles implements FileOps {
   readonly #dir: string;
   readonly #then: FileOps;
+  readonly #keep: ((archive: Buffer) => void) | undefined;
   /** The files held, in the order written; undefined once in the directory. */
   #held: Array<{ name: string; data: Uint8Array }> | undefined;
   #bytes = 0;
 
-  constructor(dir: string, first: { name: string; data: Uint8Array }, then: FileOps) {
+  constructor(dir: string, first: { name: string; data: Uint8Array }, then: FileOps, keep?: (archive: Buffer) => void) {
     this.#dir = dir;
     this.#then = then;
+    this.#keep = keep;
     this.#held = [first];
   }
 
@@ -91,11 +95,12 @@ export class HeldFiles implements FileOps {
     for (const f of held) await this.#then.once(join(this.#dir, f.name), f.data, this.#dir, false);
   }
 
-  /** Writes `files` as the record's archive, whole or not at all. */
+  /** Writes `files` as the record's archive, whole or not at all (or hands it to `keep`). */
   async #archive(files: Array<{ name: string; data: Uint8Array }>): Promise<void> {
     this.#held = undefined;
     const name = basename(this.#dir);
     const archive = tarOf(files.map((f) => ({ name: `${name}/${f.name}`, data: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength) })));
+    if (this.#keep) return this.#keep(archive);
     const write = (): Promise<void> | void => this.#then.once(archiveOf(this.#dir), archive, dirname(this.#dir), false);
     try {
       await write();

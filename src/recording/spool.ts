@@ -5,6 +5,11 @@
  * (src/client/record-upload.ts). One directory per record under `<config dir>/spool/`: `<kind>-<id>/`, with
  * `spool.json` saying whose it is (gateway, process id, signer); or, for a session's record that
  * closed before its first checkpoint, the same files as one archive, `<kind>-<id>.tar` (./file-ops.ts).
+ * Such an archive is held in this process's memory first ({@link Spool.hold}), listed and read as
+ * if on disk, and written there only when the gateway does not hold it by the time its first
+ * checkpoint would have come: a short session that goes up at once costs the disk nothing (on
+ * ext4 each file made and removed made the next file's inode dearer), and a killed process loses
+ * no more than it did (what a record holds reaches the disk within a checkpoint interval).
  *
  * A record is `closed` once its manifest is signed and written; `live` while the process that
  * writes it runs (or when another host wrote it: that host uploads it); `abandoned` when that
@@ -95,9 +100,43 @@ const ARCHIVE_FILES = 64;
 /** See the module documentation. */
 export class Spool {
   readonly root: string;
+  /** Closed records' archives held in memory, by their name in the spool, until they leave it or go to the disk ({@link hold}). */
+  readonly #memory = new Map<string, { bytes: Buffer; timer: NodeJS.Timeout; placed?: Promise<void> }>();
 
   constructor(root: string) {
     this.root = root;
+  }
+
+  /**
+   * Holds the archive of record `kind/id`, which closed while held, in memory: the spool lists
+   * and reads it as if on disk, and writes it there at `dueAt` (epoch ms) unless it left first.
+   */
+  hold(kind: RecordKind, id: string, archive: Buffer, dueAt: number): void {
+    const name = `${kind}-${id}.tar`;
+    const timer = setTimeout(() => void this.#place(name).catch(() => undefined), Math.max(0, dueAt - realClock.now())).unref();
+    this.#memory.set(name, { bytes: archive, timer });
+  }
+
+  /** Writes every archive held in memory to the disk now (a command that ends). */
+  async persist(): Promise<void> {
+    await Promise.all([...this.#memory.keys()].map((name) => this.#place(name)));
+  }
+
+  /** Writes held archive `name` to the disk (once; a failed write is tried again by the next call), then forgets it. */
+  #place(name: string): Promise<void> {
+    const held = this.#memory.get(name);
+    if (!held) return Promise.resolve();
+    clearTimeout(held.timer);
+    held.placed ??= (async () => {
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      // Not synced, as a record written by the recording thread is not: it outlives the process, not the machine.
+      await writeFileAtomic(join(this.root, name), held.bytes, this.root, false, false);
+      if (this.#memory.get(name) === held) this.#memory.delete(name);
+    })().catch((err: unknown) => {
+      held.placed = undefined;
+      throw err;
+    });
+    return held.placed;
   }
 
   /** The directory of a record. */
@@ -130,7 +169,7 @@ export class Spool {
       );
       if (old) await rm(file, { force: true });
     }
-    return this.#read(names, origin);
+    return this.#read([...new Set([...names, ...this.#memory.keys()])], origin);
   }
 
   /**
@@ -139,7 +178,11 @@ export class Spool {
    */
   async only(keys: Iterable<string>, origin?: string): Promise<SpoolEntry[]> {
     return this.#read(
-      [...keys].flatMap((key) => [`${key.replace('/', '-')}.tar`, key.replace('/', '-')]),
+      [...keys].flatMap((key) => {
+        const name = key.replace('/', '-');
+        // One held in memory has no directory to look for.
+        return this.#memory.has(`${name}.tar`) ? [`${name}.tar`] : [`${name}.tar`, name];
+      }),
       origin,
     );
   }
@@ -182,10 +225,12 @@ export class Spool {
 
   /** A held record's archive: written whole when it closed (so closed), read whole here; undefined when gone meanwhile (uploaded by another command); a string says why it is none. */
   async #readArchive(path: string): Promise<SpoolEntry | string | undefined> {
-    const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
+    const bytes =
+      this.#memory.get(basename(path))?.bytes ??
+      (await readFile(path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      }));
     if (!bytes) return undefined;
     const held = new Map<string, Buffer>();
     const dir = `${basename(path, '.tar')}/`;
@@ -206,6 +251,14 @@ export class Spool {
 
   /** The gateway holds a record: it leaves the spool. */
   async remove(entry: SpoolEntry): Promise<void> {
+    const held = this.#memory.get(basename(entry.path));
+    if (held) {
+      this.#memory.delete(basename(entry.path));
+      clearTimeout(held.timer);
+      // Never written: nothing on disk to remove. Being written: removed once it is there.
+      if (!held.placed) return;
+      await held.placed.catch(() => undefined);
+    }
     // An archive is one unlink (rm would look at it first); a directory is walked.
     if (isRecordingArchive(entry.path))
       await unlink(entry.path).catch((err: NodeJS.ErrnoException) => {
@@ -221,6 +274,8 @@ export class Spool {
 
   /** Moves the record at `path` (a directory, or an archive kept as it is inside one) to `failed/`, with why in `failed.txt`. */
   async #putAside(path: string, why: string): Promise<string> {
+    // One held in memory goes to the disk first: kept aside as any other.
+    await this.#place(basename(path));
     const to = join(this.root, 'failed', basename(path, '.tar'));
     await mkdir(join(this.root, 'failed'), { recursive: true, mode: 0o700 });
     await rm(to, { recursive: true, force: true });
@@ -269,9 +324,11 @@ export class ClientRecorder {
    */
   async session(id: string, protocol: string): Promise<RecordingStream> {
     const { key, signer } = await this.#signing();
-    // Held on the thread, unsynced, with its spool.json: a session pays no file call to start, and a short one's record is one file.
+    // Held on the thread, unsynced, with its spool.json: a session pays no file call to start, and a short one's record, held in the spool's memory until its first checkpoint would have come, none at all.
     const { dir, name, text } = this.#o.spool.meta({ kind: 'sessions', id, gateway: this.#o.gateway, signer });
-    return this.#thread.openNow({ dir, id, key, protocol, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, held: { name, text } });
+    const dueAt = realClock.now() + CLIENT_CHECKPOINT_MS;
+    const onArchive = (archive: Buffer): void => this.#o.spool.hold('sessions', id, archive, dueAt);
+    return this.#thread.openNow({ dir, id, key, protocol, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, held: { name, text }, onArchive });
   }
 
   /** Opens the record of run `id`. */

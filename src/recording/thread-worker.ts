@@ -63,11 +63,17 @@ function fail(id: number, err: unknown): void {
  */
 function open(id: number, o: OpenOptions): void {
   if (o.journal !== undefined) return openJournaled(id, o);
-  const { announce, held, journal: _, announceJournal: __, ...options } = o;
+  const { announce, held, keepArchive, journal: _, announceJournal: __, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   r.opened = (async () => {
-    const first = held ? { held: { first: { name: held.name, data: Buffer.from(held.text) } } } : {};
+    const keep = keepArchive
+      ? (archive: Buffer): void => {
+          const buffer = movable(archive);
+          port.postMessage({ op: 'archive', id, buffer } satisfies FromThread, [buffer]);
+        }
+      : undefined;
+    const first = held ? { held: { first: { name: held.name, data: Buffer.from(held.text) }, ...(keep ? { keep } : {}) } } : {};
     const writer = await RecordingWriter.create({ ...options, ...first, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
     r.writer = writer;
     say({ op: 'opened', id });

@@ -132,6 +132,8 @@ export interface ThreadRecordingOptions {
   maxPendingBytes?: number;
   /** Told of each file of the recording once it is durable on disk (with its bytes, when a journal's cut wrote it), and of each removed (a shared store copies them). */
   onFile?: OnFile;
+  /** With `held`: a record that closes while held comes here as its archive's bytes, unwritten (its owner places it); see HeldFiles. */
+  onArchive?: (archive: Buffer) => void;
 }
 
 /** Messages to the thread. */
@@ -140,7 +142,7 @@ export type ToThread =
       op: 'open';
       id: number;
       /** `key` undefined: the one the last `open` held. */
-      options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile' | 'key'> & { key: KeyObject | undefined; announce: boolean; announceJournal: boolean };
+      options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile' | 'onArchive' | 'key'> & { key: KeyObject | undefined; announce: boolean; announceJournal: boolean; keepArchive: boolean };
     }
   | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
   /** With the records staged last (`buffer`, `length`), written before the recording is closed: no `written` is said of them. */
@@ -154,6 +156,7 @@ export type FromThread =
   | { op: 'written'; id: number; bytes: number }
   | { op: 'failed'; id: number; error: string }
   | { op: 'file'; id: number; name: string; removed: boolean; buffer?: ArrayBuffer }
+  | { op: 'archive'; id: number; buffer: ArrayBuffer }
   | { op: 'closed'; id: number; error?: string }
   | { op: 'snapshotted'; id: number; error?: string }
   | { op: 'journal'; id: 0; name: string; offset: number; buffer: ArrayBuffer }
@@ -212,10 +215,10 @@ export class RecordingThread {
    */
   openNow(o: ThreadRecordingOptions): RecordingStream & { readonly id: number; readonly ready: Promise<void> } {
     const id = ++this.#seq;
-    const stream = this.#stream(id, o.maxPendingBytes ?? 4 * 1024 * 1024, o.onFile);
+    const stream = this.#stream(id, o.maxPendingBytes ?? 4 * 1024 * 1024, o.onFile, o.onArchive);
     this.#open.set(id, stream);
-    const { maxPendingBytes: _, onFile, ...options } = o;
-    this.#post({ op: 'open', id, options: { ...options, announce: onFile !== undefined, announceJournal: this.#onJournal !== undefined } });
+    const { maxPendingBytes: _, onFile, onArchive, ...options } = o;
+    this.#post({ op: 'open', id, options: { ...options, announce: onFile !== undefined, announceJournal: this.#onJournal !== undefined, keepArchive: onArchive !== undefined } });
     this.#thread.busy(true);
     this.#timer ??= setInterval(() => {
       for (const s of this.#open.values()) s.send();
@@ -224,13 +227,14 @@ export class RecordingThread {
   }
 
   /** A stream for recording `id`. (Its own scope: the callbacks it keeps for the recording's life hold the id alone, not the options.) */
-  #stream(id: number, maxPending: number, onFile: ThreadRecordingOptions['onFile']): ThreadStream {
+  #stream(id: number, maxPending: number, onFile: ThreadRecordingOptions['onFile'], onArchive: ThreadRecordingOptions['onArchive']): ThreadStream {
     return new ThreadStream(
       id,
       (m, transfer) => this.#post(m, transfer),
       maxPending,
       () => this.#closed(id),
       onFile,
+      onArchive,
     );
   }
 
@@ -287,6 +291,7 @@ class ThreadStream implements RecordingStream {
   readonly #maxPending: number;
   readonly #onClosed: () => void;
   readonly #onFile: OnFile | undefined;
+  readonly #onArchive: ((archive: Buffer) => void) | undefined;
   /** The staging block, allocated when a record comes (an idle session holds none). */
   #block: Buffer | undefined;
   #used = 0;
@@ -303,12 +308,13 @@ class ThreadStream implements RecordingStream {
   #closed = false;
   onFailure: ((err: Error) => void) | undefined;
 
-  constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void, onFile?: OnFile) {
+  constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void, onFile?: OnFile, onArchive?: (archive: Buffer) => void) {
     this.id = id;
     this.ready = new Promise((resolve, reject) => (this.#opening = { resolve, reject }));
     // Told through onFailure too: a recorder that does not wait for it leaves no rejection unheard.
     this.ready.catch(() => undefined);
     this.#onFile = onFile;
+    this.#onArchive = onArchive;
     this.#post = post;
     this.#maxPending = maxPending;
     this.#onClosed = onClosed;
@@ -425,6 +431,9 @@ class ThreadStream implements RecordingStream {
         return;
       case 'file':
         this.#onFile?.(m.name, m.removed, m.buffer && Buffer.from(m.buffer));
+        return;
+      case 'archive':
+        this.#onArchive?.(Buffer.from(m.buffer));
         return;
       case 'written':
         this.#unwritten -= m.bytes;

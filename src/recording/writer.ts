@@ -139,9 +139,9 @@ export interface RecordingWriterOptions {
   /**
    * The record is held in memory until it closes (then written as one archive beside `dir`,
    * `first` its first file) or signs its first checkpoint (then into `dir`, `first` first): a CLI's
-   * record of a session; see {@link HeldFiles}.
+   * record of a session; see {@link HeldFiles}. With `keep`, one that closes held goes to `keep` as that archive's bytes, unwritten.
    */
-  held?: { first: { name: string; data: Uint8Array } };
+  held?: { first: { name: string; data: Uint8Array }; keep?: (archive: Buffer) => void };
 }
 
 /** See the module documentation. */
@@ -185,7 +185,7 @@ export class RecordingWriter implements EventSink {
     this.#onFailure = o.onFailure;
     this.#onFile = o.onFile ?? (() => undefined);
     const files = !o.blocking ? ASYNC_FILES : o.durable === false ? CACHED_FILES : BLOCKING_FILES;
-    this.#files = o.held ? new HeldFiles(o.dir, o.held.first, files) : files;
+    this.#files = o.held ? new HeldFiles(o.dir, o.held.first, files, o.held.keep) : files;
     this.#protocol = o.protocol;
     const chunkMs = o.chunkMs ?? 1000;
     // Ticks come late by a few ms: a checkpoint due within half a tick is signed at this one, not a whole tick later.

@@ -3,6 +3,9 @@
  * directory, not the whole spool (which may hold thousands left for other gateways); a record that
  * closed while held is one archive, read whole, listed as closed, removed and set aside as it is; one
  * that cannot be a record of its name (hostile or torn) is set aside, with why, and nothing else is written.
+ * An archive held in memory is listed and read as if on disk, leaves without a file call when the
+ * gateway takes it first, and reaches the disk when its time comes, when the command ends, or when
+ * it is set aside.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { createPublicKey } from 'node:crypto';
@@ -80,6 +83,74 @@ describe('a held record in the spool', () => {
     expect((await readdir(to)).sort()).toEqual(['failed.txt', 'sessions-held-000002.tar']);
     expect(await readFile(join(to, 'failed.txt'), 'utf8')).toBe('refused: 422\n');
     expect(await spool.only(['sessions/held-000002'])).toEqual([]);
+  });
+});
+
+describe('an archive held in memory', () => {
+  /** A record closed while held, its archive kept by the spool as the CLI's recorder keeps it. */
+  async function heldArchive(mine: Spool, id: string, dueAt: number): Promise<Buffer> {
+    const { privateKey: key } = generateSigningKey();
+    const { dir, name, text } = mine.meta({ kind: 'sessions', id, gateway: 'https://gw.example', signer: 'ssh-ed25519 AAAA' });
+    let archive: Buffer | undefined;
+    const w = await RecordingWriter.create({ dir, id, key, held: { first: { name, data: Buffer.from(text) }, keep: (a) => (archive = a) } });
+    w.append({ t: 'start', at: 1, side: 'client' });
+    await w.close();
+    mine.hold('sessions', id, archive!, dueAt);
+    return archive!;
+  }
+
+  it('is listed and read as a closed record, and leaves the spool with no file ever made', async () => {
+    const at = await mkdtemp(join(tmpdir(), 'hoop-spool-memory-'));
+    const mine = new Spool(join(at, 'spool'));
+    await heldArchive(mine, 'memory-000001', Date.now() + 60_000);
+    expect(await readdir(at)).toEqual([]);
+    listed.count = 0;
+    const [entry] = await mine.only(['sessions/memory-000001'], 'https://gw.example');
+    expect(listed.count).toBe(0);
+    expect(entry).toMatchObject({ path: join(mine.root, 'sessions-memory-000001.tar'), status: 'closed', meta: { id: 'memory-000001' } });
+    expect((await entry!.files.names()).sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'events-000001.jsonl.gz', 'spool.json']);
+    expect((await mine.entries('https://gw.example')).map((e) => e.meta.id)).toEqual(['memory-000001']);
+    await mine.remove(entry!);
+    expect(await mine.only(['sessions/memory-000001'])).toEqual([]);
+    await mine.persist();
+    expect(await readdir(at)).toEqual([]);
+    await rm(at, { recursive: true, force: true });
+  });
+
+  it('reaches the disk when its time comes, and leaves it when the gateway takes it after', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const at = await mkdtemp(join(tmpdir(), 'hoop-spool-due-'));
+      const mine = new Spool(join(at, 'spool'));
+      const archive = await heldArchive(mine, 'memory-000002', Date.now() + 900);
+      await vi.advanceTimersByTimeAsync(899);
+      expect(await readdir(at)).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      await vi.waitFor(async () => expect(await readdir(mine.root).catch(() => [])).toEqual(['sessions-memory-000002.tar']));
+      expect(await readFile(join(mine.root, 'sessions-memory-000002.tar'))).toEqual(archive);
+      const [entry] = await mine.only(['sessions/memory-000002']);
+      expect(entry?.status).toBe('closed');
+      await mine.remove(entry!);
+      expect(await readdir(mine.root)).toEqual([]);
+      await rm(at, { recursive: true, force: true });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('goes to the disk when the command ends, and when it is set aside', async () => {
+    const at = await mkdtemp(join(tmpdir(), 'hoop-spool-persist-'));
+    const mine = new Spool(join(at, 'spool'));
+    const a = await heldArchive(mine, 'memory-000003', Date.now() + 60_000);
+    const b = await heldArchive(mine, 'memory-000004', Date.now() + 60_000);
+    const [entry] = await mine.only(['sessions/memory-000004']);
+    expect(await mine.setAside(entry!, 'refused: 422')).toBe(join(mine.root, 'failed', 'sessions-memory-000004'));
+    expect(await readFile(join(mine.root, 'failed', 'sessions-memory-000004', 'sessions-memory-000004.tar'))).toEqual(b);
+    await mine.persist();
+    expect(await readFile(join(mine.root, 'sessions-memory-000003.tar'))).toEqual(a);
+    // A later command's spool reads it from the disk.
+    expect((await new Spool(mine.root).entries()).map((e) => [e.meta.id, e.status])).toEqual([['memory-000003', 'closed']]);
+    await rm(at, { recursive: true, force: true });
   });
 });
 
