@@ -17,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_DIRECT_SECONDS } from '../src/gateway/credentials/direct-credentials.js';
+import { CLIENT_CHECKPOINT_MS } from '../src/recording/spool.js';
 import type { MariaServer } from '../test/harness/mariadb.js';
 import { type PgCluster, startPgCluster } from '../test/harness/postgres.js';
 import type { PathSetup } from './measure.js';
@@ -258,9 +259,12 @@ export async function startBenchConnect<T>(gw: BenchGateway, name: string, env: 
 /**
  * Resolves once `hoop connect`'s spool (`<configDir>/spool`) holds no session record: the records
  * of the sessions a run ended are uploaded (and verified by the gateway) before the next run is
- * measured, which would otherwise pay for them (a `-C` run leaves hundreds).
+ * measured, which would otherwise pay for them (a `-C` run leaves hundreds). A record is held in
+ * the CLI's memory until the time its first checkpoint would have come, and on the disk from then
+ * until the gateway holds it: that time passes first.
  */
 async function spoolEmptied(configDir: string): Promise<void> {
+  await sleep(CLIENT_CHECKPOINT_MS + 100);
   const spool = join(configDir, 'spool');
   const pending = (): number => (existsSync(spool) ? readdirSync(spool).filter((d) => d.startsWith('sessions-')).length : 0);
   const until = Date.now() + 120_000;
