@@ -15,6 +15,7 @@ const LAYERS = [
   { rank: 1, name: 'pg-wire', path: '^src/postgres/wire/' },
   { rank: 1, name: 'mysql-wire', path: '^src/mysql/wire/' },
   { rank: 1, name: 'mcp-wire', path: '^src/mcp/wire/' },
+  { rank: 1, name: 'http-wire', path: '^src/http/wire/' },
   // 2 — libraries: the policy (rules, SQL analysis, masking rules), recordings, the tunnel's transport.
   { rank: 2, name: 'policy', path: '^src/policy/' },
   { rank: 2, name: 'recording', path: '^src/recording/' },
