@@ -38,6 +38,8 @@ import {
   type StatementRule,
   RUN_DEFAULTS,
   SSH_DEFAULTS,
+  HTTP_DEFAULTS,
+  type HttpRule,
   MCP_DEFAULTS,
   type McpPolicy,
   type McpRule,
@@ -322,6 +324,7 @@ class MergedBundle {
   readonly sshRules: { value: SshRule; at: Origin }[] = [];
   readonly mcpRules: { value: McpRule; at: Origin }[] = [];
   readonly mcpServerRequests = new Set<McpPolicy['serverRequests'][number]>();
+  readonly httpRules: { value: HttpRule; at: Origin }[] = [];
   readonly ssh: { forwarding: string[]; env?: string[] } = { forwarding: [] };
   readonly reviewers: Reviewers[] = [];
   readonly alerts: { value: AlertRule; at: Origin }[] = [];
@@ -348,6 +351,7 @@ class MergedBundle {
     if (data.masking) this.#addMasking(file, data.masking);
     if (data.ssh) this.#addSsh(file, data.ssh);
     if (data.mcp) this.#addMcp(file, data.mcp);
+    if (data.http) this.#addHttp(file, data.http);
     if (data.recording) {
       for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays', 'sshInput'] as const) this.#setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
       if (data.recording.auditors) this.auditors.push(...data.recording.auditors);
@@ -518,6 +522,25 @@ class MergedBundle {
     });
   }
 
+  #addHttp(file: SourceFile, http: NonNullable<PolicyFileData['http']>): void {
+    this.#setScalar('http.default', http.default, { file, path: ['http', 'default'] });
+    http.rules.forEach((value, i) => {
+      this.#addReviewSecrets(file, value.review, ['http', 'rules', i, 'review']);
+      if (value.review !== undefined && value.action !== 'review')
+        this.#problems.add(file, ['http', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
+      this.httpRules.push({
+        value: {
+          name: value.name,
+          match: value.match as HttpRule['match'],
+          action: value.action,
+          ...(value.message !== undefined ? { message: value.message } : {}),
+          ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+        },
+        at: { file, path: ['http', 'rules', i] },
+      });
+    });
+  }
+
   #addMcp(file: SourceFile, mcp: NonNullable<PolicyFileData['mcp']>): void {
     this.#setScalar('mcp.default', mcp.default, { file, path: ['mcp', 'default'] });
     for (const r of mcp.serverRequests ?? []) this.mcpServerRequests.add(r);
@@ -562,6 +585,7 @@ function checkNamesAndReferences(merged: MergedBundle, all: Problems, complete: 
   unique(merged.rules, 'statement rule');
   unique(merged.sshRules, 'ssh rule');
   unique(merged.mcpRules, 'mcp rule');
+  unique(merged.httpRules, 'http rule');
   unique(merged.alerts, 'alert');
 
   const connectionNames = new Set(merged.connections.map((c) => c.value.name));
@@ -874,6 +898,7 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
       rules: merged.sshRules.map((r) => r.value),
     },
     mcp: { default: scalar('mcp.default', MCP_DEFAULTS.default), serverRequests: [...merged.mcpServerRequests], rules: merged.mcpRules.map((r) => r.value) },
+    http: { default: scalar('http.default', HTTP_DEFAULTS.default), rules: merged.httpRules.map((r) => r.value) },
     runs: {
       maxSeconds: scalar('runs.maxSeconds', RUN_DEFAULTS.maxSeconds),
       heartbeatTimeoutMs: scalar('runs.heartbeatTimeout', RUN_DEFAULTS.heartbeatTimeoutMs),

@@ -363,7 +363,7 @@ const MAX_GLOB_TEXT = 8 * 1024;
 const MAX_GLOB_LIST = 64 * 1024;
 
 /** The value at `path` in a call's arguments (own properties only). */
-function valueAt(args: unknown, path: readonly string[]): unknown {
+export function valueAt(args: unknown, path: readonly string[]): unknown {
   let at: unknown = args;
   for (const key of path) {
     if (typeof at !== 'object' || at === null || Array.isArray(at) || !Object.hasOwn(at, key)) return undefined;
@@ -434,7 +434,7 @@ function nfc(text: string): string {
 }
 
 /** A value's JSON with its objects' keys sorted, so that equal values compare equal (a long number as the double the policy's own reads as). */
-function canonical(v: unknown): string {
+export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v instanceof JsonNumber) return JSON.stringify(v.valueOf());
   if (typeof v === 'object' && v !== null) {
@@ -520,7 +520,7 @@ function oddSegments(path: string): { dot: number; dotdot: number; empty: number
 }
 
 /** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */
-function mostRestrictive(verdicts: McpVerdict[]): McpVerdict | undefined {
+export function mostRestrictive(verdicts: McpVerdict[]): McpVerdict | undefined {
   let best: McpVerdict | undefined;
   for (const v of verdicts) {
     if (best === undefined || ACTIONS.indexOf(v.action) > ACTIONS.indexOf(best.action)) best = v;

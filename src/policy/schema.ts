@@ -402,6 +402,8 @@ export interface Policy {
   ssh?: SshPolicy;
   /** What sessions on MCP connections may call, read and see (absent: {@link MCP_DEFAULTS}). */
   mcp?: McpPolicy;
+  /** What requests on HTTP connections may do (absent: {@link HTTP_DEFAULTS}). */
+  http?: HttpPolicy;
   /** Agents' runs (absent: {@link RUN_DEFAULTS}). */
   runs?: RunPolicy;
   /** Decisions by people (absent: no extra requirement). */
@@ -733,6 +735,80 @@ export const mcpSectionSchema = z.strictObject({
   }),
 });
 
+/** How a rule matches a value of an HTTP request (a query parameter, a header, a JSON body field): globs over its text, or a JSON value it equals. */
+export type HttpValueMatch = McpArgumentMatch;
+
+/** What an `http` rule matches; every field given must match. */
+export interface HttpRuleMatch extends PrincipalMatch {
+  /** Request methods (`GET`, `POST`, …), upper case. */
+  methods?: string[];
+  /** Globs over the request's path, decoded (`*` within one segment, `**` across them). */
+  paths?: string[];
+  /** Matchers of query parameters, by name. */
+  query?: Record<string, HttpValueMatch>;
+  /** Matchers of headers, by name (lower case). */
+  headers?: Record<string, HttpValueMatch>;
+  /** Matchers of the JSON body's fields, by path (`a.b` reaches into an object). */
+  body?: Record<string, HttpValueMatch>;
+  connections?: string[];
+  subjects?: string[];
+  groups?: string[];
+}
+
+/** One `http` rule. */
+export interface HttpRule {
+  name: string;
+  match: HttpRuleMatch;
+  action: Action;
+  message?: string;
+  review?: Partial<ReviewSettings>;
+}
+
+/** The `http` section as loaded. */
+export interface HttpPolicy {
+  default: Action;
+  rules: HttpRule[];
+}
+
+/** The section's defaults: requests allowed. */
+export const HTTP_DEFAULTS: HttpPolicy = { default: 'allow', rules: [] };
+
+const HTTP_METHOD = /^[A-Z][A-Z-]{0,31}$/;
+/** A header's name (RFC 9110 §5.1: a token). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The schema of the `http` section of one policy file (merged across files by the loader). */
+export const httpSectionSchema = z.strictObject({
+  default: action.optional(),
+  rules: ruleList({
+    methods: z
+      .array(
+        z
+          .string({ error: 'must be a method name' })
+          .transform((m) => m.toUpperCase())
+          .pipe(z.string().regex(HTTP_METHOD, { error: 'must be a method name such as GET or POST' })),
+        { error: 'must be a list of methods' },
+      )
+      .min(1, { error: 'must list at least one method' })
+      .optional(),
+    paths: z
+      .array(z.string({ error: 'must be a path glob' }).regex(/^\/\S*$/, { error: 'must be a path glob starting with / (e.g. /orders/*/refund, /admin/**)' }), {
+        error: 'must be a list of path globs',
+      })
+      .min(1, { error: 'must list at least one path glob' })
+      .optional(),
+    query: z.record(nonEmpty('a parameter name'), mcpArgument).optional(),
+    headers: z
+      .record(z.string(), mcpArgument)
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers)) if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: "must be a header name (letters, digits and !#$%&'*+-.^_`|~)" });
+      })
+      .transform((headers) => Object.fromEntries(Object.entries(headers).map(([name, m]) => [name.toLowerCase(), m])))
+      .optional(),
+    body: z.record(z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, { error: 'must be a JSON field name (a.b reaches into an object)' }), mcpArgument).optional(),
+  }),
+});
+
 /** One policy file (`hoop.yaml` or `policy/*.yaml`); scalar settings are optional so files can be merged. */
 export const policyFileSchema = z.strictObject(
   {
@@ -750,6 +826,7 @@ export const policyFileSchema = z.strictObject(
     recording: recordingSchema.optional(),
     ssh: sshSectionSchema.optional(),
     mcp: mcpSectionSchema.optional(),
+    http: httpSectionSchema.optional(),
     runs: z.lazy(() => runsSchema).optional(),
     reviews: z.lazy(() => reviewsSchema).optional(),
     alerts: z

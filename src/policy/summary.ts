@@ -10,6 +10,9 @@ import type { PrincipalMatch } from './principal.js';
 import type { AlertRule } from './alert-rules.js';
 import {
   DEFAULT_MAX_GRANT_SECONDS,
+  HTTP_DEFAULTS,
+  type HttpRuleMatch,
+  type HttpValueMatch,
   MCP_DEFAULTS,
   RUN_DEFAULTS,
   SSH_DEFAULTS,
@@ -120,6 +123,28 @@ function accessRow(a: AccessRule): string[] {
   ];
 }
 
+/** An HTTP rule's match, as `show` says it. */
+function httpMatchText(m: HttpRuleMatch): string {
+  const values = (what: string, rec: Record<string, HttpValueMatch> | undefined): string =>
+    rec
+      ? `${what} ${Object.entries(rec)
+          .map(([k, v]) => `${k} ${'equals' in v ? `= ${JSON.stringify(v.equals)}` : v.globs.join(',')}`)
+          .join('; ')}`
+      : '';
+  const parts = [
+    m.methods ? m.methods.join(',') : '',
+    m.paths ? `paths ${m.paths.join(',')}` : '',
+    values('query', m.query),
+    values('headers', m.headers),
+    values('body', m.body),
+    m.connections ? `connections ${m.connections.join(',')}` : '',
+    m.subjects ? `subjects ${m.subjects.join(',')}` : '',
+    m.groups ? `groups ${m.groups.join(',')}` : '',
+    ...principalText(m),
+  ].filter(Boolean);
+  return parts.join('; ') || 'every request';
+}
+
 /** An MCP rule's match, as `show` says it. */
 function mcpMatchText(m: McpRuleMatch): string {
   const args = Object.entries(m.arguments ?? {}).map(([k, v]) => `${k} ${'equals' in v ? `= ${JSON.stringify(v.equals)}` : v.globs.join(',')}`);
@@ -222,6 +247,12 @@ export function describePolicy(policy: Policy, source: string): string {
   const mcp = policy.mcp ?? MCP_DEFAULTS;
   out.push('', `mcp (tool calls, resources and prompts: ${mcp.default} unless a rule says otherwise; the server may ask the agent for ${mcp.serverRequests.join(',') || 'nothing'})`);
   out.push(...table(mcp.rules.map((r) => [r.name, r.action, mcpMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
+  const http = policy.http ?? HTTP_DEFAULTS;
+  // Said only when it says something: no connection of type http exists yet.
+  if (http.rules.length > 0 || http.default !== HTTP_DEFAULTS.default) {
+    out.push('', `http (requests: ${http.default} unless a rule says otherwise; read-only access runs GET, HEAD and OPTIONS only)`);
+    out.push(...table(http.rules.map((r) => [r.name, r.action, httpMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
+  }
   const r = policy.recording;
   out.push(
     '',

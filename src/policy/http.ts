@@ -1,0 +1,156 @@
+/**
+ * The `http` section of a policy bundle, and its judge: what a request on an HTTP connection may do.
+ *
+ * ```yaml
+ * http:
+ *   default: allow                  # requests no rule matches: allow | deny | review
+ *   rules:                          # the most restrictive matching rule wins
+ *     - { name: no-admin, match: { paths: ["/admin/**"] }, action: deny }
+ *     - { name: refunds-reviewed, match: { methods: [POST], paths: ["/orders/*\/refund"] }, action: review }
+ *     - { name: no-csv-export, match: { paths: ["/export"], query: { format: csv } }, action: deny }
+ *     - { name: no-admin-role, match: { methods: [PUT, PATCH], paths: ["/users/*"], body: { role: admin } }, action: deny }
+ *     - { name: no-debug, match: { headers: { x-debug: "*" } }, action: deny }
+ * ```
+ *
+ * A request is judged as the gateway forwards it (src/http/wire/target.ts): its path decoded, with
+ * no `.`, `..` or empty segment and no encoded `/`. `paths` are globs over that path (`*` within one
+ * segment, `**` across segments); `methods` name methods; `query`, `headers` (by lower-case name) and
+ * `body` (a JSON body's fields, `a.b` reaching into an object) take a glob, a list of globs, or
+ * `{ equals: <JSON value> }`, as MCP arguments do. A value sent more than once (a parameter
+ * repeated, a list in the body) matches a deny or review rule when one of its values does, an
+ * allow rule when every one does; a value the request does not send matches no rule that names
+ * it. A refusing rule compares paths, values and parameter names case-folded too (some servers
+ * route and read them so). A rule on `body` meets a request whose body the gateway could not read
+ * as JSON only when it refuses: the gateway cannot tell what such a body says, so it fails closed.
+ *
+ * Under read-only access only GET, HEAD and OPTIONS run, whatever the rules say.
+ *
+ * @see docs/policy.md
+ */
+import { globMatches, segmentGlob } from '../glob.js';
+import { jsonText } from '../json-number.js';
+import { canonical, type McpVerdict, mostRestrictive, valueAt } from './mcp.js';
+import { reviewSettingsFor } from './review-combine.js';
+import { ruleApplies } from './rule-scope.js';
+import { HTTP_DEFAULTS, type Action, type HttpPolicy, type HttpRule, type HttpValueMatch, type Policy, type ReviewSettings, type Who } from './schema.js';
+
+/** What the judge answers for a request. */
+export type HttpVerdict = McpVerdict;
+
+/** A request as the judge reads it. */
+export interface HttpAsk {
+  method: string;
+  /** The path's segments, decoded (src/http/wire/target.ts). */
+  segments: readonly string[];
+  query: ReadonlyArray<readonly [string, string]>;
+  /** Header values by lower-case name, each value as sent. */
+  headers: ReadonlyMap<string, readonly string[]>;
+  /** The body read as JSON; `unread` when there is a body the gateway could not read as JSON; undefined when there is none. */
+  body?: { json: unknown } | 'unread';
+}
+
+/** The methods read-only access runs. */
+export const READ_ONLY_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** A rule with its globs compiled once. */
+interface CompiledRule {
+  rule: HttpRule;
+  refuses: boolean;
+  path?: (path: string) => boolean;
+  values: Array<{ of: (ask: HttpAsk) => unknown[] | 'unread'; match: (text: unknown) => boolean }>;
+}
+
+/** The `http` policy of one session (identity, connection, access mode), as the HTTP engine asks it. */
+export class HttpJudge {
+  readonly #rules: CompiledRule[];
+  readonly #default: Action;
+  readonly #readOnly: boolean;
+  readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
+
+  constructor(http: HttpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
+    this.#rules = http.rules.filter((r) => ruleApplies(r.match, who, connection)).map(compile);
+    this.#default = http.default;
+    this.#readOnly = mode === 'read-only';
+    this.#reviewers = reviewers;
+  }
+
+  /** The decision on a request: the most restrictive matching rule, else the default; read-only access refuses what is not GET, HEAD or OPTIONS. */
+  decide(ask: HttpAsk): HttpVerdict {
+    const what = `${ask.method} /${ask.segments.join('/')}`;
+    if (this.#readOnly && !READ_ONLY_METHODS.has(ask.method))
+      return { action: 'deny', rule: 'hoop:read-only-access', message: 'read-only access runs only GET, HEAD and OPTIONS', reason: `${what} may change what the service holds` };
+    const path = `/${ask.segments.join('/')}`;
+    const verdicts = this.#rules.filter((c) => matches(c, ask, path)).map((c) => this.#verdict(c.rule, `http rule "${c.rule.name}" matches ${what}`));
+    return mostRestrictive(verdicts) ?? this.#byDefault(`no http rule matches ${what}`);
+  }
+
+  #verdict(rule: HttpRule, reason: string): HttpVerdict {
+    const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
+    return { action: rule.action, rule: rule.name, ...(rule.message !== undefined ? { message: rule.message } : {}), reason, ...(review ? { review } : {}) };
+  }
+
+  #byDefault(why: string): HttpVerdict {
+    const review = this.#default === 'review' ? this.#reviewers() : undefined;
+    return { action: this.#default, reason: `${why}; the default is ${this.#default}`, ...(review ? { review } : {}) };
+  }
+}
+
+/** The judge of a session on HTTP connection `connection`, reviews settled as the bundle's reviewers say. */
+export function httpJudgeFor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write'): HttpJudge {
+  return new HttpJudge(policy.http ?? HTTP_DEFAULTS, who, connection, mode, (rule) => reviewSettingsFor(policy, connection, rule));
+}
+
+/** Lower case as a refusing rule compares. */
+const folded = (text: string): string => text.toUpperCase().toLowerCase();
+
+function compile(rule: HttpRule): CompiledRule {
+  const m = rule.match;
+  const refuses = rule.action !== 'allow';
+  const globs = m.paths?.map((g) => ({ exact: segmentGlob(g), folded: segmentGlob(folded(g)) }));
+  const values: CompiledRule['values'] = [];
+  for (const [name, want] of Object.entries(m.query ?? {}))
+    values.push({ of: (ask) => ask.query.filter(([n]) => n === name || (refuses && folded(n) === folded(name))).map(([, v]) => v), match: valueMatcher(want, refuses) });
+  for (const [name, want] of Object.entries(m.headers ?? {})) values.push({ of: (ask) => [...(ask.headers.get(name) ?? [])], match: valueMatcher(want, refuses) });
+  for (const [field, want] of Object.entries(m.body ?? {})) {
+    const path = field.split('.');
+    values.push({
+      of: (ask) => {
+        if (ask.body === 'unread') return 'unread';
+        const v = ask.body === undefined ? undefined : valueAt(ask.body.json, path);
+        return v === undefined ? [] : Array.isArray(v) ? v : [v];
+      },
+      match: valueMatcher(want, refuses),
+    });
+  }
+  return {
+    rule,
+    refuses,
+    ...(globs ? { path: (p: string) => globs.some((g) => g.exact(p) || (refuses && g.folded(folded(p)))) } : {}),
+    values,
+  };
+}
+
+function matches(c: CompiledRule, ask: HttpAsk, path: string): boolean {
+  const m = c.rule.match;
+  if (m.methods && !m.methods.includes(ask.method)) return false;
+  if (c.path && !c.path(path)) return false;
+  return c.values.every(({ of, match }) => {
+    const values = of(ask);
+    // A body the gateway cannot read: a refusing rule on it meets it, an allow rule does not.
+    if (values === 'unread') return c.refuses;
+    if (values.length === 0) return false;
+    return c.refuses ? values.some(match) : values.every(match);
+  });
+}
+
+/** A matcher of one value: `equals` by JSON value, else globs over its text (case-folded too when `refuses`). */
+function valueMatcher(m: HttpValueMatch, refuses: boolean): (value: unknown) => boolean {
+  if ('equals' in m) {
+    const want = canonical(m.equals);
+    return (value) => canonical(value) === want;
+  }
+  return (value) => {
+    const text = typeof value === 'string' ? value : jsonText(value);
+    return m.globs.some((g) => globMatches(g, text) || (refuses && globMatches(folded(g), folded(text))));
+  };
+}
