@@ -33,6 +33,7 @@ const LAYERS = [
   { rank: 5, name: 'ssh-common', path: '^src/ssh/common/' },
   { rank: 5, name: 'mysql-pipeline', path: '^src/mysql/pipeline/' },
   { rank: 5, name: 'mcp-pipeline', path: '^src/mcp/pipeline/' },
+  { rank: 5, name: 'http-pipeline', path: '^src/http/pipeline/' },
   // 6 — each protocol's two ends, which never import each other: the CLI's local side, the gateway's engine.
   { rank: 6, name: 'pg-local', path: '^src/postgres/local/' },
   { rank: 6, name: 'pg-gateway', path: '^src/postgres/gateway/' },

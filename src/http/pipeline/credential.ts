@@ -1,0 +1,121 @@
+/**
+ * The credential an HTTP connection's gateway holds: injected into each request it forwards, and
+ * kept out of every response it relays. A request never carries the caller's own credential
+ * upstream (its `Authorization`, `Proxy-Authorization`, and the header or query parameter the
+ * connection's credential goes in are dropped first); a response never carries the gateway's back:
+ * each spelling of it an echo could take (as sent, base64 for basic auth, percent-encoded, JSON
+ * escaped) is masked where it appears, in a header or anywhere in the body, across the chunks it
+ * arrives in. Masking keeps the length (each byte becomes `*`), so a body's framing still holds.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9110#section-11.6.2 (Authorization)
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (bearer tokens)
+ * @see https://www.rfc-editor.org/rfc/rfc7617 (basic)
+ */
+import { canonicalTarget, type RequestTarget } from '../wire/target.js';
+
+/** Where the connection's credential goes. */
+export type HttpCredential =
+  | { kind: 'bearer'; token: string }
+  | { kind: 'basic'; user: string; password: string }
+  | { kind: 'header'; name: string; value: string }
+  | { kind: 'query'; name: string; value: string };
+
+/** Fields a caller's request may not carry upstream whatever the credential (its own credentials). */
+const CALLERS_CREDENTIALS = new Set(['authorization', 'proxy-authorization']);
+
+/**
+ * The fields (lower-case names) and target forwarded for a request: the caller's own credential
+ * dropped, then the connection's added.
+ */
+export function injectCredential(credential: HttpCredential, fields: ReadonlyArray<readonly [string, string]>, target: RequestTarget): { fields: Array<[string, string]>; target: RequestTarget } {
+  const header = credential.kind === 'header' ? credential.name.toLowerCase() : undefined;
+  const out: Array<[string, string]> = fields.filter(([name]) => !CALLERS_CREDENTIALS.has(name) && name !== header).map(([n, v]) => [n, v]);
+  if (credential.kind === 'bearer') out.push(['authorization', `Bearer ${credential.token}`]);
+  else if (credential.kind === 'basic') out.push(['authorization', `Basic ${basic(credential)}`]);
+  else if (credential.kind === 'header') out.push([header!, credential.value]);
+  if (credential.kind !== 'query') return { fields: out, target };
+  // The caller's own parameter of that name goes, in any case (a server may read names case-insensitively).
+  const name = credential.name.toLowerCase();
+  const query: Array<[string, string]> = [...target.query.filter(([n]) => n.toLowerCase() !== name), [credential.name, credential.value]];
+  return { fields: out, target: { segments: target.segments, query, canonical: canonicalTarget(target.segments, query) } };
+}
+
+/** A basic credential's `user:password` in base64. */
+function basic(c: { user: string; password: string }): string {
+  return Buffer.from(`${c.user}:${c.password}`, 'utf8').toString('base64');
+}
+
+/** Shortest secret taken: a shorter one could not be masked without masking ordinary text. */
+export const MIN_SECRET_LENGTH = 8;
+
+/**
+ * The spellings of `credential` a response could echo, longest first.
+ *
+ * @throws Error when its secret is shorter than {@link MIN_SECRET_LENGTH} characters
+ */
+export function credentialSpellings(credential: HttpCredential): Buffer[] {
+  const secrets =
+    credential.kind === 'bearer' ? [credential.token] : credential.kind === 'basic' ? [credential.password, basic(credential), `${credential.user}:${credential.password}`] : [credential.value];
+  if (secrets[0]!.length < MIN_SECRET_LENGTH)
+    throw new Error(`the credential is shorter than ${MIN_SECRET_LENGTH} characters: the gateway could not keep it out of responses without masking ordinary text`);
+  const spellings = new Set<string>();
+  for (const s of secrets) {
+    spellings.add(s);
+    const encoded = encodeURIComponent(s);
+    spellings.add(encoded);
+    spellings.add(encoded.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()));
+    spellings.add(JSON.stringify(s).slice(1, -1));
+    spellings.add(Buffer.from(s, 'utf8').toString('base64'));
+  }
+  return [...spellings].map((s) => Buffer.from(s, 'utf8')).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Masks the spellings of a secret in a stream of bytes as they pass: `push` gives what may go on
+ * now (all but the last few bytes, which could begin a spelling the next chunk completes), `end`
+ * the rest. What comes out is what went in, each spelling's bytes `*`, in the same length.
+ */
+export class SecretMask {
+  readonly #spellings: readonly Buffer[];
+  /** Bytes held back: they may start a spelling. */
+  #held: Buffer = Buffer.alloc(0);
+  readonly #keep: number;
+
+  constructor(spellings: readonly Buffer[]) {
+    this.#spellings = spellings;
+    this.#keep = Math.max(0, ...spellings.map((s) => s.length - 1));
+  }
+
+  push(chunk: Buffer): Buffer {
+    const all = this.#held.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#held, chunk]);
+    const masked = this.#mask(all);
+    // A spelling masked near the end is whole in `all`: only an unfinished one's start is held.
+    const cut = Math.max(masked, all.length - this.#keep);
+    this.#held = all.subarray(cut);
+    return all.subarray(0, cut);
+  }
+
+  end(): Buffer {
+    const rest = this.#held;
+    this.#held = Buffer.alloc(0);
+    return rest;
+  }
+
+  /** Masks every spelling in `bytes` (in place); answers the end of the last one masked. */
+  #mask(bytes: Buffer): number {
+    let last = 0;
+    for (const s of this.#spellings) {
+      for (let at = bytes.indexOf(s); at >= 0; at = bytes.indexOf(s, at + 1)) {
+        bytes.fill(0x2a, at, at + s.length);
+        last = Math.max(last, at + s.length);
+      }
+    }
+    return last;
+  }
+}
+
+/** `text` with each spelling masked (a header's value). */
+export function maskText(text: string, spellings: readonly Buffer[]): string {
+  const mask = new SecretMask(spellings);
+  return Buffer.concat([mask.push(Buffer.from(text, 'latin1')), mask.end()]).toString('latin1');
+}
