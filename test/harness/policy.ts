@@ -1,4 +1,9 @@
-/** A policy with nothing in it (what `version: 1` alone loads to), with the parts a test sets. */
+/** A policy with nothing in it (what `version: 1` alone loads to), with the parts a test sets; policy repos for a test file. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+import type { PolicyInvalidError } from '../../src/policy/load.js';
 import type { Policy, StatementRule } from '../../src/policy/schema.js';
 
 export function emptyPolicy(parts: Partial<Policy> = {}): Policy {
@@ -28,3 +33,26 @@ export const EXAMPLE_RULES: StatementRule[] = [
   { name: 'copy-review', match: { kinds: ['copy-in', 'copy-out'], groups: ['contractors'] }, action: 'review', message: 'COPY needs review' },
   { name: 'prod-only-grants', match: { kinds: ['grant', 'revoke'], connections: ['prod-db'] }, action: 'deny', message: 'no grants on prod' },
 ];
+
+/**
+ * Policy repos for one test file, each a directory of one `hoop.yaml` under a temporary directory
+ * removed after the file; and the problems a load reports (none when it loads).
+ */
+export function policyRepos(prefix: string): { repo: (text: string) => string; problemsOf: (loading: Promise<unknown>) => Promise<string[]> } {
+  const base = mkdtempSync(join(tmpdir(), prefix));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  let n = 0;
+  return {
+    repo: (text) => {
+      const dir = join(base, `r${n++}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'hoop.yaml'), text);
+      return dir;
+    },
+    problemsOf: (loading) =>
+      loading.then(
+        () => [],
+        (err: PolicyInvalidError) => err.problems,
+      ),
+  };
+}

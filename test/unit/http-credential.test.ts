@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { credentialSpellings, type HttpCredential, injectCredential, maskText, SecretMask } from '../../src/http/pipeline/credential.js';
 import { readTarget, type RequestTarget } from '../../src/http/wire/target.js';
+import { Random } from '../harness/random.js';
 
 const target = (t: string): RequestTarget => readTarget(t) as RequestTarget;
 const caller: Array<[string, string]> = [
@@ -77,20 +78,16 @@ describe('SecretMask', () => {
   });
 
   it('random chunkings of generated bodies come out as the whole masked at once', () => {
-    let seed = 99;
-    const next = (n: number): number => {
-      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-      return seed % n;
-    };
+    const random = new Random(99);
     const pieces = ['sk_live_4f9a"b', 'sk_live_4f9a\\"b', 'sk_live_4f9a%22b', 'sk_live_', '4f9a', '"b', 'x', '{', '"', '\\', 'c2tfbGl2ZV80ZjlhImI='];
     for (let i = 0; i < 2000; i++) {
       let body = '';
-      for (let k = next(12); k >= 0; k--) body += pieces[next(pieces.length)];
+      for (let k = random.int(12); k >= 0; k--) body += pieces[random.int(pieces.length)];
       const bytes = Buffer.from(body);
       const m = new SecretMask(spellings);
       const out: Buffer[] = [];
       for (let at = 0; at < bytes.length; ) {
-        const n = 1 + next(6);
+        const n = 1 + random.int(6);
         out.push(m.push(bytes.subarray(at, at + n)));
         at += n;
       }

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ChunkedReader, MAX_FIELDS, MAX_HEAD_BYTES, readRequestHead, readResponseHead, type RequestHead } from '../../src/http/wire/head.js';
+import { Random } from '../harness/random.js';
 
 const head = (text: string): Buffer => Buffer.from(text, 'latin1');
 const taken = (text: string): RequestHead => {
@@ -161,16 +162,12 @@ function generatedHeads(count: number): string[] {
     'Connection: close',
     'Expect: 100-continue',
   ];
-  let seed = 42;
-  const next = (k: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-    return seed % k;
-  };
+  const random = new Random(42);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
-    const fields: string[] = next(4) === 0 ? [] : ['Host: api'];
-    for (let k = next(3); k >= 0; k--) fields.splice(next(fields.length + 1), 0, lines[next(lines.length)]!);
-    out.push(`${['GET', 'POST', 'PUT'][next(3)]} /x HTTP/1.${next(2)}\r\n${fields.map((f) => `${f}\r\n`).join('')}\r\n`);
+    const fields: string[] = random.int(4) === 0 ? [] : ['Host: api'];
+    for (let k = random.int(3); k >= 0; k--) fields.splice(random.int(fields.length + 1), 0, lines[random.int(lines.length)]!);
+    out.push(`${['GET', 'POST', 'PUT'][random.int(3)]} /x HTTP/1.${random.int(2)}\r\n${fields.map((f) => `${f}\r\n`).join('')}\r\n`);
   }
   return out;
 }

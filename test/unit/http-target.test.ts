@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { MAX_TARGET_LENGTH, readTarget, type RequestTarget } from '../../src/http/wire/target.js';
+import { Random } from '../harness/random.js';
 
 const taken = (target: string): RequestTarget => {
   const t = readTarget(target);
@@ -127,19 +128,13 @@ function generated(count: number): string[] {
     '%E2%80%AE',
     '%EF%BC%8F',
   ];
-  let seed = 0x9e3779b9;
-  const next = (n: number): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const random = new Random(0x9e3779b9);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     let path = '/';
-    for (let k = next(8); k >= 0; k--) path += pieces[next(pieces.length)];
+    for (let k = random.int(8); k >= 0; k--) path += pieces[random.int(pieces.length)];
     let query = '';
-    if (next(2) === 0) for (let k = next(6); k >= 0; k--) query += ['a', '=', '&', '+', '%2B', '%20', '%26', '%3D', 'x', '?', '/', '%'][next(12)];
+    if (random.int(2) === 0) for (let k = random.int(6); k >= 0; k--) query += ['a', '=', '&', '+', '%2B', '%20', '%26', '%3D', 'x', '?', '/', '%'][random.int(12)];
     out.push(query ? `${path}?${query}` : path);
   }
   return out;

@@ -1,35 +1,14 @@
-/**
- * The `http` section of a policy bundle and its judge: what a file may say, and the decisions on
- * requests by method, path glob, query parameter, header and JSON body field; refusing rules that
- * compare case-folded, allow rules that do not; a body the gateway cannot read; read-only access.
- * Generated targets, read as the gateway reads them, never reach a denied route under another
- * spelling.
- */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readTarget } from '../../src/http/wire/target.js';
 import { type HttpAsk, HttpJudge } from '../../src/policy/http.js';
-import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
+import { loadPolicyDir } from '../../src/policy/load.js';
 import { PERSON } from '../../src/policy/principal.js';
 import { describePolicy } from '../../src/policy/summary.js';
 import { HTTP_DEFAULTS, type HttpPolicy } from '../../src/policy/schema.js';
+import { policyRepos } from '../harness/policy.js';
+import { Random } from '../harness/random.js';
 
-const base = mkdtempSync(join(tmpdir(), 'hoop-policy-http-'));
-afterAll(() => rmSync(base, { recursive: true, force: true }));
-let n = 0;
-function repo(text: string): string {
-  const dir = join(base, `r${n++}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'hoop.yaml'), text);
-  return dir;
-}
-const problemsOf = (p: Promise<unknown>) =>
-  p.then(
-    () => [] as string[],
-    (err: PolicyInvalidError) => err.problems,
-  );
+const { repo, problemsOf } = policyRepos('hoop-policy-http-');
 
 const who = { subject: 'alice', groups: ['eng'], principal: PERSON };
 const judge = (http: Partial<HttpPolicy>, mode: 'read-only' | 'read-write' = 'read-write') =>
@@ -155,15 +134,11 @@ describe('a denied route under generated spellings', () => {
   it('is denied whenever the target, as WHATWG URL parsing reads it, reaches it; or the target is refused', () => {
     const j = judge({ rules: [{ name: 'no-admin', match: { paths: ['/admin/**', '/admin'] }, action: 'deny' }] });
     const pieces = ['/', '//', 'admin', 'ADMIN', '%61dmin', 'Adm%49n', '.', '..', '%2e', '%2E%2E', 'x', '%2f', ';', '%20', '%00', 'users'];
-    let seed = 7;
-    const next = (k: number): number => {
-      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-      return seed % k;
-    };
+    const random = new Random(7);
     let reached = 0;
     for (let i = 0; i < 20_000; i++) {
       let target = '/';
-      for (let k = next(6); k >= 0; k--) target += pieces[next(pieces.length)];
+      for (let k = random.int(6); k >= 0; k--) target += pieces[random.int(pieces.length)];
       const t = readTarget(target);
       let route: string;
       try {

@@ -5,32 +5,19 @@
  * resources, prompts, listings, read-only access and the server's requests; and the line reader
  * every MCP message crosses.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LineReader, parseMessage } from '../../src/mcp/wire/json-rpc.js';
-import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
+import { loadPolicyDir } from '../../src/policy/load.js';
 import { McpJudge } from '../../src/policy/mcp.js';
 import { describePolicy } from '../../src/policy/summary.js';
 import { runPolicyTests } from '../../src/policy/evaluate.js';
 import { PERSON } from '../../src/policy/principal.js';
 import { MCP_DEFAULTS, type McpPolicy } from '../../src/policy/schema.js';
+import { policyRepos } from '../harness/policy.js';
 
-const base = mkdtempSync(join(tmpdir(), 'hoop-policy-mcp-'));
-afterAll(() => rmSync(base, { recursive: true, force: true }));
-let n = 0;
-function repo(text: string): string {
-  const dir = join(base, `r${n++}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'hoop.yaml'), text);
-  return dir;
-}
-const problemsOf = (p: Promise<unknown>) =>
-  p.then(
-    () => [] as string[],
-    (err: PolicyInvalidError) => err.problems,
-  );
+const { repo, problemsOf } = policyRepos('hoop-policy-mcp-');
 
 const who = { subject: 'alice', groups: ['eng'], principal: PERSON };
 const judge = (mcp: Partial<McpPolicy>, mode: 'read-only' | 'read-write' = 'read-write') =>

@@ -1,28 +1,12 @@
-/**
- * SSH connections and the `ssh` section of a policy bundle: pinned host keys as written in a
- * known_hosts file, a public key or a fingerprint; exactly one credential; the judge's decisions on
- * shells, commands (globs and regular expressions, the most restrictive rule winning),
- * environment variables, forwarding targets and sftp under read-only access.
- */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hostKeyFingerprint, sshFingerprint, type SshConnection } from '../../src/config/connection.js';
 import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
 import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
 import { newEd25519Key } from '../../src/ssh/common/keys.js';
+import { policyRepos } from '../harness/policy.js';
 
-const base = mkdtempSync(join(tmpdir(), 'hoop-policy-ssh-'));
-afterAll(() => rmSync(base, { recursive: true, force: true }));
-let n = 0;
-function repo(text: string): string {
-  const dir = join(base, `r${n++}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'hoop.yaml'), text);
-  return dir;
-}
+const { repo } = policyRepos('hoop-policy-ssh-');
 
 const key = newEd25519Key('pinned');
 const publicLine = key.public.trim().split(/\s+/).slice(0, 2).join(' ');
