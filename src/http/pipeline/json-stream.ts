@@ -1,0 +1,234 @@
+/**
+ * JSON bodies rewritten as they stream: each scalar value (a string, number, `true`, `false`,
+ * `null`) is handed, with its path, to a transform that may put another value in its place; every
+ * other byte (structure, white space, the values it keeps) goes on as it came, in the chunk it came
+ * in, so a large response is never held whole. Only one scalar is held at a time, up to
+ * {@link MAX_SCALAR_BYTES}; a larger one, or what is not JSON, throws: the caller cannot pass what
+ * it could not judge. A body of several values one after another (NDJSON, concatenated JSON) is
+ * read value by value.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc8259 (JSON)
+ * @see https://github.com/ndjson/ndjson-spec
+ */
+
+/** A value's path: object keys, and array indices as numbers. */
+export type JsonPath = ReadonlyArray<string | number>;
+
+/** What stands in a scalar's place (`undefined`: it stays as it came); `path` is read then, never kept (it changes as the body is read). */
+export type ScalarTransform = (path: JsonPath, value: string | number | boolean | null) => string | number | boolean | null | undefined;
+
+/** Largest scalar held to be judged (a string of a megabyte is a file, not a field). */
+export const MAX_SCALAR_BYTES = 1024 * 1024;
+
+type Frame = { kind: 'object'; key: string | undefined; expect: 'key' | 'colon' | 'value' | 'comma' } | { kind: 'array'; index: number; expect: 'value' | 'comma' };
+
+/** Each byte's class: 1 white space, 2 a number's or a literal's, 0 any other. */
+const CLASS = new Uint8Array(256);
+for (const c of ' \t\n\r') CLASS[c.charCodeAt(0)] = 1;
+for (const c of '-+0123456789.eEabcdefghijklmnopqrstuvwxyz') CLASS[c.charCodeAt(0)] = 2;
+
+/** See the module documentation. */
+export class JsonStream {
+  readonly #transform: ScalarTransform;
+  readonly #stack: Frame[] = [];
+  /** A scalar is being read (a string, else a number or a literal; a key or a value). */
+  #inScalar = false;
+  #string = false;
+  #key = false;
+  #escaped = false;
+  /** Where the scalar began in the chunk being read (-1: in an earlier one), and its bytes from earlier chunks. */
+  #start = -1;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  /** The path of the value being read, kept as the stack changes (the transform reads it, never keeps it). */
+  readonly #path: Array<string | number> = [];
+
+  constructor(transform: ScalarTransform) {
+    this.#transform = transform;
+  }
+
+  /** The bytes to send for `chunk`: what it kept as it came, and what the transform put in place of its values. @throws Error when it is not JSON */
+  push(chunk: Buffer): Buffer {
+    const out: Buffer[] = [];
+    /** Where the run of bytes that go on as they came began (a scalar kept is part of it). */
+    let run = 0;
+    /** The scalar that ended at `end` (exclusive): kept in the run, or its replacement sent in its place. */
+    const ended = (end: number): void => {
+      const began = this.#start;
+      const earlier = this.#held;
+      const made = this.#endScalar(chunk, end);
+      // Kept: what it held from earlier chunks goes first, as it came, and its bytes here stay in the run.
+      if (made === undefined) {
+        if (began < 0) out.push(...earlier);
+        return;
+      }
+      if (began >= 0) out.push(chunk.subarray(run, began));
+      out.push(made);
+      run = end;
+    };
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (this.#inScalar) {
+        if (this.#string) {
+          // A string's bytes in a tight loop, to its closing quote or the chunk's end.
+          let escaped = this.#escaped;
+          let j = i;
+          for (; j < chunk.length; j++) {
+            const b = chunk[j]!;
+            if (escaped) escaped = false;
+            else if (b === 0x5c) escaped = true;
+            else if (b === 0x22) break;
+            else if (b < 0x20) throw new Error('a control character in a JSON string');
+          }
+          this.#escaped = escaped;
+          i = j;
+          if (j < chunk.length) ended(j + 1);
+          continue;
+        }
+        if (CLASS[c] === 2) continue;
+        ended(i);
+      }
+      const k = CLASS[c];
+      if (k === 1) continue;
+      if (c === 0x22 || k === 2) {
+        this.#key = this.#startScalar(c === 0x22);
+        this.#inScalar = true;
+        this.#string = c === 0x22;
+        this.#start = i;
+        continue;
+      }
+      this.#structure(c);
+    }
+    if (this.#inScalar) {
+      // What came of the scalar so far is held until it ends: the run before it goes now.
+      const from = Math.max(this.#start, run);
+      out.push(chunk.subarray(run, Math.max(this.#start, run)));
+      this.#held.push(chunk.subarray(from));
+      this.#heldBytes += chunk.length - from;
+      this.#start = -1;
+      if (this.#heldBytes > MAX_SCALAR_BYTES) throw new Error(`a JSON value longer than ${MAX_SCALAR_BYTES / 1024} KiB, which the gateway does not hold to judge`);
+    } else out.push(chunk.subarray(run));
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
+
+  /** What is left at the body's end (a number or literal it ended in). @throws Error when the body ends inside a value */
+  end(): Buffer {
+    let out: Buffer = Buffer.alloc(0);
+    if (this.#inScalar && !this.#string) {
+      const held = Buffer.concat(this.#held);
+      this.#held = [];
+      this.#start = 0;
+      out = this.#endScalar(held, held.length) ?? held;
+    }
+    if (this.#inScalar || this.#stack.length > 0) throw new Error('the JSON body ends inside a value');
+    return out;
+  }
+
+  /** A scalar begins where the frame expects one; answers whether it is an object's key. */
+  #startScalar(string: boolean): boolean {
+    const top = this.#stack.at(-1);
+    if (top?.kind === 'object' && top.expect === 'key') {
+      if (!string) throw new Error("an object's key is not a string");
+      return true;
+    }
+    this.#expectValue();
+    return false;
+  }
+
+  /** A value begins: the frame must expect one. */
+  #expectValue(): void {
+    const top = this.#stack.at(-1);
+    if (top && top.expect !== 'value') throw new Error(`a value where the JSON expects ${top.expect === 'comma' ? 'a comma or the end' : `a ${top.expect}`}`);
+  }
+
+  /** The scalar read whole, its last bytes in `chunk` before `end`: a key noted, a value judged; answers what stands in its place (undefined: it stays). */
+  #endScalar(chunk: Buffer, end: number): Buffer | undefined {
+    this.#inScalar = false;
+    // Read where it lies when it lies in one chunk (most do): no copy.
+    const whole = this.#start >= 0;
+    const bytes = whole ? chunk : Buffer.concat([...this.#held, chunk.subarray(0, end)]);
+    const from = whole ? this.#start : 0;
+    const to = whole ? end : bytes.length;
+    this.#held = [];
+    this.#heldBytes = 0;
+    const value = scalarValue(bytes, from, to, this.#string);
+    const top = this.#stack.at(-1);
+    let made: Buffer | undefined;
+    if (this.#key) {
+      const frame = top as Extract<Frame, { kind: 'object' }>;
+      frame.key = value as string;
+      frame.expect = 'colon';
+      this.#path[this.#stack.length - 1] = frame.key;
+    } else {
+      const replaced = this.#transform(this.#path, value);
+      this.#valueDone();
+      if (replaced !== undefined) made = Buffer.from(JSON.stringify(replaced), 'utf8');
+    }
+    return made;
+  }
+
+  /** A value ended: its frame expects a comma or its end. */
+  #valueDone(): void {
+    const top = this.#stack.at(-1);
+    if (top) top.expect = 'comma';
+  }
+
+  /** Structure: `{`, `}`, `[`, `]`, `:`, `,`. */
+  #structure(c: number): void {
+    const top = this.#stack.at(-1);
+    if (c === 0x7b || c === 0x5b) {
+      this.#expectValue();
+      this.#stack.push(c === 0x7b ? { kind: 'object', key: undefined, expect: 'key' } : { kind: 'array', index: 0, expect: 'value' });
+      this.#path.push(c === 0x7b ? '' : 0);
+      return;
+    }
+    if (c === 0x7d || c === 0x5d) {
+      const kind = c === 0x7d ? 'object' : 'array';
+      // An empty one ends where it expects its first key or value; else after a value.
+      const empty = top?.kind === 'object' ? top.expect === 'key' && top.key === undefined : top?.kind === 'array' && top.expect === 'value' && top.index === 0;
+      if (top?.kind !== kind || !(top.expect === 'comma' || empty)) throw new Error(`a ${String.fromCharCode(c)} where the JSON does not end an ${kind}`);
+      this.#stack.pop();
+      this.#path.pop();
+      this.#valueDone();
+      return;
+    }
+    if (c === 0x3a && top?.kind === 'object' && top.expect === 'colon') {
+      top.expect = 'value';
+      return;
+    }
+    if (c === 0x2c && top?.expect === 'comma') {
+      if (top.kind === 'object') top.expect = 'key';
+      else {
+        top.index++;
+        top.expect = 'value';
+        this.#path[this.#stack.length - 1] = top.index;
+      }
+      return;
+    }
+    throw new Error(`${JSON.stringify(String.fromCharCode(c))} where the JSON does not take it`);
+  }
+}
+
+/** A JSON number (RFC 8259 §6). */
+const NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
+
+/** The value of the scalar in `bytes` from `from` to `to`: a string without escapes and the common literals and numbers read directly, the rest by JSON.parse. @throws Error when it is not one */
+function scalarValue(bytes: Buffer, from: number, to: number, string: boolean): string | number | boolean | null {
+  if (string) {
+    const slash = bytes.indexOf(0x5c, from);
+    if (slash < 0 || slash >= to) return bytes.toString('utf8', from + 1, to - 1);
+  } else {
+    const text = bytes.toString('latin1', from, to);
+    if (text === 'true') return true;
+    if (text === 'false') return false;
+    if (text === 'null') return null;
+    if (NUMBER.test(text)) return Number(text);
+    throw new Error(`${JSON.stringify(text.slice(0, 40))} is not a JSON value`);
+  }
+  const text = bytes.toString('utf8', from, to);
+  try {
+    return JSON.parse(text) as string;
+  } catch {
+    throw new Error(`${JSON.stringify(text.slice(0, 40))} is not a JSON value`);
+  }
+}

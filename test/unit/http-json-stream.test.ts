@@ -1,0 +1,88 @@
+/**
+ * JSON bodies rewritten as they stream: generated documents, split at random places, come out as
+ * the whole document with the same values replaced (checked against JSON.parse), the bytes kept
+ * as they came where nothing is replaced; what JSON.parse refuses is refused; a value too large to
+ * hold is refused rather than passed.
+ */
+import { describe, expect, it } from 'vitest';
+import { type JsonPath, JsonStream, MAX_SCALAR_BYTES } from '../../src/http/pipeline/json-stream.js';
+import { Random } from '../harness/random.js';
+
+/** Masks strings under a key `email` or `ssn`, and numbers under `balance`. */
+const mask = (path: JsonPath, value: unknown): string | null | undefined => {
+  const last = path.at(-1);
+  if ((last === 'email' || last === 'ssn') && typeof value === 'string') return '[redacted]';
+  if (last === 'balance' && typeof value === 'number') return null;
+  return undefined;
+};
+
+/** `value` with {@link mask} applied, as a whole. */
+function masked(value: unknown, path: Array<string | number> = []): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => masked(v, [...path, i]));
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, masked(v, [...path, k])]));
+  const m = mask(path, value);
+  return m === undefined ? value : m;
+}
+
+function streamed(text: string, cuts: number[]): string {
+  const s = new JsonStream(mask);
+  const bytes = Buffer.from(text, 'utf8');
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    out.push(s.push(bytes.subarray(at, cut)));
+    at = cut;
+  }
+  out.push(s.end());
+  return Buffer.concat(out).toString('utf8');
+}
+
+function generated(r: Random, depth = 0): unknown {
+  const kind = r.int(depth > 3 ? 4 : 6);
+  if (kind === 0) return r.pick(['a@b.example', 'x "quoted" \\ \n\t', 'ünï', '', '\u2028', 'ok']);
+  if (kind === 1) return r.pick([0, -1.5, 1e21, 123456789, 3.14e-7]);
+  if (kind === 2) return r.pick([true, false, null]);
+  if (kind === 3) return r.pick(['secret', 42]);
+  if (kind === 4) return Array.from({ length: r.int(4) }, () => generated(r, depth + 1));
+  return Object.fromEntries(Array.from({ length: r.int(4) }, () => [r.pick(['email', 'ssn', 'balance', 'name', 'a b', 'é', '"k"']), generated(r, depth + 1)]));
+}
+
+describe('JsonStream', () => {
+  it('replaces what the transform says, and keeps every other byte as it came', () => {
+    const text = '{ "name" : "Ann",\n "email":"ann@shop.example", "tags": ["email", {"ssn": "123-45-6789"}], "balance": 12.50 }';
+    expect(streamed(text, [])).toBe('{ "name" : "Ann",\n "email":"[redacted]", "tags": ["email", {"ssn": "[redacted]"}], "balance": null }');
+    const plain = '{"name": "Ann", "list": [1, 2.5e3, true, null, "x\\"y"]}  ';
+    expect(streamed(plain, [])).toBe(plain);
+  });
+
+  it('generated documents, split anywhere, come out as the whole masked', () => {
+    const r = new Random(2026);
+    for (let i = 0; i < 1500; i++) {
+      const doc = generated(r);
+      const text = JSON.stringify(doc, null, r.int(2) === 0 ? undefined : 1);
+      const cuts = Array.from({ length: r.int(5) }, () => r.int(text.length + 1)).sort((a, b) => a - b);
+      const out = streamed(text, cuts);
+      expect(JSON.parse(out), text).toEqual(masked(doc));
+      // Where nothing is replaced, the bytes are the ones that came.
+      if (JSON.stringify(masked(doc)) === JSON.stringify(doc)) expect(out).toBe(text);
+    }
+  });
+
+  it('reads NDJSON value by value', () => {
+    const lines = ['{"email":"a@b.example","n":1}', '{"email":"c@d.example","n":2}', '[1,2]'].join('\n');
+    expect(streamed(`${lines}\n`, [7, 31, 40])).toBe('{"email":"[redacted]","n":1}\n{"email":"[redacted]","n":2}\n[1,2]\n');
+  });
+
+  it.each(['{"a":1,}', '[1,]', '{"a" 1}', '{1:2}', '{"a":01}', '[tru]', '{"a":"b"', '["a\u0001"]', '}', '{"a":1]', '[1 2]', '{"a":-}'])('refuses %j, which JSON.parse refuses', (text) => {
+    expect(() => JSON.parse(text)).toThrow();
+    expect(() => streamed(text, [Math.floor(text.length / 2)])).toThrow();
+  });
+
+  it('refuses a value too large to hold, rather than pass it unjudged', () => {
+    const s = new JsonStream(mask);
+    s.push(Buffer.from('{"email": "'));
+    expect(() => {
+      for (let sent = 0; sent <= MAX_SCALAR_BYTES; sent += 64 * 1024) s.push(Buffer.alloc(64 * 1024, 0x61));
+    }).toThrow(/longer than 1024 KiB/);
+  });
+});
