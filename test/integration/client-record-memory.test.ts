@@ -43,7 +43,7 @@ describe("a CLI's record of a short session", () => {
       for (const f of await entry!.files.names()) files.set(f, (await entry!.files.read(f))!);
       expect(await verifyRecording(files, [createPublicKey(key)], undefined, 'short-000001', ['spool.json'])).toMatchObject({ ok: true, complete: true, events: 2 });
       await vi.advanceTimersByTimeAsync(CLIENT_CHECKPOINT_MS);
-      await vi.waitFor(async () => expect(await onDisk(spool)).toEqual(['sessions-short-000001.tar']));
+      await vi.waitFor(async () => expect(await onDisk(spool)).toEqual(['sessions-short-000001.tar']), { timeout: 10_000 });
       await spool.remove(entry!);
       expect(await onDisk(spool)).toEqual([]);
     } finally {

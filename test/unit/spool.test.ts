@@ -126,7 +126,7 @@ describe('an archive held in memory', () => {
       await vi.advanceTimersByTimeAsync(899);
       expect(await readdir(at)).toEqual([]);
       await vi.advanceTimersByTimeAsync(1);
-      await vi.waitFor(async () => expect(await readdir(mine.root).catch(() => [])).toEqual(['sessions-memory-000002.tar']));
+      await vi.waitFor(async () => expect(await readdir(mine.root).catch(() => [])).toEqual(['sessions-memory-000002.tar']), { timeout: 10_000 });
       expect(await readFile(join(mine.root, 'sessions-memory-000002.tar'))).toEqual(archive);
       const [entry] = await mine.only(['sessions/memory-000002']);
       expect(entry?.status).toBe('closed');
