@@ -1,0 +1,108 @@
+/**
+ * Server-sent events rewritten as they stream: each event's data (its `data:` lines, joined by a
+ * line feed as a browser joins them) is held until the event ends, handed to a transform, and sent
+ * as the `data:` lines of what the transform made; every other line (`event:`, `id:`, `retry:`,
+ * comments) goes on as it came. One event is held at a time, up to {@link MAX_EVENT_BYTES}; a
+ * larger one throws: the caller cannot pass what it could not judge. Lines end in CRLF, LF or CR,
+ * as the format allows, and are sent as they ended.
+ *
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+ */
+
+/** Largest event held to be judged. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+
+/** What an event's data becomes (a text of lines). */
+export type EventDataTransform = (data: string) => string;
+
+/** See the module documentation. */
+export class SseStream {
+  readonly #transform: EventDataTransform;
+  /** The line being read (its bytes so far), and the held event's data lines with what ended each. */
+  #line = '';
+  #data: string[] = [];
+  #ends: string[] = [];
+  #held = 0;
+  /** A CR ended the last line: an LF right after it belongs to it. */
+  #afterCr = false;
+  /** The last line was a data line (held): its ending is in {@link #ends}. */
+  #lastHeld = false;
+  readonly #decoder = new TextDecoder('utf-8');
+
+  constructor(transform: EventDataTransform) {
+    this.#transform = transform;
+  }
+
+  /** What to send for `chunk`. @throws Error when an event is larger than {@link MAX_EVENT_BYTES} */
+  push(chunk: Buffer): Buffer {
+    let text = this.#decoder.decode(chunk, { stream: true });
+    let out = '';
+    if (this.#afterCr && text.startsWith('\n')) {
+      // The LF of a CRLF split between chunks: it ends the line the CR ended.
+      out += this.#endOf('\n');
+      text = text.slice(1);
+    }
+    // (A chunk that decodes to nothing, an empty one or part of a character, leaves the CR's LF still to come.)
+    if (text.length > 0) this.#afterCr = false;
+    let at = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 0x0a && c !== 0x0d) continue;
+      let end = c === 0x0d ? '\r' : '\n';
+      if (c === 0x0d && text.charCodeAt(i + 1) === 0x0a) end = '\r\n';
+      else if (c === 0x0d && i + 1 === text.length) this.#afterCr = true;
+      out += this.#lineDone(this.#line + text.slice(at, i), end);
+      this.#line = '';
+      i += end.length - 1;
+      at = i + 1;
+    }
+    this.#line += text.slice(at);
+    if (this.#held + this.#line.length > MAX_EVENT_BYTES) throw new Error(`an event larger than ${MAX_EVENT_BYTES / 1024} KiB, which the gateway does not hold to judge`);
+    return Buffer.from(out, 'utf8');
+  }
+
+  /** What is left at the stream's end: an event not ended by a blank line is dropped, as a browser drops it. */
+  end(): Buffer {
+    this.#data = [];
+    this.#ends = [];
+    const rest = this.#line + this.#decoder.decode();
+    this.#line = '';
+    return Buffer.from(rest.startsWith('data') ? '' : rest, 'utf8');
+  }
+
+  /** A whole line, ended by `end`: what to send now. */
+  #lineDone(line: string, end: string): string {
+    if (line === '') {
+      this.#lastHeld = false;
+      return `${this.#flush()}${end}`;
+    }
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    this.#lastHeld = field === 'data';
+    if (field !== 'data') return `${line}${end}`;
+    // `data:value` or `data: value` (one space after the colon is not the value's).
+    const value = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1));
+    this.#data.push(value);
+    this.#ends.push(end);
+    this.#held += line.length;
+    return '';
+  }
+
+  /** The held event's data through the transform, as `data:` lines. */
+  #flush(): string {
+    if (this.#data.length === 0) return '';
+    const made = this.#transform(this.#data.join('\n')).split('\n');
+    const ends = this.#ends;
+    this.#data = [];
+    this.#ends = [];
+    this.#held = 0;
+    return made.map((v, i) => `data: ${v}${ends[Math.min(i, ends.length - 1)]}`).join('');
+  }
+
+  /** The LF that completes a CRLF whose CR ended the last chunk: it joins that line's ending. */
+  #endOf(lf: string): string {
+    if (!this.#lastHeld) return lf;
+    this.#ends[this.#ends.length - 1] = `\r${lf}`;
+    return '';
+  }
+}
