@@ -30,6 +30,7 @@ for (const c of '-+0123456789.eEabcdefghijklmnopqrstuvwxyz') CLASS[c.charCodeAt(
 /** See the module documentation. */
 export class JsonStream {
   readonly #transform: ScalarTransform;
+  readonly #keyTransform: ((name: string) => string | undefined) | undefined;
   readonly #stack: Frame[] = [];
   /** A scalar is being read (a string, else a number or a literal; a key or a value). */
   #inScalar = false;
@@ -43,8 +44,10 @@ export class JsonStream {
   /** The path of the value being read, kept as the stack changes (the transform reads it, never keeps it). */
   readonly #path: Array<string | number> = [];
 
-  constructor(transform: ScalarTransform) {
+  /** `key`: what stands in an object key's place (undefined: it stays); the path keeps the key as it came. */
+  constructor(transform: ScalarTransform, key?: (name: string) => string | undefined) {
     this.#transform = transform;
+    this.#keyTransform = key;
   }
 
   /** The bytes to send for `chunk`: what it kept as it came, and what the transform put in place of its values. @throws Error when it is not JSON */
@@ -159,6 +162,8 @@ export class JsonStream {
       frame.key = value as string;
       frame.expect = 'colon';
       this.#path[this.#stack.length - 1] = frame.key;
+      const replaced = this.#keyTransform?.(frame.key);
+      if (replaced !== undefined) made = Buffer.from(JSON.stringify(replaced), 'utf8');
     } else {
       const replaced = this.#transform(this.#path, value);
       this.#valueDone();

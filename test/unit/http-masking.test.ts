@@ -1,0 +1,49 @@
+/**
+ * A JSON body masked as it streams, by real masking rules (the masking tests' policy): a field
+ * whose name a rule matches, whole; what the detectors find in any string, key or number (a card
+ * sent as a number, or in escapes a reader decodes); every other byte as it came, at every split.
+ */
+import { describe, expect, it } from 'vitest';
+import { jsonMasking } from '../../src/http/pipeline/masking.js';
+import { JsonStream } from '../../src/http/pipeline/json-stream.js';
+import { MaskingRules } from '../../src/policy/masking/rules.js';
+import { customersMaskingPolicy } from '../harness/masking-policy.js';
+
+const rules = new MaskingRules(customersMaskingPolicy('k'));
+
+function masked(text: string, cuts: number[] = []): string {
+  const m = jsonMasking(rules);
+  const s = new JsonStream(m.value, m.key);
+  const bytes = Buffer.from(text);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    out.push(s.push(bytes.subarray(at, cut)));
+    at = cut;
+  }
+  out.push(s.end());
+  return Buffer.concat(out).toString();
+}
+
+describe('a JSON body masked by the policy', () => {
+  const body =
+    '{"customers": [{"name": "Ann", "ssn": "123-45-6789", "note": "card 4111 1111 1111 1111, ssn 512-44-8823", "card": 4111111111111111, "4111111111111111": true, "esc": "\\u0034111111111111111"}], "count": 1}';
+
+  it('masks by field name, and what the detectors find in strings, keys and numbers; keeps the rest', () => {
+    const out = JSON.parse(masked(body)) as { customers: Array<Record<string, unknown>>; count: number };
+    const [c] = out.customers;
+    expect(c!.name).toBe('Ann');
+    expect(c!.ssn).toBe('***-**-6789');
+    expect(c!.note).toBe('card **** **** **** 1111, ssn [redacted]');
+    expect(c!.card).toBe('************1111');
+    expect(Object.keys(c!)).toContain('************1111');
+    expect(c!.esc).not.toMatch(/4111111111111111|\\u0034111/);
+    expect(out.count).toBe(1);
+    expect(masked('{"name": "Ann", "list": [1, 2.5, true, null]}')).toBe('{"name": "Ann", "list": [1, 2.5, true, null]}');
+  });
+
+  it('is the same at every split', () => {
+    const whole = masked(body);
+    for (let k = 0; k <= body.length; k++) expect(masked(body, [k]), `split at ${k}`).toBe(whole);
+  });
+});
