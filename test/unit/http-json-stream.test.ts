@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { type JsonPath, JsonStream, MAX_SCALAR_BYTES } from '../../src/http/pipeline/json-stream.js';
 import { Random } from '../harness/random.js';
+import { streamedThrough } from '../harness/streamed.js';
 
 /** Masks strings under a key `email` or `ssn`, and numbers under `balance`. */
 const mask = (path: JsonPath, value: unknown): string | null | undefined => {
@@ -24,18 +25,7 @@ function masked(value: unknown, path: Array<string | number> = []): unknown {
   return m === undefined ? value : m;
 }
 
-function streamed(text: string, cuts: number[]): string {
-  const s = new JsonStream(mask);
-  const bytes = Buffer.from(text, 'utf8');
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const cut of [...cuts, bytes.length]) {
-    out.push(s.push(bytes.subarray(at, cut)));
-    at = cut;
-  }
-  out.push(s.end());
-  return Buffer.concat(out).toString('utf8');
-}
+const streamed = (text: string, cuts: number[] = []): string => streamedThrough(new JsonStream(mask), text, cuts);
 
 function generated(r: Random, depth = 0): unknown {
   const kind = r.int(depth > 3 ? 4 : 6);

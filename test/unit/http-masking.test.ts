@@ -8,21 +8,14 @@ import { jsonMasking } from '../../src/http/pipeline/masking.js';
 import { JsonStream } from '../../src/http/pipeline/json-stream.js';
 import { MaskingRules } from '../../src/policy/masking/rules.js';
 import { customersMaskingPolicy } from '../harness/masking-policy.js';
+import { streamedThrough } from '../harness/streamed.js';
 
 const rules = new MaskingRules(customersMaskingPolicy('k'));
 
+/** `text` masked as it streams, cut at `cuts`. */
 function masked(text: string, cuts: number[] = []): string {
   const m = jsonMasking(rules);
-  const s = new JsonStream(m.value, m.key);
-  const bytes = Buffer.from(text);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const cut of [...cuts, bytes.length]) {
-    out.push(s.push(bytes.subarray(at, cut)));
-    at = cut;
-  }
-  out.push(s.end());
-  return Buffer.concat(out).toString();
+  return streamedThrough(new JsonStream(m.value, m.key), text, cuts);
 }
 
 describe('a JSON body masked by the policy', () => {

@@ -5,22 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_EVENT_BYTES, SseStream } from '../../src/http/pipeline/sse-stream.js';
+import { streamedThrough } from '../harness/streamed.js';
 
 /** Masks an email's local part in an event's data. */
 const mask = (data: string): string => data.replace(/[a-z0-9.]+@/g, '***@');
 
-function streamed(text: string, cuts: number[]): string {
-  const s = new SseStream(mask);
-  const bytes = Buffer.from(text, 'utf8');
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const cut of [...cuts, bytes.length]) {
-    out.push(s.push(bytes.subarray(at, cut)));
-    at = cut;
-  }
-  out.push(s.end());
-  return Buffer.concat(out).toString('utf8');
-}
+const streamed = (text: string, cuts: number[] = []): string => streamedThrough(new SseStream(mask), text, cuts);
 
 describe('SseStream', () => {
   const events = [': a comment', 'event: customer', 'id: 7', 'data: {"email":"ann@shop.example",', 'data:  "n": 1}', '', 'retry: 1000', 'data: bob@shop.example é', 'id: 8', '', ''];
