@@ -1,0 +1,48 @@
+/**
+ * A request's body as the judge reads it (src/policy/http.ts `HttpAsk.body`): JSON it reads, or
+ * `unread` when it cannot say what the upstream will read, which only refusing rules meet. Unread:
+ * a body not declared JSON (`application/json`, `*+json`), one with a content coding, one larger
+ * than {@link MAX_JUDGED_BODY_BYTES}, one that is not JSON, and one with a key twice in an object
+ * (`{"role":"clerk","role":"admin"}`: servers keep the first or the last).
+ */
+import { JsonNumber, parseJson } from '../../json-number.js';
+import { values } from '../wire/head.js';
+import { JsonStream } from './json-stream.js';
+
+/** Largest request body the judge reads. */
+export const MAX_JUDGED_BODY_BYTES = 1024 * 1024;
+
+/** `body` (undefined or empty: none) of a request with `fields` (lower-case names), as the judge reads it. */
+export function judgedBody(fields: ReadonlyArray<readonly [string, string]>, body: Buffer | undefined): { json: unknown } | 'unread' | undefined {
+  if (!body || body.length === 0) return undefined;
+  const type = values(fields, 'content-type');
+  const media = type.length === 1 ? type[0]!.split(';')[0]!.trim().toLowerCase() : '';
+  if (!(media === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(media))) return 'unread';
+  if (values(fields, 'content-encoding').some((c) => c.trim().toLowerCase() !== 'identity')) return 'unread';
+  if (body.length > MAX_JUDGED_BODY_BYTES) return 'unread';
+  let json: unknown;
+  let keys = 0;
+  try {
+    json = parseJson(body.toString('utf8'));
+    // Every key as written, counted by the stream's reading: more than the parsed objects hold is a key written twice.
+    const counted = new JsonStream(
+      () => undefined,
+      () => {
+        keys++;
+        return undefined;
+      },
+    );
+    counted.push(body);
+    counted.end();
+  } catch {
+    return 'unread';
+  }
+  return keys === keysIn(json) ? { json } : 'unread';
+}
+
+/** How many keys the objects of `value` hold, at any depth. */
+function keysIn(value: unknown): number {
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + keysIn(v), 0);
+  if (typeof value !== 'object' || value === null || value instanceof JsonNumber) return 0;
+  return Object.entries(value).reduce((n, [, v]) => n + 1 + keysIn(v), 0);
+}
