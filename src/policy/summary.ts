@@ -124,39 +124,37 @@ function accessRow(a: AccessRule): string[] {
 }
 
 /** An HTTP rule's match, as `show` says it. */
+/** Whom and where a rule of a section is for, as `show` says it. */
+function scopeText(m: { connections?: string[]; subjects?: string[]; groups?: string[] } & PrincipalMatch): string[] {
+  return [m.connections ? `connections ${m.connections.join(',')}` : '', m.subjects ? `subjects ${m.subjects.join(',')}` : '', m.groups ? `groups ${m.groups.join(',')}` : '', ...principalText(m)];
+}
+
+/** Matchers of values by name (an MCP call's arguments, an HTTP request's parameters, headers, body fields), as `show` says them after `what`; '' when none. */
+function valuesText(what: string, rec: Record<string, HttpValueMatch> | undefined): string {
+  const said = Object.entries(rec ?? {}).map(([k, v]) => `${k} ${'equals' in v ? `= ${JSON.stringify(v.equals)}` : v.globs.join(',')}`);
+  return said.length ? `${what} ${said.join('; ')}` : '';
+}
+
 function httpMatchText(m: HttpRuleMatch): string {
-  const values = (what: string, rec: Record<string, HttpValueMatch> | undefined): string =>
-    rec
-      ? `${what} ${Object.entries(rec)
-          .map(([k, v]) => `${k} ${'equals' in v ? `= ${JSON.stringify(v.equals)}` : v.globs.join(',')}`)
-          .join('; ')}`
-      : '';
   const parts = [
     m.methods ? m.methods.join(',') : '',
     m.paths ? `paths ${m.paths.join(',')}` : '',
-    values('query', m.query),
-    values('headers', m.headers),
-    values('body', m.body),
-    m.connections ? `connections ${m.connections.join(',')}` : '',
-    m.subjects ? `subjects ${m.subjects.join(',')}` : '',
-    m.groups ? `groups ${m.groups.join(',')}` : '',
-    ...principalText(m),
+    valuesText('query', m.query),
+    valuesText('headers', m.headers),
+    valuesText('body', m.body),
+    ...scopeText(m),
   ].filter(Boolean);
   return parts.join('; ') || 'every request';
 }
 
 /** An MCP rule's match, as `show` says it. */
 function mcpMatchText(m: McpRuleMatch): string {
-  const args = Object.entries(m.arguments ?? {}).map(([k, v]) => `${k} ${'equals' in v ? `= ${JSON.stringify(v.equals)}` : v.globs.join(',')}`);
   const parts = [
     m.tools ? `tools ${m.tools.join(',')}` : '',
     m.resources ? `resources ${m.resources.join(',')}` : '',
     m.prompts ? `prompts ${m.prompts.join(',')}` : '',
-    args.length ? `arguments ${args.join('; ')}` : '',
-    m.connections ? `connections ${m.connections.join(',')}` : '',
-    m.subjects ? `subjects ${m.subjects.join(',')}` : '',
-    m.groups ? `groups ${m.groups.join(',')}` : '',
-    ...principalText(m),
+    valuesText('arguments', m.arguments),
+    ...scopeText(m),
   ].filter(Boolean);
   return parts.join('; ') || 'every call, read and prompt';
 }
@@ -168,10 +166,7 @@ function sshMatchText(m: SshRuleMatch): string {
     m.commands ? `commands ${m.commands.join(',')}` : '',
     m.patterns ? `patterns ${m.patterns.map((p) => `/${p}/`).join(',')}` : '',
     m.shellSyntax ? 'the whole line, shell syntax and all' : '',
-    m.connections ? `connections ${m.connections.join(',')}` : '',
-    m.subjects ? `subjects ${m.subjects.join(',')}` : '',
-    m.groups ? `groups ${m.groups.join(',')}` : '',
-    ...principalText(m),
+    ...scopeText(m),
   ].filter(Boolean);
   return parts.join('; ') || 'every command';
 }

@@ -61,6 +61,7 @@ describe("a CLI's record of a short session", () => {
         stream.event({ t: 'start', at: Date.now(), side: 'client' });
         await stream.close();
       }
+      expect(await onDisk(spool)).toEqual([]);
       const [taken] = await spool.only(['sessions/taken-000001']);
       await spool.remove(taken!);
       await spool.persist();

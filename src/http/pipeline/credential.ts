@@ -87,8 +87,8 @@ export class SecretMask {
   }
 
   push(chunk: Buffer): Buffer {
-    const all = this.#held.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#held, chunk]);
-    const masked = this.#mask(all);
+    const joined = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
+    const { bytes: all, last: masked } = this.#mask(joined, joined === chunk);
     // A spelling masked near the end is whole in `all`: only an unfinished one's start is held.
     const cut = Math.max(masked, all.length - this.#keep);
     this.#held = all.subarray(cut);
@@ -101,16 +101,22 @@ export class SecretMask {
     return rest;
   }
 
-  /** Masks every spelling in `bytes` (in place); answers the end of the last one masked. */
-  #mask(bytes: Buffer): number {
+  /** `bytes` with every spelling masked (in place, or in a copy when `borrowed`, the caller's chunk, has one), and the end of the last one masked. */
+  #mask(bytes: Buffer, borrowed: boolean): { bytes: Buffer; last: number } {
     let last = 0;
+    let own = !borrowed;
     for (const s of this.#spellings) {
       for (let at = bytes.indexOf(s); at >= 0; at = bytes.indexOf(s, at + 1)) {
+        // A chunk with nothing to mask goes on as it came: copied only once there is.
+        if (!own) {
+          bytes = Buffer.from(bytes);
+          own = true;
+        }
         bytes.fill(0x2a, at, at + s.length);
         last = Math.max(last, at + s.length);
       }
     }
-    return last;
+    return { bytes, last };
   }
 }
 
