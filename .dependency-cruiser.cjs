@@ -42,6 +42,8 @@ const LAYERS = [
   { rank: 6, name: 'mysql-local', path: '^src/mysql/local/' },
   { rank: 6, name: 'mysql-gateway', path: '^src/mysql/gateway/' },
   { rank: 6, name: 'mcp-gateway', path: '^src/mcp/gateway/' },
+  { rank: 6, name: 'http-local', path: '^src/http/local/' },
+  { rank: 6, name: 'http-gateway', path: '^src/http/gateway/' },
   // 6 — what every lane registers once: the decoders of its recordings' records (the gateway's and the CLI's readers).
   { rank: 6, name: 'lanes', path: '^src/lanes/' },
   // 7 — what people see (ink components, transcripts, tables).

@@ -48,3 +48,12 @@ export interface ConnectMysqlJson {
   sslCa: string;
   uri: string;
 }
+
+/** The one line `hoop connect --json` prints for an HTTP connection. */
+export interface ConnectHttpJson {
+  connection: string;
+  host: string;
+  port: number;
+  /** The base URL: every request's path goes under it (it holds the port's per-run path, which other local processes lack). */
+  url: string;
+}

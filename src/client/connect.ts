@@ -30,6 +30,7 @@ import { serveDirect } from './connect-direct.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { serveMysql } from './connect-mysql.js';
 import { serveSsh } from './connect-ssh.js';
+import { serveHttp } from './connect-http.js';
 import { localUri, openLocalPort } from './local-port.js';
 
 /** `hoop connect`'s options. */
@@ -57,10 +58,12 @@ export async function connect(io: CliIo, name: string, opts: ConnectOptions): Pr
         hint: `make \`hoop mcp --connection ${name}\` the MCP server command of the agent (hoop mcp config writes it)`,
       });
     if (opts.direct) {
+      if (info.type === 'http') throw new HoopError(ErrorCode.USAGE, `"${name}" is an http connection: --direct is for PostgreSQL and MySQL connections`, { hint: `hoop connect ${name}` });
       if (info.type === 'ssh') throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: --direct is for PostgreSQL and MySQL connections`, { hint: `hoop connect ${name}` });
       return await serveDirect(io, opts, provider, name, say);
     }
     if (opts.ttl !== undefined || opts.once) throw new HoopError(ErrorCode.USAGE, '--ttl and --once go with --direct');
+    if (info.type === 'http') return await serveHttp(io, opts, provider, name, log, say);
     if (info.type === 'ssh') return await serveSsh(io, opts, provider, name, info, log, say);
     if (info.type === 'mysql') return await serveMysql(io, opts, provider, name, info, log, say);
     await servePostgres(io, opts, provider, name, info, log, say);

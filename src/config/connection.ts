@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import * as z from 'zod';
+import { isLoopbackHost } from '../loopback.js';
 import { parseSecretRef, secretSchema, type SecretRef } from './secrets.js';
 import { asRecord, nonEmpty, stringList, type Path, type Problem } from './yaml.js';
 
@@ -138,8 +139,36 @@ export interface McpConnection {
   unavailable?: string[];
 }
 
+/** Where an HTTP connection's credential goes, its secret a reference the gateway resolves. */
+export type HttpCredentialRef =
+  | { kind: 'bearer'; token: SecretRef }
+  | { kind: 'basic'; user: string; password: SecretRef }
+  | { kind: 'header'; name: string; value: SecretRef }
+  | { kind: 'query'; name: string; value: SecretRef };
+
+/**
+ * One upstream HTTP API: requests go to `url` (its origin, and its path as the base every request's
+ * path goes under) with the credential only the gateway holds; https, verified against `tls.ca` (or
+ * the system's CAs), or plain http to a loopback host when `plainHttp` says so.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9110
+ */
+export interface HttpConnection {
+  name: string;
+  type: 'http';
+  /** The base URL, without a trailing `/`. */
+  url: string;
+  tls: { ca?: Buffer; caFile?: string; serverName?: string };
+  credential?: HttpCredentialRef;
+  /** As for {@link PostgresConnection.maxSessions}. */
+  maxSessions?: number;
+  allow: ConnectionAllow;
+  /** As for {@link PostgresConnection.unavailable}. */
+  unavailable?: string[];
+}
+
 /** A connection of any type. */
-export type ConnectionConfig = PostgresConnection | SshConnection | MysqlConnection | McpConnection;
+export type ConnectionConfig = PostgresConnection | SshConnection | MysqlConnection | McpConnection | HttpConnection;
 
 /** A connection that speaks SQL. */
 export type SqlConnection = PostgresConnection | MysqlConnection;
@@ -309,6 +338,60 @@ export const mcpConnectionSchema = z.strictObject({ ...mcpFields, allow: allowSc
 /** A policy bundle's MCP connection; its `command` must be one the gateway's `policy.allowedCommands` admits (src/policy/load.ts). */
 const policyMcpConnectionSchema = z.strictObject(mcpFields).check(mcpCheck);
 
+/** A header name (RFC 9110 §5.1, a token). */
+const headerName = z.string({ error: 'must be a header name' }).regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'must be a header name (letters, digits and -)' });
+const CREDENTIAL_FORMS = 'must be one of { bearer: SECRET }, { basic: { user, password: SECRET } }, { header: { name, value: SECRET } }, { query: { name, value: SECRET } }';
+
+/** The fields of an HTTP connection entry. */
+const httpFields = {
+  name: connectionName,
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: "must be the API's base URL, https:// (or http:// to a loopback host, with plainHttp: true)" }).check((ctx) => {
+    const u = new URL(ctx.value);
+    if (u.username || u.password || u.search || u.hash || ctx.value.includes('#'))
+      ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be a base URL alone: no user, password, query or fragment (the credential goes in credential:)' });
+  }),
+  plainHttp: z.boolean({ error: 'must be true or false' }).default(false),
+  tls: z.strictObject({ ca: nonEmpty('a path to a PEM file').optional(), serverName: nonEmpty('a host name').optional() }).default({}),
+  credential: z
+    .union(
+      [
+        z.strictObject({ bearer: secretSchema }),
+        z.strictObject({ basic: z.strictObject({ user: nonEmpty('a user name'), password: secretSchema }) }),
+        z.strictObject({ header: z.strictObject({ name: headerName, value: secretSchema }) }),
+        z.strictObject({ query: z.strictObject({ name: nonEmpty('a parameter name'), value: secretSchema }) }),
+      ],
+      { error: CREDENTIAL_FORMS },
+    )
+    .optional(),
+  maxSessions: wholeNumber('sessions', 1, 100_000).optional(),
+};
+/** http:// only to a loopback host, and only when the entry says so; https never with plainHttp. */
+const httpCheck = (ctx: { value: { url: string; plainHttp: boolean; tls: { ca?: string | undefined; serverName?: string | undefined } }; issues: Array<Record<string, unknown>> }): void => {
+  const u = new URL(ctx.value.url);
+  const plain = u.protocol === 'http:';
+  if (plain && !ctx.value.plainHttp)
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      path: ['url'],
+      message: 'is plain http: the credential and every answer would cross unencrypted; use https, or plainHttp: true for a server on this host',
+    });
+  else if (plain && !isLoopbackHost(u.hostname.replace(/^\[|\]$/g, '')))
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      path: ['url'],
+      message: 'is plain http to a host other than this one: only a loopback host (127.0.0.1, ::1, localhost) may be reached without TLS',
+    });
+  else if (!plain && ctx.value.plainHttp) ctx.issues.push({ code: 'custom', input: ctx.value, path: ['plainHttp'], message: 'is for an http:// URL; remove it' });
+  if (plain && (ctx.value.tls.ca !== undefined || ctx.value.tls.serverName !== undefined))
+    ctx.issues.push({ code: 'custom', input: ctx.value, path: ['tls'], message: 'has no effect on a plain http URL; remove it' });
+};
+/** An HTTP connection entry of the gateway configuration. */
+export const httpConnectionSchema = z.strictObject({ ...httpFields, allow: allowSchema }).check(httpCheck);
+const policyHttpConnectionSchema = z.strictObject(httpFields).check(httpCheck);
+
 /** An SSH connection entry of the gateway configuration. */
 export const sshConnectionSchema = z.strictObject({ ...sshFields, allow: allowSchema }).check(sshCheck);
 const policySshConnectionSchema = z.strictObject(sshFields).check(sshCheck);
@@ -318,15 +401,15 @@ const policySshConnectionSchema = z.strictObject(sshFields).check(sshCheck);
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
-export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema, sshConnectionSchema, mysqlConnectionSchema, mcpConnectionSchema], {
-  error: 'must have a type: postgres, mysql, ssh or mcp',
+export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema, sshConnectionSchema, mysqlConnectionSchema, mcpConnectionSchema, httpConnectionSchema], {
+  error: 'must have a type: postgres, mysql, ssh, mcp or http',
 });
 
 /** The schema of a policy bundle's connection entry: as {@link connectionSchema}, without `allow`. */
 export const policyConnectionSchema = z.discriminatedUnion(
   'type',
-  [postgresConnectionSchema.omit({ allow: true }), policySshConnectionSchema, mysqlConnectionSchema.omit({ allow: true }), policyMcpConnectionSchema],
-  { error: 'must have a type: postgres, mysql, ssh or mcp' },
+  [postgresConnectionSchema.omit({ allow: true }), policySshConnectionSchema, mysqlConnectionSchema.omit({ allow: true }), policyMcpConnectionSchema, policyHttpConnectionSchema],
+  { error: 'must have a type: postgres, mysql, ssh, mcp or http' },
 );
 
 /**
@@ -369,7 +452,8 @@ export type ConnectionEntry =
   | (Omit<z.output<typeof postgresConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
   | (Omit<z.output<typeof sshConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
   | (Omit<z.output<typeof mysqlConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
-  | (Omit<z.output<typeof mcpConnectionSchema>, 'allow'> & { allow?: ConnectionAllow });
+  | (Omit<z.output<typeof mcpConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
+  | (Omit<z.output<typeof httpConnectionSchema>, 'allow'> & { allow?: ConnectionAllow });
 
 /**
  * The {@link ConnectionConfig} of a validated entry, for the gateway configuration and a policy
@@ -413,6 +497,28 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
       ...(entry.cwd !== undefined ? { cwd: resolve(baseDir, entry.cwd) } : {}),
       ...(entry.url !== undefined ? { url: entry.url } : {}),
       ...(headers ? { headers } : {}),
+      ...(entry.maxSessions !== undefined ? { maxSessions: entry.maxSessions } : {}),
+      allow,
+    };
+  }
+  if (entry.type === 'http') {
+    const secret = (text: string): SecretRef => parseSecretRef(text, baseDir)!;
+    const c = entry.credential;
+    const credential: HttpCredentialRef | undefined = !c
+      ? undefined
+      : 'bearer' in c
+        ? { kind: 'bearer', token: secret(c.bearer) }
+        : 'basic' in c
+          ? { kind: 'basic', user: c.basic.user, password: secret(c.basic.password) }
+          : 'header' in c
+            ? { kind: 'header', name: c.header.name, value: secret(c.header.value) }
+            : { kind: 'query', name: c.query.name, value: secret(c.query.value) };
+    return {
+      name: entry.name,
+      type: 'http',
+      url: entry.url.replace(/\/+$/, ''),
+      tls: { ...(ca?.data ? { ca: ca.data } : {}), ...(ca ? { caFile: ca.file } : {}), ...(entry.tls.serverName !== undefined ? { serverName: entry.tls.serverName } : {}) },
+      ...(credential ? { credential } : {}),
       ...(entry.maxSessions !== undefined ? { maxSessions: entry.maxSessions } : {}),
       allow,
     };
@@ -461,11 +567,23 @@ export function connectionSecrets(entry: Record<string, unknown>): Array<[path: 
   const mcp = (['env', 'headers'] as const).flatMap((k) =>
     Object.entries(asRecord(entry[k]) ?? {}).flatMap(([name, v]) => (typeof v === 'string' && isSecretRef(v) ? [[[k, name], v] as [Array<string | number>, string]] : [])),
   );
+  const credential = asRecord(entry.credential);
+  const http: Array<[Array<string | number>, string]> = [];
+  if (typeof credential?.bearer === 'string') http.push([['credential', 'bearer'], credential.bearer]);
+  for (const [form, key] of [
+    ['basic', 'password'],
+    ['header', 'value'],
+    ['query', 'value'],
+  ] as const) {
+    const v = asRecord(credential?.[form])?.[key];
+    if (typeof v === 'string') http.push([['credential', form, key], v]);
+  }
   const own = (['password', 'privateKey', 'passphrase'] as const).flatMap((k) => (typeof entry[k] === 'string' ? [[[k], entry[k]] as [Array<string | number>, string]] : []));
   const roles = Array.isArray(entry.roles) ? entry.roles : [];
   return [
     ...own,
     ...mcp,
+    ...http,
     ...roles.flatMap((r: unknown, i: number) =>
       typeof (r as { password?: unknown })?.password === 'string' ? [[['roles', i, 'password'], (r as { password: string }).password] as [Array<string | number>, string]] : [],
     ),

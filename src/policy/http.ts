@@ -66,12 +66,15 @@ export class HttpJudge {
   readonly #default: Action;
   readonly #readOnly: boolean;
   readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
+  /** Media types whose responses pass unmasked where masking applies (`http.unmasked`). */
+  readonly unmasked: readonly string[];
 
   constructor(http: HttpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
     this.#rules = http.rules.filter((r) => ruleApplies(r.match, who, connection)).map(compile);
     this.#default = http.default;
     this.#readOnly = mode === 'read-only';
     this.#reviewers = reviewers;
+    this.unmasked = http.unmasked;
   }
 
   /** The decision on a request: the most restrictive matching rule, else the default; read-only access refuses what is not GET, HEAD or OPTIONS. */

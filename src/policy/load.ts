@@ -326,6 +326,7 @@ class MergedBundle {
   readonly mcpRules: { value: McpRule; at: Origin }[] = [];
   readonly mcpServerRequests = new Set<McpPolicy['serverRequests'][number]>();
   readonly httpRules: { value: HttpRule; at: Origin }[] = [];
+  readonly httpUnmasked: string[] = [];
   readonly ssh: { forwarding: string[]; env?: string[] } = { forwarding: [] };
   readonly reviewers: Reviewers[] = [];
   readonly alerts: { value: AlertRule; at: Origin }[] = [];
@@ -538,6 +539,7 @@ class MergedBundle {
 
   #addHttp(file: SourceFile, http: NonNullable<PolicyFileData['http']>): void {
     this.#setScalar('http.default', http.default, { file, path: ['http', 'default'] });
+    this.httpUnmasked.push(...(http.unmasked ?? []));
     http.rules.forEach((value, i) => this.httpRules.push(this.#sectionRule<HttpRule['match']>(file, 'http', i, value)));
   }
 
@@ -722,7 +724,7 @@ function checkConnectionFiles(
     if (value.type === 'ssh' || value.type === 'mcp') return;
     problems.addAll(at.file, disabledTlsProblems(value.tls, [...at.path, 'tls']));
     const ca = value.tls.ca;
-    if (ca === undefined || value.tls.mode === 'disable') return;
+    if (ca === undefined || ('mode' in value.tls && value.tls.mode === 'disable')) return;
     const caAt: Path = [...at.path, 'tls', 'ca'];
     if (isAbsolute(ca)) {
       if (!env) {
@@ -886,7 +888,7 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
       rules: merged.sshRules.map((r) => r.value),
     },
     mcp: { default: scalar('mcp.default', MCP_DEFAULTS.default), serverRequests: [...merged.mcpServerRequests], rules: merged.mcpRules.map((r) => r.value) },
-    http: { default: scalar('http.default', HTTP_DEFAULTS.default), rules: merged.httpRules.map((r) => r.value) },
+    http: { default: scalar('http.default', HTTP_DEFAULTS.default), rules: merged.httpRules.map((r) => r.value), unmasked: [...new Set(merged.httpUnmasked)] },
     runs: {
       maxSeconds: scalar('runs.maxSeconds', RUN_DEFAULTS.maxSeconds),
       heartbeatTimeoutMs: scalar('runs.heartbeatTimeout', RUN_DEFAULTS.heartbeatTimeoutMs),

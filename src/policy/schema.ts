@@ -768,10 +768,12 @@ export interface HttpRule {
 export interface HttpPolicy {
   default: Action;
   rules: HttpRule[];
+  /** Media types (`type/subtype`, globs: `image/*`) whose responses pass unmasked on a session that masks: every other type but JSON, NDJSON and event streams is refused there. */
+  unmasked: string[];
 }
 
 /** The section's defaults: requests allowed. */
-export const HTTP_DEFAULTS: HttpPolicy = { default: 'allow', rules: [] };
+export const HTTP_DEFAULTS: HttpPolicy = { default: 'allow', rules: [], unmasked: [] };
 
 const HTTP_METHOD = /^[A-Z][A-Z-]{0,31}$/;
 /** A header's name (RFC 9110 §5.1: a token). */
@@ -780,6 +782,14 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** The schema of the `http` section of one policy file (merged across files by the loader). */
 export const httpSectionSchema = z.strictObject({
   default: action.optional(),
+  unmasked: z
+    .array(
+      z.string({ error: 'must be a media type' }).regex(/^[a-z0-9*][a-z0-9!#$&^_.+*-]*\/[a-z0-9*][a-z0-9!#$&^_.+*-]*$/, { error: 'must be a media type in lower case, such as image/png or image/*' }),
+      {
+        error: 'must be a list of media types',
+      },
+    )
+    .optional(),
   rules: ruleList({
     methods: z
       .array(

@@ -203,14 +203,21 @@ export function describePolicy(policy: Policy, source: string): string {
       policy.connections.map((c) => [
         ...(c.type === 'mcp'
           ? [c.name, c.command ? `mcp stdio ${c.command.join(' ')}` : `mcp ${c.url}`, mcpValuesText(c.env ?? c.headers), '']
-          : c.type === 'ssh'
-            ? [c.name, `ssh ${c.user}@${c.host}:${c.port}`, c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`, `host keys ${c.hostKeys.join(' ')}`]
-            : [
+          : c.type === 'http'
+            ? [
                 c.name,
-                `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
-                `password ${ref(c.password)}`,
-                `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}${c.type === 'postgres' && c.allowCleartextWithoutTls ? '; cleartext password without TLS allowed' : ''}`,
-              ]),
+                `http ${c.url}`,
+                c.credential ? `${c.credential.kind} ${ref('token' in c.credential ? c.credential.token : 'password' in c.credential ? c.credential.password : c.credential.value)}` : 'no credential',
+                c.tls.caFile ? `tls ca ${c.tls.caFile}` : '',
+              ]
+            : c.type === 'ssh'
+              ? [c.name, `ssh ${c.user}@${c.host}:${c.port}`, c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`, `host keys ${c.hostKeys.join(' ')}`]
+              : [
+                  c.name,
+                  `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
+                  `password ${ref(c.password)}`,
+                  `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}${c.type === 'postgres' && c.allowCleartextWithoutTls ? '; cleartext password without TLS allowed' : ''}`,
+                ]),
         c.unavailable ? `UNAVAILABLE here: ${c.unavailable.join('; ')}` : '',
       ]),
     ),
@@ -243,10 +250,11 @@ export function describePolicy(policy: Policy, source: string): string {
   out.push('', `mcp (tool calls, resources and prompts: ${mcp.default} unless a rule says otherwise; the server may ask the agent for ${mcp.serverRequests.join(',') || 'nothing'})`);
   out.push(...table(mcp.rules.map((r) => [r.name, r.action, mcpMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
   const http = policy.http ?? HTTP_DEFAULTS;
-  // Said only when it says something: no connection of type http exists yet.
-  if (http.rules.length > 0 || http.default !== HTTP_DEFAULTS.default) {
+  // Said only when it says something, or some connection is of type http.
+  if (http.rules.length > 0 || http.default !== HTTP_DEFAULTS.default || http.unmasked.length > 0 || policy.connections.some((c) => c.type === 'http')) {
     out.push('', `http (requests: ${http.default} unless a rule says otherwise; read-only access runs GET, HEAD and OPTIONS only)`);
     out.push(...table(http.rules.map((r) => [r.name, r.action, httpMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
+    out.push(`  responses where masking applies: JSON, NDJSON and event streams masked${http.unmasked.length ? `; ${http.unmasked.join(', ')} unmasked` : ''}; other types refused`);
   }
   const r = policy.recording;
   out.push(

@@ -13,6 +13,7 @@ import type { WriteGuard } from '../policy/write-limit.js';
 import type { TablesTouchedBy } from '../policy/touched.js';
 import type { SshJudge } from '../policy/ssh.js';
 import type { McpJudge } from '../policy/mcp.js';
+import type { HttpJudge } from '../policy/http.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { DatabaseAccess } from '../policy/database-access.js';
 import type { Duplex } from 'node:stream';
@@ -247,6 +248,12 @@ export interface LaneTerms {
     mcp?: SessionMcp;
   };
   mysql: Record<never, never>;
+  http: {
+    /** What the session may request (src/policy/http.ts); without it every request is allowed. */
+    http?: SessionHttp;
+    /** The path a CLI's local port begins its URLs with (its per-run secret), named by the CLI in `Hoop-Http-Prefix`: a request without it is refused. */
+    prefix?: string;
+  };
 }
 
 /** What an engine tells its session's owner as it learns it; none of these may block. */
@@ -324,6 +331,9 @@ export interface SessionRecording {
 
 /** The mcp policy of a session, as the MCP engine asks it (src/policy/mcp.ts's `McpJudge`). */
 export type SessionMcp = Pick<McpJudge, 'decide' | 'shows' | 'serverMay'>;
+
+/** The http policy of a session, as the HTTP engine asks it (src/policy/http.ts's `HttpJudge`). */
+export type SessionHttp = Pick<HttpJudge, 'decide' | 'unmasked'>;
 
 /** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */
 export type SessionSsh = Pick<SshJudge, 'decide' | 'env' | 'forward' | 'sftp'>;

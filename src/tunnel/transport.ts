@@ -55,6 +55,8 @@ export interface OpenTunnelOptions {
   policyCommit?: string;
   /** SSH: the public key (`type base64`) the local client proves to the gateway (`Hoop-Ssh-Key`). */
   sshKey?: string;
+  /** HTTP: the path the local port's URLs begin with, its per-run secret (`Hoop-Http-Prefix`): the gateway refuses a request without it. */
+  httpPrefix?: string;
   /** This CLI's version. */
   clientVersion: string;
   /** CA certificates (PEM) to trust instead of the system's, from `--ca-file` / `HOOP_CA_FILE`. */
@@ -196,6 +198,7 @@ function sessionHeaders(options: OpenTunnelOptions): Record<string, string> {
   if (options.detachReviews) headers['Hoop-Review'] = 'detach';
   if (options.policyCommit !== undefined) headers['Hoop-Policy-Commit'] = options.policyCommit;
   if (options.sshKey !== undefined) headers['Hoop-Ssh-Key'] = options.sshKey;
+  if (options.httpPrefix !== undefined) headers['Hoop-Http-Prefix'] = options.httpPrefix;
   for (const [name, value] of Object.entries(headers)) {
     try {
       http.validateHeaderValue(name, value);

@@ -425,7 +425,7 @@ describe('problems are reported with file:line:col and the field', () => {
 
   it('names the connection types it knows', async () => {
     const text = good.replace('type: postgres\n    host: 10', 'type: mongodb\n    host: 10');
-    expect((await problems(text)).lines).toEqual([`${at(text, 'mongodb')}: connections.1.type: must have a type: postgres, mysql, ssh or mcp`]);
+    expect((await problems(text)).lines).toEqual([`${at(text, 'mongodb')}: connections.1.type: must have a type: postgres, mysql, ssh, mcp or http`]);
   });
 
   it('checks listen, and requires tls off loopback', async () => {

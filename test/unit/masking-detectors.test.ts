@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { detect, findEmails, findIbans, findPaymentCards, findSecretTokens, findUsSsns, ibanValid, knownCardPrefix, looksRandom, luhnValid, readerView } from '../../src/policy/masking/detectors.js';
-import { mapStrings, McpMasking, redactedLine } from '../../src/mcp/pipeline/masking.js';
+import { McpMasking } from '../../src/mcp/pipeline/masking.js';
+import { mapStrings, redactedLine } from '../../src/policy/masking/json-values.js';
 import { McpRecorder } from '../../src/mcp/pipeline/recorder.js';
 import { ticksWhile } from '../harness/event-loop.js';
 import { jsonText, parseJson } from '../../src/json-number.js';

@@ -38,6 +38,7 @@ describe('the http section of a policy file', () => {
     const policy = await loadPolicyDir(dir);
     expect(policy.http).toEqual({
       default: 'deny',
+      unmasked: [],
       rules: [
         { name: 'reads', match: { methods: ['GET', 'HEAD'], paths: ['/customers/**'] }, action: 'allow' },
         { name: 'refunds', match: { methods: ['POST'], paths: ['/orders/*/refund'], body: { amount: { globs: ['*'] } } }, action: 'review', message: 'refunds are reviewed' },

@@ -61,7 +61,7 @@ describe('ssh connections in a bundle', () => {
     expect(await refused(connection(', privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----"'))).toMatch(/privateKey: must be a secret reference/);
     expect(await refused(connection(', password: "${env:P}", passphrase: "${env:X}"'))).toMatch(/passphrase: is the passphrase of a privateKey/);
     expect(await refused(connection(', password: "${env:P}"').replace(`"${publicLine}"`, '"nope"'))).toMatch(/hostKeys\.0: must be a known_hosts line/);
-    expect(await refused(connection(', password: "${env:P}"').replace('type: ssh', 'type: telnet'))).toMatch(/must have a type: postgres, mysql, ssh or mcp/);
+    expect(await refused(connection(', password: "${env:P}"').replace('type: ssh', 'type: telnet'))).toMatch(/must have a type: postgres, mysql, ssh, mcp or http/);
   });
 });
 

@@ -29,7 +29,7 @@ export function directApi(parts: GatewayParts, callers: Callers) {
         ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity))
         : { connection: callers.lookup(identity, name), grant: undefined };
       const { connection } = found;
-      if (connection.type === 'ssh' || connection.type === 'mcp')
+      if (connection.type === 'ssh' || connection.type === 'mcp' || connection.type === 'http')
         throw new HttpError(400, `"${name}" is an ${connection.type} connection: direct connections are PostgreSQL's and MySQL's`, {
           hint: connection.type === 'mcp' ? `hoop mcp --connection ${name}` : `hoop connect ${name}`,
         });

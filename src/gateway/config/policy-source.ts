@@ -20,6 +20,7 @@ import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../..
 import { judgeOptionsOf, StatementJudge } from '../../policy/decide.js';
 import { sshJudgeFor, type SshJudge } from '../../policy/ssh.js';
 import { mcpJudgeFor, type McpJudge } from '../../policy/mcp.js';
+import { httpJudgeFor, type HttpJudge } from '../../policy/http.js';
 import { PolicyRepo, type RefreshResult, type RefusedCommit } from '../../policy/repo.js';
 import { looksLikeGitUrl } from '../../config/repo-path.js';
 import type { DatabaseAccess } from '../../policy/database-access.js';
@@ -58,6 +59,8 @@ export interface PolicySession {
   ssh?: SshJudge;
   /** For an MCP connection: what the session may call, read and see. */
   mcp?: McpJudge;
+  /** For an HTTP connection: what the session may request. */
+  http?: HttpJudge;
   /** For a PostgreSQL connection: the database roles and databases the session may pick. */
   databaseAccess?: DatabaseAccess;
 }
@@ -243,6 +246,7 @@ export function enforcedFor(policy: Policy, who: Who, connection: ConnectionConf
     readOnly: grant.mode === 'read-only',
     ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, who, connection.name, grant.mode) } : {}),
     ...(connection.type === 'mcp' ? { mcp: mcpJudgeFor(policy, who, connection.name, grant.mode) } : {}),
+    ...(connection.type === 'http' ? { http: httpJudgeFor(policy, who, connection.name, grant.mode) } : {}),
     ...(masking ? { masking } : {}),
     ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
     ...(grant.databaseAccess ? { databaseAccess: grant.databaseAccess } : {}),

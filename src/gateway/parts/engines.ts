@@ -5,6 +5,7 @@
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import { resolveSecret } from '../../config/secrets.js';
+import { HttpEngine } from '../../http/gateway/engine.js';
 import { McpEngine } from '../../mcp/gateway/engine.js';
 import { MysqlEngine, type MysqlEngineOptions } from '../../mysql/gateway/engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../../postgres/gateway/engine.js';
@@ -41,6 +42,7 @@ export async function startEngines(
       ssh: new SshEngine({ hostKey: hostKey.private, resolveSecret: secret, ...overrides.ssh }),
       mysql: new MysqlEngine({ resolveSecret: secret, ...overrides.mysql }),
       mcp: new McpEngine({ resolveSecret: secret, workDir: config.dataDir }),
+      http: new HttpEngine({ resolveSecret: secret }),
     },
     sshHostKey: hostKey.public,
   };

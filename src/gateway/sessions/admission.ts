@@ -39,7 +39,7 @@ import { openRecording, startRecording } from './session-recording.js';
 import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
-import type { LaneTerms, ReviewAsk, SessionJudge, SessionMasking, SessionMcp, SessionSsh, StatementVerdict } from '../../session/engine.js';
+import type { LaneTerms, ReviewAsk, SessionHttp, SessionJudge, SessionMasking, SessionMcp, SessionSsh, StatementVerdict } from '../../session/engine.js';
 import { isSecretParam, redactDetected, redactionMarker, redactSql, secretParameters, valuesHiddenFromReview } from '../../policy/sql/redact.js';
 import type { DetectorName } from '../../policy/masking/detectors.js';
 import type { SessionLimits } from '../../policy/limits.js';
@@ -75,6 +75,8 @@ interface Asked {
   sessionId: string | undefined;
   client: string | undefined;
   sshKey: string | undefined;
+  /** HTTP: the local port's per-run path (`Hoop-Http-Prefix`). */
+  httpPrefix?: string | undefined;
   /** A client that does not wait for reviews (hoop exec --no-wait, hoop mcp): its reviews outlive the session. */
   detached: boolean;
   via: string | undefined;
@@ -112,6 +114,8 @@ export interface SessionPolicy {
   ssh?: SessionSsh;
   /** MCP: what the session may call, read and see. */
   mcp?: SessionMcp;
+  /** HTTP: what the session may request. */
+  http?: SessionHttp;
   /** PostgreSQL: the database roles and databases the session may pick (default: the connection's own). */
   databaseAccess?: DatabaseAccess;
 }
@@ -174,6 +178,7 @@ export class SessionAdmission {
       sessionId: headerOf(request.headers, 'hoop-session-id'),
       client: headerOf(request.headers, 'hoop-client-version'),
       sshKey: headerOf(request.headers, 'hoop-ssh-key'),
+      httpPrefix: headerOf(request.headers, 'hoop-http-prefix'),
       detached: headerOf(request.headers, 'hoop-review') === 'detach',
       via: headerOf(request.headers, 'hoop-via'),
     };
@@ -266,6 +271,7 @@ export class SessionAdmission {
         recording: pinned.recording,
         ...(ps.ssh ? { ssh: ps.ssh } : {}),
         ...(ps.mcp ? { mcp: ps.mcp } : {}),
+        ...(ps.http ? { http: ps.http } : {}),
         ...(ps.masking ? { masking: ps.masking } : {}),
         ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
         maxSessions: ps.maxSessions,
@@ -528,6 +534,7 @@ function laneTerms(type: ConnectionConfig['type'], policy: SessionPolicy | undef
   if (type === 'postgres') return policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {};
   if (type === 'ssh') return { ...(policy?.ssh ? { ssh: policy.ssh } : {}), ...(asked.sshKey !== undefined ? { clientKey: asked.sshKey } : {}) };
   if (type === 'mcp') return policy?.mcp ? { mcp: policy.mcp } : {};
+  if (type === 'http') return { ...(policy?.http ? { http: policy.http } : {}), ...(asked.httpPrefix !== undefined ? { prefix: asked.httpPrefix } : {}) };
   return {};
 }
 

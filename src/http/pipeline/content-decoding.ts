@@ -9,6 +9,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-8.4.1 (content codings)
  */
+import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
 import { constants, createBrotliDecompress, createGunzip, createInflate, createInflateRaw, type Gunzip } from 'node:zlib';
 
 /** Most bytes a body decodes to. */
@@ -109,4 +110,21 @@ export class ContentDecoder {
       });
     });
   }
+}
+
+/** A response's content coding undone, as a stage (./stages.ts), for the stages after it that read its body. */
+export class DecodingStage implements HttpStage {
+  response(res: HttpResponse): ResponseDecision | undefined {
+    const codings = res.fields.filter(([n]) => n.toLowerCase() === 'content-encoding').map(([, v]) => v);
+    if (!res.hasBody || codings.length === 0) return undefined;
+    const coding = codings.join(', ');
+    if (codings.length > 1 || !decodable(coding)) return { refuse: `the upstream sent a body coded ${JSON.stringify(coding)}, which the gateway cannot read to mask` };
+    dropFields(res, 'content-encoding', 'content-length');
+    return { transform: new ContentDecoder(coding) };
+  }
+}
+
+/** Removes the fields named (lower case) from `res`. */
+export function dropFields(res: HttpResponse, ...names: string[]): void {
+  res.fields = res.fields.filter(([n]) => !names.includes(n.toLowerCase()));
 }

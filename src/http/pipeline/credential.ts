@@ -12,6 +12,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc7617 (basic)
  */
 import { canonicalTarget, type RequestTarget } from '../wire/target.js';
+import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
 
 /** Where the connection's credential goes. */
 export type HttpCredential =
@@ -124,4 +125,20 @@ export class SecretMask {
 export function maskText(text: string, spellings: readonly Buffer[]): string {
   const mask = new SecretMask(spellings);
   return Buffer.concat([mask.push(Buffer.from(text, 'latin1')), mask.end()]).toString('latin1');
+}
+
+/** The credential kept out of responses, as a stage (./stages.ts): masked in every field's value and across the body. */
+export class CredentialEcho implements HttpStage {
+  readonly #spellings: readonly Buffer[];
+
+  constructor(credential: HttpCredential) {
+    this.#spellings = credentialSpellings(credential);
+  }
+
+  response(res: HttpResponse): ResponseDecision | undefined {
+    res.fields = res.fields.map(([n, v]) => [n, maskText(v, this.#spellings)]);
+    if (!res.hasBody) return undefined;
+    const mask = new SecretMask(this.#spellings);
+    return { transform: { push: (chunk) => mask.push(chunk), end: () => mask.end() } };
+  }
 }

@@ -9,7 +9,11 @@ import { jsonText } from '../../json-number.js';
 import { integerDigits } from '../../policy/masking/detectors.js';
 import type { MaskingRules } from '../../policy/masking/rules.js';
 import { readableView } from '../../policy/masking/values.js';
-import type { ScalarTransform } from './json-stream.js';
+import { globMatches } from '../../glob.js';
+import { dropFields } from './content-decoding.js';
+import { JsonStream, type ScalarTransform } from './json-stream.js';
+import { SseStream } from './sse-stream.js';
+import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
 
 /** The transforms of a JSON body's values and keys under `rules`; `report` hears what masked one. */
 export function jsonMasking(rules: MaskingRules, report?: (by: 'name' | 'detector') => void): { value: ScalarTransform; key: (name: string) => string | undefined } {
@@ -39,4 +43,59 @@ export function jsonMasking(rules: MaskingRules, report?: (by: 'name' | 'detecto
     },
     key: (name) => detected(name),
   };
+}
+
+/** Media types whose bodies are JSON values, one or several (NDJSON, JSON lines). */
+const JSON_TYPES = /^application\/(json|[a-z0-9.+-]+\+json|x-ndjson|ndjson|jsonl|x-jsonlines)$/;
+const EVENT_STREAM = 'text/event-stream';
+
+/**
+ * Masking, as a stage (./stages.ts): a response's JSON (or NDJSON) body masked value by value as
+ * it streams, an event stream's data event by event (JSON data as JSON, other data as text); a
+ * body of any other media type refused (an empty one passes), unless the policy's `http.unmasked` lists it.
+ */
+export class HttpMasking implements HttpStage {
+  readonly #rules: MaskingRules;
+  readonly #unmasked: ReadonlyArray<(type: string) => boolean>;
+  readonly #report: ((by: 'name' | 'detector') => void) | undefined;
+
+  constructor(rules: MaskingRules, unmasked: readonly string[], report?: (by: 'name' | 'detector') => void) {
+    this.#rules = rules;
+    this.#unmasked = unmasked.map((g) => (type: string) => globMatches(g, type));
+    this.#report = report;
+  }
+
+  response(res: HttpResponse): ResponseDecision | undefined {
+    if (!res.hasBody || res.fields.some(([n, v]) => n.toLowerCase() === 'content-length' && v.trim() === '0')) return undefined;
+    const types = res.fields.filter(([n]) => n.toLowerCase() === 'content-type').map(([, v]) => v.split(';')[0]!.trim().toLowerCase());
+    const type = types.length === 1 ? types[0]! : '';
+    if (JSON_TYPES.test(type)) {
+      const m = jsonMasking(this.#rules, this.#report);
+      const stream = new JsonStream(m.value, m.key);
+      dropFields(res, 'content-length');
+      return { transform: { push: (c) => stream.push(c), end: () => stream.end() } };
+    }
+    if (type === EVENT_STREAM) {
+      const stream = new SseStream((data) => this.#eventData(data));
+      dropFields(res, 'content-length');
+      return { transform: { push: (c) => stream.push(c), end: () => stream.end() } };
+    }
+    if (this.#unmasked.some((ok) => ok(type))) return undefined;
+    const said = types.length > 1 ? 'more than one Content-Type' : type ? type : 'no Content-Type';
+    return { emptyOnly: `the response is ${said}, which the gateway cannot mask; the policy's http.unmasked lists the media types that may pass unmasked` };
+  }
+
+  /** An event's data, masked: as JSON when it reads as JSON, else as text by the detectors. */
+  #eventData(data: string): string {
+    const m = jsonMasking(this.#rules, this.#report);
+    const bytes = Buffer.from(data, 'utf8');
+    try {
+      const stream = new JsonStream(m.value, m.key);
+      return Buffer.concat([stream.push(bytes), stream.end()]).toString('utf8');
+    } catch {
+      const out = this.#rules.maskText(data);
+      if (out.changed) this.#report?.('detector');
+      return out.text;
+    }
+  }
 }

@@ -8,7 +8,7 @@
  */
 import type { DetectorName } from '../../policy/masking/detectors.js';
 import { startWorker, WorkerQueue } from '../../worker-thread.js';
-import { redactedLine } from './masking.js';
+import { redactedLine } from '../../policy/masking/json-values.js';
 
 /** One line for the worker, with the session's detectors and the key of its hashes. */
 export interface LineJob {

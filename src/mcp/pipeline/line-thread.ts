@@ -7,7 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import { announceThread } from '../../worker-thread.js';
 import type { LineJob } from './line-ahead.js';
-import { redactedLine } from './masking.js';
+import { redactedLine } from '../../policy/masking/json-values.js';
 
 announceThread();
 

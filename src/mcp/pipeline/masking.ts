@@ -3,12 +3,11 @@
  * completion returns, of the server's instructions, progress, log and requests, read by the masking
  * detectors; and an agent's line as the recording keeps it, what the detectors find in it as keyed hashes.
  */
-import { JsonNumber, jsonText, parseJson } from '../../json-number.js';
+import { JsonNumber, jsonText } from '../../json-number.js';
 import { maskAhead } from '../../policy/masking/mask-ahead.js';
 import { AHEAD_CHARS, type MaskedText, type MaskingRules } from '../../policy/masking/rules.js';
-import { integerDigits } from '../../policy/masking/detectors.js';
 import { readableView } from '../../policy/masking/values.js';
-import { redactDetected } from '../../policy/sql/redact.js';
+import { isBinary, mapStrings } from '../../policy/masking/json-values.js';
 import type { SessionReport } from '../../session/engine.js';
 import type { InFlight, McpStage } from './stages.js';
 
@@ -16,11 +15,6 @@ import type { InFlight, McpStage } from './stages.js';
 const MASKED: Record<string, true> = { 'tools/call': true, 'resources/read': true, 'prompts/get': true, 'completion/complete': true };
 /** The server's notifications whose parameters the detectors read (a server may log the row it read). */
 const MASKED_NOTIFICATIONS: Record<string, true> = { 'notifications/progress': true, 'notifications/message': true };
-
-/** Whether `value[k]` is binary content as base64 (an image's or audio's `data`, a resource's `blob`), which no detector reads as text. */
-function isBinary(value: object, k: string): boolean {
-  return k === 'blob' || (k === 'data' && ((value as { type?: unknown }).type === 'image' || (value as { type?: unknown }).type === 'audio'));
-}
 
 /** The strings and keys of `value` that {@link mapStrings} reads, of {@link AHEAD_CHARS} or more: masked ahead in the worker. */
 function longStrings(value: unknown, into: string[] = []): string[] {
@@ -37,51 +31,6 @@ function longStrings(value: unknown, into: string[] = []): string[] {
       if (!isBinary(value, k)) longStrings(v, into);
     }
   return into;
-}
-
-/**
- * `value` with every string and every key replaced by `f` of it (a structured result may key its
- * data by it), and every number by `f` of its JSON when that changes it (a card sent as a number
- * comes back as its masked text), but for binary content as base64 (an image's or audio's `data`,
- * a resource's `blob`), which no detector reads as text.
- */
-export function mapStrings(value: unknown, f: (s: string) => string): unknown {
-  if (typeof value === 'string') return f(value);
-  if (typeof value === 'number' || value instanceof JsonNumber) {
-    // Read as the digits of its value, as its reader gets them (`4111111111111111e0` and `4111111111111111.0` are a card).
-    const text = jsonText(value);
-    const digits = /[.eE]/.test(text) ? integerDigits(text.replace(/^-/, '')) : undefined;
-    const read = digits === undefined ? text : `${text.startsWith('-') ? '-' : ''}${digits}`;
-    const out = f(read);
-    return out === read ? value : out;
-  }
-  if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
-  if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), isBinary(value, k) ? v : mapStrings(v, f)]));
-}
-
-/**
- * An agent's line as it is written down: what `rules`' detectors find in its strings and numbers
- * as JSON reads them (a card in a `write_file`'s content, `\u0034111 …` too) as keyed hashes
- * (src/policy/sql/redact.ts), the line as sent when they find nothing.
- */
-export function redactedLine(text: string, rules: Pick<MaskingRules, 'detectors'> | undefined, key: Buffer | undefined): string {
-  const detectors = rules?.detectors;
-  if (!detectors?.length) return text;
-  const o = { ...(key ? { key } : {}), detectors };
-  // Without an escape, what JSON reads is what is written: nothing found in it, nothing is in its strings.
-  if (!text.includes('\\') && !redactDetected(text, o).redacted) return text;
-  try {
-    let found = false;
-    const read = mapStrings(parseJson(text), (s) => {
-      const r = redactDetected(s, o);
-      found ||= r.redacted;
-      return r.text;
-    });
-    return found ? jsonText(read) : text;
-  } catch {
-    return redactDetected(text, o).text;
-  }
 }
 
 /** A name per masking stage, for {@link maskAhead} to take each session's long texts in turn with others'. */

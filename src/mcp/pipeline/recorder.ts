@@ -6,7 +6,7 @@
 import { AHEAD_CHARS, type MaskingRules } from '../../policy/masking/rules.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import { redactedLineAhead } from './line-ahead.js';
-import { redactedLine } from './masking.js';
+import { redactedLine } from '../../policy/masking/json-values.js';
 import { MCP_FROM_AGENT, MCP_TO_AGENT, recordLine } from './records.js';
 import type { McpStage } from './stages.js';
 

@@ -1,0 +1,99 @@
+/**
+ * An HTTP connection's upstream, as the gateway reaches it: each request sent to the connection's
+ * base URL with the credential only the gateway holds (../pipeline/credential.ts), over keep-alive
+ * connections shared by the connection's sessions (one agent per connection entry), verified
+ * against the entry's CA (or the system's). The caller's hop-by-hop fields, `Host`, framing and
+ * `Expect` are not forwarded (the request goes whole, with its length); `Accept-Encoding` asks for
+ * no coding, so that nothing needs decoding to be masked (one that comes coded anyway is decoded).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1 (hop-by-hop fields)
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import type { HttpConnection } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { values } from '../wire/head.js';
+import { HttpStatusError } from '../wire/status-error.js';
+import { type HttpCredential, injectCredential } from '../pipeline/credential.js';
+import { HOP_BY_HOP, type HttpUpstreamSide, type UpstreamAnswer } from '../pipeline/relay.js';
+import type { HttpRequest } from '../pipeline/stages.js';
+
+/** How long the upstream has to answer a request's head. */
+export const UPSTREAM_DEADLINE_MS = 120_000;
+/** Connections the gateway keeps open to one upstream at once (its sessions share them). */
+const MAX_SOCKETS = 256;
+
+/** Fields of the caller's the upstream is never sent: the connection's own, and those the gateway writes itself. */
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect', 'accept-encoding', 'proxy-authorization']);
+
+/** The agents of the connection entries, kept while the entry is (a configuration reloaded makes new entries, and agents). */
+const agents = new WeakMap<HttpConnection, HttpAgent>();
+
+/** The connection's credential, its secret resolved; undefined when it has none. */
+export async function resolveCredential(connection: HttpConnection, resolveSecret: (ref: SecretRef) => Promise<string>): Promise<HttpCredential | undefined> {
+  const c = connection.credential;
+  if (!c) return undefined;
+  if (c.kind === 'bearer') return { kind: 'bearer', token: await resolveSecret(c.token) };
+  if (c.kind === 'basic') return { kind: 'basic', user: c.user, password: await resolveSecret(c.password) };
+  return { kind: c.kind, name: c.name, value: await resolveSecret(c.value) };
+}
+
+/** See the module documentation. */
+export class HttpUpstream implements HttpUpstreamSide {
+  readonly base: string;
+  readonly #connection: HttpConnection;
+  readonly #credential: HttpCredential | undefined;
+  readonly #url: URL;
+  readonly #agent: HttpAgent;
+
+  constructor(connection: HttpConnection, credential: HttpCredential | undefined) {
+    this.#connection = connection;
+    this.#credential = credential;
+    this.#url = new URL(connection.url);
+    this.base = connection.url;
+    let agent = agents.get(connection);
+    if (!agent) {
+      const https = this.#url.protocol === 'https:';
+      const o = { keepAlive: true, maxSockets: MAX_SOCKETS, scheduling: 'lifo' as const };
+      agent = https ? new HttpsAgent({ ...o, ...(connection.tls.ca ? { ca: connection.tls.ca } : {}) }) : new HttpAgent(o);
+      agents.set(connection, agent);
+    }
+    this.#agent = agent;
+  }
+
+  send(req: HttpRequest): Promise<UpstreamAnswer> {
+    const { head, body } = req;
+    const named = new Set(values(head.fields, 'connection').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase())));
+    const kept = head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !named.has(n));
+    const { fields, target } = this.#credential ? injectCredential(this.#credential, kept, req.target) : { fields: kept, target: req.target };
+    const base = this.#url.pathname.replace(/\/+$/, '');
+    const raw: string[] = ['host', this.#url.host, 'accept-encoding', 'identity'];
+    for (const [n, v] of fields) raw.push(n, v);
+    if (body || !['GET', 'HEAD', 'OPTIONS', 'DELETE'].includes(head.method)) raw.push('content-length', String(body?.length ?? 0));
+    const https = this.#url.protocol === 'https:';
+    const hostname = this.#url.hostname.replace(/^\[|\]$/g, '');
+    const serverName = this.#connection.tls.serverName ?? (isIP(hostname) ? undefined : hostname);
+    return new Promise((resolve, reject) => {
+      const options = {
+        hostname,
+        port: this.#url.port || (https ? 443 : 80),
+        method: head.method,
+        path: `${base}${target.canonical}`,
+        headers: raw,
+        setHost: false,
+        agent: this.#agent,
+        timeout: UPSTREAM_DEADLINE_MS,
+        ...(https && serverName ? { servername: serverName } : {}),
+      };
+      const sent = (https ? httpsRequest : httpRequest)(options, (res: IncomingMessage) => {
+        const pairs: Array<[string, string]> = [];
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+        resolve({ status: res.statusCode ?? 502, reason: res.statusMessage ?? '', fields: pairs, body: res });
+      });
+      sent.on('timeout', () => sent.destroy(new HttpStatusError(504, `the upstream did not answer within ${UPSTREAM_DEADLINE_MS / 1000} s`)));
+      sent.on('error', (err) => reject(err));
+      sent.end(body);
+    });
+  }
+}

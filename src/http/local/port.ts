@@ -1,0 +1,117 @@
+/**
+ * One HTTP connection of the gateway served on a local port for as long as a command runs
+ * (`hoop connect api`, `hoop run --connect api`). Each TCP client of the port gets its own
+ * authenticated session, a stream of the port's one hoop-mux/1 connection to the gateway, which
+ * reads its requests, judges them and adds the API's credential. The port's URLs begin with a path
+ * made for this run (`http://127.0.0.1:PORT/<secret>/…`), which the gateway requires of every
+ * request (the tunnel names it in `Hoop-Http-Prefix`): another local user or process that reaches
+ * the port without it is refused.
+ *
+ * @see ../gateway/engine.ts
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { ResolvedTokenProvider } from '../../auth/token-provider.js';
+import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
+import { describeError, ErrorCode, HoopError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { newSessionId, TunnelMux } from '../../tunnel/transport.js';
+import type { ControlMessage } from '../../tunnel/frames.js';
+import { VERSION } from '../../version.js';
+
+/** Options of {@link openHttpPort}. */
+export interface HttpPortOptions {
+  provider: ResolvedTokenProvider;
+  /** The connection, as `hoop connections` lists it. */
+  name: string;
+  /** A TCP port on 127.0.0.1 (default: any free one). */
+  port?: number;
+  /** Said at the start of every session (a `context` control message). */
+  context?: Record<string, string>;
+  log: Logger;
+  say: (line: string) => void;
+  /** Told each session the port opens (the gateway's session id). */
+  onSession?: (id: string) => void;
+}
+
+/** A local HTTP port serving one connection. */
+export interface HttpPort {
+  connection: string;
+  host: string;
+  port: number;
+  /** The base URL, with the per-run path: `http://127.0.0.1:PORT/<secret>`. */
+  url: string;
+  /** Serves a client that reached the port another way than its listener (a contained run's bridge). */
+  accept(socket: Socket): void;
+  /** Stops listening and ends the tunnels. */
+  close(): Promise<void>;
+}
+
+/** Opens a local port for HTTP connection `o.name`; see the module documentation. */
+export async function openHttpPort(o: HttpPortOptions): Promise<HttpPort> {
+  const { provider, say } = o;
+  const prefix = randomBytes(18).toString('base64url');
+  const renewal = new TunnelTokenRenewal(provider, o.log, say);
+  const tunnels = new TunnelMux({ gateway: provider.gateway, clientVersion: VERSION, ...(provider.ca ? { ca: provider.ca } : {}) });
+  const sockets = new Set<Socket>();
+  const accept = (socket: Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.setNoDelay(true);
+    void serveClient(socket, o, prefix, tunnels, renewal);
+  };
+  const server: Server = createServer({ pauseOnConnect: true }, accept);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on 127.0.0.1:${o.port ?? 0}: ${err.code ?? err.message}`, { hint: 'choose another --port, or leave it out for a free one' })),
+    );
+    server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    connection: o.name,
+    host: '127.0.0.1',
+    port,
+    url: `http://127.0.0.1:${port}/${prefix}`,
+    accept,
+    close: async () => {
+      renewal.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      tunnels.close();
+    },
+  };
+}
+
+/** One local client: its own session, its bytes relayed both ways as they come. */
+async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, tunnels: TunnelMux, renewal: TunnelTokenRenewal): Promise<void> {
+  const { say } = o;
+  try {
+    const { token } = await o.provider.current();
+    const opened = await tunnels.open({ connection: o.name, token, sessionId: newSessionId(), httpPrefix: prefix, via: 'connect' });
+    const channel = opened.channel;
+    renewal.track(channel, token);
+    if (o.context) channel.sendControl({ type: 'context', fields: o.context });
+    o.onSession?.(opened.sessionId);
+    channel.on('control', (m: ControlMessage) => {
+      if (m.type === 'close' && typeof m.message === 'string') say(`session ${opened.sessionId} closed: ${m.message}`);
+      else if (m.type === 'review' && m.state === 'pending')
+        say(`session ${opened.sessionId}: a request is held for review ${String(m.id)}; it runs once a reviewer approves: hoop review approve ${String(m.id)}`);
+      else if (m.type === 'review') say(`session ${opened.sessionId}: review ${String(m.id)} ${String(m.state)}`);
+    });
+    channel.on('error', (err: Error) => {
+      say(`session ${opened.sessionId}: ${describeError(err)}`);
+      socket.destroy();
+    });
+    socket.on('close', () => channel.destroy());
+    socket.pipe(channel);
+    channel.pipe(socket);
+    socket.resume();
+  } catch (err) {
+    const e = err instanceof HoopError ? err : new HoopError(ErrorCode.GATEWAY_UNREACHABLE, describeError(err));
+    say(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+    const body = `${JSON.stringify({ error: `hoop: ${e.message}`, ...(e.hint ? { hint: e.hint } : {}) })}\n`;
+    socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The judge, as a stage (./stages.ts): each request judged by the session's `http` policy
+ * (src/policy/http.ts) as it will be forwarded: its method, its target as read once
+ * (../wire/target.ts), its query, its fields, and its body as JSON where it reads as JSON
+ * (./request-body.ts). Refused requests are told to the session's report.
+ */
+import type { HttpAsk } from '../../policy/http.js';
+import type { SessionHttp, SessionReport } from '../../session/engine.js';
+import { judgedBody } from './request-body.js';
+import type { HttpRequest, HttpStage, RequestDecision } from './stages.js';
+
+/** See the module documentation. */
+export class HttpRequestJudge implements HttpStage {
+  readonly #http: SessionHttp;
+  readonly #report: SessionReport | undefined;
+
+  constructor(http: SessionHttp, report: SessionReport | undefined) {
+    this.#http = http;
+    this.#report = report;
+  }
+
+  request(req: HttpRequest): RequestDecision | undefined {
+    const headers = new Map<string, string[]>();
+    for (const [n, v] of req.head.fields) headers.set(n, [...(headers.get(n) ?? []), v]);
+    const body = judgedBody(req.head.fields, req.body);
+    const ask: HttpAsk = { method: req.head.method, segments: req.target.segments, query: req.target.query, headers, ...(body !== undefined ? { body } : {}) };
+    const verdict = this.#http.decide(ask);
+    if (verdict.action === 'allow') return undefined;
+    if (verdict.action === 'review') return { do: 'review', verdict };
+    this.#report?.refused({ action: 'deny', rule: verdict.rule ?? 'http.default', reason: verdict.reason, message: verdict.message ?? '' });
+    return { do: 'refuse', verdict };
+  }
+}

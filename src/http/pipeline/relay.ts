@@ -1,0 +1,418 @@
+/**
+ * The HTTP lane's relay at the gateway: a client's requests, read whole one at a time
+ * (./request-reader.ts), and the upstream's answers, each taken through the stages (./stages.ts) in
+ * the order declared here ({@link REQUEST_ORDER}, {@link RESPONSE_ORDER}). The relay is the
+ * session's one owner of its exchange: one request at a time is judged, held or forwarded, and its
+ * answer streamed back before the next is read (pipelined requests wait their turn).
+ *
+ * A request: recorded as read, then judged; refused with 403 (the rule and why, as JSON), held
+ * until a reviewer decides, or forwarded (../gateway/upstream.ts adds the credential). An answer:
+ * its content coding undone where a stage after reads its body, the credential masked wherever it
+ * echoes, its body masked by the policy, recorded as the client got it; streamed, with the client's
+ * back-pressure, framed anew (chunked, or its length where no stage changes the body). What the
+ * gateway cannot take or answer ends the connection, saying why in the status a server uses.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9112
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { realClock } from '../../clock.js';
+import { describeError, hoopSays } from '../../errors.js';
+import type { HttpVerdict } from '../../policy/http.js';
+import { MaskingRules } from '../../policy/masking/rules.js';
+import type { HttpConnection } from '../../config/connection.js';
+import type { CloseReason, TunnelSession } from '../../session/engine.js';
+import { type HttpCredential, CredentialEcho } from './credential.js';
+import { DecodingStage } from './content-decoding.js';
+import { HttpRequestJudge } from './judge.js';
+import { HttpMasking } from './masking.js';
+import { HttpRecorder } from './recorder.js';
+import { RequestReader } from './request-reader.js';
+import { HttpStatusError, STATUS_TEXT } from '../wire/status-error.js';
+import type { BodyTransform, HttpRequest, HttpResponse, HttpStage } from './stages.js';
+
+/** Bytes of pipelined requests that may wait behind the one in flight; past it the client is read no more until its turn. */
+const MAX_WAITING_BYTES = 1024 * 1024;
+/** The longest text of a held request a reviewer is shown; a longer one is refused, not held. */
+const MAX_REVIEW_TEXT = 64 * 1024;
+/** How long a request may take to come whole once its first byte came. */
+export const REQUEST_READ_MS = 60_000;
+
+/** Fields that belong to one connection, never forwarded either way (RFC 9110 §7.6.1), and the framing the relay writes itself. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate']);
+
+/** The stages, by name. */
+interface Stages {
+  recorder?: HttpRecorder;
+  judge?: HttpRequestJudge;
+  decoding?: DecodingStage;
+  credential?: CredentialEcho;
+  masking?: HttpMasking;
+}
+
+/** The order a request goes through the stages: recorded as read, then judged. */
+const REQUEST_ORDER: ReadonlyArray<keyof Stages> = ['recorder', 'judge'];
+/** The order an answer goes through the stages: decoded, the credential masked, masked, then recorded as it goes. */
+const RESPONSE_ORDER: ReadonlyArray<keyof Stages> = ['decoding', 'credential', 'masking', 'recorder'];
+
+/** An upstream's answer, as the relay reads it. */
+export interface UpstreamAnswer {
+  status: number;
+  reason: string;
+  /** The fields, names as the upstream wrote them. */
+  fields: Array<[string, string]>;
+  /** The body, de-chunked (empty for HEAD, 204, 304). */
+  body: Readable;
+}
+
+/** The upstream, as the relay uses it (../gateway/upstream.ts). */
+export interface HttpUpstreamSide {
+  /** Sends `req` (with the credential added) and resolves the answer's head; rejects with a status and why when there is none. */
+  send(req: HttpRequest): Promise<UpstreamAnswer>;
+  /** The base URL requests go under, and the credential's names (what a Location and the recording read). */
+  readonly base: string;
+}
+
+/** What the relay needs of its session relay (../gateway/session-relay.ts). */
+export interface RelayOwner {
+  end(why: CloseReason, what?: string): void;
+  ending(): boolean;
+}
+
+/** See the module documentation. */
+export class HttpRelay {
+  readonly #session: TunnelSession<HttpConnection>;
+  readonly #owner: RelayOwner;
+  readonly #reader: RequestReader;
+  readonly #requestStages: HttpStage[];
+  readonly #responseStages: HttpStage[];
+  #upstream: HttpUpstreamSide | undefined;
+  /** A request is being judged, held, forwarded or answered: the next waits. */
+  #busy = false;
+  /** The answer's head went to the client (a failure after it can only cut the connection). */
+  #headSent = false;
+  #paused = false;
+  #stopReadTimer: (() => void) | undefined;
+
+  constructor(session: TunnelSession<HttpConnection>, owner: RelayOwner, credential: HttpCredential | undefined) {
+    this.#session = session;
+    this.#owner = owner;
+    this.#reader = new RequestReader(session.lane?.prefix);
+    const m = session.masking;
+    const rules = m ? MaskingRules.of(m.policy, m.key) : undefined;
+    const http = session.lane?.http;
+    const recording = session.recording;
+    const masking = rules ? new HttpMasking(rules, http?.unmasked ?? [], (by) => by === 'name' && session.report?.masked('body', 'name')) : undefined;
+    const stages: Stages = {
+      ...(recording
+        ? {
+            recorder: new HttpRecorder(recording.stream, {
+              ...(rules ? { rules } : {}),
+              ...(recording.redactionKey ? { key: recording.redactionKey } : {}),
+              credential: credential?.kind === 'header' ? { header: credential.name.toLowerCase() } : credential?.kind === 'query' ? { query: credential.name } : {},
+              bodies: recording.results,
+            }),
+          }
+        : {}),
+      ...(http ? { judge: new HttpRequestJudge(http, session.report) } : {}),
+      ...(credential || masking ? { decoding: new DecodingStage() } : {}),
+      ...(credential ? { credential: new CredentialEcho(credential) } : {}),
+      ...(masking ? { masking } : {}),
+    };
+    const inOrder = (order: ReadonlyArray<keyof Stages>): HttpStage[] => order.flatMap((n) => stages[n] ?? []);
+    this.#requestStages = inOrder(REQUEST_ORDER);
+    this.#responseStages = inOrder(RESPONSE_ORDER);
+  }
+
+  /** The upstream is ready: requests that came meanwhile are taken. */
+  opened(upstream: HttpUpstreamSide): void {
+    this.#upstream = upstream;
+    this.#next();
+  }
+
+  /** Bytes from the client. */
+  fromClient(chunk: Buffer): void {
+    if (this.#owner.ending()) return;
+    this.#reader.push(chunk);
+    if (!this.#stopReadTimer) this.#stopReadTimer = realClock.timer(REQUEST_READ_MS, () => this.#timedOut());
+    if (this.#busy) {
+      if (this.#reader.waiting > MAX_WAITING_BYTES) this.#pause(true);
+      return;
+    }
+    this.#next();
+  }
+
+  /** Takes the next request, if it came whole. */
+  #next(): void {
+    if (this.#busy || !this.#upstream || this.#owner.ending()) return;
+    const read = this.#reader.next();
+    if ('more' in read) {
+      if (read.continue) this.#write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'));
+      if (!this.#reader.begun) this.#stopReading();
+      return this.#pause(false);
+    }
+    this.#stopReading();
+    if ('refused' in read) return this.#answer(undefined, new HttpStatusError(read.status, read.refused), true);
+    this.#busy = true;
+    this.#headSent = false;
+    this.#take(read.request);
+  }
+
+  #stopReading(): void {
+    this.#stopReadTimer?.();
+    this.#stopReadTimer = undefined;
+  }
+
+  /** A request did not come whole in time. */
+  #timedOut(): void {
+    this.#stopReadTimer = undefined;
+    if (this.#busy || this.#owner.ending()) return;
+    this.#answer(undefined, new HttpStatusError(408, `the request did not come whole within ${REQUEST_READ_MS / 1000} s`), true);
+  }
+
+  /** A request, whole: through the stages, then forwarded, refused or held. */
+  #take(req: HttpRequest): void {
+    try {
+      for (const stage of this.#requestStages) {
+        const d = stage.request?.(req);
+        if (!d) continue;
+        if (d.do === 'refuse') return this.#refuse(req, d.verdict);
+        return this.#hold(req, d.verdict);
+      }
+      this.#forward(req);
+    } catch (err) {
+      this.#session.log.warn('http.request-failed', { session: this.#session.id, error: describeError(err) });
+      this.#answer(req, new HttpStatusError(500, 'the gateway could not handle this request'), true);
+    }
+  }
+
+  /** Answers a refused request with 403: the rule and why. */
+  #refuse(req: HttpRequest, verdict: HttpVerdict): void {
+    const rule = verdict.rule ?? 'http.default';
+    this.#session.log.info('http.refused', { session: this.#session.id, rule, reason: verdict.reason });
+    this.#session.recording?.stream.event({ t: 'decision', at: realClock.now(), action: verdict.action, rule, reason: verdict.reason });
+    this.#answer(req, new HttpStatusError(403, `${verdict.message ?? 'the policy does not allow this request'} (${verdict.reason})`), false, { rule });
+  }
+
+  /** Holds a request a `review` rule matched until a reviewer decides: nothing reaches the upstream meanwhile, and the client waits. */
+  #hold(req: HttpRequest, verdict: HttpVerdict): void {
+    const { reviews, channel, recording } = this.#session;
+    const refuse = (why: string): void => this.#refuse(req, { ...verdict, action: 'deny', reason: `${verdict.reason}; ${why}` });
+    if (!reviews || !verdict.review) return refuse('it asks for a review, and nobody may review it here');
+    const shown = shownRequest(req);
+    if (shown === undefined) return refuse(`it asks for a review, and its body is not text, or over ${MAX_REVIEW_TEXT} characters, to show`);
+    recording?.stream.event({ t: 'decision', at: realClock.now(), action: 'review', rule: verdict.rule ?? 'http.default', reason: verdict.reason });
+    const digest = createHash('sha256').update(shown).digest('hex');
+    const held = reviews.request({
+      sql: shown,
+      digest,
+      ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}),
+      ...(verdict.message !== undefined ? { message: verdict.message } : {}),
+      reason: verdict.reason,
+      settings: verdict.review,
+    });
+    const said = { id: held.id, ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}), groups: verdict.review.groups, approvals: verdict.review.approvals };
+    if (!held.reused) channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: verdict.review.timeoutMs });
+    this.#withdraw = () => held.withdraw('session-ended');
+    void held.decided.then((o) => {
+      this.#withdraw = undefined;
+      if (this.#owner.ending()) return;
+      channel.sendControl({
+        type: 'review',
+        state: o.state,
+        ...said,
+        ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}),
+      });
+      if (o.state === 'approved') return this.#forward(req);
+      const why = o.state === 'denied' ? `denied by ${o.by}${o.reason ? ` (${o.reason})` : ''}` : o.state === 'expired' ? 'no reviewer decided in time' : 'withdrawn';
+      this.#session.report?.refused({ action: 'review', rule: verdict.rule ?? 'http.default', reason: `the review ${held.id} ended: ${why}`, message: verdict.message ?? '' });
+      this.#answer(req, new HttpStatusError(403, `the review ${held.id} ended: ${why}; the request did not run`), false, { review: held.id });
+    });
+  }
+
+  /** Withdraws the review the request in flight waits for (the session ends). */
+  #withdraw: (() => void) | undefined;
+
+  /** The session ends: a review waited for is withdrawn; a request waiting for its answer is told why. */
+  abort(message: string): void {
+    this.#withdraw?.();
+    if (this.#busy && !this.#headSent) this.#answer(undefined, new HttpStatusError(503, message), true);
+  }
+
+  /** Forwards a request and relays its answer. */
+  #forward(req: HttpRequest): void {
+    this.#session.report?.ran();
+    this.#upstream!.send(req)
+      .then(
+        (res) => this.#relayAnswer(req, res),
+        (err: unknown) => {
+          if (this.#owner.ending()) return;
+          const a = err instanceof HttpStatusError ? err : new HttpStatusError(502, `the upstream could not be reached: ${describeError(err)}`);
+          this.#session.recording?.stream.event({ t: 'http-upstream-failed', at: realClock.now(), status: a.status, message: a.message });
+          this.#answer(req, a, false);
+        },
+      )
+      .catch((err: unknown) => this.#owner.end('internal-error', `the answer could not be relayed: ${describeError(err)}`));
+  }
+
+  /** The upstream's answer to `req`, through the stages, streamed to the client. */
+  async #relayAnswer(req: HttpRequest, up: UpstreamAnswer): Promise<void> {
+    const hasBody = req.head.method !== 'HEAD' && !(up.status < 200 || up.status === 204 || up.status === 304);
+    const res: HttpResponse = { status: up.status, reason: up.reason, fields: up.fields.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase())), hasBody };
+    this.#rewriteLocation(res);
+    const transforms: BodyTransform[] = [];
+    const refuse = (reason: string): void => {
+      up.body.destroy();
+      this.#session.recording?.stream.event({ t: 'http-answer-refused', at: realClock.now(), status: up.status, reason });
+      this.#answer(req, new HttpStatusError(502, reason), false);
+    };
+    for (const stage of this.#responseStages) {
+      const d = stage.response?.(res);
+      if (!d) continue;
+      if ('refuse' in d) return refuse(d.refuse);
+      // A body no stage can read passes only when it is empty (a redirect's): its first byte refuses it.
+      if ('emptyOnly' in d) {
+        for await (const chunk of up.body) if ((chunk as Buffer).length > 0) return refuse(d.emptyOnly);
+        continue;
+      }
+      transforms.push(d.transform);
+    }
+    const length = res.fields.find(([n]) => n.toLowerCase() === 'content-length');
+    // The body's framing to the client: its own length where nothing changed it, else chunks (or, to an HTTP/1.0 client, the connection's end).
+    const chunked = hasBody && !length && req.head.version === '1.1';
+    const closes = req.head.close || (hasBody && !length && !chunked);
+    if (!hasBody || length || !chunked) dropChunked(res);
+    const fields: Array<[string, string]> = [
+      ...res.fields,
+      ...(chunked ? [['transfer-encoding', 'chunked'] as [string, string]] : []),
+      ...(closes ? [['connection', 'close'] as [string, string]] : []),
+    ];
+    this.#sendHead({ ...res, fields });
+    try {
+      if (hasBody) await this.#stream(up.body, transforms, chunked);
+      else up.body.resume();
+    } catch (err) {
+      // Past the head, the status cannot change: the answer is cut, and the client sees it did not end.
+      up.body.destroy();
+      this.#session.recording?.stream.event({ t: 'http-answer-cut', at: realClock.now(), reason: describeError(err) });
+      return this.#owner.end('protocol-violation', `the upstream's answer could not be relayed: ${describeError(err)}`);
+    }
+    for (const stage of this.#responseStages) stage.sentEnd?.();
+    this.#done(closes);
+  }
+
+  /** A Location the upstream gives under its own base URL, as the client reaches it (through this port). */
+  #rewriteLocation(res: HttpResponse): void {
+    const base = this.#upstream!.base;
+    res.fields = res.fields.map(([n, v]) => {
+      if (n.toLowerCase() !== 'location' || !(v === base || v.startsWith(`${base}/`) || v.startsWith(`${base}?`))) return [n, v];
+      const rest = v.slice(base.length) || '/';
+      return [n, `${this.#prefixPath}${rest.startsWith('/') ? rest : `/${rest}`}`];
+    });
+  }
+
+  /** The path this port's URLs begin with (its per-run prefix), '' for none. */
+  get #prefixPath(): string {
+    return this.#session.lane?.prefix ? `/${this.#session.lane.prefix}` : '';
+  }
+
+  /** The body through the transforms, each chunk written as it is made, waiting while the client is behind. */
+  async #stream(body: Readable, transforms: readonly BodyTransform[], chunked: boolean): Promise<void> {
+    const out = (bytes: Buffer): Promise<void> | undefined => {
+      if (bytes.length === 0) return undefined;
+      for (const stage of this.#responseStages) stage.sentBody?.(bytes);
+      return this.#write(chunked ? Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, CRLF]) : bytes);
+    };
+    const through = async (bytes: Buffer, from: number): Promise<Buffer> => {
+      let b = bytes;
+      for (let i = from; i < transforms.length; i++) b = await transforms[i]!.push(b);
+      return b;
+    };
+    for await (const chunk of body) {
+      if (this.#owner.ending()) throw new Error('the session ended');
+      await out(await through(chunk as Buffer, 0));
+    }
+    for (let i = 0; i < transforms.length; i++) await out(await through(await transforms[i]!.end(), i + 1));
+    if (chunked) await this.#write(Buffer.from('0\r\n\r\n'));
+  }
+
+  /** Answers `req` (undefined: one the reader refused) itself, as JSON; `close` ends the connection after. */
+  #answer(req: HttpRequest | undefined, a: HttpStatusError, close: boolean, extra: Record<string, string> = {}): void {
+    if (this.#owner.ending() && !close) return;
+    if (this.#headSent) return this.#owner.end('protocol-violation', a.message);
+    const body = Buffer.from(`${JSON.stringify({ error: hoopSays(a.message), ...extra })}\n`);
+    const closes = close || !req || req.head.close;
+    this.#busy = true;
+    this.#sendHead({
+      status: a.status,
+      reason: STATUS_TEXT[a.status] ?? 'Error',
+      fields: [['content-type', 'application/json'], ['content-length', String(body.length)], ['cache-control', 'no-store'], ...(closes ? [['connection', 'close'] as [string, string]] : [])],
+      hasBody: true,
+    });
+    if (req?.head.method !== 'HEAD') {
+      for (const stage of this.#responseStages) stage.sentBody?.(body);
+      void this.#write(body);
+    }
+    for (const stage of this.#responseStages) stage.sentEnd?.();
+    this.#done(closes, a.status >= 500 ? 'upstream-unavailable' : 'protocol-violation');
+  }
+
+  #sendHead(res: HttpResponse): void {
+    for (const stage of this.#responseStages) stage.sentHead?.(res);
+    this.#headSent = true;
+    const lines = [`HTTP/1.1 ${res.status} ${res.reason || (STATUS_TEXT[res.status] ?? '')}`, ...res.fields.map(([n, v]) => `${n}: ${v}`), '', ''];
+    void this.#write(Buffer.from(lines.join('\r\n'), 'latin1'));
+  }
+
+  /** The exchange is over: the connection ends, or the next request is read. */
+  #done(close: boolean, why: CloseReason = 'client-terminated'): void {
+    this.#busy = false;
+    this.#headSent = false;
+    if (close) return this.#owner.end(why);
+    this.#pause(false);
+    this.#next();
+  }
+
+  /** Writes to the client; a Promise while it is behind. */
+  #write(bytes: Buffer): Promise<void> | undefined {
+    const { channel } = this.#session;
+    if (channel.destroyed || channel.writableEnded) return undefined;
+    if (channel.write(bytes)) return undefined;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        channel.off('drain', done);
+        channel.off('close', done);
+        resolve();
+      };
+      channel.on('drain', done);
+      channel.on('close', done);
+    });
+  }
+
+  #pause(pause: boolean): void {
+    if (pause === this.#paused) return;
+    this.#paused = pause;
+    if (pause) this.#session.channel.pause();
+    else this.#session.channel.resume();
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** Drops a Transfer-Encoding the upstream's fields kept (the relay frames the body itself). */
+function dropChunked(res: HttpResponse): void {
+  res.fields = res.fields.filter(([n]) => n.toLowerCase() !== 'transfer-encoding');
+}
+
+/** A held request as a reviewer is shown it, whole: its method and target, its fields, and its body as text; undefined when the body is not text or it is too long to show. */
+function shownRequest(req: HttpRequest): string | undefined {
+  const fields = req.head.fields.filter(([n]) => n !== 'authorization' && n !== 'proxy-authorization' && n !== 'cookie' && !HOP_BY_HOP.has(n));
+  let body = '';
+  try {
+    body = req.body ? new TextDecoder('utf-8', { fatal: true }).decode(req.body) : '';
+  } catch {
+    return undefined;
+  }
+  const text = [`${req.head.method} ${req.target.canonical}`, ...fields.map(([n, v]) => `${n}: ${v}`), '', body].join('\n');
+  return text.length > MAX_REVIEW_TEXT ? undefined : text;
+}

@@ -1,0 +1,147 @@
+/**
+ * Whole requests read from a client's bytes, one at a time (HTTP/1.1 pipelining: what comes after
+ * a request waits until the relay asks for the next): its head read strictly (../wire/head.ts), the
+ * port's per-run path taken off its target, its target read once (../wire/target.ts), and its body
+ * read whole (de-chunked, at most {@link MAX_REQUEST_BODY_BYTES}). What cannot be taken is refused
+ * with the status a server answers it with, and the reader takes nothing more: the connection ends.
+ * Refused too: upgrades (a WebSocket), `CONNECT`, and `TRACE` (it would echo the gateway's
+ * credential back).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9112#section-9.3.2 (pipelining)
+ */
+import { ChunkedReader, readRequestHead, type RequestHead } from '../wire/head.js';
+import { readTarget, type RequestTarget } from '../wire/target.js';
+import type { HttpRequest } from './stages.js';
+
+/** Largest request body taken. */
+export const MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024;
+
+/** What {@link RequestReader.next} found. */
+export type ReadResult =
+  /** A whole request. */
+  | { request: HttpRequest }
+  /** Refused: answer `status` with `refused`, and end the connection. */
+  | { refused: string; status: number }
+  /** More bytes are needed; `continue`: the client waits for a `100 Continue` before it sends its body (said once). */
+  | { more: true; continue?: true };
+
+interface Reading {
+  head: RequestHead;
+  target: RequestTarget;
+  pieces: Buffer[];
+  got: number;
+  chunked?: ChunkedReader;
+  continued: boolean;
+}
+
+/** See the module documentation. */
+export class RequestReader {
+  /** The port's per-run path (`/<prefix>/…`): a target without it is refused. */
+  readonly #prefix: string | undefined;
+  #buf: Buffer = Buffer.alloc(0);
+  #reading: Reading | undefined;
+  #done = false;
+
+  constructor(prefix?: string) {
+    this.#prefix = prefix;
+  }
+
+  /** Bytes that came and wait to be read. */
+  get waiting(): number {
+    return this.#buf.length;
+  }
+
+  /** Whether a request has begun to come (some of its bytes are here). */
+  get begun(): boolean {
+    return this.#reading !== undefined || this.#buf.length > 0;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#done) return;
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+  }
+
+  /** The next request, as far as the bytes here go. */
+  next(): ReadResult {
+    if (this.#done) return { more: true };
+    const r = this.#reading ?? this.#head();
+    if (!r || 'refused' in r) return r ? this.#refuse(r) : { more: true };
+    this.#reading = r;
+    const body = this.#body(r);
+    if (body === 'more') {
+      if (r.head.expectContinue && !r.continued && r.head.version === '1.1') {
+        r.continued = true;
+        return { more: true, continue: true };
+      }
+      return { more: true };
+    }
+    if (typeof body === 'object' && 'refused' in body) return this.#refuse(body);
+    this.#reading = undefined;
+    return { request: { head: r.head, target: r.target, body } };
+  }
+
+  #refuse(r: { refused: string; status: number }): ReadResult {
+    this.#done = true;
+    this.#buf = Buffer.alloc(0);
+    return r;
+  }
+
+  /** The head at the start of what came, its target read; undefined while it has not all come. */
+  #head(): Reading | { refused: string; status: number } | undefined {
+    const head = readRequestHead(this.#buf);
+    if (!head) return undefined;
+    if ('refused' in head) return head;
+    this.#buf = this.#buf.subarray(head.bytes);
+    if (head.upgrade) return { refused: `an upgrade to ${head.upgrade} is not relayed on HTTP connections`, status: 501 };
+    if (head.method === 'CONNECT' || head.method === 'TRACE')
+      return { refused: head.method === 'TRACE' ? 'TRACE is not relayed: it would echo what the gateway adds' : 'CONNECT is not relayed: name the path on the connection', status: 405 };
+    const path = this.#withoutPrefix(head.target);
+    if (path === undefined) return { refused: "the target does not begin with this port's path: use the URL hoop connect printed", status: 404 };
+    const target = readTarget(path);
+    if ('refused' in target) return { refused: target.refused, status: 400 };
+    if (head.framing.kind === 'length' && head.framing.length > MAX_REQUEST_BODY_BYTES) return { refused: `the body is larger than ${MAX_REQUEST_BODY_BYTES / 1024 / 1024} MiB`, status: 413 };
+    return { head, target, pieces: [], got: 0, continued: false, ...(head.framing.kind === 'chunked' ? { chunked: new ChunkedReader() } : {}) };
+  }
+
+  /** `target` without the port's prefix (`/p/x` → `/x`, `/p` → `/`); undefined when it does not begin with it. */
+  #withoutPrefix(target: string): string | undefined {
+    const p = this.#prefix;
+    if (p === undefined) return target;
+    const start = `/${p}`;
+    if (!target.startsWith(start)) return undefined;
+    const rest = target.slice(start.length);
+    if (rest === '') return '/';
+    if (rest[0] === '/') return rest;
+    return rest[0] === '?' ? `/${rest}` : undefined;
+  }
+
+  /** The body of `r` once all of it came (undefined: none), `more` until then, or why it is refused. */
+  #body(r: Reading): Buffer | undefined | 'more' | { refused: string; status: number } {
+    const framing = r.head.framing;
+    if (framing.kind === 'none') return undefined;
+    if (framing.kind === 'length') {
+      const n = Math.min(framing.length - r.got, this.#buf.length);
+      if (n > 0) {
+        r.pieces.push(this.#buf.subarray(0, n));
+        r.got += n;
+        this.#buf = this.#buf.subarray(n);
+      }
+      return r.got < framing.length ? 'more' : Buffer.concat(r.pieces);
+    }
+    if (framing.kind !== 'chunked' || !r.chunked) return { refused: 'a request whose body runs until the connection closes', status: 400 };
+    let read: ReturnType<ChunkedReader['push']>;
+    try {
+      read = r.chunked.push(this.#buf);
+    } catch (err) {
+      return { refused: `the chunked body is malformed: ${(err as Error).message}`, status: 400 };
+    }
+    this.#buf = read.rest ?? Buffer.alloc(0);
+    for (const d of read.data) {
+      r.pieces.push(d);
+      r.got += d.length;
+    }
+    if (r.got > MAX_REQUEST_BODY_BYTES) return { refused: `the body is larger than ${MAX_REQUEST_BODY_BYTES / 1024 / 1024} MiB`, status: 413 };
+    if (!read.ended) return 'more';
+    return r.got === 0 ? undefined : Buffer.concat(r.pieces);
+  }
+}

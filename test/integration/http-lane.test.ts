@@ -1,0 +1,244 @@
+/**
+ * The HTTP lane end to end: a real Node HTTP server as the API (it checks the bearer token the
+ * gateway injects), `hoop connect` serving its local port, and real clients (Node's fetch, curl,
+ * Python's urllib) and raw sockets calling it. The credential never reaches a client, whatever the
+ * API echoes; the policy refuses, holds and reads only; JSON, gzip and event streams are masked as
+ * they stream; what cannot be masked is refused; the recording holds what crossed.
+ */
+import { execFile } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect as tcpConnect, type AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConnectHttpJson } from '../../src/connect-json.js';
+import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
+
+const run = promisify(execFile);
+const TOKEN = 'tok-3f9a1c7e5b2d4a6f8e0c';
+const CARD = '4111 1111 1111 1111';
+
+let stack: HoopStack;
+let api: Server;
+let base: string;
+let alice: RunningConnect;
+let url: string;
+/** Every request the API received: method, path and fields. */
+const seen: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string }> = [];
+
+/** The API: each route answers only with the bearer token the gateway holds. */
+function startApi(): Promise<Server> {
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"no token"}');
+      const json = (status: number, value: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+      const path = req.url!.split('?')[0];
+      if (path === '/v1/customers') return json(200, [{ id: 1, name: 'Ada', email: 'ada@example.com', card: CARD }]);
+      if (path === '/v1/echo') return json(200, { youSent: req.headers.authorization, query: req.url });
+      if (path === '/v1/gz') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(JSON.stringify({ card: CARD })));
+      if (path === '/v1/redirect') return void res.writeHead(302, { location: `${base}/customers` }).end();
+      if (path === '/v1/text') return void res.writeHead(200, { 'content-type': 'text/plain' }).end(`card ${CARD}`);
+      if (path === '/v1/events') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`event: row\ndata: {"card": "${CARD}"}\n\n`);
+        return void res.end(`data: plain ${CARD}\n\n`);
+      }
+      if (path === '/v1/big') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('[');
+        for (let i = 0; i < 20_000; i++) res.write(`${i ? ',' : ''}{"i":${i},"card":"${CARD}"}`);
+        return void res.end(']');
+      }
+      if (path?.startsWith('/v1/orders/')) return json(200, { ok: true, got: body });
+      json(404, { error: 'no such route' });
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+beforeAll(async () => {
+  api = await startApi();
+  base = `http://127.0.0.1:${(api.address() as AddressInfo).port}/v1`;
+  stack = await startRepoStack(
+    'http-lane',
+    () => `version: 1
+connections:
+  - name: api
+    type: http
+    url: ${base}
+    plainHttp: true
+    credential: { bearer: "\${env:APP_API_TOKEN}" }
+access:
+  - { name: people, subjects: [alice], connections: [api], mode: read-write }
+  - { name: readers, subjects: [carol], connections: [api], mode: read-only }
+statements:
+  reviewers:
+    - { groups: [dba], timeout: 30s }
+masking:
+  detectors:
+    - { detector: payment-card, strategy: last4 }
+http:
+  rules:
+    - { name: no-admin, match: { paths: ["/admin/**"] }, action: deny, message: admin is off limits }
+    - { name: refunds-reviewed, match: { methods: [POST], paths: ["/orders/*/refund"] }, action: review }
+    - { name: no-vip, match: { methods: [POST], paths: ["/orders/**"], body: { tier: vip } }, action: deny }
+`,
+    ['${env:APP_*}'],
+    { env: { APP_API_TOKEN: TOKEN } },
+  );
+  alice = await stack.connect('api', await stack.token('alice'));
+  url = (alice.info as unknown as ConnectHttpJson).url;
+}, 120_000);
+
+afterAll(async () => {
+  await alice?.stop();
+  await stack?.close();
+  api?.close();
+});
+
+describe('the HTTP lane', () => {
+  it('injects the credential: a client with none reaches the API, its own never goes upstream', async () => {
+    const res = await fetch(`${url}/customers`, { headers: { authorization: 'Bearer the-callers-own' } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual([{ id: 1, name: 'Ada', email: 'ada@example.com', card: '**** **** **** 1111' }]);
+    expect(seen.at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(seen.some((s) => JSON.stringify(s.headers).includes('the-callers-own'))).toBe(false);
+  });
+
+  it('never hands the credential back, whatever the API echoes', async () => {
+    const res = await fetch(`${url}/echo`);
+    const text = await res.text();
+    expect(text).not.toContain(TOKEN);
+    expect(text).toContain('*'.repeat(TOKEN.length));
+  });
+
+  it("refuses a request without the port's per-run path, and one the policy denies", async () => {
+    const port = new URL(url).port;
+    const other = await fetch(`http://127.0.0.1:${port}/customers`);
+    expect(other.status).toBe(404);
+    const admin = await fetch(`${url}/admin/users`);
+    expect(admin.status).toBe(403);
+    expect(((await admin.json()) as { error: string }).error).toMatch(/admin is off limits/);
+    expect(seen.some((s) => s.url.startsWith('/v1/admin'))).toBe(false);
+  });
+
+  it('judges the path as forwarded: encoded and dotted spellings of a denied route are refused', async () => {
+    for (const p of ['/%61dmin/users', '/x/../admin/users', '/ADMIN/users', '//admin/users', '/admin%2fusers']) {
+      const { stdout } = await run('curl', ['-s', '--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', `${url}${p}`]);
+      expect(['400', '403'], p).toContain(stdout);
+    }
+    expect(seen.some((s) => /admin/i.test(s.url))).toBe(false);
+  });
+
+  it('refuses a body field a deny rule names, and reads a key written twice as unread', async () => {
+    const vip = await fetch(`${url}/orders/7/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tier":"vip"}' });
+    expect(vip.status).toBe(403);
+    const twice = await fetch(`${url}/orders/7/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tier":"std","tier":"vip"}' });
+    expect(twice.status).toBe(403);
+    const ok = await fetch(`${url}/orders/7/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tier":"std"}' });
+    expect(ok.status).toBe(200);
+    expect(seen.filter((s) => s.url === '/v1/orders/7/pay').map((s) => s.body)).toEqual(['{"tier":"std"}']);
+  });
+
+  it('holds a refund for review: nothing reaches the API until a reviewer approves the request shown', async () => {
+    const pending = fetch(`${url}/orders/42/refund`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":10}' });
+    const bob = { HOOP_TOKEN: await stack.token('bob', ['dba']) };
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const review = await eventually(async () => {
+      const ls = await stack.run(['review', 'ls', '--json', ...gw], bob);
+      const r = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string }> }).reviews.find((x) => x.sql.includes('/orders/42/refund'));
+      expect(r).toBeDefined();
+      return r!;
+    });
+    expect(review.sql).toContain('{"amount":10}');
+    expect(seen.some((s) => s.url === '/v1/orders/42/refund')).toBe(false);
+    expect((await stack.run(['review', 'approve', review.id, ...gw], bob)).code).toBe(0);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(seen.filter((s) => s.url === '/v1/orders/42/refund')).toHaveLength(1);
+  });
+
+  it('runs only GET, HEAD and OPTIONS under read-only access', async () => {
+    const carol = await stack.connect('api', await stack.token('carol'));
+    try {
+      const u = (carol.info as unknown as ConnectHttpJson).url;
+      expect((await fetch(`${u}/customers`)).status).toBe(200);
+      const del = await fetch(`${u}/orders/1`, { method: 'DELETE' });
+      expect(del.status).toBe(403);
+      expect(((await del.json()) as { error: string }).error).toMatch(/read-only/);
+    } finally {
+      await carol.stop();
+    }
+  });
+
+  it('masks a gzip body, an event stream and a large JSON body as they stream', async () => {
+    const gz = await fetch(`${url}/gz`);
+    expect(await gz.json()).toEqual({ card: '**** **** **** 1111' });
+    const events = await (await fetch(`${url}/events`)).text();
+    expect(events).not.toContain(CARD);
+    expect(events).toContain('event: row');
+    const { stdout } = await run('curl', ['-s', `${url}/big`], { maxBuffer: 64 * 1024 * 1024 });
+    const rows = JSON.parse(stdout) as Array<{ i: number; card: string }>;
+    expect(rows).toHaveLength(20_000);
+    expect(rows.every((r) => r.card === '**** **** **** 1111')).toBe(true);
+  });
+
+  it('refuses a type it cannot mask, and gives redirects back through the port', async () => {
+    expect((await fetch(`${url}/text`)).status).toBe(502);
+    const r = await fetch(`${url}/redirect`, { redirect: 'manual' });
+    expect(r.status).toBe(302);
+    expect(r.headers.get('location')).toBe(`${new URL(url).pathname}/customers`);
+  });
+
+  it('serves Python urllib and curl alike', async () => {
+    const py = await run('python3', ['-c', `import urllib.request,json;print(json.load(urllib.request.urlopen("${url}/customers"))[0]["name"])`]);
+    expect(py.stdout.trim()).toBe('Ada');
+    const { stdout } = await run('curl', ['-s', '-H', 'Authorization: Basic eDp5', `${url}/customers`]);
+    expect(JSON.parse(stdout)[0].card).toBe('**** **** **** 1111');
+  });
+
+  it('refuses smuggling and answers pipelined requests in order', async () => {
+    const port = Number(new URL(url).port);
+    const prefix = new URL(url).pathname;
+    const exchange = (bytes: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = tcpConnect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (b: Buffer) => (got += b.toString('latin1')));
+        s.on('close', () => resolve(got));
+        s.on('error', reject);
+        s.write(bytes);
+        setTimeout(() => s.end(), 2000).unref();
+      });
+    const smuggled = await exchange(`POST ${prefix}/orders/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET ${prefix}/admin HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(smuggled).toMatch(/^HTTP\/1\.1 400 /);
+    expect(smuggled.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    const two = await exchange(`GET ${prefix}/customers HTTP/1.1\r\nHost: x\r\n\r\nGET ${prefix}/echo?n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const statuses = [...two.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    expect(statuses).toEqual(['200', '200']);
+    expect(two.indexOf('Ada')).toBeLessThan(two.indexOf('n=2'));
+  });
+
+  it("records each request and answer, the caller's credential and the card redacted", async () => {
+    await fetch(`${url}/customers?marker=recorded`, { headers: { authorization: 'Bearer callers-own-secret' } });
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const token = { HOOP_TOKEN: await stack.token('alice') };
+    const events = await eventually(async () => {
+      const ls = await stack.run(['sessions', 'ls', '--json', ...gw], token);
+      const ids = (JSON.parse(ls.stdout) as { sessions: Array<{ id: string; connection: string }> }).sessions.filter((s) => s.connection === 'api').map((s) => s.id);
+      for (const id of ids) {
+        const ex = await stack.run(['sessions', 'export', id, ...gw], token);
+        if (ex.stdout.includes('marker=recorded')) return ex.stdout;
+      }
+      throw new Error('not recorded yet');
+    });
+    expect(events).not.toContain('callers-own-secret');
+    expect(events).not.toContain(TOKEN);
+    expect(events).not.toContain(CARD);
+    expect(events).toContain('"status":200');
+  });
+});
