@@ -7,6 +7,10 @@
  * reader of the output holds the rows back at the gateway (../ui/result-printer.ts). What it does
  * is src/client/exec-statements.ts.
  *
+ * On an http connection it makes one request as curl does: `hoop exec api GET /orders -H 'Accept:
+ * text/csv'`, `hoop exec api POST /refunds --json '{"order": 7}'` (src/client/exec-http.ts): the
+ * answer's body on stdout; exit 0 for 2xx and 3xx, 1 for the API's error, 3 and 4 as for SQL.
+ *
  * Exit codes (stable, for scripts and agents): 0 every statement ran; 1 the database reported an
  * error; 3 the policy (or a reviewer) refused a statement; 4 a statement needs a reviewer's
  * approval (not decided in time, or `--no-wait`: its review id is printed on stdout); and hoop's
@@ -21,6 +25,7 @@
 import { text } from 'node:stream/consumers';
 import { Command, Option } from 'commander';
 import { treePlaces } from '../agent/sandbox.js';
+import { execHttp } from '../client/exec-http.js';
 import { execStatements } from '../client/exec-statements.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -30,7 +35,11 @@ import type { ResultFormat } from '../ui/result-printer.js';
 interface ExecOptions {
   command?: string[];
   file?: string;
-  json?: boolean;
+  /** True (rows as JSON), or an HTTP request's JSON body. */
+  json?: boolean | string;
+  header?: string[];
+  data?: string;
+  include?: boolean;
   csv?: boolean;
   gateway?: string;
   tokenFile?: string;
@@ -44,15 +53,39 @@ export function execCommand(io: CliIo): Command {
   return new Command('exec')
     .description('run SQL through the gateway (its policy, masking and recording) and print the results as psql does; exit 0 ok, 1 SQL error, 3 refused, 4 needs approval')
     .argument('<connection>', 'connection name, as `hoop connections` lists it')
+    .argument('[request...]', 'an http connection: METHOD PATH, as curl takes them (GET /orders?status=open)')
     .addOption(new Option('-c, --command <sql>', 'run these statements (repeat for several, each its own query)').argParser((v: string, all: string[] = []) => [...all, v]))
     .option('-f, --file <file>', 'run the statements in this file')
-    .addOption(new Option('--json', 'print each row as one JSON object per line').conflicts('csv'))
+    .addOption(new Option('--json [data]', 'print each row as one JSON object per line; on an http connection, send DATA as a JSON body').conflicts('csv'))
+    .addOption(new Option('-H, --header <field>', 'http: add a field, "Name: value" (repeat for several)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .option('-d, --data <data>', 'http: send this body')
+    .option('-i, --include', "http: print the answer's status line and fields before its body")
     .option('--csv', 'print CSV as psql --csv does (a header line per result)')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--no-wait', 'a statement held for review: print the review id and exit 4 instead of waiting; send it again once approved')
-    .action(async (name: string, opts: ExecOptions) => {
+    .action(async (name: string, request: string[], opts: ExecOptions) => {
+      if (request.length > 0) {
+        if (request.length !== 2) throw new HoopError(ErrorCode.USAGE, 'give the request as METHOD PATH', { hint: `hoop exec ${name} GET /path` });
+        if (opts.command?.length || opts.file !== undefined || opts.csv) throw new HoopError(ErrorCode.USAGE, '-c, -f and --csv are for SQL; METHOD PATH is an http request');
+        const [method, path] = request as [string, string];
+        return execHttp(
+          io,
+          name,
+          {
+            method,
+            path,
+            headers: opts.header ?? [],
+            ...(opts.data !== undefined ? { data: opts.data } : {}),
+            ...(typeof opts.json === 'string' ? { json: opts.json } : {}),
+            ...(opts.include ? { include: true } : {}),
+          },
+          opts,
+        );
+      }
+      if (opts.header?.length || opts.data !== undefined || opts.include || typeof opts.json === 'string')
+        throw new HoopError(ErrorCode.USAGE, '-H, -d, -i and --json DATA go with an http request', { hint: `hoop exec ${name} POST /path --json '{"a": 1}'` });
       if (opts.command?.length && opts.file !== undefined) throw new HoopError(ErrorCode.USAGE, 'give -c SQL or -f FILE, not both');
       let statements: string[];
       if (opts.command?.length) statements = opts.command;

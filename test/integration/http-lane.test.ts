@@ -223,6 +223,23 @@ describe('the HTTP lane', () => {
     expect(two.indexOf('Ada')).toBeLessThan(two.indexOf('n=2'));
   });
 
+  it('makes one request with hoop exec, as curl would, with exit codes a script reads', async () => {
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const token = { HOOP_TOKEN: await stack.token('alice') };
+    const get = await stack.run(['exec', 'api', 'GET', '/customers', ...gw], token);
+    expect(get.code).toBe(0);
+    expect(JSON.parse(get.stdout)[0].card).toBe('**** **** **** 1111');
+    const post = await stack.run(['exec', 'api', 'POST', '/orders/9/pay', '--json', '{"tier":"std"}', '-i', ...gw], token);
+    expect(post.code).toBe(0);
+    expect(post.stdout).toMatch(/^HTTP\/1\.1 200 /);
+    expect(seen.at(-1)!.body).toBe('{"tier":"std"}');
+    expect((await stack.run(['exec', 'api', 'GET', '/admin/x', ...gw], token)).code).toBe(3);
+    expect((await stack.run(['exec', 'api', 'GET', '/nowhere', ...gw], token)).code).toBe(1);
+    const usage = await stack.run(['exec', 'api', 'GET', ...gw], token);
+    expect(usage.code).toBe(64);
+    expect(usage.stderr).toMatch(/METHOD PATH/);
+  });
+
   it("records each request and answer, the caller's credential and the card redacted", async () => {
     await fetch(`${url}/customers?marker=recorded`, { headers: { authorization: 'Bearer callers-own-secret' } });
     const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];

@@ -343,10 +343,12 @@ export class HttpRelay {
     const body = Buffer.from(`${JSON.stringify({ error: hoopSays(a.message), ...extra })}\n`);
     const closes = close || !req || req.head.close;
     this.#busy = true;
+    // What hoop itself answered is said in a field of its own too (`Hoop-Refused: <rule>`, `Hoop-Review: <id>`), for scripts.
+    const said = Object.entries(extra).map(([k, v]): [string, string] => [k === 'rule' ? 'hoop-refused' : `hoop-${k}`, v]);
     this.#sendHead({
       status: a.status,
       reason: STATUS_TEXT[a.status] ?? 'Error',
-      fields: [['content-type', 'application/json'], ['content-length', String(body.length)], ['cache-control', 'no-store'], ...(closes ? [['connection', 'close'] as [string, string]] : [])],
+      fields: [['content-type', 'application/json'], ['content-length', String(body.length)], ['cache-control', 'no-store'], ...said, ...(closes ? [['connection', 'close'] as [string, string]] : [])],
       hasBody: true,
     });
     if (req?.head.method !== 'HEAD') {
