@@ -7,6 +7,7 @@ import { mysqlRowCount, mysqlTable } from './mysql-format.js';
 import { terminalSafe } from './terminal-safe.js';
 import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 import { jsonText } from '../json-number.js';
+import { httpLines } from './http-transcript.js';
 
 /** The server's error for the Describe hoop connect sends in place of what it refused (and nothing else). */
 const STAND_IN_ERROR = new RegExp(`^prepared statement "${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_[0-9]+" does not exist$`);
@@ -174,6 +175,7 @@ export class TranscriptRenderer {
         return [{ at, text: `-- session ended: ${String(e.reason)}` }];
       default:
         if (e.t === 'mcp') return this.#mcpLines(e);
+        if (e.t === 'http' || e.t.startsWith('http-')) return httpLines(e);
         return e.t.startsWith('ssh-') ? sshLines(e, this.#database) : e.t.startsWith('mcp-') ? mcpEventLines(e) : [];
     }
   }

@@ -244,15 +244,20 @@ describe('the HTTP lane', () => {
     await fetch(`${url}/customers?marker=recorded`, { headers: { authorization: 'Bearer callers-own-secret' } });
     const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
     const token = { HOOP_TOKEN: await stack.token('alice') };
-    const events = await eventually(async () => {
+    const { id, events } = await eventually(async () => {
       const ls = await stack.run(['sessions', 'ls', '--json', ...gw], token);
       const ids = (JSON.parse(ls.stdout) as { sessions: Array<{ id: string; connection: string }> }).sessions.filter((s) => s.connection === 'api').map((s) => s.id);
       for (const id of ids) {
         const ex = await stack.run(['sessions', 'export', id, ...gw], token);
-        if (ex.stdout.includes('marker=recorded')) return ex.stdout;
+        if (ex.stdout.includes('marker=recorded')) return { id, events: ex.stdout };
       }
       throw new Error('not recorded yet');
     });
+    // As curl -v prints an exchange.
+    const shown = (await stack.run(['sessions', 'show', id, ...gw], token)).stdout;
+    expect(shown).toContain('> GET /customers?marker=recorded HTTP/1.1');
+    expect(shown).toContain('< HTTP/1.1 200 OK');
+    expect(shown).toContain('**** **** **** 1111');
     expect(events).not.toContain('callers-own-secret');
     expect(events).not.toContain(TOKEN);
     expect(events).not.toContain(CARD);
