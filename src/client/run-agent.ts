@@ -61,6 +61,7 @@ import { cutText, cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';
 import { localUri, openLocalPort, type LocalPort, type PgEndpoint } from './local-port.js';
+import { type HttpPort, openHttpPort } from '../http/local/port.js';
 import { mysqlUri, openMysqlPort, writeMysqlHome, type MysqlEndpoint, type MysqlPort } from './connect-mysql.js';
 import { directRootCert, gatewayAddress } from './connect-direct.js';
 import { mintDirect } from '../api-client/direct.js';
@@ -152,6 +153,11 @@ async function runConnections(io: CliIo, named: string[] | undefined): Promise<s
 /** `DATABASE_URL_<NAME>`: the name upper-cased, anything but letters and digits as `_`. */
 export function databaseUrlName(connection: string): string {
   return `DATABASE_URL_${connection.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/** The variable an HTTP connection's base URL is in: `<NAME>_URL` (`shop-api` → `SHOP_API_URL`). */
+export function httpUrlName(connection: string): string {
+  return `${connection.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_URL`;
 }
 
 /**
@@ -323,6 +329,8 @@ interface Served {
   directs: PgEndpoint[];
   sshPorts: SshPort[];
   mysqlPorts: MysqlPort[];
+  /** A port per HTTP connection: its base URL in `<NAME>_URL`. */
+  httpPorts: HttpPort[];
   /** The run's MCP connections: served to the command by `hoop mcp --connection`, named in its MCP configuration (`HOOP_MCP_CONFIG`). */
   mcp: string[];
 }
@@ -332,7 +340,7 @@ export async function runAgent(io: CliIo, argv: string[], opts: RunOptions): Pro
   const b = await beginRun(io, argv, opts);
   // Swept when the command has ended, or by the next hoop command if this one is killed first.
   const pending = b.controls ? notePendingSweep(io.env, b.run.id, b.controls) : undefined;
-  const served: Served = { ports: [], directs: [], sshPorts: [], mysqlPorts: [], mcp: [] };
+  const served: Served = { ports: [], directs: [], sshPorts: [], mysqlPorts: [], httpPorts: [], mcp: [] };
   const state: RunningState = { exitCode: 1, started: realClock.now() };
   try {
     state.records = new CommandRecords(io, b.person, b.log);
@@ -488,6 +496,7 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
       const { openSshPort } = await import('../ssh/local/port.js');
       served.sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
     } else if (info.type === 'mcp') served.mcp.push(name);
+    else if (info.type === 'http') served.httpPorts.push(await openHttpPort(common));
     else if (info.type === 'mysql') served.mysqlPorts.push(await openMysqlPort({ ...common, info, env: io.env, records, runId: run.id }));
     else if (opts.direct) served.directs.push(await directEndpoint(run, name, b.runDir));
     else served.ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
@@ -497,11 +506,11 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
 /** Starts the command in its environment (contained: on a network of its own), hands it the signals, and resolves its exit code. */
 async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: RunningState, served: Served): Promise<number> {
   const { run, person, runDir, containment, log } = b;
-  const { ports, directs, sshPorts, mysqlPorts } = served;
+  const { ports, directs, sshPorts, mysqlPorts, httpPorts } = served;
   const contained = containment.kind === 'bwrap';
   // Contained, the command has a network of its own: its TCP ports, the gateway and the egress proxy come in through the run's directory.
   const net = contained
-    ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...mysqlPorts], person.gateway, run, egressListener(run, state.runRecord, b.say))
+    ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...mysqlPorts, ...httpPorts], person.gateway, run, egressListener(run, state.runRecord, b.say))
     : undefined;
   state.bridge = net?.bridge;
   const clients: PgEndpoint[] = [...ports, ...directs.map((d) => (net?.gateway ? { ...d, port: net.gateway.port } : d))];
@@ -522,6 +531,7 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
     ports: mysqlPorts,
     ...(mysqlHome ? { home: mysqlHome } : {}),
   });
+  for (const p of httpPorts) own[httpUrlName(p.connection)] = p.url;
   const env = agentEnvironment(io.env, { ...own, ...(mcpConfig ? { HOOP_MCP_CONFIG: mcpConfig } : {}), ...net?.env }, { contained, sshAgent: opts.sshAgent === true });
   const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
   // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
@@ -578,7 +588,7 @@ async function endRun(io: CliIo, opts: RunOptions, b: Begun, state: RunningState
       );
   state.giveSignals?.();
   await step('closing the bridge into the sandbox', () => state.bridge?.close());
-  for (const port of [...served.ports, ...served.sshPorts, ...served.mysqlPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
+  for (const port of [...served.ports, ...served.sshPorts, ...served.mysqlPorts, ...served.httpPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
   await step('ending the run', () => b.run.end());
   // Nothing of the command runs any more (its namespace ended with it) when what it made is moved aside.
   const agentProcess = state.agentProcess;

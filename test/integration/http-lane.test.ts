@@ -240,6 +240,27 @@ describe('the HTTP lane', () => {
     expect(usage.stderr).toMatch(/METHOD PATH/);
   });
 
+  it("serves hoop run's command the connection in <NAME>_URL, as the run: curl, fetch and urllib reach the API, never its credential", async () => {
+    const script = [
+      'echo "base=$API_URL"',
+      'curl -s "$API_URL/customers"; echo',
+      `${JSON.stringify(process.execPath)} -e 'fetch(process.env.API_URL + "/echo").then(r => r.text()).then(t => console.log("fetch=" + t))'`,
+      "python3 -c \"import os,urllib.request;print('py=' + urllib.request.urlopen(os.environ['API_URL'] + '/customers').read().decode())\"",
+      '(env | grep -c tok- || true)',
+    ].join(' && ');
+    const r = await stack.run(['run', '--connect', 'api', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', 'sh', '-c', script], {
+      HOOP_TOKEN: await stack.token('alice'),
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^base=http:\/\/127\.0\.0\.1:\d+\/[A-Za-z0-9_-]{24}$/m);
+    expect(r.stdout).toContain('"card":"**** **** **** 1111"');
+    expect(r.stdout).toMatch(/^fetch=\{"youSent":"Bearer \*+"/m);
+    expect(r.stdout).toMatch(/^py=\[\{"id":1/m);
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('0');
+  });
+
   it("records each request and answer, the caller's credential and the card redacted", async () => {
     await fetch(`${url}/customers?marker=recorded`, { headers: { authorization: 'Bearer callers-own-secret' } });
     const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
