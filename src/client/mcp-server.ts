@@ -39,7 +39,7 @@ import { cutValue } from '../recording/event-line.js';
 import { VERSION } from '../version.js';
 import { commandTokenProvider } from './client-config.js';
 import { CommandRecords } from './client-records.js';
-import { answer, describeSchema, failure, runStatements, type ToolAnswer } from './mcp-tools.js';
+import { answer, describeSchema, failure, httpRequest, runStatements, type ToolAnswer } from './mcp-tools.js';
 
 /** How long `wait_for_review` waits by default, and at most (seconds). */
 const DEFAULT_WAIT_SECONDS = 120;
@@ -123,11 +123,15 @@ interface ToolContext {
   guarded: (work: () => Promise<ToolAnswer>) => Promise<ToolAnswer>;
 }
 
-/** Registers the tools: list_connections, describe_schema, run_sql and wait_for_review. */
+/** Registers the tools: list_connections, describe_schema, run_sql, http_request and wait_for_review. */
 function registerTools(server: McpServer, { io, log, records, runProvider, guarded }: ToolContext): void {
   server.registerTool(
     'list_connections',
-    { title: 'Connections', description: 'The database connections you may use through the hoop gateway, with their type, database and access mode.', annotations: { readOnlyHint: true } },
+    {
+      title: 'Connections',
+      description: 'The connections you may use through the hoop gateway (databases, and HTTP APIs for http_request), with their type, database and access mode.',
+      annotations: { readOnlyHint: true },
+    },
     () =>
       guarded(async () => {
         const provider = await runProvider();
@@ -177,10 +181,49 @@ function registerTools(server: McpServer, { io, log, records, runProvider, guard
   );
 
   server.registerTool(
+    'http_request',
+    {
+      title: 'Call an HTTP API',
+      description:
+        "Make one request on an http connection through the hoop gateway, which adds the API's credential (you never hold it) and applies its policy: a request the policy refuses is not sent and comes back as an error naming the rule; one held for review comes back with its review id. The answer's body is masked as the gateway masks it.",
+      inputSchema: {
+        connection: z.string().describe('an http connection name from list_connections'),
+        method: z
+          .string()
+          .regex(/^[A-Za-z]{1,32}$/)
+          .describe('GET, POST, PUT, PATCH, DELETE, …'),
+        path: z
+          .string()
+          .regex(/^\/\S*$/)
+          .describe("the path under the connection's base URL, with its query: /orders?status=open"),
+        headers: z.record(z.string(), z.string()).optional().describe('fields to send (the gateway drops any credential you send)'),
+        json: z.unknown().optional().describe('a JSON body (sent as application/json)'),
+        body: z.string().optional().describe('a body as text (give its content-type in headers)'),
+        intent: z.string().optional().describe('why you make this request, in a sentence: recorded with it'),
+      },
+    },
+    ({ connection, method, path, headers, json, body, intent }) =>
+      guarded(async () =>
+        httpRequest(
+          { io, log, provider: await runProvider(), records },
+          connection,
+          {
+            method,
+            path,
+            headers: Object.entries(headers ?? {}).map(([n, v]) => `${n}: ${v}`),
+            ...(json !== undefined ? { json: JSON.stringify(json) } : {}),
+            ...(body !== undefined ? { data: body } : {}),
+          },
+          intent,
+        ),
+      ),
+  );
+
+  server.registerTool(
     'wait_for_review',
     {
       title: 'Wait for a review',
-      description: 'Wait for the decision on a statement run_sql left pending review; once approved, call run_sql again with exactly the same connection and sql.',
+      description: 'Wait for the decision on a statement run_sql (or a request http_request) left pending review; once approved, call it again with exactly the same arguments.',
       inputSchema: {
         id: z
           .string()
@@ -197,7 +240,7 @@ function registerTools(server: McpServer, { io, log, records, runProvider, guard
         const decisions = r.decisions.map((d) => ({ by: d.email ?? d.subject, decision: d.decision, ...(d.reason ? { reason: d.reason } : {}) }));
         const next =
           r.state === 'approved'
-            ? 'Approved: call run_sql again with exactly the same connection and sql; it runs once.'
+            ? 'Approved: call run_sql (or http_request) again with exactly the same arguments; it runs once.'
             : r.state === 'pending'
               ? `Still pending: call wait_for_review again, or stop here (it expires ${r.expiresAt}).`
               : 'It will not run: do not send it again as it is.';

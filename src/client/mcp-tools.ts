@@ -17,6 +17,8 @@ import { serverMessageLines } from '../ui/psql-format.js';
 import type { CommandRecords } from './client-records.js';
 import { openGatewaySql, refusalOf, type ClientContext } from './gateway-sql.js';
 import { hoopSays } from '../errors.js';
+import { cutValue } from '../recording/event-line.js';
+import { type ExecRequest, requestBytes, requestThroughGateway } from './exec-http.js';
 
 /** One statement's result as `run_sql` returns it. */
 export interface SqlResult {
@@ -186,4 +188,42 @@ function maskingNote(m: MaskingInfo): Record<string, unknown> {
     ...(m.detectors.length > 0 ? { detectors: m.detectors, detectors_apply: 'values in any column that match a detector are masked with its strategy' } : {}),
     derived: m.derived === 'deny' ? 'statements that compute over masked columns are refused' : 'values computed from masked columns are masked',
   };
+}
+
+/** Most bytes of an answer's body `http_request` returns; the rest are counted. */
+const MAX_HTTP_BODY = 256 * 1024;
+
+/**
+ * Makes request `r` on HTTP connection `connection` in a session of its own: the answer's status,
+ * fields and body (as text, at most {@link MAX_HTTP_BODY} bytes of it), a refusal as an error
+ * naming the rule, or the review it is held for.
+ */
+export async function httpRequest(c: SqlToolContext, connection: string, r: Omit<ExecRequest, 'include'>, intent: string | undefined): Promise<ToolAnswer> {
+  const { io, log, provider } = c;
+  const bytes = requestBytes(connection, r);
+  const kept: Buffer[] = [];
+  let size = 0;
+  const got = await requestThroughGateway({
+    provider,
+    name: connection,
+    method: r.method.toUpperCase(),
+    bytes,
+    log,
+    say: (line) => void io.stderr.write(`${hoopSays(line)}\n`),
+    body: (b) => {
+      if (size < MAX_HTTP_BODY) kept.push(b.subarray(0, MAX_HTTP_BODY - size));
+      size += b.length;
+    },
+    detach: true,
+    context: { source: 'mcp', tool: 'http_request', ...(intent ? { intent: cutValue(intent) } : {}) },
+  });
+  if ('held' in got)
+    return answer({
+      review: got.held,
+      state: 'pending',
+      next: `Held for review ${got.held}: call wait_for_review with this id; once approved, call http_request again with exactly the same arguments, and it runs once.`,
+    });
+  const body = Buffer.concat(kept).toString('utf8');
+  const said = { status: got.status, headers: Object.fromEntries(got.fields), body, ...(size > MAX_HTTP_BODY ? { truncated: true, bodyBytes: size } : {}) };
+  return got.fields.some(([n]) => n === 'hoop-refused') || got.status >= 400 ? { ...answer(said), isError: true } : answer(said);
 }

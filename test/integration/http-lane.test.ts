@@ -6,6 +6,10 @@
  * they stream; what cannot be masked is refused; the recording holds what crossed.
  */
 import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { HOOP_BIN } from '../harness/hoop-process.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
@@ -259,6 +263,38 @@ describe('the HTTP lane', () => {
     expect(r.stdout).toMatch(/^py=\[\{"id":1/m);
     expect(r.stdout).not.toContain(TOKEN);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('0');
+  });
+
+  it('offers an agent under hoop mcp an http_request tool: answers masked, refusals named, a held request runs once approved', async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [HOOP_BIN, 'mcp', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile],
+      env: { PATH: process.env.PATH!, HOOP_TOKEN: await stack.token('alice'), HOOP_CONFIG_DIR: join(stack.dir, 'cli-mcp') },
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'test-agent', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      type Answer = { content: Array<{ type: string; text: string }>; isError?: boolean };
+      const call = async (args: Record<string, unknown>): Promise<Answer> => (await client.callTool({ name: 'http_request', arguments: { connection: 'api', ...args } })) as Answer;
+      const json = (a: Answer): Record<string, unknown> => JSON.parse(a.content[0]!.text) as Record<string, unknown>;
+      const got = json(await call({ method: 'GET', path: '/customers' }));
+      expect(got.status).toBe(200);
+      expect(JSON.parse(got.body as string)[0].card).toBe('**** **** **** 1111');
+      const denied = await call({ method: 'GET', path: '/admin/x' });
+      expect(denied.isError).toBe(true);
+      expect(json(denied).body).toMatch(/admin is off limits/);
+      const held = json(await call({ method: 'POST', path: '/orders/77/refund', json: { amount: 5 } }));
+      expect(held.state).toBe('pending');
+      expect(seen.some((s) => s.url === '/v1/orders/77/refund')).toBe(false);
+      const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+      expect((await stack.run(['review', 'approve', String(held.review), ...gw], { HOOP_TOKEN: await stack.token('bob', ['dba']) })).code).toBe(0);
+      const again = json(await call({ method: 'POST', path: '/orders/77/refund', json: { amount: 5 } }));
+      expect(again.status).toBe(200);
+      expect(seen.filter((s) => s.url === '/v1/orders/77/refund')).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
   });
 
   it("records each request and answer, the caller's credential and the card redacted", async () => {
