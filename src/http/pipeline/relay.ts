@@ -363,11 +363,16 @@ export class HttpRelay {
     for (const stage of this.#responseStages) stage.sentHead?.(res);
     this.#headSent = true;
     const lines = [`HTTP/1.1 ${res.status} ${res.reason || (STATUS_TEXT[res.status] ?? '')}`, ...res.fields.map(([n, v]) => `${n}: ${v}`), '', ''];
-    void this.#write(Buffer.from(lines.join('\r\n'), 'latin1'));
+    // The head goes with the body's first bytes (one write, one frame of the tunnel), or alone at the answer's end.
+    this.#head = Buffer.from(lines.join('\r\n'), 'latin1');
   }
+
+  /** An answer's head not written yet. */
+  #head: Buffer | undefined;
 
   /** The exchange is over: the connection ends, or the next request is read. */
   #done(close: boolean, why: CloseReason = 'client-terminated'): void {
+    if (this.#head) void this.#write(Buffer.alloc(0));
     this.#busy = false;
     this.#headSent = false;
     if (close) return this.#owner.end(why);
@@ -378,6 +383,10 @@ export class HttpRelay {
   /** Writes to the client; a Promise while it is behind. */
   #write(bytes: Buffer): Promise<void> | undefined {
     const { channel } = this.#session;
+    if (this.#head) {
+      bytes = Buffer.concat([this.#head, bytes]);
+      this.#head = undefined;
+    }
     if (channel.destroyed || channel.writableEnded) return undefined;
     if (channel.write(bytes)) return undefined;
     return new Promise((resolve) => {
