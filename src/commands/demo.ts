@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';
 import { startDemo, type RunningDemo } from '../demo/demo.js';
 import { playDemoScript } from '../demo/play-script.js';
-import { DEMO_CONNECTION, DEMO_FILES_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
+import { DEMO_API_CONNECTION, DEMO_CONNECTION, DEMO_FILES_CONNECTION, DEMO_MYSQL_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
 import { DEMO_PORTS, type ChosenPorts, type DemoPortName } from '../demo/ports.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo, type RunCli } from '../io.js';
@@ -117,6 +117,15 @@ And an MCP server: the reference filesystem server over ${demo.dir}/files, its t
 (reads allowed, changes held for a reviewer):
   hoop mcp config --client claude-code --write   # .mcp.json: hoop's own tools, and ${DEMO_FILES_CONNECTION}
   hoop sessions ls --tool write_file             # who changed the files, or tried to
+`
+    : ''
+}${
+  demo.connections.includes(DEMO_API_CONNECTION)
+    ? `
+And an HTTP API: the shop's REST API, whose token only the gateway holds (answers masked, refunds held for a reviewer):
+  hoop exec ${DEMO_API_CONNECTION} GET /customers/1                          # emails, card numbers and SSNs masked
+  hoop exec ${DEMO_API_CONNECTION} POST /refunds --json '{"order": 7, "amount": 12.5}'   # held until a reviewer decides
+  hoop connect ${DEMO_API_CONNECTION}                  # a local port for curl or any client (prints its base URL)
 `
     : ''
 }

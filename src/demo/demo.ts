@@ -46,6 +46,7 @@ import {
   DEMO_CONNECTION,
   DEMO_SSH_CONNECTION,
   DEMO_MYSQL_CONNECTION,
+  DEMO_API_CONNECTION,
   DEMO_FILES_CONNECTION,
   DEMO_DATABASE,
   DEMO_ROLE,
@@ -56,6 +57,7 @@ import {
 } from './sample.js';
 import type { RecordingCheckResult, ReviewedRun } from './script.js';
 import { openSqlSession, type SqlSession } from './session.js';
+import { type DemoApi, startDemoApi } from './rest-api.js';
 
 /** Options of {@link startDemo}. */
 export interface DemoOptions {
@@ -162,6 +164,7 @@ function paths(dir: string) {
     mariadb: join(dir, 'mariadb'),
     mysqlPassword: join(dir, 'secrets', `${DEMO_ROLE}.mysql.password`),
     files: join(dir, 'files'),
+    apiToken: join(dir, 'secrets', 'demo-api.token'),
   };
 }
 
@@ -223,7 +226,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     // The targets start side by side (each says what it does), on ports kept from the first start.
     const [pg, sshd, maria] = await settledAll([startPostgres(start, state), startSshTarget(start, state), startMysqlTarget(start, state)] as const);
     await ensureDemoFiles(p);
-    await ensurePolicyRepo(p, pg, sshd, maria);
+    const api = await startApi(start, state);
+    await ensurePolicyRepo(p, pg, sshd, maria, api);
 
     // The OpenID provider and the gateway.
     const gatewayUrl = `https://127.0.0.1:${gatewayPort}`;
@@ -250,6 +254,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     const hasSsh = sshd !== undefined && policyText.includes(`name: ${DEMO_SSH_CONNECTION}`);
     const hasMysql = maria !== undefined && policyText.includes(`name: ${DEMO_MYSQL_CONNECTION}`);
     const hasFiles = policyText.includes(`name: ${DEMO_FILES_CONNECTION}`);
+    const hasApi = policyText.includes(`name: ${DEMO_API_CONNECTION}`);
     const sessionTarget = await sessionTargetOf(connection);
     return {
       dir,
@@ -258,7 +263,13 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       env,
       psql,
       connection,
-      connections: [DEMO_CONNECTION, ...(hasSsh ? [DEMO_SSH_CONNECTION] : []), ...(hasMysql ? [DEMO_MYSQL_CONNECTION] : []), ...(hasFiles ? [DEMO_FILES_CONNECTION] : [])],
+      connections: [
+        DEMO_CONNECTION,
+        ...(hasSsh ? [DEMO_SSH_CONNECTION] : []),
+        ...(hasMysql ? [DEMO_MYSQL_CONNECTION] : []),
+        ...(hasFiles ? [DEMO_FILES_CONNECTION] : []),
+        ...(hasApi ? [DEMO_API_CONNECTION] : []),
+      ],
       postgres: { source: pg.source, version: pg.version, port: pg.port, dataDir: pg.dataDir },
       openSession: () => openSqlSession(sessionTarget),
       recordedSessions: () => recordedSessionCount(cli),
@@ -374,6 +385,14 @@ async function startMysqlTarget(start: DemoStart, state: DemoState): Promise<Dem
   return maria;
 }
 
+/** The shop's REST API (./rest-api.ts), on its kept port (its stop registered). */
+async function startApi(start: DemoStart, state: DemoState): Promise<DemoApi> {
+  start.options.say('starting the shop API (the HTTP target)');
+  const api = await startDemoApi({ port: state.apiPort ?? 0, tokenFile: start.p.apiToken });
+  start.stops.push(() => api.stop());
+  return api;
+}
+
 /** How the gateway runs the reference MCP filesystem server over the demo's files, when it is installed. */
 function filesCommand(p: DemoPaths): string[] | undefined {
   try {
@@ -396,7 +415,7 @@ async function ensureDemoFiles(p: DemoPaths): Promise<void> {
 }
 
 /** The config repo with the sample policy, made once (kept: the user may commit to it). */
-async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | undefined, maria: DemoMariaDb | undefined): Promise<void> {
+async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | undefined, maria: DemoMariaDb | undefined, api: DemoApi): Promise<void> {
   if (existsSync(p.repo)) return;
   await createPolicyRepo(
     p.repo,
@@ -406,6 +425,7 @@ async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | und
       ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}),
       ...(maria ? { mysql: { port: maria.port, passwordFile: p.mysqlPassword } } : {}),
       ...(filesCommand(p) ? { files: { command: filesCommand(p)! } } : {}),
+      api: { port: api.port, tokenFile: p.apiToken },
     }),
     { name: 'hoop demo', email: 'demo@hoop.invalid' },
     'The demo policy',

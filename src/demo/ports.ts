@@ -31,6 +31,8 @@ export interface KeptPorts {
   issuerPort?: number;
   sshdPort?: number;
   mariadbPort?: number;
+  /** The demo's REST API (any free port on a first start, then kept: the policy repo names it). */
+  apiPort?: number;
 }
 
 /** Listens on 127.0.0.1:`port` (0: any) for a moment: the port it got, or undefined when that port is in use. */
@@ -101,5 +103,6 @@ export async function targetPorts(kept: KeptPorts | undefined, chosen: ChosenPor
   const sshdPort = await pick('sshd', kept?.sshdPort);
   const mariadbPort = await pick('mariadb', kept?.mariadbPort);
   const issuerPort = chosen.issuer ?? kept?.issuerPort;
-  return { postgresPort, sshdPort, mariadbPort, ...(issuerPort !== undefined ? { issuerPort } : {}) };
+  const apiPort = kept?.apiPort ?? (await freePort(taken));
+  return { postgresPort, sshdPort, mariadbPort, apiPort, ...(issuerPort !== undefined ? { issuerPort } : {}) };
 }

@@ -93,18 +93,26 @@ function sql(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/** The shop's customers, as the database and the demo's API hold them. */
+export function sampleCustomers(): Array<{ id: number; name: string; email: string; card_number: string; ssn: string; country: string }> {
+  return FIRST.map((first, n) => {
+    const i = n + 1;
+    const last = LAST[n]!;
+    return {
+      id: i,
+      name: `${first} ${last}`,
+      email: `${`${first}.${last}`.toLowerCase().replace(/[^a-z.]/g, '')}@example.com`,
+      card_number: withLuhn(`4${String(100000000000000 + i * 7_919_731).slice(0, 14)}`).replace(/(\d{4})(?=\d)/g, '$1 '),
+      ssn: `${String(100 + ((i * 37) % 500)).padStart(3, '0')}-${String(10 + ((i * 13) % 89)).padStart(2, '0')}-${String(1000 + ((i * 271) % 8999)).padStart(4, '0')}`,
+      country: COUNTRIES[i % COUNTRIES.length]!,
+    };
+  });
+}
+
 /** The `shop` schema and its rows, as one SQL script run by the database's owner, in PostgreSQL's words or MySQL's. */
 export function sampleSchemaSql(dialect: 'postgres' | 'mysql' = 'postgres'): string {
   const my = dialect === 'mysql';
-  const customers: string[] = [];
-  for (let i = 1; i <= FIRST.length; i++) {
-    const first = FIRST[i - 1]!;
-    const last = LAST[i - 1]!;
-    const email = `${`${first}.${last}`.toLowerCase().replace(/[^a-z.]/g, '')}@example.com`;
-    const card = withLuhn(`4${String(100000000000000 + i * 7_919_731).slice(0, 14)}`).replace(/(\d{4})(?=\d)/g, '$1 ');
-    const ssn = `${String(100 + ((i * 37) % 500)).padStart(3, '0')}-${String(10 + ((i * 13) % 89)).padStart(2, '0')}-${String(1000 + ((i * 271) % 8999)).padStart(4, '0')}`;
-    customers.push(`(${i}, ${sql(`${first} ${last}`)}, ${sql(email)}, ${sql(card)}, ${sql(ssn)}, ${sql(COUNTRIES[i % COUNTRIES.length]!)})`);
-  }
+  const customers = sampleCustomers().map((c) => `(${c.id}, ${sql(c.name)}, ${sql(c.email)}, ${sql(c.card_number)}, ${sql(c.ssn)}, ${sql(c.country)})`);
   const orders: string[] = [];
   for (let i = 1; i <= 60; i++) {
     const customer = ((i * 7) % FIRST.length) + 1;
@@ -146,7 +154,12 @@ export interface SampleTarget {
   mysql?: { port: number; passwordFile: string };
   /** The reference MCP filesystem server over the demo's `files` directory, when installed: the `demo-files` connection. */
   files?: { command: string[] };
+  /** The demo's REST API (./rest-api.ts): the `demo-api` connection. */
+  api?: { port: number; tokenFile: string };
 }
+
+/** The demo's HTTP connection: the shop's REST API, its token held by the gateway. */
+export const DEMO_API_CONNECTION = 'demo-api';
 
 /** The demo's MCP connection (when the reference filesystem server is installed): the tools of a directory of files. */
 export const DEMO_FILES_CONNECTION = 'demo-files';
@@ -164,7 +177,7 @@ export const DEMO_SSH_CONNECTION = 'demo-ssh';
  */
 export function samplePolicyFiles(target: SampleTarget): Record<string, string> {
   return {
-    'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, maskingYaml(target), sshRulesYaml(target), mcpRulesYaml(target)].join(''),
+    'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, maskingYaml(target), sshRulesYaml(target), mcpRulesYaml(target), httpRulesYaml(target)].join(''),
     'policy/tests/demo.yaml': POLICY_TESTS_YAML,
     'policy/fixtures/shop.sql': `-- The data the masking case of policy/tests/demo.yaml runs on (the demo's own).\n${sampleSchemaSql()}`,
   };
@@ -215,6 +228,15 @@ ${
     command: ${JSON.stringify(target.files.command)}
 `
     : ''
+}${
+  target.api
+    ? `  - name: ${DEMO_API_CONNECTION}                             # the shop's REST API: the gateway alone holds its token
+    type: http
+    url: http://127.0.0.1:${target.api.port}
+    plainHttp: true                             # the demo's API is on this machine; use https elsewhere
+    credential: { bearer: \${file:${target.api.tokenFile}} }
+`
+    : ''
 }
 `;
 }
@@ -222,8 +244,8 @@ ${
 /** `hoop.yaml`'s access rules: engineers read and write (the SSH connection too), analysts only read. */
 function accessYaml(target: SampleTarget): string {
   return `access:                                         # nobody gets in unless a rule admits them
-  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}${target.files ? `, ${DEMO_FILES_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
-  - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}${target.files ? `, ${DEMO_FILES_CONNECTION}` : ''}], mode: read-only, statementTimeout: 30s }
+  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}${target.files ? `, ${DEMO_FILES_CONNECTION}` : ''}${target.api ? `, ${DEMO_API_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
+  - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}${target.mysql ? `, ${DEMO_MYSQL_CONNECTION}` : ''}${target.files ? `, ${DEMO_FILES_CONNECTION}` : ''}${target.api ? `, ${DEMO_API_CONNECTION}` : ''}], mode: read-only, statementTimeout: 30s }
 
 `;
 }
@@ -302,6 +324,20 @@ mcp:                                            # what agents may do with the to
       match: { tools: [write_file, edit_file, create_directory, move_file] }
       action: review
       message: a change to the files needs a reviewer
+`
+    : '';
+}
+
+/** `hoop.yaml`'s HTTP rules, with the HTTP connection: refunds held for a reviewer. */
+function httpRulesYaml(target: SampleTarget): string {
+  return target.api
+    ? `
+http:                                           # what requests on ${DEMO_API_CONNECTION} may do
+  rules:
+    - name: refunds-review
+      match: { methods: [POST], paths: ["/refunds"] }
+      action: review
+      message: a refund needs a reviewer
 `
     : '';
 }

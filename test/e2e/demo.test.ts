@@ -167,7 +167,7 @@ describe('hoop demo', () => {
       dir,
       gateway: `https://127.0.0.1:${gatewayPort}`,
       envFile: join(dir, 'env'),
-      connections: ['demo-db', ...(findSshd() ? ['demo-ssh'] : []), ...(findMariaDb() ? ['demo-mysql'] : []), 'demo-files'],
+      connections: ['demo-db', ...(findSshd() ? ['demo-ssh'] : []), ...(findMariaDb() ? ['demo-mysql'] : []), 'demo-files', 'demo-api'],
       postgres: { source: 'npm' },
     });
     expect(first.info.postgres.version).toMatch(/^17\./);

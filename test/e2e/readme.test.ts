@@ -439,6 +439,13 @@ describe('the README, run as written', () => {
     });
     expect(called.code).toBe(0);
 
+    // The shop's REST API, its token held by the gateway: the customer masked.
+    const api = shCommands(readme).filter((l) => l.startsWith('npx hoop exec demo-api'));
+    expect(api).toEqual(['npx hoop exec demo-api GET /customers/1']);
+    const customer = await sourced(api[0]!);
+    expect(customer.code, customer.output).toBe(0);
+    expect(JSON.parse(customer.stdout)).toMatchObject({ id: 1, name: 'Ada Lovelace', email: '[redacted]', card_number: expect.stringMatching(/^\*{4} \*{4} \*{4} \d{4}$/) });
+
     expect(await interrupt(demo)).toBe(0);
     const scripted = await run(['npx hoop demo --script']);
     expect(scripted.code, scripted.output).toBe(0);
