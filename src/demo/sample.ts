@@ -234,7 +234,7 @@ ${
     type: http
     url: http://127.0.0.1:${target.api.port}
     plainHttp: true                             # the demo's API is on this machine; use https elsewhere
-    credential: { bearer: \${file:${target.api.tokenFile}} }
+    credential: { bearer: "\${file:${target.api.tokenFile}}" }
 `
     : ''
 }

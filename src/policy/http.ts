@@ -19,9 +19,12 @@
  * `{ equals: <JSON value> }`, as MCP arguments do. A value sent more than once (a parameter
  * repeated, a list in the body) matches a deny or review rule when one of its values does, an
  * allow rule when every one does; a value the request does not send matches no rule that names
- * it. A refusing rule compares paths, values and parameter names case-folded too (some servers
- * route and read them so). A rule on `body` meets a request whose body the gateway could not read
- * as JSON only when it refuses: the gateway cannot tell what such a body says, so it fails closed.
+ * it. A refusing rule reads a request as every router it could reach reads it: paths, values,
+ * parameter names and body keys case-folded too, a path with a trailing `/` as without, `/x/**`
+ * covering `/x`, a parameter named with a `[]` or `[key]` suffix (qs, PHP, Rails) and in a form body
+ * (servers merge it with the query). A rule on `body` meets a request whose body the gateway could
+ * not read as JSON only when it refuses, and a rule on `query` a multipart body: the gateway cannot
+ * tell what such a body says, so it fails closed.
  *
  * Under read-only access only GET, HEAD and OPTIONS run, whatever the rules say.
  *
@@ -47,6 +50,8 @@ export interface HttpAsk {
   headers: ReadonlyMap<string, readonly string[]>;
   /** The body read as JSON; `unread` when there is a body the gateway could not read as JSON; undefined when there is none. */
   body?: { json: unknown } | 'unread';
+  /** A form body's parameters (`application/x-www-form-urlencoded`), which servers merge with the query's; `unread` for a multipart one. */
+  form?: ReadonlyArray<readonly [string, string]> | 'unread';
 }
 
 /** The methods read-only access runs. */
@@ -99,18 +104,33 @@ const folded = (text: string): string => text.toUpperCase().toLowerCase();
 function compile(rule: HttpRule): CompiledRule {
   const m = rule.match;
   const refuses = rule.action !== 'allow';
-  const globs = m.paths?.map((g) => ({ exact: segmentGlob(g), folded: segmentGlob(folded(g)) }));
+  // A refusing rule's `/x/**` covers `/x` too: routers serve both.
+  const spelled = (g: string): string[] => (refuses && g.endsWith('/**') && g.length > 3 ? [g, g.slice(0, -3)] : [g]);
+  const globs = m.paths?.flatMap(spelled).map((g) => ({ exact: segmentGlob(g), folded: segmentGlob(folded(g)) }));
   const values: CompiledRule['values'] = [];
-  for (const [name, want] of Object.entries(m.query ?? {}))
-    values.push({ of: (ask) => ask.query.filter(([n]) => n === name || (refuses && folded(n) === folded(name))).map(([, v]) => v), match: valueMatcher(want, refuses) });
+  for (const [name, want] of Object.entries(m.query ?? {})) {
+    // A refusing rule reads a parameter by every name a server takes for it: case-folded, with a `[]` or `[key]` suffix (qs, PHP, Rails), in the query or a form body.
+    const named = (n: string): boolean => n === name || (refuses && folded(n.replace(/\[.*$/, '')) === folded(name));
+    values.push({
+      of: (ask) => {
+        const found = ask.query.filter(([n]) => named(n)).map(([, v]) => v);
+        if (!refuses) return found;
+        if (ask.form === 'unread') return 'unread';
+        return [...found, ...(ask.form ?? []).filter(([n]) => named(n)).map(([, v]) => v)];
+      },
+      match: valueMatcher(want, refuses),
+    });
+  }
   for (const [name, want] of Object.entries(m.headers ?? {})) values.push({ of: (ask) => [...(ask.headers.get(name) ?? [])], match: valueMatcher(want, refuses) });
   for (const [field, want] of Object.entries(m.body ?? {})) {
     const path = field.split('.');
     values.push({
       of: (ask) => {
         if (ask.body === 'unread') return 'unread';
-        const v = ask.body === undefined ? undefined : valueAt(ask.body.json, path);
-        return v === undefined ? [] : Array.isArray(v) ? v : [v];
+        if (ask.body === undefined) return [];
+        // A refusing rule reads a field under every key that folds to its name (some servers bind keys case-insensitively).
+        const found = refuses ? valuesAtFolded(ask.body.json, path) : [valueAt(ask.body.json, path)];
+        return found.filter((v) => v !== undefined).flatMap((v) => (Array.isArray(v) ? v : [v]));
       },
       match: valueMatcher(want, refuses),
     });
@@ -118,9 +138,33 @@ function compile(rule: HttpRule): CompiledRule {
   return {
     rule,
     refuses,
-    ...(globs ? { path: (p: string) => globs.some((g) => g.exact(p) || (refuses && g.folded(folded(p)))) } : {}),
+    ...(globs
+      ? {
+          path: (p: string) => {
+            // A refusing rule reads a path with a trailing `/` as routers that ignore it do.
+            const paths = refuses && p.length > 1 && p.endsWith('/') ? [p, p.slice(0, -1)] : [p];
+            return paths.some((x) => globs.some((g) => g.exact(x) || (refuses && g.folded(folded(x)))));
+          },
+        }
+      : {}),
     values,
   };
+}
+
+/** The values at `path` in `json`, each key compared case-folded (every object key that folds to it). */
+function valuesAtFolded(json: unknown, path: readonly string[]): unknown[] {
+  let at: unknown[] = [json];
+  for (const key of path) {
+    const k = folded(key);
+    at = at.flatMap((v) =>
+      typeof v === 'object' && v !== null && !Array.isArray(v)
+        ? Object.entries(v)
+            .filter(([n]) => folded(n) === k)
+            .map(([, x]) => x)
+        : [],
+    );
+  }
+  return at;
 }
 
 function matches(c: CompiledRule, ask: HttpAsk, path: string): boolean {

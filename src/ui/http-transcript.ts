@@ -7,7 +7,7 @@
  * @see https://curl.se/docs/manpage.html#-v
  */
 import type { RecordingEvent } from '../recording/event-line.js';
-import type { TranscriptLine } from './transcript.js';
+import type { TranscriptLine } from './transcript-line.js';
 
 /** Most characters of one body shown. */
 const SHOWN = 4096;

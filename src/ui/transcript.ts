@@ -8,6 +8,7 @@ import { terminalSafe } from './terminal-safe.js';
 import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 import { jsonText } from '../json-number.js';
 import { httpLines } from './http-transcript.js';
+import type { TranscriptLine } from './transcript-line.js';
 
 /** The server's error for the Describe hoop connect sends in place of what it refused (and nothing else). */
 const STAND_IN_ERROR = new RegExp(`^prepared statement "${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_[0-9]+" does not exist$`);
@@ -17,13 +18,7 @@ export const CONTINUED = '   | ';
 /** What starts an answer's lines (a tool's, a resource's): none is the transcript's own. */
 const ANSWER = '   ';
 
-/** One piece of a transcript: what to print, and when (ms since the epoch). */
-export interface TranscriptLine {
-  at: number;
-  text: string;
-  /** The statement was refused by the policy. */
-  denied?: boolean;
-}
+export type { TranscriptLine } from './transcript-line.js';
 
 /**
  * Turns events into what a psql user would have seen, statement by statement: the prompt and SQL,

@@ -50,6 +50,7 @@ const docs = `${readme}\n${guides}`;
 /** Pages of docs/ that hold ```sh blocks and are not guides, with why their commands are not run here. */
 const NOT_GUIDES: Record<string, string> = {
   'docs/recording-format.md': 'sha256sum and ssh-keygen on an exported recording: test/integration/recording-sessions.test.ts runs them on a bundle',
+  'docs/http.md': 'hoop connect, exec and run on an HTTP connection, and curl on its port: test/integration/http-lane.test.ts runs each on a connection of its own',
 };
 const exampleReadme = readFileSync(join(root, 'examples/policy-repo/README.md'), 'utf8');
 /** Run by CI before this suite (`.ci/run` is CI's entry point; it runs `npm ci`, then `npm test`). */
@@ -758,7 +759,7 @@ ${yamlBlock('alerts:')}`,
     });
 
     it('hoop run and hoop exec: the same rows, masked, through psql wrapped and as CSV', async () => {
-      const agents = ['npx hoop run --connect prod-db', 'npx hoop exec'].flatMap((start) => shCommands(docs).filter((l) => l.startsWith(start)));
+      const agents = ['npx hoop run --connect prod-db', 'npx hoop exec prod-db'].flatMap((start) => shCommands(docs).filter((l) => l.startsWith(start)));
       expect(agents).toEqual([
         "npx hoop run --connect prod-db -- psql -XAt -c 'select email, card_number from customers order by id'",
         "npx hoop exec prod-db --csv -c 'select email, card_number from customers order by id'",

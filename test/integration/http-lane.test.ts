@@ -13,7 +13,7 @@ import { HOOP_BIN } from '../harness/hoop-process.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectHttpJson } from '../../src/connect-json.js';
 import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -57,7 +57,22 @@ function startApi(): Promise<Server> {
         for (let i = 0; i < 20_000; i++) res.write(`${i ? ',' : ''}{"i":${i},"card":"${CARD}"}`);
         return void res.end(']');
       }
-      if (path?.startsWith('/v1/orders/')) return json(200, { ok: true, got: body });
+      if (path?.startsWith('/v1/orders/') || path?.startsWith('/v1/export')) return json(200, { ok: true, got: body });
+      // Hostile answers: a Range honoured, bare values, a long number, an event's id, escapes, a reason and a field name that echo the token, a coded body with a byte after its end.
+      const whole = Buffer.from(`{"card":"${CARD}"}`);
+      const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (path === '/v1/range' && range)
+        return void res
+          .writeHead(206, { 'content-type': 'application/json', 'content-range': `bytes ${range[1]}-${range[2]}/${whole.length}` })
+          .end(whole.subarray(Number(range[1]), Number(range[2]) + 1));
+      if (path === '/v1/range') return void res.writeHead(200, { 'content-type': 'application/json' }).end(whole);
+      if (path === '/v1/bare') return void res.writeHead(200, { 'content-type': 'application/json' }).end(CARD);
+      if (path === '/v1/long-number') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"pan":4000000000000079190}');
+      if (path === '/v1/event-id') return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(`id: ${CARD}\n: ${CARD}\ndata: x\n\n`);
+      if (path === '/v1/escaped') return void res.writeHead(200, { 'content-type': 'application/json' }).end(`{"t":"\\u0074${TOKEN.slice(1)}"}`);
+      if (path === '/v1/reason') return void res.writeHead(400, `bad Bearer ${TOKEN}`, { 'content-type': 'application/json', [TOKEN]: '1' }).end('{}');
+      if (path === '/v1/deflate-trailing')
+        return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'deflate' }).end(Buffer.concat([deflateSync('{"a":1}'), Buffer.from('\n')]));
       json(404, { error: 'no such route' });
     });
   });
@@ -90,6 +105,7 @@ http:
     - { name: no-admin, match: { paths: ["/admin/**"] }, action: deny, message: admin is off limits }
     - { name: refunds-reviewed, match: { methods: [POST], paths: ["/orders/*/refund"] }, action: review }
     - { name: no-vip, match: { methods: [POST], paths: ["/orders/**"], body: { tier: vip } }, action: deny }
+    - { name: no-csv, match: { paths: ["/export"], query: { format: csv } }, action: deny }
 `,
     ['${env:APP_*}'],
     { env: { APP_API_TOKEN: TOKEN } },
@@ -319,5 +335,86 @@ describe('the HTTP lane', () => {
     expect(events).not.toContain(TOKEN);
     expect(events).not.toContain(CARD);
     expect(events).toContain('"status":200');
+  });
+});
+
+describe('hostile requests and answers', () => {
+  /** Sends raw bytes to the port; resolves what came back once the gateway closed, or after a second. */
+  const exchange = (bytes: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const s = tcpConnect(Number(new URL(url).port), '127.0.0.1');
+      let got = '';
+      s.on('data', (b: Buffer) => (got += b.toString('latin1')));
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+      s.write(bytes);
+      setTimeout(() => s.end(), 1000).unref();
+    });
+  const status = async (path: string, init?: RequestInit): Promise<number> => (await fetch(`${url}${path}`, init)).status;
+
+  it('judges the method the upstream acts on: a lower-case method and every method override are refused', async () => {
+    const prefix = new URL(url).pathname;
+    const lower = await exchange(`post ${prefix}/orders/142/refund HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}`);
+    expect(lower).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await status('/orders/105/pay', { method: 'POST', headers: { 'x-http-method-override': 'DELETE' } })).toBe(400);
+    expect(await status('/orders/105/pay?_method=DELETE', { method: 'POST' })).toBe(400);
+    expect(await status('/orders/105/pay', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '_method=DELETE' })).toBe(400);
+    expect(seen.some((s) => s.url.startsWith('/v1/orders/142/') || s.url.startsWith('/v1/orders/105/'))).toBe(false);
+  });
+
+  it("reads a request as every router it could reach reads it: a trailing slash, a route's root, bracketed and form parameters, key case", async () => {
+    const before = seen.length;
+    for (const path of ['/admin', '/admin/users/', '/export/?format=csv', '/export?format[]=csv', '/export?FORMAT=csv', '/export?format[0]=csv']) expect(await status(path), path).toBe(403);
+    expect(await status('/export', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'format=csv' })).toBe(403);
+    const multipart = new FormData();
+    multipart.append('format', 'csv');
+    expect(await status('/export', { method: 'POST', body: multipart })).toBe(403);
+    expect(await status('/orders/8/pay', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"Tier":"vip"}' })).toBe(403);
+    expect(seen.length).toBe(before);
+    expect(await status('/export?format=json')).toBe(200);
+  });
+
+  it("masks what a Range, bare values, a long number or an event's id would carry out", async () => {
+    const partial = await fetch(`${url}/range`, { headers: { range: 'bytes=9-27' } });
+    expect(await partial.text()).not.toContain(CARD);
+    expect(seen.at(-1)!.headers.range).toBeUndefined();
+    const bare = await fetch(`${url}/bare`).then(
+      (r) => r.text(),
+      () => 'cut',
+    );
+    expect(bare).not.toContain(CARD);
+    const long = await (await fetch(`${url}/long-number`)).text();
+    expect(long).not.toContain('4000000000000079190');
+    const events = await (await fetch(`${url}/event-id`)).text();
+    expect(events).not.toContain(CARD);
+  });
+
+  it('never hands the credential back: escaped in JSON, in the reason phrase, as a field name', async () => {
+    const escaped = await (await fetch(`${url}/escaped`)).text();
+    expect(JSON.parse(escaped).t).not.toContain(TOKEN.slice(1));
+    const raw = await exchange(`GET ${new URL(url).pathname}/reason HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(raw).not.toContain(TOKEN);
+  });
+
+  it('cuts an answer whose coded body has bytes after its end, and never hangs', async () => {
+    const started = Date.now();
+    const got = await fetch(`${url}/deflate-trailing`).then(
+      (r) => r.text(),
+      () => 'cut',
+    );
+    expect(got).not.toBe('{"a":1}');
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it('opens no session for local clients without the per-run path: forty silent ones take no slot', async () => {
+    const port = Number(new URL(url).port);
+    const silent = Array.from({ length: 40 }, () => tcpConnect(port, '127.0.0.1'));
+    await Promise.all(silent.map((s) => new Promise((r) => s.once('connect', r))));
+    try {
+      expect(await status('/customers')).toBe(200);
+    } finally {
+      for (const s of silent) s.destroy();
+    }
   });
 });

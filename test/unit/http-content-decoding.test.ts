@@ -51,4 +51,13 @@ describe('ContentDecoder', () => {
     for (const c of ['compress', 'zstd', 'gzip, br', 'chunked']) expect(decodable(c)).toBe(false);
     expect(() => new ContentDecoder('zstd')).toThrow(/cannot read/);
   });
+
+  it.each<[string, Buffer]>([
+    ['deflate', deflateSync(Buffer.from('{"a":1}'))],
+    ['deflate', deflateRawSync(Buffer.from('{"a":1}'))],
+    ['br', brotliCompressSync(Buffer.from('{"a":1}'))],
+  ])('refuses bytes after the end of a %s body, in chunks of any size, and never hangs', async (coding, body) => {
+    const trailing = Buffer.concat([body, Buffer.from('\n')]);
+    for (const size of [1, 3, trailing.length]) await expect(decoded(coding, trailing, size), `chunks of ${size}`).rejects.toThrow(/after the end/);
+  });
 });

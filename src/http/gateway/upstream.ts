@@ -2,7 +2,8 @@
  * An HTTP connection's upstream, as the gateway reaches it: each request sent to the connection's
  * base URL with the credential only the gateway holds (../pipeline/credential.ts), over keep-alive
  * connections shared by the connection's sessions (one agent per connection entry), verified
- * against the entry's CA (or the system's). The caller's hop-by-hop fields, `Host`, framing and
+ * against the entry's CA (or the system's), with no queue of the agent's own: each session's one
+ * request in flight has a connection of its own. The caller's hop-by-hop fields, `Host`, framing and
  * `Expect` are not forwarded (the request goes whole, with its length); `Accept-Encoding` asks for
  * no coding, so that nothing needs decoding to be masked (one that comes coded anyway is decoded).
  *
@@ -13,19 +14,15 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import type { HttpConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
-import { values } from '../wire/head.js';
 import { HttpStatusError } from '../wire/status-error.js';
 import { type HttpCredential, injectCredential } from '../pipeline/credential.js';
-import { HOP_BY_HOP, type HttpUpstreamSide, type UpstreamAnswer } from '../pipeline/relay.js';
+import type { HttpUpstreamSide, UpstreamAnswer } from '../pipeline/relay.js';
 import type { HttpRequest } from '../pipeline/stages.js';
 
 /** How long the upstream has to answer a request's head. */
 export const UPSTREAM_DEADLINE_MS = 120_000;
-/** Connections the gateway keeps open to one upstream at once (its sessions share them). */
-const MAX_SOCKETS = 256;
-
-/** Fields of the caller's the upstream is never sent: the connection's own, and those the gateway writes itself. */
-const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect', 'accept-encoding', 'proxy-authorization']);
+/** Idle connections the gateway keeps open to one upstream for its sessions' next requests. */
+const MAX_FREE_SOCKETS = 64;
 
 /** The agents of the connection entries, kept while the entry is (a configuration reloaded makes new entries, and agents). */
 const agents = new WeakMap<HttpConnection, HttpAgent>();
@@ -55,7 +52,8 @@ export class HttpUpstream implements HttpUpstreamSide {
     let agent = agents.get(connection);
     if (!agent) {
       const https = this.#url.protocol === 'https:';
-      const o = { keepAlive: true, maxSockets: MAX_SOCKETS, scheduling: 'lifo' as const };
+      // No ceiling of the agent's own: a session has one request in flight, and sessions are bounded per identity and per connection, so no one's requests queue behind another's.
+      const o = { keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS, scheduling: 'lifo' as const };
       agent = https ? new HttpsAgent({ ...o, ...(connection.tls.ca ? { ca: connection.tls.ca } : {}) }) : new HttpAgent(o);
       agents.set(connection, agent);
     }
@@ -63,14 +61,13 @@ export class HttpUpstream implements HttpUpstreamSide {
   }
 
   send(req: HttpRequest): Promise<UpstreamAnswer> {
-    const { head, body } = req;
-    const named = new Set(values(head.fields, 'connection').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase())));
-    const kept = head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !named.has(n));
+    const { body, method } = req;
+    const kept = req.fields;
     const { fields, target } = this.#credential ? injectCredential(this.#credential, kept, req.target) : { fields: kept, target: req.target };
     const base = this.#url.pathname.replace(/\/+$/, '');
     const raw: string[] = ['host', this.#url.host, 'accept-encoding', 'identity'];
     for (const [n, v] of fields) raw.push(n, v);
-    if (body || !['GET', 'HEAD', 'OPTIONS', 'DELETE'].includes(head.method)) raw.push('content-length', String(body?.length ?? 0));
+    if (body || !['GET', 'HEAD', 'OPTIONS', 'DELETE'].includes(method)) raw.push('content-length', String(body?.length ?? 0));
     const https = this.#url.protocol === 'https:';
     const hostname = this.#url.hostname.replace(/^\[|\]$/g, '');
     const serverName = this.#connection.tls.serverName ?? (isIP(hostname) ? undefined : hostname);
@@ -78,7 +75,7 @@ export class HttpUpstream implements HttpUpstreamSide {
       const options = {
         hostname,
         port: this.#url.port || (https ? 443 : 80),
-        method: head.method,
+        method,
         path: `${base}${target.canonical}`,
         headers: raw,
         setHost: false,

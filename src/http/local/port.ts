@@ -5,7 +5,7 @@
  * reads its requests, judges them and adds the API's credential. The port's URLs begin with a path
  * made for this run (`http://127.0.0.1:PORT/<secret>/…`), which the gateway requires of every
  * request (the tunnel names it in `Hoop-Http-Prefix`): another local user or process that reaches
- * the port without it is refused.
+ * the port without it is refused here, before a session is opened for it.
  *
  * @see ../gateway/engine.ts
  */
@@ -84,9 +84,58 @@ export async function openHttpPort(o: HttpPortOptions): Promise<HttpPort> {
   };
 }
 
-/** One local client: its own session, its bytes relayed both ways as they come. */
+/** How long a local client has to send its first request line. */
+const FIRST_LINE_MS = 30_000;
+/** The longest first request line read here. */
+const MAX_FIRST_LINE = 16 * 1024;
+
+/**
+ * The first request line of `socket`'s client, read before anything is opened for it (then the
+ * socket is paused, the line's bytes kept): undefined when none came in time, or it was too long.
+ */
+function firstLine(socket: Socket): Promise<{ line: string; bytes: Buffer } | undefined> {
+  return new Promise((resolve) => {
+    let bytes = Buffer.alloc(0);
+    const done = (got: { line: string; bytes: Buffer } | undefined): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.pause();
+      resolve(got);
+    };
+    const onData = (b: Buffer): void => {
+      bytes = Buffer.concat([bytes, b]);
+      const eol = bytes.indexOf('\r\n');
+      if (eol >= 0) return done({ line: bytes.toString('latin1', 0, eol), bytes });
+      if (bytes.length > MAX_FIRST_LINE) done(undefined);
+    };
+    const onEnd = (): void => done(undefined);
+    const timer = setTimeout(() => done(undefined), FIRST_LINE_MS);
+    timer.unref();
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.resume();
+  });
+}
+
+/** Answers a local client that is refused here, and ends its connection. */
+function refuse(socket: Socket, status: string, message: string, hint?: string): void {
+  const body = `${JSON.stringify({ error: `hoop: ${message}`, ...(hint ? { hint } : {}) })}\n`;
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * One local client: its first request line must name the port's per-run path before a session is
+ * opened for it (a process without it takes no slot of the person's at the gateway, which checks
+ * every request again); then its own session, its bytes relayed both ways as they come.
+ */
 async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, tunnels: TunnelMux, renewal: TunnelTokenRenewal): Promise<void> {
   const { say } = o;
+  const first = await firstLine(socket);
+  if (!first) return void socket.destroy();
+  const target = first.line.split(' ')[1] ?? '';
+  if (!(target === `/${prefix}` || target.startsWith(`/${prefix}/`) || target.startsWith(`/${prefix}?`)))
+    return refuse(socket, '404 Not Found', "the target does not begin with this port's path: use the URL hoop connect printed");
   try {
     const { token } = await o.provider.current();
     const opened = await tunnels.open({ connection: o.name, token, sessionId: newSessionId(), httpPrefix: prefix, via: 'connect' });
@@ -105,13 +154,13 @@ async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, t
       socket.destroy();
     });
     socket.on('close', () => channel.destroy());
+    channel.write(first.bytes);
     socket.pipe(channel);
     channel.pipe(socket);
     socket.resume();
   } catch (err) {
     const e = err instanceof HoopError ? err : new HoopError(ErrorCode.GATEWAY_UNREACHABLE, describeError(err));
     say(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-    const body = `${JSON.stringify({ error: `hoop: ${e.message}`, ...(e.hint ? { hint: e.hint } : {}) })}\n`;
-    socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    refuse(socket, '502 Bad Gateway', e.message, e.hint);
   }
 }

@@ -37,6 +37,8 @@ export class ContentDecoder {
   #out = 0;
   /** The first bytes of a deflate body: zlib-wrapped or raw is told by its header. */
   #deflateHead: Buffer | undefined;
+  /** The coded body's own end came. */
+  #ended = false;
 
   /** @throws Error when `contentEncoding` is not one {@link decodable} takes */
   constructor(contentEncoding: string | undefined) {
@@ -67,54 +69,58 @@ export class ContentDecoder {
     return this.#run(Buffer.alloc(0), true);
   }
 
-  /** `input` through the decoder (flushed, and ended when `last`), bounded. */
+  /** `input` through the decoder (flushed, and ended when `last`), bounded; bytes after the coded body's own end are refused. */
   #run(input: Buffer, last: boolean): Promise<Buffer> {
     const stream = this.#stream!;
+    if (this.#ended) return input.length === 0 ? Promise.resolve(Buffer.alloc(0)) : Promise.reject(this.#trailing());
     return new Promise((resolve, reject) => {
       const out: Buffer[] = [];
+      let settled = false;
+      const settle = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        stream.off('data', onData);
+        stream.off('error', onError);
+        stream.off('end', onEnd);
+        if (err) reject(err);
+        else resolve(Buffer.concat(out));
+      };
       const onData = (d: Buffer): void => {
         this.#out += d.length;
         if (this.#out > MAX_DECODED_BYTES || (this.#out > RATIO_FREE_BYTES && this.#out > this.#in * MAX_RATIO)) {
-          cleanup();
           stream.destroy();
-          reject(new Error(`the body decodes to more than ${this.#out > MAX_DECODED_BYTES ? `${MAX_DECODED_BYTES / 1024 / 1024} MiB` : `${MAX_RATIO} times its size`} (a compression bomb?)`));
+          settle(new Error(`the body decodes to more than ${this.#out > MAX_DECODED_BYTES ? `${MAX_DECODED_BYTES / 1024 / 1024} MiB` : `${MAX_RATIO} times its size`} (a compression bomb?)`));
           return;
         }
         out.push(d);
       };
-      const onError = (err: Error): void => {
-        cleanup();
-        reject(new Error(`the body is not the ${this.#coding} it says it is: ${err.message}`));
-      };
+      const onError = (err: Error): void => settle(new Error(`the body is not the ${this.#coding} it says it is: ${err.message}`));
+      // The coded body may end before the bytes given do (it ends where its own format says): what came after it is refused.
       const onEnd = (): void => {
-        cleanup();
-        resolve(Buffer.concat(out));
-      };
-      const cleanup = (): void => {
-        stream.off('data', onData);
-        stream.off('error', onError);
-        stream.off('end', onEnd);
+        this.#ended = true;
+        settle((stream as unknown as { bytesWritten: number }).bytesWritten < this.#in ? this.#trailing() : undefined);
       };
       stream.on('data', onData);
       stream.on('error', onError);
-      if (last) {
-        stream.on('end', onEnd);
-        stream.end(input);
-        return;
-      }
+      stream.on('end', onEnd);
+      if (last) return void stream.end(input);
       stream.write(input);
       // A flush answers once everything written so far is decoded.
-      stream.flush(this.#coding === 'br' ? constants.BROTLI_OPERATION_FLUSH : constants.Z_SYNC_FLUSH, () => {
-        cleanup();
-        resolve(Buffer.concat(out));
-      });
+      stream.flush(this.#coding === 'br' ? constants.BROTLI_OPERATION_FLUSH : constants.Z_SYNC_FLUSH, () => settle());
     });
+  }
+
+  /** The error of bytes after the coded body's end. */
+  #trailing(): Error {
+    return new Error(`the body holds bytes after the end of its ${this.#coding} data`);
   }
 }
 
-/** A response's content coding undone, as a stage (./stages.ts), for the stages after it that read its body. */
+/** A response's content coding undone, as a stage (./stages.ts), for the stages after it that read its body; a part of a body (206) refused. */
 export class DecodingStage implements HttpStage {
   response(res: HttpResponse): ResponseDecision | undefined {
+    // A part of a body (its Range is never forwarded here) is not read as a whole: refused.
+    if (res.status === 206) return { refuse: 'the upstream sent part of an answer (206), which cannot be read whole' };
     const codings = res.fields.filter(([n]) => n.toLowerCase() === 'content-encoding').map(([, v]) => v);
     if (!res.hasBody || codings.length === 0) return undefined;
     const coding = codings.join(', ');

@@ -12,6 +12,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc7617 (basic)
  */
 import { canonicalTarget, type RequestTarget } from '../wire/target.js';
+import { JsonStream } from './json-stream.js';
+import { jsonShape, mediaTypes } from './media-type.js';
 import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
 
 /** Where the connection's credential goes. */
@@ -46,6 +48,11 @@ function basic(c: { user: string; password: string }): string {
   return Buffer.from(`${c.user}:${c.password}`, 'utf8').toString('base64');
 }
 
+/** The secrets of `credential` as they are, the first its own (a basic one's password, its base64, and `user:password`). */
+function credentialSecrets(credential: HttpCredential): string[] {
+  return credential.kind === 'bearer' ? [credential.token] : credential.kind === 'basic' ? [credential.password, basic(credential), `${credential.user}:${credential.password}`] : [credential.value];
+}
+
 /** Shortest secret taken: a shorter one could not be masked without masking ordinary text. */
 export const MIN_SECRET_LENGTH = 8;
 
@@ -55,8 +62,7 @@ export const MIN_SECRET_LENGTH = 8;
  * @throws Error when its secret is shorter than {@link MIN_SECRET_LENGTH} characters
  */
 export function credentialSpellings(credential: HttpCredential): Buffer[] {
-  const secrets =
-    credential.kind === 'bearer' ? [credential.token] : credential.kind === 'basic' ? [credential.password, basic(credential), `${credential.user}:${credential.password}`] : [credential.value];
+  const secrets = credentialSecrets(credential);
   if (secrets[0]!.length < MIN_SECRET_LENGTH)
     throw new Error(`the credential is shorter than ${MIN_SECRET_LENGTH} characters: the gateway could not keep it out of responses without masking ordinary text`);
   const spellings = new Set<string>();
@@ -66,6 +72,7 @@ export function credentialSpellings(credential: HttpCredential): Buffer[] {
     spellings.add(encoded);
     spellings.add(encoded.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()));
     spellings.add(JSON.stringify(s).slice(1, -1));
+    spellings.add(JSON.stringify(s).slice(1, -1).replace(/\//g, '\\/'));
     spellings.add(Buffer.from(s, 'utf8').toString('base64'));
   }
   return [...spellings].map((s) => Buffer.from(s, 'utf8')).sort((a, b) => b.length - a.length);
@@ -127,18 +134,31 @@ export function maskText(text: string, spellings: readonly Buffer[]): string {
   return Buffer.concat([mask.push(Buffer.from(text, 'latin1')), mask.end()]).toString('latin1');
 }
 
-/** The credential kept out of responses, as a stage (./stages.ts): masked in every field's value and across the body. */
+/**
+ * The credential kept out of responses, as a stage (./stages.ts): masked in every field's name and
+ * value and across the body as its spellings go by; in a JSON body, also in every string as JSON
+ * reads it (whatever escapes spell it: `\/`, `\u0074`), the string written anew.
+ */
 export class CredentialEcho implements HttpStage {
   readonly #spellings: readonly Buffer[];
+  /** The secrets as a reader decodes them (a JSON string's value). */
+  readonly #secrets: readonly string[];
 
   constructor(credential: HttpCredential) {
     this.#spellings = credentialSpellings(credential);
+    this.#secrets = credentialSecrets(credential);
   }
 
   response(res: HttpResponse): ResponseDecision | undefined {
-    res.fields = res.fields.map(([n, v]) => [n, maskText(v, this.#spellings)]);
+    res.fields = res.fields.map(([n, v]) => [maskText(n, this.#spellings), maskText(v, this.#spellings)]);
     if (!res.hasBody) return undefined;
     const mask = new SecretMask(this.#spellings);
-    return { transform: { push: (chunk) => mask.push(chunk), end: () => mask.end() } };
+    const types = mediaTypes(res);
+    const shape = types.length === 1 ? jsonShape(types[0]!) : undefined;
+    if (!shape) return { transform: { push: (chunk) => mask.push(chunk), end: () => mask.end() } };
+    const unmask = (text: string): string | undefined => (this.#secrets.some((x) => text.includes(x)) ? this.#secrets.reduce((t, x) => t.split(x).join('*'.repeat(x.length)), text) : undefined);
+    const json = new JsonStream((_path, value) => (typeof value === 'string' ? unmask(value) : undefined), unmask, shape);
+    res.fields = res.fields.filter(([n]) => n.toLowerCase() !== 'content-length');
+    return { transform: { push: (chunk) => json.push(mask.push(chunk)), end: () => Buffer.concat([json.push(mask.end()), json.end()]) } };
   }
 }

@@ -4,18 +4,22 @@
  * other byte (structure, white space, the values it keeps) goes on as it came, in the chunk it came
  * in, so a large response is never held whole. Only one scalar is held at a time, up to
  * {@link MAX_SCALAR_BYTES}; a larger one, or what is not JSON, throws: the caller cannot pass what
- * it could not judge. A body of several values one after another (NDJSON, concatenated JSON) is
- * read value by value.
+ * it could not judge. A body holds one value, or (as its caller says) one per line (NDJSON), or any
+ * number one after another; a second value where one was expected, or two on one line, throws.
  *
  * @see https://www.rfc-editor.org/rfc/rfc8259 (JSON)
  * @see https://github.com/ndjson/ndjson-spec
  */
+import { JsonNumber } from '../../json-number.js';
 
 /** A value's path: object keys, and array indices as numbers. */
 export type JsonPath = ReadonlyArray<string | number>;
 
-/** What stands in a scalar's place (`undefined`: it stays as it came); `path` is read then, never kept (it changes as the body is read). */
-export type ScalarTransform = (path: JsonPath, value: string | number | boolean | null) => string | number | boolean | null | undefined;
+/** What stands in a scalar's place (`undefined`: it stays as it came); `path` is read then, never kept (it changes as the body is read). A number a double cannot hold exactly comes as a {@link JsonNumber}, as written. */
+export type ScalarTransform = (path: JsonPath, value: string | number | JsonNumber | boolean | null) => string | number | boolean | null | undefined;
+
+/** How many values a body holds at its top: one (JSON), one per line (NDJSON: a line break between each), or any (concatenated JSON). */
+export type TopValues = 'one' | 'lines' | 'any';
 
 /** Largest scalar held to be judged (a string of a megabyte is a file, not a field). */
 export const MAX_SCALAR_BYTES = 1024 * 1024;
@@ -43,11 +47,17 @@ export class JsonStream {
   #heldBytes = 0;
   /** The path of the value being read, kept as the stack changes (the transform reads it, never keeps it). */
   readonly #path: Array<string | number> = [];
+  readonly #top: TopValues;
+  /** Values ended at the top so far. */
+  #topDone = 0;
+  /** A value ended at the top since the last line break (NDJSON: the next must begin on another line). */
+  #sameLine = false;
 
-  /** `key`: what stands in an object key's place (undefined: it stays); the path keeps the key as it came. */
-  constructor(transform: ScalarTransform, key?: (name: string) => string | undefined) {
+  /** `key`: what stands in an object key's place (undefined: it stays); the path keeps the key as it came. `top`: how many values the body holds at its top. */
+  constructor(transform: ScalarTransform, key?: (name: string) => string | undefined, top: TopValues = 'any') {
     this.#transform = transform;
     this.#keyTransform = key;
+    this.#top = top;
   }
 
   /** The bytes to send for `chunk`: what it kept as it came, and what the transform put in place of its values. @throws Error when it is not JSON */
@@ -92,7 +102,10 @@ export class JsonStream {
         ended(i);
       }
       const k = CLASS[c];
-      if (k === 1) continue;
+      if (k === 1) {
+        if (c === 0x0a) this.#sameLine = false;
+        continue;
+      }
       if (c === 0x22 || k === 2) {
         this.#key = this.#startScalar(c === 0x22);
         this.#inScalar = true;
@@ -138,10 +151,13 @@ export class JsonStream {
     return false;
   }
 
-  /** A value begins: the frame must expect one. */
+  /** A value begins: the frame must expect one (at the top, as many as the body may hold). */
   #expectValue(): void {
     const top = this.#stack.at(-1);
     if (top && top.expect !== 'value') throw new Error(`a value where the JSON expects ${top.expect === 'comma' ? 'a comma or the end' : `a ${top.expect}`}`);
+    if (top || this.#topDone === 0) return;
+    if (this.#top === 'one') throw new Error("a second value after the JSON body's one");
+    if (this.#top === 'lines' && this.#sameLine) throw new Error('two values on one line of an NDJSON body');
   }
 
   /** The scalar read whole, its last bytes in `chunk` before `end`: a key noted, a value judged; answers what stands in its place (undefined: it stays). */
@@ -176,6 +192,10 @@ export class JsonStream {
   #valueDone(): void {
     const top = this.#stack.at(-1);
     if (top) top.expect = 'comma';
+    else {
+      this.#topDone++;
+      this.#sameLine = true;
+    }
   }
 
   /** Structure: `{`, `}`, `[`, `]`, `:`, `,`. */
@@ -218,7 +238,7 @@ export class JsonStream {
 const NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
 
 /** The value of the scalar in `bytes` from `from` to `to`: a string without escapes and the common literals and numbers read directly, the rest by JSON.parse. @throws Error when it is not one */
-function scalarValue(bytes: Buffer, from: number, to: number, string: boolean): string | number | boolean | null {
+function scalarValue(bytes: Buffer, from: number, to: number, string: boolean): string | number | JsonNumber | boolean | null {
   if (string) {
     const slash = bytes.indexOf(0x5c, from);
     if (slash < 0 || slash >= to) return bytes.toString('utf8', from + 1, to - 1);
@@ -227,7 +247,8 @@ function scalarValue(bytes: Buffer, from: number, to: number, string: boolean): 
     if (text === 'true') return true;
     if (text === 'false') return false;
     if (text === 'null') return null;
-    if (NUMBER.test(text)) return Number(text);
+    // A number a double holds exactly as its reader would read it; a longer one as written (its digits are what a detector reads).
+    if (NUMBER.test(text)) return text.replace(/^-|\.0*$/g, '').replace(/e.*$/i, '').length <= 15 ? Number(text) : new JsonNumber(text);
     throw new Error(`${JSON.stringify(text.slice(0, 40))} is not a JSON value`);
   }
   const text = bytes.toString('utf8', from, to);

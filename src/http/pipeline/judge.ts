@@ -2,10 +2,12 @@
  * The judge, as a stage (./stages.ts): each request judged by the session's `http` policy
  * (src/policy/http.ts) as it will be forwarded: its method, its target as read once
  * (../wire/target.ts), its query, its fields, and its body as JSON where it reads as JSON
- * (./request-body.ts). Refused requests are told to the session's report.
+ * (./request-body.ts), and a form body's parameters beside the query's. Refused requests are told
+ * to the session's report.
  */
 import type { HttpAsk } from '../../policy/http.js';
 import type { SessionHttp, SessionReport } from '../../session/engine.js';
+import { values } from '../wire/head.js';
 import { judgedBody } from './request-body.js';
 import type { HttpRequest, HttpStage, RequestDecision } from './stages.js';
 
@@ -21,13 +23,24 @@ export class HttpRequestJudge implements HttpStage {
 
   request(req: HttpRequest): RequestDecision | undefined {
     const headers = new Map<string, string[]>();
-    for (const [n, v] of req.head.fields) headers.set(n, [...(headers.get(n) ?? []), v]);
-    const body = judgedBody(req.head.fields, req.body);
-    const ask: HttpAsk = { method: req.head.method, segments: req.target.segments, query: req.target.query, headers, ...(body !== undefined ? { body } : {}) };
+    for (const [n, v] of req.fields) headers.set(n, [...(headers.get(n) ?? []), v]);
+    const body = judgedBody(req.fields, req.body);
+    const form = formOf(req);
+    const ask: HttpAsk = { method: req.method, segments: req.target.segments, query: req.target.query, headers, ...(body !== undefined ? { body } : {}), ...(form !== undefined ? { form } : {}) };
     const verdict = this.#http.decide(ask);
     if (verdict.action === 'allow') return undefined;
     if (verdict.action === 'review') return { do: 'review', verdict };
     this.#report?.refused({ action: 'deny', rule: verdict.rule ?? 'http.default', reason: verdict.reason, message: verdict.message ?? '' });
     return { do: 'refuse', verdict };
   }
+}
+
+/** A form body's parameters, as servers merge them with the query's: read from `application/x-www-form-urlencoded`; `unread` for multipart or a coded body. */
+function formOf(req: HttpRequest): HttpAsk['form'] {
+  if (!req.body || req.body.length === 0) return undefined;
+  const types = values(req.fields, 'content-type').map((v) => v.split(';')[0]!.trim().toLowerCase());
+  if (types.some((t) => t.startsWith('multipart/'))) return 'unread';
+  if (!types.includes('application/x-www-form-urlencoded')) return undefined;
+  if (values(req.fields, 'content-encoding').some((c) => c.trim().toLowerCase() !== 'identity')) return 'unread';
+  return [...new URLSearchParams(req.body.toString('utf8'))];
 }

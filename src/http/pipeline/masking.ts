@@ -5,13 +5,14 @@
  * key, and every number read as the digits of its value, by the detectors, and again as a reader of
  * the text reads it where that differs (escapes and character references decoded, hex runs).
  */
-import { jsonText } from '../../json-number.js';
+import { JsonNumber, jsonText } from '../../json-number.js';
 import { integerDigits } from '../../policy/masking/detectors.js';
 import type { MaskingRules } from '../../policy/masking/rules.js';
 import { readableView } from '../../policy/masking/values.js';
 import { globMatches } from '../../glob.js';
 import { dropFields } from './content-decoding.js';
 import { JsonStream, type ScalarTransform } from './json-stream.js';
+import { jsonShape, mediaTypes } from './media-type.js';
 import { SseStream } from './sse-stream.js';
 import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
 
@@ -35,7 +36,7 @@ export function jsonMasking(rules: MaskingRules, report?: (by: 'name' | 'detecto
         return rules.apply(typeof value === 'string' ? value : jsonText(value), strategy, true);
       }
       if (typeof value === 'string') return detected(value);
-      if (typeof value !== 'number') return undefined;
+      if (typeof value !== 'number' && !(value instanceof JsonNumber)) return undefined;
       // A number as the digits of its value, as its reader gets them (`4111111111111111e0` is a card).
       const text = jsonText(value);
       const digits = /[.eE]/.test(text) ? integerDigits(text.replace(/^-/, '')) : undefined;
@@ -45,8 +46,6 @@ export function jsonMasking(rules: MaskingRules, report?: (by: 'name' | 'detecto
   };
 }
 
-/** Media types whose bodies are JSON values, one or several (NDJSON, JSON lines). */
-const JSON_TYPES = /^application\/(json|[a-z0-9.+-]+\+json|x-ndjson|ndjson|jsonl|x-jsonlines)$/;
 const EVENT_STREAM = 'text/event-stream';
 
 /**
@@ -67,16 +66,20 @@ export class HttpMasking implements HttpStage {
 
   response(res: HttpResponse): ResponseDecision | undefined {
     if (!res.hasBody || res.fields.some(([n, v]) => n.toLowerCase() === 'content-length' && v.trim() === '0')) return undefined;
-    const types = res.fields.filter(([n]) => n.toLowerCase() === 'content-type').map(([, v]) => v.split(';')[0]!.trim().toLowerCase());
+    const types = mediaTypes(res);
     const type = types.length === 1 ? types[0]! : '';
-    if (JSON_TYPES.test(type)) {
+    const shape = jsonShape(type);
+    if (shape) {
       const m = jsonMasking(this.#rules, this.#report);
-      const stream = new JsonStream(m.value, m.key);
+      const stream = new JsonStream(m.value, m.key, shape);
       dropFields(res, 'content-length');
       return { transform: { push: (c) => stream.push(c), end: () => stream.end() } };
     }
     if (type === EVENT_STREAM) {
-      const stream = new SseStream((data) => this.#eventData(data));
+      const stream = new SseStream(
+        (data) => this.#eventData(data),
+        (line) => this.#text(line),
+      );
       dropFields(res, 'content-length');
       return { transform: { push: (c) => stream.push(c), end: () => stream.end() } };
     }
@@ -90,12 +93,16 @@ export class HttpMasking implements HttpStage {
     const m = jsonMasking(this.#rules, this.#report);
     const bytes = Buffer.from(data, 'utf8');
     try {
-      const stream = new JsonStream(m.value, m.key);
+      const stream = new JsonStream(m.value, m.key, 'one');
       return Buffer.concat([stream.push(bytes), stream.end()]).toString('utf8');
     } catch {
-      const out = this.#rules.maskText(data);
-      if (out.changed) this.#report?.('detector');
-      return out.text;
+      return this.#text(data);
     }
+  }
+
+  /** Text (an event's data that is not JSON, its other lines) masked by the detectors, as written and as read. */
+  #text(text: string): string {
+    const made = jsonMasking(this.#rules, this.#report).value([], text);
+    return typeof made === 'string' ? made : text;
   }
 }

@@ -15,6 +15,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9112
  */
 import { createHash } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import { realClock } from '../../clock.js';
 import { describeError, hoopSays } from '../../errors.js';
@@ -29,6 +30,7 @@ import { HttpMasking } from './masking.js';
 import { HttpRecorder } from './recorder.js';
 import { RequestReader } from './request-reader.js';
 import { HttpStatusError, STATUS_TEXT } from '../wire/status-error.js';
+import { HOP_BY_HOP } from '../wire/head.js';
 import type { BodyTransform, HttpRequest, HttpResponse, HttpStage } from './stages.js';
 
 /** Bytes of pipelined requests that may wait behind the one in flight; past it the client is read no more until its turn. */
@@ -37,9 +39,8 @@ const MAX_WAITING_BYTES = 1024 * 1024;
 const MAX_REVIEW_TEXT = 64 * 1024;
 /** How long a request may take to come whole once its first byte came. */
 export const REQUEST_READ_MS = 60_000;
-
-/** Fields that belong to one connection, never forwarded either way (RFC 9110 §7.6.1), and the framing the relay writes itself. */
-export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate']);
+/** How long a connection may wait for its next request (nginx's keep-alive default): then the session ends, and its slot is free. */
+export const IDLE_MS = 75_000;
 
 /** The stages, by name. */
 interface Stages {
@@ -122,7 +123,11 @@ export class HttpRelay {
     const inOrder = (order: ReadonlyArray<keyof Stages>): HttpStage[] => order.flatMap((n) => stages[n] ?? []);
     this.#requestStages = inOrder(REQUEST_ORDER);
     this.#responseStages = inOrder(RESPONSE_ORDER);
+    this.#readsBodies = stages.decoding !== undefined;
   }
+
+  /** Some stage reads answers' bodies (the credential's echo, masking). */
+  readonly #readsBodies: boolean;
 
   /** The upstream is ready: requests that came meanwhile are taken. */
   opened(upstream: HttpUpstreamSide): void {
@@ -130,9 +135,18 @@ export class HttpRelay {
     this.#next();
   }
 
+  #stopIdle: (() => void) | undefined;
+
+  /** Waits {@link IDLE_MS} for the next request (armed while nothing of one came and none is in flight). */
+  #idle(waiting: boolean): void {
+    this.#stopIdle?.();
+    this.#stopIdle = waiting ? realClock.timer(IDLE_MS, () => this.#owner.end('read-timeout', `no request came within ${IDLE_MS / 1000} s`)) : undefined;
+  }
+
   /** Bytes from the client. */
   fromClient(chunk: Buffer): void {
     if (this.#owner.ending()) return;
+    this.#idle(false);
     this.#reader.push(chunk);
     if (!this.#stopReadTimer) this.#stopReadTimer = realClock.timer(REQUEST_READ_MS, () => this.#timedOut());
     if (this.#busy) {
@@ -148,7 +162,10 @@ export class HttpRelay {
     const read = this.#reader.next();
     if ('more' in read) {
       if (read.continue) this.#write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'));
-      if (!this.#reader.begun) this.#stopReading();
+      if (!this.#reader.begun) {
+        this.#stopReading();
+        this.#idle(true);
+      }
       return this.#pause(false);
     }
     this.#stopReading();
@@ -235,6 +252,8 @@ export class HttpRelay {
 
   /** The session ends: a review waited for is withdrawn; a request waiting for its answer is told why. */
   abort(message: string): void {
+    this.#idle(false);
+    this.#stopReading();
     this.#withdraw?.();
     if (this.#busy && !this.#headSent) this.#answer(undefined, new HttpStatusError(503, message), true);
   }
@@ -242,7 +261,9 @@ export class HttpRelay {
   /** Forwards a request and relays its answer. */
   #forward(req: HttpRequest): void {
     this.#session.report?.ran();
-    this.#upstream!.send(req)
+    // Where a stage reads answers' bodies, it reads them whole: a part of one (a Range) could split what it looks for.
+    const sent = this.#readsBodies ? { ...req, fields: req.fields.filter(([n]) => n !== 'range' && n !== 'if-range') } : req;
+    this.#upstream!.send(sent)
       .then(
         (res) => this.#relayAnswer(req, res),
         (err: unknown) => {
@@ -257,8 +278,9 @@ export class HttpRelay {
 
   /** The upstream's answer to `req`, through the stages, streamed to the client. */
   async #relayAnswer(req: HttpRequest, up: UpstreamAnswer): Promise<void> {
-    const hasBody = req.head.method !== 'HEAD' && !(up.status < 200 || up.status === 204 || up.status === 304);
-    const res: HttpResponse = { status: up.status, reason: up.reason, fields: up.fields.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase())), hasBody };
+    const hasBody = req.method !== 'HEAD' && !(up.status < 200 || up.status === 204 || up.status === 304);
+    // The reason phrase is the gateway's own (the upstream's could say anything, its credential too).
+    const res: HttpResponse = { status: up.status, reason: STATUS_CODES[up.status] ?? '', fields: up.fields.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase())), hasBody };
     this.#rewriteLocation(res);
     const transforms: BodyTransform[] = [];
     const refuse = (reason: string): void => {
@@ -325,14 +347,14 @@ export class HttpRelay {
     };
     const through = async (bytes: Buffer, from: number): Promise<Buffer> => {
       let b = bytes;
-      for (let i = from; i < transforms.length; i++) b = await transforms[i]!.push(b);
+      for (let i = from; i < transforms.length; i++) b = await inTime(transforms[i]!.push(b));
       return b;
     };
     for await (const chunk of body) {
       if (this.#owner.ending()) throw new Error('the session ended');
       await out(await through(chunk as Buffer, 0));
     }
-    for (let i = 0; i < transforms.length; i++) await out(await through(await transforms[i]!.end(), i + 1));
+    for (let i = 0; i < transforms.length; i++) await out(await through(await inTime(transforms[i]!.end()), i + 1));
     if (chunked) await this.#write(Buffer.from('0\r\n\r\n'));
   }
 
@@ -351,7 +373,7 @@ export class HttpRelay {
       fields: [['content-type', 'application/json'], ['content-length', String(body.length)], ['cache-control', 'no-store'], ...said, ...(closes ? [['connection', 'close'] as [string, string]] : [])],
       hasBody: true,
     });
-    if (req?.head.method !== 'HEAD') {
+    if (req?.method !== 'HEAD') {
       for (const stage of this.#responseStages) stage.sentBody?.(body);
       void this.#write(body);
     }
@@ -410,6 +432,27 @@ export class HttpRelay {
 
 const CRLF = Buffer.from('\r\n');
 
+/** How long a stage may work on one chunk of a body (a decoder, a masker) before the answer is cut. */
+export const STAGE_DEADLINE_MS = 30_000;
+
+/** `made`, or an error once it took longer than {@link STAGE_DEADLINE_MS}: no stage holds a session forever. */
+function inTime(made: Buffer | Promise<Buffer>): Buffer | Promise<Buffer> {
+  if (!(made instanceof Promise)) return made;
+  return new Promise((resolve, reject) => {
+    const stop = realClock.timer(STAGE_DEADLINE_MS, () => reject(new Error(`a stage did not finish a chunk within ${STAGE_DEADLINE_MS / 1000} s`)));
+    made.then(
+      (b) => {
+        stop();
+        resolve(b);
+      },
+      (err: unknown) => {
+        stop();
+        reject(err);
+      },
+    );
+  });
+}
+
 /** Drops a Transfer-Encoding the upstream's fields kept (the relay frames the body itself). */
 function dropChunked(res: HttpResponse): void {
   res.fields = res.fields.filter(([n]) => n.toLowerCase() !== 'transfer-encoding');
@@ -417,13 +460,13 @@ function dropChunked(res: HttpResponse): void {
 
 /** A held request as a reviewer is shown it, whole: its method and target, its fields, and its body as text; undefined when the body is not text or it is too long to show. */
 function shownRequest(req: HttpRequest): string | undefined {
-  const fields = req.head.fields.filter(([n]) => n !== 'authorization' && n !== 'proxy-authorization' && n !== 'cookie' && !HOP_BY_HOP.has(n));
+  const fields = req.fields.filter(([n]) => n !== 'authorization' && n !== 'cookie');
   let body = '';
   try {
     body = req.body ? new TextDecoder('utf-8', { fatal: true }).decode(req.body) : '';
   } catch {
     return undefined;
   }
-  const text = [`${req.head.method} ${req.target.canonical}`, ...fields.map(([n, v]) => `${n}: ${v}`), '', body].join('\n');
+  const text = [`${req.method} ${req.target.canonical}`, ...fields.map(([n, v]) => `${n}: ${v}`), '', body].join('\n');
   return text.length > MAX_REVIEW_TEXT ? undefined : text;
 }

@@ -4,17 +4,25 @@
  * port's per-run path taken off its target, its target read once (../wire/target.ts), and its body
  * read whole (de-chunked, at most {@link MAX_REQUEST_BODY_BYTES}). What cannot be taken is refused
  * with the status a server answers it with, and the reader takes nothing more: the connection ends.
- * Refused too: upgrades (a WebSocket), `CONNECT`, and `TRACE` (it would echo the gateway's
- * credential back).
+ * Refused too: upgrades (a WebSocket), `CONNECT`, `TRACE` (it would echo the gateway's credential
+ * back), a method not in upper case (Node sends it upper-cased), and whatever asks a server to read
+ * another method (`X-HTTP-Method-Override` and its kin, a `_method` parameter in the query or a
+ * form body): what is judged is the method the upstream acts on. The fields judged and forwarded
+ * are one list (`fields`): the head's less the connection's own (and those `Connection` names).
  *
  * @see https://www.rfc-editor.org/rfc/rfc9112#section-9.3.2 (pipelining)
  */
-import { ChunkedReader, readRequestHead, type RequestHead } from '../wire/head.js';
+import { ChunkedReader, HOP_BY_HOP, readRequestHead, type RequestHead, values } from '../wire/head.js';
 import { readTarget, type RequestTarget } from '../wire/target.js';
 import type { HttpRequest } from './stages.js';
 
 /** Largest request body taken. */
 export const MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024;
+
+/** Fields of the caller's the upstream is never sent (the gateway writes them, or they are the connection's). */
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect', 'accept-encoding']);
+/** Fields that ask a server to read another method than the request line's (Express's method-override, Symfony, Laravel, Rails). */
+const METHOD_OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
 
 /** What {@link RequestReader.next} found. */
 export type ReadResult =
@@ -77,7 +85,8 @@ export class RequestReader {
     }
     if (typeof body === 'object' && 'refused' in body) return this.#refuse(body);
     this.#reading = undefined;
-    return { request: { head: r.head, target: r.target, body } };
+    if (body && overridesInForm(r.head, body)) return this.#refuse({ refused: 'a _method field asks the upstream to read another method: send that method itself', status: 400 });
+    return { request: { head: r.head, method: r.head.method, target: r.target, fields: forwarded(r.head), body } };
   }
 
   #refuse(r: { refused: string; status: number }): ReadResult {
@@ -93,12 +102,17 @@ export class RequestReader {
     if ('refused' in head) return head;
     this.#buf = this.#buf.subarray(head.bytes);
     if (head.upgrade) return { refused: `an upgrade to ${head.upgrade} is not relayed on HTTP connections`, status: 501 };
+    if (head.method !== head.method.toUpperCase())
+      return { refused: `the method ${head.method} is not in upper case (methods are case-sensitive; it would be sent as ${head.method.toUpperCase()})`, status: 400 };
+    const override = head.fields.find(([n]) => METHOD_OVERRIDES.has(n));
+    if (override) return { refused: `${override[0]} asks the upstream to read another method: send that method itself`, status: 400 };
     if (head.method === 'CONNECT' || head.method === 'TRACE')
       return { refused: head.method === 'TRACE' ? 'TRACE is not relayed: it would echo what the gateway adds' : 'CONNECT is not relayed: name the path on the connection', status: 405 };
     const path = this.#withoutPrefix(head.target);
     if (path === undefined) return { refused: "the target does not begin with this port's path: use the URL hoop connect printed", status: 404 };
     const target = readTarget(path);
     if ('refused' in target) return { refused: target.refused, status: 400 };
+    if (target.query.some(([n]) => n.toLowerCase() === '_method')) return { refused: 'a _method parameter asks the upstream to read another method: send that method itself', status: 400 };
     if (head.framing.kind === 'length' && head.framing.length > MAX_REQUEST_BODY_BYTES) return { refused: `the body is larger than ${MAX_REQUEST_BODY_BYTES / 1024 / 1024} MiB`, status: 413 };
     return { head, target, pieces: [], got: 0, continued: false, ...(head.framing.kind === 'chunked' ? { chunked: new ChunkedReader() } : {}) };
   }
@@ -144,4 +158,17 @@ export class RequestReader {
     if (!read.ended) return 'more';
     return r.got === 0 ? undefined : Buffer.concat(r.pieces);
   }
+}
+
+/** The fields of `head` as forwarded: less those of the connection (and those it names), of framing, and those the gateway writes. */
+function forwarded(head: RequestHead): Array<[string, string]> {
+  const named = new Set(values(head.fields, 'connection').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase())));
+  return head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !named.has(n));
+}
+
+/** Whether a form body (`application/x-www-form-urlencoded`) holds a `_method` field. */
+function overridesInForm(head: RequestHead, body: Buffer): boolean {
+  const type = values(head.fields, 'content-type').map((v) => v.split(';')[0]!.trim().toLowerCase());
+  if (!type.includes('application/x-www-form-urlencoded')) return false;
+  return [...new URLSearchParams(body.toString('latin1')).keys()].some((k) => k.toLowerCase() === '_method');
 }

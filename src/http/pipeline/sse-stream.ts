@@ -2,7 +2,7 @@
  * Server-sent events rewritten as they stream: each event's data (its `data:` lines, joined by a
  * line feed as a browser joins them) is held until the event ends, handed to a transform, and sent
  * as the `data:` lines of what the transform made; every other line (`event:`, `id:`, `retry:`,
- * comments) goes on as it came. One event is held at a time, up to {@link MAX_EVENT_BYTES}; a
+ * comments) goes on as a second transform makes it (by default, as it came). One event is held at a time, up to {@link MAX_EVENT_BYTES}; a
  * larger one throws: the caller cannot pass what it could not judge. Lines end in CRLF, LF or CR,
  * as the format allows, and are sent as they ended.
  *
@@ -29,8 +29,12 @@ export class SseStream {
   #lastHeld = false;
   readonly #decoder = new TextDecoder('utf-8');
 
-  constructor(transform: EventDataTransform) {
+  readonly #other: (line: string) => string;
+
+  /** `other`: what every other line (`event:`, `id:`, a comment) becomes (default: it goes as it came). */
+  constructor(transform: EventDataTransform, other: (line: string) => string = (line) => line) {
     this.#transform = transform;
+    this.#other = other;
   }
 
   /** What to send for `chunk`. @throws Error when an event is larger than {@link MAX_EVENT_BYTES} */
@@ -67,7 +71,7 @@ export class SseStream {
     this.#ends = [];
     const rest = this.#line + this.#decoder.decode();
     this.#line = '';
-    return Buffer.from(rest.startsWith('data') ? '' : rest, 'utf8');
+    return Buffer.from(rest.startsWith('data') || rest === '' ? '' : this.#other(rest), 'utf8');
   }
 
   /** A whole line, ended by `end`: what to send now. */
@@ -79,7 +83,7 @@ export class SseStream {
     const colon = line.indexOf(':');
     const field = colon < 0 ? line : line.slice(0, colon);
     this.#lastHeld = field === 'data';
-    if (field !== 'data') return `${line}${end}`;
+    if (field !== 'data') return `${this.#other(line)}${end}`;
     // `data:value` or `data: value` (one space after the colon is not the value's).
     const value = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1));
     this.#data.push(value);

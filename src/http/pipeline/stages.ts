@@ -18,7 +18,11 @@ import type { RequestTarget } from '../wire/target.js';
 /** A request the relay has read whole: its head, its target as judged and forwarded, its body. */
 export interface HttpRequest {
   head: RequestHead;
+  /** The upper-case method, as judged and sent. */
+  method: string;
   target: RequestTarget;
+  /** The fields as judged and forwarded (lower-case names): the head's, less those of the connection and of framing. */
+  fields: Array<[string, string]>;
   /** The body's bytes (de-chunked); undefined when it has none. */
   body: Buffer | undefined;
 }

@@ -46,6 +46,9 @@ export interface HeadRefusal {
   status: 400 | 413 | 417 | 431 | 501 | 502 | 505;
 }
 
+/** Fields that belong to one connection, never forwarded either way (RFC 9110 §7.6.1). */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+
 /** Largest head taken (nginx's default for a request's headers is 8 KiB, in four buffers of 8 KiB for long ones). */
 export const MAX_HEAD_BYTES = 16 * 1024;
 /** Most fields a head may have. */
