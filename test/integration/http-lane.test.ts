@@ -16,7 +16,11 @@ import { promisify } from 'node:util';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectHttpJson } from '../../src/connect-json.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { startNginx, type Nginx } from '../harness/nginx.js';
 import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { workerPki } from '../harness/worker-shared.js';
 import { eventually } from '../harness/wait.js';
 
 const run = promisify(execFile);
@@ -24,6 +28,9 @@ const TOKEN = 'tok-3f9a1c7e5b2d4a6f8e0c';
 const CARD = '4111 1111 1111 1111';
 
 let stack: HoopStack;
+let nginx: Nginx;
+let nginxDir: string;
+const NGINX_KEY = 'key-8c1d2e3f4a5b6c7d';
 let api: Server;
 let base: string;
 let alice: RunningConnect;
@@ -80,6 +87,11 @@ function startApi(): Promise<Server> {
 }
 
 beforeAll(async () => {
+  nginxDir = await mkdtemp(join(tmpdir(), 'hoop-nginx-'));
+  const { pki } = await workerPki();
+  nginx = await startNginx(nginxDir, await pki.issue('nginx', ['DNS:localhost', 'IP:127.0.0.1']), NGINX_KEY, {
+    'customers.json': JSON.stringify([{ id: 1, name: 'Ada', card: CARD }]),
+  });
   api = await startApi();
   base = `http://127.0.0.1:${(api.address() as AddressInfo).port}/v1`;
   stack = await startRepoStack(
@@ -91,8 +103,17 @@ connections:
     url: ${base}
     plainHttp: true
     credential: { bearer: "\${env:APP_API_TOKEN}" }
+  - name: static
+    type: http
+    url: https://localhost:${nginx.port}/v2
+    tls: { ca: ${pki.caFile} }
+    credential: { header: { name: X-Api-Key, value: "\${env:APP_NGINX_KEY}" } }
+  - name: static-unverified
+    type: http
+    url: https://localhost:${nginx.port}/v2
+    credential: { header: { name: X-Api-Key, value: "\${env:APP_NGINX_KEY}" } }
 access:
-  - { name: people, subjects: [alice], connections: [api], mode: read-write }
+  - { name: people, subjects: [alice], connections: [api, static, static-unverified], mode: read-write }
   - { name: readers, subjects: [carol], connections: [api], mode: read-only }
 statements:
   reviewers:
@@ -108,7 +129,7 @@ http:
     - { name: no-csv, match: { paths: ["/export"], query: { format: csv } }, action: deny }
 `,
     ['${env:APP_*}'],
-    { env: { APP_API_TOKEN: TOKEN } },
+    { env: { APP_API_TOKEN: TOKEN, APP_NGINX_KEY: NGINX_KEY } },
   );
   alice = await stack.connect('api', await stack.token('alice'));
   url = (alice.info as unknown as ConnectHttpJson).url;
@@ -118,6 +139,8 @@ afterAll(async () => {
   await alice?.stop();
   await stack?.close();
   api?.close();
+  nginx?.process.kill();
+  if (nginxDir) await rm(nginxDir, { recursive: true, force: true });
 });
 
 describe('the HTTP lane', () => {
@@ -416,5 +439,25 @@ describe('hostile requests and answers', () => {
     } finally {
       for (const s of silent) s.destroy();
     }
+  });
+});
+
+describe('an nginx over TLS as the API', () => {
+  it("reaches it verified against the connection's CA, with the key in its header: the files masked, the key never echoed, and nothing without it", async () => {
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const token = { HOOP_TOKEN: await stack.token('alice') };
+    const got = await stack.run(['exec', 'static', 'GET', '/customers.json', '-H', 'X-Api-Key: mine', ...gw], token);
+    expect(got.code, got.stderr).toBe(0);
+    expect(JSON.parse(got.stdout)).toEqual([{ id: 1, name: 'Ada', card: '**** **** **** 1111' }]);
+    const echo = await stack.run(['exec', 'static', 'GET', '/echo', ...gw], token);
+    expect(echo.stdout).not.toContain(NGINX_KEY);
+    expect(JSON.parse(echo.stdout).key).toBe('*'.repeat(NGINX_KEY.length));
+    // Straight to nginx, without the key: refused.
+    const { stdout } = await run('curl', ['-s', '--cacert', stack.pki.caFile, `https://localhost:${nginx.port}/v2/customers.json`]);
+    expect(stdout).toContain('no key');
+    // Without the CA, the gateway does not trust the certificate, and says so.
+    const unverified = await stack.run(['exec', 'static-unverified', 'GET', '/customers.json', ...gw], token);
+    expect(unverified.code).toBe(1);
+    expect(unverified.stdout).toMatch(/could not be reached: .*(self-signed|unable to verify|certificate)/i);
   });
 });
