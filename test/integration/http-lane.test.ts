@@ -9,7 +9,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { HOOP_BIN } from '../harness/hoop-process.js';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { HOOP_BIN, spawnHoop } from '../harness/hoop-process.js';
+import { givePerson, personDir, testPeople, type TestPerson } from '../harness/people.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
@@ -459,5 +461,36 @@ describe('an nginx over TLS as the API', () => {
     const unverified = await stack.run(['exec', 'static-unverified', 'GET', '/customers.json', ...gw], token);
     expect(unverified.code).toBe(1);
     expect(unverified.stdout).toMatch(/could not be reached: .*(self-signed|unable to verify|certificate)/i);
+  });
+});
+
+describe.each(testPeople())('an agent contained by hoop run, as $label', (person: TestPerson) => {
+  it('calls the API through <NAME>_URL with curl, and finds its credential nowhere: not in its environment, its files or any answer', async () => {
+    const base = personDir(person, '.hoop-http-');
+    try {
+      writeFileSync(join(base, 'ca.pem'), readFileSync(stack.pki.caFile));
+      mkdirSync(join(base, 'work'));
+      mkdirSync(join(base, 'xdg'), { mode: 0o700 });
+      givePerson(person, base);
+      const script = [
+        'curl -s "$API_URL/customers"; echo',
+        'curl -s "$API_URL/echo"; echo',
+        `(env; cat "$HOOP_CA_FILE") | grep -c ${TOKEN} || true`,
+        `grep -rl ${TOKEN} "$HOME" /tmp 2>/dev/null | wc -l`,
+      ].join('; ');
+      const r = await spawnHoop(['run', '--quiet', '--gateway', stack.gateway.url, '--ca-file', join(base, 'ca.pem'), '--isolation', 'bwrap', '--connect', 'api', '--', 'sh', '-c', script], {
+        env: { HOOP_TOKEN: await stack.token('alice'), HOOP_CONFIG_DIR: join(base, 'config'), XDG_RUNTIME_DIR: join(base, 'xdg') },
+        cwd: join(base, 'work'),
+        as: person,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const [customers, echo, inEnv, inFiles] = r.stdout.trim().split('\n');
+      expect(JSON.parse(customers!)[0].card).toBe('**** **** **** 1111');
+      expect(echo).toMatch(/"youSent":"Bearer \*+"/);
+      expect([inEnv, inFiles]).toEqual(['0', '0']);
+      expect(r.stdout).not.toContain(TOKEN);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });
