@@ -5,8 +5,10 @@
  * the sandbox as it bridges the run's ports (./port-bridge.ts); the command finds it in
  * `HTTPS_PROXY`, `HTTP_PROXY` and `ALL_PROXY`. A program that ignores them reaches nothing.
  *
- * Each connection asked for is judged by the host and port as asked (`runs.egress`,
- * src/policy/egress.ts), and told to `onDecision`. A name is resolved here, and an address it
+ * A destination the run serves itself (an HTTP connection's API host: `routes`) is handed to it,
+ * never dialled: the agent that calls the API's real name reaches it through the gateway, with the
+ * credential the gateway adds and its policy. Every other connection asked for is judged by the
+ * host and port as asked (`runs.egress`, src/policy/egress.ts), and told to `onDecision`. A name is resolved here, and an address it
  * resolves to on this machine (loopback, its own interfaces) or a link-local one (a cloud's
  * metadata service) is refused unless the entry named that address itself: a name the policy
  * allows cannot be pointed at the person's own services.
@@ -66,11 +68,16 @@ interface Destination {
   port: number;
 }
 
-/** What the proxy is told: its port, the policy's judgement of a destination (it may change while the run lasts), and who hears each judgement. */
+/** Serves a connection the run itself answers for (an HTTP connection's API): the client's bytes, `first` those that came already. */
+export type EgressRoute = (client: Socket, first: Buffer) => void;
+
+/** What the proxy is told: its port, the policy's judgement of a destination (it may change while the run lasts), who hears each judgement, and the destinations the run serves itself. */
 interface EgressOptions {
   port: number;
   allows: (host: string, port: number) => boolean;
   onDecision: (d: EgressDecision) => void;
+  /** The route for `host:port` when the run serves it itself (never dialled, nor judged by `runs.egress`: the gateway judges what goes there). */
+  routes?: (host: string, port: number) => EgressRoute | undefined;
 }
 
 /** A destination dialled, or why not (refused: the policy's no, else the destination's failure). */
@@ -138,6 +145,13 @@ class EgressProxy implements PortAcceptor {
     while (head.indexOf('\r\n\r\n') < 0) head = Buffer.concat([head, await read(0)]);
     const cut = head.indexOf('\r\n\r\n') + 4;
     return this.#http(client, head.subarray(0, cut), Buffer.concat([head.subarray(cut), rest()]));
+  }
+
+  /** The run's own route for `to`, told to `onDecision` as allowed; undefined when it has none. */
+  #route(to: Destination): EgressRoute | undefined {
+    const route = isHostName(to.host) ? this.#o.routes?.(to.host, to.port) : undefined;
+    if (route) this.#o.onDecision({ ...to, allowed: true, at: realClock.now() });
+    return route;
   }
 
   /** Judges `asked` and, when allowed, dials it; resolves the connected socket, or why not (refused: the policy's no). */
@@ -209,7 +223,13 @@ class EgressProxy implements PortAcceptor {
   async #tunnel(client: Socket, request: RequestHead, rest: Buffer): Promise<void> {
     const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$|^([^:[\]/]+):(\d{1,5})$/.exec(request.target);
     if (!m) return answer(client, request.version, '400 Bad Request', `hoop: CONNECT needs host:port, not ${request.target}`);
-    const up = await this.#dial({ host: normalHost(m[1] ?? m[3]!), port: Number(m[2] ?? m[4]) });
+    const to = { host: normalHost(m[1] ?? m[3]!), port: Number(m[2] ?? m[4]) };
+    const route = this.#route(to);
+    if (route) {
+      client.write(`${request.version} 200 Connection established\r\n\r\n`);
+      return route(client, rest);
+    }
+    const up = await this.#dial(to);
     if ('why' in up) return answerFailure(client, request.version, up);
     client.write(`${request.version} 200 Connection established\r\n\r\n`);
     return this.#join(client, up, rest);
@@ -224,7 +244,10 @@ class EgressProxy implements PortAcceptor {
       return answer(client, request.version, '400 Bad Request', "hoop: this is the run's egress proxy: send CONNECT host:port, or a request for an http:// URL");
     }
     if (url.protocol !== 'http:') return answer(client, request.version, '400 Bad Request', `hoop: the proxy sends on http:// requests only (use CONNECT for ${url.protocol})`);
-    const up = await this.#dial({ host: normalHost(url.hostname), port: Number(url.port || 80) });
+    const to = { host: normalHost(url.hostname), port: Number(url.port || 80) };
+    const route = this.#route(to);
+    if (route) return route(client, Buffer.concat([originFormHead(request, url), rest]));
+    const up = await this.#dial(to);
     if ('why' in up) return answerFailure(client, request.version, up);
     this.#join(client, up, Buffer.concat([originFormHead(request, url), rest]));
   }
@@ -234,7 +257,13 @@ class EgressProxy implements PortAcceptor {
     if (!(await socksGreeting(client, read))) return;
     const request = await socksRequest(read);
     if (typeof request === 'number') return void (socksReply(client, request), client.end());
-    const up = await this.#dial({ host: normalHost(request.host), port: request.port });
+    const to = { host: normalHost(request.host), port: request.port };
+    const route = this.#route(to);
+    if (route) {
+      socksReply(client, 0);
+      return route(client, rest());
+    }
+    const up = await this.#dial(to);
     if ('why' in up) return void (socksReply(client, up.refused ? 2 : 5), client.end());
     socksReply(client, 0);
     this.#join(client, up, rest());

@@ -26,6 +26,7 @@ function connectionInfo(value: unknown): ConnectionInfo | undefined {
     ...(typeof info.database === 'string' ? { database: info.database } : {}),
     ...(typeof info.user === 'string' ? { user: info.user } : {}),
     ...(Array.isArray(info.hostKeys) ? { hostKeys: info.hostKeys as string[] } : {}),
+    ...(typeof info.url === 'string' ? { url: info.url } : {}),
     ...(typeof info.mode === 'string' ? { mode: info.mode } : {}),
     ...(typeof info.until === 'string' ? { until: info.until } : {}),
     ...(info.clientRecords === true ? { clientRecords: true as const } : {}),

@@ -140,6 +140,8 @@ export interface ConnectionInfo {
   database?: string;
   /** SSH: the user the gateway signs in as. */
   user?: string;
+  /** HTTP: the API's base URL (the gateway reaches it; a contained run's egress proxy routes requests for its host to the connection). */
+  url?: string;
   /** SSH: the gateway's host keys (`type base64`), which the local ssh client pins. */
   hostKeys?: string[];
   /** The gateway records the connection's sessions and takes the CLI's own record of each (an SSH port then ends SSH itself to keep one). */

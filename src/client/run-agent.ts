@@ -62,6 +62,7 @@ import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';
 import { localUri, openLocalPort, type LocalPort, type PgEndpoint } from './local-port.js';
 import { type HttpPort, openHttpPort } from '../http/local/port.js';
+import { type ApiRoutes, httpRoutes } from './run-routes.js';
 import { mysqlUri, openMysqlPort, writeMysqlHome, type MysqlEndpoint, type MysqlPort } from './connect-mysql.js';
 import { directRootCert, gatewayAddress } from './connect-direct.js';
 import { mintDirect } from '../api-client/direct.js';
@@ -287,16 +288,16 @@ interface SandboxNetwork {
  * its own name and the egress proxy (../agent/egress-proxy.ts), which lets through what `run` allows and
  * tells each connection to `onEgress`.
  */
-async function sandboxNetwork(runDir: string, local: PortAcceptor[], gateway: string, run: AgentRun, onEgress: (d: EgressDecision) => void): Promise<SandboxNetwork> {
+async function sandboxNetwork(runDir: string, local: PortAcceptor[], gateway: string, run: AgentRun, onEgress: (d: EgressDecision) => void, apis: ApiRoutes): Promise<SandboxNetwork> {
   const taken = new Set(local.map((p) => p.port));
   const inside = gatewayAcceptor(gateway, portInside(taken, gatewayAddress(gateway).port));
   if (inside) taken.add(inside.acceptor.port);
-  const proxy = egressProxy({ port: portInside(taken, 3128), allows: (host, port) => run.allowsEgress(host, port), onDecision: onEgress });
+  const proxy = egressProxy({ port: portInside(taken, 3128), allows: (host, port) => run.allowsEgress(host, port), onDecision: onEgress, routes: apis.routes });
   const bridge = await bridgePorts(runDir, [...local, ...(inside ? [inside.acceptor] : []), proxy]);
   return {
     bridge: { ports: bridge.ports, close: () => (proxy.close(), bridge.close()) },
     ...(inside ? { gateway: { url: inside.url, port: inside.acceptor.port } } : {}),
-    env: proxyVariables(proxy.port, inside ? [new URL(gateway).hostname] : []),
+    env: { ...proxyVariables(proxy.port, inside ? [new URL(gateway).hostname] : []), ...apis.env },
   };
 }
 
@@ -496,7 +497,7 @@ async function serveConnections(io: CliIo, opts: RunOptions, b: Begun, state: Ru
       const { openSshPort } = await import('../ssh/local/port.js');
       served.sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
     } else if (info.type === 'mcp') served.mcp.push(name);
-    else if (info.type === 'http') served.httpPorts.push(await openHttpPort(common));
+    else if (info.type === 'http') served.httpPorts.push(await openHttpPort({ ...common, ...(info.url ? { upstream: info.url } : {}) }));
     else if (info.type === 'mysql') served.mysqlPorts.push(await openMysqlPort({ ...common, info, env: io.env, records, runId: run.id }));
     else if (opts.direct) served.directs.push(await directEndpoint(run, name, b.runDir));
     else served.ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
@@ -510,7 +511,14 @@ async function runCommandOf(io: CliIo, opts: RunOptions, b: Begun, state: Runnin
   const contained = containment.kind === 'bwrap';
   // Contained, the command has a network of its own: its TCP ports, the gateway and the egress proxy come in through the run's directory.
   const net = contained
-    ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...mysqlPorts, ...httpPorts], person.gateway, run, egressListener(run, state.runRecord, b.say))
+    ? await sandboxNetwork(
+        runDir,
+        [...ports.filter((p) => !p.socketPath), ...sshPorts, ...mysqlPorts, ...httpPorts],
+        person.gateway,
+        run,
+        egressListener(run, state.runRecord, b.say),
+        await httpRoutes(httpPorts, runDir, io.env),
+      )
     : undefined;
   state.bridge = net?.bridge;
   const clients: PgEndpoint[] = [...ports, ...directs.map((d) => (net?.gateway ? { ...d, port: net.gateway.port } : d))];

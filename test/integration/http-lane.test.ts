@@ -465,7 +465,7 @@ describe('an nginx over TLS as the API', () => {
 });
 
 describe.each(testPeople())('an agent contained by hoop run, as $label', (person: TestPerson) => {
-  it('calls the API through <NAME>_URL with curl, and finds its credential nowhere: not in its environment, its files or any answer', async () => {
+  it('calls the API through <NAME>_URL and by its real name (its egress proxy routes it to the connection, TLS ended by a CA of the run), and finds its credential nowhere: not in its environment, its files or any answer', async () => {
     const base = personDir(person, '.hoop-http-');
     try {
       writeFileSync(join(base, 'ca.pem'), readFileSync(stack.pki.caFile));
@@ -475,17 +475,23 @@ describe.each(testPeople())('an agent contained by hoop run, as $label', (person
       const script = [
         'curl -s "$API_URL/customers"; echo',
         'curl -s "$API_URL/echo"; echo',
+        // The API's real name (here this machine's, which the proxy variables leave out: the proxy is named), through the run's egress proxy.
+        `curl -s --noproxy '' -x "$HTTPS_PROXY" https://localhost:${nginx.port}/v2/customers.json; echo`,
         `(env; cat "$HOOP_CA_FILE") | grep -c ${TOKEN} || true`,
         `grep -rl ${TOKEN} "$HOME" /tmp 2>/dev/null | wc -l`,
       ].join('; ');
-      const r = await spawnHoop(['run', '--quiet', '--gateway', stack.gateway.url, '--ca-file', join(base, 'ca.pem'), '--isolation', 'bwrap', '--connect', 'api', '--', 'sh', '-c', script], {
-        env: { HOOP_TOKEN: await stack.token('alice'), HOOP_CONFIG_DIR: join(base, 'config'), XDG_RUNTIME_DIR: join(base, 'xdg') },
-        cwd: join(base, 'work'),
-        as: person,
-      });
+      const r = await spawnHoop(
+        ['run', '--quiet', '--gateway', stack.gateway.url, '--ca-file', join(base, 'ca.pem'), '--isolation', 'bwrap', '--connect', 'api', '--connect', 'static', '--', 'sh', '-c', script],
+        {
+          env: { HOOP_TOKEN: await stack.token('alice'), HOOP_CONFIG_DIR: join(base, 'config'), XDG_RUNTIME_DIR: join(base, 'xdg') },
+          cwd: join(base, 'work'),
+          as: person,
+        },
+      );
       expect(r.code, r.stderr).toBe(0);
-      const [customers, echo, inEnv, inFiles] = r.stdout.trim().split('\n');
+      const [customers, echo, routed, inEnv, inFiles] = r.stdout.trim().split('\n');
       expect(JSON.parse(customers!)[0].card).toBe('**** **** **** 1111');
+      expect(JSON.parse(routed!)).toEqual([{ id: 1, name: 'Ada', card: '**** **** **** 1111' }]);
       expect(echo).toMatch(/"youSent":"Bearer \*+"/);
       expect([inEnv, inFiles]).toEqual(['0', '0']);
       expect(r.stdout).not.toContain(TOKEN);

@@ -31,6 +31,7 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
     ...(grant ? { mode: grant.mode } : {}),
     ...(grant?.until !== undefined ? { until: new Date(grant.until).toISOString() } : {}),
     ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey] } : {}),
+    ...(c.type === 'http' ? { url: c.url } : {}),
     ...(recordings && clientRecords ? { clientRecords: true as const } : {}),
     ...(c.unavailable ? { unavailable: UNAVAILABLE_FOR_USERS } : {}),
   });

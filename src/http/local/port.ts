@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ResolvedTokenProvider } from '../../auth/token-provider.js';
 import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
@@ -32,6 +33,8 @@ export interface HttpPortOptions {
   say: (line: string) => void;
   /** Told each session the port opens (the gateway's session id). */
   onSession?: (id: string) => void;
+  /** The API's base URL, as the gateway reaches it: requests routed here for its host (a contained run's egress) name its path. */
+  upstream?: string;
 }
 
 /** A local HTTP port serving one connection. */
@@ -41,8 +44,15 @@ export interface HttpPort {
   port: number;
   /** The base URL, with the per-run path: `http://127.0.0.1:PORT/<secret>`. */
   url: string;
+  /** The API's own base URL, when known (what a contained run's egress routes here). */
+  upstream?: string;
   /** Serves a client that reached the port another way than its listener (a contained run's bridge). */
   accept(socket: Socket): void;
+  /**
+   * Serves a client of the API's own host (a contained run's egress proxy routes it here, its TLS
+   * ended): its requests name the API's paths as its base URL has them (`/v1/...`), no per-run path.
+   */
+  route(socket: Duplex, first: Buffer): void;
   /** Stops listening and ends the tunnels. */
   close(): Promise<void>;
 }
@@ -69,12 +79,21 @@ export async function openHttpPort(o: HttpPortOptions): Promise<HttpPort> {
     server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  // A routed client's requests begin with the API's base path, which the gateway takes off as it takes a port's per-run path.
+  const basePath = o.upstream ? new URL(o.upstream).pathname.replace(/^\/+|\/+$/g, '') : '';
   return {
     connection: o.name,
     host: '127.0.0.1',
     port,
     url: `http://127.0.0.1:${port}/${prefix}`,
+    ...(o.upstream ? { upstream: o.upstream } : {}),
     accept,
+    route: (socket, first) => {
+      sockets.add(socket as Socket);
+      socket.once('close', () => sockets.delete(socket as Socket));
+      socket.on('error', () => undefined);
+      void openSession(socket, o, basePath || undefined, tunnels, renewal, first);
+    },
     close: async () => {
       renewal.close();
       for (const s of sockets) s.destroy();
@@ -119,7 +138,7 @@ function firstLine(socket: Socket): Promise<{ line: string; bytes: Buffer } | un
 }
 
 /** Answers a local client that is refused here, and ends its connection. */
-function refuse(socket: Socket, status: string, message: string, hint?: string): void {
+function refuse(socket: Duplex, status: string, message: string, hint?: string): void {
   const body = `${JSON.stringify({ error: `hoop: ${message}`, ...(hint ? { hint } : {}) })}\n`;
   socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
@@ -130,15 +149,20 @@ function refuse(socket: Socket, status: string, message: string, hint?: string):
  * every request again); then its own session, its bytes relayed both ways as they come.
  */
 async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, tunnels: TunnelMux, renewal: TunnelTokenRenewal): Promise<void> {
-  const { say } = o;
   const first = await firstLine(socket);
   if (!first) return void socket.destroy();
   const target = first.line.split(' ')[1] ?? '';
   if (!(target === `/${prefix}` || target.startsWith(`/${prefix}/`) || target.startsWith(`/${prefix}?`)))
     return refuse(socket, '404 Not Found', "the target does not begin with this port's path: use the URL hoop connect printed");
+  await openSession(socket, o, prefix, tunnels, renewal, first.bytes);
+}
+
+/** Opens the client's own session (its requests beginning with `prefix`, when there is one), writes `first`, and relays its bytes both ways as they come. */
+async function openSession(socket: Duplex, o: HttpPortOptions, prefix: string | undefined, tunnels: TunnelMux, renewal: TunnelTokenRenewal, first: Buffer): Promise<void> {
+  const { say } = o;
   try {
     const { token } = await o.provider.current();
-    const opened = await tunnels.open({ connection: o.name, token, sessionId: newSessionId(), httpPrefix: prefix, via: 'connect' });
+    const opened = await tunnels.open({ connection: o.name, token, sessionId: newSessionId(), ...(prefix !== undefined ? { httpPrefix: prefix } : {}), via: 'connect' });
     const channel = opened.channel;
     renewal.track(channel, token);
     if (o.context) channel.sendControl({ type: 'context', fields: o.context });
@@ -154,7 +178,7 @@ async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, t
       socket.destroy();
     });
     socket.on('close', () => channel.destroy());
-    channel.write(first.bytes);
+    if (first.length > 0) channel.write(first);
     socket.pipe(channel);
     channel.pipe(socket);
     socket.resume();
