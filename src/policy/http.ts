@@ -73,6 +73,8 @@ export class HttpJudge {
   readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
   /** Media types whose responses pass unmasked where masking applies (`http.unmasked`). */
   readonly unmasked: readonly string[];
+  /** Requests one identity may make a minute (`http.requestsPerMinute`), and the largest request body (`http.maxRequestBytes`). */
+  readonly limits: { requestsPerMinute?: number; maxRequestBytes: number };
 
   constructor(http: HttpPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
     this.#rules = http.rules.filter((r) => ruleApplies(r.match, who, connection)).map(compile);
@@ -80,6 +82,7 @@ export class HttpJudge {
     this.#readOnly = mode === 'read-only';
     this.#reviewers = reviewers;
     this.unmasked = http.unmasked;
+    this.limits = { ...(http.requestsPerMinute !== undefined ? { requestsPerMinute: http.requestsPerMinute } : {}), maxRequestBytes: http.maxRequestBytes };
   }
 
   /** The decision on a request: the most restrictive matching rule, else the default; read-only access refuses what is not GET, HEAD or OPTIONS. */

@@ -538,7 +538,7 @@ class MergedBundle {
   }
 
   #addHttp(file: SourceFile, http: NonNullable<PolicyFileData['http']>): void {
-    this.#setScalar('http.default', http.default, { file, path: ['http', 'default'] });
+    for (const k of ['default', 'requestsPerMinute', 'maxRequestBytes'] as const) this.#setScalar(`http.${k}`, http[k], { file, path: ['http', k] });
     this.httpUnmasked.push(...(http.unmasked ?? []));
     http.rules.forEach((value, i) => this.httpRules.push(this.#sectionRule<HttpRule['match']>(file, 'http', i, value)));
   }
@@ -888,7 +888,13 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
       rules: merged.sshRules.map((r) => r.value),
     },
     mcp: { default: scalar('mcp.default', MCP_DEFAULTS.default), serverRequests: [...merged.mcpServerRequests], rules: merged.mcpRules.map((r) => r.value) },
-    http: { default: scalar('http.default', HTTP_DEFAULTS.default), rules: merged.httpRules.map((r) => r.value), unmasked: [...new Set(merged.httpUnmasked)] },
+    http: {
+      default: scalar('http.default', HTTP_DEFAULTS.default),
+      rules: merged.httpRules.map((r) => r.value),
+      unmasked: [...new Set(merged.httpUnmasked)],
+      ...(scalars.has('http.requestsPerMinute') ? { requestsPerMinute: scalar('http.requestsPerMinute', 0) } : {}),
+      maxRequestBytes: scalar('http.maxRequestBytes', HTTP_DEFAULTS.maxRequestBytes),
+    },
     runs: {
       maxSeconds: scalar('runs.maxSeconds', RUN_DEFAULTS.maxSeconds),
       heartbeatTimeoutMs: scalar('runs.heartbeatTimeout', RUN_DEFAULTS.heartbeatTimeoutMs),

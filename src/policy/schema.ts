@@ -770,10 +770,14 @@ export interface HttpPolicy {
   rules: HttpRule[];
   /** Media types (`type/subtype`, globs: `image/*`) whose responses pass unmasked on a session that masks: every other type but JSON, NDJSON and event streams is refused there. */
   unmasked: string[];
+  /** Requests one identity may make a minute on each HTTP connection (of one gateway); absent: no limit. */
+  requestsPerMinute?: number;
+  /** The largest request body taken, in bytes. */
+  maxRequestBytes: number;
 }
 
-/** The section's defaults: requests allowed. */
-export const HTTP_DEFAULTS: HttpPolicy = { default: 'allow', rules: [], unmasked: [] };
+/** The section's defaults: requests allowed, bodies up to 8 MiB. */
+export const HTTP_DEFAULTS: HttpPolicy = { default: 'allow', rules: [], unmasked: [], maxRequestBytes: 8 * 1024 * 1024 };
 
 const HTTP_METHOD = /^[A-Z][A-Z-]{0,31}$/;
 /** A header's name (RFC 9110 §5.1: a token). */
@@ -782,6 +786,13 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** The schema of the `http` section of one policy file (merged across files by the loader). */
 export const httpSectionSchema = z.strictObject({
   default: action.optional(),
+  requestsPerMinute: z.number({ error: 'must be a number of requests from 1 to 1000000' }).int({ error: 'must be a whole number' }).min(1).max(1_000_000).optional(),
+  maxRequestBytes: z
+    .number({ error: 'must be a number of bytes from 1 to 67108864 (64 MiB)' })
+    .int({ error: 'must be a whole number' })
+    .min(1, { error: 'must be at least 1' })
+    .max(64 * 1024 * 1024, { error: 'must be at most 67108864 (64 MiB)' })
+    .optional(),
   unmasked: z
     .array(
       z.string({ error: 'must be a media type' }).regex(/^[a-z0-9*][a-z0-9!#$&^_.+*-]*\/[a-z0-9*][a-z0-9!#$&^_.+*-]*$/, { error: 'must be a media type in lower case, such as image/png or image/*' }),

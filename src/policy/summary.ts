@@ -251,10 +251,11 @@ export function describePolicy(policy: Policy, source: string): string {
   out.push(...table(mcp.rules.map((r) => [r.name, r.action, mcpMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
   const http = policy.http ?? HTTP_DEFAULTS;
   // Said only when it says something, or some connection is of type http.
-  if (http.rules.length > 0 || http.default !== HTTP_DEFAULTS.default || http.unmasked.length > 0 || policy.connections.some((c) => c.type === 'http')) {
+  if (http.rules.length > 0 || http.default !== HTTP_DEFAULTS.default || http.unmasked.length > 0 || http.requestsPerMinute !== undefined || policy.connections.some((c) => c.type === 'http')) {
     out.push('', `http (requests: ${http.default} unless a rule says otherwise; read-only access runs GET, HEAD and OPTIONS only)`);
     out.push(...table(http.rules.map((r) => [r.name, r.action, httpMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
     out.push(`  responses where masking applies: JSON, NDJSON and event streams masked${http.unmasked.length ? `; ${http.unmasked.join(', ')} unmasked` : ''}; other types refused`);
+    out.push(`  request bodies up to ${http.maxRequestBytes} bytes${http.requestsPerMinute !== undefined ? `; ${http.requestsPerMinute} requests a minute per identity and connection` : ''}`);
   }
   const r = policy.recording;
   out.push(

@@ -333,7 +333,7 @@ export interface SessionRecording {
 export type SessionMcp = Pick<McpJudge, 'decide' | 'shows' | 'serverMay'>;
 
 /** The http policy of a session, as the HTTP engine asks it (src/policy/http.ts's `HttpJudge`). */
-export type SessionHttp = Pick<HttpJudge, 'decide' | 'unmasked'>;
+export type SessionHttp = Pick<HttpJudge, 'decide' | 'unmasked' | 'limits'>;
 
 /** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */
 export type SessionSsh = Pick<SshJudge, 'decide' | 'env' | 'forward' | 'sftp'>;

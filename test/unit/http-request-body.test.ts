@@ -35,7 +35,7 @@ describe('judgedBody', () => {
 
   it('a body written to read two ways meets a rule that refuses what one way says', () => {
     const judge = new HttpJudge(
-      { default: 'allow', unmasked: [], rules: [{ name: 'no-admin-role', match: { body: { role: { globs: ['admin'] } } }, action: 'deny' }] },
+      { default: 'allow', unmasked: [], maxRequestBytes: 8 * 1024 * 1024, rules: [{ name: 'no-admin-role', match: { body: { role: { globs: ['admin'] } } }, action: 'deny' }] },
       { subject: 'alice', groups: [], principal: PERSON },
       'api',
       'read-write',

@@ -39,6 +39,7 @@ describe('the http section of a policy file', () => {
     expect(policy.http).toEqual({
       default: 'deny',
       unmasked: [],
+      maxRequestBytes: 8 * 1024 * 1024,
       rules: [
         { name: 'reads', match: { methods: ['GET', 'HEAD'], paths: ['/customers/**'] }, action: 'allow' },
         { name: 'refunds', match: { methods: ['POST'], paths: ['/orders/*/refund'], body: { amount: { globs: ['*'] } } }, action: 'review', message: 'refunds are reviewed' },

@@ -7,6 +7,7 @@
  */
 import type { HttpConnection } from '../../config/connection.js';
 import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine.js';
+import { RequestRates } from '../pipeline/request-rate.js';
 import { type HttpEngineOptions, HttpSessionRelay } from './session-relay.js';
 
 export type { HttpEngineOptions } from './session-relay.js';
@@ -15,12 +16,14 @@ export type { HttpEngineOptions } from './session-relay.js';
 export class HttpEngine implements Engine<HttpConnection> {
   readonly recordProtocol = 'http';
   readonly #o: HttpEngineOptions;
+  /** Each identity's requests on each connection, across its sessions (`http.requestsPerMinute`). */
+  readonly #rates = new RequestRates();
 
   constructor(o: HttpEngineOptions) {
     this.#o = o;
   }
 
   serve(session: TunnelSession<HttpConnection>): Promise<SessionOutcome> {
-    return new HttpSessionRelay(session, this.#o).start();
+    return new HttpSessionRelay(session, this.#o, this.#rates).start();
   }
 }

@@ -12,6 +12,7 @@ import { describeError } from '../../errors.js';
 import { type CloseReason, type SessionOutcome, sessionEndOf, type TunnelSession } from '../../session/engine.js';
 import { RelayEnd } from '../../session/relay-end.js';
 import { HttpRelay } from '../pipeline/relay.js';
+import type { RequestRates } from '../pipeline/request-rate.js';
 import { HttpUpstream, resolveCredential } from './upstream.js';
 
 /** Options of the HTTP engine. */
@@ -28,9 +29,13 @@ export class HttpSessionRelay {
   #early: Buffer[] | undefined = [];
   readonly #relayEnd: RelayEnd;
 
-  constructor(session: TunnelSession<HttpConnection>, o: HttpEngineOptions) {
+  /** The engine's count of each identity's requests. */
+  readonly #rates: RequestRates;
+
+  constructor(session: TunnelSession<HttpConnection>, o: HttpEngineOptions, rates: RequestRates) {
     this.#session = session;
     this.#o = o;
+    this.#rates = rates;
     this.#relayEnd = new RelayEnd(session, () => this.#aborted());
   }
 
@@ -59,7 +64,7 @@ export class HttpSessionRelay {
     try {
       const credential = await resolveCredential(connection, this.#o.resolveSecret);
       if (this.#relayEnd.ending) return;
-      const relay = new HttpRelay(this.#session, owner, credential);
+      const relay = new HttpRelay(this.#session, owner, credential, this.#rates);
       this.#relay = relay;
       const early = this.#early ?? [];
       this.#early = undefined;

@@ -29,6 +29,8 @@ import { HttpRequestJudge } from './judge.js';
 import { HttpMasking } from './masking.js';
 import { HttpRecorder } from './recorder.js';
 import { RequestReader } from './request-reader.js';
+import type { RequestRates } from './request-rate.js';
+import { HTTP_DEFAULTS } from '../../policy/schema.js';
 import { HttpStatusError, STATUS_TEXT } from '../wire/status-error.js';
 import { HOP_BY_HOP } from '../wire/head.js';
 import type { BodyTransform, HttpRequest, HttpResponse, HttpStage } from './stages.js';
@@ -95,10 +97,11 @@ export class HttpRelay {
   #paused = false;
   #stopReadTimer: (() => void) | undefined;
 
-  constructor(session: TunnelSession<HttpConnection>, owner: RelayOwner, credential: HttpCredential | undefined) {
+  constructor(session: TunnelSession<HttpConnection>, owner: RelayOwner, credential: HttpCredential | undefined, rates: RequestRates) {
     this.#session = session;
     this.#owner = owner;
-    this.#reader = new RequestReader(session.lane?.prefix);
+    this.#rates = rates;
+    this.#reader = new RequestReader(session.lane?.prefix, session.lane?.http?.limits.maxRequestBytes ?? HTTP_DEFAULTS.maxRequestBytes);
     const m = session.masking;
     const rules = m ? MaskingRules.of(m.policy, m.key) : undefined;
     const http = session.lane?.http;
@@ -187,8 +190,18 @@ export class HttpRelay {
     this.#answer(undefined, new HttpStatusError(408, `the request did not come whole within ${REQUEST_READ_MS / 1000} s`), true);
   }
 
-  /** A request, whole: through the stages, then forwarded, refused or held. */
+  /** Requests per identity, counted across the engine's sessions. */
+  readonly #rates: RequestRates;
+
+  /** A request, whole: counted against its identity's rate, through the stages, then forwarded, refused or held. */
   #take(req: HttpRequest): void {
+    const perMinute = this.#session.lane?.http?.limits.requestsPerMinute;
+    const { identity, connection } = this.#session;
+    const wait = perMinute === undefined ? undefined : this.#rates.take(`${connection.name}\n${identity.issuer}\n${identity.subject}`, perMinute);
+    if (wait !== undefined)
+      return this.#answer(req, new HttpStatusError(429, `more than ${perMinute} requests a minute (the policy's http.requestsPerMinute); try again in ${wait} s`), false, {
+        'retry-after': String(wait),
+      });
     try {
       for (const stage of this.#requestStages) {
         const d = stage.request?.(req);
@@ -366,7 +379,7 @@ export class HttpRelay {
     const closes = close || !req || req.head.close;
     this.#busy = true;
     // What hoop itself answered is said in a field of its own too (`Hoop-Refused: <rule>`, `Hoop-Review: <id>`), for scripts.
-    const said = Object.entries(extra).map(([k, v]): [string, string] => [k === 'rule' ? 'hoop-refused' : `hoop-${k}`, v]);
+    const said = Object.entries(extra).map(([k, v]): [string, string] => [k === 'rule' ? 'hoop-refused' : k === 'retry-after' ? k : `hoop-${k}`, v]);
     this.#sendHead({
       status: a.status,
       reason: STATUS_TEXT[a.status] ?? 'Error',

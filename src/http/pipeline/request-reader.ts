@@ -2,7 +2,7 @@
  * Whole requests read from a client's bytes, one at a time (HTTP/1.1 pipelining: what comes after
  * a request waits until the relay asks for the next): its head read strictly (../wire/head.ts), the
  * port's per-run path taken off its target, its target read once (../wire/target.ts), and its body
- * read whole (de-chunked, at most {@link MAX_REQUEST_BODY_BYTES}). What cannot be taken is refused
+ * read whole (de-chunked, at most the policy's `http.maxRequestBytes`). What cannot be taken is refused
  * with the status a server answers it with, and the reader takes nothing more: the connection ends.
  * Refused too: upgrades (a WebSocket), `CONNECT`, `TRACE` (it would echo the gateway's credential
  * back), a method not in upper case (Node sends it upper-cased), and whatever asks a server to read
@@ -15,9 +15,6 @@
 import { ChunkedReader, HOP_BY_HOP, readRequestHead, type RequestHead, values } from '../wire/head.js';
 import { readTarget, type RequestTarget } from '../wire/target.js';
 import type { HttpRequest } from './stages.js';
-
-/** Largest request body taken. */
-export const MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024;
 
 /** Fields of the caller's the upstream is never sent (the gateway writes them, or they are the connection's). */
 const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect', 'accept-encoding']);
@@ -46,12 +43,15 @@ interface Reading {
 export class RequestReader {
   /** The port's per-run path (`/<prefix>/…`): a target without it is refused. */
   readonly #prefix: string | undefined;
+  /** The largest body taken. */
+  readonly #maxBody: number;
   #buf: Buffer = Buffer.alloc(0);
   #reading: Reading | undefined;
   #done = false;
 
-  constructor(prefix?: string) {
+  constructor(prefix: string | undefined, maxBody: number) {
     this.#prefix = prefix;
+    this.#maxBody = maxBody;
   }
 
   /** Bytes that came and wait to be read. */
@@ -113,8 +113,12 @@ export class RequestReader {
     const target = readTarget(path);
     if ('refused' in target) return { refused: target.refused, status: 400 };
     if (target.query.some(([n]) => n.toLowerCase() === '_method')) return { refused: 'a _method parameter asks the upstream to read another method: send that method itself', status: 400 };
-    if (head.framing.kind === 'length' && head.framing.length > MAX_REQUEST_BODY_BYTES) return { refused: `the body is larger than ${MAX_REQUEST_BODY_BYTES / 1024 / 1024} MiB`, status: 413 };
+    if (head.framing.kind === 'length' && head.framing.length > this.#maxBody) return this.#tooLarge();
     return { head, target, pieces: [], got: 0, continued: false, ...(head.framing.kind === 'chunked' ? { chunked: new ChunkedReader() } : {}) };
+  }
+
+  #tooLarge(): { refused: string; status: number } {
+    return { refused: `the body is larger than ${this.#maxBody} bytes (the policy's http.maxRequestBytes)`, status: 413 };
   }
 
   /** `target` without the port's prefix (`/p/x` → `/x`, `/p` → `/`); undefined when it does not begin with it. */
@@ -154,7 +158,7 @@ export class RequestReader {
       r.pieces.push(d);
       r.got += d.length;
     }
-    if (r.got > MAX_REQUEST_BODY_BYTES) return { refused: `the body is larger than ${MAX_REQUEST_BODY_BYTES / 1024 / 1024} MiB`, status: 413 };
+    if (r.got > this.#maxBody) return this.#tooLarge();
     if (!read.ended) return 'more';
     return r.got === 0 ? undefined : Buffer.concat(r.pieces);
   }

@@ -1,0 +1,112 @@
+/**
+ * The HTTP lane's relay on a held clock: a connection that sends no request ends after its idle
+ * time, a request that does not come whole in time is answered 408, an identity past its requests a
+ * minute is answered 429 with Retry-After, a body over the policy's size 413; pipelined requests are
+ * answered in order, one at a time.
+ */
+import { PassThrough, Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RequestRates } from '../../src/http/pipeline/request-rate.js';
+import { HttpRelay, IDLE_MS, REQUEST_READ_MS } from '../../src/http/pipeline/relay.js';
+import type { HttpRequest } from '../../src/http/pipeline/stages.js';
+import type { HttpJudge } from '../../src/policy/http.js';
+import type { TunnelSession } from '../../src/session/engine.js';
+import type { HttpConnection } from '../../src/config/connection.js';
+
+/** A relay with an upstream that answers each request `{}` (its path told to `asked`), its output collected. */
+function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates = new RequestRates()) {
+  const channel = Object.assign(new PassThrough(), { sendControl: () => true, bytesSent: 0 });
+  let out = '';
+  channel.on('data', (b: Buffer) => (out += b.toString('latin1')));
+  let ended: string | undefined;
+  const asked: string[] = [];
+  const session = {
+    id: 's1',
+    identity: { issuer: 'https://idp', subject: 'alice' },
+    connection: { name: 'api' },
+    channel,
+    log: { info: () => undefined, warn: () => undefined },
+    lane: { http: { decide: () => ({ action: 'allow', reason: 'ok' }), unmasked: [], limits } },
+  } as unknown as TunnelSession<HttpConnection>;
+  const relay = new HttpRelay(session, { end: (why) => void (ended ??= why), ending: () => ended !== undefined }, undefined, rates);
+  relay.opened({
+    base: 'http://api',
+    send: async (req: HttpRequest) => {
+      asked.push(req.target.canonical);
+      return {
+        status: 200,
+        reason: 'OK',
+        fields: [
+          ['content-type', 'application/json'],
+          ['content-length', '2'],
+        ],
+        body: Readable.from([Buffer.from('{}')]),
+      };
+    },
+  });
+  return { relay, out: () => out, ended: () => ended, asked };
+}
+
+const get = (path: string, close = false): Buffer => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`);
+const statuses = (out: string): string[] => [...out.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]!);
+
+beforeEach(() => void vi.useFakeTimers());
+afterEach(() => void vi.useRealTimers());
+
+describe('the HTTP relay', () => {
+  it('ends a connection that sends no request within its idle time, and not before', async () => {
+    const r = relayOf();
+    await vi.advanceTimersByTimeAsync(IDLE_MS - 1);
+    expect(r.ended()).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(r.ended()).toBe('read-timeout');
+  });
+
+  it('idles again after each answer, and only then', async () => {
+    const r = relayOf();
+    await vi.advanceTimersByTimeAsync(IDLE_MS - 10);
+    r.relay.fromClient(get('/a'));
+    await vi.advanceTimersByTimeAsync(IDLE_MS - 10);
+    expect(r.ended()).toBeUndefined();
+    expect(statuses(r.out())).toEqual(['200']);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(r.ended()).toBe('read-timeout');
+  });
+
+  it('answers 408 to a request that does not come whole in time', async () => {
+    const r = relayOf();
+    r.relay.fromClient(Buffer.from('GET /slow HTTP/1.1\r\nHost: x\r\n'));
+    await vi.advanceTimersByTimeAsync(REQUEST_READ_MS - 1);
+    expect(r.out()).toBe('');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(statuses(r.out())).toEqual(['408']);
+    expect(r.asked).toEqual([]);
+  });
+
+  it('answers pipelined requests in order, and an identity past its requests a minute 429 with Retry-After, across sessions', async () => {
+    const rates = new RequestRates();
+    const one = relayOf({ requestsPerMinute: 2, maxRequestBytes: 1024 }, rates);
+    one.relay.fromClient(Buffer.concat([get('/a'), get('/b')]));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(one.out())).toEqual(['200', '200']);
+    expect(one.asked).toEqual(['/a', '/b']);
+    const two = relayOf({ requestsPerMinute: 2, maxRequestBytes: 1024 }, rates);
+    two.relay.fromClient(get('/c'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(two.out())).toEqual(['429']);
+    expect(two.out()).toMatch(/\r\nretry-after: 30\r\n/);
+    expect(two.asked).toEqual([]);
+    await vi.advanceTimersByTimeAsync(30_000);
+    two.relay.fromClient(get('/d'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(two.out())).toEqual(['429', '200']);
+  });
+
+  it("refuses a body over the policy's size with 413, before any of it is read", async () => {
+    const r = relayOf({ maxRequestBytes: 10 });
+    r.relay.fromClient(Buffer.from('POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(r.out())).toEqual(['413']);
+    expect(r.ended()).toBeDefined();
+  });
+});
