@@ -13,7 +13,7 @@
  * `ssh -L`. Then what one heavy session does to the others (./pg-limits.ts), the memory of 1,000
  * idle sessions through one `hoop connect`, PostgreSQL's and MySQL's side by side (./idle.ts), and
  * `scp` of 100 MB up and down, straight, through an OpenSSH bastion and through hoop (./scp.ts); the
- * MCP tool call (./mcp.ts); and what a contained agent's run and its gate cost (./agent-runs.ts).
+ * MCP tool call (./mcp.ts); an HTTP API's requests (./http-lane.ts); and what a contained agent's run and its gate cost (./agent-runs.ts).
  *
  * The paths (./paths.ts), by id (BENCH_PATHS) and the label of their row, in the order they run:
  * - `direct` (`direct`): TCP straight to PostgreSQL;
@@ -76,13 +76,14 @@ import { startPgCluster } from '../test/harness/postgres.js';
 import { formatIdle, formatIdleComparison, measureIdleSessions } from './idle.js';
 import { type BenchDatabase, type Endpoint, measurePath, type PathSetup, prepareDatabase } from './measure.js';
 import { formatMcp, measureMcp } from './mcp.js';
+import { formatHttp, measureHttp } from './http-lane.js';
 import { runMysqlLane } from './mysql-lane.js';
 import { LIMITS_PATH_ID, type PgContext, runPath, selectPaths } from './paths.js';
 import { formatLimits, measureLimits } from './pg-limits.js';
 import { cleanupAll, isInterrupted, onCleanup, trapExitSignals } from './processes.js';
 import { type BenchReport, formatMysqlTable, formatScp, formatTable, machineInfo, reportJson } from './report.js';
 import { measureScp } from './scp.js';
-import { AGENT, BenchUsageError, IDLE_SESSIONS, LIMITS, MCP, parseArgs, SCP } from './settings.js';
+import { AGENT, BenchUsageError, HTTP, IDLE_SESSIONS, LIMITS, MCP, parseArgs, SCP } from './settings.js';
 import { formatAgentRuns, measureAgentRuns } from './agent-runs.js';
 
 const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
@@ -150,6 +151,14 @@ async function main(): Promise<number> {
       print(formatMcp(report.mcp));
     } catch (err) {
       log(`[mcp] skipped: ${(err as Error).message}`);
+    }
+  }
+  if (HTTP) {
+    try {
+      report.http = await measureHttp(log);
+      print(formatHttp(report.http));
+    } catch (err) {
+      log(`[http] skipped: ${(err as Error).message}`);
     }
   }
   if (AGENT) {

@@ -16,6 +16,7 @@ import { BASELINE_IDS, type Lane, type PathOutcome, RECORDING_PAIRS } from './pa
 import type { LimitsResult } from './pg-limits.js';
 import { versionOf, which } from './processes.js';
 import type { McpRow } from './mcp.js';
+import type { HttpRow } from './http-lane.js';
 import type { AgentRow } from './agent-runs.js';
 import { SCP_BASTION_LABEL, type ScpRow } from './scp.js';
 import * as settings from './settings.js';
@@ -48,6 +49,8 @@ export interface BenchReport {
   scp?: ScpRow[];
   /** The MCP tool call's latencies (./mcp.ts). */
   mcp?: McpRow[];
+  /** The HTTP lane's requests/s and latencies (./http-lane.ts). */
+  http?: HttpRow[];
   /** A contained run's cost, and the gate's (./agent-runs.ts). */
   agent?: AgentRow[];
 }
@@ -290,6 +293,7 @@ export function reportJson(report: BenchReport): unknown {
     recordingCost: { connect: orNull(cost.connect), direct: orNull(cost.direct) },
     scp: report.scp?.map((r, i) => ({ ...r, vsBastion: orNull(scpRatio[i]) })) ?? null,
     mcp: report.mcp ?? null,
+    http: report.http ?? null,
     agent: report.agent ?? null,
     idle: orNull(report.idle),
     mysqlIdle: orNull(report.mysqlIdle),

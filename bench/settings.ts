@@ -44,6 +44,8 @@ export const LIMITS = process.env.BENCH_LIMITS !== '0';
 export const AGENT = process.env.BENCH_AGENT !== '0';
 /** Whether the MCP tool-call part runs (BENCH_MCP=0 skips it). */
 export const MCP = process.env.BENCH_MCP !== '0';
+/** Whether the HTTP lane's part runs (BENCH_HTTP=0 skips it). */
+export const HTTP = process.env.BENCH_HTTP !== '0';
 /** Whether the `scp` part runs (BENCH_SCP=0 skips it). */
 export const SCP = process.env.BENCH_SCP !== '0';
 /** Megabytes of the file `scp` copies (BENCH_SCP_MB). */

@@ -134,19 +134,27 @@ export function maskText(text: string, spellings: readonly Buffer[]): string {
   return Buffer.concat([mask.push(Buffer.from(text, 'latin1')), mask.end()]).toString('latin1');
 }
 
+/** What a decoded string (a JSON string's value) becomes with `credential`'s secrets masked in it; undefined when it holds none. */
+export function secretsMasker(credential: HttpCredential): (text: string) => string | undefined {
+  const secrets = credentialSecrets(credential);
+  return (text) => (secrets.some((x) => text.includes(x)) ? secrets.reduce((t, x) => t.split(x).join('*'.repeat(x.length)), text) : undefined);
+}
+
 /**
  * The credential kept out of responses, as a stage (./stages.ts): masked in every field's name and
  * value and across the body as its spellings go by; in a JSON body, also in every string as JSON
- * reads it (whatever escapes spell it: `\/`, `\u0074`), the string written anew.
+ * reads it (whatever escapes spell it: `\/`, `\u0074`), the string written anew, unless the masking
+ * stage after it reads that JSON (`jsonMasked`: it masks the secrets too, in its one reading).
  */
 export class CredentialEcho implements HttpStage {
   readonly #spellings: readonly Buffer[];
-  /** The secrets as a reader decodes them (a JSON string's value). */
-  readonly #secrets: readonly string[];
+  readonly #masker: (text: string) => string | undefined;
+  readonly #jsonMasked: boolean;
 
-  constructor(credential: HttpCredential) {
+  constructor(credential: HttpCredential, jsonMasked: boolean) {
     this.#spellings = credentialSpellings(credential);
-    this.#secrets = credentialSecrets(credential);
+    this.#masker = secretsMasker(credential);
+    this.#jsonMasked = jsonMasked;
   }
 
   response(res: HttpResponse): ResponseDecision | undefined {
@@ -154,10 +162,9 @@ export class CredentialEcho implements HttpStage {
     if (!res.hasBody) return undefined;
     const mask = new SecretMask(this.#spellings);
     const types = mediaTypes(res);
-    const shape = types.length === 1 ? jsonShape(types[0]!) : undefined;
+    const shape = types.length === 1 && !this.#jsonMasked ? jsonShape(types[0]!) : undefined;
     if (!shape) return { transform: { push: (chunk) => mask.push(chunk), end: () => mask.end() } };
-    const unmask = (text: string): string | undefined => (this.#secrets.some((x) => text.includes(x)) ? this.#secrets.reduce((t, x) => t.split(x).join('*'.repeat(x.length)), text) : undefined);
-    const json = new JsonStream((_path, value) => (typeof value === 'string' ? unmask(value) : undefined), unmask, shape);
+    const json = new JsonStream((_path, value) => (typeof value === 'string' ? this.#masker(value) : undefined), this.#masker, shape);
     res.fields = res.fields.filter(([n]) => n.toLowerCase() !== 'content-length');
     return { transform: { push: (chunk) => json.push(mask.push(chunk)), end: () => Buffer.concat([json.push(mask.end()), json.end()]) } };
   }

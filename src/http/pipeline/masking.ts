@@ -16,21 +16,44 @@ import { jsonShape, mediaTypes } from './media-type.js';
 import { SseStream } from './sse-stream.js';
 import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
 
-/** The transforms of a JSON body's values and keys under `rules`; `report` hears what masked one. */
-export function jsonMasking(rules: MaskingRules, report?: (by: 'name' | 'detector') => void): { value: ScalarTransform; key: (name: string) => string | undefined } {
+/** Keys whose masking a session remembers (keys repeat in every object of a list). */
+const KEYS_KEPT = 1024;
+
+/**
+ * The transforms of a JSON body's values and keys under `rules`; `report` hears what masked one;
+ * `first` rewrites a string (a value, a key) before the detectors read it (the credential's echo).
+ * Made once per session: what keys become is remembered.
+ */
+export function jsonMasking(
+  rules: MaskingRules,
+  report?: (by: 'name' | 'detector') => void,
+  first?: (text: string) => string | undefined,
+): { value: ScalarTransform; key: (name: string) => string | undefined } {
   /** `text` with what the detectors find masked, as written and as read; undefined when they find nothing. */
-  const detected = (text: string): string | undefined => {
+  const detected = (raw: string): string | undefined => {
+    const cleared = first?.(raw);
+    const text = cleared ?? raw;
     const out = rules.maskText(text);
     const read = readableView(out.text);
     const again = read === out.text ? undefined : rules.maskText(read);
-    if (!out.changed && !again?.changed) return undefined;
+    if (!out.changed && !again?.changed) return cleared;
     report?.('detector');
     return again?.changed ? again.text : out.text;
   };
+  const keys = new Map<string, string | null>();
+  const strategies = new Map<string, ReturnType<MaskingRules['forName']> | null>();
   return {
     value: (path, value) => {
       const name = path.at(-1);
-      const strategy = typeof name === 'string' && value !== null ? rules.forName(name) : undefined;
+      let strategy: ReturnType<MaskingRules['forName']> | undefined;
+      if (typeof name === 'string' && value !== null) {
+        let known = strategies.get(name);
+        if (known === undefined) {
+          known = rules.forName(name) ?? null;
+          if (strategies.size < KEYS_KEPT) strategies.set(name, known);
+        }
+        strategy = known ?? undefined;
+      }
       if (strategy) {
         report?.('name');
         return rules.apply(typeof value === 'string' ? value : jsonText(value), strategy, true);
@@ -42,7 +65,16 @@ export function jsonMasking(rules: MaskingRules, report?: (by: 'name' | 'detecto
       const digits = /[.eE]/.test(text) ? integerDigits(text.replace(/^-/, '')) : undefined;
       return detected(digits === undefined ? text : `${text.startsWith('-') ? '-' : ''}${digits}`);
     },
-    key: (name) => detected(name),
+    key: (name) => {
+      const known = keys.get(name);
+      if (known !== undefined) {
+        if (known !== null) report?.('detector');
+        return known ?? undefined;
+      }
+      const made = detected(name);
+      if (keys.size < KEYS_KEPT) keys.set(name, made ?? null);
+      return made;
+    },
   };
 }
 
@@ -54,14 +86,13 @@ const EVENT_STREAM = 'text/event-stream';
  * body of any other media type refused (an empty one passes), unless the policy's `http.unmasked` lists it.
  */
 export class HttpMasking implements HttpStage {
-  readonly #rules: MaskingRules;
   readonly #unmasked: ReadonlyArray<(type: string) => boolean>;
-  readonly #report: ((by: 'name' | 'detector') => void) | undefined;
+  readonly #json: ReturnType<typeof jsonMasking>;
 
-  constructor(rules: MaskingRules, unmasked: readonly string[], report?: (by: 'name' | 'detector') => void) {
-    this.#rules = rules;
+  /** `first`: what a string becomes before the detectors read it (the credential's echo, when the connection has one). */
+  constructor(rules: MaskingRules, unmasked: readonly string[], report?: (by: 'name' | 'detector') => void, first?: (text: string) => string | undefined) {
     this.#unmasked = unmasked.map((g) => (type: string) => globMatches(g, type));
-    this.#report = report;
+    this.#json = jsonMasking(rules, report, first);
   }
 
   response(res: HttpResponse): ResponseDecision | undefined {
@@ -70,8 +101,7 @@ export class HttpMasking implements HttpStage {
     const type = types.length === 1 ? types[0]! : '';
     const shape = jsonShape(type);
     if (shape) {
-      const m = jsonMasking(this.#rules, this.#report);
-      const stream = new JsonStream(m.value, m.key, shape);
+      const stream = new JsonStream(this.#json.value, this.#json.key, shape);
       dropFields(res, 'content-length');
       return { transform: { push: (c) => stream.push(c), end: () => stream.end() } };
     }
@@ -90,10 +120,9 @@ export class HttpMasking implements HttpStage {
 
   /** An event's data, masked: as JSON when it reads as JSON, else as text by the detectors. */
   #eventData(data: string): string {
-    const m = jsonMasking(this.#rules, this.#report);
     const bytes = Buffer.from(data, 'utf8');
     try {
-      const stream = new JsonStream(m.value, m.key, 'one');
+      const stream = new JsonStream(this.#json.value, this.#json.key, 'one');
       return Buffer.concat([stream.push(bytes), stream.end()]).toString('utf8');
     } catch {
       return this.#text(data);
@@ -102,7 +131,7 @@ export class HttpMasking implements HttpStage {
 
   /** Text (an event's data that is not JSON, its other lines) masked by the detectors, as written and as read. */
   #text(text: string): string {
-    const made = jsonMasking(this.#rules, this.#report).value([], text);
+    const made = this.#json.value([], text);
     return typeof made === 'string' ? made : text;
   }
 }

@@ -23,7 +23,7 @@ import type { HttpVerdict } from '../../policy/http.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { HttpConnection } from '../../config/connection.js';
 import type { CloseReason, TunnelSession } from '../../session/engine.js';
-import { type HttpCredential, CredentialEcho } from './credential.js';
+import { type HttpCredential, CredentialEcho, secretsMasker } from './credential.js';
 import { DecodingStage } from './content-decoding.js';
 import { HttpRequestJudge } from './judge.js';
 import { HttpMasking } from './masking.js';
@@ -106,7 +106,9 @@ export class HttpRelay {
     const rules = m ? MaskingRules.of(m.policy, m.key) : undefined;
     const http = session.lane?.http;
     const recording = session.recording;
-    const masking = rules ? new HttpMasking(rules, http?.unmasked ?? [], (by) => by === 'name' && session.report?.masked('body', 'name')) : undefined;
+    const masking = rules
+      ? new HttpMasking(rules, http?.unmasked ?? [], (by) => by === 'name' && session.report?.masked('body', 'name'), credential ? secretsMasker(credential) : undefined)
+      : undefined;
     const stages: Stages = {
       ...(recording
         ? {
@@ -120,7 +122,7 @@ export class HttpRelay {
         : {}),
       ...(http ? { judge: new HttpRequestJudge(http, session.report) } : {}),
       ...(credential || masking ? { decoding: new DecodingStage() } : {}),
-      ...(credential ? { credential: new CredentialEcho(credential) } : {}),
+      ...(credential ? { credential: new CredentialEcho(credential, masking !== undefined) } : {}),
       ...(masking ? { masking } : {}),
     };
     const inOrder = (order: ReadonlyArray<keyof Stages>): HttpStage[] => order.flatMap((n) => stages[n] ?? []);

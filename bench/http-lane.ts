@@ -1,0 +1,144 @@
+/**
+ * An HTTP API's requests, as a client with keep-alive connections makes them (Node's http agent,
+ * BENCH_HTTP_CONCURRENCY at once, default 8): straight to the API (which wants a bearer token), through
+ * `ssh -L`, and through `hoop connect`'s local port to a gateway that adds the token, judges each
+ * request by an `http` policy, masks each answer (a JSON list with emails and card numbers) and
+ * records the session. BENCH_HTTP_REQUESTS requests each (default 5000, after 500 to warm up):
+ * requests/s, p50 and p99, and each path's requests/s against `ssh -L`'s. BENCH_HTTP=0 skips it.
+ *
+ * Layer: uses ./processes.ts, ./relays.ts (`ssh -L`) and ./hoop-paths.ts (the gateway, `hoop
+ * connect`); ./pg-path.ts runs it.
+ */
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { benchPolicyRepo, startBenchConnect, startBenchGateway } from './hoop-paths.js';
+import { startProcess, tempDir, waitFor } from './processes.js';
+import { setupSshForward } from './relays.js';
+
+const REQUESTS = Number(process.env.BENCH_HTTP_REQUESTS ?? 5000);
+const CONCURRENCY = Number(process.env.BENCH_HTTP_CONCURRENCY ?? 8);
+const WARMUP = 500;
+const TOKEN = 'bench-token-7d2f9a1c4e6b8d0f';
+
+/** One path's figures. */
+export interface HttpRow {
+  label: string;
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+/** The bench's policy: an http connection to the API with its token, rules that judge every request (none matches), masking detectors. */
+function httpPolicy(port: number): string {
+  return `version: 1
+connections:
+  - name: api
+    type: http
+    url: http://127.0.0.1:${port}
+    plainHttp: true
+    credential: { bearer: "\${env:BENCH_API_TOKEN}" }
+access:
+  - { name: bench, subjects: ["*"], connections: [api], mode: read-write, maxSessions: 100 }
+masking:
+  detectors:
+    - { detector: payment-card, strategy: last4 }
+    - { detector: email, strategy: redact }
+http:
+  rules:
+    - { name: no-admin, match: { paths: ["/admin/**"] }, action: deny }
+    - { name: refunds-reviewed, match: { methods: [POST], paths: ["/refunds"] }, action: review }
+`;
+}
+
+const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+/** `n` GETs of `url` (with `headers`), `CONCURRENCY` at once on keep-alive connections: their latencies and the time they took. */
+async function load(url: string, n: number, headers: Record<string, string>): Promise<{ times: number[]; seconds: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const times: number[] = [];
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < n) {
+        next++;
+        const t = process.hrtime.bigint();
+        await new Promise<void>((resolve, reject) => {
+          const r = request(url, { agent, headers }, (res) => {
+            if (res.statusCode !== 200) reject(new Error(`${url}: HTTP ${res.statusCode}`));
+            res.resume();
+            res.on('end', () => resolve());
+          });
+          r.on('error', reject);
+          r.end();
+        });
+        times.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  agent.destroy();
+  return { times, seconds };
+}
+
+/** Measures `url`: a warm-up, then `REQUESTS` requests. */
+async function measure(label: string, url: string, headers: Record<string, string>): Promise<HttpRow> {
+  await load(url, WARMUP, headers);
+  const { times, seconds } = await load(url, REQUESTS, headers);
+  const sorted = times.sort((a, b) => a - b);
+  return { label, rps: REQUESTS / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+}
+
+/** Measures the three paths. */
+export async function measureHttp(log: (s: string) => void): Promise<HttpRow[]> {
+  const api = startProcess(process.execPath, [join(import.meta.dirname, 'http-api.mjs')], { name: 'http api', env: { ...process.env, BENCH_API_TOKEN: TOKEN } });
+  try {
+    const port = await waitFor(10_000, () => {
+      const first = api.stdout().split('\n')[0];
+      return first && api.stdout().includes('\n') ? Number(first) : undefined;
+    });
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const rows = [await measure('plain HTTP', `http://127.0.0.1:${port}/customers`, auth)];
+    log(`[http] plain: ${rows[0]!.rps.toFixed(0)} requests/s`);
+    const ssh = await setupSshForward({ host: '127.0.0.1', port, user: '', password: '', database: '' });
+    try {
+      rows.push(await measure('ssh -L', `http://127.0.0.1:${ssh.endpoint.port}/customers`, auth));
+      log(`[http] ssh -L: ${rows[1]!.rps.toFixed(0)} requests/s`);
+    } finally {
+      await ssh.close();
+    }
+    const { dir } = tempDir('hoop-bench-http-');
+    const repo = benchPolicyRepo(dir, httpPolicy(port));
+    const gw = await startBenchGateway(
+      ['recording: { enabled: true }', 'policy:', `  repo: ${JSON.stringify(repo)}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_API_TOKEN}"]', '  pullIntervalSeconds: 3600'],
+      {
+        BENCH_API_TOKEN: TOKEN,
+      },
+    );
+    try {
+      const connect = await startBenchConnect<{ url: string }>(gw, 'api');
+      try {
+        rows.push(await measure('hoop connect, policy + masking + recording', `${connect.info.url}/customers`, {}));
+        log(`[http] hoop connect: ${rows[2]!.rps.toFixed(0)} requests/s`);
+      } finally {
+        await connect.stop();
+      }
+    } finally {
+      await gw.stop();
+    }
+    return rows;
+  } finally {
+    await api.stop();
+  }
+}
+
+/** The HTTP table, in markdown: each path's requests/s (and against `ssh -L`'s), p50 and p99. */
+export function formatHttp(rows: HttpRow[]): string[] {
+  const ssh = rows.find((r) => r.label === 'ssh -L');
+  return [
+    `| HTTP GET (a 1.2 KB JSON answer), ${REQUESTS} requests, ${CONCURRENCY} at once | requests/s | vs ssh -L | p50 | p99 |`,
+    '|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.label} | ${r.rps.toFixed(0)} | ${ssh ? `${(r.rps / ssh.rps).toFixed(2)}×` : ''} | ${r.p50.toFixed(3)} ms | ${r.p99.toFixed(3)} ms |`),
+    '',
+  ];
+}
