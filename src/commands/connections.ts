@@ -25,7 +25,7 @@ export function connectionsCommand(io: CliIo): Command {
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)')
-    .option('--json', 'print one JSON object: { gateway, connections: [{ name, type, database | user and hostKeys, mode?, until?, clientRecords?, unavailable? }] }')
+    .option('--json', 'print one JSON object: { gateway, connections: [{ name, type, database | user and hostKeys | url, mode?, until?, clientRecords?, unavailable? }] }')
     .action(async (opts: ConnectionsOptions) => {
       const provider = await commandTokenProvider(io, opts);
       try {
@@ -45,7 +45,7 @@ export function connectionsCommand(io: CliIo): Command {
           ...connections.map((c) => [
             c.name,
             c.type,
-            (c.type === 'ssh' ? c.user : c.database) ?? '-',
+            (c.type === 'ssh' ? c.user : c.type === 'http' ? c.url : c.database) ?? '-',
             ...(withMode ? [`${c.mode ?? '-'}${c.until ? ` (requested, until ${c.until.replace('T', ' ').replace(/\.\d+Z$/, 'Z')})` : ''}`] : []),
           ]),
         ];
