@@ -356,6 +356,9 @@ describe('the HTTP lane', () => {
     expect(shown).toContain('> GET /customers?marker=recorded HTTP/1.1');
     expect(shown).toContain('< HTTP/1.1 200 OK');
     expect(shown).toContain('**** **** **** 1111');
+    const replayed = await stack.run(['sessions', 'replay', id, '--no-tty', ...gw], token);
+    expect(replayed.code, replayed.stderr).toBe(0);
+    expect(replayed.stdout).toContain('> GET /customers?marker=recorded HTTP/1.1');
     expect(events).not.toContain('callers-own-secret');
     expect(events).not.toContain(TOKEN);
     expect(events).not.toContain(CARD);
