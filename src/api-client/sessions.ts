@@ -14,7 +14,7 @@ import { suggestingNearest } from '../suggest.js';
 /**
  * `GET /v1/sessions`: the sessions the caller may see (their own; everyone's for an auditor),
  * running ones first, then ended ones newest first, filtered by `user`, `connection`, `since`,
- * `until`, `denied`, `table`, `column`, `tool`.
+ * `until`, `denied`, `table`, `column`, `tool`, `path`, `method`.
  */
 export async function listSessions(endpoint: GatewayEndpoint, token: string, filter: Record<string, string> = {}): Promise<{ sessions: SessionSummary[]; auditor: boolean }> {
   const { body } = await requestJson(endpoint, 'GET', apiPath.sessions(filter), { token });

@@ -253,6 +253,10 @@ export const sessionSummarySchema = recordObject({
   tools: z.array(z.string()).optional(),
   /** False when the agent called more distinct tools than `tools` keeps: it may have called any. */
   toolsComplete: z.boolean().optional(),
+  /** HTTP: the requests the client made, as `METHOD /path`, allowed or not (at most 1,000 distinct). */
+  requests: z.array(z.string()).optional(),
+  /** False when the client made more distinct requests than `requests` keeps: it may have made any. */
+  requestsComplete: z.boolean().optional(),
   /** False when the session ran more distinct statements (or named more columns) than were analysed for `tables` and `columns`. */
   tablesComplete: z.boolean(),
   /** Rows the client received (result rows and COPY TO data), in all its statements; absent before hoop counted them. */

@@ -51,7 +51,9 @@ interface ExecOptions {
 /** Builds the `exec` command. */
 export function execCommand(io: CliIo): Command {
   return new Command('exec')
-    .description('run SQL through the gateway (its policy, masking and recording) and print the results as psql does, or make one request on an http connection (METHOD PATH); exit 0 ok, 1 SQL or API error, 3 refused, 4 needs approval')
+    .description(
+      'run SQL through the gateway (its policy, masking and recording) and print the results as psql does, or make one request on an http connection (METHOD PATH); exit 0 ok, 1 SQL or API error, 3 refused, 4 needs approval',
+    )
     .argument('<connection>', 'connection name, as `hoop connections` lists it')
     .argument('[request...]', 'an http connection: METHOD PATH, as curl takes them (GET /orders?status=open)')
     .addOption(new Option('-c, --command <sql>', 'run these statements (repeat for several, each its own query)').argParser((v: string, all: string[] = []) => [...all, v]))

@@ -37,6 +37,8 @@ interface LsFlags extends SessionsFlags {
   denied?: boolean;
   table?: string;
   tool?: string;
+  path?: string;
+  method?: string;
   column?: string;
   minRows?: string;
 }
@@ -67,6 +69,8 @@ function lsCommand(io: CliIo): Command {
     .option('--denied', 'only sessions in which the policy refused a statement')
     .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
     .option('--tool <name>', 'only MCP sessions whose agent called this tool, allowed or not (a glob: "write_*")')
+    .option('--path <glob>', 'only HTTP sessions that requested a path this glob matches, allowed or not ("/orders/*/refund", "/admin/**")')
+    .option('--method <method>', 'only HTTP sessions that made a request of this method (with --path: on such a path)')
     .option('--column <table.column>', 'only sessions whose statements read or named this column, masked or not (e.g. customers.card_number)')
     .option('--min-rows <n>', 'only sessions whose statements read or changed at least n rows in all')
     .option('--json', 'print one JSON document { sessions: [...] }')
@@ -83,7 +87,7 @@ function timeBound(value: string): string {
 /** `hoop sessions ls`: uploads this machine's leftover records, then lists the sessions that match, as JSON or a table. */
 async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   const filter: Record<string, string> = {};
-  for (const k of ['user', 'connection', 'run', 'agent', 'via', 'role', 'since', 'until', 'table', 'column', 'tool'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+  for (const k of ['user', 'connection', 'run', 'agent', 'via', 'role', 'since', 'until', 'table', 'column', 'tool', 'path', 'method'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
   if (flags.denied) filter.denied = '1';
   if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
   const { sessions, local } = await listSessionsFromHere(io, flags, filter);

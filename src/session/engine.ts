@@ -272,6 +272,8 @@ export interface SessionReport {
   sql(text: string): void;
   /** MCP: the agent called this tool (allowed or not). */
   tool(name: string): void;
+  /** HTTP: the client asked for `method` on `path` (as judged: decoded, without its query), allowed or not. */
+  request(method: string, path: string): void;
   /** The client received a column masked as a whole: its origin (`schema.table.column`) or name, and the strategy. */
   masked(column: string, strategy: string): void;
   /** What the relations a statement named read beyond themselves. */

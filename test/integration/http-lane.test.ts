@@ -351,6 +351,13 @@ describe('the HTTP lane', () => {
       }
       throw new Error('not recorded yet');
     });
+    // The index finds it by path and method.
+    const byPath = async (...args: string[]): Promise<string[]> =>
+      (JSON.parse((await stack.run(['sessions', 'ls', '--json', ...args, ...gw], token)).stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id);
+    expect(await byPath('--path', '/customers')).toContain(id);
+    expect(await byPath('--path', '/cust*', '--method', 'get')).toContain(id);
+    expect(await byPath('--path', '/customers', '--method', 'POST')).not.toContain(id);
+    expect(await byPath('--path', '/admin/**')).not.toContain(id);
     // As curl -v prints an exchange.
     const shown = (await stack.run(['sessions', 'show', id, ...gw], token)).stdout;
     expect(shown).toContain('> GET /customers?marker=recorded HTTP/1.1');

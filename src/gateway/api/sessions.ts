@@ -16,7 +16,7 @@
 import type * as http from 'node:http';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
-import { globMatches } from '../../glob.js';
+import { globMatches, segmentGlob } from '../../glob.js';
 import type { RecordKind } from '../../recording/spool.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
 import { owns, type Callers } from '../sessions/callers.js';
@@ -53,6 +53,9 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
   const table = query.get('table')?.toLowerCase() ?? null;
   const column = query.get('column')?.toLowerCase() ?? null;
   const tool = query.get('tool');
+  const method = query.get('method')?.toUpperCase() ?? null;
+  const path = query.get('path');
+  const paths = path === null ? undefined : segmentGlob(path);
   const minRowsText = query.get('min-rows');
   const minRows = minRowsText === null ? undefined : Number(minRowsText);
   if (minRows !== undefined && !(Number.isSafeInteger(minRows) && minRows >= 0)) throw new HttpError(400, 'min-rows must be a whole number of rows, such as 1000');
@@ -71,7 +74,15 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
     (column === null || s.tablesComplete === false || (s.tables ?? []).includes('*') || columnSeen(s, column)) &&
     // A session that called more tools than its line keeps (toolsComplete false) may have called any.
     (tool === null || s.toolsComplete === false || (s.tools ?? []).some((t) => globMatches(tool, t))) &&
+    // Likewise a session that made more requests than its line keeps.
+    ((method === null && paths === undefined) || s.requestsComplete === false || (s.requests ?? []).some((r) => requestMatches(r, method, paths))) &&
     (minRows === undefined || (s.rowsRead ?? 0) + (s.rowsChanged ?? 0) >= minRows);
+}
+
+/** Whether a request of the index (`METHOD /path`) is of `method` (when given) on a path `paths` matches (when given). */
+function requestMatches(request: string, method: string | null, paths: ((path: string) => boolean) | undefined): boolean {
+  const space = request.indexOf(' ');
+  return (method === null || request.slice(0, space) === method) && (paths === undefined || paths(request.slice(space + 1)));
 }
 
 /**

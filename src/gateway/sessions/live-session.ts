@@ -121,6 +121,10 @@ export class LiveSession implements SessionReport {
   readonly tools = new Set<string>();
   /** A tool was called that {@link tools} had no room for. */
   #toolsCut = false;
+  /** HTTP: the requests the client made, as `METHOD /path` (at most 1,000 distinct). */
+  readonly requests = new Set<string>();
+  /** A request was made that {@link requests} had no room for. */
+  #requestsCut = false;
   /** What the client last said the session is for (its `context` message's `intent`), for reviewers. */
   intent: string | undefined;
   /** PostgreSQL: the role and database it signed in as. */
@@ -185,6 +189,12 @@ export class LiveSession implements SessionReport {
     else this.#toolsCut = true;
   }
 
+  request(method: string, path: string): void {
+    const r = `${method} ${path}`;
+    if (this.requests.size < MAX_TOOLS || this.requests.has(r)) this.requests.add(r);
+    else this.#requestsCut = true;
+  }
+
   masked(column: string, strategy: string): void {
     if (this.maskedColumns.size < 1000) this.maskedColumns.set(column, strategy);
   }
@@ -228,6 +238,8 @@ export class LiveSession implements SessionReport {
       ...(touched ?? { tables: [], written: [], columns: [], tablesComplete: false }),
       ...(this.tools.size > 0 ? { tools: [...this.tools].sort() } : {}),
       ...(this.#toolsCut ? { toolsComplete: false } : {}),
+      ...(this.requests.size > 0 ? { requests: [...this.requests].sort() } : {}),
+      ...(this.#requestsCut ? { requestsComplete: false } : {}),
       maskedColumns: [...this.maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
       recording: this.recording === undefined ? 'none' : this.recordingFailed ? 'failed' : end ? 'complete' : 'running',
       bytesFromClient: end?.bytesFromClient ?? 0,

@@ -197,6 +197,7 @@ export class HttpRelay {
 
   /** A request, whole: counted against its identity's rate, through the stages, then forwarded, refused or held. */
   #take(req: HttpRequest): void {
+    this.#session.report?.request(req.method, `/${req.target.segments.join('/')}`);
     const perMinute = this.#session.lane?.http?.limits.requestsPerMinute;
     const { identity, connection } = this.#session;
     const wait = perMinute === undefined ? undefined : this.#rates.take(`${connection.name}\n${identity.issuer}\n${identity.subject}`, perMinute);
