@@ -112,8 +112,9 @@ function compile(rule: HttpRule): CompiledRule {
   const globs = m.paths?.flatMap(spelled).map((g) => ({ exact: segmentGlob(g), folded: segmentGlob(folded(g)) }));
   const values: CompiledRule['values'] = [];
   for (const [name, want] of Object.entries(m.query ?? {})) {
-    // A refusing rule reads a parameter by every name a server takes for it: case-folded, with a `[]` or `[key]` suffix (qs, PHP, Rails), in the query or a form body.
-    const named = (n: string): boolean => n === name || (refuses && folded(n.replace(/\[.*$/, '')) === folded(name));
+    // A refusing rule reads a parameter by every name a server takes for it: case-folded, with a `[]` or `[key]` suffix (qs, PHP, Rails), `.`, `-`, space and `[` as `_` (PHP), in the query or a form body.
+    const folds = paramName(name);
+    const named = (n: string): boolean => n === name || (refuses && paramName(n.replace(/\[[^\]]*\].*$/, '')) === folds);
     values.push({
       of: (ask) => {
         const found = ask.query.filter(([n]) => named(n)).map(([, v]) => v);
@@ -124,7 +125,14 @@ function compile(rule: HttpRule): CompiledRule {
       match: valueMatcher(want, refuses),
     });
   }
-  for (const [name, want] of Object.entries(m.headers ?? {})) values.push({ of: (ask) => [...(ask.headers.get(name) ?? [])], match: valueMatcher(want, refuses) });
+  for (const [name, want] of Object.entries(m.headers ?? {})) {
+    // A refusing rule reads a field under `_` as under `-` too (CGI, Rack and WSGI name both HTTP_X_NAME).
+    const cgi = headerName(name);
+    values.push({
+      of: (ask) => (refuses ? [...ask.headers].filter(([n]) => headerName(n) === cgi).flatMap(([, v]) => v) : [...(ask.headers.get(name) ?? [])]),
+      match: valueMatcher(want, refuses),
+    });
+  }
   for (const [field, want] of Object.entries(m.body ?? {})) {
     const path = field.split('.');
     values.push({
@@ -144,14 +152,35 @@ function compile(rule: HttpRule): CompiledRule {
     ...(globs
       ? {
           path: (p: string) => {
-            // A refusing rule reads a path with a trailing `/` as routers that ignore it do.
-            const paths = refuses && p.length > 1 && p.endsWith('/') ? [p, p.slice(0, -1)] : [p];
+            // A refusing rule reads a path as routers that ignore a trailing `/` or a format suffix (`/refund.json`: Rails, Django REST, Spring) do.
+            const paths = refuses ? pathSpellings(p) : [p];
             return paths.some((x) => globs.some((g) => g.exact(x) || (refuses && g.folded(folded(x)))));
           },
         }
       : {}),
     values,
   };
+}
+
+/** A parameter's name as the readers that fold names read it: case-folded, and `.`, `-`, space and `[` as `_`. */
+function paramName(name: string): string {
+  return folded(name).replace(/[.\- []/g, '_');
+}
+
+/** A field's name with `_` read as `-` (lower case, as fields are named here). */
+function headerName(name: string): string {
+  return name.toLowerCase().replace(/_/g, '-');
+}
+
+/** `path` as routers that drop a trailing `/` or a format suffix of its last segment read it. */
+function pathSpellings(path: string): string[] {
+  const out = [path];
+  const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  if (trimmed !== path) out.push(trimmed);
+  const last = trimmed.slice(trimmed.lastIndexOf('/') + 1);
+  const dot = last.lastIndexOf('.');
+  if (dot > 0) out.push(trimmed.slice(0, trimmed.length - last.length + dot));
+  return out;
 }
 
 /** The values at `path` in `json`, each key compared case-folded (every object key that folds to it). */
@@ -172,7 +201,8 @@ function valuesAtFolded(json: unknown, path: readonly string[]): unknown[] {
 
 function matches(c: CompiledRule, ask: HttpAsk, path: string): boolean {
   const m = c.rule.match;
-  if (m.methods && !m.methods.includes(ask.method)) return false;
+  // A refusing rule on GET meets HEAD too: servers answer HEAD by running GET's handler.
+  if (m.methods && !m.methods.includes(ask.method) && !(c.refuses && ask.method === 'HEAD' && m.methods.includes('GET'))) return false;
   if (c.path && !c.path(path)) return false;
   return c.values.every(({ of, match }) => {
     const values = of(ask);

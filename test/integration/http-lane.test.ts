@@ -75,6 +75,11 @@ function startApi(): Promise<Server> {
           .writeHead(206, { 'content-type': 'application/json', 'content-range': `bytes ${range[1]}-${range[2]}/${whole.length}` })
           .end(whole.subarray(Number(range[1]), Number(range[2]) + 1));
       if (path === '/v1/range') return void res.writeHead(200, { 'content-type': 'application/json' }).end(whole);
+      if (path === '/v1/fraction') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"n":4111111111111111.5}');
+      if (path === '/v1/echo-b64')
+        return void res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ b: Buffer.from(`{"auth":"${req.headers.authorization}"}`).toString('base64'), hex: Buffer.from(`${req.headers.authorization}`).toString('hex') }));
       if (path === '/v1/bare') return void res.writeHead(200, { 'content-type': 'application/json' }).end(CARD);
       if (path === '/v1/long-number') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"pan":4000000000000079190}');
       if (path === '/v1/event-id') return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(`id: ${CARD}\n: ${CARD}\ndata: x\n\n`);
@@ -129,6 +134,9 @@ http:
     - { name: refunds-reviewed, match: { methods: [POST], paths: ["/orders/*/refund"] }, action: review }
     - { name: no-vip, match: { methods: [POST], paths: ["/orders/**"], body: { tier: vip } }, action: deny }
     - { name: no-csv, match: { paths: ["/export"], query: { format: csv } }, action: deny }
+    - { name: no-get-report, match: { methods: [GET], paths: ["/report"] }, action: deny }
+    - { name: no-debug, match: { headers: { x-debug: "*" } }, action: deny }
+    - { name: no-debug-mode, match: { query: { debug_mode: "*" } }, action: deny }
 `,
     ['${env:APP_*}'],
     { env: { APP_API_TOKEN: TOKEN, APP_NGINX_KEY: NGINX_KEY } },
@@ -409,6 +417,20 @@ describe('hostile requests and answers', () => {
     expect(await status('/export?format=json')).toBe(200);
   });
 
+  it('refuses a _method wherever a body may carry it, and reads a request as routers that fold names, suffixes and HEAD do', async () => {
+    const before = seen.length;
+    const multipart = new FormData();
+    multipart.append('_method', 'DELETE');
+    expect(await status('/orders/106/pay', { method: 'POST', body: multipart })).toBe(400);
+    expect(await status('/orders/106/pay', { method: 'POST', body: '_method=DELETE' })).toBe(400);
+    expect(await status('/orders/106/pay', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"_method":"DELETE"}' })).toBe(400);
+    expect(await status('/report', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded, text/plain' }, body: 'debug_mode=1' })).toBe(403);
+    for (const path of ['/admin.json', '/admin/users.json', '/report?x=1']) expect(await status(path, { method: path.startsWith('/report') ? 'HEAD' : 'GET' }), path).toBe(403);
+    expect(await status('/customers', { headers: { x_debug: '1' } })).toBe(403);
+    for (const q of ['debug.mode=1', 'debug+mode=1', 'debug[mode=1', 'Debug-Mode=1']) expect(await status(`/customers?${q}`), q).toBe(403);
+    expect(seen.length).toBe(before);
+  });
+
   it("masks what a Range, bare values, a long number or an event's id would carry out", async () => {
     const partial = await fetch(`${url}/range`, { headers: { range: 'bytes=9-27' } });
     expect(await partial.text()).not.toContain(CARD);
@@ -422,9 +444,13 @@ describe('hostile requests and answers', () => {
     expect(long).not.toContain('4000000000000079190');
     const events = await (await fetch(`${url}/event-id`)).text();
     expect(events).not.toContain(CARD);
+    expect(await (await fetch(`${url}/fraction`)).text()).not.toContain('4111111111111111');
   });
 
   it('never hands the credential back: escaped in JSON, in the reason phrase, as a field name', async () => {
+    const encoded = (await (await fetch(`${url}/echo-b64`)).json()) as { b: string; hex: string };
+    expect(Buffer.from(encoded.b, 'base64').toString('latin1')).not.toContain(TOKEN.slice(2, -2));
+    expect(encoded.hex).not.toContain(Buffer.from(TOKEN).toString('hex'));
     const escaped = await (await fetch(`${url}/escaped`)).text();
     expect(JSON.parse(escaped).t).not.toContain(TOKEN.slice(1));
     const raw = await exchange(`GET ${new URL(url).pathname}/reason HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);

@@ -66,14 +66,31 @@ export function credentialSpellings(credential: HttpCredential): Buffer[] {
   if (secrets[0]!.length < MIN_SECRET_LENGTH)
     throw new Error(`the credential is shorter than ${MIN_SECRET_LENGTH} characters: the gateway could not keep it out of responses without masking ordinary text`);
   const spellings = new Set<string>();
+  const other = (c: string): boolean => !/[A-Za-z0-9]/.test(c);
   for (const s of secrets) {
-    spellings.add(s);
+    const bytes = Buffer.from(s, 'utf8');
     const encoded = encodeURIComponent(s);
+    const json = JSON.stringify(s).slice(1, -1);
+    spellings.add(s);
     spellings.add(encoded);
     spellings.add(encoded.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()));
-    spellings.add(JSON.stringify(s).slice(1, -1));
-    spellings.add(JSON.stringify(s).slice(1, -1).replace(/\//g, '\\/'));
-    spellings.add(Buffer.from(s, 'utf8').toString('base64'));
+    spellings.add(encodeURIComponent(encoded));
+    spellings.add(json);
+    spellings.add(json.replace(/\//g, '\\/'));
+    spellings.add([...s].map((c) => (other(c) ? `&#x${c.charCodeAt(0).toString(16).toUpperCase()};` : c)).join(''));
+    spellings.add([...s].map((c) => (other(c) ? `&#${c.charCodeAt(0)};` : c)).join(''));
+    spellings.add([...s].map((c) => (other(c) ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c)).join(''));
+    spellings.add(bytes.toString('hex'));
+    spellings.add(bytes.toString('hex').toUpperCase());
+    // In base64 (and base64url) the secret's bytes read the same whatever comes before them, but for the first and last characters of its run: each of the three alignments' stable middle.
+    for (const at of [0, 1, 2]) {
+      const b64 = Buffer.concat([Buffer.alloc(at), bytes]).toString('base64');
+      const middle = at === 0 ? b64.replace(/=+$/, '').slice(0, Math.floor((bytes.length * 4) / 3)) : b64.slice(4, -4);
+      if (at === 0) spellings.add(b64);
+      if (middle.length < MIN_SECRET_LENGTH) continue;
+      spellings.add(middle);
+      spellings.add(middle.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
   }
   return [...spellings].map((s) => Buffer.from(s, 'utf8')).sort((a, b) => b.length - a.length);
 }
@@ -96,35 +113,38 @@ export class SecretMask {
 
   push(chunk: Buffer): Buffer {
     const joined = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
-    const { bytes: all, last: masked } = this.#mask(joined, joined === chunk);
-    // A spelling masked near the end is whole in `all`: only an unfinished one's start is held.
-    const cut = Math.max(masked, all.length - this.#keep);
+    const all = this.#mask(joined, joined === chunk, false);
+    // The last bytes are held: a spelling may begin there (or run on past a shorter one) that the next chunk completes.
+    const cut = Math.max(0, all.length - this.#keep);
     this.#held = all.subarray(cut);
     return all.subarray(0, cut);
   }
 
   end(): Buffer {
-    const rest = this.#held;
+    const rest = this.#mask(this.#held, false, true);
     this.#held = Buffer.alloc(0);
     return rest;
   }
 
-  /** `bytes` with every spelling masked (in place, or in a copy when `borrowed`, the caller's chunk, has one), and the end of the last one masked. */
-  #mask(bytes: Buffer, borrowed: boolean): { bytes: Buffer; last: number } {
-    let last = 0;
+  /**
+   * `bytes` with every spelling masked (in place, or in a copy when `borrowed`, the caller's chunk,
+   * has one); unless `final`, a spelling that begins where a longer one could still run past the
+   * end is left for the next chunk.
+   */
+  #mask(bytes: Buffer, borrowed: boolean, final: boolean): Buffer {
     let own = !borrowed;
+    const seen = final ? bytes.length : bytes.length - this.#keep;
     for (const s of this.#spellings) {
-      for (let at = bytes.indexOf(s); at >= 0; at = bytes.indexOf(s, at + 1)) {
+      for (let at = bytes.indexOf(s); at >= 0 && at < seen; at = bytes.indexOf(s, at + 1)) {
         // A chunk with nothing to mask goes on as it came: copied only once there is.
         if (!own) {
           bytes = Buffer.from(bytes);
           own = true;
         }
         bytes.fill(0x2a, at, at + s.length);
-        last = Math.max(last, at + s.length);
       }
     }
-    return { bytes, last };
+    return bytes;
   }
 }
 

@@ -35,12 +35,16 @@ export class HttpRequestJudge implements HttpStage {
   }
 }
 
-/** A form body's parameters, as servers merge them with the query's: read from `application/x-www-form-urlencoded`; `unread` for multipart or a coded body. */
+/**
+ * A form body's parameters, as servers merge them with the query's: read as urlencoded where the
+ * body says so, or says no type, or more than one (servers split a list and take a form);
+ * `unread` for multipart or a coded body.
+ */
 function formOf(req: HttpRequest): HttpAsk['form'] {
   if (!req.body || req.body.length === 0) return undefined;
-  const types = values(req.fields, 'content-type').map((v) => v.split(';')[0]!.trim().toLowerCase());
+  const types = values(req.fields, 'content-type').flatMap((v) => v.split(',').map((t) => t.split(';')[0]!.trim().toLowerCase()));
   if (types.some((t) => t.startsWith('multipart/'))) return 'unread';
-  if (!types.includes('application/x-www-form-urlencoded')) return undefined;
+  if (types.length === 1 && types[0] !== 'application/x-www-form-urlencoded') return undefined;
   if (values(req.fields, 'content-encoding').some((c) => c.trim().toLowerCase() !== 'identity')) return 'unread';
   return [...new URLSearchParams(req.body.toString('utf8'))];
 }

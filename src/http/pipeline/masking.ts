@@ -60,10 +60,17 @@ export function jsonMasking(
       }
       if (typeof value === 'string') return detected(value);
       if (typeof value !== 'number' && !(value instanceof JsonNumber)) return undefined;
-      // A number as the digits of its value, as its reader gets them (`4111111111111111e0` is a card).
+      // A number as a reader may show it: as written, its whole part, and the digits of its value rounded (`4111111111111111e0`, `4111111111111111.5` are cards).
       const text = jsonText(value);
-      const digits = /[.eE]/.test(text) ? integerDigits(text.replace(/^-/, '')) : undefined;
-      return detected(digits === undefined ? text : `${text.startsWith('-') ? '-' : ''}${digits}`);
+      if (!/[.eE]/.test(text)) return detected(text);
+      const sign = text.startsWith('-') ? '-' : '';
+      const whole = /[eE]/.test(text) ? undefined : text.slice(0, text.indexOf('.'));
+      const rounded = integerDigits(text.replace(/^-/, ''));
+      for (const shown of [text, whole, rounded === undefined ? undefined : `${sign}${rounded}`]) {
+        const made = shown === undefined ? undefined : detected(shown);
+        if (made !== undefined) return made;
+      }
+      return undefined;
     },
     key: (name) => {
       const known = keys.get(name);

@@ -85,7 +85,7 @@ export class RequestReader {
     }
     if (typeof body === 'object' && 'refused' in body) return this.#refuse(body);
     this.#reading = undefined;
-    if (body && overridesInForm(r.head, body)) return this.#refuse({ refused: 'a _method field asks the upstream to read another method: send that method itself', status: 400 });
+    if (body && namesMethod(body)) return this.#refuse({ refused: 'the body names a _method, which servers read as another method: send that method itself', status: 400 });
     return { request: { head: r.head, method: r.head.method, target: r.target, fields: forwarded(r.head), body } };
   }
 
@@ -170,9 +170,11 @@ function forwarded(head: RequestHead): Array<[string, string]> {
   return head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !named.has(n));
 }
 
-/** Whether a form body (`application/x-www-form-urlencoded`) holds a `_method` field. */
-function overridesInForm(head: RequestHead, body: Buffer): boolean {
-  const type = values(head.fields, 'content-type').map((v) => v.split(';')[0]!.trim().toLowerCase());
-  if (!type.includes('application/x-www-form-urlencoded')) return false;
-  return [...new URLSearchParams(body.toString('latin1')).keys()].some((k) => k.toLowerCase() === '_method');
+/**
+ * Whether `body` may name a `_method` a server reads as the request's method: anywhere in it, as
+ * written or percent-encoded (servers read it from urlencoded and multipart forms, from bodies of no
+ * type or a list of types, and from JSON): refused wherever it stands, whatever the body's type.
+ */
+function namesMethod(body: Buffer): boolean {
+  return /_method|%5fmethod/i.test(body.toString('latin1'));
 }
