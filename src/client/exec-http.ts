@@ -8,7 +8,6 @@
  *
  * @see https://curl.se/docs/manpage.html
  */
-import { getConnection } from '../api-client/connections.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
 import { CommandExit, ErrorCode, HoopError, hoopSays } from '../errors.js';
 import { ChunkedReader, readResponseHead, type ResponseHead, values } from '../http/wire/head.js';
@@ -16,11 +15,10 @@ import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv, type Logger } from '../log.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { ControlMessage } from '../tunnel/frames.js';
-import { newSessionId, openTunnel } from '../tunnel/transport.js';
 import { reviewStatusLine } from '../ui/review-lines.js';
-import { VERSION } from '../version.js';
 import { commandTokenProvider, type GatewayFlags } from './client-config.js';
 import { ExecExit } from './exec-statements.js';
+import { openExecTunnel } from './gateway-sql.js';
 
 /** One request as `hoop exec` was given it. */
 export interface ExecRequest {
@@ -113,20 +111,10 @@ export async function requestThroughGateway(o: {
   detach?: boolean;
   context?: Record<string, string>;
 }): Promise<ResponseHead | { held: string }> {
-  const { gateway, ca } = o.provider;
-  const { token } = await o.provider.current();
-  const info = await getConnection({ gateway, ca }, token, o.name);
-  if (info.type !== 'http') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection: METHOD PATH is for http connections`, { hint: `hoop exec ${o.name} -c 'select 1'` });
-  const { channel } = await openTunnel({
-    gateway,
-    connection: o.name,
-    token,
-    sessionId: newSessionId(),
-    clientVersion: VERSION,
-    via: 'exec',
-    ...(ca ? { ca } : {}),
-    ...(o.detach ? { detachReviews: true } : {}),
-  });
+  const { tunnel, token } = await openExecTunnel(o.provider, o.name, o.detach === true, (type) =>
+    type === 'http' ? undefined : new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${type} connection: METHOD PATH is for http connections`, { hint: `hoop exec ${o.name} -c 'select 1'` }),
+  );
+  const { channel } = tunnel;
   const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
   renewal.track(channel, token);
   try {

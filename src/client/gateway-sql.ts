@@ -5,6 +5,7 @@
  * the run's, as the gateway knows from the credential.
  */
 import { getConnection } from '../api-client/connections.js';
+import type { ConnectionInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { mysqlRecordHook, type CommandRecords, type SessionRecord } from './client-records.js';
@@ -60,6 +61,35 @@ function gatewayEnded(channel: TunnelStream): Promise<void> {
   });
 }
 
+/**
+ * Opens an exec session's tunnel on connection `name`, as `provider`'s, when its type is one
+ * `refuse` takes (else its error); `detach`: the session does not wait for reviews. Its connection,
+ * tunnel, and the token it was opened with.
+ */
+export async function openExecTunnel(
+  provider: ResolvedTokenProvider,
+  name: string,
+  detach: boolean,
+  refuse: (type: string) => HoopError | undefined,
+): Promise<{ info: ConnectionInfo; tunnel: OpenedTunnel; token: string }> {
+  const { gateway, ca } = provider;
+  const { token } = await provider.current();
+  const info = await getConnection({ gateway, ca }, token, name);
+  const refused = refuse(info.type);
+  if (refused) throw refused;
+  const tunnel = await openTunnel({
+    gateway,
+    connection: name,
+    token,
+    sessionId: newSessionId(),
+    clientVersion: VERSION,
+    via: 'exec',
+    ...(ca ? { ca } : {}),
+    ...(detach ? { detachReviews: true } : {}),
+  });
+  return { info, tunnel, token };
+}
+
 /** Opens a session on connection `name` as `application` (its `application_name`). */
 export async function openGatewaySql(o: {
   provider: ResolvedTokenProvider;
@@ -74,20 +104,9 @@ export async function openGatewaySql(o: {
   /** Does not wait for reviews: a held statement's review outlives the session (see openTunnel's `detachReviews`). */
   detachReviews?: boolean;
 }): Promise<GatewaySql> {
-  const { gateway, ca } = o.provider;
-  const { token } = await o.provider.current();
-  const info = await getConnection({ gateway, ca }, token, o.name);
-  if (info.type !== 'postgres' && info.type !== 'mysql') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres and mysql connections`);
-  const tunnel = await openTunnel({
-    gateway,
-    connection: o.name,
-    token,
-    sessionId: newSessionId(),
-    clientVersion: VERSION,
-    via: 'exec',
-    ...(ca ? { ca } : {}),
-    ...(o.detachReviews ? { detachReviews: true } : {}),
-  });
+  const { info, tunnel, token } = await openExecTunnel(o.provider, o.name, o.detachReviews === true, (type) =>
+    type === 'postgres' || type === 'mysql' ? undefined : new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${type} connection; SQL runs on postgres and mysql connections`),
+  );
   const { channel } = tunnel;
   let held: ((m: HeldForReview) => void) | undefined;
   channel.on('control', (m: ControlMessage) => {

@@ -654,7 +654,7 @@ describe('hoop mcp', () => {
       type Answer = { content: Array<{ type: string; text: string }>; isError?: boolean };
       const call = async (name: string, args: Record<string, unknown> = {}): Promise<Answer> => (await client.callTool({ name, arguments: args })) as Answer;
       const json = (a: Answer): unknown => JSON.parse(a.content[0]!.text);
-      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['describe_schema', 'list_connections', 'run_sql', 'wait_for_review']);
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['describe_schema', 'http_request', 'list_connections', 'run_sql', 'wait_for_review']);
       expect(json(await call('list_connections'))).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'app', type: 'postgres', database: 'app' })]));
 
       // Compact JSON, each masked column with its strategy: by its table, by its partitioned table, by its name.

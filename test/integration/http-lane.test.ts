@@ -514,7 +514,8 @@ describe.each(testPeople())('an agent contained by hoop run, as $label', (person
         // The API's real name (here this machine's, which the proxy variables leave out: the proxy is named), through the run's egress proxy.
         `curl -s --noproxy '' -x "$HTTPS_PROXY" https://localhost:${nginx.port}/v2/customers.json; echo`,
         `(env; cat "$HOOP_CA_FILE") | grep -c ${TOKEN} || true`,
-        `grep -rl ${TOKEN} "$HOME" /tmp 2>/dev/null | wc -l`,
+        // The files it may read of its person's and of the run's (this test's own source, which holds the token, lies elsewhere).
+        `grep -rl ${TOKEN} "$HOME" "$(dirname "$HOOP_CA_FILE")" "$XDG_RUNTIME_DIR" 2>/dev/null | wc -l`,
       ].join('; ');
       const r = await spawnHoop(
         ['run', '--quiet', '--gateway', stack.gateway.url, '--ca-file', join(base, 'ca.pem'), '--isolation', 'bwrap', '--connect', 'api', '--connect', 'static', '--', 'sh', '-c', script],

@@ -14,6 +14,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc9112
  */
+import { reviewAskOf } from '../../session/review-ask.js';
 import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -236,14 +237,7 @@ export class HttpRelay {
     if (shown === undefined) return refuse(`it asks for a review, and its body is not text, or over ${MAX_REVIEW_TEXT} characters, to show`);
     recording?.stream.event({ t: 'decision', at: realClock.now(), action: 'review', rule: verdict.rule ?? 'http.default', reason: verdict.reason });
     const digest = createHash('sha256').update(shown).digest('hex');
-    const held = reviews.request({
-      sql: shown,
-      digest,
-      ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}),
-      ...(verdict.message !== undefined ? { message: verdict.message } : {}),
-      reason: verdict.reason,
-      settings: verdict.review,
-    });
+    const held = reviews.request(reviewAskOf(shown, digest, { ...verdict, review: verdict.review }));
     const said = { id: held.id, ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}), groups: verdict.review.groups, approvals: verdict.review.approvals };
     if (!held.reused) channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: verdict.review.timeoutMs });
     this.#withdraw = () => held.withdraw('session-ended');

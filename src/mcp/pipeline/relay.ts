@@ -24,6 +24,7 @@
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/lifecycle
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/utilities/cancellation
  */
+import { reviewAskOf } from '../../session/review-ask.js';
 import { realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import type { McpConnection } from '../../config/connection.js';
@@ -274,14 +275,7 @@ export class McpRelay {
     const digest = createHash('sha256')
       .update(`${m.method}\n${jsonText(m.params ?? {})}`)
       .digest('hex');
-    const held = reviews.request({
-      sql: shown,
-      digest,
-      ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}),
-      ...(verdict.message !== undefined ? { message: verdict.message } : {}),
-      reason: verdict.reason,
-      settings: verdict.review,
-    });
+    const held = reviews.request(reviewAskOf(shown, digest, { ...verdict, review: verdict.review }));
     const sent = this.#inFlight.add(ours, m.id, { ...flight, held });
     const what = ask.kind === 'resource' ? ask.uri : ask.name;
     this.notice(`hoop: ${m.method} of ${what} is held for review ${held.id}${verdict.rule ? ` (rule ${verdict.rule})` : ''}; it runs once a reviewer approves: hoop review approve ${held.id}`);

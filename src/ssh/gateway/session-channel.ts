@@ -6,6 +6,7 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-6
  */
+import { reviewAskOf } from '../../session/review-ask.js';
 import { realClock } from '../../clock.js';
 import { createHash } from 'node:crypto';
 import type { Client as SshClient, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
@@ -290,14 +291,7 @@ function whatOf(request: SshRequest): string {
 async function holdForReview(session: TunnelSession<SshConnection>, request: SshRequest, verdict: SshVerdict, down: ServerChannel): Promise<true | string> {
   const what = request.kind === 'exec' ? request.command : `(${request.kind})`;
   if (!session.reviews || !verdict.review) return `${verdict.message ?? 'this needs a review'}, and no reviewers are set for this connection (${verdict.reason})`;
-  const pending = session.reviews.request({
-    sql: what,
-    digest: createHash('sha256').update(`ssh\0${request.kind}\0${what}`).digest('hex'),
-    ...(verdict.rule ? { rule: verdict.rule } : {}),
-    ...(verdict.message ? { message: verdict.message } : {}),
-    reason: verdict.reason,
-    settings: verdict.review,
-  });
+  const pending = session.reviews.request(reviewAskOf(what, createHash('sha256').update(`ssh\0${request.kind}\0${what}`).digest('hex'), { ...verdict, review: verdict.review }));
   const kind = request.kind === 'exec' ? 'command' : request.kind === 'shell' ? 'shell' : 'sftp session';
   down.stderr.write(`hoop: ${verdict.message ?? `this ${kind} needs a review`} (${verdict.reason}); it waits for review ${pending.id} (a reviewer runs: hoop review approve ${pending.id})\r\n`);
   const onClose = (): void => pending.withdraw('cancel');
