@@ -323,6 +323,8 @@ export interface DirectCredentialView {
   expiresAt: string;
   /** A MySQL connection's: the gateway's MySQL port, where its clients connect (PostgreSQL's connect at the gateway's own port). */
   mysqlPort?: number;
+  /** An HTTP connection's: the base path at the gateway's own port (`/direct/<user>/<password>`), every request's path under it. */
+  httpPath?: string;
 }
 
 /** A run as the API answers it (never its secrets); the gateway keeps it so with its owner and secrets' digests (src/gateway/runs/runs.ts). */

@@ -2,9 +2,9 @@
  * `hoop connect --direct <name>`: no local port. The gateway mints a direct credential for the
  * caller on the connection (a user and password good for that connection alone, for `--ttl`), and
  * the client talks TLS to the gateway with it (PostgreSQL's at the gateway's own port, MySQL's at
- * its MySQL port): one hop, the gateway's engine as through a tunnel (policy, masking, reviews,
+ * its MySQL port, HTTP's at the gateway's own port under a base URL whose path holds it): one hop, the gateway's engine as through a tunnel (policy, masking, reviews,
  * recording), but no record of the CLI's, since no hoop is in the client's path. Prints how to
- * connect and a file holding the password (a PGPASSFILE, a MySQL option file); while it runs it renews the credential with the person's current sign-in (which also
+ * connect and a file holding the password (a PGPASSFILE, a MySQL option file, the HTTP base URL); while it runs it renews the credential with the person's current sign-in (which also
  * brings their groups as they are now), and when it stops it revokes it, which ends its sessions.
  * With `--once` it prints and exits: the credential lives its `--ttl` and ends then.
  *
@@ -78,10 +78,22 @@ export interface MysqlDirectJson extends DirectJsonBase {
   optionFile: string;
 }
 
+/** What `hoop connect --direct --json` prints of an HTTP connection. */
+export interface HttpDirectJson extends Omit<DirectJsonBase, 'database'> {
+  /** The base URL at the gateway's own port: every request's path goes under it (its path holds the credential). */
+  url: string;
+  /** The CA the client verifies the gateway with (curl's `--cacert`). */
+  caFile: string;
+  /** A file holding the base URL. */
+  urlFile: string;
+}
+
 /** How a client connects with a minted credential: what `--json` prints, the file holding the password, and the lines shown. */
 interface DirectShown {
-  json: DirectJson | MysqlDirectJson;
+  json: DirectJson | MysqlDirectJson | HttpDirectJson;
   passwordFile: string;
+  /** What that file holds, in words (the password, the base URL). */
+  holds?: string;
   lines: string[];
 }
 
@@ -92,7 +104,7 @@ export async function serveDirect(io: CliIo, o: DirectOptions, provider: Resolve
   const minted = await mintDirect(endpoint, (await provider.current()).token, name, ask);
   const files: string[] = [];
   try {
-    const shown = await (minted.mysqlPort !== undefined ? mysqlShown : postgresShown)(await runtimeDir(io.env), provider, minted, files);
+    const shown = await (minted.httpPath !== undefined ? httpShown : minted.mysqlPort !== undefined ? mysqlShown : postgresShown)(await runtimeDir(io.env), provider, minted, files);
     const { host, port } = shown.json;
     if (o.json) {
       io.stdout.write(`${JSON.stringify(shown.json)}\n`);
@@ -100,7 +112,7 @@ export async function serveDirect(io: CliIo, o: DirectOptions, provider: Resolve
       io.stdout.write(
         [
           `Direct to "${name}" at ${host}:${port}: your client talks TLS to the gateway itself, with no hoop on this machine in its path`,
-          `(the gateway records the session; there is no record of the CLI's). Credential ${minted.id}, good for "${name}" only, until ${minted.expiresAt}${o.once ? '' : ' (renewed while this runs, revoked when it stops)'}; the password is in ${shown.passwordFile}.`,
+          `(the gateway records the session; there is no record of the CLI's). Credential ${minted.id}, good for "${name}" only, until ${minted.expiresAt}${o.once ? '' : ' (renewed while this runs, revoked when it stops)'}; the ${shown.holds ?? 'password'} is in ${shown.passwordFile}.`,
           '',
           'Connect with:',
           ...shown.lines,
@@ -167,6 +179,26 @@ async function mysqlShown(dir: string, provider: ResolvedTokenProvider, minted: 
   files.push(optionFile);
   const json: MysqlDirectJson = { ...credentialFields(minted, host, port), sslCa: root.file, optionFile };
   return { json, passwordFile: optionFile, lines: [`  mysql --defaults-extra-file=${shellQuote(optionFile)}`, ''] };
+}
+
+/** An HTTP client's way in: the base URL at the gateway's port (its path holds the credential), in a file too, and the CA it verifies the gateway with. */
+async function httpShown(dir: string, provider: ResolvedTokenProvider, minted: DirectCredentialView, files: string[]): Promise<DirectShown> {
+  const name = minted.connection;
+  const { host, port } = gatewayAddress(provider.gateway);
+  const url = `${new URL(provider.gateway).origin}${minted.httpPath!}`;
+  const root = await directRootCert(provider.ca, dir, name, port);
+  if (root.written) files.push(root.file);
+  const urlFile = await writeRunFile(dir, `${name}-direct-${port}`, '.url', `${url}\n`);
+  files.push(urlFile);
+  const { database: _none, ...base } = credentialFields(minted, host, port);
+  const json: HttpDirectJson = { ...base, url, caFile: root.file, urlFile };
+  const cacert = root.written ? ` --cacert ${shellQuote(root.file)}` : '';
+  return {
+    json,
+    passwordFile: urlFile,
+    holds: 'base URL',
+    lines: [`  curl${cacert} ${shellQuote(`${url}/`)}PATH`, '', 'or give an API client that base URL (the path is the credential: keep it secret).', ''],
+  };
 }
 
 /**

@@ -58,8 +58,7 @@ export async function connect(io: CliIo, name: string, opts: ConnectOptions): Pr
         hint: `make \`hoop mcp --connection ${name}\` the MCP server command of the agent (hoop mcp config writes it)`,
       });
     if (opts.direct) {
-      if (info.type === 'http') throw new HoopError(ErrorCode.USAGE, `"${name}" is an http connection: --direct is for PostgreSQL and MySQL connections`, { hint: `hoop connect ${name}` });
-      if (info.type === 'ssh') throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: --direct is for PostgreSQL and MySQL connections`, { hint: `hoop connect ${name}` });
+      if (info.type === 'ssh') throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: --direct is for PostgreSQL, MySQL and HTTP connections`, { hint: `hoop connect ${name}` });
       return await serveDirect(io, opts, provider, name, say);
     }
     if (opts.ttl !== undefined || opts.once) throw new HoopError(ErrorCode.USAGE, '--ttl and --once go with --direct');

@@ -1,7 +1,8 @@
 /**
- * Direct clients: PostgreSQL's at the gateway's port (./front/front-door.ts hands them over, TLS
- * done), MySQL's at its MySQL port (./front/mysql-door.ts); their sign-in with a direct credential
- * (../postgres/gateway/direct-front.ts, ../mysql/gateway/direct-front.ts), their admission
+ * Direct clients: PostgreSQL's and HTTP's at the gateway's port (./front/front-door.ts hands them
+ * over, TLS done), MySQL's at its MySQL port (./front/mysql-door.ts); their sign-in with a direct
+ * credential (../postgres/gateway/direct-front.ts, ../mysql/gateway/direct-front.ts,
+ * ../http/gateway/direct-front.ts), their admission
  * as any session's (./sessions/admission.ts: the policy, the identity's bound, the recording, the index,
  * the audit stream), and their CancelRequests, which carry no credential and are honoured by key
  * for direct sessions only.
@@ -9,7 +10,9 @@
 import { realClock } from '../clock.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import type { MysqlConnection, PostgresConnection } from '../config/connection.js';
+import type { HttpConnection, MysqlConnection, PostgresConnection } from '../config/connection.js';
+import type { HttpEngine } from '../http/gateway/engine.js';
+import { serveDirectHttpClient } from '../http/gateway/direct-front.js';
 import { serveDirectMysqlClient } from '../mysql/gateway/direct-front.js';
 import type { MysqlEngine } from '../mysql/gateway/engine.js';
 import { packet as mysqlPacket } from '../mysql/wire/packets.js';
@@ -22,7 +25,7 @@ import type { TlsSessionChannel } from '../session/tls-channel.js';
 import type { TunnelErrorBody } from '../tunnel/accept.js';
 import type { SessionAdmission } from './sessions/admission.js';
 import type { ConnectionGuard } from './front/connection-guard.js';
-import { directSecret, type DirectRecord } from './credentials/direct-credentials.js';
+import { directPasswordMatches, directSecret, type DirectRecord } from './credentials/direct-credentials.js';
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf, peerText, tellPeer } from './front/peer-address.js';
 import { hoopSays } from '../errors.js';
@@ -58,11 +61,11 @@ const REFUSED_GRACE_MS = 5_000;
 export function directEndpoint(
   parts: GatewayParts,
   admission: SessionAdmission,
-  engines: { postgres: PostgresEngine; mysql: MysqlEngine | undefined },
+  engines: { postgres: PostgresEngine; mysql: MysqlEngine | undefined; http: HttpEngine },
   o: { guard: ConnectionGuard; handshakeTimeoutMs: { postgres: number; mysql: number }; secureContext: SecureContext },
 ) {
   const { guard, handshakeTimeoutMs, secureContext } = o;
-  const { postgres: engine, mysql } = engines;
+  const { postgres: engine, mysql, http } = engines;
   const { directs, cancels, log } = parts;
   // A CancelRequest carries no credential, only a 32-bit secret: one source address sends a few a second, not a guessing run.
   const recent = new Map<string, { since: number; count: number }>();
@@ -137,6 +140,33 @@ export function directEndpoint(
           guard.spoke(ch);
         },
         signedIn: (ch) => guard.trust(ch),
+      });
+    },
+    /** An HTTPS client whose first request names a direct credential (`/direct/<user>/<password>/…`), with the bytes read to tell. */
+    http(channel: TlsSessionChannel, seen: Buffer): void {
+      void serveDirectHttpClient<DirectRecord>(channel, seen, {
+        credential: async (user, password) => {
+          const record = await directs.find(user);
+          if (!record || !(await directPasswordMatches(record, password))) return { refused: 'the direct credential in the URL is not valid', hint: 'ask for a new one with hoop connect --direct' };
+          const refused = directs.refusal(record);
+          if (refused) return { refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` };
+          guard.trust(channel);
+          return { value: record };
+        },
+        admit: (record, prefix, answer) =>
+          admission.admitDirect(
+            record,
+            'http',
+            peerText(channel),
+            answer,
+            (session) => {
+              const served = http.serve(session as TunnelSession<HttpConnection>);
+              channel.resume();
+              return served;
+            },
+            prefix,
+          ),
+        spoke: () => guard.spoke(channel),
       });
     },
     /** A CancelRequest that came in the clear (libpq before 17). */

@@ -22,6 +22,7 @@ import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/gateway/engine.js';
 import type { MysqlEngine, MysqlEngineOptions } from '../mysql/gateway/engine.js';
+import type { HttpEngine } from '../http/gateway/engine.js';
 import { type SessionPolicy, SessionAdmission } from './sessions/admission.js';
 import type { Clock } from '../clock.js';
 import { AuthRefusals } from './identity/auth-refusals.js';
@@ -238,9 +239,14 @@ function frontDoor(
   const { config, log } = parts;
   const secureContext = tls.createSecureContext({ cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true });
   const handshakeTimeoutMs = { postgres: options.postgres?.handshakeTimeoutMs ?? 15_000, mysql: options.mysql?.handshakeTimeoutMs ?? 15_000 };
-  const direct = directEndpoint(parts, admission, { postgres: engines.postgres as PostgresEngine, mysql: engines.mysql as MysqlEngine | undefined }, { guard, handshakeTimeoutMs, secureContext });
+  const direct = directEndpoint(
+    parts,
+    admission,
+    { postgres: engines.postgres as PostgresEngine, mysql: engines.mysql as MysqlEngine | undefined, http: engines.http as HttpEngine },
+    { guard, handshakeTimeoutMs, secureContext },
+  );
   const balancers = config.proxyProtocol ? new Balancers(config.proxyProtocol.from) : undefined;
-  const main = openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, ...(balancers ? { balancers } : {}), log });
+  const main = openFrontDoor({ secureContext, http: api, postgres: direct.postgres, httpDirect: direct.http, cancel: direct.cancel, guard, ...(balancers ? { balancers } : {}), log });
   const mysql = config.mysqlListen ? openMysqlDoor({ guard, serve: direct.mysql, ...(balancers ? { balancers } : {}), log }) : undefined;
   return { main, mysql };
 }

@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectHttpJson } from '../../src/connect-json.js';
+import type { HttpDirectJson } from '../../src/client/connect-direct.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { startNginx, type Nginx } from '../harness/nginx.js';
@@ -477,6 +478,76 @@ describe('hostile requests and answers', () => {
     } finally {
       for (const s of silent) s.destroy();
     }
+  });
+});
+
+describe('hoop connect --direct of an HTTP connection', () => {
+  it("serves a client at the gateway's own port under a base URL holding the credential: judged, masked, recorded; a wrong or revoked credential and a second spelling of the path are refused", async () => {
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const token = await stack.token('alice');
+    const running = await stack.connect('api', token, ['--direct']);
+    const d = running.info as unknown as HttpDirectJson;
+    const curl = async (target: string, ...more: string[]): Promise<{ code: string; body: string }> => {
+      const { stdout } = await run('curl', ['-s', '--path-as-is', '--cacert', stack.pki.caFile, '-w', '\\n%{http_code}', ...more, target]);
+      const at = stdout.lastIndexOf('\n');
+      return { body: stdout.slice(0, at), code: stdout.slice(at + 1) };
+    };
+    let id: string;
+    try {
+      expect(d).toMatchObject({ connection: 'api', port: stack.gateway.port });
+      expect(d.url).toBe(`${stack.gateway.url}/direct/${d.user}/${d.password}`);
+      expect(readFileSync(d.urlFile, 'utf8').trim()).toBe(d.url);
+      const got = await curl(`${d.url}/customers?marker=direct`, '-H', 'authorization: Bearer the-callers-own');
+      expect(got.code).toBe('200');
+      expect(JSON.parse(got.body)).toEqual([{ id: 1, name: 'Ada', email: 'ada@example.com', card: '**** **** **** 1111' }]);
+      expect(seen.at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      expect((await curl(`${d.url}/admin/users`)).code).toBe('403');
+      expect((await curl(`${d.url}/%61dmin/users`)).code).toMatch(/^40[03]$/);
+      // Two requests on one connection: the second without the credential's path is refused by the session, never the API's.
+      const two = await run('curl', [
+        '-s',
+        '--cacert',
+        stack.pki.caFile,
+        '-w',
+        '%{http_code} %{num_connects}\\n',
+        '-o',
+        '/dev/null',
+        `${d.url}/customers`,
+        '-o',
+        '/dev/null',
+        `${stack.gateway.url}/v1/connections`,
+      ]);
+      expect(two.stdout.trim().split('\n')).toEqual(['200 1', '404 0']);
+      // A wrong password, an unknown user, none at all: 401, nothing opened.
+      const wrong = d.password.slice(0, -1) + (d.password.endsWith('A') ? 'B' : 'A');
+      for (const bad of [`/direct/${d.user}/${wrong}/customers`, `/direct/dc_${'x'.repeat(22)}/${d.password}/customers`, '/direct/customers']) {
+        const r = await curl(`${stack.gateway.url}${bad}`);
+        expect(r.code, bad).toBe('401');
+        expect(r.body).toMatch(/direct credential/);
+      }
+      // The API on the same port is as it was.
+      expect((await curl(`${stack.gateway.url}/v1/connections`, '-H', `authorization: Bearer ${token}`)).code).toBe('200');
+      id = await eventually(async () => {
+        const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', '--path', '/customers', ...gw], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; via: string }> };
+        const direct = ls.sessions.filter((s) => s.via === 'direct');
+        expect(direct.length).toBeGreaterThan(0);
+        return direct[0]!.id;
+      });
+    } finally {
+      await running.stop();
+    }
+    // Its recording holds the requests as forwarded, never the credential's path.
+    const events = await eventually(async () => {
+      const ex = await stack.run(['sessions', 'export', id, ...gw], { HOOP_TOKEN: token });
+      expect(ex.code, ex.stderr).toBe(0);
+      return ex.stdout;
+    });
+    expect(events).not.toContain(d.password);
+    expect(events).not.toContain(TOKEN);
+    // Stopped, it revoked the credential.
+    const after = await curl(`${d.url}/customers`);
+    expect(after.code).toBe('401');
+    expect(after.body).toContain(`direct credential ${d.id} was revoked`);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * Direct credentials at the API (../credentials/direct-credentials.ts): `POST /v1/connections/{name}/direct`
- * mints one for the caller on a PostgreSQL connection they may use directly (a person: `via:
+ * mints one for the caller on a PostgreSQL, MySQL or HTTP connection they may use directly (a person: `via:
  * direct`; a run's credential: the run's own way in, on its connections); `POST
  * /v1/direct/{id}/renew` extends one with its person's fresh credential; `DELETE /v1/direct/{id}`
  * revokes one, and its sessions end.
@@ -15,6 +15,7 @@ import { HttpError } from '../http/http-error.js';
 import { checkBody } from '../http/respond.js';
 import type { GatewayParts } from '../parts/parts.js';
 import { runForbidden } from '../runs/runs.js';
+import { directHttpPath } from '../../http/gateway/direct-front.js';
 
 /** The direct-credential endpoints. */
 export function directApi(parts: GatewayParts, callers: Callers) {
@@ -29,8 +30,8 @@ export function directApi(parts: GatewayParts, callers: Callers) {
         ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity))
         : { connection: callers.lookup(identity, name), grant: undefined };
       const { connection } = found;
-      if (connection.type === 'ssh' || connection.type === 'mcp' || connection.type === 'http')
-        throw new HttpError(400, `"${name}" is an ${connection.type} connection: direct connections are PostgreSQL's and MySQL's`, {
+      if (connection.type === 'ssh' || connection.type === 'mcp')
+        throw new HttpError(400, `"${name}" is an ${connection.type} connection: direct connections are PostgreSQL's, MySQL's and HTTP's`, {
           hint: connection.type === 'mcp' ? `hoop mcp --connection ${name}` : `hoop connect ${name}`,
         });
       const mysqlPort = config.mysqlListen?.port;
@@ -38,7 +39,8 @@ export function directApi(parts: GatewayParts, callers: Callers) {
         throw new HttpError(400, `"${name}" is a MySQL connection and this gateway has no MySQL port`, { hint: `hoop connect ${name}; or the gateway's operator sets mysqlListen` });
       }
       const minted = await directs.mint(identity, name, directSeconds(seconds), connection.type);
-      // The database its sessions get when the client names none: the first the access allows.
+      // An HTTP client's base path at the gateway's port; a database client's database when it names none: the first the access allows.
+      if (connection.type === 'http') return { ...minted, database: '', httpPath: directHttpPath(minted.user, minted.password) };
       return { ...minted, database: found.grant?.databaseAccess?.databases[0] ?? connection.database, ...(connection.type === 'mysql' ? { mysqlPort } : {}) };
     },
     /** `POST /v1/direct/{id}/renew`: a person's own, with their current credential. */

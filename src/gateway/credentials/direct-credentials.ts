@@ -1,10 +1,11 @@
 /**
- * Direct credentials: what a PostgreSQL client needs to reach a connection straight at the
- * gateway's port, with no hoop on its machine in the path (`hoop connect --direct`, `hoop run
+ * Direct credentials: what a PostgreSQL, MySQL or HTTP client needs to reach a connection straight
+ * at the gateway's port, with no hoop on its machine in the path (`hoop connect --direct`, `hoop run
  * --direct`). A person (or a run, with its run credential) asks for one connection
  * (`POST /v1/connections/{name}/direct`); the gateway mints a user name (`dc_…`, also the
  * credential's id) and a random password, keeps only the password's verifiers (SCRAM-SHA-256's;
- * on a MySQL connection also `mysql_native_password`'s, for the gateway's MySQL port), and
+ * on a MySQL connection also `mysql_native_password`'s, for the gateway's MySQL port; an HTTP
+ * client sends the password in its URL's path, checked against the SCRAM verifier), and
  * binds the credential to that connection and to who asked, as the gateway verified them then.
  *
  * A credential is short-lived (15 minutes unless asked otherwise, at most {@link MAX_DIRECT_SECONDS};
@@ -23,7 +24,7 @@ import { describeError, ErrorCode } from '../../errors.js';
 import { runGrantSchema, type Identity } from '../../identity.js';
 import type { Logger } from '../../log.js';
 import { SessionEnd, type TunnelSession } from '../../session/engine.js';
-import { makeScramSecret, type ScramSecret } from '../../postgres/wire/scram.js';
+import { makeScramSecret, scramPasswordMatches, type ScramSecret } from '../../postgres/wire/scram.js';
 import { nativeVerifier } from '../../mysql/wire/auth.js';
 import { HttpError } from '../http/http-error.js';
 import { ownerOf, runOwnerSchema, type RunOwner } from '../runs/runs.js';
@@ -99,6 +100,11 @@ export function directSecret(record: DirectRecord): ScramSecret {
   return { salt: Buffer.from(salt, 'base64'), iterations, storedKey: Buffer.from(storedKey, 'base64'), serverKey: Buffer.from(serverKey, 'base64') };
 }
 
+/** Whether `password` is `record`'s (an HTTP client's, which sends it whole in its URL): checked against its SCRAM verifier. */
+export function directPasswordMatches(record: DirectRecord, password: string): Promise<boolean> {
+  return scramPasswordMatches(directSecret(record), password);
+}
+
 /** Who a session opened with `record` is: its person (with their groups when it was minted or last renewed), its run if any, until it expires. */
 export function directIdentity(record: DirectRecord): Identity {
   const { owner } = record;
@@ -155,7 +161,7 @@ export class DirectCredentials {
    *
    * @throws HttpError 403 (a run's credential for a connection not its run's), 429 (too many open)
    */
-  async mint(caller: Identity, connection: string, seconds: number, kind: 'postgres' | 'mysql' = 'postgres'): Promise<MintedDirect> {
+  async mint(caller: Identity, connection: string, seconds: number, kind: 'postgres' | 'mysql' | 'http' = 'postgres'): Promise<MintedDirect> {
     const run = caller.run;
     if (run && !run.connections.includes(connection)) {
       throw new HttpError(403, `run ${run.id} may use only ${run.connections.map((c) => `"${c}"`).join(', ')}, not "${connection}"`);

@@ -3,7 +3,8 @@
  * does it:
  * - a TLS ClientHello: the TLS handshake, then by ALPN: `postgresql` (PostgreSQL 17's direct TLS,
  *   `sslnegotiation=direct`, and any libpq 17 client) is a direct PostgreSQL client; anything else
- *   (`http/1.1`, none) is the HTTPS API and hoop's tunnels;
+ *   (`http/1.1`, none) is HTTPS: a first request whose target begins `/direct/` is a direct HTTP
+ *   client of an HTTP connection, any other the API and hoop's tunnels;
  * - a PostgreSQL SSLRequest: `S`, then the TLS handshake, then a direct PostgreSQL client, whatever
  *   its ALPN (libpq before 17 offers none); a GSSENCRequest is declined (`N`) and the client may go
  *   on with an SSLRequest;
@@ -30,6 +31,7 @@ import type * as tls from 'node:tls';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { survive } from './survive.js';
+import { HTTP_DIRECT_PATH } from '../../http/gateway/direct-front.js';
 import { EncryptionAnswer } from '../../postgres/wire/codes.js';
 import { errorResponse } from '../../postgres/wire/messages.js';
 import { TlsSessionChannel } from '../../session/tls-channel.js';
@@ -55,6 +57,8 @@ export interface FrontDoorOptions {
   http: http.Server;
   /** A direct PostgreSQL client, its TLS handshake done. */
   postgres: (channel: TlsSessionChannel) => void;
+  /** A direct HTTP client (its first request's target begins `/direct/`), its TLS handshake done, with the bytes read to tell. */
+  httpDirect?: (channel: TlsSessionChannel, seen: Buffer) => void;
   /** A CancelRequest that came in the clear. */
   cancel: (key: { processId: number; secretKey: number }, remote: string) => void;
   guard: ConnectionGuard;
@@ -164,6 +168,38 @@ function startTls(raw: net.Socket, sslRequest: boolean, o: FrontDoorOptions): vo
   });
   socket.once('secure', () => {
     if (sslRequest || socket.alpnProtocol === ALPN_POSTGRESQL) o.postgres(socket);
-    else o.http.emit('connection', socket);
+    else sniffHttps(socket, o);
   });
+}
+
+/** Bytes of an HTTPS connection read, at most, to tell a direct HTTP client from the API's. */
+const MAX_HTTPS_SNIFF = 64;
+
+/** Reads an HTTPS connection's first bytes until they tell a direct HTTP client from the API's and hoop's tunnels; the bytes read are the API's again. */
+function sniffHttps(socket: TlsSessionChannel, o: FrontDoorOptions): void {
+  const direct = o.httpDirect;
+  if (!direct) return void o.http.emit('connection', socket);
+  let seen: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const next = httpsKind(seen);
+    if (next === 'more') return;
+    socket.off('data', onData);
+    socket.pause();
+    if (next === 'direct') return direct(socket, seen);
+    socket.unshift(seen);
+    o.http.emit('connection', socket);
+    socket.resume();
+  };
+  socket.on('data', onData);
+}
+
+/** Whether an HTTPS connection's first bytes are a direct HTTP client's request line, the API's, or do not say yet. */
+export function httpsKind(b: Buffer): 'direct' | 'api' | 'more' {
+  const text = b.toString('latin1', 0, Math.min(b.length, MAX_HTTPS_SNIFF));
+  const space = text.indexOf(' ');
+  if (space < 0) return /^[A-Z]*$/.test(text) && text.length < MAX_HTTPS_SNIFF ? 'more' : 'api';
+  const target = text.slice(space + 1);
+  if (target.length >= HTTP_DIRECT_PATH.length) return /^[A-Z]+$/.test(text.slice(0, space)) && target.startsWith(HTTP_DIRECT_PATH) ? 'direct' : 'api';
+  return HTTP_DIRECT_PATH.startsWith(target) ? 'more' : 'api';
 }

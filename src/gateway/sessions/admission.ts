@@ -81,7 +81,7 @@ interface Asked {
   detached: boolean;
   via: string | undefined;
   /** A direct client's credential (its principal is the credential's, its life the credential's), and how its engine serves it (its startup was read). */
-  direct?: { record: DirectRecord; protocol: 'postgres' | 'mysql'; serve: (session: TunnelSession) => Promise<SessionOutcome> };
+  direct?: { record: DirectRecord; protocol: 'postgres' | 'mysql' | 'http'; serve: (session: TunnelSession) => Promise<SessionOutcome> };
 }
 
 /** What the policy lets a caller do on a connection, for one session. */
@@ -190,10 +190,25 @@ export class SessionAdmission {
   /**
    * Admits a direct client signed in with the credential `record` (../../postgres/gateway/direct-front.ts),
    * in the background; `serve` runs its session on the engine, its startup read. A refusal is
-   * said in the client's protocol by `refuse`.
+   * said in the client's protocol by `refuse`. An HTTP client's requests begin with `httpPrefix`.
    */
-  admitDirect(record: DirectRecord, protocol: 'postgres' | 'mysql', remoteAddress: string, answer: SessionAnswer, serve: (session: TunnelSession) => Promise<SessionOutcome>): void {
-    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: undefined, detached: false, via: undefined, direct: { record, protocol, serve } };
+  admitDirect(
+    record: DirectRecord,
+    protocol: 'postgres' | 'mysql' | 'http',
+    remoteAddress: string,
+    answer: SessionAnswer,
+    serve: (session: TunnelSession) => Promise<SessionOutcome>,
+    httpPrefix?: string,
+  ): void {
+    const asked: Asked = {
+      sessionId: undefined,
+      client: undefined,
+      sshKey: undefined,
+      detached: false,
+      via: undefined,
+      direct: { record, protocol, serve },
+      ...(httpPrefix !== undefined ? { httpPrefix } : {}),
+    };
     const task = this.#admit(record.connection, remoteAddress, Promise.resolve(directIdentity(record)), asked, answer);
     this.#live.add(task);
     void task.finally(() => this.#live.delete(task));

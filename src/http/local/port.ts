@@ -19,6 +19,8 @@ import type { Logger } from '../../log.js';
 import { newSessionId, TunnelMux } from '../../tunnel/transport.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import { VERSION } from '../../version.js';
+import { firstLine } from '../wire/first-line.js';
+import { closingAnswer } from '../wire/status-error.js';
 
 /** Options of {@link openHttpPort}. */
 export interface HttpPortOptions {
@@ -103,44 +105,9 @@ export async function openHttpPort(o: HttpPortOptions): Promise<HttpPort> {
   };
 }
 
-/** How long a local client has to send its first request line. */
-const FIRST_LINE_MS = 30_000;
-/** The longest first request line read here. */
-const MAX_FIRST_LINE = 16 * 1024;
-
-/**
- * The first request line of `socket`'s client, read before anything is opened for it (then the
- * socket is paused, the line's bytes kept): undefined when none came in time, or it was too long.
- */
-function firstLine(socket: Socket): Promise<{ line: string; bytes: Buffer } | undefined> {
-  return new Promise((resolve) => {
-    let bytes = Buffer.alloc(0);
-    const done = (got: { line: string; bytes: Buffer } | undefined): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.pause();
-      resolve(got);
-    };
-    const onData = (b: Buffer): void => {
-      bytes = Buffer.concat([bytes, b]);
-      const eol = bytes.indexOf('\r\n');
-      if (eol >= 0) return done({ line: bytes.toString('latin1', 0, eol), bytes });
-      if (bytes.length > MAX_FIRST_LINE) done(undefined);
-    };
-    const onEnd = (): void => done(undefined);
-    const timer = setTimeout(() => done(undefined), FIRST_LINE_MS);
-    timer.unref();
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.resume();
-  });
-}
-
 /** Answers a local client that is refused here, and ends its connection. */
-function refuse(socket: Duplex, status: string, message: string, hint?: string): void {
-  const body = `${JSON.stringify({ error: `hoop: ${message}`, ...(hint ? { hint } : {}) })}\n`;
-  socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+function refuse(socket: Duplex, status: number, message: string, hint?: string): void {
+  socket.end(closingAnswer(status, message, hint));
 }
 
 /**
@@ -149,11 +116,11 @@ function refuse(socket: Duplex, status: string, message: string, hint?: string):
  * every request again); then its own session, its bytes relayed both ways as they come.
  */
 async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, tunnels: TunnelMux, renewal: TunnelTokenRenewal): Promise<void> {
-  const first = await firstLine(socket);
+  const first = await firstLine(socket, Buffer.alloc(0));
   if (!first) return void socket.destroy();
   const target = first.line.split(' ')[1] ?? '';
   if (!(target === `/${prefix}` || target.startsWith(`/${prefix}/`) || target.startsWith(`/${prefix}?`)))
-    return refuse(socket, '404 Not Found', "the target does not begin with this port's path: use the URL hoop connect printed");
+    return refuse(socket, 404, "the target does not begin with this port's path: use the URL hoop connect printed");
   await openSession(socket, o, prefix, tunnels, renewal, first.bytes);
 }
 
@@ -185,6 +152,6 @@ async function openSession(socket: Duplex, o: HttpPortOptions, prefix: string | 
   } catch (err) {
     const e = err instanceof HoopError ? err : new HoopError(ErrorCode.GATEWAY_UNREACHABLE, describeError(err));
     say(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-    refuse(socket, '502 Bad Gateway', e.message, e.hint);
+    refuse(socket, 502, e.message, e.hint);
   }
 }

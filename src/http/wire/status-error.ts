@@ -4,11 +4,12 @@
  *
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-15
  */
-import { ErrorCode, HoopError } from '../../errors.js';
+import { ErrorCode, HoopError, hoopSays } from '../../errors.js';
 
 /** Reasons of the statuses the gateway answers with itself. */
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
@@ -33,4 +34,10 @@ export class HttpStatusError extends HoopError {
     super(status === 504 ? ErrorCode.TIMEOUT : status >= 500 ? ErrorCode.UPSTREAM_UNAVAILABLE : status === 403 ? ErrorCode.ACCESS_DENIED : ErrorCode.PROTOCOL_VIOLATION, message);
     this.status = status;
   }
+}
+
+/** A whole answer of hoop's own that ends its connection: `status`, and why as JSON (`error`, `hint`). */
+export function closingAnswer(status: number, message: string, hint?: string): string {
+  const body = `${JSON.stringify({ error: hoopSays(message), ...(hint ? { hint } : {}) })}\n`;
+  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`;
 }

@@ -275,6 +275,12 @@ export function makeScramSecret(password: string, iterations = 4096, salt: Buffe
   return { salt, iterations, storedKey, serverKey };
 }
 
+/** Whether `password` is the one `secret` was derived from (its StoredKey derived again off the main thread, and compared). */
+export async function scramPasswordMatches(secret: ScramSecret, password: string): Promise<boolean> {
+  const { storedKey } = keysFrom(await pbkdf2Async(saslPrep(password), secret.salt, secret.iterations, 32, 'sha256'));
+  return timingSafeEqual(storedKey, secret.storedKey);
+}
+
 /**
  * The server end of SCRAM-SHA-256 and, given the TLS connection's `tls-server-end-point` data,
  * of SCRAM-SHA-256-PLUS (channel binding: the client proves it signed in over the TLS connection
