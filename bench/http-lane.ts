@@ -1,7 +1,7 @@
 /**
  * An HTTP API's requests, as a client with keep-alive connections makes them (Node's http agent,
  * BENCH_HTTP_CONCURRENCY at once, default 8): straight to the API (which wants a bearer token), through
- * `ssh -L`, and through `hoop connect`'s local port to a gateway that adds the token, judges each
+ * the floor of a Node gateway (./http-floor.mjs: Node's HTTP server and client, nothing else), `ssh -L`, and through `hoop connect`'s local port to a gateway that adds the token, judges each
  * request by an `http` policy, masks each answer (a JSON list with emails and card numbers) and
  * records the session. BENCH_HTTP_REQUESTS requests each (default 5000, after 500 to warm up):
  * requests/s, p50 and p99, and each path's requests/s against `ssh -L`'s. BENCH_HTTP=0 skips it.
@@ -9,7 +9,9 @@
  * Layer: uses ./processes.ts, ./relays.ts (`ssh -L`) and ./hoop-paths.ts (the gateway, `hoop
  * connect`); ./pg-path.ts runs it.
  */
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { benchPolicyRepo, startBenchConnect, startBenchGateway } from './hoop-paths.js';
 import { startProcess, tempDir, waitFor } from './processes.js';
@@ -52,9 +54,10 @@ http:
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
-/** `n` GETs of `url` (with `headers`), `CONCURRENCY` at once on keep-alive connections: their latencies and the time they took. */
-async function load(url: string, n: number, headers: Record<string, string>): Promise<{ times: number[]; seconds: number }> {
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+/** `n` GETs of `url` (with `headers`; an https one verified with `ca`), `CONCURRENCY` at once on keep-alive connections: their latencies and the time they took. */
+async function load(url: string, n: number, headers: Record<string, string>, ca?: Buffer): Promise<{ times: number[]; seconds: number }> {
+  const agent = ca ? new HttpsAgent({ keepAlive: true, maxSockets: CONCURRENCY, ca }) : new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const send = ca ? httpsRequest : request;
   const times: number[] = [];
   let next = 0;
   const started = process.hrtime.bigint();
@@ -64,7 +67,7 @@ async function load(url: string, n: number, headers: Record<string, string>): Pr
         next++;
         const t = process.hrtime.bigint();
         await new Promise<void>((resolve, reject) => {
-          const r = request(url, { agent, headers }, (res) => {
+          const r = send(url, { agent, headers }, (res) => {
             if (res.statusCode !== 200) reject(new Error(`${url}: HTTP ${res.statusCode}`));
             res.resume();
             res.on('end', () => resolve());
@@ -82,28 +85,41 @@ async function load(url: string, n: number, headers: Record<string, string>): Pr
 }
 
 /** Measures `url`: a warm-up, then `REQUESTS` requests. */
-async function measure(label: string, url: string, headers: Record<string, string>): Promise<HttpRow> {
-  await load(url, WARMUP, headers);
-  const { times, seconds } = await load(url, REQUESTS, headers);
+async function measure(label: string, url: string, headers: Record<string, string>, ca?: Buffer): Promise<HttpRow> {
+  await load(url, WARMUP, headers, ca);
+  const { times, seconds } = await load(url, REQUESTS, headers, ca);
   const sorted = times.sort((a, b) => a - b);
   return { label, rps: REQUESTS / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
 }
 
-/** Measures the three paths. */
+/** The port a bench server printed as its first line. */
+function firstLinePort(server: ReturnType<typeof startProcess>): Promise<number> {
+  return waitFor(10_000, () => {
+    const first = server.stdout().split('\n')[0];
+    return first && server.stdout().includes('\n') ? Number(first) : undefined;
+  });
+}
+
+/** Measures the paths. */
 export async function measureHttp(log: (s: string) => void): Promise<HttpRow[]> {
   const api = startProcess(process.execPath, [join(import.meta.dirname, 'http-api.mjs')], { name: 'http api', env: { ...process.env, BENCH_API_TOKEN: TOKEN } });
   try {
-    const port = await waitFor(10_000, () => {
-      const first = api.stdout().split('\n')[0];
-      return first && api.stdout().includes('\n') ? Number(first) : undefined;
-    });
+    const port = await firstLinePort(api);
     const auth = { authorization: `Bearer ${TOKEN}` };
     const rows = [await measure('plain HTTP', `http://127.0.0.1:${port}/customers`, auth)];
     log(`[http] plain: ${rows[0]!.rps.toFixed(0)} requests/s`);
+    const floor = startProcess(process.execPath, [join(import.meta.dirname, 'http-floor.mjs')], { name: 'http floor', env: { ...process.env, BENCH_API_TOKEN: TOKEN, BENCH_API_PORT: String(port) } });
+    try {
+      const floorPort = await firstLinePort(floor);
+      rows.push(await measure("node HTTP proxy (the floor: Node's server and client, nothing else)", `http://127.0.0.1:${floorPort}/customers`, {}));
+      log(`[http] node proxy: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
+    } finally {
+      await floor.stop();
+    }
     const ssh = await setupSshForward({ host: '127.0.0.1', port, user: '', password: '', database: '' });
     try {
       rows.push(await measure('ssh -L', `http://127.0.0.1:${ssh.endpoint.port}/customers`, auth));
-      log(`[http] ssh -L: ${rows[1]!.rps.toFixed(0)} requests/s`);
+      log(`[http] ssh -L: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
     } finally {
       await ssh.close();
     }
@@ -119,10 +135,15 @@ export async function measureHttp(log: (s: string) => void): Promise<HttpRow[]> 
       const connect = await startBenchConnect<{ url: string }>(gw, 'api');
       try {
         rows.push(await measure('hoop connect, policy + masking + recording', `${connect.info.url}/customers`, {}));
-        log(`[http] hoop connect: ${rows[2]!.rps.toFixed(0)} requests/s`);
+        log(`[http] hoop connect: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
       } finally {
         await connect.stop();
       }
+      const { mintDirect } = await import('../src/api-client/direct.js');
+      const ca = readFileSync(gw.caFile);
+      const minted = await mintDirect({ gateway: gw.url, ca }, gw.token, 'api', { seconds: 3600 });
+      rows.push(await measure('hoop direct, policy + masking + recording', `${gw.url}${minted.httpPath}/customers`, {}, ca));
+      log(`[http] hoop direct: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
     } finally {
       await gw.stop();
     }

@@ -350,11 +350,13 @@ export class HttpRelay {
 
   /** The body through the transforms, each chunk written as it is made, waiting while the client is behind. */
   async #stream(body: Readable, transforms: readonly BodyTransform[], chunked: boolean): Promise<void> {
-    const out = (bytes: Buffer): Promise<void> | undefined => {
-      if (bytes.length === 0) return undefined;
+    /** `bytes` as the client gets them (framed as a chunk where the body is chunked), or nothing for none. */
+    const framed = (bytes: Buffer): Buffer[] => {
+      if (bytes.length === 0) return [];
       for (const stage of this.#responseStages) stage.sentBody?.(bytes);
-      return this.#write(chunked ? Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, CRLF]) : bytes);
+      return chunked ? [Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, CRLF] : [bytes];
     };
+    const out = (bytes: Buffer): Promise<void> | undefined => (bytes.length === 0 ? undefined : this.#write(Buffer.concat(framed(bytes))));
     const through = async (bytes: Buffer, from: number): Promise<Buffer> => {
       let b = bytes;
       for (let i = from; i < transforms.length; i++) b = await inTime(transforms[i]!.push(b));
@@ -364,8 +366,11 @@ export class HttpRelay {
       if (this.#owner.ending()) throw new Error('the session ended');
       await out(await through(chunk as Buffer, 0));
     }
-    for (let i = 0; i < transforms.length; i++) await out(await through(await inTime(transforms[i]!.end()), i + 1));
-    if (chunked) await this.#write(Buffer.from('0\r\n\r\n'));
+    // What the transforms hold to their end, and the last chunk, go as one write.
+    const last: Buffer[] = [];
+    for (let i = 0; i < transforms.length; i++) last.push(...framed(await through(await inTime(transforms[i]!.end()), i + 1)));
+    if (chunked) last.push(LAST_CHUNK);
+    if (last.length > 0) await this.#write(Buffer.concat(last));
   }
 
   /** Answers `req` (undefined: one the reader refused) itself, as JSON; `close` ends the connection after. */
@@ -441,6 +446,8 @@ export class HttpRelay {
 }
 
 const CRLF = Buffer.from('\r\n');
+/** A chunked body's end (no trailers). */
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 
 /** How long a stage may work on one chunk of a body (a decoder, a masker) before the answer is cut. */
 export const STAGE_DEADLINE_MS = 30_000;

@@ -202,10 +202,13 @@ function luhnOfRun(values: readonly number[]): (s: number, e: number) => boolean
   const plain = [new Int32Array(m + 1), new Int32Array(m + 1)];
   const doubled = [new Int32Array(m + 1), new Int32Array(m + 1)];
   for (let k = 0; k < m; k++) {
-    for (const par of [0, 1]) {
-      plain[par]![k + 1] = plain[par]![k]! + ((k & 1) === par ? values[k]! : 0);
-      doubled[par]![k + 1] = doubled[par]![k]! + ((k & 1) === par ? (values[k]! * 2 > 9 ? values[k]! * 2 - 9 : values[k]! * 2) : 0);
-    }
+    const v = values[k]!;
+    const twice = v * 2 > 9 ? v * 2 - 9 : v * 2;
+    const par = k & 1;
+    plain[par]![k + 1] = plain[par]![k]! + v;
+    doubled[par]![k + 1] = doubled[par]![k]! + twice;
+    plain[1 - par]![k + 1] = plain[1 - par]![k]!;
+    doubled[1 - par]![k + 1] = doubled[1 - par]![k]!;
   }
   // The last digit is taken as it is, the one before it doubled, and so on: by the parity of their places.
   return (s, e) => {

@@ -31,6 +31,15 @@ export const HASH_PREFIX = 'h:';
 /** Hex digits of the HMAC kept after {@link HASH_PREFIX} (64 bits). */
 export const HASH_HEX_LENGTH = 16;
 
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+/** Whether `ch` (one code point) is a letter or a digit: ASCII's by its code, the rest by Unicode's classes. */
+function isSignificant(ch: string): boolean {
+  const c = ch.charCodeAt(0);
+  if (c >= 0x80) return LETTER_OR_DIGIT.test(ch);
+  const lower = c | 0x20;
+  return (c >= 0x30 && c <= 0x39) || (lower >= 0x61 && lower <= 0x7a);
+}
+
 /**
  * Masks all but the last four letters/digits of `value` with `*`, keeping every other character.
  * A value with four or fewer letters/digits is masked entirely.
@@ -38,12 +47,12 @@ export const HASH_HEX_LENGTH = 16;
 export function last4(value: string): string {
   const chars = [...value];
   let significant = 0;
-  for (const ch of chars) if (/[\p{L}\p{N}]/u.test(ch)) significant++;
+  for (const ch of chars) if (isSignificant(ch)) significant++;
   const keepFrom = significant > 4 ? significant - 4 : significant;
   let seen = 0;
   let out = '';
   for (const ch of chars) {
-    if (/[\p{L}\p{N}]/u.test(ch)) {
+    if (isSignificant(ch)) {
       out += seen >= keepFrom ? ch : '*';
       seen++;
     } else out += ch;
