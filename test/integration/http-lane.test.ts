@@ -1,11 +1,13 @@
 /**
  * The HTTP lane end to end: a real Node HTTP server as the API (it checks the bearer token the
- * gateway injects), `hoop connect` serving its local port, and real clients (Node's fetch, curl,
+ * gateway injects), json-server (a REST server from npm) and Debian's nginx over TLS as others,
+ * `hoop connect` serving its local port (and the gateway's own port, `--direct`), and real clients (Node's fetch, curl,
  * Python's urllib) and raw sockets calling it. The credential never reaches a client, whatever the
  * API echoes; the policy refuses, holds and reads only; JSON, gzip and event streams are masked as
  * they stream; what cannot be masked is refused; the recording holds what crossed.
  */
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -36,6 +38,9 @@ let nginxDir: string;
 const NGINX_KEY = 'key-8c1d2e3f4a5b6c7d';
 let api: Server;
 let base: string;
+/** json-server (a REST server from npm) over a file of accounts, and that file. */
+let rest: Server;
+let restDb: string;
 let alice: RunningConnect;
 let url: string;
 /** Every request the API received: method, path and fields. */
@@ -94,8 +99,26 @@ function startApi(): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
+/** json-server's own server (its documented module API: defaults, then the router of a JSON file), on a port of its own. */
+function startJsonServer(file: string): Promise<Server> {
+  const jsonServer = createRequire(import.meta.url)('json-server') as {
+    create(): { use(h: unknown): void; listen(port: number, host: string, done: () => void): Server };
+    defaults(o: { logger: boolean }): unknown;
+    router(file: string): unknown;
+  };
+  const app = jsonServer.create();
+  app.use(jsonServer.defaults({ logger: false }));
+  app.use(jsonServer.router(file));
+  return new Promise((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
 beforeAll(async () => {
   nginxDir = await mkdtemp(join(tmpdir(), 'hoop-nginx-'));
+  restDb = join(nginxDir, 'db.json');
+  writeFileSync(restDb, JSON.stringify({ accounts: [{ id: 1, owner: 'Ada', card: CARD }] }));
+  rest = await startJsonServer(restDb);
   const { pki } = await workerPki();
   nginx = await startNginx(nginxDir, await pki.issue('nginx', ['DNS:localhost', 'IP:127.0.0.1']), NGINX_KEY, {
     'customers.json': JSON.stringify([{ id: 1, name: 'Ada', card: CARD }]),
@@ -116,12 +139,17 @@ connections:
     url: https://localhost:${nginx.port}/v2
     tls: { ca: ${pki.caFile} }
     credential: { header: { name: X-Api-Key, value: "\${env:APP_NGINX_KEY}" } }
+  - name: rest
+    type: http
+    url: http://127.0.0.1:${(rest.address() as AddressInfo).port}
+    plainHttp: true
+    credential: { bearer: "\${env:APP_API_TOKEN}" }
   - name: static-unverified
     type: http
     url: https://localhost:${nginx.port}/v2
     credential: { header: { name: X-Api-Key, value: "\${env:APP_NGINX_KEY}" } }
 access:
-  - { name: people, subjects: [alice], connections: [api, static, static-unverified], mode: read-write }
+  - { name: people, subjects: [alice], connections: [api, static, static-unverified, rest], mode: read-write }
   - { name: readers, subjects: [carol], connections: [api], mode: read-only }
 statements:
   reviewers:
@@ -138,6 +166,8 @@ http:
     - { name: no-get-report, match: { methods: [GET], paths: ["/report"] }, action: deny }
     - { name: no-debug, match: { headers: { x-debug: "*" } }, action: deny }
     - { name: no-debug-mode, match: { query: { debug_mode: "*" } }, action: deny }
+    - { name: accounts-reviewed, match: { methods: [POST], paths: ["/accounts"] }, action: review }
+    - { name: no-account-delete, match: { methods: [DELETE], paths: ["/accounts/*"] }, action: deny }
 `,
     ['${env:APP_*}'],
     { env: { APP_API_TOKEN: TOKEN, APP_NGINX_KEY: NGINX_KEY } },
@@ -150,6 +180,7 @@ afterAll(async () => {
   await alice?.stop();
   await stack?.close();
   api?.close();
+  rest?.close();
   nginx?.process.kill();
   if (nginxDir) await rm(nginxDir, { recursive: true, force: true });
 });
@@ -478,6 +509,45 @@ describe('hostile requests and answers', () => {
     } finally {
       for (const s of silent) s.destroy();
     }
+  });
+});
+
+describe('json-server (a REST server from npm) as the API', () => {
+  it('reads its records masked, holds a create until a reviewer approves it (then the server holds it, once), and refuses a delete in any spelling json-server reads', async () => {
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const token = { HOOP_TOKEN: await stack.token('alice') };
+    const held = (): Array<{ id: number; owner: string }> => (JSON.parse(readFileSync(restDb, 'utf8')) as { accounts: Array<{ id: number; owner: string }> }).accounts;
+    const read = await stack.run(['exec', 'rest', 'GET', '/accounts/1', ...gw], token);
+    expect(read.code, read.stderr).toBe(0);
+    expect(JSON.parse(read.stdout)).toEqual({ id: 1, owner: 'Ada', card: '**** **** **** 1111' });
+    // A create is held: nothing reaches json-server until a reviewer approves it; then the same request runs once.
+    const create = ['exec', 'rest', 'POST', '/accounts', '--json', '{"owner":"Bea"}', ...gw];
+    const waiting = await stack.run([...create, '--no-wait'], token);
+    expect(waiting.code).toBe(4);
+    const review = waiting.stdout.trim();
+    expect(held().map((a) => a.owner)).toEqual(['Ada']);
+    expect((await stack.run(['review', 'approve', review, ...gw], { HOOP_TOKEN: await stack.token('bob', ['dba']) })).code).toBe(0);
+    const made = await stack.run(create, token);
+    expect(made.code, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ owner: 'Bea' });
+    expect(held().map((a) => a.owner)).toEqual(['Ada', 'Bea']);
+    // A delete is denied, and so is json-server's method override (a POST it would read as DELETE).
+    expect((await stack.run(['exec', 'rest', 'DELETE', '/accounts/1', ...gw], token)).code).toBe(3);
+    const local = await stack.connect('rest', token.HOOP_TOKEN);
+    try {
+      const url = (local.info as unknown as ConnectHttpJson).url;
+      for (const [name, value] of [
+        ['x-http-method-override', 'DELETE'],
+        ['x-method-override', 'DELETE'],
+      ] as const) {
+        const r = await fetch(`${url}/accounts/1`, { method: 'POST', headers: { [name]: value } });
+        expect(r.status, name).toBe(400);
+      }
+      expect((await fetch(`${url}/accounts/1?_method=DELETE`, { method: 'POST' })).status).toBe(400);
+    } finally {
+      await local.stop();
+    }
+    expect(held().map((a) => a.owner)).toEqual(['Ada', 'Bea']);
   });
 });
 
