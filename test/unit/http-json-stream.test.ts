@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { type JsonPath, JsonStream, MAX_SCALAR_BYTES } from '../../src/http/pipeline/json-stream.js';
 import { Random } from '../harness/random.js';
-import { streamedThrough } from '../harness/streamed.js';
+import { streamedThrough, streamedThroughAsync } from '../harness/streamed.js';
 
 /** Masks strings under a key `email` or `ssn`, and numbers under `balance`. */
 const mask = (path: JsonPath, value: unknown): string | null | undefined => {
@@ -25,7 +25,8 @@ function masked(value: unknown, path: Array<string | number> = []): unknown {
   return m === undefined ? value : m;
 }
 
-const streamed = (text: string, cuts: number[] = []): string => streamedThrough(new JsonStream(mask), text, cuts);
+const now = (s: JsonStream) => ({ push: (c: Buffer) => s.pushNow(c), end: () => s.end() });
+const streamed = (text: string, cuts: number[] = []): string => streamedThrough(now(new JsonStream(mask)), text, cuts);
 
 function generated(r: Random, depth = 0): unknown {
   const kind = r.int(depth > 3 ? 4 : 6);
@@ -58,6 +59,35 @@ describe('JsonStream', () => {
     }
   });
 
+  it('waits where a preparation asks it to, and reads on from there: generated documents split anywhere come out as read without waiting', async () => {
+    const r = new Random(2027);
+    for (let i = 0; i < 1500; i++) {
+      const doc = generated(r);
+      const text = JSON.stringify(doc, null, r.int(2) === 0 ? undefined : 1);
+      const cuts = Array.from({ length: r.int(5) }, () => r.int(text.length + 1)).sort((a, b) => a - b);
+      // Every string waits (a key too), alternately for a resolved promise and a timer; the transform sees the value prepared last.
+      const prepared: unknown[] = [];
+      const seen: unknown[] = [];
+      let n = 0;
+      const s = new JsonStream(
+        (path, value) => {
+          seen.push(value);
+          return mask(path, value);
+        },
+        undefined,
+        'any',
+        (value) => {
+          if (typeof value !== 'string') return undefined;
+          prepared.push(value);
+          return n++ % 2 ? Promise.resolve() : new Promise((done) => setImmediate(done));
+        },
+      );
+      const out = await streamedThroughAsync(s, text, cuts);
+      expect(out, text).toBe(streamed(text, cuts));
+      expect(seen.filter((v) => typeof v === 'string')).toEqual(prepared.filter((v) => seen.includes(v)));
+    }
+  });
+
   it('reads NDJSON value by value', () => {
     const lines = ['{"email":"a@b.example","n":1}', '{"email":"c@d.example","n":2}', '[1,2]'].join('\n');
     expect(streamed(`${lines}\n`, [7, 31, 40])).toBe('{"email":"[redacted]","n":1}\n{"email":"[redacted]","n":2}\n[1,2]\n');
@@ -70,9 +100,9 @@ describe('JsonStream', () => {
 
   it('refuses a value too large to hold, rather than pass it unjudged', () => {
     const s = new JsonStream(mask);
-    s.push(Buffer.from('{"email": "'));
+    s.pushNow(Buffer.from('{"email": "'));
     expect(() => {
-      for (let sent = 0; sent <= MAX_SCALAR_BYTES; sent += 64 * 1024) s.push(Buffer.alloc(64 * 1024, 0x61));
+      for (let sent = 0; sent <= MAX_SCALAR_BYTES; sent += 64 * 1024) s.pushNow(Buffer.alloc(64 * 1024, 0x61));
     }).toThrow(/longer than 1024 KiB/);
   });
 });

@@ -186,6 +186,6 @@ export class CredentialEcho implements HttpStage {
     if (!shape) return { transform: { push: (chunk) => mask.push(chunk), end: () => mask.end() } };
     const json = new JsonStream((_path, value) => (typeof value === 'string' ? this.#masker(value) : undefined), this.#masker, shape);
     res.fields = res.fields.filter(([n]) => n.toLowerCase() !== 'content-length');
-    return { transform: { push: (chunk) => json.push(mask.push(chunk)), end: () => Buffer.concat([json.push(mask.end()), json.end()]) } };
+    return { transform: { push: (chunk) => json.pushNow(mask.push(chunk)), end: () => Buffer.concat([json.pushNow(mask.end()), json.end()]) } };
   }
 }

@@ -15,6 +15,12 @@ import { JsonNumber } from '../../json-number.js';
 /** A value's path: object keys, and array indices as numbers. */
 export type JsonPath = ReadonlyArray<string | number>;
 
+/** A scalar as read: a number a double cannot hold exactly as a {@link JsonNumber}. */
+export type ScalarValue = string | number | JsonNumber | boolean | null;
+
+/** Told of a scalar read whole before its transform; a Promise holds the body's reading until it settles (undefined: go on at once). */
+export type ScalarPrepare = (value: ScalarValue) => Promise<void> | undefined;
+
 /** What stands in a scalar's place (`undefined`: it stays as it came); `path` is read then, never kept (it changes as the body is read). A number a double cannot hold exactly comes as a {@link JsonNumber}, as written. */
 export type ScalarTransform = (path: JsonPath, value: string | number | JsonNumber | boolean | null) => string | number | boolean | null | undefined;
 
@@ -53,33 +59,56 @@ export class JsonStream {
   /** A value ended at the top since the last line break (NDJSON: the next must begin on another line). */
   #sameLine = false;
 
-  /** `key`: what stands in an object key's place (undefined: it stays); the path keeps the key as it came. `top`: how many values the body holds at its top. */
-  constructor(transform: ScalarTransform, key?: (name: string) => string | undefined, top: TopValues = 'any') {
+  /** Told of each scalar read whole (a key too) before the transform: a Promise holds the reading until it settles (a long text masked off the event loop first). */
+  readonly #prepare: ScalarPrepare | undefined;
+
+  /** `key`: what stands in an object key's place (undefined: it stays); the path keeps the key as it came. `top`: how many values the body holds at its top. `prepare`: see {@link ScalarPrepare}. */
+  constructor(transform: ScalarTransform, key?: (name: string) => string | undefined, top: TopValues = 'any', prepare?: ScalarPrepare) {
     this.#transform = transform;
     this.#keyTransform = key;
     this.#top = top;
+    this.#prepare = prepare;
   }
 
-  /** The bytes to send for `chunk`: what it kept as it came, and what the transform put in place of its values. @throws Error when it is not JSON */
-  push(chunk: Buffer): Buffer {
-    const out: Buffer[] = [];
+  /** The bytes to send for `chunk`: what it kept as it came, and what the transform put in place of its values (a Promise while `prepare` is waited for). @throws Error when it is not JSON */
+  push(chunk: Buffer): Buffer | Promise<Buffer> {
+    return this.#read(chunk, 0, 0, []);
+  }
+
+  /** {@link push} of a stream made without `prepare`, whose reading never waits. */
+  pushNow(chunk: Buffer): Buffer {
+    const made = this.#read(chunk, 0, 0, []);
+    if (made instanceof Promise) throw new Error('a JSON stream with a preparation was read as one without');
+    return made;
+  }
+
+  /** Reads `chunk` from `from`, the bytes before `run0` already in `out`; stops where a value's preparation must be waited for, and goes on from there once it settled. */
+  #read(chunk: Buffer, from: number, run0: number, out: Buffer[]): Buffer | Promise<Buffer> {
     /** Where the run of bytes that go on as they came began (a scalar kept is part of it). */
-    let run = 0;
+    let run = run0;
+    /** A value's preparation the reading waits for. */
+    let wait: Promise<void> | undefined;
     /** The scalar that ended at `end` (exclusive): kept in the run, or its replacement sent in its place. */
     const ended = (end: number): void => {
       const began = this.#start;
       const earlier = this.#held;
-      const made = this.#endScalar(chunk, end);
-      // Kept: what it held from earlier chunks goes first, as it came, and its bytes here stay in the run.
-      if (made === undefined) {
-        if (began < 0) out.push(...earlier);
-        return;
-      }
-      if (began >= 0) out.push(chunk.subarray(run, began));
-      out.push(made);
-      run = end;
+      const value = this.#readScalar(chunk, end);
+      const judged = (): void => {
+        const made = this.#judgeScalar(value);
+        // Kept: what it held from earlier chunks goes first, as it came, and its bytes here stay in the run.
+        if (made === undefined) {
+          if (began < 0) out.push(...earlier);
+          return;
+        }
+        if (began >= 0) out.push(chunk.subarray(run, began));
+        out.push(made);
+        run = end;
+      };
+      const prepared = this.#prepare?.(value);
+      if (prepared) wait = prepared.then(judged);
+      else judged();
     };
-    for (let i = 0; i < chunk.length; i++) {
+    for (let i = from; i < chunk.length; i++) {
       const c = chunk[i]!;
       if (this.#inScalar) {
         if (this.#string) {
@@ -95,7 +124,10 @@ export class JsonStream {
           }
           this.#escaped = escaped;
           i = j;
-          if (j < chunk.length) ended(j + 1);
+          if (j < chunk.length) {
+            ended(j + 1);
+            if (wait) return wait.then(() => this.#read(chunk, j + 1, run, out));
+          }
           continue;
         }
         if (CLASS[c] === 2) continue;
@@ -134,7 +166,7 @@ export class JsonStream {
       const held = Buffer.concat(this.#held);
       this.#held = [];
       this.#start = 0;
-      out = this.#endScalar(held, held.length) ?? held;
+      out = this.#judgeScalar(this.#readScalar(held, held.length)) ?? held;
     }
     if (this.#inScalar || this.#stack.length > 0) throw new Error('the JSON body ends inside a value');
     return out;
@@ -160,8 +192,8 @@ export class JsonStream {
     if (this.#top === 'lines' && this.#sameLine) throw new Error('two values on one line of an NDJSON body');
   }
 
-  /** The scalar read whole, its last bytes in `chunk` before `end`: a key noted, a value judged; answers what stands in its place (undefined: it stays). */
-  #endScalar(chunk: Buffer, end: number): Buffer | undefined {
+  /** The scalar read whole, its last bytes in `chunk` before `end`. */
+  #readScalar(chunk: Buffer, end: number): ScalarValue {
     this.#inScalar = false;
     // Read where it lies when it lies in one chunk (most do): no copy.
     const whole = this.#start >= 0;
@@ -170,7 +202,11 @@ export class JsonStream {
     const to = whole ? end : bytes.length;
     this.#held = [];
     this.#heldBytes = 0;
-    const value = scalarValue(bytes, from, to, this.#string);
+    return scalarValue(bytes, from, to, this.#string);
+  }
+
+  /** The scalar read: a key noted, a value judged; answers what stands in its place (undefined: it stays). */
+  #judgeScalar(value: ScalarValue): Buffer | undefined {
     const top = this.#stack.at(-1);
     let made: Buffer | undefined;
     if (this.#key) {
@@ -238,7 +274,7 @@ export class JsonStream {
 const NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
 
 /** The value of the scalar in `bytes` from `from` to `to`: a string without escapes and the common literals and numbers read directly, the rest by JSON.parse. @throws Error when it is not one */
-function scalarValue(bytes: Buffer, from: number, to: number, string: boolean): string | number | JsonNumber | boolean | null {
+function scalarValue(bytes: Buffer, from: number, to: number, string: boolean): ScalarValue {
   if (string) {
     const slash = bytes.indexOf(0x5c, from);
     if (slash < 0 || slash >= to) return bytes.toString('utf8', from + 1, to - 1);

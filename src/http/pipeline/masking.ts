@@ -3,15 +3,19 @@
  * as an MCP result is masked (src/mcp/pipeline/masking.ts): a field whose name a `names` rule
  * matches is masked whole by its strategy (`null` where it says NULL); every other string, every
  * key, and every number read as the digits of its value, by the detectors, and again as a reader of
- * the text reads it where that differs (escapes and character references decoded, hex runs).
+ * the text reads it where that differs (escapes and character references decoded, hex runs). A
+ * string or key of {@link AHEAD_CHARS} or more is masked first in the masking worker
+ * (../../policy/masking/mask-ahead.ts), the body's reading held meanwhile: no long text holds the
+ * event loop, and every other session, while the detectors read it.
  */
 import { JsonNumber, jsonText } from '../../json-number.js';
 import { integerDigits } from '../../policy/masking/detectors.js';
-import type { MaskingRules } from '../../policy/masking/rules.js';
+import { maskAhead } from '../../policy/masking/mask-ahead.js';
+import { AHEAD_CHARS, type MaskedText, type MaskingRules } from '../../policy/masking/rules.js';
 import { readableView } from '../../policy/masking/values.js';
 import { globMatches } from '../../glob.js';
 import { dropFields } from './content-decoding.js';
-import { JsonStream, type ScalarTransform } from './json-stream.js';
+import { JsonStream, type ScalarTransform, type ScalarValue } from './json-stream.js';
 import { jsonShape, mediaTypes } from './media-type.js';
 import { SseStream } from './sse-stream.js';
 import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
@@ -95,11 +99,20 @@ const EVENT_STREAM = 'text/event-stream';
 export class HttpMasking implements HttpStage {
   readonly #unmasked: ReadonlyArray<(type: string) => boolean>;
   readonly #json: ReturnType<typeof jsonMasking>;
+  readonly #rules: MaskingRules;
+  readonly #first: ((text: string) => string | undefined) | undefined;
+  /** Whose long texts these are, for the worker to take in turn with other sessions'. */
+  readonly #owner: string;
+  /** What the worker made of the long text being read, lent to the detectors while its transform runs. */
+  #lent: Map<string, MaskedText> | undefined;
 
-  /** `first`: what a string becomes before the detectors read it (the credential's echo, when the connection has one). */
-  constructor(rules: MaskingRules, unmasked: readonly string[], report?: (by: 'name' | 'detector') => void, first?: (text: string) => string | undefined) {
+  /** `first`: what a string becomes before the detectors read it (the credential's echo, when the connection has one); `owner`: the session. */
+  constructor(rules: MaskingRules, unmasked: readonly string[], report?: (by: 'name' | 'detector') => void, first?: (text: string) => string | undefined, owner = '') {
     this.#unmasked = unmasked.map((g) => (type: string) => globMatches(g, type));
     this.#json = jsonMasking(rules, report, first);
+    this.#rules = rules;
+    this.#first = first;
+    this.#owner = owner;
   }
 
   response(res: HttpResponse): ResponseDecision | undefined {
@@ -108,7 +121,12 @@ export class HttpMasking implements HttpStage {
     const type = types.length === 1 ? types[0]! : '';
     const shape = jsonShape(type);
     if (shape) {
-      const stream = new JsonStream(this.#json.value, this.#json.key, shape);
+      const stream = new JsonStream(
+        (path, value) => this.#lending(() => this.#json.value(path, value)),
+        (name) => this.#lending(() => this.#json.key(name)),
+        shape,
+        (value) => this.#ahead(value),
+      );
       dropFields(res, 'content-length');
       return { transform: { push: (c) => stream.push(c), end: () => stream.end() } };
     }
@@ -125,12 +143,31 @@ export class HttpMasking implements HttpStage {
     return { emptyOnly: `the response is ${said}, which the gateway cannot mask; the policy's http.unmasked lists the media types that may pass unmasked` };
   }
 
+  /** A string of {@link AHEAD_CHARS} or more masked in the worker as the detectors will read it (the credential's echo cleared), then as a reader reads what that made; undefined for any other scalar. */
+  #ahead(value: ScalarValue): Promise<void> | undefined {
+    if (typeof value !== 'string' || value.length < AHEAD_CHARS) return undefined;
+    const text = this.#first?.(value) ?? value;
+    return maskAhead([text], this.#rules, this.#owner).then(async (made) => {
+      const masked = made.get(text)?.text ?? text;
+      const read = readableView(masked);
+      this.#lent = read === masked ? made : new Map([...made, ...(await maskAhead([read], this.#rules, this.#owner))]);
+    });
+  }
+
+  /** `fn` with what the worker made of the scalar being read lent to the detectors (once). */
+  #lending<T>(fn: () => T): T {
+    const lent = this.#lent;
+    if (!lent) return fn();
+    this.#lent = undefined;
+    return this.#rules.withMasked(lent, fn);
+  }
+
   /** An event's data, masked: as JSON when it reads as JSON, else as text by the detectors. */
   #eventData(data: string): string {
     const bytes = Buffer.from(data, 'utf8');
     try {
       const stream = new JsonStream(this.#json.value, this.#json.key, 'one');
-      return Buffer.concat([stream.push(bytes), stream.end()]).toString('utf8');
+      return Buffer.concat([stream.pushNow(bytes), stream.end()]).toString('utf8');
     } catch {
       return this.#text(data);
     }

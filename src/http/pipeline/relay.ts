@@ -108,7 +108,7 @@ export class HttpRelay {
     const http = session.lane?.http;
     const recording = session.recording;
     const masking = rules
-      ? new HttpMasking(rules, http?.unmasked ?? [], (by) => by === 'name' && session.report?.masked('body', 'name'), credential ? secretsMasker(credential) : undefined)
+      ? new HttpMasking(rules, http?.unmasked ?? [], (by) => by === 'name' && session.report?.masked('body', 'name'), credential ? secretsMasker(credential) : undefined, session.id)
       : undefined;
     const stages: Stages = {
       ...(recording

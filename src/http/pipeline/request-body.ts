@@ -32,7 +32,7 @@ export function judgedBody(fields: ReadonlyArray<readonly [string, string]>, bod
         return undefined;
       },
     );
-    counted.push(body);
+    counted.pushNow(body);
     counted.end();
   } catch {
     return 'unread';
