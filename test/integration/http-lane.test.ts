@@ -168,6 +168,9 @@ http:
     - { name: no-debug-mode, match: { query: { debug_mode: "*" } }, action: deny }
     - { name: accounts-reviewed, match: { methods: [POST], paths: ["/accounts"] }, action: review }
     - { name: no-account-delete, match: { methods: [DELETE], paths: ["/accounts/*"] }, action: deny }
+alerts:
+  - { name: http-refusals, when: { event: refused, count: 3, within: 10min } }
+  - { name: http-pull, when: { event: bytes-sent, count: 500000, within: 1min } }
 `,
     ['${env:APP_*}'],
     { env: { APP_API_TOKEN: TOKEN, APP_NGINX_KEY: NGINX_KEY } },
@@ -509,6 +512,23 @@ describe('hostile requests and answers', () => {
     } finally {
       for (const s of silent) s.destroy();
     }
+  });
+});
+
+describe("the policy's alerts", () => {
+  it("count an HTTP session's refused requests and the bytes its client got", async () => {
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const carol = { HOOP_TOKEN: await stack.token('carol') };
+    // Read-only: each write is refused.
+    for (let i = 0; i < 3; i++) expect((await stack.run(['exec', 'api', 'POST', `/orders/${i}/pay`, '--json', '{}', ...gw], carol)).code).toBe(3);
+    const big = await stack.run(['exec', 'api', 'GET', '/big', ...gw], carol);
+    expect(big.code).toBe(0);
+    expect(big.stdout.length).toBeGreaterThan(500_000);
+    await eventually(async () => {
+      const ls = await stack.run(['alerts', 'ls', '--json', ...gw], carol);
+      const rules = (JSON.parse(ls.stdout) as { alerts: Array<{ rule: string }> }).alerts.map((a) => a.rule);
+      expect(rules).toEqual(expect.arrayContaining(['http-refusals', 'http-pull']));
+    });
   });
 });
 
