@@ -143,33 +143,36 @@ export function directEndpoint(
       });
     },
     /** An HTTPS client whose first request names a direct credential (`/direct/<user>/<password>/…`), with the bytes read to tell. */
-    http(channel: TlsSessionChannel, seen: Buffer): void {
-      void serveDirectHttpClient<DirectRecord>(channel, seen, {
-        credential: async (user, password) => {
-          const record = await directs.find(user);
-          if (!record || !(await directPasswordMatches(record, password))) return { refused: 'the direct credential in the URL is not valid', hint: 'ask for a new one with hoop connect --direct' };
-          const refused = directs.refusal(record);
-          if (refused) return { refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` };
-          guard.trust(channel);
-          return { value: record };
-        },
-        admit: (record, prefix, answer) =>
-          admission.admitDirect(
-            record,
-            'http',
-            peerText(channel),
-            answer,
-            (session) => {
-              const served = http.serve(session as TunnelSession<HttpConnection>);
-              channel.resume();
-              return served;
-            },
-            prefix,
-          ),
-        spoke: () => guard.spoke(channel),
-      });
-    },
+    http: (channel: TlsSessionChannel, seen: Buffer): void => serveHttpDirect(channel, seen, directs, admission, http, guard),
     /** A CancelRequest that came in the clear (libpq before 17). */
     cancel: (key: { processId: number; secretKey: number }, remote: string): void => cancelByKey(key, remote),
   };
+}
+
+/** A direct HTTP client (../http/gateway/direct-front.ts): its credential checked, then admitted as any direct session, its requests under the credential's path. */
+function serveHttpDirect(channel: TlsSessionChannel, seen: Buffer, directs: GatewayParts['directs'], admission: SessionAdmission, engine: HttpEngine, guard: ConnectionGuard): void {
+  void serveDirectHttpClient<DirectRecord>(channel, seen, {
+    credential: async (user, password) => {
+      const record = await directs.find(user);
+      if (!record || !(await directPasswordMatches(record, password))) return { refused: 'the direct credential in the URL is not valid', hint: 'ask for a new one with hoop connect --direct' };
+      const refused = directs.refusal(record);
+      if (refused) return { refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` };
+      guard.trust(channel);
+      return { value: record };
+    },
+    admit: (record, prefix, answer) =>
+      admission.admitDirect(
+        record,
+        'http',
+        peerText(channel),
+        answer,
+        (session) => {
+          const served = engine.serve(session as TunnelSession<HttpConnection>);
+          channel.resume();
+          return served;
+        },
+        prefix,
+      ),
+    spoke: () => guard.spoke(channel),
+  });
 }

@@ -2,27 +2,17 @@
 import { describe, expect, it } from 'vitest';
 import { readableView, readerRewrites } from '../../src/policy/masking/values.js';
 import { last4 } from '../../src/policy/masking/strategies.js';
+import { Random } from '../harness/random.js';
 
 const ALPHABET = ['0', '4', '1', '9', 'e', 'E', '.', '+', '-', 'x', 'u', 'a', 'F', '\\', '&', '#', ';', '%', '{', '}', ' ', '@', 'n', 'b', 's', 'p', 'é', '４'];
 
-/** A deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('readableView', () => {
   it('reads 50,000 generated texts as its rewrites do', () => {
-    const r = random(7);
+    const r = new Random(7);
     for (let i = 0; i < 50_000; i++) {
-      const n = 1 + Math.floor(r() * 24);
+      const n = 1 + r.int(24);
       let text = '';
-      for (let k = 0; k < n; k++) text += ALPHABET[Math.floor(r() * ALPHABET.length)];
+      for (let k = 0; k < n; k++) text += r.pick(ALPHABET);
       expect(readableView(text), JSON.stringify(text)).toBe(readerRewrites(text));
     }
   });
