@@ -25,10 +25,12 @@ import type { TlsSessionChannel } from '../session/tls-channel.js';
 import type { TunnelErrorBody } from '../tunnel/accept.js';
 import type { SessionAdmission } from './sessions/admission.js';
 import type { ConnectionGuard } from './front/connection-guard.js';
-import { directPasswordMatches, directSecret, type DirectRecord } from './credentials/direct-credentials.js';
+import { directSecret, type DirectRecord } from './credentials/direct-credentials.js';
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf, peerText, tellPeer } from './front/peer-address.js';
 import { hoopSays } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { makeScramSecret, scramPasswordMatches } from '../postgres/wire/scram.js';
 
 /** CancelRequests honoured per source address and second. */
 const CANCELS_PER_SECOND = 20;
@@ -149,15 +151,19 @@ export function directEndpoint(
   };
 }
 
+/** A verifier nobody holds the password of: a name that is no credential is checked against it, as long as a real one takes. */
+const NOBODYS = makeScramSecret(randomBytes(32).toString('base64url'));
+
 /** A direct HTTP client (../http/gateway/direct-front.ts): its credential checked, then admitted as any direct session, its requests under the credential's path. */
 function serveHttpDirect(channel: TlsSessionChannel, seen: Buffer, directs: GatewayParts['directs'], admission: SessionAdmission, engine: HttpEngine, guard: ConnectionGuard): void {
   void serveDirectHttpClient<DirectRecord>(channel, seen, {
     credential: async (user, password) => {
       const record = await directs.find(user);
-      if (!record || !(await directPasswordMatches(record, password))) return { refused: 'the direct credential in the URL is not valid', hint: 'ask for a new one with hoop connect --direct' };
+      // A name that is no credential costs the same check (against a verifier nobody holds): the answer's time does not say which names exist.
+      const matches = await scramPasswordMatches(record ? directSecret(record) : NOBODYS, password);
+      if (!record || !matches) return { refused: 'the direct credential in the URL is not valid', hint: 'ask for a new one with hoop connect --direct' };
       const refused = directs.refusal(record);
       if (refused) return { refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` };
-      guard.trust(channel);
       return { value: record };
     },
     admit: (record, prefix, answer) =>
@@ -167,6 +173,8 @@ function serveHttpDirect(channel: TlsSessionChannel, seen: Buffer, directs: Gate
         peerText(channel),
         answer,
         (session) => {
+          // Trusted (past the guard's deadline and count of strangers) once admitted; a refused one stays a stranger until cut.
+          guard.trust(channel);
           const served = engine.serve(session as TunnelSession<HttpConnection>);
           channel.resume();
           return served;

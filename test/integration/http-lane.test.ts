@@ -615,6 +615,12 @@ describe('hoop connect --direct of an HTTP connection', () => {
         expect(r.code, bad).toBe('401');
         expect(r.body).toMatch(/direct credential/);
       }
+      // A redirect the API gives comes back under the base URL; a Referer holding it reaches the API without it.
+      const moved = await run('curl', ['-s', '--cacert', stack.pki.caFile, '-o', '/dev/null', '-w', '%{redirect_url}', `${d.url}/redirect?marker=direct`]);
+      expect(moved.stdout).toBe(`${d.url}/customers`);
+      expect((await curl(`${d.url}/echo`, '-H', `referer: ${d.url}/page`)).code).toBe('200');
+      expect(seen.at(-1)!.headers.referer).toBe(`${stack.gateway.url}/page`);
+      expect(JSON.stringify(seen)).not.toContain(d.password);
       // The API on the same port is as it was.
       expect((await curl(`${stack.gateway.url}/v1/connections`, '-H', `authorization: Bearer ${token}`)).code).toBe('200');
       id = await eventually(async () => {

@@ -13,6 +13,9 @@ const LINES: Array<[string, 'direct' | 'api']> = [
   ['PRI * HTTP/2.0\r\n', 'api'],
   ['\x00\x01garbage', 'api'],
   [`${'A'.repeat(80)} /direct/ HTTP/1.1\r\n`, 'api'],
+  [`${'A'.repeat(63)} ${'x'.repeat(100)}`, 'api'],
+  [`${'A'.repeat(20)} /dir${'x'.repeat(100)}`, 'api'],
+  [`${'A'.repeat(59)} /dir${'x'.repeat(100)}`, 'api'],
 ];
 
 describe('httpsKind', () => {
@@ -24,5 +27,12 @@ describe('httpsKind', () => {
       if (k !== 'more') decided = k;
     }
     expect(decided).toBe(kind);
+  });
+
+  it('decides within its first 64 bytes, whatever comes', () => {
+    for (const head of ['', 'GET', 'GET ', 'GET /', 'GET /direct', 'A'.repeat(63), `${'A'.repeat(58)} /dir`]) {
+      expect(httpsKind(Buffer.from(head.padEnd(64, 'A'), 'latin1'))).not.toBe('more');
+      expect(httpsKind(Buffer.from(head.padEnd(64, ' '), 'latin1'))).not.toBe('more');
+    }
   });
 });

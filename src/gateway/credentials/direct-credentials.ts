@@ -24,7 +24,7 @@ import { describeError, ErrorCode } from '../../errors.js';
 import { runGrantSchema, type Identity } from '../../identity.js';
 import type { Logger } from '../../log.js';
 import { SessionEnd, type TunnelSession } from '../../session/engine.js';
-import { makeScramSecret, scramPasswordMatches, type ScramSecret } from '../../postgres/wire/scram.js';
+import { makeScramSecret, type ScramSecret } from '../../postgres/wire/scram.js';
 import { nativeVerifier } from '../../mysql/wire/auth.js';
 import { HttpError } from '../http/http-error.js';
 import { ownerOf, runOwnerSchema, type RunOwner } from '../runs/runs.js';
@@ -98,11 +98,6 @@ export function directOpen(record: DirectRecord, now: number): boolean {
 export function directSecret(record: DirectRecord): ScramSecret {
   const { salt, iterations, storedKey, serverKey } = record.scram;
   return { salt: Buffer.from(salt, 'base64'), iterations, storedKey: Buffer.from(storedKey, 'base64'), serverKey: Buffer.from(serverKey, 'base64') };
-}
-
-/** Whether `password` is `record`'s (an HTTP client's, which sends it whole in its URL): checked against its SCRAM verifier. */
-export function directPasswordMatches(record: DirectRecord, password: string): Promise<boolean> {
-  return scramPasswordMatches(directSecret(record), password);
 }
 
 /** Who a session opened with `record` is: its person (with their groups when it was minted or last renewed), its run if any, until it expires. */

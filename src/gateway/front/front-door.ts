@@ -194,12 +194,18 @@ function sniffHttps(socket: TlsSessionChannel, o: FrontDoorOptions): void {
   socket.on('data', onData);
 }
 
-/** Whether an HTTPS connection's first bytes are a direct HTTP client's request line, the API's, or do not say yet. */
+/** The longest method a direct HTTP client's first request may name. */
+const MAX_METHOD = 20;
+
+/** Whether an HTTPS connection's first bytes are a direct HTTP client's request line, the API's, or do not say yet (never past {@link MAX_HTTPS_SNIFF} bytes). */
 export function httpsKind(b: Buffer): 'direct' | 'api' | 'more' {
   const text = b.toString('latin1', 0, Math.min(b.length, MAX_HTTPS_SNIFF));
   const space = text.indexOf(' ');
-  if (space < 0) return /^[A-Z]*$/.test(text) && text.length < MAX_HTTPS_SNIFF ? 'more' : 'api';
-  const target = text.slice(space + 1);
-  if (target.length >= HTTP_DIRECT_PATH.length) return /^[A-Z]+$/.test(text.slice(0, space)) && target.startsWith(HTTP_DIRECT_PATH) ? 'direct' : 'api';
-  return HTTP_DIRECT_PATH.startsWith(target) ? 'more' : 'api';
+  const method = space < 0 ? text : text.slice(0, space);
+  if (!/^[A-Z]*$/.test(method) || method.length > MAX_METHOD) return 'api';
+  const target = space < 0 ? '' : text.slice(space + 1);
+  if (target.length >= HTTP_DIRECT_PATH.length) return space > 0 && target.startsWith(HTTP_DIRECT_PATH) ? 'direct' : 'api';
+  // Undecided within the first bytes: the API's (its server refuses what is not HTTP).
+  if (b.length >= MAX_HTTPS_SNIFF || (space >= 0 && !HTTP_DIRECT_PATH.startsWith(target))) return 'api';
+  return 'more';
 }

@@ -38,15 +38,25 @@ export async function serveDirectHttpClient<T>(channel: SessionChannel, seen: Bu
   if (!first) return void channel.destroy();
   o.spoke();
   const named = DIRECT_LINE.exec(first.line);
-  if (!named) return void channel.end(closingAnswer(401, 'the URL names no direct credential', 'use the base URL hoop connect --direct printed'));
+  if (!named) return refuse(channel, 401, 'the URL names no direct credential', 'use the base URL hoop connect --direct printed');
   const [, user, password] = named as unknown as [string, string, string];
   const found = await o.credential(user, password);
-  if ('refused' in found) return void channel.end(closingAnswer(401, found.refused, found.hint));
+  if ('refused' in found) return refuse(channel, 401, found.refused, found.hint);
   channel.unshift(first.bytes);
   o.admit(found.value, directHttpPath(user, password).slice(1), {
-    refuse: (status, body) => {
-      if (!channel.destroyed && !channel.writableEnded) channel.end(closingAnswer(status, body.error.message, body.error.hint));
-    },
+    refuse: (status, body) => refuse(channel, status, body.error.message, body.error.hint),
     accept: () => channel,
   });
+}
+
+/** How long a refused client has to read why and close, before the gateway cuts it. */
+const REFUSED_GRACE_MS = 5_000;
+
+/** Answers a refused client and ends its connection: what it sends meanwhile is read and dropped (so its close is seen), and it is cut after a grace. */
+function refuse(channel: SessionChannel, status: number, message: string, hint?: string): void {
+  if (channel.destroyed) return;
+  if (!channel.writableEnded) channel.end(closingAnswer(status, message, hint));
+  channel.on('data', () => undefined);
+  channel.resume();
+  setTimeout(() => channel.destroy(), REFUSED_GRACE_MS).unref();
 }

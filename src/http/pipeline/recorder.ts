@@ -9,6 +9,7 @@ import type { MaskingRules } from '../../policy/masking/rules.js';
 import { redactionMarker } from '../../policy/sql/redact.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import { canonicalTarget } from '../wire/target.js';
+import { withoutPath } from './request-reader.js';
 import { bodyText, HTTP_BODY, HTTP_END, HTTP_REQUEST, HTTP_RESPONSE, recordJson } from './records.js';
 import type { HttpRequest, HttpResponse, HttpStage } from './stages.js';
 import { realClock } from '../../clock.js';
@@ -24,6 +25,8 @@ export interface RecorderTerms {
   key?: Buffer;
   /** The connection's credential's header (lower case) or query parameter: a caller's own value there is redacted too. */
   credential?: { header?: string; query?: string };
+  /** The port's path (a direct credential's): taken out of the answers' fields as recorded (a Location the gateway wrote under it). */
+  prefix?: string;
   /** `none`: no body is recorded, only heads and sizes. */
   bodies: 'masked' | 'none';
 }
@@ -59,7 +62,8 @@ export class HttpRecorder implements HttpStage {
 
   sentHead(res: HttpResponse): void {
     this.#sent = 0;
-    const fields = res.fields.map(([n, v]): [string, string] => [n, n.toLowerCase() === 'set-cookie' ? redactionMarker(v, this.#t.key) : v]);
+    const { prefix } = this.#t;
+    const fields = res.fields.map(([n, v]): [string, string] => [n, n.toLowerCase() === 'set-cookie' ? redactionMarker(v, this.#t.key) : prefix ? withoutPath(v, prefix) : v]);
     recordJson(this.#stream, HTTP_RESPONSE, { status: res.status, reason: res.reason, fields });
   }
 

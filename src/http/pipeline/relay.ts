@@ -102,7 +102,10 @@ export class HttpRelay {
     this.#session = session;
     this.#owner = owner;
     this.#rates = rates;
-    this.#reader = new RequestReader(session.lane?.prefix, session.lane?.http?.limits.maxRequestBytes ?? HTTP_DEFAULTS.maxRequestBytes);
+    const prefix = session.lane?.prefix;
+    // A prefix is a secret (a port's per-run path, a direct credential) unless it is the API's own base path (a routed client's).
+    const secret = prefix !== undefined && prefix !== new URL(session.connection.url).pathname.replace(/^\/+|\/+$/g, '') ? prefix : undefined;
+    this.#reader = new RequestReader(prefix, session.lane?.http?.limits.maxRequestBytes ?? HTTP_DEFAULTS.maxRequestBytes, secret !== undefined);
     const m = session.masking;
     const rules = m ? MaskingRules.of(m.policy, m.key) : undefined;
     const http = session.lane?.http;
@@ -118,6 +121,7 @@ export class HttpRelay {
               ...(recording.redactionKey ? { key: recording.redactionKey } : {}),
               credential: credential?.kind === 'header' ? { header: credential.name.toLowerCase() } : credential?.kind === 'query' ? { query: credential.name } : {},
               bodies: recording.results,
+              ...(secret ? { prefix: secret } : {}),
             }),
           }
         : {}),

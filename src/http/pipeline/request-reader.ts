@@ -48,10 +48,14 @@ export class RequestReader {
   #buf: Buffer = Buffer.alloc(0);
   #reading: Reading | undefined;
   #done = false;
+  /** The prefix when it is a secret (a per-run path, a direct credential), taken out of the fields forwarded. */
+  readonly #secret: string | undefined;
 
-  constructor(prefix: string | undefined, maxBody: number) {
+  /** `secret`: whether the prefix is one (not the API's own base path, which a routed client names). */
+  constructor(prefix: string | undefined, maxBody: number, secret = false) {
     this.#prefix = prefix;
     this.#maxBody = maxBody;
+    this.#secret = secret ? prefix : undefined;
   }
 
   /** Bytes that came and wait to be read. */
@@ -86,7 +90,7 @@ export class RequestReader {
     if (typeof body === 'object' && 'refused' in body) return this.#refuse(body);
     this.#reading = undefined;
     if (body && namesMethod(body)) return this.#refuse({ refused: 'the body names a _method, which servers read as another method: send that method itself', status: 400 });
-    return { request: { head: r.head, method: r.head.method, target: r.target, fields: forwarded(r.head), body } };
+    return { request: { head: r.head, method: r.head.method, target: r.target, fields: forwarded(r.head, this.#secret), body } };
   }
 
   #refuse(r: { refused: string; status: number }): ReadResult {
@@ -164,10 +168,20 @@ export class RequestReader {
   }
 }
 
-/** The fields of `head` as forwarded: less those of the connection (and those it names), of framing, and those the gateway writes. */
-function forwarded(head: RequestHead): Array<[string, string]> {
+/**
+ * The fields of `head` as forwarded: less those of the connection (and those it names), of framing,
+ * and those the gateway writes; the port's path (a direct credential's) taken out of every value
+ * (a Referer, an Origin's URL), so that neither the upstream nor the recording gets it.
+ */
+function forwarded(head: RequestHead, prefix: string | undefined): Array<[string, string]> {
   const named = new Set(values(head.fields, 'connection').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase())));
-  return head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !named.has(n));
+  const kept = head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !named.has(n));
+  return prefix ? kept.map(([n, v]) => [n, withoutPath(v, prefix)]) : kept;
+}
+
+/** `value` with every `/<prefix>` in it taken out. */
+export function withoutPath(value: string, prefix: string): string {
+  return value.includes(prefix) ? value.split(`/${prefix}`).join('') : value;
 }
 
 /**
