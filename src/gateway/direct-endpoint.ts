@@ -29,6 +29,7 @@ import { directSecret, type DirectRecord } from './credentials/direct-credential
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf, peerText, tellPeer } from './front/peer-address.js';
 import { hoopSays } from '../errors.js';
+import { lingerEnd } from '../session/relay-end.js';
 import { randomBytes } from 'node:crypto';
 import { makeScramSecret, scramPasswordMatches } from '../postgres/wire/scram.js';
 
@@ -55,9 +56,6 @@ function mysqlCodeOf(status: number): { code: number; sqlState: string } {
   if (status === 429) return { code: 1040, sqlState: '08004' }; // ER_CON_COUNT_ERROR
   return { code: 1105, sqlState: 'HY000' }; // ER_UNKNOWN_ERROR
 }
-
-/** How long a MySQL client refused at admission has to read why and close, before the gateway cuts it. */
-const REFUSED_GRACE_MS = 5_000;
 
 /** What the gateway's ports call for direct clients: PostgreSQL's at the main port, MySQL's at the MySQL port. */
 export function directEndpoint(
@@ -126,10 +124,8 @@ export function directEndpoint(
         admit: (record, answered, ch) => {
           const refuse = (status: number, body: TunnelErrorBody): void => {
             const { message, hint } = body.error;
-            if (!ch.destroyed && !ch.writableEnded) ch.end(mysqlPacket(answered.seq, errPacket({ ...mysqlCodeOf(status), message: `hoop: ${message}${hint ? ` (${hint})` : ''}` })));
-            // The channel was paused for the session: read (and drop) what the client sends, so that its close is seen, and cut it after a grace.
-            ch.resume();
-            setTimeout(() => ch.destroy(), REFUSED_GRACE_MS).unref();
+            // The channel was paused for the session: what the client sends is dropped, so that its close is seen, and it is cut after a grace.
+            lingerEnd(ch, mysqlPacket(answered.seq, errPacket({ ...mysqlCodeOf(status), message: `hoop: ${message}${hint ? ` (${hint})` : ''}` })), true);
           };
           admission.admitDirect(record, 'mysql', peerText(ch), { refuse, accept: () => ch }, (session) => {
             if (!mysql) throw new Error('the gateway has no MySQL engine');

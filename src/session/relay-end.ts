@@ -74,13 +74,7 @@ export class RelayEnd {
 
   /** Ends the gateway's side of `stream` (`last` written before), and cuts it {@link END_GRACE_MS} later unless it closed. */
   linger(stream: Duplex, last?: Buffer): void {
-    if (stream.destroyed) return;
-    if (!stream.writableEnded) {
-      if (last && stream.writable) stream.end(last);
-      else stream.end();
-    }
-    const cut = setTimeout(() => stream.destroy(), END_GRACE_MS).unref();
-    stream.once('close', () => clearTimeout(cut));
+    lingerEnd(stream, last);
   }
 
   /** Tells the engine how the session ended, once: the reason kept (`client-disconnected` when none was given), and `bytes` (by default those counted). */
@@ -96,4 +90,20 @@ export class RelayEnd {
       ...(this.#detail !== undefined ? { detail: this.#detail } : {}),
     });
   }
+}
+
+/**
+ * Ends the gateway's side of `stream` (`last` written before) and cuts it {@link END_GRACE_MS}
+ * later unless it closed; `drop`: what the peer sends meanwhile is read and dropped, so that its
+ * close is seen (a client refused before its session, whose stream was paused).
+ */
+export function lingerEnd(stream: Duplex, last?: Buffer | string, drop = false): void {
+  if (stream.destroyed) return;
+  if (!stream.writableEnded) {
+    if (last && stream.writable) stream.end(last);
+    else stream.end();
+  }
+  if (drop) stream.resume();
+  const cut = setTimeout(() => stream.destroy(), END_GRACE_MS).unref();
+  stream.once('close', () => clearTimeout(cut));
 }

@@ -114,6 +114,19 @@ function startJsonServer(file: string): Promise<Server> {
   });
 }
 
+/** Sends raw bytes to `port`; resolves what came back once the other side closed, or once this side ended after `endMs`. */
+function rawExchange(port: number, bytes: string, endMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (b: Buffer) => (got += b.toString('latin1')));
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+    s.write(bytes);
+    setTimeout(() => s.end(), endMs).unref();
+  });
+}
+
 beforeAll(async () => {
   nginxDir = await mkdtemp(join(tmpdir(), 'hoop-nginx-'));
   restDb = join(nginxDir, 'db.json');
@@ -292,16 +305,7 @@ describe('the HTTP lane', () => {
   it('refuses smuggling and answers pipelined requests in order', async () => {
     const port = Number(new URL(url).port);
     const prefix = new URL(url).pathname;
-    const exchange = (bytes: string): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const s = tcpConnect(port, '127.0.0.1');
-        let got = '';
-        s.on('data', (b: Buffer) => (got += b.toString('latin1')));
-        s.on('close', () => resolve(got));
-        s.on('error', reject);
-        s.write(bytes);
-        setTimeout(() => s.end(), 2000).unref();
-      });
+    const exchange = (bytes: string): Promise<string> => rawExchange(port, bytes, 2000);
     const smuggled = await exchange(`POST ${prefix}/orders/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET ${prefix}/admin HTTP/1.1\r\nHost: x\r\n\r\n`);
     expect(smuggled).toMatch(/^HTTP\/1\.1 400 /);
     expect(smuggled.match(/HTTP\/1\.1 /g)).toHaveLength(1);
@@ -418,16 +422,7 @@ describe('the HTTP lane', () => {
 
 describe('hostile requests and answers', () => {
   /** Sends raw bytes to the port; resolves what came back once the gateway closed, or after a second. */
-  const exchange = (bytes: string): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const s = tcpConnect(Number(new URL(url).port), '127.0.0.1');
-      let got = '';
-      s.on('data', (b: Buffer) => (got += b.toString('latin1')));
-      s.on('close', () => resolve(got));
-      s.on('error', reject);
-      s.write(bytes);
-      setTimeout(() => s.end(), 1000).unref();
-    });
+  const exchange = (bytes: string): Promise<string> => rawExchange(Number(new URL(url).port), bytes, 1000);
   const status = async (path: string, init?: RequestInit): Promise<number> => (await fetch(`${url}${path}`, init)).status;
 
   it('judges the method the upstream acts on: a lower-case method and every method override are refused', async () => {

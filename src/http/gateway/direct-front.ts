@@ -10,6 +10,7 @@ import type { TunnelErrorBody } from '../../tunnel/accept.js';
 import type { SessionChannel } from '../../session/engine.js';
 import { firstLine } from '../wire/first-line.js';
 import { closingAnswer } from '../wire/status-error.js';
+import { lingerEnd } from '../../session/relay-end.js';
 
 /** The path a direct HTTP client's requests begin with at the gateway's port: nothing of the API's begins so. */
 export const HTTP_DIRECT_PATH = '/direct/';
@@ -49,14 +50,7 @@ export async function serveDirectHttpClient<T>(channel: SessionChannel, seen: Bu
   });
 }
 
-/** How long a refused client has to read why and close, before the gateway cuts it. */
-const REFUSED_GRACE_MS = 5_000;
-
-/** Answers a refused client and ends its connection: what it sends meanwhile is read and dropped (so its close is seen), and it is cut after a grace. */
+/** Answers a refused client and ends its connection: what it sends meanwhile is dropped (so its close is seen), and it is cut after a grace. */
 function refuse(channel: SessionChannel, status: number, message: string, hint?: string): void {
-  if (channel.destroyed) return;
-  if (!channel.writableEnded) channel.end(closingAnswer(status, message, hint));
-  channel.on('data', () => undefined);
-  channel.resume();
-  setTimeout(() => channel.destroy(), REFUSED_GRACE_MS).unref();
+  lingerEnd(channel, closingAnswer(status, message, hint), true);
 }

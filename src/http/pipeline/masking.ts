@@ -122,8 +122,9 @@ export class HttpMasking implements HttpStage {
     const shape = jsonShape(type);
     if (shape) {
       const stream = new JsonStream(
-        (path, value) => this.#lending(() => this.#json.value(path, value)),
-        (name) => this.#lending(() => this.#json.key(name)),
+        // Lent only after a long text's wait: no closure a value otherwise.
+        (path, value) => (this.#lent ? this.#lending(() => this.#json.value(path, value)) : this.#json.value(path, value)),
+        (name) => (this.#lent ? this.#lending(() => this.#json.key(name)) : this.#json.key(name)),
         shape,
         (value) => this.#ahead(value),
       );
