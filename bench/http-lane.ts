@@ -15,7 +15,8 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { benchPolicyRepo, startBenchConnect, startBenchGateway } from './hoop-paths.js';
 import { startProcess, tempDir, waitFor } from './processes.js';
-import { setupSshForward } from './relays.js';
+import { type RelayPids, startRelayMeter } from './relay-cpu.js';
+import { setupNodeRelay, setupSshForward } from './relays.js';
 
 const REQUESTS = Number(process.env.BENCH_HTTP_REQUESTS ?? 5000);
 const CONCURRENCY = Number(process.env.BENCH_HTTP_CONCURRENCY ?? 8);
@@ -28,6 +29,9 @@ export interface HttpRow {
   rps: number;
   p50: number;
   p99: number;
+  /** CPU of the relay's processes per request, in µs: its server side (the gateway, sshd) and client side (`hoop connect`, ssh). */
+  serverCpuUs?: number;
+  clientCpuUs?: number;
 }
 
 /** The bench's policy: an http connection to the API with its token, rules that judge every request (none matches), masking detectors. */
@@ -84,12 +88,23 @@ async function load(url: string, n: number, headers: Record<string, string>, ca?
   return { times, seconds };
 }
 
-/** Measures `url`: a warm-up, then `REQUESTS` requests. */
-async function measure(label: string, url: string, headers: Record<string, string>, ca?: Buffer): Promise<HttpRow> {
+/** Measures `url`: a warm-up, then `REQUESTS` requests, and what the `relay`'s processes spent on them. */
+async function measure(label: string, url: string, headers: Record<string, string>, ca?: Buffer, relay?: RelayPids): Promise<HttpRow> {
   await load(url, WARMUP, headers, ca);
+  const meter = startRelayMeter(relay);
   const { times, seconds } = await load(url, REQUESTS, headers, ca);
+  const used = meter.perUnit(REQUESTS);
   const sorted = times.sort((a, b) => a - b);
-  return { label, rps: REQUESTS / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  const cpu = (side: string): number | undefined => used.find((u) => u.side === side)?.cpuUs;
+  const [serverCpuUs, clientCpuUs] = [cpu('server'), cpu('client')];
+  return {
+    label,
+    rps: REQUESTS / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    ...(serverCpuUs !== undefined ? { serverCpuUs } : {}),
+    ...(clientCpuUs !== undefined ? { clientCpuUs } : {}),
+  };
 }
 
 /** The port a bench server printed as its first line. */
@@ -111,14 +126,28 @@ export async function measureHttp(log: (s: string) => void): Promise<HttpRow[]> 
     const floor = startProcess(process.execPath, [join(import.meta.dirname, 'http-floor.mjs')], { name: 'http floor', env: { ...process.env, BENCH_API_TOKEN: TOKEN, BENCH_API_PORT: String(port) } });
     try {
       const floorPort = await firstLinePort(floor);
-      rows.push(await measure("node HTTP proxy (the floor: Node's server and client, nothing else)", `http://127.0.0.1:${floorPort}/customers`, {}));
+      rows.push(await measure("node HTTP proxy (Node's server and client, nothing else)", `http://127.0.0.1:${floorPort}/customers`, {}, undefined, { server: floor.child.pid! }));
       log(`[http] node proxy: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
     } finally {
       await floor.stop();
     }
-    const ssh = await setupSshForward({ host: '127.0.0.1', port, user: '', password: '', database: '' });
+    const endpoint = { host: '127.0.0.1', port, user: '', password: '', database: '' };
+    for (const [label, shape] of [
+      ['node TLS relay, bytes only (the floor of direct)', 'tls'],
+      ['node relay, two processes, bytes only (the floor of connect)', 'two'],
+    ] as const) {
+      const relay = await setupNodeRelay({ port }, endpoint, shape);
+      try {
+        const ca = relay.endpoint.sslRootCert ? readFileSync(relay.endpoint.sslRootCert) : undefined;
+        rows.push(await measure(label, `${ca ? 'https' : 'http'}://127.0.0.1:${relay.endpoint.port}/customers`, auth, ca, relay.relay));
+        log(`[http] ${label}: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
+      } finally {
+        await relay.close();
+      }
+    }
+    const ssh = await setupSshForward(endpoint);
     try {
-      rows.push(await measure('ssh -L', `http://127.0.0.1:${ssh.endpoint.port}/customers`, auth));
+      rows.push(await measure('ssh -L', `http://127.0.0.1:${ssh.endpoint.port}/customers`, auth, undefined, ssh.relay));
       log(`[http] ssh -L: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
     } finally {
       await ssh.close();
@@ -134,7 +163,7 @@ export async function measureHttp(log: (s: string) => void): Promise<HttpRow[]> 
     try {
       const connect = await startBenchConnect<{ url: string }>(gw, 'api');
       try {
-        rows.push(await measure('hoop connect, policy + masking + recording', `${connect.info.url}/customers`, {}));
+        rows.push(await measure('hoop connect, policy + masking + recording', `${connect.info.url}/customers`, {}, undefined, { server: gw.pid, client: connect.pid }));
         log(`[http] hoop connect: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
       } finally {
         await connect.stop();
@@ -142,7 +171,7 @@ export async function measureHttp(log: (s: string) => void): Promise<HttpRow[]> 
       const { mintDirect } = await import('../src/api-client/direct.js');
       const ca = readFileSync(gw.caFile);
       const minted = await mintDirect({ gateway: gw.url, ca }, gw.token, 'api', { seconds: 3600 });
-      rows.push(await measure('hoop direct, policy + masking + recording', `${gw.url}${minted.httpPath}/customers`, {}, ca));
+      rows.push(await measure('hoop direct, policy + masking + recording', `${gw.url}${minted.httpPath}/customers`, {}, ca, { server: gw.pid }));
       log(`[http] hoop direct: ${rows.at(-1)!.rps.toFixed(0)} requests/s`);
     } finally {
       await gw.stop();
@@ -153,13 +182,14 @@ export async function measureHttp(log: (s: string) => void): Promise<HttpRow[]> 
   }
 }
 
-/** The HTTP table, in markdown: each path's requests/s (and against `ssh -L`'s), p50 and p99. */
+/** The HTTP table, in markdown: each path's requests/s (and against `ssh -L`'s), p50 and p99, and its relay's CPU per request (server side + client side). */
 export function formatHttp(rows: HttpRow[]): string[] {
   const ssh = rows.find((r) => r.label === 'ssh -L');
+  const cpu = (r: HttpRow): string => (r.serverCpuUs === undefined ? '' : `${r.serverCpuUs.toFixed(0)}${r.clientCpuUs === undefined ? '' : ` + ${r.clientCpuUs.toFixed(0)}`} µs`);
   return [
-    `| HTTP GET (a 1.2 KB JSON answer), ${REQUESTS} requests, ${CONCURRENCY} at once | requests/s | vs ssh -L | p50 | p99 |`,
-    '|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.label} | ${r.rps.toFixed(0)} | ${ssh ? `${(r.rps / ssh.rps).toFixed(2)}×` : ''} | ${r.p50.toFixed(3)} ms | ${r.p99.toFixed(3)} ms |`),
+    `| HTTP GET (a 1.2 KB JSON answer), ${REQUESTS} requests, ${CONCURRENCY} at once | requests/s | vs ssh -L | p50 | p99 | relay CPU/request |`,
+    '|---|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.label} | ${r.rps.toFixed(0)} | ${ssh ? `${(r.rps / ssh.rps).toFixed(2)}×` : ''} | ${r.p50.toFixed(3)} ms | ${r.p99.toFixed(3)} ms | ${cpu(r)} |`),
     '',
   ];
 }

@@ -56,18 +56,19 @@ export async function setupSshForward(ep: Endpoint): Promise<PathSetup> {
 }
 
 /**
- * The floor of a Node relay, ./node-relay.mjs: `two` processes (a TLS server in front of
- * PostgreSQL and a client that listens locally), or one `front` that terminates the client's own TLS.
+ * The floor of a Node relay, ./node-relay.mjs, in front of `upstream`: `two` processes (a TLS server
+ * and a client that listens locally), one `front` that terminates a PostgreSQL client's own TLS, or
+ * one `tls` server whose clients speak TLS from their first byte (an HTTPS client's).
  */
-export async function setupNodeRelay(pg: PgCluster, ep: Endpoint, shape: 'two' | 'front'): Promise<PathSetup> {
+export async function setupNodeRelay(upstream: { port: number }, ep: Endpoint, shape: 'two' | 'front' | 'tls'): Promise<PathSetup> {
   const { createTestPki } = await import('../test/harness/certs.js');
   const pki = await createTestPki();
   onCleanup('node relay PKI', () => pki.cleanup());
   const leaf = await pki.issue('relay', ['IP:127.0.0.1', 'DNS:localhost']);
   const script = join(repoRoot, 'bench', 'node-relay.mjs');
   const [serverPort, localPort] = [await freePort(), await freePort()];
-  const role = shape === 'two' ? 'server' : 'front';
-  const server = startProcess(process.execPath, [script, role, String(serverPort), String(pg.port), leaf.certFile, leaf.keyFile], { name: `node relay ${role}` });
+  const role = shape === 'front' ? 'front' : 'server';
+  const server = startProcess(process.execPath, [script, role, String(serverPort), String(upstream.port), leaf.certFile, leaf.keyFile], { name: `node relay ${role}` });
   const client = shape === 'two' ? startProcess(process.execPath, [script, 'client', String(localPort), String(serverPort), pki.caFile], { name: 'node relay client' }) : undefined;
   for (const [port, p] of client
     ? ([
