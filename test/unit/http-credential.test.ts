@@ -5,7 +5,7 @@
  * whole at once.
  */
 import { describe, expect, it } from 'vitest';
-import { credentialSpellings, type HttpCredential, injectCredential, maskText, SecretMask } from '../../src/http/pipeline/credential.js';
+import { CredentialEcho, credentialSpellings, type HttpCredential, injectCredential, maskText, SecretMask } from '../../src/http/pipeline/credential.js';
 import { readTarget, type RequestTarget } from '../../src/http/wire/target.js';
 import { Random } from '../harness/random.js';
 
@@ -103,5 +103,29 @@ describe('SecretMask', () => {
     const chunk = Buffer.from('token sk_live_4f9a"b here');
     new SecretMask(spellings).push(chunk);
     expect(chunk.toString()).toBe('token sk_live_4f9a"b here');
+  });
+
+  it("masks every spelling in an answer's field names and values, a secret of any bytes, and gives back a field that holds none as it was", () => {
+    for (const credential of [
+      { kind: 'bearer', token: 'sk_live_4f9a"b/ü€ key' },
+      { kind: 'basic', user: 'shop', password: 'pa:ss w0rd!' },
+    ] as HttpCredential[]) {
+      for (const s of credentialSpellings(credential)) {
+        // A field's text as Node's HTTP client gives it: its bytes, a character each.
+        const text = s.toString('latin1');
+        const res = {
+          status: 200,
+          reason: 'OK',
+          hasBody: false,
+          fields: [
+            [`x-${text}`, `a ${text} b`],
+            ['content-type', 'application/json'],
+          ] as Array<[string, string]>,
+        };
+        new CredentialEcho(credential, false).response(res);
+        expect(res.fields[0]).toEqual([`x-${'*'.repeat(text.length)}`, `a ${'*'.repeat(text.length)} b`]);
+        expect(res.fields[1]).toEqual(['content-type', 'application/json']);
+      }
+    }
   });
 });

@@ -2,21 +2,40 @@
  * The HTTP lane's relay on a held clock: a connection that sends no request ends after its idle
  * time, a request that does not come whole in time is answered 408, an identity past its requests a
  * minute is answered 429 with Retry-After, a body over the policy's size 413; pipelined requests are
- * answered in order, one at a time.
+ * answered in order, one at a time; an answer whose body came whole goes to the client in one write,
+ * one still coming is written as it comes.
  */
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RequestRates } from '../../src/http/pipeline/request-rate.js';
-import { HttpRelay, IDLE_MS, REQUEST_READ_MS } from '../../src/http/pipeline/relay.js';
+import { HttpRelay, IDLE_MS, REQUEST_READ_MS, type UpstreamAnswer } from '../../src/http/pipeline/relay.js';
 import type { HttpRequest } from '../../src/http/pipeline/stages.js';
 import type { HttpJudge } from '../../src/policy/http.js';
 import type { TunnelSession } from '../../src/session/engine.js';
 import type { HttpConnection } from '../../src/config/connection.js';
 
-/** A relay with an upstream that answers each request `{}` (its path told to `asked`), its output collected. */
-function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates = new RequestRates()) {
+/** An answer of `{}`, whole. */
+const emptyObject = (): UpstreamAnswer => ({
+  status: 200,
+  reason: 'OK',
+  fields: [
+    ['content-type', 'application/json'],
+    ['content-length', '2'],
+  ],
+  body: Readable.from([Buffer.from('{}')]),
+  complete: () => true,
+});
+
+/** A relay with an upstream that answers each request with `answer()` (its path told to `asked`), its output collected, and each write to the client. */
+function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates = new RequestRates(), answer = emptyObject) {
   const channel = Object.assign(new PassThrough(), { sendControl: () => true, bytesSent: 0 });
   let out = '';
+  const writes: string[] = [];
+  const write = channel.write.bind(channel);
+  channel.write = ((b: Buffer) => {
+    writes.push(b.toString('latin1'));
+    return write(b);
+  }) as typeof channel.write;
   channel.on('data', (b: Buffer) => (out += b.toString('latin1')));
   let ended: string | undefined;
   const asked: string[] = [];
@@ -33,18 +52,10 @@ function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates 
     base: 'http://api',
     send: async (req: HttpRequest) => {
       asked.push(req.target.canonical);
-      return {
-        status: 200,
-        reason: 'OK',
-        fields: [
-          ['content-type', 'application/json'],
-          ['content-length', '2'],
-        ],
-        body: Readable.from([Buffer.from('{}')]),
-      };
+      return answer();
     },
   });
-  return { relay, out: () => out, ended: () => ended, asked };
+  return { relay, out: () => out, ended: () => ended, asked, writes };
 }
 
 const get = (path: string, close = false): Buffer => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`);
@@ -108,5 +119,35 @@ describe('the HTTP relay', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(statuses(r.out())).toEqual(['413']);
     expect(r.ended()).toBeDefined();
+  });
+
+  it('writes an answer whose body came whole in one write, and one still coming as it comes', async () => {
+    // A chunked answer of two chunks: the second (and the end) come only when the test says so.
+    const body = new PassThrough();
+    let whole = false;
+    const r = relayOf(undefined, undefined, () => ({ status: 200, reason: 'OK', fields: [['content-type', 'text/plain']], body, complete: () => whole }));
+    r.relay.fromClient(get('/stream'));
+    await vi.advanceTimersByTimeAsync(0);
+    body.write('first');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.writes).toHaveLength(1);
+    expect(r.writes[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*transfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n$/);
+    whole = true;
+    body.end('second');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.writes.slice(1)).toEqual(['6\r\nsecond\r\n0\r\n\r\n']);
+
+    // The same answer come whole: the head, both chunks and the end in one write.
+    const r2 = relayOf(undefined, undefined, () => ({
+      status: 200,
+      reason: 'OK',
+      fields: [['content-type', 'text/plain']],
+      body: Readable.from([Buffer.from('first'), Buffer.from('second')]),
+      complete: () => true,
+    }));
+    r2.relay.fromClient(get('/whole'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r2.writes).toHaveLength(1);
+    expect(r2.writes[0]).toMatch(/\r\n\r\n5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n$/);
   });
 });

@@ -86,7 +86,7 @@ export class HttpUpstream implements HttpUpstreamSide {
       const sent = (https ? httpsRequest : httpRequest)(options, (res: IncomingMessage) => {
         const pairs: Array<[string, string]> = [];
         for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
-        resolve({ status: res.statusCode ?? 502, reason: res.statusMessage ?? '', fields: pairs, body: res });
+        resolve({ status: res.statusCode ?? 502, reason: res.statusMessage ?? '', fields: pairs, body: res, complete: () => res.complete });
       });
       sent.on('timeout', () => sent.destroy(new HttpStatusError(504, `the upstream did not answer within ${UPSTREAM_DEADLINE_MS / 1000} s`)));
       sent.on('error', (err) => reject(err));

@@ -168,17 +168,25 @@ export function secretsMasker(credential: HttpCredential): (text: string) => str
  */
 export class CredentialEcho implements HttpStage {
   readonly #spellings: readonly Buffer[];
+  /** The spellings as a field's text reads them (latin1: a character a byte). */
+  readonly #fieldSpellings: readonly string[];
   readonly #masker: (text: string) => string | undefined;
   readonly #jsonMasked: boolean;
 
   constructor(credential: HttpCredential, jsonMasked: boolean) {
     this.#spellings = credentialSpellings(credential);
+    this.#fieldSpellings = this.#spellings.map((s) => s.toString('latin1'));
     this.#masker = secretsMasker(credential);
     this.#jsonMasked = jsonMasked;
   }
 
+  /** A field's name or value with the spellings masked (most hold none, and are given back as they are). */
+  #field(text: string): string {
+    return this.#fieldSpellings.some((s) => text.includes(s)) ? maskText(text, this.#spellings) : text;
+  }
+
   response(res: HttpResponse): ResponseDecision | undefined {
-    res.fields = res.fields.map(([n, v]) => [maskText(n, this.#spellings), maskText(v, this.#spellings)]);
+    res.fields = res.fields.map(([n, v]) => [this.#field(n), this.#field(v)]);
     if (!res.hasBody) return undefined;
     const mask = new SecretMask(this.#spellings);
     const types = mediaTypes(res);

@@ -67,6 +67,8 @@ export interface UpstreamAnswer {
   fields: Array<[string, string]>;
   /** The body, de-chunked (empty for HEAD, 204, 304). */
   body: Readable;
+  /** Whether the whole body has come (what is not read of it yet is in `body`'s buffer). */
+  complete(): boolean;
 }
 
 /** The upstream, as the relay uses it (../gateway/upstream.ts). */
@@ -325,7 +327,7 @@ export class HttpRelay {
     ];
     this.#sendHead({ ...res, fields });
     try {
-      if (hasBody) await this.#stream(up.body, transforms, chunked);
+      if (hasBody) await this.#stream(up, transforms, chunked);
       else up.body.resume();
     } catch (err) {
       // Past the head, the status cannot change: the answer is cut, and the client sees it did not end.
@@ -352,8 +354,8 @@ export class HttpRelay {
     return this.#session.lane?.prefix ? `/${this.#session.lane.prefix}` : '';
   }
 
-  /** The body through the transforms, each chunk written as it is made, waiting while the client is behind. */
-  async #stream(body: Readable, transforms: readonly BodyTransform[], chunked: boolean): Promise<void> {
+  /** The body through the transforms, each chunk written as it is made (the last ones with the end, in one write), waiting while the client is behind. */
+  async #stream(up: UpstreamAnswer, transforms: readonly BodyTransform[], chunked: boolean): Promise<void> {
     /** `bytes` as the client gets them (framed as a chunk where the body is chunked), or nothing for none. */
     const framed = (bytes: Buffer): Buffer[] => {
       if (bytes.length === 0) return [];
@@ -366,12 +368,14 @@ export class HttpRelay {
       for (let i = from; i < transforms.length; i++) b = await inTime(transforms[i]!.push(b));
       return b;
     };
-    for await (const chunk of body) {
-      if (this.#owner.ending()) throw new Error('the session ended');
-      await out(await through(chunk as Buffer, 0));
-    }
-    // What the transforms hold to their end, and the last chunk, go as one write.
+    // What comes once the whole body has, what the transforms hold to their end, and the last chunk go as one write.
     const last: Buffer[] = [];
+    for await (const chunk of up.body) {
+      if (this.#owner.ending()) throw new Error('the session ended');
+      const bytes = await through(chunk as Buffer, 0);
+      if (up.complete()) last.push(...framed(bytes));
+      else await out(bytes);
+    }
     for (let i = 0; i < transforms.length; i++) last.push(...framed(await through(await inTime(transforms[i]!.end()), i + 1)));
     if (chunked) last.push(LAST_CHUNK);
     if (last.length > 0) await this.#write(Buffer.concat(last));

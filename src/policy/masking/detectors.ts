@@ -196,24 +196,36 @@ function digitValue(text: string, i: number): number {
   return c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0xff10 && c <= 0xff19 ? c - 0xff10 : -1;
 }
 
+/** The prefix sums {@link luhnOfRun} reads, kept between runs (a run's are read only until the next run's are made). */
+let luhnSums = new Int32Array(4 * 64);
+
 /** Whether the digits `values[s..e)` pass the Luhn check, each asked in constant time (sums of each parity's digits, plain and doubled, up to each place). */
 function luhnOfRun(values: readonly number[]): (s: number, e: number) => boolean {
   const m = values.length;
-  const plain = [new Int32Array(m + 1), new Int32Array(m + 1)];
-  const doubled = [new Int32Array(m + 1), new Int32Array(m + 1)];
+  const w = m + 1;
+  if (luhnSums.length < 4 * w) luhnSums = new Int32Array(8 * w);
+  // Rows of `w`: the plain sums of the digits at even places, at odd places, then the doubled ones likewise.
+  const sums = luhnSums;
+  sums[0] = sums[w] = sums[2 * w] = sums[3 * w] = 0;
   for (let k = 0; k < m; k++) {
     const v = values[k]!;
     const twice = v * 2 > 9 ? v * 2 - 9 : v * 2;
     const par = k & 1;
-    plain[par]![k + 1] = plain[par]![k]! + v;
-    doubled[par]![k + 1] = doubled[par]![k]! + twice;
-    plain[1 - par]![k + 1] = plain[1 - par]![k]!;
-    doubled[1 - par]![k + 1] = doubled[1 - par]![k]!;
+    const plain = par * w;
+    const doubled = (2 + par) * w;
+    const otherPlain = (1 - par) * w;
+    const otherDoubled = (3 - par) * w;
+    sums[plain + k + 1] = sums[plain + k]! + v;
+    sums[doubled + k + 1] = sums[doubled + k]! + twice;
+    sums[otherPlain + k + 1] = sums[otherPlain + k]!;
+    sums[otherDoubled + k + 1] = sums[otherDoubled + k]!;
   }
   // The last digit is taken as it is, the one before it doubled, and so on: by the parity of their places.
   return (s, e) => {
     const q = (e - 1) & 1;
-    return (plain[q]![e]! - plain[q]![s]! + doubled[1 - q]![e]! - doubled[1 - q]![s]!) % 10 === 0;
+    const plain = q * w;
+    const doubled = (3 - q) * w;
+    return (sums[plain + e]! - sums[plain + s]! + sums[doubled + e]! - sums[doubled + s]!) % 10 === 0;
   };
 }
 
