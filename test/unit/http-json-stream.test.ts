@@ -59,6 +59,53 @@ describe('JsonStream', () => {
     }
   });
 
+  it('tells the transform each scalar and key as JSON reads it (escapes too, split anywhere), with its path', () => {
+    const r = new Random(7);
+    /** The doc's keys and scalars in order, as a reader of the JSON sees them. */
+    const seen = (v: unknown, path: Array<string | number>, out: string[]): string[] => {
+      if (Array.isArray(v)) v.forEach((x, i) => seen(x, [...path, i], out));
+      else if (typeof v === 'object' && v !== null)
+        for (const [k, x] of Object.entries(v)) {
+          out.push(`key ${JSON.stringify(k)}`);
+          seen(x, [...path, k], out);
+        }
+      else out.push(`${JSON.stringify(path)} ${JSON.stringify(v)}`);
+      return out;
+    };
+    for (let i = 0; i < 1500; i++) {
+      const doc = [generated(r), { 'a\\"\u00e9\n': 'x\\y"z\u2028', [`${'\\'.repeat(r.int(4))}"`]: `${'\\'.repeat(r.int(4))}"` }];
+      const text = JSON.stringify(doc, null, r.int(2) === 0 ? undefined : 1);
+      const cuts = Array.from({ length: r.int(6) }, () => r.int(text.length + 1)).sort((a, b) => a - b);
+      const told: string[] = [];
+      const stream = new JsonStream(
+        (path, value) => void told.push(`${JSON.stringify(path)} ${JSON.stringify(value)}`),
+        (name) => void told.push(`key ${JSON.stringify(name)}`),
+      );
+      expect(streamedThrough(now(stream), text, cuts)).toBe(text);
+      expect(told, text).toEqual(seen(doc, [], []));
+    }
+  });
+
+  it('reads a chunk of many strings in time linear in it (each string looked at alone, not the rest of the chunk)', () => {
+    /** CPU time (not the wall's: a busy machine does not stretch it) to read `n` strings in one chunk, the least of `tries`. */
+    const read = (n: number, tries: number): number => {
+      const bytes = Buffer.from(`[${Array.from({ length: n }, () => '"ab"').join(',')}]`);
+      let best = Number.POSITIVE_INFINITY;
+      for (let t = 0; t < tries; t++) {
+        let strings = 0;
+        const started = process.cpuUsage();
+        const out = new JsonStream(() => void strings++).pushNow(bytes);
+        const used = process.cpuUsage(started);
+        best = Math.min(best, used.user + used.system);
+        expect([strings, out.length]).toEqual([n, bytes.length]);
+      }
+      return best;
+    };
+    // Eight times the strings: about eight times the time when linear, sixty-four when each looks to the chunk's end.
+    read(10_000, 1);
+    expect(read(400_000, 2) / read(50_000, 3)).toBeLessThan(32);
+  }, 120_000);
+
   it('waits where a preparation asks it to, and reads on from there: generated documents split anywhere come out as read without waiting', async () => {
     const r = new Random(2027);
     for (let i = 0; i < 1500; i++) {

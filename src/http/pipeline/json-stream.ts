@@ -47,6 +47,8 @@ export class JsonStream {
   #string = false;
   #key = false;
   #escaped = false;
+  /** The string being read has an escape (it is read by JSON.parse, not as its bytes). */
+  #escapes = false;
   /** Where the scalar began in the chunk being read (-1: in an earlier one), and its bytes from earlier chunks. */
   #start = -1;
   #held: Buffer[] = [];
@@ -114,15 +116,17 @@ export class JsonStream {
         if (this.#string) {
           // A string's bytes in a tight loop, to its closing quote or the chunk's end.
           let escaped = this.#escaped;
+          let escapes = this.#escapes;
           let j = i;
           for (; j < chunk.length; j++) {
             const b = chunk[j]!;
             if (escaped) escaped = false;
-            else if (b === 0x5c) escaped = true;
+            else if (b === 0x5c) escaped = escapes = true;
             else if (b === 0x22) break;
             else if (b < 0x20) throw new Error('a control character in a JSON string');
           }
           this.#escaped = escaped;
+          this.#escapes = escapes;
           i = j;
           if (j < chunk.length) {
             ended(j + 1);
@@ -142,6 +146,7 @@ export class JsonStream {
         this.#key = this.#startScalar(c === 0x22);
         this.#inScalar = true;
         this.#string = c === 0x22;
+        this.#escapes = false;
         this.#start = i;
         continue;
       }
@@ -202,7 +207,7 @@ export class JsonStream {
     const to = whole ? end : bytes.length;
     this.#held = [];
     this.#heldBytes = 0;
-    return scalarValue(bytes, from, to, this.#string);
+    return scalarValue(bytes, from, to, this.#string, this.#escapes);
   }
 
   /** The scalar read: a key noted, a value judged; answers what stands in its place (undefined: it stays). */
@@ -273,11 +278,10 @@ export class JsonStream {
 /** A JSON number (RFC 8259 §6). */
 const NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
 
-/** The value of the scalar in `bytes` from `from` to `to`: a string without escapes and the common literals and numbers read directly, the rest by JSON.parse. @throws Error when it is not one */
-function scalarValue(bytes: Buffer, from: number, to: number, string: boolean): ScalarValue {
+/** The value of the scalar in `bytes` from `from` to `to` (a string with `escapes` or not): a string without escapes and the common literals and numbers read directly, the rest by JSON.parse. @throws Error when it is not one */
+function scalarValue(bytes: Buffer, from: number, to: number, string: boolean, escapes: boolean): ScalarValue {
   if (string) {
-    const slash = bytes.indexOf(0x5c, from);
-    if (slash < 0 || slash >= to) return bytes.toString('utf8', from + 1, to - 1);
+    if (!escapes) return bytes.toString('utf8', from + 1, to - 1);
   } else {
     const text = bytes.toString('latin1', from, to);
     if (text === 'true') return true;
