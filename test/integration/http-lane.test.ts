@@ -16,6 +16,7 @@ import { HOOP_BIN, spawnHoop } from '../harness/hoop-process.js';
 import { givePerson, personDir, testPeople, type TestPerson } from '../harness/people.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -639,6 +640,50 @@ describe('hoop connect --direct of an HTTP connection', () => {
     const after = await curl(`${d.url}/customers`);
     expect(after.code).toBe('401');
     expect(after.body).toContain(`direct credential ${d.id} was revoked`);
+  });
+
+  it('answers a client that ends its side after its requests (a half-close), at the local port and directly', async () => {
+    // Python's socket at the local port: two requests, then shutdown(SHUT_WR); it reads to the end.
+    const target = new URL(url);
+    const requests = `GET ${target.pathname}/customers HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET ${target.pathname}/echo?n=half HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n`;
+    const py = await run('python3', [
+      '-c',
+      [
+        'import socket,sys',
+        `s=socket.create_connection(("127.0.0.1",${target.port}))`,
+        `s.sendall(b"${requests}")`,
+        's.shutdown(socket.SHUT_WR)',
+        'got=b""',
+        'while True:',
+        '  b=s.recv(65536)',
+        '  if not b: break',
+        '  got+=b',
+        'sys.stdout.write(got.decode("latin1"))',
+      ].join('\n'),
+    ]);
+    expect([...py.stdout.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(['200', '200']);
+    expect(py.stdout).toContain('**** **** **** 1111');
+    expect(py.stdout).toContain('n=half');
+    // Node's TLS client at the gateway's port: a request, then its end (close_notify and FIN); it reads the answer whole.
+    const running = await stack.connect('api', await stack.token('alice'), ['--direct']);
+    try {
+      const path = new URL((running.info as unknown as HttpDirectJson).url).pathname;
+      const got = await new Promise<string>((resolve, reject) => {
+        const s = tlsConnect(
+          { host: '127.0.0.1', port: stack.gateway.port, ca: readFileSync(stack.pki.caFile), servername: 'localhost', ALPNProtocols: ['http/1.1'], ...{ allowHalfOpen: true } },
+          () => s.end(`GET ${path}/customers HTTP/1.1\r\nHost: x\r\n\r\n`),
+        );
+        let text = '';
+        s.on('data', (b: Buffer) => (text += b.toString('latin1')));
+        s.on('end', () => resolve(text));
+        s.on('error', reject);
+      });
+      expect(got).toMatch(/^HTTP\/1\.1 200 /);
+      expect(got).toContain('**** **** **** 1111');
+      expect(got).toMatch(/0\r\n\r\n$/);
+    } finally {
+      await running.stop();
+    }
   });
 });
 

@@ -3,7 +3,7 @@
  * time, a request that does not come whole in time is answered 408, an identity past its requests a
  * minute is answered 429 with Retry-After, a body over the policy's size 413; pipelined requests are
  * answered in order, one at a time; an answer whose body came whole goes to the client in one write,
- * one still coming is written as it comes.
+ * one still coming is written as it comes; a client that ends its side is answered what it sent whole.
  */
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -26,7 +26,7 @@ const emptyObject = (): UpstreamAnswer => ({
   complete: () => true,
 });
 
-/** A relay with an upstream that answers each request with `answer()` (its path told to `asked`), its output collected, and each write to the client. */
+/** A relay with an upstream that answers each request with `answer()` (its path told to `asked`), its output collected, and each write to the client; a path beginning `/held` is held for review (its withdrawals told to `withdrawn`). */
 function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates = new RequestRates(), answer = emptyObject) {
   const channel = Object.assign(new PassThrough(), { sendControl: () => true, bytesSent: 0 });
   let out = '';
@@ -39,15 +39,24 @@ function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates 
   channel.on('data', (b: Buffer) => (out += b.toString('latin1')));
   let ended: string | undefined;
   const asked: string[] = [];
+  const withdrawn: string[] = [];
+  const held = { action: 'review', reason: 'refunds are reviewed', rule: 'refunds', review: { groups: ['ops'], approvals: 1, timeoutMs: 60_000 } };
   const session = {
     id: 's1',
     identity: { issuer: 'https://idp', subject: 'alice' },
     connection: { name: 'api' },
     channel,
     log: { info: () => undefined, warn: () => undefined },
-    lane: { http: { decide: () => ({ action: 'allow', reason: 'ok' }), unmasked: [], limits } },
+    lane: { http: { decide: (ask: { segments: string[] }) => (ask.segments[0] === 'held' ? held : { action: 'allow', reason: 'ok' }), unmasked: [], limits } },
+    reviews: { request: () => ({ id: 'rv-1', reused: false, decided: new Promise(() => undefined), withdraw: (why: string) => void withdrawn.push(why) }) },
   } as unknown as TunnelSession<HttpConnection>;
-  const relay = new HttpRelay(session, { end: (why) => void (ended ??= why), ending: () => ended !== undefined }, undefined, rates);
+  // As the session relay does: the first end is the session's, and the relay is told why.
+  const end = (why: string, what?: string): void => {
+    if (ended) return;
+    ended = why;
+    relay.abort(what ?? why);
+  };
+  const relay: HttpRelay = new HttpRelay(session, { end, ending: () => ended !== undefined }, undefined, rates);
   relay.opened({
     base: 'http://api',
     send: async (req: HttpRequest) => {
@@ -55,7 +64,7 @@ function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates 
       return answer();
     },
   });
-  return { relay, out: () => out, ended: () => ended, asked, writes };
+  return { relay, out: () => out, ended: () => ended, asked, writes, withdrawn };
 }
 
 const get = (path: string, close = false): Buffer => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`);
@@ -149,5 +158,45 @@ describe('the HTTP relay', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(r2.writes).toHaveLength(1);
     expect(r2.writes[0]).toMatch(/\r\n\r\n5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n$/);
+  });
+
+  it('answers what a client sent whole before it ended its side, then ends; a request cut by the end, or none, ends it at once', async () => {
+    const r = relayOf();
+    r.relay.fromClient(Buffer.concat([get('/a'), get('/b')]));
+    r.relay.clientEnded();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(r.out())).toEqual(['200', '200']);
+    expect(r.asked).toEqual(['/a', '/b']);
+    expect(r.ended()).toBe('client-disconnected');
+
+    const cut = relayOf();
+    cut.relay.fromClient(Buffer.from('GET /c HTTP/1.1\r\nHo'));
+    cut.relay.clientEnded();
+    await vi.advanceTimersByTimeAsync(0);
+    expect([cut.out(), cut.asked, cut.ended()]).toEqual(['', [], 'client-disconnected']);
+
+    const none = relayOf();
+    none.relay.clientEnded();
+    expect([none.out(), none.ended()]).toEqual(['', 'client-disconnected']);
+  });
+
+  it('does not wait for a review once the client ended its side: a held request is withdrawn and said why, one still to be held is refused', async () => {
+    const r = relayOf();
+    r.relay.fromClient(get('/held/refund'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.out()).toBe('');
+    r.relay.clientEnded();
+    expect(r.withdrawn).toEqual(['session-ended']);
+    expect(r.ended()).toBe('client-disconnected');
+    expect(statuses(r.out())).toEqual(['503']);
+    expect(r.out()).toContain('nobody waits for the review');
+
+    const late = relayOf();
+    late.relay.fromClient(Buffer.concat([get('/a'), get('/held/refund')]));
+    late.relay.clientEnded();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(late.out())).toEqual(['200', '403']);
+    expect(late.out()).toContain('nobody waits for the review');
+    expect([late.asked, late.withdrawn, late.ended()]).toEqual([['/a'], [], 'client-disconnected']);
   });
 });

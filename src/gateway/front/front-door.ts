@@ -186,7 +186,11 @@ function sniffHttps(socket: TlsSessionChannel, o: FrontDoorOptions): void {
     if (next === 'more') return;
     socket.off('data', onData);
     socket.pause();
-    if (next === 'direct') return direct(socket, seen);
+    // A direct client's side may end after its requests (a half-close): it is still answered. Set now, before its end is read.
+    if (next === 'direct') {
+      socket.allowHalfOpen = true;
+      return direct(socket, seen);
+    }
     socket.unshift(seen);
     o.http.emit('connection', socket);
     socket.resume();

@@ -27,7 +27,7 @@ const DIRECT_LINE = /^[A-Z]+ \/direct\/([A-Za-z0-9_-]{1,64})\/([A-Za-z0-9_-]{1,1
 export interface HttpDirectOptions<T> {
   /** The credential named `user` if `password` is its own and it is open; else why not. */
   credential(user: string, password: string): Promise<{ value: T } | { refused: string; hint?: string }>;
-  /** Admits the session (`prefix`: the path its requests begin with); the channel's bytes read so far are given back to it first. */
+  /** Admits the session (`prefix`: the path its requests begin with); the channel holds every byte its client sent, none read yet. */
   admit(value: T, prefix: string, answer: { refuse(status: number, body: TunnelErrorBody): void; accept(): SessionChannel }): void;
   /** Told when the client sent a request line (it spoke: the front's deadline is over). */
   spoke(): void;
@@ -43,7 +43,6 @@ export async function serveDirectHttpClient<T>(channel: SessionChannel, seen: Bu
   const [, user, password] = named as unknown as [string, string, string];
   const found = await o.credential(user, password);
   if ('refused' in found) return refuse(channel, 401, found.refused, found.hint);
-  channel.unshift(first.bytes);
   o.admit(found.value, directHttpPath(user, password).slice(1), {
     refuse: (status, body) => refuse(channel, status, body.error.message, body.error.hint),
     accept: () => channel,

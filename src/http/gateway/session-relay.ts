@@ -25,8 +25,9 @@ export class HttpSessionRelay {
   readonly #session: TunnelSession<HttpConnection>;
   readonly #o: HttpEngineOptions;
   #relay: HttpRelay | undefined;
-  /** What came before the relay was made (the credential resolving). */
+  /** What came before the relay was made (the credential resolving), and whether the client's side ended meanwhile. */
   #early: Buffer[] | undefined = [];
+  #endedEarly = false;
   readonly #relayEnd: RelayEnd;
 
   /** The engine's count of each identity's requests. */
@@ -47,7 +48,12 @@ export class HttpSessionRelay {
       if (this.#relay) this.#relay.fromClient(b);
       else this.#early?.push(b);
     });
-    channel.on('end', () => this.#end('client-disconnected'));
+    // A half-close: what the client sent whole is answered first (where its side still takes bytes).
+    channel.on('end', () => {
+      if (!channel.allowHalfOpen || channel.writableEnded || channel.destroyed) this.#end('client-disconnected');
+      else if (this.#relay) this.#relay.clientEnded();
+      else this.#endedEarly = true;
+    });
     channel.on('error', (err: Error) => this.#end('client-disconnected', describeError(err)));
     channel.on('close', () => {
       this.#end('client-disconnected');
@@ -70,6 +76,7 @@ export class HttpSessionRelay {
       this.#early = undefined;
       for (const b of early) relay.fromClient(b);
       relay.opened(new HttpUpstream(connection, credential));
+      if (this.#endedEarly) relay.clientEnded();
     } catch (err) {
       const why = describeError(err);
       log.warn('http.upstream-failed', { session: this.#session.id, connection: connection.name, error: why });

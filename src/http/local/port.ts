@@ -73,7 +73,8 @@ export async function openHttpPort(o: HttpPortOptions): Promise<HttpPort> {
     socket.setNoDelay(true);
     void serveClient(socket, o, prefix, tunnels, renewal);
   };
-  const server: Server = createServer({ pauseOnConnect: true }, accept);
+  // A client that ends its side after its requests (a half-close) is still answered: the gateway ends the session once it has.
+  const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, accept);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on 127.0.0.1:${o.port ?? 0}: ${err.code ?? err.message}`, { hint: 'choose another --port, or leave it out for a free one' })),
@@ -121,11 +122,11 @@ async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, t
   const target = first.line.split(' ')[1] ?? '';
   if (!(target === `/${prefix}` || target.startsWith(`/${prefix}/`) || target.startsWith(`/${prefix}?`)))
     return refuse(socket, 404, "the target does not begin with this port's path: use the URL hoop connect printed");
-  await openSession(socket, o, prefix, tunnels, renewal, first.bytes);
+  await openSession(socket, o, prefix, tunnels, renewal);
 }
 
-/** Opens the client's own session (its requests beginning with `prefix`, when there is one), writes `first`, and relays its bytes both ways as they come. */
-async function openSession(socket: Duplex, o: HttpPortOptions, prefix: string | undefined, tunnels: TunnelMux, renewal: TunnelTokenRenewal, first: Buffer): Promise<void> {
+/** Opens the client's own session (its requests beginning with `prefix`, when there is one), writes `first` (bytes read from it another way), and relays its bytes both ways as they come. */
+async function openSession(socket: Duplex, o: HttpPortOptions, prefix: string | undefined, tunnels: TunnelMux, renewal: TunnelTokenRenewal, first?: Buffer): Promise<void> {
   const { say } = o;
   try {
     const { token } = await o.provider.current();
@@ -145,7 +146,7 @@ async function openSession(socket: Duplex, o: HttpPortOptions, prefix: string | 
       socket.destroy();
     });
     socket.on('close', () => channel.destroy());
-    if (first.length > 0) channel.write(first);
+    if (first && first.length > 0) channel.write(first);
     socket.pipe(channel);
     channel.pipe(socket);
     socket.resume();

@@ -42,6 +42,8 @@ const MAX_WAITING_BYTES = 1024 * 1024;
 const MAX_REVIEW_TEXT = 64 * 1024;
 /** How long a request may take to come whole once its first byte came. */
 export const REQUEST_READ_MS = 60_000;
+/** Why a request held for review is not waited for once its client ended its side. */
+const CLIENT_ENDED_IN_REVIEW = 'the client ended its side of the connection: nobody waits for the review (send the request again and wait for it)';
 /** How long a connection may wait for its next request (nginx's keep-alive default): then the session ends, and its slot is free. */
 export const IDLE_MS = 75_000;
 
@@ -168,10 +170,24 @@ export class HttpRelay {
     this.#next();
   }
 
-  /** Takes the next request, if it came whole. */
+  /**
+   * The client sent its last byte: what it sent whole is answered, then the session ends. A request
+   * held for review is not waited for (a client's end is its going as often as a half-close, and a
+   * detached review outlives the session for the same request sent again).
+   */
+  clientEnded(): void {
+    this.#clientEnded = true;
+    if (this.#withdraw) return this.#owner.end('client-disconnected', CLIENT_ENDED_IN_REVIEW);
+    this.#next();
+  }
+
+  #clientEnded = false;
+
+  /** Takes the next request, if it came whole; ends the session where none will (the client ended). */
   #next(): void {
     if (this.#busy || !this.#upstream || this.#owner.ending()) return;
     const read = this.#reader.next();
+    if ('more' in read && this.#clientEnded) return this.#owner.end('client-disconnected');
     if ('more' in read) {
       if (read.continue) this.#write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'));
       if (!this.#reader.begun) {
@@ -239,6 +255,7 @@ export class HttpRelay {
     const { reviews, channel, recording } = this.#session;
     const refuse = (why: string): void => this.#refuse(req, { ...verdict, action: 'deny', reason: `${verdict.reason}; ${why}` });
     if (!reviews || !verdict.review) return refuse('it asks for a review, and nobody may review it here');
+    if (this.#clientEnded) return refuse(`it asks for a review, and ${CLIENT_ENDED_IN_REVIEW}`);
     const shown = shownRequest(req);
     if (shown === undefined) return refuse(`it asks for a review, and its body is not text, or over ${MAX_REVIEW_TEXT} characters, to show`);
     recording?.stream.event({ t: 'decision', at: realClock.now(), action: 'review', rule: verdict.rule ?? 'http.default', reason: verdict.reason });

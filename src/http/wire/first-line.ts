@@ -11,21 +11,24 @@ const MAX_FIRST_LINE = 16 * 1024;
 
 /**
  * The first request line of `stream`'s client (`seen`: its bytes read already), then the stream
- * paused with every byte read kept in `bytes`: undefined when none came in time, or it was too long.
+ * paused with every byte read put back in it, its reader's first: undefined when none came in
+ * time, or it was too long. Put back at once, the bytes keep the stream from ending before its
+ * reader comes (a client that sent its requests and ended its side is still read whole).
  */
-export function firstLine(stream: Duplex, seen: Buffer): Promise<{ line: string; bytes: Buffer } | undefined> {
+export function firstLine(stream: Duplex, seen: Buffer): Promise<{ line: string } | undefined> {
   return new Promise((resolve) => {
     let bytes = seen;
-    const done = (got: { line: string; bytes: Buffer } | undefined): void => {
+    const done = (got: { line: string } | undefined): void => {
       clearTimeout(timer);
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.pause();
+      if (got) stream.unshift(bytes);
       resolve(got);
     };
     const look = (): boolean => {
       const eol = bytes.indexOf('\r\n');
-      if (eol >= 0) done({ line: bytes.toString('latin1', 0, eol), bytes });
+      if (eol >= 0) done({ line: bytes.toString('latin1', 0, eol) });
       else if (bytes.length > MAX_FIRST_LINE) done(undefined);
       else return false;
       return true;
