@@ -60,3 +60,22 @@ describe('a long string in a JSON answer', () => {
     expect(value).not.toMatch(/4111 1111 1111 1111|512-44-8823|u0035555/);
   });
 });
+
+describe("a long event's data in an event stream", () => {
+  it('is masked while the loop turns (as JSON, its long strings in the worker; as text, in the worker), the same as on the loop', async () => {
+    const unit = 'card 4111 1111 1111 1111 and \\u0035555555555554444, ssn 512-44-8823; ';
+    const json = JSON.stringify({ note: unit.repeat(2000), list: Array.from({ length: 3000 }, () => ({ card: '4111 1111 1111 1111' })) });
+    const text = `plain ${'card 4111 1111 1111 1111, ssn 512-44-8823; '.repeat(2000)}`;
+    const m = jsonMasking(rules);
+    const js = new JsonStream(m.value, m.key, 'one');
+    const want = `event: a\ndata: ${Buffer.concat([js.pushNow(Buffer.from(json)), js.end()]).toString()}\n\ndata: ${m.value([], text)}\n\ndata: ${m.value([], 'short a@b.example')}\n\n`;
+    const body = `event: a\ndata: ${json}\n\ndata: ${text}\n\ndata: short a@b.example\n\n`;
+    const stage = new HttpMasking(rules, [], undefined, undefined, 'a session');
+    const decided = stage.response({ status: 200, reason: 'OK', fields: [['content-type', 'text/event-stream']], hasBody: true });
+    const transform = (decided as { transform: { push(c: Buffer): Buffer | Promise<Buffer>; end(): Buffer } }).transform;
+    const { value, ticks } = await ticksWhile(streamedThroughAsync(transform, body, [5, 90_000, 300_000]));
+    expect(ticks).toBeGreaterThan(3);
+    expect(value).toBe(want);
+    expect(value).not.toMatch(/4111 1111 1111 1111|512-44-8823|u0035555|a@b/);
+  });
+});

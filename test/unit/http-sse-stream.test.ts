@@ -1,16 +1,18 @@
 /**
  * Server-sent events rewritten as they stream: each event's data through the transform, every
- * other line as it came, at every split of the bytes and with every line ending the format allows;
- * an event too large to hold is refused rather than passed.
+ * other line as it came, at every split of the bytes and with every line ending the format allows
+ * (a transform that waits too: the reading goes on where it stopped); an event too large to hold is
+ * refused rather than passed.
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_EVENT_BYTES, SseStream } from '../../src/http/pipeline/sse-stream.js';
-import { streamedThrough } from '../harness/streamed.js';
+import { streamedThrough, streamedThroughAsync } from '../harness/streamed.js';
 
 /** Masks an email's local part in an event's data. */
 const mask = (data: string): string => data.replace(/[a-z0-9.]+@/g, '***@');
 
-const streamed = (text: string, cuts: number[] = []): string => streamedThrough(new SseStream(mask), text, cuts);
+const now = (s: SseStream) => ({ push: (c: Buffer) => s.pushNow(c), end: () => s.end() });
+const streamed = (text: string, cuts: number[] = []): string => streamedThrough(now(new SseStream(mask)), text, cuts);
 
 describe('SseStream', () => {
   const events = [': a comment', 'event: customer', 'id: 7', 'data: {"email":"ann@shop.example",', 'data:  "n": 1}', '', 'retry: 1000', 'data: bob@shop.example é', 'id: 8', '', ''];
@@ -22,6 +24,22 @@ describe('SseStream', () => {
     expect(streamed(text, [])).toBe(want);
     const bytes = Buffer.byteLength(text);
     for (let k = 0; k <= bytes; k++) for (const j of [k, Math.min(bytes, k + 1), Math.min(bytes, k + 9)]) expect(streamed(text, [k, j]), `split at ${k}, ${j}`).toBe(want);
+  });
+
+  it('reads on where a transform that waits stopped: the same bytes at every split, each event transformed once, in order', async () => {
+    const text = [...events, 'data: c@d.example', 'data: e@f.example', '', 'data: g@h.example', '', ''].join('\r\n');
+    const want = streamed(text);
+    const bytes = Buffer.byteLength(text);
+    for (let k = 0; k <= bytes; k += 3) {
+      const seen: string[] = [];
+      // Every other event waits a turn of the loop; the rest are transformed at once.
+      const waits = (data: string): string | Promise<string> => {
+        seen.push(data);
+        return seen.length % 2 === 0 ? new Promise((resolve) => setImmediate(() => resolve(mask(data)))) : mask(data);
+      };
+      expect(await streamedThroughAsync(new SseStream(waits), text, [k, Math.min(bytes, k + 5)]), `split at ${k}`).toBe(want);
+      expect(seen).toEqual(['{"email":"ann@shop.example",\n "n": 1}', 'bob@shop.example é', 'c@d.example\ne@f.example', 'g@h.example']);
+    }
   });
 
   it('drops an event the stream ends inside, as a browser does', () => {

@@ -5,8 +5,9 @@
  * key, and every number read as the digits of its value, by the detectors, and again as a reader of
  * the text reads it where that differs (escapes and character references decoded, hex runs). A
  * string or key of {@link AHEAD_CHARS} or more is masked first in the masking worker
- * (../../policy/masking/mask-ahead.ts), the body's reading held meanwhile: no long text holds the
- * event loop, and every other session, while the detectors read it.
+ * (../../policy/masking/mask-ahead.ts), the body's reading held meanwhile (an event stream's data of
+ * that length likewise, read a slice a turn): no long text holds the event loop, and every other
+ * session, while the detectors read it.
  */
 import { JsonNumber, jsonText } from '../../json-number.js';
 import { integerDigits } from '../../policy/masking/detectors.js';
@@ -15,7 +16,7 @@ import { AHEAD_CHARS, type MaskedText, type MaskingRules } from '../../policy/ma
 import { readableView } from '../../policy/masking/values.js';
 import { globMatches } from '../../glob.js';
 import { dropFields } from './content-decoding.js';
-import { JsonStream, type ScalarTransform, type ScalarValue } from './json-stream.js';
+import { JsonStream, type ScalarTransform, type ScalarValue, type TopValues } from './json-stream.js';
 import { jsonShape, mediaTypes } from './media-type.js';
 import { SseStream } from './sse-stream.js';
 import type { HttpResponse, HttpStage, ResponseDecision } from './stages.js';
@@ -121,19 +122,13 @@ export class HttpMasking implements HttpStage {
     const type = types.length === 1 ? types[0]! : '';
     const shape = jsonShape(type);
     if (shape) {
-      const stream = new JsonStream(
-        // Lent only after a long text's wait: no closure a value otherwise.
-        (path, value) => (this.#lent ? this.#lending(() => this.#json.value(path, value)) : this.#json.value(path, value)),
-        (name) => (this.#lent ? this.#lending(() => this.#json.key(name)) : this.#json.key(name)),
-        shape,
-        (value) => this.#ahead(value),
-      );
+      const stream = this.#jsonStream(shape);
       dropFields(res, 'content-length');
       return { transform: { push: (c) => stream.push(c), end: () => stream.end() } };
     }
     if (type === EVENT_STREAM) {
       const stream = new SseStream(
-        (data) => this.#eventData(data),
+        (data) => (data.length < AHEAD_CHARS ? this.#eventData(data) : this.#longEventData(data)),
         (line) => this.#text(line),
       );
       dropFields(res, 'content-length');
@@ -142,6 +137,39 @@ export class HttpMasking implements HttpStage {
     if (this.#unmasked.some((ok) => ok(type))) return undefined;
     const said = types.length > 1 ? 'more than one Content-Type' : type ? type : 'no Content-Type';
     return { emptyOnly: `the response is ${said}, which the gateway cannot mask; the policy's http.unmasked lists the media types that may pass unmasked` };
+  }
+
+  /** A JSON body's (or a long event's) stream: a string or key of {@link AHEAD_CHARS} or more masked in the worker first, the reading held meanwhile. */
+  #jsonStream(top: TopValues): JsonStream {
+    return new JsonStream(
+      // Lent only after a long text's wait: no closure a value otherwise.
+      (path, value) => (this.#lent ? this.#lending(() => this.#json.value(path, value)) : this.#json.value(path, value)),
+      (name) => (this.#lent ? this.#lending(() => this.#json.key(name)) : this.#json.key(name)),
+      top,
+      (value) => this.#ahead(value),
+    );
+  }
+
+  /**
+   * An event's data of {@link AHEAD_CHARS} or more, masked while the loop turns: as JSON, its long
+   * strings and keys in the worker and the rest a slice at a time; else as text, in the worker.
+   */
+  async #longEventData(data: string): Promise<string> {
+    const bytes = Buffer.from(data, 'utf8');
+    const stream = this.#jsonStream('one');
+    try {
+      const parts: Buffer[] = [];
+      for (let at = 0; at < bytes.length; at += AHEAD_CHARS) {
+        parts.push(await stream.push(bytes.subarray(at, at + AHEAD_CHARS)));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      parts.push(stream.end());
+      return Buffer.concat(parts).toString('utf8');
+    } catch {
+      this.#lent = undefined;
+      await this.#ahead(data);
+      return this.#lending(() => this.#text(data));
+    }
   }
 
   /** A string of {@link AHEAD_CHARS} or more masked in the worker as the detectors will read it (the credential's echo cleared), then as a reader reads what that made; undefined for any other scalar. */

@@ -4,7 +4,8 @@
  * as the `data:` lines of what the transform made; every other line (`event:`, `id:`, `retry:`,
  * comments) goes on as a second transform makes it (by default, as it came). One event is held at a time, up to {@link MAX_EVENT_BYTES}; a
  * larger one throws: the caller cannot pass what it could not judge. Lines end in CRLF, LF or CR,
- * as the format allows, and are sent as they ended.
+ * as the format allows, and are sent as they ended. Where the transform answers a Promise (a long
+ * event's data masked off the event loop), the reading stops there and goes on once it settles.
  *
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
  */
@@ -12,8 +13,8 @@
 /** Largest event held to be judged. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
 
-/** What an event's data becomes (a text of lines). */
-export type EventDataTransform = (data: string) => string;
+/** What an event's data becomes (a text of lines), now or once a Promise settles. */
+export type EventDataTransform = (data: string) => string | Promise<string>;
 
 /** See the module documentation. */
 export class SseStream {
@@ -37,8 +38,8 @@ export class SseStream {
     this.#other = other;
   }
 
-  /** What to send for `chunk`. @throws Error when an event is larger than {@link MAX_EVENT_BYTES} */
-  push(chunk: Buffer): Buffer {
+  /** What to send for `chunk` (a Promise while an event's data is being transformed). @throws Error when an event is larger than {@link MAX_EVENT_BYTES} */
+  push(chunk: Buffer): Buffer | Promise<Buffer> {
     let text = this.#decoder.decode(chunk, { stream: true });
     let out = '';
     if (this.#afterCr && text.startsWith('\n')) {
@@ -48,17 +49,35 @@ export class SseStream {
     }
     // (A chunk that decodes to nothing, an empty one or part of a character, leaves the CR's LF still to come.)
     if (text.length > 0) this.#afterCr = false;
-    let at = 0;
-    for (let i = 0; i < text.length; i++) {
+    return this.#lines(text, 0, out);
+  }
+
+  /** {@link push} of a stream whose transform never answers a Promise. */
+  pushNow(chunk: Buffer): Buffer {
+    const made = this.push(chunk);
+    if (made instanceof Promise) throw new Error('an event stream whose transform waits was read as one that does not');
+    return made;
+  }
+
+  /** The lines of `text` from `from` on, after `out`: what to send for them, or a Promise of it where an event's transform must be waited for. */
+  #lines(text: string, from: number, out: string): Buffer | Promise<Buffer> {
+    let at = from;
+    for (let i = from; i < text.length; i++) {
       const c = text.charCodeAt(i);
       if (c !== 0x0a && c !== 0x0d) continue;
       let end = c === 0x0d ? '\r' : '\n';
       if (c === 0x0d && text.charCodeAt(i + 1) === 0x0a) end = '\r\n';
       else if (c === 0x0d && i + 1 === text.length) this.#afterCr = true;
-      out += this.#lineDone(this.#line + text.slice(at, i), end);
+      const line = this.#line + text.slice(at, i);
       this.#line = '';
       i += end.length - 1;
       at = i + 1;
+      const made = this.#lineDone(line, end);
+      if (typeof made !== 'string') {
+        const next = at;
+        return made.then((sent) => this.#lines(text, next, out + sent));
+      }
+      out += made;
     }
     this.#line += text.slice(at);
     if (this.#held + this.#line.length > MAX_EVENT_BYTES) throw new Error(`an event larger than ${MAX_EVENT_BYTES / 1024} KiB, which the gateway does not hold to judge`);
@@ -74,11 +93,12 @@ export class SseStream {
     return Buffer.from(rest.startsWith('data') || rest === '' ? '' : this.#other(rest), 'utf8');
   }
 
-  /** A whole line, ended by `end`: what to send now. */
-  #lineDone(line: string, end: string): string {
+  /** A whole line, ended by `end`: what to send for it (a Promise while the event it ends is transformed). */
+  #lineDone(line: string, end: string): string | Promise<string> {
     if (line === '') {
       this.#lastHeld = false;
-      return `${this.#flush()}${end}`;
+      const flushed = this.#flush();
+      return typeof flushed === 'string' ? `${flushed}${end}` : flushed.then((sent) => `${sent}${end}`);
     }
     const colon = line.indexOf(':');
     const field = colon < 0 ? line : line.slice(0, colon);
@@ -93,14 +113,19 @@ export class SseStream {
   }
 
   /** The held event's data through the transform, as `data:` lines. */
-  #flush(): string {
+  #flush(): string | Promise<string> {
     if (this.#data.length === 0) return '';
-    const made = this.#transform(this.#data.join('\n')).split('\n');
+    const made = this.#transform(this.#data.join('\n'));
     const ends = this.#ends;
     this.#data = [];
     this.#ends = [];
     this.#held = 0;
-    return made.map((v, i) => `data: ${v}${ends[Math.min(i, ends.length - 1)]}`).join('');
+    const lines = (data: string): string =>
+      data
+        .split('\n')
+        .map((v, i) => `data: ${v}${ends[Math.min(i, ends.length - 1)]}`)
+        .join('');
+    return typeof made === 'string' ? lines(made) : made.then(lines);
   }
 
   /** The LF that completes a CRLF whose CR ended the last chunk: it joins that line's ending. */
