@@ -151,5 +151,9 @@ describe('JsonStream', () => {
     expect(() => {
       for (let sent = 0; sent <= MAX_SCALAR_BYTES; sent += 64 * 1024) s.pushNow(Buffer.alloc(64 * 1024, 0x61));
     }).toThrow(/longer than 1024 KiB/);
+    // Whole in one chunk (as a decoded one can come): refused too; one of the most it holds is read.
+    expect(() => new JsonStream(mask).pushNow(Buffer.from(`{"email": "${'a'.repeat(MAX_SCALAR_BYTES)}"}`))).toThrow(/longer than 1024 KiB/);
+    const most = Buffer.from(`{"n": "${'a'.repeat(MAX_SCALAR_BYTES - 2)}"}`);
+    expect(new JsonStream(mask).pushNow(most)).toEqual(most);
   });
 });

@@ -26,15 +26,16 @@ const emptyObject = (): UpstreamAnswer => ({
   complete: () => true,
 });
 
-/** A relay with an upstream that answers each request with `answer()` (its path told to `asked`), its output collected, and each write to the client; a path beginning `/held` is held for review (its withdrawals told to `withdrawn`). */
-function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates = new RequestRates(), answer = emptyObject) {
+/** A relay with an upstream that answers each request with `answer()` (its path told to `asked`), its output collected, and each write to the client (`stalled`: a client that takes none); a path beginning `/held` is held for review (its withdrawals told to `withdrawn`). */
+function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates = new RequestRates(), answer = emptyObject, stalled = false) {
   const channel = Object.assign(new PassThrough(), { sendControl: () => true, bytesSent: 0 });
   let out = '';
   const writes: string[] = [];
   const write = channel.write.bind(channel);
   channel.write = ((b: Buffer) => {
     writes.push(b.toString('latin1'));
-    return write(b);
+    // A stalled client takes nothing: the channel is always behind, and never drains.
+    return write(b) && !stalled;
   }) as typeof channel.write;
   channel.on('data', (b: Buffer) => (out += b.toString('latin1')));
   let ended: string | undefined;
@@ -158,6 +159,14 @@ describe('the HTTP relay', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(r2.writes).toHaveLength(1);
     expect(r2.writes[0]).toMatch(/\r\n\r\n5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n$/);
+
+    // A large one come whole: not all held for one write (what passes 256 KiB goes then).
+    const chunk = Buffer.alloc(200 * 1024, 0x61);
+    const r3 = relayOf(undefined, undefined, () => ({ status: 200, reason: 'OK', fields: [['content-type', 'text/plain']], body: Readable.from([chunk, chunk, chunk]), complete: () => true }));
+    r3.relay.fromClient(get('/large'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r3.writes.map((w) => w.length > 400 * 1024)).toEqual([true, false]);
+    expect(r3.writes[1]).toMatch(/0\r\n\r\n$/);
   });
 
   it('answers what a client sent whole before it ended its side, then ends; a request cut by the end, or none, ends it at once', async () => {
@@ -198,5 +207,18 @@ describe('the HTTP relay', () => {
     expect(statuses(late.out())).toEqual(['200', '403']);
     expect(late.out()).toContain('nobody waits for the review');
     expect([late.asked, late.withdrawn, late.ended()]).toEqual([['/a'], [], 'client-disconnected']);
+  });
+
+  it('ends the session when the client takes none of an answer within its idle time, and not before', async () => {
+    const body = new PassThrough();
+    const r = relayOf(undefined, undefined, () => ({ status: 200, reason: 'OK', fields: [['content-type', 'text/plain']], body, complete: () => false }), true);
+    r.relay.fromClient(get('/big'));
+    await vi.advanceTimersByTimeAsync(0);
+    body.write('x'.repeat(1000));
+    await vi.advanceTimersByTimeAsync(IDLE_MS - 1);
+    expect(r.writes).toHaveLength(1);
+    expect(r.ended()).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(r.ended()).toBe('read-timeout');
   });
 });

@@ -52,5 +52,8 @@ describe('SseStream', () => {
     expect(() => {
       for (let sent = 0; sent <= 2 * MAX_EVENT_BYTES; sent += line.length) s.push(line);
     }).toThrow(/larger than 1024 KiB/);
+    // Whole in one chunk (as a decoded one can come): refused too.
+    expect(() => new SseStream(mask).pushNow(Buffer.from(`data: ${'x'.repeat(MAX_EVENT_BYTES)}\n\n`))).toThrow(/larger than 1024 KiB/);
+    expect(() => new SseStream(mask).pushNow(Buffer.from(`data: ${'x'.repeat(MAX_EVENT_BYTES / 2)}\ndata: ${'x'.repeat(MAX_EVENT_BYTES / 2)}\n\n`))).toThrow(/larger than 1024 KiB/);
   });
 });

@@ -21,6 +21,7 @@ import type { ControlMessage } from '../../tunnel/frames.js';
 import { VERSION } from '../../version.js';
 import { firstLine } from '../wire/first-line.js';
 import { closingAnswer } from '../wire/status-error.js';
+import { lingerEnd } from '../../session/relay-end.js';
 
 /** Options of {@link openHttpPort}. */
 export interface HttpPortOptions {
@@ -106,9 +107,9 @@ export async function openHttpPort(o: HttpPortOptions): Promise<HttpPort> {
   };
 }
 
-/** Answers a local client that is refused here, and ends its connection. */
+/** Answers a local client that is refused here and ends its connection: what it sends meanwhile is dropped (so its close is seen), and it is cut after a grace. */
 function refuse(socket: Duplex, status: number, message: string, hint?: string): void {
-  socket.end(closingAnswer(status, message, hint));
+  lingerEnd(socket, closingAnswer(status, message, hint), true);
 }
 
 /**

@@ -30,6 +30,9 @@ export type TopValues = 'one' | 'lines' | 'any';
 /** Largest scalar held to be judged (a string of a megabyte is a file, not a field). */
 export const MAX_SCALAR_BYTES = 1024 * 1024;
 
+/** Why a scalar is not judged: it is longer than the gateway holds. */
+const tooLong = (): Error => new Error(`a JSON value longer than ${MAX_SCALAR_BYTES / 1024} KiB, which the gateway does not hold to judge`);
+
 type Frame = { kind: 'object'; key: string | undefined; expect: 'key' | 'colon' | 'value' | 'comma' } | { kind: 'array'; index: number; expect: 'value' | 'comma' };
 
 /** Each byte's class: 1 white space, 2 a number's or a literal's, 0 any other. */
@@ -159,7 +162,7 @@ export class JsonStream {
       this.#held.push(chunk.subarray(from));
       this.#heldBytes += chunk.length - from;
       this.#start = -1;
-      if (this.#heldBytes > MAX_SCALAR_BYTES) throw new Error(`a JSON value longer than ${MAX_SCALAR_BYTES / 1024} KiB, which the gateway does not hold to judge`);
+      if (this.#heldBytes > MAX_SCALAR_BYTES) throw tooLong();
     } else out.push(chunk.subarray(run));
     return out.length === 1 ? out[0]! : Buffer.concat(out);
   }
@@ -205,6 +208,8 @@ export class JsonStream {
     const bytes = whole ? chunk : Buffer.concat([...this.#held, chunk.subarray(0, end)]);
     const from = whole ? this.#start : 0;
     const to = whole ? end : bytes.length;
+    // One that came whole in a chunk (a decoded one can be large) is bounded as one held across chunks is.
+    if (to - from > MAX_SCALAR_BYTES) throw tooLong();
     this.#held = [];
     this.#heldBytes = 0;
     return scalarValue(bytes, from, to, this.#string, this.#escapes);

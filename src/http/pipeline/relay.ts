@@ -44,7 +44,7 @@ const MAX_REVIEW_TEXT = 64 * 1024;
 export const REQUEST_READ_MS = 60_000;
 /** Why a request held for review is not waited for once its client ended its side. */
 const CLIENT_ENDED_IN_REVIEW = 'the client ended its side of the connection: nobody waits for the review (send the request again and wait for it)';
-/** How long a connection may wait for its next request (nginx's keep-alive default): then the session ends, and its slot is free. */
+/** How long a connection may wait for its next request (nginx's keep-alive default), or a client take none of an answer: then the session ends, and its slot is free. */
 export const IDLE_MS = 75_000;
 
 /** The stages, by name. */
@@ -385,13 +385,22 @@ export class HttpRelay {
       for (let i = from; i < transforms.length; i++) b = await inTime(transforms[i]!.push(b));
       return b;
     };
-    // What comes once the whole body has, what the transforms hold to their end, and the last chunk go as one write.
-    const last: Buffer[] = [];
+    // What comes once the whole body has, what the transforms hold to their end, and the last chunk go as one write (up to ONE_WRITE_BYTES: past it, what is held goes now).
+    let last: Buffer[] = [];
+    let held = 0;
     for await (const chunk of up.body) {
       if (this.#owner.ending()) throw new Error('the session ended');
       const bytes = await through(chunk as Buffer, 0);
-      if (up.complete()) last.push(...framed(bytes));
-      else await out(bytes);
+      if (!up.complete()) {
+        await out(bytes);
+        continue;
+      }
+      last.push(...framed(bytes));
+      held += bytes.length;
+      if (held < ONE_WRITE_BYTES) continue;
+      await this.#write(Buffer.concat(last));
+      last = [];
+      held = 0;
     }
     for (let i = 0; i < transforms.length; i++) last.push(...framed(await through(await inTime(transforms[i]!.end()), i + 1)));
     if (chunked) last.push(LAST_CHUNK);
@@ -442,7 +451,7 @@ export class HttpRelay {
     this.#next();
   }
 
-  /** Writes to the client; a Promise while it is behind. */
+  /** Writes to the client; a Promise while it is behind (a client that takes nothing for {@link IDLE_MS} ends the session). */
   #write(bytes: Buffer): Promise<void> | undefined {
     const { channel } = this.#session;
     if (this.#head) {
@@ -453,10 +462,15 @@ export class HttpRelay {
     if (channel.write(bytes)) return undefined;
     return new Promise((resolve) => {
       const done = (): void => {
+        stop();
         channel.off('drain', done);
         channel.off('close', done);
         resolve();
       };
+      const stop = realClock.timer(IDLE_MS, () => {
+        this.#owner.end('read-timeout', `the client took none of the answer within ${IDLE_MS / 1000} s`);
+        done();
+      });
       channel.on('drain', done);
       channel.on('close', done);
     });
@@ -471,6 +485,8 @@ export class HttpRelay {
 }
 
 const CRLF = Buffer.from('\r\n');
+/** Most bytes of an answer's end held to go in one write. */
+const ONE_WRITE_BYTES = 256 * 1024;
 /** A chunked body's end (no trailers). */
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 

@@ -13,6 +13,9 @@
 /** Largest event held to be judged. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
 
+/** Why an event is not judged: it is larger than the gateway holds. */
+const tooLarge = (): Error => new Error(`an event larger than ${MAX_EVENT_BYTES / 1024} KiB, which the gateway does not hold to judge`);
+
 /** What an event's data becomes (a text of lines), now or once a Promise settles. */
 export type EventDataTransform = (data: string) => string | Promise<string>;
 
@@ -80,7 +83,7 @@ export class SseStream {
       out += made;
     }
     this.#line += text.slice(at);
-    if (this.#held + this.#line.length > MAX_EVENT_BYTES) throw new Error(`an event larger than ${MAX_EVENT_BYTES / 1024} KiB, which the gateway does not hold to judge`);
+    if (this.#held + this.#line.length > MAX_EVENT_BYTES) throw tooLarge();
     return Buffer.from(out, 'utf8');
   }
 
@@ -109,6 +112,8 @@ export class SseStream {
     this.#data.push(value);
     this.#ends.push(end);
     this.#held += line.length;
+    // An event that came whole in a chunk (a decoded one can be large) is bounded as one across chunks is.
+    if (this.#held > MAX_EVENT_BYTES) throw tooLarge();
     return '';
   }
 
