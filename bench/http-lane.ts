@@ -3,7 +3,9 @@
  * BENCH_HTTP_CONCURRENCY at once, default 8): straight to the API (which wants a bearer token), through
  * the floor of a Node gateway (./http-floor.mjs: Node's HTTP server and client, nothing else), `ssh -L`, and through `hoop connect`'s local port to a gateway that adds the token, judges each
  * request by an `http` policy, masks each answer (a JSON list with emails and card numbers) and
- * records the session. BENCH_HTTP_REQUESTS requests each (default 5000, after 500 to warm up):
+ * records the session. BENCH_HTTP_REQUESTS requests each (default 5000), after BENCH_HTTP_WARMUP
+ * (default 3000: a gateway's code is compiled while it serves its first thousands, which would
+ * otherwise be charged to whichever path ran first):
  * requests/s, p50 and p99, and each path's requests/s against `ssh -L`'s. BENCH_HTTP=0 skips it.
  *
  * Layer: uses ./processes.ts, ./relays.ts (`ssh -L`) and ./hoop-paths.ts (the gateway, `hoop
@@ -20,7 +22,7 @@ import { setupNodeRelay, setupSshForward } from './relays.js';
 
 const REQUESTS = Number(process.env.BENCH_HTTP_REQUESTS ?? 5000);
 const CONCURRENCY = Number(process.env.BENCH_HTTP_CONCURRENCY ?? 8);
-const WARMUP = 500;
+const WARMUP = Number(process.env.BENCH_HTTP_WARMUP ?? 3000);
 const TOKEN = 'bench-token-7d2f9a1c4e6b8d0f';
 
 /** One path's figures. */
