@@ -16,6 +16,7 @@ import { Agent, request } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { benchPolicyRepo, startBenchConnect, startBenchGateway } from './hoop-paths.js';
+import { HTTP_BENCH_RULES } from './http-policy.js';
 import { startProcess, tempDir, waitFor } from './processes.js';
 import { type RelayPids, startRelayMeter } from './relay-cpu.js';
 import { setupNodeRelay, setupSshForward } from './relays.js';
@@ -47,15 +48,7 @@ connections:
     credential: { bearer: "\${env:BENCH_API_TOKEN}" }
 access:
   - { name: bench, subjects: ["*"], connections: [api], mode: read-write, maxSessions: 100 }
-masking:
-  detectors:
-    - { detector: payment-card, strategy: last4 }
-    - { detector: email, strategy: redact }
-http:
-  rules:
-    - { name: no-admin, match: { paths: ["/admin/**"] }, action: deny }
-    - { name: refunds-reviewed, match: { methods: [POST], paths: ["/refunds"] }, action: review }
-`;
+${HTTP_BENCH_RULES}`;
 }
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;

@@ -8,7 +8,7 @@
  * recording thread. Run by ./http-relay-cost.mjs (bundled first: as the gateway's build, without
  * the names a TypeScript loader keeps on every function).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -19,26 +19,16 @@ import { HttpJudge } from '../src/policy/http.js';
 import { loadPolicyDir } from '../src/policy/load.js';
 import { PERSON } from '../src/policy/principal.js';
 import type { TunnelSession } from '../src/session/engine.js';
+import { HTTP_BENCH_RULES } from './http-policy.js';
 
 const N = Number(process.env.BENCH_HTTP_REQUESTS ?? 20_000);
 const MASK = !process.env.NOMASK;
 const RECORD = !process.env.NOREC;
 
 const dir = mkdtempSync(join(tmpdir(), 'hoop-relay-cost-'));
-writeFileSync(
-  join(dir, 'hoop.yaml'),
-  `version: 1
-masking:
-  detectors:
-    - { detector: payment-card, strategy: last4 }
-    - { detector: email, strategy: redact }
-http:
-  rules:
-    - { name: no-admin, match: { paths: ["/admin/**"] }, action: deny }
-    - { name: refunds-reviewed, match: { methods: [POST], paths: ["/refunds"] }, action: review }
-`,
-);
+writeFileSync(join(dir, 'hoop.yaml'), `version: 1\n${HTTP_BENCH_RULES}`);
 const policy = await loadPolicyDir(dir);
+rmSync(dir, { recursive: true, force: true });
 const judge = new HttpJudge(policy.http!, { subject: 'alice', groups: [], principal: PERSON }, 'api', 'read-write', () => undefined);
 // The bench API's answer (./http-api.mjs).
 const body = Buffer.from(JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ id: i, name: `Customer ${i}`, email: `c${i}@shop.example`, card: '4111 1111 1111 1111', note: 'x'.repeat(40) }))));
