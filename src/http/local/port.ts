@@ -118,7 +118,7 @@ function refuse(socket: Duplex, status: number, message: string, hint?: string):
  * every request again); then its own session, its bytes relayed both ways as they come.
  */
 async function serveClient(socket: Socket, o: HttpPortOptions, prefix: string, tunnels: TunnelMux, renewal: TunnelTokenRenewal): Promise<void> {
-  const first = await firstLine(socket, Buffer.alloc(0));
+  const first = await firstLine(socket);
   if (!first) return void socket.destroy();
   const target = first.line.split(' ')[1] ?? '';
   if (!(target === `/${prefix}` || target.startsWith(`/${prefix}/`) || target.startsWith(`/${prefix}?`)))

@@ -100,6 +100,8 @@ export class HttpRelay {
   /** The answer's head went to the client (a failure after it can only cut the connection). */
   #headSent = false;
   #paused = false;
+  /** The client sent its last byte (a half-close, or its going). */
+  #clientEnded = false;
   #stopReadTimer: (() => void) | undefined;
 
   constructor(session: TunnelSession<HttpConnection>, owner: RelayOwner, credential: HttpCredential | undefined, rates: RequestRates) {
@@ -180,8 +182,6 @@ export class HttpRelay {
     if (this.#withdraw) return this.#owner.end('client-disconnected', CLIENT_ENDED_IN_REVIEW);
     this.#next();
   }
-
-  #clientEnded = false;
 
   /** Takes the next request, if it came whole; ends the session where none will (the client ended). */
   #next(): void {

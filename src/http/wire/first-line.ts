@@ -15,7 +15,7 @@ const MAX_FIRST_LINE = 16 * 1024;
  * time, or it was too long. Put back at once, the bytes keep the stream from ending before its
  * reader comes (a client that sent its requests and ended its side is still read whole).
  */
-export function firstLine(stream: Duplex, seen: Buffer): Promise<{ line: string } | undefined> {
+export function firstLine(stream: Duplex, seen: Buffer = Buffer.alloc(0)): Promise<{ line: string } | undefined> {
   return new Promise((resolve) => {
     let bytes = seen;
     const done = (got: { line: string } | undefined): void => {
