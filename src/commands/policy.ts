@@ -18,6 +18,7 @@ import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { VIAS } from '../policy/principal.js';
 import { policyFileSchema } from '../policy/schema.js';
+import { runbookFileSchema } from '../policy/runbooks.js';
 import { describePolicy, policyAsJson } from '../policy/summary.js';
 import { policyTestFileSchema } from '../policy/test-cases.js';
 import { gatewayOptions } from '../client/client-config.js';
@@ -108,13 +109,16 @@ export function policyCommand(io: CliIo): Command {
 
   policy.addCommand(
     new Command('schema')
-      .description('print the JSON Schema of the policy file (hoop.yaml, policy/*.yaml), or of a test file, for editors (yaml-language-server)')
+      .description('print the JSON Schema of the policy file (hoop.yaml, policy/*.yaml), or of a test or runbook file, for editors (yaml-language-server)')
       .option('--tests', 'the schema of a test file (policy/tests/*.yaml)')
-      .action((opts: { tests?: boolean }) => {
-        const schema = z.toJSONSchema(opts.tests ? policyTestFileSchema : policyFileSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
+      .option('--runbooks', 'the schema of a runbook file (runbooks/*.yaml)')
+      .action((opts: { tests?: boolean; runbooks?: boolean }) => {
+        if (opts.tests && opts.runbooks) throw new HoopError(ErrorCode.USAGE, '--tests and --runbooks name two schemas', { hint: 'give one of them' });
+        const file = opts.tests ? policyTestFileSchema : opts.runbooks ? runbookFileSchema : policyFileSchema;
+        const schema = z.toJSONSchema(file, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
         const titled = {
           $schema: 'https://json-schema.org/draft/2020-12/schema',
-          title: opts.tests ? 'hoop policy test file (policy/tests/*.yaml)' : 'hoop policy file (hoop.yaml, policy/*.yaml)',
+          title: opts.tests ? 'hoop policy test file (policy/tests/*.yaml)' : opts.runbooks ? 'hoop runbook file (runbooks/*.yaml)' : 'hoop policy file (hoop.yaml, policy/*.yaml)',
           ...schema,
         };
         io.stdout.write(`${JSON.stringify(titled, null, 2)}\n`);

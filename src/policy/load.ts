@@ -13,6 +13,7 @@
  */
 import { argumentsGlob } from '../glob.js';
 import { lstat, readFile, readdir, realpath } from 'node:fs/promises';
+import { checkRunbook, type RunbookFileData, runbookFileSchema } from './runbooks.js';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type * as z from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
@@ -44,6 +45,7 @@ import {
   MCP_DEFAULTS,
   type McpPolicy,
   type McpRule,
+  type Runbook,
 } from './schema.js';
 import { LinearRegex } from '../linear-regex.js';
 import { usualHoursOf } from './alert-rules.js';
@@ -235,11 +237,17 @@ function notAllowed(text: string, ref: SecretRef): string {
 export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, options: LoadPolicyOptions = {}): Promise<Policy> {
   const root = resolve(dir);
   const problems = new Problems();
-  const { names, testFiles } = await bundleFileNames(root, problems);
+  const { names, testFiles, runbookFiles } = await bundleFileNames(root, problems);
   const parsedFiles = await parseBundleFiles(
     root,
     names.map((name) => ({ name, abs: join(root, name) })),
     policyFileSchema,
+    problems,
+  );
+  const parsedRunbooks = await parseBundleFiles(
+    root,
+    runbookFiles.map((f) => ({ name: `runbooks/${f}`, abs: join(root, 'runbooks', f) })),
+    runbookFileSchema,
     problems,
   );
   const parsedTests = await parseBundleFiles(
@@ -265,11 +273,24 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   if (options.allowedCommands) checkCommands(merged.connections, options.allowedCommands, problems);
 
   const connectionTypes = new Map(merged.connections.map((c) => [c.value.name, c.value.type]));
+  const runbooks = checkedRunbooks(parsedRunbooks, connectionTypes, complete ? problems : problems.withoutUnknownNames());
   const tests = await policyTests(root, parsedTests, connectionTypes, new Set(merged.alerts.map((a) => a.value.name)), complete ? problems : problems.withoutUnknownNames());
 
   await Promise.all(pending);
   if (problems.list.length > 0) throw new PolicyInvalidError(problems.format(), root);
-  return assemblePolicy(merged, root, cas, tests, new Map([...unavailable].filter(([, p]) => p.list.length > 0).map(([i, p]) => [i, p.format()])));
+  const policy = assemblePolicy(merged, root, cas, tests, new Map([...unavailable].filter(([, p]) => p.list.length > 0).map(([i, p]) => [i, p.format()])));
+  return runbooks.length > 0 ? { ...policy, runbooks } : policy;
+}
+
+/** The runbooks of `parsed` files, each checked against the bundle's connections; problems go to `problems`. */
+function checkedRunbooks(parsed: readonly { file: SourceFile; text: string; data: RunbookFileData }[], connectionTypes: ReadonlyMap<string, string>, problems: Problems): Runbook[] {
+  const runbooks: Runbook[] = [];
+  for (const { file, text, data } of parsed) {
+    const checked = checkRunbook(file.name, text, data, connectionTypes);
+    problems.addAll(file, checked.problems);
+    if (checked.runbook) runbooks.push(checked.runbook);
+  }
+  return runbooks;
 }
 
 /**
@@ -277,10 +298,11 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
  *
  * @throws PolicyInvalidError when there is no policy file, or more than {@link MAX_POLICY_FILES}.
  */
-async function bundleFileNames(root: string, problems: Problems): Promise<{ names: string[]; testFiles: string[] }> {
+async function bundleFileNames(root: string, problems: Problems): Promise<{ names: string[]; testFiles: string[]; runbookFiles: string[] }> {
   const hasHoopYaml = await exists(join(root, 'hoop.yaml'));
   const policyFiles = (await yamlFilesIn(join(root, 'policy'))) ?? [];
   const testFiles = (await yamlFilesIn(join(root, 'policy', 'tests'))) ?? [];
+  const runbookFiles = (await yamlFilesIn(join(root, 'runbooks'))) ?? [];
   let names: string[];
   if (hasHoopYaml && policyFiles.length > 0) {
     problems.add({ name: '.' }, [], 'both hoop.yaml and policy/*.yaml exist; keep the policy in one of them');
@@ -292,15 +314,20 @@ async function bundleFileNames(root: string, problems: Problems): Promise<{ name
   } else {
     throw new PolicyInvalidError([`${root}: no hoop.yaml and no policy/*.yaml`], root);
   }
-  if (names.length > MAX_POLICY_FILES || testFiles.length > MAX_POLICY_FILES) {
-    throw new PolicyInvalidError([`${root}: more than ${MAX_POLICY_FILES} policy or test files`], root);
+  if (names.length > MAX_POLICY_FILES || testFiles.length > MAX_POLICY_FILES || runbookFiles.length > MAX_POLICY_FILES) {
+    throw new PolicyInvalidError([`${root}: more than ${MAX_POLICY_FILES} policy, test or runbook files`], root);
   }
-  return { names, testFiles };
+  return { names, testFiles, runbookFiles };
 }
 
 /** Reads and validates `files` one by one with `schema`: those that are valid, with their source file; problems go to `problems`. */
-async function parseBundleFiles<S extends z.ZodType>(root: string, files: readonly { name: string; abs: string }[], schema: S, problems: Problems): Promise<{ file: SourceFile; data: z.output<S> }[]> {
-  const parsed: { file: SourceFile; data: z.output<S> }[] = [];
+async function parseBundleFiles<S extends z.ZodType>(
+  root: string,
+  files: readonly { name: string; abs: string }[],
+  schema: S,
+  problems: Problems,
+): Promise<{ file: SourceFile; text: string; data: z.output<S> }[]> {
+  const parsed: { file: SourceFile; text: string; data: z.output<S> }[] = [];
   for (const { name, abs } of files) {
     const file: SourceFile = { name };
     const { text, problem } = await readBundleFile(root, abs);
@@ -309,7 +336,7 @@ async function parseBundleFiles<S extends z.ZodType>(root: string, files: readon
       continue;
     }
     const data = parseFile(text!, file, schema, problems);
-    if (data) parsed.push({ file, data });
+    if (data) parsed.push({ file, text: text!, data });
   }
   return parsed;
 }

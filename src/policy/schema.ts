@@ -36,6 +36,7 @@
  * @see https://yaml.org/spec/1.2.2/
  */
 import { LinearRegex } from '../linear-regex.js';
+import type { RunbookParams } from './runbook-params.js';
 import * as z from 'zod';
 import { policyConnectionSchema, type ConnectionConfig } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
@@ -389,6 +390,37 @@ export interface PolicyTest {
  */
 export type PolicyConnection = ConnectionConfig;
 
+/** A word of an SSH step: literal text, or a parameter's value as one word. */
+export type CommandWord = string | { param: string };
+
+/** One step. */
+export type RunbookStep = { kind: 'sql'; sql: string; params: readonly string[] } | { kind: 'ssh'; words: readonly CommandWord[] };
+
+/** Who may run a runbook: every key given must hold. */
+export interface RunbookGrant extends PrincipalMatch {
+  subjects?: string[];
+  groups?: string[];
+}
+
+/** A runbook as loaded. */
+export interface Runbook {
+  name: string;
+  /** Its file in the repo (`runbooks/<name>.yaml`). */
+  file: string;
+  /** SHA-256 of the file's bytes, hex. */
+  digest: string;
+  description: string;
+  connection: string;
+  params: RunbookParams;
+  steps: readonly RunbookStep[];
+  run: readonly RunbookGrant[];
+  /** The review a run waits for (over the connection's reviewers); absent: none. */
+  review?: Partial<ReviewSettings>;
+  maxAffectedRows?: number;
+  deadlineMs: number;
+  returns?: readonly string[];
+}
+
 /** A loaded, validated policy bundle. */
 export interface Policy {
   /** The git commit it was loaded from, when it came from a repo. */
@@ -410,6 +442,8 @@ export interface Policy {
   reviews?: ReviewPolicy;
   /** Alert rules (absent: none). */
   alerts?: AlertRule[];
+  /** Named operations (`runbooks/*.yaml`; absent: none). */
+  runbooks?: Runbook[];
   tests: PolicyTest[];
 }
 
@@ -420,7 +454,7 @@ const onlyTrue = (field: string) => z.literal(true, { error: `write ${field}: tr
 const secretText = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:/absolute/path}' });
 
 /** A server timeout: a number of seconds, or a PostgreSQL time such as "30s", "500ms", "5min"; in ms. */
-const timeoutSchema = z.union([z.number(), z.string()], { error: 'must be a time such as 30s, 500ms, 5min (or a number of seconds)' }).transform((v, ctx) => {
+export const timeoutSchema = z.union([z.number(), z.string()], { error: 'must be a time such as 30s, 500ms, 5min (or a number of seconds)' }).transform((v, ctx) => {
   const ms = typeof v === 'number' ? Math.round(v * 1000) : parseTimeSetting(v);
   if (ms === undefined || !Number.isFinite(ms) || ms <= 0 || ms > 86_400_000) {
     ctx.addIssue({ code: 'custom', message: 'must be a time from 1ms to 24h, such as 30s, 500ms, 5min (or a number of seconds)' });
@@ -499,11 +533,11 @@ const reviewFields = {
   notify: z.array(notifySchema, { error: 'must be a list of { url, format }' }).max(10, { error: 'must list at most 10 targets' }).optional(),
   service: z.lazy(() => reviewServiceSchema).optional(),
 };
-const reviewSchema = z.strictObject(reviewFields);
+export const reviewSchema = z.strictObject(reviewFields);
 /** One entry of `statements.reviewers`. */
 export const reviewersSchema = z.strictObject({ connections: list('a connection name').min(1, { error: 'must list at least one connection' }).optional(), ...reviewFields });
 
-const maxAffectedRowsSchema = z
+export const maxAffectedRowsSchema = z
   .number({ error: 'must be a number of rows' })
   .int({ error: 'must be a whole number of rows' })
   .min(0, { error: 'must be at least 0' })

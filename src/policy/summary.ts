@@ -8,6 +8,7 @@ import type { SecretRef } from '../config/secrets.js';
 import type { McpValue } from '../config/connection.js';
 import type { PrincipalMatch } from './principal.js';
 import type { AlertRule } from './alert-rules.js';
+import type { ParamSpec } from './runbook-params.js';
 import {
   DEFAULT_MAX_GRANT_SECONDS,
   HTTP_DEFAULTS,
@@ -21,6 +22,7 @@ import {
   type Policy,
   type ReviewSettings,
   type RuleMatch,
+  type Runbook,
   type SshRuleMatch,
 } from './schema.js';
 
@@ -269,14 +271,30 @@ export function describePolicy(policy: Policy, source: string): string {
   if (policy.reviews?.requireSignInWithinMs !== undefined) out.push(`reviews    decisions need a sign-in within ${duration(policy.reviews.requireSignInWithinMs / 1000)}`);
   const alerts = policy.alerts ?? [];
   out.push('', `alerts (${alerts.length})`, ...table(alerts.map(alertRow)));
+  if (policy.runbooks) out.push('', `runbooks (${policy.runbooks.length}; running them is not built yet)`, ...table(policy.runbooks.map(runbookRow)));
   out.push('', `tests  ${policy.tests.length} case${policy.tests.length === 1 ? '' : 's'}`);
   return `${out.join('\n')}\n`;
 }
 
-/** The bundle as JSON-safe data (CA certificates as file names, patterns as strings). */
+/** A parameter's declaration as JSON (its pattern as written, its bounds as numbers). */
+function paramAsJson(p: ParamSpec): unknown {
+  if (p.type === 'string') return { ...p, ...(p.pattern ? { pattern: p.pattern.source } : {}) };
+  if (p.type === 'integer') return { ...p, ...(p.min !== undefined ? { min: Number(p.min) } : {}), ...(p.max !== undefined ? { max: Number(p.max) } : {}) };
+  return p;
+}
+
+/** A runbook as `show` says it: name, connection, steps, parameters, who may run it, its review. */
+function runbookRow(r: Runbook): string[] {
+  const who = r.run.map((g) => [...(g.subjects ? [`subjects ${g.subjects.join(',')}`] : []), ...(g.groups ? [`groups ${g.groups.join(',')}`] : []), ...principalText(g)].join('; ') || 'anyone');
+  const steps = `${r.steps.length} ${r.steps[0]!.kind} step${r.steps.length === 1 ? '' : 's'}`;
+  return [r.name, r.connection, steps, `(${r.params.specs.map((p) => `${p.name}: ${p.type}`).join(', ')})`, `run by ${who.join(' | ')}`, r.review ? reviewText(r.review) || 'reviewed' : 'no review'];
+}
+
+/** The bundle as JSON-safe data (CA certificates as file names, patterns as strings, runbooks' parameters as declared). */
 export function policyAsJson(policy: Policy): unknown {
   return {
     ...policy,
+    ...(policy.runbooks ? { runbooks: policy.runbooks.map((r) => ({ ...r, params: r.params.specs.map(paramAsJson) })) } : {}),
     connections: policy.connections.map(({ allow: _allow, ...c }) => {
       if (c.type === 'ssh' || c.type === 'mcp') return c;
       const { ca: _ca, ...tls } = c.tls;

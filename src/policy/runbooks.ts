@@ -1,0 +1,153 @@
+/**
+ * Runbooks as the policy repo declares them (issue 77): one file each, `runbooks/<name>.yaml`,
+ * read and checked with the rest of the bundle (./load.ts), so `hoop policy check` and `hoop
+ * policy test` refuse a bundle whose runbook is wrong, saying where. Running them is not built yet.
+ *
+ * ```yaml
+ * version: 1
+ * description: Refund a paid order, up to 100 €
+ * connection: shop-db
+ * parameters:                    # ./runbook-params.ts
+ *   order_id: { type: integer, min: 1 }
+ *   cents: { type: integer, min: 1, max: 10000 }
+ * steps:                         # in one transaction where they are SQL
+ *   - sql: update orders set status = 'refunded' where id = $1 and status = 'paid'
+ *     params: [order_id]         # bound as $1, $2, … (MySQL: ? in order), never spliced into the text
+ *   - sql: insert into refunds (order_id, cents) values ($1, $2)
+ *     params: [order_id, cents]
+ * run:                           # who may run it; each entry's keys must all hold
+ *   - { groups: [support] }
+ *   - { agents: ["claude*"], via: [run, mcp] }
+ * review: { groups: [payments] } # absent: runs without a reviewer
+ * maxAffectedRows: 1
+ * deadline: 30s
+ * returns: [id, status]          # the result columns shown (absent: all)
+ * ```
+ *
+ * An SSH step is a command of words, each a literal or exactly `{parameter}` (one word, however
+ * the value is spelled: never split, never read by a shell): `- ssh: [systemctl, restart, "{unit}"]`.
+ * Each runbook keeps the SHA-256 of its file's bytes: a run approved for one text is not run for another.
+ */
+import { createHash } from 'node:crypto';
+import * as z from 'zod';
+import type { Problem } from '../config/yaml.js';
+import { principalMatchFields } from './principal.js';
+import { PARAM_NAME, paramsSchema, RunbookParams } from './runbook-params.js';
+import { list } from './schema-fields.js';
+import { type CommandWord, maxAffectedRowsSchema, type Runbook, type RunbookStep, reviewSchema, reviewSettingsOf, timeoutSchema, versionSchema } from './schema.js';
+
+/** A runbook's name: its file's, lower-case letters, digits and `-`. */
+export const RUNBOOK_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** The most steps a runbook has. */
+export const MAX_STEPS = 20;
+
+/** A run's deadline when the runbook names none. */
+export const DEFAULT_DEADLINE_MS = 60_000;
+
+const grantSchema = z.strictObject({
+  subjects: list('a subject').min(1, { error: 'must list at least one subject' }).optional(),
+  groups: list('a group name').min(1, { error: 'must list at least one group' }).optional(),
+  ...principalMatchFields,
+});
+
+const stepSchema = z.union(
+  [
+    z.strictObject({
+      sql: z.string({ error: 'must be SQL text' }).trim().min(1, { error: 'must be SQL text' }).max(65_536, { error: 'must be at most 64 KiB' }),
+      params: z
+        .array(z.string({ error: 'must be a parameter name' }), { error: 'must be a list of parameter names' })
+        .max(100)
+        .default([]),
+    }),
+    z.strictObject({
+      ssh: z
+        .array(z.string({ error: 'must be a word' }).min(1, { error: 'must not be empty' }), { error: 'must be a list of words' })
+        .min(1, { error: 'must have a command' })
+        .max(200),
+    }),
+  ],
+  { error: 'must be { sql, params } or { ssh: [words] }' },
+);
+
+/** The schema of one runbook file. */
+export const runbookFileSchema = z.strictObject({
+  version: versionSchema,
+  description: z.string({ error: 'must say what the runbook does' }).trim().min(1, { error: 'must say what the runbook does' }).max(500),
+  connection: z.string({ error: 'must name a connection' }).min(1, { error: 'must name a connection' }),
+  parameters: paramsSchema.default([]),
+  steps: z
+    .array(stepSchema, { error: 'must be a list of steps' })
+    .min(1, { error: 'must have at least one step' })
+    .max(MAX_STEPS, { error: `must have at most ${MAX_STEPS} steps` }),
+  run: z.array(grantSchema, { error: 'must list who may run it' }).min(1, { error: 'must list who may run it (nobody may, else)' }),
+  review: z.union([z.literal(true), reviewSchema], { error: 'must be true or review settings ({ groups, approvals, timeout })' }).optional(),
+  maxAffectedRows: maxAffectedRowsSchema.optional(),
+  deadline: timeoutSchema.optional(),
+  returns: list('a column name').min(1, { error: 'must list at least one column' }).optional(),
+});
+export type RunbookFileData = z.output<typeof runbookFileSchema>;
+
+/** The step kinds each connection type runs. */
+const STEP_KINDS: Readonly<Record<string, RunbookStep['kind']>> = { postgres: 'sql', mysql: 'sql', ssh: 'ssh' };
+
+/** A word `{…}`: meant to name a parameter. */
+const PARAM_WORD = /^\{([^{}]*)\}$/;
+
+/**
+ * Runbook `data`, read from `file` (`runbooks/<name>.yaml`, whose bytes are `text`), checked
+ * against the bundle's connections (name to type): the runbook, and the problems found (a runbook
+ * with any is not kept).
+ */
+export function checkRunbook(file: string, text: string, data: RunbookFileData, connectionTypes: ReadonlyMap<string, string>): { runbook?: Runbook; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const name = file.replace(/^runbooks\//, '').replace(/\.ya?ml$/, '');
+  if (!RUNBOOK_NAME.test(name)) problems.push({ path: [], message: `a runbook's file is named <name>.yaml, its name lower-case letters, digits and - (not "${name}")` });
+  const type = connectionTypes.get(data.connection);
+  const kind = type === undefined ? undefined : STEP_KINDS[type];
+  if (type === undefined) problems.push({ path: ['connection'], message: `unknown connection "${data.connection}"` });
+  else if (kind === undefined) problems.push({ path: ['connection'], message: `runbooks run on PostgreSQL, MySQL and SSH connections; ${data.connection} is ${type}` });
+  const declared = new Set(data.parameters.map((p) => p.name));
+  const used = new Set<string>();
+  const steps: RunbookStep[] = data.steps.map((s, i): RunbookStep => {
+    if ('sql' in s) {
+      if (kind !== undefined && kind !== 'sql') problems.push({ path: ['steps', i], message: `an SQL step on ${data.connection}, a ${type} connection` });
+      s.params.forEach((p, j) => {
+        if (!declared.has(p)) problems.push({ path: ['steps', i, 'params', j], message: `unknown parameter "${p}"` });
+        used.add(p);
+      });
+      return { kind: 'sql', sql: s.sql, params: s.params };
+    }
+    if (kind !== undefined && kind !== 'ssh') problems.push({ path: ['steps', i], message: `an SSH step on ${data.connection}, a ${type} connection` });
+    const words = s.ssh.map((w, j): CommandWord => {
+      const m = PARAM_WORD.exec(w);
+      if (!m) return w;
+      const p = m[1]!;
+      if (!PARAM_NAME.test(p) || !declared.has(p)) problems.push({ path: ['steps', i, 'ssh', j], message: `"${w}" names no parameter (a word in braces is one parameter's value)` });
+      used.add(p);
+      return { param: p };
+    });
+    if (typeof words[0] !== 'string') problems.push({ path: ['steps', i, 'ssh', 0], message: "the command's first word is the program: a literal, not a parameter" });
+    return { kind: 'ssh', words };
+  });
+  for (const p of data.parameters) if (!used.has(p.name)) problems.push({ path: ['parameters', p.name], message: 'no step uses it', atKey: true });
+  if (problems.length > 0) return { problems };
+  const review = data.review === undefined ? undefined : data.review === true ? {} : reviewSettingsOf(data.review);
+  return {
+    problems,
+    runbook: {
+      name,
+      file,
+      digest: createHash('sha256').update(text).digest('hex'),
+      description: data.description,
+      connection: data.connection,
+      params: new RunbookParams(data.parameters),
+      steps,
+      run: data.run,
+      ...(review ? { review } : {}),
+      ...(data.maxAffectedRows !== undefined ? { maxAffectedRows: data.maxAffectedRows } : {}),
+      deadlineMs: data.deadline ?? DEFAULT_DEADLINE_MS,
+      ...(data.returns ? { returns: data.returns } : {}),
+    },
+  };
+}
