@@ -46,6 +46,8 @@ export const ErrorCode = {
   REVIEW_UNKNOWN: 'HOOP_REVIEW_UNKNOWN',
   /** A recording failed verification. */
   RECORDING_INVALID: 'HOOP_RECORDING_INVALID',
+  /** No runbook by that name that the caller may run. */
+  RUNBOOK_UNKNOWN: 'HOOP_RUNBOOK_UNKNOWN',
   /** The gateway's shared store (PostgreSQL) cannot be reached or used. */
   STORE_UNAVAILABLE: 'HOOP_STORE_UNAVAILABLE',
   /** An agent's run credential may not do this (decide, ask for access, read sessions, mint anything): a person must. */
@@ -96,6 +98,7 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_SESSION_UNKNOWN: ExitCode.DATA,
   HOOP_REVIEW_UNKNOWN: ExitCode.DATA,
   HOOP_RECORDING_INVALID: ExitCode.FAILURE,
+  HOOP_RUNBOOK_UNKNOWN: ExitCode.DATA,
   HOOP_STORE_UNAVAILABLE: ExitCode.UNAVAILABLE,
   HOOP_RUN_FORBIDDEN: ExitCode.NOPERM,
   HOOP_SIGN_IN_REQUIRED: ExitCode.NOPERM,

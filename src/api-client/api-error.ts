@@ -65,6 +65,7 @@ export function rejectionText(reason: string | undefined, origin: string): { mes
 const TAKEN_AT_ITS_WORD: Partial<Record<string, { message: (origin: string) => string; hint: string }>> = {
   [ErrorCode.SESSION_UNKNOWN]: { message: () => 'no such session', hint: '`hoop sessions ls` lists the sessions you may see' },
   [ErrorCode.REVIEW_UNKNOWN]: { message: () => 'no such review', hint: '`hoop review ls` lists the reviews you may see' },
+  [ErrorCode.RUNBOOK_UNKNOWN]: { message: () => 'no such runbook that you may run', hint: '`hoop runbook ls` lists the runbooks you may run' },
   [ErrorCode.RECORDING_UNAVAILABLE]: { message: (origin) => `${origin} cannot record sessions now`, hint: 'try again later' },
 };
 

@@ -55,6 +55,7 @@ const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.CONNECTION_UNKNOWN]: 404,
   [ErrorCode.SESSION_UNKNOWN]: 404,
   [ErrorCode.REVIEW_UNKNOWN]: 404,
+  [ErrorCode.RUNBOOK_UNKNOWN]: 404,
   [ErrorCode.TOO_MANY_SESSIONS]: 429,
   [ErrorCode.RECORDING_UNAVAILABLE]: 503,
   [ErrorCode.STORE_UNAVAILABLE]: 503,
@@ -154,6 +155,39 @@ export interface ConnectionInfo {
   unavailable?: string;
   /** PostgreSQL, from `GET /v1/connections/{name}` when the policy masks anything for the caller: how (see {@link MaskingInfo}). */
   masking?: MaskingInfo;
+}
+
+/** A runbook's parameter as the gateway describes it (`GET /v1/runbooks[/{name}]`): its declaration, bounds as numbers, a pattern as written. */
+export interface RunbookParamInfo {
+  name: string;
+  type: string;
+  required: boolean;
+  description?: string;
+  /** Its default's canonical text. */
+  default?: string;
+  min?: number;
+  max?: number;
+  values?: string[];
+  pattern?: string;
+  maxLength?: number;
+}
+
+/** A runbook the caller may run, as the gateway describes it (`GET /v1/runbooks[/{name}]`): what it does and takes, and what it runs. */
+export interface RunbookInfo {
+  name: string;
+  description: string;
+  connection: string;
+  parameters: RunbookParamInfo[];
+  /** Its steps as written: SQL with the parameters it binds, or an SSH command's words (`{name}` a parameter's value). */
+  steps: Array<{ sql: string; params: string[] } | { ssh: string[] }>;
+  /** A run waits for a reviewer. */
+  review: boolean;
+  maxAffectedRows?: number;
+  deadlineSeconds: number;
+  returns?: string[];
+  /** SHA-256 of its file, and the policy commit it came from (when the repo has one). */
+  digest: string;
+  commit?: string;
 }
 
 /**

@@ -129,6 +129,12 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
   ],
   'alerts show': [['what raised an alert, and its sessions', 'hoop alerts show alert-1a2b3c']],
   'alerts clear': [['clear an alert, saying why', 'hoop alerts clear alert-1a2b3c --reason "expected: migration"']],
+  runbook: [
+    ['the runbooks you may run', 'hoop runbook ls'],
+    ['what one does, and takes', 'hoop runbook show refund-order'],
+  ],
+  'runbook ls': [['the runbooks you may run, as JSON', 'hoop runbook ls --json']],
+  'runbook show': [['what a runbook does: its parameters and steps', 'hoop runbook show refund-order']],
   policy: [
     ['test the config repo you are in before you push', 'hoop policy test'],
     ['why a statement would be refused', 'hoop policy check --connection prod-db "delete from orders"'],

@@ -33,6 +33,7 @@ export const commands: readonly CommandEntry[] = [
   { names: ['review'], load: async () => (await import('./review.js')).reviewCommand },
   { names: ['request'], load: async () => (await import('./request.js')).requestCommand },
   { names: ['alerts'], load: async () => (await import('./alerts.js')).alertsCommand },
+  { names: ['runbook'], load: async () => (await import('./runbook.js')).runbookCommand },
   { names: ['policy'], load: async () => (await import('./policy.js')).policyCommand },
   { names: ['gateway'], load: async () => (await import('./gateway.js')).gatewayCommand },
   // Its script needs every command; asking the gateway for names (--list, on each tab) needs none.

@@ -5,7 +5,7 @@
  *   `GET /v1/connections/{name}/tunnel` is an Upgrade (./tunnel-endpoint.ts; a plain GET gets 426);
  *   a run's `POST /v1/runs/{id}/heartbeat|end|egress` carries its control credential;
  * - with a bearer token, verified before anything else happens: `GET /v1/whoami`,
- *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `POST /v1/connections/{name}/cancel`,
+ *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `GET /v1/runbooks[/{name}]`, `POST /v1/connections/{name}/cancel`,
  *   `POST /v1/connections/{name}/direct`, `POST /v1/direct/{id}/renew`, `DELETE /v1/direct/{id}`,
  *   `GET /v1/policy`, `GET /v1/alerts`,
  *   `POST /v1/alerts/{id}/clear`,
@@ -25,6 +25,7 @@ import type { Identity } from '../identity.js';
 import { VERSION } from '../version.js';
 import { requestAccess, requireRecentSignIn } from './api/access.js';
 import { connectionsApi } from './api/connections.js';
+import { runbooksApi } from './api/runbooks.js';
 import { authConfig, devicesApi, whoami } from './api/identity.js';
 import { runsApi } from './api/runs.js';
 import { directApi } from './api/direct.js';
@@ -65,6 +66,7 @@ const ok = (body: unknown): Answer => ({ status: 200, body });
 /** The routes of the API, over the gateway's parts. */
 function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Route[] {
   const connections = connectionsApi(parts, callers, sshHostKey);
+  const runbooks = runbooksApi(parts);
   const sessions = sessionsApi(parts, callers);
   const runs = runsApi(parts, callers);
   const alerts = alertsApi(parts, callers);
@@ -132,6 +134,8 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
       acts: (method) => (method === 'POST' ? 'renew a direct credential' : undefined),
       handle: async (req, m, identity) => ok(m[2] !== undefined ? await direct.renew(identity, m[1]!, await readOptionalJsonBody(req)) : await direct.revoke(identity, m[1]!)),
     },
+    { path: exactly('/v1/runbooks'), methods: ['GET'], handle: (_req, _m, identity) => ok(runbooks.list(identity)) },
+    { path: R.runbook, methods: ['GET'], handle: (_req, m, identity) => ok(runbooks.one(identity, pathPart(m[1]!))) },
     { path: exactly('/v1/policy'), methods: ['GET'], forRun: 'policy', handle: (_req, _m, identity) => ok(connections.policy(identity)) },
     { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
     { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },

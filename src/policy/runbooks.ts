@@ -15,7 +15,7 @@
  *     params: [order_id]         # bound as $1, $2, … (MySQL: ? in order), never spliced into the text
  *   - sql: insert into refunds (order_id, cents) values ($1, $2)
  *     params: [order_id, cents]
- * run:                           # who may run it; each entry's keys must all hold
+ * run:                           # who may run it: a person an entry names (any, if none), coming as its principal keys say
  *   - { groups: [support] }
  *   - { agents: ["claude*"], via: [run, mcp] }
  * review: { groups: [payments] } # absent: runs without a reviewer
@@ -31,7 +31,9 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import type { Problem } from '../config/yaml.js';
-import { principalMatchFields } from './principal.js';
+import type { Identity } from '../identity.js';
+import { namesPerson } from './access.js';
+import { principalMatchFields, principalMatches, principalOf } from './principal.js';
 import { PARAM_NAME, paramsSchema, RunbookParams } from './runbook-params.js';
 import { list } from './schema-fields.js';
 import { type CommandWord, maxAffectedRowsSchema, type Runbook, type RunbookStep, reviewSchema, reviewSettingsOf, timeoutSchema, versionSchema } from './schema.js';
@@ -150,4 +152,16 @@ export function checkRunbook(file: string, text: string, data: RunbookFileData, 
       ...(data.returns ? { returns: data.returns } : {}),
     },
   };
+}
+
+/**
+ * Whether `identity` may run `runbook`: an entry of its `run` admits a person it names (by subject,
+ * `*` or group; an entry that names none admits anyone signed in) when its principal keys hold
+ * (`via`, `agents`, `isolated`: how the caller came, an agent's run for its person).
+ */
+export function mayRun(runbook: Pick<Runbook, 'run'>, identity: Identity): boolean {
+  const principal = principalOf(identity);
+  return runbook.run.some(
+    (g) => principalMatches(g, principal) && ((g.subjects === undefined && g.groups === undefined) || namesPerson({ subjects: g.subjects ?? [], emails: [], groups: g.groups ?? [] }, identity)),
+  );
 }

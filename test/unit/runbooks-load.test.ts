@@ -79,7 +79,9 @@ describe('runbooks in the policy repo', () => {
     const dir = withRunbooks({ 'refund-order.yaml': REFUND, 'restart-web.yaml': RESTART });
     const text = await runCli(['policy', 'show', '--dir', dir], { X: 'x' }, dir);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/runbooks \(2; running them is not built yet\)\n {2}refund-order +shop-db +2 sql steps +\(order_id: integer, cents: integer\) +run by groups support \| via run,mcp; agents claude\* +reviewed by payments/);
+    expect(text.stdout).toMatch(
+      /runbooks \(2; running them is not built yet\)\n {2}refund-order +shop-db +2 sql steps +\(order_id: integer, cents: integer\) +run by groups support \| via run,mcp; agents claude\* +reviewed by payments/,
+    );
     expect(text.stdout).toMatch(/restart-web +web +1 ssh step +\(unit: enum\) +run by subjects alice +no review/);
     const json = await runCli(['policy', 'show', '--dir', dir, '--json'], { X: 'x' }, dir);
     expect(json.code).toBe(0);

@@ -1,0 +1,53 @@
+/**
+ * The runbooks a token's identity may run (`GET /v1/runbooks[/{name}]`).
+ *
+ * @see docs/internals.md (§1)
+ */
+import * as z from 'zod';
+import type { RunbookInfo } from '../api/answers.js';
+import { apiPath } from '../api/paths.js';
+import { ErrorCode } from '../errors.js';
+import { suggestingNearest } from '../suggest.js';
+import { answerAs, type GatewayEndpoint, requestJson } from './request.js';
+
+const paramInfo = z.object({
+  name: z.string(),
+  type: z.string(),
+  required: z.boolean(),
+  description: z.string().optional(),
+  default: z.string().optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+  values: z.array(z.string()).optional(),
+  pattern: z.string().optional(),
+  maxLength: z.number().optional(),
+});
+
+/** A runbook as this client reads the gateway's answer (fields it does not know are dropped). */
+const runbookInfo: z.ZodType<RunbookInfo> = z.object({
+  name: z.string(),
+  description: z.string(),
+  connection: z.string(),
+  parameters: z.array(paramInfo),
+  steps: z.array(z.union([z.object({ sql: z.string(), params: z.array(z.string()) }), z.object({ ssh: z.array(z.string()) })])),
+  review: z.boolean(),
+  maxAffectedRows: z.number().optional(),
+  deadlineSeconds: z.number(),
+  returns: z.array(z.string()).optional(),
+  digest: z.string(),
+  commit: z.string().optional(),
+});
+
+/** `GET /v1/runbooks`: the runbooks the token's identity may run. */
+export async function listRunbooks(endpoint: GatewayEndpoint, token: string): Promise<RunbookInfo[]> {
+  const { body } = await requestJson(endpoint, 'GET', apiPath.runbooks, { token });
+  return answerAs(endpoint, 'its runbooks', z.object({ runbooks: z.array(runbookInfo) }), body).runbooks;
+}
+
+/** `GET /v1/runbooks/{name}`: one the token's identity may run (RUNBOOK_UNKNOWN, with the nearest of theirs, for any other). */
+export async function getRunbook(endpoint: GatewayEndpoint, token: string, name: string): Promise<RunbookInfo> {
+  const { body } = await suggestingNearest(requestJson(endpoint, 'GET', apiPath.runbook(name), { token }), ErrorCode.RUNBOOK_UNKNOWN, name, async () =>
+    (await listRunbooks(endpoint, token)).map((r) => r.name),
+  );
+  return answerAs(endpoint, 'the runbook', runbookInfo, body);
+}
