@@ -264,6 +264,28 @@ describe('the HTTP lane', () => {
     expect(seen.filter((s) => s.url === '/v1/orders/42/refund')).toHaveLength(1);
   });
 
+  it('binds an approval to every field forwarded: a cookie is shown as its hash, and one changed after approval is another review', async () => {
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const alice = { HOOP_TOKEN: await stack.token('alice') };
+    const bob = { HOOP_TOKEN: await stack.token('bob', ['dba']) };
+    const send = (cookie: string) => stack.run(['exec', 'api', 'POST', '/orders/43/refund', '--json', '{"amount":10}', '-H', `Cookie: ${cookie}`, '--no-wait', ...gw], alice);
+    const waiting = await send('acct=alice');
+    expect(waiting.code).toBe(4);
+    const id = waiting.stdout.trim();
+    const shown = JSON.parse((await stack.run(['review', 'show', id, '--json', ...gw], bob)).stdout) as { sql: string };
+    expect(shown.sql).toMatch(/\ncookie: \[redacted(:[0-9a-f]{8})?\]\n/);
+    expect(shown.sql).not.toContain('acct=alice');
+    expect((await stack.run(['review', 'approve', id, ...gw], bob)).code).toBe(0);
+    // The same request but its cookie: not the one approved, so it waits for a review of its own, and nothing reaches the API.
+    const swapped = await send('acct=victim; role=admin');
+    expect(swapped.code).toBe(4);
+    expect(swapped.stdout.trim()).not.toBe(id);
+    expect(seen.filter((s) => s.url === '/v1/orders/43/refund')).toHaveLength(0);
+    const approved = await send('acct=alice');
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(seen.filter((s) => s.url === '/v1/orders/43/refund').map((s) => s.headers.cookie)).toEqual(['acct=alice']);
+  });
+
   it('runs only GET, HEAD and OPTIONS under read-only access', async () => {
     const carol = await stack.connect('api', await stack.token('carol'));
     try {

@@ -56,43 +56,106 @@ function credentialSecrets(credential: HttpCredential): string[] {
 /** Shortest secret taken: a shorter one could not be masked without masking ordinary text. */
 export const MIN_SECRET_LENGTH = 8;
 
+/** Regular-expression source matching `text` as written. */
+const literal = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+
+/** Most leading zeros a numeric character reference is read with (`&#00065;`). */
+const REF_ZEROS = 4;
+
+/** JSON's and JavaScript's short escapes of control characters. */
+const SHORT_ESCAPES: Readonly<Record<number, string>> = { 8: 'b', 9: 't', 10: 'n', 12: 'f', 13: 'r' };
+
 /**
- * The spellings of `credential` a response could echo, longest first.
+ * Each way character `c` may be spelled where a secret is echoed, as the bytes (latin1) a body
+ * holds: as itself (UTF-8), each byte percent-encoded (once or twice) or in hex, `+` for a space,
+ * an HTML numeric reference (decimal or hex, with leading zeros), a JSON or JavaScript escape
+ * (`\u`, `\x`, `\"`, `\/`, `\n`). Hex digits and letters match in either case: the expression is
+ * case-insensitive.
+ */
+function characterSpellings(c: string): string[] {
+  const bytes = [...Buffer.from(c, 'utf8')];
+  const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
+  const cp = c.codePointAt(0)!;
+  const units = c.length === 2 ? [c.charCodeAt(0), c.charCodeAt(1)] : [cp];
+  const out = new Set<string>([
+    Buffer.from(bytes).toString('latin1'),
+    bytes.map((b) => `%${hex(b, 2)}`).join(''),
+    bytes.map((b) => `%25${hex(b, 2)}`).join(''),
+    bytes.map((b) => hex(b, 2)).join(''),
+    `&#${'0'.repeat(REF_ZEROS)}${cp};`,
+    `&#x${'0'.repeat(REF_ZEROS)}${hex(cp, 1)};`,
+    units.map((u) => `\\u${hex(u, 4)}`).join(''),
+  ]);
+  if (cp < 0x100) out.add(`\\x${hex(cp, 2)}`);
+  if (c === ' ') out.add('+');
+  if (c === '"' || c === '\\' || c === '/') out.add(`\\${c}`);
+  if (SHORT_ESCAPES[cp]) out.add(`\\${SHORT_ESCAPES[cp]}`);
+  return [...out];
+}
+
+/** Character `c`'s spellings as one alternation, and the longest of them in bytes. */
+function characterPattern(c: string): { source: string; longest: number } {
+  const spellings = characterSpellings(c);
+  const zeros = `0{0,${REF_ZEROS}}`;
+  const source = spellings.map((x) => (x.startsWith('&#') ? literal(x).replace('0'.repeat(REF_ZEROS), zeros) : literal(x))).join('|');
+  return { source: `(?:${source})`, longest: Math.max(...spellings.map((x) => x.length)) };
+}
+
+/**
+ * What finds `credential` in bytes a response holds: its secrets with each character in any of
+ * its spellings ({@link characterSpellings}), mixed as an echo may mix them (`%2F` in one place,
+ * `/` in the next: one pattern per secret, an alternation per character, matched in one pass),
+ * and each secret's base64 (and base64url), whose characters are not the secret's own.
+ */
+export interface SecretMatcher {
+  /** Global and case-insensitive, over a latin1 view of the bytes (a character a byte); `lastIndex` is reset by each user. */
+  readonly regex: RegExp;
+  /** The longest spelling, in bytes: what a stream holds back in case it continues. */
+  readonly longest: number;
+}
+
+/**
+ * The matcher of `credential`'s spellings.
  *
  * @throws Error when its secret is shorter than {@link MIN_SECRET_LENGTH} characters
  */
-export function credentialSpellings(credential: HttpCredential): Buffer[] {
+export function credentialMatcher(credential: HttpCredential): SecretMatcher {
   const secrets = credentialSecrets(credential);
   if (secrets[0]!.length < MIN_SECRET_LENGTH)
     throw new Error(`the credential is shorter than ${MIN_SECRET_LENGTH} characters: the gateway could not keep it out of responses without masking ordinary text`);
-  const spellings = new Set<string>();
-  const other = (c: string): boolean => !/[A-Za-z0-9]/.test(c);
+  const patterns: Array<{ source: string; longest: number }> = [];
   for (const s of secrets) {
-    const bytes = Buffer.from(s, 'utf8');
-    const encoded = encodeURIComponent(s);
-    const json = JSON.stringify(s).slice(1, -1);
-    spellings.add(s);
-    spellings.add(encoded);
-    spellings.add(encoded.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()));
-    spellings.add(encodeURIComponent(encoded));
-    spellings.add(json);
-    spellings.add(json.replace(/\//g, '\\/'));
-    spellings.add([...s].map((c) => (other(c) ? `&#x${c.charCodeAt(0).toString(16).toUpperCase()};` : c)).join(''));
-    spellings.add([...s].map((c) => (other(c) ? `&#${c.charCodeAt(0)};` : c)).join(''));
-    spellings.add([...s].map((c) => (other(c) ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c)).join(''));
-    spellings.add(bytes.toString('hex'));
-    spellings.add(bytes.toString('hex').toUpperCase());
+    const chars = [...s].map(characterPattern);
+    patterns.push({ source: chars.map((c) => c.source).join(''), longest: chars.reduce((n, c) => n + c.longest, 0) });
     // In base64 (and base64url) the secret's bytes read the same whatever comes before them, but for the first and last characters of its run: each of the three alignments' stable middle.
+    const bytes = Buffer.from(s, 'utf8');
     for (const at of [0, 1, 2]) {
       const b64 = Buffer.concat([Buffer.alloc(at), bytes]).toString('base64');
       const middle = at === 0 ? b64.replace(/=+$/, '').slice(0, Math.floor((bytes.length * 4) / 3)) : b64.slice(4, -4);
-      if (at === 0) spellings.add(b64);
-      if (middle.length < MIN_SECRET_LENGTH) continue;
-      spellings.add(middle);
-      spellings.add(middle.replace(/\+/g, '-').replace(/\//g, '_'));
+      for (const x of at === 0 ? [b64, middle] : [middle]) {
+        if (x.length < MIN_SECRET_LENGTH) continue;
+        patterns.push({ source: literal(x), longest: x.length });
+        patterns.push({ source: literal(x.replace(/\+/g, '-').replace(/\//g, '_')), longest: x.length });
+      }
     }
   }
-  return [...spellings].map((s) => Buffer.from(s, 'utf8')).sort((a, b) => b.length - a.length);
+  // Longest first: where two begin at one place, the longer is masked.
+  patterns.sort((a, b) => b.longest - a.longest);
+  return { regex: new RegExp(patterns.map((p) => p.source).join('|'), 'gi'), longest: Math.max(...patterns.map((p) => p.longest)) };
+}
+
+/** `bytes` (read as latin1) with every match of `matcher` masked with `*`, in a copy when `borrowed` and there is one; matches beginning at or after `before` are left. */
+function maskMatches(bytes: Buffer, matcher: SecretMatcher, borrowed: boolean, before: number): Buffer {
+  const { regex } = matcher;
+  regex.lastIndex = 0;
+  const text = bytes.toString('latin1');
+  let out = bytes;
+  for (let m = regex.exec(text); m && m.index < before; m = regex.exec(text)) {
+    // A chunk with nothing to mask goes on as it came: copied only once there is.
+    if (out === bytes && borrowed) out = Buffer.from(bytes);
+    out.fill(0x2a, m.index, m.index + m[0].length);
+  }
+  return out;
 }
 
 /**
@@ -101,19 +164,20 @@ export function credentialSpellings(credential: HttpCredential): Buffer[] {
  * the rest. What comes out is what went in, each spelling's bytes `*`, in the same length.
  */
 export class SecretMask {
-  readonly #spellings: readonly Buffer[];
+  readonly #matcher: SecretMatcher;
   /** Bytes held back: they may start a spelling. */
   #held: Buffer = Buffer.alloc(0);
   readonly #keep: number;
 
-  constructor(spellings: readonly Buffer[]) {
-    this.#spellings = spellings;
-    this.#keep = Math.max(0, ...spellings.map((s) => s.length - 1));
+  constructor(matcher: SecretMatcher) {
+    this.#matcher = matcher;
+    this.#keep = matcher.longest - 1;
   }
 
   push(chunk: Buffer): Buffer {
     const joined = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
-    const all = this.#mask(joined, joined === chunk, false);
+    // A spelling that begins before the held bytes ends within `joined` (none is longer than they are, plus one).
+    const all = maskMatches(joined, this.#matcher, joined === chunk, joined.length - this.#keep);
     // The last bytes are held: a spelling may begin there (or run on past a shorter one) that the next chunk completes.
     const cut = Math.max(0, all.length - this.#keep);
     this.#held = all.subarray(cut);
@@ -121,43 +185,26 @@ export class SecretMask {
   }
 
   end(): Buffer {
-    const rest = this.#mask(this.#held, false, true);
+    const rest = maskMatches(this.#held, this.#matcher, false, this.#held.length);
     this.#held = Buffer.alloc(0);
     return rest;
   }
-
-  /**
-   * `bytes` with every spelling masked (in place, or in a copy when `borrowed`, the caller's chunk,
-   * has one); unless `final`, a spelling that begins where a longer one could still run past the
-   * end is left for the next chunk.
-   */
-  #mask(bytes: Buffer, borrowed: boolean, final: boolean): Buffer {
-    let own = !borrowed;
-    const seen = final ? bytes.length : bytes.length - this.#keep;
-    for (const s of this.#spellings) {
-      for (let at = bytes.indexOf(s); at >= 0 && at < seen; at = bytes.indexOf(s, at + 1)) {
-        // A chunk with nothing to mask goes on as it came: copied only once there is.
-        if (!own) {
-          bytes = Buffer.from(bytes);
-          own = true;
-        }
-        bytes.fill(0x2a, at, at + s.length);
-      }
-    }
-    return bytes;
-  }
 }
 
-/** `text` with each spelling masked (a header's value). */
-export function maskText(text: string, spellings: readonly Buffer[]): string {
-  const mask = new SecretMask(spellings);
-  return Buffer.concat([mask.push(Buffer.from(text, 'latin1')), mask.end()]).toString('latin1');
+/** `text` (a character a byte, as a header's value reads) with each spelling masked. */
+export function maskText(text: string, matcher: SecretMatcher): string {
+  return maskMatches(Buffer.from(text, 'latin1'), matcher, false, text.length).toString('latin1');
 }
 
 /** What a decoded string (a JSON string's value) becomes with `credential`'s secrets masked in it; undefined when it holds none. */
 export function secretsMasker(credential: HttpCredential): (text: string) => string | undefined {
-  const secrets = credentialSecrets(credential);
-  return (text) => (secrets.some((x) => text.includes(x)) ? secrets.reduce((t, x) => t.split(x).join('*'.repeat(x.length)), text) : undefined);
+  const matcher = credentialMatcher(credential);
+  return (text) => {
+    const bytes = Buffer.from(text, 'utf8');
+    const masked = maskMatches(bytes, matcher, true, bytes.length);
+    // Each match is whole characters' bytes: what is left reads as UTF-8 as before.
+    return masked === bytes ? undefined : masked.toString('utf8');
+  };
 }
 
 /**
@@ -167,28 +214,25 @@ export function secretsMasker(credential: HttpCredential): (text: string) => str
  * stage after it reads that JSON (`jsonMasked`: it masks the secrets too, in its one reading).
  */
 export class CredentialEcho implements HttpStage {
-  readonly #spellings: readonly Buffer[];
-  /** The spellings as a field's text reads them (latin1: a character a byte). */
-  readonly #fieldSpellings: readonly string[];
+  readonly #matcher: SecretMatcher;
   readonly #masker: (text: string) => string | undefined;
   readonly #jsonMasked: boolean;
 
   constructor(credential: HttpCredential, jsonMasked: boolean) {
-    this.#spellings = credentialSpellings(credential);
-    this.#fieldSpellings = this.#spellings.map((s) => s.toString('latin1'));
+    this.#matcher = credentialMatcher(credential);
     this.#masker = secretsMasker(credential);
     this.#jsonMasked = jsonMasked;
   }
 
   /** A field's name or value with the spellings masked (most hold none, and are given back as they are). */
   #field(text: string): string {
-    return this.#fieldSpellings.some((s) => text.includes(s)) ? maskText(text, this.#spellings) : text;
+    return maskText(text, this.#matcher);
   }
 
   response(res: HttpResponse): ResponseDecision | undefined {
     res.fields = res.fields.map(([n, v]) => [this.#field(n), this.#field(v)]);
     if (!res.hasBody) return undefined;
-    const mask = new SecretMask(this.#spellings);
+    const mask = new SecretMask(this.#matcher);
     const types = mediaTypes(res);
     const shape = types.length === 1 && !this.#jsonMasked ? jsonShape(types[0]!) : undefined;
     if (!shape) return { transform: { push: (chunk) => mask.push(chunk), end: () => mask.end() } };

@@ -24,7 +24,9 @@ import type { HttpVerdict } from '../../policy/http.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
 import type { HttpConnection } from '../../config/connection.js';
 import type { CloseReason, TunnelSession } from '../../session/engine.js';
-import { type HttpCredential, CredentialEcho, secretsMasker } from './credential.js';
+import { type HttpCredential, CredentialEcho, injectCredential, secretsMasker } from './credential.js';
+import { canonicalTarget } from '../wire/target.js';
+import { redactionMarker } from '../../policy/sql/redact.js';
 import { DecodingStage } from './content-decoding.js';
 import { HttpRequestJudge } from './judge.js';
 import { HttpMasking } from './masking.js';
@@ -104,8 +106,12 @@ export class HttpRelay {
   #clientEnded = false;
   #stopReadTimer: (() => void) | undefined;
 
+  /** The connection's credential, which each request forwarded carries. */
+  readonly #credential: HttpCredential | undefined;
+
   constructor(session: TunnelSession<HttpConnection>, owner: RelayOwner, credential: HttpCredential | undefined, rates: RequestRates) {
     this.#session = session;
+    this.#credential = credential;
     this.#owner = owner;
     this.#rates = rates;
     const prefix = session.lane?.prefix;
@@ -256,11 +262,10 @@ export class HttpRelay {
     const refuse = (why: string): void => this.#refuse(req, { ...verdict, action: 'deny', reason: `${verdict.reason}; ${why}` });
     if (!reviews || !verdict.review) return refuse('it asks for a review, and nobody may review it here');
     if (this.#clientEnded) return refuse(`it asks for a review, and ${CLIENT_ENDED_IN_REVIEW}`);
-    const shown = shownRequest(req);
+    const shown = shownRequest(req, this.#credential, recording?.redactionKey);
     if (shown === undefined) return refuse(`it asks for a review, and its body is not text, or over ${MAX_REVIEW_TEXT} characters, to show`);
     recording?.stream.event({ t: 'decision', at: realClock.now(), action: 'review', rule: verdict.rule ?? 'http.default', reason: verdict.reason });
-    const digest = createHash('sha256').update(shown).digest('hex');
-    const held = reviews.request(reviewAskOf(shown, digest, { ...verdict, review: verdict.review }));
+    const held = reviews.request(reviewAskOf(shown.text, shown.digest, { ...verdict, review: verdict.review }));
     const said = { id: held.id, ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}), groups: verdict.review.groups, approvals: verdict.review.approvals };
     if (!held.reused) channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: verdict.review.timeoutMs });
     this.#withdraw = () => held.withdraw('session-ended');
@@ -516,15 +521,40 @@ function dropChunked(res: HttpResponse): void {
   res.fields = res.fields.filter(([n]) => n.toLowerCase() !== 'transfer-encoding');
 }
 
-/** A held request as a reviewer is shown it, whole: its method and target, its fields, and its body as text; undefined when the body is not text or it is too long to show. */
-function shownRequest(req: HttpRequest): string | undefined {
-  const fields = req.fields.filter(([n]) => n !== 'authorization' && n !== 'cookie');
+/**
+ * A held request as a reviewer is shown it, whole, and the digest its approval is bound to: its
+ * method and target, every field as forwarded (the caller's own credentials dropped, as the
+ * forwarding drops them), its body as text. A secret forwarded is shown as what it is: the
+ * connection's credential by name, a cookie as its keyed hash; the digest binds each field's very
+ * value, so a request that differs in any byte forwarded is another review. Undefined when the
+ * body is not text or the whole is too long to show.
+ */
+function shownRequest(req: HttpRequest, credential: HttpCredential | undefined, key: Buffer | undefined): { text: string; digest: string } | undefined {
   let body = '';
   try {
     body = req.body ? new TextDecoder('utf-8', { fatal: true }).decode(req.body) : '';
   } catch {
     return undefined;
   }
-  const text = [`${req.method} ${req.target.canonical}`, ...fields.map(([n, v]) => `${n}: ${v}`), '', body].join('\n');
-  return text.length > MAX_REVIEW_TEXT ? undefined : text;
+  const sent = credential ? injectCredential(credential, req.fields, req.target) : { fields: req.fields, target: req.target };
+  const secretField = credential?.kind === 'header' ? credential.name.toLowerCase() : credential && credential.kind !== 'query' ? 'authorization' : undefined;
+  const secretQuery = credential?.kind === 'query' ? credential.name : undefined;
+  const target = secretQuery ? canonicalTarget(sent.target.segments, sent.target.query.slice(0, -1)) : sent.target.canonical;
+  const lines = (cookie: (v: string) => string): string =>
+    [
+      `${req.method} ${target}`,
+      ...sent.fields.map(([n, v]) => `${n}: ${n === secretField ? "[the connection's credential]" : n === 'cookie' ? cookie(v) : v}`),
+      ...(secretQuery ? [`(and the connection's credential as the query parameter ${secretQuery})`] : []),
+      '',
+      body,
+    ].join('\n');
+  const text = lines((v) => redactionMarker(v, key));
+  return text.length > MAX_REVIEW_TEXT
+    ? undefined
+    : {
+        text,
+        digest: createHash('sha256')
+          .update(lines((v) => v))
+          .digest('hex'),
+      };
 }
