@@ -92,6 +92,7 @@ function startApi(): Promise<Server> {
       if (path === '/v1/event-id') return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(`id: ${CARD}\n: ${CARD}\ndata: x\n\n`);
       if (path === '/v1/escaped') return void res.writeHead(200, { 'content-type': 'application/json' }).end(`{"t":"\\u0074${TOKEN.slice(1)}"}`);
       if (path === '/v1/reason') return void res.writeHead(400, `bad Bearer ${TOKEN}`, { 'content-type': 'application/json', [TOKEN]: '1' }).end('{}');
+      if (path === '/v1/coding-echo') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': `x-${TOKEN}` }).end('{}');
       if (path === '/v1/deflate-trailing')
         return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'deflate' }).end(Buffer.concat([deflateSync('{"a":1}'), Buffer.from('\n')]));
       json(404, { error: 'no such route' });
@@ -509,6 +510,12 @@ describe('hostile requests and answers', () => {
     const raw = await exchange(`GET ${new URL(url).pathname}/reason HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(raw).not.toContain(TOKEN);
+    // Nor in what hoop itself says of the answer it refused (its reason quotes the upstream's coding).
+    const refused = await fetch(`${url}/coding-echo`);
+    expect(refused.status).toBe(502);
+    const said = await refused.text();
+    expect(said).toMatch(/coded/);
+    expect(said).not.toContain(TOKEN);
   });
 
   it('cuts an answer whose coded body has bytes after its end, and never hangs', async () => {

@@ -108,11 +108,16 @@ export class HttpRelay {
 
   /** The connection's credential, which each request forwarded carries. */
   readonly #credential: HttpCredential | undefined;
+  /** A text with the credential masked in it (undefined: it held none), for what hoop itself says: its reasons may quote what the upstream sent. */
+  readonly #maskSecrets: ((text: string) => string | undefined) | undefined;
 
   constructor(session: TunnelSession<HttpConnection>, owner: RelayOwner, credential: HttpCredential | undefined, rates: RequestRates) {
     this.#session = session;
     this.#credential = credential;
-    this.#owner = owner;
+    const maskSecrets = credential ? secretsMasker(credential) : undefined;
+    this.#maskSecrets = maskSecrets;
+    // Why a session ended is recorded and logged: a reason that quotes the upstream could quote the credential.
+    this.#owner = maskSecrets ? { end: (why, what) => owner.end(why, what === undefined ? undefined : (maskSecrets(what) ?? what)), ending: () => owner.ending() } : owner;
     this.#rates = rates;
     const prefix = session.lane?.prefix;
     // A prefix is a secret (a port's per-run path, a direct credential) unless it is the API's own base path (a routed client's).
@@ -122,9 +127,7 @@ export class HttpRelay {
     const rules = m ? MaskingRules.of(m.policy, m.key) : undefined;
     const http = session.lane?.http;
     const recording = session.recording;
-    const masking = rules
-      ? new HttpMasking(rules, http?.unmasked ?? [], (by) => by === 'name' && session.report?.masked('body', 'name'), credential ? secretsMasker(credential) : undefined, session.id)
-      : undefined;
+    const masking = rules ? new HttpMasking(rules, http?.unmasked ?? [], (by) => by === 'name' && session.report?.masked('body', 'name'), this.#maskSecrets, session.id) : undefined;
     const stages: Stages = {
       ...(recording
         ? {
@@ -415,8 +418,10 @@ export class HttpRelay {
   /** Answers `req` (undefined: one the reader refused) itself, as JSON; `close` ends the connection after. */
   #answer(req: HttpRequest | undefined, a: HttpStatusError, close: boolean, extra: Record<string, string> = {}): void {
     if (this.#owner.ending() && !close) return;
+    // What hoop says goes to the client and the recording: a reason that quotes the upstream (a field's value) could quote the credential.
+    const message = this.#maskSecrets?.(a.message) ?? a.message;
     if (this.#headSent) return this.#owner.end('protocol-violation', a.message);
-    const body = Buffer.from(`${JSON.stringify({ error: hoopSays(a.message), ...extra })}\n`);
+    const body = Buffer.from(`${JSON.stringify({ error: hoopSays(message), ...extra })}\n`);
     const closes = close || !req || req.head.close;
     this.#busy = true;
     // What hoop itself answered is said in a field of its own too (`Hoop-Refused: <rule>`, `Hoop-Review: <id>`), for scripts.
