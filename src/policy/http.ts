@@ -31,7 +31,7 @@
  * @see docs/policy.md
  */
 import { globMatches, segmentGlob } from '../glob.js';
-import { jsonText } from '../json-number.js';
+import { JsonNumber, jsonText } from '../json-number.js';
 import { canonical, mostRestrictive, valueAt } from './mcp.js';
 import { defaultVerdict, type RuleVerdict, reviewSettingsFor, ruleVerdict } from './review-combine.js';
 import { ruleApplies } from './rule-scope.js';
@@ -112,15 +112,17 @@ function compile(rule: HttpRule): CompiledRule {
   const globs = m.paths?.flatMap(spelled).map((g) => ({ exact: segmentGlob(g), folded: segmentGlob(folded(g)) }));
   const values: CompiledRule['values'] = [];
   for (const [name, want] of Object.entries(m.query ?? {})) {
-    // A refusing rule reads a parameter by every name a server takes for it: case-folded, with a `[]` or `[key]` suffix (qs, PHP, Rails), `.`, `-`, space and `[` as `_` (PHP), in the query or a form body.
+    // A refusing rule reads a parameter by every name a server takes for it (case-folded, with a `[]` or `[key]` suffix (qs, PHP, Rails), leading blanks dropped and
+    // `.`, `-`, space and `[` as `_` (PHP)) wherever servers merge parameters from: the query, a form body, a JSON body's top level (Rails, Laravel).
     const folds = paramName(name);
     const named = (n: string): boolean => n === name || (refuses && paramName(n.replace(/\[[^\]]*\].*$/, '')) === folds);
     values.push({
       of: (ask) => {
         const found = ask.query.filter(([n]) => named(n)).map(([, v]) => v);
         if (!refuses) return found;
-        if (ask.form === 'unread') return 'unread';
-        return [...found, ...(ask.form ?? []).filter(([n]) => named(n)).map(([, v]) => v)];
+        const json = jsonParams(ask, named);
+        if (ask.form === 'unread' || json === 'unread') return 'unread';
+        return [...found, ...(ask.form ?? []).filter(([n]) => named(n)).map(([, v]) => v), ...json];
       },
       match: valueMatcher(want, refuses),
     });
@@ -135,13 +137,17 @@ function compile(rule: HttpRule): CompiledRule {
   }
   for (const [field, want] of Object.entries(m.body ?? {})) {
     const path = field.split('.');
+    // A refusing rule on a top-level field reads the query's and a form's parameter of that name too: servers merge them into one set of parameters.
+    const param = refuses && path.length === 1 ? paramName(path[0]!) : undefined;
+    const params = (ask: HttpAsk): unknown[] =>
+      param === undefined ? [] : [...ask.query, ...(ask.form === 'unread' ? [] : (ask.form ?? []))].filter(([n]) => paramName(n.replace(/\[[^\]]*\].*$/, '')) === param).map(([, v]) => v);
     values.push({
       of: (ask) => {
         if (ask.body === 'unread') return 'unread';
-        if (ask.body === undefined) return [];
+        if (ask.body === undefined) return params(ask);
         // A refusing rule reads a field under every key that folds to its name (some servers bind keys case-insensitively).
         const found = refuses ? valuesAtFolded(ask.body.json, path) : [valueAt(ask.body.json, path)];
-        return found.filter((v) => v !== undefined).flatMap((v) => (Array.isArray(v) ? v : [v]));
+        return [...found.filter((v) => v !== undefined).flatMap((v) => (Array.isArray(v) ? v : [v])), ...params(ask)];
       },
       match: valueMatcher(want, refuses),
     });
@@ -162,9 +168,22 @@ function compile(rule: HttpRule): CompiledRule {
   };
 }
 
-/** A parameter's name as the readers that fold names read it: case-folded, and `.`, `-`, space and `[` as `_`. */
+/** A parameter's name as the readers that fold names read it: case-folded, leading blanks dropped (PHP), and `.`, `-`, space and `[` as `_`. */
 function paramName(name: string): string {
-  return folded(name).replace(/[.\- []/g, '_');
+  return folded(name)
+    .replace(/^[ \t\n\r\v\f]+/, '')
+    .replace(/[.\- []/g, '_');
+}
+
+/**
+ * The values of a JSON body's top-level keys that `named` takes, which servers merge with the
+ * query's parameters (Rails, Laravel); `unread` when the body says it is JSON and could not be read.
+ */
+function jsonParams(ask: HttpAsk, named: (n: string) => boolean): unknown[] | 'unread' {
+  if (ask.body === 'unread') return (ask.headers.get('content-type') ?? []).some((t) => /json/i.test(t)) ? 'unread' : [];
+  const json = ask.body?.json;
+  if (typeof json !== 'object' || json === null || Array.isArray(json) || json instanceof JsonNumber) return [];
+  return Object.entries(json).flatMap(([n, v]) => (named(n) ? (Array.isArray(v) ? v : [v]) : []));
 }
 
 /** A field's name with `_` read as `-` (lower case, as fields are named here). */

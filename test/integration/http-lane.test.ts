@@ -459,6 +459,26 @@ describe('hostile requests and answers', () => {
     expect(seen.some((s) => s.url.startsWith('/v1/orders/142/') || s.url.startsWith('/v1/orders/105/'))).toBe(false);
   });
 
+  it("refuses a field that asks for another route than the one judged, and forwards none of the caller's claims of who and where the client is", async () => {
+    const before = seen.length;
+    for (const [name, value] of [
+      ['x-original-url', '/v1/admin/x'],
+      ['x-rewrite-url', '/v1/admin/x'],
+      ['x-forwarded-uri', '/v1/admin/x'],
+      ['x-forwarded-prefix', '/v1/admin'],
+      ['x-envoy-original-path', '/v1/admin/x'],
+      ['x-original-method', 'DELETE'],
+    ])
+      expect(await status('/echo', { headers: { [name]: value } }), name).toBe(400);
+    const raw = await exchange(`GET ${new URL(url).pathname}/echo HTTP/1.1\r\nHost: x\r\nX_Original_URL: /v1/admin/x\r\nConnection: close\r\n\r\n`);
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect(seen.length).toBe(before);
+    const claims = { 'x-forwarded-for': '10.0.0.1', forwarded: 'for=10.0.0.1;host=admin.internal', 'x-forwarded-host': 'admin.internal', 'x-real-ip': '10.0.0.1', 'x-forwarded-proto': 'https' };
+    expect(await status('/echo', { headers: claims })).toBe(200);
+    const got = seen.at(-1)!.headers;
+    for (const name of Object.keys(claims)) expect(got[name], name).toBeUndefined();
+  });
+
   it("reads a request as every router it could reach reads it: a trailing slash, a route's root, bracketed and form parameters, key case", async () => {
     const before = seen.length;
     for (const path of ['/admin', '/admin/users/', '/export/?format=csv', '/export?format[]=csv', '/export?FORMAT=csv', '/export?format[0]=csv']) expect(await status(path), path).toBe(403);

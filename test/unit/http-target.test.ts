@@ -27,7 +27,6 @@ describe('readTarget', () => {
     ['/a%20b/c+d', ['a b', 'c+d'], [], '/a%20b/c+d'],
     ['/caf%c3%a9/%E2%9C%93', ['café', '✓'], [], '/caf%C3%A9/%E2%9C%93'],
     ['/100%25', ['100%'], [], '/100%25'],
-    ['/a/.../b', ['a', '...', 'b'], [], '/a/.../b'],
     [
       '/s?q=a+b&x=%2B&flag&&y=1=2',
       ['s'],
@@ -54,6 +53,10 @@ describe('readTarget', () => {
     ['/a/%2e%2e/b', /`\.\.` segment/],
     ['/a/.%2E/b', /`\.\.` segment/],
     ['/a/%2e/b', /`\.` segment/],
+    ['/a/.../b', /ending in `\.` or a space/],
+    ['/admin./x', /ending in `\.` or a space/],
+    ['/admin%20/x', /ending in `\.` or a space/],
+    ['/report%20', /ending in `\.` or a space/],
     ['/..', /`\.\.` segment/],
     ['/a%2fb', /encoded `\/`/],
     ['/a%2Fb', /encoded `\/`/],

@@ -108,6 +108,35 @@ describe('HttpJudge', () => {
     expect(allow.decide(ask('GET', '/export?format=JSON'))).toMatchObject({ action: 'deny' });
   });
 
+  it('a refusing rule reads a parameter wherever servers merge parameters from, under every name they read it by', () => {
+    const deny = judge({
+      rules: [
+        { name: 'no-csv', match: { query: { format: { globs: ['csv'] } } }, action: 'deny' },
+        { name: 'no-vip', match: { methods: ['POST'], body: { tier: { globs: ['vip'] } } }, action: 'deny' },
+      ],
+    });
+    const json = (value: unknown): HttpAsk['body'] => ({ json: value });
+    const typed = { 'content-type': ['application/json'] };
+    // A JSON body's top level (Rails' params, Laravel's input()), in any case, a list of values too.
+    expect(deny.decide(ask('POST', '/export', { headers: typed, body: json({ format: 'csv' }) }))).toMatchObject({ action: 'deny', rule: 'no-csv' });
+    expect(deny.decide(ask('POST', '/export', { headers: typed, body: json({ Format: ['json', 'csv'] }) }))).toMatchObject({ action: 'deny', rule: 'no-csv' });
+    expect(deny.decide(ask('POST', '/export', { headers: typed, body: 'unread' }))).toMatchObject({ action: 'deny', rule: 'no-csv' });
+    // A body of another type is merged by no server: the query rule does not read it (the body rule meets it: the gateway cannot read it).
+    expect(deny.decide(ask('POST', '/export', { headers: { 'content-type': ['application/octet-stream'] }, body: 'unread' }))).toMatchObject({ action: 'deny', rule: 'no-vip' });
+    expect(deny.decide(ask('PUT', '/export', { headers: { 'content-type': ['application/octet-stream'] }, body: 'unread' }))).toMatchObject({ action: 'allow' });
+    expect(deny.decide(ask('POST', '/export', { headers: typed, body: json({ nested: { format: 'csv' } }) }))).toMatchObject({ action: 'allow' });
+    // Leading blanks PHP drops from a name, and the characters it reads as `_`.
+    expect(deny.decide(ask('GET', '/export?%20format=csv'))).toMatchObject({ action: 'deny', rule: 'no-csv' });
+    expect(deny.decide(ask('GET', '/export?%20%20format=csv'))).toMatchObject({ action: 'deny', rule: 'no-csv' });
+    // A body rule on a top-level field reads the query's parameter of that name (merged into one set of parameters).
+    expect(deny.decide(ask('POST', '/orders/1?tier=vip'))).toMatchObject({ action: 'deny', rule: 'no-vip' });
+    expect(deny.decide(ask('POST', '/orders/1?Tier=VIP', { headers: typed, body: json({ tier: 'std' }) }))).toMatchObject({ action: 'deny', rule: 'no-vip' });
+    expect(deny.decide(ask('POST', '/orders/1?tier=std', { headers: typed, body: json({ tier: 'std' }) }))).toMatchObject({ action: 'allow' });
+    // An allow rule is not widened: it takes only what it names, where it names it.
+    const allow = judge({ default: 'deny', rules: [{ name: 'json-only', match: { query: { format: { globs: ['json'] } } }, action: 'allow' }] });
+    expect(allow.decide(ask('POST', '/export', { headers: typed, body: json({ format: 'json' }) }))).toMatchObject({ action: 'deny' });
+  });
+
   it('headers and JSON body fields, with equals; a body the gateway cannot read meets only refusing rules', () => {
     const j = judge({
       default: 'deny',

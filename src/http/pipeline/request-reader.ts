@@ -18,8 +18,43 @@ import type { HttpRequest } from './stages.js';
 
 /** Fields of the caller's the upstream is never sent (the gateway writes them, or they are the connection's). */
 const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect', 'accept-encoding']);
-/** Fields that ask a server to read another method than the request line's (Express's method-override, Symfony, Laravel, Rails). */
-const METHOD_OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
+/**
+ * Fields that ask a server (or a proxy before it) to read another method or route than the request
+ * line's: method overrides (Express's method-override, Symfony, Laravel, Rails), and the original
+ * URL or path a front proxy would set (IIS URL Rewrite, Symfony's and Zend's `X-Original-URL`,
+ * `X-Rewrite-URL`, Envoy's, Traefik's and Spring's forwarded path and prefix): what is judged is
+ * the request line, so a request carrying one is refused.
+ */
+const ROUTE_OVERRIDES = new Set([
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-method',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+  'x-envoy-original-path',
+]);
+
+/**
+ * Fields a proxy sets to say who and where the client is, which servers trust for their origin,
+ * host and scheme: a caller's own are not forwarded (to the upstream the client is the gateway).
+ */
+const CLIENT_CLAIMS = new Set([
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-server',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+]);
 
 /** What {@link RequestReader.next} found. */
 export type ReadResult =
@@ -108,8 +143,9 @@ export class RequestReader {
     if (head.upgrade) return { refused: `an upgrade to ${head.upgrade} is not relayed on HTTP connections`, status: 501 };
     if (head.method !== head.method.toUpperCase())
       return { refused: `the method ${head.method} is not in upper case (methods are case-sensitive; it would be sent as ${head.method.toUpperCase()})`, status: 400 };
-    const override = head.fields.find(([n]) => METHOD_OVERRIDES.has(n));
-    if (override) return { refused: `${override[0]} asks the upstream to read another method: send that method itself`, status: 400 };
+    // A name with `_` is read as with `-` (CGI, Rack and WSGI name both HTTP_X_ORIGINAL_URL).
+    const override = head.fields.find(([n]) => ROUTE_OVERRIDES.has(n.replace(/_/g, '-')));
+    if (override) return { refused: `${override[0]} asks the upstream to read another method or route than the one judged: send that method and path themselves`, status: 400 };
     if (head.method === 'CONNECT' || head.method === 'TRACE')
       return { refused: head.method === 'TRACE' ? 'TRACE is not relayed: it would echo what the gateway adds' : 'CONNECT is not relayed: name the path on the connection', status: 405 };
     const path = this.#withoutPrefix(head.target);
@@ -170,12 +206,12 @@ export class RequestReader {
 
 /**
  * The fields of `head` as forwarded: less those of the connection (and those it names), of framing,
- * and those the gateway writes; the port's path (a direct credential's) taken out of every value
+ * those the gateway writes, and the caller's claims of who and where the client is; the port's path (a direct credential's) taken out of every value
  * (a Referer, an Origin's URL), so that neither the upstream nor the recording gets it.
  */
 function forwarded(head: RequestHead, prefix: string | undefined): Array<[string, string]> {
   const named = new Set(values(head.fields, 'connection').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase())));
-  const kept = head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !named.has(n));
+  const kept = head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !CLIENT_CLAIMS.has(n.replace(/_/g, '-')) && !named.has(n));
   return prefix ? kept.map(([n, v]) => [n, withoutPath(v, prefix)]) : kept;
 }
 

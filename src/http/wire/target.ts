@@ -65,6 +65,8 @@ export function readTarget(target: string): RequestTarget | TargetRefusal {
     if (decoded === '' && i < raw.length - 1) return { refused: 'the path has an empty segment (`//`), which servers merge or keep differently' };
     if (decoded === '.' || decoded === '..') return { refused: `the path has a \`${decoded}\` segment (as written or encoded): send the path it stands for` };
     if (decoded.includes('/') || decoded.includes('\\')) return { refused: 'the path has an encoded `/` or `\\` in a segment, which servers read differently' };
+    // Windows servers (IIS, ASP.NET) drop a segment's trailing dots and spaces: `/admin./x` and `/admin%20/x` are `/admin/x` there.
+    if (/[. ]$/.test(decoded)) return { refused: 'the path has a segment ending in `.` or a space, which Windows servers drop (`/admin./x` is `/admin/x` there)' };
     // Servers that fold compatibility characters (IIS, some Java) read a fullwidth `．．` or `／` as `..` or `/`.
     const folded = decoded.normalize('NFKC');
     if (folded !== decoded && (folded === '.' || folded === '..' || /[/\\]/.test(folded))) return { refused: 'the path has a segment that Unicode folding makes a `.`, `..`, `/` or `\\`' };
