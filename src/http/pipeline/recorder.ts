@@ -4,6 +4,7 @@
  * at {@link RECORDED_BODY_BYTES}), and each response as the client got it (its head, then its body's
  * bytes up to {@link RECORDED_BODY_BYTES}, then its end) (./records.ts).
  */
+import { createHmac } from 'node:crypto';
 import { redactedLine } from '../../policy/masking/json-values.js';
 import type { MaskingRules } from '../../policy/masking/rules.js';
 import { redactionMarker } from '../../policy/sql/redact.js';
@@ -56,7 +57,9 @@ export class HttpRecorder implements HttpStage {
           )
         : target.canonical;
     const recorded = body && this.#t.bodies === 'masked' ? redactedLine(bodyText(body.subarray(0, RECORDED_BODY_BYTES)), this.#t.rules, key) : undefined;
-    recordJson(this.#stream, HTTP_REQUEST, { method: head.method, target: shown, fields, ...(recorded !== undefined ? { body: recorded } : {}), bodyBytes: body?.length ?? 0 });
+    // A body cut at the cap is bound whole by its keyed hash: what was padded past the cap is not out of the record's reach.
+    const whole = body && body.length > RECORDED_BODY_BYTES && key !== undefined ? { bodyHmac: createHmac('sha256', key).update(body).digest('hex') } : {};
+    recordJson(this.#stream, HTTP_REQUEST, { method: head.method, target: shown, fields, ...(recorded !== undefined ? { body: recorded } : {}), bodyBytes: body?.length ?? 0, ...whole });
     return undefined;
   }
 

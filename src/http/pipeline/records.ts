@@ -30,6 +30,8 @@ export interface RecordedRequest {
   /** The body as text (UTF-8), or `base64:…`; cut at the cap. */
   body?: string;
   bodyBytes: number;
+  /** A body cut at the cap: HMAC-SHA256 of all of it, under the recording's redaction key (hex). */
+  bodyHmac?: string;
 }
 
 /** A response head as recorded. */
