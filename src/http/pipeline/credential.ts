@@ -66,26 +66,29 @@ const REF_ZEROS = 4;
 const SHORT_ESCAPES: Readonly<Record<number, string>> = { 8: 'b', 9: 't', 10: 'n', 12: 'f', 13: 'r' };
 
 /**
- * Each way character `c` may be spelled where a secret is echoed, as the bytes (latin1) a body
- * holds: as itself (UTF-8), each byte percent-encoded (once or twice) or in hex, `+` for a space,
- * an HTML numeric reference (decimal or hex, with leading zeros), a JSON or JavaScript escape
- * (`\u`, `\x`, `\"`, `\/`, `\n`). Hex digits and letters match in either case: the expression is
- * case-insensitive.
+ * Characters whose literal spelling begins another of their spellings (`%` of `%25`, `&` of `&#38;`,
+ * `\` of `\x5c`): in a secret's per-character pattern they are matched encoded only, so that at any
+ * place at most one spelling of a character matches (the pattern never backtracks, whatever the
+ * text); the secret as written whole is matched on its own.
  */
-function characterSpellings(c: string): string[] {
+const STARTS_ESCAPES = new Set(['%', '&', '\\']);
+
+/**
+ * Each way character `c` may be spelled where a secret is echoed, as the bytes (latin1) a body
+ * holds: as itself (UTF-8; but {@link STARTS_ESCAPES}), each byte percent-encoded (once or twice:
+ * `%` once only, since `%2525` begins with `%25`), `+` for a space, an HTML numeric reference
+ * (decimal or hex, with leading zeros), a JSON or JavaScript escape (`\u`, `\x`, `\"`, `\/`,
+ * `\n`). No spelling of `c` begins another (case-folded, leading zeros aside): a test holds this.
+ * Hex digits and letters match in either case: the expression is case-insensitive.
+ */
+export function characterSpellings(c: string): string[] {
   const bytes = [...Buffer.from(c, 'utf8')];
   const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
   const cp = c.codePointAt(0)!;
   const units = c.length === 2 ? [c.charCodeAt(0), c.charCodeAt(1)] : [cp];
-  const out = new Set<string>([
-    Buffer.from(bytes).toString('latin1'),
-    bytes.map((b) => `%${hex(b, 2)}`).join(''),
-    bytes.map((b) => `%25${hex(b, 2)}`).join(''),
-    bytes.map((b) => hex(b, 2)).join(''),
-    `&#${'0'.repeat(REF_ZEROS)}${cp};`,
-    `&#x${'0'.repeat(REF_ZEROS)}${hex(cp, 1)};`,
-    units.map((u) => `\\u${hex(u, 4)}`).join(''),
-  ]);
+  const out = new Set<string>([bytes.map((b) => `%${hex(b, 2)}`).join(''), `&#${cp};`, `&#x${hex(cp, 1)};`, units.map((u) => `\\u${hex(u, 4)}`).join('')]);
+  if (!STARTS_ESCAPES.has(c)) out.add(Buffer.from(bytes).toString('latin1'));
+  if (c !== '%') out.add(bytes.map((b) => `%25${hex(b, 2)}`).join(''));
   if (cp < 0x100) out.add(`\\x${hex(cp, 2)}`);
   if (c === ' ') out.add('+');
   if (c === '"' || c === '\\' || c === '/') out.add(`\\${c}`);
@@ -93,19 +96,19 @@ function characterSpellings(c: string): string[] {
   return [...out];
 }
 
-/** Character `c`'s spellings as one alternation, and the longest of them in bytes. */
+/** Character `c`'s spellings as one alternation (a numeric reference with up to {@link REF_ZEROS} leading zeros), and the longest of them in bytes. */
 function characterPattern(c: string): { source: string; longest: number } {
   const spellings = characterSpellings(c);
-  const zeros = `0{0,${REF_ZEROS}}`;
-  const source = spellings.map((x) => (x.startsWith('&#') ? literal(x).replace('0'.repeat(REF_ZEROS), zeros) : literal(x))).join('|');
-  return { source: `(?:${source})`, longest: Math.max(...spellings.map((x) => x.length)) };
+  const source = spellings.map((x) => (x.startsWith('&#') ? literal(x).replace(/^&#(x?)/, `&#$10{0,${REF_ZEROS}}`) : literal(x))).join('|');
+  return { source: `(?:${source})`, longest: Math.max(...spellings.map((x) => (x.startsWith('&#') ? x.length + REF_ZEROS : x.length))) };
 }
 
 /**
  * What finds `credential` in bytes a response holds: its secrets with each character in any of
  * its spellings ({@link characterSpellings}), mixed as an echo may mix them (`%2F` in one place,
- * `/` in the next: one pattern per secret, an alternation per character, matched in one pass),
- * and each secret's base64 (and base64url), whose characters are not the secret's own.
+ * `/` in the next: one pattern per secret, an alternation per character, matched in one pass, in
+ * time linear in the text for each place a match may begin), each secret as written and in hex,
+ * and its base64 (and base64url), whose characters are not the secret's own.
  */
 export interface SecretMatcher {
   /** Global and case-insensitive, over a latin1 view of the bytes (a character a byte); `lastIndex` is reset by each user. */
@@ -127,6 +130,9 @@ export function credentialMatcher(credential: HttpCredential): SecretMatcher {
   for (const s of secrets) {
     const chars = [...s].map(characterPattern);
     patterns.push({ source: chars.map((c) => c.source).join(''), longest: chars.reduce((n, c) => n + c.longest, 0) });
+    // Whole: as written (its `%`, `&` and `\\` too), and its bytes in hex.
+    const hex = Buffer.from(s, 'utf8').toString('hex');
+    patterns.push({ source: literal(Buffer.from(s, 'utf8').toString('latin1')), longest: Buffer.byteLength(s) }, { source: hex, longest: hex.length });
     // In base64 (and base64url) the secret's bytes read the same whatever comes before them, but for the first and last characters of its run: each of the three alignments' stable middle.
     const bytes = Buffer.from(s, 'utf8');
     for (const at of [0, 1, 2]) {
