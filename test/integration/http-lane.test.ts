@@ -92,6 +92,13 @@ function startApi(): Promise<Server> {
       if (path === '/v1/event-id') return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(`id: ${CARD}\n: ${CARD}\ndata: x\n\n`);
       if (path === '/v1/escaped') return void res.writeHead(200, { 'content-type': 'application/json' }).end(`{"t":"\\u0074${TOKEN.slice(1)}"}`);
       if (path === '/v1/reason') return void res.writeHead(400, `bad Bearer ${TOKEN}`, { 'content-type': 'application/json', [TOKEN]: '1' }).end('{}');
+      if (path === '/v1/sock') return json(200, { port: req.socket.remotePort });
+      if (path === '/v1/nocontent') return void res.writeHead(204, { 'content-length': '40' }).end();
+      if (path === '/v1/two-delayed') {
+        json(200, { first: true });
+        // A second answer to the same request, later: an upstream that answers twice (or late, after a timeout).
+        return void setTimeout(() => req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{"second":"LATE!!"}'), 300);
+      }
       if (path === '/v1/coding-echo') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': `x-${TOKEN}` }).end('{}');
       if (path === '/v1/deflate-trailing')
         return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'deflate' }).end(Buffer.concat([deflateSync('{"a":1}'), Buffer.from('\n')]));
@@ -459,6 +466,42 @@ describe('hostile requests and answers', () => {
     expect(seen.some((s) => s.url.startsWith('/v1/orders/142/') || s.url.startsWith('/v1/orders/105/'))).toBe(false);
   });
 
+  it("keeps each session on an upstream connection of its own: a second or late answer never reaches another's request, and a body that reads as a request is refused", async () => {
+    const gw = ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+    const bob = await stack.connect('api', await stack.token('carol'));
+    try {
+      const bobUrl = (bob.info as unknown as ConnectHttpJson).url;
+      const port = async (base: string): Promise<number> => ((await (await fetch(`${base}/sock`)).json()) as { port: number }).port;
+      const alicePort = await port(url);
+      const bobPort = await port(bobUrl);
+      expect(bobPort).not.toBe(alicePort);
+      // Alice's request is answered twice, the second 300 ms late; Bob's next request is his own.
+      expect(await (await fetch(`${url}/two-delayed`)).json()).toEqual({ first: true });
+      await new Promise((r) => setTimeout(r, 400));
+      for (let i = 0; i < 3; i++) {
+        const got = (await (await fetch(`${bobUrl}/sock`)).json()) as { port?: number };
+        expect(Object.keys(got)).toEqual(['port']);
+        expect(got.port).not.toBe(alicePort);
+      }
+    } finally {
+      await bob.stop();
+    }
+    // A body that begins as an HTTP request (one a server reading no body there would take for the next request): refused, nothing forwarded.
+    const before = seen.length;
+    for (const body of ['GET /v1/admin/secret HTTP/1.1\r\nX-Ignore: ', '\r\nPOST /v1/admin/x HTTP/1.0\r\n\r\n']) {
+      const raw = await exchange(`GET ${new URL(url).pathname}/echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+      expect(raw).toContain('begins as an HTTP request');
+    }
+    expect(seen.length).toBe(before);
+    expect(await status('/echo', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'GET is a word; HTTP too' })).toBe(200);
+    // A 204 goes on without the length the upstream wrongly gave it.
+    const nothing = await exchange(`GET ${new URL(url).pathname}/nocontent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect(nothing).toMatch(/^HTTP\/1\.1 204 /);
+    expect(nothing.toLowerCase()).not.toContain('content-length');
+    void gw;
+  });
+
   it("refuses a field that asks for another route than the one judged, and forwards none of the caller's claims of who and where the client is", async () => {
     const before = seen.length;
     for (const [name, value] of [
@@ -677,7 +720,7 @@ describe('hoop connect --direct of an HTTP connection', () => {
     } finally {
       await running.stop();
     }
-    // Its recording holds the requests as forwarded, never the credential's path.
+    // Its recordings hold the requests as forwarded, never the credential's path: not in the target, not in a field (the Referer sent above).
     const events = await eventually(async () => {
       const ex = await stack.run(['sessions', 'export', id, ...gw], { HOOP_TOKEN: token });
       expect(ex.code, ex.stderr).toBe(0);
@@ -685,6 +728,17 @@ describe('hoop connect --direct of an HTTP connection', () => {
     });
     expect(events).not.toContain(d.password);
     expect(events).not.toContain(TOKEN);
+    const all = JSON.parse((await stack.run(['sessions', 'ls', '--json', '--path', '/echo', ...gw], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; via: string }> };
+    const refererSessions = all.sessions.filter((s) => s.via === 'direct');
+    expect(refererSessions.length).toBeGreaterThan(0);
+    for (const s of refererSessions) {
+      const ex = await eventually(async () => {
+        const e = await stack.run(['sessions', 'export', s.id, ...gw], { HOOP_TOKEN: token });
+        expect(e.code, e.stderr).toBe(0);
+        return e.stdout;
+      });
+      expect(ex).not.toContain(d.password);
+    }
     // Stopped, it revoked the credential.
     const after = await curl(`${d.url}/customers`);
     expect(after.code).toBe('401');

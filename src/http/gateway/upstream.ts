@@ -1,9 +1,10 @@
 /**
  * An HTTP connection's upstream, as the gateway reaches it: each request sent to the connection's
- * base URL with the credential only the gateway holds (../pipeline/credential.ts), over keep-alive
- * connections shared by the connection's sessions (one agent per connection entry), verified
- * against the entry's CA (or the system's), with no queue of the agent's own: each session's one
- * request in flight has a connection of its own. The caller's hop-by-hop fields, `Host`, framing and
+ * base URL with the credential only the gateway holds (../pipeline/credential.ts), verified against
+ * the entry's CA (or the system's), over a keep-alive connection of the session's own, closed with
+ * it. No connection carries two sessions' requests: HTTP/1.1 ties an answer to a request by order
+ * alone, so an upstream that answers twice or late (or reads a request out of another's body)
+ * would hand one caller's answer, or credential, to another's request. The caller's hop-by-hop fields, `Host`, framing and
  * `Expect` are not forwarded (the request goes whole, with its length); `Accept-Encoding` asks for
  * no coding, so that nothing needs decoding to be masked (one that comes coded anyway is decoded).
  *
@@ -21,11 +22,6 @@ import type { HttpRequest } from '../pipeline/stages.js';
 
 /** How long the upstream has to answer a request's head. */
 export const UPSTREAM_DEADLINE_MS = 120_000;
-/** Idle connections the gateway keeps open to one upstream for its sessions' next requests. */
-const MAX_FREE_SOCKETS = 64;
-
-/** The agents of the connection entries, kept while the entry is (a configuration reloaded makes new entries, and agents). */
-const agents = new WeakMap<HttpConnection, HttpAgent>();
 
 /** The connection's credential, its secret resolved; undefined when it has none. */
 export async function resolveCredential(connection: HttpConnection, resolveSecret: (ref: SecretRef) => Promise<string>): Promise<HttpCredential | undefined> {
@@ -49,15 +45,14 @@ export class HttpUpstream implements HttpUpstreamSide {
     this.#credential = credential;
     this.#url = new URL(connection.url);
     this.base = connection.url;
-    let agent = agents.get(connection);
-    if (!agent) {
-      const https = this.#url.protocol === 'https:';
-      // No ceiling of the agent's own: a session has one request in flight, and sessions are bounded per identity and per connection, so no one's requests queue behind another's.
-      const o = { keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS, scheduling: 'lifo' as const };
-      agent = https ? new HttpsAgent({ ...o, ...(connection.tls.ca ? { ca: connection.tls.ca } : {}) }) : new HttpAgent(o);
-      agents.set(connection, agent);
-    }
-    this.#agent = agent;
+    // One connection at a time: a session has one request in flight.
+    const o = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+    this.#agent = this.#url.protocol === 'https:' ? new HttpsAgent({ ...o, ...(connection.tls.ca ? { ca: connection.tls.ca } : {}) }) : new HttpAgent(o);
+  }
+
+  /** The session ended: its connection to the upstream closes. */
+  close(): void {
+    this.#agent.destroy();
   }
 
   send(req: HttpRequest): Promise<UpstreamAnswer> {

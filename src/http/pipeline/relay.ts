@@ -81,6 +81,8 @@ export interface HttpUpstreamSide {
   send(req: HttpRequest): Promise<UpstreamAnswer>;
   /** The base URL requests go under, and the credential's names (what a Location and the recording read). */
   readonly base: string;
+  /** The session ended: the upstream's connections close. */
+  close?(): void;
 }
 
 /** What the relay needs of its session relay (../gateway/session-relay.ts). */
@@ -295,6 +297,7 @@ export class HttpRelay {
   abort(message: string): void {
     this.#idle(false);
     this.#stopReading();
+    this.#upstream?.close?.();
     this.#withdraw?.();
     if (this.#busy && !this.#headSent) this.#answer(undefined, new HttpStatusError(503, message), true);
   }
@@ -321,7 +324,9 @@ export class HttpRelay {
   async #relayAnswer(req: HttpRequest, up: UpstreamAnswer): Promise<void> {
     const hasBody = req.method !== 'HEAD' && !(up.status < 200 || up.status === 204 || up.status === 304);
     // The reason phrase is the gateway's own (the upstream's could say anything, its credential too).
-    const res: HttpResponse = { status: up.status, reason: STATUS_CODES[up.status] ?? '', fields: up.fields.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase())), hasBody };
+    // A 204 has no body and no length (a client that read the upstream's would wait for bytes that never come, or read the next answer as this one's).
+    const kept = (n: string): boolean => !HOP_BY_HOP.has(n) && !(up.status === 204 && n === 'content-length');
+    const res: HttpResponse = { status: up.status, reason: STATUS_CODES[up.status] ?? '', fields: up.fields.filter(([n]) => kept(n.toLowerCase())), hasBody };
     this.#rewriteLocation(res);
     const transforms: BodyTransform[] = [];
     const refuse = (reason: string): void => {

@@ -125,7 +125,12 @@ export class RequestReader {
     if (typeof body === 'object' && 'refused' in body) return this.#refuse(body);
     this.#reading = undefined;
     if (body && namesMethod(body)) return this.#refuse({ refused: 'the body names a _method, which servers read as another method: send that method itself', status: 400 });
-    return { request: { head: r.head, method: r.head.method, target: r.target, fields: forwarded(r.head, this.#secret), body } };
+    if (body && readsAsRequest(body))
+      return this.#refuse({ refused: 'the body begins as an HTTP request does: a server that does not read a body there would take it for a request of its own', status: 400 });
+    // The port's path (a direct credential's) is taken out of every field once, here: whatever reads the head (the forwarding, the recording) never sees it.
+    const secret = this.#secret;
+    const head = secret ? { ...r.head, fields: r.head.fields.map(([n, v]): [string, string] => [n, withoutPath(v, secret)]) } : r.head;
+    return { request: { head, method: head.method, target: r.target, fields: forwarded(head), body } };
   }
 
   #refuse(r: { refused: string; status: number }): ReadResult {
@@ -204,15 +209,22 @@ export class RequestReader {
   }
 }
 
-/**
- * The fields of `head` as forwarded: less those of the connection (and those it names), of framing,
- * those the gateway writes, and the caller's claims of who and where the client is; the port's path (a direct credential's) taken out of every value
- * (a Referer, an Origin's URL), so that neither the upstream nor the recording gets it.
- */
-function forwarded(head: RequestHead, prefix: string | undefined): Array<[string, string]> {
+/** The fields of `head` as forwarded: less those of the connection (and those it names), of framing, those the gateway writes, and the caller's claims of who and where the client is. */
+function forwarded(head: RequestHead): Array<[string, string]> {
   const named = new Set(values(head.fields, 'connection').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase())));
-  const kept = head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !CLIENT_CLAIMS.has(n.replace(/_/g, '-')) && !named.has(n));
-  return prefix ? kept.map(([n, v]) => [n, withoutPath(v, prefix)]) : kept;
+  return head.fields.filter(([n]) => !NOT_FORWARDED.has(n) && !CLIENT_CLAIMS.has(n.replace(/_/g, '-')) && !named.has(n));
+}
+
+/**
+ * Whether `body` begins (after blank lines, which servers skip between requests) with an HTTP/1
+ * request line: a server that does not read a body on that route (the "CL.0" desync) would take
+ * it for the next request on the connection, unjudged, and finish it with the bytes of the
+ * request sent after it, the credential's field among them.
+ *
+ * @see https://portswigger.net/research/browser-powered-desync-attacks (CL.0)
+ */
+function readsAsRequest(body: Buffer): boolean {
+  return /^[\r\n]*[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+\S+[ \t]+HTTP\/\d/.test(body.toString('latin1', 0, Math.min(body.length, 16 * 1024)));
 }
 
 /** `value` with every `/<prefix>` in it taken out. */
