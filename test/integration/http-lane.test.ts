@@ -502,6 +502,21 @@ describe('hostile requests and answers', () => {
     void gw;
   });
 
+  it('answers Expect: 100-continue with a refusal before the body when the head alone is refused, and with 100 Continue otherwise', async () => {
+    const prefix = new URL(url).pathname;
+    const before = seen.length;
+    const denied = await exchange(`POST ${prefix}/admin/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n`);
+    expect(denied).toMatch(/^HTTP\/1\.1 403 /);
+    expect(denied).not.toContain('100 Continue');
+    expect(denied).toMatch(/admin is off limits/);
+    const allowed = await exchange(`POST ${prefix}/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n`);
+    expect(allowed).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+    // A body rule waits for the body: the head alone does not meet it.
+    const vip = await exchange(`POST ${prefix}/orders/3/pay HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 14\r\nConnection: close\r\n\r\n`);
+    expect(vip).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+    expect(seen.length).toBe(before);
+  });
+
   it("refuses a field that asks for another route than the one judged, and forwards none of the caller's claims of who and where the client is", async () => {
     const before = seen.length;
     for (const [name, value] of [

@@ -97,6 +97,8 @@ export class HttpRelay {
   readonly #owner: RelayOwner;
   readonly #reader: RequestReader;
   readonly #requestStages: HttpStage[];
+  /** The judge among them, which a head waiting for `100 Continue` meets alone. */
+  readonly #judge: HttpStage | undefined;
   readonly #responseStages: HttpStage[];
   #upstream: HttpUpstreamSide | undefined;
   /** A request is being judged, held, forwarded or answered: the next waits. */
@@ -149,6 +151,7 @@ export class HttpRelay {
     };
     const inOrder = (order: ReadonlyArray<keyof Stages>): HttpStage[] => order.flatMap((n) => stages[n] ?? []);
     this.#requestStages = inOrder(REQUEST_ORDER);
+    this.#judge = stages.judge;
     this.#responseStages = inOrder(RESPONSE_ORDER);
     this.#readsBodies = stages.decoding !== undefined;
   }
@@ -200,7 +203,18 @@ export class HttpRelay {
     const read = this.#reader.next();
     if ('more' in read && this.#clientEnded) return this.#owner.end('client-disconnected');
     if ('more' in read) {
-      if (read.continue) this.#write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'));
+      if (read.continue) {
+        // What the head alone refuses is refused before the body comes (a body can only add to what refusing rules meet); the connection then ends.
+        const waiting = read.waiting;
+        const refused = waiting && this.#judge?.request?.(waiting);
+        if (waiting && refused?.do === 'refuse') {
+          // Recorded as the stages before the judge record any request (its body never came).
+          for (const stage of this.#requestStages) if (stage !== this.#judge) stage.request?.(waiting);
+          this.#stopReading();
+          return this.#refuse(waiting, refused.verdict, true);
+        }
+        this.#write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'));
+      }
       if (!this.#reader.begun) {
         this.#stopReading();
         this.#idle(true);
@@ -253,12 +267,12 @@ export class HttpRelay {
     }
   }
 
-  /** Answers a refused request with 403: the rule and why. */
-  #refuse(req: HttpRequest, verdict: HttpVerdict): void {
+  /** Answers a refused request with 403: the rule and why; `close`: the connection ends after (its body was never read). */
+  #refuse(req: HttpRequest, verdict: HttpVerdict, close = false): void {
     const rule = verdict.rule ?? 'http.default';
     this.#session.log.info('http.refused', { session: this.#session.id, rule, reason: verdict.reason });
     this.#session.recording?.stream.event({ t: 'decision', at: realClock.now(), action: verdict.action, rule, reason: verdict.reason });
-    this.#answer(req, new HttpStatusError(403, `${verdict.message ?? 'the policy does not allow this request'} (${verdict.reason})`), false, { rule });
+    this.#answer(req, new HttpStatusError(403, `${verdict.message ?? 'the policy does not allow this request'} (${verdict.reason})`), close, { rule });
   }
 
   /** Holds a request a `review` rule matched until a reviewer decides: nothing reaches the upstream meanwhile, and the client waits. */

@@ -62,8 +62,8 @@ export type ReadResult =
   | { request: HttpRequest }
   /** Refused: answer `status` with `refused`, and end the connection. */
   | { refused: string; status: number }
-  /** More bytes are needed; `continue`: the client waits for a `100 Continue` before it sends its body (said once). */
-  | { more: true; continue?: true };
+  /** More bytes are needed; `continue`: the client waits for a `100 Continue` before it sends its body (said once), and `waiting` is its request without the body. */
+  | { more: true; continue?: true; waiting?: HttpRequest };
 
 interface Reading {
   head: RequestHead;
@@ -118,7 +118,7 @@ export class RequestReader {
     if (body === 'more') {
       if (r.head.expectContinue && !r.continued && r.head.version === '1.1') {
         r.continued = true;
-        return { more: true, continue: true };
+        return { more: true, continue: true, waiting: { head: r.head, method: r.head.method, target: r.target, fields: forwarded(r.head), body: undefined } };
       }
       return { more: true };
     }
