@@ -42,13 +42,22 @@ function relayOf(limits: HttpJudge['limits'] = { maxRequestBytes: 1024 }, rates 
   const asked: string[] = [];
   const withdrawn: string[] = [];
   const held = { action: 'review', reason: 'refunds are reviewed', rule: 'refunds', review: { groups: ['ops'], approvals: 1, timeoutMs: 60_000 } };
+  // `/held` is held; `/denied` a rule refuses; `/default` the default refuses unless a body came (an allow rule on a body field).
+  const decide = (ask: { segments: string[]; body?: unknown }) =>
+    ask.segments[0] === 'held'
+      ? held
+      : ask.segments[0] === 'denied'
+        ? { action: 'deny', reason: 'no', rule: 'no-denied' }
+        : ask.segments[0] === 'default' && ask.body === undefined
+          ? { action: 'deny', reason: 'no http rule matches; the default is deny' }
+          : { action: 'allow', reason: 'ok' };
   const session = {
     id: 's1',
     identity: { issuer: 'https://idp', subject: 'alice' },
     connection: { name: 'api' },
     channel,
     log: { info: () => undefined, warn: () => undefined },
-    lane: { http: { decide: (ask: { segments: string[] }) => (ask.segments[0] === 'held' ? held : { action: 'allow', reason: 'ok' }), unmasked: [], limits } },
+    lane: { http: { decide: (ask: { segments: string[]; body?: unknown }) => decide(ask), unmasked: [], limits } },
     reviews: { request: () => ({ id: 'rv-1', reused: false, decided: new Promise(() => undefined), withdraw: (why: string) => void withdrawn.push(why) }) },
   } as unknown as TunnelSession<HttpConnection>;
   // As the session relay does: the first end is the session's, and the relay is told why.
@@ -121,6 +130,24 @@ describe('the HTTP relay', () => {
     two.relay.fromClient(get('/d'));
     await vi.advanceTimersByTimeAsync(0);
     expect(statuses(two.out())).toEqual(['429', '200']);
+  });
+
+  it('answers a head a rule refuses before its body, and waits for the body where only the default refuses', async () => {
+    const expecting = (path: string): Buffer => Buffer.from(`POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n`);
+    const denied = relayOf();
+    denied.relay.fromClient(expecting('/denied'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(denied.out())).toEqual(['403']);
+    expect(denied.out()).not.toContain('100 Continue');
+    expect(denied.ended()).toBeDefined();
+    const defaulted = relayOf();
+    defaulted.relay.fromClient(expecting('/default'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(defaulted.out()).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+    defaulted.relay.fromClient(Buffer.from('{}'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(statuses(defaulted.out())).toEqual(['100', '200']);
+    expect(defaulted.asked).toEqual(['/default']);
   });
 
   it("refuses a body over the policy's size with 413, before any of it is read", async () => {

@@ -5,7 +5,7 @@
  * (./request-body.ts), and a form body's parameters beside the query's. Refused requests are told
  * to the session's report.
  */
-import type { HttpAsk } from '../../policy/http.js';
+import type { HttpAsk, HttpVerdict } from '../../policy/http.js';
 import type { SessionHttp, SessionReport } from '../../session/engine.js';
 import { values } from '../wire/head.js';
 import { judgedBody } from './request-body.js';
@@ -21,13 +21,18 @@ export class HttpRequestJudge implements HttpStage {
     this.#report = report;
   }
 
-  request(req: HttpRequest): RequestDecision | undefined {
+  /** The policy's verdict on `req`, told to no one. */
+  verdict(req: HttpRequest): HttpVerdict {
     const headers = new Map<string, string[]>();
     for (const [n, v] of req.fields) headers.set(n, [...(headers.get(n) ?? []), v]);
     const body = judgedBody(req.fields, req.body);
     const form = formOf(req);
     const ask: HttpAsk = { method: req.method, segments: req.target.segments, query: req.target.query, headers, ...(body !== undefined ? { body } : {}), ...(form !== undefined ? { form } : {}) };
-    const verdict = this.#http.decide(ask);
+    return this.#http.decide(ask);
+  }
+
+  request(req: HttpRequest): RequestDecision | undefined {
+    const verdict = this.verdict(req);
     if (verdict.action === 'allow') return undefined;
     if (verdict.action === 'review') return { do: 'review', verdict };
     this.#report?.refused({ action: 'deny', rule: verdict.rule ?? 'http.default', reason: verdict.reason, message: verdict.message ?? '' });

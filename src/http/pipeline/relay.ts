@@ -98,7 +98,7 @@ export class HttpRelay {
   readonly #reader: RequestReader;
   readonly #requestStages: HttpStage[];
   /** The judge among them, which a head waiting for `100 Continue` meets alone. */
-  readonly #judge: HttpStage | undefined;
+  readonly #judge: HttpRequestJudge | undefined;
   readonly #responseStages: HttpStage[];
   #upstream: HttpUpstreamSide | undefined;
   /** A request is being judged, held, forwarded or answered: the next waits. */
@@ -204,14 +204,15 @@ export class HttpRelay {
     if ('more' in read && this.#clientEnded) return this.#owner.end('client-disconnected');
     if ('more' in read) {
       if (read.continue) {
-        // What the head alone refuses is refused before the body comes (a body can only add to what refusing rules meet); the connection then ends.
+        // What a rule refuses on the head alone is refused before the body comes (a body only adds to what refusing rules meet; the default's refusal
+        // may yet become an allow rule's match, so it waits for the body); the connection then ends.
         const waiting = read.waiting;
-        const refused = waiting && this.#judge?.request?.(waiting);
-        if (waiting && refused?.do === 'refuse') {
-          // Recorded as the stages before the judge record any request (its body never came).
-          for (const stage of this.#requestStages) if (stage !== this.#judge) stage.request?.(waiting);
+        const early = waiting && this.#judge?.verdict(waiting);
+        if (waiting && early?.action === 'deny' && early.rule !== undefined) {
+          // Through the stages as any request (recorded, the refusal told), though its body never came.
+          for (const stage of this.#requestStages) stage.request?.(waiting);
           this.#stopReading();
-          return this.#refuse(waiting, refused.verdict, true);
+          return this.#refuse(waiting, early, true);
         }
         this.#write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'));
       }
