@@ -137,10 +137,14 @@ function compile(rule: HttpRule): CompiledRule {
   }
   for (const [field, want] of Object.entries(m.body ?? {})) {
     const path = field.split('.');
-    // A refusing rule on a top-level field reads the query's and a form's parameter of that name too: servers merge them into one set of parameters.
-    const param = refuses && path.length === 1 ? paramName(path[0]!) : undefined;
+    // A refusing rule on a field reads the query's and a form's parameter that names it too (`role`, `user[role]`, `user.role`): servers merge them into one set of parameters.
+    const folds = path.map(paramName);
     const params = (ask: HttpAsk): unknown[] =>
-      param === undefined ? [] : [...ask.query, ...(ask.form === 'unread' ? [] : (ask.form ?? []))].filter(([n]) => paramName(n.replace(/\[[^\]]*\].*$/, '')) === param).map(([, v]) => v);
+      !refuses
+        ? []
+        : [...ask.query, ...(ask.form === 'unread' ? [] : (ask.form ?? []))]
+            .filter(([n]) => paramPaths(n).some((p) => p.length === folds.length && p.every((x, i) => x === folds[i])))
+            .map(([, v]) => v);
     values.push({
       of: (ask) => {
         if (ask.body === 'unread') return 'unread';
@@ -176,11 +180,26 @@ function paramName(name: string): string {
 }
 
 /**
+ * The fields a parameter named `name` sets, as servers read it: `a[b][c]` (qs, PHP, Rails) and
+ * `a.b.c` (qs's `allowDots`) as a.b.c, an index or `[]` left out (`a[]`, `a[0][b]`); each part folded
+ * as {@link paramName} folds a name.
+ */
+function paramPaths(name: string): string[][] {
+  const m = /^([^[]*)((?:\[[^\]]*\])*)/.exec(name)!;
+  const inner = [...m[2]!.matchAll(/\[([^\]]*)\]/g)].map((x) => x[1]!).filter((x) => x !== '' && !/^\d+$/.test(x));
+  return [
+    [m[1]!, ...inner],
+    [...m[1]!.split('.'), ...inner],
+  ].map((p) => p.map(paramName));
+}
+
+/**
  * The values of a JSON body's top-level keys that `named` takes, which servers merge with the
  * query's parameters (Rails, Laravel); `unread` when the body says it is JSON and could not be read.
  */
 function jsonParams(ask: HttpAsk, named: (n: string) => boolean): unknown[] | 'unread' {
-  if (ask.body === 'unread') return (ask.headers.get('content-type') ?? []).some((t) => /json/i.test(t)) ? 'unread' : [];
+  // Unread, it is merged only if it says it is JSON (as the judge reads one: application/json or a +json type).
+  if (ask.body === 'unread') return (ask.headers.get('content-type') ?? []).some((t) => /^\s*application\/(?:json|[a-z0-9.+-]+\+json)\s*(?:;|$)/i.test(t)) ? 'unread' : [];
   const json = ask.body?.json;
   if (typeof json !== 'object' || json === null || Array.isArray(json) || json instanceof JsonNumber) return [];
   return Object.entries(json).flatMap(([n, v]) => (named(n) ? (Array.isArray(v) ? v : [v]) : []));

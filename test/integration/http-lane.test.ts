@@ -44,6 +44,8 @@ let rest: Server;
 let restDb: string;
 let alice: RunningConnect;
 let url: string;
+/** The API wrote its late second answer to a request (`/two-delayed`). */
+let lateSent = false;
 /** Every request the API received: method, path and fields. */
 const seen: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string }> = [];
 
@@ -97,7 +99,7 @@ function startApi(): Promise<Server> {
       if (path === '/v1/two-delayed') {
         json(200, { first: true });
         // A second answer to the same request, later: an upstream that answers twice (or late, after a timeout).
-        return void setTimeout(() => req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{"second":"LATE!!"}'), 300);
+        return void setTimeout(() => req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{"second":"LATE!!"}', () => (lateSent = true)), 300);
       }
       if (path === '/v1/coding-echo') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': `x-${TOKEN}` }).end('{}');
       if (path === '/v1/deflate-trailing')
@@ -477,7 +479,7 @@ describe('hostile requests and answers', () => {
       expect(bobPort).not.toBe(alicePort);
       // Alice's request is answered twice, the second 300 ms late; Bob's next request is his own.
       expect(await (await fetch(`${url}/two-delayed`)).json()).toEqual({ first: true });
-      await new Promise((r) => setTimeout(r, 400));
+      await eventually(() => expect(lateSent).toBe(true));
       for (let i = 0; i < 3; i++) {
         const got = (await (await fetch(`${bobUrl}/sock`)).json()) as { port?: number };
         expect(Object.keys(got)).toEqual(['port']);

@@ -40,14 +40,20 @@ describe('injectCredential', () => {
   });
 });
 
-/** The ways an echo could spell character `c` among others spelled otherwise, as tests write them out (the matcher's own list is not read here): `%`, `&` and `\\` are found as written only in a secret written whole. */
-function spellingsOf(c: string): string[] {
+const SPECIAL = ['%', '&', '\\'];
+
+/**
+ * The ways an echo could spell character `c` among others spelled otherwise, as tests write them
+ * out (the matcher's own list is not read here); `written`: the secret's `%`, `&` and `\\` are
+ * spelled as written (else encoded), each of them alike in one echo.
+ */
+function spellingsOf(c: string, written: boolean): string[] {
   const bytes = [...Buffer.from(c, 'utf8')];
   const hex = (n: number, w = 2): string => n.toString(16).padStart(w, '0');
   const cp = c.codePointAt(0)!;
-  return [
-    ...(['%', '&', '\\'].includes(c) ? [] : [c]),
-    ...(cp < 0x80 && !['%', '&', '\\'].includes(c) ? [c.toUpperCase()] : []),
+  const all = [
+    c,
+    ...(cp < 0x80 ? [c.toUpperCase()] : []),
     bytes.map((b) => `%${hex(b).toUpperCase()}`).join(''),
     bytes.map((b) => `%${hex(b)}`).join(''),
     ...(c === '%' ? [] : [bytes.map((b) => `%25${hex(b).toUpperCase()}`).join('')]),
@@ -60,6 +66,9 @@ function spellingsOf(c: string): string[] {
     ...(c === ' ' ? ['+'] : []),
     ...(c === '"' || c === '/' || c === '\\' ? [`\\${c}`] : []),
   ];
+  if (!SPECIAL.includes(c)) return all;
+  // As written: the character itself and the spellings that begin otherwise; encoded: all but itself.
+  return written ? all.filter((x) => x === c || x[0] !== c) : all.filter((x) => x !== c);
 }
 
 /** Whether `text` (a character a byte) still holds a match of `credential`'s matcher. */
@@ -101,10 +110,11 @@ describe('credentialMatcher', () => {
 
   it('finds a secret whose characters are spelled each its own way, for generated mixes', () => {
     const random = new Random(76);
-    for (const secret of [tricky, 'sk_live_4f9a"b/ü€ key', 'tok\\en\n😀-1234']) {
+    for (const secret of [tricky, 'sk_live_4f9a"b/ü€ key', 'tok\\en\n😀-1234', 'a%b&c\\d-1234']) {
       const c: HttpCredential = { kind: 'bearer', token: secret };
       for (let i = 0; i < 300; i++) {
-        const spelled = [...secret].map((ch) => random.pick(spellingsOf(ch))).join('');
+        const written = random.int(2) === 0;
+        const spelled = [...secret].map((ch) => random.pick(spellingsOf(ch, written))).join('');
         const text = Buffer.from(`x${spelled}y`, 'utf8').toString('latin1');
         expect(holds(c, text), spelled).toBe(true);
         expect(maskText(text, credentialMatcher(c))).toBe(`x${'*'.repeat(text.length - 2)}y`);
@@ -115,8 +125,10 @@ describe('credentialMatcher', () => {
   it('spells no character two ways one of which begins the other, so a pattern never backtracks within a character', () => {
     const chars = [...Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i)), '\n', '\t', 'é', '€', '😀', '\u00a0'];
     for (const c of chars) {
-      const spelled = characterSpellings(c).map((x) => x.toLowerCase());
-      for (const a of spelled) for (const b of spelled) if (a !== b) expect(b.startsWith(a), `${JSON.stringify(c)}: ${a} begins ${b}`).toBe(false);
+      for (const written of [false, true]) {
+        const spelled = characterSpellings(c, written).map((x) => x.toLowerCase());
+        for (const a of spelled) for (const b of spelled) if (a !== b) expect(b.startsWith(a), `${JSON.stringify(c)}: ${a} begins ${b}`).toBe(false);
+      }
     }
   });
 
@@ -130,6 +142,29 @@ describe('credentialMatcher', () => {
         expect(performance.now() - t0, `${secret} in ${JSON.stringify(unit)}s`).toBeLessThan(2000);
       }
     }
+  });
+
+  it('finds a secret holding `%`, `&` or `\\` as written among its other characters encoded (a PHP echo, an encoder that spells some)', () => {
+    const masks = (secret: string, echo: string): void => expect(maskText(`a ${echo} b`, credentialMatcher({ kind: 'bearer', token: secret })), echo).toBe(`a ${'*'.repeat(echo.length)} b`);
+    masks('abc&defghijk', 'abc&defghij%6B');
+    masks('Xy7&Lm/9Qr2k', 'Xy7&Lm\\/9Qr2k');
+    masks('ab%cd\\ef&gh', 'ab%cd\\ef&g%68');
+    masks('ab%cd\\ef&gh', 'ab%25cd%5Cef%26gh');
+  });
+
+  it('reads a stream of small chunks in time linear in it, for a long secret (a JWT)', () => {
+    const random = new Random(6);
+    // A JWT's public start, and text that begins it again and again (each place a match begins, then fails).
+    const start = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.';
+    const jwt = start + Array.from({ length: 1600 }, () => 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'[random.int(64)]).join('');
+    const text = Buffer.from(Array.from({ length: (256 * 1024) / 16 }, () => `${start.slice(0, 12)}${random.int(10)}xyz`).join(''), 'latin1');
+    const mask = new SecretMask(credentialMatcher({ kind: 'bearer', token: jwt }));
+    const t0 = performance.now();
+    let out = 0;
+    for (let at = 0; at < text.length; at += 64) out += mask.push(text.subarray(at, at + 64)).length;
+    out += mask.end().length;
+    expect(out).toBe(text.length);
+    expect(performance.now() - t0).toBeLessThan(1500);
   });
 
   it('leaves text that holds only a piece of the secret', () => {

@@ -132,6 +132,13 @@ describe('HttpJudge', () => {
     expect(deny.decide(ask('POST', '/orders/1?tier=vip'))).toMatchObject({ action: 'deny', rule: 'no-vip' });
     expect(deny.decide(ask('POST', '/orders/1?Tier=VIP', { headers: typed, body: json({ tier: 'std' }) }))).toMatchObject({ action: 'deny', rule: 'no-vip' });
     expect(deny.decide(ask('POST', '/orders/1?tier=std', { headers: typed, body: json({ tier: 'std' }) }))).toMatchObject({ action: 'allow' });
+    // A nested field from a parameter that names it (`user[role]`, `user.role`), as qs, PHP and Rails read one.
+    const nested = judge({ rules: [{ name: 'no-admin-role', match: { methods: ['PATCH'], body: { 'user.role': { globs: ['admin'] } } }, action: 'deny' }] });
+    for (const t of ['/users/1?user[role]=admin', '/users/1?user.role=admin', '/users/1?User[Role]=ADMIN', '/users/1?user[role][]=admin'])
+      expect(nested.decide(ask('PATCH', t)), t).toMatchObject({ action: 'deny', rule: 'no-admin-role' });
+    expect(nested.decide(ask('PATCH', '/users/1?user[name]=admin'))).toMatchObject({ action: 'allow' });
+    // A body that does not say it is JSON (NDJSON) is merged by no server: a query rule does not meet it unread.
+    expect(deny.decide(ask('PUT', '/_bulk', { headers: { 'content-type': ['application/x-ndjson'] }, body: 'unread' }))).toMatchObject({ action: 'allow' });
     // An allow rule is not widened: it takes only what it names, where it names it.
     const allow = judge({ default: 'deny', rules: [{ name: 'json-only', match: { query: { format: { globs: ['json'] } } }, action: 'allow' }] });
     expect(allow.decide(ask('POST', '/export', { headers: typed, body: json({ format: 'json' }) }))).toMatchObject({ action: 'deny' });

@@ -67,28 +67,47 @@ const SHORT_ESCAPES: Readonly<Record<number, string>> = { 8: 'b', 9: 't', 10: 'n
 
 /**
  * Characters whose literal spelling begins another of their spellings (`%` of `%25`, `&` of `&#38;`,
- * `\` of `\x5c`): in a secret's per-character pattern they are matched encoded only, so that at any
- * place at most one spelling of a character matches (the pattern never backtracks, whatever the
- * text); the secret as written whole is matched on its own.
+ * `\` of `\x5c`). A secret's pattern spells each either way, never both at one place, so that at
+ * any place at most one spelling of a character matches and the pattern never backtracks: a
+ * secret holding one has two patterns, one with these characters as written, one with them
+ * encoded (its other characters in any spelling in both).
  */
 const STARTS_ESCAPES = new Set(['%', '&', '\\']);
 
 /**
  * Each way character `c` may be spelled where a secret is echoed, as the bytes (latin1) a body
- * holds: as itself (UTF-8; but {@link STARTS_ESCAPES}), each byte percent-encoded (once or twice:
- * `%` once only, since `%2525` begins with `%25`), `+` for a space, an HTML numeric reference
- * (decimal or hex, with leading zeros), a JSON or JavaScript escape (`\u`, `\x`, `\"`, `\/`,
- * `\n`). No spelling of `c` begins another (case-folded, leading zeros aside): a test holds this.
- * Hex digits and letters match in either case: the expression is case-insensitive.
+ * holds: as itself (UTF-8), each byte percent-encoded (once or twice), `+` for a space, an HTML
+ * numeric reference (decimal or hex, with leading zeros), a JSON or JavaScript escape (`\u`, `\x`,
+ * `\"`, `\/`, `\n`). A character of {@link STARTS_ESCAPES} is spelled as written only when
+ * `written`, and then in none of its other spellings that begin alike; `%` is never twice encoded
+ * (`%2525` begins with `%25`). No spelling of `c` begins another (case-folded, leading zeros
+ * aside): a test holds this. Hex digits and letters match in either case: the expression is
+ * case-insensitive.
  */
-export function characterSpellings(c: string): string[] {
+export function characterSpellings(c: string, written = false): string[] {
   const bytes = [...Buffer.from(c, 'utf8')];
   const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
   const cp = c.codePointAt(0)!;
+  if (written && STARTS_ESCAPES.has(c)) {
+    // As written: the spellings that begin with another byte only.
+    const first = c.charCodeAt(0);
+    return spellingsOf(c, bytes, cp, hex).filter((x) => x.charCodeAt(0) !== first || x === c);
+  }
+  const all = spellingsOf(c, bytes, cp, hex);
+  return STARTS_ESCAPES.has(c) ? all.filter((x) => x !== c && x !== '%2525') : all;
+}
+
+/** Every spelling of character `c` (its UTF-8 `bytes`, its code point `cp`), before {@link characterSpellings} picks those of a pattern. */
+function spellingsOf(c: string, bytes: number[], cp: number, hex: (n: number, width: number) => string): string[] {
   const units = c.length === 2 ? [c.charCodeAt(0), c.charCodeAt(1)] : [cp];
-  const out = new Set<string>([bytes.map((b) => `%${hex(b, 2)}`).join(''), `&#${cp};`, `&#x${hex(cp, 1)};`, units.map((u) => `\\u${hex(u, 4)}`).join('')]);
-  if (!STARTS_ESCAPES.has(c)) out.add(Buffer.from(bytes).toString('latin1'));
-  if (c !== '%') out.add(bytes.map((b) => `%25${hex(b, 2)}`).join(''));
+  const out = new Set<string>([
+    Buffer.from(bytes).toString('latin1'),
+    bytes.map((b) => `%${hex(b, 2)}`).join(''),
+    bytes.map((b) => `%25${hex(b, 2)}`).join(''),
+    `&#${cp};`,
+    `&#x${hex(cp, 1)};`,
+    units.map((u) => `\\u${hex(u, 4)}`).join(''),
+  ]);
   if (cp < 0x100) out.add(`\\x${hex(cp, 2)}`);
   if (c === ' ') out.add('+');
   if (c === '"' || c === '\\' || c === '/') out.add(`\\${c}`);
@@ -96,9 +115,9 @@ export function characterSpellings(c: string): string[] {
   return [...out];
 }
 
-/** Character `c`'s spellings as one alternation (a numeric reference with up to {@link REF_ZEROS} leading zeros), and the longest of them in bytes. */
-function characterPattern(c: string): { source: string; longest: number } {
-  const spellings = characterSpellings(c);
+/** Character `c`'s spellings (as written when `written`, see {@link characterSpellings}) as one alternation (a numeric reference with up to {@link REF_ZEROS} leading zeros), and the longest of them in bytes. */
+function characterPattern(c: string, written: boolean): { source: string; longest: number } {
+  const spellings = characterSpellings(c, written);
   const source = spellings.map((x) => (x.startsWith('&#') ? literal(x).replace(/^&#(x?)/, `&#$10{0,${REF_ZEROS}}`) : literal(x))).join('|');
   return { source: `(?:${source})`, longest: Math.max(...spellings.map((x) => (x.startsWith('&#') ? x.length + REF_ZEROS : x.length))) };
 }
@@ -128,11 +147,14 @@ export function credentialMatcher(credential: HttpCredential): SecretMatcher {
     throw new Error(`the credential is shorter than ${MIN_SECRET_LENGTH} characters: the gateway could not keep it out of responses without masking ordinary text`);
   const patterns: Array<{ source: string; longest: number }> = [];
   for (const s of secrets) {
-    const chars = [...s].map(characterPattern);
-    patterns.push({ source: chars.map((c) => c.source).join(''), longest: chars.reduce((n, c) => n + c.longest, 0) });
-    // Whole: as written (its `%`, `&` and `\\` too), and its bytes in hex.
+    // Its characters in any spelling each; one that holds a `%`, `&` or `\\` twice: with those as written, and encoded.
+    for (const written of [...s].some((c) => STARTS_ESCAPES.has(c)) ? [true, false] : [false]) {
+      const chars = [...s].map((c) => characterPattern(c, written));
+      patterns.push({ source: chars.map((c) => c.source).join(''), longest: chars.reduce((n, c) => n + c.longest, 0) });
+    }
+    // Whole: its bytes in hex.
     const hex = Buffer.from(s, 'utf8').toString('hex');
-    patterns.push({ source: literal(Buffer.from(s, 'utf8').toString('latin1')), longest: Buffer.byteLength(s) }, { source: hex, longest: hex.length });
+    patterns.push({ source: hex, longest: hex.length });
     // In base64 (and base64url) the secret's bytes read the same whatever comes before them, but for the first and last characters of its run: each of the three alignments' stable middle.
     const bytes = Buffer.from(s, 'utf8');
     for (const at of [0, 1, 2]) {
@@ -164,10 +186,13 @@ function maskMatches(bytes: Buffer, matcher: SecretMatcher, borrowed: boolean, b
   return out;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Masks the spellings of a secret in a stream of bytes as they pass: `push` gives what may go on
- * now (all but the last few bytes, which could begin a spelling the next chunk completes), `end`
- * the rest. What comes out is what went in, each spelling's bytes `*`, in the same length.
+ * now (all but the last bytes, which could begin a spelling the next chunk completes, and nothing
+ * until twice as many came: each byte is read a bounded number of times however small the chunks),
+ * `end` the rest. What comes out is what went in, each spelling's bytes `*`, in the same length.
  */
 export class SecretMask {
   readonly #matcher: SecretMatcher;
@@ -182,6 +207,11 @@ export class SecretMask {
 
   push(chunk: Buffer): Buffer {
     const joined = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
+    // Read once at least as many bytes can go on as are held back: else small chunks would have the held bytes read again and again (time in their product).
+    if (joined.length < 2 * this.#keep) {
+      this.#held = joined === chunk ? Buffer.from(chunk) : joined;
+      return EMPTY;
+    }
     // A spelling that begins before the held bytes ends within `joined` (none is longer than they are, plus one).
     const all = maskMatches(joined, this.#matcher, joined === chunk, joined.length - this.#keep);
     // The last bytes are held: a spelling may begin there (or run on past a shorter one) that the next chunk completes.

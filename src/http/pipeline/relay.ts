@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import { realClock } from '../../clock.js';
+import type { RecordingEvent } from '../../recording/event-line.js';
 import { describeError, hoopSays } from '../../errors.js';
 import type { HttpVerdict } from '../../policy/http.js';
 import { MaskingRules } from '../../policy/masking/rules.js';
@@ -272,7 +273,7 @@ export class HttpRelay {
   #refuse(req: HttpRequest, verdict: HttpVerdict, close = false): void {
     const rule = verdict.rule ?? 'http.default';
     this.#session.log.info('http.refused', { session: this.#session.id, rule, reason: verdict.reason });
-    this.#session.recording?.stream.event({ t: 'decision', at: realClock.now(), action: verdict.action, rule, reason: verdict.reason });
+    this.#record({ t: 'decision', at: realClock.now(), action: verdict.action, rule, reason: verdict.reason });
     this.#answer(req, new HttpStatusError(403, `${verdict.message ?? 'the policy does not allow this request'} (${verdict.reason})`), close, { rule });
   }
 
@@ -284,7 +285,7 @@ export class HttpRelay {
     if (this.#clientEnded) return refuse(`it asks for a review, and ${CLIENT_ENDED_IN_REVIEW}`);
     const shown = shownRequest(req, this.#credential, recording?.redactionKey);
     if (shown === undefined) return refuse(`it asks for a review, and its body is not text, or over ${MAX_REVIEW_TEXT} characters, to show`);
-    recording?.stream.event({ t: 'decision', at: realClock.now(), action: 'review', rule: verdict.rule ?? 'http.default', reason: verdict.reason });
+    this.#record({ t: 'decision', at: realClock.now(), action: 'review', rule: verdict.rule ?? 'http.default', reason: verdict.reason });
     const held = reviews.request(reviewAskOf(shown.text, shown.digest, { ...verdict, review: verdict.review }));
     const said = { id: held.id, ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}), groups: verdict.review.groups, approvals: verdict.review.approvals };
     if (!held.reused) channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: verdict.review.timeoutMs });
@@ -317,6 +318,12 @@ export class HttpRelay {
     if (this.#busy && !this.#headSent) this.#answer(undefined, new HttpStatusError(503, message), true);
   }
 
+  /** Records event `e` of the session, its reason and message with the credential masked (they may quote what the upstream sent). */
+  #record(e: RecordingEvent & { reason?: string; message?: string }): void {
+    const mask = (text: string): string => this.#maskSecrets?.(text) ?? text;
+    this.#session.recording?.stream.event({ ...e, ...(e.reason !== undefined ? { reason: mask(e.reason) } : {}), ...(e.message !== undefined ? { message: mask(e.message) } : {}) });
+  }
+
   /** Forwards a request and relays its answer. */
   #forward(req: HttpRequest): void {
     this.#session.report?.ran();
@@ -328,7 +335,7 @@ export class HttpRelay {
         (err: unknown) => {
           if (this.#owner.ending()) return;
           const a = err instanceof HttpStatusError ? err : new HttpStatusError(502, `the upstream could not be reached: ${describeError(err)}`);
-          this.#session.recording?.stream.event({ t: 'http-upstream-failed', at: realClock.now(), status: a.status, message: a.message });
+          this.#record({ t: 'http-upstream-failed', at: realClock.now(), status: a.status, message: a.message });
           this.#answer(req, a, false);
         },
       )
@@ -346,7 +353,7 @@ export class HttpRelay {
     const transforms: BodyTransform[] = [];
     const refuse = (reason: string): void => {
       up.body.destroy();
-      this.#session.recording?.stream.event({ t: 'http-answer-refused', at: realClock.now(), status: up.status, reason });
+      this.#record({ t: 'http-answer-refused', at: realClock.now(), status: up.status, reason });
       this.#answer(req, new HttpStatusError(502, reason), false);
     };
     for (const stage of this.#responseStages) {
@@ -377,7 +384,7 @@ export class HttpRelay {
     } catch (err) {
       // Past the head, the status cannot change: the answer is cut, and the client sees it did not end.
       up.body.destroy();
-      this.#session.recording?.stream.event({ t: 'http-answer-cut', at: realClock.now(), reason: describeError(err) });
+      this.#record({ t: 'http-answer-cut', at: realClock.now(), reason: describeError(err) });
       return this.#owner.end('protocol-violation', `the upstream's answer could not be relayed: ${describeError(err)}`);
     }
     for (const stage of this.#responseStages) stage.sentEnd?.();

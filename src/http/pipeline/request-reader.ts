@@ -127,10 +127,7 @@ export class RequestReader {
     if (body && namesMethod(body)) return this.#refuse({ refused: 'the body names a _method, which servers read as another method: send that method itself', status: 400 });
     if (body && readsAsRequest(body))
       return this.#refuse({ refused: 'the body begins as an HTTP request does: a server that does not read a body there would take it for a request of its own', status: 400 });
-    // The port's path (a direct credential's) is taken out of every field once, here: whatever reads the head (the forwarding, the recording) never sees it.
-    const secret = this.#secret;
-    const head = secret ? { ...r.head, fields: r.head.fields.map(([n, v]): [string, string] => [n, withoutPath(v, secret)]) } : r.head;
-    return { request: { head, method: head.method, target: r.target, fields: forwarded(head), body } };
+    return { request: { head: r.head, method: r.head.method, target: r.target, fields: forwarded(r.head), body } };
   }
 
   #refuse(r: { refused: string; status: number }): ReadResult {
@@ -159,7 +156,10 @@ export class RequestReader {
     if ('refused' in target) return { refused: target.refused, status: 400 };
     if (target.query.some(([n]) => n.toLowerCase() === '_method')) return { refused: 'a _method parameter asks the upstream to read another method: send that method itself', status: 400 };
     if (head.framing.kind === 'length' && head.framing.length > this.#maxBody) return this.#tooLarge();
-    return { head, target, pieces: [], got: 0, continued: false, ...(head.framing.kind === 'chunked' ? { chunked: new ChunkedReader() } : {}) };
+    // The port's path (a direct credential's) is taken out of every field once, as the head is read: whatever reads it (the judge, the forwarding, the recording) never sees it.
+    const secret = this.#secret;
+    const read = secret ? { ...head, fields: head.fields.map(([n, v]): [string, string] => [n, withoutPath(v, secret)]) } : head;
+    return { head: read, target, pieces: [], got: 0, continued: false, ...(head.framing.kind === 'chunked' ? { chunked: new ChunkedReader() } : {}) };
   }
 
   #tooLarge(): { refused: string; status: number } {
