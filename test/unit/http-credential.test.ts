@@ -65,6 +65,7 @@ function spellingsOf(c: string, written: boolean): string[] {
     ...(cp < 0x100 ? [`\\x${hex(cp)}`] : []),
     ...(c === ' ' ? ['+'] : []),
     ...(c === '"' || c === '/' || c === '\\' ? [`\\${c}`] : []),
+    ...(c === '&' ? ['&amp;'] : c === '"' ? ['&quot;'] : c === '<' ? ['&lt;'] : []),
   ];
   if (!SPECIAL.includes(c)) return all;
   // As written: the character itself and the spellings that begin otherwise; encoded: all but itself.
@@ -150,6 +151,9 @@ describe('credentialMatcher', () => {
     masks('Xy7&Lm/9Qr2k', 'Xy7&Lm\\/9Qr2k');
     masks('ab%cd\\ef&gh', 'ab%cd\\ef&g%68');
     masks('ab%cd\\ef&gh', 'ab%25cd%5Cef%26gh');
+    // HTML's named references, as Python's html.escape and PHP's htmlspecialchars write them.
+    masks('a1b2&c3d4/e5"f6', 'a1b2&amp;c3d4&sol;e5&quot;f6');
+    masks('p"ssw0rd!xyz', 'p&quot;ssw0rd!xyz');
   });
 
   it('reads a stream of small chunks in time linear in it, for a long secret (a JWT)', () => {

@@ -62,6 +62,9 @@ const literal = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|/-]/g, 
 /** Most leading zeros a numeric character reference is read with (`&#00065;`). */
 const REF_ZEROS = 4;
 
+/** HTML's named references of the characters an HTML writer escapes by name (Python's `html.escape`, PHP's `htmlspecialchars`). */
+const HTML_NAMED: Readonly<Record<string, string>> = { '&': 'amp', '"': 'quot', "'": 'apos', '<': 'lt', '>': 'gt', '/': 'sol' };
+
 /** JSON's and JavaScript's short escapes of control characters. */
 const SHORT_ESCAPES: Readonly<Record<number, string>> = { 8: 'b', 9: 't', 10: 'n', 12: 'f', 13: 'r' };
 
@@ -77,7 +80,7 @@ const STARTS_ESCAPES = new Set(['%', '&', '\\']);
 /**
  * Each way character `c` may be spelled where a secret is echoed, as the bytes (latin1) a body
  * holds: as itself (UTF-8), each byte percent-encoded (once or twice), `+` for a space, an HTML
- * numeric reference (decimal or hex, with leading zeros), a JSON or JavaScript escape (`\u`, `\x`,
+ * numeric reference (decimal or hex, with leading zeros) or named one (`&amp;`), a JSON or JavaScript escape (`\u`, `\x`,
  * `\"`, `\/`, `\n`). A character of {@link STARTS_ESCAPES} is spelled as written only when
  * `written`, and then in none of its other spellings that begin alike; `%` is never twice encoded
  * (`%2525` begins with `%25`). No spelling of `c` begins another (case-folded, leading zeros
@@ -109,6 +112,7 @@ function spellingsOf(c: string, bytes: number[], cp: number, hex: (n: number, wi
     units.map((u) => `\\u${hex(u, 4)}`).join(''),
   ]);
   if (cp < 0x100) out.add(`\\x${hex(cp, 2)}`);
+  if (HTML_NAMED[c]) out.add(`&${HTML_NAMED[c]};`);
   if (c === ' ') out.add('+');
   if (c === '"' || c === '\\' || c === '/') out.add(`\\${c}`);
   if (SHORT_ESCAPES[cp]) out.add(`\\${SHORT_ESCAPES[cp]}`);
