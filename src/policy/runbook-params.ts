@@ -23,6 +23,7 @@
  * tool arguments, the gateway's API) an integer must be a JSON number and the rest JSON strings.
  */
 import * as z from 'zod';
+import type { RunbookParamInfo } from '../api/answers.js';
 import { ErrorCode, ExitCode, HoopError } from '../errors.js';
 import { LinearRegex } from '../linear-regex.js';
 
@@ -217,6 +218,21 @@ export class RunbookParams {
     const required = [...this.#specs.values()].filter((s) => s.required && !s.default).map((s) => s.name);
     return { type: 'object', properties, required, additionalProperties: false };
   }
+}
+
+/** Parameter `p` as JSON describes it (the gateway's API, `policy show --json`): its bounds as numbers, its pattern as written, its default's text. */
+export function paramInfo(p: ParamSpec): RunbookParamInfo {
+  return {
+    name: p.name,
+    type: p.type,
+    required: p.required && !p.default,
+    ...(p.description !== undefined ? { description: p.description } : {}),
+    ...(p.default ? { default: p.default.text } : {}),
+    ...(p.type === 'integer' && p.min !== undefined ? { min: Number(p.min) } : {}),
+    ...(p.type === 'integer' && p.max !== undefined ? { max: Number(p.max) } : {}),
+    ...(p.type === 'enum' ? { values: [...p.values] } : {}),
+    ...(p.type === 'string' ? { maxLength: p.maxLength, ...(p.pattern ? { pattern: p.pattern.source } : {}) } : {}),
+  };
 }
 
 /* ------------------------------------------------------------------ the YAML */

@@ -8,7 +8,7 @@ import type { SecretRef } from '../config/secrets.js';
 import type { McpValue } from '../config/connection.js';
 import type { PrincipalMatch } from './principal.js';
 import type { AlertRule } from './alert-rules.js';
-import type { ParamSpec } from './runbook-params.js';
+import { paramInfo } from './runbook-params.js';
 import {
   DEFAULT_MAX_GRANT_SECONDS,
   HTTP_DEFAULTS,
@@ -276,13 +276,6 @@ export function describePolicy(policy: Policy, source: string): string {
   return `${out.join('\n')}\n`;
 }
 
-/** A parameter's declaration as JSON (its pattern as written, its bounds as numbers). */
-function paramAsJson(p: ParamSpec): unknown {
-  if (p.type === 'string') return { ...p, ...(p.pattern ? { pattern: p.pattern.source } : {}) };
-  if (p.type === 'integer') return { ...p, ...(p.min !== undefined ? { min: Number(p.min) } : {}), ...(p.max !== undefined ? { max: Number(p.max) } : {}) };
-  return p;
-}
-
 /** A runbook as `show` says it: name, connection, steps, parameters, who may run it, its review. */
 function runbookRow(r: Runbook): string[] {
   const who = r.run.map((g) => [...(g.subjects ? [`subjects ${g.subjects.join(',')}`] : []), ...(g.groups ? [`groups ${g.groups.join(',')}`] : []), ...principalText(g)].join('; ') || 'anyone');
@@ -294,7 +287,7 @@ function runbookRow(r: Runbook): string[] {
 export function policyAsJson(policy: Policy): unknown {
   return {
     ...policy,
-    ...(policy.runbooks ? { runbooks: policy.runbooks.map((r) => ({ ...r, params: r.params.specs.map(paramAsJson) })) } : {}),
+    ...(policy.runbooks ? { runbooks: policy.runbooks.map((r) => ({ ...r, params: r.params.specs.map(paramInfo) })) } : {}),
     connections: policy.connections.map(({ allow: _allow, ...c }) => {
       if (c.type === 'ssh' || c.type === 'mcp') return c;
       const { ca: _ca, ...tls } = c.tls;

@@ -4,28 +4,13 @@
  * one that does not exist: its name says nothing to whoever may not use it. Running them is not
  * built yet (issue 77).
  */
-import type { RunbookInfo, RunbookParamInfo } from '../../api/answers.js';
+import type { RunbookInfo } from '../../api/answers.js';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { mayRun } from '../../policy/runbooks.js';
-import type { ParamSpec } from '../../policy/runbook-params.js';
+import { paramInfo } from '../../policy/runbook-params.js';
 import type { Runbook } from '../../policy/schema.js';
 import type { GatewayParts } from '../parts/parts.js';
-
-/** Parameter `p` as the API describes it. */
-function paramInfo(p: ParamSpec): RunbookParamInfo {
-  return {
-    name: p.name,
-    type: p.type,
-    required: p.required && !p.default,
-    ...(p.description !== undefined ? { description: p.description } : {}),
-    ...(p.default ? { default: p.default.text } : {}),
-    ...(p.type === 'integer' && p.min !== undefined ? { min: Number(p.min) } : {}),
-    ...(p.type === 'integer' && p.max !== undefined ? { max: Number(p.max) } : {}),
-    ...(p.type === 'enum' ? { values: [...p.values] } : {}),
-    ...(p.type === 'string' ? { maxLength: p.maxLength, ...(p.pattern ? { pattern: p.pattern.source } : {}) } : {}),
-  };
-}
 
 /** Runbook `r` as the API describes it (`commit`: the policy's). */
 function runbookInfo(r: Runbook, commit: string | undefined): RunbookInfo {

@@ -88,20 +88,17 @@ const STARTS_ESCAPES = new Set(['%', '&', '\\']);
  * case-insensitive.
  */
 export function characterSpellings(c: string, written = false): string[] {
+  const all = spellingsOf(c);
+  if (!STARTS_ESCAPES.has(c)) return all;
+  // As written: the character itself and its spellings that begin with another byte; encoded: all others.
+  return written ? all.filter((x) => x === c || x[0] !== c) : all.filter((x) => x !== c && x !== '%2525');
+}
+
+/** Every spelling of character `c`, before {@link characterSpellings} picks those of a pattern. */
+function spellingsOf(c: string): string[] {
   const bytes = [...Buffer.from(c, 'utf8')];
   const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
   const cp = c.codePointAt(0)!;
-  if (written && STARTS_ESCAPES.has(c)) {
-    // As written: the spellings that begin with another byte only.
-    const first = c.charCodeAt(0);
-    return spellingsOf(c, bytes, cp, hex).filter((x) => x.charCodeAt(0) !== first || x === c);
-  }
-  const all = spellingsOf(c, bytes, cp, hex);
-  return STARTS_ESCAPES.has(c) ? all.filter((x) => x !== c && x !== '%2525') : all;
-}
-
-/** Every spelling of character `c` (its UTF-8 `bytes`, its code point `cp`), before {@link characterSpellings} picks those of a pattern. */
-function spellingsOf(c: string, bytes: number[], cp: number, hex: (n: number, width: number) => string): string[] {
   const units = c.length === 2 ? [c.charCodeAt(0), c.charCodeAt(1)] : [cp];
   const out = new Set<string>([
     Buffer.from(bytes).toString('latin1'),
@@ -140,13 +137,29 @@ export interface SecretMatcher {
   readonly longest: number;
 }
 
+/** Matchers made, by the secrets they find (a few connections' credentials): making one takes about a millisecond, and every session of a connection needs its own credential's. */
+const matchers = new Map<string, SecretMatcher>();
+const MAX_MATCHERS = 64;
+
 /**
- * The matcher of `credential`'s spellings.
+ * The matcher of `credential`'s spellings, made once for its secrets (it holds no state a use
+ * keeps: each resets `lastIndex` and runs to its end).
  *
  * @throws Error when its secret is shorter than {@link MIN_SECRET_LENGTH} characters
  */
 export function credentialMatcher(credential: HttpCredential): SecretMatcher {
   const secrets = credentialSecrets(credential);
+  const key = JSON.stringify(secrets);
+  const known = matchers.get(key);
+  if (known) return known;
+  const made = matcherOf(secrets);
+  if (matchers.size >= MAX_MATCHERS) matchers.delete(matchers.keys().next().value!);
+  matchers.set(key, made);
+  return made;
+}
+
+/** The matcher of `secrets` (see {@link credentialMatcher}). */
+function matcherOf(secrets: readonly string[]): SecretMatcher {
   if (secrets[0]!.length < MIN_SECRET_LENGTH)
     throw new Error(`the credential is shorter than ${MIN_SECRET_LENGTH} characters: the gateway could not keep it out of responses without masking ordinary text`);
   const patterns: Array<{ source: string; longest: number }> = [];
