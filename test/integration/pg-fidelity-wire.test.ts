@@ -101,13 +101,13 @@ function shown(m: PgMessage): string {
   return `${type} ${body}`;
 }
 
-/** Sends `messages` (ending with a Sync) on a fresh session of `path` and returns what came back up to ReadyForQuery, or up to the close. */
-async function exchange(path: PathName, messages: Buffer[]): Promise<Exchanged> {
+/** Sends `messages` (ending with a Sync) on a fresh session of `path` and returns what came back up to its `readies`th ReadyForQuery, or up to the close. */
+async function exchange(path: PathName, messages: Buffer[], readies = 1): Promise<Exchanged> {
   const f = await paths[path]();
   try {
     const from = f.raw.length;
     f.write(Buffer.concat(messages));
-    const got = await f.messagesSince(from, 1, 30_000).catch(async () => {
+    const got = await f.messagesSince(from, readies, 30_000).catch(async () => {
       await f.closed(30_000);
       return [] as PgMessage[];
     });
@@ -302,10 +302,11 @@ describe('the widest results and COPYs', () => {
   it('FunctionCall: answered as PostgreSQL answers it, under a policy too (judged as the SQL call it stands for)', async () => {
     // int4abs(int4) has OID 1251: one text-format argument, a text-format result.
     const call = frontendMessage('F', int32(1251), 0, 1, int32(2), Buffer.from('-5'), 0);
-    const direct = await exchange('direct', [call, sync()]);
+    // A FunctionCall is answered with its own ReadyForQuery, and the Sync with another.
+    const direct = await exchange('direct', [call, sync()], 2);
     expect(direct.shown).toContain(`V ${Buffer.concat([int32(1), Buffer.from('5')]).toString('hex')}`); // FunctionCallResponse
     for (const path of PATHS.slice(1)) {
-      const hoop = await exchange(path, [call, sync(), frontendMessage('Q', 'select 1')]);
+      const hoop = await exchange(path, [call, sync(), frontendMessage('Q', 'select 1')], 3);
       expect(hoop.shown.slice(0, direct.shown.length)).toEqual(direct.shown);
       expect(hoop.closed).toBe(false);
     }
