@@ -48,6 +48,8 @@ export const ErrorCode = {
   RECORDING_INVALID: 'HOOP_RECORDING_INVALID',
   /** No runbook by that name that the caller may run. */
   RUNBOOK_UNKNOWN: 'HOOP_RUNBOOK_UNKNOWN',
+  /** A runbook's parameter was refused (unknown, missing, or not of its type): nothing ran. */
+  RUNBOOK_PARAM: 'HOOP_RUNBOOK_PARAM',
   /** The gateway's shared store (PostgreSQL) cannot be reached or used. */
   STORE_UNAVAILABLE: 'HOOP_STORE_UNAVAILABLE',
   /** An agent's run credential may not do this (decide, ask for access, read sessions, mint anything): a person must. */
@@ -99,6 +101,7 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_REVIEW_UNKNOWN: ExitCode.DATA,
   HOOP_RECORDING_INVALID: ExitCode.FAILURE,
   HOOP_RUNBOOK_UNKNOWN: ExitCode.DATA,
+  HOOP_RUNBOOK_PARAM: ExitCode.DATA,
   HOOP_STORE_UNAVAILABLE: ExitCode.UNAVAILABLE,
   HOOP_RUN_FORBIDDEN: ExitCode.NOPERM,
   HOOP_SIGN_IN_REQUIRED: ExitCode.NOPERM,

@@ -66,6 +66,7 @@ const TAKEN_AT_ITS_WORD: Partial<Record<string, { message: (origin: string) => s
   [ErrorCode.SESSION_UNKNOWN]: { message: () => 'no such session', hint: '`hoop sessions ls` lists the sessions you may see' },
   [ErrorCode.REVIEW_UNKNOWN]: { message: () => 'no such review', hint: '`hoop review ls` lists the reviews you may see' },
   [ErrorCode.RUNBOOK_UNKNOWN]: { message: () => 'no such runbook that you may run', hint: '`hoop runbook ls` lists the runbooks you may run' },
+  [ErrorCode.RUNBOOK_PARAM]: { message: () => 'a parameter of the runbook was refused', hint: '`hoop runbook show NAME` says what each parameter takes' },
   [ErrorCode.RECORDING_UNAVAILABLE]: { message: (origin) => `${origin} cannot record sessions now`, hint: 'try again later' },
 };
 
@@ -113,7 +114,7 @@ export function apiError(status: number, body: Buffer, origin: string, path: str
     status === 409 ||
     status === 410 ||
     status === 429 ||
-    (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path.startsWith('v1/alerts') || path === apiPath.requests))
+    (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path.startsWith('v1/alerts') || path.startsWith('v1/runbooks') || path === apiPath.requests))
   )
     return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
   if (status === 404) {

@@ -36,11 +36,15 @@ interface RequestOptions {
   body?: unknown;
   raw?: Buffer;
   connection?: string;
+  /** Fields of hoop's own (`Hoop-Via`). */
+  headers?: Record<string, string>;
+  /** The largest answer taken (default 1 MiB). */
+  maxBody?: number;
 }
 
 /** One API request whose answer is JSON; resolves it parsed (HoopError GATEWAY_PROTOCOL when it is not JSON). */
 export async function requestJson(endpoint: GatewayEndpoint, method: Method, path: string, options: RequestOptions = {}): Promise<{ status: number; body: unknown }> {
-  const { status, bytes } = await request(endpoint, method, path, options, MAX_BODY);
+  const { status, bytes } = await request(endpoint, method, path, options, options.maxBody ?? MAX_BODY);
   try {
     return { status, body: JSON.parse(bytes.toString('utf8')) };
   } catch {
@@ -92,7 +96,7 @@ async function requestOnce(endpoint: GatewayEndpoint, method: Method, path: stri
   const base = gatewayBaseUrl(endpoint.gateway);
   const url = new URL(path, base);
   const payload = options.raw ?? (options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8'));
-  const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': `hoop/${VERSION}` };
+  const headers: Record<string, string> = { ...options.headers, Accept: 'application/json', 'User-Agent': `hoop/${VERSION}` };
   if (options.token !== undefined) {
     if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(options.token)) {
       throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'the token is not a valid bearer token', { hint: `run \`hoop login --gateway ${base.origin}\`` });

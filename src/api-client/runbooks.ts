@@ -1,10 +1,11 @@
 /**
- * The runbooks a token's identity may run (`GET /v1/runbooks[/{name}]`).
+ * The runbooks a token's identity may run (`GET /v1/runbooks[/{name}]`), and runs of them
+ * (`POST /v1/runbooks/{name}/run`).
  *
  * @see docs/internals.md (§1)
  */
 import * as z from 'zod';
-import type { RunbookInfo } from '../api/answers.js';
+import type { RunbookInfo, RunbookRunAnswer } from '../api/answers.js';
 import { apiPath } from '../api/paths.js';
 import { ErrorCode } from '../errors.js';
 import { suggestingNearest } from '../suggest.js';
@@ -50,4 +51,42 @@ export async function getRunbook(endpoint: GatewayEndpoint, token: string, name:
     (await listRunbooks(endpoint, token)).map((r) => r.name),
   );
   return answerAs(endpoint, 'the runbook', runbookInfo, body);
+}
+
+const stepResult = z.object({
+  step: z.number(),
+  tag: z.string(),
+  columns: z.array(z.string()).optional(),
+  rows: z.array(z.array(z.string().nullable())).optional(),
+  truncated: z.literal(true).optional(),
+});
+
+const runAnswer: z.ZodType<RunbookRunAnswer> = z.object({
+  runbook: z.string(),
+  digest: z.string(),
+  commit: z.string().optional(),
+  session: z.string(),
+  outcome: z.enum(['ran', 'failed', 'held']),
+  steps: z.array(stepResult),
+  failed: z.object({ step: z.number(), code: z.string().optional(), message: z.string(), detail: z.string().optional(), hint: z.string().optional(), refused: z.boolean().optional() }).optional(),
+  held: z.object({ review: z.string(), step: z.number().optional() }).optional(),
+});
+
+/**
+ * `POST /v1/runbooks/{name}/run`: runs it with `params` (as typed on a command line: `text`, or as
+ * JSON), as the token's identity come `via`; waits up to `deadlineSeconds` (and a margin) for it.
+ */
+export async function runRunbook(
+  endpoint: GatewayEndpoint,
+  token: string,
+  name: string,
+  o: { params: Record<string, unknown>; text: boolean; via: string; deadlineSeconds: number },
+): Promise<RunbookRunAnswer> {
+  const { body } = await requestJson({ ...endpoint, timeoutMs: (o.deadlineSeconds + 30) * 1000 }, 'POST', apiPath.runbookRun(name), {
+    token,
+    body: { params: o.params, ...(o.text ? { text: true } : {}) },
+    headers: { 'Hoop-Via': o.via },
+    maxBody: 64 * 1024 * 1024,
+  });
+  return answerAs(endpoint, 'the run', runAnswer, body);
 }

@@ -56,6 +56,7 @@ const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.SESSION_UNKNOWN]: 404,
   [ErrorCode.REVIEW_UNKNOWN]: 404,
   [ErrorCode.RUNBOOK_UNKNOWN]: 404,
+  [ErrorCode.RUNBOOK_PARAM]: 400,
   [ErrorCode.TOO_MANY_SESSIONS]: 429,
   [ErrorCode.RECORDING_UNAVAILABLE]: 503,
   [ErrorCode.STORE_UNAVAILABLE]: 503,
@@ -188,6 +189,38 @@ export interface RunbookInfo {
   /** SHA-256 of its file, and the policy commit it came from (when the repo has one). */
   digest: string;
   commit?: string;
+}
+
+/** One step of a runbook's run as it ran (`POST /v1/runbooks/{name}/run`): its command tag, and the rows it returned, masked, with the columns the runbook returns. */
+export interface RunbookStepResult {
+  /** 1-based, as `hoop runbook show` numbers the steps. */
+  step: number;
+  tag: string;
+  columns?: string[];
+  rows?: Array<Array<string | null>>;
+  /** More rows came than a run returns ({@link RUNBOOK_ROWS}): the first are here. */
+  truncated?: true;
+}
+
+/** The most rows a run returns of one step. */
+export const RUNBOOK_ROWS = 1000;
+
+/**
+ * `POST /v1/runbooks/{name}/run`: how a run went, in the session it ran as. `ran`: every step, then
+ * committed; `failed`: a step failed or was refused, and nothing was kept (`failed` says which);
+ * `held`: a reviewer must approve first (`held.review`; run it again with the same parameters once
+ * approved), nothing ran.
+ */
+export interface RunbookRunAnswer {
+  runbook: string;
+  digest: string;
+  commit?: string;
+  session: string;
+  outcome: 'ran' | 'failed' | 'held';
+  steps: RunbookStepResult[];
+  failed?: { step: number; code?: string; message: string; detail?: string; hint?: string; refused?: boolean };
+  /** The review the run waits for; `step` when a statement rule of the policy held that step (absent: the runbook asks for one). */
+  held?: { review: string; step?: number };
 }
 
 /**

@@ -46,8 +46,8 @@ export const API_ROUTES = {
   runControl: /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end|egress)$/,
   /** `GET` the list, `GET` one (group 1), `POST` a decision (group 2: `approve` or `deny`). */
   reviews: /^\/v1\/reviews(?:\/([A-Za-z0-9-]{1,64})(?:\/(approve|deny))?)?$/,
-  /** `GET` one runbook the caller may run — group 1: its name. */
-  runbook: /^\/v1\/runbooks\/([^/]+)$/,
+  /** `GET` one runbook the caller may run — group 1: its name; `POST` a run of it (group 2: `run`). */
+  runbook: /^\/v1\/runbooks\/([^/]+)(\/run)?$/,
   /** `GET` the list, `POST` a clearing (group 1: the alert). */
   alerts: /^\/v1\/alerts(?:\/(alert-[0-9a-f]{12})\/clear)?$/,
 } as const;
@@ -72,6 +72,7 @@ export const apiPath = {
   connection: (name: string): string => `v1/connections/${enc(name)}`,
   runbooks: 'v1/runbooks',
   runbook: (name: string): string => `v1/runbooks/${enc(name)}`,
+  runbookRun: (name: string): string => `v1/runbooks/${enc(name)}/run`,
   tunnel: (connection: string): string => `v1/connections/${enc(connection)}/tunnel`,
   cancel: (connection: string): string => `v1/connections/${enc(connection)}/cancel`,
   mux: 'v1/tunnel',

@@ -5,7 +5,7 @@
  *   `GET /v1/connections/{name}/tunnel` is an Upgrade (./tunnel-endpoint.ts; a plain GET gets 426);
  *   a run's `POST /v1/runs/{id}/heartbeat|end|egress` carries its control credential;
  * - with a bearer token, verified before anything else happens: `GET /v1/whoami`,
- *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `GET /v1/runbooks[/{name}]`, `POST /v1/connections/{name}/cancel`,
+ *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `GET /v1/runbooks[/{name}]`, `POST /v1/runbooks/{name}/run`, `POST /v1/connections/{name}/cancel`,
  *   `POST /v1/connections/{name}/direct`, `POST /v1/direct/{id}/renew`, `DELETE /v1/direct/{id}`,
  *   `GET /v1/policy`, `GET /v1/alerts`,
  *   `POST /v1/alerts/{id}/clear`,
@@ -36,7 +36,9 @@ import type { ConnectionGuard } from './front/connection-guard.js';
 import { HttpError } from './http/http-error.js';
 import { pathPart, requestUrl } from './http/request-target.js';
 import type { GatewayParts } from './parts/parts.js';
-import { peerOf } from './front/peer-address.js';
+import { peerOf, peerText } from './front/peer-address.js';
+import { runbookRunner } from './runbooks/run.js';
+import type { SessionAdmission } from './sessions/admission.js';
 import { reviewsApi } from './api/reviews.js';
 import { runForbidden } from './runs/runs.js';
 import { type Answer, allowOnly, asHoopError, readJsonBody, readOptionalJsonBody, sendAnswer, sendError } from './http/respond.js';
@@ -64,9 +66,10 @@ interface Route {
 const ok = (body: unknown): Answer => ({ status: 200, body });
 
 /** The routes of the API, over the gateway's parts. */
-function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Route[] {
+function routes(parts: GatewayParts, callers: Callers, sshHostKey: string, admission: SessionAdmission): Route[] {
   const connections = connectionsApi(parts, callers, sshHostKey);
   const runbooks = runbooksApi(parts);
+  const runRunbook = runbookRunner(parts, admission);
   const sessions = sessionsApi(parts, callers);
   const runs = runsApi(parts, callers);
   const alerts = alertsApi(parts, callers);
@@ -135,7 +138,17 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
       handle: async (req, m, identity) => ok(m[2] !== undefined ? await direct.renew(identity, m[1]!, await readOptionalJsonBody(req)) : await direct.revoke(identity, m[1]!)),
     },
     { path: exactly('/v1/runbooks'), methods: ['GET'], handle: (_req, _m, identity) => ok(runbooks.list(identity)) },
-    { path: R.runbook, methods: ['GET'], handle: (_req, m, identity) => ok(runbooks.one(identity, pathPart(m[1]!))) },
+    {
+      path: R.runbook,
+      methods: (m) => (m[2] !== undefined ? ['POST'] : ['GET']),
+      acts: (_method, m) => (m[2] !== undefined ? 'run a runbook' : undefined),
+      handle: async (req, m, identity) => {
+        if (m[2] === undefined) return ok(runbooks.one(identity, pathPart(m[1]!)));
+        const via = req.headers['hoop-via'];
+        const run = await runRunbook(identity, pathPart(m[1]!), await readOptionalJsonBody(req), typeof via === 'string' ? via : undefined, peerText(req.socket));
+        return { status: run.outcome === 'held' ? 202 : 200, body: run };
+      },
+    },
     { path: exactly('/v1/policy'), methods: ['GET'], forRun: 'policy', handle: (_req, _m, identity) => ok(connections.policy(identity)) },
     { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
     { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
@@ -167,8 +180,14 @@ function noSuchId(kind: string, id: string): HoopError {
 }
 
 /** The request handler of the gateway's HTTP server. */
-export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: string, guard: ConnectionGuard): (req: http.IncomingMessage, res: http.ServerResponse) => void {
-  const table = routes(parts, callers, sshHostKey);
+export function apiHandler(
+  parts: GatewayParts,
+  callers: Callers,
+  sshHostKey: string,
+  guard: ConnectionGuard,
+  admission: SessionAdmission,
+): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const table = routes(parts, callers, sshHostKey, admission);
   const answer = async (req: http.IncomingMessage, path: string): Promise<Answer> => {
     const method = req.method ?? 'GET';
     for (const route of table) {

@@ -134,7 +134,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
     // Before an identity stands behind it: a connection that sends no request in time is closed (and the TLS handshake has as long), and each source holds only so many.
     const guard = new ConnectionGuard({ ms: options.firstRequestTimeoutMs ?? 10_000, perAddress: options.strangerConnectionsPerAddress ?? config.connectionsPerAddress });
-    const api = createHttpServer(options, apiHandler(parts, callers, sshHostKey, guard));
+    const api = createHttpServer(options, apiHandler(parts, callers, sshHostKey, guard, admission));
     guard.watch(api);
     const tunnels = tunnelEndpoint(parts, callers, admission, guard);
     api.on(

@@ -135,6 +135,8 @@ export interface JudgeOptions {
   rowLimit?: RowLimit;
   /** The database roles the access lets a session be: becoming any other (SET ROLE, SET SESSION AUTHORIZATION, set_config) is refused. */
   roles?: readonly string[];
+  /** Statement rules this judge does not apply, by name (a runbook's `bypass`: the policy exempts its run). */
+  exempt?: readonly string[];
   /** The lane reads which tables a write changed before it commits (PostgreSQL): with rules on tables, every write is judged again by them (see {@link WriteGuard.changed}). */
   changedTables?: boolean;
 }
@@ -206,7 +208,7 @@ export class StatementJudge {
     this.#policy = policy;
     this.#mode = mode;
     this.#unparseable = policy.statements.unparseable;
-    this.#rules = policy.statements.rules.filter((r) => appliesTo(r, who, connection)).map(prepareRule);
+    this.#rules = policy.statements.rules.filter((r) => appliesTo(r, who, connection) && !options.exempt?.includes(r.name)).map(prepareRule);
     this.#tableRules = this.#rules.some((r) => (r.rule.match.tables?.length ?? 0) > 0);
     this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
     this.#limits = options.limits ?? {};

@@ -273,7 +273,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   if (options.allowedCommands) checkCommands(merged.connections, options.allowedCommands, problems);
 
   const connectionTypes = new Map(merged.connections.map((c) => [c.value.name, c.value.type]));
-  const runbooks = checkedRunbooks(parsedRunbooks, connectionTypes, complete ? problems : problems.withoutUnknownNames());
+  const runbooks = checkedRunbooks(parsedRunbooks, { connectionTypes, statementRules: new Set(merged.rules.map((r) => r.value.name)) }, complete ? problems : problems.withoutUnknownNames());
   const tests = await policyTests(root, parsedTests, connectionTypes, new Set(merged.alerts.map((a) => a.value.name)), complete ? problems : problems.withoutUnknownNames());
 
   await Promise.all(pending);
@@ -282,11 +282,11 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   return runbooks.length > 0 ? { ...policy, runbooks } : policy;
 }
 
-/** The runbooks of `parsed` files, each checked against the bundle's connections; problems go to `problems`. */
-function checkedRunbooks(parsed: readonly { file: SourceFile; text: string; data: RunbookFileData }[], connectionTypes: ReadonlyMap<string, string>, problems: Problems): Runbook[] {
+/** The runbooks of `parsed` files, each checked against the bundle's connections and statement rules; problems go to `problems`. */
+function checkedRunbooks(parsed: readonly { file: SourceFile; text: string; data: RunbookFileData }[], bundle: Parameters<typeof checkRunbook>[3], problems: Problems): Runbook[] {
   const runbooks: Runbook[] = [];
   for (const { file, text, data } of parsed) {
-    const checked = checkRunbook(file.name, text, data, connectionTypes);
+    const checked = checkRunbook(file.name, text, data, bundle);
     problems.addAll(file, checked.problems);
     if (checked.runbook) runbooks.push(checked.runbook);
   }

@@ -24,7 +24,7 @@
  */
 import * as z from 'zod';
 import type { RunbookParamInfo } from '../api/answers.js';
-import { ErrorCode, ExitCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError } from '../errors.js';
 import { LinearRegex } from '../linear-regex.js';
 
 /** The types a parameter may have. */
@@ -64,7 +64,7 @@ export class RunbookParamError extends HoopError {
     reason: string,
     hint?: string,
   ) {
-    super(ErrorCode.USAGE, `parameter ${param}: ${reason}`, { exitCode: ExitCode.DATA, ...(hint !== undefined ? { hint } : {}) });
+    super(ErrorCode.RUNBOOK_PARAM, `parameter ${param}: ${reason}`, hint !== undefined ? { hint } : {});
   }
 }
 

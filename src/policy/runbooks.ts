@@ -1,7 +1,8 @@
 /**
  * Runbooks as the policy repo declares them (issue 77): one file each, `runbooks/<name>.yaml`,
  * read and checked with the rest of the bundle (./load.ts), so `hoop policy check` and `hoop
- * policy test` refuse a bundle whose runbook is wrong, saying where. Running them is not built yet.
+ * policy test` refuse a bundle whose runbook is wrong, saying where. The gateway runs them
+ * (../gateway/runbooks/run.ts).
  *
  * ```yaml
  * version: 1
@@ -22,6 +23,7 @@
  * maxAffectedRows: 1
  * deadline: 30s
  * returns: [id, status]          # the result columns shown (absent: all)
+ * bypass: [no-writes-to-orders]  # statement rules its run is exempt from (absent: none)
  * ```
  *
  * An SSH step is a command of words, each a literal or exactly `{parameter}` (one word, however
@@ -32,8 +34,8 @@ import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import type { Problem } from '../config/yaml.js';
 import type { Identity } from '../identity.js';
-import { namesPerson } from './access.js';
-import { principalMatchFields, principalMatches, principalOf } from './principal.js';
+import { type Principal, principalMatchFields, principalMatches, principalOf } from './principal.js';
+import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, namesPerson, type AccessGrant } from './access.js';
 import { PARAM_NAME, paramsSchema, RunbookParams } from './runbook-params.js';
 import { list } from './schema-fields.js';
 import { type CommandWord, maxAffectedRowsSchema, type Runbook, type RunbookStep, reviewSchema, reviewSettingsOf, timeoutSchema, versionSchema } from './schema.js';
@@ -87,6 +89,7 @@ export const runbookFileSchema = z.strictObject({
   maxAffectedRows: maxAffectedRowsSchema.optional(),
   deadline: timeoutSchema.optional(),
   returns: list('a column name').min(1, { error: 'must list at least one column' }).optional(),
+  bypass: list('a statement rule name').min(1, { error: 'must name at least one statement rule' }).optional(),
 });
 export type RunbookFileData = z.output<typeof runbookFileSchema>;
 
@@ -101,7 +104,13 @@ const PARAM_WORD = /^\{([^{}]*)\}$/;
  * against the bundle's connections (name to type): the runbook, and the problems found (a runbook
  * with any is not kept).
  */
-export function checkRunbook(file: string, text: string, data: RunbookFileData, connectionTypes: ReadonlyMap<string, string>): { runbook?: Runbook; problems: Problem[] } {
+export function checkRunbook(
+  file: string,
+  text: string,
+  data: RunbookFileData,
+  bundle: { connectionTypes: ReadonlyMap<string, string>; statementRules: ReadonlySet<string> },
+): { runbook?: Runbook; problems: Problem[] } {
+  const { connectionTypes } = bundle;
   const problems: Problem[] = [];
   const name = file.replace(/^runbooks\//, '').replace(/\.ya?ml$/, '');
   if (!RUNBOOK_NAME.test(name)) problems.push({ path: [], message: `a runbook's file is named <name>.yaml, its name lower-case letters, digits and - (not "${name}")` });
@@ -133,6 +142,9 @@ export function checkRunbook(file: string, text: string, data: RunbookFileData, 
     return { kind: 'ssh', words };
   });
   for (const p of data.parameters) if (!used.has(p.name)) problems.push({ path: ['parameters', p.name], message: 'no step uses it', atKey: true });
+  data.bypass?.forEach((r, i) => {
+    if (!bundle.statementRules.has(r)) problems.push({ path: ['bypass', i], message: `no statement rule is named "${r}"` });
+  });
   if (problems.length > 0) return { problems };
   const review = data.review === undefined ? undefined : data.review === true ? {} : reviewSettingsOf(data.review);
   return {
@@ -150,6 +162,7 @@ export function checkRunbook(file: string, text: string, data: RunbookFileData, 
       ...(data.maxAffectedRows !== undefined ? { maxAffectedRows: data.maxAffectedRows } : {}),
       deadlineMs: data.deadline ?? DEFAULT_DEADLINE_MS,
       ...(data.returns ? { returns: data.returns } : {}),
+      ...(data.bypass ? { bypass: data.bypass } : {}),
     },
   };
 }
@@ -159,9 +172,25 @@ export function checkRunbook(file: string, text: string, data: RunbookFileData, 
  * `*` or group; an entry that names none admits anyone signed in) when its principal keys hold
  * (`via`, `agents`, `isolated`: how the caller came, an agent's run for its person).
  */
-export function mayRun(runbook: Pick<Runbook, 'run'>, identity: Identity): boolean {
-  const principal = principalOf(identity);
+export function mayRun(runbook: Pick<Runbook, 'run'>, identity: Identity, principal: Principal = principalOf(identity)): boolean {
   return runbook.run.some(
     (g) => principalMatches(g, principal) && ((g.subjects === undefined && g.groups === undefined) || namesPerson({ subjects: g.subjects ?? [], emails: [], groups: g.groups ?? [] }, identity)),
   );
+}
+
+/**
+ * The access a run of `runbook` has on its connection, whatever the access rules say: read-write
+ * for its own steps (its client is the gateway, which sends nothing else), its `maxAffectedRows`
+ * as the row limit of every write, no server timeout beyond its deadline.
+ */
+export function runbookGrant(runbook: Runbook): AccessGrant {
+  const rule = `runbook:${runbook.name}`;
+  return {
+    mode: 'read-write',
+    rule,
+    rules: [rule],
+    maxSessions: DEFAULT_MAX_SESSIONS_PER_IDENTITY,
+    limits: {},
+    ...(runbook.maxAffectedRows !== undefined ? { rowLimit: { maxRows: runbook.maxAffectedRows, overLimit: 'deny', rule } } : {}),
+  };
 }

@@ -419,6 +419,8 @@ export interface Runbook {
   maxAffectedRows?: number;
   deadlineMs: number;
   returns?: readonly string[];
+  /** Statement rules its run is exempt from, by name. */
+  bypass?: readonly string[];
 }
 
 /** A loaded, validated policy bundle. */

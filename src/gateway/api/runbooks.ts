@@ -1,8 +1,7 @@
 /**
  * The runbooks a caller may run: `GET /v1/runbooks` and `GET /v1/runbooks/{name}`, from the
  * policy in force (none without a policy repo). A runbook the caller may not run is answered as
- * one that does not exist: its name says nothing to whoever may not use it. Running them is not
- * built yet (issue 77).
+ * one that does not exist: its name says nothing to whoever may not use it. Runs: ../runbooks/run.ts.
  */
 import type { RunbookInfo } from '../../api/answers.js';
 import { ErrorCode, HoopError } from '../../errors.js';
@@ -29,6 +28,11 @@ function runbookInfo(r: Runbook, commit: string | undefined): RunbookInfo {
   };
 }
 
+/** What a caller is answered for a name no runbook it may run has: as for one that does not exist. */
+export function unknownRunbook(name: string): HoopError {
+  return new HoopError(ErrorCode.RUNBOOK_UNKNOWN, `no runbook ${JSON.stringify(name.slice(0, 80))} that you may run`, { hint: '`hoop runbook ls` lists the runbooks you may run' });
+}
+
 /** The runbook endpoints. */
 export function runbooksApi(parts: GatewayParts) {
   const runnable = (identity: Identity): { runbooks: Runbook[]; commit: string | undefined } => {
@@ -45,9 +49,7 @@ export function runbooksApi(parts: GatewayParts) {
     one(identity: Identity, name: string): RunbookInfo {
       const { runbooks, commit } = runnable(identity);
       const r = runbooks.find((x) => x.name === name);
-      if (!r) {
-        throw new HoopError(ErrorCode.RUNBOOK_UNKNOWN, `no runbook ${JSON.stringify(name.slice(0, 80))} that you may run`, { hint: '`hoop runbook ls` lists the runbooks you may run' });
-      }
+      if (!r) throw unknownRunbook(name);
       return runbookInfo(r, commit);
     },
   };

@@ -25,7 +25,8 @@ import { PolicyRepo, type RefreshResult, type RefusedCommit } from '../../policy
 import { looksLikeGitUrl } from '../../config/repo-path.js';
 import type { DatabaseAccess } from '../../policy/database-access.js';
 import type { SessionLimits } from '../../policy/limits.js';
-import type { Policy, Who } from '../../policy/schema.js';
+import type { Policy, Runbook, Who } from '../../policy/schema.js';
+import { runbookGrant } from '../../policy/runbooks.js';
 import { loadSqlParser } from '../../policy/sql/analyze.js';
 import type { ConnectionConfig } from '../../config/connection.js';
 import { resolveSecret } from '../../config/secrets.js';
@@ -228,19 +229,51 @@ export class GatewayPolicySource {
     const resolved = key ? await resolveSecret(key, this.#env) : undefined;
     return { snapshot, connection, grant, ...enforcedFor(policy, whoOf(identity, principal), connection, grant, resolved) };
   }
+
+  /**
+   * What a run of `runbook` (of `snapshot`, the policy a caller found it in) enforces: its own
+   * grant (./../../policy/runbooks.ts, {@link runbookGrant}), which needs no access rule on its
+   * connection, and the policy's statement rules and masking for `identity` as `principal`.
+   *
+   * @throws HoopError UPSTREAM_UNAVAILABLE when the connection lacks a secret or file on this gateway
+   */
+  async forRunbook(identity: Identity, runbook: Runbook, snapshot: PolicySnapshot, principal: Principal): Promise<PolicySession> {
+    const { policy } = snapshot;
+    const connection = policy.connections.find((c) => c.name === runbook.connection)!;
+    if (connection.unavailable) {
+      throw new HoopError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        `the connection "${connection.name}" of runbook ${runbook.name} is unavailable on this gateway: the gateway lacks a secret or file it needs`,
+        {
+          hint: `tell the gateway operator (policy commit ${snapshot.commit.slice(0, 12)}); its log says what is missing`,
+        },
+      );
+    }
+    const grant = runbookGrant(runbook);
+    const key = maskingFor(policy.masking, principal).key;
+    const resolved = key ? await resolveSecret(key, this.#env) : undefined;
+    return { snapshot, connection, grant, ...enforcedFor(policy, whoOf(identity, principal), connection, grant, resolved, runbook.bypass) };
+  }
 }
 
 /**
  * What a session of `who` on `connection` under `policy` and `grant` enforces (with the masking
  * key, resolved, when the policy hashes): its statement judge, read-only mode, masking, limits,
  * SSH judge. One function for the gateway's sessions and `hoop policy test`'s, so the two judge
- * and mask alike.
+ * and mask alike. A runbook's run is `exempt` from the statement rules it names (`bypass`).
  */
-export function enforcedFor(policy: Policy, who: Who, connection: ConnectionConfig, grant: AccessGrant, maskingKey?: string): Omit<PolicySession, 'snapshot' | 'connection' | 'grant'> {
+export function enforcedFor(
+  policy: Policy,
+  who: Who,
+  connection: ConnectionConfig,
+  grant: AccessGrant,
+  maskingKey?: string,
+  exempt?: readonly string[],
+): Omit<PolicySession, 'snapshot' | 'connection' | 'grant'> {
   const mine = maskingFor(policy.masking, who.principal);
   const masking: SessionMasking | undefined = hasMaskingRules(mine) ? { policy: mine, ...(maskingKey !== undefined ? { key: maskingKey } : {}) } : undefined;
   return {
-    judge: new StatementJudge(policy, who, connection.name, grant.mode, { ...judgeOptionsOf(grant), changedTables: connection.type === 'postgres' }),
+    judge: new StatementJudge(policy, who, connection.name, grant.mode, { ...judgeOptionsOf(grant), changedTables: connection.type === 'postgres', ...(exempt?.length ? { exempt } : {}) }),
     limits: grant.limits,
     maxSessions: grant.maxSessions,
     readOnly: grant.mode === 'read-only',

@@ -19,7 +19,9 @@ import { alertSubject } from '../alerts/alerts.js';
 import type { RecordingPolicy } from '../../policy/schema.js';
 import { stillIncludes, type DatabaseAccess } from '../../policy/database-access.js';
 import { CLIENT_RECORD_ROW_CAP } from '../../postgres/pipeline/recording/records.js';
-import { SessionEnd, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { type Engine, SessionEnd, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import type { Runbook } from '../../policy/schema.js';
+import { mayRun } from '../../policy/runbooks.js';
 import type { TunnelErrorBody, TunnelSessionRequest } from '../../tunnel/accept.js';
 import { BytesSentTally } from './bytes-sent.js';
 import type { SessionChannel } from '../../session/engine.js';
@@ -32,7 +34,7 @@ import { errorBody, errorHeaders, errorStatus, asHoopError } from '../http/respo
 import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionSlots } from './session-slots.js';
 import { PostgresSlots } from './session-slots-postgres.js';
 import type { GatewayParts } from '../parts/parts.js';
-import { whoOf } from '../config/policy-source.js';
+import { type PolicySnapshot, whoOf } from '../config/policy-source.js';
 import { describeEnd } from '../runs/runs.js';
 import { LiveSession, type SessionEvents, type SessionOrigin, type SessionWho } from './live-session.js';
 import { openRecording, startRecording } from './session-recording.js';
@@ -82,6 +84,16 @@ interface Asked {
   via: string | undefined;
   /** A direct client's credential (its principal is the credential's, its life the credential's), and how its engine serves it (its startup was read). */
   direct?: { record: DirectRecord; protocol: 'postgres' | 'mysql' | 'http'; serve: (session: TunnelSession) => Promise<SessionOutcome> };
+  /** A runbook's run (../runbooks/run.ts): the runbook, as found in `snapshot` by its caller as `principal`, and what drives its session on its engine. */
+  runbook?: RunbookAsked;
+}
+
+/** A runbook's run, as admitted. */
+export interface RunbookAsked {
+  runbook: Runbook;
+  snapshot: PolicySnapshot;
+  principal: Principal;
+  serve: (session: TunnelSession, engine: Engine) => Promise<SessionOutcome>;
 }
 
 /** What the policy lets a caller do on a connection, for one session. */
@@ -214,6 +226,17 @@ export class SessionAdmission {
     void task.finally(() => this.#live.delete(task));
   }
 
+  /**
+   * Admits a run of a runbook by `identity` (../runbooks/run.ts), in the background, as a session
+   * of its own on the runbook's connection; `serve` drives it (its client is the gateway itself).
+   */
+  admitRunbook(identity: Identity, run: RunbookAsked, remoteAddress: string, answer: SessionAnswer): void {
+    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: undefined, detached: true, via: run.principal.via, runbook: run };
+    const task = this.#admit(run.runbook.connection, remoteAddress, Promise.resolve(identity), asked, answer);
+    this.#live.add(task);
+    void task.finally(() => this.#live.delete(task));
+  }
+
   /** Ends every live session with `reason`. */
   endAll(reason: SessionEnd): void {
     for (const c of this.#controllers.keys()) c.abort(reason);
@@ -267,7 +290,8 @@ export class SessionAdmission {
   async #authorize(identity: Identity, name: string, asked: Asked): Promise<Authorized> {
     const { policySource, reviews } = this.parts;
     // How it came: a run's, from its credential; a direct client's, from its credential; a person's own, as their client says (connect or exec).
-    const principal = asked.direct ? directPrincipal(identity) : principalOf(identity, asked.via);
+    const principal = asked.runbook ? asked.runbook.principal : asked.direct ? directPrincipal(identity) : principalOf(identity, asked.via);
+    if (asked.runbook) return this.#authorizeRunbook(identity, asked.runbook);
     if (!policySource) {
       const connection = this.callers.lookup(identity, name);
       return { identity, principal, connection, policy: this.o.sessionPolicy?.(identity, connection), policyCommit: undefined, stillAllowed: (id) => mayUse(id, connection), grantUntil: undefined };
@@ -300,6 +324,21 @@ export class SessionAdmission {
         return now?.mode === mode && stillIncludes(now.databaseAccess, ps.databaseAccess);
       },
       grantUntil: ps.grant.until !== undefined ? { until: ps.grant.until, request: ps.grant.request! } : undefined,
+    };
+  }
+
+  /** What a runbook's run may do: the runbook's own grant, needing no access rule, and the policy's statement rules and masking. */
+  async #authorizeRunbook(identity: Identity, { runbook, snapshot, principal }: RunbookAsked): Promise<Authorized> {
+    const ps = await this.parts.policySource!.forRunbook(identity, runbook, snapshot, principal);
+    return {
+      identity,
+      principal,
+      connection: ps.connection,
+      policyCommit: snapshot.commit,
+      policy: { judge: ps.judge, readOnly: false, recording: snapshot.policy.recording, ...(ps.masking ? { masking: ps.masking } : {}), maxSessions: ps.maxSessions, limits: ps.limits },
+      // A renewed token keeps the run while the runbook still admits it.
+      stillAllowed: (id) => mayRun(runbook, id, principal),
+      grantUntil: undefined,
     };
   }
 
@@ -392,7 +431,7 @@ export class SessionAdmission {
       // A client that left while it was being admitted has nothing to serve.
       outcome = channel.destroyed
         ? { reason: 'client-disconnected', bytesFromClient: 0, bytesToClient: 0, detail: 'the client left before its session opened' }
-        : await (asked.direct ? asked.direct.serve(session) : engine.serve(session));
+        : await (asked.direct ? asked.direct.serve(session) : asked.runbook ? asked.runbook.serve(session, engine as Engine) : engine.serve(session));
     } catch (err) {
       parts.log.error('engine.error', { ...who, error: describeError(err) });
       channel.destroy();
@@ -446,7 +485,10 @@ export class SessionAdmission {
         // What a reviewer sees of a request is what its recording keeps: its secrets redacted.
         request: (ask) =>
           parts.reviews.request(
-            redactedAsk(ask, connection.type, { ...(parts.recordings ? { key: parts.recordings.redactionKey } : {}), detectors: policy?.masking?.policy.detectors.map((d) => d.detector) ?? [] }),
+            redactedAsk(ask, asked.runbook ? 'runbook' : connection.type, {
+              ...(parts.recordings ? { key: parts.recordings.redactionKey } : {}),
+              detectors: policy?.masking?.policy.detectors.map((d) => d.detector) ?? [],
+            }),
             {
               session: who.session,
               ...(who.run ? { run: who.run } : {}),
@@ -541,6 +583,7 @@ function originOf({ identity, connection, principal, policyCommit }: Authorized,
     ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
     ...(identity.run ? { isolated: identity.run.isolated } : {}),
     ...(asked.direct ? { direct: true as const } : {}),
+    ...(asked.runbook ? { runbook: { name: asked.runbook.runbook.name, digest: asked.runbook.runbook.digest } } : {}),
   };
 }
 

@@ -41,6 +41,8 @@ export interface SessionOrigin {
   agent?: string;
   isolated?: boolean;
   direct?: true;
+  /** A runbook's run: the runbook, and the SHA-256 of its file. */
+  runbook?: { name: string; digest: string };
 }
 
 /** A refusal as observers hear it: the policy's at the gateway, or one the CLI's early check made (`by: 'cli'`, on its word). */

@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { finished, type Duplex } from 'node:stream';
 import { Backend } from './codes.js';
 import type { FrontendMessage } from './frontend-messages.js';
-import { query, startupMessage, terminate, type PgErrorFields } from './messages.js';
+import { bindText, describePortalUnnamed, execute, parseUnnamed, query, startupMessage, sync, terminate, type PgErrorFields } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from './reader.js';
 import { cstr, parseDataRow, parseRowDescription, type RowDescriptionField } from './rows.js';
@@ -213,6 +213,22 @@ export class PgClient {
     const sent = query(sql);
     this.#stream.write(sent);
     this.#tap?.sent({ kind: 'query', msg: { type: sent[0]!, body: sent.subarray(5), raw: sent }, sql, utf8: true });
+    return this.#answered(handler);
+  }
+
+  /**
+   * Runs one statement `sql` with `params` bound as text ($1, $2, …: never spliced into the text),
+   * as {@link run} does; not heard by the tap.
+   * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+   */
+  async runBound(sql: string, params: ReadonlyArray<string | null>, handler: ResultHandler): Promise<PgErrorFields | undefined> {
+    if (this.#tap) throw new PgProtocolError('a bound statement is not recorded by the client');
+    this.#stream.write(Buffer.concat([parseUnnamed(sql), bindText('', '', params), describePortalUnnamed(), execute(''), sync()]));
+    return this.#answered(handler);
+  }
+
+  /** Hands the answer's results to `handler` up to ReadyForQuery: the error that stopped the statements, if one did. */
+  async #answered(handler: ResultHandler): Promise<PgErrorFields | undefined> {
     let failure: PgErrorFields | undefined;
     const ready = await answer(
       this.#messages,

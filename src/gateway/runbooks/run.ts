@@ -1,0 +1,287 @@
+/**
+ * Running a runbook (`POST /v1/runbooks/{name}/run`, which `hoop runbook run`, `hoop mcp` and CI
+ * call): its parameters checked before anything runs, then a session of its own on the runbook's
+ * connection, admitted as any session (recorded, indexed, audited), whose client is the gateway:
+ * it sends the runbook's steps, each with its values bound, never spliced into the text, into the
+ * lane's own pipeline, so the policy judges, masks, guards and records them as a client's.
+ *
+ * - A runbook that asks for a reviewer holds the run first: the reviewer is shown the runbook, its
+ *   file's SHA-256 and every value, and approves exactly that (the review's digest binds the file's
+ *   digest and the values). The caller runs it again once approved; a run under another text of
+ *   the runbook, or with other values, is another review.
+ * - SQL steps run in one transaction: BEGIN, each step, COMMIT. A step that fails or is refused
+ *   rolls it back and is named; so does a step a statement rule holds for review (run again once
+ *   approved), and the runbook's deadline.
+ */
+import { createHash } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import * as z from 'zod';
+import { RUNBOOK_ROWS, type RunbookRunAnswer, type RunbookStepResult } from '../../api/answers.js';
+import { realClock } from '../../clock.js';
+import type { PostgresConnection } from '../../config/connection.js';
+import { describeError, ErrorCode, HoopError } from '../../errors.js';
+import type { Identity } from '../../identity.js';
+import { principalOf } from '../../policy/principal.js';
+import type { ParamValue } from '../../policy/runbook-params.js';
+import { mayRun } from '../../policy/runbooks.js';
+import type { Runbook } from '../../policy/schema.js';
+import { reviewSettingsFor } from '../../policy/review-combine.js';
+import { PgClient, type ResultHandler } from '../../postgres/wire/client.js';
+import type { PgErrorFields } from '../../postgres/wire/messages.js';
+import { channelPair } from '../../session/channel-pair.js';
+import type { Engine, ReviewAsk, SessionOutcome, TunnelSession } from '../../session/engine.js';
+import type { ControlMessage } from '../../tunnel/frames.js';
+import type { PolicySnapshot } from '../config/policy-source.js';
+import { unknownRunbook } from '../api/runbooks.js';
+import type { GatewayParts } from '../parts/parts.js';
+import type { SessionAdmission } from '../sessions/admission.js';
+
+/** What a run is given: its parameters, as JSON, or each as text (`hoop runbook run --param`). */
+const runBody = z.strictObject(
+  { params: z.record(z.string(), z.unknown()).default({}), text: z.boolean().default(false) },
+  { error: 'the body is { "params": { name: value, … } } (with "text": true, every value a string, as typed on a command line)' },
+);
+
+/** A run's values in the runbook's order, `null` for an optional one not given. */
+type Values = ReadonlyMap<string, ParamValue>;
+
+/** The values each step binds, in its order. */
+function boundOf(params: readonly string[], values: Values): Array<string | null> {
+  return params.map((p) => values.get(p)?.text ?? null);
+}
+
+/** A value as a reviewer reads it: a number as written, text quoted (JSON), so its ends are seen. */
+function shownValue(v: ParamValue | undefined): string {
+  if (!v) return 'NULL';
+  return v.type === 'integer' ? v.text : JSON.stringify(v.text);
+}
+
+/**
+ * The review a run of `runbook` with `values` asks for: the text a reviewer is shown (the runbook,
+ * its file's digest, every value, every step as it will run) and the digest an approval binds.
+ */
+export function runbookAsk(runbook: Runbook, values: Values, snapshot: PolicySnapshot): Omit<ReviewAsk, 'settings'> {
+  const names = runbook.params.specs.map((s) => s.name);
+  const lines = [
+    `runbook ${runbook.name}: ${runbook.description}`,
+    `file ${runbook.file}, sha256 ${runbook.digest}${snapshot.commit ? `, policy commit ${snapshot.commit}` : ''}`,
+    `on ${runbook.connection}${runbook.steps.every((s) => s.kind === 'sql') ? ', in one transaction' : ''}${names.length > 0 ? ', with:' : ''}`,
+    ...names.map((n) => `  ${n} = ${shownValue(values.get(n))}`),
+    ...runbook.steps.flatMap((s, i) =>
+      s.kind === 'sql'
+        ? [`step ${i + 1}: ${s.sql}`, ...s.params.map((p, j) => `  $${j + 1} = ${p}`)]
+        : [`step ${i + 1}: ${s.words.map((w) => (typeof w === 'string' ? w : `{${w.param}}`)).join(' ')}`],
+    ),
+  ];
+  const digest = createHash('sha256')
+    .update(JSON.stringify(['runbook', runbook.name, runbook.digest, runbook.connection, names.map((n) => values.get(n)?.text ?? null)]))
+    .digest('hex');
+  return { sql: lines.join('\n'), digest, rule: `runbook:${runbook.name}`, reason: `runbook ${runbook.name} asks for a reviewer's approval of each run` };
+}
+
+/** The runner of `POST /v1/runbooks/{name}/run`. */
+export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) {
+  /** Runs runbook `name` for `identity` (come `via`, from `remote`) with the JSON `body`; resolves how it went. */
+  return async (identity: Identity, name: string, body: unknown, via: string | undefined, remote: string): Promise<RunbookRunAnswer> => {
+    const snapshot = parts.policySource?.current();
+    const principal = principalOf(identity, via);
+    const runbook = snapshot?.policy.runbooks?.find((r) => r.name === name && mayRun(r, identity, principal));
+    if (!snapshot || !runbook) throw unknownRunbook(name);
+    const parsed = runBody.safeParse(body ?? {});
+    if (!parsed.success) throw new HoopError(ErrorCode.USAGE, parsed.error.issues[0]!.message);
+    // Every value checked before anything runs: a refusal names the parameter.
+    const values = runbook.params.check(Object.entries(parsed.data.params), parsed.data.text ? 'text' : 'json');
+    const type = snapshot.policy.connections.find((c) => c.name === runbook.connection)?.type;
+    if (type !== 'postgres') {
+      throw new HoopError(ErrorCode.USAGE, `runbook ${runbook.name} runs on ${runbook.connection}, a ${type} connection: this gateway runs runbooks on PostgreSQL connections only`, {
+        hint: 'its steps can be run by hand meanwhile: hoop runbook show ' + runbook.name,
+      });
+    }
+    const { gateway, client } = channelPair();
+    return new Promise<RunbookRunAnswer>((resolve, reject) => {
+      const answered = (a: Omit<RunbookRunAnswer, 'runbook' | 'digest' | 'commit'>): void =>
+        resolve({ runbook: runbook.name, digest: runbook.digest, ...(snapshot.commit ? { commit: snapshot.commit } : {}), ...a });
+      admission.admitRunbook(
+        identity,
+        {
+          runbook,
+          snapshot,
+          principal,
+          serve: async (session, engine) => {
+            const run = new SqlRun(session, engine, runbook, values, snapshot, client);
+            const outcome = await run.serve();
+            answered({ session: session.id, ...run.result });
+            return outcome;
+          },
+        },
+        remote,
+        {
+          refuse: (_status, refusal) => reject(new HoopError(refusal.error.code as ErrorCode, refusal.error.message, refusal.error.hint !== undefined ? { hint: refusal.error.hint } : {})),
+          accept: () => gateway,
+        },
+      );
+    });
+  };
+}
+
+/** The result of a run as its caller hears it, besides the runbook's name, digest and commit. */
+type RunResult = Omit<RunbookRunAnswer, 'runbook' | 'digest' | 'commit' | 'session'>;
+
+/** One run of a runbook of SQL steps on a PostgreSQL connection, its client the gateway. */
+class SqlRun {
+  result: RunResult = { outcome: 'failed', steps: [], failed: { step: 0, message: 'the run did not start' } };
+  /** The step running (1-based; 0 before the first, and for BEGIN). */
+  #step = 0;
+
+  constructor(
+    private readonly session: TunnelSession,
+    private readonly engine: Engine,
+    private readonly runbook: Runbook,
+    private readonly values: Values,
+    private readonly snapshot: PolicySnapshot,
+    private readonly client: Duplex,
+  ) {}
+
+  /** Holds the run for its review when the runbook asks for one; else (or once approved) runs it. Resolves the session's outcome. */
+  async serve(): Promise<SessionOutcome> {
+    const { runbook, session } = this;
+    if (runbook.review) {
+      const settings = reviewSettingsFor(this.snapshot.policy, runbook.connection, runbook.review);
+      const refused = !settings ? 'the policy names no group that may review it' : !session.reviews ? 'this gateway cannot hold it for review' : undefined;
+      if (refused || !settings || !session.reviews)
+        return this.#end({ outcome: 'failed', steps: [], failed: { step: 0, message: `runbook ${runbook.name} asks for a reviewer, and ${refused}`, refused: true } });
+      const pending = session.reviews.request({ ...runbookAsk(runbook, this.values, this.snapshot), settings });
+      // A review raised now is held: the caller runs it again once it is approved, and that run uses the approval.
+      if (!pending.reused) {
+        // Its session ends now; the review waits on without it (detached), and its approval is for a later run.
+        pending.withdraw('session-ended');
+        return this.#end({ outcome: 'held', steps: [], held: { review: pending.id } });
+      }
+      const decided = await pending.decided;
+      if (decided.state !== 'approved') {
+        return this.#end({
+          outcome: 'failed',
+          steps: [],
+          failed: { step: 0, message: `approval ${pending.id} could not be used: ${'because' in decided && decided.because ? decided.because : decided.state}`, refused: true },
+        });
+      }
+    }
+    const served = this.engine.serve(session);
+    await this.#run();
+    this.client.destroy();
+    return served;
+  }
+
+  /** Ends the session before its engine serves it, with `result`. */
+  #end(result: RunResult): SessionOutcome {
+    this.result = result;
+    this.client.destroy();
+    return { reason: 'client-terminated', bytesFromClient: 0, bytesToClient: 0, detail: result.outcome === 'held' ? `held for review ${result.held!.review}: nothing ran` : result.failed!.message };
+  }
+
+  /** Signs in, runs BEGIN, each step, COMMIT; a failure, a hold or the deadline ends it (and the session, which rolls back). */
+  async #run(): Promise<void> {
+    const { runbook, values, client } = this;
+    let stop!: (r: RunResult) => void;
+    const stopped = new Promise<RunResult>((resolve) => (stop = resolve));
+    const held = (m: ControlMessage): void => {
+      if (m.type === 'review' && m.state === 'pending' && typeof m.id === 'string') stop({ outcome: 'held', steps: [], held: { review: m.id, step: this.#step } });
+    };
+    client.on('control', held);
+    const cancelDeadline = realClock.timer(runbook.deadlineMs, () =>
+      stop({ outcome: 'failed', steps: [], failed: { step: this.#step, message: `the runbook's deadline of ${runbook.deadlineMs / 1000} s passed; nothing was kept` } }),
+    );
+    const steps: RunbookStepResult[] = [];
+    const ran = (async (): Promise<RunResult> => {
+      const database = (this.session.connection as PostgresConnection).database;
+      const pg = await PgClient.start(client, [
+        ['user', 'hoop'],
+        ['database', database],
+        ['application_name', `hoop runbook ${runbook.name}`],
+      ]);
+      const failedAt = (f: PgErrorFields): RunResult => ({ outcome: 'failed', steps, failed: failureOf(this.#step, f) });
+      const begun = await pg.run('BEGIN', ignored);
+      if (begun) return failedAt(begun);
+      for (const [i, s] of runbook.steps.entries()) {
+        if (s.kind !== 'sql') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not SQL`);
+        this.#step = i + 1;
+        const collected = new StepRows(i + 1, runbook.returns);
+        const failure = await pg.runBound(s.sql, boundOf(s.params, values), collected);
+        if (failure) {
+          await pg.run('ROLLBACK', ignored);
+          return failedAt(failure);
+        }
+        steps.push(collected.result());
+      }
+      this.#step = runbook.steps.length + 1;
+      const committed = await pg.run('COMMIT', ignored);
+      if (committed) return failedAt(committed);
+      pg.close();
+      return { outcome: 'ran', steps };
+    })().catch((err: unknown): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, message: `the session ended: ${describeError(err)}`, ...hintOf(err) } }));
+    try {
+      this.result = await Promise.race([ran, stopped]);
+    } finally {
+      cancelDeadline();
+      client.off('control', held);
+    }
+    // What was run and not committed is not kept: said of every step that is not the run's whole.
+    if (this.result.outcome !== 'ran') this.result = { ...this.result, steps: [] };
+  }
+}
+
+/** A handler that keeps nothing (BEGIN, COMMIT, ROLLBACK). */
+const ignored: ResultHandler = { columns: () => undefined, row: () => undefined, complete: () => undefined, notice: () => undefined };
+
+/** The failure of step `step` as the database (or the policy, as 42501) said it. */
+function failureOf(step: number, f: PgErrorFields): NonNullable<RunResult['failed']> {
+  const refused = f.code === '42501' && f.message.startsWith('hoop: ');
+  return {
+    step,
+    code: f.code,
+    message: f.message,
+    ...(f.detail !== undefined ? { detail: f.detail } : {}),
+    ...(f.hint !== undefined ? { hint: f.hint } : {}),
+    ...(refused ? { refused: true } : {}),
+  };
+}
+
+function hintOf(err: unknown): { hint?: string } {
+  return err instanceof HoopError && err.hint !== undefined ? { hint: err.hint } : {};
+}
+
+/** One step's results: its tag, and its rows (the columns the runbook returns, at most {@link RUNBOOK_ROWS}). */
+class StepRows implements ResultHandler {
+  #columns: string[] | undefined;
+  /** The indexes of the columns kept. */
+  #kept: number[] = [];
+  readonly #rows: Array<Array<string | null>> = [];
+  #truncated = false;
+  #tag = '';
+
+  constructor(
+    private readonly step: number,
+    private readonly returns: readonly string[] | undefined,
+  ) {}
+
+  columns(fields: Array<{ name: string }>): void {
+    const names = fields.map((f) => f.name);
+    this.#kept = names.flatMap((n, i) => (!this.returns || this.returns.includes(n) ? [i] : []));
+    this.#columns = this.#kept.map((i) => names[i]!);
+  }
+
+  row(values: Array<string | null>): void {
+    if (this.#rows.length >= RUNBOOK_ROWS) this.#truncated = true;
+    else this.#rows.push(this.#kept.map((i) => values[i] ?? null));
+  }
+
+  complete(tag: string): void {
+    this.#tag = tag;
+  }
+
+  notice(): void {}
+
+  result(): RunbookStepResult {
+    return { step: this.step, tag: this.#tag, ...(this.#columns ? { columns: this.#columns, rows: this.#rows } : {}), ...(this.#truncated ? { truncated: true as const } : {}) };
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * A session's channel whose client is in this process (a runbook's run): two ends joined in
+ * memory, each one's writes the other's reads, with back-pressure, and the CONTROL messages the
+ * engine sends heard on the client's end as `control` events.
+ */
+import { Duplex } from 'node:stream';
+import type { ControlMessage } from '../tunnel/frames.js';
+import type { SessionChannel } from './engine.js';
+
+/** One end: what it is written goes to its peer's readable side. */
+class End extends Duplex {
+  peer!: End;
+  /** The write waiting for the peer to read (its callback), when the peer's buffer is full. */
+  #waiting: (() => void) | undefined;
+  bytesSent = 0;
+
+  override _read(): void {
+    const go = this.peer.#waiting;
+    this.peer.#waiting = undefined;
+    go?.();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.bytesSent += chunk.length;
+    if (this.peer.destroyed) return done();
+    if (this.peer.push(chunk)) done();
+    else this.#waiting = done;
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    if (!this.peer.destroyed) this.peer.push(null);
+    done();
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    const go = this.#waiting;
+    this.#waiting = undefined;
+    go?.();
+    // The other end sees its peer gone as an end, as a socket sees a close.
+    if (!this.peer.destroyed) {
+      this.peer.push(null);
+      this.peer.destroy();
+    }
+    done(err);
+  }
+}
+
+/** The gateway's end, which an engine serves. */
+class GatewayEnd extends End implements SessionChannel {
+  sendControl(message: ControlMessage): boolean {
+    if (this.peer.destroyed) return false;
+    // After the bytes written before it: those are in the peer's buffer already.
+    this.peer.emit('control', message);
+    return true;
+  }
+}
+
+/** Two joined ends: `gateway`, a session's channel, and `client`, which emits `control` for each CONTROL message. */
+export function channelPair(): { gateway: SessionChannel; client: Duplex } {
+  const gateway = new GatewayEnd();
+  const client = new End();
+  gateway.peer = client;
+  client.peer = gateway;
+  return { gateway, client };
+}

@@ -1,0 +1,273 @@
+/**
+ * Runbook runs through a real gateway and PostgreSQL (src/gateway/runbooks/run.ts, `hoop runbook
+ * run`): the values bound, never spliced (hostile ones change nothing but the value), every step in
+ * one transaction whose failure keeps nothing and is named, the policy's statement rules still
+ * judging the steps (unless the runbook names a rule it bypasses), a runbook's row limit, masking
+ * of what it returns, runs that need no access rule, and a reviewed run that runs only as approved.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { callApi } from '../harness/api.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+
+const RUNBOOKS: Record<string, string> = {
+  'refund-order': `version: 1
+description: Refund a paid order, up to 100 €
+connection: app
+parameters:
+  order_id: { type: integer, min: 1 }
+  cents: { type: integer, min: 1, max: 10000 }
+  reason: { type: string, maxLength: 200, default: customer request }
+steps:
+  - sql: update rb_orders set status = 'refunded' where id = $1 and status = 'paid' returning id, status
+    params: [order_id]
+  - sql: insert into rb_refunds (order_id, cents, reason) values ($1, $2, $3)
+    params: [order_id, cents, reason]
+run:
+  - { groups: [support] }
+  - { agents: ["claude*"], via: [run, mcp] }
+maxAffectedRows: 1
+`,
+  'refund-all': `version: 1
+description: Refund every order of a status (too wide for its row limit)
+connection: app
+parameters:
+  status: { type: enum, values: [paid, open] }
+steps:
+  - sql: update rb_orders set status = 'refunded' where status = $1
+    params: [status]
+run:
+  - { groups: [support] }
+maxAffectedRows: 1
+`,
+  'lookup-customer': `version: 1
+description: Look up a customer
+connection: app
+parameters:
+  name: { type: string }
+steps:
+  - sql: select id, name, email, note from rb_customers where name = $1
+    params: [name]
+run:
+  - { groups: [support] }
+returns: [id, name, email]
+`,
+  'purge-order': `version: 1
+description: Delete an order (the policy denies deletes)
+connection: app
+parameters:
+  order_id: { type: integer }
+steps:
+  - sql: delete from rb_orders where id = $1
+    params: [order_id]
+run:
+  - { groups: [support] }
+`,
+  'purge-order-exempt': `version: 1
+description: Delete an order, exempt from no-deletes
+connection: app
+parameters:
+  order_id: { type: integer }
+steps:
+  - sql: delete from rb_orders where id = $1
+    params: [order_id]
+run:
+  - { groups: [support] }
+bypass: [no-deletes]
+`,
+  'refund-reviewed': `version: 1
+description: Refund any order, with a reviewer
+connection: app
+parameters:
+  order_id: { type: integer, min: 1 }
+steps:
+  - sql: update rb_orders set status = 'refunded' where id = $1
+    params: [order_id]
+run:
+  - { groups: [support] }
+review: { groups: [payments] }
+`,
+};
+
+beforeAll(async () => {
+  repo = new PolicyGitRepo('hoop-runbooks-run-');
+  stack = await startStack({
+    policy: ({ pg }) => {
+      mkdirSync(join(repo.dir, 'runbooks'));
+      for (const [name, text] of Object.entries(RUNBOOKS)) writeFileSync(join(repo.dir, 'runbooks', `${name}.yaml`), text);
+      // Nobody has an access rule on app: its runbooks are the only way in.
+      repo.commit(`version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
+  - { name: readers, subjects: [nobody], connections: [app], mode: read-only }
+statements:
+  rules:
+    - { name: no-deletes, match: { kinds: [delete] }, action: deny, message: deletes are not allowed }
+masking:
+  columns:
+    - { table: public.rb_customers, column: email, strategy: redact }
+`);
+      return repo.gatewayBlock(['${env:APP_PASSWORD}']);
+    },
+  });
+  await stack.pg.psql(
+    `create table rb_orders (id int primary key, status text not null);
+     create table rb_refunds (order_id int not null, cents int not null, reason text not null);
+     create table rb_customers (id int primary key, name text, email text, note text);
+     insert into rb_orders select g, 'paid' from generate_series(1, 20) g;
+     insert into rb_customers values (1, 'Ada', 'ada@example.com', 'vip');
+     grant all on rb_orders, rb_refunds, rb_customers to public;`,
+    { user: stack.pg.users.scram },
+  );
+});
+
+afterAll(async () => {
+  await stack?.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
+});
+
+/** `hoop <argv>` against the stack's gateway as `subject` of `groups`, or with `token`. */
+async function hoop(argv: string[], who: { subject: string; groups?: string[] } | { token: string }) {
+  const token = 'token' in who ? who.token : await stack.token(who.subject, who.groups);
+  return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+}
+
+const SUPPORT = { subject: 'sam', groups: ['support'] };
+const sql = (text: string): Promise<string> => stack.pg.psql(text);
+
+describe('a runbook run', () => {
+  it('runs its steps in one transaction with its values bound, needing no access rule, and says what each returned', async () => {
+    const r = await hoop(['runbook', 'run', 'refund-order', '--param', 'order_id=3', '--param', 'cents=500'], SUPPORT);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/id +status\n *3 +refunded\n\(1 row\)\nstep 1: UPDATE 1\nstep 2: INSERT 0 1\n/);
+    expect(await sql('select status from rb_orders where id = 3; select order_id, cents, reason from rb_refunds where order_id = 3')).toBe('refunded\n3|500|customer request\n');
+    const json = JSON.parse((await hoop(['runbook', 'run', 'refund-order', '-p', 'order_id=4', '-p', 'cents=1', '--json'], SUPPORT)).stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({
+      runbook: 'refund-order',
+      outcome: 'ran',
+      commit: repo.git('rev-parse', 'HEAD'),
+      steps: [
+        { step: 1, tag: 'UPDATE 1', columns: ['id', 'status'], rows: [['4', 'refunded']] },
+        { step: 2, tag: 'INSERT 0 1' },
+      ],
+    });
+    // The session is the run's: recorded as any session, the runbook's name and file in it.
+    const shown = await hoop(['sessions', 'show', String(json.session), '--json'], { subject: 'sam', groups: ['support'] });
+    expect(shown.stdout).toContain('"runbook"');
+  });
+
+  it('binds hostile values as values: SQL, quotes and shell text change nothing but the reason stored', async () => {
+    const hostile = ["x'); delete from rb_orders; --", '$1 $2 \\\\ ; drop table rb_orders', '"; rm -rf / #', 'Ω ≠ é'];
+    for (const [i, reason] of hostile.entries()) {
+      const id = 10 + i;
+      const r = await hoop(['runbook', 'run', 'refund-order', '-p', `order_id=${id}`, '-p', 'cents=7', '-p', `reason=${reason}`], SUPPORT);
+      expect(r.code).toBe(0);
+      expect(await sql(`select reason from rb_refunds where order_id = ${id}`)).toBe(`${reason}\n`);
+    }
+    expect(await sql('select count(*) from rb_orders')).toBe('20\n');
+  });
+
+  it('refuses a value that fails its type before anything runs, naming the parameter', async () => {
+    const before = await sql('select count(*) from rb_refunds');
+    for (const [param, value] of [
+      ['order_id', '3; drop table rb_orders'],
+      ['order_id', '0'],
+      ['cents', '10001'],
+      ['cents', '1e3'],
+      ['reason', 'a\u202eb'],
+      ['reason', 'x'.repeat(201)],
+      ['nope', '1'],
+    ] as const) {
+      const args = { order_id: '5', cents: '5', [param]: value };
+      const r = await hoop(['runbook', 'run', 'refund-order', ...Object.entries(args).flatMap(([k, v]) => ['-p', `${k}=${v}`])], SUPPORT);
+      expect(r.code, `${param}=${value} ${r.stderr}`).toBe(ExitCode.DATA);
+      expect(r.stderr).toContain(`parameter ${param}:`);
+    }
+    expect(await sql('select count(*) from rb_refunds')).toBe(before);
+    expect(await sql('select status from rb_orders where id = 5')).toBe('paid\n');
+  });
+
+  it('keeps nothing when a step fails, and says which', async () => {
+    await sql('alter table rb_refunds add constraint small check (cents < 1000)');
+    try {
+      const failed = await hoop(['runbook', 'run', 'refund-order', '-p', 'order_id=7', '-p', 'cents=5000'], SUPPORT);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain('step 2 failed: new row for relation "rb_refunds" violates check constraint "small"');
+      expect(failed.stderr).toContain('nothing was kept');
+      expect(await sql('select status from rb_orders where id = 7')).toBe('paid\n');
+    } finally {
+      await sql('alter table rb_refunds drop constraint small');
+    }
+  });
+
+  it("is judged by the policy's statement rules, unless the runbook names the rule it bypasses; its row limit holds", async () => {
+    const denied = await hoop(['runbook', 'run', 'purge-order', '-p', 'order_id=8'], SUPPORT);
+    expect(denied.code).toBe(3);
+    expect(denied.stderr).toContain('step 1 refused: denied');
+    expect(await sql('select count(*) from rb_orders where id = 8')).toBe('1\n');
+    const exempt = await hoop(['runbook', 'run', 'purge-order-exempt', '-p', 'order_id=8'], SUPPORT);
+    expect(exempt.code).toBe(0);
+    expect(await sql('select count(*) from rb_orders where id = 8')).toBe('0\n');
+    const wide = await hoop(['runbook', 'run', 'refund-all', '-p', 'status=paid'], SUPPORT);
+    expect(wide.code).toBe(3);
+    expect(wide.stderr).toMatch(/step 1 refused: the UPDATE changed \d+ rows, over the limit of 1 \(rule "runbook:refund-all"\); it was rolled back; nothing was kept/);
+    expect(Number(await sql("select count(*) from rb_orders where status = 'paid'"))).toBeGreaterThan(1);
+  });
+
+  it('returns the columns the runbook names, masked as the policy masks them', async () => {
+    const r = JSON.parse((await hoop(['runbook', 'run', 'lookup-customer', '-p', 'name=Ada', '--json'], SUPPORT)).stdout) as { steps: Array<{ columns: string[]; rows: string[][] }> };
+    expect(r.steps[0]!.columns).toEqual(['id', 'name', 'email']);
+    expect(r.steps[0]!.rows[0]![0]).toBe('1');
+    expect(r.steps[0]!.rows[0]![2]).not.toContain('ada@example.com');
+  });
+
+  it('is answered to whoever may not run it as a runbook that does not exist', async () => {
+    const r = await hoop(['runbook', 'run', 'refund-order', '-p', 'order_id=9', '-p', 'cents=5'], { subject: 'mallory' });
+    expect(r.code).toBe(ExitCode.DATA);
+    expect(r.stderr).toContain('no runbook "refund-order" that you may run');
+    const api = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/refund-order/run', await stack.token('mallory'), { params: { order_id: 9, cents: 5 } });
+    expect(api.status).toBe(404);
+    expect(await sql('select status from rb_orders where id = 9')).toBe('paid\n');
+  });
+
+  it('runs for CI through the API with JSON values, an integer a JSON number', async () => {
+    const token = await stack.token('sam', ['support']);
+    const wrong = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/refund-order/run', token, { params: { order_id: '9', cents: 5 } });
+    expect(wrong.status).toBe(400);
+    expect(JSON.stringify(wrong.body)).toContain('parameter order_id');
+    const ran = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/refund-order/run', token, { params: { order_id: 9, cents: 5 } });
+    expect(ran.status).toBe(200);
+    expect(ran.body).toMatchObject({ outcome: 'ran' });
+  });
+
+  it('with a reviewer: held, nothing run, until approved for exactly that runbook and those values, then runs once', async () => {
+    const held = await hoop(['runbook', 'run', 'refund-reviewed', '-p', 'order_id=15', '--no-wait'], SUPPORT);
+    expect(held.code).toBe(4);
+    const id = held.stdout.trim();
+    expect(id).toMatch(/^rv-[0-9a-f]{16}$/);
+    expect(await sql('select status from rb_orders where id = 15')).toBe('paid\n');
+    const shown = await hoop(['review', 'show', id], { subject: 'pat', groups: ['payments'] });
+    expect(shown.stdout).toContain('runbook refund-reviewed');
+    expect(shown.stdout).toContain('order_id = 15');
+    expect((await hoop(['review', 'approve', id], { subject: 'pat', groups: ['payments'] })).code).toBe(0);
+    // Other values are another review.
+    const other = await hoop(['runbook', 'run', 'refund-reviewed', '-p', 'order_id=16', '--no-wait'], SUPPORT);
+    expect(other.code).toBe(4);
+    expect(other.stdout.trim()).not.toBe(id);
+    const ran = await hoop(['runbook', 'run', 'refund-reviewed', '-p', 'order_id=15', '--no-wait'], SUPPORT);
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
+    expect(await sql('select status from rb_orders where id = 15')).toBe('refunded\n');
+    // Used once.
+    const again = await hoop(['runbook', 'run', 'refund-reviewed', '-p', 'order_id=15', '--no-wait'], SUPPORT);
+    expect(again.code).toBe(4);
+  });
+});
