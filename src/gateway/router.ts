@@ -37,7 +37,7 @@ import { HttpError } from './http/http-error.js';
 import { pathPart, requestUrl } from './http/request-target.js';
 import type { GatewayParts } from './parts/parts.js';
 import { peerOf, peerText } from './front/peer-address.js';
-import { runbookRunner } from './runbooks/run.js';
+import { runbookRunner } from './api/runbook-run.js';
 import type { SessionAdmission } from './sessions/admission.js';
 import { reviewsApi } from './api/reviews.js';
 import { runForbidden } from './runs/runs.js';

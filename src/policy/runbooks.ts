@@ -2,7 +2,7 @@
  * Runbooks as the policy repo declares them (issue 77): one file each, `runbooks/<name>.yaml`,
  * read and checked with the rest of the bundle (./load.ts), so `hoop policy check` and `hoop
  * policy test` refuse a bundle whose runbook is wrong, saying where. The gateway runs them
- * (../gateway/runbooks/run.ts).
+ * (../gateway/api/runbook-run.ts).
  *
  * ```yaml
  * version: 1

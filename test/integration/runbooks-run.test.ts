@@ -1,5 +1,5 @@
 /**
- * Runbook runs through a real gateway and PostgreSQL (src/gateway/runbooks/run.ts, `hoop runbook
+ * Runbook runs through a real gateway and PostgreSQL (src/gateway/api/runbook-run.ts, `hoop runbook
  * run`): the values bound, never spliced (hostile ones change nothing but the value), every step in
  * one transaction whose failure keeps nothing and is named, the policy's statement rules still
  * judging the steps (unless the runbook names a rule it bypasses), a runbook's row limit, masking

@@ -1,7 +1,7 @@
 /**
  * The runbooks a caller may run: `GET /v1/runbooks` and `GET /v1/runbooks/{name}`, from the
  * policy in force (none without a policy repo). A runbook the caller may not run is answered as
- * one that does not exist: its name says nothing to whoever may not use it. Runs: ../runbooks/run.ts.
+ * one that does not exist: its name says nothing to whoever may not use it. Runs: ./runbook-run.ts.
  */
 import type { RunbookInfo } from '../../api/answers.js';
 import { ErrorCode, HoopError } from '../../errors.js';

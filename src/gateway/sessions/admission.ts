@@ -84,7 +84,7 @@ interface Asked {
   via: string | undefined;
   /** A direct client's credential (its principal is the credential's, its life the credential's), and how its engine serves it (its startup was read). */
   direct?: { record: DirectRecord; protocol: 'postgres' | 'mysql' | 'http'; serve: (session: TunnelSession) => Promise<SessionOutcome> };
-  /** A runbook's run (../runbooks/run.ts): the runbook, as found in `snapshot` by its caller as `principal`, and what drives its session on its engine. */
+  /** A runbook's run (../api/runbook-run.ts): the runbook, as found in `snapshot` by its caller as `principal`, and what drives its session on its engine. */
   runbook?: RunbookAsked;
 }
 
@@ -227,7 +227,7 @@ export class SessionAdmission {
   }
 
   /**
-   * Admits a run of a runbook by `identity` (../runbooks/run.ts), in the background, as a session
+   * Admits a run of a runbook by `identity` (../api/runbook-run.ts), in the background, as a session
    * of its own on the runbook's connection; `serve` drives it (its client is the gateway itself).
    */
   admitRunbook(identity: Identity, run: RunbookAsked, remoteAddress: string, answer: SessionAnswer): void {

@@ -32,7 +32,7 @@ import { channelPair } from '../../session/channel-pair.js';
 import type { Engine, ReviewAsk, SessionOutcome, TunnelSession } from '../../session/engine.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import type { PolicySnapshot } from '../config/policy-source.js';
-import { unknownRunbook } from '../api/runbooks.js';
+import { unknownRunbook } from './runbooks.js';
 import type { GatewayParts } from '../parts/parts.js';
 import type { SessionAdmission } from '../sessions/admission.js';
 
