@@ -24,7 +24,7 @@ const object = <T extends z.ZodRawShape>(fields: string, shape: T) => z.object(s
 
 /** Messages of `POST /v1/runs`, one per field (every check of a field says the same). */
 export const RUN_ASK_MESSAGES = {
-  connections: `connections must list the run's connections (1 to ${MAX_RUN_CONNECTIONS} names)`,
+  connections: `connections must list the run's connections (0 to ${MAX_RUN_CONNECTIONS} names; none: the run reaches only the runbooks its agent may run)`,
   agent: 'agent must be a name such as claude or ci-deploy',
   via: 'via must be run or mcp',
   isolation: 'isolation must say how the command is contained (bwrap, …) or none',
@@ -37,7 +37,6 @@ export const RUN_ASK_MESSAGES = {
 export const runAskBody = object('{ connections, agent, via, isolation }', {
   connections: z
     .array(z.string(RUN_ASK_MESSAGES.connections).min(1, RUN_ASK_MESSAGES.connections).max(128, RUN_ASK_MESSAGES.connections), RUN_ASK_MESSAGES.connections)
-    .min(1, RUN_ASK_MESSAGES.connections)
     .max(MAX_RUN_CONNECTIONS, RUN_ASK_MESSAGES.connections),
   agent: z.string(RUN_ASK_MESSAGES.agent).optional(),
   via: z.enum(['run', 'mcp'], RUN_ASK_MESSAGES.via).optional(),

@@ -10,7 +10,10 @@
  *   statement held for review comes back at once as a pending review (its id, rule and
  *   reviewers): the review goes on at the gateway without the session;
  * - `wait_for_review`: waits for a review's decision; once approved, the agent sends the same
- *   statement again with `run_sql`, and the approval lets it run once.
+ *   statement again with `run_sql`, and the approval lets it run once;
+ * - `runbook_<name>`: each runbook of the policy repo the agent may run (docs/runbooks.md), its
+ *   parameters the tool's input schema; listed once the client has initialized (the agent's run
+ *   begins then: what it may run is its own), with `notifications/tools/list_changed`.
  *
  * Each call is a session of its own (no transaction outlives a call). Rows handed to the agent are
  * capped (`max_rows`); the rest are read, counted and dropped, never held.
@@ -40,6 +43,8 @@ import { VERSION } from '../version.js';
 import { commandTokenProvider } from './client-config.js';
 import { CommandRecords } from './client-records.js';
 import { answer, describeSchema, failure, httpRequest, runStatements, type ToolAnswer } from './mcp-tools.js';
+import { listRunbooks, runRunbook } from '../api-client/runbooks.js';
+import type { RunbookInfo, RunbookParamInfo } from '../api/answers.js';
 
 /** How long `wait_for_review` waits by default, and at most (seconds). */
 const DEFAULT_WAIT_SECONDS = 120;
@@ -92,6 +97,8 @@ export async function serveMcp(io: CliIo, opts: McpOptions): Promise<void> {
   };
 
   registerTools(server, { io, log, records, runProvider, guarded });
+  // The runbooks the agent may run are its run's, known once the client said its name.
+  server.server.oninitialized = () => void registerRunbookTools(server, runProvider, guarded).catch((err: unknown) => say(`the runbooks you may run could not be listed: ${describeError(err)}`));
 
   const transport = new StdioServerTransport(io.stdin, io.stdout);
   // The client is gone when it closes our stdin or stdout (or closes the transport, or we are interrupted).
@@ -247,4 +254,50 @@ function registerTools(server: McpServer, { io, log, records, runProvider, guard
         return answer({ id: r.id, state: r.state, decisions, ...(r.closedBecause ? { because: r.closedBecause } : {}), next });
       }),
   );
+}
+
+/** A parameter's input schema as its runbook declares it (the gateway checks each value again). */
+function paramSchema(p: RunbookParamInfo): z.ZodType {
+  let t: z.ZodType;
+  if (p.type === 'integer')
+    t = z
+      .number()
+      .int()
+      .min(p.min ?? Number.MIN_SAFE_INTEGER)
+      .max(p.max ?? Number.MAX_SAFE_INTEGER);
+  else if (p.type === 'enum') t = z.enum(p.values as [string, ...string[]]);
+  else if (p.type === 'string') t = z.string().max(p.maxLength ?? 256);
+  else t = z.string().describe(p.type === 'uuid' ? 'a UUID' : 'a date, YYYY-MM-DD');
+  const described = p.description ? t.describe(p.description) : t;
+  return p.required && p.default === undefined ? described : described.optional();
+}
+
+/** A runbook's tool description: what it does, where, and whether a run waits for a reviewer. */
+function runbookToolText(r: RunbookInfo): string {
+  return `${r.description} (runbook ${r.name} on ${r.connection}${r.steps.every((s) => 'sql' in s) ? ', one transaction' : ''}${r.review ? '; each run waits for a reviewer: a held run comes back with its review id, call wait_for_review, then this tool again with the same arguments' : ''})`;
+}
+
+/** Registers a tool `runbook_<name>` for each runbook the agent's run may run. */
+async function registerRunbookTools(server: McpServer, runProvider: () => Promise<ResolvedTokenProvider>, guarded: ToolContext['guarded']): Promise<void> {
+  const provider = await runProvider();
+  const endpoint = { gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) };
+  for (const r of await listRunbooks(endpoint, (await provider.current()).token)) {
+    server.registerTool(
+      `runbook_${r.name}`,
+      { title: `Runbook ${r.name}`, description: runbookToolText(r), inputSchema: Object.fromEntries(r.parameters.map((p) => [p.name, paramSchema(p)])) },
+      (args: Record<string, unknown>) =>
+        guarded(async () => {
+          const run = await runRunbook(endpoint, (await provider.current()).token, r.name, { params: args, text: false, via: 'mcp', deadlineSeconds: r.deadlineSeconds });
+          if (run.outcome === 'failed') return failure(`step ${run.failed!.step}: ${run.failed!.message} (nothing was kept; session ${run.session})`);
+          if (run.outcome === 'held') {
+            return answer({
+              review: run.held!.review,
+              state: 'pending',
+              next: `Held for review ${run.held!.review}: call wait_for_review with this id; once approved, call runbook_${r.name} again with exactly the same arguments, and it runs once.`,
+            });
+          }
+          return answer({ session: run.session, steps: run.steps });
+        }),
+    );
+  }
 }

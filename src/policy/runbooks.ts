@@ -34,7 +34,7 @@ import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import type { Problem } from '../config/yaml.js';
 import type { Identity } from '../identity.js';
-import { type Principal, principalMatchFields, principalMatches, principalOf } from './principal.js';
+import { namesPrincipal, type Principal, principalMatchFields, principalMatches, principalOf } from './principal.js';
 import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, namesPerson, type AccessGrant } from './access.js';
 import { PARAM_NAME, paramsSchema, RunbookParams } from './runbook-params.js';
 import { list } from './schema-fields.js';
@@ -170,11 +170,15 @@ export function checkRunbook(
 /**
  * Whether `identity` may run `runbook`: an entry of its `run` admits a person it names (by subject,
  * `*` or group; an entry that names none admits anyone signed in) when its principal keys hold
- * (`via`, `agents`, `isolated`: how the caller came, an agent's run for its person).
+ * (`via`, `agents`, `isolated`: how the caller came, an agent's run for its person). An agent's run
+ * is admitted only by an entry with principal keys: never by its person's groups alone.
  */
 export function mayRun(runbook: Pick<Runbook, 'run'>, identity: Identity, principal: Principal = principalOf(identity)): boolean {
   return runbook.run.some(
-    (g) => principalMatches(g, principal) && ((g.subjects === undefined && g.groups === undefined) || namesPerson({ subjects: g.subjects ?? [], emails: [], groups: g.groups ?? [] }, identity)),
+    (g) =>
+      (principal.run === undefined || namesPrincipal(g)) &&
+      principalMatches(g, principal) &&
+      ((g.subjects === undefined && g.groups === undefined) || namesPerson({ subjects: g.subjects ?? [], emails: [], groups: g.groups ?? [] }, identity)),
   );
 }
 

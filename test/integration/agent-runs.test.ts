@@ -77,8 +77,7 @@ describe('beginning a run', () => {
     const cases: Array<[unknown, RegExp]> = [
       [[], /must be a JSON object/],
       [{ isolation: 'bwrap' }, /connections must list/],
-      [{ connections: [], isolation: 'bwrap' }, /connections must list/],
-      [{ connections: Array.from({ length: 65 }, (_, i) => `c${i}`), isolation: 'bwrap' }, /1 to 64 names/],
+      [{ connections: Array.from({ length: 65 }, (_, i) => `c${i}`), isolation: 'bwrap' }, /0 to 64 names/],
       [{ connections: ['app'], isolation: 'BWRAP!' }, /isolation must say/],
       [{ connections: ['app'], isolation: 'none', via: 'connect' }, /via must be run or mcp/],
       [{ connections: ['app'], isolation: 'none', agent: 7 }, /agent must be a name/],

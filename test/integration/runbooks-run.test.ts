@@ -6,13 +6,18 @@
  * of what it returns, runs that need no access rule, and a reviewed run that runs only as approved.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { callApi } from '../harness/api.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { poll } from '../harness/wait.js';
+
+const HOOP = resolve(import.meta.dirname, '../../bin/hoop.js');
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
@@ -269,5 +274,48 @@ describe('a runbook run', () => {
     // Used once.
     const again = await hoop(['runbook', 'run', 'refund-reviewed', '-p', 'order_id=15', '--no-wait'], SUPPORT);
     expect(again.code).toBe(4);
+  });
+});
+
+describe('runbooks as MCP tools', () => {
+  it("are an agent's tools through hoop mcp, their parameters its input schema; a value outside them is refused and nothing runs", async () => {
+    // Sam's agent has no access rule on app: its runbooks are all it may do there.
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [HOOP, 'mcp', '--agent', 'claude-code', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile],
+      env: { PATH: process.env.PATH ?? '', HOOP_TOKEN: await stack.token('sam', ['support']), HOOP_CONFIG_DIR: join(stack.dir, 'cli-sam'), XDG_RUNTIME_DIR: stack.runtime },
+      stderr: 'pipe',
+    });
+    let err = '';
+    transport.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const client = new Client({ name: 'claude-code', version: '1' });
+    await client.connect(transport);
+    try {
+      const tools = await poll(async () => {
+        const listed = (await client.listTools()).tools;
+        return listed.some((t) => t.name.startsWith('runbook_')) ? listed : undefined;
+      });
+      // Only what the agent's own entry admits: refund-order names claude* via mcp; the others are its person's group's alone.
+      const refund = tools!.filter((t) => t.name.startsWith('runbook_'));
+      expect(refund.map((t) => t.name)).toEqual(['runbook_refund-order']);
+      expect(refund[0]!.inputSchema).toMatchObject({
+        type: 'object',
+        properties: { order_id: { type: 'integer', minimum: 1 }, cents: { type: 'integer', minimum: 1, maximum: 10000 }, reason: { type: 'string', maxLength: 200 } },
+        required: ['order_id', 'cents'],
+      });
+      const ran = await client.callTool({ name: 'runbook_refund-order', arguments: { order_id: 17, cents: 250, reason: "'; drop table rb_orders; --" } });
+      expect(ran.isError ?? false).toBe(false);
+      expect(JSON.stringify(ran.content)).toContain('UPDATE 1');
+      expect(await sql('select status from rb_orders where id = 17; select reason from rb_refunds where order_id = 17')).toBe("refunded\n'; drop table rb_orders; --\n");
+      const over = await client.callTool({ name: 'runbook_refund-order', arguments: { order_id: 18, cents: 20000 } });
+      expect(over.isError).toBe(true);
+      expect(await sql('select status from rb_orders where id = 18')).toBe('paid\n');
+      // The run is the agent's: its session says so.
+      const sessions = JSON.parse((await hoop(['sessions', 'ls', '--agent', 'claude-code', '--json'], SUPPORT)).stdout) as { sessions: Array<{ connection: string; via?: string }> };
+      expect(sessions.sessions.some((x) => x.connection === 'app' && x.via === 'mcp')).toBe(true);
+    } finally {
+      await client.close();
+    }
+    expect(err).not.toMatch(/could not be listed/);
   });
 });

@@ -66,7 +66,9 @@ describe('gateway API bodies', () => {
       throw new Error('accepted');
     };
     expect(problem(runAskBody, [])).toEqual([undefined, 'the request body must be a JSON object { connections, agent, via, isolation }']);
-    expect(problem(runAskBody, { connections: Array(65).fill('a'), isolation: 'none' })[1]).toMatch(/^connections must list the run's connections \(1 to 64 names\)$/);
+    expect(problem(runAskBody, { connections: Array(65).fill('a'), isolation: 'none' })[1]).toMatch(
+      /^connections must list the run's connections \(0 to 64 names; none: the run reaches only the runbooks its agent may run\)$/,
+    );
     expect(problem(runAskBody, { connections: ['a', ''], isolation: 'none' })[0]).toBe('connections');
     expect(problem(runAskBody, { connections: ['a'], isolation: 'none', command: 'x'.repeat(4097) })).toEqual(['command', 'command must be a text of at most 4096 characters']);
     expect(problem(accessRequestBody, { connection: 'a', seconds: 0.5, reason: 'r' })).toEqual(['seconds', 'seconds must be a whole number of seconds, at least 1']);
