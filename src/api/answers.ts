@@ -298,6 +298,8 @@ export const sessionSummarySchema = recordObject({
   isolated: z.boolean().optional(),
   /** A direct client's session (a direct credential at the gateway's port): no hoop in its path, so no record of the CLI's. */
   direct: z.literal(true).optional(),
+  /** A runbook's run: the runbook, and the SHA-256 of its file. */
+  runbook: z.object({ name: z.string(), digest: z.string() }).optional(),
   startedAt: storedTime,
   /** Absent while the session runs. */
   endedAt: storedTime.optional(),

@@ -30,6 +30,7 @@ interface LsFlags extends SessionsFlags {
   connection?: string;
   run?: string;
   agent?: string;
+  runbook?: string;
   via?: string;
   role?: string;
   since?: string;
@@ -61,6 +62,7 @@ function lsCommand(io: CliIo): Command {
     .option('--user <subject>', 'only this subject (or email)')
     .option('--connection <name>', 'only this connection')
     .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
+    .option('--runbook <name>', 'only the runs of this runbook')
     .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
     .option('--via <way>', "only the sessions that came this way: connect, exec, direct (a person's own), run, mcp (an agent's)")
     .option('--role <role>', 'only the PostgreSQL sessions that signed in as this database role')
@@ -87,7 +89,7 @@ function timeBound(value: string): string {
 /** `hoop sessions ls`: uploads this machine's leftover records, then lists the sessions that match, as JSON or a table. */
 async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   const filter: Record<string, string> = {};
-  for (const k of ['user', 'connection', 'run', 'agent', 'via', 'role', 'since', 'until', 'table', 'column', 'tool', 'path', 'method'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+  for (const k of ['user', 'connection', 'run', 'runbook', 'agent', 'via', 'role', 'since', 'until', 'table', 'column', 'tool', 'path', 'method'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
   if (flags.denied) filter.denied = '1';
   if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
   const { sessions, local } = await listSessionsFromHere(io, flags, filter);

@@ -26,10 +26,12 @@ export function clientRecordLabel(s: SessionSummary, local: Set<string>): string
   return state === 'complete' ? 'signed' : typeof state === 'string' ? state : '-';
 }
 
-/** How a session came, for a table: the way in, and an agent's name (`run claude`). */
+/** How a session came, for a table: the way in, an agent's name, a runbook's (`run claude`, `mcp claude runbook refund-order`). */
 export function viaLabel(s: Record<string, unknown>): string {
   const via = typeof s.via === 'string' ? s.via : 'connect';
-  return typeof s.agent === 'string' ? `${via} ${s.agent}` : via;
+  const how = typeof s.agent === 'string' ? `${via} ${s.agent}` : via;
+  const runbook = (s.runbook as { name?: unknown } | undefined)?.name;
+  return typeof runbook === 'string' ? `${how} runbook ${runbook}` : how;
 }
 
 /** Who a session was, in words: the person, or the person's agent with its run and how it came. */

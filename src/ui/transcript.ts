@@ -63,10 +63,13 @@ export class TranscriptRenderer {
         this.#mysql = e.type === 'mysql';
         // An agent's session: whose agent, how it came, in which run (the gateway's word, from the run's credential).
         const agent = typeof e.agent === 'string' ? `'s agent ${e.agent} via ${String(e.via)} (run ${String(e.runId)}${e.isolated === false ? ', not contained' : ''})` : '';
+        // A runbook's run: which runbook, and its file's digest (the gateway's client sent its steps).
+        const rb = e.runbook as { name?: unknown; digest?: unknown } | undefined;
+        const runbook = typeof rb?.name === 'string' ? `, running runbook ${rb.name} (sha256 ${String(rb.digest).slice(0, 12)})` : '';
         return [
           {
             at,
-            text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''}${agent} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}`,
+            text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''}${agent}${runbook} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}`,
           },
         ];
       }

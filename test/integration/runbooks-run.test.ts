@@ -164,9 +164,16 @@ describe('a runbook run', () => {
         { step: 2, tag: 'INSERT 0 1' },
       ],
     });
-    // The session is the run's: recorded as any session, the runbook's name and file in it.
-    const shown = await hoop(['sessions', 'show', String(json.session), '--json'], { subject: 'sam', groups: ['support'] });
-    expect(shown.stdout).toContain('"runbook"');
+    // The session is the run's: recorded as any session, the runbook's name and file in it, and found by it.
+    const listed = await poll(async () => {
+      const ls = JSON.parse((await hoop(['sessions', 'ls', '--runbook', 'refund-order', '--json'], SUPPORT)).stdout) as { sessions: Array<{ id: string; runbook?: { name: string; digest: string } }> };
+      return ls.sessions.some((x) => x.id === json.session) ? ls.sessions : undefined;
+    });
+    expect(listed!.find((x) => x.id === json.session)!.runbook).toEqual({ name: 'refund-order', digest: json.digest });
+    expect(JSON.parse((await hoop(['sessions', 'ls', '--runbook', 'lookup-customer', '--json'], SUPPORT)).stdout)).toEqual({ sessions: [] });
+    const shown = await hoop(['sessions', 'show', String(json.session)], SUPPORT);
+    expect(shown.stdout).toContain(`running runbook refund-order (sha256 ${String(json.digest).slice(0, 12)})`);
+    expect(shown.stdout).toContain("update rb_orders set status = 'refunded' where id = $1 and status = 'paid' returning id, status");
   });
 
   it('binds hostile values as values: SQL, quotes and shell text change nothing but the reason stored', async () => {

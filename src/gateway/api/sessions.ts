@@ -1,7 +1,7 @@
 /**
  * Recordings and the CLIs' records:
  *
- * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&role=&since=&until=&denied=1&table=&column=&tool=&min-rows=]`,
+ * - `GET /v1/sessions[?user=&connection=&run=&runbook=&agent=&via=&role=&since=&until=&denied=1&table=&column=&tool=&min-rows=]`,
  *   `GET /v1/sessions/{id}`, and a recording's files (`…/files`, `…/files/{name}`). A caller sees
  *   their own sessions; members of the policy's `recording.auditors` groups see everyone's. A
  *   session the caller may not see is answered as unknown.
@@ -45,6 +45,7 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
   const until = time('until');
   const user = query.get('user');
   const run = query.get('run');
+  const runbook = query.get('runbook');
   const agent = query.get('agent')?.toLowerCase() ?? null;
   const via = query.get('via');
   const role = query.get('role');
@@ -63,6 +64,7 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
     (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
     (connection === null || s.connection === connection) &&
     (run === null || s.runId === run) &&
+    (runbook === null || s.runbook?.name === runbook) &&
     (agent === null || (s.agent !== undefined && globMatches(agent, s.agent))) &&
     (via === null || (s.via ?? 'connect') === via) &&
     (role === null || s.role === role) &&

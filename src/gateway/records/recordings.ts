@@ -430,6 +430,7 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
     ...(typeof start?.agent === 'string' ? { agent: start.agent } : {}),
     ...(typeof start?.isolated === 'boolean' ? { isolated: start.isolated } : {}),
     ...(start?.direct === true ? { direct: true as const } : {}),
+    ...(isRunbookOrigin(start?.runbook) ? { runbook: { name: start.runbook.name, digest: start.runbook.digest } } : {}),
     startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
     endedAt: new Date(last || realClock.now()).toISOString(),
     reason: 'gateway-stopped',
@@ -443,6 +444,11 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
     bytesFromClient: 0,
     bytesToClient: 0,
   };
+}
+
+/** Whether a recording's start names a runbook's run as the gateway writes it. */
+function isRunbookOrigin(v: unknown): v is { name: string; digest: string } {
+  return typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string' && typeof (v as { digest?: unknown }).digest === 'string';
 }
 
 /** Where the gateway in `dataDir` writes the recording of session `id`. */
