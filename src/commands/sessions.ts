@@ -89,7 +89,8 @@ function timeBound(value: string): string {
 /** `hoop sessions ls`: uploads this machine's leftover records, then lists the sessions that match, as JSON or a table. */
 async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   const filter: Record<string, string> = {};
-  for (const k of ['user', 'connection', 'run', 'runbook', 'agent', 'via', 'role', 'since', 'until', 'table', 'column', 'tool', 'path', 'method'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+  for (const k of ['user', 'connection', 'run', 'runbook', 'agent', 'via', 'role', 'since', 'until', 'table', 'column', 'tool', 'path', 'method'] as const)
+    if (flags[k] !== undefined) filter[k] = flags[k]!;
   if (flags.denied) filter.denied = '1';
   if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
   const { sessions, local } = await listSessionsFromHere(io, flags, filter);

@@ -28,6 +28,8 @@ import type { Runbook } from '../../policy/schema.js';
 import { reviewSettingsFor } from '../../policy/review-combine.js';
 import { PgClient, type ResultHandler } from '../../postgres/wire/client.js';
 import type { PgErrorFields } from '../../postgres/wire/messages.js';
+import { MySqlGreeted, type ResultHandler as MySqlResultHandler } from '../../mysql/wire/client.js';
+import type { ErrPacket } from '../../mysql/wire/results.js';
 import { channelPair } from '../../session/channel-pair.js';
 import type { Engine, ReviewAsk, SessionOutcome, TunnelSession } from '../../session/engine.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
@@ -92,9 +94,9 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
     // Every value checked before anything runs: a refusal names the parameter.
     const values = runbook.params.check(Object.entries(parsed.data.params), parsed.data.text ? 'text' : 'json');
     const type = snapshot.policy.connections.find((c) => c.name === runbook.connection)?.type;
-    if (type !== 'postgres') {
-      throw new HoopError(ErrorCode.USAGE, `runbook ${runbook.name} runs on ${runbook.connection}, a ${type} connection: this gateway runs runbooks on PostgreSQL connections only`, {
-        hint: 'its steps can be run by hand meanwhile: hoop runbook show ' + runbook.name,
+    if (type !== 'postgres' && type !== 'mysql') {
+      throw new HoopError(ErrorCode.USAGE, `runbook ${runbook.name} runs on ${runbook.connection}, a ${type} connection: this gateway runs runbooks of SQL steps (PostgreSQL, MySQL) only`, {
+        hint: `its steps can be run by hand meanwhile: hoop runbook show ${runbook.name}`,
       });
     }
     const { gateway, client } = channelPair();
@@ -127,7 +129,7 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
 /** The result of a run as its caller hears it, besides the runbook's name, digest and commit. */
 type RunResult = Omit<RunbookRunAnswer, 'runbook' | 'digest' | 'commit' | 'session'>;
 
-/** One run of a runbook of SQL steps on a PostgreSQL connection, its client the gateway. */
+/** One run of a runbook of SQL steps (PostgreSQL or MySQL), its client the gateway. */
 class SqlRun {
   result: RunResult = { outcome: 'failed', steps: [], failed: { step: 0, message: 'the run did not start' } };
   /** The step running (1-based; 0 before the first, and for BEGIN). */
@@ -193,30 +195,25 @@ class SqlRun {
     );
     const steps: RunbookStepResult[] = [];
     const ran = (async (): Promise<RunResult> => {
-      const database = (this.session.connection as PostgresConnection).database;
-      const pg = await PgClient.start(client, [
-        ['user', 'hoop'],
-        ['database', database],
-        ['application_name', `hoop runbook ${runbook.name}`],
-      ]);
-      const failedAt = (f: PgErrorFields): RunResult => ({ outcome: 'failed', steps, failed: failureOf(this.#step, f) });
-      const begun = await pg.run('BEGIN', ignored);
+      const sql = await signIn(this.session, client, `hoop runbook ${runbook.name}`);
+      const failedAt = (f: StepFailure): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, ...f } });
+      const begun = await sql.run(sql.begin);
       if (begun) return failedAt(begun);
       for (const [i, s] of runbook.steps.entries()) {
         if (s.kind !== 'sql') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not SQL`);
         this.#step = i + 1;
-        const collected = new StepRows(i + 1, runbook.returns);
-        const failure = await pg.runBound(s.sql, boundOf(s.params, values), collected);
+        const rows = new StepRows(i + 1, runbook.returns);
+        const failure = await sql.bound(s.sql, boundOf(s.params, values), rows);
         if (failure) {
-          await pg.run('ROLLBACK', ignored);
+          await sql.run('ROLLBACK');
           return failedAt(failure);
         }
-        steps.push(collected.result());
+        steps.push(rows.result());
       }
       this.#step = runbook.steps.length + 1;
-      const committed = await pg.run('COMMIT', ignored);
+      const committed = await sql.run('COMMIT');
       if (committed) return failedAt(committed);
-      pg.close();
+      sql.close();
       return { outcome: 'ran', steps };
     })().catch((err: unknown): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, message: `the session ended: ${describeError(err)}`, ...hintOf(err) } }));
     try {
@@ -230,19 +227,62 @@ class SqlRun {
   }
 }
 
-/** A handler that keeps nothing (BEGIN, COMMIT, ROLLBACK). */
-const ignored: ResultHandler = { columns: () => undefined, row: () => undefined, complete: () => undefined, notice: () => undefined };
+/** Why a step (or BEGIN, COMMIT) failed, as the database or the policy said it. */
+type StepFailure = Omit<NonNullable<RunResult['failed']>, 'step'>;
 
-/** The failure of step `step` as the database (or the policy, as 42501) said it. */
-function failureOf(step: number, f: PgErrorFields): NonNullable<RunResult['failed']> {
-  const refused = f.code === '42501' && f.message.startsWith('hoop: ');
+/** The gateway as a SQL client of the session: statements as text (BEGIN, COMMIT, ROLLBACK), a step with its values bound. */
+interface SqlSession {
+  begin: string;
+  run(sql: string): Promise<StepFailure | undefined>;
+  bound(sql: string, params: Array<string | null>, rows: StepRows): Promise<StepFailure | undefined>;
+  close(): void;
+}
+
+/** A failure the policy made (its refusals begin `hoop: `) is a refusal. */
+function failure(f: { code: string; message: string; detail?: string | undefined; hint?: string | undefined }): StepFailure {
   return {
-    step,
     code: f.code,
     message: f.message,
     ...(f.detail !== undefined ? { detail: f.detail } : {}),
     ...(f.hint !== undefined ? { hint: f.hint } : {}),
-    ...(refused ? { refused: true } : {}),
+    ...(f.message.startsWith('hoop: ') ? { refused: true } : {}),
+  };
+}
+
+/** Signs in to the session's engine on `client`, in its lane's protocol, as `application`. */
+async function signIn(session: TunnelSession, client: Duplex, application: string): Promise<SqlSession> {
+  const c = session.connection;
+  if (c.type === 'mysql') {
+    const my = await (await MySqlGreeted.read(client)).signIn({ user: 'hoop', password: '', database: c.database ?? '', attributes: { program_name: application } });
+    const said = (e: ErrPacket | undefined): StepFailure | undefined => (e ? failure({ code: `${e.code} (${e.sqlState})`, message: e.message }) : undefined);
+    const ignored: MySqlResultHandler = { columns: () => undefined, row: () => undefined, end: () => undefined };
+    return {
+      begin: 'START TRANSACTION',
+      run: async (sql) => said(await my.run(sql, ignored)),
+      bound: async (sql, params, rows) =>
+        said(
+          await my.runBound(sql, params, {
+            columns: (cs) => rows.columns(cs.map((x) => x.name)),
+            row: (v) => rows.row(v),
+            end: (ok) => rows.complete(ok ? `OK ${ok.affectedRows}` : `ROWS ${rows.count}`),
+          }),
+        ),
+      close: () => my.close(),
+    };
+  }
+  const pg = await PgClient.start(client, [
+    ['user', 'hoop'],
+    ['database', (c as PostgresConnection).database],
+    ['application_name', application],
+  ]);
+  const said = (f: PgErrorFields | undefined): StepFailure | undefined => (f ? failure(f) : undefined);
+  const ignored: ResultHandler = { columns: () => undefined, row: () => undefined, complete: () => undefined, notice: () => undefined };
+  return {
+    begin: 'BEGIN',
+    run: async (sql) => said(await pg.run(sql, ignored)),
+    bound: async (sql, params, rows) =>
+      said(await pg.runBound(sql, params, { columns: (fs) => rows.columns(fs.map((f) => f.name)), row: (v) => rows.row(v), complete: (t) => rows.complete(t), notice: () => undefined })),
+    close: () => pg.close(),
   };
 }
 
@@ -251,12 +291,13 @@ function hintOf(err: unknown): { hint?: string } {
 }
 
 /** One step's results: its tag, and its rows (the columns the runbook returns, at most {@link RUNBOOK_ROWS}). */
-class StepRows implements ResultHandler {
+class StepRows {
   #columns: string[] | undefined;
   /** The indexes of the columns kept. */
   #kept: number[] = [];
   readonly #rows: Array<Array<string | null>> = [];
   #truncated = false;
+  #dropped = 0;
   #tag = '';
 
   constructor(
@@ -264,22 +305,26 @@ class StepRows implements ResultHandler {
     private readonly returns: readonly string[] | undefined,
   ) {}
 
-  columns(fields: Array<{ name: string }>): void {
-    const names = fields.map((f) => f.name);
+  columns(names: string[]): void {
     this.#kept = names.flatMap((n, i) => (!this.returns || this.returns.includes(n) ? [i] : []));
     this.#columns = this.#kept.map((i) => names[i]!);
   }
 
   row(values: Array<string | null>): void {
-    if (this.#rows.length >= RUNBOOK_ROWS) this.#truncated = true;
-    else this.#rows.push(this.#kept.map((i) => values[i] ?? null));
+    if (this.#rows.length >= RUNBOOK_ROWS) {
+      this.#truncated = true;
+      this.#dropped++;
+    } else this.#rows.push(this.#kept.map((i) => values[i] ?? null));
   }
 
   complete(tag: string): void {
     this.#tag = tag;
   }
 
-  notice(): void {}
+  /** The rows seen so far. */
+  get count(): number {
+    return this.#rows.length + this.#dropped;
+  }
 
   result(): RunbookStepResult {
     return { step: this.step, tag: this.#tag, ...(this.#columns ? { columns: this.#columns, rows: this.#rows } : {}), ...(this.#truncated ? { truncated: true as const } : {}) };

@@ -14,7 +14,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scramble } from './auth.js';
 import { Cap, handshakeResponse, MariaCap, parseGreeting, sslRequest, type Greeting } from './handshake.js';
 import { PacketSource } from './packet-source.js';
-import { packet } from './packets.js';
+import { lenencBytes, packet } from './packets.js';
 import { MySqlProtocolError } from './protocol-error.js';
 import {
   Command,
@@ -28,6 +28,8 @@ import {
   parseErr,
   parseOk,
   parseTextRow,
+  parseBinaryRow,
+  ColumnType,
   Status,
   type ColumnDefinition,
   type ErrPacket,
@@ -215,6 +217,50 @@ export class MySqlClient {
    */
   async run(sql: string, handler: ResultHandler): Promise<ErrPacket | undefined> {
     this.#socket.write(packet(0, Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')])));
+    return this.#results(handler, 'text');
+  }
+
+  /**
+   * Runs one statement `sql` with `params` bound (each `?` in turn, sent as a string, NULL as
+   * null: never spliced into the text), as a prepared statement closed after it ran; resolves as
+   * {@link run} does.
+   * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_stmt_execute.html
+   */
+  async runBound(sql: string, params: ReadonlyArray<string | null>, handler: ResultHandler): Promise<ErrPacket | undefined> {
+    this.#socket.write(packet(0, Buffer.concat([Buffer.from([Command.STMT_PREPARE]), Buffer.from(sql, 'utf8')])));
+    const prepared = (await this.#packets.next()).payload;
+    if (prepared[0] === ERR_HEADER) return parseErr(prepared);
+    const id = prepared.readUInt32LE(1);
+    const columns = prepared.readUInt16LE(5);
+    const count = prepared.readUInt16LE(7);
+    const eof = !(this.capabilities & Cap.DEPRECATE_EOF);
+    for (const n of [count, columns]) {
+      for (let i = 0; i < n; i++) await this.#packets.next();
+      if (n > 0 && eof) expectEof((await this.#packets.next()).payload);
+    }
+    try {
+      if (count !== params.length) return { code: 1210, sqlState: 'HY000', message: `the statement takes ${count} parameters, and ${params.length} are bound` }; // ER_WRONG_ARGUMENTS
+      const head = Buffer.alloc(10);
+      head[0] = Command.STMT_EXECUTE;
+      head.writeUInt32LE(id, 1);
+      head.writeUInt32LE(1, 6); // one iteration, no cursor
+      const nulls = Buffer.alloc(Math.ceil(count / 8));
+      params.forEach((v, i) => {
+        if (v === null) nulls[i >> 3]! |= 1 << (i & 7);
+      });
+      // Each parameter a string (MYSQL_TYPE_VAR_STRING): the server converts it as it would a quoted literal.
+      const types = Buffer.alloc(count * 2);
+      for (let i = 0; i < count; i++) types[i * 2] = ColumnType.VAR_STRING;
+      const values = params.flatMap((v) => (v === null ? [] : [lenencBytes(v)]));
+      this.#socket.write(packet(0, Buffer.concat([head, ...(count > 0 ? [nulls, Buffer.from([1]), types, ...values] : [])])));
+      return await this.#results(handler, 'binary');
+    } finally {
+      this.#socket.write(packet(0, Buffer.concat([Buffer.from([Command.STMT_CLOSE]), prepared.subarray(1, 5)])));
+    }
+  }
+
+  /** Reads a command's results to the last, rows in the text or the binary protocol; the ERR that stopped them, or undefined. */
+  async #results(handler: ResultHandler, rows: 'text' | 'binary'): Promise<ErrPacket | undefined> {
     for (;;) {
       const p = await this.#packets.next();
       const head = p.payload[0];
@@ -242,7 +288,8 @@ export class MySqlClient {
             status = this.capabilities & Cap.DEPRECATE_EOF ? parseOk(r.payload, this.capabilities).status : eofStatus(r.payload);
             break;
           }
-          await handler.row(parseTextRow(r.payload, n).map((v) => (v === null ? null : v.toString('utf8'))));
+          const values = rows === 'text' ? parseTextRow(r.payload, n) : parseBinaryRow(r.payload, columns);
+          await handler.row(values.map((v) => (v === null ? null : v.toString('utf8'))));
         }
         await handler.end(undefined);
       }
