@@ -59,6 +59,8 @@ const stepResult = z.object({
   columns: z.array(z.string()).optional(),
   rows: z.array(z.array(z.string().nullable())).optional(),
   truncated: z.literal(true).optional(),
+  stdout: z.string().optional(),
+  stderr: z.string().optional(),
 });
 
 const runAnswer: z.ZodType<RunbookRunAnswer> = z.object({
@@ -68,7 +70,9 @@ const runAnswer: z.ZodType<RunbookRunAnswer> = z.object({
   session: z.string(),
   outcome: z.enum(['ran', 'failed', 'held']),
   steps: z.array(stepResult),
-  failed: z.object({ step: z.number(), code: z.string().optional(), message: z.string(), detail: z.string().optional(), hint: z.string().optional(), refused: z.boolean().optional() }).optional(),
+  failed: z
+    .object({ step: z.number(), code: z.string().optional(), message: z.string(), detail: z.string().optional(), hint: z.string().optional(), refused: z.boolean().optional(), undone: z.boolean() })
+    .optional(),
   held: z.object({ review: z.string(), step: z.number().optional() }).optional(),
 });
 

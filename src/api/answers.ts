@@ -200,14 +200,18 @@ export interface RunbookStepResult {
   rows?: Array<Array<string | null>>;
   /** More rows came than a run returns ({@link RUNBOOK_ROWS}): the first are here. */
   truncated?: true;
+  /** An SSH step's output (its last 64 KiB of each). */
+  stdout?: string;
+  stderr?: string;
 }
 
 /** The most rows a run returns of one step. */
 export const RUNBOOK_ROWS = 1000;
 
 /**
- * `POST /v1/runbooks/{name}/run`: how a run went, in the session it ran as. `ran`: every step, then
- * committed; `failed`: a step failed or was refused, and nothing was kept (`failed` says which);
+ * `POST /v1/runbooks/{name}/run`: how a run went, in the session it ran as. `ran`: every step (SQL:
+ * then committed); `failed`: a step failed or was refused (`failed` says which, and whether what ran
+ * before it was undone);
  * `held`: a reviewer must approve first (`held.review`; run it again with the same parameters once
  * approved), nothing ran.
  */
@@ -218,7 +222,8 @@ export interface RunbookRunAnswer {
   session: string;
   outcome: 'ran' | 'failed' | 'held';
   steps: RunbookStepResult[];
-  failed?: { step: number; code?: string; message: string; detail?: string; hint?: string; refused?: boolean };
+  /** Which step failed and why; `undone`: what ran before it was rolled back (SQL), else it stays (SSH). */
+  failed?: { step: number; code?: string; message: string; detail?: string; hint?: string; refused?: boolean; undone: boolean };
   /** The review the run waits for; `step` when a statement rule of the policy held that step (absent: the runbook asks for one). */
   held?: { review: string; step?: number };
 }

@@ -49,6 +49,9 @@ function runText(io: CliIo, run: RunbookRunAnswer): string {
       );
       out += `(${s.rows.length} row${s.rows.length === 1 ? '' : 's'}${s.truncated ? ', and more not shown' : ''})\n`;
     }
+    // An SSH step's output as it printed it, made safe for the terminal.
+    if (s.stdout) out += terminalSafe(s.stdout).replace(/([^\n])$/, '$1\n');
+    if (s.stderr) io.stderr.write(terminalSafe(s.stderr).replace(/([^\n])$/, '$1\n'));
     out += `step ${s.step}: ${terminalSafe(s.tag)}\n`;
   }
   return out;
@@ -162,7 +165,8 @@ async function runOne(io: CliIo, endpoint: { gateway: string; ca?: Buffer }, tok
   }
   if (run.outcome === 'failed') {
     const f = run.failed!;
-    say(`${f.step > 0 && f.step <= r.steps.length ? `step ${f.step} ` : ''}${f.refused ? 'refused' : 'failed'}: ${f.message.replace(/^hoop: /, '')}; nothing was kept (session ${run.session})`);
+    const after = f.undone ? 'nothing was kept' : f.step > 1 ? `steps 1 to ${f.step - 1} ran, and what they did stays` : 'no step before it ran';
+    say(`${f.step > 0 && f.step <= r.steps.length ? `step ${f.step} ` : ''}${f.refused ? 'refused' : 'failed'}: ${f.message.replace(/^hoop: /, '')}; ${after} (session ${run.session})`);
     if (f.hint) say(`hint: ${f.hint}`);
     throw new CommandExit(f.refused ? ExecExit.REFUSED : ExecExit.STATEMENT_FAILED);
   }

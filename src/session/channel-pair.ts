@@ -22,14 +22,21 @@ class End extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
     this.bytesSent += chunk.length;
-    if (this.peer.destroyed) return done();
-    if (this.peer.push(chunk)) done();
-    else this.#waiting = done;
+    // As a socket does: the peer reads it later, never inside this write (a writer such as ssh2 is not
+    // re-entrant), and a copy (a writer may reuse its buffer once the write returns).
+    const copy = Buffer.from(chunk);
+    queueMicrotask(() => {
+      if (this.peer.destroyed) done();
+      else if (this.peer.push(copy)) done();
+      else this.#waiting = done;
+    });
   }
 
   override _final(done: (err?: Error | null) => void): void {
-    if (!this.peer.destroyed) this.peer.push(null);
-    done();
+    queueMicrotask(() => {
+      if (!this.peer.destroyed) this.peer.push(null);
+      done();
+    });
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {

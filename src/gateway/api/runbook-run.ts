@@ -31,6 +31,9 @@ import type { PgErrorFields } from '../../postgres/wire/messages.js';
 import { MySqlGreeted, type ResultHandler as MySqlResultHandler } from '../../mysql/wire/client.js';
 import type { ErrPacket } from '../../mysql/wire/results.js';
 import { channelPair } from '../../session/channel-pair.js';
+import { newEd25519Key } from '../../ssh/common/keys.js';
+import { RunbookParamError } from '../../policy/runbook-params.js';
+import { runSshStep, sshSignIn, stepWords } from './runbook-ssh.js';
 import type { Engine, ReviewAsk, SessionOutcome, TunnelSession } from '../../session/engine.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import type { PolicySnapshot } from '../config/policy-source.js';
@@ -93,13 +96,17 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
     if (!parsed.success) throw new HoopError(ErrorCode.USAGE, parsed.error.issues[0]!.message);
     // Every value checked before anything runs: a refusal names the parameter.
     const values = runbook.params.check(Object.entries(parsed.data.params), parsed.data.text ? 'text' : 'json');
-    const type = snapshot.policy.connections.find((c) => c.name === runbook.connection)?.type;
-    if (type !== 'postgres' && type !== 'mysql') {
-      throw new HoopError(ErrorCode.USAGE, `runbook ${runbook.name} runs on ${runbook.connection}, a ${type} connection: this gateway runs runbooks of SQL steps (PostgreSQL, MySQL) only`, {
-        hint: `its steps can be run by hand meanwhile: hoop runbook show ${runbook.name}`,
-      });
+    // A word a program would read as an option is no parameter's to give.
+    for (const s of runbook.steps) {
+      if (s.kind !== 'ssh') continue;
+      for (const w of s.words) {
+        if (typeof w !== 'string' && values.get(w.param)?.text.startsWith('-'))
+          throw new RunbookParamError(w.param, 'begins with -, which the command would read as an option', 'an SSH step takes a value as one word, never as an option');
+      }
     }
     const { gateway, client } = channelPair();
+    // An SSH run signs in to its session with a key of its own, which the session expects.
+    const key = runbook.steps[0]?.kind === 'ssh' ? newEd25519Key(`hoop runbook ${runbook.name}`) : undefined;
     return new Promise<RunbookRunAnswer>((resolve, reject) => {
       const answered = (a: Omit<RunbookRunAnswer, 'runbook' | 'digest' | 'commit'>): void =>
         resolve({ runbook: runbook.name, digest: runbook.digest, ...(snapshot.commit ? { commit: snapshot.commit } : {}), ...a });
@@ -109,8 +116,9 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
           runbook,
           snapshot,
           principal,
+          ...(key ? { clientKey: key.public } : {}),
           serve: async (session, engine) => {
-            const run = new SqlRun(session, engine, runbook, values, snapshot, client);
+            const run = new RunbookRun(session, engine, runbook, values, snapshot, client, key?.private);
             const outcome = await run.serve();
             answered({ session: session.id, ...run.result });
             return outcome;
@@ -129,9 +137,9 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
 /** The result of a run as its caller hears it, besides the runbook's name, digest and commit. */
 type RunResult = Omit<RunbookRunAnswer, 'runbook' | 'digest' | 'commit' | 'session'>;
 
-/** One run of a runbook of SQL steps (PostgreSQL or MySQL), its client the gateway. */
-class SqlRun {
-  result: RunResult = { outcome: 'failed', steps: [], failed: { step: 0, message: 'the run did not start' } };
+/** One run of a runbook, its client the gateway. */
+class RunbookRun {
+  result: RunResult = { outcome: 'failed', steps: [], failed: { step: 0, message: 'the run did not start', undone: true } };
   /** The step running (1-based; 0 before the first, and for BEGIN). */
   #step = 0;
 
@@ -142,6 +150,7 @@ class SqlRun {
     private readonly values: Values,
     private readonly snapshot: PolicySnapshot,
     private readonly client: Duplex,
+    private readonly sshKey: string | undefined,
   ) {}
 
   /** Holds the run for its review when the runbook asks for one; else (or once approved) runs it. Resolves the session's outcome. */
@@ -151,7 +160,7 @@ class SqlRun {
       const settings = reviewSettingsFor(this.snapshot.policy, runbook.connection, runbook.review);
       const refused = !settings ? 'the policy names no group that may review it' : !session.reviews ? 'this gateway cannot hold it for review' : undefined;
       if (refused || !settings || !session.reviews)
-        return this.#end({ outcome: 'failed', steps: [], failed: { step: 0, message: `runbook ${runbook.name} asks for a reviewer, and ${refused}`, refused: true } });
+        return this.#end({ outcome: 'failed', steps: [], failed: { step: 0, message: `runbook ${runbook.name} asks for a reviewer, and ${refused}`, refused: true, undone: true } });
       const pending = session.reviews.request({ ...runbookAsk(runbook, this.values, this.snapshot), settings });
       // A review raised now is held: the caller runs it again once it is approved, and that run uses the approval.
       if (!pending.reused) {
@@ -164,7 +173,7 @@ class SqlRun {
         return this.#end({
           outcome: 'failed',
           steps: [],
-          failed: { step: 0, message: `approval ${pending.id} could not be used: ${'because' in decided && decided.because ? decided.because : decided.state}`, refused: true },
+          failed: { step: 0, message: `approval ${pending.id} could not be used: ${'because' in decided && decided.because ? decided.because : decided.state}`, refused: true, undone: true },
         });
       }
     }
@@ -181,9 +190,10 @@ class SqlRun {
     return { reason: 'client-terminated', bytesFromClient: 0, bytesToClient: 0, detail: result.outcome === 'held' ? `held for review ${result.held!.review}: nothing ran` : result.failed!.message };
   }
 
-  /** Signs in, runs BEGIN, each step, COMMIT; a failure, a hold or the deadline ends it (and the session, which rolls back). */
+  /** Runs the steps in its lane; a failure, a hold or the deadline ends it (and the session, which rolls back what SQL did). */
   async #run(): Promise<void> {
-    const { runbook, values, client } = this;
+    const { runbook, client } = this;
+    const undone = this.sshKey === undefined;
     let stop!: (r: RunResult) => void;
     const stopped = new Promise<RunResult>((resolve) => (stop = resolve));
     const held = (m: ControlMessage): void => {
@@ -191,44 +201,72 @@ class SqlRun {
     };
     client.on('control', held);
     const cancelDeadline = realClock.timer(runbook.deadlineMs, () =>
-      stop({ outcome: 'failed', steps: [], failed: { step: this.#step, message: `the runbook's deadline of ${runbook.deadlineMs / 1000} s passed; nothing was kept` } }),
+      stop({ outcome: 'failed', steps: [], failed: { step: this.#step, message: `the runbook's deadline of ${runbook.deadlineMs / 1000} s passed`, undone } }),
     );
     const steps: RunbookStepResult[] = [];
-    const ran = (async (): Promise<RunResult> => {
-      const sql = await signIn(this.session, client, `hoop runbook ${runbook.name}`);
-      const failedAt = (f: StepFailure): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, ...f } });
-      const begun = await sql.run(sql.begin);
-      if (begun) return failedAt(begun);
-      for (const [i, s] of runbook.steps.entries()) {
-        if (s.kind !== 'sql') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not SQL`);
-        this.#step = i + 1;
-        const rows = new StepRows(i + 1, runbook.returns);
-        const failure = await sql.bound(s.sql, boundOf(s.params, values), rows);
-        if (failure) {
-          await sql.run('ROLLBACK');
-          return failedAt(failure);
-        }
-        steps.push(rows.result());
-      }
-      this.#step = runbook.steps.length + 1;
-      const committed = await sql.run('COMMIT');
-      if (committed) return failedAt(committed);
-      sql.close();
-      return { outcome: 'ran', steps };
-    })().catch((err: unknown): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, message: `the session ended: ${describeError(err)}`, ...hintOf(err) } }));
+    const ran = (this.sshKey ? this.#ssh(steps, this.sshKey) : this.#sql(steps)).catch(
+      (err: unknown): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, message: `the session ended: ${describeError(err)}`, ...hintOf(err), undone } }),
+    );
     try {
       this.result = await Promise.race([ran, stopped]);
     } finally {
       cancelDeadline();
       client.off('control', held);
     }
-    // What was run and not committed is not kept: said of every step that is not the run's whole.
-    if (this.result.outcome !== 'ran') this.result = { ...this.result, steps: [] };
+    // What SQL ran and did not commit is not kept: no step of it is said to have run.
+    if (this.result.outcome !== 'ran' && undone) this.result = { ...this.result, steps: [] };
+  }
+
+  /** BEGIN, each step with its values bound, COMMIT; ROLLBACK at the first failure. */
+  async #sql(steps: RunbookStepResult[]): Promise<RunResult> {
+    const { runbook, values } = this;
+    const sql = await signIn(this.session, this.client, `hoop runbook ${runbook.name}`);
+    const failedAt = (f: StepFailure): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, ...f, undone: true } });
+    const begun = await sql.run(sql.begin);
+    if (begun) return failedAt(begun);
+    for (const [i, s] of runbook.steps.entries()) {
+      if (s.kind !== 'sql') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not SQL`);
+      this.#step = i + 1;
+      const rows = new StepRows(i + 1, runbook.returns);
+      const failure = await sql.bound(s.sql, boundOf(s.params, values), rows);
+      if (failure) {
+        await sql.run('ROLLBACK');
+        return failedAt(failure);
+      }
+      steps.push(rows.result());
+    }
+    this.#step = runbook.steps.length + 1;
+    const committed = await sql.run('COMMIT');
+    if (committed) return failedAt(committed);
+    sql.close();
+    return { outcome: 'ran', steps };
+  }
+
+  /** Each step an exec request, in turn, until one fails. */
+  async #ssh(steps: RunbookStepResult[], privateKey: string): Promise<RunResult> {
+    const { runbook, values } = this;
+    const ssh = await sshSignIn(this.client, privateKey);
+    try {
+      for (const [i, s] of runbook.steps.entries()) {
+        if (s.kind !== 'ssh') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not an SSH command`);
+        this.#step = i + 1;
+        const done = await runSshStep(
+          ssh,
+          i + 1,
+          stepWords(s, (p) => values.get(p)?.text),
+        );
+        steps.push(done.result);
+        if (done.failed) return { outcome: 'failed', steps, failed: { step: i + 1, ...done.failed, undone: false } };
+      }
+      return { outcome: 'ran', steps };
+    } finally {
+      ssh.end();
+    }
   }
 }
 
 /** Why a step (or BEGIN, COMMIT) failed, as the database or the policy said it. */
-type StepFailure = Omit<NonNullable<RunResult['failed']>, 'step'>;
+type StepFailure = Omit<NonNullable<RunResult['failed']>, 'step' | 'undone'>;
 
 /** The gateway as a SQL client of the session: statements as text (BEGIN, COMMIT, ROLLBACK), a step with its values bound. */
 interface SqlSession {

@@ -34,7 +34,7 @@ import { errorBody, errorHeaders, errorStatus, asHoopError } from '../http/respo
 import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionSlots } from './session-slots.js';
 import { PostgresSlots } from './session-slots-postgres.js';
 import type { GatewayParts } from '../parts/parts.js';
-import { type PolicySnapshot, whoOf } from '../config/policy-source.js';
+import { type PolicySession, type PolicySnapshot, whoOf } from '../config/policy-source.js';
 import { describeEnd } from '../runs/runs.js';
 import { LiveSession, type SessionEvents, type SessionOrigin, type SessionWho } from './live-session.js';
 import { openRecording, startRecording } from './session-recording.js';
@@ -91,6 +91,8 @@ interface Asked {
 /** A runbook's run, as admitted. */
 export interface RunbookAsked {
   runbook: Runbook;
+  /** SSH: the public key the run signs in to its session with. */
+  clientKey?: string;
   snapshot: PolicySnapshot;
   principal: Principal;
   serve: (session: TunnelSession, engine: Engine) => Promise<SessionOutcome>;
@@ -231,7 +233,7 @@ export class SessionAdmission {
    * of its own on the runbook's connection; `serve` drives it (its client is the gateway itself).
    */
   admitRunbook(identity: Identity, run: RunbookAsked, remoteAddress: string, answer: SessionAnswer): void {
-    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: undefined, detached: true, via: run.principal.via, runbook: run };
+    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: run.clientKey, detached: true, via: run.principal.via, runbook: run };
     const task = this.#admit(run.runbook.connection, remoteAddress, Promise.resolve(identity), asked, answer);
     this.#live.add(task);
     void task.finally(() => this.#live.delete(task));
@@ -304,19 +306,7 @@ export class SessionAdmission {
       principal,
       connection: ps.connection,
       policyCommit: ps.snapshot.commit,
-      policy: {
-        judge: ps.judge,
-        readOnly: ps.readOnly,
-        recording: pinned.recording,
-        ...(ps.ssh ? { ssh: ps.ssh } : {}),
-        ...(ps.mcp ? { mcp: ps.mcp } : {}),
-        ...(ps.http ? { http: ps.http } : {}),
-        ...(ps.masking ? { masking: ps.masking } : {}),
-        ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
-        maxSessions: ps.maxSessions,
-        limits: ps.limits,
-        ...(ps.databaseAccess ? { databaseAccess: ps.databaseAccess } : {}),
-      },
+      policy: sessionPolicyOf(ps),
       // A renewed token keeps the session only with the same access under the policy the session started with.
       stillAllowed: (id) => {
         const now = accessFor(pinned, whoOf(id, principal), name, reviews.grantsOf(id));
@@ -335,7 +325,7 @@ export class SessionAdmission {
       principal,
       connection: ps.connection,
       policyCommit: snapshot.commit,
-      policy: { judge: ps.judge, readOnly: false, recording: snapshot.policy.recording, ...(ps.masking ? { masking: ps.masking } : {}), maxSessions: ps.maxSessions, limits: ps.limits },
+      policy: sessionPolicyOf(ps),
       // A renewed token keeps the run while the runbook still admits it.
       stillAllowed: (id) => mayRun(runbook, id, principal),
       grantUntil: undefined,
@@ -567,6 +557,23 @@ export class SessionAdmission {
     channel.once('close', () => this.#lingering.delete(channel));
     setTimeout(() => channel.destroy(), SESSION_LINGER_MS).unref();
   }
+}
+
+/** What a session enforces of the policy in force (`ps`, for its identity, connection and grant): one function for every way a session is admitted. */
+function sessionPolicyOf(ps: PolicySession): SessionPolicy {
+  return {
+    judge: ps.judge,
+    readOnly: ps.readOnly,
+    recording: ps.snapshot.policy.recording,
+    ...(ps.ssh ? { ssh: ps.ssh } : {}),
+    ...(ps.mcp ? { mcp: ps.mcp } : {}),
+    ...(ps.http ? { http: ps.http } : {}),
+    ...(ps.masking ? { masking: ps.masking } : {}),
+    ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
+    maxSessions: ps.maxSessions,
+    limits: ps.limits,
+    ...(ps.databaseAccess ? { databaseAccess: ps.databaseAccess } : {}),
+  };
 }
 
 /** Where a session came from, as its recording's start and its summary say it. */
