@@ -123,6 +123,10 @@ export interface RunningDemo {
    * review approve|deny <id>`; resolves its exit code and a line that says what was done.
    */
   review(decision: 'approve' | 'deny', reason?: string, id?: string): Promise<{ code: number; line: string }>;
+  /** `hoop runbook run <argv>` as the demo's user. */
+  runbook(argv: string[]): Promise<{ code: number; out: string; err: string }>;
+  /** An MCP client of `hoop mcp --agent demo-agent`, as the demo's user's agent: the runbook tools it lists, and what calling `tool` answered. */
+  runbookAgent(tool: string, args: Record<string, unknown>): Promise<{ tools: string[]; isError: boolean; text: string }>;
   /** `hoop alerts ls --json` as the demo's user (the alerts about them, open ones), once the gateway has raised what it will. */
   alerts(): Promise<{ code: number; alerts: Array<{ id: string; rule: string; count: number; state: string }> }>;
   stop(): Promise<void>;
@@ -279,6 +283,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       runAgentWrite: (sql) => runAgentWrite(cli, p.reviewer, sql),
       review: (decision, reason, given) => decideReview(cli, p.reviewer, decision, reason, given),
       alerts: () => openAlerts(cli),
+      runbook: (argv) => cli(['runbook', 'run', ...argv]),
+      runbookAgent: (tool, args) => runbookAsAgent({ ...options.env, ...env }, work, tool, args),
       verifyLastSession: (before) => verifyLastSession(cli, before),
       stop: stopAll,
     };
@@ -695,6 +701,27 @@ async function decideReview(cli: DemoCli, reviewerDir: string, decision: 'approv
   if (id === undefined) return { code: 1, line: 'no review waited for a decision' };
   const r = await cli(['review', decision, id, ...(reason ? ['--reason', reason] : [])], asReviewer);
   return { code: r.code, line: `hoop review ${decision} ${id}${reason ? ` --reason ${JSON.stringify(reason)}` : ''}: ${(r.out || r.err).trim()}` };
+}
+
+/** {@link RunningDemo.runbookAgent}: a real `hoop mcp` process and the MCP SDK's client, as an agent's. */
+async function runbookAsAgent(env: NodeJS.ProcessEnv, cwd: string, tool: string, args: Record<string, unknown>): Promise<{ tools: string[]; isError: boolean; text: string }> {
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+  const client = new Client({ name: 'demo-agent', version: '1' });
+  await client.connect(new StdioClientTransport({ command: process.execPath, args: [HOOP_BIN, 'mcp', '--agent', 'demo-agent'], env: env as Record<string, string>, cwd, stderr: 'ignore' }));
+  try {
+    // hoop mcp lists the runbooks once the client has initialized: asked again for a moment until they are there.
+    let tools: string[] = [];
+    for (let i = 0; i < 100 && !tools.includes(tool); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      tools = (await client.listTools()).tools.map((t) => t.name).filter((n) => n.startsWith('runbook_'));
+    }
+    const r = await client.callTool({ name: tool, arguments: args });
+    const text = (r.content as Array<{ type: string; text?: string }>).map((c) => c.text ?? '').join('\n');
+    return { tools, isError: r.isError === true, text };
+  } finally {
+    await client.close();
+  }
 }
 
 /** {@link RunningDemo.alerts}: the demo user's open alerts (asked again for a moment while none is there: the gateway raises it as the refusal comes). */

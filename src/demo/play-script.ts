@@ -29,6 +29,8 @@ export async function playDemoScript(demo: RunningDemo): Promise<{ transcript: s
       alerts: () => demo.alerts(),
       ...(demo.runSsh ? { runSsh: demo.runSsh } : {}),
       ...(demo.reviewedAgent ? { reviewedAgent: demo.reviewedAgent } : {}),
+      runbook: (argv) => demo.runbook(argv),
+      runbookAgent: (tool, args) => demo.runbookAgent(tool, args),
     });
   } finally {
     session.close();

@@ -179,6 +179,8 @@ export function samplePolicyFiles(target: SampleTarget): Record<string, string> 
   return {
     'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, maskingYaml(target), sshRulesYaml(target), mcpRulesYaml(target), httpRulesYaml(target)].join(''),
     'policy/tests/demo.yaml': POLICY_TESTS_YAML,
+    'runbooks/refund-order.yaml': REFUND_RUNBOOK,
+    'runbooks/lookup-customer.yaml': LOOKUP_RUNBOOK,
     'policy/fixtures/shop.sql': `-- The data the masking case of policy/tests/demo.yaml runs on (the demo's own).\n${sampleSchemaSql()}`,
   };
 }
@@ -358,6 +360,37 @@ ssh:                                            # what sessions on ${DEMO_SSH_CO
 `
     : '';
 }
+
+/** The demo's runbook for a write: a refund, at most 100 and one order, which an agent may run without a reviewer. */
+const REFUND_RUNBOOK = `# A named operation, reviewed once here: run it with hoop runbook run refund-order -p order_id=4
+version: 1
+description: Refund a paid order of at most 100
+connection: ${DEMO_CONNECTION}
+parameters:
+  order_id: { type: integer, min: 1, description: the order to refund }
+steps:
+  - sql: update orders set status = 'refunded' where id = $1 and status = 'paid' and total <= 100 returning id, status, total
+    params: [order_id]
+run:
+  - { groups: [engineers] }
+  - { agents: ["*"], via: [run, mcp] }      # any agent of an engineer, through hoop run or hoop mcp
+maxAffectedRows: 1
+bypass: [agents-writes-review]              # this runbook is the agent's review: no reviewer per refund
+`;
+
+/** The demo's runbook for a read: one customer, masked as every read is. */
+const LOOKUP_RUNBOOK = `version: 1
+description: Look up a customer by id (masked as the policy masks every read)
+connection: ${DEMO_CONNECTION}
+parameters:
+  customer_id: { type: integer, min: 1 }
+steps:
+  - sql: select id, name, email, card_number, country from customers where id = $1
+    params: [customer_id]
+run:
+  - { groups: [engineers, analysts] }
+  - { agents: ["*"], via: [run, mcp] }
+`;
 
 /** `policy/tests/demo.yaml`: what `hoop policy test` checks of the demo's policy. */
 const POLICY_TESTS_YAML = `# Run with: hoop policy test --dir <this repository>

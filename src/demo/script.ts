@@ -130,6 +130,10 @@ export interface DemoScriptChecks {
   runSsh?: (script: string) => Promise<{ code: number; stdout: string; stderr: string; replay: string }>;
   /** Where runs are contained: an agent under `hoop run --review`, then `hoop run diff` and `hoop run apply` of its run. */
   reviewedAgent?: (script: string) => Promise<ReviewedRun>;
+  /** `hoop runbook run <argv>` as the demo's user. */
+  runbook?: (argv: string[]) => Promise<{ code: number; out: string; err: string }>;
+  /** An agent's MCP client of `hoop mcp --agent demo-agent`: the runbook tools it lists, and what calling `tool` with `args` answered. */
+  runbookAgent?: (tool: string, args: Record<string, unknown>) => Promise<{ tools: string[]; isError: boolean; text: string }>;
 }
 
 /** What the reviewed agent does in its project: a report from the database, and a file direnv would run as its person. */
@@ -162,7 +166,7 @@ function indented(lines: string[]): string[] {
  * Resolves the transcript and whether every outcome was as expected.
  */
 export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
-  const { recording, runAgent, review, runSsh, agentWrite, personRun, alerts, reviewedAgent } = checks;
+  const { recording, runAgent, review, runSsh, agentWrite, personRun, alerts, reviewedAgent, runbook, runbookAgent } = checks;
   const outcomes: Outcome[] = [];
   // A step that cannot be played at all (a command that failed, a table a broken policy let the agent drop) is a FAIL of its own, never an unexpected error.
   const play = async (what: string, outcome: () => Promise<Outcome>): Promise<void> => {
@@ -176,6 +180,8 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
   if (agentWrite && personRun && review) await play("the agent's write", () => playAgentWrite(agentWrite, personRun, review));
   if (runSsh) await play('the SSH run', () => playSshRun(runSsh));
   if (reviewedAgent) await play('the reviewed agent', () => playReviewedAgent(reviewedAgent));
+  if (runbook) await play('the runbook', () => playRunbook(runbook));
+  if (runbookAgent) await play("the agent's runbook", () => playRunbookAgent(runbookAgent));
   const passed = outcomes.filter((o) => o.problem === undefined).length;
   const transcript = outcomes.flatMap((o) => [...o.lines, o.problem === undefined ? `   ok   ${o.shows}` : `   FAIL ${o.problem}`, '']);
   transcript.push(`${passed} of ${outcomes.length} expected outcomes happened.`);
@@ -323,5 +329,37 @@ async function playReviewedAgent(reviewedAgent: NonNullable<DemoScriptChecks['re
               : undefined,
     shows:
       'the agent wrote a layer of its own, never your tree: with no terminal to review on, its changes were kept; hoop run diff showed them, hoop run apply applied the report through the gate, and the .envrc (which direnv would run as you) was refused',
+  };
+}
+
+/** A paid order of at most 100 in the demo's shop (order 4: 82.48). */
+const REFUNDED_ORDER = 4;
+
+/** The person runs the refund runbook: one order refunded, in a session of its own. */
+async function playRunbook(runbook: NonNullable<DemoScriptChecks['runbook']>): Promise<Outcome> {
+  const r = await runbook(['refund-order', '-p', `order_id=${REFUNDED_ORDER}`]);
+  const said = `${r.out}${r.err}`.trim().split('\n').filter(Boolean);
+  return {
+    lines: [`you>   hoop runbook run refund-order -p order_id=${REFUNDED_ORDER}`, ...indented(said)],
+    problem:
+      r.code !== 0 ? `hoop runbook run exited ${r.code}: ${said.at(-1) ?? ''}` : !/\brefunded\b/.test(r.out) || !r.out.includes('step 1: UPDATE 1') ? `it said ${JSON.stringify(r.out)}` : undefined,
+    shows: 'a runbook of the policy repo ran as written, its parameter bound (never spliced into the SQL), in one transaction of its own session, recorded',
+  };
+}
+
+/** An agent calls the lookup runbook as an MCP tool: the customer comes back masked. */
+async function playRunbookAgent(runbookAgent: NonNullable<DemoScriptChecks['runbookAgent']>): Promise<Outcome> {
+  const r = await runbookAgent('runbook_lookup-customer', { customer_id: 1 });
+  return {
+    lines: ['agent> (MCP) tools/call runbook_lookup-customer { "customer_id": 1 }', `        tools: ${r.tools.join(', ')}`, ...indented([r.text.slice(0, 300)])],
+    problem:
+      !r.tools.includes('runbook_refund-order') || !r.tools.includes('runbook_lookup-customer')
+        ? `hoop mcp listed ${r.tools.join(', ') || 'no runbook'}`
+        : r.isError
+          ? `the tool failed: ${r.text}`
+          : r.text.includes('@') || !r.text.includes('"1"')
+            ? `the customer came back unmasked or not at all: ${r.text.slice(0, 200)}`
+            : undefined,
+    shows: "hoop mcp gave the agent each runbook it may run as a tool of its own, its parameters the tool's schema; the customer came back masked",
   };
 }

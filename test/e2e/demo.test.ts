@@ -18,7 +18,7 @@ import { findSshd } from '../../src/demo/sshd.js';
 import { detectContainment } from '../../src/agent/containment.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed), one more where runs are contained (the gate). */
-const DEMO_STEPS = 10 + (findSshd() ? 1 : 0) + (detectContainment('auto', process.env).kind === 'bwrap' ? 1 : 0);
+const DEMO_STEPS = 12 + (findSshd() ? 1 : 0) + (detectContainment('auto', process.env).kind === 'bwrap' ? 1 : 0);
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-demo-'));

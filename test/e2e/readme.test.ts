@@ -33,7 +33,7 @@ import { loadPolicyDir } from '../../src/policy/load.js';
 import { sshJudgeFor } from '../../src/policy/ssh.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed), one more where runs are contained (the gate). */
-const DEMO_STEPS = 10 + (findSshd() ? 1 : 0) + (detectContainment('auto', process.env).kind === 'bwrap' ? 1 : 0);
+const DEMO_STEPS = 12 + (findSshd() ? 1 : 0) + (detectContainment('auto', process.env).kind === 'bwrap' ? 1 : 0);
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/hoop.js');
