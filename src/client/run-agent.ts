@@ -69,6 +69,8 @@ import { mintDirect } from '../api-client/direct.js';
 
 export interface RunOptions extends LocalPolicyOptions {
   connect?: string[];
+  /** Serve no connection: the command reaches only the runbooks its agent may run. */
+  runbooksOnly?: boolean;
   agent?: string;
   isolation: IsolationMode;
   /** How the contained command's changes reach its tree: through the gate when it ends (the default), kept for `hoop run apply`, or written directly. */
@@ -388,7 +390,8 @@ async function beginRun(io: CliIo, argv: string[], opts: RunOptions): Promise<Be
   const [file, ...args] = argv as [string, ...string[]];
   const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'run' } });
   const say = (line: string): void => void io.stderr.write(`${hoopSays(line)}\n`);
-  const names = await runConnections(io, opts.connect);
+  if (opts.runbooksOnly && opts.connect?.length) throw new HoopError(ErrorCode.USAGE, '--runbooks-only serves no connection: leave out --connect');
+  const names = opts.runbooksOnly ? [] : await runConnections(io, opts.connect);
   const prompt = opts.promptFile !== undefined ? await readNamedFile(opts.promptFile, treePlaces(io.env, io.cwd)) : opts.prompt;
   const person = await commandTokenProvider(io, opts);
   if (person.source === 'run') {

@@ -52,6 +52,7 @@ function runOnly(io: CliIo): Command {
     .usage('[options] -- <command> [args...]')
     .argument('<command...>', 'the command and its arguments (after --)')
     .addOption(new Option('-c, --connect <name>', 'serve this connection (repeat for several; default: connections: in .hoop.yaml)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .option('--runbooks-only', 'serve no connection: the command reaches only the runbooks its agent may run (hoop runbook run, hoop mcp)')
     .option('--agent <name>', "the agent's name, as the policy's agents: rules and the session index see it (default: the command's name)")
     .addOption(
       new Option('--isolation <how>', 'contain the command: auto (bubblewrap where it works, else none, said on stderr), bwrap (or fail), none').choices(['auto', 'bwrap', 'none']).default('auto'),

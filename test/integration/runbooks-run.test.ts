@@ -326,3 +326,53 @@ describe('runbooks as MCP tools', () => {
     expect(err).not.toMatch(/could not be listed/);
   });
 });
+
+describe('an agent under hoop run', () => {
+  it("runs a runbook its agent may run, as the run, with no connection served (--runbooks-only); its person's group alone admits it to no other", async () => {
+    const hoopCli = [process.execPath, HOOP];
+    const r = await stack.run(
+      [
+        'run',
+        '--runbooks-only',
+        '--agent',
+        'claude-code',
+        '--gateway',
+        stack.gateway.url,
+        '--ca-file',
+        stack.pki.caFile,
+        '--',
+        ...hoopCli,
+        'runbook',
+        'run',
+        'refund-order',
+        '-p',
+        'order_id=19',
+        '-p',
+        'cents=42',
+        '--json',
+      ],
+      { HOOP_TOKEN: await stack.token('sam', ['support']) },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const run = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { outcome: string; session: string };
+    expect(run.outcome).toBe('ran');
+    expect(await sql('select status from rb_orders where id = 19; select cents from rb_refunds where order_id = 19')).toBe('refunded\n42\n');
+    // The session is the run's agent's.
+    const runId = /hoop: run (run-[\w-]+):/.exec(r.stderr)?.[1];
+    expect(runId, r.stderr).toBeDefined();
+    const listed = await poll(async () => {
+      const ls = JSON.parse((await hoop(['sessions', 'ls', '--run', runId!, '--json'], SUPPORT)).stdout) as {
+        sessions: Array<{ id: string; via?: string; agent?: string; runbook?: { name: string } }>;
+      };
+      return ls.sessions.length > 0 ? ls.sessions : undefined;
+    });
+    expect(listed![0]).toMatchObject({ id: run.session, via: 'run', agent: 'claude-code', runbook: { name: 'refund-order' } });
+    // lookup-customer admits the support group, not its agents.
+    const other = await stack.run(
+      ['run', '--runbooks-only', '--agent', 'claude-code', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', ...hoopCli, 'runbook', 'run', 'lookup-customer', '-p', 'name=Ada'],
+      { HOOP_TOKEN: await stack.token('sam', ['support']) },
+    );
+    expect(other.code).toBe(ExitCode.DATA);
+    expect(other.stderr).toContain('no runbook "lookup-customer" that you may run');
+  });
+});
