@@ -83,8 +83,9 @@ import { formatLimits, measureLimits } from './pg-limits.js';
 import { cleanupAll, isInterrupted, onCleanup, trapExitSignals } from './processes.js';
 import { type BenchReport, formatMysqlTable, formatScp, formatTable, machineInfo, reportJson } from './report.js';
 import { measureScp } from './scp.js';
-import { AGENT, BenchUsageError, HTTP, IDLE_SESSIONS, LIMITS, MCP, parseArgs, SCP } from './settings.js';
+import { AGENT, BenchUsageError, HTTP, IDLE_SESSIONS, LIMITS, MCP, parseArgs, RUNBOOKS, SCP } from './settings.js';
 import { formatAgentRuns, measureAgentRuns } from './agent-runs.js';
+import { formatRunbooks, measureRunbooks } from './runbooks.js';
 
 const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
 
@@ -167,6 +168,14 @@ async function main(): Promise<number> {
       print(formatAgentRuns(report.agent));
     } catch (err) {
       log(`[agent] skipped: ${(err as Error).message}`);
+    }
+  }
+  if (RUNBOOKS) {
+    try {
+      report.runbooks = await measureRunbooks(pg, log);
+      print(formatRunbooks(report.runbooks));
+    } catch (err) {
+      log(`[runbooks] skipped: ${(err as Error).message}`);
     }
   }
   if (isInterrupted()) return 130;

@@ -18,6 +18,7 @@ import { versionOf, which } from './processes.js';
 import type { McpRow } from './mcp.js';
 import type { HttpRow } from './http-lane.js';
 import type { AgentRow } from './agent-runs.js';
+import type { RunbookRow } from './runbooks.js';
 import { SCP_BASTION_LABEL, type ScpRow } from './scp.js';
 import * as settings from './settings.js';
 
@@ -53,6 +54,8 @@ export interface BenchReport {
   http?: HttpRow[];
   /** A contained run's cost, and the gate's (./agent-runs.ts). */
   agent?: AgentRow[];
+  /** A runbook's run against an ordinary session (./runbooks.ts). */
+  runbooks?: RunbookRow[];
 }
 
 /** The figures a ratio to the baseline is given for, in the table's order. */
@@ -295,6 +298,7 @@ export function reportJson(report: BenchReport): unknown {
     mcp: report.mcp ?? null,
     http: report.http ?? null,
     agent: report.agent ?? null,
+    runbooks: report.runbooks ?? null,
     idle: orNull(report.idle),
     mysqlIdle: orNull(report.mysqlIdle),
     limits: orNull(report.limits),

@@ -42,6 +42,8 @@ export const IDLE_WARMUP_SECONDS = countOrNone(process.env.BENCH_IDLE_WARMUP, 3)
 export const LIMITS = process.env.BENCH_LIMITS !== '0';
 /** Whether the agent runs' part runs (BENCH_AGENT=0 skips it). */
 export const AGENT = process.env.BENCH_AGENT !== '0';
+/** Runbook runs against ordinary sessions (./runbooks.ts). */
+export const RUNBOOKS = process.env.BENCH_RUNBOOKS !== '0';
 /** Whether the MCP tool-call part runs (BENCH_MCP=0 skips it). */
 export const MCP = process.env.BENCH_MCP !== '0';
 /** Whether the HTTP lane's part runs (BENCH_HTTP=0 skips it). */

@@ -87,6 +87,19 @@ run:
   - { groups: [support] }
 bypass: [no-deletes]
 `,
+  'flag-order': `version: 1
+description: Flag an order (a statement rule holds writes to rb_flags for a reviewer)
+connection: app
+parameters:
+  order_id: { type: integer, min: 1 }
+steps:
+  - sql: update rb_orders set status = 'flagging' where id = $1
+    params: [order_id]
+  - sql: insert into rb_flags values ($1)
+    params: [order_id]
+run:
+  - { groups: [support] }
+`,
   'refund-reviewed': `version: 1
 description: Refund any order, with a reviewer
 connection: app
@@ -115,6 +128,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
 statements:
   rules:
     - { name: no-deletes, match: { kinds: [delete] }, action: deny, message: deletes are not allowed }
+    - { name: flags-reviewed, match: { tables: [public.rb_flags], kinds: [insert] }, action: review, review: { groups: [payments] }, message: a flag needs a reviewer }
 masking:
   columns:
     - { table: public.rb_customers, column: email, strategy: redact }
@@ -126,9 +140,10 @@ masking:
     `create table rb_orders (id int primary key, status text not null);
      create table rb_refunds (order_id int not null, cents int not null, reason text not null);
      create table rb_customers (id int primary key, name text, email text, note text);
+     create table rb_flags (order_id int primary key);
      insert into rb_orders select g, 'paid' from generate_series(1, 20) g;
      insert into rb_customers values (1, 'Ada', 'ada@example.com', 'vip');
-     grant all on rb_orders, rb_refunds, rb_customers to public;`,
+     grant all on rb_orders, rb_refunds, rb_customers, rb_flags to public;`,
     { user: stack.pg.users.scram },
   );
 });
@@ -258,6 +273,19 @@ describe('a runbook run', () => {
     const ran = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/refund-order/run', token, { params: { order_id: 9, cents: 5 } });
     expect(ran.status).toBe(200);
     expect(ran.body).toMatchObject({ outcome: 'ran' });
+  });
+
+  it('held by a statement rule at a step: rolled back, then run whole once that review is approved', async () => {
+    const held = await hoop(['runbook', 'run', 'flag-order', '-p', 'order_id=14', '--no-wait', '--json'], SUPPORT);
+    expect(held.code).toBe(4);
+    const answer = JSON.parse(held.stdout) as { outcome: string; held: { review: string; step: number } };
+    expect(answer).toMatchObject({ outcome: 'held', held: { step: 2 } });
+    expect(await sql('select status from rb_orders where id = 14; select count(*) from rb_flags')).toBe('paid\n0\n');
+    expect((await hoop(['review', 'approve', answer.held.review], { subject: 'pat', groups: ['payments'] })).code).toBe(0);
+    const ran = await hoop(['runbook', 'run', 'flag-order', '-p', 'order_id=14', '--no-wait'], SUPPORT);
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
+    expect(await sql('select status from rb_orders where id = 14; select order_id from rb_flags')).toBe('flagging\n14\n');
   });
 
   it('with a reviewer: held, nothing run, until approved for exactly that runbook and those values, then runs once', async () => {
