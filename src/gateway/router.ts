@@ -145,7 +145,13 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string, admis
       handle: async (req, m, identity) => {
         if (m[2] === undefined) return ok(runbooks.one(identity, pathPart(m[1]!)));
         const via = req.headers['hoop-via'];
-        const run = await runRunbook(identity, pathPart(m[1]!), await readOptionalJsonBody(req), typeof via === 'string' ? via : undefined, peerText(req.socket));
+        // The caller hanging up (^C) ends its run, as it would its own session.
+        const gone = new AbortController();
+        const hungUp = (): void => gone.abort();
+        req.socket.once('close', hungUp);
+        const run = await runRunbook(identity, pathPart(m[1]!), await readOptionalJsonBody(req), typeof via === 'string' ? via : undefined, peerText(req.socket), gone.signal).finally(() =>
+          req.socket.off('close', hungUp),
+        );
         return { status: run.outcome === 'held' ? 202 : 200, body: run };
       },
     },

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as https from 'node:https';
 import { ExitCode } from '../../src/errors.js';
 import { callApi } from '../harness/api.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -99,6 +100,21 @@ steps:
     params: [order_id]
 run:
   - { groups: [support] }
+`,
+  'slow-refund': `version: 1
+description: Refund an order, then wait (a step that outlasts its caller or its deadline)
+connection: app
+parameters:
+  order_id: { type: integer, min: 1 }
+  seconds: { type: integer, min: 0, max: 60 }
+steps:
+  - sql: update rb_orders set status = 'refunded' where id = $1
+    params: [order_id]
+  - sql: select pg_sleep($1)
+    params: [seconds]
+run:
+  - { groups: [support] }
+deadline: 3s
 `,
   'refund-reviewed': `version: 1
 description: Refund any order, with a reviewer
@@ -273,6 +289,32 @@ describe('a runbook run', () => {
     const ran = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/refund-order/run', token, { params: { order_id: 9, cents: 5 } });
     expect(ran.status).toBe(200);
     expect(ran.body).toMatchObject({ outcome: 'ran' });
+  });
+
+  it('past its deadline: ended, rolled back, and said', async () => {
+    const r = await hoop(['runbook', 'run', 'slow-refund', '-p', 'order_id=12', '-p', 'seconds=30'], SUPPORT);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("step 2 failed: the runbook's deadline of 3 s passed; nothing was kept");
+    expect(await sql('select status from rb_orders where id = 12')).toBe('paid\n');
+    expect(await poll(async () => ((await sql("select count(*) from pg_stat_activity where query like 'select pg_sleep%'")) === '0\n' ? true : undefined))).toBe(true);
+  });
+
+  it('ended when its caller hangs up (^C): rolled back, nothing left running', async () => {
+    const token = await stack.token('sam', ['support']);
+    const body = JSON.stringify({ params: { order_id: 13, seconds: 30 } });
+    const req = https.request(new URL('/v1/runbooks/slow-refund/run', stack.gateway.url), {
+      method: 'POST',
+      ca: stack.pki.ca,
+      agent: false,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) },
+    });
+    req.on('error', () => undefined);
+    req.end(body);
+    // Once the run sleeps in step 2 (step 1 done, not committed), the caller goes.
+    expect(await poll(async () => ((await sql("select count(*) from pg_stat_activity where query like 'select pg_sleep%'")) === '1\n' ? true : undefined))).toBe(true);
+    req.destroy();
+    expect(await poll(async () => ((await sql("select count(*) from pg_stat_activity where query like 'select pg_sleep%'")) === '0\n' ? true : undefined), { timeout: 2_500 })).toBe(true);
+    expect(await sql('select status from rb_orders where id = 13')).toBe('paid\n');
   });
 
   it('held by a statement rule at a step: rolled back, then run whole once that review is approved', async () => {

@@ -86,8 +86,8 @@ export function runbookAsk(runbook: Runbook, values: Values, snapshot: PolicySna
 
 /** The runner of `POST /v1/runbooks/{name}/run`. */
 export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) {
-  /** Runs runbook `name` for `identity` (come `via`, from `remote`) with the JSON `body`; resolves how it went. */
-  return async (identity: Identity, name: string, body: unknown, via: string | undefined, remote: string): Promise<RunbookRunAnswer> => {
+  /** Runs runbook `name` for `identity` (come `via`, from `remote`) with the JSON `body`, until `gone` (the caller left: the run ends); resolves how it went. */
+  return async (identity: Identity, name: string, body: unknown, via: string | undefined, remote: string, gone: AbortSignal): Promise<RunbookRunAnswer> => {
     const snapshot = parts.policySource?.current();
     const principal = principalOf(identity, via);
     const runbook = snapshot?.policy.runbooks?.find((r) => r.name === name && mayRun(r, identity, principal));
@@ -118,7 +118,7 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
           principal,
           ...(key ? { clientKey: key.public } : {}),
           serve: async (session, engine) => {
-            const run = new RunbookRun(session, engine, runbook, values, snapshot, client, key?.private);
+            const run = new RunbookRun(session, engine, runbook, values, snapshot, client, key?.private, gone);
             const outcome = await run.serve();
             answered({ session: session.id, ...run.result });
             return outcome;
@@ -151,6 +151,7 @@ class RunbookRun {
     private readonly snapshot: PolicySnapshot,
     private readonly client: Duplex,
     private readonly sshKey: string | undefined,
+    private readonly gone: AbortSignal,
   ) {}
 
   /** Holds the run for its review when the runbook asks for one; else (or once approved) runs it. Resolves the session's outcome. */
@@ -200,6 +201,10 @@ class RunbookRun {
       if (m.type === 'review' && m.state === 'pending' && typeof m.id === 'string') stop({ outcome: 'held', steps: [], held: { review: m.id, step: this.#step } });
     };
     client.on('control', held);
+    // A caller that left (^C) ends the run as a client that hangs up ends its session: SQL is rolled back.
+    const left = (): void => stop({ outcome: 'failed', steps: [], failed: { step: this.#step, message: 'the caller went away before the run ended', undone } });
+    if (this.gone.aborted) left();
+    this.gone.addEventListener('abort', left, { once: true });
     const cancelDeadline = realClock.timer(runbook.deadlineMs, () =>
       stop({ outcome: 'failed', steps: [], failed: { step: this.#step, message: `the runbook's deadline of ${runbook.deadlineMs / 1000} s passed`, undone } }),
     );
@@ -211,6 +216,7 @@ class RunbookRun {
       this.result = await Promise.race([ran, stopped]);
     } finally {
       cancelDeadline();
+      this.gone.removeEventListener('abort', left);
       client.off('control', held);
     }
     // What SQL ran and did not commit is not kept: no step of it is said to have run.
