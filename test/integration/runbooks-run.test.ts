@@ -157,7 +157,7 @@ masking:
      create table rb_refunds (order_id int not null, cents int not null, reason text not null);
      create table rb_customers (id int primary key, name text, email text, note text);
      create table rb_flags (order_id int primary key);
-     insert into rb_orders select g, 'paid' from generate_series(1, 20) g;
+     insert into rb_orders select g, 'paid' from generate_series(1, 40) g;
      insert into rb_customers values (1, 'Ada', 'ada@example.com', 'vip');
      grant all on rb_orders, rb_refunds, rb_customers, rb_flags to public;`,
     { user: stack.pg.users.scram },
@@ -215,7 +215,7 @@ describe('a runbook run', () => {
       expect(r.code).toBe(0);
       expect(await sql(`select reason from rb_refunds where order_id = ${id}`)).toBe(`${reason}\n`);
     }
-    expect(await sql('select count(*) from rb_orders')).toBe('20\n');
+    expect(await sql('select count(*) from rb_orders')).toBe('40\n');
   });
 
   it('refuses a value that fails its type before anything runs, naming the parameter', async () => {
@@ -292,16 +292,16 @@ describe('a runbook run', () => {
   });
 
   it('past its deadline: ended, rolled back, and said', async () => {
-    const r = await hoop(['runbook', 'run', 'slow-refund', '-p', 'order_id=12', '-p', 'seconds=30'], SUPPORT);
+    const r = await hoop(['runbook', 'run', 'slow-refund', '-p', 'order_id=31', '-p', 'seconds=30'], SUPPORT);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("step 2 failed: the runbook's deadline of 3 s passed; nothing was kept");
-    expect(await sql('select status from rb_orders where id = 12')).toBe('paid\n');
+    expect(await sql('select status from rb_orders where id = 31')).toBe('paid\n');
     expect(await poll(async () => ((await sql("select count(*) from pg_stat_activity where query like 'select pg_sleep%'")) === '0\n' ? true : undefined))).toBe(true);
   });
 
   it('ended when its caller hangs up (^C): rolled back, nothing left running', async () => {
     const token = await stack.token('sam', ['support']);
-    const body = JSON.stringify({ params: { order_id: 13, seconds: 30 } });
+    const body = JSON.stringify({ params: { order_id: 32, seconds: 30 } });
     const req = https.request(new URL('/v1/runbooks/slow-refund/run', stack.gateway.url), {
       method: 'POST',
       ca: stack.pki.ca,
@@ -314,7 +314,7 @@ describe('a runbook run', () => {
     expect(await poll(async () => ((await sql("select count(*) from pg_stat_activity where query like 'select pg_sleep%'")) === '1\n' ? true : undefined))).toBe(true);
     req.destroy();
     expect(await poll(async () => ((await sql("select count(*) from pg_stat_activity where query like 'select pg_sleep%'")) === '0\n' ? true : undefined), { timeout: 2_500 })).toBe(true);
-    expect(await sql('select status from rb_orders where id = 13')).toBe('paid\n');
+    expect(await sql('select status from rb_orders where id = 32')).toBe('paid\n');
   });
 
   it('held by a statement rule at a step: rolled back, then run whole once that review is approved', async () => {
