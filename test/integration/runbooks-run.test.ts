@@ -23,6 +23,19 @@ const HOOP = resolve(import.meta.dirname, '../../bin/hoop.js');
 let stack: HoopStack;
 let repo: PolicyGitRepo;
 
+/** A delete the policy's no-deletes rule refuses (its twin names the rule in bypass). */
+const PURGE = `version: 1
+description: Delete an order
+connection: app
+parameters:
+  order_id: { type: integer }
+steps:
+  - sql: delete from rb_orders where id = $1
+    params: [order_id]
+run:
+  - { groups: [support] }
+`;
+
 const RUNBOOKS: Record<string, string> = {
   'refund-order': `version: 1
 description: Refund a paid order, up to 100 €
@@ -65,29 +78,8 @@ run:
   - { groups: [support] }
 returns: [id, name, email]
 `,
-  'purge-order': `version: 1
-description: Delete an order (the policy denies deletes)
-connection: app
-parameters:
-  order_id: { type: integer }
-steps:
-  - sql: delete from rb_orders where id = $1
-    params: [order_id]
-run:
-  - { groups: [support] }
-`,
-  'purge-order-exempt': `version: 1
-description: Delete an order, exempt from no-deletes
-connection: app
-parameters:
-  order_id: { type: integer }
-steps:
-  - sql: delete from rb_orders where id = $1
-    params: [order_id]
-run:
-  - { groups: [support] }
-bypass: [no-deletes]
-`,
+  'purge-order': PURGE,
+  'purge-order-exempt': `${PURGE}bypass: [no-deletes]\n`,
   'flag-order': `version: 1
 description: Flag an order (a statement rule holds writes to rb_flags for a reviewer)
 connection: app
