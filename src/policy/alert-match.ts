@@ -24,7 +24,7 @@ export type AlertEventFields = Record<string, unknown>;
 
 /** What `event` counts as for alert rules, if anything. */
 function alertKindOf(event: string, f: AlertEventFields): AlertEvent | undefined {
-  if (event === 'statement.refused') return 'refused';
+  if (event === 'statement.refused' || event === 'runbook.refused') return 'refused';
   if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
   if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
   if ((event === 'session.bytes' || (event === 'session.end' && f.bytesTold === undefined)) && typeof f.bytesToClient === 'number' && f.bytesToClient > 0) return 'bytes-sent';

@@ -140,6 +140,9 @@ statements:
 masking:
   columns:
     - { table: public.rb_customers, column: email, strategy: redact }
+alerts:
+  - name: runbook-probing
+    when: { event: refused, count: 3, within: 10min }
 `);
       return repo.gatewayBlock(['${env:APP_PASSWORD}']);
     },
@@ -271,6 +274,20 @@ describe('a runbook run', () => {
     const api = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/refund-order/run', await stack.token('mallory'), { params: { order_id: 9, cents: 5 } });
     expect(api.status).toBe(404);
     expect(await sql('select status from rb_orders where id = 9')).toBe('paid\n');
+  });
+
+  it("counts its refusals before a session (not admitted, a value refused) in the policy's refused alerts", async () => {
+    const as = { subject: 'trudy', groups: ['support'] };
+    await hoop(['runbook', 'run', 'refund-order', '-p', 'order_id=x', '-p', 'cents=1'], as);
+    // Asked of the API (the CLI looks a runbook up first, and stops at an unknown one).
+    await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/lookup-customer-x/run', await stack.token(as.subject, as.groups), { params: {} });
+    expect((await hoop(['alerts', 'ls', '--json'], as)).stdout).not.toContain('runbook-probing');
+    await hoop(['runbook', 'run', 'refund-order', '-p', 'order_id=1', '-p', 'cents=0'], as);
+    const raised = await poll(async () => {
+      const ls = JSON.parse((await hoop(['alerts', 'ls', '--json'], as)).stdout) as { alerts: Array<{ rule: string; count: number }> };
+      return ls.alerts.find((a) => a.rule === 'runbook-probing');
+    });
+    expect(raised).toMatchObject({ rule: 'runbook-probing', count: 3 });
   });
 
   it('runs for CI through the API with JSON values, an integer a JSON number', async () => {

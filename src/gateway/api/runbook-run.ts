@@ -84,25 +84,50 @@ export function runbookAsk(runbook: Runbook, values: Values, snapshot: PolicySna
   return { sql: lines.join('\n'), digest, rule: `runbook:${runbook.name}`, reason: `runbook ${runbook.name} asks for a reviewer's approval of each run` };
 }
 
+/** A value a program would read as an option, in a word of an SSH step, is no parameter's to give. @throws RunbookParamError */
+function refuseOptionWords(runbook: Runbook, values: Values): void {
+  for (const s of runbook.steps) {
+    if (s.kind !== 'ssh') continue;
+    for (const w of s.words) {
+      if (typeof w !== 'string' && values.get(w.param)?.text.startsWith('-'))
+        throw new RunbookParamError(w.param, 'begins with -, which the command would read as an option', 'an SSH step takes a value as one word, never as an option');
+    }
+  }
+}
+
 /** The runner of `POST /v1/runbooks/{name}/run`. */
 export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) {
   /** Runs runbook `name` for `identity` (come `via`, from `remote`) with the JSON `body`, until `gone` (the caller left: the run ends); resolves how it went. */
   return async (identity: Identity, name: string, body: unknown, via: string | undefined, remote: string, gone: AbortSignal): Promise<RunbookRunAnswer> => {
     const snapshot = parts.policySource?.current();
     const principal = principalOf(identity, via);
+    // A refusal before the run's session is an event of its own, which `refused` alerts count.
+    const refused = (reason: 'not-admitted' | 'parameter', param?: string): void =>
+      parts.events.emit('runbook.refused', {
+        runbook: name.slice(0, 80),
+        subject: identity.subject,
+        issuer: identity.issuer,
+        via: principal.via,
+        ...(principal.run !== undefined ? { run: principal.run } : {}),
+        ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
+        reason,
+        ...(param !== undefined ? { param: param.slice(0, 80) } : {}),
+      });
     const runbook = snapshot?.policy.runbooks?.find((r) => r.name === name && mayRun(r, identity, principal));
-    if (!snapshot || !runbook) throw unknownRunbook(name);
+    if (!snapshot || !runbook) {
+      refused('not-admitted');
+      throw unknownRunbook(name);
+    }
     const parsed = runBody.safeParse(body ?? {});
     if (!parsed.success) throw new HoopError(ErrorCode.USAGE, parsed.error.issues[0]!.message);
-    // Every value checked before anything runs: a refusal names the parameter.
-    const values = runbook.params.check(Object.entries(parsed.data.params), parsed.data.text ? 'text' : 'json');
-    // A word a program would read as an option is no parameter's to give.
-    for (const s of runbook.steps) {
-      if (s.kind !== 'ssh') continue;
-      for (const w of s.words) {
-        if (typeof w !== 'string' && values.get(w.param)?.text.startsWith('-'))
-          throw new RunbookParamError(w.param, 'begins with -, which the command would read as an option', 'an SSH step takes a value as one word, never as an option');
-      }
+    let values: Values;
+    try {
+      // Every value checked before anything runs: a refusal names the parameter.
+      values = runbook.params.check(Object.entries(parsed.data.params), parsed.data.text ? 'text' : 'json');
+      refuseOptionWords(runbook, values);
+    } catch (err) {
+      if (err instanceof RunbookParamError) refused('parameter', err.param);
+      throw err;
     }
     const { gateway, client } = channelPair();
     // An SSH run signs in to its session with a key of its own, which the session expects.

@@ -25,6 +25,7 @@ export const GATEWAY_EVENTS = [
   'run.start',
   'run.end',
   'run.egress-refused',
+  'runbook.refused',
   'auth.refused',
   'auth.refused.suppressed',
   'alert.raised',
@@ -65,6 +66,7 @@ export type GatewayEventFields = {
   'run.start': { run: string; subject: string; issuer: string; agent: string; via: string; isolation: string; connections: readonly string[]; expiresAt: string };
   'run.end': { run: string; subject: string; issuer: string; agent: string; via: string; reason: string };
   'run.egress-refused': { run: string; subject: string; issuer: string; agent?: string; host: string; port: number; at: string };
+  'runbook.refused': { runbook: string; subject: string; issuer: string; run?: string; agent?: string; via: string; reason: string; param?: string };
   'auth.refused': { reason: string; message: string; at: string; path?: string; remote: string; tokenIssuer?: string; tokenSubject?: string; signed: boolean };
   'auth.refused.suppressed': { remote: string; count: number; since: string; until: string };
   'alert.raised': { alert: string; rule: string; counted: string; subject?: string; issuer?: string; agent?: string; count: number; [more: string]: unknown };
