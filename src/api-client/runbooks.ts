@@ -35,6 +35,7 @@ const runbookInfo: z.ZodType<RunbookInfo> = z.object({
   maxAffectedRows: z.number().optional(),
   deadlineSeconds: z.number(),
   returns: z.array(z.string()).optional(),
+  bypass: z.array(z.string()).optional(),
   digest: z.string(),
   commit: z.string().optional(),
 });

@@ -186,6 +186,8 @@ export interface RunbookInfo {
   maxAffectedRows?: number;
   deadlineSeconds: number;
   returns?: string[];
+  /** Statement rules its run is exempt from. */
+  bypass?: string[];
   /** SHA-256 of its file, and the policy commit it came from (when the repo has one). */
   digest: string;
   commit?: string;

@@ -77,6 +77,7 @@ function text(r: RunbookInfo): string {
     `review      ${r.review ? 'a run waits for a reviewer' : 'none'}`,
     `limits      ${r.maxAffectedRows !== undefined ? `at most ${r.maxAffectedRows} rows changed, ` : ''}${r.deadlineSeconds}s`,
     ...(r.returns ? [`returns     ${r.returns.join(', ')}`] : []),
+    ...(r.bypass ? [`bypasses    ${r.bypass.join(', ')} (statement rules its run is exempt from)`] : []),
     `file        sha256 ${r.digest}${r.commit ? ` at ${r.commit}` : ''}`,
     '',
     'parameters',

@@ -23,6 +23,7 @@ function runbookInfo(r: Runbook, commit: string | undefined): RunbookInfo {
     ...(r.maxAffectedRows !== undefined ? { maxAffectedRows: r.maxAffectedRows } : {}),
     deadlineSeconds: r.deadlineMs / 1000,
     ...(r.returns ? { returns: [...r.returns] } : {}),
+    ...(r.bypass ? { bypass: [...r.bypass] } : {}),
     digest: r.digest,
     ...(commit !== undefined ? { commit } : {}),
   };
