@@ -77,6 +77,11 @@ const runAnswer: z.ZodType<RunbookRunAnswer> = z.object({
   held: z.object({ review: z.string(), step: z.number().optional() }).optional(),
 });
 
+/** What stays of a failed run's steps before the one that failed, in words. */
+export function whatStays(f: NonNullable<RunbookRunAnswer['failed']>): string {
+  return f.undone ? 'nothing was kept' : f.step > 1 ? `steps 1 to ${f.step - 1} ran, and what they did stays` : 'no step before it ran';
+}
+
 /**
  * `POST /v1/runbooks/{name}/run`: runs it with `params` (as typed on a command line: `text`, or as
  * JSON), as the token's identity come `via`; waits up to `deadlineSeconds` (and a margin) for it.

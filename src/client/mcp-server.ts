@@ -43,7 +43,7 @@ import { VERSION } from '../version.js';
 import { commandTokenProvider } from './client-config.js';
 import { CommandRecords } from './client-records.js';
 import { answer, describeSchema, failure, httpRequest, runStatements, type ToolAnswer } from './mcp-tools.js';
-import { listRunbooks, runRunbook } from '../api-client/runbooks.js';
+import { listRunbooks, runRunbook, whatStays } from '../api-client/runbooks.js';
 import type { RunbookInfo, RunbookParamInfo } from '../api/answers.js';
 
 /** How long `wait_for_review` waits by default, and at most (seconds). */
@@ -288,7 +288,10 @@ async function registerRunbookTools(server: McpServer, runProvider: () => Promis
       (args: Record<string, unknown>) =>
         guarded(async () => {
           const run = await runRunbook(endpoint, (await provider.current()).token, r.name, { params: args, text: false, via: 'mcp', deadlineSeconds: r.deadlineSeconds });
-          if (run.outcome === 'failed') return failure(`step ${run.failed!.step}: ${run.failed!.message} (nothing was kept; session ${run.session})`);
+          if (run.outcome === 'failed') {
+            const f = run.failed!;
+            return failure(`step ${f.step}: ${f.message} (${whatStays(f)}; session ${run.session})`);
+          }
           if (run.outcome === 'held') {
             return answer({
               review: run.held!.review,

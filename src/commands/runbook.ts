@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import type { RunbookInfo, RunbookParamInfo } from '../api/answers.js';
-import { getRunbook, listRunbooks, runRunbook } from '../api-client/runbooks.js';
+import { getRunbook, listRunbooks, runRunbook, whatStays } from '../api-client/runbooks.js';
 import { followReview } from '../api-client/reviews.js';
 import { CommandExit, ErrorCode, HoopError, hoopSays } from '../errors.js';
 import { ExecExit } from '../client/exec-statements.js';
@@ -166,8 +166,7 @@ async function runOne(io: CliIo, endpoint: { gateway: string; ca?: Buffer }, tok
   }
   if (run.outcome === 'failed') {
     const f = run.failed!;
-    const after = f.undone ? 'nothing was kept' : f.step > 1 ? `steps 1 to ${f.step - 1} ran, and what they did stays` : 'no step before it ran';
-    say(`${f.step > 0 && f.step <= r.steps.length ? `step ${f.step} ` : ''}${f.refused ? 'refused' : 'failed'}: ${f.message.replace(/^hoop: /, '')}; ${after} (session ${run.session})`);
+    say(`${f.step > 0 && f.step <= r.steps.length ? `step ${f.step} ` : ''}${f.refused ? 'refused' : 'failed'}: ${f.message.replace(/^hoop: /, '')}; ${whatStays(f)} (session ${run.session})`);
     if (f.hint) say(`hint: ${f.hint}`);
     throw new CommandExit(f.refused ? ExecExit.REFUSED : ExecExit.STATEMENT_FAILED);
   }

@@ -65,6 +65,9 @@ interface Route {
 
 const ok = (body: unknown): Answer => ({ status: 200, body });
 
+/** A run's parameters: enough for a few of the longest strings a parameter takes (64 Ki characters). */
+const RUNBOOK_BODY_BYTES = 1024 * 1024;
+
 /** The routes of the API, over the gateway's parts. */
 function routes(parts: GatewayParts, callers: Callers, sshHostKey: string, admission: SessionAdmission): Route[] {
   const connections = connectionsApi(parts, callers, sshHostKey);
@@ -149,9 +152,14 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string, admis
         const gone = new AbortController();
         const hungUp = (): void => gone.abort();
         req.socket.once('close', hungUp);
-        const run = await runRunbook(identity, pathPart(m[1]!), await readOptionalJsonBody(req), typeof via === 'string' ? via : undefined, peerText(req.socket), gone.signal).finally(() =>
-          req.socket.off('close', hungUp),
-        );
+        const run = await runRunbook(
+          identity,
+          pathPart(m[1]!),
+          await readOptionalJsonBody(req, RUNBOOK_BODY_BYTES),
+          typeof via === 'string' ? via : undefined,
+          peerText(req.socket),
+          gone.signal,
+        ).finally(() => req.socket.off('close', hungUp));
         return { status: run.outcome === 'held' ? 202 : 200, body: run };
       },
     },
@@ -220,12 +228,13 @@ export function apiHandler(
     } catch (err) {
       return sendError(res, asHoopError(err));
     }
-    answer(req, path).then(
-      (a) => sendAnswer(res, a),
-      (err: unknown) => {
-        if (!(err instanceof HoopError)) parts.log.error('api.error', { path, error: describeError(err) });
-        sendError(res, asHoopError(err));
-      },
-    );
+    const failed = (err: unknown): void => {
+      if (!(err instanceof HoopError)) parts.log.error('api.error', { path, error: describeError(err) });
+      sendError(res, asHoopError(err));
+    };
+    // An answer that cannot be sent (one too large to write as JSON) is a failure answered as one, never an unhandled rejection.
+    answer(req, path)
+      .then((a) => sendAnswer(res, a))
+      .catch(failed);
   };
 }

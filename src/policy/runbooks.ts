@@ -135,6 +135,10 @@ export function checkRunbook(
       if (!m) return w;
       const p = m[1]!;
       if (!PARAM_NAME.test(p) || !declared.has(p)) problems.push({ path: ['steps', i, 'ssh', j], message: `"${w}" names no parameter (a word in braces is one parameter's value)` });
+      // A program reads a word as it will (`find !`, `vi +cmd`, `curl -d @file`): a string says what it may be.
+      const spec = data.parameters.find((x) => x.name === p);
+      if (spec?.type === 'string' && !spec.pattern)
+        problems.push({ path: ['steps', i, 'ssh', j], message: `parameter ${p} is a string without a pattern: an SSH step's word says what it may be (a pattern, or an enum, integer, uuid or date)` });
       used.add(p);
       return { param: p };
     });

@@ -108,6 +108,20 @@ run:
   - { groups: [support] }
 deadline: 3s
 `,
+  'echo-text': `version: 1
+description: Say a long text back, and many wide rows
+connection: app
+parameters:
+  text: { type: string, maxLength: 65536 }
+  rows: { type: integer, min: 0, max: 1000 }
+steps:
+  - sql: select length($1::text) as n, $1::text as t
+    params: [text]
+  - sql: select repeat('x', 100000) as wide from generate_series(1, $1)
+    params: [rows]
+run:
+  - { groups: [support] }
+`,
   'refund-reviewed': `version: 1
 description: Refund any order, with a reviewer
 connection: app
@@ -288,6 +302,37 @@ describe('a runbook run', () => {
       return ls.alerts.find((a) => a.rule === 'runbook-probing');
     });
     expect(raised).toMatchObject({ rule: 'runbook-probing', count: 3 });
+  });
+
+  it('takes long values, keeps a bounded answer (the rest counted, not kept), and refuses a __proto__ parameter', async () => {
+    const token = await stack.token('sam', ['support']);
+    const text = 'é'.repeat(40_000);
+    const r = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/echo-text/run', token, { params: { text, rows: 200 } });
+    expect(r.status).toBe(200);
+    const steps = (r.body as { steps: Array<{ rows: string[][]; truncated?: true; tag: string }> }).steps;
+    expect(steps[0]!.rows[0]).toEqual(['40000', text]);
+    expect(steps[1]!.tag).toBe('SELECT 200');
+    expect(steps[1]!.truncated).toBe(true);
+    expect(steps[1]!.rows.length).toBeLessThan(100);
+    // As JSON text: an object literal's __proto__ would set its prototype, not a key.
+    const raw = '{"params":{"text":"a","rows":1,"__proto__":{"x":1}}}';
+    const proto = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = https.request(new URL('/v1/runbooks/echo-text/run', stack.gateway.url), {
+        method: 'POST',
+        ca: stack.pki.ca,
+        agent: false,
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': String(raw.length) },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end(raw);
+    });
+    expect(proto.status).toBe(400);
+    expect(proto.text).toContain('parameter __proto__: the runbook has no such parameter');
   });
 
   it('runs for CI through the API with JSON values, an integer a JSON number', async () => {

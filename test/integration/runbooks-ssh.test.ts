@@ -4,6 +4,7 @@
  * the steps run in turn through the lane's own judge (a rule's refusal stops the run and is named,
  * what ran before it stays); a value that would read as an option is refused before anything runs.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ description: Write a note, then list the directory
 connection: box
 parameters:
   name: { type: string, pattern: "[a-z0-9-]{1,40}" }
-  text: { type: string, maxLength: 500 }
+  text: { type: string, maxLength: 500, pattern: ".{0,500}" }
 steps:
   - ssh: [sh, -c, 'printf "%s" "$1" > "${dir}/$0"', "{name}", "{text}"]
   - ssh: [ls, "${dir}"]
@@ -45,6 +46,18 @@ run:
   - { groups: [ops] }
 `;
 
+const SLEEPY = `version: 1
+description: Sleep past the deadline
+connection: box
+parameters:
+  seconds: { type: integer, min: 1, max: 600 }
+steps:
+  - ssh: [sleep, "{seconds}"]
+run:
+  - { groups: [ops] }
+deadline: 2s
+`;
+
 beforeAll(async () => {
   sshd = await startSshd();
   out = join(tmpdir(), `hoop-runbook-ssh-${process.pid}`);
@@ -55,6 +68,7 @@ beforeAll(async () => {
       mkdirSync(join(repo.dir, 'runbooks'));
       writeFileSync(join(repo.dir, 'runbooks', 'note.yaml'), NOTE(out));
       writeFileSync(join(repo.dir, 'runbooks', 'clean.yaml'), CLEAN(out));
+      writeFileSync(join(repo.dir, 'runbooks', 'sleepy.yaml'), SLEEPY);
       repo.commit(`version: 1
 connections:
 ${sshConnectionYaml('box', sshd)}
@@ -89,6 +103,19 @@ describe('a runbook run on SSH', () => {
       expect(run.steps[0]!.tag).toBe('exit 0');
       expect(run.steps[1]!.stdout).toContain(`note-${i}`);
       expect(readFileSync(join(out, `note-${i}`), 'utf8')).toBe(text);
+    }
+  });
+
+  it('past its deadline: the command is signalled (TERM, then KILL), and the run says truly whether it ended', async () => {
+    const r = await hoop(['runbook', 'run', 'sleepy', '-p', 'seconds=377']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("step 1 failed: the runbook's deadline of 2 s passed; step 1's command ");
+    // OpenSSH delivers a signal request only where it can (its privilege separation, its version): what the run says must match the target.
+    const running = spawnSync('pgrep', ['-f', '^sleep 377$']).status === 0;
+    try {
+      expect(r.stderr).toContain(running ? "step 1's command may still be running on the target" : "step 1's command was stopped (TERM, then KILL)");
+    } finally {
+      spawnSync('pkill', ['-f', '^sleep 377$']);
     }
   });
 

@@ -109,6 +109,8 @@ describe('runbooks in the policy repo', () => {
           'param-program.yaml': RESTART.replace('[sudo, systemctl, restart, "{unit}"]', '["{unit}", restart]'),
           'bad-default.yaml': REFUND.replace('cents: { type: integer, min: 1, max: 10000 }', 'cents: { type: integer, min: 1, max: 10000, default: 20000 }'),
           'extra-key.yaml': `${REFUND}approve: yes\n`,
+          'open-word.yaml': RESTART.replace('unit: { type: enum, values: [nginx, app] }', 'unit: { type: string }'),
+          'bad-bypass.yaml': `${REFUND}bypass: [no-such-rule]\n`,
         }),
         { X: 'x' },
       ),
@@ -124,6 +126,8 @@ describe('runbooks in the policy repo', () => {
     expect(find('param-program.yaml').join('\n')).toMatch(/first word is the program/);
     expect(find('bad-default.yaml').join('\n')).toMatch(/default: parameter cents: is more than 10000/);
     expect(find('extra-key.yaml').join('\n')).toMatch(/approve/);
+    expect(find('open-word.yaml').join('\n')).toMatch(/steps\.0\.ssh\.3: parameter unit is a string without a pattern/);
+    expect(find('bad-bypass.yaml').join('\n')).toMatch(/bypass\.0: no statement rule is named "no-such-rule"/);
   });
 
   it('refuse a runbook file that is a symbolic link, as policy files are', async () => {

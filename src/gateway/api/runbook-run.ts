@@ -33,7 +33,7 @@ import type { ErrPacket } from '../../mysql/wire/results.js';
 import { channelPair } from '../../session/channel-pair.js';
 import { newEd25519Key } from '../../ssh/common/keys.js';
 import { RunbookParamError } from '../../policy/runbook-params.js';
-import { runSshStep, sshSignIn, stepWords } from './runbook-ssh.js';
+import { KILL_AFTER_MS, runSshStep, sshSignIn, stepWords } from './runbook-ssh.js';
 import type { Engine, ReviewAsk, SessionOutcome, TunnelSession } from '../../session/engine.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import type { PolicySnapshot } from '../config/policy-source.js';
@@ -124,6 +124,9 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
     try {
       // Every value checked before anything runs: a refusal names the parameter.
       values = runbook.params.check(Object.entries(parsed.data.params), parsed.data.text ? 'text' : 'json');
+      // JSON.parse keeps a "__proto__" key as its own; the body's schema drops it: said, not dropped.
+      if (body !== null && typeof body === 'object' && Object.hasOwn((body as { params?: object }).params ?? {}, '__proto__'))
+        throw new RunbookParamError('__proto__', 'the runbook has no such parameter');
       refuseOptionWords(runbook, values);
     } catch (err) {
       if (err instanceof RunbookParamError) refused('parameter', err.param);
@@ -220,8 +223,14 @@ class RunbookRun {
   async #run(): Promise<void> {
     const { runbook, client } = this;
     const undone = this.sshKey === undefined;
-    let stop!: (r: RunResult) => void;
-    const stopped = new Promise<RunResult>((resolve) => (stop = resolve));
+    let settle!: (r: RunResult) => void;
+    const stopped = new Promise<RunResult>((resolve) => (settle = resolve));
+    // What stops the run also stops what it runs: an SSH step's command is signalled (./runbook-ssh.ts).
+    const halt = new AbortController();
+    const stop = (r: RunResult): void => {
+      halt.abort();
+      settle(r);
+    };
     const held = (m: ControlMessage): void => {
       if (m.type === 'review' && m.state === 'pending' && typeof m.id === 'string') stop({ outcome: 'held', steps: [], held: { review: m.id, step: this.#step } });
     };
@@ -234,11 +243,23 @@ class RunbookRun {
       stop({ outcome: 'failed', steps: [], failed: { step: this.#step, message: `the runbook's deadline of ${runbook.deadlineMs / 1000} s passed`, undone } }),
     );
     const steps: RunbookStepResult[] = [];
-    const ran = (this.sshKey ? this.#ssh(steps, this.sshKey) : this.#sql(steps)).catch(
+    const ran = (this.sshKey ? this.#ssh(steps, this.sshKey, halt.signal) : this.#sql(steps)).catch(
       (err: unknown): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, message: `the session ended: ${describeError(err)}`, ...hintOf(err), undone } }),
     );
     try {
       this.result = await Promise.race([ran, stopped]);
+      // Stopped while an SSH command ran: it was signalled; the run ends once it has (or says it may not have).
+      if (halt.signal.aborted && !undone && this.result.failed) {
+        const ended = await Promise.race([ran.then(() => true), new Promise<false>((resolve) => realClock.timer(2 * KILL_AFTER_MS + 1_000, () => resolve(false)))]);
+        const step = this.result.failed.step;
+        this.result = {
+          ...this.result,
+          failed: {
+            ...this.result.failed,
+            message: `${this.result.failed.message}; ${ended ? `step ${step}'s command was stopped (TERM, then KILL)` : `step ${step}'s command may still be running on the target`}`,
+          },
+        };
+      }
     } finally {
       cancelDeadline();
       this.gone.removeEventListener('abort', left);
@@ -251,6 +272,7 @@ class RunbookRun {
   /** BEGIN, each step with its values bound, COMMIT; ROLLBACK at the first failure. */
   async #sql(steps: RunbookStepResult[]): Promise<RunResult> {
     const { runbook, values } = this;
+    const budget = { bytes: RUNBOOK_BYTES };
     const sql = await signIn(this.session, this.client, `hoop runbook ${runbook.name}`);
     const failedAt = (f: StepFailure): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, ...f, undone: true } });
     const begun = await sql.run(sql.begin);
@@ -258,7 +280,7 @@ class RunbookRun {
     for (const [i, s] of runbook.steps.entries()) {
       if (s.kind !== 'sql') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not SQL`);
       this.#step = i + 1;
-      const rows = new StepRows(i + 1, runbook.returns);
+      const rows = new StepRows(i + 1, runbook.returns, budget);
       const failure = await sql.bound(s.sql, boundOf(s.params, values), rows);
       if (failure) {
         await sql.run('ROLLBACK');
@@ -274,17 +296,19 @@ class RunbookRun {
   }
 
   /** Each step an exec request, in turn, until one fails. */
-  async #ssh(steps: RunbookStepResult[], privateKey: string): Promise<RunResult> {
+  async #ssh(steps: RunbookStepResult[], privateKey: string, halt: AbortSignal): Promise<RunResult> {
     const { runbook, values } = this;
     const ssh = await sshSignIn(this.client, privateKey);
     try {
       for (const [i, s] of runbook.steps.entries()) {
         if (s.kind !== 'ssh') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not an SSH command`);
         this.#step = i + 1;
+        if (halt.aborted) break;
         const done = await runSshStep(
           ssh,
           i + 1,
           stepWords(s, (p) => values.get(p)?.text),
+          halt,
         );
         steps.push(done.result);
         if (done.failed) return { outcome: 'failed', steps, failed: { step: i + 1, ...done.failed, undone: false } };
@@ -359,7 +383,10 @@ function hintOf(err: unknown): { hint?: string } {
   return err instanceof HoopError && err.hint !== undefined ? { hint: err.hint } : {};
 }
 
-/** One step's results: its tag, and its rows (the columns the runbook returns, at most {@link RUNBOOK_ROWS}). */
+/** The most characters of values a run's answer carries, all steps together: what comes after is counted, not kept. */
+const RUNBOOK_BYTES = 8 * 1024 * 1024;
+
+/** One step's results: its tag, and its rows (the columns the runbook returns, at most {@link RUNBOOK_ROWS}, within the run's {@link RUNBOOK_BYTES}). */
 class StepRows {
   #columns: string[] | undefined;
   /** The indexes of the columns kept. */
@@ -372,6 +399,8 @@ class StepRows {
   constructor(
     private readonly step: number,
     private readonly returns: readonly string[] | undefined,
+    /** The bytes of values the run's answer may still carry, shared by its steps. */
+    private readonly budget: { bytes: number },
   ) {}
 
   columns(names: string[]): void {
@@ -380,10 +409,15 @@ class StepRows {
   }
 
   row(values: Array<string | null>): void {
-    if (this.#rows.length >= RUNBOOK_ROWS) {
+    const kept = this.#kept.map((i) => values[i] ?? null);
+    const size = kept.reduce((n, v) => n + (v?.length ?? 0) + 8, 0);
+    if (this.#rows.length >= RUNBOOK_ROWS || size > this.budget.bytes) {
       this.#truncated = true;
       this.#dropped++;
-    } else this.#rows.push(this.#kept.map((i) => values[i] ?? null));
+      return;
+    }
+    this.budget.bytes -= size;
+    this.#rows.push(kept);
   }
 
   complete(tag: string): void {

@@ -4,11 +4,13 @@
  * whose words are quoted for the target's login shell (../../ssh/common/shell-words.ts), so each
  * parameter reaches the program as one argument, itself. The steps run in turn; the first that
  * fails (a non-zero exit, or a refusal by the policy) stops the rest, and what ran before it stays.
+ * A run stopped (its deadline, its caller gone) signals the command it runs, and waits for it.
  */
 import type { Duplex } from 'node:stream';
 import type { Client as SshClient } from 'ssh2';
 import type { RunbookStepResult } from '../../api/answers.js';
 import type { Runbook } from '../../policy/schema.js';
+import { realClock } from '../../clock.js';
 import ssh2 from '../../ssh/common/ssh2-vendor.js';
 import { commandLine } from '../../ssh/common/shell-words.js';
 
@@ -35,12 +37,26 @@ export function sshSignIn(client: Duplex, privateKey: string): Promise<SshClient
   });
 }
 
-/** Runs step `step` (1-based), its words `words`, on `c`. */
-export function runSshStep(c: SshClient, step: number, words: readonly string[]): Promise<StepOutcome> {
+/** How long a stopped command has after TERM before KILL. */
+export const KILL_AFTER_MS = 2_000;
+
+/**
+ * Runs step `step` (1-based), its words `words`, on `c`. When `halt` aborts (the run's deadline,
+ * its caller gone) the command is sent TERM, then KILL: an exec without a terminal outlives its
+ * channel on OpenSSH, so closing the session alone would leave it running.
+ */
+export function runSshStep(c: SshClient, step: number, words: readonly string[], halt: AbortSignal): Promise<StepOutcome> {
   const line = commandLine(words);
   return new Promise((resolve, reject) => {
     c.exec(line, (err, channel) => {
       if (err) return reject(err);
+      let stopKill: (() => void) | undefined;
+      const stopping = (): void => {
+        channel.signal('TERM');
+        stopKill = realClock.timer(KILL_AFTER_MS, () => channel.signal('KILL'));
+      };
+      if (halt.aborted) stopping();
+      else halt.addEventListener('abort', stopping, { once: true });
       const out = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
       const keep = (which: 'stdout' | 'stderr') => (b: Buffer) => {
         const all = Buffer.concat([out[which], b]);
@@ -51,6 +67,8 @@ export function runSshStep(c: SshClient, step: number, words: readonly string[])
       let code: number | null = null;
       channel.on('exit', (c: number | null) => (code = c));
       channel.on('close', () => {
+        halt.removeEventListener('abort', stopping);
+        stopKill?.();
         const stdout = out.stdout.toString('utf8');
         const stderr = out.stderr.toString('utf8');
         const result: RunbookStepResult = { step, tag: `exit ${code ?? 'none'}`, ...(stdout ? { stdout } : {}), ...(stderr ? { stderr } : {}) };

@@ -111,9 +111,9 @@ export function checkBody<S extends z.ZodType>(schema: S, body: unknown, hints: 
   }
 }
 
-/** A JSON request body that may be absent (no length, no chunks): null then. */
-export async function readOptionalJsonBody(req: http.IncomingMessage): Promise<unknown> {
-  return (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? null : readJsonBody(req);
+/** A JSON request body that may be absent (no length, no chunks): null then; at most `limit` bytes. */
+export async function readOptionalJsonBody(req: http.IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
+  return (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? null : readJsonBody(req, limit);
 }
 
 /**
