@@ -30,7 +30,13 @@ const runbookInfo: z.ZodType<RunbookInfo> = z.object({
   description: z.string(),
   connection: z.string(),
   parameters: z.array(paramInfo),
-  steps: z.array(z.union([z.object({ sql: z.string(), params: z.array(z.string()) }), z.object({ ssh: z.array(z.string()) })])),
+  steps: z.array(
+    z.union([
+      z.object({ sql: z.string(), params: z.array(z.string()) }),
+      z.object({ ssh: z.array(z.string()) }),
+      z.object({ http: z.object({ method: z.string(), path: z.string(), query: z.record(z.string(), z.string()).optional(), json: z.unknown().optional() }) }),
+    ]),
+  ),
   review: z.boolean(),
   maxAffectedRows: z.number().optional(),
   deadlineSeconds: z.number(),

@@ -180,7 +180,7 @@ export interface RunbookInfo {
   connection: string;
   parameters: RunbookParamInfo[];
   /** Its steps as written: SQL with the parameters it binds, or an SSH command's words (`{name}` a parameter's value). */
-  steps: Array<{ sql: string; params: string[] } | { ssh: string[] }>;
+  steps: Array<{ sql: string; params: string[] } | { ssh: string[] } | { http: { method: string; path: string; query?: Record<string, string>; json?: unknown } }>;
   /** A run waits for a reviewer. */
   review: boolean;
   maxAffectedRows?: number;

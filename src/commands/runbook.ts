@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import type { RunbookInfo, RunbookParamInfo } from '../api/answers.js';
 import { getRunbook, listRunbooks, runRunbook, whatStays } from '../api-client/runbooks.js';
 import { followReview } from '../api-client/reviews.js';
+import { writtenStepLine } from '../policy/runbooks.js';
 import { CommandExit, ErrorCode, HoopError, hoopSays } from '../errors.js';
 import { ExecExit } from '../client/exec-statements.js';
 import type { RunbookRunAnswer } from '../api/answers.js';
@@ -69,6 +70,12 @@ function takes(p: RunbookParamInfo): string {
   return `${what}${p.required ? '' : p.default !== undefined ? ` (default ${JSON.stringify(p.default)})` : ' (optional)'}${p.description ? ` — ${p.description}` : ''}`;
 }
 
+/** A step as `show` says it: SQL with what it binds, an SSH command, an HTTP request. */
+function stepText(s: RunbookInfo['steps'][number]): string {
+  if ('sql' in s) return `${s.sql}${s.params.length > 0 ? `   [${s.params.map((p, j) => `$${j + 1} = ${p}`).join(', ')}]` : ''}`;
+  return `${'ssh' in s ? 'ssh' : 'http'}: ${writtenStepLine(s)}`;
+}
+
 /** Runbook `r` in full. */
 function text(r: RunbookInfo): string {
   const lines = [
@@ -84,7 +91,7 @@ function text(r: RunbookInfo): string {
     ...(r.parameters.length > 0 ? r.parameters.map((p) => `  ${p.name}  ${takes(p)}`) : ['  (none)']),
     '',
     'steps',
-    ...r.steps.map((s, i) => `  ${i + 1}. ${'sql' in s ? `${s.sql}${s.params.length > 0 ? `   [${s.params.map((p, j) => `$${j + 1} = ${p}`).join(', ')}]` : ''}` : `ssh: ${s.ssh.join(' ')}`}`),
+    ...r.steps.map((s, i) => `  ${i + 1}. ${stepText(s)}`),
   ];
   // What the policy repo says is shown as text: nothing in it may drive the terminal.
   return `${lines.map(terminalSafe).join('\n')}\n`;

@@ -26,6 +26,9 @@
  * bypass: [no-writes-to-orders]  # statement rules its run is exempt from (absent: none)
  * ```
  *
+ * An HTTP step is a request: `- http: { method: POST, path: "/orders/{id}/refund", query: { note: "{note}" },
+ * json: { cents: "{cents}" } }` (a segment or query value exactly `{parameter}` is that value, encoded
+ * whole; a JSON string exactly `{parameter}` is the value).
  * An SSH step is a command of words, each a literal or exactly `{parameter}` (one word, however
  * the value is spelled: never split, never read by a shell): `- ssh: [systemctl, restart, "{unit}"]`.
  * Each runbook keeps the SHA-256 of its file's bytes: a run approved for one text is not run for another.
@@ -70,8 +73,19 @@ const stepSchema = z.union(
         .min(1, { error: 'must have a command' })
         .max(200),
     }),
+    z.strictObject({
+      http: z.strictObject({
+        method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], { error: 'must be GET, HEAD, POST, PUT, PATCH or DELETE' }),
+        path: z
+          .string({ error: 'must be a path' })
+          .regex(/^\/[^?#\s]*$/, { error: 'must be a path beginning with /, without a query (give it as query:)' })
+          .max(2048),
+        query: z.record(z.string(), z.string({ error: 'must be text or {parameter}' })).optional(),
+        json: z.unknown().optional(),
+      }),
+    }),
   ],
-  { error: 'must be { sql, params } or { ssh: [words] }' },
+  { error: 'must be { sql, params }, { ssh: [words] } or { http: { method, path, query?, json? } }' },
 );
 
 /** The schema of one runbook file. */
@@ -94,7 +108,7 @@ export const runbookFileSchema = z.strictObject({
 export type RunbookFileData = z.output<typeof runbookFileSchema>;
 
 /** The step kinds each connection type runs. */
-const STEP_KINDS: Readonly<Record<string, RunbookStep['kind']>> = { postgres: 'sql', mysql: 'sql', ssh: 'ssh' };
+const STEP_KINDS: Readonly<Record<string, RunbookStep['kind']>> = { postgres: 'sql', mysql: 'sql', ssh: 'ssh', http: 'http' };
 
 /** A word `{…}`: meant to name a parameter. */
 const PARAM_WORD = /^\{([^{}]*)\}$/;
@@ -117,7 +131,7 @@ export function checkRunbook(
   const type = connectionTypes.get(data.connection);
   const kind = type === undefined ? undefined : STEP_KINDS[type];
   if (type === undefined) problems.push({ path: ['connection'], message: `unknown connection "${data.connection}"` });
-  else if (kind === undefined) problems.push({ path: ['connection'], message: `runbooks run on PostgreSQL, MySQL and SSH connections; ${data.connection} is ${type}` });
+  else if (kind === undefined) problems.push({ path: ['connection'], message: `runbooks run on PostgreSQL, MySQL, SSH and HTTP connections; ${data.connection} is ${type}` });
   const declared = new Set(data.parameters.map((p) => p.name));
   const used = new Set<string>();
   const steps: RunbookStep[] = data.steps.map((s, i): RunbookStep => {
@@ -129,19 +143,38 @@ export function checkRunbook(
       });
       return { kind: 'sql', sql: s.sql, params: s.params };
     }
-    if (kind !== undefined && kind !== 'ssh') problems.push({ path: ['steps', i], message: `an SSH step on ${data.connection}, a ${type} connection` });
-    const words = s.ssh.map((w, j): CommandWord => {
+    /** Word `w` at `at`: a literal, or exactly `{name}`, a parameter's value; a string one must say what it may be. */
+    const word = (w: string, at: Array<string | number>, what: string): CommandWord => {
       const m = PARAM_WORD.exec(w);
-      if (!m) return w;
+      if (!m) {
+        if (what !== 'word' && /[{}]/.test(w)) problems.push({ path: at, message: `"${w}": a ${what} is a literal or exactly {parameter}` });
+        return w;
+      }
       const p = m[1]!;
-      if (!PARAM_NAME.test(p) || !declared.has(p)) problems.push({ path: ['steps', i, 'ssh', j], message: `"${w}" names no parameter (a word in braces is one parameter's value)` });
-      // A program reads a word as it will (`find !`, `vi +cmd`, `curl -d @file`): a string says what it may be.
+      if (!PARAM_NAME.test(p) || !declared.has(p)) problems.push({ path: at, message: `"${w}" names no parameter (a ${what} in braces is one parameter's value)` });
+      // A program reads a word as it will (`find !`, `vi +cmd`, `curl -d @file`), a server a path segment: a string says what it may be.
       const spec = data.parameters.find((x) => x.name === p);
-      if (spec?.type === 'string' && !spec.pattern)
-        problems.push({ path: ['steps', i, 'ssh', j], message: `parameter ${p} is a string without a pattern: an SSH step's word says what it may be (a pattern, or an enum, integer, uuid or date)` });
+      if (spec?.type === 'string' && !spec.pattern && what !== 'query value')
+        problems.push({ path: at, message: `parameter ${p} is a string without a pattern: a ${what} says what it may be (a pattern, or an enum, integer, uuid or date)` });
       used.add(p);
       return { param: p };
-    });
+    };
+    if ('http' in s) {
+      if (kind !== undefined && kind !== 'http') problems.push({ path: ['steps', i], message: `an HTTP step on ${data.connection}, a ${type} connection` });
+      const { method, path, query, json } = s.http;
+      const segments = path
+        .slice(1)
+        .split('/')
+        .map((seg, j) => word(seg, ['steps', i, 'http', 'path', j], 'path segment'));
+      const pairs = Object.entries(query ?? {}).map(([k, v]): readonly [string, CommandWord] => [k, word(v, ['steps', i, 'http', 'query', k], 'query value')]);
+      for (const p of templateParams(json)) {
+        if (!declared.has(p)) problems.push({ path: ['steps', i, 'http', 'json'], message: `"{${p}}" names no parameter` });
+        used.add(p);
+      }
+      return { kind: 'http', method, path: segments, query: pairs, ...(json !== undefined ? { json } : {}) };
+    }
+    if (kind !== undefined && kind !== 'ssh') problems.push({ path: ['steps', i], message: `an SSH step on ${data.connection}, a ${type} connection` });
+    const words = s.ssh.map((w, j): CommandWord => word(w, ['steps', i, 'ssh', j], 'word'));
     if (typeof words[0] !== 'string') problems.push({ path: ['steps', i, 'ssh', 0], message: "the command's first word is the program: a literal, not a parameter" });
     return { kind: 'ssh', words };
   });
@@ -169,6 +202,51 @@ export function checkRunbook(
       ...(data.bypass ? { bypass: data.bypass } : {}),
     },
   };
+}
+
+/** A word as written: a literal, or `{name}`. */
+const written = (w: CommandWord): string => (typeof w === 'string' ? w : `{${w.param}}`);
+
+/** Step `s` as its file writes it (what `hoop runbook show` and a reviewer read). */
+export function stepAsWritten(s: RunbookStep): { sql: string; params: string[] } | { ssh: string[] } | { http: { method: string; path: string; query?: Record<string, string>; json?: unknown } } {
+  if (s.kind === 'sql') return { sql: s.sql, params: [...s.params] };
+  if (s.kind === 'ssh') return { ssh: s.words.map(written) };
+  return {
+    http: {
+      method: s.method,
+      path: `/${s.path.map(written).join('/')}`,
+      ...(s.query.length > 0 ? { query: Object.fromEntries(s.query.map(([k, v]) => [k, written(v)])) } : {}),
+      ...(s.json !== undefined ? { json: s.json } : {}),
+    },
+  };
+}
+
+/** Step `s` as one line of text: its SQL, command, or request (with its JSON body). */
+export function stepLine(s: RunbookStep): string {
+  return writtenStepLine(stepAsWritten(s));
+}
+
+/** A step as written ({@link stepAsWritten}) on one line. */
+export function writtenStepLine(w: ReturnType<typeof stepAsWritten>): string {
+  if ('sql' in w) return w.sql;
+  if ('ssh' in w) return w.ssh.join(' ');
+  const q = w.http.query
+    ? `?${Object.entries(w.http.query)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('&')}`
+    : '';
+  return `${w.http.method} ${w.http.path}${q}${w.http.json !== undefined ? ` ${JSON.stringify(w.http.json)}` : ''}`;
+}
+
+/** The parameters a JSON body template names: each string exactly `{name}` in it. */
+export function templateParams(json: unknown): string[] {
+  if (typeof json === 'string') {
+    const m = PARAM_WORD.exec(json);
+    return m ? [m[1]!] : [];
+  }
+  if (Array.isArray(json)) return json.flatMap(templateParams);
+  if (json !== null && typeof json === 'object') return Object.values(json).flatMap(templateParams);
+  return [];
 }
 
 /**

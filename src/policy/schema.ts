@@ -394,7 +394,11 @@ export type PolicyConnection = ConnectionConfig;
 export type CommandWord = string | { param: string };
 
 /** One step. */
-export type RunbookStep = { kind: 'sql'; sql: string; params: readonly string[] } | { kind: 'ssh'; words: readonly CommandWord[] };
+export type RunbookStep =
+  | { kind: 'sql'; sql: string; params: readonly string[] }
+  | { kind: 'ssh'; words: readonly CommandWord[] }
+  /** A request on an HTTP connection: its path's segments and its query's values each a literal or one parameter's value, its JSON body a template (a string exactly `{name}` is that value). */
+  | { kind: 'http'; method: string; path: readonly CommandWord[]; query: ReadonlyArray<readonly [string, CommandWord]>; json?: unknown };
 
 /** Who may run a runbook: every key given must hold. */
 export interface RunbookGrant extends PrincipalMatch {

@@ -32,6 +32,27 @@ class End extends Duplex {
     });
   }
 
+  // What a client library asks of a socket (node:http's agent keeps one alive with these): nothing to do in memory.
+  setKeepAlive(): this {
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setTimeout(): this {
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
   override _final(done: (err?: Error | null) => void): void {
     queueMicrotask(() => {
       if (!this.peer.destroyed) this.peer.push(null);

@@ -23,7 +23,7 @@ import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { principalOf } from '../../policy/principal.js';
 import type { ParamValue } from '../../policy/runbook-params.js';
-import { mayRun } from '../../policy/runbooks.js';
+import { mayRun, stepLine } from '../../policy/runbooks.js';
 import type { Runbook } from '../../policy/schema.js';
 import { reviewSettingsFor } from '../../policy/review-combine.js';
 import { PgClient, type ResultHandler } from '../../postgres/wire/client.js';
@@ -34,6 +34,7 @@ import { channelPair } from '../../session/channel-pair.js';
 import { newEd25519Key } from '../../ssh/common/keys.js';
 import { RunbookParamError } from '../../policy/runbook-params.js';
 import { KILL_AFTER_MS, runSshStep, sshSignIn, stepWords } from './runbook-ssh.js';
+import { httpSession, requestTarget, runHttpStep } from './runbook-http.js';
 import type { Engine, ReviewAsk, SessionOutcome, TunnelSession } from '../../session/engine.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import type { PolicySnapshot } from '../config/policy-source.js';
@@ -72,11 +73,7 @@ export function runbookAsk(runbook: Runbook, values: Values, snapshot: PolicySna
     `file ${runbook.file}, sha256 ${runbook.digest}${snapshot.commit ? `, policy commit ${snapshot.commit}` : ''}`,
     `on ${runbook.connection}${runbook.steps.every((s) => s.kind === 'sql') ? ', in one transaction' : ''}${names.length > 0 ? ', with:' : ''}`,
     ...names.map((n) => `  ${n} = ${shownValue(values.get(n))}`),
-    ...runbook.steps.flatMap((s, i) =>
-      s.kind === 'sql'
-        ? [`step ${i + 1}: ${s.sql}`, ...s.params.map((p, j) => `  $${j + 1} = ${p}`)]
-        : [`step ${i + 1}: ${s.words.map((w) => (typeof w === 'string' ? w : `{${w.param}}`)).join(' ')}`],
-    ),
+    ...runbook.steps.flatMap((s, i) => (s.kind === 'sql' ? [`step ${i + 1}: ${s.sql}`, ...s.params.map((p, j) => `  $${j + 1} = ${p}`)] : [`step ${i + 1}: ${stepLine(s)}`])),
   ];
   const digest = createHash('sha256')
     .update(JSON.stringify(['runbook', runbook.name, runbook.digest, runbook.connection, names.map((n) => values.get(n)?.text ?? null)]))
@@ -84,9 +81,10 @@ export function runbookAsk(runbook: Runbook, values: Values, snapshot: PolicySna
   return { sql: lines.join('\n'), digest, rule: `runbook:${runbook.name}`, reason: `runbook ${runbook.name} asks for a reviewer's approval of each run` };
 }
 
-/** A value a program would read as an option, in a word of an SSH step, is no parameter's to give. @throws RunbookParamError */
-function refuseOptionWords(runbook: Runbook, values: Values): void {
+/** What a step may not be given: a value a program would read as an option (an SSH word), one that names another path (an HTTP segment). @throws RunbookParamError */
+function checkStepValues(runbook: Runbook, values: Values): void {
   for (const s of runbook.steps) {
+    if (s.kind === 'http') requestTarget(s, (p) => values.get(p));
     if (s.kind !== 'ssh') continue;
     for (const w of s.words) {
       if (typeof w !== 'string' && values.get(w.param)?.text.startsWith('-'))
@@ -127,7 +125,7 @@ export function runbookRunner(parts: GatewayParts, admission: SessionAdmission) 
       // JSON.parse keeps a "__proto__" key as its own; the body's schema drops it: said, not dropped.
       if (body !== null && typeof body === 'object' && Object.hasOwn((body as { params?: object }).params ?? {}, '__proto__'))
         throw new RunbookParamError('__proto__', 'the runbook has no such parameter');
-      refuseOptionWords(runbook, values);
+      checkStepValues(runbook, values);
     } catch (err) {
       if (err instanceof RunbookParamError) refused('parameter', err.param);
       throw err;
@@ -222,7 +220,8 @@ class RunbookRun {
   /** Runs the steps in its lane; a failure, a hold or the deadline ends it (and the session, which rolls back what SQL did). */
   async #run(): Promise<void> {
     const { runbook, client } = this;
-    const undone = this.sshKey === undefined;
+    const lane = this.session.connection.type;
+    const undone = lane === 'postgres' || lane === 'mysql';
     let settle!: (r: RunResult) => void;
     const stopped = new Promise<RunResult>((resolve) => (settle = resolve));
     // What stops the run also stops what it runs: an SSH step's command is signalled (./runbook-ssh.ts).
@@ -243,13 +242,13 @@ class RunbookRun {
       stop({ outcome: 'failed', steps: [], failed: { step: this.#step, message: `the runbook's deadline of ${runbook.deadlineMs / 1000} s passed`, undone } }),
     );
     const steps: RunbookStepResult[] = [];
-    const ran = (this.sshKey ? this.#ssh(steps, this.sshKey, halt.signal) : this.#sql(steps)).catch(
+    const ran = (this.sshKey ? this.#ssh(steps, this.sshKey, halt.signal) : lane === 'http' ? this.#http(steps) : this.#sql(steps)).catch(
       (err: unknown): RunResult => ({ outcome: 'failed', steps, failed: { step: this.#step, message: `the session ended: ${describeError(err)}`, ...hintOf(err), undone } }),
     );
     try {
       this.result = await Promise.race([ran, stopped]);
       // Stopped while an SSH command ran: it was signalled; the run ends once it has (or says it may not have).
-      if (halt.signal.aborted && !undone && this.result.failed) {
+      if (halt.signal.aborted && lane === 'ssh' && this.result.failed) {
         const ended = await Promise.race([ran.then(() => true), new Promise<false>((resolve) => realClock.timer(2 * KILL_AFTER_MS + 1_000, () => resolve(false)))]);
         const step = this.result.failed.step;
         this.result = {
@@ -293,6 +292,24 @@ class RunbookRun {
     if (committed) return failedAt(committed);
     sql.close();
     return { outcome: 'ran', steps };
+  }
+
+  /** Each step a request, in turn, until one fails. */
+  async #http(steps: RunbookStepResult[]): Promise<RunResult> {
+    const { runbook, values } = this;
+    const h = httpSession(this.client);
+    try {
+      for (const [i, s] of runbook.steps.entries()) {
+        if (s.kind !== 'http') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not an HTTP request`);
+        this.#step = i + 1;
+        const done = await runHttpStep(h.agent, i + 1, s, (p) => values.get(p));
+        steps.push(done.result);
+        if (done.failed) return { outcome: 'failed', steps, failed: { step: i + 1, ...done.failed, undone: false } };
+      }
+      return { outcome: 'ran', steps };
+    } finally {
+      h.close();
+    }
   }
 
   /** Each step an exec request, in turn, until one fails. */

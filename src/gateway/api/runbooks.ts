@@ -6,7 +6,7 @@
 import type { RunbookInfo } from '../../api/answers.js';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
-import { mayRun } from '../../policy/runbooks.js';
+import { mayRun, stepAsWritten } from '../../policy/runbooks.js';
 import { paramInfo } from '../../policy/runbook-params.js';
 import type { Runbook } from '../../policy/schema.js';
 import type { GatewayParts } from '../parts/parts.js';
@@ -18,7 +18,7 @@ function runbookInfo(r: Runbook, commit: string | undefined): RunbookInfo {
     description: r.description,
     connection: r.connection,
     parameters: r.params.specs.map(paramInfo),
-    steps: r.steps.map((s) => (s.kind === 'sql' ? { sql: s.sql, params: [...s.params] } : { ssh: s.words.map((w) => (typeof w === 'string' ? w : `{${w.param}}`)) })),
+    steps: r.steps.map(stepAsWritten),
     review: r.review !== undefined,
     ...(r.maxAffectedRows !== undefined ? { maxAffectedRows: r.maxAffectedRows } : {}),
     deadlineSeconds: r.deadlineMs / 1000,
