@@ -62,6 +62,7 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
     ['an agent whose only way to the database is the gateway', 'hoop run --connect prod-db --agent claude -- claude'],
     ['a CI job, with what it was asked to do recorded', 'hoop run -c prod-db --agent ci --prompt "nightly report" -- ./report.sh'],
     ["see the agent's changes as a diff when it ends, and apply what you accept", 'hoop run --review -c prod-db -- claude'],
+    ['an agent that may only run the runbooks the policy gives it', 'hoop run --runbooks-only --agent claude -- claude'],
   ],
   exec: [
     ['run one statement and print its rows', 'hoop exec prod-db -c "select count(*) from orders"'],
@@ -132,9 +133,14 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [string, s
   runbook: [
     ['the runbooks you may run', 'hoop runbook ls'],
     ['what one does, and takes', 'hoop runbook show refund-order'],
+    ['run it with its parameters', 'hoop runbook run refund-order -p order_id=42 -p cents=500'],
   ],
   'runbook ls': [['the runbooks you may run, as JSON', 'hoop runbook ls --json']],
   'runbook show': [['what a runbook does: its parameters and steps', 'hoop runbook show refund-order']],
+  'runbook run': [
+    ['run one; wait for its reviewer if it has one', 'hoop runbook run refund-order -p order_id=42 -p cents=500'],
+    ['from a script: the run as JSON, a review id (exit 4) rather than a wait', 'hoop runbook run refund-order -p order_id=42 -p cents=500 --json --no-wait'],
+  ],
   policy: [
     ['test the config repo you are in before you push', 'hoop policy test'],
     ['why a statement would be refused', 'hoop policy check --connection prod-db "delete from orders"'],

@@ -51,6 +51,7 @@ const docs = `${readme}\n${guides}`;
 const NOT_GUIDES: Record<string, string> = {
   'docs/recording-format.md': 'sha256sum and ssh-keygen on an exported recording: test/integration/recording-sessions.test.ts runs them on a bundle',
   'docs/http.md': 'hoop connect, exec and run on an HTTP connection, and curl on its port: test/integration/http-lane.test.ts runs each on a connection of its own',
+  'docs/runbooks.md': 'hoop runbook ls, show and run against a policy repo with runbooks: test/integration/runbooks-api.test.ts and runbooks-run.test.ts run each on a repo of their own',
 };
 const exampleReadme = readFileSync(join(root, 'examples/policy-repo/README.md'), 'utf8');
 /** Run by CI before this suite (`.ci/run` is CI's entry point; it runs `npm ci`, then `npm test`). */
