@@ -207,6 +207,9 @@ export interface RunbookStepResult {
   stderr?: string;
 }
 
+/** One step's outcome as its lane's runner says it: its result, and why it failed when it did. */
+export type StepOutcome = { result: RunbookStepResult; failed?: { message: string; refused?: boolean } };
+
 /** The most rows a run returns of one step. */
 export const RUNBOOK_ROWS = 1000;
 

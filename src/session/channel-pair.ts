@@ -1,7 +1,7 @@
 /**
  * A session's channel whose client is in this process (a runbook's run): two ends joined in
- * memory, each one's writes the other's reads, with back-pressure, and the CONTROL messages the
- * engine sends heard on the client's end as `control` events.
+ * memory, each one's writes the other's reads (after the write returns, as a socket's), with
+ * back-pressure, and the CONTROL messages the engine sends heard on the client's end as `control` events.
  */
 import { Duplex } from 'node:stream';
 import type { ControlMessage } from '../tunnel/frames.js';
@@ -77,7 +77,7 @@ class End extends Duplex {
 class GatewayEnd extends End implements SessionChannel {
   sendControl(message: ControlMessage): boolean {
     if (this.peer.destroyed) return false;
-    // After the bytes written before it: those are in the peer's buffer already.
+    // Heard at once: it may come before bytes written just before it (they reach the peer a microtask later).
     this.peer.emit('control', message);
     return true;
   }

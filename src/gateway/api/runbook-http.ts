@@ -9,7 +9,7 @@
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { RunbookStepResult } from '../../api/answers.js';
+import type { RunbookStepResult, StepOutcome } from '../../api/answers.js';
 import { RunbookParamError, type ParamValue } from '../../policy/runbook-params.js';
 import type { CommandWord, RunbookStep } from '../../policy/schema.js';
 
@@ -17,9 +17,6 @@ import type { CommandWord, RunbookStep } from '../../policy/schema.js';
 const BODY_KEPT = 64 * 1024;
 
 type HttpStep = RunbookStep & { kind: 'http' };
-
-/** A step's outcome: its result, and why it failed when it did. */
-type StepOutcome = { result: RunbookStepResult; failed?: { message: string; refused?: boolean } };
 
 /** A word's text: a literal, or its parameter's value (a missing optional one: empty). */
 function textOf(w: CommandWord, value: (name: string) => ParamValue | undefined): string {

@@ -12,19 +12,20 @@
  * - SQL steps run in one transaction: BEGIN, each step, COMMIT. A step that fails or is refused
  *   rolls it back and is named; so does a step a statement rule holds for review (run again once
  *   approved), and the runbook's deadline.
+ * - SSH steps (./runbook-ssh.ts) and HTTP steps (./runbook-http.ts) run in turn until one fails;
+ *   what ran before it stays.
  */
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import * as z from 'zod';
-import { RUNBOOK_ROWS, type RunbookRunAnswer, type RunbookStepResult } from '../../api/answers.js';
+import { RUNBOOK_ROWS, type RunbookRunAnswer, type RunbookStepResult, type StepOutcome } from '../../api/answers.js';
 import { realClock } from '../../clock.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { principalOf } from '../../policy/principal.js';
-import type { ParamValue } from '../../policy/runbook-params.js';
 import { mayRun, stepLine } from '../../policy/runbooks.js';
-import type { Runbook } from '../../policy/schema.js';
+import type { Runbook, RunbookStep } from '../../policy/schema.js';
 import { reviewSettingsFor } from '../../policy/review-combine.js';
 import { PgClient, type ResultHandler } from '../../postgres/wire/client.js';
 import type { PgErrorFields } from '../../postgres/wire/messages.js';
@@ -32,7 +33,7 @@ import { MySqlGreeted, type ResultHandler as MySqlResultHandler } from '../../my
 import type { ErrPacket } from '../../mysql/wire/results.js';
 import { channelPair } from '../../session/channel-pair.js';
 import { newEd25519Key } from '../../ssh/common/keys.js';
-import { RunbookParamError } from '../../policy/runbook-params.js';
+import { RunbookParamError, type ParamValue } from '../../policy/runbook-params.js';
 import { KILL_AFTER_MS, runSshStep, sshSignIn, stepWords } from './runbook-ssh.js';
 import { httpSession, requestTarget, runHttpStep } from './runbook-http.js';
 import type { Engine, ReviewAsk, SessionOutcome, TunnelSession } from '../../session/engine.js';
@@ -296,44 +297,47 @@ class RunbookRun {
 
   /** Each step a request, in turn, until one fails. */
   async #http(steps: RunbookStepResult[]): Promise<RunResult> {
-    const { runbook, values } = this;
     const h = httpSession(this.client);
     try {
-      for (const [i, s] of runbook.steps.entries()) {
-        if (s.kind !== 'http') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not an HTTP request`);
-        this.#step = i + 1;
-        const done = await runHttpStep(h.agent, i + 1, s, (p) => values.get(p));
-        steps.push(done.result);
-        if (done.failed) return { outcome: 'failed', steps, failed: { step: i + 1, ...done.failed, undone: false } };
-      }
-      return { outcome: 'ran', steps };
+      return await this.#inTurn(steps, 'http', (s, n) => runHttpStep(h.agent, n, s, (p) => this.values.get(p)));
     } finally {
       h.close();
     }
   }
 
-  /** Each step an exec request, in turn, until one fails. */
+  /** Each step an exec request, in turn, until one fails or the run stops. */
   async #ssh(steps: RunbookStepResult[], privateKey: string, halt: AbortSignal): Promise<RunResult> {
-    const { runbook, values } = this;
     const ssh = await sshSignIn(this.client, privateKey);
     try {
-      for (const [i, s] of runbook.steps.entries()) {
-        if (s.kind !== 'ssh') throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not an SSH command`);
-        this.#step = i + 1;
-        if (halt.aborted) break;
-        const done = await runSshStep(
-          ssh,
-          i + 1,
-          stepWords(s, (p) => values.get(p)?.text),
-          halt,
-        );
-        steps.push(done.result);
-        if (done.failed) return { outcome: 'failed', steps, failed: { step: i + 1, ...done.failed, undone: false } };
-      }
-      return { outcome: 'ran', steps };
+      return await this.#inTurn(
+        steps,
+        'ssh',
+        (s, n) =>
+          runSshStep(
+            ssh,
+            n,
+            stepWords(s, (p) => this.values.get(p)?.text),
+            halt,
+          ),
+        halt,
+      );
     } finally {
       ssh.end();
     }
+  }
+
+  /** Runs each step of `kind` with `one`, in turn, until one fails (what ran before it stays) or `halt` aborts. */
+  async #inTurn<K extends 'ssh' | 'http'>(steps: RunbookStepResult[], kind: K, one: (s: RunbookStep & { kind: K }, n: number) => Promise<StepOutcome>, halt?: AbortSignal): Promise<RunResult> {
+    const { runbook } = this;
+    for (const [i, s] of runbook.steps.entries()) {
+      if (s.kind !== kind) throw new HoopError(ErrorCode.USAGE, `step ${i + 1} of runbook ${runbook.name} is not ${kind === 'ssh' ? 'an SSH command' : 'an HTTP request'}`);
+      this.#step = i + 1;
+      if (halt?.aborted) break;
+      const done = await one(s as RunbookStep & { kind: K }, i + 1);
+      steps.push(done.result);
+      if (done.failed) return { outcome: 'failed', steps, failed: { step: i + 1, ...done.failed, undone: false } };
+    }
+    return { outcome: 'ran', steps };
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Client as SshClient } from 'ssh2';
-import type { RunbookStepResult } from '../../api/answers.js';
+import type { RunbookStepResult, StepOutcome } from '../../api/answers.js';
 import type { Runbook } from '../../policy/schema.js';
 import { realClock } from '../../clock.js';
 import ssh2 from '../../ssh/common/ssh2-vendor.js';
@@ -16,9 +16,6 @@ import { commandLine } from '../../ssh/common/shell-words.js';
 
 /** What a step keeps of each output stream: its last bytes. */
 const OUTPUT_KEPT = 64 * 1024;
-
-/** One SSH step's outcome: its result, and why it failed when it did. */
-type StepOutcome = { result: RunbookStepResult; failed?: { message: string; refused?: boolean } };
 
 /** The words of step `words`, each parameter `{name}` its value. */
 export function stepWords(words: Runbook['steps'][number] & { kind: 'ssh' }, value: (name: string) => string | undefined): string[] {
