@@ -2,7 +2,7 @@
  * An OpenSSH sshd of its own, on a free port of 127.0.0.1, for the demo and the tests: a fresh
  * host key, one client key authorised for the current OS user (root may sign in by key only),
  * sftp (`internal-sftp`), local forwarding, ptys (where it can give them, {@link sshdGivesTerminals});
- * nothing of the machine's own sshd configuration.
+ * nothing of the machine's own sshd configuration, nor the user's `~/.bashrc` for a command.
  *
  * @see https://man.openbsd.org/sshd_config
  */
@@ -138,6 +138,8 @@ export async function startSshd(options: { config?: string[]; dir?: string; port
       'PrintMotd no',
       'PrintLastLog no',
       'AcceptEnv LANG LC_* HOOP_*',
+      // bash reads ~/.bashrc for a command from sshd only as a top-level shell (SHLVL < 2): what a command prints is the command's alone.
+      'SetEnv SHLVL=1',
       'Subsystem sftp internal-sftp',
       'LogLevel ERROR',
       ...(options.config ?? []),
