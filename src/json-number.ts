@@ -148,3 +148,28 @@ export function unmarkText(text: string, mark: string): string {
   }
   return from === 0 ? text : out + text.slice(from);
 }
+
+/** The first key `text` (JSON, as `JSON.parse` takes it) writes twice in one object, decoded (`"a"` and `"\u0061"` are one key); undefined when none. */
+export function keyWrittenTwice(text: string): string | undefined {
+  const objects: (Set<string> | undefined)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b) objects.push(new Set());
+    else if (c === 0x5b) objects.push(undefined);
+    else if (c === 0x7d || c === 0x5d) objects.pop();
+    else if (c === 0x22) {
+      let end = i + 1;
+      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c ? 2 : 1;
+      let next = end + 1;
+      while (/[ \t\n\r]/.test(text[next] ?? '')) next++;
+      const keys = objects.at(-1);
+      if (keys && text[next] === ':') {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      i = end;
+    }
+  }
+  return undefined;
+}

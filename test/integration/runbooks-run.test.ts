@@ -308,7 +308,7 @@ describe('a runbook run', () => {
     expect(raised).toMatchObject({ rule: 'runbook-probing', count: 3 });
   });
 
-  it('takes long values, keeps a bounded answer (the rest counted, not kept), and refuses a __proto__ parameter', async () => {
+  it('takes long values, keeps a bounded answer (the rest counted, not kept), and refuses a __proto__ parameter and a parameter named twice', async () => {
     const token = await stack.token('sam', ['support']);
     const text = 'é'.repeat(40_000);
     const r = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runbooks/echo-text/run', token, { params: { text, rows: 200 } });
@@ -318,23 +318,27 @@ describe('a runbook run', () => {
     expect(steps[1]!.tag).toBe('SELECT 200');
     expect(steps[1]!.truncated).toBe(true);
     expect(steps[1]!.rows.length).toBeLessThan(100);
-    // As JSON text: an object literal's __proto__ would set its prototype, not a key.
-    const raw = '{"params":{"text":"a","rows":1,"__proto__":{"x":1}}}';
-    const proto = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = https.request(new URL('/v1/runbooks/echo-text/run', stack.gateway.url), {
-        method: 'POST',
-        ca: stack.pki.ca,
-        agent: false,
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': String(raw.length) },
+    // As JSON text: an object literal's __proto__ would set its prototype, not a key; and a key twice, which readers take first or last.
+    const posted = (raw: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const req = https.request(new URL('/v1/runbooks/echo-text/run', stack.gateway.url), {
+          method: 'POST',
+          ca: stack.pki.ca,
+          agent: false,
+          headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(raw)) },
+        });
+        req.on('response', (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        req.end(raw);
       });
-      req.on('response', (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on('error', reject);
-      req.end(raw);
-    });
+    const twice = await posted('{"params":{"text":"a","rows":1,"r\\u006fws":1000}}');
+    expect(twice.status).toBe(400);
+    expect(JSON.parse(twice.text)).toMatchObject({ error: { message: 'the request body names "rows" twice in one object', hint: 'send each field once' } });
+    const proto = await posted('{"params":{"text":"a","rows":1,"__proto__":{"x":1}}}');
     expect(proto.status).toBe(400);
     expect(proto.text).toContain('parameter __proto__: the runbook has no such parameter');
   });

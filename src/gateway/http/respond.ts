@@ -13,6 +13,7 @@ import type * as z from 'zod';
 import { type ErrorBody, statusOfCode } from '../../api/answers.js';
 import { BodyProblem, parseBody } from '../../api/bodies.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
+import { keyWrittenTwice } from '../../json-number.js';
 import { HttpError } from './http-error.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
 
@@ -83,19 +84,24 @@ export function sendError(res: http.ServerResponse, err: HoopError): void {
 /**
  * Reads a JSON request body of at most `limit` bytes.
  *
- * @throws HttpError 413 (too large), 415 (not JSON), 400 (malformed)
+ * @throws HttpError 413 (too large), 415 (not JSON), 400 (malformed, or a key written twice in one object)
  */
 export async function readJsonBody(req: http.IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
   const type = req.headers['content-type'];
   if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
     throw new HttpError(415, 'the request body must be JSON', { hint: 'send Content-Type: application/json' });
   }
-  const body = await readBody(req, limit, 'send only the fields the endpoint takes');
+  const text = (await readBody(req, limit, 'send only the fields the endpoint takes')).toString('utf8');
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw new HttpError(400, 'the request body is not valid JSON');
   }
+  // Readers keep the first or the last of a key written twice: the gateway reads neither.
+  const twice = keyWrittenTwice(text);
+  if (twice !== undefined) throw new HttpError(400, `the request body names ${JSON.stringify(twice)} twice in one object`, { hint: 'send each field once' });
+  return value;
 }
 
 /**

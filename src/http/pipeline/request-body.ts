@@ -5,9 +5,8 @@
  * than {@link MAX_JUDGED_BODY_BYTES}, one that is not JSON, and one with a key twice in an object
  * (`{"role":"clerk","role":"admin"}`: servers keep the first or the last).
  */
-import { JsonNumber, parseJson } from '../../json-number.js';
+import { keyWrittenTwice, parseJson } from '../../json-number.js';
 import { values } from '../wire/head.js';
-import { JsonStream } from './json-stream.js';
 
 /** Largest request body the judge reads. */
 export const MAX_JUDGED_BODY_BYTES = 1024 * 1024;
@@ -20,29 +19,11 @@ export function judgedBody(fields: ReadonlyArray<readonly [string, string]>, bod
   if (!(media === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(media))) return 'unread';
   if (values(fields, 'content-encoding').some((c) => c.trim().toLowerCase() !== 'identity')) return 'unread';
   if (body.length > MAX_JUDGED_BODY_BYTES) return 'unread';
-  let json: unknown;
-  let keys = 0;
   try {
-    json = parseJson(body.toString('utf8'));
-    // Every key as written, counted by the stream's reading: more than the parsed objects hold is a key written twice.
-    const counted = new JsonStream(
-      () => undefined,
-      () => {
-        keys++;
-        return undefined;
-      },
-    );
-    counted.pushNow(body);
-    counted.end();
+    const text = body.toString('utf8');
+    const json = parseJson(text);
+    return keyWrittenTwice(text) === undefined ? { json } : 'unread';
   } catch {
     return 'unread';
   }
-  return keys === keysIn(json) ? { json } : 'unread';
-}
-
-/** How many keys the objects of `value` hold, at any depth. */
-function keysIn(value: unknown): number {
-  if (Array.isArray(value)) return value.reduce((n: number, v) => n + keysIn(v), 0);
-  if (typeof value !== 'object' || value === null || value instanceof JsonNumber) return 0;
-  return Object.entries(value).reduce((n, [, v]) => n + 1 + keysIn(v), 0);
 }
