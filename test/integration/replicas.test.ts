@@ -6,6 +6,7 @@
  * - sessions made through the balancer land on both replicas, and each replica lists, shows and
  *   verifies all of them;
  * - a statement held for review on A is approved through B and runs on A (NOTIFY wakes A);
+ * - a runbook run held through A, approved through B, runs once through B;
  * - a CancelRequest that reaches B cancels the query running on A;
  * - the store stopped under load: running sessions go on untouched, new ones follow
  *   `recording.onFailure` (close: refused, saying why), and the gateway recovers by itself;
@@ -20,6 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +81,20 @@ recording:
 alerts:
   - { name: drop-burst, when: { event: refused, count: 3, within: 10min }, suspend: true }
   - { name: bulk-am, when: { event: rows-read, table: pg_am, count: 10, within: 10min } }
+`;
+
+/** A runbook a reviewer approves: held on one replica, it may be approved and run through another. */
+const ADD_NOTE = `version: 1
+description: Add a note, with a DBA's approval
+connection: app
+parameters:
+  body: { type: string, pattern: "[a-z-]+" }
+steps:
+  - sql: insert into approved_notes(body) values ($1)
+    params: [body]
+run:
+  - { subjects: [alice] }
+review: { groups: [dba] }
 `;
 
 /** `hoop <argv>` as `subject` against the gateway at `url`. */
@@ -196,11 +212,13 @@ beforeAll(async () => {
     pgConfig: { max_connections: '400' },
     extraConfig: `store: { kind: postgres, url: "\${env:HOOP_STORE_URL}", heartbeatSeconds: 0.3, deadAfterSeconds: 5 }\nrecording: { checkpointSeconds: 1 }\naudit: { url: "${siemUrl}", flushSeconds: 0.2 }`,
     policy: ({ pg: cluster }) => {
+      mkdirSync(join(repo.dir, 'runbooks'));
+      writeFileSync(join(repo.dir, 'runbooks', 'add-note.yaml'), ADD_NOTE);
       repo.commit(bundle(connectionYaml(cluster, { name: 'app', password: '${env:APP_PASSWORD}' })));
       return repo.gatewayBlock(['${env:APP_*}']);
     },
   });
-  await stack.pg.psql('create table notes(id serial primary key, body text); grant all on notes, notes_id_seq to public', { database: 'app' });
+  await stack.pg.psql('create table notes(id serial primary key, body text); create table approved_notes(body text); grant all on notes, notes_id_seq, approved_notes to public', { database: 'app' });
   env = { PATH: process.env.PATH, HOOP_STORE_URL: process.env.HOOP_STORE_URL, APP_PASSWORD: stack.pg.users.scram.password };
   await startReplicaB();
   await startBalancer();
@@ -339,6 +357,21 @@ describe('two replicas behind a load balancer', () => {
     expect(await notes()).toBe(0);
     const seenOnA = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', id, '--json'], 'bob', ['dba'])).stdout) as { state: string; decisions: Array<{ subject: string }> };
     expect(seenOnA).toMatchObject({ state: 'approved', decisions: [{ subject: 'bob' }] });
+  });
+
+  it('runs a runbook held through replica A once, when it is approved through B and run again through the balancer', async () => {
+    const held = await hoop(stack.gateway.url, ['runbook', 'run', 'add-note', '-p', 'body=across-replicas', '--no-wait']);
+    expect(held.code).toBe(4);
+    const id = held.stdout.trim();
+    expect((await hoop(bUrl, ['review', 'approve', id], 'bob', ['dba'])).code).toBe(0);
+    const added = async (): Promise<string> => (await stack.pg.psql('select count(*) from approved_notes', { database: 'app' })).trim();
+    expect(await added()).toBe('0');
+    const ran = await hoop(bUrl, ['runbook', 'run', 'add-note', '-p', 'body=across-replicas', '--no-wait']);
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
+    // The approval is used once, whichever replica is asked next.
+    for (const url of [stack.gateway.url, bUrl, lbUrl]) expect((await hoop(url, ['runbook', 'run', 'add-note', '-p', 'body=across-replicas', '--no-wait'])).code).toBe(4);
+    expect(await added()).toBe('1');
   });
 
   it("bounds one requester's pending reviews across replicas: 20 held through A, the next raised on B is refused", async () => {
