@@ -24,6 +24,21 @@ let stack: HoopStack;
 let repo: PolicyGitRepo;
 
 /** A delete the policy's no-deletes rule refuses (its twin names the rule in bypass). */
+/** Flags an order: a statement rule holds its second step for a reviewer. */
+const FLAG = `version: 1
+description: Flag an order (a statement rule holds writes to rb_flags for a reviewer)
+connection: app
+parameters:
+  order_id: { type: integer, min: 1 }
+steps:
+  - sql: update rb_orders set status = 'flagging' where id = $1
+    params: [order_id]
+  - sql: insert into rb_flags values ($1)
+    params: [order_id]
+run:
+  - { groups: [support] }
+`;
+
 const PURGE = `version: 1
 description: Delete an order
 connection: app
@@ -80,19 +95,9 @@ returns: [id, name, email]
 `,
   'purge-order': PURGE,
   'purge-order-exempt': `${PURGE}bypass: [no-deletes]\n`,
-  'flag-order': `version: 1
-description: Flag an order (a statement rule holds writes to rb_flags for a reviewer)
-connection: app
-parameters:
-  order_id: { type: integer, min: 1 }
-steps:
-  - sql: update rb_orders set status = 'flagging' where id = $1
-    params: [order_id]
-  - sql: insert into rb_flags values ($1)
-    params: [order_id]
-run:
-  - { groups: [support] }
-`,
+  'flag-order': FLAG,
+  'flag-reviewed': `${FLAG}review: { groups: [payments] }\n`,
+  'flag-reviewed-exempt': `${FLAG}review: { groups: [payments] }\nbypass: [flags-reviewed]\n`,
   'slow-refund': `version: 1
 description: Refund an order, then wait (a step that outlasts its caller or its deadline)
 connection: app
@@ -413,6 +418,26 @@ describe('a runbook run', () => {
     // Used once.
     const again = await hoop(['runbook', 'run', 'refund-reviewed', '-p', 'order_id=15', '--no-wait'], SUPPORT);
     expect(again.code).toBe(4);
+  });
+
+  it("approved whole by its runbook's reviewer: not held again by a statement rule, but refused saying to bypass it; with the bypass, it runs", async () => {
+    const PAT = { subject: 'pat', groups: ['payments'] };
+    const approvedRun = async (runbook: string): Promise<{ code: number; stdout: string; stderr: string }> => {
+      const held = await hoop(['runbook', 'run', runbook, '-p', 'order_id=21', '--no-wait'], SUPPORT);
+      expect(held.code).toBe(4);
+      expect((await hoop(['review', 'approve', held.stdout.trim()], PAT)).code).toBe(0);
+      return hoop(['runbook', 'run', runbook, '-p', 'order_id=21', '--no-wait', '--json'], SUPPORT);
+    };
+    const refused = await approvedRun('flag-reviewed');
+    expect(refused.code).toBe(3);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ outcome: 'failed', failed: { step: 2, undone: true } });
+    expect(refused.stdout).toContain("list it in the runbook's bypass");
+    expect(await sql('select status from rb_orders where id = 21; select count(*) from rb_flags where order_id = 21')).toBe('paid\n0\n');
+    const pending = JSON.parse((await hoop(['review', 'ls', '--json'], PAT)).stdout) as { reviews: Array<{ state: string; rule?: string }> };
+    expect(pending.reviews.filter((r) => r.state === 'pending' && r.rule === 'flags-reviewed')).toEqual([]);
+    const ran = await approvedRun('flag-reviewed-exempt');
+    expect(ran.code).toBe(0);
+    expect(await sql('select status from rb_orders where id = 21; select order_id from rb_flags where order_id = 21')).toBe('flagging\n21\n');
   });
 });
 

@@ -8,7 +8,8 @@
  * - A runbook that asks for a reviewer holds the run first: the reviewer is shown the runbook, its
  *   file's SHA-256 and every value, and approves exactly that (the review's digest binds the file's
  *   digest and the values). The caller runs it again once approved; a run under another text of
- *   the runbook, or with other values, is another review.
+ *   the runbook, or with other values, is another review. In a run so approved, a step a
+ *   statement rule would hold is refused (the runbook's `bypass` lets its review stand for the rule).
  * - SQL steps run in one transaction: BEGIN, each step, COMMIT. A step that fails or is refused
  *   rolls it back and is named; so does a step a statement rule holds for review (run again once
  *   approved), and the runbook's deadline.
@@ -204,6 +205,19 @@ class RunbookRun {
           failed: { step: 0, message: `approval ${pending.id} could not be used: ${'because' in decided && decided.because ? decided.because : decided.state}`, refused: true, undone: true },
         });
       }
+      // Its reviewer saw every step as it runs: a statement rule that would hold one is refused, not raised (each rerun would need the runbook's approval anew).
+      session.reviews = {
+        request: (ask) => ({
+          id: pending.id,
+          reused: true,
+          withdraw: () => undefined,
+          decided: Promise.resolve({
+            state: 'expired',
+            afterMs: 0,
+            because: `a run its runbook's review approved is not held again; to let that review stand for rule ${ask.rule ?? 'this'}, list it in the runbook's bypass`,
+          }),
+        }),
+      };
     }
     const served = this.engine.serve(session);
     await this.#run();
